@@ -1,0 +1,172 @@
+/*
+ * rq.h - crash-tolerant shared-memory ring queue between processes.
+ *
+ * One producer process and one consumer process (or many producers with
+ * RQ_MPSC) exchange messages through a ring in shared memory.  Either side
+ * may be killed at any instruction and re-open the queue any number of
+ * times: no slot is lost, no message is lost or torn, and nobody blocks
+ * forever while the queue is neither full (producer) nor empty (consumer).
+ *
+ * Every int function returns RQ_OK (0) or a negative rq_error.  On RQ_ESYS
+ * errno (GetLastError() on Windows) is left as the failing OS call set it.
+ *
+ * Thread safety: a handle belongs to one thread at a time.  Two handles, in
+ * one process or in two, are as independent as two processes.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef RQ_H
+#define RQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RQ_VERSION_MAJOR 0
+#define RQ_VERSION_MINOR 1
+#define RQ_VERSION_PATCH 0
+#define RQ_VERSION_HEX \
+    ((RQ_VERSION_MAJOR << 16) | (RQ_VERSION_MINOR << 8) | RQ_VERSION_PATCH)
+
+/* Error table: XX(name, value, sentence).  One list gives the enum and the
+ * strings of rq_strerror(), so the two can never drift apart. */
+#define RQ_ERRNO_MAP(XX)                                                       \
+    XX(EAGAIN, -1, "the queue is full (producer) or empty (consumer) and "     \
+                   "the call was not allowed to wait")                         \
+    XX(ETIMEDOUT, -2, "the timeout expired before the queue had room "         \
+                      "(producer) or a message (consumer)")                    \
+    XX(EMSGSIZE, -3, "the message does not fit: longer than the slot size, "   \
+                     "or longer than the caller's buffer (nothing was "        \
+                     "consumed)")                                              \
+    XX(EINVAL, -4, "invalid argument: NULL pointer, bad name, bad role, "      \
+                   "bad timeout or bad geometry")                              \
+    XX(ENOENT, -5, "no queue of that name exists (or it was never fully "      \
+                   "created)")                                                 \
+    XX(EBUSY, -6, "that role is held by another live process or handle")      \
+    XX(ECORRUPT, -7, "the shared segment is corrupt: bad header, size, "       \
+                     "offset or length read from shared memory")               \
+    XX(ESYS, -8, "an operating-system call failed; see errno")                 \
+    XX(EEXIST, -9, "a queue of that name exists with a different geometry "    \
+                   "(slot count, slot size or flags)")                         \
+    XX(EVERSION, -10, "the segment was made by an incompatible rq build "      \
+                      "(layout version or ABI differs)")                       \
+    XX(EROLE, -11, "the call is not allowed for this handle's role")           \
+    XX(ESTATE, -12, "the call is out of sequence (commit without reserve, "    \
+                    "release without peek, push or pop while a slot is "       \
+                    "held)")
+
+typedef enum rq_error {
+    RQ_OK = 0,
+#define RQ_ERRNO_ENUM_(name, value, text) RQ_##name = (value),
+    RQ_ERRNO_MAP(RQ_ERRNO_ENUM_)
+#undef RQ_ERRNO_ENUM_
+} rq_error;
+
+typedef struct rq rq; /* opaque handle */
+
+/* Roles.  RQ_OBSERVER takes no role: it may create, inspect (rq_stat) and
+ * close a queue, never push or pop, and never gets RQ_EBUSY. */
+enum { RQ_PRODUCER = 1, RQ_CONSUMER = 2, RQ_OBSERVER = 3 };
+
+/* rq_config.flags */
+enum { RQ_MPSC = 1u << 0 };
+
+#define RQ_INFINITE (-1) /* timeout_ms: -1 forever, 0 never wait, >0 ms */
+
+#define RQ_NAME_MAX 200 /* queue names: 1..RQ_NAME_MAX of [A-Za-z0-9._-] */
+#define RQ_SLOT_COUNT_MAX 0x40000000u /* 2^30 slots */
+#define RQ_SLOT_SIZE_MAX 0x40000000u  /* 1 GiB per message */
+
+typedef struct rq_config {
+    uint32_t slot_count; /* messages the queue holds, 1..RQ_SLOT_COUNT_MAX */
+    uint32_t slot_size;  /* largest message in bytes, 1..RQ_SLOT_SIZE_MAX */
+    uint32_t flags;      /* 0 or RQ_MPSC */
+    uint32_t mode;       /* permission bits of a new segment; 0 means 0600 */
+} rq_config;
+
+/* A snapshot of a queue.  Counters are statistics: they live in the
+ * segment, survive restarts, and may be off by one per crash of the side
+ * that keeps them. */
+typedef struct rq_stats {
+    uint32_t slot_count, slot_size, flags;
+    uint32_t read_offset, write_offset; /* both in [0, 2 * slot_count) */
+    uint32_t depth;                     /* messages in the queue now */
+    uint64_t pushed;                    /* messages published */
+    uint64_t popped;                    /* messages released by the consumer */
+    uint64_t producer_waits;            /* times a producer slept: full */
+    uint64_t consumer_waits;            /* times the consumer slept: empty */
+    uint64_t producer_wakes;            /* wake signals sent by producers */
+    uint64_t consumer_wakes;            /* wake signals sent by the consumer */
+    uint64_t producer_takeovers; /* producer role taken from a dead holder */
+    uint64_t consumer_takeovers; /* consumer role taken from a dead holder */
+    uint64_t lock_recoveries;    /* MPSC lock taken from a dead owner */
+    uint64_t repairs;            /* half-made segments re-initialised */
+    int64_t producer_pid;        /* last producer to open, or 0 */
+    int64_t consumer_pid;        /* last consumer to open, or 0 */
+    int producer_live;           /* 1 if a live process holds the role now */
+    int consumer_live;
+} rq_stats;
+
+/* Opens (cfg NULL: attaches to; otherwise creates if missing) the queue
+ * NAME in ROLE.  An existing queue of another geometry is RQ_EEXIST; a
+ * segment half-made by a creator that died is re-created when cfg is given
+ * and RQ_ENOENT otherwise.  A role held by a live process is RQ_EBUSY; a
+ * role whose holder died is taken over at once.  On success *out is a new
+ * handle; on failure *out is NULL. */
+int rq_open(rq **out, const char *name, int role, const rq_config *cfg);
+
+/* Producer: copies LEN bytes into the queue, waiting up to TIMEOUT_MS for a
+ * free slot.  RQ_EMSGSIZE if LEN > slot_size (queue untouched). */
+int rq_push(rq *q, const void *msg, size_t len, int timeout_ms);
+
+/* Consumer: copies the oldest message into BUF and frees its slot
+ * (at-most-once: a consumer killed after rq_pop returns has the message
+ * only in its own memory).  *LEN gets the message length.  If the message
+ * is longer than CAP: RQ_EMSGSIZE, *LEN is the length needed, nothing is
+ * consumed. */
+int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms);
+
+/* Producer, zero-copy: *SLOT points at slot_size writable bytes of the next
+ * free slot.  Nothing is visible to the consumer until rq_commit; a producer
+ * killed before it leaves the queue as it was. */
+int rq_reserve(rq *q, void **slot, int timeout_ms);
+
+/* Publishes the reserved slot holding LEN bytes.  RQ_EMSGSIZE if LEN >
+ * slot_size (the reservation is kept); RQ_ESTATE without a reservation. */
+int rq_commit(rq *q, size_t len);
+
+/* Consumer, zero-copy: *MSG points at the oldest message, valid until
+ * rq_release.  At-least-once: a consumer killed before rq_release sees the
+ * same message again after it re-opens.  Peeking again before releasing
+ * returns the same message. */
+int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms);
+
+/* Frees the peeked slot.  RQ_ESTATE without a peek. */
+int rq_release(rq *q);
+
+/* Fills *ST with geometry, offsets, depth, counters and role holders. */
+int rq_stat(rq *q, rq_stats *st);
+
+/* Closes the handle and gives its role up; a reservation is dropped and a
+ * peeked message stays in the queue.  The queue itself persists.  NULL is
+ * allowed. */
+void rq_close(rq *q);
+
+/* Removes the queue name; handles already open keep working.  RQ_ENOENT if
+ * there is no such queue. */
+int rq_unlink(const char *name);
+
+/* A sentence for an rq_error (or "unknown rq error" for anything else). */
+const char *rq_strerror(int err);
+
+/* The short name of an rq_error, e.g. "RQ_EBUSY". */
+const char *rq_errname(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RQ_H */

@@ -1,0 +1,88 @@
+/*
+ * atomics.h - the one place rq touches atomic operations.
+ *
+ * C11 <stdatomic.h> where the compiler has it; Interlocked intrinsics for
+ * MSVC.  Only naturally aligned 32- and 64-bit words are used, which are
+ * lock-free on every target, so the same words work across processes.
+ */
+#ifndef RQ_ATOMICS_H
+#define RQ_ATOMICS_H
+
+#include <stdint.h>
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+
+typedef volatile long rq_atomic_u32;
+typedef volatile __int64 rq_atomic_u64;
+
+/* x86/x64: aligned loads are acquire and stores are release under MSVC's
+ * volatile semantics (/volatile:ms); the interlocked calls are full barriers. */
+static __forceinline uint32_t rq_load_relaxed_u32(rq_atomic_u32 *p) { return (uint32_t)*p; }
+static __forceinline uint32_t rq_load_acquire_u32(rq_atomic_u32 *p) { return (uint32_t)*p; }
+static __forceinline uint32_t rq_load_seq_u32(rq_atomic_u32 *p) { return (uint32_t)_InterlockedOr(p, 0); }
+static __forceinline void rq_store_relaxed_u32(rq_atomic_u32 *p, uint32_t v) { *p = (long)v; }
+static __forceinline void rq_store_release_u32(rq_atomic_u32 *p, uint32_t v) { *p = (long)v; }
+static __forceinline void rq_store_seq_u32(rq_atomic_u32 *p, uint32_t v) { _InterlockedExchange(p, (long)v); }
+static __forceinline uint32_t rq_fetch_add_u32(rq_atomic_u32 *p, uint32_t v) { return (uint32_t)_InterlockedExchangeAdd(p, (long)v); }
+static __forceinline uint32_t rq_fetch_sub_u32(rq_atomic_u32 *p, uint32_t v) { return (uint32_t)_InterlockedExchangeAdd(p, -(long)v); }
+static __forceinline uint32_t rq_exchange_u32(rq_atomic_u32 *p, uint32_t v) { return (uint32_t)_InterlockedExchange(p, (long)v); }
+static __forceinline int rq_cas_u32(rq_atomic_u32 *p, uint32_t *expected, uint32_t desired)
+{
+    long seen = _InterlockedCompareExchange(p, (long)desired, (long)*expected);
+    if ((uint32_t)seen == *expected) return 1;
+    *expected = (uint32_t)seen;
+    return 0;
+}
+static __forceinline uint64_t rq_load_relaxed_u64(rq_atomic_u64 *p) { return (uint64_t)*p; }
+static __forceinline uint64_t rq_load_acquire_u64(rq_atomic_u64 *p) { return (uint64_t)*p; }
+static __forceinline void rq_store_relaxed_u64(rq_atomic_u64 *p, uint64_t v) { *p = (__int64)v; }
+static __forceinline void rq_store_release_u64(rq_atomic_u64 *p, uint64_t v) { *p = (__int64)v; }
+static __forceinline uint64_t rq_fetch_add_u64(rq_atomic_u64 *p, uint64_t v) { return (uint64_t)_InterlockedExchangeAdd64(p, (__int64)v); }
+static __forceinline void rq_fence_seq(void) { MemoryBarrier(); }
+
+#else /* C11 */
+#include <stdatomic.h>
+
+typedef _Atomic uint32_t rq_atomic_u32;
+typedef _Atomic uint64_t rq_atomic_u64;
+
+#define RQ_ATOMIC_FN_(T, S)                                                    \
+    static inline T rq_load_relaxed_##S(rq_atomic_##S *p)                      \
+    { return atomic_load_explicit(p, memory_order_relaxed); }                  \
+    static inline T rq_load_acquire_##S(rq_atomic_##S *p)                      \
+    { return atomic_load_explicit(p, memory_order_acquire); }                  \
+    static inline T rq_load_seq_##S(rq_atomic_##S *p)                          \
+    { return atomic_load_explicit(p, memory_order_seq_cst); }                  \
+    static inline void rq_store_relaxed_##S(rq_atomic_##S *p, T v)             \
+    { atomic_store_explicit(p, v, memory_order_relaxed); }                     \
+    static inline void rq_store_release_##S(rq_atomic_##S *p, T v)             \
+    { atomic_store_explicit(p, v, memory_order_release); }                     \
+    static inline void rq_store_seq_##S(rq_atomic_##S *p, T v)                 \
+    { atomic_store_explicit(p, v, memory_order_seq_cst); }                     \
+    static inline T rq_fetch_add_##S(rq_atomic_##S *p, T v)                    \
+    { return atomic_fetch_add_explicit(p, v, memory_order_seq_cst); }          \
+    static inline T rq_fetch_sub_##S(rq_atomic_##S *p, T v)                    \
+    { return atomic_fetch_sub_explicit(p, v, memory_order_seq_cst); }          \
+    static inline T rq_exchange_##S(rq_atomic_##S *p, T v)                     \
+    { return atomic_exchange_explicit(p, v, memory_order_seq_cst); }           \
+    static inline int rq_cas_##S(rq_atomic_##S *p, T *expected, T desired)     \
+    { return atomic_compare_exchange_strong_explicit(                          \
+          p, expected, desired, memory_order_seq_cst, memory_order_seq_cst); }
+
+RQ_ATOMIC_FN_(uint32_t, u32)
+RQ_ATOMIC_FN_(uint64_t, u64)
+#undef RQ_ATOMIC_FN_
+
+static inline void rq_fence_seq(void) { atomic_thread_fence(memory_order_seq_cst); }
+
+#endif
+
+/* A single-writer counter bump: a plain load and store, no locked
+ * instruction, because only one process (or the lock holder) writes it. */
+static inline void rq_counter_bump(rq_atomic_u64 *c)
+{
+    rq_store_relaxed_u64(c, rq_load_relaxed_u64(c) + 1);
+}
+
+#endif /* RQ_ATOMICS_H */

@@ -1,0 +1,61 @@
+/*
+ * crashpoint.h - named places where a test build can kill its own process.
+ *
+ * In a build with RQ_CRASH_POINTS defined (the rq_testing library), each
+ * RQ_CRASH_POINT(ID) counts its hits and, when armed for the K-th hit,
+ * raises SIGKILL (TerminateProcess on Windows): the process dies there as
+ * from any outside kill.  In normal builds the macro is empty.
+ *
+ * Each point is named for where it stands: XX(ID, "name", roles), roles
+ * being the sides that pass it (P producer, C consumer, A any opener).
+ */
+#ifndef RQ_CRASHPOINT_H
+#define RQ_CRASHPOINT_H
+
+#define RQ_CRASH_POINT_MAP(XX)                                                 \
+    XX(OPEN_AFTER_INIT_LOCK, "open.after_init_lock", "A")                      \
+    XX(INIT_AFTER_RESIZE, "init.after_resize", "A")                            \
+    XX(INIT_BEFORE_MAGIC, "init.before_magic", "A")                            \
+    XX(OPEN_AFTER_ROLE_LOCK, "open.after_role_lock", "PC")                     \
+    XX(OPEN_AFTER_TAKEOVER, "open.after_takeover", "PC")                       \
+    XX(PUSH_AFTER_CLAIM, "push.after_claim", "P")                              \
+    XX(PUSH_AFTER_PAYLOAD, "push.after_payload", "P")                          \
+    XX(PUSH_AFTER_PUBLISH, "push.after_publish", "P")                          \
+    XX(POP_AFTER_COPY, "pop.after_copy", "C")                                  \
+    XX(RELEASE_AFTER_PUBLISH, "release.after_publish", "C")                    \
+    XX(WAIT_AFTER_REGISTER, "wait.after_register", "PC")                       \
+    XX(WAIT_AFTER_WAKE, "wait.after_wake", "PC")                               \
+    XX(SIGNAL_BEFORE_BUMP, "signal.before_bump", "PC")                         \
+    XX(SIGNAL_BEFORE_WAKE, "signal.before_wake", "PC")                         \
+    XX(MPSC_AFTER_LOCK, "mpsc.after_lock", "P")                                \
+    XX(MPSC_BEFORE_CONSISTENT, "mpsc.before_consistent", "P")                  \
+    XX(MPSC_AFTER_RECOVER, "mpsc.after_recover", "P")                          \
+    XX(MPSC_BEFORE_UNLOCK, "mpsc.before_unlock", "P")                          \
+    XX(CLOSE_BEFORE_DETACH, "close.before_detach", "PC")
+
+enum rq_crash_point_id {
+#define RQ_CRASH_ENUM_(id, name, roles) RQ_CP_##id,
+    RQ_CRASH_POINT_MAP(RQ_CRASH_ENUM_)
+#undef RQ_CRASH_ENUM_
+    RQ_CP_COUNT_
+};
+
+#ifdef RQ_CRASH_POINTS
+void rq_crash_point_hit(enum rq_crash_point_id id);
+#define RQ_CRASH_POINT(id) rq_crash_point_hit(RQ_CP_##id)
+#else
+#define RQ_CRASH_POINT(id) ((void)0)
+#endif
+
+/* Test-build controls (defined only with RQ_CRASH_POINTS). */
+const char *rq_crash_point_name(int id);
+const char *rq_crash_point_roles(int id);
+int rq_crash_point_lookup(const char *name);
+/* Arms point ID to kill the process on its HIT-th hit from now (1 = next);
+ * ID < 0 disarms. */
+void rq_crash_point_arm(int id, unsigned long hit);
+/* Hits of point ID since the process started (or since the last reset). */
+unsigned long rq_crash_point_hits(int id);
+void rq_crash_point_reset(void);
+
+#endif /* RQ_CRASHPOINT_H */

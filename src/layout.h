@@ -1,0 +1,142 @@
+/*
+ * layout.h - the shared-memory segment, the one struct every process maps.
+ *
+ * Rules of the layout (docs/design.md has the picture):
+ *  - magic, format word and geometry come first; a process refuses a segment
+ *    whose magic, layout version, ABI word, geometry or size is wrong;
+ *  - every word written by a different party sits on its own 64-byte cache
+ *    line, so the producer's stores never invalidate the consumer's line;
+ *  - everything read from here is untrusted input: it is checked before it
+ *    is used as an index or a length.
+ */
+#ifndef RQ_LAYOUT_H
+#define RQ_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "atomics.h"
+
+#define RQ_CACHE_LINE 64
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#define RQ_LINE_ALIGNED __declspec(align(RQ_CACHE_LINE))
+#else
+#define RQ_LINE_ALIGNED _Alignas(RQ_CACHE_LINE)
+#endif
+
+/* "rq-ring\x01" as a little-endian word: a segment of another kind (or
+ * another byte order) never matches. */
+#define RQ_MAGIC UINT64_C(0x01676e69722d7172)
+#define RQ_LAYOUT_VERSION 1u
+
+/* Bytes reserved in the segment for the MPSC producers' lock (a robust
+ * process-shared pthread mutex on POSIX; unused on Windows, which uses a
+ * named mutex). */
+#define RQ_LOCK_AREA 128
+
+/* The slot header: the length the producer committed.  The payload follows
+ * at offset RQ_SLOT_HEADER, 8-byte aligned. */
+#define RQ_SLOT_HEADER 8u
+
+/* Line 0: written once by the creator, under the init lock, read-only after
+ * magic is set. */
+struct rq_shm_header {
+    rq_atomic_u64 magic; /* RQ_MAGIC, stored last (release) by the creator */
+    uint32_t layout_version;
+    uint32_t abi;          /* rq_layout_abi(): pointer size, lock size, ... */
+    uint32_t header_size;  /* sizeof(struct rq_shm): where slot 0 starts */
+    uint32_t slot_count;   /* N: offsets run over [0, 2N) */
+    uint32_t slot_size;    /* largest payload */
+    uint32_t slot_stride;  /* bytes from one slot to the next */
+    uint32_t flags;        /* RQ_MPSC */
+    uint32_t reserved0;
+    uint64_t total_size;   /* header_size + slot_count * slot_stride */
+};
+
+/* A wait queue: an event count.  waiters counts processes between "about
+ * to sleep" and "awake"; seq is the futex word, bumped by every signal.  A
+ * waiter sleeps only while seq still has the value it read before its last
+ * check of the ring, so no signal can be lost between check and sleep. */
+struct rq_shm_event {
+    rq_atomic_u32 waiters;
+    rq_atomic_u32 seq;
+};
+
+/* Per-role statistics and identity, written only by that role's holder
+ * (MPSC: by producers, with atomic adds). */
+struct rq_shm_role {
+    rq_atomic_u64 messages;  /* pushed (producer) or popped (consumer) */
+    rq_atomic_u64 waits;     /* times this side went to sleep */
+    rq_atomic_u64 wakes;     /* wake signals this side sent to the peer */
+    rq_atomic_u64 takeovers; /* role taken over from a dead holder */
+    rq_atomic_u64 pid;       /* last holder's process id */
+    rq_atomic_u32 attached;  /* 1 from open until a clean close */
+    uint32_t reserved0;
+};
+
+struct rq_shm {
+    RQ_LINE_ALIGNED struct rq_shm_header hdr;
+
+    /* Line 1: the producer's offset; the consumer only reads it. */
+    RQ_LINE_ALIGNED rq_atomic_u32 write_offset;
+
+    /* Line 2: the consumer's offset; producers only read it. */
+    RQ_LINE_ALIGNED rq_atomic_u32 read_offset;
+
+    /* Line 3: the consumer sleeps here when the ring is empty. */
+    RQ_LINE_ALIGNED struct rq_shm_event data_event;
+
+    /* Line 4: producers sleep here when the ring is full. */
+    RQ_LINE_ALIGNED struct rq_shm_event space_event;
+
+    /* Lines 5 and 6: statistics, each on a line only its side writes. */
+    RQ_LINE_ALIGNED struct rq_shm_role producer;
+    RQ_LINE_ALIGNED struct rq_shm_role consumer;
+
+    /* Line 7: written at open under the init lock, and by MPSC recovery. */
+    RQ_LINE_ALIGNED struct {
+        rq_atomic_u64 repairs;         /* half-made segments re-initialised */
+        rq_atomic_u64 lock_recoveries; /* MPSC lock taken from a dead owner */
+    } admin;
+
+    /* Lines 8-9: the MPSC producers' lock (platform-defined contents). */
+    RQ_LINE_ALIGNED unsigned char lock_area[RQ_LOCK_AREA];
+};
+
+#define RQ_SHM_HEADER_SIZE ((uint32_t)sizeof(struct rq_shm))
+
+/* Static checks of the layout: a change here is a change of the format. */
+_Static_assert(sizeof(struct rq_shm_header) <= RQ_CACHE_LINE, "header fits a line");
+_Static_assert(offsetof(struct rq_shm, write_offset) == 1 * RQ_CACHE_LINE, "line 1");
+_Static_assert(offsetof(struct rq_shm, read_offset) == 2 * RQ_CACHE_LINE, "line 2");
+_Static_assert(offsetof(struct rq_shm, data_event) == 3 * RQ_CACHE_LINE, "line 3");
+_Static_assert(offsetof(struct rq_shm, space_event) == 4 * RQ_CACHE_LINE, "line 4");
+_Static_assert(offsetof(struct rq_shm, producer) == 5 * RQ_CACHE_LINE, "line 5");
+_Static_assert(offsetof(struct rq_shm, consumer) == 6 * RQ_CACHE_LINE, "line 6");
+_Static_assert(offsetof(struct rq_shm, admin) == 7 * RQ_CACHE_LINE, "line 7");
+_Static_assert(offsetof(struct rq_shm, lock_area) == 8 * RQ_CACHE_LINE, "line 8");
+_Static_assert(sizeof(struct rq_shm) == 10 * RQ_CACHE_LINE, "10 lines");
+_Static_assert(sizeof(rq_atomic_u32) == 4 && sizeof(rq_atomic_u64) == 8,
+               "atomics are plain words in the segment");
+
+/* The ABI word: what must agree between two builds that share a segment
+ * besides the layout version (pointer width changes the lock's layout). */
+static inline uint32_t rq_layout_abi(void)
+{
+    return (uint32_t)(sizeof(void *) << 8) | (uint32_t)RQ_LOCK_AREA >> 3;
+}
+
+/* Bytes from one slot to the next for a payload of SLOT_SIZE: header plus
+ * payload, rounded up to 8 so every slot header is aligned. */
+static inline uint64_t rq_layout_stride(uint32_t slot_size)
+{
+    return ((uint64_t)RQ_SLOT_HEADER + slot_size + 7u) & ~(uint64_t)7u;
+}
+
+static inline uint64_t rq_layout_total(uint32_t slot_count, uint32_t slot_size)
+{
+    return (uint64_t)RQ_SHM_HEADER_SIZE + (uint64_t)slot_count * rq_layout_stride(slot_size);
+}
+
+#endif /* RQ_LAYOUT_H */

@@ -1,0 +1,95 @@
+/*
+ * platform.h - the small interface between rq and the operating system.
+ *
+ * One implementation per OS (platform_posix.c, platform_win.c).  Nothing
+ * above this line includes an OS header.  Each function states what it
+ * guarantees; all return RQ_OK or a negative rq_error, and on RQ_ESYS the
+ * OS error (errno / GetLastError) is left as the failing call set it.
+ */
+#ifndef RQ_PLATFORM_H
+#define RQ_PLATFORM_H
+
+#include <stdint.h>
+
+#include "atomics.h"
+
+/* An open shared segment: the OS object behind one queue name plus the
+ * locks and wake objects tied to it.  One per rq handle. */
+typedef struct rq_plat_segment rq_plat_segment;
+
+enum rq_plat_open_flags {
+    RQ_PLAT_CREATE = 1 /* create the object if it does not exist */
+};
+
+/* Opens (and with RQ_PLAT_CREATE creates, with exactly MODE permission
+ * bits, whatever the umask) the object for queue NAME, whose name has been
+ * validated.  KIND is the object family ("rq" for queues, "rqc" for
+ * coalescing objects).  *CREATED tells whether this call made it.  No size is
+ * set.  RQ_ENOENT if it does not exist and may not be created. */
+int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *name,
+                         unsigned flags, uint32_t mode, int *created);
+
+/* Current size of the object in bytes. */
+int rq_plat_segment_size(rq_plat_segment *seg, uint64_t *size);
+
+/* Sets the size to SIZE and makes sure the memory is really there (tmpfs
+ * out of space is RQ_ESYS/ENOSPC here, never SIGBUS later). */
+int rq_plat_segment_resize(rq_plat_segment *seg, uint64_t size);
+
+/* Maps the first SIZE bytes read-write and shared; SIZE must not exceed the
+ * object's size. */
+int rq_plat_segment_map(rq_plat_segment *seg, uint64_t size, void **addr);
+void rq_plat_segment_unmap(void *addr, uint64_t size);
+
+/* Closes the object and drops every lock this handle holds on it. */
+void rq_plat_segment_close(rq_plat_segment *seg);
+
+/* Removes the name; open handles keep working.  RQ_ENOENT if none. */
+int rq_plat_segment_unlink(const char *kind, const char *name);
+
+/* Locks tied to the segment and owned by this handle (not by the process
+ * or thread): the OS drops them when the holder dies, however it dies. */
+enum rq_plat_lock_id {
+    RQ_LOCK_INIT = 0,     /* serialises creation/validation at open */
+    RQ_LOCK_PRODUCER = 1, /* the producer role */
+    RQ_LOCK_CONSUMER = 2  /* the consumer role */
+};
+enum rq_plat_lock_mode {
+    RQ_LOCK_WAIT,      /* exclusive, wait for it */
+    RQ_LOCK_TRY,       /* exclusive, RQ_EBUSY if another handle holds it */
+    RQ_LOCK_TRY_SHARED /* shared, RQ_EBUSY if held exclusively */
+};
+int rq_plat_lock(rq_plat_segment *seg, enum rq_plat_lock_id id, enum rq_plat_lock_mode mode);
+void rq_plat_unlock(rq_plat_segment *seg, enum rq_plat_lock_id id);
+
+/* 1 if some other handle (in any process) holds lock ID now, else 0;
+ * a negative rq_error if that cannot be told. */
+int rq_plat_lock_probe(rq_plat_segment *seg, enum rq_plat_lock_id id);
+
+/* Sleeps while *WORD == EXPECTED, at most TIMEOUT_MS (RQ_INFINITE: no
+ * limit).  Returns RQ_OK when woken, when *WORD differs, or spuriously
+ * (signals); RQ_ETIMEDOUT when the time is up.  The caller re-checks. */
+int rq_plat_wait(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t expected, int timeout_ms);
+
+/* Wakes the sleepers on WORD in any process: one, or all if ALL. */
+void rq_plat_wake(rq_plat_segment *seg, rq_atomic_u32 *word, int all);
+
+/* The MPSC producers' lock, kept in AREA (RQ_LOCK_AREA bytes of the
+ * segment).  init is called once by the creator.  lock returns RQ_OK with
+ * *RECOVERED = 1 when the previous owner died holding it: the lock is then
+ * held and consistent again, exactly as after a normal release. */
+int rq_plat_mutex_init(rq_plat_segment *seg, void *area);
+int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int *recovered);
+void rq_plat_mutex_unlock(rq_plat_segment *seg, void *area);
+
+/* Monotonic clock in milliseconds. */
+uint64_t rq_plat_now_ms(void);
+
+/* This process's id. */
+int64_t rq_plat_pid(void);
+
+/* Kills this process at once, as an outside SIGKILL / TerminateProcess
+ * would: no handlers, no atexit, no flushing.  Used by crash points. */
+void rq_plat_kill_self(void);
+
+#endif /* RQ_PLATFORM_H */

@@ -1,0 +1,315 @@
+/*
+ * platform_posix.c - rq's platform layer on Linux.
+ *
+ *  segment   POSIX shared memory (shm_open: /dev/shm/<kind>.<name>), mmap
+ *  locks     open-file-description (OFD) byte-range locks on the segment's
+ *            descriptor: owned by the handle, dropped by the kernel when the
+ *            last descriptor of the handle closes, i.e. when a holder dies
+ *  wait/wake futex on a word of the segment (shared, never FUTEX_PRIVATE)
+ *  mutex     robust process-shared pthread mutex inside the segment
+ */
+#define _GNU_SOURCE
+#include "platform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crashpoint.h"
+#include "layout.h"
+#include "rq.h"
+
+_Static_assert(sizeof(pthread_mutex_t) <= RQ_LOCK_AREA, "mutex fits its area");
+
+struct rq_plat_segment {
+    int fd;
+};
+
+/* "/" kind "." name, NUL: the name was validated to RQ_NAME_MAX. */
+#define OBJECT_NAME_MAX (1 + 8 + 1 + RQ_NAME_MAX + 1)
+
+static int object_name(char *buf, const char *kind, const char *name)
+{
+    int n = snprintf(buf, OBJECT_NAME_MAX, "/%s.%s", kind, name);
+    return (n > 0 && n < OBJECT_NAME_MAX) ? RQ_OK : RQ_EINVAL;
+}
+
+static int open_object(const char *path, unsigned flags, uint32_t mode, int *created)
+{
+    *created = 0;
+    /* A racing unlink between the two opens sends us round again. */
+    for (int attempt = 0; attempt < 16; attempt++) {
+        if (flags & RQ_PLAT_CREATE) {
+            int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+            if (fd >= 0) {
+                /* shm_open applies the umask; the caller asked for MODE. */
+                if (fchmod(fd, (mode_t)mode) != 0) {
+                    int saved = errno;
+                    close(fd);
+                    shm_unlink(path);
+                    errno = saved;
+                    return RQ_ESYS;
+                }
+                *created = 1;
+                return fd;
+            }
+            if (errno != EEXIST)
+                return RQ_ESYS;
+        }
+        int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+        if (fd >= 0)
+            return fd;
+        if (errno != ENOENT)
+            return RQ_ESYS;
+        if (!(flags & RQ_PLAT_CREATE))
+            return RQ_ENOENT;
+    }
+    errno = EAGAIN;
+    return RQ_ESYS;
+}
+
+int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *name,
+                         unsigned flags, uint32_t mode, int *created)
+{
+    char path[OBJECT_NAME_MAX];
+    int rc = object_name(path, kind, name);
+    if (rc < 0)
+        return rc;
+    rq_plat_segment *seg = malloc(sizeof *seg);
+    if (!seg)
+        return RQ_ESYS;
+    int fd = open_object(path, flags, mode, created);
+    if (fd < 0) {
+        int saved = errno;
+        free(seg);
+        errno = saved;
+        return fd;
+    }
+    seg->fd = fd;
+    *out = seg;
+    return RQ_OK;
+}
+
+int rq_plat_segment_size(rq_plat_segment *seg, uint64_t *size)
+{
+    struct stat st;
+    if (fstat(seg->fd, &st) != 0)
+        return RQ_ESYS;
+    *size = st.st_size < 0 ? 0 : (uint64_t)st.st_size;
+    return RQ_OK;
+}
+
+int rq_plat_segment_resize(rq_plat_segment *seg, uint64_t size)
+{
+    if (size > (uint64_t)INT64_MAX) {
+        errno = EFBIG;
+        return RQ_ESYS;
+    }
+    if (ftruncate(seg->fd, (off_t)size) != 0)
+        return RQ_ESYS;
+    /* tmpfs hands out pages lazily: a full /dev/shm would otherwise show up
+     * as SIGBUS on first touch.  Reserve them now. */
+    int err = posix_fallocate(seg->fd, 0, (off_t)size);
+    if (err != 0 && err != EOPNOTSUPP && err != EINVAL) {
+        errno = err;
+        return RQ_ESYS;
+    }
+    return RQ_OK;
+}
+
+int rq_plat_segment_map(rq_plat_segment *seg, uint64_t size, void **addr)
+{
+    if (size == 0 || size > (uint64_t)SIZE_MAX) {
+        errno = EINVAL;
+        return RQ_ESYS;
+    }
+    void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, seg->fd, 0);
+    if (p == MAP_FAILED)
+        return RQ_ESYS;
+    *addr = p;
+    return RQ_OK;
+}
+
+void rq_plat_segment_unmap(void *addr, uint64_t size)
+{
+    if (addr)
+        munmap(addr, (size_t)size);
+}
+
+void rq_plat_segment_close(rq_plat_segment *seg)
+{
+    if (!seg)
+        return;
+    int saved = errno;
+    close(seg->fd);
+    free(seg);
+    errno = saved;
+}
+
+int rq_plat_segment_unlink(const char *kind, const char *name)
+{
+    char path[OBJECT_NAME_MAX];
+    int rc = object_name(path, kind, name);
+    if (rc < 0)
+        return rc;
+    if (shm_unlink(path) == 0)
+        return RQ_OK;
+    return errno == ENOENT ? RQ_ENOENT : RQ_ESYS;
+}
+
+/* Lock ID is byte ID of the object: advisory, so it does not touch data. */
+static void lock_range(struct flock *fl, short type, enum rq_plat_lock_id id)
+{
+    memset(fl, 0, sizeof *fl);
+    fl->l_type = type;
+    fl->l_whence = SEEK_SET;
+    fl->l_start = (off_t)id;
+    fl->l_len = 1;
+}
+
+int rq_plat_lock(rq_plat_segment *seg, enum rq_plat_lock_id id, enum rq_plat_lock_mode mode)
+{
+    struct flock fl;
+    lock_range(&fl, mode == RQ_LOCK_TRY_SHARED ? F_RDLCK : F_WRLCK, id);
+    int cmd = mode == RQ_LOCK_WAIT ? F_OFD_SETLKW : F_OFD_SETLK;
+    for (;;) {
+        if (fcntl(seg->fd, cmd, &fl) == 0)
+            return RQ_OK;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EACCES)
+            return RQ_EBUSY;
+        return RQ_ESYS;
+    }
+}
+
+void rq_plat_unlock(rq_plat_segment *seg, enum rq_plat_lock_id id)
+{
+    struct flock fl;
+    int saved = errno;
+    lock_range(&fl, F_UNLCK, id);
+    (void)fcntl(seg->fd, F_OFD_SETLK, &fl);
+    errno = saved;
+}
+
+int rq_plat_lock_probe(rq_plat_segment *seg, enum rq_plat_lock_id id)
+{
+    struct flock fl;
+    lock_range(&fl, F_WRLCK, id);
+    if (fcntl(seg->fd, F_OFD_GETLK, &fl) != 0)
+        return RQ_ESYS;
+    return fl.l_type != F_UNLCK;
+}
+
+static long futex(rq_atomic_u32 *word, int op, uint32_t val, const struct timespec *ts)
+{
+    /* No FUTEX_PRIVATE_FLAG: the word is shared between processes. */
+    return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, 0);
+}
+
+int rq_plat_wait(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t expected, int timeout_ms)
+{
+    (void)seg;
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ms >= 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+        tsp = &ts;
+    }
+    if (futex(word, FUTEX_WAIT, expected, tsp) == 0)
+        return RQ_OK;
+    switch (errno) {
+    case EAGAIN: /* the word had moved on: a signal came before we slept */
+    case EINTR:
+        return RQ_OK;
+    case ETIMEDOUT:
+        return RQ_ETIMEDOUT;
+    default:
+        return RQ_ESYS;
+    }
+}
+
+void rq_plat_wake(rq_plat_segment *seg, rq_atomic_u32 *word, int all)
+{
+    (void)seg;
+    int saved = errno;
+    (void)futex(word, FUTEX_WAKE, all ? (uint32_t)INT_MAX : 1u, NULL);
+    errno = saved;
+}
+
+int rq_plat_mutex_init(rq_plat_segment *seg, void *area)
+{
+    (void)seg;
+    pthread_mutexattr_t attr;
+    int err = pthread_mutexattr_init(&attr);
+    if (!err)
+        err = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    if (!err)
+        err = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    if (!err)
+        err = pthread_mutex_init((pthread_mutex_t *)area, &attr);
+    pthread_mutexattr_destroy(&attr);
+    if (err) {
+        errno = err;
+        return RQ_ESYS;
+    }
+    return RQ_OK;
+}
+
+int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int *recovered)
+{
+    (void)seg;
+    pthread_mutex_t *m = area;
+    *recovered = 0;
+    int err = pthread_mutex_lock(m);
+    if (err == EOWNERDEAD) {
+        RQ_CRASH_POINT(MPSC_BEFORE_CONSISTENT);
+        /* The owner died inside its critical section.  rq's critical
+         * section leaves nothing to repair (an unpublished slot is simply
+         * reused), so the lock is consistent as soon as we say so.  If we
+         * die before this line, the next locker gets EOWNERDEAD again. */
+        err = pthread_mutex_consistent(m);
+        *recovered = 1;
+    }
+    if (err == 0)
+        return RQ_OK;
+    if (err == ENOTRECOVERABLE)
+        return RQ_ECORRUPT;
+    errno = err;
+    return RQ_ESYS;
+}
+
+void rq_plat_mutex_unlock(rq_plat_segment *seg, void *area)
+{
+    (void)seg;
+    (void)pthread_mutex_unlock((pthread_mutex_t *)area);
+}
+
+uint64_t rq_plat_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int64_t rq_plat_pid(void)
+{
+    return (int64_t)getpid();
+}
+
+void rq_plat_kill_self(void)
+{
+    kill(getpid(), SIGKILL);
+    _exit(137); /* not reached */
+}

@@ -1,0 +1,600 @@
+/*
+ * queue.c - the public queue API: open/attach, roles, push/pop, waiting and
+ * waking.  OS-neutral: everything OS-specific goes through platform.h.
+ *
+ * Wake-up protocol (an event count per direction, see layout.h):
+ *   waiter:   seq = S; waiters++; if (!ready) sleep while seq == S; waiters--
+ *   signaler: publish offset (seq_cst); if (waiters) { seq++; wake }
+ * The waiter's waiters++ and the signaler's offset store are both
+ * sequentially consistent, so either the waiter's readiness check sees the
+ * new offset or the signaler sees the waiter; in the second case seq moves,
+ * so the waiter cannot sleep through it.  With both sides busy nobody is
+ * registered and a message costs no system call.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crashpoint.h"
+#include "layout.h"
+#include "name.h"
+#include "platform.h"
+#include "ring.h"
+#include "rq.h"
+
+#define RQ_QUEUE_KIND "rq"
+#define RQ_DEFAULT_MODE 0600u
+
+enum held_state { HELD_NONE, HELD_RESERVED, HELD_PEEKED };
+
+struct rq {
+    rq_plat_segment *seg;
+    struct rq_shm *shm;
+    uint64_t map_size;
+    struct rq_ring ring;
+    int role;
+    int mpsc;
+    int owns_role_line; /* SPSC producer or consumer: keeps the attached flag */
+    enum held_state held;
+    void *reserved;         /* HELD_RESERVED: payload of the claimed slot */
+    const void *peeked;     /* HELD_PEEKED: payload of the oldest message */
+    uint32_t peeked_len;
+    struct rq_shm_role *self; /* this side's statistics line */
+};
+
+/* ---- time ------------------------------------------------------------- */
+
+struct deadline {
+    int timeout_ms;
+    uint64_t until_ms;
+};
+
+static struct deadline deadline_start(int timeout_ms)
+{
+    struct deadline d = {timeout_ms, 0};
+    if (timeout_ms > 0)
+        d.until_ms = rq_plat_now_ms() + (uint64_t)timeout_ms;
+    return d;
+}
+
+/* Milliseconds left: RQ_INFINITE, or >= 0. */
+static int deadline_left(const struct deadline *d)
+{
+    if (d->timeout_ms < 0)
+        return RQ_INFINITE;
+    uint64_t now = rq_plat_now_ms();
+    if (d->timeout_ms == 0 || now >= d->until_ms)
+        return 0;
+    uint64_t left = d->until_ms - now;
+    return left > 0x7fffffff ? 0x7fffffff : (int)left;
+}
+
+/* ---- waiting and waking ---------------------------------------------- */
+
+static int ready_for_consumer(rq *q)
+{
+    return rq_ring_has_data(&q->ring);
+}
+
+static int ready_for_producer(rq *q)
+{
+    return rq_ring_has_space(&q->ring, q->mpsc);
+}
+
+/* Sleeps on EV until woken, READY says go, or the deadline passes.  Returns
+ * RQ_OK (caller re-checks the ring), RQ_EAGAIN for a zero timeout,
+ * RQ_ETIMEDOUT, or RQ_ESYS. */
+static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const struct deadline *d)
+{
+    int left = deadline_left(d);
+    if (left == 0)
+        return d->timeout_ms == 0 ? RQ_EAGAIN : RQ_ETIMEDOUT;
+    rq_fetch_add_u64(&q->self->waits, 1);
+    uint32_t seq = rq_load_acquire_u32(&ev->seq);
+    rq_fetch_add_u32(&ev->waiters, 1);
+    RQ_CRASH_POINT(WAIT_AFTER_REGISTER);
+    int rc = RQ_OK;
+    if (!ready(q)) {
+        rc = rq_plat_wait(q->seg, &ev->seq, seq, left);
+        RQ_CRASH_POINT(WAIT_AFTER_WAKE);
+    }
+    rq_fetch_sub_u32(&ev->waiters, 1);
+    return rc == RQ_ETIMEDOUT ? RQ_OK : rc; /* the loop re-checks, then times out */
+}
+
+static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
+{
+    RQ_CRASH_POINT(SIGNAL_BEFORE_BUMP);
+    rq_fetch_add_u32(&ev->seq, 1);
+    RQ_CRASH_POINT(SIGNAL_BEFORE_WAKE);
+    rq_plat_wake(q->seg, &ev->seq, all);
+    rq_fetch_add_u64(&q->self->wakes, 1);
+}
+
+/* ---- MPSC producers' lock ------------------------------------------- */
+
+static int mpsc_lock(rq *q)
+{
+    int recovered = 0;
+    int rc = rq_plat_mutex_lock(q->seg, q->shm->lock_area, &recovered);
+    if (rc < 0)
+        return rc;
+    RQ_CRASH_POINT(MPSC_AFTER_LOCK);
+    if (recovered) {
+        /* A producer died holding the lock.  Nothing to repair: a slot it
+         * had not published is unseen and is reused below; one it had
+         * published is delivered.  Treat it as a normal release. */
+        rq_fetch_add_u64(&q->shm->admin.lock_recoveries, 1);
+        RQ_CRASH_POINT(MPSC_AFTER_RECOVER);
+    }
+    return RQ_OK;
+}
+
+static void mpsc_unlock(rq *q)
+{
+    RQ_CRASH_POINT(MPSC_BEFORE_UNLOCK);
+    rq_plat_mutex_unlock(q->seg, q->shm->lock_area);
+}
+
+/* ---- producer -------------------------------------------------------- */
+
+/* Claims the next free slot, waiting as allowed.  On RQ_OK in MPSC mode
+ * the producers' lock is held until producer_publish. */
+static int producer_claim(rq *q, void **payload, int timeout_ms)
+{
+    struct deadline d = deadline_start(timeout_ms);
+    for (;;) {
+        if (q->mpsc) {
+            int rc = mpsc_lock(q);
+            if (rc < 0)
+                return rc;
+        }
+        int rc = rq_ring_push_begin(&q->ring, payload, q->mpsc);
+        if (rc == RQ_OK) {
+            RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
+            return RQ_OK;
+        }
+        if (q->mpsc)
+            mpsc_unlock(q); /* never wait holding the lock */
+        if (rc != RQ_EAGAIN)
+            return rc;
+        rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static void producer_publish(rq *q, uint32_t len)
+{
+    rq_ring_push_publish(&q->ring, len);
+    RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
+    rq_counter_bump(&q->self->messages); /* single writer: SPSC, or under the lock */
+    if (q->mpsc)
+        mpsc_unlock(q);
+    if (rq_load_seq_u32(&q->shm->data_event.waiters) != 0)
+        signal_peer(q, &q->shm->data_event, 0);
+}
+
+/* ---- consumer -------------------------------------------------------- */
+
+static int consumer_claim(rq *q, const void **payload, uint32_t *len, int timeout_ms)
+{
+    struct deadline d = deadline_start(timeout_ms);
+    for (;;) {
+        int rc = rq_ring_pop_begin(&q->ring, payload, len);
+        if (rc != RQ_EAGAIN)
+            return rc;
+        rc = wait_on(q, &q->shm->data_event, ready_for_consumer, &d);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static void consumer_release(rq *q)
+{
+    uint32_t old_read = rq_ring_pop_publish(&q->ring);
+    RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
+    rq_counter_bump(&q->self->messages);
+    if (rq_load_seq_u32(&q->shm->space_event.waiters) != 0 && rq_ring_was_full(&q->ring, old_read))
+        signal_peer(q, &q->shm->space_event, 1); /* all: MPSC producers may queue up */
+}
+
+/* ---- argument checks ------------------------------------------------- */
+
+static int check_call(const rq *q, int role, int timeout_ms)
+{
+    if (!q || timeout_ms < RQ_INFINITE)
+        return RQ_EINVAL;
+    if (q->role != role)
+        return RQ_EROLE;
+    return RQ_OK;
+}
+
+static int check_config(const rq_config *cfg)
+{
+    if (cfg->slot_count < 1 || cfg->slot_count > RQ_SLOT_COUNT_MAX)
+        return RQ_EINVAL;
+    if (cfg->slot_size < 1 || cfg->slot_size > RQ_SLOT_SIZE_MAX)
+        return RQ_EINVAL;
+    if ((cfg->flags & ~(uint32_t)RQ_MPSC) != 0 || (cfg->mode & ~0777u) != 0)
+        return RQ_EINVAL;
+    if (rq_layout_total(cfg->slot_count, cfg->slot_size) > (uint64_t)SIZE_MAX)
+        return RQ_EINVAL;
+    return RQ_OK;
+}
+
+/* ---- the public API: data path --------------------------------------- */
+
+int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
+{
+    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (!msg && len > 0)
+        return RQ_EINVAL;
+    if (q->held != HELD_NONE)
+        return RQ_ESTATE;
+    if (len > q->ring.slot_size)
+        return RQ_EMSGSIZE;
+    void *payload;
+    rc = producer_claim(q, &payload, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (len > 0)
+        memcpy(payload, msg, len);
+    RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
+    producer_publish(q, (uint32_t)len);
+    return RQ_OK;
+}
+
+int rq_reserve(rq *q, void **slot, int timeout_ms)
+{
+    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (!slot)
+        return RQ_EINVAL;
+    if (q->held == HELD_RESERVED) {
+        *slot = q->reserved;
+        return RQ_OK;
+    }
+    rc = producer_claim(q, &q->reserved, timeout_ms);
+    if (rc < 0)
+        return rc;
+    q->held = HELD_RESERVED;
+    *slot = q->reserved;
+    return RQ_OK;
+}
+
+int rq_commit(rq *q, size_t len)
+{
+    int rc = check_call(q, RQ_PRODUCER, 0);
+    if (rc < 0)
+        return rc;
+    if (q->held != HELD_RESERVED)
+        return RQ_ESTATE;
+    if (len > q->ring.slot_size)
+        return RQ_EMSGSIZE;
+    RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
+    q->held = HELD_NONE;
+    q->reserved = NULL;
+    producer_publish(q, (uint32_t)len);
+    return RQ_OK;
+}
+
+int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms)
+{
+    int rc = check_call(q, RQ_CONSUMER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (!len || (!buf && cap > 0))
+        return RQ_EINVAL;
+    if (q->held != HELD_NONE)
+        return RQ_ESTATE;
+    const void *payload;
+    uint32_t n;
+    rc = consumer_claim(q, &payload, &n, timeout_ms);
+    if (rc < 0)
+        return rc;
+    *len = n;
+    if (n > cap)
+        return RQ_EMSGSIZE; /* nothing consumed */
+    if (n > 0)
+        memcpy(buf, payload, n);
+    RQ_CRASH_POINT(POP_AFTER_COPY);
+    consumer_release(q);
+    return RQ_OK;
+}
+
+int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms)
+{
+    int rc = check_call(q, RQ_CONSUMER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (!msg || !len)
+        return RQ_EINVAL;
+    if (q->held != HELD_PEEKED) {
+        rc = consumer_claim(q, &q->peeked, &q->peeked_len, timeout_ms);
+        if (rc < 0)
+            return rc;
+        q->held = HELD_PEEKED;
+    }
+    *msg = q->peeked;
+    *len = q->peeked_len;
+    return RQ_OK;
+}
+
+int rq_release(rq *q)
+{
+    int rc = check_call(q, RQ_CONSUMER, 0);
+    if (rc < 0)
+        return rc;
+    if (q->held != HELD_PEEKED)
+        return RQ_ESTATE;
+    q->held = HELD_NONE;
+    q->peeked = NULL;
+    consumer_release(q);
+    return RQ_OK;
+}
+
+/* ---- open: segment validation and creation --------------------------- */
+
+/* Checks a header whose magic is RQ_MAGIC against itself and against the
+ * object's real size. */
+static int header_check(const struct rq_shm_header *h, uint64_t object_size)
+{
+    if (h->layout_version != RQ_LAYOUT_VERSION || h->abi != rq_layout_abi())
+        return RQ_EVERSION;
+    if (h->header_size != RQ_SHM_HEADER_SIZE)
+        return RQ_ECORRUPT;
+    if (h->slot_count < 1 || h->slot_count > RQ_SLOT_COUNT_MAX)
+        return RQ_ECORRUPT;
+    if (h->slot_size < 1 || h->slot_size > RQ_SLOT_SIZE_MAX)
+        return RQ_ECORRUPT;
+    if (h->slot_stride != rq_layout_stride(h->slot_size))
+        return RQ_ECORRUPT;
+    if ((h->flags & ~(uint32_t)RQ_MPSC) != 0)
+        return RQ_ECORRUPT;
+    uint64_t total = rq_layout_total(h->slot_count, h->slot_size);
+    if (h->total_size != total || total > object_size || total > (uint64_t)SIZE_MAX)
+        return RQ_ECORRUPT;
+    return RQ_OK;
+}
+
+static int geometry_matches(const struct rq_shm_header *h, const rq_config *cfg)
+{
+    return h->slot_count == cfg->slot_count && h->slot_size == cfg->slot_size &&
+           h->flags == cfg->flags;
+}
+
+/* Makes a fresh queue in the (new or half-made) object.  Called under the
+ * init lock.  magic is stored last: until then every opener sees an
+ * uninitialised segment, and a creator killed half-way leaves exactly
+ * that for the next opener to redo. */
+static int segment_init(rq *q, const rq_config *cfg, int repairing)
+{
+    uint64_t total = rq_layout_total(cfg->slot_count, cfg->slot_size);
+    int rc = rq_plat_segment_resize(q->seg, total);
+    if (rc < 0)
+        return rc;
+    RQ_CRASH_POINT(INIT_AFTER_RESIZE);
+    void *addr;
+    rc = rq_plat_segment_map(q->seg, total, &addr);
+    if (rc < 0)
+        return rc;
+    struct rq_shm *shm = addr;
+    memset(shm, 0, sizeof *shm);
+    shm->hdr.layout_version = RQ_LAYOUT_VERSION;
+    shm->hdr.abi = rq_layout_abi();
+    shm->hdr.header_size = RQ_SHM_HEADER_SIZE;
+    shm->hdr.slot_count = cfg->slot_count;
+    shm->hdr.slot_size = cfg->slot_size;
+    shm->hdr.slot_stride = (uint32_t)rq_layout_stride(cfg->slot_size);
+    shm->hdr.flags = cfg->flags;
+    shm->hdr.total_size = total;
+    rq_store_relaxed_u64(&shm->admin.repairs, repairing ? 1 : 0);
+    if (cfg->flags & RQ_MPSC) {
+        rc = rq_plat_mutex_init(q->seg, shm->lock_area);
+        if (rc < 0) {
+            rq_plat_segment_unmap(addr, total);
+            return rc;
+        }
+    }
+    RQ_CRASH_POINT(INIT_BEFORE_MAGIC);
+    rq_store_release_u64(&shm->hdr.magic, RQ_MAGIC);
+    q->shm = shm;
+    q->map_size = total;
+    return RQ_OK;
+}
+
+/* Under the init lock: validates an initialised segment and maps it whole,
+ * or initialises an uninitialised one (when CFG allows). */
+static int segment_attach(rq *q, const rq_config *cfg)
+{
+    uint64_t size;
+    int rc = rq_plat_segment_size(q->seg, &size);
+    if (rc < 0)
+        return rc;
+    if (size >= RQ_SHM_HEADER_SIZE) {
+        void *addr;
+        rc = rq_plat_segment_map(q->seg, RQ_SHM_HEADER_SIZE, &addr);
+        if (rc < 0)
+            return rc;
+        struct rq_shm_header h;
+        struct rq_shm *peek = addr;
+        uint64_t magic = rq_load_acquire_u64(&peek->hdr.magic);
+        memcpy(&h, &peek->hdr, sizeof h); /* one snapshot, then check it */
+        rq_plat_segment_unmap(addr, RQ_SHM_HEADER_SIZE);
+        if (magic == RQ_MAGIC) {
+            rc = header_check(&h, size);
+            if (rc < 0)
+                return rc;
+            if (cfg && !geometry_matches(&h, cfg))
+                return RQ_EEXIST;
+            rc = rq_plat_segment_map(q->seg, h.total_size, &addr);
+            if (rc < 0)
+                return rc;
+            q->shm = addr;
+            q->map_size = h.total_size;
+            /* Re-check the mapped header: it must be the one we validated. */
+            if (memcmp(&q->shm->hdr.layout_version, &h.layout_version,
+                       sizeof h - offsetof(struct rq_shm_header, layout_version)) != 0)
+                return RQ_ECORRUPT;
+            return RQ_OK;
+        }
+        if (magic != 0)
+            return RQ_ECORRUPT; /* somebody else's object, or scribbled on */
+    }
+    if (!cfg)
+        return RQ_ENOENT; /* never completed: only a creator can finish it */
+    return segment_init(q, cfg, size != 0);
+}
+
+/* ---- open: roles ----------------------------------------------------- */
+
+static int role_acquire(rq *q)
+{
+    struct rq_shm *shm = q->shm;
+    int producer = q->role == RQ_PRODUCER;
+    int rc;
+    if (producer && q->mpsc) {
+        /* Any number of producers: a shared lock only marks them live. */
+        rc = rq_plat_lock(q->seg, RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED);
+    } else {
+        rc = rq_plat_lock(q->seg, producer ? RQ_LOCK_PRODUCER : RQ_LOCK_CONSUMER, RQ_LOCK_TRY);
+    }
+    if (rc < 0)
+        return rc;
+    RQ_CRASH_POINT(OPEN_AFTER_ROLE_LOCK);
+    q->self = producer ? &shm->producer : &shm->consumer;
+    q->owns_role_line = !(producer && q->mpsc);
+    if (q->owns_role_line) {
+        /* We hold the role alone, so nobody else can be asleep on our side's
+         * event: a count left by a holder killed while waiting is stale. */
+        struct rq_shm_event *own = producer ? &shm->space_event : &shm->data_event;
+        rq_store_seq_u32(&own->waiters, 0);
+        if (rq_exchange_u32(&q->self->attached, 1) != 0)
+            rq_fetch_add_u64(&q->self->takeovers, 1); /* holder died without closing */
+    }
+    rq_store_relaxed_u64(&q->self->pid, (uint64_t)rq_plat_pid());
+    rc = rq_ring_load(&q->ring);
+    if (rc < 0)
+        return rc;
+    RQ_CRASH_POINT(OPEN_AFTER_TAKEOVER);
+    /* A predecessor may have died between publishing and signalling, and
+     * the peer may be asleep since: wake it so it re-checks. */
+    signal_peer(q, producer ? &shm->data_event : &shm->space_event, 1);
+    return RQ_OK;
+}
+
+static void handle_free(rq *q)
+{
+    if (q->shm)
+        rq_plat_segment_unmap(q->shm, q->map_size);
+    rq_plat_segment_close(q->seg); /* drops every lock of this handle */
+    free(q);
+}
+
+int rq_open(rq **out, const char *name, int role, const rq_config *cfg)
+{
+    if (out)
+        *out = NULL;
+    if (!out || !rq_name_valid(name))
+        return RQ_EINVAL;
+    if (role != RQ_PRODUCER && role != RQ_CONSUMER && role != RQ_OBSERVER)
+        return RQ_EINVAL;
+    if (cfg && check_config(cfg) < 0)
+        return RQ_EINVAL;
+    rq *q = calloc(1, sizeof *q);
+    if (!q)
+        return RQ_ESYS;
+    q->role = role;
+    uint32_t mode = cfg && cfg->mode ? cfg->mode : RQ_DEFAULT_MODE;
+    int created = 0;
+    int rc = rq_plat_segment_open(&q->seg, RQ_QUEUE_KIND, name, cfg ? RQ_PLAT_CREATE : 0, mode,
+                                  &created);
+    if (rc < 0) {
+        free(q);
+        return rc;
+    }
+    rc = rq_plat_lock(q->seg, RQ_LOCK_INIT, RQ_LOCK_WAIT);
+    if (rc == RQ_OK) {
+        RQ_CRASH_POINT(OPEN_AFTER_INIT_LOCK);
+        rc = segment_attach(q, cfg);
+        rq_plat_unlock(q->seg, RQ_LOCK_INIT);
+    }
+    if (rc == RQ_OK) {
+        rq_ring_attach(&q->ring, q->shm);
+        q->mpsc = (q->shm->hdr.flags & RQ_MPSC) != 0;
+        if (role != RQ_OBSERVER)
+            rc = role_acquire(q);
+    }
+    if (rc < 0) {
+        if (q->owns_role_line)
+            rq_store_seq_u32(&q->self->attached, 0);
+        handle_free(q);
+        return rc;
+    }
+    *out = q;
+    return RQ_OK;
+}
+
+void rq_close(rq *q)
+{
+    if (!q)
+        return;
+    if (q->mpsc && q->held == HELD_RESERVED)
+        mpsc_unlock(q); /* the reservation is dropped, unseen */
+    if (q->owns_role_line) {
+        RQ_CRASH_POINT(CLOSE_BEFORE_DETACH);
+        rq_store_seq_u32(&q->self->attached, 0);
+    }
+    handle_free(q);
+}
+
+int rq_unlink(const char *name)
+{
+    if (!rq_name_valid(name))
+        return RQ_EINVAL;
+    return rq_plat_segment_unlink(RQ_QUEUE_KIND, name);
+}
+
+/* ---- statistics ------------------------------------------------------ */
+
+static int role_live(rq *q, int role, enum rq_plat_lock_id id)
+{
+    if (q->role == role)
+        return 1;
+    int held = rq_plat_lock_probe(q->seg, id);
+    return held > 0;
+}
+
+int rq_stat(rq *q, rq_stats *st)
+{
+    if (!q || !st)
+        return RQ_EINVAL;
+    struct rq_shm *shm = q->shm;
+    memset(st, 0, sizeof *st);
+    st->slot_count = q->ring.n;
+    st->slot_size = q->ring.slot_size;
+    st->flags = q->mpsc ? RQ_MPSC : 0;
+    st->write_offset = rq_load_acquire_u32(&shm->write_offset);
+    st->read_offset = rq_load_acquire_u32(&shm->read_offset);
+    st->pushed = rq_load_relaxed_u64(&shm->producer.messages);
+    st->popped = rq_load_relaxed_u64(&shm->consumer.messages);
+    st->producer_waits = rq_load_relaxed_u64(&shm->producer.waits);
+    st->consumer_waits = rq_load_relaxed_u64(&shm->consumer.waits);
+    st->producer_wakes = rq_load_relaxed_u64(&shm->producer.wakes);
+    st->consumer_wakes = rq_load_relaxed_u64(&shm->consumer.wakes);
+    st->producer_takeovers = rq_load_relaxed_u64(&shm->producer.takeovers);
+    st->consumer_takeovers = rq_load_relaxed_u64(&shm->consumer.takeovers);
+    st->lock_recoveries = rq_load_relaxed_u64(&shm->admin.lock_recoveries);
+    st->repairs = rq_load_relaxed_u64(&shm->admin.repairs);
+    st->producer_pid = (int64_t)rq_load_relaxed_u64(&shm->producer.pid);
+    st->consumer_pid = (int64_t)rq_load_relaxed_u64(&shm->consumer.pid);
+    st->producer_live = role_live(q, RQ_PRODUCER, RQ_LOCK_PRODUCER);
+    st->consumer_live = role_live(q, RQ_CONSUMER, RQ_LOCK_CONSUMER);
+    if (!rq_ring_pair_ok(&q->ring, st->write_offset, st->read_offset))
+        return RQ_ECORRUPT;
+    st->depth = rq_ring_distance(&q->ring, st->write_offset, st->read_offset);
+    return RQ_OK;
+}

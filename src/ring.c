@@ -1,0 +1,55 @@
+/*
+ * ring.c - the slow-path parts of the ring (the fast path is inline in
+ * ring.h).  OS-neutral.
+ */
+#include "ring.h"
+
+void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm)
+{
+    memset(r, 0, sizeof *r);
+    r->shm = shm;
+    r->slots = (unsigned char *)shm + shm->hdr.header_size;
+    r->n = shm->hdr.slot_count;
+    r->two_n = 2 * r->n;
+    r->stride = shm->hdr.slot_stride;
+    r->slot_size = shm->hdr.slot_size;
+}
+
+int rq_ring_load(struct rq_ring *r)
+{
+    uint32_t w = rq_load_acquire_u32(&r->shm->write_offset);
+    uint32_t rd = rq_load_acquire_u32(&r->shm->read_offset);
+    if (!rq_ring_pair_ok(r, w, rd))
+        return RQ_ECORRUPT;
+    r->write = r->write_cache = w;
+    r->read = r->read_cache = rd;
+    return RQ_OK;
+}
+
+int rq_ring_has_data(struct rq_ring *r)
+{
+    uint32_t w = rq_load_seq_u32(&r->shm->write_offset);
+    return w != r->read;
+}
+
+int rq_ring_has_space(struct rq_ring *r, int shared_write)
+{
+    uint32_t w = shared_write ? rq_load_seq_u32(&r->shm->write_offset) : r->write;
+    uint32_t rd = rq_load_seq_u32(&r->shm->read_offset);
+    if (!rq_ring_pair_ok(r, w, rd))
+        return 1;
+    return rq_ring_distance(r, w, rd) < r->n;
+}
+
+int rq_ring_was_full(struct rq_ring *r, uint32_t old_read)
+{
+    if (r->write_cache < r->two_n && rq_ring_distance(r, r->write_cache, old_read) == r->n)
+        return 1;
+    uint32_t w = rq_load_acquire_u32(&r->shm->write_offset);
+    if (w >= r->two_n)
+        return 1; /* corrupt: waking someone costs nothing, sleeping might */
+    /* Since our free, producers can have added at most one message, so the
+     * true distance is at most N + 1; for N == 1 that wraps to 0. */
+    uint32_t d = rq_ring_distance(r, w, old_read);
+    return d == 0 || d >= r->n;
+}

@@ -1,0 +1,144 @@
+/*
+ * ring.h - the lock-free double-range ring, OS-neutral.
+ *
+ * Offsets run over [0, 2N) for N slots; offset x and x + N name the same
+ * slot.  write == read is empty, write - read == N (mod 2N) is full, so all
+ * N slots are usable and no slot is wasted to tell the two apart.
+ *
+ * Each side owns one offset and keeps a private copy of it plus a cached
+ * copy of the peer's, re-reading the shared one only when the cache says
+ * full (producer) or empty (consumer).  Every offset and length read from
+ * the segment is range-checked: a bad one is RQ_ECORRUPT, never an index.
+ */
+#ifndef RQ_RING_H
+#define RQ_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "layout.h"
+#include "rq.h"
+
+struct rq_ring {
+    struct rq_shm *shm;
+    unsigned char *slots;
+    uint32_t n;      /* slot count */
+    uint32_t two_n;  /* offset range */
+    uint32_t stride; /* bytes per slot */
+    uint32_t slot_size;
+    /* producer side */
+    uint32_t write;      /* next offset to publish */
+    uint32_t read_cache; /* last read_offset seen */
+    /* consumer side */
+    uint32_t read;        /* next offset to consume */
+    uint32_t write_cache; /* last write_offset seen */
+};
+
+static inline uint32_t rq_ring_next(const struct rq_ring *r, uint32_t off)
+{
+    return off + 1 == r->two_n ? 0 : off + 1;
+}
+
+/* Messages between READ and WRITE, both already known to be < 2N. */
+static inline uint32_t rq_ring_distance(const struct rq_ring *r, uint32_t write, uint32_t read)
+{
+    return write >= read ? write - read : write + r->two_n - read;
+}
+
+static inline int rq_ring_pair_ok(const struct rq_ring *r, uint32_t write, uint32_t read)
+{
+    return write < r->two_n && read < r->two_n && rq_ring_distance(r, write, read) <= r->n;
+}
+
+static inline unsigned char *rq_ring_slot(const struct rq_ring *r, uint32_t off)
+{
+    uint32_t index = off < r->n ? off : off - r->n;
+    return r->slots + (size_t)index * r->stride;
+}
+
+/* Sets up the local view of a segment whose header has been validated. */
+void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm);
+
+/* Loads both shared offsets into the local copies; RQ_ECORRUPT if they are
+ * out of range or further apart than N. */
+int rq_ring_load(struct rq_ring *r);
+
+/* Producer: room for one more message?  RQ_OK with *PAYLOAD pointing at the
+ * free slot's payload, RQ_EAGAIN if full, RQ_ECORRUPT on a bad read offset.
+ * SHARED_WRITE: other producers may have moved write_offset (MPSC, called
+ * under the producers' lock), so it is re-read. */
+static inline int rq_ring_push_begin(struct rq_ring *r, void **payload, int shared_write)
+{
+    if (shared_write) {
+        uint32_t w = rq_load_acquire_u32(&r->shm->write_offset);
+        if (w >= r->two_n)
+            return RQ_ECORRUPT;
+        r->write = w;
+    }
+    if (rq_ring_distance(r, r->write, r->read_cache) >= r->n || shared_write) {
+        uint32_t rd = rq_load_acquire_u32(&r->shm->read_offset);
+        if (!rq_ring_pair_ok(r, r->write, rd))
+            return RQ_ECORRUPT;
+        r->read_cache = rd;
+        if (rq_ring_distance(r, r->write, rd) == r->n)
+            return RQ_EAGAIN;
+    }
+    *payload = rq_ring_slot(r, r->write) + RQ_SLOT_HEADER;
+    return RQ_OK;
+}
+
+/* Producer: records LEN in the claimed slot and publishes it.  The store is
+ * sequentially consistent so that the following load of the consumer's
+ * waiter count cannot be ordered before it (the no-lost-wake-up rule). */
+static inline void rq_ring_push_publish(struct rq_ring *r, uint32_t len)
+{
+    unsigned char *slot = rq_ring_slot(r, r->write);
+    memcpy(slot, &len, sizeof len);
+    r->write = rq_ring_next(r, r->write);
+    rq_store_seq_u32(&r->shm->write_offset, r->write);
+}
+
+/* Consumer: the oldest message, if any.  RQ_OK with *PAYLOAD and *LEN,
+ * RQ_EAGAIN if empty, RQ_ECORRUPT on a bad write offset or length. */
+static inline int rq_ring_pop_begin(struct rq_ring *r, const void **payload, uint32_t *len)
+{
+    if (r->read == r->write_cache) {
+        uint32_t w = rq_load_acquire_u32(&r->shm->write_offset);
+        if (!rq_ring_pair_ok(r, w, r->read))
+            return RQ_ECORRUPT;
+        r->write_cache = w;
+        if (w == r->read)
+            return RQ_EAGAIN;
+    }
+    const unsigned char *slot = rq_ring_slot(r, r->read);
+    uint32_t n;
+    memcpy(&n, slot, sizeof n); /* read once: the producer is untrusted */
+    if (n > r->slot_size)
+        return RQ_ECORRUPT;
+    *len = n;
+    *payload = slot + RQ_SLOT_HEADER;
+    return RQ_OK;
+}
+
+/* Consumer: frees the oldest slot.  Returns the offset it had, for the
+ * was-full test.  Sequentially consistent for the same reason as publish. */
+static inline uint32_t rq_ring_pop_publish(struct rq_ring *r)
+{
+    uint32_t old = r->read;
+    r->read = rq_ring_next(r, old);
+    rq_store_seq_u32(&r->shm->read_offset, r->read);
+    return old;
+}
+
+/* Fresh, sequentially consistent checks used by a side about to sleep:
+ * true when it need not (or when the segment is corrupt, so that the
+ * caller goes back and reports it instead of sleeping). */
+int rq_ring_has_data(struct rq_ring *r);
+int rq_ring_has_space(struct rq_ring *r, int shared_write);
+
+/* Consumer, after freeing OLD_READ: was the ring full just before?  Only
+ * then can a producer be asleep waiting for space. */
+int rq_ring_was_full(struct rq_ring *r, uint32_t old_read);
+
+#endif /* RQ_RING_H */

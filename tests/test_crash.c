@@ -1,0 +1,281 @@
+/*
+ * test_crash.c - deterministic crash points, for both roles.
+ *
+ * For every crash point P a side passes, and for hit counts K, a child
+ * process (producer or consumer) is armed to SIGKILL itself on the K-th
+ * hit of P; the harness restarts it (armed again, a few times, then
+ * unarmed) until all messages are through, and checks:
+ *   1. the consumer saw every message, in order, untorn, with no gap, and
+ *      with a repeat only of the one in flight at a kill;
+ *   2. the queue still holds exactly slot_count messages afterwards;
+ *   3. nobody blocked forever (every child has a watchdog, every wait of
+ *      the harness a deadline; the children's own waits are unbounded).
+ * It prints how many points and kills it covered, and fails if any point
+ * was never actually hit for a side that passes it.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "crashpoint.h"
+#include "helpers.h"
+#include "rq.h"
+
+#define SLOTS 3u
+#define SLOT_SIZE 64u
+#define MESSAGES 40u
+#define KILLS_PER_SCENARIO 3
+#define CHILD_WATCHDOG_S 20
+#define LIFE_TIMEOUT_MS 20000
+#define PAUSE_US 300
+
+enum pacing { SLOW_CONSUMER, SLOW_PRODUCER };
+
+struct scenario {
+    int point;         /* the point under test */
+    int pre_point;     /* armed for the first life only, or -1 */
+    char role;         /* 'P' or 'C' */
+    unsigned long hit; /* K */
+    uint32_t flags;
+    enum pacing pacing;
+    int consume_pop;
+};
+
+static struct {
+    unsigned long scenarios, kills, messages, duplicates, lost_by_pop, torn, reorders;
+    unsigned long kills_at[RQ_CP_COUNT_][2]; /* [point][0 producer, 1 consumer] */
+} totals;
+
+static pid_t start(char role, int arm_point, unsigned long hit)
+{
+    rq_crash_point_arm(arm_point, hit); /* inherited by the child only */
+    pid_t pid = th_spawn(role == 'P' ? th_producer_main : th_consumer_main, (void *)0,
+                         CHILD_WATCHDOG_S);
+    rq_crash_point_arm(-1, 0);
+    assert_true(pid > 0);
+    return pid;
+}
+
+/* Points after which a popped message is gone from the queue but the
+ * consumer never got to look at it: rq_pop is at-most-once by contract. */
+static int pop_may_lose(int point)
+{
+    return point == RQ_CP_RELEASE_AFTER_PUBLISH || point == RQ_CP_SIGNAL_BEFORE_BUMP ||
+           point == RQ_CP_SIGNAL_BEFORE_WAKE;
+}
+
+static void check_capacity(const char *name)
+{
+    rq *p, *c;
+    assert_int_equal(rq_open(&p, name, RQ_PRODUCER, NULL), RQ_OK);
+    assert_int_equal(rq_open(&c, name, RQ_CONSUMER, NULL), RQ_OK);
+    rq_stats st;
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    assert_int_equal(st.depth, 0);
+    unsigned char buf[SLOT_SIZE];
+    for (uint32_t i = 0; i < st.slot_count; i++) {
+        size_t len = th_msg_make(buf, SLOT_SIZE, 1000 + i, 7);
+        assert_int_equal(rq_push(p, buf, len, 0), RQ_OK);
+    }
+    assert_int_equal(rq_push(p, buf, 1, 0), RQ_EAGAIN); /* exactly slot_count */
+    for (uint32_t i = 0; i < st.slot_count; i++) {
+        size_t len;
+        uint64_t seq;
+        uint32_t stream;
+        assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+        assert_int_equal(th_msg_check(buf, len, &seq, &stream), 0);
+        assert_int_equal(seq, 1000 + i);
+    }
+    rq_close(p);
+    rq_close(c);
+}
+
+static void run_scenario(const struct scenario *s)
+{
+    th_jr = th_journal_new(th_name("crash"), SLOT_SIZE, 1, MESSAGES);
+    th_jr->producer_pause_us = s->pacing == SLOW_PRODUCER ? PAUSE_US : 0;
+    th_jr->consumer_pause_us = s->pacing == SLOW_CONSUMER ? PAUSE_US : 0;
+    th_jr->consume_pop = s->consume_pop;
+    rq_close(th_open(th_jr->name, RQ_OBSERVER, SLOTS, SLOT_SIZE, s->flags));
+
+    int first = s->pre_point >= 0 ? s->pre_point : s->point;
+    pid_t prod = start('P', s->role == 'P' ? first : -1, s->hit);
+    pid_t cons = start('C', s->role == 'C' ? first : -1, s->hit);
+    int kills = 0, prod_done = 0, cons_done = 0;
+    uint64_t until = th_now_ms() + LIFE_TIMEOUT_MS;
+    while (!prod_done || !cons_done) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid == 0) {
+            if (th_now_ms() > until) {
+                kill(prod, SIGKILL);
+                kill(cons, SIGKILL);
+                fail_msg("%s (%c, hit %lu): a side blocked for %d ms",
+                         rq_crash_point_name(s->point), s->role, s->hit, LIFE_TIMEOUT_MS);
+            }
+            usleep(200);
+            continue;
+        }
+        assert_true(pid == prod || pid == cons);
+        char who = pid == prod ? 'P' : 'C';
+        if (th_killed_by(status, SIGKILL)) {
+            assert_int_equal(who, s->role); /* only the armed side dies */
+            kills++;
+            if (kills > 1 || s->pre_point < 0)
+                totals.kills_at[s->point][who == 'C']++;
+            pid_t np = start(who, kills < KILLS_PER_SCENARIO ? s->point : -1, s->hit);
+            if (who == 'P')
+                prod = np;
+            else
+                cons = np;
+            until = th_now_ms() + LIFE_TIMEOUT_MS;
+            continue;
+        }
+        if (!th_exited_ok(status))
+            fail_msg("%s (%c, hit %lu): %c exited with status 0x%x",
+                     rq_crash_point_name(s->point), s->role, s->hit, who, status);
+        if (who == 'P')
+            prod_done = 1;
+        else
+            cons_done = 1;
+    }
+
+    uint64_t gaps = rq_load_relaxed_u64(&th_jr->gaps);
+    uint64_t dups = rq_load_relaxed_u64(&th_jr->duplicates);
+    assert_int_equal(rq_load_relaxed_u64(&th_jr->cons_next[0]), MESSAGES);
+    assert_int_equal(rq_load_relaxed_u64(&th_jr->torn), 0);
+    assert_int_equal(rq_load_relaxed_u64(&th_jr->reorders), 0);
+    if (s->role == 'C' && s->consume_pop && pop_may_lose(s->point))
+        assert_true(gaps <= (uint64_t)kills);
+    else if (gaps != 0)
+        fail_msg("%s (%c, hit %lu, pop %d): %llu lost", rq_crash_point_name(s->point), s->role,
+                 s->hit, s->consume_pop, (unsigned long long)gaps);
+    assert_true(dups <= (uint64_t)kills); /* only the one in flight, per kill */
+    check_capacity(th_jr->name);
+    rq_unlink(th_jr->name);
+    totals.scenarios++;
+    totals.kills += (unsigned long)kills;
+    totals.messages += rq_load_relaxed_u64(&th_jr->received);
+    totals.duplicates += (unsigned long)dups;
+    totals.lost_by_pop += (unsigned long)gaps;
+    totals.torn += (unsigned long)rq_load_relaxed_u64(&th_jr->torn);
+    totals.reorders += (unsigned long)rq_load_relaxed_u64(&th_jr->reorders);
+    th_shared_free(th_jr, sizeof *th_jr);
+    th_jr = NULL;
+}
+
+static void test_every_point_for_every_side(void **state)
+{
+    (void)state;
+    static const unsigned long hits[] = {1, 5};
+    for (int point = 0; point < RQ_CP_COUNT_; point++) {
+        const char *roles = rq_crash_point_roles(point);
+        int mpsc_only = strncmp(rq_crash_point_name(point), "mpsc.", 5) == 0;
+        int pre = -1;
+        if (point == RQ_CP_MPSC_BEFORE_CONSISTENT || point == RQ_CP_MPSC_AFTER_RECOVER)
+            pre = RQ_CP_MPSC_AFTER_LOCK; /* first die holding the lock */
+        for (const char *r = roles; *r; r++) {
+            if (*r != 'P' && *r != 'C')
+                continue; /* opener points: test_creator_killed_while_initialising */
+            for (size_t h = 0; h < sizeof hits / sizeof *hits; h++) {
+                for (int pacing = SLOW_CONSUMER; pacing <= SLOW_PRODUCER; pacing++) {
+                    for (int variant = 0; variant < 2; variant++) {
+                        struct scenario s = {point, pre, *r, hits[h], 0, (enum pacing)pacing, 0};
+                        if (*r == 'P') {
+                            if (mpsc_only && !variant)
+                                continue;
+                            s.flags = variant ? RQ_MPSC : 0;
+                        } else {
+                            s.consume_pop = variant;
+                        }
+                        run_scenario(&s);
+                    }
+                }
+            }
+        }
+    }
+    unsigned long covered = 0, expected = 0;
+    for (int point = 0; point < RQ_CP_COUNT_; point++) {
+        const char *roles = rq_crash_point_roles(point);
+        for (int side = 0; side < 2; side++) {
+            if (!strchr(roles, side ? 'C' : 'P'))
+                continue;
+            expected++;
+            if (totals.kills_at[point][side])
+                covered++;
+            else
+                print_error("crash point %s was never hit by the %s\n", rq_crash_point_name(point),
+                            side ? "consumer" : "producer");
+        }
+    }
+    print_message("crash points: %lu of %lu (point, side) pairs covered; %lu scenarios, %lu kills, "
+                  "%lu messages checked, %lu redelivered, %lu lost (all by rq_pop's at-most-once after "
+                  "its free), %lu torn, %lu reordered\n",
+                  covered, expected, totals.scenarios, totals.kills, totals.messages,
+                  totals.duplicates, totals.lost_by_pop, totals.torn, totals.reorders);
+    assert_int_equal(covered, expected);
+}
+
+/* Opener points: a creator killed inside initialisation. */
+static const char *creator_queue;
+
+static int creator_main(void *arg)
+{
+    (void)arg;
+    rq *q;
+    rq_config cfg = {SLOTS, SLOT_SIZE, 0, 0};
+    if (rq_open(&q, creator_queue, RQ_PRODUCER, &cfg) != RQ_OK)
+        return 40;
+    rq_close(q);
+    return 0;
+}
+
+static void test_creator_killed_while_initialising(void **state)
+{
+    (void)state;
+    const int points[] = {RQ_CP_OPEN_AFTER_INIT_LOCK, RQ_CP_INIT_AFTER_RESIZE,
+                          RQ_CP_INIT_BEFORE_MAGIC};
+    unsigned long kills = 0;
+    for (size_t i = 0; i < sizeof points / sizeof *points; i++) {
+        creator_queue = th_name("init");
+        rq_crash_point_arm(points[i], 1);
+        pid_t pid = th_spawn(creator_main, NULL, CHILD_WATCHDOG_S);
+        rq_crash_point_arm(-1, 0);
+        int status;
+        assert_int_equal(th_wait(pid, LIFE_TIMEOUT_MS, &status), 0);
+        assert_true(th_killed_by(status, SIGKILL));
+        kills++;
+        /* nobody attaches to the half-made queue ... */
+        rq *q = (rq *)1;
+        assert_int_equal(rq_open(&q, creator_queue, RQ_CONSUMER, NULL), RQ_ENOENT);
+        assert_null(q);
+        /* ... and the next creator makes it whole */
+        rq *p = th_open(creator_queue, RQ_PRODUCER, SLOTS, SLOT_SIZE, 0);
+        rq_stats st;
+        assert_int_equal(rq_stat(p, &st), RQ_OK);
+        assert_int_equal(st.repairs, points[i] == RQ_CP_OPEN_AFTER_INIT_LOCK ? 0 : 1);
+        rq_close(p);
+        check_capacity(creator_queue);
+        rq_unlink(creator_queue);
+    }
+    print_message("initialisation: %zu points, %lu creators killed, every queue re-created\n",
+                  sizeof points / sizeof *points, kills);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_creator_killed_while_initialising),
+        cmocka_unit_test(test_every_point_for_every_side),
+    };
+    return cmocka_run_group_tests_name("crash", tests, NULL, NULL);
+}

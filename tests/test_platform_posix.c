@@ -1,0 +1,238 @@
+/*
+ * test_platform_posix.c - src/platform_posix.c: the guarantees platform.h
+ * states, checked against the real kernel objects.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helpers.h"
+#include "layout.h"
+#include "platform.h"
+
+static void test_segment_open_create_size_map(void **state)
+{
+    (void)state;
+    const char *name = th_name("plat");
+    rq_plat_segment *s;
+    int created = -1;
+    assert_int_equal(rq_plat_segment_open(&s, "rq", name, 0, 0600, &created), RQ_ENOENT);
+    assert_int_equal(rq_plat_segment_open(&s, "rq", name, RQ_PLAT_CREATE, 0600, &created), RQ_OK);
+    assert_int_equal(created, 1);
+    uint64_t size = 1;
+    assert_int_equal(rq_plat_segment_size(s, &size), RQ_OK);
+    assert_int_equal(size, 0);
+    assert_int_equal(rq_plat_segment_resize(s, 8192), RQ_OK);
+    assert_int_equal(rq_plat_segment_size(s, &size), RQ_OK);
+    assert_int_equal(size, 8192);
+    void *a;
+    assert_int_equal(rq_plat_segment_map(s, 8192, &a), RQ_OK);
+    memset(a, 0x5a, 8192);
+    rq_plat_segment *s2;
+    assert_int_equal(rq_plat_segment_open(&s2, "rq", name, RQ_PLAT_CREATE, 0600, &created), RQ_OK);
+    assert_int_equal(created, 0);
+    void *b;
+    assert_int_equal(rq_plat_segment_map(s2, 8192, &b), RQ_OK);
+    assert_int_equal(((unsigned char *)b)[8191], 0x5a); /* the same memory */
+    errno = 0;
+    assert_int_equal(rq_plat_segment_map(s2, 0, &b), RQ_ESYS);
+    assert_int_equal(errno, EINVAL);
+    rq_plat_segment_unmap(a, 8192);
+    rq_plat_segment_close(s);
+    rq_plat_segment_close(s2);
+    assert_int_equal(rq_plat_segment_unlink("rq", name), RQ_OK);
+    assert_int_equal(rq_plat_segment_unlink("rq", name), RQ_ENOENT);
+}
+
+static void test_resize_reports_enospc_instead_of_sigbus(void **state)
+{
+    (void)state;
+    const char *name = th_name("huge");
+    rq_plat_segment *s;
+    int created;
+    assert_int_equal(rq_plat_segment_open(&s, "rq", name, RQ_PLAT_CREATE, 0600, &created), RQ_OK);
+    /* far more than /dev/shm can hold: must fail now, cleanly */
+    errno = 0;
+    assert_int_equal(rq_plat_segment_resize(s, UINT64_C(1) << 46), RQ_ESYS);
+    assert_true(errno == ENOSPC || errno == EFBIG || errno == ENOMEM);
+    rq_plat_segment_close(s);
+    rq_plat_segment_unlink("rq", name);
+}
+
+static void test_locks_belong_to_handles(void **state)
+{
+    (void)state;
+    const char *name = th_name("locks");
+    rq_plat_segment *a, *b;
+    int created;
+    assert_int_equal(rq_plat_segment_open(&a, "rq", name, RQ_PLAT_CREATE, 0600, &created), RQ_OK);
+    assert_int_equal(rq_plat_segment_open(&b, "rq", name, 0, 0600, &created), RQ_OK);
+    assert_int_equal(rq_plat_lock(a, RQ_LOCK_PRODUCER, RQ_LOCK_TRY), RQ_OK);
+    /* same process, other handle: still excluded (OFD, not POSIX locks) */
+    assert_int_equal(rq_plat_lock(b, RQ_LOCK_PRODUCER, RQ_LOCK_TRY), RQ_EBUSY);
+    assert_int_equal(rq_plat_lock(b, RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED), RQ_EBUSY);
+    assert_int_equal(rq_plat_lock_probe(b, RQ_LOCK_PRODUCER), 1);
+    assert_int_equal(rq_plat_lock_probe(b, RQ_LOCK_CONSUMER), 0);
+    assert_int_equal(rq_plat_lock(b, RQ_LOCK_CONSUMER, RQ_LOCK_TRY), RQ_OK); /* other byte */
+    rq_plat_unlock(a, RQ_LOCK_PRODUCER);
+    assert_int_equal(rq_plat_lock_probe(b, RQ_LOCK_PRODUCER), 0);
+    assert_int_equal(rq_plat_lock(a, RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED), RQ_OK);
+    assert_int_equal(rq_plat_lock(b, RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED), RQ_OK);
+    rq_plat_segment_close(b); /* closing drops b's locks */
+    assert_int_equal(rq_plat_lock_probe(a, RQ_LOCK_CONSUMER), 0);
+    rq_plat_segment_close(a);
+    rq_plat_segment_unlink("rq", name);
+}
+
+static int child_sleep(void *arg)
+{
+    (void)arg;
+    rq_plat_segment *s;
+    int created;
+    if (rq_plat_segment_open(&s, "rq", (const char *)arg, 0, 0600, &created) != RQ_OK)
+        return 1;
+    if (rq_plat_lock(s, RQ_LOCK_CONSUMER, RQ_LOCK_TRY) != RQ_OK)
+        return 2;
+    pause();
+    return 0;
+}
+
+static void test_lock_dropped_when_holder_dies(void **state)
+{
+    (void)state;
+    const char *name = th_name("death");
+    rq_plat_segment *s;
+    int created;
+    assert_int_equal(rq_plat_segment_open(&s, "rq", name, RQ_PLAT_CREATE, 0600, &created), RQ_OK);
+    pid_t pid = th_spawn(child_sleep, (void *)name, 10);
+    int held = 0;
+    for (int i = 0; i < 1000 && !held; i++) {
+        held = rq_plat_lock_probe(s, RQ_LOCK_CONSUMER) == 1;
+        if (!held)
+            usleep(1000);
+    }
+    assert_true(held);
+    assert_int_equal(rq_plat_lock(s, RQ_LOCK_CONSUMER, RQ_LOCK_TRY), RQ_EBUSY);
+    kill(pid, SIGKILL);
+    int status;
+    assert_int_equal(th_wait(pid, 5000, &status), 0);
+    assert_int_equal(rq_plat_lock(s, RQ_LOCK_CONSUMER, RQ_LOCK_TRY), RQ_OK);
+    rq_plat_segment_close(s);
+    rq_plat_segment_unlink("rq", name);
+}
+
+static void test_wait_times_out_and_sees_changed_word(void **state)
+{
+    (void)state;
+    rq_atomic_u32 *word = th_shared_alloc(4096);
+    rq_store_relaxed_u32(word, 7);
+    assert_int_equal(rq_plat_wait(NULL, word, 8, RQ_INFINITE), RQ_OK); /* differs: no sleep */
+    uint64_t t0 = th_now_ms();
+    assert_int_equal(rq_plat_wait(NULL, word, 7, 50), RQ_ETIMEDOUT);
+    uint64_t dt = th_now_ms() - t0;
+    assert_true(dt >= 45);
+    assert_int_equal(rq_plat_wait(NULL, word, 7, 0), RQ_ETIMEDOUT);
+    th_shared_free((void *)word, 4096);
+}
+
+static rq_atomic_u32 *wake_word;
+
+static int child_wake_later(void *arg)
+{
+    (void)arg;
+    usleep(50 * 1000);
+    rq_fetch_add_u32(wake_word, 1);
+    rq_plat_wake(NULL, wake_word, 1);
+    return 0;
+}
+
+static void test_wake_crosses_processes(void **state)
+{
+    (void)state;
+    wake_word = th_shared_alloc(4096);
+    pid_t pid = th_spawn(child_wake_later, NULL, 10);
+    uint64_t t0 = th_now_ms();
+    int rc;
+    do
+        rc = rq_plat_wait(NULL, wake_word, 0, 5000);
+    while (rc == RQ_OK && rq_load_acquire_u32(wake_word) == 0);
+    assert_int_equal(rc, RQ_OK);
+    assert_true(th_now_ms() - t0 < 4000);
+    int status;
+    assert_int_equal(th_wait(pid, 5000, &status), 0);
+    assert_true(th_exited_ok(status));
+    th_shared_free((void *)wake_word, 4096);
+}
+
+static void *mutex_area;
+
+static int child_die_holding_mutex(void *arg)
+{
+    (void)arg;
+    int recovered;
+    if (rq_plat_mutex_lock(NULL, mutex_area, &recovered) != RQ_OK)
+        return 1;
+    kill(getpid(), SIGKILL);
+    return 0;
+}
+
+static void test_robust_mutex_recovers_from_dead_owner(void **state)
+{
+    (void)state;
+    mutex_area = th_shared_alloc(4096);
+    assert_int_equal(rq_plat_mutex_init(NULL, mutex_area), RQ_OK);
+    int recovered = -1;
+    assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, &recovered), RQ_OK);
+    assert_int_equal(recovered, 0);
+    rq_plat_mutex_unlock(NULL, mutex_area);
+    for (int round = 0; round < 3; round++) {
+        pid_t pid = th_spawn(child_die_holding_mutex, NULL, 10);
+        int status;
+        assert_int_equal(th_wait(pid, 5000, &status), 0);
+        assert_true(th_killed_by(status, SIGKILL));
+        assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, &recovered), RQ_OK);
+        assert_int_equal(recovered, 1);
+        rq_plat_mutex_unlock(NULL, mutex_area);
+        assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, &recovered), RQ_OK);
+        assert_int_equal(recovered, 0); /* consistent again: a normal lock */
+        rq_plat_mutex_unlock(NULL, mutex_area);
+    }
+    th_shared_free(mutex_area, 4096);
+}
+
+static void test_clock_and_pid(void **state)
+{
+    (void)state;
+    uint64_t a = rq_plat_now_ms();
+    usleep(20 * 1000);
+    uint64_t b = rq_plat_now_ms();
+    assert_true(b >= a + 15);
+    assert_int_equal(rq_plat_pid(), getpid());
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_segment_open_create_size_map),
+        cmocka_unit_test(test_resize_reports_enospc_instead_of_sigbus),
+        cmocka_unit_test(test_locks_belong_to_handles),
+        cmocka_unit_test(test_lock_dropped_when_holder_dies),
+        cmocka_unit_test(test_wait_times_out_and_sees_changed_word),
+        cmocka_unit_test(test_wake_crosses_processes),
+        cmocka_unit_test(test_robust_mutex_recovers_from_dead_owner),
+        cmocka_unit_test(test_clock_and_pid),
+    };
+    return cmocka_run_group_tests_name("platform_posix", tests, NULL, NULL);
+}

@@ -1,0 +1,738 @@
+/*
+ * test_queue.c - the public API of src/queue.c: every call, every error.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helpers.h"
+#include "layout.h"
+#include "rq.h"
+
+/* ---- helpers local to this file -------------------------------------- */
+
+/* Maps the raw segment of queue NAME, as a hostile peer would. */
+static struct rq_shm *raw_map(const char *name, size_t *size)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/rq.%s", name);
+    int fd = shm_open(path, O_RDWR, 0);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    *size = (size_t)st.st_size;
+    void *p = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    assert_true(p != MAP_FAILED);
+    close(fd);
+    return p;
+}
+
+static void raw_truncate(const char *name, off_t size)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/rq.%s", name);
+    int fd = shm_open(path, O_RDWR, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, size), 0);
+    close(fd);
+}
+
+static void push_seq(rq *q, uint64_t seq, size_t cap)
+{
+    unsigned char buf[4096];
+    size_t len = th_msg_make(buf, cap, seq, 0);
+    assert_int_equal(rq_push(q, buf, len, 0), RQ_OK);
+}
+
+static uint64_t pop_seq(rq *q)
+{
+    unsigned char buf[4096];
+    size_t len = 0;
+    uint64_t seq;
+    uint32_t stream;
+    assert_int_equal(rq_pop(q, buf, sizeof buf, &len, 0), RQ_OK);
+    assert_int_equal(th_msg_check(buf, len, &seq, &stream), 0);
+    return seq;
+}
+
+static uint32_t depth_of(rq *q)
+{
+    rq_stats st;
+    assert_int_equal(rq_stat(q, &st), RQ_OK);
+    return st.depth;
+}
+
+/* ---- open ------------------------------------------------------------ */
+
+static void test_open_rejects_bad_arguments(void **state)
+{
+    (void)state;
+    rq *q = (rq *)1;
+    rq_config cfg = {4, 64, 0, 0};
+    char long_name[RQ_NAME_MAX + 2];
+    memset(long_name, 'a', sizeof long_name);
+    long_name[RQ_NAME_MAX + 1] = '\0';
+
+    assert_int_equal(rq_open(NULL, "x", RQ_PRODUCER, &cfg), RQ_EINVAL);
+    assert_int_equal(rq_open(&q, NULL, RQ_PRODUCER, &cfg), RQ_EINVAL);
+    assert_null(q);
+    const char *bad_names[] = {"", "a/b", "a b", "q\xc3\xa4", "../x", "a\\b", "x:y", long_name};
+    for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++)
+        assert_int_equal(rq_open(&q, bad_names[i], RQ_PRODUCER, &cfg), RQ_EINVAL);
+    const char *name = th_name("badargs");
+    assert_int_equal(rq_open(&q, name, 0, &cfg), RQ_EINVAL);
+    assert_int_equal(rq_open(&q, name, 4, &cfg), RQ_EINVAL);
+    rq_config bad[] = {
+        {0, 64, 0, 0}, {4, 0, 0, 0}, {4, 64, 0x80, 0}, {4, 64, 0, 01000},
+        {RQ_SLOT_COUNT_MAX + 1, 64, 0, 0}, {4, RQ_SLOT_SIZE_MAX + 1, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(rq_open(&q, name, RQ_PRODUCER, &bad[i]), RQ_EINVAL);
+    assert_null(q);
+    assert_int_equal(rq_unlink(name), RQ_ENOENT); /* nothing was created */
+}
+
+static void test_open_name_of_max_length(void **state)
+{
+    (void)state;
+    char name[RQ_NAME_MAX + 1];
+    memset(name, 'n', RQ_NAME_MAX);
+    name[RQ_NAME_MAX] = '\0';
+    rq_unlink(name);
+    rq *q = th_open(name, RQ_PRODUCER, 2, 8, 0);
+    char path[300];
+    snprintf(path, sizeof path, "/dev/shm/rq.%s", name);
+    assert_int_equal(access(path, F_OK), 0);
+    rq_close(q);
+    assert_int_equal(rq_unlink(name), RQ_OK);
+}
+
+static void test_attach_missing_is_enoent(void **state)
+{
+    (void)state;
+    rq *q = (rq *)1;
+    assert_int_equal(rq_open(&q, th_name("missing"), RQ_CONSUMER, NULL), RQ_ENOENT);
+    assert_null(q);
+}
+
+static void test_geometry_mismatch_is_eexist(void **state)
+{
+    (void)state;
+    const char *name = th_name("geom");
+    rq *p = th_open(name, RQ_PRODUCER, 4, 64, 0);
+    rq *c = NULL;
+    rq_config other[] = {{5, 64, 0, 0}, {4, 65, 0, 0}, {4, 64, RQ_MPSC, 0}};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(rq_open(&c, name, RQ_CONSUMER, &other[i]), RQ_EEXIST);
+    rq_config same = {4, 64, 0, 0};
+    assert_int_equal(rq_open(&c, name, RQ_CONSUMER, &same), RQ_OK);
+    rq_close(c);
+    assert_int_equal(rq_open(&c, name, RQ_CONSUMER, NULL), RQ_OK);
+    rq_close(c);
+    rq_close(p);
+    rq_unlink(name);
+}
+
+static void test_mode_is_exact_despite_umask(void **state)
+{
+    (void)state;
+    mode_t old = umask(077);
+    const char *name = th_name("mode");
+    rq_config cfg = {2, 8, 0, 0640};
+    rq *q;
+    assert_int_equal(rq_open(&q, name, RQ_OBSERVER, &cfg), RQ_OK);
+    char path[256];
+    snprintf(path, sizeof path, "/dev/shm/rq.%s", name);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640);
+    rq_close(q);
+    rq_unlink(name);
+
+    name = th_name("mode0");
+    cfg.mode = 0;
+    assert_int_equal(rq_open(&q, name, RQ_OBSERVER, &cfg), RQ_OK);
+    snprintf(path, sizeof path, "/dev/shm/rq.%s", name);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    rq_close(q);
+    rq_unlink(name);
+    umask(old);
+}
+
+/* ---- data path ------------------------------------------------------- */
+
+static void test_fifo_holds_exactly_n_for_any_n(void **state)
+{
+    (void)state;
+    const uint32_t sizes[] = {1, 2, 3, 5, 7, 64, 100};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        uint32_t n = sizes[i];
+        const char *name = th_name("fifo");
+        rq *p = th_open(name, RQ_PRODUCER, n, 48, 0);
+        rq *c = th_open(name, RQ_CONSUMER, n, 48, 0);
+        uint64_t next_in = 0, next_out = 0;
+        for (int lap = 0; lap < 5; lap++) {
+            for (uint32_t k = 0; k < n; k++)
+                push_seq(p, next_in++, 48);
+            unsigned char one = 0;
+            assert_int_equal(rq_push(p, &one, 1, 0), RQ_EAGAIN); /* all N used */
+            assert_int_equal(depth_of(p), n);
+            /* drain part of it so the offsets wrap at odd places */
+            uint32_t take = lap % 2 ? n : (n + 1) / 2;
+            for (uint32_t k = 0; k < take; k++)
+                assert_int_equal(pop_seq(c), next_out++);
+            for (uint32_t k = 0; k < take; k++)
+                push_seq(p, next_in++, 48);
+            while (next_out < next_in)
+                assert_int_equal(pop_seq(c), next_out++);
+            size_t len;
+            assert_int_equal(rq_pop(c, &one, 1, &len, 0), RQ_EAGAIN);
+        }
+        rq_close(p);
+        rq_close(c);
+        rq_unlink(name);
+    }
+}
+
+static void test_message_sizes(void **state)
+{
+    (void)state;
+    const char *name = th_name("sizes");
+    rq *p = th_open(name, RQ_PRODUCER, 3, 100, 0);
+    rq *c = th_open(name, RQ_CONSUMER, 3, 100, 0);
+    unsigned char big[101], out[101];
+    memset(big, 0xab, sizeof big);
+    assert_int_equal(rq_push(p, big, 101, 0), RQ_EMSGSIZE);
+    assert_int_equal(depth_of(p), 0);
+    assert_int_equal(rq_push(p, big, 100, 0), RQ_OK);
+    assert_int_equal(rq_push(p, NULL, 0, 0), RQ_OK); /* empty message */
+    size_t len = 0;
+    assert_int_equal(rq_pop(c, out, 99, &len, 0), RQ_EMSGSIZE);
+    assert_int_equal(len, 100);
+    assert_int_equal(depth_of(c), 2); /* nothing consumed */
+    assert_int_equal(rq_pop(c, out, 100, &len, 0), RQ_OK);
+    assert_int_equal(len, 100);
+    assert_memory_equal(out, big, 100);
+    assert_int_equal(rq_pop(c, NULL, 0, &len, 0), RQ_OK);
+    assert_int_equal(len, 0);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+}
+
+static void test_calls_check_role_and_arguments(void **state)
+{
+    (void)state;
+    const char *name = th_name("roles");
+    rq *p = th_open(name, RQ_PRODUCER, 2, 16, 0);
+    rq *c = th_open(name, RQ_CONSUMER, 2, 16, 0);
+    rq *o = th_open(name, RQ_OBSERVER, 2, 16, 0);
+    char buf[16];
+    size_t len;
+    void *slot;
+    const void *msg;
+    assert_int_equal(rq_push(c, "x", 1, 0), RQ_EROLE);
+    assert_int_equal(rq_push(o, "x", 1, 0), RQ_EROLE);
+    assert_int_equal(rq_reserve(c, &slot, 0), RQ_EROLE);
+    assert_int_equal(rq_commit(c, 1), RQ_EROLE);
+    assert_int_equal(rq_pop(p, buf, 16, &len, 0), RQ_EROLE);
+    assert_int_equal(rq_pop(o, buf, 16, &len, 0), RQ_EROLE);
+    assert_int_equal(rq_peek(p, &msg, &len, 0), RQ_EROLE);
+    assert_int_equal(rq_release(p), RQ_EROLE);
+
+    assert_int_equal(rq_push(NULL, "x", 1, 0), RQ_EINVAL);
+    assert_int_equal(rq_pop(NULL, buf, 16, &len, 0), RQ_EINVAL);
+    assert_int_equal(rq_reserve(NULL, &slot, 0), RQ_EINVAL);
+    assert_int_equal(rq_commit(NULL, 0), RQ_EINVAL);
+    assert_int_equal(rq_peek(NULL, &msg, &len, 0), RQ_EINVAL);
+    assert_int_equal(rq_release(NULL), RQ_EINVAL);
+    assert_int_equal(rq_stat(NULL, NULL), RQ_EINVAL);
+    assert_int_equal(rq_stat(p, NULL), RQ_EINVAL);
+    assert_int_equal(rq_push(p, NULL, 1, 0), RQ_EINVAL);
+    assert_int_equal(rq_push(p, "x", 1, -2), RQ_EINVAL);
+    assert_int_equal(rq_reserve(p, NULL, 0), RQ_EINVAL);
+    assert_int_equal(rq_pop(c, buf, 16, NULL, 0), RQ_EINVAL);
+    assert_int_equal(rq_pop(c, NULL, 16, &len, 0), RQ_EINVAL);
+    assert_int_equal(rq_pop(c, buf, 16, &len, -7), RQ_EINVAL);
+    assert_int_equal(rq_peek(c, NULL, &len, 0), RQ_EINVAL);
+    assert_int_equal(rq_peek(c, &msg, NULL, 0), RQ_EINVAL);
+    assert_int_equal(depth_of(o), 0);
+    rq_close(NULL); /* allowed */
+    rq_close(o);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+}
+
+static void test_reserve_commit(void **state)
+{
+    (void)state;
+    const char *name = th_name("reserve");
+    rq *p = th_open(name, RQ_PRODUCER, 2, 32, 0);
+    rq *c = th_open(name, RQ_CONSUMER, 2, 32, 0);
+    void *slot, *again;
+    assert_int_equal(rq_commit(p, 1), RQ_ESTATE);
+    assert_int_equal(rq_reserve(p, &slot, 0), RQ_OK);
+    assert_int_equal(rq_reserve(p, &again, 0), RQ_OK);
+    assert_ptr_equal(slot, again);
+    assert_int_equal(rq_push(p, "x", 1, 0), RQ_ESTATE);
+    assert_int_equal(depth_of(c), 0); /* nothing visible yet */
+    memcpy(slot, "hello, zero-copy", 16);
+    assert_int_equal(rq_commit(p, 33), RQ_EMSGSIZE);
+    assert_int_equal(rq_commit(p, 16), RQ_OK); /* reservation survived */
+    assert_int_equal(rq_commit(p, 16), RQ_ESTATE);
+    char out[32];
+    size_t len;
+    assert_int_equal(rq_pop(c, out, sizeof out, &len, 0), RQ_OK);
+    assert_int_equal(len, 16);
+    assert_memory_equal(out, "hello, zero-copy", 16);
+    /* a reservation dropped by close leaves nothing behind */
+    assert_int_equal(rq_reserve(p, &slot, 0), RQ_OK);
+    memcpy(slot, "ghost", 5);
+    rq_close(p);
+    assert_int_equal(depth_of(c), 0);
+    p = th_open(name, RQ_PRODUCER, 2, 32, 0);
+    assert_int_equal(rq_push(p, "a", 1, 0), RQ_OK);
+    assert_int_equal(rq_push(p, "b", 1, 0), RQ_OK);
+    assert_int_equal(rq_reserve(p, &slot, 0), RQ_EAGAIN); /* full */
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+}
+
+static void test_peek_release(void **state)
+{
+    (void)state;
+    const char *name = th_name("peek");
+    rq *p = th_open(name, RQ_PRODUCER, 2, 32, 0);
+    rq *c = th_open(name, RQ_CONSUMER, 2, 32, 0);
+    const void *msg, *again;
+    size_t len, len2;
+    char buf[32];
+    assert_int_equal(rq_release(c), RQ_ESTATE);
+    assert_int_equal(rq_peek(c, &msg, &len, 0), RQ_EAGAIN);
+    assert_int_equal(rq_push(p, "first", 5, 0), RQ_OK);
+    assert_int_equal(rq_push(p, "second", 6, 0), RQ_OK);
+    assert_int_equal(rq_peek(c, &msg, &len, 0), RQ_OK);
+    assert_int_equal(len, 5);
+    assert_memory_equal(msg, "first", 5);
+    assert_int_equal(rq_peek(c, &again, &len2, 0), RQ_OK);
+    assert_ptr_equal(msg, again);
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_ESTATE);
+    /* closing while peeked: at-least-once, the message comes back */
+    rq_close(c);
+    c = th_open(name, RQ_CONSUMER, 2, 32, 0);
+    assert_int_equal(rq_peek(c, &msg, &len, 0), RQ_OK);
+    assert_memory_equal(msg, "first", 5);
+    assert_int_equal(rq_release(c), RQ_OK);
+    assert_int_equal(rq_release(c), RQ_ESTATE);
+    assert_int_equal(rq_peek(c, &msg, &len, 0), RQ_OK);
+    assert_memory_equal(msg, "second", 6);
+    assert_int_equal(rq_release(c), RQ_OK);
+    assert_int_equal(depth_of(c), 0);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+}
+
+static void test_timeouts(void **state)
+{
+    (void)state;
+    const char *name = th_name("timeout");
+    rq *p = th_open(name, RQ_PRODUCER, 1, 8, 0);
+    rq *c = th_open(name, RQ_CONSUMER, 1, 8, 0);
+    char buf[8];
+    size_t len;
+    assert_int_equal(rq_pop(c, buf, 8, &len, 0), RQ_EAGAIN);
+    uint64_t t0 = th_now_ms();
+    assert_int_equal(rq_pop(c, buf, 8, &len, 60), RQ_ETIMEDOUT);
+    assert_true(th_now_ms() - t0 >= 55);
+    assert_int_equal(rq_push(p, "x", 1, 0), RQ_OK);
+    assert_int_equal(rq_push(p, "y", 1, 0), RQ_EAGAIN);
+    t0 = th_now_ms();
+    assert_int_equal(rq_push(p, "y", 1, 60), RQ_ETIMEDOUT);
+    assert_true(th_now_ms() - t0 >= 55);
+    rq_stats st;
+    assert_int_equal(rq_stat(p, &st), RQ_OK);
+    assert_true(st.producer_waits >= 1);
+    assert_true(st.consumer_waits >= 1);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+}
+
+/* ---- across processes ------------------------------------------------ */
+
+static const char *child_name;
+
+static int child_pop_blocking(void *arg)
+{
+    (void)arg;
+    rq *c;
+    if (rq_open(&c, child_name, RQ_CONSUMER, NULL) != RQ_OK)
+        return 10;
+    char buf[16];
+    size_t len;
+    int rc = rq_pop(c, buf, sizeof buf, &len, RQ_INFINITE);
+    rq_close(c);
+    return rc == RQ_OK && len == 5 && memcmp(buf, "wake!", 5) == 0 ? 0 : 11;
+}
+
+static int child_push_blocking(void *arg)
+{
+    (void)arg;
+    rq *p;
+    if (rq_open(&p, child_name, RQ_PRODUCER, NULL) != RQ_OK)
+        return 10;
+    int rc = rq_push(p, "late", 4, RQ_INFINITE);
+    rq_close(p);
+    return rc == RQ_OK ? 0 : 11;
+}
+
+static void test_blocking_waits_are_woken_across_processes(void **state)
+{
+    (void)state;
+    child_name = th_name("wake");
+    rq *p = th_open(child_name, RQ_PRODUCER, 1, 16, 0);
+    pid_t pid = th_spawn(child_pop_blocking, NULL, 10);
+    usleep(100 * 1000); /* let it fall asleep */
+    rq_stats st;
+    assert_int_equal(rq_stat(p, &st), RQ_OK);
+    assert_int_equal(st.consumer_live, 1);
+    assert_int_equal(rq_push(p, "wake!", 5, 0), RQ_OK);
+    int status;
+    assert_int_equal(th_wait(pid, 5000, &status), 0);
+    assert_true(th_exited_ok(status));
+    assert_int_equal(rq_stat(p, &st), RQ_OK);
+    assert_true(st.producer_wakes >= 1);
+    assert_true(st.consumer_waits >= 1);
+    rq_close(p);
+
+    /* and the other way round: a producer asleep on a full queue */
+    rq *c = th_open(child_name, RQ_CONSUMER, 1, 16, 0);
+    p = th_open(child_name, RQ_PRODUCER, 1, 16, 0);
+    assert_int_equal(rq_push(p, "fill", 4, 0), RQ_OK);
+    rq_close(p);
+    pid = th_spawn(child_push_blocking, NULL, 10);
+    usleep(100 * 1000);
+    char buf[16];
+    size_t len;
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+    assert_int_equal(th_wait(pid, 5000, &status), 0);
+    assert_true(th_exited_ok(status));
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 1000), RQ_OK);
+    assert_memory_equal(buf, "late", 4);
+    rq_close(c);
+    rq_unlink(child_name);
+}
+
+static void test_busy_sides_make_no_wake_calls(void **state)
+{
+    (void)state;
+    const char *name = th_name("nosys");
+    rq *p = th_open(name, RQ_PRODUCER, 8, 16, 0);
+    rq *c = th_open(name, RQ_CONSUMER, 8, 16, 0);
+    rq_stats before, after;
+    assert_int_equal(rq_stat(p, &before), RQ_OK);
+    char buf[16];
+    size_t len;
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(rq_push(p, "m", 1, 0), RQ_OK);
+        assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+    }
+    assert_int_equal(rq_stat(p, &after), RQ_OK);
+    assert_int_equal(after.pushed - before.pushed, 1000);
+    assert_int_equal(after.popped - before.popped, 1000);
+    assert_int_equal(after.producer_wakes, before.producer_wakes);
+    assert_int_equal(after.consumer_wakes, before.consumer_wakes);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+}
+
+static int child_hold_consumer(void *arg)
+{
+    (void)arg;
+    rq *c;
+    if (rq_open(&c, child_name, RQ_CONSUMER, NULL) != RQ_OK)
+        return 10;
+    pause(); /* until killed */
+    return 0;
+}
+
+static void test_roles_are_exclusive_and_taken_over_from_the_dead(void **state)
+{
+    (void)state;
+    child_name = th_name("busy");
+    rq *p = th_open(child_name, RQ_PRODUCER, 2, 16, 0);
+    rq *p2 = NULL;
+    assert_int_equal(rq_open(&p2, child_name, RQ_PRODUCER, NULL), RQ_EBUSY);
+    assert_null(p2);
+
+    pid_t pid = th_spawn(child_hold_consumer, NULL, 10);
+    rq_stats st;
+    for (int i = 0; i < 500; i++) {
+        assert_int_equal(rq_stat(p, &st), RQ_OK);
+        if (st.consumer_live)
+            break;
+        usleep(2000);
+    }
+    assert_int_equal(st.consumer_live, 1);
+    assert_int_equal(st.consumer_pid, pid);
+    rq *c = NULL;
+    assert_int_equal(rq_open(&c, child_name, RQ_CONSUMER, NULL), RQ_EBUSY);
+    kill(pid, SIGKILL);
+    int status;
+    assert_int_equal(th_wait(pid, 5000, &status), 0);
+    assert_true(th_killed_by(status, SIGKILL));
+    assert_int_equal(rq_open(&c, child_name, RQ_CONSUMER, NULL), RQ_OK); /* at once */
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    assert_int_equal(st.consumer_takeovers, 1);
+    assert_int_equal(st.consumer_pid, getpid());
+    rq_close(c);
+    /* a clean close is not a takeover */
+    assert_int_equal(rq_open(&c, child_name, RQ_CONSUMER, NULL), RQ_OK);
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    assert_int_equal(st.consumer_takeovers, 1);
+    rq_close(c);
+    rq_close(p);
+    assert_int_equal(rq_open(&p2, child_name, RQ_PRODUCER, NULL), RQ_OK);
+    rq_close(p2);
+    rq_unlink(child_name);
+}
+
+static void test_messages_persist_until_unlink(void **state)
+{
+    (void)state;
+    const char *name = th_name("persist");
+    rq *p = th_open(name, RQ_PRODUCER, 4, 64, 0);
+    for (uint64_t s = 0; s < 3; s++)
+        push_seq(p, s, 64);
+    rq_close(p);
+    rq *c;
+    assert_int_equal(rq_open(&c, name, RQ_CONSUMER, NULL), RQ_OK);
+    for (uint64_t s = 0; s < 3; s++)
+        assert_int_equal(pop_seq(c), s);
+    assert_int_equal(rq_unlink(name), RQ_OK);
+    assert_int_equal(rq_unlink(name), RQ_ENOENT);
+    assert_int_equal(rq_unlink("bad/name"), RQ_EINVAL);
+    /* open handles keep working after unlink */
+    char b;
+    size_t len;
+    assert_int_equal(rq_pop(c, &b, 1, &len, 0), RQ_EAGAIN);
+    rq_close(c);
+    assert_int_equal(rq_open(&c, name, RQ_CONSUMER, NULL), RQ_ENOENT);
+}
+
+static void test_stats(void **state)
+{
+    (void)state;
+    const char *name = th_name("stats");
+    rq *p = th_open(name, RQ_PRODUCER, 5, 16, 0);
+    rq *c = th_open(name, RQ_CONSUMER, 5, 16, 0);
+    rq *o = th_open(name, RQ_OBSERVER, 5, 16, 0);
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(rq_push(p, "s", 1, 0), RQ_OK);
+        char b;
+        size_t len;
+        if (i % 2)
+            assert_int_equal(rq_pop(c, &b, 1, &len, 0), RQ_OK);
+    }
+    rq_stats st;
+    assert_int_equal(rq_stat(o, &st), RQ_OK);
+    assert_int_equal(st.slot_count, 5);
+    assert_int_equal(st.slot_size, 16);
+    assert_int_equal(st.flags, 0);
+    assert_int_equal(st.pushed, 7);
+    assert_int_equal(st.popped, 3);
+    assert_int_equal(st.depth, 4);
+    assert_int_equal(st.write_offset, 7);
+    assert_int_equal(st.read_offset, 3);
+    assert_int_equal(st.producer_live, 1);
+    assert_int_equal(st.consumer_live, 1);
+    assert_int_equal(st.producer_pid, getpid());
+    assert_int_equal(st.repairs, 0);
+    rq_close(p);
+    assert_int_equal(rq_stat(o, &st), RQ_OK);
+    assert_int_equal(st.producer_live, 0);
+    rq_close(c);
+    rq_close(o);
+    rq_unlink(name);
+}
+
+/* ---- hostile and broken segments ------------------------------------- */
+
+static void expect_open(const char *name, int role, int expected)
+{
+    rq *q = (rq *)1;
+    int rc = rq_open(&q, name, role, NULL);
+    if (rc != expected)
+        fail_msg("open %s role %d: got %s, expected %s", name, role, rq_errname(rc),
+                 rq_errname(expected));
+    if (rc == RQ_OK)
+        rq_close(q);
+    else
+        assert_null(q);
+}
+
+static void test_corrupt_headers_are_refused(void **state)
+{
+    (void)state;
+    const char *name = th_name("hdr");
+    rq_close(th_open(name, RQ_OBSERVER, 4, 32, 0));
+    size_t size;
+    struct rq_shm *shm = raw_map(name, &size);
+    struct rq_shm_header good = shm->hdr;
+    struct {
+        size_t offset;
+        uint32_t value;
+        int expected;
+    } cases[] = {
+        {offsetof(struct rq_shm_header, layout_version), 2, RQ_EVERSION},
+        {offsetof(struct rq_shm_header, abi), 0x1234, RQ_EVERSION},
+        {offsetof(struct rq_shm_header, header_size), 64, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, slot_count), 0, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, slot_count), 5, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, slot_count), 0xffffffffu, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, slot_size), 0, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, slot_size), 4096, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, slot_stride), 8, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, flags), 0x10, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, total_size), 1u << 20, RQ_ECORRUPT},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        shm->hdr = good;
+        memcpy((char *)&shm->hdr + cases[i].offset, &cases[i].value, 4);
+        expect_open(name, RQ_CONSUMER, cases[i].expected);
+        expect_open(name, RQ_PRODUCER, cases[i].expected);
+        expect_open(name, RQ_OBSERVER, cases[i].expected);
+    }
+    shm->hdr = good;
+    rq_store_relaxed_u64(&shm->hdr.magic, 0x4242);
+    expect_open(name, RQ_CONSUMER, RQ_ECORRUPT);
+    rq_config cfg = {4, 32, 0, 0};
+    rq *q;
+    assert_int_equal(rq_open(&q, name, RQ_PRODUCER, &cfg), RQ_ECORRUPT); /* never overwritten */
+    shm->hdr = good;
+    expect_open(name, RQ_CONSUMER, RQ_OK);
+    munmap(shm, size);
+
+    /* a short segment is refused, never touched past its end (no SIGBUS) */
+    raw_truncate(name, (off_t)size - 1);
+    expect_open(name, RQ_CONSUMER, RQ_ECORRUPT);
+    raw_truncate(name, 100);
+    expect_open(name, RQ_CONSUMER, RQ_ENOENT); /* shorter than a header: never made */
+    rq_unlink(name);
+}
+
+static void test_corrupt_offsets_and_lengths(void **state)
+{
+    (void)state;
+    const char *name = th_name("offs");
+    rq *p = th_open(name, RQ_PRODUCER, 4, 32, 0);
+    rq *c = th_open(name, RQ_CONSUMER, 4, 32, 0);
+    size_t size;
+    struct rq_shm *shm = raw_map(name, &size);
+    char buf[64];
+    size_t len;
+    const void *msg;
+
+    /* write offset out of range, or too far ahead: consumer sees corrupt */
+    rq_store_relaxed_u32(&shm->write_offset, 8);
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_ECORRUPT);
+    assert_int_equal(rq_peek(c, &msg, &len, 0), RQ_ECORRUPT);
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 100), RQ_ECORRUPT); /* no sleep */
+    rq_store_relaxed_u32(&shm->write_offset, 5);
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_ECORRUPT);
+    rq_stats st;
+    assert_int_equal(rq_stat(c, &st), RQ_ECORRUPT);
+    rq_store_relaxed_u32(&shm->write_offset, 0);
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+
+    /* read offset out of range: the producer sees corrupt once it looks */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(rq_push(p, "abcd", 4, 0), RQ_OK);
+    rq_store_relaxed_u32(&shm->read_offset, 9);
+    assert_int_equal(rq_push(p, "abcd", 4, 0), RQ_ECORRUPT);
+    assert_int_equal(rq_push(p, "abcd", 4, 100), RQ_ECORRUPT);
+    expect_open(name, RQ_OBSERVER, RQ_OK);
+    rq_close(p);
+    expect_open(name, RQ_PRODUCER, RQ_ECORRUPT);
+    rq_store_relaxed_u32(&shm->read_offset, 0);
+    p = th_open(name, RQ_PRODUCER, 4, 32, 0);
+
+    /* a slot length past slot_size */
+    uint32_t bad_len = 33;
+    memcpy((char *)shm + shm->hdr.header_size, &bad_len, 4);
+    assert_int_equal(rq_peek(c, &msg, &len, 0), RQ_ECORRUPT);
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_ECORRUPT);
+    bad_len = 4;
+    memcpy((char *)shm + shm->hdr.header_size, &bad_len, 4);
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+    assert_memory_equal(buf, "abcd", 4);
+    munmap(shm, size);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+}
+
+static void test_half_made_segment_is_repaired(void **state)
+{
+    (void)state;
+    const char *name = th_name("half");
+    char path[256];
+    snprintf(path, sizeof path, "/rq.%s", name);
+    /* a creator that died after sizing the object, before magic */
+    int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 4096), 0);
+    close(fd);
+    expect_open(name, RQ_CONSUMER, RQ_ENOENT);
+    rq *p = th_open(name, RQ_PRODUCER, 3, 24, 0);
+    rq_stats st;
+    assert_int_equal(rq_stat(p, &st), RQ_OK);
+    assert_int_equal(st.repairs, 1);
+    assert_int_equal(st.slot_count, 3);
+    assert_int_equal(st.depth, 0);
+    rq_close(p);
+    expect_open(name, RQ_CONSUMER, RQ_OK);
+    rq_unlink(name);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_rejects_bad_arguments),
+        cmocka_unit_test(test_open_name_of_max_length),
+        cmocka_unit_test(test_attach_missing_is_enoent),
+        cmocka_unit_test(test_geometry_mismatch_is_eexist),
+        cmocka_unit_test(test_mode_is_exact_despite_umask),
+        cmocka_unit_test(test_fifo_holds_exactly_n_for_any_n),
+        cmocka_unit_test(test_message_sizes),
+        cmocka_unit_test(test_calls_check_role_and_arguments),
+        cmocka_unit_test(test_reserve_commit),
+        cmocka_unit_test(test_peek_release),
+        cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_blocking_waits_are_woken_across_processes),
+        cmocka_unit_test(test_busy_sides_make_no_wake_calls),
+        cmocka_unit_test(test_roles_are_exclusive_and_taken_over_from_the_dead),
+        cmocka_unit_test(test_messages_persist_until_unlink),
+        cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_corrupt_headers_are_refused),
+        cmocka_unit_test(test_corrupt_offsets_and_lengths),
+        cmocka_unit_test(test_half_made_segment_is_repaired),
+    };
+    return cmocka_run_group_tests_name("queue", tests, NULL, NULL);
+}

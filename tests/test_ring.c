@@ -1,0 +1,215 @@
+/*
+ * test_ring.c - src/ring.c and ring.h on a segment in ordinary memory: the
+ * double-range arithmetic, capacity, caching and range checks, without any
+ * OS object.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "layout.h"
+#include "ring.h"
+
+struct fake {
+    struct rq_shm *shm;
+    struct rq_ring prod, cons;
+};
+
+static void fake_make(struct fake *f, uint32_t n, uint32_t slot_size)
+{
+    uint64_t total = rq_layout_total(n, slot_size);
+    f->shm = aligned_alloc(RQ_CACHE_LINE, (size_t)((total + 63) & ~63ull));
+    assert_non_null(f->shm);
+    memset(f->shm, 0, (size_t)total);
+    f->shm->hdr.header_size = RQ_SHM_HEADER_SIZE;
+    f->shm->hdr.slot_count = n;
+    f->shm->hdr.slot_size = slot_size;
+    f->shm->hdr.slot_stride = (uint32_t)rq_layout_stride(slot_size);
+    rq_ring_attach(&f->prod, f->shm);
+    rq_ring_attach(&f->cons, f->shm);
+    assert_int_equal(rq_ring_load(&f->prod), RQ_OK);
+    assert_int_equal(rq_ring_load(&f->cons), RQ_OK);
+}
+
+static int push_u32(struct fake *f, uint32_t v)
+{
+    void *slot;
+    int rc = rq_ring_push_begin(&f->prod, &slot, 0);
+    if (rc == RQ_OK) {
+        memcpy(slot, &v, 4);
+        rq_ring_push_publish(&f->prod, 4);
+    }
+    return rc;
+}
+
+static int pop_u32(struct fake *f, uint32_t *v)
+{
+    const void *p;
+    uint32_t len;
+    int rc = rq_ring_pop_begin(&f->cons, &p, &len);
+    if (rc == RQ_OK) {
+        assert_int_equal(len, 4);
+        memcpy(v, p, 4);
+        rq_ring_pop_publish(&f->cons);
+    }
+    return rc;
+}
+
+static void test_layout_lines(void **state)
+{
+    (void)state;
+    assert_int_equal(RQ_SHM_HEADER_SIZE % RQ_CACHE_LINE, 0);
+    assert_int_equal(rq_layout_stride(1), 16);
+    assert_int_equal(rq_layout_stride(8), 16);
+    assert_int_equal(rq_layout_stride(9), 24);
+    assert_int_equal(rq_layout_total(3, 8), RQ_SHM_HEADER_SIZE + 48);
+}
+
+static void test_next_and_distance_over_double_range(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_make(&f, 3, 8);
+    struct rq_ring *r = &f.prod;
+    assert_int_equal(r->two_n, 6);
+    assert_int_equal(rq_ring_next(r, 0), 1);
+    assert_int_equal(rq_ring_next(r, 5), 0);
+    assert_int_equal(rq_ring_distance(r, 3, 0), 3); /* full */
+    assert_int_equal(rq_ring_distance(r, 0, 3), 3); /* full, wrapped */
+    assert_int_equal(rq_ring_distance(r, 1, 4), 3);
+    assert_int_equal(rq_ring_distance(r, 2, 2), 0); /* empty */
+    assert_true(rq_ring_pair_ok(r, 0, 3));
+    assert_false(rq_ring_pair_ok(r, 4, 0)); /* 4 apart with N = 3 */
+    assert_false(rq_ring_pair_ok(r, 6, 0)); /* out of range */
+    assert_false(rq_ring_pair_ok(r, 0, 6));
+    /* offset x and x + N share a slot */
+    assert_ptr_equal(rq_ring_slot(r, 1), rq_ring_slot(r, 4));
+    assert_ptr_not_equal(rq_ring_slot(r, 1), rq_ring_slot(r, 2));
+    free(f.shm);
+}
+
+static void test_capacity_and_order_through_many_laps(void **state)
+{
+    (void)state;
+    for (uint32_t n = 1; n <= 9; n++) {
+        struct fake f;
+        fake_make(&f, n, 4);
+        uint32_t in = 0, out = 0, v;
+        for (int round = 0; round < 50; round++) {
+            uint32_t burst = (uint32_t)(round * 7 % (n + 1));
+            for (uint32_t k = 0; k < burst; k++) {
+                if (push_u32(&f, in) == RQ_OK)
+                    in++;
+            }
+            while (push_u32(&f, in) == RQ_OK)
+                in++;
+            assert_int_equal(in - out, n); /* exactly N fit */
+            uint32_t take = (uint32_t)(round * 5 % (n + 1));
+            for (uint32_t k = 0; k < take; k++) {
+                assert_int_equal(pop_u32(&f, &v), RQ_OK);
+                assert_int_equal(v, out++);
+            }
+        }
+        while (pop_u32(&f, &v) == RQ_OK)
+            assert_int_equal(v, out++);
+        assert_int_equal(in, out);
+        assert_int_equal(pop_u32(&f, &v), RQ_EAGAIN);
+        free(f.shm);
+    }
+}
+
+static void test_peer_offsets_are_range_checked(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_make(&f, 4, 8);
+    uint32_t v;
+    rq_store_relaxed_u32(&f.shm->write_offset, 8);
+    assert_int_equal(pop_u32(&f, &v), RQ_ECORRUPT);
+    rq_store_relaxed_u32(&f.shm->write_offset, 5); /* 5 ahead of 0 with N = 4 */
+    assert_int_equal(pop_u32(&f, &v), RQ_ECORRUPT);
+    rq_store_relaxed_u32(&f.shm->write_offset, 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(push_u32(&f, (uint32_t)i), RQ_OK);
+    rq_store_relaxed_u32(&f.shm->read_offset, 200);
+    assert_int_equal(push_u32(&f, 9), RQ_ECORRUPT);
+    rq_store_relaxed_u32(&f.shm->read_offset, 0);
+    assert_int_equal(push_u32(&f, 9), RQ_EAGAIN);
+    /* a length larger than the slot is refused */
+    uint32_t huge = 9;
+    memcpy(rq_ring_slot(&f.cons, 0), &huge, 4);
+    const void *p;
+    uint32_t len;
+    assert_int_equal(rq_ring_pop_begin(&f.cons, &p, &len), RQ_ECORRUPT);
+    /* the MPSC path re-reads write_offset and checks it too */
+    void *slot;
+    rq_store_relaxed_u32(&f.shm->write_offset, 77);
+    assert_int_equal(rq_ring_push_begin(&f.prod, &slot, 1), RQ_ECORRUPT);
+    /* rq_ring_load refuses a bad pair */
+    rq_store_relaxed_u32(&f.shm->write_offset, 7);
+    rq_store_relaxed_u32(&f.shm->read_offset, 1);
+    assert_int_equal(rq_ring_load(&f.cons), RQ_ECORRUPT);
+    free(f.shm);
+}
+
+static void test_was_full(void **state)
+{
+    (void)state;
+    for (uint32_t n = 1; n <= 4; n++) {
+        struct fake f;
+        fake_make(&f, n, 4);
+        uint32_t v;
+        for (uint32_t i = 0; i < n; i++)
+            assert_int_equal(push_u32(&f, i), RQ_OK);
+        f.cons.write_cache = f.cons.read; /* stale cache forces the reload */
+        assert_int_equal(pop_u32(&f, &v), RQ_OK);
+        assert_true(rq_ring_was_full(&f.cons, 0));
+        /* a producer refilled the freed slot already: still "was full" */
+        assert_int_equal(push_u32(&f, 99), RQ_OK);
+        f.cons.write_cache = f.cons.read;
+        assert_true(rq_ring_was_full(&f.cons, 0));
+        if (n >= 2) {
+            assert_int_equal(pop_u32(&f, &v), RQ_OK);
+            assert_int_equal(pop_u32(&f, &v), RQ_OK);
+            /* the last pop freed offset 2 and took N-1 messages to N-2 */
+            f.cons.write_cache = f.cons.read;
+            assert_false(rq_ring_was_full(&f.cons, 2));
+        }
+        free(f.shm);
+    }
+}
+
+static void test_has_data_and_space(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_make(&f, 2, 4);
+    assert_false(rq_ring_has_data(&f.cons));
+    assert_true(rq_ring_has_space(&f.prod, 0));
+    assert_int_equal(push_u32(&f, 1), RQ_OK);
+    assert_int_equal(push_u32(&f, 2), RQ_OK);
+    assert_true(rq_ring_has_data(&f.cons));
+    assert_false(rq_ring_has_space(&f.prod, 0));
+    assert_false(rq_ring_has_space(&f.prod, 1));
+    rq_store_relaxed_u32(&f.shm->read_offset, 99); /* corrupt: do not sleep on it */
+    assert_true(rq_ring_has_space(&f.prod, 0));
+    free(f.shm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layout_lines),
+        cmocka_unit_test(test_next_and_distance_over_double_range),
+        cmocka_unit_test(test_capacity_and_order_through_many_laps),
+        cmocka_unit_test(test_peer_offsets_are_range_checked),
+        cmocka_unit_test(test_was_full),
+        cmocka_unit_test(test_has_data_and_space),
+    };
+    return cmocka_run_group_tests_name("ring", tests, NULL, NULL);
+}

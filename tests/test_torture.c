@@ -1,0 +1,184 @@
+/*
+ * test_torture.c - random SIGKILLs of real producer and consumer processes.
+ *
+ * A producer and a consumer run flat out (unbounded waits, so a lost
+ * wake-up hangs and fails the run); the harness SIGKILLs one of them, or
+ * both, at random moments and restarts it at once, KILLS times.  Then it
+ * lets them finish and checks the consumer's account: every message seen,
+ * in order, untorn, none lost, repeats only of one in flight per kill; and
+ * the queue still holds exactly slot_count messages.
+ *
+ * Default: 1000 kills with rq_peek/rq_release (at-least-once) plus a short
+ * rq_pop round.  `test_torture --soak [KILLS]` runs the long version.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helpers.h"
+#include "rq.h"
+
+#define WATCHDOG_S 120
+#define FINISH_TIMEOUT_MS 60000
+
+static unsigned long kill_target = 1000;
+
+struct torture {
+    uint32_t slots, slot_size;
+    unsigned long kills;
+    int consume_pop;
+    uint64_t seed;
+};
+
+struct outcome {
+    unsigned long kills, producer_kills, consumer_kills, both_kills;
+    uint64_t received, duplicates, gaps, torn, reorders;
+    rq_stats stats;
+};
+
+static pid_t spawn_side(int producer)
+{
+    pid_t pid = th_spawn(producer ? th_producer_main : th_consumer_main, (void *)0, WATCHDOG_S);
+    assert_true(pid > 0);
+    return pid;
+}
+
+static void kill_and_reap(pid_t pid)
+{
+    int status;
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    /* it must have died by our hand, not by its own failure or watchdog */
+    if (!th_killed_by(status, SIGKILL))
+        fail_msg("a side ended by itself (status 0x%x) during the kill phase", status);
+}
+
+static void run(const struct torture *t, struct outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    th_jr = th_journal_new(th_name("torture"), t->slot_size, 1, UINT64_MAX);
+    th_jr->consume_pop = t->consume_pop;
+    rq_close(th_open(th_jr->name, RQ_OBSERVER, t->slots, t->slot_size, 0));
+    uint64_t rng = t->seed;
+    pid_t prod = spawn_side(1), cons = spawn_side(0);
+    while (o->kills < t->kills) {
+        usleep((useconds_t)(th_rand(&rng) % 2000));
+        unsigned pick = (unsigned)(th_rand(&rng) % 20);
+        if (pick < 2) { /* both at once: the messages must outlive them */
+            kill_and_reap(prod);
+            kill_and_reap(cons);
+            prod = spawn_side(1);
+            cons = spawn_side(0);
+            o->both_kills++;
+        } else if (pick < 11) {
+            kill_and_reap(prod);
+            prod = spawn_side(1);
+            o->producer_kills++;
+        } else {
+            kill_and_reap(cons);
+            cons = spawn_side(0);
+            o->consumer_kills++;
+        }
+        o->kills++;
+    }
+    /* Finish: a limit beyond anything sent, so the consumer always has
+     * more to wait for and both sides end by themselves. */
+    rq_store_release_u64(&th_jr->limit, rq_load_acquire_u64(&th_jr->prod_next[0]) + 500);
+    int status;
+    assert_int_equal(th_wait(prod, FINISH_TIMEOUT_MS, &status), 0);
+    assert_true(th_exited_ok(status));
+    assert_int_equal(th_wait(cons, FINISH_TIMEOUT_MS, &status), 0);
+    assert_true(th_exited_ok(status));
+
+    o->received = rq_load_relaxed_u64(&th_jr->received);
+    o->duplicates = rq_load_relaxed_u64(&th_jr->duplicates);
+    o->gaps = rq_load_relaxed_u64(&th_jr->gaps);
+    o->torn = rq_load_relaxed_u64(&th_jr->torn);
+    o->reorders = rq_load_relaxed_u64(&th_jr->reorders);
+    rq *q = th_open(th_jr->name, RQ_OBSERVER, t->slots, t->slot_size, 0);
+    assert_int_equal(rq_stat(q, &o->stats), RQ_OK);
+    rq_close(q);
+
+    /* exactly slot_count messages still fit */
+    rq *p = th_open(th_jr->name, RQ_PRODUCER, t->slots, t->slot_size, 0);
+    rq *c = th_open(th_jr->name, RQ_CONSUMER, t->slots, t->slot_size, 0);
+    unsigned char buf[TH_SLOT_SIZE_MAX];
+    size_t len;
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_EAGAIN);
+    for (uint32_t i = 0; i < t->slots; i++)
+        assert_int_equal(rq_push(p, buf, th_msg_make(buf, t->slot_size, i, 0), 0), RQ_OK);
+    assert_int_equal(rq_push(p, buf, 1, 0), RQ_EAGAIN);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(th_jr->name);
+    th_shared_free(th_jr, sizeof *th_jr);
+    th_jr = NULL;
+}
+
+static void report(const char *what, const struct outcome *o)
+{
+    print_message("%s: kills %lu (producer %lu, consumer %lu, both %lu), messages checked %llu, "
+                  "lost %llu, torn %llu, reordered %llu, redelivered %llu; takeovers p/c "
+                  "%llu/%llu, wakes p/c %llu/%llu\n",
+                  what, o->kills, o->producer_kills, o->consumer_kills, o->both_kills,
+                  (unsigned long long)o->received, (unsigned long long)o->gaps,
+                  (unsigned long long)o->torn, (unsigned long long)o->reorders,
+                  (unsigned long long)o->duplicates,
+                  (unsigned long long)o->stats.producer_takeovers,
+                  (unsigned long long)o->stats.consumer_takeovers,
+                  (unsigned long long)o->stats.producer_wakes,
+                  (unsigned long long)o->stats.consumer_wakes);
+}
+
+static void test_random_kills_lose_nothing(void **state)
+{
+    (void)state;
+    struct torture t = {5, 256, kill_target, 0, 0x5eed0001u};
+    struct outcome o;
+    run(&t, &o);
+    report("peek/release", &o);
+    assert_true(o.kills >= kill_target);
+    assert_true(o.received > o.kills); /* it really moved messages */
+    assert_int_equal(o.gaps, 0);
+    assert_int_equal(o.torn, 0);
+    assert_int_equal(o.reorders, 0);
+    assert_true(o.duplicates <= o.kills);
+    assert_true(o.stats.producer_takeovers + o.stats.consumer_takeovers > 0);
+}
+
+static void test_random_kills_single_slot_pop(void **state)
+{
+    (void)state;
+    /* One slot, rq_pop: at-most-once, so a kill may cost the one message
+     * the consumer had in hand, never more, and never tears or reorders. */
+    struct torture t = {1, 64, kill_target / 5, 1, 0x5eed0002u};
+    struct outcome o;
+    run(&t, &o);
+    report("pop, 1 slot", &o);
+    assert_true(o.received > o.kills);
+    assert_true(o.gaps <= o.consumer_kills + o.both_kills);
+    assert_int_equal(o.torn, 0);
+    assert_int_equal(o.reorders, 0);
+    assert_true(o.duplicates <= o.kills);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--soak") == 0)
+        kill_target = argc > 2 ? strtoul(argv[2], NULL, 10) : 20000;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_kills_lose_nothing),
+        cmocka_unit_test(test_random_kills_single_slot_pop),
+    };
+    return cmocka_run_group_tests_name("torture", tests, NULL, NULL);
+}
