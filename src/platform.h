@@ -75,11 +75,13 @@ int rq_plat_wait(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t expected, i
 void rq_plat_wake(rq_plat_segment *seg, rq_atomic_u32 *word, int all);
 
 /* The MPSC producers' lock, kept in AREA (RQ_LOCK_AREA bytes of the
- * segment).  init is called once by the creator.  lock returns RQ_OK with
- * *RECOVERED = 1 when the previous owner died holding it: the lock is then
- * held and consistent again, exactly as after a normal release. */
+ * segment).  init is called once by the creator.  lock waits at most
+ * TIMEOUT_MS (0: try once -> RQ_EAGAIN; RQ_INFINITE: no limit; else
+ * RQ_ETIMEDOUT) and returns RQ_OK with *RECOVERED = 1 when the previous
+ * owner died holding it: the lock is then held and consistent again,
+ * exactly as after a normal release. */
 int rq_plat_mutex_init(rq_plat_segment *seg, void *area);
-int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int *recovered);
+int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int timeout_ms, int *recovered);
 void rq_plat_mutex_unlock(rq_plat_segment *seg, void *area);
 
 /* Monotonic clock in milliseconds. */

@@ -267,12 +267,29 @@ int rq_plat_mutex_init(rq_plat_segment *seg, void *area)
     return RQ_OK;
 }
 
-int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int *recovered)
+static int mutex_acquire(pthread_mutex_t *m, int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return pthread_mutex_lock(m);
+    if (timeout_ms == 0)
+        return pthread_mutex_trylock(m);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &until);
+}
+
+int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int timeout_ms, int *recovered)
 {
     (void)seg;
     pthread_mutex_t *m = area;
     *recovered = 0;
-    int err = pthread_mutex_lock(m);
+    int err = mutex_acquire(m, timeout_ms);
     if (err == EOWNERDEAD) {
         RQ_CRASH_POINT(MPSC_BEFORE_CONSISTENT);
         /* The owner died inside its critical section.  rq's critical
@@ -284,6 +301,10 @@ int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int *recovered)
     }
     if (err == 0)
         return RQ_OK;
+    if (err == EBUSY)
+        return RQ_EAGAIN;
+    if (err == ETIMEDOUT)
+        return RQ_ETIMEDOUT;
     if (err == ENOTRECOVERABLE)
         return RQ_ECORRUPT;
     errno = err;

@@ -16,6 +16,7 @@
 
 #include "crashpoint.h"
 #include "layout.h"
+#include "mpsc.h"
 #include "name.h"
 #include "platform.h"
 #include "ring.h"
@@ -110,31 +111,6 @@ static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
     rq_fetch_add_u64(&q->self->wakes, 1);
 }
 
-/* ---- MPSC producers' lock ------------------------------------------- */
-
-static int mpsc_lock(rq *q)
-{
-    int recovered = 0;
-    int rc = rq_plat_mutex_lock(q->seg, q->shm->lock_area, &recovered);
-    if (rc < 0)
-        return rc;
-    RQ_CRASH_POINT(MPSC_AFTER_LOCK);
-    if (recovered) {
-        /* A producer died holding the lock.  Nothing to repair: a slot it
-         * had not published is unseen and is reused below; one it had
-         * published is delivered.  Treat it as a normal release. */
-        rq_fetch_add_u64(&q->shm->admin.lock_recoveries, 1);
-        RQ_CRASH_POINT(MPSC_AFTER_RECOVER);
-    }
-    return RQ_OK;
-}
-
-static void mpsc_unlock(rq *q)
-{
-    RQ_CRASH_POINT(MPSC_BEFORE_UNLOCK);
-    rq_plat_mutex_unlock(q->seg, q->shm->lock_area);
-}
-
 /* ---- producer -------------------------------------------------------- */
 
 /* Claims the next free slot, waiting as allowed.  On RQ_OK in MPSC mode
@@ -144,7 +120,10 @@ static int producer_claim(rq *q, void **payload, int timeout_ms)
     struct deadline d = deadline_start(timeout_ms);
     for (;;) {
         if (q->mpsc) {
-            int rc = mpsc_lock(q);
+            /* The lock counts against the same deadline as the space. */
+            int rc = rq_mpsc_lock(q->seg, q->shm, deadline_left(&d));
+            if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
+                rc = timeout_ms == 0 ? RQ_EAGAIN : RQ_ETIMEDOUT;
             if (rc < 0)
                 return rc;
         }
@@ -154,7 +133,7 @@ static int producer_claim(rq *q, void **payload, int timeout_ms)
             return RQ_OK;
         }
         if (q->mpsc)
-            mpsc_unlock(q); /* never wait holding the lock */
+            rq_mpsc_unlock(q->seg, q->shm); /* never wait holding the lock */
         if (rc != RQ_EAGAIN)
             return rc;
         rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d);
@@ -169,7 +148,7 @@ static void producer_publish(rq *q, uint32_t len)
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
     rq_counter_bump(&q->self->messages); /* single writer: SPSC, or under the lock */
     if (q->mpsc)
-        mpsc_unlock(q);
+        rq_mpsc_unlock(q->seg, q->shm);
     if (rq_load_seq_u32(&q->shm->data_event.waiters) != 0)
         signal_peer(q, &q->shm->data_event, 0);
 }
@@ -393,7 +372,7 @@ static int segment_init(rq *q, const rq_config *cfg, int repairing)
     shm->hdr.total_size = total;
     rq_store_relaxed_u64(&shm->admin.repairs, repairing ? 1 : 0);
     if (cfg->flags & RQ_MPSC) {
-        rc = rq_plat_mutex_init(q->seg, shm->lock_area);
+        rc = rq_mpsc_init(q->seg, shm);
         if (rc < 0) {
             rq_plat_segment_unmap(addr, total);
             return rc;
@@ -543,7 +522,7 @@ void rq_close(rq *q)
     if (!q)
         return;
     if (q->mpsc && q->held == HELD_RESERVED)
-        mpsc_unlock(q); /* the reservation is dropped, unseen */
+        rq_mpsc_unlock(q->seg, q->shm); /* the reservation is dropped, unseen */
     if (q->owns_role_line) {
         RQ_CRASH_POINT(CLOSE_BEFORE_DETACH);
         rq_store_seq_u32(&q->self->attached, 0);

@@ -182,7 +182,7 @@ static int child_die_holding_mutex(void *arg)
 {
     (void)arg;
     int recovered;
-    if (rq_plat_mutex_lock(NULL, mutex_area, &recovered) != RQ_OK)
+    if (rq_plat_mutex_lock(NULL, mutex_area, RQ_INFINITE, &recovered) != RQ_OK)
         return 1;
     kill(getpid(), SIGKILL);
     return 0;
@@ -194,7 +194,7 @@ static void test_robust_mutex_recovers_from_dead_owner(void **state)
     mutex_area = th_shared_alloc(4096);
     assert_int_equal(rq_plat_mutex_init(NULL, mutex_area), RQ_OK);
     int recovered = -1;
-    assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, &recovered), RQ_OK);
+    assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, RQ_INFINITE, &recovered), RQ_OK);
     assert_int_equal(recovered, 0);
     rq_plat_mutex_unlock(NULL, mutex_area);
     for (int round = 0; round < 3; round++) {
@@ -202,13 +202,50 @@ static void test_robust_mutex_recovers_from_dead_owner(void **state)
         int status;
         assert_int_equal(th_wait(pid, 5000, &status), 0);
         assert_true(th_killed_by(status, SIGKILL));
-        assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, &recovered), RQ_OK);
+        assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, RQ_INFINITE, &recovered), RQ_OK);
         assert_int_equal(recovered, 1);
         rq_plat_mutex_unlock(NULL, mutex_area);
-        assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, &recovered), RQ_OK);
+        assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, RQ_INFINITE, &recovered), RQ_OK);
         assert_int_equal(recovered, 0); /* consistent again: a normal lock */
         rq_plat_mutex_unlock(NULL, mutex_area);
     }
+    th_shared_free(mutex_area, 4096);
+}
+
+static int child_hold_mutex(void *arg)
+{
+    (void)arg;
+    int recovered;
+    if (rq_plat_mutex_lock(NULL, mutex_area, RQ_INFINITE, &recovered) != RQ_OK)
+        return 1;
+    pause();
+    return 0;
+}
+
+static void test_mutex_lock_honours_timeouts(void **state)
+{
+    (void)state;
+    mutex_area = th_shared_alloc(4096);
+    assert_int_equal(rq_plat_mutex_init(NULL, mutex_area), RQ_OK);
+    pid_t pid = th_spawn(child_hold_mutex, NULL, 10);
+    int recovered, rc = RQ_OK;
+    for (int i = 0; i < 1000; i++) { /* until the child holds it */
+        rc = rq_plat_mutex_lock(NULL, mutex_area, 0, &recovered);
+        if (rc != RQ_OK)
+            break;
+        rq_plat_mutex_unlock(NULL, mutex_area);
+        usleep(1000);
+    }
+    assert_int_equal(rc, RQ_EAGAIN);
+    uint64_t t0 = th_now_ms();
+    assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, 60, &recovered), RQ_ETIMEDOUT);
+    assert_true(th_now_ms() - t0 >= 55);
+    kill(pid, SIGKILL);
+    int status;
+    assert_int_equal(th_wait(pid, 5000, &status), 0);
+    assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, 1000, &recovered), RQ_OK);
+    assert_int_equal(recovered, 1); /* the timed path recovers too */
+    rq_plat_mutex_unlock(NULL, mutex_area);
     th_shared_free(mutex_area, 4096);
 }
 
@@ -232,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_wait_times_out_and_sees_changed_word),
         cmocka_unit_test(test_wake_crosses_processes),
         cmocka_unit_test(test_robust_mutex_recovers_from_dead_owner),
+        cmocka_unit_test(test_mutex_lock_honours_timeouts),
         cmocka_unit_test(test_clock_and_pid),
     };
     return cmocka_run_group_tests_name("platform_posix", tests, NULL, NULL);

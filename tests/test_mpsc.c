@@ -1,0 +1,324 @@
+/*
+ * test_mpsc.c - src/mpsc.c and the RQ_MPSC queue: many producers behind a
+ * robust lock whose dead owner is a normal release.
+ *
+ * `test_mpsc --soak [KILLS]` runs the kill torture longer.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helpers.h"
+#include "rq.h"
+
+static unsigned long kill_target = 1000;
+static const char *child_queue;
+
+static void test_many_producers_may_open(void **state)
+{
+    (void)state;
+    const char *name = th_name("mpsc.open");
+    rq *p[4];
+    for (int i = 0; i < 4; i++)
+        p[i] = th_open(name, RQ_PRODUCER, 8, 32, RQ_MPSC);
+    rq *c = th_open(name, RQ_CONSUMER, 8, 32, RQ_MPSC);
+    rq *c2 = NULL;
+    assert_int_equal(rq_open(&c2, name, RQ_CONSUMER, NULL), RQ_EBUSY); /* still one consumer */
+    rq_stats st;
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    assert_int_equal(st.flags, RQ_MPSC);
+    assert_int_equal(st.producer_live, 1);
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 4; i++) {
+            char m = (char)('a' + i + 4 * round);
+            assert_int_equal(rq_push(p[i], &m, 1, 0), RQ_OK);
+        }
+    for (int k = 0; k < 8; k++) {
+        char m;
+        size_t len;
+        assert_int_equal(rq_pop(c, &m, 1, &len, 0), RQ_OK);
+        assert_int_equal(m, 'a' + k); /* one FIFO across producers */
+    }
+    for (int i = 0; i < 4; i++)
+        rq_close(p[i]);
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    assert_int_equal(st.producer_live, 0);
+    assert_int_equal(st.pushed, 8);
+    rq_close(c);
+    rq_unlink(name);
+}
+
+static int child_reserve_and_die(void *arg)
+{
+    (void)arg;
+    rq *p;
+    if (rq_open(&p, child_queue, RQ_PRODUCER, NULL) != RQ_OK)
+        return 1;
+    void *slot;
+    if (rq_reserve(p, &slot, 0) != RQ_OK)
+        return 2;
+    memcpy(slot, "half-written", 12); /* killed holding the lock, unpublished */
+    kill(getpid(), SIGKILL);
+    return 3;
+}
+
+static void test_producer_killed_holding_the_lock(void **state)
+{
+    (void)state;
+    child_queue = th_name("mpsc.dead");
+    rq *p = th_open(child_queue, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    rq *c = th_open(child_queue, RQ_CONSUMER, 4, 32, RQ_MPSC);
+    for (int round = 1; round <= 3; round++) {
+        pid_t pid = th_spawn(child_reserve_and_die, NULL, 10);
+        int status;
+        assert_int_equal(th_wait(pid, 5000, &status), 0);
+        assert_true(th_killed_by(status, SIGKILL));
+        assert_int_equal(rq_push(p, "next", 4, 1000), RQ_OK); /* lock recovered */
+        rq_stats st;
+        assert_int_equal(rq_stat(c, &st), RQ_OK);
+        assert_int_equal(st.lock_recoveries, (uint64_t)round);
+        assert_int_equal(st.depth, 1); /* the half-written slot never shows */
+        char buf[32];
+        size_t len;
+        assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+        assert_int_equal(len, 4);
+        assert_memory_equal(buf, "next", 4);
+    }
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(child_queue);
+}
+
+static int child_push_one(void *arg)
+{
+    rq *p;
+    if (rq_open(&p, child_queue, RQ_PRODUCER, NULL) != RQ_OK)
+        return 1;
+    int rc = rq_push(p, arg, strlen(arg), RQ_INFINITE);
+    rq_close(p);
+    return rc == RQ_OK ? 0 : 2;
+}
+
+static void test_reservation_holds_the_lock_until_commit(void **state)
+{
+    (void)state;
+    child_queue = th_name("mpsc.resv");
+    rq *p = th_open(child_queue, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    rq *p2 = th_open(child_queue, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    rq *c = th_open(child_queue, RQ_CONSUMER, 4, 32, RQ_MPSC);
+    void *slot;
+    assert_int_equal(rq_reserve(p, &slot, 0), RQ_OK);
+    /* another producer cannot get in meanwhile, and times out cleanly */
+    assert_int_equal(rq_push(p2, "x", 1, 0), RQ_EAGAIN);
+    assert_int_equal(rq_push(p2, "x", 1, 30), RQ_ETIMEDOUT);
+    pid_t pid = th_spawn(child_push_one, "second", 10);
+    usleep(100 * 1000);
+    int status;
+    assert_int_equal(waitpid(pid, &status, WNOHANG), 0); /* blocked on the lock */
+    memcpy(slot, "first", 5);
+    assert_int_equal(rq_commit(p, 5), RQ_OK);
+    assert_int_equal(th_wait(pid, 5000, &status), 0);
+    assert_true(th_exited_ok(status));
+    char buf[32];
+    size_t len;
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+    assert_memory_equal(buf, "first", 5);
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+    assert_memory_equal(buf, "second", 6);
+    /* closing with a reservation releases the lock */
+    assert_int_equal(rq_reserve(p, &slot, 0), RQ_OK);
+    rq_close(p);
+    assert_int_equal(rq_push(p2, "y", 1, 0), RQ_OK);
+    rq_close(p2);
+    rq_close(c);
+    rq_unlink(child_queue);
+}
+
+#define BLOCKED_PRODUCERS 4
+#define EACH 6
+
+static int child_push_stream(void *arg)
+{
+    uint32_t stream = (uint32_t)(intptr_t)arg;
+    rq *p;
+    if (rq_open(&p, child_queue, RQ_PRODUCER, NULL) != RQ_OK)
+        return 1;
+    unsigned char buf[64];
+    for (uint64_t seq = 0; seq < EACH; seq++)
+        if (rq_push(p, buf, th_msg_make(buf, 64, seq, stream), RQ_INFINITE) != RQ_OK)
+            return 2;
+    rq_close(p);
+    return 0;
+}
+
+static void test_all_blocked_producers_finish(void **state)
+{
+    (void)state;
+    child_queue = th_name("mpsc.full");
+    rq *c = th_open(child_queue, RQ_CONSUMER, 2, 64, RQ_MPSC);
+    rq *p = th_open(child_queue, RQ_PRODUCER, 2, 64, RQ_MPSC);
+    assert_int_equal(rq_push(p, "f1", 2, 0), RQ_OK);
+    assert_int_equal(rq_push(p, "f2", 2, 0), RQ_OK); /* full */
+    rq_close(p);
+    pid_t pids[BLOCKED_PRODUCERS];
+    for (int i = 0; i < BLOCKED_PRODUCERS; i++)
+        pids[i] = th_spawn(child_push_stream, (void *)(intptr_t)i, 20);
+    usleep(200 * 1000); /* all of them asleep on a full queue */
+    rq_stats st;
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    assert_true(st.producer_waits >= BLOCKED_PRODUCERS);
+    /* Drain in bursts of two: the second pop of a burst frees a slot while
+     * the producer woken by the first has not refilled yet, so only a wake
+     * of *every* waiting producer keeps the others from sleeping on with
+     * space free. */
+    uint64_t next[BLOCKED_PRODUCERS] = {0};
+    unsigned char buf[64];
+    size_t len;
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 1000), RQ_OK);
+    for (int k = 0; k < BLOCKED_PRODUCERS * EACH; k++) {
+        if (k % 2 == 0)
+            usleep(20 * 1000);
+        int rc = rq_pop(c, buf, sizeof buf, &len, 3000);
+        if (rc != RQ_OK)
+            fail_msg("message %d of %d: %s (a producer slept with space free?)", k,
+                     BLOCKED_PRODUCERS * EACH, rq_errname(rc));
+        uint64_t seq;
+        uint32_t stream;
+        assert_int_equal(th_msg_check(buf, len, &seq, &stream), 0);
+        assert_true(stream < BLOCKED_PRODUCERS);
+        assert_int_equal(seq, next[stream]++); /* per-producer order */
+    }
+    for (int i = 0; i < BLOCKED_PRODUCERS; i++) {
+        int status;
+        assert_int_equal(th_wait(pids[i], 5000, &status), 0);
+        assert_true(th_exited_ok(status));
+        assert_int_equal(next[i], EACH);
+    }
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    assert_true(st.consumer_wakes >= 1);
+    rq_close(c);
+    rq_unlink(child_queue);
+}
+
+static void test_spsc_queue_still_refuses_second_producer(void **state)
+{
+    (void)state;
+    const char *name = th_name("mpsc.spsc");
+    rq *p = th_open(name, RQ_PRODUCER, 2, 8, 0);
+    rq *p2 = NULL;
+    assert_int_equal(rq_open(&p2, name, RQ_PRODUCER, NULL), RQ_EBUSY);
+    rq_close(p);
+    rq_unlink(name);
+}
+
+/* ---- kill torture: 3 producers, 1 consumer --------------------------- */
+
+#define STREAMS 3
+
+static pid_t spawn_producer(unsigned s)
+{
+    return th_spawn(th_producer_main, (void *)(intptr_t)s, 120);
+}
+
+static void reap_killed(pid_t pid)
+{
+    int status;
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!th_killed_by(status, SIGKILL))
+        fail_msg("a side ended by itself (status 0x%x) during the kill phase", status);
+}
+
+static void test_random_kills_of_producers(void **state)
+{
+    (void)state;
+    th_jr = th_journal_new(th_name("mpsc.torture"), 128, STREAMS, UINT64_MAX);
+    rq_close(th_open(th_jr->name, RQ_OBSERVER, 6, 128, RQ_MPSC));
+    pid_t prod[STREAMS], cons = th_spawn(th_consumer_main, NULL, 120);
+    for (unsigned s = 0; s < STREAMS; s++)
+        prod[s] = spawn_producer(s);
+    uint64_t rng = 0x3e3e3e3eu;
+    unsigned long kills = 0, producer_kills = 0, consumer_kills = 0;
+    while (kills < kill_target) {
+        usleep((useconds_t)(th_rand(&rng) % 1500));
+        unsigned victim = (unsigned)(th_rand(&rng) % (STREAMS + 1));
+        if (victim < STREAMS) {
+            reap_killed(prod[victim]);
+            prod[victim] = spawn_producer(victim);
+            producer_kills++;
+        } else {
+            reap_killed(cons);
+            cons = th_spawn(th_consumer_main, NULL, 120);
+            consumer_kills++;
+        }
+        kills++;
+    }
+    uint64_t most = 0;
+    for (unsigned s = 0; s < STREAMS; s++)
+        if (rq_load_acquire_u64(&th_jr->prod_next[s]) > most)
+            most = rq_load_acquire_u64(&th_jr->prod_next[s]);
+    rq_store_release_u64(&th_jr->limit, most + 300);
+    int status;
+    for (unsigned s = 0; s < STREAMS; s++) {
+        assert_int_equal(th_wait(prod[s], 60000, &status), 0);
+        assert_true(th_exited_ok(status));
+    }
+    assert_int_equal(th_wait(cons, 60000, &status), 0);
+    assert_true(th_exited_ok(status));
+
+    rq *o = th_open(th_jr->name, RQ_OBSERVER, 6, 128, RQ_MPSC);
+    rq_stats st;
+    assert_int_equal(rq_stat(o, &st), RQ_OK);
+    rq_close(o);
+    uint64_t received = rq_load_relaxed_u64(&th_jr->received);
+    uint64_t gaps = rq_load_relaxed_u64(&th_jr->gaps);
+    uint64_t torn = rq_load_relaxed_u64(&th_jr->torn);
+    uint64_t reorders = rq_load_relaxed_u64(&th_jr->reorders);
+    uint64_t dups = rq_load_relaxed_u64(&th_jr->duplicates);
+    print_message("mpsc torture: %d producers, kills %lu (producers %lu, consumer %lu), messages "
+                  "checked %llu, lost %llu, torn %llu, reordered %llu, redelivered %llu, lock "
+                  "recoveries %llu, consumer takeovers %llu\n",
+                  STREAMS, kills, producer_kills, consumer_kills, (unsigned long long)received,
+                  (unsigned long long)gaps, (unsigned long long)torn,
+                  (unsigned long long)reorders, (unsigned long long)dups,
+                  (unsigned long long)st.lock_recoveries,
+                  (unsigned long long)st.consumer_takeovers);
+    assert_true(kills >= kill_target);
+    assert_true(received > kills);
+    assert_int_equal(gaps, 0);
+    assert_int_equal(torn, 0);
+    assert_int_equal(reorders, 0);
+    assert_true(dups <= kills); /* one in flight per kill, at most */
+    assert_int_equal(st.depth, 0);
+    for (unsigned s = 0; s < STREAMS; s++)
+        assert_int_equal(rq_load_relaxed_u64(&th_jr->cons_next[s]), most + 300);
+    rq_unlink(th_jr->name);
+    th_shared_free(th_jr, sizeof *th_jr);
+    th_jr = NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--soak") == 0)
+        kill_target = argc > 2 ? strtoul(argv[2], NULL, 10) : 20000;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_many_producers_may_open),
+        cmocka_unit_test(test_producer_killed_holding_the_lock),
+        cmocka_unit_test(test_reservation_holds_the_lock_until_commit),
+        cmocka_unit_test(test_all_blocked_producers_finish),
+        cmocka_unit_test(test_spsc_queue_still_refuses_second_producer),
+        cmocka_unit_test(test_random_kills_of_producers),
+    };
+    return cmocka_run_group_tests_name("mpsc", tests, NULL, NULL);
+}
