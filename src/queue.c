@@ -20,6 +20,7 @@
 #include "name.h"
 #include "platform.h"
 #include "ring.h"
+#include "segment.h"
 #include "rq.h"
 
 #define RQ_QUEUE_KIND "rq"
@@ -28,9 +29,9 @@
 enum held_state { HELD_NONE, HELD_RESERVED, HELD_PEEKED };
 
 struct rq {
-    rq_plat_segment *seg;
-    struct rq_shm *shm;
-    uint64_t map_size;
+    struct rq_segment segment;
+    rq_plat_segment *seg; /* segment.plat */
+    struct rq_shm *shm;   /* segment.addr */
     struct rq_ring ring;
     int role;
     int mpsc;
@@ -315,12 +316,15 @@ int rq_release(rq *q)
     return RQ_OK;
 }
 
-/* ---- open: segment validation and creation --------------------------- */
+/* ---- open: the queue's kind of segment ------------------------------ */
 
-/* Checks a header whose magic is RQ_MAGIC against itself and against the
- * object's real size. */
-static int header_check(const struct rq_shm_header *h, uint64_t object_size)
+/* Checks a header whose magic is RQ_MAGIC against itself, the object's
+ * real size and (if given) the opener's configuration. */
+static int queue_check(const void *snapshot, uint64_t object_size, const void *config,
+                       uint64_t *total)
 {
+    const struct rq_shm_header *h = snapshot;
+    const rq_config *cfg = config;
     if (h->layout_version != RQ_LAYOUT_VERSION || h->abi != rq_layout_abi())
         return RQ_EVERSION;
     if (h->header_size != RQ_SHM_HEADER_SIZE)
@@ -333,33 +337,25 @@ static int header_check(const struct rq_shm_header *h, uint64_t object_size)
         return RQ_ECORRUPT;
     if ((h->flags & ~(uint32_t)RQ_MPSC) != 0)
         return RQ_ECORRUPT;
-    uint64_t total = rq_layout_total(h->slot_count, h->slot_size);
-    if (h->total_size != total || total > object_size || total > (uint64_t)SIZE_MAX)
+    uint64_t need = rq_layout_total(h->slot_count, h->slot_size);
+    if (h->total_size != need || need > object_size || need > (uint64_t)SIZE_MAX)
         return RQ_ECORRUPT;
+    if (cfg && (h->slot_count != cfg->slot_count || h->slot_size != cfg->slot_size ||
+                h->flags != cfg->flags))
+        return RQ_EEXIST;
+    *total = need;
     return RQ_OK;
 }
 
-static int geometry_matches(const struct rq_shm_header *h, const rq_config *cfg)
+static uint64_t queue_size_for(const void *config)
 {
-    return h->slot_count == cfg->slot_count && h->slot_size == cfg->slot_size &&
-           h->flags == cfg->flags;
+    const rq_config *cfg = config;
+    return rq_layout_total(cfg->slot_count, cfg->slot_size);
 }
 
-/* Makes a fresh queue in the (new or half-made) object.  Called under the
- * init lock.  magic is stored last: until then every opener sees an
- * uninitialised segment, and a creator killed half-way leaves exactly
- * that for the next opener to redo. */
-static int segment_init(rq *q, const rq_config *cfg, int repairing)
+static int queue_init(rq_plat_segment *seg, void *addr, const void *config, int repairing)
 {
-    uint64_t total = rq_layout_total(cfg->slot_count, cfg->slot_size);
-    int rc = rq_plat_segment_resize(q->seg, total);
-    if (rc < 0)
-        return rc;
-    RQ_CRASH_POINT(INIT_AFTER_RESIZE);
-    void *addr;
-    rc = rq_plat_segment_map(q->seg, total, &addr);
-    if (rc < 0)
-        return rc;
+    const rq_config *cfg = config;
     struct rq_shm *shm = addr;
     memset(shm, 0, sizeof *shm);
     shm->hdr.layout_version = RQ_LAYOUT_VERSION;
@@ -369,64 +365,19 @@ static int segment_init(rq *q, const rq_config *cfg, int repairing)
     shm->hdr.slot_size = cfg->slot_size;
     shm->hdr.slot_stride = (uint32_t)rq_layout_stride(cfg->slot_size);
     shm->hdr.flags = cfg->flags;
-    shm->hdr.total_size = total;
+    shm->hdr.total_size = queue_size_for(cfg);
     rq_store_relaxed_u64(&shm->admin.repairs, repairing ? 1 : 0);
-    if (cfg->flags & RQ_MPSC) {
-        rc = rq_mpsc_init(q->seg, shm);
-        if (rc < 0) {
-            rq_plat_segment_unmap(addr, total);
-            return rc;
-        }
-    }
-    RQ_CRASH_POINT(INIT_BEFORE_MAGIC);
-    rq_store_release_u64(&shm->hdr.magic, RQ_MAGIC);
-    q->shm = shm;
-    q->map_size = total;
-    return RQ_OK;
+    return (cfg->flags & RQ_MPSC) ? rq_mpsc_init(seg, shm) : RQ_OK;
 }
 
-/* Under the init lock: validates an initialised segment and maps it whole,
- * or initialises an uninitialised one (when CFG allows). */
-static int segment_attach(rq *q, const rq_config *cfg)
-{
-    uint64_t size;
-    int rc = rq_plat_segment_size(q->seg, &size);
-    if (rc < 0)
-        return rc;
-    if (size >= RQ_SHM_HEADER_SIZE) {
-        void *addr;
-        rc = rq_plat_segment_map(q->seg, RQ_SHM_HEADER_SIZE, &addr);
-        if (rc < 0)
-            return rc;
-        struct rq_shm_header h;
-        struct rq_shm *peek = addr;
-        uint64_t magic = rq_load_acquire_u64(&peek->hdr.magic);
-        memcpy(&h, &peek->hdr, sizeof h); /* one snapshot, then check it */
-        rq_plat_segment_unmap(addr, RQ_SHM_HEADER_SIZE);
-        if (magic == RQ_MAGIC) {
-            rc = header_check(&h, size);
-            if (rc < 0)
-                return rc;
-            if (cfg && !geometry_matches(&h, cfg))
-                return RQ_EEXIST;
-            rc = rq_plat_segment_map(q->seg, h.total_size, &addr);
-            if (rc < 0)
-                return rc;
-            q->shm = addr;
-            q->map_size = h.total_size;
-            /* Re-check the mapped header: it must be the one we validated. */
-            if (memcmp(&q->shm->hdr.layout_version, &h.layout_version,
-                       sizeof h - offsetof(struct rq_shm_header, layout_version)) != 0)
-                return RQ_ECORRUPT;
-            return RQ_OK;
-        }
-        if (magic != 0)
-            return RQ_ECORRUPT; /* somebody else's object, or scribbled on */
-    }
-    if (!cfg)
-        return RQ_ENOENT; /* never completed: only a creator can finish it */
-    return segment_init(q, cfg, size != 0);
-}
+static const struct rq_segment_kind queue_kind = {
+    .prefix = RQ_QUEUE_KIND,
+    .magic = RQ_MAGIC,
+    .header_size = sizeof(struct rq_shm_header),
+    .check = queue_check,
+    .size_for = queue_size_for,
+    .init = queue_init,
+};
 
 /* ---- open: roles ----------------------------------------------------- */
 
@@ -467,9 +418,7 @@ static int role_acquire(rq *q)
 
 static void handle_free(rq *q)
 {
-    if (q->shm)
-        rq_plat_segment_unmap(q->shm, q->map_size);
-    rq_plat_segment_close(q->seg); /* drops every lock of this handle */
+    rq_segment_close(&q->segment); /* drops every lock of this handle */
     free(q);
 }
 
@@ -488,25 +437,17 @@ int rq_open(rq **out, const char *name, int role, const rq_config *cfg)
         return RQ_ESYS;
     q->role = role;
     uint32_t mode = cfg && cfg->mode ? cfg->mode : RQ_DEFAULT_MODE;
-    int created = 0;
-    int rc = rq_plat_segment_open(&q->seg, RQ_QUEUE_KIND, name, cfg ? RQ_PLAT_CREATE : 0, mode,
-                                  &created);
+    int rc = rq_segment_open(&q->segment, &queue_kind, name, cfg, mode);
     if (rc < 0) {
         free(q);
         return rc;
     }
-    rc = rq_plat_lock(q->seg, RQ_LOCK_INIT, RQ_LOCK_WAIT);
-    if (rc == RQ_OK) {
-        RQ_CRASH_POINT(OPEN_AFTER_INIT_LOCK);
-        rc = segment_attach(q, cfg);
-        rq_plat_unlock(q->seg, RQ_LOCK_INIT);
-    }
-    if (rc == RQ_OK) {
-        rq_ring_attach(&q->ring, q->shm);
-        q->mpsc = (q->shm->hdr.flags & RQ_MPSC) != 0;
-        if (role != RQ_OBSERVER)
-            rc = role_acquire(q);
-    }
+    q->seg = q->segment.plat;
+    q->shm = q->segment.addr;
+    rq_ring_attach(&q->ring, q->shm);
+    q->mpsc = (q->shm->hdr.flags & RQ_MPSC) != 0;
+    if (role != RQ_OBSERVER)
+        rc = role_acquire(q);
     if (rc < 0) {
         if (q->owns_role_line)
             rq_store_seq_u32(&q->self->attached, 0);

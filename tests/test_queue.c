@@ -633,6 +633,8 @@ static void test_corrupt_headers_are_refused(void **state)
     raw_truncate(name, (off_t)size - 1);
     expect_open(name, RQ_CONSUMER, RQ_ECORRUPT);
     raw_truncate(name, 100);
+    expect_open(name, RQ_CONSUMER, RQ_ECORRUPT); /* magic intact, body gone */
+    raw_truncate(name, 10);
     expect_open(name, RQ_CONSUMER, RQ_ENOENT); /* shorter than a header: never made */
     rq_unlink(name);
 }

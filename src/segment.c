@@ -1,0 +1,112 @@
+/*
+ * segment.c - opening, validating and creating shared segments (see
+ * segment.h).
+ */
+#include "segment.h"
+
+#include <string.h>
+
+#include "atomics.h"
+#include "crashpoint.h"
+#include "rq.h"
+
+#define HEADER_MAX 256
+
+/* Makes a fresh segment in the (new or half-made) object.  Called under
+ * the init lock.  magic is stored last: until then every opener sees an
+ * uninitialised segment. */
+static int segment_init(struct rq_segment *s, const struct rq_segment_kind *kind,
+                        const void *cfg, int repairing)
+{
+    uint64_t total = kind->size_for(cfg);
+    int rc = rq_plat_segment_resize(s->plat, total);
+    if (rc < 0)
+        return rc;
+    RQ_CRASH_POINT(INIT_AFTER_RESIZE);
+    void *addr;
+    rc = rq_plat_segment_map(s->plat, total, &addr);
+    if (rc < 0)
+        return rc;
+    memset(addr, 0, kind->header_size);
+    rc = kind->init(s->plat, addr, cfg, repairing);
+    if (rc < 0) {
+        rq_plat_segment_unmap(addr, total);
+        return rc;
+    }
+    RQ_CRASH_POINT(INIT_BEFORE_MAGIC);
+    rq_store_release_u64((rq_atomic_u64 *)addr, kind->magic);
+    s->addr = addr;
+    s->size = total;
+    return RQ_OK;
+}
+
+/* Under the init lock: validates an initialised segment and maps it whole,
+ * or initialises an uninitialised one (when CFG allows). */
+static int segment_attach(struct rq_segment *s, const struct rq_segment_kind *kind,
+                          const void *cfg)
+{
+    uint64_t size;
+    int rc = rq_plat_segment_size(s->plat, &size);
+    if (rc < 0)
+        return rc;
+    if (size >= kind->header_size) {
+        void *addr;
+        rc = rq_plat_segment_map(s->plat, kind->header_size, &addr);
+        if (rc < 0)
+            return rc;
+        unsigned char h[HEADER_MAX];
+        uint64_t magic = rq_load_acquire_u64((rq_atomic_u64 *)addr);
+        memcpy(h, addr, kind->header_size); /* one snapshot, then check it */
+        rq_plat_segment_unmap(addr, kind->header_size);
+        if (magic == kind->magic) {
+            uint64_t total;
+            rc = kind->check(h, size, cfg, &total);
+            if (rc < 0)
+                return rc;
+            rc = rq_plat_segment_map(s->plat, total, &addr);
+            if (rc < 0)
+                return rc;
+            s->addr = addr;
+            s->size = total;
+            /* The header we map must be the one we checked. */
+            if (memcmp((unsigned char *)addr + 8, h + 8, kind->header_size - 8) != 0)
+                return RQ_ECORRUPT;
+            return RQ_OK;
+        }
+        if (magic != 0)
+            return RQ_ECORRUPT; /* somebody else's object, or scribbled on */
+    }
+    if (!cfg)
+        return RQ_ENOENT; /* never completed: only a creator can finish it */
+    return segment_init(s, kind, cfg, size != 0);
+}
+
+int rq_segment_open(struct rq_segment *s, const struct rq_segment_kind *kind, const char *name,
+                    const void *cfg, uint32_t mode)
+{
+    memset(s, 0, sizeof *s);
+    if (kind->header_size < 8 || kind->header_size > HEADER_MAX)
+        return RQ_EINVAL;
+    int created;
+    int rc = rq_plat_segment_open(&s->plat, kind->prefix, name, cfg ? RQ_PLAT_CREATE : 0, mode,
+                                  &created);
+    if (rc < 0)
+        return rc;
+    rc = rq_plat_lock(s->plat, RQ_LOCK_INIT, RQ_LOCK_WAIT);
+    if (rc == RQ_OK) {
+        RQ_CRASH_POINT(OPEN_AFTER_INIT_LOCK);
+        rc = segment_attach(s, kind, cfg);
+        rq_plat_unlock(s->plat, RQ_LOCK_INIT);
+    }
+    if (rc < 0)
+        rq_segment_close(s);
+    return rc;
+}
+
+void rq_segment_close(struct rq_segment *s)
+{
+    if (s->addr)
+        rq_plat_segment_unmap(s->addr, s->size);
+    rq_plat_segment_close(s->plat);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,47 @@
+/*
+ * segment.h - the named shared segment every rq object family lives in
+ * (queues "rq.NAME", coalescing objects "rqc.NAME").  OS-neutral.
+ *
+ * Opening validates the segment, or creates it, under the init lock; a
+ * creator stores the magic word (the first 8 bytes of every kind) last, so
+ * a segment whose creator died half-way reads as "never made" and is made
+ * again by the next opener that has a configuration.
+ */
+#ifndef RQ_SEGMENT_H
+#define RQ_SEGMENT_H
+
+#include <stdint.h>
+
+#include "platform.h"
+
+struct rq_segment_kind {
+    const char *prefix;   /* object family: "rq", "rqc" */
+    uint64_t magic;       /* first 8 bytes of an initialised segment */
+    uint32_t header_size; /* bytes of immutable header (magic included) */
+    /* Checks the header snapshot H (header_size bytes, magic matched)
+     * against the object's size and, if CFG is not NULL, against the
+     * opener's configuration.  RQ_OK with *TOTAL = bytes to map, else
+     * RQ_ECORRUPT / RQ_EVERSION / RQ_EEXIST. */
+    int (*check)(const void *h, uint64_t object_size, const void *cfg, uint64_t *total);
+    /* Bytes a new segment made from CFG needs. */
+    uint64_t (*size_for)(const void *cfg);
+    /* Fills a new segment ADDR (its header zeroed) from CFG, all but the
+     * magic word.  REPAIRING: it replaces one whose creator died. */
+    int (*init)(rq_plat_segment *seg, void *addr, const void *cfg, int repairing);
+};
+
+struct rq_segment {
+    rq_plat_segment *plat;
+    void *addr;
+    uint64_t size;
+};
+
+/* Opens NAME of KIND.  CFG NULL: attach only (RQ_ENOENT if missing or never
+ * completed).  Otherwise create it with MODE if missing or half-made. */
+int rq_segment_open(struct rq_segment *s, const struct rq_segment_kind *kind, const char *name,
+                    const void *cfg, uint32_t mode);
+
+/* Unmaps and closes (which drops every lock held through S). */
+void rq_segment_close(struct rq_segment *s);
+
+#endif /* RQ_SEGMENT_H */
