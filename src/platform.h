@@ -74,6 +74,12 @@ int rq_plat_wait(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t expected, i
 /* Wakes the sleepers on WORD in any process: one, or all if ALL. */
 void rq_plat_wake(rq_plat_segment *seg, rq_atomic_u32 *word, int all);
 
+/* Adds ADD to *WORD and wakes every sleeper on it, as one step that the
+ * death of the calling process cannot split: either both happen or
+ * neither does.  (Linux: FUTEX_WAKE_OP, done by the kernel.)  ADD must be
+ * in [1, 2047]. */
+int rq_plat_add_and_wake(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t add);
+
 /* The MPSC producers' lock, kept in AREA (RQ_LOCK_AREA bytes of the
  * segment).  init is called once by the creator.  lock waits at most
  * TIMEOUT_MS (0: try once -> RQ_EAGAIN; RQ_INFINITE: no limit; else

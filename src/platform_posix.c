@@ -248,6 +248,22 @@ void rq_plat_wake(rq_plat_segment *seg, rq_atomic_u32 *word, int all)
     errno = saved;
 }
 
+int rq_plat_add_and_wake(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t add)
+{
+    (void)seg;
+    if (add < 1 || add > 2047) {
+        errno = EINVAL;
+        return RQ_ESYS;
+    }
+    /* The kernel adds ADD to the word (uaddr2 == uaddr) and wakes up to
+     * INT_MAX sleepers on it under its futex lock: a SIGKILL lands before
+     * or after, never in between. */
+    int op = FUTEX_OP(FUTEX_OP_ADD, (int)add, FUTEX_OP_CMP_EQ, 0);
+    long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_OP, INT_MAX, (void *)(uintptr_t)0,
+                     (uint32_t *)word, op);
+    return r < 0 ? RQ_ESYS : RQ_OK;
+}
+
 int rq_plat_mutex_init(rq_plat_segment *seg, void *area)
 {
     (void)seg;

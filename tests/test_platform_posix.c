@@ -176,6 +176,37 @@ static void test_wake_crosses_processes(void **state)
     th_shared_free((void *)wake_word, 4096);
 }
 
+static int child_add_and_wake_later(void *arg)
+{
+    (void)arg;
+    usleep(50 * 1000);
+    return rq_plat_add_and_wake(NULL, wake_word, 2) == RQ_OK ? 0 : 1;
+}
+
+static void test_add_and_wake_is_one_step(void **state)
+{
+    (void)state;
+    wake_word = th_shared_alloc(4096);
+    rq_store_relaxed_u32(wake_word, 5);
+    assert_int_equal(rq_plat_add_and_wake(NULL, wake_word, 2), RQ_OK); /* no sleeper */
+    assert_int_equal(rq_load_acquire_u32(wake_word), 7);
+    assert_int_equal(rq_plat_add_and_wake(NULL, wake_word, 0), RQ_ESYS);
+    assert_int_equal(rq_plat_add_and_wake(NULL, wake_word, 4096), RQ_ESYS);
+    pid_t pid = th_spawn(child_add_and_wake_later, NULL, 10);
+    uint64_t t0 = th_now_ms();
+    int rc;
+    do
+        rc = rq_plat_wait(NULL, wake_word, 7, 5000);
+    while (rc == RQ_OK && rq_load_acquire_u32(wake_word) == 7);
+    assert_int_equal(rc, RQ_OK);
+    assert_int_equal(rq_load_acquire_u32(wake_word), 9);
+    assert_true(th_now_ms() - t0 < 4000);
+    int status;
+    assert_int_equal(th_wait(pid, 5000, &status), 0);
+    assert_true(th_exited_ok(status));
+    th_shared_free((void *)wake_word, 4096);
+}
+
 static void *mutex_area;
 
 static int child_die_holding_mutex(void *arg)
@@ -268,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_lock_dropped_when_holder_dies),
         cmocka_unit_test(test_wait_times_out_and_sees_changed_word),
         cmocka_unit_test(test_wake_crosses_processes),
+        cmocka_unit_test(test_add_and_wake_is_one_step),
         cmocka_unit_test(test_robust_mutex_recovers_from_dead_owner),
         cmocka_unit_test(test_mutex_lock_honours_timeouts),
         cmocka_unit_test(test_clock_and_pid),
