@@ -165,6 +165,57 @@ const char *rq_strerror(int err);
 /* The short name of an rq_error, e.g. "RQ_EBUSY". */
 const char *rq_errname(int err);
 
+/* ---- coalescing requests -------------------------------------------- */
+
+/* Many processes request an idempotent piece of work ("refresh"); one
+ * worker does it.  Requests made while no round has started are coalesced
+ * into the next round; a request made while a round runs causes exactly
+ * one more round.  The worker is woken only on the idle-to-requested edge.
+ * Crash-safe: a worker killed between rq_coalesce_wait and
+ * rq_coalesce_done finds the work still owed when it (or a successor)
+ * opens again; a requester killed at any point never leaves the worker
+ * asleep with work owed.  Object name "/rqc.NAME". */
+typedef struct rq_coalesce rq_coalesce;
+
+/* Opens NAME, creating it with MODE (0 means 0600) if missing.  ROLE:
+ * RQ_PRODUCER requests (any number), RQ_CONSUMER does the work (one live
+ * one: RQ_EBUSY otherwise; a dead one is taken over at once), RQ_OBSERVER
+ * only reads statistics. */
+int rq_coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t mode);
+
+/* Requester: asks for one more round.  Never blocks. */
+int rq_coalesce_request(rq_coalesce *c);
+
+/* Worker: returns RQ_OK when work is owed, with *TICKET naming the round
+ * (every request made before this returns is covered by it).  Waits up to
+ * TIMEOUT_MS: RQ_EAGAIN (0) or RQ_ETIMEDOUT when nothing is owed. */
+int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms);
+
+/* Worker: the round begun with TICKET is finished.  RQ_ESTATE if TICKET is
+ * not the one the last rq_coalesce_wait returned. */
+int rq_coalesce_done(rq_coalesce *c, uint64_t ticket);
+
+typedef struct rq_coalesce_stats {
+    uint64_t requests; /* rq_coalesce_request calls that registered */
+    uint64_t rounds;   /* rounds of work started (rq_coalesce_wait OK) */
+    uint64_t wakes;    /* wake signals sent to the worker */
+    uint64_t waits;    /* times the worker went to sleep */
+    uint64_t takeovers;/* worker role taken from a dead holder */
+    uint64_t repairs;  /* half-made objects re-initialised */
+    int owed;          /* 1 if work is owed now */
+    int waiting;       /* 1 if the worker is announced as asleep */
+    int64_t worker_pid;
+    int worker_live;
+} rq_coalesce_stats;
+
+int rq_coalesce_stat(rq_coalesce *c, rq_coalesce_stats *st);
+
+/* Closes the handle (a round in progress stays owed). NULL is allowed. */
+void rq_coalesce_close(rq_coalesce *c);
+
+/* Removes the name.  RQ_ENOENT if there is none. */
+int rq_coalesce_unlink(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,7 +7,8 @@
  * from any outside kill.  In normal builds the macro is empty.
  *
  * Each point is named for where it stands: XX(ID, "name", roles), roles
- * being the sides that pass it (P producer, C consumer, A any opener).
+ * being the sides that pass it (P producer, C consumer, A any opener;
+ * coalescing objects: r requester, w worker).
  */
 #ifndef RQ_CRASHPOINT_H
 #define RQ_CRASHPOINT_H
@@ -31,7 +32,13 @@
     XX(MPSC_BEFORE_CONSISTENT, "mpsc.before_consistent", "P")                  \
     XX(MPSC_AFTER_RECOVER, "mpsc.after_recover", "P")                          \
     XX(MPSC_BEFORE_UNLOCK, "mpsc.before_unlock", "P")                          \
-    XX(CLOSE_BEFORE_DETACH, "close.before_detach", "PC")
+    XX(CLOSE_BEFORE_DETACH, "close.before_detach", "PC")                       \
+    XX(COALESCE_REQUEST_BEFORE_BUMP, "coalesce.request.before_bump", "r")      \
+    XX(COALESCE_REQUEST_AFTER_BUMP, "coalesce.request.after_bump", "r")        \
+    XX(COALESCE_WAIT_AFTER_ANNOUNCE, "coalesce.wait.after_announce", "w")      \
+    XX(COALESCE_WAIT_AFTER_TAKE, "coalesce.wait.after_take", "w")              \
+    XX(COALESCE_DONE_BEFORE_STORE, "coalesce.done.before_store", "w")          \
+    XX(COALESCE_OPEN_AFTER_TAKEOVER, "coalesce.open.after_takeover", "w")
 
 enum rq_crash_point_id {
 #define RQ_CRASH_ENUM_(id, name, roles) RQ_CP_##id,

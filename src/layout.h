@@ -139,4 +139,57 @@ static inline uint64_t rq_layout_total(uint32_t slot_count, uint32_t slot_size)
     return (uint64_t)RQ_SHM_HEADER_SIZE + (uint64_t)slot_count * rq_layout_stride(slot_size);
 }
 
+/* ---- coalescing objects ("rqc.NAME") -------------------------------- */
+
+/* "rq-coal\x01" */
+#define RQC_MAGIC UINT64_C(0x016c616f632d7172)
+#define RQC_LAYOUT_VERSION 1u
+
+/* req word: (count << 1) | RQC_WAITING.  count runs mod 2^31. */
+#define RQC_WAITING 1u
+#define RQC_COUNT_MASK 0x7fffffffu
+
+struct rqc_shm_header {
+    rq_atomic_u64 magic; /* RQC_MAGIC, stored last by the creator */
+    uint32_t layout_version;
+    uint32_t abi;
+    uint32_t header_size; /* sizeof(struct rqc_shm) */
+    uint32_t reserved0;
+};
+
+struct rqc_shm {
+    RQ_LINE_ALIGNED struct rqc_shm_header hdr;
+
+    /* Line 1: the request word, the futex the worker sleeps on.  Written
+     * by requesters (CAS, or add-and-wake in the kernel) and by the worker
+     * (WAITING bit only). */
+    RQ_LINE_ALIGNED rq_atomic_u32 req;
+
+    /* Line 2: the worker's progress, written only by the worker. */
+    RQ_LINE_ALIGNED struct {
+        rq_atomic_u32 taken; /* count of the round under way */
+        rq_atomic_u32 done;  /* count covered by the last finished round */
+    } work;
+
+    /* Line 3: requesters' statistics (atomic adds: many writers). */
+    RQ_LINE_ALIGNED struct {
+        rq_atomic_u64 requests;
+        rq_atomic_u64 wakes;
+        rq_atomic_u64 pid; /* last requester to open */
+    } requesters;
+
+    /* Line 4: the worker's statistics and identity. */
+    RQ_LINE_ALIGNED struct rq_shm_role worker; /* messages = rounds */
+
+    /* Line 5: written at open under the init lock. */
+    RQ_LINE_ALIGNED struct {
+        rq_atomic_u64 repairs;
+    } admin;
+};
+
+_Static_assert(sizeof(struct rqc_shm_header) <= RQ_CACHE_LINE, "header fits a line");
+_Static_assert(offsetof(struct rqc_shm, req) == 1 * RQ_CACHE_LINE, "rqc line 1");
+_Static_assert(offsetof(struct rqc_shm, work) == 2 * RQ_CACHE_LINE, "rqc line 2");
+_Static_assert(sizeof(struct rqc_shm) == 6 * RQ_CACHE_LINE, "rqc: 6 lines");
+
 #endif /* RQ_LAYOUT_H */

@@ -1,0 +1,284 @@
+/*
+ * coalesce.c - crash-safe coalescing requests (the second seed, across
+ * processes).  OS-neutral.
+ *
+ * The seed keeps one flag, exchanges it to FALSE and then works: a worker
+ * that dies mid-work has already forgotten the request.  Here the state is
+ * two counts instead of a flag:
+ *
+ *   req  = (count << 1) | WAITING   requests so far (mod 2^31), worker asleep?
+ *   done = count covered by the last *finished* round
+ *
+ * Work is owed while count != done.  rq_coalesce_wait returns ticket =
+ * count and rq_coalesce_done stores done = ticket, so the request is
+ * forgotten only when the work for it is finished.  A request during a
+ * round moves count past the ticket: exactly one more round.
+ *
+ * Waking: the worker sets WAITING in the very word it sleeps on.  A
+ * requester that sees WAITING clear bumps count by CAS (no system call:
+ * this is every request while the worker is busy); one that sees it set
+ * has the kernel add to the word and wake the worker in one step
+ * (rq_plat_add_and_wake), so no death of a requester can leave the count
+ * moved but the worker asleep.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crashpoint.h"
+#include "layout.h"
+#include "name.h"
+#include "platform.h"
+#include "rq.h"
+#include "segment.h"
+
+#define RQC_KIND "rqc"
+#define RQC_DEFAULT_MODE 0600u
+
+struct rq_coalesce {
+    struct rq_segment segment;
+    struct rqc_shm *shm;
+    int role;
+    int round_open;   /* worker: a ticket was handed out and not done */
+    uint32_t ticket;  /* worker: that ticket */
+};
+
+static uint32_t count_of(uint32_t req)
+{
+    return (req >> 1) & RQC_COUNT_MASK;
+}
+
+/* ---- the kind of segment ---------------------------------------------- */
+
+static int coalesce_check(const void *snapshot, uint64_t object_size, const void *cfg,
+                          uint64_t *total)
+{
+    (void)cfg;
+    const struct rqc_shm_header *h = snapshot;
+    if (h->layout_version != RQC_LAYOUT_VERSION || h->abi != rq_layout_abi())
+        return RQ_EVERSION;
+    if (h->header_size != sizeof(struct rqc_shm) || object_size < sizeof(struct rqc_shm))
+        return RQ_ECORRUPT;
+    *total = sizeof(struct rqc_shm);
+    return RQ_OK;
+}
+
+static uint64_t coalesce_size_for(const void *cfg)
+{
+    (void)cfg;
+    return sizeof(struct rqc_shm);
+}
+
+static int coalesce_init(rq_plat_segment *seg, void *addr, const void *cfg, int repairing)
+{
+    (void)seg;
+    (void)cfg;
+    struct rqc_shm *shm = addr;
+    memset(shm, 0, sizeof *shm);
+    shm->hdr.layout_version = RQC_LAYOUT_VERSION;
+    shm->hdr.abi = rq_layout_abi();
+    shm->hdr.header_size = sizeof(struct rqc_shm);
+    rq_store_relaxed_u64(&shm->admin.repairs, repairing ? 1 : 0);
+    return RQ_OK;
+}
+
+static const struct rq_segment_kind coalesce_kind = {
+    .prefix = RQC_KIND,
+    .magic = RQC_MAGIC,
+    .header_size = sizeof(struct rqc_shm_header),
+    .check = coalesce_check,
+    .size_for = coalesce_size_for,
+    .init = coalesce_init,
+};
+
+/* ---- worker side -------------------------------------------------------- */
+
+/* Clears WAITING in the request word, whatever requesters do meanwhile. */
+static void clear_waiting(struct rqc_shm *shm)
+{
+    uint32_t r = rq_load_acquire_u32(&shm->req);
+    while ((r & RQC_WAITING) && !rq_cas_u32(&shm->req, &r, r & ~RQC_WAITING)) {
+    }
+}
+
+static int worker_acquire(rq_coalesce *c)
+{
+    struct rqc_shm *shm = c->shm;
+    int rc = rq_plat_lock(c->segment.plat, RQ_LOCK_CONSUMER, RQ_LOCK_TRY);
+    if (rc < 0)
+        return rc;
+    if (rq_exchange_u32(&shm->worker.attached, 1) != 0)
+        rq_fetch_add_u64(&shm->worker.takeovers, 1);
+    rq_store_relaxed_u64(&shm->worker.pid, (uint64_t)rq_plat_pid());
+    /* A dead predecessor may have left WAITING set: requesters would then
+     * make a system call each.  Nobody else can be asleep here. */
+    clear_waiting(shm);
+    RQ_CRASH_POINT(COALESCE_OPEN_AFTER_TAKEOVER);
+    return RQ_OK;
+}
+
+int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms)
+{
+    if (!c || !ticket || timeout_ms < RQ_INFINITE)
+        return RQ_EINVAL;
+    if (c->role != RQ_CONSUMER)
+        return RQ_EROLE;
+    struct rqc_shm *shm = c->shm;
+    uint64_t until = timeout_ms > 0 ? rq_plat_now_ms() + (uint64_t)timeout_ms : 0;
+    for (;;) {
+        uint32_t r = rq_load_acquire_u32(&shm->req);
+        uint32_t done = rq_load_acquire_u32(&shm->work.done) & RQC_COUNT_MASK;
+        if (count_of(r) != done) {
+            if (r & RQC_WAITING)
+                clear_waiting(shm);
+            c->ticket = count_of(r);
+            c->round_open = 1;
+            rq_store_release_u32(&shm->work.taken, c->ticket);
+            rq_counter_bump(&shm->worker.messages);
+            RQ_CRASH_POINT(COALESCE_WAIT_AFTER_TAKE);
+            *ticket = c->ticket;
+            return RQ_OK;
+        }
+        int left = RQ_INFINITE;
+        if (timeout_ms >= 0) {
+            uint64_t now = rq_plat_now_ms();
+            left = timeout_ms == 0 || now >= until ? 0 : (int)(until - now);
+        }
+        if (left == 0) {
+            clear_waiting(shm);
+            return timeout_ms == 0 ? RQ_EAGAIN : RQ_ETIMEDOUT;
+        }
+        if (!(r & RQC_WAITING)) {
+            if (!rq_cas_u32(&shm->req, &r, r | RQC_WAITING))
+                continue; /* a request came in: look again */
+            r |= RQC_WAITING;
+        }
+        RQ_CRASH_POINT(COALESCE_WAIT_AFTER_ANNOUNCE);
+        rq_counter_bump(&shm->worker.waits);
+        int rc = rq_plat_wait(c->segment.plat, &shm->req, r, left);
+        if (rc < 0 && rc != RQ_ETIMEDOUT)
+            return rc;
+    }
+}
+
+int rq_coalesce_done(rq_coalesce *c, uint64_t ticket)
+{
+    if (!c)
+        return RQ_EINVAL;
+    if (c->role != RQ_CONSUMER)
+        return RQ_EROLE;
+    if (!c->round_open || ticket != c->ticket)
+        return RQ_ESTATE;
+    RQ_CRASH_POINT(COALESCE_DONE_BEFORE_STORE);
+    rq_store_release_u32(&c->shm->work.done, c->ticket);
+    c->round_open = 0;
+    return RQ_OK;
+}
+
+/* ---- requester side ------------------------------------------------------ */
+
+int rq_coalesce_request(rq_coalesce *c)
+{
+    if (!c)
+        return RQ_EINVAL;
+    if (c->role != RQ_PRODUCER)
+        return RQ_EROLE;
+    struct rqc_shm *shm = c->shm;
+    uint32_t r = rq_load_acquire_u32(&shm->req);
+    for (;;) {
+        uint32_t count = count_of(r);
+        uint32_t done = rq_load_acquire_u32(&shm->work.done) & RQC_COUNT_MASK;
+        if (count != done && ((count + 1) & RQC_COUNT_MASK) == done)
+            return RQ_OK; /* 2^31 - 1 owed: one more would read as none */
+        RQ_CRASH_POINT(COALESCE_REQUEST_BEFORE_BUMP);
+        if (r & RQC_WAITING) {
+            /* The worker sleeps on this word: count and wake in one step. */
+            int rc = rq_plat_add_and_wake(c->segment.plat, &shm->req, 2);
+            if (rc < 0)
+                return rc;
+            rq_fetch_add_u64(&shm->requesters.wakes, 1);
+            break;
+        }
+        if (rq_cas_u32(&shm->req, &r, r + 2))
+            break; /* worker busy or idle-and-awake: it looks before sleeping */
+    }
+    RQ_CRASH_POINT(COALESCE_REQUEST_AFTER_BUMP);
+    rq_fetch_add_u64(&shm->requesters.requests, 1);
+    return RQ_OK;
+}
+
+/* ---- open, close, stat --------------------------------------------------- */
+
+int rq_coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t mode)
+{
+    if (out)
+        *out = NULL;
+    if (!out || !rq_name_valid(name) || (mode & ~0777u) != 0)
+        return RQ_EINVAL;
+    if (role != RQ_PRODUCER && role != RQ_CONSUMER && role != RQ_OBSERVER)
+        return RQ_EINVAL;
+    rq_coalesce *c = calloc(1, sizeof *c);
+    if (!c)
+        return RQ_ESYS;
+    c->role = role;
+    /* Coalescing objects have no geometry: any opener may create one. */
+    static const int no_config;
+    int rc = rq_segment_open(&c->segment, &coalesce_kind, name, &no_config,
+                             mode ? mode : RQC_DEFAULT_MODE);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    c->shm = c->segment.addr;
+    if (role == RQ_CONSUMER) {
+        rc = worker_acquire(c);
+    } else if (role == RQ_PRODUCER) {
+        rc = rq_plat_lock(c->segment.plat, RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED);
+        rq_store_relaxed_u64(&c->shm->requesters.pid, (uint64_t)rq_plat_pid());
+    }
+    if (rc < 0) {
+        rq_segment_close(&c->segment);
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return RQ_OK;
+}
+
+void rq_coalesce_close(rq_coalesce *c)
+{
+    if (!c)
+        return;
+    if (c->role == RQ_CONSUMER)
+        rq_store_seq_u32(&c->shm->worker.attached, 0);
+    rq_segment_close(&c->segment);
+    free(c);
+}
+
+int rq_coalesce_unlink(const char *name)
+{
+    if (!rq_name_valid(name))
+        return RQ_EINVAL;
+    return rq_plat_segment_unlink(RQC_KIND, name);
+}
+
+int rq_coalesce_stat(rq_coalesce *c, rq_coalesce_stats *st)
+{
+    if (!c || !st)
+        return RQ_EINVAL;
+    struct rqc_shm *shm = c->shm;
+    memset(st, 0, sizeof *st);
+    uint32_t r = rq_load_acquire_u32(&shm->req);
+    uint32_t done = rq_load_acquire_u32(&shm->work.done) & RQC_COUNT_MASK;
+    st->requests = rq_load_relaxed_u64(&shm->requesters.requests);
+    st->wakes = rq_load_relaxed_u64(&shm->requesters.wakes);
+    st->rounds = rq_load_relaxed_u64(&shm->worker.messages);
+    st->waits = rq_load_relaxed_u64(&shm->worker.waits);
+    st->takeovers = rq_load_relaxed_u64(&shm->worker.takeovers);
+    st->repairs = rq_load_relaxed_u64(&shm->admin.repairs);
+    st->owed = count_of(r) != done;
+    st->waiting = (r & RQC_WAITING) != 0;
+    st->worker_pid = (int64_t)rq_load_relaxed_u64(&shm->worker.pid);
+    st->worker_live =
+        c->role == RQ_CONSUMER || rq_plat_lock_probe(c->segment.plat, RQ_LOCK_CONSUMER) > 0;
+    return RQ_OK;
+}
