@@ -100,6 +100,11 @@ typedef struct rq_stats {
     uint64_t consumer_waits;            /* times the consumer slept: empty */
     uint64_t producer_wakes;            /* wake signals sent by producers */
     uint64_t consumer_wakes;            /* wake signals sent by the consumer */
+    /* Work a sleeping side found at its periodic re-check (at most every
+     * second) with no wake signal: the peer died between publishing and
+     * signalling and has not re-opened.  Normally 0. */
+    uint64_t producer_missed_wakes;
+    uint64_t consumer_missed_wakes;
     uint64_t producer_takeovers; /* producer role taken from a dead holder */
     uint64_t consumer_takeovers; /* consumer role taken from a dead holder */
     uint64_t lock_recoveries;    /* MPSC lock taken from a dead owner */
@@ -200,6 +205,7 @@ typedef struct rq_coalesce_stats {
     uint64_t rounds;   /* rounds of work started (rq_coalesce_wait OK) */
     uint64_t wakes;    /* wake signals sent to the worker */
     uint64_t waits;    /* times the worker went to sleep */
+    uint64_t missed_wakes; /* work found by the periodic re-check, no wake */
     uint64_t takeovers;/* worker role taken from a dead holder */
     uint64_t repairs;  /* half-made objects re-initialised */
     int owed;          /* 1 if work is owed now */

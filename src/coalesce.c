@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "crashpoint.h"
+#include "deadline.h"
 #include "layout.h"
 #include "name.h"
 #include "platform.h"
@@ -116,6 +117,26 @@ static int worker_acquire(rq_coalesce *c)
     return RQ_OK;
 }
 
+/* Owed work: count != done.  Takes it as the round TICKET. */
+static int take_round(rq_coalesce *c, uint32_t r, uint64_t *ticket)
+{
+    struct rqc_shm *shm = c->shm;
+    if (r & RQC_WAITING)
+        clear_waiting(shm);
+    c->ticket = count_of(r);
+    c->round_open = 1;
+    rq_store_release_u32(&shm->work.taken, c->ticket);
+    rq_counter_bump(&shm->worker.messages);
+    RQ_CRASH_POINT(COALESCE_WAIT_AFTER_TAKE);
+    *ticket = c->ticket;
+    return RQ_OK;
+}
+
+static int owed(struct rqc_shm *shm, uint32_t r)
+{
+    return count_of(r) != (rq_load_acquire_u32(&shm->work.done) & RQC_COUNT_MASK);
+}
+
 int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms)
 {
     if (!c || !ticket || timeout_ms < RQ_INFINITE)
@@ -123,29 +144,15 @@ int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms)
     if (c->role != RQ_CONSUMER)
         return RQ_EROLE;
     struct rqc_shm *shm = c->shm;
-    uint64_t until = timeout_ms > 0 ? rq_plat_now_ms() + (uint64_t)timeout_ms : 0;
+    struct rq_deadline d = rq_deadline_start(timeout_ms);
     for (;;) {
         uint32_t r = rq_load_acquire_u32(&shm->req);
-        uint32_t done = rq_load_acquire_u32(&shm->work.done) & RQC_COUNT_MASK;
-        if (count_of(r) != done) {
-            if (r & RQC_WAITING)
-                clear_waiting(shm);
-            c->ticket = count_of(r);
-            c->round_open = 1;
-            rq_store_release_u32(&shm->work.taken, c->ticket);
-            rq_counter_bump(&shm->worker.messages);
-            RQ_CRASH_POINT(COALESCE_WAIT_AFTER_TAKE);
-            *ticket = c->ticket;
-            return RQ_OK;
-        }
-        int left = RQ_INFINITE;
-        if (timeout_ms >= 0) {
-            uint64_t now = rq_plat_now_ms();
-            left = timeout_ms == 0 || now >= until ? 0 : (int)(until - now);
-        }
+        if (owed(shm, r))
+            return take_round(c, r, ticket);
+        int left = rq_deadline_left(&d);
         if (left == 0) {
             clear_waiting(shm);
-            return timeout_ms == 0 ? RQ_EAGAIN : RQ_ETIMEDOUT;
+            return rq_deadline_error(&d);
         }
         if (!(r & RQC_WAITING)) {
             if (!rq_cas_u32(&shm->req, &r, r | RQC_WAITING))
@@ -154,9 +161,16 @@ int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms)
         }
         RQ_CRASH_POINT(COALESCE_WAIT_AFTER_ANNOUNCE);
         rq_counter_bump(&shm->worker.waits);
-        int rc = rq_plat_wait(c->segment.plat, &shm->req, r, left);
+        int is_slice;
+        int rc = rq_plat_wait(c->segment.plat, &shm->req, r, rq_deadline_slice(left, &is_slice));
         if (rc < 0 && rc != RQ_ETIMEDOUT)
             return rc;
+        if (rc == RQ_ETIMEDOUT && is_slice) {
+            /* No wake came; a request that did come lost its wake-up. */
+            uint32_t now = rq_load_acquire_u32(&shm->req);
+            if (owed(shm, now))
+                rq_counter_bump(&shm->worker.missed_wakes);
+        }
     }
 }
 
@@ -273,6 +287,7 @@ int rq_coalesce_stat(rq_coalesce *c, rq_coalesce_stats *st)
     st->wakes = rq_load_relaxed_u64(&shm->requesters.wakes);
     st->rounds = rq_load_relaxed_u64(&shm->worker.messages);
     st->waits = rq_load_relaxed_u64(&shm->worker.waits);
+    st->missed_wakes = rq_load_relaxed_u64(&shm->worker.missed_wakes);
     st->takeovers = rq_load_relaxed_u64(&shm->worker.takeovers);
     st->repairs = rq_load_relaxed_u64(&shm->admin.repairs);
     st->owed = count_of(r) != done;

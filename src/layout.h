@@ -73,7 +73,11 @@ struct rq_shm_role {
     rq_atomic_u64 pid;       /* last holder's process id */
     rq_atomic_u32 attached;  /* 1 from open until a clean close */
     uint32_t reserved0;
+    rq_atomic_u64 missed_wakes; /* work found by the periodic re-check, not
+                                   by a wake: a peer died before signalling */
 };
+
+_Static_assert(sizeof(struct rq_shm_role) <= RQ_CACHE_LINE, "a role's line");
 
 struct rq_shm {
     RQ_LINE_ALIGNED struct rq_shm_header hdr;

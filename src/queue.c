@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "crashpoint.h"
+#include "deadline.h"
 #include "layout.h"
 #include "mpsc.h"
 #include "name.h"
@@ -43,33 +44,6 @@ struct rq {
     struct rq_shm_role *self; /* this side's statistics line */
 };
 
-/* ---- time ------------------------------------------------------------- */
-
-struct deadline {
-    int timeout_ms;
-    uint64_t until_ms;
-};
-
-static struct deadline deadline_start(int timeout_ms)
-{
-    struct deadline d = {timeout_ms, 0};
-    if (timeout_ms > 0)
-        d.until_ms = rq_plat_now_ms() + (uint64_t)timeout_ms;
-    return d;
-}
-
-/* Milliseconds left: RQ_INFINITE, or >= 0. */
-static int deadline_left(const struct deadline *d)
-{
-    if (d->timeout_ms < 0)
-        return RQ_INFINITE;
-    uint64_t now = rq_plat_now_ms();
-    if (d->timeout_ms == 0 || now >= d->until_ms)
-        return 0;
-    uint64_t left = d->until_ms - now;
-    return left > 0x7fffffff ? 0x7fffffff : (int)left;
-}
-
 /* ---- waiting and waking ---------------------------------------------- */
 
 static int ready_for_consumer(rq *q)
@@ -84,20 +58,25 @@ static int ready_for_producer(rq *q)
 
 /* Sleeps on EV until woken, READY says go, or the deadline passes.  Returns
  * RQ_OK (caller re-checks the ring), RQ_EAGAIN for a zero timeout,
- * RQ_ETIMEDOUT, or RQ_ESYS. */
-static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const struct deadline *d)
+ * RQ_ETIMEDOUT, or RQ_ESYS.  No sleep outlasts RQ_RECHECK_MS (deadline.h);
+ * a re-check that finds the ring ready without any signal having come
+ * counts a missed wake-up. */
+static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const struct rq_deadline *d)
 {
-    int left = deadline_left(d);
+    int left = rq_deadline_left(d);
     if (left == 0)
-        return d->timeout_ms == 0 ? RQ_EAGAIN : RQ_ETIMEDOUT;
+        return rq_deadline_error(d);
     rq_fetch_add_u64(&q->self->waits, 1);
     uint32_t seq = rq_load_acquire_u32(&ev->seq);
     rq_fetch_add_u32(&ev->waiters, 1);
     RQ_CRASH_POINT(WAIT_AFTER_REGISTER);
     int rc = RQ_OK;
     if (!ready(q)) {
-        rc = rq_plat_wait(q->seg, &ev->seq, seq, left);
+        int is_slice;
+        rc = rq_plat_wait(q->seg, &ev->seq, seq, rq_deadline_slice(left, &is_slice));
         RQ_CRASH_POINT(WAIT_AFTER_WAKE);
+        if (rc == RQ_ETIMEDOUT && is_slice && rq_load_acquire_u32(&ev->seq) == seq && ready(q))
+            rq_fetch_add_u64(&q->self->missed_wakes, 1);
     }
     rq_fetch_sub_u32(&ev->waiters, 1);
     return rc == RQ_ETIMEDOUT ? RQ_OK : rc; /* the loop re-checks, then times out */
@@ -118,13 +97,13 @@ static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
  * the producers' lock is held until producer_publish. */
 static int producer_claim(rq *q, void **payload, int timeout_ms)
 {
-    struct deadline d = deadline_start(timeout_ms);
+    struct rq_deadline d = rq_deadline_start(timeout_ms);
     for (;;) {
         if (q->mpsc) {
             /* The lock counts against the same deadline as the space. */
-            int rc = rq_mpsc_lock(q->seg, q->shm, deadline_left(&d));
+            int rc = rq_mpsc_lock(q->seg, q->shm, rq_deadline_left(&d));
             if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
-                rc = timeout_ms == 0 ? RQ_EAGAIN : RQ_ETIMEDOUT;
+                rc = rq_deadline_error(&d);
             if (rc < 0)
                 return rc;
         }
@@ -158,7 +137,7 @@ static void producer_publish(rq *q, uint32_t len)
 
 static int consumer_claim(rq *q, const void **payload, uint32_t *len, int timeout_ms)
 {
-    struct deadline d = deadline_start(timeout_ms);
+    struct rq_deadline d = rq_deadline_start(timeout_ms);
     for (;;) {
         int rc = rq_ring_pop_begin(&q->ring, payload, len);
         if (rc != RQ_EAGAIN)
@@ -505,6 +484,8 @@ int rq_stat(rq *q, rq_stats *st)
     st->consumer_waits = rq_load_relaxed_u64(&shm->consumer.waits);
     st->producer_wakes = rq_load_relaxed_u64(&shm->producer.wakes);
     st->consumer_wakes = rq_load_relaxed_u64(&shm->consumer.wakes);
+    st->producer_missed_wakes = rq_load_relaxed_u64(&shm->producer.missed_wakes);
+    st->consumer_missed_wakes = rq_load_relaxed_u64(&shm->consumer.missed_wakes);
     st->producer_takeovers = rq_load_relaxed_u64(&shm->producer.takeovers);
     st->consumer_takeovers = rq_load_relaxed_u64(&shm->consumer.takeovers);
     st->lock_recoveries = rq_load_relaxed_u64(&shm->admin.lock_recoveries);

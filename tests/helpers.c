@@ -246,8 +246,9 @@ int th_consumer_main(void *arg)
         size_t len;
         if (!j->consume_pop) {
             const void *msg;
-            /* Waits are unbounded on purpose: a lost wake-up must hang the
-             * test (and trip its watchdog), not hide behind a timeout. */
+            /* Waits are unbounded on purpose: a lost wake-up is then
+             * found only by the periodic re-check and counted as a missed
+             * wake, which the suites assert never happens. */
             rc = rq_peek(c, &msg, &len, RQ_INFINITE);
             if (rc != RQ_OK)
                 return 31;

@@ -306,7 +306,9 @@ static int cp_requester(void *arg)
         if (rq_coalesce_request(r) != RQ_OK)
             return 2;
         rq_store_release_u64(&led->sent[me], i + 1);
-        usleep(200);
+        /* Now and then a pause longer than a round, so that the worker
+         * also goes to sleep (and its sleeping-side points are hit). */
+        usleep(i % 4 == 3 ? 3000 : 200);
     }
     rq_coalesce_close(r);
     return 0;
@@ -408,6 +410,7 @@ static void run_cp_scenario(int point, char role, unsigned long hit)
     rq_coalesce_stats st;
     assert_int_equal(rq_coalesce_stat(o, &st), RQ_OK);
     assert_int_equal(st.owed, 0);
+    assert_int_equal(st.missed_wakes, 0); /* every wake-up came as a wake-up */
     rq_coalesce_close(o);
     rq_coalesce_unlink(obj);
 }

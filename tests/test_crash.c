@@ -9,7 +9,9 @@
  *      with a repeat only of the one in flight at a kill;
  *   2. the queue still holds exactly slot_count messages afterwards;
  *   3. nobody blocked forever (every child has a watchdog, every wait of
- *      the harness a deadline; the children's own waits are unbounded).
+ *      the harness a deadline; the children's own waits are unbounded),
+ *      and no wake-up was lost (no sleeper found its work by the periodic
+ *      re-check, which the missed-wake counters would show).
  * It prints how many points and kills it covered, and fails if any point
  * was never actually hit for a side that passes it.
  */
@@ -52,6 +54,7 @@ struct scenario {
 
 static struct {
     unsigned long scenarios, kills, messages, duplicates, lost_by_pop, torn, reorders;
+    unsigned long missed_wakes;
     unsigned long kills_at[RQ_CP_COUNT_][2]; /* [point][0 producer, 1 consumer] */
 } totals;
 
@@ -160,6 +163,18 @@ static void run_scenario(const struct scenario *s)
         fail_msg("%s (%c, hit %lu, pop %d): %llu lost", rq_crash_point_name(s->point), s->role,
                  s->hit, s->consume_pop, (unsigned long long)gaps);
     assert_true(dups <= (uint64_t)kills); /* only the one in flight, per kill */
+    /* A killed side is restarted at once and signals at open, so no sleeper
+     * ever had to find its work by the periodic re-check. */
+    rq *o = th_open(th_jr->name, RQ_OBSERVER, SLOTS, SLOT_SIZE, s->flags);
+    rq_stats st;
+    assert_int_equal(rq_stat(o, &st), RQ_OK);
+    rq_close(o);
+    totals.missed_wakes += (unsigned long)(st.producer_missed_wakes + st.consumer_missed_wakes);
+    if (st.producer_missed_wakes + st.consumer_missed_wakes != 0)
+        fail_msg("%s (%c, hit %lu): a wake-up was lost (missed wakes p/c %llu/%llu)",
+                 rq_crash_point_name(s->point), s->role, s->hit,
+                 (unsigned long long)st.producer_missed_wakes,
+                 (unsigned long long)st.consumer_missed_wakes);
     check_capacity(th_jr->name);
     rq_unlink(th_jr->name);
     totals.scenarios++;
@@ -219,9 +234,10 @@ static void test_every_point_for_every_side(void **state)
     }
     print_message("crash points: %lu of %lu (point, side) pairs covered; %lu scenarios, %lu kills, "
                   "%lu messages checked, %lu redelivered, %lu lost (all by rq_pop's at-most-once after "
-                  "its free), %lu torn, %lu reordered\n",
+                  "its free), %lu torn, %lu reordered, %lu wake-ups lost\n",
                   covered, expected, totals.scenarios, totals.kills, totals.messages,
-                  totals.duplicates, totals.lost_by_pop, totals.torn, totals.reorders);
+                  totals.duplicates, totals.lost_by_pop, totals.torn, totals.reorders,
+                  totals.missed_wakes);
     assert_int_equal(covered, expected);
 }
 
@@ -271,11 +287,124 @@ static void test_creator_killed_while_initialising(void **state)
                   sizeof points / sizeof *points, kills);
 }
 
+/* ---- a peer killed between publishing and signalling, never restarted -- */
+
+static const char *lonely_queue;
+#define LONELY_MSG "the last word"
+
+static int lonely_consumer_main(void *arg)
+{
+    (void)arg;
+    rq *c;
+    if (rq_open(&c, lonely_queue, RQ_CONSUMER, NULL) != RQ_OK)
+        return 50;
+    usleep(100 * 1000); /* a sleeping peer handles our open-time wake first */
+    char buf[SLOT_SIZE];
+    size_t len;
+    if (rq_pop(c, buf, sizeof buf, &len, RQ_INFINITE) != RQ_OK) /* sleeps: empty */
+        return 51;
+    if (len != sizeof LONELY_MSG || memcmp(buf, LONELY_MSG, len) != 0)
+        return 52;
+    rq_close(c);
+    return 0;
+}
+
+static int lonely_producer_main(void *arg)
+{
+    (void)arg;
+    rq *p;
+    if (rq_open(&p, lonely_queue, RQ_PRODUCER, NULL) != RQ_OK)
+        return 53;
+    usleep(100 * 1000); /* a sleeping peer handles our open-time wake first */
+    if (rq_push(p, LONELY_MSG, sizeof LONELY_MSG, RQ_INFINITE) != RQ_OK) /* sleeps: full */
+        return 54;
+    rq_close(p);
+    return 0;
+}
+
+/* Waits until the side keeping COUNTER (a *_waits statistic) has gone to
+ * sleep in a blocking call; then a little longer, so it is really asleep. */
+static void wait_until_asleep(const char *name, int producer)
+{
+    rq *o = th_open(name, RQ_OBSERVER, 1, SLOT_SIZE, 0);
+    rq_stats st;
+    uint64_t until = th_now_ms() + LIFE_TIMEOUT_MS;
+    do {
+        assert_true(th_now_ms() < until);
+        usleep(1000);
+        assert_int_equal(rq_stat(o, &st), RQ_OK);
+    } while ((producer ? st.producer_waits : st.consumer_waits) == 0);
+    rq_close(o);
+    usleep(50 * 1000);
+}
+
+static void expect_missed_wake(const char *name, pid_t sleeper, int producer)
+{
+    int status;
+    assert_int_equal(th_wait(sleeper, LIFE_TIMEOUT_MS, &status), 0);
+    assert_true(th_exited_ok(status));
+    rq *o = th_open(name, RQ_OBSERVER, 1, SLOT_SIZE, 0);
+    rq_stats st;
+    assert_int_equal(rq_stat(o, &st), RQ_OK);
+    assert_int_equal(producer ? st.producer_missed_wakes : st.consumer_missed_wakes, 1);
+    assert_int_equal(producer ? st.consumer_missed_wakes : st.producer_missed_wakes, 0);
+    rq_close(o);
+}
+
+/* The producer dies after publishing and before waking the sleeping
+ * consumer, and never comes back: the consumer's bounded sleep re-checks
+ * and finds the message. */
+static void test_consumer_is_not_left_asleep_by_a_dead_producer(void **state)
+{
+    (void)state;
+    lonely_queue = th_name("lonely.c");
+    rq_close(th_open(lonely_queue, RQ_OBSERVER, 1, SLOT_SIZE, 0));
+    pid_t cons = th_spawn(lonely_consumer_main, NULL, CHILD_WATCHDOG_S);
+    wait_until_asleep(lonely_queue, 0);
+    rq_crash_point_arm(RQ_CP_PUSH_AFTER_PUBLISH, 1);
+    pid_t prod = th_spawn(lonely_producer_main, NULL, CHILD_WATCHDOG_S);
+    rq_crash_point_arm(-1, 0);
+    int status;
+    assert_int_equal(th_wait(prod, LIFE_TIMEOUT_MS, &status), 0);
+    assert_true(th_killed_by(status, SIGKILL));
+    expect_missed_wake(lonely_queue, cons, 0);
+    rq_unlink(lonely_queue);
+}
+
+/* The consumer frees the only slot of a full queue and dies before waking
+ * the sleeping producer: the producer's re-check finds the room. */
+static void test_producer_is_not_left_asleep_by_a_dead_consumer(void **state)
+{
+    (void)state;
+    lonely_queue = th_name("lonely.p");
+    rq *p = th_open(lonely_queue, RQ_PRODUCER, 1, SLOT_SIZE, 0);
+    assert_int_equal(rq_push(p, "x", 1, 0), RQ_OK); /* full */
+    rq_close(p);
+    pid_t prod = th_spawn(lonely_producer_main, NULL, CHILD_WATCHDOG_S);
+    wait_until_asleep(lonely_queue, 1);
+    rq_crash_point_arm(RQ_CP_RELEASE_AFTER_PUBLISH, 1);
+    pid_t cons = th_spawn(lonely_consumer_main, NULL, CHILD_WATCHDOG_S);
+    rq_crash_point_arm(-1, 0);
+    int status;
+    assert_int_equal(th_wait(cons, LIFE_TIMEOUT_MS, &status), 0);
+    assert_true(th_killed_by(status, SIGKILL));
+    expect_missed_wake(lonely_queue, prod, 1);
+    rq *c = th_open(lonely_queue, RQ_CONSUMER, 1, SLOT_SIZE, 0);
+    char buf[SLOT_SIZE];
+    size_t len;
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+    assert_memory_equal(buf, LONELY_MSG, sizeof LONELY_MSG);
+    rq_close(c);
+    rq_unlink(lonely_queue);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_creator_killed_while_initialising),
         cmocka_unit_test(test_every_point_for_every_side),
+        cmocka_unit_test(test_consumer_is_not_left_asleep_by_a_dead_producer),
+        cmocka_unit_test(test_producer_is_not_left_asleep_by_a_dead_consumer),
     };
     return cmocka_run_group_tests_name("crash", tests, NULL, NULL);
 }

@@ -288,12 +288,14 @@ static void test_random_kills_of_producers(void **state)
     uint64_t dups = rq_load_relaxed_u64(&th_jr->duplicates);
     print_message("mpsc torture: %d producers, kills %lu (producers %lu, consumer %lu), messages "
                   "checked %llu, lost %llu, torn %llu, reordered %llu, redelivered %llu, lock "
-                  "recoveries %llu, consumer takeovers %llu\n",
+                  "recoveries %llu, consumer takeovers %llu, wake-ups lost p/c %llu/%llu\n",
                   STREAMS, kills, producer_kills, consumer_kills, (unsigned long long)received,
                   (unsigned long long)gaps, (unsigned long long)torn,
                   (unsigned long long)reorders, (unsigned long long)dups,
                   (unsigned long long)st.lock_recoveries,
-                  (unsigned long long)st.consumer_takeovers);
+                  (unsigned long long)st.consumer_takeovers,
+                  (unsigned long long)st.producer_missed_wakes,
+                  (unsigned long long)st.consumer_missed_wakes);
     assert_true(kills >= kill_target);
     assert_true(received > kills);
     assert_int_equal(gaps, 0);
@@ -301,6 +303,7 @@ static void test_random_kills_of_producers(void **state)
     assert_int_equal(reorders, 0);
     assert_true(dups <= kills); /* one in flight per kill, at most */
     assert_int_equal(st.depth, 0);
+    assert_int_equal(st.producer_missed_wakes + st.consumer_missed_wakes, 0);
     for (unsigned s = 0; s < STREAMS; s++)
         assert_int_equal(rq_load_relaxed_u64(&th_jr->cons_next[s]), most + 300);
     rq_unlink(th_jr->name);
