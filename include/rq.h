@@ -188,6 +188,11 @@ typedef struct rq_coalesce rq_coalesce;
  * only reads statistics. */
 int rq_coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t mode);
 
+/* As rq_coalesce_open, but never creates: RQ_ENOENT if NAME does not exist
+ * (or its creator died before finishing it).  For tools that inspect or
+ * poke an object and must not leave one behind. */
+int rq_coalesce_attach(rq_coalesce **out, const char *name, int role);
+
 /* Requester: asks for one more round.  Never blocks. */
 int rq_coalesce_request(rq_coalesce *c);
 

@@ -222,7 +222,8 @@ int rq_coalesce_request(rq_coalesce *c)
 
 /* ---- open, close, stat --------------------------------------------------- */
 
-int rq_coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t mode)
+/* CREATE: make the object if it is missing or half-made. */
+static int coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t mode, int create)
 {
     if (out)
         *out = NULL;
@@ -234,9 +235,10 @@ int rq_coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t mod
     if (!c)
         return RQ_ESYS;
     c->role = role;
-    /* Coalescing objects have no geometry: any opener may create one. */
+    /* Coalescing objects have no geometry: the segment layer only needs to
+     * know whether it may create one. */
     static const int no_config;
-    int rc = rq_segment_open(&c->segment, &coalesce_kind, name, &no_config,
+    int rc = rq_segment_open(&c->segment, &coalesce_kind, name, create ? &no_config : NULL,
                              mode ? mode : RQC_DEFAULT_MODE);
     if (rc < 0) {
         free(c);
@@ -256,6 +258,16 @@ int rq_coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t mod
     }
     *out = c;
     return RQ_OK;
+}
+
+int rq_coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t mode)
+{
+    return coalesce_open(out, name, role, mode, 1);
+}
+
+int rq_coalesce_attach(rq_coalesce **out, const char *name, int role)
+{
+    return coalesce_open(out, name, role, 0, 0);
 }
 
 void rq_coalesce_close(rq_coalesce *c)

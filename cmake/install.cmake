@@ -1,0 +1,42 @@
+# Install rules (included from the top-level CMakeLists.txt when
+# RQ_INSTALL is ON): librq.a, rq.h, the CMake package
+# (find_package(rq CONFIG) -> rq::rq, with a version file) and rq.pc for
+# pkg-config.  rqctl's rule is in tools/CMakeLists.txt.
+include(CMakePackageConfigHelpers)
+
+set(RQ_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/rq)
+install(TARGETS rq EXPORT rqTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        PUBLIC_HEADER DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT rqTargets NAMESPACE rq:: DESTINATION ${RQ_INSTALL_CMAKEDIR})
+
+configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/rqConfig.cmake.in
+                              ${PROJECT_BINARY_DIR}/rqConfig.cmake
+                              INSTALL_DESTINATION ${RQ_INSTALL_CMAKEDIR})
+# 0.x: a new minor version may change the API.
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/rqConfigVersion.cmake
+                                 COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/rqConfig.cmake ${PROJECT_BINARY_DIR}/rqConfigVersion.cmake
+        DESTINATION ${RQ_INSTALL_CMAKEDIR})
+
+# rq.pc finds its prefix from where it lies (${pcfiledir}), so it stays
+# right for `cmake --install --prefix DIR` and for DESTDIR staging.
+file(RELATIVE_PATH RQ_PC_UP /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
+string(REGEX REPLACE "/$" "" RQ_PC_UP "${RQ_PC_UP}")
+set(RQ_PC_PREFIX "\${pcfiledir}/${RQ_PC_UP}")
+foreach(dir LIBDIR INCLUDEDIR)
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_${dir}}")
+    set(RQ_PC_${dir} "${CMAKE_INSTALL_${dir}}")
+    set(RQ_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
+  else()
+    set(RQ_PC_${dir} "\${prefix}/${CMAKE_INSTALL_${dir}}")
+  endif()
+endforeach()
+# librq is static only, so what it links against goes in Libs.
+if(WIN32)
+  set(RQ_PC_LIBS "")
+else()
+  set(RQ_PC_LIBS "-pthread -lrt")
+endif()
+configure_file(${CMAKE_CURRENT_LIST_DIR}/rq.pc.in ${PROJECT_BINARY_DIR}/rq.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/rq.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -1,0 +1,513 @@
+#!/usr/bin/env python3
+"""test_rqctl.py - rqctl, run as a child process: every command, its errors
+and exit codes, and JSON output checked by parsing it.
+
+    python3 tests/test_rqctl.py path/to/rqctl
+
+Linux only (corrupt segments are made by writing /dev/shm/rq.NAME).
+"""
+import json
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import time
+import unittest
+
+RQCTL = None
+SHM = "/dev/shm"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# exit codes (docs/rqctl.md)
+OK, FAILED, USAGE, NOENT, CORRUPT, BUSY, TIMEOUT, EXISTS, MSGSIZE = range(9)
+
+# queue segment layout (src/layout.h), little-endian
+OFF_MAGIC, OFF_LAYOUT_VERSION, OFF_SLOT_COUNT = 0, 8, 20
+OFF_WRITE_OFFSET, OFF_PUSHED = 64, 320
+
+_counter = 0
+
+
+def fresh(tag):
+    """A name no other test (or earlier run) uses."""
+    global _counter
+    _counter += 1
+    name = "rqctl-test.%d.%d.%s" % (os.getpid(), _counter, tag)
+    for prefix in ("rq.", "rqc."):
+        try:
+            os.unlink(os.path.join(SHM, prefix + name))
+        except FileNotFoundError:
+            pass
+    return name
+
+
+def run(*args, stdin=b"", timeout=30):
+    """Runs rqctl ARGS; returns (exit code, stdout bytes, stderr text)."""
+    p = subprocess.run([RQCTL, *args], input=stdin, capture_output=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
+
+
+def stat_json(name, *extra):
+    rc, out, err = run("stat", "--json", *extra, name)
+    assert rc == OK, (rc, err)
+    return json.loads(out)
+
+
+def poke(path, offset, fmt, value):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(struct.pack(fmt, value))
+
+
+def wait_until(predicate, seconds=10.0):
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+class RqctlCase(unittest.TestCase):
+    def setUp(self):
+        self.names = []
+        self.children = []
+
+    def tearDown(self):
+        for child in self.children:
+            if child.poll() is None:
+                child.kill()
+            child.communicate()  # reaps it and closes its pipes
+        for name in self.names:
+            for prefix in ("rq.", "rqc."):
+                try:
+                    os.unlink(os.path.join(SHM, prefix + name))
+                except FileNotFoundError:
+                    pass
+
+    def queue(self, tag, slots=8, size=64, *extra):
+        name = fresh(tag)
+        self.names.append(name)
+        rc, _, err = run("create", name, "--slots", str(slots), "--slot-size", str(size), *extra)
+        self.assertEqual(rc, OK, err)
+        return name
+
+    def spawn(self, *args, stdin=subprocess.DEVNULL):
+        child = subprocess.Popen([RQCTL, *args], stdin=stdin, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+        self.children.append(child)
+        return child
+
+    def assertRun(self, expect, *args, stdin=b"", err_has=None):
+        rc, out, err = run(*args, stdin=stdin)
+        self.assertEqual(rc, expect, "rqctl %s: exit %d, stderr: %s" % (" ".join(args), rc, err))
+        if err_has is not None:
+            self.assertIn(err_has, err)
+        return out, err
+
+
+class Help(RqctlCase):
+    COMMANDS = ("create", "unlink", "list", "stat", "push", "pop", "request")
+
+    def test_help_for_the_tool_and_every_command(self):
+        out, _ = self.assertRun(OK, "--help")
+        for cmd in self.COMMANDS:
+            self.assertRegex(out.decode(), r"\n  %s " % cmd)
+        for cmd in self.COMMANDS:
+            for args in ((cmd, "--help"), (cmd, "-h"), ("help", cmd)):
+                out, _ = self.assertRun(OK, *args)
+                self.assertTrue(out.decode().startswith("usage: rqctl %s" % cmd), out)
+
+    def test_version_matches_rq_h(self):
+        with open(os.path.join(HERE, "..", "include", "rq.h")) as f:
+            header = f.read()
+        parts = [re.search(r"#define RQ_VERSION_%s (\d+)" % p, header).group(1)
+                 for p in ("MAJOR", "MINOR", "PATCH")]
+        out, _ = self.assertRun(OK, "--version")
+        self.assertEqual(out.decode().strip(), "rqctl (rq) " + ".".join(parts))
+
+    def test_bad_usage_is_exit_2(self):
+        name = self.queue("usage")
+        cases = [
+            (), ("bogus",), ("--bogus",), ("help", "bogus"),
+            ("create",), ("create", "a", "b", "--slots", "1", "--slot-size", "1"),
+            ("create", name + "x"), ("create", name + "x", "--slots", "4"),
+            ("create", "q", "--slots", "0", "--slot-size", "1"),
+            ("create", "q", "--slots", "abc", "--slot-size", "1"),
+            ("create", "q", "--slots", "-1", "--slot-size", "1"),
+            ("create", "q", "--slots", "1", "--slot-size", "1073741825"),
+            ("create", "q", "--slots", "1", "--slot-size", "1", "--mode", "0888"),
+            ("create", "q", "--slots", "1", "--slot-size", "1", "--mode", "0"),
+            ("create", "q", "--slots", "1", "--slot-size", "1", "--mode", "01777"),
+            ("create", "q", "--coalesce", "--slots", "1"),
+            ("unlink",), ("unlink", name, name), ("list", name),
+            ("stat",), ("stat", name, "--count", "2"),
+            ("stat", name, "--queue", "--coalesce"), ("stat", name, "--watch=abc"),
+            ("stat", name, "--watch=0"),
+            ("push",), ("push", name, "--timeout", "-1"), ("push", name, "--timeout", "x"),
+            ("pop", name, "--count", "-1"), ("pop", name, "--timeout", "1e99"),
+            ("pop", name, "extra"), ("request",),
+        ]
+        for args in cases:
+            rc, out, err = run(*args)
+            self.assertEqual(rc, USAGE, "rqctl %s: exit %d (%s)" % (args, rc, err))
+            self.assertNotEqual(err, "", args)
+        # the queue was never touched by any of them
+        self.assertEqual(stat_json(name)["counters"]["pushed"], 0)
+
+    def test_names_follow_rq_rules(self):
+        for bad in ("a b", "a/b", "", "x" * 201, "\u00e9t\u00e9", "a\nb", "..\\x"):
+            for args in (("create", bad, "--slots", "1", "--slot-size", "1"), ("stat", bad),
+                         ("push", bad), ("pop", bad), ("unlink", bad), ("request", bad)):
+                rc, _, err = run(*args)
+                self.assertEqual(rc, USAGE, (args, err))
+                self.assertIn("invalid name", err)
+                self.assertNotIn("\n", err.rstrip("\n"))  # a hostile name cannot add lines
+        prefix = "rqctl-test.%d." % os.getpid()
+        longest = prefix + "n" * (200 - len(prefix))
+        self.names.append(longest)
+        self.assertRun(OK, "create", longest, "--slots", "1", "--slot-size", "1")
+        self.assertEqual(stat_json(longest)["name"], longest)
+
+
+class CreateUnlink(RqctlCase):
+    def test_create_sets_geometry_flags_and_mode(self):
+        name = self.queue("geo", 5, 100)
+        st = stat_json(name)
+        self.assertEqual((st["kind"], st["name"], st["slot_count"], st["slot_size"], st["mpsc"]),
+                         ("queue", name, 5, 100, False))
+        self.assertEqual(os.stat(os.path.join(SHM, "rq." + name)).st_mode & 0o777, 0o600)
+        mpsc = self.queue("mpsc", 3, 7, "--mpsc", "--mode", "0640")
+        st = stat_json(mpsc)
+        self.assertEqual((st["slot_count"], st["slot_size"], st["mpsc"]), (3, 7, True))
+        self.assertEqual(os.stat(os.path.join(SHM, "rq." + mpsc)).st_mode & 0o777, 0o640)
+
+    def test_create_again_same_geometry_is_ok_other_geometry_is_exit_7(self):
+        name = self.queue("again", 4, 16)
+        self.assertRun(OK, "push", name, stdin=b"kept\n")
+        self.assertRun(OK, "create", name, "--slots", "4", "--slot-size", "16")
+        for other in (("--slots", "5", "--slot-size", "16"), ("--slots", "4", "--slot-size", "17"),
+                      ("--slots", "4", "--slot-size", "16", "--mpsc")):
+            _, err = self.assertRun(EXISTS, "create", name, *other)
+            self.assertIn("4 slots of 16 bytes", err)
+        out, _ = self.assertRun(OK, "pop", name)
+        self.assertEqual(out, b"kept\n")
+
+    def test_unlink(self):
+        name = self.queue("unlink")
+        self.assertRun(OK, "unlink", name)
+        self.assertFalse(os.path.exists(os.path.join(SHM, "rq." + name)))
+        self.assertRun(NOENT, "unlink", name, err_has="no such queue")
+        self.assertRun(NOENT, "unlink", "--coalesce", name)
+
+    def test_coalescing_objects(self):
+        name = fresh("co")
+        self.names.append(name)
+        self.assertRun(OK, "create", name, "--coalesce", "--mode", "0660")
+        path = os.path.join(SHM, "rqc." + name)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o660)
+        st = stat_json(name)
+        self.assertEqual((st["kind"], st["owed"], st["counters"]["requests"]),
+                         ("coalesce", False, 0))
+        self.assertEqual(st["worker"], {"live": False, "pid": 0})
+        self.assertRun(OK, "request", name)
+        self.assertRun(OK, "request", name)
+        st = stat_json(name, "--coalesce")
+        self.assertEqual((st["owed"], st["counters"]["requests"], st["counters"]["rounds"]),
+                         (True, 2, 0))
+        out, _ = self.assertRun(OK, "stat", name)
+        self.assertIn("work owed:          yes", out.decode())
+        self.assertRun(NOENT, "stat", "--queue", name)
+        # not a queue: the hint names --coalesce, and nothing is removed
+        self.assertRun(NOENT, "unlink", name, err_has="use --coalesce")
+        self.assertTrue(os.path.exists(path))
+        self.assertRun(OK, "unlink", "--coalesce", name)
+        self.assertFalse(os.path.exists(path))
+
+
+class Missing(RqctlCase):
+    def test_missing_objects_are_exit_3_and_nothing_is_created(self):
+        name = fresh("missing")
+        self.names.append(name)
+        for args in (("stat", name), ("stat", "--queue", name), ("stat", "--coalesce", name),
+                     ("stat", "--json", name), ("push", name), ("pop", name, "--timeout", "0"),
+                     ("unlink", name), ("unlink", "--coalesce", name), ("request", name)):
+            rc, out, err = run(*args, stdin=b"x\n")
+            self.assertEqual(rc, NOENT, (args, err))
+            self.assertEqual(out, b"", args)
+            self.assertIn(name, err)
+        self.assertFalse(os.path.exists(os.path.join(SHM, "rq." + name)))
+        self.assertFalse(os.path.exists(os.path.join(SHM, "rqc." + name)))
+
+
+class PushPop(RqctlCase):
+    def test_lines_round_trip_exactly_and_in_order(self):
+        name = self.queue("lines", 16, 32)
+        data = b"first\n\nt\tab \xc3\xa9\x01\n" + b"x" * 32 + b"\nlast without newline"
+        self.assertRun(OK, "push", name, stdin=data)
+        self.assertEqual(stat_json(name)["depth"], 5)
+        out, _ = self.assertRun(OK, "pop", name, "--count", "2")
+        self.assertEqual(out, b"first\n\n")
+        out, _ = self.assertRun(OK, "pop", name, "--count", "0", "--timeout", "0")
+        self.assertEqual(out, b"t\tab \xc3\xa9\x01\n" + b"x" * 32 + b"\nlast without newline\n")
+        st = stat_json(name)
+        self.assertEqual((st["depth"], st["counters"]["pushed"], st["counters"]["popped"]),
+                         (0, 5, 5))
+
+    def test_null_delimited_messages_may_hold_newlines(self):
+        name = self.queue("null", 8, 32)
+        self.assertRun(OK, "push", "--null", name, stdin=b"a\nb\x00\x00c\n\x00")
+        out, _ = self.assertRun(OK, "pop", "-0", "-n", "3", name)
+        self.assertEqual(out, b"a\nb\x00\x00c\n\x00")
+
+    def test_push_from_file(self):
+        name = self.queue("file")
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), fresh("file") + ".txt")
+        with open(path, "wb") as f:
+            f.write(b"one\ntwo\n")
+        try:
+            self.assertRun(OK, "push", name, "--file", path)
+        finally:
+            os.unlink(path)
+        out, _ = self.assertRun(OK, "pop", name, "-n", "2", "-t", "0")
+        self.assertEqual(out, b"one\ntwo\n")
+        self.assertRun(FAILED, "push", name, "--file", path, err_has="No such file")
+
+    def test_a_line_longer_than_the_slot_is_exit_8_and_stops_there(self):
+        name = self.queue("big", 8, 4)
+        _, err = self.assertRun(MSGSIZE, "push", name, stdin=b"ok\nfour\ntoolong\nafter\n")
+        self.assertIn("message 3: 7 bytes", err)
+        self.assertIn("at most 4", err)
+        self.assertIn("2 pushed before it", err)
+        out, _ = self.assertRun(OK, "pop", name, "-n", "0", "-t", "0")
+        self.assertEqual(out, b"ok\nfour\n")
+
+    def test_full_queue_times_out_with_exit_6(self):
+        name = self.queue("full", 2, 8)
+        t0 = time.monotonic()
+        _, err = self.assertRun(TIMEOUT, "push", name, "--timeout", "0.2", stdin=b"1\n2\n3\n4\n")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.2)
+        self.assertIn("message 3 not pushed", err)
+        self.assertIn("2 pushed before it", err)
+        self.assertRun(TIMEOUT, "push", name, "--timeout", "0", stdin=b"x\n")
+        self.assertEqual(stat_json(name)["depth"], 2)
+
+    def test_empty_queue_times_out_with_exit_6(self):
+        name = self.queue("empty")
+        out, err = self.assertRun(TIMEOUT, "pop", name, "--timeout", "0")
+        self.assertEqual(out, b"")
+        self.assertIn("is empty", err)
+        self.assertRun(OK, "push", name, stdin=b"a\nb\n")
+        t0 = time.monotonic()
+        out, err = self.assertRun(TIMEOUT, "pop", name, "--count", "3", "--timeout", "0.2")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.2)
+        self.assertEqual(out, b"a\nb\n")
+        self.assertIn("2 of 3", err)
+        out, _ = self.assertRun(OK, "pop", name, "--count", "0", "--timeout", "0")
+        self.assertEqual(out, b"")
+
+    def test_a_waiting_pop_is_woken_by_a_push(self):
+        name = self.queue("wake")
+        popper = self.spawn("pop", name, "--timeout", "20")
+        self.assertTrue(wait_until(lambda: stat_json(name)["consumer"]["live"]))
+        self.assertRun(OK, "push", name, stdin=b"hello\n")
+        out, err = popper.communicate(timeout=10)
+        self.assertEqual((popper.returncode, out), (OK, b"hello\n"), err)
+
+    def test_a_failed_write_keeps_the_message_in_the_queue(self):
+        name = self.queue("keep")
+        self.assertRun(OK, "push", name, stdin=b"precious\nsecond\n")
+        with open("/dev/full", "wb") as full:
+            p = subprocess.run([RQCTL, "pop", name, "-n", "2"], stdout=full, stderr=subprocess.PIPE)
+        self.assertEqual(p.returncode, FAILED)
+        self.assertIn(b"stays in queue", p.stderr)
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # a reader that went away: EPIPE, not a silent death
+        p = subprocess.run([RQCTL, "pop", name], stdout=write_end, stderr=subprocess.PIPE)
+        os.close(write_end)
+        self.assertEqual(p.returncode, FAILED, p.stderr)
+        self.assertEqual(stat_json(name)["depth"], 2)
+        out, _ = self.assertRun(OK, "pop", name, "-n", "2")
+        self.assertEqual(out, b"precious\nsecond\n")
+
+
+class Roles(RqctlCase):
+    def test_a_held_consumer_role_is_exit_5_and_taken_over_after_death(self):
+        name = self.queue("cons")
+        holder = self.spawn("pop", name, "--timeout", "60")
+        self.assertTrue(wait_until(lambda: stat_json(name)["consumer"]["live"]))
+        st = stat_json(name)
+        self.assertEqual(st["consumer"], {"live": True, "pid": holder.pid})
+        out, _ = self.assertRun(OK, "stat", name)
+        self.assertIn("live, pid %d" % holder.pid, out.decode())
+        _, err = self.assertRun(BUSY, "pop", name, "--timeout", "0")
+        self.assertIn("held by live process %d" % holder.pid, err)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        st = stat_json(name)
+        self.assertEqual(st["consumer"], {"live": False, "pid": holder.pid})
+        self.assertRun(TIMEOUT, "pop", name, "--timeout", "0")  # the role is free again
+        self.assertEqual(stat_json(name)["counters"]["consumer_takeovers"], 1)
+
+    def test_a_held_producer_role_is_exit_5_unless_mpsc(self):
+        name = self.queue("prod")
+        holder = self.spawn("push", name, stdin=subprocess.PIPE)  # waits on its input
+        self.assertTrue(wait_until(lambda: stat_json(name)["producer"]["live"]))
+        self.assertEqual(stat_json(name)["producer"]["pid"], holder.pid)
+        _, err = self.assertRun(BUSY, "push", name, stdin=b"x\n")
+        self.assertIn("held by live process %d" % holder.pid, err)
+        holder.communicate(b"from holder\n", timeout=10)
+        self.assertEqual(holder.returncode, OK)
+        self.assertRun(OK, "push", name, stdin=b"after\n")
+        out, _ = self.assertRun(OK, "pop", name, "-n", "2")
+        self.assertEqual(out, b"from holder\nafter\n")
+
+        mpsc = self.queue("mpscprod", 8, 64, "--mpsc")
+        first = self.spawn("push", mpsc, stdin=subprocess.PIPE)
+        self.assertTrue(wait_until(lambda: stat_json(mpsc)["producer"]["live"]))
+        self.assertRun(OK, "push", mpsc, stdin=b"second\n")
+        first.communicate(b"first\n", timeout=10)
+        self.assertEqual(first.returncode, OK)
+        out, _ = self.assertRun(OK, "stat", mpsc)
+        self.assertIn("many (mpsc)", out.decode())
+        out, _ = self.assertRun(OK, "pop", mpsc, "-n", "2")
+        self.assertEqual(out, b"second\nfirst\n")
+
+
+class Corrupt(RqctlCase):
+    def check_corrupt(self, name):
+        for args in (("stat", name), ("stat", "--json", name), ("push", name),
+                     ("pop", name, "--timeout", "0")):
+            rc, out, err = run(*args, stdin=b"x\n")
+            self.assertEqual(rc, CORRUPT, (args, err))
+            self.assertIn(name, err)
+
+    def test_corrupt_and_incompatible_segments_are_exit_4(self):
+        path = lambda n: os.path.join(SHM, "rq." + n)
+        name = self.queue("magic")
+        poke(path(name), OFF_MAGIC, "<Q", 0x1234)
+        self.check_corrupt(name)
+        name = self.queue("version")
+        poke(path(name), OFF_LAYOUT_VERSION, "<I", 99)
+        self.check_corrupt(name)
+        name = self.queue("geometry")
+        poke(path(name), OFF_SLOT_COUNT, "<I", 0)
+        self.check_corrupt(name)
+        name = self.queue("offset", 8)
+        poke(path(name), OFF_WRITE_OFFSET, "<I", 0xFFFFFFFF)
+        self.check_corrupt(name)
+        name = self.queue("short")
+        os.truncate(path(name), 100)
+        self.check_corrupt(name)
+        co = fresh("comagic")
+        self.names.append(co)
+        self.assertRun(OK, "create", "--coalesce", co)
+        poke(os.path.join(SHM, "rqc." + co), OFF_MAGIC, "<Q", 0x1234)
+        self.assertRun(CORRUPT, "stat", co)
+        self.assertRun(CORRUPT, "request", co)
+
+    def test_scribbled_counters_still_give_valid_json(self):
+        name = self.queue("counter")
+        poke(os.path.join(SHM, "rq." + name), OFF_PUSHED, "<Q", 2**64 - 1)
+        st = stat_json(name)
+        self.assertEqual(st["counters"]["pushed"], float(2**64 - 1))
+        out, _ = self.assertRun(OK, "stat", name)
+        self.assertIn("pushed:             18446744073709551615", out.decode())
+
+
+class StatAndList(RqctlCase):
+    def test_stat_text_and_json_agree(self):
+        name = self.queue("stat", 6, 48)
+        self.assertRun(OK, "push", name, stdin=b"a\nb\nc\n")
+        self.assertRun(OK, "pop", name)
+        st = stat_json(name)
+        self.assertEqual((st["depth"], st["read_offset"], st["write_offset"]), (2, 1, 3))
+        self.assertEqual(sorted(st["counters"]), sorted([
+            "pushed", "popped", "producer_waits", "consumer_waits", "producer_wakes",
+            "consumer_wakes", "producer_takeovers", "consumer_takeovers", "lock_recoveries",
+            "repairs"]))
+        self.assertFalse(st["producer"]["live"])
+        self.assertGreater(st["producer"]["pid"], 0)
+        text = self.assertRun(OK, "stat", name)[0].decode()
+        for line in ("queue:              " + name, "slots:              6",
+                     "slot size:          48 bytes", "depth:              2",
+                     "read offset:        1", "write offset:       3", "pushed:             3",
+                     "popped:             1", "producer:           none (last pid %d)"
+                     % st["producer"]["pid"]):
+            self.assertIn(line + "\n", text)
+
+    def test_watch_gives_count_snapshots(self):
+        name = self.queue("watch")
+        t0 = time.monotonic()
+        out, _ = self.assertRun(OK, "stat", "--json", "--watch=0.1", "--count", "3", name)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.2)
+        lines = out.decode().splitlines()
+        self.assertEqual(len(lines), 3)
+        snaps = [json.loads(line) for line in lines]
+        self.assertTrue(all(s["name"] == name for s in snaps))
+        self.assertLess(snaps[0]["time"], snaps[1]["time"])
+        self.assertLess(snaps[1]["time"], snaps[2]["time"])
+        out, _ = self.assertRun(OK, "stat", "-w0.05", "-n", "2", name)
+        text = out.decode()
+        self.assertEqual(text.count("queue:              " + name), 2)
+        self.assertIn("/s)", text)  # rates from the second snapshot on
+
+    def test_watch_ends_with_exit_3_when_the_queue_goes(self):
+        name = self.queue("watchgone")
+        watcher = self.spawn("stat", "--json", "--watch=0.05", name)
+        self.assertTrue(wait_until(lambda: watcher.stdout.readline() != b""))
+        self.assertRun(OK, "unlink", name)
+        _, err = watcher.communicate(timeout=10)
+        self.assertEqual(watcher.returncode, NOENT, err)
+
+    def test_list_shows_queues_and_coalescing_objects(self):
+        q = self.queue("listq", 3, 9, "--mpsc")
+        co = fresh("listc")
+        self.names.append(co)
+        self.assertRun(OK, "create", "--coalesce", co)
+        bad = self.queue("listbad")
+        poke(os.path.join(SHM, "rq." + bad), OFF_MAGIC, "<Q", 0x1234)
+        out, _ = self.assertRun(OK, "list", "--json")
+        entries = {(e["kind"], e["name"]): e for e in json.loads(out)}
+        self.assertEqual(entries[("queue", q)]["slot_count"], 3)
+        self.assertEqual(entries[("queue", q)]["mpsc"], True)
+        self.assertEqual(entries[("coalesce", co)]["owed"], False)
+        self.assertEqual(entries[("queue", bad)]["error"], "RQ_ECORRUPT")
+        self.assertEqual(entries[("queue", bad)]["message"], "corrupt segment")
+        text = self.assertRun(OK, "list")[0].decode()
+        self.assertRegex(text, r"\nqueue +%s +3 slots x 9 B mpsc, depth 0" % re.escape(q))
+        self.assertRegex(text, r"\ncoalesce +%s +idle" % re.escape(co))
+        self.assertRegex(text, r"\nqueue +%s +error: corrupt segment" % re.escape(bad))
+
+    def test_list_survives_hostile_names_in_dev_shm(self):
+        # Not made by rq, but anybody can put such a file there.
+        raw = b"rq.rqctl-test.%d.\"quote\\back\nline\x01\xff\xc3" % os.getpid()
+        path = os.path.join(os.fsencode(SHM), raw)
+        with open(path, "wb") as f:
+            f.write(b"\0" * 16)
+        try:
+            out, _ = self.assertRun(OK, "list", "--json")
+            entries = json.loads(out)  # valid JSON whatever the bytes
+            shown = "rqctl-test.%d.\"quote\\x5cback\\x0aline\\x01\\xff\\xc3" % os.getpid()
+            hits = [e for e in entries if e["name"] == shown]
+            self.assertEqual(len(hits), 1, [e["name"] for e in entries])
+            self.assertEqual(hits[0]["error"], "RQ_EINVAL")
+            text = self.assertRun(OK, "list")[0]
+            self.assertIn(shown.encode() + b" ", text)
+            self.assertFalse(re.search(rb"[\x00-\x09\x0b-\x1f\x7f-\xff]", text))
+        finally:
+            os.unlink(path)
+
+
+def main():
+    global RQCTL
+    if len(sys.argv) < 2:
+        sys.exit("usage: test_rqctl.py path/to/rqctl [unittest args]")
+    RQCTL = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
+
+
+if __name__ == "__main__":
+    main()

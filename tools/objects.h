@@ -1,0 +1,29 @@
+/*
+ * objects.h - finding every rq object on this machine, for 'rqctl list'.
+ *
+ * rq's API opens objects by name and has no way to enumerate them; where
+ * the OS keeps shared-memory objects as files (Linux: /dev/shm) they can be
+ * read from there.  One file per OS: objects_linux.c, objects_none.c.
+ */
+#ifndef RQCTL_OBJECTS_H
+#define RQCTL_OBJECTS_H
+
+#include <stddef.h>
+
+#include "rqctl.h"
+
+struct rqctl_object {
+    enum rqctl_kind kind;
+    char *name; /* as found: not necessarily a valid rq name */
+};
+
+/* Every queue ("rq.NAME") and coalescing object ("rqc.NAME"), sorted by
+ * kind, then name.  0 on success; -1 with errno set on failure, ENOSYS
+ * where this OS offers no way to list them. */
+int rqctl_objects_list(struct rqctl_object **out, size_t *count);
+void rqctl_objects_free(struct rqctl_object *objects, size_t count);
+
+/* Where the objects are looked for, for messages ("/dev/shm"). */
+extern const char rqctl_objects_where[];
+
+#endif /* RQCTL_OBJECTS_H */

@@ -1,0 +1,25 @@
+/*
+ * objects_none.c - 'rqctl list' on an OS whose shared-memory objects
+ * cannot be enumerated (POSIX offers no call for it; only Linux shows them
+ * as files).
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "objects.h"
+
+const char rqctl_objects_where[] = "(not supported on this OS)";
+
+int rqctl_objects_list(struct rqctl_object **out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    errno = ENOSYS;
+    return -1;
+}
+
+void rqctl_objects_free(struct rqctl_object *objects, size_t count)
+{
+    (void)count;
+    free(objects);
+}

@@ -1,0 +1,457 @@
+/*
+ * rqctl.c - command-line tool for rq queues and coalescing objects: the
+ * entry point, shared helpers, and the small commands (create, unlink,
+ * request).  stat/list live in stat.c, push/pop in io.c.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rq.h"
+#include "rqctl.h"
+
+/* ---- errors ------------------------------------------------------------ */
+
+int rqctl_exit_for(int rc)
+{
+    switch (rc) {
+    case RQ_OK:
+        return RQCTL_OK;
+    case RQ_EINVAL:
+        return RQCTL_USAGE;
+    case RQ_ENOENT:
+        return RQCTL_NOENT;
+    case RQ_ECORRUPT:
+    case RQ_EVERSION:
+        return RQCTL_CORRUPT;
+    case RQ_EBUSY:
+        return RQCTL_BUSY;
+    case RQ_EAGAIN:
+    case RQ_ETIMEDOUT:
+        return RQCTL_TIMEOUT;
+    case RQ_EEXIST:
+        return RQCTL_EXISTS;
+    case RQ_EMSGSIZE:
+        return RQCTL_MSGSIZE;
+    default:
+        return RQCTL_FAILED;
+    }
+}
+
+static const char *kind_word(enum rqctl_kind kind)
+{
+    return kind == KIND_QUEUE ? "queue" : "coalescing object";
+}
+
+int rqctl_error(int code, const char *cmd, const char *fmt, ...)
+{
+    fprintf(stderr, "rqctl %s: ", cmd);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+int rqctl_fail(const char *cmd, enum rqctl_kind kind, const char *name, int rc)
+{
+    int saved_errno = errno;
+    char shown[RQCTL_SHOWN_MAX];
+    const char *why;
+    switch (rc) {
+    case RQ_ENOENT:
+        why = kind == KIND_QUEUE ? "no such queue" : "no such coalescing object";
+        break;
+    case RQ_ECORRUPT:
+        why = "the shared segment is corrupt (bad header, size, offset or length)";
+        break;
+    case RQ_EVERSION:
+        why = "the segment was made by an incompatible rq build (layout version or ABI "
+              "differs)";
+        break;
+    case RQ_ESYS:
+        why = strerror(saved_errno);
+        break;
+    default:
+        why = rq_strerror(rc);
+        break;
+    }
+    if (name)
+        fprintf(stderr, "rqctl %s: %s '%s': %s\n", cmd, kind_word(kind),
+                rqctl_shown(name, shown, sizeof shown), why);
+    else
+        fprintf(stderr, "rqctl %s: %s\n", cmd, why);
+    return rqctl_exit_for(rc);
+}
+
+const char *rqctl_shown(const char *name, char *buf, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p && o + 5 <= cap; p++) {
+        if (*p >= 0x20 && *p < 0x7f && *p != '\\') {
+            buf[o++] = (char)*p;
+        } else {
+            buf[o++] = '\\';
+            buf[o++] = 'x';
+            buf[o++] = hex[*p >> 4];
+            buf[o++] = hex[*p & 15];
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+int rqctl_name_ok(const char *name)
+{
+    size_t len = strlen(name);
+    if (len < 1 || len > RQ_NAME_MAX)
+        return 0;
+    return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+           len;
+}
+
+int rqctl_check_name(const char *cmd, const char *name)
+{
+    if (rqctl_name_ok(name))
+        return RQCTL_OK;
+    char shown[RQCTL_SHOWN_MAX];
+    return rqctl_error(RQCTL_USAGE, cmd,
+                       "invalid name '%s': a name is 1 to %d characters of A-Z a-z 0-9 . _ -",
+                       rqctl_shown(name, shown, sizeof shown), RQ_NAME_MAX);
+}
+
+/* ---- option values ------------------------------------------------------ */
+
+int rqctl_parse_u32(const char *cmd, const char *opt, const char *text, uint32_t min,
+                    uint32_t max, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end || errno || v < min || v > max) {
+        rqctl_error(RQCTL_USAGE, cmd, "%s: '%s' is not a whole number from %lu to %lu", opt,
+                    text, (unsigned long)min, (unsigned long)max);
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int rqctl_parse_seconds(const char *cmd, const char *opt, const char *text, int *ms)
+{
+    /* rq's timeouts are int milliseconds; keep well inside them. */
+    const double max_s = 86400.0 * 24;
+    char *end;
+    errno = 0;
+    double s = strtod(text, &end);
+    if (*text == '\0' || *end || errno || !(s >= 0.0) || s > max_s) {
+        rqctl_error(RQCTL_USAGE, cmd, "%s: '%s' is not a number of seconds from 0 to %.0f", opt,
+                    text, max_s);
+        return -1;
+    }
+    double want = s * 1000.0;
+    *ms = (int)want;
+    if ((double)*ms < want)
+        (*ms)++; /* round up: never wait less than asked */
+    return 0;
+}
+
+int rqctl_usage_error(const char *cmd, const char *usage)
+{
+    fprintf(stderr, "usage: %s\nTry 'rqctl %s --help'.\n", usage, cmd);
+    return RQCTL_USAGE;
+}
+
+/* ---- create ----------------------------------------------------------- */
+
+static const char create_usage[] =
+    "rqctl create NAME --slots N --slot-size BYTES [--mpsc] [--mode OCTAL]\n"
+    "       rqctl create NAME --coalesce [--mode OCTAL]";
+static const char create_help[] =
+    "Creates queue NAME (the POSIX shared-memory object rq.NAME) with N slots\n"
+    "of at most BYTES bytes each, or with --coalesce the coalescing object\n"
+    "rqc.NAME.  If it already exists with the same geometry nothing changes\n"
+    "(not even its mode) and the exit status is 0; another geometry is exit 7.\n"
+    "\n"
+    "  -n, --slots N          messages the queue holds (1..1073741824)\n"
+    "  -s, --slot-size BYTES  largest message in bytes (1..1073741824)\n"
+    "  -m, --mpsc             many producers may push at once\n"
+    "  -M, --mode OCTAL       permission bits of a new object (default 0600)\n"
+    "  -c, --coalesce         create a coalescing object instead of a queue\n"
+    "  -h, --help             this text\n";
+
+/* Octal permission bits, 1..0777. */
+static int parse_mode(const char *cmd, const char *text, uint32_t *mode)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 8);
+    if (text[0] < '0' || text[0] > '7' || *end || errno || v == 0 || v > 0777) {
+        rqctl_error(RQCTL_USAGE, cmd,
+                    "--mode: '%s' is not octal permission bits from 0001 to 0777", text);
+        return -1;
+    }
+    *mode = (uint32_t)v;
+    return 0;
+}
+
+int rqctl_cmd_create(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"slots", required_argument, NULL, 'n'},  {"slot-size", required_argument, NULL, 's'},
+        {"mpsc", no_argument, NULL, 'm'},         {"mode", required_argument, NULL, 'M'},
+        {"coalesce", no_argument, NULL, 'c'},     {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    rq_config cfg = {0};
+    int have_slots = 0, have_size = 0, coalesce = 0, opt;
+    while ((opt = getopt_long(argc, argv, "n:s:mM:ch", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'n':
+            if (rqctl_parse_u32("create", "--slots", optarg, 1, RQ_SLOT_COUNT_MAX,
+                                &cfg.slot_count) < 0)
+                return RQCTL_USAGE;
+            have_slots = 1;
+            break;
+        case 's':
+            if (rqctl_parse_u32("create", "--slot-size", optarg, 1, RQ_SLOT_SIZE_MAX,
+                                &cfg.slot_size) < 0)
+                return RQCTL_USAGE;
+            have_size = 1;
+            break;
+        case 'm':
+            cfg.flags |= RQ_MPSC;
+            break;
+        case 'M':
+            if (parse_mode("create", optarg, &cfg.mode) < 0)
+                return RQCTL_USAGE;
+            break;
+        case 'c':
+            coalesce = 1;
+            break;
+        case 'h':
+            printf("usage: %s\n\n%s", create_usage, create_help);
+            return RQCTL_OK;
+        default:
+            return rqctl_usage_error("create", create_usage);
+        }
+    }
+    if (optind != argc - 1)
+        return rqctl_usage_error("create", create_usage);
+    const char *name = argv[optind];
+    if (rqctl_check_name("create", name) != RQCTL_OK)
+        return RQCTL_USAGE;
+    if (coalesce) {
+        if (have_slots || have_size || (cfg.flags & RQ_MPSC))
+            return rqctl_error(RQCTL_USAGE, "create",
+                               "--coalesce takes no --slots, --slot-size or --mpsc");
+        rq_coalesce *c;
+        int rc = rq_coalesce_open(&c, name, RQ_OBSERVER, cfg.mode);
+        if (rc < 0)
+            return rqctl_fail("create", KIND_COALESCE, name, rc);
+        rq_coalesce_close(c);
+        return RQCTL_OK;
+    }
+    if (!have_slots || !have_size) {
+        rqctl_error(RQCTL_USAGE, "create", "a queue needs --slots and --slot-size");
+        return rqctl_usage_error("create", create_usage);
+    }
+    rq *q;
+    int rc = rq_open(&q, name, RQ_OBSERVER, &cfg);
+    if (rc == RQ_EEXIST) {
+        rq *old;
+        rq_stats st;
+        if (rq_open(&old, name, RQ_OBSERVER, NULL) == RQ_OK && rq_stat(old, &st) == RQ_OK) {
+            char shown[RQCTL_SHOWN_MAX];
+            rqctl_error(RQCTL_EXISTS, "create",
+                        "queue '%s' exists with another geometry: %lu slots of %lu bytes%s",
+                        rqctl_shown(name, shown, sizeof shown), (unsigned long)st.slot_count,
+                        (unsigned long)st.slot_size, (st.flags & RQ_MPSC) ? ", mpsc" : "");
+            rq_close(old);
+            return RQCTL_EXISTS;
+        }
+        rq_close(old);
+    }
+    if (rc < 0)
+        return rqctl_fail("create", KIND_QUEUE, name, rc);
+    rq_close(q);
+    return RQCTL_OK;
+}
+
+/* ---- unlink ----------------------------------------------------------- */
+
+static const char unlink_usage[] = "rqctl unlink [--coalesce] NAME";
+static const char unlink_help[] =
+    "Removes the name of queue NAME (or with --coalesce, of coalescing object\n"
+    "NAME).  Processes that have it open keep working; the memory is freed\n"
+    "when the last one closes it.  No such name is exit 3.\n"
+    "\n"
+    "  -c, --coalesce  remove the coalescing object rqc.NAME, not the queue\n"
+    "  -h, --help      this text\n";
+
+int rqctl_cmd_unlink(int argc, char **argv)
+{
+    static const struct option opts[] = {{"coalesce", no_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int coalesce = 0, opt;
+    while ((opt = getopt_long(argc, argv, "ch", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            coalesce = 1;
+            break;
+        case 'h':
+            printf("usage: %s\n\n%s", unlink_usage, unlink_help);
+            return RQCTL_OK;
+        default:
+            return rqctl_usage_error("unlink", unlink_usage);
+        }
+    }
+    if (optind != argc - 1)
+        return rqctl_usage_error("unlink", unlink_usage);
+    const char *name = argv[optind];
+    if (rqctl_check_name("unlink", name) != RQCTL_OK)
+        return RQCTL_USAGE;
+    int rc = coalesce ? rq_coalesce_unlink(name) : rq_unlink(name);
+    if (rc < 0) {
+        int code = rqctl_fail("unlink", coalesce ? KIND_COALESCE : KIND_QUEUE, name, rc);
+        rq_coalesce *c;
+        if (rc == RQ_ENOENT && !coalesce && rq_coalesce_attach(&c, name, RQ_OBSERVER) == RQ_OK) {
+            rq_coalesce_close(c);
+            fprintf(stderr, "rqctl unlink: (a coalescing object of that name exists: use "
+                            "--coalesce)\n");
+        }
+        return code;
+    }
+    return RQCTL_OK;
+}
+
+/* ---- request ---------------------------------------------------------- */
+
+static const char request_usage[] = "rqctl request NAME";
+static const char request_help[] =
+    "Asks the worker of coalescing object NAME for one more round of work\n"
+    "(rq_coalesce_request).  Never waits.  The object must exist (see\n"
+    "'rqctl create --coalesce').\n"
+    "\n"
+    "  -h, --help  this text\n";
+
+int rqctl_cmd_request(int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (opt != 'h')
+            return rqctl_usage_error("request", request_usage);
+        printf("usage: %s\n\n%s", request_usage, request_help);
+        return RQCTL_OK;
+    }
+    if (optind != argc - 1)
+        return rqctl_usage_error("request", request_usage);
+    const char *name = argv[optind];
+    if (rqctl_check_name("request", name) != RQCTL_OK)
+        return RQCTL_USAGE;
+    rq_coalesce *c;
+    int rc = rq_coalesce_attach(&c, name, RQ_PRODUCER);
+    if (rc == RQ_OK) {
+        rc = rq_coalesce_request(c);
+        rq_coalesce_close(c);
+    }
+    return rc < 0 ? rqctl_fail("request", KIND_COALESCE, name, rc) : RQCTL_OK;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static const struct command {
+    const char *name;
+    int (*run)(int, char **);
+    const char *summary;
+} commands[] = {
+    {"create", rqctl_cmd_create, "create a queue (or a coalescing object)"},
+    {"unlink", rqctl_cmd_unlink, "remove a queue's (or coalescing object's) name"},
+    {"list", rqctl_cmd_list, "list every queue and coalescing object on this machine"},
+    {"stat", rqctl_cmd_stat, "geometry, depth, roles and counters (--json, --watch)"},
+    {"push", rqctl_cmd_push, "push one message per input line"},
+    {"pop", rqctl_cmd_pop, "pop messages to standard output"},
+    {"request", rqctl_cmd_request, "request a round of work from a coalescing object"},
+};
+
+static void main_help(FILE *out)
+{
+    fprintf(out, "usage: rqctl COMMAND [OPTIONS] [NAME]\n"
+                 "       rqctl COMMAND --help | rqctl --help | rqctl --version\n\n"
+                 "Operates rq shared-memory queues and coalescing objects.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out,
+            "\nexit status: 0 ok, 1 failed (OS error, I/O, unsupported), 2 bad usage,\n"
+            "3 no such queue, 4 corrupt or incompatible segment, 5 role held by another\n"
+            "live process, 6 timed out (empty or full), 7 exists with another geometry,\n"
+            "8 message larger than the slot size.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    int opt;
+    /* '+': stop at the command; its options are its own. */
+    while ((opt = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            main_help(stdout);
+            return RQCTL_OK;
+        case 'V':
+            printf("rqctl (rq) %d.%d.%d\n", RQ_VERSION_MAJOR, RQ_VERSION_MINOR,
+                   RQ_VERSION_PATCH);
+            return RQCTL_OK;
+        default:
+            main_help(stderr);
+            return RQCTL_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        main_help(stderr);
+        return RQCTL_USAGE;
+    }
+    const char *cmd = argv[optind];
+    if (strcmp(cmd, "help") == 0) {
+        if (optind + 1 >= argc) {
+            main_help(stdout);
+            return RQCTL_OK;
+        }
+        char *help_argv[] = {argv[optind + 1], "--help", NULL};
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+            if (strcmp(commands[i].name, help_argv[0]) == 0) {
+                optind = 0;
+                return commands[i].run(2, help_argv);
+            }
+        }
+        cmd = argv[optind + 1];
+    } else {
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+            if (strcmp(commands[i].name, cmd) == 0) {
+                int sub_argc = argc - optind;
+                char **sub_argv = argv + optind;
+                /* getopt names argv[0] in its messages */
+                static char prog[32];
+                snprintf(prog, sizeof prog, "rqctl %s", commands[i].name);
+                sub_argv[0] = prog;
+                /* 0, not 1: makes glibc (and the BSDs) re-initialise getopt, whose
+                 * first run stopped at the command with "+" */
+                optind = 0;
+                return commands[i].run(sub_argc, sub_argv);
+            }
+        }
+    }
+    char shown[RQCTL_SHOWN_MAX];
+    fprintf(stderr, "rqctl: unknown command '%s'\n", rqctl_shown(cmd, shown, sizeof shown));
+    main_help(stderr);
+    return RQCTL_USAGE;
+}

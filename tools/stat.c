@@ -1,0 +1,473 @@
+/*
+ * stat.c - 'rqctl stat' and 'rqctl list': snapshots of queues and
+ * coalescing objects, as aligned text or as JSON (written by jansson, so
+ * escaping is a library's job, not ours).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "objects.h"
+#include "rq.h"
+#include "rqctl.h"
+
+/* One snapshot of either kind of object. */
+struct snapshot {
+    enum rqctl_kind kind;
+    const char *name;
+    double time; /* seconds since the epoch */
+    union {
+        rq_stats q;
+        rq_coalesce_stats c;
+    } u;
+};
+
+static double wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Opens NAME as KIND without creating or taking a role, and reads it. */
+static int take_snapshot(enum rqctl_kind kind, const char *name, struct snapshot *s)
+{
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->name = name;
+    s->time = wall_seconds();
+    int rc;
+    if (kind == KIND_QUEUE) {
+        rq *q;
+        rc = rq_open(&q, name, RQ_OBSERVER, NULL);
+        if (rc == RQ_OK) {
+            rc = rq_stat(q, &s->u.q);
+            rq_close(q);
+        }
+    } else {
+        rq_coalesce *c;
+        rc = rq_coalesce_attach(&c, name, RQ_OBSERVER);
+        if (rc == RQ_OK) {
+            rc = rq_coalesce_stat(c, &s->u.c);
+            rq_coalesce_close(c);
+        }
+    }
+    return rc;
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+/* jansson reports running out of memory by NULL values and -1 returns; one
+ * flag collects them so a half-built document is never printed. */
+static int json_failed;
+
+static void put(json_t *obj, const char *key, json_t *value)
+{
+    if (!obj || json_object_set_new(obj, key, value) != 0)
+        json_failed = 1;
+}
+
+/* Counters come from shared memory: a scribbled one may exceed what a JSON
+ * integer (int64 in jansson) holds; then it is written as a real. */
+static json_t *json_u64(uint64_t v)
+{
+    return v <= (uint64_t)INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
+}
+
+static json_t *json_role(int live, int64_t pid)
+{
+    json_t *r = json_object();
+    put(r, "live", json_boolean(live));
+    put(r, "pid", json_integer((json_int_t)pid));
+    return r;
+}
+
+static json_t *snapshot_json(const struct snapshot *s)
+{
+    json_t *o = json_object();
+    json_t *counters = json_object();
+    if (s->kind == KIND_QUEUE) {
+        const rq_stats *q = &s->u.q;
+        put(o, "kind", json_string("queue"));
+        put(o, "name", json_string(s->name));
+        put(o, "slot_count", json_u64(q->slot_count));
+        put(o, "slot_size", json_u64(q->slot_size));
+        put(o, "mpsc", json_boolean(q->flags & RQ_MPSC));
+        put(o, "depth", json_u64(q->depth));
+        put(o, "read_offset", json_u64(q->read_offset));
+        put(o, "write_offset", json_u64(q->write_offset));
+        put(o, "producer", json_role(q->producer_live, q->producer_pid));
+        put(o, "consumer", json_role(q->consumer_live, q->consumer_pid));
+        put(counters, "pushed", json_u64(q->pushed));
+        put(counters, "popped", json_u64(q->popped));
+        put(counters, "producer_waits", json_u64(q->producer_waits));
+        put(counters, "consumer_waits", json_u64(q->consumer_waits));
+        put(counters, "producer_wakes", json_u64(q->producer_wakes));
+        put(counters, "consumer_wakes", json_u64(q->consumer_wakes));
+        put(counters, "producer_takeovers", json_u64(q->producer_takeovers));
+        put(counters, "consumer_takeovers", json_u64(q->consumer_takeovers));
+        put(counters, "lock_recoveries", json_u64(q->lock_recoveries));
+        put(counters, "repairs", json_u64(q->repairs));
+    } else {
+        const rq_coalesce_stats *c = &s->u.c;
+        put(o, "kind", json_string("coalesce"));
+        put(o, "name", json_string(s->name));
+        put(o, "owed", json_boolean(c->owed));
+        put(o, "worker_waiting", json_boolean(c->waiting));
+        put(o, "worker", json_role(c->worker_live, c->worker_pid));
+        put(counters, "requests", json_u64(c->requests));
+        put(counters, "rounds", json_u64(c->rounds));
+        put(counters, "wakes", json_u64(c->wakes));
+        put(counters, "waits", json_u64(c->waits));
+        put(counters, "takeovers", json_u64(c->takeovers));
+        put(counters, "repairs", json_u64(c->repairs));
+    }
+    put(o, "counters", counters);
+    put(o, "time", json_real(s->time));
+    return o;
+}
+
+/* Writes VALUE as one line and drops it.  RQCTL_OK or RQCTL_FAILED. */
+static int emit_json(const char *cmd, json_t *value)
+{
+    if (!value)
+        json_failed = 1;
+    if (json_failed) {
+        json_decref(value);
+        return rqctl_error(RQCTL_FAILED, cmd, "out of memory building JSON");
+    }
+    int rc = json_dumpf(value, stdout, JSON_COMPACT);
+    json_decref(value);
+    if (rc != 0 || putchar('\n') == EOF || fflush(stdout) != 0)
+        return rqctl_error(RQCTL_FAILED, cmd, "writing standard output: %s", strerror(errno));
+    return RQCTL_OK;
+}
+
+/* ---- text --------------------------------------------------------------- */
+
+static void text_role(const char *label, int live, int64_t pid, int shared)
+{
+    printf("%-20s", label);
+    if (live && shared)
+        printf("live (last opened by pid %" PRId64 ")\n", pid);
+    else if (live)
+        printf("live, pid %" PRId64 "\n", pid);
+    else if (pid != 0)
+        printf("none (last pid %" PRId64 ")\n", pid);
+    else
+        printf("none (never held)\n");
+}
+
+/* A counter; with PREV (the snapshot before, in watch mode) also its rate. */
+static void text_counter(const char *label, uint64_t now, const uint64_t *prev, double seconds)
+{
+    printf("%-20s%" PRIu64, label, now);
+    if (prev && seconds > 0 && now >= *prev)
+        printf("  (+%.1f/s)", (double)(now - *prev) / seconds);
+    putchar('\n');
+}
+
+static void snapshot_text(const struct snapshot *s, const struct snapshot *prev)
+{
+    double dt = prev ? s->time - prev->time : 0;
+    if (s->kind == KIND_QUEUE) {
+        const rq_stats *q = &s->u.q, *p = prev ? &prev->u.q : NULL;
+        printf("%-20s%s\n", "queue:", s->name);
+        printf("%-20s%" PRIu32 "\n", "slots:", q->slot_count);
+        printf("%-20s%" PRIu32 " bytes\n", "slot size:", q->slot_size);
+        printf("%-20s%s\n", "producers:", (q->flags & RQ_MPSC) ? "many (mpsc)" : "one (spsc)");
+        printf("%-20s%" PRIu32 "\n", "depth:", q->depth);
+        printf("%-20s%" PRIu32 "\n", "read offset:", q->read_offset);
+        printf("%-20s%" PRIu32 "\n", "write offset:", q->write_offset);
+        text_role("producer:", q->producer_live, q->producer_pid, (q->flags & RQ_MPSC) != 0);
+        text_role("consumer:", q->consumer_live, q->consumer_pid, 0);
+        text_counter("pushed:", q->pushed, p ? &p->pushed : NULL, dt);
+        text_counter("popped:", q->popped, p ? &p->popped : NULL, dt);
+        text_counter("producer waits:", q->producer_waits, p ? &p->producer_waits : NULL, dt);
+        text_counter("consumer waits:", q->consumer_waits, p ? &p->consumer_waits : NULL, dt);
+        text_counter("producer wakes:", q->producer_wakes, p ? &p->producer_wakes : NULL, dt);
+        text_counter("consumer wakes:", q->consumer_wakes, p ? &p->consumer_wakes : NULL, dt);
+        text_counter("producer takeovers:", q->producer_takeovers, NULL, 0);
+        text_counter("consumer takeovers:", q->consumer_takeovers, NULL, 0);
+        text_counter("lock recoveries:", q->lock_recoveries, NULL, 0);
+        text_counter("repairs:", q->repairs, NULL, 0);
+    } else {
+        const rq_coalesce_stats *c = &s->u.c, *p = prev ? &prev->u.c : NULL;
+        printf("%-20s%s\n", "coalescing object:", s->name);
+        printf("%-20s%s\n", "work owed:", c->owed ? "yes" : "no");
+        printf("%-20s%s\n", "worker asleep:", c->waiting ? "yes" : "no");
+        text_role("worker:", c->worker_live, c->worker_pid, 0);
+        text_counter("requests:", c->requests, p ? &p->requests : NULL, dt);
+        text_counter("rounds:", c->rounds, p ? &p->rounds : NULL, dt);
+        text_counter("wakes:", c->wakes, p ? &p->wakes : NULL, dt);
+        text_counter("waits:", c->waits, p ? &p->waits : NULL, dt);
+        text_counter("takeovers:", c->takeovers, NULL, 0);
+        text_counter("repairs:", c->repairs, NULL, 0);
+    }
+}
+
+/* ---- stat --------------------------------------------------------------- */
+
+static const char stat_usage[] =
+    "rqctl stat [--queue | --coalesce] [--json] [--watch[=SECONDS] [--count N]] NAME";
+static const char stat_help[] =
+    "Shows queue NAME: geometry, depth, read/write offsets, which roles are\n"
+    "held and by which live process, and the counters (messages, waits, wake\n"
+    "signals, takeovers, lock recoveries, repairs).  If there is no queue NAME\n"
+    "but a coalescing object NAME, shows that: whether work is owed, the\n"
+    "worker, and its counters.  Never creates anything and takes no role.\n"
+    "\n"
+    "  -q, --queue             only look for a queue\n"
+    "  -c, --coalesce          only look for a coalescing object\n"
+    "  -j, --json              one JSON object per snapshot, on one line\n"
+    "  -w, --watch[=SECONDS]   refresh every SECONDS (default 1) until\n"
+    "                          interrupted; text mode shows rates per second\n"
+    "  -n, --count N           with --watch: stop after N snapshots\n"
+    "  -h, --help              this text\n";
+
+int rqctl_cmd_stat(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"queue", no_argument, NULL, 'q'},       {"coalesce", no_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},        {"watch", optional_argument, NULL, 'w'},
+        {"count", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int only_queue = 0, only_coalesce = 0, json = 0, watch = 0, interval_ms = 1000, opt;
+    uint32_t count = 0;
+    while ((opt = getopt_long(argc, argv, "qcjw::n:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'q':
+            only_queue = 1;
+            break;
+        case 'c':
+            only_coalesce = 1;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'w':
+            watch = 1;
+            if (optarg && rqctl_parse_seconds("stat", "--watch", optarg, &interval_ms) < 0)
+                return RQCTL_USAGE;
+            break;
+        case 'n':
+            if (rqctl_parse_u32("stat", "--count", optarg, 1, UINT32_MAX, &count) < 0)
+                return RQCTL_USAGE;
+            break;
+        case 'h':
+            printf("usage: %s\n\n%s", stat_usage, stat_help);
+            return RQCTL_OK;
+        default:
+            return rqctl_usage_error("stat", stat_usage);
+        }
+    }
+    if (optind != argc - 1)
+        return rqctl_usage_error("stat", stat_usage);
+    if (only_queue && only_coalesce)
+        return rqctl_error(RQCTL_USAGE, "stat", "--queue and --coalesce exclude each other");
+    if (count && !watch)
+        return rqctl_error(RQCTL_USAGE, "stat", "--count goes with --watch");
+    if (watch && interval_ms == 0)
+        return rqctl_error(RQCTL_USAGE, "stat", "--watch needs an interval above 0 seconds");
+    const char *name = argv[optind];
+    if (rqctl_check_name("stat", name) != RQCTL_OK)
+        return RQCTL_USAGE;
+
+    /* Which kind: fixed by the first snapshot, so a watch never switches. */
+    enum rqctl_kind kind = only_coalesce ? KIND_COALESCE : KIND_QUEUE;
+    struct snapshot snap[2];
+    int rc = take_snapshot(kind, name, &snap[0]);
+    if (rc == RQ_ENOENT && !only_queue && !only_coalesce) {
+        rc = take_snapshot(KIND_COALESCE, name, &snap[0]);
+        if (rc == RQ_ENOENT) {
+            char shown[RQCTL_SHOWN_MAX];
+            return rqctl_error(RQCTL_NOENT, "stat", "no queue or coalescing object '%s'",
+                               rqctl_shown(name, shown, sizeof shown));
+        }
+        kind = KIND_COALESCE;
+    }
+    const int clear = watch && !json && isatty(STDOUT_FILENO);
+    for (uint32_t shot = 0;; shot++) {
+        struct snapshot *now = &snap[shot & 1], *prev = shot ? &snap[(shot + 1) & 1] : NULL;
+        if (shot > 0)
+            rc = take_snapshot(kind, name, now);
+        if (rc < 0)
+            return rqctl_fail("stat", kind, name, rc);
+        if (json) {
+            int code = emit_json("stat", snapshot_json(now));
+            if (code != RQCTL_OK)
+                return code;
+        } else {
+            if (clear)
+                fputs("\033[H\033[2J", stdout);
+            else if (shot > 0)
+                putchar('\n');
+            snapshot_text(now, prev);
+            if (fflush(stdout) != 0)
+                return rqctl_error(RQCTL_FAILED, "stat", "writing standard output: %s",
+                                   strerror(errno));
+        }
+        if (!watch || (count && shot + 1 >= count))
+            return RQCTL_OK;
+        struct timespec pause = {interval_ms / 1000, (long)(interval_ms % 1000) * 1000000L};
+        while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+        }
+    }
+}
+
+/* ---- list --------------------------------------------------------------- */
+
+static const char list_usage[] = "rqctl list [--json]";
+static const char list_help[] =
+    "Lists every rq queue and coalescing object on this machine (Linux: the\n"
+    "files rq.* and rqc.* in /dev/shm), each with a one-line summary, or an\n"
+    "error (corrupt, permission denied) for one that cannot be read.  Takes no\n"
+    "role and creates nothing.  Not supported where the OS cannot enumerate\n"
+    "shared-memory objects (exit 1).\n"
+    "\n"
+    "  -j, --json  a JSON array: for each object what 'stat --json' gives, or\n"
+    "              kind, name and \"error\" (the rq error name) and \"message\"\n"
+    "  -h, --help  this text\n";
+
+static const char *kind_label(enum rqctl_kind kind)
+{
+    return kind == KIND_QUEUE ? "queue" : "coalesce";
+}
+
+/* The summary column of one object. */
+static void list_summary(const struct snapshot *s, char *buf, size_t cap)
+{
+    char producer[64], consumer[64];
+    if (s->kind == KIND_QUEUE) {
+        const rq_stats *q = &s->u.q;
+        if (q->producer_live)
+            snprintf(producer, sizeof producer, "live pid %" PRId64, q->producer_pid);
+        else
+            snprintf(producer, sizeof producer, "none");
+        if (q->consumer_live)
+            snprintf(consumer, sizeof consumer, "live pid %" PRId64, q->consumer_pid);
+        else
+            snprintf(consumer, sizeof consumer, "none");
+        snprintf(buf, cap,
+                 "%" PRIu32 " slots x %" PRIu32 " B%s, depth %" PRIu32 ", producer %s, "
+                 "consumer %s",
+                 q->slot_count, q->slot_size, (q->flags & RQ_MPSC) ? " mpsc" : "", q->depth,
+                 producer, consumer);
+    } else {
+        const rq_coalesce_stats *c = &s->u.c;
+        if (c->worker_live)
+            snprintf(producer, sizeof producer, "live pid %" PRId64, c->worker_pid);
+        else
+            snprintf(producer, sizeof producer, "none");
+        snprintf(buf, cap, "%s, worker %s, %" PRIu64 " requests, %" PRIu64 " rounds",
+                 c->owed ? "work owed" : "idle", producer, c->requests, c->rounds);
+    }
+}
+
+/* Why an object could not be read, for the summary column and JSON. */
+static const char *list_error_text(int rc, int saved_errno)
+{
+    switch (rc) {
+    case RQ_EINVAL:
+        return "not a valid rq name";
+    case RQ_ENOENT:
+        return "not fully created (or removed meanwhile)";
+    case RQ_ECORRUPT:
+        return "corrupt segment";
+    case RQ_EVERSION:
+        return "made by an incompatible rq build";
+    case RQ_ESYS:
+        return strerror(saved_errno);
+    default:
+        return rq_strerror(rc);
+    }
+}
+
+int rqctl_cmd_list(int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int json = 0, opt;
+    while ((opt = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            printf("usage: %s\n\n%s", list_usage, list_help);
+            return RQCTL_OK;
+        default:
+            return rqctl_usage_error("list", list_usage);
+        }
+    }
+    if (optind != argc)
+        return rqctl_usage_error("list", list_usage);
+    struct rqctl_object *objects;
+    size_t n;
+    if (rqctl_objects_list(&objects, &n) != 0) {
+        if (errno == ENOSYS)
+            return rqctl_error(RQCTL_FAILED, "list",
+                               "listing shared-memory objects is not supported on this OS "
+                               "(rq objects are files only on Linux, in /dev/shm)");
+        return rqctl_error(RQCTL_FAILED, "list", "reading %s: %s", rqctl_objects_where,
+                           strerror(errno));
+    }
+    json_t *array = json ? json_array() : NULL;
+    if (json && !array)
+        json_failed = 1;
+    int width = 4;
+    char shown[RQCTL_SHOWN_MAX];
+    for (size_t i = 0; i < n; i++) {
+        int w = (int)strlen(rqctl_shown(objects[i].name, shown, sizeof shown));
+        if (w > width)
+            width = w;
+    }
+    if (!json)
+        printf("%-9s %-*s %s\n", "KIND", width, "NAME", "SUMMARY");
+    for (size_t i = 0; i < n && !json_failed; i++) {
+        const char *name = objects[i].name;
+        struct snapshot s;
+        int rc = rqctl_name_ok(name) ? take_snapshot(objects[i].kind, name, &s) : RQ_EINVAL;
+        int saved_errno = errno;
+        rqctl_shown(name, shown, sizeof shown);
+        if (json) {
+            json_t *o;
+            if (rc == RQ_OK) {
+                o = snapshot_json(&s);
+            } else {
+                o = json_object();
+                put(o, "kind", json_string(objects[i].kind == KIND_QUEUE ? "queue" : "coalesce"));
+                /* A name found on disk may hold any bytes: the shown form is
+                 * printable ASCII, so it is always a valid JSON string. */
+                put(o, "name", json_string(shown));
+                put(o, "error", json_string(rq_errname(rc)));
+                put(o, "message", json_string(list_error_text(rc, saved_errno)));
+            }
+            if (!o || json_array_append_new(array, o) != 0)
+                json_failed = 1;
+        } else {
+            char summary[256];
+            if (rc == RQ_OK)
+                list_summary(&s, summary, sizeof summary);
+            else
+                snprintf(summary, sizeof summary, "error: %s",
+                         list_error_text(rc, saved_errno));
+            printf("%-9s %-*s %s\n", kind_label(objects[i].kind), width, shown, summary);
+        }
+    }
+    rqctl_objects_free(objects, n);
+    if (json)
+        return emit_json("list", array);
+    if (fflush(stdout) != 0)
+        return rqctl_error(RQCTL_FAILED, "list", "writing standard output: %s",
+                           strerror(errno));
+    return RQCTL_OK;
+}
