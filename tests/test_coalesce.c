@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,6 +72,30 @@ static void test_open_errors_and_roles(void **state)
     assert_int_equal(rq_coalesce_unlink(name), RQ_ENOENT);
     assert_int_equal(rq_coalesce_unlink("a b"), RQ_EINVAL);
 }
+
+#ifndef _WIN32
+/* Same permission rule as queues: exactly MODE (0 means 0600), whatever
+ * the umask. */
+static void test_mode_is_exact_despite_umask(void **state)
+{
+    (void)state;
+    mode_t old = umask(077);
+    const struct { uint32_t asked, want; } cases[] = {{0640, 0640}, {0, 0600}, {0666, 0666}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *name = fresh("co.mode");
+        rq_coalesce *c = NULL;
+        assert_int_equal(rq_coalesce_open(&c, name, RQ_PRODUCER, cases[i].asked), RQ_OK);
+        char path[256];
+        snprintf(path, sizeof path, "/dev/shm/rqc.%s", name);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, cases[i].want);
+        rq_coalesce_close(c);
+        rq_coalesce_unlink(name);
+    }
+    umask(old);
+}
+#endif
 
 static void test_requests_coalesce_into_rounds(void **state)
 {
@@ -507,6 +532,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_errors_and_roles),
+#ifndef _WIN32
+        cmocka_unit_test(test_mode_is_exact_despite_umask),
+#endif
         cmocka_unit_test(test_requests_coalesce_into_rounds),
         cmocka_unit_test(test_sleeping_worker_is_woken),
         cmocka_unit_test(test_worker_killed_mid_work_leaves_work_owed),
