@@ -11,7 +11,17 @@
  * errno (GetLastError() on Windows) is left as the failing OS call set it.
  *
  * Thread safety: a handle belongs to one thread at a time.  Two handles, in
- * one process or in two, are as independent as two processes.
+ * one process or in two, are as independent as two processes.  One more
+ * rule on RQ_MPSC queues: a reservation (rq_reserve until rq_commit) holds
+ * the producers' lock, which the OS gives to the calling thread, so the
+ * thread that reserved must be the one that commits (or closes).
+ *
+ * Trust: the segment is treated as written by an untrusted peer (every
+ * offset, length and header field is checked; RQ_ECORRUPT, never an
+ * out-of-bounds access).  The exception is the lock that RQ_MPSC producers
+ * share: it is the C library's robust mutex, whose bookkeeping lives in the
+ * segment, so MPSC producers must trust one another (a consumer never
+ * touches it).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -136,11 +146,15 @@ int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms);
 
 /* Producer, zero-copy: *SLOT points at slot_size writable bytes of the next
  * free slot.  Nothing is visible to the consumer until rq_commit; a producer
- * killed before it leaves the queue as it was. */
+ * killed before it leaves the queue as it was.  Reserving again before
+ * committing returns the same slot.  On an RQ_MPSC queue the reservation
+ * holds the producers' lock until rq_commit (other producers wait), and
+ * only the reserving thread may commit: RQ_ESTATE from any other. */
 int rq_reserve(rq *q, void **slot, int timeout_ms);
 
 /* Publishes the reserved slot holding LEN bytes.  RQ_EMSGSIZE if LEN >
- * slot_size (the reservation is kept); RQ_ESTATE without a reservation. */
+ * slot_size (the reservation is kept); RQ_ESTATE without a reservation, or
+ * (RQ_MPSC) from a thread other than the one that reserved. */
 int rq_commit(rq *q, size_t len);
 
 /* Consumer, zero-copy: *MSG points at the oldest message, valid until
@@ -157,7 +171,8 @@ int rq_stat(rq *q, rq_stats *st);
 
 /* Closes the handle and gives its role up; a reservation is dropped and a
  * peeked message stays in the queue.  The queue itself persists.  NULL is
- * allowed. */
+ * allowed.  (RQ_MPSC: a reservation made by another thread cannot be
+ * dropped from here; the lock is freed when that thread commits or ends.) */
 void rq_close(rq *q);
 
 /* Removes the queue name; handles already open keep working.  RQ_ENOENT if
@@ -196,9 +211,11 @@ int rq_coalesce_attach(rq_coalesce **out, const char *name, int role);
 /* Requester: asks for one more round.  Never blocks. */
 int rq_coalesce_request(rq_coalesce *c);
 
-/* Worker: returns RQ_OK when work is owed, with *TICKET naming the round
- * (every request made before this returns is covered by it).  Waits up to
- * TIMEOUT_MS: RQ_EAGAIN (0) or RQ_ETIMEDOUT when nothing is owed. */
+/* Worker: returns RQ_OK when work is owed, with *TICKET naming the round.
+ * The round covers every request made before this call took it; a request
+ * made after that (during the work) makes the next call return another
+ * round.  Waits up to TIMEOUT_MS: RQ_EAGAIN (0) or RQ_ETIMEDOUT when
+ * nothing is owed. */
 int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms);
 
 /* Worker: the round begun with TICKET is finished.  RQ_ESTATE if TICKET is

@@ -55,7 +55,7 @@ static int coalesce_check(const void *snapshot, uint64_t object_size, const void
 {
     (void)cfg;
     const struct rqc_shm_header *h = snapshot;
-    if (h->layout_version != RQC_LAYOUT_VERSION || h->abi != rq_layout_abi())
+    if (h->layout_version != RQC_LAYOUT_VERSION || h->abi != rq_layout_abi(rq_plat_abi_tag()))
         return RQ_EVERSION;
     if (h->header_size != sizeof(struct rqc_shm) || object_size < sizeof(struct rqc_shm))
         return RQ_ECORRUPT;
@@ -76,7 +76,7 @@ static int coalesce_init(rq_plat_segment *seg, void *addr, const void *cfg, int 
     struct rqc_shm *shm = addr;
     memset(shm, 0, sizeof *shm);
     shm->hdr.layout_version = RQC_LAYOUT_VERSION;
-    shm->hdr.abi = rq_layout_abi();
+    shm->hdr.abi = rq_layout_abi(rq_plat_abi_tag());
     shm->hdr.header_size = sizeof(struct rqc_shm);
     rq_store_relaxed_u64(&shm->admin.repairs, repairing ? 1 : 0);
     return RQ_OK;
@@ -137,6 +137,19 @@ static int owed(struct rqc_shm *shm, uint32_t r)
     return count_of(r) != (rq_load_acquire_u32(&shm->work.done) & RQC_COUNT_MASK);
 }
 
+/* After a re-check found work owed: did no requester wake us for it?  A
+ * requester counts its wake-up (requesters.wakes) just after sending it,
+ * so a late one gets a short grace before the wake counts as missed. */
+static int wake_never_came(rq_coalesce *c, uint64_t wakes_before)
+{
+    struct rqc_shm *shm = c->shm;
+    if (rq_load_acquire_u64(&shm->requesters.wakes) != wakes_before)
+        return 0;
+    uint32_t r = rq_load_acquire_u32(&shm->req);
+    (void)rq_plat_wait(c->segment.plat, &shm->req, r, RQ_MISSED_WAKE_GRACE_MS);
+    return rq_load_acquire_u64(&shm->requesters.wakes) == wakes_before;
+}
+
 int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms)
 {
     if (!c || !ticket || timeout_ms < RQ_INFINITE)
@@ -161,16 +174,14 @@ int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms)
         }
         RQ_CRASH_POINT(COALESCE_WAIT_AFTER_ANNOUNCE);
         rq_counter_bump(&shm->worker.waits);
+        uint64_t wakes = rq_load_acquire_u64(&shm->requesters.wakes);
         int is_slice;
         int rc = rq_plat_wait(c->segment.plat, &shm->req, r, rq_deadline_slice(left, &is_slice));
         if (rc < 0 && rc != RQ_ETIMEDOUT)
             return rc;
-        if (rc == RQ_ETIMEDOUT && is_slice) {
-            /* No wake came; a request that did come lost its wake-up. */
-            uint32_t now = rq_load_acquire_u32(&shm->req);
-            if (owed(shm, now))
-                rq_counter_bump(&shm->worker.missed_wakes);
-        }
+        if (rc == RQ_ETIMEDOUT && is_slice && owed(shm, rq_load_acquire_u32(&shm->req)) &&
+            wake_never_came(c, wakes))
+            rq_counter_bump(&shm->worker.missed_wakes);
     }
 }
 

@@ -22,6 +22,10 @@
 
 #define RQ_RECHECK_MS 1000
 
+/* A re-check that finds work waits this long for a late wake-up before it
+ * counts the wake as missed (a live peer may be between its two steps). */
+#define RQ_MISSED_WAKE_GRACE_MS 50
+
 struct rq_deadline {
     int timeout_ms;    /* as the caller gave it: RQ_INFINITE, 0, or > 0 */
     uint64_t until_ms; /* timeout_ms > 0: when it expires */

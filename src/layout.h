@@ -125,10 +125,12 @@ _Static_assert(sizeof(rq_atomic_u32) == 4 && sizeof(rq_atomic_u64) == 8,
                "atomics are plain words in the segment");
 
 /* The ABI word: what must agree between two builds that share a segment
- * besides the layout version (pointer width changes the lock's layout). */
-static inline uint32_t rq_layout_abi(void)
+ * besides the layout version: pointer width and lock area (the lock's
+ * layout), and the platform's own tag (e.g. which C library's mutex). */
+static inline uint32_t rq_layout_abi(uint32_t platform_tag)
 {
-    return (uint32_t)(sizeof(void *) << 8) | (uint32_t)RQ_LOCK_AREA >> 3;
+    return (platform_tag & 0xffu) << 16 | (uint32_t)(sizeof(void *) << 8) |
+           (uint32_t)RQ_LOCK_AREA >> 3;
 }
 
 /* Bytes from one slot to the next for a payload of SLOT_SIZE: header plus

@@ -11,6 +11,7 @@
 #include "mpsc.h"
 
 #include "crashpoint.h"
+#include "deadline.h"
 #include "rq.h"
 
 int rq_mpsc_init(rq_plat_segment *seg, struct rq_shm *shm)
@@ -18,10 +19,27 @@ int rq_mpsc_init(rq_plat_segment *seg, struct rq_shm *shm)
     return rq_plat_mutex_init(seg, shm->lock_area);
 }
 
+/* Waits for the lock in slices of at most RQ_RECHECK_MS, like every other
+ * sleep in rq: an owner killed inside its unlock, between freeing the lock
+ * word and waking the waiters, would otherwise leave them asleep for good
+ * (kernels before 5.6 did not wake them on its death). */
+static int lock_in_slices(rq_plat_segment *seg, struct rq_shm *shm, int timeout_ms,
+                          int *recovered)
+{
+    struct rq_deadline d = rq_deadline_start(timeout_ms);
+    for (;;) {
+        int left = rq_deadline_left(&d), is_slice = 0;
+        int slice = left == 0 ? 0 : rq_deadline_slice(left, &is_slice);
+        int rc = rq_plat_mutex_lock(seg, shm->lock_area, slice, recovered);
+        if (rc != RQ_ETIMEDOUT || !is_slice)
+            return rc;
+    }
+}
+
 int rq_mpsc_lock(rq_plat_segment *seg, struct rq_shm *shm, int timeout_ms)
 {
     int recovered = 0;
-    int rc = rq_plat_mutex_lock(seg, shm->lock_area, timeout_ms, &recovered);
+    int rc = lock_in_slices(seg, shm, timeout_ms, &recovered);
     if (rc < 0)
         return rc;
     RQ_CRASH_POINT(MPSC_AFTER_LOCK);

@@ -96,6 +96,17 @@ uint64_t rq_plat_now_ms(void);
 /* This process's id. */
 int64_t rq_plat_pid(void);
 
+/* The calling thread's id, as the OS's thread-owned locks (the MPSC mutex)
+ * know it: unique among live threads of all processes.  Cheap enough to
+ * call on every MPSC reserve and commit. */
+uint64_t rq_plat_thread_id(void);
+
+/* What of the segment's format this platform decides beyond the layout
+ * (the C library's lock layout, say); folded into the header's ABI word so
+ * that builds which would misread each other's locks refuse each other's
+ * segments.  Below 256. */
+uint32_t rq_plat_abi_tag(void);
+
 /* Kills this process at once, as an outside SIGKILL / TerminateProcess
  * would: no handlers, no atexit, no flushing.  Used by crash points. */
 void rq_plat_kill_self(void);

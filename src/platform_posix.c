@@ -313,6 +313,12 @@ int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int timeout_ms, int *re
          * reused), so the lock is consistent as soon as we say so.  If we
          * die before this line, the next locker gets EOWNERDEAD again. */
         err = pthread_mutex_consistent(m);
+        if (err != 0) {
+            /* Only a scribbled-on mutex gets here; do not keep it held. */
+            (void)pthread_mutex_unlock(m);
+            errno = err;
+            return RQ_ECORRUPT;
+        }
         *recovered = 1;
     }
     if (err == 0)
@@ -343,6 +349,41 @@ uint64_t rq_plat_now_ms(void)
 int64_t rq_plat_pid(void)
 {
     return (int64_t)getpid();
+}
+
+/* gettid() is a system call each time; the id is cached per thread, and
+ * forgotten in a fork()ed child, whose one thread has a new id. */
+static _Thread_local uint64_t cached_tid;
+static pthread_once_t tid_atfork_once = PTHREAD_ONCE_INIT;
+
+static void forget_tid(void)
+{
+    cached_tid = 0;
+}
+
+static void register_forget_tid(void)
+{
+    (void)pthread_atfork(NULL, NULL, forget_tid);
+}
+
+uint64_t rq_plat_thread_id(void)
+{
+    if (cached_tid == 0) {
+        (void)pthread_once(&tid_atfork_once, register_forget_tid);
+        cached_tid = (uint64_t)syscall(SYS_gettid);
+    }
+    return cached_tid;
+}
+
+uint32_t rq_plat_abi_tag(void)
+{
+    /* The MPSC lock is the C library's pthread_mutex_t: glibc and another
+     * libc of the same pointer width must not share it. */
+#ifdef __GLIBC__
+    return 1;
+#else
+    return 2;
+#endif
 }
 
 void rq_plat_kill_self(void)

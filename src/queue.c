@@ -39,6 +39,7 @@ struct rq {
     int owns_role_line; /* SPSC producer or consumer: keeps the attached flag */
     enum held_state held;
     void *reserved;         /* HELD_RESERVED: payload of the claimed slot */
+    uint64_t reserver;      /* HELD_RESERVED, MPSC: the thread owning the lock */
     const void *peeked;     /* HELD_PEEKED: payload of the oldest message */
     uint32_t peeked_len;
     struct rq_shm_role *self; /* this side's statistics line */
@@ -54,6 +55,17 @@ static int ready_for_consumer(rq *q)
 static int ready_for_producer(rq *q)
 {
     return rq_ring_has_space(&q->ring, q->mpsc);
+}
+
+/* After a re-check found work: was no wake-up coming for it?  A live peer
+ * may be just between its publish and its signal, so it gets a short grace
+ * before the wake counts as missed. */
+static int wake_never_came(rq *q, struct rq_shm_event *ev, uint32_t seq)
+{
+    if (rq_load_acquire_u32(&ev->seq) != seq)
+        return 0;
+    (void)rq_plat_wait(q->seg, &ev->seq, seq, RQ_MISSED_WAKE_GRACE_MS);
+    return rq_load_acquire_u32(&ev->seq) == seq;
 }
 
 /* Sleeps on EV until woken, READY says go, or the deadline passes.  Returns
@@ -75,7 +87,7 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
         int is_slice;
         rc = rq_plat_wait(q->seg, &ev->seq, seq, rq_deadline_slice(left, &is_slice));
         RQ_CRASH_POINT(WAIT_AFTER_WAKE);
-        if (rc == RQ_ETIMEDOUT && is_slice && rq_load_acquire_u32(&ev->seq) == seq && ready(q))
+        if (rc == RQ_ETIMEDOUT && is_slice && ready(q) && wake_never_came(q, ev, seq))
             rq_fetch_add_u64(&q->self->missed_wakes, 1);
     }
     rq_fetch_sub_u32(&ev->waiters, 1);
@@ -159,6 +171,16 @@ static void consumer_release(rq *q)
 
 /* ---- argument checks ------------------------------------------------- */
 
+/* An MPSC reservation holds the producers' lock, which the OS gives to a
+ * thread (robust pthread mutex, Win32 mutex), not to the handle.  Only the
+ * thread that reserved can commit or drop it: from any other, an unlock
+ * would fail, and if the reserving thread has ended, another producer may
+ * already have recovered the lock and be writing the same slot. */
+static int reservation_is_ours(const rq *q)
+{
+    return !q->mpsc || q->reserver == rq_plat_thread_id();
+}
+
 static int check_call(const rq *q, int role, int timeout_ms)
 {
     if (!q || timeout_ms < RQ_INFINITE)
@@ -213,6 +235,8 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
     if (!slot)
         return RQ_EINVAL;
     if (q->held == HELD_RESERVED) {
+        if (!reservation_is_ours(q))
+            return RQ_ESTATE;
         *slot = q->reserved;
         return RQ_OK;
     }
@@ -220,6 +244,8 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
     if (rc < 0)
         return rc;
     q->held = HELD_RESERVED;
+    if (q->mpsc)
+        q->reserver = rq_plat_thread_id();
     *slot = q->reserved;
     return RQ_OK;
 }
@@ -229,7 +255,7 @@ int rq_commit(rq *q, size_t len)
     int rc = check_call(q, RQ_PRODUCER, 0);
     if (rc < 0)
         return rc;
-    if (q->held != HELD_RESERVED)
+    if (q->held != HELD_RESERVED || !reservation_is_ours(q))
         return RQ_ESTATE;
     if (len > q->ring.slot_size)
         return RQ_EMSGSIZE;
@@ -304,7 +330,7 @@ static int queue_check(const void *snapshot, uint64_t object_size, const void *c
 {
     const struct rq_shm_header *h = snapshot;
     const rq_config *cfg = config;
-    if (h->layout_version != RQ_LAYOUT_VERSION || h->abi != rq_layout_abi())
+    if (h->layout_version != RQ_LAYOUT_VERSION || h->abi != rq_layout_abi(rq_plat_abi_tag()))
         return RQ_EVERSION;
     if (h->header_size != RQ_SHM_HEADER_SIZE)
         return RQ_ECORRUPT;
@@ -338,7 +364,7 @@ static int queue_init(rq_plat_segment *seg, void *addr, const void *config, int 
     struct rq_shm *shm = addr;
     memset(shm, 0, sizeof *shm);
     shm->hdr.layout_version = RQ_LAYOUT_VERSION;
-    shm->hdr.abi = rq_layout_abi();
+    shm->hdr.abi = rq_layout_abi(rq_plat_abi_tag());
     shm->hdr.header_size = RQ_SHM_HEADER_SIZE;
     shm->hdr.slot_count = cfg->slot_count;
     shm->hdr.slot_size = cfg->slot_size;
@@ -385,9 +411,14 @@ static int role_acquire(rq *q)
             rq_fetch_add_u64(&q->self->takeovers, 1); /* holder died without closing */
     }
     rq_store_relaxed_u64(&q->self->pid, (uint64_t)rq_plat_pid());
-    rc = rq_ring_load(&q->ring);
-    if (rc < 0)
-        return rc;
+    /* Check the offsets now, except as an MPSC producer: other producers
+     * move write_offset while we read the pair, so it could look corrupt
+     * when it is not; every MPSC push re-reads both under the lock. */
+    if (q->owns_role_line || !producer) {
+        rc = rq_ring_load(&q->ring);
+        if (rc < 0)
+            return rc;
+    }
     RQ_CRASH_POINT(OPEN_AFTER_TAKEOVER);
     /* A predecessor may have died between publishing and signalling, and
      * the peer may be asleep since: wake it so it re-checks. */
@@ -423,8 +454,9 @@ int rq_open(rq **out, const char *name, int role, const rq_config *cfg)
     }
     q->seg = q->segment.plat;
     q->shm = q->segment.addr;
-    rq_ring_attach(&q->ring, q->shm);
-    q->mpsc = (q->shm->hdr.flags & RQ_MPSC) != 0;
+    const struct rq_shm_header *h = (const struct rq_shm_header *)q->segment.header.bytes;
+    rq_ring_attach(&q->ring, q->shm, h);
+    q->mpsc = (h->flags & RQ_MPSC) != 0;
     if (role != RQ_OBSERVER)
         rc = role_acquire(q);
     if (rc < 0) {
@@ -441,7 +473,7 @@ void rq_close(rq *q)
 {
     if (!q)
         return;
-    if (q->mpsc && q->held == HELD_RESERVED)
+    if (q->mpsc && q->held == HELD_RESERVED && reservation_is_ours(q))
         rq_mpsc_unlock(q->seg, q->shm); /* the reservation is dropped, unseen */
     if (q->owns_role_line) {
         RQ_CRASH_POINT(CLOSE_BEFORE_DETACH);
@@ -467,6 +499,23 @@ static int role_live(rq *q, int role, enum rq_plat_lock_id id)
     return held > 0;
 }
 
+/* Both offsets, as a pair that was true at one moment.  A reader that owns
+ * neither (an observer, an MPSC producer) can see the producer move on and
+ * the consumer follow between its two loads, so a pair that looks further
+ * apart than N is read again; only one that stays wrong is corrupt. */
+static int read_offset_pair(rq *q, uint32_t *write, uint32_t *read)
+{
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        *write = rq_load_acquire_u32(&q->shm->write_offset);
+        *read = rq_load_acquire_u32(&q->shm->read_offset);
+        if (*write >= q->ring.two_n || *read >= q->ring.two_n)
+            return RQ_ECORRUPT;
+        if (rq_ring_pair_ok(&q->ring, *write, *read))
+            return RQ_OK;
+    }
+    return RQ_ECORRUPT;
+}
+
 int rq_stat(rq *q, rq_stats *st)
 {
     if (!q || !st)
@@ -476,8 +525,7 @@ int rq_stat(rq *q, rq_stats *st)
     st->slot_count = q->ring.n;
     st->slot_size = q->ring.slot_size;
     st->flags = q->mpsc ? RQ_MPSC : 0;
-    st->write_offset = rq_load_acquire_u32(&shm->write_offset);
-    st->read_offset = rq_load_acquire_u32(&shm->read_offset);
+    int rc = read_offset_pair(q, &st->write_offset, &st->read_offset);
     st->pushed = rq_load_relaxed_u64(&shm->producer.messages);
     st->popped = rq_load_relaxed_u64(&shm->consumer.messages);
     st->producer_waits = rq_load_relaxed_u64(&shm->producer.waits);
@@ -494,8 +542,8 @@ int rq_stat(rq *q, rq_stats *st)
     st->consumer_pid = (int64_t)rq_load_relaxed_u64(&shm->consumer.pid);
     st->producer_live = role_live(q, RQ_PRODUCER, RQ_LOCK_PRODUCER);
     st->consumer_live = role_live(q, RQ_CONSUMER, RQ_LOCK_CONSUMER);
-    if (!rq_ring_pair_ok(&q->ring, st->write_offset, st->read_offset))
-        return RQ_ECORRUPT;
+    if (rc < 0)
+        return rc; /* every field but depth is filled in, for a post-mortem */
     st->depth = rq_ring_distance(&q->ring, st->write_offset, st->read_offset);
     return RQ_OK;
 }

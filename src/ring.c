@@ -4,15 +4,15 @@
  */
 #include "ring.h"
 
-void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm)
+void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm, const struct rq_shm_header *h)
 {
     memset(r, 0, sizeof *r);
     r->shm = shm;
-    r->slots = (unsigned char *)shm + shm->hdr.header_size;
-    r->n = shm->hdr.slot_count;
+    r->slots = (unsigned char *)shm + RQ_SHM_HEADER_SIZE;
+    r->n = h->slot_count;
     r->two_n = 2 * r->n;
-    r->stride = shm->hdr.slot_stride;
-    r->slot_size = shm->hdr.slot_size;
+    r->stride = h->slot_stride;
+    r->slot_size = h->slot_size;
 }
 
 int rq_ring_load(struct rq_ring *r)
@@ -45,7 +45,10 @@ int rq_ring_was_full(struct rq_ring *r, uint32_t old_read)
 {
     if (r->write_cache < r->two_n && rq_ring_distance(r, r->write_cache, old_read) == r->n)
         return 1;
-    uint32_t w = rq_load_acquire_u32(&r->shm->write_offset);
+    /* seq_cst, not acquire: a waiting MPSC producer may have seen another
+     * producer's newer write_offset after registering, and only a load in
+     * the single total order is sure to see it too. */
+    uint32_t w = rq_load_seq_u32(&r->shm->write_offset);
     if (w >= r->two_n)
         return 1; /* corrupt: waking someone costs nothing, sleeping might */
     /* Since our free, producers can have added at most one message, so the

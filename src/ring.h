@@ -57,8 +57,10 @@ static inline unsigned char *rq_ring_slot(const struct rq_ring *r, uint32_t off)
     return r->slots + (size_t)index * r->stride;
 }
 
-/* Sets up the local view of a segment whose header has been validated. */
-void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm);
+/* Sets up the local view of SHM from H, the copy of its header that was
+ * validated at open (never from the shared header, which a peer may
+ * rewrite after the check). */
+void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm, const struct rq_shm_header *h);
 
 /* Loads both shared offsets into the local copies; RQ_ECORRUPT if they are
  * out of range or further apart than N. */

@@ -10,7 +10,6 @@
 #include "crashpoint.h"
 #include "rq.h"
 
-#define HEADER_MAX 256
 
 /* Makes a fresh segment in the (new or half-made) object.  Called under
  * the init lock.  magic is stored last: until then every opener sees an
@@ -29,6 +28,12 @@ static int segment_init(struct rq_segment *s, const struct rq_segment_kind *kind
         return rc;
     memset(addr, 0, kind->header_size);
     rc = kind->init(s->plat, addr, cfg, repairing);
+    if (rc == RQ_OK) {
+        /* The handle keeps a checked copy, as an attaching opener does. */
+        uint64_t checked;
+        memcpy(s->header.bytes, addr, kind->header_size);
+        rc = kind->check(s->header.bytes, total, cfg, &checked);
+    }
     if (rc < 0) {
         rq_plat_segment_unmap(addr, total);
         return rc;
@@ -54,7 +59,7 @@ static int segment_attach(struct rq_segment *s, const struct rq_segment_kind *ki
         rc = rq_plat_segment_map(s->plat, kind->header_size, &addr);
         if (rc < 0)
             return rc;
-        unsigned char h[HEADER_MAX];
+        unsigned char *h = s->header.bytes;
         uint64_t magic = rq_load_acquire_u64((rq_atomic_u64 *)addr);
         memcpy(h, addr, kind->header_size); /* one snapshot, then check it */
         rq_plat_segment_unmap(addr, kind->header_size);
@@ -85,7 +90,7 @@ int rq_segment_open(struct rq_segment *s, const struct rq_segment_kind *kind, co
                     const void *cfg, uint32_t mode)
 {
     memset(s, 0, sizeof *s);
-    if (kind->header_size < 8 || kind->header_size > HEADER_MAX)
+    if (kind->header_size < 8 || kind->header_size > RQ_SEGMENT_HEADER_MAX)
         return RQ_EINVAL;
     int created;
     int rc = rq_plat_segment_open(&s->plat, kind->prefix, name, cfg ? RQ_PLAT_CREATE : 0, mode,

@@ -30,14 +30,24 @@ struct rq_segment_kind {
     int (*init)(rq_plat_segment *seg, void *addr, const void *cfg, int repairing);
 };
 
+#define RQ_SEGMENT_HEADER_MAX 256
+
 struct rq_segment {
     rq_plat_segment *plat;
     void *addr;
     uint64_t size;
+    /* The header as validated at open.  The handle takes its geometry from
+     * here, never from the segment again: a peer may rewrite the shared
+     * header at any time after the check. */
+    union {
+        unsigned char bytes[RQ_SEGMENT_HEADER_MAX];
+        uint64_t align_;
+    } header;
 };
 
 /* Opens NAME of KIND.  CFG NULL: attach only (RQ_ENOENT if missing or never
- * completed).  Otherwise create it with MODE if missing or half-made. */
+ * completed).  Otherwise create it with MODE if missing or half-made.  On
+ * RQ_OK, S->header holds the checked header (kind->header_size bytes). */
 int rq_segment_open(struct rq_segment *s, const struct rq_segment_kind *kind, const char *name,
                     const void *cfg, uint32_t mode);
 

@@ -5,6 +5,7 @@
  * `test_mpsc --soak [KILLS]` runs the kill torture longer.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -142,6 +143,81 @@ static void test_reservation_holds_the_lock_until_commit(void **state)
     rq_close(p2);
     rq_close(c);
     rq_unlink(child_queue);
+}
+
+/* ---- a reservation belongs to the thread that made it ----------------- */
+
+struct resv_thread {
+    rq *p;
+    int reserve_rc, commit_rc;
+    int commit_too; /* commit before the thread ends */
+};
+
+static void *reserve_on_thread(void *arg)
+{
+    struct resv_thread *t = arg;
+    void *slot;
+    t->reserve_rc = rq_reserve(t->p, &slot, 0);
+    if (t->reserve_rc == RQ_OK) {
+        memcpy(slot, "from-a", 6);
+        if (t->commit_too)
+            t->commit_rc = rq_commit(t->p, 6);
+    }
+    return NULL;
+}
+
+static void test_reservation_belongs_to_its_thread(void **state)
+{
+    (void)state;
+    const char *name = th_name("mpsc.thread");
+    rq *p1 = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    rq *p2 = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC);
+    char buf[32];
+    size_t len;
+
+    /* Thread A reserves and ends without committing: the lock dies with it,
+     * the next producer recovers it, and nobody else may commit A's
+     * reservation (it would publish over the recovered slot). */
+    struct resv_thread a = {p1, -1, -1, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reserve_on_thread, &a), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(a.reserve_rc, RQ_OK);
+    assert_int_equal(rq_push(p2, "from-p2", 7, 1000), RQ_OK); /* recovers the lock */
+    assert_int_equal(rq_commit(p1, 6), RQ_ESTATE);
+    void *slot;
+    assert_int_equal(rq_reserve(p1, &slot, 0), RQ_ESTATE);
+    assert_int_equal(rq_push(p1, "x", 1, 0), RQ_ESTATE); /* still held by A */
+    assert_int_equal(rq_push(p2, "third", 5, 1000), RQ_OK);
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+    assert_int_equal(len, 7);
+    assert_memory_equal(buf, "from-p2", 7);
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+    assert_memory_equal(buf, "third", 5);
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_EAGAIN);
+    rq_stats st;
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    assert_int_equal(st.lock_recoveries, 1);
+    rq_close(p1); /* a reservation of a thread that ended: nothing to unlock */
+    assert_int_equal(rq_push(p2, "after", 5, 1000), RQ_OK);
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+    assert_memory_equal(buf, "after", 5);
+
+    /* Reserve and commit on one thread other than the opener's: fine. */
+    p1 = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    struct resv_thread b = {p1, -1, -1, 1};
+    assert_int_equal(pthread_create(&th, NULL, reserve_on_thread, &b), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(b.reserve_rc, RQ_OK);
+    assert_int_equal(b.commit_rc, RQ_OK);
+    assert_int_equal(rq_push(p2, "x", 1, 0), RQ_OK); /* the lock was given back */
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+    assert_memory_equal(buf, "from-a", 6);
+    rq_close(p1);
+    rq_close(p2);
+    rq_close(c);
+    rq_unlink(name);
 }
 
 #define BLOCKED_PRODUCERS 4
@@ -319,6 +395,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_many_producers_may_open),
         cmocka_unit_test(test_producer_killed_holding_the_lock),
         cmocka_unit_test(test_reservation_holds_the_lock_until_commit),
+        cmocka_unit_test(test_reservation_belongs_to_its_thread),
         cmocka_unit_test(test_all_blocked_producers_finish),
         cmocka_unit_test(test_spsc_queue_still_refuses_second_producer),
         cmocka_unit_test(test_random_kills_of_producers),

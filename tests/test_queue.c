@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -690,6 +691,116 @@ static void test_corrupt_offsets_and_lengths(void **state)
     rq_unlink(name);
 }
 
+/* A peer rewriting the header while we open: the handle must take the
+ * geometry it validated, never a value read again after the check. */
+struct header_flipper {
+    struct rq_shm *shm;
+    rq_atomic_u32 stop;
+};
+
+static void *flip_slot_count(void *arg)
+{
+    struct header_flipper *f = arg;
+    volatile uint32_t *slot_count = &f->shm->hdr.slot_count;
+    while (!rq_load_acquire_u32(&f->stop)) {
+        *slot_count = 1u << 20;
+        *slot_count = 4;
+    }
+    return NULL;
+}
+
+static void test_header_rewritten_during_open(void **state)
+{
+    (void)state;
+    const char *name = th_name("flip");
+    rq_close(th_open(name, RQ_OBSERVER, 4, 16, 0));
+    size_t size;
+    struct header_flipper f = {raw_map(name, &size), 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, flip_slot_count, &f), 0);
+    int opened = 0, refused = 0;
+    for (int i = 0; i < 2000; i++) {
+        rq *q;
+        int rc = rq_open(&q, name, RQ_OBSERVER, NULL);
+        if (rc == RQ_ECORRUPT) { /* it saw the scribbled value: fine */
+            refused++;
+            continue;
+        }
+        assert_int_equal(rc, RQ_OK);
+        opened++;
+        rq_stats st;
+        assert_int_equal(rq_stat(q, &st), RQ_OK);
+        assert_int_equal(st.slot_count, 4); /* what was validated */
+        rq_close(q);
+    }
+    rq_store_release_u32(&f.stop, 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    print_message("header rewritten during 2000 opens: %d opened with the checked geometry, "
+                  "%d refused as corrupt\n", opened, refused);
+    assert_true(opened > 0);
+    munmap(f.shm, size);
+    rq_unlink(name);
+}
+
+/* rq_stat from a handle that owns neither offset, while both move: the
+ * two loads may straddle a push and a pop, which must not read as a
+ * corrupt pair. */
+struct traffic {
+    const char *name;
+    rq_atomic_u32 stop;
+};
+
+static void *traffic_side(void *arg, int producer)
+{
+    struct traffic *t = arg;
+    rq *q = th_open(t->name, producer ? RQ_PRODUCER : RQ_CONSUMER, 4, 8, 0);
+    char buf[8] = "abc";
+    size_t len;
+    while (!rq_load_acquire_u32(&t->stop)) {
+        if (producer)
+            (void)rq_push(q, buf, 3, 10);
+        else
+            (void)rq_pop(q, buf, sizeof buf, &len, 10);
+    }
+    rq_close(q);
+    return NULL;
+}
+
+static void *traffic_producer(void *arg) { return traffic_side(arg, 1); }
+static void *traffic_consumer(void *arg) { return traffic_side(arg, 0); }
+
+static void test_stat_under_traffic_is_never_corrupt(void **state)
+{
+    (void)state;
+    struct traffic t = {th_name("traffic"), 0};
+    rq *o = th_open(t.name, RQ_OBSERVER, 4, 8, 0);
+    pthread_t pt, ct;
+    assert_int_equal(pthread_create(&pt, NULL, traffic_producer, &t), 0);
+    assert_int_equal(pthread_create(&ct, NULL, traffic_consumer, &t), 0);
+    unsigned long calls = 0;
+    uint64_t until = th_now_ms() + 1500;
+    while (th_now_ms() < until) {
+        for (int i = 0; i < 1000; i++, calls++) {
+            rq_stats st;
+            int rc = rq_stat(o, &st);
+            if (rc != RQ_OK)
+                fail_msg("rq_stat: %s (write %u, read %u, call %lu)", rq_errname(rc),
+                         st.write_offset, st.read_offset, calls);
+            assert_true(st.depth <= 4);
+        }
+    }
+    rq_store_release_u32(&t.stop, 1);
+    assert_int_equal(pthread_join(pt, NULL), 0);
+    assert_int_equal(pthread_join(ct, NULL), 0);
+    rq_stats st;
+    assert_int_equal(rq_stat(o, &st), RQ_OK);
+    print_message("rq_stat under traffic: %lu calls, %llu messages moved meanwhile, none "
+                  "corrupt\n", calls, (unsigned long long)st.popped);
+    assert_true(st.popped > 0);
+    rq_close(o);
+    rq_unlink(t.name);
+}
+
 static void test_half_made_segment_is_repaired(void **state)
 {
     (void)state;
@@ -735,6 +846,8 @@ int main(void)
         cmocka_unit_test(test_corrupt_headers_are_refused),
         cmocka_unit_test(test_corrupt_offsets_and_lengths),
         cmocka_unit_test(test_half_made_segment_is_repaired),
+        cmocka_unit_test(test_header_rewritten_during_open),
+        cmocka_unit_test(test_stat_under_traffic_is_never_corrupt),
     };
     return cmocka_run_group_tests_name("queue", tests, NULL, NULL);
 }

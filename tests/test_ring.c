@@ -30,8 +30,8 @@ static void fake_make(struct fake *f, uint32_t n, uint32_t slot_size)
     f->shm->hdr.slot_count = n;
     f->shm->hdr.slot_size = slot_size;
     f->shm->hdr.slot_stride = (uint32_t)rq_layout_stride(slot_size);
-    rq_ring_attach(&f->prod, f->shm);
-    rq_ring_attach(&f->cons, f->shm);
+    rq_ring_attach(&f->prod, f->shm, &f->shm->hdr);
+    rq_ring_attach(&f->cons, f->shm, &f->shm->hdr);
     assert_int_equal(rq_ring_load(&f->prod), RQ_OK);
     assert_int_equal(rq_ring_load(&f->cons), RQ_OK);
 }
