@@ -1,30 +1,86 @@
 /*
  * helpers.c - shared test helpers (see helpers.h).
+ *
+ * The OS-specific part is the process handling at the end of the
+ * "processes" section; everything else is the same on both systems.
  */
+#ifndef _WIN32
 #define _GNU_SOURCE
+#endif
 #include "helpers.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+
+#ifdef _WIN32
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+#else
+#include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+extern char **environ;
+#endif
 
 #include <cmocka.h>
+
+#include "crashpoint.h"
+#include "platform.h"
+
+/* ---- portable odds and ends -------------------------------------------- */
+
+int64_t th_getpid(void)
+{
+    return rq_plat_pid();
+}
+
+uint64_t th_now_ms(void)
+{
+    return rq_plat_now_ms();
+}
+
+void th_sleep_us(unsigned long us)
+{
+#ifdef _WIN32
+    /* Sleep has millisecond grain; a pause is never shortened to zero. */
+    Sleep((DWORD)((us + 999) / 1000));
+#else
+    struct timespec ts = {(time_t)(us / 1000000u), (long)(us % 1000000u) * 1000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+#endif
+}
+
+void th_pause(void)
+{
+    for (;;)
+        th_sleep_us(1000000u);
+}
+
+uint64_t th_rand(uint64_t *s)
+{
+    uint64_t x = *s ? *s : 0x9e3779b97f4a7c15u;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
 
 const char *th_name(const char *tag)
 {
     static char names[16][96];
     static unsigned counter;
     char *buf = names[counter % 16];
-    snprintf(buf, sizeof names[0], "t.%ld.%u.%s", (long)getpid(), counter++, tag);
+    snprintf(buf, sizeof names[0], "t.%lld.%u.%s", (long long)th_getpid(), counter++, tag);
     rq_unlink(buf);
     return buf;
 }
@@ -42,7 +98,8 @@ static uint32_t fnv1a(uint32_t h, const void *data, size_t len)
 static uint32_t msg_sum(const unsigned char *buf, size_t len)
 {
     uint32_t h = fnv1a(2166136261u, buf, 12);
-    h = fnv1a(h, &len, sizeof len);
+    uint64_t len64 = len; /* the same bytes on every system */
+    h = fnv1a(h, &len64, sizeof len64);
     return fnv1a(h, buf + TH_MSG_MIN, len - TH_MSG_MIN);
 }
 
@@ -78,73 +135,6 @@ int th_msg_check(const void *in, size_t len, uint64_t *seq, uint32_t *stream)
     return 0;
 }
 
-pid_t th_spawn(int (*fn)(void *), void *arg, unsigned watchdog_s)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        alarm(watchdog_s);
-        _exit(fn(arg));
-    }
-    return pid;
-}
-
-int th_wait(pid_t pid, int timeout_ms, int *status)
-{
-    uint64_t until = th_now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-        if (r == pid)
-            return 0;
-        if (r < 0 && errno != EINTR)
-            return -1;
-        if (th_now_ms() >= until) {
-            kill(pid, SIGKILL);
-            waitpid(pid, status, 0);
-            return -1;
-        }
-        usleep(200);
-    }
-}
-
-int th_exited_ok(int status)
-{
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-int th_killed_by(int status, int sig)
-{
-    return WIFSIGNALED(status) && WTERMSIG(status) == sig;
-}
-
-void *th_shared_alloc(size_t size)
-{
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(p != MAP_FAILED);
-    return p;
-}
-
-void th_shared_free(void *p, size_t size)
-{
-    munmap(p, size);
-}
-
-uint64_t th_rand(uint64_t *s)
-{
-    uint64_t x = *s ? *s : 0x9e3779b97f4a7c15u;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
-uint64_t th_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 rq *th_open(const char *name, int role, uint32_t slots, uint32_t slot_size, uint32_t flags)
 {
     rq_config cfg = {slots, slot_size, flags, 0};
@@ -155,12 +145,496 @@ rq *th_open(const char *name, int role, uint32_t slots, uint32_t slot_size, uint
     return q;
 }
 
+rq *th_keep_alive(const char *name)
+{
+#ifdef _WIN32
+    rq *q = NULL;
+    int rc = rq_open(&q, name, RQ_OBSERVER, NULL);
+    if (rc != RQ_OK)
+        fail_msg("keeping %s alive: %s", name, rq_strerror(rc));
+    return q;
+#else
+    (void)name;
+    return NULL;
+#endif
+}
+
+unsigned long th_kill_count(const char *what, unsigned long default_posix,
+                            unsigned long default_windows)
+{
+#ifdef _WIN32
+    unsigned long n = default_windows;
+    const char *os = "Windows default";
+    (void)default_posix;
+#else
+    unsigned long n = default_posix;
+    const char *os = "Linux default";
+    (void)default_windows;
+#endif
+    const char *env = getenv("RQ_TEST_KILLS");
+    if (env && *env) {
+        n = strtoul(env, NULL, 10);
+        os = "RQ_TEST_KILLS";
+    }
+    print_message("%s: %lu kills (%s)\n", what, n, os);
+    return n;
+}
+
+/* ---- shared scratch memory --------------------------------------------- */
+
+/* One named segment per test run ("rqt.th.<parent pid>"), made by the
+ * parent in th_init; children map it from the name in RQ_TH_ARENA.  A
+ * small table at its start maps keys to blocks. */
+#define ARENA_SIZE (1u << 20)
+#define ARENA_KEYS 32
+#define ARENA_ENV "RQ_TH_ARENA"
+#define ARENA_KIND "rqt"
+
+struct arena {
+    uint32_t used; /* bytes handed out, from the first block on */
+    uint32_t keys;
+    struct {
+        char key[32];
+        uint32_t offset, size;
+    } entry[ARENA_KEYS];
+};
+
+static struct arena *arena;
+static rq_plat_segment *arena_seg;
+static char arena_name[64];
+static int arena_owner;
+
+static void arena_unlink(void)
+{
+    if (arena_owner)
+        rq_plat_segment_unlink(ARENA_KIND, arena_name);
+}
+
+static void arena_attach(const char *name, int create)
+{
+    int created;
+    snprintf(arena_name, sizeof arena_name, "%s", name);
+    int rc = rq_plat_segment_open(&arena_seg, ARENA_KIND, arena_name,
+                                  create ? RQ_PLAT_CREATE : 0, 0600, &created);
+    if (rc == RQ_OK && create)
+        rc = rq_plat_segment_resize(arena_seg, ARENA_SIZE);
+    void *addr = NULL;
+    if (rc == RQ_OK)
+        rc = rq_plat_segment_map(arena_seg, ARENA_SIZE, &addr);
+    if (rc != RQ_OK) {
+        fprintf(stderr, "test harness: shared memory %s: %s\n", name, rq_strerror(rc));
+        exit(98);
+    }
+    arena = addr;
+    if (create) {
+        arena_owner = 1;
+        atexit(arena_unlink);
+    }
+}
+
+static void *arena_get(const char *key, size_t size, int zero)
+{
+    if (!arena)
+        fail_msg("th_shared(%s) before th_init", key);
+    size_t first = (sizeof(struct arena) + 63u) & ~(size_t)63u;
+    for (uint32_t i = 0; i < arena->keys; i++) {
+        if (strcmp(arena->entry[i].key, key) == 0) {
+            if (arena->entry[i].size < size)
+                fail_msg("th_shared(%s): %zu bytes asked, %u made", key, size,
+                         (unsigned)arena->entry[i].size);
+            void *p = (char *)arena + first + arena->entry[i].offset;
+            if (zero)
+                memset(p, 0, size);
+            return p;
+        }
+    }
+    if (!arena_owner) { /* children only find what the parent made */
+        fprintf(stderr, "test harness: child asked for unknown shared block %s\n", key);
+        exit(97);
+    }
+    size_t rounded = (size + 63u) & ~(size_t)63u;
+    if (arena->keys == ARENA_KEYS || first + arena->used + rounded > ARENA_SIZE)
+        fail_msg("th_shared(%s): the test arena is full", key);
+    uint32_t i = arena->keys;
+    snprintf(arena->entry[i].key, sizeof arena->entry[i].key, "%s", key);
+    arena->entry[i].offset = arena->used;
+    arena->entry[i].size = (uint32_t)size;
+    arena->used += (uint32_t)rounded;
+    void *p = (char *)arena + first + arena->entry[i].offset;
+    memset(p, 0, size);
+    rq_store_release_u32((rq_atomic_u32 *)&arena->keys, i + 1);
+    return p;
+}
+
+void *th_shared(const char *key, size_t size)
+{
+    return arena_get(key, size, 0);
+}
+
+void *th_shared_fresh(const char *key, size_t size)
+{
+    return arena_get(key, size, 1);
+}
+
+/* ---- raw access to segments ------------------------------------------------ */
+
+void th_raw_open(struct th_raw *r, const char *kind, const char *name)
+{
+    int created;
+    memset(r, 0, sizeof *r);
+    int rc = rq_plat_segment_open(&r->seg, kind, name, 0, 0600, &created);
+    if (rc == RQ_OK)
+        rc = rq_plat_segment_size(r->seg, &r->size);
+    void *addr = NULL;
+    if (rc == RQ_OK)
+        rc = rq_plat_segment_map(r->seg, r->size, &addr);
+    if (rc != RQ_OK)
+        fail_msg("raw map of %s.%s: %s", kind, name, rq_strerror(rc));
+    r->addr = addr;
+}
+
+void th_raw_create(struct th_raw *r, const char *kind, const char *name, uint64_t size,
+                   const void *bytes, size_t len)
+{
+    int created;
+    memset(r, 0, sizeof *r);
+    int rc = rq_plat_segment_open(&r->seg, kind, name, RQ_PLAT_CREATE, 0600, &created);
+    if (rc == RQ_OK && !created)
+        fail_msg("raw create of %s.%s: it exists", kind, name);
+    if (rc == RQ_OK)
+        rc = rq_plat_segment_resize(r->seg, size);
+    if (rc == RQ_OK)
+        rc = rq_plat_segment_size(r->seg, &r->size);
+    void *addr = NULL;
+    if (rc == RQ_OK)
+        rc = rq_plat_segment_map(r->seg, r->size, &addr);
+    if (rc != RQ_OK)
+        fail_msg("raw create of %s.%s: %s", kind, name, rq_strerror(rc));
+    r->addr = addr;
+    if (len > 0)
+        memcpy(r->addr, bytes, len);
+}
+
+void th_raw_close(struct th_raw *r)
+{
+    if (r->addr)
+        rq_plat_segment_unmap(r->addr, r->size);
+    rq_plat_segment_close(r->seg);
+    memset(r, 0, sizeof *r);
+}
+
+int th_raw_exists(const char *kind, const char *name)
+{
+    rq_plat_segment *seg;
+    int created;
+    int rc = rq_plat_segment_open(&seg, kind, name, 0, 0600, &created);
+    if (rc == RQ_ENOENT)
+        return 0;
+    if (rc != RQ_OK)
+        fail_msg("looking for %s.%s: %s", kind, name, rq_strerror(rc));
+    rq_plat_segment_close(seg);
+    return 1;
+}
+
+/* ---- processes ------------------------------------------------------------ */
+
+static char self_path[4096];
+
+static const char *arg_after(int argc, char **argv, const char *flag)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], flag) == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
+static void start_watchdog(unsigned seconds);
+
+void th_init(int argc, char **argv, const struct th_child *children, size_t count)
+{
+    const char *child = arg_after(argc, argv, "--th-child");
+    if (!child) {
+        char name[64];
+        snprintf(name, sizeof name, "th.%lld", (long long)th_getpid());
+        arena_attach(name, 1);
+#ifdef _WIN32
+        SetEnvironmentVariableA(ARENA_ENV, name);
+        GetModuleFileNameA(NULL, self_path, sizeof self_path);
+#else
+        setenv(ARENA_ENV, name, 1);
+        ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
+        if (n <= 0)
+            snprintf(self_path, sizeof self_path, "%s", argv[0]);
+        else
+            self_path[n] = '\0';
+#endif
+        return;
+    }
+    const char *watchdog = arg_after(argc, argv, "--th-watchdog");
+    if (watchdog)
+        start_watchdog((unsigned)strtoul(watchdog, NULL, 10));
+    const char *env = getenv(ARENA_ENV);
+    if (env)
+        arena_attach(env, 0);
+    const char *arm = arg_after(argc, argv, "--th-arm");
+    if (arm) {
+        char *colon;
+        long point = strtol(arm, &colon, 10);
+        rq_crash_point_arm((int)point, *colon == ':' ? strtoul(colon + 1, NULL, 10) : 1);
+    }
+    const char *arg = arg_after(argc, argv, "--th-arg");
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(children[i].name, child) == 0) {
+            int rc = children[i].fn(arg ? arg : "");
+            fflush(NULL);
+            /* No exit handlers: a child ends like the forked ones did (and
+             * LeakSanitizer does not judge a life cut short on purpose). */
+            _exit(rc);
+        }
+    }
+    fprintf(stderr, "test harness: no child called %s\n", child);
+    _exit(96);
+}
+
+th_pid th_spawn(const char *child, const char *arg, unsigned watchdog_s)
+{
+    return th_spawn_armed(child, arg, watchdog_s, -1, 0);
+}
+
+static void check_word(const char *s)
+{
+    /* Arguments travel on a command line: keep them to one plain word. */
+    for (const char *p = s; *p; p++)
+        if (*p == ' ' || *p == '"' || *p == '\\' || *p == '\t')
+            fail_msg("test harness: argument \"%s\" is not one plain word", s);
+}
+
+#ifdef _WIN32
+
+/* Live children: Windows needs the process handle to wait for one. */
+#define MAX_CHILDREN 64
+static struct {
+    th_pid pid;
+    HANDLE process;
+} kids[MAX_CHILDREN];
+static int kid_count;
+
+static DWORD WINAPI watchdog_main(void *arg)
+{
+    Sleep((DWORD)(uintptr_t)arg * 1000u);
+    fprintf(stderr, "test harness: child %lu hit its watchdog\n", GetCurrentProcessId());
+    TerminateProcess(GetCurrentProcess(), 142); /* 128 + SIGALRM */
+    return 0;
+}
+
+static void start_watchdog(unsigned seconds)
+{
+    HANDLE t = CreateThread(NULL, 64 * 1024, watchdog_main, (void *)(uintptr_t)seconds,
+                            STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
+    if (t)
+        CloseHandle(t);
+}
+
+th_pid th_spawn_armed(const char *child, const char *arg, unsigned watchdog_s, int point,
+                      unsigned long hit)
+{
+    check_word(child);
+    check_word(arg ? arg : "");
+    if (kid_count == MAX_CHILDREN)
+        fail_msg("test harness: too many live children");
+    char cmd[8192];
+    int n = snprintf(cmd, sizeof cmd, "\"%s\" --th-child %s --th-watchdog %u", self_path, child,
+                     watchdog_s);
+    if (arg && *arg)
+        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " --th-arg %s", arg);
+    if (point >= 0)
+        snprintf(cmd + n, sizeof cmd - (size_t)n, " --th-arm %d:%lu", point, hit);
+    fflush(NULL);
+    STARTUPINFOA si;
+    PROCESS_INFORMATION pi;
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+        fail_msg("CreateProcess(%s): error %lu", cmd, GetLastError());
+    CloseHandle(pi.hThread);
+    kids[kid_count].pid = (th_pid)pi.dwProcessId;
+    kids[kid_count].process = pi.hProcess;
+    kid_count++;
+    return (th_pid)pi.dwProcessId;
+}
+
+static int kid_index(th_pid pid)
+{
+    for (int i = 0; i < kid_count; i++)
+        if (kids[i].pid == pid)
+            return i;
+    fail_msg("test harness: %lld is not a live child", (long long)pid);
+    return -1;
+}
+
+static th_pid reap(int i, int *status)
+{
+    DWORD code = 0;
+    GetExitCodeProcess(kids[i].process, &code);
+    *status = (int)code;
+    th_pid pid = kids[i].pid;
+    CloseHandle(kids[i].process);
+    kids[i] = kids[--kid_count];
+    return pid;
+}
+
+int th_wait(th_pid pid, int timeout_ms, int *status)
+{
+    int i = kid_index(pid);
+    if (WaitForSingleObject(kids[i].process, (DWORD)timeout_ms) != WAIT_OBJECT_0) {
+        TerminateProcess(kids[i].process, TH_KILLED_CODE);
+        WaitForSingleObject(kids[i].process, INFINITE);
+        reap(i, status);
+        return -1;
+    }
+    reap(i, status);
+    return 0;
+}
+
+th_pid th_wait_any(int timeout_ms, int *status)
+{
+    if (kid_count == 0)
+        return 0;
+    HANDLE handles[MAX_CHILDREN];
+    for (int i = 0; i < kid_count; i++)
+        handles[i] = kids[i].process;
+    DWORD r = WaitForMultipleObjects((DWORD)kid_count, handles, FALSE, (DWORD)timeout_ms);
+    if (r >= WAIT_OBJECT_0 && r < WAIT_OBJECT_0 + (DWORD)kid_count)
+        return reap((int)(r - WAIT_OBJECT_0), status);
+    return 0;
+}
+
+int th_poll(th_pid pid, int *status)
+{
+    int i = kid_index(pid);
+    if (WaitForSingleObject(kids[i].process, 0) != WAIT_OBJECT_0)
+        return 0;
+    reap(i, status);
+    return 1;
+}
+
+void th_kill(th_pid pid)
+{
+    TerminateProcess(kids[kid_index(pid)].process, TH_KILLED_CODE);
+}
+
+int th_exited_ok(int status)
+{
+    return status == 0;
+}
+
+int th_was_killed(int status)
+{
+    return status == TH_KILLED_CODE;
+}
+
+#else /* POSIX */
+
+static void start_watchdog(unsigned seconds)
+{
+    alarm(seconds); /* SIGALRM: a status that is neither ok nor "killed" */
+}
+
+th_pid th_spawn_armed(const char *child, const char *arg, unsigned watchdog_s, int point,
+                      unsigned long hit)
+{
+    check_word(child);
+    check_word(arg ? arg : "");
+    char watchdog[16], arm[48];
+    snprintf(watchdog, sizeof watchdog, "%u", watchdog_s);
+    snprintf(arm, sizeof arm, "%d:%lu", point, hit);
+    char *argv[12];
+    int n = 0;
+    argv[n++] = self_path;
+    argv[n++] = "--th-child";
+    argv[n++] = (char *)child;
+    argv[n++] = "--th-watchdog";
+    argv[n++] = watchdog;
+    if (arg && *arg) {
+        argv[n++] = "--th-arg";
+        argv[n++] = (char *)arg;
+    }
+    if (point >= 0) {
+        argv[n++] = "--th-arm";
+        argv[n++] = arm;
+    }
+    argv[n] = NULL;
+    fflush(NULL);
+    pid_t pid;
+    int err = posix_spawn(&pid, self_path, NULL, NULL, argv, environ);
+    if (err != 0)
+        fail_msg("posix_spawn(%s): %s", self_path, strerror(err));
+    return (th_pid)pid;
+}
+
+int th_wait(th_pid pid, int timeout_ms, int *status)
+{
+    uint64_t until = th_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        pid_t r = waitpid((pid_t)pid, status, WNOHANG);
+        if (r == (pid_t)pid)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (th_now_ms() >= until) {
+            kill((pid_t)pid, SIGKILL);
+            waitpid((pid_t)pid, status, 0);
+            return -1;
+        }
+        th_sleep_us(200);
+    }
+}
+
+th_pid th_wait_any(int timeout_ms, int *status)
+{
+    uint64_t until = th_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        pid_t r = waitpid(-1, status, WNOHANG);
+        if (r > 0)
+            return (th_pid)r;
+        if (r < 0 && errno != EINTR)
+            return 0; /* no children at all */
+        if (th_now_ms() >= until)
+            return 0;
+        th_sleep_us(200);
+    }
+}
+
+int th_poll(th_pid pid, int *status)
+{
+    return waitpid((pid_t)pid, status, WNOHANG) == (pid_t)pid;
+}
+
+void th_kill(th_pid pid)
+{
+    kill((pid_t)pid, SIGKILL);
+}
+
+int th_exited_ok(int status)
+{
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+int th_was_killed(int status)
+{
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+#endif
+
+/* ---- the sender/receiver pair --------------------------------------------- */
+
 struct th_journal *th_jr;
 
 struct th_journal *th_journal_new(const char *name, uint32_t slot_size, unsigned streams,
                                   uint64_t limit)
 {
-    struct th_journal *j = th_shared_alloc(sizeof *j);
+    struct th_journal *j = th_shared_fresh("journal", sizeof *j);
     snprintf(j->name, sizeof j->name, "%s", name);
     j->slot_size = slot_size;
     j->streams = streams;
@@ -168,10 +642,16 @@ struct th_journal *th_journal_new(const char *name, uint32_t slot_size, unsigned
     return j;
 }
 
-int th_producer_main(void *arg)
+const char *th_stream_arg(unsigned s)
 {
-    uint32_t stream = (uint32_t)(intptr_t)arg;
-    struct th_journal *j = th_jr;
+    static const char *const args[TH_MAX_STREAMS] = {"0", "1", "2", "3", "4", "5", "6", "7"};
+    return s < TH_MAX_STREAMS ? args[s] : "0";
+}
+
+int th_producer_main(const char *arg)
+{
+    uint32_t stream = (uint32_t)strtoul(arg, NULL, 10);
+    struct th_journal *j = th_jr = th_shared("journal", sizeof *th_jr);
     rq *p;
     int rc = rq_open(&p, j->name, RQ_PRODUCER, NULL);
     if (rc != RQ_OK)
@@ -180,7 +660,7 @@ int th_producer_main(void *arg)
     for (uint64_t seq = rq_load_acquire_u64(&j->prod_next[stream]);
          seq < rq_load_acquire_u64(&j->limit); seq++) {
         if (j->producer_pause_us)
-            usleep(j->producer_pause_us);
+            th_sleep_us(j->producer_pause_us);
         if (seq % 2 == 0) {
             size_t len = th_msg_make(buf, j->slot_size, seq, stream);
             rc = rq_push(p, buf, len, RQ_INFINITE);
@@ -231,10 +711,10 @@ static void consumer_note(struct th_journal *j, const void *msg, size_t len)
     }
 }
 
-int th_consumer_main(void *arg)
+int th_consumer_main(const char *arg)
 {
     (void)arg;
-    struct th_journal *j = th_jr;
+    struct th_journal *j = th_jr = th_shared("journal", sizeof *th_jr);
     rq *c;
     int rc = rq_open(&c, j->name, RQ_CONSUMER, NULL);
     if (rc != RQ_OK)
@@ -242,7 +722,7 @@ int th_consumer_main(void *arg)
     unsigned char buf[TH_SLOT_SIZE_MAX];
     while (!th_journal_complete(j)) {
         if (j->consumer_pause_us)
-            usleep(j->consumer_pause_us);
+            th_sleep_us(j->consumer_pause_us);
         size_t len;
         if (!j->consume_pop) {
             const void *msg;

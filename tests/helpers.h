@@ -1,13 +1,20 @@
 /*
  * helpers.h - what the rq tests share: unique queue names, self-checking
  * messages, child processes with watchdogs, and shared scratch memory.
+ *
+ * The same harness runs on Linux and on Windows (under Wine in CI).  A
+ * child process is a new run of the test binary itself (posix_spawn /
+ * CreateProcess, never fork), told on its command line which registered
+ * child function to run, with which argument, and which crash point to
+ * arm.  Memory shared with children is a named segment made through the
+ * platform layer and found by key, since a child maps it at another
+ * address.
  */
 #ifndef RQ_TEST_HELPERS_H
 #define RQ_TEST_HELPERS_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "atomics.h"
 #include "rq.h"
@@ -23,25 +30,89 @@ size_t th_msg_make(void *buf, size_t cap, uint64_t seq, uint32_t stream);
 /* 0 if BUF/LEN is a well-formed message (fills *SEQ, *STREAM), -1 if torn. */
 int th_msg_check(const void *buf, size_t len, uint64_t *seq, uint32_t *stream);
 
-/* Child processes.  The child runs FN(ARG) and exits with its return value;
- * an alarm of WATCHDOG_S seconds kills a child that hangs (exit by SIGALRM
- * is then visible to th_wait's caller). */
-pid_t th_spawn(int (*fn)(void *), void *arg, unsigned watchdog_s);
+/* ---- child processes ------------------------------------------------- */
+
+/* A child: runs in a new process of this test binary and returns its exit
+ * status.  ARG is the string given to th_spawn ("" if none). */
+typedef int (*th_child_fn)(const char *arg);
+struct th_child {
+    const char *name;
+    th_child_fn fn;
+};
+#define TH_CHILD(fn) {#fn, fn}
+
+/* First call of every test main.  In a child process it runs the child
+ * named on the command line and never returns; in the parent it sets up
+ * the shared scratch memory that children map. */
+void th_init(int argc, char **argv, const struct th_child *children, size_t count);
+#define TH_INIT(argc, argv, table) th_init(argc, argv, table, sizeof table / sizeof *table)
+
+typedef int64_t th_pid; /* the OS process id, as rq_stat reports it */
+
+/* Starts child CHILD(ARG).  A watchdog kills it after WATCHDOG_S seconds
+ * (a status that is neither "exited ok" nor "killed"). */
+th_pid th_spawn(const char *child, const char *arg, unsigned watchdog_s);
+/* The same, with crash point POINT armed in the child for its HIT-th hit
+ * (POINT < 0: none).  The parent itself is never armed. */
+th_pid th_spawn_armed(const char *child, const char *arg, unsigned watchdog_s, int point,
+                      unsigned long hit);
 /* Waits up to TIMEOUT_MS for PID.  Returns 0 and *STATUS, or -1 on timeout
- * (the child is then SIGKILLed and reaped). */
-int th_wait(pid_t pid, int timeout_ms, int *status);
+ * (the child is then killed and reaped). */
+int th_wait(th_pid pid, int timeout_ms, int *status);
+/* Waits up to TIMEOUT_MS for any child: its pid and *STATUS, or 0. */
+th_pid th_wait_any(int timeout_ms, int *status);
+/* 1 and *STATUS if PID has ended (it is reaped), 0 if it still runs. */
+int th_poll(th_pid pid, int *status);
+/* Kills PID at once (SIGKILL; TerminateProcess with TH_KILLED_CODE). */
+void th_kill(th_pid pid);
 int th_exited_ok(int status);
-int th_killed_by(int status, int sig);
+/* Died by th_kill, a crash point or rq_plat_kill_self. */
+int th_was_killed(int status);
+#define TH_KILLED_CODE 137 /* Windows exit code standing for SIGKILL */
 
-/* Zeroed memory shared with children forked later (MAP_SHARED). */
-void *th_shared_alloc(size_t size);
-void th_shared_free(void *p, size_t size);
+/* A number of kills for a kill torture: DEFAULT_POSIX on Linux,
+ * DEFAULT_WINDOWS on Windows (process start under Wine costs ~0.1 s), or
+ * the environment variable RQ_TEST_KILLS when set.  Printed. */
+unsigned long th_kill_count(const char *what, unsigned long default_posix,
+                            unsigned long default_windows);
 
-/* Pseudo-random numbers for tests (xorshift), seeded explicitly. */
-uint64_t th_rand(uint64_t *state);
+/* ---- shared scratch memory ------------------------------------------- */
 
-/* Monotonic milliseconds. */
-uint64_t th_now_ms(void);
+/* SIZE bytes that every process of this test run sees under KEY: made
+ * (zeroed) by the first caller, found by the others. */
+void *th_shared(const char *key, size_t size);
+/* The same, zeroed again now (the parent, before it starts children). */
+void *th_shared_fresh(const char *key, size_t size);
+
+/* ---- raw access to a segment, as a hostile or broken peer ------------ */
+
+struct th_raw {
+    struct rq_plat_segment *seg;
+    unsigned char *addr;
+    uint64_t size; /* the object's size (Windows: whole pages) */
+};
+/* Maps the whole object KIND.NAME ("rq", "rqc") read-write; asserts. */
+void th_raw_open(struct th_raw *r, const char *kind, const char *name);
+/* Makes a new object KIND.NAME of SIZE bytes holding BYTES (LEN of them)
+ * at its start, and keeps it open (Windows: alive) until th_raw_close. */
+void th_raw_create(struct th_raw *r, const char *kind, const char *name, uint64_t size,
+                   const void *bytes, size_t len);
+void th_raw_close(struct th_raw *r);
+/* 1 if the object KIND.NAME exists. */
+int th_raw_exists(const char *kind, const char *name);
+
+/* ---- portable odds and ends ------------------------------------------ */
+
+uint64_t th_rand(uint64_t *state); /* xorshift, seeded explicitly */
+uint64_t th_now_ms(void);          /* monotonic milliseconds */
+void th_sleep_us(unsigned long us);
+int64_t th_getpid(void);
+void th_pause(void); /* sleeps until killed */
+
+/* Windows only: an observer handle that keeps queue NAME alive while the
+ * test's children die and restart (a named mapping goes with its last
+ * handle; /dev/shm keeps it without one).  NULL on Linux.  rq_close it. */
+rq *th_keep_alive(const char *name);
 
 /* Opens with a config; asserts success. */
 rq *th_open(const char *name, int role, uint32_t slots, uint32_t slot_size, uint32_t flags);
@@ -51,9 +122,9 @@ rq *th_open(const char *name, int role, uint32_t slots, uint32_t slot_size, uint
 #define TH_MAX_STREAMS 8
 #define TH_SLOT_SIZE_MAX 4096
 
-/* Lives in th_shared_alloc memory, so every child life sees and updates
- * it.  Each producer stream s sends seq 0, 1, ... up to LIMIT; the consumer
- * accounts for every message it is handed. */
+/* Lives in shared memory (key "journal"), so every child life sees and
+ * updates it.  Each producer stream s sends seq 0, 1, ... up to LIMIT; the
+ * consumer accounts for every message it is handed. */
 struct th_journal {
     char name[RQ_NAME_MAX + 1];
     uint32_t slot_size;
@@ -66,16 +137,20 @@ struct th_journal {
     rq_atomic_u64 received, duplicates, gaps, reorders, torn;
 };
 
-/* The journal the th_*_main functions use (set before spawning). */
+/* The journal (th_journal_new in the parent; found again in children). */
 extern struct th_journal *th_jr;
 struct th_journal *th_journal_new(const char *name, uint32_t slot_size, unsigned streams,
                                   uint64_t limit);
-/* Producer life for stream (intptr_t)ARG: even seqs via rq_push, odd ones
- * via rq_reserve/rq_commit.  Returns 0 when the stream is complete. */
-int th_producer_main(void *arg);
-/* Consumer life: returns 0 once every stream reached the limit. */
-int th_consumer_main(void *arg);
+/* Children: producer life for stream atoi(ARG): even seqs via rq_push, odd
+ * ones via rq_reserve/rq_commit, 0 when the stream is complete; consumer
+ * life, 0 once every stream reached the limit.  Register them with
+ * TH_JOURNAL_CHILDREN in the test's child table. */
+int th_producer_main(const char *arg);
+int th_consumer_main(const char *arg);
+#define TH_JOURNAL_CHILDREN TH_CHILD(th_producer_main), TH_CHILD(th_consumer_main)
 /* 1 when every stream has been received up to the limit. */
 int th_journal_complete(const struct th_journal *j);
+/* "0".."7": the argument naming stream S. */
+const char *th_stream_arg(unsigned s);
 
 #endif

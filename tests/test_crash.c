@@ -2,8 +2,8 @@
  * test_crash.c - deterministic crash points, for both roles.
  *
  * For every crash point P a side passes, and for hit counts K, a child
- * process (producer or consumer) is armed to SIGKILL itself on the K-th
- * hit of P; the harness restarts it (armed again, a few times, then
+ * process (producer or consumer) is armed to kill itself (SIGKILL,
+ * TerminateProcess) on the K-th hit of P; the harness restarts it (armed again, a few times, then
  * unarmed) until all messages are through, and checks:
  *   1. the consumer saw every message, in order, untorn, with no gap, and
  *      with a repeat only of the one in flight at a kill;
@@ -15,16 +15,12 @@
  * It prints how many points and kills it covered, and fails if any point
  * was never actually hit for a side that passes it.
  */
-#define _GNU_SOURCE
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -58,12 +54,10 @@ static struct {
     unsigned long kills_at[RQ_CP_COUNT_][2]; /* [point][0 producer, 1 consumer] */
 } totals;
 
-static pid_t start(char role, int arm_point, unsigned long hit)
+static th_pid start(char role, int arm_point, unsigned long hit)
 {
-    rq_crash_point_arm(arm_point, hit); /* inherited by the child only */
-    pid_t pid = th_spawn(role == 'P' ? th_producer_main : th_consumer_main, (void *)0,
-                         CHILD_WATCHDOG_S);
-    rq_crash_point_arm(-1, 0);
+    th_pid pid = th_spawn_armed(role == 'P' ? "th_producer_main" : "th_consumer_main", "0",
+                                CHILD_WATCHDOG_S, arm_point, hit);
     assert_true(pid > 0);
     return pid;
 }
@@ -109,33 +103,35 @@ static void run_scenario(const struct scenario *s)
     th_jr->consumer_pause_us = s->pacing == SLOW_CONSUMER ? PAUSE_US : 0;
     th_jr->consume_pop = s->consume_pop;
     rq_close(th_open(th_jr->name, RQ_OBSERVER, SLOTS, SLOT_SIZE, s->flags));
+    rq *keep = th_keep_alive(th_jr->name); /* Windows: while a side is down */
 
     int first = s->pre_point >= 0 ? s->pre_point : s->point;
-    pid_t prod = start('P', s->role == 'P' ? first : -1, s->hit);
-    pid_t cons = start('C', s->role == 'C' ? first : -1, s->hit);
+    th_pid prod = start('P', s->role == 'P' ? first : -1, s->hit);
+    th_pid cons = start('C', s->role == 'C' ? first : -1, s->hit);
     int kills = 0, prod_done = 0, cons_done = 0;
     uint64_t until = th_now_ms() + LIFE_TIMEOUT_MS;
     while (!prod_done || !cons_done) {
         int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
+        th_pid pid = th_wait_any(20, &status);
         if (pid == 0) {
             if (th_now_ms() > until) {
-                kill(prod, SIGKILL);
-                kill(cons, SIGKILL);
+                if (!prod_done)
+                    th_kill(prod);
+                if (!cons_done)
+                    th_kill(cons);
                 fail_msg("%s (%c, hit %lu): a side blocked for %d ms",
                          rq_crash_point_name(s->point), s->role, s->hit, LIFE_TIMEOUT_MS);
             }
-            usleep(200);
             continue;
         }
         assert_true(pid == prod || pid == cons);
         char who = pid == prod ? 'P' : 'C';
-        if (th_killed_by(status, SIGKILL)) {
+        if (th_was_killed(status)) {
             assert_int_equal(who, s->role); /* only the armed side dies */
             kills++;
             if (kills > 1 || s->pre_point < 0)
                 totals.kills_at[s->point][who == 'C']++;
-            pid_t np = start(who, kills < KILLS_PER_SCENARIO ? s->point : -1, s->hit);
+            th_pid np = start(who, kills < KILLS_PER_SCENARIO ? s->point : -1, s->hit);
             if (who == 'P')
                 prod = np;
             else
@@ -176,6 +172,7 @@ static void run_scenario(const struct scenario *s)
                  (unsigned long long)st.producer_missed_wakes,
                  (unsigned long long)st.consumer_missed_wakes);
     check_capacity(th_jr->name);
+    rq_close(keep);
     rq_unlink(th_jr->name);
     totals.scenarios++;
     totals.kills += (unsigned long)kills;
@@ -184,7 +181,6 @@ static void run_scenario(const struct scenario *s)
     totals.lost_by_pop += (unsigned long)gaps;
     totals.torn += (unsigned long)rq_load_relaxed_u64(&th_jr->torn);
     totals.reorders += (unsigned long)rq_load_relaxed_u64(&th_jr->reorders);
-    th_shared_free(th_jr, sizeof *th_jr);
     th_jr = NULL;
 }
 
@@ -242,14 +238,11 @@ static void test_every_point_for_every_side(void **state)
 }
 
 /* Opener points: a creator killed inside initialisation. */
-static const char *creator_queue;
-
-static int creator_main(void *arg)
+static int creator_main(const char *queue)
 {
-    (void)arg;
     rq *q;
     rq_config cfg = {SLOTS, SLOT_SIZE, 0, 0};
-    if (rq_open(&q, creator_queue, RQ_PRODUCER, &cfg) != RQ_OK)
+    if (rq_open(&q, queue, RQ_PRODUCER, &cfg) != RQ_OK)
         return 40;
     rq_close(q);
     return 0;
@@ -262,13 +255,12 @@ static void test_creator_killed_while_initialising(void **state)
                           RQ_CP_INIT_BEFORE_MAGIC};
     unsigned long kills = 0;
     for (size_t i = 0; i < sizeof points / sizeof *points; i++) {
-        creator_queue = th_name("init");
-        rq_crash_point_arm(points[i], 1);
-        pid_t pid = th_spawn(creator_main, NULL, CHILD_WATCHDOG_S);
-        rq_crash_point_arm(-1, 0);
+        const char *creator_queue = th_name("init");
+        th_pid pid =
+            th_spawn_armed("creator_main", creator_queue, CHILD_WATCHDOG_S, points[i], 1);
         int status;
         assert_int_equal(th_wait(pid, LIFE_TIMEOUT_MS, &status), 0);
-        assert_true(th_killed_by(status, SIGKILL));
+        assert_true(th_was_killed(status));
         kills++;
         /* nobody attaches to the half-made queue ... */
         rq *q = (rq *)1;
@@ -278,7 +270,15 @@ static void test_creator_killed_while_initialising(void **state)
         rq *p = th_open(creator_queue, RQ_PRODUCER, SLOTS, SLOT_SIZE, 0);
         rq_stats st;
         assert_int_equal(rq_stat(p, &st), RQ_OK);
+#ifdef _WIN32
+        /* A named mapping goes with its last handle: the half-made object
+         * died with its only holder, and this creator made a new one.
+         * test_half_made_segment_is_repaired (test_queue) covers a
+         * half-made object that another process keeps alive. */
+        assert_int_equal(st.repairs, 0);
+#else
         assert_int_equal(st.repairs, points[i] == RQ_CP_OPEN_AFTER_INIT_LOCK ? 0 : 1);
+#endif
         rq_close(p);
         check_capacity(creator_queue);
         rq_unlink(creator_queue);
@@ -289,16 +289,14 @@ static void test_creator_killed_while_initialising(void **state)
 
 /* ---- a peer killed between publishing and signalling, never restarted -- */
 
-static const char *lonely_queue;
 #define LONELY_MSG "the last word"
 
-static int lonely_consumer_main(void *arg)
+static int lonely_consumer_main(const char *lonely_queue)
 {
-    (void)arg;
     rq *c;
     if (rq_open(&c, lonely_queue, RQ_CONSUMER, NULL) != RQ_OK)
         return 50;
-    usleep(100 * 1000); /* a sleeping peer handles our open-time wake first */
+    th_sleep_us(100 * 1000); /* a sleeping peer handles our open-time wake first */
     char buf[SLOT_SIZE];
     size_t len;
     if (rq_pop(c, buf, sizeof buf, &len, RQ_INFINITE) != RQ_OK) /* sleeps: empty */
@@ -309,13 +307,12 @@ static int lonely_consumer_main(void *arg)
     return 0;
 }
 
-static int lonely_producer_main(void *arg)
+static int lonely_producer_main(const char *lonely_queue)
 {
-    (void)arg;
     rq *p;
     if (rq_open(&p, lonely_queue, RQ_PRODUCER, NULL) != RQ_OK)
         return 53;
-    usleep(100 * 1000); /* a sleeping peer handles our open-time wake first */
+    th_sleep_us(100 * 1000); /* a sleeping peer handles our open-time wake first */
     if (rq_push(p, LONELY_MSG, sizeof LONELY_MSG, RQ_INFINITE) != RQ_OK) /* sleeps: full */
         return 54;
     rq_close(p);
@@ -331,14 +328,14 @@ static void wait_until_asleep(const char *name, int producer)
     uint64_t until = th_now_ms() + LIFE_TIMEOUT_MS;
     do {
         assert_true(th_now_ms() < until);
-        usleep(1000);
+        th_sleep_us(1000);
         assert_int_equal(rq_stat(o, &st), RQ_OK);
     } while ((producer ? st.producer_waits : st.consumer_waits) == 0);
     rq_close(o);
-    usleep(50 * 1000);
+    th_sleep_us(50 * 1000);
 }
 
-static void expect_missed_wake(const char *name, pid_t sleeper, int producer)
+static void expect_missed_wake(const char *name, th_pid sleeper, int producer)
 {
     int status;
     assert_int_equal(th_wait(sleeper, LIFE_TIMEOUT_MS, &status), 0);
@@ -357,17 +354,20 @@ static void expect_missed_wake(const char *name, pid_t sleeper, int producer)
 static void test_consumer_is_not_left_asleep_by_a_dead_producer(void **state)
 {
     (void)state;
-    lonely_queue = th_name("lonely.c");
-    rq_close(th_open(lonely_queue, RQ_OBSERVER, 1, SLOT_SIZE, 0));
-    pid_t cons = th_spawn(lonely_consumer_main, NULL, CHILD_WATCHDOG_S);
+    const char *lonely_queue = th_name("lonely.c");
+    /* An observer keeps the queue alive on Windows, where it would go with
+     * the last handle (between the producer's death and the consumer's
+     * check); on Linux it changes nothing. */
+    rq *keep = th_open(lonely_queue, RQ_OBSERVER, 1, SLOT_SIZE, 0);
+    th_pid cons = th_spawn("lonely_consumer_main", lonely_queue, CHILD_WATCHDOG_S);
     wait_until_asleep(lonely_queue, 0);
-    rq_crash_point_arm(RQ_CP_PUSH_AFTER_PUBLISH, 1);
-    pid_t prod = th_spawn(lonely_producer_main, NULL, CHILD_WATCHDOG_S);
-    rq_crash_point_arm(-1, 0);
+    th_pid prod = th_spawn_armed("lonely_producer_main", lonely_queue, CHILD_WATCHDOG_S,
+                                 RQ_CP_PUSH_AFTER_PUBLISH, 1);
     int status;
     assert_int_equal(th_wait(prod, LIFE_TIMEOUT_MS, &status), 0);
-    assert_true(th_killed_by(status, SIGKILL));
+    assert_true(th_was_killed(status));
     expect_missed_wake(lonely_queue, cons, 0);
+    rq_close(keep);
     rq_unlink(lonely_queue);
 }
 
@@ -376,18 +376,18 @@ static void test_consumer_is_not_left_asleep_by_a_dead_producer(void **state)
 static void test_producer_is_not_left_asleep_by_a_dead_consumer(void **state)
 {
     (void)state;
-    lonely_queue = th_name("lonely.p");
+    const char *lonely_queue = th_name("lonely.p");
+    rq *keep = th_open(lonely_queue, RQ_OBSERVER, 1, SLOT_SIZE, 0); /* as above */
     rq *p = th_open(lonely_queue, RQ_PRODUCER, 1, SLOT_SIZE, 0);
     assert_int_equal(rq_push(p, "x", 1, 0), RQ_OK); /* full */
     rq_close(p);
-    pid_t prod = th_spawn(lonely_producer_main, NULL, CHILD_WATCHDOG_S);
+    th_pid prod = th_spawn("lonely_producer_main", lonely_queue, CHILD_WATCHDOG_S);
     wait_until_asleep(lonely_queue, 1);
-    rq_crash_point_arm(RQ_CP_RELEASE_AFTER_PUBLISH, 1);
-    pid_t cons = th_spawn(lonely_consumer_main, NULL, CHILD_WATCHDOG_S);
-    rq_crash_point_arm(-1, 0);
+    th_pid cons = th_spawn_armed("lonely_consumer_main", lonely_queue, CHILD_WATCHDOG_S,
+                                 RQ_CP_RELEASE_AFTER_PUBLISH, 1);
     int status;
     assert_int_equal(th_wait(cons, LIFE_TIMEOUT_MS, &status), 0);
-    assert_true(th_killed_by(status, SIGKILL));
+    assert_true(th_was_killed(status));
     expect_missed_wake(lonely_queue, prod, 1);
     rq *c = th_open(lonely_queue, RQ_CONSUMER, 1, SLOT_SIZE, 0);
     char buf[SLOT_SIZE];
@@ -395,11 +395,19 @@ static void test_producer_is_not_left_asleep_by_a_dead_consumer(void **state)
     assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
     assert_memory_equal(buf, LONELY_MSG, sizeof LONELY_MSG);
     rq_close(c);
+    rq_close(keep);
     rq_unlink(lonely_queue);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    static const struct th_child children[] = {
+        TH_JOURNAL_CHILDREN,
+        TH_CHILD(creator_main),
+        TH_CHILD(lonely_consumer_main),
+        TH_CHILD(lonely_producer_main),
+    };
+    TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_creator_killed_while_initialising),
         cmocka_unit_test(test_every_point_for_every_side),

@@ -2,28 +2,47 @@
  * test_mpsc.c - src/mpsc.c and the RQ_MPSC queue: many producers behind a
  * robust lock whose dead owner is a normal release.
  *
- * `test_mpsc --soak [KILLS]` runs the kill torture longer.
+ * `test_mpsc --soak [KILLS]` runs the kill torture longer; RQ_TEST_KILLS
+ * sets the default run's number (1000 on Linux, 100 on Windows).
  */
+#ifndef _WIN32
 #define _GNU_SOURCE
+#endif
 #include <pthread.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "helpers.h"
+#include "platform.h"
 #include "rq.h"
 
-static unsigned long kill_target = 1000;
-static const char *child_queue;
+static unsigned long kill_target;
+
+#ifdef _WIN32
+#define KILL_PAUSE_MIN_US 150000u /* see test_torture.c */
+#else
+#define KILL_PAUSE_MIN_US 0u
+#endif
+
+/* The queue the children open, in memory they share with the parent. */
+static const char *child_queue(void)
+{
+    return th_shared("child_queue", RQ_NAME_MAX + 1);
+}
+
+static const char *set_child_queue(const char *name)
+{
+    char *q = th_shared_fresh("child_queue", RQ_NAME_MAX + 1);
+    snprintf(q, RQ_NAME_MAX + 1, "%s", name);
+    return q;
+}
 
 static void test_many_producers_may_open(void **state)
 {
@@ -59,31 +78,31 @@ static void test_many_producers_may_open(void **state)
     rq_unlink(name);
 }
 
-static int child_reserve_and_die(void *arg)
+static int child_reserve_and_die(const char *arg)
 {
     (void)arg;
     rq *p;
-    if (rq_open(&p, child_queue, RQ_PRODUCER, NULL) != RQ_OK)
+    if (rq_open(&p, child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
         return 1;
     void *slot;
     if (rq_reserve(p, &slot, 0) != RQ_OK)
         return 2;
     memcpy(slot, "half-written", 12); /* killed holding the lock, unpublished */
-    kill(getpid(), SIGKILL);
+    rq_plat_kill_self();
     return 3;
 }
 
 static void test_producer_killed_holding_the_lock(void **state)
 {
     (void)state;
-    child_queue = th_name("mpsc.dead");
-    rq *p = th_open(child_queue, RQ_PRODUCER, 4, 32, RQ_MPSC);
-    rq *c = th_open(child_queue, RQ_CONSUMER, 4, 32, RQ_MPSC);
+    const char *name = set_child_queue(th_name("mpsc.dead"));
+    rq *p = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC);
     for (int round = 1; round <= 3; round++) {
-        pid_t pid = th_spawn(child_reserve_and_die, NULL, 10);
+        th_pid pid = th_spawn("child_reserve_and_die", "", 10);
         int status;
         assert_int_equal(th_wait(pid, 5000, &status), 0);
-        assert_true(th_killed_by(status, SIGKILL));
+        assert_true(th_was_killed(status));
         assert_int_equal(rq_push(p, "next", 4, 1000), RQ_OK); /* lock recovered */
         rq_stats st;
         assert_int_equal(rq_stat(c, &st), RQ_OK);
@@ -97,13 +116,13 @@ static void test_producer_killed_holding_the_lock(void **state)
     }
     rq_close(p);
     rq_close(c);
-    rq_unlink(child_queue);
+    rq_unlink(name);
 }
 
-static int child_push_one(void *arg)
+static int child_push_one(const char *arg)
 {
     rq *p;
-    if (rq_open(&p, child_queue, RQ_PRODUCER, NULL) != RQ_OK)
+    if (rq_open(&p, child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
         return 1;
     int rc = rq_push(p, arg, strlen(arg), RQ_INFINITE);
     rq_close(p);
@@ -113,19 +132,19 @@ static int child_push_one(void *arg)
 static void test_reservation_holds_the_lock_until_commit(void **state)
 {
     (void)state;
-    child_queue = th_name("mpsc.resv");
-    rq *p = th_open(child_queue, RQ_PRODUCER, 4, 32, RQ_MPSC);
-    rq *p2 = th_open(child_queue, RQ_PRODUCER, 4, 32, RQ_MPSC);
-    rq *c = th_open(child_queue, RQ_CONSUMER, 4, 32, RQ_MPSC);
+    const char *name = set_child_queue(th_name("mpsc.resv"));
+    rq *p = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    rq *p2 = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC);
     void *slot;
     assert_int_equal(rq_reserve(p, &slot, 0), RQ_OK);
     /* another producer cannot get in meanwhile, and times out cleanly */
     assert_int_equal(rq_push(p2, "x", 1, 0), RQ_EAGAIN);
     assert_int_equal(rq_push(p2, "x", 1, 30), RQ_ETIMEDOUT);
-    pid_t pid = th_spawn(child_push_one, "second", 10);
-    usleep(100 * 1000);
+    th_pid pid = th_spawn("child_push_one", "second", 10);
+    th_sleep_us(100 * 1000);
     int status;
-    assert_int_equal(waitpid(pid, &status, WNOHANG), 0); /* blocked on the lock */
+    assert_int_equal(th_poll(pid, &status), 0); /* blocked on the lock */
     memcpy(slot, "first", 5);
     assert_int_equal(rq_commit(p, 5), RQ_OK);
     assert_int_equal(th_wait(pid, 5000, &status), 0);
@@ -142,7 +161,7 @@ static void test_reservation_holds_the_lock_until_commit(void **state)
     assert_int_equal(rq_push(p2, "y", 1, 0), RQ_OK);
     rq_close(p2);
     rq_close(c);
-    rq_unlink(child_queue);
+    rq_unlink(name);
 }
 
 /* ---- a reservation belongs to the thread that made it ----------------- */
@@ -223,11 +242,11 @@ static void test_reservation_belongs_to_its_thread(void **state)
 #define BLOCKED_PRODUCERS 4
 #define EACH 6
 
-static int child_push_stream(void *arg)
+static int child_push_stream(const char *arg)
 {
-    uint32_t stream = (uint32_t)(intptr_t)arg;
+    uint32_t stream = (uint32_t)strtoul(arg, NULL, 10);
     rq *p;
-    if (rq_open(&p, child_queue, RQ_PRODUCER, NULL) != RQ_OK)
+    if (rq_open(&p, child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
         return 1;
     unsigned char buf[64];
     for (uint64_t seq = 0; seq < EACH; seq++)
@@ -240,18 +259,22 @@ static int child_push_stream(void *arg)
 static void test_all_blocked_producers_finish(void **state)
 {
     (void)state;
-    child_queue = th_name("mpsc.full");
-    rq *c = th_open(child_queue, RQ_CONSUMER, 2, 64, RQ_MPSC);
-    rq *p = th_open(child_queue, RQ_PRODUCER, 2, 64, RQ_MPSC);
+    const char *name = set_child_queue(th_name("mpsc.full"));
+    rq *c = th_open(name, RQ_CONSUMER, 2, 64, RQ_MPSC);
+    rq *p = th_open(name, RQ_PRODUCER, 2, 64, RQ_MPSC);
     assert_int_equal(rq_push(p, "f1", 2, 0), RQ_OK);
     assert_int_equal(rq_push(p, "f2", 2, 0), RQ_OK); /* full */
     rq_close(p);
-    pid_t pids[BLOCKED_PRODUCERS];
+    th_pid pids[BLOCKED_PRODUCERS];
     for (int i = 0; i < BLOCKED_PRODUCERS; i++)
-        pids[i] = th_spawn(child_push_stream, (void *)(intptr_t)i, 20);
-    usleep(200 * 1000); /* all of them asleep on a full queue */
+        pids[i] = th_spawn("child_push_stream", th_stream_arg((unsigned)i), 20);
     rq_stats st;
-    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    uint64_t until = th_now_ms() + 10000;
+    do { /* until all of them are asleep on the full queue */
+        th_sleep_us(20 * 1000);
+        assert_int_equal(rq_stat(c, &st), RQ_OK);
+    } while (st.producer_waits < BLOCKED_PRODUCERS && th_now_ms() < until);
+    th_sleep_us(100 * 1000); /* and really asleep */
     assert_true(st.producer_waits >= BLOCKED_PRODUCERS);
     /* Drain in bursts of two: the second pop of a burst frees a slot while
      * the producer woken by the first has not refilled yet, so only a wake
@@ -264,7 +287,7 @@ static void test_all_blocked_producers_finish(void **state)
         assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 1000), RQ_OK);
     for (int k = 0; k < BLOCKED_PRODUCERS * EACH; k++) {
         if (k % 2 == 0)
-            usleep(20 * 1000);
+            th_sleep_us(20 * 1000);
         int rc = rq_pop(c, buf, sizeof buf, &len, 3000);
         if (rc != RQ_OK)
             fail_msg("message %d of %d: %s (a producer slept with space free?)", k,
@@ -284,7 +307,7 @@ static void test_all_blocked_producers_finish(void **state)
     assert_int_equal(rq_stat(c, &st), RQ_OK);
     assert_true(st.consumer_wakes >= 1);
     rq_close(c);
-    rq_unlink(child_queue);
+    rq_unlink(name);
 }
 
 static void test_spsc_queue_still_refuses_second_producer(void **state)
@@ -302,17 +325,17 @@ static void test_spsc_queue_still_refuses_second_producer(void **state)
 
 #define STREAMS 3
 
-static pid_t spawn_producer(unsigned s)
+static th_pid spawn_producer(unsigned s)
 {
-    return th_spawn(th_producer_main, (void *)(intptr_t)s, 120);
+    return th_spawn("th_producer_main", th_stream_arg(s), 120);
 }
 
-static void reap_killed(pid_t pid)
+static void reap_killed(th_pid pid)
 {
     int status;
-    kill(pid, SIGKILL);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (!th_killed_by(status, SIGKILL))
+    th_kill(pid);
+    assert_int_equal(th_wait(pid, 10000, &status), 0);
+    if (!th_was_killed(status))
         fail_msg("a side ended by itself (status 0x%x) during the kill phase", status);
 }
 
@@ -321,13 +344,14 @@ static void test_random_kills_of_producers(void **state)
     (void)state;
     th_jr = th_journal_new(th_name("mpsc.torture"), 128, STREAMS, UINT64_MAX);
     rq_close(th_open(th_jr->name, RQ_OBSERVER, 6, 128, RQ_MPSC));
-    pid_t prod[STREAMS], cons = th_spawn(th_consumer_main, NULL, 120);
+    rq *keep = th_keep_alive(th_jr->name); /* Windows: while a side is down */
+    th_pid prod[STREAMS], cons = th_spawn("th_consumer_main", "", 120);
     for (unsigned s = 0; s < STREAMS; s++)
         prod[s] = spawn_producer(s);
     uint64_t rng = 0x3e3e3e3eu;
     unsigned long kills = 0, producer_kills = 0, consumer_kills = 0;
     while (kills < kill_target) {
-        usleep((useconds_t)(th_rand(&rng) % 1500));
+        th_sleep_us(KILL_PAUSE_MIN_US + (unsigned long)(th_rand(&rng) % 1500));
         unsigned victim = (unsigned)(th_rand(&rng) % (STREAMS + 1));
         if (victim < STREAMS) {
             reap_killed(prod[victim]);
@@ -335,7 +359,7 @@ static void test_random_kills_of_producers(void **state)
             producer_kills++;
         } else {
             reap_killed(cons);
-            cons = th_spawn(th_consumer_main, NULL, 120);
+            cons = th_spawn("th_consumer_main", "", 120);
             consumer_kills++;
         }
         kills++;
@@ -382,15 +406,24 @@ static void test_random_kills_of_producers(void **state)
     assert_int_equal(st.producer_missed_wakes + st.consumer_missed_wakes, 0);
     for (unsigned s = 0; s < STREAMS; s++)
         assert_int_equal(rq_load_relaxed_u64(&th_jr->cons_next[s]), most + 300);
+    rq_close(keep);
     rq_unlink(th_jr->name);
-    th_shared_free(th_jr, sizeof *th_jr);
     th_jr = NULL;
 }
 
 int main(int argc, char **argv)
 {
+    static const struct th_child children[] = {
+        TH_JOURNAL_CHILDREN,
+        TH_CHILD(child_reserve_and_die),
+        TH_CHILD(child_push_one),
+        TH_CHILD(child_push_stream),
+    };
+    TH_INIT(argc, argv, children);
     if (argc > 1 && strcmp(argv[1], "--soak") == 0)
         kill_target = argc > 2 ? strtoul(argv[2], NULL, 10) : 20000;
+    else
+        kill_target = th_kill_count("mpsc torture", 1000, 100);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_producers_may_open),
         cmocka_unit_test(test_producer_killed_holding_the_lock),

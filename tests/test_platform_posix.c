@@ -96,12 +96,11 @@ static void test_locks_belong_to_handles(void **state)
     rq_plat_segment_unlink("rq", name);
 }
 
-static int child_sleep(void *arg)
+static int child_sleep(const char *arg)
 {
-    (void)arg;
     rq_plat_segment *s;
     int created;
-    if (rq_plat_segment_open(&s, "rq", (const char *)arg, 0, 0600, &created) != RQ_OK)
+    if (rq_plat_segment_open(&s, "rq", arg, 0, 0600, &created) != RQ_OK)
         return 1;
     if (rq_plat_lock(s, RQ_LOCK_CONSUMER, RQ_LOCK_TRY) != RQ_OK)
         return 2;
@@ -116,7 +115,7 @@ static void test_lock_dropped_when_holder_dies(void **state)
     rq_plat_segment *s;
     int created;
     assert_int_equal(rq_plat_segment_open(&s, "rq", name, RQ_PLAT_CREATE, 0600, &created), RQ_OK);
-    pid_t pid = th_spawn(child_sleep, (void *)name, 10);
+    th_pid pid = th_spawn("child_sleep", name, 10);
     int held = 0;
     for (int i = 0; i < 1000 && !held; i++) {
         held = rq_plat_lock_probe(s, RQ_LOCK_CONSUMER) == 1;
@@ -125,7 +124,7 @@ static void test_lock_dropped_when_holder_dies(void **state)
     }
     assert_true(held);
     assert_int_equal(rq_plat_lock(s, RQ_LOCK_CONSUMER, RQ_LOCK_TRY), RQ_EBUSY);
-    kill(pid, SIGKILL);
+    th_kill(pid);
     int status;
     assert_int_equal(th_wait(pid, 5000, &status), 0);
     assert_int_equal(rq_plat_lock(s, RQ_LOCK_CONSUMER, RQ_LOCK_TRY), RQ_OK);
@@ -136,7 +135,7 @@ static void test_lock_dropped_when_holder_dies(void **state)
 static void test_wait_times_out_and_sees_changed_word(void **state)
 {
     (void)state;
-    rq_atomic_u32 *word = th_shared_alloc(4096);
+    rq_atomic_u32 *word = th_shared_fresh("word", 4096);
     rq_store_relaxed_u32(word, 7);
     assert_int_equal(rq_plat_wait(NULL, word, 8, RQ_INFINITE), RQ_OK); /* differs: no sleep */
     uint64_t t0 = th_now_ms();
@@ -144,14 +143,14 @@ static void test_wait_times_out_and_sees_changed_word(void **state)
     uint64_t dt = th_now_ms() - t0;
     assert_true(dt >= 45);
     assert_int_equal(rq_plat_wait(NULL, word, 7, 0), RQ_ETIMEDOUT);
-    th_shared_free((void *)word, 4096);
 }
 
 static rq_atomic_u32 *wake_word;
 
-static int child_wake_later(void *arg)
+static int child_wake_later(const char *arg)
 {
     (void)arg;
+    wake_word = th_shared("wake_word", 4096);
     usleep(50 * 1000);
     rq_fetch_add_u32(wake_word, 1);
     rq_plat_wake(NULL, wake_word, 1);
@@ -161,8 +160,8 @@ static int child_wake_later(void *arg)
 static void test_wake_crosses_processes(void **state)
 {
     (void)state;
-    wake_word = th_shared_alloc(4096);
-    pid_t pid = th_spawn(child_wake_later, NULL, 10);
+    wake_word = th_shared_fresh("wake_word", 4096);
+    th_pid pid = th_spawn("child_wake_later", "", 10);
     uint64_t t0 = th_now_ms();
     int rc;
     do
@@ -173,12 +172,12 @@ static void test_wake_crosses_processes(void **state)
     int status;
     assert_int_equal(th_wait(pid, 5000, &status), 0);
     assert_true(th_exited_ok(status));
-    th_shared_free((void *)wake_word, 4096);
 }
 
-static int child_add_and_wake_later(void *arg)
+static int child_add_and_wake_later(const char *arg)
 {
     (void)arg;
+    wake_word = th_shared("wake_word", 4096);
     usleep(50 * 1000);
     return rq_plat_add_and_wake(NULL, wake_word, 2) == RQ_OK ? 0 : 1;
 }
@@ -186,13 +185,13 @@ static int child_add_and_wake_later(void *arg)
 static void test_add_and_wake_is_one_step(void **state)
 {
     (void)state;
-    wake_word = th_shared_alloc(4096);
+    wake_word = th_shared_fresh("wake_word", 4096);
     rq_store_relaxed_u32(wake_word, 5);
     assert_int_equal(rq_plat_add_and_wake(NULL, wake_word, 2), RQ_OK); /* no sleeper */
     assert_int_equal(rq_load_acquire_u32(wake_word), 7);
     assert_int_equal(rq_plat_add_and_wake(NULL, wake_word, 0), RQ_ESYS);
     assert_int_equal(rq_plat_add_and_wake(NULL, wake_word, 4096), RQ_ESYS);
-    pid_t pid = th_spawn(child_add_and_wake_later, NULL, 10);
+    th_pid pid = th_spawn("child_add_and_wake_later", "", 10);
     uint64_t t0 = th_now_ms();
     int rc;
     do
@@ -204,14 +203,14 @@ static void test_add_and_wake_is_one_step(void **state)
     int status;
     assert_int_equal(th_wait(pid, 5000, &status), 0);
     assert_true(th_exited_ok(status));
-    th_shared_free((void *)wake_word, 4096);
 }
 
 static void *mutex_area;
 
-static int child_die_holding_mutex(void *arg)
+static int child_die_holding_mutex(const char *arg)
 {
     (void)arg;
+    mutex_area = th_shared("mutex", 4096);
     int recovered;
     if (rq_plat_mutex_lock(NULL, mutex_area, RQ_INFINITE, &recovered) != RQ_OK)
         return 1;
@@ -222,17 +221,17 @@ static int child_die_holding_mutex(void *arg)
 static void test_robust_mutex_recovers_from_dead_owner(void **state)
 {
     (void)state;
-    mutex_area = th_shared_alloc(4096);
+    mutex_area = th_shared_fresh("mutex", 4096);
     assert_int_equal(rq_plat_mutex_init(NULL, mutex_area), RQ_OK);
     int recovered = -1;
     assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, RQ_INFINITE, &recovered), RQ_OK);
     assert_int_equal(recovered, 0);
     rq_plat_mutex_unlock(NULL, mutex_area);
     for (int round = 0; round < 3; round++) {
-        pid_t pid = th_spawn(child_die_holding_mutex, NULL, 10);
+        th_pid pid = th_spawn("child_die_holding_mutex", "", 10);
         int status;
         assert_int_equal(th_wait(pid, 5000, &status), 0);
-        assert_true(th_killed_by(status, SIGKILL));
+        assert_true(th_was_killed(status));
         assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, RQ_INFINITE, &recovered), RQ_OK);
         assert_int_equal(recovered, 1);
         rq_plat_mutex_unlock(NULL, mutex_area);
@@ -240,12 +239,12 @@ static void test_robust_mutex_recovers_from_dead_owner(void **state)
         assert_int_equal(recovered, 0); /* consistent again: a normal lock */
         rq_plat_mutex_unlock(NULL, mutex_area);
     }
-    th_shared_free(mutex_area, 4096);
 }
 
-static int child_hold_mutex(void *arg)
+static int child_hold_mutex(const char *arg)
 {
     (void)arg;
+    mutex_area = th_shared("mutex", 4096);
     int recovered;
     if (rq_plat_mutex_lock(NULL, mutex_area, RQ_INFINITE, &recovered) != RQ_OK)
         return 1;
@@ -256,9 +255,9 @@ static int child_hold_mutex(void *arg)
 static void test_mutex_lock_honours_timeouts(void **state)
 {
     (void)state;
-    mutex_area = th_shared_alloc(4096);
+    mutex_area = th_shared_fresh("mutex", 4096);
     assert_int_equal(rq_plat_mutex_init(NULL, mutex_area), RQ_OK);
-    pid_t pid = th_spawn(child_hold_mutex, NULL, 10);
+    th_pid pid = th_spawn("child_hold_mutex", "", 10);
     int recovered, rc = RQ_OK;
     for (int i = 0; i < 1000; i++) { /* until the child holds it */
         rc = rq_plat_mutex_lock(NULL, mutex_area, 0, &recovered);
@@ -271,13 +270,12 @@ static void test_mutex_lock_honours_timeouts(void **state)
     uint64_t t0 = th_now_ms();
     assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, 60, &recovered), RQ_ETIMEDOUT);
     assert_true(th_now_ms() - t0 >= 55);
-    kill(pid, SIGKILL);
+    th_kill(pid);
     int status;
     assert_int_equal(th_wait(pid, 5000, &status), 0);
     assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, 1000, &recovered), RQ_OK);
     assert_int_equal(recovered, 1); /* the timed path recovers too */
     rq_plat_mutex_unlock(NULL, mutex_area);
-    th_shared_free(mutex_area, 4096);
 }
 
 static void test_clock_and_pid(void **state)
@@ -290,8 +288,14 @@ static void test_clock_and_pid(void **state)
     assert_int_equal(rq_plat_pid(), getpid());
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    static const struct th_child children[] = {
+        TH_CHILD(child_sleep),          TH_CHILD(child_wake_later),
+        TH_CHILD(child_add_and_wake_later), TH_CHILD(child_die_holding_mutex),
+        TH_CHILD(child_hold_mutex),
+    };
+    TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_segment_open_create_size_map),
         cmocka_unit_test(test_resize_reports_enospc_instead_of_sigbus),

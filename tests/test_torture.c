@@ -9,19 +9,17 @@
  * the queue still holds exactly slot_count messages.
  *
  * Default: 1000 kills with rq_peek/rq_release (at-least-once) plus a short
- * rq_pop round.  `test_torture --soak [KILLS]` runs the long version.
+ * rq_pop round (Windows: 100, since a process start under Wine takes about
+ * 0.1 s; RQ_TEST_KILLS sets another number).  `test_torture --soak [KILLS]`
+ * runs the long version.
  */
-#define _GNU_SOURCE
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -31,7 +29,15 @@
 #define WATCHDOG_S 120
 #define FINISH_TIMEOUT_MS 60000
 
-static unsigned long kill_target = 1000;
+static unsigned long kill_target;
+
+/* Least time between kills: a Windows child needs ~0.1 s to start, and a
+ * kill should land in its work, not in its start-up. */
+#ifdef _WIN32
+#define KILL_PAUSE_MIN_US 150000u
+#else
+#define KILL_PAUSE_MIN_US 0u
+#endif
 
 struct torture {
     uint32_t slots, slot_size;
@@ -46,20 +52,20 @@ struct outcome {
     rq_stats stats;
 };
 
-static pid_t spawn_side(int producer)
+static th_pid spawn_side(int producer)
 {
-    pid_t pid = th_spawn(producer ? th_producer_main : th_consumer_main, (void *)0, WATCHDOG_S);
+    th_pid pid = th_spawn(producer ? "th_producer_main" : "th_consumer_main", "0", WATCHDOG_S);
     assert_true(pid > 0);
     return pid;
 }
 
-static void kill_and_reap(pid_t pid)
+static void kill_and_reap(th_pid pid)
 {
     int status;
-    kill(pid, SIGKILL);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    th_kill(pid);
+    assert_int_equal(th_wait(pid, 10000, &status), 0);
     /* it must have died by our hand, not by its own failure or watchdog */
-    if (!th_killed_by(status, SIGKILL))
+    if (!th_was_killed(status))
         fail_msg("a side ended by itself (status 0x%x) during the kill phase", status);
 }
 
@@ -69,10 +75,11 @@ static void run(const struct torture *t, struct outcome *o)
     th_jr = th_journal_new(th_name("torture"), t->slot_size, 1, UINT64_MAX);
     th_jr->consume_pop = t->consume_pop;
     rq_close(th_open(th_jr->name, RQ_OBSERVER, t->slots, t->slot_size, 0));
+    rq *keep = th_keep_alive(th_jr->name); /* Windows: when both sides are dead */
     uint64_t rng = t->seed;
-    pid_t prod = spawn_side(1), cons = spawn_side(0);
+    th_pid prod = spawn_side(1), cons = spawn_side(0);
     while (o->kills < t->kills) {
-        usleep((useconds_t)(th_rand(&rng) % 2000));
+        th_sleep_us(KILL_PAUSE_MIN_US + (unsigned long)(th_rand(&rng) % 2000));
         unsigned pick = (unsigned)(th_rand(&rng) % 20);
         if (pick < 2) { /* both at once: the messages must outlive them */
             kill_and_reap(prod);
@@ -120,8 +127,8 @@ static void run(const struct torture *t, struct outcome *o)
     assert_int_equal(rq_push(p, buf, 1, 0), RQ_EAGAIN);
     rq_close(p);
     rq_close(c);
+    rq_close(keep);
     rq_unlink(th_jr->name);
-    th_shared_free(th_jr, sizeof *th_jr);
     th_jr = NULL;
 }
 
@@ -179,8 +186,12 @@ static void test_random_kills_single_slot_pop(void **state)
 
 int main(int argc, char **argv)
 {
+    static const struct th_child children[] = {TH_JOURNAL_CHILDREN};
+    TH_INIT(argc, argv, children);
     if (argc > 1 && strcmp(argv[1], "--soak") == 0)
         kill_target = argc > 2 ? strtoul(argv[2], NULL, 10) : 20000;
+    else
+        kill_target = th_kill_count("torture", 1000, 100);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_kills_lose_nothing),
         cmocka_unit_test(test_random_kills_single_slot_pop),

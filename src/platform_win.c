@@ -1,0 +1,690 @@
+/*
+ * platform_win.c - rq's platform layer on Windows (built with mingw-w64,
+ * tested under Wine; docs/design.md section 6 has the reasoning).
+ *
+ *  segment   pagefile-backed named file mapping "Local\<kind>.<name>",
+ *            created (with its final size) by rq_plat_segment_resize under
+ *            the init lock; it lives while any process holds a handle or view
+ *  locks     named mutexes "Local\<kind>.<name>.init|.producer|.consumer";
+ *            WAIT_ABANDONED (the holder died) is an acquisition.  A role
+ *            mutex is owned by a per-handle keeper thread, so the role
+ *            follows the handle, not the thread that opened it
+ *  shared    shared role holders (MPSC producers, requesters) each hold the
+ *            named event "...<lock>.shared": it exists iff one is alive
+ *  wait/wake manual-reset named events keyed by the word and the value the
+ *            waiter expects: "...ev.<offset>.<value>".  The waker changes
+ *            the word first and then sets the events of the values it moved
+ *            the word away from, so every waiter that could have seen an old
+ *            value is released, and none can sleep through a change
+ *  mutex     the MPSC producers' lock: named mutex "...mpsc", thread-owned
+ */
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include "platform.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+#include <windows.h>
+
+#include "crashpoint.h"
+#include "layout.h"
+#include "rq.h"
+
+/* "Local\" kind "." name suffix: kind <= 8, name <= RQ_NAME_MAX, the
+ * longest suffix is ".ev.<10 digits>.<10 digits>".  Kernel object names
+ * may be up to MAX_PATH characters. */
+#define OBJECT_NAME_MAX 260
+#define BASE_NAME_MAX (OBJECT_NAME_MAX - 32)
+
+/* How many values below the word's current one a waker releases (see
+ * rq_plat_wake): one per signaller that may have moved the word at the
+ * same moment. */
+#define WAKE_VALUES 8u
+
+#define LOCK_IDS 3
+
+/* Holds one role mutex for one handle, on a thread of its own, from
+ * rq_plat_lock until rq_plat_unlock (or the process's death). */
+struct role_keeper {
+    HANDLE mutex;
+    HANDLE thread;
+    HANDLE acquired; /* set by the keeper once it knows the outcome */
+    HANDLE release;  /* set by the handle to give the role up */
+    volatile LONG outcome; /* 1 owned, 0 busy, -1 failed (error in err) */
+    DWORD err;
+};
+
+struct rq_plat_segment {
+    wchar_t base[BASE_NAME_MAX]; /* "Local\kind.name" */
+    HANDLE mapping;              /* NULL until the object exists */
+    HANDLE init_mutex;
+    HANDLE mpsc_mutex;
+    struct role_keeper *keeper[LOCK_IDS];
+    HANDLE shared[LOCK_IDS]; /* shared holds: the presence event */
+    int mpsc_held;           /* this handle holds the MPSC mutex */
+    unsigned char *view;     /* the last view mapped through this handle */
+    uint64_t view_size;
+};
+
+/* ---- names ------------------------------------------------------------- */
+
+static int base_name(wchar_t *out, const char *kind, const char *name)
+{
+    int n = swprintf(out, BASE_NAME_MAX, L"Local\\%hs.%hs", kind, name);
+    return (n > 0 && n < BASE_NAME_MAX) ? RQ_OK : RQ_EINVAL;
+}
+
+static void object_name(wchar_t *out, const rq_plat_segment *seg, const wchar_t *suffix)
+{
+    swprintf(out, OBJECT_NAME_MAX, L"%ls%ls", seg->base, suffix);
+}
+
+static const wchar_t *const lock_suffix[LOCK_IDS] = {L".init", L".producer", L".consumer"};
+
+/* ---- segment ------------------------------------------------------------- */
+
+int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *name,
+                         unsigned flags, uint32_t mode, int *created)
+{
+    (void)mode; /* see design.md: the Local\ namespace and the default DACL */
+    *created = 0;
+    rq_plat_segment *seg = calloc(1, sizeof *seg);
+    if (!seg) {
+        SetLastError(ERROR_NOT_ENOUGH_MEMORY);
+        return RQ_ESYS;
+    }
+    int rc = base_name(seg->base, kind, name);
+    if (rc < 0) {
+        free(seg);
+        return rc;
+    }
+    seg->mapping = OpenFileMappingW(FILE_MAP_READ | FILE_MAP_WRITE, FALSE, seg->base);
+    if (!seg->mapping) {
+        DWORD err = GetLastError();
+        if (err != ERROR_FILE_NOT_FOUND) {
+            free(seg);
+            SetLastError(err);
+            return RQ_ESYS;
+        }
+        if (!(flags & RQ_PLAT_CREATE)) {
+            free(seg);
+            return RQ_ENOENT;
+        }
+        /* A mapping's size is fixed when it is made: it is made by
+         * rq_plat_segment_resize, under the init lock. */
+        *created = 1;
+    }
+    wchar_t lock_name[OBJECT_NAME_MAX];
+    object_name(lock_name, seg, lock_suffix[RQ_LOCK_INIT]);
+    seg->init_mutex = CreateMutexW(NULL, FALSE, lock_name);
+    if (!seg->init_mutex) {
+        DWORD err = GetLastError();
+        rq_plat_segment_close(seg);
+        SetLastError(err);
+        return RQ_ESYS;
+    }
+    *out = seg;
+    return RQ_OK;
+}
+
+/* The object may have been made by another opener since we looked. */
+static void adopt_mapping(rq_plat_segment *seg)
+{
+    if (!seg->mapping)
+        seg->mapping = OpenFileMappingW(FILE_MAP_READ | FILE_MAP_WRITE, FALSE, seg->base);
+}
+
+/* A mapping's size, rounded up to whole pages: what a view of it spans. */
+static int mapping_size(HANDLE mapping, uint64_t *size)
+{
+    void *view = MapViewOfFile(mapping, FILE_MAP_READ, 0, 0, 0);
+    if (!view)
+        return RQ_ESYS;
+    MEMORY_BASIC_INFORMATION mbi;
+    SIZE_T got = VirtualQuery(view, &mbi, sizeof mbi);
+    DWORD err = GetLastError();
+    UnmapViewOfFile(view);
+    if (got == 0) {
+        SetLastError(err);
+        return RQ_ESYS;
+    }
+    *size = (uint64_t)mbi.RegionSize;
+    return RQ_OK;
+}
+
+int rq_plat_segment_size(rq_plat_segment *seg, uint64_t *size)
+{
+    adopt_mapping(seg);
+    if (!seg->mapping) {
+        *size = 0; /* not made yet: as an empty POSIX object */
+        return RQ_OK;
+    }
+    return mapping_size(seg->mapping, size);
+}
+
+int rq_plat_segment_resize(rq_plat_segment *seg, uint64_t size)
+{
+    adopt_mapping(seg);
+    if (seg->mapping) {
+        /* A half-made object kept alive by another process: its size is
+         * fixed, so it can be re-initialised only if it is large enough. */
+        uint64_t have;
+        int rc = mapping_size(seg->mapping, &have);
+        if (rc < 0)
+            return rc;
+        if (have < size) {
+            SetLastError(ERROR_ALREADY_EXISTS);
+            return RQ_ESYS;
+        }
+        return RQ_OK;
+    }
+    /* SEC_COMMIT charges the whole size against the commit limit now, so an
+     * exhausted page file is an error here, never a fault on first touch. */
+    HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE | SEC_COMMIT,
+                                  (DWORD)(size >> 32), (DWORD)size, seg->base);
+    if (!h)
+        return RQ_ESYS;
+    int existed = GetLastError() == ERROR_ALREADY_EXISTS;
+    seg->mapping = h;
+    if (existed) /* made outside the init lock (only a test does that) */
+        return rq_plat_segment_resize(seg, size);
+    return RQ_OK;
+}
+
+int rq_plat_segment_map(rq_plat_segment *seg, uint64_t size, void **addr)
+{
+    if (size == 0 || size > (uint64_t)SIZE_MAX) {
+        SetLastError(ERROR_INVALID_PARAMETER);
+        return RQ_ESYS;
+    }
+    adopt_mapping(seg);
+    if (!seg->mapping) {
+        SetLastError(ERROR_FILE_NOT_FOUND);
+        return RQ_ESYS;
+    }
+    void *p = MapViewOfFile(seg->mapping, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, (SIZE_T)size);
+    if (!p)
+        return RQ_ESYS;
+    seg->view = p;
+    seg->view_size = size;
+    *addr = p;
+    return RQ_OK;
+}
+
+void rq_plat_segment_unmap(void *addr, uint64_t size)
+{
+    (void)size;
+    if (addr)
+        UnmapViewOfFile(addr);
+}
+
+static void keeper_stop(struct role_keeper *k);
+
+void rq_plat_segment_close(rq_plat_segment *seg)
+{
+    if (!seg)
+        return;
+    DWORD saved = GetLastError();
+    for (int id = 0; id < LOCK_IDS; id++) {
+        if (seg->keeper[id])
+            keeper_stop(seg->keeper[id]);
+        if (seg->shared[id])
+            CloseHandle(seg->shared[id]);
+    }
+    if (seg->mpsc_mutex)
+        CloseHandle(seg->mpsc_mutex);
+    if (seg->init_mutex)
+        CloseHandle(seg->init_mutex);
+    if (seg->mapping)
+        CloseHandle(seg->mapping);
+    free(seg);
+    SetLastError(saved);
+}
+
+int rq_plat_segment_unlink(const char *kind, const char *name)
+{
+    /* A kernel object's name cannot be removed: it goes with the object's
+     * last handle.  So unlink only tells whether there is one to go. */
+    wchar_t base[BASE_NAME_MAX];
+    int rc = base_name(base, kind, name);
+    if (rc < 0)
+        return rc;
+    HANDLE h = OpenFileMappingW(FILE_MAP_READ, FALSE, base);
+    if (!h)
+        return GetLastError() == ERROR_FILE_NOT_FOUND ? RQ_ENOENT : RQ_ESYS;
+    CloseHandle(h);
+    return RQ_OK;
+}
+
+/* ---- locks --------------------------------------------------------------- */
+
+static DWORD WINAPI keeper_main(void *arg)
+{
+    struct role_keeper *k = arg;
+    DWORD r = WaitForSingleObject(k->mutex, 0);
+    if (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED) {
+        InterlockedExchange(&k->outcome, 1);
+        SetEvent(k->acquired);
+        WaitForSingleObject(k->release, INFINITE);
+        ReleaseMutex(k->mutex);
+        return 0;
+    }
+    k->err = r == WAIT_TIMEOUT ? 0 : GetLastError();
+    InterlockedExchange(&k->outcome, r == WAIT_TIMEOUT ? 0 : -1);
+    SetEvent(k->acquired);
+    return 0;
+}
+
+static void keeper_free(struct role_keeper *k)
+{
+    if (k->thread)
+        CloseHandle(k->thread);
+    if (k->acquired)
+        CloseHandle(k->acquired);
+    if (k->release)
+        CloseHandle(k->release);
+    if (k->mutex)
+        CloseHandle(k->mutex);
+    free(k);
+}
+
+/* Gives the role up: the keeper releases the mutex and ends. */
+static void keeper_stop(struct role_keeper *k)
+{
+    SetEvent(k->release);
+    WaitForSingleObject(k->thread, INFINITE);
+    keeper_free(k);
+}
+
+static int keeper_start(rq_plat_segment *seg, enum rq_plat_lock_id id)
+{
+    struct role_keeper *k = calloc(1, sizeof *k);
+    if (!k) {
+        SetLastError(ERROR_NOT_ENOUGH_MEMORY);
+        return RQ_ESYS;
+    }
+    wchar_t lock_name[OBJECT_NAME_MAX];
+    object_name(lock_name, seg, lock_suffix[id]);
+    k->mutex = CreateMutexW(NULL, FALSE, lock_name);
+    k->acquired = CreateEventW(NULL, TRUE, FALSE, NULL);
+    k->release = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (k->mutex && k->acquired && k->release)
+        k->thread = CreateThread(NULL, 64 * 1024, keeper_main, k,
+                                 STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
+    if (!k->thread) {
+        DWORD err = GetLastError();
+        keeper_free(k);
+        SetLastError(err);
+        return RQ_ESYS;
+    }
+    WaitForSingleObject(k->acquired, INFINITE);
+    LONG outcome = InterlockedCompareExchange(&k->outcome, 0, 0);
+    if (outcome != 1) {
+        DWORD err = k->err;
+        WaitForSingleObject(k->thread, INFINITE);
+        keeper_free(k);
+        if (outcome == 0)
+            return RQ_EBUSY;
+        SetLastError(err);
+        return RQ_ESYS;
+    }
+    seg->keeper[id] = k;
+    return RQ_OK;
+}
+
+/* 1 if the role mutex ID is owned by a live thread (of any process). */
+static int mutex_held(rq_plat_segment *seg, enum rq_plat_lock_id id)
+{
+    wchar_t lock_name[OBJECT_NAME_MAX];
+    object_name(lock_name, seg, lock_suffix[id]);
+    HANDLE m = OpenMutexW(SYNCHRONIZE | MUTEX_MODIFY_STATE, FALSE, lock_name);
+    if (!m)
+        return GetLastError() == ERROR_FILE_NOT_FOUND ? 0 : RQ_ESYS;
+    /* Role mutexes are owned only by keeper threads, never by the caller,
+     * so a wait of 0 cannot succeed recursively. */
+    DWORD r = WaitForSingleObject(m, 0);
+    if (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED)
+        ReleaseMutex(m);
+    CloseHandle(m);
+    if (r == WAIT_TIMEOUT)
+        return 1;
+    return (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED) ? 0 : RQ_ESYS;
+}
+
+/* 1 if some handle holds lock ID shared: its presence event exists. */
+static int shared_held(rq_plat_segment *seg, enum rq_plat_lock_id id)
+{
+    wchar_t ev_name[OBJECT_NAME_MAX], suffix[32];
+    swprintf(suffix, 32, L"%ls.shared", lock_suffix[id]);
+    object_name(ev_name, seg, suffix);
+    HANDLE h = OpenEventW(SYNCHRONIZE, FALSE, ev_name);
+    if (!h)
+        return GetLastError() == ERROR_FILE_NOT_FOUND ? 0 : RQ_ESYS;
+    CloseHandle(h);
+    return 1;
+}
+
+static int shared_hold(rq_plat_segment *seg, enum rq_plat_lock_id id)
+{
+    int held = mutex_held(seg, id);
+    if (held != 0)
+        return held < 0 ? held : RQ_EBUSY;
+    wchar_t ev_name[OBJECT_NAME_MAX], suffix[32];
+    swprintf(suffix, 32, L"%ls.shared", lock_suffix[id]);
+    object_name(ev_name, seg, suffix);
+    HANDLE h = CreateEventW(NULL, TRUE, FALSE, ev_name);
+    if (!h)
+        return RQ_ESYS;
+    seg->shared[id] = h;
+    return RQ_OK;
+}
+
+int rq_plat_lock(rq_plat_segment *seg, enum rq_plat_lock_id id, enum rq_plat_lock_mode mode)
+{
+    if ((int)id < 0 || (int)id >= LOCK_IDS) {
+        SetLastError(ERROR_INVALID_PARAMETER);
+        return RQ_ESYS;
+    }
+    if (id == RQ_LOCK_INIT) {
+        /* Held only for the length of one open, by the thread that opens. */
+        DWORD r = WaitForSingleObject(seg->init_mutex, mode == RQ_LOCK_WAIT ? INFINITE : 0);
+        if (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED)
+            return RQ_OK; /* abandoned: the last opener died inside; redone */
+        return r == WAIT_TIMEOUT ? RQ_EBUSY : RQ_ESYS;
+    }
+    if (seg->keeper[id] || seg->shared[id])
+        return RQ_EBUSY; /* this handle holds it already */
+    if (mode == RQ_LOCK_TRY_SHARED)
+        return shared_hold(seg, id);
+    int held = shared_held(seg, id);
+    if (held != 0)
+        return held < 0 ? held : RQ_EBUSY;
+    /* RQ_LOCK_WAIT is used only for the init lock; roles are tried. */
+    return keeper_start(seg, id);
+}
+
+void rq_plat_unlock(rq_plat_segment *seg, enum rq_plat_lock_id id)
+{
+    if ((int)id < 0 || (int)id >= LOCK_IDS)
+        return;
+    DWORD saved = GetLastError();
+    if (id == RQ_LOCK_INIT) {
+        ReleaseMutex(seg->init_mutex);
+    } else if (seg->keeper[id]) {
+        keeper_stop(seg->keeper[id]);
+        seg->keeper[id] = NULL;
+    } else if (seg->shared[id]) {
+        CloseHandle(seg->shared[id]);
+        seg->shared[id] = NULL;
+    }
+    SetLastError(saved);
+}
+
+int rq_plat_lock_probe(rq_plat_segment *seg, enum rq_plat_lock_id id)
+{
+    if ((int)id < 0 || (int)id >= LOCK_IDS || id == RQ_LOCK_INIT) {
+        SetLastError(ERROR_INVALID_PARAMETER);
+        return RQ_ESYS;
+    }
+    int held = mutex_held(seg, id);
+    if (held != 0)
+        return held;
+    /* Shared holders other than this handle: the presence event exists
+     * through someone else's handle only if we hold none ourselves. */
+    if (seg->shared[id])
+        return 0; /* cannot tell others from ourselves; see design.md */
+    return shared_held(seg, id);
+}
+
+/* ---- wait and wake ------------------------------------------------------- */
+
+/* Where WORD lies in the object: the same in every process. */
+static uintptr_t word_offset(rq_plat_segment *seg, rq_atomic_u32 *word)
+{
+    unsigned char *w = (unsigned char *)word;
+    if (seg && seg->view && w >= seg->view && w < seg->view + seg->view_size)
+        return (uintptr_t)(w - seg->view);
+    MEMORY_BASIC_INFORMATION mbi;
+    if (VirtualQuery(word, &mbi, sizeof mbi) != 0)
+        return (uintptr_t)(w - (unsigned char *)mbi.AllocationBase);
+    return (uintptr_t)w;
+}
+
+static void event_name(wchar_t *out, rq_plat_segment *seg, uintptr_t offset, uint32_t value)
+{
+    wchar_t suffix[40];
+    swprintf(suffix, 40, L".ev.%lu.%lu", (unsigned long)offset, (unsigned long)value);
+    object_name(out, seg, suffix);
+}
+
+int rq_plat_wait(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t expected, int timeout_ms)
+{
+    if (!seg) { /* the events are named after the segment */
+        SetLastError(ERROR_INVALID_PARAMETER);
+        return RQ_ESYS;
+    }
+    if (rq_load_seq_u32(word) != expected)
+        return RQ_OK;
+    if (timeout_ms == 0)
+        return RQ_ETIMEDOUT;
+    wchar_t name[OBJECT_NAME_MAX];
+    event_name(name, seg, word_offset(seg, word), expected);
+    /* Manual-reset: once set, it releases every waiter for this value. */
+    HANDLE ev = CreateEventW(NULL, TRUE, FALSE, name);
+    if (!ev)
+        return RQ_ESYS;
+    /* Checked again after the event exists: a waker that changed the word
+     * before this load either is seen here, or finds our event and sets it. */
+    int rc = RQ_OK;
+    if (rq_load_seq_u32(word) == expected) {
+        DWORD r = WaitForSingleObject(ev, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);
+        if (r == WAIT_TIMEOUT)
+            rc = RQ_ETIMEDOUT;
+        else if (r != WAIT_OBJECT_0)
+            rc = RQ_ESYS;
+    }
+    DWORD saved = GetLastError();
+    CloseHandle(ev);
+    SetLastError(saved);
+    return rc;
+}
+
+/* Sets the event of waiters who expect VALUE, if there are any. */
+static void release_value(rq_plat_segment *seg, uintptr_t offset, uint32_t value)
+{
+    wchar_t name[OBJECT_NAME_MAX];
+    event_name(name, seg, offset, value);
+    HANDLE ev = OpenEventW(EVENT_MODIFY_STATE, FALSE, name);
+    if (ev) {
+        SetEvent(ev);
+        CloseHandle(ev);
+    }
+}
+
+void rq_plat_wake(rq_plat_segment *seg, rq_atomic_u32 *word, int all)
+{
+    (void)all; /* a manual-reset event releases all; rq re-checks anyway */
+    if (!seg)
+        return;
+    DWORD saved = GetLastError();
+    uintptr_t offset = word_offset(seg, word);
+    /* The caller moved the word on by one just now; other signallers may
+     * have done so at the same moment.  Release every value the word held
+     * in that window. */
+    uint32_t now = rq_load_seq_u32(word);
+    for (uint32_t back = 1; back <= WAKE_VALUES; back++)
+        release_value(seg, offset, now - back);
+    SetLastError(saved);
+}
+
+int rq_plat_add_and_wake(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t add)
+{
+    if (!seg || add < 1 || add > 2047) {
+        SetLastError(ERROR_INVALID_PARAMETER);
+        return RQ_ESYS;
+    }
+    /* Two steps here (the kernel has no FUTEX_WAKE_OP): a caller killed
+     * between them leaves the sleeper to its RQ_RECHECK_MS re-check.  The
+     * old value is exact, so exactly the waiters who saw it are released. */
+    uint32_t old = rq_fetch_add_u32(word, add);
+    release_value(seg, word_offset(seg, word), old);
+    return RQ_OK;
+}
+
+/* ---- the MPSC producers' mutex -------------------------------------------- */
+
+/* A Win32 mutex is recursive for its owning thread: two producer handles
+ * used by one thread would both get in.  So the process keeps a list of
+ * the MPSC mutexes its threads hold, by name. */
+struct held_mutex {
+    struct held_mutex *next;
+    DWORD thread;
+    wchar_t name[OBJECT_NAME_MAX];
+};
+static SRWLOCK held_lock = SRWLOCK_INIT;
+static struct held_mutex *held_list;
+
+static int held_by_this_thread(const wchar_t *name)
+{
+    int found = 0;
+    AcquireSRWLockShared(&held_lock);
+    for (struct held_mutex *h = held_list; h && !found; h = h->next)
+        found = h->thread == GetCurrentThreadId() && wcscmp(h->name, name) == 0;
+    ReleaseSRWLockShared(&held_lock);
+    return found;
+}
+
+static int held_add(const wchar_t *name)
+{
+    struct held_mutex *h = malloc(sizeof *h);
+    if (!h)
+        return -1;
+    h->thread = GetCurrentThreadId();
+    wcscpy(h->name, name);
+    AcquireSRWLockExclusive(&held_lock);
+    h->next = held_list;
+    held_list = h;
+    ReleaseSRWLockExclusive(&held_lock);
+    return 0;
+}
+
+static void held_remove(const wchar_t *name)
+{
+    AcquireSRWLockExclusive(&held_lock);
+    for (struct held_mutex **p = &held_list; *p; p = &(*p)->next) {
+        if ((*p)->thread == GetCurrentThreadId() && wcscmp((*p)->name, name) == 0) {
+            struct held_mutex *h = *p;
+            *p = h->next;
+            free(h);
+            break;
+        }
+    }
+    ReleaseSRWLockExclusive(&held_lock);
+}
+
+static int mpsc_open(rq_plat_segment *seg, wchar_t *name)
+{
+    object_name(name, seg, L".mpsc");
+    if (!seg->mpsc_mutex)
+        seg->mpsc_mutex = CreateMutexW(NULL, FALSE, name);
+    return seg->mpsc_mutex ? RQ_OK : RQ_ESYS;
+}
+
+int rq_plat_mutex_init(rq_plat_segment *seg, void *area)
+{
+    (void)area; /* the lock is the named mutex, not the segment's bytes */
+    wchar_t name[OBJECT_NAME_MAX];
+    return seg ? mpsc_open(seg, name) : RQ_OK;
+}
+
+int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int timeout_ms, int *recovered)
+{
+    (void)area;
+    *recovered = 0;
+    wchar_t name[OBJECT_NAME_MAX];
+    int rc = mpsc_open(seg, name);
+    if (rc < 0)
+        return rc;
+    if (held_by_this_thread(name)) {
+        /* Another handle of this thread holds it: only this thread could
+         * release it, so waiting cannot help. */
+        if (timeout_ms == 0)
+            return RQ_EAGAIN;
+        if (timeout_ms < 0) {
+            SetLastError(ERROR_POSSIBLE_DEADLOCK);
+            return RQ_ESYS;
+        }
+        Sleep((DWORD)timeout_ms);
+        return RQ_ETIMEDOUT;
+    }
+    DWORD r = WaitForSingleObject(seg->mpsc_mutex, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);
+    if (r == WAIT_ABANDONED) {
+        /* The owner died inside the critical section, which is consistent
+         * at every instruction: a normal acquisition.  There is no separate
+         * "make consistent" step on Windows; the point is passed through so
+         * that the crash tests cover the same place on both systems. */
+        RQ_CRASH_POINT(MPSC_BEFORE_CONSISTENT);
+        *recovered = 1;
+        r = WAIT_OBJECT_0;
+    }
+    if (r == WAIT_TIMEOUT)
+        return timeout_ms == 0 ? RQ_EAGAIN : RQ_ETIMEDOUT;
+    if (r != WAIT_OBJECT_0)
+        return RQ_ESYS;
+    if (held_add(name) != 0) {
+        ReleaseMutex(seg->mpsc_mutex);
+        SetLastError(ERROR_NOT_ENOUGH_MEMORY);
+        return RQ_ESYS;
+    }
+    seg->mpsc_held = 1;
+    return RQ_OK;
+}
+
+void rq_plat_mutex_unlock(rq_plat_segment *seg, void *area)
+{
+    (void)area;
+    if (!seg->mpsc_held)
+        return;
+    DWORD saved = GetLastError();
+    wchar_t name[OBJECT_NAME_MAX];
+    object_name(name, seg, L".mpsc");
+    held_remove(name);
+    seg->mpsc_held = 0;
+    ReleaseMutex(seg->mpsc_mutex);
+    SetLastError(saved);
+}
+
+/* ---- clock, identity, death ---------------------------------------------- */
+
+uint64_t rq_plat_now_ms(void)
+{
+    return (uint64_t)GetTickCount64();
+}
+
+int64_t rq_plat_pid(void)
+{
+    return (int64_t)GetCurrentProcessId();
+}
+
+uint64_t rq_plat_thread_id(void)
+{
+    /* What a Win32 mutex's ownership follows; unique among live threads. */
+    return (uint64_t)GetCurrentThreadId();
+}
+
+uint32_t rq_plat_abi_tag(void)
+{
+    /* The MPSC lock is a named mutex here and the lock area is unused: a
+     * segment laid out by a POSIX build must not be taken for ours. */
+    return 3;
+}
+
+void rq_plat_kill_self(void)
+{
+    /* 137 = 128 + SIGKILL: what the tests read as "killed". */
+    TerminateProcess(GetCurrentProcess(), 137);
+    ExitProcess(137); /* not reached */
+}
