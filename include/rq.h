@@ -23,6 +23,12 @@
  * segment, so MPSC producers must trust one another (a consumer never
  * touches it).
  *
+ * Windows: a queue lives while any process has a handle to it open and goes
+ * with the last one (a named file mapping; Linux keeps /dev/shm/rq.NAME until
+ * rq_unlink).  rq_reserve and rq_commit on an RQ_MPSC queue must be called
+ * from the same thread (the producers' lock is a thread-owned mutex).
+ * docs/design.md, section 6, has the details.
+ *
  * SPDX-License-Identifier: MIT
  */
 #ifndef RQ_H
@@ -94,7 +100,8 @@ typedef struct rq_config {
     uint32_t slot_count; /* messages the queue holds, 1..RQ_SLOT_COUNT_MAX */
     uint32_t slot_size;  /* largest message in bytes, 1..RQ_SLOT_SIZE_MAX */
     uint32_t flags;      /* 0 or RQ_MPSC */
-    uint32_t mode;       /* permission bits of a new segment; 0 means 0600 */
+    uint32_t mode;       /* permission bits of a new segment; 0 means 0600
+                            (checked, but without effect on Windows) */
 } rq_config;
 
 /* A snapshot of a queue.  Counters are statistics: they live in the
@@ -176,7 +183,8 @@ int rq_stat(rq *q, rq_stats *st);
 void rq_close(rq *q);
 
 /* Removes the queue name; handles already open keep working.  RQ_ENOENT if
- * there is no such queue. */
+ * there is no such queue.  Windows: a name cannot be removed while open;
+ * RQ_OK only says the queue exists (it goes with its last handle). */
 int rq_unlink(const char *name);
 
 /* A sentence for an rq_error (or "unknown rq error" for anything else). */

@@ -39,7 +39,14 @@ static __forceinline uint64_t rq_load_acquire_u64(rq_atomic_u64 *p) { return (ui
 static __forceinline void rq_store_relaxed_u64(rq_atomic_u64 *p, uint64_t v) { *p = (__int64)v; }
 static __forceinline void rq_store_release_u64(rq_atomic_u64 *p, uint64_t v) { *p = (__int64)v; }
 static __forceinline uint64_t rq_fetch_add_u64(rq_atomic_u64 *p, uint64_t v) { return (uint64_t)_InterlockedExchangeAdd64(p, (__int64)v); }
-static __forceinline void rq_fence_seq(void) { MemoryBarrier(); }
+/* MemoryBarrier() would need <windows.h>; these are <intrin.h>'s. */
+#if defined(_M_X64)
+static __forceinline void rq_fence_seq(void) { __faststorefence(); }
+#elif defined(_M_IX86)
+static __forceinline void rq_fence_seq(void) { _mm_mfence(); }
+#else
+#error "rq's MSVC atomics rely on x86/x64 volatile semantics (/volatile:ms)"
+#endif
 
 #else /* C11 */
 #include <stdatomic.h>

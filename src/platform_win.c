@@ -46,6 +46,13 @@
 
 #define LOCK_IDS 3
 
+/* rq_plat_lock_probe can tell whether a mutex is owned only by trying to
+ * take it (WaitForSingleObject with 0), which holds it for a moment.  A
+ * role is therefore tried for up to this long, far beyond any probe, so a
+ * probe never turns a free role into RQ_EBUSY.  A real RQ_EBUSY costs this
+ * much on Windows. */
+#define ROLE_TRY_MS 100
+
 /* Holds one role mutex for one handle, on a thread of its own, from
  * rq_plat_lock until rq_plat_unlock (or the process's death). */
 struct role_keeper {
@@ -117,10 +124,17 @@ int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *na
          * rq_plat_segment_resize, under the init lock. */
         *created = 1;
     }
+    /* Every handle holds the segment's mutexes open, so that their state
+     * (owned, abandoned) lives as long as the segment does: a named object
+     * goes with its last handle, and a mutex abandoned by the only process
+     * that had it open would vanish instead of telling the next locker. */
     wchar_t lock_name[OBJECT_NAME_MAX];
     object_name(lock_name, seg, lock_suffix[RQ_LOCK_INIT]);
     seg->init_mutex = CreateMutexW(NULL, FALSE, lock_name);
-    if (!seg->init_mutex) {
+    object_name(lock_name, seg, L".mpsc");
+    if (seg->init_mutex)
+        seg->mpsc_mutex = CreateMutexW(NULL, FALSE, lock_name);
+    if (!seg->init_mutex || !seg->mpsc_mutex) {
         DWORD err = GetLastError();
         rq_plat_segment_close(seg);
         SetLastError(err);
@@ -264,7 +278,7 @@ int rq_plat_segment_unlink(const char *kind, const char *name)
 static DWORD WINAPI keeper_main(void *arg)
 {
     struct role_keeper *k = arg;
-    DWORD r = WaitForSingleObject(k->mutex, 0);
+    DWORD r = WaitForSingleObject(k->mutex, ROLE_TRY_MS);
     if (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED) {
         InterlockedExchange(&k->outcome, 1);
         SetEvent(k->acquired);
@@ -429,6 +443,8 @@ int rq_plat_lock_probe(rq_plat_segment *seg, enum rq_plat_lock_id id)
         SetLastError(ERROR_INVALID_PARAMETER);
         return RQ_ESYS;
     }
+    if (seg->keeper[id])
+        return 0; /* held exclusively by this handle: by no other */
     int held = mutex_held(seg, id);
     if (held != 0)
         return held;
@@ -661,7 +677,15 @@ void rq_plat_mutex_unlock(rq_plat_segment *seg, void *area)
 
 uint64_t rq_plat_now_ms(void)
 {
-    return (uint64_t)GetTickCount64();
+    /* GetTickCount64 moves in steps of ~16 ms; the performance counter is
+     * monotonic and fine-grained. */
+    static LARGE_INTEGER freq;
+    if (freq.QuadPart == 0)
+        QueryPerformanceFrequency(&freq);
+    LARGE_INTEGER now;
+    QueryPerformanceCounter(&now);
+    uint64_t t = (uint64_t)now.QuadPart, f = (uint64_t)freq.QuadPart;
+    return t / f * 1000u + t % f * 1000u / f;
 }
 
 int64_t rq_plat_pid(void)

@@ -159,6 +159,14 @@ rq *th_keep_alive(const char *name)
 #endif
 }
 
+rq *th_create(const char *name, uint32_t slots, uint32_t slot_size, uint32_t flags)
+{
+    rq *made = th_open(name, RQ_OBSERVER, slots, slot_size, flags);
+    rq *keep = th_keep_alive(name);
+    rq_close(made);
+    return keep;
+}
+
 unsigned long th_kill_count(const char *what, unsigned long default_posix,
                             unsigned long default_windows)
 {
@@ -240,7 +248,7 @@ static void *arena_get(const char *key, size_t size, int zero)
     for (uint32_t i = 0; i < arena->keys; i++) {
         if (strcmp(arena->entry[i].key, key) == 0) {
             if (arena->entry[i].size < size)
-                fail_msg("th_shared(%s): %zu bytes asked, %u made", key, size,
+                fail_msg("th_shared(%s): %lu bytes asked, %u made", key, (unsigned long)size,
                          (unsigned)arena->entry[i].size);
             void *p = (char *)arena + first + arena->entry[i].offset;
             if (zero)
@@ -454,8 +462,17 @@ th_pid th_spawn_armed(const char *child, const char *arg, unsigned watchdog_s, i
     PROCESS_INFORMATION pi;
     memset(&si, 0, sizeof si);
     si.cb = sizeof si;
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-        fail_msg("CreateProcess(%s): error %lu", cmd, GetLastError());
+    /* Wine now and then fails a process start with ERROR_INTERNAL_ERROR
+     * (1359) when many were started and killed just before; a start is not
+     * what the tests test, so it is tried again a few times. */
+    int tries = 0;
+    while (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+        DWORD err = GetLastError();
+        if (++tries == 10)
+            fail_msg("CreateProcess(%s): error %lu", cmd, err);
+        fprintf(stderr, "test harness: CreateProcess: error %lu, trying again\n", err);
+        Sleep(100u * (DWORD)tries);
+    }
     CloseHandle(pi.hThread);
     kids[kid_count].pid = (th_pid)pi.dwProcessId;
     kids[kid_count].process = pi.hProcess;
@@ -504,7 +521,7 @@ th_pid th_wait_any(int timeout_ms, int *status)
     for (int i = 0; i < kid_count; i++)
         handles[i] = kids[i].process;
     DWORD r = WaitForMultipleObjects((DWORD)kid_count, handles, FALSE, (DWORD)timeout_ms);
-    if (r >= WAIT_OBJECT_0 && r < WAIT_OBJECT_0 + (DWORD)kid_count)
+    if (r < WAIT_OBJECT_0 + (DWORD)kid_count) /* WAIT_OBJECT_0 is 0 */
         return reap((int)(r - WAIT_OBJECT_0), status);
     return 0;
 }
@@ -652,6 +669,7 @@ int th_producer_main(const char *arg)
 {
     uint32_t stream = (uint32_t)strtoul(arg, NULL, 10);
     struct th_journal *j = th_jr = th_shared("journal", sizeof *th_jr);
+    rq_fetch_add_u64(&j->started, 1);
     rq *p;
     int rc = rq_open(&p, j->name, RQ_PRODUCER, NULL);
     if (rc != RQ_OK)
@@ -676,6 +694,16 @@ int th_producer_main(const char *arg)
     }
     rq_close(p);
     return 0;
+}
+
+void th_journal_await_started(const struct th_journal *j, uint64_t started)
+{
+    uint64_t until = th_now_ms() + 20000;
+    while (rq_load_acquire_u64((rq_atomic_u64 *)&j->started) < started) {
+        if (th_now_ms() > until)
+            fail_msg("a child did not start within 20 s");
+        th_sleep_us(100);
+    }
 }
 
 int th_journal_complete(const struct th_journal *j)
@@ -715,6 +743,7 @@ int th_consumer_main(const char *arg)
 {
     (void)arg;
     struct th_journal *j = th_jr = th_shared("journal", sizeof *th_jr);
+    rq_fetch_add_u64(&j->started, 1);
     rq *c;
     int rc = rq_open(&c, j->name, RQ_CONSUMER, NULL);
     if (rc != RQ_OK)

@@ -109,10 +109,13 @@ void th_sleep_us(unsigned long us);
 int64_t th_getpid(void);
 void th_pause(void); /* sleeps until killed */
 
-/* Windows only: an observer handle that keeps queue NAME alive while the
- * test's children die and restart (a named mapping goes with its last
- * handle; /dev/shm keeps it without one).  NULL on Linux.  rq_close it. */
+/* Windows only: an observer handle that keeps the existing queue NAME alive
+ * while the test's children die and restart, or while the test closes and
+ * re-opens its own handles (a named mapping goes with its last handle;
+ * /dev/shm keeps it without one).  NULL on Linux.  rq_close it. */
 rq *th_keep_alive(const char *name);
+/* Creates queue NAME; returns th_keep_alive's handle for it. */
+rq *th_create(const char *name, uint32_t slots, uint32_t slot_size, uint32_t flags);
 
 /* Opens with a config; asserts success. */
 rq *th_open(const char *name, int role, uint32_t slots, uint32_t slot_size, uint32_t flags);
@@ -135,6 +138,7 @@ struct th_journal {
     rq_atomic_u64 prod_next[TH_MAX_STREAMS];
     rq_atomic_u64 cons_next[TH_MAX_STREAMS];
     rq_atomic_u64 received, duplicates, gaps, reorders, torn;
+    rq_atomic_u64 started; /* child lives that reached their main function */
 };
 
 /* The journal (th_journal_new in the parent; found again in children). */
@@ -148,6 +152,11 @@ struct th_journal *th_journal_new(const char *name, uint32_t slot_size, unsigned
 int th_producer_main(const char *arg);
 int th_consumer_main(const char *arg);
 #define TH_JOURNAL_CHILDREN TH_CHILD(th_producer_main), TH_CHILD(th_consumer_main)
+/* Waits (up to 20 s, asserted) until START child lives have begun: a kill
+ * torture waits for a restarted child before it picks the next moment to
+ * kill, so that kills land in the child's work, not in the process start
+ * (exec of a sanitized binary, or a process start under Wine). */
+void th_journal_await_started(const struct th_journal *j, uint64_t started);
 /* 1 when every stream has been received up to the limit. */
 int th_journal_complete(const struct th_journal *j);
 /* "0".."7": the argument naming stream S. */

@@ -102,8 +102,7 @@ static void run_scenario(const struct scenario *s)
     th_jr->producer_pause_us = s->pacing == SLOW_PRODUCER ? PAUSE_US : 0;
     th_jr->consumer_pause_us = s->pacing == SLOW_CONSUMER ? PAUSE_US : 0;
     th_jr->consume_pop = s->consume_pop;
-    rq_close(th_open(th_jr->name, RQ_OBSERVER, SLOTS, SLOT_SIZE, s->flags));
-    rq *keep = th_keep_alive(th_jr->name); /* Windows: while a side is down */
+    rq *keep = th_create(th_jr->name, SLOTS, SLOT_SIZE, s->flags); /* Windows: alive */
 
     int first = s->pre_point >= 0 ? s->pre_point : s->point;
     th_pid prod = start('P', s->role == 'P' ? first : -1, s->hit);
@@ -268,6 +267,7 @@ static void test_creator_killed_while_initialising(void **state)
         assert_null(q);
         /* ... and the next creator makes it whole */
         rq *p = th_open(creator_queue, RQ_PRODUCER, SLOTS, SLOT_SIZE, 0);
+        rq *keep = th_keep_alive(creator_queue);
         rq_stats st;
         assert_int_equal(rq_stat(p, &st), RQ_OK);
 #ifdef _WIN32
@@ -281,10 +281,11 @@ static void test_creator_killed_while_initialising(void **state)
 #endif
         rq_close(p);
         check_capacity(creator_queue);
+        rq_close(keep);
         rq_unlink(creator_queue);
     }
-    print_message("initialisation: %zu points, %lu creators killed, every queue re-created\n",
-                  sizeof points / sizeof *points, kills);
+    print_message("initialisation: %lu points, %lu creators killed, every queue re-created\n",
+                  (unsigned long)(sizeof points / sizeof *points), kills);
 }
 
 /* ---- a peer killed between publishing and signalling, never restarted -- */

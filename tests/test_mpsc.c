@@ -25,12 +25,6 @@
 
 static unsigned long kill_target;
 
-#ifdef _WIN32
-#define KILL_PAUSE_MIN_US 150000u /* see test_torture.c */
-#else
-#define KILL_PAUSE_MIN_US 0u
-#endif
-
 /* The queue the children open, in memory they share with the parent. */
 static const char *child_queue(void)
 {
@@ -343,23 +337,26 @@ static void test_random_kills_of_producers(void **state)
 {
     (void)state;
     th_jr = th_journal_new(th_name("mpsc.torture"), 128, STREAMS, UINT64_MAX);
-    rq_close(th_open(th_jr->name, RQ_OBSERVER, 6, 128, RQ_MPSC));
-    rq *keep = th_keep_alive(th_jr->name); /* Windows: while a side is down */
+    rq *keep = th_create(th_jr->name, 6, 128, RQ_MPSC); /* Windows: alive while sides are down */
     th_pid prod[STREAMS], cons = th_spawn("th_consumer_main", "", 120);
     for (unsigned s = 0; s < STREAMS; s++)
         prod[s] = spawn_producer(s);
     uint64_t rng = 0x3e3e3e3eu;
     unsigned long kills = 0, producer_kills = 0, consumer_kills = 0;
+    uint64_t lives = 1 + STREAMS;
     while (kills < kill_target) {
-        th_sleep_us(KILL_PAUSE_MIN_US + (unsigned long)(th_rand(&rng) % 1500));
+        th_journal_await_started(th_jr, lives); /* kill in the work, not the start */
+        th_sleep_us((unsigned long)(th_rand(&rng) % 1500));
         unsigned victim = (unsigned)(th_rand(&rng) % (STREAMS + 1));
         if (victim < STREAMS) {
             reap_killed(prod[victim]);
             prod[victim] = spawn_producer(victim);
+            lives++;
             producer_kills++;
         } else {
             reap_killed(cons);
             cons = th_spawn("th_consumer_main", "", 120);
+            lives++;
             consumer_kills++;
         }
         kills++;

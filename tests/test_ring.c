@@ -15,6 +15,15 @@
 #include "layout.h"
 #include "ring.h"
 
+#ifdef _WIN32
+#include <malloc.h>
+/* The Windows C runtime has no aligned_alloc. */
+#define aligned_alloc(align, size) _aligned_malloc(size, align)
+#define aligned_free _aligned_free
+#else
+#define aligned_free free
+#endif
+
 struct fake {
     struct rq_shm *shm;
     struct rq_ring prod, cons;
@@ -90,7 +99,7 @@ static void test_next_and_distance_over_double_range(void **state)
     /* offset x and x + N share a slot */
     assert_ptr_equal(rq_ring_slot(r, 1), rq_ring_slot(r, 4));
     assert_ptr_not_equal(rq_ring_slot(r, 1), rq_ring_slot(r, 2));
-    free(f.shm);
+    aligned_free(f.shm);
 }
 
 static void test_capacity_and_order_through_many_laps(void **state)
@@ -119,7 +128,7 @@ static void test_capacity_and_order_through_many_laps(void **state)
             assert_int_equal(v, out++);
         assert_int_equal(in, out);
         assert_int_equal(pop_u32(&f, &v), RQ_EAGAIN);
-        free(f.shm);
+        aligned_free(f.shm);
     }
 }
 
@@ -154,7 +163,7 @@ static void test_peer_offsets_are_range_checked(void **state)
     rq_store_relaxed_u32(&f.shm->write_offset, 7);
     rq_store_relaxed_u32(&f.shm->read_offset, 1);
     assert_int_equal(rq_ring_load(&f.cons), RQ_ECORRUPT);
-    free(f.shm);
+    aligned_free(f.shm);
 }
 
 static void test_was_full(void **state)
@@ -180,7 +189,7 @@ static void test_was_full(void **state)
             f.cons.write_cache = f.cons.read;
             assert_false(rq_ring_was_full(&f.cons, 2));
         }
-        free(f.shm);
+        aligned_free(f.shm);
     }
 }
 
@@ -198,7 +207,7 @@ static void test_has_data_and_space(void **state)
     assert_false(rq_ring_has_space(&f.prod, 1));
     rq_store_relaxed_u32(&f.shm->read_offset, 99); /* corrupt: do not sleep on it */
     assert_true(rq_ring_has_space(&f.prod, 0));
-    free(f.shm);
+    aligned_free(f.shm);
 }
 
 int main(void)

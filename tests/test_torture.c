@@ -31,14 +31,6 @@
 
 static unsigned long kill_target;
 
-/* Least time between kills: a Windows child needs ~0.1 s to start, and a
- * kill should land in its work, not in its start-up. */
-#ifdef _WIN32
-#define KILL_PAUSE_MIN_US 150000u
-#else
-#define KILL_PAUSE_MIN_US 0u
-#endif
-
 struct torture {
     uint32_t slots, slot_size;
     unsigned long kills;
@@ -74,26 +66,31 @@ static void run(const struct torture *t, struct outcome *o)
     memset(o, 0, sizeof *o);
     th_jr = th_journal_new(th_name("torture"), t->slot_size, 1, UINT64_MAX);
     th_jr->consume_pop = t->consume_pop;
-    rq_close(th_open(th_jr->name, RQ_OBSERVER, t->slots, t->slot_size, 0));
-    rq *keep = th_keep_alive(th_jr->name); /* Windows: when both sides are dead */
+    /* Windows: the observer keeps the queue alive when both sides are dead */
+    rq *keep = th_create(th_jr->name, t->slots, t->slot_size, 0);
     uint64_t rng = t->seed;
     th_pid prod = spawn_side(1), cons = spawn_side(0);
+    uint64_t lives = 2;
     while (o->kills < t->kills) {
-        th_sleep_us(KILL_PAUSE_MIN_US + (unsigned long)(th_rand(&rng) % 2000));
+        th_journal_await_started(th_jr, lives); /* kill in the work, not the start */
+        th_sleep_us((unsigned long)(th_rand(&rng) % 2000));
         unsigned pick = (unsigned)(th_rand(&rng) % 20);
         if (pick < 2) { /* both at once: the messages must outlive them */
             kill_and_reap(prod);
             kill_and_reap(cons);
             prod = spawn_side(1);
             cons = spawn_side(0);
+            lives += 2;
             o->both_kills++;
         } else if (pick < 11) {
             kill_and_reap(prod);
             prod = spawn_side(1);
+            lives++;
             o->producer_kills++;
         } else {
             kill_and_reap(cons);
             cons = spawn_side(0);
+            lives++;
             o->consumer_kills++;
         }
         o->kills++;
