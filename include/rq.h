@@ -27,7 +27,7 @@
  * with the last one (a named file mapping; Linux keeps /dev/shm/rq.NAME until
  * rq_unlink).  rq_reserve and rq_commit on an RQ_MPSC queue must be called
  * from the same thread (the producers' lock is a thread-owned mutex).
- * docs/design.md, section 6, has the details.
+ * docs/design.md, section 7, has the details.
  *
  * SPDX-License-Identifier: MIT
  */

@@ -1,6 +1,6 @@
 /*
  * platform_win.c - rq's platform layer on Windows (built with mingw-w64,
- * tested under Wine; docs/design.md section 6 has the reasoning).
+ * tested under Wine; docs/design.md section 7 has the reasoning).
  *
  *  segment   pagefile-backed named file mapping "Local\<kind>.<name>",
  *            created (with its final size) by rq_plat_segment_resize under

@@ -94,7 +94,7 @@ static void test_open_errors_and_roles(void **state)
     assert_int_equal(rq_coalesce_unlink("a b"), RQ_EINVAL);
 }
 
-#ifndef _WIN32 /* Windows has no permission bits (docs/design.md, section 6) */
+#ifndef _WIN32 /* Windows has no permission bits (docs/design.md, section 7) */
 /* Same permission rule as queues: exactly MODE (0 means 0600), whatever
  * the umask. */
 static void test_mode_is_exact_despite_umask(void **state)

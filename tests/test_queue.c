@@ -144,7 +144,7 @@ static void test_geometry_mismatch_is_eexist(void **state)
 
 #ifndef _WIN32
 /* Windows has no permission bits: a Local\ object gets the creator's
- * default security descriptor (docs/design.md, section 6). */
+ * default security descriptor (docs/design.md, section 7). */
 static void test_mode_is_exact_despite_umask(void **state)
 {
     (void)state;
@@ -530,7 +530,7 @@ static void test_messages_persist_until_unlink(void **state)
 #ifdef _WIN32
     /* Windows: a queue lives while any process holds a handle to it (here
      * an observer), and goes with the last one; rq_unlink cannot remove a
-     * name that is open (docs/design.md, section 6). */
+     * name that is open (docs/design.md, section 7). */
     rq *keep = th_open(name, RQ_OBSERVER, 4, 64, 0);
 #endif
     rq *p = th_open(name, RQ_PRODUCER, 4, 64, 0);
