@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks (as root), then builds and runs
-# every rq test: the debug build and the AddressSanitizer+UBSan build.
+# every rq test: the debug build and the AddressSanitizer+UBSan build, then
+# the Windows build under Wine (scripts/test-windows.sh).
 # Not root and something missing: prints the exact apt-get line and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,4 +31,9 @@ for preset in debug asan; do
   cmake --build --preset "$preset" -j "$jobs"
   ctest --preset "$preset" -j 1
 done
+# Windows: cross-built with mingw-w64, run under Wine (installs what it
+# needs, as root).  RQ_SKIP_WINDOWS=1 leaves it out.
+if [[ ${RQ_SKIP_WINDOWS:-0} != 1 ]]; then
+  bash scripts/test-windows.sh
+fi
 echo "== all tests passed"

@@ -56,8 +56,11 @@ mkdir -p build/mingw
 # Wine's own services (started by wineboot) outlive the programs that start
 # them; started here with no pipes of ctest's, they cannot hold its output
 # open.
-wineserver -p </dev/null >/dev/null 2>&1
-wine wineboot </dev/null >/dev/null 2>&1 || true
+wine wineboot </dev/null >/dev/null 2>&1 || true # makes the prefix, if new
+wineserver -k 2>/dev/null || true                 # then a persistent server,
+wineserver -w 2>/dev/null || true
+wineserver -p </dev/null >/dev/null 2>&1 || true
+wine wineboot </dev/null >/dev/null 2>&1 || true # and the services under it
 trap 'wineserver -k 2>/dev/null || true' EXIT
 
 echo "== build and test: mingw (under $(wine --version 2>/dev/null))"
