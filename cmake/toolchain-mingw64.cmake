@@ -23,3 +23,7 @@ if(NOT DEFINED CMAKE_CROSSCOMPILING_EMULATOR)
     set(CMAKE_CROSSCOMPILING_EMULATOR ${RQ_WINE})
   endif()
 endif()
+
+# Static runtime (libgcc, winpthread): the programs then run from any
+# directory under Wine or Windows without the mingw DLLs beside them.
+set(CMAKE_EXE_LINKER_FLAGS_INIT "-static")
