@@ -1,0 +1,104 @@
+/*
+ * bench.h - what the benchmark harness (rq_bench.c) and the transports
+ * (transports.c) share.  Linux only.
+ *
+ * A transport moves messages one way from one or more senders to one
+ * receiver ("a channel").  Throughput uses one channel; a ping-pong uses two
+ * (ping: initiator -> echo, pong: echo -> initiator), or a transport's own
+ * ping-pong when it carries no messages (the cache line, the raw futex).
+ */
+#ifndef RQ_BENCH_H
+#define RQ_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum bench_mode {
+    MODE_BUSY = 0,  /* the waiting side spins on a non-blocking call */
+    MODE_BLOCK = 1, /* the waiting side sleeps in the transport's wait */
+    MODE_COUNT
+};
+#define MODE_BIT(m) (1u << (m))
+
+#define BENCH_ERR_MAX 240
+
+struct chan_params {
+    size_t msg_size;    /* every message is exactly this long */
+    uint32_t slots;     /* queue depth asked for (transports may get less) */
+    int senders;        /* processes that will open the sending side */
+    enum bench_mode mode;
+    const char *tag;    /* unique per run: names of OS objects */
+};
+
+/* One direction of one transport, made by the parent before it forks. */
+struct chan {
+    const struct transport *t;
+    struct chan_params p;
+    char name[96];      /* name of the OS object, if it has one */
+    int fd[2];          /* pipe / socketpair ends, -1 when unused */
+    void *shm;          /* shared mapping made before fork */
+    size_t shm_size;
+    void *obj;          /* rq observer handle */
+    uint32_t depth;     /* the queue depth the transport really got */
+    char note[96];      /* e.g. "depth 10 (system limit)" */
+    char tag[64];       /* storage for p.tag */
+};
+
+/* One side's handle on a channel, opened in the child. */
+struct endpoint {
+    struct chan *c;
+    int sender;
+    int index;          /* sender number */
+    int fd;
+    void *obj;          /* rq handle / Boost queue / mqd */
+    long mq;            /* POSIX mqd_t */
+    unsigned char *buf; /* receive buffer of copying transports */
+    size_t cap;
+    uint64_t own, peer_cache; /* minimal ring: own index, cached peer index */
+};
+
+struct transport {
+    const char *name;
+    const char *group;      /* "limit", "rq", "alt" */
+    const char *what;       /* one line for --list and the docs */
+    int senders;            /* producers in a throughput run */
+    unsigned tput_modes;    /* modes it can do, throughput */
+    unsigned lat_modes;     /* modes it can do, round trip */
+    unsigned default_tput;  /* modes measured unless --tput-modes says */
+    int in_place;           /* recv hands out the message where it lies */
+    int available;          /* 0: not built here (Boost missing) */
+
+    int (*create)(struct chan *c, char *err);
+    void (*destroy)(struct chan *c);
+    int (*open)(struct chan *c, struct endpoint *ep, int sender, int index, char *err);
+    void (*close)(struct endpoint *ep);
+    /* 0, or -1 with err set.  Busy mode spins inside. */
+    int (*send)(struct endpoint *ep, const void *msg, size_t len, char *err);
+    /* 0 with *msg, *len valid until recv_done, or -1 with err set. */
+    int (*recv)(struct endpoint *ep, const void **msg, size_t *len, char *err);
+    int (*recv_done)(struct endpoint *ep, char *err); /* NULL: nothing to do */
+
+    /* Transports without messages: the whole ping-pong.  INITIATOR times
+     * N round trips after WARMUP into SAMPLES (ticks, one per round trip). */
+    int (*pingpong)(struct chan *c, int initiator, long warmup, long n,
+                    uint64_t *samples, char *err);
+
+    /* rq only: the library's own wait and wake counters (each one system
+     * call), read through the parent's observer handle. */
+    int (*counters)(struct chan *c, uint64_t *waits, uint64_t *wakes);
+};
+
+extern const struct transport bench_transports[];
+extern const size_t bench_transport_count;
+
+/* A time stamp for round trips: the TSC on x86-64, the monotonic clock
+ * elsewhere; bench_ticks_per_ns() converts. */
+uint64_t bench_ticks(void);
+
+/* Sets errno-based text into ERR: "WHAT: strerror". */
+void bench_errno(char *err, const char *what);
+
+/* Raises RLIMIT_MSGQUEUE as far as allowed (POSIX mq depth). */
+void bench_raise_mq_limit(void);
+
+#endif /* RQ_BENCH_H */

@@ -1,0 +1,722 @@
+/*
+ * transports.c - every way of moving a message that rq_bench compares.
+ *
+ *   limit: the cache line ping-pong (core-to-core latency), a minimal
+ *          lock-free SPSC ring (the best a shared-memory ring can do), a
+ *          raw futex ping-pong (the floor of a blocking round trip);
+ *   rq:    SPSC push/pop, SPSC reserve/commit + peek/release, MPSC with
+ *          1, 2 and 3 producers;
+ *   alt:   pipe, Unix domain socket, POSIX message queue, Boost.Interprocess
+ *          message_queue.
+ *
+ * Every transport is used the way its users would use it: one call per
+ * message, the whole message handed over, busy mode spinning on the
+ * non-blocking call, block mode sleeping in the blocking one.
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <mqueue.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rq.h>
+
+#ifdef RQ_BENCH_HAVE_BOOST
+#include "boost_mq.h"
+#endif
+
+#define LINE 64
+
+void bench_errno(char *err, const char *what)
+{
+    snprintf(err, BENCH_ERR_MAX, "%s: %s", what, strerror(errno));
+}
+
+uint64_t bench_ticks(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_ia32_rdtsc();
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+}
+
+void bench_raise_mq_limit(void)
+{
+    struct rlimit lim = {RLIM_INFINITY, RLIM_INFINITY};
+    if (setrlimit(RLIMIT_MSGQUEUE, &lim) == 0)
+        return;
+    if (getrlimit(RLIMIT_MSGQUEUE, &lim) == 0) {
+        lim.rlim_cur = lim.rlim_max;
+        (void)setrlimit(RLIMIT_MSGQUEUE, &lim);
+    }
+}
+
+static void *shared_map(size_t size, char *err)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        bench_errno(err, "mmap");
+        return NULL;
+    }
+    return p;
+}
+
+static void shared_unmap(struct chan *c)
+{
+    if (c->shm)
+        munmap(c->shm, c->shm_size);
+    c->shm = NULL;
+}
+
+static int recv_buffer(struct endpoint *ep, char *err)
+{
+    ep->cap = ep->c->p.msg_size;
+    ep->buf = malloc(ep->cap);
+    if (!ep->buf) {
+        bench_errno(err, "malloc");
+        return -1;
+    }
+    return 0;
+}
+
+static int is_busy(const struct endpoint *ep)
+{
+    return ep->c->p.mode == MODE_BUSY;
+}
+
+static long futex(_Atomic uint32_t *word, int op, uint32_t val)
+{
+    /* Shared between processes: no FUTEX_PRIVATE_FLAG. */
+    return syscall(SYS_futex, (uint32_t *)word, op, val, NULL, NULL, 0);
+}
+
+/* ---- limit: one cache line ping-ponged ------------------------------- */
+
+/* The initiator writes 2i+1, the echo answers 2i+2: each round trip moves
+ * the line to the other core and back, nothing else. */
+struct line_word {
+    _Alignas(LINE) _Atomic uint64_t value;
+    unsigned char pad[LINE - sizeof(uint64_t)];
+};
+
+static int line_create(struct chan *c, char *err)
+{
+    c->shm_size = sizeof(struct line_word);
+    c->shm = shared_map(c->shm_size, err);
+    return c->shm ? 0 : -1;
+}
+
+static int line_pingpong(struct chan *c, int initiator, long warmup, long n, uint64_t *samples,
+                         char *err)
+{
+    _Atomic uint64_t *v = &((struct line_word *)c->shm)->value;
+    uint64_t prev = bench_ticks();
+    for (long i = 0; i < warmup + n; i++) {
+        uint64_t ask = 2 * (uint64_t)i + 1, answer = ask + 1, seen;
+        if (initiator) {
+            atomic_store_explicit(v, ask, memory_order_release);
+            while ((seen = atomic_load_explicit(v, memory_order_acquire)) != answer) {
+                if (seen != ask) {
+                    snprintf(err, BENCH_ERR_MAX, "cache line: saw %llu, expected %llu",
+                             (unsigned long long)seen, (unsigned long long)answer);
+                    return -1;
+                }
+            }
+            uint64_t now = bench_ticks();
+            if (i >= warmup)
+                samples[i - warmup] = now - prev;
+            prev = now;
+        } else {
+            while ((seen = atomic_load_explicit(v, memory_order_acquire)) != ask) {
+                if (seen != ask - 1) {
+                    snprintf(err, BENCH_ERR_MAX, "cache line: saw %llu, expected %llu",
+                             (unsigned long long)seen, (unsigned long long)ask);
+                    return -1;
+                }
+            }
+            atomic_store_explicit(v, answer, memory_order_release);
+        }
+    }
+    return 0;
+}
+
+/* ---- limit: raw futex ping-pong -------------------------------------- */
+
+/* Same protocol on a 32-bit word, but every wait sleeps in FUTEX_WAIT and
+ * every answer is a FUTEX_WAKE: the least a blocking round trip costs. */
+static int futex_create(struct chan *c, char *err)
+{
+    return line_create(c, err);
+}
+
+static int futex_pingpong(struct chan *c, int initiator, long warmup, long n, uint64_t *samples,
+                          char *err)
+{
+    _Atomic uint32_t *w = (_Atomic uint32_t *)c->shm;
+    uint64_t prev = bench_ticks();
+    for (long i = 0; i < warmup + n; i++) {
+        uint32_t ask = 2 * (uint32_t)i + 1, answer = ask + 1;
+        uint32_t want = initiator ? answer : ask, before = initiator ? ask : ask - 1;
+        if (initiator) {
+            atomic_store(w, ask);
+            futex(w, FUTEX_WAKE, 1);
+        }
+        uint32_t seen;
+        while ((seen = atomic_load(w)) != want) {
+            if (seen != before) {
+                snprintf(err, BENCH_ERR_MAX, "futex word: saw %u, expected %u", seen, want);
+                return -1;
+            }
+            if (futex(w, FUTEX_WAIT, seen) != 0 && errno != EAGAIN && errno != EINTR) {
+                bench_errno(err, "futex wait");
+                return -1;
+            }
+        }
+        if (initiator) {
+            uint64_t now = bench_ticks();
+            if (i >= warmup)
+                samples[i - warmup] = now - prev;
+            prev = now;
+        } else {
+            atomic_store(w, answer);
+            futex(w, FUTEX_WAKE, 1);
+        }
+    }
+    return 0;
+}
+
+/* ---- limit: a minimal lock-free SPSC ring ---------------------------- */
+
+/* Indices on their own lines, each side caching the other's, power-of-two
+ * capacity, release/acquire only, a length word per slot like rq's: the
+ * shortest path any shared-memory ring can take for the same messages. */
+struct minring {
+    _Alignas(LINE) _Atomic uint64_t head; /* written by the producer */
+    _Alignas(LINE) _Atomic uint64_t tail; /* written by the consumer */
+    _Alignas(LINE) uint64_t capacity;     /* read-only after create */
+    uint64_t stride;
+};
+
+#define MINRING_SLOTS(r) ((unsigned char *)(r) + 3 * LINE)
+
+static int minring_create(struct chan *c, char *err)
+{
+    uint64_t cap = 1;
+    while (cap < c->p.slots)
+        cap <<= 1;
+    uint64_t stride = (8 + c->p.msg_size + 7) & ~(uint64_t)7;
+    c->shm_size = 3 * LINE + cap * stride;
+    c->shm = shared_map(c->shm_size, err);
+    if (!c->shm)
+        return -1;
+    struct minring *r = c->shm;
+    r->capacity = cap;
+    r->stride = stride;
+    c->depth = (uint32_t)cap;
+    return 0;
+}
+
+static int minring_open(struct chan *c, struct endpoint *ep, int sender, int index, char *err)
+{
+    (void)sender;
+    (void)index;
+    (void)c;
+    ep->own = ep->peer_cache = 0;
+    return sender ? 0 : recv_buffer(ep, err);
+}
+
+static int minring_send(struct endpoint *ep, const void *msg, size_t len, char *err)
+{
+    (void)err;
+    struct minring *r = ep->c->shm;
+    uint64_t head = ep->own, cap = r->capacity;
+    while (head - ep->peer_cache == cap)
+        ep->peer_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+    unsigned char *slot = MINRING_SLOTS(r) + (head & (cap - 1)) * r->stride;
+    uint32_t len32 = (uint32_t)len;
+    memcpy(slot, &len32, sizeof len32);
+    memcpy(slot + 8, msg, len);
+    ep->own = head + 1;
+    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+    return 0;
+}
+
+static int minring_recv(struct endpoint *ep, const void **msg, size_t *len, char *err)
+{
+    struct minring *r = ep->c->shm;
+    uint64_t tail = ep->own;
+    while (tail == ep->peer_cache)
+        ep->peer_cache = atomic_load_explicit(&r->head, memory_order_acquire);
+    const unsigned char *slot = MINRING_SLOTS(r) + (tail & (r->capacity - 1)) * r->stride;
+    uint32_t len32;
+    memcpy(&len32, slot, sizeof len32);
+    if (len32 > ep->cap) {
+        snprintf(err, BENCH_ERR_MAX, "minimal ring: length %u > %zu", len32, ep->cap);
+        return -1;
+    }
+    memcpy(ep->buf, slot + 8, len32);
+    ep->own = tail + 1;
+    atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+    *msg = ep->buf;
+    *len = len32;
+    return 0;
+}
+
+/* ---- rq --------------------------------------------------------------- */
+
+static int rq_fail(char *err, const char *what, int rc)
+{
+    snprintf(err, BENCH_ERR_MAX, "%s: %s (%s)", what, rq_errname(rc), rq_strerror(rc));
+    return -1;
+}
+
+static int rq_create(struct chan *c, char *err)
+{
+    snprintf(c->name, sizeof c->name, "rqbench-%s", c->p.tag);
+    (void)rq_unlink(c->name);
+    rq_config cfg = {.slot_count = c->p.slots,
+                     .slot_size = (uint32_t)c->p.msg_size,
+                     .flags = strncmp(c->t->name, "rq-mpsc", 7) == 0 ? RQ_MPSC : 0};
+    rq *observer;
+    int rc = rq_open(&observer, c->name, RQ_OBSERVER, &cfg);
+    if (rc != RQ_OK)
+        return rq_fail(err, "rq_open (create)", rc);
+    c->obj = observer;
+    c->depth = c->p.slots;
+    return 0;
+}
+
+static void rq_destroy(struct chan *c)
+{
+    rq_close(c->obj);
+    c->obj = NULL;
+    (void)rq_unlink(c->name);
+}
+
+static int rq_endpoint_open(struct chan *c, struct endpoint *ep, int sender, int index, char *err)
+{
+    (void)index;
+    rq *q;
+    int rc = rq_open(&q, c->name, sender ? RQ_PRODUCER : RQ_CONSUMER, NULL);
+    if (rc != RQ_OK)
+        return rq_fail(err, sender ? "rq_open (producer)" : "rq_open (consumer)", rc);
+    ep->obj = q;
+    return sender ? 0 : recv_buffer(ep, err);
+}
+
+static void rq_endpoint_close(struct endpoint *ep)
+{
+    rq_close(ep->obj);
+    ep->obj = NULL;
+}
+
+static int rq_timeout(const struct endpoint *ep)
+{
+    return is_busy(ep) ? 0 : RQ_INFINITE;
+}
+
+static int rq_send_push(struct endpoint *ep, const void *msg, size_t len, char *err)
+{
+    int timeout = rq_timeout(ep), rc;
+    while ((rc = rq_push(ep->obj, msg, len, timeout)) == RQ_EAGAIN)
+        ;
+    return rc == RQ_OK ? 0 : rq_fail(err, "rq_push", rc);
+}
+
+static int rq_recv_pop(struct endpoint *ep, const void **msg, size_t *len, char *err)
+{
+    int timeout = rq_timeout(ep), rc;
+    while ((rc = rq_pop(ep->obj, ep->buf, ep->cap, len, timeout)) == RQ_EAGAIN)
+        ;
+    *msg = ep->buf;
+    return rc == RQ_OK ? 0 : rq_fail(err, "rq_pop", rc);
+}
+
+/* Zero-copy: the sender still writes every byte once, into the slot
+ * instead of through rq_push; the receiver reads the message in place. */
+static int rq_send_reserve(struct endpoint *ep, const void *msg, size_t len, char *err)
+{
+    int timeout = rq_timeout(ep), rc;
+    void *slot;
+    while ((rc = rq_reserve(ep->obj, &slot, timeout)) == RQ_EAGAIN)
+        ;
+    if (rc != RQ_OK)
+        return rq_fail(err, "rq_reserve", rc);
+    memcpy(slot, msg, len);
+    rc = rq_commit(ep->obj, len);
+    return rc == RQ_OK ? 0 : rq_fail(err, "rq_commit", rc);
+}
+
+static int rq_recv_peek(struct endpoint *ep, const void **msg, size_t *len, char *err)
+{
+    int timeout = rq_timeout(ep), rc;
+    while ((rc = rq_peek(ep->obj, msg, len, timeout)) == RQ_EAGAIN)
+        ;
+    return rc == RQ_OK ? 0 : rq_fail(err, "rq_peek", rc);
+}
+
+static int rq_recv_release(struct endpoint *ep, char *err)
+{
+    int rc = rq_release(ep->obj);
+    return rc == RQ_OK ? 0 : rq_fail(err, "rq_release", rc);
+}
+
+static int rq_counters(struct chan *c, uint64_t *waits, uint64_t *wakes)
+{
+    rq_stats st;
+    if (rq_stat(c->obj, &st) != RQ_OK)
+        return -1;
+    *waits = st.producer_waits + st.consumer_waits;
+    *wakes = st.producer_wakes + st.consumer_wakes;
+    return 0;
+}
+
+/* ---- pipe ------------------------------------------------------------- */
+
+static int fd_pair_close(struct chan *c)
+{
+    for (int i = 0; i < 2; i++) {
+        if (c->fd[i] >= 0)
+            close(c->fd[i]);
+        c->fd[i] = -1;
+    }
+    return 0;
+}
+
+static void fd_chan_destroy(struct chan *c)
+{
+    fd_pair_close(c);
+}
+
+static int pipe_create(struct chan *c, char *err)
+{
+    if (pipe(c->fd) != 0) {
+        bench_errno(err, "pipe");
+        return -1;
+    }
+    int bytes = fcntl(c->fd[1], F_GETPIPE_SZ);
+    c->depth = bytes > 0 ? (uint32_t)((size_t)bytes / c->p.msg_size) : 0;
+    snprintf(c->note, sizeof c->note, "default pipe buffer %d B", bytes);
+    return 0;
+}
+
+static int set_nonblocking(int fd, int on, char *err)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) != 0) {
+        bench_errno(err, "fcntl");
+        return -1;
+    }
+    return 0;
+}
+
+static int pipe_open(struct chan *c, struct endpoint *ep, int sender, int index, char *err)
+{
+    (void)index;
+    ep->fd = sender ? c->fd[1] : c->fd[0];
+    if (set_nonblocking(ep->fd, is_busy(ep), err) != 0)
+        return -1;
+    return sender ? 0 : recv_buffer(ep, err);
+}
+
+static void nothing_to_close(struct endpoint *ep)
+{
+    (void)ep;
+}
+
+static int pipe_send(struct endpoint *ep, const void *msg, size_t len, char *err)
+{
+    const unsigned char *p = msg;
+    while (len > 0) {
+        ssize_t n = write(ep->fd, p, len);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            bench_errno(err, "write");
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* A pipe is a byte stream: the receiver reads exactly one message's bytes
+ * (every message has the run's size). */
+static int pipe_recv(struct endpoint *ep, const void **msg, size_t *len, char *err)
+{
+    size_t got = 0;
+    while (got < ep->cap) {
+        ssize_t n = read(ep->fd, ep->buf + got, ep->cap - got);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            bench_errno(err, "read");
+            return -1;
+        }
+        if (n == 0) {
+            snprintf(err, BENCH_ERR_MAX, "read: end of file");
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    *msg = ep->buf;
+    *len = got;
+    return 0;
+}
+
+/* ---- Unix domain socket (SOCK_SEQPACKET: keeps message boundaries) ---- */
+
+static int unix_create(struct chan *c, char *err)
+{
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, c->fd) != 0) {
+        bench_errno(err, "socketpair");
+        return -1;
+    }
+    int bytes = 0;
+    socklen_t sl = sizeof bytes;
+    (void)getsockopt(c->fd[0], SOL_SOCKET, SO_SNDBUF, &bytes, &sl);
+    snprintf(c->note, sizeof c->note, "SOCK_SEQPACKET, default SO_SNDBUF %d B", bytes);
+    return 0;
+}
+
+static int unix_open(struct chan *c, struct endpoint *ep, int sender, int index, char *err)
+{
+    (void)index;
+    ep->fd = sender ? c->fd[0] : c->fd[1];
+    return sender ? 0 : recv_buffer(ep, err);
+}
+
+static int unix_send(struct endpoint *ep, const void *msg, size_t len, char *err)
+{
+    int flags = is_busy(ep) ? MSG_DONTWAIT : 0;
+    for (;;) {
+        ssize_t n = send(ep->fd, msg, len, flags);
+        if (n == (ssize_t)len)
+            return 0;
+        if (n >= 0) {
+            snprintf(err, BENCH_ERR_MAX, "send: %zd of %zu bytes", n, len);
+            return -1;
+        }
+        if (errno != EAGAIN && errno != EINTR) {
+            bench_errno(err, "send");
+            return -1;
+        }
+    }
+}
+
+static int unix_recv(struct endpoint *ep, const void **msg, size_t *len, char *err)
+{
+    int flags = MSG_TRUNC | (is_busy(ep) ? MSG_DONTWAIT : 0);
+    for (;;) {
+        ssize_t n = recv(ep->fd, ep->buf, ep->cap, flags);
+        if (n >= 0) {
+            if ((size_t)n > ep->cap) {
+                snprintf(err, BENCH_ERR_MAX, "recv: message of %zd bytes > %zu", n, ep->cap);
+                return -1;
+            }
+            *msg = ep->buf;
+            *len = (size_t)n;
+            return 0;
+        }
+        if (errno != EAGAIN && errno != EINTR) {
+            bench_errno(err, "recv");
+            return -1;
+        }
+    }
+}
+
+/* ---- POSIX message queue ---------------------------------------------- */
+
+static int mq_create(struct chan *c, char *err)
+{
+    snprintf(c->name, sizeof c->name, "/rqbench-%s", c->p.tag);
+    (void)mq_unlink(c->name);
+    /* Ask for the run's depth; the system may allow less (fs.mqueue.msg_max
+     * without CAP_SYS_RESOURCE, RLIMIT_MSGQUEUE): halve until it fits. */
+    for (long depth = c->p.slots; depth >= 1; depth /= 2) {
+        struct mq_attr attr = {.mq_maxmsg = depth, .mq_msgsize = (long)c->p.msg_size};
+        mqd_t q = mq_open(c->name, O_CREAT | O_EXCL | O_RDWR, 0600, &attr);
+        if (q != (mqd_t)-1) {
+            mq_close(q);
+            c->depth = (uint32_t)depth;
+            if (depth != (long)c->p.slots)
+                snprintf(c->note, sizeof c->note, "depth %ld (system limit)", depth);
+            return 0;
+        }
+        if (errno != EINVAL && errno != EMFILE && errno != ENOMEM)
+            break;
+    }
+    bench_errno(err, "mq_open (create)");
+    return -1;
+}
+
+static void mq_destroy(struct chan *c)
+{
+    (void)mq_unlink(c->name);
+}
+
+static int mq_endpoint_open(struct chan *c, struct endpoint *ep, int sender, int index, char *err)
+{
+    (void)index;
+    int flags = (sender ? O_WRONLY : O_RDONLY) | (is_busy(ep) ? O_NONBLOCK : 0);
+    mqd_t q = mq_open(c->name, flags);
+    if (q == (mqd_t)-1) {
+        bench_errno(err, "mq_open");
+        return -1;
+    }
+    ep->mq = (long)q;
+    return sender ? 0 : recv_buffer(ep, err);
+}
+
+static void mq_endpoint_close(struct endpoint *ep)
+{
+    mq_close((mqd_t)ep->mq);
+}
+
+static int mq_send_one(struct endpoint *ep, const void *msg, size_t len, char *err)
+{
+    while (mq_send((mqd_t)ep->mq, msg, len, 0) != 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+            bench_errno(err, "mq_send");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int mq_recv_one(struct endpoint *ep, const void **msg, size_t *len, char *err)
+{
+    ssize_t n;
+    while ((n = mq_receive((mqd_t)ep->mq, (char *)ep->buf, ep->cap, NULL)) < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+            bench_errno(err, "mq_receive");
+            return -1;
+        }
+    }
+    *msg = ep->buf;
+    *len = (size_t)n;
+    return 0;
+}
+
+/* ---- Boost.Interprocess message_queue --------------------------------- */
+
+#ifdef RQ_BENCH_HAVE_BOOST
+static int boost_create(struct chan *c, char *err)
+{
+    snprintf(c->name, sizeof c->name, "rqbench-boost-%s", c->p.tag);
+    if (bench_boost_mq_create(c->name, c->p.slots, c->p.msg_size, err) != 0)
+        return -1;
+    c->depth = c->p.slots;
+    return 0;
+}
+
+static void boost_destroy(struct chan *c)
+{
+    bench_boost_mq_remove(c->name);
+}
+
+static int boost_open(struct chan *c, struct endpoint *ep, int sender, int index, char *err)
+{
+    (void)index;
+    bench_boost_mq *q;
+    if (bench_boost_mq_open(&q, c->name, err) != 0)
+        return -1;
+    ep->obj = q;
+    return sender ? 0 : recv_buffer(ep, err);
+}
+
+static void boost_close(struct endpoint *ep)
+{
+    bench_boost_mq_close(ep->obj);
+    ep->obj = NULL;
+}
+
+static int boost_send(struct endpoint *ep, const void *msg, size_t len, char *err)
+{
+    int rc;
+    while ((rc = bench_boost_mq_send(ep->obj, msg, len, !is_busy(ep), err)) == 1)
+        ;
+    return rc;
+}
+
+static int boost_recv(struct endpoint *ep, const void **msg, size_t *len, char *err)
+{
+    int rc;
+    while ((rc = bench_boost_mq_recv(ep->obj, ep->buf, ep->cap, len, !is_busy(ep), err)) == 1)
+        ;
+    *msg = ep->buf;
+    return rc;
+}
+#define BOOST_AVAILABLE 1
+#else
+#define boost_create NULL
+#define boost_destroy NULL
+#define boost_open NULL
+#define boost_close NULL
+#define boost_send NULL
+#define boost_recv NULL
+#define BOOST_AVAILABLE 0
+#endif
+
+/* ---- the list ---------------------------------------------------------- */
+
+#define BUSY MODE_BIT(MODE_BUSY)
+#define BLOCK MODE_BIT(MODE_BLOCK)
+#define BOTH (BUSY | BLOCK)
+
+#define RQ_COPY(nm, n, what, dflt)                                                             \
+    {nm, "rq", what, n, BOTH, n == 1 ? BOTH : 0, dflt, 0, 1, rq_create, rq_destroy,           \
+     rq_endpoint_open, rq_endpoint_close, rq_send_push, rq_recv_pop, NULL, NULL, rq_counters}
+
+#define BOOST_MQ(nm, n, what, dflt)                                                            \
+    {nm, "alt", what, n, BOTH, n == 1 ? BOTH : 0, dflt, 0, BOOST_AVAILABLE, boost_create,      \
+     boost_destroy, boost_open, boost_close, boost_send, boost_recv, NULL, NULL, NULL}
+
+const struct transport bench_transports[] = {
+    {"cache-line", "limit", "one 64-byte line written alternately by the two cores", 1, 0, BUSY,
+     0, 0, 1, line_create, shared_unmap, NULL, NULL, NULL, NULL, NULL, line_pingpong, NULL},
+    {"futex", "limit", "raw FUTEX_WAIT/FUTEX_WAKE ping-pong on one shared word", 1, 0, BLOCK, 0,
+     0, 1, futex_create, shared_unmap, NULL, NULL, NULL, NULL, NULL, futex_pingpong, NULL},
+    {"min-ring", "limit",
+     "minimal lock-free SPSC ring: line-separated indices, cached peer index, acquire/release",
+     1, BUSY, BUSY, BUSY, 0, 1, minring_create, shared_unmap, minring_open, nothing_to_close,
+     minring_send, minring_recv, NULL, NULL, NULL},
+    RQ_COPY("rq-spsc", 1, "rq SPSC, rq_push / rq_pop", BOTH),
+    {"rq-spsc-zc", "rq", "rq SPSC, rq_reserve+rq_commit / rq_peek+rq_release", 1, BOTH, BOTH,
+     BUSY, 1, 1, rq_create, rq_destroy, rq_endpoint_open, rq_endpoint_close, rq_send_reserve,
+     rq_recv_peek, rq_recv_release, NULL, rq_counters},
+    RQ_COPY("rq-mpsc-1p", 1, "rq MPSC queue, 1 producer, rq_push / rq_pop", BUSY),
+    RQ_COPY("rq-mpsc-2p", 2, "rq MPSC queue, 2 producers, rq_push / rq_pop", BUSY),
+    RQ_COPY("rq-mpsc-3p", 3, "rq MPSC queue, 3 producers, rq_push / rq_pop", BUSY),
+    {"pipe", "alt", "pipe(2), one write/read per message", 1, BOTH, BOTH, BOTH, 0, 1,
+     pipe_create, fd_chan_destroy, pipe_open, nothing_to_close, pipe_send, pipe_recv, NULL, NULL,
+     NULL},
+    {"unix", "alt", "Unix domain socketpair, SOCK_SEQPACKET, one send/recv per message", 1, BOTH,
+     BOTH, BOTH, 0, 1, unix_create, fd_chan_destroy, unix_open, nothing_to_close, unix_send,
+     unix_recv, NULL, NULL, NULL},
+    {"posix-mq", "alt", "POSIX message queue (mq_open), mq_send / mq_receive", 1, BOTH, BOTH,
+     BOTH, 0, 1, mq_create, mq_destroy, mq_endpoint_open, mq_endpoint_close, mq_send_one,
+     mq_recv_one, NULL, NULL, NULL},
+    BOOST_MQ("boost-mq", 1, "Boost.Interprocess message_queue, send / receive", BOTH),
+    BOOST_MQ("boost-mq-2p", 2, "Boost.Interprocess message_queue, 2 producers", BOTH),
+    BOOST_MQ("boost-mq-3p", 3, "Boost.Interprocess message_queue, 3 producers", 0),
+};
+
+const size_t bench_transport_count = sizeof bench_transports / sizeof bench_transports[0];
