@@ -65,6 +65,7 @@ struct transport {
     unsigned tput_modes;    /* modes it can do, throughput */
     unsigned lat_modes;     /* modes it can do, round trip */
     unsigned default_tput;  /* modes measured unless --tput-modes says */
+    unsigned default_lat;   /* modes measured unless --lat-modes says */
     int in_place;           /* recv hands out the message where it lies */
     int available;          /* 0: not built here (Boost missing) */
 

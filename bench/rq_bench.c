@@ -73,7 +73,9 @@ struct options {
     int do_tput, do_lat;
     double duration;
     int repeats;
-    long round_trips, warmup;
+    long round_trips, warmup; /* warm-up: per round */
+    int lat_rounds;           /* round trips are measured in this many rounds */
+    long rt_per_round;
     uint32_t slots;
     int cpu_a, cpu_b;
     int check_full;
@@ -90,7 +92,6 @@ struct child_out {
     uint64_t msgs;
     int64_t syscalls; /* -1: could not be counted */
     int64_t vcsw, ivcsw;
-    double lat_median, lat_p99, lat_p999, lat_mean, lat_min, lat_max; /* ns */
     char err[BENCH_ERR_MAX];
 };
 
@@ -101,6 +102,7 @@ struct control {
 };
 
 static struct control *ctl;
+static uint64_t *lat_samples; /* shared: the initiator's round trips, in ticks */
 static double ticks_per_ns = 1.0;
 static double timer_cost_ns;
 static long sys_enter_id = -1; /* tracepoint id, -1: no exact syscall counts */
@@ -401,40 +403,13 @@ static int tput_consumer(const struct job *j, struct child_out *out)
     return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void latency_stats(uint64_t *s, long n, struct child_out *out)
-{
-    qsort(s, (size_t)n, sizeof *s, cmp_u64);
-    double sum = 0;
-    for (long i = 0; i < n; i++)
-        sum += (double)s[i];
-    out->lat_median = (double)s[n / 2] / ticks_per_ns;
-    out->lat_p99 = (double)s[(long)((double)n * 0.99)] / ticks_per_ns;
-    out->lat_p999 = (double)s[(long)((double)n * 0.999)] / ticks_per_ns;
-    out->lat_mean = sum / (double)n / ticks_per_ns;
-    out->lat_min = (double)s[0] / ticks_per_ns;
-    out->lat_max = (double)s[n - 1] / ticks_per_ns;
-}
-
 /* The initiator (INITIATOR) sends message i and waits for it back; the
  * echo checks it and sends the same bytes back. */
 static int lat_side(const struct job *j, struct child_out *out, int initiator)
 {
     const struct transport *t = j->t;
     long total = j->warmup + j->n;
-    uint64_t *samples = NULL;
-    if (initiator) {
-        samples = malloc((size_t)j->n * sizeof *samples);
-        if (!samples) {
-            bench_errno(out->err, "malloc");
-            return -1;
-        }
-    }
+    uint64_t *samples = initiator ? lat_samples : NULL;
     struct sys_count sc;
     if (t->pingpong) {
         sys_count_open(&sc);
@@ -502,9 +477,6 @@ static int lat_side(const struct job *j, struct child_out *out, int initiator)
         t->close(&out_ep);
     }
     out->msgs = (uint64_t)total;
-    if (initiator)
-        latency_stats(samples, j->n, out);
-    free(samples);
     return 0;
 }
 
@@ -663,10 +635,7 @@ static int wait_all(struct run *r, double timeout_s, char *err)
 }
 
 struct measured {
-    /* throughput */
-    double rate;
-    /* round trip */
-    double med, p99, p999, mean, min, max;
+    double rate; /* throughput; round trips are in lat_samples */
     /* costs */
     uint64_t msgs;        /* messages (throughput) or round trips incl. warm-up */
     int64_t syscalls;     /* all children; -1 unknown */
@@ -698,7 +667,7 @@ static double run_timeout(const struct options *o, enum kind kind, enum bench_mo
     if (kind == KIND_TPUT)
         return o->duration + 30;
     /* A blocking round trip on a loaded VM can take a millisecond. */
-    return 30 + (double)(o->round_trips + o->warmup) * (mode == MODE_BLOCK ? 1e-3 : 1e-4);
+    return 30 + (double)(o->rt_per_round + o->warmup) * (mode == MODE_BLOCK ? 1e-3 : 1e-4);
 }
 
 static int measure(const struct transport *t, enum kind kind, size_t size, enum bench_mode mode,
@@ -724,7 +693,7 @@ static int measure(const struct transport *t, enum kind kind, size_t size, enum 
     struct job jobs[MAX_CHILDREN];
     for (int i = 0; i < MAX_CHILDREN; i++)
         jobs[i] = (struct job){.t = t, .o = o, .ping = &ping, .pong = have_pong ? &pong : NULL,
-                               .index = i, .warmup = o->warmup, .n = o->round_trips};
+                               .index = i, .warmup = o->warmup, .n = o->rt_per_round};
     /* --inject-corruption: throughput runs alternately spoil a byte and
      * drop a message; a round trip can only spoil (a drop would hang it). */
     for (int i = 0; o->inject && i < MAX_CHILDREN; i++)
@@ -778,14 +747,7 @@ static int measure(const struct transport *t, enum kind kind, size_t size, enum 
         double seconds = (double)(ctl->out[0].t_end_ns - start) / 1e9;
         m->rate = seconds > 0 ? (double)m->msgs / seconds : 0;
     } else {
-        const struct child_out *c = &ctl->out[0];
-        m->msgs = c->msgs;
-        m->med = c->lat_median;
-        m->p99 = c->lat_p99;
-        m->p999 = c->lat_p999;
-        m->mean = c->lat_mean;
-        m->min = c->lat_min;
-        m->max = c->lat_max;
+        m->msgs = ctl->out[0].msgs;
     }
     rc = 0;
     goto out;
@@ -813,6 +775,11 @@ struct result {
     double med, p99, p999, mean, min, max;
     double lat_sys, lat_csw, lat_rq; /* per round trip; -1 unknown */
     long round_trips;
+    uint64_t *pool;    /* every timed round trip of every round, ticks */
+    long npool;
+    uint64_t lat_acc_rts;
+    int64_t lat_acc_sys, lat_acc_csw, lat_acc_rq;
+    double best;       /* highest throughput of the rounds */
     /* throughput sums over the rounds so far */
     uint64_t acc_msgs;
     int64_t acc_sys, acc_csw, acc_rq;
@@ -886,33 +853,75 @@ static void tput_finish(struct result *res)
     if (!res->has_tput || !res->tput_ok)
         return;
     res->rate = median(res->rates, res->nrep);
+    for (int k = 0; k < res->nrep; k++)
+        if (res->rates[k] > res->best)
+            res->best = res->rates[k];
     res->mbps = res->rate * (double)res->size / 1e6;
     res->tput_sys = per(res->acc_sys, res->acc_msgs);
     res->tput_csw = per(res->acc_csw, res->acc_msgs);
     res->tput_rq = per(res->acc_rq, res->acc_msgs);
 }
 
-static void run_lat(struct result *res, const struct options *o)
+/* One round of RES's round trips, pooled with its other rounds (the
+ * rounds interleave like the throughput rounds). */
+static void lat_round(struct result *res, const struct options *o)
 {
     struct measured m;
-    res->lat_ok = measure(res->t, KIND_LAT, res->size, res->mode, o, &m, res->lat_err) == 0;
     if (!res->lat_ok)
         return;
+    if (measure(res->t, KIND_LAT, res->size, res->mode, o, &m, res->lat_err) != 0) {
+        res->lat_ok = 0;
+        return;
+    }
+    if (!res->pool) {
+        res->pool = malloc((size_t)o->rt_per_round * (size_t)o->lat_rounds * sizeof *res->pool);
+        if (!res->pool) {
+            res->lat_ok = 0;
+            snprintf(res->lat_err, BENCH_ERR_MAX, "out of memory for samples");
+            return;
+        }
+    }
+    memcpy(res->pool + res->npool, lat_samples, (size_t)o->rt_per_round * sizeof *res->pool);
+    res->npool += o->rt_per_round;
+    res->lat_acc_rts += m.msgs;
+    res->lat_acc_sys = (res->lat_acc_sys < 0 || m.syscalls < 0) ? -1 : res->lat_acc_sys + m.syscalls;
+    res->lat_acc_csw += m.vcsw;
+    res->lat_acc_rq = (res->lat_acc_rq < 0 || m.rq_calls < 0) ? -1 : res->lat_acc_rq + m.rq_calls;
     res->preempted += m.ivcsw;
-    res->med = m.med;
-    res->p99 = m.p99;
-    res->p999 = m.p999;
-    res->mean = m.mean;
-    res->min = m.min;
-    res->max = m.max;
-    res->round_trips = o->round_trips;
-    res->lat_sys = per(m.syscalls, m.msgs);
-    res->lat_csw = per(m.vcsw, m.msgs);
-    res->lat_rq = per(m.rq_calls, m.msgs);
     if (!res->depth) {
         res->depth = m.depth;
         snprintf(res->note, sizeof res->note, "%s", m.note);
     }
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void lat_finish(struct result *res)
+{
+    if (!res->has_lat || !res->lat_ok || res->npool == 0)
+        return;
+    uint64_t *s = res->pool;
+    long n = res->npool;
+    qsort(s, (size_t)n, sizeof *s, cmp_u64);
+    double sum = 0;
+    for (long i = 0; i < n; i++)
+        sum += (double)s[i];
+    res->med = (double)s[n / 2] / ticks_per_ns;
+    res->p99 = (double)s[(long)((double)n * 0.99)] / ticks_per_ns;
+    res->p999 = (double)s[(long)((double)n * 0.999)] / ticks_per_ns;
+    res->mean = sum / (double)n / ticks_per_ns;
+    res->min = (double)s[0] / ticks_per_ns;
+    res->max = (double)s[n - 1] / ticks_per_ns;
+    res->round_trips = n;
+    res->lat_sys = per(res->lat_acc_sys, res->lat_acc_rts);
+    res->lat_csw = per(res->lat_acc_csw, res->lat_acc_rts);
+    res->lat_rq = per(res->lat_acc_rq, res->lat_acc_rts);
+    free(res->pool);
+    res->pool = NULL;
 }
 
 /* rq's promise: with both sides busy, no system call.  Its own counters
@@ -999,13 +1008,13 @@ static void evaluate_targets(void)
 {
     const size_t s = 64;
     char d[160];
-    const char *bm = "-", *pm = "-", *b2m = "-";
+    const char *bm = "-", *pm = "-", *b2m = "-", *r2m = "-";
     struct result *spsc = find("rq-spsc", s, MODE_BUSY), *spsc_block = find("rq-spsc", s, MODE_BLOCK);
     struct result *ring = find("min-ring", s, MODE_BUSY), *line = find("cache-line", s, MODE_BUSY);
-    struct result *fx = find("futex", s, MODE_BLOCK), *mp2 = find("rq-mpsc-2p", s, MODE_BUSY);
+    struct result *fx = find("futex", s, MODE_BLOCK);
     double rq_rate = spsc && spsc->tput_ok ? spsc->rate : 0;
     double boost = best_rate("boost-mq", s, &bm), pmq = best_rate("posix-mq", s, &pm);
-    double boost2 = best_rate("boost-mq-2p", s, &b2m);
+    double boost2 = best_rate("boost-mq-2p", s, &b2m), rq2 = best_rate("rq-mpsc-2p", s, &r2m);
 
     snprintf(d, sizeof d, "rq-spsc busy vs min-ring, 64 B");
     target_ratio("rq SPSC busy throughput >= 0.8 x minimal ring", rq_rate,
@@ -1022,9 +1031,8 @@ static void evaluate_targets(void)
     target_ratio("rq blocking round trip <= 1.1 x raw futex ping-pong",
                  spsc_block && spsc_block->has_lat && spsc_block->lat_ok ? spsc_block->med : 0,
                  fx && fx->lat_ok ? fx->med : 0, 0, 1.1, d);
-    snprintf(d, sizeof d, "rq-mpsc-2p busy vs boost-mq-2p %s (its best mode), 64 B", b2m);
-    target_ratio("rq MPSC 2 producers >= 1.5 x Boost message_queue",
-                 mp2 && mp2->tput_ok ? mp2->rate : 0, boost2, 1, 1.5, d);
+    snprintf(d, sizeof d, "rq-mpsc-2p %s vs boost-mq-2p %s (best modes), 64 B", r2m, b2m);
+    target_ratio("rq MPSC 2 producers >= 1.5 x Boost message_queue", rq2, boost2, 1, 1.5, d);
 }
 
 /* ---- output ------------------------------------------------------------ */
@@ -1104,9 +1112,11 @@ static void print_header(FILE *f, const struct options *o)
     fprintf(f, "kernel: %s; compiler: %s; Boost: %s\n", machine_kernel, __VERSION__,
             boost_version());
     fprintf(f, "load average at start: %s; at end: %s\n", load_start, load_end);
-    fprintf(f, "throughput: median of %d x %.2f s; round trip: %ld after %ld warm-up; "
-               "queue depth %u; check: %s\n",
-            o->repeats, o->duration, o->round_trips, o->warmup, o->slots,
+    fprintf(f, "throughput: median of %d interleaved rounds of %.2f s; round trip: %ld in %d "
+               "interleaved rounds, each after %ld warm-up; queue depth %u\n",
+            o->repeats, o->duration, o->rt_per_round * o->lat_rounds, o->lat_rounds, o->warmup,
+            o->slots);
+    fprintf(f, "every message checked: %s\n",
             o->check_full ? "every byte" : "length, sender, sequence at both ends");
     fprintf(f, "timer: %.3f ticks/ns, one read (%.1f ns) inside every round-trip sample; "
                "system calls: %s\n",
@@ -1116,45 +1126,62 @@ static void print_header(FILE *f, const struct options *o)
 #endif
 }
 
+enum { NCELLS = 10 };
+
+/* The figures of one row as text, "-" where there is none. */
+static void row_cells(const struct result *r, char cell[NCELLS][24])
+{
+    int tok = r->has_tput && r->tput_ok, lok = r->has_lat && r->lat_ok;
+    fmt_num(cell[0], 24, r->rate / 1e6, "%.3f", tok);
+    fmt_num(cell[1], 24, r->best / 1e6, "%.3f", tok);
+    fmt_num(cell[2], 24, r->mbps, "%.1f", tok);
+    fmt_num(cell[3], 24, r->x_ring, "%.2f", tok && r->x_ring > 0);
+    if (tok)
+        fmt_per(cell[4], 24, r->tput_sys);
+    else
+        snprintf(cell[4], 24, "-");
+    fmt_num(cell[5], 24, r->med, "%.0f", lok);
+    fmt_num(cell[6], 24, r->p99, "%.0f", lok);
+    fmt_num(cell[7], 24, r->p999, "%.0f", lok);
+    fmt_num(cell[8], 24, r->x_floor, "%.2f", lok && r->x_floor > 0);
+    if (lok)
+        fmt_per(cell[9], 24, r->lat_sys);
+    else
+        snprintf(cell[9], 24, "-");
+}
+
+static int row_failed(const struct result *r)
+{
+    return (r->has_tput && !r->tput_ok) || (r->has_lat && !r->lat_ok);
+}
+
 static void print_table(FILE *f, const struct options *o)
 {
-    fprintf(f, "\n%-12s %-5s %7s | %9s %9s %7s %8s | %9s %9s %9s %7s %8s\n", "transport",
-            "mode", "size", "Mmsg/s", "MB/s", "x ring", "sys/msg", "rtt med", "p99", "p99.9",
-            "x floor", "sys/rt");
-    fprintf(f, "%-12s %-5s %7s | %9s %9s %7s %8s | %9s %9s %9s %7s %8s\n", "", "", "bytes",
-            "", "", "", "", "ns", "ns", "ns", "", "");
+    static const char *fmt = "%-12s %-5s%c%6s | %8s %8s %8s %6s %7s | %8s %8s %9s %7s %6s\n";
+    fprintf(f, "\n");
+    fprintf(f, fmt, "transport", "mode", ' ', "size", "Mmsg/s", "best", "MB/s", "x ring",
+            "sys/msg", "rtt med", "p99", "p99.9", "x floor", "sys/rt");
+    fprintf(f, fmt, "", "", ' ', "bytes", "median", "round", "", "", "", "ns", "ns", "ns", "",
+            "");
     for (int si = 0; si < o->nsizes; si++) {
-        fprintf(f, "%.*s\n", 110,
+        fprintf(f, "%.*s\n", 112,
                 "-----------------------------------------------------------------------------"
                 "------------------------------------------------");
         for (size_t i = 0; i < nresults; i++) {
             const struct result *r = &results[i];
             if (r->size != o->sizes[si])
                 continue;
-            char a[5][24], b[6][24];
-            int tok = r->has_tput && r->tput_ok, lok = r->has_lat && r->lat_ok;
-            fmt_num(a[0], 24, r->rate / 1e6, "%.3f", tok);
-            fmt_num(a[1], 24, r->mbps, "%.1f", tok);
-            fmt_num(a[2], 24, r->x_ring, "%.2f", tok && r->x_ring > 0);
-            if (tok)
-                fmt_per(a[3], 24, r->tput_sys);
-            else
-                snprintf(a[3], 24, "-");
-            fmt_num(b[0], 24, r->med, "%.0f", lok);
-            fmt_num(b[1], 24, r->p99, "%.0f", lok);
-            fmt_num(b[2], 24, r->p999, "%.0f", lok);
-            fmt_num(b[3], 24, r->x_floor, "%.2f", lok && r->x_floor > 0);
-            if (lok)
-                fmt_per(b[4], 24, r->lat_sys);
-            else
-                snprintf(b[4], 24, "-");
-            fprintf(f, "%-12s %-5s%c%6zu | %9s %9s %7s %8s | %9s %9s %9s %7s %8s\n", r->t->name,
-                    mode_name(r->mode), r->preempted > 0 ? '*' : ' ', r->size, a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3],
-                    b[4]);
+            char c[NCELLS][24], size[24];
+            row_cells(r, c);
+            snprintf(size, sizeof size, "%zu", r->size);
+            fprintf(f, fmt, r->t->name, mode_name(r->mode), r->preempted > 0 ? '*' : ' ', size,
+                    c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9]);
         }
     }
-    fprintf(f, "\nx ring: throughput / min-ring busy (same size).  x floor: median round trip / "
-               "cache-line (busy rows) or futex (block rows).\n");
+    fprintf(f, "\nMmsg/s: median of the rounds, best: the highest round.  x ring: median / "
+               "min-ring busy median (same size).\n");
+    fprintf(f, "x floor: median round trip / cache-line (busy rows) or futex (block rows), "
+               "same size.\n");
     fprintf(f, "sys/msg, sys/rt: system calls of all processes per message / per round trip; "
                "rq busy rows are checked to make no wait or wake call.\n");
     fprintf(f, "*: another process took a core from a measured process during the row "
@@ -1216,7 +1243,7 @@ static void write_csv(const char *path)
     FILE *f = open_out(path);
     if (!f)
         return;
-    fprintf(f, "transport,group,producers,mode,size,msgs_per_s,mb_per_s,x_ring,sys_per_msg,"
+    fprintf(f, "transport,group,producers,mode,size,msgs_per_s,msgs_per_s_best,mb_per_s,x_ring,sys_per_msg,"
                "csw_per_msg,rq_calls_per_msg,rtt_median_ns,rtt_p99_ns,rtt_p999_ns,rtt_mean_ns,"
                "rtt_min_ns,rtt_max_ns,x_floor,sys_per_rt,csw_per_rt,depth,status,preempted,repeats\n");
     for (size_t i = 0; i < nresults; i++) {
@@ -1225,6 +1252,7 @@ static void write_csv(const char *path)
         fprintf(f, "%s,%s,%d,%s,%zu", r->t->name, r->t->group, r->t->senders, mode_name(r->mode),
                 r->size);
         csv_num(f, r->rate, tok);
+        csv_num(f, r->best, tok);
         csv_num(f, r->mbps, tok);
         csv_num(f, r->x_ring, tok && r->x_ring > 0);
         csv_num(f, r->tput_sys, tok && r->tput_sys >= 0);
@@ -1239,8 +1267,7 @@ static void write_csv(const char *path)
         csv_num(f, r->x_floor, lok && r->x_floor > 0);
         csv_num(f, r->lat_sys, lok && r->lat_sys >= 0);
         csv_num(f, r->lat_csw, lok && r->lat_csw >= 0);
-        fprintf(f, ",%u,%s,%lld,", r->depth,
-                (r->has_tput && !r->tput_ok) || (r->has_lat && !r->lat_ok) ? "failed" : "ok",
+        fprintf(f, ",%u,%s,%lld,", r->depth, row_failed(r) ? "failed" : "ok",
                 (long long)r->preempted);
         for (int k = 0; k < r->nrep; k++)
             fprintf(f, "%s%.6g", k ? ";" : "", r->rates[k]);
@@ -1302,9 +1329,10 @@ static void write_json(const char *path, const struct options *o)
     fprintf(f, ", \"optimized\": false},\n");
 #endif
     fprintf(f, "  \"options\": {\"duration_s\": %g, \"repeats\": %d, \"round_trips\": %ld, "
-               "\"warmup\": %ld, \"slots\": %u, \"cpu_sender\": %d, \"cpu_receiver\": %d, "
-               "\"check\": \"%s\"},\n",
-            o->duration, o->repeats, o->round_trips, o->warmup, o->slots, o->cpu_a, o->cpu_b,
+               "\"lat_rounds\": %d, \"warmup_per_round\": %ld, \"slots\": %u, "
+               "\"cpu_sender\": %d, \"cpu_receiver\": %d, \"check\": \"%s\"},\n",
+            o->duration, o->repeats, o->rt_per_round * o->lat_rounds, o->lat_rounds, o->warmup,
+            o->slots, o->cpu_a, o->cpu_b,
             o->check_full ? "full" : "ends");
     fprintf(f, "  \"results\": [\n");
     for (size_t i = 0; i < nresults; i++) {
@@ -1327,6 +1355,7 @@ static void write_json(const char *path, const struct options *o)
                 fprintf(f, "%s%.6g", k ? ", " : "", r->rates[k]);
             fprintf(f, "]");
             json_num(f, "msgs_per_s", r->rate, tok);
+            json_num(f, "msgs_per_s_best", r->best, tok);
             json_num(f, "mb_per_s", r->mbps, tok);
             json_num(f, "x_ring", r->x_ring, tok && r->x_ring > 0);
             json_num(f, "syscalls_per_msg", r->tput_sys, tok && r->tput_sys >= 0);
@@ -1375,36 +1404,21 @@ static void write_markdown(const char *path, const struct options *o)
     FILE *f = open_out(path);
     if (!f)
         return;
-    fprintf(f, "| transport | mode | size B | M msg/s | MB/s | x ring | sys/msg | rtt median ns "
-               "| p99 ns | p99.9 ns | x floor | sys/rt |\n");
-    fprintf(f, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    fprintf(f, "| transport | mode | size B | M msg/s | best | MB/s | x ring | sys/msg "
+               "| rtt median ns | p99 ns | p99.9 ns | x floor | sys/rt |\n");
+    fprintf(f, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     for (int si = 0; si < o->nsizes; si++) {
         for (size_t i = 0; i < nresults; i++) {
             const struct result *r = &results[i];
             if (r->size != o->sizes[si])
                 continue;
-            char a[4][24], b[5][24];
-            int tok = r->has_tput && r->tput_ok, lok = r->has_lat && r->lat_ok;
-            fmt_num(a[0], 24, r->rate / 1e6, "%.3f", tok);
-            fmt_num(a[1], 24, r->mbps, "%.1f", tok);
-            fmt_num(a[2], 24, r->x_ring, "%.2f", tok && r->x_ring > 0);
-            if (tok)
-                fmt_per(a[3], 24, r->tput_sys);
-            else
-                snprintf(a[3], 24, "-");
-            fmt_num(b[0], 24, r->med, "%.0f", lok);
-            fmt_num(b[1], 24, r->p99, "%.0f", lok);
-            fmt_num(b[2], 24, r->p999, "%.0f", lok);
-            fmt_num(b[3], 24, r->x_floor, "%.2f", lok && r->x_floor > 0);
-            if (lok)
-                fmt_per(b[4], 24, r->lat_sys);
-            else
-                snprintf(b[4], 24, "-");
-            const char *failed =
-                (r->has_tput && !r->tput_ok) || (r->has_lat && !r->lat_ok) ? " (FAILED)" : "";
-            fprintf(f, "| %s%s | %s | %zu | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-                    r->t->name, failed, mode_name(r->mode), r->size, a[0], a[1], a[2], a[3],
-                    b[0], b[1], b[2], b[3], b[4]);
+            char c[NCELLS][24];
+            row_cells(r, c);
+            fprintf(f, "| %s%s | %s%s | %zu |", r->t->name, row_failed(r) ? " (FAILED)" : "",
+                    mode_name(r->mode), r->preempted > 0 ? "\\*" : "", r->size);
+            for (int k = 0; k < NCELLS; k++)
+                fprintf(f, " %s |", c[k]);
+            fprintf(f, "\n");
         }
     }
     close_out(f);
@@ -1434,21 +1448,23 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: rq_bench [options]\n"
-            "  -t, --transports LIST  names or groups (limit, rq, alt, all); default: all\n"
-            "                         (boost-mq-3p only when named); --list shows them\n"
+            "  -t, --transports LIST  names or groups (limit, rq, alt, all); default: all,\n"
+            "                         each in its default modes (--list); a transport\n"
+            "                         named here runs in every mode it has\n"
             "  -s, --sizes LIST       message sizes in bytes, >= 8 (default 8,64,4096)\n"
-            "      --tput-modes LIST  busy,block for throughput (default: per transport)\n"
-            "      --lat-modes LIST   busy,block for round trips (default: both)\n"
+            "      --tput-modes LIST  busy,block: throughput modes for every transport\n"
+            "      --lat-modes LIST   busy,block: round-trip modes for every transport\n"
             "      --no-throughput, --no-latency\n"
             "  -d, --duration SEC     seconds per throughput repeat (default 1)\n"
-            "  -r, --repeats N        throughput repeats, the median is shown (default 3)\n"
+            "  -r, --repeats N        throughput rounds, the median is shown (default 3)\n"
             "  -n, --round-trips N    timed round trips per point (default 200000)\n"
+            "      --lat-rounds N     ...measured in N interleaved rounds (default 4)\n"
             "      --slots N          queue depth for every queue (default 1024)\n"
             "      --cpus A,B         sender core, receiver core (default 0,1)\n"
             "      --check full|ends  check every byte, or length+sender+sequence at both\n"
             "                         ends (default ends; full with --quick)\n"
-            "      --quick            smoke pass: 0.02 s x 1, 1000 round trips, 64 slots,\n"
-            "                         every byte checked, every ring wrapped\n"
+            "      --quick            smoke pass: every transport in every mode, 0.02 s x 1,\n"
+            "                         1000 round trips, 64 slots, every byte checked\n"
             "      --inject-corruption  self-test: spoil one message per run; succeeds only\n"
             "                         if every run reports it\n"
             "      --csv FILE, --json FILE, --markdown FILE   also write results there\n"
@@ -1530,7 +1546,7 @@ static int parse_long(const char *s, long lo, long hi, long *out)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    enum { O_TPUT_MODES = 256, O_LAT_MODES, O_NO_TPUT, O_NO_LAT, O_SLOTS, O_CPUS, O_CHECK,
+    enum { O_TPUT_MODES = 256, O_LAT_MODES, O_LAT_ROUNDS, O_NO_TPUT, O_NO_LAT, O_SLOTS, O_CPUS, O_CHECK,
            O_QUICK, O_INJECT, O_CSV, O_JSON, O_MD, O_TIMEOUT, O_LIST };
     static const struct option longopts[] = {
         {"transports", required_argument, 0, 't'}, {"sizes", required_argument, 0, 's'},
@@ -1538,18 +1554,19 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"lat-modes", required_argument, 0, O_LAT_MODES},
         {"no-throughput", no_argument, 0, O_NO_TPUT}, {"no-latency", no_argument, 0, O_NO_LAT},
         {"duration", required_argument, 0, 'd'}, {"repeats", required_argument, 0, 'r'},
-        {"round-trips", required_argument, 0, 'n'}, {"slots", required_argument, 0, O_SLOTS},
+        {"round-trips", required_argument, 0, 'n'},
+        {"lat-rounds", required_argument, 0, O_LAT_ROUNDS}, {"slots", required_argument, 0, O_SLOTS},
         {"cpus", required_argument, 0, O_CPUS}, {"check", required_argument, 0, O_CHECK},
         {"quick", no_argument, 0, O_QUICK}, {"inject-corruption", no_argument, 0, O_INJECT},
         {"csv", required_argument, 0, O_CSV}, {"json", required_argument, 0, O_JSON},
         {"markdown", required_argument, 0, O_MD}, {"timeout", required_argument, 0, O_TIMEOUT},
         {"list", no_argument, 0, O_LIST}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int check = -1, sizes_given = 0, rt_given = 0, dur_given = 0, rep_given = 0, slots_given = 0;
+    int check = -1, lat_rounds_given = 0, transports_given = 0, sizes_given = 0, rt_given = 0, dur_given = 0, rep_given = 0, slots_given = 0;
     long v;
     char items[MAX_SIZES][32];
     *o = (struct options){.do_tput = 1, .do_lat = 1, .duration = 1.0, .repeats = 3,
-                          .round_trips = 200000, .slots = 1024, .cpu_a = 0, .cpu_b = 1,
-                          .lat_modes = MODE_BIT(MODE_BUSY) | MODE_BIT(MODE_BLOCK)};
+                          .round_trips = 200000, .lat_rounds = 4, .slots = 1024, .cpu_a = 0,
+                          .cpu_b = 1};
     for (size_t k = 0; k < bench_transport_count; k++)
         o->selected[k] = 1;
     int c;
@@ -1558,6 +1575,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 't':
             if (parse_transports(optarg, o) != 0)
                 return -1;
+            transports_given = 1;
             break;
         case 's': {
             int n = parse_list(optarg, items, MAX_SIZES);
@@ -1606,6 +1624,12 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->round_trips = v;
             rt_given = 1;
             break;
+        case O_LAT_ROUNDS:
+            if (parse_long(optarg, 1, 100, &v) != 0)
+                return -1;
+            o->lat_rounds = (int)v;
+            lat_rounds_given = 1;
+            break;
         case O_SLOTS:
             if (parse_long(optarg, 1, 1 << 20, &v) != 0)
                 return -1;
@@ -1653,7 +1677,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         case O_LIST:
             for (size_t k = 0; k < bench_transport_count; k++) {
                 const struct transport *t = &bench_transports[k];
-                printf("%-12s %-5s %s%s\n", t->name, t->group, t->what,
+                static const char *m[] = {"-", "busy", "block", "both"};
+                printf("%-12s %-5s tput %-5s rtt %-5s %s%s\n", t->name, t->group,
+                       m[t->default_tput], m[t->default_lat], t->what,
                        t->available ? "" : " [not built: no Boost]");
             }
             exit(0);
@@ -1678,11 +1704,17 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->repeats = 1;
         if (!rt_given)
             o->round_trips = 1000;
+        if (!lat_rounds_given)
+            o->lat_rounds = 1;
         if (!slots_given)
             o->slots = 64; /* a small ring: many wraps, full and empty */
+        /* The smoke pass covers every transport in every mode it has. */
+        for (size_t k = 0; !transports_given && k < bench_transport_count; k++)
+            o->named[k] = 1;
     }
     o->check_full = check >= 0 ? check : o->quick;
-    o->warmup = o->round_trips / 10 > 20000 ? 20000 : o->round_trips / 10;
+    o->rt_per_round = (o->round_trips + o->lat_rounds - 1) / o->lat_rounds;
+    o->warmup = o->rt_per_round / 10 > 5000 ? 5000 : o->rt_per_round / 10;
     if (o->warmup < INJECT_AT + 1)
         o->warmup = INJECT_AT + 1;
     /* Every run wraps the ring a few times, however short. */
@@ -1715,13 +1747,13 @@ static void check_cpus(struct options *o)
     }
 }
 
-static unsigned tput_modes_for(const struct transport *t, const struct options *o, size_t k)
+/* --tput-modes / --lat-modes, else everything a transport named with -t
+ * can do, else its defaults. */
+static unsigned modes_for(unsigned chosen, unsigned can, unsigned dflt, int named)
 {
-    if (!o->do_tput)
-        return 0;
-    if (o->tput_modes)
-        return o->tput_modes & t->tput_modes;
-    return t->default_tput ? t->default_tput : (o->named[k] ? t->tput_modes : 0);
+    if (chosen)
+        return chosen & can;
+    return named ? can : dflt;
 }
 
 static int inject_caught(const struct result *r)
@@ -1754,7 +1786,9 @@ int main(int argc, char **argv)
     read_machine();
     read_load(load_start, sizeof load_start);
     ctl = mmap(NULL, sizeof *ctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (ctl == MAP_FAILED) {
+    lat_samples = mmap(NULL, (size_t)o.rt_per_round * sizeof *lat_samples,
+                       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (ctl == MAP_FAILED || lat_samples == MAP_FAILED) {
         perror("rq_bench: mmap");
         return 1;
     }
@@ -1770,8 +1804,10 @@ int main(int argc, char **argv)
             const struct transport *t = &bench_transports[k];
             if (!o.selected[k] || !t->available)
                 continue;
-            unsigned tm = tput_modes_for(t, &o, k);
-            unsigned lm = o.do_lat ? o.lat_modes & t->lat_modes : 0;
+            unsigned tm = o.do_tput ? modes_for(o.tput_modes, t->tput_modes, t->default_tput,
+                                                o.named[k]) : 0;
+            unsigned lm = o.do_lat ? modes_for(o.lat_modes, t->lat_modes, t->default_lat,
+                                               o.named[k]) : 0;
             for (int m = 0; m < MODE_COUNT; m++) {
                 if (!((tm | lm) & MODE_BIT(m)))
                     continue;
@@ -1806,22 +1842,27 @@ int main(int argc, char **argv)
                 progress(" FAILED: %s\n", r->tput_err);
         }
     }
-    size_t done = 0;
-    for (size_t i = 0; i < nresults; i++) {
-        struct result *r = &results[i];
-        tput_finish(r);
-        if (!r->has_lat)
-            continue;
-        progress("round trip [%zu/%zu] %-12s %-5s %5zu B:", ++done, lat_rows, r->t->name,
-                 mode_name(r->mode), r->size);
-        run_lat(r, &o);
-        if (r->lat_ok)
-            progress(" median %8.0f ns\n", r->med);
-        else
-            progress(" FAILED: %s\n", r->lat_err);
-    }
     for (size_t i = 0; i < nresults; i++)
+        tput_finish(&results[i]);
+    for (int round = 0; round < o.lat_rounds; round++) {
+        size_t done = 0;
+        for (size_t i = 0; i < nresults; i++) {
+            struct result *r = &results[i];
+            if (!r->has_lat)
+                continue;
+            progress("round trip round %d/%d [%zu/%zu] %-12s %-5s %5zu B:", round + 1,
+                     o.lat_rounds, ++done, lat_rows, r->t->name, mode_name(r->mode), r->size);
+            lat_round(r, &o);
+            if (r->lat_ok)
+                progress(" %ld done\n", r->npool);
+            else
+                progress(" FAILED: %s\n", r->lat_err);
+        }
+    }
+    for (size_t i = 0; i < nresults; i++) {
+        lat_finish(&results[i]);
         check_busy_rq(&results[i]);
+    }
     read_load(load_end, sizeof load_end);
     compute_ratios();
     evaluate_targets();
