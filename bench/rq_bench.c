@@ -1464,7 +1464,7 @@ static void usage(FILE *f)
             "      --check full|ends  check every byte, or length+sender+sequence at both\n"
             "                         ends (default ends; full with --quick)\n"
             "      --quick            smoke pass: every transport in every mode, 0.02 s x 1,\n"
-            "                         1000 round trips, 64 slots, every byte checked\n"
+            "                         300 round trips, 64 slots, every byte checked\n"
             "      --inject-corruption  self-test: spoil one message per run; succeeds only\n"
             "                         if every run reports it\n"
             "      --csv FILE, --json FILE, --markdown FILE   also write results there\n"
@@ -1703,7 +1703,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         if (!rep_given)
             o->repeats = 1;
         if (!rt_given)
-            o->round_trips = 1000;
+            o->round_trips = 300;
         if (!lat_rounds_given)
             o->lat_rounds = 1;
         if (!slots_given)
