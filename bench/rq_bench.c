@@ -1198,6 +1198,19 @@ static void print_table(FILE *f, const struct options *o)
                "rq busy rows are checked to make no wait or wake call.\n");
     fprintf(f, "*: another process took a core from a measured process during the row "
                "(involuntary context switches): the machine was not quiet.\n");
+    /* Queue depths that are not --slots (the transport decides). */
+    const struct transport *said[64] = {0};
+    size_t nsaid = 0;
+    for (size_t i = 0; i < nresults; i++) {
+        const struct result *r = &results[i];
+        int seen = 0;
+        for (size_t k = 0; k < nsaid; k++)
+            seen |= said[k] == r->t;
+        if (seen || !r->note[0] || nsaid == 64)
+            continue;
+        said[nsaid++] = r->t;
+        fprintf(f, "%s: %s\n", r->t->name, r->note);
+    }
 }
 
 static void print_targets(FILE *f)

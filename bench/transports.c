@@ -544,24 +544,46 @@ static int unix_recv(struct endpoint *ep, const void **msg, size_t *len, char *e
 
 /* ---- POSIX message queue ---------------------------------------------- */
 
+static long mq_msg_max(void)
+{
+    long v = -1;
+    FILE *f = fopen("/proc/sys/fs/mqueue/msg_max", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
 static int mq_create(struct chan *c, char *err)
 {
     snprintf(c->name, sizeof c->name, "/rqbench-%s", c->p.tag);
     (void)mq_unlink(c->name);
-    /* Ask for the run's depth; the system may allow less (fs.mqueue.msg_max
-     * without CAP_SYS_RESOURCE, RLIMIT_MSGQUEUE): halve until it fits. */
-    for (long depth = c->p.slots; depth >= 1; depth /= 2) {
+    /* Ask for the run's depth.  Without CAP_SYS_RESOURCE the kernel allows
+     * at most fs.mqueue.msg_max (10 by default); RLIMIT_MSGQUEUE may allow
+     * less still: then halve until it fits.  The note says what it got. */
+    long depth = c->p.slots, msg_max = mq_msg_max();
+    const char *why = NULL;
+    while (depth >= 1) {
         struct mq_attr attr = {.mq_maxmsg = depth, .mq_msgsize = (long)c->p.msg_size};
         mqd_t q = mq_open(c->name, O_CREAT | O_EXCL | O_RDWR, 0600, &attr);
         if (q != (mqd_t)-1) {
             mq_close(q);
             c->depth = (uint32_t)depth;
-            if (depth != (long)c->p.slots)
-                snprintf(c->note, sizeof c->note, "depth %ld (system limit)", depth);
+            if (why)
+                snprintf(c->note, sizeof c->note, "depth %ld (%s)", depth, why);
             return 0;
         }
-        if (errno != EINVAL && errno != EMFILE && errno != ENOMEM)
+        if (errno == EINVAL && msg_max > 0 && depth > msg_max) {
+            depth = msg_max;
+            why = "fs.mqueue.msg_max";
+        } else if (errno == EINVAL || errno == EMFILE || errno == ENOMEM) {
+            depth /= 2;
+            why = "RLIMIT_MSGQUEUE";
+        } else {
             break;
+        }
     }
     bench_errno(err, "mq_open (create)");
     return -1;
