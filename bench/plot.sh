@@ -61,6 +61,7 @@ set format y "%.0s%c"
 set lmargin 10
 plot ${plots_rate%, }
 set ylabel "MB / s"
+set format y "%g"
 unset key
 plot ${plots_mb%, }
 unset multiplot
