@@ -363,7 +363,6 @@ static int tput_consumer(const struct job *j, struct child_out *out)
     sys_count_open(&sc);
     child_barrier();
     sys_count_start(&sc);
-    out->t_start_ns = now_ns();
     while (ended < senders) {
         const void *msg;
         size_t len;

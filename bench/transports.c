@@ -389,19 +389,13 @@ static int rq_counters(struct chan *c, uint64_t *waits, uint64_t *wakes)
 
 /* ---- pipe ------------------------------------------------------------- */
 
-static int fd_pair_close(struct chan *c)
+static void fd_chan_destroy(struct chan *c)
 {
     for (int i = 0; i < 2; i++) {
         if (c->fd[i] >= 0)
             close(c->fd[i]);
         c->fd[i] = -1;
     }
-    return 0;
-}
-
-static void fd_chan_destroy(struct chan *c)
-{
-    fd_pair_close(c);
 }
 
 static int pipe_create(struct chan *c, char *err)
