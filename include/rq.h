@@ -87,8 +87,16 @@ typedef struct rq rq; /* opaque handle */
  * close a queue, never push or pop, and never gets RQ_EBUSY. */
 enum { RQ_PRODUCER = 1, RQ_CONSUMER = 2, RQ_OBSERVER = 3 };
 
-/* rq_config.flags */
-enum { RQ_MPSC = 1u << 0 };
+/* rq_config.flags.
+ * RQ_MPSC: any number of producers (serialised by a lock), one consumer.
+ * RQ_FULL_FENCES: publish every message with a full memory fence.  By
+ * default (on Linux) a message is published with a plain release store and
+ * the side about to *sleep* pays instead, with a system-wide barrier
+ * (membarrier): the busy path then costs what a bare ring costs, and a sleep
+ * costs a few microseconds more.  This flag trades back; it is set by
+ * itself where the OS has no such barrier (Windows), and rq_stat reports
+ * which a queue uses. */
+enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1 };
 
 #define RQ_INFINITE (-1) /* timeout_ms: -1 forever, 0 never wait, >0 ms */
 
@@ -99,7 +107,7 @@ enum { RQ_MPSC = 1u << 0 };
 typedef struct rq_config {
     uint32_t slot_count; /* messages the queue holds, 1..RQ_SLOT_COUNT_MAX */
     uint32_t slot_size;  /* largest message in bytes, 1..RQ_SLOT_SIZE_MAX */
-    uint32_t flags;      /* 0 or RQ_MPSC */
+    uint32_t flags;      /* 0, or RQ_MPSC and/or RQ_FULL_FENCES */
     uint32_t mode;       /* permission bits of a new segment; 0 means 0600
                             (checked, but without effect on Windows) */
 } rq_config;

@@ -47,6 +47,8 @@ static __forceinline void rq_fence_seq(void) { _mm_mfence(); }
 #else
 #error "rq's MSVC atomics rely on x86/x64 volatile semantics (/volatile:ms)"
 #endif
+/* Keeps the compiler from moving memory accesses across it; no CPU fence. */
+static __forceinline void rq_fence_compiler(void) { _ReadWriteBarrier(); }
 
 #else /* C11 */
 #include <stdatomic.h>
@@ -82,6 +84,9 @@ RQ_ATOMIC_FN_(uint64_t, u64)
 #undef RQ_ATOMIC_FN_
 
 static inline void rq_fence_seq(void) { atomic_thread_fence(memory_order_seq_cst); }
+/* Keeps the compiler from moving memory accesses across it; no CPU fence
+ * (the other half of an asymmetric fence, see platform.h). */
+static inline void rq_fence_compiler(void) { atomic_signal_fence(memory_order_seq_cst); }
 
 #endif
 

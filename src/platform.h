@@ -80,6 +80,17 @@ void rq_plat_wake(rq_plat_segment *seg, rq_atomic_u32 *word, int all);
  * in [1, 2047]. */
 int rq_plat_add_and_wake(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t add);
 
+/* An asymmetric fence across processes (Linux: membarrier's
+ * GLOBAL_EXPEDITED commands).  After rq_plat_fence_heavy returns, every
+ * thread of every process that called rq_plat_fence_register has passed a
+ * full memory barrier since the call began (or was not running, which
+ * implies one).  The fast side then needs only a compiler barrier where a
+ * StoreLoad fence would otherwise be: the side about to sleep pays for
+ * both.  rq_plat_fence_register is idempotent; both return RQ_OK, or
+ * RQ_ESYS where the OS has no such fence (then rq uses full fences). */
+int rq_plat_fence_register(void);
+int rq_plat_fence_heavy(void);
+
 /* The MPSC producers' lock, kept in AREA (RQ_LOCK_AREA bytes of the
  * segment).  init is called once by the creator.  lock waits at most
  * TIMEOUT_MS (0: try once -> RQ_EAGAIN; RQ_INFINITE: no limit; else

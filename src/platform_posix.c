@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -262,6 +263,29 @@ int rq_plat_add_and_wake(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t add
     long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_OP, INT_MAX, (void *)(uintptr_t)0,
                      (uint32_t *)word, op);
     return r < 0 ? RQ_ESYS : RQ_OK;
+}
+
+static long membarrier(int cmd)
+{
+    return syscall(SYS_membarrier, cmd, 0, 0);
+}
+
+int rq_plat_fence_register(void)
+{
+    long cmds = membarrier(MEMBARRIER_CMD_QUERY);
+    if (cmds < 0)
+        return RQ_ESYS;
+    if (!(cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) ||
+        !(cmds & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED)) {
+        errno = ENOSYS;
+        return RQ_ESYS;
+    }
+    return membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0 ? RQ_OK : RQ_ESYS;
+}
+
+int rq_plat_fence_heavy(void)
+{
+    return membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0 ? RQ_OK : RQ_ESYS;
 }
 
 int rq_plat_mutex_init(rq_plat_segment *seg, void *area)

@@ -609,6 +609,21 @@ static int mpsc_open(rq_plat_segment *seg, wchar_t *name)
     return seg->mpsc_mutex ? RQ_OK : RQ_ESYS;
 }
 
+/* FlushProcessWriteBuffers reaches only the threads of the calling
+ * process; Windows has no fence that reaches another process's threads, so
+ * rq publishes with full fences there. */
+int rq_plat_fence_register(void)
+{
+    SetLastError(ERROR_NOT_SUPPORTED);
+    return RQ_ESYS;
+}
+
+int rq_plat_fence_heavy(void)
+{
+    SetLastError(ERROR_NOT_SUPPORTED);
+    return RQ_ESYS;
+}
+
 int rq_plat_mutex_init(rq_plat_segment *seg, void *area)
 {
     (void)area; /* the lock is the named mutex, not the segment's bytes */

@@ -83,9 +83,14 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
     rq_fetch_add_u32(&ev->waiters, 1);
     RQ_CRASH_POINT(WAIT_AFTER_REGISTER);
     int rc = RQ_OK;
+    /* Without full fences the peer publishes with a plain store and reads
+     * `waiters` right after: this barrier (run on the peer's CPU too) is
+     * what makes either it see us registered or us see its message. */
+    int fenced = q->ring.full_fences || rq_plat_fence_heavy() == RQ_OK;
     if (!ready(q)) {
-        int is_slice;
-        rc = rq_plat_wait(q->seg, &ev->seq, seq, rq_deadline_slice(left, &is_slice));
+        int is_slice = 0; /* unfenced: a short nap, then look again */
+        int slice = fenced ? rq_deadline_slice(left, &is_slice) : RQ_FENCE_FAILED_SLEEP_MS;
+        rc = rq_plat_wait(q->seg, &ev->seq, seq, slice);
         RQ_CRASH_POINT(WAIT_AFTER_WAKE);
         if (rc == RQ_ETIMEDOUT && is_slice && ready(q) && wake_never_came(q, ev, seq))
             rq_fetch_add_u64(&q->self->missed_wakes, 1);
@@ -153,7 +158,7 @@ static void producer_publish(rq *q, uint32_t len)
     rq_counter_bump(&q->self->messages); /* single writer: SPSC, or under the lock */
     if (q->mpsc)
         rq_mpsc_unlock(q->seg, q->shm);
-    if (rq_load_seq_u32(&q->shm->data_event.waiters) != 0)
+    if (rq_ring_peer_waits(&q->ring, &q->shm->data_event.waiters))
         signal_peer(q, &q->shm->data_event, 0);
 }
 
@@ -185,7 +190,8 @@ static void consumer_release(rq *q)
     uint32_t old_read = rq_ring_pop_publish(&q->ring);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
     rq_counter_bump(&q->self->messages);
-    if (rq_load_seq_u32(&q->shm->space_event.waiters) != 0 && rq_ring_was_full(&q->ring, old_read))
+    if (rq_ring_peer_waits(&q->ring, &q->shm->space_event.waiters) &&
+        rq_ring_was_full(&q->ring, old_read))
         signal_peer(q, &q->shm->space_event, 1); /* all: MPSC producers may queue up */
 }
 
@@ -216,7 +222,7 @@ static int check_config(const rq_config *cfg)
         return RQ_EINVAL;
     if (cfg->slot_size < 1 || cfg->slot_size > RQ_SLOT_SIZE_MAX)
         return RQ_EINVAL;
-    if ((cfg->flags & ~(uint32_t)RQ_MPSC) != 0 || (cfg->mode & ~0777u) != 0)
+    if ((cfg->flags & ~(uint32_t)(RQ_MPSC | RQ_FULL_FENCES)) != 0 || (cfg->mode & ~0777u) != 0)
         return RQ_EINVAL;
     if (rq_layout_total(cfg->slot_count, cfg->slot_size) > (uint64_t)SIZE_MAX)
         return RQ_EINVAL;
@@ -360,13 +366,16 @@ static int queue_check(const void *snapshot, uint64_t object_size, const void *c
         return RQ_ECORRUPT;
     if (h->slot_stride != rq_layout_stride(h->slot_size))
         return RQ_ECORRUPT;
-    if ((h->flags & ~(uint32_t)RQ_MPSC) != 0)
+    if ((h->flags & ~(uint32_t)(RQ_MPSC | RQ_FULL_FENCES)) != 0)
         return RQ_ECORRUPT;
     uint64_t need = rq_layout_total(h->slot_count, h->slot_size);
     if (h->total_size != need || need > object_size || need > (uint64_t)SIZE_MAX)
         return RQ_ECORRUPT;
+    /* RQ_FULL_FENCES may have been chosen by the creator's OS: only an
+     * opener that asks for it and finds it missing is refused. */
     if (cfg && (h->slot_count != cfg->slot_count || h->slot_size != cfg->slot_size ||
-                h->flags != cfg->flags))
+                (h->flags & RQ_MPSC) != (cfg->flags & RQ_MPSC) ||
+                ((cfg->flags & RQ_FULL_FENCES) && !(h->flags & RQ_FULL_FENCES))))
         return RQ_EEXIST;
     *total = need;
     return RQ_OK;
@@ -390,6 +399,8 @@ static int queue_init(rq_plat_segment *seg, void *addr, const void *config, int 
     shm->hdr.slot_size = cfg->slot_size;
     shm->hdr.slot_stride = (uint32_t)rq_layout_stride(cfg->slot_size);
     shm->hdr.flags = cfg->flags;
+    if (rq_plat_fence_register() != RQ_OK)
+        shm->hdr.flags |= RQ_FULL_FENCES; /* no asymmetric fence here */
     shm->hdr.total_size = queue_size_for(cfg);
     rq_store_relaxed_u64(&shm->admin.repairs, repairing ? 1 : 0);
     return (cfg->flags & RQ_MPSC) ? rq_mpsc_init(seg, shm) : RQ_OK;
@@ -420,6 +431,10 @@ static int role_acquire(rq *q)
     if (rc < 0)
         return rc;
     RQ_CRASH_POINT(OPEN_AFTER_ROLE_LOCK);
+    /* This process publishes with plain stores: it must be reached by the
+     * barrier of a peer about to sleep. */
+    if (!q->ring.full_fences && rq_plat_fence_register() != RQ_OK)
+        return RQ_ESYS;
     q->self = producer ? &shm->producer : &shm->consumer;
     q->owns_role_line = !(producer && q->mpsc);
     if (q->owns_role_line) {
@@ -544,7 +559,7 @@ int rq_stat(rq *q, rq_stats *st)
     memset(st, 0, sizeof *st);
     st->slot_count = q->ring.n;
     st->slot_size = q->ring.slot_size;
-    st->flags = q->mpsc ? RQ_MPSC : 0;
+    st->flags = (q->mpsc ? RQ_MPSC : 0) | (q->ring.full_fences ? RQ_FULL_FENCES : 0);
     int rc = read_offset_pair(q, &st->write_offset, &st->read_offset);
     st->pushed = rq_load_relaxed_u64(&shm->producer.messages);
     st->popped = rq_load_relaxed_u64(&shm->consumer.messages);

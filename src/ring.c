@@ -13,6 +13,7 @@ void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm, const struct rq_shm_h
     r->two_n = 2 * r->n;
     r->stride = h->slot_stride;
     r->slot_size = h->slot_size;
+    r->full_fences = (h->flags & RQ_FULL_FENCES) != 0;
 }
 
 int rq_ring_load(struct rq_ring *r)

@@ -27,6 +27,7 @@ struct rq_ring {
     uint32_t two_n;  /* offset range */
     uint32_t stride; /* bytes per slot */
     uint32_t slot_size;
+    int full_fences; /* RQ_FULL_FENCES: publish with a full fence */
     /* producer side */
     uint32_t write;      /* next offset to publish */
     uint32_t read_cache; /* last read_offset seen */
@@ -90,15 +91,35 @@ static inline int rq_ring_push_begin(struct rq_ring *r, void **payload, int shar
     return RQ_OK;
 }
 
-/* Producer: records LEN in the claimed slot and publishes it.  The store is
- * sequentially consistent so that the following load of the consumer's
- * waiter count cannot be ordered before it (the no-lost-wake-up rule). */
+/* Stores a new offset, to be followed by rq_ring_peer_waits.  The load of
+ * the peer's waiter count must not be ordered before this store (the
+ * no-lost-wake-up rule).  With full fences the store is sequentially
+ * consistent; otherwise it is a release store and only the compiler is
+ * held back: the side about to sleep runs a barrier on our CPU
+ * (rq_plat_fence_heavy) after registering, which orders the two for us. */
+static inline void rq_ring_publish_offset(struct rq_ring *r, rq_atomic_u32 *offset, uint32_t v)
+{
+    if (r->full_fences) {
+        rq_store_seq_u32(offset, v);
+    } else {
+        rq_store_release_u32(offset, v);
+        rq_fence_compiler();
+    }
+}
+
+/* Right after publishing: is the peer registered as waiting? */
+static inline int rq_ring_peer_waits(const struct rq_ring *r, rq_atomic_u32 *waiters)
+{
+    return (r->full_fences ? rq_load_seq_u32(waiters) : rq_load_relaxed_u32(waiters)) != 0;
+}
+
+/* Producer: records LEN in the claimed slot and publishes it. */
 static inline void rq_ring_push_publish(struct rq_ring *r, uint32_t len)
 {
     unsigned char *slot = rq_ring_slot(r, r->write);
     memcpy(slot, &len, sizeof len);
     r->write = rq_ring_next(r, r->write);
-    rq_store_seq_u32(&r->shm->write_offset, r->write);
+    rq_ring_publish_offset(r, &r->shm->write_offset, r->write);
 }
 
 /* Consumer: the oldest message, if any.  RQ_OK with *PAYLOAD and *LEN,
@@ -124,12 +145,12 @@ static inline int rq_ring_pop_begin(struct rq_ring *r, const void **payload, uin
 }
 
 /* Consumer: frees the oldest slot.  Returns the offset it had, for the
- * was-full test.  Sequentially consistent for the same reason as publish. */
+ * was-full test. */
 static inline uint32_t rq_ring_pop_publish(struct rq_ring *r)
 {
     uint32_t old = r->read;
     r->read = rq_ring_next(r, old);
-    rq_store_seq_u32(&r->shm->read_offset, r->read);
+    rq_ring_publish_offset(r, &r->shm->read_offset, r->read);
     return old;
 }
 
