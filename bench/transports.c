@@ -292,7 +292,8 @@ static int rq_create(struct chan *c, char *err)
     (void)rq_unlink(c->name);
     rq_config cfg = {.slot_count = c->p.slots,
                      .slot_size = (uint32_t)c->p.msg_size,
-                     .flags = strncmp(c->t->name, "rq-mpsc", 7) == 0 ? RQ_MPSC : 0};
+                     .flags = (strncmp(c->t->name, "rq-mpsc", 7) == 0 ? RQ_MPSC : 0) |
+                              (strcmp(c->t->name, "rq-spsc-ff") == 0 ? RQ_FULL_FENCES : 0)};
     rq *observer;
     int rc = rq_open(&observer, c->name, RQ_OBSERVER, &cfg);
     if (rc != RQ_OK)
@@ -725,6 +726,10 @@ const struct transport bench_transports[] = {
      .create = minring_create, .destroy = shared_unmap, .open = minring_open,
      .close = nothing_to_close, .send = minring_send, .recv = minring_recv},
     {.name = "rq-spsc", RQ_OPS, .senders = 1, .what = "rq SPSC, rq_push / rq_pop",
+     .tput_modes = BOTH, .lat_modes = BOTH, .default_tput = BOTH, .default_lat = BOTH,
+     .send = rq_send_push, .recv = rq_recv_pop},
+    {.name = "rq-spsc-ff", RQ_OPS, .senders = 1,
+     .what = "rq SPSC with RQ_FULL_FENCES (xchg per publish, no membarrier per sleep)",
      .tput_modes = BOTH, .lat_modes = BOTH, .default_tput = BOTH, .default_lat = BOTH,
      .send = rq_send_push, .recv = rq_recv_pop},
     {.name = "rq-spsc-zc", RQ_OPS, .senders = 1, .in_place = 1,

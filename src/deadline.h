@@ -26,10 +26,10 @@
  * counts the wake as missed (a live peer may be between its two steps). */
 #define RQ_MISSED_WAKE_GRACE_MS 50
 
-/* If the barrier a sleeper owes its peer fails (it should not, once the
- * process is registered), the sleeper may not rely on a wake-up: it naps
- * this long and looks again. */
-#define RQ_FENCE_FAILED_SLEEP_MS 1
+/* Without full fences, the first sleep of a wait is a nap this long taken
+ * without the system-wide barrier (see wait_on in queue.c): a message
+ * published in a race with our going to sleep is seen at most this late. */
+#define RQ_UNFENCED_NAP_MS 1
 
 struct rq_deadline {
     int timeout_ms;    /* as the caller gave it: RQ_INFINITE, 0, or > 0 */

@@ -72,8 +72,19 @@ static int wake_never_came(rq *q, struct rq_shm_event *ev, uint32_t seq)
  * RQ_OK (caller re-checks the ring), RQ_EAGAIN for a zero timeout,
  * RQ_ETIMEDOUT, or RQ_ESYS.  No sleep outlasts RQ_RECHECK_MS (deadline.h);
  * a re-check that finds the ring ready without any signal having come
- * counts a missed wake-up. */
-static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const struct rq_deadline *d)
+ * counts a missed wake-up.
+ *
+ * Without full fences the peer publishes with a plain store and reads
+ * `waiters` right after, so in a race with our registration it may miss
+ * us.  The cure is a barrier on the peer's CPU (rq_plat_fence_heavy), but
+ * it costs tens of microseconds on a VM, and the race is rare: so the first
+ * sleep of a wait is a nap of RQ_UNFENCED_NAP_MS without it (a wake-up,
+ * the usual end of a sleep, needs no barrier), and only a wait that lasts
+ * longer pays for the barrier and re-checks before sleeping on.  A message
+ * published in the race is seen at most one nap late, never lost.
+ * *NAPPED carries that state across the calls of one wait. */
+static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const struct rq_deadline *d,
+                   int *napped)
 {
     int left = rq_deadline_left(d);
     if (left == 0)
@@ -82,14 +93,18 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
     uint32_t seq = rq_load_acquire_u32(&ev->seq);
     rq_fetch_add_u32(&ev->waiters, 1);
     RQ_CRASH_POINT(WAIT_AFTER_REGISTER);
-    int rc = RQ_OK;
-    /* Without full fences the peer publishes with a plain store and reads
-     * `waiters` right after: this barrier (run on the peer's CPU too) is
-     * what makes either it see us registered or us see its message. */
-    int fenced = q->ring.full_fences || rq_plat_fence_heavy() == RQ_OK;
+    int rc = RQ_OK, is_slice = 0, slice;
+    if (q->ring.full_fences) {
+        slice = rq_deadline_slice(left, &is_slice);
+    } else if (!*napped) {
+        *napped = 1;
+        slice = left >= 0 && left < RQ_UNFENCED_NAP_MS ? left : RQ_UNFENCED_NAP_MS;
+    } else if (rq_plat_fence_heavy() == RQ_OK) {
+        slice = rq_deadline_slice(left, &is_slice);
+    } else {
+        slice = RQ_UNFENCED_NAP_MS; /* no barrier: never trust a long sleep */
+    }
     if (!ready(q)) {
-        int is_slice = 0; /* unfenced: a short nap, then look again */
-        int slice = fenced ? rq_deadline_slice(left, &is_slice) : RQ_FENCE_FAILED_SLEEP_MS;
         rc = rq_plat_wait(q->seg, &ev->seq, seq, slice);
         RQ_CRASH_POINT(WAIT_AFTER_WAKE);
         if (rc == RQ_ETIMEDOUT && is_slice && ready(q) && wake_never_came(q, ev, seq))
@@ -115,6 +130,7 @@ static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
 static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
 {
     struct rq_deadline d = rq_deadline_start(timeout_ms);
+    int napped = 0;
     for (;;) {
         if (q->mpsc) {
             /* The lock counts against the same deadline as the space. */
@@ -133,7 +149,7 @@ static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
             rq_mpsc_unlock(q->seg, q->shm); /* never wait holding the lock */
         if (rc != RQ_EAGAIN)
             return rc;
-        rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d);
+        rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d, &napped);
         if (rc < 0)
             return rc;
     }
@@ -167,11 +183,12 @@ static void producer_publish(rq *q, uint32_t len)
 static int consumer_claim_wait(rq *q, const void **payload, uint32_t *len, int timeout_ms)
 {
     struct rq_deadline d = rq_deadline_start(timeout_ms);
+    int napped = 0;
     for (;;) {
         int rc = rq_ring_pop_begin(&q->ring, payload, len);
         if (rc != RQ_EAGAIN)
             return rc;
-        rc = wait_on(q, &q->shm->data_event, ready_for_consumer, &d);
+        rc = wait_on(q, &q->shm->data_event, ready_for_consumer, &d, &napped);
         if (rc < 0)
             return rc;
     }
