@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks (as root), then builds and runs
-# every rq test: the debug build and the AddressSanitizer+UBSan build, then
-# the Windows build under Wine (scripts/test-windows.sh).
+# every rq test: the debug build, the AddressSanitizer+UBSan build, the
+# threaded suites under ThreadSanitizer, then the Windows build under Wine
+# (scripts/test-windows.sh).
 # Not root and something missing: prints the exact apt-get line and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,11 @@ for preset in debug asan; do
   cmake --build --preset "$preset" -j "$jobs"
   ctest --preset "$preset" -j 1
 done
+# ThreadSanitizer: the suites with threads in one process (label threads).
+echo "== build and test: tsan (threaded suites)"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan -j "$jobs"
+ctest --preset tsan -j 1
 # Windows: cross-built with mingw-w64, run under Wine (installs what it
 # needs, as root).  RQ_SKIP_WINDOWS=1 leaves it out.
 if [[ ${RQ_SKIP_WINDOWS:-0} != 1 ]]; then

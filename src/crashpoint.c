@@ -19,11 +19,12 @@ static const char *const point_roles[RQ_CP_COUNT_] = {
 #undef RQ_CRASH_ROLES_
 };
 
-/* Process-local: a forked child inherits the parent's arming, which is how
- * the tests arm a child before it runs. */
-static unsigned long hits[RQ_CP_COUNT_];
+/* Process-local; the test harness arms a child before it runs.  Atomic
+ * because threads of one process hit points concurrently (test_threads
+ * under ThreadSanitizer). */
+static rq_atomic_u64 hits[RQ_CP_COUNT_];
 static int armed_id = -1;
-static unsigned long armed_countdown;
+static rq_atomic_u64 armed_countdown;
 
 const char *rq_crash_point_name(int id)
 {
@@ -46,23 +47,24 @@ int rq_crash_point_lookup(const char *name)
 void rq_crash_point_arm(int id, unsigned long hit)
 {
     armed_id = (id >= 0 && id < RQ_CP_COUNT_ && hit > 0) ? id : -1;
-    armed_countdown = hit;
+    rq_store_relaxed_u64(&armed_countdown, hit);
 }
 
 unsigned long rq_crash_point_hits(int id)
 {
-    return (id >= 0 && id < RQ_CP_COUNT_) ? hits[id] : 0;
+    return (id >= 0 && id < RQ_CP_COUNT_) ? (unsigned long)rq_load_relaxed_u64(&hits[id]) : 0;
 }
 
 void rq_crash_point_reset(void)
 {
-    memset(hits, 0, sizeof hits);
+    for (int i = 0; i < RQ_CP_COUNT_; i++)
+        rq_store_relaxed_u64(&hits[i], 0);
     armed_id = -1;
 }
 
 void rq_crash_point_hit(enum rq_crash_point_id id)
 {
-    hits[id]++;
-    if ((int)id == armed_id && --armed_countdown == 0)
+    rq_fetch_add_u64(&hits[id], 1);
+    if ((int)id == armed_id && rq_fetch_sub_u64(&armed_countdown, 1) == 1)
         rq_plat_kill_self();
 }

@@ -31,6 +31,17 @@
 #include "layout.h"
 #include "rq.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define RQ_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RQ_TSAN 1
+#endif
+#endif
+#ifdef RQ_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 _Static_assert(sizeof(pthread_mutex_t) <= RQ_LOCK_AREA, "mutex fits its area");
 
 struct rq_plat_segment {
@@ -307,6 +318,22 @@ int rq_plat_mutex_init(rq_plat_segment *seg, void *area)
     return RQ_OK;
 }
 
+/* ThreadSanitizer (gcc 12, clang 14) intercepts pthread_mutex_lock and
+ * trylock but not pthread_mutex_clocklock; unannotated, it would take each
+ * unlock after a timed lock for an unlock of an unlocked mutex. */
+static int mutex_clocklock(pthread_mutex_t *m, const struct timespec *until)
+{
+#ifdef RQ_TSAN
+    __tsan_mutex_pre_lock(m, __tsan_mutex_try_lock);
+    int err = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, until);
+    unsigned failed = (err == 0 || err == EOWNERDEAD) ? 0 : __tsan_mutex_try_lock_failed;
+    __tsan_mutex_post_lock(m, __tsan_mutex_try_lock | failed, 0);
+    return err;
+#else
+    return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, until);
+#endif
+}
+
 static int mutex_acquire(pthread_mutex_t *m, int timeout_ms)
 {
     if (timeout_ms < 0)
@@ -321,7 +348,7 @@ static int mutex_acquire(pthread_mutex_t *m, int timeout_ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
-    return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &until);
+    return mutex_clocklock(m, &until);
 }
 
 int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int timeout_ms, int *recovered)
