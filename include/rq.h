@@ -104,6 +104,12 @@ enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1 };
 #define RQ_SLOT_COUNT_MAX 0x40000000u /* 2^30 slots */
 #define RQ_SLOT_SIZE_MAX 0x40000000u  /* 1 GiB per message */
 
+/* 1 if NAME is a valid name for a queue or a coalescing object: 1 to
+ * RQ_NAME_MAX characters of [A-Za-z0-9._-] (portable across POSIX shared
+ * memory and Win32 object names, and free of path separators); else 0.
+ * rq_open and rq_coalesce_open refuse other names with RQ_EINVAL. */
+int rq_name_valid(const char *name);
+
 typedef struct rq_config {
     uint32_t slot_count; /* messages the queue holds, 1..RQ_SLOT_COUNT_MAX */
     uint32_t slot_size;  /* largest message in bytes, 1..RQ_SLOT_SIZE_MAX */

@@ -27,7 +27,6 @@
 #include "crashpoint.h"
 #include "deadline.h"
 #include "layout.h"
-#include "name.h"
 #include "platform.h"
 #include "rq.h"
 #include "segment.h"

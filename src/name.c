@@ -1,8 +1,6 @@
 /*
  * name.c - queue-name validation.
  */
-#include "name.h"
-
 #include "rq.h"
 
 int rq_name_valid(const char *name)

@@ -18,7 +18,6 @@
 #include "deadline.h"
 #include "layout.h"
 #include "mpsc.h"
-#include "name.h"
 #include "platform.h"
 #include "ring.h"
 #include "segment.h"

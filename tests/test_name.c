@@ -9,7 +9,6 @@
 
 #include <cmocka.h>
 
-#include "name.h"
 #include "rq.h"
 
 static void test_valid_names(void **state)

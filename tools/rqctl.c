@@ -107,18 +107,9 @@ const char *rqctl_shown(const char *name, char *buf, size_t cap)
     return buf;
 }
 
-int rqctl_name_ok(const char *name)
-{
-    size_t len = strlen(name);
-    if (len < 1 || len > RQ_NAME_MAX)
-        return 0;
-    return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
-           len;
-}
-
 int rqctl_check_name(const char *cmd, const char *name)
 {
-    if (rqctl_name_ok(name))
+    if (rq_name_valid(name))
         return RQCTL_OK;
     char shown[RQCTL_SHOWN_MAX];
     return rqctl_error(RQCTL_USAGE, cmd,

@@ -46,9 +46,6 @@ int rqctl_error(int code, const char *cmd, const char *fmt, ...)
 const char *rqctl_shown(const char *name, char *buf, size_t cap);
 #define RQCTL_SHOWN_MAX (4 * 255 + 1)
 
-/* 1 if NAME follows the rule rq applies to names (rq.h: RQ_NAME_MAX). */
-int rqctl_name_ok(const char *name);
-
 /* Checks NAME for command CMD: returns RQCTL_OK, or prints why not and
  * returns RQCTL_USAGE. */
 int rqctl_check_name(const char *cmd, const char *name);

@@ -435,7 +435,7 @@ int rqctl_cmd_list(int argc, char **argv)
     for (size_t i = 0; i < n && !json_failed; i++) {
         const char *name = objects[i].name;
         struct snapshot s;
-        int rc = rqctl_name_ok(name) ? take_snapshot(objects[i].kind, name, &s) : RQ_EINVAL;
+        int rc = rq_name_valid(name) ? take_snapshot(objects[i].kind, name, &s) : RQ_EINVAL;
         int saved_errno = errno;
         rqctl_shown(name, shown, sizeof shown);
         if (json) {
