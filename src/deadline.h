@@ -49,8 +49,10 @@ static inline int rq_deadline_left(const struct rq_deadline *d)
 {
     if (d->timeout_ms < 0)
         return RQ_INFINITE;
+    if (d->timeout_ms == 0)
+        return 0; /* no clock read: a busy caller polls with timeout 0 */
     uint64_t now = rq_plat_now_ms();
-    if (d->timeout_ms == 0 || now >= d->until_ms)
+    if (now >= d->until_ms)
         return 0;
     uint64_t left = d->until_ms - now;
     return left > 0x7fffffff ? 0x7fffffff : (int)left;
