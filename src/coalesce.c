@@ -315,7 +315,7 @@ int rq_coalesce_stat(rq_coalesce *c, rq_coalesce_stats *st)
     st->owed = count_of(r) != done;
     st->waiting = (r & RQC_WAITING) != 0;
     st->worker_pid = (int64_t)rq_load_relaxed_u64(&shm->worker.pid);
-    st->worker_live =
-        c->role == RQ_CONSUMER || rq_plat_lock_probe(c->segment.plat, RQ_LOCK_CONSUMER) > 0;
-    return RQ_OK;
+    int live = c->role == RQ_CONSUMER ? 1 : rq_plat_lock_probe(c->segment.plat, RQ_LOCK_CONSUMER);
+    st->worker_live = live > 0;
+    return live < 0 ? live : RQ_OK; /* a probe that cannot tell is an error */
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "crashpoint.h"
+#include "fault.h"
 #include "layout.h"
 #include "rq.h"
 
@@ -40,6 +41,63 @@
 #endif
 #ifdef RQ_TSAN
 #include <sanitizer/tsan_interface.h>
+#endif
+
+/* The OS calls that can fail, each made through a gate so that a test
+ * build can fail any one of them (fault.h).  Without RQ_FAULT_INJECTION
+ * the gates are the bare calls. */
+#define FAULT_CALLS(XX)                                                        \
+    XX(SHM_OPEN, "shm_open")                                                   \
+    XX(FCHMOD, "fchmod")                                                       \
+    XX(SHM_UNLINK, "shm_unlink")                                               \
+    XX(FSTAT, "fstat")                                                         \
+    XX(FTRUNCATE, "ftruncate")                                                 \
+    XX(POSIX_FALLOCATE, "posix_fallocate")                                     \
+    XX(MMAP, "mmap")                                                           \
+    XX(FCNTL_LOCK, "fcntl")                                                    \
+    XX(FUTEX_WAIT, "futex_wait")                                               \
+    XX(FUTEX_WAKE, "futex_wake")                                               \
+    XX(FUTEX_WAKE_OP, "futex_wake_op")                                         \
+    XX(MEMBARRIER, "membarrier")                                               \
+    XX(MUTEXATTR_INIT, "pthread_mutexattr_init")                               \
+    XX(MUTEXATTR_SETPSHARED, "pthread_mutexattr_setpshared")                   \
+    XX(MUTEXATTR_SETROBUST, "pthread_mutexattr_setrobust")                     \
+    XX(MUTEX_INIT, "pthread_mutex_init")                                       \
+    XX(MUTEX_LOCK, "pthread_mutex_lock")                                       \
+    XX(MUTEX_TRYLOCK, "pthread_mutex_trylock")                                 \
+    XX(MUTEX_CLOCKLOCK, "pthread_mutex_clocklock")                             \
+    XX(MUTEX_CONSISTENT, "pthread_mutex_consistent")
+
+enum fault_call {
+#define FAULT_ENUM_(id, name) FAULT_##id,
+    FAULT_CALLS(FAULT_ENUM_)
+#undef FAULT_ENUM_
+};
+
+#ifdef RQ_FAULT_INJECTION
+const char *const rq_fault_call_names[] = {
+#define FAULT_NAME_(id, name) name,
+    FAULT_CALLS(FAULT_NAME_)
+#undef FAULT_NAME_
+    NULL};
+_Static_assert(sizeof rq_fault_call_names / sizeof *rq_fault_call_names <= RQ_FAULT_CALLS_MAX + 1,
+               "the fault table fits");
+
+static int fault_now(enum fault_call call)
+{
+    unsigned long err;
+    if (!rq_fault_hit((int)call, &err))
+        return 0;
+    errno = (int)err;
+    return 1;
+}
+/* CALL fails as -1/NULL/MAP_FAILED does (FAILED) with errno set ... */
+#define RQ_SYS(id, call, failed) (fault_now(FAULT_##id) ? (failed) : (call))
+/* ... or, for calls that return an error number (pthread_*), returns it. */
+#define RQ_SYS_RET(id, call) (fault_now(FAULT_##id) ? errno : (call))
+#else
+#define RQ_SYS(id, call, failed) (call)
+#define RQ_SYS_RET(id, call) (call)
 #endif
 
 _Static_assert(sizeof(pthread_mutex_t) <= RQ_LOCK_AREA, "mutex fits its area");
@@ -63,10 +121,10 @@ static int open_object(const char *path, unsigned flags, uint32_t mode, int *cre
     /* A racing unlink between the two opens sends us round again. */
     for (int attempt = 0; attempt < 16; attempt++) {
         if (flags & RQ_PLAT_CREATE) {
-            int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+            int fd = RQ_SYS(SHM_OPEN, shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode), -1);
             if (fd >= 0) {
                 /* shm_open applies the umask; the caller asked for MODE. */
-                if (fchmod(fd, (mode_t)mode) != 0) {
+                if (RQ_SYS(FCHMOD, fchmod(fd, (mode_t)mode), -1) != 0) {
                     int saved = errno;
                     close(fd);
                     shm_unlink(path);
@@ -79,7 +137,7 @@ static int open_object(const char *path, unsigned flags, uint32_t mode, int *cre
             if (errno != EEXIST)
                 return RQ_ESYS;
         }
-        int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+        int fd = RQ_SYS(SHM_OPEN, shm_open(path, O_RDWR | O_CLOEXEC, 0), -1);
         if (fd >= 0)
             return fd;
         if (errno != ENOENT)
@@ -116,7 +174,7 @@ int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *na
 int rq_plat_segment_size(rq_plat_segment *seg, uint64_t *size)
 {
     struct stat st;
-    if (fstat(seg->fd, &st) != 0)
+    if (RQ_SYS(FSTAT, fstat(seg->fd, &st), -1) != 0)
         return RQ_ESYS;
     *size = st.st_size < 0 ? 0 : (uint64_t)st.st_size;
     return RQ_OK;
@@ -128,11 +186,11 @@ int rq_plat_segment_resize(rq_plat_segment *seg, uint64_t size)
         errno = EFBIG;
         return RQ_ESYS;
     }
-    if (ftruncate(seg->fd, (off_t)size) != 0)
+    if (RQ_SYS(FTRUNCATE, ftruncate(seg->fd, (off_t)size), -1) != 0)
         return RQ_ESYS;
     /* tmpfs hands out pages lazily: a full /dev/shm would otherwise show up
      * as SIGBUS on first touch.  Reserve them now. */
-    int err = posix_fallocate(seg->fd, 0, (off_t)size);
+    int err = RQ_SYS_RET(POSIX_FALLOCATE, posix_fallocate(seg->fd, 0, (off_t)size));
     if (err != 0 && err != EOPNOTSUPP && err != EINVAL) {
         errno = err;
         return RQ_ESYS;
@@ -146,7 +204,8 @@ int rq_plat_segment_map(rq_plat_segment *seg, uint64_t size, void **addr)
         errno = EINVAL;
         return RQ_ESYS;
     }
-    void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, seg->fd, 0);
+    void *p = RQ_SYS(MMAP, mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, seg->fd, 0),
+                     MAP_FAILED);
     if (p == MAP_FAILED)
         return RQ_ESYS;
     *addr = p;
@@ -175,7 +234,7 @@ int rq_plat_segment_unlink(const char *kind, const char *name)
     int rc = object_name(path, kind, name);
     if (rc < 0)
         return rc;
-    if (shm_unlink(path) == 0)
+    if (RQ_SYS(SHM_UNLINK, shm_unlink(path), -1) == 0)
         return RQ_OK;
     return errno == ENOENT ? RQ_ENOENT : RQ_ESYS;
 }
@@ -196,7 +255,7 @@ int rq_plat_lock(rq_plat_segment *seg, enum rq_plat_lock_id id, enum rq_plat_loc
     lock_range(&fl, mode == RQ_LOCK_TRY_SHARED ? F_RDLCK : F_WRLCK, id);
     int cmd = mode == RQ_LOCK_WAIT ? F_OFD_SETLKW : F_OFD_SETLK;
     for (;;) {
-        if (fcntl(seg->fd, cmd, &fl) == 0)
+        if (RQ_SYS(FCNTL_LOCK, fcntl(seg->fd, cmd, &fl), -1) == 0)
             return RQ_OK;
         if (errno == EINTR)
             continue;
@@ -219,7 +278,7 @@ int rq_plat_lock_probe(rq_plat_segment *seg, enum rq_plat_lock_id id)
 {
     struct flock fl;
     lock_range(&fl, F_WRLCK, id);
-    if (fcntl(seg->fd, F_OFD_GETLK, &fl) != 0)
+    if (RQ_SYS(FCNTL_LOCK, fcntl(seg->fd, F_OFD_GETLK, &fl), -1) != 0)
         return RQ_ESYS;
     return fl.l_type != F_UNLCK;
 }
@@ -239,7 +298,7 @@ int rq_plat_wait(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t expected, i
         ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
         tsp = &ts;
     }
-    if (futex(word, FUTEX_WAIT, expected, tsp) == 0)
+    if (RQ_SYS(FUTEX_WAIT, futex(word, FUTEX_WAIT, expected, tsp), -1) == 0)
         return RQ_OK;
     switch (errno) {
     case EAGAIN: /* the word had moved on: a signal came before we slept */
@@ -256,7 +315,7 @@ void rq_plat_wake(rq_plat_segment *seg, rq_atomic_u32 *word, int all)
 {
     (void)seg;
     int saved = errno;
-    (void)futex(word, FUTEX_WAKE, all ? (uint32_t)INT_MAX : 1u, NULL);
+    (void)RQ_SYS(FUTEX_WAKE, futex(word, FUTEX_WAKE, all ? (uint32_t)INT_MAX : 1u, NULL), -1);
     errno = saved;
 }
 
@@ -271,14 +330,16 @@ int rq_plat_add_and_wake(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t add
      * INT_MAX sleepers on it under its futex lock: a SIGKILL lands before
      * or after, never in between. */
     int op = FUTEX_OP(FUTEX_OP_ADD, (int)add, FUTEX_OP_CMP_EQ, 0);
-    long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_OP, INT_MAX, (void *)(uintptr_t)0,
-                     (uint32_t *)word, op);
+    long r = RQ_SYS(FUTEX_WAKE_OP,
+                    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_OP, INT_MAX,
+                            (void *)(uintptr_t)0, (uint32_t *)word, op),
+                    -1);
     return r < 0 ? RQ_ESYS : RQ_OK;
 }
 
 static long membarrier(int cmd)
 {
-    return syscall(SYS_membarrier, cmd, 0, 0);
+    return RQ_SYS(MEMBARRIER, syscall(SYS_membarrier, cmd, 0, 0), -1);
 }
 
 int rq_plat_fence_register(void)
@@ -303,13 +364,16 @@ int rq_plat_mutex_init(rq_plat_segment *seg, void *area)
 {
     (void)seg;
     pthread_mutexattr_t attr;
-    int err = pthread_mutexattr_init(&attr);
+    int err = RQ_SYS_RET(MUTEXATTR_INIT, pthread_mutexattr_init(&attr));
+    if (err) {
+        errno = err; /* nothing to destroy */
+        return RQ_ESYS;
+    }
+    err = RQ_SYS_RET(MUTEXATTR_SETPSHARED, pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED));
     if (!err)
-        err = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+        err = RQ_SYS_RET(MUTEXATTR_SETROBUST, pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST));
     if (!err)
-        err = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    if (!err)
-        err = pthread_mutex_init((pthread_mutex_t *)area, &attr);
+        err = RQ_SYS_RET(MUTEX_INIT, pthread_mutex_init((pthread_mutex_t *)area, &attr));
     pthread_mutexattr_destroy(&attr);
     if (err) {
         errno = err;
@@ -325,21 +389,21 @@ static int mutex_clocklock(pthread_mutex_t *m, const struct timespec *until)
 {
 #ifdef RQ_TSAN
     __tsan_mutex_pre_lock(m, __tsan_mutex_try_lock);
-    int err = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, until);
+    int err = RQ_SYS_RET(MUTEX_CLOCKLOCK, pthread_mutex_clocklock(m, CLOCK_MONOTONIC, until));
     unsigned failed = (err == 0 || err == EOWNERDEAD) ? 0 : __tsan_mutex_try_lock_failed;
     __tsan_mutex_post_lock(m, __tsan_mutex_try_lock | failed, 0);
     return err;
 #else
-    return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, until);
+    return RQ_SYS_RET(MUTEX_CLOCKLOCK, pthread_mutex_clocklock(m, CLOCK_MONOTONIC, until));
 #endif
 }
 
 static int mutex_acquire(pthread_mutex_t *m, int timeout_ms)
 {
     if (timeout_ms < 0)
-        return pthread_mutex_lock(m);
+        return RQ_SYS_RET(MUTEX_LOCK, pthread_mutex_lock(m));
     if (timeout_ms == 0)
-        return pthread_mutex_trylock(m);
+        return RQ_SYS_RET(MUTEX_TRYLOCK, pthread_mutex_trylock(m));
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += timeout_ms / 1000;
@@ -363,7 +427,7 @@ int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int timeout_ms, int *re
          * section leaves nothing to repair (an unpublished slot is simply
          * reused), so the lock is consistent as soon as we say so.  If we
          * die before this line, the next locker gets EOWNERDEAD again. */
-        err = pthread_mutex_consistent(m);
+        err = RQ_SYS_RET(MUTEX_CONSISTENT, pthread_mutex_consistent(m));
         if (err != 0) {
             /* Only a scribbled-on mutex gets here; do not keep it held. */
             (void)pthread_mutex_unlock(m);

@@ -30,8 +30,55 @@
 #include <windows.h>
 
 #include "crashpoint.h"
+#include "fault.h"
 #include "layout.h"
 #include "rq.h"
+
+/* The Win32 calls that can fail, each made through a gate so that a test
+ * build can fail any one of them (fault.h).  Without RQ_FAULT_INJECTION
+ * the gates are the bare calls. */
+#define FAULT_CALLS(XX)                                                        \
+    XX(OPEN_FILE_MAPPING, "OpenFileMappingW")                                  \
+    XX(CREATE_FILE_MAPPING, "CreateFileMappingW")                              \
+    XX(MAP_VIEW, "MapViewOfFile")                                              \
+    XX(VIRTUAL_QUERY, "VirtualQuery")                                          \
+    XX(CREATE_MUTEX, "CreateMutexW")                                           \
+    XX(OPEN_MUTEX, "OpenMutexW")                                               \
+    XX(CREATE_EVENT, "CreateEventW")                                           \
+    XX(OPEN_EVENT, "OpenEventW")                                               \
+    XX(SET_EVENT, "SetEvent")                                                  \
+    XX(CREATE_THREAD, "CreateThread")                                          \
+    XX(WAIT, "WaitForSingleObject")
+
+enum fault_call {
+#define FAULT_ENUM_(id, name) FAULT_##id,
+    FAULT_CALLS(FAULT_ENUM_)
+#undef FAULT_ENUM_
+};
+
+#ifdef RQ_FAULT_INJECTION
+const char *const rq_fault_call_names[] = {
+#define FAULT_NAME_(id, name) name,
+    FAULT_CALLS(FAULT_NAME_)
+#undef FAULT_NAME_
+    NULL};
+_Static_assert(sizeof rq_fault_call_names / sizeof *rq_fault_call_names <= RQ_FAULT_CALLS_MAX + 1,
+               "the fault table fits");
+
+static int fault_now(enum fault_call call)
+{
+    unsigned long err;
+    if (!rq_fault_hit((int)call, &err))
+        return 0;
+    SetLastError((DWORD)err);
+    return 1;
+}
+/* CALL fails as it would (FAILED: NULL, FALSE, WAIT_FAILED, 0) with
+ * GetLastError() set. */
+#define RQ_SYS(id, call, failed) (fault_now(FAULT_##id) ? (failed) : (call))
+#else
+#define RQ_SYS(id, call, failed) (call)
+#endif
 
 /* "Local\" kind "." name suffix: kind <= 8, name <= RQ_NAME_MAX, the
  * longest suffix is ".ev.<10 digits>.<10 digits>".  Kernel object names
@@ -108,7 +155,8 @@ int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *na
         free(seg);
         return rc;
     }
-    seg->mapping = OpenFileMappingW(FILE_MAP_READ | FILE_MAP_WRITE, FALSE, seg->base);
+    seg->mapping = RQ_SYS(OPEN_FILE_MAPPING,
+                          OpenFileMappingW(FILE_MAP_READ | FILE_MAP_WRITE, FALSE, seg->base), NULL);
     if (!seg->mapping) {
         DWORD err = GetLastError();
         if (err != ERROR_FILE_NOT_FOUND) {
@@ -130,10 +178,10 @@ int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *na
      * that had it open would vanish instead of telling the next locker. */
     wchar_t lock_name[OBJECT_NAME_MAX];
     object_name(lock_name, seg, lock_suffix[RQ_LOCK_INIT]);
-    seg->init_mutex = CreateMutexW(NULL, FALSE, lock_name);
+    seg->init_mutex = RQ_SYS(CREATE_MUTEX, CreateMutexW(NULL, FALSE, lock_name), NULL);
     object_name(lock_name, seg, L".mpsc");
     if (seg->init_mutex)
-        seg->mpsc_mutex = CreateMutexW(NULL, FALSE, lock_name);
+        seg->mpsc_mutex = RQ_SYS(CREATE_MUTEX, CreateMutexW(NULL, FALSE, lock_name), NULL);
     if (!seg->init_mutex || !seg->mpsc_mutex) {
         DWORD err = GetLastError();
         rq_plat_segment_close(seg);
@@ -144,21 +192,27 @@ int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *na
     return RQ_OK;
 }
 
-/* The object may have been made by another opener since we looked. */
-static void adopt_mapping(rq_plat_segment *seg)
+/* The object may have been made by another opener since we looked.
+ * RQ_OK with seg->mapping NULL only if it really does not exist: taking
+ * any other failure for "not made yet" would have us make it again over
+ * a live queue. */
+static int adopt_mapping(rq_plat_segment *seg)
 {
-    if (!seg->mapping)
-        seg->mapping = OpenFileMappingW(FILE_MAP_READ | FILE_MAP_WRITE, FALSE, seg->base);
+    if (seg->mapping)
+        return RQ_OK;
+    seg->mapping = RQ_SYS(OPEN_FILE_MAPPING,
+                          OpenFileMappingW(FILE_MAP_READ | FILE_MAP_WRITE, FALSE, seg->base), NULL);
+    return seg->mapping || GetLastError() == ERROR_FILE_NOT_FOUND ? RQ_OK : RQ_ESYS;
 }
 
 /* A mapping's size, rounded up to whole pages: what a view of it spans. */
 static int mapping_size(HANDLE mapping, uint64_t *size)
 {
-    void *view = MapViewOfFile(mapping, FILE_MAP_READ, 0, 0, 0);
+    void *view = RQ_SYS(MAP_VIEW, MapViewOfFile(mapping, FILE_MAP_READ, 0, 0, 0), NULL);
     if (!view)
         return RQ_ESYS;
     MEMORY_BASIC_INFORMATION mbi;
-    SIZE_T got = VirtualQuery(view, &mbi, sizeof mbi);
+    SIZE_T got = RQ_SYS(VIRTUAL_QUERY, VirtualQuery(view, &mbi, sizeof mbi), 0);
     DWORD err = GetLastError();
     UnmapViewOfFile(view);
     if (got == 0) {
@@ -171,7 +225,8 @@ static int mapping_size(HANDLE mapping, uint64_t *size)
 
 int rq_plat_segment_size(rq_plat_segment *seg, uint64_t *size)
 {
-    adopt_mapping(seg);
+    if (adopt_mapping(seg) < 0)
+        return RQ_ESYS;
     if (!seg->mapping) {
         *size = 0; /* not made yet: as an empty POSIX object */
         return RQ_OK;
@@ -181,7 +236,8 @@ int rq_plat_segment_size(rq_plat_segment *seg, uint64_t *size)
 
 int rq_plat_segment_resize(rq_plat_segment *seg, uint64_t size)
 {
-    adopt_mapping(seg);
+    if (adopt_mapping(seg) < 0)
+        return RQ_ESYS;
     if (seg->mapping) {
         /* A half-made object kept alive by another process: its size is
          * fixed, so it can be re-initialised only if it is large enough. */
@@ -197,8 +253,10 @@ int rq_plat_segment_resize(rq_plat_segment *seg, uint64_t size)
     }
     /* SEC_COMMIT charges the whole size against the commit limit now, so an
      * exhausted page file is an error here, never a fault on first touch. */
-    HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE | SEC_COMMIT,
-                                  (DWORD)(size >> 32), (DWORD)size, seg->base);
+    HANDLE h = RQ_SYS(CREATE_FILE_MAPPING,
+                      CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE | SEC_COMMIT,
+                                         (DWORD)(size >> 32), (DWORD)size, seg->base),
+                      NULL);
     if (!h)
         return RQ_ESYS;
     int existed = GetLastError() == ERROR_ALREADY_EXISTS;
@@ -214,12 +272,15 @@ int rq_plat_segment_map(rq_plat_segment *seg, uint64_t size, void **addr)
         SetLastError(ERROR_INVALID_PARAMETER);
         return RQ_ESYS;
     }
-    adopt_mapping(seg);
+    if (adopt_mapping(seg) < 0)
+        return RQ_ESYS;
     if (!seg->mapping) {
         SetLastError(ERROR_FILE_NOT_FOUND);
         return RQ_ESYS;
     }
-    void *p = MapViewOfFile(seg->mapping, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, (SIZE_T)size);
+    void *p = RQ_SYS(MAP_VIEW,
+                     MapViewOfFile(seg->mapping, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, (SIZE_T)size),
+                     NULL);
     if (!p)
         return RQ_ESYS;
     seg->view = p;
@@ -266,7 +327,7 @@ int rq_plat_segment_unlink(const char *kind, const char *name)
     int rc = base_name(base, kind, name);
     if (rc < 0)
         return rc;
-    HANDLE h = OpenFileMappingW(FILE_MAP_READ, FALSE, base);
+    HANDLE h = RQ_SYS(OPEN_FILE_MAPPING, OpenFileMappingW(FILE_MAP_READ, FALSE, base), NULL);
     if (!h)
         return GetLastError() == ERROR_FILE_NOT_FOUND ? RQ_ENOENT : RQ_ESYS;
     CloseHandle(h);
@@ -278,7 +339,11 @@ int rq_plat_segment_unlink(const char *kind, const char *name)
 static DWORD WINAPI keeper_main(void *arg)
 {
     struct role_keeper *k = arg;
-    DWORD r = WaitForSingleObject(k->mutex, ROLE_TRY_MS);
+    /* The handle's thread waits for k->acquired meanwhile, so this call
+     * is counted in the same order every time; the keeper's later calls
+     * (the wait for release, ReleaseMutex, the SetEvent that must wake the
+     * opener) race with that thread and are not injectable. */
+    DWORD r = RQ_SYS(WAIT, WaitForSingleObject(k->mutex, ROLE_TRY_MS), WAIT_FAILED);
     if (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED) {
         InterlockedExchange(&k->outcome, 1);
         SetEvent(k->acquired);
@@ -322,19 +387,29 @@ static int keeper_start(rq_plat_segment *seg, enum rq_plat_lock_id id)
     }
     wchar_t lock_name[OBJECT_NAME_MAX];
     object_name(lock_name, seg, lock_suffix[id]);
-    k->mutex = CreateMutexW(NULL, FALSE, lock_name);
-    k->acquired = CreateEventW(NULL, TRUE, FALSE, NULL);
-    k->release = CreateEventW(NULL, TRUE, FALSE, NULL);
-    if (k->mutex && k->acquired && k->release)
-        k->thread = CreateThread(NULL, 64 * 1024, keeper_main, k,
-                                 STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
+    k->mutex = RQ_SYS(CREATE_MUTEX, CreateMutexW(NULL, FALSE, lock_name), NULL);
+    if (k->mutex)
+        k->acquired = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, NULL), NULL);
+    if (k->acquired)
+        k->release = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, NULL), NULL);
+    if (k->release)
+        k->thread = RQ_SYS(CREATE_THREAD,
+                           CreateThread(NULL, 64 * 1024, keeper_main, k,
+                                        STACK_SIZE_PARAM_IS_A_RESERVATION, NULL),
+                           NULL);
     if (!k->thread) {
         DWORD err = GetLastError();
         keeper_free(k);
         SetLastError(err);
         return RQ_ESYS;
     }
-    WaitForSingleObject(k->acquired, INFINITE);
+    if (RQ_SYS(WAIT, WaitForSingleObject(k->acquired, INFINITE), WAIT_FAILED) != WAIT_OBJECT_0) {
+        /* The keeper may yet take the role: stop it as a holder. */
+        DWORD err = GetLastError();
+        keeper_stop(k);
+        SetLastError(err);
+        return RQ_ESYS;
+    }
     LONG outcome = InterlockedCompareExchange(&k->outcome, 0, 0);
     if (outcome != 1) {
         DWORD err = k->err;
@@ -354,15 +429,18 @@ static int mutex_held(rq_plat_segment *seg, enum rq_plat_lock_id id)
 {
     wchar_t lock_name[OBJECT_NAME_MAX];
     object_name(lock_name, seg, lock_suffix[id]);
-    HANDLE m = OpenMutexW(SYNCHRONIZE | MUTEX_MODIFY_STATE, FALSE, lock_name);
+    HANDLE m = RQ_SYS(OPEN_MUTEX, OpenMutexW(SYNCHRONIZE | MUTEX_MODIFY_STATE, FALSE, lock_name),
+                      NULL);
     if (!m)
         return GetLastError() == ERROR_FILE_NOT_FOUND ? 0 : RQ_ESYS;
     /* Role mutexes are owned only by keeper threads, never by the caller,
      * so a wait of 0 cannot succeed recursively. */
-    DWORD r = WaitForSingleObject(m, 0);
+    DWORD r = RQ_SYS(WAIT, WaitForSingleObject(m, 0), WAIT_FAILED);
+    DWORD err = GetLastError();
     if (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED)
         ReleaseMutex(m);
     CloseHandle(m);
+    SetLastError(err);
     if (r == WAIT_TIMEOUT)
         return 1;
     return (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED) ? 0 : RQ_ESYS;
@@ -374,7 +452,7 @@ static int shared_held(rq_plat_segment *seg, enum rq_plat_lock_id id)
     wchar_t ev_name[OBJECT_NAME_MAX], suffix[32];
     swprintf(suffix, 32, L"%ls.shared", lock_suffix[id]);
     object_name(ev_name, seg, suffix);
-    HANDLE h = OpenEventW(SYNCHRONIZE, FALSE, ev_name);
+    HANDLE h = RQ_SYS(OPEN_EVENT, OpenEventW(SYNCHRONIZE, FALSE, ev_name), NULL);
     if (!h)
         return GetLastError() == ERROR_FILE_NOT_FOUND ? 0 : RQ_ESYS;
     CloseHandle(h);
@@ -389,7 +467,7 @@ static int shared_hold(rq_plat_segment *seg, enum rq_plat_lock_id id)
     wchar_t ev_name[OBJECT_NAME_MAX], suffix[32];
     swprintf(suffix, 32, L"%ls.shared", lock_suffix[id]);
     object_name(ev_name, seg, suffix);
-    HANDLE h = CreateEventW(NULL, TRUE, FALSE, ev_name);
+    HANDLE h = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, ev_name), NULL);
     if (!h)
         return RQ_ESYS;
     seg->shared[id] = h;
@@ -404,7 +482,8 @@ int rq_plat_lock(rq_plat_segment *seg, enum rq_plat_lock_id id, enum rq_plat_loc
     }
     if (id == RQ_LOCK_INIT) {
         /* Held only for the length of one open, by the thread that opens. */
-        DWORD r = WaitForSingleObject(seg->init_mutex, mode == RQ_LOCK_WAIT ? INFINITE : 0);
+        DWORD r = RQ_SYS(WAIT, WaitForSingleObject(seg->init_mutex, mode == RQ_LOCK_WAIT ? INFINITE : 0),
+                         WAIT_FAILED);
         if (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED)
             return RQ_OK; /* abandoned: the last opener died inside; redone */
         return r == WAIT_TIMEOUT ? RQ_EBUSY : RQ_ESYS;
@@ -489,14 +568,15 @@ int rq_plat_wait(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t expected, i
     wchar_t name[OBJECT_NAME_MAX];
     event_name(name, seg, word_offset(seg, word), expected);
     /* Manual-reset: once set, it releases every waiter for this value. */
-    HANDLE ev = CreateEventW(NULL, TRUE, FALSE, name);
+    HANDLE ev = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, name), NULL);
     if (!ev)
         return RQ_ESYS;
     /* Checked again after the event exists: a waker that changed the word
      * before this load either is seen here, or finds our event and sets it. */
     int rc = RQ_OK;
     if (rq_load_seq_u32(word) == expected) {
-        DWORD r = WaitForSingleObject(ev, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);
+        DWORD r = RQ_SYS(WAIT, WaitForSingleObject(ev, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms),
+                         WAIT_FAILED);
         if (r == WAIT_TIMEOUT)
             rc = RQ_ETIMEDOUT;
         else if (r != WAIT_OBJECT_0)
@@ -513,9 +593,9 @@ static void release_value(rq_plat_segment *seg, uintptr_t offset, uint32_t value
 {
     wchar_t name[OBJECT_NAME_MAX];
     event_name(name, seg, offset, value);
-    HANDLE ev = OpenEventW(EVENT_MODIFY_STATE, FALSE, name);
+    HANDLE ev = RQ_SYS(OPEN_EVENT, OpenEventW(EVENT_MODIFY_STATE, FALSE, name), NULL);
     if (ev) {
-        SetEvent(ev);
+        (void)RQ_SYS(SET_EVENT, SetEvent(ev), FALSE);
         CloseHandle(ev);
     }
 }
@@ -605,7 +685,7 @@ static int mpsc_open(rq_plat_segment *seg, wchar_t *name)
 {
     object_name(name, seg, L".mpsc");
     if (!seg->mpsc_mutex)
-        seg->mpsc_mutex = CreateMutexW(NULL, FALSE, name);
+        seg->mpsc_mutex = RQ_SYS(CREATE_MUTEX, CreateMutexW(NULL, FALSE, name), NULL);
     return seg->mpsc_mutex ? RQ_OK : RQ_ESYS;
 }
 
@@ -651,7 +731,9 @@ int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int timeout_ms, int *re
         Sleep((DWORD)timeout_ms);
         return RQ_ETIMEDOUT;
     }
-    DWORD r = WaitForSingleObject(seg->mpsc_mutex, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);
+    DWORD r = RQ_SYS(WAIT,
+                     WaitForSingleObject(seg->mpsc_mutex, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms),
+                     WAIT_FAILED);
     if (r == WAIT_ABANDONED) {
         /* The owner died inside the critical section, which is consistent
          * at every instruction: a normal acquisition.  There is no separate

@@ -542,12 +542,14 @@ int rq_unlink(const char *name)
 
 /* ---- statistics ------------------------------------------------------ */
 
+/* 1 if ROLE is held by a live handle, 0 if not, or the rq_error of a probe
+ * that could not tell (never taken for "not live"). */
 static int role_live(rq *q, int role, enum rq_plat_lock_id id)
 {
     if (q->role == role)
         return 1;
     int held = rq_plat_lock_probe(q->seg, id);
-    return held > 0;
+    return held < 0 ? held : held > 0;
 }
 
 /* Both offsets, as a pair that was true at one moment.  A reader that owns
@@ -591,10 +593,14 @@ int rq_stat(rq *q, rq_stats *st)
     st->repairs = rq_load_relaxed_u64(&shm->admin.repairs);
     st->producer_pid = (int64_t)rq_load_relaxed_u64(&shm->producer.pid);
     st->consumer_pid = (int64_t)rq_load_relaxed_u64(&shm->consumer.pid);
-    st->producer_live = role_live(q, RQ_PRODUCER, RQ_LOCK_PRODUCER);
-    st->consumer_live = role_live(q, RQ_CONSUMER, RQ_LOCK_CONSUMER);
+    int producer_live = role_live(q, RQ_PRODUCER, RQ_LOCK_PRODUCER);
+    int consumer_live = producer_live < 0 ? 0 : role_live(q, RQ_CONSUMER, RQ_LOCK_CONSUMER);
+    st->producer_live = producer_live > 0;
+    st->consumer_live = consumer_live > 0;
     if (rc < 0)
         return rc; /* every field but depth is filled in, for a post-mortem */
+    if (producer_live < 0 || consumer_live < 0)
+        return producer_live < 0 ? producer_live : consumer_live;
     st->depth = rq_ring_distance(&q->ring, st->write_offset, st->read_offset);
     return RQ_OK;
 }

@@ -1,0 +1,55 @@
+/*
+ * fault.h - OS-call fault injection for test builds.
+ *
+ * The idea is SQLite's (os_unix.c sends every system call through one
+ * table, so a test can make any of them fail): each platform file keeps a
+ * table of the OS calls it makes that can fail (rq_fault_call_names) and
+ * makes each such call through a gate, RQ_SYS / RQ_SYS_RET below.  A test
+ * then says "fail the N-th call from now (of any call, or of call C) with
+ * error E", and the gate returns the call's failure value with errno (or
+ * GetLastError) set to E instead of calling the OS.
+ *
+ * Built in only with RQ_FAULT_INJECTION (the rq_testing library of the
+ * debug, asan and mingw presets).  Otherwise the gates are the bare calls.
+ *
+ * Not routed, on purpose: releases (close, munmap, unlock, CloseHandle,
+ * ReleaseMutex, a keeper thread's wait for its release), which cannot fail
+ * on a valid object and which rq has no way to report; and calls that
+ * cannot fail (getpid, clock_gettime(CLOCK_MONOTONIC), QueryPerformance*).
+ */
+#ifndef RQ_FAULT_H
+#define RQ_FAULT_H
+
+#ifdef RQ_FAULT_INJECTION
+
+/* The platform's table: the name of each injectable call, NULL-terminated,
+ * indexed by the platform's call ids (below RQ_FAULT_CALLS_MAX). */
+#define RQ_FAULT_CALLS_MAX 32
+extern const char *const rq_fault_call_names[];
+
+/* The gate: counts one call of CALL and returns 1 if it must fail now,
+ * with the error to report in *ERROR.  Safe from any thread. */
+int rq_fault_hit(int call, unsigned long *error);
+
+/* ---- test controls ---------------------------------------------------- */
+
+/* The id of the call named NAME ("shm_open", "MapViewOfFile"), or -1. */
+int rq_fault_lookup(const char *name);
+/* The name of call id CALL, or NULL. */
+const char *rq_fault_name(int call);
+/* Fails the NTH call from now (1 = the next one) of CALL (< 0: of any
+ * injectable call) with ERROR; once, then disarms itself. */
+void rq_fault_arm(int call, unsigned long nth, unsigned long error);
+void rq_fault_disarm(void);
+/* Calls of CALL (< 0: of all calls) seen since the last reset. */
+unsigned long rq_fault_calls(int call);
+/* Failures injected since the last reset, and the call of the last one
+ * (-1 if none). */
+unsigned long rq_fault_injected(void);
+int rq_fault_last(void);
+/* Disarms and zeroes every count. */
+void rq_fault_reset(void);
+
+#endif /* RQ_FAULT_INJECTION */
+
+#endif /* RQ_FAULT_H */

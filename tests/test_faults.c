@@ -1,0 +1,1096 @@
+/*
+ * test_faults.c - OS-call fault injection (src/fault.h), the way SQLite
+ * fails its N-th allocation: for every operation, fail its 1st OS call,
+ * then its 2nd, ... until the operation runs through without reaching the
+ * armed call.  After every injected failure:
+ *   - the operation reports it: RQ_ESYS with errno / GetLastError() as
+ *     injected, or success where the design absorbs that very call (a wake
+ *     signal, whose loss the sleeper's periodic re-check covers; the
+ *     asymmetric fence, whose absence means full fences);
+ *   - no descriptor / handle and no shared mapping is left behind;
+ *   - the queue is undamaged: the messages queued before are all there, in
+ *     order and intact, and a fresh open + push/pop round trip works.
+ */
+#ifndef _WIN32
+#define _GNU_SOURCE
+#endif
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <dirent.h>
+#include <errno.h>
+#endif
+
+#include <cmocka.h>
+
+#include "fault.h"
+#include "helpers.h"
+#include "rq.h"
+
+#ifndef RQ_FAULT_INJECTION
+#error "test_faults needs the rq_testing library built with RQ_FAULT_INJECTION"
+#endif
+
+/* An error no code path of rq treats specially. */
+#ifdef _WIN32
+#define INJECTED_ERROR ERROR_NO_SYSTEM_RESOURCES
+#else
+#define INJECTED_ERROR EIO
+#endif
+
+#define SLOTS 4
+#define SLOT_SIZE 64
+#define PRELOADED 2 /* messages in a queue before each operation */
+
+static unsigned long total_injected; /* over the whole run */
+
+/* ---- the OS view: errors, descriptors/handles, mappings ---------------- */
+
+static unsigned long os_error(void)
+{
+#ifdef _WIN32
+    return GetLastError();
+#else
+    return (unsigned long)errno;
+#endif
+}
+
+static void os_error_clear(void)
+{
+#ifdef _WIN32
+    SetLastError(0);
+#else
+    errno = 0;
+#endif
+}
+
+#define HANDLE_SCAN_LIMIT 0x1000
+
+/* Open descriptors (Linux) or handles (Windows) of this process. */
+static long open_handles(void)
+{
+#ifdef _WIN32
+    /* GetProcessHandleCount does not count under Wine (a leaked handle
+     * left it unchanged); so ask about every handle value instead
+     * (multiples of 4, handed out lowest first: this test's stay below
+     * 0x60). */
+    long n = 0;
+    uintptr_t top = 0;
+    for (uintptr_t v = 4; v < HANDLE_SCAN_LIMIT; v += 4) {
+        DWORD flags;
+        if (GetHandleInformation((HANDLE)v, &flags)) {
+            n++;
+            top = v;
+        }
+    }
+    /* Handles this close to the bound could hide a leak beyond it. */
+    if (top >= HANDLE_SCAN_LIMIT / 2)
+        fail_msg("handle value %#lx: raise HANDLE_SCAN_LIMIT", (unsigned long)top);
+    return n;
+#else
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    long n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own */
+#endif
+}
+
+/* Shared mappings of this process: the lines of /proc/self/maps whose
+ * permissions say "s" (only shared segments are; the sanitizers' and the C
+ * library's own mappings are private), or the mapped views on Windows. */
+static long shared_mappings(void)
+{
+#ifdef _WIN32
+    long n = 0;
+    MEMORY_BASIC_INFORMATION mbi;
+    for (unsigned char *p = NULL; VirtualQuery(p, &mbi, sizeof mbi) == sizeof mbi;
+         p = (unsigned char *)mbi.BaseAddress + mbi.RegionSize) {
+        if (mbi.Type == MEM_MAPPED && mbi.BaseAddress == mbi.AllocationBase)
+            n++;
+        if ((uintptr_t)mbi.BaseAddress + mbi.RegionSize < (uintptr_t)mbi.BaseAddress)
+            break;
+    }
+    return n;
+#else
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    long n = 0;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        char perms[8];
+        if (sscanf(line, "%*s %7s", perms) == 1 && perms[3] == 's')
+            n++;
+    }
+    fclose(f);
+    return n;
+#endif
+}
+
+struct os_snapshot {
+    long handles, mappings;
+};
+
+static struct os_snapshot os_snapshot(void)
+{
+    struct os_snapshot s = {open_handles(), shared_mappings()};
+    return s;
+}
+
+static void assert_nothing_leaked(const struct os_snapshot *before, const char *what,
+                                  unsigned long n)
+{
+    struct os_snapshot now = os_snapshot();
+    if (now.handles != before->handles || now.mappings != before->mappings)
+        fail_msg("%s, call %lu failed: %ld -> %ld descriptors/handles, %ld -> %ld shared mappings",
+                 what, n, before->handles, now.handles, before->mappings, now.mappings);
+}
+
+/* ---- the state a scenario works on ------------------------------------- */
+
+struct ctx {
+    char name[RQ_NAME_MAX + 1];
+    uint32_t flags;  /* of the queue */
+    rq *keep;        /* Windows: keeps the queue alive; NULL on Linux */
+    rq *q;           /* made by setup or by the operation */
+    rq_coalesce *c, *c2;
+    th_pid child;
+    uint64_t next_seq;
+    /* What the queue must hold, oldest first. */
+    uint64_t model[64];
+    unsigned model_n;
+    /* Coalescing objects: requests registered so far. */
+    uint64_t requests;
+};
+
+static void model_push(struct ctx *c, uint64_t seq)
+{
+    assert_true(c->model_n < 64);
+    c->model[c->model_n++] = seq;
+}
+
+static uint64_t model_pop(struct ctx *c)
+{
+    assert_true(c->model_n > 0);
+    uint64_t seq = c->model[0];
+    memmove(c->model, c->model + 1, --c->model_n * sizeof c->model[0]);
+    return seq;
+}
+
+static void push_seq(rq *q, uint64_t seq)
+{
+    unsigned char buf[SLOT_SIZE];
+    size_t len = th_msg_make(buf, sizeof buf, seq, 0);
+    assert_int_equal(rq_push(q, buf, len, 0), RQ_OK);
+}
+
+/* Pops one message (waiting up to TIMEOUT_MS); it must be well-formed. */
+static uint64_t pop_seq(rq *q, int timeout_ms)
+{
+    unsigned char buf[SLOT_SIZE];
+    size_t len = 0;
+    uint64_t seq;
+    uint32_t stream;
+    assert_int_equal(rq_pop(q, buf, sizeof buf, &len, timeout_ms), RQ_OK);
+    assert_int_equal(th_msg_check(buf, len, &seq, &stream), 0);
+    return seq;
+}
+
+static rq *attach(const char *name, int role)
+{
+    rq *q = NULL;
+    int rc = rq_open(&q, name, role, NULL);
+    if (rc != RQ_OK)
+        fail_msg("attach %s as %d: %s", name, role, rq_errname(rc));
+    return q;
+}
+
+/* Empties the queue, checking it held exactly the model, and returns with
+ * the model empty too. */
+static void drain_checking_model(struct ctx *c, rq *cons)
+{
+    while (c->model_n > 0) {
+        uint64_t want = model_pop(c);
+        uint64_t got = pop_seq(cons, 0);
+        if (got != want)
+            fail_msg("%s: message %llu where %llu was queued", c->name, (unsigned long long)got,
+                     (unsigned long long)want);
+    }
+    size_t len;
+    unsigned char buf[SLOT_SIZE];
+    assert_int_equal(rq_pop(cons, buf, sizeof buf, &len, 0), RQ_EAGAIN);
+}
+
+/* The queue is undamaged: it holds the model, a new message goes round,
+ * and the model's messages are put back for the next operation. */
+static void verify_queue(struct ctx *c)
+{
+    rq *cons = attach(c->name, RQ_CONSUMER);
+    rq *prod = attach(c->name, RQ_PRODUCER);
+    uint64_t keep[64];
+    unsigned n = c->model_n;
+    memcpy(keep, c->model, sizeof keep);
+    drain_checking_model(c, cons);
+    uint64_t probe = c->next_seq++;
+    push_seq(prod, probe);
+    assert_int_equal(pop_seq(cons, 0), probe);
+    for (unsigned i = 0; i < n; i++) {
+        push_seq(prod, keep[i]);
+        model_push(c, keep[i]);
+    }
+    rq_stats st;
+    assert_int_equal(rq_stat(cons, &st), RQ_OK);
+    assert_int_equal(st.depth, n);
+    rq_close(prod);
+    rq_close(cons);
+}
+
+/* A new queue of the scenario's kind, holding PRELOADED messages. */
+static void make_queue(struct ctx *c, const char *tag, uint32_t flags)
+{
+    snprintf(c->name, sizeof c->name, "%s", th_name(tag));
+    c->flags = flags;
+    c->keep = th_create(c->name, SLOTS, SLOT_SIZE, flags);
+    c->next_seq = 1000;
+    rq *prod = attach(c->name, RQ_PRODUCER);
+    for (unsigned i = 0; i < PRELOADED; i++) {
+        push_seq(prod, c->next_seq);
+        model_push(c, c->next_seq++);
+    }
+    rq_close(prod);
+}
+
+static void drop_queue(struct ctx *c)
+{
+    rq_close(c->keep);
+    rq_unlink(c->name);
+}
+
+/* ---- the driver --------------------------------------------------------- */
+
+struct scenario {
+    const char *what;
+    const char *tag;     /* queue name tag */
+    int coalescing;      /* works on a coalescing object, not a queue */
+    uint32_t flags;      /* of the queue */
+    int fresh;           /* the operation makes the object: none exists */
+    /* Unarmed: what the operation needs (handles, a child). */
+    void (*setup)(struct ctx *);
+    /* Armed: the operation.  Returns an rq_error. */
+    int (*op)(struct ctx *);
+    /* Unarmed: closes what setup and op made, updates the model. */
+    void (*after)(struct ctx *, int rc);
+    /* Calls whose failure the operation may absorb and still succeed,
+     * "|name|name|" ("" for none). */
+    const char *absorbs;
+};
+
+/* How the calls fail in one pass: with ERROR, and which calls the design
+ * then absorbs beyond the scenario's own (RETRIES: EINTR is retried). */
+struct fault_pass {
+    unsigned long error;
+    const char *retries;
+};
+
+static int absorbed(const struct scenario *sc, const struct fault_pass *pass, int call)
+{
+    const char *name = rq_fault_name(call);
+    char bar[64];
+    snprintf(bar, sizeof bar, "|%s|", name ? name : "?");
+    return strstr(sc->absorbs, bar) != NULL || strstr(pass->retries, bar) != NULL;
+}
+
+static void verify(const struct scenario *sc, struct ctx *c);
+
+/* Fails the 1st, 2nd, ... OS call of SC's operation, until one run reaches
+ * no armed call.  Returns the number of injected failures. */
+static unsigned long run_scenario(const struct scenario *sc, const struct fault_pass *pass)
+{
+    struct ctx c;
+    memset(&c, 0, sizeof c);
+    c.flags = sc->flags;
+    if (sc->fresh) {
+        snprintf(c.name, sizeof c.name, "%s", th_name(sc->tag));
+        if (sc->coalescing)
+            rq_coalesce_unlink(c.name);
+    } else if (!sc->coalescing) {
+        make_queue(&c, sc->tag, sc->flags);
+    } else {
+        snprintf(c.name, sizeof c.name, "%s", th_name(sc->tag));
+        rq_coalesce_unlink(c.name);
+        assert_int_equal(rq_coalesce_open(&c.c2, c.name, RQ_OBSERVER, 0), RQ_OK);
+#ifndef _WIN32
+        rq_coalesce_close(c.c2); /* Windows: kept open, it keeps the object */
+        c.c2 = NULL;
+#endif
+    }
+    rq_coalesce *keep_coalesce = c.c2;
+    c.c2 = NULL;
+    unsigned long injected = 0, absorbed_ok = 0, clean_calls = 0;
+    for (unsigned long n = 1;; n++) {
+        if (n > 5000)
+            fail_msg("%s: still failing after %lu calls", sc->what, n);
+        struct os_snapshot before = os_snapshot();
+        if (sc->setup)
+            sc->setup(&c);
+        unsigned long injected_before = rq_fault_injected();
+        unsigned long calls_before = rq_fault_calls(-1);
+        rq_fault_arm(-1, n, pass->error);
+        os_error_clear();
+        int rc = sc->op(&c);
+        unsigned long err = os_error();
+        rq_fault_disarm();
+        int hit = rq_fault_injected() != injected_before;
+        if (!hit) {
+            if (rc != RQ_OK)
+                fail_msg("%s: %s with no injected failure", sc->what, rq_errname(rc));
+            clean_calls = rq_fault_calls(-1) - calls_before;
+        } else {
+            int call = rq_fault_last();
+            if (rc == RQ_OK) {
+                if (!absorbed(sc, pass, call))
+                    fail_msg("%s: call %lu (%s) failed, yet the operation succeeded", sc->what,
+                             n, rq_fault_name(call));
+                absorbed_ok++;
+            } else if (rc != RQ_ESYS || err != pass->error) {
+                fail_msg("%s: call %lu (%s) failed with error %lu: got %s, OS error %lu",
+                         sc->what, n, rq_fault_name(call), pass->error, rq_errname(rc), err);
+            }
+            injected++;
+        }
+        sc->after(&c, rc);
+        assert_nothing_leaked(&before, sc->what, n);
+        verify(sc, &c);
+        if (!hit)
+            break;
+    }
+    print_message("%-44s %3lu injected failures (%lu absorbed), all clean; %lu OS calls "
+                  "when none fails\n",
+                  sc->what, injected, absorbed_ok, clean_calls);
+    if (keep_coalesce)
+        rq_coalesce_close(keep_coalesce);
+    if (sc->coalescing)
+        rq_coalesce_unlink(c.name);
+    else if (!sc->fresh)
+        drop_queue(&c);
+    total_injected += injected;
+    return injected;
+}
+
+/* ---- queue scenarios ------------------------------------------------------ */
+
+static const rq_config *config_for(const struct ctx *c)
+{
+    static rq_config cfg;
+    cfg.slot_count = SLOTS;
+    cfg.slot_size = SLOT_SIZE;
+    cfg.flags = c->flags;
+    cfg.mode = 0;
+    return &cfg;
+}
+
+static void close_q(struct ctx *c, int rc)
+{
+    (void)rc;
+    rq_close(c->q);
+    c->q = NULL;
+}
+
+/* A failed create may leave the name behind, never made: the next creator
+ * makes it.  Linux keeps it until unlinked; Windows drops it with the last
+ * handle. */
+static void after_create(struct ctx *c, int rc)
+{
+    close_q(c, rc);
+    rq_unlink(c->name);
+}
+
+static int op_create(struct ctx *c)
+{
+    return rq_open(&c->q, c->name, RQ_PRODUCER, config_for(c));
+}
+
+static int op_open_existing_with_config(struct ctx *c)
+{
+    return rq_open(&c->q, c->name, RQ_PRODUCER, config_for(c));
+}
+
+static int op_attach_observer(struct ctx *c)
+{
+    return rq_open(&c->q, c->name, RQ_OBSERVER, NULL);
+}
+
+static int op_attach_producer(struct ctx *c)
+{
+    return rq_open(&c->q, c->name, RQ_PRODUCER, NULL);
+}
+
+static int op_attach_consumer(struct ctx *c)
+{
+    return rq_open(&c->q, c->name, RQ_CONSUMER, NULL);
+}
+
+static void setup_producer(struct ctx *c)
+{
+    c->q = attach(c->name, RQ_PRODUCER);
+}
+
+static void setup_observer(struct ctx *c)
+{
+    c->q = attach(c->name, RQ_OBSERVER);
+}
+
+/* Pushes of the operation: the message it pushes is the model's next. */
+static void after_push(struct ctx *c, int rc)
+{
+    if (rc == RQ_OK)
+        model_push(c, c->next_seq);
+    c->next_seq++;
+    close_q(c, rc);
+}
+
+static int op_push(struct ctx *c)
+{
+    unsigned char buf[SLOT_SIZE];
+    size_t len = th_msg_make(buf, sizeof buf, c->next_seq, 0);
+    return rq_push(c->q, buf, len, 1000);
+}
+
+static int op_push_try(struct ctx *c)
+{
+    unsigned char buf[SLOT_SIZE];
+    size_t len = th_msg_make(buf, sizeof buf, c->next_seq, 0);
+    return rq_push(c->q, buf, len, 0);
+}
+
+static int op_reserve_commit(struct ctx *c)
+{
+    void *slot;
+    int rc = rq_reserve(c->q, &slot, 1000);
+    if (rc < 0)
+        return rc;
+    size_t len = th_msg_make(slot, SLOT_SIZE, c->next_seq, 0);
+    return rq_commit(c->q, len);
+}
+
+static int op_stat(struct ctx *c)
+{
+    rq_stats st;
+    int rc = rq_stat(c->q, &st);
+    if (rc == RQ_OK && st.depth != c->model_n)
+        fail_msg("rq_stat: depth %u, %u queued", st.depth, c->model_n);
+    return rc;
+}
+
+/* ---- blocking: a child process wakes the operation ------------------------ */
+
+#define WAKE_DELAY_MS 60
+
+/* Child: after a moment, pushes message SEQ into NAME.  Arg "NAME,SEQ". */
+static int child_push_later(const char *arg)
+{
+    char name[RQ_NAME_MAX + 1];
+    unsigned long long seq;
+    if (sscanf(arg, "%200[^,],%llu", name, &seq) != 2)
+        return 90;
+    th_sleep_us(WAKE_DELAY_MS * 1000u);
+    rq *q = NULL;
+    if (rq_open(&q, name, RQ_PRODUCER, NULL) != RQ_OK)
+        return 91;
+    unsigned char buf[SLOT_SIZE];
+    size_t len = th_msg_make(buf, sizeof buf, seq, 0);
+    int rc = rq_push(q, buf, len, 5000);
+    rq_close(q);
+    return rc == RQ_OK ? 0 : 92;
+}
+
+/* Child: after a moment, pops one message of NAME, which must be SEQ. */
+static int child_pop_later(const char *arg)
+{
+    char name[RQ_NAME_MAX + 1];
+    unsigned long long want;
+    if (sscanf(arg, "%200[^,],%llu", name, &want) != 2)
+        return 90;
+    th_sleep_us(WAKE_DELAY_MS * 1000u);
+    rq *q = NULL;
+    if (rq_open(&q, name, RQ_CONSUMER, NULL) != RQ_OK)
+        return 91;
+    unsigned char buf[SLOT_SIZE];
+    size_t len = 0;
+    uint64_t seq;
+    uint32_t stream;
+    int rc = rq_pop(q, buf, sizeof buf, &len, 5000);
+    rq_close(q);
+    if (rc != RQ_OK)
+        return 92;
+    return th_msg_check(buf, len, &seq, &stream) == 0 && seq == want ? 0 : 93;
+}
+
+static th_pid spawn_with(const char *child, const char *name, uint64_t seq)
+{
+    char arg[RQ_NAME_MAX + 32];
+    snprintf(arg, sizeof arg, "%s,%llu", name, (unsigned long long)seq);
+    return th_spawn(child, arg, 20);
+}
+
+static void wait_child(struct ctx *c)
+{
+    int status;
+    assert_int_equal(th_wait(c->child, 15000, &status), 0);
+    if (!th_exited_ok(status))
+        fail_msg("%s: child ended with status %d", c->name, status);
+    c->child = 0;
+}
+
+/* Pop that must wait: the queue is emptied (checked against the model) and
+ * a child pushes one message a moment later. */
+static void setup_pop_blocking(struct ctx *c)
+{
+    c->q = attach(c->name, RQ_CONSUMER);
+    drain_checking_model(c, c->q);
+    c->child = spawn_with("child_push_later", c->name, c->next_seq);
+}
+
+static int op_pop_blocking(struct ctx *c)
+{
+    unsigned char buf[SLOT_SIZE];
+    size_t len = 0;
+    int rc = rq_pop(c->q, buf, sizeof buf, &len, 5000);
+    uint64_t seq;
+    uint32_t stream;
+    if (rc == RQ_OK &&
+        (th_msg_check(buf, len, &seq, &stream) != 0 || seq != c->next_seq))
+        fail_msg("blocking pop: a wrong or torn message");
+    return rc;
+}
+
+static void after_pop_blocking(struct ctx *c, int rc)
+{
+    close_q(c, rc);
+    wait_child(c);
+    if (rc != RQ_OK)
+        model_push(c, c->next_seq); /* the child's message waits in the queue */
+    c->next_seq++;
+}
+
+/* Push (or reserve) that must wait: the queue is filled, and a child pops
+ * the oldest message a moment later. */
+static void setup_push_blocking(struct ctx *c)
+{
+    c->q = attach(c->name, RQ_PRODUCER);
+    while (c->model_n < SLOTS) {
+        push_seq(c->q, c->next_seq);
+        model_push(c, c->next_seq++);
+    }
+    c->child = spawn_with("child_pop_later", c->name, c->model[0]);
+}
+
+static void after_push_blocking(struct ctx *c, int rc)
+{
+    close_q(c, rc);
+    wait_child(c);
+    (void)model_pop(c); /* the child took it (and checked it) */
+    if (rc == RQ_OK)
+        model_push(c, c->next_seq);
+    c->next_seq++;
+}
+
+static int op_push_blocking(struct ctx *c)
+{
+    unsigned char buf[SLOT_SIZE];
+    size_t len = th_msg_make(buf, sizeof buf, c->next_seq, 0);
+    return rq_push(c->q, buf, len, 5000);
+}
+
+/* ---- unlink: a queue of its own each time --------------------------------- */
+
+static void setup_unlink(struct ctx *c)
+{
+    /* A queue holding one message, kept open by an observer handle. */
+    c->q = th_open(c->name, RQ_OBSERVER, SLOTS, SLOT_SIZE, 0);
+    rq *prod = attach(c->name, RQ_PRODUCER);
+    push_seq(prod, 7);
+    rq_close(prod);
+}
+
+static int op_unlink(struct ctx *c)
+{
+    return rq_unlink(c->name);
+}
+
+static void after_unlink(struct ctx *c, int rc)
+{
+    rq *q = NULL;
+#ifndef _WIN32
+    if (rc == RQ_OK) {
+        /* Gone by name; the open handle still works. */
+        assert_int_equal(rq_open(&q, c->name, RQ_OBSERVER, NULL), RQ_ENOENT);
+        rq_stats st;
+        assert_int_equal(rq_stat(c->q, &st), RQ_OK);
+        assert_int_equal(st.depth, 1);
+        close_q(c, rc);
+        return;
+    }
+#endif
+    /* Still there, message and all. */
+    rq *cons = attach(c->name, RQ_CONSUMER);
+    assert_int_equal(pop_seq(cons, 0), 7);
+    rq_close(cons);
+    close_q(c, rc);
+    rq_unlink(c->name);
+    (void)q;
+}
+
+/* ---- coalescing objects ------------------------------------------------- */
+
+static rq_coalesce *coalesce_attach(const char *name, int role)
+{
+    rq_coalesce *c = NULL;
+    int rc = rq_coalesce_attach(&c, name, role);
+    if (rc != RQ_OK)
+        fail_msg("coalesce attach %s as %d: %s", name, role, rq_errname(rc));
+    return c;
+}
+
+static void close_coalesce(struct ctx *c, int rc)
+{
+    (void)rc;
+    rq_coalesce_close(c->c);
+    rq_coalesce_close(c->c2);
+    c->c = c->c2 = NULL;
+}
+
+static int op_coalesce_create_requester(struct ctx *c)
+{
+    return rq_coalesce_open(&c->c, c->name, RQ_PRODUCER, 0);
+}
+
+static int op_coalesce_create_worker(struct ctx *c)
+{
+    return rq_coalesce_open(&c->c, c->name, RQ_CONSUMER, 0);
+}
+
+static int op_coalesce_create_observer(struct ctx *c)
+{
+    return rq_coalesce_open(&c->c, c->name, RQ_OBSERVER, 0);
+}
+
+static void after_coalesce_create(struct ctx *c, int rc)
+{
+    close_coalesce(c, rc);
+    rq_coalesce_unlink(c->name);
+}
+
+static int op_coalesce_attach_worker(struct ctx *c)
+{
+    return rq_coalesce_attach(&c->c, c->name, RQ_CONSUMER);
+}
+
+static int op_coalesce_attach_requester(struct ctx *c)
+{
+    return rq_coalesce_attach(&c->c, c->name, RQ_PRODUCER);
+}
+
+static void setup_coalesce_requester(struct ctx *c)
+{
+    c->c = coalesce_attach(c->name, RQ_PRODUCER);
+}
+
+static int op_coalesce_request(struct ctx *c)
+{
+    return rq_coalesce_request(c->c);
+}
+
+static void after_coalesce_request(struct ctx *c, int rc)
+{
+    if (rc == RQ_OK)
+        c->requests++;
+    close_coalesce(c, rc);
+}
+
+/* Child: the worker.  Waits up to 10 s for one round and finishes it. */
+static int child_coalesce_worker(const char *name)
+{
+    rq_coalesce *w = NULL;
+    if (rq_coalesce_attach(&w, name, RQ_CONSUMER) != RQ_OK)
+        return 91;
+    uint64_t ticket;
+    int rc = rq_coalesce_wait(w, &ticket, 10000);
+    if (rc == RQ_OK)
+        rc = rq_coalesce_done(w, ticket);
+    rq_coalesce_close(w);
+    return rc == RQ_OK ? 0 : 92;
+}
+
+/* Child: after a moment, makes one request. */
+static int child_coalesce_request_later(const char *name)
+{
+    th_sleep_us(WAKE_DELAY_MS * 1000u);
+    rq_coalesce *r = NULL;
+    if (rq_coalesce_attach(&r, name, RQ_PRODUCER) != RQ_OK)
+        return 91;
+    int rc = rq_coalesce_request(r);
+    rq_coalesce_close(r);
+    return rc == RQ_OK ? 0 : 92;
+}
+
+/* A request to a sleeping worker: the one request that makes a system
+ * call (the worker announced its sleep in the word). */
+static void setup_coalesce_sleeping_worker(struct ctx *c)
+{
+    c->c = coalesce_attach(c->name, RQ_PRODUCER);
+    c->c2 = coalesce_attach(c->name, RQ_OBSERVER);
+    c->child = th_spawn("child_coalesce_worker", c->name, 20);
+    uint64_t until = th_now_ms() + 10000;
+    for (;;) {
+        rq_coalesce_stats st;
+        assert_int_equal(rq_coalesce_stat(c->c2, &st), RQ_OK);
+        if (st.waiting && st.worker_live)
+            break;
+        if (th_now_ms() > until)
+            fail_msg("the worker never went to sleep");
+        th_sleep_us(2000);
+    }
+}
+
+static void after_coalesce_sleeping_worker(struct ctx *c, int rc)
+{
+    if (rc != RQ_OK) /* the worker still waits: give it its round */
+        assert_int_equal(rq_coalesce_request(c->c), RQ_OK);
+    c->requests++;
+    wait_child(c);
+    close_coalesce(c, rc);
+}
+
+/* A wait that must sleep: a child requests a moment later. */
+static void setup_coalesce_wait(struct ctx *c)
+{
+    c->c = coalesce_attach(c->name, RQ_CONSUMER);
+    c->child = th_spawn("child_coalesce_request_later", c->name, 20);
+}
+
+static int op_coalesce_wait(struct ctx *c)
+{
+    uint64_t ticket;
+    int rc = rq_coalesce_wait(c->c, &ticket, 5000);
+    if (rc == RQ_OK)
+        assert_int_equal(rq_coalesce_done(c->c, ticket), RQ_OK);
+    return rc;
+}
+
+static void after_coalesce_wait(struct ctx *c, int rc)
+{
+    wait_child(c);
+    c->requests++;
+    close_coalesce(c, rc);
+}
+
+/* done makes no OS call: one clean run proves it. */
+static void setup_coalesce_done(struct ctx *c)
+{
+    c->c2 = coalesce_attach(c->name, RQ_PRODUCER);
+    assert_int_equal(rq_coalesce_request(c->c2), RQ_OK);
+    c->requests++;
+    c->c = coalesce_attach(c->name, RQ_CONSUMER);
+}
+
+static int op_coalesce_done(struct ctx *c)
+{
+    uint64_t ticket;
+    assert_int_equal(rq_coalesce_wait(c->c, &ticket, 0), RQ_OK);
+    return rq_coalesce_done(c->c, ticket);
+}
+
+static void setup_coalesce_unlink(struct ctx *c)
+{
+    assert_int_equal(rq_coalesce_open(&c->c, c->name, RQ_OBSERVER, 0), RQ_OK);
+}
+
+static int op_coalesce_unlink(struct ctx *c)
+{
+    return rq_coalesce_unlink(c->name);
+}
+
+static void after_coalesce_unlink(struct ctx *c, int rc)
+{
+#ifndef _WIN32
+    if (rc == RQ_OK) {
+        rq_coalesce *x = NULL;
+        assert_int_equal(rq_coalesce_attach(&x, c->name, RQ_OBSERVER), RQ_ENOENT);
+    }
+#else
+    (void)rc;
+#endif
+    close_coalesce(c, rc);
+    rq_coalesce_unlink(c->name);
+}
+
+/* The coalescing object is undamaged: the requests all counted, at most
+ * one round owed, and a request -> round -> done round trip works. */
+static void verify_coalesce(struct ctx *c, int fresh)
+{
+    rq_coalesce *w = NULL, *r = NULL;
+    if (fresh) {
+        assert_int_equal(rq_coalesce_open(&w, c->name, RQ_CONSUMER, 0), RQ_OK);
+    } else {
+        w = coalesce_attach(c->name, RQ_CONSUMER);
+    }
+    uint64_t ticket;
+    int rc = rq_coalesce_wait(w, &ticket, 0);
+    if (rc == RQ_OK)
+        assert_int_equal(rq_coalesce_done(w, ticket), RQ_OK);
+    else
+        assert_int_equal(rc, RQ_EAGAIN);
+    rq_coalesce_stats st;
+    assert_int_equal(rq_coalesce_stat(w, &st), RQ_OK);
+    if (!fresh && st.requests != c->requests)
+        fail_msg("%s: %llu requests counted, %llu made", c->name,
+                 (unsigned long long)st.requests, (unsigned long long)c->requests);
+    assert_int_equal(st.owed, 0);
+    r = coalesce_attach(c->name, RQ_PRODUCER);
+    assert_int_equal(rq_coalesce_request(r), RQ_OK);
+    c->requests++;
+    assert_int_equal(rq_coalesce_wait(w, &ticket, 0), RQ_OK);
+    assert_int_equal(rq_coalesce_done(w, ticket), RQ_OK);
+    assert_int_equal(rq_coalesce_wait(w, &ticket, 0), RQ_EAGAIN);
+    rq_coalesce_close(r);
+    rq_coalesce_close(w);
+    if (fresh)
+        rq_coalesce_unlink(c->name);
+}
+
+/* A failed create leaves nothing that keeps the next from working. */
+static void verify_fresh_queue(struct ctx *c)
+{
+    rq *prod = NULL;
+    assert_int_equal(rq_open(&prod, c->name, RQ_PRODUCER, config_for(c)), RQ_OK);
+    rq *cons = attach(c->name, RQ_CONSUMER);
+    push_seq(prod, 42);
+    assert_int_equal(pop_seq(cons, 0), 42);
+    rq_close(cons);
+    rq_close(prod);
+    rq_unlink(c->name);
+}
+
+static void verify(const struct scenario *sc, struct ctx *c)
+{
+    if (sc->coalescing)
+        verify_coalesce(c, sc->fresh);
+    else if (sc->fresh)
+        verify_fresh_queue(c);
+    else if (sc->op == op_unlink)
+        ; /* after_unlink checked it */
+    else
+        verify_queue(c);
+}
+
+/* ---- the scenarios ------------------------------------------------------ */
+
+/* What an operation may absorb: a lost wake-up (the sleeper re-checks at
+ * least once a second), and a missing asymmetric fence (a new queue then
+ * uses full fences; a waiter then naps instead of sleeping long). */
+#ifdef _WIN32
+#define ABSORBS_WAKE "|OpenEventW|SetEvent|"
+#define ABSORBS_WAKE_AND_FENCE ABSORBS_WAKE
+#else
+#define ABSORBS_WAKE "|futex_wake|"
+#define ABSORBS_WAKE_AND_FENCE "|futex_wake|membarrier|"
+#endif
+
+static const struct scenario queue_scenarios[] = {
+    {"rq_open create (producer)", "f.create", 0, 0, 1, NULL, op_create, after_create,
+     ABSORBS_WAKE_AND_FENCE},
+    {"rq_open create MPSC (producer)", "f.createm", 0, RQ_MPSC, 1, NULL, op_create, after_create,
+     ABSORBS_WAKE_AND_FENCE},
+    {"rq_open existing, with config (producer)", "f.exist", 0, 0, 0, NULL,
+     op_open_existing_with_config, close_q, ABSORBS_WAKE},
+    {"rq_open attach observer", "f.obs", 0, 0, 0, NULL, op_attach_observer, close_q, ""},
+    {"rq_open attach producer", "f.prod", 0, 0, 0, NULL, op_attach_producer, close_q,
+     ABSORBS_WAKE},
+    {"rq_open attach consumer", "f.cons", 0, 0, 0, NULL, op_attach_consumer, close_q,
+     ABSORBS_WAKE},
+    {"rq_open attach MPSC producer", "f.mprod", 0, RQ_MPSC, 0, NULL, op_attach_producer, close_q,
+     ABSORBS_WAKE},
+    {"rq_open attach MPSC consumer", "f.mcons", 0, RQ_MPSC, 0, NULL, op_attach_consumer, close_q,
+     ABSORBS_WAKE},
+    {"rq_pop that blocks, woken by a push", "f.popw", 0, 0, 0, setup_pop_blocking,
+     op_pop_blocking, after_pop_blocking, ABSORBS_WAKE_AND_FENCE},
+    {"rq_push that blocks, woken by a pop", "f.pushw", 0, 0, 0, setup_push_blocking,
+     op_push_blocking, after_push_blocking, ABSORBS_WAKE_AND_FENCE},
+    {"rq_push MPSC (lock, timeout 1 s)", "f.mpush", 0, RQ_MPSC, 0, setup_producer, op_push,
+     after_push, ABSORBS_WAKE},
+    {"rq_push MPSC (lock, no wait)", "f.mpush0", 0, RQ_MPSC, 0, setup_producer, op_push_try,
+     after_push, ABSORBS_WAKE},
+    {"rq_reserve + rq_commit", "f.resv", 0, 0, 0, setup_producer, op_reserve_commit, after_push,
+     ABSORBS_WAKE},
+    {"rq_reserve that blocks, + rq_commit", "f.resvw", 0, 0, 0, setup_push_blocking,
+     op_reserve_commit, after_push_blocking, ABSORBS_WAKE_AND_FENCE},
+    {"rq_reserve + rq_commit MPSC", "f.mresv", 0, RQ_MPSC, 0, setup_producer, op_reserve_commit,
+     after_push, ABSORBS_WAKE},
+    {"rq_stat (observer: probes both roles)", "f.stat", 0, 0, 0, setup_observer, op_stat,
+     close_q, ""},
+    {"rq_unlink", "f.unlink", 0, 0, 1, setup_unlink, op_unlink, after_unlink, ""},
+};
+
+static const struct scenario coalesce_scenarios[] = {
+    {"rq_coalesce_open create (requester)", "f.ccreq", 1, 0, 1, NULL,
+     op_coalesce_create_requester, after_coalesce_create, ""},
+    {"rq_coalesce_open create (worker)", "f.ccwrk", 1, 0, 1, NULL, op_coalesce_create_worker,
+     after_coalesce_create, ""},
+    {"rq_coalesce_open create (observer)", "f.ccobs", 1, 0, 1, NULL,
+     op_coalesce_create_observer, after_coalesce_create, ""},
+    {"rq_coalesce_attach worker", "f.cawrk", 1, 0, 0, NULL, op_coalesce_attach_worker,
+     close_coalesce, ""},
+    {"rq_coalesce_attach requester", "f.careq", 1, 0, 0, NULL, op_coalesce_attach_requester,
+     close_coalesce, ""},
+    {"rq_coalesce_request, worker idle and awake", "f.creq", 1, 0, 0, setup_coalesce_requester,
+     op_coalesce_request, after_coalesce_request, ""},
+    {"rq_coalesce_request, worker asleep", "f.creqw", 1, 0, 0, setup_coalesce_sleeping_worker,
+     op_coalesce_request, after_coalesce_sleeping_worker, ABSORBS_WAKE},
+    {"rq_coalesce_wait that blocks, woken", "f.cwait", 1, 0, 0, setup_coalesce_wait,
+     op_coalesce_wait, after_coalesce_wait, ""},
+    {"rq_coalesce_wait + rq_coalesce_done", "f.cdone", 1, 0, 0, setup_coalesce_done,
+     op_coalesce_done, close_coalesce, ""},
+    {"rq_coalesce_unlink", "f.cunlink", 1, 0, 1, setup_coalesce_unlink, op_coalesce_unlink,
+     after_coalesce_unlink, ""},
+};
+
+static const struct fault_pass plain_failure = {INJECTED_ERROR, ""};
+
+static void test_queue_operations_survive_every_failing_call(void **state)
+{
+    (void)state;
+    unsigned long sum = 0;
+    for (size_t i = 0; i < sizeof queue_scenarios / sizeof *queue_scenarios; i++)
+        sum += run_scenario(&queue_scenarios[i], &plain_failure);
+    /* Opens alone make a dozen failable calls: a total near zero would
+     * mean the injection is not reaching the OS calls at all. */
+    assert_true(sum >= 50);
+}
+
+static void test_coalesce_operations_survive_every_failing_call(void **state)
+{
+    (void)state;
+    unsigned long sum = 0;
+    for (size_t i = 0; i < sizeof coalesce_scenarios / sizeof *coalesce_scenarios; i++)
+        sum += run_scenario(&coalesce_scenarios[i], &plain_failure);
+    assert_true(sum >= 20);
+}
+
+#ifndef _WIN32
+/* EINTR: a lock request is made again, and an interrupted sleep is a
+ * spurious wake-up (the caller re-checks).  Every other call interrupted
+ * is RQ_ESYS with errno EINTR. */
+static void test_interrupted_calls_are_retried_or_reported(void **state)
+{
+    (void)state;
+    static const struct fault_pass interrupted = {EINTR, "|fcntl|futex_wait|"};
+    unsigned long before = rq_fault_calls(rq_fault_lookup("fcntl"));
+    for (size_t i = 0; i < sizeof queue_scenarios / sizeof *queue_scenarios; i++)
+        run_scenario(&queue_scenarios[i], &interrupted);
+    for (size_t i = 0; i < sizeof coalesce_scenarios / sizeof *coalesce_scenarios; i++)
+        run_scenario(&coalesce_scenarios[i], &interrupted);
+    assert_true(rq_fault_calls(rq_fault_lookup("fcntl")) > before);
+}
+#endif
+
+/* ---- the instruments are checked too ------------------------------------ */
+
+/* The leak check sees a leaked descriptor/handle and a leaked mapping. */
+static void test_leak_check_sees_a_leak(void **state)
+{
+    (void)state;
+    const char *name = th_name("f.leak");
+    struct os_snapshot before = os_snapshot();
+    rq *q = th_open(name, RQ_OBSERVER, SLOTS, SLOT_SIZE, 0);
+    struct os_snapshot open_now = os_snapshot();
+    assert_true(open_now.handles > before.handles);
+    assert_true(open_now.mappings > before.mappings);
+    rq_close(q);
+    struct os_snapshot after = os_snapshot();
+    assert_int_equal(after.handles, before.handles);
+    assert_int_equal(after.mappings, before.mappings);
+    rq_unlink(name);
+}
+
+/* Per-call counting: the N-th call of one named call fails, and the
+ * operation fails with exactly the injected error. */
+static void test_nth_call_of_a_named_call_fails(void **state)
+{
+    (void)state;
+#ifdef _WIN32
+    const char *map_call = "MapViewOfFile";
+#else
+    const char *map_call = "mmap";
+#endif
+    int map = rq_fault_lookup(map_call);
+    assert_true(map >= 0);
+    assert_string_equal(rq_fault_name(map), map_call);
+    assert_int_equal(rq_fault_lookup("no_such_call"), -1);
+    const char *name = th_name("f.named");
+    rq *keep = th_create(name, SLOTS, SLOT_SIZE, 0);
+    /* A clean attach maps twice at least: the header, then the whole. */
+    unsigned long maps_before = rq_fault_calls(map);
+    rq *q = attach(name, RQ_OBSERVER);
+    unsigned long maps_per_open = rq_fault_calls(map) - maps_before;
+    assert_true(maps_per_open >= 2);
+    rq_close(q);
+    for (unsigned long nth = 1; nth <= maps_per_open; nth++) {
+        unsigned long injected = rq_fault_injected();
+        rq_fault_arm(map, nth, INJECTED_ERROR);
+        os_error_clear();
+        q = (rq *)1;
+        int rc = rq_open(&q, name, RQ_OBSERVER, NULL);
+        unsigned long err = os_error();
+        rq_fault_disarm();
+        assert_int_equal(rc, RQ_ESYS);
+        assert_int_equal(err, INJECTED_ERROR);
+        assert_null(q);
+        assert_int_equal(rq_fault_injected(), injected + 1);
+        assert_int_equal(rq_fault_last(), map);
+    }
+    /* Disarmed: nothing fails any more. */
+    q = attach(name, RQ_OBSERVER);
+    rq_close(q);
+    rq_close(keep);
+    rq_unlink(name);
+}
+
+static int print_total(void **state)
+{
+    (void)state;
+    print_message("test_faults: %lu injected OS-call failures checked\n", total_injected);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct th_child children[] = {
+        TH_CHILD(child_push_later),
+        TH_CHILD(child_pop_later),
+        TH_CHILD(child_coalesce_worker),
+        TH_CHILD(child_coalesce_request_later),
+    };
+    TH_INIT(argc, argv, children);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_leak_check_sees_a_leak),
+        cmocka_unit_test(test_nth_call_of_a_named_call_fails),
+        cmocka_unit_test(test_queue_operations_survive_every_failing_call),
+        cmocka_unit_test(test_coalesce_operations_survive_every_failing_call),
+#ifndef _WIN32
+        cmocka_unit_test(test_interrupted_calls_are_retried_or_reported),
+#endif
+    };
+    return cmocka_run_group_tests(tests, NULL, print_total);
+}
