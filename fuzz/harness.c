@@ -2,8 +2,10 @@
  * harness.c - the operation interpreter and the checks shared by the fuzz
  * targets (see harness.h for the input format).
  *
- * Every call runs with timeout 0, so nothing can sleep; every result is
- * checked against what the API allows for that call in that state, and
+ * Every call runs with timeout 0, so nothing can sleep, except at most one
+ * call per input that the input gives FZ_WAIT_MS (the waiting paths, with
+ * whatever the peer left in the event words; still bounded).  Every result
+ * is checked against what the API allows for that call in that state, and
  * anything else traps (a crash libFuzzer reports with the input).
  *
  * Pointers the API hands out (rq_peek, rq_reserve) are checked against the
@@ -314,7 +316,26 @@ struct fz_run {
     struct fz_view *view; /* peer: where it scribbles */
     struct fz_handle hd[2];
     unsigned char pattern;
+    int waits_left; /* calls that may still wait FZ_WAIT_MS */
 };
+
+#define FZ_WAIT_MS 2
+
+/* The timeout of a call that may wait: 0, or FZ_WAIT_MS when bits 1 and 2
+ * of the variant are set and this input has not waited yet. */
+static int op_timeout(struct fz_run *r, unsigned variant)
+{
+    if ((variant & 6) != 6 || r->waits_left == 0)
+        return 0;
+    r->waits_left--;
+    return FZ_WAIT_MS;
+}
+
+/* What a call that found nothing to do returns after TIMEOUT. */
+static int nothing(int timeout)
+{
+    return timeout ? RQ_ETIMEDOUT : RQ_EAGAIN;
+}
 
 static int role_of(unsigned bits)
 {
@@ -422,12 +443,12 @@ static unsigned char *message(struct fz_run *r, size_t len)
     return m;
 }
 
-static int op_push(struct fz_run *r, struct fz_handle *h, size_t len)
+static int op_push(struct fz_run *r, struct fz_handle *h, size_t len, int timeout)
 {
     /* Past slot_size the call must refuse before reading: a 1-byte buffer
      * makes ASan catch it if it does not. */
     unsigned char *m = message(r, len > h->slot_size ? 1 : len);
-    int rc = rq_push(h->q, m, len, 0);
+    int rc = rq_push(h->q, m, len, timeout);
     free(m);
     if (h->role != RQ_PRODUCER)
         expect_is("rq_push", rc, RQ_EROLE);
@@ -436,24 +457,24 @@ static int op_push(struct fz_run *r, struct fz_handle *h, size_t len)
     else if (len > h->slot_size)
         expect_is("rq_push too long", rc, RQ_EMSGSIZE);
     else
-        expect_in("rq_push", rc, RQ_OK, RQ_EAGAIN, RQ_ECORRUPT, FZ_END);
+        expect_in("rq_push", rc, RQ_OK, nothing(timeout), RQ_ECORRUPT, FZ_END);
     return rc;
 }
 
-static int op_pop(struct fz_handle *h, size_t cap)
+static int op_pop(struct fz_handle *h, size_t cap, int timeout)
 {
     unsigned char *buf = malloc(cap ? cap : 1);
     if (!buf)
         fz_fail("out of memory");
     size_t len = (size_t)-1;
-    int rc = rq_pop(h->q, buf, cap, &len, 0);
+    int rc = rq_pop(h->q, buf, cap, &len, timeout);
     free(buf);
     if (h->role != RQ_CONSUMER) {
         expect_is("rq_pop", rc, RQ_EROLE);
     } else if (h->peeked) {
         expect_is("rq_pop while peeked", rc, RQ_ESTATE);
     } else {
-        expect_in("rq_pop", rc, RQ_OK, RQ_EMSGSIZE, RQ_EAGAIN, RQ_ECORRUPT, FZ_END);
+        expect_in("rq_pop", rc, RQ_OK, RQ_EMSGSIZE, nothing(timeout), RQ_ECORRUPT, FZ_END);
         if (rc == RQ_OK && (len > cap || len > h->slot_size))
             fz_fail("rq_pop gave %zu bytes (cap %zu, slot_size %u)", len, cap, h->slot_size);
         if (rc == RQ_EMSGSIZE && (len <= cap || len > h->slot_size))
@@ -463,11 +484,11 @@ static int op_pop(struct fz_handle *h, size_t cap)
     return rc;
 }
 
-static void op_peek(struct fz_handle *h)
+static void op_peek(struct fz_handle *h, int timeout)
 {
     const void *msg = NULL;
     size_t len = (size_t)-1;
-    int rc = rq_peek(h->q, &msg, &len, 0);
+    int rc = rq_peek(h->q, &msg, &len, timeout);
     if (h->role != RQ_CONSUMER) {
         expect_is("rq_peek", rc, RQ_EROLE);
         return;
@@ -478,7 +499,7 @@ static void op_peek(struct fz_handle *h)
             fz_fail("rq_peek again gave another message");
         return;
     }
-    expect_in("rq_peek", rc, RQ_OK, RQ_EAGAIN, RQ_ECORRUPT, FZ_END);
+    expect_in("rq_peek", rc, RQ_OK, nothing(timeout), RQ_ECORRUPT, FZ_END);
     if (rc != RQ_OK)
         return;
     check_payload(h, msg, len, "rq_peek");
@@ -504,10 +525,10 @@ static void op_release(struct fz_handle *h)
     }
 }
 
-static void op_reserve(struct fz_run *r, struct fz_handle *h)
+static void op_reserve(struct fz_run *r, struct fz_handle *h, int timeout)
 {
     void *slot = NULL;
-    int rc = rq_reserve(h->q, &slot, 0);
+    int rc = rq_reserve(h->q, &slot, timeout);
     if (h->role != RQ_PRODUCER) {
         expect_is("rq_reserve", rc, RQ_EROLE);
         return;
@@ -518,7 +539,7 @@ static void op_reserve(struct fz_run *r, struct fz_handle *h)
             fz_fail("rq_reserve again gave another slot");
         return;
     }
-    expect_in("rq_reserve", rc, RQ_OK, RQ_EAGAIN, RQ_ECORRUPT, FZ_END);
+    expect_in("rq_reserve", rc, RQ_OK, nothing(timeout), RQ_ECORRUPT, FZ_END);
     if (rc != RQ_OK)
         return;
     check_payload(h, slot, h->slot_size, "rq_reserve");
@@ -562,22 +583,22 @@ static void queue_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsigne
 {
     switch (op) {
     case FZ_OP_PUSH:
-        op_push(r, h, op_length(h, in, variant));
+        op_push(r, h, op_length(h, in, variant), op_timeout(r, variant));
         break;
     case FZ_OP_POP: {
         uint16_t arg = fz_u16(in);
         size_t cap = (variant & 1) ? arg % ((size_t)h->slot_size + 1) : h->slot_size;
-        op_pop(h, cap > FZ_MAX_OBJECT ? FZ_MAX_OBJECT : cap);
+        op_pop(h, cap > FZ_MAX_OBJECT ? FZ_MAX_OBJECT : cap, op_timeout(r, variant));
         break;
     }
     case FZ_OP_PEEK:
-        op_peek(h);
+        op_peek(h, op_timeout(r, variant));
         break;
     case FZ_OP_RELEASE:
         op_release(h);
         break;
     case FZ_OP_RESERVE:
-        op_reserve(r, h);
+        op_reserve(r, h, op_timeout(r, variant));
         break;
     case FZ_OP_COMMIT:
         op_commit(h, op_length(h, in, variant));
@@ -589,7 +610,7 @@ static void queue_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsigne
         unsigned count = fz_u8(in) % (2 * FZ_MAX_SLOTS + 2);
         for (unsigned i = 0; i < count; i++) {
             size_t len = ((size_t)i * 7 + variant) % ((size_t)h->slot_size + 1);
-            if (op_push(r, h, len) != RQ_OK)
+            if (op_push(r, h, len, 0) != RQ_OK)
                 break;
         }
         break;
@@ -598,7 +619,7 @@ static void queue_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsigne
         unsigned count = fz_u8(in) % (2 * FZ_MAX_SLOTS + 2);
         size_t cap = h->slot_size > FZ_MAX_OBJECT ? FZ_MAX_OBJECT : h->slot_size;
         for (unsigned i = 0; i < count; i++) {
-            if (op_pop(h, cap) != RQ_OK)
+            if (op_pop(h, cap, 0) != RQ_OK)
                 break;
         }
         break;
@@ -610,7 +631,8 @@ static void queue_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsigne
 
 /* ---- coalescing operations ---------------------------------------------- */
 
-static void coalesce_op(struct fz_handle *h, unsigned op, unsigned variant, struct fz_in *in)
+static void coalesce_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsigned variant,
+                        struct fz_in *in)
 {
     int rc;
     /* Every opcode means something: 0-2 as named, stat, the rest modulo 3. */
@@ -622,11 +644,12 @@ static void coalesce_op(struct fz_handle *h, unsigned op, unsigned variant, stru
         break;
     case FZ_OP_WAIT: {
         uint64_t ticket = 0;
-        rc = rq_coalesce_wait(h->c, &ticket, 0);
+        int timeout = op_timeout(r, variant);
+        rc = rq_coalesce_wait(h->c, &ticket, timeout);
         if (h->role != RQ_CONSUMER) {
             expect_is("rq_coalesce_wait", rc, RQ_EROLE);
         } else {
-            expect_in("rq_coalesce_wait", rc, RQ_OK, RQ_EAGAIN, FZ_END);
+            expect_in("rq_coalesce_wait", rc, RQ_OK, nothing(timeout), FZ_END);
             if (rc == RQ_OK) {
                 if (ticket > RQC_COUNT_MASK)
                     fz_fail("rq_coalesce_wait: ticket %llu", (unsigned long long)ticket);
@@ -754,7 +777,7 @@ static void op_raw(struct fz_run *r, struct fz_in *in)
 
 void fz_run(const struct fz_head *h, struct fz_in *in, struct fz_view *view, int peer)
 {
-    struct fz_run r = {.h = h, .view = view};
+    struct fz_run r = {.h = h, .view = view, .waits_left = 1};
     unsigned roles[2] = {h->role_a, h->role_b};
     for (int i = 0; i < 2; i++) {
         if (roles[i])
@@ -778,7 +801,7 @@ void fz_run(const struct fz_head *h, struct fz_in *in, struct fz_view *view, int
         } else if (hd->q) {
             queue_op(&r, hd, op, variant, in);
         } else if (hd->c) {
-            coalesce_op(hd, op, variant, in);
+            coalesce_op(&r, hd, op, variant, in);
         }
     }
     handle_close(&r.hd[0]);

@@ -26,7 +26,10 @@
  *
  * Operations: one byte (bits 0-3 the operation, bit 4 the handle, bits
  * 5-7 a variant), then the arguments that operation reads (harness.c).
- * Bytes past the end read as zero; at most FZ_MAX_OPS run.
+ * Bytes past the end read as zero; at most FZ_MAX_OPS run.  Calls run
+ * with timeout 0; a waiting call (push, pop, peek, reserve, coalesce wait)
+ * whose variant has bits 1 and 2 set waits FZ_WAIT_MS instead, once per
+ * input, so the sleeping paths meet the peer's event words too.
  *
  * SPDX-License-Identifier: MIT
  */
