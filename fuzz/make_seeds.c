@@ -2,7 +2,15 @@
  * make_seeds.c - writes the seed corpus of the fuzz targets: valid objects
  * of a few geometries and states, each with a short script of operations
  * (format: harness.h).  Usage: fuzz_seeds DIR  (writes DIR/fuzz_segment/
- * and DIR/fuzz_peer/).  The committed corpus is its output.
+ * and DIR/fuzz_peer/).
+ *
+ * The committed corpus (fuzz/corpus/<target>/) is its output (the named
+ * files) plus cov-* files: the smallest set of inputs from a few minutes'
+ * fuzzing that covers every edge reached, chosen with
+ *   build/fuzz/fuzz/<target> -set_cover_merge=1 -use_counters=0 NEW_DIR \
+ *       fuzz/corpus/<target> build/fuzz/corpus/<target>
+ * and named cov-<first 12 hex digits of libFuzzer's name>.  Replaying them
+ * alone covers what the long runs cover.
  *
  * SPDX-License-Identifier: MIT
  */
