@@ -72,11 +72,18 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 mkdir -p "$build/artifacts"
 
+# The harness's own message and the sanitizer's report, from a failed run.
+show_failure() {
+  grep -E -A25 'rq fuzz:|ERROR:|runtime error' "$1" | head -60 || tail -40 "$1"
+}
+
 for t in "${targets[@]}"; do
   echo "== replay: $t ($(ls fuzz/corpus/$t | wc -l) committed inputs)"
-  if ! "$build/fuzz/$t" -runs=0 "fuzz/corpus/$t" >"$build/replay-$t.log" 2>&1; then
-    tail -40 "$build/replay-$t.log"
-    echo "FAIL: replaying fuzz/corpus/$t" >&2
+  log="$build/replay-$t.log"
+  if ! "$build/fuzz/$t" -runs=0 -artifact_prefix="$build/artifacts/$t-replay-" \
+      "fuzz/corpus/$t" >"$log" 2>&1; then
+    show_failure "$log"
+    echo "FAIL: replaying fuzz/corpus/$t (log: $log)" >&2
     exit 1
   fi
 done
@@ -105,7 +112,7 @@ for t in "${targets[@]}"; do
       "$corpus" "fuzz/corpus/$t" >"$log" 2>&1; then
     results+=("$(summary "$t" "$log")")
   else
-    grep -E -A30 'rq fuzz:|ERROR:|runtime error' "$log" | head -60 || tail -40 "$log"
+    show_failure "$log"
     echo "FAIL: $t crashed; input in $build/artifacts/ (log: $log)" >&2
     results+=("$t: CRASHED")
     status=1
