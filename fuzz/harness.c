@@ -1,0 +1,809 @@
+/*
+ * harness.c - the operation interpreter and the checks shared by the fuzz
+ * targets (see harness.h for the input format).
+ *
+ * Every call runs with timeout 0, so nothing can sleep, except at most one
+ * call per input that the input gives FZ_WAIT_MS (the waiting paths, with
+ * whatever the peer left in the event words; still bounded).  Every result
+ * is checked against what the API allows for that call in that state, and
+ * anything else traps (a crash libFuzzer reports with the input).
+ *
+ * Pointers the API hands out (rq_peek, rq_reserve) are checked against the
+ * library's own mapping of the segment: the targets are linked with
+ * --wrap=mmap,--wrap=munmap,--wrap=shm_open,--wrap=close, so every mapping
+ * and shared-memory descriptor the library makes passes through here and
+ * is recorded, and none may be left once its handles are closed.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "layout.h"
+
+/* ---- failing --------------------------------------------------------- */
+
+__attribute__((noreturn, format(printf, 1, 2))) static void fz_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "\nrq fuzz: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    __builtin_trap();
+}
+
+/* FZ_TRACE=1 in the environment: every checked call and its result on
+ * stderr (to read what a crashing input did). */
+static int trace;
+
+/* RC must be one of the results in ALLOWED (a list ending with 1, which
+ * no rq call returns). */
+#define FZ_END 1
+static void expect_in(const char *call, int rc, ...)
+{
+    if (trace)
+        fprintf(stderr, "  %s -> %s\n", call, rq_errname(rc));
+    va_list ap;
+    va_start(ap, rc);
+    for (int ok = va_arg(ap, int); ok != FZ_END; ok = va_arg(ap, int)) {
+        if (rc == ok) {
+            va_end(ap);
+            return;
+        }
+    }
+    va_end(ap);
+    fz_fail("%s returned %s (%d), which it must not", call, rq_errname(rc), rc);
+}
+
+static void expect_is(const char *call, int rc, int expected)
+{
+    if (trace)
+        fprintf(stderr, "  %s -> %s\n", call, rq_errname(rc));
+    if (rc != expected)
+        fz_fail("%s returned %s, expected %s", call, rq_errname(rc), rq_errname(expected));
+}
+
+/* ---- the input --------------------------------------------------------- */
+
+uint8_t fz_u8(struct fz_in *in)
+{
+    return in->pos < in->size ? in->data[in->pos++] : 0;
+}
+
+uint16_t fz_u16(struct fz_in *in)
+{
+    uint16_t lo = fz_u8(in);
+    return (uint16_t)(lo | (uint16_t)fz_u8(in) << 8);
+}
+
+uint32_t fz_u32(struct fz_in *in)
+{
+    uint32_t lo = fz_u16(in);
+    return lo | (uint32_t)fz_u16(in) << 16;
+}
+
+int fz_more(const struct fz_in *in)
+{
+    return in->pos < in->size;
+}
+
+void fz_read_head(struct fz_in *in, struct fz_head *h)
+{
+    h->kind = fz_u8(in) % FZ_KINDS;
+    unsigned roles = fz_u8(in);
+    h->role_a = roles & 3;
+    h->role_b = (roles >> 2) & 3;
+    h->open_flags = fz_u8(in);
+    h->prefill = fz_u8(in);
+    h->slot_count = 1 + fz_u16(in) % FZ_MAX_SLOTS;
+    h->slot_size = 1 + fz_u16(in) % FZ_MAX_SLOT_SIZE;
+    uint32_t size = fz_u32(in);
+    h->size = size;
+    h->image_len = fz_u16(in);
+    (void)fz_u16(in);
+}
+
+/* ---- the library's mappings (--wrap) ----------------------------------- */
+
+void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+int __real_munmap(void *addr, size_t len);
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+int __wrap_munmap(void *addr, size_t len);
+
+struct fz_map {
+    unsigned char *addr;
+    size_t size;
+};
+#define FZ_MAPS_MAX 16
+static struct fz_map maps[FZ_MAPS_MAX];
+static int map_count;
+static struct fz_map last_map; /* the library's latest shared mapping */
+
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    void *p = __real_mmap(addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED && fd >= 0 && (flags & MAP_SHARED)) {
+        if (map_count == FZ_MAPS_MAX)
+            fz_fail("more than %d live shared mappings: the library leaks them", FZ_MAPS_MAX);
+        maps[map_count].addr = p;
+        maps[map_count].size = len;
+        last_map = maps[map_count++];
+    }
+    return p;
+}
+
+int __wrap_munmap(void *addr, size_t len)
+{
+    for (int i = 0; i < map_count; i++) {
+        if (maps[i].addr == addr) {
+            if (maps[i].size != len)
+                fz_fail("munmap of %zu bytes of a %zu-byte mapping", len, maps[i].size);
+            maps[i] = maps[--map_count];
+            break;
+        }
+    }
+    return __real_munmap(addr, len);
+}
+
+/* Descriptors from shm_open (the harness's own view uses __real_shm_open). */
+int __real_shm_open(const char *name, int oflag, mode_t mode);
+int __real_close(int fd);
+int __wrap_shm_open(const char *name, int oflag, mode_t mode);
+int __wrap_close(int fd);
+
+#define FZ_FDS_MAX 16
+static int fds[FZ_FDS_MAX];
+static int fd_count;
+
+int __wrap_shm_open(const char *name, int oflag, mode_t mode)
+{
+    int fd = __real_shm_open(name, oflag, mode);
+    if (fd >= 0) {
+        if (fd_count == FZ_FDS_MAX)
+            fz_fail("more than %d shared-memory descriptors open: the library leaks them",
+                    FZ_FDS_MAX);
+        fds[fd_count++] = fd;
+    }
+    return fd;
+}
+
+int __wrap_close(int fd)
+{
+    for (int i = 0; i < fd_count; i++) {
+        if (fds[i] == fd) {
+            fds[i] = fds[--fd_count];
+            break;
+        }
+    }
+    return __real_close(fd);
+}
+
+/* ---- once per process ---------------------------------------------------- */
+
+static char object_name[64];
+static unsigned char lock_template[RQ_LOCK_AREA];
+
+const char *fz_name(void)
+{
+    return object_name;
+}
+
+static void remove_objects(void)
+{
+    (void)rq_unlink(object_name);
+    (void)rq_coalesce_unlink(object_name);
+}
+
+void fz_init(void)
+{
+    if (object_name[0])
+        return;
+    trace = getenv("FZ_TRACE") != NULL;
+    snprintf(object_name, sizeof object_name, "fz.%ld", (long)getpid());
+    remove_objects();
+    atexit(remove_objects);
+    /* A fresh MPSC lock, to put back where an image overwrote one. */
+    struct fz_head h = {.kind = FZ_MPSC, .slot_count = 1, .slot_size = 8};
+    fz_make_object(&h);
+    struct fz_view v;
+    fz_view_open(&v, &h, 0);
+    memcpy(lock_template, v.addr + offsetof(struct rq_shm, lock_area), RQ_LOCK_AREA);
+    fz_view_close(&v);
+    remove_objects();
+}
+
+void fz_make_object(const struct fz_head *h)
+{
+    remove_objects();
+    int rc;
+    if (h->kind == FZ_COALESCE) {
+        rq_coalesce *c;
+        rc = rq_coalesce_open(&c, object_name, RQ_OBSERVER, 0);
+        rq_coalesce_close(c);
+    } else {
+        rq_config cfg = {h->slot_count, h->slot_size, 0, 0};
+        cfg.flags |= h->kind == FZ_MPSC ? RQ_MPSC : 0;
+        cfg.flags |= (h->open_flags & FZ_CFG_FENCES) ? RQ_FULL_FENCES : 0;
+        rq *q;
+        rc = rq_open(&q, object_name, RQ_OBSERVER, &cfg);
+        rq_close(q);
+    }
+    expect_is("creating the object", rc, RQ_OK);
+}
+
+void fz_view_open(struct fz_view *v, const struct fz_head *h, uint32_t new_size)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/%s.%s", h->kind == FZ_COALESCE ? "rqc" : "rq", object_name);
+    v->fd = __real_shm_open(path, O_RDWR | O_CLOEXEC, 0);
+    if (v->fd < 0)
+        fz_fail("shm_open %s failed", path);
+    if (new_size && ftruncate(v->fd, (off_t)(new_size % FZ_MAX_OBJECT)) != 0)
+        fz_fail("ftruncate failed");
+    struct stat st;
+    if (fstat(v->fd, &st) != 0)
+        fz_fail("fstat failed");
+    v->size = (size_t)st.st_size;
+    v->addr = NULL;
+    if (v->size > 0) {
+        void *p = __real_mmap(NULL, v->size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+        if (p == MAP_FAILED)
+            fz_fail("mmap of the view failed");
+        v->addr = p;
+    }
+}
+
+void fz_view_close(struct fz_view *v)
+{
+    if (v->addr)
+        __real_munmap(v->addr, v->size);
+    __real_close(v->fd);
+    v->addr = NULL;
+}
+
+#define LOCK_OFFSET offsetof(struct rq_shm, lock_area)
+#define LOCK_WORD 4 /* glibc: pthread_mutex_t begins with the int __lock */
+
+void fz_restore_lock_area(struct fz_view *v)
+{
+    if (v->size >= LOCK_OFFSET + RQ_LOCK_AREA)
+        memcpy(v->addr + LOCK_OFFSET + LOCK_WORD, lock_template + LOCK_WORD,
+               RQ_LOCK_AREA - LOCK_WORD);
+}
+
+void fz_check_no_leaks(void)
+{
+    if (map_count != 0)
+        fz_fail("%d mapping(s) of the library left after every handle closed", map_count);
+    if (fd_count != 0)
+        fz_fail("%d shared-memory descriptor(s) of the library left open", fd_count);
+}
+
+/* ---- handles ----------------------------------------------------------- */
+
+struct fz_handle {
+    rq *q;
+    rq_coalesce *c;
+    int role;
+    /* queue: geometry as the handle reports it, and its mapping */
+    uint32_t slot_count, slot_size;
+    uint64_t stride;
+    struct fz_map map;
+    /* what the handle holds */
+    int reserved;
+    void *slot;
+    int peeked;
+    const void *msg;
+    size_t msg_len;
+    /* coalescing worker */
+    int round_open;
+    uint64_t ticket;
+};
+
+struct fz_run {
+    const struct fz_head *h;
+    struct fz_view *view; /* peer: where it scribbles */
+    struct fz_handle hd[2];
+    unsigned char pattern;
+    int waits_left; /* calls that may still wait FZ_WAIT_MS */
+};
+
+#define FZ_WAIT_MS 2
+
+/* The timeout of a call that may wait: 0, or FZ_WAIT_MS when bits 1 and 2
+ * of the variant are set and this input has not waited yet. */
+static int op_timeout(struct fz_run *r, unsigned variant)
+{
+    if ((variant & 6) != 6 || r->waits_left == 0)
+        return 0;
+    r->waits_left--;
+    return FZ_WAIT_MS;
+}
+
+/* What a call that found nothing to do returns after TIMEOUT. */
+static int nothing(int timeout)
+{
+    return timeout ? RQ_ETIMEDOUT : RQ_EAGAIN;
+}
+
+static int role_of(unsigned bits)
+{
+    return bits == 1 ? RQ_PRODUCER : bits == 2 ? RQ_CONSUMER : RQ_OBSERVER;
+}
+
+/* A payload pointer P of LEN bytes must lie in one slot of H's mapping. */
+static void check_payload(const struct fz_handle *h, const void *p, size_t len, const char *call)
+{
+    const unsigned char *b = p;
+    size_t first = RQ_SHM_HEADER_SIZE + RQ_SLOT_HEADER;
+    if (b < h->map.addr + first || b >= h->map.addr + h->map.size)
+        fz_fail("%s: pointer %p outside the segment [%p, +%zu)", call, p, (void *)h->map.addr,
+                h->map.size);
+    size_t off = (size_t)(b - h->map.addr) - first;
+    if (off % h->stride != 0 || off / h->stride >= h->slot_count)
+        fz_fail("%s: pointer %p is not a slot's payload", call, p);
+    if (len > h->slot_size || (size_t)(b - h->map.addr) + len > h->map.size)
+        fz_fail("%s: %zu bytes at slot offset %zu overrun it", call, len, off);
+}
+
+static void handle_close(struct fz_handle *h)
+{
+    rq_close(h->q);
+    rq_coalesce_close(h->c);
+    memset(h, 0, sizeof *h);
+}
+
+static void queue_open(struct fz_run *r, struct fz_handle *h, int role, int with_cfg)
+{
+    handle_close(h);
+    rq_config cfg = {r->h->slot_count, r->h->slot_size, 0, 0};
+    cfg.flags |= r->h->kind == FZ_MPSC ? RQ_MPSC : 0;
+    cfg.flags |= (r->h->open_flags & FZ_CFG_FENCES) ? RQ_FULL_FENCES : 0;
+    last_map.addr = NULL;
+    int rc = rq_open(&h->q, object_name, role, with_cfg ? &cfg : NULL);
+    if (with_cfg)
+        expect_in("rq_open (config)", rc, RQ_OK, RQ_ECORRUPT, RQ_EVERSION, RQ_EBUSY, RQ_EEXIST,
+                  FZ_END);
+    else
+        expect_in("rq_open", rc, RQ_OK, RQ_ECORRUPT, RQ_EVERSION, RQ_EBUSY, RQ_ENOENT, FZ_END);
+    if (rc != RQ_OK) {
+        if (h->q)
+            fz_fail("rq_open failed but set a handle");
+        return;
+    }
+    h->role = role;
+    h->map = last_map;
+    rq_stats st;
+    rc = rq_stat(h->q, &st);
+    expect_in("rq_stat after open", rc, RQ_OK, RQ_ECORRUPT, FZ_END);
+    if (st.slot_count < 1 || st.slot_count > RQ_SLOT_COUNT_MAX || st.slot_size < 1 ||
+        st.slot_size > RQ_SLOT_SIZE_MAX)
+        fz_fail("open accepted geometry %u x %u", st.slot_count, st.slot_size);
+    h->slot_count = st.slot_count;
+    h->slot_size = st.slot_size;
+    h->stride = (RQ_SLOT_HEADER + (uint64_t)st.slot_size + 7) & ~(uint64_t)7;
+    uint64_t need = RQ_SHM_HEADER_SIZE + (uint64_t)st.slot_count * h->stride;
+    if (!h->map.addr || h->map.size < need)
+        fz_fail("open accepted %u slots of %u bytes but mapped %zu bytes", st.slot_count,
+                st.slot_size, h->map.size);
+}
+
+static void coalesce_open(struct fz_run *r, struct fz_handle *h, int role, int create)
+{
+    (void)r;
+    handle_close(h);
+    int rc = create ? rq_coalesce_open(&h->c, object_name, role, 0)
+                    : rq_coalesce_attach(&h->c, object_name, role);
+    expect_in("rq_coalesce_open", rc, RQ_OK, RQ_ECORRUPT, RQ_EVERSION, RQ_EBUSY,
+              create ? RQ_OK : RQ_ENOENT, FZ_END);
+    if (rc == RQ_OK)
+        h->role = role;
+    else if (h->c)
+        fz_fail("rq_coalesce_open failed but set a handle");
+}
+
+static void handle_open(struct fz_run *r, struct fz_handle *h, int role, int with_cfg)
+{
+    if (r->h->kind == FZ_COALESCE)
+        coalesce_open(r, h, role, with_cfg);
+    else
+        queue_open(r, h, role, with_cfg);
+}
+
+/* ---- queue operations --------------------------------------------------- */
+
+/* A message length: within the slot size, or (variant bit 0) just past it. */
+static size_t op_length(const struct fz_handle *h, struct fz_in *in, unsigned variant)
+{
+    uint16_t arg = fz_u16(in);
+    if (variant & 1)
+        return (size_t)h->slot_size + 1 + arg % 3;
+    return arg % ((size_t)h->slot_size + 1);
+}
+
+/* A heap copy of LEN pattern bytes (at least 1 byte), so that ASan sees
+ * any read past LEN. */
+static unsigned char *message(struct fz_run *r, size_t len)
+{
+    unsigned char *m = malloc(len ? len : 1);
+    if (!m)
+        fz_fail("out of memory");
+    memset(m, r->pattern++, len ? len : 1);
+    return m;
+}
+
+static int op_push(struct fz_run *r, struct fz_handle *h, size_t len, int timeout)
+{
+    /* Past slot_size the call must refuse before reading: a 1-byte buffer
+     * makes ASan catch it if it does not. */
+    unsigned char *m = message(r, len > h->slot_size ? 1 : len);
+    int rc = rq_push(h->q, m, len, timeout);
+    free(m);
+    if (h->role != RQ_PRODUCER)
+        expect_is("rq_push", rc, RQ_EROLE);
+    else if (h->reserved)
+        expect_is("rq_push while reserved", rc, RQ_ESTATE);
+    else if (len > h->slot_size)
+        expect_is("rq_push too long", rc, RQ_EMSGSIZE);
+    else
+        expect_in("rq_push", rc, RQ_OK, nothing(timeout), RQ_ECORRUPT, FZ_END);
+    return rc;
+}
+
+static int op_pop(struct fz_handle *h, size_t cap, int timeout)
+{
+    unsigned char *buf = malloc(cap ? cap : 1);
+    if (!buf)
+        fz_fail("out of memory");
+    size_t len = (size_t)-1;
+    int rc = rq_pop(h->q, buf, cap, &len, timeout);
+    free(buf);
+    if (h->role != RQ_CONSUMER) {
+        expect_is("rq_pop", rc, RQ_EROLE);
+    } else if (h->peeked) {
+        expect_is("rq_pop while peeked", rc, RQ_ESTATE);
+    } else {
+        expect_in("rq_pop", rc, RQ_OK, RQ_EMSGSIZE, nothing(timeout), RQ_ECORRUPT, FZ_END);
+        if (rc == RQ_OK && (len > cap || len > h->slot_size))
+            fz_fail("rq_pop gave %zu bytes (cap %zu, slot_size %u)", len, cap, h->slot_size);
+        if (rc == RQ_EMSGSIZE && (len <= cap || len > h->slot_size))
+            fz_fail("rq_pop: EMSGSIZE with length %zu (cap %zu, slot_size %u)", len, cap,
+                    h->slot_size);
+    }
+    return rc;
+}
+
+static void op_peek(struct fz_handle *h, int timeout)
+{
+    const void *msg = NULL;
+    size_t len = (size_t)-1;
+    int rc = rq_peek(h->q, &msg, &len, timeout);
+    if (h->role != RQ_CONSUMER) {
+        expect_is("rq_peek", rc, RQ_EROLE);
+        return;
+    }
+    if (h->peeked) {
+        expect_is("rq_peek again", rc, RQ_OK);
+        if (msg != h->msg || len != h->msg_len)
+            fz_fail("rq_peek again gave another message");
+        return;
+    }
+    expect_in("rq_peek", rc, RQ_OK, nothing(timeout), RQ_ECORRUPT, FZ_END);
+    if (rc != RQ_OK)
+        return;
+    check_payload(h, msg, len, "rq_peek");
+    volatile unsigned char sink = 0;
+    for (size_t i = 0; i < len; i++)
+        sink ^= ((const unsigned char *)msg)[i];
+    (void)sink;
+    h->peeked = 1;
+    h->msg = msg;
+    h->msg_len = len;
+}
+
+static void op_release(struct fz_handle *h)
+{
+    int rc = rq_release(h->q);
+    if (h->role != RQ_CONSUMER) {
+        expect_is("rq_release", rc, RQ_EROLE);
+    } else if (!h->peeked) {
+        expect_is("rq_release without peek", rc, RQ_ESTATE);
+    } else {
+        expect_is("rq_release", rc, RQ_OK);
+        h->peeked = 0;
+    }
+}
+
+static void op_reserve(struct fz_run *r, struct fz_handle *h, int timeout)
+{
+    void *slot = NULL;
+    int rc = rq_reserve(h->q, &slot, timeout);
+    if (h->role != RQ_PRODUCER) {
+        expect_is("rq_reserve", rc, RQ_EROLE);
+        return;
+    }
+    if (h->reserved) {
+        expect_is("rq_reserve again", rc, RQ_OK);
+        if (slot != h->slot)
+            fz_fail("rq_reserve again gave another slot");
+        return;
+    }
+    expect_in("rq_reserve", rc, RQ_OK, nothing(timeout), RQ_ECORRUPT, FZ_END);
+    if (rc != RQ_OK)
+        return;
+    check_payload(h, slot, h->slot_size, "rq_reserve");
+    memset(slot, r->pattern++, h->slot_size);
+    h->reserved = 1;
+    h->slot = slot;
+}
+
+static void op_commit(struct fz_handle *h, size_t len)
+{
+    int rc = rq_commit(h->q, len);
+    if (h->role != RQ_PRODUCER) {
+        expect_is("rq_commit", rc, RQ_EROLE);
+    } else if (!h->reserved) {
+        expect_is("rq_commit without reserve", rc, RQ_ESTATE);
+    } else if (len > h->slot_size) {
+        expect_is("rq_commit too long", rc, RQ_EMSGSIZE);
+    } else {
+        expect_is("rq_commit", rc, RQ_OK);
+        h->reserved = 0;
+    }
+}
+
+static void op_stat(struct fz_handle *h)
+{
+    rq_stats st;
+    int rc = rq_stat(h->q, &st);
+    expect_in("rq_stat", rc, RQ_OK, RQ_ECORRUPT, FZ_END);
+    if (st.slot_count != h->slot_count || st.slot_size != h->slot_size)
+        fz_fail("rq_stat: geometry changed after open");
+    if (rc != RQ_OK)
+        return;
+    uint32_t two_n = 2 * st.slot_count;
+    if (st.write_offset >= two_n || st.read_offset >= two_n || st.depth > st.slot_count)
+        fz_fail("rq_stat OK with offsets %u/%u, depth %u of %u", st.write_offset,
+                st.read_offset, st.depth, st.slot_count);
+}
+
+static void queue_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsigned variant,
+                     struct fz_in *in)
+{
+    switch (op) {
+    case FZ_OP_PUSH:
+        op_push(r, h, op_length(h, in, variant), op_timeout(r, variant));
+        break;
+    case FZ_OP_POP: {
+        uint16_t arg = fz_u16(in);
+        size_t cap = (variant & 1) ? arg % ((size_t)h->slot_size + 1) : h->slot_size;
+        op_pop(h, cap > FZ_MAX_OBJECT ? FZ_MAX_OBJECT : cap, op_timeout(r, variant));
+        break;
+    }
+    case FZ_OP_PEEK:
+        op_peek(h, op_timeout(r, variant));
+        break;
+    case FZ_OP_RELEASE:
+        op_release(h);
+        break;
+    case FZ_OP_RESERVE:
+        op_reserve(r, h, op_timeout(r, variant));
+        break;
+    case FZ_OP_COMMIT:
+        op_commit(h, op_length(h, in, variant));
+        break;
+    case FZ_OP_STAT:
+        op_stat(h);
+        break;
+    case FZ_OP_PUSH_BURST: {
+        unsigned count = fz_u8(in) % (2 * FZ_MAX_SLOTS + 2);
+        for (unsigned i = 0; i < count; i++) {
+            size_t len = ((size_t)i * 7 + variant) % ((size_t)h->slot_size + 1);
+            if (op_push(r, h, len, 0) != RQ_OK)
+                break;
+        }
+        break;
+    }
+    case FZ_OP_POP_BURST: {
+        unsigned count = fz_u8(in) % (2 * FZ_MAX_SLOTS + 2);
+        size_t cap = h->slot_size > FZ_MAX_OBJECT ? FZ_MAX_OBJECT : h->slot_size;
+        for (unsigned i = 0; i < count; i++) {
+            if (op_pop(h, cap, 0) != RQ_OK)
+                break;
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* ---- coalescing operations ---------------------------------------------- */
+
+static void coalesce_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsigned variant,
+                        struct fz_in *in)
+{
+    int rc;
+    /* Every opcode means something: 0-2 as named, stat, the rest modulo 3. */
+    enum { FZ_COALESCE_STAT = 3 };
+    switch (op == FZ_OP_STAT ? FZ_COALESCE_STAT : op % 3) {
+    case FZ_OP_REQUEST:
+        rc = rq_coalesce_request(h->c);
+        expect_is("rq_coalesce_request", rc, h->role == RQ_PRODUCER ? RQ_OK : RQ_EROLE);
+        break;
+    case FZ_OP_WAIT: {
+        uint64_t ticket = 0;
+        int timeout = op_timeout(r, variant);
+        rc = rq_coalesce_wait(h->c, &ticket, timeout);
+        if (h->role != RQ_CONSUMER) {
+            expect_is("rq_coalesce_wait", rc, RQ_EROLE);
+        } else {
+            expect_in("rq_coalesce_wait", rc, RQ_OK, nothing(timeout), FZ_END);
+            if (rc == RQ_OK) {
+                if (ticket > RQC_COUNT_MASK)
+                    fz_fail("rq_coalesce_wait: ticket %llu", (unsigned long long)ticket);
+                h->round_open = 1;
+                h->ticket = ticket;
+            }
+        }
+        break;
+    }
+    case FZ_OP_DONE: {
+        uint64_t ticket = h->ticket + ((variant & 1) ? fz_u8(in) : 0);
+        rc = rq_coalesce_done(h->c, ticket);
+        if (h->role != RQ_CONSUMER) {
+            expect_is("rq_coalesce_done", rc, RQ_EROLE);
+        } else if (!h->round_open || ticket != h->ticket) {
+            expect_is("rq_coalesce_done, wrong ticket", rc, RQ_ESTATE);
+        } else {
+            expect_is("rq_coalesce_done", rc, RQ_OK);
+            h->round_open = 0;
+        }
+        break;
+    }
+    default: {
+        rq_coalesce_stats st;
+        rc = rq_coalesce_stat(h->c, &st);
+        expect_is("rq_coalesce_stat", rc, RQ_OK);
+        if ((st.owed != 0 && st.owed != 1) || (st.waiting != 0 && st.waiting != 1))
+            fz_fail("rq_coalesce_stat: owed %d waiting %d", st.owed, st.waiting);
+        break;
+    }
+    }
+}
+
+/* ---- the hostile peer ------------------------------------------------- */
+
+#define Q(field) offsetof(struct rq_shm, field)
+#define C(field) offsetof(struct rqc_shm, field)
+static const size_t queue_words[] = {
+    Q(hdr.magic), Q(hdr.magic) + 4, Q(hdr.layout_version), Q(hdr.abi), Q(hdr.header_size),
+    Q(hdr.slot_count), Q(hdr.slot_size), Q(hdr.slot_stride), Q(hdr.flags), Q(hdr.total_size),
+    Q(hdr.total_size) + 4, Q(write_offset), Q(read_offset), Q(data_event.waiters),
+    Q(data_event.seq), Q(space_event.waiters), Q(space_event.seq), Q(producer.attached),
+    Q(consumer.attached), Q(producer.messages), Q(lock_area),
+    /* most likely to matter: the offsets, again */
+    Q(write_offset), Q(read_offset), Q(write_offset), Q(read_offset),
+};
+static const size_t coalesce_words[] = {
+    C(hdr.magic), C(hdr.magic) + 4, C(hdr.layout_version), C(hdr.abi), C(hdr.header_size),
+    C(req), C(work.taken), C(work.done), C(worker.attached), C(requesters.wakes),
+    C(req), C(work.done),
+};
+#define COUNT(a) (sizeof a / sizeof *a)
+
+static int reservation_held(const struct fz_run *r)
+{
+    return r->hd[0].reserved || r->hd[1].reserved;
+}
+
+/* May the peer write the 4 bytes at OFF?  The MPSC lock's bookkeeping is
+ * trusted (rq.h): only its lock word may change, as a dead producer
+ * leaves it, and only while no handle of ours holds the lock; nor may
+ * the magic change then (a repairing open would make the lock anew). */
+static int peer_may_write(const struct fz_run *r, size_t off)
+{
+    if (off + 4 > r->view->size)
+        return 0;
+    if (r->h->kind == FZ_COALESCE)
+        return 1;
+    if (off + 4 > LOCK_OFFSET && off < LOCK_OFFSET + RQ_LOCK_AREA)
+        return off == LOCK_OFFSET && !reservation_held(r);
+    if (off < 8)
+        return !reservation_held(r);
+    return 1;
+}
+
+static void peer_write(struct fz_run *r, size_t off, uint32_t value)
+{
+    off &= ~(size_t)3;
+    if (peer_may_write(r, off))
+        __atomic_store_n((uint32_t *)(r->view->addr + off), value, __ATOMIC_SEQ_CST);
+}
+
+/* VARIANT picks how VALUE is used: as is, as a small step from the word's
+ * value, as a plausible offset, or as a length near the slot size. */
+static void op_scribble(struct fz_run *r, unsigned variant, struct fz_in *in)
+{
+    unsigned sel = fz_u8(in);
+    uint32_t value = fz_u32(in);
+    const size_t *words = r->h->kind == FZ_COALESCE ? coalesce_words : queue_words;
+    size_t nwords = r->h->kind == FZ_COALESCE ? COUNT(coalesce_words) : COUNT(queue_words);
+    size_t off;
+    if (sel < nwords || r->h->kind == FZ_COALESCE)
+        off = words[sel % nwords];
+    else /* a slot's length word */
+        off = RQ_SHM_HEADER_SIZE +
+              (sel - nwords) % r->h->slot_count * rq_layout_stride(r->h->slot_size);
+    if (off + 4 > r->view->size)
+        return;
+    uint32_t now = __atomic_load_n((uint32_t *)(r->view->addr + off), __ATOMIC_SEQ_CST);
+    switch (variant & 3) {
+    case 1:
+        value = now + (uint32_t)(int32_t)(int8_t)value;
+        break;
+    case 2:
+        value %= 2 * r->h->slot_count + 1;
+        break;
+    case 3:
+        value = r->h->slot_size + (uint32_t)(int32_t)(int8_t)value;
+        break;
+    default:
+        break;
+    }
+    peer_write(r, off, value);
+}
+
+static void op_raw(struct fz_run *r, struct fz_in *in)
+{
+    size_t off = fz_u16(in);
+    uint32_t value = fz_u32(in);
+    if (r->view->size >= 4)
+        peer_write(r, off % (r->view->size - 3), value);
+}
+
+/* ---- the run -------------------------------------------------------------- */
+
+void fz_run(const struct fz_head *h, struct fz_in *in, struct fz_view *view, int peer)
+{
+    struct fz_run r = {.h = h, .view = view, .waits_left = 1};
+    unsigned roles[2] = {h->role_a, h->role_b};
+    for (int i = 0; i < 2; i++) {
+        if (roles[i])
+            handle_open(&r, &r.hd[i], role_of(roles[i]), (h->open_flags >> i) & 1);
+    }
+    for (int n = 0; n < FZ_MAX_OPS && fz_more(in); n++) {
+        unsigned byte = fz_u8(in);
+        unsigned op = byte & 15, variant = byte >> 5;
+        struct fz_handle *hd = &r.hd[(byte >> 4) & 1];
+        if (op == FZ_OP_SCRIBBLE || op == FZ_OP_RAW) {
+            if (!peer)
+                continue;
+            if (op == FZ_OP_SCRIBBLE)
+                op_scribble(&r, variant, in);
+            else
+                op_raw(&r, in);
+        } else if (op == FZ_OP_OPEN) {
+            handle_open(&r, hd, 1 + fz_u8(in) % 3, variant & 1);
+        } else if (op == FZ_OP_CLOSE) {
+            handle_close(hd);
+        } else if (hd->q) {
+            queue_op(&r, hd, op, variant, in);
+        } else if (hd->c) {
+            coalesce_op(&r, hd, op, variant, in);
+        }
+    }
+    handle_close(&r.hd[0]);
+    handle_close(&r.hd[1]);
+}
