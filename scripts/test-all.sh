@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks (as root), then builds and runs
 # every rq test: the debug build, the AddressSanitizer+UBSan build, the
-# threaded suites under ThreadSanitizer, then the Windows build under Wine
+# threaded suites under ThreadSanitizer, a short libFuzzer pass
+# (scripts/fuzz.sh), then the Windows build under Wine
 # (scripts/test-windows.sh).
 # Not root and something missing: prints the exact apt-get line and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev libboost-dev python3)
+packages=(cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev libboost-dev python3
+          clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,6 +39,10 @@ echo "== build and test: tsan (threaded suites)"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$jobs"
 ctest --preset tsan -j 1
+# Fuzzing (clang, ASan + UBSan): replay the committed corpus, then 30 s per
+# target.  RQ_FUZZ_SECONDS changes the time.
+echo "== fuzz"
+bash scripts/fuzz.sh
 # Windows: cross-built with mingw-w64, run under Wine (installs what it
 # needs, as root).  RQ_SKIP_WINDOWS=1 leaves it out.
 if [[ ${RQ_SKIP_WINDOWS:-0} != 1 ]]; then
