@@ -112,7 +112,11 @@ byte handled;   /* messages the consumer application has handled (durably) */
     signal_before_bump_##at: seq##_moved = true; \
     signal_before_wake_##at: asleep = false
 
-proctype Producer()
+/* A kill is one step: while one is pending only its victim moves, and
+ * its next move is the escape (the OS's clean-up of the dead process). */
+bool kill_pending;
+
+proctype Producer() provided (!kill_pending || kill_p)
 {
     byte write, read_cache, rd;
     bool is_full, ready;
@@ -204,6 +208,7 @@ push_after_publish:
         d_step {
             producer_asleep = false;
             kill_p = false;
+            kill_pending = false;
             write = 0; read_cache = 0; rd = 0; is_full = false; ready = false
         }
         if
@@ -213,7 +218,7 @@ push_after_publish:
     }
 }
 
-proctype Consumer()
+proctype Consumer() provided (!kill_pending || kill_c)
 {
     byte read, write_cache, w, old, lo;
     bool is_empty, ready, was_full;
@@ -315,6 +320,7 @@ release_after_publish:
         d_step {
             consumer_asleep = false;
             kill_c = false;
+            kill_pending = false;
             read = 0; write_cache = 0; w = 0; old = 0; lo = 0;
             is_empty = false; ready = false; was_full = false
         }
@@ -331,8 +337,8 @@ active proctype Killer()
 {
 end_killer:
     do
-    :: p_kills < PCRASH && !kill_p && !p_finished && !p_gone -> kill_p = true; p_kills++
-    :: c_kills < CCRASH && !kill_c && !c_gone -> kill_c = true; c_kills++
+    :: d_step { p_kills < PCRASH && !kill_p && !p_finished && !p_gone -> kill_p = true; kill_pending = true; p_kills++ }
+    :: d_step { c_kills < CCRASH && !kill_c && !c_gone -> kill_c = true; kill_pending = true; c_kills++ }
     :: break
     od
 }
