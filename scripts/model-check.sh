@@ -3,8 +3,9 @@
 # with spin: each run builds a verifier (spin -a, gcc) and searches the
 # whole state space (no bitstate, no hash compaction).
 #
-#   scripts/model-check.sh          the CI set (well under 2 minutes)
+#   scripts/model-check.sh          the CI set (about 1 minute on 2 cores)
 #   scripts/model-check.sh --deep   the CI set plus larger configurations
+#                                   (about 4 minutes, up to 5 GB of RAM)
 #
 # Runs go two at a time (MODEL_JOBS, default 2: this is a 2-core machine).
 # Every run has an expected outcome: "pass" (no error) for the code as it
