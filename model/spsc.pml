@@ -10,7 +10,9 @@
  * the code gets that ordering (seq_cst stores, or the asymmetric fence).
  *
  * Labels name the code's crash points (src/crashpoint.h) where one stands;
- * a kill can land between any two statements, not only there.
+ * a kill can land before any step, not only there.  Each atomic step makes
+ * at most one access to a shared word (local work and ghost bookkeeping
+ * ride along: a kill would discard them anyway).
  *
  * Switches (spin -D...):
  *   N        slots (offsets run over [0, 2N))              default 2
