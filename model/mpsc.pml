@@ -1,0 +1,369 @@
+/*
+ * mpsc.pml - rq's RQ_MPSC queue: producers serialised by a robust mutex,
+ * with kills at every step.
+ *
+ * NP producer processes and one consumer share the segment.  The producers'
+ * lock is the robust process-shared mutex of src/mpsc.c: when its owner is
+ * killed the OS frees it and marks it "owner died", and the next locker
+ * gets EOWNERDEAD (`recovered`), makes it consistent and carries on; a
+ * locker killed before that leaves it owner-died again.  Producers never
+ * wait holding it.  The consumer is the SPSC consumer, but wakes *all*
+ * producers.  A producer may also close its handle while holding a
+ * reservation (rq_close: unlock, nothing published) and open again.
+ *
+ * Memory is sequentially consistent; labels name crash points of
+ * src/crashpoint.h; a kill can land between any two steps.  Each atomic
+ * step makes at most one access to a shared word (plus local work and
+ * ghost bookkeeping, which a kill would discard anyway).
+ *
+ * Switches (spin -D...):
+ *   N        slots                                     default 2
+ *   MP       messages per producer                     default 2
+ *   PCRASH   kills shared by the producers             default 2
+ *   CCRASH   kills of the consumer                     default 1
+ *   CLOSES   closes holding a reservation, all producers    default 1
+ *   RECHECK  1: every sleep (not the lock) may end by timeout
+ *   BUG      0: the code.  Injected bugs, each must be caught:
+ *            1 a producer unlocks before it publishes write_offset
+ *            2 the consumer wakes one sleeping producer, not all (seed)
+ *            3 a producer waits for space holding the lock and then takes
+ *              it again (seed)
+ *            4 a recovered lock is not made consistent
+ *            5 rq_ring_was_full trusts the consumer's cached write offset
+ *              and never reloads write_offset
+ */
+#ifndef N
+#define N 2
+#endif
+#define NP 2
+#ifndef MP
+#define MP 2
+#endif
+#ifndef PCRASH
+#define PCRASH 2
+#endif
+#ifndef CCRASH
+#define CCRASH 1
+#endif
+#ifndef CLOSES
+#define CLOSES 1
+#endif
+#ifndef RECHECK
+#define RECHECK 0
+#endif
+#ifndef BUG
+#define BUG 0
+#endif
+
+#define TOTAL (NP * MP)
+#define TWO_N (2 * N)
+#define DIST(w, r) ((w) >= (r) -> (w) - (r) : (w) + TWO_N - (r))
+#define NEXT(x) ((x) + 1 == TWO_N -> 0 : (x) + 1)
+#define SLOT(x) ((x) < N -> (x) : (x) - N)
+#define PAIR_OK(w, r) ((w) < TWO_N && (r) < TWO_N && DIST(w, r) <= N)
+
+/* ---- the shared segment ---------------------------------------------- */
+byte write_offset, read_offset;
+/* Events: "seq moved since this sleeper read it" (see spsc.pml); the
+ * space event has one such bit per producer that may sleep on it. */
+byte data_waiters, space_waiters;
+bool data_seq_moved;
+bool space_seq_moved[NP];
+byte slot_lo[N], slot_hi[N];
+/* lock_area: the robust mutex */
+byte lock_owner;      /* 0: free; else producer id + 1 */
+bool lock_owner_died; /* the next locker gets EOWNERDEAD */
+
+/* ---- the OS ----------------------------------------------------------- */
+bool consumer_asleep;
+bool producer_asleep[NP];
+bool kill_p[NP], kill_c;
+byte p_kills, c_kills;
+bool p_finished[NP];
+byte closes; /* reservations dropped by rq_close so far */
+
+/* ---- ghosts ----------------------------------------------------------- */
+byte sent[NP];     /* messages producer i has published (its application's journal) */
+byte order[TOTAL]; /* order[k]: the message published k-th */
+byte published, released, handled;
+
+#define MSG(p, k) ((p) * MP + (k)) /* message k (1-based) of producer p */
+
+#define RING_INVARIANT \
+    assert(write_offset < TWO_N && read_offset < TWO_N); \
+    assert(DIST(write_offset, read_offset) == published - released); \
+    assert(published - released <= N)
+
+#define FUTEX_WAIT(moved, asleep) \
+    atomic { if :: !moved -> asleep = true :: else -> skip fi }
+
+#if RECHECK
+#define SLEEP(asleep) if :: !asleep :: asleep -> asleep = false fi
+#else
+#define SLEEP(asleep) !asleep
+#endif
+
+#define SIGNAL_DATA(at) \
+    signal_before_bump_##at: data_seq_moved = true; \
+    signal_before_wake_##at: consumer_asleep = false
+
+#if BUG == 2
+/* FUTEX_WAKE of one: whichever sleeper the kernel picks */
+#define WAKE_PRODUCERS \
+    if \
+    :: producer_asleep[0] -> producer_asleep[0] = false \
+    :: producer_asleep[1] -> producer_asleep[1] = false \
+    :: else \
+    fi
+#else
+#define WAKE_PRODUCERS d_step { producer_asleep[0] = false; producer_asleep[1] = false }
+#endif
+
+#define SIGNAL_SPACE(at) \
+    signal_before_bump_##at: d_step { space_seq_moved[0] = true; space_seq_moved[1] = true }; \
+    signal_before_wake_##at: WAKE_PRODUCERS
+
+/* rq_mpsc_unlock (pthread_mutex_unlock): unlocking a mutex still marked
+ * owner-died would make it ENOTRECOVERABLE for good. */
+#define UNLOCK(at) \
+    mpsc_before_unlock_##at: d_step { assert(lock_owner == me + 1 && !lock_owner_died); lock_owner = 0 }
+
+/* A kill is one step: while one is pending only its victim moves, and
+ * its next move is the escape (the OS's clean-up of the dead process). */
+bool kill_pending;
+
+proctype Producer(byte me) provided (!kill_pending || kill_p[me])
+{
+    byte write, rd, w;
+    bool is_full, ready, recovered;
+restart:
+    {
+        skip; /* rq_plat_lock(RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED) */
+open_after_role_lock:
+        /* an MPSC producer owns no role line: no waiter reset, no load */
+open_after_takeover:
+        SIGNAL_DATA(open);
+        do
+        :: sent[me] == MP -> break
+        :: atomic { sent[me] < MP && lock_owner == 0 -> /* producer_claim_wait -> rq_mpsc_lock */
+                    lock_owner = me + 1; recovered = lock_owner_died }
+            /* EOWNERDEAD: mpsc.before_consistent is here, before the step;
+             * mpsc.after_lock and mpsc.after_recover follow it (only a
+             * statistic, lock_recoveries, lies between them) */
+#if BUG != 4
+            d_step { if :: recovered -> lock_owner_died = false :: else fi; recovered = false }
+#else
+            recovered = false;
+#endif
+mpsc_after_lock:
+            /* rq_ring_push_begin(shared_write = 1) */
+            d_step {
+                /* write_offset is re-read (shared_write): under the lock
+                 * nobody else moves it, so this load and the next step's
+                 * are one step here */
+                write = write_offset;
+                assert(write < TWO_N);
+                rd = read_offset;
+                assert(PAIR_OK(write, rd)); /* under the lock the pair is exact */
+                is_full = (DIST(write, rd) == N);
+                rd = 0
+            }
+            if
+            :: is_full ->
+#if BUG != 3
+                UNLOCK(full); /* never wait holding the lock */
+#endif
+                /* wait_on(space_event, ready_for_producer) */
+                space_seq_moved[me] = false;
+                space_waiters++;
+wait_after_register:
+                w = write_offset; /* rq_ring_has_space(shared_write = 1) */
+                d_step {
+                    rd = read_offset;
+                    ready = (!PAIR_OK(w, rd) || DIST(w, rd) < N);
+                    rd = 0; w = 0
+                }
+                if
+                :: ready -> skip
+                :: else ->
+                    FUTEX_WAIT(space_seq_moved[me], producer_asleep[me]);
+                    SLEEP(producer_asleep[me])
+                fi;
+wait_after_wake:
+                d_step { space_waiters--; ready = false; is_full = false; write = 0 }
+            :: else ->
+push_after_claim:
+                if
+                :: slot_lo[SLOT(write)] = MSG(me, sent[me] + 1)
+                :: closes < CLOSES -> /* rq_close holding the reservation: dropped, unseen */
+                    closes++;
+                    UNLOCK(close);
+                    goto restart
+                fi;
+                slot_hi[SLOT(write)] = MSG(me, sent[me] + 1);
+push_after_payload:
+#if BUG == 1
+                UNLOCK(early);
+#endif
+                d_step { /* rq_ring_push_publish */
+                    write = NEXT(write);
+                    write_offset = write;
+                    order[published] = MSG(me, sent[me] + 1);
+                    published++;
+                    sent[me]++;
+                    RING_INVARIANT;
+                    write = 0
+                }
+push_after_publish:
+#if BUG != 1
+                UNLOCK(publish);
+#endif
+                if
+                :: data_waiters > 0 -> SIGNAL_DATA(push)
+                :: else
+                fi
+            fi
+        od;
+        p_finished[me] = true
+    } unless {
+        kill_p[me] ->
+        d_step {
+            /* the OS: the futex sleep ends; the robust list frees a held
+             * lock and marks it owner-died */
+            producer_asleep[me] = false;
+            kill_p[me] = false;
+            kill_pending = false;
+            if
+            :: lock_owner == me + 1 -> lock_owner = 0; lock_owner_died = true
+            :: else
+            fi;
+            write = 0; rd = 0; w = 0; is_full = false; ready = false; recovered = false
+        }
+        goto restart
+    }
+}
+
+proctype Consumer() provided (!kill_pending || kill_c)
+{
+    byte read, write_cache, w, old, lo;
+    bool is_empty, ready, was_full;
+restart:
+    {
+        skip; /* rq_plat_lock(RQ_LOCK_CONSUMER, RQ_LOCK_TRY) */
+open_after_role_lock:
+        data_waiters = 0;
+        d_step { w = write_offset; write_cache = w }
+        d_step { read = read_offset; assert(PAIR_OK(w, read)); w = 0 }
+open_after_takeover:
+        SIGNAL_SPACE(open);
+        do
+        :: true ->
+            d_step { /* rq_ring_pop_begin */
+                is_empty = false;
+                if
+                :: read == write_cache ->
+                    w = write_offset;
+                    assert(PAIR_OK(w, read));
+                    write_cache = w;
+                    is_empty = (w == read);
+                    w = 0
+                :: else
+                fi
+            }
+            if
+            :: is_empty ->
+                data_seq_moved = false;
+                data_waiters++;
+wait_after_register:
+                ready = (write_offset != read);
+                if
+                :: ready -> skip
+                :: else ->
+                    FUTEX_WAIT(data_seq_moved, consumer_asleep);
+end_idle:           SLEEP(consumer_asleep)
+                fi;
+wait_after_wake:
+                d_step { data_waiters--; ready = false; is_empty = false }
+            :: else ->
+                lo = slot_lo[SLOT(read)];
+                d_step {
+                    assert(lo == slot_hi[SLOT(read)]); /* not torn */
+                    assert(lo == order[released]);     /* the next published: none lost, in order */
+                    if
+                    :: handled == released -> handled++
+                    :: else -> assert(handled == released + 1) /* redelivery of the one in flight */
+                    fi;
+                    lo = 0
+                }
+pop_after_copy:
+                d_step {
+                    old = read;
+                    read = NEXT(read);
+                    read_offset = read;
+                    released++;
+                    RING_INVARIANT
+                }
+release_after_publish:
+                if
+                :: space_waiters > 0 ->
+                    d_step { /* rq_ring_was_full(old) */
+                        if
+                        :: write_cache < TWO_N && DIST(write_cache, old) == N -> was_full = true
+#if BUG == 5
+                        :: else -> was_full = false
+#else
+                        :: else ->
+                            w = write_offset;
+                            was_full = (w >= TWO_N || DIST(w, old) == 0 || DIST(w, old) >= N);
+                            w = 0
+#endif
+                        fi
+                    }
+                    if
+                    :: was_full -> SIGNAL_SPACE(release)
+                    :: else
+                    fi
+                :: else
+                fi;
+                d_step { old = 0; was_full = false }
+            fi
+        od
+    } unless {
+        kill_c ->
+        d_step {
+            consumer_asleep = false;
+            kill_c = false;
+            kill_pending = false;
+            read = 0; write_cache = 0; w = 0; old = 0; lo = 0;
+            is_empty = false; ready = false; was_full = false
+        }
+        goto restart
+    }
+}
+
+active proctype Killer()
+{
+end_killer:
+    do
+    :: d_step { p_kills < PCRASH && !kill_p[0] && !p_finished[0] -> kill_p[0] = true; kill_pending = true; p_kills++ }
+    :: d_step { p_kills < PCRASH && !kill_p[1] && !p_finished[1] -> kill_p[1] = true; kill_pending = true; p_kills++ }
+    :: d_step { c_kills < CCRASH && !kill_c -> kill_c = true; kill_pending = true; c_kills++ }
+    :: break
+    od
+}
+
+active proctype Quiescence()
+{
+    timeout ->
+    assert(!(consumer_asleep && write_offset != read_offset));
+    assert(!(producer_asleep[0] && DIST(write_offset, read_offset) < N));
+    assert(!(producer_asleep[1] && DIST(write_offset, read_offset) < N));
+    assert(published == TOTAL && released == TOTAL)
+}
+
+init
+{
+    atomic { run Producer(0); run Producer(1); run Consumer() }
+}
+
+ltl all_delivered { <> (released == TOTAL) }

@@ -1,0 +1,170 @@
+#!/bin/bash
+# model-check.sh - checks the Promela models of rq's protocol (model/*.pml)
+# with spin: each run builds a verifier (spin -a, gcc) and searches the
+# whole state space (no bitstate, no hash compaction).
+#
+#   scripts/model-check.sh          the CI set (about 1 minute on 2 cores)
+#   scripts/model-check.sh --deep   the CI set plus larger configurations
+#                                   (about 4 minutes, up to 5 GB of RAM)
+#
+# Runs go two at a time (MODEL_JOBS, default 2: this is a 2-core machine).
+# Every run has an expected outcome: "pass" (no error) for the code as it
+# is, "fail" (spin finds a counterexample) for a variant with an injected
+# bug or with a safety net removed.  The script exits non-zero if any run
+# does not end as expected, so a model that can no longer fail fails too.
+# Pan's outputs go to $MODEL_BUILD_DIR (default: build/model).
+# Needs: spin, gcc (Debian packages spin, gcc).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${MODEL_BUILD_DIR:-$root/build/model}
+deep=0
+[ "${1:-}" = "--deep" ] && deep=1
+
+command -v spin >/dev/null || { echo "model-check: spin not found (apt-get install spin)"; exit 2; }
+command -v gcc >/dev/null || { echo "model-check: gcc not found"; exit 2; }
+mkdir -p "$build"
+
+jobs_max=${MODEL_JOBS:-2}
+start_all=$(date +%s)
+names=()
+
+# run_one NAME MODEL EXPECT PROPERTY PAN_EXTRA SPIN_DEFINES...
+#   PROPERTY: "safety" (assertions + invalid end states, -DSAFETY), or
+#   the name of an ltl formula (acceptance cycles, weak fairness -f).
+#   PAN_EXTRA: extra pan flags ("-A": ignore assertions, so that a
+#   liveness failure must come from the formula itself), or "-".
+run_one() {
+    local name=$1 model=$2 expect=$3 prop=$4 extra=$5
+    shift 5
+    local dir=$build/$name
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    # a run expected to fail stops at its first error: not worth -O2
+    local opt=-O2
+    [ "$expect" = fail ] && opt=-O0
+    local t0 t1 out stored visited depth errors complete result secs label
+    t0=$(date +%s.%N)
+    (
+        cd "$dir"
+        spin "$@" -a "$root/model/$model.pml" >spin.out 2>&1 || { cat spin.out; exit 3; }
+        if [ "$prop" = safety ]; then
+            gcc $opt -w -DSAFETY -DNOCLAIM -o pan pan.c
+            ./pan -m200000 >pan.out 2>&1 || true
+        else
+            gcc $opt -w -DNFAIR=3 -o pan pan.c
+            [ "$extra" = - ] && extra=
+            # shellcheck disable=SC2086
+            ./pan -m200000 -a -f $extra -N "$prop" >pan.out 2>&1 || true
+        fi
+    ) || { echo "$name: spin/gcc failed" >"$dir/row"; echo bad >"$dir/status"; return; }
+    t1=$(date +%s.%N)
+    out=$dir/pan.out
+    stored=$(sed -n 's/^ *\([0-9.e+]*\) states, stored.*/\1/p' "$out" | head -1)
+    visited=$(sed -n 's/.*states, stored (\([0-9.e+]*\) visited).*/\1/p' "$out" | head -1)
+    depth=$(sed -n 's/.*depth reached \([0-9]*\),.*/\1/p' "$out" | head -1)
+    errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$out" | head -1)
+    complete=1
+    grep -q 'max search depth too small' "$out" && complete=0
+    [ -n "$errors" ] || { errors='?'; complete=0; }
+    if [ "$expect" = pass ]; then
+        [ "$errors" = 0 ] && [ $complete = 1 ] && result=ok || result=UNEXPECTED
+    else
+        [ "$errors" != 0 ] && [ "$errors" != '?' ] && result=ok || result=UNEXPECTED
+    fi
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1fs", b - a }')
+    label=$prop
+    [ "$extra" = -A ] && label="$prop -A"
+    {
+        printf '%-32s %-18s %-6s %10s %11s %6s %6s %7s  %s\n' \
+            "$name" "$label" "$expect" "${stored:-?}" "${visited:-$stored}" "${depth:-?}" "$errors" "$secs" "$result"
+        if [ $result != ok ]; then
+            grep -E '^pan:|error' "$out" | head -5 | sed 's/^/    /'
+        elif [ "$expect" = fail ]; then
+            grep -E '^pan:[0-9]' "$out" | head -1 | sed 's/^/    caught: /'
+        fi
+    } >"$dir/row"
+    echo "$result" >"$dir/status"
+}
+
+# check NAME ...: queues run_one NAME ..., at most $jobs_max at a time.
+check() {
+    names+=("$1")
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do
+        wait -n || true
+    done
+    run_one "$@" &
+}
+
+# ---- SPSC ring (model/spsc.pml) ----------------------------------------
+S="-DN=2 -DM=4 -DPCRASH=2 -DCCRASH=2"
+L="-DN=2 -DM=3 -DPCRASH=1 -DCCRASH=1"
+check spsc-n2-m4-k2x2         spsc pass safety - $S
+check spsc-n1-m3-k2x2         spsc pass safety - -DN=1 -DM=3 -DPCRASH=2 -DCCRASH=2
+check spsc-live-delivered     spsc pass all_delivered - $L
+check spsc-live-stranded      spsc pass none_stranded - $L
+check spsc-bug1-no-recheck    spsc fail safety - $S -DBUG=1
+check spsc-bug2-wake-first    spsc fail safety - $S -DBUG=2
+check spsc-bug3-no-open-wake  spsc fail safety - $S -DBUG=3
+check spsc-bug4-full-n+1      spsc fail safety - $S -DBUG=4
+check spsc-bug5-seq-late      spsc fail safety - $S -DBUG=5
+check spsc-bug1-live          spsc fail all_delivered -A $L -DBUG=1
+# A side that dies for good between publishing and signalling: only the
+# 1 s re-check (deadline.h) saves the sleeper.
+check spsc-gone-no-recheck    spsc fail safety - $L -DPERMANENT=1
+check spsc-gone-no-recheck-lv spsc fail none_stranded -A $L -DPERMANENT=1
+check spsc-gone-recheck       spsc pass none_stranded - $L -DPERMANENT=1 -DRECHECK=1
+
+# ---- MPSC lock (model/mpsc.pml) ----------------------------------------
+A="-DN=1 -DMP=1 -DPCRASH=2 -DCCRASH=0 -DCLOSES=1"
+B="-DN=1 -DMP=1 -DPCRASH=1 -DCCRASH=1 -DCLOSES=0"
+C="-DN=2 -DMP=2 -DPCRASH=0 -DCCRASH=0 -DCLOSES=1"
+check mpsc-n1-pkill2-close    mpsc pass safety - $A
+check mpsc-n1-pkill1-ckill1   mpsc pass safety - $B
+check mpsc-n2-two-sleepers    mpsc pass safety - $C
+check mpsc-live-delivered     mpsc pass all_delivered - -DN=1 -DMP=1 -DPCRASH=1 -DCCRASH=0 -DCLOSES=0
+check mpsc-bug1-unlock-early  mpsc fail safety - $C -DBUG=1
+check mpsc-bug2-wake-one      mpsc fail safety - $C -DBUG=2
+check mpsc-bug3-wait-locked   mpsc fail safety - $C -DBUG=3
+check mpsc-bug4-no-consistent mpsc fail safety - $A -DBUG=4
+check mpsc-bug5-was-full-cache mpsc fail safety - $C -DBUG=5
+check mpsc-bug2-live          mpsc fail all_delivered -A -DN=2 -DMP=2 -DPCRASH=0 -DCCRASH=0 -DCLOSES=0 -DBUG=2
+
+# ---- coalescing (model/coalesce.pml) -----------------------------------
+Q="-DK=1 -DWCRASH=2 -DRCRASH=1"
+check coalesce-k1-w2-r1       coalesce pass safety - $Q
+check coalesce-k2-w1          coalesce pass safety - -DK=2 -DWCRASH=1 -DRCRASH=0
+check coalesce-live           coalesce pass owed_work_done - -DK=1 -DWCRASH=1 -DRCRASH=0
+check coalesce-bug1-done-first coalesce fail safety - $Q -DBUG=1
+check coalesce-bug2-plain-store coalesce fail safety - $Q -DBUG=2
+check coalesce-bug3-no-wake   coalesce fail safety - $Q -DBUG=3
+check coalesce-bug3-live      coalesce fail owed_work_done -A -DK=1 -DWCRASH=0 -DRCRASH=1 -DBUG=3
+# A requester that dies for good: harmless with FUTEX_WAKE_OP (Linux); with
+# Windows' two-step add-and-wake only the worker's re-check saves it.
+check coalesce-gone           coalesce pass safety - $Q -DPERMANENT=1
+check coalesce-win-gone       coalesce fail safety - $Q -DPERMANENT=1 -DWIN=1
+check coalesce-win-gone-recheck coalesce pass owed_work_done - -DK=1 -DWCRASH=0 -DRCRASH=1 -DPERMANENT=1 -DWIN=1 -DRECHECK=1
+
+if [ $deep = 1 ]; then
+    check deep-spsc-n2-m4-k3x3    spsc pass safety - -DN=2 -DM=4 -DPCRASH=3 -DCCRASH=3
+    check deep-spsc-n2-m5-k2x2    spsc pass safety - -DN=2 -DM=5 -DPCRASH=2 -DCCRASH=2
+    check deep-spsc-live-m4       spsc pass all_delivered - -DN=2 -DM=4 -DPCRASH=2 -DCCRASH=2
+    check deep-mpsc-n1-all-kills  mpsc pass safety - -DN=1 -DMP=1 -DPCRASH=2 -DCCRASH=1 -DCLOSES=1
+    check deep-mpsc-n2-pkill1     mpsc pass safety - -DN=2 -DMP=2 -DPCRASH=1 -DCCRASH=0 -DCLOSES=0
+    check deep-mpsc-n2-ckill1     mpsc pass safety - -DN=2 -DMP=2 -DPCRASH=0 -DCCRASH=1 -DCLOSES=0
+    check deep-coalesce-k2-w2-r1  coalesce pass safety - -DK=2 -DWCRASH=2 -DRCRASH=1
+    check deep-coalesce-live      coalesce pass owed_work_done - -DK=1 -DWCRASH=1 -DRCRASH=1
+fi
+
+wait
+printf '%-32s %-18s %-6s %10s %11s %6s %6s %7s  %s\n' \
+    run check expect stored visited depth errors time result
+failures=0
+for name in "${names[@]}"; do
+    cat "$build/$name/row" 2>/dev/null || echo "$name: no result"
+    [ "$(cat "$build/$name/status" 2>/dev/null)" = ok ] || failures=$((failures + 1))
+done
+end_all=$(date +%s)
+echo "model-check: ${#names[@]} runs, $failures unexpected, $((end_all - start_all)) s" \
+     "(exhaustive: no bitstate, no compression)"
+[ $failures = 0 ]
