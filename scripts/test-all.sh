@@ -2,14 +2,15 @@
 # Installs what a fresh Debian machine lacks (as root), then builds and runs
 # every rq test: the debug build, the AddressSanitizer+UBSan build, the
 # threaded suites under ThreadSanitizer, a short libFuzzer pass
-# (scripts/fuzz.sh), then the Windows build under Wine
+# (scripts/fuzz.sh), the spin model check (scripts/model-check.sh), then
+# the Windows build under Wine
 # (scripts/test-windows.sh).
 # Not root and something missing: prints the exact apt-get line and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev libboost-dev python3
-          clang libclang-rt-14-dev)
+          clang libclang-rt-14-dev spin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -43,6 +44,10 @@ ctest --preset tsan -j 1
 # target.  RQ_FUZZ_SECONDS changes the time.
 echo "== fuzz"
 bash scripts/fuzz.sh
+# The protocol's Promela models, checked with spin (about a minute): every
+# check of the code as it is must pass, every injected bug must be caught.
+echo "== model check"
+bash scripts/model-check.sh
 # Windows: cross-built with mingw-w64, run under Wine (installs what it
 # needs, as root).  RQ_SKIP_WINDOWS=1 leaves it out.
 if [[ ${RQ_SKIP_WINDOWS:-0} != 1 ]]; then
