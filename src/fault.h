@@ -20,6 +20,22 @@
 #ifndef RQ_FAULT_H
 #define RQ_FAULT_H
 
+/* From a platform file's X-macro list of its injectable calls,
+ * CALLS(XX) with XX(ID, "name"): enum fault_call (FAULT_ID) and, in a
+ * test build, the name table below. */
+#define RQ_FAULT_ENUM_(id, name) FAULT_##id,
+#define RQ_FAULT_NAME_(id, name) name,
+#ifdef RQ_FAULT_INJECTION
+#define RQ_FAULT_TABLE(CALLS)                                                  \
+    enum fault_call { CALLS(RQ_FAULT_ENUM_) };                                 \
+    const char *const rq_fault_call_names[] = {CALLS(RQ_FAULT_NAME_) NULL};    \
+    _Static_assert(sizeof rq_fault_call_names / sizeof *rq_fault_call_names <= \
+                       RQ_FAULT_CALLS_MAX + 1,                                 \
+                   "the fault table fits")
+#else
+#define RQ_FAULT_TABLE(CALLS) enum fault_call { CALLS(RQ_FAULT_ENUM_) }
+#endif
+
 #ifdef RQ_FAULT_INJECTION
 
 /* The platform's table: the name of each injectable call, NULL-terminated,

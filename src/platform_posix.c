@@ -68,20 +68,9 @@
     XX(MUTEX_CLOCKLOCK, "pthread_mutex_clocklock")                             \
     XX(MUTEX_CONSISTENT, "pthread_mutex_consistent")
 
-enum fault_call {
-#define FAULT_ENUM_(id, name) FAULT_##id,
-    FAULT_CALLS(FAULT_ENUM_)
-#undef FAULT_ENUM_
-};
+RQ_FAULT_TABLE(FAULT_CALLS);
 
 #ifdef RQ_FAULT_INJECTION
-const char *const rq_fault_call_names[] = {
-#define FAULT_NAME_(id, name) name,
-    FAULT_CALLS(FAULT_NAME_)
-#undef FAULT_NAME_
-    NULL};
-_Static_assert(sizeof rq_fault_call_names / sizeof *rq_fault_call_names <= RQ_FAULT_CALLS_MAX + 1,
-               "the fault table fits");
 
 static int fault_now(enum fault_call call)
 {
