@@ -17,16 +17,7 @@
 
 #include "harness.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fz_init();
-    return 0;
-}
 
 /* Some traffic before the handles under test open: messages in the ring
  * (possibly wrapped past the end), or requests owed. */

@@ -19,16 +19,7 @@
 #include "harness.h"
 #include "layout.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fz_init();
-    return 0;
-}
 
 /* Writes the image over the object and gives it the size the head asks. */
 static void write_image(const struct fz_head *h, struct fz_in *in)

@@ -223,6 +223,16 @@ void fz_init(void)
     remove_objects();
 }
 
+/* libFuzzer's start-up hook, shared by both targets. */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fz_init();
+    return 0;
+}
+
 void fz_make_object(const struct fz_head *h)
 {
     remove_objects();
