@@ -30,22 +30,8 @@ fi
 
 packages=(cmake make clang libclang-rt-14-dev)
 ((long)) && packages+=(llvm-14)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  if [[ $(id -u) -eq 0 ]]; then
-    echo "== installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  else
-    echo "missing Debian packages; run as root, or first:" >&2
-    echo "  sudo apt-get install -y ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+source scripts/packages.sh
+rq_install_packages "${packages[@]}"
 
 targets=(fuzz_segment fuzz_peer)
 declare -A max_len=([fuzz_segment]=8192 [fuzz_peer]=1024)

@@ -9,24 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev libboost-dev python3
-          clang libclang-rt-14-dev spin)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  if [[ $(id -u) -eq 0 ]]; then
-    echo "== installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  else
-    echo "missing Debian packages; run as root, or first:" >&2
-    echo "  sudo apt-get install -y ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+source scripts/packages.sh
+rq_install_packages cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev libboost-dev \
+  python3 clang libclang-rt-14-dev spin
 
 jobs=$(nproc)
 for preset in debug asan; do

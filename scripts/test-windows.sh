@@ -8,11 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 
-packages=(cmake make mingw-w64 wine wine64 dpkg-dev xz-utils)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+source scripts/packages.sh
+mapfile -t missing < <(rq_missing_packages cmake make mingw-w64 wine wine64 dpkg-dev xz-utils)
 
 # apt-get source needs a deb-src entry; Debian images ship none.
 deb_src_file=/etc/apt/sources.list.d/rq-deb-src.sources
