@@ -72,7 +72,15 @@ extern "C" {
     XX(EROLE, -11, "the call is not allowed for this handle's role")           \
     XX(ESTATE, -12, "the call is out of sequence (commit without reserve, "    \
                     "release without peek, push or pop while a slot is "       \
-                    "held)")
+                    "held)")                                                   \
+    XX(EOWNER, -13, "an object of that name exists but belongs to another "   \
+                    "user, or its permissions are wider than asked; it was "   \
+                    "neither used nor changed")                                \
+    XX(EFORK, -14, "the handle was opened before fork(); a child process "    \
+                   "must open its own handle")                                 \
+    XX(EDEADLK, -15, "the calling thread already holds this queue's "         \
+                     "producers' lock through another handle; waiting would "  \
+                     "deadlock")
 
 typedef enum rq_error {
     RQ_OK = 0,
