@@ -16,6 +16,12 @@
  * the producers' lock, which the OS gives to the calling thread, so the
  * thread that reserved must be the one that commits (or closes).
  *
+ * fork(): a handle belongs to the process that opened it.  In a child of
+ * fork() every call on an inherited handle returns RQ_EFORK (rq_close only
+ * frees the child's copy and leaves the parent's role, locks and
+ * reservation alone); the child opens its own handles.  The check is one
+ * load per call.
+ *
  * Trust: the segment is treated as written by an untrusted peer (every
  * offset, length and header field is checked; RQ_ECORRUPT, never an
  * out-of-bounds access).  The exception is the lock that RQ_MPSC producers

@@ -38,6 +38,7 @@ struct rq_coalesce {
     struct rq_segment segment;
     struct rqc_shm *shm;
     int role;
+    uint32_t fork_generation; /* rq_plat_fork_generation at open */
     int round_open;   /* worker: a ticket was handed out and not done */
     uint32_t ticket;  /* worker: that ticket */
 };
@@ -45,6 +46,15 @@ struct rq_coalesce {
 static uint32_t count_of(uint32_t req)
 {
     return (req >> 1) & RQC_COUNT_MASK;
+}
+
+/* RQ_EROLE unless C is a handle of ROLE, opened in this process (a child of
+ * fork() must open its own: the roles and locks are its parent's). */
+static int check_handle(const rq_coalesce *c, int role)
+{
+    if (c->fork_generation != rq_load_relaxed_u32(&rq_plat_fork_generation))
+        return RQ_EFORK;
+    return c->role == role ? RQ_OK : RQ_EROLE;
 }
 
 /* ---- the kind of segment ---------------------------------------------- */
@@ -153,8 +163,9 @@ int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms)
 {
     if (!c || !ticket || timeout_ms < RQ_INFINITE)
         return RQ_EINVAL;
-    if (c->role != RQ_CONSUMER)
-        return RQ_EROLE;
+    int rc = check_handle(c, RQ_CONSUMER);
+    if (rc < 0)
+        return rc;
     struct rqc_shm *shm = c->shm;
     struct rq_deadline d = rq_deadline_start(timeout_ms);
     for (;;) {
@@ -175,7 +186,7 @@ int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms)
         rq_counter_bump(&shm->worker.waits);
         uint64_t wakes = rq_load_acquire_u64(&shm->requesters.wakes);
         int is_slice;
-        int rc = rq_plat_wait(c->segment.plat, &shm->req, r, rq_deadline_slice(left, &is_slice));
+        rc = rq_plat_wait(c->segment.plat, &shm->req, r, rq_deadline_slice(left, &is_slice));
         if (rc < 0 && rc != RQ_ETIMEDOUT)
             return rc;
         if (rc == RQ_ETIMEDOUT && is_slice && owed(shm, rq_load_acquire_u32(&shm->req)) &&
@@ -188,8 +199,9 @@ int rq_coalesce_done(rq_coalesce *c, uint64_t ticket)
 {
     if (!c)
         return RQ_EINVAL;
-    if (c->role != RQ_CONSUMER)
-        return RQ_EROLE;
+    int rc = check_handle(c, RQ_CONSUMER);
+    if (rc < 0)
+        return rc;
     if (!c->round_open || ticket != c->ticket)
         return RQ_ESTATE;
     RQ_CRASH_POINT(COALESCE_DONE_BEFORE_STORE);
@@ -204,8 +216,9 @@ int rq_coalesce_request(rq_coalesce *c)
 {
     if (!c)
         return RQ_EINVAL;
-    if (c->role != RQ_PRODUCER)
-        return RQ_EROLE;
+    int rc = check_handle(c, RQ_PRODUCER);
+    if (rc < 0)
+        return rc;
     struct rqc_shm *shm = c->shm;
     uint32_t r = rq_load_acquire_u32(&shm->req);
     for (;;) {
@@ -216,7 +229,7 @@ int rq_coalesce_request(rq_coalesce *c)
         RQ_CRASH_POINT(COALESCE_REQUEST_BEFORE_BUMP);
         if (r & RQC_WAITING) {
             /* The worker sleeps on this word: count and wake in one step. */
-            int rc = rq_plat_add_and_wake(c->segment.plat, &shm->req, 2);
+            rc = rq_plat_add_and_wake(c->segment.plat, &shm->req, 2);
             if (rc < 0)
                 return rc;
             rq_fetch_add_u64(&shm->requesters.wakes, 1);
@@ -241,10 +254,13 @@ static int coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t
         return RQ_EINVAL;
     if (role != RQ_PRODUCER && role != RQ_CONSUMER && role != RQ_OBSERVER)
         return RQ_EINVAL;
+    if (rq_plat_fork_watch() < 0)
+        return RQ_ESYS;
     rq_coalesce *c = calloc(1, sizeof *c);
     if (!c)
         return RQ_ESYS;
     c->role = role;
+    c->fork_generation = rq_load_relaxed_u32(&rq_plat_fork_generation);
     /* Coalescing objects have no geometry: the segment layer only needs to
      * know whether it may create one. */
     static const int no_config;
@@ -284,7 +300,7 @@ void rq_coalesce_close(rq_coalesce *c)
 {
     if (!c)
         return;
-    if (c->role == RQ_CONSUMER)
+    if (c->role == RQ_CONSUMER && check_handle(c, RQ_CONSUMER) == RQ_OK)
         rq_store_seq_u32(&c->shm->worker.attached, 0);
     rq_segment_close(&c->segment);
     free(c);
@@ -301,6 +317,9 @@ int rq_coalesce_stat(rq_coalesce *c, rq_coalesce_stats *st)
 {
     if (!c || !st)
         return RQ_EINVAL;
+    int rc = check_handle(c, c->role);
+    if (rc < 0)
+        return rc;
     struct rqc_shm *shm = c->shm;
     memset(st, 0, sizeof *st);
     uint32_t r = rq_load_acquire_u32(&shm->req);

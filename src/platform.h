@@ -112,6 +112,17 @@ int64_t rq_plat_pid(void);
  * call on every MPSC reserve and commit. */
 uint64_t rq_plat_thread_id(void);
 
+/* The fork generation: 0 in a process that was started, bumped in the
+ * child by every fork() once rq_plat_fork_watch has been called (never on
+ * Windows, which has no fork).  A handle remembers the generation it was
+ * opened under; a different one means the caller is a child using its
+ * parent's handle, whose roles and locks belong to the parent.  Reading it
+ * is one plain load: no system call per message.  rq_plat_fork_watch arms
+ * the bump (RQ_ESYS if the C library cannot); it is idempotent and cheap
+ * after its first call. */
+extern rq_atomic_u32 rq_plat_fork_generation;
+int rq_plat_fork_watch(void);
+
 /* What of the segment's format this platform decides beyond the layout
  * (the C library's lock layout, say); folded into the header's ABI word so
  * that builds which would misread each other's locks refuse each other's

@@ -458,22 +458,37 @@ int64_t rq_plat_pid(void)
 /* gettid() is a system call each time; the id is cached per thread, and
  * forgotten in a fork()ed child, whose one thread has a new id. */
 static _Thread_local uint64_t cached_tid;
-static pthread_once_t tid_atfork_once = PTHREAD_ONCE_INIT;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-static void forget_tid(void)
+rq_atomic_u32 rq_plat_fork_generation;
+
+/* In the child of a fork(), before fork() returns there. */
+static void after_fork_in_child(void)
 {
     cached_tid = 0;
+    rq_fetch_add_u32(&rq_plat_fork_generation, 1);
 }
 
-static void register_forget_tid(void)
+static int atfork_error;
+
+static void register_after_fork(void)
 {
-    (void)pthread_atfork(NULL, NULL, forget_tid);
+    atfork_error = pthread_atfork(NULL, NULL, after_fork_in_child);
+}
+
+int rq_plat_fork_watch(void)
+{
+    (void)pthread_once(&atfork_once, register_after_fork);
+    if (atfork_error == 0)
+        return RQ_OK;
+    errno = atfork_error; /* ENOMEM: fork() could not be told apart */
+    return RQ_ESYS;
 }
 
 uint64_t rq_plat_thread_id(void)
 {
     if (cached_tid == 0) {
-        (void)pthread_once(&tid_atfork_once, register_forget_tid);
+        (void)rq_plat_fork_watch(); /* open already made sure it is armed */
         cached_tid = (uint64_t)syscall(SYS_gettid);
     }
     return cached_tid;

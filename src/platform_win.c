@@ -779,6 +779,14 @@ int64_t rq_plat_pid(void)
     return (int64_t)GetCurrentProcessId();
 }
 
+/* Windows has no fork(): the generation stays 0. */
+rq_atomic_u32 rq_plat_fork_generation;
+
+int rq_plat_fork_watch(void)
+{
+    return RQ_OK;
+}
+
 uint64_t rq_plat_thread_id(void)
 {
     /* What a Win32 mutex's ownership follows; unique among live threads. */

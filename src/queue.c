@@ -34,6 +34,7 @@ struct rq {
     struct rq_shm *shm;   /* segment.addr */
     struct rq_ring ring;
     int role;
+    uint32_t fork_generation; /* rq_plat_fork_generation at open */
     int mpsc;
     int owns_role_line; /* SPSC producer or consumer: keeps the attached flag */
     enum held_state held;
@@ -223,10 +224,20 @@ static int reservation_is_ours(const rq *q)
     return !q->mpsc || q->reserver == rq_plat_thread_id();
 }
 
+/* A child of fork() shares its parent's mapping and descriptors but not
+ * its roles: the parent may still be pushing or popping through the same
+ * offsets, and the locks are the parent's.  One load tells. */
+static int opened_in_this_process(const rq *q)
+{
+    return q->fork_generation == rq_load_relaxed_u32(&rq_plat_fork_generation);
+}
+
 static int check_call(const rq *q, int role, int timeout_ms)
 {
     if (!q || timeout_ms < RQ_INFINITE)
         return RQ_EINVAL;
+    if (!opened_in_this_process(q))
+        return RQ_EFORK;
     if (q->role != role)
         return RQ_EROLE;
     return RQ_OK;
@@ -493,10 +504,13 @@ int rq_open(rq **out, const char *name, int role, const rq_config *cfg)
         return RQ_EINVAL;
     if (cfg && check_config(cfg) < 0)
         return RQ_EINVAL;
+    if (rq_plat_fork_watch() < 0)
+        return RQ_ESYS;
     rq *q = calloc(1, sizeof *q);
     if (!q)
         return RQ_ESYS;
     q->role = role;
+    q->fork_generation = rq_load_relaxed_u32(&rq_plat_fork_generation);
     uint32_t mode = cfg && cfg->mode ? cfg->mode : RQ_DEFAULT_MODE;
     int rc = rq_segment_open(&q->segment, &queue_kind, name, cfg, mode);
     if (rc < 0) {
@@ -524,6 +538,10 @@ void rq_close(rq *q)
 {
     if (!q)
         return;
+    if (!opened_in_this_process(q)) {
+        handle_free(q); /* the shared state is the parent's: leave it be */
+        return;
+    }
     if (q->mpsc && q->held == HELD_RESERVED && reservation_is_ours(q))
         rq_mpsc_unlock(q->seg, q->shm); /* the reservation is dropped, unseen */
     if (q->owns_role_line) {
@@ -573,6 +591,8 @@ int rq_stat(rq *q, rq_stats *st)
 {
     if (!q || !st)
         return RQ_EINVAL;
+    if (!opened_in_this_process(q))
+        return RQ_EFORK;
     struct rq_shm *shm = q->shm;
     memset(st, 0, sizeof *st);
     st->slot_count = q->ring.n;

@@ -1,0 +1,181 @@
+/*
+ * test_fork.c - a handle used in a fork()ed child (POSIX only).
+ *
+ * A child of fork() inherits its parent's mapping and descriptors, but the
+ * roles and locks behind them stay the parent's: a parent and a child
+ * pushing through one SPSC handle would both write the same slots.  Every
+ * call on such a handle returns RQ_EFORK; closing it leaves the parent's
+ * queue as it was.  The child (here) reports through its exit status.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helpers.h"
+#include "rq.h"
+
+/* Runs FN in a fork()ed child; returns its exit status (0: all as expected,
+ * else the number of the first check that failed). */
+static int in_child(int (*fn)(void *), void *arg)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(fn(arg));
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+struct pair {
+    rq *producer, *consumer;
+};
+
+static int child_uses_inherited_handles(void *arg)
+{
+    struct pair *p = arg;
+    char buf[64];
+    size_t len;
+    const void *msg;
+    void *slot;
+    rq_stats st;
+    if (rq_push(p->producer, "child", 5, 0) != RQ_EFORK)
+        return 1;
+    if (rq_reserve(p->producer, &slot, 0) != RQ_EFORK)
+        return 2;
+    if (rq_commit(p->producer, 1) != RQ_EFORK)
+        return 3;
+    if (rq_pop(p->consumer, buf, sizeof buf, &len, 0) != RQ_EFORK)
+        return 4;
+    if (rq_peek(p->consumer, &msg, &len, 0) != RQ_EFORK)
+        return 5;
+    if (rq_release(p->consumer) != RQ_EFORK)
+        return 6;
+    if (rq_stat(p->consumer, &st) != RQ_EFORK)
+        return 7;
+    /* Closing them here must not touch the parent's roles. */
+    rq_close(p->producer);
+    rq_close(p->consumer);
+    return 0;
+}
+
+static void test_inherited_queue_handles_refuse_every_call(void **state)
+{
+    (void)state;
+    const char *name = th_name("fork");
+    struct pair p;
+    p.producer = th_open(name, RQ_PRODUCER, 8, 64, 0);
+    p.consumer = th_open(name, RQ_CONSUMER, 8, 64, 0);
+    assert_int_equal(rq_push(p.producer, "before", 6, 0), RQ_OK);
+
+    assert_int_equal(in_child(child_uses_inherited_handles, &p), 0);
+
+    /* The parent's handles work on, and nothing was added or taken. */
+    rq_stats st;
+    assert_int_equal(rq_stat(p.consumer, &st), RQ_OK);
+    assert_int_equal(st.depth, 1);
+    assert_true(st.producer_live && st.consumer_live);
+    assert_int_equal(rq_push(p.producer, "after", 5, 0), RQ_OK);
+    char buf[64];
+    size_t len;
+    assert_int_equal(rq_pop(p.consumer, buf, sizeof buf, &len, 0), RQ_OK);
+    assert_memory_equal(buf, "before", 6);
+    assert_int_equal(rq_pop(p.consumer, buf, sizeof buf, &len, 0), RQ_OK);
+    assert_memory_equal(buf, "after", 5);
+    rq_close(p.producer);
+    rq_close(p.consumer);
+    assert_int_equal(rq_unlink(name), RQ_OK);
+}
+
+static int child_opens_its_own(void *arg)
+{
+    const char *name = arg;
+    rq *c = NULL;
+    /* The parent still holds the consumer role. */
+    if (rq_open(&c, name, RQ_CONSUMER, NULL) != RQ_EBUSY)
+        return 1;
+    rq *p = NULL;
+    if (rq_open(&p, name, RQ_PRODUCER, NULL) != RQ_OK)
+        return 2;
+    if (rq_push(p, "from child", 10, 0) != RQ_OK)
+        return 3;
+    rq_close(p);
+    return 0;
+}
+
+static void test_a_child_opens_its_own_handle(void **state)
+{
+    (void)state;
+    const char *name = th_name("forkown");
+    rq *consumer = th_open(name, RQ_CONSUMER, 8, 64, 0);
+    assert_int_equal(in_child(child_opens_its_own, (void *)name), 0);
+    char buf[64];
+    size_t len;
+    assert_int_equal(rq_pop(consumer, buf, sizeof buf, &len, 1000), RQ_OK);
+    assert_int_equal(len, 10);
+    assert_memory_equal(buf, "from child", 10);
+    rq_close(consumer);
+    assert_int_equal(rq_unlink(name), RQ_OK);
+}
+
+static int child_uses_inherited_coalescer(void *arg)
+{
+    rq_coalesce **h = arg;
+    uint64_t ticket;
+    rq_coalesce_stats st;
+    if (rq_coalesce_request(h[0]) != RQ_EFORK)
+        return 1;
+    if (rq_coalesce_wait(h[1], &ticket, 0) != RQ_EFORK)
+        return 2;
+    if (rq_coalesce_done(h[1], 1) != RQ_EFORK)
+        return 3;
+    if (rq_coalesce_stat(h[1], &st) != RQ_EFORK)
+        return 4;
+    rq_coalesce_close(h[0]);
+    rq_coalesce_close(h[1]); /* must not mark the parent's worker detached */
+    return 0;
+}
+
+static void test_inherited_coalescing_handles_refuse_every_call(void **state)
+{
+    (void)state;
+    const char *name = th_name("forkc");
+    rq_coalesce *h[2];
+    assert_int_equal(rq_coalesce_open(&h[0], name, RQ_PRODUCER, 0), RQ_OK);
+    assert_int_equal(rq_coalesce_open(&h[1], name, RQ_CONSUMER, 0), RQ_OK);
+    assert_int_equal(in_child(child_uses_inherited_coalescer, h), 0);
+    rq_coalesce_stats st;
+    assert_int_equal(rq_coalesce_stat(h[0], &st), RQ_OK);
+    assert_int_equal(st.requests, 0);
+    assert_true(st.worker_live);
+    assert_int_equal(rq_coalesce_request(h[0]), RQ_OK);
+    uint64_t ticket;
+    assert_int_equal(rq_coalesce_wait(h[1], &ticket, 0), RQ_OK);
+    assert_int_equal(rq_coalesce_done(h[1], ticket), RQ_OK);
+    rq_coalesce_close(h[1]);
+    /* The worker closed cleanly in this process: a new one is no takeover. */
+    rq_coalesce *w;
+    assert_int_equal(rq_coalesce_open(&w, name, RQ_CONSUMER, 0), RQ_OK);
+    assert_int_equal(rq_coalesce_stat(w, &st), RQ_OK);
+    assert_int_equal(st.takeovers, 0);
+    rq_coalesce_close(w);
+    rq_coalesce_close(h[0]);
+    assert_int_equal(rq_coalesce_unlink(name), RQ_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_inherited_queue_handles_refuse_every_call),
+        cmocka_unit_test(test_a_child_opens_its_own_handle),
+        cmocka_unit_test(test_inherited_coalescing_handles_refuse_every_call),
+    };
+    return cmocka_run_group_tests_name("fork", tests, NULL, NULL);
+}
