@@ -24,6 +24,7 @@
     XX(PUSH_BEFORE_POSITION, "push.before_position", "P")                      \
     XX(PUSH_AFTER_PUBLISH, "push.after_publish", "P")                          \
     XX(POP_AFTER_COPY, "pop.after_copy", "C")                                  \
+    XX(RELEASE_BEFORE_PUBLISH, "release.before_publish", "C")                  \
     XX(RELEASE_BEFORE_POSITION, "release.before_position", "C")                \
     XX(RELEASE_AFTER_PUBLISH, "release.after_publish", "C")                    \
     XX(DELIVER_AFTER_MARK, "deliver.after_mark", "C")                          \

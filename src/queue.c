@@ -397,6 +397,7 @@ int rq_release(rq *q)
         return rc;
     if (q->held != HELD_PEEKED)
         return RQ_ESTATE;
+    RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH); /* processed, not yet released */
     q->held = HELD_NONE;
     q->peeked = NULL;
     consumer_release(q);
