@@ -5,7 +5,8 @@
  * from the head), fills it with PREFILL messages (or requests), opens
  * handles with the roles the input chooses, then runs the input's
  * operations with timeout 0, interleaved with a fuzz-driven peer that
- * scribbles on the shared words between the calls: offsets, slot lengths,
+ * scribbles on the shared words between the calls: offsets and the
+ * positions and delivered mark beside them, slot lengths,
  * event words, role lines, the header, the MPSC lock word (the rest of the
  * MPSC lock is trusted by design, rq.h).  harness.c traps on any result
  * the API does not allow.

@@ -477,8 +477,11 @@ static int op_pop(struct fz_handle *h, size_t cap, int timeout)
     if (!buf)
         fz_fail("out of memory");
     size_t len = (size_t)-1;
-    int rc = rq_pop(h->q, buf, cap, &len, timeout);
+    rq_msg_info info = {0, 0, 0};
+    int rc = rq_pop_info(h->q, buf, cap, &len, &info, timeout);
     free(buf);
+    if (rc == RQ_OK && (info.flags & ~(uint32_t)RQ_MSG_REDELIVERED || info.reserved))
+        fz_fail("rq_pop_info: flags %#x reserved %u", info.flags, info.reserved);
     if (h->role != RQ_CONSUMER) {
         expect_is("rq_pop", rc, RQ_EROLE);
     } else if (h->peeked) {
@@ -498,7 +501,10 @@ static void op_peek(struct fz_handle *h, int timeout)
 {
     const void *msg = NULL;
     size_t len = (size_t)-1;
-    int rc = rq_peek(h->q, &msg, &len, timeout);
+    rq_msg_info info = {0, 0, 0};
+    int rc = rq_peek_info(h->q, &msg, &len, &info, timeout);
+    if (rc == RQ_OK && (info.flags & ~(uint32_t)RQ_MSG_REDELIVERED || info.reserved))
+        fz_fail("rq_peek_info: flags %#x reserved %u", info.flags, info.reserved);
     if (h->role != RQ_CONSUMER) {
         expect_is("rq_peek", rc, RQ_EROLE);
         return;
@@ -702,7 +708,9 @@ static const size_t queue_words[] = {
     Q(hdr.slot_count), Q(hdr.slot_size), Q(hdr.slot_stride), Q(hdr.flags), Q(hdr.total_size),
     Q(hdr.total_size) + 4, Q(write_offset), Q(read_offset), Q(data_event.waiters),
     Q(data_event.seq), Q(space_event.waiters), Q(space_event.seq), Q(producer.attached),
-    Q(consumer.attached), Q(producer.messages), Q(lock_area),
+    Q(consumer.attached), Q(producer.messages), Q(lock_area), Q(write_position),
+    Q(write_position) + 4, Q(read_position), Q(read_position) + 4, Q(delivered_position),
+    Q(delivered_position) + 4,
     /* most likely to matter: the offsets, again */
     Q(write_offset), Q(read_offset), Q(write_offset), Q(read_offset),
 };

@@ -198,6 +198,49 @@ int rq_commit(rq *q, size_t len);
  * returns the same message. */
 int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms);
 
+/* ---- sequence numbers --------------------------------------------- */
+
+/* What rq_peek_info / rq_pop_info say about a message besides its bytes.
+ *
+ * seq: the message's position in the queue since the queue was created
+ * (0, 1, 2, ...; 64 bits, never reused, whatever crashes: it is derived
+ * from the ring's offsets, which are the only truth).  Consecutive
+ * messages have consecutive numbers; a redelivered message has the number
+ * it had the first time.
+ *
+ * RQ_MSG_REDELIVERED in flags: the message may have been handed out before,
+ * to a consumer that died (or closed) before releasing it.  A message that
+ * was never handed out never carries it; one that was carries it always
+ * (the mark is stored before the message is handed over).
+ *
+ * Exactly-once processing: store the last processed seq atomically with
+ * the output (in the same file write, database transaction, ...); after a
+ * restart, skip every message whose seq is at or below it
+ * (docs/exactly-once.md, examples/rq_exactly_once.c). */
+enum { RQ_MSG_REDELIVERED = 1u << 0 };
+
+typedef struct rq_msg_info {
+    uint64_t seq;
+    uint32_t flags;    /* RQ_MSG_REDELIVERED */
+    uint32_t reserved; /* 0 */
+} rq_msg_info;
+
+/* rq_peek that also fills *INFO (NULL allowed).  Peeking again before
+ * releasing returns the same message with the same info. */
+int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms);
+
+/* rq_pop that also fills *INFO (NULL allowed) for the message popped. */
+int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
+                int timeout_ms);
+
+/* *SEQ: producer: the sequence number the next message pushed through this
+ * handle gets if no other producer goes first (SPSC: exactly the one it
+ * gets).  So right after a push, *SEQ - 1 is that message's number, also
+ * on an RQ_MPSC queue; right after open it is where a restarted producer
+ * resumes.  Consumer: the number of the oldest message not yet released.
+ * RQ_EROLE for an observer. */
+int rq_next_seq(rq *q, uint64_t *seq);
+
 /* Frees the peeked slot.  RQ_ESTATE without a peek. */
 int rq_release(rq *q);
 

@@ -21,6 +21,7 @@
  *   CCRASH   kills of the consumer                         default 2
  *   RECHECK  1: every sleep may end by timeout (deadline.h's 1 s re-check)
  *   PERMANENT 1: a killed side may stay dead (nobody restarts it)
+ *   SEQ      1: also model the sequence numbers (below)         default 0
  *   BUG      0: the code as it is.  Injected bugs, each must be caught:
  *            1 the waiter sleeps without re-checking the ring after it
  *              registered (check-then-register)
@@ -28,6 +29,14 @@
  *            3 a restarted side does not signal its peer at open
  *            4 the producer takes "full" to be N + 1 messages
  *            5 the waiter reads the event's seq after its ready check
+ *            6 the producer stores write_position before write_offset (SEQ)
+ *            7 the consumer stores its delivered mark after the hand-over (SEQ)
+ *
+ * Sequence numbers (ring.h: rq_ring_position, rq_ring_deliver): each side
+ * stores its 64-bit position after its offset and recovers it at open
+ * from the offset; every message's number must be its true index (ghost
+ * `published` / `released`), the same on both sides, and every repeat of
+ * a message must carry the redelivery flag.
  */
 #ifndef N
 #define N 2
@@ -50,6 +59,9 @@
 #ifndef BUG
 #define BUG 0
 #endif
+#ifndef SEQ
+#define SEQ 0
+#endif
 
 #define TWO_N (2 * N)
 /* ring.h: rq_ring_distance, rq_ring_next, rq_ring_slot, rq_ring_pair_ok */
@@ -57,6 +69,8 @@
 #define NEXT(x) ((x) + 1 == TWO_N -> 0 : (x) + 1)
 #define SLOT(x) ((x) < N -> (x) : (x) - N)
 #define PAIR_OK(w, r) ((w) < TWO_N && (r) < TWO_N && DIST(w, r) <= N)
+/* rq_ring_position: the first value >= STORED congruent to OFF mod 2N */
+#define POSITION(stored, off) ((stored) + DIST(off, (stored) % TWO_N))
 
 #if BUG == 4
 #define CAPACITY (N + 1)
@@ -75,6 +89,9 @@ byte write_offset, read_offset;
 byte data_waiters, space_waiters;
 bool data_seq_moved, space_seq_moved;
 byte slot_lo[N], slot_hi[N];   /* a payload is two words: a torn copy shows */
+byte slot_seq[N];              /* ghost: the number the producer gave it */
+/* line 1 and 2's positions (u64 in the code; M is small here) */
+byte write_position, read_position, delivered_position;
 
 /* ---- the OS ----------------------------------------------------------- */
 bool consumer_asleep, producer_asleep; /* in FUTEX_WAIT */
@@ -120,7 +137,7 @@ bool kill_pending;
 
 proctype Producer() provided (!kill_pending || kill_p)
 {
-    byte write, read_cache, rd;
+    byte write, read_cache, rd, wpos;
     bool is_full, ready;
 restart:
     {
@@ -131,6 +148,9 @@ open_after_role_lock:
         space_waiters = 0; /* stale count of a holder killed while waiting */
         write = write_offset; /* rq_ring_load */
         d_step { rd = read_offset; assert(PAIR_OK(write, rd)); read_cache = rd; rd = 0 }
+#if SEQ
+        d_step { wpos = POSITION(write_position, write); assert(wpos == published) }
+#endif
 open_after_takeover:
 #if BUG != 3
         /* the predecessor may have died between publish and signal */
@@ -180,7 +200,12 @@ wait_after_wake_p:
                 d_step { space_waiters--; ready = false; is_full = false }
             :: else ->
 push_after_claim:
-                slot_lo[SLOT(write)] = published + 1;
+                d_step {
+                    slot_lo[SLOT(write)] = published + 1;
+#if SEQ
+                    slot_seq[SLOT(write)] = wpos
+#endif
+                }
                 slot_hi[SLOT(write)] = published + 1;
 push_after_payload:
 #if BUG == 2
@@ -189,12 +214,22 @@ push_after_payload:
                 :: else
                 fi;
 #endif
+#if SEQ && BUG == 6
+                write_position = wpos + 1;
+#endif
                 d_step { /* rq_ring_push_publish */
                     write = NEXT(write);
                     write_offset = write;
                     published++;
+#if SEQ
+                    wpos++;
+#endif
                     RING_INVARIANT
                 }
+push_before_position:
+#if SEQ && BUG != 6
+                write_position = wpos;
+#endif
 push_after_publish:
 #if BUG != 2
                 if
@@ -211,7 +246,7 @@ push_after_publish:
             producer_asleep = false;
             kill_p = false;
             kill_pending = false;
-            write = 0; read_cache = 0; rd = 0; is_full = false; ready = false
+            write = 0; read_cache = 0; rd = 0; wpos = 0; is_full = false; ready = false
         }
         if
         :: PERMANENT -> p_gone = true
@@ -222,8 +257,8 @@ push_after_publish:
 
 proctype Consumer() provided (!kill_pending || kill_c)
 {
-    byte read, write_cache, w, old, lo;
-    bool is_empty, ready, was_full;
+    byte read, write_cache, w, old, lo, rpos, delivered, below;
+    bool is_empty, ready, was_full, flagged;
 restart:
     {
         skip; /* rq_plat_lock(RQ_LOCK_CONSUMER, RQ_LOCK_TRY) */
@@ -231,6 +266,17 @@ open_after_role_lock:
         data_waiters = 0;
         d_step { w = write_offset; write_cache = w } /* rq_ring_load */
         d_step { read = read_offset; assert(PAIR_OK(w, read)); w = 0 }
+#if SEQ
+        d_step { rpos = POSITION(read_position, read); assert(rpos == released) }
+        d_step {
+            below = delivered_position;
+            if
+            :: below >= rpos && below - rpos <= N -> skip
+            :: else -> below = rpos
+            fi;
+            delivered = below
+        }
+#endif
 open_after_takeover:
 #if BUG != 3
         SIGNAL(space_seq, producer_asleep, open);
@@ -279,23 +325,50 @@ wait_after_wake_c:
                 /* the oldest message: copy it (rq_pop) or hand it out
                  * (rq_peek); the payload is read in two loads */
                 lo = slot_lo[SLOT(read)];
-                d_step {
+                /* rq_ring_deliver: the number, the flag, the mark */
+#if SEQ
+                d_step { flagged = (rpos < below); assert(rpos == released && rpos == slot_seq[SLOT(read)]) }
+#endif
+#if SEQ && BUG != 7
+                if
+                :: rpos >= delivered -> d_step { delivered = rpos + 1; delivered_position = delivered }
+                :: else
+                fi;
+#endif
+deliver_after_mark:
+                d_step { /* the hand-over: the application handles it */
                     assert(lo == slot_hi[SLOT(read)]); /* not torn */
                     assert(lo == released + 1);        /* the next one: nothing lost, in order */
                     if
                     :: handled == released -> handled++ /* new */
-                    :: else -> assert(handled == released + 1) /* redelivery of the one in flight */
+                    :: else ->
+                        assert(handled == released + 1); /* redelivery of the one in flight */
+                        assert(!SEQ || flagged)          /* ... and it says so */
                     fi;
-                    lo = 0
+                    lo = 0;
+                    flagged = false
                 }
+#if SEQ && BUG == 7
+                if
+                :: rpos >= delivered -> d_step { delivered = rpos + 1; delivered_position = delivered }
+                :: else
+                fi;
+#endif
 pop_after_copy:
                 d_step { /* rq_release -> consumer_release -> rq_ring_pop_publish */
                     old = read;
                     read = NEXT(read);
                     read_offset = read;
                     released++;
+#if SEQ
+                    rpos++;
+#endif
                     RING_INVARIANT
                 }
+release_before_position:
+#if SEQ
+                read_position = rpos;
+#endif
 release_after_publish:
                 if
                 :: space_waiters > 0 ->
@@ -324,6 +397,7 @@ release_after_publish:
             kill_c = false;
             kill_pending = false;
             read = 0; write_cache = 0; w = 0; old = 0; lo = 0;
+            rpos = 0; delivered = 0; below = 0; flagged = false;
             is_empty = false; ready = false; was_full = false
         }
         if

@@ -108,6 +108,10 @@ check spsc-bug2-wake-first    spsc fail safety - $S -DBUG=2
 check spsc-bug3-no-open-wake  spsc fail safety - $S -DBUG=3
 check spsc-bug4-full-n+1      spsc fail safety - $S -DBUG=4
 check spsc-bug5-seq-late      spsc fail safety - $S -DBUG=5
+# sequence numbers and the redelivery flag (SEQ=1)
+check spsc-seq-n2-m3-k1x2     spsc pass safety - -DN=2 -DM=3 -DPCRASH=1 -DCCRASH=2 -DSEQ=1
+check spsc-bug6-position-first spsc fail safety - -DN=2 -DM=3 -DPCRASH=1 -DCCRASH=1 -DSEQ=1 -DBUG=6
+check spsc-bug7-mark-late     spsc fail safety - -DN=2 -DM=3 -DPCRASH=1 -DCCRASH=1 -DSEQ=1 -DBUG=7
 check spsc-bug1-live          spsc fail all_delivered -A $L -DBUG=1
 # A side that dies for good between publishing and signalling: only the
 # 1 s re-check (deadline.h) saves the sleeper.
@@ -148,6 +152,7 @@ check coalesce-win-gone-recheck coalesce pass owed_work_done - -DK=1 -DWCRASH=0 
 if [ $deep = 1 ]; then
     check deep-spsc-n2-m4-k3x3    spsc pass safety - -DN=2 -DM=4 -DPCRASH=3 -DCCRASH=3
     check deep-spsc-n2-m5-k2x2    spsc pass safety - -DN=2 -DM=5 -DPCRASH=2 -DCCRASH=2
+    check deep-spsc-seq-n2-m4-k2x2 spsc pass safety - -DN=2 -DM=4 -DPCRASH=2 -DCCRASH=2 -DSEQ=1
     check deep-spsc-live-m4       spsc pass all_delivered - -DN=2 -DM=4 -DPCRASH=2 -DCCRASH=2
     check deep-mpsc-n1-all-kills  mpsc pass safety - -DN=1 -DMP=1 -DPCRASH=2 -DCCRASH=1 -DCLOSES=1
     check deep-mpsc-n2-pkill1     mpsc pass safety - -DN=2 -DMP=2 -DPCRASH=1 -DCCRASH=0 -DCLOSES=0

@@ -21,9 +21,13 @@
     XX(OPEN_AFTER_TAKEOVER, "open.after_takeover", "PC")                       \
     XX(PUSH_AFTER_CLAIM, "push.after_claim", "P")                              \
     XX(PUSH_AFTER_PAYLOAD, "push.after_payload", "P")                          \
+    XX(PUSH_BEFORE_POSITION, "push.before_position", "P")                      \
     XX(PUSH_AFTER_PUBLISH, "push.after_publish", "P")                          \
     XX(POP_AFTER_COPY, "pop.after_copy", "C")                                  \
+    XX(RELEASE_BEFORE_PUBLISH, "release.before_publish", "C")                  \
+    XX(RELEASE_BEFORE_POSITION, "release.before_position", "C")                \
     XX(RELEASE_AFTER_PUBLISH, "release.after_publish", "C")                    \
+    XX(DELIVER_AFTER_MARK, "deliver.after_mark", "C")                          \
     XX(WAIT_AFTER_REGISTER, "wait.after_register", "PC")                       \
     XX(WAIT_AFTER_WAKE, "wait.after_wake", "PC")                               \
     XX(SIGNAL_BEFORE_BUMP, "signal.before_bump", "PC")                         \

@@ -28,7 +28,7 @@
 /* "rq-ring\x01" as a little-endian word: a segment of another kind (or
  * another byte order) never matches. */
 #define RQ_MAGIC UINT64_C(0x01676e69722d7172)
-#define RQ_LAYOUT_VERSION 1u
+#define RQ_LAYOUT_VERSION 2u
 
 /* Bytes reserved in the segment for the MPSC producers' lock (a robust
  * process-shared pthread mutex on POSIX; unused on Windows, which uses a
@@ -82,11 +82,23 @@ _Static_assert(sizeof(struct rq_shm_role) <= RQ_CACHE_LINE, "a role's line");
 struct rq_shm {
     RQ_LINE_ALIGNED struct rq_shm_header hdr;
 
-    /* Line 1: the producer's offset; the consumer only reads it. */
+    /* Line 1: the producer's offset; the consumer only reads it.
+     * write_position extends it to 64 bits: the sequence number of the
+     * next message, stored just *after* each publish of write_offset, so
+     * it lags the truth by at most the messages of one publish (< 2N);
+     * the truth is the first value >= it that is congruent to
+     * write_offset mod 2N (rq_ring_position). */
     RQ_LINE_ALIGNED rq_atomic_u32 write_offset;
+    rq_atomic_u64 write_position;
 
-    /* Line 2: the consumer's offset; producers only read it. */
+    /* Line 2: the consumer's offset; producers only read it.
+     * read_position extends it as write_position extends write_offset.
+     * delivered_position is one past the last message the consumer handed
+     * to its application, stored *before* handing it over: a message
+     * below it was possibly delivered already (the redelivery flag). */
     RQ_LINE_ALIGNED rq_atomic_u32 read_offset;
+    rq_atomic_u64 read_position;
+    rq_atomic_u64 delivered_position;
 
     /* Line 3: the consumer sleeps here when the ring is empty. */
     RQ_LINE_ALIGNED struct rq_shm_event data_event;
@@ -113,7 +125,9 @@ struct rq_shm {
 /* Static checks of the layout: a change here is a change of the format. */
 _Static_assert(sizeof(struct rq_shm_header) <= RQ_CACHE_LINE, "header fits a line");
 _Static_assert(offsetof(struct rq_shm, write_offset) == 1 * RQ_CACHE_LINE, "line 1");
+_Static_assert(offsetof(struct rq_shm, write_position) < 2 * RQ_CACHE_LINE, "line 1");
 _Static_assert(offsetof(struct rq_shm, read_offset) == 2 * RQ_CACHE_LINE, "line 2");
+_Static_assert(offsetof(struct rq_shm, delivered_position) < 3 * RQ_CACHE_LINE, "line 2");
 _Static_assert(offsetof(struct rq_shm, data_event) == 3 * RQ_CACHE_LINE, "line 3");
 _Static_assert(offsetof(struct rq_shm, space_event) == 4 * RQ_CACHE_LINE, "line 4");
 _Static_assert(offsetof(struct rq_shm, producer) == 5 * RQ_CACHE_LINE, "line 5");

@@ -37,11 +37,13 @@ struct rq {
     uint32_t fork_generation; /* rq_plat_fork_generation at open */
     int mpsc;
     int owns_role_line; /* SPSC producer or consumer: keeps the attached flag */
+    int pushed;         /* producer: published at least one message */
     enum held_state held;
     void *reserved;         /* HELD_RESERVED: payload of the claimed slot */
     uint64_t reserver;      /* HELD_RESERVED, MPSC: the thread owning the lock */
     const void *peeked;     /* HELD_PEEKED: payload of the oldest message */
     uint32_t peeked_len;
+    rq_msg_info peeked_info;
     struct rq_shm_role *self; /* this side's statistics line */
 };
 
@@ -170,6 +172,7 @@ static inline int producer_claim(rq *q, void **payload, int timeout_ms)
 static void producer_publish(rq *q, uint32_t len)
 {
     rq_ring_push_publish(&q->ring, len);
+    q->pushed = 1;
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
     rq_counter_bump(&q->self->messages); /* single writer: SPSC, or under the lock */
     if (q->mpsc)
@@ -319,7 +322,19 @@ int rq_commit(rq *q, size_t len)
     return RQ_OK;
 }
 
+static void fill_info(rq_msg_info *info, uint64_t seq, int redelivered)
+{
+    info->seq = seq;
+    info->flags = redelivered ? RQ_MSG_REDELIVERED : 0;
+    info->reserved = 0;
+}
+
 int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms)
+{
+    return rq_pop_info(q, buf, cap, len, NULL, timeout_ms);
+}
+
+int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, int timeout_ms)
 {
     int rc = check_call(q, RQ_CONSUMER, timeout_ms);
     if (rc < 0)
@@ -336,14 +351,23 @@ int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms)
     *len = n;
     if (n > cap)
         return RQ_EMSGSIZE; /* nothing consumed */
+    int redelivered;
+    uint64_t seq = rq_ring_deliver(&q->ring, &redelivered);
     if (n > 0)
         memcpy(buf, payload, n);
+    if (info)
+        fill_info(info, seq, redelivered);
     RQ_CRASH_POINT(POP_AFTER_COPY);
     consumer_release(q);
     return RQ_OK;
 }
 
 int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms)
+{
+    return rq_peek_info(q, msg, len, NULL, timeout_ms);
+}
+
+int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms)
 {
     int rc = check_call(q, RQ_CONSUMER, timeout_ms);
     if (rc < 0)
@@ -354,10 +378,15 @@ int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms)
         rc = consumer_claim(q, &q->peeked, &q->peeked_len, timeout_ms);
         if (rc < 0)
             return rc;
+        int redelivered;
+        uint64_t seq = rq_ring_deliver(&q->ring, &redelivered);
+        fill_info(&q->peeked_info, seq, redelivered);
         q->held = HELD_PEEKED;
     }
     *msg = q->peeked;
     *len = q->peeked_len;
+    if (info)
+        *info = q->peeked_info;
     return RQ_OK;
 }
 
@@ -368,9 +397,35 @@ int rq_release(rq *q)
         return rc;
     if (q->held != HELD_PEEKED)
         return RQ_ESTATE;
+    RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH); /* processed, not yet released */
     q->held = HELD_NONE;
     q->peeked = NULL;
     consumer_release(q);
+    return RQ_OK;
+}
+
+int rq_next_seq(rq *q, uint64_t *seq)
+{
+    if (!q || !seq)
+        return RQ_EINVAL;
+    if (!opened_in_this_process(q))
+        return RQ_EFORK;
+    if (q->role == RQ_CONSUMER) {
+        *seq = q->ring.read_pos;
+        return RQ_OK;
+    }
+    if (q->role != RQ_PRODUCER)
+        return RQ_EROLE;
+    if (q->mpsc && !q->pushed) {
+        /* Not pushed yet: the queue's own next number, as of now (other
+         * producers may move it at any time). */
+        uint32_t w = rq_load_acquire_u32(&q->shm->write_offset);
+        if (w >= q->ring.two_n)
+            return RQ_ECORRUPT;
+        *seq = rq_ring_position(&q->ring, rq_load_relaxed_u64(&q->shm->write_position), w);
+        return RQ_OK;
+    }
+    *seq = q->ring.write_pos;
     return RQ_OK;
 }
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "crashpoint.h"
 #include "layout.h"
 #include "rq.h"
 
@@ -31,10 +32,25 @@ struct rq_ring {
     /* producer side */
     uint32_t write;      /* next offset to publish */
     uint32_t read_cache; /* last read_offset seen */
+    uint64_t write_pos;  /* `write` as a sequence number (64 bits) */
     /* consumer side */
     uint32_t read;        /* next offset to consume */
     uint32_t write_cache; /* last write_offset seen */
+    uint64_t read_pos;    /* `read` as a sequence number */
+    uint64_t delivered;   /* one past the last message handed out */
+    uint64_t redeliver_below; /* positions below: maybe handed out before
+                                 this handle opened (a dead consumer) */
 };
+
+/* The sequence number whose offset is OFF, given STORED, a copy of it that
+ * lags by less than 2N: the first value >= STORED congruent to OFF mod 2N.
+ * OFF < 2N was checked.  Not on the per-message path (a 64-bit division). */
+static inline uint64_t rq_ring_position(const struct rq_ring *r, uint64_t stored, uint32_t off)
+{
+    uint32_t stored_off = (uint32_t)(stored % r->two_n);
+    uint32_t ahead = off >= stored_off ? off - stored_off : off + r->two_n - stored_off;
+    return stored + ahead;
+}
 
 static inline uint32_t rq_ring_next(const struct rq_ring *r, uint32_t off)
 {
@@ -77,6 +93,12 @@ static inline int rq_ring_push_begin(struct rq_ring *r, void **payload, int shar
         uint32_t w = rq_load_acquire_u32(&r->shm->write_offset);
         if (w >= r->two_n)
             return RQ_ECORRUPT;
+        /* Other producers may have gone since our last push (and died
+         * before storing write_position): extend W from the stored copy,
+         * cheaply when that copy is still ours. */
+        uint64_t stored = rq_load_relaxed_u64(&r->shm->write_position);
+        r->write_pos = stored == r->write_pos ? stored + rq_ring_distance(r, w, r->write)
+                                              : rq_ring_position(r, stored, w);
         r->write = w;
     }
     if (rq_ring_distance(r, r->write, r->read_cache) >= r->n || shared_write) {
@@ -120,6 +142,8 @@ static inline void rq_ring_push_publish(struct rq_ring *r, uint32_t len)
     memcpy(slot, &len, sizeof len);
     r->write = rq_ring_next(r, r->write);
     rq_ring_publish_offset(r, &r->shm->write_offset, r->write);
+    RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
+    rq_store_relaxed_u64(&r->shm->write_position, ++r->write_pos);
 }
 
 /* Consumer: the oldest message, if any.  RQ_OK with *PAYLOAD and *LEN,
@@ -151,7 +175,26 @@ static inline uint32_t rq_ring_pop_publish(struct rq_ring *r)
     uint32_t old = r->read;
     r->read = rq_ring_next(r, old);
     rq_ring_publish_offset(r, &r->shm->read_offset, r->read);
+    RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
+    rq_store_relaxed_u64(&r->shm->read_position, ++r->read_pos);
     return old;
+}
+
+/* Consumer, just before the oldest message is handed to the application:
+ * its sequence number, and whether it may have been handed out before (to
+ * a consumer that died before releasing it).  The mark is stored before
+ * the hand-over, so a consumer killed any time after it leaves the flag
+ * set for its successor. */
+static inline uint64_t rq_ring_deliver(struct rq_ring *r, int *redelivered)
+{
+    uint64_t pos = r->read_pos;
+    *redelivered = pos < r->redeliver_below;
+    if (pos >= r->delivered) {
+        r->delivered = pos + 1;
+        rq_store_relaxed_u64(&r->shm->delivered_position, r->delivered);
+        RQ_CRASH_POINT(DELIVER_AFTER_MARK);
+    }
+    return pos;
 }
 
 /* Fresh, sequentially consistent checks used by a side about to sleep:

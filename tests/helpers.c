@@ -718,7 +718,37 @@ int th_journal_complete(const struct th_journal *j)
 /* Accounts for one delivered message.  cons_next moves only forward and
  * is stored last, so a consumer killed anywhere here re-counts at most the
  * message in hand. */
-static void consumer_note(struct th_journal *j, const void *msg, size_t len)
+/* The queue's numbers: each message gets the next one, and a repeat (the
+ * last message again, after a consumer died holding it) has the same
+ * number, the same content and the redelivery flag.  next is stored last,
+ * so a consumer killed in here sees the message as new next time. */
+static void note_queue_seq(struct th_journal *j, const rq_msg_info *info, uint32_t stream,
+                           uint64_t seq)
+{
+    uint64_t next = rq_load_acquire_u64(&j->qseq_next);
+    if (info->flags & RQ_MSG_REDELIVERED)
+        rq_fetch_add_u64(&j->flagged, 1);
+    if (next > 0 && info->seq == next - 1) {
+        if (rq_load_relaxed_u64(&j->last_stream) != stream ||
+            rq_load_relaxed_u64(&j->last_stream_seq) != seq)
+            rq_fetch_add_u64(&j->qseq_reused, 1);
+        else if (!(info->flags & RQ_MSG_REDELIVERED))
+            rq_fetch_add_u64(&j->flags_lost, 1);
+        return;
+    }
+    if (info->seq < next) {
+        rq_fetch_add_u64(&j->qseq_reused, 1);
+        return;
+    }
+    if (info->seq > next)
+        rq_fetch_add_u64(&j->qseq_gaps, info->seq - next);
+    rq_store_relaxed_u64(&j->last_stream, stream);
+    rq_store_relaxed_u64(&j->last_stream_seq, seq);
+    rq_store_release_u64(&j->qseq_next, info->seq + 1);
+}
+
+static void consumer_note(struct th_journal *j, const void *msg, size_t len,
+                          const rq_msg_info *info)
 {
     uint64_t seq;
     uint32_t stream;
@@ -727,6 +757,7 @@ static void consumer_note(struct th_journal *j, const void *msg, size_t len)
         rq_fetch_add_u64(&j->torn, 1);
         return;
     }
+    note_queue_seq(j, info, stream, seq);
     uint64_t expect = rq_load_acquire_u64(&j->cons_next[stream]);
     if (seq + 1 == expect) {
         rq_fetch_add_u64(&j->duplicates, 1);
@@ -749,6 +780,7 @@ int th_consumer_main(const char *arg)
     if (rc != RQ_OK)
         return 30;
     unsigned char buf[TH_SLOT_SIZE_MAX];
+    rq_msg_info info;
     while (!th_journal_complete(j)) {
         if (j->consumer_pause_us)
             th_sleep_us(j->consumer_pause_us);
@@ -758,15 +790,15 @@ int th_consumer_main(const char *arg)
             /* Waits are unbounded on purpose: a lost wake-up is then
              * found only by the periodic re-check and counted as a missed
              * wake, which the suites assert never happens. */
-            rc = rq_peek(c, &msg, &len, RQ_INFINITE);
+            rc = rq_peek_info(c, &msg, &len, &info, RQ_INFINITE);
             if (rc != RQ_OK)
                 return 31;
-            consumer_note(j, msg, len); /* processed, then released */
+            consumer_note(j, msg, len, &info); /* processed, then released */
             rc = rq_release(c);
         } else {
-            rc = rq_pop(c, buf, sizeof buf, &len, RQ_INFINITE);
+            rc = rq_pop_info(c, buf, sizeof buf, &len, &info, RQ_INFINITE);
             if (rc == RQ_OK)
-                consumer_note(j, buf, len);
+                consumer_note(j, buf, len, &info);
         }
         if (rc != RQ_OK)
             return 32;

@@ -138,6 +138,12 @@ struct th_journal {
     rq_atomic_u64 prod_next[TH_MAX_STREAMS];
     rq_atomic_u64 cons_next[TH_MAX_STREAMS];
     rq_atomic_u64 received, duplicates, gaps, reorders, torn;
+    /* The queue's own numbers (rq_msg_info): the next one expected, the
+     * message that had the one before it, and what went wrong: a number
+     * skipped, a number given to two different messages, a repeat that
+     * did not carry RQ_MSG_REDELIVERED. */
+    rq_atomic_u64 qseq_next, last_stream, last_stream_seq;
+    rq_atomic_u64 qseq_gaps, qseq_reused, flags_lost, flagged;
     rq_atomic_u64 started; /* child lives that reached their main function */
 };
 

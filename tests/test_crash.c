@@ -50,7 +50,7 @@ struct scenario {
 
 static struct {
     unsigned long scenarios, kills, messages, duplicates, lost_by_pop, torn, reorders;
-    unsigned long missed_wakes;
+    unsigned long missed_wakes, flagged;
     unsigned long kills_at[RQ_CP_COUNT_][2]; /* [point][0 producer, 1 consumer] */
 } totals;
 
@@ -66,7 +66,8 @@ static th_pid start(char role, int arm_point, unsigned long hit)
  * consumer never got to look at it: rq_pop is at-most-once by contract. */
 static int pop_may_lose(int point)
 {
-    return point == RQ_CP_RELEASE_AFTER_PUBLISH || point == RQ_CP_SIGNAL_BEFORE_BUMP ||
+    return point == RQ_CP_RELEASE_BEFORE_POSITION || point == RQ_CP_RELEASE_AFTER_PUBLISH ||
+           point == RQ_CP_SIGNAL_BEFORE_BUMP ||
            point == RQ_CP_SIGNAL_BEFORE_WAKE;
 }
 
@@ -158,6 +159,19 @@ static void run_scenario(const struct scenario *s)
         fail_msg("%s (%c, hit %lu, pop %d): %llu lost", rq_crash_point_name(s->point), s->role,
                  s->hit, s->consume_pop, (unsigned long long)gaps);
     assert_true(dups <= (uint64_t)kills); /* only the one in flight, per kill */
+    /* The queue's numbers: none given twice, no repeat without its flag,
+     * and none skipped but where rq_pop lost one by contract. */
+    uint64_t qgaps = rq_load_relaxed_u64(&th_jr->qseq_gaps);
+    if (rq_load_relaxed_u64(&th_jr->qseq_reused) || rq_load_relaxed_u64(&th_jr->flags_lost) ||
+        (qgaps && !(s->role == 'C' && s->consume_pop && pop_may_lose(s->point))))
+        fail_msg("%s (%c, hit %lu, pop %d): sequence numbers reused %llu, skipped %llu, "
+                 "redelivery flags lost %llu",
+                 rq_crash_point_name(s->point), s->role, s->hit, s->consume_pop,
+                 (unsigned long long)rq_load_relaxed_u64(&th_jr->qseq_reused),
+                 (unsigned long long)qgaps,
+                 (unsigned long long)rq_load_relaxed_u64(&th_jr->flags_lost));
+    assert_true(qgaps <= (uint64_t)kills);
+    totals.flagged += (unsigned long)rq_load_relaxed_u64(&th_jr->flagged);
     /* A killed side is restarted at once and signals at open, so no sleeper
      * ever had to find its work by the periodic re-check. */
     rq *o = th_open(th_jr->name, RQ_OBSERVER, SLOTS, SLOT_SIZE, s->flags);
@@ -228,10 +242,11 @@ static void test_every_point_for_every_side(void **state)
         }
     }
     print_message("crash points: %lu of %lu (point, side) pairs covered; %lu scenarios, %lu kills, "
-                  "%lu messages checked, %lu redelivered, %lu lost (all by rq_pop's at-most-once after "
-                  "its free), %lu torn, %lu reordered, %lu wake-ups lost\n",
+                  "%lu messages checked, %lu redelivered (%lu flagged as such), %lu lost (all by "
+                  "rq_pop's at-most-once after its free), %lu torn, %lu reordered, %lu wake-ups "
+                  "lost\n",
                   covered, expected, totals.scenarios, totals.kills, totals.messages,
-                  totals.duplicates, totals.lost_by_pop, totals.torn, totals.reorders,
+                  totals.duplicates, totals.flagged, totals.lost_by_pop, totals.torn, totals.reorders,
                   totals.missed_wakes);
     assert_int_equal(covered, expected);
 }
