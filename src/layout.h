@@ -28,7 +28,9 @@
 /* "rq-ring\x01" as a little-endian word: a segment of another kind (or
  * another byte order) never matches. */
 #define RQ_MAGIC UINT64_C(0x01676e69722d7172)
-#define RQ_LAYOUT_VERSION 1u
+/* 2: the byte-range locks moved to a lock object of their own ("rql.NAME"):
+ * builds that lock different objects must refuse each other's queues. */
+#define RQ_LAYOUT_VERSION 2u
 
 /* Bytes reserved in the segment for the MPSC producers' lock (a robust
  * process-shared pthread mutex on POSIX; unused on Windows, which uses a
@@ -149,7 +151,8 @@ static inline uint64_t rq_layout_total(uint32_t slot_count, uint32_t slot_size)
 
 /* "rq-coal\x01" */
 #define RQC_MAGIC UINT64_C(0x016c616f632d7172)
-#define RQC_LAYOUT_VERSION 1u
+/* 2: locks in "rqcl.NAME", as RQ_LAYOUT_VERSION 2. */
+#define RQC_LAYOUT_VERSION 2u
 
 /* req word: (count << 1) | RQC_WAITING.  count runs mod 2^31. */
 #define RQC_WAITING 1u

@@ -308,6 +308,30 @@ void rq_plat_segment_close(rq_plat_segment *seg)
     SetLastError(saved);
 }
 
+int rq_plat_segment_has_locks(rq_plat_segment *seg)
+{
+    (void)seg;
+    return 1; /* the locks are named mutexes: anyone who may open may lock */
+}
+
+int rq_plat_segment_stale(rq_plat_segment *seg)
+{
+    (void)seg;
+    return 0; /* a kernel object's name goes only with its last handle */
+}
+
+void rq_plat_segment_discard(rq_plat_segment *seg)
+{
+    /* Nothing to remove: a mapping this handle made goes when the handle
+     * closes, unless another opener holds it (and then it is theirs too). */
+    (void)seg;
+}
+
+void rq_plat_sleep_ms(int ms)
+{
+    Sleep((DWORD)ms);
+}
+
 int rq_plat_segment_unlink(const char *kind, const char *name)
 {
     /* A kernel object's name cannot be removed: it goes with the object's
