@@ -160,7 +160,10 @@ typedef struct rq_config {
     uint32_t slot_size;  /* largest message in bytes, 1..RQ_SLOT_SIZE_MAX */
     uint32_t flags;      /* 0, or RQ_MPSC, RQ_FULL_FENCES, RQ_ANY_OWNER */
     uint32_t mode;       /* permission bits of a new segment; 0 means 0600
-                            (checked, but without effect on Windows) */
+                            (Windows: this user only, plus read or all
+                            access for Everyone if group/other bits give
+                            it; an existing object's mode is not checked
+                            there) */
 } rq_config;
 
 /* A snapshot of a queue.  Counters are statistics: they live in the
