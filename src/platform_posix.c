@@ -208,17 +208,9 @@ static int open_locks(rq_plat_segment *seg, unsigned flags, mode_t mode, const s
 {
     mode_t lmode = lock_mode_for(seg_st->st_mode & 0777);
     int may_make = !(flags & RQ_PLAT_OBSERVE) || (flags & RQ_PLAT_CREATE);
-    for (int attempt = 0; attempt < 16; attempt++) {
-        if (may_make) {
-            int fd = create_exclusive(seg->lock_path, lmode);
-            if (fd >= 0) {
-                seg->lock_fd = fd;
-                seg->lock_created = 1;
-                break;
-            }
-            if (errno != EEXIST)
-                return RQ_ESYS;
-        }
+    /* Opened first, made only if missing: it exists for every queue but a
+     * new one, so the usual open costs one call. */
+    for (int attempt = 0; attempt < 16 && seg->lock_fd < 0; attempt++) {
         int fd = RQ_SYS(SHM_OPEN, shm_open(seg->lock_path, O_RDWR | O_CLOEXEC, 0), -1);
         if (fd >= 0) {
             seg->lock_fd = fd;
@@ -226,18 +218,25 @@ static int open_locks(rq_plat_segment *seg, unsigned flags, mode_t mode, const s
             int rc = owner_check(fd, flags, mode ? lock_mode_for(mode) : 0, &st);
             if (rc < 0)
                 return rc;
-            break;
+            seg->lock_dev = st.st_dev;
+            seg->lock_ino = st.st_ino;
+            return RQ_OK;
         }
-        if (errno != ENOENT)
+        if (errno != ENOENT || !may_make)
+            return RQ_ESYS; /* errno ENOENT without may_make: the caller decides */
+        fd = create_exclusive(seg->lock_path, lmode);
+        if (fd >= 0) {
+            seg->lock_fd = fd;
+            seg->lock_created = 1;
+        } else if (errno != EEXIST) {
             return RQ_ESYS;
-        if (!may_make)
-            return RQ_ESYS; /* errno ENOENT: the caller decides */
+        }
     }
     if (seg->lock_fd < 0) {
         errno = EAGAIN;
         return RQ_ESYS;
     }
-    struct stat st;
+    struct stat st; /* made by this call */
     if (RQ_SYS(FSTAT, fstat(seg->lock_fd, &st), -1) != 0)
         return RQ_ESYS;
     seg->lock_dev = st.st_dev;
@@ -326,10 +325,9 @@ int rq_plat_segment_stale(rq_plat_segment *seg)
     struct stat st;
     if (RQ_SYS(FSTAT, fstat(seg->fd, &st), -1) != 0)
         return RQ_ESYS;
-    if (st.st_nlink == 0)
-        return 1;
-    int same = names_object(seg->path, seg->dev, seg->ino);
-    return same < 0 ? same : !same;
+    /* A name that now names another object was unlinked from ours first:
+     * shm_open makes no second links, so st_nlink alone tells. */
+    return st.st_nlink == 0;
 }
 
 void rq_plat_segment_discard(rq_plat_segment *seg)

@@ -54,6 +54,7 @@
     XX(OPEN_PROCESS_TOKEN, "OpenProcessToken")                                 \
     XX(GET_TOKEN_INFORMATION, "GetTokenInformation")                           \
     XX(GET_SECURITY_INFO, "GetSecurityInfo")                                   \
+    XX(SID_TO_STRING, "ConvertSidToStringSidW")                                \
     XX(MAKE_SECURITY_DESCRIPTOR, "ConvertStringSecurityDescriptorToSecurityDescriptorW")
 
 RQ_FAULT_TABLE(FAULT_CALLS);
@@ -207,7 +208,7 @@ static int make_descriptor(uint32_t mode, PSECURITY_DESCRIPTOR *sd)
     if (rc < 0)
         return rc;
     wchar_t *user_text;
-    if (!ConvertSidToStringSidW(user, &user_text))
+    if (!RQ_SYS(SID_TO_STRING, ConvertSidToStringSidW(user, &user_text), FALSE))
         return RQ_ESYS;
     wchar_t sddl[256];
     const wchar_t *everyone = (mode & 0022) ? L"(A;;GA;;;WD)" : (mode & 0044) ? L"(A;;GR;;;WD)" : L"";
