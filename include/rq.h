@@ -212,7 +212,7 @@ int rq_open(rq **out, const char *name, int role, const rq_config *cfg);
 /* rq_open with its own bound: waits at most TIMEOUT_MS (RQ_INFINITE: no
  * limit; 0: one try) for the init lock, polling it (a stopped holder cannot
  * hold the caller longer), and returns RQ_ETIMEDOUT when the time is up
- * with nothing created or changed by this call.  Every other result is as
+ * having initialised nothing.  Every other result is as
  * rq_open's.  The time bounds the wait for other openers only: the
  * caller's own work (sizing a large segment) is not cut short. */
 int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms);
