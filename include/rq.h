@@ -27,7 +27,17 @@
  * out-of-bounds access).  The exception is the lock that RQ_MPSC producers
  * share: it is the C library's robust mutex, whose bookkeeping lives in the
  * segment, so MPSC producers must trust one another (a consumer never
- * touches it).
+ * touches it).  Opening checks who made what it opens: a producer,
+ * consumer or creator uses an existing object only if its own user or
+ * root owns it and its mode is no wider than asked (RQ_EOWNER otherwise;
+ * RQ_ANY_OWNER opts out); a creator never initialises a file it did not
+ * make unless that file passes the check.  The locks that serialise
+ * creation and mark roles live in a separate lock object only writers can
+ * open, so a user who may only read a queue can neither hold its opens up
+ * nor take or fake a role; and opens wait for the init lock by polling
+ * against a deadline (RQ_OPEN_TIMEOUT_MS).  Other users with write access
+ * are peers: they cannot break memory safety but can disturb the queue's
+ * contents.  docs/design.md, "Threat model", has the full table.
  *
  * Windows: a queue lives while any process has a handle to it open and goes
  * with the last one (a named file mapping; Linux keeps /dev/shm/rq.NAME until
@@ -110,7 +120,23 @@ enum { RQ_PRODUCER = 1, RQ_CONSUMER = 2, RQ_OBSERVER = 3 };
  * costs a few microseconds more.  This flag trades back; it is set by
  * itself where the OS has no such barrier (Windows), and rq_stat reports
  * which a queue uses. */
-enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1 };
+enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1, RQ_ANY_OWNER = 1u << 2 };
+
+/* RQ_ANY_OWNER (rq_config.flags; never stored in the queue): accept an
+ * existing queue owned by another user.  Without it, rq_open uses an
+ * existing queue as producer or consumer, or with a creating config, only
+ * if the caller's effective user or the administrator (root) owns it, and,
+ * when a mode was given (a config), only if its permissions are no wider
+ * than that mode (0 in a creating config means 0600); anything else is
+ * RQ_EOWNER and nothing is used or changed.  RQ_MODE_ANY_OWNER is the same
+ * for the MODE argument of the coalescing calls. */
+#define RQ_MODE_ANY_OWNER 0x10000u
+
+/* How long rq_open, rq_coalesce_open and rq_coalesce_attach wait for the
+ * init lock, which a creator holds while it makes a queue: a creator that
+ * is stopped (SIGSTOP, a debugger) or very slow then costs RQ_ETIMEDOUT,
+ * not a hang.  The _timed variants take their own bound. */
+#define RQ_OPEN_TIMEOUT_MS 10000
 
 #define RQ_INFINITE (-1) /* timeout_ms: -1 forever, 0 never wait, >0 ms */
 
@@ -118,18 +144,32 @@ enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1 };
 #define RQ_SLOT_COUNT_MAX 0x40000000u /* 2^30 slots */
 #define RQ_SLOT_SIZE_MAX 0x40000000u  /* 1 GiB per message */
 
+/* The largest segment rq makes or accepts: 2^44 bytes (16 TiB) where
+ * pointers have 64 bits (below what x86-64 and arm64 can map, and far below
+ * off_t's limit), 2^30 (1 GiB) elsewhere.  A geometry needing more (header,
+ * slots and their 8-byte length words, see docs/design.md) is RQ_EINVAL,
+ * refused before any object exists; a segment claiming more is corrupt. */
+#define RQ_SEGMENT_SIZE_MAX \
+    (sizeof(void *) >= 8 ? (uint64_t)1 << 44 : (uint64_t)1 << 30)
+
 /* 1 if NAME is a valid name for a queue or a coalescing object: 1 to
  * RQ_NAME_MAX characters of [A-Za-z0-9._-] (portable across POSIX shared
  * memory and Win32 object names, and free of path separators); else 0.
  * rq_open and rq_coalesce_open refuse other names with RQ_EINVAL. */
 int rq_name_valid(const char *name);
 
+/* A config with slot_count and slot_size both 0 is an attach config: it
+ * never creates, its flags may only be RQ_ANY_OWNER, and a mode other
+ * than 0 is checked against the existing queue. */
 typedef struct rq_config {
     uint32_t slot_count; /* messages the queue holds, 1..RQ_SLOT_COUNT_MAX */
     uint32_t slot_size;  /* largest message in bytes, 1..RQ_SLOT_SIZE_MAX */
-    uint32_t flags;      /* 0, or RQ_MPSC and/or RQ_FULL_FENCES */
+    uint32_t flags;      /* 0, or RQ_MPSC, RQ_FULL_FENCES, RQ_ANY_OWNER */
     uint32_t mode;       /* permission bits of a new segment; 0 means 0600
-                            (checked, but without effect on Windows) */
+                            (Windows: this user only, plus read or all
+                            access for Everyone if group/other bits give
+                            it; an existing object's mode is not checked
+                            there) */
 } rq_config;
 
 /* A snapshot of a queue.  Counters are statistics: they live in the
@@ -156,17 +196,32 @@ typedef struct rq_stats {
     uint64_t repairs;            /* half-made segments re-initialised */
     int64_t producer_pid;        /* last producer to open, or 0 */
     int64_t consumer_pid;        /* last consumer to open, or 0 */
-    int producer_live;           /* 1 if a live process holds the role now */
+    /* 1 if a live process holds the role now, 0 if not, -1 if this handle
+     * cannot tell (an observer that may only read the queue cannot open its
+     * lock object). */
+    int producer_live;
     int consumer_live;
 } rq_stats;
 
-/* Opens (cfg NULL: attaches to; otherwise creates if missing) the queue
- * NAME in ROLE.  An existing queue of another geometry is RQ_EEXIST; a
- * segment half-made by a creator that died is re-created when cfg is given
- * and RQ_ENOENT otherwise.  A role held by a live process is RQ_EBUSY; a
- * role whose holder died is taken over at once.  On success *out is a new
- * handle; on failure *out is NULL. */
+/* Opens (cfg NULL or an attach config: attaches to; otherwise creates if
+ * missing) the queue NAME in ROLE.  An existing queue of another geometry
+ * is RQ_EEXIST; a segment half-made by a creator that died is re-created
+ * when cfg is given and RQ_ENOENT otherwise.  A foreign queue (see
+ * RQ_ANY_OWNER) is RQ_EOWNER.  A role held by a live process is RQ_EBUSY; a
+ * role whose holder died is taken over at once.  A geometry whose segment
+ * would exceed RQ_SEGMENT_SIZE_MAX is RQ_EINVAL with nothing created, and
+ * a creation that fails later removes the object it made.  Waits at most
+ * RQ_OPEN_TIMEOUT_MS for a creator that holds the queue's init lock, then
+ * RQ_ETIMEDOUT.  On success *out is a new handle; on failure *out is NULL. */
 int rq_open(rq **out, const char *name, int role, const rq_config *cfg);
+
+/* rq_open with its own bound: waits at most TIMEOUT_MS (RQ_INFINITE: no
+ * limit; 0: one try) for the init lock, polling it (a stopped holder cannot
+ * hold the caller longer), and returns RQ_ETIMEDOUT when the time is up
+ * having initialised nothing.  Every other result is as
+ * rq_open's.  The time bounds the wait for other openers only: the
+ * caller's own work (sizing a large segment) is not cut short. */
+int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms);
 
 /* Producer: copies LEN bytes into the queue, waiting up to TIMEOUT_MS for a
  * free slot.  RQ_EMSGSIZE if LEN > slot_size (queue untouched). */
@@ -279,13 +334,24 @@ typedef struct rq_coalesce rq_coalesce;
 /* Opens NAME, creating it with MODE (0 means 0600) if missing.  ROLE:
  * RQ_PRODUCER requests (any number), RQ_CONSUMER does the work (one live
  * one: RQ_EBUSY otherwise; a dead one is taken over at once), RQ_OBSERVER
- * only reads statistics. */
+ * only reads statistics.  An existing object is checked as rq_open checks
+ * a queue with a creating config: RQ_EOWNER unless MODE has
+ * RQ_MODE_ANY_OWNER.  Waits at most RQ_OPEN_TIMEOUT_MS for the init lock. */
 int rq_coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t mode);
 
 /* As rq_coalesce_open, but never creates: RQ_ENOENT if NAME does not exist
  * (or its creator died before finishing it).  For tools that inspect or
- * poke an object and must not leave one behind. */
+ * poke an object and must not leave one behind.  A requester or worker is
+ * owner-checked (no mode check); an observer is not. */
 int rq_coalesce_attach(rq_coalesce **out, const char *name, int role);
+
+/* The two above with their own bound on the wait for the init lock (as
+ * rq_open_timed).  For rq_coalesce_attach_timed, MODE may be 0,
+ * RQ_MODE_ANY_OWNER, and/or permission bits the object must not exceed. */
+int rq_coalesce_open_timed(rq_coalesce **out, const char *name, int role, uint32_t mode,
+                           int timeout_ms);
+int rq_coalesce_attach_timed(rq_coalesce **out, const char *name, int role, uint32_t mode,
+                             int timeout_ms);
 
 /* Requester: asks for one more round.  Never blocks. */
 int rq_coalesce_request(rq_coalesce *c);
@@ -312,7 +378,7 @@ typedef struct rq_coalesce_stats {
     int owed;          /* 1 if work is owed now */
     int waiting;       /* 1 if the worker is announced as asleep */
     int64_t worker_pid;
-    int worker_live;
+    int worker_live;   /* 1, 0, or -1: cannot tell (as rq_stats) */
 } rq_coalesce_stats;
 
 int rq_coalesce_stat(rq_coalesce *c, rq_coalesce_stats *st);

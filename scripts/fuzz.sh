@@ -42,7 +42,7 @@ jobs=$(nproc)
 # Objects of fuzz processes that died (a crash skips their atexit).
 clean_stale_objects() {
   local f pid
-  for f in /dev/shm/rq.fz.* /dev/shm/rqc.fz.*; do
+  for f in /dev/shm/rq.fz.* /dev/shm/rqc.fz.* /dev/shm/rql.fz.* /dev/shm/rqcl.fz.*; do
     [[ -e $f ]] || continue
     pid=${f##*.}
     kill -0 "$pid" 2>/dev/null || rm -f "$f"

@@ -10,8 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/packages.sh
+# util-linux: setpriv, with which test_rqctl.py runs rqctl as a second user.
 rq_install_packages cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev libboost-dev \
-  python3 clang libclang-rt-14-dev spin
+  python3 clang libclang-rt-14-dev spin util-linux
 
 jobs=$(nproc)
 for preset in debug asan; do

@@ -245,12 +245,16 @@ int rq_coalesce_request(rq_coalesce *c)
 
 /* ---- open, close, stat --------------------------------------------------- */
 
-/* CREATE: make the object if it is missing or half-made. */
-static int coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t mode, int create)
+/* CREATE: make the object if it is missing or half-made.  MODE may carry
+ * RQ_MODE_ANY_OWNER; its permission bits are checked against an existing
+ * object (0: the default when creating, no check when attaching). */
+static int coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t mode, int create,
+                         int timeout_ms)
 {
     if (out)
         *out = NULL;
-    if (!out || !rq_name_valid(name) || (mode & ~0777u) != 0)
+    if (!out || !rq_name_valid(name) || (mode & ~(0777u | RQ_MODE_ANY_OWNER)) != 0 ||
+        timeout_ms < RQ_INFINITE)
         return RQ_EINVAL;
     if (role != RQ_PRODUCER && role != RQ_CONSUMER && role != RQ_OBSERVER)
         return RQ_EINVAL;
@@ -261,11 +265,19 @@ static int coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t
         return RQ_ESYS;
     c->role = role;
     c->fork_generation = rq_load_relaxed_u32(&rq_plat_fork_generation);
+    unsigned flags = (role != RQ_OBSERVER || create) ? RQ_PLAT_CHECKED : 0;
+    if (role == RQ_OBSERVER)
+        flags |= RQ_PLAT_OBSERVE;
+    if (mode & RQ_MODE_ANY_OWNER)
+        flags |= RQ_PLAT_ANY_OWNER;
+    mode &= 0777u;
+    if (create && mode == 0)
+        mode = RQC_DEFAULT_MODE;
     /* Coalescing objects have no geometry: the segment layer only needs to
      * know whether it may create one. */
     static const int no_config;
-    int rc = rq_segment_open(&c->segment, &coalesce_kind, name, create ? &no_config : NULL,
-                             mode ? mode : RQC_DEFAULT_MODE);
+    int rc = rq_segment_open(&c->segment, &coalesce_kind, name, create ? &no_config : NULL, mode,
+                             flags, timeout_ms);
     if (rc < 0) {
         free(c);
         return rc;
@@ -288,12 +300,24 @@ static int coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t
 
 int rq_coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t mode)
 {
-    return coalesce_open(out, name, role, mode, 1);
+    return coalesce_open(out, name, role, mode, 1, RQ_OPEN_TIMEOUT_MS);
+}
+
+int rq_coalesce_open_timed(rq_coalesce **out, const char *name, int role, uint32_t mode,
+                           int timeout_ms)
+{
+    return coalesce_open(out, name, role, mode, 1, timeout_ms);
 }
 
 int rq_coalesce_attach(rq_coalesce **out, const char *name, int role)
 {
-    return coalesce_open(out, name, role, 0, 0);
+    return coalesce_open(out, name, role, 0, 0, RQ_OPEN_TIMEOUT_MS);
+}
+
+int rq_coalesce_attach_timed(rq_coalesce **out, const char *name, int role, uint32_t mode,
+                             int timeout_ms)
+{
+    return coalesce_open(out, name, role, mode, 0, timeout_ms);
 }
 
 void rq_coalesce_close(rq_coalesce *c)
@@ -334,6 +358,10 @@ int rq_coalesce_stat(rq_coalesce *c, rq_coalesce_stats *st)
     st->owed = count_of(r) != done;
     st->waiting = (r & RQC_WAITING) != 0;
     st->worker_pid = (int64_t)rq_load_relaxed_u64(&shm->worker.pid);
+    if (c->role != RQ_CONSUMER && !rq_plat_segment_has_locks(c->segment.plat)) {
+        st->worker_live = -1; /* an observer without the lock object */
+        return RQ_OK;
+    }
     int live = c->role == RQ_CONSUMER ? 1 : rq_plat_lock_probe(c->segment.plat, RQ_LOCK_CONSUMER);
     st->worker_live = live > 0;
     return live < 0 ? live : RQ_OK; /* a probe that cannot tell is an error */

@@ -28,6 +28,9 @@
 /* "rq-ring\x01" as a little-endian word: a segment of another kind (or
  * another byte order) never matches. */
 #define RQ_MAGIC UINT64_C(0x01676e69722d7172)
+/* 2: sequence positions beside the offsets (lines 1 and 2), and the
+ * byte-range locks moved to a lock object of their own ("rql.NAME"):
+ * builds that lock different objects must refuse each other's queues. */
 #define RQ_LAYOUT_VERSION 2u
 
 /* Bytes reserved in the segment for the MPSC producers' lock (a robust
@@ -163,7 +166,8 @@ static inline uint64_t rq_layout_total(uint32_t slot_count, uint32_t slot_size)
 
 /* "rq-coal\x01" */
 #define RQC_MAGIC UINT64_C(0x016c616f632d7172)
-#define RQC_LAYOUT_VERSION 1u
+/* 2: locks in "rqcl.NAME", as RQ_LAYOUT_VERSION 2. */
+#define RQC_LAYOUT_VERSION 2u
 
 /* req word: (count << 1) | RQC_WAITING.  count runs mod 2^31. */
 #define RQC_WAITING 1u

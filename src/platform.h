@@ -18,16 +18,50 @@
 typedef struct rq_plat_segment rq_plat_segment;
 
 enum rq_plat_open_flags {
-    RQ_PLAT_CREATE = 1 /* create the object if it does not exist */
+    RQ_PLAT_CREATE = 1,    /* create the object if it does not exist */
+    RQ_PLAT_CHECKED = 2,   /* an existing object must pass the owner check */
+    RQ_PLAT_ANY_OWNER = 4, /* the owner check accepts any owner */
+    RQ_PLAT_OBSERVE = 8    /* may open read-only, and without the locks */
 };
 
 /* Opens (and with RQ_PLAT_CREATE creates, with exactly MODE permission
  * bits, whatever the umask) the object for queue NAME, whose name has been
- * validated.  KIND is the object family ("rq" for queues, "rqc" for
- * coalescing objects).  *CREATED tells whether this call made it.  No size is
- * set.  RQ_ENOENT if it does not exist and may not be created. */
+ * validated, and the lock object beside it.  KIND is the object family
+ * ("rq" for queues, "rqc" for coalescing objects).  *CREATED tells whether
+ * this call made the segment.  No size is set.  RQ_ENOENT if it does not
+ * exist and may not be created.
+ *
+ * Owner check (RQ_PLAT_CHECKED): an object this call did not create, the
+ * segment or the lock object, must be owned by the caller's effective user
+ * or by the administrator (unless RQ_PLAT_ANY_OWNER), and if MODE is not 0
+ * its permissions must be no wider than MODE (the lock object's: than the
+ * write classes of MODE).  Else RQ_EOWNER, with nothing changed.
+ *
+ * The lock object holds the byte-range locks (rq_plat_lock) and can be
+ * opened only by those who may write the segment, so a reader can neither
+ * hold an open up nor take a role.  It is made with the write classes of
+ * the segment's mode (0644 -> 0600, 0660 -> 0660).  RQ_PLAT_OBSERVE: the
+ * segment may be opened read-only when it cannot be opened for writing
+ * (nothing may then be written), and a lock object that cannot be opened
+ * is left out (rq_plat_segment_has_locks says so). */
 int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *name,
                          unsigned flags, uint32_t mode, int *created);
+
+/* 1 if SEG has its lock object open (rq_plat_lock and rq_plat_lock_probe
+ * work), 0 if it was opened without it (RQ_PLAT_OBSERVE). */
+int rq_plat_segment_has_locks(rq_plat_segment *seg);
+
+/* 1 if the object SEG has open was removed since (its name is gone, or
+ * now names another object), 0 if not, or a negative rq_error. */
+int rq_plat_segment_stale(rq_plat_segment *seg);
+
+/* Removes the segment and lock object names, after a failed creation, if
+ * they still name the objects this handle created (so nothing another
+ * opener made in the meantime is touched).  Errors are ignored. */
+void rq_plat_segment_discard(rq_plat_segment *seg);
+
+/* Sleeps MS milliseconds (the init lock is polled, see segment.c). */
+void rq_plat_sleep_ms(int ms);
 
 /* Current size of the object in bytes. */
 int rq_plat_segment_size(rq_plat_segment *seg, uint64_t *size);
@@ -44,11 +78,16 @@ void rq_plat_segment_unmap(void *addr, uint64_t size);
 /* Closes the object and drops every lock this handle holds on it. */
 void rq_plat_segment_close(rq_plat_segment *seg);
 
-/* Removes the name; open handles keep working.  RQ_ENOENT if none. */
+/* Removes the name and its lock object; open handles keep working.
+ * RQ_ENOENT if there is no such segment. */
 int rq_plat_segment_unlink(const char *kind, const char *name);
 
 /* Locks tied to the segment and owned by this handle (not by the process
- * or thread): the OS drops them when the holder dies, however it dies. */
+ * or thread): the OS drops them when the holder dies, however it dies.
+ * They live in the lock object, never in the segment.  Any id from 0 to
+ * RQ_LOCK_ID_MAX is valid on Linux (one byte of the lock object each).
+ * RQ_LOCK_WAIT has no bound: rq's opens poll RQ_LOCK_TRY instead. */
+#define RQ_LOCK_ID_MAX (64 + 65536)
 enum rq_plat_lock_id {
     RQ_LOCK_INIT = 0,     /* serialises creation/validation at open */
     RQ_LOCK_PRODUCER = 1, /* the producer role */

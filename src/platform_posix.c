@@ -2,8 +2,9 @@
  * platform_posix.c - rq's platform layer on Linux.
  *
  *  segment   POSIX shared memory (shm_open: /dev/shm/<kind>.<name>), mmap
- *  locks     open-file-description (OFD) byte-range locks on the segment's
- *            descriptor: owned by the handle, dropped by the kernel when the
+ *  locks     open-file-description (OFD) byte-range locks on a separate
+ *            lock object (/dev/shm/<kind>l.<name>) that only writers can
+ *            open: owned by the handle, dropped by the kernel when the
  *            last descriptor of the handle closes, i.e. when a holder dies
  *  wait/wake futex on a word of the segment (shared, never FUTEX_PRIVATE)
  *  mutex     robust process-shared pthread mutex inside the segment
@@ -50,6 +51,7 @@
     XX(SHM_OPEN, "shm_open")                                                   \
     XX(FCHMOD, "fchmod")                                                       \
     XX(SHM_UNLINK, "shm_unlink")                                               \
+    XX(SHM_UNLINK_LOCKS, "shm_unlink_locks")                                   \
     XX(FSTAT, "fstat")                                                         \
     XX(FTRUNCATE, "ftruncate")                                                 \
     XX(POSIX_FALLOCATE, "posix_fallocate")                                     \
@@ -91,44 +93,105 @@ static int fault_now(enum fault_call call)
 
 _Static_assert(sizeof(pthread_mutex_t) <= RQ_LOCK_AREA, "mutex fits its area");
 
+/* "/" kind ["l"] "." name, NUL: the name was validated to RQ_NAME_MAX. */
+#define OBJECT_NAME_MAX (1 + 8 + 2 + RQ_NAME_MAX + 1)
+
 struct rq_plat_segment {
-    int fd;
+    int fd;       /* the segment */
+    int lock_fd;  /* the lock object, or -1 (an observer without it) */
+    int readonly; /* fd is O_RDONLY: map it read-only */
+    int created;  /* this handle made the segment (and maybe the lock) */
+    int lock_created;
+    dev_t dev, lock_dev; /* what the names named when we opened them */
+    ino_t ino, lock_ino;
+    char path[OBJECT_NAME_MAX];
+    char lock_path[OBJECT_NAME_MAX];
 };
 
-/* "/" kind "." name, NUL: the name was validated to RQ_NAME_MAX. */
-#define OBJECT_NAME_MAX (1 + 8 + 1 + RQ_NAME_MAX + 1)
-
-static int object_name(char *buf, const char *kind, const char *name)
+/* The lock object of KIND.NAME is "/" KIND "l." NAME: "rql.q" can be no
+ * queue's name ("rq." is followed by the name) nor a coalescing object's
+ * ("rqc."), whatever '.'s names hold. */
+static int object_name(char *buf, const char *kind, const char *name, int lock)
 {
-    int n = snprintf(buf, OBJECT_NAME_MAX, "/%s.%s", kind, name);
+    int n = snprintf(buf, OBJECT_NAME_MAX, "/%s%s.%s", kind, lock ? "l" : "", name);
     return (n > 0 && n < OBJECT_NAME_MAX) ? RQ_OK : RQ_EINVAL;
 }
 
-static int open_object(const char *path, unsigned flags, uint32_t mode, int *created)
+/* The lock object's mode: the classes (owner, group, other) that may write
+ * the segment get read-write, the others nothing. */
+static mode_t lock_mode_for(mode_t mode)
 {
-    *created = 0;
+    mode_t m = 0;
+    for (int shift = 0; shift <= 6; shift += 3)
+        if (mode & (02u << shift))
+            m |= (mode_t)(06u << shift);
+    return m;
+}
+
+/* The owner check of an object this call did not create (platform.h). */
+static int owner_check(int fd, unsigned flags, mode_t wanted, struct stat *st)
+{
+    if (RQ_SYS(FSTAT, fstat(fd, st), -1) != 0)
+        return RQ_ESYS;
+    if (!(flags & RQ_PLAT_CHECKED))
+        return RQ_OK;
+    if (!(flags & RQ_PLAT_ANY_OWNER) && st->st_uid != geteuid() && st->st_uid != 0)
+        return RQ_EOWNER;
+    if (wanted != 0 && (st->st_mode & 0777 & ~wanted) != 0)
+        return RQ_EOWNER;
+    return RQ_OK;
+}
+
+/* Creates PATH exclusively with exactly MODE: the fd, or -1 with errno
+ * (EEXIST: somebody else's, or an earlier one). */
+static int create_exclusive(const char *path, mode_t mode)
+{
+    int fd = RQ_SYS(SHM_OPEN, shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode), -1);
+    if (fd < 0)
+        return -1;
+    /* shm_open applies the umask; the caller asked for MODE. */
+    if (RQ_SYS(FCHMOD, fchmod(fd, mode), -1) != 0) {
+        int saved = errno;
+        close(fd);
+        shm_unlink(path);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+/* Opens the segment: made by this call (*CREATED), or an existing one that
+ * passes the owner check.  Never adopts a file another call made without
+ * checking it first. */
+static int open_segment(rq_plat_segment *seg, unsigned flags, mode_t mode, struct stat *st)
+{
     /* A racing unlink between the two opens sends us round again. */
     for (int attempt = 0; attempt < 16; attempt++) {
         if (flags & RQ_PLAT_CREATE) {
-            int fd = RQ_SYS(SHM_OPEN, shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode), -1);
+            int fd = create_exclusive(seg->path, mode);
             if (fd >= 0) {
-                /* shm_open applies the umask; the caller asked for MODE. */
-                if (RQ_SYS(FCHMOD, fchmod(fd, (mode_t)mode), -1) != 0) {
+                seg->fd = fd;
+                if (RQ_SYS(FSTAT, fstat(fd, st), -1) != 0) {
                     int saved = errno;
-                    close(fd);
-                    shm_unlink(path);
+                    shm_unlink(seg->path); /* made a moment ago, exclusively */
                     errno = saved;
                     return RQ_ESYS;
                 }
-                *created = 1;
-                return fd;
+                seg->created = 1;
+                return RQ_OK;
             }
             if (errno != EEXIST)
                 return RQ_ESYS;
         }
-        int fd = RQ_SYS(SHM_OPEN, shm_open(path, O_RDWR | O_CLOEXEC, 0), -1);
-        if (fd >= 0)
-            return fd;
+        int fd = RQ_SYS(SHM_OPEN, shm_open(seg->path, O_RDWR | O_CLOEXEC, 0), -1);
+        if (fd < 0 && errno == EACCES && (flags & RQ_PLAT_OBSERVE) && !(flags & RQ_PLAT_CREATE)) {
+            fd = RQ_SYS(SHM_OPEN, shm_open(seg->path, O_RDONLY | O_CLOEXEC, 0), -1);
+            seg->readonly = fd >= 0;
+        }
+        if (fd >= 0) {
+            seg->fd = fd;
+            return owner_check(fd, flags, mode, st);
+        }
         if (errno != ENOENT)
             return RQ_ESYS;
         if (!(flags & RQ_PLAT_CREATE))
@@ -138,26 +201,154 @@ static int open_object(const char *path, unsigned flags, uint32_t mode, int *cre
     return RQ_ESYS;
 }
 
+/* Opens (or makes) the lock object, checked as the segment is.  Its mode
+ * follows the segment's real mode, so a queue made by another build or
+ * with another umask still gets the right one. */
+static int open_locks(rq_plat_segment *seg, unsigned flags, mode_t mode, const struct stat *seg_st)
+{
+    mode_t lmode = lock_mode_for(seg_st->st_mode & 0777);
+    int may_make = !(flags & RQ_PLAT_OBSERVE) || (flags & RQ_PLAT_CREATE);
+    /* Opened first, made only if missing: it exists for every queue but a
+     * new one, so the usual open costs one call. */
+    for (int attempt = 0; attempt < 16 && seg->lock_fd < 0; attempt++) {
+        int fd = RQ_SYS(SHM_OPEN, shm_open(seg->lock_path, O_RDWR | O_CLOEXEC, 0), -1);
+        if (fd >= 0) {
+            seg->lock_fd = fd;
+            struct stat st;
+            int rc = owner_check(fd, flags, mode ? lock_mode_for(mode) : 0, &st);
+            if (rc < 0)
+                return rc;
+            seg->lock_dev = st.st_dev;
+            seg->lock_ino = st.st_ino;
+            return RQ_OK;
+        }
+        if (errno != ENOENT || !may_make)
+            return RQ_ESYS; /* errno ENOENT without may_make: the caller decides */
+        fd = create_exclusive(seg->lock_path, lmode);
+        if (fd >= 0) {
+            seg->lock_fd = fd;
+            seg->lock_created = 1;
+        } else if (errno != EEXIST) {
+            return RQ_ESYS;
+        }
+    }
+    if (seg->lock_fd < 0) {
+        errno = EAGAIN;
+        return RQ_ESYS;
+    }
+    struct stat st; /* made by this call */
+    if (RQ_SYS(FSTAT, fstat(seg->lock_fd, &st), -1) != 0)
+        return RQ_ESYS;
+    seg->lock_dev = st.st_dev;
+    seg->lock_ino = st.st_ino;
+    return RQ_OK;
+}
+
+static void segment_free(rq_plat_segment *seg)
+{
+    int saved = errno;
+    if (seg->fd >= 0)
+        close(seg->fd);
+    if (seg->lock_fd >= 0)
+        close(seg->lock_fd);
+    free(seg);
+    errno = saved;
+}
+
 int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *name,
                          unsigned flags, uint32_t mode, int *created)
 {
-    char path[OBJECT_NAME_MAX];
-    int rc = object_name(path, kind, name);
-    if (rc < 0)
-        return rc;
-    rq_plat_segment *seg = malloc(sizeof *seg);
+    *created = 0;
+    rq_plat_segment *seg = calloc(1, sizeof *seg);
     if (!seg)
         return RQ_ESYS;
-    int fd = open_object(path, flags, mode, created);
-    if (fd < 0) {
-        int saved = errno;
-        free(seg);
-        errno = saved;
-        return fd;
+    seg->fd = seg->lock_fd = -1;
+    int rc = object_name(seg->path, kind, name, 0);
+    if (rc == RQ_OK)
+        rc = object_name(seg->lock_path, kind, name, 1);
+    struct stat st;
+    if (rc == RQ_OK)
+        rc = open_segment(seg, flags, (mode_t)mode, &st);
+    if (rc == RQ_OK) {
+        seg->dev = st.st_dev;
+        seg->ino = st.st_ino;
+        if (seg->readonly)
+            rc = RQ_OK; /* a reader gets no locks: it must not take them */
+        else
+            rc = open_locks(seg, flags, (mode_t)mode, &st);
+        /* Only a lock object the observer may not open (or that is gone)
+         * is left out; any other failure is reported. */
+        if (rc == RQ_ESYS && (errno == EACCES || errno == ENOENT) && (flags & RQ_PLAT_OBSERVE) &&
+            !(flags & RQ_PLAT_CREATE)) {
+            if (seg->lock_fd >= 0)
+                close(seg->lock_fd);
+            seg->lock_fd = -1;
+            rc = RQ_OK; /* liveness unknown, the rest can be read */
+        }
     }
-    seg->fd = fd;
+    if (rc < 0) {
+        int saved = errno;
+        if (seg->fd >= 0 || seg->lock_fd >= 0)
+            rq_plat_segment_discard(seg);
+        segment_free(seg);
+        errno = saved;
+        return rc;
+    }
+    *created = seg->created;
     *out = seg;
     return RQ_OK;
+}
+
+int rq_plat_segment_has_locks(rq_plat_segment *seg)
+{
+    return seg->lock_fd >= 0;
+}
+
+/* 1 if PATH names the object DEV/INO now, 0 if it names another or none,
+ * RQ_ESYS if that cannot be told. */
+static int names_object(const char *path, dev_t dev, ino_t ino)
+{
+    int fd = RQ_SYS(SHM_OPEN, shm_open(path, O_RDONLY | O_CLOEXEC, 0), -1);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : RQ_ESYS;
+    struct stat st;
+    int rc = RQ_SYS(FSTAT, fstat(fd, &st), -1) == 0 ? st.st_dev == dev && st.st_ino == ino
+                                                    : RQ_ESYS;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+int rq_plat_segment_stale(rq_plat_segment *seg)
+{
+    struct stat st;
+    if (RQ_SYS(FSTAT, fstat(seg->fd, &st), -1) != 0)
+        return RQ_ESYS;
+    /* A name that now names another object was unlinked from ours first:
+     * shm_open makes no second links, so st_nlink alone tells. */
+    return st.st_nlink == 0;
+}
+
+void rq_plat_segment_discard(rq_plat_segment *seg)
+{
+    int saved = errno;
+    /* Between the check and the unlink another process could replace the
+     * name only by unlinking ours first, which it has no reason to do: the
+     * window is the one any rm of a shared name has. */
+    if (seg->created && seg->fd >= 0 && names_object(seg->path, seg->dev, seg->ino) == 1)
+        shm_unlink(seg->path);
+    if (seg->lock_created && seg->lock_fd >= 0 &&
+        names_object(seg->lock_path, seg->lock_dev, seg->lock_ino) == 1)
+        shm_unlink(seg->lock_path);
+    errno = saved;
+}
+
+void rq_plat_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
 }
 
 int rq_plat_segment_size(rq_plat_segment *seg, uint64_t *size)
@@ -193,8 +384,8 @@ int rq_plat_segment_map(rq_plat_segment *seg, uint64_t size, void **addr)
         errno = EINVAL;
         return RQ_ESYS;
     }
-    void *p = RQ_SYS(MMAP, mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, seg->fd, 0),
-                     MAP_FAILED);
+    int prot = seg->readonly ? PROT_READ : PROT_READ | PROT_WRITE;
+    void *p = RQ_SYS(MMAP, mmap(NULL, (size_t)size, prot, MAP_SHARED, seg->fd, 0), MAP_FAILED);
     if (p == MAP_FAILED)
         return RQ_ESYS;
     *addr = p;
@@ -209,42 +400,57 @@ void rq_plat_segment_unmap(void *addr, uint64_t size)
 
 void rq_plat_segment_close(rq_plat_segment *seg)
 {
-    if (!seg)
-        return;
-    int saved = errno;
-    close(seg->fd);
-    free(seg);
-    errno = saved;
+    if (seg)
+        segment_free(seg);
 }
 
 int rq_plat_segment_unlink(const char *kind, const char *name)
 {
-    char path[OBJECT_NAME_MAX];
-    int rc = object_name(path, kind, name);
+    char path[OBJECT_NAME_MAX], lock_path[OBJECT_NAME_MAX];
+    int rc = object_name(path, kind, name, 0);
+    if (rc == RQ_OK)
+        rc = object_name(lock_path, kind, name, 1);
     if (rc < 0)
         return rc;
-    if (RQ_SYS(SHM_UNLINK, shm_unlink(path), -1) == 0)
-        return RQ_OK;
-    return errno == ENOENT ? RQ_ENOENT : RQ_ESYS;
+    /* The segment first: were the lock object removed first, an opener in
+     * between could make a new one and hold a role beside a live holder of
+     * the old one, on the same segment. */
+    if (RQ_SYS(SHM_UNLINK, shm_unlink(path), -1) != 0)
+        return errno == ENOENT ? RQ_ENOENT : RQ_ESYS;
+    /* The locks go with the name, so a queue made under it again gets fresh
+     * ones while handles still open keep theirs.  If this fails, the queue
+     * is gone all the same; the lock object left behind holds no data and
+     * is reused (owner-checked) by the next creator. */
+    int saved = errno;
+    (void)RQ_SYS(SHM_UNLINK_LOCKS, shm_unlink(lock_path), -1);
+    errno = saved;
+    return RQ_OK;
 }
 
-/* Lock ID is byte ID of the object: advisory, so it does not touch data. */
-static void lock_range(struct flock *fl, short type, enum rq_plat_lock_id id)
+/* Lock ID is byte ID of the lock object: advisory, and in an object that
+ * only writers can open, so no reader can take or hold one. */
+static int lock_range(rq_plat_segment *seg, struct flock *fl, short type, enum rq_plat_lock_id id)
 {
     memset(fl, 0, sizeof *fl);
     fl->l_type = type;
     fl->l_whence = SEEK_SET;
     fl->l_start = (off_t)id;
     fl->l_len = 1;
+    if (seg->lock_fd < 0 || (unsigned long)id > (unsigned long)RQ_LOCK_ID_MAX) {
+        errno = EBADF;
+        return RQ_ESYS;
+    }
+    return RQ_OK;
 }
 
 int rq_plat_lock(rq_plat_segment *seg, enum rq_plat_lock_id id, enum rq_plat_lock_mode mode)
 {
     struct flock fl;
-    lock_range(&fl, mode == RQ_LOCK_TRY_SHARED ? F_RDLCK : F_WRLCK, id);
+    if (lock_range(seg, &fl, mode == RQ_LOCK_TRY_SHARED ? F_RDLCK : F_WRLCK, id) < 0)
+        return RQ_ESYS;
     int cmd = mode == RQ_LOCK_WAIT ? F_OFD_SETLKW : F_OFD_SETLK;
     for (;;) {
-        if (RQ_SYS(FCNTL_LOCK, fcntl(seg->fd, cmd, &fl), -1) == 0)
+        if (RQ_SYS(FCNTL_LOCK, fcntl(seg->lock_fd, cmd, &fl), -1) == 0)
             return RQ_OK;
         if (errno == EINTR)
             continue;
@@ -258,16 +464,17 @@ void rq_plat_unlock(rq_plat_segment *seg, enum rq_plat_lock_id id)
 {
     struct flock fl;
     int saved = errno;
-    lock_range(&fl, F_UNLCK, id);
-    (void)fcntl(seg->fd, F_OFD_SETLK, &fl);
+    if (lock_range(seg, &fl, F_UNLCK, id) == RQ_OK)
+        (void)fcntl(seg->lock_fd, F_OFD_SETLK, &fl);
     errno = saved;
 }
 
 int rq_plat_lock_probe(rq_plat_segment *seg, enum rq_plat_lock_id id)
 {
     struct flock fl;
-    lock_range(&fl, F_WRLCK, id);
-    if (RQ_SYS(FCNTL_LOCK, fcntl(seg->fd, F_OFD_GETLK, &fl), -1) != 0)
+    if (lock_range(seg, &fl, F_WRLCK, id) < 0)
+        return RQ_ESYS;
+    if (RQ_SYS(FCNTL_LOCK, fcntl(seg->lock_fd, F_OFD_GETLK, &fl), -1) != 0)
         return RQ_ESYS;
     return fl.l_type != F_UNLCK;
 }

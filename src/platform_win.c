@@ -28,6 +28,8 @@
 #include <string.h>
 #include <wchar.h>
 #include <windows.h>
+#include <aclapi.h>
+#include <sddl.h>
 
 #include "crashpoint.h"
 #include "fault.h"
@@ -48,7 +50,12 @@
     XX(OPEN_EVENT, "OpenEventW")                                               \
     XX(SET_EVENT, "SetEvent")                                                  \
     XX(CREATE_THREAD, "CreateThread")                                          \
-    XX(WAIT, "WaitForSingleObject")
+    XX(WAIT, "WaitForSingleObject")                                            \
+    XX(OPEN_PROCESS_TOKEN, "OpenProcessToken")                                 \
+    XX(GET_TOKEN_INFORMATION, "GetTokenInformation")                           \
+    XX(GET_SECURITY_INFO, "GetSecurityInfo")                                   \
+    XX(SID_TO_STRING, "ConvertSidToStringSidW")                                \
+    XX(MAKE_SECURITY_DESCRIPTOR, "ConvertStringSecurityDescriptorToSecurityDescriptorW")
 
 RQ_FAULT_TABLE(FAULT_CALLS);
 
@@ -65,8 +72,12 @@ static int fault_now(enum fault_call call)
 /* CALL fails as it would (FAILED: NULL, FALSE, WAIT_FAILED, 0) with
  * GetLastError() set. */
 #define RQ_SYS(id, call, failed) (fault_now(FAULT_##id) ? (failed) : (call))
+/* ... or, for calls that return an error code (GetSecurityInfo), returns
+ * it. */
+#define RQ_SYS_RET(id, call) (fault_now(FAULT_##id) ? GetLastError() : (call))
 #else
 #define RQ_SYS(id, call, failed) (call)
+#define RQ_SYS_RET(id, call) (call)
 #endif
 
 /* "Local\" kind "." name suffix: kind <= 8, name <= RQ_NAME_MAX, the
@@ -102,6 +113,8 @@ struct role_keeper {
 
 struct rq_plat_segment {
     wchar_t base[BASE_NAME_MAX]; /* "Local\kind.name" */
+    uint32_t mode;               /* permission bits the objects are made with */
+    unsigned flags;              /* rq_plat_open_flags of the open */
     HANDLE mapping;              /* NULL until the object exists */
     HANDLE init_mutex;
     HANDLE mpsc_mutex;
@@ -127,26 +140,152 @@ static void object_name(wchar_t *out, const rq_plat_segment *seg, const wchar_t 
 
 static const wchar_t *const lock_suffix[LOCK_IDS] = {L".init", L".producer", L".consumer"};
 
+/* ---- ownership ------------------------------------------------------------ */
+
+/* SID number WHICH (TokenUser, TokenOwner) of this process's token, copied
+ * into BUF.  The user is who we are; the owner is who owns what we make
+ * (an elevated administrator's objects belong to the Administrators
+ * group). */
+static int token_sid(TOKEN_INFORMATION_CLASS which, unsigned char *buf, DWORD cap, PSID *sid)
+{
+    HANDLE tok;
+    if (!RQ_SYS(OPEN_PROCESS_TOKEN, OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok),
+                FALSE))
+        return RQ_ESYS;
+    DWORD len;
+    BOOL ok = RQ_SYS(GET_TOKEN_INFORMATION, GetTokenInformation(tok, which, buf, cap, &len), FALSE);
+    DWORD err = GetLastError();
+    CloseHandle(tok);
+    if (!ok) {
+        SetLastError(err);
+        return RQ_ESYS;
+    }
+    /* TOKEN_USER and TOKEN_OWNER both start with the SID pointer. */
+    *sid = which == TokenUser ? ((TOKEN_USER *)buf)->User.Sid : ((TOKEN_OWNER *)buf)->Owner;
+    return RQ_OK;
+}
+
+/* The owner check of platform.h for an existing object H: its owner must
+ * be this process's user or default owner, or the system or the
+ * Administrators group (Windows' root).  The mode check is not made here:
+ * a DACL has no single "wider than" order with the POSIX bits. */
+static int owner_check(HANDLE h, unsigned flags)
+{
+    if (!(flags & RQ_PLAT_CHECKED) || (flags & RQ_PLAT_ANY_OWNER))
+        return RQ_OK;
+    PSID owner = NULL;
+    PSECURITY_DESCRIPTOR sd = NULL;
+    DWORD err = RQ_SYS_RET(GET_SECURITY_INFO,
+                           GetSecurityInfo(h, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, &owner,
+                                           NULL, NULL, NULL, &sd));
+    if (err != ERROR_SUCCESS) {
+        SetLastError(err);
+        return RQ_ESYS;
+    }
+    unsigned char ubuf[256], obuf[256];
+    PSID user, deflt;
+    int rc = token_sid(TokenUser, ubuf, sizeof ubuf, &user);
+    if (rc == RQ_OK)
+        rc = token_sid(TokenOwner, obuf, sizeof obuf, &deflt);
+    if (rc == RQ_OK && !(owner && (EqualSid(owner, user) || EqualSid(owner, deflt) ||
+                                   IsWellKnownSid(owner, WinLocalSystemSid) ||
+                                   IsWellKnownSid(owner, WinBuiltinAdministratorsSid))))
+        rc = RQ_EOWNER;
+    err = GetLastError();
+    LocalFree(sd);
+    SetLastError(err);
+    return rc;
+}
+
+/* A security descriptor for the objects of a new segment, as MODE asks:
+ * this user only (0600), plus read or read-write for everyone when the
+ * group or other bits give it.  Freed with LocalFree. */
+static int make_descriptor(uint32_t mode, PSECURITY_DESCRIPTOR *sd)
+{
+    unsigned char ubuf[256];
+    PSID user;
+    int rc = token_sid(TokenUser, ubuf, sizeof ubuf, &user);
+    if (rc < 0)
+        return rc;
+    wchar_t *user_text;
+    if (!RQ_SYS(SID_TO_STRING, ConvertSidToStringSidW(user, &user_text), FALSE))
+        return RQ_ESYS;
+    wchar_t sddl[256];
+    const wchar_t *everyone = (mode & 0022) ? L"(A;;GA;;;WD)" : (mode & 0044) ? L"(A;;GR;;;WD)" : L"";
+    swprintf(sddl, 256, L"D:P(A;;GA;;;%ls)%ls", user_text, everyone);
+    LocalFree(user_text);
+    if (!RQ_SYS(MAKE_SECURITY_DESCRIPTOR,
+                ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, sd,
+                                                                     NULL),
+                FALSE))
+        return RQ_ESYS;
+    return RQ_OK;
+}
+
+/* CreateMutexW with the segment's descriptor; an existing mutex is
+ * owner-checked as the mapping is.  NULL with the error set, or the
+ * handle; *RC is RQ_EOWNER for a foreign one. */
+static HANDLE create_mutex_checked(rq_plat_segment *seg, const wchar_t *name, int *rc)
+{
+    PSECURITY_DESCRIPTOR sd = NULL;
+    *rc = make_descriptor(seg->mode, &sd);
+    if (*rc < 0)
+        return NULL;
+    SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
+    HANDLE m = RQ_SYS(CREATE_MUTEX, CreateMutexW(&sa, FALSE, name), NULL);
+    DWORD err = GetLastError();
+    LocalFree(sd);
+    if (m && err == ERROR_ALREADY_EXISTS) {
+        *rc = owner_check(m, seg->flags);
+        if (*rc < 0) {
+            err = GetLastError();
+            CloseHandle(m);
+            SetLastError(err);
+            return NULL;
+        }
+    }
+    *rc = m ? RQ_OK : RQ_ESYS;
+    SetLastError(err);
+    return m;
+}
+
 /* ---- segment ------------------------------------------------------------- */
+
+/* READ_CONTROL: the owner check reads the mapping's security descriptor. */
+static HANDLE open_mapping(const wchar_t *name)
+{
+    return RQ_SYS(OPEN_FILE_MAPPING,
+                  OpenFileMappingW(FILE_MAP_READ | FILE_MAP_WRITE | READ_CONTROL, FALSE, name),
+                  NULL);
+}
 
 int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *name,
                          unsigned flags, uint32_t mode, int *created)
 {
-    (void)mode; /* see design.md: the Local\ namespace and the default DACL */
     *created = 0;
     rq_plat_segment *seg = calloc(1, sizeof *seg);
     if (!seg) {
         SetLastError(ERROR_NOT_ENOUGH_MEMORY);
         return RQ_ESYS;
     }
+    seg->mode = mode ? mode : 0600;
+    seg->flags = flags;
     int rc = base_name(seg->base, kind, name);
     if (rc < 0) {
         free(seg);
         return rc;
     }
-    seg->mapping = RQ_SYS(OPEN_FILE_MAPPING,
-                          OpenFileMappingW(FILE_MAP_READ | FILE_MAP_WRITE, FALSE, seg->base), NULL);
-    if (!seg->mapping) {
+    seg->mapping = open_mapping(seg->base);
+    if (seg->mapping) {
+        rc = owner_check(seg->mapping, flags);
+        if (rc < 0) {
+            DWORD err = GetLastError();
+            CloseHandle(seg->mapping);
+            free(seg);
+            SetLastError(err);
+            return rc;
+        }
+    } else {
         DWORD err = GetLastError();
         if (err != ERROR_FILE_NOT_FOUND) {
             free(seg);
@@ -167,15 +306,15 @@ int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *na
      * that had it open would vanish instead of telling the next locker. */
     wchar_t lock_name[OBJECT_NAME_MAX];
     object_name(lock_name, seg, lock_suffix[RQ_LOCK_INIT]);
-    seg->init_mutex = RQ_SYS(CREATE_MUTEX, CreateMutexW(NULL, FALSE, lock_name), NULL);
+    seg->init_mutex = create_mutex_checked(seg, lock_name, &rc);
     object_name(lock_name, seg, L".mpsc");
     if (seg->init_mutex)
-        seg->mpsc_mutex = RQ_SYS(CREATE_MUTEX, CreateMutexW(NULL, FALSE, lock_name), NULL);
+        seg->mpsc_mutex = create_mutex_checked(seg, lock_name, &rc);
     if (!seg->init_mutex || !seg->mpsc_mutex) {
         DWORD err = GetLastError();
         rq_plat_segment_close(seg);
         SetLastError(err);
-        return RQ_ESYS;
+        return rc;
     }
     *out = seg;
     return RQ_OK;
@@ -189,9 +328,17 @@ static int adopt_mapping(rq_plat_segment *seg)
 {
     if (seg->mapping)
         return RQ_OK;
-    seg->mapping = RQ_SYS(OPEN_FILE_MAPPING,
-                          OpenFileMappingW(FILE_MAP_READ | FILE_MAP_WRITE, FALSE, seg->base), NULL);
-    return seg->mapping || GetLastError() == ERROR_FILE_NOT_FOUND ? RQ_OK : RQ_ESYS;
+    seg->mapping = open_mapping(seg->base);
+    if (!seg->mapping)
+        return GetLastError() == ERROR_FILE_NOT_FOUND ? RQ_OK : RQ_ESYS;
+    int rc = owner_check(seg->mapping, seg->flags);
+    if (rc < 0) {
+        DWORD err = GetLastError();
+        CloseHandle(seg->mapping);
+        seg->mapping = NULL;
+        SetLastError(err);
+    }
+    return rc;
 }
 
 /* A mapping's size, rounded up to whole pages: what a view of it spans. */
@@ -214,8 +361,9 @@ static int mapping_size(HANDLE mapping, uint64_t *size)
 
 int rq_plat_segment_size(rq_plat_segment *seg, uint64_t *size)
 {
-    if (adopt_mapping(seg) < 0)
-        return RQ_ESYS;
+    int adopted = adopt_mapping(seg);
+    if (adopted < 0)
+        return adopted;
     if (!seg->mapping) {
         *size = 0; /* not made yet: as an empty POSIX object */
         return RQ_OK;
@@ -225,8 +373,9 @@ int rq_plat_segment_size(rq_plat_segment *seg, uint64_t *size)
 
 int rq_plat_segment_resize(rq_plat_segment *seg, uint64_t size)
 {
-    if (adopt_mapping(seg) < 0)
-        return RQ_ESYS;
+    int adopted = adopt_mapping(seg);
+    if (adopted < 0)
+        return adopted;
     if (seg->mapping) {
         /* A half-made object kept alive by another process: its size is
          * fixed, so it can be re-initialised only if it is large enough. */
@@ -242,16 +391,33 @@ int rq_plat_segment_resize(rq_plat_segment *seg, uint64_t size)
     }
     /* SEC_COMMIT charges the whole size against the commit limit now, so an
      * exhausted page file is an error here, never a fault on first touch. */
+    PSECURITY_DESCRIPTOR sd = NULL;
+    int rc = make_descriptor(seg->mode, &sd);
+    if (rc < 0)
+        return rc;
+    SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
     HANDLE h = RQ_SYS(CREATE_FILE_MAPPING,
-                      CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE | SEC_COMMIT,
+                      CreateFileMappingW(INVALID_HANDLE_VALUE, &sa, PAGE_READWRITE | SEC_COMMIT,
                                          (DWORD)(size >> 32), (DWORD)size, seg->base),
                       NULL);
+    DWORD err = GetLastError();
+    LocalFree(sd);
+    SetLastError(err);
     if (!h)
         return RQ_ESYS;
-    int existed = GetLastError() == ERROR_ALREADY_EXISTS;
+    int existed = err == ERROR_ALREADY_EXISTS;
     seg->mapping = h;
-    if (existed) /* made outside the init lock (only a test does that) */
+    if (existed) { /* made outside the init lock (only a test does that) */
+        rc = owner_check(h, seg->flags);
+        if (rc < 0) {
+            err = GetLastError();
+            CloseHandle(h);
+            seg->mapping = NULL;
+            SetLastError(err);
+            return rc;
+        }
         return rq_plat_segment_resize(seg, size);
+    }
     return RQ_OK;
 }
 
@@ -261,8 +427,9 @@ int rq_plat_segment_map(rq_plat_segment *seg, uint64_t size, void **addr)
         SetLastError(ERROR_INVALID_PARAMETER);
         return RQ_ESYS;
     }
-    if (adopt_mapping(seg) < 0)
-        return RQ_ESYS;
+    int adopted = adopt_mapping(seg);
+    if (adopted < 0)
+        return adopted;
     if (!seg->mapping) {
         SetLastError(ERROR_FILE_NOT_FOUND);
         return RQ_ESYS;
@@ -306,6 +473,30 @@ void rq_plat_segment_close(rq_plat_segment *seg)
         CloseHandle(seg->mapping);
     free(seg);
     SetLastError(saved);
+}
+
+int rq_plat_segment_has_locks(rq_plat_segment *seg)
+{
+    (void)seg;
+    return 1; /* the locks are named mutexes: anyone who may open may lock */
+}
+
+int rq_plat_segment_stale(rq_plat_segment *seg)
+{
+    (void)seg;
+    return 0; /* a kernel object's name goes only with its last handle */
+}
+
+void rq_plat_segment_discard(rq_plat_segment *seg)
+{
+    /* Nothing to remove: a mapping this handle made goes when the handle
+     * closes, unless another opener holds it (and then it is theirs too). */
+    (void)seg;
+}
+
+void rq_plat_sleep_ms(int ms)
+{
+    Sleep((DWORD)ms);
 }
 
 int rq_plat_segment_unlink(const char *kind, const char *name)

@@ -246,15 +246,29 @@ static int check_call(const rq *q, int role, int timeout_ms)
     return RQ_OK;
 }
 
+/* An attach configuration (slot_count and slot_size 0) carries only
+ * RQ_ANY_OWNER and an optional mode to check; it never creates. */
+static int is_attach_config(const rq_config *cfg)
+{
+    return cfg && cfg->slot_count == 0 && cfg->slot_size == 0;
+}
+
 static int check_config(const rq_config *cfg)
 {
+    if ((cfg->mode & ~0777u) != 0)
+        return RQ_EINVAL;
+    if (is_attach_config(cfg))
+        return (cfg->flags & ~(uint32_t)RQ_ANY_OWNER) == 0 ? RQ_OK : RQ_EINVAL;
     if (cfg->slot_count < 1 || cfg->slot_count > RQ_SLOT_COUNT_MAX)
         return RQ_EINVAL;
     if (cfg->slot_size < 1 || cfg->slot_size > RQ_SLOT_SIZE_MAX)
         return RQ_EINVAL;
-    if ((cfg->flags & ~(uint32_t)(RQ_MPSC | RQ_FULL_FENCES)) != 0 || (cfg->mode & ~0777u) != 0)
+    if ((cfg->flags & ~(uint32_t)(RQ_MPSC | RQ_FULL_FENCES | RQ_ANY_OWNER)) != 0)
         return RQ_EINVAL;
-    if (rq_layout_total(cfg->slot_count, cfg->slot_size) > (uint64_t)SIZE_MAX)
+    /* Refused before anything exists: no object is made that could never
+     * be sized or mapped. */
+    uint64_t total = rq_layout_total(cfg->slot_count, cfg->slot_size);
+    if (total > RQ_SEGMENT_SIZE_MAX || total > (uint64_t)SIZE_MAX)
         return RQ_EINVAL;
     return RQ_OK;
 }
@@ -451,7 +465,8 @@ static int queue_check(const void *snapshot, uint64_t object_size, const void *c
     if ((h->flags & ~(uint32_t)(RQ_MPSC | RQ_FULL_FENCES)) != 0)
         return RQ_ECORRUPT;
     uint64_t need = rq_layout_total(h->slot_count, h->slot_size);
-    if (h->total_size != need || need > object_size || need > (uint64_t)SIZE_MAX)
+    if (h->total_size != need || need > object_size || need > RQ_SEGMENT_SIZE_MAX ||
+        need > (uint64_t)SIZE_MAX)
         return RQ_ECORRUPT;
     /* RQ_FULL_FENCES may have been chosen by the creator's OS: only an
      * opener that asks for it and finds it missing is refused. */
@@ -480,7 +495,7 @@ static int queue_init(rq_plat_segment *seg, void *addr, const void *config, int 
     shm->hdr.slot_count = cfg->slot_count;
     shm->hdr.slot_size = cfg->slot_size;
     shm->hdr.slot_stride = (uint32_t)rq_layout_stride(cfg->slot_size);
-    shm->hdr.flags = cfg->flags;
+    shm->hdr.flags = cfg->flags & (RQ_MPSC | RQ_FULL_FENCES); /* RQ_ANY_OWNER is the opener's */
     if (rq_plat_fence_register() != RQ_OK)
         shm->hdr.flags |= RQ_FULL_FENCES; /* no asymmetric fence here */
     shm->hdr.total_size = queue_size_for(cfg);
@@ -549,11 +564,25 @@ static void handle_free(rq *q)
     free(q);
 }
 
-int rq_open(rq **out, const char *name, int role, const rq_config *cfg)
+/* The platform's open flags for ROLE and CFG: every open that may create
+ * or that takes a role is owner-checked; an observer's look is not. */
+static unsigned open_flags(int role, const rq_config *cfg)
+{
+    unsigned flags = 0;
+    if (role != RQ_OBSERVER || (cfg && !is_attach_config(cfg)))
+        flags |= RQ_PLAT_CHECKED;
+    if (role == RQ_OBSERVER)
+        flags |= RQ_PLAT_OBSERVE;
+    if (cfg && (cfg->flags & RQ_ANY_OWNER))
+        flags |= RQ_PLAT_ANY_OWNER;
+    return flags;
+}
+
+int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms)
 {
     if (out)
         *out = NULL;
-    if (!out || !rq_name_valid(name))
+    if (!out || !rq_name_valid(name) || timeout_ms < RQ_INFINITE)
         return RQ_EINVAL;
     if (role != RQ_PRODUCER && role != RQ_CONSUMER && role != RQ_OBSERVER)
         return RQ_EINVAL;
@@ -566,8 +595,10 @@ int rq_open(rq **out, const char *name, int role, const rq_config *cfg)
         return RQ_ESYS;
     q->role = role;
     q->fork_generation = rq_load_relaxed_u32(&rq_plat_fork_generation);
-    uint32_t mode = cfg && cfg->mode ? cfg->mode : RQ_DEFAULT_MODE;
-    int rc = rq_segment_open(&q->segment, &queue_kind, name, cfg, mode);
+    const rq_config *create = is_attach_config(cfg) ? NULL : cfg;
+    uint32_t mode = cfg && cfg->mode ? cfg->mode : create ? RQ_DEFAULT_MODE : 0;
+    int rc = rq_segment_open(&q->segment, &queue_kind, name, create, mode, open_flags(role, cfg),
+                             timeout_ms);
     if (rc < 0) {
         free(q);
         return rc;
@@ -587,6 +618,11 @@ int rq_open(rq **out, const char *name, int role, const rq_config *cfg)
     }
     *out = q;
     return RQ_OK;
+}
+
+int rq_open(rq **out, const char *name, int role, const rq_config *cfg)
+{
+    return rq_open_timed(out, name, role, cfg, RQ_OPEN_TIMEOUT_MS);
 }
 
 void rq_close(rq *q)
@@ -615,12 +651,16 @@ int rq_unlink(const char *name)
 
 /* ---- statistics ------------------------------------------------------ */
 
-/* 1 if ROLE is held by a live handle, 0 if not, or the rq_error of a probe
- * that could not tell (never taken for "not live"). */
+/* 1 if ROLE is held by a live handle, 0 if not, ROLE_UNKNOWN if this
+ * handle cannot tell (an observer without the lock object), or the rq_error
+ * of a probe that failed (never taken for "not live"). */
+#define ROLE_UNKNOWN 2
 static int role_live(rq *q, int role, enum rq_plat_lock_id id)
 {
     if (q->role == role)
         return 1;
+    if (!rq_plat_segment_has_locks(q->seg))
+        return ROLE_UNKNOWN;
     int held = rq_plat_lock_probe(q->seg, id);
     return held < 0 ? held : held > 0;
 }
@@ -670,8 +710,8 @@ int rq_stat(rq *q, rq_stats *st)
     st->consumer_pid = (int64_t)rq_load_relaxed_u64(&shm->consumer.pid);
     int producer_live = role_live(q, RQ_PRODUCER, RQ_LOCK_PRODUCER);
     int consumer_live = producer_live < 0 ? 0 : role_live(q, RQ_CONSUMER, RQ_LOCK_CONSUMER);
-    st->producer_live = producer_live > 0;
-    st->consumer_live = consumer_live > 0;
+    st->producer_live = producer_live == ROLE_UNKNOWN ? -1 : producer_live > 0;
+    st->consumer_live = consumer_live == ROLE_UNKNOWN ? -1 : consumer_live > 0;
     if (rc < 0)
         return rc; /* every field but depth is filled in, for a post-mortem */
     if (producer_live < 0 || consumer_live < 0)

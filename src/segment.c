@@ -8,6 +8,7 @@
 
 #include "atomics.h"
 #include "crashpoint.h"
+#include "deadline.h"
 #include "rq.h"
 
 
@@ -86,26 +87,72 @@ static int segment_attach(struct rq_segment *s, const struct rq_segment_kind *ki
     return segment_init(s, kind, cfg, size != 0);
 }
 
+/* Takes the init lock by polling with short, growing naps, never by a
+ * blocking wait: a holder that is stopped (SIGSTOP, a debugger) would
+ * otherwise hold every opener forever, and no signal ends a blocking
+ * wait that retries on EINTR. */
+static int init_lock(rq_plat_segment *plat, const struct rq_deadline *d)
+{
+    int nap = 1;
+    for (;;) {
+        int rc = rq_plat_lock(plat, RQ_LOCK_INIT, RQ_LOCK_TRY);
+        if (rc != RQ_EBUSY)
+            return rc;
+        int left = rq_deadline_left(d);
+        if (left == 0)
+            return RQ_ETIMEDOUT;
+        rq_plat_sleep_ms(left > 0 && left < nap ? left : nap);
+        if (nap < 64)
+            nap *= 2;
+    }
+}
+
+/* One attempt: RQ_OK, an error, or 1 if the object was removed while we
+ * waited for its init lock (a creator that failed removed its own). */
+static int segment_try_open(struct rq_segment *s, const struct rq_segment_kind *kind,
+                            const char *name, const void *cfg, uint32_t mode, unsigned flags,
+                            const struct rq_deadline *d)
+{
+    int created;
+    int rc = rq_plat_segment_open(&s->plat, kind->prefix, name, flags | (cfg ? RQ_PLAT_CREATE : 0),
+                                  mode, &created);
+    if (rc < 0)
+        return rc;
+    if (!rq_plat_segment_has_locks(s->plat)) {
+        /* An observer that may not write: the magic word is stored last,
+         * so a segment that has it is complete without the lock. */
+        return segment_attach(s, kind, NULL);
+    }
+    rc = init_lock(s->plat, d);
+    if (rc < 0)
+        return rc;
+    RQ_CRASH_POINT(OPEN_AFTER_INIT_LOCK);
+    rc = rq_plat_segment_stale(s->plat);
+    if (rc == 0)
+        rc = segment_attach(s, kind, cfg);
+    if (rc < 0 && created)
+        rq_plat_segment_discard(s->plat);
+    rq_plat_unlock(s->plat, RQ_LOCK_INIT);
+    return rc;
+}
+
 int rq_segment_open(struct rq_segment *s, const struct rq_segment_kind *kind, const char *name,
-                    const void *cfg, uint32_t mode)
+                    const void *cfg, uint32_t mode, unsigned flags, int timeout_ms)
 {
     memset(s, 0, sizeof *s);
     if (kind->header_size < 8 || kind->header_size > RQ_SEGMENT_HEADER_MAX)
         return RQ_EINVAL;
-    int created;
-    int rc = rq_plat_segment_open(&s->plat, kind->prefix, name, cfg ? RQ_PLAT_CREATE : 0, mode,
-                                  &created);
-    if (rc < 0)
-        return rc;
-    rc = rq_plat_lock(s->plat, RQ_LOCK_INIT, RQ_LOCK_WAIT);
-    if (rc == RQ_OK) {
-        RQ_CRASH_POINT(OPEN_AFTER_INIT_LOCK);
-        rc = segment_attach(s, kind, cfg);
-        rq_plat_unlock(s->plat, RQ_LOCK_INIT);
-    }
-    if (rc < 0)
+    struct rq_deadline d = rq_deadline_start(timeout_ms);
+    for (;;) {
+        int rc = segment_try_open(s, kind, name, cfg, mode, flags, &d);
+        if (rc == RQ_OK)
+            return RQ_OK;
         rq_segment_close(s);
-    return rc;
+        if (rc < 0)
+            return rc;
+        if (rq_deadline_left(&d) == 0)
+            return RQ_ETIMEDOUT;
+    }
 }
 
 void rq_segment_close(struct rq_segment *s)

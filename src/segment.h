@@ -46,10 +46,16 @@ struct rq_segment {
 };
 
 /* Opens NAME of KIND.  CFG NULL: attach only (RQ_ENOENT if missing or never
- * completed).  Otherwise create it with MODE if missing or half-made.  On
- * RQ_OK, S->header holds the checked header (kind->header_size bytes). */
+ * completed).  Otherwise create it with MODE if missing or half-made.
+ * FLAGS are rq_plat_open_flags besides RQ_PLAT_CREATE (which CFG decides):
+ * the owner check, RQ_PLAT_OBSERVE.  MODE 0 (attach only): no mode check.
+ * The init lock is polled until TIMEOUT_MS (RQ_INFINITE: no limit) has
+ * passed: RQ_ETIMEDOUT then (another opener holds it: a creator that is
+ * stopped, or very slow).  A creation that fails after this call made the
+ * object removes it.  On RQ_OK, S->header holds the checked header
+ * (kind->header_size bytes). */
 int rq_segment_open(struct rq_segment *s, const struct rq_segment_kind *kind, const char *name,
-                    const void *cfg, uint32_t mode);
+                    const void *cfg, uint32_t mode, unsigned flags, int timeout_ms);
 
 /* Unmaps and closes (which drops every lock held through S). */
 void rq_segment_close(struct rq_segment *s);

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -288,6 +290,42 @@ static void test_clock_and_pid(void **state)
     assert_int_equal(rq_plat_pid(), getpid());
 }
 
+/* Lock ids beyond the three rq uses (MPSC producer slots use 64 and up)
+ * are bytes of the lock object too: they exclude across handles, and
+ * neither they nor the init lock touch the segment's bytes. */
+static void test_high_lock_ids_live_in_the_lock_object(void **state)
+{
+    (void)state;
+    const char *name = th_name("hiids");
+    rq_plat_segment *a, *b;
+    int created;
+    assert_int_equal(rq_plat_segment_open(&a, "rq", name, RQ_PLAT_CREATE, 0600, &created), RQ_OK);
+    assert_int_equal(rq_plat_segment_open(&b, "rq", name, 0, 0600, &created), RQ_OK);
+    assert_int_equal(rq_plat_segment_has_locks(a), 1);
+    enum rq_plat_lock_id hi = (enum rq_plat_lock_id)(64 + 4096);
+    assert_int_equal(rq_plat_lock(a, hi, RQ_LOCK_TRY), RQ_OK);
+    assert_int_equal(rq_plat_lock(b, hi, RQ_LOCK_TRY), RQ_EBUSY);
+    assert_int_equal(rq_plat_lock_probe(b, hi), 1);
+    assert_int_equal(rq_plat_lock(a, RQ_LOCK_INIT, RQ_LOCK_TRY), RQ_OK);
+    /* the segment itself carries no lock: a write lock on its bytes is free */
+    char path[300];
+    snprintf(path, sizeof path, "/rq.%s", name);
+    int fd = shm_open(path, O_RDWR, 0);
+    assert_true(fd >= 0);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 4200};
+    assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
+    close(fd);
+    rq_plat_unlock(a, hi);
+    assert_int_equal(rq_plat_lock_probe(b, hi), 0);
+    assert_int_equal(rq_plat_lock(b, hi, RQ_LOCK_TRY), RQ_OK);
+    errno = 0;
+    assert_int_equal(rq_plat_lock(b, (enum rq_plat_lock_id)(RQ_LOCK_ID_MAX + 1), RQ_LOCK_TRY),
+                     RQ_ESYS);
+    rq_plat_segment_close(a);
+    rq_plat_segment_close(b);
+    assert_int_equal(rq_plat_segment_unlink("rq", name), RQ_OK);
+}
+
 int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
@@ -307,6 +345,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_robust_mutex_recovers_from_dead_owner),
         cmocka_unit_test(test_mutex_lock_honours_timeouts),
         cmocka_unit_test(test_clock_and_pid),
+        cmocka_unit_test(test_high_lock_ids_live_in_the_lock_object),
     };
     return cmocka_run_group_tests_name("platform_posix", tests, NULL, NULL);
 }

@@ -21,7 +21,7 @@ SHM = "/dev/shm"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # exit codes (docs/rqctl.md)
-OK, FAILED, USAGE, NOENT, CORRUPT, BUSY, TIMEOUT, EXISTS, MSGSIZE = range(9)
+OK, FAILED, USAGE, NOENT, CORRUPT, BUSY, TIMEOUT, EXISTS, MSGSIZE, OWNER = range(10)
 
 # queue segment layout (src/layout.h), little-endian
 OFF_MAGIC, OFF_LAYOUT_VERSION, OFF_SLOT_COUNT = 0, 8, 20
@@ -35,7 +35,7 @@ def fresh(tag):
     global _counter
     _counter += 1
     name = "rqctl-test.%d.%d.%s" % (os.getpid(), _counter, tag)
-    for prefix in ("rq.", "rqc."):
+    for prefix in ("rq.", "rqc.", "rql.", "rqcl."):
         try:
             os.unlink(os.path.join(SHM, prefix + name))
         except FileNotFoundError:
@@ -81,7 +81,7 @@ class RqctlCase(unittest.TestCase):
                 child.kill()
             child.communicate()  # reaps it and closes its pipes
         for name in self.names:
-            for prefix in ("rq.", "rqc."):
+            for prefix in ("rq.", "rqc.", "rql.", "rqcl."):
                 try:
                     os.unlink(os.path.join(SHM, prefix + name))
                 except FileNotFoundError:
@@ -499,6 +499,132 @@ class StatAndList(RqctlCase):
             self.assertFalse(re.search(rb"[\x00-\x09\x0b-\x1f\x7f-\xff]", text))
         finally:
             os.unlink(path)
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+# struct flock on Linux x86-64 / arm64: type, whence, start, len, pid
+def flock(kind, start, length):
+    return struct.pack("hhxxxxqqixxxx", kind, os.SEEK_SET, start, length, 0)
+
+
+def take_lock(path, kind, start, length, flags):
+    """Opens PATH and takes an OFD lock on it; returns the fd."""
+    import fcntl
+    fd = os.open(path, flags)
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLK, flock(kind, start, length))
+    return fd
+
+
+class TrustTest(unittest.TestCase):
+    """Two users (root and nobody, through util-linux setpriv), a stopped
+    creator, a read-only squatter: rqctl neither adopts, hangs nor is
+    squatted."""
+
+    def need_root(self):
+        if os.geteuid() != 0:
+            self.skipTest("not root: no second user (setpriv needs root)")
+
+    def test_a_foreign_queue_is_exit_9_naming_its_owner(self):
+        self.need_root()
+        name = fresh("foreign")
+        p = subprocess.run([*NOBODY, RQCTL, "create", "--slots", "4", "--slot-size", "64",
+                            "--mode", "0666", name], capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, OK, p.stderr)
+        rc, _, err = run("create", "--slots", "4", "--slot-size", "64", name)
+        self.assertEqual(rc, OWNER, err)
+        self.assertIn("nobody (uid 65534)", err)
+        self.assertIn("mode 0666", err)
+        rc, _, err = run("push", "--timeout", "0", name, stdin=b"secret\n")
+        self.assertEqual(rc, OWNER, err)
+        rc, _, err = run("pop", "--timeout", "0", name)
+        self.assertEqual(rc, OWNER, err)
+        self.assertEqual(stat_json(name)["slot_count"], 4)  # an observer only reads
+        self.assertEqual(run("unlink", name)[0], OK)
+
+    def test_a_stopped_creator_makes_stat_exit_6_not_hang(self):
+        name = fresh("stopped")
+        self.assertEqual(run("create", "--slots", "4", "--slot-size", "64", name)[0], OK)
+        pid = os.fork()
+        if pid == 0:
+            # A creator holds the init lock (byte 0) and is stopped.  Byte 0 of
+            # the segment too: where the lock was before the lock object.
+            try:
+                import fcntl
+                for prefix in ("rql.", "rq."):
+                    path = os.path.join(SHM, prefix + name)
+                    if os.path.exists(path):
+                        take_lock(path, fcntl.F_WRLCK, 0, 1, os.O_RDWR)
+                os.kill(os.getpid(), signal.SIGSTOP)
+            finally:
+                os._exit(0)
+        try:
+            os.waitpid(pid, os.WUNTRACED)
+            t0 = time.monotonic()
+            rc, _, err = run("stat", name, timeout=20)
+            self.assertEqual(rc, TIMEOUT, err)
+            self.assertIn("stopped or very slow", err)
+            self.assertLess(time.monotonic() - t0, 10)
+            rc, _, err = run("list", timeout=20)
+            self.assertEqual(rc, OK, err)
+        finally:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        self.assertEqual(stat_json(name)["slot_count"], 4)
+        run("unlink", name)
+
+    def test_a_read_only_squatter_holds_nothing_up(self):
+        self.need_root()
+        name = fresh("squat")
+        self.assertEqual(run("create", "--slots", "4", "--slot-size", "64", "--mode", "0644",
+                             name)[0], OK)
+        # nobody may read the queue: it takes read locks on bytes 0..2.
+        squat = ("import fcntl, os, struct, sys, time\n"
+                 "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+                 "fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack('hhxxxxqqixxxx', "
+                 "fcntl.F_RDLCK, 0, 0, 3, 0))\n"
+                 "print('held', flush=True)\n"
+                 "time.sleep(60)\n")
+        p = subprocess.Popen([*NOBODY, sys.executable, "-c", squat,
+                              os.path.join(SHM, "rq." + name)], stdout=subprocess.PIPE)
+        try:
+            self.assertEqual(p.stdout.readline().strip(), b"held")
+            rc, _, err = run("push", "--timeout", "1", name, stdin=b"a\n", timeout=20)
+            self.assertEqual(rc, OK, err)
+            rc, out, err = run("pop", "--count", "1", "--timeout", "1", name, timeout=20)
+            self.assertEqual((rc, out), (OK, b"a\n"), err)
+            s = stat_json(name)
+            self.assertEqual(s["producer"]["live"], False)
+            # as nobody: geometry and depth, liveness unknown
+            p2 = subprocess.run([*NOBODY, RQCTL, "stat", "--json", name], capture_output=True,
+                                timeout=20)
+            self.assertEqual(p2.returncode, OK, p2.stderr)
+            s = json.loads(p2.stdout)
+            self.assertEqual((s["slot_count"], s["depth"]), (4, 0))
+            self.assertIsNone(s["producer"]["live"])
+        finally:
+            p.kill()
+            p.wait()
+            p.stdout.close()
+        run("unlink", name)
+
+    def test_an_impossible_geometry_is_exit_2_and_leaves_nothing(self):
+        name = fresh("huge")
+        rc, _, err = run("create", "--slots", str(1 << 30), "--slot-size", str(1 << 30), name)
+        self.assertEqual(rc, USAGE, err)
+        self.assertFalse(os.path.exists(os.path.join(SHM, "rq." + name)))
+        self.assertEqual(run("stat", name)[0], NOENT)
+
+    def test_list_shows_no_lock_objects(self):
+        name = fresh("locks")
+        self.assertEqual(run("create", "--slots", "2", "--slot-size", "8", name)[0], OK)
+        rc, out, err = run("list", "--json")
+        self.assertEqual(rc, OK, err)
+        names = [o["name"] for o in json.loads(out)]
+        self.assertEqual(names.count(name), 1)
+        self.assertFalse(any(n.startswith("l.") for n in names))
+        run("unlink", name)
+        self.assertFalse(os.path.exists(os.path.join(SHM, "rql." + name)))
 
 
 def main():

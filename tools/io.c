@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "objects.h"
 #include "rq.h"
 #include "rqctl.h"
 
@@ -19,21 +20,32 @@ void rqctl_explain_busy(const char *cmd, const char *name, int role)
 {
     rq *q;
     rq_stats st;
-    if (rq_open(&q, name, RQ_OBSERVER, NULL) != RQ_OK)
+    if (rq_open_timed(&q, name, RQ_OBSERVER, NULL, RQCTL_OPEN_TIMEOUT_MS) != RQ_OK)
         return;
     int known = rq_stat(q, &st) == RQ_OK;
     rq_close(q);
     int64_t pid = role == RQ_PRODUCER ? st.producer_pid : st.consumer_pid;
     int live = role == RQ_PRODUCER ? st.producer_live : st.consumer_live;
-    if (known && live && pid > 0)
+    const char *what = role == RQ_PRODUCER ? "producer" : "consumer";
+    if (!known || live != 1)
+        return;
+    /* The holder writes its pid just after it takes the role lock: a pid
+     * that is gone means the holder is between the two, or wrote none. */
+    if (pid > 0 && rqctl_pid_alive((long long)pid) == 1)
         fprintf(stderr, "rqctl %s: the %s role is held by live process %" PRId64 "\n", cmd,
-                role == RQ_PRODUCER ? "producer" : "consumer", pid);
+                what, pid);
+    else
+        fprintf(stderr, "rqctl %s: the %s role is held by a live process whose pid cannot be "
+                        "told (the pid recorded, %" PRId64 ", is gone)\n",
+                cmd, what, pid);
 }
 
-/* Opens NAME in ROLE; prints why not and returns the exit code. */
-static int open_role(const char *cmd, const char *name, int role, rq **q)
+/* Opens NAME in ROLE; prints why not and returns the exit code.  The
+ * open waits for a creator's init lock as long as --timeout says (or
+ * RQCTL_OPEN_TIMEOUT_MS without one, or with 0). */
+static int open_role(const char *cmd, const char *name, int role, rq **q, int timeout_ms)
 {
-    int rc = rq_open(q, name, role, NULL);
+    int rc = rq_open_timed(q, name, role, NULL, timeout_ms > 0 ? timeout_ms : RQCTL_OPEN_TIMEOUT_MS);
     if (rc == RQ_OK)
         return RQCTL_OK;
     int code = rqctl_fail(cmd, KIND_QUEUE, name, rc);
@@ -70,7 +82,9 @@ static const char push_help[] =
     "  -h, --help             this text\n"
     "\n"
     "exit status: 3 no such queue, 5 another live process is the producer,\n"
-    "6 the queue stayed full, 8 a line is longer than the slot size.\n";
+    "6 the queue stayed full (or its creator held it up past the timeout),\n"
+    "8 a line is longer than the slot size, 9 the queue belongs to another\n"
+    "user or is wider open than asked.\n";
 
 int rqctl_cmd_push(int argc, char **argv)
 {
@@ -108,7 +122,7 @@ int rqctl_cmd_push(int argc, char **argv)
     if (path && !(in = fopen(path, "rb")))
         return rqctl_error(RQCTL_FAILED, "push", "%s: %s", path, strerror(errno));
     rq *q;
-    int code = open_role("push", name, RQ_PRODUCER, &q);
+    int code = open_role("push", name, RQ_PRODUCER, &q, timeout_ms);
     if (code != RQCTL_OK) {
         if (in != stdin)
             fclose(in);
@@ -174,7 +188,9 @@ static const char pop_help[] =
     "  -h, --help             this text\n"
     "\n"
     "exit status: 3 no such queue, 5 another live process is the consumer,\n"
-    "6 fewer than N messages came in time (those that did were written).\n";
+    "6 fewer than N messages came in time (those that did were written), or\n"
+    "its creator held the queue up past the timeout, 9 the queue belongs to\n"
+    "another user or is wider open than asked.\n";
 
 int rqctl_cmd_pop(int argc, char **argv)
 {
@@ -213,7 +229,7 @@ int rqctl_cmd_pop(int argc, char **argv)
      * not a signal that kills us between write and release. */
     signal(SIGPIPE, SIG_IGN);
     rq *q;
-    int code = open_role("pop", name, RQ_CONSUMER, &q);
+    int code = open_role("pop", name, RQ_CONSUMER, &q, timeout_ms);
     if (code != RQCTL_OK)
         return code;
     uint64_t popped = 0;

@@ -23,6 +23,14 @@ struct rqctl_object {
 int rqctl_objects_list(struct rqctl_object **out, size_t *count);
 void rqctl_objects_free(struct rqctl_object *objects, size_t count);
 
+/* Who owns object NAME of KIND and its lock object, for messages: e.g.
+ * "owned by nobody (uid 65534), mode 0666".  Writes into BUF; returns BUF,
+ * or NULL where this cannot be told. */
+const char *rqctl_objects_owner(enum rqctl_kind kind, const char *name, char *buf, size_t cap);
+
+/* 1 if process PID exists, 0 if not, -1 if that cannot be told here. */
+int rqctl_pid_alive(long long pid);
+
 /* Where the objects are looked for, for messages ("/dev/shm"). */
 extern const char rqctl_objects_where[];
 

@@ -6,9 +6,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "objects.h"
 
@@ -22,7 +26,9 @@ static int by_kind_then_name(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* The object kind and name of directory entry FILE, or -1 if it is none. */
+/* The object kind and name of directory entry FILE, or -1 if it is none.
+ * Lock objects ("rql.NAME", "rqcl.NAME") are none: they go with their
+ * queue or coalescing object. */
 static int classify(const char *file, const char **name)
 {
     /* "rqc." first: an "rq." prefix never matches it, but be explicit. */
@@ -92,6 +98,42 @@ int rqctl_objects_list(struct rqctl_object **out, size_t *count)
     *out = list;
     *count = n;
     return 0;
+}
+
+/* "owned by USER (uid N), mode 0NNN" of /dev/shm/FILE, or "" if gone. */
+static int describe(const char *file, char *buf, size_t cap)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", rqctl_objects_where, file);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;
+    struct passwd *pw = getpwuid(st.st_uid);
+    snprintf(buf, cap, "owned by %s (uid %lu), mode %04o", pw ? pw->pw_name : "?",
+             (unsigned long)st.st_uid, (unsigned)(st.st_mode & 0777));
+    return 1;
+}
+
+const char *rqctl_objects_owner(enum rqctl_kind kind, const char *name, char *buf, size_t cap)
+{
+    const char *prefix = kind == KIND_QUEUE ? "rq" : "rqc";
+    char file[300], seg[160], locks[160];
+    snprintf(file, sizeof file, "%s.%s", prefix, name);
+    if (!describe(file, seg, sizeof seg))
+        return NULL;
+    snprintf(file, sizeof file, "%sl.%s", prefix, name);
+    if (describe(file, locks, sizeof locks) && strcmp(seg, locks) != 0)
+        snprintf(buf, cap, "%s; its lock object %s", seg, locks);
+    else
+        snprintf(buf, cap, "%s", seg);
+    return buf;
+}
+
+int rqctl_pid_alive(long long pid)
+{
+    if (pid <= 0 || pid != (long long)(pid_t)pid)
+        return 0;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
 void rqctl_objects_free(struct rqctl_object *objects, size_t count)

@@ -18,6 +18,21 @@ int rqctl_objects_list(struct rqctl_object **out, size_t *count)
     return -1;
 }
 
+const char *rqctl_objects_owner(enum rqctl_kind kind, const char *name, char *buf, size_t cap)
+{
+    (void)kind;
+    (void)name;
+    (void)buf;
+    (void)cap;
+    return NULL;
+}
+
+int rqctl_pid_alive(long long pid)
+{
+    (void)pid;
+    return -1;
+}
+
 void rqctl_objects_free(struct rqctl_object *objects, size_t count)
 {
     (void)count;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "objects.h"
 #include "rq.h"
 #include "rqctl.h"
 
@@ -37,6 +38,8 @@ int rqctl_exit_for(int rc)
         return RQCTL_EXISTS;
     case RQ_EMSGSIZE:
         return RQCTL_MSGSIZE;
+    case RQ_EOWNER:
+        return RQCTL_OWNER;
     default:
         return RQCTL_FAILED;
     }
@@ -77,6 +80,21 @@ int rqctl_fail(const char *cmd, enum rqctl_kind kind, const char *name, int rc)
     case RQ_ESYS:
         why = strerror(saved_errno);
         break;
+    case RQ_ETIMEDOUT:
+        why = "timed out waiting for its init lock: the process creating or repairing it is "
+              "stopped or very slow";
+        break;
+    case RQ_EOWNER: {
+        static char text[600];
+        char owner[400];
+        const char *who = rqctl_objects_owner(kind, name ? name : "", owner, sizeof owner);
+        snprintf(text, sizeof text,
+                 "refused: %s; rq uses only objects of your own user or root whose mode is no "
+                 "wider than asked",
+                 who ? who : "it belongs to another user or is wider open than asked");
+        why = text;
+        break;
+    }
     default:
         why = rq_strerror(rc);
         break;
@@ -242,7 +260,7 @@ int rqctl_cmd_create(int argc, char **argv)
             return rqctl_error(RQCTL_USAGE, "create",
                                "--coalesce takes no --slots, --slot-size or --mpsc");
         rq_coalesce *c;
-        int rc = rq_coalesce_open(&c, name, RQ_OBSERVER, cfg.mode);
+        int rc = rq_coalesce_open_timed(&c, name, RQ_OBSERVER, cfg.mode, RQCTL_OPEN_TIMEOUT_MS);
         if (rc < 0)
             return rqctl_fail("create", KIND_COALESCE, name, rc);
         rq_coalesce_close(c);
@@ -253,11 +271,12 @@ int rqctl_cmd_create(int argc, char **argv)
         return rqctl_usage_error("create", create_usage);
     }
     rq *q;
-    int rc = rq_open(&q, name, RQ_OBSERVER, &cfg);
+    int rc = rq_open_timed(&q, name, RQ_OBSERVER, &cfg, RQCTL_OPEN_TIMEOUT_MS);
     if (rc == RQ_EEXIST) {
         rq *old;
         rq_stats st;
-        if (rq_open(&old, name, RQ_OBSERVER, NULL) == RQ_OK && rq_stat(old, &st) == RQ_OK) {
+        if (rq_open_timed(&old, name, RQ_OBSERVER, NULL, RQCTL_OPEN_TIMEOUT_MS) == RQ_OK &&
+            rq_stat(old, &st) == RQ_OK) {
             char shown[RQCTL_SHOWN_MAX];
             rqctl_error(RQCTL_EXISTS, "create",
                         "queue '%s' exists with another geometry: %lu slots of %lu bytes%s",
@@ -312,7 +331,8 @@ int rqctl_cmd_unlink(int argc, char **argv)
     if (rc < 0) {
         int code = rqctl_fail("unlink", coalesce ? KIND_COALESCE : KIND_QUEUE, name, rc);
         rq_coalesce *c;
-        if (rc == RQ_ENOENT && !coalesce && rq_coalesce_attach(&c, name, RQ_OBSERVER) == RQ_OK) {
+        if (rc == RQ_ENOENT && !coalesce &&
+            rq_coalesce_attach_timed(&c, name, RQ_OBSERVER, 0, RQCTL_OPEN_TIMEOUT_MS) == RQ_OK) {
             rq_coalesce_close(c);
             fprintf(stderr, "rqctl unlink: (a coalescing object of that name exists: use "
                             "--coalesce)\n");
@@ -348,7 +368,7 @@ int rqctl_cmd_request(int argc, char **argv)
     if (rqctl_check_name("request", name) != RQCTL_OK)
         return RQCTL_USAGE;
     rq_coalesce *c;
-    int rc = rq_coalesce_attach(&c, name, RQ_PRODUCER);
+    int rc = rq_coalesce_attach_timed(&c, name, RQ_PRODUCER, 0, RQCTL_OPEN_TIMEOUT_MS);
     if (rc == RQ_OK) {
         rc = rq_coalesce_request(c);
         rq_coalesce_close(c);

@@ -19,8 +19,13 @@ enum rqctl_exit {
     RQCTL_BUSY = 5,      /* the role is held by another live process */
     RQCTL_TIMEOUT = 6,   /* timed out: queue empty (pop) or full (push) */
     RQCTL_EXISTS = 7,    /* exists with another geometry (create) */
-    RQCTL_MSGSIZE = 8    /* a message does not fit the slot size (push) */
+    RQCTL_MSGSIZE = 8,   /* a message does not fit the slot size (push) */
+    RQCTL_OWNER = 9      /* owned by another user, or mode wider than asked */
 };
+
+/* How long an open waits for a queue's init lock when no --timeout says
+ * otherwise: a creator that is stopped costs this, then exit 6. */
+#define RQCTL_OPEN_TIMEOUT_MS 3000
 
 /* The two object families rqctl handles. */
 enum rqctl_kind { KIND_QUEUE, KIND_COALESCE };

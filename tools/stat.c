@@ -46,14 +46,14 @@ static int take_snapshot(enum rqctl_kind kind, const char *name, struct snapshot
     int rc;
     if (kind == KIND_QUEUE) {
         rq *q;
-        rc = rq_open(&q, name, RQ_OBSERVER, NULL);
+        rc = rq_open_timed(&q, name, RQ_OBSERVER, NULL, RQCTL_OPEN_TIMEOUT_MS);
         if (rc == RQ_OK) {
             rc = rq_stat(q, &s->u.q);
             rq_close(q);
         }
     } else {
         rq_coalesce *c;
-        rc = rq_coalesce_attach(&c, name, RQ_OBSERVER);
+        rc = rq_coalesce_attach_timed(&c, name, RQ_OBSERVER, 0, RQCTL_OPEN_TIMEOUT_MS);
         if (rc == RQ_OK) {
             rc = rq_coalesce_stat(c, &s->u.c);
             rq_coalesce_close(c);
@@ -81,10 +81,12 @@ static json_t *json_u64(uint64_t v)
     return v <= (uint64_t)INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
 }
 
+/* live: true, false, or null when this user cannot tell (it may only read
+ * the object, so it cannot open the lock object). */
 static json_t *json_role(int live, int64_t pid)
 {
     json_t *r = json_object();
-    put(r, "live", json_boolean(live));
+    put(r, "live", live < 0 ? json_null() : json_boolean(live));
     put(r, "pid", json_integer((json_int_t)pid));
     return r;
 }
@@ -152,13 +154,21 @@ static int emit_json(const char *cmd, json_t *value)
 
 /* ---- text --------------------------------------------------------------- */
 
+/* The holder writes its pid just after it takes the role lock, so the pid
+ * recorded names the holder only if that process still exists. */
 static void text_role(const char *label, int live, int64_t pid, int shared)
 {
     printf("%-20s", label);
-    if (live && shared)
-        printf("live (last opened by pid %" PRId64 ")\n", pid);
-    else if (live)
+    int alive = pid > 0 ? rqctl_pid_alive((long long)pid) : 0;
+    if (live < 0)
+        printf("unknown (no access to its lock object; last pid %" PRId64 ")\n", pid);
+    else if (live && shared)
+        printf("live (last opened by pid %" PRId64 "%s)\n", pid,
+               alive == 0 ? ", which is gone" : "");
+    else if (live && alive != 0)
         printf("live, pid %" PRId64 "\n", pid);
+    else if (live)
+        printf("live, pid cannot be told (pid %" PRId64 " recorded is gone)\n", pid);
     else if (pid != 0)
         printf("none (last pid %" PRId64 ")\n", pid);
     else
@@ -341,20 +351,26 @@ static const char *kind_label(enum rqctl_kind kind)
     return kind == KIND_QUEUE ? "queue" : "coalesce";
 }
 
+static void role_summary(char *buf, size_t cap, int live, int64_t pid)
+{
+    if (live < 0)
+        snprintf(buf, cap, "unknown");
+    else if (live && rqctl_pid_alive((long long)pid) != 0)
+        snprintf(buf, cap, "live pid %" PRId64, pid);
+    else if (live)
+        snprintf(buf, cap, "live (pid cannot be told)");
+    else
+        snprintf(buf, cap, "none");
+}
+
 /* The summary column of one object. */
 static void list_summary(const struct snapshot *s, char *buf, size_t cap)
 {
     char producer[64], consumer[64];
     if (s->kind == KIND_QUEUE) {
         const rq_stats *q = &s->u.q;
-        if (q->producer_live)
-            snprintf(producer, sizeof producer, "live pid %" PRId64, q->producer_pid);
-        else
-            snprintf(producer, sizeof producer, "none");
-        if (q->consumer_live)
-            snprintf(consumer, sizeof consumer, "live pid %" PRId64, q->consumer_pid);
-        else
-            snprintf(consumer, sizeof consumer, "none");
+        role_summary(producer, sizeof producer, q->producer_live, q->producer_pid);
+        role_summary(consumer, sizeof consumer, q->consumer_live, q->consumer_pid);
         snprintf(buf, cap,
                  "%" PRIu32 " slots x %" PRIu32 " B%s, depth %" PRIu32 ", producer %s, "
                  "consumer %s",
@@ -362,10 +378,7 @@ static void list_summary(const struct snapshot *s, char *buf, size_t cap)
                  producer, consumer);
     } else {
         const rq_coalesce_stats *c = &s->u.c;
-        if (c->worker_live)
-            snprintf(producer, sizeof producer, "live pid %" PRId64, c->worker_pid);
-        else
-            snprintf(producer, sizeof producer, "none");
+        role_summary(producer, sizeof producer, c->worker_live, c->worker_pid);
         snprintf(buf, cap, "%s, worker %s, %" PRIu64 " requests, %" PRIu64 " rounds",
                  c->owed ? "work owed" : "idle", producer, c->requests, c->rounds);
     }
@@ -383,6 +396,8 @@ static const char *list_error_text(int rc, int saved_errno)
         return "corrupt segment";
     case RQ_EVERSION:
         return "made by an incompatible rq build";
+    case RQ_ETIMEDOUT:
+        return "held up: its creator is stopped or very slow";
     case RQ_ESYS:
         return strerror(saved_errno);
     default:
