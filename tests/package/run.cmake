@@ -42,7 +42,7 @@ endif()
 run("cmake --install" COMMAND ${CMAKE_COMMAND} --install ${RQ_BINARY_DIR} --prefix ${prefix}
     ${config_args})
 
-# 2. exactly the public files, and no private header
+# 2. exactly the public files (rq.h, and rq.hpp for C++), and no private header
 set(expected ${INCLUDEDIR}/rq.h ${LIBDIR}/librq.a ${LIBDIR}/pkgconfig/rq.pc
     ${LIBDIR}/cmake/rq/rqConfig.cmake ${LIBDIR}/cmake/rq/rqConfigVersion.cmake
     ${LIBDIR}/cmake/rq/rqTargets.cmake)
@@ -59,8 +59,8 @@ foreach(f ${expected})
   endif()
 endforeach()
 file(GLOB headers RELATIVE ${prefix}/${INCLUDEDIR} ${prefix}/${INCLUDEDIR}/*)
-if(NOT headers STREQUAL "rq.h")
-  message(FATAL_ERROR "installed headers are '${headers}', expected only rq.h")
+if(NOT headers STREQUAL "rq.h;rq.hpp")
+  message(FATAL_ERROR "installed headers are '${headers}', expected rq.h and rq.hpp")
 endif()
 if(EXPECT_RQCTL)
   run("installed rqctl --version" COMMAND ${prefix}/${BINDIR}/rqctl --version)
