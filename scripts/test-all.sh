@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 
 source scripts/packages.sh
 rq_install_packages cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev libboost-dev \
-  python3 clang libclang-rt-14-dev spin
+  python3 python3-cffi python3-pytest python3-pip python3-setuptools python3-venv \
+  clang libclang-rt-14-dev spin
 
 jobs=$(nproc)
 for preset in debug asan; do
