@@ -53,44 +53,59 @@ def qname(tmp_path):
 
 def run_with_kills(victims, steady, total, kills, tmp_path, name):
     """VICTIMS: {label: (cmd, mode)} killed at random and restarted until
-    done; STEADY: (cmd, mode) never killed.  Returns (kills made, kills
-    that hit a victim mid-stream, consumer's duplicates)."""
+    done; STEADY: (cmd, mode) never killed (or None).  Each kill waits
+    until the victim has made progress since it was started (a loaded
+    machine may take long to start Python), then a random 0-50 ms more.
+    Returns (kills made, kills that hit a victim mid-stream, the
+    consumer's duplicates)."""
     rnd = random.Random(SEED)
     print("RQ_KILL_SEED=%d" % SEED)
     paths = {label: str(tmp_path / ("%s.progress" % label)) for label in victims}
     steady_path = str(tmp_path / "steady.progress")
     procs = {label: start(cmd, mode, name, total, paths[label])
              for label, (cmd, mode) in victims.items()}
+    base = {label: 0 for label in victims}
     steady_proc = start(steady[0], steady[1], name, total, steady_path) if steady else None
     made = hits = 0
-    deadline = time.monotonic() + 240
-    while procs and time.monotonic() < deadline:
-        time.sleep(rnd.uniform(0.01, 0.25))
-        for label, p in list(procs.items()):
-            if p.poll() is not None:
-                assert p.returncode == 0, "%s exited %d: %s" % (label, p.returncode,
-                                                                p.stderr.read().decode())
-                del procs[label]
+    deadline = time.monotonic() + 600
+
+    def check_steady():
         if steady_proc and steady_proc.poll() not in (None, 0):
             for p in procs.values():
                 p.kill()
             pytest.fail("the checking side exited %d: %s"
                         % (steady_proc.returncode, steady_proc.stderr.read().decode()))
+
+    while procs and time.monotonic() < deadline:
+        for label, p in list(procs.items()):
+            if p.poll() is not None:
+                assert p.returncode == 0, "%s exited %d: %s" % (label, p.returncode,
+                                                                p.stderr.read().decode())
+                del procs[label]
+        check_steady()
         if not procs or made >= kills:
+            time.sleep(0.05)
             continue
         label = rnd.choice(sorted(procs))
-        before = progress(paths[label])[0]
-        procs[label].kill()
-        procs[label].wait()
+        p = procs[label]
+        while progress(paths[label])[0] == base[label] and p.poll() is None \
+                and time.monotonic() < deadline:
+            check_steady()
+            time.sleep(0.005)
+        if p.poll() is not None:
+            continue
+        time.sleep(rnd.uniform(0, 0.05))
+        p.kill()
+        p.wait()
         made += 1
-        hits += 0 < before < total
+        now = progress(paths[label])[0]
+        hits += base[label] < now < total
         cmd, mode = victims[label]
+        base[label] = now
         procs[label] = start(cmd, mode, name, total, paths[label])
-    for p in procs.values():
-        p.wait(timeout=max(1, deadline - time.monotonic()))
-        assert p.returncode == 0, p.stderr.read().decode()
+    assert not procs, "still running at the deadline: %s" % sorted(procs)
     if steady_proc:
-        steady_proc.wait(timeout=max(1, deadline - time.monotonic()))
+        steady_proc.wait(timeout=60)
         assert steady_proc.returncode == 0, steady_proc.stderr.read().decode()
     consumer = [l for l, (_, m) in victims.items() if m == "consume"]
     cpath = paths[consumer[0]] if consumer else steady_path
@@ -104,7 +119,7 @@ def test_python_producer_killed_c_consumer_checks(tmp_path, qname):
     made, hits, dups = run_with_kills({"py-producer": (PEER_PY, "produce")},
                                       (peer_c, "consume"), 300000, 30, tmp_path, qname)
     print("kills %d (mid-stream %d), duplicates %d" % (made, hits, dups))
-    assert made >= 10 and hits >= made // 2
+    assert made >= 10 and hits >= made * 3 // 4
     assert dups <= made
 
 
@@ -114,5 +129,5 @@ def test_c_producer_and_python_consumer_killed(tmp_path, qname):
                                        "py-consumer": (PEER_PY, "consume")},
                                       None, 200000, 30, tmp_path, qname)
     print("kills %d (mid-stream %d), duplicates %d" % (made, hits, dups))
-    assert made >= 10 and hits >= made // 2
+    assert made >= 10 and hits >= made * 3 // 4
     assert dups <= made
