@@ -2,7 +2,7 @@
 # RQ_INSTALL is ON): librq.a (with RQ_SHARED also librq.so and its
 # SONAME links), rq.h, the CMake package (find_package(rq CONFIG) -> rq::rq,
 # and rq::rq_shared when built, with a version file) and rq.pc for
-# pkg-config.  rqctl's rule is in tools/CMakeLists.txt.
+# pkg-config, and the manual pages.  rqctl's rule is in tools/CMakeLists.txt.
 include(CMakePackageConfigHelpers)
 
 set(RQ_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/rq)
@@ -15,6 +15,9 @@ install(TARGETS ${rq_installed_libraries} EXPORT rqTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         PUBLIC_HEADER DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# The manual pages of the library (rq(3), a page per family, a .so link per
+# function); rqctl(1) is installed with rqctl (tools/CMakeLists.txt).
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/man/man3 DESTINATION ${CMAKE_INSTALL_MANDIR})
 install(EXPORT rqTargets NAMESPACE rq:: DESTINATION ${RQ_INSTALL_CMAKEDIR})
 
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/rqConfig.cmake.in

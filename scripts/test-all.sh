@@ -25,7 +25,7 @@ start=$(date +%s)
 
 source scripts/packages.sh
 rq_install_packages cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev libboost-dev \
-  python3 python3-cffi python3-pytest python3-pip python3-setuptools python3-venv \
+  python3 python3-cffi python3-pytest python3-pip python3-setuptools python3-venv groff-base \
   clang libclang-rt-14-dev spin
 
 jobs=$(nproc)

@@ -46,8 +46,9 @@ run("cmake --install" COMMAND ${CMAKE_COMMAND} --install ${RQ_BINARY_DIR} --pref
 set(expected ${INCLUDEDIR}/rq.h ${LIBDIR}/librq.a ${LIBDIR}/pkgconfig/rq.pc
     ${LIBDIR}/cmake/rq/rqConfig.cmake ${LIBDIR}/cmake/rq/rqConfigVersion.cmake
     ${LIBDIR}/cmake/rq/rqTargets.cmake)
+list(APPEND expected share/man/man3/rq.3 share/man/man3/rq_open.3 share/man/man3/rq_close.3)
 if(EXPECT_RQCTL)
-  list(APPEND expected ${BINDIR}/rqctl)
+  list(APPEND expected ${BINDIR}/rqctl share/man/man1/rqctl.1)
 endif()
 if(EXPECT_SHARED)
   list(APPEND expected ${LIBDIR}/librq.so ${LIBDIR}/librq.so.${SOVERSION}
