@@ -5,7 +5,8 @@ consumer (this process) receives them; the time is from the first message
 received to the last.  Repeats are interleaved (every round runs each
 transport once, in a rotated order) so that a change in the machine's load
 falls on all of them alike; the table gives the median rate, the spread
-(min..max) and each transport's ratio to multiprocessing.Queue.
+(min..max), and the ratio to multiprocessing.Queue taken within each
+round (median and range over the rounds).
 
     RQ_LIBRARY=build/release/librq.so python3 python/bench.py [--size 64]
         [--count 200000] [--rounds 5] [--markdown]
@@ -121,21 +122,27 @@ def main():
             rates[name].append(fn(args.count, args.size, mp.Event))
             print("round %d %-22s %10.0f msg/s" % (r + 1, name, rates[name][-1]),
                   file=sys.stderr)
-    base = statistics.median(rates["multiprocessing.Queue"])
+    # Ratio to multiprocessing.Queue within each round (the two ran a few
+    # seconds apart), then the median and range of those.
+    base = rates["multiprocessing.Queue"]
     rows = []
     for name, _ in TRANSPORTS:
-        med = statistics.median(rates[name])
-        rows.append((name, med, min(rates[name]), max(rates[name]), med / base))
+        r = rates[name]
+        paired = [a / b for a, b in zip(r, base)]
+        rows.append((name, statistics.median(r), min(r), max(r), statistics.median(paired),
+                     min(paired), max(paired)))
     if args.markdown:
         print("| transport (%d B, %d msgs x %d rounds) | median msg/s | min .. max | "
-              "vs multiprocessing.Queue |" % (args.size, args.count, args.rounds))
+              "vs multiprocessing.Queue, per round: median (min .. max) |"
+              % (args.size, args.count, args.rounds))
         print("|---|---:|---:|---:|")
-        for name, med, lo, hi, ratio in rows:
-            print("| %s | %.0f | %.0f .. %.0f | %.1fx |" % (name, med, lo, hi, ratio))
+        for name, med, lo, hi, ratio, rlo, rhi in rows:
+            print("| %s | %.0f | %.0f .. %.0f | %.1fx (%.1f .. %.1f) |"
+                  % (name, med, lo, hi, ratio, rlo, rhi))
     else:
-        for name, med, lo, hi, ratio in rows:
-            print("%-22s median %10.0f msg/s  (min %.0f, max %.0f)  %.1fx mp.Queue"
-                  % (name, med, lo, hi, ratio))
+        for name, med, lo, hi, ratio, rlo, rhi in rows:
+            print("%-22s median %10.0f msg/s  (min %.0f, max %.0f)  %.1fx mp.Queue (%.1f .. %.1f)"
+                  % (name, med, lo, hi, ratio, rlo, rhi))
     return 0
 
 
