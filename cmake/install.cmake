@@ -1,13 +1,23 @@
 # Install rules (included from the top-level CMakeLists.txt when
-# RQ_INSTALL is ON): librq.a, rq.h, the CMake package
-# (find_package(rq CONFIG) -> rq::rq, with a version file) and rq.pc for
-# pkg-config.  rqctl's rule is in tools/CMakeLists.txt.
+# RQ_INSTALL is ON): librq.a (with RQ_SHARED also librq.so and its
+# SONAME links), rq.h, the CMake package (find_package(rq CONFIG) -> rq::rq,
+# and rq::rq_shared when built, with a version file) and rq.pc for
+# pkg-config, and the manual pages.  rqctl's rule is in tools/CMakeLists.txt.
 include(CMakePackageConfigHelpers)
 
 set(RQ_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/rq)
-install(TARGETS rq EXPORT rqTargets
+set(rq_installed_libraries rq)
+if(TARGET rq_shared)
+  list(APPEND rq_installed_libraries rq_shared)
+endif()
+install(TARGETS ${rq_installed_libraries} EXPORT rqTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         PUBLIC_HEADER DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# The manual pages of the library (rq(3), a page per family, a .so link per
+# function); rqctl(1) is installed with rqctl (tools/CMakeLists.txt).
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/man/man3 DESTINATION ${CMAKE_INSTALL_MANDIR})
 install(EXPORT rqTargets NAMESPACE rq:: DESTINATION ${RQ_INSTALL_CMAKEDIR})
 
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/rqConfig.cmake.in
@@ -32,11 +42,17 @@ foreach(dir LIBDIR INCLUDEDIR)
     set(RQ_PC_${dir} "\${prefix}/${CMAKE_INSTALL_${dir}}")
   endif()
 endforeach()
-# librq is static only, so what it links against goes in Libs.
-if(WIN32)
-  set(RQ_PC_LIBS "")
-else()
-  set(RQ_PC_LIBS "-pthread -lrt")
+# What librq links against: in Libs when only the static library is
+# installed; in Libs.private (used by `pkg-config --static`) when the shared
+# one is, since -lrq then finds librq.so, which carries its own dependencies.
+set(RQ_PC_LIBS "")
+set(RQ_PC_LIBS_PRIVATE "")
+if(NOT WIN32)
+  if(TARGET rq_shared)
+    set(RQ_PC_LIBS_PRIVATE "-pthread -lrt")
+  else()
+    set(RQ_PC_LIBS "-pthread -lrt")
+  endif()
 endif()
 configure_file(${CMAKE_CURRENT_LIST_DIR}/rq.pc.in ${PROJECT_BINARY_DIR}/rq.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/rq.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

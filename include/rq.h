@@ -57,6 +57,21 @@
 extern "C" {
 #endif
 
+/* RQ_EXTERN marks the library's API.  The shared library is built with
+ * every other symbol hidden (-fvisibility=hidden and a linker version
+ * script), so a function declared here without RQ_EXTERN is not exported
+ * (the test_exports test fails).  Windows: the DLL build defines
+ * RQ_BUILDING_DLL, its users RQ_DLL (the CMake target rq::rq_shared does). */
+#if defined(_WIN32) && defined(RQ_BUILDING_DLL)
+#define RQ_EXTERN __declspec(dllexport)
+#elif defined(_WIN32) && defined(RQ_DLL)
+#define RQ_EXTERN __declspec(dllimport)
+#elif defined(__GNUC__) && !defined(_WIN32)
+#define RQ_EXTERN __attribute__((visibility("default")))
+#else
+#define RQ_EXTERN
+#endif
+
 #define RQ_VERSION_MAJOR 0
 #define RQ_VERSION_MINOR 1
 #define RQ_VERSION_PATCH 0
@@ -156,7 +171,7 @@ enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1, RQ_ANY_OWNER = 1u << 2 };
  * RQ_NAME_MAX characters of [A-Za-z0-9._-] (portable across POSIX shared
  * memory and Win32 object names, and free of path separators); else 0.
  * rq_open and rq_coalesce_open refuse other names with RQ_EINVAL. */
-int rq_name_valid(const char *name);
+RQ_EXTERN int rq_name_valid(const char *name);
 
 /* A config with slot_count and slot_size both 0 is an attach config: it
  * never creates, its flags may only be RQ_ANY_OWNER, and a mode other
@@ -213,7 +228,7 @@ typedef struct rq_stats {
  * a creation that fails later removes the object it made.  Waits at most
  * RQ_OPEN_TIMEOUT_MS for a creator that holds the queue's init lock, then
  * RQ_ETIMEDOUT.  On success *out is a new handle; on failure *out is NULL. */
-int rq_open(rq **out, const char *name, int role, const rq_config *cfg);
+RQ_EXTERN int rq_open(rq **out, const char *name, int role, const rq_config *cfg);
 
 /* rq_open with its own bound: waits at most TIMEOUT_MS (RQ_INFINITE: no
  * limit; 0: one try) for the init lock, polling it (a stopped holder cannot
@@ -221,18 +236,18 @@ int rq_open(rq **out, const char *name, int role, const rq_config *cfg);
  * having initialised nothing.  Every other result is as
  * rq_open's.  The time bounds the wait for other openers only: the
  * caller's own work (sizing a large segment) is not cut short. */
-int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms);
+RQ_EXTERN int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms);
 
 /* Producer: copies LEN bytes into the queue, waiting up to TIMEOUT_MS for a
  * free slot.  RQ_EMSGSIZE if LEN > slot_size (queue untouched). */
-int rq_push(rq *q, const void *msg, size_t len, int timeout_ms);
+RQ_EXTERN int rq_push(rq *q, const void *msg, size_t len, int timeout_ms);
 
 /* Consumer: copies the oldest message into BUF and frees its slot
  * (at-most-once: a consumer killed after rq_pop returns has the message
  * only in its own memory).  *LEN gets the message length.  If the message
  * is longer than CAP: RQ_EMSGSIZE, *LEN is the length needed, nothing is
  * consumed. */
-int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms);
+RQ_EXTERN int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms);
 
 /* Producer, zero-copy: *SLOT points at slot_size writable bytes of the next
  * free slot.  Nothing is visible to the consumer until rq_commit; a producer
@@ -240,18 +255,18 @@ int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms);
  * committing returns the same slot.  On an RQ_MPSC queue the reservation
  * holds the producers' lock until rq_commit (other producers wait), and
  * only the reserving thread may commit: RQ_ESTATE from any other. */
-int rq_reserve(rq *q, void **slot, int timeout_ms);
+RQ_EXTERN int rq_reserve(rq *q, void **slot, int timeout_ms);
 
 /* Publishes the reserved slot holding LEN bytes.  RQ_EMSGSIZE if LEN >
  * slot_size (the reservation is kept); RQ_ESTATE without a reservation, or
  * (RQ_MPSC) from a thread other than the one that reserved. */
-int rq_commit(rq *q, size_t len);
+RQ_EXTERN int rq_commit(rq *q, size_t len);
 
 /* Consumer, zero-copy: *MSG points at the oldest message, valid until
  * rq_release.  At-least-once: a consumer killed before rq_release sees the
  * same message again after it re-opens.  Peeking again before releasing
  * returns the same message. */
-int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms);
+RQ_EXTERN int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms);
 
 /* ---- sequence numbers --------------------------------------------- */
 
@@ -282,10 +297,10 @@ typedef struct rq_msg_info {
 
 /* rq_peek that also fills *INFO (NULL allowed).  Peeking again before
  * releasing returns the same message with the same info. */
-int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms);
+RQ_EXTERN int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms);
 
 /* rq_pop that also fills *INFO (NULL allowed) for the message popped. */
-int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
+RQ_EXTERN int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
                 int timeout_ms);
 
 /* *SEQ: producer: the sequence number the next message pushed through this
@@ -294,30 +309,30 @@ int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
  * on an RQ_MPSC queue; right after open it is where a restarted producer
  * resumes.  Consumer: the number of the oldest message not yet released.
  * RQ_EROLE for an observer. */
-int rq_next_seq(rq *q, uint64_t *seq);
+RQ_EXTERN int rq_next_seq(rq *q, uint64_t *seq);
 
 /* Frees the peeked slot.  RQ_ESTATE without a peek. */
-int rq_release(rq *q);
+RQ_EXTERN int rq_release(rq *q);
 
 /* Fills *ST with geometry, offsets, depth, counters and role holders. */
-int rq_stat(rq *q, rq_stats *st);
+RQ_EXTERN int rq_stat(rq *q, rq_stats *st);
 
 /* Closes the handle and gives its role up; a reservation is dropped and a
  * peeked message stays in the queue.  The queue itself persists.  NULL is
  * allowed.  (RQ_MPSC: a reservation made by another thread cannot be
  * dropped from here; the lock is freed when that thread commits or ends.) */
-void rq_close(rq *q);
+RQ_EXTERN void rq_close(rq *q);
 
 /* Removes the queue name; handles already open keep working.  RQ_ENOENT if
  * there is no such queue.  Windows: a name cannot be removed while open;
  * RQ_OK only says the queue exists (it goes with its last handle). */
-int rq_unlink(const char *name);
+RQ_EXTERN int rq_unlink(const char *name);
 
 /* A sentence for an rq_error (or "unknown rq error" for anything else). */
-const char *rq_strerror(int err);
+RQ_EXTERN const char *rq_strerror(int err);
 
 /* The short name of an rq_error, e.g. "RQ_EBUSY". */
-const char *rq_errname(int err);
+RQ_EXTERN const char *rq_errname(int err);
 
 /* ---- coalescing requests -------------------------------------------- */
 
@@ -337,35 +352,35 @@ typedef struct rq_coalesce rq_coalesce;
  * only reads statistics.  An existing object is checked as rq_open checks
  * a queue with a creating config: RQ_EOWNER unless MODE has
  * RQ_MODE_ANY_OWNER.  Waits at most RQ_OPEN_TIMEOUT_MS for the init lock. */
-int rq_coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t mode);
+RQ_EXTERN int rq_coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t mode);
 
 /* As rq_coalesce_open, but never creates: RQ_ENOENT if NAME does not exist
  * (or its creator died before finishing it).  For tools that inspect or
  * poke an object and must not leave one behind.  A requester or worker is
  * owner-checked (no mode check); an observer is not. */
-int rq_coalesce_attach(rq_coalesce **out, const char *name, int role);
+RQ_EXTERN int rq_coalesce_attach(rq_coalesce **out, const char *name, int role);
 
 /* The two above with their own bound on the wait for the init lock (as
  * rq_open_timed).  For rq_coalesce_attach_timed, MODE may be 0,
  * RQ_MODE_ANY_OWNER, and/or permission bits the object must not exceed. */
-int rq_coalesce_open_timed(rq_coalesce **out, const char *name, int role, uint32_t mode,
+RQ_EXTERN int rq_coalesce_open_timed(rq_coalesce **out, const char *name, int role, uint32_t mode,
                            int timeout_ms);
-int rq_coalesce_attach_timed(rq_coalesce **out, const char *name, int role, uint32_t mode,
+RQ_EXTERN int rq_coalesce_attach_timed(rq_coalesce **out, const char *name, int role, uint32_t mode,
                              int timeout_ms);
 
 /* Requester: asks for one more round.  Never blocks. */
-int rq_coalesce_request(rq_coalesce *c);
+RQ_EXTERN int rq_coalesce_request(rq_coalesce *c);
 
 /* Worker: returns RQ_OK when work is owed, with *TICKET naming the round.
  * The round covers every request made before this call took it; a request
  * made after that (during the work) makes the next call return another
  * round.  Waits up to TIMEOUT_MS: RQ_EAGAIN (0) or RQ_ETIMEDOUT when
  * nothing is owed. */
-int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms);
+RQ_EXTERN int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms);
 
 /* Worker: the round begun with TICKET is finished.  RQ_ESTATE if TICKET is
  * not the one the last rq_coalesce_wait returned. */
-int rq_coalesce_done(rq_coalesce *c, uint64_t ticket);
+RQ_EXTERN int rq_coalesce_done(rq_coalesce *c, uint64_t ticket);
 
 typedef struct rq_coalesce_stats {
     uint64_t requests; /* rq_coalesce_request calls that registered */
@@ -381,13 +396,13 @@ typedef struct rq_coalesce_stats {
     int worker_live;   /* 1, 0, or -1: cannot tell (as rq_stats) */
 } rq_coalesce_stats;
 
-int rq_coalesce_stat(rq_coalesce *c, rq_coalesce_stats *st);
+RQ_EXTERN int rq_coalesce_stat(rq_coalesce *c, rq_coalesce_stats *st);
 
 /* Closes the handle (a round in progress stays owed). NULL is allowed. */
-void rq_coalesce_close(rq_coalesce *c);
+RQ_EXTERN void rq_coalesce_close(rq_coalesce *c);
 
 /* Removes the name.  RQ_ENOENT if there is none. */
-int rq_coalesce_unlink(const char *name);
+RQ_EXTERN int rq_coalesce_unlink(const char *name);
 
 #ifdef __cplusplus
 }

@@ -6,15 +6,38 @@
 # the Windows build under Wine
 # (scripts/test-windows.sh).
 # Not root and something missing: prints the exact apt-get line and stops.
+#
+#   scripts/test-all.sh            everything (about 25-40 minutes; Wine alone
+#                                  takes 5-10)
+#   scripts/test-all.sh --quick    the debug build and its tests only (C, C++,
+#                                  Python, rqctl, package): a few minutes; no
+#                                  sanitizers, fuzzing, model check or Wine.
+#                                  RQ_QUICK=1 does the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+quick=${RQ_QUICK:-0}
+case ${1:-} in
+  --quick) quick=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+esac
+start=$(date +%s)
 
 source scripts/packages.sh
 # util-linux: setpriv, with which test_rqctl.py runs rqctl as a second user.
 rq_install_packages cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev libboost-dev \
-  python3 clang libclang-rt-14-dev spin util-linux
+  python3 python3-cffi python3-pytest python3-pip python3-setuptools python3-venv groff-base \
+  clang libclang-rt-14-dev spin util-linux
 
 jobs=$(nproc)
+if ((quick)); then
+  echo "== quick: build and test: debug"
+  cmake --preset debug >/dev/null
+  cmake --build --preset debug -j "$jobs"
+  ctest --preset debug -j 1
+  echo "== quick tests passed in $(($(date +%s) - start)) s (scripts/test-all.sh runs everything)"
+  exit 0
+fi
 for preset in debug asan; do
   echo "== build and test: $preset"
   cmake --preset "$preset" >/dev/null
@@ -39,4 +62,4 @@ bash scripts/model-check.sh
 if [[ ${RQ_SKIP_WINDOWS:-0} != 1 ]]; then
   bash scripts/test-windows.sh
 fi
-echo "== all tests passed"
+echo "== all tests passed in $(($(date +%s) - start)) s"

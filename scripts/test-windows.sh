@@ -11,8 +11,20 @@ start=$(date +%s)
 source scripts/packages.sh
 mapfile -t missing < <(rq_missing_packages cmake make mingw-w64 wine wine64 dpkg-dev xz-utils)
 
-# apt-get source needs a deb-src entry; Debian images ship none.
+# apt-get source needs a deb-src entry; Debian images ship none.  One this
+# script adds is removed again when it ends (with the package lists it
+# brought), so that the machine keeps only the packages installed.
 deb_src_file=/etc/apt/sources.list.d/rq-deb-src.sources
+added_deb_src=0
+remove_deb_src() {
+  if ((added_deb_src)); then
+    echo "== removing the deb-src entry $deb_src_file"
+    rm -f "$deb_src_file"
+    apt-get update -qq || true
+    added_deb_src=0
+  fi
+}
+trap 'remove_deb_src; wineserver -k 2>/dev/null || true' EXIT
 have_deb_src() {
   grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/
 }
@@ -35,6 +47,7 @@ if ((${#missing[@]})) || { ((need_cmocka)) && ! have_deb_src; }; then
     echo "== adding a deb-src entry ($deb_src_file) for apt-get source cmocka"
     printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
       "$codename" > "$deb_src_file"
+    added_deb_src=1
   fi
   apt-get update -qq
   if ((${#missing[@]})); then
@@ -44,6 +57,7 @@ if ((${#missing[@]})) || { ((need_cmocka)) && ! have_deb_src; }; then
 fi
 
 bash scripts/mingw-deps.sh
+remove_deb_src # cmocka is built: the entry is needed no more
 
 # A Wine prefix of our own, made once; the server is kept alive for the
 # run (a process start then costs ~0.1 s instead of seconds).
@@ -58,7 +72,6 @@ wineserver -k 2>/dev/null || true                 # then a persistent server,
 wineserver -w 2>/dev/null || true
 wineserver -p </dev/null >/dev/null 2>&1 || true
 wine wineboot </dev/null >/dev/null 2>&1 || true # and the services under it
-trap 'wineserver -k 2>/dev/null || true' EXIT
 
 echo "== build and test: mingw (under $(wine --version 2>/dev/null))"
 cmake --preset mingw >/dev/null

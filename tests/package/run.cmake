@@ -6,7 +6,12 @@
 #   cmake -DRQ_BINARY_DIR=... -DWORK_DIR=... -DRQ_VERSION=... -DLIBDIR=lib
 #         -DBINDIR=bin -DINCLUDEDIR=include -DC_COMPILER=... [-DC_FLAGS=...]
 #         [-DLINKER_FLAGS=...] [-DGENERATOR=...] [-DCONFIG=...]
-#         [-DEXPECT_RQCTL=ON] -P run.cmake
+#         [-DEXPECT_RQCTL=ON] [-DEXPECT_SHARED=ON] [-DSOVERSION=N] -P run.cmake
+#
+# With EXPECT_SHARED the shared library must be installed too (with its
+# SONAME link), the CMake consumer is built a second time against
+# rq::rq_shared, and the pkg-config consumer (which then links librq.so)
+# runs with the prefix on LD_LIBRARY_PATH.
 cmake_minimum_required(VERSION 3.16)
 
 foreach(var RQ_BINARY_DIR WORK_DIR RQ_VERSION LIBDIR BINDIR INCLUDEDIR C_COMPILER)
@@ -37,12 +42,17 @@ endif()
 run("cmake --install" COMMAND ${CMAKE_COMMAND} --install ${RQ_BINARY_DIR} --prefix ${prefix}
     ${config_args})
 
-# 2. exactly the public files, and no private header
+# 2. exactly the public files (rq.h, and rq.hpp for C++), and no private header
 set(expected ${INCLUDEDIR}/rq.h ${LIBDIR}/librq.a ${LIBDIR}/pkgconfig/rq.pc
     ${LIBDIR}/cmake/rq/rqConfig.cmake ${LIBDIR}/cmake/rq/rqConfigVersion.cmake
     ${LIBDIR}/cmake/rq/rqTargets.cmake)
+list(APPEND expected share/man/man3/rq.3 share/man/man3/rq_open.3 share/man/man3/rq_close.3)
 if(EXPECT_RQCTL)
-  list(APPEND expected ${BINDIR}/rqctl)
+  list(APPEND expected ${BINDIR}/rqctl share/man/man1/rqctl.1)
+endif()
+if(EXPECT_SHARED)
+  list(APPEND expected ${LIBDIR}/librq.so ${LIBDIR}/librq.so.${SOVERSION}
+       ${LIBDIR}/librq.so.${RQ_VERSION})
 endif()
 foreach(f ${expected})
   if(NOT EXISTS ${prefix}/${f})
@@ -50,8 +60,8 @@ foreach(f ${expected})
   endif()
 endforeach()
 file(GLOB headers RELATIVE ${prefix}/${INCLUDEDIR} ${prefix}/${INCLUDEDIR}/*)
-if(NOT headers STREQUAL "rq.h")
-  message(FATAL_ERROR "installed headers are '${headers}', expected only rq.h")
+if(NOT headers STREQUAL "rq.h;rq.hpp")
+  message(FATAL_ERROR "installed headers are '${headers}', expected rq.h and rq.hpp")
 endif()
 if(EXPECT_RQCTL)
   run("installed rqctl --version" COMMAND ${prefix}/${BINDIR}/rqctl --version)
@@ -72,7 +82,8 @@ run("configuring the find_package consumer"
             -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=${C_COMPILER}
             "-DCMAKE_C_FLAGS=${C_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${LINKER_FLAGS}"
             -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
-            -DRQ_EXPECTED_VERSION=${RQ_VERSION} -DRQ_EXPECTED_PREFIX=${prefix})
+            -DRQ_EXPECTED_VERSION=${RQ_VERSION} -DRQ_EXPECTED_PREFIX=${prefix}
+            -DRQ_EXPECT_SHARED=${EXPECT_SHARED})
 run("building the find_package consumer"
     COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR}/cmake-consumer --config Debug)
 find_program(cmake_consumer consumer PATHS ${WORK_DIR}/cmake-consumer
@@ -85,6 +96,25 @@ if(NOT run_output STREQUAL "ok\n")
   message(FATAL_ERROR "find_package consumer printed '${run_output}'")
 endif()
 message(STATUS "find_package(rq CONFIG): built, ran: ok")
+if(EXPECT_SHARED)
+  # Linked to the installed librq.so (CMake gives it an RPATH in the build
+  # tree), and that library must be the one it loads.
+  find_program(shared_consumer consumer_shared PATHS ${WORK_DIR}/cmake-consumer
+               ${WORK_DIR}/cmake-consumer/Debug NO_DEFAULT_PATH)
+  if(NOT shared_consumer)
+    message(FATAL_ERROR "the rq::rq_shared consumer was not built")
+  endif()
+  run("running the rq::rq_shared consumer" COMMAND ${shared_consumer})
+  if(NOT run_output STREQUAL "ok\n")
+    message(FATAL_ERROR "rq::rq_shared consumer printed '${run_output}'")
+  endif()
+  run("ldd consumer_shared" COMMAND ldd ${shared_consumer})
+  string(FIND "${run_output}" "${prefix}/${LIBDIR}/librq.so.${SOVERSION}" at)
+  if(at LESS 0)
+    message(FATAL_ERROR "consumer_shared does not load the installed librq.so.${SOVERSION}:\n${run_output}")
+  endif()
+  message(STATUS "find_package(rq CONFIG), rq::rq_shared: built, ran: ok")
+endif()
 
 # 4. a bare compiler command line from pkg-config
 find_program(pkg_config NAMES pkg-config pkgconf)
@@ -104,6 +134,9 @@ run("compiling with pkg-config's flags"
     COMMAND ${C_COMPILER} -std=c11 -Wall -Wextra -Wpedantic -Werror ${c_flags}
             "-DEXPECTED_VERSION=\"${RQ_VERSION}\"" ${here}/consumer.c -o ${pc_consumer}
             ${pc_flags} ${linker_flags})
+if(EXPECT_SHARED)
+  set(ENV{LD_LIBRARY_PATH} ${prefix}/${LIBDIR})
+endif()
 run("running the pkg-config consumer" COMMAND ${pc_consumer})
 if(NOT run_output STREQUAL "ok\n")
   message(FATAL_ERROR "pkg-config consumer printed '${run_output}'")

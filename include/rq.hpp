@@ -1,0 +1,430 @@
+/*
+ * rq.hpp - C++17 interface to rq, header-only over the C API of rq.h.
+ *
+ *   rqcpp::queue q = rqcpp::queue::create("orders", RQ_PRODUCER, {1024, 256, 0, 0});
+ *   q.push("hello");                        // throws rqcpp::error on failure
+ *   std::error_code ec;
+ *   q.push(rqcpp::const_bytes(p, n), 0, ec);   // or reports it in ec
+ *
+ * The namespace is rqcpp: in C++ the C handle type `rq` (rq.h) already
+ * takes the name rq.
+ *
+ * Every call comes twice: one overload takes a std::error_code& and is
+ * noexcept, the other throws rqcpp::error (a std::system_error whose code()
+ * is in rqcpp::category()).  Codes compare with rq_error values directly
+ * (ec == RQ_ETIMEDOUT) and with the std::errc they correspond to
+ * (ec == std::errc::timed_out).
+ *
+ * Ownership: rqcpp::queue owns its handle (move-only; the destructor closes
+ * it).  rqcpp::reservation and rqcpp::peeked borrow the queue and must not
+ * outlive it.  Nothing is published or consumed implicitly: a reservation
+ * destroyed without commit() publishes nothing (the next reserve() gets
+ * the same slot; on an RQ_MPSC queue the producers' lock stays with this
+ * handle until it commits or closes), and a peeked message destroyed
+ * without release() stays in the queue (the next peek() returns it).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef RQ_HPP
+#define RQ_HPP
+
+#include "rq.h"
+
+#include <cstddef>
+#include <iterator>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+namespace rqcpp {
+
+/* ---- errors ---------------------------------------------------------- */
+
+class error_category_impl final : public std::error_category {
+public:
+    const char *name() const noexcept override { return "rq"; }
+    std::string message(int code) const override { return ::rq_strerror(code); }
+    std::error_condition default_error_condition(int code) const noexcept override
+    {
+        switch (code) {
+        case RQ_EAGAIN: return std::errc::resource_unavailable_try_again;
+        case RQ_ETIMEDOUT: return std::errc::timed_out;
+        case RQ_EMSGSIZE: return std::errc::message_size;
+        case RQ_EINVAL: return std::errc::invalid_argument;
+        case RQ_ENOENT: return std::errc::no_such_file_or_directory;
+        case RQ_EBUSY: return std::errc::device_or_resource_busy;
+        case RQ_EEXIST: return std::errc::file_exists;
+        case RQ_EROLE: return std::errc::operation_not_permitted;
+        case RQ_EDEADLK: return std::errc::resource_deadlock_would_occur;
+        default: return std::error_condition(code, *this);
+        }
+    }
+};
+
+/* The category of every rq error code (name "rq"). */
+inline const std::error_category &category() noexcept
+{
+    static const error_category_impl instance;
+    return instance;
+}
+
+/* The exception of the throwing overloads. */
+class error : public std::system_error {
+public:
+    explicit error(std::error_code ec) : std::system_error(ec) {}
+    error(std::error_code ec, const std::string &what) : std::system_error(ec, what) {}
+};
+
+namespace detail {
+/* RC (an rq_error) as an error code: cleared for RQ_OK. */
+inline bool set(std::error_code &ec, int rc) noexcept
+{
+    if (rc == RQ_OK)
+        ec.clear();
+    else
+        ec.assign(rc, category());
+    return rc == RQ_OK;
+}
+
+inline void throw_if(const std::error_code &ec, const char *what)
+{
+    if (ec)
+        throw error(ec, what);
+}
+
+template <class C>
+using contiguous_t = decltype(std::data(std::declval<C &>()), std::size(std::declval<C &>()));
+} // namespace detail
+
+/* ---- byte views -------------------------------------------------------- */
+
+/* A read-only view of SIZE bytes (C++17 has no std::span): from a pointer
+ * and a size, a std::string / std::string_view / C string (its characters,
+ * without the terminating NUL), or any other contiguous container
+ * (std::vector, std::array ...: all its elements' bytes). */
+class const_bytes {
+public:
+    constexpr const_bytes() noexcept = default;
+    const_bytes(const void *data, std::size_t size) noexcept
+        : data_(static_cast<const std::byte *>(data)), size_(size) {}
+    const_bytes(std::string_view s) noexcept
+        : data_(reinterpret_cast<const std::byte *>(s.data())), size_(s.size()) {}
+    const_bytes(const char *s) noexcept : const_bytes(std::string_view(s)) {}
+    const_bytes(const std::string &s) noexcept : const_bytes(std::string_view(s)) {}
+    template <class C, class = detail::contiguous_t<const C>,
+              class = std::enable_if_t<!std::is_convertible_v<const C &, std::string_view>>>
+    const_bytes(const C &c) noexcept
+        : data_(reinterpret_cast<const std::byte *>(std::data(c))),
+          size_(std::size(c) * sizeof(*std::data(c))) {}
+
+    constexpr const std::byte *data() const noexcept { return data_; }
+    constexpr std::size_t size() const noexcept { return size_; }
+    constexpr bool empty() const noexcept { return size_ == 0; }
+    constexpr const std::byte *begin() const noexcept { return data_; }
+    constexpr const std::byte *end() const noexcept { return data_ + size_; }
+    std::string_view str() const noexcept
+    {
+        return std::string_view(reinterpret_cast<const char *>(data_), size_);
+    }
+
+private:
+    const std::byte *data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+/* A writable view of SIZE bytes: a pointer and a size, or a contiguous
+ * container of non-const elements. */
+class mutable_bytes {
+public:
+    constexpr mutable_bytes() noexcept = default;
+    mutable_bytes(void *data, std::size_t size) noexcept
+        : data_(static_cast<std::byte *>(data)), size_(size) {}
+    template <class C, class = detail::contiguous_t<C>,
+              class = std::enable_if_t<!std::is_const_v<std::remove_pointer_t<
+                  decltype(std::data(std::declval<C &>()))>>>>
+    mutable_bytes(C &c) noexcept
+        : data_(reinterpret_cast<std::byte *>(std::data(c))),
+          size_(std::size(c) * sizeof(*std::data(c))) {}
+
+    constexpr std::byte *data() const noexcept { return data_; }
+    constexpr std::size_t size() const noexcept { return size_; }
+    constexpr std::byte *begin() const noexcept { return data_; }
+    constexpr std::byte *end() const noexcept { return data_ + size_; }
+    operator const_bytes() const noexcept { return const_bytes(data_, size_); }
+
+private:
+    std::byte *data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+/* ---- zero-copy guards -------------------------------------------------- */
+
+/* A reserved slot (queue::reserve).  Write up to size() bytes at data(),
+ * then commit(len).  Destroyed without commit: nothing is published. */
+class reservation {
+public:
+    reservation() noexcept = default;
+    reservation(reservation &&o) noexcept
+        : q_(std::exchange(o.q_, nullptr)), slot_(o.slot_) {}
+    reservation &operator=(reservation &&o) noexcept
+    {
+        q_ = std::exchange(o.q_, nullptr);
+        slot_ = o.slot_;
+        return *this;
+    }
+    reservation(const reservation &) = delete;
+    reservation &operator=(const reservation &) = delete;
+    ~reservation() = default; /* abort: the slot stays unpublished */
+
+    std::byte *data() const noexcept { return slot_.data(); }
+    std::size_t size() const noexcept { return slot_.size(); }
+    mutable_bytes bytes() const noexcept { return slot_; }
+    /* True until committed (or moved from). */
+    bool active() const noexcept { return q_ != nullptr; }
+
+    /* Publishes LEN bytes of the slot.  RQ_EMSGSIZE keeps the reservation. */
+    void commit(std::size_t len, std::error_code &ec) noexcept
+    {
+        if (detail::set(ec, q_ ? ::rq_commit(q_, len) : RQ_ESTATE))
+            q_ = nullptr;
+    }
+    void commit(std::size_t len)
+    {
+        std::error_code ec;
+        commit(len, ec);
+        detail::throw_if(ec, "rq_commit");
+    }
+
+private:
+    friend class queue;
+    reservation(::rq *q, void *slot, std::size_t size) noexcept : q_(q), slot_(slot, size) {}
+    ::rq *q_ = nullptr;
+    mutable_bytes slot_;
+};
+
+/* A peeked message (queue::peek), valid until release().  Destroyed
+ * without release: the message stays in the queue. */
+class peeked {
+public:
+    peeked() noexcept = default;
+    peeked(peeked &&o) noexcept : q_(std::exchange(o.q_, nullptr)), msg_(o.msg_) {}
+    peeked &operator=(peeked &&o) noexcept
+    {
+        q_ = std::exchange(o.q_, nullptr);
+        msg_ = o.msg_;
+        return *this;
+    }
+    peeked(const peeked &) = delete;
+    peeked &operator=(const peeked &) = delete;
+    ~peeked() = default; /* the message stays for the next peek */
+
+    const std::byte *data() const noexcept { return msg_.data(); }
+    std::size_t size() const noexcept { return msg_.size(); }
+    const_bytes bytes() const noexcept { return msg_; }
+    std::string_view str() const noexcept { return msg_.str(); }
+    bool active() const noexcept { return q_ != nullptr; }
+
+    /* Frees the slot; data() is no longer valid. */
+    void release(std::error_code &ec) noexcept
+    {
+        if (detail::set(ec, q_ ? ::rq_release(q_) : RQ_ESTATE))
+            q_ = nullptr;
+    }
+    void release()
+    {
+        std::error_code ec;
+        release(ec);
+        detail::throw_if(ec, "rq_release");
+    }
+
+private:
+    friend class queue;
+    peeked(::rq *q, const void *msg, std::size_t len) noexcept : q_(q), msg_(msg, len) {}
+    ::rq *q_ = nullptr;
+    const_bytes msg_;
+};
+
+/* ---- the queue --------------------------------------------------------- */
+
+constexpr int infinite = RQ_INFINITE;
+
+class queue {
+public:
+    queue() noexcept = default;
+    /* Takes ownership of a handle from rq_open. */
+    explicit queue(::rq *handle) noexcept : q_(handle) {}
+    queue(queue &&o) noexcept : q_(std::exchange(o.q_, nullptr)) {}
+    queue &operator=(queue &&o) noexcept
+    {
+        if (this != &o) {
+            close();
+            q_ = std::exchange(o.q_, nullptr);
+        }
+        return *this;
+    }
+    queue(const queue &) = delete;
+    queue &operator=(const queue &) = delete;
+    ~queue() { close(); }
+
+    /* Attaches to the existing queue NAME in ROLE (rq_open, cfg NULL). */
+    static queue open(const std::string &name, int role, std::error_code &ec) noexcept
+    {
+        return open_(name, role, nullptr, ec);
+    }
+    static queue open(const std::string &name, int role)
+    {
+        std::error_code ec;
+        queue q = open(name, role, ec);
+        detail::throw_if(ec, "rq_open");
+        return q;
+    }
+    /* Opens NAME in ROLE, creating it with CFG if missing. */
+    static queue create(const std::string &name, int role, const rq_config &cfg,
+                        std::error_code &ec) noexcept
+    {
+        return open_(name, role, &cfg, ec);
+    }
+    static queue create(const std::string &name, int role, const rq_config &cfg)
+    {
+        std::error_code ec;
+        queue q = create(name, role, cfg, ec);
+        detail::throw_if(ec, "rq_open");
+        return q;
+    }
+    static void unlink(const std::string &name, std::error_code &ec) noexcept
+    {
+        detail::set(ec, ::rq_unlink(name.c_str()));
+    }
+    static void unlink(const std::string &name)
+    {
+        std::error_code ec;
+        unlink(name, ec);
+        detail::throw_if(ec, "rq_unlink");
+    }
+
+    ::rq *native_handle() const noexcept { return q_; }
+    explicit operator bool() const noexcept { return q_ != nullptr; }
+    /* Gives the handle up (rq_close); the queue itself persists. */
+    void close() noexcept
+    {
+        ::rq_close(q_);
+        q_ = nullptr;
+    }
+
+    void push(const_bytes msg, int timeout_ms, std::error_code &ec) noexcept
+    {
+        detail::set(ec, ::rq_push(q_, msg.data(), msg.size(), timeout_ms));
+    }
+    void push(const_bytes msg, int timeout_ms = infinite)
+    {
+        std::error_code ec;
+        push(msg, timeout_ms, ec);
+        detail::throw_if(ec, "rq_push");
+    }
+
+    /* Copies the oldest message into BUF and returns its length. */
+    std::size_t pop(mutable_bytes buf, int timeout_ms, std::error_code &ec) noexcept
+    {
+        std::size_t len = 0;
+        detail::set(ec, ::rq_pop(q_, buf.data(), buf.size(), &len, timeout_ms));
+        return ec ? 0 : len;
+    }
+    std::size_t pop(mutable_bytes buf, int timeout_ms = infinite)
+    {
+        std::error_code ec;
+        std::size_t len = pop(buf, timeout_ms, ec);
+        detail::throw_if(ec, "rq_pop");
+        return len;
+    }
+    /* The oldest message as a string (allocates slot_size bytes). */
+    std::string pop_string(int timeout_ms, std::error_code &ec)
+    {
+        rq_stats st{};
+        if (!detail::set(ec, ::rq_stat(q_, &st)))
+            return {};
+        std::string s(st.slot_size, '\0');
+        s.resize(pop(mutable_bytes(s.data(), s.size()), timeout_ms, ec));
+        return s;
+    }
+    std::string pop_string(int timeout_ms = infinite)
+    {
+        std::error_code ec;
+        std::string s = pop_string(timeout_ms, ec);
+        detail::throw_if(ec, "rq_pop");
+        return s;
+    }
+
+    reservation reserve(int timeout_ms, std::error_code &ec) noexcept
+    {
+        void *slot = nullptr;
+        rq_stats st{};
+        if (!detail::set(ec, ::rq_stat(q_, &st)) ||
+            !detail::set(ec, ::rq_reserve(q_, &slot, timeout_ms)))
+            return {};
+        return reservation(q_, slot, st.slot_size);
+    }
+    reservation reserve(int timeout_ms = infinite)
+    {
+        std::error_code ec;
+        reservation r = reserve(timeout_ms, ec);
+        detail::throw_if(ec, "rq_reserve");
+        return r;
+    }
+
+    peeked peek(int timeout_ms, std::error_code &ec) noexcept
+    {
+        const void *msg = nullptr;
+        std::size_t len = 0;
+        if (!detail::set(ec, ::rq_peek(q_, &msg, &len, timeout_ms)))
+            return {};
+        return peeked(q_, msg, len);
+    }
+    peeked peek(int timeout_ms = infinite)
+    {
+        std::error_code ec;
+        peeked m = peek(timeout_ms, ec);
+        detail::throw_if(ec, "rq_peek");
+        return m;
+    }
+
+    rq_stats stat(std::error_code &ec) const noexcept
+    {
+        rq_stats st{};
+        detail::set(ec, ::rq_stat(q_, &st));
+        return st;
+    }
+    rq_stats stat() const
+    {
+        std::error_code ec;
+        rq_stats st = stat(ec);
+        detail::throw_if(ec, "rq_stat");
+        return st;
+    }
+
+private:
+    static queue open_(const std::string &name, int role, const rq_config *cfg,
+                       std::error_code &ec) noexcept
+    {
+        ::rq *h = nullptr;
+        detail::set(ec, ::rq_open(&h, name.c_str(), role, cfg));
+        return queue(h);
+    }
+    ::rq *q_ = nullptr;
+};
+
+} // namespace rqcpp
+
+/* rq_error values are error codes: std::error_code ec = RQ_EBUSY, and
+ * ec == RQ_ETIMEDOUT compare in rqcpp::category(). */
+inline std::error_code make_error_code(rq_error e) noexcept
+{
+    return std::error_code(static_cast<int>(e), rqcpp::category());
+}
+
+namespace std {
+template <> struct is_error_code_enum<rq_error> : true_type {};
+} // namespace std
+
+#endif /* RQ_HPP */

@@ -1,0 +1,419 @@
+"""rqshm - Python interface to rq, the crash-tolerant shared-memory queue.
+
+    import rqshm
+    with rqshm.Queue.create("orders", rqshm.PRODUCER, slot_count=1024, slot_size=256) as q:
+        q.push(b"hello")
+    with rqshm.Queue.open("orders", rqshm.CONSUMER) as q:
+        print(q.pop(timeout=1.0))
+
+A thin layer (cffi, ABI mode: nothing to compile) over the shared library librq.so.0, found in this
+order: the file named by the environment variable RQ_LIBRARY, a librq.so.0
+next to this module, then the system's library path.
+
+Timeouts are in seconds (float); None waits for ever, 0 never waits.
+Errors are exceptions, one class per rq error code (rqshm.EBUSY,
+rqshm.ETIMEDOUT, ...), all subclasses of rqshm.Error; the table is read
+from the library when the module is imported.  (The package is not called
+"rq": that name is taken by an unrelated, widely installed Python package.)
+"""
+import dataclasses
+import math
+import os
+
+import cffi
+
+__all__ = ["Queue", "Stats", "Error", "PRODUCER", "CONSUMER", "OBSERVER", "MPSC",
+           "FULL_FENCES", "library_path", "name_valid", "unlink"]
+__version__ = "0.1.0"
+
+# The ABI this module is written for: librq.so.SOVERSION (CMakeLists.txt,
+# RQ_SOVERSION).  The declarations below mirror rq.h for it (the tests
+# compare the structs with the C compiler's layout).
+SOVERSION = 0
+
+PRODUCER, CONSUMER, OBSERVER = 1, 2, 3
+MPSC, FULL_FENCES = 1 << 0, 1 << 1
+_INFINITE = -1
+_EAGAIN = -1  # RQ_EAGAIN (checked against the library at import)
+# Non-blocking tries a blocking pop() makes before it sleeps (about 0.3 us
+# each): Queue.pop.
+SPIN_TRIES = 100
+
+_STATS_FIELDS = [("uint32_t", n) for n in ("slot_count", "slot_size", "flags", "read_offset",
+                                             "write_offset", "depth")] + \
+    [("uint64_t", n) for n in ("pushed", "popped", "producer_waits", "consumer_waits",
+                               "producer_wakes", "consumer_wakes", "producer_missed_wakes",
+                               "consumer_missed_wakes", "producer_takeovers",
+                               "consumer_takeovers", "lock_recoveries", "repairs")] + \
+    [("int64_t", "producer_pid"), ("int64_t", "consumer_pid"), ("int", "producer_live"),
+     ("int", "consumer_live")]
+
+_CDEF = """
+typedef struct rq rq;
+typedef struct rq_config { uint32_t slot_count, slot_size, flags, mode; } rq_config;
+typedef struct rq_stats { %s } rq_stats;
+int rq_name_valid(const char *name);
+int rq_open(rq **out, const char *name, int role, const rq_config *cfg);
+int rq_push(rq *q, const void *msg, size_t len, int timeout_ms);
+int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms);
+int rq_reserve(rq *q, void **slot, int timeout_ms);
+int rq_commit(rq *q, size_t len);
+int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms);
+int rq_release(rq *q);
+int rq_stat(rq *q, rq_stats *st);
+void rq_close(rq *q);
+int rq_unlink(const char *name);
+const char *rq_strerror(int err);
+const char *rq_errname(int err);
+""" % " ".join("%s %s;" % f for f in _STATS_FIELDS)
+
+ffi = cffi.FFI()
+ffi.cdef(_CDEF)
+
+
+def _load():
+    soname = "librq.so.%d" % SOVERSION
+    env = os.environ.get("RQ_LIBRARY")
+    if env:
+        candidates = [env]
+    else:
+        here = os.path.join(os.path.dirname(os.path.abspath(__file__)), soname)
+        candidates = [here] if os.path.exists(here) else []
+        candidates.append(soname)
+    errors = []
+    for c in candidates:
+        try:
+            return ffi.dlopen(c), c
+        except OSError as e:
+            errors.append(str(e))
+    raise ImportError("rqshm: cannot load %s (set RQ_LIBRARY to its path, or install rq "
+                      "with -DRQ_SHARED=ON and run ldconfig): %s" % (soname, "; ".join(errors)))
+
+
+_lib, library_path = _load()
+_rq_open, _rq_push, _rq_pop = _lib.rq_open, _lib.rq_push, _lib.rq_pop
+_rq_reserve, _rq_commit, _rq_peek, _rq_release = (_lib.rq_reserve, _lib.rq_commit,
+                                                   _lib.rq_peek, _lib.rq_release)
+_rq_stat, _rq_close, _rq_unlink = _lib.rq_stat, _lib.rq_close, _lib.rq_unlink
+_rq_name_valid = _lib.rq_name_valid
+
+
+def _errname(code):
+    return ffi.string(_lib.rq_errname(code)).decode()
+
+
+def _strerror(code):
+    return ffi.string(_lib.rq_strerror(code)).decode()
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """A snapshot of a queue (rq_stat): geometry, offsets, depth, counters
+    and role holders.  Counters may be off by one per crash."""
+    slot_count: int
+    slot_size: int
+    flags: int
+    read_offset: int
+    write_offset: int
+    depth: int
+    pushed: int
+    popped: int
+    producer_waits: int
+    consumer_waits: int
+    producer_wakes: int
+    consumer_wakes: int
+    producer_missed_wakes: int
+    consumer_missed_wakes: int
+    producer_takeovers: int
+    consumer_takeovers: int
+    lock_recoveries: int
+    repairs: int
+    producer_pid: int
+    consumer_pid: int
+    producer_live: bool
+    consumer_live: bool
+
+
+# ---- errors ---------------------------------------------------------------
+
+
+class Error(Exception):
+    """An rq error.  .code is the rq_error value (negative), .name its name
+    ("RQ_EBUSY"); on RQ_ESYS .errno is the failing OS call's errno."""
+    code = None
+
+    def __init__(self, code, errno=None):
+        self.code = code
+        self.name = _errname(code)
+        self.errno = errno
+        text = _strerror(code)
+        if errno:
+            text += " (%s)" % os.strerror(errno)
+        super().__init__("%s: %s" % (self.name, text))
+
+
+# Python's own exception that an rq code also is, so that generic handlers
+# catch it (a timeout is a TimeoutError); codes not listed get Error alone.
+_ALSO = {"RQ_ETIMEDOUT": TimeoutError, "RQ_EINVAL": ValueError, "RQ_ENOENT": LookupError}
+_BY_CODE = {}
+
+
+def _make_error_classes():
+    """One class per code the library names, found by asking it about
+    every code down to the first run of unknown ones."""
+    unknown_run = 0
+    code = -1
+    while unknown_run < 16:
+        name = _errname(code)
+        if name == "RQ_UNKNOWN":
+            unknown_run += 1
+        else:
+            unknown_run = 0
+            short = name[3:]  # "RQ_EBUSY" -> "EBUSY"
+            bases = (Error,) + ((_ALSO[name],) if name in _ALSO else ())
+            cls = type(short, bases, {"code": code, "__doc__": _strerror(code),
+                                      "__module__": __name__})
+            _BY_CODE[code] = cls
+            globals()[short] = cls
+            __all__.append(short)
+        code -= 1
+
+
+_make_error_classes()
+assert _errname(_EAGAIN) == "RQ_EAGAIN"
+
+
+def _raise(rc):
+    errno = ffi.errno if _BY_CODE.get(rc) is globals().get("ESYS") else None
+    cls = _BY_CODE.get(rc, Error)
+    raise cls(rc, errno)
+
+
+def _ms(timeout):
+    if timeout is None:
+        return _INFINITE
+    if timeout < 0:
+        raise ValueError("timeout must be None (for ever) or >= 0 seconds")
+    return min(int(math.ceil(timeout * 1000)), 2 ** 31 - 1)
+
+
+def _name(name):
+    return name.encode() if isinstance(name, str) else bytes(name)
+
+
+def name_valid(name):
+    """True if NAME is a valid queue name (1..200 of [A-Za-z0-9._-])."""
+    return bool(_rq_name_valid(_name(name)))
+
+
+def unlink(name):
+    """Removes the queue NAME (open handles keep working)."""
+    rc = _rq_unlink(_name(name))
+    if rc:
+        _raise(rc)
+
+
+# ---- zero-copy guards -------------------------------------------------------
+
+
+class Reservation:
+    """A reserved slot: .buf is a writable memoryview of slot_size bytes.
+    Publish with commit(length); leaving the `with` block without it
+    publishes nothing (an exception, too)."""
+
+    def __init__(self, queue, addr, size):
+        self._queue = queue
+        self.buf = memoryview(ffi.buffer(addr, size)).cast("B")
+        self.committed = False
+
+    def commit(self, length):
+        if self.committed:
+            _raise(ESTATE.code)  # noqa: F821 (made at import)
+        rc = _rq_commit(self._queue._h, length)
+        if rc:
+            _raise(rc)
+        self.committed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.buf.release()
+        return False
+
+
+class _Peek:
+    """`with q.peek() as msg:` msg is a read-only memoryview of the oldest
+    message.  Leaving the block normally frees the slot (rq_release); an
+    exception leaves the message in the queue, for the next peek."""
+
+    def __init__(self, queue, timeout):
+        self._queue = queue
+        self._timeout = timeout
+        self._view = None
+
+    def __enter__(self):
+        q = self._queue
+        rc = _rq_peek(q._h, q._addr, q._len, _ms(self._timeout))
+        if rc:
+            _raise(rc)
+        n = q._len[0]
+        raw = ffi.buffer(q._addr[0], n) if n else b""
+        self._view = memoryview(raw).cast("B").toreadonly()
+        return self._view
+
+    def __exit__(self, exc_type, exc, tb):
+        self._view.release()
+        if exc_type is None:
+            rc = _rq_release(self._queue._h)
+            if rc:
+                _raise(rc)
+        return False
+
+
+# ---- the queue ----------------------------------------------------------------
+
+
+class Queue:
+    """A handle on an rq queue in one role.  Use Queue.create / Queue.open,
+    preferably as context managers (the handle is closed on exit; the queue
+    itself persists until unlink())."""
+
+    def __init__(self, handle, name, role):
+        self._h = handle
+        self.name = name
+        self.role = role
+        self._len = ffi.new("size_t *")
+        self._addr = ffi.new("void **")
+        st = self.stat()
+        self.slot_size = st.slot_size
+        self.slot_count = st.slot_count
+        self._buf = ffi.new("char[]", max(st.slot_size, 1))
+        self._view = ffi.buffer(self._buf)
+
+    @classmethod
+    def _open(cls, name, role, cfg):
+        out = ffi.new("rq **")
+        rc = _rq_open(out, _name(name), role, cfg)
+        if rc:
+            _raise(rc)
+        return cls(out[0], name, role)
+
+    @classmethod
+    def create(cls, name, role=PRODUCER, slot_count=1024, slot_size=256, flags=0, mode=0):
+        """Opens NAME in ROLE, creating it with this geometry if missing
+        (an existing queue of another geometry: EEXIST)."""
+        return cls._open(name, role, ffi.new("rq_config *", [slot_count, slot_size, flags, mode]))
+
+    @classmethod
+    def open(cls, name, role=CONSUMER):
+        """Attaches to the existing queue NAME in ROLE (missing: ENOENT)."""
+        return cls._open(name, role, ffi.NULL)
+
+    def close(self):
+        h, self._h = self._h, ffi.NULL
+        if h:
+            _rq_close(h)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        if getattr(self, "_h", None):
+            self.close()
+
+    @property
+    def closed(self):
+        return not self._h
+
+    def push(self, data, timeout=None):
+        """Copies DATA (bytes, bytearray, memoryview, ...) into the queue,
+        waiting up to TIMEOUT seconds while it is full."""
+        if type(data) is not bytes:
+            data = ffi.from_buffer(data)
+        rc = _rq_push(self._h, data, len(data), _INFINITE if timeout is None else _ms(timeout))
+        if rc:
+            _raise(rc)
+
+    def pop(self, timeout=None):
+        """The oldest message, as bytes (at-most-once)."""
+        h, buf, cap, ln = self._h, self._buf, self.slot_size, self._len
+        rc = _rq_pop(h, buf, cap, ln, 0)
+        if rc == _EAGAIN and timeout != 0:
+            # Empty: try again a few microseconds before sleeping.  A
+            # producer that is a little slower than this loop then finds
+            # the consumer awake, and neither side pays for a sleep and a
+            # wake signal per message.
+            for _ in range(SPIN_TRIES):
+                rc = _rq_pop(h, buf, cap, ln, 0)
+                if rc != _EAGAIN:
+                    break
+            else:
+                rc = _rq_pop(h, buf, cap, ln, _INFINITE if timeout is None else _ms(timeout))
+        if rc:
+            _raise(rc)
+        return self._view[0:ln[0]]
+
+    def push_many(self, messages, timeout=None):
+        """Pushes each message in turn; returns how many."""
+        n = 0
+        for data in messages:
+            self.push(data, timeout)
+            n += 1
+        return n
+
+    def pop_many(self, max_count, timeout=0):
+        """Up to MAX_COUNT messages: waits up to TIMEOUT for the first, then
+        takes what is there without waiting."""
+        out = []
+        ms = _ms(timeout)
+        while len(out) < max_count:
+            rc = _rq_pop(self._h, self._buf, self.slot_size, self._len, ms if not out else 0)
+            if rc == EAGAIN.code or (rc == ETIMEDOUT.code and not out):  # noqa: F821
+                break
+            if rc:
+                _raise(rc)
+            out.append(self._view[0:self._len[0]])
+        return out
+
+    def messages(self, timeout=None):
+        """Iterates over messages as they arrive (pop); ends when none came
+        within TIMEOUT seconds (None: never ends)."""
+        while True:
+            try:
+                yield self.pop(timeout)
+            except (EAGAIN, ETIMEDOUT):  # noqa: F821
+                return
+
+    def __iter__(self):
+        return self.messages(None)
+
+    def reserve(self, timeout=None):
+        """Zero-copy push: `with q.reserve() as r: r.buf[:n] = ...; r.commit(n)`."""
+        rc = _rq_reserve(self._h, self._addr, _ms(timeout))
+        if rc:
+            _raise(rc)
+        return Reservation(self, self._addr[0], self.slot_size)
+
+    def peek(self, timeout=None):
+        """Zero-copy, at-least-once pop: `with q.peek() as msg: handle(msg)`
+        frees the slot only when the block ends without an exception."""
+        return _Peek(self, timeout)
+
+    def stat(self):
+        st = ffi.new("rq_stats *")
+        rc = _rq_stat(self._h, st)
+        if rc:
+            _raise(rc)
+        values = {f: getattr(st, f) for _, f in _STATS_FIELDS}
+        values["producer_live"] = bool(values["producer_live"])
+        values["consumer_live"] = bool(values["consumer_live"])
+        return Stats(**values)
+
+    def __repr__(self):
+        role = {PRODUCER: "PRODUCER", CONSUMER: "CONSUMER", OBSERVER: "OBSERVER"}.get(self.role)
+        return "<rqshm.Queue %r %s%s>" % (self.name, role, " closed" if self.closed else "")

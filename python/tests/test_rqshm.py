@@ -1,0 +1,199 @@
+"""rqshm against the library: every call, the error classes, zero-copy
+guards, the struct layouts (compared with the C compiler's, via rq_peer)."""
+import dataclasses
+import os
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+
+import rqshm
+
+_n = 0
+
+
+@pytest.fixture
+def name():
+    global _n
+    _n += 1
+    n = "py.%d.%d" % (os.getpid(), _n)
+    try:
+        rqshm.unlink(n)
+    except rqshm.ENOENT:
+        pass
+    yield n
+    try:
+        rqshm.unlink(n)
+    except rqshm.ENOENT:
+        pass
+
+
+def test_push_pop_roundtrip(name):
+    with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=8, slot_size=64) as p, \
+            rqshm.Queue.open(name, rqshm.CONSUMER) as c:
+        p.push(b"hello")
+        p.push(bytearray(b"world"))
+        p.push(memoryview(b"xxview")[2:])
+        p.push(b"")
+        assert c.pop() == b"hello"
+        assert c.pop(timeout=0) == b"world"
+        assert c.pop(timeout=1.5) == b"view"
+        assert c.pop() == b""
+        assert c.slot_size == 64 and c.slot_count == 8
+
+
+def test_errors_are_classes_from_the_library(name):
+    assert issubclass(rqshm.EBUSY, rqshm.Error)
+    assert issubclass(rqshm.ETIMEDOUT, TimeoutError)
+    # Every code the library names has a class, and only those.
+    for code in range(-1, -100, -1):
+        libname = rqshm._errname(code)
+        if libname == "RQ_UNKNOWN":
+            assert code not in rqshm._BY_CODE
+        else:
+            cls = getattr(rqshm, libname[3:])
+            assert cls.code == code and cls is rqshm._BY_CODE[code]
+    with pytest.raises(rqshm.ENOENT) as e:
+        rqshm.Queue.open(name, rqshm.CONSUMER)
+    assert e.value.code == -5 and e.value.name == "RQ_ENOENT"
+    assert "no queue of that name" in str(e.value)
+    with rqshm.Queue.create(name, rqshm.CONSUMER, slot_count=2, slot_size=8) as c:
+        with pytest.raises(rqshm.EBUSY):
+            rqshm.Queue.open(name, rqshm.CONSUMER)
+        with pytest.raises(rqshm.EAGAIN):
+            c.pop(timeout=0)
+        t = time.monotonic()
+        with pytest.raises(TimeoutError):
+            c.pop(timeout=0.05)
+        assert time.monotonic() - t >= 0.04
+        with pytest.raises(rqshm.EROLE):
+            c.push(b"x")
+    with pytest.raises(rqshm.EEXIST):
+        rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=4, slot_size=8)
+    with pytest.raises(rqshm.EINVAL):
+        rqshm.Queue.create("bad/name", rqshm.PRODUCER)
+    with pytest.raises(ValueError):
+        rqshm.Queue.open(name, rqshm.CONSUMER).pop(timeout=-1)
+
+
+def test_full_and_message_size(name):
+    with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=2, slot_size=8) as p:
+        with pytest.raises(rqshm.EMSGSIZE):
+            p.push(b"123456789")
+        assert p.push_many([b"a", b"b"]) == 2
+        with pytest.raises(rqshm.EAGAIN):
+            p.push(b"c", timeout=0)
+
+
+def test_reserve_commits_or_publishes_nothing(name):
+    with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=4, slot_size=16) as p, \
+            rqshm.Queue.open(name, rqshm.CONSUMER) as c:
+        with p.reserve() as r:
+            r.buf[:4] = b"lost"       # no commit: nothing published
+        assert p.stat().depth == 0
+        with pytest.raises(RuntimeError):
+            with p.reserve() as r:
+                r.buf[:4] = b"boom"
+                raise RuntimeError   # an exception: nothing published
+        assert p.stat().depth == 0
+        with p.reserve(timeout=0) as r:
+            assert len(r.buf) == 16
+            r.buf[:5] = b"kept!"
+            r.commit(5)
+            with pytest.raises(rqshm.ESTATE):
+                r.commit(5)
+        with pytest.raises(ValueError):
+            r.buf[0]  # the view is released with the block
+        with p.reserve() as r:
+            r.buf[:3] = memoryview(b"abc")
+            r.commit(3)
+        assert c.pop() == b"kept!" and c.pop() == b"abc"
+
+
+def test_peek_releases_only_on_success(name):
+    with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=4, slot_size=16) as p, \
+            rqshm.Queue.open(name, rqshm.CONSUMER) as c:
+        p.push(b"once")
+        with pytest.raises(KeyError):
+            with c.peek() as msg:
+                assert bytes(msg) == b"once" and msg.readonly
+                raise KeyError       # handling failed: the message stays
+        with c.peek(timeout=0) as msg:
+            assert bytes(msg) == b"once"
+        assert c.stat().depth == 0
+        with pytest.raises(rqshm.EAGAIN):
+            with c.peek(timeout=0):
+                pass
+
+
+def test_iteration_and_bursts(name):
+    with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=64, slot_size=16) as p, \
+            rqshm.Queue.open(name, rqshm.CONSUMER) as c:
+        p.push_many(b"%d" % i for i in range(10))
+        assert c.pop_many(4) == [b"0", b"1", b"2", b"3"]
+        assert list(c.messages(timeout=0)) == [b"%d" % i for i in range(4, 10)]
+        assert c.pop_many(4, timeout=0.01) == []
+        p.push(b"it")
+        assert next(iter(c)) == b"it"
+
+
+def test_blocking_pop_is_woken_by_a_push(name):
+    with rqshm.Queue.create(name, rqshm.CONSUMER, slot_count=4, slot_size=16) as c:
+        def later():
+            time.sleep(0.1)
+            with rqshm.Queue.open(name, rqshm.PRODUCER) as p:
+                p.push(b"late")
+        t = threading.Thread(target=later)
+        t.start()
+        assert c.pop(timeout=10) == b"late"
+        t.join()
+
+
+def test_stat_is_a_dataclass(name):
+    with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=4, slot_size=16) as p:
+        p.push(b"x")
+        st = p.stat()
+        assert dataclasses.is_dataclass(st)
+        assert (st.slot_count, st.slot_size, st.depth, st.pushed) == (4, 16, 1, 1)
+        assert st.producer_live is True and st.consumer_live is False
+        assert st.producer_pid == os.getpid()
+    assert p.closed
+    with pytest.raises(rqshm.EINVAL):
+        p.push(b"x")  # closed handle
+
+
+def test_layout_matches_the_c_compiler():
+    """rqshm's declarations of rq.h's structs and constants against the C
+    compiler's offsetof/sizeof (cffi's ABI mode takes them on trust)."""
+    out = subprocess.run([os.environ["RQ_PEER"], "layout"], check=True, capture_output=True,
+                         text=True).stdout
+    ffi = rqshm.ffi
+    checked = 0
+    for line in out.splitlines():
+        key, *vals = line.split()
+        kind, what = key.split(".", 1)
+        if kind == "sizeof":
+            assert ffi.sizeof(what) == int(vals[0]), key
+        elif kind == "value":
+            assert getattr(rqshm, what[3:]) == int(vals[0]), key
+        else:
+            field = dict(ffi.typeof(kind).fields)[what]
+            assert (field.offset, ffi.sizeof(field.type)) == (int(vals[0]), int(vals[1])), key
+        checked += 1
+    assert checked > 25
+
+
+def test_version_matches_rq_h():
+    here = os.path.dirname(os.path.abspath(__file__))
+    text = open(os.path.join(here, "..", "..", "include", "rq.h")).read()
+    parts = [re.search(r"#define RQ_VERSION_%s (\d+)" % p, text).group(1)
+             for p in ("MAJOR", "MINOR", "PATCH")]
+    assert rqshm.__version__ == ".".join(parts)
+    toml = open(os.path.join(here, "..", "pyproject.toml")).read()
+    assert 'version = "%s"' % rqshm.__version__ in toml
+
+
+def test_names():
+    assert rqshm.name_valid("a.b-c_1") and not rqshm.name_valid("a/b")
