@@ -1,5 +1,5 @@
 # Install rules (included from the top-level CMakeLists.txt when
-# RQ_INSTALL is ON): librq.a, rq.h, the CMake package
+# RQ_INSTALL is ON): librq.a, rq.h, rq_bridge.h, the CMake package
 # (find_package(rq CONFIG) -> rq::rq, with a version file) and rq.pc for
 # pkg-config.  rqctl's rule is in tools/CMakeLists.txt.
 include(CMakePackageConfigHelpers)
@@ -8,6 +8,8 @@ set(RQ_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/rq)
 install(TARGETS rq EXPORT rqTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         PUBLIC_HEADER DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# rq_bridge.h: header-only, for applications reading rq-bridge's records.
+install(FILES ${PROJECT_SOURCE_DIR}/include/rq_bridge.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT rqTargets NAMESPACE rq:: DESTINATION ${RQ_INSTALL_CMAKEDIR})
 
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/rqConfig.cmake.in

@@ -38,11 +38,14 @@ run("cmake --install" COMMAND ${CMAKE_COMMAND} --install ${RQ_BINARY_DIR} --pref
     ${config_args})
 
 # 2. exactly the public files, and no private header
-set(expected ${INCLUDEDIR}/rq.h ${LIBDIR}/librq.a ${LIBDIR}/pkgconfig/rq.pc
+set(expected ${INCLUDEDIR}/rq.h ${INCLUDEDIR}/rq_bridge.h ${LIBDIR}/librq.a ${LIBDIR}/pkgconfig/rq.pc
     ${LIBDIR}/cmake/rq/rqConfig.cmake ${LIBDIR}/cmake/rq/rqConfigVersion.cmake
     ${LIBDIR}/cmake/rq/rqTargets.cmake)
 if(EXPECT_RQCTL)
   list(APPEND expected ${BINDIR}/rqctl)
+endif()
+if(EXPECT_BRIDGE)
+  list(APPEND expected ${BINDIR}/rq-bridge)
 endif()
 foreach(f ${expected})
   if(NOT EXISTS ${prefix}/${f})
@@ -50,8 +53,9 @@ foreach(f ${expected})
   endif()
 endforeach()
 file(GLOB headers RELATIVE ${prefix}/${INCLUDEDIR} ${prefix}/${INCLUDEDIR}/*)
-if(NOT headers STREQUAL "rq.h")
-  message(FATAL_ERROR "installed headers are '${headers}', expected only rq.h")
+list(SORT headers)
+if(NOT headers STREQUAL "rq.h;rq_bridge.h")
+  message(FATAL_ERROR "installed headers are '${headers}', expected rq.h and rq_bridge.h")
 endif()
 if(EXPECT_RQCTL)
   run("installed rqctl --version" COMMAND ${prefix}/${BINDIR}/rqctl --version)
