@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 source scripts/packages.sh
 rq_install_packages cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev libboost-dev \
-  python3 clang libclang-rt-14-dev spin
+  python3 clang libclang-rt-14-dev spin libnats-dev nats-server
 
 jobs=$(nproc)
 for preset in debug asan; do
