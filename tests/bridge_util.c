@@ -9,6 +9,8 @@
  *   bridge_util produce QUEUE FIRST COUNT INTERVAL_US SLOTS
  *   bridge_util push QUEUE SIZE                 one message of SIZE 'x'
  *   bridge_util depth QUEUE                     messages in the queue
+ *   bridge_util create QUEUE SLOTS SIZE
+ *   bridge_util fill QUEUE COUNT SIZE           COUNT messages of SIZE bytes
  *   bridge_util drain QUEUE COUNT IDLE_MS       records, duplicates dropped
  *   bridge_util publish URL SUBJECT FIRST COUNT INTERVAL_US
  *   bridge_util bench-pub URL SUBJECT COUNT SIZE   messages per second
@@ -161,6 +163,27 @@ static int cmd_push(char **a)
     return rc == RQ_OK ? 0 : (fprintf(stderr, "bridge_util: push: %s\n", rq_strerror(rc)), 1);
 }
 
+static int cmd_create(char **a)
+{
+    rq_close(open_queue(a[0], RQ_OBSERVER, (uint32_t)atol(a[1]), (uint32_t)atol(a[2])));
+    return 0;
+}
+
+static int cmd_fill(char **a)
+{
+    rq *q = open_queue(a[0], RQ_PRODUCER, 0, 0);
+    long count = atol(a[1]);
+    char buf[4096] = {0};
+    size_t size = (size_t)atol(a[2]);
+    for (long i = 0; i < count; i++) {
+        int rc = rq_push(q, buf, size < sizeof buf ? size : sizeof buf, 5000);
+        if (rc != RQ_OK)
+            return fprintf(stderr, "bridge_util: push: %s\n", rq_strerror(rc)), 1;
+    }
+    rq_close(q);
+    return 0;
+}
+
 static int cmd_depth(char **a)
 {
     rq *q = open_queue(a[0], RQ_OBSERVER, 0, 0);
@@ -238,6 +261,7 @@ static int cmd_bench_pub(char **a)
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = 4096;
+    jo.PublishAsync.StallWait = 10000; /* a loaded machine stalls longer than the default 200 ms */
     jsCtx *js = NULL;
     s = natsConnection_JetStream(&js, nc, &jo);
     long count = atol(a[2]);
@@ -301,7 +325,8 @@ int main(int argc, char **argv)
         int (*fn)(char **);
     } cmds[] = {{"stream-create", 4, cmd_stream_create}, {"stream-read", 2, cmd_stream_read},
                 {"produce", 5, cmd_produce},             {"push", 2, cmd_push},
-                {"depth", 1, cmd_depth},                 {"drain", 3, cmd_drain},
+                {"depth", 1, cmd_depth},                 {"create", 3, cmd_create},
+                {"drain", 3, cmd_drain},                 {"fill", 3, cmd_fill},
                 {"publish", 5, cmd_publish},             {"bench-pub", 4, cmd_bench_pub},
                 {"latency", 3, cmd_latency}};
     for (size_t i = 0; argc >= 2 && i < sizeof cmds / sizeof cmds[0]; i++)

@@ -231,6 +231,9 @@ static int bridge_connect(bridge *b)
     if (s == NATS_OK) s = natsOptions_SetTimeout(opts, 2000);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, on_disconnected, b);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, on_reconnected, b);
+    /* in: a fetch's pull request is a plain publish, which libnats would
+     * hold for its flusher thread (about a millisecond) to batch it. */
+    if (s == NATS_OK && strcmp(b->p.direction, "in") == 0) s = natsOptions_SetSendAsap(opts, true);
     char text[400];
     if (s != NATS_OK) {
         bridge_error(b, "cannot set up the connection: %s", bridge_nats_text(s, 0, text, sizeof text));
