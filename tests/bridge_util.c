@@ -201,7 +201,9 @@ static int cmd_depth(char **a)
  * it drops; stops after COUNT kept records or IDLE_MS without any. */
 static int cmd_drain(char **a)
 {
-    rq *q = open_queue(a[0], RQ_CONSUMER, 1024, 256);
+    rq *q = NULL;
+    if (rq_open(&q, a[0], RQ_CONSUMER, NULL) != RQ_OK) /* else create it */
+        q = open_queue(a[0], RQ_CONSUMER, 1024, 256);
     uint64_t want = strtoull(a[1], NULL, 10), kept = 0, high = 0;
     int idle = atoi(a[2]);
     char buf[256];

@@ -211,7 +211,40 @@ class BridgeCase(unittest.TestCase):
                     self.fail("drain read something not written by the bridge: %r" % line)
         return records, dups
 
+    def crash_at(self, point, n, direction, *args):
+        """Runs a bridge that kills itself at its N-th pass through the
+        named crash point; returns its exit status (-9 when it did)."""
+        env = dict(os.environ, RQ_BRIDGE_CRASH_POINT="%s:%d" % (point, n))
+        p = subprocess.Popen([BRIDGE, direction, "--server", self.server.url, *map(str, args)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=self.open("crash.%d.err" % len(self.children)))
+        self.children.append(p)
+        try:
+            return p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGTERM)
+            return p.wait(15)
+
     # ---- out ----------------------------------------------------------
+
+    def test_out_crash_point(self):
+        """out killed between the stream's ack and the release, 20 times:
+        each time the next bridge republishes the same message, the stream
+        answers duplicate, and it holds every message once."""
+        q, count = self.queue("outcp"), 2000
+        util("stream-create", self.server.url, "OUTCP", "t.outcp", 4096)
+        util("produce", q, 0, count, 0, 4096)
+        args = ("--queue", q, "--subject", "t.outcp")
+        for _ in range(20):
+            self.assertEqual(self.crash_at("out.after_ack", random.randint(1, 50), "out", *args), -9)
+        st = os.path.join(self.dir, "outcp.json")
+        last = self.bridge("out", *args, "--status", st)
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
+        self.stop(last, "rq-bridge out")
+        s = self.status(st)
+        self.assertEqual((s["duplicates"], s["redelivered"]), (1, 1),
+                         "the message in hand at the last kill was not republished as a duplicate: %r" % s)
+        self.check_stream_once_in_order("OUTCP", count)
+
 
     def test_out_kill_torture(self):
         """rq-bridge out SIGKILLed 100 times while a producer pushes: the
@@ -315,6 +348,56 @@ class BridgeCase(unittest.TestCase):
             check_payload(self, payload, "n", i)
         print("in torture: 60 kills, %d messages once each after dropping %d duplicates" % (count, dups),
               file=sys.stderr)
+
+    def test_in_crash_points(self):
+        """in killed between commit and ack 20 times, and 3 times between
+        deleting and re-creating its consumer: the receiver drops the copies
+        and keeps every message once, in order."""
+        q, count = self.queue("incp"), 2000
+        util("stream-create", self.server.url, "INCP", "t.incp", 4096)
+        util("publish", self.server.url, "t.incp", 0, count, 0)
+        out_path = os.path.join(self.dir, "incp.out")
+        drain = self.spawn([UTIL, "drain", q, count, 30000],
+                           stdout=self.open(os.path.basename(out_path)), tag="drain")
+        args = ("in", "--queue", q, "--subject", "t.incp", "--stream", "INCP", "--durable", "cp",
+                "--create", "1024:256", "--batch", 16)
+        for _ in range(20):
+            self.assertEqual(self.crash_at("in.after_commit", random.randint(1, 40), *args), -9)
+        for _ in range(3):
+            self.assertEqual(self.crash_at("in.after_commit", random.randint(1, 40), *args), -9)
+            self.assertEqual(self.crash_at("in.after_delete", 1, *args), -9)
+        last = self.bridge(*args)
+        records, dups = self.read_drain(drain, out_path, 60)
+        self.stop(last, "rq-bridge in")
+        self.assertEqual(len(records), count, "the receiver kept %d of %d" % (len(records), count))
+        for i, (seq, _, payload) in enumerate(records):
+            self.assertEqual(seq, i + 1)
+            check_payload(self, payload, "n", i)
+        self.assertGreaterEqual(dups, 23, "fewer copies than kills after a commit")
+        print("in crash points: 26 kills, %d copies dropped, %d messages once each" % (dups, count),
+              file=sys.stderr)
+
+    def test_in_oversized_parked(self):
+        """A stream message larger than a queue slot is reported, left
+        unacknowledged (state parked), and nothing after it overtakes it."""
+        q = self.queue("inbig")
+        util("stream-create", self.server.url, "INBIG", "t.inbig", 4096)
+        util("create", q, 16, 64)
+        util("publish", self.server.url, "t.inbig", 0, 1, 0)
+        util("bench-pub", self.server.url, "t.inbig", 1, 100)  # one 100-byte message
+        util("publish", self.server.url, "t.inbig", 2, 1, 0)
+        st = os.path.join(self.dir, "inbig.json")
+        b = self.bridge("in", "--queue", q, "--subject", "t.inbig", "--stream", "INBIG", "--durable", "big",
+                        "--status", st, "--status-interval", 100, "--max-backoff", 300)
+        self.assertTrue(wait_until(lambda: self.status(st).get("state") == "parked", 15),
+                        "never parked: %r" % self.status(st))
+        time.sleep(0.5)
+        self.assertIn("stream message 2 (100 bytes) does not fit", self.status(st)["last_error"])
+        self.stop(b, "rq-bridge in")
+        records = [line.split()[:2] for line in util("drain", q, 100, 200).splitlines()]
+        self.assertEqual(records[0], ["rec", "1"])
+        self.assertEqual({tuple(r) for r in records[1:]} - {("dup", "1")}, set(),
+                         "something overtook the parked message: %r" % records)
 
     # ---- both, across a server restart --------------------------------
 

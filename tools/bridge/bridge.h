@@ -36,6 +36,8 @@ typedef struct bridge_progress {
                                 in: committed to the queue and acked */
     uint64_t duplicates;     /* out: acks saying "duplicate"; in: redeliveries */
     uint64_t parked;         /* out: moved to the dead-letter queue */
+    uint64_t redelivered;    /* out: found flagged RQ_MSG_REDELIVERED (a bridge
+                                had it in hand and died or stopped) */
     uint64_t last_queue_seq; /* rq sequence number of the last message handled */
     uint64_t last_stream_seq;
     uint64_t lag;            /* out: queue depth; in: stream messages not yet delivered */
@@ -73,6 +75,12 @@ rq *bridge_open_queue(bridge *b, const char *name, int role);
 
 /* How often the connection was lost so far (libnats's callback thread). */
 uint64_t bridge_disconnects(void);
+
+/* Named crash points for the tests: with RQ_BRIDGE_CRASH_POINT=NAME:N in
+ * the environment, the N-th pass through NAME kills the process (SIGKILL),
+ * exactly in the window the point names.  Without it, one string compare
+ * per pass. */
+void bridge_crash_point(const char *name);
 
 int bridge_run_out(bridge *b);
 int bridge_run_in(bridge *b);

@@ -59,6 +59,13 @@ static natsStatus resync(bridge *b, jsErrCode *jerr)
         return s;
     int64_t pending = ci->NumAckPending;
     uint64_t start = ci->AckFloor.Stream + 1;
+    /* A consumer that has acked nothing yet reports a floor of 0, not its
+     * start - 1: everything before the start it was made with was acked by
+     * its predecessor, so start there (the floor alone would repeat the
+     * stream from the first message). */
+    if (ci->AckFloor.Consumer == 0 && ci->Config &&
+        ci->Config->DeliverPolicy == js_DeliverByStartSequence && ci->Config->OptStartSeq > start)
+        start = ci->Config->OptStartSeq;
     b->p.lag = ci->NumPending;
     jsConsumerInfo_Destroy(ci);
     if (pending == 0)
@@ -69,6 +76,7 @@ static natsStatus resync(bridge *b, jsErrCode *jerr)
     if (s != NATS_OK && s != NATS_NOT_FOUND && *jerr != JSConsumerNotFoundErr)
         return s;
     *jerr = 0;
+    bridge_crash_point("in.after_delete"); /* no consumer until the add */
     return add_consumer(b, start, jerr);
 }
 
@@ -143,6 +151,7 @@ static int deliver(bridge *b, rq *q, uint32_t slot_size, natsMsg *m)
         return -1;
     }
     /* Committed: a lost ack now only means a duplicate. */
+    bridge_crash_point("in.after_commit");
     natsMsg_Ack(m, NULL);
     if (deliveries > 1)
         b->p.duplicates++;

@@ -96,7 +96,7 @@ static const char help[] =
     "\n"
     "STATUS FILE\n"
     "    JSON: direction, state (connecting, running, disconnected, parked,\n"
-    "    stopped), messages, duplicates, parked, last_queue_seq,\n"
+    "    stopped), messages, duplicates, parked, redelivered, last_queue_seq,\n"
     "    last_stream_seq, lag (out: queue depth; in: stream messages not yet\n"
     "    delivered), errors, reconnects, last_error, pid, time.\n"
     "\n"
@@ -149,17 +149,38 @@ void bridge_backoff(bridge *b, int *delay_ms)
     *delay_ms = *delay_ms * 2 > b->o.max_backoff_ms ? b->o.max_backoff_ms : *delay_ms * 2;
 }
 
+void bridge_crash_point(const char *name)
+{
+    static int parsed;
+    static char want[64];
+    static long target, hits;
+    if (!parsed) {
+        parsed = 1;
+        const char *spec = getenv("RQ_BRIDGE_CRASH_POINT");
+        const char *colon = spec ? strchr(spec, ':') : NULL;
+        if (colon && (size_t)(colon - spec) < sizeof want) {
+            memcpy(want, spec, (size_t)(colon - spec));
+            target = atol(colon + 1);
+        }
+    }
+    if (want[0] && strcmp(want, name) == 0 && ++hits == target) {
+        fprintf(stderr, "rq-bridge: crash point %s, pass %ld: killing myself\n", name, hits);
+        raise(SIGKILL);
+    }
+}
+
 static void status_write(bridge *b)
 {
     bridge_progress *p = &b->p;
     const char *state = p->state;
     if (atomic_load(&link_down) && strcmp(state, "running") == 0)
         state = "disconnected";
-    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:I}",
+    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:I}",
                           "direction", p->direction, "state", state,
                           "messages", (json_int_t)p->messages,
                           "duplicates", (json_int_t)p->duplicates,
                           "parked", (json_int_t)p->parked,
+                          "redelivered", (json_int_t)p->redelivered,
                           "last_queue_seq", (json_int_t)p->last_queue_seq,
                           "last_stream_seq", (json_int_t)p->last_stream_seq,
                           "lag", (json_int_t)p->lag, "errors", (json_int_t)p->errors,

@@ -157,6 +157,9 @@ static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
         jsErrCode jerr;
         natsStatus s = len > INT32_MAX ? NATS_MAX_PAYLOAD : publish(b, idbase, msg, len, &info, &jerr);
         if (s == NATS_OK) {
+            bridge_crash_point("out.after_ack"); /* stored, not released */
+            if (info.flags & RQ_MSG_REDELIVERED)
+                b->p.redelivered++;
             if ((rc = rq_release(q)) != RQ_OK) {
                 bridge_error(b, "cannot release message %" PRIu64 ": %s", info.seq, rq_strerror(rc));
                 return 1;
