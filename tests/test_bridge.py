@@ -131,7 +131,17 @@ class BridgeCase(unittest.TestCase):
             f.close()
         for name in self.queues:
             unlink_queue(name)
+        # Under the ASan preset a sanitizer report in any child, even one
+        # killed later, fails the test.
+        reports = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.endswith(".err"):
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    text = f.read()
+                if "Sanitizer" in text or "runtime error:" in text:
+                    reports.append("%s:\n%s" % (name, text[:4000]))
         shutil.rmtree(self.dir, ignore_errors=True)
+        self.assertEqual(reports, [], "sanitizer reports")
 
     def queue(self, tag):
         name = fresh(tag)
