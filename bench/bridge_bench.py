@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """bridge_bench.py - rq-bridge out beside a plain libnats JetStream
 asynchronous publisher, same 64-byte messages, same nats-server, rounds
-interleaved; then the end-to-end latency push -> rq-bridge out -> stream ->
+interleaved; rq-bridge in filling a queue from a stream; then the
+end-to-end latency push -> rq-bridge out -> stream ->
 rq-bridge in -> pop, one message at a time (docs/bridge.md, Performance).
 
     python3 bench/bridge_bench.py BUILD/tools/bridge/rq-bridge BUILD/tests/bridge_util [ROUNDS]
@@ -74,8 +75,27 @@ def main():
             out.append(OUT_COUNT / (time.monotonic() - t0))
             b.send_signal(signal.SIGTERM)
             b.wait()
+        # in: OUT_COUNT stream messages into an empty queue, a new durable
+        # consumer (from the stream's start) each round.
+        inn = []
+        util("stream-create", url, "BIN", "b.in", 1024)
+        util("bench-pub", url, "b.in", OUT_COUNT, SIZE)
+        for r in range(ROUNDS):
+            q = "bridge-bench.%d.in%d" % (os.getpid(), r)
+            queues.append(q)
+            util("create", q, 32768, 128)
+            b = subprocess.Popen([BRIDGE, "in", "--server", url, "--queue", q, "--subject", "b.in",
+                                  "--stream", "BIN", "--durable", "in%d" % r, "--batch", "256"],
+                                 stderr=subprocess.DEVNULL)
+            t0 = time.monotonic()
+            while depth(q) < OUT_COUNT and b.poll() is None:
+                time.sleep(0.005)
+            inn.append(OUT_COUNT / (time.monotonic() - t0))
+            b.send_signal(signal.SIGTERM)
+            b.wait()
         spread("plain async publisher", pub, "msg/s")
         spread("rq-bridge out", out, "msg/s")
+        spread("rq-bridge in (stream -> queue)", inn, "msg/s")
         ratios = [o / p for o, p in zip(out, pub)]
         print("%-34s median %10.3f  min %10.3f  max %10.3f" % ("ratio out / plain", statistics.median(ratios),
                                                               min(ratios), max(ratios)))
