@@ -175,11 +175,15 @@ static int fetch_once(bridge *b, rq *q, uint32_t slot_size, natsSubscription *su
     if (bridge_disconnects() != epoch)
         return 1;
     natsStatus s = natsSubscription_Fetch(&list, sub, b->o.batch, 500, &jerr);
-    if (s == NATS_TIMEOUT) {
+    /* A timeout may still have brought some messages: they are the next
+     * ones in order and must be handled (or given up), never skipped. */
+    if (s == NATS_TIMEOUT && list.Count == 0) {
         bridge_status(b, 0);
         return bridge_disconnects() != epoch;
     }
-    if (s != NATS_OK) {
+    if (s != NATS_OK && s != NATS_TIMEOUT) {
+        /* Messages it brought, if any, are given up unacked: the consumer
+         * is re-created at its ack floor before the next fetch. */
         bridge_error(b, "fetch failed: %s; retrying in %d ms", bridge_nats_text(s, jerr, text, sizeof text),
                      *delay);
         natsMsgList_Destroy(&list);
