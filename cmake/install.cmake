@@ -1,6 +1,6 @@
 # Install rules (included from the top-level CMakeLists.txt when
 # RQ_INSTALL is ON): librq.a (with RQ_SHARED also librq.so and its
-# SONAME links), rq.h, the CMake package (find_package(rq CONFIG) -> rq::rq,
+# SONAME links), rq.h, rq_bridge.h, the CMake package (find_package(rq CONFIG) -> rq::rq,
 # and rq::rq_shared when built, with a version file) and rq.pc for
 # pkg-config, and the manual pages.  rqctl's rule is in tools/CMakeLists.txt.
 include(CMakePackageConfigHelpers)
@@ -18,6 +18,8 @@ install(TARGETS ${rq_installed_libraries} EXPORT rqTargets
 # The manual pages of the library (rq(3), a page per family, a .so link per
 # function); rqctl(1) is installed with rqctl (tools/CMakeLists.txt).
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/man/man3 DESTINATION ${CMAKE_INSTALL_MANDIR})
+# rq_bridge.h: header-only, for applications reading rq-bridge's records.
+install(FILES ${PROJECT_SOURCE_DIR}/include/rq_bridge.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT rqTargets NAMESPACE rq:: DESTINATION ${RQ_INSTALL_CMAKEDIR})
 
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/rqConfig.cmake.in

@@ -27,7 +27,8 @@ source scripts/packages.sh
 # util-linux: setpriv, with which test_rqctl.py runs rqctl as a second user.
 rq_install_packages cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev libboost-dev \
   python3 python3-cffi python3-pytest python3-pip python3-setuptools python3-venv groff-base \
-  clang libclang-rt-14-dev spin util-linux
+  clang libclang-rt-14-dev spin util-linux \
+  libnats-dev nats-server
 
 jobs=$(nproc)
 if ((quick)); then

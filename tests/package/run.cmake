@@ -42,8 +42,8 @@ endif()
 run("cmake --install" COMMAND ${CMAKE_COMMAND} --install ${RQ_BINARY_DIR} --prefix ${prefix}
     ${config_args})
 
-# 2. exactly the public files (rq.h, and rq.hpp for C++), and no private header
-set(expected ${INCLUDEDIR}/rq.h ${LIBDIR}/librq.a ${LIBDIR}/pkgconfig/rq.pc
+# 2. exactly the public files (rq.h, rq.hpp for C++, rq_bridge.h), and no private header
+set(expected ${INCLUDEDIR}/rq.h ${INCLUDEDIR}/rq_bridge.h ${LIBDIR}/librq.a ${LIBDIR}/pkgconfig/rq.pc
     ${LIBDIR}/cmake/rq/rqConfig.cmake ${LIBDIR}/cmake/rq/rqConfigVersion.cmake
     ${LIBDIR}/cmake/rq/rqTargets.cmake)
 list(APPEND expected share/man/man3/rq.3 share/man/man3/rq_open.3 share/man/man3/rq_close.3)
@@ -54,14 +54,18 @@ if(EXPECT_SHARED)
   list(APPEND expected ${LIBDIR}/librq.so ${LIBDIR}/librq.so.${SOVERSION}
        ${LIBDIR}/librq.so.${RQ_VERSION})
 endif()
+if(EXPECT_BRIDGE)
+  list(APPEND expected ${BINDIR}/rq-bridge)
+endif()
 foreach(f ${expected})
   if(NOT EXISTS ${prefix}/${f})
     message(FATAL_ERROR "not installed: ${f}")
   endif()
 endforeach()
 file(GLOB headers RELATIVE ${prefix}/${INCLUDEDIR} ${prefix}/${INCLUDEDIR}/*)
-if(NOT headers STREQUAL "rq.h;rq.hpp")
-  message(FATAL_ERROR "installed headers are '${headers}', expected rq.h and rq.hpp")
+list(SORT headers)
+if(NOT headers STREQUAL "rq.h;rq.hpp;rq_bridge.h")
+  message(FATAL_ERROR "installed headers are '${headers}', expected rq.h, rq.hpp and rq_bridge.h")
 endif()
 if(EXPECT_RQCTL)
   run("installed rqctl --version" COMMAND ${prefix}/${BINDIR}/rqctl --version)

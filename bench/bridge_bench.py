@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""bridge_bench.py - rq-bridge out beside a plain libnats JetStream
+asynchronous publisher, same 64-byte messages, same nats-server, rounds
+interleaved; rq-bridge in filling a queue from a stream; then the
+end-to-end latency push -> rq-bridge out -> stream ->
+rq-bridge in -> pop, one message at a time (docs/bridge.md, Performance).
+
+    python3 bench/bridge_bench.py BUILD/tools/bridge/rq-bridge BUILD/tests/bridge_util [ROUNDS]
+
+Starts nats-server on a free loopback port with a temporary storage
+directory and stops it at the end.  Prints one line per figure with the
+median and the spread (min..max) over the rounds.
+"""
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BRIDGE, UTIL = sys.argv[1], sys.argv[2]
+ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+PUB_COUNT, OUT_COUNT, SIZE, LAT_COUNT = [int(x) for x in os.environ.get("RQ_BRIDGE_BENCH", "100000 20000 64 2000").split()]
+
+
+def util(*args):
+    p = subprocess.run([UTIL, *map(str, args)], capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit("bridge_util %s failed: %s" % (" ".join(map(str, args)), p.stderr))
+    return p.stdout
+
+
+def depth(q):
+    return int(util("depth", q))
+
+
+def spread(name, values, unit):
+    print("%-34s median %10.0f  min %10.0f  max %10.0f  %s" % (name, statistics.median(values), min(values),
+                                                              max(values), unit))
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="rq-bridge-bench.")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = "nats://127.0.0.1:%d" % port
+    server = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", tmp],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    queues = []
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        util("stream-create", url, "BPUB", "b.pub", 1024)
+        util("stream-create", url, "BOUT", "b.out", 1024)
+        pub, out = [], []
+        for r in range(ROUNDS):
+            pub.append(float(util("bench-pub", url, "b.pub", PUB_COUNT, SIZE)))
+            q = "bridge-bench.%d.%d" % (os.getpid(), r)
+            queues.append(q)
+            util("create", q, 32768, 128)
+            util("fill", q, OUT_COUNT, SIZE)
+            b = subprocess.Popen([BRIDGE, "out", "--server", url, "--queue", q, "--subject", "b.out"],
+                                 stderr=subprocess.DEVNULL)
+            t0 = time.monotonic()
+            while depth(q) > 0:
+                time.sleep(0.005)
+            out.append(OUT_COUNT / (time.monotonic() - t0))
+            b.send_signal(signal.SIGTERM)
+            b.wait()
+        # in: OUT_COUNT stream messages into an empty queue, a new durable
+        # consumer (from the stream's start) each round.
+        inn = []
+        util("stream-create", url, "BIN", "b.in", 1024)
+        util("bench-pub", url, "b.in", OUT_COUNT, SIZE)
+        for r in range(ROUNDS):
+            q = "bridge-bench.%d.in%d" % (os.getpid(), r)
+            queues.append(q)
+            util("create", q, 32768, 128)
+            b = subprocess.Popen([BRIDGE, "in", "--server", url, "--queue", q, "--subject", "b.in",
+                                  "--stream", "BIN", "--durable", "in%d" % r, "--batch", "256"],
+                                 stderr=subprocess.DEVNULL)
+            t0 = time.monotonic()
+            while depth(q) < OUT_COUNT and b.poll() is None:
+                time.sleep(0.005)
+            inn.append(OUT_COUNT / (time.monotonic() - t0))
+            b.send_signal(signal.SIGTERM)
+            b.wait()
+        spread("plain async publisher", pub, "msg/s")
+        spread("rq-bridge out", out, "msg/s")
+        spread("rq-bridge in (stream -> queue)", inn, "msg/s")
+        ratios = [o / p for o, p in zip(out, pub)]
+        print("%-34s median %10.3f  min %10.3f  max %10.3f" % ("ratio out / plain", statistics.median(ratios),
+                                                              min(ratios), max(ratios)))
+
+        util("stream-create", url, "BLAT", "b.lat", 1024)
+        qa, qb = "bridge-bench.%d.a" % os.getpid(), "bridge-bench.%d.b" % os.getpid()
+        queues += [qa, qb]
+        util("create", qa, 1024, 256)
+        util("create", qb, 1024, 256)
+        kids = [subprocess.Popen([BRIDGE, "out", "--server", url, "--queue", qa, "--subject", "b.lat"],
+                                 stderr=subprocess.DEVNULL),
+                subprocess.Popen([BRIDGE, "in", "--server", url, "--queue", qb, "--subject", "b.lat",
+                                  "--stream", "BLAT", "--durable", "lat", "--batch", "1"],
+                                 stderr=subprocess.DEVNULL)]
+        time.sleep(0.5)
+        lat = [util("latency", qa, qb, LAT_COUNT).split() for _ in range(ROUNDS)]
+        for k in kids:
+            k.send_signal(signal.SIGTERM)
+            k.wait()
+        for i, name in enumerate(("latency median", "latency p99", "latency max")):
+            spread("push -> out -> in -> pop, " + name, [float(x[i]) for x in lat], "us")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait()
+        for q in queues:
+            try:
+                os.unlink("/dev/shm/rq." + q)
+            except FileNotFoundError:
+                pass
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

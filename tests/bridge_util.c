@@ -1,0 +1,339 @@
+/*
+ * bridge_util.c - the helper tests/test_bridge.py drives rq-bridge with:
+ * makes streams, reads a stream back, produces into and drains rq queues,
+ * publishes to a subject, and times a plain libnats publisher for the
+ * benchmark.  Output is line-based text for the test to parse.
+ *
+ *   bridge_util stream-create URL STREAM SUBJECT MAX_MSG_SIZE
+ *   bridge_util stream-read URL STREAM          "seq <tab> payload" lines
+ *   bridge_util produce QUEUE FIRST COUNT INTERVAL_US SLOTS
+ *   bridge_util push QUEUE SIZE                 one message of SIZE 'x'
+ *   bridge_util depth QUEUE                     messages in the queue
+ *   bridge_util create QUEUE SLOTS SIZE
+ *   bridge_util fill QUEUE COUNT SIZE           COUNT messages of SIZE bytes
+ *   bridge_util drain QUEUE COUNT IDLE_MS       records, duplicates dropped
+ *   bridge_util publish URL SUBJECT FIRST COUNT INTERVAL_US
+ *   bridge_util bench-pub URL SUBJECT COUNT SIZE   messages per second
+ *   bridge_util latency QUEUE_OUT QUEUE_IN COUNT   push->pop through a bridge
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nats/nats.h>
+
+#include "rq.h"
+#include "rq_bridge.h"
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void pause_us(long us)
+{
+    if (us <= 0)
+        return;
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static int die(const char *what, natsStatus s)
+{
+    fprintf(stderr, "bridge_util: %s: %s (%s)\n", what, natsStatus_GetText(s), nats_GetLastError(NULL));
+    return 1;
+}
+
+static jsCtx *connect_js(const char *url, natsConnection **nc)
+{
+    jsCtx *js = NULL;
+    natsStatus s = natsConnection_ConnectTo(nc, url);
+    if (s == NATS_OK)
+        s = natsConnection_JetStream(&js, *nc, NULL);
+    if (s != NATS_OK) {
+        die("connect", s);
+        exit(1);
+    }
+    return js;
+}
+
+/* A checksum over the message's text, so a torn or altered message shows. */
+static uint32_t sum(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    return h;
+}
+
+static int format_msg(char *buf, size_t cap, const char *tag, uint64_t i)
+{
+    int n = snprintf(buf, cap, "%s %" PRIu64 " ", tag, i);
+    return n + snprintf(buf + n, cap - (size_t)n, "%08x", sum(buf, (size_t)n));
+}
+
+static int cmd_stream_create(char **a)
+{
+    natsConnection *nc;
+    jsCtx *js = connect_js(a[0], &nc);
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    const char *subj = a[2];
+    sc.Name = a[1];
+    sc.Subjects = &subj;
+    sc.SubjectsLen = 1;
+    sc.MaxMsgSize = atoi(a[3]);
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_AddStream(&si, js, &sc, NULL, &jerr);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return s == NATS_OK ? 0 : die("add stream", s);
+}
+
+static int cmd_stream_read(char **a)
+{
+    natsConnection *nc;
+    jsCtx *js = connect_js(a[0], &nc);
+    jsStreamInfo *si = NULL;
+    natsStatus s = js_GetStreamInfo(&si, js, a[1], NULL, NULL);
+    if (s != NATS_OK)
+        return die("stream info", s);
+    uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    for (uint64_t seq = first; seq && seq <= last; seq++) {
+        natsMsg *m = NULL;
+        s = js_GetMsg(&m, js, a[1], seq, NULL, NULL);
+        if (s == NATS_NOT_FOUND)
+            continue;
+        if (s != NATS_OK)
+            return die("get message", s);
+        printf("%" PRIu64 "\t%.*s\n", seq, natsMsg_GetDataLength(m), natsMsg_GetData(m));
+        natsMsg_Destroy(m);
+    }
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return 0;
+}
+
+static rq *open_queue(const char *name, int role, uint32_t slots, uint32_t size)
+{
+    rq_config cfg = {slots, size, 0, 0};
+    rq *q = NULL;
+    int rc = rq_open(&q, name, role, slots ? &cfg : NULL);
+    if (rc != RQ_OK) {
+        fprintf(stderr, "bridge_util: open %s: %s\n", name, rq_strerror(rc));
+        exit(1);
+    }
+    return q;
+}
+
+static int cmd_produce(char **a)
+{
+    rq *q = open_queue(a[0], RQ_PRODUCER, (uint32_t)atol(a[4]), 256);
+    uint64_t first = strtoull(a[1], NULL, 10), count = strtoull(a[2], NULL, 10);
+    long interval = atol(a[3]);
+    char buf[128];
+    for (uint64_t i = first; i < first + count; i++) {
+        int n = format_msg(buf, sizeof buf, "m", i);
+        int rc = rq_push(q, buf, (size_t)n, RQ_INFINITE);
+        if (rc != RQ_OK)
+            return fprintf(stderr, "bridge_util: push: %s\n", rq_strerror(rc)), 1;
+        pause_us(interval);
+    }
+    rq_close(q);
+    return 0;
+}
+
+static int cmd_push(char **a)
+{
+    rq *q = open_queue(a[0], RQ_PRODUCER, 0, 0);
+    size_t n = (size_t)atol(a[1]);
+    char *buf = malloc(n ? n : 1);
+    memset(buf, 'x', n);
+    int rc = rq_push(q, buf, n, 1000);
+    free(buf);
+    rq_close(q);
+    return rc == RQ_OK ? 0 : (fprintf(stderr, "bridge_util: push: %s\n", rq_strerror(rc)), 1);
+}
+
+static int cmd_create(char **a)
+{
+    rq_close(open_queue(a[0], RQ_OBSERVER, (uint32_t)atol(a[1]), (uint32_t)atol(a[2])));
+    return 0;
+}
+
+static int cmd_fill(char **a)
+{
+    rq *q = open_queue(a[0], RQ_PRODUCER, 0, 0);
+    long count = atol(a[1]);
+    char buf[4096] = {0};
+    size_t size = (size_t)atol(a[2]);
+    for (long i = 0; i < count; i++) {
+        int rc = rq_push(q, buf, size < sizeof buf ? size : sizeof buf, 5000);
+        if (rc != RQ_OK)
+            return fprintf(stderr, "bridge_util: push: %s\n", rq_strerror(rc)), 1;
+    }
+    rq_close(q);
+    return 0;
+}
+
+static int cmd_depth(char **a)
+{
+    rq *q = open_queue(a[0], RQ_OBSERVER, 0, 0);
+    rq_stats st;
+    if (rq_stat(q, &st) != RQ_OK)
+        return 1;
+    printf("%u\n", st.depth);
+    rq_close(q);
+    return 0;
+}
+
+/* The receiving application of docs/bridge.md: keeps the highest stream
+ * sequence processed and drops every record at or below it.  Prints
+ * "rec SEQ DELIVERIES PAYLOAD" for a record it keeps and "dup SEQ" for one
+ * it drops; stops after COUNT kept records or IDLE_MS without any. */
+static int cmd_drain(char **a)
+{
+    rq *q = NULL;
+    if (rq_open(&q, a[0], RQ_CONSUMER, NULL) != RQ_OK) /* else create it */
+        q = open_queue(a[0], RQ_CONSUMER, 1024, 256);
+    uint64_t want = strtoull(a[1], NULL, 10), kept = 0, high = 0;
+    int idle = atoi(a[2]);
+    char buf[256];
+    while (kept < want) {
+        size_t len;
+        int rc = rq_pop(q, buf, sizeof buf, &len, idle);
+        if (rc == RQ_ETIMEDOUT || rc == RQ_EAGAIN)
+            break;
+        if (rc != RQ_OK)
+            return fprintf(stderr, "bridge_util: pop: %s\n", rq_strerror(rc)), 1;
+        rq_bridge_record r;
+        if (rq_bridge_record_parse(buf, len, &r) != 0) {
+            printf("bad %zu\n", len);
+            continue;
+        }
+        if (r.stream_seq <= high) {
+            printf("dup %" PRIu64 "\n", r.stream_seq);
+            continue;
+        }
+        high = r.stream_seq;
+        kept++;
+        printf("rec %" PRIu64 " %u %.*s\n", r.stream_seq, r.deliveries, (int)r.payload_len,
+               (const char *)r.payload);
+        fflush(stdout);
+    }
+    fflush(stdout);
+    rq_close(q);
+    return 0;
+}
+
+static int cmd_publish(char **a)
+{
+    natsConnection *nc;
+    jsCtx *js = connect_js(a[0], &nc);
+    uint64_t first = strtoull(a[2], NULL, 10), count = strtoull(a[3], NULL, 10);
+    long interval = atol(a[4]);
+    char buf[128];
+    for (uint64_t i = first; i < first + count; i++) {
+        int n = format_msg(buf, sizeof buf, "n", i);
+        natsStatus s = js_Publish(NULL, js, a[1], buf, n, NULL, NULL);
+        if (s != NATS_OK)
+            return die("publish", s);
+        pause_us(interval);
+    }
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return 0;
+}
+
+/* The baseline: a plain libnats JetStream asynchronous publisher. */
+static int cmd_bench_pub(char **a)
+{
+    natsConnection *nc;
+    natsStatus s = natsConnection_ConnectTo(&nc, a[0]);
+    if (s != NATS_OK)
+        return die("connect", s);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.MaxPending = 4096;
+    jo.PublishAsync.StallWait = 10000; /* a loaded machine stalls longer than the default 200 ms */
+    jsCtx *js = NULL;
+    s = natsConnection_JetStream(&js, nc, &jo);
+    long count = atol(a[2]);
+    int size = atoi(a[3]);
+    char *buf = calloc(1, (size_t)size);
+    int64_t t0 = now_ns();
+    for (long i = 0; i < count && s == NATS_OK; i++)
+        s = js_PublishAsync(js, a[1], buf, size, NULL);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 60000;
+    if (s == NATS_OK)
+        s = js_PublishAsyncComplete(js, &po);
+    int64_t t1 = now_ns();
+    free(buf);
+    if (s != NATS_OK)
+        return die("async publish", s);
+    printf("%.0f\n", (double)count * 1e9 / (double)(t1 - t0));
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return 0;
+}
+
+static int cmp_i64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* One message at a time: push into QUEUE_OUT (drained by rq-bridge out),
+ * pop its record from QUEUE_IN (fed by rq-bridge in).  Prints the median,
+ * 99th percentile and maximum in microseconds. */
+static int cmd_latency(char **a)
+{
+    rq *out = open_queue(a[0], RQ_PRODUCER, 0, 0);
+    rq *in = open_queue(a[1], RQ_CONSUMER, 0, 0);
+    int count = atoi(a[2]);
+    int64_t *lat = calloc((size_t)count, sizeof *lat);
+    char buf[256];
+    for (int i = 0; i < count; i++) {
+        int64_t t0 = now_ns();
+        int n = format_msg(buf, sizeof buf, "l", (uint64_t)i);
+        size_t len;
+        if (rq_push(out, buf, (size_t)n, 5000) != RQ_OK || rq_pop(in, buf, sizeof buf, &len, 5000) != RQ_OK)
+            return fprintf(stderr, "bridge_util: latency round %d timed out\n", i), 1;
+        lat[i] = now_ns() - t0;
+    }
+    qsort(lat, (size_t)count, sizeof *lat, cmp_i64);
+    printf("%.0f %.0f %.0f\n", lat[count / 2] / 1e3, lat[count * 99 / 100] / 1e3, lat[count - 1] / 1e3);
+    free(lat);
+    rq_close(out);
+    rq_close(in);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int args;
+        int (*fn)(char **);
+    } cmds[] = {{"stream-create", 4, cmd_stream_create}, {"stream-read", 2, cmd_stream_read},
+                {"produce", 5, cmd_produce},             {"push", 2, cmd_push},
+                {"depth", 1, cmd_depth},                 {"create", 3, cmd_create},
+                {"drain", 3, cmd_drain},                 {"fill", 3, cmd_fill},
+                {"publish", 5, cmd_publish},             {"bench-pub", 4, cmd_bench_pub},
+                {"latency", 3, cmd_latency}};
+    for (size_t i = 0; argc >= 2 && i < sizeof cmds / sizeof cmds[0]; i++)
+        if (strcmp(argv[1], cmds[i].name) == 0 && argc == cmds[i].args + 2)
+            return cmds[i].fn(argv + 2);
+    fprintf(stderr, "usage: see the top of tests/bridge_util.c\n");
+    return 2;
+}

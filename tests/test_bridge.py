@@ -1,0 +1,461 @@
+#!/usr/bin/env python3
+"""test_bridge.py - rq-bridge against a real nats-server, started here with
+JetStream on a free loopback port and a temporary storage directory.
+
+    python3 tests/test_bridge.py path/to/rq-bridge path/to/bridge_util
+
+Kill tortures of both directions, a server restart under load, a missing
+server and a message too large for the stream.  Exits 77 (ctest: skipped,
+with a message) only when nats-server is not installed; scripts/test-all.sh
+installs it, so CI never skips.  Linux only.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BRIDGE = UTIL = None
+SKIP = 77
+_counter = 0
+
+
+def fresh(tag):
+    """A queue name no other test (or earlier run) uses."""
+    global _counter
+    _counter += 1
+    name = "bridge-test.%d.%d.%s" % (os.getpid(), _counter, tag)
+    unlink_queue(name)
+    return name
+
+
+def unlink_queue(name):
+    try:
+        os.unlink("/dev/shm/rq." + name)
+    except FileNotFoundError:
+        pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fnv(text):
+    h = 2166136261
+    for b in text.encode():
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def check_payload(test, payload, tag, i):
+    """bridge_util's messages: "TAG I CHECKSUM", the checksum over "TAG I "."""
+    head = "%s %d " % (tag, i)
+    test.assertEqual(payload, "%s%08x" % (head, fnv(head)))
+
+
+def wait_until(predicate, seconds):
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def util(*args, timeout=60):
+    p = subprocess.run([UTIL, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise AssertionError("bridge_util %s: exit %d: %s" % (args, p.returncode, p.stderr))
+    return p.stdout
+
+
+class Server:
+    """nats-server with JetStream on 127.0.0.1:PORT, storage in DIR."""
+
+    def __init__(self, port, store, log):
+        self.port, self.store, self.log = port, store, log
+        self.proc = None
+        self.url = "nats://127.0.0.1:%d" % port
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return True
+            except OSError:
+                return False
+        if not wait_until(up, 15):
+            raise AssertionError("nats-server did not come up on port %d" % self.port)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class BridgeCase(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="rq-bridge-test.")
+        self.log = open(os.path.join(self.dir, "nats-server.log"), "w")
+        self.server = Server(free_port(), os.path.join(self.dir, "js"), self.log)
+        self.server.start()
+        self.children = []
+        self.queues = []
+        self.files = []
+
+    def tearDown(self):
+        for child in self.children:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+        self.server.stop()
+        self.log.close()
+        for f in self.files:
+            f.close()
+        for name in self.queues:
+            unlink_queue(name)
+        # Under the ASan preset a sanitizer report in any child, even one
+        # killed later, fails the test.
+        reports = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.endswith(".err"):
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    text = f.read()
+                if "Sanitizer" in text or "runtime error:" in text:
+                    reports.append("%s:\n%s" % (name, text[:4000]))
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.assertEqual(reports, [], "sanitizer reports")
+
+    def queue(self, tag):
+        name = fresh(tag)
+        self.queues.append(name)
+        return name
+
+    def open(self, name, mode="w"):
+        f = open(os.path.join(self.dir, name), mode)
+        self.files.append(f)
+        return f
+
+    def spawn(self, argv, stdout=subprocess.DEVNULL, stderr=None, tag="child"):
+        if stderr is None:
+            stderr = self.open("%s.%d.err" % (tag, len(self.children)))
+        p = subprocess.Popen([str(a) for a in argv], stdout=stdout, stderr=stderr)
+        self.children.append(p)
+        return p
+
+    def bridge(self, direction, *args, url=None, tag="bridge", stderr=None):
+        return self.spawn([BRIDGE, direction, "--server", url or self.server.url, *args],
+                          stderr=stderr, tag=tag)
+
+    def stop(self, proc, what):
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(15), 0, "%s did not stop cleanly on SIGTERM" % what)
+
+    def status(self, path):
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def stream(self, name):
+        out = []
+        for line in util("stream-read", self.server.url, name).splitlines():
+            seq, payload = line.split("\t", 1)
+            out.append((int(seq), payload))
+        return out
+
+    def check_stream_once_in_order(self, name, count):
+        got = [p for _, p in self.stream(name)]
+        self.assertEqual(len(got), count, "stream %s holds %d messages, %d pushed" % (name, len(got), count))
+        for i, payload in enumerate(got):
+            check_payload(self, payload, "m", i)
+
+    def kill_randomly(self, times, start, alongside, low=0.01, high=0.15):
+        """Starts a bridge with START() and SIGKILLs it at a random moment,
+        TIMES times; returns how many of the kills came while the process
+        ALONGSIDE (the producer) was still running."""
+        during = 0
+        for _ in range(times):
+            p = start()
+            time.sleep(random.uniform(low, high))
+            p.kill()
+            p.wait()
+            during += alongside.poll() is None
+        return during
+
+    def read_drain(self, proc, path, timeout):
+        """Waits for bridge_util drain; returns its kept records and the
+        number of duplicates it dropped."""
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        records, dups = [], 0
+        with open(path) as f:
+            for line in f:
+                parts = line.split(" ", 3)
+                if parts[0] == "rec":
+                    records.append((int(parts[1]), int(parts[2]), parts[3].rstrip("\n")))
+                elif parts[0] == "dup":
+                    dups += 1
+                else:
+                    self.fail("drain read something not written by the bridge: %r" % line)
+        return records, dups
+
+    def crash_at(self, point, n, direction, *args):
+        """Runs a bridge that kills itself at its N-th pass through the
+        named crash point; returns its exit status (-9 when it did)."""
+        env = dict(os.environ, RQ_BRIDGE_CRASH_POINT="%s:%d" % (point, n))
+        p = subprocess.Popen([BRIDGE, direction, "--server", self.server.url, *map(str, args)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=self.open("crash.%d.err" % len(self.children)))
+        self.children.append(p)
+        try:
+            return p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGTERM)
+            return p.wait(15)
+
+    # ---- out ----------------------------------------------------------
+
+    def test_out_crash_point(self):
+        """out killed between the stream's ack and the release, 20 times:
+        each time the next bridge republishes the same message, the stream
+        answers duplicate, and it holds every message once."""
+        q, count = self.queue("outcp"), 2000
+        util("stream-create", self.server.url, "OUTCP", "t.outcp", 4096)
+        util("produce", q, 0, count, 0, 4096)
+        args = ("--queue", q, "--subject", "t.outcp")
+        for _ in range(20):
+            self.assertEqual(self.crash_at("out.after_ack", random.randint(1, 50), "out", *args), -9)
+        st = os.path.join(self.dir, "outcp.json")
+        last = self.bridge("out", *args, "--status", st)
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
+        self.stop(last, "rq-bridge out")
+        s = self.status(st)
+        self.assertEqual((s["duplicates"], s["redelivered"]), (1, 1),
+                         "the message in hand at the last kill was not republished as a duplicate: %r" % s)
+        self.check_stream_once_in_order("OUTCP", count)
+
+
+    def test_out_kill_torture(self):
+        """rq-bridge out SIGKILLed 100 times while a producer pushes: the
+        stream holds every message once, in order."""
+        q, count = self.queue("out"), 4000
+        util("stream-create", self.server.url, "OUT", "t.out", 4096)
+        producer = self.spawn([UTIL, "produce", q, 0, count, 2500, 256], tag="producer")
+        started = time.monotonic()
+        during = self.kill_randomly(100, lambda: self.bridge("out", "--queue", q, "--subject", "t.out"),
+                                    producer)
+        killing = time.monotonic() - started
+        self.assertGreaterEqual(during, 50, "the producer finished too early: push slower")
+        st = os.path.join(self.dir, "out.json")
+        last = self.bridge("out", "--queue", q, "--subject", "t.out", "--status", st,
+                           "--status-interval", 100)
+        self.assertEqual(producer.wait(60), 0)
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
+        self.stop(last, "rq-bridge out")
+        self.check_stream_once_in_order("OUT", count)
+        print("out torture: 100 kills (%d while pushing) in %.1f s, %d messages once each, in order"
+              % (during, killing, count), file=sys.stderr)
+
+    def test_out_missing_server(self):
+        """No server: a clear error, retried with growing pauses; the bridge
+        delivers once one comes up."""
+        port = free_port()
+        url = "nats://127.0.0.1:%d" % port
+        q = self.queue("missing")
+        util("create", q, 64, 256)
+        p = self.bridge("out", "--queue", q, "--subject", "t.miss", "--stream", "MISS",
+                        "--max-backoff", 800, url=url, stderr=self.open("missing.err"))
+        time.sleep(2.0)
+        with open(os.path.join(self.dir, "missing.err")) as f:
+            text = f.read()
+        self.assertIn("cannot connect to %s" % url, text)
+        for pause in ("retrying in 100 ms", "retrying in 200 ms", "retrying in 400 ms", "retrying in 800 ms"):
+            self.assertIn(pause, text)
+        self.assertIsNone(p.poll(), "the bridge gave up")
+        other = Server(port, os.path.join(self.dir, "js2"), self.log)
+        other.start()
+        try:
+            util("produce", q, 0, 10, 0, 64)
+            self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15),
+                            "the bridge did not connect once the server was up")
+            self.stop(p, "rq-bridge out")
+            self.server, saved = other, self.server
+            self.check_stream_once_in_order("MISS", 10)
+            self.server = saved
+        finally:
+            other.stop()
+
+    def test_out_oversized_parked(self):
+        """A message larger than the stream's maximum stays in the queue
+        (state parked, reported) or, with --dead-letter, moves there."""
+        q, dlq = self.queue("big"), self.queue("dead")
+        util("stream-create", self.server.url, "BIG", "t.big", 512)
+        util("create", q, 16, 4096)
+        util("create", dlq, 16, 4096)
+        for size in (100, 2000, 100):
+            util("push", q, size)
+        st = os.path.join(self.dir, "big.json")
+        p = self.bridge("out", "--queue", q, "--subject", "t.big", "--status", st,
+                        "--status-interval", 100, "--max-backoff", 300)
+        self.assertTrue(wait_until(lambda: self.status(st).get("state") == "parked", 15),
+                        "never parked: %r" % self.status(st))
+        s = self.status(st)
+        self.assertEqual(s["messages"], 1)
+        self.assertIn("larger than the stream accepts", s["last_error"])
+        self.assertEqual(util("depth", q).strip(), "2", "the large message left the queue")
+        self.stop(p, "rq-bridge out")
+        p = self.bridge("out", "--queue", q, "--subject", "t.big", "--status", st, "--dead-letter", dlq)
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15))
+        self.stop(p, "rq-bridge out")
+        self.assertEqual(self.status(st)["parked"], 1)
+        self.assertEqual(util("depth", dlq).strip(), "1")
+        self.assertEqual([len(m) for _, m in self.stream("BIG")], [100, 100])
+
+    # ---- in -----------------------------------------------------------
+
+    def test_in_kill_torture(self):
+        """rq-bridge in SIGKILLed 60 times while messages arrive: the
+        receiver sees every message, and once after dropping duplicates by
+        stream sequence."""
+        q, count = self.queue("in"), 3000
+        util("stream-create", self.server.url, "IN", "t.in", 4096)
+        out_path = os.path.join(self.dir, "drain.out")
+        drain = self.spawn([UTIL, "drain", q, count, 30000], 
+                           stdout=self.open(os.path.basename(out_path)), tag="drain")
+        publisher = self.spawn([UTIL, "publish", self.server.url, "t.in", 0, count, 2000], tag="publisher")
+        args = ("--queue", q, "--subject", "t.in", "--stream", "IN", "--durable", "into-rq",
+                "--create", "1024:256", "--batch", 16)
+        during = self.kill_randomly(60, lambda: self.bridge("in", *args), publisher)
+        self.assertGreaterEqual(during, 30, "the publisher finished too early: publish slower")
+        last = self.bridge("in", *args)
+        self.assertEqual(publisher.wait(60), 0)
+        records, dups = self.read_drain(drain, out_path, 60)
+        self.stop(last, "rq-bridge in")
+        self.assertEqual(len(records), count, "the receiver kept %d of %d" % (len(records), count))
+        for i, (seq, _, payload) in enumerate(records):
+            self.assertEqual(seq, i + 1)
+            check_payload(self, payload, "n", i)
+        print("in torture: 60 kills, %d messages once each after dropping %d duplicates" % (count, dups),
+              file=sys.stderr)
+
+    def test_in_crash_points(self):
+        """in killed between commit and ack 20 times, and 3 times between
+        deleting and re-creating its consumer: the receiver drops the copies
+        and keeps every message once, in order."""
+        q, count = self.queue("incp"), 2000
+        util("stream-create", self.server.url, "INCP", "t.incp", 4096)
+        util("publish", self.server.url, "t.incp", 0, count, 0)
+        out_path = os.path.join(self.dir, "incp.out")
+        drain = self.spawn([UTIL, "drain", q, count, 30000],
+                           stdout=self.open(os.path.basename(out_path)), tag="drain")
+        args = ("in", "--queue", q, "--subject", "t.incp", "--stream", "INCP", "--durable", "cp",
+                "--create", "1024:256", "--batch", 16)
+        for _ in range(20):
+            self.assertEqual(self.crash_at("in.after_commit", random.randint(1, 40), *args), -9)
+        for _ in range(3):
+            self.assertEqual(self.crash_at("in.after_commit", random.randint(1, 40), *args), -9)
+            self.assertEqual(self.crash_at("in.after_delete", 1, *args), -9)
+        last = self.bridge(*args)
+        records, dups = self.read_drain(drain, out_path, 60)
+        self.stop(last, "rq-bridge in")
+        self.assertEqual(len(records), count, "the receiver kept %d of %d" % (len(records), count))
+        for i, (seq, _, payload) in enumerate(records):
+            self.assertEqual(seq, i + 1)
+            check_payload(self, payload, "n", i)
+        self.assertGreaterEqual(dups, 23, "fewer copies than kills after a commit")
+        print("in crash points: 26 kills, %d copies dropped, %d messages once each" % (dups, count),
+              file=sys.stderr)
+
+    def test_in_oversized_parked(self):
+        """A stream message larger than a queue slot is reported, left
+        unacknowledged (state parked), and nothing after it overtakes it."""
+        q = self.queue("inbig")
+        util("stream-create", self.server.url, "INBIG", "t.inbig", 4096)
+        util("create", q, 16, 64)
+        util("publish", self.server.url, "t.inbig", 0, 1, 0)
+        util("bench-pub", self.server.url, "t.inbig", 1, 100)  # one 100-byte message
+        util("publish", self.server.url, "t.inbig", 2, 1, 0)
+        st = os.path.join(self.dir, "inbig.json")
+        b = self.bridge("in", "--queue", q, "--subject", "t.inbig", "--stream", "INBIG", "--durable", "big",
+                        "--status", st, "--status-interval", 100, "--max-backoff", 300)
+        self.assertTrue(wait_until(lambda: self.status(st).get("state") == "parked", 15),
+                        "never parked: %r" % self.status(st))
+        time.sleep(0.5)
+        self.assertIn("stream message 2 (100 bytes) does not fit", self.status(st)["last_error"])
+        self.stop(b, "rq-bridge in")
+        records = [line.split()[:2] for line in util("drain", q, 100, 200).splitlines()]
+        self.assertEqual(records[0], ["rec", "1"])
+        self.assertEqual({tuple(r) for r in records[1:]} - {("dup", "1")}, set(),
+                         "something overtook the parked message: %r" % records)
+
+    # ---- both, across a server restart --------------------------------
+
+    def test_server_restart(self):
+        """out and in chained through one stream; nats-server restarted
+        mid-run: nothing lost, both catch up, each message once."""
+        q_out, q_in, count = self.queue("a"), self.queue("b"), 3000
+        util("stream-create", self.server.url, "CHAIN", "t.chain", 4096)
+        util("create", q_out, 256, 256)
+        out_path = os.path.join(self.dir, "chain.out")
+        drain = self.spawn([UTIL, "drain", q_in, count, 30000], 
+                           stdout=self.open(os.path.basename(out_path)), tag="drain")
+        st_out, st_in = os.path.join(self.dir, "o.json"), os.path.join(self.dir, "i.json")
+        out = self.bridge("out", "--queue", q_out, "--subject", "t.chain", "--status", st_out,
+                          "--status-interval", 100, "--max-backoff", 500, tag="out")
+        inn = self.bridge("in", "--queue", q_in, "--subject", "t.chain", "--stream", "CHAIN",
+                          "--durable", "chain", "--create", "1024:256", "--status", st_in,
+                          "--status-interval", 100, "--max-backoff", 500, tag="in")
+        producer = self.spawn([UTIL, "produce", q_out, 0, count, 1000, 256], tag="producer")
+        time.sleep(1.0)
+        self.server.stop()
+        time.sleep(1.0)
+        self.server.start()
+        self.assertEqual(producer.wait(60), 0)
+        records, dups = self.read_drain(drain, out_path, 60)
+        self.assertEqual(len(records), count, "the receiver kept %d of %d" % (len(records), count))
+        for i, (_, _, payload) in enumerate(records):
+            check_payload(self, payload, "m", i)
+        self.assertGreaterEqual(self.status(st_out).get("reconnects", 0), 1)
+        self.assertGreaterEqual(self.status(st_in).get("reconnects", 0), 1)
+        self.stop(out, "rq-bridge out")
+        self.stop(inn, "rq-bridge in")
+        self.check_stream_once_in_order("CHAIN", count)
+        print("server restart: %d messages once each (%d duplicates dropped)" % (count, dups),
+              file=sys.stderr)
+
+
+def main():
+    global BRIDGE, UTIL
+    if len(sys.argv) < 3:
+        sys.exit("usage: test_bridge.py RQ-BRIDGE BRIDGE_UTIL [unittest args]")
+    BRIDGE, UTIL = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    if shutil.which("nats-server") is None:
+        print("SKIPPED: nats-server is not installed (Debian: apt-get install nats-server); "
+              "scripts/test-all.sh installs it", file=sys.stderr)
+        sys.exit(SKIP)
+    unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+/*
+ * bridge.h - rq-bridge's shared state: options, progress, the NATS
+ * connection with its back-off, and the two directions (out.c, in.c).
+ */
+#ifndef RQ_BRIDGE_TOOL_H
+#define RQ_BRIDGE_TOOL_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include <nats/nats.h>
+
+#include "rq.h"
+
+typedef struct bridge_opts {
+    const char *queue;       /* the local rq queue */
+    const char *server;      /* NATS URL */
+    const char *subject;     /* JetStream subject */
+    const char *stream;      /* stream name (in: required; out: created if missing) */
+    const char *durable;     /* in: durable consumer name */
+    const char *id;          /* out: queue identity in message ids */
+    const char *dead_letter; /* out: rq queue for messages the stream refuses */
+    const char *status_path; /* progress file, rewritten periodically */
+    uint32_t slots, slot_size; /* create the queue if missing (0: attach) */
+    int batch;               /* in: messages per fetch */
+    int64_t ack_wait_ms;     /* in: the consumer's AckWait */
+    int64_t publish_wait_ms; /* out: how long to wait for a publish ack */
+    int status_ms;           /* status file period */
+    int max_backoff_ms;      /* longest pause between retries */
+} bridge_opts;
+
+typedef struct bridge_progress {
+    const char *direction;   /* "out" or "in" */
+    const char *state;       /* connecting, running, disconnected, parked, stopped */
+    uint64_t messages;       /* out: acked by the stream and released;
+                                in: committed to the queue and acked */
+    uint64_t duplicates;     /* out: acks saying "duplicate"; in: redeliveries */
+    uint64_t parked;         /* out: moved to the dead-letter queue */
+    uint64_t redelivered;    /* out: found flagged RQ_MSG_REDELIVERED (a bridge
+                                had it in hand and died or stopped) */
+    uint64_t last_queue_seq; /* rq sequence number of the last message handled */
+    uint64_t last_stream_seq;
+    uint64_t lag;            /* out: queue depth; in: stream messages not yet delivered */
+    uint64_t errors;
+    uint64_t reconnects;
+    char last_error[512];
+} bridge_progress;
+
+typedef struct bridge {
+    bridge_opts o;
+    bridge_progress p;
+    natsConnection *nc;
+    jsCtx *js;
+    int64_t next_status_ms;
+} bridge;
+
+extern volatile sig_atomic_t bridge_stop;
+
+int64_t bridge_now_ms(void);
+/* Records an error (stderr and the status file). */
+void bridge_error(bridge *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Text for a failed libnats call: its status and the library's last error. */
+const char *bridge_nats_text(natsStatus s, jsErrCode jerr, char *buf, size_t cap);
+/* Sleeps *DELAY_MS (cut short by a stop), then doubles it up to the cap. */
+void bridge_backoff(bridge *b, int *delay_ms);
+/* Rewrites the status file if its period has passed (FORCE: now). */
+void bridge_status(bridge *b, int force);
+/* Opens the queue in ROLE, retrying with back-off while it does not exist
+ * (or, producer, while the role is held).  NULL only when stopped. */
+rq *bridge_open_queue(bridge *b, const char *name, int role);
+
+/* How often the connection was lost so far (libnats's callback thread). */
+uint64_t bridge_disconnects(void);
+
+/* Named crash points for the tests: with RQ_BRIDGE_CRASH_POINT=NAME:N in
+ * the environment, the N-th pass through NAME kills the process (SIGKILL),
+ * exactly in the window the point names.  Without it, one string compare
+ * per pass. */
+void bridge_crash_point(const char *name);
+
+int bridge_run_out(bridge *b);
+int bridge_run_in(bridge *b);
+
+#endif
