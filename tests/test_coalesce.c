@@ -172,7 +172,7 @@ static int child_wait_once(const char *arg)
     if (rq_coalesce_open(&w, obj_name(), RQ_CONSUMER, 0) != RQ_OK)
         return 1;
     uint64_t t;
-    if (rq_coalesce_wait(w, &t, RQ_INFINITE) != RQ_OK)
+    if (th_coalesce_wait_live(w, &t) != RQ_OK)
         return 2;
     return rq_coalesce_done(w, t) == RQ_OK ? 0 : 3;
 }
@@ -261,7 +261,7 @@ static int storm_worker(const char *arg)
     if (rq_coalesce_open(&w, obj_name(), RQ_CONSUMER, 0) != RQ_OK)
         return 1;
     uint64_t t;
-    if (rq_coalesce_wait(w, &t, RQ_INFINITE) != RQ_OK)
+    if (th_coalesce_wait_live(w, &t) != RQ_OK)
         return 2;
     rq_fetch_add_u64(&storm->rounds, 1);
     rq_store_release_u32(&storm->working, 1);
@@ -373,8 +373,10 @@ static int cp_worker(const char *arg)
         return 1;
     for (;;) {
         uint64_t t;
+        uint64_t t0 = th_now_ms();
         if (rq_coalesce_wait(w, &t, RQ_INFINITE) != RQ_OK) /* unbounded on purpose */
             return 2;
+        th_check_coalesce_wakes_after(w, "rq_coalesce_wait (worker)", t0);
         int quitting = rq_load_acquire_u32(&led->quit) != 0;
         uint64_t v = rq_load_acquire_u64(&led->version);
         th_sleep_us(300); /* the work */

@@ -118,7 +118,7 @@ static int child_push_one(const char *arg)
     rq *p;
     if (rq_open(&p, child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
         return 1;
-    int rc = rq_push(p, arg, strlen(arg), RQ_INFINITE);
+    int rc = th_push_live(p, arg, strlen(arg));
     rq_close(p);
     return rc == RQ_OK ? 0 : 2;
 }
@@ -244,7 +244,7 @@ static int child_push_stream(const char *arg)
         return 1;
     unsigned char buf[64];
     for (uint64_t seq = 0; seq < EACH; seq++)
-        if (rq_push(p, buf, th_msg_make(buf, 64, seq, stream), RQ_INFINITE) != RQ_OK)
+        if (th_push_live(p, buf, th_msg_make(buf, 64, seq, stream)) != RQ_OK)
             return 2;
     rq_close(p);
     return 0;

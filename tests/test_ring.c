@@ -178,6 +178,10 @@ static void test_was_full(void **state)
         f.cons.write_cache = f.cons.read; /* stale cache forces the reload */
         assert_int_equal(pop_u32(&f, &v), RQ_OK);
         assert_true(rq_ring_was_full(&f.cons, 0));
+        /* The same with the cache made stale after the pop: only the fresh
+         * load of write_offset can tell, and it finds exactly N (d == N). */
+        f.cons.write_cache = 0; /* says "empty before the pop" */
+        assert_true(rq_ring_was_full(&f.cons, 0));
         /* a producer refilled the freed slot already: still "was full" */
         assert_int_equal(push_u32(&f, 99), RQ_OK);
         f.cons.write_cache = f.cons.read;
