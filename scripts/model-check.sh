@@ -115,6 +115,14 @@ check spsc-gone-no-recheck    spsc fail safety - $L -DPERMANENT=1
 check spsc-gone-no-recheck-lv spsc fail none_stranded -A $L -DPERMANENT=1
 check spsc-gone-recheck       spsc pass none_stranded - $L -DPERMANENT=1 -DRECHECK=1
 
+# ---- the fences of the wait/wake handshake on x86-TSO (model/fence.pml) --
+check fence-membarrier        fence pass safety - -DM=3
+check fence-full-fences       fence pass safety - -DM=3 -DFULL=1
+check fence-bug1-no-barrier   fence fail safety - -DM=2 -DBUG=1
+check fence-bug2-plain-register fence fail safety - -DM=2 -DFULL=1 -DBUG=2
+check fence-bug3-load-hoisted fence fail safety - -DM=2 -DBUG=3
+check fence-bug3-full-fences  fence fail safety - -DM=2 -DFULL=1 -DBUG=3
+
 # ---- MPSC lock (model/mpsc.pml) ----------------------------------------
 A="-DN=1 -DMP=1 -DPCRASH=2 -DCCRASH=0 -DCLOSES=1"
 B="-DN=1 -DMP=1 -DPCRASH=1 -DCCRASH=1 -DCLOSES=0"

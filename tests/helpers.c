@@ -362,6 +362,11 @@ void th_init(int argc, char **argv, const struct th_child *children, size_t coun
 {
     const char *child = arg_after(argc, argv, "--th-child");
     if (!child) {
+        /* RQ_TEST_FILTER: run only the tests whose names match (a cmocka
+         * pattern, * and ?), as scripts/mutate.sh does for a mutant. */
+        const char *filter = getenv("RQ_TEST_FILTER");
+        if (filter && *filter)
+            cmocka_set_test_filter(filter);
         char name[64];
         snprintf(name, sizeof name, "th.%lld", (long long)th_getpid());
         arena_attach(name, 1);

@@ -43,7 +43,8 @@ struct th_child {
 
 /* First call of every test main.  In a child process it runs the child
  * named on the command line and never returns; in the parent it sets up
- * the shared scratch memory that children map. */
+ * the shared scratch memory that children map, and applies the test name
+ * filter in the environment variable RQ_TEST_FILTER, if set. */
 void th_init(int argc, char **argv, const struct th_child *children, size_t count);
 #define TH_INIT(argc, argv, table) th_init(argc, argv, table, sizeof table / sizeof *table)
 
