@@ -267,7 +267,7 @@ def main():
               % (len(all_items), secs), flush=True)
 
     rows, bad = [], 0
-    print("%-36s %-9s %-46s %8s %8s" % ("mutant", "result", "caught by", "build s", "test s"))
+    print("%-36s %-9s %-56s %7s %7s" % ("mutant", "result", "caught by", "build s", "test s"))
     for m in mutants:
         data = pristine.get(m.file)
         text = data.decode() if data is not None else None
@@ -300,7 +300,7 @@ def main():
         if row[1] != "caught":
             bad += 1
         rows.append(row)
-        print("%-36s %-9s %-46s %8.1f %8.1f" % row, flush=True)
+        print("%-36s %-9s %-56s %7.1f %7.1f" % row, flush=True)
     # Leave the scratch tree as the work tree is.
     for rel, data in pristine.items():
         if data is not None:
