@@ -267,7 +267,7 @@ def main():
               % (len(all_items), secs), flush=True)
 
     rows, bad = [], 0
-    print("%-36s %-9s %-56s %7s %7s" % ("mutant", "result", "caught by", "build s", "test s"))
+    print("%-36s %-9s %-64s %7s %7s" % ("mutant", "result", "caught by", "build s", "test s"))
     for m in mutants:
         data = pristine.get(m.file)
         text = data.decode() if data is not None else None
@@ -284,7 +284,8 @@ def main():
             ok, out = build(targets_of(items), a.jobs)
             bsecs = time.monotonic() - t0
             if not ok:
-                row = (m.name, "NO BUILD", tail(out, 3).strip(), bsecs, 0.0)
+                errors = [l for l in out.splitlines() if "error" in l] or ["?"]
+                row = (m.name, "NO BUILD", errors[0].strip()[:64], bsecs, 0.0)
             else:
                 failed, tsecs, out = run_tests(items, m.limit or a.limit)
                 if failed and out.startswith(TIMED_OUT):
@@ -300,7 +301,7 @@ def main():
         if row[1] != "caught":
             bad += 1
         rows.append(row)
-        print("%-36s %-9s %-56s %7.1f %7.1f" % row, flush=True)
+        print("%-36s %-9s %-64s %7.1f %7.1f" % row, flush=True)
     # Leave the scratch tree as the work tree is.
     for rel, data in pristine.items():
         if data is not None:

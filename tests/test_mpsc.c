@@ -282,10 +282,18 @@ static void test_all_blocked_producers_finish(void **state)
     for (int k = 0; k < BLOCKED_PRODUCERS * EACH; k++) {
         if (k % 2 == 0)
             th_sleep_us(20 * 1000);
+        uint64_t t0 = th_now_ms();
         int rc = rq_pop(c, buf, sizeof buf, &len, 3000);
+        uint64_t took = th_now_ms() - t0;
         if (rc != RQ_OK)
             fail_msg("message %d of %d: %s (a producer slept with space free?)", k,
                      BLOCKED_PRODUCERS * EACH, rq_errname(rc));
+        /* A woken producer refills at once; a pop that waited for the
+         * 1 s re-check found the others asleep beside free space. */
+        if (took >= TH_WAKE_SUSPECT_MS)
+            fail_msg("message %d of %d took %llu ms: a producer slept with space free until "
+                     "its re-check (not every waiting producer was woken)", k,
+                     BLOCKED_PRODUCERS * EACH, (unsigned long long)took);
         uint64_t seq;
         uint32_t stream;
         assert_int_equal(th_msg_check(buf, len, &seq, &stream), 0);

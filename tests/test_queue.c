@@ -523,6 +523,70 @@ static void test_busy_sides_make_no_wake_calls(void **state)
     rq_unlink(name);
 }
 
+/* A waiter takes its count out of `waiters` when its wait ends, and a
+ * side that takes over a role clears the count left by a predecessor
+ * killed while waiting: otherwise every later publish (or free of a full
+ * ring) makes a wake call for nobody. */
+static int child_wait_forever(const char *child_name)
+{
+    rq *c;
+    if (rq_open(&c, child_name, RQ_CONSUMER, NULL) != RQ_OK)
+        return 10;
+    char buf[16];
+    size_t len;
+    (void)rq_pop(c, buf, sizeof buf, &len, RQ_INFINITE); /* until killed */
+    return 11;
+}
+
+static void expect_no_wake_calls(rq *p, rq *c, const char *after)
+{
+    rq_stats before, now;
+    assert_int_equal(rq_stat(p, &before), RQ_OK);
+    char buf[16];
+    size_t len;
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(rq_push(p, "m", 1, 0), RQ_OK);
+        assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+    }
+    assert_int_equal(rq_stat(p, &now), RQ_OK);
+    if (now.producer_wakes != before.producer_wakes)
+        fail_msg("after %s: 100 publishes to a busy consumer made %llu wake calls (a stale "
+                 "waiter count)", after,
+                 (unsigned long long)(now.producer_wakes - before.producer_wakes));
+}
+
+static void test_no_wake_calls_for_a_waiter_that_is_gone(void **state)
+{
+    (void)state;
+    const char *name = th_name("stale");
+    rq *p = th_open(name, RQ_PRODUCER, 1, 16, 0);
+    rq *c = th_open(name, RQ_CONSUMER, 1, 16, 0);
+    char buf[16];
+    size_t len;
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 20), RQ_ETIMEDOUT);
+    expect_no_wake_calls(p, c, "a wait that timed out");
+    rq_close(c);
+    th_pid pid = th_spawn("child_wait_forever", name, 20);
+    rq_stats st;
+    uint64_t until = th_now_ms() + 5000, waits_before;
+    assert_int_equal(rq_stat(p, &st), RQ_OK);
+    waits_before = st.consumer_waits;
+    do { /* until it sleeps, registered */
+        th_sleep_us(5 * 1000);
+        assert_int_equal(rq_stat(p, &st), RQ_OK);
+    } while (st.consumer_waits == waits_before && th_now_ms() < until);
+    th_sleep_us(20 * 1000);
+    th_kill(pid);
+    int status;
+    assert_int_equal(th_wait(pid, 5000, &status), 0);
+    assert_true(th_was_killed(status));
+    c = th_open(name, RQ_CONSUMER, 1, 16, 0); /* takes over */
+    expect_no_wake_calls(p, c, "a consumer killed while waiting");
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+}
+
 static int child_hold_consumer(const char *child_name)
 {
     rq *c;
@@ -1009,6 +1073,7 @@ int main(int argc, char **argv)
         TH_CHILD(child_pop_blocking),
         TH_CHILD(child_push_blocking),
         TH_CHILD(child_hold_consumer),
+        TH_CHILD(child_wait_forever),
     };
     TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
@@ -1029,6 +1094,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_full_fences_flag),
         cmocka_unit_test(test_ping_pong_never_misses_a_wake),
         cmocka_unit_test(test_busy_sides_make_no_wake_calls),
+        cmocka_unit_test(test_no_wake_calls_for_a_waiter_that_is_gone),
         cmocka_unit_test(test_roles_are_exclusive_and_taken_over_from_the_dead),
         cmocka_unit_test(test_messages_persist_until_unlink),
         cmocka_unit_test(test_stats),
