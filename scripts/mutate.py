@@ -184,7 +184,13 @@ def run_test(item, limit):
             return False, time.monotonic() - t0, TIMED_OUT + " after %.0f s" % limit
     except OSError as e:
         return False, time.monotonic() - t0, str(e)
+    if ok and pattern_of(item) and "[==========] 0 test(s) run" in out:
+        die("%s: no test matches the pattern (a renamed test? update the catalogue)" % item)
     return ok, time.monotonic() - t0, out
+
+
+def pattern_of(item):
+    return "" if item.startswith("ctest:") else item.partition(":")[2]
 
 
 def tail(text, n=4):

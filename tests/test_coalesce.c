@@ -184,12 +184,11 @@ static void test_sleeping_worker_is_woken(void **state)
     rq_coalesce *r = open_c(obj, RQ_PRODUCER);
     th_pid pid = th_spawn("child_wait_once", "", 10);
     rq_coalesce_stats st;
-    for (int i = 0; i < 5000; i++) { /* until it is asleep */
-        assert_int_equal(rq_coalesce_stat(r, &st), RQ_OK);
-        if (st.waiting)
-            break;
+    uint64_t until = th_now_ms() + 3000;
+    do { /* until it is asleep */
         th_sleep_us(1000);
-    }
+        assert_int_equal(rq_coalesce_stat(r, &st), RQ_OK);
+    } while (!st.waiting && th_now_ms() < until);
     assert_int_equal(st.waiting, 1);
     assert_int_equal(st.worker_live, 1);
     assert_int_equal(rq_coalesce_request(r), RQ_OK);
@@ -227,12 +226,11 @@ static void test_request_without_a_wake_is_found_and_counted(void **state)
     rq_coalesce *r = open_c(obj, RQ_PRODUCER);
     th_pid pid = th_spawn("child_wait_once_unchecked", "", 10);
     rq_coalesce_stats st;
-    for (int i = 0; i < 5000; i++) { /* until it is asleep */
-        assert_int_equal(rq_coalesce_stat(r, &st), RQ_OK);
-        if (st.waiting)
-            break;
+    uint64_t until = th_now_ms() + 3000;
+    do { /* until it is asleep */
         th_sleep_us(1000);
-    }
+        assert_int_equal(rq_coalesce_stat(r, &st), RQ_OK);
+    } while (!st.waiting && th_now_ms() < until);
     assert_int_equal(st.waiting, 1);
     th_sleep_us(20 * 1000);
     struct th_raw raw;
