@@ -34,7 +34,7 @@ bash scripts/fuzz.sh
 # check of the code as it is must pass, every injected bug must be caught.
 echo "== model check"
 bash scripts/model-check.sh
-# Mutation testing, the quick subset (about a minute): each realistic bug
+# Mutation testing, the quick subset (a minute or two): each realistic bug
 # of tests/mutants/catalogue marked quick must make its test fail
 # (scripts/mutate.sh alone runs the whole catalogue).
 echo "== mutation testing (quick)"
