@@ -2,7 +2,8 @@
 # Installs what a fresh Debian machine lacks (as root), then builds and runs
 # every rq test: the debug build, the AddressSanitizer+UBSan build, the
 # threaded suites under ThreadSanitizer, a short libFuzzer pass
-# (scripts/fuzz.sh), the spin model check (scripts/model-check.sh), then
+# (scripts/fuzz.sh), the spin model check (scripts/model-check.sh), the
+# quick mutation-testing subset (scripts/mutate.sh --quick), then
 # the Windows build under Wine
 # (scripts/test-windows.sh).
 # Not root and something missing: prints the exact apt-get line and stops.
@@ -58,6 +59,11 @@ bash scripts/fuzz.sh
 # check of the code as it is must pass, every injected bug must be caught.
 echo "== model check"
 bash scripts/model-check.sh
+# Mutation testing, the quick subset (a minute or two): each realistic bug
+# of tests/mutants/catalogue marked quick must make its test fail
+# (scripts/mutate.sh alone runs the whole catalogue).
+echo "== mutation testing (quick)"
+bash scripts/mutate.sh --quick
 # Windows: cross-built with mingw-w64, run under Wine (installs what it
 # needs, as root).  RQ_SKIP_WINDOWS=1 leaves it out.
 if [[ ${RQ_SKIP_WINDOWS:-0} != 1 ]]; then

@@ -28,12 +28,34 @@ static int call_count(void)
     return n;
 }
 
+/* rq_fault_before: counts down the calls of before_call (id + 1) */
+static rq_atomic_u32 before_left;
+static rq_atomic_u32 before_call;
+static void (*before_fn)(void *);
+static void *before_arg;
+
+/* Runs the rq_fault_before action if this call of CALL is its turn. */
+static void run_before(int call)
+{
+    uint32_t left = rq_load_seq_u32(&before_left);
+    if (left == 0 || rq_load_seq_u32(&before_call) != (uint32_t)call + 1)
+        return;
+    while (left > 0) {
+        if (rq_cas_u32(&before_left, &left, left - 1)) {
+            if (left == 1)
+                before_fn(before_arg); /* disarmed already: FN may make calls */
+            return;
+        }
+    }
+}
+
 int rq_fault_hit(int call, unsigned long *error)
 {
     if (call < 0 || call >= RQ_FAULT_CALLS_MAX)
         return 0;
     rq_fetch_add_u64(&calls[call], 1);
     rq_fetch_add_u64(&calls_total, 1);
+    run_before(call);
     uint32_t left = rq_load_seq_u32(&armed_left);
     uint32_t which = rq_load_seq_u32(&armed_call);
     if (left == 0 || (which != 0 && which != (uint32_t)call + 1))
@@ -79,6 +101,15 @@ void rq_fault_disarm(void)
     rq_store_seq_u32(&armed_left, 0);
 }
 
+void rq_fault_before(int call, unsigned long nth, void (*fn)(void *), void *arg)
+{
+    rq_store_seq_u32(&before_left, 0);
+    before_fn = fn;
+    before_arg = arg;
+    rq_store_seq_u32(&before_call, (uint32_t)call + 1);
+    rq_store_seq_u32(&before_left, nth > UINT32_MAX ? UINT32_MAX : (uint32_t)nth);
+}
+
 unsigned long rq_fault_calls(int call)
 {
     if (call < 0)
@@ -99,6 +130,7 @@ int rq_fault_last(void)
 void rq_fault_reset(void)
 {
     rq_fault_disarm();
+    rq_store_seq_u32(&before_left, 0);
     for (int i = 0; i < RQ_FAULT_CALLS_MAX; i++)
         rq_store_release_u64(&calls[i], 0);
     rq_store_release_u64(&calls_total, 0);

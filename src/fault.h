@@ -57,13 +57,18 @@ const char *rq_fault_name(int call);
  * injectable call) with ERROR; once, then disarms itself. */
 void rq_fault_arm(int call, unsigned long nth, unsigned long error);
 void rq_fault_disarm(void);
+/* Runs FN(ARG) once, in the calling thread, just before the NTH call from
+ * now of CALL is made (or fails): a test's way to act at an exact point
+ * inside an operation, such as a peer's signal landing between a waiter's
+ * last check and its sleep.  FN may call rq itself. */
+void rq_fault_before(int call, unsigned long nth, void (*fn)(void *), void *arg);
 /* Calls of CALL (< 0: of all calls) seen since the last reset. */
 unsigned long rq_fault_calls(int call);
 /* Failures injected since the last reset, and the call of the last one
  * (-1 if none). */
 unsigned long rq_fault_injected(void);
 int rq_fault_last(void);
-/* Disarms and zeroes every count. */
+/* Disarms (faults and rq_fault_before) and zeroes every count. */
 void rq_fault_reset(void);
 
 #endif /* RQ_FAULT_INJECTION */

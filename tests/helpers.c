@@ -362,6 +362,11 @@ void th_init(int argc, char **argv, const struct th_child *children, size_t coun
 {
     const char *child = arg_after(argc, argv, "--th-child");
     if (!child) {
+        /* RQ_TEST_FILTER: run only the tests whose names match (a cmocka
+         * pattern, * and ?), as scripts/mutate.sh does for a mutant. */
+        const char *filter = getenv("RQ_TEST_FILTER");
+        if (filter && *filter)
+            cmocka_set_test_filter(filter);
         char name[64];
         snprintf(name, sizeof name, "th.%lld", (long long)th_getpid());
         arena_attach(name, 1);
@@ -665,6 +670,79 @@ const char *th_stream_arg(unsigned s)
     return s < TH_MAX_STREAMS ? args[s] : "0";
 }
 
+/* ---- blocking calls while the peer is alive ---------------------------- */
+
+static void lost_wake(const char *call, uint64_t ms, uint64_t producer, uint64_t consumer)
+{
+    fprintf(stderr,
+            "LOST WAKE-UP: %s returned after %llu ms, ended by the periodic re-check, not by "
+            "the peer's signal (missed wakes: producer side %llu, consumer side %llu)\n",
+            call, (unsigned long long)ms, (unsigned long long)producer,
+            (unsigned long long)consumer);
+    fflush(stderr);
+    abort();
+}
+
+void th_check_wakes_after(rq *q, const char *call, uint64_t t0)
+{
+    uint64_t ms = th_now_ms() - t0;
+    rq_stats st;
+    if (ms < TH_WAKE_SUSPECT_MS || rq_stat(q, &st) != RQ_OK)
+        return;
+    if (st.producer_missed_wakes + st.consumer_missed_wakes != 0)
+        lost_wake(call, ms, st.producer_missed_wakes, st.consumer_missed_wakes);
+}
+
+void th_check_coalesce_wakes_after(rq_coalesce *c, const char *call, uint64_t t0)
+{
+    uint64_t ms = th_now_ms() - t0;
+    rq_coalesce_stats st;
+    if (ms < TH_WAKE_SUSPECT_MS || rq_coalesce_stat(c, &st) != RQ_OK)
+        return;
+    if (st.missed_wakes != 0)
+        lost_wake(call, ms, 0, st.missed_wakes);
+}
+
+int th_push_live(rq *q, const void *msg, size_t len)
+{
+    uint64_t t0 = th_now_ms();
+    int rc = rq_push(q, msg, len, TH_LIVE_TIMEOUT_MS);
+    th_check_wakes_after(q, "rq_push", t0);
+    return rc;
+}
+
+int th_pop_live(rq *q, void *buf, size_t cap, size_t *len)
+{
+    uint64_t t0 = th_now_ms();
+    int rc = rq_pop(q, buf, cap, len, TH_LIVE_TIMEOUT_MS);
+    th_check_wakes_after(q, "rq_pop", t0);
+    return rc;
+}
+
+int th_peek_live(rq *q, const void **msg, size_t *len)
+{
+    uint64_t t0 = th_now_ms();
+    int rc = rq_peek(q, msg, len, TH_LIVE_TIMEOUT_MS);
+    th_check_wakes_after(q, "rq_peek", t0);
+    return rc;
+}
+
+int th_reserve_live(rq *q, void **slot)
+{
+    uint64_t t0 = th_now_ms();
+    int rc = rq_reserve(q, slot, TH_LIVE_TIMEOUT_MS);
+    th_check_wakes_after(q, "rq_reserve", t0);
+    return rc;
+}
+
+int th_coalesce_wait_live(rq_coalesce *c, uint64_t *ticket)
+{
+    uint64_t t0 = th_now_ms();
+    int rc = rq_coalesce_wait(c, ticket, TH_LIVE_TIMEOUT_MS);
+    th_check_coalesce_wakes_after(c, "rq_coalesce_wait", t0);
+    return rc;
+}
+
 int th_producer_main(const char *arg)
 {
     uint32_t stream = (uint32_t)strtoul(arg, NULL, 10);
@@ -679,6 +757,7 @@ int th_producer_main(const char *arg)
          seq < rq_load_acquire_u64(&j->limit); seq++) {
         if (j->producer_pause_us)
             th_sleep_us(j->producer_pause_us);
+        uint64_t t0 = th_now_ms();
         if (seq % 2 == 0) {
             size_t len = th_msg_make(buf, j->slot_size, seq, stream);
             rc = rq_push(p, buf, len, RQ_INFINITE);
@@ -688,6 +767,7 @@ int th_producer_main(const char *arg)
             if (rc == RQ_OK)
                 rc = rq_commit(p, th_msg_make(slot, j->slot_size, seq, stream));
         }
+        th_check_wakes_after(p, "rq_push (journal producer)", t0);
         if (rc != RQ_OK)
             return 21;
         rq_store_release_u64(&j->prod_next[stream], seq + 1);
@@ -785,11 +865,14 @@ int th_consumer_main(const char *arg)
         if (j->consumer_pause_us)
             th_sleep_us(j->consumer_pause_us);
         size_t len;
+        uint64_t t0 = th_now_ms();
         if (!j->consume_pop) {
             const void *msg;
             /* Waits are unbounded on purpose: a lost wake-up is then
              * found only by the periodic re-check and counted as a missed
-             * wake, which the suites assert never happens. */
+             * wake, which th_check_wakes_after turns into a failure at
+             * once (a killed side is restarted at once and signals at
+             * open, so none may happen). */
             rc = rq_peek_info(c, &msg, &len, &info, RQ_INFINITE);
             if (rc != RQ_OK)
                 return 31;
@@ -800,6 +883,7 @@ int th_consumer_main(const char *arg)
             if (rc == RQ_OK)
                 consumer_note(j, buf, len, &info);
         }
+        th_check_wakes_after(c, "rq_pop (journal consumer)", t0);
         if (rc != RQ_OK)
             return 32;
     }

@@ -43,7 +43,8 @@ struct th_child {
 
 /* First call of every test main.  In a child process it runs the child
  * named on the command line and never returns; in the parent it sets up
- * the shared scratch memory that children map. */
+ * the shared scratch memory that children map, and applies the test name
+ * filter in the environment variable RQ_TEST_FILTER, if set. */
 void th_init(int argc, char **argv, const struct th_child *children, size_t count);
 #define TH_INIT(argc, argv, table) th_init(argc, argv, table, sizeof table / sizeof *table)
 
@@ -119,6 +120,30 @@ rq *th_create(const char *name, uint32_t slots, uint32_t slot_size, uint32_t fla
 
 /* Opens with a config; asserts success. */
 rq *th_open(const char *name, int role, uint32_t slots, uint32_t slot_size, uint32_t flags);
+
+/* ---- blocking calls while the peer is alive: a lost wake-up fails fast - */
+
+/* A blocking call whose peer is alive and working is ended by a wake-up
+ * within milliseconds.  One that lasts past the 1 s re-check may have been
+ * ended by the re-check instead, which rq counts as a missed wake: these
+ * look at rq's counters right then, and a missed wake ends the process at
+ * once (a clear message on stderr, then abort: safe from any thread, and a
+ * child's parent sees it exit badly), instead of costing a second per
+ * message until the suite's timeout. */
+#define TH_LIVE_TIMEOUT_MS 10000 /* the peer is silent this long: the call fails */
+#define TH_WAKE_SUSPECT_MS 900   /* a call this long may have missed its wake */
+/* After a blocking call on Q that began at T0 (th_now_ms): checks Q's
+ * missed-wake counters if the call took TH_WAKE_SUSPECT_MS or longer. */
+void th_check_wakes_after(rq *q, const char *call, uint64_t t0);
+/* The same for a coalescing object's worker or requester. */
+void th_check_coalesce_wakes_after(rq_coalesce *c, const char *call, uint64_t t0);
+/* rq_push / rq_pop / rq_peek / rq_reserve / rq_coalesce_wait with a
+ * TH_LIVE_TIMEOUT_MS deadline, checked as above. */
+int th_push_live(rq *q, const void *msg, size_t len);
+int th_pop_live(rq *q, void *buf, size_t cap, size_t *len);
+int th_peek_live(rq *q, const void **msg, size_t *len);
+int th_reserve_live(rq *q, void **slot);
+int th_coalesce_wait_live(rq_coalesce *c, uint64_t *ticket);
 
 /* ---- the sender/receiver pair used by the crash and kill suites ------ */
 

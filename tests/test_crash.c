@@ -415,6 +415,88 @@ static void test_producer_is_not_left_asleep_by_a_dead_consumer(void **state)
     rq_unlink(lonely_queue);
 }
 
+/* ---- single-message hand-offs: every wake-up must come as a wake-up -- */
+
+/* The journal scenarios above keep both sides busy, so a sleeper mostly
+ * finds its work at the end of its first 1 ms nap and a skipped signal goes
+ * unseen.  Here every message is a hand-off to a side that is already in
+ * its long sleep (the gap outlasts the nap): first the consumer sleeps on
+ * an empty queue before each message, then the producer sleeps on a full
+ * one before each free slot.  Each of those sleeps must be ended by the
+ * peer's signal; one ended by the 1 s re-check is a lost wake-up, and the
+ * parent stops at the first (about a second), naming the hand-off. */
+#define HANDOFFS 10u
+#define HANDOFF_GAP_US (20u * 1000u)
+
+static int handoff_producer_main(const char *handoff_queue)
+{
+    rq *p;
+    if (rq_open(&p, handoff_queue, RQ_PRODUCER, NULL) != RQ_OK)
+        return 60;
+    for (uint32_t i = 0; i < 2 * HANDOFFS; i++) {
+        if (i < HANDOFFS)
+            th_sleep_us(HANDOFF_GAP_US); /* phase 1: the consumer falls asleep */
+        uint64_t t0 = th_now_ms();
+        if (rq_push(p, &i, sizeof i, LIFE_TIMEOUT_MS) != RQ_OK) /* phase 2: sleeps on full */
+            return 61;
+        th_check_wakes_after(p, "rq_push (hand-off producer)", t0);
+    }
+    rq_close(p);
+    return 0;
+}
+
+static void handoffs(uint32_t flags)
+{
+    const char *handoff_queue = th_name("handoff");
+    rq *c = th_open(handoff_queue, RQ_CONSUMER, 1, SLOT_SIZE, flags);
+    th_pid prod = th_spawn("handoff_producer_main", handoff_queue, CHILD_WATCHDOG_S);
+    uint64_t start = th_now_ms(), slowest = 0;
+    for (uint32_t i = 0; i < 2 * HANDOFFS; i++) {
+        if (i >= HANDOFFS)
+            th_sleep_us(HANDOFF_GAP_US); /* phase 2: the producer falls asleep */
+        uint32_t v = 0;
+        size_t len;
+        uint64_t t0 = th_now_ms();
+        int rc = rq_pop(c, &v, sizeof v, &len, LIFE_TIMEOUT_MS);
+        uint64_t took = th_now_ms() - t0;
+        slowest = took > slowest ? took : slowest;
+        if (rc != RQ_OK)
+            fail_msg("hand-off %u: rq_pop %s after %llu ms", i, rq_errname(rc),
+                     (unsigned long long)took);
+        assert_int_equal(v, i);
+        rq_stats st;
+        assert_int_equal(rq_stat(c, &st), RQ_OK);
+        if (st.consumer_missed_wakes + st.producer_missed_wakes != 0)
+            fail_msg("hand-off %u (%s asleep%s): a wake-up was lost, the sleeper was ended by its "
+                     "1 s re-check (missed wakes p/c %llu/%llu, this pop took %llu ms)",
+                     i, i < HANDOFFS ? "consumer" : "producer",
+                     (flags & RQ_FULL_FENCES) ? ", full fences" : "",
+                     (unsigned long long)st.producer_missed_wakes,
+                     (unsigned long long)st.consumer_missed_wakes, (unsigned long long)took);
+    }
+    int status;
+    assert_int_equal(th_wait(prod, LIFE_TIMEOUT_MS, &status), 0);
+    assert_true(th_exited_ok(status));
+    rq_stats st;
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    assert_true(st.consumer_waits >= HANDOFFS / 2); /* they did sleep */
+    assert_true(st.producer_waits >= HANDOFFS / 2);
+    print_message("hand-offs%s: %u to a sleeping consumer, %u to a sleeping producer in %llu ms "
+                  "(slowest %llu ms), waits p/c %llu/%llu, missed wakes 0\n",
+                  (flags & RQ_FULL_FENCES) ? " (full fences)" : "", HANDOFFS, HANDOFFS,
+                  (unsigned long long)(th_now_ms() - start), (unsigned long long)slowest,
+                  (unsigned long long)st.producer_waits, (unsigned long long)st.consumer_waits);
+    rq_close(c);
+    rq_unlink(handoff_queue);
+}
+
+static void test_every_hand_off_to_a_sleeper_is_woken(void **state)
+{
+    (void)state;
+    handoffs(0);
+    handoffs(RQ_FULL_FENCES);
+}
+
 int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
@@ -422,9 +504,11 @@ int main(int argc, char **argv)
         TH_CHILD(creator_main),
         TH_CHILD(lonely_consumer_main),
         TH_CHILD(lonely_producer_main),
+        TH_CHILD(handoff_producer_main),
     };
     TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_hand_off_to_a_sleeper_is_woken),
         cmocka_unit_test(test_creator_killed_while_initialising),
         cmocka_unit_test(test_every_point_for_every_side),
         cmocka_unit_test(test_consumer_is_not_left_asleep_by_a_dead_producer),

@@ -1116,6 +1116,142 @@ static int print_total(void **state)
     return 0;
 }
 
+/* ---- the barrier of a long wait, counted ------------------------------ */
+
+/* Calls of the OS call CALL made by a 50 ms blocking wait that times out:
+ * rq_pop on an empty queue, or rq_push on a full one (PRODUCER), of FLAGS. */
+static unsigned long calls_of_a_wait(const char *call, int producer, uint32_t flags)
+{
+    const char *name = th_name("f.fence");
+    rq *p = th_open(name, RQ_PRODUCER, 1, SLOT_SIZE, flags);
+    rq *c = th_open(name, RQ_CONSUMER, 1, SLOT_SIZE, flags);
+    char buf[SLOT_SIZE];
+    size_t len;
+    if (producer)
+        assert_int_equal(rq_push(p, "x", 1, 0), RQ_OK); /* full */
+    int id = rq_fault_lookup(call);
+    unsigned long before = rq_fault_calls(id);
+    /* 50 ms: many naps long, so the wait goes on past the first one */
+    int rc = producer ? rq_push(p, "y", 1, 50) : rq_pop(c, buf, sizeof buf, &len, 50);
+    unsigned long made = rq_fault_calls(id) - before;
+    assert_int_equal(rc, RQ_ETIMEDOUT);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+    return made;
+}
+
+/* Without full fences the publisher stores without a fence, and only the
+ * sleeper's system-wide barrier (membarrier) keeps it from missing the
+ * sleeper's registration: a wait that outlasts the unfenced first nap
+ * must run it before it sleeps on.  A queue with RQ_FULL_FENCES never
+ * does.  (The race the barrier closes is too narrow to provoke from a
+ * test; this checks that the step is there, and model/fence.pml that it
+ * is needed.) */
+static void test_a_long_wait_runs_the_barrier(void **state)
+{
+    (void)state;
+    if (rq_fault_lookup("membarrier") < 0) {
+        /* No cross-process barrier on this OS: every queue has full
+         * fences, and no wait may count on one. */
+        const char *name = th_name("f.fence");
+        rq *q = th_open(name, RQ_OBSERVER, 1, SLOT_SIZE, 0);
+        rq_stats st;
+        assert_int_equal(rq_stat(q, &st), RQ_OK);
+        assert_true((st.flags & RQ_FULL_FENCES) != 0);
+        rq_close(q);
+        rq_unlink(name);
+        return;
+    }
+    unsigned long consumer = calls_of_a_wait("membarrier", 0, 0);
+    unsigned long producer = calls_of_a_wait("membarrier", 1, 0);
+    unsigned long consumer_full = calls_of_a_wait("membarrier", 0, RQ_FULL_FENCES);
+    unsigned long producer_full = calls_of_a_wait("membarrier", 1, RQ_FULL_FENCES);
+    print_message("membarrier calls of a 50 ms wait: consumer %lu, producer %lu; with full fences "
+                  "%lu, %lu\n", consumer, producer, consumer_full, producer_full);
+    if (consumer < 1 || producer < 1)
+        fail_msg("a wait past the first nap slept without the barrier (consumer %lu, producer "
+                 "%lu membarrier calls): a publisher's unfenced store can miss it",
+                 consumer, producer);
+    assert_int_equal(consumer_full, 0);
+    assert_int_equal(producer_full, 0);
+    /* and the sleeps were real sleeps, not a spin */
+    assert_true(calls_of_a_wait("futex_wait", 0, 0) >= 2);
+}
+
+/* ---- a signal that lands between the last check and the sleep --------- */
+
+struct racing_peer {
+    rq *peer;  /* the other side's handle, used from inside the wait */
+    int rc;    /* what its call returned */
+};
+
+static void racing_push(void *arg)
+{
+    struct racing_peer *r = arg;
+    r->rc = rq_push(r->peer, "x", 1, 0); /* publishes, sees the waiter, signals */
+}
+
+static void racing_pop(void *arg)
+{
+    struct racing_peer *r = arg;
+    char buf[SLOT_SIZE];
+    size_t len;
+    r->rc = rq_pop(r->peer, buf, sizeof buf, &len, 0);
+}
+
+/* The waiter has registered and found nothing; before its sleep starts,
+ * the peer publishes and signals (run from inside the wait, just before
+ * the system call that sleeps).  The sleep must not start: the signal
+ * moved the event's seq, which the sleep compares with the value read
+ * before the check.  Otherwise the waiter sleeps until its 1 s re-check
+ * and counts a missed wake.  With the asymmetric fence the first sleep is
+ * the 1 ms nap, so the peer lands before the second one, the long sleep. */
+static void signal_racing_the_sleep(int producer_waits, uint32_t flags)
+{
+    int wait_call = rq_fault_lookup("futex_wait");
+    const char *name = th_name("f.race");
+    rq *p = th_open(name, RQ_PRODUCER, 1, SLOT_SIZE, flags);
+    rq *c = th_open(name, RQ_CONSUMER, 1, SLOT_SIZE, flags);
+    rq_stats st;
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    unsigned long nth = (st.flags & RQ_FULL_FENCES) ? 1 : 2;
+    struct racing_peer r = {producer_waits ? c : p, -1};
+    char buf[SLOT_SIZE];
+    size_t len;
+    if (producer_waits)
+        assert_int_equal(rq_push(p, "full", 4, 0), RQ_OK);
+    rq_fault_before(wait_call, nth, producer_waits ? racing_pop : racing_push, &r);
+    uint64_t t0 = th_now_ms();
+    int rc = producer_waits ? rq_push(p, "y", 1, 5000) : rq_pop(c, buf, sizeof buf, &len, 5000);
+    uint64_t took = th_now_ms() - t0;
+    rq_fault_reset();
+    assert_int_equal(rc, RQ_OK);
+    assert_int_equal(r.rc, RQ_OK); /* the peer did act inside the wait */
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    if (st.producer_missed_wakes + st.consumer_missed_wakes != 0 || took >= 900)
+        fail_msg("%s waiting%s: a signal sent between its last check and its sleep was lost "
+                 "(the call took %llu ms, missed wakes p/c %llu/%llu)",
+                 producer_waits ? "producer" : "consumer",
+                 (flags & RQ_FULL_FENCES) ? ", full fences" : "", (unsigned long long)took,
+                 (unsigned long long)st.producer_missed_wakes,
+                 (unsigned long long)st.consumer_missed_wakes);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+}
+
+static void test_a_signal_racing_the_sleep_is_not_lost(void **state)
+{
+    (void)state;
+    if (rq_fault_lookup("futex_wait") < 0)
+        skip(); /* Windows: its waits are named events (test_platform_win) */
+    for (int producer_waits = 0; producer_waits < 2; producer_waits++) {
+        signal_racing_the_sleep(producer_waits, 0);
+        signal_racing_the_sleep(producer_waits, RQ_FULL_FENCES);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
@@ -1128,6 +1264,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_leak_check_sees_a_leak),
         cmocka_unit_test(test_nth_call_of_a_named_call_fails),
+        cmocka_unit_test(test_a_long_wait_runs_the_barrier),
+        cmocka_unit_test(test_a_signal_racing_the_sleep_is_not_lost),
         cmocka_unit_test(test_queue_operations_survive_every_failing_call),
         cmocka_unit_test(test_coalesce_operations_survive_every_failing_call),
 #ifndef _WIN32

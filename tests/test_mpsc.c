@@ -118,7 +118,7 @@ static int child_push_one(const char *arg)
     rq *p;
     if (rq_open(&p, child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
         return 1;
-    int rc = rq_push(p, arg, strlen(arg), RQ_INFINITE);
+    int rc = th_push_live(p, arg, strlen(arg));
     rq_close(p);
     return rc == RQ_OK ? 0 : 2;
 }
@@ -236,6 +236,67 @@ static void test_reservation_belongs_to_its_thread(void **state)
 #define BLOCKED_PRODUCERS 4
 #define EACH 6
 
+/* Two producers asleep on a full ring of two slots, each with one message
+ * to send; the consumer frees both slots at once.  Only the first free
+ * finds the ring full and signals, so it must wake both: a producer left
+ * asleep would wait for its 1 s re-check.  The frees come right after
+ * both producers began their long sleeps, so that re-check is a second
+ * away and a slow message is told from a woken one.  (A producer woken by
+ * the first free may refill before the second, which then signals again:
+ * hence several rounds.) */
+#define WAKE_ALL_ROUNDS 5
+
+static void one_signal_wakes_every_waiting_producer(void)
+{
+    const char *name = set_child_queue(th_name("mpsc.all"));
+    rq *c = th_open(name, RQ_CONSUMER, 2, 64, RQ_MPSC);
+    rq *p = th_open(name, RQ_PRODUCER, 2, 64, RQ_MPSC);
+    assert_int_equal(rq_push(p, "f1", 2, 0), RQ_OK);
+    assert_int_equal(rq_push(p, "f2", 2, 0), RQ_OK); /* full */
+    rq_close(p);
+    rq_stats st;
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    uint64_t waits_before = st.producer_waits;
+    th_pid a = th_spawn("child_push_one", "a", 20);
+    th_pid b = th_spawn("child_push_one", "b", 20);
+    /* Each sleeper's first wait is the 1 ms nap, its second the long
+     * sleep: four waits in all means both are in their long sleeps. */
+    uint64_t until = th_now_ms() + 10000;
+    do {
+        th_sleep_us(1000);
+        assert_int_equal(rq_stat(c, &st), RQ_OK);
+    } while (st.producer_waits - waits_before < 4 && th_now_ms() < until);
+    assert_true(st.producer_waits - waits_before >= 4);
+    char buf[64];
+    size_t len;
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK); /* from full: signals */
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK); /* not full: does not */
+    uint64_t t0 = th_now_ms();
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 3000), RQ_OK);
+        assert_true(len == 1 && (buf[0] == 'a' || buf[0] == 'b'));
+    }
+    uint64_t took = th_now_ms() - t0;
+    if (took >= 500)
+        fail_msg("the second producer's message came after %llu ms: one signal woke only one "
+                 "of the two waiting producers, the other waited for its re-check",
+                 (unsigned long long)took);
+    int status;
+    assert_int_equal(th_wait(a, 5000, &status), 0);
+    assert_true(th_exited_ok(status));
+    assert_int_equal(th_wait(b, 5000, &status), 0);
+    assert_true(th_exited_ok(status));
+    rq_close(c);
+    rq_unlink(name);
+}
+
+static void test_one_signal_wakes_every_waiting_producer(void **state)
+{
+    (void)state;
+    for (int round = 0; round < WAKE_ALL_ROUNDS; round++)
+        one_signal_wakes_every_waiting_producer();
+}
+
 static int child_push_stream(const char *arg)
 {
     uint32_t stream = (uint32_t)strtoul(arg, NULL, 10);
@@ -244,7 +305,7 @@ static int child_push_stream(const char *arg)
         return 1;
     unsigned char buf[64];
     for (uint64_t seq = 0; seq < EACH; seq++)
-        if (rq_push(p, buf, th_msg_make(buf, 64, seq, stream), RQ_INFINITE) != RQ_OK)
+        if (th_push_live(p, buf, th_msg_make(buf, 64, seq, stream)) != RQ_OK)
             return 2;
     rq_close(p);
     return 0;
@@ -282,10 +343,18 @@ static void test_all_blocked_producers_finish(void **state)
     for (int k = 0; k < BLOCKED_PRODUCERS * EACH; k++) {
         if (k % 2 == 0)
             th_sleep_us(20 * 1000);
+        uint64_t t0 = th_now_ms();
         int rc = rq_pop(c, buf, sizeof buf, &len, 3000);
+        uint64_t took = th_now_ms() - t0;
         if (rc != RQ_OK)
             fail_msg("message %d of %d: %s (a producer slept with space free?)", k,
                      BLOCKED_PRODUCERS * EACH, rq_errname(rc));
+        /* A woken producer refills at once; a pop that waited for the
+         * 1 s re-check found the others asleep beside free space. */
+        if (took >= TH_WAKE_SUSPECT_MS)
+            fail_msg("message %d of %d took %llu ms: a producer slept with space free until "
+                     "its re-check (not every waiting producer was woken)", k,
+                     BLOCKED_PRODUCERS * EACH, (unsigned long long)took);
         uint64_t seq;
         uint32_t stream;
         assert_int_equal(th_msg_check(buf, len, &seq, &stream), 0);
@@ -427,6 +496,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_reservation_holds_the_lock_until_commit),
         cmocka_unit_test(test_reservation_belongs_to_its_thread),
         cmocka_unit_test(test_all_blocked_producers_finish),
+        cmocka_unit_test(test_one_signal_wakes_every_waiting_producer),
         cmocka_unit_test(test_spsc_queue_still_refuses_second_producer),
         cmocka_unit_test(test_random_kills_of_producers),
     };

@@ -384,7 +384,7 @@ static int child_pop_blocking(const char *child_name)
         return 10;
     char buf[16];
     size_t len;
-    int rc = rq_pop(c, buf, sizeof buf, &len, RQ_INFINITE);
+    int rc = th_pop_live(c, buf, sizeof buf, &len);
     rq_close(c);
     return rc == RQ_OK && len == 5 && memcmp(buf, "wake!", 5) == 0 ? 0 : 11;
 }
@@ -394,7 +394,7 @@ static int child_push_blocking(const char *child_name)
     rq *p;
     if (rq_open(&p, child_name, RQ_PRODUCER, NULL) != RQ_OK)
         return 10;
-    int rc = rq_push(p, "late", 4, RQ_INFINITE);
+    int rc = th_push_live(p, "late", 4);
     rq_close(p);
     return rc == RQ_OK ? 0 : 11;
 }
@@ -518,6 +518,70 @@ static void test_busy_sides_make_no_wake_calls(void **state)
     assert_int_equal(after.popped - before.popped, 1000);
     assert_int_equal(after.producer_wakes, before.producer_wakes);
     assert_int_equal(after.consumer_wakes, before.consumer_wakes);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+}
+
+/* A waiter takes its count out of `waiters` when its wait ends, and a
+ * side that takes over a role clears the count left by a predecessor
+ * killed while waiting: otherwise every later publish (or free of a full
+ * ring) makes a wake call for nobody. */
+static int child_wait_forever(const char *child_name)
+{
+    rq *c;
+    if (rq_open(&c, child_name, RQ_CONSUMER, NULL) != RQ_OK)
+        return 10;
+    char buf[16];
+    size_t len;
+    (void)rq_pop(c, buf, sizeof buf, &len, RQ_INFINITE); /* until killed */
+    return 11;
+}
+
+static void expect_no_wake_calls(rq *p, rq *c, const char *after)
+{
+    rq_stats before, now;
+    assert_int_equal(rq_stat(p, &before), RQ_OK);
+    char buf[16];
+    size_t len;
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(rq_push(p, "m", 1, 0), RQ_OK);
+        assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+    }
+    assert_int_equal(rq_stat(p, &now), RQ_OK);
+    if (now.producer_wakes != before.producer_wakes)
+        fail_msg("after %s: 100 publishes to a busy consumer made %llu wake calls (a stale "
+                 "waiter count)", after,
+                 (unsigned long long)(now.producer_wakes - before.producer_wakes));
+}
+
+static void test_no_wake_calls_for_a_waiter_that_is_gone(void **state)
+{
+    (void)state;
+    const char *name = th_name("stale");
+    rq *p = th_open(name, RQ_PRODUCER, 1, 16, 0);
+    rq *c = th_open(name, RQ_CONSUMER, 1, 16, 0);
+    char buf[16];
+    size_t len;
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 20), RQ_ETIMEDOUT);
+    expect_no_wake_calls(p, c, "a wait that timed out");
+    rq_close(c);
+    th_pid pid = th_spawn("child_wait_forever", name, 20);
+    rq_stats st;
+    uint64_t until = th_now_ms() + 5000, waits_before;
+    assert_int_equal(rq_stat(p, &st), RQ_OK);
+    waits_before = st.consumer_waits;
+    do { /* until it sleeps, registered */
+        th_sleep_us(5 * 1000);
+        assert_int_equal(rq_stat(p, &st), RQ_OK);
+    } while (st.consumer_waits == waits_before && th_now_ms() < until);
+    th_sleep_us(20 * 1000);
+    th_kill(pid);
+    int status;
+    assert_int_equal(th_wait(pid, 5000, &status), 0);
+    assert_true(th_was_killed(status));
+    c = th_open(name, RQ_CONSUMER, 1, 16, 0); /* takes over */
+    expect_no_wake_calls(p, c, "a consumer killed while waiting");
     rq_close(p);
     rq_close(c);
     rq_unlink(name);
@@ -912,7 +976,8 @@ static void test_stat_under_traffic_is_never_corrupt(void **state)
  * every round: the race between a side going to sleep and the other
  * publishing is run tens of thousands of times, in both publishing
  * protocols.  A wake-up lost to it would be found by the 1 s re-check and
- * counted as missed, so the count must stay 0. */
+ * counted as missed, so the count must stay 0; the first one stops the
+ * test at once (th_pop_live / th_push_live). */
 #define PING_PONG_ROUNDS 20000
 
 struct ping_pong {
@@ -929,9 +994,9 @@ static void *pong_side(void *arg)
     size_t len;
     pp->rc = RQ_OK;
     for (int i = 0; i < PING_PONG_ROUNDS && pp->rc == RQ_OK; i++) {
-        pp->rc = rq_pop(in, buf, sizeof buf, &len, RQ_INFINITE);
+        pp->rc = th_pop_live(in, buf, sizeof buf, &len);
         if (pp->rc == RQ_OK)
-            pp->rc = rq_push(out, buf, len, RQ_INFINITE);
+            pp->rc = th_push_live(out, buf, len);
     }
     rq_close(in);
     rq_close(out);
@@ -950,8 +1015,8 @@ static void ping_pong(uint32_t flags)
     for (uint32_t i = 0; i < PING_PONG_ROUNDS; i++) {
         char buf[8];
         size_t len;
-        assert_int_equal(rq_push(out, &i, sizeof i, RQ_INFINITE), RQ_OK);
-        assert_int_equal(rq_pop(in, buf, sizeof buf, &len, RQ_INFINITE), RQ_OK);
+        assert_int_equal(th_push_live(out, &i, sizeof i), RQ_OK);
+        assert_int_equal(th_pop_live(in, buf, sizeof buf, &len), RQ_OK);
         assert_memory_equal(buf, &i, sizeof i);
     }
     assert_int_equal(pthread_join(th, NULL), 0);
@@ -1008,6 +1073,7 @@ int main(int argc, char **argv)
         TH_CHILD(child_pop_blocking),
         TH_CHILD(child_push_blocking),
         TH_CHILD(child_hold_consumer),
+        TH_CHILD(child_wait_forever),
     };
     TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
@@ -1028,6 +1094,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_full_fences_flag),
         cmocka_unit_test(test_ping_pong_never_misses_a_wake),
         cmocka_unit_test(test_busy_sides_make_no_wake_calls),
+        cmocka_unit_test(test_no_wake_calls_for_a_waiter_that_is_gone),
         cmocka_unit_test(test_roles_are_exclusive_and_taken_over_from_the_dead),
         cmocka_unit_test(test_messages_persist_until_unlink),
         cmocka_unit_test(test_stats),

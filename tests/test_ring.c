@@ -115,7 +115,8 @@ static void test_capacity_and_order_through_many_laps(void **state)
                 if (push_u32(&f, in) == RQ_OK)
                     in++;
             }
-            while (push_u32(&f, in) == RQ_OK)
+            /* bounded: a ring that never says full must fail, not hang */
+            for (uint32_t k = 0; k <= n && push_u32(&f, in) == RQ_OK; k++)
                 in++;
             assert_int_equal(in - out, n); /* exactly N fit */
             uint32_t take = (uint32_t)(round * 5 % (n + 1));
@@ -124,7 +125,7 @@ static void test_capacity_and_order_through_many_laps(void **state)
                 assert_int_equal(v, out++);
             }
         }
-        while (pop_u32(&f, &v) == RQ_OK)
+        for (uint32_t k = 0; k <= n && pop_u32(&f, &v) == RQ_OK; k++)
             assert_int_equal(v, out++);
         assert_int_equal(in, out);
         assert_int_equal(pop_u32(&f, &v), RQ_EAGAIN);
@@ -177,6 +178,10 @@ static void test_was_full(void **state)
             assert_int_equal(push_u32(&f, i), RQ_OK);
         f.cons.write_cache = f.cons.read; /* stale cache forces the reload */
         assert_int_equal(pop_u32(&f, &v), RQ_OK);
+        assert_true(rq_ring_was_full(&f.cons, 0));
+        /* The same with the cache made stale after the pop: only the fresh
+         * load of write_offset can tell, and it finds exactly N (d == N). */
+        f.cons.write_cache = 0; /* says "empty before the pop" */
         assert_true(rq_ring_was_full(&f.cons, 0));
         /* a producer refilled the freed slot already: still "was full" */
         assert_int_equal(push_u32(&f, 99), RQ_OK);
