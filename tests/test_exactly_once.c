@@ -99,6 +99,24 @@ static void check_output(const char *output, uint64_t total)
     assert_int_equal(expect, total);
 }
 
+/* Messages pushed (PRODUCER) or released (consumer) so far. */
+static uint64_t progress(rq *keep, int producer)
+{
+    rq_stats st;
+    assert_int_equal(rq_stat(keep, &st), RQ_OK);
+    return producer ? st.pushed : st.popped;
+}
+
+/* Waits (at most 5 s) until the side just restarted has moved messages
+ * since SINCE: so that every kill lands in the middle of real work, not in
+ * a process start (slow under the sanitizers). */
+static void await_progress(rq *keep, int producer, uint64_t since)
+{
+    uint64_t until = th_now_ms() + 5000;
+    while (progress(keep, producer) == since && th_now_ms() < until)
+        th_sleep_us(200);
+}
+
 static void test_the_output_holds_every_message_once(void **state)
 {
     (void)state;
@@ -114,9 +132,13 @@ static void test_the_output_holds_every_message_once(void **state)
     pid_t consumer = start_consumer(queue, output, "0");
     unsigned long kills = 0, producer_kills = 0;
     uint64_t started = th_now_ms();
+    uint64_t since[2] = {0, 0}; /* [consumer, producer] at its last start */
     while (kills < kills_wanted) {
-        th_sleep_us(200 + th_rand(&rng) % 5000);
-        if (th_rand(&rng) % 2) {
+        int victim = (int)(th_rand(&rng) % 2);
+        await_progress(keep, victim, since[victim]);
+        th_sleep_us(th_rand(&rng) % 2000);
+        since[victim] = progress(keep, victim);
+        if (victim) {
             kill_producer(producer);
             producer = th_spawn("producer_main", queue, 600);
             producer_kills++;
