@@ -10,8 +10,9 @@
  * Linux protocol (owner word W in struct rq_shm_mpsc, futex word seq):
  *
  *   open:    take a free producer slot (exclusive kernel lock, first free
- *            of RQ_MPSC_PRODUCERS_MAX); if W names no live owner, CAS it to
- *            0 (a recovery); bump seq and wake every lock waiter
+ *            of RQ_MPSC_PRODUCERS_MAX); while W names no live owner, CAS it
+ *            to 0 (a recovery; retried if a waiter adds WAITERS meanwhile);
+ *            bump seq and wake every lock waiter
  *   lock:    CAS W 0 -> mine.  Contended: spin a little; if W names no
  *            valid slot, or our own slot (we hold nothing, so it is stale),
  *            or its owner is suspect (the same word as at our last look)
@@ -65,6 +66,28 @@ int rq_mpsc_init(rq_plat_segment *seg, struct rq_shm *shm)
 {
     (void)shm;
     return rq_plat_mutex_init(seg);
+}
+
+/* At open: frees a lock whose owner is gone.  A word naming our new slot
+ * is our dead predecessor's, and only we can tell it is stale (to the
+ * others the slot is alive): so the CAS is retried while a waiter adds
+ * WAITERS to it, or they would sleep until our next lock.  Bounded, in
+ * case a writer keeps changing the word. */
+static int clear_dead_owner(struct rq_mpsc *m)
+{
+    uint64_t w = rq_load_seq_u64(&m->lock->owner);
+    for (int tries = 0; w != 0 && tries < 64; tries++) {
+        m->last_seen = w; /* suspect at once: probe it */
+        int gone = owner_gone(m, w);
+        if (gone <= 0)
+            return gone;
+        if (rq_cas_u64(&m->lock->owner, &w, 0)) {
+            RQ_CRASH_POINT(MPSC_AFTER_RECOVER);
+            rq_fetch_add_u64(m->recoveries, 1);
+            return RQ_OK;
+        }
+    }
+    return RQ_OK;
 }
 
 int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
@@ -263,6 +286,28 @@ static int take_slot(struct rq_mpsc *m)
     return RQ_EBUSY;
 }
 
+/* At open: frees a lock whose owner is gone.  A word naming our new slot
+ * is our dead predecessor's, and only we can tell it is stale (to the
+ * others the slot is alive): so the CAS is retried while a waiter adds
+ * WAITERS to it, or they would sleep until our next lock.  Bounded, in
+ * case a writer keeps changing the word. */
+static int clear_dead_owner(struct rq_mpsc *m)
+{
+    uint64_t w = rq_load_seq_u64(&m->lock->owner);
+    for (int tries = 0; w != 0 && tries < 64; tries++) {
+        m->last_seen = w; /* suspect at once: probe it */
+        int gone = owner_gone(m, w);
+        if (gone <= 0)
+            return gone;
+        if (rq_cas_u64(&m->lock->owner, &w, 0)) {
+            RQ_CRASH_POINT(MPSC_AFTER_RECOVER);
+            rq_fetch_add_u64(m->recoveries, 1);
+            return RQ_OK;
+        }
+    }
+    return RQ_OK;
+}
+
 int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
 {
     *m = (struct rq_mpsc){.seg = seg, .lock = &shm->mpsc,
@@ -274,17 +319,9 @@ int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
         return rc;
     m->id = rq_fetch_add_u64(&m->lock->next_id, 1) + 1;
     RQ_CRASH_POINT(MPSC_OPEN_AFTER_SLOT);
-    uint64_t w = rq_load_seq_u64(&m->lock->owner);
-    if (w != 0) {
-        m->last_seen = w; /* suspect at once: we may be its restarted owner */
-        int gone = owner_gone(m, w);
-        if (gone < 0)
-            return gone;
-        if (gone && rq_cas_u64(&m->lock->owner, &w, 0)) {
-            RQ_CRASH_POINT(MPSC_AFTER_RECOVER);
-            rq_fetch_add_u64(m->recoveries, 1);
-        }
-    }
+    rc = clear_dead_owner(m);
+    if (rc < 0)
+        return rc;
     /* A predecessor may have died between its release and its wake. */
     wake_waiters(m);
     return RQ_OK;
