@@ -126,8 +126,10 @@ check mpsc-live-delivered     mpsc pass all_delivered - -DN=1 -DMP=1 -DPCRASH=1 
 check mpsc-bug1-unlock-early  mpsc fail safety - $C -DBUG=1
 check mpsc-bug2-wake-one      mpsc fail safety - $C -DBUG=2
 check mpsc-bug3-wait-locked   mpsc fail safety - $C -DBUG=3
-check mpsc-bug4-no-consistent mpsc fail safety - $A -DBUG=4
+check mpsc-bug4-no-probe      mpsc fail safety - $C -DBUG=4
 check mpsc-bug5-was-full-cache mpsc fail safety - $C -DBUG=5
+check mpsc-bug6-no-wake       mpsc fail safety - $C -DBUG=6
+check mpsc-bug7-plain-unlock  mpsc fail safety - $C -DBUG=7
 check mpsc-bug2-live          mpsc fail all_delivered -A -DN=2 -DMP=2 -DPCRASH=0 -DCCRASH=0 -DCLOSES=0 -DBUG=2
 
 # ---- coalescing (model/coalesce.pml) -----------------------------------

@@ -175,7 +175,7 @@ static uint32_t slot_of(uint64_t w)
 /* Could a producer have written W?  (HELD set, slot in range.) */
 static int names_a_slot(uint64_t w)
 {
-    return (w & RQ_MPSC_HELD) && slot_of(w) < RQ_MPSC_PRODUCERS_MAX;
+    return (w & RQ_MPSC_HELD) && slot_of(w) < (uint32_t)RQ_MPSC_PRODUCERS_MAX;
 }
 
 static uint64_t bare(uint64_t w)
@@ -274,7 +274,7 @@ int rq_mpsc_init(rq_plat_segment *seg, struct rq_shm *shm)
 
 static int take_slot(struct rq_mpsc *m)
 {
-    for (uint32_t slot = 0; slot < RQ_MPSC_PRODUCERS_MAX; slot++) {
+    for (uint32_t slot = 0; slot < (uint32_t)RQ_MPSC_PRODUCERS_MAX; slot++) {
         int rc = rq_plat_lock(m->seg, slot_lock(slot), RQ_LOCK_TRY);
         if (rc == RQ_OK) {
             m->slot = slot;

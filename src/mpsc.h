@@ -18,11 +18,12 @@
 
 #include "layout.h"
 #include "platform.h"
+#include "rq.h"
 
-/* Live MPSC producer handles a queue admits at once (Linux): one producer
- * slot each, kernel locks RQ_LOCK_PRODUCER_SLOT .. + this - 1.  One more
- * gets RQ_EBUSY from rq_open. */
-#define RQ_MPSC_PRODUCERS_MAX 256u
+/* RQ_MPSC_PRODUCERS_MAX (rq.h) live producer handles, one producer slot
+ * each: kernel locks RQ_LOCK_PRODUCER_SLOT .. + RQ_MPSC_PRODUCERS_MAX - 1.
+ * The slot is 16 bits of the owner word. */
+_Static_assert(RQ_MPSC_PRODUCERS_MAX <= 0x10000, "a slot fits the owner word");
 
 /* The owner word: RQ_MPSC_HELD | [RQ_MPSC_WAITERS] | nonce << 16 | slot.
  * The nonce is the handle's id (from next_id at open) and a count of its
