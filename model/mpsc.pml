@@ -34,7 +34,9 @@
  *            1 a producer unlocks before it publishes write_offset
  *            2 the consumer wakes one sleeping producer, not all (seed)
  *            3 a producer waits for space holding the lock and then takes
- *              it again (seed)
+ *              it again (seed).  No longer a safety failure: the holder
+ *              takes its own stale word over (it names its slot), so the
+ *              others only wait while it sleeps; not in the CI set
  *            4 recovery without the liveness probe: a waiter takes the
  *              lock from any owner it sees (steals a live owner's lock)
  *            5 rq_ring_was_full trusts the consumer's cached write offset
