@@ -68,28 +68,6 @@ int rq_mpsc_init(rq_plat_segment *seg, struct rq_shm *shm)
     return rq_plat_mutex_init(seg);
 }
 
-/* At open: frees a lock whose owner is gone.  A word naming our new slot
- * is our dead predecessor's, and only we can tell it is stale (to the
- * others the slot is alive): so the CAS is retried while a waiter adds
- * WAITERS to it, or they would sleep until our next lock.  Bounded, in
- * case a writer keeps changing the word. */
-static int clear_dead_owner(struct rq_mpsc *m)
-{
-    uint64_t w = rq_load_seq_u64(&m->lock->owner);
-    for (int tries = 0; w != 0 && tries < 64; tries++) {
-        m->last_seen = w; /* suspect at once: probe it */
-        int gone = owner_gone(m, w);
-        if (gone <= 0)
-            return gone;
-        if (rq_cas_u64(&m->lock->owner, &w, 0)) {
-            RQ_CRASH_POINT(MPSC_AFTER_RECOVER);
-            rq_fetch_add_u64(m->recoveries, 1);
-            return RQ_OK;
-        }
-    }
-    return RQ_OK;
-}
-
 int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
 {
     m->seg = seg;

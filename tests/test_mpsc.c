@@ -1,6 +1,7 @@
 /*
  * test_mpsc.c - src/mpsc.c and the RQ_MPSC queue: many producers behind a
- * robust lock whose dead owner is a normal release.
+ * lock whose dead owner is a normal release (attacks on the lock, kills at
+ * each of its steps: test_mpsc_lock.c).
  *
  * `test_mpsc --soak [KILLS]` runs the kill torture longer; RQ_TEST_KILLS
  * sets the default run's number (1000 on Linux, 100 on Windows).
