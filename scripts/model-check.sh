@@ -3,7 +3,7 @@
 # with spin: each run builds a verifier (spin -a, gcc) and searches the
 # whole state space (no bitstate, no hash compaction).
 #
-#   scripts/model-check.sh          the CI set (about 1 minute on 2 cores)
+#   scripts/model-check.sh          the CI set (about 2.5 minutes on 2 cores)
 #   scripts/model-check.sh --deep   the CI set plus larger configurations
 #                                   (about 4 minutes, up to 5 GB of RAM)
 #
