@@ -6,10 +6,10 @@
  * handles with the roles the input chooses, then runs the input's
  * operations with timeout 0, interleaved with a fuzz-driven peer that
  * scribbles on the shared words between the calls: offsets and the
- * positions and delivered mark beside them, slot lengths,
- * event words, role lines, the header, the MPSC lock word (the rest of the
- * MPSC lock is trusted by design, rq.h).  harness.c traps on any result
- * the API does not allow.
+ * positions and delivered mark beside them, slot lengths, event words,
+ * role lines, the header, the MPSC lock's owner word, handle ids and futex
+ * word (plain data: nothing of it is trusted).  harness.c traps on any
+ * result the API does not allow.
  *
  * SPDX-License-Identifier: MIT
  */

@@ -31,14 +31,8 @@ static void write_image(const struct fz_head *h, struct fz_in *in)
     in->pos += len;
     struct fz_view v;
     fz_view_open(&v, h, h->size);
-    if (v.size > 0) {
+    if (v.size > 0) /* the MPSC lock area too: plain data since layout 2 */
         memcpy(v.addr, image, len < v.size ? len : v.size);
-        if (h->kind != FZ_COALESCE && v.size >= sizeof(struct rq_shm)) {
-            const struct rq_shm *shm = (const struct rq_shm *)v.addr;
-            if (shm->hdr.flags & RQ_MPSC)
-                fz_restore_lock_area(&v);
-        }
-    }
     fz_view_close(&v);
 }
 

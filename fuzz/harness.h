@@ -112,12 +112,6 @@ struct fz_view {
 void fz_view_open(struct fz_view *v, const struct fz_head *h, uint32_t new_size);
 void fz_view_close(struct fz_view *v);
 
-/* The lock area of an MPSC queue is trusted by design (rq.h: MPSC
- * producers trust one another, its bookkeeping is the C library's): puts
- * back a fresh lock's bytes, keeping only the lock word, the one field a
- * dead producer leaves behind. */
-void fz_restore_lock_area(struct fz_view *v);
-
 /* Runs the operation stream of IN on handles opened per H.  PEER: may the
  * stream scribble on the shared words between calls (VIEW must be open)? */
 void fz_run(const struct fz_head *h, struct fz_in *in, struct fz_view *view, int peer);

@@ -13,8 +13,12 @@
  * Thread safety: a handle belongs to one thread at a time.  Two handles, in
  * one process or in two, are as independent as two processes.  One more
  * rule on RQ_MPSC queues: a reservation (rq_reserve until rq_commit) holds
- * the producers' lock, which the OS gives to the calling thread, so the
- * thread that reserved must be the one that commits (or closes).
+ * the producers' lock, and the thread that reserved must be the one that
+ * commits (or closes): on Windows the lock is a mutex the OS gives to that
+ * thread (on Linux it belongs to the handle, but the rule is the same).  A
+ * thread that holds a queue's producers' lock through one handle and
+ * pushes or reserves through another gets RQ_EDEADLK instead of waiting
+ * for itself.
  *
  * fork(): a handle belongs to the process that opened it.  In a child of
  * fork() every call on an inherited handle returns RQ_EFORK (rq_close only
@@ -24,10 +28,18 @@
  *
  * Trust: the segment is treated as written by an untrusted peer (every
  * offset, length and header field is checked; RQ_ECORRUPT, never an
- * out-of-bounds access).  The exception is the lock that RQ_MPSC producers
- * share: it is the C library's robust mutex, whose bookkeeping lives in the
- * segment, so MPSC producers must trust one another (a consumer never
- * touches it).  Opening checks who made what it opens: a producer,
+ * out-of-bounds access), and that includes the RQ_MPSC producers' lock,
+ * which holds only plain words there (no pointers, no C library state).
+ * What a writer of the segment can do to it: make producers wait (until
+ * their timeouts, or until the producer whose slot a planted owner names
+ * next pushes or closes) or let two producers into the lock at once (which
+ * only costs the messages that writer could overwrite anyway); never make
+ * one crash, hang for good or write outside its mapping.  What is still
+ * trusted: that the object's size does not shrink under a mapping (POSIX
+ * shared memory has no seal against that; it can SIGBUS any side), and, as
+ * for any queue, that whoever can write the segment may rewrite messages.
+ *
+ * Opening checks who made what it opens: a producer,
  * consumer or creator uses an existing object only if its own user or
  * root owns it and its mode is no wider than asked (RQ_EOWNER otherwise;
  * RQ_ANY_OWNER opts out); a creator never initialises a file it did not
@@ -42,7 +54,7 @@
  * Windows: a queue lives while any process has a handle to it open and goes
  * with the last one (a named file mapping; Linux keeps /dev/shm/rq.NAME until
  * rq_unlink).  rq_reserve and rq_commit on an RQ_MPSC queue must be called
- * from the same thread (the producers' lock is a thread-owned mutex).
+ * from the same thread (the producers' lock is a thread-owned mutex there).
  * docs/design.md, section 7, has the details.
  *
  * SPDX-License-Identifier: MIT
@@ -127,7 +139,8 @@ typedef struct rq rq; /* opaque handle */
 enum { RQ_PRODUCER = 1, RQ_CONSUMER = 2, RQ_OBSERVER = 3 };
 
 /* rq_config.flags.
- * RQ_MPSC: any number of producers (serialised by a lock), one consumer.
+ * RQ_MPSC: many producers (serialised by a lock; on Linux at most
+ * RQ_MPSC_PRODUCERS_MAX live handles at once), one consumer.
  * RQ_FULL_FENCES: publish every message with a full memory fence.  By
  * default (on Linux) a message is published with a plain release store and
  * the side about to *sleep* pays instead, with a system-wide barrier
@@ -154,6 +167,11 @@ enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1, RQ_ANY_OWNER = 1u << 2 };
 #define RQ_OPEN_TIMEOUT_MS 10000
 
 #define RQ_INFINITE (-1) /* timeout_ms: -1 forever, 0 never wait, >0 ms */
+
+/* Live producer handles an RQ_MPSC queue admits at once (Linux: each holds
+ * a producer slot, a kernel lock that proves it alive); one more gets
+ * RQ_EBUSY from rq_open. */
+#define RQ_MPSC_PRODUCERS_MAX 256
 
 #define RQ_NAME_MAX 200 /* queue names: 1..RQ_NAME_MAX of [A-Za-z0-9._-] */
 #define RQ_SLOT_COUNT_MAX 0x40000000u /* 2^30 slots */
@@ -222,8 +240,11 @@ typedef struct rq_stats {
  * missing) the queue NAME in ROLE.  An existing queue of another geometry
  * is RQ_EEXIST; a segment half-made by a creator that died is re-created
  * when cfg is given and RQ_ENOENT otherwise.  A foreign queue (see
- * RQ_ANY_OWNER) is RQ_EOWNER.  A role held by a live process is RQ_EBUSY; a
- * role whose holder died is taken over at once.  A geometry whose segment
+ * RQ_ANY_OWNER) is RQ_EOWNER.  A role held by a live process is RQ_EBUSY (so
+ * is an RQ_MPSC producer beyond RQ_MPSC_PRODUCERS_MAX); a role whose holder
+ * died is taken over at once.  The handle keeps the mode (RQ_MPSC or not)
+ * of the header it checked at open; SPSC and MPSC producers never live
+ * side by side, whatever the header says later (RQ_EBUSY).  A geometry whose segment
  * would exceed RQ_SEGMENT_SIZE_MAX is RQ_EINVAL with nothing created, and
  * a creation that fails later removes the object it made.  Waits at most
  * RQ_OPEN_TIMEOUT_MS for a creator that holds the queue's init lock, then
@@ -239,7 +260,8 @@ RQ_EXTERN int rq_open(rq **out, const char *name, int role, const rq_config *cfg
 RQ_EXTERN int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms);
 
 /* Producer: copies LEN bytes into the queue, waiting up to TIMEOUT_MS for a
- * free slot.  RQ_EMSGSIZE if LEN > slot_size (queue untouched). */
+ * free slot (RQ_MPSC: and for the producers' lock).  RQ_EMSGSIZE if LEN >
+ * slot_size (queue untouched); RQ_EDEADLK as for rq_reserve. */
 RQ_EXTERN int rq_push(rq *q, const void *msg, size_t len, int timeout_ms);
 
 /* Consumer: copies the oldest message into BUF and frees its slot
@@ -254,7 +276,9 @@ RQ_EXTERN int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms);
  * killed before it leaves the queue as it was.  Reserving again before
  * committing returns the same slot.  On an RQ_MPSC queue the reservation
  * holds the producers' lock until rq_commit (other producers wait), and
- * only the reserving thread may commit: RQ_ESTATE from any other. */
+ * only the reserving thread may commit: RQ_ESTATE from any other.
+ * RQ_EDEADLK (RQ_MPSC): this thread holds the lock through another
+ * handle. */
 RQ_EXTERN int rq_reserve(rq *q, void **slot, int timeout_ms);
 
 /* Publishes the reserved slot holding LEN bytes.  RQ_EMSGSIZE if LEN >
@@ -319,8 +343,10 @@ RQ_EXTERN int rq_stat(rq *q, rq_stats *st);
 
 /* Closes the handle and gives its role up; a reservation is dropped and a
  * peeked message stays in the queue.  The queue itself persists.  NULL is
- * allowed.  (RQ_MPSC: a reservation made by another thread cannot be
- * dropped from here; the lock is freed when that thread commits or ends.) */
+ * allowed.  (RQ_MPSC: a reservation made by another thread is not released
+ * from here.  Linux: the lock goes with the handle, and the next producer
+ * to lock takes it over; Windows: it is freed when that thread commits or
+ * ends.) */
 RQ_EXTERN void rq_close(rq *q);
 
 /* Removes the queue name; handles already open keep working.  RQ_ENOENT if

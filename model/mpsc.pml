@@ -1,15 +1,22 @@
 /*
- * mpsc.pml - rq's RQ_MPSC queue: producers serialised by a robust mutex,
- * with kills at every step.
+ * mpsc.pml - rq's RQ_MPSC queue: producers serialised by rq's owner-word
+ * lock (src/mpsc.c, Linux), with kills at every step.
  *
- * NP producer processes and one consumer share the segment.  The producers'
- * lock is the robust process-shared mutex of src/mpsc.c: when its owner is
- * killed the OS frees it and marks it "owner died", and the next locker
- * gets EOWNERDEAD (`recovered`), makes it consistent and carries on; a
- * locker killed before that leaves it owner-died again.  Producers never
- * wait holding it.  The consumer is the SPSC consumer, but wakes *all*
- * producers.  A producer may also close its handle while holding a
- * reservation (rq_close: unlock, nothing published) and open again.
+ * NP producer processes and one consumer share the segment.  Each producer
+ * holds a producer slot (a kernel lock, dropped by the OS when it dies) from
+ * open to close.  The lock is an owner word: 0, or WAITERS | id << 2 |
+ * slot + 1, taken by CAS from 0.  A contended producer either sleeps on
+ * the lock's event (after a CAS that sets WAITERS while the owner is still
+ * the one it saw) or, finding the owner's slot free in the kernel (the
+ * probe) or naming its own slot, takes the lock by CAS from that exact word
+ * (a recovery).  Unlock is an exchange to 0, and a wake of all sleepers if
+ * the old word had WAITERS.  A producer that opens recovers a dead owner's
+ * word and wakes all lock sleepers.  Whether a waiter probes or sleeps
+ * first is left open (the code probes a word it saw before; here either
+ * may happen at any look).  Producers never wait holding the lock.  The
+ * consumer is the SPSC consumer, but wakes *all* producers.  A producer
+ * may also close its handle while holding a reservation (rq_close: unlock,
+ * nothing published, then the slot goes) and open again.
  *
  * Memory is sequentially consistent; labels name crash points of
  * src/crashpoint.h; a kill can land between any two steps.  Each atomic
@@ -22,15 +29,21 @@
  *   PCRASH   kills shared by the producers             default 2
  *   CCRASH   kills of the consumer                     default 1
  *   CLOSES   closes holding a reservation, all producers    default 1
- *   RECHECK  1: every sleep (not the lock) may end by timeout
+ *   RECHECK  1: every sleep (the lock's too) may end by timeout
  *   BUG      0: the code.  Injected bugs, each must be caught:
  *            1 a producer unlocks before it publishes write_offset
  *            2 the consumer wakes one sleeping producer, not all (seed)
  *            3 a producer waits for space holding the lock and then takes
- *              it again (seed)
- *            4 a recovered lock is not made consistent
+ *              it again (seed).  No longer a safety failure: the holder
+ *              takes its own stale word over (it names its slot), so the
+ *              others only wait while it sleeps; not in the CI set
+ *            4 recovery without the liveness probe: a waiter takes the
+ *              lock from any owner it sees (steals a live owner's lock)
  *            5 rq_ring_was_full trusts the consumer's cached write offset
  *              and never reloads write_offset
+ *            6 unlock without waking the lock's sleepers
+ *            7 unlock as a plain store of 0 after reading the word (not
+ *              one exchange): a WAITERS set in between is lost
  */
 #ifndef N
 #define N 2
@@ -70,19 +83,28 @@ byte data_waiters, space_waiters;
 bool data_seq_moved;
 bool space_seq_moved[NP];
 byte slot_lo[N], slot_hi[N];
-/* lock_area: the robust mutex */
-byte lock_owner;      /* 0: free; else producer id + 1 */
-bool lock_owner_died; /* the next locker gets EOWNERDEAD */
+/* lock area: the owner word and the lock's event (seq) */
+#define WAITERS 128
+#define SLOT_OF(w) (((w) & 3) - 1) /* of a word != 0 */
+#define SAME_OWNER(a, b) (((a) & 127) == ((b) & 127))
+byte owner;   /* 0: free; else WAITERS? | gen << 2 | slot + 1 */
+byte gen[NP]; /* handle ids, per slot: the code's ids are global, but all
+                 that matters is that a slot's next handle writes other
+                 words than its last (mod 4: at most 3 re-opens per run) */
+bool lock_seq_moved[NP]; /* the lock's seq moved since this sleeper read it */
 
 /* ---- the OS ----------------------------------------------------------- */
 bool consumer_asleep;
 bool producer_asleep[NP];
+bool lock_asleep[NP];
+bool slot_held[NP]; /* the kernel's producer-slot locks (NP producers, NP slots) */
 bool kill_p[NP], kill_c;
 byte p_kills, c_kills;
 bool p_finished[NP];
 byte closes; /* reservations dropped by rq_close so far */
 
 /* ---- ghosts ----------------------------------------------------------- */
+bool in_cs[NP]; /* live holders of the lock: never two */
 byte sent[NP];     /* messages producer i has published (its application's journal) */
 byte order[TOTAL]; /* order[k]: the message published k-th */
 byte published, released, handled;
@@ -123,10 +145,47 @@ byte published, released, handled;
     signal_before_bump_##at: d_step { space_seq_moved[0] = true; space_seq_moved[1] = true }; \
     signal_before_wake_##at: WAKE_PRODUCERS
 
-/* rq_mpsc_unlock (pthread_mutex_unlock): unlocking a mutex still marked
- * owner-died would make it ENOTRECOVERABLE for good. */
+#define WAKE_LOCK_SLEEPERS(at) \
+    lock_bump_##at: d_step { lock_seq_moved[0] = true; lock_seq_moved[1] = true }; \
+    lock_wake_##at: d_step { lock_asleep[0] = false; lock_asleep[1] = false }
+
+/* rq_mpsc_unlock: the word is still ours (a waiter may have added
+ * WAITERS); exchange to 0, then wake if WAITERS was set. */
+#if BUG == 7
+#define UNLOCK_EXCHANGE \
+    d_step { assert(in_cs[me] && SAME_OWNER(owner, mine)); in_cs[me] = false; w = owner }; \
+    owner = 0
+#else
+#define UNLOCK_EXCHANGE \
+    d_step { assert(in_cs[me] && SAME_OWNER(owner, mine)); in_cs[me] = false; w = owner; owner = 0 }
+#endif
+#if BUG == 6
+#define UNLOCK_WAKE(at) skip
+#else
+#define UNLOCK_WAKE(at) \
+    if \
+    :: w & WAITERS -> WAKE_LOCK_SLEEPERS(at) \
+    :: else \
+    fi
+#endif
 #define UNLOCK(at) \
-    mpsc_before_unlock_##at: d_step { assert(lock_owner == me + 1 && !lock_owner_died); lock_owner = 0 }
+    mpsc_before_unlock_##at: UNLOCK_EXCHANGE; \
+    mpsc_after_unlock_##at: UNLOCK_WAKE(at); \
+    w = 0
+
+/* owner_gone: a word naming our own slot is stale (we hold nothing); any
+ * other is gone if the kernel says its slot is free (the probe).  (The
+ * code probes only a word it saw before, and naps first on a new one:
+ * a delay of one nap, which the model leaves out.) */
+#if BUG == 4
+#define OWNER_GONE gone = true
+#else
+#define OWNER_GONE \
+    if \
+    :: SLOT_OF(w) == mys -> gone = true \
+    :: SLOT_OF(w) != mys -> gone = !slot_held[SLOT_OF(w)] \
+    fi
+#endif
 
 /* A kill is one step: while one is pending only its victim moves, and
  * its next move is the escape (the OS's clean-up of the dead process). */
@@ -134,27 +193,80 @@ bool kill_pending;
 
 proctype Producer(byte me) provided (!kill_pending || kill_p[me])
 {
-    byte write, rd, w;
-    bool is_full, ready, recovered;
+    byte write, rd, w, mys, mine;
+    bool is_full, ready, gone, has_slot, took;
 restart:
     {
         skip; /* rq_plat_lock(RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED) */
+        d_step { /* rq_mpsc_open: the first free producer slot, a new id */
+            if
+            :: !slot_held[0] -> mys = 0
+            :: else -> mys = 1
+            fi;
+            assert(!slot_held[mys]);
+            slot_held[mys] = true;
+            has_slot = true;
+            gen[mys] = (gen[mys] + 1) % 4;
+            mine = (gen[mys] << 2) | (mys + 1)
+        }
+mpsc_open_after_slot:
+        /* clear_dead_owner: the word is looked at as suspect (probed), and
+         * the CAS retried while it fails */
+        do
+        :: d_step {
+                w = owner;
+                if
+                :: w == 0 -> gone = false
+                :: w != 0 && SLOT_OF(w) == mys -> gone = true
+                :: w != 0 && SLOT_OF(w) != mys -> gone = !slot_held[SLOT_OF(w)]
+                fi
+            };
+            if
+            :: !gone -> break
+            :: gone -> d_step { if :: owner == w -> owner = 0; gone = false :: else fi };
+                if
+                :: !gone -> break
+                :: else
+                fi
+            fi
+        od;
+        atomic { w = 0; gone = false };
+        WAKE_LOCK_SLEEPERS(open);
 open_after_role_lock:
         /* an MPSC producer owns no role line: no waiter reset, no load */
 open_after_takeover:
         SIGNAL_DATA(open);
         do
         :: sent[me] == MP -> break
-        :: atomic { sent[me] < MP && lock_owner == 0 -> /* producer_claim_wait -> rq_mpsc_lock */
-                    lock_owner = me + 1; recovered = lock_owner_died }
-            /* EOWNERDEAD: mpsc.before_consistent is here, before the step;
-             * mpsc.after_lock and mpsc.after_recover follow it (only a
-             * statistic, lock_recoveries, lies between them) */
-#if BUG != 4
-            d_step { if :: recovered -> lock_owner_died = false :: else fi; recovered = false }
-#else
-            recovered = false;
-#endif
+        :: sent[me] < MP ->
+            /* producer_claim_wait -> rq_mpsc_lock */
+            do
+            :: d_step { owner == 0 -> owner = mine } -> break
+            :: d_step { owner != 0 -> w = owner; OWNER_GONE } ->
+                /* the read and the probe as one step: a death or an open
+                 * between them changes neither the word nor the outcome
+                 * of the CAS that follows */
+                if
+                :: gone -> /* recovery: CAS from exactly the word seen */
+                    d_step { if :: owner == w -> owner = mine | (w & WAITERS); took = true :: else fi };
+                    if
+                    :: took -> break
+                    :: else
+                    fi
+                :: else -> /* sleep_while_owned */
+                    lock_seq_moved[me] = false; /* read seq */
+                    d_step { if :: owner == w -> owner = w | WAITERS; ready = true :: else -> ready = false fi }
+mpsc_wait_after_flag:
+                    if
+                    :: ready ->
+                        FUTEX_WAIT(lock_seq_moved[me], lock_asleep[me]);
+                        SLEEP(lock_asleep[me])
+                    :: else
+                    fi
+                fi;
+                d_step { w = 0; gone = false; ready = false }
+            od;
+            atomic { assert(!in_cs[1 - me]); in_cs[me] = true; took = false; w = 0; gone = false }
 mpsc_after_lock:
             /* rq_ring_push_begin(shared_write = 1) */
             d_step {
@@ -198,6 +310,7 @@ push_after_claim:
                 :: closes < CLOSES -> /* rq_close holding the reservation: dropped, unseen */
                     closes++;
                     UNLOCK(close);
+                    d_step { slot_held[mys] = false; has_slot = false }; /* then the slot goes */
                     goto restart
                 fi;
                 slot_hi[SLOT(write)] = MSG(me, sent[me] + 1);
@@ -228,16 +341,20 @@ push_after_publish:
     } unless {
         kill_p[me] ->
         d_step {
-            /* the OS: the futex sleep ends; the robust list frees a held
-             * lock and marks it owner-died */
+            /* the OS: the futex sleeps end; the producer slot is dropped
+             * (the owner word stays as it was) */
             producer_asleep[me] = false;
-            kill_p[me] = false;
-            kill_pending = false;
+            lock_asleep[me] = false;
             if
-            :: lock_owner == me + 1 -> lock_owner = 0; lock_owner_died = true
+            :: has_slot -> slot_held[mys] = false
             :: else
             fi;
-            write = 0; rd = 0; w = 0; is_full = false; ready = false; recovered = false
+            has_slot = false;
+            in_cs[me] = false;
+            kill_p[me] = false;
+            kill_pending = false;
+            write = 0; rd = 0; w = 0; mys = 0; mine = 0;
+            is_full = false; ready = false; gone = false; took = false
         }
         goto restart
     }
@@ -358,6 +475,7 @@ active proctype Quiescence()
     assert(!(consumer_asleep && write_offset != read_offset));
     assert(!(producer_asleep[0] && DIST(write_offset, read_offset) < N));
     assert(!(producer_asleep[1] && DIST(write_offset, read_offset) < N));
+    assert(!lock_asleep[0] && !lock_asleep[1]); /* nobody left asleep on the lock */
     assert(published == TOTAL && released == TOTAL)
 }
 

@@ -39,6 +39,16 @@ static __forceinline uint64_t rq_load_acquire_u64(rq_atomic_u64 *p) { return (ui
 static __forceinline void rq_store_relaxed_u64(rq_atomic_u64 *p, uint64_t v) { *p = (__int64)v; }
 static __forceinline void rq_store_release_u64(rq_atomic_u64 *p, uint64_t v) { *p = (__int64)v; }
 static __forceinline uint64_t rq_fetch_add_u64(rq_atomic_u64 *p, uint64_t v) { return (uint64_t)_InterlockedExchangeAdd64(p, (__int64)v); }
+static __forceinline uint64_t rq_load_seq_u64(rq_atomic_u64 *p) { return (uint64_t)_InterlockedOr64(p, 0); }
+static __forceinline uint64_t rq_exchange_u64(rq_atomic_u64 *p, uint64_t v) { return (uint64_t)_InterlockedExchange64(p, (__int64)v); }
+static __forceinline int rq_cas_u64(rq_atomic_u64 *p, uint64_t *expected, uint64_t desired)
+{
+    __int64 seen = _InterlockedCompareExchange64(p, (__int64)desired, (__int64)*expected);
+    if ((uint64_t)seen == *expected) return 1;
+    *expected = (uint64_t)seen;
+    return 0;
+}
+static __forceinline void rq_cpu_relax(void) { _mm_pause(); }
 /* MemoryBarrier() would need <windows.h>; these are <intrin.h>'s. */
 #if defined(_M_X64)
 static __forceinline void rq_fence_seq(void) { __faststorefence(); }
@@ -87,6 +97,18 @@ static inline void rq_fence_seq(void) { atomic_thread_fence(memory_order_seq_cst
 /* Keeps the compiler from moving memory accesses across it; no CPU fence
  * (the other half of an asymmetric fence, see platform.h). */
 static inline void rq_fence_compiler(void) { atomic_signal_fence(memory_order_seq_cst); }
+
+/* One step of a spin-wait: tells the CPU (x86: pause) that we are spinning. */
+static inline void rq_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    rq_fence_compiler();
+#endif
+}
 
 #endif
 

@@ -8,7 +8,8 @@
  *
  * Each point is named for where it stands: XX(ID, "name", roles), roles
  * being the sides that pass it (P producer, C consumer, A any opener;
- * coalescing objects: r requester, w worker).
+ * m an MPSC producer only when another holds the lock, killed there by
+ * tests/test_mpsc_lock.c; coalescing objects: r requester, w worker).
  */
 #ifndef RQ_CRASHPOINT_H
 #define RQ_CRASHPOINT_H
@@ -32,10 +33,12 @@
     XX(WAIT_AFTER_WAKE, "wait.after_wake", "PC")                               \
     XX(SIGNAL_BEFORE_BUMP, "signal.before_bump", "PC")                         \
     XX(SIGNAL_BEFORE_WAKE, "signal.before_wake", "PC")                         \
+    XX(MPSC_OPEN_AFTER_SLOT, "mpsc.open.after_slot", "P")                      \
     XX(MPSC_AFTER_LOCK, "mpsc.after_lock", "P")                                \
-    XX(MPSC_BEFORE_CONSISTENT, "mpsc.before_consistent", "P")                  \
     XX(MPSC_AFTER_RECOVER, "mpsc.after_recover", "P")                          \
+    XX(MPSC_WAIT_AFTER_FLAG, "mpsc.wait.after_flag", "m")                      \
     XX(MPSC_BEFORE_UNLOCK, "mpsc.before_unlock", "P")                          \
+    XX(MPSC_AFTER_UNLOCK, "mpsc.after_unlock", "P")                            \
     XX(CLOSE_BEFORE_DETACH, "close.before_detach", "PC")                       \
     XX(COALESCE_REQUEST_BEFORE_BUMP, "coalesce.request.before_bump", "r")      \
     XX(COALESCE_REQUEST_AFTER_BUMP, "coalesce.request.after_bump", "r")        \

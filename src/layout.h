@@ -28,14 +28,15 @@
 /* "rq-ring\x01" as a little-endian word: a segment of another kind (or
  * another byte order) never matches. */
 #define RQ_MAGIC UINT64_C(0x01676e69722d7172)
-/* 2: sequence positions beside the offsets (lines 1 and 2), and the
- * byte-range locks moved to a lock object of their own ("rql.NAME"):
- * builds that lock different objects must refuse each other's queues. */
+/* 2: sequence positions beside the offsets (lines 1 and 2); the MPSC lock
+ * area holds rq's owner word (struct rq_shm_mpsc), no longer the C
+ * library's robust mutex; and the byte-range locks moved to a lock object
+ * of their own ("rql.NAME"): builds that lock different objects must
+ * refuse each other's queues. */
 #define RQ_LAYOUT_VERSION 2u
 
-/* Bytes reserved in the segment for the MPSC producers' lock (a robust
- * process-shared pthread mutex on POSIX; unused on Windows, which uses a
- * named mutex). */
+/* Bytes reserved in the segment for the MPSC producers' lock (struct
+ * rq_shm_mpsc on Linux; unused on Windows, which uses a named mutex). */
 #define RQ_LOCK_AREA 128
 
 /* The slot header: the length the producer committed.  The payload follows
@@ -82,6 +83,20 @@ struct rq_shm_role {
 
 _Static_assert(sizeof(struct rq_shm_role) <= RQ_CACHE_LINE, "a role's line");
 
+/* The MPSC producers' lock (Linux; src/mpsc.c has the protocol).  Plain
+ * data, no pointers: every value is checked before use, and the proof that
+ * an owner is alive is a lock the kernel holds for it (its producer slot),
+ * never a word of this struct.  owner: 0 when free, otherwise
+ * RQ_MPSC_HELD | [RQ_MPSC_WAITERS] | nonce << 16 | slot (mpsc.h). */
+struct rq_shm_mpsc {
+    rq_atomic_u64 owner;
+    rq_atomic_u64 next_id; /* producer handles opened so far: their ids */
+    rq_atomic_u32 seq;     /* the futex lock waiters sleep on; bumped by a
+                              releasing owner that saw RQ_MPSC_WAITERS */
+    uint32_t reserved0;
+};
+
+_Static_assert(sizeof(struct rq_shm_mpsc) <= RQ_CACHE_LINE, "the lock's line");
 struct rq_shm {
     RQ_LINE_ALIGNED struct rq_shm_header hdr;
 
@@ -119,8 +134,11 @@ struct rq_shm {
         rq_atomic_u64 lock_recoveries; /* MPSC lock taken from a dead owner */
     } admin;
 
-    /* Lines 8-9: the MPSC producers' lock (platform-defined contents). */
-    RQ_LINE_ALIGNED unsigned char lock_area[RQ_LOCK_AREA];
+    /* Lines 8-9: the MPSC producers' lock (line 9 unused). */
+    RQ_LINE_ALIGNED union {
+        struct rq_shm_mpsc mpsc;
+        unsigned char lock_area[RQ_LOCK_AREA];
+    };
 };
 
 #define RQ_SHM_HEADER_SIZE ((uint32_t)sizeof(struct rq_shm))
@@ -142,8 +160,10 @@ _Static_assert(sizeof(rq_atomic_u32) == 4 && sizeof(rq_atomic_u64) == 8,
                "atomics are plain words in the segment");
 
 /* The ABI word: what must agree between two builds that share a segment
- * besides the layout version: pointer width and lock area (the lock's
- * layout), and the platform's own tag (e.g. which C library's mutex). */
+ * besides the layout version: pointer width (kept although the segment
+ * holds no pointers: builds of another width are not tested against this
+ * layout), the lock area's size, and the platform's tag, which says what
+ * the lock area means there (rq_plat_abi_tag). */
 static inline uint32_t rq_layout_abi(uint32_t platform_tag)
 {
     return (platform_tag & 0xffu) << 16 | (uint32_t)(sizeof(void *) << 8) |

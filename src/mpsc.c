@@ -4,9 +4,53 @@
  * What the lock protects: the choice of the next slot (write_offset), the
  * slot's bytes, and the one store that publishes it.  A producer that dies
  * holding it has either not published (its slot is unseen and the next
- * holder overwrites it) or has (the message is delivered).  So "owner
- * died" needs no repair, only the OS's consistent-again step, which the
- * platform does before returning.
+ * holder overwrites it) or has (the message is delivered).  So taking the
+ * lock from a dead owner needs no repair: it is a normal release.
+ *
+ * Linux protocol (owner word W in struct rq_shm_mpsc, futex word seq):
+ *
+ *   open:    take a free producer slot (exclusive kernel lock, first free
+ *            of RQ_MPSC_PRODUCERS_MAX); while W names no live owner, CAS it
+ *            to 0 (a recovery; retried if a waiter adds WAITERS meanwhile);
+ *            bump seq and wake every lock waiter
+ *   lock:    CAS W 0 -> mine.  Contended: spin a little; if W names no
+ *            valid slot, or our own slot (we hold nothing, so it is stale),
+ *            or its owner is suspect (the same word as at our last look)
+ *            and the kernel says its slot is free (the owner's handle is
+ *            gone: rq_plat_lock_probe), CAS W from exactly that word to
+ *            mine (a recovery).  Otherwise read seq, CAS W -> W | WAITERS
+ *            (only if W is unchanged) and sleep on seq for a slice (1 ms,
+ *            doubling up to RQ_RECHECK_MS), then look again
+ *   unlock:  old = exchange(W, 0); if old had WAITERS: seq++, wake all
+ *
+ * Why no wake-up is lost: a sleeper reads seq before the CAS that sets
+ * WAITERS, and that CAS succeeds only while the owner it waits for still
+ * holds the lock; the owner's exchange comes after it in W's order, so
+ * returns WAITERS, and its seq++ comes after the sleeper's read of seq,
+ * which makes the futex wait return at once.  (A plain store of 0 after a
+ * read of W would lose a WAITERS set in between: the model's bug 7.)  A
+ * waiter killed asleep leaves WAITERS set: one useless wake at the next
+ * unlock, which clears it.  An owner killed between its exchange and its
+ * wake leaves sleepers until their slice ends or a producer opens.
+ *
+ * Why no live owner is robbed: a recovery CAS expects the exact word of
+ * the owner proven dead (its slot free in the kernel).  A new handle on
+ * that slot writes other words (its id is in the nonce), so the CAS fails
+ * against any later owner.  A waiter never concludes "dead" from the
+ * segment alone, except for a word no live producer can have written (no
+ * valid slot, or our own slot).
+ *
+ * What a segment writer can do: anything to W is plain data, checked
+ * before use; nothing in it is a pointer or an index into memory.  A word
+ * naming no valid slot or a dead slot is recovered (one probe; no
+ * RQ_ECORRUPT: no producer can be inside the section under a word it did
+ * not write, and refusing would make one scribbled word a permanent
+ * outage); a word naming a live producer's slot while that producer holds
+ * nothing delays the others until that producer next locks (it recognises
+ * its slot and takes the lock over) or closes (its slot is then free), or
+ * until their own timeouts.  A writer can always break mutual exclusion
+ * (clear W under a holder) or keep rewriting W: it can already write the
+ * ring itself, and no more than that follows.
  */
 #include "mpsc.h"
 
@@ -14,49 +58,354 @@
 #include "deadline.h"
 #include "rq.h"
 
+#if RQ_PLAT_MPSC_MUTEX
+
+/* ---- Windows: the named mutex ---------------------------------------- */
+
 int rq_mpsc_init(rq_plat_segment *seg, struct rq_shm *shm)
 {
-    return rq_plat_mutex_init(seg, shm->lock_area);
+    (void)shm;
+    return rq_plat_mutex_init(seg);
+}
+
+int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
+{
+    m->seg = seg;
+    m->lock = &shm->mpsc;
+    m->recoveries = &shm->admin.lock_recoveries;
+    m->held = 0;
+    RQ_CRASH_POINT(MPSC_OPEN_AFTER_SLOT);
+    return RQ_OK;
 }
 
 /* Waits for the lock in slices of at most RQ_RECHECK_MS, like every other
- * sleep in rq: an owner killed inside its unlock, between freeing the lock
- * word and waking the waiters, would otherwise leave them asleep for good
- * (kernels before 5.6 did not wake them on its death). */
-static int lock_in_slices(rq_plat_segment *seg, struct rq_shm *shm, int timeout_ms,
-                          int *recovered)
+ * sleep in rq. */
+static int lock_in_slices(struct rq_mpsc *m, int timeout_ms, int *recovered)
 {
-    /* Uncontended, the lock is taken by a plain try: a timed lock reads
-     * the clock first, which costs more than the lock itself on a VM. */
-    int rc = rq_plat_mutex_lock(seg, shm->lock_area, 0, recovered);
+    int rc = rq_plat_mutex_lock(m->seg, 0, recovered);
     if (rc != RQ_EAGAIN || timeout_ms == 0)
         return rc;
     struct rq_deadline d = rq_deadline_start(timeout_ms);
     for (;;) {
         int left = rq_deadline_left(&d), is_slice = 0;
         int slice = left == 0 ? 0 : rq_deadline_slice(left, &is_slice);
-        rc = rq_plat_mutex_lock(seg, shm->lock_area, slice, recovered);
+        rc = rq_plat_mutex_lock(m->seg, slice, recovered);
         if (rc != RQ_ETIMEDOUT || !is_slice)
             return rc;
     }
 }
 
-int rq_mpsc_lock(rq_plat_segment *seg, struct rq_shm *shm, int timeout_ms)
+int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms)
 {
     int recovered = 0;
-    int rc = lock_in_slices(seg, shm, timeout_ms, &recovered);
+    int rc = lock_in_slices(m, timeout_ms, &recovered);
     if (rc < 0)
         return rc;
-    RQ_CRASH_POINT(MPSC_AFTER_LOCK);
+    m->held = 1;
     if (recovered) {
-        rq_fetch_add_u64(&shm->admin.lock_recoveries, 1);
         RQ_CRASH_POINT(MPSC_AFTER_RECOVER);
+        rq_fetch_add_u64(m->recoveries, 1);
+    }
+    RQ_CRASH_POINT(MPSC_AFTER_LOCK);
+    return RQ_OK;
+}
+
+void rq_mpsc_unlock(struct rq_mpsc *m)
+{
+    if (!m->held)
+        return;
+    RQ_CRASH_POINT(MPSC_BEFORE_UNLOCK);
+    m->held = 0;
+    rq_plat_mutex_unlock(m->seg);
+    RQ_CRASH_POINT(MPSC_AFTER_UNLOCK);
+}
+
+void rq_mpsc_close(struct rq_mpsc *m)
+{
+    rq_mpsc_unlock(m);
+}
+
+#else
+
+/* ---- Linux: the owner word ------------------------------------------- */
+
+/* Looks at a held word before the first sleep: a holder running on
+ * another CPU is out of its short section within a few hundred ns. */
+#define SPIN_LOOKS 64
+
+/* Self-deadlock check: the locks this thread holds, by queue.  Only a
+ * reservation can hold the lock across calls, so a thread rarely has more
+ * than one; beyond HELD_HERE_MAX the check is skipped (a wait then lasts
+ * until the caller's timeout, as it would without the check). */
+#define HELD_HERE_MAX 8
+struct held_here {
+    uint64_t object[2];
+    uint64_t word;
+};
+static _Thread_local struct held_here held_here[HELD_HERE_MAX];
+static _Thread_local unsigned held_here_count;
+
+static uint32_t slot_of(uint64_t w)
+{
+    return (uint32_t)(w & RQ_MPSC_SLOT_MASK);
+}
+
+/* Could a producer have written W?  (HELD set, slot in range.) */
+static int names_a_slot(uint64_t w)
+{
+    return (w & RQ_MPSC_HELD) && slot_of(w) < (uint32_t)RQ_MPSC_PRODUCERS_MAX;
+}
+
+static uint64_t bare(uint64_t w)
+{
+    return w & ~RQ_MPSC_WAITERS;
+}
+
+static enum rq_plat_lock_id slot_lock(uint32_t slot)
+{
+    return (enum rq_plat_lock_id)(RQ_LOCK_PRODUCER_SLOT + (int)slot);
+}
+
+/* A word for our next acquisition: never one another handle writes. */
+static uint64_t next_word(struct rq_mpsc *m)
+{
+    m->count++;
+    uint64_t count = m->count & ((UINT64_C(1) << RQ_MPSC_COUNT_BITS) - 1);
+    uint64_t nonce = (m->id << RQ_MPSC_COUNT_BITS | count) & RQ_MPSC_NONCE_MASK;
+    return RQ_MPSC_HELD | nonce << RQ_MPSC_NONCE_SHIFT | m->slot;
+}
+
+static int same_object(const uint64_t a[2], const uint64_t b[2])
+{
+    return a[0] == b[0] && a[1] == b[1];
+}
+
+static void note_held(struct rq_mpsc *m, uint64_t word)
+{
+    m->held = 1;
+    m->word = bare(word);
+    if (held_here_count < HELD_HERE_MAX) {
+        struct held_here *h = &held_here[held_here_count++];
+        h->object[0] = m->object[0];
+        h->object[1] = m->object[1];
+        h->word = m->word;
+    }
+}
+
+static void drop_held_here(unsigned i)
+{
+    held_here[i] = held_here[--held_here_count];
+}
+
+static void note_released(struct rq_mpsc *m)
+{
+    m->held = 0;
+    for (unsigned i = 0; i < held_here_count; i++)
+        if (held_here[i].word == m->word && same_object(held_here[i].object, m->object)) {
+            drop_held_here(i);
+            return;
+        }
+}
+
+/* RQ_EDEADLK if this thread holds the lock through another handle: a
+ * record of ours whose word is still the owner.  A record whose word is
+ * not (released from another thread, or recovered) is stale: dropped. */
+static int check_self_deadlock(struct rq_mpsc *m)
+{
+    for (unsigned i = 0; i < held_here_count; i++) {
+        if (!same_object(held_here[i].object, m->object))
+            continue;
+        if (bare(rq_load_seq_u64(&m->lock->owner)) == held_here[i].word)
+            return RQ_EDEADLK;
+        drop_held_here(i--);
     }
     return RQ_OK;
 }
 
-void rq_mpsc_unlock(rq_plat_segment *seg, struct rq_shm *shm)
+static void wake_waiters(struct rq_mpsc *m)
 {
-    RQ_CRASH_POINT(MPSC_BEFORE_UNLOCK);
-    rq_plat_mutex_unlock(seg, shm->lock_area);
+    rq_fetch_add_u32(&m->lock->seq, 1);
+    rq_plat_wake(m->seg, &m->lock->seq, 1);
 }
+
+/* Is the owner named by W gone?  1 yes, 0 no (or not suspect yet), or a
+ * negative rq_error from the probe.  Only a word seen unchanged since our
+ * last look is probed: a live owner's next acquisition writes another. */
+static int owner_gone(struct rq_mpsc *m, uint64_t w)
+{
+    if (!names_a_slot(w) || slot_of(w) == m->slot)
+        return 1; /* no producer wrote it, or it is ours and we hold nothing */
+    if (bare(w) != bare(m->last_seen))
+        return 0;
+    int held = rq_plat_lock_probe(m->seg, slot_lock(slot_of(w)));
+    if (held < 0)
+        return held;
+    return !held;
+}
+
+int rq_mpsc_init(rq_plat_segment *seg, struct rq_shm *shm)
+{
+    (void)seg;
+    (void)shm; /* zeroed with the header: free, no waiters */
+    return RQ_OK;
+}
+
+static int take_slot(struct rq_mpsc *m)
+{
+    for (uint32_t slot = 0; slot < (uint32_t)RQ_MPSC_PRODUCERS_MAX; slot++) {
+        int rc = rq_plat_lock(m->seg, slot_lock(slot), RQ_LOCK_TRY);
+        if (rc == RQ_OK) {
+            m->slot = slot;
+            return RQ_OK;
+        }
+        if (rc != RQ_EBUSY)
+            return rc;
+    }
+    return RQ_EBUSY;
+}
+
+/* At open: frees a lock whose owner is gone.  A word naming our new slot
+ * is our dead predecessor's, and only we can tell it is stale (to the
+ * others the slot is alive): so the CAS is retried while a waiter adds
+ * WAITERS to it, or they would sleep until our next lock.  Bounded, in
+ * case a writer keeps changing the word. */
+static int clear_dead_owner(struct rq_mpsc *m)
+{
+    uint64_t w = rq_load_seq_u64(&m->lock->owner);
+    for (int tries = 0; w != 0 && tries < 64; tries++) {
+        m->last_seen = w; /* suspect at once: probe it */
+        int gone = owner_gone(m, w);
+        if (gone <= 0)
+            return gone;
+        if (rq_cas_u64(&m->lock->owner, &w, 0)) {
+            RQ_CRASH_POINT(MPSC_AFTER_RECOVER);
+            rq_fetch_add_u64(m->recoveries, 1);
+            return RQ_OK;
+        }
+    }
+    return RQ_OK;
+}
+
+int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
+{
+    *m = (struct rq_mpsc){.seg = seg, .lock = &shm->mpsc,
+                          .recoveries = &shm->admin.lock_recoveries};
+    int rc = rq_plat_segment_identity(seg, m->object);
+    if (rc == RQ_OK)
+        rc = take_slot(m);
+    if (rc < 0)
+        return rc;
+    m->id = rq_fetch_add_u64(&m->lock->next_id, 1) + 1;
+    RQ_CRASH_POINT(MPSC_OPEN_AFTER_SLOT);
+    rc = clear_dead_owner(m);
+    if (rc < 0)
+        return rc;
+    /* A predecessor may have died between its release and its wake. */
+    wake_waiters(m);
+    return RQ_OK;
+}
+
+/* W after up to SPIN_LOOKS looks while it is held. */
+static uint64_t spin(struct rq_mpsc *m, uint64_t w)
+{
+    for (int i = 0; i < SPIN_LOOKS && w != 0; i++) {
+        rq_cpu_relax();
+        w = rq_load_relaxed_u64(&m->lock->owner);
+    }
+    return w;
+}
+
+/* Sleeps while the owner word is still W, flagging WAITERS for its
+ * release, for one slice of at most LEFT ms; *NAP doubles after a slice
+ * that ran out. */
+static int sleep_while_owned(struct rq_mpsc *m, uint64_t w, int left, int *nap)
+{
+    uint32_t seq = rq_load_acquire_u32(&m->lock->seq);
+    if (!rq_cas_u64(&m->lock->owner, &w, w | RQ_MPSC_WAITERS))
+        return RQ_OK; /* the owner changed: look again */
+    RQ_CRASH_POINT(MPSC_WAIT_AFTER_FLAG);
+    int slice = left < 0 || left > *nap ? *nap : left;
+    int rc = rq_plat_wait(m->seg, &m->lock->seq, seq, slice);
+    if (rc != RQ_ETIMEDOUT)
+        return rc;
+    *nap = *nap * 2 > RQ_RECHECK_MS ? RQ_RECHECK_MS : *nap * 2;
+    return RQ_OK;
+}
+
+static int taken(struct rq_mpsc *m, uint64_t word, int recovered)
+{
+    note_held(m, word);
+    if (recovered) {
+        RQ_CRASH_POINT(MPSC_AFTER_RECOVER);
+        rq_fetch_add_u64(m->recoveries, 1);
+    }
+    RQ_CRASH_POINT(MPSC_AFTER_LOCK);
+    return RQ_OK;
+}
+
+static int lock_slow(struct rq_mpsc *m, uint64_t mine, uint64_t w, int timeout_ms)
+{
+    int rc = check_self_deadlock(m);
+    if (rc < 0)
+        return rc;
+    struct rq_deadline d = rq_deadline_start(timeout_ms);
+    int nap = RQ_MPSC_NAP_MS;
+    for (;;) {
+        w = spin(m, w);
+        if (w == 0) {
+            if (rq_cas_u64(&m->lock->owner, &w, mine))
+                return taken(m, mine, 0);
+            continue; /* W holds what beat us to it */
+        }
+        int gone = owner_gone(m, w);
+        if (gone < 0)
+            return gone;
+        if (gone) {
+            /* Keep WAITERS: the dead owner's sleepers need our release. */
+            uint64_t ours = mine | (w & RQ_MPSC_WAITERS);
+            if (rq_cas_u64(&m->lock->owner, &w, ours))
+                return taken(m, ours, 1);
+            continue;
+        }
+        m->last_seen = w;
+        int left = rq_deadline_left(&d);
+        if (left == 0)
+            return rq_deadline_error(&d);
+        rc = sleep_while_owned(m, w, left, &nap);
+        if (rc < 0)
+            return rc;
+        w = rq_load_seq_u64(&m->lock->owner);
+    }
+}
+
+int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms)
+{
+    uint64_t w = 0, mine = next_word(m);
+    if (rq_cas_u64(&m->lock->owner, &w, mine))
+        return taken(m, mine, 0);
+    return lock_slow(m, mine, w, timeout_ms);
+}
+
+void rq_mpsc_unlock(struct rq_mpsc *m)
+{
+    if (!m->held)
+        return;
+    RQ_CRASH_POINT(MPSC_BEFORE_UNLOCK);
+    note_released(m);
+    /* An exchange, not a store: it must return a WAITERS flag set up to
+     * the last moment (see the top of this file). */
+    uint64_t old = rq_exchange_u64(&m->lock->owner, 0);
+    RQ_CRASH_POINT(MPSC_AFTER_UNLOCK);
+    if (old & RQ_MPSC_WAITERS)
+        wake_waiters(m);
+}
+
+void rq_mpsc_close(struct rq_mpsc *m)
+{
+    if (!m->seg)
+        return;
+    rq_mpsc_unlock(m); /* before the slot goes: nobody has to recover it */
+    rq_plat_unlock(m->seg, slot_lock(m->slot));
+}
+
+#endif

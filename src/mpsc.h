@@ -1,22 +1,83 @@
 /*
  * mpsc.h - the lock that serialises producers of an RQ_MPSC queue.
- * OS-neutral; the lock itself is the platform's robust mutex.
+ * OS-neutral.
+ *
+ * Linux: rq's own lock (mpsc.c).  Its shared state is plain data in the
+ * segment (struct rq_shm_mpsc): an owner word taken by compare-and-swap,
+ * and a futex word waiters sleep on.  Whether an owner is alive is never
+ * read from the segment: every MPSC producer handle holds an exclusive
+ * kernel byte-range lock on a producer slot of its own from open to close,
+ * the owner word names that slot, and a waiter that suspects the owner
+ * asks the kernel whether the slot is still held (rq_plat_lock_probe).
+ * Windows: the platform's named mutex (platform_win.c), thread-owned.
  */
 #ifndef RQ_MPSC_H
 #define RQ_MPSC_H
 
+#include <stdint.h>
+
 #include "layout.h"
 #include "platform.h"
+#include "rq.h"
+
+/* RQ_MPSC_PRODUCERS_MAX (rq.h) live producer handles, one producer slot
+ * each: kernel locks RQ_LOCK_PRODUCER_SLOT .. + RQ_MPSC_PRODUCERS_MAX - 1.
+ * The slot is 16 bits of the owner word. */
+_Static_assert(RQ_MPSC_PRODUCERS_MAX <= 0x10000, "a slot fits the owner word");
+
+/* The owner word: RQ_MPSC_HELD | [RQ_MPSC_WAITERS] | nonce << 16 | slot.
+ * The nonce is the handle's id (from next_id at open) and a count of its
+ * acquisitions, so that a word never repeats for another handle of the
+ * same slot (a waiter's recovery CAS from a dead owner's exact word cannot
+ * succeed against a new owner) and changes with every acquisition. */
+#define RQ_MPSC_HELD (UINT64_C(1) << 63)
+#define RQ_MPSC_WAITERS (UINT64_C(1) << 62) /* someone sleeps on seq */
+#define RQ_MPSC_SLOT_MASK UINT64_C(0xffff)
+#define RQ_MPSC_NONCE_SHIFT 16
+#define RQ_MPSC_NONCE_MASK ((UINT64_C(1) << 46) - 1)
+#define RQ_MPSC_COUNT_BITS 24 /* acquisitions, low bits of the nonce */
+
+/* The first sleep of a lock wait; each sleep that ends with the same owner
+ * doubles the next, up to RQ_RECHECK_MS. */
+#define RQ_MPSC_NAP_MS 1
+
+/* A producer handle's side of the lock. */
+struct rq_mpsc {
+    rq_plat_segment *seg;
+    struct rq_shm_mpsc *lock;     /* in the segment: untrusted */
+    rq_atomic_u64 *recoveries;    /* admin.lock_recoveries */
+    int held;                     /* this handle holds the lock */
+#if !RQ_PLAT_MPSC_MUTEX
+    uint32_t slot;                /* our producer slot */
+    uint64_t id;                  /* our handle id (nonce high bits) */
+    uint64_t count;               /* acquisitions so far (nonce low bits) */
+    uint64_t word;                /* held: the owner word we wrote */
+    uint64_t last_seen;           /* owner word at our last failed look */
+    uint64_t object[2];           /* which queue (self-deadlock check) */
+#endif
+};
 
 /* Makes the lock in a new segment (creator, under the init lock). */
 int rq_mpsc_init(rq_plat_segment *seg, struct rq_shm *shm);
 
-/* Takes the producers' lock.  A lock abandoned by a dead producer is taken
- * as if it had been released normally (and counted in
- * admin.lock_recoveries): the critical section is consistent at every
- * instruction, so there is nothing to repair.  TIMEOUT_MS as for
- * rq_plat_mutex_lock. */
-int rq_mpsc_lock(rq_plat_segment *seg, struct rq_shm *shm, int timeout_ms);
-void rq_mpsc_unlock(rq_plat_segment *seg, struct rq_shm *shm);
+/* Producer open: takes a producer slot (RQ_EBUSY if all
+ * RQ_MPSC_PRODUCERS_MAX are held), recovers a lock left by a dead owner
+ * and wakes lock waiters (its predecessor may have died between releasing
+ * the lock and waking them). */
+int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm);
+
+/* Takes the producers' lock, waiting at most TIMEOUT_MS (0: RQ_EAGAIN at
+ * once if held by a live owner; RQ_INFINITE; else RQ_ETIMEDOUT).  A lock
+ * abandoned by a dead producer is taken as if it had been released
+ * normally (and counted in admin.lock_recoveries): the critical section
+ * is consistent at every instruction, so there is nothing to repair.
+ * RQ_EDEADLK if the calling thread holds this queue's lock through
+ * another handle. */
+int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms);
+void rq_mpsc_unlock(struct rq_mpsc *m);
+
+/* Producer close: releases the lock if held (before the producer slot
+ * goes, so that nobody has to recover it). */
+void rq_mpsc_close(struct rq_mpsc *m);
 
 #endif /* RQ_MPSC_H */

@@ -91,7 +91,11 @@ int rq_plat_segment_unlink(const char *kind, const char *name);
 enum rq_plat_lock_id {
     RQ_LOCK_INIT = 0,     /* serialises creation/validation at open */
     RQ_LOCK_PRODUCER = 1, /* the producer role */
-    RQ_LOCK_CONSUMER = 2  /* the consumer role */
+    RQ_LOCK_CONSUMER = 2, /* the consumer role */
+    /* MPSC producer slots (Linux): slot i is lock RQ_LOCK_PRODUCER_SLOT + i,
+     * for i < RQ_MPSC_PRODUCERS_MAX (mpsc.h); each live MPSC producer
+     * handle holds its own slot exclusively, which proves it alive. */
+    RQ_LOCK_PRODUCER_SLOT = 64
 };
 enum rq_plat_lock_mode {
     RQ_LOCK_WAIT,      /* exclusive, wait for it */
@@ -130,15 +134,31 @@ int rq_plat_add_and_wake(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t add
 int rq_plat_fence_register(void);
 int rq_plat_fence_heavy(void);
 
-/* The MPSC producers' lock, kept in AREA (RQ_LOCK_AREA bytes of the
- * segment).  init is called once by the creator.  lock waits at most
- * TIMEOUT_MS (0: try once -> RQ_EAGAIN; RQ_INFINITE: no limit; else
- * RQ_ETIMEDOUT) and returns RQ_OK with *RECOVERED = 1 when the previous
- * owner died holding it: the lock is then held and consistent again,
- * exactly as after a normal release. */
-int rq_plat_mutex_init(rq_plat_segment *seg, void *area);
-int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int timeout_ms, int *recovered);
-void rq_plat_mutex_unlock(rq_plat_segment *seg, void *area);
+/* Which MPSC producers' lock this platform uses.  1 (Windows): the
+ * platform's named mutex below, thread-owned, nothing of it in the
+ * segment.  0 (Linux): rq's own lock of mpsc.c, an owner word in the
+ * segment whose owners prove they are alive with producer-slot locks. */
+#ifdef _WIN32
+#define RQ_PLAT_MPSC_MUTEX 1
+#else
+#define RQ_PLAT_MPSC_MUTEX 0
+#endif
+
+#if RQ_PLAT_MPSC_MUTEX
+/* The MPSC producers' lock as a named mutex of the segment.  init is
+ * called once by the creator.  lock waits at most TIMEOUT_MS (0: try once
+ * -> RQ_EAGAIN; RQ_INFINITE: no limit; else RQ_ETIMEDOUT) and returns
+ * RQ_OK with *RECOVERED = 1 when the previous owner died holding it: the
+ * lock is then held, exactly as after a normal release.  RQ_EDEADLK if
+ * the calling thread holds it already through another handle. */
+int rq_plat_mutex_init(rq_plat_segment *seg);
+int rq_plat_mutex_lock(rq_plat_segment *seg, int timeout_ms, int *recovered);
+void rq_plat_mutex_unlock(rq_plat_segment *seg);
+#else
+/* Which object SEG is, as two numbers equal for every handle of the same
+ * object in any process (Linux: device and inode).  Read once, at open. */
+int rq_plat_segment_identity(rq_plat_segment *seg, uint64_t id[2]);
+#endif
 
 /* Monotonic clock in milliseconds. */
 uint64_t rq_plat_now_ms(void);
@@ -146,9 +166,9 @@ uint64_t rq_plat_now_ms(void);
 /* This process's id. */
 int64_t rq_plat_pid(void);
 
-/* The calling thread's id, as the OS's thread-owned locks (the MPSC mutex)
- * know it: unique among live threads of all processes.  Cheap enough to
- * call on every MPSC reserve and commit. */
+/* The calling thread's id: unique among live threads of all processes
+ * (what Windows' thread-owned MPSC mutex follows).  Cheap enough to call
+ * on every MPSC reserve and commit. */
 uint64_t rq_plat_thread_id(void);
 
 /* The fork generation: 0 in a process that was started, bumped in the
@@ -163,9 +183,9 @@ extern rq_atomic_u32 rq_plat_fork_generation;
 int rq_plat_fork_watch(void);
 
 /* What of the segment's format this platform decides beyond the layout
- * (the C library's lock layout, say); folded into the header's ABI word so
- * that builds which would misread each other's locks refuse each other's
- * segments.  Below 256. */
+ * (what the lock area holds: rq's owner word, or nothing); folded into the
+ * header's ABI word so that builds which would misread each other's locks
+ * refuse each other's segments.  Below 256. */
 uint32_t rq_plat_abi_tag(void);
 
 /* Kills this process at once, as an outside SIGKILL / TerminateProcess

@@ -7,7 +7,9 @@
  *            open: owned by the handle, dropped by the kernel when the
  *            last descriptor of the handle closes, i.e. when a holder dies
  *  wait/wake futex on a word of the segment (shared, never FUTEX_PRIVATE)
- *  mutex     robust process-shared pthread mutex inside the segment
+ *  identity  device and inode of the segment (the MPSC self-deadlock check)
+ *  (the MPSC producers' lock is rq's own, src/mpsc.c, on these locks,
+ *  futexes and plain words; nothing of the C library lives in the segment)
  */
 #define _GNU_SOURCE
 #include "platform.h"
@@ -28,21 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "crashpoint.h"
 #include "fault.h"
 #include "layout.h"
 #include "rq.h"
-
-#if defined(__SANITIZE_THREAD__)
-#define RQ_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RQ_TSAN 1
-#endif
-#endif
-#ifdef RQ_TSAN
-#include <sanitizer/tsan_interface.h>
-#endif
 
 /* The OS calls that can fail, each made through a gate so that a test
  * build can fail any one of them (fault.h).  Without RQ_FAULT_INJECTION
@@ -60,15 +50,7 @@
     XX(FUTEX_WAIT, "futex_wait")                                               \
     XX(FUTEX_WAKE, "futex_wake")                                               \
     XX(FUTEX_WAKE_OP, "futex_wake_op")                                         \
-    XX(MEMBARRIER, "membarrier")                                               \
-    XX(MUTEXATTR_INIT, "pthread_mutexattr_init")                               \
-    XX(MUTEXATTR_SETPSHARED, "pthread_mutexattr_setpshared")                   \
-    XX(MUTEXATTR_SETROBUST, "pthread_mutexattr_setrobust")                     \
-    XX(MUTEX_INIT, "pthread_mutex_init")                                       \
-    XX(MUTEX_LOCK, "pthread_mutex_lock")                                       \
-    XX(MUTEX_TRYLOCK, "pthread_mutex_trylock")                                 \
-    XX(MUTEX_CLOCKLOCK, "pthread_mutex_clocklock")                             \
-    XX(MUTEX_CONSISTENT, "pthread_mutex_consistent")
+    XX(MEMBARRIER, "membarrier")
 
 RQ_FAULT_TABLE(FAULT_CALLS);
 
@@ -84,14 +66,12 @@ static int fault_now(enum fault_call call)
 }
 /* CALL fails as -1/NULL/MAP_FAILED does (FAILED) with errno set ... */
 #define RQ_SYS(id, call, failed) (fault_now(FAULT_##id) ? (failed) : (call))
-/* ... or, for calls that return an error number (pthread_*), returns it. */
+/* ... or, for calls that return an error number (posix_fallocate), returns it. */
 #define RQ_SYS_RET(id, call) (fault_now(FAULT_##id) ? errno : (call))
 #else
 #define RQ_SYS(id, call, failed) (call)
 #define RQ_SYS_RET(id, call) (call)
 #endif
-
-_Static_assert(sizeof(pthread_mutex_t) <= RQ_LOCK_AREA, "mutex fits its area");
 
 /* "/" kind ["l"] "." name, NUL: the name was validated to RQ_NAME_MAX. */
 #define OBJECT_NAME_MAX (1 + 8 + 2 + RQ_NAME_MAX + 1)
@@ -360,6 +340,16 @@ int rq_plat_segment_size(rq_plat_segment *seg, uint64_t *size)
     return RQ_OK;
 }
 
+int rq_plat_segment_identity(rq_plat_segment *seg, uint64_t id[2])
+{
+    struct stat st;
+    if (RQ_SYS(FSTAT, fstat(seg->fd, &st), -1) != 0)
+        return RQ_ESYS;
+    id[0] = (uint64_t)st.st_dev;
+    id[1] = (uint64_t)st.st_ino;
+    return RQ_OK;
+}
+
 int rq_plat_segment_resize(rq_plat_segment *seg, uint64_t size)
 {
     if (size > (uint64_t)INT64_MAX) {
@@ -556,100 +546,6 @@ int rq_plat_fence_heavy(void)
     return membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0 ? RQ_OK : RQ_ESYS;
 }
 
-int rq_plat_mutex_init(rq_plat_segment *seg, void *area)
-{
-    (void)seg;
-    pthread_mutexattr_t attr;
-    int err = RQ_SYS_RET(MUTEXATTR_INIT, pthread_mutexattr_init(&attr));
-    if (err) {
-        errno = err; /* nothing to destroy */
-        return RQ_ESYS;
-    }
-    err = RQ_SYS_RET(MUTEXATTR_SETPSHARED, pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED));
-    if (!err)
-        err = RQ_SYS_RET(MUTEXATTR_SETROBUST, pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST));
-    if (!err)
-        err = RQ_SYS_RET(MUTEX_INIT, pthread_mutex_init((pthread_mutex_t *)area, &attr));
-    pthread_mutexattr_destroy(&attr);
-    if (err) {
-        errno = err;
-        return RQ_ESYS;
-    }
-    return RQ_OK;
-}
-
-/* ThreadSanitizer (gcc 12, clang 14) intercepts pthread_mutex_lock and
- * trylock but not pthread_mutex_clocklock; unannotated, it would take each
- * unlock after a timed lock for an unlock of an unlocked mutex. */
-static int mutex_clocklock(pthread_mutex_t *m, const struct timespec *until)
-{
-#ifdef RQ_TSAN
-    __tsan_mutex_pre_lock(m, __tsan_mutex_try_lock);
-    int err = RQ_SYS_RET(MUTEX_CLOCKLOCK, pthread_mutex_clocklock(m, CLOCK_MONOTONIC, until));
-    unsigned failed = (err == 0 || err == EOWNERDEAD) ? 0 : __tsan_mutex_try_lock_failed;
-    __tsan_mutex_post_lock(m, __tsan_mutex_try_lock | failed, 0);
-    return err;
-#else
-    return RQ_SYS_RET(MUTEX_CLOCKLOCK, pthread_mutex_clocklock(m, CLOCK_MONOTONIC, until));
-#endif
-}
-
-static int mutex_acquire(pthread_mutex_t *m, int timeout_ms)
-{
-    if (timeout_ms < 0)
-        return RQ_SYS_RET(MUTEX_LOCK, pthread_mutex_lock(m));
-    if (timeout_ms == 0)
-        return RQ_SYS_RET(MUTEX_TRYLOCK, pthread_mutex_trylock(m));
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    return mutex_clocklock(m, &until);
-}
-
-int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int timeout_ms, int *recovered)
-{
-    (void)seg;
-    pthread_mutex_t *m = area;
-    *recovered = 0;
-    int err = mutex_acquire(m, timeout_ms);
-    if (err == EOWNERDEAD) {
-        RQ_CRASH_POINT(MPSC_BEFORE_CONSISTENT);
-        /* The owner died inside its critical section.  rq's critical
-         * section leaves nothing to repair (an unpublished slot is simply
-         * reused), so the lock is consistent as soon as we say so.  If we
-         * die before this line, the next locker gets EOWNERDEAD again. */
-        err = RQ_SYS_RET(MUTEX_CONSISTENT, pthread_mutex_consistent(m));
-        if (err != 0) {
-            /* Only a scribbled-on mutex gets here; do not keep it held. */
-            (void)pthread_mutex_unlock(m);
-            errno = err;
-            return RQ_ECORRUPT;
-        }
-        *recovered = 1;
-    }
-    if (err == 0)
-        return RQ_OK;
-    if (err == EBUSY)
-        return RQ_EAGAIN;
-    if (err == ETIMEDOUT)
-        return RQ_ETIMEDOUT;
-    if (err == ENOTRECOVERABLE)
-        return RQ_ECORRUPT;
-    errno = err;
-    return RQ_ESYS;
-}
-
-void rq_plat_mutex_unlock(rq_plat_segment *seg, void *area)
-{
-    (void)seg;
-    (void)pthread_mutex_unlock((pthread_mutex_t *)area);
-}
-
 uint64_t rq_plat_now_ms(void)
 {
     struct timespec ts;
@@ -703,13 +599,9 @@ uint64_t rq_plat_thread_id(void)
 
 uint32_t rq_plat_abi_tag(void)
 {
-    /* The MPSC lock is the C library's pthread_mutex_t: glibc and another
-     * libc of the same pointer width must not share it. */
-#ifdef __GLIBC__
+    /* The lock area holds rq's own owner word (mpsc.c), the same whatever
+     * the C library; 2 was a non-glibc pthread_mutex_t before layout 2. */
     return 1;
-#else
-    return 2;
-#endif
 }
 
 void rq_plat_kill_self(void)

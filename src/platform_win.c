@@ -31,7 +31,6 @@
 #include <aclapi.h>
 #include <sddl.h>
 
-#include "crashpoint.h"
 #include "fault.h"
 #include "layout.h"
 #include "rq.h"
@@ -884,16 +883,15 @@ int rq_plat_fence_heavy(void)
     return RQ_ESYS;
 }
 
-int rq_plat_mutex_init(rq_plat_segment *seg, void *area)
+int rq_plat_mutex_init(rq_plat_segment *seg)
 {
-    (void)area; /* the lock is the named mutex, not the segment's bytes */
+    /* The lock is the named mutex; the segment's lock area stays zero. */
     wchar_t name[OBJECT_NAME_MAX];
     return seg ? mpsc_open(seg, name) : RQ_OK;
 }
 
-int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int timeout_ms, int *recovered)
+int rq_plat_mutex_lock(rq_plat_segment *seg, int timeout_ms, int *recovered)
 {
-    (void)area;
     *recovered = 0;
     wchar_t name[OBJECT_NAME_MAX];
     int rc = mpsc_open(seg, name);
@@ -901,25 +899,16 @@ int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int timeout_ms, int *re
         return rc;
     if (held_by_this_thread(name)) {
         /* Another handle of this thread holds it: only this thread could
-         * release it, so waiting cannot help. */
-        if (timeout_ms == 0)
-            return RQ_EAGAIN;
-        if (timeout_ms < 0) {
-            SetLastError(ERROR_POSSIBLE_DEADLOCK);
-            return RQ_ESYS;
-        }
-        Sleep((DWORD)timeout_ms);
-        return RQ_ETIMEDOUT;
+         * release it, so waiting cannot help (and the mutex, recursive for
+         * its owner, would let us in). */
+        return RQ_EDEADLK;
     }
     DWORD r = RQ_SYS(WAIT,
                      WaitForSingleObject(seg->mpsc_mutex, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms),
                      WAIT_FAILED);
     if (r == WAIT_ABANDONED) {
         /* The owner died inside the critical section, which is consistent
-         * at every instruction: a normal acquisition.  There is no separate
-         * "make consistent" step on Windows; the point is passed through so
-         * that the crash tests cover the same place on both systems. */
-        RQ_CRASH_POINT(MPSC_BEFORE_CONSISTENT);
+         * at every instruction: a normal acquisition (mpsc.c counts it). */
         *recovered = 1;
         r = WAIT_OBJECT_0;
     }
@@ -936,9 +925,8 @@ int rq_plat_mutex_lock(rq_plat_segment *seg, void *area, int timeout_ms, int *re
     return RQ_OK;
 }
 
-void rq_plat_mutex_unlock(rq_plat_segment *seg, void *area)
+void rq_plat_mutex_unlock(rq_plat_segment *seg)
 {
-    (void)area;
     if (!seg->mpsc_held)
         return;
     DWORD saved = GetLastError();
@@ -987,7 +975,8 @@ uint64_t rq_plat_thread_id(void)
 uint32_t rq_plat_abi_tag(void)
 {
     /* The MPSC lock is a named mutex here and the lock area is unused: a
-     * segment laid out by a POSIX build must not be taken for ours. */
+     * segment whose lock area holds a Linux build's owner word must not be
+     * taken for ours. */
     return 3;
 }
 

@@ -40,7 +40,9 @@ struct rq {
     int pushed;         /* producer: published at least one message */
     enum held_state held;
     void *reserved;         /* HELD_RESERVED: payload of the claimed slot */
-    uint64_t reserver;      /* HELD_RESERVED, MPSC: the thread owning the lock */
+    uint64_t reserver;      /* HELD_RESERVED, MPSC: the thread that reserved */
+    struct rq_mpsc lock;    /* MPSC producer: the producers' lock */
+    int lock_open;          /* lock was opened (rq_mpsc_open succeeded) */
     const void *peeked;     /* HELD_PEEKED: payload of the oldest message */
     uint32_t peeked_len;
     rq_msg_info peeked_info;
@@ -136,7 +138,7 @@ static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
     for (;;) {
         if (q->mpsc) {
             /* The lock counts against the same deadline as the space. */
-            int rc = rq_mpsc_lock(q->seg, q->shm, rq_deadline_left(&d));
+            int rc = rq_mpsc_lock(&q->lock, rq_deadline_left(&d));
             if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
                 rc = rq_deadline_error(&d);
             if (rc < 0)
@@ -148,7 +150,7 @@ static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
             return RQ_OK;
         }
         if (q->mpsc)
-            rq_mpsc_unlock(q->seg, q->shm); /* never wait holding the lock */
+            rq_mpsc_unlock(&q->lock); /* never wait holding the lock */
         if (rc != RQ_EAGAIN)
             return rc;
         rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d, &napped);
@@ -176,7 +178,7 @@ static void producer_publish(rq *q, uint32_t len)
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
     rq_counter_bump(&q->self->messages); /* single writer: SPSC, or under the lock */
     if (q->mpsc)
-        rq_mpsc_unlock(q->seg, q->shm);
+        rq_mpsc_unlock(&q->lock);
     if (rq_ring_peer_waits(&q->ring, &q->shm->data_event.waiters))
         signal_peer(q, &q->shm->data_event, 0);
 }
@@ -217,11 +219,13 @@ static void consumer_release(rq *q)
 
 /* ---- argument checks ------------------------------------------------- */
 
-/* An MPSC reservation holds the producers' lock, which the OS gives to a
- * thread (robust pthread mutex, Win32 mutex), not to the handle.  Only the
- * thread that reserved can commit or drop it: from any other, an unlock
- * would fail, and if the reserving thread has ended, another producer may
- * already have recovered the lock and be writing the same slot. */
+/* An MPSC reservation holds the producers' lock.  On Windows the lock is a
+ * mutex that the OS gives to a thread: from any other thread an unlock
+ * would fail, and once the reserving thread has ended another producer
+ * may already have recovered the lock and be writing the same slot.  On
+ * Linux the lock belongs to the handle, but the rule is kept the same on
+ * both, so that a program right on one is right on the other: only the
+ * thread that reserved may commit (or drop the reservation at close). */
 static int reservation_is_ours(const rq *q)
 {
     return !q->mpsc || q->reserver == rq_plat_thread_id();
@@ -520,8 +524,14 @@ static int role_acquire(rq *q)
     int producer = q->role == RQ_PRODUCER;
     int rc;
     if (producer && q->mpsc) {
-        /* Any number of producers: a shared lock only marks them live. */
+        /* Any number of producers: a shared lock only marks them live, and
+         * keeps an SPSC producer (exclusive) out while any is live, and
+         * the other way round, whatever the header's flag says now. */
         rc = rq_plat_lock(q->seg, RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED);
+        if (rc == RQ_OK) {
+            rc = rq_mpsc_open(&q->lock, q->seg, shm);
+            q->lock_open = rc == RQ_OK;
+        }
     } else {
         rc = rq_plat_lock(q->seg, producer ? RQ_LOCK_PRODUCER : RQ_LOCK_CONSUMER, RQ_LOCK_TRY);
     }
@@ -560,6 +570,8 @@ static int role_acquire(rq *q)
 
 static void handle_free(rq *q)
 {
+    if (q->lock_open && !q->lock.held)
+        rq_mpsc_close(&q->lock); /* releases nothing here: gives the slot up */
     rq_segment_close(&q->segment); /* drops every lock of this handle */
     free(q);
 }
@@ -630,11 +642,19 @@ void rq_close(rq *q)
     if (!q)
         return;
     if (!opened_in_this_process(q)) {
-        handle_free(q); /* the shared state is the parent's: leave it be */
+        /* The shared state and the kernel locks are the parent's, and this
+         * child shares its open file descriptions: an unlock here would
+         * drop the parent's locks.  Only this process's copy is freed. */
+        rq_segment_close(&q->segment);
+        free(q);
         return;
     }
-    if (q->mpsc && q->held == HELD_RESERVED && reservation_is_ours(q))
-        rq_mpsc_unlock(q->seg, q->shm); /* the reservation is dropped, unseen */
+    /* A reservation is dropped, unseen.  One made by another thread is
+     * not released from here (see reservation_is_ours): on Linux it goes
+     * with the handle's producer slot, and the next locker recovers it;
+     * on Windows it goes with the reserving thread. */
+    if (q->lock_open && q->held == HELD_RESERVED && reservation_is_ours(q))
+        rq_mpsc_unlock(&q->lock);
     if (q->owns_role_line) {
         RQ_CRASH_POINT(CLOSE_BEFORE_DETACH);
         rq_store_seq_u32(&q->self->attached, 0);

@@ -205,7 +205,7 @@ static void test_every_point_for_every_side(void **state)
         const char *roles = rq_crash_point_roles(point);
         int mpsc_only = strncmp(rq_crash_point_name(point), "mpsc.", 5) == 0;
         int pre = -1;
-        if (point == RQ_CP_MPSC_BEFORE_CONSISTENT || point == RQ_CP_MPSC_AFTER_RECOVER)
+        if (point == RQ_CP_MPSC_AFTER_RECOVER)
             pre = RQ_CP_MPSC_AFTER_LOCK; /* first die holding the lock */
         for (const char *r = roles; *r; r++) {
             if (*r != 'P' && *r != 'C')

@@ -35,6 +35,7 @@
 
 #include "fault.h"
 #include "helpers.h"
+#include "layout.h"
 #include "rq.h"
 
 #ifndef RQ_FAULT_INJECTION
@@ -478,6 +479,23 @@ static void setup_producer(struct ctx *c)
     c->q = attach(c->name, RQ_PRODUCER);
 }
 
+/* A producer, and an MPSC lock word left by a producer on slot 5, which
+ * nobody holds: the push naps once, then probes the slot and recovers
+ * (Linux; Windows' named mutex does not read the word). */
+static void setup_producer_dead_owner(struct ctx *c)
+{
+    c->q = attach(c->name, RQ_PRODUCER);
+    struct th_raw raw;
+    th_raw_open(&raw, "rq", c->name);
+    uint64_t dead = (UINT64_C(1) << 63) | UINT64_C(77) << 16 | 5;
+    rq_store_seq_u64((rq_atomic_u64 *)(void *)((struct rq_shm *)raw.addr)->lock_area, dead);
+    th_raw_close(&raw);
+}
+
+/* after_push, then the queue is emptied (checked against the model), so
+ * that the next round's push never finds it full. */
+static void after_push_drained(struct ctx *c, int rc);
+
 static void setup_observer(struct ctx *c)
 {
     c->q = attach(c->name, RQ_OBSERVER);
@@ -490,6 +508,14 @@ static void after_push(struct ctx *c, int rc)
         model_push(c, c->next_seq);
     c->next_seq++;
     close_q(c, rc);
+}
+
+static void after_push_drained(struct ctx *c, int rc)
+{
+    after_push(c, rc);
+    rq *cons = attach(c->name, RQ_CONSUMER);
+    drain_checking_model(c, cons);
+    rq_close(cons);
 }
 
 static int op_push(struct ctx *c)
@@ -973,6 +999,8 @@ static const struct scenario queue_scenarios[] = {
      after_push, ABSORBS_WAKE},
     {"rq_push MPSC (lock, no wait)", "f.mpush0", 0, RQ_MPSC, 0, setup_producer, op_push_try,
      after_push, ABSORBS_WAKE},
+    {"rq_push MPSC, lock left by a dead owner (nap, probe)", "f.mdead", 0, RQ_MPSC, 0,
+     setup_producer_dead_owner, op_push, after_push_drained, ABSORBS_WAKE},
     {"rq_reserve + rq_commit", "f.resv", 0, 0, 0, setup_producer, op_reserve_commit, after_push,
      ABSORBS_WAKE},
     {"rq_reserve that blocks, + rq_commit", "f.resvw", 0, 0, 0, setup_push_blocking,

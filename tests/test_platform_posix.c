@@ -207,77 +207,37 @@ static void test_add_and_wake_is_one_step(void **state)
     assert_true(th_exited_ok(status));
 }
 
-static void *mutex_area;
-
-static int child_die_holding_mutex(const char *arg)
-{
-    (void)arg;
-    mutex_area = th_shared("mutex", 4096);
-    int recovered;
-    if (rq_plat_mutex_lock(NULL, mutex_area, RQ_INFINITE, &recovered) != RQ_OK)
-        return 1;
-    kill(getpid(), SIGKILL);
-    return 0;
-}
-
-static void test_robust_mutex_recovers_from_dead_owner(void **state)
+/* The MPSC producer slots: exclusive per handle, probed by others; and
+ * the identity that tells two handles of one object from two objects. */
+static void test_producer_slot_locks_and_identity(void **state)
 {
     (void)state;
-    mutex_area = th_shared_fresh("mutex", 4096);
-    assert_int_equal(rq_plat_mutex_init(NULL, mutex_area), RQ_OK);
-    int recovered = -1;
-    assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, RQ_INFINITE, &recovered), RQ_OK);
-    assert_int_equal(recovered, 0);
-    rq_plat_mutex_unlock(NULL, mutex_area);
-    for (int round = 0; round < 3; round++) {
-        th_pid pid = th_spawn("child_die_holding_mutex", "", 10);
-        int status;
-        assert_int_equal(th_wait(pid, 5000, &status), 0);
-        assert_true(th_was_killed(status));
-        assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, RQ_INFINITE, &recovered), RQ_OK);
-        assert_int_equal(recovered, 1);
-        rq_plat_mutex_unlock(NULL, mutex_area);
-        assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, RQ_INFINITE, &recovered), RQ_OK);
-        assert_int_equal(recovered, 0); /* consistent again: a normal lock */
-        rq_plat_mutex_unlock(NULL, mutex_area);
-    }
-}
-
-static int child_hold_mutex(const char *arg)
-{
-    (void)arg;
-    mutex_area = th_shared("mutex", 4096);
-    int recovered;
-    if (rq_plat_mutex_lock(NULL, mutex_area, RQ_INFINITE, &recovered) != RQ_OK)
-        return 1;
-    pause();
-    return 0;
-}
-
-static void test_mutex_lock_honours_timeouts(void **state)
-{
-    (void)state;
-    mutex_area = th_shared_fresh("mutex", 4096);
-    assert_int_equal(rq_plat_mutex_init(NULL, mutex_area), RQ_OK);
-    th_pid pid = th_spawn("child_hold_mutex", "", 10);
-    int recovered, rc = RQ_OK;
-    for (int i = 0; i < 1000; i++) { /* until the child holds it */
-        rc = rq_plat_mutex_lock(NULL, mutex_area, 0, &recovered);
-        if (rc != RQ_OK)
-            break;
-        rq_plat_mutex_unlock(NULL, mutex_area);
-        usleep(1000);
-    }
-    assert_int_equal(rc, RQ_EAGAIN);
-    uint64_t t0 = th_now_ms();
-    assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, 60, &recovered), RQ_ETIMEDOUT);
-    assert_true(th_now_ms() - t0 >= 55);
-    th_kill(pid);
-    int status;
-    assert_int_equal(th_wait(pid, 5000, &status), 0);
-    assert_int_equal(rq_plat_mutex_lock(NULL, mutex_area, 1000, &recovered), RQ_OK);
-    assert_int_equal(recovered, 1); /* the timed path recovers too */
-    rq_plat_mutex_unlock(NULL, mutex_area);
+    const char *name = th_name("slots"), *other = th_name("slots2");
+    rq_plat_segment *a, *b, *c;
+    int created;
+    assert_int_equal(rq_plat_segment_open(&a, "rq", name, RQ_PLAT_CREATE, 0600, &created), RQ_OK);
+    assert_int_equal(rq_plat_segment_open(&b, "rq", name, 0, 0600, &created), RQ_OK);
+    assert_int_equal(rq_plat_segment_open(&c, "rq", other, RQ_PLAT_CREATE, 0600, &created), RQ_OK);
+    uint64_t ia[2], ib[2], ic[2];
+    assert_int_equal(rq_plat_segment_identity(a, ia), RQ_OK);
+    assert_int_equal(rq_plat_segment_identity(b, ib), RQ_OK);
+    assert_int_equal(rq_plat_segment_identity(c, ic), RQ_OK);
+    assert_memory_equal(ia, ib, sizeof ia);
+    assert_true(ia[0] != ic[0] || ia[1] != ic[1]);
+    enum rq_plat_lock_id s3 = (enum rq_plat_lock_id)(RQ_LOCK_PRODUCER_SLOT + 3);
+    enum rq_plat_lock_id s4 = (enum rq_plat_lock_id)(RQ_LOCK_PRODUCER_SLOT + 4);
+    assert_int_equal(rq_plat_lock(a, s3, RQ_LOCK_TRY), RQ_OK);
+    assert_int_equal(rq_plat_lock(b, s3, RQ_LOCK_TRY), RQ_EBUSY);
+    assert_int_equal(rq_plat_lock(b, s4, RQ_LOCK_TRY), RQ_OK); /* its neighbour is free */
+    assert_int_equal(rq_plat_lock_probe(b, s3), 1);
+    assert_int_equal(rq_plat_lock_probe(a, s3), 0); /* held by this handle only */
+    assert_int_equal(rq_plat_lock_probe(a, RQ_LOCK_PRODUCER), 0); /* slots are apart from roles */
+    rq_plat_segment_close(a);
+    assert_int_equal(rq_plat_lock_probe(b, s3), 0);
+    rq_plat_segment_close(b);
+    rq_plat_segment_close(c);
+    rq_plat_segment_unlink("rq", name);
+    rq_plat_segment_unlink("rq", other);
 }
 
 static void test_clock_and_pid(void **state)
@@ -330,8 +290,7 @@ int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
         TH_CHILD(child_sleep),          TH_CHILD(child_wake_later),
-        TH_CHILD(child_add_and_wake_later), TH_CHILD(child_die_holding_mutex),
-        TH_CHILD(child_hold_mutex),
+        TH_CHILD(child_add_and_wake_later),
     };
     TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
@@ -342,8 +301,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_wait_times_out_and_sees_changed_word),
         cmocka_unit_test(test_wake_crosses_processes),
         cmocka_unit_test(test_add_and_wake_is_one_step),
-        cmocka_unit_test(test_robust_mutex_recovers_from_dead_owner),
-        cmocka_unit_test(test_mutex_lock_honours_timeouts),
+        cmocka_unit_test(test_producer_slot_locks_and_identity),
         cmocka_unit_test(test_clock_and_pid),
         cmocka_unit_test(test_high_lock_ids_live_in_the_lock_object),
     };

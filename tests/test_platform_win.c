@@ -347,7 +347,7 @@ static int child_die_holding_mutex(const char *name)
     void *addr;
     rq_plat_segment *s = seg_attach(name, &addr);
     int recovered;
-    if (!s || rq_plat_mutex_lock(s, addr, RQ_INFINITE, &recovered) != RQ_OK)
+    if (!s || rq_plat_mutex_lock(s, RQ_INFINITE, &recovered) != RQ_OK)
         return 1;
     rq_plat_kill_self();
     return 2;
@@ -359,22 +359,22 @@ static void test_abandoned_mutex_is_a_normal_acquisition(void **state)
     const char *name = th_name("mutex");
     void *addr;
     rq_plat_segment *s = seg_create(name, &addr);
-    assert_int_equal(rq_plat_mutex_init(s, addr), RQ_OK);
+    assert_int_equal(rq_plat_mutex_init(s), RQ_OK);
     int recovered = -1;
-    assert_int_equal(rq_plat_mutex_lock(s, addr, RQ_INFINITE, &recovered), RQ_OK);
+    assert_int_equal(rq_plat_mutex_lock(s, RQ_INFINITE, &recovered), RQ_OK);
     assert_int_equal(recovered, 0);
-    rq_plat_mutex_unlock(s, addr);
+    rq_plat_mutex_unlock(s);
     for (int round = 0; round < 3; round++) {
         th_pid pid = th_spawn("child_die_holding_mutex", name, 10);
         int status;
         assert_int_equal(th_wait(pid, 10000, &status), 0);
         assert_true(th_was_killed(status));
-        assert_int_equal(rq_plat_mutex_lock(s, addr, RQ_INFINITE, &recovered), RQ_OK);
+        assert_int_equal(rq_plat_mutex_lock(s, RQ_INFINITE, &recovered), RQ_OK);
         assert_int_equal(recovered, 1); /* WAIT_ABANDONED */
-        rq_plat_mutex_unlock(s, addr);
-        assert_int_equal(rq_plat_mutex_lock(s, addr, RQ_INFINITE, &recovered), RQ_OK);
+        rq_plat_mutex_unlock(s);
+        assert_int_equal(rq_plat_mutex_lock(s, RQ_INFINITE, &recovered), RQ_OK);
         assert_int_equal(recovered, 0); /* then WAIT_OBJECT_0 again */
-        rq_plat_mutex_unlock(s, addr);
+        rq_plat_mutex_unlock(s);
     }
     rq_plat_segment_unmap(addr, SEG_SIZE);
     rq_plat_segment_close(s);
@@ -385,7 +385,7 @@ static int child_hold_mutex(const char *name)
     void *addr;
     rq_plat_segment *s = seg_attach(name, &addr);
     int recovered;
-    if (!s || rq_plat_mutex_lock(s, addr, RQ_INFINITE, &recovered) != RQ_OK)
+    if (!s || rq_plat_mutex_lock(s, RQ_INFINITE, &recovered) != RQ_OK)
         return 1;
     th_pause();
     return 0;
@@ -400,22 +400,22 @@ static void test_mutex_lock_honours_timeouts(void **state)
     th_pid pid = th_spawn("child_hold_mutex", name, 20);
     int recovered, rc = RQ_OK;
     for (int i = 0; i < 5000; i++) { /* until the child holds it */
-        rc = rq_plat_mutex_lock(s, addr, 0, &recovered);
+        rc = rq_plat_mutex_lock(s, 0, &recovered);
         if (rc != RQ_OK)
             break;
-        rq_plat_mutex_unlock(s, addr);
+        rq_plat_mutex_unlock(s);
         th_sleep_us(1000);
     }
     assert_int_equal(rc, RQ_EAGAIN);
     uint64_t t0 = th_now_ms();
-    assert_int_equal(rq_plat_mutex_lock(s, addr, 60, &recovered), RQ_ETIMEDOUT);
+    assert_int_equal(rq_plat_mutex_lock(s, 60, &recovered), RQ_ETIMEDOUT);
     assert_true(th_now_ms() - t0 >= 55);
     th_kill(pid);
     int status;
     assert_int_equal(th_wait(pid, 5000, &status), 0);
-    assert_int_equal(rq_plat_mutex_lock(s, addr, 1000, &recovered), RQ_OK);
+    assert_int_equal(rq_plat_mutex_lock(s, 1000, &recovered), RQ_OK);
     assert_int_equal(recovered, 1); /* the timed path recovers too */
-    rq_plat_mutex_unlock(s, addr);
+    rq_plat_mutex_unlock(s);
     rq_plat_segment_unmap(addr, SEG_SIZE);
     rq_plat_segment_close(s);
 }
@@ -428,15 +428,17 @@ static void test_mutex_excludes_a_second_handle_of_the_same_thread(void **state)
     rq_plat_segment *a = seg_create(name, &addr), *b;
     int created, recovered;
     assert_int_equal(rq_plat_segment_open(&b, "rq", name, 0, 0600, &created), RQ_OK);
-    assert_int_equal(rq_plat_mutex_lock(a, addr, 0, &recovered), RQ_OK);
-    /* a Win32 mutex would let its owner thread in again */
-    assert_int_equal(rq_plat_mutex_lock(b, addr, 0, &recovered), RQ_EAGAIN);
-    assert_int_equal(rq_plat_mutex_lock(b, addr, 30, &recovered), RQ_ETIMEDOUT);
-    rq_plat_mutex_unlock(b, addr); /* not held by b: no effect */
-    assert_int_equal(rq_plat_mutex_lock(b, addr, 0, &recovered), RQ_EAGAIN);
-    rq_plat_mutex_unlock(a, addr);
-    assert_int_equal(rq_plat_mutex_lock(b, addr, 0, &recovered), RQ_OK);
-    rq_plat_mutex_unlock(b, addr);
+    assert_int_equal(rq_plat_mutex_lock(a, 0, &recovered), RQ_OK);
+    /* a Win32 mutex would let its owner thread in again; waiting for
+     * ourselves would never end */
+    assert_int_equal(rq_plat_mutex_lock(b, 0, &recovered), RQ_EDEADLK);
+    assert_int_equal(rq_plat_mutex_lock(b, 30, &recovered), RQ_EDEADLK);
+    assert_int_equal(rq_plat_mutex_lock(b, RQ_INFINITE, &recovered), RQ_EDEADLK);
+    rq_plat_mutex_unlock(b); /* not held by b: no effect */
+    assert_int_equal(rq_plat_mutex_lock(b, 0, &recovered), RQ_EDEADLK);
+    rq_plat_mutex_unlock(a);
+    assert_int_equal(rq_plat_mutex_lock(b, 0, &recovered), RQ_OK);
+    rq_plat_mutex_unlock(b);
     rq_plat_segment_close(b);
     rq_plat_segment_unmap(addr, SEG_SIZE);
     rq_plat_segment_close(a);

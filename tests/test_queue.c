@@ -744,6 +744,7 @@ static void test_corrupt_headers_are_refused(void **state)
         uint32_t value;
         int expected;
     } cases[] = {
+        {offsetof(struct rq_shm_header, layout_version), 1, RQ_EVERSION}, /* the robust-mutex layout */
         {offsetof(struct rq_shm_header, layout_version), RQ_LAYOUT_VERSION + 1, RQ_EVERSION},
         {offsetof(struct rq_shm_header, abi), 0x1234, RQ_EVERSION},
         {offsetof(struct rq_shm_header, header_size), 64, RQ_ECORRUPT},
