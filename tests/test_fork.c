@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -125,6 +126,55 @@ static void test_a_child_opens_its_own_handle(void **state)
     assert_int_equal(rq_unlink(name), RQ_OK);
 }
 
+static int child_closes_inherited_producer(void *arg)
+{
+    rq_close(arg);
+    return 0;
+}
+
+struct pusher {
+    const char *name;
+    int rc;
+};
+
+static void *push_from_another_thread(void *arg)
+{
+    struct pusher *p = arg;
+    rq *q = NULL;
+    p->rc = rq_open(&q, p->name, RQ_PRODUCER, NULL);
+    if (p->rc == RQ_OK)
+        p->rc = rq_push(q, "other", 5, 300);
+    rq_close(q);
+    return NULL;
+}
+
+/* The child shares its parent's open file descriptions, so an unlock made
+ * by the child's rq_close would drop the parent's producer slot: another
+ * producer would then take the parent for dead and steal the lock the
+ * parent holds. */
+static void test_a_child_closing_an_mpsc_producer_keeps_the_parents_lock(void **state)
+{
+    (void)state;
+    const char *name = th_name("forkmpsc");
+    rq *producer = th_open(name, RQ_PRODUCER, 8, 64, RQ_MPSC);
+    assert_int_equal(in_child(child_closes_inherited_producer, producer), 0);
+    void *slot;
+    assert_int_equal(rq_reserve(producer, &slot, 0), RQ_OK); /* holds the lock */
+    struct pusher other = {name, 99};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, push_from_another_thread, &other), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(other.rc, RQ_ETIMEDOUT); /* the parent is alive: wait */
+    memcpy(slot, "mine", 4);
+    assert_int_equal(rq_commit(producer, 4), RQ_OK);
+    rq_stats st;
+    assert_int_equal(rq_stat(producer, &st), RQ_OK);
+    assert_int_equal(st.lock_recoveries, 0);
+    assert_int_equal(st.depth, 1);
+    rq_close(producer);
+    assert_int_equal(rq_unlink(name), RQ_OK);
+}
+
 static int child_uses_inherited_coalescer(void *arg)
 {
     rq_coalesce **h = arg;
@@ -176,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_inherited_queue_handles_refuse_every_call),
         cmocka_unit_test(test_a_child_opens_its_own_handle),
         cmocka_unit_test(test_inherited_coalescing_handles_refuse_every_call),
+        cmocka_unit_test(test_a_child_closing_an_mpsc_producer_keeps_the_parents_lock),
     };
     return cmocka_run_group_tests_name("fork", tests, NULL, NULL);
 }

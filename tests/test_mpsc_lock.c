@@ -309,6 +309,53 @@ static void *push_from_other_thread(void *arg)
     return NULL;
 }
 
+struct timed_push {
+    rq *p;
+    int rc;
+    uint64_t done_ms;
+};
+
+static void *timed_push(void *arg)
+{
+    struct timed_push *t = arg;
+    t->rc = rq_push(t->p, "late", 4, 10000);
+    t->done_ms = th_now_ms();
+    return NULL;
+}
+
+/* A producer asleep on the lock is woken by the release, not by the end of
+ * its slice: its naps double from 1 ms, so one that began about a second
+ * into the wait ends about 2 s in; a release at 1.2 s that forgot to wake
+ * it would cost it most of a second. */
+static void test_a_released_lock_wakes_its_sleepers(void **state)
+{
+    (void)state;
+    const char *name = th_name("lk.wake");
+    rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC);
+    rq *a = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    rq *b = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    void *slot;
+    assert_int_equal(rq_reserve(a, &slot, 0), RQ_OK);
+    struct timed_push t = {b, 99, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, timed_push, &t), 0);
+    th_sleep_us(1200 * 1000);
+    memcpy(slot, "a", 1);
+    assert_int_equal(rq_commit(a, 1), RQ_OK);
+    uint64_t released = th_now_ms();
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(t.rc, RQ_OK);
+    if (t.done_ms - released > 400)
+        fail_msg("the lock's sleeper got it %llu ms after the release: it was not woken",
+                 (unsigned long long)(t.done_ms - released));
+    pop_expect(c, "a");
+    pop_expect(c, "late");
+    rq_close(a);
+    rq_close(b);
+    rq_close(c);
+    rq_unlink(name);
+}
+
 static void test_two_handles_of_one_thread_get_edeadlk(void **state)
 {
     (void)state;
@@ -320,10 +367,12 @@ static void test_two_handles_of_one_thread_get_edeadlk(void **state)
     void *slot;
     assert_int_equal(rq_reserve(a, &slot, 0), RQ_OK);
     memcpy(slot, "a", 1);
-    /* before: blocked for ever on Linux */
+    /* before: blocked for ever on Linux (the bounded calls first, so that
+     * a missing check fails here rather than hanging below) */
+    assert_int_equal(rq_push(b, "b", 1, 0), RQ_EDEADLK);
+    assert_int_equal(rq_push(b, "b", 1, 500), RQ_EDEADLK);
     assert_int_equal(rq_push(b, "b", 1, RQ_INFINITE), RQ_EDEADLK);
     assert_int_equal(rq_reserve(b, &slot, RQ_INFINITE), RQ_EDEADLK);
-    assert_int_equal(rq_push(b, "b", 1, 0), RQ_EDEADLK);
     /* another queue's lock is another lock */
     assert_int_equal(rq_push(other, "o", 1, 0), RQ_OK);
     /* another thread with b is no deadlock: it waits (here: times out) */
@@ -599,6 +648,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_word_naming_a_dead_slot_is_recovered),
         cmocka_unit_test(test_word_naming_a_live_idle_producer_is_cleared_by_it),
         cmocka_unit_test(test_two_handles_of_one_thread_get_edeadlk),
+        cmocka_unit_test(test_a_released_lock_wakes_its_sleepers),
         cmocka_unit_test(test_flipped_mpsc_flag),
         cmocka_unit_test(test_producer_limit),
         cmocka_unit_test(test_kills_at_every_lock_step),
