@@ -945,9 +945,10 @@ static void verify(const struct scenario *sc, struct ctx *c)
 #define ABSORBS_WAKE "|futex_wake|"
 #define ABSORBS_WAKE_AND_FENCE "|futex_wake|membarrier|"
 #endif
-/* rq_unlink removes the lock object after the segment: if that fails the
- * queue is gone all the same and the stray lock object is reused. */
-#define ABSORBS_LOCK_UNLINK "|shm_unlink_locks|"
+/* rq_unlink removes the lock object after the segment, if no lock in it
+ * is held: if that probe or the removal fails the queue is gone all the
+ * same and the stray lock object is reused. */
+#define ABSORBS_LOCK_UNLINK "|shm_unlink_locks|shm_open_probe|fcntl_probe|"
 
 static const struct scenario queue_scenarios[] = {
     {"rq_open create (producer)", "f.create", 0, 0, 1, NULL, op_create, after_create,

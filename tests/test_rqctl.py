@@ -542,7 +542,7 @@ class TrustTest(unittest.TestCase):
         self.assertEqual(stat_json(name)["slot_count"], 4)  # an observer only reads
         self.assertEqual(run("unlink", name)[0], OK)
 
-    def test_a_stopped_creator_makes_stat_exit_6_not_hang(self):
+    def test_a_stopped_creator_holds_up_no_stat_and_makes_push_exit_6(self):
         name = fresh("stopped")
         self.assertEqual(run("create", "--slots", "4", "--slot-size", "64", name)[0], OK)
         pid = os.fork()
@@ -561,7 +561,12 @@ class TrustTest(unittest.TestCase):
         try:
             os.waitpid(pid, os.WUNTRACED)
             t0 = time.monotonic()
+            # stat only reads a complete segment and takes no lock: at once
             rc, _, err = run("stat", name, timeout=20)
+            self.assertEqual(rc, OK, err)
+            self.assertLess(time.monotonic() - t0, 2)
+            # a producer needs the init lock: its open gives up
+            rc, _, err = run("push", "--timeout", "0", name, stdin=b"a\n", timeout=20)
             self.assertEqual(rc, TIMEOUT, err)
             self.assertIn("stopped or very slow", err)
             self.assertLess(time.monotonic() - t0, 10)
