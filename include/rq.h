@@ -411,7 +411,10 @@ int rq_coalesce_request(rq_coalesce *c);
  * The round covers every request made before this call took it; a request
  * made after that (during the work) makes the next call return another
  * round.  Waits up to TIMEOUT_MS: RQ_EAGAIN (0) or RQ_ETIMEDOUT when
- * nothing is owed. */
+ * nothing is owed; RQ_EUNLINKED (within a second) when the object was
+ * unlinked meanwhile (rq_coalesce_unlink: as rq_unlink on a queue, a
+ * create under the name is refused while a worker or requester of the old
+ * object is open). */
 int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms);
 
 /* Worker: the round begun with TICKET is finished.  RQ_ESTATE if TICKET is
@@ -437,7 +440,8 @@ int rq_coalesce_stat(rq_coalesce *c, rq_coalesce_stats *st);
 /* Closes the handle (a round in progress stays owed). NULL is allowed. */
 void rq_coalesce_close(rq_coalesce *c);
 
-/* Removes the name.  RQ_ENOENT if there is none. */
+/* Removes the name.  RQ_ENOENT if there is none.  The hazard of
+ * rq_unlink applies: open handles keep the old object. */
 int rq_coalesce_unlink(const char *name);
 
 #ifdef __cplusplus

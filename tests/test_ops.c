@@ -122,6 +122,26 @@ static void test_unlink_without_roles_removes_the_lock_object(void **state)
     rq_close(o);
 }
 
+/* The same for a coalescing object: its idle worker is told, and a new
+ * object is refused while the old worker is open. */
+static void test_coalescing_worker_of_an_unlinked_object_is_told(void **state)
+{
+    (void)state;
+    const char *name = th_name("corphan");
+    rq_coalesce_unlink(name);
+    rq_coalesce *w = NULL, *again = NULL;
+    assert_int_equal(rq_coalesce_open(&w, name, RQ_CONSUMER, 0), RQ_OK);
+    assert_int_equal(rq_coalesce_unlink(name), RQ_OK);
+    assert_int_equal(rq_coalesce_open(&again, name, RQ_PRODUCER, 0), RQ_EUNLINKED);
+    uint64_t ticket, t0 = th_now_ms();
+    assert_int_equal(rq_coalesce_wait(w, &ticket, 5000), RQ_EUNLINKED);
+    assert_true(th_now_ms() - t0 < NOTICE_MS);
+    rq_coalesce_close(w);
+    assert_int_equal(rq_coalesce_open(&again, name, RQ_PRODUCER, 0), RQ_OK);
+    rq_coalesce_close(again);
+    assert_int_equal(rq_coalesce_unlink(name), RQ_OK);
+}
+
 /* An attaching observer maps the segment read-only ("r--s" in
  * /proc/self/maps), even as root, who could write. */
 static int mapping_perms(const char *name, char perms[5])
@@ -256,6 +276,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_waits_on_an_unlinked_queue_return_eunlinked),
         cmocka_unit_test(test_create_beside_an_unlinked_live_queue_is_refused),
         cmocka_unit_test(test_unlink_without_roles_removes_the_lock_object),
+        cmocka_unit_test(test_coalescing_worker_of_an_unlinked_object_is_told),
         cmocka_unit_test(test_observer_maps_read_only),
 #endif
         cmocka_unit_test(test_open_wait_waits_for_the_creator),
