@@ -216,8 +216,9 @@ typedef struct rq_stats {
 /* Opens (cfg NULL or an attach config: attaches to; otherwise creates if
  * missing) the queue NAME in ROLE.  An existing queue of another geometry
  * is RQ_EEXIST (to learn its geometry, open it as RQ_OBSERVER with a NULL
- * config and call rq_stat: slot_count, slot_size, flags); a segment half-made by a creator that died is re-created
- * when cfg is given and RQ_ENOENT otherwise.  A foreign queue (see
+ * config and call rq_stat: slot_count, slot_size, flags); a segment
+ * half-made by a creator that died is re-created when cfg is given and
+ * RQ_ENOENT otherwise.  A foreign queue (see
  * RQ_ANY_OWNER) is RQ_EOWNER.  A role held by a live process is RQ_EBUSY; a
  * role whose holder died is taken over at once.  A geometry whose segment
  * would exceed RQ_SEGMENT_SIZE_MAX is RQ_EINVAL with nothing created, and

@@ -51,7 +51,8 @@ static int open_role(const char *cmd, const char *name, int role, rq **q, int ti
     if (wait_ms != 0)
         rc = rq_open_wait(q, name, role, NULL, wait_ms);
     else
-        rc = rq_open_timed(q, name, role, NULL, timeout_ms > 0 ? timeout_ms : RQCTL_OPEN_TIMEOUT_MS);
+        rc = rq_open_timed(q, name, role, NULL,
+                           timeout_ms > 0 ? timeout_ms : RQCTL_OPEN_TIMEOUT_MS);
     if (rc == RQ_OK)
         return RQCTL_OK;
     int code = rqctl_fail(cmd, KIND_QUEUE, name, rc);
@@ -73,7 +74,8 @@ static const char *timeout_text(int ms, char *buf, size_t cap)
 
 /* ---- push --------------------------------------------------------------- */
 
-static const char push_usage[] = "rqctl push [--wait[=SECONDS]] [--file PATH] [--null] [--timeout SECONDS] NAME";
+static const char push_usage[] =
+    "rqctl push [--wait[=SECONDS]] [--file PATH] [--null] [--timeout SECONDS] NAME";
 static const char push_help[] =
     "Pushes one message per line of standard input (or of PATH) into queue\n"
     "NAME, as its producer; the newline is not part of the message, an empty\n"
@@ -184,7 +186,8 @@ int rqctl_cmd_push(int argc, char **argv)
 
 /* ---- pop ---------------------------------------------------------------- */
 
-static const char pop_usage[] = "rqctl pop [--wait[=SECONDS]] [--count N] [--null] [--timeout SECONDS] NAME";
+static const char pop_usage[] =
+    "rqctl pop [--wait[=SECONDS]] [--count N] [--null] [--timeout SECONDS] NAME";
 static const char pop_help[] =
     "Pops messages from queue NAME, as its consumer, and writes each to\n"
     "standard output followed by a newline.  A message leaves the queue only\n"
