@@ -109,7 +109,8 @@ extern "C" {
                      "offset or length read from shared memory")               \
     XX(ESYS, -8, "an operating-system call failed; see errno")                 \
     XX(EEXIST, -9, "a queue of that name exists with a different geometry "    \
-                   "(slot count, slot size or flags)")                         \
+                   "(slot count, slot size or flags; an observer's rq_stat "   \
+                   "tells which)")                                             \
     XX(EVERSION, -10, "the segment was made by an incompatible rq build "      \
                       "(layout version or ABI differs)")                       \
     XX(EROLE, -11, "the call is not allowed for this handle's role")           \
@@ -123,7 +124,11 @@ extern "C" {
                    "must open its own handle")                                 \
     XX(EDEADLK, -15, "the calling thread already holds this queue's "         \
                      "producers' lock through another handle; waiting would "  \
-                     "deadlock")
+                     "deadlock")                                                \
+    XX(EUNLINKED, -16, "the queue was unlinked while open: this handle's "     \
+                       "queue can no longer be reached by its name, or (when " \
+                       "creating) handles of an unlinked queue of that name "  \
+                       "still hold its roles")
 
 typedef enum rq_error {
     RQ_OK = 0,
@@ -234,12 +239,19 @@ typedef struct rq_stats {
      * lock object). */
     int producer_live;
     int consumer_live;
+    /* 1 if the queue this handle has open was unlinked (rq_unlink, rqctl
+     * unlink) since it was opened: its name now names nothing or another
+     * queue, and no new producer or consumer can reach this one.  (Added
+     * last: the fields above keep their offsets.) */
+    int unlinked;
 } rq_stats;
 
 /* Opens (cfg NULL or an attach config: attaches to; otherwise creates if
  * missing) the queue NAME in ROLE.  An existing queue of another geometry
- * is RQ_EEXIST; a segment half-made by a creator that died is re-created
- * when cfg is given and RQ_ENOENT otherwise.  A foreign queue (see
+ * is RQ_EEXIST (to learn its geometry, open it as RQ_OBSERVER with a NULL
+ * config and call rq_stat: slot_count, slot_size, flags); a segment
+ * half-made by a creator that died is re-created when cfg is given and
+ * RQ_ENOENT otherwise.  A foreign queue (see
  * RQ_ANY_OWNER) is RQ_EOWNER.  A role held by a live process is RQ_EBUSY (so
  * is an RQ_MPSC producer beyond RQ_MPSC_PRODUCERS_MAX); a role whose holder
  * died is taken over at once.  The handle keeps the mode (RQ_MPSC or not)
@@ -248,7 +260,15 @@ typedef struct rq_stats {
  * would exceed RQ_SEGMENT_SIZE_MAX is RQ_EINVAL with nothing created, and
  * a creation that fails later removes the object it made.  Waits at most
  * RQ_OPEN_TIMEOUT_MS for a creator that holds the queue's init lock, then
- * RQ_ETIMEDOUT.  On success *out is a new handle; on failure *out is NULL. */
+ * RQ_ETIMEDOUT.  A creating open whose name was unlinked while handles of
+ * the old queue still hold a role (see rq_unlink) is RQ_EUNLINKED, with
+ * nothing created.  On success *out is a new handle; on failure *out is
+ * NULL.
+ *
+ * RQ_OBSERVER attaching (cfg NULL or an attach config) opens and maps the
+ * queue read-only, so read permission is enough; it learns whether the
+ * roles are held only if it may open the queue's lock object
+ * (producer_live / consumer_live are -1 otherwise). */
 RQ_EXTERN int rq_open(rq **out, const char *name, int role, const rq_config *cfg);
 
 /* rq_open with its own bound: waits at most TIMEOUT_MS (RQ_INFINITE: no
@@ -259,9 +279,24 @@ RQ_EXTERN int rq_open(rq **out, const char *name, int role, const rq_config *cfg
  * caller's own work (sizing a large segment) is not cut short. */
 RQ_EXTERN int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms);
 
+/* rq_open_timed that also waits for the queue to be created: with cfg NULL
+ * or an attach config, a queue that does not exist yet (or whose creator
+ * has not finished it) is waited for, up to TIMEOUT_MS in all (RQ_INFINITE:
+ * no limit; 0: one try), instead of RQ_ENOENT at once.  For a consumer or
+ * observer started before its producer.  The wait polls the name with naps
+ * growing from 1 ms to 50 ms (no OS notification: the same on every OS), so
+ * a queue is found at most 50 ms after it is complete.  Still missing when
+ * the time is up: RQ_ENOENT.  A creating config creates as rq_open_timed
+ * does (nothing to wait for). */
+RQ_EXTERN int rq_open_wait(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms);
+
 /* Producer: copies LEN bytes into the queue, waiting up to TIMEOUT_MS for a
  * free slot (RQ_MPSC: and for the producers' lock).  RQ_EMSGSIZE if LEN >
- * slot_size (queue untouched); RQ_EDEADLK as for rq_reserve. */
+ * slot_size (queue untouched); RQ_EDEADLK as for rq_reserve.  Every
+ * call that waits (this one, rq_pop, rq_peek, rq_reserve and their _info
+ * forms) returns RQ_EUNLINKED when, at one of its periodic re-checks (at
+ * most a second apart), the queue turns out to have been unlinked: see
+ * rq_unlink. */
 RQ_EXTERN int rq_push(rq *q, const void *msg, size_t len, int timeout_ms);
 
 /* Consumer: copies the oldest message into BUF and frees its slot
@@ -351,7 +386,24 @@ RQ_EXTERN void rq_close(rq *q);
 
 /* Removes the queue name; handles already open keep working.  RQ_ENOENT if
  * there is no such queue.  Windows: a name cannot be removed while open;
- * RQ_OK only says the queue exists (it goes with its last handle). */
+ * RQ_OK only says the queue exists (it goes with its last handle).
+ *
+ * Hazard (Linux): unlinking a queue that a producer or consumer has open
+ * splits it.  The open handles keep the old queue, which nobody new can
+ * reach by name; a producer that restarts would create a new queue under
+ * the name while the old consumer waits on the old one.  So rq tells them:
+ *  - rq_stat's `unlinked` is 1 on every handle of the old queue;
+ *  - a blocking call (rq_push, rq_pop, rq_peek, rq_reserve waiting for
+ *    room or a message) on the old queue returns RQ_EUNLINKED at its next
+ *    periodic re-check (within a second) instead of waiting on: close the
+ *    handle and open the name again;
+ *  - a creating rq_open under the name fails with RQ_EUNLINKED while a
+ *    handle of the old queue still holds a role (the old lock object is
+ *    kept for this while any lock in it is held), and succeeds once they
+ *    have closed.
+ * Messages still in the old queue go with its last handle.  To retire a
+ * queue, stop its users first ('rqctl unlink' refuses while a role is
+ * held, unless --force). */
 RQ_EXTERN int rq_unlink(const char *name);
 
 /* A sentence for an rq_error (or "unknown rq error" for anything else). */
@@ -401,7 +453,10 @@ RQ_EXTERN int rq_coalesce_request(rq_coalesce *c);
  * The round covers every request made before this call took it; a request
  * made after that (during the work) makes the next call return another
  * round.  Waits up to TIMEOUT_MS: RQ_EAGAIN (0) or RQ_ETIMEDOUT when
- * nothing is owed. */
+ * nothing is owed; RQ_EUNLINKED (within a second) when the object was
+ * unlinked meanwhile (rq_coalesce_unlink: as rq_unlink on a queue, a
+ * create under the name is refused while a worker or requester of the old
+ * object is open). */
 RQ_EXTERN int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms);
 
 /* Worker: the round begun with TICKET is finished.  RQ_ESTATE if TICKET is
@@ -427,7 +482,8 @@ RQ_EXTERN int rq_coalesce_stat(rq_coalesce *c, rq_coalesce_stats *st);
 /* Closes the handle (a round in progress stays owed). NULL is allowed. */
 RQ_EXTERN void rq_coalesce_close(rq_coalesce *c);
 
-/* Removes the name.  RQ_ENOENT if there is none. */
+/* Removes the name.  RQ_ENOENT if there is none.  The hazard of
+ * rq_unlink applies: open handles keep the old object. */
 RQ_EXTERN int rq_coalesce_unlink(const char *name);
 
 #ifdef __cplusplus

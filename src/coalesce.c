@@ -189,9 +189,19 @@ int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms)
         rc = rq_plat_wait(c->segment.plat, &shm->req, r, rq_deadline_slice(left, &is_slice));
         if (rc < 0 && rc != RQ_ETIMEDOUT)
             return rc;
-        if (rc == RQ_ETIMEDOUT && is_slice && owed(shm, rq_load_acquire_u32(&shm->req)) &&
-            wake_never_came(c, wakes))
-            rq_counter_bump(&shm->worker.missed_wakes);
+        if (rc != RQ_ETIMEDOUT || !is_slice)
+            continue;
+        if (owed(shm, rq_load_acquire_u32(&shm->req))) {
+            if (wake_never_came(c, wakes))
+                rq_counter_bump(&shm->worker.missed_wakes);
+            continue;
+        }
+        /* Idle for a whole re-check slice: an object unlinked under us gets
+         * no more requests, and holding its worker role would keep a new
+         * one from being made under the name (rq.h, rq_unlink). */
+        rc = rq_plat_segment_stale(c->segment.plat);
+        if (rc != 0)
+            return rc < 0 ? rc : RQ_EUNLINKED;
     }
 }
 

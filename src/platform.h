@@ -40,20 +40,39 @@ enum rq_plat_open_flags {
  * The lock object holds the byte-range locks (rq_plat_lock) and can be
  * opened only by those who may write the segment, so a reader can neither
  * hold an open up nor take a role.  It is made with the write classes of
- * the segment's mode (0644 -> 0600, 0660 -> 0660).  RQ_PLAT_OBSERVE: the
- * segment may be opened read-only when it cannot be opened for writing
- * (nothing may then be written), and a lock object that cannot be opened
- * is left out (rq_plat_segment_has_locks says so). */
+ * the segment's mode (0644 -> 0600, 0660 -> 0660).  RQ_PLAT_OBSERVE
+ * without RQ_PLAT_CREATE: the segment is opened read-only and mapped
+ * PROT_READ (read permission suffices; nothing can be written through
+ * it), the lock object read-only if its mode allows, and left out if not
+ * (rq_plat_segment_has_locks says so).  Windows opens observers as it
+ * opens the other roles. */
 int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *name,
                          unsigned flags, uint32_t mode, int *created);
 
-/* 1 if SEG has its lock object open (rq_plat_lock and rq_plat_lock_probe
- * work), 0 if it was opened without it (RQ_PLAT_OBSERVE). */
+/* 1 if SEG has its lock object open, 0 if it was opened without it
+ * (RQ_PLAT_OBSERVE).  rq_plat_lock_probe works with it; rq_plat_lock only
+ * if the segment was opened for writing (a read-only observer opens the
+ * lock object read-only, if its mode lets it, just to probe). */
 int rq_plat_segment_has_locks(rq_plat_segment *seg);
 
+/* 1 if SEG was opened read-only (an observer, RQ_PLAT_OBSERVE): it is
+ * mapped PROT_READ and may take no lock. */
+int rq_plat_segment_readonly(rq_plat_segment *seg);
+
 /* 1 if the object SEG has open was removed since (its name is gone, or
- * now names another object), 0 if not, or a negative rq_error. */
+ * now names another object), 0 if not, or a negative rq_error.  One
+ * fstat: cheap, but made only at a wait's periodic re-check and in
+ * rq_stat, never per message. */
 int rq_plat_segment_stale(rq_plat_segment *seg);
+
+/* For a creator about to initialise a new segment: 1 if a producer or
+ * consumer lock in the lock object it opened (rather than made) is held
+ * by another handle, 0 if not, or a negative rq_error.  No handle can hold
+ * a role on a segment not yet made, so a holder has a segment that was
+ * unlinked under the same name (rq_plat_segment_unlink keeps the lock
+ * object while locks are held in it); creating would split the queue.
+ * Always 0 where names cannot be removed while open (Windows). */
+int rq_plat_segment_orphan_roles(rq_plat_segment *seg);
 
 /* Removes the segment and lock object names, after a failed creation, if
  * they still name the objects this handle created (so nothing another
@@ -78,8 +97,9 @@ void rq_plat_segment_unmap(void *addr, uint64_t size);
 /* Closes the object and drops every lock this handle holds on it. */
 void rq_plat_segment_close(rq_plat_segment *seg);
 
-/* Removes the name and its lock object; open handles keep working.
- * RQ_ENOENT if there is no such segment. */
+/* Removes the name, and its lock object unless a lock in it is held (or
+ * that cannot be told); open handles keep working.  RQ_ENOENT if there is
+ * no such segment. */
 int rq_plat_segment_unlink(const char *kind, const char *name);
 
 /* Locks tied to the segment and owned by this handle (not by the process

@@ -42,6 +42,8 @@
     XX(FCHMOD, "fchmod")                                                       \
     XX(SHM_UNLINK, "shm_unlink")                                               \
     XX(SHM_UNLINK_LOCKS, "shm_unlink_locks")                                   \
+    XX(SHM_OPEN_PROBE, "shm_open_probe")                                       \
+    XX(FCNTL_PROBE, "fcntl_probe")                                             \
     XX(FSTAT, "fstat")                                                         \
     XX(FTRUNCATE, "ftruncate")                                                 \
     XX(POSIX_FALLOCATE, "posix_fallocate")                                     \
@@ -163,11 +165,11 @@ static int open_segment(rq_plat_segment *seg, unsigned flags, mode_t mode, struc
             if (errno != EEXIST)
                 return RQ_ESYS;
         }
-        int fd = RQ_SYS(SHM_OPEN, shm_open(seg->path, O_RDWR | O_CLOEXEC, 0), -1);
-        if (fd < 0 && errno == EACCES && (flags & RQ_PLAT_OBSERVE) && !(flags & RQ_PLAT_CREATE)) {
-            fd = RQ_SYS(SHM_OPEN, shm_open(seg->path, O_RDONLY | O_CLOEXEC, 0), -1);
-            seg->readonly = fd >= 0;
-        }
+        /* An observer that may not create only reads: read permission is
+         * all it needs, and its mapping cannot write by mistake. */
+        seg->readonly = (flags & RQ_PLAT_OBSERVE) && !(flags & RQ_PLAT_CREATE);
+        int access = seg->readonly ? O_RDONLY : O_RDWR;
+        int fd = RQ_SYS(SHM_OPEN, shm_open(seg->path, access | O_CLOEXEC, 0), -1);
         if (fd >= 0) {
             seg->fd = fd;
             return owner_check(fd, flags, mode, st);
@@ -224,6 +226,17 @@ static int open_locks(rq_plat_segment *seg, unsigned flags, mode_t mode, const s
     return RQ_OK;
 }
 
+/* A read-only observer opens the lock object read-only, if its mode lets
+ * it: enough to see who holds a role (F_OFD_GETLK), never to take one. */
+static int open_locks_to_probe(rq_plat_segment *seg)
+{
+    int fd = RQ_SYS(SHM_OPEN, shm_open(seg->lock_path, O_RDONLY | O_CLOEXEC, 0), -1);
+    if (fd < 0)
+        return RQ_ESYS; /* EACCES / ENOENT: the caller goes without */
+    seg->lock_fd = fd;
+    return RQ_OK;
+}
+
 static void segment_free(rq_plat_segment *seg)
 {
     int saved = errno;
@@ -253,7 +266,7 @@ int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *na
         seg->dev = st.st_dev;
         seg->ino = st.st_ino;
         if (seg->readonly)
-            rc = RQ_OK; /* a reader gets no locks: it must not take them */
+            rc = open_locks_to_probe(seg); /* it must not take them */
         else
             rc = open_locks(seg, flags, (mode_t)mode, &st);
         /* Only a lock object the observer may not open (or that is gone)
@@ -282,6 +295,22 @@ int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *na
 int rq_plat_segment_has_locks(rq_plat_segment *seg)
 {
     return seg->lock_fd >= 0;
+}
+
+int rq_plat_segment_orphan_roles(rq_plat_segment *seg)
+{
+    /* A lock object this handle made has no other holders. */
+    if (seg->lock_created || seg->lock_fd < 0)
+        return 0;
+    int held = rq_plat_lock_probe(seg, RQ_LOCK_PRODUCER);
+    if (held == 0)
+        held = rq_plat_lock_probe(seg, RQ_LOCK_CONSUMER);
+    return held;
+}
+
+int rq_plat_segment_readonly(rq_plat_segment *seg)
+{
+    return seg->readonly;
 }
 
 /* 1 if PATH names the object DEV/INO now, 0 if it names another or none,
@@ -394,6 +423,27 @@ void rq_plat_segment_close(rq_plat_segment *seg)
         segment_free(seg);
 }
 
+/* 1 if any handle holds a lock in the lock object PATH (a role, or the
+ * init lock of an open in progress), 0 if none does or there is no such
+ * object, RQ_ESYS if that cannot be told.  A read-only descriptor
+ * suffices to test for a conflicting lock. */
+static int locks_in_use(const char *path)
+{
+    int fd = RQ_SYS(SHM_OPEN_PROBE, shm_open(path, O_RDONLY | O_CLOEXEC, 0), -1);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : RQ_ESYS;
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = 0;
+    fl.l_len = 0; /* every byte: every lock id */
+    int rc = RQ_SYS(FCNTL_PROBE, fcntl(fd, F_OFD_GETLK, &fl), -1) == 0 ? fl.l_type != F_UNLCK
+                                                                      : RQ_ESYS;
+    close(fd);
+    return rc;
+}
+
 int rq_plat_segment_unlink(const char *kind, const char *name)
 {
     char path[OBJECT_NAME_MAX], lock_path[OBJECT_NAME_MAX];
@@ -407,12 +457,16 @@ int rq_plat_segment_unlink(const char *kind, const char *name)
      * the old one, on the same segment. */
     if (RQ_SYS(SHM_UNLINK, shm_unlink(path), -1) != 0)
         return errno == ENOENT ? RQ_ENOENT : RQ_ESYS;
-    /* The locks go with the name, so a queue made under it again gets fresh
-     * ones while handles still open keep theirs.  If this fails, the queue
-     * is gone all the same; the lock object left behind holds no data and
-     * is reused (owner-checked) by the next creator. */
+    /* The lock object goes with the name only while nobody holds a lock in
+     * it.  Kept, it lets a creator of a new queue under the name see that
+     * handles of this one still hold its roles, and refuse to split the
+     * queue in two (RQ_EUNLINKED, see segment.c); the next creator after
+     * they close reuses it (owner-checked).  A probe that fails keeps it:
+     * a stray lock object holds no data.  If the removal fails, the queue
+     * is gone all the same. */
     int saved = errno;
-    (void)RQ_SYS(SHM_UNLINK_LOCKS, shm_unlink(lock_path), -1);
+    if (locks_in_use(lock_path) == 0)
+        (void)RQ_SYS(SHM_UNLINK_LOCKS, shm_unlink(lock_path), -1);
     errno = saved;
     return RQ_OK;
 }

@@ -486,6 +486,20 @@ int rq_plat_segment_stale(rq_plat_segment *seg)
     return 0; /* a kernel object's name goes only with its last handle */
 }
 
+int rq_plat_segment_readonly(rq_plat_segment *seg)
+{
+    (void)seg;
+    return 0; /* observers open the mapping as every role does */
+}
+
+int rq_plat_segment_orphan_roles(rq_plat_segment *seg)
+{
+    /* A mapping lives while any handle has it open, so no holder of a
+     * role can outlive the object its name names. */
+    (void)seg;
+    return 0;
+}
+
 void rq_plat_segment_discard(rq_plat_segment *seg)
 {
     /* Nothing to remove: a mapping this handle made goes when the handle

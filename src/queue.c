@@ -72,11 +72,24 @@ static int wake_never_came(rq *q, struct rq_shm_event *ev, uint32_t seq)
     return rq_load_acquire_u32(&ev->seq) == seq;
 }
 
+/* At the end of a full re-check slice with nothing to do: was our queue
+ * unlinked meanwhile?  Then nobody new can reach it, and waiting on would
+ * be waiting on an orphan (rq.h, rq_unlink).  One fstat per slice, never
+ * per message.  RQ_ETIMEDOUT (wait on), RQ_EUNLINKED or RQ_ESYS. */
+static int orphan_check(rq *q)
+{
+    int stale = rq_plat_segment_stale(q->seg);
+    if (stale < 0)
+        return stale;
+    return stale ? RQ_EUNLINKED : RQ_ETIMEDOUT;
+}
+
 /* Sleeps on EV until woken, READY says go, or the deadline passes.  Returns
  * RQ_OK (caller re-checks the ring), RQ_EAGAIN for a zero timeout,
  * RQ_ETIMEDOUT, or RQ_ESYS.  No sleep outlasts RQ_RECHECK_MS (deadline.h);
  * a re-check that finds the ring ready without any signal having come
- * counts a missed wake-up.
+ * counts a missed wake-up, and one that finds nothing checks whether the
+ * queue was unlinked (RQ_EUNLINKED).
  *
  * Without full fences the peer publishes with a plain store and reads
  * `waiters` right after, so in a race with our registration it may miss
@@ -111,8 +124,12 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
     if (!ready(q)) {
         rc = rq_plat_wait(q->seg, &ev->seq, seq, slice);
         RQ_CRASH_POINT(WAIT_AFTER_WAKE);
-        if (rc == RQ_ETIMEDOUT && is_slice && ready(q) && wake_never_came(q, ev, seq))
-            rq_fetch_add_u64(&q->self->missed_wakes, 1);
+        if (rc == RQ_ETIMEDOUT && is_slice) {
+            if (!ready(q))
+                rc = orphan_check(q);
+            else if (wake_never_came(q, ev, seq))
+                rq_fetch_add_u64(&q->self->missed_wakes, 1);
+        }
     }
     rq_fetch_sub_u32(&ev->waiters, 1);
     return rc == RQ_ETIMEDOUT ? RQ_OK : rc; /* the loop re-checks, then times out */
@@ -637,6 +654,35 @@ int rq_open(rq **out, const char *name, int role, const rq_config *cfg)
     return rq_open_timed(out, name, role, cfg, RQ_OPEN_TIMEOUT_MS);
 }
 
+/* The longest nap between two looks for a queue not created yet. */
+#define WAIT_FOR_CREATE_NAP_MAX_MS 50
+
+int rq_open_wait(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms)
+{
+    if (timeout_ms < RQ_INFINITE) {
+        if (out)
+            *out = NULL;
+        return RQ_EINVAL;
+    }
+    struct rq_deadline d = rq_deadline_start(timeout_ms);
+    int nap = 1;
+    for (;;) {
+        int left = rq_deadline_left(&d);
+        int rc = rq_open_timed(out, name, role, cfg, left);
+        if (rc != RQ_ENOENT || (cfg && !is_attach_config(cfg)))
+            return rc;
+        left = rq_deadline_left(&d);
+        if (left == 0)
+            return RQ_ENOENT;
+        /* Polled: no OS notification is both portable and robust here
+         * (a name may appear, be half-made by a creator that dies, and be
+         * finished by another), and a look costs one failed open. */
+        rq_plat_sleep_ms(left > 0 && left < nap ? left : nap);
+        if (nap < WAIT_FOR_CREATE_NAP_MAX_MS)
+            nap = nap * 2 < WAIT_FOR_CREATE_NAP_MAX_MS ? nap * 2 : WAIT_FOR_CREATE_NAP_MAX_MS;
+    }
+}
+
 void rq_close(rq *q)
 {
     if (!q)
@@ -732,6 +778,10 @@ int rq_stat(rq *q, rq_stats *st)
     int consumer_live = producer_live < 0 ? 0 : role_live(q, RQ_CONSUMER, RQ_LOCK_CONSUMER);
     st->producer_live = producer_live == ROLE_UNKNOWN ? -1 : producer_live > 0;
     st->consumer_live = consumer_live == ROLE_UNKNOWN ? -1 : consumer_live > 0;
+    int stale = rq_plat_segment_stale(q->seg);
+    st->unlinked = stale > 0;
+    if (rc == RQ_OK && stale < 0)
+        rc = stale;
     if (rc < 0)
         return rc; /* every field but depth is filled in, for a post-mortem */
     if (producer_live < 0 || consumer_live < 0)

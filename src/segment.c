@@ -84,6 +84,12 @@ static int segment_attach(struct rq_segment *s, const struct rq_segment_kind *ki
     }
     if (!cfg)
         return RQ_ENOENT; /* never completed: only a creator can finish it */
+    /* Roles held in the lock object of a segment not made yet belong to
+     * handles of an unlinked one of the same name: making a new one would
+     * split the queue between them and us. */
+    rc = rq_plat_segment_orphan_roles(s->plat);
+    if (rc != 0)
+        return rc < 0 ? rc : RQ_EUNLINKED;
     return segment_init(s, kind, cfg, size != 0);
 }
 
@@ -118,9 +124,10 @@ static int segment_try_open(struct rq_segment *s, const struct rq_segment_kind *
                                   mode, &created);
     if (rc < 0)
         return rc;
-    if (!rq_plat_segment_has_locks(s->plat)) {
-        /* An observer that may not write: the magic word is stored last,
-         * so a segment that has it is complete without the lock. */
+    if (!rq_plat_segment_has_locks(s->plat) || rq_plat_segment_readonly(s->plat)) {
+        /* An observer only reads (and may hold no lock: it may be a user
+         * who can only read).  The magic word is stored last, so a segment
+         * that has it is complete without the init lock. */
         return segment_attach(s, kind, NULL);
     }
     rc = init_lock(s->plat, d);

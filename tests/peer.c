@@ -163,6 +163,7 @@ static int layout(void)
     FIELD(rq_stats, lock_recoveries); FIELD(rq_stats, repairs);
     FIELD(rq_stats, producer_pid); FIELD(rq_stats, consumer_pid);
     FIELD(rq_stats, producer_live); FIELD(rq_stats, consumer_live);
+    FIELD(rq_stats, unlinked);
     printf("value.RQ_PRODUCER %d\nvalue.RQ_CONSUMER %d\nvalue.RQ_OBSERVER %d\n", RQ_PRODUCER,
            RQ_CONSUMER, RQ_OBSERVER);
     printf("value.RQ_MPSC %u\nvalue.RQ_FULL_FENCES %u\n", (unsigned)RQ_MPSC,

@@ -710,6 +710,63 @@ static void after_unlink(struct ctx *c, int rc)
     (void)q;
 }
 
+#ifndef _WIN32
+/* ---- unlink under a live role (Linux: names can go while open) ----------- */
+
+static void remove_lock_object(const char *name)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/dev/shm/rql.%s", name);
+    (void)unlink(path);
+}
+
+static void setup_unlink_held(struct ctx *c)
+{
+    c->q = th_open(c->name, RQ_CONSUMER, SLOTS, SLOT_SIZE, 0);
+}
+
+/* The consumer holds its role: the lock object must stay (whether the
+ * probe said so or failed), so a create beside it is refused. */
+static void after_unlink_held(struct ctx *c, int rc)
+{
+    char path[300];
+    struct stat st;
+    snprintf(path, sizeof path, "/dev/shm/rql.%s", c->name);
+    assert_int_equal(stat(path, &st), 0);
+    rq *p = NULL;
+    rq_config cfg = {SLOTS, SLOT_SIZE, 0, 0};
+    assert_int_equal(rq_open(&p, c->name, RQ_PRODUCER, &cfg), rc == RQ_OK ? RQ_EUNLINKED : RQ_OK);
+    rq_close(p);
+    close_q(c, rc);
+    rq_unlink(c->name);
+    remove_lock_object(c->name);
+}
+
+/* A consumer waits on a queue unlinked under it: RQ_EUNLINKED (taken as
+ * success here) at the end of its first re-check slice. */
+static void setup_wait_unlinked(struct ctx *c)
+{
+    c->q = th_open(c->name, RQ_CONSUMER, SLOTS, SLOT_SIZE, 0);
+    assert_int_equal(rq_unlink(c->name), RQ_OK);
+}
+
+static int op_wait_unlinked(struct ctx *c)
+{
+    unsigned char buf[SLOT_SIZE];
+    size_t len;
+    int rc = rq_pop(c->q, buf, sizeof buf, &len, 5000);
+    if (rc == RQ_OK || rc == RQ_ETIMEDOUT)
+        fail_msg("a pop on an unlinked queue: %s", rq_errname(rc));
+    return rc == RQ_EUNLINKED ? RQ_OK : rc;
+}
+
+static void after_wait_unlinked(struct ctx *c, int rc)
+{
+    close_q(c, rc);
+    remove_lock_object(c->name);
+}
+#endif
+
 /* ---- coalescing objects ------------------------------------------------- */
 
 static rq_coalesce *coalesce_attach(const char *name, int role)
@@ -953,7 +1010,7 @@ static void verify(const struct scenario *sc, struct ctx *c)
         verify_coalesce(c, sc->fresh);
     else if (sc->fresh)
         verify_fresh_queue(c);
-    else if (sc->op == op_unlink)
+    else if (sc->op == op_unlink && sc->after == after_unlink)
         ; /* after_unlink checked it */
     else
         verify_queue(c);
@@ -971,9 +1028,10 @@ static void verify(const struct scenario *sc, struct ctx *c)
 #define ABSORBS_WAKE "|futex_wake|"
 #define ABSORBS_WAKE_AND_FENCE "|futex_wake|membarrier|"
 #endif
-/* rq_unlink removes the lock object after the segment: if that fails the
- * queue is gone all the same and the stray lock object is reused. */
-#define ABSORBS_LOCK_UNLINK "|shm_unlink_locks|"
+/* rq_unlink removes the lock object after the segment, if no lock in it
+ * is held: if that probe or the removal fails the queue is gone all the
+ * same and the stray lock object is reused. */
+#define ABSORBS_LOCK_UNLINK "|shm_unlink_locks|shm_open_probe|fcntl_probe|"
 
 static const struct scenario queue_scenarios[] = {
     {"rq_open create (producer)", "f.create", 0, 0, 1, NULL, op_create, after_create,
@@ -1011,6 +1069,12 @@ static const struct scenario queue_scenarios[] = {
      close_q, ""},
     {"rq_unlink", "f.unlink", 0, 0, 1, setup_unlink, op_unlink, after_unlink,
      ABSORBS_LOCK_UNLINK},
+#ifndef _WIN32
+    {"rq_unlink while a consumer holds its role", "f.unlinkh", 0, 0, 1, setup_unlink_held,
+     op_unlink, after_unlink_held, ABSORBS_LOCK_UNLINK},
+    {"rq_pop waiting on an unlinked queue", "f.orphan", 0, 0, 1, setup_wait_unlinked,
+     op_wait_unlinked, after_wait_unlinked, ABSORBS_WAKE_AND_FENCE},
+#endif
 };
 
 static const struct scenario coalesce_scenarios[] = {

@@ -21,7 +21,8 @@ SHM = "/dev/shm"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # exit codes (docs/rqctl.md)
-OK, FAILED, USAGE, NOENT, CORRUPT, BUSY, TIMEOUT, EXISTS, MSGSIZE, OWNER = range(10)
+(OK, FAILED, USAGE, NOENT, CORRUPT, BUSY, TIMEOUT, EXISTS, MSGSIZE, OWNER, ATTACHED,
+ UNLINKED) = range(12)
 
 # queue segment layout (src/layout.h), little-endian
 OFF_MAGIC, OFF_LAYOUT_VERSION, OFF_SLOT_COUNT = 0, 8, 20
@@ -376,6 +377,90 @@ class Roles(RqctlCase):
         self.assertEqual(out, b"second\nfirst\n")
 
 
+class UnlinkInUse(RqctlCase):
+    """Unlinking a queue in use would split it: refused unless --force, and
+    with --force the users are told."""
+
+    def test_unlink_is_refused_while_a_role_is_held(self):
+        name = self.queue("inuse")
+        holder = self.spawn("pop", name, "--timeout", "60")
+        self.assertTrue(wait_until(lambda: stat_json(name)["consumer"]["live"]))
+        _, err = self.assertRun(ATTACHED, "unlink", name)
+        self.assertIn("consumer (pid %d)" % holder.pid, err)
+        self.assertIn("--force", err)
+        self.assertTrue(os.path.exists(os.path.join(SHM, "rq." + name)))
+        producer = self.spawn("push", name, stdin=subprocess.PIPE)
+        self.assertTrue(wait_until(lambda: stat_json(name)["producer"]["live"]))
+        _, err = self.assertRun(ATTACHED, "unlink", name)
+        self.assertIn("producer (pid %d) and consumer (pid %d)"
+                      % (producer.pid, holder.pid), err)
+        producer.communicate(b"", timeout=10)
+        # --force: unlinked; the waiting consumer is told within a re-check
+        t0 = time.monotonic()
+        self.assertRun(OK, "unlink", "--force", name)
+        self.assertFalse(os.path.exists(os.path.join(SHM, "rq." + name)))
+        _, err = holder.communicate(timeout=10)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertEqual(holder.returncode, UNLINKED, err)
+        self.assertIn("unlinked", err.decode())
+        # nobody holds a role any more: unlinked without --force
+        name2 = self.queue("idle")
+        self.assertRun(OK, "unlink", name2)
+
+    def test_create_beside_an_unlinked_queue_in_use_is_refused(self):
+        name = self.queue("split")
+        holder = self.spawn("pop", name, "--timeout", "60")
+        self.assertTrue(wait_until(lambda: stat_json(name)["consumer"]["live"]))
+        self.assertRun(OK, "unlink", "--force", name)
+        _, err = self.assertRun(UNLINKED, "create", name, "--slots", "8", "--slot-size", "64")
+        self.assertIn("unlinked", err)
+        holder.communicate(timeout=10)
+        self.assertRun(OK, "create", name, "--slots", "8", "--slot-size", "64")
+
+    def test_a_worker_blocks_a_coalescing_unlink(self):
+        co = fresh("cwork")
+        self.names.append(co)
+        self.assertRun(OK, "create", "--coalesce", co)
+        worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        self.children.append(worker)
+        # A worker is a library user: hold the role with an OFD lock on the
+        # lock object's consumer byte, as rq_coalesce_open does.
+        import fcntl
+        fd = take_lock(os.path.join(SHM, "rqcl." + co), fcntl.F_WRLCK, 2, 1, os.O_RDWR)
+        try:
+            _, err = self.assertRun(ATTACHED, "unlink", "--coalesce", co)
+            self.assertIn("worker", err)
+        finally:
+            os.close(fd)
+        self.assertRun(OK, "unlink", "--coalesce", co)
+
+
+class StartUp(RqctlCase):
+    def test_wait_waits_for_the_queue_to_be_created(self):
+        name = fresh("wait")
+        self.names.append(name)
+        self.assertRun(NOENT, "pop", "--timeout", "0", name)
+        t0 = time.monotonic()
+        self.assertRun(NOENT, "pop", "--wait=0.3", "--timeout", "0", name)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.3)
+        consumer = self.spawn("pop", "--wait=20", "--timeout", "20", name)
+        watcher = self.spawn("stat", "--json", "--wait", name)
+        time.sleep(0.3)
+        self.assertIsNone(consumer.poll())
+        self.assertRun(OK, "create", name, "--slots", "4", "--slot-size", "16")
+        self.assertRun(OK, "push", "--wait", name, stdin=b"first\n")
+        out, err = consumer.communicate(timeout=20)
+        self.assertEqual((consumer.returncode, out), (OK, b"first\n"), err)
+        out, err = watcher.communicate(timeout=20)
+        self.assertEqual(watcher.returncode, OK, err)
+        self.assertEqual(json.loads(out)["slot_count"], 4)
+
+    def test_eexist_names_the_existing_geometry(self):
+        name = self.queue("geom", 16, 100, "--mpsc")
+        _, err = self.assertRun(EXISTS, "create", name, "--slots", "8", "--slot-size", "100")
+        self.assertIn("16 slots of 100 bytes, mpsc", err)
+
+
 class Corrupt(RqctlCase):
     def check_corrupt(self, name):
         for args in (("stat", name), ("stat", "--json", name), ("push", name),
@@ -426,8 +511,12 @@ class StatAndList(RqctlCase):
         self.assertEqual((st["depth"], st["read_offset"], st["write_offset"]), (2, 1, 3))
         self.assertEqual(sorted(st["counters"]), sorted([
             "pushed", "popped", "producer_waits", "consumer_waits", "producer_wakes",
-            "consumer_wakes", "producer_takeovers", "consumer_takeovers", "lock_recoveries",
-            "repairs"]))
+            "consumer_wakes", "producer_missed_wakes", "consumer_missed_wakes",
+            "producer_takeovers", "consumer_takeovers", "lock_recoveries", "repairs"]))
+        size = os.stat(os.path.join(SHM, "rq." + name)).st_size
+        self.assertEqual((st["owner"], st["mode"], st["bytes"]),
+                         ({"user": "root", "uid": 0}, "0600", size))
+        self.assertIn(st["fences"], ("asymmetric", "full"))
         self.assertFalse(st["producer"]["live"])
         self.assertGreater(st["producer"]["pid"], 0)
         text = self.assertRun(OK, "stat", name)[0].decode()
@@ -435,8 +524,11 @@ class StatAndList(RqctlCase):
                      "slot size:          48 bytes", "depth:              2",
                      "read offset:        1", "write offset:       3", "pushed:             3",
                      "popped:             1", "producer:           none (last pid %d)"
-                     % st["producer"]["pid"]):
+                     % st["producer"]["pid"], "owner:              root (uid 0)",
+                     "mode:               0600", "size:               %d bytes" % size,
+                     "prod. missed wakes: 0", "cons. missed wakes: 0"):
             self.assertIn(line + "\n", text)
+        self.assertRegex(text, r"\nfences: +(asymmetric|full) ")
 
     def test_watch_gives_count_snapshots(self):
         name = self.queue("watch")
@@ -477,9 +569,17 @@ class StatAndList(RqctlCase):
         self.assertEqual(entries[("queue", bad)]["error"], "RQ_ECORRUPT")
         self.assertEqual(entries[("queue", bad)]["message"], "corrupt segment")
         text = self.assertRun(OK, "list")[0].decode()
-        self.assertRegex(text, r"\nqueue +%s +3 slots x 9 B mpsc, depth 0" % re.escape(q))
-        self.assertRegex(text, r"\ncoalesce +%s +idle" % re.escape(co))
-        self.assertRegex(text, r"\nqueue +%s +error: corrupt segment" % re.escape(bad))
+        self.assertRegex(text, r"\nqueue +%s +root +0600 +712 +3 slots x 9 B mpsc, depth 0"
+                         % re.escape(q))
+        self.assertRegex(text, r"\ncoalesce +%s +root +0600 +\d+ +idle" % re.escape(co))
+        self.assertRegex(text, r"\nqueue +%s +root +0600 +\d+ +error: corrupt segment"
+                         % re.escape(bad))
+        for key in (("queue", q), ("coalesce", co), ("queue", bad)):
+            self.assertEqual(entries[key]["owner"], {"user": "root", "uid": 0})
+            self.assertEqual(entries[key]["mode"], "0600")
+        self.assertEqual(entries[("queue", q)]["bytes"], 712)
+        self.assertEqual(entries[("queue", bad)]["bytes"],
+                         os.stat(os.path.join(SHM, "rq." + bad)).st_size)
 
     def test_list_survives_hostile_names_in_dev_shm(self):
         # Not made by rq, but anybody can put such a file there.
@@ -542,7 +642,7 @@ class TrustTest(unittest.TestCase):
         self.assertEqual(stat_json(name)["slot_count"], 4)  # an observer only reads
         self.assertEqual(run("unlink", name)[0], OK)
 
-    def test_a_stopped_creator_makes_stat_exit_6_not_hang(self):
+    def test_a_stopped_creator_holds_up_no_stat_and_makes_push_exit_6(self):
         name = fresh("stopped")
         self.assertEqual(run("create", "--slots", "4", "--slot-size", "64", name)[0], OK)
         pid = os.fork()
@@ -561,7 +661,12 @@ class TrustTest(unittest.TestCase):
         try:
             os.waitpid(pid, os.WUNTRACED)
             t0 = time.monotonic()
+            # stat only reads a complete segment and takes no lock: at once
             rc, _, err = run("stat", name, timeout=20)
+            self.assertEqual(rc, OK, err)
+            self.assertLess(time.monotonic() - t0, 2)
+            # a producer needs the init lock: its open gives up
+            rc, _, err = run("push", "--timeout", "0", name, stdin=b"a\n", timeout=20)
             self.assertEqual(rc, TIMEOUT, err)
             self.assertIn("stopped or very slow", err)
             self.assertLess(time.monotonic() - t0, 10)
@@ -607,6 +712,51 @@ class TrustTest(unittest.TestCase):
             p.wait()
             p.stdout.close()
         run("unlink", name)
+
+    def test_nobody_sees_every_queue_like_ipcs(self):
+        """A second user lists and stats what it may read (read-only, roles
+        unknown) and gets one ipcs-like line for what it may not."""
+        self.need_root()
+        readable = fresh("r644")
+        hidden = fresh("r600")
+        co = fresh("c600")
+        try:
+            self.assertEqual(run("create", "--slots", "4", "--slot-size", "64", "--mode", "0644",
+                                 readable)[0], OK)
+            self.assertEqual(run("create", "--slots", "2", "--slot-size", "8", hidden)[0], OK)
+            self.assertEqual(run("create", "--coalesce", co)[0], OK)
+            self.assertEqual(run("push", readable, stdin=b"a\nb\n")[0], OK)
+            p = subprocess.run([*NOBODY, RQCTL, "list", "--json"], capture_output=True,
+                               timeout=30)
+            self.assertEqual(p.returncode, OK, p.stderr)
+            entries = {(e["kind"], e["name"]): e for e in json.loads(p.stdout)}
+            r = entries[("queue", readable)]
+            self.assertEqual((r["depth"], r["mode"], r["owner"]["user"]), (2, "0644", "root"))
+            self.assertIsNone(r["consumer"]["live"])
+            h = entries[("queue", hidden)]
+            self.assertEqual((h["error"], h["mode"], h["owner"]["uid"]), ("RQ_ESYS", "0600", 0))
+            self.assertEqual(h["bytes"], os.stat(os.path.join(SHM, "rq." + hidden)).st_size)
+            self.assertIn("no read access", h["message"])
+            self.assertEqual(entries[("coalesce", co)]["error"], "RQ_ESYS")
+            p = subprocess.run([*NOBODY, RQCTL, "list"], capture_output=True, timeout=30)
+            self.assertEqual(p.returncode, OK, p.stderr)
+            text = p.stdout.decode()
+            self.assertRegex(text, r"\nqueue +%s +root +0600 +\d+ +error: no read access"
+                             % re.escape(hidden))
+            self.assertRegex(text, r"\nqueue +%s +root +0644 +\d+ +4 slots x 64 B, depth 2, "
+                             r"producer unknown, consumer unknown" % re.escape(readable))
+            p = subprocess.run([*NOBODY, RQCTL, "stat", readable], capture_output=True,
+                               timeout=30)
+            self.assertEqual(p.returncode, OK, p.stderr)
+            self.assertIn("mode:               0644\n", p.stdout.decode())
+            # nobody cannot unlink root's queue, and is not misled into it
+            p = subprocess.run([*NOBODY, RQCTL, "unlink", "--force", readable],
+                               capture_output=True, timeout=30)
+            self.assertNotEqual(p.returncode, OK)
+        finally:
+            for n in (readable, hidden):
+                run("unlink", "--force", n)
+            run("unlink", "--coalesce", "--force", co)
 
     def test_an_impossible_geometry_is_exit_2_and_leaves_nothing(self):
         name = fresh("huge")

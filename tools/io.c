@@ -42,10 +42,17 @@ void rqctl_explain_busy(const char *cmd, const char *name, int role)
 
 /* Opens NAME in ROLE; prints why not and returns the exit code.  The
  * open waits for a creator's init lock as long as --timeout says (or
- * RQCTL_OPEN_TIMEOUT_MS without one, or with 0). */
-static int open_role(const char *cmd, const char *name, int role, rq **q, int timeout_ms)
+ * RQCTL_OPEN_TIMEOUT_MS without one, or with 0); with --wait (WAIT_MS not
+ * 0) it also waits that long for the queue to be created. */
+static int open_role(const char *cmd, const char *name, int role, rq **q, int timeout_ms,
+                     int wait_ms)
 {
-    int rc = rq_open_timed(q, name, role, NULL, timeout_ms > 0 ? timeout_ms : RQCTL_OPEN_TIMEOUT_MS);
+    int rc;
+    if (wait_ms != 0)
+        rc = rq_open_wait(q, name, role, NULL, wait_ms);
+    else
+        rc = rq_open_timed(q, name, role, NULL,
+                           timeout_ms > 0 ? timeout_ms : RQCTL_OPEN_TIMEOUT_MS);
     if (rc == RQ_OK)
         return RQCTL_OK;
     int code = rqctl_fail(cmd, KIND_QUEUE, name, rc);
@@ -67,7 +74,8 @@ static const char *timeout_text(int ms, char *buf, size_t cap)
 
 /* ---- push --------------------------------------------------------------- */
 
-static const char push_usage[] = "rqctl push [--file PATH] [--null] [--timeout SECONDS] NAME";
+static const char push_usage[] =
+    "rqctl push [--wait[=SECONDS]] [--file PATH] [--null] [--timeout SECONDS] NAME";
 static const char push_help[] =
     "Pushes one message per line of standard input (or of PATH) into queue\n"
     "NAME, as its producer; the newline is not part of the message, an empty\n"
@@ -79,22 +87,25 @@ static const char push_help[] =
     "  -0, --null             messages end with a NUL byte, not a newline\n"
     "  -t, --timeout SECONDS  wait at most this long for room for each message\n"
     "                         (0: do not wait; default: wait as long as it takes)\n"
+    "  -w, --wait[=SECONDS]   wait for the queue to be created (default: as long\n"
+    "                         as it takes), instead of exit 3 at once\n"
     "  -h, --help             this text\n"
     "\n"
     "exit status: 3 no such queue, 5 another live process is the producer,\n"
     "6 the queue stayed full (or its creator held it up past the timeout),\n"
     "8 a line is longer than the slot size, 9 the queue belongs to another\n"
-    "user or is wider open than asked.\n";
+    "user or is wider open than asked, 11 the queue was unlinked while this\n"
+    "waited.\n";
 
 int rqctl_cmd_push(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"file", required_argument, NULL, 'f'},    {"null", no_argument, NULL, '0'},
         {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"wait", optional_argument, NULL, 'w'},    {NULL, 0, NULL, 0}};
     const char *path = NULL;
-    int delim = '\n', timeout_ms = RQ_INFINITE, opt;
-    while ((opt = getopt_long(argc, argv, "f:0t:h", opts, NULL)) != -1) {
+    int delim = '\n', timeout_ms = RQ_INFINITE, wait_ms = 0, opt;
+    while ((opt = getopt_long(argc, argv, "f:0t:w::h", opts, NULL)) != -1) {
         switch (opt) {
         case 'f':
             path = optarg;
@@ -104,6 +115,10 @@ int rqctl_cmd_push(int argc, char **argv)
             break;
         case 't':
             if (rqctl_parse_seconds("push", "--timeout", optarg, &timeout_ms) < 0)
+                return RQCTL_USAGE;
+            break;
+        case 'w':
+            if (rqctl_parse_wait("push", optarg, &wait_ms) < 0)
                 return RQCTL_USAGE;
             break;
         case 'h':
@@ -122,7 +137,7 @@ int rqctl_cmd_push(int argc, char **argv)
     if (path && !(in = fopen(path, "rb")))
         return rqctl_error(RQCTL_FAILED, "push", "%s: %s", path, strerror(errno));
     rq *q;
-    int code = open_role("push", name, RQ_PRODUCER, &q, timeout_ms);
+    int code = open_role("push", name, RQ_PRODUCER, &q, timeout_ms, wait_ms);
     if (code != RQCTL_OK) {
         if (in != stdin)
             fclose(in);
@@ -171,7 +186,8 @@ int rqctl_cmd_push(int argc, char **argv)
 
 /* ---- pop ---------------------------------------------------------------- */
 
-static const char pop_usage[] = "rqctl pop [--count N] [--null] [--timeout SECONDS] NAME";
+static const char pop_usage[] =
+    "rqctl pop [--wait[=SECONDS]] [--count N] [--null] [--timeout SECONDS] NAME";
 static const char pop_help[] =
     "Pops messages from queue NAME, as its consumer, and writes each to\n"
     "standard output followed by a newline.  A message leaves the queue only\n"
@@ -185,22 +201,25 @@ static const char pop_help[] =
     "  -0, --null             end each message with a NUL byte, not a newline\n"
     "  -t, --timeout SECONDS  wait at most this long for each message (0: do\n"
     "                         not wait; default: wait as long as it takes)\n"
+    "  -w, --wait[=SECONDS]   wait for the queue to be created (default: as long\n"
+    "                         as it takes), instead of exit 3 at once\n"
     "  -h, --help             this text\n"
     "\n"
     "exit status: 3 no such queue, 5 another live process is the consumer,\n"
     "6 fewer than N messages came in time (those that did were written), or\n"
     "its creator held the queue up past the timeout, 9 the queue belongs to\n"
-    "another user or is wider open than asked.\n";
+    "another user or is wider open than asked, 11 the queue was unlinked\n"
+    "while this waited.\n";
 
 int rqctl_cmd_pop(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"count", required_argument, NULL, 'n'},   {"null", no_argument, NULL, '0'},
         {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"wait", optional_argument, NULL, 'w'},    {NULL, 0, NULL, 0}};
     uint32_t count = 1;
-    int delim = '\n', timeout_ms = RQ_INFINITE, opt;
-    while ((opt = getopt_long(argc, argv, "n:0t:h", opts, NULL)) != -1) {
+    int delim = '\n', timeout_ms = RQ_INFINITE, wait_ms = 0, opt;
+    while ((opt = getopt_long(argc, argv, "n:0t:w::h", opts, NULL)) != -1) {
         switch (opt) {
         case 'n':
             if (rqctl_parse_u32("pop", "--count", optarg, 0, UINT32_MAX, &count) < 0)
@@ -211,6 +230,10 @@ int rqctl_cmd_pop(int argc, char **argv)
             break;
         case 't':
             if (rqctl_parse_seconds("pop", "--timeout", optarg, &timeout_ms) < 0)
+                return RQCTL_USAGE;
+            break;
+        case 'w':
+            if (rqctl_parse_wait("pop", optarg, &wait_ms) < 0)
                 return RQCTL_USAGE;
             break;
         case 'h':
@@ -229,7 +252,7 @@ int rqctl_cmd_pop(int argc, char **argv)
      * not a signal that kills us between write and release. */
     signal(SIGPIPE, SIG_IGN);
     rq *q;
-    int code = open_role("pop", name, RQ_CONSUMER, &q, timeout_ms);
+    int code = open_role("pop", name, RQ_CONSUMER, &q, timeout_ms, wait_ms);
     if (code != RQCTL_OK)
         return code;
     uint64_t popped = 0;

@@ -28,6 +28,19 @@ void rqctl_objects_free(struct rqctl_object *objects, size_t count);
  * or NULL where this cannot be told. */
 const char *rqctl_objects_owner(enum rqctl_kind kind, const char *name, char *buf, size_t cap);
 
+/* What the OS tells of object NAME of KIND to anyone, as ipcs shows it:
+ * owner, permission bits and size, whether or not the caller may read it. */
+struct rqctl_object_info {
+    unsigned long uid;
+    char user[64];       /* the owner's user name, or "?" */
+    unsigned mode;       /* permission bits, 0..0777 */
+    unsigned long long bytes;
+};
+
+/* 0 and *INFO filled, or -1 with errno set (ENOSYS where this OS cannot
+ * tell; ENOENT if there is no such object). */
+int rqctl_objects_info(enum rqctl_kind kind, const char *name, struct rqctl_object_info *info);
+
 /* 1 if process PID exists, 0 if not, -1 if that cannot be told here. */
 int rqctl_pid_alive(long long pid);
 

@@ -129,6 +129,22 @@ const char *rqctl_objects_owner(enum rqctl_kind kind, const char *name, char *bu
     return buf;
 }
 
+int rqctl_objects_info(enum rqctl_kind kind, const char *name, struct rqctl_object_info *info)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.%s", rqctl_objects_where, kind == KIND_QUEUE ? "rq" : "rqc",
+             name);
+    struct stat st;
+    if (stat(path, &st) != 0) /* needs no permission on the object itself */
+        return -1;
+    struct passwd *pw = getpwuid(st.st_uid);
+    info->uid = (unsigned long)st.st_uid;
+    snprintf(info->user, sizeof info->user, "%s", pw ? pw->pw_name : "?");
+    info->mode = (unsigned)(st.st_mode & 0777);
+    info->bytes = st.st_size < 0 ? 0 : (unsigned long long)st.st_size;
+    return 0;
+}
+
 int rqctl_pid_alive(long long pid)
 {
     if (pid <= 0 || pid != (long long)(pid_t)pid)

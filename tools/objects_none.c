@@ -27,6 +27,15 @@ const char *rqctl_objects_owner(enum rqctl_kind kind, const char *name, char *bu
     return NULL;
 }
 
+int rqctl_objects_info(enum rqctl_kind kind, const char *name, struct rqctl_object_info *info)
+{
+    (void)kind;
+    (void)name;
+    (void)info;
+    errno = ENOSYS;
+    return -1;
+}
+
 int rqctl_pid_alive(long long pid)
 {
     (void)pid;

@@ -40,6 +40,8 @@ int rqctl_exit_for(int rc)
         return RQCTL_MSGSIZE;
     case RQ_EOWNER:
         return RQCTL_OWNER;
+    case RQ_EUNLINKED:
+        return RQCTL_UNLINKED;
     default:
         return RQCTL_FAILED;
     }
@@ -171,6 +173,15 @@ int rqctl_parse_seconds(const char *cmd, const char *opt, const char *text, int 
     return 0;
 }
 
+int rqctl_parse_wait(const char *cmd, const char *text, int *ms)
+{
+    if (!text) {
+        *ms = RQ_INFINITE;
+        return 0;
+    }
+    return rqctl_parse_seconds(cmd, "--wait", text, ms);
+}
+
 int rqctl_usage_error(const char *cmd, const char *usage)
 {
     fprintf(stderr, "usage: %s\nTry 'rqctl %s --help'.\n", usage, cmd);
@@ -295,25 +306,92 @@ int rqctl_cmd_create(int argc, char **argv)
 
 /* ---- unlink ----------------------------------------------------------- */
 
-static const char unlink_usage[] = "rqctl unlink [--coalesce] NAME";
+static const char unlink_usage[] = "rqctl unlink [--coalesce] [--force] NAME";
 static const char unlink_help[] =
     "Removes the name of queue NAME (or with --coalesce, of coalescing object\n"
     "NAME).  Processes that have it open keep working; the memory is freed\n"
     "when the last one closes it.  No such name is exit 3.\n"
     "\n"
+    "Refused (exit 10) while a process holds a role (producer, consumer,\n"
+    "worker) or while that cannot be told (no access to the lock object):\n"
+    "unlinking a queue in use splits it, its users keeping the old one while\n"
+    "new ones get a new one.  The holders are named with their pids.  rq tells\n"
+    "the users of an unlinked queue (their waits return RQ_EUNLINKED within a\n"
+    "second, and a new create under the name is refused while they hold a\n"
+    "role), but stop them first.  The check is made just before the unlink.\n"
+    "\n"
     "  -c, --coalesce  remove the coalescing object rqc.NAME, not the queue\n"
+    "  -f, --force     unlink even while a role is held (or it cannot be told)\n"
     "  -h, --help      this text\n";
+
+/* Describes ROLE for the refusal: "consumer (pid 123)". */
+static int held_role(char *buf, size_t cap, const char *role, int live, int64_t pid, int shared)
+{
+    if (live == 0)
+        return 0;
+    if (live < 0)
+        snprintf(buf, cap, "%s (cannot tell: no access to the lock object)", role);
+    else if (shared)
+        snprintf(buf, cap, "%s (one or more; last opened by pid %lld)", role, (long long)pid);
+    else
+        snprintf(buf, cap, "%s (pid %lld)", role, (long long)pid);
+    return 1;
+}
+
+/* RQCTL_OK if nobody holds a role of NAME (or it cannot be opened to
+ * look: then the unlink itself says what is wrong), else prints the
+ * holders and returns RQCTL_ATTACHED. */
+static int check_unattached(enum rqctl_kind kind, const char *name)
+{
+    char a[160] = "", b[160] = "";
+    int n = 0;
+    if (kind == KIND_QUEUE) {
+        rq *q;
+        rq_stats st;
+        if (rq_open_timed(&q, name, RQ_OBSERVER, NULL, RQCTL_OPEN_TIMEOUT_MS) != RQ_OK)
+            return RQCTL_OK;
+        int rc = rq_stat(q, &st);
+        rq_close(q);
+        if (rc != RQ_OK && rc != RQ_ECORRUPT)
+            return RQCTL_OK;
+        n += held_role(a, sizeof a, "producer", st.producer_live, st.producer_pid,
+                       (st.flags & RQ_MPSC) != 0);
+        n += held_role(n ? b : a, sizeof a, "consumer", st.consumer_live, st.consumer_pid, 0);
+    } else {
+        rq_coalesce *c;
+        rq_coalesce_stats st;
+        if (rq_coalesce_attach_timed(&c, name, RQ_OBSERVER, 0, RQCTL_OPEN_TIMEOUT_MS) != RQ_OK)
+            return RQCTL_OK;
+        int rc = rq_coalesce_stat(c, &st);
+        rq_coalesce_close(c);
+        if (rc != RQ_OK)
+            return RQCTL_OK;
+        n += held_role(a, sizeof a, "worker", st.worker_live, st.worker_pid, 0);
+    }
+    if (n == 0)
+        return RQCTL_OK;
+    char shown[RQCTL_SHOWN_MAX];
+    return rqctl_error(RQCTL_ATTACHED, "unlink",
+                       "refused: %s '%s' is in use by its %s%s%s; unlinking it would split "
+                       "it (stop them first, or use --force)",
+                       kind_word(kind), rqctl_shown(name, shown, sizeof shown), a,
+                       n > 1 ? " and " : "", b);
+}
 
 int rqctl_cmd_unlink(int argc, char **argv)
 {
     static const struct option opts[] = {{"coalesce", no_argument, NULL, 'c'},
+                                         {"force", no_argument, NULL, 'f'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    int coalesce = 0, opt;
-    while ((opt = getopt_long(argc, argv, "ch", opts, NULL)) != -1) {
+    int coalesce = 0, force = 0, opt;
+    while ((opt = getopt_long(argc, argv, "cfh", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             coalesce = 1;
+            break;
+        case 'f':
+            force = 1;
             break;
         case 'h':
             printf("usage: %s\n\n%s", unlink_usage, unlink_help);
@@ -327,9 +405,15 @@ int rqctl_cmd_unlink(int argc, char **argv)
     const char *name = argv[optind];
     if (rqctl_check_name("unlink", name) != RQCTL_OK)
         return RQCTL_USAGE;
+    enum rqctl_kind kind = coalesce ? KIND_COALESCE : KIND_QUEUE;
+    if (!force) {
+        int code = check_unattached(kind, name);
+        if (code != RQCTL_OK)
+            return code;
+    }
     int rc = coalesce ? rq_coalesce_unlink(name) : rq_unlink(name);
     if (rc < 0) {
-        int code = rqctl_fail("unlink", coalesce ? KIND_COALESCE : KIND_QUEUE, name, rc);
+        int code = rqctl_fail("unlink", kind, name, rc);
         rq_coalesce *c;
         if (rc == RQ_ENOENT && !coalesce &&
             rq_coalesce_attach_timed(&c, name, RQ_OBSERVER, 0, RQCTL_OPEN_TIMEOUT_MS) == RQ_OK) {
@@ -403,7 +487,9 @@ static void main_help(FILE *out)
             "\nexit status: 0 ok, 1 failed (OS error, I/O, unsupported), 2 bad usage,\n"
             "3 no such queue, 4 corrupt or incompatible segment, 5 role held by another\n"
             "live process, 6 timed out (empty or full), 7 exists with another geometry,\n"
-            "8 message larger than the slot size.\n");
+            "8 message larger than the slot size, 9 another user's object (or wider\n"
+            "mode than asked), 10 unlink refused: in use, 11 the queue was unlinked\n"
+            "while in use.\n");
 }
 
 int main(int argc, char **argv)

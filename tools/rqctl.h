@@ -20,7 +20,9 @@ enum rqctl_exit {
     RQCTL_TIMEOUT = 6,   /* timed out: queue empty (pop) or full (push) */
     RQCTL_EXISTS = 7,    /* exists with another geometry (create) */
     RQCTL_MSGSIZE = 8,   /* a message does not fit the slot size (push) */
-    RQCTL_OWNER = 9      /* owned by another user, or mode wider than asked */
+    RQCTL_OWNER = 9,     /* owned by another user, or mode wider than asked */
+    RQCTL_ATTACHED = 10, /* unlink refused: a role is held (no --force) */
+    RQCTL_UNLINKED = 11  /* the queue was unlinked while in use (RQ_EUNLINKED) */
 };
 
 /* How long an open waits for a queue's init lock when no --timeout says
@@ -72,6 +74,10 @@ int rqctl_cmd_stat(int argc, char **argv);
 int rqctl_cmd_push(int argc, char **argv);
 int rqctl_cmd_pop(int argc, char **argv);
 int rqctl_cmd_request(int argc, char **argv);
+
+/* --wait[=SECONDS]: *MS gets RQ_INFINITE without a value, else the
+ * seconds in milliseconds.  -1 (a usage error printed) on bad input. */
+int rqctl_parse_wait(const char *cmd, const char *text, int *ms);
 
 /* "producer" / "consumer" holder description after RQ_EBUSY: prints which
  * live process holds ROLE of queue NAME, if that can be told. */

@@ -23,6 +23,8 @@ struct snapshot {
     enum rqctl_kind kind;
     const char *name;
     double time; /* seconds since the epoch */
+    int have_info; /* owner, mode and size could be told (Linux) */
+    struct rqctl_object_info info;
     union {
         rq_stats q;
         rq_coalesce_stats c;
@@ -43,6 +45,7 @@ static int take_snapshot(enum rqctl_kind kind, const char *name, struct snapshot
     s->kind = kind;
     s->name = name;
     s->time = wall_seconds();
+    s->have_info = rqctl_objects_info(kind, name, &s->info) == 0;
     int rc;
     if (kind == KIND_QUEUE) {
         rq *q;
@@ -91,6 +94,21 @@ static json_t *json_role(int live, int64_t pid)
     return r;
 }
 
+/* Owner, mode and size, as ipcs shows them: told by the OS to anyone. */
+static void put_info(json_t *o, int have, const struct rqctl_object_info *info)
+{
+    if (!have)
+        return;
+    char mode[8];
+    snprintf(mode, sizeof mode, "%04o", info->mode);
+    json_t *owner = json_object();
+    put(owner, "user", json_string(info->user));
+    put(owner, "uid", json_integer((json_int_t)info->uid));
+    put(o, "owner", owner);
+    put(o, "mode", json_string(mode));
+    put(o, "bytes", json_u64(info->bytes));
+}
+
 static json_t *snapshot_json(const struct snapshot *s)
 {
     json_t *o = json_object();
@@ -102,6 +120,7 @@ static json_t *snapshot_json(const struct snapshot *s)
         put(o, "slot_count", json_u64(q->slot_count));
         put(o, "slot_size", json_u64(q->slot_size));
         put(o, "mpsc", json_boolean(q->flags & RQ_MPSC));
+        put(o, "fences", json_string((q->flags & RQ_FULL_FENCES) ? "full" : "asymmetric"));
         put(o, "depth", json_u64(q->depth));
         put(o, "read_offset", json_u64(q->read_offset));
         put(o, "write_offset", json_u64(q->write_offset));
@@ -113,6 +132,8 @@ static json_t *snapshot_json(const struct snapshot *s)
         put(counters, "consumer_waits", json_u64(q->consumer_waits));
         put(counters, "producer_wakes", json_u64(q->producer_wakes));
         put(counters, "consumer_wakes", json_u64(q->consumer_wakes));
+        put(counters, "producer_missed_wakes", json_u64(q->producer_missed_wakes));
+        put(counters, "consumer_missed_wakes", json_u64(q->consumer_missed_wakes));
         put(counters, "producer_takeovers", json_u64(q->producer_takeovers));
         put(counters, "consumer_takeovers", json_u64(q->consumer_takeovers));
         put(counters, "lock_recoveries", json_u64(q->lock_recoveries));
@@ -128,9 +149,11 @@ static json_t *snapshot_json(const struct snapshot *s)
         put(counters, "rounds", json_u64(c->rounds));
         put(counters, "wakes", json_u64(c->wakes));
         put(counters, "waits", json_u64(c->waits));
+        put(counters, "missed_wakes", json_u64(c->missed_wakes));
         put(counters, "takeovers", json_u64(c->takeovers));
         put(counters, "repairs", json_u64(c->repairs));
     }
+    put_info(o, s->have_info, &s->info);
     put(o, "counters", counters);
     put(o, "time", json_real(s->time));
     return o;
@@ -184,6 +207,15 @@ static void text_counter(const char *label, uint64_t now, const uint64_t *prev, 
     putchar('\n');
 }
 
+static void text_info(const struct snapshot *s)
+{
+    if (!s->have_info)
+        return;
+    printf("%-20s%s (uid %lu)\n", "owner:", s->info.user, s->info.uid);
+    printf("%-20s%04o\n", "mode:", s->info.mode);
+    printf("%-20s%llu bytes\n", "size:", s->info.bytes);
+}
+
 static void snapshot_text(const struct snapshot *s, const struct snapshot *prev)
 {
     double dt = prev ? s->time - prev->time : 0;
@@ -193,6 +225,10 @@ static void snapshot_text(const struct snapshot *s, const struct snapshot *prev)
         printf("%-20s%" PRIu32 "\n", "slots:", q->slot_count);
         printf("%-20s%" PRIu32 " bytes\n", "slot size:", q->slot_size);
         printf("%-20s%s\n", "producers:", (q->flags & RQ_MPSC) ? "many (mpsc)" : "one (spsc)");
+        printf("%-20s%s\n", "fences:",
+               (q->flags & RQ_FULL_FENCES) ? "full (every publish)"
+                                           : "asymmetric (membarrier when about to sleep)");
+        text_info(s);
         printf("%-20s%" PRIu32 "\n", "depth:", q->depth);
         printf("%-20s%" PRIu32 "\n", "read offset:", q->read_offset);
         printf("%-20s%" PRIu32 "\n", "write offset:", q->write_offset);
@@ -204,6 +240,8 @@ static void snapshot_text(const struct snapshot *s, const struct snapshot *prev)
         text_counter("consumer waits:", q->consumer_waits, p ? &p->consumer_waits : NULL, dt);
         text_counter("producer wakes:", q->producer_wakes, p ? &p->producer_wakes : NULL, dt);
         text_counter("consumer wakes:", q->consumer_wakes, p ? &p->consumer_wakes : NULL, dt);
+        text_counter("prod. missed wakes:", q->producer_missed_wakes, NULL, 0);
+        text_counter("cons. missed wakes:", q->consumer_missed_wakes, NULL, 0);
         text_counter("producer takeovers:", q->producer_takeovers, NULL, 0);
         text_counter("consumer takeovers:", q->consumer_takeovers, NULL, 0);
         text_counter("lock recoveries:", q->lock_recoveries, NULL, 0);
@@ -211,6 +249,7 @@ static void snapshot_text(const struct snapshot *s, const struct snapshot *prev)
     } else {
         const rq_coalesce_stats *c = &s->u.c, *p = prev ? &prev->u.c : NULL;
         printf("%-20s%s\n", "coalescing object:", s->name);
+        text_info(s);
         printf("%-20s%s\n", "work owed:", c->owed ? "yes" : "no");
         printf("%-20s%s\n", "worker asleep:", c->waiting ? "yes" : "no");
         text_role("worker:", c->worker_live, c->worker_pid, 0);
@@ -218,6 +257,7 @@ static void snapshot_text(const struct snapshot *s, const struct snapshot *prev)
         text_counter("rounds:", c->rounds, p ? &p->rounds : NULL, dt);
         text_counter("wakes:", c->wakes, p ? &p->wakes : NULL, dt);
         text_counter("waits:", c->waits, p ? &p->waits : NULL, dt);
+        text_counter("missed wakes:", c->missed_wakes, NULL, 0);
         text_counter("takeovers:", c->takeovers, NULL, 0);
         text_counter("repairs:", c->repairs, NULL, 0);
     }
@@ -226,11 +266,14 @@ static void snapshot_text(const struct snapshot *s, const struct snapshot *prev)
 /* ---- stat --------------------------------------------------------------- */
 
 static const char stat_usage[] =
-    "rqctl stat [--queue | --coalesce] [--json] [--watch[=SECONDS] [--count N]] NAME";
+    "rqctl stat [--queue | --coalesce] [--json] [--watch[=SECONDS] [--count N]]\n"
+    "                  [--wait[=SECONDS]] NAME";
 static const char stat_help[] =
-    "Shows queue NAME: geometry, depth, read/write offsets, which roles are\n"
-    "held and by which live process, and the counters (messages, waits, wake\n"
-    "signals, takeovers, lock recoveries, repairs).  If there is no queue NAME\n"
+    "Shows queue NAME: geometry, fence mode, owner, mode and size in bytes,\n"
+    "depth, read/write offsets, which roles are held and by which live process,\n"
+    "and the counters (messages, waits, wake signals, missed wakes, takeovers,\n"
+    "lock recoveries, repairs).  Needs only read access (roles show as unknown\n"
+    "without access to the lock object).  If there is no queue NAME\n"
     "but a coalescing object NAME, shows that: whether work is owed, the\n"
     "worker, and its counters.  Never creates anything and takes no role.\n"
     "\n"
@@ -240,7 +283,35 @@ static const char stat_help[] =
     "  -w, --watch[=SECONDS]   refresh every SECONDS (default 1) until\n"
     "                          interrupted; text mode shows rates per second\n"
     "  -n, --count N           with --watch: stop after N snapshots\n"
+    "  -W, --wait[=SECONDS]    wait for NAME to be created (default: as long as\n"
+    "                          it takes), instead of exit 3 at once\n"
     "  -h, --help              this text\n";
+
+/* The first snapshot of NAME: a queue, else (unless ONLY_QUEUE) a
+ * coalescing object; *KIND says which.  With WAIT_MS (not 0: --wait),
+ * waits that long (RQ_INFINITE: for ever) for either to be created,
+ * looking with naps growing to 50 ms, as rq_open_wait does. */
+static int first_snapshot(const char *name, int only_queue, int only_coalesce, int wait_ms,
+                          enum rqctl_kind *kind, struct snapshot *s)
+{
+    double until = wall_seconds() + wait_ms / 1000.0;
+    int nap_ms = 1;
+    for (;;) {
+        *kind = only_coalesce ? KIND_COALESCE : KIND_QUEUE;
+        int rc = take_snapshot(*kind, name, s);
+        if (rc == RQ_ENOENT && !only_queue && !only_coalesce) {
+            *kind = KIND_COALESCE;
+            rc = take_snapshot(*kind, name, s);
+        }
+        if (rc != RQ_ENOENT || wait_ms == 0 || (wait_ms > 0 && wall_seconds() >= until))
+            return rc;
+        struct timespec pause = {0, (long)nap_ms * 1000000L};
+        while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+        }
+        if (nap_ms < 50)
+            nap_ms = nap_ms * 2 > 50 ? 50 : nap_ms * 2;
+    }
+}
 
 int rqctl_cmd_stat(int argc, char **argv)
 {
@@ -248,10 +319,11 @@ int rqctl_cmd_stat(int argc, char **argv)
         {"queue", no_argument, NULL, 'q'},       {"coalesce", no_argument, NULL, 'c'},
         {"json", no_argument, NULL, 'j'},        {"watch", optional_argument, NULL, 'w'},
         {"count", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"wait", optional_argument, NULL, 'W'},  {NULL, 0, NULL, 0}};
     int only_queue = 0, only_coalesce = 0, json = 0, watch = 0, interval_ms = 1000, opt;
+    int wait_ms = 0;
     uint32_t count = 0;
-    while ((opt = getopt_long(argc, argv, "qcjw::n:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "qcjw::n:W::h", opts, NULL)) != -1) {
         switch (opt) {
         case 'q':
             only_queue = 1;
@@ -269,6 +341,10 @@ int rqctl_cmd_stat(int argc, char **argv)
             break;
         case 'n':
             if (rqctl_parse_u32("stat", "--count", optarg, 1, UINT32_MAX, &count) < 0)
+                return RQCTL_USAGE;
+            break;
+        case 'W':
+            if (rqctl_parse_wait("stat", optarg, &wait_ms) < 0)
                 return RQCTL_USAGE;
             break;
         case 'h':
@@ -293,15 +369,11 @@ int rqctl_cmd_stat(int argc, char **argv)
     /* Which kind: fixed by the first snapshot, so a watch never switches. */
     enum rqctl_kind kind = only_coalesce ? KIND_COALESCE : KIND_QUEUE;
     struct snapshot snap[2];
-    int rc = take_snapshot(kind, name, &snap[0]);
+    int rc = first_snapshot(name, only_queue, only_coalesce, wait_ms, &kind, &snap[0]);
     if (rc == RQ_ENOENT && !only_queue && !only_coalesce) {
-        rc = take_snapshot(KIND_COALESCE, name, &snap[0]);
-        if (rc == RQ_ENOENT) {
-            char shown[RQCTL_SHOWN_MAX];
-            return rqctl_error(RQCTL_NOENT, "stat", "no queue or coalescing object '%s'",
-                               rqctl_shown(name, shown, sizeof shown));
-        }
-        kind = KIND_COALESCE;
+        char shown[RQCTL_SHOWN_MAX];
+        return rqctl_error(RQCTL_NOENT, "stat", "no queue or coalescing object '%s'",
+                           rqctl_shown(name, shown, sizeof shown));
     }
     const int clear = watch && !json && isatty(STDOUT_FILENO);
     for (uint32_t shot = 0;; shot++) {
@@ -337,13 +409,16 @@ int rqctl_cmd_stat(int argc, char **argv)
 static const char list_usage[] = "rqctl list [--json]";
 static const char list_help[] =
     "Lists every rq queue and coalescing object on this machine (Linux: the\n"
-    "files rq.* and rqc.* in /dev/shm), each with a one-line summary, or an\n"
-    "error (corrupt, permission denied) for one that cannot be read.  Takes no\n"
-    "role and creates nothing.  Not supported where the OS cannot enumerate\n"
-    "shared-memory objects (exit 1).\n"
+    "files rq.* and rqc.* in /dev/shm), like ipcs: kind, name, owner, mode and\n"
+    "size in bytes of each, and a summary: geometry, depth and the roles held\n"
+    "(with pids) of those this user may read, or why not (no read access,\n"
+    "corrupt, ...) for the others.  Roles show as unknown where this user may\n"
+    "read a queue but not its lock object.  Takes no role and creates nothing.\n"
+    "Not supported where the OS cannot enumerate shared-memory objects (exit 1).\n"
     "\n"
     "  -j, --json  a JSON array: for each object what 'stat --json' gives, or\n"
-    "              kind, name and \"error\" (the rq error name) and \"message\"\n"
+    "              kind, name, owner, mode, bytes, \"error\" (the rq error name)\n"
+    "              and \"message\"\n"
     "  -h, --help  this text\n";
 
 static const char *kind_label(enum rqctl_kind kind)
@@ -399,7 +474,10 @@ static const char *list_error_text(int rc, int saved_errno)
     case RQ_ETIMEDOUT:
         return "held up: its creator is stopped or very slow";
     case RQ_ESYS:
-        return strerror(saved_errno);
+        /* Another user's object this user may not read: ipcs shows such
+         * ones too, with what the OS tells (owner, mode, size). */
+        return saved_errno == EACCES ? "no read access (depth and roles cannot be told)"
+                                     : strerror(saved_errno);
     default:
         return rq_strerror(rc);
     }
@@ -446,12 +524,16 @@ int rqctl_cmd_list(int argc, char **argv)
             width = w;
     }
     if (!json)
-        printf("%-9s %-*s %s\n", "KIND", width, "NAME", "SUMMARY");
+        printf("%-9s %-*s %-10s %-5s %12s %s\n", "KIND", width, "NAME", "OWNER", "MODE", "BYTES",
+               "SUMMARY");
     for (size_t i = 0; i < n && !json_failed; i++) {
         const char *name = objects[i].name;
         struct snapshot s;
         int rc = rq_name_valid(name) ? take_snapshot(objects[i].kind, name, &s) : RQ_EINVAL;
         int saved_errno = errno;
+        if (rc == RQ_EINVAL) { /* no snapshot was begun: what the OS tells */
+            s.have_info = rqctl_objects_info(objects[i].kind, name, &s.info) == 0;
+        }
         rqctl_shown(name, shown, sizeof shown);
         if (json) {
             json_t *o;
@@ -465,6 +547,7 @@ int rqctl_cmd_list(int argc, char **argv)
                 put(o, "name", json_string(shown));
                 put(o, "error", json_string(rq_errname(rc)));
                 put(o, "message", json_string(list_error_text(rc, saved_errno)));
+                put_info(o, s.have_info, &s.info);
             }
             if (!o || json_array_append_new(array, o) != 0)
                 json_failed = 1;
@@ -475,7 +558,14 @@ int rqctl_cmd_list(int argc, char **argv)
             else
                 snprintf(summary, sizeof summary, "error: %s",
                          list_error_text(rc, saved_errno));
-            printf("%-9s %-*s %s\n", kind_label(objects[i].kind), width, shown, summary);
+            char owner[64] = "?", mode[8] = "?", bytes[24] = "?";
+            if (s.have_info) {
+                snprintf(owner, sizeof owner, "%s", s.info.user);
+                snprintf(mode, sizeof mode, "%04o", s.info.mode);
+                snprintf(bytes, sizeof bytes, "%llu", s.info.bytes);
+            }
+            printf("%-9s %-*s %-10s %-5s %12s %s\n", kind_label(objects[i].kind), width, shown,
+                   owner, mode, bytes, summary);
         }
     }
     rqctl_objects_free(objects, n);

@@ -17,6 +17,7 @@ from the library when the module is imported.  (The package is not called
 "rq": that name is taken by an unrelated, widely installed Python package.)
 """
 import dataclasses
+import typing
 import math
 import os
 
@@ -46,7 +47,7 @@ _STATS_FIELDS = [("uint32_t", n) for n in ("slot_count", "slot_size", "flags", "
                                "consumer_missed_wakes", "producer_takeovers",
                                "consumer_takeovers", "lock_recoveries", "repairs")] + \
     [("int64_t", "producer_pid"), ("int64_t", "consumer_pid"), ("int", "producer_live"),
-     ("int", "consumer_live")]
+     ("int", "consumer_live"), ("int", "unlinked")]
 
 _CDEF = """
 typedef struct rq rq;
@@ -130,8 +131,9 @@ class Stats:
     repairs: int
     producer_pid: int
     consumer_pid: int
-    producer_live: bool
-    consumer_live: bool
+    producer_live: typing.Optional[bool]  # None: this handle cannot tell
+    consumer_live: typing.Optional[bool]
+    unlinked: bool  # the queue was unlinked while this handle had it open
 
 
 # ---- errors ---------------------------------------------------------------
@@ -410,8 +412,9 @@ class Queue:
         if rc:
             _raise(rc)
         values = {f: getattr(st, f) for _, f in _STATS_FIELDS}
-        values["producer_live"] = bool(values["producer_live"])
-        values["consumer_live"] = bool(values["consumer_live"])
+        for f in ("producer_live", "consumer_live"):
+            values[f] = None if values[f] < 0 else bool(values[f])
+        values["unlinked"] = bool(values["unlinked"])
         return Stats(**values)
 
     def __repr__(self):
