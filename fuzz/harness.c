@@ -699,7 +699,7 @@ static const size_t queue_words[] = {
     Q(hdr.total_size) + 4, Q(write_offset), Q(read_offset), Q(data_event.waiters),
     Q(data_event.seq), Q(space_event.waiters), Q(space_event.seq), Q(producer.attached),
     Q(consumer.attached), Q(producer.messages), Q(write_position), Q(write_position) + 4,
-    Q(read_position), Q(read_position) + 4, Q(delivered_position), Q(delivered_position) + 4,
+    Q(read_position), Q(read_position) + 4, Q(consumer.delivered_position), Q(consumer.delivered_position) + 4,
     /* the MPSC lock: owner word (both halves), handle ids, futex word */
     Q(mpsc.owner), Q(mpsc.owner) + 4, Q(mpsc.next_id), Q(mpsc.seq), Q(mpsc.owner) + 4,
     /* most likely to matter: the offsets, again */

@@ -79,6 +79,13 @@ struct rq_shm_role {
     uint32_t reserved0;
     rq_atomic_u64 missed_wakes; /* work found by the periodic re-check, not
                                    by a wake: a peer died before signalling */
+    /* Consumer: the delivered mark, one past the last message handed to
+     * the application, stored *before* the hand-over: a message below it
+     * was possibly delivered already (the redelivery flag).  On this line,
+     * which only the consumer writes and producers never read, so that the
+     * store a peek makes costs no cache line the producer is polling.
+     * Unused by other roles. */
+    rq_atomic_u64 delivered_position;
 };
 
 _Static_assert(sizeof(struct rq_shm_role) <= RQ_CACHE_LINE, "a role's line");
@@ -110,13 +117,10 @@ struct rq_shm {
     rq_atomic_u64 write_position;
 
     /* Line 2: the consumer's offset; producers only read it.
-     * read_position extends it as write_position extends write_offset.
-     * delivered_position is one past the last message the consumer handed
-     * to its application, stored *before* handing it over: a message
-     * below it was possibly delivered already (the redelivery flag). */
+     * read_position extends it as write_position extends write_offset
+     * (the delivered mark is on the consumer's role line). */
     RQ_LINE_ALIGNED rq_atomic_u32 read_offset;
     rq_atomic_u64 read_position;
-    rq_atomic_u64 delivered_position;
 
     /* Line 3: the consumer sleeps here when the ring is empty. */
     RQ_LINE_ALIGNED struct rq_shm_event data_event;
@@ -148,7 +152,7 @@ _Static_assert(sizeof(struct rq_shm_header) <= RQ_CACHE_LINE, "header fits a lin
 _Static_assert(offsetof(struct rq_shm, write_offset) == 1 * RQ_CACHE_LINE, "line 1");
 _Static_assert(offsetof(struct rq_shm, write_position) < 2 * RQ_CACHE_LINE, "line 1");
 _Static_assert(offsetof(struct rq_shm, read_offset) == 2 * RQ_CACHE_LINE, "line 2");
-_Static_assert(offsetof(struct rq_shm, delivered_position) < 3 * RQ_CACHE_LINE, "line 2");
+_Static_assert(offsetof(struct rq_shm, read_position) < 3 * RQ_CACHE_LINE, "line 2");
 _Static_assert(offsetof(struct rq_shm, data_event) == 3 * RQ_CACHE_LINE, "line 3");
 _Static_assert(offsetof(struct rq_shm, space_event) == 4 * RQ_CACHE_LINE, "line 4");
 _Static_assert(offsetof(struct rq_shm, producer) == 5 * RQ_CACHE_LINE, "line 5");

@@ -45,7 +45,8 @@ struct rq {
     int lock_open;          /* lock was opened (rq_mpsc_open succeeded) */
     const void *peeked;     /* HELD_PEEKED: payload of the oldest message */
     uint32_t peeked_len;
-    rq_msg_info peeked_info;
+    uint64_t peeked_seq;    /* HELD_PEEKED: its sequence number */
+    int peeked_redelivered; /* HELD_PEEKED: handed out before this handle */
     struct rq_shm_role *self; /* this side's statistics line */
 };
 
@@ -387,7 +388,7 @@ int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, in
     if (n > cap)
         return RQ_EMSGSIZE; /* nothing consumed */
     int redelivered;
-    uint64_t seq = rq_ring_deliver(&q->ring, &redelivered);
+    uint64_t seq = rq_ring_oldest_info(&q->ring, &redelivered);
     if (n > 0)
         memcpy(buf, payload, n);
     if (info)
@@ -413,15 +414,13 @@ int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int ti
         rc = consumer_claim(q, &q->peeked, &q->peeked_len, timeout_ms);
         if (rc < 0)
             return rc;
-        int redelivered;
-        uint64_t seq = rq_ring_deliver(&q->ring, &redelivered);
-        fill_info(&q->peeked_info, seq, redelivered);
+        q->peeked_seq = rq_ring_deliver(&q->ring, &q->peeked_redelivered);
         q->held = HELD_PEEKED;
     }
     *msg = q->peeked;
     *len = q->peeked_len;
     if (info)
-        *info = q->peeked_info;
+        fill_info(info, q->peeked_seq, q->peeked_redelivered);
     return RQ_OK;
 }
 

@@ -29,7 +29,7 @@ int rq_ring_load(struct rq_ring *r)
     /* A dead consumer may have handed out messages it never released: at
      * most the N in the ring.  A mark outside that range is a peer's
      * scribble, and flags nothing. */
-    uint64_t mark = rq_load_relaxed_u64(&r->shm->delivered_position);
+    uint64_t mark = rq_load_relaxed_u64(&r->shm->consumer.delivered_position);
     r->delivered = mark >= r->read_pos && mark - r->read_pos <= r->n ? mark : r->read_pos;
     r->redeliver_below = r->delivered;
     return RQ_OK;

@@ -191,10 +191,19 @@ static inline uint64_t rq_ring_deliver(struct rq_ring *r, int *redelivered)
     *redelivered = pos < r->redeliver_below;
     if (pos >= r->delivered) {
         r->delivered = pos + 1;
-        rq_store_relaxed_u64(&r->shm->delivered_position, r->delivered);
+        rq_store_relaxed_u64(&r->shm->consumer.delivered_position, r->delivered);
         RQ_CRASH_POINT(DELIVER_AFTER_MARK);
     }
     return pos;
+}
+
+/* Consumer: the oldest message's number and flag, without marking it
+ * handed out: for rq_pop, which frees the slot before the message reaches
+ * the application (a pop killed before that hands nothing out). */
+static inline uint64_t rq_ring_oldest_info(const struct rq_ring *r, int *redelivered)
+{
+    *redelivered = r->read_pos < r->redeliver_below;
+    return r->read_pos;
 }
 
 /* Fresh, sequentially consistent checks used by a side about to sleep:

@@ -172,7 +172,7 @@ static void test_positions_are_recovered_from_the_offsets(void **state)
     /* as if each side died between its offset store and its position store */
     rq_store_relaxed_u64(&shm->write_position, 22);
     rq_store_relaxed_u64(&shm->read_position, 20);
-    rq_store_relaxed_u64(&shm->delivered_position, UINT64_C(1) << 60);
+    rq_store_relaxed_u64(&shm->consumer.delivered_position, UINT64_C(1) << 60);
     p = th_open(name, RQ_PRODUCER, 4, 16, 0);
     c = th_open(name, RQ_CONSUMER, 4, 16, 0);
     assert_int_equal(next_seq(p), 23);
@@ -188,7 +188,7 @@ static void test_positions_are_recovered_from_the_offsets(void **state)
     /* A stored read position 1 behind with the mark at it: message 22 was
      * handed out by a consumer that then died. */
     rq_store_relaxed_u64(&shm->read_position, 21);
-    rq_store_relaxed_u64(&shm->delivered_position, 23);
+    rq_store_relaxed_u64(&shm->consumer.delivered_position, 23);
     c = th_open(name, RQ_CONSUMER, 4, 16, 0);
     assert_int_equal(rq_peek_info(c, &msg, &len, &info, 0), RQ_OK);
     assert_int_equal(info.seq, 22);
