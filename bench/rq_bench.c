@@ -976,7 +976,7 @@ static void compute_ratios(void)
     }
 }
 
-/* ---- targets (issue 6), at 64-byte messages ----------------------------- */
+/* ---- targets, at 64-byte messages ----------------------------- */
 
 struct target {
     const char *text;
@@ -1214,7 +1214,7 @@ static void print_table(FILE *f, const struct options *o)
 
 static void print_targets(FILE *f)
 {
-    fprintf(f, "\nTargets (issue 6):\n");
+    fprintf(f, "\nTargets:\n");
     for (int i = 0; i < ntargets; i++) {
         const struct target *g = &targets[i];
         if (!g->measured)

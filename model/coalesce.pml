@@ -24,7 +24,7 @@
  *   RECHECK    1: the worker's sleep may end by timeout (1 s re-check)
  *   BUG        0: the code.  Injected bugs, each must be caught:
  *              1 done is stored when the round is taken, before the
- *                work (the seed's flag reset before the work)
+ *                work (a flag reset before the work, as the first sketch did)
  *              2 the worker sets WAITING with a plain store, not a CAS
  *              3 a requester that sees WAITING bumps the count by CAS
  *                and does not wake the worker

@@ -32,9 +32,9 @@
  *   RECHECK  1: every sleep (the lock's too) may end by timeout
  *   BUG      0: the code.  Injected bugs, each must be caught:
  *            1 a producer unlocks before it publishes write_offset
- *            2 the consumer wakes one sleeping producer, not all (seed)
+ *            2 the consumer wakes one sleeping producer, not all (the first sketch)
  *            3 a producer waits for space holding the lock and then takes
- *              it again (seed).  No longer a safety failure: the holder
+ *              it again (the first sketch).  No longer a safety failure: the holder
  *              takes its own stale word over (it names its slot), so the
  *              others only wait while it sleeps; not in the CI set
  *            4 recovery without the liveness probe: a waiter takes the

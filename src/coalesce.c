@@ -1,8 +1,8 @@
 /*
- * coalesce.c - crash-safe coalescing requests (the second seed, across
+ * coalesce.c - crash-safe coalescing requests ("refresh" for many
  * processes).  OS-neutral.
  *
- * The seed keeps one flag, exchanges it to FALSE and then works: a worker
+ * The obvious design keeps one flag, exchanges it to FALSE and then works: a worker
  * that dies mid-work has already forgotten the request.  Here the state is
  * two counts instead of a flag:
  *
