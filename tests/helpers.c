@@ -890,3 +890,15 @@ int th_consumer_main(const char *arg)
     rq_close(c);
     return 0;
 }
+
+const char *th_set_child_queue(const char *name)
+{
+    char *q = th_shared_fresh("child_queue", RQ_NAME_MAX + 1);
+    snprintf(q, RQ_NAME_MAX + 1, "%s", name);
+    return q;
+}
+
+const char *th_child_queue(void)
+{
+    return th_shared("child_queue", RQ_NAME_MAX + 1);
+}

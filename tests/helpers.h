@@ -85,6 +85,11 @@ void *th_shared(const char *key, size_t size);
 /* The same, zeroed again now (the parent, before it starts children). */
 void *th_shared_fresh(const char *key, size_t size);
 
+/* The queue a test's children work on: set by the parent (a fresh copy of
+ * NAME, returned) before it starts them, read by each child. */
+const char *th_set_child_queue(const char *name);
+const char *th_child_queue(void);
+
 /* ---- raw access to a segment, as a hostile or broken peer ------------ */
 
 struct th_raw {

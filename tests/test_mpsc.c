@@ -27,18 +27,6 @@
 static unsigned long kill_target;
 
 /* The queue the children open, in memory they share with the parent. */
-static const char *child_queue(void)
-{
-    return th_shared("child_queue", RQ_NAME_MAX + 1);
-}
-
-static const char *set_child_queue(const char *name)
-{
-    char *q = th_shared_fresh("child_queue", RQ_NAME_MAX + 1);
-    snprintf(q, RQ_NAME_MAX + 1, "%s", name);
-    return q;
-}
-
 static void test_many_producers_may_open(void **state)
 {
     (void)state;
@@ -77,7 +65,7 @@ static int child_reserve_and_die(const char *arg)
 {
     (void)arg;
     rq *p;
-    if (rq_open(&p, child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
+    if (rq_open(&p, th_child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
         return 1;
     void *slot;
     if (rq_reserve(p, &slot, 0) != RQ_OK)
@@ -90,7 +78,7 @@ static int child_reserve_and_die(const char *arg)
 static void test_producer_killed_holding_the_lock(void **state)
 {
     (void)state;
-    const char *name = set_child_queue(th_name("mpsc.dead"));
+    const char *name = th_set_child_queue(th_name("mpsc.dead"));
     rq *p = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
     rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC);
     for (int round = 1; round <= 3; round++) {
@@ -117,7 +105,7 @@ static void test_producer_killed_holding_the_lock(void **state)
 static int child_push_one(const char *arg)
 {
     rq *p;
-    if (rq_open(&p, child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
+    if (rq_open(&p, th_child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
         return 1;
     int rc = th_push_live(p, arg, strlen(arg));
     rq_close(p);
@@ -127,7 +115,7 @@ static int child_push_one(const char *arg)
 static void test_reservation_holds_the_lock_until_commit(void **state)
 {
     (void)state;
-    const char *name = set_child_queue(th_name("mpsc.resv"));
+    const char *name = th_set_child_queue(th_name("mpsc.resv"));
     rq *p = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
     rq *p2 = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
     rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC);
@@ -267,7 +255,7 @@ static void test_reservation_belongs_to_its_thread(void **state)
 
 static void one_signal_wakes_every_waiting_producer(void)
 {
-    const char *name = set_child_queue(th_name("mpsc.all"));
+    const char *name = th_set_child_queue(th_name("mpsc.all"));
     rq *c = th_open(name, RQ_CONSUMER, 2, 64, RQ_MPSC);
     rq *p = th_open(name, RQ_PRODUCER, 2, 64, RQ_MPSC);
     assert_int_equal(rq_push(p, "f1", 2, 0), RQ_OK);
@@ -320,7 +308,7 @@ static int child_push_stream(const char *arg)
 {
     uint32_t stream = (uint32_t)strtoul(arg, NULL, 10);
     rq *p;
-    if (rq_open(&p, child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
+    if (rq_open(&p, th_child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
         return 1;
     unsigned char buf[64];
     for (uint64_t seq = 0; seq < EACH; seq++)
@@ -333,7 +321,7 @@ static int child_push_stream(const char *arg)
 static void test_all_blocked_producers_finish(void **state)
 {
     (void)state;
-    const char *name = set_child_queue(th_name("mpsc.full"));
+    const char *name = th_set_child_queue(th_name("mpsc.full"));
     rq *c = th_open(name, RQ_CONSUMER, 2, 64, RQ_MPSC);
     rq *p = th_open(name, RQ_PRODUCER, 2, 64, RQ_MPSC);
     assert_int_equal(rq_push(p, "f1", 2, 0), RQ_OK);

@@ -38,18 +38,6 @@
 #define LINUX_ONLY
 #endif
 
-static const char *child_queue(void)
-{
-    return th_shared("child_queue", RQ_NAME_MAX + 1);
-}
-
-static const char *set_child_queue(const char *name)
-{
-    char *q = th_shared_fresh("child_queue", RQ_NAME_MAX + 1);
-    snprintf(q, RQ_NAME_MAX + 1, "%s", name);
-    return q;
-}
-
 /* The owner word: the first 8 bytes of the lock area. */
 static rq_atomic_u64 *owner_word(struct rq_shm *shm)
 {
@@ -116,7 +104,7 @@ static int child_push_after_plant(const char *arg)
 {
     (void)arg;
     rq *p;
-    if (rq_open(&p, child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
+    if (rq_open(&p, th_child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
         return 1;
     int rc = rq_push(p, "planted", 7, 2000);
     rq_close(p);
@@ -140,7 +128,7 @@ static void test_planted_garbage_lock_words(void **state)
 #ifdef _WIN32
     skip(); /* the lock area is unused: Windows locks with a named mutex */
 #else
-    const char *name = set_child_queue(th_name("lk.plant"));
+    const char *name = th_set_child_queue(th_name("lk.plant"));
     rq *c = th_open(name, RQ_CONSUMER, 8, 32, RQ_MPSC);
     struct th_raw raw;
     struct rq_shm *shm = raw_shm(&raw, name);
@@ -403,7 +391,7 @@ static int child_reserve_and_die(const char *arg)
 {
     (void)arg;
     rq *p;
-    if (rq_open(&p, child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
+    if (rq_open(&p, th_child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
         return 1;
     void *slot;
     if (rq_reserve(p, &slot, 0) != RQ_OK)
@@ -430,7 +418,7 @@ static void test_flipped_mpsc_flag(void **state)
      * that attach are MPSC ones, and the lock they share is a working
      * one (before: a zeroed, non-robust pthread mutex, never recovered
      * from a dead owner). */
-    const char *name = set_child_queue(th_name("lk.flip"));
+    const char *name = th_set_child_queue(th_name("lk.flip"));
     rq *keep = th_create(name, 4, 32, 0);
     rq *c = th_open(name, RQ_CONSUMER, 4, 32, 0);
     set_flags(name, RQ_MPSC);
@@ -566,7 +554,7 @@ static unsigned long run_kills(int point, unsigned long hit, unsigned pause_us)
 static int child_push_one(const char *arg)
 {
     rq *p;
-    if (rq_open(&p, child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
+    if (rq_open(&p, th_child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
         return 1;
     int rc = rq_push(p, arg, strlen(arg), 5000);
     rq_close(p);
@@ -582,7 +570,7 @@ static unsigned long kills_asleep_on_the_lock(void)
 #ifdef _WIN32
     return 0;
 #else
-    const char *name = set_child_queue(th_name("lk.flag"));
+    const char *name = th_set_child_queue(th_name("lk.flag"));
     rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC);
     rq *p = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
     unsigned long kills = 0;
