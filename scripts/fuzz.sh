@@ -6,6 +6,11 @@
 #   scripts/fuzz.sh                 CI: build, replay the committed corpus
 #                                   (fuzz/corpus/<target>), then fuzz each
 #                                   target for RQ_FUZZ_SECONDS (default 30)
+#                                   from the fixed seed RQ_FUZZ_SEED (default
+#                                   1; 0 = libFuzzer picks one), so a red run
+#                                   is a finding that replays, and a new
+#                                   finding comes from --long runs, not from
+#                                   the luck of a CI run
 #   scripts/fuzz.sh --long SECONDS  fuzz each target SECONDS, then report
 #                                   coverage: libFuzzer's cov/ft and the line
 #                                   coverage of src/ (llvm-cov, build/fuzz-coverage)
@@ -19,10 +24,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${RQ_FUZZ_SECONDS:-30}
+seed=${RQ_FUZZ_SEED:-1}
 long=0
 if [[ ${1:-} == --long ]]; then
   long=1
   seconds=${2:?usage: scripts/fuzz.sh --long SECONDS}
+  seed=${RQ_FUZZ_SEED:-0}
 elif [[ $# -gt 0 ]]; then
   echo "usage: scripts/fuzz.sh [--long SECONDS]" >&2
   exit 2
@@ -89,11 +96,11 @@ summary() {
 status=0
 results=()
 for t in "${targets[@]}"; do
-  echo "== fuzz: $t for $seconds s"
+  echo "== fuzz: $t for $seconds s (seed $seed)"
   corpus="$build/corpus/$t"
   mkdir -p "$corpus"
   log="$build/fuzz-$t.log"
-  if "$build/fuzz/$t" -max_total_time="$seconds" -timeout=10 -max_len="${max_len[$t]}" \
+  if "$build/fuzz/$t" -max_total_time="$seconds" -seed="$seed" -timeout=10 -max_len="${max_len[$t]}" \
       -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" \
       "$corpus" "fuzz/corpus/$t" >"$log" 2>&1; then
     results+=("$(summary "$t" "$log")")
