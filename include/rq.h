@@ -53,9 +53,12 @@
  *
  * Windows: a queue lives while any process has a handle to it open and goes
  * with the last one (a named file mapping; Linux keeps /dev/shm/rq.NAME until
- * rq_unlink).  rq_reserve and rq_commit on an RQ_MPSC queue must be called
- * from the same thread (the producers' lock is a thread-owned mutex there).
- * docs/design.md, section 7, has the details.
+ * rq_unlink).  docs/design.md, section 7, has the details.
+ *
+ * On every OS, rq_reserve and rq_commit on an RQ_MPSC queue must be called
+ * from the same thread (the rule comes from Windows, where the producers'
+ * lock is a thread-owned mutex, and holds on Linux too so that a program
+ * right on one is right on the other).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -452,7 +455,7 @@ RQ_EXTERN int rq_coalesce_request(rq_coalesce *c);
 /* Worker: returns RQ_OK when work is owed, with *TICKET naming the round.
  * The round covers every request made before this call took it; a request
  * made after that (during the work) makes the next call return another
- * round.  Waits up to TIMEOUT_MS: RQ_EAGAIN (0) or RQ_ETIMEDOUT when
+ * round.  Waits up to TIMEOUT_MS: RQ_EAGAIN (a TIMEOUT_MS of 0) or RQ_ETIMEDOUT when
  * nothing is owed; RQ_EUNLINKED (within a second) when the object was
  * unlinked meanwhile (rq_coalesce_unlink: as rq_unlink on a queue, a
  * create under the name is refused while a worker or requester of the old

@@ -19,9 +19,11 @@ static const char *const point_roles[RQ_CP_COUNT_] = {
 #undef RQ_CRASH_ROLES_
 };
 
-/* Process-local; the test harness arms a child before it runs.  Atomic
- * because threads of one process hit points concurrently (test_threads
- * under ThreadSanitizer). */
+/* Process-local; the test harness arms a child before it runs.  The
+ * counters are atomic because threads of one process hit points
+ * concurrently (test_threads under ThreadSanitizer); armed_id is a plain
+ * int, written only by rq_crash_point_arm / _reset before the threads
+ * that hit points start (a test arms, then runs the operation). */
 static rq_atomic_u64 hits[RQ_CP_COUNT_];
 static int armed_id = -1;
 static rq_atomic_u64 armed_countdown;

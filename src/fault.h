@@ -4,7 +4,8 @@
  * The idea is SQLite's (os_unix.c sends every system call through one
  * table, so a test can make any of them fail): each platform file keeps a
  * table of the OS calls it makes that can fail (rq_fault_call_names) and
- * makes each such call through a gate, RQ_SYS / RQ_SYS_RET below.  A test
+ * makes each such call through a gate, RQ_SYS / RQ_SYS_RET (defined in
+ * the platform files, which know how their OS reports an error).  A test
  * then says "fail the N-th call from now (of any call, or of call C) with
  * error E", and the gate returns the call's failure value with errno (or
  * GetLastError) set to E instead of calling the OS.

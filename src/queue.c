@@ -4,12 +4,20 @@
  *
  * Wake-up protocol (an event count per direction, see layout.h):
  *   waiter:   seq = S; waiters++; if (!ready) sleep while seq == S; waiters--
- *   signaler: publish offset (seq_cst); if (waiters) { seq++; wake }
- * The waiter's waiters++ and the signaler's offset store are both
- * sequentially consistent, so either the waiter's readiness check sees the
- * new offset or the signaler sees the waiter; in the second case seq moves,
- * so the waiter cannot sleep through it.  With both sides busy nobody is
- * registered and a message costs no system call.
+ *   signaler: publish offset; if (waiters) { seq++; wake }
+ * By default the publish is a release store and the signaler reads
+ * `waiters` right after it with only a compiler barrier between (ring.h):
+ * the busy side makes no fence.  The side about to sleep pays instead:
+ * before a long sleep it runs an asymmetric barrier through every process
+ * of the queue (rq_plat_fence_heavy, membarrier on Linux) and re-checks, so
+ * either its re-check sees the new offset or the signaler sees it
+ * registered, and then seq moves and it cannot sleep through it.  The first
+ * sleep of a wait is a short nap without the barrier (wait_on says why): a
+ * message published in that race is seen at most one nap late, never lost.
+ * With RQ_FULL_FENCES (asked for at create, or set where the OS has no
+ * asymmetric barrier) the publish and waiters++ are both sequentially
+ * consistent instead, and no barrier is needed.  With both sides busy
+ * nobody is registered and a message costs no system call.
  */
 #include <stdlib.h>
 #include <string.h>
