@@ -1,7 +1,7 @@
 /*
  * platform.h - the small interface between rq and the operating system.
  *
- * One implementation per OS (platform_posix.c, platform_win.c).  Nothing
+ * One implementation per OS (platform_linux.c, platform_win.c).  Nothing
  * above this line includes an OS header.  Each function states what it
  * guarantees; all return RQ_OK or a negative rq_error, and on RQ_ESYS the
  * OS error (errno / GetLastError) is left as the failing call set it.

@@ -1,5 +1,5 @@
 /*
- * platform_posix.c - rq's platform layer on Linux.
+ * platform_linux.c - rq's platform layer on Linux.
  *
  *  segment   POSIX shared memory (shm_open: /dev/shm/<kind>.<name>), mmap
  *  locks     open-file-description (OFD) byte-range locks on a separate

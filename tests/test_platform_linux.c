@@ -1,5 +1,5 @@
 /*
- * test_platform_posix.c - src/platform_posix.c: the guarantees platform.h
+ * test_platform_linux.c - src/platform_linux.c: the guarantees platform.h
  * states, checked against the real kernel objects.
  */
 #define _GNU_SOURCE
@@ -305,5 +305,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_clock_and_pid),
         cmocka_unit_test(test_high_lock_ids_live_in_the_lock_object),
     };
-    return cmocka_run_group_tests_name("platform_posix", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("platform_linux", tests, NULL, NULL);
 }
