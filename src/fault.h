@@ -4,8 +4,8 @@
  * The idea is SQLite's (os_unix.c sends every system call through one
  * table, so a test can make any of them fail): each platform file keeps a
  * table of the OS calls it makes that can fail (rq_fault_call_names) and
- * makes each such call through a gate, RQ_SYS / RQ_SYS_RET (defined in
- * the platform files, which know how their OS reports an error).  A test
+ * makes each such call through a gate, RQ_SYS / RQ_SYS_RET (at the end of
+ * this file; the platform file says how its OS reports an error).  A test
  * then says "fail the N-th call from now (of any call, or of call C) with
  * error E", and the gate returns the call's failure value with errno (or
  * GetLastError) set to E instead of calling the OS.
@@ -73,5 +73,32 @@ int rq_fault_last(void);
 void rq_fault_reset(void);
 
 #endif /* RQ_FAULT_INJECTION */
+
+/* ---- the gate, for a platform file ------------------------------------ */
+
+/* A platform file says how its OS reports a failed call's error before it
+ * includes this header: RQ_OS_ERROR_SET(E) stores error E (errno = E,
+ * SetLastError(E)) and RQ_OS_ERROR() reads it back. */
+#ifdef RQ_OS_ERROR_SET
+#ifdef RQ_FAULT_INJECTION
+static inline int rq_fault_now(int call)
+{
+    unsigned long err;
+    if (!rq_fault_hit(call, &err))
+        return 0;
+    RQ_OS_ERROR_SET(err);
+    return 1;
+}
+/* CALL fails as it would (FAILED: -1, NULL, MAP_FAILED, FALSE, WAIT_FAILED,
+ * 0) with the OS error set ... */
+#define RQ_SYS(id, call, failed) (rq_fault_now(FAULT_##id) ? (failed) : (call))
+/* ... or, for calls that return an error number (posix_fallocate,
+ * GetSecurityInfo), returns it. */
+#define RQ_SYS_RET(id, call) (rq_fault_now(FAULT_##id) ? RQ_OS_ERROR() : (call))
+#else
+#define RQ_SYS(id, call, failed) (call)
+#define RQ_SYS_RET(id, call) (call)
+#endif
+#endif /* RQ_OS_ERROR_SET */
 
 #endif /* RQ_FAULT_H */

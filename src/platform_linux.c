@@ -30,6 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* How Linux reports a failed call's error, for the fault gate (fault.h). */
+#define RQ_OS_ERROR_SET(e) (errno = (int)(e))
+#define RQ_OS_ERROR() errno
 #include "fault.h"
 #include "layout.h"
 #include "rq.h"
@@ -55,25 +58,6 @@
     XX(MEMBARRIER, "membarrier")
 
 RQ_FAULT_TABLE(FAULT_CALLS);
-
-#ifdef RQ_FAULT_INJECTION
-
-static int fault_now(enum fault_call call)
-{
-    unsigned long err;
-    if (!rq_fault_hit((int)call, &err))
-        return 0;
-    errno = (int)err;
-    return 1;
-}
-/* CALL fails as -1/NULL/MAP_FAILED does (FAILED) with errno set ... */
-#define RQ_SYS(id, call, failed) (fault_now(FAULT_##id) ? (failed) : (call))
-/* ... or, for calls that return an error number (posix_fallocate), returns it. */
-#define RQ_SYS_RET(id, call) (fault_now(FAULT_##id) ? errno : (call))
-#else
-#define RQ_SYS(id, call, failed) (call)
-#define RQ_SYS_RET(id, call) (call)
-#endif
 
 /* "/" kind ["l"] "." name, NUL: the name was validated to RQ_NAME_MAX. */
 #define OBJECT_NAME_MAX (1 + 8 + 2 + RQ_NAME_MAX + 1)

@@ -31,6 +31,9 @@
 #include <aclapi.h>
 #include <sddl.h>
 
+/* How Windows reports a failed call's error, for the fault gate (fault.h). */
+#define RQ_OS_ERROR_SET(e) SetLastError((DWORD)(e))
+#define RQ_OS_ERROR() GetLastError()
 #include "fault.h"
 #include "layout.h"
 #include "rq.h"
@@ -57,27 +60,6 @@
     XX(MAKE_SECURITY_DESCRIPTOR, "ConvertStringSecurityDescriptorToSecurityDescriptorW")
 
 RQ_FAULT_TABLE(FAULT_CALLS);
-
-#ifdef RQ_FAULT_INJECTION
-
-static int fault_now(enum fault_call call)
-{
-    unsigned long err;
-    if (!rq_fault_hit((int)call, &err))
-        return 0;
-    SetLastError((DWORD)err);
-    return 1;
-}
-/* CALL fails as it would (FAILED: NULL, FALSE, WAIT_FAILED, 0) with
- * GetLastError() set. */
-#define RQ_SYS(id, call, failed) (fault_now(FAULT_##id) ? (failed) : (call))
-/* ... or, for calls that return an error code (GetSecurityInfo), returns
- * it. */
-#define RQ_SYS_RET(id, call) (fault_now(FAULT_##id) ? GetLastError() : (call))
-#else
-#define RQ_SYS(id, call, failed) (call)
-#define RQ_SYS_RET(id, call) (call)
-#endif
 
 /* "Local\" kind "." name suffix: kind <= 8, name <= RQ_NAME_MAX, the
  * longest suffix is ".ev.<10 digits>.<10 digits>".  Kernel object names
