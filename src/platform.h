@@ -208,8 +208,11 @@ int rq_plat_fork_watch(void);
  * refuse each other's segments.  Below 256. */
 uint32_t rq_plat_abi_tag(void);
 
+#ifdef RQ_CRASH_POINTS
 /* Kills this process at once, as an outside SIGKILL / TerminateProcess
- * would: no handlers, no atexit, no flushing.  Used by crash points. */
+ * would: no handlers, no atexit, no flushing.  Used by crash points (and
+ * tests), so only the test build (rq_testing) has it. */
 void rq_plat_kill_self(void);
+#endif
 
 #endif /* RQ_PLATFORM_H */
