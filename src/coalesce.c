@@ -35,8 +35,8 @@
 #define RQC_DEFAULT_MODE 0600u
 
 struct rq_coalesce {
-    struct rq_segment segment;
-    struct rqc_shm *shm;
+    struct rq_segment segment; /* segment.plat: the OS objects */
+    struct rqc_shm *shm;       /* segment.addr, typed */
     int role;
     uint32_t fork_generation; /* rq_plat_fork_generation at open */
     int round_open;   /* worker: a ticket was handed out and not done */

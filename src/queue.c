@@ -37,9 +37,8 @@
 enum held_state { HELD_NONE, HELD_RESERVED, HELD_PEEKED };
 
 struct rq {
-    struct rq_segment segment;
-    rq_plat_segment *seg; /* segment.plat */
-    struct rq_shm *shm;   /* segment.addr */
+    struct rq_segment segment; /* segment.plat: the OS objects */
+    struct rq_shm *shm;        /* segment.addr, typed */
     struct rq_ring ring;
     int role;
     uint32_t fork_generation; /* rq_plat_fork_generation at open */
@@ -77,7 +76,7 @@ static int wake_never_came(rq *q, struct rq_shm_event *ev, uint32_t seq)
 {
     if (rq_load_acquire_u32(&ev->seq) != seq)
         return 0;
-    (void)rq_plat_wait(q->seg, &ev->seq, seq, RQ_MISSED_WAKE_GRACE_MS);
+    (void)rq_plat_wait(q->segment.plat, &ev->seq, seq, RQ_MISSED_WAKE_GRACE_MS);
     return rq_load_acquire_u32(&ev->seq) == seq;
 }
 
@@ -87,7 +86,7 @@ static int wake_never_came(rq *q, struct rq_shm_event *ev, uint32_t seq)
  * per message.  RQ_ETIMEDOUT (wait on), RQ_EUNLINKED or RQ_ESYS. */
 static int orphan_check(rq *q)
 {
-    int stale = rq_plat_segment_stale(q->seg);
+    int stale = rq_plat_segment_stale(q->segment.plat);
     if (stale < 0)
         return stale;
     return stale ? RQ_EUNLINKED : RQ_ETIMEDOUT;
@@ -131,7 +130,7 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
         slice = RQ_UNFENCED_NAP_MS; /* no barrier: never trust a long sleep */
     }
     if (!ready(q)) {
-        rc = rq_plat_wait(q->seg, &ev->seq, seq, slice);
+        rc = rq_plat_wait(q->segment.plat, &ev->seq, seq, slice);
         RQ_CRASH_POINT(WAIT_AFTER_WAKE);
         if (rc == RQ_ETIMEDOUT && is_slice) {
             if (!ready(q))
@@ -149,7 +148,7 @@ static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
     RQ_CRASH_POINT(SIGNAL_BEFORE_BUMP);
     rq_fetch_add_u32(&ev->seq, 1);
     RQ_CRASH_POINT(SIGNAL_BEFORE_WAKE);
-    rq_plat_wake(q->seg, &ev->seq, all);
+    rq_plat_wake(q->segment.plat, &ev->seq, all);
     rq_fetch_add_u64(&q->self->wakes, 1);
 }
 
@@ -551,13 +550,14 @@ static int role_acquire(rq *q)
         /* Any number of producers: a shared lock only marks them live, and
          * keeps an SPSC producer (exclusive) out while any is live, and
          * the other way round, whatever the header's flag says now. */
-        rc = rq_plat_lock(q->seg, RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED);
+        rc = rq_plat_lock(q->segment.plat, RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED);
         if (rc == RQ_OK) {
-            rc = rq_mpsc_open(&q->lock, q->seg, shm);
+            rc = rq_mpsc_open(&q->lock, q->segment.plat, shm);
             q->lock_open = rc == RQ_OK;
         }
     } else {
-        rc = rq_plat_lock(q->seg, producer ? RQ_LOCK_PRODUCER : RQ_LOCK_CONSUMER, RQ_LOCK_TRY);
+        rc = rq_plat_lock(q->segment.plat, producer ? RQ_LOCK_PRODUCER : RQ_LOCK_CONSUMER,
+                          RQ_LOCK_TRY);
     }
     if (rc < 0)
         return rc;
@@ -639,7 +639,6 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
         free(q);
         return rc;
     }
-    q->seg = q->segment.plat;
     q->shm = q->segment.addr;
     const struct rq_shm_header *h = (const struct rq_shm_header *)q->segment.header.bytes;
     rq_ring_attach(&q->ring, q->shm, h);
@@ -732,9 +731,9 @@ static int role_live(rq *q, int role, enum rq_plat_lock_id id)
 {
     if (q->role == role)
         return 1;
-    if (!rq_plat_segment_has_locks(q->seg))
+    if (!rq_plat_segment_has_locks(q->segment.plat))
         return ROLE_UNKNOWN;
-    int held = rq_plat_lock_probe(q->seg, id);
+    int held = rq_plat_lock_probe(q->segment.plat, id);
     return held < 0 ? held : held > 0;
 }
 
@@ -785,7 +784,7 @@ int rq_stat(rq *q, rq_stats *st)
     int consumer_live = producer_live < 0 ? 0 : role_live(q, RQ_CONSUMER, RQ_LOCK_CONSUMER);
     st->producer_live = producer_live == ROLE_UNKNOWN ? -1 : producer_live > 0;
     st->consumer_live = consumer_live == ROLE_UNKNOWN ? -1 : consumer_live > 0;
-    int stale = rq_plat_segment_stale(q->seg);
+    int stale = rq_plat_segment_stale(q->segment.plat);
     st->unlinked = stale > 0;
     if (rc == RQ_OK && stale < 0)
         rc = stale;
