@@ -621,12 +621,20 @@ static int mutex_held(rq_plat_segment *seg, enum rq_plat_lock_id id)
     return (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED) ? 0 : RQ_ESYS;
 }
 
+/* The name of lock ID's presence event, "...<lock>.shared": it exists
+ * while some handle holds the lock shared. */
+static void presence_name(wchar_t *out, const rq_plat_segment *seg, enum rq_plat_lock_id id)
+{
+    wchar_t suffix[32];
+    swprintf(suffix, 32, L"%ls.shared", lock_suffix[id]);
+    object_name(out, seg, suffix);
+}
+
 /* 1 if some handle holds lock ID shared: its presence event exists. */
 static int shared_held(rq_plat_segment *seg, enum rq_plat_lock_id id)
 {
-    wchar_t ev_name[OBJECT_NAME_MAX], suffix[32];
-    swprintf(suffix, 32, L"%ls.shared", lock_suffix[id]);
-    object_name(ev_name, seg, suffix);
+    wchar_t ev_name[OBJECT_NAME_MAX];
+    presence_name(ev_name, seg, id);
     HANDLE h = RQ_SYS(OPEN_EVENT, OpenEventW(SYNCHRONIZE, FALSE, ev_name), NULL);
     if (!h)
         return GetLastError() == ERROR_FILE_NOT_FOUND ? 0 : RQ_ESYS;
@@ -639,9 +647,8 @@ static int shared_hold(rq_plat_segment *seg, enum rq_plat_lock_id id)
     int held = mutex_held(seg, id);
     if (held != 0)
         return held < 0 ? held : RQ_EBUSY;
-    wchar_t ev_name[OBJECT_NAME_MAX], suffix[32];
-    swprintf(suffix, 32, L"%ls.shared", lock_suffix[id]);
-    object_name(ev_name, seg, suffix);
+    wchar_t ev_name[OBJECT_NAME_MAX];
+    presence_name(ev_name, seg, id);
     HANDLE h = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, ev_name), NULL);
     if (!h)
         return RQ_ESYS;
