@@ -68,16 +68,12 @@ int rqctl_fail(const char *cmd, enum rqctl_kind kind, const char *name, int rc)
     int saved_errno = errno;
     char shown[RQCTL_SHOWN_MAX];
     const char *why;
+    /* rq_strerror's sentence, except where rqctl knows more than rq can
+     * say in general: the kind of object, the OS error, what an open's
+     * timeout means, who owns the object. */
     switch (rc) {
     case RQ_ENOENT:
         why = kind == KIND_QUEUE ? "no such queue" : "no such coalescing object";
-        break;
-    case RQ_ECORRUPT:
-        why = "the shared segment is corrupt (bad header, size, offset or length)";
-        break;
-    case RQ_EVERSION:
-        why = "the segment was made by an incompatible rq build (layout version or ABI "
-              "differs)";
         break;
     case RQ_ESYS:
         why = strerror(saved_errno);

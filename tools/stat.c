@@ -459,7 +459,9 @@ static void list_summary(const struct snapshot *s, char *buf, size_t cap)
     }
 }
 
-/* Why an object could not be read, for the summary column and JSON. */
+/* Why an object could not be read, for the summary column and JSON: a
+ * few words that fit a listing's line (rq_strerror's sentences do not),
+ * and rq_strerror for the rest. */
 static const char *list_error_text(int rc, int saved_errno)
 {
     switch (rc) {
