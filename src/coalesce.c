@@ -146,10 +146,12 @@ static int owed(struct rqc_shm *shm, uint32_t r)
     return count_of(r) != (rq_load_acquire_u32(&shm->work.done) & RQC_COUNT_MASK);
 }
 
-/* After a re-check found work owed: did no requester wake us for it?  A
- * requester counts its wake-up (requesters.wakes) just after sending it,
- * so a late one gets a short grace before the wake counts as missed. */
-static int wake_never_came(rq_coalesce *c, uint64_t wakes_before)
+/* After a re-check found work owed: did no requester wake us for it (the
+ * requesters' wake counter has not moved; queue.c's event_never_signalled
+ * asks the same of an event count)?  A requester counts its wake-up
+ * (requesters.wakes) just after sending it, so a late one gets a short
+ * grace before the wake counts as missed. */
+static int no_requester_woke(rq_coalesce *c, uint64_t wakes_before)
 {
     struct rqc_shm *shm = c->shm;
     if (rq_load_acquire_u64(&shm->requesters.wakes) != wakes_before)
@@ -192,7 +194,7 @@ int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms)
         if (rc != RQ_ETIMEDOUT || !is_slice)
             continue;
         if (owed(shm, rq_load_acquire_u32(&shm->req))) {
-            if (wake_never_came(c, wakes))
+            if (no_requester_woke(c, wakes))
                 rq_counter_bump(&shm->worker.missed_wakes);
             continue;
         }

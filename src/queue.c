@@ -69,10 +69,11 @@ static int ready_for_producer(rq *q)
     return rq_ring_has_space(&q->ring, q->mpsc);
 }
 
-/* After a re-check found work: was no wake-up coming for it?  A live peer
- * may be just between its publish and its signal, so it gets a short grace
- * before the wake counts as missed. */
-static int wake_never_came(rq *q, struct rq_shm_event *ev, uint32_t seq)
+/* After a re-check found work: was event EV never signalled since we read
+ * SEQ (coalesce.c's no_requester_woke asks the same of its wake counter)?
+ * A live peer may be just between its publish and its signal, so it gets
+ * a short grace before the wake counts as missed. */
+static int event_never_signalled(rq *q, struct rq_shm_event *ev, uint32_t seq)
 {
     if (rq_load_acquire_u32(&ev->seq) != seq)
         return 0;
@@ -135,7 +136,7 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
         if (rc == RQ_ETIMEDOUT && is_slice) {
             if (!ready(q))
                 rc = orphan_check(q);
-            else if (wake_never_came(q, ev, seq))
+            else if (event_never_signalled(q, ev, seq))
                 rq_fetch_add_u64(&q->self->missed_wakes, 1);
         }
     }
