@@ -32,7 +32,6 @@
 #include "segment.h"
 
 #define RQC_KIND "rqc"
-#define RQC_DEFAULT_MODE 0600u
 
 struct rq_coalesce {
     struct rq_segment segment; /* segment.plat: the OS objects */
@@ -116,9 +115,7 @@ static int worker_acquire(rq_coalesce *c)
     int rc = rq_plat_lock(c->segment.plat, RQ_LOCK_CONSUMER, RQ_LOCK_TRY);
     if (rc < 0)
         return rc;
-    if (rq_exchange_u32(&shm->worker.attached, 1) != 0)
-        rq_fetch_add_u64(&shm->worker.takeovers, 1);
-    rq_store_relaxed_u64(&shm->worker.pid, (uint64_t)rq_plat_pid());
+    rq_role_attach(&shm->worker);
     /* A dead predecessor may have left WAITING set: requesters would then
      * make a system call each.  Nobody else can be asleep here. */
     clear_waiting(shm);
@@ -268,7 +265,7 @@ static int coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t
     if (!out || !rq_name_valid(name) || (mode & ~(0777u | RQ_MODE_ANY_OWNER)) != 0 ||
         timeout_ms < RQ_INFINITE)
         return RQ_EINVAL;
-    if (role != RQ_PRODUCER && role != RQ_CONSUMER && role != RQ_OBSERVER)
+    if (!rq_role_valid(role))
         return RQ_EINVAL;
     if (rq_plat_fork_watch() < 0)
         return RQ_ESYS;
@@ -277,19 +274,11 @@ static int coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t
         return RQ_ESYS;
     c->role = role;
     c->fork_generation = rq_load_relaxed_u32(&rq_plat_fork_generation);
-    unsigned flags = (role != RQ_OBSERVER || create) ? RQ_PLAT_CHECKED : 0;
-    if (role == RQ_OBSERVER)
-        flags |= RQ_PLAT_OBSERVE;
-    if (mode & RQ_MODE_ANY_OWNER)
-        flags |= RQ_PLAT_ANY_OWNER;
-    mode &= 0777u;
-    if (create && mode == 0)
-        mode = RQC_DEFAULT_MODE;
     /* Coalescing objects have no geometry: the segment layer only needs to
      * know whether it may create one. */
     static const int no_config;
-    int rc = rq_segment_open(&c->segment, &coalesce_kind, name, create ? &no_config : NULL, mode,
-                             flags, timeout_ms);
+    int rc = rq_segment_open_as(&c->segment, &coalesce_kind, name, create ? &no_config : NULL,
+                                role, mode & 0777u, (mode & RQ_MODE_ANY_OWNER) != 0, timeout_ms);
     if (rc < 0) {
         free(c);
         return rc;

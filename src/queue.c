@@ -32,7 +32,6 @@
 #include "rq.h"
 
 #define RQ_QUEUE_KIND "rq"
-#define RQ_DEFAULT_MODE 0600u
 
 enum held_state { HELD_NONE, HELD_RESERVED, HELD_PEEKED };
 
@@ -574,10 +573,10 @@ static int role_acquire(rq *q)
          * event: a count left by a holder killed while waiting is stale. */
         struct rq_shm_event *own = producer ? &shm->space_event : &shm->data_event;
         rq_store_seq_u32(&own->waiters, 0);
-        if (rq_exchange_u32(&q->self->attached, 1) != 0)
-            rq_fetch_add_u64(&q->self->takeovers, 1); /* holder died without closing */
+        rq_role_attach(q->self);
+    } else {
+        rq_store_relaxed_u64(&q->self->pid, (uint64_t)rq_plat_pid());
     }
-    rq_store_relaxed_u64(&q->self->pid, (uint64_t)rq_plat_pid());
     /* Check the offsets now, except as an MPSC producer: other producers
      * move write_offset while we read the pair, so it could look corrupt
      * when it is not; every MPSC push re-reads both under the lock. */
@@ -601,27 +600,13 @@ static void handle_free(rq *q)
     free(q);
 }
 
-/* The platform's open flags for ROLE and CFG: every open that may create
- * or that takes a role is owner-checked; an observer's look is not. */
-static unsigned open_flags(int role, const rq_config *cfg)
-{
-    unsigned flags = 0;
-    if (role != RQ_OBSERVER || (cfg && !is_attach_config(cfg)))
-        flags |= RQ_PLAT_CHECKED;
-    if (role == RQ_OBSERVER)
-        flags |= RQ_PLAT_OBSERVE;
-    if (cfg && (cfg->flags & RQ_ANY_OWNER))
-        flags |= RQ_PLAT_ANY_OWNER;
-    return flags;
-}
-
 int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms)
 {
     if (out)
         *out = NULL;
     if (!out || !rq_name_valid(name) || timeout_ms < RQ_INFINITE)
         return RQ_EINVAL;
-    if (role != RQ_PRODUCER && role != RQ_CONSUMER && role != RQ_OBSERVER)
+    if (!rq_role_valid(role))
         return RQ_EINVAL;
     if (cfg && check_config(cfg) < 0)
         return RQ_EINVAL;
@@ -633,9 +618,8 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
     q->role = role;
     q->fork_generation = rq_load_relaxed_u32(&rq_plat_fork_generation);
     const rq_config *create = is_attach_config(cfg) ? NULL : cfg;
-    uint32_t mode = cfg && cfg->mode ? cfg->mode : create ? RQ_DEFAULT_MODE : 0;
-    int rc = rq_segment_open(&q->segment, &queue_kind, name, create, mode, open_flags(role, cfg),
-                             timeout_ms);
+    int rc = rq_segment_open_as(&q->segment, &queue_kind, name, create, role, cfg ? cfg->mode : 0,
+                                cfg && (cfg->flags & RQ_ANY_OWNER), timeout_ms);
     if (rc < 0) {
         free(q);
         return rc;

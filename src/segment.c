@@ -169,3 +169,30 @@ void rq_segment_close(struct rq_segment *s)
     rq_plat_segment_close(s->plat);
     memset(s, 0, sizeof *s);
 }
+
+int rq_role_valid(int role)
+{
+    return role == RQ_PRODUCER || role == RQ_CONSUMER || role == RQ_OBSERVER;
+}
+
+int rq_segment_open_as(struct rq_segment *s, const struct rq_segment_kind *kind, const char *name,
+                       const void *cfg, int role, uint32_t mode, int any_owner, int timeout_ms)
+{
+    unsigned flags = 0;
+    if (role != RQ_OBSERVER || cfg)
+        flags |= RQ_PLAT_CHECKED;
+    if (role == RQ_OBSERVER)
+        flags |= RQ_PLAT_OBSERVE;
+    if (any_owner)
+        flags |= RQ_PLAT_ANY_OWNER;
+    if (cfg && mode == 0)
+        mode = RQ_DEFAULT_MODE;
+    return rq_segment_open(s, kind, name, cfg, mode, flags, timeout_ms);
+}
+
+void rq_role_attach(struct rq_shm_role *line)
+{
+    if (rq_exchange_u32(&line->attached, 1) != 0)
+        rq_fetch_add_u64(&line->takeovers, 1); /* the holder died without closing */
+    rq_store_relaxed_u64(&line->pid, (uint64_t)rq_plat_pid());
+}

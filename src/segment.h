@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "layout.h"
 #include "platform.h"
 
 struct rq_segment_kind {
@@ -59,5 +60,27 @@ int rq_segment_open(struct rq_segment *s, const struct rq_segment_kind *kind, co
 
 /* Unmaps and closes (which drops every lock held through S). */
 void rq_segment_close(struct rq_segment *s);
+
+/* ---- what the opens of queues and coalescing objects share ----------- */
+
+/* The mode a creator gives a new object when the opener asks for none. */
+#define RQ_DEFAULT_MODE 0600u
+
+/* 1 if ROLE is one an opener may ask for: RQ_PRODUCER, RQ_CONSUMER or
+ * RQ_OBSERVER (for a coalescing object: requester, worker, observer). */
+int rq_role_valid(int role);
+
+/* rq_segment_open for an opener of ROLE, with the rules every family
+ * follows: an open that may create (CFG not NULL) or takes a role is
+ * owner-checked, an observer's look is not, and ANY_OWNER lifts the check;
+ * MODE 0 means RQ_DEFAULT_MODE when creating and no mode check when
+ * attaching. */
+int rq_segment_open_as(struct rq_segment *s, const struct rq_segment_kind *kind, const char *name,
+                       const void *cfg, int role, uint32_t mode, int any_owner, int timeout_ms);
+
+/* Marks the role line LINE held by this process, whose holder is alone in
+ * its role: attached = 1 (a takeover counted if the last holder died
+ * without closing) and its pid. */
+void rq_role_attach(struct rq_shm_role *line);
 
 #endif /* RQ_SEGMENT_H */
