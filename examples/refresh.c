@@ -22,7 +22,7 @@ int main(int argc, char **argv)
     }
     long count = argc == 3 ? strtol(argv[2], NULL, 10) : 1;
     rq_coalesce *c;
-    int rc = rq_coalesce_open(&c, argv[1], RQ_PRODUCER, 0);
+    int rc = rq_coalesce_open(&c, argv[1], RQ_REQUESTER, 0);
     if (rc != RQ_OK) {
         fprintf(stderr, "rq_coalesce_open %s: %s\n", argv[1], rq_strerror(rc));
         return 1;

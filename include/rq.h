@@ -427,8 +427,13 @@ RQ_EXTERN const char *rq_errname(int err);
  * asleep with work owed.  Object name "/rqc.NAME". */
 typedef struct rq_coalesce rq_coalesce;
 
+/* A coalescing object's roles.  They equal RQ_PRODUCER and RQ_CONSUMER,
+ * which programs written before these names existed pass and which keep
+ * working. */
+enum { RQ_REQUESTER = RQ_PRODUCER, RQ_WORKER = RQ_CONSUMER };
+
 /* Opens NAME, creating it with MODE (0 means 0600) if missing.  ROLE:
- * RQ_PRODUCER requests (any number), RQ_CONSUMER does the work (one live
+ * RQ_REQUESTER requests (any number), RQ_WORKER does the work (one live
  * one: RQ_EBUSY otherwise; a dead one is taken over at once), RQ_OBSERVER
  * only reads statistics.  An existing object is checked as rq_open checks
  * a queue with a creating config: RQ_EOWNER unless MODE has

@@ -32,6 +32,10 @@
 #include "segment.h"
 
 #define RQC_KIND "rqc"
+/* The platform's two role locks, as a coalescing object uses them: the one
+ * worker holds one exclusively, every live requester the other shared. */
+#define WORKER_LOCK RQ_LOCK_CONSUMER
+#define REQUESTER_LOCK RQ_LOCK_PRODUCER
 
 struct rq_coalesce {
     struct rq_segment segment; /* segment.plat: the OS objects */
@@ -112,7 +116,7 @@ static void clear_waiting(struct rqc_shm *shm)
 static int worker_acquire(rq_coalesce *c)
 {
     struct rqc_shm *shm = c->shm;
-    int rc = rq_plat_lock(c->segment.plat, RQ_LOCK_CONSUMER, RQ_LOCK_TRY);
+    int rc = rq_plat_lock(c->segment.plat, WORKER_LOCK, RQ_LOCK_TRY);
     if (rc < 0)
         return rc;
     rq_role_attach(&shm->worker);
@@ -132,7 +136,7 @@ static int take_round(rq_coalesce *c, uint32_t r, uint64_t *ticket)
     c->ticket = count_of(r);
     c->round_open = 1;
     rq_store_release_u32(&shm->work.taken, c->ticket);
-    rq_counter_bump(&shm->worker.messages);
+    rq_counter_bump(&shm->worker.rounds);
     RQ_CRASH_POINT(COALESCE_WAIT_AFTER_TAKE);
     *ticket = c->ticket;
     return RQ_OK;
@@ -162,7 +166,7 @@ int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms)
 {
     if (!c || !ticket || timeout_ms < RQ_INFINITE)
         return RQ_EINVAL;
-    int rc = check_handle(c, RQ_CONSUMER);
+    int rc = check_handle(c, RQ_WORKER);
     if (rc < 0)
         return rc;
     struct rqc_shm *shm = c->shm;
@@ -208,7 +212,7 @@ int rq_coalesce_done(rq_coalesce *c, uint64_t ticket)
 {
     if (!c)
         return RQ_EINVAL;
-    int rc = check_handle(c, RQ_CONSUMER);
+    int rc = check_handle(c, RQ_WORKER);
     if (rc < 0)
         return rc;
     if (!c->round_open || ticket != c->ticket)
@@ -225,7 +229,7 @@ int rq_coalesce_request(rq_coalesce *c)
 {
     if (!c)
         return RQ_EINVAL;
-    int rc = check_handle(c, RQ_PRODUCER);
+    int rc = check_handle(c, RQ_REQUESTER);
     if (rc < 0)
         return rc;
     struct rqc_shm *shm = c->shm;
@@ -284,10 +288,10 @@ static int coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t
         return rc;
     }
     c->shm = c->segment.addr;
-    if (role == RQ_CONSUMER) {
+    if (role == RQ_WORKER) {
         rc = worker_acquire(c);
-    } else if (role == RQ_PRODUCER) {
-        rc = rq_plat_lock(c->segment.plat, RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED);
+    } else if (role == RQ_REQUESTER) {
+        rc = rq_plat_lock(c->segment.plat, REQUESTER_LOCK, RQ_LOCK_TRY_SHARED);
         rq_store_relaxed_u64(&c->shm->requesters.pid, (uint64_t)rq_plat_pid());
     }
     if (rc < 0) {
@@ -325,7 +329,7 @@ void rq_coalesce_close(rq_coalesce *c)
 {
     if (!c)
         return;
-    if (c->role == RQ_CONSUMER && check_handle(c, RQ_CONSUMER) == RQ_OK)
+    if (c->role == RQ_WORKER && check_handle(c, RQ_WORKER) == RQ_OK)
         rq_store_seq_u32(&c->shm->worker.attached, 0);
     rq_segment_close(&c->segment);
     free(c);
@@ -351,7 +355,7 @@ int rq_coalesce_stat(rq_coalesce *c, rq_coalesce_stats *st)
     uint32_t done = rq_load_acquire_u32(&shm->work.done) & RQC_COUNT_MASK;
     st->requests = rq_load_relaxed_u64(&shm->requesters.requests);
     st->wakes = rq_load_relaxed_u64(&shm->requesters.wakes);
-    st->rounds = rq_load_relaxed_u64(&shm->worker.messages);
+    st->rounds = rq_load_relaxed_u64(&shm->worker.rounds);
     st->waits = rq_load_relaxed_u64(&shm->worker.waits);
     st->missed_wakes = rq_load_relaxed_u64(&shm->worker.missed_wakes);
     st->takeovers = rq_load_relaxed_u64(&shm->worker.takeovers);
@@ -359,11 +363,11 @@ int rq_coalesce_stat(rq_coalesce *c, rq_coalesce_stats *st)
     st->owed = count_of(r) != done;
     st->waiting = (r & RQC_WAITING) != 0;
     st->worker_pid = (int64_t)rq_load_relaxed_u64(&shm->worker.pid);
-    if (c->role != RQ_CONSUMER && !rq_plat_segment_has_locks(c->segment.plat)) {
+    if (c->role != RQ_WORKER && !rq_plat_segment_has_locks(c->segment.plat)) {
         st->worker_live = -1; /* an observer without the lock object */
         return RQ_OK;
     }
-    int live = c->role == RQ_CONSUMER ? 1 : rq_plat_lock_probe(c->segment.plat, RQ_LOCK_CONSUMER);
+    int live = c->role == RQ_WORKER ? 1 : rq_plat_lock_probe(c->segment.plat, WORKER_LOCK);
     st->worker_live = live > 0;
     return live < 0 ? live : RQ_OK; /* a probe that cannot tell is an error */
 }

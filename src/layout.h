@@ -70,7 +70,10 @@ struct rq_shm_event {
 /* Per-role statistics and identity, written only by that role's holder
  * (MPSC: by producers, with atomic adds). */
 struct rq_shm_role {
-    rq_atomic_u64 messages;  /* pushed (producer) or popped (consumer) */
+    union {
+        rq_atomic_u64 messages; /* a queue's: pushed (producer) or popped (consumer) */
+        rq_atomic_u64 rounds;   /* a coalescing worker's: rounds started */
+    };
     rq_atomic_u64 waits;     /* times this side went to sleep */
     rq_atomic_u64 wakes;     /* wake signals this side sent to the peer */
     rq_atomic_u64 takeovers; /* role taken over from a dead holder */
@@ -227,7 +230,7 @@ struct rqc_shm {
     } requesters;
 
     /* Line 4: the worker's statistics and identity. */
-    RQ_LINE_ALIGNED struct rq_shm_role worker; /* messages = rounds */
+    RQ_LINE_ALIGNED struct rq_shm_role worker; /* rounds, not messages */
 
     /* Line 5: written at open under the init lock. */
     RQ_LINE_ALIGNED struct {

@@ -448,7 +448,7 @@ int rqctl_cmd_request(int argc, char **argv)
     if (rqctl_check_name("request", name) != RQCTL_OK)
         return RQCTL_USAGE;
     rq_coalesce *c;
-    int rc = rq_coalesce_attach_timed(&c, name, RQ_PRODUCER, 0, RQCTL_OPEN_TIMEOUT_MS);
+    int rc = rq_coalesce_attach_timed(&c, name, RQ_REQUESTER, 0, RQCTL_OPEN_TIMEOUT_MS);
     if (rc == RQ_OK) {
         rc = rq_coalesce_request(c);
         rq_coalesce_close(c);
