@@ -1,40 +1,28 @@
 /*
  * helpers.c - shared test helpers (see helpers.h).
  *
- * The OS-specific part is the process handling at the end of the
- * "processes" section; everything else is the same on both systems.
+ * The OS-specific part of the process handling (starting, waiting for and
+ * killing children, the watchdog, sleeping) is in spawn_posix.c and
+ * spawn_win.c behind spawn.h, as src/ keeps OS code in its platform files;
+ * everything here is the same on both systems.
  */
-#ifndef _WIN32
-#define _GNU_SOURCE
-#endif
 #include "helpers.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef _WIN32
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#include <windows.h>
-#else
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-extern char **environ;
+#ifndef _WIN32
+#include <unistd.h> /* _exit (stdlib.h has it on Windows) */
 #endif
 
 #include <cmocka.h>
 
 #include "crashpoint.h"
 #include "platform.h"
+#include "spawn.h"
 
 /* ---- portable odds and ends -------------------------------------------- */
 
@@ -46,18 +34,6 @@ int64_t th_getpid(void)
 uint64_t th_now_ms(void)
 {
     return rq_plat_now_ms();
-}
-
-void th_sleep_us(unsigned long us)
-{
-#ifdef _WIN32
-    /* Sleep has millisecond grain; a pause is never shortened to zero. */
-    Sleep((DWORD)((us + 999) / 1000));
-#else
-    struct timespec ts = {(time_t)(us / 1000000u), (long)(us % 1000000u) * 1000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-#endif
 }
 
 void th_pause(void)
@@ -346,7 +322,7 @@ int th_raw_exists(const char *kind, const char *name)
 
 /* ---- processes ------------------------------------------------------------ */
 
-static char self_path[4096];
+char th_self_path[TH_SELF_PATH_MAX];
 
 static const char *arg_after(int argc, char **argv, const char *flag)
 {
@@ -355,8 +331,6 @@ static const char *arg_after(int argc, char **argv, const char *flag)
             return argv[i + 1];
     return NULL;
 }
-
-static void start_watchdog(unsigned seconds);
 
 void th_init(int argc, char **argv, const struct th_child *children, size_t count)
 {
@@ -370,22 +344,13 @@ void th_init(int argc, char **argv, const struct th_child *children, size_t coun
         char name[64];
         snprintf(name, sizeof name, "th.%lld", (long long)th_getpid());
         arena_attach(name, 1);
-#ifdef _WIN32
-        SetEnvironmentVariableA(ARENA_ENV, name);
-        GetModuleFileNameA(NULL, self_path, sizeof self_path);
-#else
-        setenv(ARENA_ENV, name, 1);
-        ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
-        if (n <= 0)
-            snprintf(self_path, sizeof self_path, "%s", argv[0]);
-        else
-            self_path[n] = '\0';
-#endif
+        th_os_setenv(ARENA_ENV, name);
+        th_os_self_path(th_self_path, sizeof th_self_path, argv[0]);
         return;
     }
     const char *watchdog = arg_after(argc, argv, "--th-watchdog");
     if (watchdog)
-        start_watchdog((unsigned)strtoul(watchdog, NULL, 10));
+        th_os_start_watchdog((unsigned)strtoul(watchdog, NULL, 10));
     const char *env = getenv(ARENA_ENV);
     if (env)
         arena_attach(env, 0);
@@ -414,240 +379,13 @@ th_pid th_spawn(const char *child, const char *arg, unsigned watchdog_s)
     return th_spawn_armed(child, arg, watchdog_s, -1, 0);
 }
 
-static void check_word(const char *s)
+void th_check_word(const char *s)
 {
     /* Arguments travel on a command line: keep them to one plain word. */
     for (const char *p = s; *p; p++)
         if (*p == ' ' || *p == '"' || *p == '\\' || *p == '\t')
             fail_msg("test harness: argument \"%s\" is not one plain word", s);
 }
-
-#ifdef _WIN32
-
-/* Live children: Windows needs the process handle to wait for one. */
-#define MAX_CHILDREN 64
-static struct {
-    th_pid pid;
-    HANDLE process;
-} kids[MAX_CHILDREN];
-static int kid_count;
-
-static DWORD WINAPI watchdog_main(void *arg)
-{
-    Sleep((DWORD)(uintptr_t)arg * 1000u);
-    fprintf(stderr, "test harness: child %lu hit its watchdog\n", GetCurrentProcessId());
-    TerminateProcess(GetCurrentProcess(), 142); /* 128 + SIGALRM */
-    return 0;
-}
-
-static void start_watchdog(unsigned seconds)
-{
-    HANDLE t = CreateThread(NULL, 64 * 1024, watchdog_main, (void *)(uintptr_t)seconds,
-                            STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
-    if (t)
-        CloseHandle(t);
-}
-
-th_pid th_spawn_armed(const char *child, const char *arg, unsigned watchdog_s, int point,
-                      unsigned long hit)
-{
-    check_word(child);
-    check_word(arg ? arg : "");
-    if (kid_count == MAX_CHILDREN)
-        fail_msg("test harness: too many live children");
-    char cmd[8192];
-    int n = snprintf(cmd, sizeof cmd, "\"%s\" --th-child %s --th-watchdog %u", self_path, child,
-                     watchdog_s);
-    if (arg && *arg)
-        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " --th-arg %s", arg);
-    if (point >= 0)
-        snprintf(cmd + n, sizeof cmd - (size_t)n, " --th-arm %d:%lu", point, hit);
-    fflush(NULL);
-    STARTUPINFOA si;
-    PROCESS_INFORMATION pi;
-    memset(&si, 0, sizeof si);
-    si.cb = sizeof si;
-    /* Wine now and then fails a process start with ERROR_INTERNAL_ERROR
-     * (1359) when many were started and killed just before; a start is not
-     * what the tests test, so it is tried again a few times. */
-    int tries = 0;
-    while (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
-        DWORD err = GetLastError();
-        if (++tries == 10)
-            fail_msg("CreateProcess(%s): error %lu", cmd, err);
-        fprintf(stderr, "test harness: CreateProcess: error %lu, trying again\n", err);
-        Sleep(100u * (DWORD)tries);
-    }
-    CloseHandle(pi.hThread);
-    kids[kid_count].pid = (th_pid)pi.dwProcessId;
-    kids[kid_count].process = pi.hProcess;
-    kid_count++;
-    return (th_pid)pi.dwProcessId;
-}
-
-static int kid_index(th_pid pid)
-{
-    for (int i = 0; i < kid_count; i++)
-        if (kids[i].pid == pid)
-            return i;
-    fail_msg("test harness: %lld is not a live child", (long long)pid);
-    return -1;
-}
-
-static th_pid reap(int i, int *status)
-{
-    DWORD code = 0;
-    GetExitCodeProcess(kids[i].process, &code);
-    *status = (int)code;
-    th_pid pid = kids[i].pid;
-    CloseHandle(kids[i].process);
-    kids[i] = kids[--kid_count];
-    return pid;
-}
-
-int th_wait(th_pid pid, int timeout_ms, int *status)
-{
-    int i = kid_index(pid);
-    if (WaitForSingleObject(kids[i].process, (DWORD)timeout_ms) != WAIT_OBJECT_0) {
-        TerminateProcess(kids[i].process, TH_KILLED_CODE);
-        WaitForSingleObject(kids[i].process, INFINITE);
-        reap(i, status);
-        return -1;
-    }
-    reap(i, status);
-    return 0;
-}
-
-th_pid th_wait_any(int timeout_ms, int *status)
-{
-    if (kid_count == 0)
-        return 0;
-    HANDLE handles[MAX_CHILDREN];
-    for (int i = 0; i < kid_count; i++)
-        handles[i] = kids[i].process;
-    DWORD r = WaitForMultipleObjects((DWORD)kid_count, handles, FALSE, (DWORD)timeout_ms);
-    if (r < WAIT_OBJECT_0 + (DWORD)kid_count) /* WAIT_OBJECT_0 is 0 */
-        return reap((int)(r - WAIT_OBJECT_0), status);
-    return 0;
-}
-
-int th_poll(th_pid pid, int *status)
-{
-    int i = kid_index(pid);
-    if (WaitForSingleObject(kids[i].process, 0) != WAIT_OBJECT_0)
-        return 0;
-    reap(i, status);
-    return 1;
-}
-
-void th_kill(th_pid pid)
-{
-    TerminateProcess(kids[kid_index(pid)].process, TH_KILLED_CODE);
-}
-
-int th_exited_ok(int status)
-{
-    return status == 0;
-}
-
-int th_was_killed(int status)
-{
-    return status == TH_KILLED_CODE;
-}
-
-#else /* POSIX */
-
-static void start_watchdog(unsigned seconds)
-{
-    alarm(seconds); /* SIGALRM: a status that is neither ok nor "killed" */
-}
-
-th_pid th_spawn_armed(const char *child, const char *arg, unsigned watchdog_s, int point,
-                      unsigned long hit)
-{
-    check_word(child);
-    check_word(arg ? arg : "");
-    char watchdog[16], arm[48];
-    snprintf(watchdog, sizeof watchdog, "%u", watchdog_s);
-    snprintf(arm, sizeof arm, "%d:%lu", point, hit);
-    char *argv[12];
-    int n = 0;
-    argv[n++] = self_path;
-    argv[n++] = "--th-child";
-    argv[n++] = (char *)child;
-    argv[n++] = "--th-watchdog";
-    argv[n++] = watchdog;
-    if (arg && *arg) {
-        argv[n++] = "--th-arg";
-        argv[n++] = (char *)arg;
-    }
-    if (point >= 0) {
-        argv[n++] = "--th-arm";
-        argv[n++] = arm;
-    }
-    argv[n] = NULL;
-    fflush(NULL);
-    pid_t pid;
-    int err = posix_spawn(&pid, self_path, NULL, NULL, argv, environ);
-    if (err != 0)
-        fail_msg("posix_spawn(%s): %s", self_path, strerror(err));
-    return (th_pid)pid;
-}
-
-int th_wait(th_pid pid, int timeout_ms, int *status)
-{
-    uint64_t until = th_now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        pid_t r = waitpid((pid_t)pid, status, WNOHANG);
-        if (r == (pid_t)pid)
-            return 0;
-        if (r < 0 && errno != EINTR)
-            return -1;
-        if (th_now_ms() >= until) {
-            kill((pid_t)pid, SIGKILL);
-            waitpid((pid_t)pid, status, 0);
-            return -1;
-        }
-        th_sleep_us(200);
-    }
-}
-
-th_pid th_wait_any(int timeout_ms, int *status)
-{
-    uint64_t until = th_now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        pid_t r = waitpid(-1, status, WNOHANG);
-        if (r > 0)
-            return (th_pid)r;
-        if (r < 0 && errno != EINTR)
-            return 0; /* no children at all */
-        if (th_now_ms() >= until)
-            return 0;
-        th_sleep_us(200);
-    }
-}
-
-int th_poll(th_pid pid, int *status)
-{
-    return waitpid((pid_t)pid, status, WNOHANG) == (pid_t)pid;
-}
-
-void th_kill(th_pid pid)
-{
-    kill((pid_t)pid, SIGKILL);
-}
-
-int th_exited_ok(int status)
-{
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-int th_was_killed(int status)
-{
-    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-}
-
-#endif
 
 /* ---- the sender/receiver pair --------------------------------------------- */
 
