@@ -4,6 +4,9 @@
  * C11 <stdatomic.h> where the compiler has it; Interlocked intrinsics for
  * MSVC.  Only naturally aligned 32- and 64-bit words are used, which are
  * lock-free on every target, so the same words work across processes.
+ *
+ * Tested by every suite; test_threads runs the threaded ones under
+ * ThreadSanitizer (the tsan preset).
  */
 #ifndef RQ_ATOMICS_H
 #define RQ_ATOMICS_H

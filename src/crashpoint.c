@@ -1,5 +1,8 @@
 /*
  * crashpoint.c - the test build's crash points (see crashpoint.h).
+ *
+ * Tested by test_crash, test_mpsc_lock and test_coalesce, which kill a
+ * child at each point and check that every point is reached.
  */
 #include "crashpoint.h"
 

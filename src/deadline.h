@@ -11,6 +11,9 @@
  * at the shared state itself.  Regular wake-ups never depend on this; the
  * re-checks that find work are counted (missed_wakes), so a lost wake-up
  * shows in the statistics and fails the tests instead of hiding.
+ *
+ * Tested by test_queue (test_timeouts and the blocking calls), test_crash
+ * (a sleeper whose peer died is found by the re-check) and test_coalesce.
  */
 #ifndef RQ_DEADLINE_H
 #define RQ_DEADLINE_H

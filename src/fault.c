@@ -3,6 +3,8 @@
  * OS-neutral: the platform file turns an injected failure into errno or
  * GetLastError.  Counters are atomic because a Windows role keeper makes
  * injectable calls on a thread of its own.
+ *
+ * Tested by test_faults, which fails every call of both platform tables.
  */
 #include "fault.h"
 

@@ -8,6 +8,10 @@
  *    line, so the producer's stores never invalidate the consumer's line;
  *  - everything read from here is untrusted input: it is checked before it
  *    is used as an index or a length.
+ *
+ * Tested by the _Static_asserts below (offsets and sizes), test_trust and
+ * test_faults (corrupt and foreign headers) and the fuzz targets in fuzz/
+ * (every byte of a segment).
  */
 #ifndef RQ_LAYOUT_H
 #define RQ_LAYOUT_H

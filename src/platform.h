@@ -5,6 +5,9 @@
  * above this line includes an OS header.  Each function states what it
  * guarantees; all return RQ_OK or a negative rq_error, and on RQ_ESYS the
  * OS error (errno / GetLastError) is left as the failing call set it.
+ *
+ * Tested by test_platform_linux and test_platform_win (one per
+ * implementation), and through rq by every other suite.
  */
 #ifndef RQ_PLATFORM_H
 #define RQ_PLATFORM_H
