@@ -95,6 +95,7 @@ extern "C" {
 
 /* Error table: XX(name, value, sentence).  One list gives the enum and the
  * strings of rq_strerror(), so the two can never drift apart. */
+/* clang-format off */
 #define RQ_ERRNO_MAP(XX)                                                       \
     XX(EAGAIN, -1, "the queue is full (producer) or empty (consumer) and "     \
                    "the call was not allowed to wait")                         \
@@ -132,6 +133,7 @@ extern "C" {
                        "queue can no longer be reached by its name, or (when " \
                        "creating) handles of an unlinked queue of that name "  \
                        "still hold its roles")
+/* clang-format on */
 
 typedef enum rq_error {
     RQ_OK = 0,

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks (as root), then builds and runs
-# every rq test: the debug build, the AddressSanitizer+UBSan build, the
-# threaded suites under ThreadSanitizer, a short libFuzzer pass
-# (scripts/fuzz.sh), the spin model check (scripts/model-check.sh), the
-# quick mutation-testing subset (scripts/mutate.sh --quick), then
-# the Windows build under Wine
+# every rq test: the format check (scripts/format.sh --check), the debug
+# build, the AddressSanitizer+UBSan build, the threaded suites under
+# ThreadSanitizer, a short libFuzzer pass (scripts/fuzz.sh), the spin model
+# check (scripts/model-check.sh), the quick mutation-testing subset
+# (scripts/mutate.sh --quick), then the Windows build under Wine
 # (scripts/test-windows.sh).
 # Not root and something missing: prints the exact apt-get line and stops.
 #
@@ -29,7 +29,12 @@ source scripts/packages.sh
 rq_install_packages cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev libboost-dev \
   python3 python3-cffi python3-pytest python3-pip python3-setuptools python3-venv groff-base \
   clang libclang-rt-14-dev spin util-linux \
-  libnats-dev nats-server
+  libnats-dev nats-server clang-format
+
+# The layout first: a file off .clang-format fails in seconds, not after
+# the builds (scripts/format.sh formats it).
+echo "== format check"
+bash scripts/format.sh --check
 
 jobs=$(nproc)
 if ((quick)); then

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #if defined(_MSC_VER) && !defined(__clang__)
+/* clang-format off */
 #include <intrin.h>
 
 typedef volatile long rq_atomic_u32;
@@ -63,12 +64,14 @@ static __forceinline void rq_fence_seq(void) { _mm_mfence(); }
 /* Keeps the compiler from moving memory accesses across it; no CPU fence. */
 static __forceinline void rq_fence_compiler(void) { _ReadWriteBarrier(); }
 
+/* clang-format on */
 #else /* C11 */
 #include <stdatomic.h>
 
 typedef _Atomic uint32_t rq_atomic_u32;
 typedef _Atomic uint64_t rq_atomic_u64;
 
+/* clang-format off */
 #define RQ_ATOMIC_FN_(T, S)                                                    \
     static inline T rq_load_relaxed_##S(rq_atomic_##S *p)                      \
     { return atomic_load_explicit(p, memory_order_relaxed); }                  \
@@ -91,6 +94,7 @@ typedef _Atomic uint64_t rq_atomic_u64;
     static inline int rq_cas_##S(rq_atomic_##S *p, T *expected, T desired)     \
     { return atomic_compare_exchange_strong_explicit(                          \
           p, expected, desired, memory_order_seq_cst, memory_order_seq_cst); }
+/* clang-format on */
 
 RQ_ATOMIC_FN_(uint32_t, u32)
 RQ_ATOMIC_FN_(uint64_t, u64)

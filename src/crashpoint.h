@@ -14,6 +14,7 @@
 #ifndef RQ_CRASHPOINT_H
 #define RQ_CRASHPOINT_H
 
+/* clang-format off */
 #define RQ_CRASH_POINT_MAP(XX)                                                 \
     XX(OPEN_AFTER_INIT_LOCK, "open.after_init_lock", "A")                      \
     XX(INIT_AFTER_RESIZE, "init.after_resize", "A")                            \
@@ -46,6 +47,7 @@
     XX(COALESCE_WAIT_AFTER_TAKE, "coalesce.wait.after_take", "w")              \
     XX(COALESCE_DONE_BEFORE_STORE, "coalesce.done.before_store", "w")          \
     XX(COALESCE_OPEN_AFTER_TAKEOVER, "coalesce.open.after_takeover", "w")
+/* clang-format on */
 
 enum rq_crash_point_id {
 #define RQ_CRASH_ENUM_(id, name, roles) RQ_CP_##id,

@@ -27,12 +27,14 @@
 #define RQ_FAULT_ENUM_(id, name) FAULT_##id,
 #define RQ_FAULT_NAME_(id, name) name,
 #ifdef RQ_FAULT_INJECTION
+/* clang-format off */
 #define RQ_FAULT_TABLE(CALLS)                                                  \
     enum fault_call { CALLS(RQ_FAULT_ENUM_) };                                 \
     const char *const rq_fault_call_names[] = {CALLS(RQ_FAULT_NAME_) NULL};    \
     _Static_assert(sizeof rq_fault_call_names / sizeof *rq_fault_call_names <= \
                        RQ_FAULT_CALLS_MAX + 1,                                 \
                    "the fault table fits")
+/* clang-format on */
 #else
 #define RQ_FAULT_TABLE(CALLS) enum fault_call { CALLS(RQ_FAULT_ENUM_) }
 #endif

@@ -40,6 +40,7 @@
 /* The OS calls that can fail, each made through a gate so that a test
  * build can fail any one of them (fault.h).  Without RQ_FAULT_INJECTION
  * the gates are the bare calls. */
+/* clang-format off */
 #define FAULT_CALLS(XX)                                                        \
     XX(SHM_OPEN, "shm_open")                                                   \
     XX(FCHMOD, "fchmod")                                                       \
@@ -56,6 +57,7 @@
     XX(FUTEX_WAKE, "futex_wake")                                               \
     XX(FUTEX_WAKE_OP, "futex_wake_op")                                         \
     XX(MEMBARRIER, "membarrier")
+/* clang-format on */
 
 RQ_FAULT_TABLE(FAULT_CALLS);
 

@@ -41,6 +41,7 @@
 /* The Win32 calls that can fail, each made through a gate so that a test
  * build can fail any one of them (fault.h).  Without RQ_FAULT_INJECTION
  * the gates are the bare calls. */
+/* clang-format off */
 #define FAULT_CALLS(XX)                                                        \
     XX(OPEN_FILE_MAPPING, "OpenFileMappingW")                                  \
     XX(CREATE_FILE_MAPPING, "CreateFileMappingW")                              \
@@ -58,6 +59,7 @@
     XX(GET_SECURITY_INFO, "GetSecurityInfo")                                   \
     XX(SID_TO_STRING, "ConvertSidToStringSidW")                                \
     XX(MAKE_SECURITY_DESCRIPTOR, "ConvertStringSecurityDescriptorToSecurityDescriptorW")
+/* clang-format on */
 
 RQ_FAULT_TABLE(FAULT_CALLS);
 
