@@ -410,18 +410,19 @@ static void test_hostile_record_segments(void **state)
         hostile_close(&h);
     }
     /* Padding at the tail that is published without its record, or
-     * followed by a bad one, or a good one: only the last is delivered. */
-    for (int variant = 0; variant < 3; variant++) {
+     * followed by a bad one, or of the wrong length, or right and followed
+     * by a good one: only the last is delivered. */
+    for (int variant = 0; variant < 4; variant++) {
         hostile_open(&h);
         push_tagged(h.q.p, 100, 1); /* [0, 112) */
         push_tagged(h.q.p, 100, 2); /* [112, 224) */
         expect_pop(h.q.c, 100, 1);
         expect_pop(h.q.c, 100, 2);
-        put_header(h.data + 224, 24, RQ_REC_PAD);
+        put_header(h.data + 224, variant == 2 ? 8 : 24, RQ_REC_PAD);
         put_header(h.data, variant == 1 ? 500 : 16, RQ_REC_DATA);
         uint32_t end = variant == 0 ? CAP : CAP + 24;
         forge_write(&h, end, 3);
-        if (variant < 2) {
+        if (variant < 3) {
             expect_corrupt_pop(&h);
         } else {
             unsigned char buf[CAP];
