@@ -418,6 +418,28 @@ typedef struct rq_record_stats {
  * counters are filled in anyway). */
 RQ_EXTERN int rq_stat_records(rq *q, rq_record_stats *st);
 
+/* One record as rq_dump_records finds it in the ring. */
+typedef struct rq_record_entry {
+    uint64_t seq;      /* its sequence number */
+    uint32_t offset;   /* its header's byte index in the ring */
+    uint32_t len;      /* its length */
+    uint32_t padding;  /* bytes of padding just before it (the wrap), or 0 */
+    uint32_t reserved; /* 0 */
+    const void *data;  /* its bytes, valid during the call only */
+} rq_record_entry;
+
+/* Calls FN(CTX, entry) for every record in a record queue, oldest first,
+ * without consuming any (any role, observers too: for inspection tools).
+ * The queue may move meanwhile: a record's bytes may be overwritten by a
+ * producer after the consumer frees it, so the walk is a diagnostic view,
+ * not a read; it stops at the records it found at its start.  FN returns 0
+ * to go on, anything else to stop (returned as is).  RQ_EINVAL for a slot
+ * queue; RQ_ECORRUPT on an impossible offset, length or padding (every
+ * value checked, never an out-of-bounds read); RQ_EAGAIN if the consumer
+ * freed records under the walk (walk again). */
+RQ_EXTERN int rq_dump_records(rq *q, int (*fn)(void *ctx, const rq_record_entry *entry),
+                              void *ctx);
+
 /* Closes the handle and gives its role up; a reservation is dropped and a
  * peeked message stays in the queue.  The queue itself persists.  NULL is
  * allowed.  (RQ_MPSC: a reservation made by another thread is not released

@@ -842,3 +842,12 @@ int rq_stat_records(rq *q, rq_record_stats *st)
         return RQ_EFORK;
     return q->rec ? rq_rec_stat(q->rec, st) : RQ_EINVAL;
 }
+
+int rq_dump_records(rq *q, int (*fn)(void *ctx, const rq_record_entry *entry), void *ctx)
+{
+    if (!q || !fn)
+        return RQ_EINVAL;
+    if (!opened_in_this_process(q))
+        return RQ_EFORK;
+    return q->rec ? rq_rec_walk(q->rec, fn, ctx) : RQ_EINVAL;
+}

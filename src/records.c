@@ -480,6 +480,9 @@ int rq_rec_commit(struct rq_rec *r, size_t len)
 
 /* ---- consumer -------------------------------------------------------- */
 
+static int rec_at(const struct rq_rec *r, uint32_t off, uint32_t avail, rq_record_entry *e,
+                  uint32_t *span);
+
 /* The oldest record: RQ_OK with *MSG, *LEN and *SPAN (its bytes with any
  * padding before it), RQ_EAGAIN if none, RQ_ECORRUPT if a word, header or
  * length read from the segment is impossible. */
@@ -494,26 +497,12 @@ static int rec_pop_begin(struct rq_rec *r, const unsigned char **msg, uint32_t *
         if (r->write_cache == r->r)
             return RQ_EAGAIN;
     }
-    uint32_t avail = rec_used(r, r->write_cache, r->r), at = rec_index(r, r->r), skip = 0;
-    struct rq_rec_header h;
-    memcpy(&h, r->data + at, sizeof h); /* read once: the producer is untrusted */
-    if (h.type == RQ_REC_PAD) {
-        uint32_t tail = r->cap - at;
-        if (h.len != tail - RQ_RECORD_HEADER || tail >= avail)
-            return RQ_ECORRUPT; /* padding ends at the ring's end, a record follows */
-        skip = tail;
-        avail -= tail;
-        at = 0;
-        memcpy(&h, r->data, sizeof h);
-    }
-    if (h.type != RQ_REC_DATA || h.len > r->max)
-        return RQ_ECORRUPT;
-    uint32_t s = rec_span(h.len);
-    if (s > avail || s > r->cap - at)
-        return RQ_ECORRUPT;
-    *msg = r->data + at + RQ_RECORD_HEADER;
-    *len = h.len;
-    *span = skip + s;
+    rq_record_entry e;
+    int rc = rec_at(r, r->r, rec_used(r, r->write_cache, r->r), &e, span);
+    if (rc < 0)
+        return rc;
+    *msg = e.data;
+    *len = e.len;
     return RQ_OK;
 }
 
@@ -690,4 +679,63 @@ int rq_rec_stat(struct rq_rec *r, rq_record_stats *st)
     st->bytes_free = r->cap - st->bytes_used;
     st->records = (uint32_t)(ww >> 32) - (uint32_t)(rw >> 32);
     return RQ_OK;
+}
+
+/* ---- inspection ------------------------------------------------------ */
+
+/* The record at offset OFF of the ring with AVAIL published bytes, checked
+ * as the consumer checks: RQ_OK with *E (but seq) and *SPAN. */
+static int rec_at(const struct rq_rec *r, uint32_t off, uint32_t avail, rq_record_entry *e,
+                  uint32_t *span)
+{
+    uint32_t at = rec_index(r, off), skip = 0;
+    struct rq_rec_header h;
+    memcpy(&h, r->data + at, sizeof h); /* read once: the producer is untrusted */
+    if (h.type == RQ_REC_PAD) {
+        uint32_t tail = r->cap - at;
+        if (h.len != tail - RQ_RECORD_HEADER || tail >= avail)
+            return RQ_ECORRUPT; /* padding ends at the ring's end, a record follows */
+        skip = tail;
+        avail -= tail;
+        at = 0;
+        memcpy(&h, r->data, sizeof h);
+    }
+    if (h.type != RQ_REC_DATA || h.len > r->max)
+        return RQ_ECORRUPT;
+    uint32_t s = rec_span(h.len);
+    if (s > avail || s > r->cap - at)
+        return RQ_ECORRUPT;
+    e->offset = at;
+    e->len = h.len;
+    e->padding = skip;
+    e->reserved = 0;
+    e->data = r->data + at + RQ_RECORD_HEADER;
+    *span = skip + s;
+    return RQ_OK;
+}
+
+int rq_rec_walk(struct rq_rec *r, int (*fn)(void *ctx, const rq_record_entry *entry), void *ctx)
+{
+    uint64_t ww, rw;
+    int rc = rec_read_pair(r, &ww, &rw);
+    if (rc < 0)
+        return rc;
+    uint32_t off = (uint32_t)rw, end = (uint32_t)ww;
+    uint32_t count = (uint32_t)(ww >> 32) - (uint32_t)(rw >> 32);
+    uint64_t seq = rec_extend(rq_load_relaxed_u64(&r->shm->read_position), (uint32_t)(rw >> 32));
+    for (uint32_t i = 0; i < count; i++) { /* count <= C / 8: bounded */
+        rq_record_entry e;
+        uint32_t span;
+        rc = rec_at(r, off, rec_used(r, end, off), &e, &span);
+        if (rc == RQ_OK && (uint32_t)rq_load_acquire_u64(&r->shm->read_word) != (uint32_t)rw)
+            rc = RQ_EAGAIN; /* freed under us: the bytes may be a producer's now */
+        if (rc < 0)
+            return rc;
+        e.seq = seq + i;
+        rc = fn(ctx, &e);
+        if (rc != 0)
+            return rc;
+        off = rec_advance(r, off, span);
+    }
+    return off == end ? RQ_OK : RQ_ECORRUPT; /* the records fill the published bytes */
 }

@@ -118,5 +118,6 @@ int rq_rec_next_seq(struct rq_rec *r, uint64_t *seq);
 /* rq_stat's ring part: byte offsets and the records in the queue. */
 int rq_rec_offsets(struct rq_rec *r, uint32_t *write, uint32_t *read, uint32_t *records);
 int rq_rec_stat(struct rq_rec *r, rq_record_stats *st);
+int rq_rec_walk(struct rq_rec *r, int (*fn)(void *ctx, const rq_record_entry *entry), void *ctx);
 
 #endif /* RQ_RECORDS_H */

@@ -333,6 +333,53 @@ static void test_timeouts(void **state)
     pair_close(&q);
 }
 
+struct walk {
+    unsigned n;
+    rq_record_entry e[16];
+};
+
+static int collect(void *ctx, const rq_record_entry *e)
+{
+    struct walk *w = ctx;
+    w->e[w->n++] = *e;
+    return w->n == 16;
+}
+
+static void test_dump_walks_without_consuming(void **state)
+{
+    (void)state;
+    struct pair q = pair_open("rec.dump", CAP, MAX, 0);
+    struct walk w = {0};
+    assert_int_equal(rq_dump_records(q.keep ? q.keep : q.c, collect, &w), RQ_OK);
+    assert_int_equal(w.n, 0);
+    push_tagged(q.p, 100, 1);
+    expect_pop(q.c, 100, 1);
+    push_tagged(q.p, 100, 2); /* [112, 224) */
+    push_tagged(q.p, 5, 3);   /* [224, 240) */
+    push_tagged(q.p, 20, 4);  /* padding 16, then [0, 32) */
+    rq *o = th_open(q.name, RQ_OBSERVER, CAP, MAX, RQ_RECORDS);
+    assert_int_equal(rq_dump_records(o, collect, &w), RQ_OK);
+    assert_int_equal(w.n, 3);
+    const uint32_t offsets[] = {112, 224, 0}, lens[] = {100, 5, 20}, pads[] = {0, 0, 16};
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(w.e[i].seq, 1 + i);
+        assert_int_equal(w.e[i].offset, offsets[i]);
+        assert_int_equal(w.e[i].len, lens[i]);
+        assert_int_equal(w.e[i].padding, pads[i]);
+        unsigned char want[100];
+        fill(want, lens[i], 2 + i);
+        assert_memory_equal(w.e[i].data, want, lens[i]);
+    }
+    assert_int_equal(rstat(o).records, 3); /* nothing consumed */
+    rq_close(o);
+    const char *sname = th_name("rec.dump.slots");
+    rq *s = th_open(sname, RQ_OBSERVER, 2, 8, 0);
+    assert_int_equal(rq_dump_records(s, collect, &w), RQ_EINVAL);
+    rq_close(s);
+    rq_unlink(sname);
+    pair_close(&q);
+}
+
 /* ---- hostile segments ------------------------------------------------ */
 
 struct hostile {
@@ -493,6 +540,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_reserve_with_a_length),
         cmocka_unit_test(test_sequence_numbers_and_redelivery),
         cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_dump_walks_without_consuming),
         cmocka_unit_test(test_hostile_record_segments),
         cmocka_unit_test(test_hostile_record_headers),
     };
