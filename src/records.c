@@ -19,6 +19,14 @@
 #include "deadline.h"
 #include "records.h"
 
+/* The slow paths (waiting, wrapping, reloading a peer's word) out of line,
+ * so that the common case pays for no saved registers. */
+#if defined(__GNUC__)
+#define REC_COLD __attribute__((noinline, cold))
+#else
+#define REC_COLD
+#endif
+
 struct rq_rec {
     struct rq_rec_shm *shm;
     unsigned char *data;
@@ -361,7 +369,7 @@ static int rec_claim(struct rq_rec *r, uint32_t len, void **payload)
     return RQ_OK;
 }
 
-static int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms)
+static REC_COLD int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms)
 {
     struct rq_deadline d = rq_deadline_start(timeout_ms);
     int napped = 0;
@@ -516,7 +524,7 @@ static int rec_pop_begin(struct rq_rec *r, const unsigned char **msg, uint32_t *
     return RQ_OK;
 }
 
-static int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
+static REC_COLD int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
                         uint32_t *span, int timeout_ms)
 {
     int rc = rec_pop_begin(r, msg, len, span);
@@ -618,9 +626,14 @@ int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *in
     if (!msg || !len)
         return RQ_EINVAL;
     if (!r->peeked) {
-        int rc = rec_pop_wait(r, &r->peek_msg, &r->peek_len, &r->peek_span, timeout_ms);
+        const unsigned char *m;
+        uint32_t n, span;
+        int rc = rec_pop_wait(r, &m, &n, &span, timeout_ms);
         if (rc < 0)
             return rc;
+        r->peek_msg = m;
+        r->peek_len = n;
+        r->peek_span = span;
         r->peek_seq = r->rseq;
         r->peek_redelivered = r->rseq < r->redeliver_below;
         if (r->rseq >= r->delivered) {
