@@ -197,6 +197,24 @@ static void test_wrap_pads_and_keeps_records_contiguous(void **state)
     pair_close(&q);
 }
 
+/* A record that wraps needs its padding as well as its own bytes: with
+ * 192 bytes used and the write index at 224, a 40-byte record (48 bytes)
+ * would fit the free 64 only without its 32 bytes of padding. */
+static void test_room_counts_the_padding(void **state)
+{
+    (void)state;
+    struct pair q = pair_open("rec.room", CAP, MAX, 0);
+    for (unsigned i = 0; i < 7; i++)
+        push_tagged(q.p, 24, i); /* [0, 224) */
+    expect_pop(q.c, 24, 0);      /* 192 used from 32 */
+    assert_int_equal(rq_push(q.p, "0123456789012345678901234567890123456789", 40, 0),
+                     RQ_EAGAIN);
+    push_tagged(q.p, 24, 7); /* fits before the end: [224, 256) */
+    for (unsigned i = 1; i < 8; i++)
+        expect_pop(q.c, 24, i); /* none overwritten */
+    pair_close(&q);
+}
+
 /* A largest record always fits an empty ring, wherever the offsets are. */
 static void test_largest_record_fits_an_empty_ring_anywhere(void **state)
 {
@@ -535,6 +553,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_config_is_checked),
         cmocka_unit_test(test_records_are_packed),
         cmocka_unit_test(test_wrap_pads_and_keeps_records_contiguous),
+        cmocka_unit_test(test_room_counts_the_padding),
         cmocka_unit_test(test_largest_record_fits_an_empty_ring_anywhere),
         cmocka_unit_test(test_lengths_too_large),
         cmocka_unit_test(test_reserve_with_a_length),
