@@ -5,6 +5,7 @@
  * from the segment checked: RQ_ECORRUPT, never an out-of-bounds access).
  * The crash points and kill tortures are in test_records_crash.c.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -398,6 +399,100 @@ static void test_dump_walks_without_consuming(void **state)
     pair_close(&q);
 }
 
+/* ---- threads: producers and a consumer in one process --------------- */
+
+#define THREAD_RECORDS 20000u
+#define THREAD_MAX 300u
+
+struct thread_arg {
+    const char *name;
+    unsigned stream;
+    int rc;
+};
+
+static size_t thread_len(unsigned stream, unsigned i)
+{
+    return 1 + (i * 37u + stream * 11u) % THREAD_MAX;
+}
+
+static void thread_fill(unsigned char *b, size_t len, unsigned stream, unsigned i)
+{
+    b[0] = (unsigned char)stream;
+    for (size_t k = 1; k < len; k++)
+        b[k] = (unsigned char)(i + k);
+}
+
+static void *producer_thread(void *p)
+{
+    struct thread_arg *a = p;
+    rq *q;
+    a->rc = rq_open(&q, a->name, RQ_PRODUCER, NULL);
+    unsigned char buf[THREAD_MAX];
+    for (unsigned i = 0; a->rc == RQ_OK && i < THREAD_RECORDS; i++) {
+        size_t len = thread_len(a->stream, i);
+        if (i % 2) {
+            thread_fill(buf, len, a->stream, i);
+            a->rc = rq_push(q, buf, len, TH_LIVE_TIMEOUT_MS);
+        } else {
+            void *slot;
+            a->rc = rq_reserve_len(q, len, &slot, TH_LIVE_TIMEOUT_MS);
+            if (a->rc == RQ_OK) {
+                thread_fill(slot, len, a->stream, i);
+                a->rc = rq_commit(q, len);
+            }
+        }
+    }
+    rq_close(q);
+    return NULL;
+}
+
+/* SPSC and MPSC (3 producer threads), blocking both ways on a small ring,
+ * every byte checked: the suite ThreadSanitizer runs (label threads). */
+static void test_threads_every_byte(void **state)
+{
+    (void)state;
+    for (int mpsc = 0; mpsc < 2; mpsc++) {
+        unsigned streams = mpsc ? 3 : 1;
+        const char *name = th_name("rec.threads");
+        rq *keep = th_create(name, 2048, THREAD_MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
+        rq *c = th_open(name, RQ_CONSUMER, 2048, THREAD_MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
+        pthread_t th[3];
+        struct thread_arg args[3];
+        for (unsigned s = 0; s < streams; s++) {
+            args[s] = (struct thread_arg){name, s, RQ_OK};
+            assert_int_equal(pthread_create(&th[s], NULL, producer_thread, &args[s]), 0);
+        }
+        unsigned next[3] = {0, 0, 0};
+        unsigned char buf[THREAD_MAX], want[THREAD_MAX];
+        for (unsigned n = 0; n < streams * THREAD_RECORDS; n++) {
+            size_t len;
+            const void *msg;
+            if (n % 3 == 0) {
+                assert_int_equal(th_pop_live(c, buf, sizeof buf, &len), RQ_OK);
+                msg = buf;
+            } else {
+                assert_int_equal(th_peek_live(c, &msg, &len), RQ_OK);
+            }
+            const unsigned char *b = msg;
+            assert_true(len >= 1 && b[0] < streams);
+            unsigned s = b[0];
+            assert_int_equal(len, thread_len(s, next[s]));
+            thread_fill(want, len, s, next[s]);
+            assert_memory_equal(b, want, len);
+            next[s]++;
+            if (n % 3 != 0)
+                assert_int_equal(rq_release(c), RQ_OK);
+        }
+        for (unsigned s = 0; s < streams; s++) {
+            assert_int_equal(pthread_join(th[s], NULL), 0);
+            assert_int_equal(args[s].rc, RQ_OK);
+        }
+        rq_close(c);
+        rq_close(keep);
+        rq_unlink(name);
+    }
+}
+
 /* ---- hostile segments ------------------------------------------------ */
 
 struct hostile {
@@ -560,6 +655,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sequence_numbers_and_redelivery),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_dump_walks_without_consuming),
+        cmocka_unit_test(test_threads_every_byte),
         cmocka_unit_test(test_hostile_record_segments),
         cmocka_unit_test(test_hostile_record_headers),
     };
