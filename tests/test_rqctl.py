@@ -196,6 +196,8 @@ class Records(RqctlCase):
                           r["largest_record"], r["padding_bytes"]), (256, 224, 32, 3, 90, 0))
         out, _ = self.assertRun(OK, "stat", name)
         self.assertIn("bytes used:         224 of 256 bytes (32 free)", out.decode())
+        out, _ = self.assertRun(OK, "list")
+        self.assertIn("records in 256 B (up to 100 B), 3 records, 224 B used", out.decode())
         self.assertRun(OK, "pop", name, "--count", "2")
         self.assertRun(OK, "push", name, stdin=b"d" * 50 + b"\n")  # wraps: 32 bytes of padding
         dump = json.loads(self.assertRun(OK, "dump", "--json", name)[0])

@@ -476,11 +476,18 @@ static void list_summary(const struct snapshot *s, char *buf, size_t cap)
         const rq_stats *q = &s->u.q;
         role_summary(producer, sizeof producer, q->producer_live, q->producer_pid);
         role_summary(consumer, sizeof consumer, q->consumer_live, q->consumer_pid);
-        snprintf(buf, cap,
-                 "%" PRIu32 " slots x %" PRIu32 " B%s, depth %" PRIu32 ", producer %s, "
-                 "consumer %s",
-                 q->slot_count, q->slot_size, (q->flags & RQ_MPSC) ? " mpsc" : "", q->depth,
-                 producer, consumer);
+        if (q->flags & RQ_RECORDS)
+            snprintf(buf, cap,
+                     "records in %" PRIu32 " B (up to %" PRIu32 " B)%s, %" PRIu32
+                     " records, %llu B used, producer %s, consumer %s",
+                     q->slot_count, q->slot_size, (q->flags & RQ_MPSC) ? " mpsc" : "", q->depth,
+                     (unsigned long long)s->rec.bytes_used, producer, consumer);
+        else
+            snprintf(buf, cap,
+                     "%" PRIu32 " slots x %" PRIu32 " B%s, depth %" PRIu32 ", producer %s, "
+                     "consumer %s",
+                     q->slot_count, q->slot_size, (q->flags & RQ_MPSC) ? " mpsc" : "", q->depth,
+                     producer, consumer);
     } else {
         const rq_coalesce_stats *c = &s->u.c;
         role_summary(producer, sizeof producer, c->worker_live, c->worker_pid);
