@@ -108,6 +108,10 @@ void fz_read_head(struct fz_in *in, struct fz_head *h)
     h->prefill = fz_u8(in);
     h->slot_count = 1 + fz_u16(in) % FZ_MAX_SLOTS;
     h->slot_size = 1 + fz_u16(in) % FZ_MAX_SLOT_SIZE;
+    if ((h->open_flags & FZ_CFG_RECORDS) && h->kind != FZ_COALESCE) {
+        h->slot_count = 64 + 16 * ((h->slot_count - 1) % 64); /* bytes of ring */
+        h->slot_size = 1 + (h->slot_size - 1) % (h->slot_count / 2 - RQ_RECORD_HEADER);
+    }
     uint32_t size = fz_u32(in);
     h->size = size;
     h->image_len = fz_u16(in);
@@ -236,6 +240,7 @@ void fz_make_object(const struct fz_head *h)
         rq_config cfg = {h->slot_count, h->slot_size, 0, 0};
         cfg.flags |= h->kind == FZ_MPSC ? RQ_MPSC : 0;
         cfg.flags |= (h->open_flags & FZ_CFG_FENCES) ? RQ_FULL_FENCES : 0;
+        cfg.flags |= (h->open_flags & FZ_CFG_RECORDS) ? RQ_RECORDS : 0;
         rq *q;
         rc = rq_open(&q, object_name, RQ_OBSERVER, &cfg);
         rq_close(q);
@@ -290,6 +295,7 @@ struct fz_handle {
     /* queue: geometry as the handle reports it, and its mapping */
     uint32_t slot_count, slot_size;
     uint64_t stride;
+    int records; /* a record queue: slot_count is the ring's bytes */
     struct fz_map map;
     /* what the handle holds */
     int reserved;
@@ -342,6 +348,11 @@ static void check_payload(const struct fz_handle *h, const void *p, size_t len, 
         fz_fail("%s: pointer %p outside the segment [%p, +%zu)", call, p, (void *)h->map.addr,
                 h->map.size);
     size_t off = (size_t)(b - h->map.addr) - first;
+    if (h->records) { /* one piece, after an 8-aligned header, inside the ring */
+        if (off % 8 != 0 || len > h->slot_size || off + RQ_RECORD_HEADER + len > h->slot_count)
+            fz_fail("%s: %zu bytes at ring offset %zu: not a record of the ring", call, len, off);
+        return;
+    }
     if (off % h->stride != 0 || off / h->stride >= h->slot_count)
         fz_fail("%s: pointer %p is not a slot's payload", call, p);
     if (len > h->slot_size || (size_t)(b - h->map.addr) + len > h->map.size)
@@ -361,6 +372,7 @@ static void queue_open(struct fz_run *r, struct fz_handle *h, int role, int with
     rq_config cfg = {r->h->slot_count, r->h->slot_size, 0, 0};
     cfg.flags |= r->h->kind == FZ_MPSC ? RQ_MPSC : 0;
     cfg.flags |= (r->h->open_flags & FZ_CFG_FENCES) ? RQ_FULL_FENCES : 0;
+    cfg.flags |= (r->h->open_flags & FZ_CFG_RECORDS) ? RQ_RECORDS : 0;
     last_map.addr = NULL;
     int rc = rq_open(&h->q, object_name, role, with_cfg ? &cfg : NULL);
     /* A creating open that finds the header wiped (the peer's doing) while
@@ -387,7 +399,11 @@ static void queue_open(struct fz_run *r, struct fz_handle *h, int role, int with
     h->slot_count = st.slot_count;
     h->slot_size = st.slot_size;
     h->stride = (RQ_SLOT_HEADER + (uint64_t)st.slot_size + 7) & ~(uint64_t)7;
-    uint64_t need = RQ_SHM_HEADER_SIZE + (uint64_t)st.slot_count * h->stride;
+    h->records = (st.flags & RQ_RECORDS) != 0;
+    if (h->records && (st.slot_count % 16 || st.slot_size > st.slot_count / 2 - RQ_RECORD_HEADER))
+        fz_fail("open accepted a ring of %u bytes for records of %u", st.slot_count, st.slot_size);
+    uint64_t need = RQ_SHM_HEADER_SIZE + (h->records ? st.slot_count
+                                                     : (uint64_t)st.slot_count * h->stride);
     if (!h->map.addr || h->map.size < need)
         fz_fail("open accepted %u slots of %u bytes but mapped %zu bytes", st.slot_count,
                 st.slot_size, h->map.size);
@@ -707,6 +723,8 @@ static const size_t queue_words[] = {
     Q(mpsc.owner), Q(mpsc.owner) + 4, Q(mpsc.next_id), Q(mpsc.seq), Q(mpsc.owner) + 4,
     /* most likely to matter: the offsets, again */
     Q(write_offset), Q(read_offset), Q(write_offset), Q(read_offset),
+    /* a record queue's words: the record numbers beside the offsets */
+    Q(write_offset) + 4, Q(read_offset) + 4,
 };
 static const size_t coalesce_words[] = {
     C(hdr.magic), C(hdr.magic) + 4, C(hdr.layout_version), C(hdr.abi), C(hdr.header_size),
@@ -753,6 +771,8 @@ static void op_scribble(struct fz_run *r, unsigned variant, struct fz_in *in)
     size_t off;
     if (sel < nwords || r->h->kind == FZ_COALESCE)
         off = words[sel % nwords];
+    else if (r->h->open_flags & FZ_CFG_RECORDS) /* a record header's length or type */
+        off = RQ_SHM_HEADER_SIZE + (sel - nwords) * 4 % r->h->slot_count;
     else /* a slot's length word */
         off = RQ_SHM_HEADER_SIZE +
               (sel - nwords) % r->h->slot_count * rq_layout_stride(r->h->slot_size);

@@ -15,7 +15,10 @@
  *   1  roles       bits 0-1: handle A, bits 2-3: handle B
  *                  (0 none, 1 producer, 2 consumer, 3 observer)
  *   2  open_flags  bit 0: A opens with a config (may create / repair),
- *                  bit 1: the same for B, bit 2: config asks RQ_FULL_FENCES
+ *                  bit 1: the same for B, bit 2: config asks RQ_FULL_FENCES,
+ *                  bit 3: a queue is a record queue (RQ_RECORDS): then
+ *                  slot_count is 64 + 16 * (v % 64) bytes of ring and
+ *                  slot_size 1 + v % (slot_count / 2 - 8), the largest
  *   3  prefill     fuzz_peer: messages (requests) made before the handles open
  *   4  slot_count  u16: the object is made with 1 + v % FZ_MAX_SLOTS slots
  *   6  slot_size   u16: ... of 1 + v % FZ_MAX_SLOT_SIZE bytes
@@ -49,7 +52,7 @@
 
 enum fz_kind { FZ_SPSC, FZ_MPSC, FZ_COALESCE, FZ_KINDS };
 
-enum fz_open_flags { FZ_CFG_A = 1, FZ_CFG_B = 2, FZ_CFG_FENCES = 4 };
+enum fz_open_flags { FZ_CFG_A = 1, FZ_CFG_B = 2, FZ_CFG_FENCES = 4, FZ_CFG_RECORDS = 8 };
 
 enum fz_queue_op {
     FZ_OP_PUSH,       /* u16 length */

@@ -268,6 +268,28 @@ int main(int argc, char **argv)
         write_seed(dir, "fuzz_peer", queues[i].file, &s);
     }
 
+    /* Record queues (RQ_RECORDS): a ring of 256 bytes for records of up to
+     * 100, wrapped (padding at its end) with 3 left; the head's count 13
+     * and size 100 give that geometry (harness.h). */
+    const struct {
+        const char *file;
+        unsigned kind;
+        uint32_t flags;
+    } records[] = {
+        {"records-256x100-wrapped", FZ_SPSC, RQ_RECORDS},
+        {"records-mpsc-256x100-wrapped", FZ_MPSC, RQ_RECORDS | RQ_MPSC},
+    };
+    for (size_t i = 0; i < sizeof records / sizeof *records; i++) {
+        size_t n = make_queue(256, 100, records[i].flags, 9, 3, image, sizeof image);
+        head(&s, records[i].kind, 2, 1, FZ_CFG_RECORDS, 0, 13, 100, (uint32_t)n);
+        put(&s, image, n);
+        queue_script(&s);
+        write_seed(dir, "fuzz_segment", records[i].file, &s);
+        head(&s, records[i].kind, 2, 1, FZ_CFG_RECORDS, 3 | 1 << 5, 13, 100, 0);
+        peer_script(&s, 0);
+        write_seed(dir, "fuzz_peer", records[i].file, &s);
+    }
+
     /* A coalescing object with a round owed. */
     rq_coalesce_unlink(name);
     rq_coalesce *r;

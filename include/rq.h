@@ -158,7 +158,23 @@ enum { RQ_PRODUCER = 1, RQ_CONSUMER = 2, RQ_OBSERVER = 3 };
  * costs a few microseconds more.  This flag trades back; it is set by
  * itself where the OS has no such barrier (Windows), and rq_stat reports
  * which a queue uses. */
-enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1, RQ_ANY_OWNER = 1u << 2 };
+enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1, RQ_ANY_OWNER = 1u << 2, RQ_RECORDS = 1u << 3 };
+
+/* RQ_RECORDS (rq_config.flags, kept in the queue): a record queue, a byte
+ * ring that packs messages of any length up to a maximum back to back
+ * instead of one per fixed slot.  In its config slot_count is the
+ * capacity in bytes (a multiple of 8, RQ_RECORDS_CAPACITY_MIN ..
+ * RQ_SLOT_COUNT_MAX) and slot_size the largest message (1 .. capacity / 2
+ * - RQ_RECORD_HEADER).  Each message takes RQ_RECORD_HEADER bytes plus its
+ * length rounded up to 8, and is contiguous in memory (a message that does
+ * not fit before the end of the ring is preceded by padding), so rq_peek
+ * gives one pointer and one length.  Every call works on both kinds, with
+ * the same crash guarantees; rq_reserve_len reserves a length, and
+ * rq_stat_records reports bytes as well as messages.  A library built
+ * without records refuses such a queue (RQ_EVERSION) or config
+ * (RQ_EINVAL). */
+#define RQ_RECORD_HEADER 8u
+#define RQ_RECORDS_CAPACITY_MIN 64u
 
 /* RQ_ANY_OWNER (rq_config.flags; never stored in the queue): accept an
  * existing queue owned by another user.  Without it, rq_open uses an
@@ -321,6 +337,15 @@ RQ_EXTERN int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms);
  * handle. */
 RQ_EXTERN int rq_reserve(rq *q, void **slot, int timeout_ms);
 
+/* Producer, zero-copy, with a length: *SLOT points at LEN writable bytes,
+ * to be published by rq_commit with at most LEN.  On a record queue
+ * (RQ_RECORDS) the space taken is what LEN needs, and rq_reserve reserves
+ * slot_size bytes; on a slot queue this is rq_reserve for any LEN up to
+ * slot_size.  RQ_EMSGSIZE if LEN > slot_size (nothing reserved).
+ * Reserving again before committing returns the same reservation if LEN
+ * fits it, else RQ_ESTATE.  Otherwise as rq_reserve. */
+RQ_EXTERN int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms);
+
 /* Publishes the reserved slot holding LEN bytes.  RQ_EMSGSIZE if LEN >
  * slot_size (the reservation is kept); RQ_ESTATE without a reservation, or
  * (RQ_MPSC) from a thread other than the one that reserved. */
@@ -380,6 +405,45 @@ RQ_EXTERN int rq_release(rq *q);
 
 /* Fills *ST with geometry, offsets, depth, counters and role holders. */
 RQ_EXTERN int rq_stat(rq *q, rq_stats *st);
+
+/* What rq_stat_records reports about a record queue (RQ_RECORDS). */
+typedef struct rq_record_stats {
+    uint64_t capacity;       /* bytes of the ring */
+    uint64_t max_record;     /* largest message accepted (slot_size) */
+    uint64_t bytes_used;     /* bytes in the ring now: headers, payloads and padding */
+    uint64_t bytes_free;     /* capacity - bytes_used */
+    uint64_t records;        /* messages in the ring now */
+    uint64_t largest_record; /* longest message pushed so far */
+    uint64_t padding_bytes;  /* bytes published as padding at the wrap so far */
+    uint64_t payload_bytes;  /* message bytes published so far */
+} rq_record_stats;
+
+/* Fills *ST for a record queue (any role, observers too).  RQ_EINVAL for a
+ * slot queue; RQ_ECORRUPT if the offsets read are inconsistent (the
+ * counters are filled in anyway). */
+RQ_EXTERN int rq_stat_records(rq *q, rq_record_stats *st);
+
+/* One record as rq_dump_records finds it in the ring. */
+typedef struct rq_record_entry {
+    uint64_t seq;      /* its sequence number */
+    uint32_t offset;   /* its header's byte index in the ring */
+    uint32_t len;      /* its length */
+    uint32_t padding;  /* bytes of padding just before it (the wrap), or 0 */
+    uint32_t reserved; /* 0 */
+    const void *data;  /* its bytes, valid during the call only */
+} rq_record_entry;
+
+/* Calls FN(CTX, entry) for every record in a record queue, oldest first,
+ * without consuming any (any role, observers too: for inspection tools).
+ * The queue may move meanwhile: a record's bytes may be overwritten by a
+ * producer after the consumer frees it, so the walk is a diagnostic view,
+ * not a read; it stops at the records it found at its start.  FN returns 0
+ * to go on, anything else to stop (returned as is).  RQ_EINVAL for a slot
+ * queue; RQ_ECORRUPT on an impossible offset, length or padding (every
+ * value checked, never an out-of-bounds read); RQ_EAGAIN if the consumer
+ * freed records under the walk (walk again). */
+RQ_EXTERN int rq_dump_records(rq *q, int (*fn)(void *ctx, const rq_record_entry *entry),
+                              void *ctx);
 
 /* Closes the handle and gives its role up; a reservation is dropped and a
  * peeked message stays in the queue.  The queue itself persists.  NULL is

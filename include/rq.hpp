@@ -373,6 +373,23 @@ public:
         return r;
     }
 
+    /* rq_reserve_len: LEN writable bytes (a record queue takes only the
+     * room LEN needs; a slot queue, any LEN up to slot_size). */
+    reservation reserve_len(std::size_t len, int timeout_ms, std::error_code &ec) noexcept
+    {
+        void *slot = nullptr;
+        if (!detail::set(ec, ::rq_reserve_len(q_, len, &slot, timeout_ms)))
+            return {};
+        return reservation(q_, slot, len);
+    }
+    reservation reserve_len(std::size_t len, int timeout_ms = infinite)
+    {
+        std::error_code ec;
+        reservation r = reserve_len(len, timeout_ms, ec);
+        detail::throw_if(ec, "rq_reserve_len");
+        return r;
+    }
+
     peeked peek(int timeout_ms, std::error_code &ec) noexcept
     {
         const void *msg = nullptr;

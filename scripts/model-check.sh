@@ -121,6 +121,13 @@ check spsc-gone-no-recheck    spsc fail safety - $L -DPERMANENT=1
 check spsc-gone-no-recheck-lv spsc fail none_stranded -A $L -DPERMANENT=1
 check spsc-gone-recheck       spsc pass none_stranded - $L -DPERMANENT=1 -DRECHECK=1
 
+# ---- record queues: padding at the wrap (model/records.pml) --------------
+check records-c5-m6-k2x2      records pass safety - -DC=5 -DM=6 -DPCRASH=2 -DCCRASH=2
+check records-bug1-header-late records fail safety - -DBUG=1
+check records-bug2-pad-alone  records fail safety - -DBUG=2
+check records-bug3-pad-kept   records fail safety - -DBUG=3
+check records-bug4-room-no-pad records fail safety - -DBUG=4
+
 # ---- the fences of the wait/wake handshake on x86-TSO (model/fence.pml) --
 check fence-membarrier        fence pass safety - -DM=3
 check fence-full-fences       fence pass safety - -DM=3 -DFULL=1
@@ -173,6 +180,7 @@ if [ $deep = 1 ]; then
     check deep-mpsc-n1-pkill2-close mpsc pass safety - -DN=1 -DMP=1 -DPCRASH=2 -DCCRASH=0 -DCLOSES=1
     check deep-mpsc-n1-pkill1-ckill1 mpsc pass safety - -DN=1 -DMP=1 -DPCRASH=1 -DCCRASH=1 -DCLOSES=0
     check deep-mpsc-live-pkill1   mpsc pass all_delivered - $A
+    check deep-records-c7-m8-k3x3 records pass safety - -DC=7 -DM=8 -DPCRASH=3 -DCCRASH=3
     check deep-coalesce-k2-w2-r1  coalesce pass safety - -DK=2 -DWCRASH=2 -DRCRASH=1
     check deep-coalesce-live      coalesce pass owed_work_done - -DK=1 -DWCRASH=1 -DRCRASH=1
 fi

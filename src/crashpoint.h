@@ -9,7 +9,9 @@
  * Each point is named for where it stands: XX(ID, "name", roles), roles
  * being the sides that pass it (P producer, C consumer, A any opener;
  * m an MPSC producer only when another holds the lock, killed there by
- * tests/test_mpsc_lock.c; coalescing objects: r requester, w worker).
+ * tests/test_mpsc_lock.c; R a producer of a record queue only, killed
+ * there by tests/test_records.c; coalescing objects: r requester, w
+ * worker).
  */
 #ifndef RQ_CRASHPOINT_H
 #define RQ_CRASHPOINT_H
@@ -41,6 +43,7 @@
     XX(MPSC_BEFORE_UNLOCK, "mpsc.before_unlock", "P")                          \
     XX(MPSC_AFTER_UNLOCK, "mpsc.after_unlock", "P")                            \
     XX(CLOSE_BEFORE_DETACH, "close.before_detach", "PC")                       \
+    XX(REC_PUSH_AFTER_PAD, "records.push.after_pad", "R")                      \
     XX(COALESCE_REQUEST_BEFORE_BUMP, "coalesce.request.before_bump", "r")      \
     XX(COALESCE_REQUEST_AFTER_BUMP, "coalesce.request.after_bump", "r")        \
     XX(COALESCE_WAIT_AFTER_ANNOUNCE, "coalesce.wait.after_announce", "w")      \

@@ -27,6 +27,7 @@
 #include "layout.h"
 #include "mpsc.h"
 #include "platform.h"
+#include "records.h"
 #include "ring.h"
 #include "segment.h"
 #include "rq.h"
@@ -54,6 +55,7 @@ struct rq {
     uint64_t peeked_seq;    /* HELD_PEEKED: its sequence number */
     int peeked_redelivered; /* HELD_PEEKED: handed out before this handle */
     struct rq_shm_role *self; /* this side's statistics line */
+    struct rq_rec *rec;       /* a record queue (RQ_RECORDS): records.c */
 };
 
 /* ---- waiting and waking ---------------------------------------------- */
@@ -288,6 +290,8 @@ static int check_config(const rq_config *cfg)
         return RQ_EINVAL;
     if (is_attach_config(cfg))
         return (cfg->flags & ~(uint32_t)RQ_ANY_OWNER) == 0 ? RQ_OK : RQ_EINVAL;
+    if (cfg->flags & RQ_RECORDS)
+        return rq_rec_check_config(cfg);
     if (cfg->slot_count < 1 || cfg->slot_count > RQ_SLOT_COUNT_MAX)
         return RQ_EINVAL;
     if (cfg->slot_size < 1 || cfg->slot_size > RQ_SLOT_SIZE_MAX)
@@ -309,6 +313,8 @@ int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
     if (rc < 0)
         return rc;
+    if (q->rec)
+        return rq_rec_push(q->rec, msg, len, timeout_ms);
     if (!msg && len > 0)
         return RQ_EINVAL;
     if (q->held != HELD_NONE)
@@ -331,6 +337,8 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
     if (rc < 0)
         return rc;
+    if (q->rec)
+        return rq_rec_reserve(q->rec, q->ring.slot_size, slot, timeout_ms);
     if (!slot)
         return RQ_EINVAL;
     if (q->held == HELD_RESERVED) {
@@ -349,11 +357,25 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
     return RQ_OK;
 }
 
+int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms)
+{
+    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (q->rec)
+        return rq_rec_reserve(q->rec, len, slot, timeout_ms);
+    if (len > q->ring.slot_size)
+        return RQ_EMSGSIZE;
+    return rq_reserve(q, slot, timeout_ms);
+}
+
 int rq_commit(rq *q, size_t len)
 {
     int rc = check_call(q, RQ_PRODUCER, 0);
     if (rc < 0)
         return rc;
+    if (q->rec)
+        return rq_rec_commit(q->rec, len);
     if (q->held != HELD_RESERVED || !reservation_is_ours(q))
         return RQ_ESTATE;
     if (len > q->ring.slot_size)
@@ -382,6 +404,8 @@ int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, in
     int rc = check_call(q, RQ_CONSUMER, timeout_ms);
     if (rc < 0)
         return rc;
+    if (q->rec)
+        return rq_rec_pop(q->rec, buf, cap, len, info, timeout_ms);
     if (!len || (!buf && cap > 0))
         return RQ_EINVAL;
     if (q->held != HELD_NONE)
@@ -415,6 +439,8 @@ int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int ti
     int rc = check_call(q, RQ_CONSUMER, timeout_ms);
     if (rc < 0)
         return rc;
+    if (q->rec)
+        return rq_rec_peek(q->rec, msg, len, info, timeout_ms);
     if (!msg || !len)
         return RQ_EINVAL;
     if (q->held != HELD_PEEKED) {
@@ -436,6 +462,8 @@ int rq_release(rq *q)
     int rc = check_call(q, RQ_CONSUMER, 0);
     if (rc < 0)
         return rc;
+    if (q->rec)
+        return rq_rec_release(q->rec);
     if (q->held != HELD_PEEKED)
         return RQ_ESTATE;
     RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH); /* processed, not yet released */
@@ -451,6 +479,8 @@ int rq_next_seq(rq *q, uint64_t *seq)
         return RQ_EINVAL;
     if (!opened_in_this_process(q))
         return RQ_EFORK;
+    if (q->rec && q->role != RQ_OBSERVER)
+        return rq_rec_next_seq(q->rec, seq);
     if (q->role == RQ_CONSUMER) {
         *seq = q->ring.read_pos;
         return RQ_OK;
@@ -479,6 +509,8 @@ static int queue_check(const void *snapshot, uint64_t object_size, const void *c
 {
     const struct rq_shm_header *h = snapshot;
     const rq_config *cfg = config;
+    if (h->layout_version == RQ_REC_LAYOUT_VERSION)
+        return rq_rec_check(h, object_size, cfg, total);
     if (h->layout_version != RQ_LAYOUT_VERSION || h->abi != rq_layout_abi(rq_plat_abi_tag()))
         return RQ_EVERSION;
     if (h->header_size != RQ_SHM_HEADER_SIZE)
@@ -497,7 +529,7 @@ static int queue_check(const void *snapshot, uint64_t object_size, const void *c
         return RQ_ECORRUPT;
     /* RQ_FULL_FENCES may have been chosen by the creator's OS: only an
      * opener that asks for it and finds it missing is refused. */
-    if (cfg && (h->slot_count != cfg->slot_count || h->slot_size != cfg->slot_size ||
+    if (cfg && ((cfg->flags & RQ_RECORDS) || h->slot_count != cfg->slot_count || h->slot_size != cfg->slot_size ||
                 (h->flags & RQ_MPSC) != (cfg->flags & RQ_MPSC) ||
                 ((cfg->flags & RQ_FULL_FENCES) && !(h->flags & RQ_FULL_FENCES))))
         return RQ_EEXIST;
@@ -508,12 +540,16 @@ static int queue_check(const void *snapshot, uint64_t object_size, const void *c
 static uint64_t queue_size_for(const void *config)
 {
     const rq_config *cfg = config;
+    if (cfg->flags & RQ_RECORDS)
+        return rq_rec_size_for(cfg);
     return rq_layout_total(cfg->slot_count, cfg->slot_size);
 }
 
 static int queue_init(rq_plat_segment *seg, void *addr, const void *config, int repairing)
 {
     const rq_config *cfg = config;
+    if (cfg->flags & RQ_RECORDS)
+        return rq_rec_init(seg, addr, cfg, repairing);
     struct rq_shm *shm = addr;
     memset(shm, 0, sizeof *shm);
     shm->hdr.layout_version = RQ_LAYOUT_VERSION;
@@ -581,7 +617,7 @@ static int role_acquire(rq *q)
      * move write_offset while we read the pair, so it could look corrupt
      * when it is not; every MPSC push re-reads both under the lock. */
     if (q->owns_role_line || !producer) {
-        rc = rq_ring_load(&q->ring);
+        rc = q->rec ? rq_rec_load(q->rec) : rq_ring_load(&q->ring);
         if (rc < 0)
             return rc;
     }
@@ -597,6 +633,7 @@ static void handle_free(rq *q)
     if (q->lock_open && !q->lock.held)
         rq_mpsc_close(&q->lock); /* releases nothing here: gives the slot up */
     rq_segment_close(&q->segment); /* drops every lock of this handle */
+    rq_rec_free(q->rec);
     free(q);
 }
 
@@ -628,7 +665,10 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
     const struct rq_shm_header *h = (const struct rq_shm_header *)q->segment.header.bytes;
     rq_ring_attach(&q->ring, q->shm, h);
     q->mpsc = (h->flags & RQ_MPSC) != 0;
-    if (role != RQ_OBSERVER)
+    if (h->layout_version == RQ_REC_LAYOUT_VERSION)
+        rc = rq_rec_attach(&q->rec, q->shm, h, q->seg, role,
+                           q->mpsc && role == RQ_PRODUCER ? &q->lock : NULL);
+    if (rc == RQ_OK && role != RQ_OBSERVER)
         rc = role_acquire(q);
     if (rc < 0) {
         if (q->owns_role_line)
@@ -683,6 +723,7 @@ void rq_close(rq *q)
          * child shares its open file descriptions: an unlock here would
          * drop the parent's locks.  Only this process's copy is freed. */
         rq_segment_close(&q->segment);
+        rq_rec_free(q->rec);
         free(q);
         return;
     }
@@ -692,6 +733,7 @@ void rq_close(rq *q)
      * on Windows it goes with the reserving thread. */
     if (q->lock_open && q->held == HELD_RESERVED && reservation_is_ours(q))
         rq_mpsc_unlock(&q->lock);
+    rq_rec_close(q->rec);
     if (q->owns_role_line) {
         RQ_CRASH_POINT(CLOSE_BEFORE_DETACH);
         rq_store_seq_u32(&q->self->attached, 0);
@@ -749,8 +791,11 @@ int rq_stat(rq *q, rq_stats *st)
     memset(st, 0, sizeof *st);
     st->slot_count = q->ring.n;
     st->slot_size = q->ring.slot_size;
-    st->flags = (q->mpsc ? RQ_MPSC : 0) | (q->ring.full_fences ? RQ_FULL_FENCES : 0);
-    int rc = read_offset_pair(q, &st->write_offset, &st->read_offset);
+    st->flags = (q->mpsc ? RQ_MPSC : 0) | (q->ring.full_fences ? RQ_FULL_FENCES : 0) |
+                (q->rec ? RQ_RECORDS : 0);
+    uint32_t records = 0;
+    int rc = q->rec ? rq_rec_offsets(q->rec, &st->write_offset, &st->read_offset, &records)
+                    : read_offset_pair(q, &st->write_offset, &st->read_offset);
     st->pushed = rq_load_relaxed_u64(&shm->producer.messages);
     st->popped = rq_load_relaxed_u64(&shm->consumer.messages);
     st->producer_waits = rq_load_relaxed_u64(&shm->producer.waits);
@@ -777,6 +822,24 @@ int rq_stat(rq *q, rq_stats *st)
         return rc; /* every field but depth is filled in, for a post-mortem */
     if (producer_live < 0 || consumer_live < 0)
         return producer_live < 0 ? producer_live : consumer_live;
-    st->depth = rq_ring_distance(&q->ring, st->write_offset, st->read_offset);
+    st->depth = q->rec ? records : rq_ring_distance(&q->ring, st->write_offset, st->read_offset);
     return RQ_OK;
+}
+
+int rq_stat_records(rq *q, rq_record_stats *st)
+{
+    if (!q || !st)
+        return RQ_EINVAL;
+    if (!opened_in_this_process(q))
+        return RQ_EFORK;
+    return q->rec ? rq_rec_stat(q->rec, st) : RQ_EINVAL;
+}
+
+int rq_dump_records(rq *q, int (*fn)(void *ctx, const rq_record_entry *entry), void *ctx)
+{
+    if (!q || !fn)
+        return RQ_EINVAL;
+    if (!opened_in_this_process(q))
+        return RQ_EFORK;
+    return q->rec ? rq_rec_walk(q->rec, fn, ctx) : RQ_EINVAL;
 }

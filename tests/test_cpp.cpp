@@ -170,6 +170,26 @@ static void reservation_commits_or_aborts()
     rqcpp::queue::unlink(name);
 }
 
+/* A record queue: a reservation of the length asked for. */
+static void record_queue_reserve_len()
+{
+    std::string name = fresh("records");
+    rq_config cfg = {256, 100, RQ_RECORDS, 0};
+    rqcpp::queue p = rqcpp::queue::create(name, RQ_PRODUCER, cfg);
+    rqcpp::queue c = rqcpp::queue::open(name, RQ_CONSUMER);
+    std::error_code ec;
+    p.reserve_len(101, 0, ec);
+    CHECK(ec == RQ_EMSGSIZE);
+    rqcpp::reservation r = p.reserve_len(5, 0);
+    CHECK(r.active() && r.size() == 5);
+    std::memcpy(r.data(), "hello", 5);
+    r.commit(5);
+    rqcpp::peeked m = c.peek(0);
+    CHECK(m.str() == "hello" && (c.stat().flags & RQ_RECORDS));
+    m.release();
+    rqcpp::queue::unlink(name);
+}
+
 /* The README's C snippet style, in C++17: no designated initialisers. */
 static void readme_style_config()
 {
@@ -189,6 +209,7 @@ int main()
     raii_closes_and_moves();
     reservation_commits_or_aborts();
     readme_style_config();
+    record_queue_reserve_len();
     if (failures) {
         std::fprintf(stderr, "test_cpp: %d check(s) failed\n", failures);
         return 1;

@@ -110,7 +110,7 @@ class RqctlCase(unittest.TestCase):
 
 
 class Help(RqctlCase):
-    COMMANDS = ("create", "unlink", "list", "stat", "push", "pop", "request")
+    COMMANDS = ("create", "unlink", "list", "stat", "push", "pop", "request", "dump")
 
     def test_help_for_the_tool_and_every_command(self):
         out, _ = self.assertRun(OK, "--help")
@@ -171,6 +171,49 @@ class Help(RqctlCase):
         self.names.append(longest)
         self.assertRun(OK, "create", longest, "--slots", "1", "--slot-size", "1")
         self.assertEqual(stat_json(longest)["name"], longest)
+
+
+class Records(RqctlCase):
+    def test_create_stat_dump_a_record_queue(self):
+        name = fresh("rec")
+        self.names.append(name)
+        self.assertRun(OK, "create", name, "--capacity", "256", "--max-record", "100")
+        self.assertRun(OK, "create", name, "--capacity", "256", "--max-record", "100")
+        _, err = self.assertRun(EXISTS, "create", name, "--capacity", "512", "--max-record", "100")
+        self.assertIn("records in 256 bytes, at most 100 each", err)
+        self.assertRun(EXISTS, "create", name, "--slots", "4", "--slot-size", "100")
+        for bad in (("--capacity", "250", "--max-record", "10"),
+                    ("--capacity", "256", "--max-record", "121"),
+                    ("--capacity", "256"), ("--capacity", "256", "--max-record", "8", "--slots", "2")):
+            self.assertRun(USAGE, "create", fresh("rec.bad"), *bad)
+        # 90 + 8 -> 96 + 8 = 104 bytes, twice, then 3 bytes: 16 bytes
+        lines = b"a" * 90 + b"\n" + b"b" * 90 + b"\n" + b"ccc\n"
+        self.assertRun(OK, "push", name, stdin=lines)
+        st = stat_json(name)
+        self.assertEqual((st["slot_count"], st["slot_size"], st["depth"]), (256, 100, 3))
+        r = st["records"]
+        self.assertEqual((r["capacity"], r["bytes_used"], r["bytes_free"], r["records"],
+                          r["largest_record"], r["padding_bytes"]), (256, 224, 32, 3, 90, 0))
+        out, _ = self.assertRun(OK, "stat", name)
+        self.assertIn("bytes used:         224 of 256 bytes (32 free)", out.decode())
+        out, _ = self.assertRun(OK, "list")
+        self.assertIn("records in 256 B (up to 100 B), 3 records, 224 B used", out.decode())
+        self.assertRun(OK, "pop", name, "--count", "2")
+        self.assertRun(OK, "push", name, stdin=b"d" * 50 + b"\n")  # wraps: 32 bytes of padding
+        dump = json.loads(self.assertRun(OK, "dump", "--json", name)[0])
+        self.assertEqual([(e["seq"], e["offset"], e["len"], e["padding"]) for e in dump["entries"]],
+                         [(2, 208, 3, 0), (3, 0, 50, 32)])
+        self.assertEqual((dump["records"], dump["padding_bytes"], dump["largest_record"]),
+                         (2, 32, 50))
+        out, _ = self.assertRun(OK, "dump", name, "--bytes", "2")
+        self.assertIn("2 records, 53 bytes of payload, 32 bytes of padding", out.decode())
+        self.assertIn(" 6464", out.decode())
+        self.assertEqual(stat_json(name)["records"]["padding_bytes"], 32)
+        out, _ = self.assertRun(OK, "pop", name, "--count", "2")
+        self.assertEqual(out, b"ccc\n" + b"d" * 50 + b"\n")
+        slots = self.queue("rec.slots")
+        self.assertRun(USAGE, "dump", slots, err_has="not a record queue")
+        self.assertRun(NOENT, "dump", fresh("rec.none"))
 
 
 class CreateUnlink(RqctlCase):

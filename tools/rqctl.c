@@ -188,6 +188,7 @@ int rqctl_usage_error(const char *cmd, const char *usage)
 
 static const char create_usage[] =
     "rqctl create NAME --slots N --slot-size BYTES [--mpsc] [--mode OCTAL]\n"
+    "       rqctl create NAME --capacity BYTES --max-record BYTES [--mpsc] [--mode OCTAL]\n"
     "       rqctl create NAME --coalesce [--mode OCTAL]";
 static const char create_help[] =
     "Creates queue NAME (the POSIX shared-memory object rq.NAME) with N slots\n"
@@ -197,6 +198,9 @@ static const char create_help[] =
     "\n"
     "  -n, --slots N          messages the queue holds (1..1073741824)\n"
     "  -s, --slot-size BYTES  largest message in bytes (1..1073741824)\n"
+    "  -C, --capacity BYTES   a record queue instead: messages of any length\n"
+    "                         packed into a ring of BYTES (a multiple of 16)\n"
+    "  -R, --max-record BYTES its largest message (at most capacity / 2 - 8)\n"
     "  -m, --mpsc             many producers may push at once\n"
     "  -M, --mode OCTAL       permission bits of a new object (default 0600)\n"
     "  -c, --coalesce         create a coalescing object instead of a queue\n"
@@ -223,11 +227,19 @@ int rqctl_cmd_create(int argc, char **argv)
         {"slots", required_argument, NULL, 'n'},  {"slot-size", required_argument, NULL, 's'},
         {"mpsc", no_argument, NULL, 'm'},         {"mode", required_argument, NULL, 'M'},
         {"coalesce", no_argument, NULL, 'c'},     {"help", no_argument, NULL, 'h'},
+        {"capacity", required_argument, NULL, 'C'}, {"max-record", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0}};
     rq_config cfg = {0};
-    int have_slots = 0, have_size = 0, coalesce = 0, opt;
-    while ((opt = getopt_long(argc, argv, "n:s:mM:ch", opts, NULL)) != -1) {
+    int have_slots = 0, have_size = 0, coalesce = 0, records = 0, opt;
+    while ((opt = getopt_long(argc, argv, "n:s:mM:chC:R:", opts, NULL)) != -1) {
         switch (opt) {
+        case 'C':
+        case 'R':
+            if (rqctl_parse_u32("create", opt == 'C' ? "--capacity" : "--max-record", optarg, 1,
+                                RQ_SLOT_COUNT_MAX, opt == 'C' ? &cfg.slot_count : &cfg.slot_size) < 0)
+                return RQCTL_USAGE;
+            records |= opt == 'C' ? 1 : 2;
+            break;
         case 'n':
             if (rqctl_parse_u32("create", "--slots", optarg, 1, RQ_SLOT_COUNT_MAX,
                                 &cfg.slot_count) < 0)
@@ -273,7 +285,21 @@ int rqctl_cmd_create(int argc, char **argv)
         rq_coalesce_close(c);
         return RQCTL_OK;
     }
-    if (!have_slots || !have_size) {
+    if (records && (have_slots || have_size || records != 3)) {
+        rqctl_error(RQCTL_USAGE, "create",
+                    "a record queue needs --capacity and --max-record, and no --slots or "
+                    "--slot-size");
+        return rqctl_usage_error("create", create_usage);
+    }
+    if (records) {
+        cfg.flags |= RQ_RECORDS;
+        if (cfg.slot_count % 16 || cfg.slot_count < RQ_RECORDS_CAPACITY_MIN ||
+            cfg.slot_size > cfg.slot_count / 2 - RQ_RECORD_HEADER)
+            return rqctl_error(RQCTL_USAGE, "create",
+                               "--capacity must be a multiple of 16 from %u, and --max-record at "
+                               "most half of it less %u",
+                               RQ_RECORDS_CAPACITY_MIN, RQ_RECORD_HEADER);
+    } else if (!have_slots || !have_size) {
         rqctl_error(RQCTL_USAGE, "create", "a queue needs --slots and --slot-size");
         return rqctl_usage_error("create", create_usage);
     }
@@ -286,7 +312,10 @@ int rqctl_cmd_create(int argc, char **argv)
             rq_stat(old, &st) == RQ_OK) {
             char shown[RQCTL_SHOWN_MAX];
             rqctl_error(RQCTL_EXISTS, "create",
-                        "queue '%s' exists with another geometry: %lu slots of %lu bytes%s",
+                        (st.flags & RQ_RECORDS)
+                            ? "queue '%s' exists with another geometry: records in %lu bytes, "
+                              "at most %lu each%s"
+                            : "queue '%s' exists with another geometry: %lu slots of %lu bytes%s",
                         rqctl_shown(name, shown, sizeof shown), (unsigned long)st.slot_count,
                         (unsigned long)st.slot_size, (st.flags & RQ_MPSC) ? ", mpsc" : "");
             rq_close(old);
@@ -470,6 +499,7 @@ static const struct command {
     {"push", rqctl_cmd_push, "push one message per input line"},
     {"pop", rqctl_cmd_pop, "pop messages to standard output"},
     {"request", rqctl_cmd_request, "request a round of work from a coalescing object"},
+    {"dump", rqctl_cmd_dump, "list the records in a record queue without consuming them"},
 };
 
 static void main_help(FILE *out)

@@ -74,6 +74,7 @@ int rqctl_cmd_stat(int argc, char **argv);
 int rqctl_cmd_push(int argc, char **argv);
 int rqctl_cmd_pop(int argc, char **argv);
 int rqctl_cmd_request(int argc, char **argv);
+int rqctl_cmd_dump(int argc, char **argv);
 
 /* --wait[=SECONDS]: *MS gets RQ_INFINITE without a value, else the
  * seconds in milliseconds.  -1 (a usage error printed) on bad input. */

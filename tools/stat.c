@@ -29,6 +29,7 @@ struct snapshot {
         rq_stats q;
         rq_coalesce_stats c;
     } u;
+    rq_record_stats rec; /* a record queue (u.q.flags has RQ_RECORDS) */
 };
 
 static double wall_seconds(void)
@@ -52,6 +53,8 @@ static int take_snapshot(enum rqctl_kind kind, const char *name, struct snapshot
         rc = rq_open_timed(&q, name, RQ_OBSERVER, NULL, RQCTL_OPEN_TIMEOUT_MS);
         if (rc == RQ_OK) {
             rc = rq_stat(q, &s->u.q);
+            if (rc == RQ_OK && (s->u.q.flags & RQ_RECORDS))
+                rc = rq_stat_records(q, &s->rec);
             rq_close(q);
         }
     } else {
@@ -122,6 +125,18 @@ static json_t *snapshot_json(const struct snapshot *s)
         put(o, "mpsc", json_boolean(q->flags & RQ_MPSC));
         put(o, "fences", json_string((q->flags & RQ_FULL_FENCES) ? "full" : "asymmetric"));
         put(o, "depth", json_u64(q->depth));
+        if (q->flags & RQ_RECORDS) {
+            json_t *r = json_object();
+            put(r, "capacity", json_u64(s->rec.capacity));
+            put(r, "max_record", json_u64(s->rec.max_record));
+            put(r, "bytes_used", json_u64(s->rec.bytes_used));
+            put(r, "bytes_free", json_u64(s->rec.bytes_free));
+            put(r, "records", json_u64(s->rec.records));
+            put(r, "largest_record", json_u64(s->rec.largest_record));
+            put(r, "padding_bytes", json_u64(s->rec.padding_bytes));
+            put(r, "payload_bytes", json_u64(s->rec.payload_bytes));
+            put(o, "records", r);
+        }
         put(o, "read_offset", json_u64(q->read_offset));
         put(o, "write_offset", json_u64(q->write_offset));
         put(o, "producer", json_role(q->producer_live, q->producer_pid));
@@ -222,14 +237,29 @@ static void snapshot_text(const struct snapshot *s, const struct snapshot *prev)
     if (s->kind == KIND_QUEUE) {
         const rq_stats *q = &s->u.q, *p = prev ? &prev->u.q : NULL;
         printf("%-20s%s\n", "queue:", s->name);
-        printf("%-20s%" PRIu32 "\n", "slots:", q->slot_count);
-        printf("%-20s%" PRIu32 " bytes\n", "slot size:", q->slot_size);
+        if (q->flags & RQ_RECORDS) {
+            printf("%-20s%" PRIu32 " bytes of records\n", "capacity:", q->slot_count);
+            printf("%-20s%" PRIu32 " bytes\n", "max record:", q->slot_size);
+        } else {
+            printf("%-20s%" PRIu32 "\n", "slots:", q->slot_count);
+            printf("%-20s%" PRIu32 " bytes\n", "slot size:", q->slot_size);
+        }
         printf("%-20s%s\n", "producers:", (q->flags & RQ_MPSC) ? "many (mpsc)" : "one (spsc)");
         printf("%-20s%s\n", "fences:",
                (q->flags & RQ_FULL_FENCES) ? "full (every publish)"
                                            : "asymmetric (membarrier when about to sleep)");
         text_info(s);
         printf("%-20s%" PRIu32 "\n", "depth:", q->depth);
+        if (q->flags & RQ_RECORDS) {
+            printf("%-20s%llu of %llu bytes (%llu free)\n", "bytes used:",
+                   (unsigned long long)s->rec.bytes_used, (unsigned long long)s->rec.capacity,
+                   (unsigned long long)s->rec.bytes_free);
+            printf("%-20s%llu bytes\n", "largest record:",
+                   (unsigned long long)s->rec.largest_record);
+            printf("%-20s%llu bytes of %llu published\n", "padding wasted:",
+                   (unsigned long long)s->rec.padding_bytes,
+                   (unsigned long long)(s->rec.padding_bytes + s->rec.payload_bytes));
+        }
         printf("%-20s%" PRIu32 "\n", "read offset:", q->read_offset);
         printf("%-20s%" PRIu32 "\n", "write offset:", q->write_offset);
         text_role("producer:", q->producer_live, q->producer_pid, (q->flags & RQ_MPSC) != 0);
@@ -446,11 +476,18 @@ static void list_summary(const struct snapshot *s, char *buf, size_t cap)
         const rq_stats *q = &s->u.q;
         role_summary(producer, sizeof producer, q->producer_live, q->producer_pid);
         role_summary(consumer, sizeof consumer, q->consumer_live, q->consumer_pid);
-        snprintf(buf, cap,
-                 "%" PRIu32 " slots x %" PRIu32 " B%s, depth %" PRIu32 ", producer %s, "
-                 "consumer %s",
-                 q->slot_count, q->slot_size, (q->flags & RQ_MPSC) ? " mpsc" : "", q->depth,
-                 producer, consumer);
+        if (q->flags & RQ_RECORDS)
+            snprintf(buf, cap,
+                     "records in %" PRIu32 " B (up to %" PRIu32 " B)%s, %" PRIu32
+                     " records, %llu B used, producer %s, consumer %s",
+                     q->slot_count, q->slot_size, (q->flags & RQ_MPSC) ? " mpsc" : "", q->depth,
+                     (unsigned long long)s->rec.bytes_used, producer, consumer);
+        else
+            snprintf(buf, cap,
+                     "%" PRIu32 " slots x %" PRIu32 " B%s, depth %" PRIu32 ", producer %s, "
+                     "consumer %s",
+                     q->slot_count, q->slot_size, (q->flags & RQ_MPSC) ? " mpsc" : "", q->depth,
+                     producer, consumer);
     } else {
         const rq_coalesce_stats *c = &s->u.c;
         role_summary(producer, sizeof producer, c->worker_live, c->worker_pid);
@@ -576,5 +613,127 @@ int rqctl_cmd_list(int argc, char **argv)
     if (fflush(stdout) != 0)
         return rqctl_error(RQCTL_FAILED, "list", "writing standard output: %s",
                            strerror(errno));
+    return RQCTL_OK;
+}
+
+/* ---- dump --------------------------------------------------------------- */
+
+static const char dump_usage[] = "rqctl dump [--json] [--bytes N] NAME";
+static const char dump_help[] =
+    "Lists the records in record queue NAME, oldest first, without consuming\n"
+    "them: sequence number, index in the ring, length, padding before it, and\n"
+    "its first bytes in hex; then the totals (records, bytes used, padding in\n"
+    "the ring, largest record in the ring).  Takes no role; needs read access.\n"
+    "\n"
+    "  -j, --json     one JSON object: the records and the totals\n"
+    "  -b, --bytes N  bytes of each record to show (default 16, 0..4096)\n"
+    "  -h, --help     this text\n";
+
+struct dump_state {
+    int json;
+    uint32_t show;
+    json_t *list;
+    uint64_t records, bytes, padding, largest;
+};
+
+static int dump_one(void *ctx, const rq_record_entry *e)
+{
+    struct dump_state *d = ctx;
+    const unsigned char *b = e->data;
+    uint32_t n = e->len < d->show ? e->len : d->show;
+    char hex[2 * 4096 + 1];
+    for (uint32_t i = 0; i < n; i++)
+        snprintf(hex + 2 * i, 3, "%02x", b[i]);
+    hex[2 * n] = 0;
+    d->records++;
+    d->bytes += e->len;
+    d->padding += e->padding;
+    d->largest = e->len > d->largest ? e->len : d->largest;
+    if (d->json) {
+        json_t *r = json_object();
+        put(r, "seq", json_u64(e->seq));
+        put(r, "offset", json_u64(e->offset));
+        put(r, "len", json_u64(e->len));
+        put(r, "padding", json_u64(e->padding));
+        put(r, "head", json_string(hex));
+        if (json_array_append_new(d->list, r) != 0)
+            json_failed = 1;
+    } else {
+        printf("%-12" PRIu64 " @%-10" PRIu32 " %8" PRIu32 " B%s %s\n", e->seq, e->offset, e->len,
+               e->padding ? " (after padding)" : "                ", hex);
+    }
+    return 0;
+}
+
+int rqctl_cmd_dump(int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"bytes", required_argument, NULL, 'b'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct dump_state d = {0, 16, NULL, 0, 0, 0, 0};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "jb:h", opts, NULL)) != -1) {
+        if (opt == 'j') {
+            d.json = 1;
+        } else if (opt == 'b') {
+            if (rqctl_parse_u32("dump", "--bytes", optarg, 0, 4096, &d.show) < 0)
+                return RQCTL_USAGE;
+        } else if (opt == 'h') {
+            printf("usage: %s\n\n%s", dump_usage, dump_help);
+            return RQCTL_OK;
+        } else {
+            return rqctl_usage_error("dump", dump_usage);
+        }
+    }
+    if (optind != argc - 1)
+        return rqctl_usage_error("dump", dump_usage);
+    const char *name = argv[optind];
+    if (rqctl_check_name("dump", name) != RQCTL_OK)
+        return RQCTL_USAGE;
+    rq *q;
+    int rc = rq_open_timed(&q, name, RQ_OBSERVER, NULL, RQCTL_OPEN_TIMEOUT_MS);
+    if (rc < 0)
+        return rqctl_fail("dump", KIND_QUEUE, name, rc);
+    rq_record_stats st;
+    rc = rq_stat_records(q, &st);
+    if (rc == RQ_EINVAL) {
+        rq_close(q);
+        char shown[RQCTL_SHOWN_MAX];
+        return rqctl_error(RQCTL_USAGE, "dump", "queue '%s' is a slot queue, not a record queue",
+                           rqctl_shown(name, shown, sizeof shown));
+    }
+    d.list = d.json ? json_array() : NULL;
+    for (int attempt = 0; rc == RQ_OK || rc == RQ_EAGAIN; attempt++) {
+        if (attempt == 100)
+            break; /* the consumer keeps freeing under us: report that */
+        d.records = d.bytes = d.padding = d.largest = 0;
+        if (d.json)
+            json_array_clear(d.list);
+        rc = rq_dump_records(q, dump_one, &d);
+        if (rc == RQ_OK)
+            break;
+    }
+    rq_close(q);
+    if (rc < 0) {
+        json_decref(d.list);
+        return rqctl_fail("dump", KIND_QUEUE, name, rc);
+    }
+    if (d.json) {
+        json_t *o = json_object();
+        put(o, "name", json_string(name));
+        put(o, "capacity", json_u64(st.capacity));
+        put(o, "max_record", json_u64(st.max_record));
+        put(o, "records", json_u64(d.records));
+        put(o, "payload_bytes", json_u64(d.bytes));
+        put(o, "padding_bytes", json_u64(d.padding));
+        put(o, "largest_record", json_u64(d.largest));
+        put(o, "entries", d.list);
+        return emit_json("dump", o);
+    }
+    printf("%" PRIu64 " records, %" PRIu64 " bytes of payload, %" PRIu64
+           " bytes of padding in the ring; largest %" PRIu64 " bytes; capacity %" PRIu64
+           " bytes\n",
+           d.records, d.bytes, d.padding, d.largest, st.capacity);
     return RQCTL_OK;
 }

@@ -1,0 +1,356 @@
+/*
+ * rec_bench.c - record queues (RQ_RECORDS) side by side with slot queues,
+ * in one run, interleaved: a producer process and a consumer process,
+ * both busy (timeout 0, spinning), pinned to CPUs 0 and 1 when there are
+ * two.  Linux only (fork, sched_setaffinity).
+ *
+ *   rec_bench [--pairs N] [--quick] [--single [--only CONFIG]]
+ *
+ * --single: one process pushes 64 messages and then reads them back, CPU
+ * time (on a loaded machine the fairer measure of what the calls cost);
+ * --only CONFIG runs one configuration once, for an instruction count:
+ *   valgrind --tool=callgrind rec_bench --single --only records64
+ *
+ * Two comparisons, each as N pairs (slot run, record run, in alternating
+ * order), printed per pair and as the median ratio with its spread:
+ *   64 B:  64-byte records vs 64-byte slots, same segment size (msgs/s);
+ *   mix:   a log-like mix of 16 B .. 2 KiB (mostly short) vs slots sized
+ *          2 KiB, same segment size (MB/s of payload);
+ * and how many mix records a full record queue holds, against
+ * capacity / (mean size + header).  Every message is checked (length and
+ * first and last byte) so a fast wrong queue cannot win.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rq.h"
+
+#define MIX_MAX 2048u
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void pin(int cpu)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 2)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % (int)n, &set);
+    (void)sched_setaffinity(0, sizeof set, &set);
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+/* A log-like size: 70% 16..128 bytes, 25% 128..512, 5% 512..2048. */
+static uint32_t mix_size(uint64_t *s)
+{
+    uint64_t r = xorshift(s);
+    unsigned pick = (unsigned)(r % 100);
+    r >>= 8;
+    if (pick < 70)
+        return 16 + (uint32_t)(r % 113);
+    if (pick < 95)
+        return 128 + (uint32_t)(r % 385);
+    return 512 + (uint32_t)(r % 1537);
+}
+
+struct run {
+    const char *what;
+    rq_config cfg;
+    uint32_t fixed; /* every message this long, or 0: the mix */
+    uint64_t messages;
+};
+
+static uint32_t next_len(const struct run *r, uint64_t *seed)
+{
+    return r->fixed ? r->fixed : mix_size(seed);
+}
+
+static void die(const char *what, int rc)
+{
+    fprintf(stderr, "rec_bench: %s: %s\n", what, rq_strerror(rc));
+    exit(1);
+}
+
+static void producer(const struct run *r, const char *name, int ready_fd, int go_fd)
+{
+    pin(1);
+    rq *p;
+    int rc = rq_open(&p, name, RQ_PRODUCER, NULL);
+    if (rc != RQ_OK)
+        die("producer open", rc);
+    static unsigned char buf[MIX_MAX];
+    char c = 'r';
+    if (write(ready_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 1)
+        exit(1);
+    uint64_t seed = 88172645463325252ull;
+    for (uint64_t i = 0; i < r->messages; i++) {
+        uint32_t len = next_len(r, &seed);
+        buf[0] = buf[len - 1] = (unsigned char)i;
+        while ((rc = rq_push(p, buf, len, 0)) == RQ_EAGAIN)
+            ;
+        if (rc != RQ_OK)
+            die("push", rc);
+    }
+    rq_close(p);
+    exit(0);
+}
+
+/* One run: returns seconds; *BYTES gets the payload moved. */
+static double run_once(const struct run *r, uint64_t *bytes)
+{
+    char name[64];
+    snprintf(name, sizeof name, "recbench.%ld", (long)getpid());
+    rq_unlink(name);
+    rq *c;
+    int rc = rq_open(&c, name, RQ_CONSUMER, &r->cfg);
+    if (rc != RQ_OK)
+        die("consumer open", rc);
+    int ready[2], go[2];
+    if (pipe(ready) != 0 || pipe(go) != 0)
+        exit(1);
+    fflush(stdout); /* the child must not print our buffer again */
+    pid_t pid = fork();
+    if (pid == 0)
+        producer(r, name, ready[1], go[0]);
+    pin(0);
+    char ch;
+    if (read(ready[0], &ch, 1) != 1)
+        exit(1);
+    double t0 = now_s();
+    if (write(go[1], &ch, 1) != 1)
+        exit(1);
+    uint64_t seed = 88172645463325252ull, moved = 0;
+    for (uint64_t i = 0; i < r->messages; i++) {
+        const void *msg;
+        size_t len;
+        while ((rc = rq_peek(c, &msg, &len, 0)) == RQ_EAGAIN)
+            ;
+        if (rc != RQ_OK)
+            die("peek", rc);
+        const unsigned char *b = msg;
+        if (len != next_len(r, &seed) || b[0] != (unsigned char)i ||
+            b[len - 1] != (unsigned char)i) {
+            fprintf(stderr, "rec_bench: %s: message %llu is wrong\n", r->what,
+                    (unsigned long long)i);
+            exit(1);
+        }
+        moved += len;
+        rq_release(c);
+    }
+    double t = now_s() - t0;
+    int status;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        exit(1);
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
+    rq_close(c);
+    rq_unlink(name);
+    *bytes = moved;
+    return t;
+}
+
+/* One process, no peer: pushes BATCH messages, then peeks and releases
+ * them, until R->messages have gone through.  Returns CPU seconds (not
+ * wall time: on a loaded machine, time taken by other processes does not
+ * count), *BYTES the payload moved.  The cost of the calls themselves,
+ * without the cache-line transfers of two busy sides. */
+static double run_single(const struct run *r, uint64_t *bytes)
+{
+    char name[64];
+    snprintf(name, sizeof name, "recbench.1.%ld", (long)getpid());
+    rq_unlink(name);
+    rq *p, *c;
+    int rc = rq_open(&c, name, RQ_CONSUMER, &r->cfg);
+    if (rc != RQ_OK || (rc = rq_open(&p, name, RQ_PRODUCER, NULL)) != RQ_OK)
+        die("single open", rc);
+    static unsigned char buf[MIX_MAX];
+    const unsigned batch = 64;
+    uint64_t pseed = 88172645463325252ull, cseed = pseed, moved = 0;
+    struct timespec a, b;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+    for (uint64_t i = 0; i < r->messages; i += batch) {
+        for (unsigned k = 0; k < batch; k++) {
+            uint32_t len = next_len(r, &pseed);
+            buf[0] = buf[len - 1] = (unsigned char)(i + k);
+            if ((rc = rq_push(p, buf, len, 0)) != RQ_OK)
+                die("single push", rc);
+        }
+        for (unsigned k = 0; k < batch; k++) {
+            const void *msg;
+            size_t len;
+            if ((rc = rq_peek(c, &msg, &len, 0)) != RQ_OK)
+                die("single peek", rc);
+            const unsigned char *m = msg;
+            if (len != next_len(r, &cseed) || m[0] != (unsigned char)(i + k) ||
+                m[len - 1] != (unsigned char)(i + k))
+                die("single: a wrong message", RQ_ECORRUPT);
+            moved += len;
+            rq_release(c);
+        }
+    }
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+    *bytes = moved;
+    return (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+}
+
+static int single_mode;
+
+static double run_either(const struct run *r, uint64_t *bytes)
+{
+    return single_mode ? run_single(r, bytes) : run_once(r, bytes);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* N interleaved pairs of SLOT and REC; prints each and the median ratio
+ * (REC over SLOT) of messages/s (or MB/s with BY_BYTES), min and max. */
+static void compare(const char *title, const struct run *slot, const struct run *rec, int pairs,
+                    int by_bytes)
+{
+    double ratio[64];
+    printf("\n%s\n", title);
+    for (int i = 0; i < pairs && i < 64; i++) {
+        uint64_t bs, br;
+        double ts, tr;
+        if (i % 2 == 0) {
+            ts = run_either(slot, &bs);
+            tr = run_either(rec, &br);
+        } else {
+            tr = run_either(rec, &br);
+            ts = run_either(slot, &bs);
+        }
+        double vs = by_bytes ? bs / ts / 1e6 : slot->messages / ts / 1e6;
+        double vr = by_bytes ? br / tr / 1e6 : rec->messages / tr / 1e6;
+        ratio[i] = vr / vs;
+        printf("  pair %2d: slots %8.2f  records %8.2f %s  ratio %.3f\n", i + 1, vs, vr,
+               by_bytes ? "MB/s" : "M msgs/s", ratio[i]);
+    }
+    int n = pairs < 64 ? pairs : 64;
+    qsort(ratio, (size_t)n, sizeof *ratio, cmp_double);
+    printf("  records / slots: median %.3f (min %.3f, max %.3f, %d pairs)\n", ratio[n / 2],
+           ratio[0], ratio[n - 1], n);
+}
+
+/* How many mix records fit an empty record queue, against
+ * capacity / (mean size + header). */
+static void capacity_check(const rq_config *cfg)
+{
+    char name[64];
+    snprintf(name, sizeof name, "recbench.fill.%ld", (long)getpid());
+    rq_unlink(name);
+    rq *p;
+    int rc = rq_open(&p, name, RQ_PRODUCER, cfg);
+    if (rc != RQ_OK)
+        die("fill open", rc);
+    static unsigned char buf[MIX_MAX];
+    uint64_t seed = 88172645463325252ull, n = 0, bytes = 0;
+    for (;;) {
+        uint32_t len = mix_size(&seed);
+        if (rq_push(p, buf, len, 0) != RQ_OK)
+            break;
+        n++;
+        bytes += len;
+    }
+    rq_record_stats st;
+    rq_stat_records(p, &st);
+    double mean = (double)bytes / (double)n;
+    double target = (double)cfg->slot_count / (mean + RQ_RECORD_HEADER);
+    printf("\nfull record queue of %u bytes: %llu mix records (mean %.1f B), target capacity / "
+           "(mean + 8) = %.0f: %.3f of it; %llu bytes free, padding so far %llu bytes; a slot "
+           "queue of the same size holds %u\n",
+           cfg->slot_count, (unsigned long long)n, mean, target, (double)n / target,
+           (unsigned long long)st.bytes_free, (unsigned long long)st.padding_bytes,
+           cfg->slot_count / (MIX_MAX + 8));
+    rq_close(p);
+    rq_unlink(name);
+}
+
+int main(int argc, char **argv)
+{
+    int pairs = 7, quick = 0;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--single") == 0)
+            single_mode = 1;
+        else if (strcmp(argv[i], "--pairs") == 0 && i + 1 < argc)
+            pairs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
+        else {
+            fprintf(stderr, "usage: rec_bench [--pairs N] [--quick] [--single [--only "
+                            "slots64|records64|slotsmix|recordsmix]]\n");
+            return 2;
+        }
+    }
+    if (pairs < 1)
+        pairs = 1;
+    uint64_t scale = quick ? 20 : 1;
+    /* 64 B: 1024 slots of stride 72 = 73,728 bytes, the ring the same. */
+    struct run slot64 = {"slots 64 B", {1024, 64, 0, 0}, 64, 4000000 / scale};
+    struct run rec64 = {"records 64 B", {1024 * 72, 64, RQ_RECORDS, 0}, 64, 4000000 / scale};
+    /* mix: 256 slots of 2 KiB (stride 2,056) = 526,336 bytes, the ring the same. */
+    struct run slotmix = {"slots 2 KiB, mix", {256, MIX_MAX, 0, 0}, 0, 1500000 / scale};
+    struct run recmix = {"records, mix", {256 * (MIX_MAX + 8), MIX_MAX, RQ_RECORDS, 0}, 0,
+                         1500000 / scale};
+    if (only) { /* one configuration once, for an instruction count (callgrind) */
+        const struct run *all[] = {&slot64, &rec64, &slotmix, &recmix};
+        const char *names[] = {"slots64", "records64", "slotsmix", "recordsmix"};
+        for (int i = 0; i < 4; i++) {
+            if (strcmp(only, names[i]) == 0) {
+                struct run one = *all[i];
+                one.messages = 200000;
+                uint64_t bytes;
+                double t = run_either(&one, &bytes);
+                printf("%s: %llu messages, %llu bytes, %.3f s\n", names[i],
+                       (unsigned long long)one.messages, (unsigned long long)bytes, t);
+                return 0;
+            }
+        }
+        fprintf(stderr, "rec_bench: --only: unknown configuration '%s'\n", only);
+        return 2;
+    }
+    const char *how = single_mode ? "one process, CPU time" : "busy SPSC, two processes";
+    char title[200];
+    snprintf(title, sizeof title,
+             "64-byte messages, %s, same segment size (73,728 bytes of ring): M msgs/s", how);
+    compare(title, &slot64, &rec64, quick ? 1 : pairs, 0);
+    snprintf(title, sizeof title,
+             "log-like mix 16 B .. 2 KiB, %s, same segment size (526,336 bytes): MB/s", how);
+    compare(title, &slotmix, &recmix, quick ? 1 : pairs, 1);
+    capacity_check(&recmix.cfg);
+    return 0;
+}

@@ -1,0 +1,123 @@
+/*
+ * records.h - record queues (RQ_RECORDS): a byte ring of variable-length
+ * messages.  OS-neutral.  docs/design.md, section 12, has the protocol.
+ *
+ * The segment keeps the slot ring's header lines (events, role lines,
+ * admin, the MPSC lock at the same offsets), so queue.c and mpsc.c serve
+ * both kinds beyond the data path; only lines 1 and 2 and the data differ.
+ * queue.c calls in here from the top of its public functions when a handle
+ * is a record queue (struct rq.rec != NULL).
+ */
+#ifndef RQ_RECORDS_H
+#define RQ_RECORDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layout.h"
+#include "mpsc.h"
+#include "platform.h"
+#include "rq.h"
+
+/* layout_version of a record segment: kind 1 (records) << 16 | version 1.
+ * A library without records compares it with its RQ_LAYOUT_VERSION (2)
+ * and refuses the segment with RQ_EVERSION. */
+#define RQ_REC_LAYOUT_VERSION 0x00010001u
+
+/* The record header's type word: anything else is corrupt. */
+#define RQ_REC_DATA 1u
+#define RQ_REC_PAD 2u
+
+struct rq_rec_header {
+    uint32_t len;  /* DATA: payload bytes; PAD: bytes after this header */
+    uint32_t type; /* RQ_REC_DATA or RQ_REC_PAD */
+};
+
+_Static_assert(sizeof(struct rq_rec_header) == RQ_RECORD_HEADER, "record header");
+
+struct rq_rec_shm {
+    RQ_LINE_ALIGNED struct rq_shm_header hdr;
+
+    /* Line 1: the producer's word, seq_lo << 32 | byte offset in [0, 2C),
+     * published in one store; write_position extends seq_lo to 64 bits
+     * (stored after the word, so it lags by at most one record); and the
+     * producer's byte statistics (single writer: SPSC, or under the lock). */
+    RQ_LINE_ALIGNED rq_atomic_u64 write_word;
+    rq_atomic_u64 write_position;
+    rq_atomic_u64 padding_bytes;
+    rq_atomic_u64 payload_bytes;
+    rq_atomic_u64 largest;
+
+    /* Line 2: the consumer's word, as line 1. */
+    RQ_LINE_ALIGNED rq_atomic_u64 read_word;
+    rq_atomic_u64 read_position;
+
+    /* Lines 3-9: exactly struct rq_shm's. */
+    RQ_LINE_ALIGNED struct rq_shm_event data_event;
+    RQ_LINE_ALIGNED struct rq_shm_event space_event;
+    RQ_LINE_ALIGNED struct rq_shm_role producer;
+    RQ_LINE_ALIGNED struct rq_shm_role consumer;
+    RQ_LINE_ALIGNED struct {
+        rq_atomic_u64 repairs;
+        rq_atomic_u64 lock_recoveries;
+    } admin;
+    RQ_LINE_ALIGNED union {
+        struct rq_shm_mpsc mpsc;
+        unsigned char lock_area[RQ_LOCK_AREA];
+    };
+};
+
+#define RQ_REC_SAME_(f) offsetof(struct rq_rec_shm, f) == offsetof(struct rq_shm, f)
+_Static_assert(sizeof(struct rq_rec_shm) == sizeof(struct rq_shm), "same header size");
+_Static_assert(RQ_REC_SAME_(write_position) && RQ_REC_SAME_(read_position), "positions");
+_Static_assert(RQ_REC_SAME_(data_event) && RQ_REC_SAME_(space_event), "events");
+_Static_assert(RQ_REC_SAME_(producer) && RQ_REC_SAME_(consumer), "role lines");
+_Static_assert(RQ_REC_SAME_(admin) && RQ_REC_SAME_(lock_area), "admin, lock");
+_Static_assert(offsetof(struct rq_rec_shm, write_word) == 1 * RQ_CACHE_LINE, "line 1");
+_Static_assert(offsetof(struct rq_rec_shm, largest) < 2 * RQ_CACHE_LINE, "line 1");
+_Static_assert(offsetof(struct rq_rec_shm, read_word) == 2 * RQ_CACHE_LINE, "line 2");
+
+struct rq_rec; /* a handle's record state (records.c) */
+
+/* ---- hooks for queue.c's segment kind -------------------------------- */
+
+/* rq_open's check of a config with RQ_RECORDS (geometry, flags, size). */
+int rq_rec_check_config(const rq_config *cfg);
+/* Checks a record header snapshot H (layout_version already
+ * RQ_REC_LAYOUT_VERSION) as queue_check does a slot header. */
+int rq_rec_check(const struct rq_shm_header *h, uint64_t object_size, const rq_config *cfg,
+                 uint64_t *total);
+uint64_t rq_rec_size_for(const rq_config *cfg);
+/* Fills a new record segment from CFG, all but the magic word. */
+int rq_rec_init(rq_plat_segment *seg, void *addr, const rq_config *cfg, int repairing);
+
+/* ---- a handle -------------------------------------------------------- */
+
+/* A handle's record state for SHM, from its checked header H.  LOCK: the
+ * handle's MPSC lock (MPSC producers), else NULL.  RQ_ESYS if out of
+ * memory. */
+int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h,
+                  rq_plat_segment *seg, int role, struct rq_mpsc *lock);
+/* At role takeover: loads and checks both words (RQ_ECORRUPT). */
+int rq_rec_load(struct rq_rec *r);
+/* Close: drops a reservation (an MPSC one releases the lock if this
+ * thread made it), then frees. */
+void rq_rec_close(struct rq_rec *r);
+/* Frees without touching the segment (a child of fork, a failed open). */
+void rq_rec_free(struct rq_rec *r);
+
+int rq_rec_push(struct rq_rec *r, const void *msg, size_t len, int timeout_ms);
+int rq_rec_reserve(struct rq_rec *r, size_t len, void **slot, int timeout_ms);
+int rq_rec_commit(struct rq_rec *r, size_t len);
+int rq_rec_pop(struct rq_rec *r, void *buf, size_t cap, size_t *len, rq_msg_info *info,
+               int timeout_ms);
+int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info,
+                int timeout_ms);
+int rq_rec_release(struct rq_rec *r);
+int rq_rec_next_seq(struct rq_rec *r, uint64_t *seq);
+/* rq_stat's ring part: byte offsets and the records in the queue. */
+int rq_rec_offsets(struct rq_rec *r, uint32_t *write, uint32_t *read, uint32_t *records);
+int rq_rec_stat(struct rq_rec *r, rq_record_stats *st);
+int rq_rec_walk(struct rq_rec *r, int (*fn)(void *ctx, const rq_record_entry *entry), void *ctx);
+
+#endif /* RQ_RECORDS_H */

@@ -1,0 +1,663 @@
+/*
+ * test_records.c - record queues (RQ_RECORDS): configuration, packing,
+ * the padding at the wrap, lengths, zero-copy reservations, sequence
+ * numbers, timeouts, statistics, and hostile segments (every value read
+ * from the segment checked: RQ_ECORRUPT, never an out-of-bounds access).
+ * The crash points and kill tortures are in test_records_crash.c.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "helpers.h"
+#include "records.h"
+#include "rq.h"
+
+#define CAP 256u
+#define MAX 120u
+
+static rq_config rec_config(uint32_t cap, uint32_t max, uint32_t flags)
+{
+    rq_config cfg = {cap, max, flags | RQ_RECORDS, 0};
+    return cfg;
+}
+
+struct pair {
+    const char *name;
+    rq *keep, *p, *c;
+};
+
+static struct pair pair_open(const char *tag, uint32_t cap, uint32_t max, uint32_t flags)
+{
+    struct pair q;
+    q.name = th_name(tag);
+    q.keep = th_create(q.name, cap, max, flags | RQ_RECORDS);
+    q.p = th_open(q.name, RQ_PRODUCER, cap, max, flags | RQ_RECORDS);
+    q.c = th_open(q.name, RQ_CONSUMER, cap, max, flags | RQ_RECORDS);
+    return q;
+}
+
+static void pair_close(struct pair *q)
+{
+    rq_close(q->p);
+    rq_close(q->c);
+    rq_close(q->keep);
+    rq_unlink(q->name);
+}
+
+static void fill(unsigned char *buf, size_t len, unsigned tag)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (unsigned char)(tag * 7u + i);
+}
+
+static void expect_pop(rq *c, size_t len, unsigned tag)
+{
+    unsigned char buf[4096], want[4096];
+    size_t got = 0;
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &got, 0), RQ_OK);
+    assert_int_equal(got, len);
+    fill(want, len, tag);
+    assert_memory_equal(buf, want, len);
+}
+
+static void push_tagged(rq *p, size_t len, unsigned tag)
+{
+    unsigned char buf[4096];
+    fill(buf, len, tag);
+    assert_int_equal(rq_push(p, buf, len, 0), RQ_OK);
+}
+
+static rq_record_stats rstat(rq *q)
+{
+    rq_record_stats st;
+    assert_int_equal(rq_stat_records(q, &st), RQ_OK);
+    return st;
+}
+
+static void test_config_is_checked(void **state)
+{
+    (void)state;
+    const char *name = th_name("rec.cfg");
+    rq *q = NULL;
+    const uint32_t bad[][2] = {{CAP + 8, MAX}, {48, 16}, {CAP, CAP / 2 - 7}, {CAP, 0},
+                               {RQ_SLOT_COUNT_MAX + 16u, 8}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        rq_config cfg = rec_config(bad[i][0], bad[i][1], 0);
+        assert_int_equal(rq_open(&q, name, RQ_PRODUCER, &cfg), RQ_EINVAL);
+        assert_null(q);
+    }
+    rq_config ok = rec_config(CAP, CAP / 2 - 8, 0);
+    assert_int_equal(rq_open(&q, name, RQ_PRODUCER, &ok), RQ_OK);
+    rq_stats st;
+    assert_int_equal(rq_stat(q, &st), RQ_OK);
+    assert_int_equal(st.slot_count, CAP);
+    assert_int_equal(st.slot_size, CAP / 2 - 8);
+    assert_true(st.flags & RQ_RECORDS);
+    /* The other kind, or another geometry, under the same name: EEXIST. */
+    rq *o = NULL;
+    rq_config slots = {4, 64, 0, 0};
+    assert_int_equal(rq_open(&o, name, RQ_CONSUMER, &slots), RQ_EEXIST);
+    rq_config other = rec_config(CAP * 2, MAX, 0);
+    assert_int_equal(rq_open(&o, name, RQ_CONSUMER, &other), RQ_EEXIST);
+    rq_config mpsc = rec_config(CAP, CAP / 2 - 8, RQ_MPSC);
+    assert_int_equal(rq_open(&o, name, RQ_CONSUMER, &mpsc), RQ_EEXIST);
+    assert_int_equal(rq_open(&o, name, RQ_CONSUMER, NULL), RQ_OK); /* attach */
+    rq_close(o);
+    rq_close(q);
+    rq_unlink(name);
+    /* A slot queue refuses a records config, and has no record statistics. */
+    const char *sname = th_name("rec.cfg.slots");
+    rq *s = th_open(sname, RQ_PRODUCER, 4, 64, 0);
+    rq_config r = rec_config(CAP, MAX, 0);
+    assert_int_equal(rq_open(&o, sname, RQ_CONSUMER, &r), RQ_EEXIST);
+    rq_record_stats rs;
+    assert_int_equal(rq_stat_records(s, &rs), RQ_EINVAL);
+    rq_close(s);
+    rq_unlink(sname);
+}
+
+/* Records are packed: a ring of CAP bytes holds CAP / span of them. */
+static void test_records_are_packed(void **state)
+{
+    (void)state;
+    struct pair q = pair_open("rec.pack", CAP, MAX, 0);
+    /* 8-byte header + 24 bytes: 32 bytes each, 8 of them fill the ring. */
+    for (unsigned i = 0; i < 8; i++)
+        push_tagged(q.p, 20 + (i % 5), i); /* 20..24 round up to 24 */
+    assert_int_equal(rq_push(q.p, "x", 1, 0), RQ_EAGAIN);
+    rq_record_stats st = rstat(q.c);
+    assert_int_equal(st.bytes_used, CAP);
+    assert_int_equal(st.bytes_free, 0);
+    assert_int_equal(st.records, 8);
+    assert_int_equal(st.capacity, CAP);
+    assert_int_equal(st.max_record, MAX);
+    assert_int_equal(st.largest_record, 24);
+    rq_stats s;
+    assert_int_equal(rq_stat(q.c, &s), RQ_OK);
+    assert_int_equal(s.depth, 8);
+    for (unsigned i = 0; i < 8; i++)
+        expect_pop(q.c, 20 + (i % 5), i);
+    st = rstat(q.c);
+    assert_int_equal(st.bytes_used, 0);
+    assert_int_equal(st.records, 0);
+    /* Lengths 0 and 1 are records too; 0 takes the header only. */
+    assert_int_equal(rq_push(q.p, NULL, 0, 0), RQ_OK);
+    push_tagged(q.p, 1, 9);
+    st = rstat(q.c);
+    assert_int_equal(st.bytes_used, 8 + 16);
+    expect_pop(q.c, 0, 0);
+    expect_pop(q.c, 1, 9);
+    pair_close(&q);
+}
+
+/* A record that does not fit before the end is preceded by padding and
+ * starts at the ring's beginning, in one piece. */
+static void test_wrap_pads_and_keeps_records_contiguous(void **state)
+{
+    (void)state;
+    struct pair q = pair_open("rec.wrap", CAP, MAX, 0);
+    push_tagged(q.p, 100, 1); /* span 112: [0, 112) */
+    const void *first;
+    size_t len;
+    assert_int_equal(rq_peek(q.c, &first, &len, 0), RQ_OK);
+    assert_int_equal(rq_release(q.c), RQ_OK);
+    push_tagged(q.p, 100, 2); /* [112, 224) */
+    push_tagged(q.p, 100, 3); /* tail 32 < 112: padding 32, then [0, 112) */
+    rq_record_stats st = rstat(q.c);
+    assert_int_equal(st.padding_bytes, 32);
+    assert_int_equal(st.bytes_used, 112 + 32 + 112);
+    assert_int_equal(st.records, 2);
+    assert_int_equal(rq_push(q.p, "x", 1, 0), RQ_EAGAIN); /* 0 free */
+    expect_pop(q.c, 100, 2);
+    const void *msg;
+    assert_int_equal(rq_peek(q.c, &msg, &len, 0), RQ_OK);
+    assert_ptr_equal(msg, first); /* the ring's start: one pointer, one length */
+    unsigned char want[100];
+    fill(want, sizeof want, 3);
+    assert_memory_equal(msg, want, sizeof want);
+    assert_int_equal(rq_release(q.c), RQ_OK);
+    st = rstat(q.c);
+    assert_int_equal(st.bytes_used, 0); /* padding freed with its record */
+    /* Around the ring many times with every length: all come back whole. */
+    unsigned tag = 10;
+    for (unsigned round = 0; round < 40; round++) {
+        for (size_t l = round % 3; l <= MAX; l += 7 + round % 5) {
+            push_tagged(q.p, l, tag);
+            expect_pop(q.c, l, tag++);
+        }
+    }
+    rq_stats s;
+    assert_int_equal(rq_stat(q.c, &s), RQ_OK);
+    assert_int_equal(s.pushed, s.popped);
+    pair_close(&q);
+}
+
+/* A record that wraps needs its padding as well as its own bytes: with
+ * 192 bytes used and the write index at 224, a 40-byte record (48 bytes)
+ * would fit the free 64 only without its 32 bytes of padding. */
+static void test_room_counts_the_padding(void **state)
+{
+    (void)state;
+    struct pair q = pair_open("rec.room", CAP, MAX, 0);
+    for (unsigned i = 0; i < 7; i++)
+        push_tagged(q.p, 24, i); /* [0, 224) */
+    expect_pop(q.c, 24, 0);      /* 192 used from 32 */
+    assert_int_equal(rq_push(q.p, "0123456789012345678901234567890123456789", 40, 0),
+                     RQ_EAGAIN);
+    push_tagged(q.p, 24, 7); /* fits before the end: [224, 256) */
+    for (unsigned i = 1; i < 8; i++)
+        expect_pop(q.c, 24, i); /* none overwritten */
+    pair_close(&q);
+}
+
+/* A largest record always fits an empty ring, wherever the offsets are. */
+static void test_largest_record_fits_an_empty_ring_anywhere(void **state)
+{
+    (void)state;
+    const uint32_t max = CAP / 2 - 8;
+    struct pair q = pair_open("rec.max", CAP, max, 0);
+    for (unsigned shift = 0; shift < CAP / 8 + 3; shift++) {
+        push_tagged(q.p, max, shift);
+        expect_pop(q.c, max, shift);
+        push_tagged(q.p, 1, shift); /* moves the offsets on by 16 */
+        expect_pop(q.c, 1, shift);
+    }
+    pair_close(&q);
+}
+
+static void test_lengths_too_large(void **state)
+{
+    (void)state;
+    struct pair q = pair_open("rec.size", CAP, MAX, 0);
+    unsigned char buf[CAP];
+    fill(buf, sizeof buf, 5);
+    assert_int_equal(rq_push(q.p, buf, MAX + 1, 0), RQ_EMSGSIZE);
+    rq_record_stats st = rstat(q.c);
+    assert_int_equal(st.bytes_used, 0);
+    assert_int_equal(st.payload_bytes, 0);
+    push_tagged(q.p, 50, 4);
+    size_t len = 0;
+    assert_int_equal(rq_pop(q.c, buf, 49, &len, 0), RQ_EMSGSIZE);
+    assert_int_equal(len, 50); /* reported, left in place */
+    assert_int_equal(rstat(q.c).records, 1);
+    expect_pop(q.c, 50, 4);
+    pair_close(&q);
+}
+
+static void test_reserve_with_a_length(void **state)
+{
+    (void)state;
+    struct pair q = pair_open("rec.reserve", CAP, MAX, 0);
+    void *slot, *again;
+    assert_int_equal(rq_reserve_len(q.p, MAX + 1, &slot, 0), RQ_EMSGSIZE);
+    assert_int_equal(rq_reserve_len(q.p, 40, &slot, 0), RQ_OK);
+    assert_int_equal(rq_reserve_len(q.p, 30, &again, 0), RQ_OK); /* fits: the same */
+    assert_ptr_equal(slot, again);
+    assert_int_equal(rq_reserve_len(q.p, 41, &again, 0), RQ_ESTATE);
+    assert_int_equal(rq_push(q.p, "x", 1, 0), RQ_ESTATE);
+    assert_int_equal(rq_commit(q.p, 41), RQ_EMSGSIZE); /* kept */
+    assert_int_equal(rstat(q.c).records, 0);               /* unpublished */
+    fill(slot, 12, 6);
+    assert_int_equal(rq_commit(q.p, 12), RQ_OK);
+    assert_int_equal(rq_commit(q.p, 12), RQ_ESTATE);
+    assert_int_equal(rstat(q.c).bytes_used, 8 + 16); /* the committed length only */
+    expect_pop(q.c, 12, 6);
+    /* rq_reserve reserves the largest record. */
+    assert_int_equal(rq_reserve(q.p, &slot, 0), RQ_OK);
+    fill(slot, MAX, 7);
+    assert_int_equal(rq_commit(q.p, MAX), RQ_OK);
+    expect_pop(q.c, MAX, 7);
+    /* A reservation dropped by close leaves nothing. */
+    assert_int_equal(rq_reserve_len(q.p, 64, &slot, 0), RQ_OK);
+    rq_close(q.p);
+    assert_int_equal(rstat(q.c).records, 0);
+    q.p = th_open(q.name, RQ_PRODUCER, CAP, MAX, RQ_RECORDS);
+    push_tagged(q.p, 64, 8);
+    expect_pop(q.c, 64, 8);
+    pair_close(&q);
+    /* rq_reserve_len on a slot queue: any length up to slot_size. */
+    const char *sname = th_name("rec.reserve.slots");
+    rq *p = th_open(sname, RQ_PRODUCER, 2, 64, 0);
+    assert_int_equal(rq_reserve_len(p, 65, &slot, 0), RQ_EMSGSIZE);
+    assert_int_equal(rq_reserve_len(p, 64, &slot, 0), RQ_OK);
+    assert_int_equal(rq_commit(p, 3), RQ_OK);
+    rq_close(p);
+    rq_unlink(sname);
+}
+
+static void test_sequence_numbers_and_redelivery(void **state)
+{
+    (void)state;
+    struct pair q = pair_open("rec.seq", CAP, MAX, 0);
+    uint64_t next;
+    for (unsigned i = 0; i < 30; i++) {
+        assert_int_equal(rq_next_seq(q.p, &next), RQ_OK);
+        assert_int_equal(next, i);
+        push_tagged(q.p, 1 + (i * 37) % MAX, i);
+        const void *msg;
+        size_t len;
+        rq_msg_info info;
+        assert_int_equal(rq_peek_info(q.c, &msg, &len, &info, 0), RQ_OK);
+        assert_int_equal(info.seq, i);
+        assert_int_equal(info.flags, 0);
+        if (i == 29)
+            break; /* left peeked */
+        assert_int_equal(rq_release(q.c), RQ_OK);
+    }
+    rq_close(q.c); /* handed out, not released */
+    q.c = th_open(q.name, RQ_CONSUMER, CAP, MAX, RQ_RECORDS);
+    assert_int_equal(rq_next_seq(q.c, &next), RQ_OK);
+    assert_int_equal(next, 29);
+    rq_msg_info info;
+    unsigned char buf[MAX];
+    size_t len;
+    assert_int_equal(rq_pop_info(q.c, buf, sizeof buf, &len, &info, 0), RQ_OK);
+    assert_int_equal(info.seq, 29);
+    assert_int_equal(info.flags, RQ_MSG_REDELIVERED);
+    /* A restarted producer goes on with the next number. */
+    rq_close(q.p);
+    q.p = th_open(q.name, RQ_PRODUCER, CAP, MAX, RQ_RECORDS);
+    assert_int_equal(rq_next_seq(q.p, &next), RQ_OK);
+    assert_int_equal(next, 30);
+    push_tagged(q.p, 3, 30);
+    assert_int_equal(rq_pop_info(q.c, buf, sizeof buf, &len, &info, 0), RQ_OK);
+    assert_int_equal(info.seq, 30);
+    assert_int_equal(info.flags, 0);
+    pair_close(&q);
+}
+
+static void test_timeouts(void **state)
+{
+    (void)state;
+    struct pair q = pair_open("rec.time", CAP, MAX, 0);
+    unsigned char buf[MAX];
+    size_t len;
+    assert_int_equal(rq_pop(q.c, buf, sizeof buf, &len, 0), RQ_EAGAIN);
+    uint64_t t0 = th_now_ms();
+    assert_int_equal(rq_pop(q.c, buf, sizeof buf, &len, 30), RQ_ETIMEDOUT);
+    assert_true(th_now_ms() - t0 >= 25);
+    push_tagged(q.p, MAX, 1);
+    push_tagged(q.p, 60, 2); /* 128 + 72 = 200 used: MAX needs 128 */
+    assert_int_equal(rq_push(q.p, buf, MAX, 0), RQ_EAGAIN);
+    t0 = th_now_ms();
+    assert_int_equal(rq_push(q.p, buf, MAX, 30), RQ_ETIMEDOUT);
+    assert_true(th_now_ms() - t0 >= 25);
+    push_tagged(q.p, 40, 3); /* 48 more fit */
+    pair_close(&q);
+}
+
+struct walk {
+    unsigned n;
+    rq_record_entry e[16];
+};
+
+static int collect(void *ctx, const rq_record_entry *e)
+{
+    struct walk *w = ctx;
+    w->e[w->n++] = *e;
+    return w->n == 16;
+}
+
+static void test_dump_walks_without_consuming(void **state)
+{
+    (void)state;
+    struct pair q = pair_open("rec.dump", CAP, MAX, 0);
+    struct walk w = {0};
+    assert_int_equal(rq_dump_records(q.keep ? q.keep : q.c, collect, &w), RQ_OK);
+    assert_int_equal(w.n, 0);
+    push_tagged(q.p, 100, 1);
+    expect_pop(q.c, 100, 1);
+    push_tagged(q.p, 100, 2); /* [112, 224) */
+    push_tagged(q.p, 5, 3);   /* [224, 240) */
+    push_tagged(q.p, 20, 4);  /* padding 16, then [0, 32) */
+    rq *o = th_open(q.name, RQ_OBSERVER, CAP, MAX, RQ_RECORDS);
+    assert_int_equal(rq_dump_records(o, collect, &w), RQ_OK);
+    assert_int_equal(w.n, 3);
+    const uint32_t offsets[] = {112, 224, 0}, lens[] = {100, 5, 20}, pads[] = {0, 0, 16};
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(w.e[i].seq, 1 + i);
+        assert_int_equal(w.e[i].offset, offsets[i]);
+        assert_int_equal(w.e[i].len, lens[i]);
+        assert_int_equal(w.e[i].padding, pads[i]);
+        unsigned char want[100];
+        fill(want, lens[i], 2 + i);
+        assert_memory_equal(w.e[i].data, want, lens[i]);
+    }
+    assert_int_equal(rstat(o).records, 3); /* nothing consumed */
+    rq_close(o);
+    const char *sname = th_name("rec.dump.slots");
+    rq *s = th_open(sname, RQ_OBSERVER, 2, 8, 0);
+    assert_int_equal(rq_dump_records(s, collect, &w), RQ_EINVAL);
+    rq_close(s);
+    rq_unlink(sname);
+    pair_close(&q);
+}
+
+/* ---- threads: producers and a consumer in one process --------------- */
+
+#define THREAD_RECORDS 20000u
+#define THREAD_MAX 300u
+
+struct thread_arg {
+    const char *name;
+    unsigned stream;
+    int rc;
+};
+
+static size_t thread_len(unsigned stream, unsigned i)
+{
+    return 1 + (i * 37u + stream * 11u) % THREAD_MAX;
+}
+
+static void thread_fill(unsigned char *b, size_t len, unsigned stream, unsigned i)
+{
+    b[0] = (unsigned char)stream;
+    for (size_t k = 1; k < len; k++)
+        b[k] = (unsigned char)(i + k);
+}
+
+static void *producer_thread(void *p)
+{
+    struct thread_arg *a = p;
+    rq *q;
+    a->rc = rq_open(&q, a->name, RQ_PRODUCER, NULL);
+    unsigned char buf[THREAD_MAX];
+    for (unsigned i = 0; a->rc == RQ_OK && i < THREAD_RECORDS; i++) {
+        size_t len = thread_len(a->stream, i);
+        if (i % 2) {
+            thread_fill(buf, len, a->stream, i);
+            a->rc = rq_push(q, buf, len, TH_LIVE_TIMEOUT_MS);
+        } else {
+            void *slot;
+            a->rc = rq_reserve_len(q, len, &slot, TH_LIVE_TIMEOUT_MS);
+            if (a->rc == RQ_OK) {
+                thread_fill(slot, len, a->stream, i);
+                a->rc = rq_commit(q, len);
+            }
+        }
+    }
+    rq_close(q);
+    return NULL;
+}
+
+/* SPSC and MPSC (3 producer threads), blocking both ways on a small ring,
+ * every byte checked: the suite ThreadSanitizer runs (label threads). */
+static void test_threads_every_byte(void **state)
+{
+    (void)state;
+    for (int mpsc = 0; mpsc < 2; mpsc++) {
+        unsigned streams = mpsc ? 3 : 1;
+        const char *name = th_name("rec.threads");
+        rq *keep = th_create(name, 2048, THREAD_MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
+        rq *c = th_open(name, RQ_CONSUMER, 2048, THREAD_MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
+        pthread_t th[3];
+        struct thread_arg args[3];
+        for (unsigned s = 0; s < streams; s++) {
+            args[s] = (struct thread_arg){name, s, RQ_OK};
+            assert_int_equal(pthread_create(&th[s], NULL, producer_thread, &args[s]), 0);
+        }
+        unsigned next[3] = {0, 0, 0};
+        unsigned char buf[THREAD_MAX], want[THREAD_MAX];
+        for (unsigned n = 0; n < streams * THREAD_RECORDS; n++) {
+            size_t len;
+            const void *msg;
+            if (n % 3 == 0) {
+                assert_int_equal(th_pop_live(c, buf, sizeof buf, &len), RQ_OK);
+                msg = buf;
+            } else {
+                assert_int_equal(th_peek_live(c, &msg, &len), RQ_OK);
+            }
+            const unsigned char *b = msg;
+            assert_true(len >= 1 && b[0] < streams);
+            unsigned s = b[0];
+            assert_int_equal(len, thread_len(s, next[s]));
+            thread_fill(want, len, s, next[s]);
+            assert_memory_equal(b, want, len);
+            next[s]++;
+            if (n % 3 != 0)
+                assert_int_equal(rq_release(c), RQ_OK);
+        }
+        for (unsigned s = 0; s < streams; s++) {
+            assert_int_equal(pthread_join(th[s], NULL), 0);
+            assert_int_equal(args[s].rc, RQ_OK);
+        }
+        rq_close(c);
+        rq_close(keep);
+        rq_unlink(name);
+    }
+}
+
+/* ---- hostile segments ------------------------------------------------ */
+
+struct hostile {
+    struct pair q;
+    struct th_raw raw;
+    struct rq_rec_shm *shm;
+    unsigned char *data;
+};
+
+static void hostile_open(struct hostile *h)
+{
+    h->q = pair_open("rec.hostile", CAP, MAX, 0);
+    th_raw_open(&h->raw, "rq", h->q.name);
+    h->shm = (struct rq_rec_shm *)h->raw.addr;
+    h->data = h->raw.addr + sizeof(struct rq_rec_shm);
+}
+
+static void hostile_close(struct hostile *h)
+{
+    th_raw_close(&h->raw);
+    pair_close(&h->q);
+}
+
+static void put_header(unsigned char *at, uint32_t len, uint32_t type)
+{
+    struct rq_rec_header hd = {len, type};
+    memcpy(at, &hd, sizeof hd);
+}
+
+static void expect_corrupt_pop(struct hostile *h)
+{
+    unsigned char buf[CAP];
+    size_t len;
+    assert_int_equal(rq_pop(h->q.c, buf, sizeof buf, &len, 0), RQ_ECORRUPT);
+    const void *msg;
+    assert_int_equal(rq_peek(h->q.c, &msg, &len, 0), RQ_ECORRUPT);
+}
+
+/* Publishes, as the producer would, BYTES of records with COUNT records. */
+static void forge_write(struct hostile *h, uint32_t bytes, uint32_t count)
+{
+    rq_store_release_u64(&h->shm->write_word, (uint64_t)count << 32 | bytes);
+}
+
+static void test_hostile_record_segments(void **state)
+{
+    (void)state;
+    struct hostile h;
+    /* A word out of range, bytes beyond the capacity, counts the bytes
+     * cannot hold, bytes without a record. */
+    const uint32_t words[][2] = {{2 * CAP, 1}, {CAP + 8, 1}, {16, 3}, {16, 0}, {0, 1}};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        hostile_open(&h);
+        put_header(h.data, 8, RQ_REC_DATA);
+        forge_write(&h, words[i][0], words[i][1]);
+        expect_corrupt_pop(&h);
+        hostile_close(&h);
+    }
+    /* Bad record headers under a good word. */
+    struct {
+        uint32_t len, type, published;
+    } recs[] = {
+        {8, 0, 16},            /* zeroed memory is no record */
+        {8, 77, 16},           /* unknown type */
+        {MAX + 1, RQ_REC_DATA, CAP}, /* longer than the largest record */
+        {64, RQ_REC_DATA, 16}, /* longer than what was published */
+        {CAP - 8, RQ_REC_PAD, CAP}, /* padding at index 0 fills everything */
+        {8, RQ_REC_PAD, 16},   /* padding that does not reach the end */
+    };
+    for (size_t i = 0; i < sizeof recs / sizeof *recs; i++) {
+        hostile_open(&h);
+        put_header(h.data, recs[i].len, recs[i].type);
+        forge_write(&h, recs[i].published, 1);
+        expect_corrupt_pop(&h);
+        hostile_close(&h);
+    }
+    /* Padding at the tail that is published without its record, or
+     * followed by a bad one, or of the wrong length, or right and followed
+     * by a good one: only the last is delivered. */
+    for (int variant = 0; variant < 4; variant++) {
+        hostile_open(&h);
+        push_tagged(h.q.p, 100, 1); /* [0, 112) */
+        push_tagged(h.q.p, 100, 2); /* [112, 224) */
+        expect_pop(h.q.c, 100, 1);
+        expect_pop(h.q.c, 100, 2);
+        put_header(h.data + 224, variant == 2 ? 8 : 24, RQ_REC_PAD);
+        put_header(h.data, variant == 1 ? 500 : 16, RQ_REC_DATA);
+        uint32_t end = variant == 0 ? CAP : CAP + 24;
+        forge_write(&h, end, 3);
+        if (variant < 3) {
+            expect_corrupt_pop(&h);
+        } else {
+            unsigned char buf[CAP];
+            size_t len;
+            assert_int_equal(rq_pop(h.q.c, buf, sizeof buf, &len, 0), RQ_OK);
+            assert_int_equal(len, 16);
+        }
+        hostile_close(&h);
+    }
+    /* A consumer word that makes no sense stops the producer. */
+    hostile_open(&h);
+    for (unsigned i = 0; i < 7; i++)
+        push_tagged(h.q.p, 24, i); /* 224 of 256 used */
+    rq_store_release_u64(&h.shm->read_word, (uint64_t)5 << 32 | 3 * CAP);
+    assert_int_equal(rq_push(h.q.p, "0123456789abcdef0123456789abcdef", 32, 0), RQ_ECORRUPT);
+    rq_stats st;
+    assert_int_equal(rq_stat(h.q.keep ? h.q.keep : h.q.c, &st), RQ_ECORRUPT);
+    hostile_close(&h);
+}
+
+/* The header is checked at open as a slot queue's is. */
+static void test_hostile_record_headers(void **state)
+{
+    (void)state;
+    struct {
+        size_t offset;
+        uint32_t value;
+        int expect;
+    } cases[] = {
+        {offsetof(struct rq_shm_header, slot_count), CAP + 8, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, slot_count), CAP * 2, RQ_ECORRUPT}, /* size */
+        {offsetof(struct rq_shm_header, slot_size), CAP, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, slot_stride), 16, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, flags), RQ_MPSC, RQ_ECORRUPT}, /* RQ_RECORDS gone */
+        {offsetof(struct rq_shm_header, flags), RQ_RECORDS | 64u, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, header_size), 512, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, abi), 1, RQ_EVERSION},
+        {offsetof(struct rq_shm_header, layout_version), RQ_LAYOUT_VERSION, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, layout_version), 0x00010002u, RQ_EVERSION},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *name = th_name("rec.header");
+        rq *keep = th_create(name, CAP, MAX, RQ_RECORDS);
+        struct th_raw raw;
+        th_raw_open(&raw, "rq", name);
+        memcpy(raw.addr + cases[i].offset, &cases[i].value, sizeof cases[i].value);
+        rq *q = NULL;
+        int rc = rq_open(&q, name, RQ_CONSUMER, NULL);
+        if (rc != cases[i].expect)
+            fail_msg("case %zu: %s, expected %s", i, rq_errname(rc), rq_errname(cases[i].expect));
+        assert_null(q);
+        th_raw_close(&raw);
+        rq_close(keep);
+        rq_unlink(name);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct th_child children[] = {{"none", NULL}};
+    TH_INIT(argc, argv, children);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_is_checked),
+        cmocka_unit_test(test_records_are_packed),
+        cmocka_unit_test(test_wrap_pads_and_keeps_records_contiguous),
+        cmocka_unit_test(test_room_counts_the_padding),
+        cmocka_unit_test(test_largest_record_fits_an_empty_ring_anywhere),
+        cmocka_unit_test(test_lengths_too_large),
+        cmocka_unit_test(test_reserve_with_a_length),
+        cmocka_unit_test(test_sequence_numbers_and_redelivery),
+        cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_dump_walks_without_consuming),
+        cmocka_unit_test(test_threads_every_byte),
+        cmocka_unit_test(test_hostile_record_segments),
+        cmocka_unit_test(test_hostile_record_headers),
+    };
+    return cmocka_run_group_tests_name("records", tests, NULL, NULL);
+}

@@ -1,0 +1,614 @@
+/*
+ * test_records_crash.c - record queues (RQ_RECORDS) killed at every crash
+ * point on their path and at random, by real producer and consumer
+ * processes exchanging records of random sizes from 1 byte to the largest.
+ *
+ * Every record carries its stream (producer) and that stream's sequence
+ * number, derivable from its content: a record of 16 bytes or more holds
+ * the number and a checksum, a shorter one is the exact bytes the expected
+ * number gives (its length too is a function of stream and number).  The
+ * consumer checks every byte, the order per stream, the queue's sequence
+ * numbers and the redelivery flag; afterwards the ring must still take
+ * exactly as many records as its capacity allows from where it stands.
+ *
+ * `test_records_crash --soak [KILLS]` runs the long kill torture.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "crashpoint.h"
+#include "helpers.h"
+#include "rq.h"
+
+#define CAP 1024u
+#define MAX 300u /* records of 1..MAX bytes; MAX <= CAP / 2 - 8 */
+#define STREAMS_MAX 4 /* the stream is 2 bits of a record's first byte */
+#define WATCHDOG_S 120
+#define LIFE_TIMEOUT_MS 20000
+#define FINISH_TIMEOUT_MS 60000
+
+static unsigned long kill_target;
+
+/* ---- self-checking records of any length ------------------------------ */
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 31;
+    x *= UINT64_C(0x9e3779b97f4a7c15);
+    x ^= x >> 29;
+    return x;
+}
+
+/* Mostly short, like log lines: 60% up to 32 bytes, 30% up to 256, 10%
+ * anything up to the largest. */
+static size_t rec_size(unsigned stream, uint64_t seq, uint32_t max)
+{
+    uint64_t h = mix(seq * 8 + stream + 1);
+    unsigned pick = (unsigned)(h % 100);
+    uint64_t r = h / 100;
+    size_t len = pick < 60 ? 1 + r % 32 : pick < 90 ? 1 + r % 256 : 1 + r % max;
+    return len > max ? max : len;
+}
+
+static unsigned char pattern(unsigned stream, uint64_t seq, size_t i)
+{
+    return (unsigned char)(seq * 131u + stream * 17u + i * 7u + (seq >> 8));
+}
+
+static uint32_t rec_sum(const unsigned char *b, size_t len)
+{
+    uint32_t s = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        if (i < 9 || i >= 13)
+            s = (s ^ b[i]) * 16777619u;
+    return s;
+}
+
+static size_t rec_make(unsigned char *b, unsigned stream, uint64_t seq, uint32_t max)
+{
+    size_t len = rec_size(stream, seq, max);
+    b[0] = (unsigned char)(stream | seq << 2); /* a 1-byte record tells seq mod 64 */
+    size_t from = 1;
+    if (len >= 16) {
+        memcpy(b + 1, &seq, 8);
+        from = 13;
+    }
+    for (size_t i = from; i < len; i++)
+        b[i] = pattern(stream, seq, i);
+    if (len >= 16) {
+        uint32_t sum = rec_sum(b, len);
+        memcpy(b + 9, &sum, 4);
+    }
+    return len;
+}
+
+/* 1 if B/LEN is record SEQ of STREAM, byte for byte. */
+static int rec_is(const unsigned char *b, size_t len, unsigned stream, uint64_t seq, uint32_t max)
+{
+    unsigned char want[MAX];
+    if (len != rec_size(stream, seq, max))
+        return 0;
+    rec_make(want, stream, seq, max);
+    return memcmp(b, want, len) == 0;
+}
+
+/* ---- the shared account ---------------------------------------------- */
+
+struct rj {
+    char name[RQ_NAME_MAX + 1];
+    unsigned streams;
+    int consume_pop;
+    unsigned producer_pause_us, consumer_pause_us;
+    rq_atomic_u64 limit, started;
+    rq_atomic_u64 prod_next[STREAMS_MAX], cons_next[STREAMS_MAX];
+    rq_atomic_u64 received, bytes, duplicates, gaps, torn, reorders;
+    rq_atomic_u64 qseq_next, qseq_gaps, qseq_reused, flags_lost, flagged;
+};
+
+static struct rj *rj;
+
+static struct rj *rj_new(const char *name, unsigned streams, uint64_t limit)
+{
+    struct rj *j = th_shared_fresh("records", sizeof *j);
+    snprintf(j->name, sizeof j->name, "%s", name);
+    j->streams = streams;
+    rq_store_relaxed_u64(&j->limit, limit);
+    return j;
+}
+
+static int rj_complete(struct rj *j)
+{
+    uint64_t limit = rq_load_acquire_u64(&j->limit);
+    for (unsigned s = 0; s < j->streams; s++)
+        if (rq_load_acquire_u64(&j->cons_next[s]) < limit)
+            return 0;
+    return 1;
+}
+
+static int producer_main(const char *arg)
+{
+    unsigned stream = (unsigned)strtoul(arg, NULL, 10);
+    struct rj *j = th_shared("records", sizeof *j);
+    rq_fetch_add_u64(&j->started, 1);
+    rq *p;
+    if (rq_open(&p, j->name, RQ_PRODUCER, NULL) != RQ_OK)
+        return 20;
+    unsigned char buf[MAX];
+    for (uint64_t seq = rq_load_acquire_u64(&j->prod_next[stream]);
+         seq < rq_load_acquire_u64(&j->limit); seq++) {
+        if (j->producer_pause_us)
+            th_sleep_us(j->producer_pause_us);
+        uint64_t t0 = th_now_ms();
+        int rc;
+        if (seq % 2 == 0) {
+            size_t len = rec_make(buf, stream, seq, MAX);
+            rc = rq_push(p, buf, len, RQ_INFINITE);
+        } else {
+            void *slot;
+            size_t len = rec_size(stream, seq, MAX);
+            /* Every third: reserve more than is committed. */
+            rc = rq_reserve_len(p, seq % 3 ? len : MAX, &slot, RQ_INFINITE);
+            if (rc == RQ_OK)
+                rc = rq_commit(p, rec_make(slot, stream, seq, MAX));
+        }
+        th_check_wakes_after(p, "rq_push (records producer)", t0);
+        if (rc != RQ_OK)
+            return 21;
+        rq_store_release_u64(&j->prod_next[stream], seq + 1);
+    }
+    rq_close(p);
+    return 0;
+}
+
+/* The stream's number of record B/LEN: read from it (16 bytes or more) or
+ * matched against the numbers it can have (the expected one, a repeat of
+ * the last, or one after a record lost by rq_pop). */
+static int identify(struct rj *j, const unsigned char *b, size_t len, unsigned *stream,
+                    uint64_t *seq)
+{
+    if (len == 0 || (b[0] & 3u) >= j->streams)
+        return -1;
+    *stream = b[0] & 3u;
+    if (len >= 16) {
+        memcpy(seq, b + 1, 8);
+        return rec_is(b, len, *stream, *seq, MAX) ? 0 : -1;
+    }
+    uint64_t expect = rq_load_acquire_u64(&j->cons_next[*stream]);
+    const uint64_t candidates[] = {expect, expect - 1, expect + 1, expect + 2};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        if (candidates[i] != UINT64_MAX && rec_is(b, len, *stream, candidates[i], MAX)) {
+            *seq = candidates[i]; /* unique: the first byte holds the number mod 64 */
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void note_queue_seq(struct rj *j, const rq_msg_info *info)
+{
+    uint64_t next = rq_load_acquire_u64(&j->qseq_next);
+    if (info->flags & RQ_MSG_REDELIVERED)
+        rq_fetch_add_u64(&j->flagged, 1);
+    if (next > 0 && info->seq == next - 1) {
+        if (!(info->flags & RQ_MSG_REDELIVERED))
+            rq_fetch_add_u64(&j->flags_lost, 1);
+        return;
+    }
+    if (info->seq < next) {
+        rq_fetch_add_u64(&j->qseq_reused, 1);
+        return;
+    }
+    if (info->seq > next)
+        rq_fetch_add_u64(&j->qseq_gaps, info->seq - next);
+    rq_store_release_u64(&j->qseq_next, info->seq + 1);
+}
+
+static void consumer_note(struct rj *j, const void *msg, size_t len, const rq_msg_info *info)
+{
+    unsigned stream;
+    uint64_t seq;
+    rq_fetch_add_u64(&j->received, 1);
+    if (identify(j, msg, len, &stream, &seq) != 0) {
+        rq_fetch_add_u64(&j->torn, 1);
+        return;
+    }
+    rq_fetch_add_u64(&j->bytes, len);
+    note_queue_seq(j, info);
+    uint64_t expect = rq_load_acquire_u64(&j->cons_next[stream]);
+    if (seq + 1 == expect) {
+        rq_fetch_add_u64(&j->duplicates, 1);
+    } else if (seq < expect) {
+        rq_fetch_add_u64(&j->reorders, 1);
+    } else {
+        if (seq > expect)
+            rq_fetch_add_u64(&j->gaps, seq - expect);
+        rq_store_release_u64(&j->cons_next[stream], seq + 1);
+    }
+}
+
+static int consumer_main(const char *arg)
+{
+    (void)arg;
+    struct rj *j = th_shared("records", sizeof *j);
+    rq_fetch_add_u64(&j->started, 1);
+    rq *c;
+    if (rq_open(&c, j->name, RQ_CONSUMER, NULL) != RQ_OK)
+        return 30;
+    unsigned char buf[MAX];
+    rq_msg_info info;
+    while (!rj_complete(j)) {
+        if (j->consumer_pause_us)
+            th_sleep_us(j->consumer_pause_us);
+        size_t len;
+        uint64_t t0 = th_now_ms();
+        int rc;
+        if (!j->consume_pop) {
+            const void *msg;
+            rc = rq_peek_info(c, &msg, &len, &info, RQ_INFINITE);
+            if (rc != RQ_OK)
+                return 31;
+            consumer_note(j, msg, len, &info);
+            rc = rq_release(c);
+        } else {
+            rc = rq_pop_info(c, buf, sizeof buf, &len, &info, RQ_INFINITE);
+            if (rc == RQ_OK)
+                consumer_note(j, buf, len, &info);
+        }
+        th_check_wakes_after(c, "rq_pop (records consumer)", t0);
+        if (rc != RQ_OK)
+            return 32;
+    }
+    rq_close(c);
+    return 0;
+}
+
+/* ---- afterwards: exactly the capacity is usable ------------------------ */
+
+/* From wherever the offsets stand, an empty ring takes exactly the records
+ * of span SPAN that a ring of CAP bytes with padding at the wrap can. */
+static void check_capacity(const char *name, uint32_t flags)
+{
+    rq *p = th_open(name, RQ_PRODUCER, CAP, MAX, flags | RQ_RECORDS);
+    rq *c = th_open(name, RQ_CONSUMER, CAP, MAX, flags | RQ_RECORDS);
+    rq_stats st;
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    assert_int_equal(st.depth, 0);
+    const uint32_t span = 104, len = span - 8;
+    uint32_t pos = st.write_offset % CAP, free = CAP, expected = 0;
+    for (;;) {
+        uint32_t tail = CAP - pos, need = span <= tail ? span : tail + span;
+        if (need > free)
+            break;
+        free -= need;
+        pos = span <= tail ? (pos + span) % CAP : span;
+        expected++;
+    }
+    unsigned char buf[MAX];
+    memset(buf, 0xab, sizeof buf);
+    for (uint32_t i = 0; i < expected; i++)
+        assert_int_equal(rq_push(p, buf, len, 0), RQ_OK);
+    assert_int_equal(rq_push(p, buf, len, 0), RQ_EAGAIN);
+    rq_record_stats rs;
+    assert_int_equal(rq_stat_records(c, &rs), RQ_OK);
+    assert_int_equal(rs.bytes_free, free);
+    for (uint32_t i = 0; i < expected; i++) {
+        size_t got;
+        assert_int_equal(rq_pop(c, buf, sizeof buf, &got, 0), RQ_OK);
+        assert_int_equal(got, len);
+    }
+    rq_close(p);
+    rq_close(c);
+}
+
+/* ---- every crash point on the record path ----------------------------- */
+
+struct scenario {
+    int point;
+    char side; /* 'P' or 'C' */
+    unsigned long hit;
+    uint32_t flags;
+    int consume_pop;
+    int slow_producer;
+};
+
+static struct {
+    unsigned long scenarios, kills, messages, duplicates, lost_by_pop, flagged;
+    unsigned long kills_at[RQ_CP_COUNT_][2];
+} totals;
+
+#define KILLS_PER_SCENARIO 3
+#define MESSAGES 100u
+
+static th_pid start(char side, unsigned stream, int point, unsigned long hit)
+{
+    th_pid pid = th_spawn_armed(side == 'P' ? "producer_main" : "consumer_main",
+                                th_stream_arg(stream), WATCHDOG_S, point, hit);
+    assert_true(pid > 0);
+    return pid;
+}
+
+static int pop_may_lose(int point)
+{
+    return point == RQ_CP_RELEASE_BEFORE_POSITION || point == RQ_CP_RELEASE_AFTER_PUBLISH ||
+           point == RQ_CP_SIGNAL_BEFORE_BUMP || point == RQ_CP_SIGNAL_BEFORE_WAKE;
+}
+
+static void run_scenario(const struct scenario *s)
+{
+    rj = rj_new(th_name("rcrash"), 1, MESSAGES);
+    rj->consume_pop = s->consume_pop;
+    rj->producer_pause_us = s->slow_producer ? 300 : 0;
+    rj->consumer_pause_us = s->slow_producer ? 0 : 300;
+    rq *keep = th_create(rj->name, CAP, MAX, s->flags | RQ_RECORDS);
+    th_pid prod = start('P', 0, s->side == 'P' ? s->point : -1, s->hit);
+    th_pid cons = start('C', 0, s->side == 'C' ? s->point : -1, s->hit);
+    int kills = 0, prod_done = 0, cons_done = 0;
+    uint64_t until = th_now_ms() + LIFE_TIMEOUT_MS;
+    while (!prod_done || !cons_done) {
+        int status;
+        th_pid pid = th_wait_any(20, &status);
+        if (pid == 0) {
+            if (th_now_ms() > until) {
+                if (!prod_done)
+                    th_kill(prod);
+                if (!cons_done)
+                    th_kill(cons);
+                fail_msg("%s (%c, hit %lu): a side blocked", rq_crash_point_name(s->point),
+                         s->side, s->hit);
+            }
+            continue;
+        }
+        char who = pid == prod ? 'P' : 'C';
+        if (th_was_killed(status)) {
+            assert_int_equal(who, s->side);
+            kills++;
+            totals.kills_at[s->point][who == 'C']++;
+            th_pid np = start(who, 0, kills < KILLS_PER_SCENARIO ? s->point : -1, s->hit);
+            if (who == 'P')
+                prod = np;
+            else
+                cons = np;
+            until = th_now_ms() + LIFE_TIMEOUT_MS;
+            continue;
+        }
+        if (!th_exited_ok(status))
+            fail_msg("%s (%c, hit %lu): %c exited with status 0x%x",
+                     rq_crash_point_name(s->point), s->side, s->hit, who, status);
+        if (who == 'P')
+            prod_done = 1;
+        else
+            cons_done = 1;
+    }
+    uint64_t gaps = rq_load_relaxed_u64(&rj->gaps), qgaps = rq_load_relaxed_u64(&rj->qseq_gaps);
+    int may_lose = s->side == 'C' && s->consume_pop && pop_may_lose(s->point);
+    if (rq_load_relaxed_u64(&rj->torn) || rq_load_relaxed_u64(&rj->reorders) ||
+        (gaps && !may_lose) || (qgaps && !may_lose) || rq_load_relaxed_u64(&rj->qseq_reused) ||
+        rq_load_relaxed_u64(&rj->flags_lost))
+        fail_msg("%s (%c, hit %lu, pop %d, flags 0x%x): torn %llu, reordered %llu, lost %llu, "
+                 "numbers skipped %llu, reused %llu, flags lost %llu",
+                 rq_crash_point_name(s->point), s->side, s->hit, s->consume_pop, s->flags,
+                 (unsigned long long)rq_load_relaxed_u64(&rj->torn),
+                 (unsigned long long)rq_load_relaxed_u64(&rj->reorders), (unsigned long long)gaps,
+                 (unsigned long long)qgaps, (unsigned long long)rq_load_relaxed_u64(&rj->qseq_reused),
+                 (unsigned long long)rq_load_relaxed_u64(&rj->flags_lost));
+    assert_true(gaps <= (uint64_t)kills);
+    uint64_t dups = rq_load_relaxed_u64(&rj->duplicates);
+    assert_true(dups <= (uint64_t)kills);
+    rq *o = th_open(rj->name, RQ_OBSERVER, CAP, MAX, s->flags | RQ_RECORDS);
+    rq_stats st;
+    assert_int_equal(rq_stat(o, &st), RQ_OK);
+    rq_close(o);
+    if (st.producer_missed_wakes + st.consumer_missed_wakes != 0)
+        fail_msg("%s (%c, hit %lu): a wake-up was lost", rq_crash_point_name(s->point), s->side,
+                 s->hit);
+    check_capacity(rj->name, s->flags);
+    rq_close(keep);
+    rq_unlink(rj->name);
+    totals.scenarios++;
+    totals.kills += (unsigned long)kills;
+    totals.messages += (unsigned long)rq_load_relaxed_u64(&rj->received);
+    totals.duplicates += (unsigned long)dups;
+    totals.lost_by_pop += (unsigned long)gaps;
+    totals.flagged += (unsigned long)rq_load_relaxed_u64(&rj->flagged);
+}
+
+/* Sides that pass POINT on a record queue: 'R' is a record producer. */
+static int passes(int point, char side)
+{
+    const char *roles = rq_crash_point_roles(point);
+    return side == 'P' ? strchr(roles, 'P') || strchr(roles, 'R') : strchr(roles, 'C') != NULL;
+}
+
+static void test_every_point_on_the_record_path(void **state)
+{
+    (void)state;
+    static const unsigned long hits[] = {1, 7};
+    for (int point = 0; point < RQ_CP_COUNT_; point++) {
+        int mpsc_only = strncmp(rq_crash_point_name(point), "mpsc.", 5) == 0;
+        if (point == RQ_CP_MPSC_AFTER_RECOVER)
+            continue; /* needs a death holding the lock first: test_mpsc_lock */
+        for (int side = 0; side < 2; side++) {
+            char who = side ? 'C' : 'P';
+            if (!passes(point, who))
+                continue;
+            for (size_t h = 0; h < sizeof hits / sizeof *hits; h++) {
+                for (int variant = 0; variant < 2; variant++) {
+                    struct scenario s = {point, who, hits[h], 0, 0, (int)h};
+                    if (who == 'P') {
+                        if (mpsc_only && !variant)
+                            continue;
+                        s.flags = variant ? RQ_MPSC : 0;
+                    } else {
+                        s.consume_pop = variant;
+                    }
+                    run_scenario(&s);
+                }
+            }
+        }
+    }
+    unsigned long covered = 0, expected = 0;
+    for (int point = 0; point < RQ_CP_COUNT_; point++) {
+        if (point == RQ_CP_MPSC_AFTER_RECOVER)
+            continue;
+        for (int side = 0; side < 2; side++) {
+            if (!passes(point, side ? 'C' : 'P'))
+                continue;
+            expected++;
+            if (totals.kills_at[point][side])
+                covered++;
+            else
+                print_error("crash point %s was never hit by the %s\n", rq_crash_point_name(point),
+                            side ? "consumer" : "producer");
+        }
+    }
+    print_message("record crash points: %lu of %lu (point, side) pairs covered; %lu scenarios, "
+                  "%lu kills, %lu records checked, %lu redelivered (%lu flagged), %lu lost (all "
+                  "by rq_pop's at-most-once), 0 torn, 0 reordered, 0 wake-ups lost\n",
+                  covered, expected, totals.scenarios, totals.kills, totals.messages,
+                  totals.duplicates, totals.flagged, totals.lost_by_pop);
+    assert_int_equal(covered, expected);
+}
+
+/* ---- random kills ------------------------------------------------------ */
+
+struct torture {
+    unsigned streams;
+    unsigned long kills;
+    int consume_pop;
+    uint32_t flags;
+    uint64_t seed;
+};
+
+static void kill_and_reap(th_pid pid)
+{
+    int status;
+    th_kill(pid);
+    assert_int_equal(th_wait(pid, 10000, &status), 0);
+    if (!th_was_killed(status))
+        fail_msg("a side ended by itself (status 0x%x) during the kill phase", status);
+}
+
+static void torture(const struct torture *t, const char *what)
+{
+    rj = rj_new(th_name("rtorture"), t->streams, UINT64_MAX);
+    rj->consume_pop = t->consume_pop;
+    rq *keep = th_create(rj->name, CAP, MAX, t->flags | RQ_RECORDS);
+    th_pid side[STREAMS_MAX + 1]; /* [0] consumer, [1..] producers */
+    side[0] = start('C', 0, -1, 0);
+    for (unsigned s = 0; s < t->streams; s++)
+        side[1 + s] = start('P', s, -1, 0);
+    uint64_t lives = 1 + t->streams, rng = t->seed;
+    unsigned long kills = 0, consumer_kills = 0;
+    while (kills < t->kills) {
+        uint64_t until = th_now_ms() + 20000; /* kill in the work, not the start */
+        while (rq_load_acquire_u64(&rj->started) < lives) {
+            if (th_now_ms() > until)
+                fail_msg("a child did not start within 20 s");
+            th_sleep_us(100);
+        }
+        th_sleep_us((unsigned long)(th_rand(&rng) % 3000));
+        unsigned victim = (unsigned)(th_rand(&rng) % (1 + t->streams));
+        kill_and_reap(side[victim]);
+        side[victim] = victim ? start('P', victim - 1, -1, 0) : start('C', 0, -1, 0);
+        consumer_kills += victim == 0;
+        lives++;
+        kills++;
+    }
+    uint64_t most = 0;
+    for (unsigned s = 0; s < t->streams; s++) {
+        uint64_t n = rq_load_acquire_u64(&rj->prod_next[s]);
+        most = n > most ? n : most;
+    }
+    rq_store_release_u64(&rj->limit, most + 300);
+    for (unsigned i = 0; i <= t->streams; i++) {
+        int status;
+        assert_int_equal(th_wait(side[i], FINISH_TIMEOUT_MS, &status), 0);
+        if (!th_exited_ok(status))
+            fail_msg("%s: a side exited with status 0x%x", what, status);
+    }
+    rq *o = th_open(rj->name, RQ_OBSERVER, CAP, MAX, t->flags | RQ_RECORDS);
+    rq_stats st;
+    rq_record_stats rs;
+    assert_int_equal(rq_stat(o, &st), RQ_OK);
+    assert_int_equal(rq_stat_records(o, &rs), RQ_OK);
+    rq_close(o);
+    uint64_t received = rq_load_relaxed_u64(&rj->received), gaps = rq_load_relaxed_u64(&rj->gaps);
+    uint64_t dups = rq_load_relaxed_u64(&rj->duplicates);
+    print_message("%s: %lu kills (%lu of the consumer), %llu records (%llu bytes) checked byte "
+                  "for byte, lost %llu, torn %llu, reordered %llu, redelivered %llu (%llu "
+                  "flagged), largest %llu, padding %llu bytes, wake-ups lost p/c %llu/%llu\n",
+                  what, kills, consumer_kills, (unsigned long long)received,
+                  (unsigned long long)rq_load_relaxed_u64(&rj->bytes), (unsigned long long)gaps,
+                  (unsigned long long)rq_load_relaxed_u64(&rj->torn),
+                  (unsigned long long)rq_load_relaxed_u64(&rj->reorders),
+                  (unsigned long long)dups, (unsigned long long)rq_load_relaxed_u64(&rj->flagged),
+                  (unsigned long long)rs.largest_record, (unsigned long long)rs.padding_bytes,
+                  (unsigned long long)st.producer_missed_wakes,
+                  (unsigned long long)st.consumer_missed_wakes);
+    assert_true(received > kills);
+    assert_int_equal(rq_load_relaxed_u64(&rj->torn), 0);
+    assert_int_equal(rq_load_relaxed_u64(&rj->reorders), 0);
+    assert_int_equal(rq_load_relaxed_u64(&rj->qseq_reused), 0);
+    assert_int_equal(rq_load_relaxed_u64(&rj->flags_lost), 0);
+    if (t->consume_pop)
+        assert_true(gaps <= consumer_kills);
+    else
+        assert_int_equal(gaps, 0);
+    assert_true(dups <= kills);
+    /* Sizes up to the largest came through (the longest one every few
+     * hundred records), and the ring wrapped with padding. */
+    assert_true(rs.largest_record <= MAX && rs.largest_record > MAX / 2);
+    assert_true(rs.padding_bytes > 0);
+    assert_int_equal(st.producer_missed_wakes + st.consumer_missed_wakes, 0);
+    check_capacity(rj->name, t->flags);
+    rq_close(keep);
+    rq_unlink(rj->name);
+}
+
+static void test_random_kills_spsc(void **state)
+{
+    (void)state;
+    struct torture t = {1, kill_target, 0, 0, 0x5eed0101u};
+    torture(&t, "records, peek/release");
+}
+
+static void test_random_kills_spsc_pop_full_fences(void **state)
+{
+    (void)state;
+    struct torture t = {1, kill_target / 4, 1, RQ_FULL_FENCES, 0x5eed0102u};
+    torture(&t, "records, pop, full fences");
+}
+
+static void test_random_kills_mpsc_three_producers(void **state)
+{
+    (void)state;
+    struct torture t = {3, kill_target, 0, RQ_MPSC, 0x5eed0103u};
+    torture(&t, "records, MPSC, 3 producers");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct th_child children[] = {
+        TH_CHILD(producer_main),
+        TH_CHILD(consumer_main),
+    };
+    TH_INIT(argc, argv, children);
+    if (argc > 1 && strcmp(argv[1], "--soak") == 0)
+        kill_target = argc > 2 ? strtoul(argv[2], NULL, 10) : 10000;
+    else
+        kill_target = th_kill_count("records torture", 300, 30);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_kills_spsc),
+        cmocka_unit_test(test_random_kills_spsc_pop_full_fences),
+        cmocka_unit_test(test_random_kills_mpsc_three_producers),
+        cmocka_unit_test(test_every_point_on_the_record_path),
+    };
+    return cmocka_run_group_tests_name("records_crash", tests, NULL, NULL);
+}
