@@ -39,6 +39,7 @@ struct rq {
     int owns_role_line; /* SPSC producer or consumer: keeps the attached flag */
     int pushed;         /* producer: published at least one message */
     enum held_state held;
+    uint32_t held_count;    /* slots reserved or messages peeked (bursts) */
     void *reserved;         /* HELD_RESERVED: payload of the claimed slot */
     uint64_t reserver;      /* HELD_RESERVED, MPSC: the thread that reserved */
     struct rq_mpsc lock;    /* MPSC producer: the producers' lock */
@@ -235,6 +236,89 @@ static void consumer_release(rq *q)
         signal_peer(q, &q->shm->space_event, 1); /* all: MPSC producers may queue up */
 }
 
+/* ---- bursts: many slots, one publish ---------------------------------- */
+
+/* Claims up to WANT (1..N) free slots, waiting as allowed for one.  On
+ * RQ_OK (*ROOM >= 1) in MPSC mode the producers' lock is held until
+ * producer_publish_burst: one lock round for the whole batch. */
+static int producer_claim_burst(rq *q, uint32_t want, uint32_t *room, int timeout_ms)
+{
+    struct rq_deadline d = rq_deadline_start(timeout_ms);
+    int napped = 0;
+    for (;;) {
+        if (q->mpsc) {
+            int rc = rq_mpsc_lock(&q->lock, rq_deadline_left(&d));
+            if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
+                rc = rq_deadline_error(&d);
+            if (rc < 0)
+                return rc;
+        }
+        int rc = rq_ring_push_room(&q->ring, want, q->mpsc, room);
+        if (rc == RQ_OK) {
+            RQ_CRASH_POINT(PUSH_BURST_AFTER_CLAIM);
+            return RQ_OK;
+        }
+        if (q->mpsc)
+            rq_mpsc_unlock(&q->lock); /* never wait holding the lock */
+        if (rc != RQ_EAGAIN)
+            return rc;
+        rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d, &napped);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* Publishes K filled slots with one store (K == 0: gives the claim up). */
+static void producer_publish_burst(rq *q, uint32_t k)
+{
+    RQ_CRASH_POINT(PUSH_BURST_AFTER_FILL);
+    if (k == 0) {
+        if (q->mpsc)
+            rq_mpsc_unlock(&q->lock);
+        return;
+    }
+    rq_ring_push_publish_burst(&q->ring, k);
+    q->pushed = 1;
+    RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
+    rq_counter_add(&q->self->messages, k); /* single writer: SPSC, or under the lock */
+    if (q->mpsc)
+        rq_mpsc_unlock(&q->lock);
+    if (rq_ring_peer_waits(&q->ring, &q->shm->data_event.waiters))
+        signal_peer(q, &q->shm->data_event, 0);
+}
+
+/* Up to WANT (1..N) messages, waiting as allowed for one: *AVAIL of them
+ * are there, their lengths not yet read. */
+static int consumer_claim_burst(rq *q, uint32_t want, uint32_t *avail, int timeout_ms)
+{
+    struct rq_deadline d = rq_deadline_start(timeout_ms);
+    int napped = 0;
+    for (;;) {
+        int rc = rq_ring_pop_avail(&q->ring, want, avail);
+        if (rc != RQ_EAGAIN)
+            return rc;
+        rc = wait_on(q, &q->shm->data_event, ready_for_consumer, &d, &napped);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static void consumer_release_burst(rq *q, uint32_t k)
+{
+    uint32_t old_read = rq_ring_pop_publish_burst(&q->ring, k);
+    RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
+    rq_counter_add(&q->self->messages, k);
+    if (rq_ring_peer_waits(&q->ring, &q->shm->space_event.waiters) &&
+        rq_ring_was_full_k(&q->ring, old_read, k))
+        signal_peer(q, &q->shm->space_event, 1); /* all: MPSC producers may queue up */
+}
+
+/* A burst's count as the ring can take it: at most N. */
+static uint32_t burst_want(const rq *q, size_t count)
+{
+    return count > q->ring.n ? q->ring.n : (uint32_t)count;
+}
+
 /* ---- argument checks ------------------------------------------------- */
 
 /* An MPSC reservation holds the producers' lock.  On Windows the lock is a
@@ -336,6 +420,7 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
     if (rc < 0)
         return rc;
     q->held = HELD_RESERVED;
+    q->held_count = 1;
     if (q->mpsc)
         q->reserver = rq_plat_thread_id();
     *slot = q->reserved;
@@ -353,8 +438,92 @@ int rq_commit(rq *q, size_t len)
         return RQ_EMSGSIZE;
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
     q->held = HELD_NONE;
+    q->held_count = 0;
     q->reserved = NULL;
-    producer_publish(q, (uint32_t)len);
+    producer_publish(q, (uint32_t)len); /* a burst's first slot; the rest are dropped */
+    return RQ_OK;
+}
+
+int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t count,
+                  int timeout_ms)
+{
+    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (count == 0)
+        return 0;
+    if (!msgs || !lens)
+        return RQ_EINVAL;
+    if (q->held != HELD_NONE)
+        return RQ_ESTATE;
+    uint32_t want = burst_want(q, count);
+    for (uint32_t i = 0; i < want; i++) {
+        if (!msgs[i] && lens[i] > 0)
+            return RQ_EINVAL;
+        if (lens[i] > q->ring.slot_size)
+            return RQ_EMSGSIZE; /* nothing pushed */
+    }
+    uint32_t k;
+    rc = producer_claim_burst(q, want, &k, timeout_ms);
+    if (rc < 0)
+        return rc;
+    k = k < want ? k : want;
+    for (uint32_t i = 0; i < k; i++) {
+        if (lens[i] > 0)
+            memcpy(rq_ring_claimed(&q->ring, i), msgs[i], lens[i]);
+        rq_ring_set_len(&q->ring, i, (uint32_t)lens[i]);
+        if (i + 1 < k)
+            RQ_CRASH_POINT(PUSH_BURST_MID_FILL); /* half a batch written */
+    }
+    producer_publish_burst(q, k);
+    return (int)k;
+}
+
+int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms)
+{
+    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (!slots || count == 0)
+        return RQ_EINVAL;
+    if (q->held != HELD_NONE)
+        return RQ_ESTATE;
+    uint32_t want = burst_want(q, count), k;
+    rc = producer_claim_burst(q, want, &k, timeout_ms);
+    if (rc < 0)
+        return rc;
+    k = k < want ? k : want;
+    for (uint32_t i = 0; i < k; i++)
+        slots[i] = rq_ring_claimed(&q->ring, i);
+    q->held = HELD_RESERVED;
+    q->held_count = k;
+    q->reserved = slots[0];
+    if (q->mpsc)
+        q->reserver = rq_plat_thread_id();
+    return (int)k;
+}
+
+int rq_commit_burst(rq *q, const size_t *lens, size_t count)
+{
+    int rc = check_call(q, RQ_PRODUCER, 0);
+    if (rc < 0)
+        return rc;
+    if (q->held != HELD_RESERVED || !reservation_is_ours(q))
+        return RQ_ESTATE;
+    if (count > q->held_count || (count > 0 && !lens))
+        return RQ_EINVAL;
+    for (size_t i = 0; i < count; i++)
+        if (lens[i] > q->ring.slot_size)
+            return RQ_EMSGSIZE; /* the reservation is kept */
+    for (uint32_t i = 0; i < (uint32_t)count; i++) {
+        rq_ring_set_len(&q->ring, i, (uint32_t)lens[i]);
+        if (i + 1 < count)
+            RQ_CRASH_POINT(PUSH_BURST_MID_FILL);
+    }
+    q->held = HELD_NONE;
+    q->held_count = 0;
+    q->reserved = NULL;
+    producer_publish_burst(q, (uint32_t)count);
     return RQ_OK;
 }
 
@@ -398,6 +567,43 @@ int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, in
     return RQ_OK;
 }
 
+int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t max, int timeout_ms)
+{
+    int rc = check_call(q, RQ_CONSUMER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (max == 0)
+        return 0;
+    if (!lens || !buf)
+        return RQ_EINVAL;
+    if (q->held != HELD_NONE)
+        return RQ_ESTATE;
+    uint32_t want = burst_want(q, max), k;
+    rc = consumer_claim_burst(q, want, &k, timeout_ms);
+    if (rc < 0)
+        return rc;
+    k = k < want ? k : want;
+    uint32_t done = 0;
+    for (; done < k; done++) {
+        const void *payload;
+        uint32_t n;
+        rc = rq_ring_message(&q->ring, done, &payload, &n);
+        if (rc < 0 || n > cap) {
+            if (done > 0)
+                break; /* the next call reports it */
+            if (rc == RQ_OK)
+                lens[0] = n; /* nothing consumed */
+            return rc < 0 ? rc : RQ_EMSGSIZE;
+        }
+        lens[done] = n;
+        if (n > 0)
+            memcpy((unsigned char *)buf + (size_t)done * cap, payload, n);
+    }
+    RQ_CRASH_POINT(POP_BURST_AFTER_COPY);
+    consumer_release_burst(q, done);
+    return (int)done;
+}
+
 int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms)
 {
     return rq_peek_info(q, msg, len, NULL, timeout_ms);
@@ -410,11 +616,13 @@ int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int ti
         return rc;
     if (!msg || !len)
         return RQ_EINVAL;
-    if (q->held != HELD_PEEKED) {
+    if (q->held != HELD_PEEKED || !q->peeked) { /* none, or the rest of a burst */
         rc = consumer_claim(q, &q->peeked, &q->peeked_len, timeout_ms);
         if (rc < 0)
             return rc;
         q->peeked_seq = rq_ring_deliver(&q->ring, &q->peeked_redelivered);
+        if (q->held != HELD_PEEKED)
+            q->held_count = 1;
         q->held = HELD_PEEKED;
     }
     *msg = q->peeked;
@@ -432,9 +640,62 @@ int rq_release(rq *q)
     if (q->held != HELD_PEEKED)
         return RQ_ESTATE;
     RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH); /* processed, not yet released */
-    q->held = HELD_NONE;
+    q->held = --q->held_count > 0 ? HELD_PEEKED : HELD_NONE; /* a burst's rest stays */
     q->peeked = NULL;
     consumer_release(q);
+    return RQ_OK;
+}
+
+int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms)
+{
+    int rc = check_call(q, RQ_CONSUMER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (!msgs || max == 0)
+        return RQ_EINVAL;
+    uint32_t want = burst_want(q, max), k;
+    rc = consumer_claim_burst(q, want, &k, timeout_ms);
+    if (rc < 0)
+        return rc;
+    k = k < want ? k : want;
+    uint32_t done = 0;
+    for (; done < k; done++) {
+        const void *payload;
+        uint32_t n;
+        rc = rq_ring_message(&q->ring, done, &payload, &n);
+        if (rc < 0) {
+            if (done > 0)
+                break; /* the next call reports it */
+            return rc;
+        }
+        uint64_t seq = q->ring.read_pos + done;
+        msgs[done] = (rq_msg_view){payload, n, seq,
+                                   seq < q->ring.redeliver_below ? RQ_MSG_REDELIVERED : 0u, 0u};
+    }
+    rq_ring_deliver_burst(&q->ring, done); /* one mark for the batch, before the hand-over */
+    q->held = HELD_PEEKED;
+    q->held_count = done;
+    q->peeked = msgs[0].data;
+    q->peeked_len = (uint32_t)msgs[0].len;
+    q->peeked_seq = msgs[0].seq;
+    q->peeked_redelivered = (msgs[0].flags & RQ_MSG_REDELIVERED) != 0;
+    return (int)done;
+}
+
+int rq_release_burst(rq *q, size_t count)
+{
+    int rc = check_call(q, RQ_CONSUMER, 0);
+    if (rc < 0)
+        return rc;
+    if (q->held != HELD_PEEKED)
+        return RQ_ESTATE;
+    if (count == 0 || count > q->held_count)
+        return RQ_EINVAL;
+    RQ_CRASH_POINT(RELEASE_BURST_BEFORE_PUBLISH); /* processed, not yet released */
+    q->held_count -= (uint32_t)count;
+    q->held = q->held_count > 0 ? HELD_PEEKED : HELD_NONE; /* the rest stays peeked */
+    q->peeked = NULL;
+    consumer_release_burst(q, (uint32_t)count);
     return RQ_OK;
 }
 
