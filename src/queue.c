@@ -837,6 +837,7 @@ static int role_acquire(rq *q)
         rc = rq_ring_load(&q->ring);
         if (rc < 0)
             return rc;
+        rq_ring_anchor(&q->ring, producer);
     }
     RQ_CRASH_POINT(OPEN_AFTER_TAKEOVER);
     /* A predecessor may have died between publishing and signalling, and

@@ -36,6 +36,16 @@ int rq_ring_load(struct rq_ring *r)
     return RQ_OK;
 }
 
+void rq_ring_anchor(struct rq_ring *r, int producer)
+{
+    if (producer) {
+        rq_ring_anchor_write(r, rq_load_relaxed_u64(&r->shm->write_position));
+        return;
+    }
+    if (rq_load_relaxed_u64(&r->shm->read_position) != r->read_pos)
+        rq_store_relaxed_u64(&r->shm->read_position, r->read_pos);
+}
+
 int rq_ring_has_data(struct rq_ring *r)
 {
     uint32_t w = rq_load_seq_u32(&r->shm->write_offset);
@@ -80,6 +90,7 @@ int rq_ring_sync_write(struct rq_ring *r)
     r->write_pos = stored == r->write_pos ? stored + rq_ring_distance(r, w, r->write)
                                           : rq_ring_position(r, stored, w);
     r->write = w;
+    rq_ring_anchor_write(r, stored);
     return RQ_OK;
 }
 

@@ -89,8 +89,22 @@ static inline unsigned char *rq_ring_slot(const struct rq_ring *r, uint32_t off)
 void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm, const struct rq_shm_header *h);
 
 /* Loads both shared offsets into the local copies; RQ_ECORRUPT if they are
- * out of range or further apart than N. */
+ * out of range or further apart than N.  The role's holder then calls
+ * rq_ring_anchor. */
 int rq_ring_load(struct rq_ring *r);
+
+/* Stores a recovered position back when its stored copy lagged (a holder
+ * killed between publishing an offset and storing the position): the
+ * recovery needs a lag below 2N, and holders killed there again and again
+ * would otherwise add up their lags.  Only the side that owns the copy
+ * calls these (MPSC: under the producers' lock). */
+static inline void rq_ring_anchor_write(struct rq_ring *r, uint64_t stored)
+{
+    if (stored != r->write_pos)
+        rq_store_relaxed_u64(&r->shm->write_position, r->write_pos);
+}
+
+void rq_ring_anchor(struct rq_ring *r, int producer);
 
 /* Producer: room for one more message?  RQ_OK with *PAYLOAD pointing at the
  * free slot's payload, RQ_EAGAIN if full, RQ_ECORRUPT on a bad read offset.
@@ -109,6 +123,7 @@ static inline int rq_ring_push_begin(struct rq_ring *r, void **payload, int shar
         r->write_pos = stored == r->write_pos ? stored + rq_ring_distance(r, w, r->write)
                                               : rq_ring_position(r, stored, w);
         r->write = w;
+        rq_ring_anchor_write(r, stored);
     }
     if (rq_ring_distance(r, r->write, r->read_cache) >= r->n || shared_write) {
         uint32_t rd = rq_load_acquire_u32(&r->shm->read_offset);
