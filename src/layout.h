@@ -70,7 +70,9 @@ struct rq_shm_event {
 /* Per-role statistics and identity, written only by that role's holder
  * (MPSC: by producers, with atomic adds). */
 struct rq_shm_role {
-    rq_atomic_u64 messages;  /* pushed (producer) or popped (consumer) */
+    rq_atomic_u64 messages;  /* coalescing worker: rounds.  Queues leave it
+                                0: rq_stat counts their messages by the
+                                positions, with no store per message */
     rq_atomic_u64 waits;     /* times this side went to sleep */
     rq_atomic_u64 wakes;     /* wake signals this side sent to the peer */
     rq_atomic_u64 takeovers; /* role taken over from a dead holder */

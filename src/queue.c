@@ -190,12 +190,12 @@ static inline int producer_claim(rq *q, void **payload, int timeout_ms)
     return producer_claim_wait(q, payload, timeout_ms);
 }
 
-static void producer_publish(rq *q, uint32_t len)
+/* No statistics store here: rq_stat counts messages by the positions. */
+static inline void producer_publish(rq *q, void *payload, uint32_t len)
 {
-    rq_ring_push_publish(&q->ring, len);
+    rq_ring_push_publish(&q->ring, payload, len);
     q->pushed = 1;
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
-    rq_counter_bump(&q->self->messages); /* single writer: SPSC, or under the lock */
     if (q->mpsc)
         rq_mpsc_unlock(&q->lock);
     if (rq_ring_peer_waits(&q->ring, &q->shm->data_event.waiters))
@@ -226,11 +226,10 @@ static inline int consumer_claim(rq *q, const void **payload, uint32_t *len, int
     return consumer_claim_wait(q, payload, len, timeout_ms);
 }
 
-static void consumer_release(rq *q)
+static inline void consumer_release(rq *q)
 {
     uint32_t old_read = rq_ring_pop_publish(&q->ring);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
-    rq_counter_bump(&q->self->messages);
     if (rq_ring_peer_waits(&q->ring, &q->shm->space_event.waiters) &&
         rq_ring_was_full(&q->ring, old_read))
         signal_peer(q, &q->shm->space_event, 1); /* all: MPSC producers may queue up */
@@ -280,7 +279,6 @@ static void producer_publish_burst(rq *q, uint32_t k)
     rq_ring_push_publish_burst(&q->ring, k);
     q->pushed = 1;
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
-    rq_counter_add(&q->self->messages, k); /* single writer: SPSC, or under the lock */
     if (q->mpsc)
         rq_mpsc_unlock(&q->lock);
     if (rq_ring_peer_waits(&q->ring, &q->shm->data_event.waiters))
@@ -307,7 +305,6 @@ static void consumer_release_burst(rq *q, uint32_t k)
 {
     uint32_t old_read = rq_ring_pop_publish_burst(&q->ring, k);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
-    rq_counter_add(&q->self->messages, k);
     if (rq_ring_peer_waits(&q->ring, &q->shm->space_event.waiters) &&
         rq_ring_was_full_k(&q->ring, old_read, k))
         signal_peer(q, &q->shm->space_event, 1); /* all: MPSC producers may queue up */
@@ -399,7 +396,7 @@ int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
     if (len > 0)
         memcpy(payload, msg, len);
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
-    producer_publish(q, (uint32_t)len);
+    producer_publish(q, payload, (uint32_t)len);
     return RQ_OK;
 }
 
@@ -437,10 +434,11 @@ int rq_commit(rq *q, size_t len)
     if (len > q->ring.slot_size)
         return RQ_EMSGSIZE;
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
+    void *payload = q->reserved;
     q->held = HELD_NONE;
     q->held_count = 0;
     q->reserved = NULL;
-    producer_publish(q, (uint32_t)len); /* a burst's first slot; the rest are dropped */
+    producer_publish(q, payload, (uint32_t)len); /* a burst's first slot; the rest are dropped */
     return RQ_OK;
 }
 
@@ -1009,6 +1007,18 @@ static int read_offset_pair(rq *q, uint32_t *write, uint32_t *read)
     return RQ_ECORRUPT;
 }
 
+/* Messages pushed and popped since creation: the positions (section 3 of
+ * docs/design.md), made exact from the offsets ST already holds (RC:
+ * whether they were read as a valid pair), so that no per-message
+ * statistics store is needed. */
+static void message_counts(rq *q, int rc, rq_stats *st)
+{
+    uint64_t w = rq_load_relaxed_u64(&q->shm->write_position);
+    uint64_t r = rq_load_relaxed_u64(&q->shm->read_position);
+    st->pushed = rc == RQ_OK ? rq_ring_position(&q->ring, w, st->write_offset) : w;
+    st->popped = rc == RQ_OK ? rq_ring_position(&q->ring, r, st->read_offset) : r;
+}
+
 int rq_stat(rq *q, rq_stats *st)
 {
     if (!q || !st)
@@ -1021,8 +1031,7 @@ int rq_stat(rq *q, rq_stats *st)
     st->slot_size = q->ring.slot_size;
     st->flags = (q->mpsc ? RQ_MPSC : 0) | (q->ring.full_fences ? RQ_FULL_FENCES : 0);
     int rc = read_offset_pair(q, &st->write_offset, &st->read_offset);
-    st->pushed = rq_load_relaxed_u64(&shm->producer.messages);
-    st->popped = rq_load_relaxed_u64(&shm->consumer.messages);
+    message_counts(q, rc, st);
     st->producer_waits = rq_load_relaxed_u64(&shm->producer.waits);
     st->consumer_waits = rq_load_relaxed_u64(&shm->consumer.waits);
     st->producer_wakes = rq_load_relaxed_u64(&shm->producer.wakes);

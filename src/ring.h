@@ -159,10 +159,11 @@ static inline int rq_ring_peer_waits(const struct rq_ring *r, rq_atomic_u32 *wai
     return (r->full_fences ? rq_load_seq_u32(waiters) : rq_load_relaxed_u32(waiters)) != 0;
 }
 
-/* Producer: records LEN in the claimed slot and publishes it. */
-static inline void rq_ring_push_publish(struct rq_ring *r, uint32_t len)
+/* Producer: records LEN in the claimed slot (PAYLOAD, as rq_ring_push_begin
+ * gave it: the slot is not looked up twice) and publishes it. */
+static inline void rq_ring_push_publish(struct rq_ring *r, void *payload, uint32_t len)
 {
-    unsigned char *slot = rq_ring_slot(r, r->write);
+    unsigned char *slot = (unsigned char *)payload - RQ_SLOT_HEADER;
     memcpy(slot, &len, sizeof len);
     r->write = rq_ring_next(r, r->write);
     rq_ring_publish_offset(r, &r->shm->write_offset, r->write);
