@@ -418,8 +418,10 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
         return rc;
     q->held = HELD_RESERVED;
     q->held_count = 1;
-    if (q->mpsc)
+    if (q->mpsc) {
         q->reserver = rq_plat_thread_id();
+        rq_mpsc_keep(&q->lock); /* held past this call */
+    }
     *slot = q->reserved;
     return RQ_OK;
 }
@@ -496,8 +498,10 @@ int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms)
     q->held = HELD_RESERVED;
     q->held_count = k;
     q->reserved = slots[0];
-    if (q->mpsc)
+    if (q->mpsc) {
         q->reserver = rq_plat_thread_id();
+        rq_mpsc_keep(&q->lock); /* held past this call */
+    }
     return (int)k;
 }
 

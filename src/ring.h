@@ -93,6 +93,21 @@ void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm, const struct rq_shm_h
  * rq_ring_anchor. */
 int rq_ring_load(struct rq_ring *r);
 
+/* Producer: free slots as the cache sees them.  An MPSC producer's cache
+ * is from an earlier hold of the lock, since when other producers may have
+ * gone round the ring: it counts only while its 64-bit position says that
+ * WRITE is less than N ahead of it (the consumer only moves forward, so the
+ * true room is at least that). */
+static inline uint32_t rq_ring_cached_room(const struct rq_ring *r, int shared_write)
+{
+    if (!shared_write)
+        return r->n - rq_ring_distance(r, r->write, r->read_cache);
+    if (r->read_cache_pos > r->write_pos || r->write_pos - r->read_cache_pos >= r->n ||
+        rq_ring_distance(r, r->write, r->read_cache) != r->write_pos - r->read_cache_pos)
+        return 0;
+    return r->n - (uint32_t)(r->write_pos - r->read_cache_pos);
+}
+
 /* Stores a recovered position back when its stored copy lagged (a holder
  * killed between publishing an offset and storing the position): the
  * recovery needs a lag below 2N, and holders killed there again and again
@@ -125,11 +140,15 @@ static inline int rq_ring_push_begin(struct rq_ring *r, void **payload, int shar
         r->write = w;
         rq_ring_anchor_write(r, stored);
     }
-    if (rq_ring_distance(r, r->write, r->read_cache) >= r->n || shared_write) {
+    /* MPSC: the cache is from an earlier hold of the lock, and counts only
+     * while its position says it is less than a lap old. */
+    if (shared_write ? rq_ring_cached_room(r, 1) == 0
+                     : rq_ring_distance(r, r->write, r->read_cache) >= r->n) {
         uint32_t rd = rq_load_acquire_u32(&r->shm->read_offset);
         if (!rq_ring_pair_ok(r, r->write, rd))
             return RQ_ECORRUPT;
         r->read_cache = rd;
+        r->read_cache_pos = r->write_pos - rq_ring_distance(r, r->write, rd);
         if (rq_ring_distance(r, r->write, rd) == r->n)
             return RQ_EAGAIN;
     }
@@ -232,21 +251,6 @@ static inline uint64_t rq_ring_oldest_info(const struct rq_ring *r, int *redeliv
 }
 
 /* ---- bursts: many slots, one publish ----------------------------------- */
-
-/* Producer: free slots as the cache sees them.  An MPSC producer's cache
- * is from an earlier hold of the lock, since when other producers may have
- * gone round the ring: it counts only while its 64-bit position says that
- * WRITE is less than N ahead of it (the consumer only moves forward, so the
- * true room is at least that). */
-static inline uint32_t rq_ring_cached_room(const struct rq_ring *r, int shared_write)
-{
-    if (!shared_write)
-        return r->n - rq_ring_distance(r, r->write, r->read_cache);
-    if (r->read_cache_pos > r->write_pos || r->write_pos - r->read_cache_pos >= r->n ||
-        rq_ring_distance(r, r->write, r->read_cache) != r->write_pos - r->read_cache_pos)
-        return 0;
-    return r->n - (uint32_t)(r->write_pos - r->read_cache_pos);
-}
 
 /* Producer: re-reads write_offset (MPSC, under the producers' lock: other
  * producers move it).  RQ_ECORRUPT if out of range. */
