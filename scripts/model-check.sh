@@ -152,6 +152,7 @@ check mpsc-bug4-no-probe      mpsc fail safety - $D -DBUG=4
 check mpsc-bug5-was-full-cache mpsc fail safety - $C -DBUG=5
 check mpsc-bug6-no-wake       mpsc fail safety - $D -DBUG=6
 check mpsc-bug7-plain-unlock  mpsc fail safety - $D -DBUG=7
+check mpsc-bug8-claim-no-wake mpsc fail safety - $C -DBUG=8
 check mpsc-bug2-live          mpsc fail all_delivered -A $C -DBUG=2
 
 # ---- coalescing (model/coalesce.pml) -----------------------------------

@@ -5,6 +5,10 @@
  * Wake-up protocol (an event count per direction, see layout.h):
  *   waiter:   seq = S; waiters++; if (!ready) sleep while seq == S; waiters--
  *   signaler: publish offset (seq_cst); if (waiters) { seq++; wake }
+ * The consumer is the only waiter on data_event: it registers with
+ * waiters = 1 and leaves with waiters = 0, and MPSC producers that see it
+ * registered take the wake with a CAS 1 -> 0, so that one of them signals
+ * each sleep instead of every producer that publishes meanwhile.
  * The waiter's waiters++ and the signaler's offset store are both
  * sequentially consistent, so either the waiter's readiness check sees the
  * new offset or the signaler sees the waiter; in the second case seq moves,
@@ -86,6 +90,27 @@ static int orphan_check(rq *q)
     return stale ? RQ_EUNLINKED : RQ_ETIMEDOUT;
 }
 
+/* Counts us in EV's waiters.  Both are sequentially consistent (the
+ * no-lost-wake-up rule).  The consumer waits alone on data_event (its role
+ * is exclusive, and a dead holder's count is cleared at open): it stores
+ * 1 and 0, so that a producer may take its wake by clearing the count
+ * (claim_wake); producers, of which many may wait, add and subtract. */
+static void register_waiter(rq *q, struct rq_shm_event *ev)
+{
+    if (ev == &q->shm->data_event)
+        rq_store_seq_u32(&ev->waiters, 1);
+    else
+        rq_fetch_add_u32(&ev->waiters, 1);
+}
+
+static void unregister_waiter(rq *q, struct rq_shm_event *ev)
+{
+    if (ev == &q->shm->data_event)
+        rq_store_seq_u32(&ev->waiters, 0);
+    else
+        rq_fetch_sub_u32(&ev->waiters, 1);
+}
+
 /* Sleeps on EV until woken, READY says go, or the deadline passes.  Returns
  * RQ_OK (caller re-checks the ring), RQ_EAGAIN for a zero timeout,
  * RQ_ETIMEDOUT, or RQ_ESYS.  No sleep outlasts RQ_RECHECK_MS (deadline.h);
@@ -110,7 +135,7 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
         return rq_deadline_error(d);
     rq_fetch_add_u64(&q->self->waits, 1);
     uint32_t seq = rq_load_acquire_u32(&ev->seq);
-    rq_fetch_add_u32(&ev->waiters, 1);
+    register_waiter(q, ev);
     RQ_CRASH_POINT(WAIT_AFTER_REGISTER);
     int rc = RQ_OK, is_slice = 0, slice;
     if (q->ring.full_fences) {
@@ -133,7 +158,7 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
                 rq_fetch_add_u64(&q->self->missed_wakes, 1);
         }
     }
-    rq_fetch_sub_u32(&ev->waiters, 1);
+    unregister_waiter(q, ev);
     return rc == RQ_ETIMEDOUT ? RQ_OK : rc; /* the loop re-checks, then times out */
 }
 
@@ -144,6 +169,30 @@ static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
     RQ_CRASH_POINT(SIGNAL_BEFORE_WAKE);
     rq_plat_wake(q->seg, &ev->seq, all);
     rq_fetch_add_u64(&q->self->wakes, 1);
+}
+
+/* After a publish: wakes the consumer if it is registered as waiting.  On
+ * an MPSC queue several producers can see the same sleep; only the one
+ * whose CAS takes the count from 1 to 0 signals it (one wake per sleep,
+ * not one per producer that publishes meanwhile).  A producer killed
+ * between its claim and its signal leaves the consumer to the next
+ * producer's open or its own re-check, as an SPSC producer killed between
+ * publishing and signalling does. */
+static void wake_consumer(rq *q)
+{
+    rq_atomic_u32 *waiters = &q->shm->data_event.waiters;
+    uint32_t one = 1;
+    if (rq_ring_peer_waits(&q->ring, waiters) && (!q->mpsc || rq_cas_u32(waiters, &one, 0)))
+        signal_peer(q, &q->shm->data_event, 0);
+}
+
+/* After freeing slots from OLD_READ on (K of them): wakes the producers if
+ * any waits and the ring was full. */
+static void wake_producers(rq *q, uint32_t old_read, uint32_t k)
+{
+    if (rq_ring_peer_waits(&q->ring, &q->shm->space_event.waiters) &&
+        rq_ring_was_full_k(&q->ring, old_read, k))
+        signal_peer(q, &q->shm->space_event, 1); /* all: MPSC producers may queue up */
 }
 
 /* ---- producer -------------------------------------------------------- */
@@ -198,8 +247,7 @@ static inline void producer_publish(rq *q, void *payload, uint32_t len)
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
     if (q->mpsc)
         rq_mpsc_unlock(&q->lock);
-    if (rq_ring_peer_waits(&q->ring, &q->shm->data_event.waiters))
-        signal_peer(q, &q->shm->data_event, 0);
+    wake_consumer(q);
 }
 
 /* ---- consumer -------------------------------------------------------- */
@@ -230,9 +278,7 @@ static inline void consumer_release(rq *q)
 {
     uint32_t old_read = rq_ring_pop_publish(&q->ring);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
-    if (rq_ring_peer_waits(&q->ring, &q->shm->space_event.waiters) &&
-        rq_ring_was_full(&q->ring, old_read))
-        signal_peer(q, &q->shm->space_event, 1); /* all: MPSC producers may queue up */
+    wake_producers(q, old_read, 1);
 }
 
 /* ---- bursts: many slots, one publish ---------------------------------- */
@@ -281,8 +327,7 @@ static void producer_publish_burst(rq *q, uint32_t k)
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
     if (q->mpsc)
         rq_mpsc_unlock(&q->lock);
-    if (rq_ring_peer_waits(&q->ring, &q->shm->data_event.waiters))
-        signal_peer(q, &q->shm->data_event, 0);
+    wake_consumer(q);
 }
 
 /* Up to WANT (1..N) messages, waiting as allowed for one: *AVAIL of them
@@ -305,9 +350,7 @@ static void consumer_release_burst(rq *q, uint32_t k)
 {
     uint32_t old_read = rq_ring_pop_publish_burst(&q->ring, k);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
-    if (rq_ring_peer_waits(&q->ring, &q->shm->space_event.waiters) &&
-        rq_ring_was_full_k(&q->ring, old_read, k))
-        signal_peer(q, &q->shm->space_event, 1); /* all: MPSC producers may queue up */
+    wake_producers(q, old_read, k);
 }
 
 /* A burst's count as the ring can take it: at most N. */
