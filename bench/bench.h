@@ -87,7 +87,47 @@ struct transport {
     /* rq only: the library's own wait and wake counters (each one system
      * call), read through the parent's observer handle. */
     int (*counters)(struct chan *c, uint64_t *waits, uint64_t *wakes);
+
+    /* Burst transports (throughput only): the sender hands over BURST
+     * messages at a time, the receiver takes up to BURST at a time. */
+    int burst;
+    /* Sends all N messages MSGS[i] of LEN bytes, in order (busy mode
+     * spins inside).  0, or -1 with err set. */
+    int (*send_burst)(struct endpoint *ep, const void *const *msgs, size_t len, int n,
+                      char *err);
+    /* Up to MAX messages: *N >= 1 of them in MSGS / LENS, valid until
+     * recv_burst_done.  0, or -1 with err set. */
+    int (*recv_burst)(struct endpoint *ep, const void **msgs, size_t *lens, int max, int *n,
+                      char *err);
+    int (*recv_burst_done)(struct endpoint *ep, int n, char *err); /* NULL: nothing to do */
 };
+
+/* Messages per batch of the burst transports. */
+#define BENCH_BURST 32
+
+/* The burst transports' operations (transports_burst.c). */
+int bench_burst_recv_open(struct endpoint *ep, char *err);
+int minring_send_burst(struct endpoint *ep, const void *const *msgs, size_t len, int n, char *err);
+int minring_recv_burst(struct endpoint *ep, const void **msgs, size_t *lens, int max, int *n,
+                       char *err);
+int rq_send_push_burst(struct endpoint *ep, const void *const *msgs, size_t len, int n, char *err);
+int rq_send_reserve_burst(struct endpoint *ep, const void *const *msgs, size_t len, int n,
+                          char *err);
+int rq_recv_pop_burst(struct endpoint *ep, const void **msgs, size_t *lens, int max, int *n,
+                      char *err);
+int rq_recv_peek_burst(struct endpoint *ep, const void **msgs, size_t *lens, int max, int *n,
+                       char *err);
+int rq_recv_release_burst(struct endpoint *ep, int n, char *err);
+
+/* The minimal ring's shared block (transports.c), for its burst form. */
+#define BENCH_LINE 64
+struct minring {
+    _Alignas(BENCH_LINE) _Atomic uint64_t head; /* written by the producer */
+    _Alignas(BENCH_LINE) _Atomic uint64_t tail; /* written by the consumer */
+    _Alignas(BENCH_LINE) uint64_t capacity;     /* read-only after create */
+    uint64_t stride;
+};
+#define MINRING_SLOTS(r) ((unsigned char *)(r) + 3 * BENCH_LINE)
 
 extern const struct transport bench_transports[];
 extern const size_t bench_transport_count;

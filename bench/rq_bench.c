@@ -307,9 +307,80 @@ static void child_barrier(void)
         syscall(SYS_futex, (uint32_t *)&ctl->go, FUTEX_WAIT, 0, NULL, NULL, 0);
 }
 
+/* One batch of BENCH_BURST messages from SEQ on, built in BUFS and handed
+ * over in one call (less the dropped one, when that is injected). */
+static int send_batch(const struct job *j, struct endpoint *ep, unsigned char *bufs,
+                      uint64_t seq, char *err)
+{
+    size_t size = j->ping->p.msg_size;
+    const void *msgs[BENCH_BURST];
+    int n = 0;
+    for (int i = 0; i < BENCH_BURST; i++) {
+        unsigned char *m = bufs + (size_t)i * size;
+        msg_build(m, size, tag_make(j->index, seq + (uint64_t)i), j->o->check_full);
+        if (j->index == 0 && seq + (uint64_t)i == INJECT_AT) {
+            if (j->inject == INJECT_DROP)
+                continue;
+            if (j->inject == INJECT_SPOIL)
+                m[size - 1] ^= 0x5a;
+        }
+        msgs[n++] = m;
+    }
+    return j->t->send_burst(ep, msgs, size, n, err);
+}
+
+/* The burst form of the sender: the deadline is looked at once a batch. */
+static int tput_producer_burst(const struct job *j, struct child_out *out,
+                               struct endpoint *ep, unsigned char *bufs)
+{
+    size_t size = j->ping->p.msg_size;
+    for (int i = 0; i < BENCH_BURST; i++)
+        msg_build(bufs + (size_t)i * size, size, 0, 1); /* full patterns once */
+    int64_t deadline = now_ns() + (int64_t)(j->o->duration * 1e9);
+    uint64_t seq = 0;
+    while ((long)seq < j->o->min_msgs || now_ns() < deadline) {
+        if (send_batch(j, ep, bufs, seq, out->err) != 0)
+            return -1;
+        seq += BENCH_BURST;
+    }
+    const void *end = bufs;
+    msg_build(bufs, size, tag_make(j->index, TAG_END | seq), j->o->check_full);
+    if (j->t->send_burst(ep, &end, size, 1, out->err) != 0)
+        return -1;
+    out->msgs = seq;
+    return 0;
+}
+
+static int tput_producer_bursts(const struct job *j, struct child_out *out)
+{
+    struct endpoint ep = {.c = j->ping, .fd = -1};
+    unsigned char *bufs = calloc(BENCH_BURST, j->ping->p.msg_size);
+    if (!bufs) {
+        bench_errno(out->err, "calloc");
+        return -1;
+    }
+    if (j->t->open(j->ping, &ep, 1, j->index, out->err) != 0)
+        return -1;
+    struct sys_count sc;
+    sys_count_open(&sc);
+    child_barrier();
+    sys_count_start(&sc);
+    int64_t start = now_ns();
+    if (tput_producer_burst(j, out, &ep, bufs) != 0)
+        return -1;
+    out->t_end_ns = now_ns();
+    sys_count_stop(&sc, out);
+    out->t_start_ns = start;
+    j->t->close(&ep);
+    free(bufs);
+    return 0;
+}
+
 static int tput_producer(const struct job *j, struct child_out *out)
 {
     const struct transport *t = j->t;
+    if (t->burst)
+        return tput_producer_bursts(j, out);
     size_t size = j->ping->p.msg_size;
     struct endpoint ep = {.c = j->ping, .fd = -1};
     unsigned char *buf = calloc(1, size);
@@ -350,12 +421,71 @@ static int tput_producer(const struct job *j, struct child_out *out)
     return 0;
 }
 
+/* What the receiver has seen: the next sequence number due per sender,
+ * end markers and messages. */
+struct tally {
+    uint64_t next[MAX_SENDERS];
+    int ended;
+    uint64_t total;
+};
+
+/* Checks one received message and counts it.  0, or -1 with ERR set. */
+static int account(const struct job *j, struct tally *ty, const void *msg, size_t len, char *err)
+{
+    int full = j->o->check_full;
+    uint64_t tag;
+    if (msg_check(msg, len, j->ping->p.msg_size, full, &tag, err) != 0)
+        return -1;
+    if (j->t->in_place && !full)
+        fold(msg, len);
+    unsigned sender = (unsigned)(tag >> 56);
+    uint64_t seq = tag & TAG_SEQ;
+    if (sender >= (unsigned)j->t->senders) {
+        snprintf(err, BENCH_ERR_MAX, CORRUPT "bad tag %#llx", (unsigned long long)tag);
+        return -1;
+    }
+    if (seq != ty->next[sender]) {
+        snprintf(err, BENCH_ERR_MAX,
+                 CORRUPT "sender %u: %s %llu where %llu was due (lost, repeated or reordered)",
+                 sender, tag & TAG_END ? "end marker after" : "message",
+                 (unsigned long long)seq, (unsigned long long)ty->next[sender]);
+        return -1;
+    }
+    if (tag & TAG_END) {
+        ty->ended++;
+        ty->next[sender] = TAG_END; /* nothing may follow it */
+    } else {
+        ty->next[sender]++;
+        ty->total++;
+    }
+    return 0;
+}
+
+/* One message, or (burst transports) one batch. */
+static int receive(const struct job *j, struct endpoint *ep, struct tally *ty, char *err)
+{
+    const struct transport *t = j->t;
+    const void *msgs[BENCH_BURST];
+    size_t lens[BENCH_BURST];
+    int n = 1;
+    if (t->burst) {
+        if (t->recv_burst(ep, msgs, lens, BENCH_BURST, &n, err) != 0)
+            return -1;
+    } else if (t->recv(ep, &msgs[0], &lens[0], err) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (account(j, ty, msgs[i], lens[i], err) != 0)
+            return -1;
+    if (t->burst)
+        return t->recv_burst_done ? t->recv_burst_done(ep, n, err) : 0;
+    return t->recv_done ? t->recv_done(ep, err) : 0;
+}
+
 static int tput_consumer(const struct job *j, struct child_out *out)
 {
     const struct transport *t = j->t;
-    size_t size = j->ping->p.msg_size;
-    int senders = t->senders, ended = 0, full = j->o->check_full;
-    uint64_t next[MAX_SENDERS] = {0}, total = 0;
+    struct tally ty = {{0}, 0, 0};
     struct endpoint ep = {.c = j->ping, .fd = -1};
     if (t->open(j->ping, &ep, 0, 0, out->err) != 0)
         return -1;
@@ -363,42 +493,12 @@ static int tput_consumer(const struct job *j, struct child_out *out)
     sys_count_open(&sc);
     child_barrier();
     sys_count_start(&sc);
-    while (ended < senders) {
-        const void *msg;
-        size_t len;
-        uint64_t tag;
-        if (t->recv(&ep, &msg, &len, out->err) != 0)
+    while (ty.ended < t->senders)
+        if (receive(j, &ep, &ty, out->err) != 0)
             return -1;
-        if (msg_check(msg, len, size, full, &tag, out->err) != 0)
-            return -1;
-        if (t->in_place && !full)
-            fold(msg, len);
-        unsigned sender = (unsigned)(tag >> 56);
-        uint64_t seq = tag & TAG_SEQ;
-        if (sender >= (unsigned)senders) {
-            snprintf(out->err, BENCH_ERR_MAX, CORRUPT "bad tag %#llx", (unsigned long long)tag);
-            return -1;
-        }
-        if (seq != next[sender]) {
-            snprintf(out->err, BENCH_ERR_MAX,
-                     CORRUPT "sender %u: %s %llu where %llu was due (lost, repeated or reordered)",
-                     sender, tag & TAG_END ? "end marker after" : "message",
-                     (unsigned long long)seq, (unsigned long long)next[sender]);
-            return -1;
-        }
-        if (tag & TAG_END) {
-            ended++;
-            next[sender] = TAG_END; /* nothing may follow it */
-        } else {
-            next[sender]++;
-            total++;
-        }
-        if (t->recv_done && t->recv_done(&ep, out->err) != 0)
-            return -1;
-    }
     out->t_end_ns = now_ns();
     sys_count_stop(&sc, out);
-    out->msgs = total;
+    out->msgs = ty.total;
     t->close(&ep);
     return 0;
 }

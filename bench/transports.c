@@ -206,14 +206,7 @@ static int futex_pingpong(struct chan *c, int initiator, long warmup, long n, ui
 /* Indices on their own lines, each side caching the other's, power-of-two
  * capacity, release/acquire only, a length word per slot like rq's: the
  * shortest path any shared-memory ring can take for the same messages. */
-struct minring {
-    _Alignas(LINE) _Atomic uint64_t head; /* written by the producer */
-    _Alignas(LINE) _Atomic uint64_t tail; /* written by the consumer */
-    _Alignas(LINE) uint64_t capacity;     /* read-only after create */
-    uint64_t stride;
-};
-
-#define MINRING_SLOTS(r) ((unsigned char *)(r) + 3 * LINE)
+/* struct minring: bench.h (its burst form is in transports_burst.c). */
 
 static int minring_create(struct chan *c, char *err)
 {
@@ -239,6 +232,15 @@ static int minring_open(struct chan *c, struct endpoint *ep, int sender, int ind
     (void)c;
     ep->own = ep->peer_cache = 0;
     return sender ? 0 : recv_buffer(ep, err);
+}
+
+static int minring_burst_open(struct chan *c, struct endpoint *ep, int sender, int index,
+                              char *err)
+{
+    (void)index;
+    (void)c;
+    ep->own = ep->peer_cache = 0;
+    return sender ? 0 : bench_burst_recv_open(ep, err);
 }
 
 static int minring_send(struct endpoint *ep, const void *msg, size_t len, char *err)
@@ -330,6 +332,15 @@ static void rq_endpoint_close(struct endpoint *ep)
 static int rq_timeout(const struct endpoint *ep)
 {
     return is_busy(ep) ? 0 : RQ_INFINITE;
+}
+
+static int rq_burst_open(struct chan *c, struct endpoint *ep, int sender, int index, char *err)
+{
+    int rc = rq_endpoint_open(c, ep, sender, index, err);
+    if (rc != 0 || sender)
+        return rc;
+    free(ep->buf);
+    return bench_burst_recv_open(ep, err);
 }
 
 static int rq_send_push(struct endpoint *ep, const void *msg, size_t len, char *err)
@@ -706,6 +717,10 @@ static int boost_recv(struct endpoint *ep, const void **msg, size_t *len, char *
 #define RQ_OPS                                                                                 \
     .group = "rq", .available = 1, .create = rq_create, .destroy = rq_destroy,                 \
     .open = rq_endpoint_open, .close = rq_endpoint_close, .counters = rq_counters
+#define RQ_BURST_OPS                                                                           \
+    .group = "rq", .available = 1, .create = rq_create, .destroy = rq_destroy,                 \
+    .open = rq_burst_open, .close = rq_endpoint_close, .counters = rq_counters,                \
+    .burst = BENCH_BURST
 #define BOOST_OPS                                                                              \
     .group = "alt", .available = BOOST_AVAILABLE, .create = boost_create,                      \
     .destroy = boost_destroy, .open = boost_open, .close = boost_close, .send = boost_send,    \
@@ -743,6 +758,32 @@ const struct transport bench_transports[] = {
      .tput_modes = BOTH, .default_tput = BOTH, .send = rq_send_push, .recv = rq_recv_pop},
     {.name = "rq-mpsc-3p", RQ_OPS, .senders = 3, .what = "rq MPSC queue, 3 producers",
      .tput_modes = BOTH, .default_tput = BOTH, .send = rq_send_push, .recv = rq_recv_pop},
+    /* Bursts of BENCH_BURST (throughput only), the minimal ring's too. */
+    {.name = "min-ring-burst", .group = "limit", .available = 1, .senders = 1,
+     .what = "the minimal ring, batches: one index store per batch on each side",
+     .tput_modes = BUSY, .default_tput = BUSY, .burst = BENCH_BURST,
+     .create = minring_create, .destroy = shared_unmap, .open = minring_burst_open,
+     .close = nothing_to_close, .send_burst = minring_send_burst,
+     .recv_burst = minring_recv_burst},
+    {.name = "rq-spsc-burst", RQ_BURST_OPS, .senders = 1,
+     .what = "rq SPSC, rq_push_burst / rq_pop_burst",
+     .tput_modes = BOTH, .default_tput = BUSY, .send_burst = rq_send_push_burst,
+     .recv_burst = rq_recv_pop_burst},
+    {.name = "rq-spsc-zc-burst", RQ_BURST_OPS, .senders = 1, .in_place = 1,
+     .what = "rq SPSC, rq_reserve_burst+rq_commit_burst / rq_peek_burst+rq_release_burst",
+     .tput_modes = BOTH, .default_tput = BUSY, .send_burst = rq_send_reserve_burst,
+     .recv_burst = rq_recv_peek_burst, .recv_burst_done = rq_recv_release_burst},
+    {.name = "rq-mpsc-1p-burst", RQ_BURST_OPS, .senders = 1,
+     .what = "rq MPSC queue, 1 producer, bursts",
+     .tput_modes = BOTH, .default_tput = BUSY, .send_burst = rq_send_push_burst,
+     .recv_burst = rq_recv_pop_burst},
+    {.name = "rq-mpsc-2p-burst", RQ_BURST_OPS, .senders = 2,
+     .what = "rq MPSC queue, 2 producers, bursts",
+     .tput_modes = BOTH, .default_tput = BUSY, .send_burst = rq_send_push_burst,
+     .recv_burst = rq_recv_pop_burst},
+    {.name = "rq-mpsc-3p-burst", RQ_BURST_OPS, .senders = 3,
+     .what = "rq MPSC queue, 3 producers, bursts",
+     .tput_modes = BOTH, .send_burst = rq_send_push_burst, .recv_burst = rq_recv_pop_burst},
     {.name = "pipe", .group = "alt", .available = 1, .senders = 1,
      .what = "pipe(2), one write/read per message",
      .tput_modes = BOTH, .lat_modes = BOTH, .default_tput = BLOCK, .default_lat = BLOCK,

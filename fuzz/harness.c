@@ -603,6 +603,103 @@ static void op_stat(struct fz_handle *h)
                 st.read_offset, st.depth, st.slot_count);
 }
 
+/* The burst calls (variant bit 2 of the burst operations): COUNT messages
+ * through rq_push_burst (variant bit 1 clear) or rq_reserve_burst and
+ * rq_commit_burst of all but the last slot; variant bit 0 makes the last
+ * message one byte too long. */
+static void op_push_burst(struct fz_run *r, struct fz_handle *h, unsigned count, unsigned variant)
+{
+    const void *msgs[2 * FZ_MAX_SLOTS + 2];
+    size_t lens[2 * FZ_MAX_SLOTS + 2];
+    unsigned char *m = message(r, h->slot_size);
+    for (unsigned i = 0; i < count; i++) {
+        msgs[i] = m;
+        lens[i] = ((size_t)i * 7 + variant) % ((size_t)h->slot_size + 1);
+    }
+    int too_long = (variant & 1) && count > 0 && count <= h->slot_count;
+    if (too_long)
+        lens[count - 1] = (size_t)h->slot_size + 1; /* never read: refused first */
+    int rc;
+    if (!(variant & 2)) {
+        rc = rq_push_burst(h->q, msgs, lens, count, 0);
+    } else {
+        void *slots[2 * FZ_MAX_SLOTS + 2];
+        rc = rq_reserve_burst(h->q, slots, count, 0);
+        for (int i = 0; i < rc; i++) {
+            check_payload(h, slots[i], h->slot_size, "rq_reserve_burst");
+            memset(slots[i], r->pattern, h->slot_size);
+        }
+        if (rc > 0) {
+            int c = rq_commit_burst(h->q, lens, (size_t)rc - 1);
+            expect_is("rq_commit_burst", c, RQ_OK);
+            rc = rc - 1;
+        }
+    }
+    free(m);
+    if (h->role != RQ_PRODUCER)
+        expect_is("rq_push_burst", rc, RQ_EROLE);
+    else if (count == 0)
+        expect_is("rq_push_burst of 0", rc, (variant & 2) ? RQ_EINVAL : 0);
+    else if (h->reserved)
+        expect_is("rq_push_burst while reserved", rc, RQ_ESTATE);
+    else if (too_long && !(variant & 2))
+        expect_is("rq_push_burst too long", rc, RQ_EMSGSIZE);
+    else if (rc > (int)count || rc > (int)h->slot_count)
+        fz_fail("rq_push_burst moved %d of %u (slot_count %u)", rc, count, h->slot_count);
+    else if (rc < 0)
+        expect_in("rq_push_burst", rc, nothing(0), RQ_ECORRUPT, deadlock_ok(r), FZ_END);
+}
+
+/* COUNT messages through rq_pop_burst (variant bit 1 clear) or
+ * rq_peek_burst, released in two parts. */
+static void op_pop_burst(struct fz_handle *h, unsigned count, unsigned variant)
+{
+    int rc;
+    if (!(variant & 2)) {
+        size_t cap = (variant & 1) ? h->slot_size / 2 : h->slot_size;
+        unsigned char *buf = malloc(cap * (count ? count : 1) + 1);
+        size_t lens[2 * FZ_MAX_SLOTS + 2];
+        if (!buf)
+            fz_fail("out of memory");
+        rc = rq_pop_burst(h->q, buf, cap, lens, count, 0);
+        free(buf);
+        for (int i = 0; i < rc; i++)
+            if (lens[i] > cap)
+                fz_fail("rq_pop_burst gave %zu bytes (cap %zu)", lens[i], cap);
+        if (rc == RQ_EMSGSIZE && (lens[0] <= cap || lens[0] > h->slot_size))
+            fz_fail("rq_pop_burst: EMSGSIZE with length %zu (cap %zu)", lens[0], cap);
+    } else {
+        rq_msg_view v[2 * FZ_MAX_SLOTS + 2];
+        rc = rq_peek_burst(h->q, v, count, 0);
+        for (int i = 0; i < rc; i++) {
+            check_payload(h, v[i].data, v[i].len, "rq_peek_burst");
+            if (v[i].flags & ~(uint32_t)RQ_MSG_REDELIVERED || v[i].reserved ||
+                (i > 0 && v[i].seq != v[0].seq + (uint64_t)i))
+                fz_fail("rq_peek_burst: message %d: seq %llu flags %#x", i,
+                        (unsigned long long)v[i].seq, v[i].flags);
+        }
+        if (rc > 0) {
+            int first = (rc + 1) / 2;
+            expect_is("rq_release_burst", rq_release_burst(h->q, (size_t)first), RQ_OK);
+            if (rc > first)
+                expect_is("rq_release_burst rest", rq_release_burst(h->q, (size_t)(rc - first)),
+                          RQ_OK);
+            h->peeked = 0;
+        }
+    }
+    if (h->role != RQ_CONSUMER) {
+        expect_is("rq_pop_burst", rc, RQ_EROLE);
+    } else if (count == 0) {
+        expect_is("rq_pop_burst of 0", rc, (variant & 2) ? RQ_EINVAL : 0);
+    } else if (h->peeked && !(variant & 2)) {
+        expect_is("rq_pop_burst while peeked", rc, RQ_ESTATE);
+    } else if (rc > (int)count || rc > (int)h->slot_count) {
+        fz_fail("rq_pop_burst moved %d of %u (slot_count %u)", rc, count, h->slot_count);
+    } else if (rc < 0) {
+        expect_in("rq_pop_burst", rc, RQ_EMSGSIZE, nothing(0), RQ_ECORRUPT, FZ_END);
+    }
+}
+
 static void queue_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsigned variant,
                      struct fz_in *in)
 {
@@ -633,6 +730,10 @@ static void queue_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsigne
         break;
     case FZ_OP_PUSH_BURST: {
         unsigned count = fz_u8(in) % (2 * FZ_MAX_SLOTS + 2);
+        if (variant & 4) {
+            op_push_burst(r, h, count, variant);
+            break;
+        }
         for (unsigned i = 0; i < count; i++) {
             size_t len = ((size_t)i * 7 + variant) % ((size_t)h->slot_size + 1);
             if (op_push(r, h, len, 0) != RQ_OK)
@@ -642,6 +743,10 @@ static void queue_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsigne
     }
     case FZ_OP_POP_BURST: {
         unsigned count = fz_u8(in) % (2 * FZ_MAX_SLOTS + 2);
+        if (variant & 4) {
+            op_pop_burst(h, count, variant);
+            break;
+        }
         size_t cap = h->slot_size > FZ_MAX_OBJECT ? FZ_MAX_OBJECT : h->slot_size;
         for (unsigned i = 0; i < count; i++) {
             if (op_pop(h, cap, 0) != RQ_OK)

@@ -180,6 +180,32 @@ static void queue_script(struct seed *s)
     put16(s, 0);
 }
 
+/* The burst calls (variant bit 2 of the burst operations): push and
+ * reserve/commit bursts, one with a message too long, pop and peek bursts
+ * (a peek burst released in two parts), from both handles. */
+static void burst_script(struct seed *s)
+{
+    op(s, FZ_OP_POP_BURST, 0, 6); /* peek burst */
+    put8(s, 3);
+    op(s, FZ_OP_PUSH_BURST, 1, 4); /* push burst */
+    put8(s, 3);
+    op(s, FZ_OP_PUSH_BURST, 1, 5); /* push burst, the last too long */
+    put8(s, 2);
+    op(s, FZ_OP_PUSH_BURST, 1, 6); /* reserve burst, commit all but one */
+    put8(s, 40);
+    op(s, FZ_OP_POP_BURST, 0, 4); /* pop burst */
+    put8(s, 2);
+    op(s, FZ_OP_POP_BURST, 0, 5); /* pop burst into half-size buffers */
+    put8(s, 40);
+    op(s, FZ_OP_POP_BURST, 0, 6);
+    put8(s, 40);
+    op(s, FZ_OP_PUSH_BURST, 0, 4); /* wrong role */
+    put8(s, 1);
+    op(s, FZ_OP_POP_BURST, 1, 6);
+    put8(s, 1);
+    op(s, FZ_OP_STAT, 0, 0);
+}
+
 static void coalesce_script(struct seed *s)
 {
     op(s, FZ_OP_WAIT, 0, 0);
@@ -288,6 +314,24 @@ int main(int argc, char **argv)
         head(&s, records[i].kind, 2, 1, FZ_CFG_RECORDS, 3 | 1 << 5, 13, 100, 0);
         peer_script(&s, 0);
         write_seed(dir, "fuzz_peer", records[i].file, &s);
+    }
+
+    /* The burst calls over two of the queues above. */
+    for (size_t i = 0; i < sizeof queues / sizeof *queues; i += 4) {
+        size_t n = make_queue(queues[i].count, queues[i].size, queues[i].flags, queues[i].turns,
+                              queues[i].keep, image, sizeof image);
+        char file[64];
+        snprintf(file, sizeof file, "burst-%s", queues[i].file);
+        head(&s, queues[i].kind, 2, 1, 0, 0, queues[i].count, queues[i].size, (uint32_t)n);
+        put(&s, image, n);
+        burst_script(&s);
+        write_seed(dir, "fuzz_segment", file, &s);
+        head(&s, queues[i].kind, 2, 1, 0, queues[i].keep, queues[i].count, queues[i].size, 0);
+        op(&s, FZ_OP_SCRIBBLE, 0, 3);
+        put8(&s, 25); /* slot 0's length word */
+        put32(&s, 1u << 20);
+        burst_script(&s);
+        write_seed(dir, "fuzz_peer", file, &s);
     }
 
     /* A coalescing object with a round owed. */

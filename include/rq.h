@@ -400,6 +400,72 @@ RQ_EXTERN int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info
  * RQ_EROLE for an observer. */
 RQ_EXTERN int rq_next_seq(rq *q, uint64_t *seq);
 
+/* ---- bursts: many messages, one publish -------------------------- */
+
+/* A burst moves up to COUNT messages (at most slot_count) and publishes the
+ * offset once for the whole batch: one store, one look at the peer's line,
+ * one wake check and, on an RQ_MPSC queue, one round of the producers'
+ * lock.  A burst waits up to TIMEOUT_MS for the first message or free slot
+ * only, then moves as many as are there at once, and returns how many it
+ * moved (>= 1), or a negative rq_error (RQ_EAGAIN / RQ_ETIMEDOUT: none).
+ * A batch is all-or-nothing under a crash: a producer killed before the
+ * publish leaves none of it visible, one killed after it all of it; a
+ * consumer killed before freeing a batch gets all of it again. */
+
+/* Producer: copies messages MSGS[i] of LENS[i] bytes, i < COUNT, in order.
+ * RQ_EMSGSIZE if one of those that fit is longer than slot_size (nothing
+ * pushed); COUNT 0 returns 0. */
+RQ_EXTERN int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t count,
+                            int timeout_ms);
+
+/* Consumer: copies the oldest messages, the i-th to BUF + i * CAP (CAP
+ * bytes each), its length to LENS[i], i < MAX, and frees their slots with
+ * one store (at-most-once, as rq_pop).  It stops before a message longer
+ * than CAP; if that is the first: RQ_EMSGSIZE, LENS[0] the length needed,
+ * nothing consumed.  MAX 0 returns 0. */
+RQ_EXTERN int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t max, int timeout_ms);
+
+/* Producer, zero-copy: SLOTS[i] points at slot_size writable bytes of the
+ * i-th of the free slots claimed (the return value; at most COUNT).
+ * Nothing is visible until rq_commit_burst.  RQ_ESTATE while a reservation
+ * is held.  RQ_MPSC: holds the producers' lock until the commit, and only
+ * the reserving thread may commit, as rq_reserve.  (rq_commit on a burst
+ * reservation publishes its first slot and drops the rest.) */
+RQ_EXTERN int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms);
+
+/* Publishes the first COUNT reserved slots, the i-th holding LENS[i] bytes,
+ * with one store, and drops the rest of the reservation (COUNT 0: drops it
+ * all).  RQ_EINVAL if COUNT is more than were reserved; RQ_EMSGSIZE if a
+ * length is over slot_size (the reservation is kept); RQ_ESTATE as for
+ * rq_commit. */
+RQ_EXTERN int rq_commit_burst(rq *q, const size_t *lens, size_t count);
+
+/* One message of a peeked burst: its bytes (valid until released), its
+ * sequence number and flags, as rq_msg_info says. */
+typedef struct rq_msg_view {
+    const void *data;
+    size_t len;
+    uint64_t seq;
+    uint32_t flags;    /* RQ_MSG_REDELIVERED */
+    uint32_t reserved; /* 0 */
+} rq_msg_view;
+
+/* Consumer, zero-copy: fills MSGS[i] for the oldest messages not yet
+ * released, i < MAX, and returns how many (>= 1).  One store of the
+ * delivered mark, made before the hand-over, covers the batch: a consumer
+ * killed any time after it gets every one of them again, flagged
+ * RQ_MSG_REDELIVERED.  Peeking again before releasing starts again from
+ * the oldest unreleased message (same numbers, same flags), and may see
+ * more.  rq_peek returns the oldest of a peeked burst; rq_release frees
+ * it alone. */
+RQ_EXTERN int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms);
+
+/* Frees the COUNT oldest messages of the last rq_peek_burst with one
+ * store; the rest stay peeked, to be released later (for instance as a
+ * downstream acknowledges them in order).  RQ_ESTATE without a peek;
+ * RQ_EINVAL for COUNT 0 or more than are peeked. */
+RQ_EXTERN int rq_release_burst(rq *q, size_t count);
+
 /* Frees the peeked slot.  RQ_ESTATE without a peek. */
 RQ_EXTERN int rq_release(rq *q);
 

@@ -14,7 +14,9 @@
  * word and wakes all lock sleepers.  Whether a waiter probes or sleeps
  * first is left open (the code probes a word it saw before; here either
  * may happen at any look).  Producers never wait holding the lock.  The
- * consumer is the SPSC consumer, but wakes *all* producers.  A producer
+ * consumer is the SPSC consumer, but wakes *all* producers; of the
+ * producers that see it registered as waiting, only the one whose CAS
+ * takes the count from 1 to 0 signals it (one wake per sleep).  A producer
  * may also close its handle while holding a reservation (rq_close: unlock,
  * nothing published, then the slot goes) and open again.
  *
@@ -44,6 +46,9 @@
  *            6 unlock without waking the lock's sleepers
  *            7 unlock as a plain store of 0 after reading the word (not
  *              one exchange): a WAITERS set in between is lost
+ *            8 a producer that sees the consumer registered takes no
+ *              wake and sends none (the one-wake-per-sleep claim without
+ *              its signal): the consumer sleeps with messages waiting
  */
 #ifndef N
 #define N 2
@@ -332,7 +337,13 @@ push_after_publish:
                 UNLOCK(publish);
 #endif
                 if
-                :: data_waiters > 0 -> SIGNAL_DATA(push)
+#if BUG == 8
+                :: data_waiters > 0 -> skip /* claims without a CAS: nobody signals */
+#else
+                /* wake_consumer: the producer whose CAS takes the count
+                 * from 1 to 0 signals; the others leave this sleep to it */
+                :: atomic { data_waiters == 1 -> data_waiters = 0 }; SIGNAL_DATA(push)
+#endif
                 :: else
                 fi
             fi
@@ -390,7 +401,7 @@ open_after_takeover:
             if
             :: is_empty ->
                 data_seq_moved = false;
-                data_waiters++;
+                data_waiters = 1; /* register_waiter: the consumer waits alone */
 wait_after_register:
                 ready = (write_offset != read);
                 if
@@ -400,7 +411,7 @@ wait_after_register:
 end_idle:           SLEEP(consumer_asleep)
                 fi;
 wait_after_wake:
-                d_step { data_waiters--; ready = false; is_empty = false }
+                d_step { data_waiters = 0; ready = false; is_empty = false }
             :: else ->
                 lo = slot_lo[SLOT(read)];
                 d_step {

@@ -31,6 +31,10 @@
  *            5 the waiter reads the event's seq after its ready check
  *            6 the producer stores write_position before write_offset (SEQ)
  *            7 the consumer stores its delivered mark after the hand-over (SEQ)
+ *            8 a side that recovered its position from a lagging stored
+ *              copy does not store it back (SEQ): kills between offset and
+ *              position in several lives in a row add their lags up, and
+ *              once they reach 2N the next side recovers a wrong number
  *
  * Sequence numbers (ring.h: rq_ring_position, rq_ring_deliver): each side
  * stores its 64-bit position after its offset and recovers it at open
@@ -151,6 +155,12 @@ open_after_role_lock:
 #if SEQ
         d_step { wpos = POSITION(write_position, write); assert(wpos == published) }
 #endif
+#if SEQ && BUG != 8
+        if /* rq_ring_anchor: a lagging copy is stored back before any publish */
+        :: write_position != wpos -> write_position = wpos
+        :: else
+        fi;
+#endif
 open_after_takeover:
 #if BUG != 3
         /* the predecessor may have died between publish and signal */
@@ -268,6 +278,12 @@ open_after_role_lock:
         d_step { read = read_offset; assert(PAIR_OK(w, read)); w = 0 }
 #if SEQ
         d_step { rpos = POSITION(read_position, read); assert(rpos == released) }
+#if BUG != 8
+        if /* rq_ring_anchor */
+        :: read_position != rpos -> read_position = rpos
+        :: else
+        fi;
+#endif
         d_step {
             below = delivered_position;
             if

@@ -114,6 +114,10 @@ check spsc-bug5-seq-late      spsc fail safety - $S -DBUG=5
 check spsc-seq-n2-m3-k1x2     spsc pass safety - -DN=2 -DM=3 -DPCRASH=1 -DCCRASH=2 -DSEQ=1
 check spsc-bug6-position-first spsc fail safety - -DN=2 -DM=3 -DPCRASH=1 -DCCRASH=1 -DSEQ=1 -DBUG=6
 check spsc-bug7-mark-late     spsc fail safety - -DN=2 -DM=3 -DPCRASH=1 -DCCRASH=1 -DSEQ=1 -DBUG=7
+# kills between an offset and its position, life after life (N = 1: two
+# lags of one reach 2N); the stored-back position keeps the lag at one
+check spsc-seq-n1-m3-k2x2     spsc pass safety - -DN=1 -DM=3 -DPCRASH=2 -DCCRASH=2 -DSEQ=1
+check spsc-bug8-no-anchor     spsc fail safety - -DN=1 -DM=3 -DPCRASH=2 -DCCRASH=2 -DSEQ=1 -DBUG=8
 check spsc-bug1-live          spsc fail all_delivered -A $L -DBUG=1
 # A side that dies for good between publishing and signalling: only the
 # 1 s re-check (deadline.h) saves the sleeper.
@@ -155,6 +159,7 @@ check mpsc-bug4-no-probe      mpsc fail safety - $D -DBUG=4
 check mpsc-bug5-was-full-cache mpsc fail safety - $C -DBUG=5
 check mpsc-bug6-no-wake       mpsc fail safety - $D -DBUG=6
 check mpsc-bug7-plain-unlock  mpsc fail safety - $D -DBUG=7
+check mpsc-bug8-claim-no-wake mpsc fail safety - $C -DBUG=8
 check mpsc-bug2-live          mpsc fail all_delivered -A $C -DBUG=2
 
 # ---- coalescing (model/coalesce.pml) -----------------------------------

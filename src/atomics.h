@@ -126,4 +126,10 @@ static inline void rq_counter_bump(rq_atomic_u64 *c)
     rq_store_relaxed_u64(c, rq_load_relaxed_u64(c) + 1);
 }
 
+/* rq_counter_bump by K. */
+static inline void rq_counter_add(rq_atomic_u64 *c, uint64_t k)
+{
+    rq_store_relaxed_u64(c, rq_load_relaxed_u64(c) + k);
+}
+
 #endif /* RQ_ATOMICS_H */

@@ -27,7 +27,12 @@
     XX(PUSH_AFTER_PAYLOAD, "push.after_payload", "P")                          \
     XX(PUSH_BEFORE_POSITION, "push.before_position", "P")                      \
     XX(PUSH_AFTER_PUBLISH, "push.after_publish", "P")                          \
+    XX(PUSH_BURST_AFTER_CLAIM, "push_burst.after_claim", "P")                  \
+    XX(PUSH_BURST_MID_FILL, "push_burst.mid_fill", "P")                        \
+    XX(PUSH_BURST_AFTER_FILL, "push_burst.after_fill", "P")                    \
     XX(POP_AFTER_COPY, "pop.after_copy", "C")                                  \
+    XX(POP_BURST_AFTER_COPY, "pop_burst.after_copy", "C")                      \
+    XX(RELEASE_BURST_BEFORE_PUBLISH, "release_burst.before_publish", "C")      \
     XX(RELEASE_BEFORE_PUBLISH, "release.before_publish", "C")                  \
     XX(RELEASE_BEFORE_POSITION, "release.before_position", "C")                \
     XX(RELEASE_AFTER_PUBLISH, "release.after_publish", "C")                    \

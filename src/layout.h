@@ -75,7 +75,10 @@ struct rq_shm_event {
  * (MPSC: by producers, with atomic adds). */
 struct rq_shm_role {
     union {
-        rq_atomic_u64 messages; /* a queue's: pushed (producer) or popped (consumer) */
+        rq_atomic_u64 messages; /* a record queue's pushed (producer) or popped
+                                   (consumer); a slot queue leaves it 0: rq_stat
+                                   counts its messages by the positions, with no
+                                   store per message */
         rq_atomic_u64 rounds;   /* a coalescing worker's: rounds started */
     };
     rq_atomic_u64 waits;     /* times this side went to sleep */

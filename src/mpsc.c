@@ -125,6 +125,11 @@ void rq_mpsc_close(struct rq_mpsc *m)
     rq_mpsc_unlock(m);
 }
 
+void rq_mpsc_keep(struct rq_mpsc *m)
+{
+    (void)m; /* the mutex is the thread's: the OS tells a self-deadlock */
+}
+
 #else
 
 /* ---- Linux: the owner word ------------------------------------------- */
@@ -184,12 +189,17 @@ static void note_held(struct rq_mpsc *m, uint64_t word)
 {
     m->held = 1;
     m->word = bare(word);
-    if (held_here_count < HELD_HERE_MAX) {
-        struct held_here *h = &held_here[held_here_count++];
-        h->object[0] = m->object[0];
-        h->object[1] = m->object[1];
-        h->word = m->word;
-    }
+}
+
+void rq_mpsc_keep(struct rq_mpsc *m)
+{
+    if (!m->held || m->kept || held_here_count >= HELD_HERE_MAX)
+        return;
+    struct held_here *h = &held_here[held_here_count++];
+    h->object[0] = m->object[0];
+    h->object[1] = m->object[1];
+    h->word = m->word;
+    m->kept = 1;
 }
 
 static void drop_held_here(unsigned i)
@@ -200,6 +210,9 @@ static void drop_held_here(unsigned i)
 static void note_released(struct rq_mpsc *m)
 {
     m->held = 0;
+    if (!m->kept)
+        return;
+    m->kept = 0;
     for (unsigned i = 0; i < held_here_count; i++)
         if (held_here[i].word == m->word && same_object(held_here[i].object, m->object)) {
             drop_held_here(i);

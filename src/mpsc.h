@@ -53,6 +53,7 @@ struct rq_mpsc {
     uint64_t count;               /* acquisitions so far (nonce low bits) */
     uint64_t word;                /* held: the owner word we wrote */
     uint64_t last_seen;           /* owner word at our last failed look */
+    int kept;                     /* held across calls: in this thread's list */
     uint64_t object[2];           /* which queue (self-deadlock check) */
 #endif
 };
@@ -75,6 +76,12 @@ int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm);
  * another handle. */
 int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms);
 void rq_mpsc_unlock(struct rq_mpsc *m);
+
+/* The lock just taken stays held after the call returns (a reservation):
+ * recorded for the self-deadlock check (RQ_EDEADLK), which only a lock held
+ * across calls can need.  A lock taken and released inside one call is
+ * not recorded, which keeps a thread-local list off every push. */
+void rq_mpsc_keep(struct rq_mpsc *m);
 
 /* Producer close: releases the lock if held (before the producer slot
  * goes, so that nobody has to recover it). */

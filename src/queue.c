@@ -18,6 +18,10 @@
  * asymmetric barrier) the publish and waiters++ are both sequentially
  * consistent instead, and no barrier is needed.  With both sides busy
  * nobody is registered and a message costs no system call.
+ * The consumer is the only waiter on data_event: it registers with
+ * waiters = 1 and leaves with waiters = 0, and MPSC producers that see it
+ * registered take the wake with a CAS 1 -> 0, so that one of them signals
+ * each sleep instead of every producer that publishes meanwhile.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +50,7 @@ struct rq {
     int owns_role_line; /* SPSC producer or consumer: keeps the attached flag */
     int pushed;         /* producer: published at least one message */
     enum held_state held;
+    uint32_t held_count;    /* slots reserved or messages peeked (bursts) */
     void *reserved;         /* HELD_RESERVED: payload of the claimed slot */
     uint64_t reserver;      /* HELD_RESERVED, MPSC: the thread that reserved */
     struct rq_mpsc lock;    /* MPSC producer: the producers' lock */
@@ -94,6 +99,27 @@ static int orphan_check(rq *q)
     return stale ? RQ_EUNLINKED : RQ_ETIMEDOUT;
 }
 
+/* Counts us in EV's waiters.  Both are sequentially consistent (the
+ * no-lost-wake-up rule).  The consumer waits alone on data_event (its role
+ * is exclusive, and a dead holder's count is cleared at open): it stores
+ * 1 and 0, so that a producer may take its wake by clearing the count
+ * (claim_wake); producers, of which many may wait, add and subtract. */
+static void register_waiter(rq *q, struct rq_shm_event *ev)
+{
+    if (ev == &q->shm->data_event)
+        rq_store_seq_u32(&ev->waiters, 1);
+    else
+        rq_fetch_add_u32(&ev->waiters, 1);
+}
+
+static void unregister_waiter(rq *q, struct rq_shm_event *ev)
+{
+    if (ev == &q->shm->data_event)
+        rq_store_seq_u32(&ev->waiters, 0);
+    else
+        rq_fetch_sub_u32(&ev->waiters, 1);
+}
+
 /* Sleeps on EV until woken, READY says go, or the deadline passes.  Returns
  * RQ_OK (caller re-checks the ring), RQ_EAGAIN for a zero timeout,
  * RQ_ETIMEDOUT, or RQ_ESYS.  No sleep outlasts RQ_RECHECK_MS (deadline.h);
@@ -118,7 +144,7 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
         return rq_deadline_error(d);
     rq_fetch_add_u64(&q->self->waits, 1);
     uint32_t seq = rq_load_acquire_u32(&ev->seq);
-    rq_fetch_add_u32(&ev->waiters, 1);
+    register_waiter(q, ev);
     RQ_CRASH_POINT(WAIT_AFTER_REGISTER);
     int rc = RQ_OK, is_slice = 0, slice;
     if (q->ring.full_fences) {
@@ -141,7 +167,7 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
                 rq_fetch_add_u64(&q->self->missed_wakes, 1);
         }
     }
-    rq_fetch_sub_u32(&ev->waiters, 1);
+    unregister_waiter(q, ev);
     return rc == RQ_ETIMEDOUT ? RQ_OK : rc; /* the loop re-checks, then times out */
 }
 
@@ -152,6 +178,30 @@ static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
     RQ_CRASH_POINT(SIGNAL_BEFORE_WAKE);
     rq_plat_wake(q->segment.plat, &ev->seq, all);
     rq_fetch_add_u64(&q->self->wakes, 1);
+}
+
+/* After a publish: wakes the consumer if it is registered as waiting.  On
+ * an MPSC queue several producers can see the same sleep; only the one
+ * whose CAS takes the count from 1 to 0 signals it (one wake per sleep,
+ * not one per producer that publishes meanwhile).  A producer killed
+ * between its claim and its signal leaves the consumer to the next
+ * producer's open or its own re-check, as an SPSC producer killed between
+ * publishing and signalling does. */
+static void wake_consumer(rq *q)
+{
+    rq_atomic_u32 *waiters = &q->shm->data_event.waiters;
+    uint32_t one = 1;
+    if (rq_ring_peer_waits(&q->ring, waiters) && (!q->mpsc || rq_cas_u32(waiters, &one, 0)))
+        signal_peer(q, &q->shm->data_event, 0);
+}
+
+/* After freeing slots from OLD_READ on (K of them): wakes the producers if
+ * any waits and the ring was full. */
+static void wake_producers(rq *q, uint32_t old_read, uint32_t k)
+{
+    if (rq_ring_peer_waits(&q->ring, &q->shm->space_event.waiters) &&
+        rq_ring_was_full_k(&q->ring, old_read, k))
+        signal_peer(q, &q->shm->space_event, 1); /* all: MPSC producers may queue up */
 }
 
 /* ---- producer -------------------------------------------------------- */
@@ -198,16 +248,15 @@ static inline int producer_claim(rq *q, void **payload, int timeout_ms)
     return producer_claim_wait(q, payload, timeout_ms);
 }
 
-static void producer_publish(rq *q, uint32_t len)
+/* No statistics store here: rq_stat counts messages by the positions. */
+static inline void producer_publish(rq *q, void *payload, uint32_t len)
 {
-    rq_ring_push_publish(&q->ring, len);
+    rq_ring_push_publish(&q->ring, payload, len);
     q->pushed = 1;
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
-    rq_counter_bump(&q->self->messages); /* single writer: SPSC, or under the lock */
     if (q->mpsc)
         rq_mpsc_unlock(&q->lock);
-    if (rq_ring_peer_waits(&q->ring, &q->shm->data_event.waiters))
-        signal_peer(q, &q->shm->data_event, 0);
+    wake_consumer(q);
 }
 
 /* ---- consumer -------------------------------------------------------- */
@@ -234,14 +283,89 @@ static inline int consumer_claim(rq *q, const void **payload, uint32_t *len, int
     return consumer_claim_wait(q, payload, len, timeout_ms);
 }
 
-static void consumer_release(rq *q)
+static inline void consumer_release(rq *q)
 {
     uint32_t old_read = rq_ring_pop_publish(&q->ring);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
-    rq_counter_bump(&q->self->messages);
-    if (rq_ring_peer_waits(&q->ring, &q->shm->space_event.waiters) &&
-        rq_ring_was_full(&q->ring, old_read))
-        signal_peer(q, &q->shm->space_event, 1); /* all: MPSC producers may queue up */
+    wake_producers(q, old_read, 1);
+}
+
+/* ---- bursts: many slots, one publish ---------------------------------- */
+
+/* Claims up to WANT (1..N) free slots, waiting as allowed for one.  On
+ * RQ_OK (*ROOM >= 1) in MPSC mode the producers' lock is held until
+ * producer_publish_burst: one lock round for the whole batch. */
+static int producer_claim_burst(rq *q, uint32_t want, uint32_t *room, int timeout_ms)
+{
+    struct rq_deadline d = rq_deadline_start(timeout_ms);
+    int napped = 0;
+    for (;;) {
+        if (q->mpsc) {
+            int rc = rq_mpsc_lock(&q->lock, rq_deadline_left(&d));
+            if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
+                rc = rq_deadline_error(&d);
+            if (rc < 0)
+                return rc;
+        }
+        int rc = rq_ring_push_room(&q->ring, want, q->mpsc, room);
+        if (rc == RQ_OK) {
+            RQ_CRASH_POINT(PUSH_BURST_AFTER_CLAIM);
+            return RQ_OK;
+        }
+        if (q->mpsc)
+            rq_mpsc_unlock(&q->lock); /* never wait holding the lock */
+        if (rc != RQ_EAGAIN)
+            return rc;
+        rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d, &napped);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* Publishes K filled slots with one store (K == 0: gives the claim up). */
+static void producer_publish_burst(rq *q, uint32_t k)
+{
+    RQ_CRASH_POINT(PUSH_BURST_AFTER_FILL);
+    if (k == 0) {
+        if (q->mpsc)
+            rq_mpsc_unlock(&q->lock);
+        return;
+    }
+    rq_ring_push_publish_burst(&q->ring, k);
+    q->pushed = 1;
+    RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
+    if (q->mpsc)
+        rq_mpsc_unlock(&q->lock);
+    wake_consumer(q);
+}
+
+/* Up to WANT (1..N) messages, waiting as allowed for one: *AVAIL of them
+ * are there, their lengths not yet read. */
+static int consumer_claim_burst(rq *q, uint32_t want, uint32_t *avail, int timeout_ms)
+{
+    struct rq_deadline d = rq_deadline_start(timeout_ms);
+    int napped = 0;
+    for (;;) {
+        int rc = rq_ring_pop_avail(&q->ring, want, avail);
+        if (rc != RQ_EAGAIN)
+            return rc;
+        rc = wait_on(q, &q->shm->data_event, ready_for_consumer, &d, &napped);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static void consumer_release_burst(rq *q, uint32_t k)
+{
+    uint32_t old_read = rq_ring_pop_publish_burst(&q->ring, k);
+    RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
+    wake_producers(q, old_read, k);
+}
+
+/* A burst's count as the ring can take it: at most N. */
+static uint32_t burst_want(const rq *q, size_t count)
+{
+    return count > q->ring.n ? q->ring.n : (uint32_t)count;
 }
 
 /* ---- argument checks ------------------------------------------------- */
@@ -328,7 +452,7 @@ int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
     if (len > 0)
         memcpy(payload, msg, len);
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
-    producer_publish(q, (uint32_t)len);
+    producer_publish(q, payload, (uint32_t)len);
     return RQ_OK;
 }
 
@@ -351,8 +475,11 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
     if (rc < 0)
         return rc;
     q->held = HELD_RESERVED;
-    if (q->mpsc)
+    q->held_count = 1;
+    if (q->mpsc) {
         q->reserver = rq_plat_thread_id();
+        rq_mpsc_keep(&q->lock); /* held past this call */
+    }
     *slot = q->reserved;
     return RQ_OK;
 }
@@ -381,9 +508,96 @@ int rq_commit(rq *q, size_t len)
     if (len > q->ring.slot_size)
         return RQ_EMSGSIZE;
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
+    void *payload = q->reserved;
     q->held = HELD_NONE;
+    q->held_count = 0;
     q->reserved = NULL;
-    producer_publish(q, (uint32_t)len);
+    producer_publish(q, payload, (uint32_t)len); /* a burst's first slot; the rest are dropped */
+    return RQ_OK;
+}
+
+int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t count,
+                  int timeout_ms)
+{
+    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (count == 0)
+        return 0;
+    if (!msgs || !lens)
+        return RQ_EINVAL;
+    if (q->held != HELD_NONE)
+        return RQ_ESTATE;
+    uint32_t want = burst_want(q, count);
+    for (uint32_t i = 0; i < want; i++) {
+        if (!msgs[i] && lens[i] > 0)
+            return RQ_EINVAL;
+        if (lens[i] > q->ring.slot_size)
+            return RQ_EMSGSIZE; /* nothing pushed */
+    }
+    uint32_t k;
+    rc = producer_claim_burst(q, want, &k, timeout_ms);
+    if (rc < 0)
+        return rc;
+    k = k < want ? k : want;
+    for (uint32_t i = 0; i < k; i++) {
+        if (lens[i] > 0)
+            memcpy(rq_ring_claimed(&q->ring, i), msgs[i], lens[i]);
+        rq_ring_set_len(&q->ring, i, (uint32_t)lens[i]);
+        if (i + 1 < k)
+            RQ_CRASH_POINT(PUSH_BURST_MID_FILL); /* half a batch written */
+    }
+    producer_publish_burst(q, k);
+    return (int)k;
+}
+
+int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms)
+{
+    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (!slots || count == 0)
+        return RQ_EINVAL;
+    if (q->held != HELD_NONE)
+        return RQ_ESTATE;
+    uint32_t want = burst_want(q, count), k;
+    rc = producer_claim_burst(q, want, &k, timeout_ms);
+    if (rc < 0)
+        return rc;
+    k = k < want ? k : want;
+    for (uint32_t i = 0; i < k; i++)
+        slots[i] = rq_ring_claimed(&q->ring, i);
+    q->held = HELD_RESERVED;
+    q->held_count = k;
+    q->reserved = slots[0];
+    if (q->mpsc) {
+        q->reserver = rq_plat_thread_id();
+        rq_mpsc_keep(&q->lock); /* held past this call */
+    }
+    return (int)k;
+}
+
+int rq_commit_burst(rq *q, const size_t *lens, size_t count)
+{
+    int rc = check_call(q, RQ_PRODUCER, 0);
+    if (rc < 0)
+        return rc;
+    if (q->held != HELD_RESERVED || !reservation_is_ours(q))
+        return RQ_ESTATE;
+    if (count > q->held_count || (count > 0 && !lens))
+        return RQ_EINVAL;
+    for (size_t i = 0; i < count; i++)
+        if (lens[i] > q->ring.slot_size)
+            return RQ_EMSGSIZE; /* the reservation is kept */
+    for (uint32_t i = 0; i < (uint32_t)count; i++) {
+        rq_ring_set_len(&q->ring, i, (uint32_t)lens[i]);
+        if (i + 1 < count)
+            RQ_CRASH_POINT(PUSH_BURST_MID_FILL);
+    }
+    q->held = HELD_NONE;
+    q->held_count = 0;
+    q->reserved = NULL;
+    producer_publish_burst(q, (uint32_t)count);
     return RQ_OK;
 }
 
@@ -429,6 +643,43 @@ int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, in
     return RQ_OK;
 }
 
+int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t max, int timeout_ms)
+{
+    int rc = check_call(q, RQ_CONSUMER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (max == 0)
+        return 0;
+    if (!lens || !buf)
+        return RQ_EINVAL;
+    if (q->held != HELD_NONE)
+        return RQ_ESTATE;
+    uint32_t want = burst_want(q, max), k;
+    rc = consumer_claim_burst(q, want, &k, timeout_ms);
+    if (rc < 0)
+        return rc;
+    k = k < want ? k : want;
+    uint32_t done = 0;
+    for (; done < k; done++) {
+        const void *payload;
+        uint32_t n;
+        rc = rq_ring_message(&q->ring, done, &payload, &n);
+        if (rc < 0 || n > cap) {
+            if (done > 0)
+                break; /* the next call reports it */
+            if (rc == RQ_OK)
+                lens[0] = n; /* nothing consumed */
+            return rc < 0 ? rc : RQ_EMSGSIZE;
+        }
+        lens[done] = n;
+        if (n > 0)
+            memcpy((unsigned char *)buf + (size_t)done * cap, payload, n);
+    }
+    RQ_CRASH_POINT(POP_BURST_AFTER_COPY);
+    consumer_release_burst(q, done);
+    return (int)done;
+}
+
 int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms)
 {
     return rq_peek_info(q, msg, len, NULL, timeout_ms);
@@ -443,11 +694,13 @@ int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int ti
         return rq_rec_peek(q->rec, msg, len, info, timeout_ms);
     if (!msg || !len)
         return RQ_EINVAL;
-    if (q->held != HELD_PEEKED) {
+    if (q->held != HELD_PEEKED || !q->peeked) { /* none, or the rest of a burst */
         rc = consumer_claim(q, &q->peeked, &q->peeked_len, timeout_ms);
         if (rc < 0)
             return rc;
         q->peeked_seq = rq_ring_deliver(&q->ring, &q->peeked_redelivered);
+        if (q->held != HELD_PEEKED)
+            q->held_count = 1;
         q->held = HELD_PEEKED;
     }
     *msg = q->peeked;
@@ -467,9 +720,62 @@ int rq_release(rq *q)
     if (q->held != HELD_PEEKED)
         return RQ_ESTATE;
     RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH); /* processed, not yet released */
-    q->held = HELD_NONE;
+    q->held = --q->held_count > 0 ? HELD_PEEKED : HELD_NONE; /* a burst's rest stays */
     q->peeked = NULL;
     consumer_release(q);
+    return RQ_OK;
+}
+
+int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms)
+{
+    int rc = check_call(q, RQ_CONSUMER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (!msgs || max == 0)
+        return RQ_EINVAL;
+    uint32_t want = burst_want(q, max), k;
+    rc = consumer_claim_burst(q, want, &k, timeout_ms);
+    if (rc < 0)
+        return rc;
+    k = k < want ? k : want;
+    uint32_t done = 0;
+    for (; done < k; done++) {
+        const void *payload;
+        uint32_t n;
+        rc = rq_ring_message(&q->ring, done, &payload, &n);
+        if (rc < 0) {
+            if (done > 0)
+                break; /* the next call reports it */
+            return rc;
+        }
+        uint64_t seq = q->ring.read_pos + done;
+        msgs[done] = (rq_msg_view){payload, n, seq,
+                                   seq < q->ring.redeliver_below ? RQ_MSG_REDELIVERED : 0u, 0u};
+    }
+    rq_ring_deliver_burst(&q->ring, done); /* one mark for the batch, before the hand-over */
+    q->held = HELD_PEEKED;
+    q->held_count = done;
+    q->peeked = msgs[0].data;
+    q->peeked_len = (uint32_t)msgs[0].len;
+    q->peeked_seq = msgs[0].seq;
+    q->peeked_redelivered = (msgs[0].flags & RQ_MSG_REDELIVERED) != 0;
+    return (int)done;
+}
+
+int rq_release_burst(rq *q, size_t count)
+{
+    int rc = check_call(q, RQ_CONSUMER, 0);
+    if (rc < 0)
+        return rc;
+    if (q->held != HELD_PEEKED)
+        return RQ_ESTATE;
+    if (count == 0 || count > q->held_count)
+        return RQ_EINVAL;
+    RQ_CRASH_POINT(RELEASE_BURST_BEFORE_PUBLISH); /* processed, not yet released */
+    q->held_count -= (uint32_t)count;
+    q->held = q->held_count > 0 ? HELD_PEEKED : HELD_NONE; /* the rest stays peeked */
+    q->peeked = NULL;
+    consumer_release_burst(q, (uint32_t)count);
     return RQ_OK;
 }
 
@@ -620,6 +926,7 @@ static int role_acquire(rq *q)
         rc = q->rec ? rq_rec_load(q->rec) : rq_ring_load(&q->ring);
         if (rc < 0)
             return rc;
+        rq_ring_anchor(&q->ring, producer);
     }
     RQ_CRASH_POINT(OPEN_AFTER_TAKEOVER);
     /* A predecessor may have died between publishing and signalling, and
@@ -781,6 +1088,18 @@ static int read_offset_pair(rq *q, uint32_t *write, uint32_t *read)
     return RQ_ECORRUPT;
 }
 
+/* Messages pushed and popped since creation: the positions (section 3 of
+ * docs/design.md), made exact from the offsets ST already holds (RC:
+ * whether they were read as a valid pair), so that no per-message
+ * statistics store is needed. */
+static void message_counts(rq *q, int rc, rq_stats *st)
+{
+    uint64_t w = rq_load_relaxed_u64(&q->shm->write_position);
+    uint64_t r = rq_load_relaxed_u64(&q->shm->read_position);
+    st->pushed = rc == RQ_OK ? rq_ring_position(&q->ring, w, st->write_offset) : w;
+    st->popped = rc == RQ_OK ? rq_ring_position(&q->ring, r, st->read_offset) : r;
+}
+
 int rq_stat(rq *q, rq_stats *st)
 {
     if (!q || !st)
@@ -796,8 +1115,12 @@ int rq_stat(rq *q, rq_stats *st)
     uint32_t records = 0;
     int rc = q->rec ? rq_rec_offsets(q->rec, &st->write_offset, &st->read_offset, &records)
                     : read_offset_pair(q, &st->write_offset, &st->read_offset);
-    st->pushed = rq_load_relaxed_u64(&shm->producer.messages);
-    st->popped = rq_load_relaxed_u64(&shm->consumer.messages);
+    if (q->rec) { /* a record queue counts its records as it goes */
+        st->pushed = rq_load_relaxed_u64(&shm->producer.messages);
+        st->popped = rq_load_relaxed_u64(&shm->consumer.messages);
+    } else {
+        message_counts(q, rc, st);
+    }
     st->producer_waits = rq_load_relaxed_u64(&shm->producer.waits);
     st->consumer_waits = rq_load_relaxed_u64(&shm->consumer.waits);
     st->producer_wakes = rq_load_relaxed_u64(&shm->producer.wakes);

@@ -14,6 +14,7 @@ void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm, const struct rq_shm_h
     r->stride = h->slot_stride;
     r->slot_size = h->slot_size;
     r->full_fences = (h->flags & RQ_FULL_FENCES) != 0;
+    r->read_cache_pos = UINT64_MAX;
 }
 
 int rq_ring_load(struct rq_ring *r)
@@ -35,6 +36,16 @@ int rq_ring_load(struct rq_ring *r)
     return RQ_OK;
 }
 
+void rq_ring_anchor(struct rq_ring *r, int producer)
+{
+    if (producer) {
+        rq_ring_anchor_write(r, rq_load_relaxed_u64(&r->shm->write_position));
+        return;
+    }
+    if (rq_load_relaxed_u64(&r->shm->read_position) != r->read_pos)
+        rq_store_relaxed_u64(&r->shm->read_position, r->read_pos);
+}
+
 int rq_ring_has_data(struct rq_ring *r)
 {
     uint32_t w = rq_load_seq_u32(&r->shm->write_offset);
@@ -50,8 +61,10 @@ int rq_ring_has_space(struct rq_ring *r, int shared_write)
     return rq_ring_distance(r, w, rd) < r->n;
 }
 
-int rq_ring_was_full(struct rq_ring *r, uint32_t old_read)
+int rq_ring_was_full_k(struct rq_ring *r, uint32_t old_read, uint32_t k)
 {
+    if (k > 1 && k >= r->n)
+        return 1; /* a burst of N: it was full, or could be again */
     if (r->write_cache < r->two_n && rq_ring_distance(r, r->write_cache, old_read) == r->n)
         return 1;
     /* seq_cst, not acquire: a waiting MPSC producer may have seen another
@@ -60,8 +73,90 @@ int rq_ring_was_full(struct rq_ring *r, uint32_t old_read)
     uint32_t w = rq_load_seq_u32(&r->shm->write_offset);
     if (w >= r->two_n)
         return 1; /* corrupt: waking someone costs nothing, sleeping might */
-    /* Since our free, producers can have added at most one message, so the
-     * true distance is at most N + 1; for N == 1 that wraps to 0. */
+    /* Since our free, producers can have added at most K messages, so the
+     * true distance is at most N + K; for K == N == 1 that wraps to 0
+     * (a larger K == N was answered above). */
     uint32_t d = rq_ring_distance(r, w, old_read);
     return d == 0 || d >= r->n;
+}
+
+int rq_ring_sync_write(struct rq_ring *r)
+{
+    uint32_t w = rq_load_acquire_u32(&r->shm->write_offset);
+    if (w >= r->two_n)
+        return RQ_ECORRUPT;
+    /* As in rq_ring_push_begin: extend W from the stored copy. */
+    uint64_t stored = rq_load_relaxed_u64(&r->shm->write_position);
+    r->write_pos = stored == r->write_pos ? stored + rq_ring_distance(r, w, r->write)
+                                          : rq_ring_position(r, stored, w);
+    r->write = w;
+    rq_ring_anchor_write(r, stored);
+    return RQ_OK;
+}
+
+int rq_ring_push_room(struct rq_ring *r, uint32_t want, int shared_write, uint32_t *room)
+{
+    if (shared_write) {
+        int rc = rq_ring_sync_write(r);
+        if (rc < 0)
+            return rc;
+    }
+    uint32_t k = rq_ring_cached_room(r, shared_write);
+    if (k < want) {
+        uint32_t rd = rq_load_acquire_u32(&r->shm->read_offset);
+        if (!rq_ring_pair_ok(r, r->write, rd))
+            return RQ_ECORRUPT;
+        r->read_cache = rd;
+        r->read_cache_pos = r->write_pos - rq_ring_distance(r, r->write, rd);
+        k = r->n - rq_ring_distance(r, r->write, rd);
+        if (k == 0)
+            return RQ_EAGAIN;
+    }
+    *room = k;
+    return RQ_OK;
+}
+
+void rq_ring_push_publish_burst(struct rq_ring *r, uint32_t k)
+{
+    r->write = rq_ring_advance(r, r->write, k);
+    rq_ring_publish_offset(r, &r->shm->write_offset, r->write);
+    RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
+    r->write_pos += k;
+    rq_store_relaxed_u64(&r->shm->write_position, r->write_pos);
+}
+
+int rq_ring_pop_avail(struct rq_ring *r, uint32_t want, uint32_t *avail)
+{
+    uint32_t k = r->write_cache < r->two_n ? rq_ring_distance(r, r->write_cache, r->read) : 0;
+    if (k < want) {
+        uint32_t w = rq_load_acquire_u32(&r->shm->write_offset);
+        if (!rq_ring_pair_ok(r, w, r->read))
+            return RQ_ECORRUPT;
+        r->write_cache = w;
+        k = rq_ring_distance(r, w, r->read);
+        if (k == 0)
+            return RQ_EAGAIN;
+    }
+    *avail = k;
+    return RQ_OK;
+}
+
+uint32_t rq_ring_pop_publish_burst(struct rq_ring *r, uint32_t k)
+{
+    uint32_t old = r->read;
+    r->read = rq_ring_advance(r, old, k);
+    rq_ring_publish_offset(r, &r->shm->read_offset, r->read);
+    RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
+    r->read_pos += k;
+    rq_store_relaxed_u64(&r->shm->read_position, r->read_pos);
+    return old;
+}
+
+void rq_ring_deliver_burst(struct rq_ring *r, uint32_t k)
+{
+    if (r->read_pos + k > r->delivered) {
+        r->delivered = r->read_pos + k;
+        rq_store_relaxed_u64(&r->shm->consumer.delivered_position, r->delivered);
+        RQ_CRASH_POINT(DELIVER_AFTER_MARK);
+    }
 }

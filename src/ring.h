@@ -33,6 +33,8 @@ struct rq_ring {
     uint32_t write;      /* next offset to publish */
     uint32_t read_cache; /* last read_offset seen */
     uint64_t write_pos;  /* `write` as a sequence number (64 bits) */
+    uint64_t read_cache_pos; /* MPSC: read_cache as a sequence number, or
+                                UINT64_MAX before the first look */
     /* consumer side */
     uint32_t read;        /* next offset to consume */
     uint32_t write_cache; /* last write_offset seen */
@@ -55,6 +57,13 @@ static inline uint64_t rq_ring_position(const struct rq_ring *r, uint64_t stored
 static inline uint32_t rq_ring_next(const struct rq_ring *r, uint32_t off)
 {
     return off + 1 == r->two_n ? 0 : off + 1;
+}
+
+/* OFF moved on by K <= N slots. */
+static inline uint32_t rq_ring_advance(const struct rq_ring *r, uint32_t off, uint32_t k)
+{
+    uint32_t next = off + k;
+    return next >= r->two_n ? next - r->two_n : next;
 }
 
 /* Messages between READ and WRITE, both already known to be < 2N. */
@@ -80,8 +89,37 @@ static inline unsigned char *rq_ring_slot(const struct rq_ring *r, uint32_t off)
 void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm, const struct rq_shm_header *h);
 
 /* Loads both shared offsets into the local copies; RQ_ECORRUPT if they are
- * out of range or further apart than N. */
+ * out of range or further apart than N.  The role's holder then calls
+ * rq_ring_anchor. */
 int rq_ring_load(struct rq_ring *r);
+
+/* Producer: free slots as the cache sees them.  An MPSC producer's cache
+ * is from an earlier hold of the lock, since when other producers may have
+ * gone round the ring: it counts only while its 64-bit position says that
+ * WRITE is less than N ahead of it (the consumer only moves forward, so the
+ * true room is at least that). */
+static inline uint32_t rq_ring_cached_room(const struct rq_ring *r, int shared_write)
+{
+    if (!shared_write)
+        return r->n - rq_ring_distance(r, r->write, r->read_cache);
+    if (r->read_cache_pos > r->write_pos || r->write_pos - r->read_cache_pos >= r->n ||
+        rq_ring_distance(r, r->write, r->read_cache) != r->write_pos - r->read_cache_pos)
+        return 0;
+    return r->n - (uint32_t)(r->write_pos - r->read_cache_pos);
+}
+
+/* Stores a recovered position back when its stored copy lagged (a holder
+ * killed between publishing an offset and storing the position): the
+ * recovery needs a lag below 2N, and holders killed there again and again
+ * would otherwise add up their lags.  Only the side that owns the copy
+ * calls these (MPSC: under the producers' lock). */
+static inline void rq_ring_anchor_write(struct rq_ring *r, uint64_t stored)
+{
+    if (stored != r->write_pos)
+        rq_store_relaxed_u64(&r->shm->write_position, r->write_pos);
+}
+
+void rq_ring_anchor(struct rq_ring *r, int producer);
 
 /* Producer: room for one more message?  RQ_OK with *PAYLOAD pointing at the
  * free slot's payload, RQ_EAGAIN if full, RQ_ECORRUPT on a bad read offset.
@@ -100,12 +138,17 @@ static inline int rq_ring_push_begin(struct rq_ring *r, void **payload, int shar
         r->write_pos = stored == r->write_pos ? stored + rq_ring_distance(r, w, r->write)
                                               : rq_ring_position(r, stored, w);
         r->write = w;
+        rq_ring_anchor_write(r, stored);
     }
-    if (rq_ring_distance(r, r->write, r->read_cache) >= r->n || shared_write) {
+    /* MPSC: the cache is from an earlier hold of the lock, and counts only
+     * while its position says it is less than a lap old. */
+    if (shared_write ? rq_ring_cached_room(r, 1) == 0
+                     : rq_ring_distance(r, r->write, r->read_cache) >= r->n) {
         uint32_t rd = rq_load_acquire_u32(&r->shm->read_offset);
         if (!rq_ring_pair_ok(r, r->write, rd))
             return RQ_ECORRUPT;
         r->read_cache = rd;
+        r->read_cache_pos = r->write_pos - rq_ring_distance(r, r->write, rd);
         if (rq_ring_distance(r, r->write, rd) == r->n)
             return RQ_EAGAIN;
     }
@@ -135,10 +178,11 @@ static inline int rq_ring_peer_waits(const struct rq_ring *r, rq_atomic_u32 *wai
     return (r->full_fences ? rq_load_seq_u32(waiters) : rq_load_relaxed_u32(waiters)) != 0;
 }
 
-/* Producer: records LEN in the claimed slot and publishes it. */
-static inline void rq_ring_push_publish(struct rq_ring *r, uint32_t len)
+/* Producer: records LEN in the claimed slot (PAYLOAD, as rq_ring_push_begin
+ * gave it: the slot is not looked up twice) and publishes it. */
+static inline void rq_ring_push_publish(struct rq_ring *r, void *payload, uint32_t len)
 {
-    unsigned char *slot = rq_ring_slot(r, r->write);
+    unsigned char *slot = (unsigned char *)payload - RQ_SLOT_HEADER;
     memcpy(slot, &len, sizeof len);
     r->write = rq_ring_next(r, r->write);
     rq_ring_publish_offset(r, &r->shm->write_offset, r->write);
@@ -206,14 +250,76 @@ static inline uint64_t rq_ring_oldest_info(const struct rq_ring *r, int *redeliv
     return r->read_pos;
 }
 
+/* ---- bursts: many slots, one publish ----------------------------------- */
+
+/* Producer: re-reads write_offset (MPSC, under the producers' lock: other
+ * producers move it).  RQ_ECORRUPT if out of range. */
+int rq_ring_sync_write(struct rq_ring *r);
+
+/* Producer: up to WANT (1 <= WANT <= N) free slots from `write` on.  RQ_OK
+ * with *ROOM >= 1, RQ_EAGAIN if full, RQ_ECORRUPT on a bad read offset.
+ * read_offset is read only when the cache shows fewer than WANT. */
+int rq_ring_push_room(struct rq_ring *r, uint32_t want, int shared_write, uint32_t *room);
+
+/* Producer: the payload of the I-th free slot from `write`. */
+static inline unsigned char *rq_ring_claimed(const struct rq_ring *r, uint32_t i)
+{
+    return rq_ring_slot(r, rq_ring_advance(r, r->write, i)) + RQ_SLOT_HEADER;
+}
+
+/* Producer: records LEN in the I-th claimed slot (not yet visible). */
+static inline void rq_ring_set_len(struct rq_ring *r, uint32_t i, uint32_t len)
+{
+    memcpy(rq_ring_slot(r, rq_ring_advance(r, r->write, i)), &len, sizeof len);
+}
+
+/* Producer: publishes the K claimed slots (1 <= K <= N) with one store of
+ * write_offset: a producer killed before it leaves none of them visible,
+ * after it all of them. */
+void rq_ring_push_publish_burst(struct rq_ring *r, uint32_t k);
+
+/* Consumer: up to WANT (1 <= WANT <= N) messages from `read` on.  RQ_OK
+ * with *AVAIL >= 1, RQ_EAGAIN if empty, RQ_ECORRUPT on a bad write offset.
+ * write_offset is read only when the cache shows fewer than WANT. */
+int rq_ring_pop_avail(struct rq_ring *r, uint32_t want, uint32_t *avail);
+
+/* Consumer: the I-th available message (I < *AVAIL of the last
+ * rq_ring_pop_avail).  RQ_ECORRUPT on a bad length. */
+static inline int rq_ring_message(const struct rq_ring *r, uint32_t i, const void **payload,
+                                  uint32_t *len)
+{
+    const unsigned char *slot = rq_ring_slot(r, rq_ring_advance(r, r->read, i));
+    uint32_t n;
+    memcpy(&n, slot, sizeof n); /* read once: the producer is untrusted */
+    if (n > r->slot_size)
+        return RQ_ECORRUPT;
+    *len = n;
+    *payload = slot + RQ_SLOT_HEADER;
+    return RQ_OK;
+}
+
+/* Consumer: frees the K oldest slots (1 <= K <= N) with one store of
+ * read_offset.  Returns the offset `read` had, for the was-full test. */
+uint32_t rq_ring_pop_publish_burst(struct rq_ring *r, uint32_t k);
+
+/* Consumer, before K messages from the oldest on are handed out: one store
+ * of the delivered mark covers them all.  The I-th one's number is
+ * read_pos + I, redelivered when below redeliver_below. */
+void rq_ring_deliver_burst(struct rq_ring *r, uint32_t k);
+
 /* Fresh, sequentially consistent checks used by a side about to sleep:
  * true when it need not (or when the segment is corrupt, so that the
  * caller goes back and reports it instead of sleeping). */
 int rq_ring_has_data(struct rq_ring *r);
 int rq_ring_has_space(struct rq_ring *r, int shared_write);
 
-/* Consumer, after freeing OLD_READ: was the ring full just before?  Only
- * then can a producer be asleep waiting for space. */
-int rq_ring_was_full(struct rq_ring *r, uint32_t old_read);
+/* Consumer, after freeing K slots from OLD_READ on: was the ring full just
+ * before?  Only then can a producer be asleep waiting for space. */
+int rq_ring_was_full_k(struct rq_ring *r, uint32_t old_read, uint32_t k);
+
+static inline int rq_ring_was_full(struct rq_ring *r, uint32_t old_read)
+{
+    return rq_ring_was_full_k(r, old_read, 1);
+}
 
 #endif /* RQ_RING_H */

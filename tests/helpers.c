@@ -481,6 +481,35 @@ int th_coalesce_wait_live(rq_coalesce *c, uint64_t *ticket)
     return rc;
 }
 
+/* A batch of up to j->burst messages from SEQ on, through rq_push_burst
+ * or rq_reserve_burst/rq_commit_burst in turn; how many went, or an
+ * rq_error. */
+static int produce_burst(rq *p, struct th_journal *j, uint32_t stream, uint64_t seq)
+{
+    static unsigned char bufs[TH_BURST_MAX][TH_SLOT_SIZE_MAX];
+    const void *msgs[TH_BURST_MAX];
+    size_t lens[TH_BURST_MAX];
+    uint64_t left = rq_load_acquire_u64(&j->limit) - seq;
+    size_t want = left < j->burst ? (size_t)left : j->burst;
+    if ((seq / j->burst) % 2 == 0) {
+        for (size_t i = 0; i < want; i++) {
+            lens[i] = th_msg_make(bufs[i], j->slot_size, seq + i, stream);
+            msgs[i] = bufs[i];
+        }
+        return rq_push_burst(p, msgs, lens, want, RQ_INFINITE);
+    }
+    void *slots[TH_BURST_MAX];
+    int n = rq_reserve_burst(p, slots, want, RQ_INFINITE);
+    for (int i = 0; i < n; i++)
+        lens[i] = th_msg_make(slots[i], j->slot_size, seq + (uint64_t)i, stream);
+    if (n > 0) {
+        int rc = rq_commit_burst(p, lens, (size_t)n);
+        if (rc < 0)
+            return rc;
+    }
+    return n;
+}
+
 int th_producer_main(const char *arg)
 {
     uint32_t stream = (uint32_t)strtoul(arg, NULL, 10);
@@ -496,6 +525,15 @@ int th_producer_main(const char *arg)
         if (j->producer_pause_us)
             th_sleep_us(j->producer_pause_us);
         uint64_t t0 = th_now_ms();
+        if (j->burst) {
+            rc = produce_burst(p, j, stream, seq);
+            th_check_wakes_after(p, "rq_push_burst (journal producer)", t0);
+            if (rc < 1)
+                return 21;
+            seq += (uint64_t)rc - 1;
+            rq_store_release_u64(&j->prod_next[stream], seq + 1);
+            continue;
+        }
         if (seq % 2 == 0) {
             size_t len = th_msg_make(buf, j->slot_size, seq, stream);
             rc = rq_push(p, buf, len, RQ_INFINITE);
@@ -546,6 +584,15 @@ static void note_queue_seq(struct th_journal *j, const rq_msg_info *info, uint32
     uint64_t next = rq_load_acquire_u64(&j->qseq_next);
     if (info->flags & RQ_MSG_REDELIVERED)
         rq_fetch_add_u64(&j->flagged, 1);
+    uint64_t who = (uint64_t)stream << 48 | seq;
+    if (j->burst && info->seq < next && next - info->seq <= j->burst) {
+        /* a batch handed out again: the same message, flagged */
+        if (rq_load_relaxed_u64(&j->qseq_window[info->seq % TH_BURST_MAX]) != who)
+            rq_fetch_add_u64(&j->qseq_reused, 1);
+        else if (!(info->flags & RQ_MSG_REDELIVERED))
+            rq_fetch_add_u64(&j->flags_lost, 1);
+        return;
+    }
     if (next > 0 && info->seq == next - 1) {
         if (rq_load_relaxed_u64(&j->last_stream) != stream ||
             rq_load_relaxed_u64(&j->last_stream_seq) != seq)
@@ -562,6 +609,7 @@ static void note_queue_seq(struct th_journal *j, const rq_msg_info *info, uint32
         rq_fetch_add_u64(&j->qseq_gaps, info->seq - next);
     rq_store_relaxed_u64(&j->last_stream, stream);
     rq_store_relaxed_u64(&j->last_stream_seq, seq);
+    rq_store_relaxed_u64(&j->qseq_window[info->seq % TH_BURST_MAX], who);
     rq_store_release_u64(&j->qseq_next, info->seq + 1);
 }
 
@@ -577,7 +625,7 @@ static void consumer_note(struct th_journal *j, const void *msg, size_t len,
     }
     note_queue_seq(j, info, stream, seq);
     uint64_t expect = rq_load_acquire_u64(&j->cons_next[stream]);
-    if (seq + 1 == expect) {
+    if (seq + 1 == expect || (j->burst && seq < expect && expect - seq <= j->burst)) {
         rq_fetch_add_u64(&j->duplicates, 1);
     } else if (seq < expect) {
         rq_fetch_add_u64(&j->reorders, 1);
@@ -586,6 +634,37 @@ static void consumer_note(struct th_journal *j, const void *msg, size_t len,
             rq_fetch_add_u64(&j->gaps, seq - expect);
         rq_store_release_u64(&j->cons_next[stream], seq + 1);
     }
+}
+
+/* A batch of up to j->burst messages, noted, through rq_peek_burst and
+ * rq_release_burst (in two parts) or rq_pop_burst.  BUF holds
+ * TH_BURST_MAX * slot_size bytes. */
+static int consume_burst(rq *c, struct th_journal *j, unsigned char *buf)
+{
+    if (!j->consume_pop) {
+        rq_msg_view v[TH_BURST_MAX];
+        int n = rq_peek_burst(c, v, j->burst, RQ_INFINITE);
+        if (n < 1)
+            return RQ_ESTATE;
+        for (int i = 0; i < n; i++) {
+            rq_msg_info info = {v[i].seq, v[i].flags, 0};
+            consumer_note(j, v[i].data, v[i].len, &info);
+        }
+        int first = (n + 1) / 2; /* processed, then released */
+        int rc = rq_release_burst(c, (size_t)first);
+        return rc == RQ_OK && n > first ? rq_release_burst(c, (size_t)(n - first)) : rc;
+    }
+    uint64_t first_seq;
+    size_t lens[TH_BURST_MAX];
+    int rc = rq_next_seq(c, &first_seq);
+    int n = rc < 0 ? rc : rq_pop_burst(c, buf, j->slot_size, lens, j->burst, RQ_INFINITE);
+    if (n < 1)
+        return RQ_ESTATE;
+    for (int i = 0; i < n; i++) {
+        rq_msg_info info = {first_seq + (uint64_t)i, 0, 0};
+        consumer_note(j, buf + (size_t)i * j->slot_size, lens[i], &info);
+    }
+    return RQ_OK;
 }
 
 int th_consumer_main(const char *arg)
@@ -597,13 +676,20 @@ int th_consumer_main(const char *arg)
     int rc = rq_open(&c, j->name, RQ_CONSUMER, NULL);
     if (rc != RQ_OK)
         return 30;
-    unsigned char buf[TH_SLOT_SIZE_MAX];
+    static unsigned char buf[TH_BURST_MAX * TH_SLOT_SIZE_MAX];
     rq_msg_info info;
     while (!th_journal_complete(j)) {
         if (j->consumer_pause_us)
             th_sleep_us(j->consumer_pause_us);
         size_t len;
         uint64_t t0 = th_now_ms();
+        if (j->burst) {
+            rc = consume_burst(c, j, buf);
+            th_check_wakes_after(c, "rq_pop_burst (journal consumer)", t0);
+            if (rc != RQ_OK)
+                return 32;
+            continue;
+        }
         if (!j->consume_pop) {
             const void *msg;
             /* Waits are unbounded on purpose: a lost wake-up is then

@@ -154,6 +154,7 @@ int th_coalesce_wait_live(rq_coalesce *c, uint64_t *ticket);
 
 #define TH_MAX_STREAMS 8
 #define TH_SLOT_SIZE_MAX 4096
+#define TH_BURST_MAX 8
 
 /* Lives in shared memory (key "journal"), so every child life sees and
  * updates it.  Each producer stream s sends seq 0, 1, ... up to LIMIT; the
@@ -164,6 +165,8 @@ struct th_journal {
     unsigned streams;
     unsigned producer_pause_us, consumer_pause_us;
     int consume_pop;      /* 0: peek + release (at-least-once), 1: pop */
+    unsigned burst;       /* 0: one message a call; B (<= TH_BURST_MAX):
+                             batches of up to B through the burst calls */
     rq_atomic_u64 limit;  /* messages per stream; may be lowered later */
     rq_atomic_u64 prod_next[TH_MAX_STREAMS];
     rq_atomic_u64 cons_next[TH_MAX_STREAMS];
@@ -175,6 +178,9 @@ struct th_journal {
     rq_atomic_u64 qseq_next, last_stream, last_stream_seq;
     rq_atomic_u64 qseq_gaps, qseq_reused, flags_lost, flagged;
     rq_atomic_u64 started; /* child lives that reached their main function */
+    /* Burst mode: which message had each of the last TH_BURST_MAX queue
+     * numbers (stream << 48 | seq), to check a redelivered batch. */
+    rq_atomic_u64 qseq_window[TH_BURST_MAX];
 };
 
 /* The journal (th_journal_new in the parent; found again in children). */
@@ -182,8 +188,12 @@ extern struct th_journal *th_jr;
 struct th_journal *th_journal_new(const char *name, uint32_t slot_size, unsigned streams,
                                   uint64_t limit);
 /* Children: producer life for stream atoi(ARG): even seqs via rq_push, odd
- * ones via rq_reserve/rq_commit, 0 when the stream is complete; consumer
- * life, 0 once every stream reached the limit.  Register them with
+ * ones via rq_reserve/rq_commit (burst mode: batches via rq_push_burst and
+ * rq_reserve_burst/rq_commit_burst in turn), 0 when the stream is
+ * complete; consumer life (burst mode: rq_peek_burst/rq_release_burst or
+ * rq_pop_burst), 0 once every stream reached the limit.  In burst mode a
+ * kill may repeat a whole batch: a repeat up to B back counts as a
+ * duplicate, and a queue number up to B back as a redelivery.  Register them with
  * TH_JOURNAL_CHILDREN in the test's child table. */
 int th_producer_main(const char *arg);
 int th_consumer_main(const char *arg);

@@ -46,6 +46,7 @@ struct scenario {
     uint32_t flags;
     enum pacing pacing;
     int consume_pop;
+    unsigned burst;    /* 0, or batches of up to this many (burst calls) */
 };
 
 static struct {
@@ -53,6 +54,16 @@ static struct {
     unsigned long missed_wakes, flagged;
     unsigned long kills_at[RQ_CP_COUNT_][2]; /* [point][0 producer, 1 consumer] */
 } totals;
+
+/* Batches of the burst scenarios: the whole ring (SLOTS) and more. */
+#define BURST 4u
+
+static int is_burst_point(int point)
+{
+    const char *name = rq_crash_point_name(point);
+    return strncmp(name, "push_burst.", 11) == 0 || strncmp(name, "pop_burst.", 10) == 0 ||
+           strncmp(name, "release_burst.", 14) == 0;
+}
 
 static th_pid start(char role, int arm_point, unsigned long hit)
 {
@@ -103,6 +114,8 @@ static void run_scenario(const struct scenario *s)
     th_jr->producer_pause_us = s->pacing == SLOW_PRODUCER ? PAUSE_US : 0;
     th_jr->consumer_pause_us = s->pacing == SLOW_CONSUMER ? PAUSE_US : 0;
     th_jr->consume_pop = s->consume_pop;
+    th_jr->burst = s->burst;
+    uint64_t per_kill = s->burst ? s->burst : 1; /* messages one kill may repeat or lose */
     rq *keep = th_create(th_jr->name, SLOTS, SLOT_SIZE, s->flags); /* Windows: alive */
 
     int first = s->pre_point >= 0 ? s->pre_point : s->point;
@@ -154,11 +167,11 @@ static void run_scenario(const struct scenario *s)
     assert_int_equal(rq_load_relaxed_u64(&th_jr->torn), 0);
     assert_int_equal(rq_load_relaxed_u64(&th_jr->reorders), 0);
     if (s->role == 'C' && s->consume_pop && pop_may_lose(s->point))
-        assert_true(gaps <= (uint64_t)kills);
+        assert_true(gaps <= (uint64_t)kills * per_kill);
     else if (gaps != 0)
         fail_msg("%s (%c, hit %lu, pop %d): %llu lost", rq_crash_point_name(s->point), s->role,
                  s->hit, s->consume_pop, (unsigned long long)gaps);
-    assert_true(dups <= (uint64_t)kills); /* only the one in flight, per kill */
+    assert_true(dups <= (uint64_t)kills * per_kill); /* only those in flight, per kill */
     /* The queue's numbers: none given twice, no repeat without its flag,
      * and none skipped but where rq_pop lost one by contract. */
     uint64_t qgaps = rq_load_relaxed_u64(&th_jr->qseq_gaps);
@@ -170,7 +183,7 @@ static void run_scenario(const struct scenario *s)
                  (unsigned long long)rq_load_relaxed_u64(&th_jr->qseq_reused),
                  (unsigned long long)qgaps,
                  (unsigned long long)rq_load_relaxed_u64(&th_jr->flags_lost));
-    assert_true(qgaps <= (uint64_t)kills);
+    assert_true(qgaps <= (uint64_t)kills * per_kill);
     totals.flagged += (unsigned long)rq_load_relaxed_u64(&th_jr->flagged);
     /* A killed side is restarted at once and signals at open, so no sleeper
      * ever had to find its work by the periodic re-check. */
@@ -207,19 +220,27 @@ static void test_every_point_for_every_side(void **state)
         int pre = -1;
         if (point == RQ_CP_MPSC_AFTER_RECOVER)
             pre = RQ_CP_MPSC_AFTER_LOCK; /* first die holding the lock */
+        /* Points of the burst calls, and the publish points a burst shares
+         * with single messages, are killed in batches of up to BURST. */
+        int burst_only = is_burst_point(point);
+        int both = burst_only || point == RQ_CP_PUSH_BEFORE_POSITION ||
+                   point == RQ_CP_RELEASE_BEFORE_POSITION || point == RQ_CP_DELIVER_AFTER_MARK;
         for (const char *r = roles; *r; r++) {
             if (*r != 'P' && *r != 'C')
                 continue; /* opener points: test_creator_killed_while_initialising */
             for (size_t h = 0; h < sizeof hits / sizeof *hits; h++) {
                 for (int pacing = SLOW_CONSUMER; pacing <= SLOW_PRODUCER; pacing++) {
-                    for (int variant = 0; variant < 2; variant++) {
-                        struct scenario s = {point, pre, *r, hits[h], 0, (enum pacing)pacing, 0};
+                    for (int variant = 0; variant < 4; variant++) {
+                        struct scenario s = {point, pre, *r, hits[h], 0, (enum pacing)pacing, 0,
+                                             variant >= 2 ? BURST : 0};
+                        if ((variant >= 2 && !both) || (variant < 2 && burst_only))
+                            continue;
                         if (*r == 'P') {
-                            if (mpsc_only && !variant)
+                            if (mpsc_only && !(variant % 2))
                                 continue;
-                            s.flags = variant ? RQ_MPSC : 0;
+                            s.flags = variant % 2 ? RQ_MPSC : 0;
                         } else {
-                            s.consume_pop = variant;
+                            s.consume_pop = variant % 2;
                         }
                         run_scenario(&s);
                     }

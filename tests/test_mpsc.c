@@ -380,6 +380,55 @@ static void test_all_blocked_producers_finish(void **state)
     rq_unlink(name);
 }
 
+/* Producers pushing as fast as they can to a consumer that keeps falling
+ * asleep on an empty ring: each of its sleeps is signalled once, by the
+ * producer that takes the wake, not by every producer that publishes
+ * before the consumer is up again (which made several wake calls per
+ * sleep).  Every producer also signals once at open. */
+#define WAKE_PRODUCERS 3
+#define WAKE_EACH 20000
+
+static int child_push_many(const char *arg)
+{
+    uint32_t stream = (uint32_t)strtoul(arg, NULL, 10);
+    rq *p;
+    if (rq_open(&p, th_child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
+        return 1;
+    unsigned char buf[64];
+    for (uint64_t seq = 0; seq < WAKE_EACH; seq++)
+        if (th_push_live(p, buf, th_msg_make(buf, 64, seq, stream)) != RQ_OK)
+            return 2;
+    rq_close(p);
+    return 0;
+}
+
+static void test_one_wake_per_consumer_sleep(void **state)
+{
+    (void)state;
+    const char *name = th_set_child_queue(th_name("mpsc.wakes"));
+    rq *c = th_open(name, RQ_CONSUMER, 64, 64, RQ_MPSC);
+    th_pid pids[WAKE_PRODUCERS];
+    for (int i = 0; i < WAKE_PRODUCERS; i++)
+        pids[i] = th_spawn("child_push_many", th_stream_arg((unsigned)i), 60);
+    unsigned char buf[64];
+    size_t len;
+    for (long k = 0; k < (long)WAKE_PRODUCERS * WAKE_EACH; k++)
+        assert_int_equal(th_pop_live(c, buf, sizeof buf, &len), RQ_OK);
+    for (int i = 0; i < WAKE_PRODUCERS; i++) {
+        int status;
+        assert_int_equal(th_wait(pids[i], 30000, &status), 0);
+        assert_true(th_exited_ok(status));
+    }
+    rq_stats st;
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    print_message("%d producers, %d messages: %llu consumer sleeps, %llu wake calls from "
+                  "producers\n", WAKE_PRODUCERS, WAKE_PRODUCERS * WAKE_EACH,
+                  (unsigned long long)st.consumer_waits, (unsigned long long)st.producer_wakes);
+    assert_true(st.producer_wakes <= st.consumer_waits + WAKE_PRODUCERS);
+    rq_close(c);
+    rq_unlink(name);
+}
+
 static void test_spsc_queue_still_refuses_second_producer(void **state)
 {
     (void)state;
@@ -491,6 +540,7 @@ int main(int argc, char **argv)
         TH_CHILD(child_reserve_and_die),
         TH_CHILD(child_push_one),
         TH_CHILD(child_push_stream),
+        TH_CHILD(child_push_many),
     };
     TH_INIT(argc, argv, children);
     if (argc > 1 && strcmp(argv[1], "--soak") == 0)
@@ -504,6 +554,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_reservation_belongs_to_its_thread),
         cmocka_unit_test(test_all_blocked_producers_finish),
         cmocka_unit_test(test_one_signal_wakes_every_waiting_producer),
+        cmocka_unit_test(test_one_wake_per_consumer_sleep),
         cmocka_unit_test(test_spsc_queue_still_refuses_second_producer),
         cmocka_unit_test(test_random_kills_of_producers),
     };

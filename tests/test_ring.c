@@ -51,7 +51,7 @@ static int push_u32(struct fake *f, uint32_t v)
     int rc = rq_ring_push_begin(&f->prod, &slot, 0);
     if (rc == RQ_OK) {
         memcpy(slot, &v, 4);
-        rq_ring_push_publish(&f->prod, 4);
+        rq_ring_push_publish(&f->prod, slot, 4);
     }
     return rc;
 }
