@@ -973,7 +973,7 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
     rq_ring_attach(&q->ring, q->shm, h);
     q->mpsc = (h->flags & RQ_MPSC) != 0;
     if (h->layout_version == RQ_REC_LAYOUT_VERSION)
-        rc = rq_rec_attach(&q->rec, q->shm, h, q->seg, role,
+        rc = rq_rec_attach(&q->rec, q->shm, h, q->segment.plat, role,
                            q->mpsc && role == RQ_PRODUCER ? &q->lock : NULL);
     if (rc == RQ_OK && role != RQ_OBSERVER)
         rc = role_acquire(q);
