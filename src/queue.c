@@ -48,7 +48,13 @@ struct rq {
     uint64_t peeked_seq;    /* HELD_PEEKED: its sequence number */
     int peeked_redelivered; /* HELD_PEEKED: handed out before this handle */
     struct rq_shm_role *self; /* this side's statistics line */
+    int polling;           /* rq_poll_handle was called: RQ_EAGAIN arms */
+    int poll_arm;          /* enum poll_arm: how the last arming was made */
+    uint64_t poll_arm_pos; /* this side's position at that arming */
 };
+
+/* How a poller's last RQ_EAGAIN armed its object (rq_poll_timeout). */
+enum poll_arm { POLL_IDLE, POLL_ARMED_NAP, POLL_ARMED };
 
 /* ---- waiting and waking ---------------------------------------------- */
 
@@ -136,13 +142,94 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
     return rc == RQ_ETIMEDOUT ? RQ_OK : rc; /* the loop re-checks, then times out */
 }
 
+/* The poll object's side of EV: the consumer's (data) or the producers'. */
+static int poll_side_of(rq *q, struct rq_shm_event *ev)
+{
+    return ev == &q->shm->data_event ? RQ_POLL_DATA : RQ_POLL_SPACE;
+}
+
+/* Makes the poller's object of EV ready if the poller bit says one is
+ * armed (or if FORCE), clearing the bit first: a poller that arms again
+ * after our clear sets it again and is signalled by the next publish,
+ * while one cleared but not yet notified is the crash window below,
+ * covered by the poller's bounded wait and by our restart (role_acquire). */
+static void notify_poller(rq *q, struct rq_shm_event *ev, int force)
+{
+    uint32_t old = rq_fetch_and_u32(&ev->waiters, ~RQ_WAITERS_POLLER);
+    if (!(old & RQ_WAITERS_POLLER) && !force)
+        return;
+    RQ_CRASH_POINT(SIGNAL_BEFORE_NOTIFY);
+    rq_plat_poll_notify(q->seg, poll_side_of(q, ev));
+    rq_fetch_add_u64(&q->self->wakes, 1);
+}
+
+/* Signals EV's waiters: pollers through their object, sleepers through
+ * the futex word.  With only a poller armed nobody sleeps on the word, so
+ * its bump and wake are skipped (a sleeper registering now re-checks the
+ * ring after its registration, as always). */
 static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
 {
+    uint32_t seen = rq_load_seq_u32(&ev->waiters);
+    if (seen & RQ_WAITERS_POLLER) {
+        notify_poller(q, ev, 0);
+        if (!(seen & RQ_WAITERS_COUNT))
+            return;
+    }
     RQ_CRASH_POINT(SIGNAL_BEFORE_BUMP);
     rq_fetch_add_u32(&ev->seq, 1);
     RQ_CRASH_POINT(SIGNAL_BEFORE_WAKE);
     rq_plat_wake(q->seg, &ev->seq, all);
     rq_fetch_add_u64(&q->self->wakes, 1);
+}
+
+/* ---- waiting through the poll object (rq_poll_handle) ---------------- */
+
+/* This side's position: it moves whenever this side makes progress. */
+static uint64_t poll_position(const rq *q)
+{
+    return q->role == RQ_PRODUCER ? q->ring.write_pos : q->ring.read_pos;
+}
+
+/* The RQ_EAGAIN of a poller: arms its object exactly as wait_on registers
+ * a sleeper, then re-checks.  The object is drained first (so that a
+ * level-triggered loop does not spin and an edge-triggered one sees the
+ * next write as a new edge), then the poller bit announces us, then the
+ * ring is checked again: a publish after that check sees the bit and
+ * makes the object ready.  Without full fences the publisher's plain
+ * store may pass its read of the bit, as with sleepers: the first arming
+ * after progress is taken without the barrier (the caller waits at most
+ * RQ_UNFENCED_NAP_MS, rq_poll_timeout), a second one in a row pays for it.
+ * RQ_OK: ready after all, go round again; RQ_EAGAIN: armed; RQ_ESYS. */
+static int poll_arm(rq *q, struct rq_shm_event *ev, int (*ready)(rq *))
+{
+    int rc = rq_plat_poll_drain(q->seg, poll_side_of(q, ev));
+    if (rc < 0)
+        return rc;
+    uint64_t pos = poll_position(q);
+    int again = q->poll_arm != POLL_IDLE && pos == q->poll_arm_pos;
+    q->poll_arm_pos = pos;
+    rq_fetch_or_u32(&ev->waiters, RQ_WAITERS_POLLER);
+    RQ_CRASH_POINT(POLL_AFTER_ARM);
+    if (q->ring.full_fences)
+        q->poll_arm = POLL_ARMED;
+    else if (!again)
+        q->poll_arm = POLL_ARMED_NAP;
+    else
+        q->poll_arm = rq_plat_fence_heavy() == RQ_OK ? POLL_ARMED : POLL_ARMED_NAP;
+    return ready(q) ? RQ_OK : RQ_EAGAIN;
+}
+
+/* A claim loop's RQ_EAGAIN for a poller: arms, or says go round again
+ * (RQ_OK).  ROUNDS bounds the rounds of one call: a ring that keeps
+ * looking ready to the re-check but not to the claim (a corrupt one is
+ * reported by the claim) leaves the object ready and returns RQ_EAGAIN. */
+static int poll_again(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), int *rounds)
+{
+    if (++*rounds > 4) {
+        rq_plat_poll_notify(q->seg, poll_side_of(q, ev));
+        return RQ_EAGAIN;
+    }
+    return poll_arm(q, ev, ready);
 }
 
 /* ---- producer -------------------------------------------------------- */
@@ -152,13 +239,17 @@ static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
 static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
 {
     struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int napped = 0;
+    int napped = 0, rounds = 0;
     for (;;) {
         if (q->mpsc) {
             /* The lock counts against the same deadline as the space. */
             int rc = rq_mpsc_lock(&q->lock, rq_deadline_left(&d));
             if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
                 rc = rq_deadline_error(&d);
+            /* Another producer holds the lock for one push: nobody will
+             * signal us for that, so a poller's object stays ready. */
+            if (rc == RQ_EAGAIN && q->polling)
+                rq_plat_poll_notify(q->seg, RQ_POLL_SPACE);
             if (rc < 0)
                 return rc;
         }
@@ -171,6 +262,12 @@ static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
             rq_mpsc_unlock(&q->lock); /* never wait holding the lock */
         if (rc != RQ_EAGAIN)
             return rc;
+        if (q->polling && timeout_ms == 0) {
+            rc = poll_again(q, &q->shm->space_event, ready_for_producer, &rounds);
+            if (rc != RQ_OK)
+                return rc;
+            continue;
+        }
         rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d, &napped);
         if (rc < 0)
             return rc;
@@ -206,11 +303,17 @@ static void producer_publish(rq *q, uint32_t len)
 static int consumer_claim_wait(rq *q, const void **payload, uint32_t *len, int timeout_ms)
 {
     struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int napped = 0;
+    int napped = 0, rounds = 0;
     for (;;) {
         int rc = rq_ring_pop_begin(&q->ring, payload, len);
         if (rc != RQ_EAGAIN)
             return rc;
+        if (q->polling && timeout_ms == 0) {
+            rc = poll_again(q, &q->shm->data_event, ready_for_consumer, &rounds);
+            if (rc != RQ_OK)
+                return rc;
+            continue;
+        }
         rc = wait_on(q, &q->shm->data_event, ready_for_consumer, &d, &napped);
         if (rc < 0)
             return rc;
@@ -463,6 +566,36 @@ int rq_next_seq(rq *q, uint64_t *seq)
     return RQ_OK;
 }
 
+int rq_poll_handle(rq *q, rq_pollable *out)
+{
+    if (out)
+        *out = RQ_POLLABLE_NONE;
+    int rc = check_call(q, q ? q->role : 0, 0);
+    if (rc < 0)
+        return rc;
+    if (!out)
+        return RQ_EINVAL;
+    if (q->role == RQ_OBSERVER)
+        return RQ_EROLE;
+    rq_plat_pollable h;
+    rc = rq_plat_poll_open(q->seg, q->role == RQ_PRODUCER ? RQ_POLL_SPACE : RQ_POLL_DATA, &h);
+    if (rc < 0)
+        return rc;
+    q->polling = 1;
+    *out = h;
+    return RQ_OK;
+}
+
+int rq_poll_timeout(rq *q)
+{
+    int rc = check_call(q, q ? q->role : 0, 0);
+    if (rc < 0)
+        return rc;
+    if (!q->polling)
+        return RQ_ESTATE;
+    return q->poll_arm == POLL_ARMED_NAP ? RQ_UNFENCED_NAP_MS : RQ_RECHECK_MS;
+}
+
 /* ---- open: the queue's kind of segment ------------------------------ */
 
 /* Checks a header whose magic is RQ_MAGIC against itself, the object's
@@ -579,7 +712,8 @@ static int role_acquire(rq *q)
     }
     RQ_CRASH_POINT(OPEN_AFTER_TAKEOVER);
     /* A predecessor may have died between publishing and signalling, and
-     * the peer may be asleep since: wake it so it re-checks. */
+     * the peer may be asleep or polling since: wake it so it re-checks. */
+    notify_poller(q, producer ? &shm->data_event : &shm->space_event, 1);
     signal_peer(q, producer ? &shm->data_event : &shm->space_event, 1);
     return RQ_OK;
 }
