@@ -509,21 +509,25 @@ static void test_peer_killed_around_its_signal(void **state)
 static void test_poller_killed_while_armed(void **state)
 {
     (void)state;
-    for (int side = 0; side < 2; side++) {
+    for (int run = 0; run < 4; run++) {
+        int side = run & 1, at_point = run >> 1; /* killed by us, or at poll.after_arm */
         const char *name = th_set_child_queue(th_name("pollarmed"));
         rq *keep = th_create(name, 4096, SLOT_SIZE, 0);
         rq_atomic_u64 *armed = th_shared_fresh("armed", 8);
         /* Open first: an open signals the other side itself. */
         rq *peer = th_open(name, side ? RQ_CONSUMER : RQ_PRODUCER, 0, 0, 0);
-        th_pid pid = th_spawn("armed_poller_main", side ? "P" : "C", 60);
+        th_pid pid = th_spawn_armed("armed_poller_main", side ? "P" : "C", 60,
+                                    at_point ? rq_crash_point_lookup("poll.after_arm") : -1, 1);
         uint64_t until = th_now_ms() + 20000;
-        while (!rq_load_acquire_u64(armed)) {
+        while (!at_point && !rq_load_acquire_u64(armed)) {
             assert_true(th_now_ms() < until);
             th_sleep_us(1000);
         }
-        th_kill(pid);
+        if (!at_point)
+            th_kill(pid);
         int status;
         assert_int_equal(th_wait(pid, 10000, &status), 0);
+        assert_true(th_was_killed(status));
         /* The dead consumer polled an empty ring: the producer fills it;
          * the dead producer polled a full one: the consumer empties it. */
         rq_stats before, after;
@@ -539,9 +543,9 @@ static void test_poller_killed_while_armed(void **state)
         assert_int_equal(rq_stat(peer, &after), RQ_OK);
         uint64_t wakes = side ? after.consumer_wakes - before.consumer_wakes
                               : after.producer_wakes - before.producer_wakes;
-        print_message("%s poller killed while armed: its peer made %d calls in %llu ms with %llu "
+        print_message("%s poller killed %s: its peer made %d calls in %llu ms with %llu "
                       "wake signal(s)\n",
-                      side ? "producer" : "consumer", n, (unsigned long long)(th_now_ms() - t0),
+                      side ? "producer" : "consumer", at_point ? "at poll.after_arm" : "while armed", n, (unsigned long long)(th_now_ms() - t0),
                       (unsigned long long)wakes);
         assert_int_equal(wakes, 1);
         rq_close(peer);
