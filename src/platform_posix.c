@@ -548,6 +548,21 @@ void rq_plat_poll_notify(rq_plat_segment *seg, int side)
     errno = saved;
 }
 
+/* Removes the poll objects of the object named PATH, if any.  They go
+ * with the name: open ones keep working for the handles that hold them,
+ * and they hold no data.  Errors are ignored (a stray FIFO is reused by
+ * the next queue of the name, owner-checked). */
+static void unlink_fifos(const char *path)
+{
+    int saved = errno;
+    for (int side = 0; side < 2; side++) {
+        char fifo[FIFO_PATH_MAX];
+        if (fifo_path(fifo, path, side) == RQ_OK)
+            (void)unlink(fifo);
+    }
+    errno = saved;
+}
+
 /* 1 if any handle holds a lock in the lock object PATH (a role, or the
  * init lock of an open in progress), 0 if none does or there is no such
  * object, RQ_ESYS if that cannot be told.  A read-only descriptor
@@ -580,8 +595,13 @@ int rq_plat_segment_unlink(const char *kind, const char *name)
     /* The segment first: were the lock object removed first, an opener in
      * between could make a new one and hold a role beside a live holder of
      * the old one, on the same segment. */
-    if (RQ_SYS(SHM_UNLINK, shm_unlink(path), -1) != 0)
-        return errno == ENOENT ? RQ_ENOENT : RQ_ESYS;
+    if (RQ_SYS(SHM_UNLINK, shm_unlink(path), -1) != 0) {
+        if (errno != ENOENT)
+            return RQ_ESYS;
+        unlink_fifos(path); /* strays of a queue already gone */
+        errno = ENOENT;
+        return RQ_ENOENT;
+    }
     /* The lock object goes with the name only while nobody holds a lock in
      * it.  Kept, it lets a creator of a new queue under the name see that
      * handles of this one still hold its roles, and refuse to split the
@@ -592,13 +612,7 @@ int rq_plat_segment_unlink(const char *kind, const char *name)
     int saved = errno;
     if (locks_in_use(lock_path) == 0)
         (void)RQ_SYS(SHM_UNLINK_LOCKS, shm_unlink(lock_path), -1);
-    /* The poll objects go with the name: open ones keep working for the
-     * handles that hold them, and hold no data. */
-    for (int side = 0; side < 2; side++) {
-        char fifo[FIFO_PATH_MAX];
-        if (fifo_path(fifo, path, side) == RQ_OK)
-            (void)unlink(fifo);
-    }
+    unlink_fifos(path);
     errno = saved;
     return RQ_OK;
 }

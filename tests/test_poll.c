@@ -20,8 +20,10 @@
 #ifdef _WIN32
 #include <windows.h>
 #else
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #endif
 
@@ -174,6 +176,118 @@ static void test_observer_has_no_handle(void **state)
     rq_close(keep);
     rq_unlink(name);
 }
+
+#ifndef _WIN32
+static const char *fifo_of(const char *name, char side)
+{
+    static char path[300];
+    snprintf(path, sizeof path, "/dev/shm/rq%c.%s", side, name);
+    return path;
+}
+
+/* The FIFOs: made by the first poller with the write classes of the
+ * queue's mode, removed by rq_unlink (strays too); a file there that is
+ * not a FIFO made as rq makes it is refused. */
+static void test_fifo_files(void **state)
+{
+    (void)state;
+    const char *name = th_name("pollfifo");
+    rq_config cfg = {SLOTS, SLOT_SIZE, 0, 0644};
+    rq *c, *p;
+    assert_int_equal(rq_open(&c, name, RQ_CONSUMER, &cfg), RQ_OK);
+    assert_int_equal(rq_open(&p, name, RQ_PRODUCER, NULL), RQ_OK);
+    struct stat st;
+    assert_int_equal(stat(fifo_of(name, 'd'), &st), -1); /* nobody polls yet */
+    handle_of(c);
+    handle_of(p);
+    assert_int_equal(stat(fifo_of(name, 'd'), &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600); /* the lock object's mode for 0644 */
+    assert_int_equal(stat(fifo_of(name, 's'), &st), 0);
+    rq_close(p);
+    rq_close(c);
+    assert_int_equal(rq_unlink(name), RQ_OK);
+    assert_int_equal(stat(fifo_of(name, 'd'), &st), -1);
+    assert_int_equal(stat(fifo_of(name, 's'), &st), -1);
+    /* A stray of a queue that is gone: rq_unlink (rqctl unlink) removes it. */
+    assert_int_equal(mkfifo(fifo_of(name, 'd'), 0600), 0);
+    assert_int_equal(rq_unlink(name), RQ_ENOENT);
+    assert_int_equal(stat(fifo_of(name, 'd'), &st), -1);
+    /* Squatters: a regular file, a FIFO wider than the queue allows, and
+     * (as root) one owned by another user. */
+    for (int squat = 0; squat < 3; squat++) {
+        if (squat == 2 && geteuid() != 0)
+            break;
+        name = th_name("pollsquat");
+        const char *path = fifo_of(name, 'd');
+        if (squat == 0)
+            close(open(path, O_CREAT | O_WRONLY, 0600));
+        else
+            assert_int_equal(mkfifo(path, 0600), 0);
+        if (squat == 1)
+            assert_int_equal(chmod(path, 0666), 0);
+        if (squat == 2)
+            assert_int_equal(chown(path, 65534, 65534), 0);
+        rq *keep = th_create(name, SLOTS, SLOT_SIZE, 0);
+        c = th_open(name, RQ_CONSUMER, 0, 0, 0);
+        rq_pollable h;
+        assert_int_equal(rq_poll_handle(c, &h), RQ_EOWNER);
+        /* A producer's signal never writes into it either. */
+        p = th_open(name, RQ_PRODUCER, 0, 0, 0);
+        uint64_t v = 1;
+        assert_int_equal(rq_push(p, &v, sizeof v, 0), RQ_OK);
+        rq_close(p);
+        rq_close(c);
+        rq_close(keep);
+        unlink(path);
+        rq_unlink(name);
+    }
+}
+#endif
+
+#ifdef RQ_FAULT_INJECTION
+/* With both sides busy nothing arms: no OS call per message, poller or
+ * not; and one signal per arming. */
+static void test_busy_sides_make_no_os_calls(void **state)
+{
+    (void)state;
+    const char *name = th_name("pollbusy");
+    rq *keep = th_create(name, SLOTS, SLOT_SIZE, 0);
+    rq *p = th_open(name, RQ_PRODUCER, 0, 0, 0);
+    rq *c = th_open(name, RQ_CONSUMER, 0, 0, 0);
+    handle_of(p);
+    handle_of(c);
+    rq_fault_reset();
+    uint64_t v = 0;
+    for (int round = 0; round < 1000; round++) {
+        for (int i = 0; i < SLOTS / 2; i++)
+            assert_int_equal(rq_push(p, &v, sizeof v, 0), RQ_OK);
+        for (int i = 0; i < SLOTS / 2; i++)
+            assert_int_equal(pop0(c, &v), RQ_OK);
+    }
+    assert_int_equal(rq_fault_calls(-1), 0);
+    assert_int_equal(pop0(c, &v), RQ_EAGAIN); /* arms: drains its object */
+    unsigned long arming = rq_fault_calls(-1);
+    assert_true(arming >= 1);
+    for (int i = 0; i < SLOTS; i++)
+        assert_int_equal(rq_push(p, &v, sizeof v, 0), RQ_OK);
+    print_message("busy: 0 OS calls in 8000 messages; an arming %lu, its signal %lu\n", arming,
+                  rq_fault_calls(-1) - arming);
+    /* The first signal opens and checks the FIFO: open, fstat, write. */
+    assert_true(rq_fault_calls(-1) - arming <= 3);
+    for (int i = 0; i < SLOTS; i++)
+        assert_int_equal(pop0(c, &v), RQ_OK);
+    assert_int_equal(pop0(c, &v), RQ_EAGAIN);
+    rq_fault_reset();
+    for (int i = 0; i < SLOTS; i++)
+        assert_int_equal(rq_push(p, &v, sizeof v, 0), RQ_OK);
+    assert_int_equal(rq_fault_calls(-1), 1); /* later ones: one write per arming */
+    rq_close(p);
+    rq_close(c);
+    rq_close(keep);
+    rq_unlink(name);
+}
+#endif
 
 /* ---- a live stream through the poll objects ------------------------- */
 
@@ -627,7 +741,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_consumer_contract),
         cmocka_unit_test(test_producer_contract),
         cmocka_unit_test(test_observer_has_no_handle),
+#ifdef RQ_FAULT_INJECTION
+        cmocka_unit_test(test_busy_sides_make_no_os_calls),
+#endif
 #ifndef _WIN32
+        cmocka_unit_test(test_fifo_files),
         cmocka_unit_test(test_epoll_level_and_edge),
         cmocka_unit_test(test_many_queues_in_one_epoll_set),
 #endif
