@@ -331,6 +331,54 @@ static void *feeder_thread(void *arg)
     return NULL;
 }
 
+/* One stream, both sides waiting on their objects (poll(2) on Linux,
+ * WaitForSingleObject on Windows): every message arrives, and with full
+ * fences every wake-up came through the object. */
+static void test_stream_through_the_objects(void **state)
+{
+    (void)state;
+    for (int fences = 1; fences >= 0; fences--) {
+        struct feeder f = {{th_name("pollwait")}, 1};
+        rq *keep = th_create(f.names[0], SLOTS, SLOT_SIZE, fences ? RQ_FULL_FENCES : 0);
+        rq *c = th_open(f.names[0], RQ_CONSUMER, 0, 0, 0);
+        rq_pollable h = handle_of(c);
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, feeder_thread, &f), 0);
+        uint64_t next = 0;
+        unsigned long late = 0, waits = 0;
+        int timed_out = 0;
+        uint64_t until = th_now_ms() + 60000;
+        while (next < STREAM) {
+            assert_true(th_now_ms() < until);
+            int got = 0;
+            uint64_t v;
+            int rc;
+            while ((rc = pop0(c, &v)) == RQ_OK) {
+                assert_int_equal(v, next);
+                next++;
+                got++;
+            }
+            assert_int_equal(rc, RQ_EAGAIN);
+            if (timed_out && got)
+                late++;
+            if (next == STREAM)
+                break;
+            waits++;
+            timed_out = !ready_within(h, rq_poll_timeout(c));
+        }
+        pthread_join(th, NULL);
+        print_message("%s: %d messages, %lu waits, %lu found by a timed-out wait\n",
+                      fences ? "full fences" : "membarrier", STREAM, waits, late);
+        if (fences)
+            assert_int_equal(late, 0);
+        else
+            assert_true(late <= STREAM / 100);
+        rq_close(c);
+        rq_close(keep);
+        rq_unlink(f.names[0]);
+    }
+}
+
 #ifndef _WIN32
 /* The consumer side of many queues in one epoll set, level or edge.
  * Counts waits that timed out with work to do: with full fences every
@@ -741,6 +789,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_consumer_contract),
         cmocka_unit_test(test_producer_contract),
         cmocka_unit_test(test_observer_has_no_handle),
+        cmocka_unit_test(test_stream_through_the_objects),
 #ifdef RQ_FAULT_INJECTION
         cmocka_unit_test(test_busy_sides_make_no_os_calls),
 #endif
