@@ -268,20 +268,24 @@ static void test_busy_sides_make_no_os_calls(void **state)
     assert_int_equal(rq_fault_calls(-1), 0);
     assert_int_equal(pop0(c, &v), RQ_EAGAIN); /* arms: drains its object */
     unsigned long arming = rq_fault_calls(-1);
-    assert_true(arming >= 1);
+#ifndef _WIN32
+    assert_int_equal(arming, 1); /* a read of the FIFO (Windows: ResetEvent, not counted) */
+#endif
     for (int i = 0; i < SLOTS; i++)
         assert_int_equal(rq_push(p, &v, sizeof v, 0), RQ_OK);
     print_message("busy: 0 OS calls in 8000 messages; an arming %lu, its signal %lu\n", arming,
                   rq_fault_calls(-1) - arming);
+#ifndef _WIN32
     /* The first signal opens and checks the FIFO: open, fstat, write. */
     assert_true(rq_fault_calls(-1) - arming <= 3);
+#endif
     for (int i = 0; i < SLOTS; i++)
         assert_int_equal(pop0(c, &v), RQ_OK);
     assert_int_equal(pop0(c, &v), RQ_EAGAIN);
     rq_fault_reset();
     for (int i = 0; i < SLOTS; i++)
         assert_int_equal(rq_push(p, &v, sizeof v, 0), RQ_OK);
-    assert_int_equal(rq_fault_calls(-1), 1); /* later ones: one write per arming */
+    assert_int_equal(rq_fault_calls(-1), 1); /* later ones: one write (SetEvent) per arming */
     rq_close(p);
     rq_close(c);
     rq_close(keep);
