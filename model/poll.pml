@@ -5,9 +5,8 @@
  * the publisher killed before any of its steps and restarted.
  *
  * The consumer waits in an event loop: it pops while there is a message;
- * on RQ_EAGAIN it arms (drains its FIFO unless its bit of the last arming
- * is still set, sets the bit, looks at the ring again) and, finding
- * nothing, waits until the FIFO holds a byte.
+ * on RQ_EAGAIN it arms (drains its FIFO, sets the poller bit, looks at the
+ * ring again) and, finding nothing, waits until the FIFO holds a byte.
  * The wait has no timeout here: the model shows that no wake-up is lost
  * through the object alone, a killed publisher's restart included, so the
  * bounded wait of rq_poll_timeout is needed only for a publisher that
@@ -22,14 +21,10 @@
  * Switches (spin -D...):
  *   M     messages                                       default 3
  *   K     publisher kills                                default 2
- *   DRAIN 1: the poller drains at every arming, as MPSC producers do
- *         (their bit is shared: it says nothing about their own drain)
  *   BUG   0: the code as it is.  Injected bugs, each must be caught:
  *         1 the poller looks at the ring before it sets the bit
  *         2 the poller drains its FIFO after its last look at the ring
- *         3 the publisher writes the FIFO before it clears the bit (with
- *           DRAIN: a poller that re-armed in between loses its bit and
- *           its byte; without, the byte stays and wakes it, so it passes)
+ *         3 the publisher writes the FIFO before it clears the bit
  *         4 a restarted publisher signals only if the bit is set
  *         5 the poller drains after setting the bit (a signaller that
  *           cleared the new bit for a message already taken loses it)
@@ -42,9 +37,6 @@
 #endif
 #ifndef BUG
 #define BUG 0
-#endif
-#ifndef DRAIN
-#define DRAIN 0
 #endif
 
 byte W;      /* messages published (write_offset) */
@@ -121,13 +113,10 @@ active proctype Poller()
             :: else -> fifo = 0; (fifo > 0)
             fi
 #else
-            if               /* rq_plat_poll_drain, unless our last bit is */
-            :: !pbit || DRAIN -> fifo = 0 /* still set: nobody cleared it, */
-            :: else -> skip  /* so nobody wrote */
-            fi;
 #if BUG == 5
             pbit = true; fifo = 0; /* drained after the announcement */
 #else
+            fifo = 0;        /* rq_plat_poll_drain */
             pbit = true;     /* fetch_or(waiters, RQ_WAITERS_POLLER) */
 #endif
             if

@@ -50,7 +50,6 @@ struct rq {
     struct rq_shm_role *self; /* this side's statistics line */
     int polling;           /* rq_poll_handle was called: RQ_EAGAIN arms */
     int poll_arm;          /* enum poll_arm: how the last arming was made */
-    int poll_self_notified; /* we made our own object ready: drain it */
     uint64_t poll_arm_pos; /* this side's position at that arming */
 };
 
@@ -196,31 +195,26 @@ static uint64_t poll_position(const rq *q)
  * level-triggered loop does not spin and an edge-triggered one sees the
  * next write as a new edge), then the poller bit announces us, then the
  * ring is checked again: a publish after that check sees the bit and
- * makes the object ready.  (Drained after the announcement, it could lose
- * the byte of a signaller that cleared our new bit for a publish we had
- * seen already: model/poll.pml finds that.)  The drain, a system call, is
- * skipped while our bit from the last arming is still set: only a
- * signaller that cleared it writes, so nothing came since our last drain
- * (unless we wrote ourselves); one that clears it right after our look
- * writes after it, which leaves a byte, never loses one.  Producers of an
- * MPSC queue share the bit: they always drain, and one that finds the
- * ring ready after all puts a byte back, since what it drained may have
- * been meant for another.  Without full fences the publisher's plain
- * store may pass its read of the bit, as with sleepers: the first arming
- * after progress is taken without the barrier (the caller waits at most
- * RQ_UNFENCED_NAP_MS, rq_poll_timeout), a second one in a row pays for
- * it.  RQ_OK: ready after all, go round again; RQ_EAGAIN: armed; RQ_ESYS. */
+ * makes the object ready.  Drained after the announcement instead, it
+ * could lose the byte of a signaller that cleared our new bit for a
+ * publish we had taken already (model/poll.pml finds that).  The drain
+ * is never skipped, although our bit still set says no signaller wrote
+ * since our last drain: one that cleared the bit just before that drain
+ * may write just after it, and a level-triggered loop would then spin on
+ * that byte for as long as nothing is published.  Producers of an MPSC
+ * queue share the bit: one that finds the ring ready after all puts a
+ * byte back, since what it drained may have been meant for another.
+ * Without full fences the publisher's plain store may pass its read of
+ * the bit, as with sleepers: the first arming after progress is taken
+ * without the barrier (the caller waits at most RQ_UNFENCED_NAP_MS,
+ * rq_poll_timeout), a second one in a row pays for it.  RQ_OK: ready
+ * after all, go round again; RQ_EAGAIN: armed; RQ_ESYS. */
 static int poll_arm(rq *q, struct rq_shm_event *ev, int (*ready)(rq *))
 {
     int side = poll_side_of(q, ev);
-    int shared = q->mpsc && side == RQ_POLL_SPACE;
-    if (shared || q->poll_self_notified ||
-        !(rq_load_seq_u32(&ev->waiters) & RQ_WAITERS_POLLER)) {
-        q->poll_self_notified = 0;
-        int rc = rq_plat_poll_drain(q->seg, side);
-        if (rc < 0)
-            return rc;
-    }
+    int rc = rq_plat_poll_drain(q->seg, side);
+    if (rc < 0)
+        return rc;
     uint64_t pos = poll_position(q);
     int again = q->poll_arm != POLL_IDLE && pos == q->poll_arm_pos;
     q->poll_arm_pos = pos;
@@ -234,7 +228,7 @@ static int poll_arm(rq *q, struct rq_shm_event *ev, int (*ready)(rq *))
         q->poll_arm = rq_plat_fence_heavy() == RQ_OK ? POLL_ARMED : POLL_ARMED_NAP;
     if (!ready(q))
         return RQ_EAGAIN;
-    if (shared)
+    if (q->mpsc && side == RQ_POLL_SPACE)
         rq_plat_poll_notify(q->seg, side);
     return RQ_OK;
 }
@@ -247,7 +241,6 @@ static int poll_again(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), int *r
 {
     if (++*rounds > 4) {
         rq_plat_poll_notify(q->seg, poll_side_of(q, ev));
-        q->poll_self_notified = 1;
         return RQ_EAGAIN;
     }
     return poll_arm(q, ev, ready);
