@@ -698,6 +698,21 @@ static void op_pop_burst(struct fz_handle *h, unsigned count, unsigned variant)
     } else if (rc < 0) {
         expect_in("rq_pop_burst", rc, RQ_EMSGSIZE, nothing(0), RQ_ECORRUPT, FZ_END);
     }
+/* Turns the handle into a poller: its RQ_EAGAINs then arm the poll object
+ * (drain it, set the poller bit, re-check), which meets the hostile
+ * waiters words; the publishes of its peer then signal it. */
+static void op_poll(struct fz_handle *h)
+{
+    rq_pollable fd;
+    int rc = rq_poll_handle(h->q, &fd);
+    if (h->role == RQ_OBSERVER) {
+        expect_is("rq_poll_handle (observer)", rc, RQ_EROLE);
+        return;
+    }
+    expect_is("rq_poll_handle", rc, RQ_OK);
+    int t = rq_poll_timeout(h->q);
+    if (t != 1 && t != 1000)
+        fz_fail("rq_poll_timeout: %d", t);
 }
 
 static void queue_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsigned variant,
@@ -727,6 +742,9 @@ static void queue_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsigne
         break;
     case FZ_OP_STAT:
         op_stat(h);
+        break;
+    case FZ_OP_POLL:
+        op_poll(h);
         break;
     case FZ_OP_PUSH_BURST: {
         unsigned count = fz_u8(in) % (2 * FZ_MAX_SLOTS + 2);

@@ -68,6 +68,8 @@ enum fz_queue_op {
     FZ_OP_POP_BURST,  /* u8 count */
     FZ_OP_SCRIBBLE,   /* fuzz_peer only: u8 word, u32 value */
     FZ_OP_RAW,        /* fuzz_peer only: u16 offset, u32 value */
+    FZ_OP_POLL,       /* rq_poll_handle: from then on a timeout-0 call that
+                         finds nothing arms the poll object (the poller bit) */
 };
 
 enum fz_coalesce_op {

@@ -267,6 +267,16 @@ typedef struct rq_stats {
     int unlinked;
 } rq_stats;
 
+/* What an event loop waits on for a queue handle (rq_poll_handle): a file
+ * descriptor on Linux, an event HANDLE on Windows. */
+#ifdef _WIN32
+typedef void *rq_pollable;
+#define RQ_POLLABLE_NONE ((rq_pollable)0)
+#else
+typedef int rq_pollable;
+#define RQ_POLLABLE_NONE (-1)
+#endif
+
 /* Opens (cfg NULL or an attach config: attaches to; otherwise creates if
  * missing) the queue NAME in ROLE.  An existing queue of another geometry
  * is RQ_EEXIST (to learn its geometry, open it as RQ_OBSERVER with a NULL
@@ -518,6 +528,54 @@ RQ_EXTERN int rq_dump_records(rq *q, int (*fn)(void *ctx, const rq_record_entry 
  * to lock takes it over; Windows: it is freed when that thread commits or
  * ends.) */
 RQ_EXTERN void rq_close(rq *q);
+
+/* Event-loop integration: *OUT is an object that becomes ready when this
+ * handle's side can make progress: the consumer when a message is there,
+ * a producer when a slot is free (RQ_MPSC: free for any producer; another
+ * may take it first).  Linux: a file descriptor that polls readable
+ * (epoll level- or edge-triggered, poll, select, io_uring poll); Windows:
+ * an event HANDLE for WaitForMultipleObjects or RegisterWaitForSingleObject.
+ * It belongs to the handle: do not read, close or reset it; rq_close
+ * closes it.  Repeated calls return the same object.
+ *
+ * The contract.  After RQ_EAGAIN from rq_pop, rq_pop_info, rq_peek,
+ * rq_peek_info (consumer) or rq_push, rq_reserve (producer) called with
+ * timeout 0 on this handle, the object becomes ready as soon as a message
+ * or a slot is published, however soon after the RQ_EAGAIN that happens:
+ * that RQ_EAGAIN armed it (it announces the wait as a blocking call does,
+ * then looks at the ring once more).  So the loop is: wait; when the
+ * object is ready, or the wait timed out, call the function with timeout
+ * 0 until it returns RQ_EAGAIN (or a message is left for later: then the
+ * object is not armed, call again before waiting); wait again.  The
+ * object may also be ready with nothing to do (a spurious wake-up: the
+ * next call returns RQ_EAGAIN and re-arms).  A side that never sees
+ * RQ_EAGAIN never arms it, and a peer pays a system call only for a side
+ * that armed it: one per arming, none per message.  Blocking calls
+ * (timeout not 0) on the handle work as before; only a zero timeout arms.
+ *
+ * Wait at most rq_poll_timeout(q) milliseconds, then call again: see
+ * there.  Linux: the object is a FIFO /dev/shm/rqd.NAME (consumer) or
+ * rqs.NAME (producers), made by the first caller with the queue's mode
+ * (write classes, as the lock object) and owner-checked as the queue is;
+ * rq_unlink removes it.  Nothing is left behind by a killed process but
+ * that name, which holds no data and is reused.
+ *
+ * RQ_OK; RQ_EROLE for an observer; RQ_EOWNER if the FIFO exists but is
+ * not a FIFO owned as the queue must be; RQ_ESYS; RQ_EFORK; RQ_EINVAL (also
+ * for a record queue, RQ_RECORDS: its calls wait only by themselves so far). */
+RQ_EXTERN int rq_poll_handle(rq *q, rq_pollable *out);
+
+/* The longest wait, in milliseconds, a poller should make on the object of
+ * rq_poll_handle before calling rq_pop (rq_push, ...) again: 1 after an
+ * RQ_EAGAIN that armed without the system-wide barrier (the first arming
+ * after progress, on a queue without RQ_FULL_FENCES: a publish racing it
+ * may be seen that late, as a blocking call's first nap; the next
+ * RQ_EAGAIN in a row pays for the barrier), otherwise 1000: the periodic
+ * re-check every blocking wait makes, which finds work a peer published
+ * before it was killed and before it could signal (its restart signals
+ * too).  A loop over many queues waits for the smallest.  RQ_ESTATE if
+ * rq_poll_handle was not called on Q; RQ_EINVAL, RQ_EFORK. */
+RQ_EXTERN int rq_poll_timeout(rq *q);
 
 /* Removes the queue name; handles already open keep working.  RQ_ENOENT if
  * there is no such queue.  Windows: a name cannot be removed while open;

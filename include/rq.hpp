@@ -420,6 +420,24 @@ public:
         return st;
     }
 
+    // The object an event loop waits on (rq_poll_handle: a descriptor on
+    // Linux, an event HANDLE on Windows); the longest wait on it before
+    // trying again, in milliseconds (rq_poll_timeout).
+    rq_pollable poll_handle(std::error_code &ec) noexcept
+    {
+        rq_pollable h = RQ_POLLABLE_NONE;
+        detail::set(ec, ::rq_poll_handle(q_, &h));
+        return h;
+    }
+    rq_pollable poll_handle()
+    {
+        std::error_code ec;
+        rq_pollable h = poll_handle(ec);
+        detail::throw_if(ec, "rq_poll_handle");
+        return h;
+    }
+    int poll_timeout() const noexcept { return ::rq_poll_timeout(q_); }
+
 private:
     static queue open_(const std::string &name, int role, const rq_config *cfg,
                        std::error_code &ec) noexcept

@@ -139,6 +139,15 @@ check fence-bug1-no-barrier   fence fail safety - -DM=2 -DBUG=1
 check fence-bug2-plain-register fence fail safety - -DM=2 -DFULL=1 -DBUG=2
 check fence-bug3-load-hoisted fence fail safety - -DM=2 -DBUG=3
 
+# ---- a poller's arming against the signal through its object (model/poll.pml)
+check poll-m3-k2              poll pass safety - -DM=3 -DK=2
+check poll-m4-k3              poll pass safety - -DM=4 -DK=3
+check poll-bug1-check-first   poll fail safety - -DBUG=1
+check poll-bug2-drain-last    poll fail safety - -DBUG=2
+check poll-bug3-write-first   poll fail safety - -DBUG=3
+check poll-bug4-no-open-signal poll fail safety - -DBUG=4
+check poll-bug5-drain-after-bit poll fail safety - -DBUG=5
+
 # ---- MPSC lock (model/mpsc.pml) ----------------------------------------
 # The owner-word lock's waiters loop (look, probe, flag, sleep), so its
 # state space is larger than the old mutex's: one producer kill per run,

@@ -29,7 +29,7 @@ source scripts/packages.sh
 rq_install_packages cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev libboost-dev \
   python3 python3-cffi python3-pytest python3-pip python3-setuptools python3-venv groff-base \
   clang libclang-rt-14-dev spin util-linux \
-  libnats-dev nats-server clang-format
+  libnats-dev nats-server libuv1-dev clang-format
 
 # The layout first: a file off .clang-format fails in seconds, not after
 # the builds (scripts/format.sh formats it).

@@ -31,6 +31,8 @@ static __forceinline void rq_store_seq_u32(rq_atomic_u32 *p, uint32_t v) { _Inte
 static __forceinline uint32_t rq_fetch_add_u32(rq_atomic_u32 *p, uint32_t v) { return (uint32_t)_InterlockedExchangeAdd(p, (long)v); }
 static __forceinline uint32_t rq_fetch_sub_u32(rq_atomic_u32 *p, uint32_t v) { return (uint32_t)_InterlockedExchangeAdd(p, -(long)v); }
 static __forceinline uint32_t rq_exchange_u32(rq_atomic_u32 *p, uint32_t v) { return (uint32_t)_InterlockedExchange(p, (long)v); }
+static __forceinline uint32_t rq_fetch_or_u32(rq_atomic_u32 *p, uint32_t v) { return (uint32_t)_InterlockedOr(p, (long)v); }
+static __forceinline uint32_t rq_fetch_and_u32(rq_atomic_u32 *p, uint32_t v) { return (uint32_t)_InterlockedAnd(p, (long)v); }
 static __forceinline int rq_cas_u32(rq_atomic_u32 *p, uint32_t *expected, uint32_t desired)
 {
     long seen = _InterlockedCompareExchange(p, (long)desired, (long)*expected);
@@ -99,6 +101,11 @@ typedef _Atomic uint64_t rq_atomic_u64;
 RQ_ATOMIC_FN_(uint32_t, u32)
 RQ_ATOMIC_FN_(uint64_t, u64)
 #undef RQ_ATOMIC_FN_
+
+static inline uint32_t rq_fetch_or_u32(rq_atomic_u32 *p, uint32_t v)
+{ return atomic_fetch_or_explicit(p, v, memory_order_seq_cst); }
+static inline uint32_t rq_fetch_and_u32(rq_atomic_u32 *p, uint32_t v)
+{ return atomic_fetch_and_explicit(p, v, memory_order_seq_cst); }
 
 static inline void rq_fence_seq(void) { atomic_thread_fence(memory_order_seq_cst); }
 /* Keeps the compiler from moving memory accesses across it; no CPU fence

@@ -10,8 +10,9 @@
  * being the sides that pass it (P producer, C consumer, A any opener;
  * m an MPSC producer only when another holds the lock, killed there by
  * tests/test_mpsc_lock.c; R a producer of a record queue only, killed
- * there by tests/test_records.c; coalescing objects: r requester, w
- * worker).
+ * there by tests/test_records.c; p, c a producer or consumer only when a
+ * poller (rq_poll_handle) is involved, killed there by tests/test_poll.c;
+ * coalescing objects: r requester, w worker).
  */
 #ifndef RQ_CRASHPOINT_H
 #define RQ_CRASHPOINT_H
@@ -41,6 +42,8 @@
     XX(WAIT_AFTER_WAKE, "wait.after_wake", "PC")                               \
     XX(SIGNAL_BEFORE_BUMP, "signal.before_bump", "PC")                         \
     XX(SIGNAL_BEFORE_WAKE, "signal.before_wake", "PC")                         \
+    XX(SIGNAL_BEFORE_NOTIFY, "signal.before_notify", "pc")                     \
+    XX(POLL_AFTER_ARM, "poll.after_arm", "pc")                                 \
     XX(MPSC_OPEN_AFTER_SLOT, "mpsc.open.after_slot", "P")                      \
     XX(MPSC_AFTER_LOCK, "mpsc.after_lock", "P")                                \
     XX(MPSC_AFTER_RECOVER, "mpsc.after_recover", "P")                          \

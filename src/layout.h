@@ -37,7 +37,10 @@
  * library's robust mutex; and the byte-range locks moved to a lock object
  * of their own ("rql.NAME"): builds that lock different objects must
  * refuse each other's queues. */
-#define RQ_LAYOUT_VERSION 2u
+/* 3: the waiters word of an event holds the poller bit (RQ_WAITERS_POLLER):
+ * a build that took it for a count would never make a poller's object
+ * ready. */
+#define RQ_LAYOUT_VERSION 3u
 
 /* Bytes reserved in the segment for the MPSC producers' lock (struct
  * rq_shm_mpsc on Linux; unused on Windows, which uses a named mutex). */
@@ -70,6 +73,13 @@ struct rq_shm_event {
     rq_atomic_u32 waiters;
     rq_atomic_u32 seq;
 };
+
+/* The waiters word: the count of sleepers in its low 31 bits, and a bit a
+ * poller (rq_poll_handle) sets when an RQ_EAGAIN arms its poll object.
+ * The signaller clears the bit before it makes the object ready, so it
+ * signals once per arming and a busy peer pays nothing. */
+#define RQ_WAITERS_POLLER 0x80000000u
+#define RQ_WAITERS_COUNT 0x7fffffffu
 
 /* Per-role statistics and identity, written only by that role's holder
  * (MPSC: by producers, with atomic adds). */

@@ -183,6 +183,39 @@ void rq_plat_mutex_unlock(rq_plat_segment *seg);
 int rq_plat_segment_identity(rq_plat_segment *seg, uint64_t id[2]);
 #endif
 
+/* ---- poll objects: a queue side's waiting through an event loop -------- */
+
+/* Which side's poll object: the consumer's (ready on data) or the
+ * producers' (ready on space). */
+enum rq_plat_poll_side { RQ_POLL_DATA = 0, RQ_POLL_SPACE = 1 };
+
+/* The object an event loop waits on (rq.h, rq_poll_handle): a descriptor
+ * on Linux, an event HANDLE on Windows. */
+#ifdef _WIN32
+typedef void *rq_plat_pollable;
+#else
+typedef int rq_plat_pollable;
+#endif
+
+/* Opens (making it if missing, with the write classes of the segment's
+ * mode, as the lock object) SIDE's poll object of SEG's queue and returns
+ * what a caller waits on.  An existing one must pass the owner check the
+ * segment passed at open (RQ_EOWNER).  Idempotent: a second call returns
+ * the same object.  Linux: a FIFO beside the segment (/dev/shm/<kind>d.
+ * or <kind>s.<name>), held O_RDWR | O_NONBLOCK, so that it never reads
+ * EOF and a write to it can neither block nor raise SIGPIPE. */
+int rq_plat_poll_open(rq_plat_segment *seg, int side, rq_plat_pollable *out);
+
+/* Makes SIDE's poll object not ready (reads what is in the FIFO / resets
+ * the event).  RQ_OK, or RQ_ESYS. */
+int rq_plat_poll_drain(rq_plat_segment *seg, int side);
+
+/* Makes SIDE's poll object ready, if it exists: opened (checked) the
+ * first time, kept open after.  Never blocks: a full FIFO is ready
+ * already, and a missing object has nobody to wake.  Failures are
+ * ignored: the poller's bounded wait re-checks (rq.h, rq_poll_timeout). */
+void rq_plat_poll_notify(rq_plat_segment *seg, int side);
+
 /* Monotonic clock in milliseconds. */
 uint64_t rq_plat_now_ms(void);
 

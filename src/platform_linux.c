@@ -8,7 +8,9 @@
  *            last descriptor of the handle closes, i.e. when a holder dies
  *  wait/wake futex on a word of the segment (shared, never FUTEX_PRIVATE)
  *  identity  device and inode of the segment (the MPSC self-deadlock check)
- *  (the MPSC producers' lock is rq's own, src/mpsc.c, on these locks,
+ *  poll      a FIFO per queue side beside the segment (/dev/shm/<kind>d.<name>
+ *            for data, <kind>s.<name> for space), made by the first poller
+ * *  (the MPSC producers' lock is rq's own, src/mpsc.c, on these locks,
  *  futexes and plain words; nothing of the C library lives in the segment)
  */
 #define _GNU_SOURCE
@@ -56,7 +58,11 @@
     XX(FUTEX_WAIT, "futex_wait")                                               \
     XX(FUTEX_WAKE, "futex_wake")                                               \
     XX(FUTEX_WAKE_OP, "futex_wake_op")                                         \
-    XX(MEMBARRIER, "membarrier")
+    XX(MEMBARRIER, "membarrier")                                               \
+    XX(MKFIFO, "mkfifo")                                                       \
+    XX(FIFO_OPEN, "fifo_open")                                                 \
+    XX(FIFO_READ, "fifo_read")                                                 \
+    XX(FIFO_WRITE, "fifo_write")
 /* clang-format on */
 
 RQ_FAULT_TABLE(FAULT_CALLS);
@@ -74,6 +80,9 @@ struct rq_plat_segment {
     ino_t ino, lock_ino;
     char path[OBJECT_NAME_MAX];
     char lock_path[OBJECT_NAME_MAX];
+    unsigned flags; /* as opened: the owner check for the poll objects */
+    mode_t mode;    /* the segment's permission bits */
+    int fifo_fd[2]; /* the poll objects (rq_plat_poll_side), or -1 */
 };
 
 /* The lock object of KIND.NAME is "/" KIND "l." NAME: "rql.q" can be no
@@ -230,6 +239,9 @@ static void segment_free(rq_plat_segment *seg)
         close(seg->fd);
     if (seg->lock_fd >= 0)
         close(seg->lock_fd);
+    for (int side = 0; side < 2; side++)
+        if (seg->fifo_fd[side] >= 0)
+            close(seg->fifo_fd[side]);
     free(seg);
     errno = saved;
 }
@@ -242,6 +254,8 @@ int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *na
     if (!seg)
         return RQ_ESYS;
     seg->fd = seg->lock_fd = -1;
+    seg->fifo_fd[0] = seg->fifo_fd[1] = -1;
+    seg->flags = flags;
     int rc = object_name(seg->path, kind, name, 0);
     if (rc == RQ_OK)
         rc = object_name(seg->lock_path, kind, name, 1);
@@ -251,6 +265,7 @@ int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *na
     if (rc == RQ_OK) {
         seg->dev = st.st_dev;
         seg->ino = st.st_ino;
+        seg->mode = st.st_mode & 0777;
         if (seg->readonly)
             rc = open_locks_to_probe(seg); /* it must not take them */
         else
@@ -409,6 +424,131 @@ void rq_plat_segment_close(rq_plat_segment *seg)
         segment_free(seg);
 }
 
+/* ---- poll objects: FIFOs beside the segment -------------------------- */
+
+#define SHM_DIR "/dev/shm"
+#define FIFO_PATH_MAX (sizeof SHM_DIR + OBJECT_NAME_MAX + 1)
+
+/* The FIFO of SIDE for the object whose shm name is PATH ("/" kind "."
+ * name): SHM_DIR "/" kind "d." name (data) or kind "s." name (space).
+ * Neither can be a segment or lock object name ("rq." / "rql."). */
+static int fifo_path(char *buf, const char *path, int side)
+{
+    const char *dot = strchr(path, '.');
+    if (!dot)
+        return RQ_EINVAL;
+    int n = snprintf(buf, FIFO_PATH_MAX, SHM_DIR "%.*s%c%s", (int)(dot - path), path,
+                     side == RQ_POLL_SPACE ? 's' : 'd', dot);
+    return (n > 0 && (size_t)n < FIFO_PATH_MAX) ? RQ_OK : RQ_EINVAL;
+}
+
+/* Opens the FIFO at PATH O_RDWR | O_NONBLOCK, checked: a FIFO, owned and
+ * no wider than the lock object of this segment may be (platform.h).
+ * MAKE: made first if missing, with exactly that mode.  The fd, or a
+ * negative rq_error (RQ_ENOENT: missing and not MAKE). */
+static int fifo_open(rq_plat_segment *seg, const char *path, int make)
+{
+    mode_t mode = lock_mode_for(seg->mode);
+    for (int attempt = 0; attempt < 16; attempt++) {
+        int fd = RQ_SYS(FIFO_OPEN, open(path, O_RDWR | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC), -1);
+        if (fd >= 0) {
+            struct stat st;
+            int rc = owner_check(fd, seg->flags | RQ_PLAT_CHECKED, mode, &st);
+            if (rc == RQ_OK && !S_ISFIFO(st.st_mode))
+                rc = RQ_EOWNER; /* not what rq makes: somebody else's file */
+            if (rc < 0) {
+                int saved = errno;
+                close(fd);
+                errno = saved;
+                return rc;
+            }
+            return fd;
+        }
+        if (errno != ENOENT)
+            return RQ_ESYS;
+        if (!make)
+            return RQ_ENOENT;
+        if (RQ_SYS(MKFIFO, mkfifo(path, mode), -1) == 0) {
+            (void)chmod(path, mode); /* mkfifo applies the umask */
+        } else if (errno != EEXIST) {
+            return RQ_ESYS;
+        }
+    }
+    errno = EAGAIN;
+    return RQ_ESYS;
+}
+
+int rq_plat_poll_open(rq_plat_segment *seg, int side, rq_plat_pollable *out)
+{
+    if ((side != RQ_POLL_DATA && side != RQ_POLL_SPACE) || seg->readonly) {
+        errno = EINVAL;
+        return RQ_ESYS;
+    }
+    if (seg->fifo_fd[side] < 0) {
+        char path[FIFO_PATH_MAX];
+        int fd = fifo_path(path, seg->path, side);
+        if (fd == RQ_OK)
+            fd = fifo_open(seg, path, 1);
+        if (fd < 0)
+            return fd;
+        seg->fifo_fd[side] = fd;
+    }
+    *out = seg->fifo_fd[side];
+    return RQ_OK;
+}
+
+int rq_plat_poll_drain(rq_plat_segment *seg, int side)
+{
+    if ((side != RQ_POLL_DATA && side != RQ_POLL_SPACE) || seg->fifo_fd[side] < 0)
+        return RQ_OK;
+    char buf[64];
+    for (;;) {
+        ssize_t n = RQ_SYS(FIFO_READ, read(seg->fifo_fd[side], buf, sizeof buf), -1);
+        if (n == (ssize_t)sizeof buf || (n < 0 && errno == EINTR))
+            continue;
+        if (n >= 0 || errno == EAGAIN)
+            return RQ_OK; /* empty now */
+        return RQ_ESYS;
+    }
+}
+
+void rq_plat_poll_notify(rq_plat_segment *seg, int side)
+{
+    if ((side != RQ_POLL_DATA && side != RQ_POLL_SPACE) || seg->readonly)
+        return;
+    int saved = errno;
+    if (seg->fifo_fd[side] < 0) {
+        char path[FIFO_PATH_MAX];
+        int fd = fifo_path(path, seg->path, side);
+        if (fd == RQ_OK)
+            fd = fifo_open(seg, path, 0);
+        if (fd < 0) {
+            errno = saved;
+            return; /* no poller ever made it, or it is not ours to write */
+        }
+        seg->fifo_fd[side] = fd;
+    }
+    /* EAGAIN: the FIFO is full, so it is readable already. */
+    const char one = 1;
+    (void)RQ_SYS(FIFO_WRITE, write(seg->fifo_fd[side], &one, 1), -1);
+    errno = saved;
+}
+
+/* Removes the poll objects of the object named PATH, if any.  They go
+ * with the name: open ones keep working for the handles that hold them,
+ * and they hold no data.  Errors are ignored (a stray FIFO is reused by
+ * the next queue of the name, owner-checked). */
+static void unlink_fifos(const char *path)
+{
+    int saved = errno;
+    for (int side = 0; side < 2; side++) {
+        char fifo[FIFO_PATH_MAX];
+        if (fifo_path(fifo, path, side) == RQ_OK)
+            (void)unlink(fifo);
+    }
+    errno = saved;
+}
+
 /* 1 if any handle holds a lock in the lock object PATH (a role, or the
  * init lock of an open in progress), 0 if none does or there is no such
  * object, RQ_ESYS if that cannot be told.  A read-only descriptor
@@ -441,8 +581,13 @@ int rq_plat_segment_unlink(const char *kind, const char *name)
     /* The segment first: were the lock object removed first, an opener in
      * between could make a new one and hold a role beside a live holder of
      * the old one, on the same segment. */
-    if (RQ_SYS(SHM_UNLINK, shm_unlink(path), -1) != 0)
-        return errno == ENOENT ? RQ_ENOENT : RQ_ESYS;
+    if (RQ_SYS(SHM_UNLINK, shm_unlink(path), -1) != 0) {
+        if (errno != ENOENT)
+            return RQ_ESYS;
+        unlink_fifos(path); /* strays of a queue already gone */
+        errno = ENOENT;
+        return RQ_ENOENT;
+    }
     /* The lock object goes with the name only while nobody holds a lock in
      * it.  Kept, it lets a creator of a new queue under the name see that
      * handles of this one still hold its roles, and refuse to split the
@@ -453,6 +598,7 @@ int rq_plat_segment_unlink(const char *kind, const char *name)
     int saved = errno;
     if (locks_in_use(lock_path) == 0)
         (void)RQ_SYS(SHM_UNLINK_LOCKS, shm_unlink(lock_path), -1);
+    unlink_fifos(path);
     errno = saved;
     return RQ_OK;
 }

@@ -106,6 +106,7 @@ struct rq_plat_segment {
     int mpsc_held;           /* this handle holds the MPSC mutex */
     unsigned char *view;     /* the last view mapped through this handle */
     uint64_t view_size;
+    HANDLE poll[2];          /* the poll events (rq_plat_poll_side), or NULL */
 };
 
 /* ---- names ------------------------------------------------------------- */
@@ -448,6 +449,9 @@ void rq_plat_segment_close(rq_plat_segment *seg)
         if (seg->shared[id])
             CloseHandle(seg->shared[id]);
     }
+    for (int side = 0; side < 2; side++)
+        if (seg->poll[side])
+            CloseHandle(seg->poll[side]);
     if (seg->mpsc_mutex)
         CloseHandle(seg->mpsc_mutex);
     if (seg->init_mutex)
@@ -812,6 +816,76 @@ int rq_plat_add_and_wake(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t add
     uint32_t old = rq_fetch_add_u32(word, add);
     release_value(seg, word_offset(seg, word), old);
     return RQ_OK;
+}
+
+/* ---- poll objects ---------------------------------------------------------- */
+
+/* A manual-reset event per side, "<base>.poll.d" / ".poll.s", made with the
+ * segment's descriptor (MAKE) or opened, and owner-checked as the mapping
+ * is.  It goes with the last handle, as every object of a queue. */
+static int poll_event(rq_plat_segment *seg, int side, int make)
+{
+    if (seg->poll[side])
+        return RQ_OK;
+    wchar_t name[OBJECT_NAME_MAX];
+    object_name(name, seg, side == RQ_POLL_SPACE ? L".poll.s" : L".poll.d");
+    HANDLE h;
+    DWORD err;
+    if (make) {
+        PSECURITY_DESCRIPTOR sd = NULL;
+        int rc = make_descriptor(seg->mode, &sd);
+        if (rc < 0)
+            return rc;
+        SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
+        h = RQ_SYS(CREATE_EVENT, CreateEventW(&sa, TRUE, FALSE, name), NULL);
+        err = GetLastError();
+        LocalFree(sd);
+    } else {
+        h = RQ_SYS(OPEN_EVENT, OpenEventW(EVENT_MODIFY_STATE | READ_CONTROL, FALSE, name), NULL);
+        err = h ? ERROR_ALREADY_EXISTS : GetLastError();
+    }
+    if (!h) {
+        SetLastError(err);
+        return err == ERROR_FILE_NOT_FOUND ? RQ_ENOENT : RQ_ESYS;
+    }
+    int rc = err == ERROR_ALREADY_EXISTS ? owner_check(h, seg->flags | RQ_PLAT_CHECKED) : RQ_OK;
+    if (rc < 0) {
+        err = GetLastError();
+        CloseHandle(h);
+        SetLastError(err);
+        return rc;
+    }
+    seg->poll[side] = h;
+    return RQ_OK;
+}
+
+int rq_plat_poll_open(rq_plat_segment *seg, int side, rq_plat_pollable *out)
+{
+    if (!seg || (side != RQ_POLL_DATA && side != RQ_POLL_SPACE)) {
+        SetLastError(ERROR_INVALID_PARAMETER);
+        return RQ_ESYS;
+    }
+    int rc = poll_event(seg, side, 1);
+    if (rc == RQ_OK)
+        *out = seg->poll[side];
+    return rc;
+}
+
+int rq_plat_poll_drain(rq_plat_segment *seg, int side)
+{
+    if (seg && (side == RQ_POLL_DATA || side == RQ_POLL_SPACE) && seg->poll[side])
+        ResetEvent(seg->poll[side]); /* cannot fail on a valid handle */
+    return RQ_OK;
+}
+
+void rq_plat_poll_notify(rq_plat_segment *seg, int side)
+{
+    if (!seg || (side != RQ_POLL_DATA && side != RQ_POLL_SPACE))
+        return;
+    DWORD saved = GetLastError();
+    if (poll_event(seg, side, 0) == RQ_OK)
+        (void)RQ_SYS(SET_EVENT, SetEvent(seg->poll[side]), FALSE);
+    SetLastError(saved); /* a missing event: nobody polls */
 }
 
 /* ---- the MPSC producers' mutex -------------------------------------------- */

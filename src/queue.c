@@ -61,7 +61,13 @@ struct rq {
     int peeked_redelivered; /* HELD_PEEKED: handed out before this handle */
     struct rq_shm_role *self; /* this side's statistics line */
     struct rq_rec *rec;       /* a record queue (RQ_RECORDS): records.c */
+    int polling;              /* rq_poll_handle was called: RQ_EAGAIN arms */
+    int poll_arm;             /* enum poll_arm: how the last arming was made */
+    uint64_t poll_arm_pos;    /* this side's position at that arming */
 };
+
+/* How a poller's last RQ_EAGAIN armed its object (rq_poll_timeout). */
+enum poll_arm { POLL_IDLE, POLL_ARMED_NAP, POLL_ARMED };
 
 /* ---- waiting and waking ---------------------------------------------- */
 
@@ -107,7 +113,7 @@ static int orphan_check(rq *q)
 static void register_waiter(rq *q, struct rq_shm_event *ev)
 {
     if (ev == &q->shm->data_event)
-        rq_store_seq_u32(&ev->waiters, 1);
+        rq_fetch_or_u32(&ev->waiters, 1); /* keeps a poller bit of ours */
     else
         rq_fetch_add_u32(&ev->waiters, 1);
 }
@@ -115,7 +121,7 @@ static void register_waiter(rq *q, struct rq_shm_event *ev)
 static void unregister_waiter(rq *q, struct rq_shm_event *ev)
 {
     if (ev == &q->shm->data_event)
-        rq_store_seq_u32(&ev->waiters, 0);
+        rq_fetch_and_u32(&ev->waiters, ~RQ_WAITERS_COUNT);
     else
         rq_fetch_sub_u32(&ev->waiters, 1);
 }
@@ -171,7 +177,29 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
     return rc == RQ_ETIMEDOUT ? RQ_OK : rc; /* the loop re-checks, then times out */
 }
 
-static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
+/* The poll object's side of EV: the consumer's (data) or the producers'. */
+static int poll_side_of(rq *q, struct rq_shm_event *ev)
+{
+    return ev == &q->shm->data_event ? RQ_POLL_DATA : RQ_POLL_SPACE;
+}
+
+/* Makes the poller's object of EV ready if the poller bit says one is
+ * armed (or if FORCE), clearing the bit first: a poller that arms again
+ * after our clear sets it again and is signalled by the next publish,
+ * while one cleared but not yet notified is the crash window below,
+ * covered by the poller's bounded wait and by our restart (role_acquire). */
+static void notify_poller(rq *q, struct rq_shm_event *ev, int force)
+{
+    uint32_t old = rq_fetch_and_u32(&ev->waiters, ~RQ_WAITERS_POLLER);
+    if (!(old & RQ_WAITERS_POLLER) && !force)
+        return;
+    RQ_CRASH_POINT(SIGNAL_BEFORE_NOTIFY);
+    rq_plat_poll_notify(q->segment.plat, poll_side_of(q, ev));
+    rq_fetch_add_u64(&q->self->wakes, 1);
+}
+
+/* Wakes EV's sleepers: moves seq, then wakes the futex word. */
+static void wake_sleepers(rq *q, struct rq_shm_event *ev, int all)
 {
     RQ_CRASH_POINT(SIGNAL_BEFORE_BUMP);
     rq_fetch_add_u32(&ev->seq, 1);
@@ -180,19 +208,44 @@ static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
     rq_fetch_add_u64(&q->self->wakes, 1);
 }
 
+/* Signals EV's waiters: pollers through their object, sleepers through
+ * the futex word.  With only a poller armed nobody sleeps on the word, so
+ * its bump and wake are skipped (a sleeper registering now re-checks the
+ * ring after its registration, as always). */
+static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
+{
+    uint32_t seen = rq_load_seq_u32(&ev->waiters);
+    if (seen & RQ_WAITERS_POLLER) {
+        notify_poller(q, ev, 0);
+        if (!(seen & RQ_WAITERS_COUNT))
+            return;
+    }
+    wake_sleepers(q, ev, all);
+}
+
 /* After a publish: wakes the consumer if it is registered as waiting.  On
  * an MPSC queue several producers can see the same sleep; only the one
- * whose CAS takes the count from 1 to 0 signals it (one wake per sleep,
- * not one per producer that publishes meanwhile).  A producer killed
- * between its claim and its signal leaves the consumer to the next
+ * whose fetch-and takes the sleeper's count from 1 to 0 signals it (one
+ * wake per sleep, not one per producer that publishes meanwhile); the
+ * poller bit beside it is taken the same way by notify_poller.  A producer
+ * killed between its claim and its signal leaves the consumer to the next
  * producer's open or its own re-check, as an SPSC producer killed between
  * publishing and signalling does. */
 static void wake_consumer(rq *q)
 {
-    rq_atomic_u32 *waiters = &q->shm->data_event.waiters;
-    uint32_t one = 1;
-    if (rq_ring_peer_waits(&q->ring, waiters) && (!q->mpsc || rq_cas_u32(waiters, &one, 0)))
-        signal_peer(q, &q->shm->data_event, 0);
+    struct rq_shm_event *ev = &q->shm->data_event;
+    if (!rq_ring_peer_waits(&q->ring, &ev->waiters))
+        return;
+    if (!q->mpsc) {
+        signal_peer(q, ev, 0);
+        return;
+    }
+    uint32_t seen = rq_load_seq_u32(&ev->waiters);
+    if (seen & RQ_WAITERS_POLLER)
+        notify_poller(q, ev, 0);
+    if ((seen & RQ_WAITERS_COUNT) &&
+        (rq_fetch_and_u32(&ev->waiters, ~RQ_WAITERS_COUNT) & RQ_WAITERS_COUNT))
+        wake_sleepers(q, ev, 0);
 }
 
 /* After freeing slots from OLD_READ on (K of them): wakes the producers if
@@ -204,6 +257,70 @@ static void wake_producers(rq *q, uint32_t old_read, uint32_t k)
         signal_peer(q, &q->shm->space_event, 1); /* all: MPSC producers may queue up */
 }
 
+/* ---- waiting through the poll object (rq_poll_handle) ---------------- */
+
+/* This side's position: it moves whenever this side makes progress. */
+static uint64_t poll_position(const rq *q)
+{
+    return q->role == RQ_PRODUCER ? q->ring.write_pos : q->ring.read_pos;
+}
+
+/* The RQ_EAGAIN of a poller: arms its object exactly as wait_on registers
+ * a sleeper, then re-checks.  The object is drained first (so that a
+ * level-triggered loop does not spin and an edge-triggered one sees the
+ * next write as a new edge), then the poller bit announces us, then the
+ * ring is checked again: a publish after that check sees the bit and
+ * makes the object ready.  Drained after the announcement instead, it
+ * could lose the byte of a signaller that cleared our new bit for a
+ * publish we had taken already (model/poll.pml finds that).  The drain
+ * is never skipped, although our bit still set says no signaller wrote
+ * since our last drain: one that cleared the bit just before that drain
+ * may write just after it, and a level-triggered loop would then spin on
+ * that byte for as long as nothing is published.  Producers of an MPSC
+ * queue share the bit: one that finds the ring ready after all puts a
+ * byte back, since what it drained may have been meant for another.
+ * Without full fences the publisher's plain store may pass its read of
+ * the bit, as with sleepers: the first arming after progress is taken
+ * without the barrier (the caller waits at most RQ_UNFENCED_NAP_MS,
+ * rq_poll_timeout), a second one in a row pays for it.  RQ_OK: ready
+ * after all, go round again; RQ_EAGAIN: armed; RQ_ESYS. */
+static int poll_arm(rq *q, struct rq_shm_event *ev, int (*ready)(rq *))
+{
+    int side = poll_side_of(q, ev);
+    int rc = rq_plat_poll_drain(q->segment.plat, side);
+    if (rc < 0)
+        return rc;
+    uint64_t pos = poll_position(q);
+    int again = q->poll_arm != POLL_IDLE && pos == q->poll_arm_pos;
+    q->poll_arm_pos = pos;
+    rq_fetch_or_u32(&ev->waiters, RQ_WAITERS_POLLER);
+    RQ_CRASH_POINT(POLL_AFTER_ARM);
+    if (q->ring.full_fences)
+        q->poll_arm = POLL_ARMED;
+    else if (!again)
+        q->poll_arm = POLL_ARMED_NAP;
+    else
+        q->poll_arm = rq_plat_fence_heavy() == RQ_OK ? POLL_ARMED : POLL_ARMED_NAP;
+    if (!ready(q))
+        return RQ_EAGAIN;
+    if (q->mpsc && side == RQ_POLL_SPACE)
+        rq_plat_poll_notify(q->segment.plat, side);
+    return RQ_OK;
+}
+
+/* A claim loop's RQ_EAGAIN for a poller: arms, or says go round again
+ * (RQ_OK).  ROUNDS bounds the rounds of one call: a ring that keeps
+ * looking ready to the re-check but not to the claim (a corrupt one is
+ * reported by the claim) leaves the object ready and returns RQ_EAGAIN. */
+static int poll_again(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), int *rounds)
+{
+    if (++*rounds > 4) {
+        rq_plat_poll_notify(q->segment.plat, poll_side_of(q, ev));
+        return RQ_EAGAIN;
+    }
+    return poll_arm(q, ev, ready);
+}
+
 /* ---- producer -------------------------------------------------------- */
 
 /* Claims the next free slot, waiting as allowed.  On RQ_OK in MPSC mode
@@ -211,13 +328,17 @@ static void wake_producers(rq *q, uint32_t old_read, uint32_t k)
 static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
 {
     struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int napped = 0;
+    int napped = 0, rounds = 0;
     for (;;) {
         if (q->mpsc) {
             /* The lock counts against the same deadline as the space. */
             int rc = rq_mpsc_lock(&q->lock, rq_deadline_left(&d));
             if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
                 rc = rq_deadline_error(&d);
+            /* Another producer holds the lock for one push: nobody will
+             * signal us for that, so a poller's object stays ready. */
+            if (rc == RQ_EAGAIN && q->polling)
+                rq_plat_poll_notify(q->segment.plat, RQ_POLL_SPACE);
             if (rc < 0)
                 return rc;
         }
@@ -230,6 +351,12 @@ static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
             rq_mpsc_unlock(&q->lock); /* never wait holding the lock */
         if (rc != RQ_EAGAIN)
             return rc;
+        if (q->polling && timeout_ms == 0) {
+            rc = poll_again(q, &q->shm->space_event, ready_for_producer, &rounds);
+            if (rc != RQ_OK)
+                return rc;
+            continue;
+        }
         rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d, &napped);
         if (rc < 0)
             return rc;
@@ -264,11 +391,17 @@ static inline void producer_publish(rq *q, void *payload, uint32_t len)
 static int consumer_claim_wait(rq *q, const void **payload, uint32_t *len, int timeout_ms)
 {
     struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int napped = 0;
+    int napped = 0, rounds = 0;
     for (;;) {
         int rc = rq_ring_pop_begin(&q->ring, payload, len);
         if (rc != RQ_EAGAIN)
             return rc;
+        if (q->polling && timeout_ms == 0) {
+            rc = poll_again(q, &q->shm->data_event, ready_for_consumer, &rounds);
+            if (rc != RQ_OK)
+                return rc;
+            continue;
+        }
         rc = wait_on(q, &q->shm->data_event, ready_for_consumer, &d, &napped);
         if (rc < 0)
             return rc;
@@ -298,12 +431,14 @@ static inline void consumer_release(rq *q)
 static int producer_claim_burst(rq *q, uint32_t want, uint32_t *room, int timeout_ms)
 {
     struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int napped = 0;
+    int napped = 0, rounds = 0;
     for (;;) {
         if (q->mpsc) {
             int rc = rq_mpsc_lock(&q->lock, rq_deadline_left(&d));
             if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
                 rc = rq_deadline_error(&d);
+            if (rc == RQ_EAGAIN && q->polling) /* as producer_claim_wait */
+                rq_plat_poll_notify(q->segment.plat, RQ_POLL_SPACE);
             if (rc < 0)
                 return rc;
         }
@@ -316,6 +451,12 @@ static int producer_claim_burst(rq *q, uint32_t want, uint32_t *room, int timeou
             rq_mpsc_unlock(&q->lock); /* never wait holding the lock */
         if (rc != RQ_EAGAIN)
             return rc;
+        if (q->polling && timeout_ms == 0) {
+            rc = poll_again(q, &q->shm->space_event, ready_for_producer, &rounds);
+            if (rc != RQ_OK)
+                return rc;
+            continue;
+        }
         rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d, &napped);
         if (rc < 0)
             return rc;
@@ -344,11 +485,17 @@ static void producer_publish_burst(rq *q, uint32_t k)
 static int consumer_claim_burst(rq *q, uint32_t want, uint32_t *avail, int timeout_ms)
 {
     struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int napped = 0;
+    int napped = 0, rounds = 0;
     for (;;) {
         int rc = rq_ring_pop_avail(&q->ring, want, avail);
         if (rc != RQ_EAGAIN)
             return rc;
+        if (q->polling && timeout_ms == 0) {
+            rc = poll_again(q, &q->shm->data_event, ready_for_consumer, &rounds);
+            if (rc != RQ_OK)
+                return rc;
+            continue;
+        }
         rc = wait_on(q, &q->shm->data_event, ready_for_consumer, &d, &napped);
         if (rc < 0)
             return rc;
@@ -806,6 +953,38 @@ int rq_next_seq(rq *q, uint64_t *seq)
     return RQ_OK;
 }
 
+int rq_poll_handle(rq *q, rq_pollable *out)
+{
+    if (out)
+        *out = RQ_POLLABLE_NONE;
+    int rc = check_call(q, q ? q->role : 0, 0);
+    if (rc < 0)
+        return rc;
+    if (!out)
+        return RQ_EINVAL;
+    if (q->role == RQ_OBSERVER)
+        return RQ_EROLE;
+    if (q->rec)
+        return RQ_EINVAL; /* record queues wait only in their own calls, so far */
+    rq_plat_pollable h;
+    rc = rq_plat_poll_open(q->segment.plat, q->role == RQ_PRODUCER ? RQ_POLL_SPACE : RQ_POLL_DATA, &h);
+    if (rc < 0)
+        return rc;
+    q->polling = 1;
+    *out = h;
+    return RQ_OK;
+}
+
+int rq_poll_timeout(rq *q)
+{
+    int rc = check_call(q, q ? q->role : 0, 0);
+    if (rc < 0)
+        return rc;
+    if (!q->polling)
+        return RQ_ESTATE;
+    return q->poll_arm == POLL_ARMED_NAP ? RQ_UNFENCED_NAP_MS : RQ_RECHECK_MS;
+}
+
 /* ---- open: the queue's kind of segment ------------------------------ */
 
 /* Checks a header whose magic is RQ_MAGIC against itself, the object's
@@ -930,7 +1109,8 @@ static int role_acquire(rq *q)
     }
     RQ_CRASH_POINT(OPEN_AFTER_TAKEOVER);
     /* A predecessor may have died between publishing and signalling, and
-     * the peer may be asleep since: wake it so it re-checks. */
+     * the peer may be asleep or polling since: wake it so it re-checks. */
+    notify_poller(q, producer ? &shm->data_event : &shm->space_event, 1);
     signal_peer(q, producer ? &shm->data_event : &shm->space_event, 1);
     return RQ_OK;
 }

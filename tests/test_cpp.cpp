@@ -38,6 +38,21 @@ static_assert(!std::is_copy_constructible_v<rqcpp::queue>, "a queue handle is mo
 static_assert(std::is_nothrow_move_constructible_v<rqcpp::queue>, "moves never throw");
 static_assert(!std::is_copy_constructible_v<rqcpp::reservation>, "reservations are move-only");
 
+static void poll_handle_and_timeout()
+{
+    std::string name = fresh("poll");
+    rqcpp::queue p = rqcpp::queue::create(name, RQ_PRODUCER, small);
+    rqcpp::queue c = rqcpp::queue::open(name, RQ_CONSUMER);
+    CHECK(c.poll_timeout() == RQ_ESTATE);
+    rq_pollable h = c.poll_handle();
+    CHECK(h != RQ_POLLABLE_NONE && c.poll_handle() == h);
+    std::error_code ec;
+    c.pop_string(0, ec);
+    CHECK(ec.value() == RQ_EAGAIN);  // arms
+    CHECK(c.poll_timeout() > 0);
+    rqcpp::queue::unlink(name);
+}
+
 static void push_pop_and_views()
 {
     std::string name = fresh("basic");
@@ -205,6 +220,7 @@ static void readme_style_config()
 int main()
 {
     push_pop_and_views();
+    poll_handle_and_timeout();
     error_codes_and_exceptions();
     raii_closes_and_moves();
     reservation_commits_or_aborts();

@@ -1019,14 +1019,15 @@ static void verify(const struct scenario *sc, struct ctx *c)
 /* ---- the scenarios ------------------------------------------------------ */
 
 /* What an operation may absorb: a lost wake-up (the sleeper re-checks at
- * least once a second), and a missing asymmetric fence (a new queue then
+ * least once a second; a poller's wait is bounded by rq_poll_timeout, and
+ * an open signals a poller of the other side, if any), and a missing asymmetric fence (a new queue then
  * uses full fences; a waiter then naps instead of sleeping long). */
 #ifdef _WIN32
 #define ABSORBS_WAKE "|OpenEventW|SetEvent|"
 #define ABSORBS_WAKE_AND_FENCE ABSORBS_WAKE
 #else
-#define ABSORBS_WAKE "|futex_wake|"
-#define ABSORBS_WAKE_AND_FENCE "|futex_wake|membarrier|"
+#define ABSORBS_WAKE "|futex_wake|fifo_open|fifo_write|"
+#define ABSORBS_WAKE_AND_FENCE "|futex_wake|fifo_open|fifo_write|membarrier|"
 #endif
 /* rq_unlink removes the lock object after the segment, if no lock in it
  * is held: if that probe or the removal fails the queue is gone all the

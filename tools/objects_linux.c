@@ -27,8 +27,10 @@ static int by_kind_then_name(const void *a, const void *b)
 }
 
 /* The object kind and name of directory entry FILE, or -1 if it is none.
- * Lock objects ("rql.NAME", "rqcl.NAME") are none: they go with their
- * queue or coalescing object. */
+ * Lock objects ("rql.NAME", "rqcl.NAME") and a queue's poll FIFOs
+ * ("rqd.NAME", "rqs.NAME") are none: they go with their queue or
+ * coalescing object ('rqctl unlink NAME' also removes stray FIFOs of a
+ * queue that is gone). */
 static int classify(const char *file, const char **name)
 {
     /* "rqc." first: an "rq." prefix never matches it, but be explicit. */

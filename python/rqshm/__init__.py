@@ -66,6 +66,8 @@ void rq_close(rq *q);
 int rq_unlink(const char *name);
 const char *rq_strerror(int err);
 const char *rq_errname(int err);
+int rq_poll_handle(rq *q, int *out);
+int rq_poll_timeout(rq *q);
 """ % " ".join("%s %s;" % f for f in _STATS_FIELDS)
 
 ffi = cffi.FFI()
@@ -405,6 +407,27 @@ class Queue:
         """Zero-copy, at-least-once pop: `with q.peek() as msg: handle(msg)`
         frees the slot only when the block ends without an exception."""
         return _Peek(self, timeout)
+
+    def fileno(self):
+        """A descriptor that becomes readable when this side can make
+        progress (rq_poll_handle), for selectors, select.poll or asyncio's
+        loop.add_reader: when it is readable (or poll_timeout() has
+        passed), pop (push) with timeout 0 until EAGAIN, which arms it,
+        then wait again.  It belongs to the handle: do not close it."""
+        out = ffi.new("int *")
+        rc = _lib.rq_poll_handle(self._h, out)
+        if rc:
+            _raise(rc)
+        return out[0]
+
+    def poll_timeout(self):
+        """The longest wait, in seconds, on fileno() before trying again
+        (rq_poll_timeout: 0.001 after a first arming without the barrier,
+        else 1)."""
+        ms = _lib.rq_poll_timeout(self._h)
+        if ms < 0:
+            _raise(ms)
+        return ms / 1000.0
 
     def stat(self):
         st = ffi.new("rq_stats *")

@@ -151,6 +151,35 @@ def test_blocking_pop_is_woken_by_a_push(name):
         t.join()
 
 
+def test_selectors_wait_on_the_queue(name):
+    """fileno() in a selector: the drain rule, with a producer thread."""
+    import selectors
+    with rqshm.Queue.create(name, rqshm.CONSUMER, slot_count=8, slot_size=16) as c, \
+            rqshm.Queue.open(name, rqshm.PRODUCER) as p:
+        sel = selectors.DefaultSelector()
+        sel.register(c, selectors.EVENT_READ)
+        with pytest.raises(rqshm.EAGAIN):
+            c.pop(0)  # arms
+        assert sel.select(0.02) == []
+
+        def produce():
+            for i in range(500):
+                p.push(b"%d" % i)
+        t = threading.Thread(target=produce)
+        t.start()
+        got = []
+        while len(got) < 500:
+            sel.select(c.poll_timeout())
+            try:
+                while True:
+                    got.append(int(bytes(c.pop(0))))
+            except rqshm.EAGAIN:
+                pass
+        t.join()
+        assert got == list(range(500))
+        sel.close()
+
+
 def test_stat_is_a_dataclass(name):
     with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=4, slot_size=16) as p:
         p.push(b"x")
