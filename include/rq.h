@@ -128,7 +128,11 @@ extern "C" {
     XX(EUNLINKED, -16, "the queue was unlinked while open: this handle's "     \
                        "queue can no longer be reached by its name, or (when " \
                        "creating) handles of an unlinked queue of that name "  \
-                       "still hold its roles")
+                       "still hold its roles")                               \
+    XX(EINTR, -17, "the wait was ended by rq_interrupt on this handle")       \
+    XX(ELOCKED, -18, "the producers' lock was held by another producer for "  \
+                     "the whole timeout (RQ_MPSC; the ring itself may have "   \
+                     "room)")
 
 typedef enum rq_error {
     RQ_OK = 0,
@@ -369,6 +373,38 @@ RQ_EXTERN int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info
  * resumes.  Consumer: the number of the oldest message not yet released.
  * RQ_EROLE for an observer. */
 RQ_EXTERN int rq_next_seq(rq *q, uint64_t *seq);
+
+/* ---- interrupting a wait ------------------------------------------- */
+
+/* Ends a wait of Q from outside: another thread, or a signal handler.
+ * The call of Q that is waiting now (rq_push, rq_pop, rq_peek,
+ * rq_reserve and their _info forms, for room, a message or the producers'
+ * lock) returns RQ_EINTR promptly (one wake-up: microseconds); if none is
+ * waiting, the next call of Q that would wait returns RQ_EINTR instead of
+ * waiting.  Either way the interrupt is then used up: the call after that
+ * waits as usual.  A call that finds its room or message without waiting
+ * succeeds and leaves the interrupt pending; a call with timeout 0 never
+ * waits, so never returns RQ_EINTR.  Several rq_interrupt calls before a
+ * wait count as one.
+ *
+ * Async-signal-safe: it makes only atomic stores and one wake-up system
+ * call per word (Linux: FUTEX_WAKE_OP on the word Q sleeps on, which
+ * moves that shared word on by one: other handles asleep on it wake,
+ * re-check and sleep again; Windows: SetEvent on an event of Q's own),
+ * and it keeps errno.  Q must stay open while rq_interrupt may run on it
+ * (close it only after the signal handler or thread can no longer call
+ * it).  Any role; on an observer it only marks Q (observers never wait).
+ * A NULL Q is ignored.
+ *
+ * EINTR policy: without rq_interrupt, a signal that interrupts a sleep
+ * (a futex wait returning EINTR; Windows has no such case) is treated as
+ * a spurious wake-up: the call re-checks and sleeps on until its
+ * deadline, as it would after any early wake.  A handler that returns
+ * cannot tell rq which calls it meant to end, and the wait would
+ * otherwise end at whatever point the signal happened to land (or not
+ * at all, with SA_RESTART): so a program that wants a signal to end a
+ * wait calls rq_interrupt from its handler. */
+RQ_EXTERN void rq_interrupt(rq *q);
 
 /* Frees the peeked slot.  RQ_ESTATE without a peek. */
 RQ_EXTERN int rq_release(rq *q);

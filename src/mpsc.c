@@ -79,7 +79,8 @@ int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
 }
 
 /* Waits for the lock in slices of at most RQ_RECHECK_MS, like every other
- * sleep in rq. */
+ * sleep in rq; an interrupt (the handle's flag, checked before each slice
+ * and after each wake-up) ends the wait. */
 static int lock_in_slices(struct rq_mpsc *m, int timeout_ms, int *recovered)
 {
     int rc = rq_plat_mutex_lock(m->seg, 0, recovered);
@@ -87,11 +88,14 @@ static int lock_in_slices(struct rq_mpsc *m, int timeout_ms, int *recovered)
         return rc;
     struct rq_deadline d = rq_deadline_start(timeout_ms);
     for (;;) {
+        if (rq_mpsc_interrupted(m))
+            return RQ_EINTR;
         int left = rq_deadline_left(&d), is_slice = 0;
         int slice = left == 0 ? 0 : rq_deadline_slice(left, &is_slice);
         rc = rq_plat_mutex_lock(m->seg, slice, recovered);
-        if (rc != RQ_ETIMEDOUT || !is_slice)
-            return rc;
+        if (rc == RQ_EINTR || (rc == RQ_ETIMEDOUT && is_slice))
+            continue; /* a stale interrupt event, or the end of a slice */
+        return rc;
     }
 }
 
@@ -321,6 +325,10 @@ static uint64_t spin(struct rq_mpsc *m, uint64_t w)
 static int sleep_while_owned(struct rq_mpsc *m, uint64_t w, int left, int *nap)
 {
     uint32_t seq = rq_load_acquire_u32(&m->lock->seq);
+    /* After seq: an interrupt sets the flag before it moves seq on, so
+     * either we see the flag or the wait below returns at once. */
+    if (rq_mpsc_interrupted(m))
+        return RQ_EINTR;
     if (!rq_cas_u64(&m->lock->owner, &w, w | RQ_MPSC_WAITERS))
         return RQ_OK; /* the owner changed: look again */
     RQ_CRASH_POINT(MPSC_WAIT_AFTER_FLAG);

@@ -47,6 +47,7 @@ struct rq_mpsc {
     struct rq_shm_mpsc *lock;     /* in the segment: untrusted */
     rq_atomic_u64 *recoveries;    /* admin.lock_recoveries */
     int held;                     /* this handle holds the lock */
+    rq_atomic_u32 *interrupt;     /* the handle's rq_interrupt flag, or NULL */
 #if !RQ_PLAT_MPSC_MUTEX
     uint32_t slot;                /* our producer slot */
     uint64_t id;                  /* our handle id (nonce high bits) */
@@ -56,6 +57,13 @@ struct rq_mpsc {
     uint64_t object[2];           /* which queue (self-deadlock check) */
 #endif
 };
+
+/* 1 if rq_interrupt asked the handle's waits to end (the flag is the
+ * queue handle's; it is cleared there). */
+static inline int rq_mpsc_interrupted(const struct rq_mpsc *m)
+{
+    return m->interrupt && rq_load_acquire_u32(m->interrupt) != 0;
+}
 
 /* Makes the lock in a new segment (creator, under the init lock). */
 int rq_mpsc_init(rq_plat_segment *seg, struct rq_shm *shm);
@@ -74,6 +82,8 @@ int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm);
  * RQ_EDEADLK if the calling thread holds this queue's lock through
  * another handle. */
 int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms);
+/* ... and RQ_EINTR (lock not taken) when the handle was interrupted while
+ * waiting for it. */
 void rq_mpsc_unlock(struct rq_mpsc *m);
 
 /* Producer close: releases the lock if held (before the producer slot

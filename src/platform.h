@@ -131,7 +131,8 @@ int rq_plat_lock_probe(rq_plat_segment *seg, enum rq_plat_lock_id id);
 
 /* Sleeps while *WORD == EXPECTED, at most TIMEOUT_MS (RQ_INFINITE: no
  * limit).  Returns RQ_OK when woken, when *WORD differs, or spuriously
- * (signals); RQ_ETIMEDOUT when the time is up.  The caller re-checks. */
+ * (signals, rq_plat_interrupt); RQ_ETIMEDOUT when the time is up.  The
+ * caller re-checks. */
 int rq_plat_wait(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t expected, int timeout_ms);
 
 /* Wakes the sleepers on WORD in any process: one, or all if ALL. */
@@ -142,6 +143,17 @@ void rq_plat_wake(rq_plat_segment *seg, rq_atomic_u32 *word, int all);
  * neither does.  (Linux: FUTEX_WAKE_OP, done by the kernel.)  ADD must be
  * in [1, 2047]. */
 int rq_plat_add_and_wake(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t add);
+
+/* Wakes the waits of this handle (rq_interrupt; async-signal-safe, keeps
+ * errno): a current rq_plat_wait on one of the N WORDS (or, on Windows,
+ * any rq_plat_wait or rq_plat_mutex_lock of SEG) returns RQ_OK or
+ * RQ_EINTR at once, and so does one that begins before the word moves on
+ * again.  The caller sets its own interrupt flag first and re-checks it
+ * after every wake-up.  Linux: each word is moved on by one and its
+ * sleepers woken (rq_plat_add_and_wake): other handles asleep on it wake
+ * and sleep again.  Windows: the handle's own interrupt event is set
+ * (WORDS unused); the next wait that sees it resets it. */
+void rq_plat_interrupt(rq_plat_segment *seg, rq_atomic_u32 *const *words, int n);
 
 /* An asymmetric fence across processes (Linux: membarrier's
  * GLOBAL_EXPEDITED commands).  After rq_plat_fence_heavy returns, every
@@ -170,7 +182,9 @@ int rq_plat_fence_heavy(void);
  * -> RQ_EAGAIN; RQ_INFINITE: no limit; else RQ_ETIMEDOUT) and returns
  * RQ_OK with *RECOVERED = 1 when the previous owner died holding it: the
  * lock is then held, exactly as after a normal release.  RQ_EDEADLK if
- * the calling thread holds it already through another handle. */
+ * the calling thread holds it already through another handle.  RQ_EINTR
+ * (lock not taken) when rq_plat_interrupt woke the wait: the caller checks
+ * its flag, and waits on if the wake-up was a stale one. */
 int rq_plat_mutex_init(rq_plat_segment *seg);
 int rq_plat_mutex_lock(rq_plat_segment *seg, int timeout_ms, int *recovered);
 void rq_plat_mutex_unlock(rq_plat_segment *seg);

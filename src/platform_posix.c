@@ -577,6 +577,14 @@ int rq_plat_add_and_wake(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t add
     return r < 0 ? RQ_ESYS : RQ_OK;
 }
 
+void rq_plat_interrupt(rq_plat_segment *seg, rq_atomic_u32 *const *words, int n)
+{
+    int saved = errno; /* callable from a signal handler */
+    for (int i = 0; i < n; i++)
+        (void)rq_plat_add_and_wake(seg, words[i], 1);
+    errno = saved;
+}
+
 static long membarrier(int cmd)
 {
     return RQ_SYS(MEMBARRIER, syscall(SYS_membarrier, cmd, 0, 0), -1);

@@ -48,6 +48,9 @@ struct rq {
     uint64_t peeked_seq;    /* HELD_PEEKED: its sequence number */
     int peeked_redelivered; /* HELD_PEEKED: handed out before this handle */
     struct rq_shm_role *self; /* this side's statistics line */
+    /* rq_interrupt's flag: set there (any thread, a signal handler), read
+     * before every sleep, cleared by the call that returns RQ_EINTR. */
+    rq_atomic_u32 interrupted;
 };
 
 /* ---- waiting and waking ---------------------------------------------- */
@@ -107,8 +110,12 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
     int left = rq_deadline_left(d);
     if (left == 0)
         return rq_deadline_error(d);
-    rq_fetch_add_u64(&q->self->waits, 1);
     uint32_t seq = rq_load_acquire_u32(&ev->seq);
+    /* After seq: rq_interrupt sets the flag before it moves seq on, so
+     * either we see the flag here or the sleep below returns at once. */
+    if (rq_load_acquire_u32(&q->interrupted))
+        return RQ_EINTR;
+    rq_fetch_add_u64(&q->self->waits, 1);
     rq_fetch_add_u32(&ev->waiters, 1);
     RQ_CRASH_POINT(WAIT_AFTER_REGISTER);
     int rc = RQ_OK, is_slice = 0, slice;
@@ -136,6 +143,14 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
     return rc == RQ_ETIMEDOUT ? RQ_OK : rc; /* the loop re-checks, then times out */
 }
 
+/* A call ends with RC: an RQ_EINTR uses the interrupt up. */
+static int wait_result(rq *q, int rc)
+{
+    if (rc == RQ_EINTR)
+        rq_store_seq_u32(&q->interrupted, 0);
+    return rc;
+}
+
 static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
 {
     RQ_CRASH_POINT(SIGNAL_BEFORE_BUMP);
@@ -155,12 +170,13 @@ static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
     int napped = 0;
     for (;;) {
         if (q->mpsc) {
-            /* The lock counts against the same deadline as the space. */
+            /* The lock counts against the same deadline as the space.  Its
+             * timeout is told apart from a full ring's (RQ_ELOCKED). */
             int rc = rq_mpsc_lock(&q->lock, rq_deadline_left(&d));
             if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
-                rc = rq_deadline_error(&d);
+                rc = rq_deadline_error(&d) == RQ_EAGAIN ? RQ_EAGAIN : RQ_ELOCKED;
             if (rc < 0)
-                return rc;
+                return wait_result(q, rc);
         }
         int rc = rq_ring_push_begin(&q->ring, payload, q->mpsc);
         if (rc == RQ_OK) {
@@ -173,7 +189,7 @@ static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
             return rc;
         rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d, &napped);
         if (rc < 0)
-            return rc;
+            return wait_result(q, rc);
     }
 }
 
@@ -213,7 +229,7 @@ static int consumer_claim_wait(rq *q, const void **payload, uint32_t *len, int t
             return rc;
         rc = wait_on(q, &q->shm->data_event, ready_for_consumer, &d, &napped);
         if (rc < 0)
-            return rc;
+            return wait_result(q, rc);
     }
 }
 
@@ -547,6 +563,7 @@ static int role_acquire(rq *q)
         if (rc == RQ_OK) {
             rc = rq_mpsc_open(&q->lock, q->seg, shm);
             q->lock_open = rc == RQ_OK;
+            q->lock.interrupt = &q->interrupted;
         }
     } else {
         rc = rq_plat_lock(q->seg, producer ? RQ_LOCK_PRODUCER : RQ_LOCK_CONSUMER, RQ_LOCK_TRY);
@@ -705,6 +722,27 @@ void rq_close(rq *q)
         rq_store_seq_u32(&q->self->attached, 0);
     }
     handle_free(q);
+}
+
+void rq_interrupt(rq *q)
+{
+    if (!q)
+        return;
+    /* The flag first: a waiter reads the word, then the flag, so it sees
+     * one or the other move (see wait_on). */
+    rq_store_seq_u32(&q->interrupted, 1);
+    if (q->role == RQ_OBSERVER)
+        return; /* never waits; its mapping may be read-only */
+    rq_atomic_u32 *words[2];
+    int n = 0;
+    if (q->role == RQ_CONSUMER) {
+        words[n++] = &q->shm->data_event.seq;
+    } else {
+        words[n++] = &q->shm->space_event.seq;
+        if (q->mpsc)
+            words[n++] = &q->shm->mpsc.seq; /* the lock's sleepers */
+    }
+    rq_plat_interrupt(q->seg, words, n);
 }
 
 int rq_unlink(const char *name)

@@ -265,7 +265,7 @@ static void test_word_naming_a_live_idle_producer_is_cleared_by_it(void **state)
     /* Names p2's slot: to p1 the owner is alive, so p1 waits (bounded by
      * its timeout); p2 knows it holds nothing and takes the lock over. */
     rq_store_seq_u64(owner_word(shm), word_for_slot(1, 4242));
-    assert_int_equal(rq_push(p1, "no", 2, 60), RQ_ETIMEDOUT);
+    assert_int_equal(rq_push(p1, "no", 2, 60), RQ_ELOCKED);
     assert_int_equal(rq_push(p2, "p2", 2, 0), RQ_OK);
     assert_int_equal(recoveries(c), before + 1);
     assert_int_equal(rq_push(p1, "p1", 2, 0), RQ_OK);
@@ -368,7 +368,7 @@ static void test_two_handles_of_one_thread_get_edeadlk(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, push_from_other_thread, &t), 0);
     assert_int_equal(pthread_join(th, NULL), 0);
-    assert_int_equal(t.rc, RQ_ETIMEDOUT);
+    assert_int_equal(t.rc, RQ_ELOCKED);
     assert_int_equal(rq_commit(a, 1), RQ_OK);
     assert_int_equal(rq_push(b, "b", 1, 0), RQ_OK);
     pop_expect(c, "a");

@@ -376,6 +376,8 @@ int rqctl_cmd_stat(int argc, char **argv)
                            rqctl_shown(name, shown, sizeof shown));
     }
     const int clear = watch && !json && isatty(STDOUT_FILENO);
+    if (watch)
+        rqctl_stop_on_signals(NULL); /* no waits: the sleep between shots ends */
     for (uint32_t shot = 0;; shot++) {
         struct snapshot *now = &snap[shot & 1], *prev = shot ? &snap[(shot + 1) & 1] : NULL;
         if (shot > 0)
@@ -399,8 +401,10 @@ int rqctl_cmd_stat(int argc, char **argv)
         if (!watch || (count && shot + 1 >= count))
             return RQCTL_OK;
         struct timespec pause = {interval_ms / 1000, (long)(interval_ms % 1000) * 1000000L};
-        while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+        while (nanosleep(&pause, &pause) != 0 && errno == EINTR && !rqctl_stop_signal()) {
         }
+        if (rqctl_stop_signal())
+            return rqctl_stopped("stat", "");
     }
 }
 

@@ -63,6 +63,7 @@ int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms);
 int rq_release(rq *q);
 int rq_stat(rq *q, rq_stats *st);
 void rq_close(rq *q);
+void rq_interrupt(rq *q);
 int rq_unlink(const char *name);
 const char *rq_strerror(int err);
 const char *rq_errname(int err);
@@ -156,7 +157,8 @@ class Error(Exception):
 
 # Python's own exception that an rq code also is, so that generic handlers
 # catch it (a timeout is a TimeoutError); codes not listed get Error alone.
-_ALSO = {"RQ_ETIMEDOUT": TimeoutError, "RQ_EINVAL": ValueError, "RQ_ENOENT": LookupError}
+_ALSO = {"RQ_ETIMEDOUT": TimeoutError, "RQ_EINVAL": ValueError, "RQ_ENOENT": LookupError,
+         "RQ_ELOCKED": TimeoutError, "RQ_EINTR": InterruptedError}
 _BY_CODE = {}
 
 
@@ -331,6 +333,14 @@ class Queue:
     @property
     def closed(self):
         return not self._h
+
+    def interrupt(self):
+        """Ends this handle's current wait (or its next one) with EINTR
+        (also an InterruptedError); safe from another thread.  (From a
+        Python signal handler it is too late: Python runs handlers between
+        bytecodes, after the C call returns; call it from another thread.)"""
+        if self._h:
+            _lib.rq_interrupt(self._h)
 
     def push(self, data, timeout=None):
         """Copies DATA (bytes, bytearray, memoryview, ...) into the queue,
