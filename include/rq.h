@@ -248,6 +248,27 @@ typedef struct rq_stats {
      * queue, and no new producer or consumer can reach this one.  (Added
      * last: the fields above keep their offsets.) */
     int unlinked;
+    /* RQ_MPSC, Linux: who holds the producers' lock now, read from the
+     * segment (shown, never acted on: a writer of the segment can plant
+     * any value here).  lock_reserving: 1 if the holder took it for a
+     * reservation (rq_reserve until rq_commit: a producer that stalls
+     * there holds the others up; RQ_ELOCKED tells them).  lock_holder_pid:
+     * 0 if free, the holder's process id, or -1 if held with no pid
+     * recorded.  lock_held_ms: held at least this long, measured from when
+     * a producer first had to wait for this holder (CLOCK_MONOTONIC: the
+     * same clock in every process of the machine, and immune to changes of
+     * the wall clock); -1 if no producer has waited for it (the
+     * uncontended lock stores no time: it costs nothing per push).
+     * Windows: 0, -1, 0 (the lock is a mutex that cannot be inspected). */
+    int lock_reserving;
+    int64_t lock_holder_pid;
+    int64_t lock_held_ms;
+    /* RQ_MPSC: lock recoveries (lock_recoveries) whose dead owner held the
+     * lock for a reservation.  Deaths of producers are counted in
+     * producer_takeovers for RQ_MPSC too (Linux): a producer slot found
+     * with the pid of a holder that never closed, counted when the next
+     * producer takes that slot. */
+    uint64_t dead_reservations;
 } rq_stats;
 
 /* Opens (cfg NULL or an attach config: attaches to; otherwise creates if

@@ -325,6 +325,7 @@ int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
     if (len > q->ring.slot_size)
         return RQ_EMSGSIZE;
     void *payload;
+    q->lock.reserving = 0;
     rc = producer_claim(q, &payload, timeout_ms);
     if (rc < 0)
         return rc;
@@ -348,6 +349,7 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
         *slot = q->reserved;
         return RQ_OK;
     }
+    q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
     rc = producer_claim(q, &q->reserved, timeout_ms);
     if (rc < 0)
         return rc;
@@ -808,6 +810,15 @@ int rq_stat(rq *q, rq_stats *st)
     st->producer_takeovers = rq_load_relaxed_u64(&shm->producer.takeovers);
     st->consumer_takeovers = rq_load_relaxed_u64(&shm->consumer.takeovers);
     st->lock_recoveries = rq_load_relaxed_u64(&shm->admin.lock_recoveries);
+    st->dead_reservations = rq_load_relaxed_u64(&shm->admin.dead_reservations);
+    st->lock_held_ms = -1;
+    if (q->mpsc) {
+        struct rq_mpsc_holder holder;
+        rq_mpsc_holder(shm, &holder);
+        st->lock_holder_pid = holder.pid;
+        st->lock_held_ms = holder.held_ms;
+        st->lock_reserving = holder.reserving;
+    }
     st->repairs = rq_load_relaxed_u64(&shm->admin.repairs);
     st->producer_pid = (int64_t)rq_load_relaxed_u64(&shm->producer.pid);
     st->consumer_pid = (int64_t)rq_load_relaxed_u64(&shm->consumer.pid);

@@ -512,7 +512,8 @@ class StatAndList(RqctlCase):
         self.assertEqual(sorted(st["counters"]), sorted([
             "pushed", "popped", "producer_waits", "consumer_waits", "producer_wakes",
             "consumer_wakes", "producer_missed_wakes", "consumer_missed_wakes",
-            "producer_takeovers", "consumer_takeovers", "lock_recoveries", "repairs"]))
+            "producer_takeovers", "consumer_takeovers", "lock_recoveries", "dead_reservations",
+            "repairs"]))
         size = os.stat(os.path.join(SHM, "rq." + name)).st_size
         self.assertEqual((st["owner"], st["mode"], st["bytes"]),
                          ({"user": "root", "uid": 0}, "0600", size))
@@ -569,7 +570,7 @@ class StatAndList(RqctlCase):
         self.assertEqual(entries[("queue", bad)]["error"], "RQ_ECORRUPT")
         self.assertEqual(entries[("queue", bad)]["message"], "corrupt segment")
         text = self.assertRun(OK, "list")[0].decode()
-        self.assertRegex(text, r"\nqueue +%s +root +0600 +712 +3 slots x 9 B mpsc, depth 0"
+        self.assertRegex(text, r"\nqueue +%s +root +0600 +1736 +3 slots x 9 B mpsc, depth 0"
                          % re.escape(q))
         self.assertRegex(text, r"\ncoalesce +%s +root +0600 +\d+ +idle" % re.escape(co))
         self.assertRegex(text, r"\nqueue +%s +root +0600 +\d+ +error: corrupt segment"
@@ -577,7 +578,7 @@ class StatAndList(RqctlCase):
         for key in (("queue", q), ("coalesce", co), ("queue", bad)):
             self.assertEqual(entries[key]["owner"], {"user": "root", "uid": 0})
             self.assertEqual(entries[key]["mode"], "0600")
-        self.assertEqual(entries[("queue", q)]["bytes"], 712)
+        self.assertEqual(entries[("queue", q)]["bytes"], 1736)
         self.assertEqual(entries[("queue", bad)]["bytes"],
                          os.stat(os.path.join(SHM, "rq." + bad)).st_size)
 

@@ -102,12 +102,21 @@ static const char *timeout_text(int ms, char *buf, size_t cap);
 static int rqctl_explain_locked(rq *q, const char *name, uint64_t number, uint64_t pushed,
                                 int timeout_ms)
 {
-    char when[64];
+    char when[64], holder[160] = "";
+    rq_stats st;
+    if (rq_stat(q, &st) == RQ_OK && st.lock_holder_pid != 0) {
+        char pid[40] = "pid unknown", held[48] = "";
+        if (st.lock_holder_pid > 0)
+            snprintf(pid, sizeof pid, "pid %" PRId64, st.lock_holder_pid);
+        if (st.lock_held_ms >= 0)
+            snprintf(held, sizeof held, ", held for %.3f s", (double)st.lock_held_ms / 1000.0);
+        snprintf(holder, sizeof holder, " (%s%s%s)", pid,
+                 st.lock_reserving ? ", a reservation in progress" : "", held);
+    }
     rqctl_error(RQCTL_LOCKED, "push",
-                "queue '%s': another producer held the producers' lock %s: message %" PRIu64
-                " not pushed; %" PRIu64 " pushed before it",
-                name, timeout_text(timeout_ms, when, sizeof when), number, pushed);
-    (void)q;
+                "queue '%s': another producer%s held the producers' lock %s (the ring may "
+                "have room): message %" PRIu64 " not pushed; %" PRIu64 " pushed before it",
+                name, holder, timeout_text(timeout_ms, when, sizeof when), number, pushed);
     return RQCTL_LOCKED;
 }
 

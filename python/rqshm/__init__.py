@@ -47,7 +47,9 @@ _STATS_FIELDS = [("uint32_t", n) for n in ("slot_count", "slot_size", "flags", "
                                "consumer_missed_wakes", "producer_takeovers",
                                "consumer_takeovers", "lock_recoveries", "repairs")] + \
     [("int64_t", "producer_pid"), ("int64_t", "consumer_pid"), ("int", "producer_live"),
-     ("int", "consumer_live"), ("int", "unlinked")]
+     ("int", "consumer_live"), ("int", "unlinked"), ("int", "lock_reserving"),
+     ("int64_t", "lock_holder_pid"), ("int64_t", "lock_held_ms"),
+     ("uint64_t", "dead_reservations")]
 
 _CDEF = """
 typedef struct rq rq;
@@ -135,6 +137,11 @@ class Stats:
     producer_live: typing.Optional[bool]  # None: this handle cannot tell
     consumer_live: typing.Optional[bool]
     unlinked: bool  # the queue was unlinked while this handle had it open
+    # MPSC (Linux): who holds the producers' lock, as the segment says
+    lock_reserving: bool  # held for a reservation
+    lock_holder_pid: int  # 0 free, -1 held with no pid recorded
+    lock_held_ms: typing.Optional[int]  # at least this long; None: unknown
+    dead_reservations: int  # lock recoveries whose dead owner was reserving
 
 
 # ---- errors ---------------------------------------------------------------
@@ -425,6 +432,9 @@ class Queue:
         for f in ("producer_live", "consumer_live"):
             values[f] = None if values[f] < 0 else bool(values[f])
         values["unlinked"] = bool(values["unlinked"])
+        values["lock_reserving"] = bool(values["lock_reserving"])
+        if values["lock_held_ms"] < 0:
+            values["lock_held_ms"] = None
         return Stats(**values)
 
     def __repr__(self):
