@@ -65,6 +65,13 @@ int rq_plat_segment_readonly(rq_plat_segment *seg);
  * rq_stat, never per message. */
 int rq_plat_segment_stale(rq_plat_segment *seg);
 
+/* 1 if the lock object SEG has open was removed since it was opened (by
+ * the last close of an unlinked queue, see rq_plat_segment_close), 0 if
+ * not, or a negative rq_error.  Checked by an opener holding the init
+ * lock: locks taken in a removed lock object would be invisible to every
+ * later opener, so it opens the name again.  Always 0 on Windows. */
+int rq_plat_segment_locks_stale(rq_plat_segment *seg);
+
 /* For a creator about to initialise a new segment: 1 if a producer or
  * consumer lock in the lock object it opened (rather than made) is held
  * by another handle, 0 if not, or a negative rq_error.  No handle can hold
@@ -94,7 +101,10 @@ int rq_plat_segment_resize(rq_plat_segment *seg, uint64_t size);
 int rq_plat_segment_map(rq_plat_segment *seg, uint64_t size, void **addr);
 void rq_plat_segment_unmap(void *addr, uint64_t size);
 
-/* Closes the object and drops every lock this handle holds on it. */
+/* Closes the object and drops every lock this handle holds on it.  If
+ * the segment was unlinked and no other handle holds a lock in its lock
+ * object, the lock object is removed too (Linux), under the init lock:
+ * the last close of an unlinked queue leaves nothing behind. */
 void rq_plat_segment_close(rq_plat_segment *seg);
 
 /* Removes the name, and its lock object unless a lock in it is held (or

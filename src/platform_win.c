@@ -497,6 +497,12 @@ int rq_plat_segment_stale(rq_plat_segment *seg)
     return 0; /* a kernel object's name goes only with its last handle */
 }
 
+int rq_plat_segment_locks_stale(rq_plat_segment *seg)
+{
+    (void)seg; /* named objects cannot be removed while open */
+    return 0;
+}
+
 int rq_plat_segment_readonly(rq_plat_segment *seg)
 {
     (void)seg;

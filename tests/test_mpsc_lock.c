@@ -603,14 +603,14 @@ struct bounded_push {
     int rc;
 };
 
-static void *bounded_push_main(void *arg)
+LINUX_ONLY static void *bounded_push_main(void *arg)
 {
     struct bounded_push *t = arg;
     t->rc = rq_push(t->q, "w", 1, t->timeout_ms);
     return NULL;
 }
 
-static rq_stats stat_of(rq *q)
+LINUX_ONLY static rq_stats stat_of(rq *q)
 {
     rq_stats st;
     assert_int_equal(rq_stat(q, &st), RQ_OK);
