@@ -17,6 +17,7 @@
 #include "rq.h"
 
 #ifndef _WIN32
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #endif
@@ -198,6 +199,39 @@ static void test_a_creator_racing_the_last_close_opens_again(void **state)
 }
 #endif
 
+#ifdef RQ_FAULT_INJECTION
+/* Each OS call of that last close failed in turn (fault injection): the
+ * close still closes (nothing to report: it returns void), and the lock
+ * object is kept, never half-removed; the first run with no failure left
+ * removes it. */
+static void test_last_close_with_failing_calls_keeps_the_lock_object(void **state)
+{
+    (void)state;
+    const char *name = th_name("lastfault");
+    char path[300];
+    snprintf(path, sizeof path, "/rql.%s", name);
+    for (unsigned long n = 1;; n++) {
+        if (n > 50)
+            fail_msg("the last close made more than 50 OS calls");
+        rq *p = th_open(name, RQ_PRODUCER, 2, 8, 0);
+        assert_int_equal(rq_unlink(name), RQ_OK);
+        rq_fault_reset();
+        rq_fault_arm(-1, n, 5 /* EIO */);
+        rq_close(p);
+        int hit = rq_fault_injected() > 0;
+        rq_fault_reset();
+        if (!hit) {
+            assert_false(lock_object_exists(name));
+            print_message("last close: %lu OS calls failed in turn, object kept each time\n",
+                          n - 1);
+            return;
+        }
+        assert_true(lock_object_exists(name));
+        shm_unlink(path); /* the test's own cleanup of the kept object */
+    }
+}
+#endif
+
 /* The same for a coalescing object: its idle worker is told, and a new
  * object is refused while the old worker is open. */
 static void test_coalescing_worker_of_an_unlinked_object_is_told(void **state)
@@ -355,6 +389,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_last_close_of_an_unlinked_queue_removes_its_lock_object),
 #ifdef RQ_FAULT_INJECTION
         cmocka_unit_test(test_a_creator_racing_the_last_close_opens_again),
+        cmocka_unit_test(test_last_close_with_failing_calls_keeps_the_lock_object),
 #endif
         cmocka_unit_test(test_coalescing_worker_of_an_unlinked_object_is_told),
         cmocka_unit_test(test_observer_maps_read_only),
