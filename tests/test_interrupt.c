@@ -35,7 +35,7 @@ struct interrupter {
     unsigned delay_ms;
     int use_signal; /* send SIGTERM to TARGET instead of calling directly */
     pthread_t target;
-    uint64_t at_ms; /* when it interrupted */
+    uint64_t at_ms; /* when it interrupted (atomic: read before the join) */
 };
 
 static rq *volatile signal_queue; /* what the SIGTERM handler interrupts */
@@ -50,7 +50,7 @@ static void *interrupter_main(void *arg)
 {
     struct interrupter *in = arg;
     th_sleep_us(in->delay_ms * 1000ul);
-    in->at_ms = th_now_ms();
+    __atomic_store_n(&in->at_ms, th_now_ms(), __ATOMIC_SEQ_CST);
     if (!in->use_signal)
         rq_interrupt(in->q);
 #ifndef _WIN32
@@ -74,7 +74,8 @@ static void start_interrupter(pthread_t *th, struct interrupter *in, rq *q, unsi
 static void assert_prompt(const struct interrupter *in, const char *what)
 {
     uint64_t now = th_now_ms();
-    uint64_t late = now > in->at_ms ? now - in->at_ms : 0;
+    uint64_t at = __atomic_load_n(&in->at_ms, __ATOMIC_SEQ_CST);
+    uint64_t late = now > at ? now - at : 0;
     if (late >= PROMPT_MS)
         fail_msg("%s returned %llu ms after the interrupt", what, (unsigned long long)late);
 }
