@@ -130,8 +130,8 @@ extern "C" {
                        "creating) handles of an unlinked queue of that name "  \
                        "still hold its roles")                               \
     XX(EINTR, -17, "the wait was ended by rq_interrupt on this handle")       \
-    XX(ELOCKED, -18, "the producers' lock was held by another producer for "  \
-                     "the whole timeout (RQ_MPSC; the ring itself may have "   \
+    XX(ELOCKED, -18, "the timeout ran out while another producer held the "   \
+                     "producers' lock (RQ_MPSC; the ring itself may have "     \
                      "room)")
 
 typedef enum rq_error {
@@ -317,7 +317,11 @@ RQ_EXTERN int rq_open_wait(rq **out, const char *name, int role, const rq_config
 
 /* Producer: copies LEN bytes into the queue, waiting up to TIMEOUT_MS for a
  * free slot (RQ_MPSC: and for the producers' lock).  RQ_EMSGSIZE if LEN >
- * slot_size (queue untouched); RQ_EDEADLK as for rq_reserve.  Every
+ * slot_size (queue untouched); RQ_EDEADLK as for rq_reserve.  A timeout is
+ * RQ_ETIMEDOUT when the ring stayed full, RQ_ELOCKED (RQ_MPSC) when the
+ * time ran out waiting for the producers' lock, which another producer
+ * held (a reservation in progress, a stopped producer: rq_stat names it);
+ * with TIMEOUT_MS 0 both are RQ_EAGAIN.  RQ_EINTR: see rq_interrupt.  Every
  * call that waits (this one, rq_pop, rq_peek, rq_reserve and their _info
  * forms) returns RQ_EUNLINKED when, at one of its periodic re-checks (at
  * most a second apart), the queue turns out to have been unlinked: see
@@ -338,7 +342,7 @@ RQ_EXTERN int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms);
  * holds the producers' lock until rq_commit (other producers wait), and
  * only the reserving thread may commit: RQ_ESTATE from any other.
  * RQ_EDEADLK (RQ_MPSC): this thread holds the lock through another
- * handle. */
+ * handle.  RQ_ELOCKED, RQ_EINTR: as for rq_push. */
 RQ_EXTERN int rq_reserve(rq *q, void **slot, int timeout_ms);
 
 /* Publishes the reserved slot holding LEN bytes.  RQ_EMSGSIZE if LEN >
