@@ -601,6 +601,12 @@ static void op_stat(struct fz_handle *h)
     if (st.write_offset >= two_n || st.read_offset >= two_n || st.depth > st.slot_count)
         fz_fail("rq_stat OK with offsets %u/%u, depth %u of %u", st.write_offset,
                 st.read_offset, st.depth, st.slot_count);
+    /* The lock holder is shown as read, but in range whatever was planted. */
+    if (st.lock_holder_pid < -1 || st.lock_held_ms < -1 ||
+        (st.lock_reserving != 0 && st.lock_reserving != 1) ||
+        (st.lock_holder_pid == 0 && (st.lock_held_ms != -1 || st.lock_reserving)))
+        fz_fail("rq_stat: lock holder %lld, held %lld ms, reserving %d",
+                (long long)st.lock_holder_pid, (long long)st.lock_held_ms, st.lock_reserving);
 }
 
 /* The burst calls (variant bit 2 of the burst operations): COUNT messages
@@ -848,6 +854,11 @@ static const size_t queue_words[] = {
     Q(write_offset), Q(read_offset), Q(write_offset), Q(read_offset),
     /* a record queue's words: the record numbers beside the offsets */
     Q(write_offset) + 4, Q(read_offset) + 4,
+    /* who holds the MPSC lock (read by rq_stat only): the stamp, the slot
+     * pids (first, second, last), dead reservations */
+    Q(mpsc.waited_word), Q(mpsc.waited_word) + 4, Q(mpsc.waited_since_ms),
+    Q(mpsc.waited_since_ms) + 4, Q(slot_pid[0]), Q(slot_pid[1]), Q(slot_pid[RQ_MPSC_SLOTS - 1]),
+    Q(admin.dead_reservations),
 };
 static const size_t coalesce_words[] = {
     C(hdr.magic), C(hdr.magic) + 4, C(hdr.layout_version), C(hdr.abi), C(hdr.header_size),

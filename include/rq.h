@@ -132,8 +132,11 @@ extern "C" {
     XX(EUNLINKED, -16, "the queue was unlinked while open: this handle's "     \
                        "queue can no longer be reached by its name, or (when " \
                        "creating) handles of an unlinked queue of that name "  \
-                       "still hold its roles")
-/* clang-format on */
+                       "still hold its roles")                               \
+    XX(EINTR, -17, "the wait was ended by rq_interrupt on this handle")       \
+    XX(ELOCKED, -18, "the timeout ran out while another producer held the "   \
+                     "producers' lock (RQ_MPSC; the ring itself may have "     \
+                     "room)")
 
 typedef enum rq_error {
     RQ_OK = 0,
@@ -265,6 +268,27 @@ typedef struct rq_stats {
      * queue, and no new producer or consumer can reach this one.  (Added
      * last: the fields above keep their offsets.) */
     int unlinked;
+    /* RQ_MPSC, Linux: who holds the producers' lock now, read from the
+     * segment (shown, never acted on: a writer of the segment can plant
+     * any value here).  lock_reserving: 1 if the holder took it for a
+     * reservation (rq_reserve until rq_commit: a producer that stalls
+     * there holds the others up; RQ_ELOCKED tells them).  lock_holder_pid:
+     * 0 if free, the holder's process id, or -1 if held with no pid
+     * recorded.  lock_held_ms: held at least this long, measured from when
+     * a producer first had to wait for this holder (CLOCK_MONOTONIC: the
+     * same clock in every process of the machine, and immune to changes of
+     * the wall clock); -1 if no producer has waited for it (the
+     * uncontended lock stores no time: it costs nothing per push).
+     * Windows: 0, -1, 0 (the lock is a mutex that cannot be inspected). */
+    int lock_reserving;
+    int64_t lock_holder_pid;
+    int64_t lock_held_ms;
+    /* RQ_MPSC: lock recoveries (lock_recoveries) whose dead owner held the
+     * lock for a reservation.  Deaths of producers are counted in
+     * producer_takeovers for RQ_MPSC too (Linux): a producer slot found
+     * with the pid of a holder that never closed, counted when the next
+     * producer takes that slot. */
+    uint64_t dead_reservations;
 } rq_stats;
 
 /* What an event loop waits on for a queue handle (rq_poll_handle): a file
@@ -323,7 +347,11 @@ RQ_EXTERN int rq_open_wait(rq **out, const char *name, int role, const rq_config
 
 /* Producer: copies LEN bytes into the queue, waiting up to TIMEOUT_MS for a
  * free slot (RQ_MPSC: and for the producers' lock).  RQ_EMSGSIZE if LEN >
- * slot_size (queue untouched); RQ_EDEADLK as for rq_reserve.  Every
+ * slot_size (queue untouched); RQ_EDEADLK as for rq_reserve.  A timeout is
+ * RQ_ETIMEDOUT when the ring stayed full, RQ_ELOCKED (RQ_MPSC) when the
+ * time ran out waiting for the producers' lock, which another producer
+ * held (a reservation in progress, a stopped producer: rq_stat names it);
+ * with TIMEOUT_MS 0 both are RQ_EAGAIN.  RQ_EINTR: see rq_interrupt.  Every
  * call that waits (this one, rq_pop, rq_peek, rq_reserve and their _info
  * forms) returns RQ_EUNLINKED when, at one of its periodic re-checks (at
  * most a second apart), the queue turns out to have been unlinked: see
@@ -344,7 +372,7 @@ RQ_EXTERN int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms);
  * holds the producers' lock until rq_commit (other producers wait), and
  * only the reserving thread may commit: RQ_ESTATE from any other.
  * RQ_EDEADLK (RQ_MPSC): this thread holds the lock through another
- * handle. */
+ * handle.  RQ_ELOCKED, RQ_EINTR: as for rq_push. */
 RQ_EXTERN int rq_reserve(rq *q, void **slot, int timeout_ms);
 
 /* Producer, zero-copy, with a length: *SLOT points at LEN writable bytes,
@@ -475,6 +503,37 @@ RQ_EXTERN int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms
  * downstream acknowledges them in order).  RQ_ESTATE without a peek;
  * RQ_EINVAL for COUNT 0 or more than are peeked. */
 RQ_EXTERN int rq_release_burst(rq *q, size_t count);
+/* ---- interrupting a wait ------------------------------------------- */
+
+/* Ends a wait of Q from outside: another thread, or a signal handler.
+ * The call of Q that is waiting now (rq_push, rq_pop, rq_peek,
+ * rq_reserve and their _info forms, for room, a message or the producers'
+ * lock) returns RQ_EINTR promptly (one wake-up: microseconds); if none is
+ * waiting, the next call of Q that would wait returns RQ_EINTR instead of
+ * waiting.  Either way the interrupt is then used up: the call after that
+ * waits as usual.  A call that finds its room or message without waiting
+ * succeeds and leaves the interrupt pending; a call with timeout 0 never
+ * waits, so never returns RQ_EINTR.  Several rq_interrupt calls before a
+ * wait count as one.
+ *
+ * Async-signal-safe: it makes only atomic stores and one wake-up system
+ * call per word (Linux: FUTEX_WAKE_OP on the word Q sleeps on, which
+ * moves that shared word on by one: other handles asleep on it wake,
+ * re-check and sleep again; Windows: SetEvent on an event of Q's own),
+ * and it keeps errno.  Q must stay open while rq_interrupt may run on it
+ * (close it only after the signal handler or thread can no longer call
+ * it).  Any role; on an observer it only marks Q (observers never wait).
+ * A NULL Q is ignored.
+ *
+ * EINTR policy: without rq_interrupt, a signal that interrupts a sleep
+ * (a futex wait returning EINTR; Windows has no such case) is treated as
+ * a spurious wake-up: the call re-checks and sleeps on until its
+ * deadline, as it would after any early wake.  A handler that returns
+ * cannot tell rq which calls it meant to end, and the wait would
+ * otherwise end at whatever point the signal happened to land (or not
+ * at all, with SA_RESTART): so a program that wants a signal to end a
+ * wait calls rq_interrupt from its handler. */
+RQ_EXTERN void rq_interrupt(rq *q);
 
 /* Frees the peeked slot.  RQ_ESTATE without a peek. */
 RQ_EXTERN int rq_release(rq *q);

@@ -58,6 +58,8 @@ public:
         case RQ_EEXIST: return std::errc::file_exists;
         case RQ_EROLE: return std::errc::operation_not_permitted;
         case RQ_EDEADLK: return std::errc::resource_deadlock_would_occur;
+        case RQ_ELOCKED: return std::errc::timed_out; /* the lock, not the ring */
+        case RQ_EINTR: return std::errc::interrupted;
         default: return std::error_condition(code, *this);
         }
     }
@@ -306,6 +308,10 @@ public:
 
     ::rq *native_handle() const noexcept { return q_; }
     explicit operator bool() const noexcept { return q_ != nullptr; }
+    /* rq_interrupt: ends the current or next wait with RQ_EINTR
+     * (std::errc::interrupted); async-signal-safe. */
+    void interrupt() noexcept { ::rq_interrupt(q_); }
+
     /* Gives the handle up (rq_close); the queue itself persists. */
     void close() noexcept
     {

@@ -4,6 +4,8 @@
 # machine lacks (as root): mingw-w64, wine, dpkg-dev, and a deb-src entry so
 # that scripts/mingw-deps.sh can build cmocka from Debian's source package.
 # Not root and something missing: prints the exact commands and stops.
+# Arguments go to ctest: scripts/test-windows.sh -R 'test_interrupt|test_queue'
+# runs only those suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -76,5 +78,5 @@ wine wineboot </dev/null >/dev/null 2>&1 || true # and the services under it
 echo "== build and test: mingw (under $(wine --version 2>/dev/null))"
 cmake --preset mingw >/dev/null
 cmake --build --preset mingw -j "$(nproc)"
-ctest --preset mingw -j 1
+ctest --preset mingw -j 1 "$@"
 echo "== Windows tests passed under Wine in $(($(date +%s) - start)) s"

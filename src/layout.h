@@ -36,10 +36,12 @@
  * area holds rq's owner word (struct rq_shm_mpsc), no longer the C
  * library's robust mutex; and the byte-range locks moved to a lock object
  * of their own ("rql.NAME"): builds that lock different objects must
- * refuse each other's queues. */
-/* 3: the waiters word of an event holds the poller bit (RQ_WAITERS_POLLER):
+ * refuse each other's queues.
+ * 3: the waiters word of an event holds the poller bit (RQ_WAITERS_POLLER):
  * a build that took it for a count would never make a poller's object
- * ready. */
+ * ready; and who holds the MPSC lock: a reservation bit in the owner word,
+ * the word a waiter first slept on and when, the pids of the producer
+ * slots (lines 10-25), and a count of dead reservations. */
 #define RQ_LAYOUT_VERSION 3u
 
 /* Bytes reserved in the segment for the MPSC producers' lock (struct
@@ -49,6 +51,9 @@
 /* The slot header: the length the producer committed.  The payload follows
  * at offset RQ_SLOT_HEADER, 8-byte aligned. */
 #define RQ_SLOT_HEADER 8u
+
+/* Producer slots of an MPSC queue: RQ_MPSC_PRODUCERS_MAX (mpsc.h checks). */
+#define RQ_MPSC_SLOTS 256
 
 /* Line 0: written once by the creator, under the init lock, read-only after
  * magic is set. */
@@ -121,6 +126,13 @@ struct rq_shm_mpsc {
     rq_atomic_u32 seq;     /* the futex lock waiters sleep on; bumped by a
                               releasing owner that saw RQ_MPSC_WAITERS */
     uint32_t reserved0;
+    /* For rq_stat only (the protocol never reads them): the owner word
+     * (without WAITERS) that a producer about to sleep found held when
+     * nobody had stamped it yet, and rq_plat_now_ms() (CLOCK_MONOTONIC)
+     * at that moment.  Written by waiters only: an uncontended lock costs
+     * no store here. */
+    rq_atomic_u64 waited_word;
+    rq_atomic_u64 waited_since_ms;
 };
 
 _Static_assert(sizeof(struct rq_shm_mpsc) <= RQ_CACHE_LINE, "the lock's line");
@@ -156,6 +168,7 @@ struct rq_shm {
     RQ_LINE_ALIGNED struct {
         rq_atomic_u64 repairs;         /* half-made segments re-initialised */
         rq_atomic_u64 lock_recoveries; /* MPSC lock taken from a dead owner */
+        rq_atomic_u64 dead_reservations; /* ... who held it for a reservation */
     } admin;
 
     /* Lines 8-9: the MPSC producers' lock (line 9 unused). */
@@ -163,6 +176,13 @@ struct rq_shm {
         struct rq_shm_mpsc mpsc;
         unsigned char lock_area[RQ_LOCK_AREA];
     };
+
+    /* Lines 10-25: the pid of each MPSC producer slot's holder (Linux),
+     * written by the producer that takes the slot at open and cleared at
+     * its close; a pid found there at open is a producer that died
+     * (producer.takeovers).  Display only: the kernel's slot lock, never
+     * this, says whether a producer is alive. */
+    RQ_LINE_ALIGNED rq_atomic_u32 slot_pid[RQ_MPSC_SLOTS];
 };
 
 #define RQ_SHM_HEADER_SIZE ((uint32_t)sizeof(struct rq_shm))
@@ -179,7 +199,8 @@ _Static_assert(offsetof(struct rq_shm, producer) == 5 * RQ_CACHE_LINE, "line 5")
 _Static_assert(offsetof(struct rq_shm, consumer) == 6 * RQ_CACHE_LINE, "line 6");
 _Static_assert(offsetof(struct rq_shm, admin) == 7 * RQ_CACHE_LINE, "line 7");
 _Static_assert(offsetof(struct rq_shm, lock_area) == 8 * RQ_CACHE_LINE, "line 8");
-_Static_assert(sizeof(struct rq_shm) == 10 * RQ_CACHE_LINE, "10 lines");
+_Static_assert(offsetof(struct rq_shm, slot_pid) == 10 * RQ_CACHE_LINE, "line 10");
+_Static_assert(sizeof(struct rq_shm) == 26 * RQ_CACHE_LINE, "26 lines");
 _Static_assert(sizeof(rq_atomic_u32) == 4 && sizeof(rq_atomic_u64) == 8,
                "atomics are plain words in the segment");
 

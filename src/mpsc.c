@@ -79,7 +79,8 @@ int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
 }
 
 /* Waits for the lock in slices of at most RQ_RECHECK_MS, like every other
- * sleep in rq. */
+ * sleep in rq; an interrupt (the handle's flag, checked before each slice
+ * and after each wake-up) ends the wait. */
 static int lock_in_slices(struct rq_mpsc *m, int timeout_ms, int *recovered)
 {
     int rc = rq_plat_mutex_lock(m->seg, 0, recovered);
@@ -87,11 +88,14 @@ static int lock_in_slices(struct rq_mpsc *m, int timeout_ms, int *recovered)
         return rc;
     struct rq_deadline d = rq_deadline_start(timeout_ms);
     for (;;) {
+        if (rq_mpsc_interrupted(m))
+            return RQ_EINTR;
         int left = rq_deadline_left(&d), is_slice = 0;
         int slice = left == 0 ? 0 : rq_deadline_slice(left, &is_slice);
         rc = rq_plat_mutex_lock(m->seg, slice, recovered);
-        if (rc != RQ_ETIMEDOUT || !is_slice)
-            return rc;
+        if (rc == RQ_EINTR || (rc == RQ_ETIMEDOUT && is_slice))
+            continue; /* a stale interrupt event, or the end of a slice */
+        return rc;
     }
 }
 
@@ -128,6 +132,10 @@ void rq_mpsc_close(struct rq_mpsc *m)
 void rq_mpsc_keep(struct rq_mpsc *m)
 {
     (void)m; /* the mutex is the thread's: the OS tells a self-deadlock */
+void rq_mpsc_holder(struct rq_shm *shm, struct rq_mpsc_holder *out)
+{
+    (void)shm; /* the mutex cannot be inspected without taking it */
+    *out = (struct rq_mpsc_holder){.pid = 0, .held_ms = -1, .reserving = 0};
 }
 
 #else
@@ -177,7 +185,8 @@ static uint64_t next_word(struct rq_mpsc *m)
     m->count++;
     uint64_t count = m->count & ((UINT64_C(1) << RQ_MPSC_COUNT_BITS) - 1);
     uint64_t nonce = (m->id << RQ_MPSC_COUNT_BITS | count) & RQ_MPSC_NONCE_MASK;
-    return RQ_MPSC_HELD | nonce << RQ_MPSC_NONCE_SHIFT | m->slot;
+    return RQ_MPSC_HELD | (m->reserving ? RQ_MPSC_RESERVING : 0) |
+           nonce << RQ_MPSC_NONCE_SHIFT | m->slot;
 }
 
 static int same_object(const uint64_t a[2], const uint64_t b[2])
@@ -263,6 +272,16 @@ int rq_mpsc_init(rq_plat_segment *seg, struct rq_shm *shm)
     return RQ_OK;
 }
 
+/* A lock taken from the dead owner whose word was DEAD: counted, and if
+ * it held the lock for a reservation, counted as a dead reservation. */
+static void count_recovery(struct rq_mpsc *m, uint64_t dead)
+{
+    RQ_CRASH_POINT(MPSC_AFTER_RECOVER);
+    rq_fetch_add_u64(m->recoveries, 1);
+    if (dead & RQ_MPSC_RESERVING)
+        rq_fetch_add_u64(m->dead_reservations, 1);
+}
+
 static int take_slot(struct rq_mpsc *m)
 {
     for (uint32_t slot = 0; slot < (uint32_t)RQ_MPSC_PRODUCERS_MAX; slot++) {
@@ -291,8 +310,7 @@ static int clear_dead_owner(struct rq_mpsc *m)
         if (gone <= 0)
             return gone;
         if (rq_cas_u64(&m->lock->owner, &w, 0)) {
-            RQ_CRASH_POINT(MPSC_AFTER_RECOVER);
-            rq_fetch_add_u64(m->recoveries, 1);
+            count_recovery(m, w);
             return RQ_OK;
         }
     }
@@ -302,7 +320,8 @@ static int clear_dead_owner(struct rq_mpsc *m)
 int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
 {
     *m = (struct rq_mpsc){.seg = seg, .lock = &shm->mpsc,
-                          .recoveries = &shm->admin.lock_recoveries};
+                          .recoveries = &shm->admin.lock_recoveries,
+                          .dead_reservations = &shm->admin.dead_reservations};
     int rc = rq_plat_segment_identity(seg, m->object);
     if (rc == RQ_OK)
         rc = take_slot(m);
@@ -310,6 +329,11 @@ int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
         return rc;
     m->id = rq_fetch_add_u64(&m->lock->next_id, 1) + 1;
     RQ_CRASH_POINT(MPSC_OPEN_AFTER_SLOT);
+    /* Our pid on our slot, for rq_stat; a pid already there is a holder
+     * that died without closing (a takeover, as an SPSC producer counts). */
+    m->slot_pid = &shm->slot_pid[m->slot];
+    if (rq_exchange_u32(m->slot_pid, (uint32_t)rq_plat_pid()) != 0)
+        rq_fetch_add_u64(&shm->producer.takeovers, 1);
     rc = clear_dead_owner(m);
     if (rc < 0)
         return rc;
@@ -328,15 +352,33 @@ static uint64_t spin(struct rq_mpsc *m, uint64_t w)
     return w;
 }
 
+/* For rq_stat: since when (at least) the owner W holds the lock.  The
+ * first waiter for an owner stamps it; a waiter killed before its stamp
+ * leaves it to the next one (rq_stat shows the time as unknown till
+ * then).  The time is stored before the word, so a reader that finds the
+ * word finds a time at least as new as that waiter's (display only). */
+static void stamp_wait(struct rq_mpsc *m, uint64_t w)
+{
+    if (rq_load_relaxed_u64(&m->lock->waited_word) == bare(w))
+        return;
+    rq_store_relaxed_u64(&m->lock->waited_since_ms, rq_plat_now_ms());
+    rq_store_release_u64(&m->lock->waited_word, bare(w));
+}
+
 /* Sleeps while the owner word is still W, flagging WAITERS for its
  * release, for one slice of at most LEFT ms; *NAP doubles after a slice
  * that ran out. */
 static int sleep_while_owned(struct rq_mpsc *m, uint64_t w, int left, int *nap)
 {
     uint32_t seq = rq_load_acquire_u32(&m->lock->seq);
+    /* After seq: an interrupt sets the flag before it moves seq on, so
+     * either we see the flag or the wait below returns at once. */
+    if (rq_mpsc_interrupted(m))
+        return RQ_EINTR;
     if (!rq_cas_u64(&m->lock->owner, &w, w | RQ_MPSC_WAITERS))
         return RQ_OK; /* the owner changed: look again */
     RQ_CRASH_POINT(MPSC_WAIT_AFTER_FLAG);
+    stamp_wait(m, w);
     int slice = left < 0 || left > *nap ? *nap : left;
     int rc = rq_plat_wait(m->seg, &m->lock->seq, seq, slice);
     if (rc != RQ_ETIMEDOUT)
@@ -345,13 +387,12 @@ static int sleep_while_owned(struct rq_mpsc *m, uint64_t w, int left, int *nap)
     return RQ_OK;
 }
 
-static int taken(struct rq_mpsc *m, uint64_t word, int recovered)
+/* DEAD: the word of the dead owner we took the lock from, or 0. */
+static int taken(struct rq_mpsc *m, uint64_t word, uint64_t dead)
 {
     note_held(m, word);
-    if (recovered) {
-        RQ_CRASH_POINT(MPSC_AFTER_RECOVER);
-        rq_fetch_add_u64(m->recoveries, 1);
-    }
+    if (dead)
+        count_recovery(m, dead);
     RQ_CRASH_POINT(MPSC_AFTER_LOCK);
     return RQ_OK;
 }
@@ -376,8 +417,9 @@ static int lock_slow(struct rq_mpsc *m, uint64_t mine, uint64_t w, int timeout_m
         if (gone) {
             /* Keep WAITERS: the dead owner's sleepers need our release. */
             uint64_t ours = mine | (w & RQ_MPSC_WAITERS);
+            uint64_t dead = w;
             if (rq_cas_u64(&m->lock->owner, &w, ours))
-                return taken(m, ours, 1);
+                return taken(m, ours, dead);
             continue;
         }
         m->last_seen = w;
@@ -418,7 +460,27 @@ void rq_mpsc_close(struct rq_mpsc *m)
     if (!m->seg)
         return;
     rq_mpsc_unlock(m); /* before the slot goes: nobody has to recover it */
+    if (m->slot_pid)
+        rq_store_relaxed_u32(m->slot_pid, 0); /* a clean close, no death */
     rq_plat_unlock(m->seg, slot_lock(m->slot));
+}
+
+void rq_mpsc_holder(struct rq_shm *shm, struct rq_mpsc_holder *out)
+{
+    struct rq_shm_mpsc *lock = &shm->mpsc;
+    uint64_t w = rq_load_acquire_u64(&lock->owner);
+    *out = (struct rq_mpsc_holder){.pid = 0, .held_ms = -1, .reserving = 0};
+    if (w == 0)
+        return;
+    out->reserving = (w & RQ_MPSC_RESERVING) != 0;
+    /* Untrusted: a slot out of range names nobody (index checked). */
+    uint32_t pid = names_a_slot(w) ? rq_load_relaxed_u32(&shm->slot_pid[slot_of(w)]) : 0;
+    out->pid = pid != 0 ? (int64_t)pid : -1;
+    if (rq_load_acquire_u64(&lock->waited_word) == bare(w)) {
+        uint64_t since = rq_load_relaxed_u64(&lock->waited_since_ms), now = rq_plat_now_ms();
+        if (since <= now && now - since <= (uint64_t)INT64_MAX)
+            out->held_ms = (int64_t)(now - since);
+    }
 }
 
 #endif

@@ -24,17 +24,22 @@
  * each: kernel locks RQ_LOCK_PRODUCER_SLOT .. + RQ_MPSC_PRODUCERS_MAX - 1.
  * The slot is 16 bits of the owner word. */
 _Static_assert(RQ_MPSC_PRODUCERS_MAX <= 0x10000, "a slot fits the owner word");
+_Static_assert(RQ_MPSC_PRODUCERS_MAX == RQ_MPSC_SLOTS, "a pid word per slot");
 
-/* The owner word: RQ_MPSC_HELD | [RQ_MPSC_WAITERS] | nonce << 16 | slot.
+/* The owner word:
+ *   RQ_MPSC_HELD | [RQ_MPSC_WAITERS] | [RQ_MPSC_RESERVING] | nonce << 16 | slot.
  * The nonce is the handle's id (from next_id at open) and a count of its
  * acquisitions, so that a word never repeats for another handle of the
  * same slot (a waiter's recovery CAS from a dead owner's exact word cannot
  * succeed against a new owner) and changes with every acquisition. */
 #define RQ_MPSC_HELD (UINT64_C(1) << 63)
 #define RQ_MPSC_WAITERS (UINT64_C(1) << 62) /* someone sleeps on seq */
+/* Taken for a reservation (rq_reserve until rq_commit), which may last:
+ * part of the word the owner writes anyway, so telling costs nothing. */
+#define RQ_MPSC_RESERVING (UINT64_C(1) << 61)
 #define RQ_MPSC_SLOT_MASK UINT64_C(0xffff)
 #define RQ_MPSC_NONCE_SHIFT 16
-#define RQ_MPSC_NONCE_MASK ((UINT64_C(1) << 46) - 1)
+#define RQ_MPSC_NONCE_MASK ((UINT64_C(1) << 45) - 1)
 #define RQ_MPSC_COUNT_BITS 24 /* acquisitions, low bits of the nonce */
 
 /* The first sleep of a lock wait; each sleep that ends with the same owner
@@ -46,7 +51,10 @@ struct rq_mpsc {
     rq_plat_segment *seg;
     struct rq_shm_mpsc *lock;     /* in the segment: untrusted */
     rq_atomic_u64 *recoveries;    /* admin.lock_recoveries */
+    rq_atomic_u64 *dead_reservations; /* admin.dead_reservations */
     int held;                     /* this handle holds the lock */
+    int reserving;                /* the next lock is for a reservation */
+    rq_atomic_u32 *interrupt;     /* the handle's rq_interrupt flag, or NULL */
 #if !RQ_PLAT_MPSC_MUTEX
     uint32_t slot;                /* our producer slot */
     uint64_t id;                  /* our handle id (nonce high bits) */
@@ -55,8 +63,28 @@ struct rq_mpsc {
     uint64_t last_seen;           /* owner word at our last failed look */
     int kept;                     /* held across calls: in this thread's list */
     uint64_t object[2];           /* which queue (self-deadlock check) */
+    rq_atomic_u32 *slot_pid;      /* our slot's pid word in the segment */
 #endif
 };
+
+/* 1 if rq_interrupt asked the handle's waits to end (the flag is the
+ * queue handle's; it is cleared there). */
+static inline int rq_mpsc_interrupted(const struct rq_mpsc *m)
+{
+    return m->interrupt && rq_load_acquire_u32(m->interrupt) != 0;
+}
+
+/* Who holds the lock, as the segment says (rq_stat; display only: the
+ * values are shown, never acted on).  pid: 0 free, -1 held but no pid
+ * recorded (or Windows, where the lock is a mutex nobody can inspect);
+ * held_ms: at least this long (since a waiter first found this holder),
+ * -1 if no producer has waited for it. */
+struct rq_mpsc_holder {
+    int64_t pid;
+    int64_t held_ms;
+    int reserving;
+};
+void rq_mpsc_holder(struct rq_shm *shm, struct rq_mpsc_holder *out);
 
 /* Makes the lock in a new segment (creator, under the init lock). */
 int rq_mpsc_init(rq_plat_segment *seg, struct rq_shm *shm);
@@ -75,6 +103,8 @@ int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm);
  * RQ_EDEADLK if the calling thread holds this queue's lock through
  * another handle. */
 int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms);
+/* ... and RQ_EINTR (lock not taken) when the handle was interrupted while
+ * waiting for it. */
 void rq_mpsc_unlock(struct rq_mpsc *m);
 
 /* The lock just taken stays held after the call returns (a reservation):

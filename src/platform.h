@@ -68,6 +68,13 @@ int rq_plat_segment_readonly(rq_plat_segment *seg);
  * rq_stat, never per message. */
 int rq_plat_segment_stale(rq_plat_segment *seg);
 
+/* 1 if the lock object SEG has open was removed since it was opened (by
+ * the last close of an unlinked queue, see rq_plat_segment_close), 0 if
+ * not, or a negative rq_error.  Checked by an opener holding the init
+ * lock: locks taken in a removed lock object would be invisible to every
+ * later opener, so it opens the name again.  Always 0 on Windows. */
+int rq_plat_segment_locks_stale(rq_plat_segment *seg);
+
 /* For a creator about to initialise a new segment: 1 if a producer or
  * consumer lock in the lock object it opened (rather than made) is held
  * by another handle, 0 if not, or a negative rq_error.  No handle can hold
@@ -97,7 +104,10 @@ int rq_plat_segment_resize(rq_plat_segment *seg, uint64_t size);
 int rq_plat_segment_map(rq_plat_segment *seg, uint64_t size, void **addr);
 void rq_plat_segment_unmap(void *addr, uint64_t size);
 
-/* Closes the object and drops every lock this handle holds on it. */
+/* Closes the object and drops every lock this handle holds on it.  If
+ * the segment was unlinked and no other handle holds a lock in its lock
+ * object, the lock object is removed too (Linux), under the init lock:
+ * the last close of an unlinked queue leaves nothing behind. */
 void rq_plat_segment_close(rq_plat_segment *seg);
 
 /* Removes the name, and its lock object unless a lock in it is held (or
@@ -134,7 +144,8 @@ int rq_plat_lock_probe(rq_plat_segment *seg, enum rq_plat_lock_id id);
 
 /* Sleeps while *WORD == EXPECTED, at most TIMEOUT_MS (RQ_INFINITE: no
  * limit).  Returns RQ_OK when woken, when *WORD differs, or spuriously
- * (signals); RQ_ETIMEDOUT when the time is up.  The caller re-checks. */
+ * (signals, rq_plat_interrupt); RQ_ETIMEDOUT when the time is up.  The
+ * caller re-checks. */
 int rq_plat_wait(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t expected, int timeout_ms);
 
 /* Wakes the sleepers on WORD in any process: one, or all if ALL. */
@@ -145,6 +156,17 @@ void rq_plat_wake(rq_plat_segment *seg, rq_atomic_u32 *word, int all);
  * neither does.  (Linux: FUTEX_WAKE_OP, done by the kernel.)  ADD must be
  * in [1, 2047]. */
 int rq_plat_add_and_wake(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t add);
+
+/* Wakes the waits of this handle (rq_interrupt; async-signal-safe, keeps
+ * errno): a current rq_plat_wait on one of the N WORDS (or, on Windows,
+ * any rq_plat_wait or rq_plat_mutex_lock of SEG) returns RQ_OK or
+ * RQ_EINTR at once, and so does one that begins before the word moves on
+ * again.  The caller sets its own interrupt flag first and re-checks it
+ * after every wake-up.  Linux: each word is moved on by one and its
+ * sleepers woken (rq_plat_add_and_wake): other handles asleep on it wake
+ * and sleep again.  Windows: the handle's own interrupt event is set
+ * (WORDS unused); the next wait that sees it resets it. */
+void rq_plat_interrupt(rq_plat_segment *seg, rq_atomic_u32 *const *words, int n);
 
 /* An asymmetric fence across processes (Linux: membarrier's
  * GLOBAL_EXPEDITED commands).  After rq_plat_fence_heavy returns, every
@@ -173,7 +195,9 @@ int rq_plat_fence_heavy(void);
  * -> RQ_EAGAIN; RQ_INFINITE: no limit; else RQ_ETIMEDOUT) and returns
  * RQ_OK with *RECOVERED = 1 when the previous owner died holding it: the
  * lock is then held, exactly as after a normal release.  RQ_EDEADLK if
- * the calling thread holds it already through another handle. */
+ * the calling thread holds it already through another handle.  RQ_EINTR
+ * (lock not taken) when rq_plat_interrupt woke the wait: the caller checks
+ * its flag, and waits on if the wake-up was a stale one. */
 int rq_plat_mutex_init(rq_plat_segment *seg);
 int rq_plat_mutex_lock(rq_plat_segment *seg, int timeout_ms, int *recovered);
 void rq_plat_mutex_unlock(rq_plat_segment *seg);

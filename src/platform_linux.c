@@ -78,6 +78,8 @@ struct rq_plat_segment {
     int lock_created;
     dev_t dev, lock_dev; /* what the names named when we opened them */
     ino_t ino, lock_ino;
+    pid_t opener; /* the process that opened it (a fork child's copy shares
+                     the lock object's open file description: hands off) */
     char path[OBJECT_NAME_MAX];
     char lock_path[OBJECT_NAME_MAX];
     unsigned flags; /* as opened: the owner check for the poll objects */
@@ -256,6 +258,7 @@ int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *na
     seg->fd = seg->lock_fd = -1;
     seg->fifo_fd[0] = seg->fifo_fd[1] = -1;
     seg->flags = flags;
+    seg->opener = getpid();
     int rc = object_name(seg->path, kind, name, 0);
     if (rc == RQ_OK)
         rc = object_name(seg->lock_path, kind, name, 1);
@@ -340,6 +343,16 @@ int rq_plat_segment_stale(rq_plat_segment *seg)
     return st.st_nlink == 0;
 }
 
+int rq_plat_segment_locks_stale(rq_plat_segment *seg)
+{
+    struct stat st;
+    if (seg->lock_fd < 0)
+        return 0;
+    if (RQ_SYS(FSTAT, fstat(seg->lock_fd, &st), -1) != 0)
+        return RQ_ESYS;
+    return st.st_nlink == 0;
+}
+
 void rq_plat_segment_discard(rq_plat_segment *seg)
 {
     int saved = errno;
@@ -418,10 +431,45 @@ void rq_plat_segment_unmap(void *addr, uint64_t size)
         munmap(addr, (size_t)size);
 }
 
+static int lock_range(rq_plat_segment *seg, struct flock *fl, short type, enum rq_plat_lock_id id);
+
+/* At the close of a handle whose segment was unlinked: removes the lock
+ * object if no other handle holds a lock in it, so that it does not
+ * outlive its queue.  Race-free with an opener of a new queue under the
+ * name (docs/design.md, "Unlinking a queue in use"): we decide holding
+ * the init lock (an opener holding it, or any role, keeps the object),
+ * and an opener that opened the object before we removed it takes the
+ * init lock after us, finds it unlinked (rq_plat_segment_locks_stale)
+ * and opens the name again.  Any failure keeps the object: it holds no data. */
+static void remove_lock_object(rq_plat_segment *seg)
+{
+    struct stat st;
+    struct flock fl;
+    if (seg->lock_fd < 0 || seg->readonly || seg->fd < 0 || seg->opener != getpid())
+        return;
+    if (fstat(seg->fd, &st) != 0 || st.st_nlink != 0)
+        return; /* the queue is still there: so is its lock object */
+    if (names_object(seg->lock_path, seg->lock_dev, seg->lock_ino) != 1)
+        return; /* removed already, or the name is another object's */
+    if (lock_range(seg, &fl, F_WRLCK, RQ_LOCK_INIT) < 0 ||
+        RQ_SYS(FCNTL_LOCK, fcntl(seg->lock_fd, F_OFD_SETLK, &fl), -1) != 0)
+        return; /* an open in progress holds it */
+    fl.l_start = 0;
+    fl.l_len = 0; /* every lock id; our own locks are not reported */
+    if (RQ_SYS(FCNTL_PROBE, fcntl(seg->lock_fd, F_OFD_GETLK, &fl), -1) == 0 &&
+        fl.l_type == F_UNLCK)
+        (void)RQ_SYS(SHM_UNLINK_LOCKS, shm_unlink(seg->lock_path), -1);
+    /* The init lock goes with the descriptor, after the removal. */
+}
+
 void rq_plat_segment_close(rq_plat_segment *seg)
 {
-    if (seg)
-        segment_free(seg);
+    if (!seg)
+        return;
+    int saved = errno;
+    remove_lock_object(seg);
+    errno = saved;
+    segment_free(seg);
 }
 
 /* ---- poll objects: FIFOs beside the segment -------------------------- */
@@ -707,6 +755,14 @@ int rq_plat_add_and_wake(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t add
                             (void *)(uintptr_t)0, (uint32_t *)word, op),
                     -1);
     return r < 0 ? RQ_ESYS : RQ_OK;
+}
+
+void rq_plat_interrupt(rq_plat_segment *seg, rq_atomic_u32 *const *words, int n)
+{
+    int saved = errno; /* callable from a signal handler */
+    for (int i = 0; i < n; i++)
+        (void)rq_plat_add_and_wake(seg, words[i], 1);
+    errno = saved;
 }
 
 static long membarrier(int cmd)

@@ -104,6 +104,7 @@ struct rq_plat_segment {
     struct role_keeper *keeper[LOCK_IDS];
     HANDLE shared[LOCK_IDS]; /* shared holds: the presence event */
     int mpsc_held;           /* this handle holds the MPSC mutex */
+    HANDLE interrupt;        /* rq_plat_interrupt: manual-reset, unnamed */
     unsigned char *view;     /* the last view mapped through this handle */
     uint64_t view_size;
     HANDLE poll[2];          /* the poll events (rq_plat_poll_side), or NULL */
@@ -300,6 +301,14 @@ int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *na
         SetLastError(err);
         return rc;
     }
+    /* Unnamed: only this handle's waits watch it. */
+    seg->interrupt = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, NULL), NULL);
+    if (!seg->interrupt) {
+        DWORD err = GetLastError();
+        rq_plat_segment_close(seg);
+        SetLastError(err);
+        return RQ_ESYS;
+    }
     *out = seg;
     return RQ_OK;
 }
@@ -454,6 +463,8 @@ void rq_plat_segment_close(rq_plat_segment *seg)
             CloseHandle(seg->poll[side]);
     if (seg->mpsc_mutex)
         CloseHandle(seg->mpsc_mutex);
+    if (seg->interrupt)
+        CloseHandle(seg->interrupt);
     if (seg->init_mutex)
         CloseHandle(seg->init_mutex);
     if (seg->mapping)
@@ -472,6 +483,12 @@ int rq_plat_segment_stale(rq_plat_segment *seg)
 {
     (void)seg;
     return 0; /* a kernel object's name goes only with its last handle */
+}
+
+int rq_plat_segment_locks_stale(rq_plat_segment *seg)
+{
+    (void)seg; /* named objects cannot be removed while open */
+    return 0;
 }
 
 int rq_plat_segment_readonly(rq_plat_segment *seg)
@@ -743,6 +760,32 @@ static void event_name(wchar_t *out, rq_plat_segment *seg, uintptr_t offset, uin
     object_name(out, seg, suffix);
 }
 
+/* Waits for OBJ or the handle's interrupt event (WAIT_OBJECT_0 + 1, reset
+ * here: the caller's flag, set before the event, says whether it was
+ * meant; a stale one just costs one more look). */
+static DWORD wait_or_interrupt(rq_plat_segment *seg, HANDLE obj, int timeout_ms)
+{
+    HANDLE both[2] = {obj, seg->interrupt};
+    DWORD r = RQ_SYS(WAIT,
+                     WaitForMultipleObjects(2, both, FALSE,
+                                            timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms),
+                     WAIT_FAILED);
+    if (r == WAIT_OBJECT_0 + 1)
+        ResetEvent(seg->interrupt);
+    return r;
+}
+
+void rq_plat_interrupt(rq_plat_segment *seg, rq_atomic_u32 *const *words, int n)
+{
+    (void)words;
+    (void)n;
+    if (seg && seg->interrupt) {
+        DWORD saved = GetLastError();
+        SetEvent(seg->interrupt);
+        SetLastError(saved);
+    }
+}
+
 int rq_plat_wait(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t expected, int timeout_ms)
 {
     if (!seg) { /* the events are named after the segment */
@@ -763,11 +806,10 @@ int rq_plat_wait(rq_plat_segment *seg, rq_atomic_u32 *word, uint32_t expected, i
      * before this load either is seen here, or finds our event and sets it. */
     int rc = RQ_OK;
     if (rq_load_seq_u32(word) == expected) {
-        DWORD r = RQ_SYS(WAIT, WaitForSingleObject(ev, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms),
-                         WAIT_FAILED);
+        DWORD r = wait_or_interrupt(seg, ev, timeout_ms);
         if (r == WAIT_TIMEOUT)
             rc = RQ_ETIMEDOUT;
-        else if (r != WAIT_OBJECT_0)
+        else if (r != WAIT_OBJECT_0 && r != WAIT_OBJECT_0 + 1)
             rc = RQ_ESYS;
     }
     DWORD saved = GetLastError();
@@ -982,9 +1024,10 @@ int rq_plat_mutex_lock(rq_plat_segment *seg, int timeout_ms, int *recovered)
          * its owner, would let us in). */
         return RQ_EDEADLK;
     }
-    DWORD r = RQ_SYS(WAIT,
-                     WaitForSingleObject(seg->mpsc_mutex, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms),
-                     WAIT_FAILED);
+    DWORD r = timeout_ms == 0 ? RQ_SYS(WAIT, WaitForSingleObject(seg->mpsc_mutex, 0), WAIT_FAILED)
+                              : wait_or_interrupt(seg, seg->mpsc_mutex, timeout_ms);
+    if (r == WAIT_OBJECT_0 + 1)
+        return RQ_EINTR;
     if (r == WAIT_ABANDONED) {
         /* The owner died inside the critical section, which is consistent
          * at every instruction: a normal acquisition (mpsc.c counts it). */

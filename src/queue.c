@@ -64,6 +64,9 @@ struct rq {
     int polling;              /* rq_poll_handle was called: RQ_EAGAIN arms */
     int poll_arm;             /* enum poll_arm: how the last arming was made */
     uint64_t poll_arm_pos;    /* this side's position at that arming */
+    /* rq_interrupt's flag: set there (any thread, a signal handler), read
+     * before every sleep, cleared by the call that returns RQ_EINTR. */
+    rq_atomic_u32 interrupted;
 };
 
 /* How a poller's last RQ_EAGAIN armed its object (rq_poll_timeout). */
@@ -148,8 +151,12 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
     int left = rq_deadline_left(d);
     if (left == 0)
         return rq_deadline_error(d);
-    rq_fetch_add_u64(&q->self->waits, 1);
     uint32_t seq = rq_load_acquire_u32(&ev->seq);
+    /* After seq: rq_interrupt sets the flag before it moves seq on, so
+     * either we see the flag here or the sleep below returns at once. */
+    if (rq_load_acquire_u32(&q->interrupted))
+        return RQ_EINTR;
+    rq_fetch_add_u64(&q->self->waits, 1);
     register_waiter(q, ev);
     RQ_CRASH_POINT(WAIT_AFTER_REGISTER);
     int rc = RQ_OK, is_slice = 0, slice;
@@ -175,6 +182,14 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
     }
     unregister_waiter(q, ev);
     return rc == RQ_ETIMEDOUT ? RQ_OK : rc; /* the loop re-checks, then times out */
+}
+
+/* A call ends with RC: an RQ_EINTR uses the interrupt up. */
+static int wait_result(rq *q, int rc)
+{
+    if (rc == RQ_EINTR)
+        rq_store_seq_u32(&q->interrupted, 0);
+    return rc;
 }
 
 /* The poll object's side of EV: the consumer's (data) or the producers'. */
@@ -323,6 +338,21 @@ static int poll_again(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), int *r
 
 /* ---- producer -------------------------------------------------------- */
 
+/* MPSC: takes the producers' lock.  It counts against the same deadline
+ * as the space; its timeout is told apart from a full ring's
+ * (RQ_ELOCKED). */
+static int producer_lock(rq *q, const struct rq_deadline *d)
+{
+    int rc = rq_mpsc_lock(&q->lock, rq_deadline_left(d));
+    if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
+        rc = rq_deadline_error(d) == RQ_EAGAIN ? RQ_EAGAIN : RQ_ELOCKED;
+    /* Another producer holds the lock for one push: nobody will signal
+     * us for that, so a poller's object stays ready. */
+    if (rc == RQ_EAGAIN && q->polling)
+        rq_plat_poll_notify(q->segment.plat, RQ_POLL_SPACE);
+    return rc < 0 ? wait_result(q, rc) : rc;
+}
+
 /* Claims the next free slot, waiting as allowed.  On RQ_OK in MPSC mode
  * the producers' lock is held until producer_publish. */
 static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
@@ -331,14 +361,7 @@ static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
     int napped = 0, rounds = 0;
     for (;;) {
         if (q->mpsc) {
-            /* The lock counts against the same deadline as the space. */
-            int rc = rq_mpsc_lock(&q->lock, rq_deadline_left(&d));
-            if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
-                rc = rq_deadline_error(&d);
-            /* Another producer holds the lock for one push: nobody will
-             * signal us for that, so a poller's object stays ready. */
-            if (rc == RQ_EAGAIN && q->polling)
-                rq_plat_poll_notify(q->segment.plat, RQ_POLL_SPACE);
+            int rc = producer_lock(q, &d);
             if (rc < 0)
                 return rc;
         }
@@ -359,7 +382,7 @@ static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
         }
         rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d, &napped);
         if (rc < 0)
-            return rc;
+            return wait_result(q, rc);
     }
 }
 
@@ -404,7 +427,7 @@ static int consumer_claim_wait(rq *q, const void **payload, uint32_t *len, int t
         }
         rc = wait_on(q, &q->shm->data_event, ready_for_consumer, &d, &napped);
         if (rc < 0)
-            return rc;
+            return wait_result(q, rc);
     }
 }
 
@@ -434,11 +457,7 @@ static int producer_claim_burst(rq *q, uint32_t want, uint32_t *room, int timeou
     int napped = 0, rounds = 0;
     for (;;) {
         if (q->mpsc) {
-            int rc = rq_mpsc_lock(&q->lock, rq_deadline_left(&d));
-            if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
-                rc = rq_deadline_error(&d);
-            if (rc == RQ_EAGAIN && q->polling) /* as producer_claim_wait */
-                rq_plat_poll_notify(q->segment.plat, RQ_POLL_SPACE);
+            int rc = producer_lock(q, &d);
             if (rc < 0)
                 return rc;
         }
@@ -459,7 +478,7 @@ static int producer_claim_burst(rq *q, uint32_t want, uint32_t *room, int timeou
         }
         rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d, &napped);
         if (rc < 0)
-            return rc;
+            return wait_result(q, rc);
     }
 }
 
@@ -498,7 +517,7 @@ static int consumer_claim_burst(rq *q, uint32_t want, uint32_t *avail, int timeo
         }
         rc = wait_on(q, &q->shm->data_event, ready_for_consumer, &d, &napped);
         if (rc < 0)
-            return rc;
+            return wait_result(q, rc);
     }
 }
 
@@ -593,6 +612,7 @@ int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
     if (len > q->ring.slot_size)
         return RQ_EMSGSIZE;
     void *payload;
+    q->lock.reserving = 0;
     rc = producer_claim(q, &payload, timeout_ms);
     if (rc < 0)
         return rc;
@@ -618,6 +638,7 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
         *slot = q->reserved;
         return RQ_OK;
     }
+    q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
     rc = producer_claim(q, &q->reserved, timeout_ms);
     if (rc < 0)
         return rc;
@@ -1075,6 +1096,7 @@ static int role_acquire(rq *q)
         if (rc == RQ_OK) {
             rc = rq_mpsc_open(&q->lock, q->segment.plat, shm);
             q->lock_open = rc == RQ_OK;
+            q->lock.interrupt = &q->interrupted;
         }
     } else {
         rc = rq_plat_lock(q->segment.plat, producer ? RQ_LOCK_PRODUCER : RQ_LOCK_CONSUMER,
@@ -1228,6 +1250,27 @@ void rq_close(rq *q)
     handle_free(q);
 }
 
+void rq_interrupt(rq *q)
+{
+    if (!q)
+        return;
+    /* The flag first: a waiter reads the word, then the flag, so it sees
+     * one or the other move (see wait_on). */
+    rq_store_seq_u32(&q->interrupted, 1);
+    if (q->role == RQ_OBSERVER)
+        return; /* never waits; its mapping may be read-only */
+    rq_atomic_u32 *words[2];
+    int n = 0;
+    if (q->role == RQ_CONSUMER) {
+        words[n++] = &q->shm->data_event.seq;
+    } else {
+        words[n++] = &q->shm->space_event.seq;
+        if (q->mpsc)
+            words[n++] = &q->shm->mpsc.seq; /* the lock's sleepers */
+    }
+    rq_plat_interrupt(q->segment.plat, words, n);
+}
+
 int rq_unlink(const char *name)
 {
     if (!rq_name_valid(name))
@@ -1310,6 +1353,15 @@ int rq_stat(rq *q, rq_stats *st)
     st->producer_takeovers = rq_load_relaxed_u64(&shm->producer.takeovers);
     st->consumer_takeovers = rq_load_relaxed_u64(&shm->consumer.takeovers);
     st->lock_recoveries = rq_load_relaxed_u64(&shm->admin.lock_recoveries);
+    st->dead_reservations = rq_load_relaxed_u64(&shm->admin.dead_reservations);
+    st->lock_held_ms = -1;
+    if (q->mpsc) {
+        struct rq_mpsc_holder holder;
+        rq_mpsc_holder(shm, &holder);
+        st->lock_holder_pid = holder.pid;
+        st->lock_held_ms = holder.held_ms;
+        st->lock_reserving = holder.reserving;
+    }
     st->repairs = rq_load_relaxed_u64(&shm->admin.repairs);
     st->producer_pid = (int64_t)rq_load_relaxed_u64(&shm->producer.pid);
     st->consumer_pid = (int64_t)rq_load_relaxed_u64(&shm->consumer.pid);

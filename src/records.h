@@ -60,11 +60,14 @@ struct rq_rec_shm {
     RQ_LINE_ALIGNED struct {
         rq_atomic_u64 repairs;
         rq_atomic_u64 lock_recoveries;
+        rq_atomic_u64 dead_reservations;
     } admin;
     RQ_LINE_ALIGNED union {
         struct rq_shm_mpsc mpsc;
         unsigned char lock_area[RQ_LOCK_AREA];
     };
+    /* Lines 10-25: exactly struct rq_shm's. */
+    RQ_LINE_ALIGNED rq_atomic_u32 slot_pid[RQ_MPSC_SLOTS];
 };
 
 #define RQ_REC_SAME_(f) offsetof(struct rq_rec_shm, f) == offsetof(struct rq_shm, f)
@@ -73,6 +76,7 @@ _Static_assert(RQ_REC_SAME_(write_position) && RQ_REC_SAME_(read_position), "pos
 _Static_assert(RQ_REC_SAME_(data_event) && RQ_REC_SAME_(space_event), "events");
 _Static_assert(RQ_REC_SAME_(producer) && RQ_REC_SAME_(consumer), "role lines");
 _Static_assert(RQ_REC_SAME_(admin) && RQ_REC_SAME_(lock_area), "admin, lock");
+_Static_assert(RQ_REC_SAME_(admin.dead_reservations) && RQ_REC_SAME_(slot_pid), "lock holders");
 _Static_assert(offsetof(struct rq_rec_shm, write_word) == 1 * RQ_CACHE_LINE, "line 1");
 _Static_assert(offsetof(struct rq_rec_shm, largest) < 2 * RQ_CACHE_LINE, "line 1");
 _Static_assert(offsetof(struct rq_rec_shm, read_word) == 2 * RQ_CACHE_LINE, "line 2");

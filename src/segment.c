@@ -135,6 +135,8 @@ static int segment_try_open(struct rq_segment *s, const struct rq_segment_kind *
         return rc;
     RQ_CRASH_POINT(OPEN_AFTER_INIT_LOCK);
     rc = rq_plat_segment_stale(s->plat);
+    if (rc == 0) /* the lock object, removed by a last close meanwhile */
+        rc = rq_plat_segment_locks_stale(s->plat);
     if (rc == 0)
         rc = segment_attach(s, kind, cfg);
     if (rc < 0 && created)

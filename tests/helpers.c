@@ -14,8 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 #ifndef _WIN32
-#include <unistd.h> /* _exit (stdlib.h has it on Windows) */
+#include <dirent.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #endif
 
 #include <cmocka.h>
@@ -332,10 +335,52 @@ static const char *arg_after(int argc, char **argv, const char *flag)
     return NULL;
 }
 
+#ifndef _WIN32
+/* At the exit of a test program: the objects its names (th_name:
+ * "t.PID.") left in /dev/shm, queues, coalescing objects and their lock
+ * objects.  Each is removed, and any makes the run fail: a test must
+ * unlink what it makes, or every run leaves more behind.
+ * RQ_TEST_LEFTOVERS_OK=1 only removes them. */
+static void leftovers_check(void)
+{
+    static const char *const kinds[] = {"rq.", "rql.", "rqc.", "rqcl."};
+    char mine[40];
+    snprintf(mine, sizeof mine, "t.%lld.", (long long)th_getpid());
+    DIR *dir = opendir("/dev/shm");
+    if (!dir)
+        return;
+    unsigned found = 0;
+    for (struct dirent *e; (e = readdir(dir)) != NULL;) {
+        for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+            size_t n = strlen(kinds[k]);
+            if (strncmp(e->d_name, kinds[k], n) != 0 ||
+                strncmp(e->d_name + n, mine, strlen(mine)) != 0)
+                continue;
+            char path[300];
+            snprintf(path, sizeof path, "/%s", e->d_name);
+            fprintf(stderr, "test harness: left behind: /dev/shm/%s\n", e->d_name);
+            shm_unlink(path);
+            found++;
+            break;
+        }
+    }
+    closedir(dir);
+    const char *ok = getenv("RQ_TEST_LEFTOVERS_OK");
+    if (found && !(ok && *ok == '1')) {
+        fprintf(stderr, "test harness: %u shared-memory objects left behind (removed now)\n",
+                found);
+        _exit(1);
+    }
+}
+#endif
+
 void th_init(int argc, char **argv, const struct th_child *children, size_t count)
 {
     const char *child = arg_after(argc, argv, "--th-child");
     if (!child) {
+#ifndef _WIN32
+        atexit(leftovers_check);
+#endif
         /* RQ_TEST_FILTER: run only the tests whose names match (a cmocka
          * pattern, * and ?), as scripts/mutate.sh does for a mutant. */
         const char *filter = getenv("RQ_TEST_FILTER");

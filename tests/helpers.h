@@ -20,7 +20,10 @@
 #include "rq.h"
 
 /* A queue name no other test (or earlier run) uses: t.<pid>.<n>.<tag>.
- * The name is unlinked first in case a crashed earlier run left it. */
+ * The name is unlinked first in case a crashed earlier run left it.  At
+ * exit (Linux) every /dev/shm object of this process's names still there
+ * is removed and fails the run (th_init): a test unlinks what it makes
+ * (RQ_TEST_LEFTOVERS_OK=1: remove only). */
 const char *th_name(const char *tag);
 
 /* Self-checking messages: seq, stream id, checksum, then a payload derived

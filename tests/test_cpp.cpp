@@ -92,6 +92,9 @@ static void error_codes_and_exceptions()
     CHECK(ec == RQ_EAGAIN);
     c.pop_string(10, ec);
     CHECK(ec == RQ_ETIMEDOUT && ec == std::errc::timed_out);
+    c.interrupt(); // the next wait ends at once
+    c.pop_string(5000, ec);
+    CHECK(ec == RQ_EINTR && ec == std::errc::interrupted);
 
     bool threw = false;
     try {

@@ -12,10 +12,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "fault.h"
 #include "helpers.h"
 #include "rq.h"
 
 #ifndef _WIN32
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #endif
@@ -121,6 +123,114 @@ static void test_unlink_without_roles_removes_the_lock_object(void **state)
     rq_close(watch);
     rq_close(o);
 }
+
+static int coalesce_lock_object_exists(const char *name)
+{
+    char path[300];
+    struct stat st;
+    snprintf(path, sizeof path, "/dev/shm/rqcl.%s", name);
+    return stat(path, &st) == 0;
+}
+
+/* The lock object kept by an unlink while roles were held goes with the
+ * last close that holds none: nothing of the queue is left behind. */
+static void test_last_close_of_an_unlinked_queue_removes_its_lock_object(void **state)
+{
+    (void)state;
+    const char *name = th_name("lastclose");
+    rq *p = th_open(name, RQ_PRODUCER, 2, 8, RQ_MPSC);
+    rq *p2 = th_open(name, RQ_PRODUCER, 2, 8, RQ_MPSC);
+    rq *c = th_open(name, RQ_CONSUMER, 2, 8, RQ_MPSC);
+    assert_int_equal(rq_unlink(name), RQ_OK);
+    assert_true(lock_object_exists(name)); /* roles held: kept */
+    rq_close(p);
+    assert_true(lock_object_exists(name)); /* p2 and c still hold theirs */
+    rq_close(c);
+    assert_true(lock_object_exists(name));
+    rq_close(p2);
+    assert_false(lock_object_exists(name));
+
+    /* A still linked queue keeps it, whoever closes. */
+    p = th_open(name, RQ_PRODUCER, 2, 8, 0);
+    rq_close(p);
+    assert_true(lock_object_exists(name));
+    assert_int_equal(rq_unlink(name), RQ_OK);
+    assert_false(lock_object_exists(name));
+
+    /* A coalescing object the same. */
+    rq_coalesce *w;
+    assert_int_equal(rq_coalesce_open(&w, name, RQ_CONSUMER, 0), RQ_OK);
+    assert_int_equal(rq_coalesce_unlink(name), RQ_OK);
+    assert_true(coalesce_lock_object_exists(name));
+    rq_coalesce_close(w);
+    assert_false(coalesce_lock_object_exists(name));
+}
+
+#ifdef RQ_FAULT_INJECTION
+static void close_queue(void *arg)
+{
+    rq_close(arg);
+}
+
+/* The last close of the old queue removes the lock object just after a
+ * creator of a new queue opened it and just before it takes the init lock
+ * there: the creator must notice (the object is unlinked) and open the
+ * name again, or its role would be held in an object no later opener
+ * sees, and a second producer would get in beside it. */
+static void test_a_creator_racing_the_last_close_opens_again(void **state)
+{
+    (void)state;
+    const char *name = th_name("closerace");
+    rq *old = th_open(name, RQ_PRODUCER, 2, 8, 0);
+    assert_int_equal(rq_unlink(name), RQ_OK);
+    assert_true(lock_object_exists(name));
+    rq_fault_reset();
+    rq_fault_before(rq_fault_lookup("fcntl"), 1, close_queue, old);
+    rq *p = th_open(name, RQ_PRODUCER, 2, 8, 0);
+    rq_fault_reset();
+    assert_true(lock_object_exists(name)); /* a new one: p's */
+    rq *p2 = NULL;
+    assert_int_equal(rq_open(&p2, name, RQ_PRODUCER, NULL), RQ_EBUSY);
+    rq_close(p);
+    assert_int_equal(rq_open(&p2, name, RQ_PRODUCER, NULL), RQ_OK);
+    rq_close(p2);
+    assert_int_equal(rq_unlink(name), RQ_OK);
+    assert_false(lock_object_exists(name));
+}
+#endif
+
+#ifdef RQ_FAULT_INJECTION
+/* Each OS call of that last close failed in turn (fault injection): the
+ * close still closes (nothing to report: it returns void), and the lock
+ * object is kept, never half-removed; the first run with no failure left
+ * removes it. */
+static void test_last_close_with_failing_calls_keeps_the_lock_object(void **state)
+{
+    (void)state;
+    const char *name = th_name("lastfault");
+    char path[300];
+    snprintf(path, sizeof path, "/rql.%s", name);
+    for (unsigned long n = 1;; n++) {
+        if (n > 50)
+            fail_msg("the last close made more than 50 OS calls");
+        rq *p = th_open(name, RQ_PRODUCER, 2, 8, 0);
+        assert_int_equal(rq_unlink(name), RQ_OK);
+        rq_fault_reset();
+        rq_fault_arm(-1, n, 5 /* EIO */);
+        rq_close(p);
+        int hit = rq_fault_injected() > 0;
+        rq_fault_reset();
+        if (!hit) {
+            assert_false(lock_object_exists(name));
+            print_message("last close: %lu OS calls failed in turn, object kept each time\n",
+                          n - 1);
+            return;
+        }
+        assert_true(lock_object_exists(name));
+        shm_unlink(path); /* the test's own cleanup of the kept object */
+    }
+}
+#endif
 
 /* The same for a coalescing object: its idle worker is told, and a new
  * object is refused while the old worker is open. */
@@ -276,6 +386,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_waits_on_an_unlinked_queue_return_eunlinked),
         cmocka_unit_test(test_create_beside_an_unlinked_live_queue_is_refused),
         cmocka_unit_test(test_unlink_without_roles_removes_the_lock_object),
+        cmocka_unit_test(test_last_close_of_an_unlinked_queue_removes_its_lock_object),
+#ifdef RQ_FAULT_INJECTION
+        cmocka_unit_test(test_a_creator_racing_the_last_close_opens_again),
+        cmocka_unit_test(test_last_close_with_failing_calls_keeps_the_lock_object),
+#endif
         cmocka_unit_test(test_coalescing_worker_of_an_unlinked_object_is_told),
         cmocka_unit_test(test_observer_maps_read_only),
 #endif

@@ -557,7 +557,8 @@ class StatAndList(RqctlCase):
         self.assertEqual(sorted(st["counters"]), sorted([
             "pushed", "popped", "producer_waits", "consumer_waits", "producer_wakes",
             "consumer_wakes", "producer_missed_wakes", "consumer_missed_wakes",
-            "producer_takeovers", "consumer_takeovers", "lock_recoveries", "repairs"]))
+            "producer_takeovers", "consumer_takeovers", "lock_recoveries", "dead_reservations",
+            "repairs"]))
         size = os.stat(os.path.join(SHM, "rq." + name)).st_size
         self.assertEqual((st["owner"], st["mode"], st["bytes"]),
                          ({"user": "root", "uid": 0}, "0600", size))
@@ -614,7 +615,7 @@ class StatAndList(RqctlCase):
         self.assertEqual(entries[("queue", bad)]["error"], "RQ_ECORRUPT")
         self.assertEqual(entries[("queue", bad)]["message"], "corrupt segment")
         text = self.assertRun(OK, "list")[0].decode()
-        self.assertRegex(text, r"\nqueue +%s +root +0600 +712 +3 slots x 9 B mpsc, depth 0"
+        self.assertRegex(text, r"\nqueue +%s +root +0600 +1736 +3 slots x 9 B mpsc, depth 0"
                          % re.escape(q))
         self.assertRegex(text, r"\ncoalesce +%s +root +0600 +\d+ +idle" % re.escape(co))
         self.assertRegex(text, r"\nqueue +%s +root +0600 +\d+ +error: corrupt segment"
@@ -622,7 +623,7 @@ class StatAndList(RqctlCase):
         for key in (("queue", q), ("coalesce", co), ("queue", bad)):
             self.assertEqual(entries[key]["owner"], {"user": "root", "uid": 0})
             self.assertEqual(entries[key]["mode"], "0600")
-        self.assertEqual(entries[("queue", q)]["bytes"], 712)
+        self.assertEqual(entries[("queue", q)]["bytes"], 1736)
         self.assertEqual(entries[("queue", bad)]["bytes"],
                          os.stat(os.path.join(SHM, "rq." + bad)).st_size)
 
@@ -820,6 +821,64 @@ class TrustTest(unittest.TestCase):
         self.assertFalse(any(n.startswith("l.") for n in names))
         run("unlink", name)
         self.assertFalse(os.path.exists(os.path.join(SHM, "rql." + name)))
+
+
+class Signals(RqctlCase):
+    """SIGINT and SIGTERM end a waiting push, pop or stat --watch at once
+    (rq_interrupt from the handler), with exit 128 + the signal and a
+    clean close: the roles are free again, nothing counted as a death."""
+
+    def stop(self, child, sig, live_key=None, name=None):
+        if live_key:
+            self.assertTrue(wait_until(lambda: stat_json(name)[live_key]["live"]))
+        else:
+            time.sleep(0.3)
+        t0 = time.monotonic()
+        child.send_signal(sig)
+        _, err = child.communicate(timeout=10)
+        self.assertLess(time.monotonic() - t0, 0.5, err)
+        self.assertEqual(child.returncode, 128 + sig, err)
+        return err.decode()
+
+    def test_sigterm_ends_a_waiting_pop(self):
+        name = self.queue("sigpop")
+        err = self.stop(self.spawn("pop", name), signal.SIGTERM, "consumer", name)
+        self.assertIn("stopped by SIGTERM: 0 messages popped", err)
+        st = stat_json(name)
+        self.assertFalse(st["consumer"]["live"])
+        self.assertEqual(st["counters"]["consumer_takeovers"], 0)
+        self.assertRun(OK, "push", name, stdin=b"after\n")
+        out, _ = self.assertRun(OK, "pop", name)
+        self.assertEqual(out, b"after\n")
+
+    def test_sigint_ends_a_push_waiting_for_room(self):
+        name = self.queue("sigpush", 2, 16, "--mpsc")
+        child = self.spawn("push", name, stdin=subprocess.PIPE)
+        child.stdin.write(b"a\nb\nc\n")
+        child.stdin.flush()
+        self.assertTrue(wait_until(lambda: stat_json(name)["depth"] == 2))
+        err = self.stop(child, signal.SIGINT)
+        self.assertIn("stopped by SIGINT: message 3 not pushed; 2 pushed before it", err)
+        st = stat_json(name)
+        self.assertEqual(st["lock"], {"held": False})
+        self.assertEqual(st["counters"]["lock_recoveries"], 0)
+        self.assertEqual(st["counters"]["producer_takeovers"], 0)
+
+    def test_sigterm_ends_a_watch(self):
+        name = self.queue("sigwatch")
+        child = self.spawn("stat", "--watch=5", name)
+        err = self.stop(child, signal.SIGTERM)
+        self.assertIn("stopped by SIGTERM", err)
+
+    def test_stat_shows_the_producers_lock(self):
+        name = self.queue("lockline", 4, 16, "--mpsc")
+        out, _ = self.assertRun(OK, "stat", name)
+        self.assertRegex(out.decode(), r"\nproducers' lock: +free\n")
+        self.assertIn("dead reservations:", out.decode())
+        name2 = self.queue("nolockline")
+        out, _ = self.assertRun(OK, "stat", name2)
+        self.assertNotIn("producers' lock", out.decode())
+        self.assertNotIn("lock", stat_json(name2))
 
 
 def main():

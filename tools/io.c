@@ -16,6 +16,41 @@
 #include "rq.h"
 #include "rqctl.h"
 
+/* ---- stopping on a signal ------------------------------------------- */
+
+static rq *volatile stop_queue;
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+    rq_interrupt(stop_queue); /* async-signal-safe; NULL is ignored */
+}
+
+void rqctl_stop_on_signals(rq *q)
+{
+    stop_queue = q;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal; /* no SA_RESTART: reads and sleeps end */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int rqctl_stop_signal(void)
+{
+    return stop_signal;
+}
+
+int rqctl_stopped(const char *cmd, const char *what)
+{
+    int sig = stop_signal;
+    fprintf(stderr, "rqctl %s: stopped by %s%s\n", cmd,
+            sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal", what);
+    return 128 + sig;
+}
+
 void rqctl_explain_busy(const char *cmd, const char *name, int role)
 {
     rq *q;
@@ -59,6 +94,30 @@ static int open_role(const char *cmd, const char *name, int role, rq **q, int ti
     if (rc == RQ_EBUSY)
         rqctl_explain_busy(cmd, name, role);
     return code;
+}
+
+static const char *timeout_text(int ms, char *buf, size_t cap);
+
+/* RQ_ELOCKED from a push: the producers' lock, not the ring, held it up. */
+static int rqctl_explain_locked(rq *q, const char *name, uint64_t number, uint64_t pushed,
+                                int timeout_ms)
+{
+    char when[64], holder[160] = "";
+    rq_stats st;
+    if (rq_stat(q, &st) == RQ_OK && st.lock_holder_pid != 0) {
+        char pid[40] = "pid unknown", held[48] = "";
+        if (st.lock_holder_pid > 0)
+            snprintf(pid, sizeof pid, "pid %" PRId64, st.lock_holder_pid);
+        if (st.lock_held_ms >= 0)
+            snprintf(held, sizeof held, ", held for %.3f s", (double)st.lock_held_ms / 1000.0);
+        snprintf(holder, sizeof holder, " (%s%s%s)", pid,
+                 st.lock_reserving ? ", a reservation in progress" : "", held);
+    }
+    rqctl_error(RQCTL_LOCKED, "push",
+                "queue '%s': another producer%s held the producers' lock %s (the ring may "
+                "have room): message %" PRIu64 " not pushed; %" PRIu64 " pushed before it",
+                name, holder, timeout_text(timeout_ms, when, sizeof when), number, pushed);
+    return RQCTL_LOCKED;
 }
 
 static const char *timeout_text(int ms, char *buf, size_t cap)
@@ -143,6 +202,7 @@ int rqctl_cmd_push(int argc, char **argv)
             fclose(in);
         return code;
     }
+    rqctl_stop_on_signals(q);
     rq_stats st;
     uint32_t slot_size = rq_stat(q, &st) == RQ_OK ? st.slot_size : UINT32_MAX;
     const char *source = path ? path : "standard input";
@@ -150,7 +210,7 @@ int rqctl_cmd_push(int argc, char **argv)
     size_t cap = 0;
     uint64_t number = 0, pushed = 0;
     ssize_t got;
-    while ((got = getdelim(&line, &cap, delim, in)) != -1) {
+    while (!rqctl_stop_signal() && (got = getdelim(&line, &cap, delim, in)) != -1) {
         number++;
         size_t len = (size_t)got;
         if (len > 0 && line[len - 1] == (char)delim)
@@ -160,8 +220,12 @@ int rqctl_cmd_push(int argc, char **argv)
             pushed++;
             continue;
         }
-        char when[64];
-        if (rc == RQ_EMSGSIZE)
+        char when[64], done[96];
+        if (rc == RQ_EINTR || rqctl_stop_signal()) {
+            snprintf(done, sizeof done, ": message %" PRIu64 " not pushed; %" PRIu64 " pushed before it",
+                     number, pushed);
+            code = rqctl_stopped("push", done);
+        } else if (rc == RQ_EMSGSIZE)
             code = rqctl_error(RQCTL_MSGSIZE, "push",
                                "%s, message %" PRIu64 ": %zu bytes, but a slot of queue '%s' "
                                "holds at most %" PRIu32 "; %" PRIu64 " pushed before it",
@@ -171,9 +235,16 @@ int rqctl_cmd_push(int argc, char **argv)
                                "queue '%s' is full: message %" PRIu64 " not pushed (no room "
                                "%s); %" PRIu64 " pushed before it",
                                name, number, timeout_text(timeout_ms, when, sizeof when), pushed);
+        else if (rc == RQ_ELOCKED)
+            code = rqctl_explain_locked(q, name, number, pushed, timeout_ms);
         else
             code = rqctl_fail("push", KIND_QUEUE, name, rc);
         break;
+    }
+    if (code == RQCTL_OK && rqctl_stop_signal()) {
+        char done[64];
+        snprintf(done, sizeof done, ": %" PRIu64 " pushed", pushed);
+        code = rqctl_stopped("push", done);
     }
     if (code == RQCTL_OK && ferror(in))
         code = rqctl_error(RQCTL_FAILED, "push", "reading %s: %s", source, strerror(errno));
@@ -255,11 +326,18 @@ int rqctl_cmd_pop(int argc, char **argv)
     int code = open_role("pop", name, RQ_CONSUMER, &q, timeout_ms, wait_ms);
     if (code != RQCTL_OK)
         return code;
+    rqctl_stop_on_signals(q);
     uint64_t popped = 0;
     while (count == 0 || popped < count) {
         const void *msg;
         size_t len;
-        int rc = rq_peek(q, &msg, &len, timeout_ms);
+        int rc = rqctl_stop_signal() ? RQ_EINTR : rq_peek(q, &msg, &len, timeout_ms);
+        if (rc == RQ_EINTR) {
+            char done[64];
+            snprintf(done, sizeof done, ": %" PRIu64 " messages popped", popped);
+            code = rqctl_stopped("pop", done);
+            break;
+        }
         if (rc == RQ_ETIMEDOUT || rc == RQ_EAGAIN) {
             if (count == 0)
                 break; /* drained */

@@ -42,6 +42,8 @@ int rqctl_exit_for(int rc)
         return RQCTL_OWNER;
     case RQ_EUNLINKED:
         return RQCTL_UNLINKED;
+    case RQ_ELOCKED:
+        return RQCTL_LOCKED;
     default:
         return RQCTL_FAILED;
     }

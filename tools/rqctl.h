@@ -22,7 +22,9 @@ enum rqctl_exit {
     RQCTL_MSGSIZE = 8,   /* a message does not fit the slot size (push) */
     RQCTL_OWNER = 9,     /* owned by another user, or mode wider than asked */
     RQCTL_ATTACHED = 10, /* unlink refused: a role is held (no --force) */
-    RQCTL_UNLINKED = 11  /* the queue was unlinked while in use (RQ_EUNLINKED) */
+    RQCTL_UNLINKED = 11, /* the queue was unlinked while in use (RQ_EUNLINKED) */
+    RQCTL_LOCKED = 12    /* push: another producer held the MPSC lock (RQ_ELOCKED) */
+    /* 128 + N: stopped by signal N (SIGINT, SIGTERM), as a shell reports */
 };
 
 /* How long an open waits for a queue's init lock when no --timeout says
@@ -75,6 +77,17 @@ int rqctl_cmd_push(int argc, char **argv);
 int rqctl_cmd_pop(int argc, char **argv);
 int rqctl_cmd_request(int argc, char **argv);
 int rqctl_cmd_dump(int argc, char **argv);
+
+/* SIGINT and SIGTERM end the command cleanly: the handler records the
+ * signal and calls rq_interrupt(Q) (Q may be NULL), so a wait of Q returns
+ * RQ_EINTR at once and the command closes Q and exits 128 + the signal.
+ * Installed without SA_RESTART, so a blocked read or sleep ends too. */
+struct rq;
+void rqctl_stop_on_signals(struct rq *q);
+/* The signal that asked to stop, or 0. */
+int rqctl_stop_signal(void);
+/* Prints "rqctl CMD: stopped by SIGxxx<what>" and returns 128 + signal. */
+int rqctl_stopped(const char *cmd, const char *what);
 
 /* --wait[=SECONDS]: *MS gets RQ_INFINITE without a value, else the
  * seconds in milliseconds.  -1 (a usage error printed) on bad input. */

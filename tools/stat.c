@@ -112,6 +112,22 @@ static void put_info(json_t *o, int have, const struct rqctl_object_info *info)
     put(o, "bytes", json_u64(info->bytes));
 }
 
+/* The MPSC producers' lock: {"held": false} or {"held": true, "pid": N or
+ * null, "held_ms": N or null, "reservation": bool}. */
+static json_t *json_lock(const rq_stats *q)
+{
+    json_t *o = json_object();
+    put(o, "held", json_boolean(q->lock_holder_pid != 0));
+    if (q->lock_holder_pid != 0) {
+        put(o, "pid", q->lock_holder_pid > 0 ? json_integer((json_int_t)q->lock_holder_pid)
+                                             : json_null());
+        put(o, "held_ms", q->lock_held_ms >= 0 ? json_integer((json_int_t)q->lock_held_ms)
+                                               : json_null());
+        put(o, "reservation", json_boolean(q->lock_reserving));
+    }
+    return o;
+}
+
 static json_t *snapshot_json(const struct snapshot *s)
 {
     json_t *o = json_object();
@@ -141,6 +157,8 @@ static json_t *snapshot_json(const struct snapshot *s)
         put(o, "write_offset", json_u64(q->write_offset));
         put(o, "producer", json_role(q->producer_live, q->producer_pid));
         put(o, "consumer", json_role(q->consumer_live, q->consumer_pid));
+        if (q->flags & RQ_MPSC)
+            put(o, "lock", json_lock(q));
         put(counters, "pushed", json_u64(q->pushed));
         put(counters, "popped", json_u64(q->popped));
         put(counters, "producer_waits", json_u64(q->producer_waits));
@@ -152,6 +170,7 @@ static json_t *snapshot_json(const struct snapshot *s)
         put(counters, "producer_takeovers", json_u64(q->producer_takeovers));
         put(counters, "consumer_takeovers", json_u64(q->consumer_takeovers));
         put(counters, "lock_recoveries", json_u64(q->lock_recoveries));
+        put(counters, "dead_reservations", json_u64(q->dead_reservations));
         put(counters, "repairs", json_u64(q->repairs));
     } else {
         const rq_coalesce_stats *c = &s->u.c;
@@ -213,6 +232,27 @@ static void text_role(const char *label, int live, int64_t pid, int shared)
         printf("none (never held)\n");
 }
 
+/* The MPSC producers' lock holder, as the segment says it (shown only). */
+static void text_lock(const rq_stats *q)
+{
+    printf("%-20s", "producers' lock:");
+    if (q->lock_holder_pid == 0) {
+        printf("free\n");
+        return;
+    }
+    if (q->lock_holder_pid > 0)
+        printf("held by pid %" PRId64, q->lock_holder_pid);
+    else
+        printf("held (no pid recorded)");
+    if (q->lock_reserving)
+        printf(", a reservation in progress");
+    if (q->lock_held_ms >= 0)
+        printf(", for at least %.3f s", (double)q->lock_held_ms / 1000.0);
+    else
+        printf(", since unknown (no producer has waited for it)");
+    putchar('\n');
+}
+
 /* A counter; with PREV (the snapshot before, in watch mode) also its rate. */
 static void text_counter(const char *label, uint64_t now, const uint64_t *prev, double seconds)
 {
@@ -264,6 +304,8 @@ static void snapshot_text(const struct snapshot *s, const struct snapshot *prev)
         printf("%-20s%" PRIu32 "\n", "write offset:", q->write_offset);
         text_role("producer:", q->producer_live, q->producer_pid, (q->flags & RQ_MPSC) != 0);
         text_role("consumer:", q->consumer_live, q->consumer_pid, 0);
+        if (q->flags & RQ_MPSC)
+            text_lock(q);
         text_counter("pushed:", q->pushed, p ? &p->pushed : NULL, dt);
         text_counter("popped:", q->popped, p ? &p->popped : NULL, dt);
         text_counter("producer waits:", q->producer_waits, p ? &p->producer_waits : NULL, dt);
@@ -275,6 +317,7 @@ static void snapshot_text(const struct snapshot *s, const struct snapshot *prev)
         text_counter("producer takeovers:", q->producer_takeovers, NULL, 0);
         text_counter("consumer takeovers:", q->consumer_takeovers, NULL, 0);
         text_counter("lock recoveries:", q->lock_recoveries, NULL, 0);
+        text_counter("dead reservations:", q->dead_reservations, NULL, 0);
         text_counter("repairs:", q->repairs, NULL, 0);
     } else {
         const rq_coalesce_stats *c = &s->u.c, *p = prev ? &prev->u.c : NULL;
@@ -406,6 +449,8 @@ int rqctl_cmd_stat(int argc, char **argv)
                            rqctl_shown(name, shown, sizeof shown));
     }
     const int clear = watch && !json && isatty(STDOUT_FILENO);
+    if (watch)
+        rqctl_stop_on_signals(NULL); /* no waits: the sleep between shots ends */
     for (uint32_t shot = 0;; shot++) {
         struct snapshot *now = &snap[shot & 1], *prev = shot ? &snap[(shot + 1) & 1] : NULL;
         if (shot > 0)
@@ -429,8 +474,10 @@ int rqctl_cmd_stat(int argc, char **argv)
         if (!watch || (count && shot + 1 >= count))
             return RQCTL_OK;
         struct timespec pause = {interval_ms / 1000, (long)(interval_ms % 1000) * 1000000L};
-        while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+        while (nanosleep(&pause, &pause) != 0 && errno == EINTR && !rqctl_stop_signal()) {
         }
+        if (rqctl_stop_signal())
+            return rqctl_stopped("stat", "");
     }
 }
 

@@ -47,7 +47,9 @@ _STATS_FIELDS = [("uint32_t", n) for n in ("slot_count", "slot_size", "flags", "
                                "consumer_missed_wakes", "producer_takeovers",
                                "consumer_takeovers", "lock_recoveries", "repairs")] + \
     [("int64_t", "producer_pid"), ("int64_t", "consumer_pid"), ("int", "producer_live"),
-     ("int", "consumer_live"), ("int", "unlinked")]
+     ("int", "consumer_live"), ("int", "unlinked"), ("int", "lock_reserving"),
+     ("int64_t", "lock_holder_pid"), ("int64_t", "lock_held_ms"),
+     ("uint64_t", "dead_reservations")]
 
 _CDEF = """
 typedef struct rq rq;
@@ -63,6 +65,7 @@ int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms);
 int rq_release(rq *q);
 int rq_stat(rq *q, rq_stats *st);
 void rq_close(rq *q);
+void rq_interrupt(rq *q);
 int rq_unlink(const char *name);
 const char *rq_strerror(int err);
 const char *rq_errname(int err);
@@ -136,6 +139,11 @@ class Stats:
     producer_live: typing.Optional[bool]  # None: this handle cannot tell
     consumer_live: typing.Optional[bool]
     unlinked: bool  # the queue was unlinked while this handle had it open
+    # MPSC (Linux): who holds the producers' lock, as the segment says
+    lock_reserving: bool  # held for a reservation
+    lock_holder_pid: int  # 0 free, -1 held with no pid recorded
+    lock_held_ms: typing.Optional[int]  # at least this long; None: unknown
+    dead_reservations: int  # lock recoveries whose dead owner was reserving
 
 
 # ---- errors ---------------------------------------------------------------
@@ -158,7 +166,8 @@ class Error(Exception):
 
 # Python's own exception that an rq code also is, so that generic handlers
 # catch it (a timeout is a TimeoutError); codes not listed get Error alone.
-_ALSO = {"RQ_ETIMEDOUT": TimeoutError, "RQ_EINVAL": ValueError, "RQ_ENOENT": LookupError}
+_ALSO = {"RQ_ETIMEDOUT": TimeoutError, "RQ_EINVAL": ValueError, "RQ_ENOENT": LookupError,
+         "RQ_ELOCKED": TimeoutError, "RQ_EINTR": InterruptedError}
 _BY_CODE = {}
 
 
@@ -334,6 +343,14 @@ class Queue:
     def closed(self):
         return not self._h
 
+    def interrupt(self):
+        """Ends this handle's current wait (or its next one) with EINTR
+        (also an InterruptedError); safe from another thread.  (From a
+        Python signal handler it is too late: Python runs handlers between
+        bytecodes, after the C call returns; call it from another thread.)"""
+        if self._h:
+            _lib.rq_interrupt(self._h)
+
     def push(self, data, timeout=None):
         """Copies DATA (bytes, bytearray, memoryview, ...) into the queue,
         waiting up to TIMEOUT seconds while it is full."""
@@ -438,6 +455,9 @@ class Queue:
         for f in ("producer_live", "consumer_live"):
             values[f] = None if values[f] < 0 else bool(values[f])
         values["unlinked"] = bool(values["unlinked"])
+        values["lock_reserving"] = bool(values["lock_reserving"])
+        if values["lock_held_ms"] < 0:
+            values["lock_held_ms"] = None
         return Stats(**values)
 
     def __repr__(self):

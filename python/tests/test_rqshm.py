@@ -226,3 +226,17 @@ def test_version_matches_rq_h():
 
 def test_names():
     assert rqshm.name_valid("a.b-c_1") and not rqshm.name_valid("a/b")
+
+
+def test_interrupt_from_another_thread(name):
+    with rqshm.Queue.create(name, rqshm.CONSUMER, slot_count=4, slot_size=16) as c:
+        t = threading.Timer(0.1, c.interrupt)
+        t.start()
+        t0 = time.monotonic()
+        with pytest.raises(rqshm.EINTR) as e:
+            c.pop(timeout=5)
+        assert isinstance(e.value, InterruptedError)
+        assert time.monotonic() - t0 < 2
+        t.join()
+        with pytest.raises(rqshm.ETIMEDOUT):  # used up
+            c.pop(timeout=0.02)

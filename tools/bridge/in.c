@@ -102,7 +102,7 @@ static int reserve(bridge *b, rq *q, natsMsg *m, void **slot)
         int rc = rq_reserve(q, slot, 100);
         if (rc == RQ_OK)
             return 0;
-        if (rc != RQ_EAGAIN && rc != RQ_ETIMEDOUT) {
+        if (rc != RQ_EAGAIN && rc != RQ_ETIMEDOUT && rc != RQ_ELOCKED) {
             bridge_error(b, "cannot write to queue %s: %s", b->o.queue, rq_strerror(rc));
             return -1;
         }
