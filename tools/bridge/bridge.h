@@ -12,6 +12,9 @@
 
 #include "rq.h"
 
+/* out: the most messages published before their acknowledgements. */
+#define BRIDGE_WINDOW_MAX 4096
+
 typedef struct bridge_opts {
     const char *queue;       /* the local rq queue */
     const char *server;      /* NATS URL */
@@ -23,6 +26,7 @@ typedef struct bridge_opts {
     const char *status_path; /* progress file, rewritten periodically */
     uint32_t slots, slot_size; /* create the queue if missing (0: attach) */
     int batch;               /* in: messages per fetch */
+    int window;              /* out: publishes in flight (1..BRIDGE_WINDOW_MAX) */
     int64_t ack_wait_ms;     /* in: the consumer's AckWait */
     int64_t publish_wait_ms; /* out: how long to wait for a publish ack */
     int status_ms;           /* status file period */
@@ -72,6 +76,10 @@ void bridge_status(bridge *b, int force);
 /* Opens the queue in ROLE, retrying with back-off while it does not exist
  * (or, producer, while the role is held).  NULL only when stopped. */
 rq *bridge_open_queue(bridge *b, const char *name, int role);
+
+/* out: libnats's answer to an asynchronous publish (jsOptions'
+ * PublishAsync.AckHandler), on libnats's thread. */
+void bridge_out_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
 
 /* How often the connection was lost so far (libnats's callback thread). */
 uint64_t bridge_disconnects(void);

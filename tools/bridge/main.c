@@ -82,6 +82,8 @@ static const char help[] =
     "    --batch N           in: messages per fetch (default 64)\n"
     "    --ack-wait MS       in: the consumer's ack wait (default 30000)\n"
     "    --publish-wait MS   out: wait for a publish ack (default 5000)\n"
+    "    --window N          out: publishes in flight before their acks, 1..4096\n"
+    "                        (default 256); released in order as acknowledged\n"
     "    --status FILE       write progress to FILE (JSON, replaced atomically)\n"
     "    --status-interval MS  how often (default 1000)\n"
     "    --max-backoff MS    longest pause between retries (default 5000)\n"
@@ -276,6 +278,10 @@ static int bridge_connect(bridge *b)
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = b->o.publish_wait_ms;
+    if (strcmp(b->p.direction, "out") == 0) {
+        jo.PublishAsync.AckHandler = bridge_out_ack;
+        jo.PublishAsync.MaxPending = b->o.window;
+    }
     s = natsConnection_JetStream(&b->js, b->nc, &jo);
     if (s != NATS_OK) {
         bridge_error(b, "no JetStream context: %s", bridge_nats_text(s, 0, text, sizeof text));
@@ -325,7 +331,7 @@ static int parse_args(int argc, char **argv, bridge_opts *o)
         {"stream", 1, 0, 't'}, {"durable", 1, 0, 'd'}, {"id", 1, 0, 'i'},
         {"dead-letter", 1, 0, 'D'}, {"create", 1, 0, 'c'}, {"batch", 1, 0, 'b'},
         {"ack-wait", 1, 0, 'a'}, {"publish-wait", 1, 0, 'p'}, {"status", 1, 0, 'f'},
-        {"status-interval", 1, 0, 'I'}, {"max-backoff", 1, 0, 'm'}, {"help", 0, 0, 'h'},
+        {"status-interval", 1, 0, 'I'}, {"max-backoff", 1, 0, 'm'}, {"window", 1, 0, 'w'}, {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
     int64_t v;
@@ -348,6 +354,11 @@ static int parse_args(int argc, char **argv, bridge_opts *o)
                 return fprintf(stderr, "rq-bridge: --batch wants 1..4096\n"), -1;
             o->batch = (int)v;
             break;
+        case 'w':
+            if (parse_ms(optarg, &v) || v > BRIDGE_WINDOW_MAX)
+                return fprintf(stderr, "rq-bridge: --window wants 1..%d\n", BRIDGE_WINDOW_MAX), -1;
+            o->window = (int)v;
+            break;
         case 'a': case 'p': case 'I': case 'm':
             if (parse_ms(optarg, &v))
                 return fprintf(stderr, "rq-bridge: %s wants milliseconds > 0\n", argv[optind - 1]), -1;
@@ -366,7 +377,7 @@ static int parse_args(int argc, char **argv, bridge_opts *o)
 int main(int argc, char **argv)
 {
     static bridge b;
-    b.o = (bridge_opts){.server = "nats://127.0.0.1:4222", .batch = 64, .ack_wait_ms = 30000,
+    b.o = (bridge_opts){.server = "nats://127.0.0.1:4222", .batch = 64, .window = 256, .ack_wait_ms = 30000,
                         .publish_wait_ms = 5000, .status_ms = 1000, .max_backoff_ms = 5000};
     if (argc < 2 || (strcmp(argv[1], "out") && strcmp(argv[1], "in"))) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))

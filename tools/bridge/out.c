@@ -1,22 +1,27 @@
 /*
  * out.c - rq-bridge out: the local queue drained into a JetStream subject.
  *
- * One message at a time: peek the oldest, publish it with the message id
- * ID:SEQ, wait for the stream's acknowledgement, release.  A message leaves
- * the queue only after the stream has it; a bridge killed between the ack
- * and the release peeks the same message (same SEQ) after restart and
- * publishes it again, and the stream, seeing a known id inside its
- * duplicate window, keeps one copy and answers "duplicate".
- *
- * Publishing several messages before their acks would need the queue to
- * show messages behind the oldest without releasing it, which rq_peek does
- * not; docs/bridge.md says what that costs.
+ * A window at a time: peek up to --window messages (rq_peek_burst), publish
+ * each asynchronously with the message id ID:SEQ, wait for the stream's
+ * acknowledgements, then release the longest acknowledged prefix with one
+ * store (rq_release_burst).  A message leaves the queue only after the
+ * stream has it.  What is not released stays peeked and is published
+ * again in the next round with the same ids; a bridge killed between the
+ * acks and the release peeks the same messages (same SEQ) after restart
+ * and publishes them again.  Either way the stream, seeing a known id
+ * inside its duplicate window, keeps one copy and answers "duplicate", and
+ * the stream's order is the queue's: a message is never released before
+ * the ones in front of it.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "bridge.h"
 
@@ -114,73 +119,200 @@ static void update_lag(bridge *b, rq *q)
         b->p.lag = st.depth;
 }
 
-/* Publishes the peeked message; 0 when it may be released. */
-static natsStatus publish(bridge *b, const char *idbase, const void *msg, size_t len,
-                          const rq_msg_info *info, jsErrCode *jerr)
+/* The answers to one window's publishes.  libnats calls bridge_out_ack
+ * on its own thread, so every field is under MU. */
+enum { ANSWER_NONE = 0, ANSWER_STORED, ANSWER_DUPLICATE, ANSWER_REFUSED };
+static struct out_window {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t base;   /* sequence number of the window's first message */
+    size_t n;        /* messages published in this round */
+    size_t answered; /* of those, answered */
+    unsigned char answer[BRIDGE_WINDOW_MAX];
+    natsStatus err[BRIDGE_WINDOW_MAX];
+    jsErrCode code[BRIDGE_WINDOW_MAX];
+    uint64_t last_stream_seq;
+} win = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+/* The message's rq sequence number, from its id "ID:SEQ" (UINT64_MAX if
+ * it has none: not one of ours). */
+static uint64_t id_seq(natsMsg *msg)
 {
-    char msgid[600];
-    snprintf(msgid, sizeof msgid, "%s:%" PRIu64, idbase, info->seq);
+    const char *id = NULL;
+    if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) != NATS_OK || !id)
+        return UINT64_MAX;
+    const char *colon = strrchr(id, ':');
+    if (!colon)
+        return UINT64_MAX;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(colon + 1, &end, 10);
+    return (*end || errno) ? UINT64_MAX : (uint64_t)v;
+}
+
+void bridge_out_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    (void)js;
+    (void)closure;
+    uint64_t seq = id_seq(msg);
+    pthread_mutex_lock(&win.mu);
+    /* An answer to an earlier round's publish of the same message counts
+     * as well: same id, same message. */
+    if (seq >= win.base && seq - win.base < win.n && win.answer[seq - win.base] == ANSWER_NONE) {
+        size_t i = (size_t)(seq - win.base);
+        if (pa) {
+            win.answer[i] = pa->Duplicate ? ANSWER_DUPLICATE : ANSWER_STORED;
+            if (pa->Sequence > win.last_stream_seq)
+                win.last_stream_seq = pa->Sequence;
+        } else {
+            win.answer[i] = ANSWER_REFUSED;
+            win.err[i] = pae ? pae->Err : NATS_ERR;
+            win.code[i] = pae ? pae->ErrCode : 0;
+        }
+        win.answered++;
+        pthread_cond_broadcast(&win.cv);
+    }
+    pthread_mutex_unlock(&win.mu);
+    natsMsg_Destroy(msg);
+}
+
+/* Starts a round for the N messages from sequence BASE on. */
+static void window_open(uint64_t base, size_t n)
+{
+    pthread_mutex_lock(&win.mu);
+    win.base = base;
+    win.n = n;
+    win.answered = 0;
+    memset(win.answer, 0, n);
+    pthread_mutex_unlock(&win.mu);
+}
+
+/* A publish that failed before it left: answered at once, refused. */
+static void window_refuse(size_t i, natsStatus s, jsErrCode code)
+{
+    pthread_mutex_lock(&win.mu);
+    if (win.answer[i] == ANSWER_NONE) {
+        win.answer[i] = ANSWER_REFUSED;
+        win.err[i] = s;
+        win.code[i] = code;
+        win.answered++;
+    }
+    pthread_mutex_unlock(&win.mu);
+}
+
+/* Waits until the first N publishes are answered or WAIT_MS pass. */
+static void window_wait(size_t n, int64_t wait_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(wait_ms / 1000);
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&win.mu);
+    while (win.answered < n && !bridge_stop)
+        if (pthread_cond_timedwait(&win.cv, &win.mu, &until) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&win.mu);
+}
+
+/* Publishes V[0..N) asynchronously; how many left (a failed call stops the
+ * round there, answered as refused). */
+static size_t publish_window(bridge *b, const char *idbase, const rq_msg_view *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char msgid[600];
+        snprintf(msgid, sizeof msgid, "%s:%" PRIu64, idbase, v[i].seq);
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MsgId = msgid;
+        po.MaxWait = b->o.publish_wait_ms;
+        jsErrCode jerr = 0;
+        natsStatus s = v[i].len > INT32_MAX
+                           ? NATS_MAX_PAYLOAD
+                           : js_PublishAsync(b->js, b->o.subject, v[i].data, (int)v[i].len, &po);
+        if (s != NATS_OK) {
+            window_refuse(i, s, jerr);
+            return i + 1;
+        }
+    }
+    return n;
+}
+
+/* One round: the answers to N published messages of V decide how many are
+ * released.  0 to go on, or 1 on a fatal error. */
+static int settle(bridge *b, rq *q, rq *dlq, const rq_msg_view *v, size_t n, int *delay)
+{
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MsgId = msgid;
     po.MaxWait = b->o.publish_wait_ms;
-    jsPubAck *pa = NULL;
-    *jerr = 0;
-    natsStatus s = js_Publish(&pa, b->js, b->o.subject, msg, (int)len, &po, jerr);
-    if (s == NATS_OK) {
-        if (pa->Duplicate)
-            b->p.duplicates++;
-        b->p.last_stream_seq = pa->Sequence;
-        jsPubAck_Destroy(pa);
+    (void)js_PublishAsyncComplete(b->js, &po); /* sends, then waits for the acks */
+    window_wait(n, 1000);                      /* and for their callbacks */
+    pthread_mutex_lock(&win.mu);
+    size_t k = 0, dups = 0;
+    while (k < n && (win.answer[k] == ANSWER_STORED || win.answer[k] == ANSWER_DUPLICATE))
+        dups += win.answer[k++] == ANSWER_DUPLICATE;
+    int refused = k < n && win.answer[k] == ANSWER_REFUSED;
+    natsStatus s = refused ? win.err[k] : NATS_TIMEOUT;
+    jsErrCode jerr = refused ? win.code[k] : 0;
+    b->p.last_stream_seq = win.last_stream_seq;
+    pthread_mutex_unlock(&win.mu);
+    if (k > 0) {
+        bridge_crash_point("out.after_ack"); /* stored, not released */
+        int rc = rq_release_burst(q, k);
+        if (rc != RQ_OK) {
+            bridge_error(b, "cannot release messages %" PRIu64 "..%" PRIu64 ": %s", v[0].seq,
+                         v[k - 1].seq, rq_strerror(rc));
+            return 1;
+        }
+        for (size_t i = 0; i < k; i++)
+            b->p.redelivered += (v[i].flags & RQ_MSG_REDELIVERED) != 0;
+        b->p.duplicates += dups;
+        b->p.messages += k;
+        b->p.last_queue_seq = v[k - 1].seq;
+        b->p.state = "running";
+        *delay = 100;
     }
-    return s;
+    if (k == n)
+        return 0;
+    char text[400];
+    rq_msg_info info = {v[k].seq, v[k].flags, 0};
+    if (refused && too_large(s, jerr)) {
+        bridge_error(b, "message %" PRIu64 " (%zu bytes) is larger than the stream accepts: %s%s",
+                     v[k].seq, v[k].len, bridge_nats_text(s, jerr, text, sizeof text),
+                     dlq ? "" : "; parked at the head of the queue (see --dead-letter)");
+        return park(b, q, dlq, v[k].data, v[k].len, &info, delay);
+    }
+    bridge_error(b, "publish of message %" PRIu64 " failed: %s; retrying in %d ms", v[k].seq,
+                 refused ? bridge_nats_text(s, jerr, text, sizeof text) : "no acknowledgement",
+                 *delay);
+    bridge_backoff(b, delay);
+    return 0;
 }
 
 static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
 {
+    static rq_msg_view v[BRIDGE_WINDOW_MAX];
     int delay = 100;
-    char text[400];
     while (!bridge_stop) {
-        const void *msg;
-        size_t len;
-        rq_msg_info info;
-        int rc = rq_peek_info(q, &msg, &len, &info, 200);
-        if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT) {
+        int n = rq_peek_burst(q, v, (size_t)b->o.window, 200);
+        if (n == RQ_EAGAIN || n == RQ_ETIMEDOUT) {
             update_lag(b, q);
             bridge_status(b, 0);
             continue;
         }
-        if (rc != RQ_OK) {
-            bridge_error(b, "cannot read queue %s: %s", b->o.queue, rq_strerror(rc));
+        if (n < 0) {
+            bridge_error(b, "cannot read queue %s: %s", b->o.queue, rq_strerror(n));
             return 1;
         }
-        jsErrCode jerr;
-        natsStatus s = len > INT32_MAX ? NATS_MAX_PAYLOAD : publish(b, idbase, msg, len, &info, &jerr);
-        if (s == NATS_OK) {
-            bridge_crash_point("out.after_ack"); /* stored, not released */
-            if (info.flags & RQ_MSG_REDELIVERED)
-                b->p.redelivered++;
-            if ((rc = rq_release(q)) != RQ_OK) {
-                bridge_error(b, "cannot release message %" PRIu64 ": %s", info.seq, rq_strerror(rc));
-                return 1;
-            }
-            b->p.messages++;
-            b->p.last_queue_seq = info.seq;
-            b->p.state = "running";
-            delay = 100;
-            if ((b->p.messages & 255) == 0)
-                update_lag(b, q);
-            bridge_status(b, 0);
-        } else if (too_large(s, jerr)) {
-            bridge_error(b, "message %" PRIu64 " (%zu bytes) is larger than the stream accepts: %s%s",
-                         info.seq, len, bridge_nats_text(s, jerr, text, sizeof text),
-                         dlq ? "" : "; parked at the head of the queue (see --dead-letter)");
-            park(b, q, dlq, msg, len, &info, &delay);
-        } else {
-            bridge_error(b, "publish of message %" PRIu64 " failed: %s; retrying in %d ms", info.seq,
-                         bridge_nats_text(s, jerr, text, sizeof text), delay);
-            bridge_backoff(b, &delay);
-        }
+        window_open(v[0].seq, (size_t)n);
+        size_t sent = publish_window(b, idbase, v, (size_t)n);
+        if (settle(b, q, dlq, v, sent, &delay))
+            return 1;
+        update_lag(b, q);
+        bridge_status(b, 0);
     }
     return 0;
 }
