@@ -158,7 +158,7 @@ enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1, RQ_ANY_OWNER = 1u << 2, RQ_R
 /* RQ_RECORDS (rq_config.flags, kept in the queue): a record queue, a byte
  * ring that packs messages of any length up to a maximum back to back
  * instead of one per fixed slot.  In its config slot_count is the
- * capacity in bytes (a multiple of 8, RQ_RECORDS_CAPACITY_MIN ..
+ * capacity in bytes (a multiple of 16, RQ_RECORDS_CAPACITY_MIN ..
  * RQ_SLOT_COUNT_MAX) and slot_size the largest message (1 .. capacity / 2
  * - RQ_RECORD_HEADER).  Each message takes RQ_RECORD_HEADER bytes plus its
  * length rounded up to 8, and is contiguous in memory (a message that does
