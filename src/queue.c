@@ -673,9 +673,14 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
     const struct rq_shm_header *h = (const struct rq_shm_header *)q->segment.header.bytes;
     rq_ring_attach(&q->ring, q->shm, h);
     q->mpsc = (h->flags & RQ_MPSC) != 0;
-    if (h->layout_version == RQ_REC_LAYOUT_VERSION)
+    if (h->layout_version == RQ_REC_LAYOUT_VERSION) {
         rc = rq_rec_attach(&q->rec, q->shm, h, q->seg, role,
                            q->mpsc && role == RQ_PRODUCER ? &q->lock : NULL);
+        /* An empty offset range: a slot-ring call that reached a record
+         * queue by mistake finds every offset out of range (RQ_ECORRUPT)
+         * instead of indexing slots that are not there. */
+        q->ring.n = q->ring.two_n = 0;
+    }
     if (rc == RQ_OK && role != RQ_OBSERVER)
         rc = role_acquire(q);
     if (rc < 0) {
@@ -797,7 +802,8 @@ int rq_stat(rq *q, rq_stats *st)
         return RQ_EFORK;
     struct rq_shm *shm = q->shm;
     memset(st, 0, sizeof *st);
-    st->slot_count = q->ring.n;
+    st->slot_count = q->rec ? ((const struct rq_shm_header *)q->segment.header.bytes)->slot_count
+                            : q->ring.n;
     st->slot_size = q->ring.slot_size;
     st->flags = (q->mpsc ? RQ_MPSC : 0) | (q->ring.full_fences ? RQ_FULL_FENCES : 0) |
                 (q->rec ? RQ_RECORDS : 0);
