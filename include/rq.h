@@ -166,7 +166,7 @@ enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1, RQ_ANY_OWNER = 1u << 2, RQ_R
 /* RQ_RECORDS (rq_config.flags, kept in the queue): a record queue, a byte
  * ring that packs messages of any length up to a maximum back to back
  * instead of one per fixed slot.  In its config slot_count is the
- * capacity in bytes (a multiple of 8, RQ_RECORDS_CAPACITY_MIN ..
+ * capacity in bytes (a multiple of 16, RQ_RECORDS_CAPACITY_MIN ..
  * RQ_SLOT_COUNT_MAX) and slot_size the largest message (1 .. capacity / 2
  * - RQ_RECORD_HEADER).  Each message takes RQ_RECORD_HEADER bytes plus its
  * length rounded up to 8, and is contiguous in memory (a message that does
@@ -448,7 +448,8 @@ RQ_EXTERN int rq_next_seq(rq *q, uint64_t *seq);
  * moved (>= 1), or a negative rq_error (RQ_EAGAIN / RQ_ETIMEDOUT: none).
  * A batch is all-or-nothing under a crash: a producer killed before the
  * publish leaves none of it visible, one killed after it all of it; a
- * consumer killed before freeing a batch gets all of it again. */
+ * consumer killed before freeing a batch gets all of it again.  Slot
+ * queues only so far: on a record queue (RQ_RECORDS) each is RQ_EINVAL. */
 
 /* Producer: copies messages MSGS[i] of LENS[i] bytes, i < COUNT, in order.
  * RQ_EMSGSIZE if one of those that fit is longer than slot_size (nothing

@@ -604,7 +604,7 @@ int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
     if (rc < 0)
         return rc;
     if (q->rec)
-        return rq_rec_push(q->rec, msg, len, timeout_ms);
+        return wait_result(q, rq_rec_push(q->rec, msg, len, timeout_ms));
     if (!msg && len > 0)
         return RQ_EINVAL;
     if (q->held != HELD_NONE)
@@ -629,7 +629,7 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
     if (rc < 0)
         return rc;
     if (q->rec)
-        return rq_rec_reserve(q->rec, q->ring.slot_size, slot, timeout_ms);
+        return wait_result(q, rq_rec_reserve(q->rec, q->ring.slot_size, slot, timeout_ms));
     if (!slot)
         return RQ_EINVAL;
     if (q->held == HELD_RESERVED) {
@@ -658,7 +658,7 @@ int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms)
     if (rc < 0)
         return rc;
     if (q->rec)
-        return rq_rec_reserve(q->rec, len, slot, timeout_ms);
+        return wait_result(q, rq_rec_reserve(q->rec, len, slot, timeout_ms));
     if (len > q->ring.slot_size)
         return RQ_EMSGSIZE;
     return rq_reserve(q, slot, timeout_ms);
@@ -690,6 +690,8 @@ int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t cou
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
     if (rc < 0)
         return rc;
+    if (q->rec)
+        return RQ_EINVAL; /* no burst form for record queues yet */
     if (count == 0)
         return 0;
     if (!msgs || !lens)
@@ -724,6 +726,8 @@ int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms)
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
     if (rc < 0)
         return rc;
+    if (q->rec)
+        return RQ_EINVAL; /* no burst form for record queues yet */
     if (!slots || count == 0)
         return RQ_EINVAL;
     if (q->held != HELD_NONE)
@@ -750,6 +754,8 @@ int rq_commit_burst(rq *q, const size_t *lens, size_t count)
     int rc = check_call(q, RQ_PRODUCER, 0);
     if (rc < 0)
         return rc;
+    if (q->rec)
+        return RQ_EINVAL; /* no burst form for record queues yet */
     if (q->held != HELD_RESERVED || !reservation_is_ours(q))
         return RQ_ESTATE;
     if (count > q->held_count || (count > 0 && !lens))
@@ -787,7 +793,7 @@ int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, in
     if (rc < 0)
         return rc;
     if (q->rec)
-        return rq_rec_pop(q->rec, buf, cap, len, info, timeout_ms);
+        return wait_result(q, rq_rec_pop(q->rec, buf, cap, len, info, timeout_ms));
     if (!len || (!buf && cap > 0))
         return RQ_EINVAL;
     if (q->held != HELD_NONE)
@@ -816,6 +822,8 @@ int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t max, int tim
     int rc = check_call(q, RQ_CONSUMER, timeout_ms);
     if (rc < 0)
         return rc;
+    if (q->rec)
+        return RQ_EINVAL; /* no burst form for record queues yet */
     if (max == 0)
         return 0;
     if (!lens || !buf)
@@ -859,7 +867,7 @@ int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int ti
     if (rc < 0)
         return rc;
     if (q->rec)
-        return rq_rec_peek(q->rec, msg, len, info, timeout_ms);
+        return wait_result(q, rq_rec_peek(q->rec, msg, len, info, timeout_ms));
     if (!msg || !len)
         return RQ_EINVAL;
     if (q->held != HELD_PEEKED || !q->peeked) { /* none, or the rest of a burst */
@@ -899,6 +907,8 @@ int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms)
     int rc = check_call(q, RQ_CONSUMER, timeout_ms);
     if (rc < 0)
         return rc;
+    if (q->rec)
+        return RQ_EINVAL; /* no burst form for record queues yet */
     if (!msgs || max == 0)
         return RQ_EINVAL;
     uint32_t want = burst_want(q, max), k;
@@ -935,6 +945,8 @@ int rq_release_burst(rq *q, size_t count)
     int rc = check_call(q, RQ_CONSUMER, 0);
     if (rc < 0)
         return rc;
+    if (q->rec)
+        return RQ_EINVAL; /* no burst form for record queues yet */
     if (q->held != HELD_PEEKED)
         return RQ_ESTATE;
     if (count == 0 || count > q->held_count)
@@ -1174,9 +1186,16 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
     const struct rq_shm_header *h = (const struct rq_shm_header *)q->segment.header.bytes;
     rq_ring_attach(&q->ring, q->shm, h);
     q->mpsc = (h->flags & RQ_MPSC) != 0;
-    if (h->layout_version == RQ_REC_LAYOUT_VERSION)
+    if (h->layout_version == RQ_REC_LAYOUT_VERSION) {
         rc = rq_rec_attach(&q->rec, q->shm, h, q->segment.plat, role,
                            q->mpsc && role == RQ_PRODUCER ? &q->lock : NULL);
+        if (rc == RQ_OK)
+            rq_rec_set_interrupt(q->rec, &q->interrupted);
+        /* An empty offset range: a slot-ring call that reached a record
+         * queue by mistake finds every offset out of range (RQ_ECORRUPT)
+         * instead of indexing slots that are not there. */
+        q->ring.n = q->ring.two_n = 0;
+    }
     if (rc == RQ_OK && role != RQ_OBSERVER)
         rc = role_acquire(q);
     if (rc < 0) {
@@ -1331,7 +1350,8 @@ int rq_stat(rq *q, rq_stats *st)
         return RQ_EFORK;
     struct rq_shm *shm = q->shm;
     memset(st, 0, sizeof *st);
-    st->slot_count = q->ring.n;
+    st->slot_count = q->rec ? ((const struct rq_shm_header *)q->segment.header.bytes)->slot_count
+                            : q->ring.n;
     st->slot_size = q->ring.slot_size;
     st->flags = (q->mpsc ? RQ_MPSC : 0) | (q->ring.full_fences ? RQ_FULL_FENCES : 0) |
                 (q->rec ? RQ_RECORDS : 0);

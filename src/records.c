@@ -33,6 +33,7 @@ struct rq_rec {
     rq_plat_segment *seg;
     struct rq_mpsc *lock; /* MPSC producers: the handle's lock; else NULL */
     struct rq_shm_role *self;
+    rq_atomic_u32 *interrupted; /* the handle's rq_interrupt flag, or NULL */
     int role;
     int full_fences;
     uint32_t cap, two_cap, max, max_span;
@@ -223,6 +224,11 @@ int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h,
     return RQ_OK;
 }
 
+void rq_rec_set_interrupt(struct rq_rec *r, rq_atomic_u32 *flag)
+{
+    r->interrupted = flag;
+}
+
 int rq_rec_load(struct rq_rec *r)
 {
     uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
@@ -289,8 +295,12 @@ static int rec_wait(struct rq_rec *r, struct rq_shm_event *ev, int (*ready)(stru
     int left = rq_deadline_left(d);
     if (left == 0)
         return rq_deadline_error(d);
-    rq_fetch_add_u64(&r->self->waits, 1);
     uint32_t seq = rq_load_acquire_u32(&ev->seq);
+    /* After seq, as queue.c's wait_on: rq_interrupt sets the flag before
+     * it moves seq on. */
+    if (r->interrupted && rq_load_acquire_u32(r->interrupted))
+        return RQ_EINTR;
+    rq_fetch_add_u64(&r->self->waits, 1);
     rq_fetch_add_u32(&ev->waiters, 1);
     RQ_CRASH_POINT(WAIT_AFTER_REGISTER);
     int rc = RQ_OK, is_slice = 0, slice;
@@ -375,9 +385,11 @@ static REC_COLD int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payloa
     int napped = 0;
     for (;;) {
         if (r->lock) {
+            /* As queue.c's producer_lock: the lock's timeout is not a
+             * full ring's. */
             int rc = rq_mpsc_lock(r->lock, rq_deadline_left(&d));
             if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
-                rc = rq_deadline_error(&d);
+                rc = rq_deadline_error(&d) == RQ_EAGAIN ? RQ_EAGAIN : RQ_ELOCKED;
             if (rc < 0)
                 return rc;
         }

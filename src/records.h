@@ -102,6 +102,9 @@ int rq_rec_init(rq_plat_segment *seg, void *addr, const rq_config *cfg, int repa
  * memory. */
 int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h,
                   rq_plat_segment *seg, int role, struct rq_mpsc *lock);
+/* Makes a wait of R end with RQ_EINTR while *FLAG is set (rq_interrupt:
+ * the caller clears it when it returns that). */
+void rq_rec_set_interrupt(struct rq_rec *r, rq_atomic_u32 *flag);
 /* At role takeover: loads and checks both words (RQ_ECORRUPT). */
 int rq_rec_load(struct rq_rec *r);
 /* Close: drops a reservation (an MPSC one releases the lock if this

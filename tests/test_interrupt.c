@@ -181,6 +181,37 @@ static void test_interrupt_before_the_call(void **state)
     rq_unlink(name);
 }
 
+/* Record queues (RQ_RECORDS) wait in their own code: the same rules. */
+static void test_record_queue_waits_are_interrupted(void **state)
+{
+    (void)state;
+    const char *name = th_name("intr.rec");
+    rq_config cfg = {256, 64, RQ_RECORDS, 0};
+    rq *p, *c;
+    assert_int_equal(rq_open(&p, name, RQ_PRODUCER, &cfg), RQ_OK);
+    assert_int_equal(rq_open(&c, name, RQ_CONSUMER, NULL), RQ_OK);
+    char buf[64];
+    size_t len;
+    pthread_t th;
+    struct interrupter in;
+    start_interrupter(&th, &in, c, 100, 0);
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 5000), RQ_EINTR);
+    assert_prompt(&in, "rq_pop (records)");
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 30), RQ_ETIMEDOUT); /* used up */
+    /* The producer's wait for room, interrupted before the call. */
+    while (rq_push(p, buf, 60, 0) == RQ_OK)
+        ;
+    rq_interrupt(p);
+    uint64_t t0 = th_now_ms();
+    assert_int_equal(rq_push(p, buf, 60, 5000), RQ_EINTR);
+    assert_true(th_now_ms() - t0 < PROMPT_MS);
+    assert_int_equal(rq_push(p, buf, 60, 30), RQ_ETIMEDOUT);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+}
+
 /* Interrupting one handle leaves the others waiting: the consumer's
  * interrupt does not end its producer's wait, nor one producer's another
  * producer's (both asleep on the same word, which the interrupt moves). */
@@ -285,6 +316,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_interrupt_before_the_call),
         cmocka_unit_test(test_the_peer_is_not_affected),
         cmocka_unit_test(test_lock_wait_interrupted_and_elocked),
+        cmocka_unit_test(test_record_queue_waits_are_interrupted),
     };
     return cmocka_run_group_tests_name("interrupt", tests, NULL, NULL);
 }
