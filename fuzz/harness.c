@@ -583,8 +583,8 @@ static void op_stat(struct fz_handle *h)
         return;
     uint32_t two_n = 2 * st.slot_count;
     if (st.write_offset >= two_n || st.read_offset >= two_n || st.depth > st.slot_count)
-        fz_fail("rq_stat OK with offsets %u/%u, depth %u of %u", st.write_offset,
-                st.read_offset, st.depth, st.slot_count);
+        fz_fail("rq_stat OK with offsets %u/%u, depth %u of %u", st.write_offset, st.read_offset,
+                st.depth, st.slot_count);
 }
 
 static void queue_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsigned variant,
@@ -697,21 +697,48 @@ static void coalesce_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsi
 #define Q(field) offsetof(struct rq_shm, field)
 #define C(field) offsetof(struct rqc_shm, field)
 static const size_t queue_words[] = {
-    Q(hdr.magic), Q(hdr.magic) + 4, Q(hdr.layout_version), Q(hdr.abi), Q(hdr.header_size),
-    Q(hdr.slot_count), Q(hdr.slot_size), Q(hdr.slot_stride), Q(hdr.flags), Q(hdr.total_size),
-    Q(hdr.total_size) + 4, Q(write_offset), Q(read_offset), Q(data_event.waiters),
-    Q(data_event.seq), Q(space_event.waiters), Q(space_event.seq), Q(producer.attached),
-    Q(consumer.attached), Q(producer.messages), Q(write_position), Q(write_position) + 4,
-    Q(read_position), Q(read_position) + 4, Q(consumer.delivered_position), Q(consumer.delivered_position) + 4,
+    Q(hdr.magic),
+    Q(hdr.magic) + 4,
+    Q(hdr.layout_version),
+    Q(hdr.abi),
+    Q(hdr.header_size),
+    Q(hdr.slot_count),
+    Q(hdr.slot_size),
+    Q(hdr.slot_stride),
+    Q(hdr.flags),
+    Q(hdr.total_size),
+    Q(hdr.total_size) + 4,
+    Q(write_offset),
+    Q(read_offset),
+    Q(data_event.waiters),
+    Q(data_event.seq),
+    Q(space_event.waiters),
+    Q(space_event.seq),
+    Q(producer.attached),
+    Q(consumer.attached),
+    Q(producer.messages),
+    Q(write_position),
+    Q(write_position) + 4,
+    Q(read_position),
+    Q(read_position) + 4,
+    Q(consumer.delivered_position),
+    Q(consumer.delivered_position) + 4,
     /* the MPSC lock: owner word (both halves), handle ids, futex word */
-    Q(mpsc.owner), Q(mpsc.owner) + 4, Q(mpsc.next_id), Q(mpsc.seq), Q(mpsc.owner) + 4,
+    Q(mpsc.owner),
+    Q(mpsc.owner) + 4,
+    Q(mpsc.next_id),
+    Q(mpsc.seq),
+    Q(mpsc.owner) + 4,
     /* most likely to matter: the offsets, again */
-    Q(write_offset), Q(read_offset), Q(write_offset), Q(read_offset),
+    Q(write_offset),
+    Q(read_offset),
+    Q(write_offset),
+    Q(read_offset),
 };
 static const size_t coalesce_words[] = {
-    C(hdr.magic), C(hdr.magic) + 4, C(hdr.layout_version), C(hdr.abi), C(hdr.header_size),
-    C(req), C(work.taken), C(work.done), C(worker.attached), C(requesters.wakes),
-    C(req), C(work.done),
+    C(hdr.magic), C(hdr.magic) + 4, C(hdr.layout_version), C(hdr.abi),         C(hdr.header_size),
+    C(req),       C(work.taken),    C(work.done),          C(worker.attached), C(requesters.wakes),
+    C(req),       C(work.done),
 };
 #define COUNT(a) (sizeof a / sizeof *a)
 

@@ -90,8 +90,7 @@ extern "C" {
 #define RQ_VERSION_MAJOR 0
 #define RQ_VERSION_MINOR 1
 #define RQ_VERSION_PATCH 0
-#define RQ_VERSION_HEX \
-    ((RQ_VERSION_MAJOR << 16) | (RQ_VERSION_MINOR << 8) | RQ_VERSION_PATCH)
+#define RQ_VERSION_HEX ((RQ_VERSION_MAJOR << 16) | (RQ_VERSION_MINOR << 8) | RQ_VERSION_PATCH)
 
 /* Error table: XX(name, value, sentence).  One list gives the enum and the
  * strings of rq_strerror(), so the two can never drift apart. */
@@ -183,7 +182,7 @@ enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1, RQ_ANY_OWNER = 1u << 2 };
  * RQ_EBUSY from rq_open. */
 #define RQ_MPSC_PRODUCERS_MAX 256
 
-#define RQ_NAME_MAX 200 /* queue names: 1..RQ_NAME_MAX of [A-Za-z0-9._-] */
+#define RQ_NAME_MAX 200               /* queue names: 1..RQ_NAME_MAX of [A-Za-z0-9._-] */
 #define RQ_SLOT_COUNT_MAX 0x40000000u /* 2^30 slots */
 #define RQ_SLOT_SIZE_MAX 0x40000000u  /* 1 GiB per message */
 
@@ -192,8 +191,7 @@ enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1, RQ_ANY_OWNER = 1u << 2 };
  * off_t's limit), 2^30 (1 GiB) elsewhere.  A geometry needing more (header,
  * slots and their 8-byte length words, see docs/design.md) is RQ_EINVAL,
  * refused before any object exists; a segment claiming more is corrupt. */
-#define RQ_SEGMENT_SIZE_MAX \
-    (sizeof(void *) >= 8 ? (uint64_t)1 << 44 : (uint64_t)1 << 30)
+#define RQ_SEGMENT_SIZE_MAX (sizeof(void *) >= 8 ? (uint64_t)1 << 44 : (uint64_t)1 << 30)
 
 /* 1 if NAME is a valid name for a queue or a coalescing object: 1 to
  * RQ_NAME_MAX characters of [A-Za-z0-9._-] (portable across POSIX shared
@@ -282,7 +280,8 @@ RQ_EXTERN int rq_open(rq **out, const char *name, int role, const rq_config *cfg
  * having initialised nothing.  Every other result is as
  * rq_open's.  The time bounds the wait for other openers only: the
  * caller's own work (sizing a large segment) is not cut short. */
-RQ_EXTERN int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms);
+RQ_EXTERN int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg,
+                            int timeout_ms);
 
 /* rq_open_timed that also waits for the queue to be created: with cfg NULL
  * or an attach config, a queue that does not exist yet (or whose creator
@@ -293,7 +292,8 @@ RQ_EXTERN int rq_open_timed(rq **out, const char *name, int role, const rq_confi
  * a queue is found at most 50 ms after it is complete.  Still missing when
  * the time is up: RQ_ENOENT.  A creating config creates as rq_open_timed
  * does (nothing to wait for). */
-RQ_EXTERN int rq_open_wait(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms);
+RQ_EXTERN int rq_open_wait(rq **out, const char *name, int role, const rq_config *cfg,
+                           int timeout_ms);
 
 /* Producer: copies LEN bytes into the queue, waiting up to TIMEOUT_MS for a
  * free slot (RQ_MPSC: and for the producers' lock).  RQ_EMSGSIZE if LEN >
@@ -365,7 +365,7 @@ RQ_EXTERN int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *in
 
 /* rq_pop that also fills *INFO (NULL allowed) for the message popped. */
 RQ_EXTERN int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
-                int timeout_ms);
+                          int timeout_ms);
 
 /* *SEQ: producer: the sequence number the next message pushed through this
  * handle gets if no other producer goes first (SPSC: exactly the one it
@@ -452,9 +452,9 @@ RQ_EXTERN int rq_coalesce_attach(rq_coalesce **out, const char *name, int role);
  * rq_open_timed).  For rq_coalesce_attach_timed, MODE may be 0,
  * RQ_MODE_ANY_OWNER, and/or permission bits the object must not exceed. */
 RQ_EXTERN int rq_coalesce_open_timed(rq_coalesce **out, const char *name, int role, uint32_t mode,
-                           int timeout_ms);
+                                     int timeout_ms);
 RQ_EXTERN int rq_coalesce_attach_timed(rq_coalesce **out, const char *name, int role, uint32_t mode,
-                             int timeout_ms);
+                                       int timeout_ms);
 
 /* Requester: asks for one more round.  Never blocks. */
 RQ_EXTERN int rq_coalesce_request(rq_coalesce *c);
@@ -474,17 +474,17 @@ RQ_EXTERN int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms)
 RQ_EXTERN int rq_coalesce_done(rq_coalesce *c, uint64_t ticket);
 
 typedef struct rq_coalesce_stats {
-    uint64_t requests; /* rq_coalesce_request calls that registered */
-    uint64_t rounds;   /* rounds of work started (rq_coalesce_wait OK) */
-    uint64_t wakes;    /* wake signals sent to the worker */
-    uint64_t waits;    /* times the worker went to sleep */
+    uint64_t requests;     /* rq_coalesce_request calls that registered */
+    uint64_t rounds;       /* rounds of work started (rq_coalesce_wait OK) */
+    uint64_t wakes;        /* wake signals sent to the worker */
+    uint64_t waits;        /* times the worker went to sleep */
     uint64_t missed_wakes; /* work found by the periodic re-check, no wake */
-    uint64_t takeovers;/* worker role taken from a dead holder */
-    uint64_t repairs;  /* half-made objects re-initialised */
-    int owed;          /* 1 if work is owed now */
-    int waiting;       /* 1 if the worker is announced as asleep */
+    uint64_t takeovers;    /* worker role taken from a dead holder */
+    uint64_t repairs;      /* half-made objects re-initialised */
+    int owed;              /* 1 if work is owed now */
+    int waiting;           /* 1 if the worker is announced as asleep */
     int64_t worker_pid;
-    int worker_live;   /* 1, 0, or -1: cannot tell (as rq_stats) */
+    int worker_live; /* 1, 0, or -1: cannot tell (as rq_stats) */
 } rq_coalesce_stats;
 
 RQ_EXTERN int rq_coalesce_stat(rq_coalesce *c, rq_coalesce_stats *st);

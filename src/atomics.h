@@ -100,10 +100,16 @@ RQ_ATOMIC_FN_(uint32_t, u32)
 RQ_ATOMIC_FN_(uint64_t, u64)
 #undef RQ_ATOMIC_FN_
 
-static inline void rq_fence_seq(void) { atomic_thread_fence(memory_order_seq_cst); }
+static inline void rq_fence_seq(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+}
 /* Keeps the compiler from moving memory accesses across it; no CPU fence
  * (the other half of an asymmetric fence, see platform.h). */
-static inline void rq_fence_compiler(void) { atomic_signal_fence(memory_order_seq_cst); }
+static inline void rq_fence_compiler(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+}
 
 /* One step of a spin-wait: tells the CPU (x86: pause) that we are spinning. */
 static inline void rq_cpu_relax(void)

@@ -52,14 +52,14 @@
 struct rq_shm_header {
     rq_atomic_u64 magic; /* RQ_MAGIC, stored last (release) by the creator */
     uint32_t layout_version;
-    uint32_t abi;          /* rq_layout_abi(): pointer size, lock size, ... */
-    uint32_t header_size;  /* sizeof(struct rq_shm): where slot 0 starts */
-    uint32_t slot_count;   /* N: offsets run over [0, 2N) */
-    uint32_t slot_size;    /* largest payload */
-    uint32_t slot_stride;  /* bytes from one slot to the next */
-    uint32_t flags;        /* RQ_MPSC */
+    uint32_t abi;         /* rq_layout_abi(): pointer size, lock size, ... */
+    uint32_t header_size; /* sizeof(struct rq_shm): where slot 0 starts */
+    uint32_t slot_count;  /* N: offsets run over [0, 2N) */
+    uint32_t slot_size;   /* largest payload */
+    uint32_t slot_stride; /* bytes from one slot to the next */
+    uint32_t flags;       /* RQ_MPSC */
     uint32_t reserved0;
-    uint64_t total_size;   /* header_size + slot_count * slot_stride */
+    uint64_t total_size; /* header_size + slot_count * slot_stride */
 };
 
 /* A wait queue: an event count.  waiters counts processes between "about

@@ -288,8 +288,8 @@ static int clear_dead_owner(struct rq_mpsc *m)
 
 int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
 {
-    *m = (struct rq_mpsc){.seg = seg, .lock = &shm->mpsc,
-                          .recoveries = &shm->admin.lock_recoveries};
+    *m =
+        (struct rq_mpsc){.seg = seg, .lock = &shm->mpsc, .recoveries = &shm->admin.lock_recoveries};
     int rc = rq_plat_segment_identity(seg, m->object);
     if (rc == RQ_OK)
         rc = take_slot(m);

@@ -44,16 +44,16 @@ _Static_assert(RQ_MPSC_PRODUCERS_MAX <= 0x10000, "a slot fits the owner word");
 /* A producer handle's side of the lock. */
 struct rq_mpsc {
     rq_plat_segment *seg;
-    struct rq_shm_mpsc *lock;     /* in the segment: untrusted */
-    rq_atomic_u64 *recoveries;    /* admin.lock_recoveries */
-    int held;                     /* this handle holds the lock */
+    struct rq_shm_mpsc *lock;  /* in the segment: untrusted */
+    rq_atomic_u64 *recoveries; /* admin.lock_recoveries */
+    int held;                  /* this handle holds the lock */
 #if !RQ_PLAT_MPSC_MUTEX
-    uint32_t slot;                /* our producer slot */
-    uint64_t id;                  /* our handle id (nonce high bits) */
-    uint64_t count;               /* acquisitions so far (nonce low bits) */
-    uint64_t word;                /* held: the owner word we wrote */
-    uint64_t last_seen;           /* owner word at our last failed look */
-    uint64_t object[2];           /* which queue (self-deadlock check) */
+    uint32_t slot;      /* our producer slot */
+    uint64_t id;        /* our handle id (nonce high bits) */
+    uint64_t count;     /* acquisitions so far (nonce low bits) */
+    uint64_t word;      /* held: the owner word we wrote */
+    uint64_t last_seen; /* owner word at our last failed look */
+    uint64_t object[2]; /* which queue (self-deadlock check) */
 #endif
 };
 

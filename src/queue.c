@@ -45,14 +45,14 @@ struct rq {
     int owns_role_line; /* SPSC producer or consumer: keeps the attached flag */
     int pushed;         /* producer: published at least one message */
     enum held_state held;
-    void *reserved;         /* HELD_RESERVED: payload of the claimed slot */
-    uint64_t reserver;      /* HELD_RESERVED, MPSC: the thread that reserved */
-    struct rq_mpsc lock;    /* MPSC producer: the producers' lock */
-    int lock_open;          /* lock was opened (rq_mpsc_open succeeded) */
-    const void *peeked;     /* HELD_PEEKED: payload of the oldest message */
+    void *reserved;      /* HELD_RESERVED: payload of the claimed slot */
+    uint64_t reserver;   /* HELD_RESERVED, MPSC: the thread that reserved */
+    struct rq_mpsc lock; /* MPSC producer: the producers' lock */
+    int lock_open;       /* lock was opened (rq_mpsc_open succeeded) */
+    const void *peeked;  /* HELD_PEEKED: payload of the oldest message */
     uint32_t peeked_len;
-    uint64_t peeked_seq;    /* HELD_PEEKED: its sequence number */
-    int peeked_redelivered; /* HELD_PEEKED: handed out before this handle */
+    uint64_t peeked_seq;      /* HELD_PEEKED: its sequence number */
+    int peeked_redelivered;   /* HELD_PEEKED: handed out before this handle */
     struct rq_shm_role *self; /* this side's statistics line */
 };
 
@@ -595,7 +595,7 @@ static int role_acquire(rq *q)
 static void handle_free(rq *q)
 {
     if (q->lock_open && !q->lock.held)
-        rq_mpsc_close(&q->lock); /* releases nothing here: gives the slot up */
+        rq_mpsc_close(&q->lock);   /* releases nothing here: gives the slot up */
     rq_segment_close(&q->segment); /* drops every lock of this handle */
     free(q);
 }

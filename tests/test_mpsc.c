@@ -360,8 +360,8 @@ static void test_all_blocked_producers_finish(void **state)
          * 1 s re-check found the others asleep beside free space. */
         if (took >= TH_WAKE_SUSPECT_MS)
             fail_msg("message %d of %d took %llu ms: a producer slept with space free until "
-                     "its re-check (not every waiting producer was woken)", k,
-                     BLOCKED_PRODUCERS * EACH, (unsigned long long)took);
+                     "its re-check (not every waiting producer was woken)",
+                     k, BLOCKED_PRODUCERS * EACH, (unsigned long long)took);
         uint64_t seq;
         uint32_t stream;
         assert_int_equal(th_msg_check(buf, len, &seq, &stream), 0);
@@ -463,9 +463,8 @@ static void test_random_kills_of_producers(void **state)
                   "checked %llu, lost %llu, torn %llu, reordered %llu, redelivered %llu, lock "
                   "recoveries %llu, consumer takeovers %llu, wake-ups lost p/c %llu/%llu\n",
                   STREAMS, kills, producer_kills, consumer_kills, (unsigned long long)received,
-                  (unsigned long long)gaps, (unsigned long long)torn,
-                  (unsigned long long)reorders, (unsigned long long)dups,
-                  (unsigned long long)st.lock_recoveries,
+                  (unsigned long long)gaps, (unsigned long long)torn, (unsigned long long)reorders,
+                  (unsigned long long)dups, (unsigned long long)st.lock_recoveries,
                   (unsigned long long)st.consumer_takeovers,
                   (unsigned long long)st.producer_missed_wakes,
                   (unsigned long long)st.consumer_missed_wakes);

@@ -32,11 +32,12 @@ void rqctl_explain_busy(const char *cmd, const char *name, int role)
     /* The holder writes its pid just after it takes the role lock: a pid
      * that is gone means the holder is between the two, or wrote none. */
     if (pid > 0 && rqctl_pid_alive((long long)pid) == 1)
-        fprintf(stderr, "rqctl %s: the %s role is held by live process %" PRId64 "\n", cmd,
-                what, pid);
+        fprintf(stderr, "rqctl %s: the %s role is held by live process %" PRId64 "\n", cmd, what,
+                pid);
     else
-        fprintf(stderr, "rqctl %s: the %s role is held by a live process whose pid cannot be "
-                        "told (the pid recorded, %" PRId64 ", is gone)\n",
+        fprintf(stderr,
+                "rqctl %s: the %s role is held by a live process whose pid cannot be "
+                "told (the pid recorded, %" PRId64 ", is gone)\n",
                 cmd, what, pid);
 }
 
@@ -51,8 +52,8 @@ static int open_role(const char *cmd, const char *name, int role, rq **q, int ti
     if (wait_ms != 0)
         rc = rq_open_wait(q, name, role, NULL, wait_ms);
     else
-        rc = rq_open_timed(q, name, role, NULL,
-                           timeout_ms > 0 ? timeout_ms : RQCTL_OPEN_TIMEOUT_MS);
+        rc =
+            rq_open_timed(q, name, role, NULL, timeout_ms > 0 ? timeout_ms : RQCTL_OPEN_TIMEOUT_MS);
     if (rc == RQ_OK)
         return RQCTL_OK;
     int code = rqctl_fail(cmd, KIND_QUEUE, name, rc);

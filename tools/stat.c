@@ -22,7 +22,7 @@
 struct snapshot {
     enum rqctl_kind kind;
     const char *name;
-    double time; /* seconds since the epoch */
+    double time;   /* seconds since the epoch */
     int have_info; /* owner, mode and size could be told (Linux) */
     struct rqctl_object_info info;
     union {
@@ -487,9 +487,8 @@ static const char *list_error_text(int rc, int saved_errno)
 
 int rqctl_cmd_list(int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int json = 0, opt;
     while ((opt = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
         switch (opt) {
@@ -558,8 +557,7 @@ int rqctl_cmd_list(int argc, char **argv)
             if (rc == RQ_OK)
                 list_summary(&s, summary, sizeof summary);
             else
-                snprintf(summary, sizeof summary, "error: %s",
-                         list_error_text(rc, saved_errno));
+                snprintf(summary, sizeof summary, "error: %s", list_error_text(rc, saved_errno));
             char owner[64] = "?", mode[8] = "?", bytes[24] = "?";
             if (s.have_info) {
                 snprintf(owner, sizeof owner, "%s", s.info.user);
@@ -574,7 +572,6 @@ int rqctl_cmd_list(int argc, char **argv)
     if (json)
         return emit_json("list", array);
     if (fflush(stdout) != 0)
-        return rqctl_error(RQCTL_FAILED, "list", "writing standard output: %s",
-                           strerror(errno));
+        return rqctl_error(RQCTL_FAILED, "list", "writing standard output: %s", strerror(errno));
     return RQCTL_OK;
 }

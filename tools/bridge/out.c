@@ -155,13 +155,15 @@ static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
             return 1;
         }
         jsErrCode jerr;
-        natsStatus s = len > INT32_MAX ? NATS_MAX_PAYLOAD : publish(b, idbase, msg, len, &info, &jerr);
+        natsStatus s =
+            len > INT32_MAX ? NATS_MAX_PAYLOAD : publish(b, idbase, msg, len, &info, &jerr);
         if (s == NATS_OK) {
             bridge_crash_point("out.after_ack"); /* stored, not released */
             if (info.flags & RQ_MSG_REDELIVERED)
                 b->p.redelivered++;
             if ((rc = rq_release(q)) != RQ_OK) {
-                bridge_error(b, "cannot release message %" PRIu64 ": %s", info.seq, rq_strerror(rc));
+                bridge_error(b, "cannot release message %" PRIu64 ": %s", info.seq,
+                             rq_strerror(rc));
                 return 1;
             }
             b->p.messages++;
@@ -172,13 +174,14 @@ static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
                 update_lag(b, q);
             bridge_status(b, 0);
         } else if (too_large(s, jerr)) {
-            bridge_error(b, "message %" PRIu64 " (%zu bytes) is larger than the stream accepts: %s%s",
+            bridge_error(b,
+                         "message %" PRIu64 " (%zu bytes) is larger than the stream accepts: %s%s",
                          info.seq, len, bridge_nats_text(s, jerr, text, sizeof text),
                          dlq ? "" : "; parked at the head of the queue (see --dead-letter)");
             park(b, q, dlq, msg, len, &info, &delay);
         } else {
-            bridge_error(b, "publish of message %" PRIu64 " failed: %s; retrying in %d ms", info.seq,
-                         bridge_nats_text(s, jerr, text, sizeof text), delay);
+            bridge_error(b, "publish of message %" PRIu64 " failed: %s; retrying in %d ms",
+                         info.seq, bridge_nats_text(s, jerr, text, sizeof text), delay);
             bridge_backoff(b, &delay);
         }
     }
