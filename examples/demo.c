@@ -30,9 +30,9 @@
 /* The demo's own ledger, in memory shared by every process it forks. */
 struct ledger {
     char name[64];
-    volatile uint64_t limit;     /* stop after this many messages */
-    volatile uint64_t sent;      /* producer: messages confirmed pushed */
-    volatile uint64_t received;  /* consumer: next sequence number expected */
+    volatile uint64_t limit;    /* stop after this many messages */
+    volatile uint64_t sent;     /* producer: messages confirmed pushed */
+    volatile uint64_t received; /* consumer: next sequence number expected */
     volatile uint64_t redelivered, lost, torn;
 };
 static struct ledger *led;
@@ -131,9 +131,10 @@ static void show(rq *watch, unsigned long pk, unsigned long ck, const char *end)
     rq_stat(watch, &st);
     printf("%skills %5lu (producer %lu, consumer %lu)  sent %9llu  received %9llu  "
            "redelivered %4llu  lost %llu  torn %llu  free slots %u/%u   %s",
-           isatty(STDOUT_FILENO) ? "\r" : "", pk + ck, pk, ck, (unsigned long long)led->sent, (unsigned long long)led->received,
-           (unsigned long long)led->redelivered, (unsigned long long)led->lost,
-           (unsigned long long)led->torn, st.slot_count - st.depth, st.slot_count, end);
+           isatty(STDOUT_FILENO) ? "\r" : "", pk + ck, pk, ck, (unsigned long long)led->sent,
+           (unsigned long long)led->received, (unsigned long long)led->redelivered,
+           (unsigned long long)led->lost, (unsigned long long)led->torn, st.slot_count - st.depth,
+           st.slot_count, end);
     fflush(stdout);
 }
 

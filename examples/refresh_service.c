@@ -19,7 +19,10 @@
 
 #ifdef _WIN32
 #include <windows.h>
-static void sleep_ms(long ms) { Sleep((DWORD)ms); }
+static void sleep_ms(long ms)
+{
+    Sleep((DWORD)ms);
+}
 #else
 static void sleep_ms(long ms)
 {

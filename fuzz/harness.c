@@ -402,8 +402,8 @@ static void queue_open(struct fz_run *r, struct fz_handle *h, int role, int with
     h->records = (st.flags & RQ_RECORDS) != 0;
     if (h->records && (st.slot_count % 16 || st.slot_size > st.slot_count / 2 - RQ_RECORD_HEADER))
         fz_fail("open accepted a ring of %u bytes for records of %u", st.slot_count, st.slot_size);
-    uint64_t need = RQ_SHM_HEADER_SIZE + (h->records ? st.slot_count
-                                                     : (uint64_t)st.slot_count * h->stride);
+    uint64_t need =
+        RQ_SHM_HEADER_SIZE + (h->records ? st.slot_count : (uint64_t)st.slot_count * h->stride);
     if (!h->map.addr || h->map.size < need)
         fz_fail("open accepted %u slots of %u bytes but mapped %zu bytes", st.slot_count,
                 st.slot_size, h->map.size);
@@ -599,8 +599,8 @@ static void op_stat(struct fz_handle *h)
         return;
     uint32_t two_n = 2 * st.slot_count;
     if (st.write_offset >= two_n || st.read_offset >= two_n || st.depth > st.slot_count)
-        fz_fail("rq_stat OK with offsets %u/%u, depth %u of %u", st.write_offset,
-                st.read_offset, st.depth, st.slot_count);
+        fz_fail("rq_stat OK with offsets %u/%u, depth %u of %u", st.write_offset, st.read_offset,
+                st.depth, st.slot_count);
     /* The lock holder is shown as read, but in range whatever was planted. */
     if (st.lock_holder_pid < -1 || st.lock_held_ms < -1 ||
         (st.lock_reserving != 0 && st.lock_reserving != 1) ||
@@ -876,28 +876,61 @@ static void coalesce_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsi
 #define Q(field) offsetof(struct rq_shm, field)
 #define C(field) offsetof(struct rqc_shm, field)
 static const size_t queue_words[] = {
-    Q(hdr.magic), Q(hdr.magic) + 4, Q(hdr.layout_version), Q(hdr.abi), Q(hdr.header_size),
-    Q(hdr.slot_count), Q(hdr.slot_size), Q(hdr.slot_stride), Q(hdr.flags), Q(hdr.total_size),
-    Q(hdr.total_size) + 4, Q(write_offset), Q(read_offset), Q(data_event.waiters),
-    Q(data_event.seq), Q(space_event.waiters), Q(space_event.seq), Q(producer.attached),
-    Q(consumer.attached), Q(producer.messages), Q(write_position), Q(write_position) + 4,
-    Q(read_position), Q(read_position) + 4, Q(consumer.delivered_position), Q(consumer.delivered_position) + 4,
+    Q(hdr.magic),
+    Q(hdr.magic) + 4,
+    Q(hdr.layout_version),
+    Q(hdr.abi),
+    Q(hdr.header_size),
+    Q(hdr.slot_count),
+    Q(hdr.slot_size),
+    Q(hdr.slot_stride),
+    Q(hdr.flags),
+    Q(hdr.total_size),
+    Q(hdr.total_size) + 4,
+    Q(write_offset),
+    Q(read_offset),
+    Q(data_event.waiters),
+    Q(data_event.seq),
+    Q(space_event.waiters),
+    Q(space_event.seq),
+    Q(producer.attached),
+    Q(consumer.attached),
+    Q(producer.messages),
+    Q(write_position),
+    Q(write_position) + 4,
+    Q(read_position),
+    Q(read_position) + 4,
+    Q(consumer.delivered_position),
+    Q(consumer.delivered_position) + 4,
     /* the MPSC lock: owner word (both halves), handle ids, futex word */
-    Q(mpsc.owner), Q(mpsc.owner) + 4, Q(mpsc.next_id), Q(mpsc.seq), Q(mpsc.owner) + 4,
+    Q(mpsc.owner),
+    Q(mpsc.owner) + 4,
+    Q(mpsc.next_id),
+    Q(mpsc.seq),
+    Q(mpsc.owner) + 4,
     /* most likely to matter: the offsets, again */
-    Q(write_offset), Q(read_offset), Q(write_offset), Q(read_offset),
+    Q(write_offset),
+    Q(read_offset),
+    Q(write_offset),
+    Q(read_offset),
     /* a record queue's words: the record numbers beside the offsets */
-    Q(write_offset) + 4, Q(read_offset) + 4,
+    Q(write_offset) + 4,
+    Q(read_offset) + 4,
     /* who holds the MPSC lock (read by rq_stat only): the stamp, the slot
      * pids (first, second, last), dead reservations */
-    Q(mpsc.waited_word), Q(mpsc.waited_word) + 4, Q(mpsc.waited_since_ms),
-    Q(mpsc.waited_since_ms) + 4, Q(slot_pid[0]), Q(slot_pid[1]), Q(slot_pid[RQ_MPSC_SLOTS - 1]),
+    Q(mpsc.waited_word),
+    Q(mpsc.waited_word) + 4,
+    Q(mpsc.waited_since_ms),
+    Q(mpsc.waited_since_ms) + 4,
+    Q(slot_pid[0]),
+    Q(slot_pid[1]),
+    Q(slot_pid[RQ_MPSC_SLOTS - 1]),
     Q(admin.dead_reservations),
 };
 static const size_t coalesce_words[] = {
-    C(hdr.magic), C(hdr.magic) + 4, C(hdr.layout_version), C(hdr.abi), C(hdr.header_size),
-    C(req), C(work.taken), C(work.done), C(worker.attached), C(requesters.wakes),
-    C(req), C(work.done),
+    C(hdr.magic), C(hdr.magic) + 4, C(hdr.layout_version), C(hdr.abi),         C(hdr.header_size),
+    C(req),       C(work.taken),    C(work.done),          C(worker.attached), C(requesters.wakes),
+    C(req),       C(work.done),
 };
 #define COUNT(a) (sizeof a / sizeof *a)
 

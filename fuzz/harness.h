@@ -55,12 +55,12 @@ enum fz_kind { FZ_SPSC, FZ_MPSC, FZ_COALESCE, FZ_KINDS };
 enum fz_open_flags { FZ_CFG_A = 1, FZ_CFG_B = 2, FZ_CFG_FENCES = 4, FZ_CFG_RECORDS = 8 };
 
 enum fz_queue_op {
-    FZ_OP_PUSH,       /* u16 length */
-    FZ_OP_POP,        /* u16 capacity */
+    FZ_OP_PUSH, /* u16 length */
+    FZ_OP_POP,  /* u16 capacity */
     FZ_OP_PEEK,
     FZ_OP_RELEASE,
     FZ_OP_RESERVE,
-    FZ_OP_COMMIT,     /* u16 length */
+    FZ_OP_COMMIT, /* u16 length */
     FZ_OP_STAT,
     FZ_OP_CLOSE,
     FZ_OP_OPEN,       /* u8 role */

@@ -114,8 +114,7 @@ static size_t dump(const char *kind, unsigned char *buf, size_t cap)
     return n;
 }
 
-static void write_seed(const char *dir, const char *target, const char *file,
-                       const struct seed *s)
+static void write_seed(const char *dir, const char *target, const char *file, const struct seed *s)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s/%s", dir, target, file);
@@ -288,8 +287,8 @@ int main(int argc, char **argv)
         write_seed(dir, "fuzz_segment", queues[i].file, &s);
 
         unsigned fill = queues[i].keep | (queues[i].turns % 8) << 5;
-        head(&s, queues[i].kind, 2, 1, queues[i].flags & RQ_FULL_FENCES ? FZ_CFG_FENCES : 0,
-             fill, queues[i].count, queues[i].size, 0);
+        head(&s, queues[i].kind, 2, 1, queues[i].flags & RQ_FULL_FENCES ? FZ_CFG_FENCES : 0, fill,
+             queues[i].count, queues[i].size, 0);
         peer_script(&s, 0);
         write_seed(dir, "fuzz_peer", queues[i].file, &s);
     }

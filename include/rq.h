@@ -90,8 +90,7 @@ extern "C" {
 #define RQ_VERSION_MAJOR 0
 #define RQ_VERSION_MINOR 1
 #define RQ_VERSION_PATCH 0
-#define RQ_VERSION_HEX \
-    ((RQ_VERSION_MAJOR << 16) | (RQ_VERSION_MINOR << 8) | RQ_VERSION_PATCH)
+#define RQ_VERSION_HEX ((RQ_VERSION_MAJOR << 16) | (RQ_VERSION_MINOR << 8) | RQ_VERSION_PATCH)
 
 /* Error table: XX(name, value, sentence).  One list gives the enum and the
  * strings of rq_strerror(), so the two can never drift apart. */

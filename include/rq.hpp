@@ -49,18 +49,30 @@ public:
     std::error_condition default_error_condition(int code) const noexcept override
     {
         switch (code) {
-        case RQ_EAGAIN: return std::errc::resource_unavailable_try_again;
-        case RQ_ETIMEDOUT: return std::errc::timed_out;
-        case RQ_EMSGSIZE: return std::errc::message_size;
-        case RQ_EINVAL: return std::errc::invalid_argument;
-        case RQ_ENOENT: return std::errc::no_such_file_or_directory;
-        case RQ_EBUSY: return std::errc::device_or_resource_busy;
-        case RQ_EEXIST: return std::errc::file_exists;
-        case RQ_EROLE: return std::errc::operation_not_permitted;
-        case RQ_EDEADLK: return std::errc::resource_deadlock_would_occur;
-        case RQ_ELOCKED: return std::errc::timed_out; /* the lock, not the ring */
-        case RQ_EINTR: return std::errc::interrupted;
-        default: return std::error_condition(code, *this);
+        case RQ_EAGAIN:
+            return std::errc::resource_unavailable_try_again;
+        case RQ_ETIMEDOUT:
+            return std::errc::timed_out;
+        case RQ_EMSGSIZE:
+            return std::errc::message_size;
+        case RQ_EINVAL:
+            return std::errc::invalid_argument;
+        case RQ_ENOENT:
+            return std::errc::no_such_file_or_directory;
+        case RQ_EBUSY:
+            return std::errc::device_or_resource_busy;
+        case RQ_EEXIST:
+            return std::errc::file_exists;
+        case RQ_EROLE:
+            return std::errc::operation_not_permitted;
+        case RQ_EDEADLK:
+            return std::errc::resource_deadlock_would_occur;
+        case RQ_ELOCKED:
+            return std::errc::timed_out; /* the lock, not the ring */
+        case RQ_EINTR:
+            return std::errc::interrupted;
+        default:
+            return std::error_condition(code, *this);
         }
     }
 };
@@ -110,16 +122,22 @@ class const_bytes {
 public:
     constexpr const_bytes() noexcept = default;
     const_bytes(const void *data, std::size_t size) noexcept
-        : data_(static_cast<const std::byte *>(data)), size_(size) {}
+        : data_(static_cast<const std::byte *>(data)), size_(size)
+    {
+    }
     const_bytes(std::string_view s) noexcept
-        : data_(reinterpret_cast<const std::byte *>(s.data())), size_(s.size()) {}
+        : data_(reinterpret_cast<const std::byte *>(s.data())), size_(s.size())
+    {
+    }
     const_bytes(const char *s) noexcept : const_bytes(std::string_view(s)) {}
     const_bytes(const std::string &s) noexcept : const_bytes(std::string_view(s)) {}
     template <class C, class = detail::contiguous_t<const C>,
               class = std::enable_if_t<!std::is_convertible_v<const C &, std::string_view>>>
     const_bytes(const C &c) noexcept
         : data_(reinterpret_cast<const std::byte *>(std::data(c))),
-          size_(std::size(c) * sizeof(*std::data(c))) {}
+          size_(std::size(c) * sizeof(*std::data(c)))
+    {
+    }
 
     constexpr const std::byte *data() const noexcept { return data_; }
     constexpr std::size_t size() const noexcept { return size_; }
@@ -142,13 +160,17 @@ class mutable_bytes {
 public:
     constexpr mutable_bytes() noexcept = default;
     mutable_bytes(void *data, std::size_t size) noexcept
-        : data_(static_cast<std::byte *>(data)), size_(size) {}
+        : data_(static_cast<std::byte *>(data)), size_(size)
+    {
+    }
     template <class C, class = detail::contiguous_t<C>,
-              class = std::enable_if_t<!std::is_const_v<std::remove_pointer_t<
-                  decltype(std::data(std::declval<C &>()))>>>>
+              class = std::enable_if_t<!std::is_const_v<
+                  std::remove_pointer_t<decltype(std::data(std::declval<C &>()))>>>>
     mutable_bytes(C &c) noexcept
         : data_(reinterpret_cast<std::byte *>(std::data(c))),
-          size_(std::size(c) * sizeof(*std::data(c))) {}
+          size_(std::size(c) * sizeof(*std::data(c)))
+    {
+    }
 
     constexpr std::byte *data() const noexcept { return data_; }
     constexpr std::size_t size() const noexcept { return size_; }
@@ -168,8 +190,7 @@ private:
 class reservation {
 public:
     reservation() noexcept = default;
-    reservation(reservation &&o) noexcept
-        : q_(std::exchange(o.q_, nullptr)), slot_(o.slot_) {}
+    reservation(reservation &&o) noexcept : q_(std::exchange(o.q_, nullptr)), slot_(o.slot_) {}
     reservation &operator=(reservation &&o) noexcept
     {
         q_ = std::exchange(o.q_, nullptr);
@@ -465,7 +486,8 @@ inline std::error_code make_error_code(rq_error e) noexcept
 }
 
 namespace std {
-template <> struct is_error_code_enum<rq_error> : true_type {};
+template <> struct is_error_code_enum<rq_error> : true_type {
+};
 } // namespace std
 
 #endif /* RQ_HPP */

@@ -29,9 +29,9 @@
 #define RQ_BRIDGE_HEADER_SIZE 16u
 
 typedef struct rq_bridge_record {
-    uint64_t stream_seq;    /* the message's sequence number in its stream */
-    uint32_t deliveries;    /* how often the stream has handed it out */
-    const void *payload;    /* points into the record */
+    uint64_t stream_seq; /* the message's sequence number in its stream */
+    uint32_t deliveries; /* how often the stream has handed it out */
+    const void *payload; /* points into the record */
     size_t payload_len;
 } rq_bridge_record;
 

@@ -103,14 +103,24 @@ RQ_ATOMIC_FN_(uint64_t, u64)
 #undef RQ_ATOMIC_FN_
 
 static inline uint32_t rq_fetch_or_u32(rq_atomic_u32 *p, uint32_t v)
-{ return atomic_fetch_or_explicit(p, v, memory_order_seq_cst); }
+{
+    return atomic_fetch_or_explicit(p, v, memory_order_seq_cst);
+}
 static inline uint32_t rq_fetch_and_u32(rq_atomic_u32 *p, uint32_t v)
-{ return atomic_fetch_and_explicit(p, v, memory_order_seq_cst); }
+{
+    return atomic_fetch_and_explicit(p, v, memory_order_seq_cst);
+}
 
-static inline void rq_fence_seq(void) { atomic_thread_fence(memory_order_seq_cst); }
+static inline void rq_fence_seq(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+}
 /* Keeps the compiler from moving memory accesses across it; no CPU fence
  * (the other half of an asymmetric fence, see platform.h). */
-static inline void rq_fence_compiler(void) { atomic_signal_fence(memory_order_seq_cst); }
+static inline void rq_fence_compiler(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+}
 
 /* One step of a spin-wait: tells the CPU (x86: pause) that we are spinning. */
 static inline void rq_cpu_relax(void)

@@ -42,8 +42,8 @@ struct rq_coalesce {
     struct rqc_shm *shm;       /* segment.addr, typed */
     int role;
     uint32_t fork_generation; /* rq_plat_fork_generation at open */
-    int round_open;   /* worker: a ticket was handed out and not done */
-    uint32_t ticket;  /* worker: that ticket */
+    int round_open;           /* worker: a ticket was handed out and not done */
+    uint32_t ticket;          /* worker: that ticket */
 };
 
 static uint32_t count_of(uint32_t req)
@@ -281,8 +281,8 @@ static int coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t
     /* Coalescing objects have no geometry: the segment layer only needs to
      * know whether it may create one. */
     static const int no_config;
-    int rc = rq_segment_open_as(&c->segment, &coalesce_kind, name, create ? &no_config : NULL,
-                                role, mode & 0777u, (mode & RQ_MODE_ANY_OWNER) != 0, timeout_ms);
+    int rc = rq_segment_open_as(&c->segment, &coalesce_kind, name, create ? &no_config : NULL, role,
+                                mode & 0777u, (mode & RQ_MODE_ANY_OWNER) != 0, timeout_ms);
     if (rc < 0) {
         free(c);
         return rc;

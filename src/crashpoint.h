@@ -64,7 +64,7 @@ enum rq_crash_point_id {
 #define RQ_CRASH_ENUM_(id, name, roles) RQ_CP_##id,
     RQ_CRASH_POINT_MAP(RQ_CRASH_ENUM_)
 #undef RQ_CRASH_ENUM_
-    RQ_CP_COUNT_
+        RQ_CP_COUNT_
 };
 
 #ifdef RQ_CRASH_POINTS

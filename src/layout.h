@@ -60,14 +60,14 @@
 struct rq_shm_header {
     rq_atomic_u64 magic; /* RQ_MAGIC, stored last (release) by the creator */
     uint32_t layout_version;
-    uint32_t abi;          /* rq_layout_abi(): pointer size, lock size, ... */
-    uint32_t header_size;  /* sizeof(struct rq_shm): where slot 0 starts */
-    uint32_t slot_count;   /* N: offsets run over [0, 2N) */
-    uint32_t slot_size;    /* largest payload */
-    uint32_t slot_stride;  /* bytes from one slot to the next */
-    uint32_t flags;        /* RQ_MPSC */
+    uint32_t abi;         /* rq_layout_abi(): pointer size, lock size, ... */
+    uint32_t header_size; /* sizeof(struct rq_shm): where slot 0 starts */
+    uint32_t slot_count;  /* N: offsets run over [0, 2N) */
+    uint32_t slot_size;   /* largest payload */
+    uint32_t slot_stride; /* bytes from one slot to the next */
+    uint32_t flags;       /* RQ_MPSC */
     uint32_t reserved0;
-    uint64_t total_size;   /* header_size + slot_count * slot_stride */
+    uint64_t total_size; /* header_size + slot_count * slot_stride */
 };
 
 /* A wait queue: an event count.  waiters counts processes between "about
@@ -166,8 +166,8 @@ struct rq_shm {
 
     /* Line 7: written at open under the init lock, and by MPSC recovery. */
     RQ_LINE_ALIGNED struct {
-        rq_atomic_u64 repairs;         /* half-made segments re-initialised */
-        rq_atomic_u64 lock_recoveries; /* MPSC lock taken from a dead owner */
+        rq_atomic_u64 repairs;           /* half-made segments re-initialised */
+        rq_atomic_u64 lock_recoveries;   /* MPSC lock taken from a dead owner */
         rq_atomic_u64 dead_reservations; /* ... who held it for a reservation */
     } admin;
 

@@ -132,11 +132,11 @@ void rq_mpsc_close(struct rq_mpsc *m)
 void rq_mpsc_keep(struct rq_mpsc *m)
 {
     (void)m; /* the mutex is the thread's: the OS tells a self-deadlock */
-void rq_mpsc_holder(struct rq_shm *shm, struct rq_mpsc_holder *out)
-{
-    (void)shm; /* the mutex cannot be inspected without taking it */
-    *out = (struct rq_mpsc_holder){.pid = 0, .held_ms = -1, .reserving = 0};
-}
+    void rq_mpsc_holder(struct rq_shm * shm, struct rq_mpsc_holder * out)
+    {
+        (void)shm; /* the mutex cannot be inspected without taking it */
+        *out = (struct rq_mpsc_holder){.pid = 0, .held_ms = -1, .reserving = 0};
+    }
 
 #else
 
@@ -185,8 +185,8 @@ static uint64_t next_word(struct rq_mpsc *m)
     m->count++;
     uint64_t count = m->count & ((UINT64_C(1) << RQ_MPSC_COUNT_BITS) - 1);
     uint64_t nonce = (m->id << RQ_MPSC_COUNT_BITS | count) & RQ_MPSC_NONCE_MASK;
-    return RQ_MPSC_HELD | (m->reserving ? RQ_MPSC_RESERVING : 0) |
-           nonce << RQ_MPSC_NONCE_SHIFT | m->slot;
+    return RQ_MPSC_HELD | (m->reserving ? RQ_MPSC_RESERVING : 0) | nonce << RQ_MPSC_NONCE_SHIFT |
+           m->slot;
 }
 
 static int same_object(const uint64_t a[2], const uint64_t b[2])
@@ -319,7 +319,8 @@ static int clear_dead_owner(struct rq_mpsc *m)
 
 int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
 {
-    *m = (struct rq_mpsc){.seg = seg, .lock = &shm->mpsc,
+    *m = (struct rq_mpsc){.seg = seg,
+                          .lock = &shm->mpsc,
                           .recoveries = &shm->admin.lock_recoveries,
                           .dead_reservations = &shm->admin.dead_reservations};
     int rc = rq_plat_segment_identity(seg, m->object);

@@ -49,21 +49,21 @@ _Static_assert(RQ_MPSC_PRODUCERS_MAX == RQ_MPSC_SLOTS, "a pid word per slot");
 /* A producer handle's side of the lock. */
 struct rq_mpsc {
     rq_plat_segment *seg;
-    struct rq_shm_mpsc *lock;     /* in the segment: untrusted */
-    rq_atomic_u64 *recoveries;    /* admin.lock_recoveries */
+    struct rq_shm_mpsc *lock;         /* in the segment: untrusted */
+    rq_atomic_u64 *recoveries;        /* admin.lock_recoveries */
     rq_atomic_u64 *dead_reservations; /* admin.dead_reservations */
-    int held;                     /* this handle holds the lock */
-    int reserving;                /* the next lock is for a reservation */
-    rq_atomic_u32 *interrupt;     /* the handle's rq_interrupt flag, or NULL */
+    int held;                         /* this handle holds the lock */
+    int reserving;                    /* the next lock is for a reservation */
+    rq_atomic_u32 *interrupt;         /* the handle's rq_interrupt flag, or NULL */
 #if !RQ_PLAT_MPSC_MUTEX
-    uint32_t slot;                /* our producer slot */
-    uint64_t id;                  /* our handle id (nonce high bits) */
-    uint64_t count;               /* acquisitions so far (nonce low bits) */
-    uint64_t word;                /* held: the owner word we wrote */
-    uint64_t last_seen;           /* owner word at our last failed look */
-    int kept;                     /* held across calls: in this thread's list */
-    uint64_t object[2];           /* which queue (self-deadlock check) */
-    rq_atomic_u32 *slot_pid;      /* our slot's pid word in the segment */
+    uint32_t slot;           /* our producer slot */
+    uint64_t id;             /* our handle id (nonce high bits) */
+    uint64_t count;          /* acquisitions so far (nonce low bits) */
+    uint64_t word;           /* held: the owner word we wrote */
+    uint64_t last_seen;      /* owner word at our last failed look */
+    int kept;                /* held across calls: in this thread's list */
+    uint64_t object[2];      /* which queue (self-deadlock check) */
+    rq_atomic_u32 *slot_pid; /* our slot's pid word in the segment */
 #endif
 };
 

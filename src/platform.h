@@ -49,8 +49,8 @@ enum rq_plat_open_flags {
  * it), the lock object read-only if its mode allows, and left out if not
  * (rq_plat_segment_has_locks says so).  Windows opens observers as it
  * opens the other roles. */
-int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *name,
-                         unsigned flags, uint32_t mode, int *created);
+int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *name, unsigned flags,
+                         uint32_t mode, int *created);
 
 /* 1 if SEG has its lock object open, 0 if it was opened without it
  * (RQ_PLAT_OBSERVE).  rq_plat_lock_probe works with it; rq_plat_lock only

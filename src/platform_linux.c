@@ -248,8 +248,8 @@ static void segment_free(rq_plat_segment *seg)
     errno = saved;
 }
 
-int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *name,
-                         unsigned flags, uint32_t mode, int *created)
+int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *name, unsigned flags,
+                         uint32_t mode, int *created)
 {
     *created = 0;
     rq_plat_segment *seg = calloc(1, sizeof *seg);
@@ -325,8 +325,8 @@ static int names_object(const char *path, dev_t dev, ino_t ino)
     if (fd < 0)
         return errno == ENOENT ? 0 : RQ_ESYS;
     struct stat st;
-    int rc = RQ_SYS(FSTAT, fstat(fd, &st), -1) == 0 ? st.st_dev == dev && st.st_ino == ino
-                                                    : RQ_ESYS;
+    int rc =
+        RQ_SYS(FSTAT, fstat(fd, &st), -1) == 0 ? st.st_dev == dev && st.st_ino == ino : RQ_ESYS;
     int saved = errno;
     close(fd);
     errno = saved;
@@ -456,8 +456,7 @@ static void remove_lock_object(rq_plat_segment *seg)
         return; /* an open in progress holds it */
     fl.l_start = 0;
     fl.l_len = 0; /* every lock id; our own locks are not reported */
-    if (RQ_SYS(FCNTL_PROBE, fcntl(seg->lock_fd, F_OFD_GETLK, &fl), -1) == 0 &&
-        fl.l_type == F_UNLCK)
+    if (RQ_SYS(FCNTL_PROBE, fcntl(seg->lock_fd, F_OFD_GETLK, &fl), -1) == 0 && fl.l_type == F_UNLCK)
         (void)RQ_SYS(SHM_UNLINK_LOCKS, shm_unlink(seg->lock_path), -1);
     /* The init lock goes with the descriptor, after the removal. */
 }
@@ -612,8 +611,8 @@ static int locks_in_use(const char *path)
     fl.l_whence = SEEK_SET;
     fl.l_start = 0;
     fl.l_len = 0; /* every byte: every lock id */
-    int rc = RQ_SYS(FCNTL_PROBE, fcntl(fd, F_OFD_GETLK, &fl), -1) == 0 ? fl.l_type != F_UNLCK
-                                                                      : RQ_ESYS;
+    int rc =
+        RQ_SYS(FCNTL_PROBE, fcntl(fd, F_OFD_GETLK, &fl), -1) == 0 ? fl.l_type != F_UNLCK : RQ_ESYS;
     close(fd);
     return rc;
 }

@@ -88,8 +88,8 @@ RQ_FAULT_TABLE(FAULT_CALLS);
 struct role_keeper {
     HANDLE mutex;
     HANDLE thread;
-    HANDLE acquired; /* set by the keeper once it knows the outcome */
-    HANDLE release;  /* set by the handle to give the role up */
+    HANDLE acquired;       /* set by the keeper once it knows the outcome */
+    HANDLE release;        /* set by the handle to give the role up */
     volatile LONG outcome; /* 1 owned, 0 busy, -1 failed (error in err) */
     DWORD err;
 };
@@ -107,7 +107,7 @@ struct rq_plat_segment {
     HANDLE interrupt;        /* rq_plat_interrupt: manual-reset, unnamed */
     unsigned char *view;     /* the last view mapped through this handle */
     uint64_t view_size;
-    HANDLE poll[2];          /* the poll events (rq_plat_poll_side), or NULL */
+    HANDLE poll[2]; /* the poll events (rq_plat_poll_side), or NULL */
 };
 
 /* ---- names ------------------------------------------------------------- */
@@ -196,13 +196,15 @@ static int make_descriptor(uint32_t mode, PSECURITY_DESCRIPTOR *sd)
     if (!RQ_SYS(SID_TO_STRING, ConvertSidToStringSidW(user, &user_text), FALSE))
         return RQ_ESYS;
     wchar_t sddl[256];
-    const wchar_t *everyone = (mode & 0022) ? L"(A;;GA;;;WD)" : (mode & 0044) ? L"(A;;GR;;;WD)" : L"";
+    const wchar_t *everyone = (mode & 0022)   ? L"(A;;GA;;;WD)"
+                              : (mode & 0044) ? L"(A;;GR;;;WD)"
+                                              : L"";
     swprintf(sddl, 256, L"D:P(A;;GA;;;%ls)%ls", user_text, everyone);
     LocalFree(user_text);
-    if (!RQ_SYS(MAKE_SECURITY_DESCRIPTOR,
-                ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, sd,
-                                                                     NULL),
-                FALSE))
+    if (!RQ_SYS(
+            MAKE_SECURITY_DESCRIPTOR,
+            ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, sd, NULL),
+            FALSE))
         return RQ_ESYS;
     return RQ_OK;
 }
@@ -244,8 +246,8 @@ static HANDLE open_mapping(const wchar_t *name)
                   NULL);
 }
 
-int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *name,
-                         unsigned flags, uint32_t mode, int *created)
+int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *name, unsigned flags,
+                         uint32_t mode, int *created)
 {
     *created = 0;
     rq_plat_segment *seg = calloc(1, sizeof *seg);
@@ -427,9 +429,9 @@ int rq_plat_segment_map(rq_plat_segment *seg, uint64_t size, void **addr)
         SetLastError(ERROR_FILE_NOT_FOUND);
         return RQ_ESYS;
     }
-    void *p = RQ_SYS(MAP_VIEW,
-                     MapViewOfFile(seg->mapping, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, (SIZE_T)size),
-                     NULL);
+    void *p = RQ_SYS(
+        MAP_VIEW, MapViewOfFile(seg->mapping, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, (SIZE_T)size),
+        NULL);
     if (!p)
         return RQ_ESYS;
     seg->view = p;
@@ -591,10 +593,10 @@ static int keeper_start(rq_plat_segment *seg, enum rq_plat_lock_id id)
     if (k->acquired)
         k->release = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, NULL), NULL);
     if (k->release)
-        k->thread = RQ_SYS(CREATE_THREAD,
-                           CreateThread(NULL, 64 * 1024, keeper_main, k,
-                                        STACK_SIZE_PARAM_IS_A_RESERVATION, NULL),
-                           NULL);
+        k->thread = RQ_SYS(
+            CREATE_THREAD,
+            CreateThread(NULL, 64 * 1024, keeper_main, k, STACK_SIZE_PARAM_IS_A_RESERVATION, NULL),
+            NULL);
     if (!k->thread) {
         DWORD err = GetLastError();
         keeper_free(k);
@@ -627,8 +629,8 @@ static int mutex_held(rq_plat_segment *seg, enum rq_plat_lock_id id)
 {
     wchar_t lock_name[OBJECT_NAME_MAX];
     object_name(lock_name, seg, lock_suffix[id]);
-    HANDLE m = RQ_SYS(OPEN_MUTEX, OpenMutexW(SYNCHRONIZE | MUTEX_MODIFY_STATE, FALSE, lock_name),
-                      NULL);
+    HANDLE m =
+        RQ_SYS(OPEN_MUTEX, OpenMutexW(SYNCHRONIZE | MUTEX_MODIFY_STATE, FALSE, lock_name), NULL);
     if (!m)
         return GetLastError() == ERROR_FILE_NOT_FOUND ? 0 : RQ_ESYS;
     /* Role mutexes are owned only by keeper threads, never by the caller,
@@ -687,8 +689,9 @@ int rq_plat_lock(rq_plat_segment *seg, enum rq_plat_lock_id id, enum rq_plat_loc
     }
     if (id == RQ_LOCK_INIT) {
         /* Held only for the length of one open, by the thread that opens. */
-        DWORD r = RQ_SYS(WAIT, WaitForSingleObject(seg->init_mutex, mode == RQ_LOCK_WAIT ? INFINITE : 0),
-                         WAIT_FAILED);
+        DWORD r =
+            RQ_SYS(WAIT, WaitForSingleObject(seg->init_mutex, mode == RQ_LOCK_WAIT ? INFINITE : 0),
+                   WAIT_FAILED);
         if (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED)
             return RQ_OK; /* abandoned: the last opener died inside; redone */
         return r == WAIT_TIMEOUT ? RQ_EBUSY : RQ_ESYS;
@@ -766,10 +769,9 @@ static void event_name(wchar_t *out, rq_plat_segment *seg, uintptr_t offset, uin
 static DWORD wait_or_interrupt(rq_plat_segment *seg, HANDLE obj, int timeout_ms)
 {
     HANDLE both[2] = {obj, seg->interrupt};
-    DWORD r = RQ_SYS(WAIT,
-                     WaitForMultipleObjects(2, both, FALSE,
-                                            timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms),
-                     WAIT_FAILED);
+    DWORD r = RQ_SYS(
+        WAIT, WaitForMultipleObjects(2, both, FALSE, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms),
+        WAIT_FAILED);
     if (r == WAIT_OBJECT_0 + 1)
         ResetEvent(seg->interrupt);
     return r;

@@ -50,15 +50,15 @@ struct rq {
     int owns_role_line; /* SPSC producer or consumer: keeps the attached flag */
     int pushed;         /* producer: published at least one message */
     enum held_state held;
-    uint32_t held_count;    /* slots reserved or messages peeked (bursts) */
-    void *reserved;         /* HELD_RESERVED: payload of the claimed slot */
-    uint64_t reserver;      /* HELD_RESERVED, MPSC: the thread that reserved */
-    struct rq_mpsc lock;    /* MPSC producer: the producers' lock */
-    int lock_open;          /* lock was opened (rq_mpsc_open succeeded) */
-    const void *peeked;     /* HELD_PEEKED: payload of the oldest message */
+    uint32_t held_count; /* slots reserved or messages peeked (bursts) */
+    void *reserved;      /* HELD_RESERVED: payload of the claimed slot */
+    uint64_t reserver;   /* HELD_RESERVED, MPSC: the thread that reserved */
+    struct rq_mpsc lock; /* MPSC producer: the producers' lock */
+    int lock_open;       /* lock was opened (rq_mpsc_open succeeded) */
+    const void *peeked;  /* HELD_PEEKED: payload of the oldest message */
     uint32_t peeked_len;
-    uint64_t peeked_seq;    /* HELD_PEEKED: its sequence number */
-    int peeked_redelivered; /* HELD_PEEKED: handed out before this handle */
+    uint64_t peeked_seq;      /* HELD_PEEKED: its sequence number */
+    int peeked_redelivered;   /* HELD_PEEKED: handed out before this handle */
     struct rq_shm_role *self; /* this side's statistics line */
     struct rq_rec *rec;       /* a record queue (RQ_RECORDS): records.c */
     int polling;              /* rq_poll_handle was called: RQ_EAGAIN arms */
@@ -684,8 +684,7 @@ int rq_commit(rq *q, size_t len)
     return RQ_OK;
 }
 
-int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t count,
-                  int timeout_ms)
+int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t count, int timeout_ms)
 {
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
     if (rc < 0)
@@ -895,7 +894,7 @@ int rq_release(rq *q)
         return rq_rec_release(q->rec);
     if (q->held != HELD_PEEKED)
         return RQ_ESTATE;
-    RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH); /* processed, not yet released */
+    RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);                  /* processed, not yet released */
     q->held = --q->held_count > 0 ? HELD_PEEKED : HELD_NONE; /* a burst's rest stays */
     q->peeked = NULL;
     consumer_release(q);
@@ -1000,7 +999,8 @@ int rq_poll_handle(rq *q, rq_pollable *out)
     if (q->rec)
         return RQ_EINVAL; /* record queues wait only in their own calls, so far */
     rq_plat_pollable h;
-    rc = rq_plat_poll_open(q->segment.plat, q->role == RQ_PRODUCER ? RQ_POLL_SPACE : RQ_POLL_DATA, &h);
+    rc = rq_plat_poll_open(q->segment.plat, q->role == RQ_PRODUCER ? RQ_POLL_SPACE : RQ_POLL_DATA,
+                           &h);
     if (rc < 0)
         return rc;
     q->polling = 1;
@@ -1047,8 +1047,8 @@ static int queue_check(const void *snapshot, uint64_t object_size, const void *c
         return RQ_ECORRUPT;
     /* RQ_FULL_FENCES may have been chosen by the creator's OS: only an
      * opener that asks for it and finds it missing is refused. */
-    if (cfg && ((cfg->flags & RQ_RECORDS) || h->slot_count != cfg->slot_count || h->slot_size != cfg->slot_size ||
-                (h->flags & RQ_MPSC) != (cfg->flags & RQ_MPSC) ||
+    if (cfg && ((cfg->flags & RQ_RECORDS) || h->slot_count != cfg->slot_count ||
+                h->slot_size != cfg->slot_size || (h->flags & RQ_MPSC) != (cfg->flags & RQ_MPSC) ||
                 ((cfg->flags & RQ_FULL_FENCES) && !(h->flags & RQ_FULL_FENCES))))
         return RQ_EEXIST;
     *total = need;
@@ -1152,7 +1152,7 @@ static int role_acquire(rq *q)
 static void handle_free(rq *q)
 {
     if (q->lock_open && !q->lock.held)
-        rq_mpsc_close(&q->lock); /* releases nothing here: gives the slot up */
+        rq_mpsc_close(&q->lock);   /* releases nothing here: gives the slot up */
     rq_segment_close(&q->segment); /* drops every lock of this handle */
     rq_rec_free(q->rec);
     free(q);
@@ -1350,8 +1350,8 @@ int rq_stat(rq *q, rq_stats *st)
         return RQ_EFORK;
     struct rq_shm *shm = q->shm;
     memset(st, 0, sizeof *st);
-    st->slot_count = q->rec ? ((const struct rq_shm_header *)q->segment.header.bytes)->slot_count
-                            : q->ring.n;
+    st->slot_count =
+        q->rec ? ((const struct rq_shm_header *)q->segment.header.bytes)->slot_count : q->ring.n;
     st->slot_size = q->ring.slot_size;
     st->flags = (q->mpsc ? RQ_MPSC : 0) | (q->ring.full_fences ? RQ_FULL_FENCES : 0) |
                 (q->rec ? RQ_RECORDS : 0);

@@ -43,9 +43,9 @@ struct rq_rec {
     uint64_t wseq;       /* the next record's number */
     uint32_t want;       /* the length a waiting push needs room for */
     int pushed;
-    int reserved;        /* a reservation is held */
+    int reserved;                        /* a reservation is held */
     uint32_t res_len, res_pad, res_data; /* its length, padding, data index */
-    uint64_t reserver;   /* MPSC: the thread that reserved */
+    uint64_t reserver;                   /* MPSC: the thread that reserved */
     /* consumer */
     uint32_t r;           /* our offset */
     uint32_t write_cache; /* the producer's offset, last seen */
@@ -516,8 +516,7 @@ static int rec_at(const struct rq_rec *r, uint32_t off, uint32_t avail, rq_recor
 /* The oldest record: RQ_OK with *MSG, *LEN and *SPAN (its bytes with any
  * padding before it), RQ_EAGAIN if none, RQ_ECORRUPT if a word, header or
  * length read from the segment is impossible. */
-static int rec_pop_begin(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
-                         uint32_t *span)
+static int rec_pop_begin(struct rq_rec *r, const unsigned char **msg, uint32_t *len, uint32_t *span)
 {
     if (r->r == r->write_cache) {
         uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
@@ -537,7 +536,7 @@ static int rec_pop_begin(struct rq_rec *r, const unsigned char **msg, uint32_t *
 }
 
 static REC_COLD int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
-                        uint32_t *span, int timeout_ms)
+                                 uint32_t *span, int timeout_ms)
 {
     int rc = rec_pop_begin(r, msg, len, span);
     if (rc != RQ_EAGAIN)
@@ -562,7 +561,7 @@ static inline int rec_pop_wait(struct rq_rec *r, const unsigned char **msg, uint
         uint32_t at = rec_index(r, r->r);
         struct rq_rec_header h;
         memcpy(&h, r->data + at, sizeof h); /* read once: the producer is untrusted */
-        uint32_t s = rec_span(h.len); /* no overflow: len checked first below */
+        uint32_t s = rec_span(h.len);       /* no overflow: len checked first below */
         if (h.type == RQ_REC_DATA && h.len <= r->max && s <= r->cap - at &&
             s <= rec_used(r, r->write_cache, r->r)) {
             *msg = r->data + at + RQ_RECORD_HEADER;
@@ -632,8 +631,7 @@ int rq_rec_pop(struct rq_rec *r, void *buf, size_t cap, size_t *len, rq_msg_info
     return RQ_OK;
 }
 
-int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info,
-                int timeout_ms)
+int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms)
 {
     if (!msg || !len)
         return RQ_EINVAL;

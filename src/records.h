@@ -118,8 +118,7 @@ int rq_rec_reserve(struct rq_rec *r, size_t len, void **slot, int timeout_ms);
 int rq_rec_commit(struct rq_rec *r, size_t len);
 int rq_rec_pop(struct rq_rec *r, void *buf, size_t cap, size_t *len, rq_msg_info *info,
                int timeout_ms);
-int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info,
-                int timeout_ms);
+int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms);
 int rq_rec_release(struct rq_rec *r);
 int rq_rec_next_seq(struct rq_rec *r, uint64_t *seq);
 /* rq_stat's ring part: byte offsets and the records in the queue. */

@@ -30,16 +30,16 @@ struct rq_ring {
     uint32_t slot_size;
     int full_fences; /* RQ_FULL_FENCES: publish with a full fence */
     /* producer side */
-    uint32_t write;      /* next offset to publish */
-    uint32_t read_cache; /* last read_offset seen */
-    uint64_t write_pos;  /* `write` as a sequence number (64 bits) */
+    uint32_t write;          /* next offset to publish */
+    uint32_t read_cache;     /* last read_offset seen */
+    uint64_t write_pos;      /* `write` as a sequence number (64 bits) */
     uint64_t read_cache_pos; /* MPSC: read_cache as a sequence number, or
                                 UINT64_MAX before the first look */
     /* consumer side */
-    uint32_t read;        /* next offset to consume */
-    uint32_t write_cache; /* last write_offset seen */
-    uint64_t read_pos;    /* `read` as a sequence number */
-    uint64_t delivered;   /* one past the last message handed out */
+    uint32_t read;            /* next offset to consume */
+    uint32_t write_cache;     /* last write_offset seen */
+    uint64_t read_pos;        /* `read` as a sequence number */
+    uint64_t delivered;       /* one past the last message handed out */
     uint64_t redeliver_below; /* positions below: maybe handed out before
                                  this handle opened (a dead consumer) */
 };

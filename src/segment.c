@@ -11,12 +11,11 @@
 #include "deadline.h"
 #include "rq.h"
 
-
 /* Makes a fresh segment in the (new or half-made) object.  Called under
  * the init lock.  magic is stored last: until then every opener sees an
  * uninitialised segment. */
-static int segment_init(struct rq_segment *s, const struct rq_segment_kind *kind,
-                        const void *cfg, int repairing)
+static int segment_init(struct rq_segment *s, const struct rq_segment_kind *kind, const void *cfg,
+                        int repairing)
 {
     uint64_t total = kind->size_for(cfg);
     int rc = rq_plat_segment_resize(s->plat, total);
@@ -48,8 +47,7 @@ static int segment_init(struct rq_segment *s, const struct rq_segment_kind *kind
 
 /* Under the init lock: validates an initialised segment and maps it whole,
  * or initialises an uninitialised one (when CFG allows). */
-static int segment_attach(struct rq_segment *s, const struct rq_segment_kind *kind,
-                          const void *cfg)
+static int segment_attach(struct rq_segment *s, const struct rq_segment_kind *kind, const void *cfg)
 {
     uint64_t size;
     int rc = rq_plat_segment_size(s->plat, &size);

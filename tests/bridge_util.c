@@ -45,7 +45,8 @@ static void pause_us(long us)
 
 static int die(const char *what, natsStatus s)
 {
-    fprintf(stderr, "bridge_util: %s: %s (%s)\n", what, natsStatus_GetText(s), nats_GetLastError(NULL));
+    fprintf(stderr, "bridge_util: %s: %s (%s)\n", what, natsStatus_GetText(s),
+            nats_GetLastError(NULL));
     return 1;
 }
 
@@ -307,12 +308,14 @@ static int cmd_latency(char **a)
         int64_t t0 = now_ns();
         int n = format_msg(buf, sizeof buf, "l", (uint64_t)i);
         size_t len;
-        if (rq_push(out, buf, (size_t)n, 5000) != RQ_OK || rq_pop(in, buf, sizeof buf, &len, 5000) != RQ_OK)
+        if (rq_push(out, buf, (size_t)n, 5000) != RQ_OK ||
+            rq_pop(in, buf, sizeof buf, &len, 5000) != RQ_OK)
             return fprintf(stderr, "bridge_util: latency round %d timed out\n", i), 1;
         lat[i] = now_ns() - t0;
     }
     qsort(lat, (size_t)count, sizeof *lat, cmp_i64);
-    printf("%.0f %.0f %.0f\n", lat[count / 2] / 1e3, lat[count * 99 / 100] / 1e3, lat[count - 1] / 1e3);
+    printf("%.0f %.0f %.0f\n", lat[count / 2] / 1e3, lat[count * 99 / 100] / 1e3,
+           lat[count - 1] / 1e3);
     free(lat);
     rq_close(out);
     rq_close(in);
@@ -325,11 +328,16 @@ int main(int argc, char **argv)
         const char *name;
         int args;
         int (*fn)(char **);
-    } cmds[] = {{"stream-create", 4, cmd_stream_create}, {"stream-read", 2, cmd_stream_read},
-                {"produce", 5, cmd_produce},             {"push", 2, cmd_push},
-                {"depth", 1, cmd_depth},                 {"create", 3, cmd_create},
-                {"drain", 3, cmd_drain},                 {"fill", 3, cmd_fill},
-                {"publish", 5, cmd_publish},             {"bench-pub", 4, cmd_bench_pub},
+    } cmds[] = {{"stream-create", 4, cmd_stream_create},
+                {"stream-read", 2, cmd_stream_read},
+                {"produce", 5, cmd_produce},
+                {"push", 2, cmd_push},
+                {"depth", 1, cmd_depth},
+                {"create", 3, cmd_create},
+                {"drain", 3, cmd_drain},
+                {"fill", 3, cmd_fill},
+                {"publish", 5, cmd_publish},
+                {"bench-pub", 4, cmd_bench_pub},
                 {"latency", 3, cmd_latency}};
     for (size_t i = 0; argc >= 2 && i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0 && argc == cmds[i].args + 2)

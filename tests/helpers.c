@@ -201,8 +201,8 @@ static void arena_attach(const char *name, int create)
 {
     int created;
     snprintf(arena_name, sizeof arena_name, "%s", name);
-    int rc = rq_plat_segment_open(&arena_seg, ARENA_KIND, arena_name,
-                                  create ? RQ_PLAT_CREATE : 0, 0600, &created);
+    int rc = rq_plat_segment_open(&arena_seg, ARENA_KIND, arena_name, create ? RQ_PLAT_CREATE : 0,
+                                  0600, &created);
     if (rc == RQ_OK && create)
         rc = rq_plat_segment_resize(arena_seg, ARENA_SIZE);
     void *addr = NULL;

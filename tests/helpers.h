@@ -42,7 +42,10 @@ struct th_child {
     const char *name;
     th_child_fn fn;
 };
-#define TH_CHILD(fn) {#fn, fn}
+#define TH_CHILD(fn) \
+    {                \
+#fn, fn      \
+    }
 
 /* First call of every test main.  In a child process it runs the child
  * named on the command line and never returns; in the parent it sets up
@@ -167,10 +170,10 @@ struct th_journal {
     uint32_t slot_size;
     unsigned streams;
     unsigned producer_pause_us, consumer_pause_us;
-    int consume_pop;      /* 0: peek + release (at-least-once), 1: pop */
-    unsigned burst;       /* 0: one message a call; B (<= TH_BURST_MAX):
-                             batches of up to B through the burst calls */
-    rq_atomic_u64 limit;  /* messages per stream; may be lowered later */
+    int consume_pop;     /* 0: peek + release (at-least-once), 1: pop */
+    unsigned burst;      /* 0: one message a call; B (<= TH_BURST_MAX):
+                            batches of up to B through the burst calls */
+    rq_atomic_u64 limit; /* messages per stream; may be lowered later */
     rq_atomic_u64 prod_next[TH_MAX_STREAMS];
     rq_atomic_u64 cons_next[TH_MAX_STREAMS];
     rq_atomic_u64 received, duplicates, gaps, reorders, torn;

@@ -146,23 +146,38 @@ static int consume(const char *name, uint64_t total, volatile uint64_t *progress
     return 0;
 }
 
-#define FIELD(type, f) printf("%s.%s %zu %zu\n", #type, #f, offsetof(type, f), sizeof(((type *)0)->f))
+#define FIELD(type, f) \
+    printf("%s.%s %zu %zu\n", #type, #f, offsetof(type, f), sizeof(((type *)0)->f))
 
 static int layout(void)
 {
     printf("sizeof.rq_config %zu\nsizeof.rq_stats %zu\n", sizeof(rq_config), sizeof(rq_stats));
-    FIELD(rq_config, slot_count); FIELD(rq_config, slot_size);
-    FIELD(rq_config, flags); FIELD(rq_config, mode);
-    FIELD(rq_stats, slot_count); FIELD(rq_stats, slot_size); FIELD(rq_stats, flags);
-    FIELD(rq_stats, read_offset); FIELD(rq_stats, write_offset); FIELD(rq_stats, depth);
-    FIELD(rq_stats, pushed); FIELD(rq_stats, popped);
-    FIELD(rq_stats, producer_waits); FIELD(rq_stats, consumer_waits);
-    FIELD(rq_stats, producer_wakes); FIELD(rq_stats, consumer_wakes);
-    FIELD(rq_stats, producer_missed_wakes); FIELD(rq_stats, consumer_missed_wakes);
-    FIELD(rq_stats, producer_takeovers); FIELD(rq_stats, consumer_takeovers);
-    FIELD(rq_stats, lock_recoveries); FIELD(rq_stats, repairs);
-    FIELD(rq_stats, producer_pid); FIELD(rq_stats, consumer_pid);
-    FIELD(rq_stats, producer_live); FIELD(rq_stats, consumer_live);
+    FIELD(rq_config, slot_count);
+    FIELD(rq_config, slot_size);
+    FIELD(rq_config, flags);
+    FIELD(rq_config, mode);
+    FIELD(rq_stats, slot_count);
+    FIELD(rq_stats, slot_size);
+    FIELD(rq_stats, flags);
+    FIELD(rq_stats, read_offset);
+    FIELD(rq_stats, write_offset);
+    FIELD(rq_stats, depth);
+    FIELD(rq_stats, pushed);
+    FIELD(rq_stats, popped);
+    FIELD(rq_stats, producer_waits);
+    FIELD(rq_stats, consumer_waits);
+    FIELD(rq_stats, producer_wakes);
+    FIELD(rq_stats, consumer_wakes);
+    FIELD(rq_stats, producer_missed_wakes);
+    FIELD(rq_stats, consumer_missed_wakes);
+    FIELD(rq_stats, producer_takeovers);
+    FIELD(rq_stats, consumer_takeovers);
+    FIELD(rq_stats, lock_recoveries);
+    FIELD(rq_stats, repairs);
+    FIELD(rq_stats, producer_pid);
+    FIELD(rq_stats, consumer_pid);
+    FIELD(rq_stats, producer_live);
+    FIELD(rq_stats, consumer_live);
     FIELD(rq_stats, unlinked);
     printf("value.RQ_PRODUCER %d\nvalue.RQ_CONSUMER %d\nvalue.RQ_OBSERVER %d\n", RQ_PRODUCER,
            RQ_CONSUMER, RQ_OBSERVER);

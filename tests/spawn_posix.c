@@ -43,7 +43,6 @@ void th_os_self_path(char *out, size_t cap, const char *argv0)
         out[n] = '\0';
 }
 
-
 void th_os_start_watchdog(unsigned seconds)
 {
     alarm(seconds); /* SIGALRM: a status that is neither ok nor "killed" */

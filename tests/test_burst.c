@@ -210,7 +210,7 @@ static void test_peeked_burst_releases_in_parts(void **state)
     assert_int_equal(rq_peek_burst(c, v, 2, 0), 2);
     expect_view(&v[0], 102, 2, 0);
     expect_view(&v[1], 103, 3, 0);
-    assert_int_equal(rq_release(c), RQ_OK); /* 102 */
+    assert_int_equal(rq_release(c), RQ_OK);          /* 102 */
     assert_int_equal(rq_release_burst(c, 1), RQ_OK); /* 103 */
     assert_int_equal(rq_release_burst(c, 1), RQ_ESTATE);
     assert_int_equal(rq_peek_burst(c, v, 8, 0), 2);

@@ -101,7 +101,9 @@ static void test_mode_is_exact_despite_umask(void **state)
 {
     (void)state;
     mode_t old = umask(077);
-    const struct { uint32_t asked, want; } cases[] = {{0640, 0640}, {0, 0600}, {0666, 0666}};
+    const struct {
+        uint32_t asked, want;
+    } cases[] = {{0640, 0640}, {0, 0600}, {0666, 0666}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char *name = fresh("co.mode");
         rq_coalesce *c = NULL;
@@ -381,10 +383,10 @@ static void test_storm_costs_one_round_and_few_wakes(void **state)
 #define CP_EACH 30
 
 struct ledger {
-    rq_atomic_u64 version;    /* what the requesters changed */
-    rq_atomic_u64 served;     /* the version the last finished round saw */
+    rq_atomic_u64 version; /* what the requesters changed */
+    rq_atomic_u64 served;  /* the version the last finished round saw */
     rq_atomic_u64 sent[CP_REQUESTERS];
-    rq_atomic_u32 quit;       /* set by the harness before its last request */
+    rq_atomic_u32 quit; /* set by the harness before its last request */
 };
 static struct ledger *led;
 
@@ -500,8 +502,8 @@ static void run_cp_scenario(int point, char role, unsigned long hit)
             cp_kills[point]++;
             int again = kills < 3 ? point : -1; /* again, then unarmed */
             if (which >= 0)
-                req[which] = th_spawn_armed("cp_requester", th_stream_arg((unsigned)which), 30,
-                                            again, hit);
+                req[which] =
+                    th_spawn_armed("cp_requester", th_stream_arg((unsigned)which), 30, again, hit);
             else
                 wk = th_spawn_armed("cp_worker", "", 30, again, hit);
             continue;
@@ -613,8 +615,10 @@ static void test_corrupt_and_half_made_objects(void **state)
 int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
-        TH_CHILD(child_wait_once), TH_CHILD(child_wait_once_unchecked), TH_CHILD(child_take_and_die), TH_CHILD(storm_worker),
-        TH_CHILD(storm_requester), TH_CHILD(cp_requester),       TH_CHILD(cp_worker),
+        TH_CHILD(child_wait_once),    TH_CHILD(child_wait_once_unchecked),
+        TH_CHILD(child_take_and_die), TH_CHILD(storm_worker),
+        TH_CHILD(storm_requester),    TH_CHILD(cp_requester),
+        TH_CHILD(cp_worker),
     };
     TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {

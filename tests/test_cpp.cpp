@@ -15,13 +15,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            std::fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__,        \
-                         __LINE__, #cond);                                     \
-            ++failures;                                                        \
-        }                                                                      \
+#define CHECK(cond)                                                                       \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            std::fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+            ++failures;                                                                   \
+        }                                                                                 \
     } while (0)
 
 static std::string fresh(const char *tag)
@@ -48,7 +47,7 @@ static void poll_handle_and_timeout()
     CHECK(h != RQ_POLLABLE_NONE && c.poll_handle() == h);
     std::error_code ec;
     c.pop_string(0, ec);
-    CHECK(ec.value() == RQ_EAGAIN);  // arms
+    CHECK(ec.value() == RQ_EAGAIN); // arms
     CHECK(c.poll_timeout() > 0);
     rqcpp::queue::unlink(name);
 }
@@ -59,11 +58,11 @@ static void push_pop_and_views()
     rqcpp::queue p = rqcpp::queue::create(name, RQ_PRODUCER, small);
     rqcpp::queue c = rqcpp::queue::open(name, RQ_CONSUMER);
     CHECK(p && c);
-    p.push("hello");                                   // C string: no NUL
-    p.push(std::string("world"));                      // std::string
-    p.push(std::vector<unsigned char>{1, 2, 3});       // any contiguous container
+    p.push("hello");                             // C string: no NUL
+    p.push(std::string("world"));                // std::string
+    p.push(std::vector<unsigned char>{1, 2, 3}); // any contiguous container
     std::array<uint16_t, 2> two = {0x0102, 0x0304};
-    p.push(two);                                       // 4 bytes
+    p.push(two); // 4 bytes
     CHECK(p.stat().depth == 4);
     CHECK(c.pop_string(0) == "hello");
     char buf[64];
@@ -163,11 +162,11 @@ static void reservation_commits_or_aborts()
     {
         rqcpp::reservation r = p.reserve(0);
         std::memcpy(r.data(), "kept", 4);
-        r.commit(65, ec);                // too long: reservation kept
+        r.commit(65, ec); // too long: reservation kept
         CHECK(ec == RQ_EMSGSIZE && r.active());
         r.commit(4);
         CHECK(!r.active());
-        r.commit(4, ec);                 // twice: out of sequence
+        r.commit(4, ec); // twice: out of sequence
         CHECK(ec == RQ_ESTATE);
     }
     {

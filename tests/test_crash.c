@@ -46,7 +46,7 @@ struct scenario {
     uint32_t flags;
     enum pacing pacing;
     int consume_pop;
-    unsigned burst;    /* 0, or batches of up to this many (burst calls) */
+    unsigned burst; /* 0, or batches of up to this many (burst calls) */
 };
 
 static struct {
@@ -78,8 +78,7 @@ static th_pid start(char role, int arm_point, unsigned long hit)
 static int pop_may_lose(int point)
 {
     return point == RQ_CP_RELEASE_BEFORE_POSITION || point == RQ_CP_RELEASE_AFTER_PUBLISH ||
-           point == RQ_CP_SIGNAL_BEFORE_BUMP ||
-           point == RQ_CP_SIGNAL_BEFORE_WAKE;
+           point == RQ_CP_SIGNAL_BEFORE_BUMP || point == RQ_CP_SIGNAL_BEFORE_WAKE;
 }
 
 static void check_capacity(const char *name)
@@ -153,8 +152,8 @@ static void run_scenario(const struct scenario *s)
             continue;
         }
         if (!th_exited_ok(status))
-            fail_msg("%s (%c, hit %lu): %c exited with status 0x%x",
-                     rq_crash_point_name(s->point), s->role, s->hit, who, status);
+            fail_msg("%s (%c, hit %lu): %c exited with status 0x%x", rq_crash_point_name(s->point),
+                     s->role, s->hit, who, status);
         if (who == 'P')
             prod_done = 1;
         else
@@ -231,8 +230,10 @@ static void test_every_point_for_every_side(void **state)
             for (size_t h = 0; h < sizeof hits / sizeof *hits; h++) {
                 for (int pacing = SLOW_CONSUMER; pacing <= SLOW_PRODUCER; pacing++) {
                     for (int variant = 0; variant < 4; variant++) {
-                        struct scenario s = {point, pre, *r, hits[h], 0, (enum pacing)pacing, 0,
-                                             variant >= 2 ? BURST : 0};
+                        struct scenario s = {point, pre,
+                                             *r,    hits[h],
+                                             0,     (enum pacing)pacing,
+                                             0,     variant >= 2 ? BURST : 0};
                         if ((variant >= 2 && !both) || (variant < 2 && burst_only))
                             continue;
                         if (*r == 'P') {
@@ -267,8 +268,8 @@ static void test_every_point_for_every_side(void **state)
                   "rq_pop's at-most-once after its free), %lu torn, %lu reordered, %lu wake-ups "
                   "lost\n",
                   covered, expected, totals.scenarios, totals.kills, totals.messages,
-                  totals.duplicates, totals.flagged, totals.lost_by_pop, totals.torn, totals.reorders,
-                  totals.missed_wakes);
+                  totals.duplicates, totals.flagged, totals.lost_by_pop, totals.torn,
+                  totals.reorders, totals.missed_wakes);
     assert_int_equal(covered, expected);
 }
 
@@ -291,8 +292,7 @@ static void test_creator_killed_while_initialising(void **state)
     unsigned long kills = 0;
     for (size_t i = 0; i < sizeof points / sizeof *points; i++) {
         const char *creator_queue = th_name("init");
-        th_pid pid =
-            th_spawn_armed("creator_main", creator_queue, CHILD_WATCHDOG_S, points[i], 1);
+        th_pid pid = th_spawn_armed("creator_main", creator_queue, CHILD_WATCHDOG_S, points[i], 1);
         int status;
         assert_int_equal(th_wait(pid, LIFE_TIMEOUT_MS, &status), 0);
         assert_true(th_was_killed(status));

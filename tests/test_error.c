@@ -11,10 +11,9 @@
 
 #include "rq.h"
 
-static const int all_codes[] = {
-    RQ_OK,
+static const int all_codes[] = {RQ_OK,
 #define CODE_(name, value, text) RQ_##name,
-    RQ_ERRNO_MAP(CODE_)
+                                RQ_ERRNO_MAP(CODE_)
 #undef CODE_
 };
 #define N_CODES (sizeof all_codes / sizeof *all_codes)
@@ -49,7 +48,8 @@ static void test_names_and_required_codes(void **state)
         for (size_t j = 0; j < i; j++)
             assert_int_not_equal(required[i], required[j]);
     }
-    assert_true(RQ_VERSION_HEX == ((RQ_VERSION_MAJOR << 16) | (RQ_VERSION_MINOR << 8) | RQ_VERSION_PATCH));
+    assert_true(RQ_VERSION_HEX ==
+                ((RQ_VERSION_MAJOR << 16) | (RQ_VERSION_MINOR << 8) | RQ_VERSION_PATCH));
 }
 
 int main(void)

@@ -164,9 +164,9 @@ static void assert_nothing_leaked(const struct os_snapshot *before, const char *
 
 struct ctx {
     char name[RQ_NAME_MAX + 1];
-    uint32_t flags;  /* of the queue */
-    rq *keep;        /* Windows: keeps the queue alive; NULL on Linux */
-    rq *q;           /* made by setup or by the operation */
+    uint32_t flags; /* of the queue */
+    rq *keep;       /* Windows: keeps the queue alive; NULL on Linux */
+    rq *q;          /* made by setup or by the operation */
     rq_coalesce *c, *c2;
     th_pid child;
     uint64_t next_seq;
@@ -284,10 +284,10 @@ static void drop_queue(struct ctx *c)
 
 struct scenario {
     const char *what;
-    const char *tag;     /* queue name tag */
-    int coalescing;      /* works on a coalescing object, not a queue */
-    uint32_t flags;      /* of the queue */
-    int fresh;           /* the operation makes the object: none exists */
+    const char *tag; /* queue name tag */
+    int coalescing;  /* works on a coalescing object, not a queue */
+    uint32_t flags;  /* of the queue */
+    int fresh;       /* the operation makes the object: none exists */
     /* Unarmed: what the operation needs (handles, a child). */
     void (*setup)(struct ctx *);
     /* Armed: the operation.  Returns an rq_error. */
@@ -363,12 +363,12 @@ static unsigned long run_scenario(const struct scenario *sc, const struct fault_
             int call = rq_fault_last();
             if (rc == RQ_OK) {
                 if (!absorbed(sc, pass, call))
-                    fail_msg("%s: call %lu (%s) failed, yet the operation succeeded", sc->what,
-                             n, rq_fault_name(call));
+                    fail_msg("%s: call %lu (%s) failed, yet the operation succeeded", sc->what, n,
+                             rq_fault_name(call));
                 absorbed_ok++;
             } else if (rc != RQ_ESYS || err != pass->error) {
-                fail_msg("%s: call %lu (%s) failed with error %lu: got %s, OS error %lu",
-                         sc->what, n, rq_fault_name(call), pass->error, rq_errname(rc), err);
+                fail_msg("%s: call %lu (%s) failed with error %lu: got %s, OS error %lu", sc->what,
+                         n, rq_fault_name(call), pass->error, rq_errname(rc), err);
             }
             injected++;
         }
@@ -627,8 +627,7 @@ static int op_pop_blocking(struct ctx *c)
     int rc = rq_pop(c->q, buf, sizeof buf, &len, 5000);
     uint64_t seq;
     uint32_t stream;
-    if (rc == RQ_OK &&
-        (th_msg_check(buf, len, &seq, &stream) != 0 || seq != c->next_seq))
+    if (rc == RQ_OK && (th_msg_check(buf, len, &seq, &stream) != 0 || seq != c->next_seq))
         fail_msg("blocking pop: a wrong or torn message");
     return rc;
 }
@@ -976,8 +975,8 @@ static void verify_coalesce(struct ctx *c, int fresh)
     rq_coalesce_stats st;
     assert_int_equal(rq_coalesce_stat(w, &st), RQ_OK);
     if (!fresh && st.requests != c->requests)
-        fail_msg("%s: %llu requests counted, %llu made", c->name,
-                 (unsigned long long)st.requests, (unsigned long long)c->requests);
+        fail_msg("%s: %llu requests counted, %llu made", c->name, (unsigned long long)st.requests,
+                 (unsigned long long)c->requests);
     assert_int_equal(st.owed, 0);
     r = coalesce_attach(c->name, RQ_PRODUCER);
     assert_int_equal(rq_coalesce_request(r), RQ_OK);
@@ -1020,8 +1019,8 @@ static void verify(const struct scenario *sc, struct ctx *c)
 
 /* What an operation may absorb: a lost wake-up (the sleeper re-checks at
  * least once a second; a poller's wait is bounded by rq_poll_timeout, and
- * an open signals a poller of the other side, if any), and a missing asymmetric fence (a new queue then
- * uses full fences; a waiter then naps instead of sleeping long). */
+ * an open signals a poller of the other side, if any), and a missing asymmetric fence (a new queue
+ * then uses full fences; a waiter then naps instead of sleeping long). */
 #ifdef _WIN32
 #define ABSORBS_WAKE "|OpenEventW|SetEvent|"
 #define ABSORBS_WAKE_AND_FENCE ABSORBS_WAKE
@@ -1042,16 +1041,14 @@ static const struct scenario queue_scenarios[] = {
     {"rq_open existing, with config (producer)", "f.exist", 0, 0, 0, NULL,
      op_open_existing_with_config, close_q, ABSORBS_WAKE},
     {"rq_open attach observer", "f.obs", 0, 0, 0, NULL, op_attach_observer, close_q, ""},
-    {"rq_open attach producer", "f.prod", 0, 0, 0, NULL, op_attach_producer, close_q,
-     ABSORBS_WAKE},
-    {"rq_open attach consumer", "f.cons", 0, 0, 0, NULL, op_attach_consumer, close_q,
-     ABSORBS_WAKE},
+    {"rq_open attach producer", "f.prod", 0, 0, 0, NULL, op_attach_producer, close_q, ABSORBS_WAKE},
+    {"rq_open attach consumer", "f.cons", 0, 0, 0, NULL, op_attach_consumer, close_q, ABSORBS_WAKE},
     {"rq_open attach MPSC producer", "f.mprod", 0, RQ_MPSC, 0, NULL, op_attach_producer, close_q,
      ABSORBS_WAKE},
     {"rq_open attach MPSC consumer", "f.mcons", 0, RQ_MPSC, 0, NULL, op_attach_consumer, close_q,
      ABSORBS_WAKE},
-    {"rq_pop that blocks, woken by a push", "f.popw", 0, 0, 0, setup_pop_blocking,
-     op_pop_blocking, after_pop_blocking, ABSORBS_WAKE_AND_FENCE},
+    {"rq_pop that blocks, woken by a push", "f.popw", 0, 0, 0, setup_pop_blocking, op_pop_blocking,
+     after_pop_blocking, ABSORBS_WAKE_AND_FENCE},
     {"rq_push that blocks, woken by a pop", "f.pushw", 0, 0, 0, setup_push_blocking,
      op_push_blocking, after_push_blocking, ABSORBS_WAKE_AND_FENCE},
     {"rq_push MPSC (lock, timeout 1 s)", "f.mpush", 0, RQ_MPSC, 0, setup_producer, op_push,
@@ -1066,10 +1063,9 @@ static const struct scenario queue_scenarios[] = {
      op_reserve_commit, after_push_blocking, ABSORBS_WAKE_AND_FENCE},
     {"rq_reserve + rq_commit MPSC", "f.mresv", 0, RQ_MPSC, 0, setup_producer, op_reserve_commit,
      after_push, ABSORBS_WAKE},
-    {"rq_stat (observer: probes both roles)", "f.stat", 0, 0, 0, setup_observer, op_stat,
-     close_q, ""},
-    {"rq_unlink", "f.unlink", 0, 0, 1, setup_unlink, op_unlink, after_unlink,
-     ABSORBS_LOCK_UNLINK},
+    {"rq_stat (observer: probes both roles)", "f.stat", 0, 0, 0, setup_observer, op_stat, close_q,
+     ""},
+    {"rq_unlink", "f.unlink", 0, 0, 1, setup_unlink, op_unlink, after_unlink, ABSORBS_LOCK_UNLINK},
 #ifndef _WIN32
     {"rq_unlink while a consumer holds its role", "f.unlinkh", 0, 0, 1, setup_unlink_held,
      op_unlink, after_unlink_held, ABSORBS_LOCK_UNLINK},
@@ -1079,12 +1075,12 @@ static const struct scenario queue_scenarios[] = {
 };
 
 static const struct scenario coalesce_scenarios[] = {
-    {"rq_coalesce_open create (requester)", "f.ccreq", 1, 0, 1, NULL,
-     op_coalesce_create_requester, after_coalesce_create, ""},
+    {"rq_coalesce_open create (requester)", "f.ccreq", 1, 0, 1, NULL, op_coalesce_create_requester,
+     after_coalesce_create, ""},
     {"rq_coalesce_open create (worker)", "f.ccwrk", 1, 0, 1, NULL, op_coalesce_create_worker,
      after_coalesce_create, ""},
-    {"rq_coalesce_open create (observer)", "f.ccobs", 1, 0, 1, NULL,
-     op_coalesce_create_observer, after_coalesce_create, ""},
+    {"rq_coalesce_open create (observer)", "f.ccobs", 1, 0, 1, NULL, op_coalesce_create_observer,
+     after_coalesce_create, ""},
     {"rq_coalesce_attach worker", "f.cawrk", 1, 0, 0, NULL, op_coalesce_attach_worker,
      close_coalesce, ""},
     {"rq_coalesce_attach requester", "f.careq", 1, 0, 0, NULL, op_coalesce_attach_requester,
@@ -1261,7 +1257,8 @@ static void test_a_long_wait_runs_the_barrier(void **state)
     unsigned long consumer_full = calls_of_a_wait("membarrier", 0, RQ_FULL_FENCES);
     unsigned long producer_full = calls_of_a_wait("membarrier", 1, RQ_FULL_FENCES);
     print_message("membarrier calls of a 50 ms wait: consumer %lu, producer %lu; with full fences "
-                  "%lu, %lu\n", consumer, producer, consumer_full, producer_full);
+                  "%lu, %lu\n",
+                  consumer, producer, consumer_full, producer_full);
     if (consumer < 1 || producer < 1)
         fail_msg("a wait past the first nap slept without the barrier (consumer %lu, producer "
                  "%lu membarrier calls): a publisher's unfenced store can miss it",
@@ -1275,8 +1272,8 @@ static void test_a_long_wait_runs_the_barrier(void **state)
 /* ---- a signal that lands between the last check and the sleep --------- */
 
 struct racing_peer {
-    rq *peer;  /* the other side's handle, used from inside the wait */
-    int rc;    /* what its call returned */
+    rq *peer; /* the other side's handle, used from inside the wait */
+    int rc;   /* what its call returned */
 };
 
 static void racing_push(void *arg)

@@ -66,8 +66,8 @@ static void *interrupter_main(void *arg)
 static void start_interrupter(pthread_t *th, struct interrupter *in, rq *q, unsigned delay_ms,
                               int use_signal)
 {
-    *in = (struct interrupter){.q = q, .delay_ms = delay_ms, .use_signal = use_signal,
-                               .target = pthread_self()};
+    *in = (struct interrupter){
+        .q = q, .delay_ms = delay_ms, .use_signal = use_signal, .target = pthread_self()};
     assert_int_equal(pthread_create(th, NULL, interrupter_main, in), 0);
 }
 

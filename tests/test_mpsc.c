@@ -360,8 +360,8 @@ static void test_all_blocked_producers_finish(void **state)
          * 1 s re-check found the others asleep beside free space. */
         if (took >= TH_WAKE_SUSPECT_MS)
             fail_msg("message %d of %d took %llu ms: a producer slept with space free until "
-                     "its re-check (not every waiting producer was woken)", k,
-                     BLOCKED_PRODUCERS * EACH, (unsigned long long)took);
+                     "its re-check (not every waiting producer was woken)",
+                     k, BLOCKED_PRODUCERS * EACH, (unsigned long long)took);
         uint64_t seq;
         uint32_t stream;
         assert_int_equal(th_msg_check(buf, len, &seq, &stream), 0);
@@ -422,8 +422,9 @@ static void test_one_wake_per_consumer_sleep(void **state)
     rq_stats st;
     assert_int_equal(rq_stat(c, &st), RQ_OK);
     print_message("%d producers, %d messages: %llu consumer sleeps, %llu wake calls from "
-                  "producers\n", WAKE_PRODUCERS, WAKE_PRODUCERS * WAKE_EACH,
-                  (unsigned long long)st.consumer_waits, (unsigned long long)st.producer_wakes);
+                  "producers\n",
+                  WAKE_PRODUCERS, WAKE_PRODUCERS * WAKE_EACH, (unsigned long long)st.consumer_waits,
+                  (unsigned long long)st.producer_wakes);
     assert_true(st.producer_wakes <= st.consumer_waits + WAKE_PRODUCERS);
     rq_close(c);
     rq_unlink(name);
@@ -512,9 +513,8 @@ static void test_random_kills_of_producers(void **state)
                   "checked %llu, lost %llu, torn %llu, reordered %llu, redelivered %llu, lock "
                   "recoveries %llu, consumer takeovers %llu, wake-ups lost p/c %llu/%llu\n",
                   STREAMS, kills, producer_kills, consumer_kills, (unsigned long long)received,
-                  (unsigned long long)gaps, (unsigned long long)torn,
-                  (unsigned long long)reorders, (unsigned long long)dups,
-                  (unsigned long long)st.lock_recoveries,
+                  (unsigned long long)gaps, (unsigned long long)torn, (unsigned long long)reorders,
+                  (unsigned long long)dups, (unsigned long long)st.lock_recoveries,
                   (unsigned long long)st.consumer_takeovers,
                   (unsigned long long)st.producer_missed_wakes,
                   (unsigned long long)st.consumer_missed_wakes);
@@ -536,11 +536,8 @@ static void test_random_kills_of_producers(void **state)
 int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
-        TH_JOURNAL_CHILDREN,
-        TH_CHILD(child_reserve_and_die),
-        TH_CHILD(child_push_one),
-        TH_CHILD(child_push_stream),
-        TH_CHILD(child_push_many),
+        TH_JOURNAL_CHILDREN,         TH_CHILD(child_reserve_and_die), TH_CHILD(child_push_one),
+        TH_CHILD(child_push_stream), TH_CHILD(child_push_many),
     };
     TH_INIT(argc, argv, children);
     if (argc > 1 && strcmp(argv[1], "--soak") == 0)

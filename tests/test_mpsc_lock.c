@@ -152,8 +152,7 @@ static void test_planted_garbage_lock_words(void **state)
             w = RQ_MPSC_HELD | (w << 16) | (RQ_MPSC_PRODUCERS_MAX + w % 1000);
             break;
         case 2: /* a word naming a slot nobody holds, waiters flagged */
-            w = word_for_slot(1 + (uint32_t)(w % (RQ_MPSC_PRODUCERS_MAX - 1)), w) |
-                RQ_MPSC_WAITERS;
+            w = word_for_slot(1 + (uint32_t)(w % (RQ_MPSC_PRODUCERS_MAX - 1)), w) | RQ_MPSC_WAITERS;
             break;
         default: /* all ones, no HELD bit, ... */
             w = i % 8 == 3 ? UINT64_MAX : w & ~RQ_MPSC_HELD;
@@ -166,7 +165,8 @@ static void test_planted_garbage_lock_words(void **state)
         uint64_t t0 = th_now_ms();
         int rc = rq_push(p, m, (size_t)n, 2000);
         if (rc != RQ_OK)
-            fail_msg("push %d after planting %016llx: %s", i, (unsigned long long)w, rq_errname(rc));
+            fail_msg("push %d after planting %016llx: %s", i, (unsigned long long)w,
+                     rq_errname(rc));
         assert_true(th_now_ms() - t0 < 1500); /* a probe, or a nap and a probe */
         pop_expect(c, m);
     }

@@ -26,8 +26,8 @@ static void test_valid_names(void **state)
 static void test_invalid_names(void **state)
 {
     (void)state;
-    const char *bad[] = {"", "a/b", "/a", "a b", "tab\t", "nl\n", "q\xc3\xa4", "a:b",
-                         "a\\b", "a*", "a?", "~a", "a%", "a@b"};
+    const char *bad[] = {"",    "a/b",  "/a", "a b", "tab\t", "nl\n", "q\xc3\xa4",
+                         "a:b", "a\\b", "a*", "a?",  "~a",    "a%",   "a@b"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_false(rq_name_valid(bad[i]));
     assert_false(rq_name_valid(NULL));

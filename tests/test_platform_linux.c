@@ -230,7 +230,7 @@ static void test_producer_slot_locks_and_identity(void **state)
     assert_int_equal(rq_plat_lock(b, s3, RQ_LOCK_TRY), RQ_EBUSY);
     assert_int_equal(rq_plat_lock(b, s4, RQ_LOCK_TRY), RQ_OK); /* its neighbour is free */
     assert_int_equal(rq_plat_lock_probe(b, s3), 1);
-    assert_int_equal(rq_plat_lock_probe(a, s3), 0); /* held by this handle only */
+    assert_int_equal(rq_plat_lock_probe(a, s3), 0);               /* held by this handle only */
     assert_int_equal(rq_plat_lock_probe(a, RQ_LOCK_PRODUCER), 0); /* slots are apart from roles */
     rq_plat_segment_close(a);
     assert_int_equal(rq_plat_lock_probe(b, s3), 0);
@@ -289,7 +289,8 @@ static void test_high_lock_ids_live_in_the_lock_object(void **state)
 int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
-        TH_CHILD(child_sleep),          TH_CHILD(child_wake_later),
+        TH_CHILD(child_sleep),
+        TH_CHILD(child_wake_later),
         TH_CHILD(child_add_and_wake_later),
     };
     TH_INIT(argc, argv, children);

@@ -464,8 +464,7 @@ static void test_own_objects_pass_the_owner_check(void **state)
     rq_plat_segment *s = seg_create(name, &a);
     rq_plat_segment *b;
     int created;
-    assert_int_equal(rq_plat_segment_open(&b, "rq", name, RQ_PLAT_CHECKED, 0600, &created),
-                     RQ_OK);
+    assert_int_equal(rq_plat_segment_open(&b, "rq", name, RQ_PLAT_CHECKED, 0600, &created), RQ_OK);
     rq_plat_segment_close(b);
     rq_plat_segment_unmap(a, SEG_SIZE);
     rq_plat_segment_close(s);
@@ -486,8 +485,8 @@ static void test_foreign_mapping_is_refused(void **state)
     wchar_t wname[300];
     swprintf(wname, 300, L"Local\\rq.%hs", name);
     PSECURITY_DESCRIPTOR sd;
-    assert_true(ConvertStringSecurityDescriptorToSecurityDescriptorW(
-        L"O:BGD:(A;;GA;;;WD)", SDDL_REVISION_1, &sd, NULL));
+    assert_true(ConvertStringSecurityDescriptorToSecurityDescriptorW(L"O:BGD:(A;;GA;;;WD)",
+                                                                     SDDL_REVISION_1, &sd, NULL));
     SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
     HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, &sa, PAGE_READWRITE | SEC_COMMIT, 0,
                                   SEG_SIZE, wname);
@@ -495,8 +494,8 @@ static void test_foreign_mapping_is_refused(void **state)
     assert_non_null(h);
     PSID owner = NULL;
     PSECURITY_DESCRIPTOR got = NULL;
-    int kept = GetSecurityInfo(h, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, &owner, NULL,
-                               NULL, NULL, &got) == ERROR_SUCCESS &&
+    int kept = GetSecurityInfo(h, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, &owner, NULL, NULL,
+                               NULL, &got) == ERROR_SUCCESS &&
                owner && IsWellKnownSid(owner, WinBuiltinGuestsSid);
     LocalFree(got);
     rq_plat_segment *s;
@@ -510,9 +509,9 @@ static void test_foreign_mapping_is_refused(void **state)
         if (rc == RQ_OK)
             rq_plat_segment_close(s);
     }
-    assert_int_equal(rq_plat_segment_open(&s, "rq", name, RQ_PLAT_CHECKED | RQ_PLAT_ANY_OWNER,
-                                          0600, &created),
-                     RQ_OK);
+    assert_int_equal(
+        rq_plat_segment_open(&s, "rq", name, RQ_PLAT_CHECKED | RQ_PLAT_ANY_OWNER, 0600, &created),
+        RQ_OK);
     rq_plat_segment_close(s);
     CloseHandle(h);
 }
@@ -520,8 +519,8 @@ static void test_foreign_mapping_is_refused(void **state)
 int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
-        TH_CHILD(child_hold_role),         TH_CHILD(child_take_init_and_die),
-        TH_CHILD(child_wait_for_wake),     TH_CHILD(child_die_holding_mutex),
+        TH_CHILD(child_hold_role),     TH_CHILD(child_take_init_and_die),
+        TH_CHILD(child_wait_for_wake), TH_CHILD(child_die_holding_mutex),
         TH_CHILD(child_hold_mutex),
     };
     TH_INIT(argc, argv, children);

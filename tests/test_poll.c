@@ -401,7 +401,8 @@ static void epoll_stream(int queues, int edge, uint32_t flags)
         f.names[i] = strcpy(copy, n);
         keep[i] = th_create(f.names[i], SLOTS, SLOT_SIZE, flags);
         c[i] = th_open(f.names[i], RQ_CONSUMER, 0, 0, 0);
-        struct epoll_event ev = {(uint32_t)EPOLLIN | (edge ? (uint32_t)EPOLLET : 0u), {.u32 = (uint32_t)i}};
+        struct epoll_event ev = {(uint32_t)EPOLLIN | (edge ? (uint32_t)EPOLLET : 0u),
+                                 {.u32 = (uint32_t)i}};
         assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, handle_of(c[i]), &ev), 0);
     }
     pthread_t th;
@@ -712,8 +713,9 @@ static void test_poller_killed_while_armed(void **state)
                               : after.producer_wakes - before.producer_wakes;
         print_message("%s poller killed %s: its peer made %d calls in %llu ms with %llu "
                       "wake signal(s)\n",
-                      side ? "producer" : "consumer", at_point ? "at poll.after_arm" : "while armed", n, (unsigned long long)(th_now_ms() - t0),
-                      (unsigned long long)wakes);
+                      side ? "producer" : "consumer",
+                      at_point ? "at poll.after_arm" : "while armed", n,
+                      (unsigned long long)(th_now_ms() - t0), (unsigned long long)wakes);
         assert_int_equal(wakes, 1);
         rq_close(peer);
         rq_close(keep);

@@ -85,8 +85,12 @@ static void test_open_rejects_bad_arguments(void **state)
     assert_int_equal(rq_open(&q, name, 0, &cfg), RQ_EINVAL);
     assert_int_equal(rq_open(&q, name, 4, &cfg), RQ_EINVAL);
     rq_config bad[] = {
-        {0, 64, 0, 0}, {4, 0, 0, 0}, {4, 64, 0x80, 0}, {4, 64, 0, 01000},
-        {RQ_SLOT_COUNT_MAX + 1, 64, 0, 0}, {4, RQ_SLOT_SIZE_MAX + 1, 0, 0},
+        {0, 64, 0, 0},
+        {4, 0, 0, 0},
+        {4, 64, 0x80, 0},
+        {4, 64, 0, 01000},
+        {RQ_SLOT_COUNT_MAX + 1, 64, 0, 0},
+        {4, RQ_SLOT_SIZE_MAX + 1, 0, 0},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(rq_open(&q, name, RQ_PRODUCER, &bad[i]), RQ_EINVAL);
@@ -551,8 +555,8 @@ static void expect_no_wake_calls(rq *p, rq *c, const char *after)
     assert_int_equal(rq_stat(p, &now), RQ_OK);
     if (now.producer_wakes != before.producer_wakes)
         fail_msg("after %s: 100 publishes to a busy consumer made %llu wake calls (a stale "
-                 "waiter count)", after,
-                 (unsigned long long)(now.producer_wakes - before.producer_wakes));
+                 "waiter count)",
+                 after, (unsigned long long)(now.producer_wakes - before.producer_wakes));
 }
 
 static void test_no_wake_calls_for_a_waiter_that_is_gone(void **state)
@@ -744,7 +748,8 @@ static void test_corrupt_headers_are_refused(void **state)
         uint32_t value;
         int expected;
     } cases[] = {
-        {offsetof(struct rq_shm_header, layout_version), 1, RQ_EVERSION}, /* the robust-mutex layout */
+        {offsetof(struct rq_shm_header, layout_version), 1,
+         RQ_EVERSION}, /* the robust-mutex layout */
         {offsetof(struct rq_shm_header, layout_version), RQ_LAYOUT_VERSION + 1, RQ_EVERSION},
         {offsetof(struct rq_shm_header, abi), 0x1234, RQ_EVERSION},
         {offsetof(struct rq_shm_header, header_size), 64, RQ_ECORRUPT},
@@ -908,7 +913,8 @@ static void test_header_rewritten_during_open(void **state)
     rq_store_release_u32(&f.stop, 1);
     assert_int_equal(pthread_join(th, NULL), 0);
     print_message("header rewritten during 2000 opens: %d opened with the checked geometry, "
-                  "%d refused as corrupt\n", opened, refused);
+                  "%d refused as corrupt\n",
+                  opened, refused);
     assert_true(opened > 0);
     th_raw_close(&raw);
     rq_unlink(name);
@@ -938,8 +944,14 @@ static void *traffic_side(void *arg, int producer)
     return NULL;
 }
 
-static void *traffic_producer(void *arg) { return traffic_side(arg, 1); }
-static void *traffic_consumer(void *arg) { return traffic_side(arg, 0); }
+static void *traffic_producer(void *arg)
+{
+    return traffic_side(arg, 1);
+}
+static void *traffic_consumer(void *arg)
+{
+    return traffic_side(arg, 0);
+}
 
 static void test_stat_under_traffic_is_never_corrupt(void **state)
 {
@@ -967,7 +979,8 @@ static void test_stat_under_traffic_is_never_corrupt(void **state)
     rq_stats st;
     assert_int_equal(rq_stat(o, &st), RQ_OK);
     print_message("rq_stat under traffic: %lu calls, %llu messages moved meanwhile, none "
-                  "corrupt\n", calls, (unsigned long long)st.popped);
+                  "corrupt\n",
+                  calls, (unsigned long long)st.popped);
     assert_true(st.popped > 0);
     rq_close(o);
     rq_unlink(t.name);

@@ -85,8 +85,8 @@ static void test_config_is_checked(void **state)
     (void)state;
     const char *name = th_name("rec.cfg");
     rq *q = NULL;
-    const uint32_t bad[][2] = {{CAP + 8, MAX}, {48, 16}, {CAP, CAP / 2 - 7}, {CAP, 0},
-                               {RQ_SLOT_COUNT_MAX + 16u, 8}};
+    const uint32_t bad[][2] = {
+        {CAP + 8, MAX}, {48, 16}, {CAP, CAP / 2 - 7}, {CAP, 0}, {RQ_SLOT_COUNT_MAX + 16u, 8}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         rq_config cfg = rec_config(bad[i][0], bad[i][1], 0);
         assert_int_equal(rq_open(&q, name, RQ_PRODUCER, &cfg), RQ_EINVAL);
@@ -208,8 +208,7 @@ static void test_room_counts_the_padding(void **state)
     for (unsigned i = 0; i < 7; i++)
         push_tagged(q.p, 24, i); /* [0, 224) */
     expect_pop(q.c, 24, 0);      /* 192 used from 32 */
-    assert_int_equal(rq_push(q.p, "0123456789012345678901234567890123456789", 40, 0),
-                     RQ_EAGAIN);
+    assert_int_equal(rq_push(q.p, "0123456789012345678901234567890123456789", 40, 0), RQ_EAGAIN);
     push_tagged(q.p, 24, 7); /* fits before the end: [224, 256) */
     for (unsigned i = 1; i < 8; i++)
         expect_pop(q.c, 24, i); /* none overwritten */
@@ -262,7 +261,7 @@ static void test_reserve_with_a_length(void **state)
     assert_int_equal(rq_reserve_len(q.p, 41, &again, 0), RQ_ESTATE);
     assert_int_equal(rq_push(q.p, "x", 1, 0), RQ_ESTATE);
     assert_int_equal(rq_commit(q.p, 41), RQ_EMSGSIZE); /* kept */
-    assert_int_equal(rstat(q.c).records, 0);               /* unpublished */
+    assert_int_equal(rstat(q.c).records, 0);           /* unpublished */
     fill(slot, 12, 6);
     assert_int_equal(rq_commit(q.p, 12), RQ_OK);
     assert_int_equal(rq_commit(q.p, 12), RQ_ESTATE);
@@ -555,12 +554,12 @@ static void test_hostile_record_segments(void **state)
     struct {
         uint32_t len, type, published;
     } recs[] = {
-        {8, 0, 16},            /* zeroed memory is no record */
-        {8, 77, 16},           /* unknown type */
+        {8, 0, 16},                  /* zeroed memory is no record */
+        {8, 77, 16},                 /* unknown type */
         {MAX + 1, RQ_REC_DATA, CAP}, /* longer than the largest record */
-        {64, RQ_REC_DATA, 16}, /* longer than what was published */
-        {CAP - 8, RQ_REC_PAD, CAP}, /* padding at index 0 fills everything */
-        {8, RQ_REC_PAD, 16},   /* padding that does not reach the end */
+        {64, RQ_REC_DATA, 16},       /* longer than what was published */
+        {CAP - 8, RQ_REC_PAD, CAP},  /* padding at index 0 fills everything */
+        {8, RQ_REC_PAD, 16},         /* padding that does not reach the end */
     };
     for (size_t i = 0; i < sizeof recs / sizeof *recs; i++) {
         hostile_open(&h);

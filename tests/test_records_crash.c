@@ -28,7 +28,7 @@
 #include "rq.h"
 
 #define CAP 1024u
-#define MAX 300u /* records of 1..MAX bytes; MAX <= CAP / 2 - 8 */
+#define MAX 300u      /* records of 1..MAX bytes; MAX <= CAP / 2 - 8 */
 #define STREAMS_MAX 4 /* the stream is 2 bits of a record's first byte */
 #define WATCHDOG_S 120
 #define LIFE_TIMEOUT_MS 20000
@@ -360,8 +360,8 @@ static void run_scenario(const struct scenario *s)
                     th_kill(prod);
                 if (!cons_done)
                     th_kill(cons);
-                fail_msg("%s (%c, hit %lu): a side blocked", rq_crash_point_name(s->point),
-                         s->side, s->hit);
+                fail_msg("%s (%c, hit %lu): a side blocked", rq_crash_point_name(s->point), s->side,
+                         s->hit);
             }
             continue;
         }
@@ -379,8 +379,8 @@ static void run_scenario(const struct scenario *s)
             continue;
         }
         if (!th_exited_ok(status))
-            fail_msg("%s (%c, hit %lu): %c exited with status 0x%x",
-                     rq_crash_point_name(s->point), s->side, s->hit, who, status);
+            fail_msg("%s (%c, hit %lu): %c exited with status 0x%x", rq_crash_point_name(s->point),
+                     s->side, s->hit, who, status);
         if (who == 'P')
             prod_done = 1;
         else
@@ -396,7 +396,8 @@ static void run_scenario(const struct scenario *s)
                  rq_crash_point_name(s->point), s->side, s->hit, s->consume_pop, s->flags,
                  (unsigned long long)rq_load_relaxed_u64(&rj->torn),
                  (unsigned long long)rq_load_relaxed_u64(&rj->reorders), (unsigned long long)gaps,
-                 (unsigned long long)qgaps, (unsigned long long)rq_load_relaxed_u64(&rj->qseq_reused),
+                 (unsigned long long)qgaps,
+                 (unsigned long long)rq_load_relaxed_u64(&rj->qseq_reused),
                  (unsigned long long)rq_load_relaxed_u64(&rj->flags_lost));
     assert_true(gaps <= (uint64_t)kills);
     uint64_t dups = rq_load_relaxed_u64(&rj->duplicates);
@@ -551,8 +552,8 @@ static void torture(const struct torture *t, const char *what)
                   what, kills, consumer_kills, (unsigned long long)received,
                   (unsigned long long)rq_load_relaxed_u64(&rj->bytes), (unsigned long long)gaps,
                   (unsigned long long)rq_load_relaxed_u64(&rj->torn),
-                  (unsigned long long)rq_load_relaxed_u64(&rj->reorders),
-                  (unsigned long long)dups, (unsigned long long)rq_load_relaxed_u64(&rj->flagged),
+                  (unsigned long long)rq_load_relaxed_u64(&rj->reorders), (unsigned long long)dups,
+                  (unsigned long long)rq_load_relaxed_u64(&rj->flagged),
                   (unsigned long long)rs.largest_record, (unsigned long long)rs.padding_bytes,
                   (unsigned long long)st.producer_missed_wakes,
                   (unsigned long long)st.consumer_missed_wakes);

@@ -108,8 +108,8 @@ static void test_create_then_attach(void **state)
     /* A creator whose configuration differs gets the kind's verdict. */
     struct rq_segment other;
     struct test_config bigger = {8192, 0};
-    assert_int_equal(rq_segment_open(&other, &test_kind, name, &bigger, 0600, RQ_PLAT_CHECKED, 1000),
-                     RQ_EEXIST);
+    assert_int_equal(
+        rq_segment_open(&other, &test_kind, name, &bigger, 0600, RQ_PLAT_CHECKED, 1000), RQ_EEXIST);
     assert_null(other.addr);
     rq_segment_close(&seen);
     rq_segment_close(&made);

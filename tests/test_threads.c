@@ -175,9 +175,9 @@ static void test_mpsc_zero_copy_threads(void **state)
 
 struct coalesce_test {
     const char *name;
-    rq_atomic_u64 made;      /* requests made so far, all requesters */
-    rq_atomic_u64 covered;   /* requests covered by a finished round */
-    rq_atomic_u32 finished;  /* requesters done */
+    rq_atomic_u64 made;     /* requests made so far, all requesters */
+    rq_atomic_u64 covered;  /* requests covered by a finished round */
+    rq_atomic_u32 finished; /* requesters done */
     int rc[REQUESTERS];
 };
 

@@ -132,19 +132,18 @@ static void run(const struct torture *t, struct outcome *o)
 
 static void report(const char *what, const struct outcome *o)
 {
-    print_message("%s: kills %lu (producer %lu, consumer %lu, both %lu), messages checked %llu, "
-                  "lost %llu, torn %llu, reordered %llu, redelivered %llu; takeovers p/c "
-                  "%llu/%llu, wakes p/c %llu/%llu, wake-ups lost p/c %llu/%llu\n",
-                  what, o->kills, o->producer_kills, o->consumer_kills, o->both_kills,
-                  (unsigned long long)o->received, (unsigned long long)o->gaps,
-                  (unsigned long long)o->torn, (unsigned long long)o->reorders,
-                  (unsigned long long)o->duplicates,
-                  (unsigned long long)o->stats.producer_takeovers,
-                  (unsigned long long)o->stats.consumer_takeovers,
-                  (unsigned long long)o->stats.producer_wakes,
-                  (unsigned long long)o->stats.consumer_wakes,
-                  (unsigned long long)o->stats.producer_missed_wakes,
-                  (unsigned long long)o->stats.consumer_missed_wakes);
+    print_message(
+        "%s: kills %lu (producer %lu, consumer %lu, both %lu), messages checked %llu, "
+        "lost %llu, torn %llu, reordered %llu, redelivered %llu; takeovers p/c "
+        "%llu/%llu, wakes p/c %llu/%llu, wake-ups lost p/c %llu/%llu\n",
+        what, o->kills, o->producer_kills, o->consumer_kills, o->both_kills,
+        (unsigned long long)o->received, (unsigned long long)o->gaps, (unsigned long long)o->torn,
+        (unsigned long long)o->reorders, (unsigned long long)o->duplicates,
+        (unsigned long long)o->stats.producer_takeovers,
+        (unsigned long long)o->stats.consumer_takeovers,
+        (unsigned long long)o->stats.producer_wakes, (unsigned long long)o->stats.consumer_wakes,
+        (unsigned long long)o->stats.producer_missed_wakes,
+        (unsigned long long)o->stats.consumer_missed_wakes);
 }
 
 static void test_random_kills_lose_nothing(void **state)

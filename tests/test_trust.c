@@ -128,8 +128,7 @@ static int nobody_observes(const char *name)
     rq_close(q);
     if (rc < 0)
         return code(rc);
-    return st.slot_count == 4 && st.depth == 1 && st.producer_live == -1 &&
-                   st.consumer_live == -1
+    return st.slot_count == 4 && st.depth == 1 && st.producer_live == -1 && st.consumer_live == -1
                ? 0
                : 50;
 }

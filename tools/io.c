@@ -47,7 +47,10 @@ int rqctl_stopped(const char *cmd, const char *what)
 {
     int sig = stop_signal;
     fprintf(stderr, "rqctl %s: stopped by %s%s\n", cmd,
-            sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal", what);
+            sig == SIGINT    ? "SIGINT"
+            : sig == SIGTERM ? "SIGTERM"
+                             : "a signal",
+            what);
     return 128 + sig;
 }
 
@@ -67,11 +70,12 @@ void rqctl_explain_busy(const char *cmd, const char *name, int role)
     /* The holder writes its pid just after it takes the role lock: a pid
      * that is gone means the holder is between the two, or wrote none. */
     if (pid > 0 && rqctl_pid_alive((long long)pid) == 1)
-        fprintf(stderr, "rqctl %s: the %s role is held by live process %" PRId64 "\n", cmd,
-                what, pid);
+        fprintf(stderr, "rqctl %s: the %s role is held by live process %" PRId64 "\n", cmd, what,
+                pid);
     else
-        fprintf(stderr, "rqctl %s: the %s role is held by a live process whose pid cannot be "
-                        "told (the pid recorded, %" PRId64 ", is gone)\n",
+        fprintf(stderr,
+                "rqctl %s: the %s role is held by a live process whose pid cannot be "
+                "told (the pid recorded, %" PRId64 ", is gone)\n",
                 cmd, what, pid);
 }
 
@@ -86,8 +90,8 @@ static int open_role(const char *cmd, const char *name, int role, rq **q, int ti
     if (wait_ms != 0)
         rc = rq_open_wait(q, name, role, NULL, wait_ms);
     else
-        rc = rq_open_timed(q, name, role, NULL,
-                           timeout_ms > 0 ? timeout_ms : RQCTL_OPEN_TIMEOUT_MS);
+        rc =
+            rq_open_timed(q, name, role, NULL, timeout_ms > 0 ? timeout_ms : RQCTL_OPEN_TIMEOUT_MS);
     if (rc == RQ_OK)
         return RQCTL_OK;
     int code = rqctl_fail(cmd, KIND_QUEUE, name, rc);
@@ -222,8 +226,9 @@ int rqctl_cmd_push(int argc, char **argv)
         }
         char when[64], done[96];
         if (rc == RQ_EINTR || rqctl_stop_signal()) {
-            snprintf(done, sizeof done, ": message %" PRIu64 " not pushed; %" PRIu64 " pushed before it",
-                     number, pushed);
+            snprintf(done, sizeof done,
+                     ": message %" PRIu64 " not pushed; %" PRIu64 " pushed before it", number,
+                     pushed);
             code = rqctl_stopped("push", done);
         } else if (rc == RQ_EMSGSIZE)
             code = rqctl_error(RQCTL_MSGSIZE, "push",

@@ -32,8 +32,8 @@ const char *rqctl_objects_owner(enum rqctl_kind kind, const char *name, char *bu
  * owner, permission bits and size, whether or not the caller may read it. */
 struct rqctl_object_info {
     unsigned long uid;
-    char user[64];       /* the owner's user name, or "?" */
-    unsigned mode;       /* permission bits, 0..0777 */
+    char user[64]; /* the owner's user name, or "?" */
+    unsigned mode; /* permission bits, 0..0777 */
     unsigned long long bytes;
 };
 

@@ -137,15 +137,15 @@ int rqctl_check_name(const char *cmd, const char *name)
 
 /* ---- option values ------------------------------------------------------ */
 
-int rqctl_parse_u32(const char *cmd, const char *opt, const char *text, uint32_t min,
-                    uint32_t max, uint32_t *out)
+int rqctl_parse_u32(const char *cmd, const char *opt, const char *text, uint32_t min, uint32_t max,
+                    uint32_t *out)
 {
     char *end;
     errno = 0;
     unsigned long long v = strtoull(text, &end, 10);
     if (text[0] < '0' || text[0] > '9' || *end || errno || v < min || v > max) {
-        rqctl_error(RQCTL_USAGE, cmd, "%s: '%s' is not a whole number from %lu to %lu", opt,
-                    text, (unsigned long)min, (unsigned long)max);
+        rqctl_error(RQCTL_USAGE, cmd, "%s: '%s' is not a whole number from %lu to %lu", opt, text,
+                    (unsigned long)min, (unsigned long)max);
         return -1;
     }
     *out = (uint32_t)v;
@@ -215,8 +215,8 @@ static int parse_mode(const char *cmd, const char *text, uint32_t *mode)
     errno = 0;
     unsigned long v = strtoul(text, &end, 8);
     if (text[0] < '0' || text[0] > '7' || *end || errno || v == 0 || v > 0777) {
-        rqctl_error(RQCTL_USAGE, cmd,
-                    "--mode: '%s' is not octal permission bits from 0001 to 0777", text);
+        rqctl_error(RQCTL_USAGE, cmd, "--mode: '%s' is not octal permission bits from 0001 to 0777",
+                    text);
         return -1;
     }
     *mode = (uint32_t)v;
@@ -225,12 +225,15 @@ static int parse_mode(const char *cmd, const char *text, uint32_t *mode)
 
 int rqctl_cmd_create(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"slots", required_argument, NULL, 'n'},  {"slot-size", required_argument, NULL, 's'},
-        {"mpsc", no_argument, NULL, 'm'},         {"mode", required_argument, NULL, 'M'},
-        {"coalesce", no_argument, NULL, 'c'},     {"help", no_argument, NULL, 'h'},
-        {"capacity", required_argument, NULL, 'C'}, {"max-record", required_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"slots", required_argument, NULL, 'n'},
+                                         {"slot-size", required_argument, NULL, 's'},
+                                         {"mpsc", no_argument, NULL, 'm'},
+                                         {"mode", required_argument, NULL, 'M'},
+                                         {"coalesce", no_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"capacity", required_argument, NULL, 'C'},
+                                         {"max-record", required_argument, NULL, 'R'},
+                                         {NULL, 0, NULL, 0}};
     rq_config cfg = {0};
     int have_slots = 0, have_size = 0, coalesce = 0, records = 0, opt;
     while ((opt = getopt_long(argc, argv, "n:s:mM:chC:R:", opts, NULL)) != -1) {
@@ -238,7 +241,8 @@ int rqctl_cmd_create(int argc, char **argv)
         case 'C':
         case 'R':
             if (rqctl_parse_u32("create", opt == 'C' ? "--capacity" : "--max-record", optarg, 1,
-                                RQ_SLOT_COUNT_MAX, opt == 'C' ? &cfg.slot_count : &cfg.slot_size) < 0)
+                                RQ_SLOT_COUNT_MAX,
+                                opt == 'C' ? &cfg.slot_count : &cfg.slot_size) < 0)
                 return RQCTL_USAGE;
             records |= opt == 'C' ? 1 : 2;
             break;
@@ -511,20 +515,18 @@ static void main_help(FILE *out)
                  "Operates rq shared-memory queues and coalescing objects.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out,
-            "\nexit status: 0 ok, 1 failed (OS error, I/O, unsupported), 2 bad usage,\n"
-            "3 no such queue, 4 corrupt or incompatible segment, 5 role held by another\n"
-            "live process, 6 timed out (empty or full), 7 exists with another geometry,\n"
-            "8 message larger than the slot size, 9 another user's object (or wider\n"
-            "mode than asked), 10 unlink refused: in use, 11 the queue was unlinked\n"
-            "while in use.\n");
+    fprintf(out, "\nexit status: 0 ok, 1 failed (OS error, I/O, unsupported), 2 bad usage,\n"
+                 "3 no such queue, 4 corrupt or incompatible segment, 5 role held by another\n"
+                 "live process, 6 timed out (empty or full), 7 exists with another geometry,\n"
+                 "8 message larger than the slot size, 9 another user's object (or wider\n"
+                 "mode than asked), 10 unlink refused: in use, 11 the queue was unlinked\n"
+                 "while in use.\n");
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
     int opt;
     /* '+': stop at the command; its options are its own. */
     while ((opt = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
@@ -533,8 +535,7 @@ int main(int argc, char **argv)
             main_help(stdout);
             return RQCTL_OK;
         case 'V':
-            printf("rqctl (rq) %d.%d.%d\n", RQ_VERSION_MAJOR, RQ_VERSION_MINOR,
-                   RQ_VERSION_PATCH);
+            printf("rqctl (rq) %d.%d.%d\n", RQ_VERSION_MAJOR, RQ_VERSION_MINOR, RQ_VERSION_PATCH);
             return RQCTL_OK;
         default:
             main_help(stderr);

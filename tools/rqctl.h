@@ -60,8 +60,8 @@ const char *rqctl_shown(const char *name, char *buf, size_t cap);
 int rqctl_check_name(const char *cmd, const char *name);
 
 /* Option values.  Each prints a usage error and returns -1 on bad input. */
-int rqctl_parse_u32(const char *cmd, const char *opt, const char *text, uint32_t min,
-                    uint32_t max, uint32_t *out);
+int rqctl_parse_u32(const char *cmd, const char *opt, const char *text, uint32_t min, uint32_t max,
+                    uint32_t *out);
 /* Seconds as a decimal ("0.25", "3"): *MS in milliseconds, rounded up. */
 int rqctl_parse_seconds(const char *cmd, const char *opt, const char *text, int *ms);
 

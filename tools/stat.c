@@ -22,7 +22,7 @@
 struct snapshot {
     enum rqctl_kind kind;
     const char *name;
-    double time; /* seconds since the epoch */
+    double time;   /* seconds since the epoch */
     int have_info; /* owner, mode and size could be told (Linux) */
     struct rqctl_object_info info;
     union {
@@ -119,10 +119,10 @@ static json_t *json_lock(const rq_stats *q)
     json_t *o = json_object();
     put(o, "held", json_boolean(q->lock_holder_pid != 0));
     if (q->lock_holder_pid != 0) {
-        put(o, "pid", q->lock_holder_pid > 0 ? json_integer((json_int_t)q->lock_holder_pid)
-                                             : json_null());
-        put(o, "held_ms", q->lock_held_ms >= 0 ? json_integer((json_int_t)q->lock_held_ms)
-                                               : json_null());
+        put(o, "pid",
+            q->lock_holder_pid > 0 ? json_integer((json_int_t)q->lock_holder_pid) : json_null());
+        put(o, "held_ms",
+            q->lock_held_ms >= 0 ? json_integer((json_int_t)q->lock_held_ms) : json_null());
         put(o, "reservation", json_boolean(q->lock_reserving));
     }
     return o;
@@ -291,13 +291,13 @@ static void snapshot_text(const struct snapshot *s, const struct snapshot *prev)
         text_info(s);
         printf("%-20s%" PRIu32 "\n", "depth:", q->depth);
         if (q->flags & RQ_RECORDS) {
-            printf("%-20s%llu of %llu bytes (%llu free)\n", "bytes used:",
-                   (unsigned long long)s->rec.bytes_used, (unsigned long long)s->rec.capacity,
-                   (unsigned long long)s->rec.bytes_free);
-            printf("%-20s%llu bytes\n", "largest record:",
-                   (unsigned long long)s->rec.largest_record);
-            printf("%-20s%llu bytes of %llu published\n", "padding wasted:",
-                   (unsigned long long)s->rec.padding_bytes,
+            printf("%-20s%llu of %llu bytes (%llu free)\n",
+                   "bytes used:", (unsigned long long)s->rec.bytes_used,
+                   (unsigned long long)s->rec.capacity, (unsigned long long)s->rec.bytes_free);
+            printf("%-20s%llu bytes\n",
+                   "largest record:", (unsigned long long)s->rec.largest_record);
+            printf("%-20s%llu bytes of %llu published\n",
+                   "padding wasted:", (unsigned long long)s->rec.padding_bytes,
                    (unsigned long long)(s->rec.padding_bytes + s->rec.payload_bytes));
         }
         printf("%-20s%" PRIu32 "\n", "read offset:", q->read_offset);
@@ -571,9 +571,8 @@ static const char *list_error_text(int rc, int saved_errno)
 
 int rqctl_cmd_list(int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int json = 0, opt;
     while ((opt = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
         switch (opt) {
@@ -642,8 +641,7 @@ int rqctl_cmd_list(int argc, char **argv)
             if (rc == RQ_OK)
                 list_summary(&s, summary, sizeof summary);
             else
-                snprintf(summary, sizeof summary, "error: %s",
-                         list_error_text(rc, saved_errno));
+                snprintf(summary, sizeof summary, "error: %s", list_error_text(rc, saved_errno));
             char owner[64] = "?", mode[8] = "?", bytes[24] = "?";
             if (s.have_info) {
                 snprintf(owner, sizeof owner, "%s", s.info.user);
@@ -658,8 +656,7 @@ int rqctl_cmd_list(int argc, char **argv)
     if (json)
         return emit_json("list", array);
     if (fflush(stdout) != 0)
-        return rqctl_error(RQCTL_FAILED, "list", "writing standard output: %s",
-                           strerror(errno));
+        return rqctl_error(RQCTL_FAILED, "list", "writing standard output: %s", strerror(errno));
     return RQCTL_OK;
 }
 
@@ -779,8 +776,7 @@ int rqctl_cmd_dump(int argc, char **argv)
         return emit_json("dump", o);
     }
     printf("%" PRIu64 " records, %" PRIu64 " bytes of payload, %" PRIu64
-           " bytes of padding in the ring; largest %" PRIu64 " bytes; capacity %" PRIu64
-           " bytes\n",
+           " bytes of padding in the ring; largest %" PRIu64 " bytes; capacity %" PRIu64 " bytes\n",
            d.records, d.bytes, d.padding, d.largest, st.capacity);
     return RQCTL_OK;
 }

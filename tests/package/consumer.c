@@ -17,8 +17,7 @@
 static int check(int rc, const char *what)
 {
     if (rc != RQ_OK)
-        fprintf(stderr, "package consumer: %s: %s (%s)\n", what, rq_strerror(rc),
-                rq_errname(rc));
+        fprintf(stderr, "package consumer: %s: %s (%s)\n", what, rq_strerror(rc), rq_errname(rc));
     return rc == RQ_OK;
 }
 

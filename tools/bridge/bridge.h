@@ -16,21 +16,21 @@
 #define BRIDGE_WINDOW_MAX 4096
 
 typedef struct bridge_opts {
-    const char *queue;       /* the local rq queue */
-    const char *server;      /* NATS URL */
-    const char *subject;     /* JetStream subject */
-    const char *stream;      /* stream name (in: required; out: created if missing) */
-    const char *durable;     /* in: durable consumer name */
-    const char *id;          /* out: queue identity in message ids */
-    const char *dead_letter; /* out: rq queue for messages the stream refuses */
-    const char *status_path; /* progress file, rewritten periodically */
+    const char *queue;         /* the local rq queue */
+    const char *server;        /* NATS URL */
+    const char *subject;       /* JetStream subject */
+    const char *stream;        /* stream name (in: required; out: created if missing) */
+    const char *durable;       /* in: durable consumer name */
+    const char *id;            /* out: queue identity in message ids */
+    const char *dead_letter;   /* out: rq queue for messages the stream refuses */
+    const char *status_path;   /* progress file, rewritten periodically */
     uint32_t slots, slot_size; /* create the queue if missing (0: attach) */
-    int batch;               /* in: messages per fetch */
-    int window;              /* out: publishes in flight (1..BRIDGE_WINDOW_MAX) */
-    int64_t ack_wait_ms;     /* in: the consumer's AckWait */
-    int64_t publish_wait_ms; /* out: how long to wait for a publish ack */
-    int status_ms;           /* status file period */
-    int max_backoff_ms;      /* longest pause between retries */
+    int batch;                 /* in: messages per fetch */
+    int window;                /* out: publishes in flight (1..BRIDGE_WINDOW_MAX) */
+    int64_t ack_wait_ms;       /* in: the consumer's AckWait */
+    int64_t publish_wait_ms;   /* out: how long to wait for a publish ack */
+    int status_ms;             /* status file period */
+    int max_backoff_ms;        /* longest pause between retries */
 } bridge_opts;
 
 typedef struct bridge_progress {
@@ -44,7 +44,7 @@ typedef struct bridge_progress {
                                 had it in hand and died or stopped) */
     uint64_t last_queue_seq; /* rq sequence number of the last message handled */
     uint64_t last_stream_seq;
-    uint64_t lag;            /* out: queue depth; in: stream messages not yet delivered */
+    uint64_t lag; /* out: queue depth; in: stream messages not yet delivered */
     uint64_t errors;
     uint64_t reconnects;
     char last_error[512];

@@ -70,8 +70,10 @@ static natsStatus resync(bridge *b, jsErrCode *jerr)
     jsConsumerInfo_Destroy(ci);
     if (pending == 0)
         return NATS_OK;
-    fprintf(stderr, "rq-bridge in: %" PRId64 " messages handed out but not acked; "
-            "restarting the consumer at stream sequence %" PRIu64 "\n", pending, start);
+    fprintf(stderr,
+            "rq-bridge in: %" PRId64 " messages handed out but not acked; "
+            "restarting the consumer at stream sequence %" PRIu64 "\n",
+            pending, start);
     s = js_DeleteConsumer(b->js, b->o.stream, b->o.durable, NULL, jerr);
     if (s != NATS_OK && s != NATS_NOT_FOUND && *jerr != JSConsumerNotFoundErr)
         return s;
@@ -134,7 +136,8 @@ static int deliver(bridge *b, rq *q, uint32_t slot_size, natsMsg *m)
     jsMsgMetaData_Destroy(meta);
     size_t len = (size_t)natsMsg_GetDataLength(m);
     if (len > slot_size - RQ_BRIDGE_HEADER_SIZE || slot_size < RQ_BRIDGE_HEADER_SIZE) {
-        bridge_error(b, "stream message %" PRIu64 " (%zu bytes) does not fit a slot of queue %s "
+        bridge_error(b,
+                     "stream message %" PRIu64 " (%zu bytes) does not fit a slot of queue %s "
                      "(%u bytes, %u of them header); parked, not acked",
                      seq, len, b->o.queue, slot_size, RQ_BRIDGE_HEADER_SIZE);
         b->p.state = "parked";
@@ -184,8 +187,8 @@ static int fetch_once(bridge *b, rq *q, uint32_t slot_size, natsSubscription *su
     if (s != NATS_OK && s != NATS_TIMEOUT) {
         /* Messages it brought, if any, are given up unacked: the consumer
          * is re-created at its ack floor before the next fetch. */
-        bridge_error(b, "fetch failed: %s; retrying in %d ms", bridge_nats_text(s, jerr, text, sizeof text),
-                     *delay);
+        bridge_error(b, "fetch failed: %s; retrying in %d ms",
+                     bridge_nats_text(s, jerr, text, sizeof text), *delay);
         natsMsgList_Destroy(&list);
         bridge_backoff(b, delay);
         return 1;
@@ -224,8 +227,8 @@ static int consume(bridge *b, rq *q, uint32_t slot_size)
             natsStatus s = subscribe(b, &sub, &jerr);
             if (s != NATS_OK) {
                 bridge_error(b, "cannot attach to consumer %s of stream %s: %s; retrying in %d ms",
-                             b->o.durable, b->o.stream, bridge_nats_text(s, jerr, text, sizeof text),
-                             delay);
+                             b->o.durable, b->o.stream,
+                             bridge_nats_text(s, jerr, text, sizeof text), delay);
                 natsSubscription_Destroy(sub);
                 sub = NULL;
                 bridge_backoff(b, &delay);

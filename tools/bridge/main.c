@@ -177,18 +177,14 @@ static void status_write(bridge *b)
     const char *state = p->state;
     if (atomic_load(&link_down) && strcmp(state, "running") == 0)
         state = "disconnected";
-    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:I}",
-                          "direction", p->direction, "state", state,
-                          "messages", (json_int_t)p->messages,
-                          "duplicates", (json_int_t)p->duplicates,
-                          "parked", (json_int_t)p->parked,
-                          "redelivered", (json_int_t)p->redelivered,
-                          "last_queue_seq", (json_int_t)p->last_queue_seq,
-                          "last_stream_seq", (json_int_t)p->last_stream_seq,
-                          "lag", (json_int_t)p->lag, "errors", (json_int_t)p->errors,
-                          "reconnects", (json_int_t)atomic_load(&link_reconnects),
-                          "last_error", p->last_error, "pid", (json_int_t)getpid(),
-                          "time", (json_int_t)time(NULL));
+    json_t *j = json_pack(
+        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:I}", "direction",
+        p->direction, "state", state, "messages", (json_int_t)p->messages, "duplicates",
+        (json_int_t)p->duplicates, "parked", (json_int_t)p->parked, "redelivered",
+        (json_int_t)p->redelivered, "last_queue_seq", (json_int_t)p->last_queue_seq,
+        "last_stream_seq", (json_int_t)p->last_stream_seq, "lag", (json_int_t)p->lag, "errors",
+        (json_int_t)p->errors, "reconnects", (json_int_t)atomic_load(&link_reconnects),
+        "last_error", p->last_error, "pid", (json_int_t)getpid(), "time", (json_int_t)time(NULL));
     if (!j)
         return;
     char tmp[4096];
@@ -218,8 +214,8 @@ rq *bridge_open_queue(bridge *b, const char *name, int role)
         int rc = rq_open(&q, name, role, b->o.slots && name == b->o.queue ? &cfg : NULL);
         if (rc == RQ_OK)
             return q;
-        bridge_error(b, "cannot open queue %s: %s (%s); retrying in %d ms", name,
-                     rq_errname(rc), rq_strerror(rc), delay);
+        bridge_error(b, "cannot open queue %s: %s (%s); retrying in %d ms", name, rq_errname(rc),
+                     rq_strerror(rc), delay);
         if (rc != RQ_ENOENT && rc != RQ_EBUSY && rc != RQ_ESYS)
             return NULL; /* corrupt, wrong version, bad geometry: no retry helps */
         bridge_backoff(b, &delay);
@@ -248,18 +244,26 @@ static int bridge_connect(bridge *b)
 {
     natsOptions *opts = NULL;
     natsStatus s = natsOptions_Create(&opts);
-    if (s == NATS_OK) s = natsOptions_SetURL(opts, b->o.server);
-    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
-    if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 250);
-    if (s == NATS_OK) s = natsOptions_SetTimeout(opts, 2000);
-    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, on_disconnected, b);
-    if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, on_reconnected, b);
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(opts, b->o.server);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(opts, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(opts, 250);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(opts, 2000);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(opts, on_disconnected, b);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(opts, on_reconnected, b);
     /* in: a fetch's pull request is a plain publish, which libnats would
      * hold for its flusher thread (about a millisecond) to batch it. */
-    if (s == NATS_OK && strcmp(b->p.direction, "in") == 0) s = natsOptions_SetSendAsap(opts, true);
+    if (s == NATS_OK && strcmp(b->p.direction, "in") == 0)
+        s = natsOptions_SetSendAsap(opts, true);
     char text[400];
     if (s != NATS_OK) {
-        bridge_error(b, "cannot set up the connection: %s", bridge_nats_text(s, 0, text, sizeof text));
+        bridge_error(b, "cannot set up the connection: %s",
+                     bridge_nats_text(s, 0, text, sizeof text));
         natsOptions_Destroy(opts);
         return -1;
     }
@@ -307,7 +311,8 @@ static int parse_geometry(const char *s, uint32_t *slots, uint32_t *size)
         return -1;
     const char *t = end + 1;
     c = strtoul(t, &end, 10);
-    if (end == t || *end || errno || a == 0 || c == 0 || a > RQ_SLOT_COUNT_MAX || c > RQ_SLOT_SIZE_MAX)
+    if (end == t || *end || errno || a == 0 || c == 0 || a > RQ_SLOT_COUNT_MAX ||
+        c > RQ_SLOT_SIZE_MAX)
         return -1;
     *slots = (uint32_t)a, *size = (uint32_t)c;
     return 0;
@@ -326,25 +331,51 @@ static int parse_ms(const char *s, int64_t *out)
 
 static int parse_args(int argc, char **argv, bridge_opts *o)
 {
-    static const struct option longs[] = {
-        {"server", 1, 0, 'S'}, {"queue", 1, 0, 'q'}, {"subject", 1, 0, 's'},
-        {"stream", 1, 0, 't'}, {"durable", 1, 0, 'd'}, {"id", 1, 0, 'i'},
-        {"dead-letter", 1, 0, 'D'}, {"create", 1, 0, 'c'}, {"batch", 1, 0, 'b'},
-        {"ack-wait", 1, 0, 'a'}, {"publish-wait", 1, 0, 'p'}, {"status", 1, 0, 'f'},
-        {"status-interval", 1, 0, 'I'}, {"max-backoff", 1, 0, 'm'}, {"window", 1, 0, 'w'}, {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option longs[] = {{"server", 1, 0, 'S'},
+                                          {"queue", 1, 0, 'q'},
+                                          {"subject", 1, 0, 's'},
+                                          {"stream", 1, 0, 't'},
+                                          {"durable", 1, 0, 'd'},
+                                          {"id", 1, 0, 'i'},
+                                          {"dead-letter", 1, 0, 'D'},
+                                          {"create", 1, 0, 'c'},
+                                          {"batch", 1, 0, 'b'},
+                                          {"ack-wait", 1, 0, 'a'},
+                                          {"publish-wait", 1, 0, 'p'},
+                                          {"status", 1, 0, 'f'},
+                                          {"status-interval", 1, 0, 'I'},
+                                          {"max-backoff", 1, 0, 'm'},
+                                          {"window", 1, 0, 'w'},
+                                          {"help", 0, 0, 'h'},
+                                          {0, 0, 0, 0}};
     int c;
     int64_t v;
     while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         switch (c) {
-        case 'S': o->server = optarg; break;
-        case 'q': o->queue = optarg; break;
-        case 's': o->subject = optarg; break;
-        case 't': o->stream = optarg; break;
-        case 'd': o->durable = optarg; break;
-        case 'i': o->id = optarg; break;
-        case 'D': o->dead_letter = optarg; break;
-        case 'f': o->status_path = optarg; break;
+        case 'S':
+            o->server = optarg;
+            break;
+        case 'q':
+            o->queue = optarg;
+            break;
+        case 's':
+            o->subject = optarg;
+            break;
+        case 't':
+            o->stream = optarg;
+            break;
+        case 'd':
+            o->durable = optarg;
+            break;
+        case 'i':
+            o->id = optarg;
+            break;
+        case 'D':
+            o->dead_letter = optarg;
+            break;
+        case 'f':
+            o->status_path = optarg;
+            break;
         case 'c':
             if (parse_geometry(optarg, &o->slots, &o->slot_size))
                 return fprintf(stderr, "rq-bridge: --create wants SLOTS:SIZE\n"), -1;
@@ -359,16 +390,27 @@ static int parse_args(int argc, char **argv, bridge_opts *o)
                 return fprintf(stderr, "rq-bridge: --window wants 1..%d\n", BRIDGE_WINDOW_MAX), -1;
             o->window = (int)v;
             break;
-        case 'a': case 'p': case 'I': case 'm':
+        case 'a':
+        case 'p':
+        case 'I':
+        case 'm':
             if (parse_ms(optarg, &v))
-                return fprintf(stderr, "rq-bridge: %s wants milliseconds > 0\n", argv[optind - 1]), -1;
-            if (c == 'a') o->ack_wait_ms = v;
-            if (c == 'p') o->publish_wait_ms = v;
-            if (c == 'I') o->status_ms = (int)v;
-            if (c == 'm') o->max_backoff_ms = (int)v;
+                return fprintf(stderr, "rq-bridge: %s wants milliseconds > 0\n", argv[optind - 1]),
+                       -1;
+            if (c == 'a')
+                o->ack_wait_ms = v;
+            if (c == 'p')
+                o->publish_wait_ms = v;
+            if (c == 'I')
+                o->status_ms = (int)v;
+            if (c == 'm')
+                o->max_backoff_ms = (int)v;
             break;
-        case 'h': fputs(help, stdout); exit(0);
-        default: return -1;
+        case 'h':
+            fputs(help, stdout);
+            exit(0);
+        default:
+            return -1;
         }
     }
     return 0;
@@ -377,8 +419,13 @@ static int parse_args(int argc, char **argv, bridge_opts *o)
 int main(int argc, char **argv)
 {
     static bridge b;
-    b.o = (bridge_opts){.server = "nats://127.0.0.1:4222", .batch = 64, .window = 256, .ack_wait_ms = 30000,
-                        .publish_wait_ms = 5000, .status_ms = 1000, .max_backoff_ms = 5000};
+    b.o = (bridge_opts){.server = "nats://127.0.0.1:4222",
+                        .batch = 64,
+                        .window = 256,
+                        .ack_wait_ms = 30000,
+                        .publish_wait_ms = 5000,
+                        .status_ms = 1000,
+                        .max_backoff_ms = 5000};
     if (argc < 2 || (strcmp(argv[1], "out") && strcmp(argv[1], "in"))) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
             return fputs(help, stdout), 0;
