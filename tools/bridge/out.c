@@ -154,7 +154,7 @@ static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
             bridge_error(b, "cannot read queue %s: %s", b->o.queue, rq_strerror(rc));
             return 1;
         }
-        jsErrCode jerr;
+        jsErrCode jerr = 0; /* publish may not run: too_large reads it */
         natsStatus s =
             len > INT32_MAX ? NATS_MAX_PAYLOAD : publish(b, idbase, msg, len, &info, &jerr);
         if (s == NATS_OK) {
