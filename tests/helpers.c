@@ -3,7 +3,7 @@
  *
  * The OS-specific part of the process handling (starting, waiting for and
  * killing children, the watchdog, sleeping) is in spawn_posix.c and
- * spawn_win.c behind spawn.h, as src/ keeps OS code in its platform files;
+ * spawn_win.c behind spawn_os.h, as src/ keeps OS code in its platform files;
  * everything here is the same on both systems.
  */
 #include "helpers.h"
@@ -22,7 +22,7 @@
 
 #include "crashpoint.h"
 #include "platform.h"
-#include "spawn.h"
+#include "spawn_os.h"
 
 #ifdef RQ_COVERAGE
 void __gcov_dump(void); /* libgcov, in the coverage preset's build */
