@@ -74,6 +74,8 @@ typedef _Atomic uint32_t rq_atomic_u32;
 typedef _Atomic uint64_t rq_atomic_u64;
 
 /* clang-format off */
+/* T is a type: it cannot be parenthesized. */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
 #define RQ_ATOMIC_FN_(T, S)                                                    \
     static inline T rq_load_relaxed_##S(rq_atomic_##S *p)                      \
     { return atomic_load_explicit(p, memory_order_relaxed); }                  \
@@ -96,6 +98,7 @@ typedef _Atomic uint64_t rq_atomic_u64;
     static inline int rq_cas_##S(rq_atomic_##S *p, T *expected, T desired)     \
     { return atomic_compare_exchange_strong_explicit(                          \
           p, expected, desired, memory_order_seq_cst, memory_order_seq_cst); }
+/* NOLINTEND(bugprone-macro-parentheses) */
 /* clang-format on */
 
 RQ_ATOMIC_FN_(uint32_t, u32)

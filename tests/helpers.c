@@ -3,7 +3,7 @@
  *
  * The OS-specific part of the process handling (starting, waiting for and
  * killing children, the watchdog, sleeping) is in spawn_posix.c and
- * spawn_win.c behind spawn.h, as src/ keeps OS code in its platform files;
+ * spawn_win.c behind spawn_os.h, as src/ keeps OS code in its platform files;
  * everything here is the same on both systems.
  */
 #include "helpers.h"
@@ -25,7 +25,11 @@
 
 #include "crashpoint.h"
 #include "platform.h"
-#include "spawn.h"
+#include "spawn_os.h"
+
+#ifdef RQ_COVERAGE
+void __gcov_dump(void); /* libgcov, in the coverage preset's build */
+#endif
 
 /* ---- portable odds and ends -------------------------------------------- */
 
@@ -410,6 +414,11 @@ void th_init(int argc, char **argv, const struct th_child *children, size_t coun
         if (strcmp(children[i].name, child) == 0) {
             int rc = children[i].fn(arg ? arg : "");
             fflush(NULL);
+#ifdef RQ_COVERAGE
+            /* _exit skips the handler that writes a coverage build's
+             * counts: write them now (a killed child's are lost). */
+            __gcov_dump();
+#endif
             /* No exit handlers: a child ends like the forked ones did (and
              * LeakSanitizer does not judge a life cut short on purpose). */
             _exit(rc);

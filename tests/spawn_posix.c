@@ -1,9 +1,9 @@
 /*
- * spawn_posix.c - the test harness's processes on Linux (spawn.h):
+ * spawn_posix.c - the test harness's processes on Linux (spawn_os.h):
  * posix_spawn, waitpid, SIGKILL, alarm as the watchdog.
  */
 #define _GNU_SOURCE
-#include "spawn.h"
+#include "spawn_os.h"
 
 #include <errno.h>
 #include <setjmp.h>

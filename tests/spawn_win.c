@@ -1,12 +1,12 @@
 /*
- * spawn_win.c - the test harness's processes on Windows (spawn.h):
+ * spawn_win.c - the test harness's processes on Windows (spawn_os.h):
  * CreateProcess, process handles to wait on, TerminateProcess, a watchdog
  * thread.
  */
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
-#include "spawn.h"
+#include "spawn_os.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

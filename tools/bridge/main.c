@@ -162,7 +162,7 @@ void bridge_crash_point(const char *name)
         const char *colon = spec ? strchr(spec, ':') : NULL;
         if (colon && (size_t)(colon - spec) < sizeof want) {
             memcpy(want, spec, (size_t)(colon - spec));
-            target = atol(colon + 1);
+            target = strtol(colon + 1, NULL, 10);
         }
     }
     if (want[0] && strcmp(want, name) == 0 && ++hits == target) {
@@ -426,7 +426,7 @@ int main(int argc, char **argv)
                         .publish_wait_ms = 5000,
                         .status_ms = 1000,
                         .max_backoff_ms = 5000};
-    if (argc < 2 || (strcmp(argv[1], "out") && strcmp(argv[1], "in"))) {
+    if (argc < 2 || (strcmp(argv[1], "out") != 0 && strcmp(argv[1], "in") != 0)) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
             return fputs(help, stdout), 0;
         return fputs(usage, stderr), 2;

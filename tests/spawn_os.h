@@ -1,11 +1,11 @@
 /*
- * spawn.h - the OS-specific half of the test harness's process handling,
+ * spawn_os.h - the OS-specific half of the test harness's process handling,
  * one file per OS as in src/ (spawn_posix.c, spawn_win.c).  Besides these,
  * each file defines helpers.h's th_spawn_armed, th_wait, th_wait_any,
  * th_poll, th_kill, th_exited_ok, th_was_killed and th_sleep_us.
  */
-#ifndef RQ_TEST_SPAWN_H
-#define RQ_TEST_SPAWN_H
+#ifndef RQ_TEST_SPAWN_OS_H
+#define RQ_TEST_SPAWN_OS_H
 
 #include <stddef.h>
 
@@ -27,4 +27,4 @@ void th_os_setenv(const char *name, const char *value);
 /* This program's path into OUT (CAP bytes); ARGV0 if the OS cannot tell. */
 void th_os_self_path(char *out, size_t cap, const char *argv0);
 
-#endif /* RQ_TEST_SPAWN_H */
+#endif /* RQ_TEST_SPAWN_OS_H */
