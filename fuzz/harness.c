@@ -462,6 +462,13 @@ static int deadlock_ok(const struct fz_run *r)
     return reservation_held(r) ? RQ_EDEADLK : RQ_OK;
 }
 
+/* An MPSC push that waits may find the producers' lock held for all of its
+ * timeout (by our other handle, or by a word the peer planted). */
+static int locked_ok(const struct fz_run *r, int timeout)
+{
+    return r->h->kind == FZ_MPSC && timeout ? RQ_ELOCKED : RQ_OK;
+}
+
 static int op_push(struct fz_run *r, struct fz_handle *h, size_t len, int timeout)
 {
     /* Past slot_size the call must refuse before reading: a 1-byte buffer
@@ -476,7 +483,8 @@ static int op_push(struct fz_run *r, struct fz_handle *h, size_t len, int timeou
     else if (len > h->slot_size)
         expect_is("rq_push too long", rc, RQ_EMSGSIZE);
     else
-        expect_in("rq_push", rc, RQ_OK, nothing(timeout), RQ_ECORRUPT, deadlock_ok(r), FZ_END);
+        expect_in("rq_push", rc, RQ_OK, nothing(timeout), RQ_ECORRUPT, deadlock_ok(r),
+                  locked_ok(r, timeout), FZ_END);
     return rc;
 }
 
@@ -564,7 +572,8 @@ static void op_reserve(struct fz_run *r, struct fz_handle *h, int timeout)
             fz_fail("rq_reserve again gave another slot");
         return;
     }
-    expect_in("rq_reserve", rc, RQ_OK, nothing(timeout), RQ_ECORRUPT, deadlock_ok(r), FZ_END);
+    expect_in("rq_reserve", rc, RQ_OK, nothing(timeout), RQ_ECORRUPT, deadlock_ok(r),
+              locked_ok(r, timeout), FZ_END);
     if (rc != RQ_OK)
         return;
     check_payload(h, slot, h->slot_size, "rq_reserve");
