@@ -105,10 +105,18 @@ static inline uint32_t rec_need(const struct rq_rec *r, uint32_t w, uint32_t len
 /* A pair of words that can be true at one moment: offsets in range, at
  * most C bytes apart, and a record count that those bytes can hold (each
  * record takes 8 bytes at least, and bytes are used only by records). */
+/* An offset as the ring makes them: in [0, 2C) and 8-aligned (every record
+ * and padding record starts on an 8-byte boundary; a peer's word that is
+ * not would put headers at unaligned addresses). */
+static inline int rec_offset_ok(const struct rq_rec *r, uint32_t x)
+{
+    return x < r->two_cap && x % 8 == 0;
+}
+
 static int rec_pair_ok(const struct rq_rec *r, uint64_t ww, uint64_t rw)
 {
     uint32_t w = (uint32_t)ww, rd = (uint32_t)rw;
-    if (w >= r->two_cap || rd >= r->two_cap)
+    if (!rec_offset_ok(r, w) || !rec_offset_ok(r, rd))
         return 0;
     uint32_t used = rec_used(r, w, rd);
     uint32_t count = (uint32_t)(ww >> 32) - (uint32_t)(rw >> 32);
@@ -273,7 +281,7 @@ static int rec_has_space(struct rq_rec *r)
 {
     uint32_t w = r->lock ? (uint32_t)rq_load_seq_u64(&r->shm->write_word) : r->w;
     uint32_t rd = (uint32_t)rq_load_seq_u64(&r->shm->read_word);
-    if (w >= r->two_cap || rd >= r->two_cap || rec_used(r, w, rd) > r->cap)
+    if (!rec_offset_ok(r, w) || !rec_offset_ok(r, rd) || rec_used(r, w, rd) > r->cap)
         return 1; /* corrupt: go back and report it instead of sleeping */
     uint32_t pad;
     return rec_used(r, w, rd) + rec_need(r, w, r->want, &pad) <= r->cap;
@@ -348,7 +356,7 @@ static int rec_claim(struct rq_rec *r, uint32_t len, void **payload)
 {
     if (r->lock) {
         uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
-        if ((uint32_t)ww >= r->two_cap)
+        if (!rec_offset_ok(r, (uint32_t)ww))
             return RQ_ECORRUPT;
         r->w = (uint32_t)ww;
         r->wseq = rec_extend(rq_load_relaxed_u64(&r->shm->write_position), (uint32_t)(ww >> 32));
@@ -579,7 +587,7 @@ static inline int rec_pop_wait(struct rq_rec *r, const unsigned char **msg, uint
 static int rec_was_nearly_full(struct rq_rec *r, uint32_t old_read)
 {
     uint32_t w = (uint32_t)rq_load_seq_u64(&r->shm->write_word);
-    if (w >= r->two_cap)
+    if (!rec_offset_ok(r, w))
         return 1; /* corrupt: a wake costs nothing, a missed one might */
     uint32_t used = rec_used(r, w, old_read);
     return used == 0 || used + 2 * r->max_span > r->cap;
@@ -680,7 +688,7 @@ int rq_rec_next_seq(struct rq_rec *r, uint64_t *seq)
     }
     if (r->lock && !r->pushed) {
         uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
-        if ((uint32_t)ww >= r->two_cap)
+        if (!rec_offset_ok(r, (uint32_t)ww))
             return RQ_ECORRUPT;
         *seq = rec_extend(rq_load_relaxed_u64(&r->shm->write_position), (uint32_t)(ww >> 32));
         return RQ_OK;
@@ -698,7 +706,7 @@ static int rec_read_pair(struct rq_rec *r, uint64_t *ww, uint64_t *rw)
     for (int attempt = 0; attempt < 1000; attempt++) {
         *ww = rq_load_acquire_u64(&r->shm->write_word);
         *rw = rq_load_acquire_u64(&r->shm->read_word);
-        if ((uint32_t)*ww >= r->two_cap || (uint32_t)*rw >= r->two_cap)
+        if (!rec_offset_ok(r, (uint32_t)*ww) || !rec_offset_ok(r, (uint32_t)*rw))
             return RQ_ECORRUPT;
         if (rec_pair_ok(r, *ww, *rw))
             return RQ_OK;

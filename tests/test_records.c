@@ -541,8 +541,9 @@ static void test_hostile_record_segments(void **state)
     (void)state;
     struct hostile h;
     /* A word out of range, bytes beyond the capacity, counts the bytes
-     * cannot hold, bytes without a record. */
-    const uint32_t words[][2] = {{2 * CAP, 1}, {CAP + 8, 1}, {16, 3}, {16, 0}, {0, 1}};
+     * cannot hold, bytes without a record, an offset no record ends at
+     * (not 8-aligned: the next header would be unaligned). */
+    const uint32_t words[][2] = {{2 * CAP, 1}, {CAP + 8, 1}, {16, 3}, {16, 0}, {0, 1}, {20, 1}};
     for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
         hostile_open(&h);
         put_header(h.data, 8, RQ_REC_DATA);
@@ -596,6 +597,9 @@ static void test_hostile_record_segments(void **state)
     for (unsigned i = 0; i < 7; i++)
         push_tagged(h.q.p, 24, i); /* 224 of 256 used */
     rq_store_release_u64(&h.shm->read_word, (uint64_t)5 << 32 | 3 * CAP);
+    assert_int_equal(rq_push(h.q.p, "0123456789abcdef0123456789abcdef", 32, 0), RQ_ECORRUPT);
+    /* So does an unaligned one that is otherwise in range. */
+    rq_store_release_u64(&h.shm->read_word, (uint64_t)0 << 32 | 4);
     assert_int_equal(rq_push(h.q.p, "0123456789abcdef0123456789abcdef", 32, 0), RQ_ECORRUPT);
     rq_stats st;
     assert_int_equal(rq_stat(h.q.keep ? h.q.keep : h.q.c, &st), RQ_ECORRUPT);
