@@ -382,14 +382,8 @@ static void json_num(FILE *f, const char *key, double v, int ok)
         fprintf(f, "null");
 }
 
-void write_json(const char *path, const struct options *o)
+static void json_machine(FILE *f)
 {
-    FILE *f = open_out(path);
-    if (!f)
-        return;
-    fprintf(f, "{\n  \"rq_version\": \"%d.%d.%d\", \"date\": ", RQ_VERSION_MAJOR,
-            RQ_VERSION_MINOR, RQ_VERSION_PATCH);
-    json_str(f, when);
     fprintf(f, ",\n  \"machine\": {\"cpu\": ");
     json_str(f, machine_cpu);
     fprintf(f, ", \"cpus_online\": %ld, \"kernel\": ", sysconf(_SC_NPROCESSORS_ONLN));
@@ -410,62 +404,69 @@ void write_json(const char *path, const struct options *o)
 #else
     fprintf(f, ", \"optimized\": false},\n");
 #endif
-    fprintf(f, "  \"options\": {\"duration_s\": %g, \"repeats\": %d, \"round_trips\": %ld, "
-               "\"lat_rounds\": %d, \"warmup_per_round\": %ld, \"slots\": %u, "
-               "\"cpu_sender\": %d, \"cpu_receiver\": %d, \"check\": \"%s\"},\n",
-            o->duration, o->repeats, o->rt_per_round * o->lat_rounds, o->lat_rounds, o->warmup,
-            o->slots, o->cpu_a, o->cpu_b,
-            o->check_full ? "full" : "ends");
-    fprintf(f, "  \"results\": [\n");
-    for (size_t i = 0; i < nresults; i++) {
-        const struct result *r = &results[i];
-        int tok = r->has_tput && r->tput_ok, lok = r->has_lat && r->lat_ok;
-        fprintf(f, "    {\"transport\": \"%s\", \"group\": \"%s\", \"producers\": %d, "
-                   "\"mode\": \"%s\", \"size\": %zu, \"depth\": %u, \"preempted\": %lld, "
-                   "\"note\": ",
-                r->t->name, r->t->group, r->t->senders, mode_name(r->mode), r->size, r->depth,
-                (long long)r->preempted);
-        json_str(f, r->note);
-        if (r->has_tput) {
-            fprintf(f, ",\n     \"throughput\": {\"ok\": %s", tok ? "true" : "false");
-            if (!tok) {
-                fprintf(f, ", \"error\": ");
-                json_str(f, r->tput_err);
-            }
-            fprintf(f, ", \"repeats\": [");
-            for (int k = 0; k < r->nrep; k++)
-                fprintf(f, "%s%.6g", k ? ", " : "", r->rates[k]);
-            fprintf(f, "]");
-            json_num(f, "msgs_per_s", r->rate, tok);
-            json_num(f, "msgs_per_s_best", r->best, tok);
-            json_num(f, "mb_per_s", r->mbps, tok);
-            json_num(f, "x_ring", r->x_ring, tok && r->x_ring > 0);
-            json_num(f, "syscalls_per_msg", r->tput_sys, tok && r->tput_sys >= 0);
-            json_num(f, "voluntary_csw_per_msg", r->tput_csw, tok && r->tput_csw >= 0);
-            json_num(f, "rq_waits_wakes_per_msg", r->tput_rq, tok && r->tput_rq >= 0);
-            fprintf(f, "}");
-        }
-        if (r->has_lat) {
-            fprintf(f, ",\n     \"round_trip\": {\"ok\": %s", lok ? "true" : "false");
-            if (!lok) {
-                fprintf(f, ", \"error\": ");
-                json_str(f, r->lat_err);
-            }
-            fprintf(f, ", \"count\": %ld", r->round_trips);
-            json_num(f, "median_ns", r->med, lok);
-            json_num(f, "p99_ns", r->p99, lok);
-            json_num(f, "p999_ns", r->p999, lok);
-            json_num(f, "mean_ns", r->mean, lok);
-            json_num(f, "min_ns", r->min, lok);
-            json_num(f, "max_ns", r->max, lok);
-            json_num(f, "x_floor", r->x_floor, lok && r->x_floor > 0);
-            json_num(f, "syscalls_per_rt", r->lat_sys, lok && r->lat_sys >= 0);
-            json_num(f, "voluntary_csw_per_rt", r->lat_csw, lok && r->lat_csw >= 0);
-            json_num(f, "rq_waits_wakes_per_rt", r->lat_rq, lok && r->lat_rq >= 0);
-            fprintf(f, "}");
-        }
-        fprintf(f, "}%s\n", i + 1 < nresults ? "," : "");
+}
+
+static void json_throughput(FILE *f, const struct result *r)
+{
+    int tok = r->has_tput && r->tput_ok;
+    fprintf(f, ",\n     \"throughput\": {\"ok\": %s", tok ? "true" : "false");
+    if (!tok) {
+        fprintf(f, ", \"error\": ");
+        json_str(f, r->tput_err);
     }
+    fprintf(f, ", \"repeats\": [");
+    for (int k = 0; k < r->nrep; k++)
+        fprintf(f, "%s%.6g", k ? ", " : "", r->rates[k]);
+    fprintf(f, "]");
+    json_num(f, "msgs_per_s", r->rate, tok);
+    json_num(f, "msgs_per_s_best", r->best, tok);
+    json_num(f, "mb_per_s", r->mbps, tok);
+    json_num(f, "x_ring", r->x_ring, tok && r->x_ring > 0);
+    json_num(f, "syscalls_per_msg", r->tput_sys, tok && r->tput_sys >= 0);
+    json_num(f, "voluntary_csw_per_msg", r->tput_csw, tok && r->tput_csw >= 0);
+    json_num(f, "rq_waits_wakes_per_msg", r->tput_rq, tok && r->tput_rq >= 0);
+    fprintf(f, "}");
+}
+
+static void json_round_trip(FILE *f, const struct result *r)
+{
+    int lok = r->has_lat && r->lat_ok;
+    fprintf(f, ",\n     \"round_trip\": {\"ok\": %s", lok ? "true" : "false");
+    if (!lok) {
+        fprintf(f, ", \"error\": ");
+        json_str(f, r->lat_err);
+    }
+    fprintf(f, ", \"count\": %ld", r->round_trips);
+    json_num(f, "median_ns", r->med, lok);
+    json_num(f, "p99_ns", r->p99, lok);
+    json_num(f, "p999_ns", r->p999, lok);
+    json_num(f, "mean_ns", r->mean, lok);
+    json_num(f, "min_ns", r->min, lok);
+    json_num(f, "max_ns", r->max, lok);
+    json_num(f, "x_floor", r->x_floor, lok && r->x_floor > 0);
+    json_num(f, "syscalls_per_rt", r->lat_sys, lok && r->lat_sys >= 0);
+    json_num(f, "voluntary_csw_per_rt", r->lat_csw, lok && r->lat_csw >= 0);
+    json_num(f, "rq_waits_wakes_per_rt", r->lat_rq, lok && r->lat_rq >= 0);
+    fprintf(f, "}");
+}
+
+static void json_row(FILE *f, const struct result *r, int last)
+{
+    fprintf(f, "    {\"transport\": \"%s\", \"group\": \"%s\", \"producers\": %d, "
+               "\"mode\": \"%s\", \"size\": %zu, \"depth\": %u, \"preempted\": %lld, "
+               "\"note\": ",
+            r->t->name, r->t->group, r->t->senders, mode_name(r->mode), r->size, r->depth,
+            (long long)r->preempted);
+    json_str(f, r->note);
+    if (r->has_tput)
+        json_throughput(f, r);
+    if (r->has_lat)
+        json_round_trip(f, r);
+    fprintf(f, "}%s\n", last ? "" : ",");
+}
+
+static void json_targets(FILE *f)
+{
     fprintf(f, "  ],\n  \"targets\": [\n");
     for (int i = 0; i < ntargets; i++) {
         const struct target *g = &targets[i];
@@ -478,6 +479,26 @@ void write_json(const char *path, const struct options *o)
         fprintf(f, "}%s\n", i + 1 < ntargets ? "," : "");
     }
     fprintf(f, "  ]\n}\n");
+}
+
+void write_json(const char *path, const struct options *o)
+{
+    FILE *f = open_out(path);
+    if (!f)
+        return;
+    fprintf(f, "{\n  \"rq_version\": \"%d.%d.%d\", \"date\": ", RQ_VERSION_MAJOR,
+            RQ_VERSION_MINOR, RQ_VERSION_PATCH);
+    json_str(f, when);
+    json_machine(f);
+    fprintf(f, "  \"options\": {\"duration_s\": %g, \"repeats\": %d, \"round_trips\": %ld, "
+               "\"lat_rounds\": %d, \"warmup_per_round\": %ld, \"slots\": %u, "
+               "\"cpu_sender\": %d, \"cpu_receiver\": %d, \"check\": \"%s\"},\n",
+            o->duration, o->repeats, o->rt_per_round * o->lat_rounds, o->lat_rounds, o->warmup,
+            o->slots, o->cpu_a, o->cpu_b, o->check_full ? "full" : "ends");
+    fprintf(f, "  \"results\": [\n");
+    for (size_t i = 0; i < nresults; i++)
+        json_row(f, &results[i], i + 1 == nresults);
+    json_targets(f);
     close_out(f);
 }
 
