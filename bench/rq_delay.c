@@ -4,8 +4,11 @@
  * random 0.2-2 ms, stamps the time (CLOCK_MONOTONIC) into a message and
  * sends it; a receiver process, asleep in the transport's own wait, takes
  * it and records now - stamp.  rq (rq_push / rq_pop with RQ_INFINITE) is
- * measured beside a raw futex (a shared word bumped and woken) and an
- * eventfd, in interleaved rounds, so that the tails are compared within
+ * measured (also with RQ_FULL_FENCES: no membarrier before a long sleep)
+ * beside a raw futex (a shared word bumped and woken) and an eventfd, in
+ * interleaved rounds; those two keep the stamps of the last STAMPS
+ * messages, so that a message that waited behind another is counted as
+ * rq counts it, so that the tails are compared within
  * one run.  Linux only.
  *
  *   rq_delay [SECONDS_PER_ROUND [ROUNDS]]      (default 2 s, 3 rounds)
@@ -31,15 +34,17 @@
 
 #define MAX_SAMPLES 200000
 #define END_STAMP INT64_MIN
+#define STAMPS 1024 /* far more than can be in flight at one message per 0.2 ms */
 
-enum kind { RQ, FUTEX, EVENTFD, KINDS };
-static const char *const kind_names[KINDS] = {"rq-spsc block", "futex", "eventfd"};
+enum kind { RQ, RQ_FF, FUTEX, EVENTFD, KINDS };
+static const char *const kind_names[KINDS] = {"rq-spsc block", "rq-spsc-ff", "futex", "eventfd"};
 
 /* Shared between the parent and its two children. */
 struct shared {
-    _Alignas(64) _Atomic uint32_t seq; /* futex: bumped per message */
-    _Alignas(64) _Atomic int64_t stamp; /* futex, eventfd: the message */
+    _Alignas(64) _Atomic uint32_t seq; /* futex, eventfd: messages sent */
+    _Alignas(64) _Atomic int64_t stamps[STAMPS]; /* futex, eventfd: message i in i % STAMPS */
     _Alignas(64) _Atomic long count;
+    _Atomic int ready; /* the receiver waits: the sender may start */
     int64_t samples[MAX_SAMPLES]; /* ns */
 };
 
@@ -71,41 +76,60 @@ static void futex_call(_Atomic uint32_t *w, int op, uint32_t v)
 
 static int send_stamp(enum kind k, rq *q, int64_t stamp)
 {
-    switch (k) {
-    case RQ:
+    if (k == RQ || k == RQ_FF)
         return rq_push(q, &stamp, sizeof stamp, RQ_INFINITE) == RQ_OK ? 0 : -1;
-    case FUTEX:
-        atomic_store(&sh->stamp, stamp);
-        atomic_fetch_add(&sh->seq, 1);
+    uint32_t i = atomic_load(&sh->seq);
+    atomic_store(&sh->stamps[i % STAMPS], stamp);
+    atomic_store(&sh->seq, i + 1);
+    if (k == FUTEX) {
         futex_call(&sh->seq, FUTEX_WAKE, 1);
         return 0;
-    default: {
-        uint64_t one = 1;
-        atomic_store(&sh->stamp, stamp);
-        return write(efd, &one, sizeof one) == sizeof one ? 0 : -1;
     }
-    }
+    uint64_t one = 1;
+    return write(efd, &one, sizeof one) == sizeof one ? 0 : -1;
 }
 
-static int64_t recv_stamp(enum kind k, rq *q, uint32_t *seen)
+/* Records the delay of every message from *SEEN to the sender's count, so
+ * that a message that waited behind another counts as rq's do; 1 when the
+ * end marker was among them. */
+static int take_stamps(uint32_t *seen)
+{
+    uint32_t upto = atomic_load(&sh->seq);
+    int64_t now = now_ns();
+    for (; *seen != upto; (*seen)++) {
+        int64_t stamp = atomic_load(&sh->stamps[*seen % STAMPS]);
+        if (stamp == END_STAMP)
+            return 1;
+        long i = atomic_fetch_add(&sh->count, 1);
+        if (i < MAX_SAMPLES)
+            sh->samples[i] = now - stamp;
+    }
+    return 0;
+}
+
+/* Waits for the next message(s) and records them; 1 at the end marker. */
+static int receive(enum kind k, rq *q, uint32_t *seen)
 {
     int64_t stamp = END_STAMP;
     size_t len;
     uint64_t n;
     switch (k) {
     case RQ:
-        if (rq_pop(q, &stamp, sizeof stamp, &len, RQ_INFINITE) != RQ_OK)
-            return END_STAMP;
-        return stamp;
+    case RQ_FF:
+        if (rq_pop(q, &stamp, sizeof stamp, &len, RQ_INFINITE) != RQ_OK || stamp == END_STAMP)
+            return 1;
+        long i = atomic_fetch_add(&sh->count, 1);
+        if (i < MAX_SAMPLES)
+            sh->samples[i] = now_ns() - stamp;
+        return 0;
     case FUTEX:
         while (atomic_load(&sh->seq) == *seen)
             futex_call(&sh->seq, FUTEX_WAIT, *seen);
-        *seen = atomic_load(&sh->seq);
-        return atomic_load(&sh->stamp);
+        return take_stamps(seen);
     default:
         if (read(efd, &n, sizeof n) != sizeof n)
-            return END_STAMP;
-        return atomic_load(&sh->stamp);
+            return 1;
+        return take_stamps(seen);
     }
 }
 
@@ -114,7 +138,7 @@ static int64_t recv_stamp(enum kind k, rq *q, uint32_t *seen)
 static rq *open_side(enum kind k, int role)
 {
     rq *q = NULL;
-    if (k == RQ && rq_open(&q, qname, role, NULL) != RQ_OK)
+    if ((k == RQ || k == RQ_FF) && rq_open(&q, qname, role, NULL) != RQ_OK)
         exit(3);
     return q;
 }
@@ -123,6 +147,10 @@ static int sender(enum kind k, double seconds)
 {
     pin(0);
     rq *q = open_side(k, RQ_PRODUCER);
+    while (!atomic_load(&sh->ready)) { /* no message may wait for the receiver to start */
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
     unsigned seed = (unsigned)getpid();
     int64_t until = now_ns() + (int64_t)(seconds * 1e9);
     while (now_ns() < until) {
@@ -144,14 +172,9 @@ static int receiver(enum kind k)
     pin(1);
     rq *q = open_side(k, RQ_CONSUMER);
     uint32_t seen = atomic_load(&sh->seq);
-    for (;;) {
-        int64_t stamp = recv_stamp(k, q, &seen);
-        if (stamp == END_STAMP)
-            break;
-        long i = atomic_fetch_add(&sh->count, 1);
-        if (i < MAX_SAMPLES)
-            sh->samples[i] = now_ns() - stamp;
-    }
+    atomic_store(&sh->ready, 1);
+    while (!receive(k, q, &seen))
+        ;
     rq_close(q);
     return 0;
 }
@@ -166,9 +189,10 @@ struct pool {
 static int run_round(enum kind k, double seconds, struct pool *p)
 {
     atomic_store(&sh->count, 0);
+    atomic_store(&sh->ready, 0);
     rq *keep = NULL;
-    if (k == RQ) {
-        rq_config cfg = {64, 8, 0, 0};
+    if (k == RQ || k == RQ_FF) {
+        rq_config cfg = {64, 8, k == RQ_FF ? RQ_FULL_FENCES : 0, 0};
         rq_unlink(qname);
         if (rq_open(&keep, qname, RQ_OBSERVER, &cfg) != RQ_OK)
             return -1;
