@@ -119,6 +119,15 @@ int rq_recv_peek_burst(struct endpoint *ep, const void **msgs, size_t *lens, int
                        char *err);
 int rq_recv_release_burst(struct endpoint *ep, int n, char *err);
 
+/* The MPSC baseline "Lamport ring + robust mutex per push"
+ * (transports_mutex.c). */
+int mutex_ring_create(struct chan *c, char *err);
+void mutex_ring_destroy(struct chan *c);
+int mutex_ring_open(struct chan *c, struct endpoint *ep, int sender, int index, char *err);
+void mutex_ring_close(struct endpoint *ep);
+int mutex_ring_send(struct endpoint *ep, const void *msg, size_t len, char *err);
+int mutex_ring_recv(struct endpoint *ep, const void **msg, size_t *len, char *err);
+
 /* The minimal ring's shared block (transports.c), for its burst form. */
 #define BENCH_LINE 64
 struct minring {

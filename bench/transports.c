@@ -717,6 +717,10 @@ static int boost_recv(struct endpoint *ep, const void **msg, size_t *len, char *
 #define RQ_OPS                                                                                 \
     .group = "rq", .available = 1, .create = rq_create, .destroy = rq_destroy,                 \
     .open = rq_endpoint_open, .close = rq_endpoint_close, .counters = rq_counters
+#define MUTEX_RING_OPS                                                                         \
+    .group = "limit", .available = 1, .tput_modes = BUSY, .default_tput = BUSY,                \
+    .create = mutex_ring_create, .destroy = mutex_ring_destroy, .open = mutex_ring_open,       \
+    .close = mutex_ring_close, .send = mutex_ring_send, .recv = mutex_ring_recv
 #define RQ_BURST_OPS                                                                           \
     .group = "rq", .available = 1, .create = rq_create, .destroy = rq_destroy,                 \
     .open = rq_burst_open, .close = rq_endpoint_close, .counters = rq_counters,                \
@@ -758,6 +762,13 @@ const struct transport bench_transports[] = {
      .tput_modes = BOTH, .default_tput = BOTH, .send = rq_send_push, .recv = rq_recv_pop},
     {.name = "rq-mpsc-3p", RQ_OPS, .senders = 3, .what = "rq MPSC queue, 3 producers",
      .tput_modes = BOTH, .default_tput = BOTH, .send = rq_send_push, .recv = rq_recv_pop},
+    /* The MPSC baseline: the minimal ring with a robust mutex per push. */
+    {.name = "mutex-ring-1p", MUTEX_RING_OPS, .senders = 1,
+     .what = "minimal ring + one robust pthread mutex lock per push, 1 producer"},
+    {.name = "mutex-ring-2p", MUTEX_RING_OPS, .senders = 2,
+     .what = "minimal ring + one robust pthread mutex lock per push, 2 producers"},
+    {.name = "mutex-ring-3p", MUTEX_RING_OPS, .senders = 3,
+     .what = "minimal ring + one robust pthread mutex lock per push, 3 producers"},
     /* Bursts of BENCH_BURST (throughput only), the minimal ring's too. */
     {.name = "min-ring-burst", .group = "limit", .available = 1, .senders = 1,
      .what = "the minimal ring, batches: one index store per batch on each side",

@@ -246,7 +246,7 @@ static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
  * killed between its claim and its signal leaves the consumer to the next
  * producer's open or its own re-check, as an SPSC producer killed between
  * publishing and signalling does. */
-static void wake_consumer(rq *q)
+static inline void wake_consumer(rq *q)
 {
     struct rq_shm_event *ev = &q->shm->data_event;
     if (!rq_ring_peer_waits(&q->ring, &ev->waiters))
@@ -265,7 +265,7 @@ static void wake_consumer(rq *q)
 
 /* After freeing slots from OLD_READ on (K of them): wakes the producers if
  * any waits and the ring was full. */
-static void wake_producers(rq *q, uint32_t old_read, uint32_t k)
+static inline void wake_producers(rq *q, uint32_t old_read, uint32_t k)
 {
     if (rq_ring_peer_waits(&q->ring, &q->shm->space_event.waiters) &&
         rq_ring_was_full_k(&q->ring, old_read, k))

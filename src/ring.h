@@ -190,6 +190,20 @@ static inline void rq_ring_push_publish(struct rq_ring *r, void *payload, uint32
     rq_store_relaxed_u64(&r->shm->write_position, ++r->write_pos);
 }
 
+/* Consumer: the message in SLOT, its length checked.  RQ_ECORRUPT on a
+ * length over slot_size. */
+static inline int rq_ring_slot_message(const struct rq_ring *r, const unsigned char *slot,
+                                       const void **payload, uint32_t *len)
+{
+    uint32_t n;
+    memcpy(&n, slot, sizeof n); /* read once: the producer is untrusted */
+    if (n > r->slot_size)
+        return RQ_ECORRUPT;
+    *len = n;
+    *payload = slot + RQ_SLOT_HEADER;
+    return RQ_OK;
+}
+
 /* Consumer: the oldest message, if any.  RQ_OK with *PAYLOAD and *LEN,
  * RQ_EAGAIN if empty, RQ_ECORRUPT on a bad write offset or length. */
 static inline int rq_ring_pop_begin(struct rq_ring *r, const void **payload, uint32_t *len)
@@ -202,14 +216,7 @@ static inline int rq_ring_pop_begin(struct rq_ring *r, const void **payload, uin
         if (w == r->read)
             return RQ_EAGAIN;
     }
-    const unsigned char *slot = rq_ring_slot(r, r->read);
-    uint32_t n;
-    memcpy(&n, slot, sizeof n); /* read once: the producer is untrusted */
-    if (n > r->slot_size)
-        return RQ_ECORRUPT;
-    *len = n;
-    *payload = slot + RQ_SLOT_HEADER;
-    return RQ_OK;
+    return rq_ring_slot_message(r, rq_ring_slot(r, r->read), payload, len);
 }
 
 /* Consumer: frees the oldest slot.  Returns the offset it had, for the
@@ -288,14 +295,7 @@ int rq_ring_pop_avail(struct rq_ring *r, uint32_t want, uint32_t *avail);
 static inline int rq_ring_message(const struct rq_ring *r, uint32_t i, const void **payload,
                                   uint32_t *len)
 {
-    const unsigned char *slot = rq_ring_slot(r, rq_ring_advance(r, r->read, i));
-    uint32_t n;
-    memcpy(&n, slot, sizeof n); /* read once: the producer is untrusted */
-    if (n > r->slot_size)
-        return RQ_ECORRUPT;
-    *len = n;
-    *payload = slot + RQ_SLOT_HEADER;
-    return RQ_OK;
+    return rq_ring_slot_message(r, rq_ring_slot(r, rq_ring_advance(r, r->read, i)), payload, len);
 }
 
 /* Consumer: frees the K oldest slots (1 <= K <= N) with one store of

@@ -1,0 +1,266 @@
+/*
+ * rq_delay.c - one-way delivery delay of a blocking receiver, when messages
+ * arrive now and then rather than back to back: a sender process sleeps a
+ * random 0.2-2 ms, stamps the time (CLOCK_MONOTONIC) into a message and
+ * sends it; a receiver process, asleep in the transport's own wait, takes
+ * it and records now - stamp.  rq (rq_push / rq_pop with RQ_INFINITE) is
+ * measured (also with RQ_FULL_FENCES: no membarrier before a long sleep)
+ * beside a raw futex (a shared word bumped and woken) and an eventfd, in
+ * interleaved rounds; those two keep the stamps of the last STAMPS
+ * messages, so that a message that waited behind another is counted as
+ * rq counts it, so that the tails are compared within
+ * one run.  Linux only.
+ *
+ *   rq_delay [SECONDS_PER_ROUND [ROUNDS]]      (default 2 s, 3 rounds)
+ *
+ * Prints, per transport, messages, p50, p99, p99.9 and max in µs.
+ */
+#define _GNU_SOURCE
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rq.h"
+
+#define MAX_SAMPLES 200000
+#define END_STAMP INT64_MIN
+#define STAMPS 1024 /* far more than can be in flight at one message per 0.2 ms */
+
+enum kind { RQ, RQ_FF, FUTEX, EVENTFD, KINDS };
+static const char *const kind_names[KINDS] = {"rq-spsc block", "rq-spsc-ff", "futex", "eventfd"};
+
+/* Shared between the parent and its two children. */
+struct shared {
+    _Alignas(64) _Atomic uint32_t seq; /* futex, eventfd: messages sent */
+    _Alignas(64) _Atomic int64_t stamps[STAMPS]; /* futex, eventfd: message i in i % STAMPS */
+    _Alignas(64) _Atomic long count;
+    _Atomic int ready; /* the receiver waits: the sender may start */
+    int64_t samples[MAX_SAMPLES]; /* ns */
+};
+
+static struct shared *sh;
+static int efd = -1;
+static char qname[64];
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void pin(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    sched_setaffinity(0, sizeof set, &set); /* best effort: one core is fine too */
+}
+
+static void futex_call(_Atomic uint32_t *w, int op, uint32_t v)
+{
+    syscall(SYS_futex, (uint32_t *)w, op, v, NULL, NULL, 0);
+}
+
+/* ---- one message each way ----------------------------------------------- */
+
+static int send_stamp(enum kind k, rq *q, int64_t stamp)
+{
+    if (k == RQ || k == RQ_FF)
+        return rq_push(q, &stamp, sizeof stamp, RQ_INFINITE) == RQ_OK ? 0 : -1;
+    uint32_t i = atomic_load(&sh->seq);
+    atomic_store(&sh->stamps[i % STAMPS], stamp);
+    atomic_store(&sh->seq, i + 1);
+    if (k == FUTEX) {
+        futex_call(&sh->seq, FUTEX_WAKE, 1);
+        return 0;
+    }
+    uint64_t one = 1;
+    return write(efd, &one, sizeof one) == sizeof one ? 0 : -1;
+}
+
+/* Records the delay of every message from *SEEN to the sender's count, so
+ * that a message that waited behind another counts as rq's do; 1 when the
+ * end marker was among them. */
+static int take_stamps(uint32_t *seen)
+{
+    uint32_t upto = atomic_load(&sh->seq);
+    int64_t now = now_ns();
+    for (; *seen != upto; (*seen)++) {
+        int64_t stamp = atomic_load(&sh->stamps[*seen % STAMPS]);
+        if (stamp == END_STAMP)
+            return 1;
+        long i = atomic_fetch_add(&sh->count, 1);
+        if (i < MAX_SAMPLES)
+            sh->samples[i] = now - stamp;
+    }
+    return 0;
+}
+
+/* Waits for the next message(s) and records them; 1 at the end marker. */
+static int receive(enum kind k, rq *q, uint32_t *seen)
+{
+    int64_t stamp = END_STAMP;
+    size_t len;
+    uint64_t n;
+    switch (k) {
+    case RQ:
+    case RQ_FF:
+        if (rq_pop(q, &stamp, sizeof stamp, &len, RQ_INFINITE) != RQ_OK || stamp == END_STAMP)
+            return 1;
+        long i = atomic_fetch_add(&sh->count, 1);
+        if (i < MAX_SAMPLES)
+            sh->samples[i] = now_ns() - stamp;
+        return 0;
+    case FUTEX:
+        while (atomic_load(&sh->seq) == *seen)
+            futex_call(&sh->seq, FUTEX_WAIT, *seen);
+        return take_stamps(seen);
+    default:
+        if (read(efd, &n, sizeof n) != sizeof n)
+            return 1;
+        return take_stamps(seen);
+    }
+}
+
+/* ---- the two sides -------------------------------------------------------- */
+
+static rq *open_side(enum kind k, int role)
+{
+    rq *q = NULL;
+    if ((k == RQ || k == RQ_FF) && rq_open(&q, qname, role, NULL) != RQ_OK)
+        exit(3);
+    return q;
+}
+
+static int sender(enum kind k, double seconds)
+{
+    pin(0);
+    rq *q = open_side(k, RQ_PRODUCER);
+    while (!atomic_load(&sh->ready)) { /* no message may wait for the receiver to start */
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+    unsigned seed = (unsigned)getpid();
+    int64_t until = now_ns() + (int64_t)(seconds * 1e9);
+    while (now_ns() < until) {
+        long gap_us = 200 + (long)(rand_r(&seed) % 1801); /* 0.2 - 2 ms */
+        struct timespec ts = {0, gap_us * 1000};
+        nanosleep(&ts, NULL);
+        if (send_stamp(k, q, now_ns()) != 0)
+            return 1;
+    }
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL); /* the last message taken before the end marker */
+    send_stamp(k, q, END_STAMP);
+    rq_close(q);
+    return 0;
+}
+
+static int receiver(enum kind k)
+{
+    pin(1);
+    rq *q = open_side(k, RQ_CONSUMER);
+    uint32_t seen = atomic_load(&sh->seq);
+    atomic_store(&sh->ready, 1);
+    while (!receive(k, q, &seen))
+        ;
+    rq_close(q);
+    return 0;
+}
+
+/* ---- the parent -------------------------------------------------------------- */
+
+struct pool {
+    int64_t *v;
+    long n;
+};
+
+static int run_round(enum kind k, double seconds, struct pool *p)
+{
+    atomic_store(&sh->count, 0);
+    atomic_store(&sh->ready, 0);
+    rq *keep = NULL;
+    if (k == RQ || k == RQ_FF) {
+        rq_config cfg = {64, 8, k == RQ_FF ? RQ_FULL_FENCES : 0, 0};
+        rq_unlink(qname);
+        if (rq_open(&keep, qname, RQ_OBSERVER, &cfg) != RQ_OK)
+            return -1;
+    }
+    pid_t r = fork();
+    if (r == 0)
+        _exit(receiver(k));
+    pid_t s = fork();
+    if (s == 0)
+        _exit(sender(k, seconds));
+    int st1, st2;
+    waitpid(s, &st1, 0);
+    waitpid(r, &st2, 0);
+    rq_close(keep);
+    rq_unlink(qname);
+    long n = atomic_load(&sh->count);
+    n = n < MAX_SAMPLES ? n : MAX_SAMPLES;
+    p->v = realloc(p->v, (size_t)(p->n + n) * sizeof *p->v);
+    memcpy(p->v + p->n, sh->samples, (size_t)n * sizeof *p->v);
+    p->n += n;
+    return WIFEXITED(st1) && !WEXITSTATUS(st1) && WIFEXITED(st2) && !WEXITSTATUS(st2) ? 0 : -1;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct(const struct pool *p, double q)
+{
+    long i = (long)(q * (double)(p->n - 1));
+    return (double)p->v[i] / 1e3;
+}
+
+int main(int argc, char **argv)
+{
+    double seconds = argc > 1 ? atof(argv[1]) : 2.0;
+    int rounds = argc > 2 ? atoi(argv[2]) : 3;
+    if (seconds <= 0 || rounds < 1) {
+        fprintf(stderr, "usage: rq_delay [SECONDS_PER_ROUND [ROUNDS]]\n");
+        return 2;
+    }
+    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    efd = eventfd(0, 0);
+    if (sh == MAP_FAILED || efd < 0) {
+        perror("rq_delay");
+        return 1;
+    }
+    snprintf(qname, sizeof qname, "rqdelay.%ld", (long)getpid());
+    struct pool pools[KINDS] = {{0}};
+    for (int round = 0; round < rounds; round++)
+        for (int k = 0; k < KINDS; k++)
+            if (run_round((enum kind)k, seconds, &pools[k]) != 0) {
+                fprintf(stderr, "rq_delay: %s round %d failed\n", kind_names[k], round + 1);
+                return 1;
+            }
+    printf("one-way delay, messages every 0.2-2 ms, %d rounds of %.1f s, interleaved\n", rounds,
+           seconds);
+    printf("%-14s %9s %9s %9s %9s %9s\n", "transport", "messages", "p50 us", "p99 us",
+           "p99.9 us", "max us");
+    for (int k = 0; k < KINDS; k++) {
+        struct pool *p = &pools[k];
+        if (p->n == 0)
+            continue;
+        qsort(p->v, (size_t)p->n, sizeof *p->v, cmp);
+        printf("%-14s %9ld %9.1f %9.1f %9.1f %9.1f\n", kind_names[k], p->n, pct(p, 0.5),
+               pct(p, 0.99), pct(p, 0.999), (double)p->v[p->n - 1] / 1e3);
+    }
+    return 0;
+}
