@@ -18,10 +18,11 @@
  * asymmetric barrier) the publish and waiters++ are both sequentially
  * consistent instead, and no barrier is needed.  With both sides busy
  * nobody is registered and a message costs no system call.
- * The consumer is the only waiter on data_event: it registers with
- * waiters = 1 and leaves with waiters = 0, and MPSC producers that see it
- * registered take the wake with a CAS 1 -> 0, so that one of them signals
- * each sleep instead of every producer that publishes meanwhile.
+ * The consumer is the only sleeper on data_event: it registers by setting
+ * bit 0 of waiters and leaves by clearing it, and MPSC producers that see
+ * it registered take the wake by clearing the bit (a fetch-and: the one
+ * that saw it set signals), so that one of them signals each sleep instead
+ * of every producer that publishes meanwhile.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -110,9 +111,10 @@ static int orphan_check(rq *q)
 
 /* Counts us in EV's waiters.  Both are sequentially consistent (the
  * no-lost-wake-up rule).  The consumer waits alone on data_event (its role
- * is exclusive, and a dead holder's count is cleared at open): it stores
- * 1 and 0, so that a producer may take its wake by clearing the count
- * (claim_wake); producers, of which many may wait, add and subtract. */
+ * is exclusive, and a dead holder's count is cleared at open): it sets and
+ * clears bit 0, leaving the poller bit as it is, so that a producer may
+ * take its wake by clearing the bit (wake_consumer); producers, of which
+ * many may wait, add and subtract. */
 static void register_waiter(rq *q, struct rq_shm_event *ev)
 {
     if (ev == &q->shm->data_event)
