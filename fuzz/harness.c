@@ -344,7 +344,10 @@ static void check_payload(const struct fz_handle *h, const void *p, size_t len, 
 {
     const unsigned char *b = p;
     size_t first = RQ_SHM_HEADER_SIZE + RQ_SLOT_HEADER;
-    if (b < h->map.addr + first || b >= h->map.addr + h->map.size)
+    /* (A record of 0 bytes whose header ends the ring has its payload
+     * pointer at the end: valid, never read.) */
+    if (b < h->map.addr + first || b > h->map.addr + h->map.size ||
+        (b == h->map.addr + h->map.size && (len != 0 || !h->records)))
         fz_fail("%s: pointer %p outside the segment [%p, +%zu)", call, p, (void *)h->map.addr,
                 h->map.size);
     size_t off = (size_t)(b - h->map.addr) - first;
