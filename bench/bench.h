@@ -23,32 +23,32 @@ enum bench_mode {
 #define BENCH_ERR_MAX 240
 
 struct chan_params {
-    size_t msg_size;    /* every message is exactly this long */
-    uint32_t slots;     /* queue depth asked for (transports may get less) */
-    int senders;        /* processes that will open the sending side */
+    size_t msg_size; /* every message is exactly this long */
+    uint32_t slots;  /* queue depth asked for (transports may get less) */
+    int senders;     /* processes that will open the sending side */
     enum bench_mode mode;
-    const char *tag;    /* unique per run: names of OS objects */
+    const char *tag; /* unique per run: names of OS objects */
 };
 
 /* One direction of one transport, made by the parent before it forks. */
 struct chan {
     const struct transport *t;
     struct chan_params p;
-    char name[96];      /* name of the OS object, if it has one */
-    int fd[2];          /* pipe / socketpair ends, -1 when unused */
-    void *shm;          /* shared mapping made before fork */
+    char name[96]; /* name of the OS object, if it has one */
+    int fd[2];     /* pipe / socketpair ends, -1 when unused */
+    void *shm;     /* shared mapping made before fork */
     size_t shm_size;
-    void *obj;          /* rq observer handle */
-    uint32_t depth;     /* the queue depth the transport really got */
-    char note[96];      /* e.g. "depth 10 (system limit)" */
-    char tag[64];       /* storage for p.tag */
+    void *obj;      /* rq observer handle */
+    uint32_t depth; /* the queue depth the transport really got */
+    char note[96];  /* e.g. "depth 10 (system limit)" */
+    char tag[64];   /* storage for p.tag */
 };
 
 /* One side's handle on a channel, opened in the child. */
 struct endpoint {
     struct chan *c;
     int sender;
-    int index;          /* sender number */
+    int index; /* sender number */
     int fd;
     void *obj;          /* rq handle / Boost queue / mqd */
     long mq;            /* POSIX mqd_t */
@@ -59,15 +59,15 @@ struct endpoint {
 
 struct transport {
     const char *name;
-    const char *group;      /* "limit", "rq", "alt" */
-    const char *what;       /* one line for --list and the docs */
-    int senders;            /* producers in a throughput run */
-    unsigned tput_modes;    /* modes it can do, throughput */
-    unsigned lat_modes;     /* modes it can do, round trip */
-    unsigned default_tput;  /* modes measured unless --tput-modes says */
-    unsigned default_lat;   /* modes measured unless --lat-modes says */
-    int in_place;           /* recv hands out the message where it lies */
-    int available;          /* 0: not built here (Boost missing) */
+    const char *group;     /* "limit", "rq", "alt" */
+    const char *what;      /* one line for --list and the docs */
+    int senders;           /* producers in a throughput run */
+    unsigned tput_modes;   /* modes it can do, throughput */
+    unsigned lat_modes;    /* modes it can do, round trip */
+    unsigned default_tput; /* modes measured unless --tput-modes says */
+    unsigned default_lat;  /* modes measured unless --lat-modes says */
+    int in_place;          /* recv hands out the message where it lies */
+    int available;         /* 0: not built here (Boost missing) */
 
     int (*create)(struct chan *c, char *err);
     void (*destroy)(struct chan *c);
@@ -81,8 +81,8 @@ struct transport {
 
     /* Transports without messages: the whole ping-pong.  INITIATOR times
      * N round trips after WARMUP into SAMPLES (ticks, one per round trip). */
-    int (*pingpong)(struct chan *c, int initiator, long warmup, long n,
-                    uint64_t *samples, char *err);
+    int (*pingpong)(struct chan *c, int initiator, long warmup, long n, uint64_t *samples,
+                    char *err);
 
     /* rq only: the library's own wait and wake counters (each one system
      * call), read through the parent's observer handle. */
@@ -93,8 +93,7 @@ struct transport {
     int burst;
     /* Sends all N messages MSGS[i] of LEN bytes, in order (busy mode
      * spins inside).  0, or -1 with err set. */
-    int (*send_burst)(struct endpoint *ep, const void *const *msgs, size_t len, int n,
-                      char *err);
+    int (*send_burst)(struct endpoint *ep, const void *const *msgs, size_t len, int n, char *err);
     /* Up to MAX messages: *N >= 1 of them in MSGS / LENS, valid until
      * recv_burst_done.  0, or -1 with err set. */
     int (*recv_burst)(struct endpoint *ep, const void **msgs, size_t *lens, int max, int *n,

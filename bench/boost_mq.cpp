@@ -72,8 +72,8 @@ extern "C" int bench_boost_mq_send(bench_boost_mq *q, const void *msg, size_t le
     }
 }
 
-extern "C" int bench_boost_mq_recv(bench_boost_mq *q, void *buf, size_t cap, size_t *len,
-                                   int block, char *err)
+extern "C" int bench_boost_mq_recv(bench_boost_mq *q, void *buf, size_t cap, size_t *len, int block,
+                                   char *err)
 {
     try {
         bip::message_queue::size_type got = 0;

@@ -31,11 +31,11 @@
 /* ---- options ------------------------------------------------------------ */
 
 struct options {
-    int selected[64];        /* per bench_transports[] entry */
-    int named[64];           /* named explicitly (not through a group) */
+    int selected[64]; /* per bench_transports[] entry */
+    int named[64];    /* named explicitly (not through a group) */
     size_t sizes[MAX_SIZES];
     int nsizes;
-    unsigned tput_modes;     /* 0: each transport's default */
+    unsigned tput_modes; /* 0: each transport's default */
     unsigned lat_modes;
     int do_tput, do_lat;
     double duration;
@@ -48,7 +48,7 @@ struct options {
     int check_full;
     int quick, inject;
     long min_msgs;
-    double timeout;          /* per run; 0: derived */
+    double timeout; /* per run; 0: derived */
     const char *csv, *json, *markdown;
 };
 
@@ -73,7 +73,7 @@ extern uint64_t *lat_samples; /* shared: the initiator's round trips, in ticks *
 extern double ticks_per_ns;
 extern double timer_cost_ns;
 extern volatile sig_atomic_t stop_requested; /* SIGINT/SIGTERM: stop, clean up */
-extern volatile uint64_t fold_sink; /* keeps reads that only fold bytes */
+extern volatile uint64_t fold_sink;          /* keeps reads that only fold bytes */
 
 int64_t now_ns(void);
 
@@ -98,10 +98,10 @@ enum kind { KIND_TPUT, KIND_LAT };
 struct measured {
     double rate; /* throughput; round trips are in lat_samples */
     /* costs */
-    uint64_t msgs;        /* messages (throughput) or round trips incl. warm-up */
-    int64_t syscalls;     /* all children; -1 unknown */
+    uint64_t msgs;    /* messages (throughput) or round trips incl. warm-up */
+    int64_t syscalls; /* all children; -1 unknown */
     int64_t vcsw, ivcsw;
-    int64_t rq_calls;     /* rq's waits + wakes; -1: not rq */
+    int64_t rq_calls; /* rq's waits + wakes; -1: not rq */
     uint32_t depth;
     char note[96];
 };
@@ -124,11 +124,11 @@ struct result {
     double med, p99, p999, mean, min, max;
     double lat_sys, lat_csw, lat_rq; /* per round trip; -1 unknown */
     long round_trips;
-    uint64_t *pool;    /* every timed round trip of every round, ticks */
+    uint64_t *pool; /* every timed round trip of every round, ticks */
     long npool;
     uint64_t lat_acc_rts;
     int64_t lat_acc_sys, lat_acc_csw, lat_acc_rq;
-    double best;       /* highest throughput of the rounds */
+    double best; /* highest throughput of the rounds */
     /* throughput sums over the rounds so far */
     uint64_t acc_msgs;
     int64_t acc_sys, acc_csw, acc_rq;

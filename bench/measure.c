@@ -120,13 +120,12 @@ static void fold(const unsigned char *m, size_t len)
 
 /* ---- children ------------------------------------------------------------ */
 
-
 struct job {
     const struct transport *t;
     const struct options *o;
-    struct chan *ping, *pong; /* pong: round trips only */
-    int index;                /* sender number */
-    long warmup, n;           /* round trips */
+    struct chan *ping, *pong;                               /* pong: round trips only */
+    int index;                                              /* sender number */
+    long warmup, n;                                         /* round trips */
     enum { INJECT_NONE, INJECT_SPOIL, INJECT_DROP } inject; /* sender 0, message INJECT_AT */
 };
 
@@ -139,8 +138,8 @@ static void child_barrier(void)
 
 /* One batch of BENCH_BURST messages from SEQ on, built in BUFS and handed
  * over in one call (less the dropped one, when that is injected). */
-static int send_batch(const struct job *j, struct endpoint *ep, unsigned char *bufs,
-                      uint64_t seq, char *err)
+static int send_batch(const struct job *j, struct endpoint *ep, unsigned char *bufs, uint64_t seq,
+                      char *err)
 {
     size_t size = j->ping->p.msg_size;
     const void *msgs[BENCH_BURST];
@@ -160,8 +159,8 @@ static int send_batch(const struct job *j, struct endpoint *ep, unsigned char *b
 }
 
 /* The burst form of the sender: the deadline is looked at once a batch. */
-static int tput_producer_burst(const struct job *j, struct child_out *out,
-                               struct endpoint *ep, unsigned char *bufs)
+static int tput_producer_burst(const struct job *j, struct child_out *out, struct endpoint *ep,
+                               unsigned char *bufs)
 {
     size_t size = j->ping->p.msg_size;
     for (int i = 0; i < BENCH_BURST; i++)
@@ -277,8 +276,8 @@ static int account(const struct job *j, struct tally *ty, const void *msg, size_
     if (seq != ty->next[sender]) {
         snprintf(err, BENCH_ERR_MAX,
                  CORRUPT "sender %u: %s %llu where %llu was due (lost, repeated or reordered)",
-                 sender, tag & TAG_END ? "end marker after" : "message",
-                 (unsigned long long)seq, (unsigned long long)ty->next[sender]);
+                 sender, tag & TAG_END ? "end marker after" : "message", (unsigned long long)seq,
+                 (unsigned long long)ty->next[sender]);
         return -1;
     }
     if (tag & TAG_END) {
@@ -474,11 +473,10 @@ static void describe_exit(const struct run *r, int i, int status, char *err)
     if (WIFEXITED(status) && text[0])
         snprintf(err, BENCH_ERR_MAX, "%s: %.200s", r->role[i], text);
     else if (WIFSIGNALED(status))
-        snprintf(err, BENCH_ERR_MAX, "%s: killed by signal %d (%s)", r->role[i],
-                 WTERMSIG(status), strsignal(WTERMSIG(status)));
+        snprintf(err, BENCH_ERR_MAX, "%s: killed by signal %d (%s)", r->role[i], WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
     else
-        snprintf(err, BENCH_ERR_MAX, "%s: exited with status %d", r->role[i],
-                 WEXITSTATUS(status));
+        snprintf(err, BENCH_ERR_MAX, "%s: exited with status %d", r->role[i], WEXITSTATUS(status));
 }
 
 static void kill_all(struct run *r)
@@ -574,7 +572,6 @@ static int wait_all(struct run *r, double timeout_s, char *err)
     }
 }
 
-
 static int chan_make(struct chan *c, const struct transport *t, size_t size, enum bench_mode mode,
                      const struct options *o, const char *dir, char *err)
 {
@@ -602,7 +599,7 @@ static double run_timeout(const struct options *o, enum kind kind, enum bench_mo
 }
 
 int measure(const struct transport *t, enum kind kind, size_t size, enum bench_mode mode,
-                   const struct options *o, struct measured *m, char *err)
+            const struct options *o, struct measured *m, char *err)
 {
     struct chan ping, pong;
     int have_pong = 0, rc = -1;
@@ -623,8 +620,13 @@ int measure(const struct transport *t, enum kind kind, size_t size, enum bench_m
     struct run r = {.n = 0};
     struct job jobs[MAX_CHILDREN];
     for (int i = 0; i < MAX_CHILDREN; i++)
-        jobs[i] = (struct job){.t = t, .o = o, .ping = &ping, .pong = have_pong ? &pong : NULL,
-                               .index = i, .warmup = o->warmup, .n = o->rt_per_round};
+        jobs[i] = (struct job){.t = t,
+                               .o = o,
+                               .ping = &ping,
+                               .pong = have_pong ? &pong : NULL,
+                               .index = i,
+                               .warmup = o->warmup,
+                               .n = o->rt_per_round};
     /* --inject-corruption: throughput runs alternately spoil a byte and
      * drop a message; a round trip can only spoil (a drop would hang it). */
     for (int i = 0; o->inject && i < MAX_CHILDREN; i++)

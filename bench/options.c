@@ -34,31 +34,30 @@
 
 void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: rq_bench [options]\n"
-            "  -t, --transports LIST  names or groups (limit, rq, alt, all); default: all,\n"
-            "                         each in its default modes (--list); a transport\n"
-            "                         named here runs in every mode it has\n"
-            "  -s, --sizes LIST       message sizes in bytes, >= 8 (default 8,64,4096)\n"
-            "      --tput-modes LIST  busy,block: throughput modes for every transport\n"
-            "      --lat-modes LIST   busy,block: round-trip modes for every transport\n"
-            "      --no-throughput, --no-latency\n"
-            "  -d, --duration SEC     seconds per throughput repeat (default 1)\n"
-            "  -r, --repeats N        throughput rounds, the median is shown (default 3)\n"
-            "  -n, --round-trips N    timed round trips per point (default 200000)\n"
-            "      --lat-rounds N     ...measured in N interleaved rounds (default 4)\n"
-            "      --slots N          queue depth for every queue (default 1024)\n"
-            "      --cpus A,B         sender core, receiver core (default 0,1)\n"
-            "      --check full|ends  check every byte, or length+sender+sequence at both\n"
-            "                         ends (default ends; full with --quick)\n"
-            "      --quick            smoke pass: every transport in every mode, 0.02 s x 1,\n"
-            "                         300 round trips, 64 slots, every byte checked\n"
-            "      --inject-corruption  self-test: spoil one message per run; succeeds only\n"
-            "                         if every run reports it\n"
-            "      --csv FILE, --json FILE, --markdown FILE   also write results there\n"
-            "                         ('-' = stdout; the table then goes to stderr)\n"
-            "      --timeout SEC      per run (default: derived from the run)\n"
-            "      --list             list the transports and exit\n");
+    fprintf(f, "usage: rq_bench [options]\n"
+               "  -t, --transports LIST  names or groups (limit, rq, alt, all); default: all,\n"
+               "                         each in its default modes (--list); a transport\n"
+               "                         named here runs in every mode it has\n"
+               "  -s, --sizes LIST       message sizes in bytes, >= 8 (default 8,64,4096)\n"
+               "      --tput-modes LIST  busy,block: throughput modes for every transport\n"
+               "      --lat-modes LIST   busy,block: round-trip modes for every transport\n"
+               "      --no-throughput, --no-latency\n"
+               "  -d, --duration SEC     seconds per throughput repeat (default 1)\n"
+               "  -r, --repeats N        throughput rounds, the median is shown (default 3)\n"
+               "  -n, --round-trips N    timed round trips per point (default 200000)\n"
+               "      --lat-rounds N     ...measured in N interleaved rounds (default 4)\n"
+               "      --slots N          queue depth for every queue (default 1024)\n"
+               "      --cpus A,B         sender core, receiver core (default 0,1)\n"
+               "      --check full|ends  check every byte, or length+sender+sequence at both\n"
+               "                         ends (default ends; full with --quick)\n"
+               "      --quick            smoke pass: every transport in every mode, 0.02 s x 1,\n"
+               "                         300 round trips, 64 slots, every byte checked\n"
+               "      --inject-corruption  self-test: spoil one message per run; succeeds only\n"
+               "                         if every run reports it\n"
+               "      --csv FILE, --json FILE, --markdown FILE   also write results there\n"
+               "                         ('-' = stdout; the table then goes to stderr)\n"
+               "      --timeout SEC      per run (default: derived from the run)\n"
+               "      --list             list the transports and exit\n");
 }
 
 static int parse_list(const char *arg, char items[][32], int max)
@@ -132,8 +131,23 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-enum { O_TPUT_MODES = 256, O_LAT_MODES, O_LAT_ROUNDS, O_NO_TPUT, O_NO_LAT, O_SLOTS, O_CPUS,
-       O_CHECK, O_QUICK, O_INJECT, O_CSV, O_JSON, O_MD, O_TIMEOUT, O_LIST };
+enum {
+    O_TPUT_MODES = 256,
+    O_LAT_MODES,
+    O_LAT_ROUNDS,
+    O_NO_TPUT,
+    O_NO_LAT,
+    O_SLOTS,
+    O_CPUS,
+    O_CHECK,
+    O_QUICK,
+    O_INJECT,
+    O_CSV,
+    O_JSON,
+    O_MD,
+    O_TIMEOUT,
+    O_LIST
+};
 
 /* Which options were given, for the defaults that depend on them. */
 struct given {
@@ -310,22 +324,37 @@ static void apply_defaults(struct options *o, const struct given *g)
 
 int parse_options(int argc, char **argv, struct options *o)
 {
-    static const struct option longopts[] = {
-        {"transports", required_argument, 0, 't'}, {"sizes", required_argument, 0, 's'},
-        {"tput-modes", required_argument, 0, O_TPUT_MODES},
-        {"lat-modes", required_argument, 0, O_LAT_MODES},
-        {"no-throughput", no_argument, 0, O_NO_TPUT}, {"no-latency", no_argument, 0, O_NO_LAT},
-        {"duration", required_argument, 0, 'd'}, {"repeats", required_argument, 0, 'r'},
-        {"round-trips", required_argument, 0, 'n'},
-        {"lat-rounds", required_argument, 0, O_LAT_ROUNDS}, {"slots", required_argument, 0, O_SLOTS},
-        {"cpus", required_argument, 0, O_CPUS}, {"check", required_argument, 0, O_CHECK},
-        {"quick", no_argument, 0, O_QUICK}, {"inject-corruption", no_argument, 0, O_INJECT},
-        {"csv", required_argument, 0, O_CSV}, {"json", required_argument, 0, O_JSON},
-        {"markdown", required_argument, 0, O_MD}, {"timeout", required_argument, 0, O_TIMEOUT},
-        {"list", no_argument, 0, O_LIST}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"transports", required_argument, 0, 't'},
+                                             {"sizes", required_argument, 0, 's'},
+                                             {"tput-modes", required_argument, 0, O_TPUT_MODES},
+                                             {"lat-modes", required_argument, 0, O_LAT_MODES},
+                                             {"no-throughput", no_argument, 0, O_NO_TPUT},
+                                             {"no-latency", no_argument, 0, O_NO_LAT},
+                                             {"duration", required_argument, 0, 'd'},
+                                             {"repeats", required_argument, 0, 'r'},
+                                             {"round-trips", required_argument, 0, 'n'},
+                                             {"lat-rounds", required_argument, 0, O_LAT_ROUNDS},
+                                             {"slots", required_argument, 0, O_SLOTS},
+                                             {"cpus", required_argument, 0, O_CPUS},
+                                             {"check", required_argument, 0, O_CHECK},
+                                             {"quick", no_argument, 0, O_QUICK},
+                                             {"inject-corruption", no_argument, 0, O_INJECT},
+                                             {"csv", required_argument, 0, O_CSV},
+                                             {"json", required_argument, 0, O_JSON},
+                                             {"markdown", required_argument, 0, O_MD},
+                                             {"timeout", required_argument, 0, O_TIMEOUT},
+                                             {"list", no_argument, 0, O_LIST},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     struct given g = {.check = -1};
-    *o = (struct options){.do_tput = 1, .do_lat = 1, .duration = 1.0, .repeats = 3,
-                          .round_trips = 200000, .lat_rounds = 4, .slots = 1024, .cpu_a = 0,
+    *o = (struct options){.do_tput = 1,
+                          .do_lat = 1,
+                          .duration = 1.0,
+                          .repeats = 3,
+                          .round_trips = 200000,
+                          .lat_rounds = 4,
+                          .slots = 1024,
+                          .cpu_a = 0,
                           .cpu_b = 1};
     for (size_t k = 0; k < bench_transport_count; k++)
         o->selected[k] = 1;

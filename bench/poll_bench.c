@@ -204,7 +204,8 @@ int main(int argc, char **argv)
     if (rq_open(&keep[0], ping, RQ_OBSERVER, &cfg) != RQ_OK ||
         rq_open(&keep[1], pong, RQ_OBSERVER, &cfg) != RQ_OK)
         die("create", 0);
-    int e_ping = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), e_pong = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int e_ping = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC),
+        e_pong = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (e_ping < 0 || e_pong < 0)
         die("eventfd", 0);
     fflush(stdout);

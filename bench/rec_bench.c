@@ -324,8 +324,8 @@ int main(int argc, char **argv)
     struct run rec64 = {"records 64 B", {1024 * 72, 64, RQ_RECORDS, 0}, 64, 4000000 / scale};
     /* mix: 256 slots of 2 KiB (stride 2,056) = 526,336 bytes, the ring the same. */
     struct run slotmix = {"slots 2 KiB, mix", {256, MIX_MAX, 0, 0}, 0, 1500000 / scale};
-    struct run recmix = {"records, mix", {256 * (MIX_MAX + 8), MIX_MAX, RQ_RECORDS, 0}, 0,
-                         1500000 / scale};
+    struct run recmix = {
+        "records, mix", {256 * (MIX_MAX + 8), MIX_MAX, RQ_RECORDS, 0}, 0, 1500000 / scale};
     if (only) { /* one configuration once, for an instruction count (callgrind) */
         const struct run *all[] = {&slot64, &rec64, &slotmix, &recmix};
         const char *names[] = {"slots64", "records64", "slotsmix", "recordsmix"};

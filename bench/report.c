@@ -77,7 +77,8 @@ void evaluate_targets(void)
     const size_t s = 64;
     char d[160];
     const char *bm = "-", *pm = "-", *b2m = "-", *r2m = "-";
-    struct result *spsc = find("rq-spsc", s, MODE_BUSY), *spsc_block = find("rq-spsc", s, MODE_BLOCK);
+    struct result *spsc = find("rq-spsc", s, MODE_BUSY),
+                  *spsc_block = find("rq-spsc", s, MODE_BLOCK);
     struct result *ring = find("min-ring", s, MODE_BUSY), *line = find("cache-line", s, MODE_BUSY);
     struct result *fx = find("futex", s, MODE_BLOCK);
     double rq_rate = spsc && spsc->tput_ok ? spsc->rate : 0;
@@ -181,14 +182,16 @@ void print_header(FILE *f, const struct options *o)
     fprintf(f, "kernel: %s; compiler: %s; Boost: %s\n", machine_kernel, __VERSION__,
             boost_version());
     fprintf(f, "load average at start: %s; at end: %s\n", load_start, load_end);
-    fprintf(f, "throughput: median of %d interleaved rounds of %.2f s; round trip: %ld in %d "
-               "interleaved rounds, each after %ld warm-up; queue depth %u\n",
+    fprintf(f,
+            "throughput: median of %d interleaved rounds of %.2f s; round trip: %ld in %d "
+            "interleaved rounds, each after %ld warm-up; queue depth %u\n",
             o->repeats, o->duration, o->rt_per_round * o->lat_rounds, o->lat_rounds, o->warmup,
             o->slots);
     fprintf(f, "every message checked: %s\n",
             o->check_full ? "every byte" : "length, sender, sequence at both ends");
-    fprintf(f, "timer: %.3f ticks/ns, one read (%.1f ns) inside every round-trip sample; "
-               "system calls: %s\n",
+    fprintf(f,
+            "timer: %.3f ticks/ns, one read (%.1f ns) inside every round-trip sample; "
+            "system calls: %s\n",
             ticks_per_ns, timer_cost_ns, sys_count_why);
 #ifndef __OPTIMIZE__
     fprintf(f, "WARNING: built without optimisation; use the release preset for figures\n");
@@ -228,10 +231,9 @@ void print_table(FILE *f, const struct options *o)
 {
     static const char *fmt = "%-12s %-5s%c%6s | %8s %8s %8s %6s %7s | %8s %8s %9s %7s %6s\n";
     fprintf(f, "\n");
-    fprintf(f, fmt, "transport", "mode", ' ', "size", "Mmsg/s", "best", "MB/s", "x ring",
-            "sys/msg", "rtt med", "p99", "p99.9", "x floor", "sys/rt");
-    fprintf(f, fmt, "", "", ' ', "bytes", "median", "round", "", "", "", "ns", "ns", "ns", "",
-            "");
+    fprintf(f, fmt, "transport", "mode", ' ', "size", "Mmsg/s", "best", "MB/s", "x ring", "sys/msg",
+            "rtt med", "p99", "p99.9", "x floor", "sys/rt");
+    fprintf(f, fmt, "", "", ' ', "bytes", "median", "round", "", "", "", "ns", "ns", "ns", "", "");
     for (int si = 0; si < o->nsizes; si++) {
         fprintf(f, "%.*s\n", 112,
                 "-----------------------------------------------------------------------------"
@@ -278,8 +280,8 @@ void print_targets(FILE *f)
         if (!g->measured)
             fprintf(f, "  [ n/a  ] %-55s not measured in this run\n", g->text);
         else
-            fprintf(f, "  [%s] %-55s %.2f  (%s)\n", g->met ? " met  " : "MISSED", g->text,
-                    g->value, g->detail);
+            fprintf(f, "  [%s] %-55s %.2f  (%s)\n", g->met ? " met  " : "MISSED", g->text, g->value,
+                    g->detail);
     }
 }
 
@@ -325,9 +327,11 @@ void write_csv(const char *path)
     FILE *f = open_out(path);
     if (!f)
         return;
-    fprintf(f, "transport,group,producers,mode,size,msgs_per_s,msgs_per_s_best,mb_per_s,x_ring,sys_per_msg,"
-               "csw_per_msg,rq_calls_per_msg,rtt_median_ns,rtt_p99_ns,rtt_p999_ns,rtt_mean_ns,"
-               "rtt_min_ns,rtt_max_ns,x_floor,sys_per_rt,csw_per_rt,depth,status,preempted,repeats\n");
+    fprintf(f,
+            "transport,group,producers,mode,size,msgs_per_s,msgs_per_s_best,mb_per_s,x_ring,sys_"
+            "per_msg,"
+            "csw_per_msg,rq_calls_per_msg,rtt_median_ns,rtt_p99_ns,rtt_p999_ns,rtt_mean_ns,"
+            "rtt_min_ns,rtt_max_ns,x_floor,sys_per_rt,csw_per_rt,depth,status,preempted,repeats\n");
     for (size_t i = 0; i < nresults; i++) {
         const struct result *r = &results[i];
         int tok = r->has_tput && r->tput_ok, lok = r->has_lat && r->lat_ok;
@@ -452,9 +456,10 @@ static void json_round_trip(FILE *f, const struct result *r)
 
 static void json_row(FILE *f, const struct result *r, int last)
 {
-    fprintf(f, "    {\"transport\": \"%s\", \"group\": \"%s\", \"producers\": %d, "
-               "\"mode\": \"%s\", \"size\": %zu, \"depth\": %u, \"preempted\": %lld, "
-               "\"note\": ",
+    fprintf(f,
+            "    {\"transport\": \"%s\", \"group\": \"%s\", \"producers\": %d, "
+            "\"mode\": \"%s\", \"size\": %zu, \"depth\": %u, \"preempted\": %lld, "
+            "\"note\": ",
             r->t->name, r->t->group, r->t->senders, mode_name(r->mode), r->size, r->depth,
             (long long)r->preempted);
     json_str(f, r->note);
@@ -486,13 +491,14 @@ void write_json(const char *path, const struct options *o)
     FILE *f = open_out(path);
     if (!f)
         return;
-    fprintf(f, "{\n  \"rq_version\": \"%d.%d.%d\", \"date\": ", RQ_VERSION_MAJOR,
-            RQ_VERSION_MINOR, RQ_VERSION_PATCH);
+    fprintf(f, "{\n  \"rq_version\": \"%d.%d.%d\", \"date\": ", RQ_VERSION_MAJOR, RQ_VERSION_MINOR,
+            RQ_VERSION_PATCH);
     json_str(f, when);
     json_machine(f);
-    fprintf(f, "  \"options\": {\"duration_s\": %g, \"repeats\": %d, \"round_trips\": %ld, "
-               "\"lat_rounds\": %d, \"warmup_per_round\": %ld, \"slots\": %u, "
-               "\"cpu_sender\": %d, \"cpu_receiver\": %d, \"check\": \"%s\"},\n",
+    fprintf(f,
+            "  \"options\": {\"duration_s\": %g, \"repeats\": %d, \"round_trips\": %ld, "
+            "\"lat_rounds\": %d, \"warmup_per_round\": %ld, \"slots\": %u, "
+            "\"cpu_sender\": %d, \"cpu_receiver\": %d, \"check\": \"%s\"},\n",
             o->duration, o->repeats, o->rt_per_round * o->lat_rounds, o->lat_rounds, o->warmup,
             o->slots, o->cpu_a, o->cpu_b, o->check_full ? "full" : "ends");
     fprintf(f, "  \"results\": [\n");

@@ -63,7 +63,6 @@ volatile uint64_t fold_sink;
 
 /* ---- results --------------------------------------------------------- */
 
-
 struct result *results;
 size_t nresults;
 int failures;
@@ -159,7 +158,8 @@ static void lat_round(struct result *res, const struct options *o)
     memcpy(res->pool + res->npool, lat_samples, (size_t)o->rt_per_round * sizeof *res->pool);
     res->npool += o->rt_per_round;
     res->lat_acc_rts += m.msgs;
-    res->lat_acc_sys = (res->lat_acc_sys < 0 || m.syscalls < 0) ? -1 : res->lat_acc_sys + m.syscalls;
+    res->lat_acc_sys =
+        (res->lat_acc_sys < 0 || m.syscalls < 0) ? -1 : res->lat_acc_sys + m.syscalls;
     res->lat_acc_csw += m.vcsw;
     res->lat_acc_rq = (res->lat_acc_rq < 0 || m.rq_calls < 0) ? -1 : res->lat_acc_rq + m.rq_calls;
     res->preempted += m.ivcsw;
@@ -212,16 +212,15 @@ static void check_busy_rq(struct result *res)
     }
     if (res->has_lat && res->lat_ok && res->lat_rq != 0) {
         res->lat_ok = 0;
-        snprintf(res->lat_err, BENCH_ERR_MAX,
-                 "rq made %.3g waits+wakes per round trip while busy", res->lat_rq);
+        snprintf(res->lat_err, BENCH_ERR_MAX, "rq made %.3g waits+wakes per round trip while busy",
+                 res->lat_rq);
     }
 }
 
 struct result *find(const char *name, size_t size, enum bench_mode mode)
 {
     for (size_t i = 0; i < nresults; i++)
-        if (!strcmp(results[i].t->name, name) && results[i].size == size &&
-            results[i].mode == mode)
+        if (!strcmp(results[i].t->name, name) && results[i].size == size && results[i].mode == mode)
             return &results[i];
     return NULL;
 }
@@ -297,8 +296,8 @@ static void install_signals(void)
 static int map_shared(const struct options *o)
 {
     ctl = mmap(NULL, sizeof *ctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    lat_samples = mmap(NULL, (size_t)o->rt_per_round * sizeof *lat_samples,
-                       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    lat_samples = mmap(NULL, (size_t)o->rt_per_round * sizeof *lat_samples, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (ctl == MAP_FAILED || lat_samples == MAP_FAILED) {
         perror("rq_bench: mmap");
         return -1;
@@ -306,8 +305,8 @@ static int map_shared(const struct options *o)
     return 0;
 }
 
-static void add_row(const struct options *o, int si, const struct transport *t, int m,
-                    unsigned tm, unsigned lm)
+static void add_row(const struct options *o, int si, const struct transport *t, int m, unsigned tm,
+                    unsigned lm)
 {
     struct result *r = &results[nresults++];
     r->t = t;
@@ -333,10 +332,11 @@ static int make_rows(const struct options *o)
             const struct transport *t = &bench_transports[k];
             if (!o->selected[k] || !t->available)
                 continue;
-            unsigned tm = o->do_tput ? modes_for(o->tput_modes, t->tput_modes, t->default_tput,
-                                                 o->named[k]) : 0;
-            unsigned lm = o->do_lat ? modes_for(o->lat_modes, t->lat_modes, t->default_lat,
-                                                o->named[k]) : 0;
+            unsigned tm =
+                o->do_tput ? modes_for(o->tput_modes, t->tput_modes, t->default_tput, o->named[k])
+                           : 0;
+            unsigned lm =
+                o->do_lat ? modes_for(o->lat_modes, t->lat_modes, t->default_lat, o->named[k]) : 0;
             for (int m = 0; m < MODE_COUNT; m++)
                 if ((tm | lm) & MODE_BIT(m))
                     add_row(o, si, t, m, tm, lm);

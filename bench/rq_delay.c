@@ -41,10 +41,10 @@ static const char *const kind_names[KINDS] = {"rq-spsc block", "rq-spsc-ff", "fu
 
 /* Shared between the parent and its two children. */
 struct shared {
-    _Alignas(64) _Atomic uint32_t seq; /* futex, eventfd: messages sent */
+    _Alignas(64) _Atomic uint32_t seq;           /* futex, eventfd: messages sent */
     _Alignas(64) _Atomic int64_t stamps[STAMPS]; /* futex, eventfd: message i in i % STAMPS */
     _Alignas(64) _Atomic long count;
-    _Atomic int ready; /* the receiver waits: the sender may start */
+    _Atomic int ready;            /* the receiver waits: the sender may start */
     int64_t samples[MAX_SAMPLES]; /* ns */
 };
 
@@ -252,8 +252,8 @@ int main(int argc, char **argv)
             }
     printf("one-way delay, messages every 0.2-2 ms, %d rounds of %.1f s, interleaved\n", rounds,
            seconds);
-    printf("%-14s %9s %9s %9s %9s %9s\n", "transport", "messages", "p50 us", "p99 us",
-           "p99.9 us", "max us");
+    printf("%-14s %9s %9s %9s %9s %9s\n", "transport", "messages", "p50 us", "p99 us", "p99.9 us",
+           "max us");
     for (int k = 0; k < KINDS; k++) {
         struct pool *p = &pools[k];
         if (p->n == 0)

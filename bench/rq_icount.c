@@ -137,9 +137,8 @@ static int mr_pop_burst(struct minring *r, unsigned char *buf, size_t cap, uint3
 /* ---- the measured loops ------------------------------------------------ */
 
 enum path { COPY, ZC, BURST, ZC_BURST, MPSC_COPY, MPSC_BURST, MINRING, MINRING_BURST, PATHS };
-static const char *const path_names[PATHS] = {"copy",      "zc",        "burst",   "zc-burst",
-                                              "mpsc-copy", "mpsc-burst", "min-ring",
-                                              "min-ring-burst"};
+static const char *const path_names[PATHS] = {
+    "copy", "zc", "burst", "zc-burst", "mpsc-copy", "mpsc-burst", "min-ring", "min-ring-burst"};
 
 struct run {
     enum path path;
@@ -277,8 +276,8 @@ __attribute__((noinline)) void measured_run(struct run *r);
 __attribute__((noinline)) void measured_run(struct run *r)
 {
     static void (*const rounds[PATHS])(struct run *) = {
-        round_copy,   round_zc,      round_burst,   round_zc_burst,
-        round_copy,   round_burst,   round_minring, round_minring_burst};
+        round_copy, round_zc,    round_burst,   round_zc_burst,
+        round_copy, round_burst, round_minring, round_minring_burst};
     for (long i = 0; i < r->rounds; i++)
         rounds[r->path](r);
 }

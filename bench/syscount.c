@@ -39,7 +39,6 @@ char sys_count_why[160] = "not tried";
 
 /* ---- counting system calls -------------------------------------------- */
 
-
 static long perf_open(void)
 {
     struct perf_event_attr a;

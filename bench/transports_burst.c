@@ -104,8 +104,7 @@ int rq_send_push_burst(struct endpoint *ep, const void *const *msgs, size_t len,
     for (int i = 0; i < n; i++)
         lens[i] = len;
     for (int done = 0; done < n;) {
-        int rc = rq_push_burst(ep->obj, msgs + done, lens + done, (size_t)(n - done),
-                               timeout(ep));
+        int rc = rq_push_burst(ep->obj, msgs + done, lens + done, (size_t)(n - done), timeout(ep));
         if (rc == RQ_EAGAIN)
             continue;
         if (rc < 0)

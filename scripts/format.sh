@@ -6,8 +6,7 @@
 #   scripts/format.sh --check  changes nothing; lists the files that
 #                              differ from the style and exits 1 if any do
 #
-# The files are the tracked *.c, *.h, *.cpp and *.hpp outside bench/ (the
-# benchmark suite is being split into files and joins once that is done).
+# The files are the tracked *.c, *.h, *.cpp and *.hpp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 check=0
@@ -20,7 +19,7 @@ if ! command -v clang-format >/dev/null; then
   echo "clang-format is missing: apt-get install clang-format" >&2
   exit 1
 fi
-mapfile -t files < <(git ls-files '*.c' '*.h' '*.cpp' '*.hpp' | grep -v '^bench/')
+mapfile -t files < <(git ls-files '*.c' '*.h' '*.cpp' '*.hpp')
 if ((check)); then
   drift=0
   for f in "${files[@]}"; do
