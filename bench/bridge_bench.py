@@ -24,6 +24,7 @@ import time
 BRIDGE, UTIL = sys.argv[1], sys.argv[2]
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 5
 PUB_COUNT, OUT_COUNT, SIZE, LAT_COUNT = [int(x) for x in os.environ.get("RQ_BRIDGE_BENCH", "100000 20000 64 2000").split()]
+WINDOW = os.environ.get("RQ_BRIDGE_WINDOW", "4096")  # rq-bridge out --window
 
 
 def util(*args):
@@ -67,7 +68,8 @@ def main():
             queues.append(q)
             util("create", q, 32768, 128)
             util("fill", q, OUT_COUNT, SIZE)
-            b = subprocess.Popen([BRIDGE, "out", "--server", url, "--queue", q, "--subject", "b.out"],
+            b = subprocess.Popen([BRIDGE, "out", "--server", url, "--queue", q, "--subject", "b.out",
+                                  "--window", WINDOW],
                                  stderr=subprocess.DEVNULL)
             t0 = time.monotonic()
             while depth(q) > 0:

@@ -83,7 +83,8 @@ static const char help[] =
     "    --ack-wait MS       in: the consumer's ack wait (default 30000)\n"
     "    --publish-wait MS   out: wait for a publish ack (default 5000)\n"
     "    --window N          out: publishes in flight before their acks, 1..4096\n"
-    "                        (default 256); released in order as acknowledged\n"
+    "                        (default 4096; at most the queue's slots are peeked);\n"
+    "                        released in order as acknowledged\n"
     "    --status FILE       write progress to FILE (JSON, replaced atomically)\n"
     "    --status-interval MS  how often (default 1000)\n"
     "    --max-backoff MS    longest pause between retries (default 5000)\n"
@@ -257,7 +258,8 @@ static int bridge_connect(bridge *b)
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(opts, on_reconnected, b);
     /* in: a fetch's pull request is a plain publish, which libnats would
-     * hold for its flusher thread (about a millisecond) to batch it. */
+     * hold for its flusher thread (about a millisecond) to batch it (out
+     * batches its window's publishes that way and flushes at its end). */
     if (s == NATS_OK && strcmp(b->p.direction, "in") == 0)
         s = natsOptions_SetSendAsap(opts, true);
     char text[400];

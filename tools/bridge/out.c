@@ -245,10 +245,13 @@ static size_t publish_window(bridge *b, const char *idbase, const rq_msg_view *v
  * released.  0 to go on, or 1 on a fatal error. */
 static int settle(bridge *b, rq *q, rq *dlq, const rq_msg_view *v, size_t n, int *delay)
 {
+    /* The window's publishes leave now, not at libnats's next flush (about
+     * a millisecond later); a failure shows as missing acks below. */
+    (void)natsConnection_FlushTimeout(b->nc, b->o.publish_wait_ms);
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = b->o.publish_wait_ms;
-    (void)js_PublishAsyncComplete(b->js, &po); /* sends, then waits for the acks */
+    (void)js_PublishAsyncComplete(b->js, &po); /* waits for the acks */
     window_wait(n, 1000);                      /* and for their callbacks */
     pthread_mutex_lock(&win.mu);
     size_t k = 0, dups = 0;
