@@ -132,11 +132,13 @@ void rq_mpsc_close(struct rq_mpsc *m)
 void rq_mpsc_keep(struct rq_mpsc *m)
 {
     (void)m; /* the mutex is the thread's: the OS tells a self-deadlock */
-    void rq_mpsc_holder(struct rq_shm * shm, struct rq_mpsc_holder * out)
-    {
-        (void)shm; /* the mutex cannot be inspected without taking it */
-        *out = (struct rq_mpsc_holder){.pid = 0, .held_ms = -1, .reserving = 0};
-    }
+}
+
+void rq_mpsc_holder(struct rq_shm *shm, struct rq_mpsc_holder *out)
+{
+    (void)shm; /* the mutex cannot be inspected without taking it */
+    *out = (struct rq_mpsc_holder){.pid = 0, .held_ms = -1, .reserving = 0};
+}
 
 #else
 
