@@ -340,19 +340,17 @@ static const char *arg_after(int argc, char **argv, const char *flag)
 }
 
 #ifndef _WIN32
-/* At the exit of a test program: the objects its names (th_name:
- * "t.PID.") left in /dev/shm, queues, coalescing objects and their lock
- * objects.  Each is removed, and any makes the run fail: a test must
- * unlink what it makes, or every run leaves more behind.
- * RQ_TEST_LEFTOVERS_OK=1 only removes them. */
-static void leftovers_check(void)
+/* Removes the objects in /dev/shm named as this process names them
+ * (th_name: "t.PID."): queues, coalescing objects and their lock objects.
+ * REPORT: names each on stderr.  Returns how many there were. */
+static unsigned remove_own_objects(int report)
 {
     static const char *const kinds[] = {"rq.", "rql.", "rqc.", "rqcl."};
     char mine[40];
     snprintf(mine, sizeof mine, "t.%lld.", (long long)th_getpid());
     DIR *dir = opendir("/dev/shm");
     if (!dir)
-        return;
+        return 0;
     unsigned found = 0;
     for (struct dirent *e; (e = readdir(dir)) != NULL;) {
         for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
@@ -362,13 +360,25 @@ static void leftovers_check(void)
                 continue;
             char path[300];
             snprintf(path, sizeof path, "/%s", e->d_name);
-            fprintf(stderr, "test harness: left behind: /dev/shm/%s\n", e->d_name);
+            if (report)
+                fprintf(stderr, "test harness: left behind: /dev/shm/%s\n", e->d_name);
             shm_unlink(path);
             found++;
             break;
         }
     }
     closedir(dir);
+    return found;
+}
+
+/* At the exit of a test program: what it left in /dev/shm.  Each object is
+ * removed, and any makes the run fail: a test must unlink what it makes,
+ * or every run leaves more behind.  RQ_TEST_LEFTOVERS_OK=1 only removes
+ * them.  (Objects of an earlier process that had our PID are removed at
+ * th_init, before any test runs, so they are never taken for ours.) */
+static void leftovers_check(void)
+{
+    unsigned found = remove_own_objects(1);
     const char *ok = getenv("RQ_TEST_LEFTOVERS_OK");
     if (found && !(ok && *ok == '1')) {
         fprintf(stderr, "test harness: %u shared-memory objects left behind (removed now)\n",
@@ -383,6 +393,12 @@ void th_init(int argc, char **argv, const struct th_child *children, size_t coun
     const char *child = arg_after(argc, argv, "--th-child");
     if (!child) {
 #ifndef _WIN32
+        /* A dead process with our PID may have left objects under our
+         * prefix: not ours to answer for. */
+        unsigned stale = remove_own_objects(0);
+        if (stale)
+            fprintf(stderr, "test harness: removed %u objects of an earlier process %lld\n", stale,
+                    (long long)th_getpid());
         atexit(leftovers_check);
 #endif
         /* RQ_TEST_FILTER: run only the tests whose names match (a cmocka
