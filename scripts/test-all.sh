@@ -8,8 +8,8 @@
 # (scripts/test-windows.sh).
 # Not root and something missing: prints the exact apt-get line and stops.
 #
-#   scripts/test-all.sh            everything (about 15 minutes on 2 cores once
-#                                  the packages are in; Wine alone takes 4-5)
+#   scripts/test-all.sh            everything (about 19 minutes on 2 cores once
+#                                  the packages are in; Wine alone takes about 6)
 #   scripts/test-all.sh --quick    the debug build and its tests only (C, C++,
 #                                  Python, rqctl, package): a few minutes; no
 #                                  sanitizers, fuzzing, model check or Wine.
