@@ -80,20 +80,6 @@ int rq_ring_was_full_k(struct rq_ring *r, uint32_t old_read, uint32_t k)
     return d == 0 || d >= r->n;
 }
 
-int rq_ring_sync_write(struct rq_ring *r)
-{
-    uint32_t w = rq_load_acquire_u32(&r->shm->write_offset);
-    if (w >= r->two_n)
-        return RQ_ECORRUPT;
-    /* As in rq_ring_push_begin: extend W from the stored copy. */
-    uint64_t stored = rq_load_relaxed_u64(&r->shm->write_position);
-    r->write_pos = stored == r->write_pos ? stored + rq_ring_distance(r, w, r->write)
-                                          : rq_ring_position(r, stored, w);
-    r->write = w;
-    rq_ring_anchor_write(r, stored);
-    return RQ_OK;
-}
-
 int rq_ring_push_room(struct rq_ring *r, uint32_t want, int shared_write, uint32_t *room)
 {
     if (shared_write) {

@@ -125,20 +125,30 @@ void rq_ring_anchor(struct rq_ring *r, int producer);
  * free slot's payload, RQ_EAGAIN if full, RQ_ECORRUPT on a bad read offset.
  * SHARED_WRITE: other producers may have moved write_offset (MPSC, called
  * under the producers' lock), so it is re-read. */
+/* Producer: re-reads write_offset (MPSC, under the producers' lock: other
+ * producers move it).  RQ_ECORRUPT if out of range. */
+static inline int rq_ring_sync_write(struct rq_ring *r)
+{
+    uint32_t w = rq_load_acquire_u32(&r->shm->write_offset);
+    if (w >= r->two_n)
+        return RQ_ECORRUPT;
+    /* Other producers may have gone since our last push (and died before
+     * storing write_position): extend W from the stored copy, cheaply when
+     * that copy is still ours. */
+    uint64_t stored = rq_load_relaxed_u64(&r->shm->write_position);
+    r->write_pos = stored == r->write_pos ? stored + rq_ring_distance(r, w, r->write)
+                                          : rq_ring_position(r, stored, w);
+    r->write = w;
+    rq_ring_anchor_write(r, stored);
+    return RQ_OK;
+}
+
 static inline int rq_ring_push_begin(struct rq_ring *r, void **payload, int shared_write)
 {
     if (shared_write) {
-        uint32_t w = rq_load_acquire_u32(&r->shm->write_offset);
-        if (w >= r->two_n)
-            return RQ_ECORRUPT;
-        /* Other producers may have gone since our last push (and died
-         * before storing write_position): extend W from the stored copy,
-         * cheaply when that copy is still ours. */
-        uint64_t stored = rq_load_relaxed_u64(&r->shm->write_position);
-        r->write_pos = stored == r->write_pos ? stored + rq_ring_distance(r, w, r->write)
-                                              : rq_ring_position(r, stored, w);
-        r->write = w;
-        rq_ring_anchor_write(r, stored);
+        int rc = rq_ring_sync_write(r);
+        if (rc < 0)
+            return rc;
     }
     /* MPSC: the cache is from an earlier hold of the lock, and counts only
      * while its position says it is less than a lap old. */
@@ -258,10 +268,6 @@ static inline uint64_t rq_ring_oldest_info(const struct rq_ring *r, int *redeliv
 }
 
 /* ---- bursts: many slots, one publish ----------------------------------- */
-
-/* Producer: re-reads write_offset (MPSC, under the producers' lock: other
- * producers move it).  RQ_ECORRUPT if out of range. */
-int rq_ring_sync_write(struct rq_ring *r);
 
 /* Producer: up to WANT (1 <= WANT <= N) free slots from `write` on.  RQ_OK
  * with *ROOM >= 1, RQ_EAGAIN if full, RQ_ECORRUPT on a bad read offset.
