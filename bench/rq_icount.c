@@ -11,7 +11,9 @@
  * rq_release), burst (rq_push_burst / rq_pop_burst), zc-burst
  * (rq_reserve_burst + rq_commit_burst / rq_peek_burst + rq_release_burst),
  * mpsc-copy, mpsc-burst (the same on an RQ_MPSC queue), min-ring and
- * min-ring-burst (the minimal ring of transports.c, in one process).
+ * min-ring-burst (the minimal ring of transports.c, in one process),
+ * mutex-ring (the minimal ring with a process-shared robust pthread mutex
+ * taken around every push: the MPSC baseline of transports_mutex.c).
  * Batches of BATCH messages; MESSAGES (default 1,600,000) is rounded down
  * to whole batches; SIZE defaults to 8 bytes.  Only measured_run is meant
  * to be counted:
@@ -21,6 +23,8 @@
  *   (then: Ir of the summary / messages)
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,8 +46,9 @@ struct minring {
     _Alignas(LINE) _Atomic uint64_t tail;
     _Alignas(LINE) uint64_t capacity;
     uint64_t stride;
-    uint64_t head_own, tail_cache; /* producer's */
-    uint64_t tail_own, head_cache; /* consumer's */
+    uint64_t head_own, tail_cache;       /* producer's */
+    uint64_t tail_own, head_cache;       /* consumer's */
+    _Alignas(LINE) pthread_mutex_t lock; /* mutex-ring: around every push */
 };
 
 static unsigned char *mr_slot(struct minring *r, uint64_t i)
@@ -136,9 +141,21 @@ static int mr_pop_burst(struct minring *r, unsigned char *buf, size_t cap, uint3
 
 /* ---- the measured loops ------------------------------------------------ */
 
-enum path { COPY, ZC, BURST, ZC_BURST, MPSC_COPY, MPSC_BURST, MINRING, MINRING_BURST, PATHS };
+enum path {
+    COPY,
+    ZC,
+    BURST,
+    ZC_BURST,
+    MPSC_COPY,
+    MPSC_BURST,
+    MINRING,
+    MINRING_BURST,
+    MUTEXRING,
+    PATHS
+};
 static const char *const path_names[PATHS] = {
-    "copy", "zc", "burst", "zc-burst", "mpsc-copy", "mpsc-burst", "min-ring", "min-ring-burst"};
+    "copy",       "zc",       "burst",          "zc-burst",  "mpsc-copy",
+    "mpsc-burst", "min-ring", "min-ring-burst", "mutex-ring"};
 
 struct run {
     enum path path;
@@ -255,6 +272,35 @@ static void round_minring(struct run *r)
     }
 }
 
+static void round_mutexring(struct run *r)
+{
+    uint32_t len;
+    for (int i = 0; i < BATCH; i++) {
+        if (pthread_mutex_lock(&r->mr->lock) == EOWNERDEAD)
+            pthread_mutex_consistent(&r->mr->lock);
+        int rc = mr_push(r->mr, r->msg, (uint32_t)r->size);
+        pthread_mutex_unlock(&r->mr->lock);
+        if (rc < 0)
+            fail("mutex-ring push", 0);
+    }
+    for (int i = 0; i < BATCH; i++) {
+        if (mr_pop(r->mr, r->buf, &len) < 0)
+            fail("mutex-ring pop", 0);
+        r->sink += touch(r->buf, len);
+    }
+}
+
+static void make_robust_lock(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (pthread_mutex_init(m, &a) != 0)
+        fail("pthread_mutex_init", 0);
+    pthread_mutexattr_destroy(&a);
+}
+
 static void round_minring_burst(struct run *r)
 {
     const void *msgs[BATCH];
@@ -276,8 +322,8 @@ __attribute__((noinline)) void measured_run(struct run *r);
 __attribute__((noinline)) void measured_run(struct run *r)
 {
     static void (*const rounds[PATHS])(struct run *) = {
-        round_copy, round_zc,    round_burst,   round_zc_burst,
-        round_copy, round_burst, round_minring, round_minring_burst};
+        round_copy,  round_zc,      round_burst,         round_zc_burst, round_copy,
+        round_burst, round_minring, round_minring_burst, round_mutexring};
     for (long i = 0; i < r->rounds; i++)
         rounds[r->path](r);
 }
@@ -316,9 +362,11 @@ int main(int argc, char **argv)
     }
     r.rounds = messages / BATCH;
     memset(r.msg, 'm', sizeof r.msg);
-    if (r.path == MINRING || r.path == MINRING_BURST)
+    if (r.path == MINRING || r.path == MINRING_BURST || r.path == MUTEXRING) {
         r.mr = mr_make(r.size);
-    else
+        if (r.path == MUTEXRING)
+            make_robust_lock(&r.mr->lock);
+    } else
         open_queue(&r);
     measured_run(&r);
     printf("%s %zu B: %ld messages\n", path_names[r.path], r.size, r.rounds * BATCH);

@@ -350,7 +350,10 @@ RQ_EXTERN int rq_open_wait(rq **out, const char *name, int role, const rq_config
  * RQ_ETIMEDOUT when the ring stayed full, RQ_ELOCKED (RQ_MPSC) when the
  * time ran out waiting for the producers' lock, which another producer
  * held (a reservation in progress, a stopped producer: rq_stat names it);
- * with TIMEOUT_MS 0 both are RQ_EAGAIN.  RQ_EINTR: see rq_interrupt.  Every
+ * with TIMEOUT_MS 0 both are RQ_EAGAIN (a held lock once its holder had
+ * about a millisecond to finish a push in progress: one sleep, ended by
+ * the release; a reservation is not waited for).  RQ_EINTR: see
+ * rq_interrupt.  Every
  * call that waits (this one, rq_pop, rq_peek, rq_reserve and their _info
  * forms) returns RQ_EUNLINKED when, at one of its periodic re-checks (at
  * most a second apart), the queue turns out to have been unlinked: see

@@ -13,7 +13,10 @@
  * the old word had WAITERS.  A producer that opens recovers a dead owner's
  * word and wakes all lock sleepers.  Whether a waiter probes or sleeps
  * first is left open (the code probes a word it saw before; here either
- * may happen at any look).  Producers never wait holding the lock.  The
+ * may happen at any look).  A try (timeout 0) that finds a push in
+ * progress sleeps once too (src/mpsc.c): the same sleep, one that may end
+ * by its timeout (RECHECK 1); the CPU it yields between two spins is no
+ * step on shared memory.  Producers never wait holding the lock.  The
  * consumer is the SPSC consumer, but wakes *all* producers; of the
  * producers that see it registered as waiting, only the one whose CAS
  * takes the count from 1 to 0 signals it (one wake per sleep).  A producer

@@ -13,8 +13,9 @@
  *            of RQ_MPSC_PRODUCERS_MAX); while W names no live owner, CAS it
  *            to 0 (a recovery; retried if a waiter adds WAITERS meanwhile);
  *            bump seq and wake every lock waiter
- *   lock:    CAS W 0 -> mine.  Contended: spin a little; if W names no
- *            valid slot, or our own slot (we hold nothing, so it is stale),
+ *   lock:    CAS W 0 -> mine.  Contended: spin a little (yielding the
+ *            CPU once between two spins); if W names no valid slot, or
+ *            our own slot (we hold nothing, so it is stale),
  *            or its owner is suspect (the same word as at our last look)
  *            and the kernel says its slot is free (the owner's handle is
  *            gone: rq_plat_lock_probe), CAS W from exactly that word to
@@ -147,6 +148,9 @@ void rq_mpsc_holder(struct rq_shm *shm, struct rq_mpsc_holder *out)
 /* Looks at a held word before the first sleep: a holder running on
  * another CPU is out of its short section within a few hundred ns. */
 #define SPIN_LOOKS 64
+#ifndef SPIN_ROUNDS
+#define SPIN_ROUNDS 2 /* spins, with a yield of the CPU between them */
+#endif
 
 /* Self-deadlock check: the locks this thread holds, by queue.  Only a
  * reservation can hold the lock across calls, so a thread rarely has more
@@ -345,12 +349,21 @@ int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
     return RQ_OK;
 }
 
-/* W after up to SPIN_LOOKS looks while it is held. */
+/* W after up to SPIN_LOOKS looks while it is held, and if it still is,
+ * after giving the CPU away once and looking as long again: a holder
+ * still there after the first spin is most likely waiting for a CPU (a
+ * push holds the lock for well under a microsecond), perhaps for ours. */
 static uint64_t spin(struct rq_mpsc *m, uint64_t w)
 {
-    for (int i = 0; i < SPIN_LOOKS && w != 0; i++) {
-        rq_cpu_relax();
-        w = rq_load_relaxed_u64(&m->lock->owner);
+    for (int round = 0; round < SPIN_ROUNDS && w != 0; round++) {
+        if (round > 0) {
+            rq_plat_yield();
+            w = rq_load_relaxed_u64(&m->lock->owner);
+        }
+        for (int i = 0; i < SPIN_LOOKS && w != 0; i++) {
+            rq_cpu_relax();
+            w = rq_load_relaxed_u64(&m->lock->owner);
+        }
     }
     return w;
 }
@@ -400,13 +413,22 @@ static int taken(struct rq_mpsc *m, uint64_t word, uint64_t dead)
     return RQ_OK;
 }
 
+/* Contended.  A holder still there after the spin is most likely off its
+ * CPU (a push holds the lock for well under a microsecond), and on a
+ * machine with fewer cores than processes spinning on would burn the very
+ * core it waits for: so the waiter sleeps on seq, woken by the release.
+ * A try (TIMEOUT_MS 0) sleeps too, once, for at most RQ_MPSC_TRY_NAP_MS,
+ * when the holder holds the lock for a push (bounded work): returning
+ * RQ_EAGAIN at once would only have its caller spin on the lock in a loop
+ * of calls.  A holder that reserves may hold it for as long as its
+ * application likes: a try does not wait for it. */
 static int lock_slow(struct rq_mpsc *m, uint64_t mine, uint64_t w, int timeout_ms)
 {
     int rc = check_self_deadlock(m);
     if (rc < 0)
         return rc;
     struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int nap = RQ_MPSC_NAP_MS;
+    int nap = RQ_MPSC_NAP_MS, brief = timeout_ms == 0;
     for (;;) {
         w = spin(m, w);
         if (w == 0) {
@@ -427,8 +449,12 @@ static int lock_slow(struct rq_mpsc *m, uint64_t mine, uint64_t w, int timeout_m
         }
         m->last_seen = w;
         int left = rq_deadline_left(&d);
-        if (left == 0)
-            return rq_deadline_error(&d);
+        if (left == 0) {
+            if (!brief || (w & RQ_MPSC_RESERVING))
+                return rq_deadline_error(&d);
+            brief = 0; /* a try: one nap for a push in progress */
+            left = RQ_MPSC_TRY_NAP_MS;
+        }
         rc = sleep_while_owned(m, w, left, &nap);
         if (rc < 0)
             return rc;

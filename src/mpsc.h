@@ -45,6 +45,9 @@ _Static_assert(RQ_MPSC_PRODUCERS_MAX == RQ_MPSC_SLOTS, "a pid word per slot");
 /* The first sleep of a lock wait; each sleep that ends with the same owner
  * doubles the next, up to RQ_RECHECK_MS. */
 #define RQ_MPSC_NAP_MS 1
+/* A try (timeout 0) that finds the lock held for a push waits this long
+ * at most for its release (one sleep, ended by the release's wake). */
+#define RQ_MPSC_TRY_NAP_MS 1
 
 /* A producer handle's side of the lock. */
 struct rq_mpsc {

@@ -179,6 +179,10 @@ void rq_plat_interrupt(rq_plat_segment *seg, rq_atomic_u32 *const *words, int n)
 int rq_plat_fence_register(void);
 int rq_plat_fence_heavy(void);
 
+/* Gives this thread's CPU to another runnable thread, if any (a lock
+ * waiter whose holder may be waiting for a CPU).  Cannot fail. */
+void rq_plat_yield(void);
+
 /* Which MPSC producers' lock this platform uses.  1 (Windows): the
  * platform's named mutex below, thread-owned, nothing of it in the
  * segment.  0 (Linux): rq's own lock of mpsc.c, an owner word in the

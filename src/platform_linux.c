@@ -22,6 +22,7 @@
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -780,6 +781,11 @@ int rq_plat_fence_register(void)
         return RQ_ESYS;
     }
     return membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0 ? RQ_OK : RQ_ESYS;
+}
+
+void rq_plat_yield(void)
+{
+    (void)sched_yield(); /* cannot fail on Linux */
 }
 
 int rq_plat_fence_heavy(void)

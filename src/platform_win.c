@@ -1000,6 +1000,11 @@ int rq_plat_fence_register(void)
     return RQ_ESYS;
 }
 
+void rq_plat_yield(void)
+{
+    (void)SwitchToThread(); /* 0 only says nothing else was ready */
+}
+
 int rq_plat_fence_heavy(void)
 {
     SetLastError(ERROR_NOT_SUPPORTED);

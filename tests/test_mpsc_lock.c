@@ -25,6 +25,12 @@
 
 #include <cmocka.h>
 
+#ifndef _WIN32
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #include "crashpoint.h"
 #include "helpers.h"
 #include "layout.h"
@@ -278,6 +284,93 @@ static void test_word_naming_a_live_idle_producer_is_cleared_by_it(void **state)
     pop_expect(c, "p1b");
     th_raw_close(&raw);
     rq_close(p1);
+    rq_close(c);
+    rq_unlink(name);
+#endif
+}
+
+/* ---- a try against a push in progress ---------------------------------- */
+
+#ifndef _WIN32
+/* Plays a holder that was off its CPU in the middle of a push: once a
+ * waiter has flagged WAITERS (it sleeps, or is about to), releases the
+ * planted word as rq_mpsc_unlock does (exchange, seq moved on, wake). */
+struct late_release {
+    struct rq_shm *shm;
+    int saw_waiters;
+};
+
+static void *release_when_waited_for(void *arg)
+{
+    struct late_release *t = arg;
+    uint64_t t0 = th_now_ms();
+    while (!(rq_load_seq_u64(owner_word(t->shm)) & RQ_MPSC_WAITERS)) {
+        if (th_now_ms() - t0 > 3000)
+            return NULL; /* the try never slept: nothing to release */
+        th_sleep_us(20);
+    }
+    t->saw_waiters = 1;
+    rq_exchange_u64(owner_word(t->shm), 0);
+    rq_fetch_add_u32(&t->shm->mpsc.seq, 1);
+    syscall(SYS_futex, &t->shm->mpsc.seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+    return NULL;
+}
+#endif
+
+/* A try (timeout 0) that finds the lock held for a push gives its CPU to
+ * the holder and sleeps until the release (one nap of at most
+ * RQ_MPSC_TRY_NAP_MS): it gets the lock instead of RQ_EAGAIN.  Held for a
+ * reservation, which may last, the try returns RQ_EAGAIN at once, without
+ * flagging a wait.  (Before: every try returned RQ_EAGAIN after a short
+ * spin, and its caller spun on the lock in a loop of calls.) */
+static void test_a_try_waits_for_a_push_in_progress(void **state)
+{
+    (void)state;
+#ifdef _WIN32
+    skip(); /* the lock area is unused: Windows locks with a named mutex */
+#else
+    const char *name = th_name("lk.try");
+    rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC);
+    rq *p1 = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC); /* slot 0: the "holder" */
+    rq *p2 = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    struct th_raw raw;
+    struct rq_shm *shm = raw_shm(&raw, name);
+    /* Released by the thread once p2 waits: p2's try gets the lock.  A
+     * releaser delayed past the nap makes the try's RQ_EAGAIN correct but
+     * the round useless: a few rounds, one must see the hand-over. */
+    int handed = 0;
+    for (int round = 0; round < 5 && !handed; round++) {
+        rq_store_seq_u64(owner_word(shm), word_for_slot(0, 5000 + (uint64_t)round));
+        struct late_release t = {shm, 0};
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, release_when_waited_for, &t), 0);
+        int rc = rq_push(p2, "try", 3, 0);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        assert_true(t.saw_waiters); /* the try slept instead of giving up */
+        if (rc == RQ_OK) {
+            handed = 1;
+            pop_expect(c, "try");
+        } else {
+            assert_int_equal(rc, RQ_EAGAIN);
+        }
+    }
+    assert_true(handed);
+    /* Never released: RQ_EAGAIN after one nap, not a wait till a timeout. */
+    rq_store_seq_u64(owner_word(shm), word_for_slot(0, 6000));
+    uint64_t t0 = th_now_ms();
+    assert_int_equal(rq_push(p2, "no", 2, 0), RQ_EAGAIN);
+    assert_true(th_now_ms() - t0 < 900);
+    assert_true(rq_load_seq_u64(owner_word(shm)) & RQ_MPSC_WAITERS);
+    /* Held for a reservation: RQ_EAGAIN without a sleep. */
+    rq_store_seq_u64(owner_word(shm), word_for_slot(0, 7000) | RQ_MPSC_RESERVING);
+    assert_int_equal(rq_push(p2, "no", 2, 0), RQ_EAGAIN);
+    assert_false(rq_load_seq_u64(owner_word(shm)) & RQ_MPSC_WAITERS);
+    rq_store_seq_u64(owner_word(shm), 0);
+    assert_int_equal(rq_push(p2, "free", 4, 0), RQ_OK);
+    pop_expect(c, "free");
+    th_raw_close(&raw);
+    rq_close(p1);
+    rq_close(p2);
     rq_close(c);
     rq_unlink(name);
 #endif
@@ -743,6 +836,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_word_naming_a_live_idle_producer_is_cleared_by_it),
         cmocka_unit_test(test_two_handles_of_one_thread_get_edeadlk),
         cmocka_unit_test(test_a_released_lock_wakes_its_sleepers),
+        cmocka_unit_test(test_a_try_waits_for_a_push_in_progress),
         cmocka_unit_test(test_flipped_mpsc_flag),
         cmocka_unit_test(test_producer_limit),
         cmocka_unit_test(test_who_holds_the_lock),
