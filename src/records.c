@@ -30,10 +30,9 @@
 struct rq_rec {
     struct rq_rec_shm *shm;
     unsigned char *data;
-    rq_plat_segment *seg;
+    struct rq *q;         /* the handle: queue.c waits and wakes for us */
     struct rq_mpsc *lock; /* MPSC producers: the handle's lock; else NULL */
     struct rq_shm_role *self;
-    rq_atomic_u32 *interrupted; /* the handle's rq_interrupt flag, or NULL */
     int role;
     int full_fences;
     uint32_t cap, two_cap, max, max_span;
@@ -211,15 +210,14 @@ int rq_rec_init(rq_plat_segment *seg, void *addr, const rq_config *cfg, int repa
 
 /* ---- a handle -------------------------------------------------------- */
 
-int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h,
-                  rq_plat_segment *seg, int role, struct rq_mpsc *lock)
+int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h, int role,
+                  struct rq_mpsc *lock)
 {
     struct rq_rec *r = calloc(1, sizeof *r);
     if (!r)
         return RQ_ESYS;
     r->shm = shm;
     r->data = (unsigned char *)shm + sizeof(struct rq_rec_shm);
-    r->seg = seg;
     r->lock = lock;
     r->role = role;
     r->self = role == RQ_PRODUCER ? &r->shm->producer : &r->shm->consumer;
@@ -232,9 +230,14 @@ int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h,
     return RQ_OK;
 }
 
-void rq_rec_set_interrupt(struct rq_rec *r, rq_atomic_u32 *flag)
+void rq_rec_set_queue(struct rq_rec *r, struct rq *q)
 {
-    r->interrupted = flag;
+    r->q = q;
+}
+
+uint64_t rq_rec_position(const struct rq_rec *r)
+{
+    return r->role == RQ_PRODUCER ? r->wseq : r->rseq;
 }
 
 int rq_rec_load(struct rq_rec *r)
@@ -270,81 +273,23 @@ void rq_rec_free(struct rq_rec *r)
     free(r);
 }
 
-/* ---- waiting and waking (as queue.c's wait_on and signal_peer) ------- */
+/* ---- waiting: queue.c's, with these re-checks ------------------------- */
 
-static int rec_has_data(struct rq_rec *r)
+static int rec_has_data(void *ctx)
 {
+    struct rq_rec *r = ctx;
     return (uint32_t)rq_load_seq_u64(&r->shm->write_word) != r->r;
 }
 
-static int rec_has_space(struct rq_rec *r)
+static int rec_has_space(void *ctx)
 {
+    struct rq_rec *r = ctx;
     uint32_t w = r->lock ? (uint32_t)rq_load_seq_u64(&r->shm->write_word) : r->w;
     uint32_t rd = (uint32_t)rq_load_seq_u64(&r->shm->read_word);
     if (!rec_offset_ok(r, w) || !rec_offset_ok(r, rd) || rec_used(r, w, rd) > r->cap)
         return 1; /* corrupt: go back and report it instead of sleeping */
     uint32_t pad;
     return rec_used(r, w, rd) + rec_need(r, w, r->want, &pad) <= r->cap;
-}
-
-static int rec_wake_never_came(struct rq_rec *r, struct rq_shm_event *ev, uint32_t seq)
-{
-    if (rq_load_acquire_u32(&ev->seq) != seq)
-        return 0;
-    (void)rq_plat_wait(r->seg, &ev->seq, seq, RQ_MISSED_WAKE_GRACE_MS);
-    return rq_load_acquire_u32(&ev->seq) == seq;
-}
-
-/* queue.c's wait_on for a record handle: the same event count, nap and
- * barrier, missed-wake count and unlink check (design.md, section 3). */
-static int rec_wait(struct rq_rec *r, struct rq_shm_event *ev, int (*ready)(struct rq_rec *),
-                    const struct rq_deadline *d, int *napped)
-{
-    int left = rq_deadline_left(d);
-    if (left == 0)
-        return rq_deadline_error(d);
-    uint32_t seq = rq_load_acquire_u32(&ev->seq);
-    /* After seq, as queue.c's wait_on: rq_interrupt sets the flag before
-     * it moves seq on. */
-    if (r->interrupted && rq_load_acquire_u32(r->interrupted))
-        return RQ_EINTR;
-    rq_fetch_add_u64(&r->self->waits, 1);
-    rq_fetch_add_u32(&ev->waiters, 1);
-    RQ_CRASH_POINT(WAIT_AFTER_REGISTER);
-    int rc = RQ_OK, is_slice = 0, slice;
-    if (r->full_fences) {
-        slice = rq_deadline_slice(left, &is_slice);
-    } else if (!*napped) {
-        *napped = 1;
-        slice = left >= 0 && left < RQ_UNFENCED_NAP_MS ? left : RQ_UNFENCED_NAP_MS;
-    } else if (rq_plat_fence_heavy() == RQ_OK) {
-        slice = rq_deadline_slice(left, &is_slice);
-    } else {
-        slice = RQ_UNFENCED_NAP_MS;
-    }
-    if (!ready(r)) {
-        rc = rq_plat_wait(r->seg, &ev->seq, seq, slice);
-        RQ_CRASH_POINT(WAIT_AFTER_WAKE);
-        if (rc == RQ_ETIMEDOUT && is_slice) {
-            if (!ready(r)) {
-                int stale = rq_plat_segment_stale(r->seg);
-                rc = stale < 0 ? stale : stale ? RQ_EUNLINKED : RQ_ETIMEDOUT;
-            } else if (rec_wake_never_came(r, ev, seq)) {
-                rq_fetch_add_u64(&r->self->missed_wakes, 1);
-            }
-        }
-    }
-    rq_fetch_sub_u32(&ev->waiters, 1);
-    return rc == RQ_ETIMEDOUT ? RQ_OK : rc;
-}
-
-static void rec_signal(struct rq_rec *r, struct rq_shm_event *ev, int all)
-{
-    RQ_CRASH_POINT(SIGNAL_BEFORE_BUMP);
-    rq_fetch_add_u32(&ev->seq, 1);
-    RQ_CRASH_POINT(SIGNAL_BEFORE_WAKE);
-    rq_plat_wake(r->seg, &ev->seq, all);
-    rq_fetch_add_u64(&r->self->wakes, 1);
 }
 
 /* ---- producer -------------------------------------------------------- */
@@ -389,17 +334,12 @@ static int rec_claim(struct rq_rec *r, uint32_t len, void **payload)
 
 static REC_COLD int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms)
 {
-    struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int napped = 0;
+    struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
     for (;;) {
         if (r->lock) {
-            /* As queue.c's producer_lock: the lock's timeout is not a
-             * full ring's. */
-            int rc = rq_mpsc_lock(r->lock, rq_deadline_left(&d));
-            if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
-                rc = rq_deadline_error(&d) == RQ_EAGAIN ? RQ_EAGAIN : RQ_ELOCKED;
+            int rc = rq_mpsc_lock(r->lock, rq_deadline_left(&t.d));
             if (rc < 0)
-                return rc;
+                return rq_queue_lock_failed(r->q, &t, rc);
         }
         int rc = rec_claim(r, len, payload);
         if (rc == RQ_OK)
@@ -409,7 +349,7 @@ static REC_COLD int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payloa
         if (rc != RQ_EAGAIN)
             return rc;
         r->want = len;
-        rc = rec_wait(r, &r->shm->space_event, rec_has_space, &d, &napped);
+        rc = rq_queue_wait(r->q, 1, rec_has_space, r, &t);
         if (rc < 0)
             return rc;
     }
@@ -461,7 +401,7 @@ static inline void rec_publish_record(struct rq_rec *r, uint32_t len)
     if (r->lock)
         rq_mpsc_unlock(r->lock);
     if (rec_peer_waits(r, &r->shm->data_event.waiters))
-        rec_signal(r, &r->shm->data_event, 0);
+        rq_queue_wake_consumer(r->q);
 }
 
 int rq_rec_push(struct rq_rec *r, const void *msg, size_t len, int timeout_ms)
@@ -549,10 +489,9 @@ static REC_COLD int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, ui
     int rc = rec_pop_begin(r, msg, len, span);
     if (rc != RQ_EAGAIN)
         return rc;
-    struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int napped = 0;
+    struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
     for (;;) {
-        rc = rec_wait(r, &r->shm->data_event, rec_has_data, &d, &napped);
+        rc = rq_queue_wait(r->q, 0, rec_has_data, r, &t);
         if (rc < 0)
             return rc;
         rc = rec_pop_begin(r, msg, len, span);
@@ -604,7 +543,7 @@ static inline void rec_release(struct rq_rec *r, uint32_t span)
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
     rq_counter_bump(&r->self->messages);
     if (rec_peer_waits(r, &r->shm->space_event.waiters) && rec_was_nearly_full(r, old))
-        rec_signal(r, &r->shm->space_event, 1); /* all: MPSC producers may queue up */
+        rq_queue_wake_producers(r->q);
 }
 
 static void rec_info(rq_msg_info *info, uint64_t seq, int redelivered)
