@@ -620,8 +620,9 @@ RQ_EXTERN void rq_close(rq *q);
  * that name, which holds no data and is reused.
  *
  * RQ_OK; RQ_EROLE for an observer; RQ_EOWNER if the FIFO exists but is
- * not a FIFO owned as the queue must be; RQ_ESYS; RQ_EFORK; RQ_EINVAL (also
- * for a record queue, RQ_RECORDS: its calls wait only by themselves so far). */
+ * not a FIFO owned as the queue must be; RQ_ESYS; RQ_EFORK; RQ_EINVAL.
+ * Record queues (RQ_RECORDS) too: their calls arm and signal the same
+ * objects. */
 RQ_EXTERN int rq_poll_handle(rq *q, rq_pollable *out);
 
 /* The longest wait, in milliseconds, a poller should make on the object of
