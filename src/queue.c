@@ -730,7 +730,7 @@ int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t cou
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* no burst form for record queues yet */
+        return wait_result(q, rq_rec_push_burst(q->rec, msgs, lens, count, timeout_ms));
     if (count == 0)
         return 0;
     if (!msgs || !lens)
@@ -766,7 +766,7 @@ int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms)
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* no burst form for record queues yet */
+        return RQ_EINVAL; /* records: rq_reserve_len per record (rq.h) */
     if (!slots || count == 0)
         return RQ_EINVAL;
     if (q->held != HELD_NONE)
@@ -794,7 +794,7 @@ int rq_commit_burst(rq *q, const size_t *lens, size_t count)
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* no burst form for record queues yet */
+        return RQ_EINVAL; /* records: rq_reserve_len per record (rq.h) */
     if (q->held != HELD_RESERVED || !reservation_is_ours(q))
         return RQ_ESTATE;
     if (count > q->held_count || (count > 0 && !lens))
@@ -862,7 +862,7 @@ int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t max, int tim
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* no burst form for record queues yet */
+        return wait_result(q, rq_rec_pop_burst(q->rec, buf, cap, lens, max, timeout_ms));
     if (max == 0)
         return 0;
     if (!lens || !buf)
@@ -947,7 +947,7 @@ int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms)
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* no burst form for record queues yet */
+        return wait_result(q, rq_rec_peek_burst(q->rec, msgs, max, timeout_ms));
     if (!msgs || max == 0)
         return RQ_EINVAL;
     uint32_t want = burst_want(q, max), k;
@@ -985,7 +985,7 @@ int rq_release_burst(rq *q, size_t count)
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* no burst form for record queues yet */
+        return rq_rec_release_burst(q->rec, count);
     if (q->held != HELD_PEEKED)
         return RQ_ESTATE;
     if (count == 0 || count > q->held_count)

@@ -158,6 +158,14 @@ int rq_rec_pop(struct rq_rec *r, void *buf, size_t cap, size_t *len, rq_msg_info
                int timeout_ms);
 int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms);
 int rq_rec_release(struct rq_rec *r);
+/* The burst calls on a record queue: rq.h's contracts; one publish of
+ * the word per batch (MPSC: one lock round). */
+int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *lens, size_t count,
+                      int timeout_ms);
+int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size_t max,
+                     int timeout_ms);
+int rq_rec_peek_burst(struct rq_rec *r, rq_msg_view *msgs, size_t max, int timeout_ms);
+int rq_rec_release_burst(struct rq_rec *r, size_t count);
 int rq_rec_next_seq(struct rq_rec *r, uint64_t *seq);
 /* rq_stat's ring part: byte offsets and the records in the queue. */
 int rq_rec_offsets(struct rq_rec *r, uint32_t *write, uint32_t *read, uint32_t *records);
