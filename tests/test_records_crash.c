@@ -284,6 +284,15 @@ static void consumer_note(struct rj *j, const void *msg, size_t len, const rq_ms
     }
 }
 
+static int producers_done(struct rj *j)
+{
+    uint64_t limit = rq_load_acquire_u64(&j->limit);
+    for (unsigned s = 0; s < j->streams; s++)
+        if (rq_load_acquire_u64(&j->prod_next[s]) < limit)
+            return 0;
+    return 1;
+}
+
 /* The consumer's loop with rq_pop_burst, or rq_peek_burst and
  * rq_release_burst (the batch in two parts when it has two or more). */
 static int consumer_bursts(struct rj *j, rq *c)
@@ -297,7 +306,14 @@ static int consumer_bursts(struct rj *j, rq *c)
         uint64_t t0 = th_now_ms();
         int k;
         if (j->consume_pop) {
-            k = rq_pop_burst(c, buf, MAX, lens, BURST_MAX, RQ_INFINITE);
+            /* rq_pop_burst is at-most-once: a consumer killed after freeing
+             * the last batch lost it, and nothing more will come.  Done
+             * when the producers are and the ring stays empty. */
+            k = rq_pop_burst(c, buf, MAX, lens, BURST_MAX, 200);
+            if (k == RQ_ETIMEDOUT && producers_done(j))
+                break;
+            if (k == RQ_ETIMEDOUT)
+                continue;
             for (int i = 0; i < k; i++)
                 consumer_note(j, buf + (size_t)i * MAX, lens[i], NULL);
         } else {
