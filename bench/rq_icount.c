@@ -11,8 +11,8 @@
  * rq_release), burst (rq_push_burst / rq_pop_burst), zc-burst
  * (rq_reserve_burst + rq_commit_burst / rq_peek_burst + rq_release_burst),
  * mpsc-copy, mpsc-burst (the same on an RQ_MPSC queue), rec-copy, rec-zc
- * (rq_reserve_len + rq_commit), rec-mpsc-copy (the same on an RQ_RECORDS
- * queue of SLOTS * 64 bytes), min-ring and
+ * (rq_reserve_len + rq_commit), rec-mpsc-copy, rec-burst (the same on an
+ * RQ_RECORDS queue of SLOTS * 64 bytes), min-ring and
  * min-ring-burst (the minimal ring of transports.c, in one process).
  * Batches of BATCH messages; MESSAGES (default 1,600,000) is rounded down
  * to whole batches; SIZE defaults to 8 bytes.  Only measured_run is meant
@@ -140,11 +140,11 @@ static int mr_pop_burst(struct minring *r, unsigned char *buf, size_t cap, uint3
 
 enum path {
     COPY, ZC, BURST, ZC_BURST, MPSC_COPY, MPSC_BURST, REC_COPY, REC_ZC, REC_MPSC_COPY,
-    MINRING, MINRING_BURST, PATHS
+    REC_BURST, MINRING, MINRING_BURST, PATHS
 };
 static const char *const path_names[PATHS] = {
     "copy",   "zc",     "burst",         "zc-burst", "mpsc-copy",     "mpsc-burst",
-    "rec-copy", "rec-zc", "rec-mpsc-copy", "min-ring", "min-ring-burst"};
+    "rec-copy", "rec-zc", "rec-mpsc-copy", "rec-burst", "min-ring", "min-ring-burst"};
 
 struct run {
     enum path path;
@@ -305,7 +305,7 @@ __attribute__((noinline)) void measured_run(struct run *r)
     static void (*const rounds[PATHS])(struct run *) = {
         round_copy, round_zc,    round_burst,   round_zc_burst,
         round_copy, round_burst, round_copy,    round_rec_zc,
-        round_copy, round_minring, round_minring_burst};
+        round_copy, round_burst,   round_minring, round_minring_burst};
     for (long i = 0; i < r->rounds; i++)
         rounds[r->path](r);
 }
@@ -315,7 +315,8 @@ static void open_queue(struct run *r)
     char name[64];
     snprintf(name, sizeof name, "icount.%ld", (long)getpid());
     int mpsc = r->path == MPSC_COPY || r->path == MPSC_BURST || r->path == REC_MPSC_COPY;
-    int rec = r->path == REC_COPY || r->path == REC_ZC || r->path == REC_MPSC_COPY;
+    int rec = r->path == REC_COPY || r->path == REC_ZC || r->path == REC_MPSC_COPY ||
+              r->path == REC_BURST;
     rq_config cfg = {SLOTS, (uint32_t)r->size, mpsc ? RQ_MPSC : 0, 0};
     if (rec) /* capacity in bytes; the largest record is the message size */
         cfg = (rq_config){SLOTS * LINE, MAX_SIZE, (mpsc ? RQ_MPSC : 0) | RQ_RECORDS, 0};

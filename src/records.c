@@ -636,21 +636,31 @@ static int rec_spans(struct rq_rec *r, uint32_t k, uint32_t *span)
     return RQ_OK;
 }
 
+/* rq_release of a peeked burst's record that rq_peek has not looked at
+ * again: its span is read (and checked) here. */
+static REC_COLD int rec_release_unlooked(struct rq_rec *r)
+{
+    uint32_t span;
+    int rc = rec_spans(r, 1, &span);
+    if (rc < 0)
+        return rc;
+    RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);
+    r->peeked--;
+    rec_release(r, span, 1);
+    return RQ_OK;
+}
+
 int rq_rec_release(struct rq_rec *r)
 {
     if (!r->peeked)
         return RQ_ESTATE;
-    uint32_t span = r->peek_span;
-    if (!r->peek_valid) {
-        int rc = rec_spans(r, 1, &span);
-        if (rc < 0)
-            return rc;
-    }
+    if (!r->peek_valid)
+        return rec_release_unlooked(r);
     RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);
     r->peeked--; /* a burst's rest stays peeked */
     r->peek_valid = 0;
     r->peek_msg = NULL;
-    rec_release(r, span, 1);
+    rec_release(r, r->peek_span, 1);
     return RQ_OK;
 }
 
