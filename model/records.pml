@@ -19,6 +19,10 @@
  *   M        records the producer sends                     default 6
  *   PCRASH   kills of the producer                          default 2
  *   CCRASH   kills of the consumer                          default 2
+ *   BATCH    records a producer publishes with one store     default 1
+ *            (rq_push_burst: it waits for room for the first only, then
+ *            writes records, padding included, at a local cursor beyond
+ *            the word while there is room, and stores the word once)
  *   BUG      0: the code.  Injected bugs, each must be caught:
  *            1 the record's header is written after the word is published
  *            2 the padding is published by a store of its own, before
@@ -40,6 +44,9 @@
 #endif
 #ifndef BUG
 #define BUG 0
+#endif
+#ifndef BATCH
+#define BATCH 1
 #endif
 
 #define TWO_C (2 * C)
@@ -68,56 +75,72 @@ byte published, released, handled; /* ghosts */
 
 proctype Producer() provided (!kill_pending || kill_p)
 {
-    byte w, i, at, tail, span, pad, k, need;
+    byte w, i, at, tail, span, pad, k, need, n;
+    bool room;
 restart:
     {
         d_step { w = wword; i = wseq; assert(i == published) } /* rq_rec_load */
         do
         :: i == M -> p_finished = true; break
         :: else ->
-            d_step {
-                span = SPAN(i);
-                at = IDX(w);
-                tail = C - at;
-                if
-                :: span <= tail -> pad = 0
-                :: else -> pad = tail
-                fi;
-#if BUG == 4
-                need = span
-#else
-                need = pad + span
-#endif
-            }
-            /* rec_claim: room?  (one load of read_word; waits while not) */
-            USED(w, rword) + need <= C;
-push_after_claim:
-            if
-            :: pad > 0 ->
-                d_step { htype[at] = PAD; hlen[at] = pad };
-#if BUG == 2
-                d_step { w = ADV(w, pad); wword = w; pad = 0 };
-#endif
-                at = 0
-            :: else
-            fi;
-records_push_after_pad:
-            k = 0;
+            n = 0; /* records of this batch written beyond the word */
             do
-            :: k < span -> body[at + k] = i + 1; k++
-            :: else -> break
-            od;
-            skip; /* (a loop's exit may not jump into a d_step) */
+            :: i + n == M || n == BATCH -> break
+            :: else ->
+                d_step {
+                    span = SPAN(i + n);
+                    at = IDX(w);
+                    tail = C - at;
+                    if
+                    :: span <= tail -> pad = 0
+                    :: else -> pad = tail
+                    fi;
+#if BUG == 4
+                    need = span
+#else
+                    need = pad + span
+#endif
+                }
+                /* rec_claim: room?  (one load of read_word; the first
+                 * record waits while there is none, a later one ends the
+                 * batch) */
+                if
+                :: n == 0 -> USED(w, rword) + need <= C
+                :: else -> d_step { room = (USED(w, rword) + need <= C) };
+                    if
+                    :: !room -> break
+                    :: else
+                    fi
+                fi;
+push_after_claim:
+                if
+                :: pad > 0 ->
+                    d_step { htype[at] = PAD; hlen[at] = pad };
+#if BUG == 2
+                    d_step { w = ADV(w, pad); wword = w; pad = 0 };
+#endif
+                    at = 0
+                :: else
+                fi;
+records_push_after_pad:
+                k = 0;
+                do
+                :: k < span -> body[at + k] = i + n + 1; k++
+                :: else -> break
+                od;
+                skip; /* (a loop's exit may not jump into a d_step) */
 #if BUG != 1
-            d_step { htype[at] = DATA; hlen[at] = span };
+                d_step { htype[at] = DATA; hlen[at] = span };
 #endif
 push_after_payload:
-            d_step { /* rec_publish_record: one store of the word */
-                w = ADV(w, pad + span);
+                d_step { w = ADV(w, pad + span); n++ }
+            od;
+            skip;
+            d_step { /* rec_publish_record, rq_rec_push_burst: one store of the word */
                 wword = w;
-                wseq = i + 1;
-                published++;
-                i++;
+                wseq = i + n;
+                published = published + n;
+                i = i + n;
                 RING_INVARIANT
             }
 #if BUG == 1
@@ -131,7 +154,8 @@ push_after_publish:
         d_step {
             kill_p = false;
             kill_pending = false;
-            w = 0; i = 0; at = 0; tail = 0; span = 0; pad = 0; k = 0; need = 0
+            w = 0; i = 0; at = 0; tail = 0; span = 0; pad = 0; k = 0; need = 0; n = 0;
+            room = false
         }
         goto restart
     }
