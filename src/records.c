@@ -9,8 +9,9 @@
  * 8; one that does not fit before the end of the ring is preceded by a
  * padding record filling the tail, published in the same store.  Every
  * word, header and length read from the segment is checked before it is
- * used (RQ_ECORRUPT), and nothing loops over records, so no value can make
- * a call read out of bounds or hang.
+ * used (RQ_ECORRUPT), and a loop over records (a burst, the dump) is bounded
+ * by the caller's count or the word's record count and by the published
+ * bytes, so no value can make a call read out of bounds or hang.
  */
 #include <stdlib.h>
 #include <string.h>
