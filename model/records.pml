@@ -48,6 +48,9 @@
 #ifndef BATCH
 #define BATCH 1
 #endif
+#ifndef CBATCH
+#define CBATCH 1
+#endif
 
 #define TWO_C (2 * C)
 #define IDX(x) ((x) < C -> (x) : (x) - C)
@@ -163,7 +166,7 @@ push_after_publish:
 
 proctype Consumer() provided (!kill_pending || kill_c)
 {
-    byte r, q, w, at, t, l, skipped, k;
+    byte r, q, w, at, t, l, skipped, k, r2, n;
 restart:
     {
         d_step { r = rword; q = rseq; assert(q == released) }
@@ -171,40 +174,50 @@ restart:
         :: q == M -> break
         :: else ->
             atomic { wword != r -> w = wword } /* rec_pop_begin: waits while empty */
-            d_step { at = IDX(r); t = htype[at]; l = hlen[at]; skipped = 0 }
-            if
-            :: t == PAD ->
-                /* padding reaches the end, and a record follows it */
-                d_step { assert(l == C - at && l < USED(w, r)); skipped = l; at = 0 };
-                d_step { t = htype[0]; l = hlen[0] }
-            :: else
-            fi;
-            /* the record's checks (RQ_ECORRUPT in the code: never here) */
-            d_step { assert(t == DATA && l == SPAN(q) && skipped + l <= USED(w, r) && at + l <= C) }
-            k = 0;
+            n = 0; /* records of this batch read, at the local cursor r2 */
+            r2 = r;
             do
-            :: k < l -> assert(body[at + k] == q + 1); k++ /* the next one, whole */
-            :: else -> break
+            :: n == CBATCH || q + n == M || (n > 0 && r2 == w) -> break
+            :: else ->
+                d_step { at = IDX(r2); t = htype[at]; l = hlen[at]; skipped = 0 }
+                if
+                :: t == PAD ->
+                    /* padding reaches the end, and a record follows it */
+                    d_step { assert(l == C - at && l < USED(w, r2)); skipped = l; at = 0 };
+                    d_step { t = htype[0]; l = hlen[0] }
+                :: else
+                fi;
+                /* the record's checks (RQ_ECORRUPT in the code: never here) */
+                d_step { assert(t == DATA && l == SPAN(q + n) && skipped + l <= USED(w, r2) && at + l <= C) }
+                k = 0;
+                do
+                :: k < l -> assert(body[at + k] == q + n + 1); k++ /* the next one, whole */
+                :: else -> break
+                od;
+                skip;
+pop_after_copy:
+                d_step { /* the application handles it */
+                    if
+                    :: handled == q + n -> handled++
+                    :: else -> /* handed out before: only a batch in flight comes again */
+                        assert(handled > q + n && handled <= released + CBATCH)
+                    fi;
+#if BUG == 3
+                    r2 = ADV(r2, l);
+#else
+                    r2 = ADV(r2, skipped + l);
+#endif
+                    n++
+                }
             od;
             skip;
-pop_after_copy:
-            d_step { /* the application handles it */
-                if
-                :: handled == released -> handled++
-                :: else -> assert(handled == released + 1) /* the one in flight, again */
-                fi
-            }
 release_before_publish:
-            d_step { /* rec_release: one store of the word */
-#if BUG == 3
-                r = ADV(r, l);
-#else
-                r = ADV(r, skipped + l);
-#endif
-                q++;
+            d_step { /* rec_release: one store of the word for the batch */
+                r = r2;
+                q = q + n;
                 rword = r;
                 rseq = q;
-                released++;
+                released = released + n;
                 RING_INVARIANT
             }
 release_after_publish:
@@ -215,7 +228,7 @@ release_after_publish:
         d_step {
             kill_c = false;
             kill_pending = false;
-            r = 0; q = 0; w = 0; at = 0; t = 0; l = 0; skipped = 0; k = 0
+            r = 0; q = 0; w = 0; at = 0; t = 0; l = 0; skipped = 0; k = 0; r2 = 0; n = 0
         }
         goto restart
     }
