@@ -4,7 +4,7 @@
  * both busy (timeout 0, spinning), pinned to CPUs 0 and 1 when there are
  * two.  Linux only (fork, sched_setaffinity).
  *
- *   rec_bench [--pairs N] [--quick] [--single [--only CONFIG]]
+ *   rec_bench [--pairs N] [--quick] [--bursts | --shapes] [--single [--only CONFIG]]
  *
  * --single: one process pushes 64 messages and then reads them back, CPU
  * time (on a loaded machine the fairer measure of what the calls cost);
@@ -17,7 +17,18 @@
  *   mix:   a log-like mix of 16 B .. 2 KiB (mostly short) vs slots sized
  *          2 KiB, same segment size (MB/s of payload);
  * and how many mix records a full record queue holds, against
- * capacity / (mean size + header).  Every message is checked (length and
+ * capacity / (mean size + header).  --bursts instead: 64-byte messages
+ * through slots and records, each by single calls (rq_push, rq_peek +
+ * rq_release) and by bursts of BURST (rq_push_burst, rq_peek_burst +
+ * rq_release_burst), the four runs of a round in rotating order: the gain
+ * of bursts on each kind, and records against slots with bursts.
+ * --shapes: a log shipper's shape, the mix against 2 KiB slots in the same
+ * segment (64 KiB, 1 MiB, 4 MiB): a producer that logs in spikes of
+ * SPIKE lines as fast as it can, then idles IDLE_US; a consumer that
+ * writes every line to a file and flushes it (README's shipper).  Per
+ * pair: MB/s delivered over the run, the producer's time blocked on a
+ * full queue, and the spike's admission rate (bytes of a spike per second
+ * of the producer's time in it, blocked time included).  Every message is checked (length and
  * first and last byte) so a fast wrong queue cannot win.
  */
 #define _GNU_SOURCE
@@ -34,6 +45,7 @@
 #include "rq.h"
 
 #define MIX_MAX 2048u
+#define BURST 32u
 
 static double now_s(void)
 {
@@ -80,6 +92,7 @@ struct run {
     rq_config cfg;
     uint32_t fixed; /* every message this long, or 0: the mix */
     uint64_t messages;
+    int burst; /* both sides move BURST at a time (bursts of a fixed size only) */
 };
 
 static uint32_t next_len(const struct run *r, uint64_t *seed)
@@ -93,6 +106,56 @@ static void die(const char *what, int rc)
     exit(1);
 }
 
+/* The producer's loop with rq_push_burst: BURST messages a call, the
+ * rest of a partly taken batch first in the next. */
+static void producer_bursts(const struct run *r, rq *p)
+{
+    static unsigned char bufs[BURST][MIX_MAX];
+    const void *msgs[BURST];
+    size_t lens[BURST];
+    for (uint64_t i = 0; i < r->messages;) {
+        unsigned n = r->messages - i < BURST ? (unsigned)(r->messages - i) : BURST;
+        for (unsigned k = 0; k < n; k++) {
+            bufs[k][0] = bufs[k][r->fixed - 1] = (unsigned char)(i + k);
+            msgs[k] = bufs[k];
+            lens[k] = r->fixed;
+        }
+        int rc;
+        while ((rc = rq_push_burst(p, msgs, lens, n, 0)) == RQ_EAGAIN)
+            ;
+        if (rc < 0)
+            die("push burst", rc);
+        i += (uint64_t)rc;
+    }
+}
+
+/* The consumer's side of a burst run: BURST messages a call, each
+ * checked, released with one store. */
+static uint64_t consume_bursts(const struct run *r, rq *c)
+{
+    uint64_t moved = 0;
+    rq_msg_view v[BURST];
+    for (uint64_t i = 0; i < r->messages;) {
+        int rc;
+        while ((rc = rq_peek_burst(c, v, BURST, 0)) == RQ_EAGAIN)
+            ;
+        if (rc < 0)
+            die("peek burst", rc);
+        for (int k = 0; k < rc; k++, i++) {
+            const unsigned char *b = v[k].data;
+            if (v[k].len != r->fixed || b[0] != (unsigned char)i ||
+                b[v[k].len - 1] != (unsigned char)i) {
+                fprintf(stderr, "rec_bench: %s: message %llu is wrong\n", r->what,
+                        (unsigned long long)i);
+                exit(1);
+            }
+            moved += v[k].len;
+        }
+        rq_release_burst(c, (size_t)rc);
+    }
+    return moved;
+}
+
 static void producer(const struct run *r, const char *name, int ready_fd, int go_fd)
 {
     pin(1);
@@ -104,6 +167,11 @@ static void producer(const struct run *r, const char *name, int ready_fd, int go
     char c = 'r';
     if (write(ready_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 1)
         exit(1);
+    if (r->burst) {
+        producer_bursts(r, p);
+        rq_close(p);
+        exit(0);
+    }
     uint64_t seed = 88172645463325252ull;
     for (uint64_t i = 0; i < r->messages; i++) {
         uint32_t len = next_len(r, &seed);
@@ -142,7 +210,9 @@ static double run_once(const struct run *r, uint64_t *bytes)
     if (write(go[1], &ch, 1) != 1)
         exit(1);
     uint64_t seed = 88172645463325252ull, moved = 0;
-    for (uint64_t i = 0; i < r->messages; i++) {
+    if (r->burst)
+        moved = consume_bursts(r, c);
+    for (uint64_t i = 0; i < r->messages && !r->burst; i++) {
         const void *msg;
         size_t len;
         while ((rc = rq_peek(c, &msg, &len, 0)) == RQ_EAGAIN)
@@ -223,6 +293,155 @@ static double run_single(const struct run *r, uint64_t *bytes)
 
 static int single_mode;
 
+/* ---- a log shipper's shape (--shapes) -------------------------------- */
+
+static double median_of(double *v, int n, double *lo, double *hi);
+
+#define SPIKE 2000u
+#define SPIKES 15u
+#define IDLE_US 20000u
+
+struct shape_result {
+    double wall, blocked, in_spikes; /* seconds */
+    uint64_t bytes;
+};
+
+static void shape_producer(const char *name, int ready_fd, int go_fd, int out_fd)
+{
+    pin(1);
+    rq *p;
+    int rc = rq_open(&p, name, RQ_PRODUCER, NULL);
+    if (rc != RQ_OK)
+        die("shape producer open", rc);
+    static unsigned char buf[MIX_MAX];
+    char c = 'r';
+    if (write(ready_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 1)
+        exit(1);
+    uint64_t seed = 88172645463325252ull, i = 0;
+    double blocked = 0, in_spikes = 0;
+    for (unsigned s = 0; s < SPIKES; s++) {
+        double t0 = now_s();
+        for (unsigned k = 0; k < SPIKE; k++, i++) {
+            uint32_t len = mix_size(&seed);
+            buf[0] = buf[len - 1] = (unsigned char)i;
+            if ((rc = rq_push(p, buf, len, 0)) == RQ_EAGAIN) {
+                double tb = now_s();
+                rc = rq_push(p, buf, len, RQ_INFINITE);
+                blocked += now_s() - tb;
+            }
+            if (rc != RQ_OK)
+                die("shape push", rc);
+        }
+        in_spikes += now_s() - t0;
+        usleep(IDLE_US);
+    }
+    double out[2] = {blocked, in_spikes};
+    if (write(out_fd, out, sizeof out) != (ssize_t)sizeof out)
+        exit(1);
+    rq_close(p);
+    exit(0);
+}
+
+static struct shape_result run_shape(const rq_config *cfg)
+{
+    char name[64], path[96];
+    snprintf(name, sizeof name, "recbench.shape.%ld", (long)getpid());
+    snprintf(path, sizeof path, "/tmp/recbench.%ld.log", (long)getpid());
+    rq_unlink(name);
+    rq *c;
+    int rc = rq_open(&c, name, RQ_CONSUMER, cfg);
+    if (rc != RQ_OK)
+        die("shape consumer open", rc);
+    FILE *out = fopen(path, "w");
+    int ready[2], go[2], res[2];
+    if (!out || pipe(ready) != 0 || pipe(go) != 0 || pipe(res) != 0)
+        exit(1);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0)
+        shape_producer(name, ready[1], go[0], res[1]);
+    pin(0);
+    char ch;
+    if (read(ready[0], &ch, 1) != 1)
+        exit(1);
+    double t0 = now_s();
+    if (write(go[1], &ch, 1) != 1)
+        exit(1);
+    uint64_t seed = 88172645463325252ull;
+    struct shape_result r = {0, 0, 0, 0};
+    for (uint64_t i = 0; i < (uint64_t)SPIKE * SPIKES; i++) {
+        const void *msg;
+        size_t len;
+        if ((rc = rq_peek(c, &msg, &len, RQ_INFINITE)) != RQ_OK)
+            die("shape peek", rc);
+        const unsigned char *b = msg;
+        if (len != mix_size(&seed) || b[0] != (unsigned char)i || b[len - 1] != (unsigned char)i)
+            die("shape: a wrong message", RQ_ECORRUPT);
+        fwrite(msg, 1, len, out); /* the README's shipper: write, flush, release */
+        fflush(out);
+        r.bytes += len;
+        rq_release(c);
+    }
+    r.wall = now_s() - t0;
+    double got[2];
+    if (read(res[0], got, sizeof got) != (ssize_t)sizeof got)
+        exit(1);
+    r.blocked = got[0];
+    r.in_spikes = got[1];
+    int status;
+    waitpid(pid, &status, 0);
+    for (int k = 0; k < 2; k++) {
+        close(ready[k]);
+        close(go[k]);
+        close(res[k]);
+    }
+    fclose(out);
+    unlink(path);
+    rq_close(c);
+    rq_unlink(name);
+    return r;
+}
+
+/* Slot and record queues of SEG bytes each, N interleaved pairs. */
+static void compare_shape(uint32_t seg, int pairs)
+{
+    uint32_t slots = seg / (MIX_MAX + 8);
+    rq_config slot_cfg = {slots, MIX_MAX, 0, 0};
+    rq_config rec_cfg = {(slots * (MIX_MAX + 8)) & ~15u, MIX_MAX, RQ_RECORDS, 0};
+    double mbs[2][64], blk[2][64], adm[2][64], rate[64], admr[64];
+    int n = pairs < 64 ? pairs : 64;
+    printf("\nsegment %u KiB (%u slots of 2 KiB | a ring of %u bytes): spikes of %u mix lines, "
+           "%u ms idle, %u spikes; consumer fwrite+fflush per line\n",
+           seg / 1024, slots, rec_cfg.slot_count, SPIKE, IDLE_US / 1000, SPIKES);
+    for (int i = 0; i < n; i++) {
+        struct shape_result r[2];
+        for (int j = 0; j < 2; j++) {
+            int kind = (i + j) % 2; /* 0 slots, 1 records, alternating first */
+            r[kind] = run_shape(kind ? &rec_cfg : &slot_cfg);
+        }
+        for (int k = 0; k < 2; k++) {
+            mbs[k][i] = (double)r[k].bytes / r[k].wall / 1e6;
+            blk[k][i] = r[k].blocked * 1e3;
+            adm[k][i] = (double)r[k].bytes / r[k].in_spikes / 1e6;
+        }
+        rate[i] = mbs[1][i] / mbs[0][i];
+        admr[i] = adm[1][i] / adm[0][i];
+        printf("  pair %2d: delivered MB/s slots %6.2f records %6.2f (ratio %.3f); producer "
+               "blocked ms slots %7.1f records %7.1f; spike admission MB/s slots %7.1f records "
+               "%7.1f (ratio %.2f)\n",
+               i + 1, mbs[0][i], mbs[1][i], rate[i], blk[0][i], blk[1][i], adm[0][i], adm[1][i],
+               admr[i]);
+    }
+    double lo, hi, m = median_of(rate, n, &lo, &hi);
+    printf("  delivered MB/s, records / slots: median %.3f (min %.3f, max %.3f)\n", m, lo, hi);
+    m = median_of(admr, n, &lo, &hi);
+    printf("  spike admission, records / slots: median %.2f (min %.2f, max %.2f)\n", m, lo, hi);
+    m = median_of(blk[0], n, &lo, &hi);
+    printf("  producer blocked ms, slots: median %.1f (min %.1f, max %.1f)\n", m, lo, hi);
+    m = median_of(blk[1], n, &lo, &hi);
+    printf("  producer blocked ms, records: median %.1f (min %.1f, max %.1f)\n", m, lo, hi);
+}
+
 static double run_either(const struct run *r, uint64_t *bytes)
 {
     return single_mode ? run_single(r, bytes) : run_once(r, bytes);
@@ -263,6 +482,49 @@ static void compare(const char *title, const struct run *slot, const struct run 
            ratio[0], ratio[n - 1], n);
 }
 
+static double median_of(double *v, int n, double *lo, double *hi)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    *lo = v[0];
+    *hi = v[n - 1];
+    return v[n / 2];
+}
+
+/* Bursts of BURST against single calls, on slots and on records: N rounds
+ * of four runs (slot single, slot bursts, record single, record bursts)
+ * in rotating order; prints each round and the median gains. */
+static void compare_bursts(const struct run runs[4], int pairs)
+{
+    double gain_s[64], gain_r[64], rec_vs_slot[64];
+    int n = pairs < 64 ? pairs : 64;
+    printf("\n64-byte messages, busy SPSC, two processes, same segment size (73,728 bytes): M "
+           "msgs/s; bursts of %u (rq_push_burst / rq_peek_burst + rq_release_burst) against "
+           "single calls (rq_push / rq_peek + rq_release)\n",
+           BURST);
+    for (int i = 0; i < n; i++) {
+        double rate[4];
+        for (int j = 0; j < 4; j++) {
+            int which = (i + j) % 4;
+            uint64_t bytes;
+            double t = run_once(&runs[which], &bytes);
+            rate[which] = (double)runs[which].messages / t / 1e6;
+        }
+        gain_s[i] = rate[1] / rate[0];
+        gain_r[i] = rate[3] / rate[2];
+        rec_vs_slot[i] = rate[3] / rate[1];
+        printf("  round %2d: slots %6.2f, slot bursts %6.2f, records %6.2f, record bursts %6.2f"
+               "  gain slots %.2f, records %.2f; record/slot bursts %.3f\n",
+               i + 1, rate[0], rate[1], rate[2], rate[3], gain_s[i], gain_r[i], rec_vs_slot[i]);
+    }
+    double lo, hi, m;
+    m = median_of(gain_s, n, &lo, &hi);
+    printf("  burst gain on slots:   median %.2f (min %.2f, max %.2f, %d rounds)\n", m, lo, hi, n);
+    m = median_of(gain_r, n, &lo, &hi);
+    printf("  burst gain on records: median %.2f (min %.2f, max %.2f)\n", m, lo, hi);
+    m = median_of(rec_vs_slot, n, &lo, &hi);
+    printf("  record bursts / slot bursts: median %.3f (min %.3f, max %.3f)\n", m, lo, hi);
+}
+
 /* How many mix records fit an empty record queue, against
  * capacity / (mean size + header). */
 static void capacity_check(const rq_config *cfg)
@@ -299,11 +561,15 @@ static void capacity_check(const rq_config *cfg)
 
 int main(int argc, char **argv)
 {
-    int pairs = 7, quick = 0;
+    int pairs = 7, quick = 0, bursts = 0, shapes = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
+        else if (strcmp(argv[i], "--bursts") == 0)
+            bursts = 1;
+        else if (strcmp(argv[i], "--shapes") == 0)
+            shapes = 1;
         else if (strcmp(argv[i], "--single") == 0)
             single_mode = 1;
         else if (strcmp(argv[i], "--pairs") == 0 && i + 1 < argc)
@@ -311,21 +577,35 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
         else {
-            fprintf(stderr, "usage: rec_bench [--pairs N] [--quick] [--single [--only "
-                            "slots64|records64|slotsmix|recordsmix]]\n");
+            fprintf(stderr, "usage: rec_bench [--pairs N] [--quick] [--bursts | --shapes] [--single "
+                            "[--only slots64|records64|slotsmix|recordsmix]]\n");
             return 2;
         }
     }
     if (pairs < 1)
         pairs = 1;
     uint64_t scale = quick ? 20 : 1;
+    if (shapes) {
+        static const uint32_t segs[] = {64u << 10, 1u << 20, 4u << 20};
+        for (size_t i = 0; i < sizeof segs / sizeof *segs; i++)
+            compare_shape(segs[i], quick ? 1 : pairs);
+        return 0;
+    }
     /* 64 B: 1024 slots of stride 72 = 73,728 bytes, the ring the same. */
-    struct run slot64 = {"slots 64 B", {1024, 64, 0, 0}, 64, 4000000 / scale};
-    struct run rec64 = {"records 64 B", {1024 * 72, 64, RQ_RECORDS, 0}, 64, 4000000 / scale};
+    struct run slot64 = {"slots 64 B", {1024, 64, 0, 0}, 64, 4000000 / scale, 0};
+    struct run rec64 = {"records 64 B", {1024 * 72, 64, RQ_RECORDS, 0}, 64, 4000000 / scale, 0};
+    if (bursts) {
+        struct run runs[4] = {slot64, slot64, rec64, rec64};
+        runs[1].burst = runs[3].burst = 1;
+        runs[1].what = "slot bursts 64 B";
+        runs[3].what = "record bursts 64 B";
+        compare_bursts(runs, quick ? 1 : pairs);
+        return 0;
+    }
     /* mix: 256 slots of 2 KiB (stride 2,056) = 526,336 bytes, the ring the same. */
-    struct run slotmix = {"slots 2 KiB, mix", {256, MIX_MAX, 0, 0}, 0, 1500000 / scale};
+    struct run slotmix = {"slots 2 KiB, mix", {256, MIX_MAX, 0, 0}, 0, 1500000 / scale, 0};
     struct run recmix = {
-        "records, mix", {256 * (MIX_MAX + 8), MIX_MAX, RQ_RECORDS, 0}, 0, 1500000 / scale};
+        "records, mix", {256 * (MIX_MAX + 8), MIX_MAX, RQ_RECORDS, 0}, 0, 1500000 / scale, 0};
     if (only) { /* one configuration once, for an instruction count (callgrind) */
         const struct run *all[] = {&slot64, &rec64, &slotmix, &recmix};
         const char *names[] = {"slots64", "records64", "slotsmix", "recordsmix"};

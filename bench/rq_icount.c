@@ -10,7 +10,9 @@
  * PATH: copy (rq_push / rq_pop), zc (rq_reserve + rq_commit / rq_peek +
  * rq_release), burst (rq_push_burst / rq_pop_burst), zc-burst
  * (rq_reserve_burst + rq_commit_burst / rq_peek_burst + rq_release_burst),
- * mpsc-copy, mpsc-burst (the same on an RQ_MPSC queue), min-ring and
+ * mpsc-copy, mpsc-burst (the same on an RQ_MPSC queue), rec-copy, rec-zc
+ * (rq_reserve_len + rq_commit), rec-mpsc-copy, rec-burst (the same on an
+ * RQ_RECORDS queue of SLOTS * 64 bytes), min-ring and
  * min-ring-burst (the minimal ring of transports.c, in one process),
  * mutex-ring (the minimal ring with a process-shared robust pthread mutex
  * taken around every push: the MPSC baseline of transports_mutex.c).
@@ -142,20 +144,12 @@ static int mr_pop_burst(struct minring *r, unsigned char *buf, size_t cap, uint3
 /* ---- the measured loops ------------------------------------------------ */
 
 enum path {
-    COPY,
-    ZC,
-    BURST,
-    ZC_BURST,
-    MPSC_COPY,
-    MPSC_BURST,
-    MINRING,
-    MINRING_BURST,
-    MUTEXRING,
-    PATHS
+    COPY, ZC, BURST, ZC_BURST, MPSC_COPY, MPSC_BURST, REC_COPY, REC_ZC, REC_MPSC_COPY,
+    REC_BURST, MINRING, MINRING_BURST, MUTEXRING, PATHS
 };
 static const char *const path_names[PATHS] = {
-    "copy",       "zc",       "burst",          "zc-burst",  "mpsc-copy",
-    "mpsc-burst", "min-ring", "min-ring-burst", "mutex-ring"};
+    "copy",     "zc",     "burst",         "zc-burst",  "mpsc-copy", "mpsc-burst", "rec-copy",
+    "rec-zc",   "rec-mpsc-copy", "rec-burst", "min-ring", "min-ring-burst", "mutex-ring"};
 
 struct run {
     enum path path;
@@ -259,6 +253,27 @@ static void round_zc_burst(struct run *r)
     rq_release_burst(r->c, BATCH);
 }
 
+static void round_rec_zc(struct run *r)
+{
+    for (int i = 0; i < BATCH; i++) {
+        void *slot;
+        int rc = rq_reserve_len(r->p, r->size, &slot, 0);
+        if (rc != RQ_OK)
+            fail("rq_reserve_len", rc);
+        memcpy(slot, r->msg, r->size);
+        rq_commit(r->p, r->size);
+    }
+    for (int i = 0; i < BATCH; i++) {
+        const void *m;
+        size_t len;
+        int rc = rq_peek(r->c, &m, &len, 0);
+        if (rc != RQ_OK)
+            fail("rq_peek", rc);
+        r->sink += touch(m, len);
+        rq_release(r->c);
+    }
+}
+
 static void round_minring(struct run *r)
 {
     uint32_t len;
@@ -322,8 +337,9 @@ __attribute__((noinline)) void measured_run(struct run *r);
 __attribute__((noinline)) void measured_run(struct run *r)
 {
     static void (*const rounds[PATHS])(struct run *) = {
-        round_copy,  round_zc,      round_burst,         round_zc_burst, round_copy,
-        round_burst, round_minring, round_minring_burst, round_mutexring};
+        round_copy, round_zc,    round_burst,   round_zc_burst,
+        round_copy, round_burst, round_copy,    round_rec_zc,
+        round_copy, round_burst, round_minring, round_minring_burst, round_mutexring};
     for (long i = 0; i < r->rounds; i++)
         rounds[r->path](r);
 }
@@ -332,8 +348,12 @@ static void open_queue(struct run *r)
 {
     char name[64];
     snprintf(name, sizeof name, "icount.%ld", (long)getpid());
-    int mpsc = r->path == MPSC_COPY || r->path == MPSC_BURST;
+    int mpsc = r->path == MPSC_COPY || r->path == MPSC_BURST || r->path == REC_MPSC_COPY;
+    int rec = r->path == REC_COPY || r->path == REC_ZC || r->path == REC_MPSC_COPY ||
+              r->path == REC_BURST;
     rq_config cfg = {SLOTS, (uint32_t)r->size, mpsc ? RQ_MPSC : 0, 0};
+    if (rec) /* capacity in bytes; the largest record is the message size */
+        cfg = (rq_config){SLOTS * LINE, MAX_SIZE, (mpsc ? RQ_MPSC : 0) | RQ_RECORDS, 0};
     rq_unlink(name);
     int rc = rq_open(&r->p, name, RQ_PRODUCER, &cfg);
     if (rc == RQ_OK)

@@ -450,8 +450,12 @@ RQ_EXTERN int rq_next_seq(rq *q, uint64_t *seq);
  * moved (>= 1), or a negative rq_error (RQ_EAGAIN / RQ_ETIMEDOUT: none).
  * A batch is all-or-nothing under a crash: a producer killed before the
  * publish leaves none of it visible, one killed after it all of it; a
- * consumer killed before freeing a batch gets all of it again.  Slot
- * queues only so far: on a record queue (RQ_RECORDS) each is RQ_EINVAL. */
+ * consumer killed before freeing a batch gets all of it again.  On a
+ * record queue (RQ_RECORDS) the push, pop, peek and release bursts work
+ * alike (a batch: as many records as there are, or fit, at most one per 8
+ * bytes of capacity, padding at the wrap inside it); rq_reserve_burst and
+ * rq_commit_burst are RQ_EINVAL there (a record's room is its length:
+ * rq_reserve_len per record). */
 
 /* Producer: copies messages MSGS[i] of LENS[i] bytes, i < COUNT, in order.
  * RQ_EMSGSIZE if one of those that fit is longer than slot_size (nothing
@@ -623,8 +627,9 @@ RQ_EXTERN void rq_close(rq *q);
  * that name, which holds no data and is reused.
  *
  * RQ_OK; RQ_EROLE for an observer; RQ_EOWNER if the FIFO exists but is
- * not a FIFO owned as the queue must be; RQ_ESYS; RQ_EFORK; RQ_EINVAL (also
- * for a record queue, RQ_RECORDS: its calls wait only by themselves so far). */
+ * not a FIFO owned as the queue must be; RQ_ESYS; RQ_EFORK; RQ_EINVAL.
+ * Record queues (RQ_RECORDS) too: their calls arm and signal the same
+ * objects. */
 RQ_EXTERN int rq_poll_handle(rq *q, rq_pollable *out);
 
 /* The longest wait, in milliseconds, a poller should make on the object of

@@ -19,6 +19,10 @@
  *   M        records the producer sends                     default 6
  *   PCRASH   kills of the producer                          default 2
  *   CCRASH   kills of the consumer                          default 2
+ *   BATCH    records a producer publishes with one store     default 1
+ *            (rq_push_burst: it waits for room for the first only, then
+ *            writes records, padding included, at a local cursor beyond
+ *            the word while there is room, and stores the word once)
  *   BUG      0: the code.  Injected bugs, each must be caught:
  *            1 the record's header is written after the word is published
  *            2 the padding is published by a store of its own, before
@@ -40,6 +44,12 @@
 #endif
 #ifndef BUG
 #define BUG 0
+#endif
+#ifndef BATCH
+#define BATCH 1
+#endif
+#ifndef CBATCH
+#define CBATCH 1
 #endif
 
 #define TWO_C (2 * C)
@@ -68,56 +78,72 @@ byte published, released, handled; /* ghosts */
 
 proctype Producer() provided (!kill_pending || kill_p)
 {
-    byte w, i, at, tail, span, pad, k, need;
+    byte w, i, at, tail, span, pad, k, need, n;
+    bool room;
 restart:
     {
         d_step { w = wword; i = wseq; assert(i == published) } /* rq_rec_load */
         do
         :: i == M -> p_finished = true; break
         :: else ->
-            d_step {
-                span = SPAN(i);
-                at = IDX(w);
-                tail = C - at;
-                if
-                :: span <= tail -> pad = 0
-                :: else -> pad = tail
-                fi;
-#if BUG == 4
-                need = span
-#else
-                need = pad + span
-#endif
-            }
-            /* rec_claim: room?  (one load of read_word; waits while not) */
-            USED(w, rword) + need <= C;
-push_after_claim:
-            if
-            :: pad > 0 ->
-                d_step { htype[at] = PAD; hlen[at] = pad };
-#if BUG == 2
-                d_step { w = ADV(w, pad); wword = w; pad = 0 };
-#endif
-                at = 0
-            :: else
-            fi;
-records_push_after_pad:
-            k = 0;
+            n = 0; /* records of this batch written beyond the word */
             do
-            :: k < span -> body[at + k] = i + 1; k++
-            :: else -> break
-            od;
-            skip; /* (a loop's exit may not jump into a d_step) */
+            :: i + n == M || n == BATCH -> break
+            :: else ->
+                d_step {
+                    span = SPAN(i + n);
+                    at = IDX(w);
+                    tail = C - at;
+                    if
+                    :: span <= tail -> pad = 0
+                    :: else -> pad = tail
+                    fi;
+#if BUG == 4
+                    need = span
+#else
+                    need = pad + span
+#endif
+                }
+                /* rec_claim: room?  (one load of read_word; the first
+                 * record waits while there is none, a later one ends the
+                 * batch) */
+                if
+                :: n == 0 -> USED(w, rword) + need <= C
+                :: else -> d_step { room = (USED(w, rword) + need <= C) };
+                    if
+                    :: !room -> break
+                    :: else
+                    fi
+                fi;
+push_after_claim:
+                if
+                :: pad > 0 ->
+                    d_step { htype[at] = PAD; hlen[at] = pad };
+#if BUG == 2
+                    d_step { w = ADV(w, pad); wword = w; pad = 0 };
+#endif
+                    at = 0
+                :: else
+                fi;
+records_push_after_pad:
+                k = 0;
+                do
+                :: k < span -> body[at + k] = i + n + 1; k++
+                :: else -> break
+                od;
+                skip; /* (a loop's exit may not jump into a d_step) */
 #if BUG != 1
-            d_step { htype[at] = DATA; hlen[at] = span };
+                d_step { htype[at] = DATA; hlen[at] = span };
 #endif
 push_after_payload:
-            d_step { /* rec_publish_record: one store of the word */
-                w = ADV(w, pad + span);
+                d_step { w = ADV(w, pad + span); n++ }
+            od;
+            skip;
+            d_step { /* rec_publish_record, rq_rec_push_burst: one store of the word */
                 wword = w;
-                wseq = i + 1;
-                published++;
-                i++;
+                wseq = i + n;
+                published = published + n;
+                i = i + n;
                 RING_INVARIANT
             }
 #if BUG == 1
@@ -131,7 +157,8 @@ push_after_publish:
         d_step {
             kill_p = false;
             kill_pending = false;
-            w = 0; i = 0; at = 0; tail = 0; span = 0; pad = 0; k = 0; need = 0
+            w = 0; i = 0; at = 0; tail = 0; span = 0; pad = 0; k = 0; need = 0; n = 0;
+            room = false
         }
         goto restart
     }
@@ -139,7 +166,7 @@ push_after_publish:
 
 proctype Consumer() provided (!kill_pending || kill_c)
 {
-    byte r, q, w, at, t, l, skipped, k;
+    byte r, q, w, at, t, l, skipped, k, r2, n;
 restart:
     {
         d_step { r = rword; q = rseq; assert(q == released) }
@@ -147,40 +174,50 @@ restart:
         :: q == M -> break
         :: else ->
             atomic { wword != r -> w = wword } /* rec_pop_begin: waits while empty */
-            d_step { at = IDX(r); t = htype[at]; l = hlen[at]; skipped = 0 }
-            if
-            :: t == PAD ->
-                /* padding reaches the end, and a record follows it */
-                d_step { assert(l == C - at && l < USED(w, r)); skipped = l; at = 0 };
-                d_step { t = htype[0]; l = hlen[0] }
-            :: else
-            fi;
-            /* the record's checks (RQ_ECORRUPT in the code: never here) */
-            d_step { assert(t == DATA && l == SPAN(q) && skipped + l <= USED(w, r) && at + l <= C) }
-            k = 0;
+            n = 0; /* records of this batch read, at the local cursor r2 */
+            r2 = r;
             do
-            :: k < l -> assert(body[at + k] == q + 1); k++ /* the next one, whole */
-            :: else -> break
+            :: n == CBATCH || q + n == M || (n > 0 && r2 == w) -> break
+            :: else ->
+                d_step { at = IDX(r2); t = htype[at]; l = hlen[at]; skipped = 0 }
+                if
+                :: t == PAD ->
+                    /* padding reaches the end, and a record follows it */
+                    d_step { assert(l == C - at && l < USED(w, r2)); skipped = l; at = 0 };
+                    d_step { t = htype[0]; l = hlen[0] }
+                :: else
+                fi;
+                /* the record's checks (RQ_ECORRUPT in the code: never here) */
+                d_step { assert(t == DATA && l == SPAN(q + n) && skipped + l <= USED(w, r2) && at + l <= C) }
+                k = 0;
+                do
+                :: k < l -> assert(body[at + k] == q + n + 1); k++ /* the next one, whole */
+                :: else -> break
+                od;
+                skip;
+pop_after_copy:
+                d_step { /* the application handles it */
+                    if
+                    :: handled == q + n -> handled++
+                    :: else -> /* handed out before: only a batch in flight comes again */
+                        assert(handled > q + n && handled <= released + CBATCH)
+                    fi;
+#if BUG == 3
+                    r2 = ADV(r2, l);
+#else
+                    r2 = ADV(r2, skipped + l);
+#endif
+                    n++
+                }
             od;
             skip;
-pop_after_copy:
-            d_step { /* the application handles it */
-                if
-                :: handled == released -> handled++
-                :: else -> assert(handled == released + 1) /* the one in flight, again */
-                fi
-            }
 release_before_publish:
-            d_step { /* rec_release: one store of the word */
-#if BUG == 3
-                r = ADV(r, l);
-#else
-                r = ADV(r, skipped + l);
-#endif
-                q++;
+            d_step { /* rec_release: one store of the word for the batch */
+                r = r2;
+                q = q + n;
                 rword = r;
                 rseq = q;
-                released++;
+                released = released + n;
                 RING_INVARIANT
             }
 release_after_publish:
@@ -191,7 +228,7 @@ release_after_publish:
         d_step {
             kill_c = false;
             kill_pending = false;
-            r = 0; q = 0; w = 0; at = 0; t = 0; l = 0; skipped = 0; k = 0
+            r = 0; q = 0; w = 0; at = 0; t = 0; l = 0; skipped = 0; k = 0; r2 = 0; n = 0
         }
         goto restart
     }

@@ -131,6 +131,13 @@ check records-bug1-header-late records fail safety - -DBUG=1
 check records-bug2-pad-alone  records fail safety - -DBUG=2
 check records-bug3-pad-kept   records fail safety - -DBUG=3
 check records-bug4-room-no-pad records fail safety - -DBUG=4
+# bursts: several records (padding inside the batch) in one store of the
+# producer's word (rq_push_burst) and of the consumer's (the burst pops)
+check records-batch2-c5-m6-k2x2 records pass safety - -DC=5 -DM=6 -DPCRASH=2 -DCCRASH=2 -DBATCH=2
+check records-cbatch2-c5-m6-k2x2 records pass safety - -DC=5 -DM=6 -DPCRASH=2 -DCCRASH=2 -DCBATCH=2
+check records-batch3x3-c5-m6-k2x2 records pass safety - -DC=5 -DM=6 -DPCRASH=2 -DCCRASH=2 -DBATCH=3 -DCBATCH=3
+check records-batch2-bug4      records fail safety - -DBATCH=2 -DBUG=4
+check records-cbatch2-bug3     records fail safety - -DCBATCH=2 -DBUG=3
 
 # ---- the fences of the wait/wake handshake on x86-TSO (model/fence.pml) --
 check fence-membarrier        fence pass safety - -DM=3

@@ -75,13 +75,17 @@ enum poll_arm { POLL_IDLE, POLL_ARMED_NAP, POLL_ARMED };
 
 /* ---- waiting and waking ---------------------------------------------- */
 
-static int ready_for_consumer(rq *q)
+/* A wait's re-check (READY with its CTX): these two for a slot ring's
+ * handle, records.c's for a record ring. */
+static int ready_for_consumer(void *ctx)
 {
+    rq *q = ctx;
     return rq_ring_has_data(&q->ring);
 }
 
-static int ready_for_producer(rq *q)
+static int ready_for_producer(void *ctx)
 {
+    rq *q = ctx;
     return rq_ring_has_space(&q->ring, q->mpsc);
 }
 
@@ -131,7 +135,7 @@ static void unregister_waiter(rq *q, struct rq_shm_event *ev)
         rq_fetch_sub_u32(&ev->waiters, 1);
 }
 
-/* Sleeps on EV until woken, READY says go, or the deadline passes.  Returns
+/* Sleeps on EV until woken, READY(CTX) says go, or the deadline passes.  Returns
  * RQ_OK (caller re-checks the ring), RQ_EAGAIN for a zero timeout,
  * RQ_ETIMEDOUT, or RQ_ESYS.  No sleep outlasts RQ_RECHECK_MS (deadline.h);
  * a re-check that finds the ring ready without any signal having come
@@ -147,8 +151,8 @@ static void unregister_waiter(rq *q, struct rq_shm_event *ev)
  * longer pays for the barrier and re-checks before sleeping on.  A message
  * published in the race is seen at most one nap late, never lost.
  * *NAPPED carries that state across the calls of one wait. */
-static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const struct rq_deadline *d,
-                   int *napped)
+static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(void *), void *ctx,
+                   const struct rq_deadline *d, int *napped)
 {
     int left = rq_deadline_left(d);
     if (left == 0)
@@ -172,11 +176,11 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), const str
     } else {
         slice = RQ_UNFENCED_NAP_MS; /* no barrier: never trust a long sleep */
     }
-    if (!ready(q)) {
+    if (!ready(ctx)) {
         rc = rq_plat_wait(q->segment.plat, &ev->seq, seq, slice);
         RQ_CRASH_POINT(WAIT_AFTER_WAKE);
         if (rc == RQ_ETIMEDOUT && is_slice) {
-            if (!ready(q))
+            if (!ready(ctx))
                 rc = orphan_check(q);
             else if (event_never_signalled(q, ev, seq))
                 rq_fetch_add_u64(&q->self->missed_wakes, 1);
@@ -279,6 +283,8 @@ static inline void wake_producers(rq *q, uint32_t old_read, uint32_t k)
 /* This side's position: it moves whenever this side makes progress. */
 static uint64_t poll_position(const rq *q)
 {
+    if (q->rec)
+        return rq_rec_position(q->rec);
     return q->role == RQ_PRODUCER ? q->ring.write_pos : q->ring.read_pos;
 }
 
@@ -301,7 +307,7 @@ static uint64_t poll_position(const rq *q)
  * without the barrier (the caller waits at most RQ_UNFENCED_NAP_MS,
  * rq_poll_timeout), a second one in a row pays for it.  RQ_OK: ready
  * after all, go round again; RQ_EAGAIN: armed; RQ_ESYS. */
-static int poll_arm(rq *q, struct rq_shm_event *ev, int (*ready)(rq *))
+static int poll_arm(rq *q, struct rq_shm_event *ev, int (*ready)(void *), void *ctx)
 {
     int side = poll_side_of(q, ev);
     int rc = rq_plat_poll_drain(q->segment.plat, side);
@@ -318,7 +324,7 @@ static int poll_arm(rq *q, struct rq_shm_event *ev, int (*ready)(rq *))
         q->poll_arm = POLL_ARMED_NAP;
     else
         q->poll_arm = rq_plat_fence_heavy() == RQ_OK ? POLL_ARMED : POLL_ARMED_NAP;
-    if (!ready(q))
+    if (!ready(ctx))
         return RQ_EAGAIN;
     if (q->mpsc && side == RQ_POLL_SPACE)
         rq_plat_poll_notify(q->segment.plat, side);
@@ -329,30 +335,62 @@ static int poll_arm(rq *q, struct rq_shm_event *ev, int (*ready)(rq *))
  * (RQ_OK).  ROUNDS bounds the rounds of one call: a ring that keeps
  * looking ready to the re-check but not to the claim (a corrupt one is
  * reported by the claim) leaves the object ready and returns RQ_EAGAIN. */
-static int poll_again(rq *q, struct rq_shm_event *ev, int (*ready)(rq *), int *rounds)
+static int poll_again(rq *q, struct rq_shm_event *ev, int (*ready)(void *), void *ctx,
+                      int *rounds)
 {
     if (++*rounds > 4) {
         rq_plat_poll_notify(q->segment.plat, poll_side_of(q, ev));
         return RQ_EAGAIN;
     }
-    return poll_arm(q, ev, ready);
+    return poll_arm(q, ev, ready, ctx);
+}
+
+/* ---- the same for a record queue's calls (records.h) ------------------ */
+
+int rq_queue_wait(rq *q, int space, int (*ready)(void *), void *ctx, struct rq_wait_turn *t)
+{
+    struct rq_shm_event *ev = space ? &q->shm->space_event : &q->shm->data_event;
+    if (q->polling && t->timeout_ms == 0)
+        return poll_again(q, ev, ready, ctx, &t->rounds);
+    return wait_on(q, ev, ready, ctx, &t->d, &t->napped);
+}
+
+void rq_queue_wake_consumer(rq *q)
+{
+    wake_consumer(q);
+}
+
+void rq_queue_wake_producers(rq *q)
+{
+    signal_peer(q, &q->shm->space_event, 1); /* all: MPSC producers may queue up */
 }
 
 /* ---- producer -------------------------------------------------------- */
 
-/* MPSC: takes the producers' lock.  It counts against the same deadline
- * as the space; its timeout is told apart from a full ring's
- * (RQ_ELOCKED). */
-static int producer_lock(rq *q, const struct rq_deadline *d)
+/* The error of a failed rq_mpsc_lock (RC) as the call returns it: the
+ * lock's timeout is told apart from a full ring's (RQ_ELOCKED). */
+static int producer_lock_failed(rq *q, const struct rq_deadline *d, int rc)
 {
-    int rc = rq_mpsc_lock(&q->lock, rq_deadline_left(d));
     if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
         rc = rq_deadline_error(d) == RQ_EAGAIN ? RQ_EAGAIN : RQ_ELOCKED;
     /* Another producer holds the lock for one push: nobody will signal
      * us for that, so a poller's object stays ready. */
     if (rc == RQ_EAGAIN && q->polling)
         rq_plat_poll_notify(q->segment.plat, RQ_POLL_SPACE);
-    return rc < 0 ? wait_result(q, rc) : rc;
+    return wait_result(q, rc);
+}
+
+int rq_queue_lock_failed(rq *q, const struct rq_wait_turn *t, int rc)
+{
+    return producer_lock_failed(q, &t->d, rc);
+}
+
+/* MPSC: takes the producers' lock.  It counts against the same deadline
+ * as the space. */
+static int producer_lock(rq *q, const struct rq_deadline *d)
+{
+    int rc = rq_mpsc_lock(&q->lock, rq_deadline_left(d));
+    return rc < 0 ? producer_lock_failed(q, d, rc) : rc;
 }
 
 /* Claims the next free slot, waiting as allowed.  On RQ_OK in MPSC mode
@@ -377,12 +415,12 @@ static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
         if (rc != RQ_EAGAIN)
             return rc;
         if (q->polling && timeout_ms == 0) {
-            rc = poll_again(q, &q->shm->space_event, ready_for_producer, &rounds);
+            rc = poll_again(q, &q->shm->space_event, ready_for_producer, q, &rounds);
             if (rc != RQ_OK)
                 return rc;
             continue;
         }
-        rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d, &napped);
+        rc = wait_on(q, &q->shm->space_event, ready_for_producer, q, &d, &napped);
         if (rc < 0)
             return wait_result(q, rc);
     }
@@ -422,12 +460,12 @@ static int consumer_claim_wait(rq *q, const void **payload, uint32_t *len, int t
         if (rc != RQ_EAGAIN)
             return rc;
         if (q->polling && timeout_ms == 0) {
-            rc = poll_again(q, &q->shm->data_event, ready_for_consumer, &rounds);
+            rc = poll_again(q, &q->shm->data_event, ready_for_consumer, q, &rounds);
             if (rc != RQ_OK)
                 return rc;
             continue;
         }
-        rc = wait_on(q, &q->shm->data_event, ready_for_consumer, &d, &napped);
+        rc = wait_on(q, &q->shm->data_event, ready_for_consumer, q, &d, &napped);
         if (rc < 0)
             return wait_result(q, rc);
     }
@@ -473,12 +511,12 @@ static int producer_claim_burst(rq *q, uint32_t want, uint32_t *room, int timeou
         if (rc != RQ_EAGAIN)
             return rc;
         if (q->polling && timeout_ms == 0) {
-            rc = poll_again(q, &q->shm->space_event, ready_for_producer, &rounds);
+            rc = poll_again(q, &q->shm->space_event, ready_for_producer, q, &rounds);
             if (rc != RQ_OK)
                 return rc;
             continue;
         }
-        rc = wait_on(q, &q->shm->space_event, ready_for_producer, &d, &napped);
+        rc = wait_on(q, &q->shm->space_event, ready_for_producer, q, &d, &napped);
         if (rc < 0)
             return wait_result(q, rc);
     }
@@ -512,12 +550,12 @@ static int consumer_claim_burst(rq *q, uint32_t want, uint32_t *avail, int timeo
         if (rc != RQ_EAGAIN)
             return rc;
         if (q->polling && timeout_ms == 0) {
-            rc = poll_again(q, &q->shm->data_event, ready_for_consumer, &rounds);
+            rc = poll_again(q, &q->shm->data_event, ready_for_consumer, q, &rounds);
             if (rc != RQ_OK)
                 return rc;
             continue;
         }
-        rc = wait_on(q, &q->shm->data_event, ready_for_consumer, &d, &napped);
+        rc = wait_on(q, &q->shm->data_event, ready_for_consumer, q, &d, &napped);
         if (rc < 0)
             return wait_result(q, rc);
     }
@@ -692,7 +730,7 @@ int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t cou
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* no burst form for record queues yet */
+        return wait_result(q, rq_rec_push_burst(q->rec, msgs, lens, count, timeout_ms));
     if (count == 0)
         return 0;
     if (!msgs || !lens)
@@ -728,7 +766,7 @@ int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms)
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* no burst form for record queues yet */
+        return RQ_EINVAL; /* records: rq_reserve_len per record (rq.h) */
     if (!slots || count == 0)
         return RQ_EINVAL;
     if (q->held != HELD_NONE)
@@ -756,7 +794,7 @@ int rq_commit_burst(rq *q, const size_t *lens, size_t count)
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* no burst form for record queues yet */
+        return RQ_EINVAL; /* records: rq_reserve_len per record (rq.h) */
     if (q->held != HELD_RESERVED || !reservation_is_ours(q))
         return RQ_ESTATE;
     if (count > q->held_count || (count > 0 && !lens))
@@ -824,7 +862,7 @@ int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t max, int tim
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* no burst form for record queues yet */
+        return wait_result(q, rq_rec_pop_burst(q->rec, buf, cap, lens, max, timeout_ms));
     if (max == 0)
         return 0;
     if (!lens || !buf)
@@ -909,7 +947,7 @@ int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms)
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* no burst form for record queues yet */
+        return wait_result(q, rq_rec_peek_burst(q->rec, msgs, max, timeout_ms));
     if (!msgs || max == 0)
         return RQ_EINVAL;
     uint32_t want = burst_want(q, max), k;
@@ -947,7 +985,7 @@ int rq_release_burst(rq *q, size_t count)
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* no burst form for record queues yet */
+        return rq_rec_release_burst(q->rec, count);
     if (q->held != HELD_PEEKED)
         return RQ_ESTATE;
     if (count == 0 || count > q->held_count)
@@ -998,8 +1036,6 @@ int rq_poll_handle(rq *q, rq_pollable *out)
         return RQ_EINVAL;
     if (q->role == RQ_OBSERVER)
         return RQ_EROLE;
-    if (q->rec)
-        return RQ_EINVAL; /* record queues wait only in their own calls, so far */
     rq_plat_pollable h;
     rc = rq_plat_poll_open(q->segment.plat, q->role == RQ_PRODUCER ? RQ_POLL_SPACE : RQ_POLL_DATA,
                            &h);
@@ -1189,10 +1225,10 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
     rq_ring_attach(&q->ring, q->shm, h);
     q->mpsc = (h->flags & RQ_MPSC) != 0;
     if (h->layout_version == RQ_REC_LAYOUT_VERSION) {
-        rc = rq_rec_attach(&q->rec, q->shm, h, q->segment.plat, role,
+        rc = rq_rec_attach(&q->rec, q->shm, h, role,
                            q->mpsc && role == RQ_PRODUCER ? &q->lock : NULL);
         if (rc == RQ_OK)
-            rq_rec_set_interrupt(q->rec, &q->interrupted);
+            rq_rec_set_queue(q->rec, q);
         /* An empty offset range: a slot-ring call that reached a record
          * queue by mistake finds every offset out of range (RQ_ECORRUPT)
          * instead of indexing slots that are not there. */

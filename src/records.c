@@ -9,8 +9,9 @@
  * 8; one that does not fit before the end of the ring is preceded by a
  * padding record filling the tail, published in the same store.  Every
  * word, header and length read from the segment is checked before it is
- * used (RQ_ECORRUPT), and nothing loops over records, so no value can make
- * a call read out of bounds or hang.
+ * used (RQ_ECORRUPT), and a loop over records (a burst, the dump) is bounded
+ * by the caller's count or the word's record count and by the published
+ * bytes, so no value can make a call read out of bounds or hang.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,10 +31,9 @@
 struct rq_rec {
     struct rq_rec_shm *shm;
     unsigned char *data;
-    rq_plat_segment *seg;
+    struct rq *q;         /* the handle: queue.c waits and wakes for us */
     struct rq_mpsc *lock; /* MPSC producers: the handle's lock; else NULL */
     struct rq_shm_role *self;
-    rq_atomic_u32 *interrupted; /* the handle's rq_interrupt flag, or NULL */
     int role;
     int full_fences;
     uint32_t cap, two_cap, max, max_span;
@@ -51,7 +51,8 @@ struct rq_rec {
     uint32_t write_cache; /* the producer's offset, last seen */
     uint64_t rseq;        /* the oldest record's number */
     uint64_t delivered, redeliver_below;
-    int peeked;
+    uint32_t peeked;    /* messages peeked, not yet released (a burst: many) */
+    int peek_valid;     /* peek_* below hold the oldest of them */
     const unsigned char *peek_msg;
     uint32_t peek_len, peek_span;
     uint64_t peek_seq;
@@ -211,15 +212,14 @@ int rq_rec_init(rq_plat_segment *seg, void *addr, const rq_config *cfg, int repa
 
 /* ---- a handle -------------------------------------------------------- */
 
-int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h,
-                  rq_plat_segment *seg, int role, struct rq_mpsc *lock)
+int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h, int role,
+                  struct rq_mpsc *lock)
 {
     struct rq_rec *r = calloc(1, sizeof *r);
     if (!r)
         return RQ_ESYS;
     r->shm = shm;
     r->data = (unsigned char *)shm + sizeof(struct rq_rec_shm);
-    r->seg = seg;
     r->lock = lock;
     r->role = role;
     r->self = role == RQ_PRODUCER ? &r->shm->producer : &r->shm->consumer;
@@ -232,9 +232,14 @@ int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h,
     return RQ_OK;
 }
 
-void rq_rec_set_interrupt(struct rq_rec *r, rq_atomic_u32 *flag)
+void rq_rec_set_queue(struct rq_rec *r, struct rq *q)
 {
-    r->interrupted = flag;
+    r->q = q;
+}
+
+uint64_t rq_rec_position(const struct rq_rec *r)
+{
+    return r->role == RQ_PRODUCER ? r->wseq : r->rseq;
 }
 
 int rq_rec_load(struct rq_rec *r)
@@ -270,81 +275,23 @@ void rq_rec_free(struct rq_rec *r)
     free(r);
 }
 
-/* ---- waiting and waking (as queue.c's wait_on and signal_peer) ------- */
+/* ---- waiting: queue.c's, with these re-checks ------------------------- */
 
-static int rec_has_data(struct rq_rec *r)
+static int rec_has_data(void *ctx)
 {
+    struct rq_rec *r = ctx;
     return (uint32_t)rq_load_seq_u64(&r->shm->write_word) != r->r;
 }
 
-static int rec_has_space(struct rq_rec *r)
+static int rec_has_space(void *ctx)
 {
+    struct rq_rec *r = ctx;
     uint32_t w = r->lock ? (uint32_t)rq_load_seq_u64(&r->shm->write_word) : r->w;
     uint32_t rd = (uint32_t)rq_load_seq_u64(&r->shm->read_word);
     if (!rec_offset_ok(r, w) || !rec_offset_ok(r, rd) || rec_used(r, w, rd) > r->cap)
         return 1; /* corrupt: go back and report it instead of sleeping */
     uint32_t pad;
     return rec_used(r, w, rd) + rec_need(r, w, r->want, &pad) <= r->cap;
-}
-
-static int rec_wake_never_came(struct rq_rec *r, struct rq_shm_event *ev, uint32_t seq)
-{
-    if (rq_load_acquire_u32(&ev->seq) != seq)
-        return 0;
-    (void)rq_plat_wait(r->seg, &ev->seq, seq, RQ_MISSED_WAKE_GRACE_MS);
-    return rq_load_acquire_u32(&ev->seq) == seq;
-}
-
-/* queue.c's wait_on for a record handle: the same event count, nap and
- * barrier, missed-wake count and unlink check (design.md, section 3). */
-static int rec_wait(struct rq_rec *r, struct rq_shm_event *ev, int (*ready)(struct rq_rec *),
-                    const struct rq_deadline *d, int *napped)
-{
-    int left = rq_deadline_left(d);
-    if (left == 0)
-        return rq_deadline_error(d);
-    uint32_t seq = rq_load_acquire_u32(&ev->seq);
-    /* After seq, as queue.c's wait_on: rq_interrupt sets the flag before
-     * it moves seq on. */
-    if (r->interrupted && rq_load_acquire_u32(r->interrupted))
-        return RQ_EINTR;
-    rq_fetch_add_u64(&r->self->waits, 1);
-    rq_fetch_add_u32(&ev->waiters, 1);
-    RQ_CRASH_POINT(WAIT_AFTER_REGISTER);
-    int rc = RQ_OK, is_slice = 0, slice;
-    if (r->full_fences) {
-        slice = rq_deadline_slice(left, &is_slice);
-    } else if (!*napped) {
-        *napped = 1;
-        slice = left >= 0 && left < RQ_UNFENCED_NAP_MS ? left : RQ_UNFENCED_NAP_MS;
-    } else if (rq_plat_fence_heavy() == RQ_OK) {
-        slice = rq_deadline_slice(left, &is_slice);
-    } else {
-        slice = RQ_UNFENCED_NAP_MS;
-    }
-    if (!ready(r)) {
-        rc = rq_plat_wait(r->seg, &ev->seq, seq, slice);
-        RQ_CRASH_POINT(WAIT_AFTER_WAKE);
-        if (rc == RQ_ETIMEDOUT && is_slice) {
-            if (!ready(r)) {
-                int stale = rq_plat_segment_stale(r->seg);
-                rc = stale < 0 ? stale : stale ? RQ_EUNLINKED : RQ_ETIMEDOUT;
-            } else if (rec_wake_never_came(r, ev, seq)) {
-                rq_fetch_add_u64(&r->self->missed_wakes, 1);
-            }
-        }
-    }
-    rq_fetch_sub_u32(&ev->waiters, 1);
-    return rc == RQ_ETIMEDOUT ? RQ_OK : rc;
-}
-
-static void rec_signal(struct rq_rec *r, struct rq_shm_event *ev, int all)
-{
-    RQ_CRASH_POINT(SIGNAL_BEFORE_BUMP);
-    rq_fetch_add_u32(&ev->seq, 1);
-    RQ_CRASH_POINT(SIGNAL_BEFORE_WAKE);
-    rq_plat_wake(r->seg, &ev->seq, all);
-    rq_fetch_add_u64(&r->self->wakes, 1);
 }
 
 /* ---- producer -------------------------------------------------------- */
@@ -389,17 +336,12 @@ static int rec_claim(struct rq_rec *r, uint32_t len, void **payload)
 
 static REC_COLD int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms)
 {
-    struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int napped = 0;
+    struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
     for (;;) {
         if (r->lock) {
-            /* As queue.c's producer_lock: the lock's timeout is not a
-             * full ring's. */
-            int rc = rq_mpsc_lock(r->lock, rq_deadline_left(&d));
-            if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT)
-                rc = rq_deadline_error(&d) == RQ_EAGAIN ? RQ_EAGAIN : RQ_ELOCKED;
+            int rc = rq_mpsc_lock(r->lock, rq_deadline_left(&t.d));
             if (rc < 0)
-                return rc;
+                return rq_queue_lock_failed(r->q, &t, rc);
         }
         int rc = rec_claim(r, len, payload);
         if (rc == RQ_OK)
@@ -409,7 +351,7 @@ static REC_COLD int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payloa
         if (rc != RQ_EAGAIN)
             return rc;
         r->want = len;
-        rc = rec_wait(r, &r->shm->space_event, rec_has_space, &d, &napped);
+        rc = rq_queue_wait(r->q, 1, rec_has_space, r, &t);
         if (rc < 0)
             return rc;
     }
@@ -432,14 +374,15 @@ static inline int rec_claim_fast(struct rq_rec *r, uint32_t len, void **payload,
     return rec_claim_wait(r, len, payload, timeout_ms);
 }
 
-static inline void rec_count_bytes(struct rq_rec *r, uint32_t len, uint32_t pad)
+/* LEN payload bytes in records of at most LONGEST, PAD of padding. */
+static inline void rec_count_bytes(struct rq_rec *r, uint64_t len, uint32_t pad, uint32_t longest)
 {
     struct rq_rec_shm *shm = r->shm;
     if (pad)
         rq_store_relaxed_u64(&shm->padding_bytes, rq_load_relaxed_u64(&shm->padding_bytes) + pad);
     rq_store_relaxed_u64(&shm->payload_bytes, rq_load_relaxed_u64(&shm->payload_bytes) + len);
-    if (len > rq_load_relaxed_u64(&shm->largest))
-        rq_store_relaxed_u64(&shm->largest, len);
+    if (longest > rq_load_relaxed_u64(&shm->largest))
+        rq_store_relaxed_u64(&shm->largest, longest);
 }
 
 /* Writes the header of the claimed record holding LEN and publishes it,
@@ -457,11 +400,11 @@ static inline void rec_publish_record(struct rq_rec *r, uint32_t len)
     r->pushed = 1;
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
     rq_counter_bump(&r->self->messages); /* single writer: SPSC, or under the lock */
-    rec_count_bytes(r, len, pad);
+    rec_count_bytes(r, len, pad, len);
     if (r->lock)
         rq_mpsc_unlock(r->lock);
     if (rec_peer_waits(r, &r->shm->data_event.waiters))
-        rec_signal(r, &r->shm->data_event, 0);
+        rq_queue_wake_consumer(r->q);
 }
 
 int rq_rec_push(struct rq_rec *r, const void *msg, size_t len, int timeout_ms)
@@ -549,10 +492,9 @@ static REC_COLD int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, ui
     int rc = rec_pop_begin(r, msg, len, span);
     if (rc != RQ_EAGAIN)
         return rc;
-    struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int napped = 0;
+    struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
     for (;;) {
-        rc = rec_wait(r, &r->shm->data_event, rec_has_data, &d, &napped);
+        rc = rq_queue_wait(r->q, 0, rec_has_data, r, &t);
         if (rc < 0)
             return rc;
         rc = rec_pop_begin(r, msg, len, span);
@@ -593,18 +535,19 @@ static int rec_was_nearly_full(struct rq_rec *r, uint32_t old_read)
     return used == 0 || used + 2 * r->max_span > r->cap;
 }
 
-static inline void rec_release(struct rq_rec *r, uint32_t span)
+/* Frees the K oldest records, SPAN bytes with their padding, in one store. */
+static inline void rec_release(struct rq_rec *r, uint32_t span, uint32_t k)
 {
     uint32_t old = r->r;
     r->r = rec_advance(r, r->r, span);
-    r->rseq++;
+    r->rseq += k;
     rec_publish(r, &r->shm->read_word, rec_word(r->rseq, r->r));
     RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
     rq_store_relaxed_u64(&r->shm->read_position, r->rseq);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
-    rq_counter_bump(&r->self->messages);
+    rq_counter_add(&r->self->messages, k);
     if (rec_peer_waits(r, &r->shm->space_event.waiters) && rec_was_nearly_full(r, old))
-        rec_signal(r, &r->shm->space_event, 1); /* all: MPSC producers may queue up */
+        rq_queue_wake_producers(r->q);
 }
 
 static void rec_info(rq_msg_info *info, uint64_t seq, int redelivered)
@@ -635,15 +578,26 @@ int rq_rec_pop(struct rq_rec *r, void *buf, size_t cap, size_t *len, rq_msg_info
         memcpy(buf, msg, n);
     rec_info(info, r->rseq, r->rseq < r->redeliver_below);
     RQ_CRASH_POINT(POP_AFTER_COPY);
-    rec_release(r, span);
+    rec_release(r, span, 1);
     return RQ_OK;
+}
+
+/* Marks the records below SEQ handed out, before the hand-over: a
+ * consumer killed after it leaves the flag for its successor. */
+static void rec_mark_delivered(struct rq_rec *r, uint64_t seq)
+{
+    if (seq <= r->delivered)
+        return;
+    r->delivered = seq;
+    rq_store_relaxed_u64(&r->shm->consumer.delivered_position, r->delivered);
+    RQ_CRASH_POINT(DELIVER_AFTER_MARK);
 }
 
 int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms)
 {
     if (!msg || !len)
         return RQ_EINVAL;
-    if (!r->peeked) {
+    if (!r->peek_valid) { /* none peeked, or the rest of a burst */
         const unsigned char *m;
         uint32_t n, span;
         int rc = rec_pop_wait(r, &m, &n, &span, timeout_ms);
@@ -654,14 +608,10 @@ int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *in
         r->peek_span = span;
         r->peek_seq = r->rseq;
         r->peek_redelivered = r->rseq < r->redeliver_below;
-        if (r->rseq >= r->delivered) {
-            /* Stored before the hand-over: a consumer killed after it
-             * leaves the flag for its successor. */
-            r->delivered = r->rseq + 1;
-            rq_store_relaxed_u64(&r->shm->consumer.delivered_position, r->delivered);
-            RQ_CRASH_POINT(DELIVER_AFTER_MARK);
-        }
-        r->peeked = 1;
+        rec_mark_delivered(r, r->rseq + 1);
+        r->peek_valid = 1;
+        if (!r->peeked)
+            r->peeked = 1;
     }
     *msg = r->peek_msg;
     *len = r->peek_len;
@@ -669,14 +619,273 @@ int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *in
     return RQ_OK;
 }
 
+/* The bytes of the K oldest records (K >= 1, all published), checked as
+ * the consumer checks them: RQ_OK with *SPAN, or RQ_ECORRUPT. */
+static int rec_spans(struct rq_rec *r, uint32_t k, uint32_t *span)
+{
+    uint32_t off = r->r, total = 0;
+    for (uint32_t i = 0; i < k; i++) { /* k <= the records published: bounded */
+        rq_record_entry e;
+        uint32_t s;
+        int rc = rec_at(r, off, rec_used(r, r->write_cache, off), &e, &s);
+        if (rc < 0)
+            return rc;
+        total += s;
+        off = rec_advance(r, off, s);
+    }
+    *span = total;
+    return RQ_OK;
+}
+
+/* rq_release of a peeked burst's record that rq_peek has not looked at
+ * again: its span is read (and checked) here. */
+static REC_COLD int rec_release_unlooked(struct rq_rec *r)
+{
+    uint32_t span;
+    int rc = rec_spans(r, 1, &span);
+    if (rc < 0)
+        return rc;
+    RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);
+    r->peeked--;
+    rec_release(r, span, 1);
+    return RQ_OK;
+}
+
 int rq_rec_release(struct rq_rec *r)
 {
     if (!r->peeked)
         return RQ_ESTATE;
+    if (!r->peek_valid)
+        return rec_release_unlooked(r);
     RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);
-    r->peeked = 0;
+    r->peeked--; /* a burst's rest stays peeked */
+    r->peek_valid = 0;
     r->peek_msg = NULL;
-    rec_release(r, r->peek_span);
+    rec_release(r, r->peek_span, 1);
+    return RQ_OK;
+}
+
+/* ---- bursts: many records, one publish ------------------------------ */
+
+/* Room at our unpublished cursor W (SEQ records ahead of the consumer's
+ * word) for NEED more bytes?  The consumer's word is reloaded once if the
+ * cache says no.  1, 0, or RQ_ECORRUPT. */
+static int rec_room_at(struct rq_rec *r, uint64_t seq, uint32_t w, uint32_t need)
+{
+    if (rec_used(r, w, r->read_cache) + need <= r->cap)
+        return 1;
+    uint64_t rw = rq_load_acquire_u64(&r->shm->read_word);
+    if (!rec_pair_ok(r, rec_word(seq, w), rw))
+        return RQ_ECORRUPT;
+    r->read_cache = (uint32_t)rw;
+    return rec_used(r, w, r->read_cache) + need <= r->cap;
+}
+
+/* Writes record LEN/MSG at cursor W, behind padding PAD (0 or the ring's
+ * tail, its header written here): beyond the write word, invisible. */
+static uint32_t rec_write_at(struct rq_rec *r, uint32_t w, uint32_t pad, const void *msg,
+                             uint32_t len)
+{
+    uint32_t at = rec_index(r, w);
+    if (pad) {
+        struct rq_rec_header ph = {pad - RQ_RECORD_HEADER, RQ_REC_PAD};
+        memcpy(r->data + at, &ph, sizeof ph);
+        RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
+        at = 0;
+    }
+    struct rq_rec_header h = {len, RQ_REC_DATA};
+    memcpy(r->data + at, &h, sizeof h);
+    if (len > 0)
+        memcpy(r->data + at + RQ_RECORD_HEADER, msg, len);
+    return rec_advance(r, w, pad + rec_span(len));
+}
+
+int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *lens, size_t count,
+                      int timeout_ms)
+{
+    if (r->reserved)
+        return RQ_ESTATE;
+    if (count == 0)
+        return 0;
+    if (!msgs || !lens)
+        return RQ_EINVAL;
+    size_t n = count < r->cap / RQ_RECORD_HEADER ? count : r->cap / RQ_RECORD_HEADER;
+    for (size_t i = 0; i < n; i++) {
+        if (!msgs[i] && lens[i] > 0)
+            return RQ_EINVAL;
+        if (lens[i] > r->max)
+            return RQ_EMSGSIZE; /* nothing pushed */
+    }
+    void *first;
+    int rc = rec_claim_fast(r, (uint32_t)lens[0], &first, timeout_ms); /* waits, locks */
+    if (rc < 0)
+        return rc;
+    RQ_CRASH_POINT(PUSH_BURST_AFTER_CLAIM);
+    /* The first record's padding, if any, is written by the claim. */
+    uint32_t pad = r->res_pad, longest = (uint32_t)lens[0];
+    struct rq_rec_header h = {longest, RQ_REC_DATA};
+    memcpy(r->data + r->res_data, &h, sizeof h);
+    if (longest > 0)
+        memcpy(first, msgs[0], longest);
+    uint32_t w = rec_advance(r, r->w, pad + rec_span(longest));
+    uint64_t bytes = longest;
+    uint32_t k = 1;
+    for (; k < n; k++) {
+        uint32_t len = (uint32_t)lens[k], p;
+        uint32_t need = rec_need(r, w, len, &p);
+        rc = rec_room_at(r, r->wseq + k, w, need);
+        if (rc <= 0)
+            break; /* full, or corrupt: the next call reports it */
+        RQ_CRASH_POINT(PUSH_BURST_MID_FILL);
+        w = rec_write_at(r, w, p, msgs[k], len);
+        pad += p;
+        bytes += len;
+        longest = len > longest ? len : longest;
+    }
+    RQ_CRASH_POINT(PUSH_BURST_AFTER_FILL);
+    r->w = w;
+    r->wseq += k;
+    rec_publish(r, &r->shm->write_word, rec_word(r->wseq, r->w));
+    RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
+    rq_store_relaxed_u64(&r->shm->write_position, r->wseq);
+    r->pushed = 1;
+    RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
+    rq_counter_add(&r->self->messages, k);
+    rec_count_bytes(r, bytes, pad, longest);
+    if (r->lock)
+        rq_mpsc_unlock(r->lock);
+    if (rec_peer_waits(r, &r->shm->data_event.waiters))
+        rq_queue_wake_consumer(r->q);
+    return (int)k;
+}
+
+/* After the oldest record (SPAN bytes from r->r, waited for): the next
+ * records up to MAX in all, each checked; FN gets each with its index and
+ * says go on (1) or stop (0).  The number of records, >= 1; *TOTAL their
+ * bytes with padding.  A corrupt one ends the batch before it. */
+static uint32_t rec_gather(struct rq_rec *r, uint32_t span, size_t max, uint32_t *total,
+                           int (*fn)(void *ctx, uint32_t i, const rq_record_entry *e), void *ctx)
+{
+    uint32_t k = 1, off = rec_advance(r, r->r, span);
+    *total = span;
+    while (k < max) {
+        if (off == r->write_cache) {
+            uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
+            if (!rec_pair_ok(r, ww, rec_word(r->rseq, r->r)))
+                break;
+            r->write_cache = (uint32_t)ww;
+            if (off == r->write_cache)
+                break;
+        }
+        rq_record_entry e;
+        uint32_t s;
+        if (rec_at(r, off, rec_used(r, r->write_cache, off), &e, &s) < 0 || !fn(ctx, k, &e))
+            break;
+        *total += s;
+        off = rec_advance(r, off, s);
+        k++;
+    }
+    return k;
+}
+
+struct rec_copy_ctx {
+    unsigned char *buf;
+    size_t cap;
+    size_t *lens;
+};
+
+static int rec_copy_one(void *ctx, uint32_t i, const rq_record_entry *e)
+{
+    struct rec_copy_ctx *c = ctx;
+    if (e->len > c->cap)
+        return 0; /* the next call reports it */
+    c->lens[i] = e->len;
+    if (e->len > 0)
+        memcpy(c->buf + (size_t)i * c->cap, e->data, e->len);
+    return 1;
+}
+
+int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size_t max,
+                     int timeout_ms)
+{
+    if (r->peeked)
+        return RQ_ESTATE;
+    if (max == 0)
+        return 0;
+    if (!lens || !buf)
+        return RQ_EINVAL;
+    const unsigned char *msg;
+    uint32_t n, span, total;
+    int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
+    if (rc < 0)
+        return rc;
+    lens[0] = n;
+    if (n > cap)
+        return RQ_EMSGSIZE; /* nothing consumed */
+    if (n > 0)
+        memcpy(buf, msg, n);
+    struct rec_copy_ctx c = {buf, cap, lens};
+    uint32_t k = rec_gather(r, span, max, &total, rec_copy_one, &c);
+    RQ_CRASH_POINT(POP_BURST_AFTER_COPY);
+    rec_release(r, total, k);
+    return (int)k;
+}
+
+struct rec_view_ctx {
+    struct rq_rec *r;
+    rq_msg_view *msgs;
+};
+
+static void rec_view(struct rq_rec *r, rq_msg_view *v, uint64_t seq, const void *data, size_t len)
+{
+    *v = (rq_msg_view){data, len, seq, seq < r->redeliver_below ? RQ_MSG_REDELIVERED : 0u, 0u};
+}
+
+static int rec_view_one(void *ctx, uint32_t i, const rq_record_entry *e)
+{
+    struct rec_view_ctx *c = ctx;
+    rec_view(c->r, &c->msgs[i], c->r->rseq + i, e->data, e->len);
+    return 1;
+}
+
+int rq_rec_peek_burst(struct rq_rec *r, rq_msg_view *msgs, size_t max, int timeout_ms)
+{
+    if (!msgs || max == 0)
+        return RQ_EINVAL;
+    const unsigned char *msg;
+    uint32_t n, span, total;
+    int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
+    if (rc < 0)
+        return rc;
+    rec_view(r, &msgs[0], r->rseq, msg, n);
+    struct rec_view_ctx c = {r, msgs};
+    uint32_t k = rec_gather(r, span, max, &total, rec_view_one, &c);
+    rec_mark_delivered(r, r->rseq + k); /* one mark for the batch, before the hand-over */
+    r->peeked = k;
+    r->peek_valid = 1;
+    r->peek_msg = msg;
+    r->peek_len = n;
+    r->peek_span = span;
+    r->peek_seq = r->rseq;
+    r->peek_redelivered = (msgs[0].flags & RQ_MSG_REDELIVERED) != 0;
+    return (int)k;
+}
+
+int rq_rec_release_burst(struct rq_rec *r, size_t count)
+{
+    if (!r->peeked)
+        return RQ_ESTATE;
+    if (count == 0 || count > r->peeked)
+        return RQ_EINVAL;
+    uint32_t total;
+    int rc = rec_spans(r, (uint32_t)count, &total);
+    if (rc < 0)
+        return rc;
+    RQ_CRASH_POINT(RELEASE_BURST_BEFORE_PUBLISH);
+    r->peeked -= (uint32_t)count; /* the rest stays peeked */
+    r->peek_valid = 0;
+    r->peek_msg = NULL;
+    rec_release(r, total, (uint32_t)count);
     return RQ_OK;
 }
 

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "deadline.h"
 #include "layout.h"
 #include "mpsc.h"
 #include "platform.h"
@@ -95,16 +96,53 @@ uint64_t rq_rec_size_for(const rq_config *cfg);
 /* Fills a new record segment from CFG, all but the magic word. */
 int rq_rec_init(rq_plat_segment *seg, void *addr, const rq_config *cfg, int repairing);
 
+/* ---- queue.c's waiting and waking, for both kinds --------------------- */
+
+/* One wait of a call: its deadline and the state its turns carry. */
+struct rq_wait_turn {
+    struct rq_deadline d;
+    int timeout_ms; /* as the call was given it: 0 lets a poller arm */
+    int napped;     /* wait_on's first unfenced nap was taken */
+    int rounds;     /* a poller's re-checks in this call */
+};
+
+static inline struct rq_wait_turn rq_wait_turn_start(int timeout_ms)
+{
+    struct rq_wait_turn t = {rq_deadline_start(timeout_ms), timeout_ms, 0, 0};
+    return t;
+}
+
+struct rq;
+/* One turn of a wait on the data event (SPACE 0: the consumer) or the
+ * space event (SPACE 1: producers), exactly as a slot queue's call waits:
+ * a sleep with queue.c's wait_on (the waiters word, the nap and barrier,
+ * the re-check with READY(CTX), missed wakes, the unlink check), or, for
+ * a handle with a poll object and a zero timeout, its arming (RQ_EAGAIN
+ * when armed).  RQ_OK: look again.  Else the call's error. */
+int rq_queue_wait(struct rq *q, int space, int (*ready)(void *), void *ctx, struct rq_wait_turn *t);
+/* After rq_mpsc_lock failed with RC against T's deadline: the call's
+ * error, as a slot queue's MPSC push returns it (RQ_ELOCKED for the
+ * lock's timeout; a poller's object is kept ready). */
+int rq_queue_lock_failed(struct rq *q, const struct rq_wait_turn *t, int rc);
+/* After a publish whose waiters word was seen non-zero: wakes the
+ * consumer (MPSC: one producer per sleep) and its poller. */
+void rq_queue_wake_consumer(struct rq *q);
+/* After a release that may have made room a producer waits for: wakes
+ * every sleeping producer and their poller. */
+void rq_queue_wake_producers(struct rq *q);
+
 /* ---- a handle -------------------------------------------------------- */
 
 /* A handle's record state for SHM, from its checked header H.  LOCK: the
  * handle's MPSC lock (MPSC producers), else NULL.  RQ_ESYS if out of
  * memory. */
-int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h,
-                  rq_plat_segment *seg, int role, struct rq_mpsc *lock);
-/* Makes a wait of R end with RQ_EINTR while *FLAG is set (rq_interrupt:
- * the caller clears it when it returns that). */
-void rq_rec_set_interrupt(struct rq_rec *r, rq_atomic_u32 *flag);
+int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h, int role,
+                  struct rq_mpsc *lock);
+/* The handle Q that R's calls wait and wake through. */
+void rq_rec_set_queue(struct rq_rec *r, struct rq *q);
+/* This side's record number: it moves whenever this side makes progress
+ * (a poller's re-arming tells a new wait from a repeated one by it). */
+uint64_t rq_rec_position(const struct rq_rec *r);
 /* At role takeover: loads and checks both words (RQ_ECORRUPT). */
 int rq_rec_load(struct rq_rec *r);
 /* Close: drops a reservation (an MPSC one releases the lock if this
@@ -120,6 +158,14 @@ int rq_rec_pop(struct rq_rec *r, void *buf, size_t cap, size_t *len, rq_msg_info
                int timeout_ms);
 int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms);
 int rq_rec_release(struct rq_rec *r);
+/* The burst calls on a record queue: rq.h's contracts; one publish of
+ * the word per batch (MPSC: one lock round). */
+int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *lens, size_t count,
+                      int timeout_ms);
+int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size_t max,
+                     int timeout_ms);
+int rq_rec_peek_burst(struct rq_rec *r, rq_msg_view *msgs, size_t max, int timeout_ms);
+int rq_rec_release_burst(struct rq_rec *r, size_t count);
 int rq_rec_next_seq(struct rq_rec *r, uint64_t *seq);
 /* rq_stat's ring part: byte offsets and the records in the queue. */
 int rq_rec_offsets(struct rq_rec *r, uint32_t *write, uint32_t *read, uint32_t *records);

@@ -179,10 +179,19 @@ static int layout(void)
     FIELD(rq_stats, producer_live);
     FIELD(rq_stats, consumer_live);
     FIELD(rq_stats, unlinked);
+    printf("sizeof.rq_record_stats %zu\n", sizeof(rq_record_stats));
+    FIELD(rq_record_stats, capacity);
+    FIELD(rq_record_stats, max_record);
+    FIELD(rq_record_stats, bytes_used);
+    FIELD(rq_record_stats, bytes_free);
+    FIELD(rq_record_stats, records);
+    FIELD(rq_record_stats, largest_record);
+    FIELD(rq_record_stats, padding_bytes);
+    FIELD(rq_record_stats, payload_bytes);
     printf("value.RQ_PRODUCER %d\nvalue.RQ_CONSUMER %d\nvalue.RQ_OBSERVER %d\n", RQ_PRODUCER,
            RQ_CONSUMER, RQ_OBSERVER);
-    printf("value.RQ_MPSC %u\nvalue.RQ_FULL_FENCES %u\n", (unsigned)RQ_MPSC,
-           (unsigned)RQ_FULL_FENCES);
+    printf("value.RQ_MPSC %u\nvalue.RQ_FULL_FENCES %u\nvalue.RQ_RECORDS %u\n", (unsigned)RQ_MPSC,
+           (unsigned)RQ_FULL_FENCES, (unsigned)RQ_RECORDS);
     return 0;
 }
 

@@ -4,7 +4,9 @@
  * RQ_EAGAIN armed it, on both sides, level- and edge-triggered, with many
  * queues in one epoll set; a peer killed around its signal is covered by
  * its restart and by the bounded wait; a poller killed while armed costs
- * its peer nothing; the new OS calls fail cleanly.
+ * its peer nothing; the new OS calls fail cleanly.  Built twice: as
+ * test_poll on slot queues, and with POLL_RECORDS as test_poll_records on
+ * record queues (RQ_RECORDS), which wait and signal through the same code.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -34,6 +36,25 @@
 
 #define SLOTS 8
 #define SLOT_SIZE 64
+
+#ifdef POLL_RECORDS
+/* Every message here is 8 bytes: a record of 16 with its header, so a
+ * capacity of 16 bytes per slot is full after as many messages as the
+ * slot ring (and never needs a padding record). */
+#define QUEUE_SLOTS(n) ((uint32_t)(n) * 16u)
+#define QUEUE_SLOT_SIZE 8u
+#define QUEUE_KIND RQ_RECORDS
+#else
+#define QUEUE_SLOTS(n) ((uint32_t)(n))
+#define QUEUE_SLOT_SIZE SLOT_SIZE
+#define QUEUE_KIND 0u
+#endif
+
+/* A queue of this build's kind that holds SLOTS 8-byte messages. */
+static rq *make_queue(const char *name, uint32_t slots, uint32_t flags)
+{
+    return th_create(name, QUEUE_SLOTS(slots), QUEUE_SLOT_SIZE, flags | QUEUE_KIND);
+}
 
 /* 1 if H becomes ready within MS milliseconds, else 0. */
 static int ready_within(rq_pollable h, int ms)
@@ -75,10 +96,12 @@ static void test_consumer_contract(void **state)
     (void)state;
     for (int fences = 0; fences < 2; fences++) {
         const char *name = th_name("pollc");
-        rq *keep = th_create(name, SLOTS, SLOT_SIZE, fences ? RQ_FULL_FENCES : 0);
+        rq *keep = make_queue(name, SLOTS, fences ? RQ_FULL_FENCES : 0);
         rq *p = th_open(name, RQ_PRODUCER, 0, 0, 0);
         rq *c = th_open(name, RQ_CONSUMER, 0, 0, 0);
         assert_int_equal(rq_poll_timeout(c), RQ_ESTATE); /* no handle yet */
+        rq_record_stats rs; /* this build's kind of queue */
+        assert_int_equal(rq_stat_records(c, &rs), QUEUE_KIND ? RQ_OK : RQ_EINVAL);
         rq_pollable h = handle_of(c);
         assert_int_equal(pop0(c, NULL), RQ_EAGAIN); /* arms */
         assert_false(ready_within(h, 20));
@@ -126,7 +149,7 @@ static void test_producer_contract(void **state)
     (void)state;
     for (int mpsc = 0; mpsc < 2; mpsc++) {
         const char *name = th_name("pollp");
-        rq *keep = th_create(name, SLOTS, SLOT_SIZE, mpsc ? RQ_MPSC : 0);
+        rq *keep = make_queue(name, SLOTS, mpsc ? RQ_MPSC : 0);
         rq *p = th_open(name, RQ_PRODUCER, 0, 0, 0);
         rq *p2 = mpsc ? th_open(name, RQ_PRODUCER, 0, 0, 0) : NULL;
         rq *c = th_open(name, RQ_CONSUMER, 0, 0, 0);
@@ -164,7 +187,7 @@ static void test_observer_has_no_handle(void **state)
 {
     (void)state;
     const char *name = th_name("pollo");
-    rq *keep = th_create(name, SLOTS, SLOT_SIZE, 0);
+    rq *keep = make_queue(name, SLOTS, 0);
     rq *o;
     assert_int_equal(rq_open(&o, name, RQ_OBSERVER, NULL), RQ_OK);
     rq_pollable h;
@@ -192,7 +215,7 @@ static void test_fifo_files(void **state)
 {
     (void)state;
     const char *name = th_name("pollfifo");
-    rq_config cfg = {SLOTS, SLOT_SIZE, 0, 0644};
+    rq_config cfg = {QUEUE_SLOTS(SLOTS), QUEUE_SLOT_SIZE, QUEUE_KIND, 0644};
     rq *c, *p;
     assert_int_equal(rq_open(&c, name, RQ_CONSUMER, &cfg), RQ_OK);
     assert_int_equal(rq_open(&p, name, RQ_PRODUCER, NULL), RQ_OK);
@@ -228,7 +251,7 @@ static void test_fifo_files(void **state)
             assert_int_equal(chmod(path, 0666), 0);
         if (squat == 2)
             assert_int_equal(chown(path, 65534, 65534), 0);
-        rq *keep = th_create(name, SLOTS, SLOT_SIZE, 0);
+        rq *keep = make_queue(name, SLOTS, 0);
         c = th_open(name, RQ_CONSUMER, 0, 0, 0);
         rq_pollable h;
         assert_int_equal(rq_poll_handle(c, &h), RQ_EOWNER);
@@ -252,7 +275,7 @@ static void test_busy_sides_make_no_os_calls(void **state)
 {
     (void)state;
     const char *name = th_name("pollbusy");
-    rq *keep = th_create(name, SLOTS, SLOT_SIZE, 0);
+    rq *keep = make_queue(name, SLOTS, 0);
     rq *p = th_open(name, RQ_PRODUCER, 0, 0, 0);
     rq *c = th_open(name, RQ_CONSUMER, 0, 0, 0);
     handle_of(p);
@@ -343,7 +366,7 @@ static void test_stream_through_the_objects(void **state)
     (void)state;
     for (int fences = 1; fences >= 0; fences--) {
         struct feeder f = {{th_name("pollwait")}, 1};
-        rq *keep = th_create(f.names[0], SLOTS, SLOT_SIZE, fences ? RQ_FULL_FENCES : 0);
+        rq *keep = make_queue(f.names[0], SLOTS, fences ? RQ_FULL_FENCES : 0);
         rq *c = th_open(f.names[0], RQ_CONSUMER, 0, 0, 0);
         rq_pollable h = handle_of(c);
         pthread_t th;
@@ -399,7 +422,7 @@ static void epoll_stream(int queues, int edge, uint32_t flags)
         char *copy = malloc(strlen(n) + 1);
         assert_non_null(copy);
         f.names[i] = strcpy(copy, n);
-        keep[i] = th_create(f.names[i], SLOTS, SLOT_SIZE, flags);
+        keep[i] = make_queue(f.names[i], SLOTS, flags);
         c[i] = th_open(f.names[i], RQ_CONSUMER, 0, 0, 0);
         struct epoll_event ev = {(uint32_t)EPOLLIN | (edge ? (uint32_t)EPOLLET : 0u),
                                  {.u32 = (uint32_t)i}};
@@ -628,7 +651,7 @@ static void arm_twice(void *arg)
 static void peer_killed_at(int point, int consumer_polls)
 {
     const char *name = th_set_child_queue(th_name("pollkill"));
-    rq *keep = th_create(name, SLOTS, SLOT_SIZE, 0);
+    rq *keep = make_queue(name, SLOTS, 0);
     rq *me = th_open(name, consumer_polls ? RQ_CONSUMER : RQ_PRODUCER, 0, 0, 0);
     rq_pollable h = handle_of(me);
     uint64_t v = 0;
@@ -680,7 +703,7 @@ static void test_poller_killed_while_armed(void **state)
     for (int run = 0; run < 4; run++) {
         int side = run & 1, at_point = run >> 1; /* killed by us, or at poll.after_arm */
         const char *name = th_set_child_queue(th_name("pollarmed"));
-        rq *keep = th_create(name, 4096, SLOT_SIZE, 0);
+        rq *keep = make_queue(name, 4096, 0);
         rq_atomic_u64 *armed = th_shared_fresh("armed", 8);
         /* Open first: an open signals the other side itself. */
         rq *peer = th_open(name, side ? RQ_CONSUMER : RQ_PRODUCER, 0, 0, 0);
@@ -740,7 +763,7 @@ static void test_poll_faults(void **state)
 #endif
     for (size_t i = 0; i < sizeof open_calls / sizeof *open_calls; i++) {
         const char *name = th_name("pollfault");
-        rq *keep = th_create(name, SLOTS, SLOT_SIZE, 0);
+        rq *keep = make_queue(name, SLOTS, 0);
         rq *c = th_open(name, RQ_CONSUMER, 0, 0, 0);
         rq_fault_reset();
         rq_fault_arm(rq_fault_lookup(open_calls[i]), 1, 5 /* EIO */);
@@ -757,7 +780,7 @@ static void test_poll_faults(void **state)
         rq_unlink(name);
     }
     const char *name = th_name("pollfault");
-    rq *keep = th_create(name, SLOTS, SLOT_SIZE, 0);
+    rq *keep = make_queue(name, SLOTS, 0);
     rq *c = th_open(name, RQ_CONSUMER, 0, 0, 0);
     rq *p = th_open(name, RQ_PRODUCER, 0, 0, 0);
     rq_pollable h = handle_of(c);
@@ -811,5 +834,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_poll_faults),
 #endif
     };
+    #ifdef POLL_RECORDS
+    return cmocka_run_group_tests_name("poll on record queues", tests, NULL, NULL);
+#else
     return cmocka_run_group_tests_name("poll", tests, NULL, NULL);
+#endif
 }

@@ -409,6 +409,170 @@ struct thread_arg {
     int rc;
 };
 
+/* ---- bursts ----------------------------------------------------------- */
+
+/* Record lengths of a burst test: 0..MAX, varied. */
+static size_t burst_len(unsigned tag)
+{
+    return (tag * 37u + tag / 3u) % (MAX + 1);
+}
+
+/* One rq_push_burst of records TAG.. (at most N): how many went in, or
+ * 0 if the ring was full. */
+static unsigned push_burst_tagged(rq *p, unsigned tag, unsigned n)
+{
+    static unsigned char bufs[64][MAX];
+    const void *msgs[64];
+    size_t lens[64];
+    for (unsigned i = 0; i < n; i++) {
+        lens[i] = burst_len(tag + i);
+        fill(bufs[i], lens[i], tag + i);
+        msgs[i] = bufs[i];
+    }
+    int k = rq_push_burst(p, msgs, lens, n, 0);
+    if (k == RQ_EAGAIN)
+        return 0;
+    assert_true(k >= 1 && (unsigned)k <= n);
+    return (unsigned)k;
+}
+
+/* Takes every record there with bursts (pop, or peek and release), each
+ * checked to be record *NEXT; returns how many. */
+static unsigned drain_bursts(rq *c, unsigned *next, int peek)
+{
+    unsigned char buf[64 * MAX], want[MAX];
+    size_t lens[64];
+    unsigned got = 0;
+    for (;;) {
+        if (!peek) {
+            int k = rq_pop_burst(c, buf, MAX, lens, 64, 0);
+            if (k == RQ_EAGAIN)
+                return got;
+            assert_true(k >= 1);
+            for (int i = 0; i < k; i++, got++, (*next)++) {
+                fill(want, burst_len(*next), *next);
+                assert_int_equal(lens[i], burst_len(*next));
+                assert_memory_equal(buf + (size_t)i * MAX, want, lens[i]);
+            }
+            continue;
+        }
+        rq_msg_view v[64];
+        int k = rq_peek_burst(c, v, 64, 0);
+        if (k == RQ_EAGAIN)
+            return got;
+        assert_true(k >= 1);
+        for (int i = 0; i < k; i++) {
+            fill(want, burst_len(*next + (unsigned)i), *next + (unsigned)i);
+            assert_int_equal(v[i].len, burst_len(*next + (unsigned)i));
+            assert_memory_equal(v[i].data, want, v[i].len);
+            assert_int_equal(v[i].seq, v[0].seq + (unsigned)i);
+        }
+        /* A prefix, then the rest one by one with rq_peek / rq_release. */
+        assert_int_equal(rq_release_burst(c, 0), RQ_EINVAL);
+        assert_int_equal(rq_release_burst(c, (size_t)k + 1), RQ_EINVAL);
+        assert_int_equal(rq_release_burst(c, 1), RQ_OK);
+        for (int i = 1; i < k; i++) {
+            const void *m;
+            size_t len;
+            assert_int_equal(rq_pop(c, buf, MAX, &len, 0), RQ_ESTATE);
+            assert_int_equal(rq_peek(c, &m, &len, 0), RQ_OK);
+            assert_ptr_equal(m, v[i].data);
+            assert_int_equal(rq_release(c), RQ_OK);
+        }
+        assert_int_equal(rq_release(c), RQ_ESTATE);
+        got += (unsigned)k;
+        *next += (unsigned)k;
+    }
+}
+
+static void test_bursts_on_records(void **state)
+{
+    (void)state;
+    for (int mpsc = 0; mpsc < 2; mpsc++) {
+        struct pair q = pair_open("rec.burst", CAP, MAX, mpsc ? RQ_MPSC : 0);
+        unsigned char buf[64 * MAX], want[MAX];
+        size_t lens[64];
+        const void *msgs[4] = {"a", "bb", want, "d"};
+        size_t mlens[4] = {1, 2, MAX + 1, 1};
+        /* One too long among them: nothing pushed. */
+        assert_int_equal(rq_push_burst(q.p, msgs, mlens, 4, 0), RQ_EMSGSIZE);
+        assert_int_equal(rstat(q.c).records, 0);
+        assert_int_equal(rq_push_burst(q.p, msgs, mlens, 0, 0), 0);
+        /* A batch takes what fits, in one publish: 4 records of 56
+         * (span 64) fill 256 bytes, the 5th waits for the next call. */
+        static unsigned char big[5][56];
+        const void *bm[5];
+        size_t bl[5];
+        for (unsigned i = 0; i < 5; i++) {
+            fill(big[i], 56, 100 + i);
+            bm[i] = big[i];
+            bl[i] = 56;
+        }
+        rq_stats before, after;
+        assert_int_equal(rq_stat(q.c, &before), RQ_OK);
+        assert_int_equal(rq_push_burst(q.p, bm, bl, 5, 0), 4);
+        assert_int_equal(rq_push_burst(q.p, bm + 4, bl + 4, 1, 0), RQ_EAGAIN);
+        assert_int_equal(rstat(q.c).bytes_free, 0);
+        /* A buffer too small for the first: RQ_EMSGSIZE, its length, kept. */
+        assert_int_equal(rq_pop_burst(q.c, buf, 55, lens, 64, 0), RQ_EMSGSIZE);
+        assert_int_equal(lens[0], 56);
+        assert_int_equal(rq_pop_burst(q.c, buf, 56, lens, 3, 0), 3);
+        for (unsigned i = 0; i < 3; i++) {
+            fill(want, 56, 100 + i);
+            assert_int_equal(lens[i], 56);
+            assert_memory_equal(buf + i * 56, want, 56);
+        }
+        assert_int_equal(rq_stat(q.c, &after), RQ_OK);
+        assert_int_equal(after.popped - before.popped, 3);
+        expect_pop(q.c, 56, 103);
+        /* Around the ring many times in batches of every size, across the
+         * wrap (padding inside a batch): copies and peeks, every byte. */
+        unsigned pushed = 1000, next = 1000;
+        for (unsigned round = 0; round < 300; round++) {
+            pushed += push_burst_tagged(q.p, pushed, 1 + round % 9);
+            if (round % 3 != 1)
+                drain_bursts(q.c, &next, (round / 3) % 2);
+        }
+        drain_bursts(q.c, &next, 0);
+        assert_int_equal(next, pushed);
+        assert_true(pushed - 1000 > 300);
+        rq_record_stats rs = rstat(q.c);
+        assert_int_equal(rs.records, 0);
+        assert_true(rs.padding_bytes > 0);
+        /* Reserving a burst needs a length per record: not on records. */
+        void *slots[2];
+        assert_int_equal(rq_reserve_burst(q.p, slots, 2, 0), RQ_EINVAL);
+        pair_close(&q);
+    }
+}
+
+/* A peeked burst is marked delivered in one store: a new consumer gets
+ * every record of it again, flagged. */
+static void test_peek_burst_redelivers(void **state)
+{
+    (void)state;
+    struct pair q = pair_open("rec.burstre", CAP, MAX, 0);
+    const void *m[5] = {"r0", "r1", "r2", "r3", "r4"};
+    size_t l[5] = {2, 2, 2, 2, 2};
+    assert_int_equal(rq_push_burst(q.p, m, l, 5, 0), 5);
+    rq_msg_view v[8];
+    assert_int_equal(rq_peek_burst(q.c, v, 8, 0), 5);
+    assert_int_equal(v[0].flags, 0);
+    assert_int_equal(rq_release_burst(q.c, 2), RQ_OK);
+    rq_close(q.c);
+    q.c = th_open(q.name, RQ_CONSUMER, CAP, MAX, RQ_RECORDS);
+    rq_msg_view w[8];
+    assert_int_equal(rq_peek_burst(q.c, w, 8, 0), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(w[i].seq, v[2 + i].seq);
+        assert_int_equal(w[i].flags, RQ_MSG_REDELIVERED);
+        assert_int_equal(w[i].len, v[2 + i].len);
+    }
+    assert_int_equal(rq_release_burst(q.c, 3), RQ_OK);
+    assert_int_equal(rstat(q.c).records, 0);
+    pair_close(&q);
+}
+
 static size_t thread_len(unsigned stream, unsigned i)
 {
     return 1 + (i * 37u + stream * 11u) % THREAD_MAX;
@@ -658,6 +822,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sequence_numbers_and_redelivery),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_dump_walks_without_consuming),
+        cmocka_unit_test(test_bursts_on_records),
+        cmocka_unit_test(test_peek_burst_redelivers),
         cmocka_unit_test(test_threads_every_byte),
         cmocka_unit_test(test_hostile_record_segments),
         cmocka_unit_test(test_hostile_record_headers),

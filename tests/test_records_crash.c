@@ -11,6 +11,10 @@
  * numbers and the redelivery flag; afterwards the ring must still take
  * exactly as many records as its capacity allows from where it stands.
  *
+ * The burst calls are killed the same way: producers that push batches of
+ * 1..BURST_MAX records with rq_push_burst, a consumer that takes them with
+ * rq_pop_burst or rq_peek_burst / rq_release_burst.
+ *
  * `test_records_crash --soak [KILLS]` runs the long kill torture.
  */
 #include <setjmp.h>
@@ -33,6 +37,7 @@
 #define WATCHDOG_S 120
 #define LIFE_TIMEOUT_MS 20000
 #define FINISH_TIMEOUT_MS 60000
+#define BURST_MAX 8u /* records per burst call, at most */
 
 static unsigned long kill_target;
 
@@ -105,6 +110,7 @@ struct rj {
     char name[RQ_NAME_MAX + 1];
     unsigned streams;
     int consume_pop;
+    int bursts; /* both sides use the burst calls */
     unsigned producer_pause_us, consumer_pause_us;
     rq_atomic_u64 limit, started;
     rq_atomic_u64 prod_next[STREAMS_MAX], cons_next[STREAMS_MAX];
@@ -132,6 +138,38 @@ static int rj_complete(struct rj *j)
     return 1;
 }
 
+/* The producer's loop with rq_push_burst: batches of 1..BURST_MAX records
+ * (as many as fit go in, the rest go first into the next batch). */
+static int producer_bursts(struct rj *j, rq *p, unsigned stream)
+{
+    static unsigned char bufs[BURST_MAX][MAX];
+    const void *msgs[BURST_MAX];
+    size_t lens[BURST_MAX];
+    uint64_t seq = rq_load_acquire_u64(&j->prod_next[stream]);
+    while (seq < rq_load_acquire_u64(&j->limit)) {
+        if (j->producer_pause_us)
+            th_sleep_us(j->producer_pause_us);
+        unsigned n = 1 + (unsigned)(mix(seq) % BURST_MAX);
+        uint64_t limit = rq_load_acquire_u64(&j->limit); /* none past it: the ring ends empty */
+        if (seq >= limit)
+            break;
+        n = limit - seq < n ? (unsigned)(limit - seq) : n;
+        for (unsigned i = 0; i < n; i++) {
+            lens[i] = rec_make(bufs[i], stream, seq + i, MAX);
+            msgs[i] = bufs[i];
+        }
+        uint64_t t0 = th_now_ms();
+        int k = rq_push_burst(p, msgs, lens, n, RQ_INFINITE);
+        th_check_wakes_after(p, "rq_push_burst (records producer)", t0);
+        if (k < 1)
+            return 21;
+        seq += (uint64_t)k;
+        rq_store_release_u64(&j->prod_next[stream], seq);
+    }
+    rq_close(p);
+    return 0;
+}
+
 static int producer_main(const char *arg)
 {
     unsigned stream = (unsigned)strtoul(arg, NULL, 10);
@@ -140,6 +178,8 @@ static int producer_main(const char *arg)
     rq *p;
     if (rq_open(&p, j->name, RQ_PRODUCER, NULL) != RQ_OK)
         return 20;
+    if (j->bursts)
+        return producer_bursts(j, p, stream);
     unsigned char buf[MAX];
     for (uint64_t seq = rq_load_acquire_u64(&j->prod_next[stream]);
          seq < rq_load_acquire_u64(&j->limit); seq++) {
@@ -169,7 +209,8 @@ static int producer_main(const char *arg)
 
 /* The stream's number of record B/LEN: read from it (16 bytes or more) or
  * matched against the numbers it can have (the expected one, a repeat of
- * the last, or one after a record lost by rq_pop). */
+ * the last, or one after a record lost by rq_pop; with bursts, a batch
+ * either way). */
 static int identify(struct rj *j, const unsigned char *b, size_t len, unsigned *stream,
                     uint64_t *seq)
 {
@@ -181,10 +222,12 @@ static int identify(struct rj *j, const unsigned char *b, size_t len, unsigned *
         return rec_is(b, len, *stream, *seq, MAX) ? 0 : -1;
     }
     uint64_t expect = rq_load_acquire_u64(&j->cons_next[*stream]);
-    const uint64_t candidates[] = {expect, expect - 1, expect + 1, expect + 2};
-    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
-        if (candidates[i] != UINT64_MAX && rec_is(b, len, *stream, candidates[i], MAX)) {
-            *seq = candidates[i]; /* unique: the first byte holds the number mod 64 */
+    /* A burst is repeated (or lost by rq_pop_burst) whole: a batch back
+     * or ahead.  Unique: the first byte holds the number mod 64. */
+    uint64_t back = j->bursts ? BURST_MAX : 1, ahead = j->bursts ? BURST_MAX + 1 : 2;
+    for (uint64_t c = expect > back ? expect - back : 0; c <= expect + ahead; c++) {
+        if (rec_is(b, len, *stream, c, MAX)) {
+            *seq = c;
             return 0;
         }
     }
@@ -196,6 +239,13 @@ static void note_queue_seq(struct rj *j, const rq_msg_info *info)
     uint64_t next = rq_load_acquire_u64(&j->qseq_next);
     if (info->flags & RQ_MSG_REDELIVERED)
         rq_fetch_add_u64(&j->flagged, 1);
+    /* A peeked burst comes again whole after a kill, every record of it
+     * flagged; one without the flag is a reuse. */
+    if (j->bursts && info->seq < next) {
+        if (!(info->flags & RQ_MSG_REDELIVERED))
+            rq_fetch_add_u64(info->seq == next - 1 ? &j->flags_lost : &j->qseq_reused, 1);
+        return;
+    }
     if (next > 0 && info->seq == next - 1) {
         if (!(info->flags & RQ_MSG_REDELIVERED))
             rq_fetch_add_u64(&j->flags_lost, 1);
@@ -220,9 +270,10 @@ static void consumer_note(struct rj *j, const void *msg, size_t len, const rq_ms
         return;
     }
     rq_fetch_add_u64(&j->bytes, len);
-    note_queue_seq(j, info);
+    if (info) /* rq_pop_burst tells no numbers */
+        note_queue_seq(j, info);
     uint64_t expect = rq_load_acquire_u64(&j->cons_next[stream]);
-    if (seq + 1 == expect) {
+    if (seq + 1 == expect || (j->bursts && seq < expect && seq + BURST_MAX >= expect)) {
         rq_fetch_add_u64(&j->duplicates, 1);
     } else if (seq < expect) {
         rq_fetch_add_u64(&j->reorders, 1);
@@ -233,6 +284,57 @@ static void consumer_note(struct rj *j, const void *msg, size_t len, const rq_ms
     }
 }
 
+static int producers_done(struct rj *j)
+{
+    uint64_t limit = rq_load_acquire_u64(&j->limit);
+    for (unsigned s = 0; s < j->streams; s++)
+        if (rq_load_acquire_u64(&j->prod_next[s]) < limit)
+            return 0;
+    return 1;
+}
+
+/* The consumer's loop with rq_pop_burst, or rq_peek_burst and
+ * rq_release_burst (the batch in two parts when it has two or more). */
+static int consumer_bursts(struct rj *j, rq *c)
+{
+    static unsigned char buf[BURST_MAX * MAX];
+    size_t lens[BURST_MAX];
+    rq_msg_view v[BURST_MAX];
+    while (!rj_complete(j)) {
+        if (j->consumer_pause_us)
+            th_sleep_us(j->consumer_pause_us);
+        uint64_t t0 = th_now_ms();
+        int k;
+        if (j->consume_pop) {
+            /* rq_pop_burst is at-most-once: a consumer killed after freeing
+             * the last batch lost it, and nothing more will come.  Done
+             * when the producers are and the ring stays empty. */
+            k = rq_pop_burst(c, buf, MAX, lens, BURST_MAX, 200);
+            if (k == RQ_ETIMEDOUT && producers_done(j))
+                break;
+            if (k == RQ_ETIMEDOUT)
+                continue;
+            for (int i = 0; i < k; i++)
+                consumer_note(j, buf + (size_t)i * MAX, lens[i], NULL);
+        } else {
+            k = rq_peek_burst(c, v, BURST_MAX, RQ_INFINITE);
+            for (int i = 0; i < k; i++) {
+                rq_msg_info info = {v[i].seq, v[i].flags, 0};
+                consumer_note(j, v[i].data, v[i].len, &info);
+            }
+            int first = k > 1 ? k / 2 : k;
+            if (k > 0 && (rq_release_burst(c, (size_t)first) != RQ_OK ||
+                          (first < k && rq_release_burst(c, (size_t)(k - first)) != RQ_OK)))
+                return 33;
+        }
+        th_check_wakes_after(c, "rq_pop_burst (records consumer)", t0);
+        if (k < 1)
+            return 32;
+    }
+    rq_close(c);
+    return 0;
+}
+
 static int consumer_main(const char *arg)
 {
     (void)arg;
@@ -241,6 +343,8 @@ static int consumer_main(const char *arg)
     rq *c;
     if (rq_open(&c, j->name, RQ_CONSUMER, NULL) != RQ_OK)
         return 30;
+    if (j->bursts)
+        return consumer_bursts(j, c);
     unsigned char buf[MAX];
     rq_msg_info info;
     while (!rj_complete(j)) {
@@ -316,6 +420,7 @@ struct scenario {
     uint32_t flags;
     int consume_pop;
     int slow_producer;
+    int bursts;
 };
 
 static struct {
@@ -340,10 +445,30 @@ static int pop_may_lose(int point)
            point == RQ_CP_SIGNAL_BEFORE_BUMP || point == RQ_CP_SIGNAL_BEFORE_WAKE;
 }
 
+/* A producer killed after publishing its last batch, before noting it,
+ * pushes the batch again after its restart, when the consumer may be done
+ * already: those records are left in the ring.  Each must be a repeat of
+ * one delivered (counted as a duplicate), never a new or torn one. */
+static void drain_repeats(struct rj *j, uint32_t flags)
+{
+    rq *c = th_open(j->name, RQ_CONSUMER, CAP, MAX, flags | RQ_RECORDS);
+    unsigned char buf[MAX];
+    size_t len;
+    rq_msg_info info;
+    uint64_t before = rq_load_relaxed_u64(&j->duplicates), n = 0;
+    while (rq_pop_info(c, buf, sizeof buf, &len, &info, 0) == RQ_OK) {
+        consumer_note(j, buf, len, &info);
+        n++;
+    }
+    assert_int_equal(rq_load_relaxed_u64(&j->duplicates) - before, n);
+    rq_close(c);
+}
+
 static void run_scenario(const struct scenario *s)
 {
     rj = rj_new(th_name("rcrash"), 1, MESSAGES);
     rj->consume_pop = s->consume_pop;
+    rj->bursts = s->bursts;
     rj->producer_pause_us = s->slow_producer ? 300 : 0;
     rj->consumer_pause_us = s->slow_producer ? 0 : 300;
     rq *keep = th_create(rj->name, CAP, MAX, s->flags | RQ_RECORDS);
@@ -360,8 +485,11 @@ static void run_scenario(const struct scenario *s)
                     th_kill(prod);
                 if (!cons_done)
                     th_kill(cons);
-                fail_msg("%s (%c, hit %lu): a side blocked", rq_crash_point_name(s->point), s->side,
-                         s->hit);
+                fail_msg("%s (%c, hit %lu, pop %d, bursts %d, flags 0x%x): a side blocked (%c "
+                         "done %d; consumer at %llu of %u)",
+                         rq_crash_point_name(s->point), s->side, s->hit, s->consume_pop, s->bursts,
+                         s->flags, prod_done ? 'P' : 'C', prod_done || cons_done,
+                         (unsigned long long)rq_load_acquire_u64(&rj->cons_next[0]), MESSAGES);
             }
             continue;
         }
@@ -386,6 +514,7 @@ static void run_scenario(const struct scenario *s)
         else
             cons_done = 1;
     }
+    drain_repeats(rj, s->flags);
     uint64_t gaps = rq_load_relaxed_u64(&rj->gaps), qgaps = rq_load_relaxed_u64(&rj->qseq_gaps);
     int may_lose = s->side == 'C' && s->consume_pop && pop_may_lose(s->point);
     if (rq_load_relaxed_u64(&rj->torn) || rq_load_relaxed_u64(&rj->reorders) ||
@@ -399,9 +528,10 @@ static void run_scenario(const struct scenario *s)
                  (unsigned long long)qgaps,
                  (unsigned long long)rq_load_relaxed_u64(&rj->qseq_reused),
                  (unsigned long long)rq_load_relaxed_u64(&rj->flags_lost));
-    assert_true(gaps <= (uint64_t)kills);
+    uint64_t per_kill = s->bursts ? BURST_MAX : 1; /* a batch is lost or redelivered whole */
+    assert_true(gaps <= (uint64_t)kills * per_kill);
     uint64_t dups = rq_load_relaxed_u64(&rj->duplicates);
-    assert_true(dups <= (uint64_t)kills);
+    assert_true(dups <= (uint64_t)kills * per_kill);
     rq *o = th_open(rj->name, RQ_OBSERVER, CAP, MAX, s->flags | RQ_RECORDS);
     rq_stats st;
     assert_int_equal(rq_stat(o, &st), RQ_OK);
@@ -420,15 +550,17 @@ static void run_scenario(const struct scenario *s)
     totals.flagged += (unsigned long)rq_load_relaxed_u64(&rj->flagged);
 }
 
-/* Sides that pass POINT on a record queue: 'R' is a record producer.  The
- * burst calls' own points are the slot ring's only: record queues have no
- * burst form yet. */
+/* Sides that pass POINT on a record queue: 'R' is a record producer. */
 static int passes(int point, char side)
 {
     const char *roles = rq_crash_point_roles(point);
-    if (strstr(rq_crash_point_name(point), "_burst."))
-        return 0;
     return side == 'P' ? strchr(roles, 'P') || strchr(roles, 'R') : strchr(roles, 'C') != NULL;
+}
+
+/* Points of the burst calls only (the rest are passed by both forms). */
+static int burst_point(int point)
+{
+    return strstr(rq_crash_point_name(point), "_burst.") != NULL;
 }
 
 static void test_every_point_on_the_record_path(void **state)
@@ -444,14 +576,18 @@ static void test_every_point_on_the_record_path(void **state)
             if (!passes(point, who))
                 continue;
             for (size_t h = 0; h < sizeof hits / sizeof *hits; h++) {
-                for (int variant = 0; variant < 2; variant++) {
-                    struct scenario s = {point, who, hits[h], 0, 0, (int)h};
+                for (int variant = 0; variant < 4; variant++) {
+                    /* Variants 2 and 3: the burst calls. */
+                    int bursts = variant >= 2;
+                    if (bursts != burst_point(point) && !(bursts && h == 1))
+                        continue;
+                    struct scenario s = {point, who, hits[h], 0, 0, (int)h, bursts};
                     if (who == 'P') {
-                        if (mpsc_only && !variant)
+                        if (mpsc_only && variant % 2 == 0)
                             continue;
-                        s.flags = variant ? RQ_MPSC : 0;
+                        s.flags = variant % 2 ? RQ_MPSC : 0;
                     } else {
-                        s.consume_pop = variant;
+                        s.consume_pop = variant % 2;
                     }
                     run_scenario(&s);
                 }
@@ -489,6 +625,7 @@ struct torture {
     int consume_pop;
     uint32_t flags;
     uint64_t seed;
+    int bursts;
 };
 
 static void kill_and_reap(th_pid pid)
@@ -504,6 +641,7 @@ static void torture(const struct torture *t, const char *what)
 {
     rj = rj_new(th_name("rtorture"), t->streams, UINT64_MAX);
     rj->consume_pop = t->consume_pop;
+    rj->bursts = t->bursts;
     rq *keep = th_create(rj->name, CAP, MAX, t->flags | RQ_RECORDS);
     th_pid side[STREAMS_MAX + 1]; /* [0] consumer, [1..] producers */
     side[0] = start('C', 0, -1, 0);
@@ -562,11 +700,12 @@ static void torture(const struct torture *t, const char *what)
     assert_int_equal(rq_load_relaxed_u64(&rj->reorders), 0);
     assert_int_equal(rq_load_relaxed_u64(&rj->qseq_reused), 0);
     assert_int_equal(rq_load_relaxed_u64(&rj->flags_lost), 0);
+    uint64_t per_kill = t->bursts ? BURST_MAX : 1; /* a batch is lost or redelivered whole */
     if (t->consume_pop)
-        assert_true(gaps <= consumer_kills);
+        assert_true(gaps <= consumer_kills * per_kill);
     else
         assert_int_equal(gaps, 0);
-    assert_true(dups <= kills);
+    assert_true(dups <= kills * per_kill);
     /* Sizes up to the largest came through (the longest one every few
      * hundred records), and the ring wrapped with padding. */
     assert_true(rs.largest_record <= MAX && rs.largest_record > MAX / 2);
@@ -580,22 +719,36 @@ static void torture(const struct torture *t, const char *what)
 static void test_random_kills_spsc(void **state)
 {
     (void)state;
-    struct torture t = {1, kill_target, 0, 0, 0x5eed0101u};
+    struct torture t = {1, kill_target, 0, 0, 0x5eed0101u, 0};
     torture(&t, "records, peek/release");
 }
 
 static void test_random_kills_spsc_pop_full_fences(void **state)
 {
     (void)state;
-    struct torture t = {1, kill_target / 4, 1, RQ_FULL_FENCES, 0x5eed0102u};
+    struct torture t = {1, kill_target / 4, 1, RQ_FULL_FENCES, 0x5eed0102u, 0};
     torture(&t, "records, pop, full fences");
 }
 
 static void test_random_kills_mpsc_three_producers(void **state)
 {
     (void)state;
-    struct torture t = {3, kill_target, 0, RQ_MPSC, 0x5eed0103u};
+    struct torture t = {3, kill_target, 0, RQ_MPSC, 0x5eed0103u, 0};
     torture(&t, "records, MPSC, 3 producers");
+}
+
+static void test_random_kills_bursts_spsc_pop(void **state)
+{
+    (void)state;
+    struct torture t = {1, kill_target / 2, 1, 0, 0x5eed0104u, 1};
+    torture(&t, "records, bursts, rq_pop_burst");
+}
+
+static void test_random_kills_bursts_mpsc_three_producers(void **state)
+{
+    (void)state;
+    struct torture t = {3, kill_target / 2, 0, RQ_MPSC, 0x5eed0105u, 1};
+    torture(&t, "records, bursts, MPSC, 3 producers, rq_peek_burst");
 }
 
 int main(int argc, char **argv)
@@ -613,6 +766,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_random_kills_spsc),
         cmocka_unit_test(test_random_kills_spsc_pop_full_fences),
         cmocka_unit_test(test_random_kills_mpsc_three_producers),
+        cmocka_unit_test(test_random_kills_bursts_spsc_pop),
+        cmocka_unit_test(test_random_kills_bursts_mpsc_three_producers),
         cmocka_unit_test(test_every_point_on_the_record_path),
     };
     return cmocka_run_group_tests_name("records_crash", tests, NULL, NULL);

@@ -24,7 +24,7 @@ import os
 import cffi
 
 __all__ = ["Queue", "Stats", "Error", "PRODUCER", "CONSUMER", "OBSERVER", "MPSC",
-           "FULL_FENCES", "library_path", "name_valid", "unlink"]
+           "FULL_FENCES", "RECORDS", "library_path", "name_valid", "unlink"]
 __version__ = "0.1.0"
 
 # The ABI this module is written for: librq.so.SOVERSION (CMakeLists.txt,
@@ -33,7 +33,7 @@ __version__ = "0.1.0"
 SOVERSION = 0
 
 PRODUCER, CONSUMER, OBSERVER = 1, 2, 3
-MPSC, FULL_FENCES = 1 << 0, 1 << 1
+MPSC, FULL_FENCES, RECORDS = 1 << 0, 1 << 1, 1 << 3
 _INFINITE = -1
 _EAGAIN = -1  # RQ_EAGAIN (checked against the library at import)
 # Non-blocking tries a blocking pop() makes before it sleeps (about 0.3 us
@@ -51,6 +51,10 @@ _STATS_FIELDS = [("uint32_t", n) for n in ("slot_count", "slot_size", "flags", "
      ("int64_t", "lock_holder_pid"), ("int64_t", "lock_held_ms"),
      ("uint64_t", "dead_reservations")]
 
+# rq_record_stats: what rq_stat_records adds for a record queue.
+_RECORD_FIELDS = ("capacity", "max_record", "bytes_used", "bytes_free", "records",
+                  "largest_record", "padding_bytes", "payload_bytes")
+
 _CDEF = """
 typedef struct rq rq;
 typedef struct rq_config { uint32_t slot_count, slot_size, flags, mode; } rq_config;
@@ -60,6 +64,9 @@ int rq_open(rq **out, const char *name, int role, const rq_config *cfg);
 int rq_push(rq *q, const void *msg, size_t len, int timeout_ms);
 int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms);
 int rq_reserve(rq *q, void **slot, int timeout_ms);
+int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms);
+typedef struct rq_record_stats { %s } rq_record_stats;
+int rq_stat_records(rq *q, rq_record_stats *st);
 int rq_commit(rq *q, size_t len);
 int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms);
 int rq_release(rq *q);
@@ -71,7 +78,8 @@ const char *rq_strerror(int err);
 const char *rq_errname(int err);
 int rq_poll_handle(rq *q, int *out);
 int rq_poll_timeout(rq *q);
-""" % " ".join("%s %s;" % f for f in _STATS_FIELDS)
+""" % (" ".join("%s %s;" % f for f in _STATS_FIELDS),
+       " ".join("uint64_t %s;" % f for f in _RECORD_FIELDS))
 
 ffi = cffi.FFI()
 ffi.cdef(_CDEF)
@@ -144,6 +152,18 @@ class Stats:
     lock_holder_pid: int  # 0 free, -1 held with no pid recorded
     lock_held_ms: typing.Optional[int]  # at least this long; None: unknown
     dead_reservations: int  # lock recoveries whose dead owner was reserving
+    # A record queue (rq_stat_records; None on a slot queue): bytes of the
+    # ring, the largest message accepted, bytes in the ring now (headers,
+    # payloads, padding) and free, messages in it now, the longest pushed,
+    # padding and payload bytes published so far
+    capacity: typing.Optional[int] = None
+    max_record: typing.Optional[int] = None
+    bytes_used: typing.Optional[int] = None
+    bytes_free: typing.Optional[int] = None
+    records: typing.Optional[int] = None
+    largest_record: typing.Optional[int] = None
+    padding_bytes: typing.Optional[int] = None
+    payload_bytes: typing.Optional[int] = None
 
 
 # ---- errors ---------------------------------------------------------------
@@ -230,8 +250,9 @@ def unlink(name):
 
 
 class Reservation:
-    """A reserved slot: .buf is a writable memoryview of slot_size bytes.
-    Publish with commit(length); leaving the `with` block without it
+    """A reserved slot or record: .buf is a writable memoryview of the
+    bytes reserved (slot_size, or the length asked for).  Publish with
+    commit(length), at most that many; leaving the `with` block without it
     publishes nothing (an exception, too)."""
 
     def __init__(self, queue, addr, size):
@@ -299,8 +320,9 @@ class Queue:
         self._len = ffi.new("size_t *")
         self._addr = ffi.new("void **")
         st = self.stat()
-        self.slot_size = st.slot_size
-        self.slot_count = st.slot_count
+        self.slot_size = st.slot_size  # a record queue: its largest record
+        self.slot_count = st.slot_count  # a record queue: its capacity in bytes
+        self.kind = "records" if st.flags & RECORDS else "slots"
         self._buf = ffi.new("char[]", max(st.slot_size, 1))
         self._view = ffi.buffer(self._buf)
 
@@ -313,9 +335,21 @@ class Queue:
         return cls(out[0], name, role)
 
     @classmethod
-    def create(cls, name, role=PRODUCER, slot_count=1024, slot_size=256, flags=0, mode=0):
+    def create(cls, name, role=PRODUCER, slot_count=1024, slot_size=256, flags=0, mode=0,
+               kind="slots", capacity=None, max_record=None):
         """Opens NAME in ROLE, creating it with this geometry if missing
-        (an existing queue of another geometry: EEXIST)."""
+        (an existing queue of another geometry: EEXIST).  KIND "records"
+        makes a record queue (RQ_RECORDS): messages of any length up to
+        MAX_RECORD bytes packed into a ring of CAPACITY bytes (a multiple
+        of 16, at least 64; MAX_RECORD at most CAPACITY / 2 - 8), instead
+        of SLOT_COUNT slots of SLOT_SIZE bytes."""
+        if kind == "records":
+            if capacity is None or max_record is None:
+                raise TypeError("a record queue needs capacity and max_record")
+            slot_count, slot_size, flags = capacity, max_record, flags | RECORDS
+        elif kind != "slots" or capacity is not None or max_record is not None:
+            raise ValueError("kind is 'slots' (slot_count, slot_size) or 'records' "
+                             "(capacity, max_record)")
         return cls._open(name, role, ffi.new("rq_config *", [slot_count, slot_size, flags, mode]))
 
     @classmethod
@@ -413,12 +447,20 @@ class Queue:
     def __iter__(self):
         return self.messages(None)
 
-    def reserve(self, timeout=None):
-        """Zero-copy push: `with q.reserve() as r: r.buf[:n] = ...; r.commit(n)`."""
-        rc = _rq_reserve(self._h, self._addr, _ms(timeout))
+    def reserve(self, timeout=None, *, length=None):
+        """Zero-copy push: `with q.reserve() as r: r.buf[:n] = ...; r.commit(n)`.
+        LENGTH (keyword, so that reserve(timeout) keeps its meaning): the
+        bytes to reserve (rq_reserve_len; on a record queue the space it
+        takes), at most slot_size (else EMSGSIZE); None reserves slot_size
+        (on a record queue: its largest record)."""
+        if length is None:
+            rc = _rq_reserve(self._h, self._addr, _ms(timeout))
+            length = self.slot_size
+        else:
+            rc = _lib.rq_reserve_len(self._h, length, self._addr, _ms(timeout))
         if rc:
             _raise(rc)
-        return Reservation(self, self._addr[0], self.slot_size)
+        return Reservation(self, self._addr[0], length)
 
     def peek(self, timeout=None):
         """Zero-copy, at-least-once pop: `with q.peek() as msg: handle(msg)`
@@ -458,6 +500,12 @@ class Queue:
         values["lock_reserving"] = bool(values["lock_reserving"])
         if values["lock_held_ms"] < 0:
             values["lock_held_ms"] = None
+        if values["flags"] & RECORDS:
+            rs = ffi.new("rq_record_stats *")
+            rc = _lib.rq_stat_records(self._h, rs)
+            if rc:
+                _raise(rc)
+            values.update({f: getattr(rs, f) for f in _RECORD_FIELDS})
         return Stats(**values)
 
     def __repr__(self):

@@ -112,6 +112,97 @@ def test_reserve_commits_or_publishes_nothing(name):
         assert c.pop() == b"kept!" and c.pop() == b"abc"
 
 
+def test_record_queue(name):
+    """kind="records": messages of any length up to max_record in a byte
+    ring, reserve(length=...) and the record fields of stat()."""
+    with pytest.raises(TypeError):
+        rqshm.Queue.create(name, kind="records", capacity=256)  # no max_record
+    with pytest.raises(ValueError):
+        rqshm.Queue.create(name, capacity=256, max_record=64)  # kind slots
+    with pytest.raises(rqshm.EINVAL):
+        rqshm.Queue.create(name, kind="records", capacity=250, max_record=64)  # not 16n
+    with rqshm.Queue.create(name, rqshm.PRODUCER, kind="records", capacity=256,
+                            max_record=100) as p, \
+            rqshm.Queue.open(name, rqshm.CONSUMER) as c:
+        assert p.kind == c.kind == "records"
+        assert c.slot_count == 256 and c.slot_size == 100
+        st = c.stat()
+        assert st.flags & rqshm.RECORDS
+        assert (st.capacity, st.max_record, st.bytes_used, st.records) == (256, 100, 0, 0)
+        sizes = [1, 0, 7, 8, 9, 100, 33]
+        for n in sizes:
+            p.push(bytes([n % 256]) * n)
+        with pytest.raises(rqshm.EMSGSIZE):
+            p.push(b"x" * 101)  # longer than max_record: nothing pushed
+        st = p.stat()
+        # Each record: an 8-byte header and its payload rounded up to 8.
+        assert st.bytes_used == sum(8 + (n + 7) // 8 * 8 for n in sizes)
+        assert st.records == len(sizes) and st.depth == len(sizes)
+        assert st.largest_record == 100 and st.payload_bytes == sum(sizes)
+        assert st.bytes_free == 256 - st.bytes_used
+        assert [bytes(c.pop(timeout=0)) for _ in sizes] == [bytes([n % 256]) * n for n in sizes]
+        # Zero-copy: the length reserved is the room taken; commit at most it.
+        with p.reserve(length=12, timeout=0) as r:
+            assert len(r.buf) == 12
+            r.buf[:12] = b"twelve bytes"
+            with pytest.raises(rqshm.EMSGSIZE):
+                r.commit(13)
+            r.commit(6)
+        with pytest.raises(rqshm.EMSGSIZE):
+            p.reserve(length=101)
+        with p.reserve() as r:  # no length: the largest record
+            assert len(r.buf) == 100
+            r.commit(0)
+        with c.peek(timeout=0) as msg:
+            assert bytes(msg) == b"twelve"
+        assert c.pop(timeout=0) == b""
+        with pytest.raises(rqshm.EAGAIN):
+            c.pop(timeout=0)
+        assert p.stat().padding_bytes > 0  # the 100-byte record wrapped
+    full = name + ".full"
+    with rqshm.Queue.create(full, rqshm.PRODUCER, kind="records", capacity=256,
+                            max_record=100) as p, \
+            rqshm.Queue.open(full, rqshm.CONSUMER) as c:
+        # Fills to the byte: 16 records of 8 bytes take 16 * (8 + 8) = 256.
+        for i in range(16):
+            p.push(b"%08d" % i, timeout=0)
+        with pytest.raises(rqshm.EAGAIN):
+            p.push(b"", timeout=0)
+        st = p.stat()
+        assert (st.bytes_free, st.records, st.padding_bytes) == (0, 16, 0)
+        assert c.pop_many(100) == [b"%08d" % i for i in range(16)]
+    rqshm.unlink(full)
+
+
+def test_record_queue_polls(name):
+    """fileno() on a record queue: readable once a push follows the
+    EAGAIN that armed it (rq_poll_handle serves both kinds)."""
+    import select
+    with rqshm.Queue.create(name, rqshm.CONSUMER, kind="records", capacity=1024,
+                            max_record=64) as c, \
+            rqshm.Queue.open(name, rqshm.PRODUCER) as p:
+        fd = c.fileno()
+        with pytest.raises(rqshm.EAGAIN):
+            c.pop(timeout=0)  # arms
+        assert select.select([fd], [], [], 0.02)[0] == []
+        p.push(b"wake")
+        assert select.select([fd], [], [], 1)[0] == [fd]
+        assert c.pop(timeout=0) == b"wake"
+
+
+def test_slot_queue_reserve_length(name):
+    with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=4, slot_size=16) as p, \
+            rqshm.Queue.open(name, rqshm.CONSUMER) as c:
+        assert p.kind == "slots" and p.stat().capacity is None
+        with p.reserve(length=4) as r:
+            assert len(r.buf) == 4
+            r.buf[:] = b"four"
+            r.commit(4)
+        with pytest.raises(rqshm.EMSGSIZE):
+            p.reserve(length=17)
+        assert c.pop() == b"four"
+
+
 def test_peek_releases_only_on_success(name):
     with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=4, slot_size=16) as p, \
             rqshm.Queue.open(name, rqshm.CONSUMER) as c:
