@@ -298,7 +298,7 @@ static void snapshot_text(const struct snapshot *s, const struct snapshot *prev)
                    "largest record:", (unsigned long long)s->rec.largest_record);
             printf("%-20s%llu bytes of %llu published\n",
                    "padding wasted:", (unsigned long long)s->rec.padding_bytes,
-                   (unsigned long long)(s->rec.padding_bytes + s->rec.payload_bytes));
+                   (unsigned long long)s->rec.padding_bytes + s->rec.payload_bytes);
         }
         printf("%-20s%" PRIu32 "\n", "read offset:", q->read_offset);
         printf("%-20s%" PRIu32 "\n", "write offset:", q->write_offset);
