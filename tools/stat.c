@@ -901,7 +901,7 @@ static int dump_summary(const char *name, const rq_record_stats *st, struct dump
 int rqctl_cmd_dump(int argc, char **argv)
 {
     struct dump_state d = {0, 16, NULL, 0, 0, 0, 0};
-    const char *name;
+    const char *name = NULL;
     int code = dump_options(argc, argv, &d, &name);
     if (code >= 0)
         return code;
