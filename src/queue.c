@@ -1359,6 +1359,31 @@ static void message_counts(rq *q, int rc, rq_stats *st)
     st->popped = rc == RQ_OK ? rq_ring_position(&q->ring, r, st->read_offset) : r;
 }
 
+/* rq_stat's wait, wake, takeover and recovery counters, and who holds
+ * the MPSC lock. */
+static void stat_counters(rq *q, rq_stats *st)
+{
+    struct rq_shm *shm = q->shm;
+    st->producer_waits = rq_load_relaxed_u64(&shm->producer.waits);
+    st->consumer_waits = rq_load_relaxed_u64(&shm->consumer.waits);
+    st->producer_wakes = rq_load_relaxed_u64(&shm->producer.wakes);
+    st->consumer_wakes = rq_load_relaxed_u64(&shm->consumer.wakes);
+    st->producer_missed_wakes = rq_load_relaxed_u64(&shm->producer.missed_wakes);
+    st->consumer_missed_wakes = rq_load_relaxed_u64(&shm->consumer.missed_wakes);
+    st->producer_takeovers = rq_load_relaxed_u64(&shm->producer.takeovers);
+    st->consumer_takeovers = rq_load_relaxed_u64(&shm->consumer.takeovers);
+    st->lock_recoveries = rq_load_relaxed_u64(&shm->admin.lock_recoveries);
+    st->dead_reservations = rq_load_relaxed_u64(&shm->admin.dead_reservations);
+    st->lock_held_ms = -1;
+    if (q->mpsc) {
+        struct rq_mpsc_holder holder;
+        rq_mpsc_holder(shm, &holder);
+        st->lock_holder_pid = holder.pid;
+        st->lock_held_ms = holder.held_ms;
+        st->lock_reserving = holder.reserving;
+    }
+}
+
 int rq_stat(rq *q, rq_stats *st)
 {
     if (!q || !st)
@@ -1381,24 +1406,7 @@ int rq_stat(rq *q, rq_stats *st)
     } else {
         message_counts(q, rc, st);
     }
-    st->producer_waits = rq_load_relaxed_u64(&shm->producer.waits);
-    st->consumer_waits = rq_load_relaxed_u64(&shm->consumer.waits);
-    st->producer_wakes = rq_load_relaxed_u64(&shm->producer.wakes);
-    st->consumer_wakes = rq_load_relaxed_u64(&shm->consumer.wakes);
-    st->producer_missed_wakes = rq_load_relaxed_u64(&shm->producer.missed_wakes);
-    st->consumer_missed_wakes = rq_load_relaxed_u64(&shm->consumer.missed_wakes);
-    st->producer_takeovers = rq_load_relaxed_u64(&shm->producer.takeovers);
-    st->consumer_takeovers = rq_load_relaxed_u64(&shm->consumer.takeovers);
-    st->lock_recoveries = rq_load_relaxed_u64(&shm->admin.lock_recoveries);
-    st->dead_reservations = rq_load_relaxed_u64(&shm->admin.dead_reservations);
-    st->lock_held_ms = -1;
-    if (q->mpsc) {
-        struct rq_mpsc_holder holder;
-        rq_mpsc_holder(shm, &holder);
-        st->lock_holder_pid = holder.pid;
-        st->lock_held_ms = holder.held_ms;
-        st->lock_reserving = holder.reserving;
-    }
+    stat_counters(q, st);
     st->repairs = rq_load_relaxed_u64(&shm->admin.repairs);
     st->producer_pid = (int64_t)rq_load_relaxed_u64(&shm->producer.pid);
     st->consumer_pid = (int64_t)rq_load_relaxed_u64(&shm->consumer.pid);
