@@ -36,10 +36,12 @@ else
 fi
 start=$(date +%s)
 # One file per clang-tidy process, RQ_TIDY_JOBS at a time.  --quiet leaves
-# only findings on stdout; stderr has only the "N warnings generated"
-# counts of suppressed (system header) warnings.
+# only findings on stdout; of stderr, the "N warnings generated" counts of
+# suppressed (system header) warnings are dropped, anything else (a crash,
+# a file it cannot read) is shown.
 if ! printf '%s\n' "${files[@]}" |
-  xargs -P "${RQ_TIDY_JOBS:-2}" -n 1 clang-tidy -p build/debug --quiet 2>/dev/null; then
+  xargs -P "${RQ_TIDY_JOBS:-2}" -n 1 clang-tidy -p build/debug --quiet \
+    2> >(grep -v '^[0-9]* warnings\? generated\.$' >&2); then
   echo "clang-tidy: findings above (warnings are errors; .clang-tidy says why each check is on)" >&2
   exit 1
 fi
