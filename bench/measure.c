@@ -332,80 +332,104 @@ static int tput_consumer(const struct job *j, struct child_out *out)
     return 0;
 }
 
+/* One round trip's part of one side: message I (its bytes in BUF, SIZE
+ * long, built here by the initiator) goes out on OUT_EP and comes back on
+ * IN_EP (the echo sends back what came in).  0, or -1 with OUT->err. */
+static int lat_round(const struct job *j, struct child_out *out, struct endpoint *in_ep,
+                     struct endpoint *out_ep, unsigned char *buf, long i, int initiator)
+{
+    const struct transport *t = j->t;
+    size_t size = j->ping->p.msg_size;
+    int full = j->o->check_full;
+    uint64_t want = tag_make(0, (uint64_t)i), tag;
+    const void *msg;
+    size_t len;
+    if (initiator) {
+        msg_build(buf, size, want, full);
+        if (j->inject == INJECT_SPOIL && i == INJECT_AT)
+            buf[size - 1] ^= 0x5a;
+        if (t->send(out_ep, buf, size, out->err) != 0)
+            return -1;
+    }
+    if (t->recv(in_ep, &msg, &len, out->err) != 0)
+        return -1;
+    if (msg_check(msg, len, size, full, &tag, out->err) != 0)
+        return -1;
+    if (tag != want) {
+        snprintf(out->err, BENCH_ERR_MAX, CORRUPT "%s got tag %#llx, expected %#llx",
+                 initiator ? "initiator" : "echo", (unsigned long long)tag,
+                 (unsigned long long)want);
+        return -1;
+    }
+    if (initiator) {
+        if (t->in_place && !full)
+            fold(msg, len);
+    } else if (t->send(out_ep, msg, len, out->err) != 0) {
+        return -1;
+    }
+    if (t->recv_done && t->recv_done(in_ep, out->err) != 0)
+        return -1;
+    return 0;
+}
+
+/* The round trips over the transport's send and receive calls; the
+ * initiator records each one's time in lat_samples (after the warm-up). */
+static int lat_rounds(const struct job *j, struct child_out *out, int initiator)
+{
+    const struct transport *t = j->t;
+    size_t size = j->ping->p.msg_size;
+    long total = j->warmup + j->n;
+    struct endpoint out_ep = {.c = initiator ? j->ping : j->pong, .fd = -1};
+    struct endpoint in_ep = {.c = initiator ? j->pong : j->ping, .fd = -1};
+    if (t->open(out_ep.c, &out_ep, 1, 0, out->err) != 0 ||
+        t->open(in_ep.c, &in_ep, 0, 0, out->err) != 0)
+        return -1;
+    unsigned char *buf = calloc(1, size);
+    if (!buf) {
+        bench_errno(out->err, "calloc");
+        return -1;
+    }
+    msg_build(buf, size, 0, 1);
+    struct sys_count sc;
+    sys_count_open(&sc);
+    child_barrier();
+    sys_count_start(&sc);
+    uint64_t prev = bench_ticks();
+    for (long i = 0; i < total; i++) {
+        if (lat_round(j, out, &in_ep, &out_ep, buf, i, initiator) != 0)
+            return -1;
+        if (initiator) {
+            uint64_t now = bench_ticks();
+            if (i >= j->warmup)
+                lat_samples[i - j->warmup] = now - prev;
+            prev = now;
+        }
+    }
+    sys_count_stop(&sc, out);
+    t->close(&in_ep);
+    t->close(&out_ep);
+    return 0;
+}
+
 /* The initiator (INITIATOR) sends message i and waits for it back; the
- * echo checks it and sends the same bytes back. */
+ * echo checks it and sends the same bytes back.  A transport with its own
+ * round-trip loop (pingpong) runs that instead. */
 static int lat_side(const struct job *j, struct child_out *out, int initiator)
 {
     const struct transport *t = j->t;
-    long total = j->warmup + j->n;
-    uint64_t *samples = initiator ? lat_samples : NULL;
-    struct sys_count sc;
     if (t->pingpong) {
+        struct sys_count sc;
         sys_count_open(&sc);
         child_barrier();
         sys_count_start(&sc);
-        if (t->pingpong(j->ping, initiator, j->warmup, j->n, samples, out->err) != 0)
+        if (t->pingpong(j->ping, initiator, j->warmup, j->n, initiator ? lat_samples : NULL,
+                        out->err) != 0)
             return -1;
         sys_count_stop(&sc, out);
-    } else {
-        size_t size = j->ping->p.msg_size;
-        int full = j->o->check_full;
-        struct endpoint out_ep = {.c = initiator ? j->ping : j->pong, .fd = -1};
-        struct endpoint in_ep = {.c = initiator ? j->pong : j->ping, .fd = -1};
-        if (t->open(out_ep.c, &out_ep, 1, 0, out->err) != 0 ||
-            t->open(in_ep.c, &in_ep, 0, 0, out->err) != 0)
-            return -1;
-        unsigned char *buf = calloc(1, size);
-        if (!buf) {
-            bench_errno(out->err, "calloc");
-            return -1;
-        }
-        msg_build(buf, size, 0, 1);
-        sys_count_open(&sc);
-        child_barrier();
-        sys_count_start(&sc);
-        uint64_t prev = bench_ticks();
-        for (long i = 0; i < total; i++) {
-            uint64_t want = tag_make(0, (uint64_t)i), tag;
-            const void *msg;
-            size_t len;
-            if (initiator) {
-                msg_build(buf, size, want, full);
-                if (j->inject == INJECT_SPOIL && i == INJECT_AT)
-                    buf[size - 1] ^= 0x5a;
-                if (t->send(&out_ep, buf, size, out->err) != 0)
-                    return -1;
-            }
-            if (t->recv(&in_ep, &msg, &len, out->err) != 0)
-                return -1;
-            if (msg_check(msg, len, size, full, &tag, out->err) != 0)
-                return -1;
-            if (tag != want) {
-                snprintf(out->err, BENCH_ERR_MAX, CORRUPT "%s got tag %#llx, expected %#llx",
-                         initiator ? "initiator" : "echo", (unsigned long long)tag,
-                         (unsigned long long)want);
-                return -1;
-            }
-            if (initiator) {
-                if (t->in_place && !full)
-                    fold(msg, len);
-            } else if (t->send(&out_ep, msg, len, out->err) != 0) {
-                return -1;
-            }
-            if (t->recv_done && t->recv_done(&in_ep, out->err) != 0)
-                return -1;
-            if (initiator) {
-                uint64_t now = bench_ticks();
-                if (i >= j->warmup)
-                    samples[i - j->warmup] = now - prev;
-                prev = now;
-            }
-        }
-        sys_count_stop(&sc, out);
-        t->close(&in_ep);
-        t->close(&out_ep);
+    } else if (lat_rounds(j, out, initiator) != 0) {
+        return -1;
     }
-    out->msgs = (uint64_t)total;
+    out->msgs = (uint64_t)(j->warmup + j->n);
     return 0;
 }
 
@@ -598,6 +622,120 @@ static double run_timeout(const struct options *o, enum kind kind, enum bench_mo
     return 30 + (double)(o->rt_per_round + o->warmup) * (mode == MODE_BLOCK ? 5e-3 : 1e-4);
 }
 
+/* The children's jobs: all on channel PING (and PONG, or NULL). */
+static void jobs_make(struct job *jobs, const struct transport *t, const struct options *o,
+                      enum kind kind, struct chan *ping, struct chan *pong)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++)
+        jobs[i] = (struct job){.t = t,
+                               .o = o,
+                               .ping = ping,
+                               .pong = pong,
+                               .index = i,
+                               .warmup = o->warmup,
+                               .n = o->rt_per_round};
+    /* --inject-corruption: throughput runs alternately spoil a byte and
+     * drop a message; a round trip can only spoil (a drop would hang it). */
+    for (int i = 0; o->inject && i < MAX_CHILDREN; i++)
+        jobs[i].inject = kind == KIND_LAT || run_serial % 2 ? INJECT_SPOIL : INJECT_DROP;
+}
+
+/* Starts the children of one run: a consumer and the producers, or the
+ * initiator and the echo.  0, or -1 with ERR. */
+static int spawn_children(struct run *r, const struct transport *t, enum kind kind,
+                          const struct options *o, struct job *jobs, char *err)
+{
+    if (kind == KIND_TPUT) {
+        if (spawn(r, o->cpu_b, "consumer", tput_consumer, &jobs[0], err) != 0)
+            return -1;
+        static const char *names[MAX_SENDERS] = {"producer 0", "producer 1", "producer 2"};
+        for (int p = 0; p < t->senders; p++)
+            if (spawn(r, o->cpu_a, names[p], tput_producer, &jobs[p], err) != 0)
+                return -1;
+        return 0;
+    }
+    if (spawn(r, o->cpu_a, "initiator", lat_initiator, &jobs[0], err) != 0 ||
+        spawn(r, o->cpu_b, "echo", lat_echo, &jobs[0], err) != 0)
+        return -1;
+    return 0;
+}
+
+/* The transport's own wait and wake counters of PING (and PONG, or NULL)
+ * added up: 0, or -1 if it has none or they cannot be read. */
+static int calls_counted(const struct transport *t, struct chan *ping, struct chan *pong,
+                         uint64_t *sum)
+{
+    uint64_t waits = 0, wakes = 0, pw = 0, pk = 0;
+    if (!t->counters || t->counters(ping, &waits, &wakes) != 0 ||
+        (pong && t->counters(pong, &pw, &pk) != 0))
+        return -1;
+    *sum = waits + wakes + pw + pk;
+    return 0;
+}
+
+/* The children's system calls and context switches, added into M. */
+static void children_totals(struct measured *m, const struct run *r)
+{
+    m->syscalls = 0;
+    for (int i = 0; i < r->n; i++) {
+        const struct child_out *c = &ctl->out[i];
+        m->syscalls = (m->syscalls < 0 || c->syscalls < 0) ? -1 : m->syscalls + c->syscalls;
+        m->vcsw += c->vcsw;
+        m->ivcsw += c->ivcsw;
+    }
+}
+
+/* A throughput run's messages and rate: every message sent must have
+ * been received.  0, or -1 with ERR. */
+static int tput_result(struct measured *m, const struct run *r, char *err)
+{
+    int64_t start = INT64_MAX;
+    uint64_t sent = 0;
+    for (int i = 1; i < r->n; i++) {
+        if (ctl->out[i].t_start_ns < start)
+            start = ctl->out[i].t_start_ns;
+        sent += ctl->out[i].msgs;
+    }
+    m->msgs = ctl->out[0].msgs;
+    if (m->msgs != sent) {
+        snprintf(err, BENCH_ERR_MAX, CORRUPT "%llu sent, %llu received", (unsigned long long)sent,
+                 (unsigned long long)m->msgs);
+        return -1;
+    }
+    double seconds = (double)(ctl->out[0].t_end_ns - start) / 1e9;
+    m->rate = seconds > 0 ? (double)m->msgs / seconds : 0;
+    return 0;
+}
+
+/* Runs the children of one measurement on PING (and PONG, or NULL) and
+ * fills M: 0, or -1 with ERR (the children killed). */
+static int run_children(const struct transport *t, enum kind kind, enum bench_mode mode,
+                        const struct options *o, struct chan *ping, struct chan *pong,
+                        struct measured *m, char *err)
+{
+    memset(ctl, 0, sizeof *ctl);
+    struct run r = {.n = 0};
+    struct job jobs[MAX_CHILDREN];
+    jobs_make(jobs, t, o, kind, ping, pong);
+    uint64_t calls0, calls1;
+    if (spawn_children(&r, t, kind, o, jobs, err) != 0 || wait_ready(&r, 30, err) != 0)
+        goto stop;
+    int counted = calls_counted(t, ping, pong, &calls0) == 0;
+    start_all();
+    if (wait_all(&r, run_timeout(o, kind, mode), err) != 0)
+        goto stop;
+    if (counted && calls_counted(t, ping, pong, &calls1) == 0)
+        m->rq_calls = (int64_t)(calls1 - calls0);
+    children_totals(m, &r);
+    if (kind == KIND_TPUT)
+        return tput_result(m, &r, err);
+    m->msgs = ctl->out[0].msgs;
+    return 0;
+stop:
+    kill_all(&r);
+    return -1;
+}
+
 int measure(const struct transport *t, enum kind kind, size_t size, enum bench_mode mode,
             const struct options *o, struct measured *m, char *err)
 {
@@ -616,76 +754,7 @@ int measure(const struct transport *t, enum kind kind, size_t size, enum bench_m
             goto out;
         have_pong = 1;
     }
-    memset(ctl, 0, sizeof *ctl);
-    struct run r = {.n = 0};
-    struct job jobs[MAX_CHILDREN];
-    for (int i = 0; i < MAX_CHILDREN; i++)
-        jobs[i] = (struct job){.t = t,
-                               .o = o,
-                               .ping = &ping,
-                               .pong = have_pong ? &pong : NULL,
-                               .index = i,
-                               .warmup = o->warmup,
-                               .n = o->rt_per_round};
-    /* --inject-corruption: throughput runs alternately spoil a byte and
-     * drop a message; a round trip can only spoil (a drop would hang it). */
-    for (int i = 0; o->inject && i < MAX_CHILDREN; i++)
-        jobs[i].inject = kind == KIND_LAT || run_serial % 2 ? INJECT_SPOIL : INJECT_DROP;
-    if (kind == KIND_TPUT) {
-        if (spawn(&r, o->cpu_b, "consumer", tput_consumer, &jobs[0], err) != 0)
-            goto out;
-        static const char *names[MAX_SENDERS] = {"producer 0", "producer 1", "producer 2"};
-        for (int p = 0; p < t->senders; p++)
-            if (spawn(&r, o->cpu_a, names[p], tput_producer, &jobs[p], err) != 0)
-                goto stop;
-    } else {
-        if (spawn(&r, o->cpu_a, "initiator", lat_initiator, &jobs[0], err) != 0 ||
-            spawn(&r, o->cpu_b, "echo", lat_echo, &jobs[0], err) != 0)
-            goto stop;
-    }
-    double timeout = run_timeout(o, kind, mode);
-    if (wait_ready(&r, 30, err) != 0)
-        goto stop;
-    uint64_t waits0 = 0, wakes0 = 0, waits1 = 0, wakes1 = 0, pw0 = 0, pk0 = 0, pw1 = 0, pk1 = 0;
-    int counted = t->counters && t->counters(&ping, &waits0, &wakes0) == 0 &&
-                  (!have_pong || t->counters(&pong, &pw0, &pk0) == 0);
-    start_all();
-    if (wait_all(&r, timeout, err) != 0)
-        goto stop;
-    if (counted && t->counters(&ping, &waits1, &wakes1) == 0 &&
-        (!have_pong || t->counters(&pong, &pw1, &pk1) == 0))
-        m->rq_calls = (int64_t)((waits1 - waits0) + (wakes1 - wakes0) + (pw1 - pw0) + (pk1 - pk0));
-
-    m->syscalls = 0;
-    for (int i = 0; i < r.n; i++) {
-        const struct child_out *c = &ctl->out[i];
-        m->syscalls = (m->syscalls < 0 || c->syscalls < 0) ? -1 : m->syscalls + c->syscalls;
-        m->vcsw += c->vcsw;
-        m->ivcsw += c->ivcsw;
-    }
-    if (kind == KIND_TPUT) {
-        int64_t start = INT64_MAX;
-        uint64_t sent = 0;
-        for (int i = 1; i < r.n; i++) {
-            if (ctl->out[i].t_start_ns < start)
-                start = ctl->out[i].t_start_ns;
-            sent += ctl->out[i].msgs;
-        }
-        m->msgs = ctl->out[0].msgs;
-        if (m->msgs != sent) {
-            snprintf(err, BENCH_ERR_MAX, CORRUPT "%llu sent, %llu received",
-                     (unsigned long long)sent, (unsigned long long)m->msgs);
-            goto out;
-        }
-        double seconds = (double)(ctl->out[0].t_end_ns - start) / 1e9;
-        m->rate = seconds > 0 ? (double)m->msgs / seconds : 0;
-    } else {
-        m->msgs = ctl->out[0].msgs;
-    }
-    rc = 0;
-    goto out;
-stop:
-    kill_all(&r);
+    rc = run_children(t, kind, mode, o, &ping, have_pong ? &pong : NULL, m, err);
 out:
     if (have_pong)
         t->destroy(&pong);

@@ -322,31 +322,33 @@ static void apply_defaults(struct options *o, const struct given *g)
     o->min_msgs = o->quick ? 4L * o->slots + 16 : 0;
 }
 
-int parse_options(int argc, char **argv, struct options *o)
+/* The long options (the short ones are in parse_options' getopt string). */
+static const struct option longopts[] = {{"transports", required_argument, 0, 't'},
+                                         {"sizes", required_argument, 0, 's'},
+                                         {"tput-modes", required_argument, 0, O_TPUT_MODES},
+                                         {"lat-modes", required_argument, 0, O_LAT_MODES},
+                                         {"no-throughput", no_argument, 0, O_NO_TPUT},
+                                         {"no-latency", no_argument, 0, O_NO_LAT},
+                                         {"duration", required_argument, 0, 'd'},
+                                         {"repeats", required_argument, 0, 'r'},
+                                         {"round-trips", required_argument, 0, 'n'},
+                                         {"lat-rounds", required_argument, 0, O_LAT_ROUNDS},
+                                         {"slots", required_argument, 0, O_SLOTS},
+                                         {"cpus", required_argument, 0, O_CPUS},
+                                         {"check", required_argument, 0, O_CHECK},
+                                         {"quick", no_argument, 0, O_QUICK},
+                                         {"inject-corruption", no_argument, 0, O_INJECT},
+                                         {"csv", required_argument, 0, O_CSV},
+                                         {"json", required_argument, 0, O_JSON},
+                                         {"markdown", required_argument, 0, O_MD},
+                                         {"timeout", required_argument, 0, O_TIMEOUT},
+                                         {"list", no_argument, 0, O_LIST},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+
+/* The options before the command line: every transport selected. */
+static void set_defaults(struct options *o)
 {
-    static const struct option longopts[] = {{"transports", required_argument, 0, 't'},
-                                             {"sizes", required_argument, 0, 's'},
-                                             {"tput-modes", required_argument, 0, O_TPUT_MODES},
-                                             {"lat-modes", required_argument, 0, O_LAT_MODES},
-                                             {"no-throughput", no_argument, 0, O_NO_TPUT},
-                                             {"no-latency", no_argument, 0, O_NO_LAT},
-                                             {"duration", required_argument, 0, 'd'},
-                                             {"repeats", required_argument, 0, 'r'},
-                                             {"round-trips", required_argument, 0, 'n'},
-                                             {"lat-rounds", required_argument, 0, O_LAT_ROUNDS},
-                                             {"slots", required_argument, 0, O_SLOTS},
-                                             {"cpus", required_argument, 0, O_CPUS},
-                                             {"check", required_argument, 0, O_CHECK},
-                                             {"quick", no_argument, 0, O_QUICK},
-                                             {"inject-corruption", no_argument, 0, O_INJECT},
-                                             {"csv", required_argument, 0, O_CSV},
-                                             {"json", required_argument, 0, O_JSON},
-                                             {"markdown", required_argument, 0, O_MD},
-                                             {"timeout", required_argument, 0, O_TIMEOUT},
-                                             {"list", no_argument, 0, O_LIST},
-                                             {"help", no_argument, 0, 'h'},
-                                             {0, 0, 0, 0}};
-    struct given g = {.check = -1};
     *o = (struct options){.do_tput = 1,
                           .do_lat = 1,
                           .duration = 1.0,
@@ -358,6 +360,12 @@ int parse_options(int argc, char **argv, struct options *o)
                           .cpu_b = 1};
     for (size_t k = 0; k < bench_transport_count; k++)
         o->selected[k] = 1;
+}
+
+int parse_options(int argc, char **argv, struct options *o)
+{
+    struct given g = {.check = -1};
+    set_defaults(o);
     int c;
     while ((c = getopt_long(argc, argv, "t:s:d:r:n:h", longopts, NULL)) != -1) {
         if (c == O_LIST || c == 'h') {

@@ -188,6 +188,53 @@ static void spread(double *v, int n, double out[3])
     out[2] = v[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1];
 }
 
+/* The child: echoes each round trip on both transports, then exits. */
+static void echo_child(const char *ping, const char *pong, int e_ping, int e_pong, int rounds,
+                       long trips)
+{
+    struct rq_side r;
+    struct efd_side e;
+    rq_side_open(&r, ping, pong);
+    efd_side_open(&e, e_ping, e_pong);
+    echo(&r, &e, rounds, trips);
+    rq_close(r.in);
+    rq_close(r.out);
+    _exit(0);
+}
+
+/* ROUNDS rounds of TRIPS round trips, the two transports in turn (which
+ * goes first alternates): each round's time per trip and their ratio. */
+static void interleave(struct rq_side *r, struct efd_side *e, int rounds, long trips, double *rq_ns,
+                       double *efd_ns, double *ratio)
+{
+    for (int round = 0; round < rounds; round++) {
+        if (round % 2 == 0) {
+            rq_ns[round] = run_rq(r, trips);
+            efd_ns[round] = run_efd(e, trips);
+        } else {
+            efd_ns[round] = run_efd(e, trips);
+            rq_ns[round] = run_rq(r, trips);
+        }
+        ratio[round] = rq_ns[round] / efd_ns[round];
+    }
+}
+
+static void report(int rounds, long trips, double *rq_ns, double *efd_ns, double *ratio,
+                   const rq_stats *st)
+{
+    double a[3], b[3], c[3];
+    spread(rq_ns, rounds, a);
+    spread(efd_ns, rounds, b);
+    spread(ratio, rounds, c);
+    printf("round trip through epoll, %d rounds x %ld, interleaved (median [p10, p90]):\n", rounds,
+           trips);
+    printf("  rq poll descriptor   %8.0f ns  [%.0f, %.0f]\n", a[0], a[1], a[2]);
+    printf("  eventfd ping-pong    %8.0f ns  [%.0f, %.0f]\n", b[0], b[1], b[2]);
+    printf("  ratio rq / eventfd   %8.2f x   [%.2f, %.2f]  (target <= 1.2)\n", c[0], c[1], c[2]);
+    printf("  ping queue: %llu messages, %llu wake signals by the initiator\n",
+           (unsigned long long)st->pushed, (unsigned long long)st->producer_wakes);
+}
+
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 20;
@@ -212,46 +259,19 @@ int main(int argc, char **argv)
     pid_t child = fork();
     if (child < 0)
         die("fork", 0);
-    if (child == 0) {
-        struct rq_side r;
-        struct efd_side e;
-        rq_side_open(&r, ping, pong);
-        efd_side_open(&e, e_ping, e_pong);
-        echo(&r, &e, rounds, trips);
-        rq_close(r.in);
-        rq_close(r.out);
-        _exit(0);
-    }
+    if (child == 0)
+        echo_child(ping, pong, e_ping, e_pong, rounds, trips);
     struct rq_side r;
     struct efd_side e;
     rq_side_open(&r, pong, ping);
     efd_side_open(&e, e_pong, e_ping);
     double rq_ns[ROUNDS_MAX], efd_ns[ROUNDS_MAX], ratio[ROUNDS_MAX];
-    for (int round = 0; round < rounds; round++) {
-        if (round % 2 == 0) {
-            rq_ns[round] = run_rq(&r, trips);
-            efd_ns[round] = run_efd(&e, trips);
-        } else {
-            efd_ns[round] = run_efd(&e, trips);
-            rq_ns[round] = run_rq(&r, trips);
-        }
-        ratio[round] = rq_ns[round] / efd_ns[round];
-    }
+    interleave(&r, &e, rounds, trips, rq_ns, efd_ns, ratio);
     int status;
     waitpid(child, &status, 0);
     rq_stats st;
     rq_stat(r.out, &st);
-    double a[3], b[3], c[3];
-    spread(rq_ns, rounds, a);
-    spread(efd_ns, rounds, b);
-    spread(ratio, rounds, c);
-    printf("round trip through epoll, %d rounds x %ld, interleaved (median [p10, p90]):\n", rounds,
-           trips);
-    printf("  rq poll descriptor   %8.0f ns  [%.0f, %.0f]\n", a[0], a[1], a[2]);
-    printf("  eventfd ping-pong    %8.0f ns  [%.0f, %.0f]\n", b[0], b[1], b[2]);
-    printf("  ratio rq / eventfd   %8.2f x   [%.2f, %.2f]  (target <= 1.2)\n", c[0], c[1], c[2]);
-    printf("  ping queue: %llu messages, %llu wake signals by the initiator\n",
-           (unsigned long long)st.pushed, (unsigned long long)st.producer_wakes);
+    report(rounds, trips, rq_ns, efd_ns, ratio, &st);
     rq_close(r.in);
     rq_close(r.out);
     rq_close(keep[0]);

@@ -185,6 +185,32 @@ static void producer(const struct run *r, const char *name, int ready_fd, int go
     exit(0);
 }
 
+/* The consumer's side of one run: peeks, checks and releases every
+ * message.  Returns the payload bytes moved (exits on a wrong message). */
+static uint64_t consume_all(const struct run *r, rq *c)
+{
+    uint64_t seed = 88172645463325252ull, moved = 0;
+    for (uint64_t i = 0; i < r->messages; i++) {
+        const void *msg;
+        size_t len;
+        int rc;
+        while ((rc = rq_peek(c, &msg, &len, 0)) == RQ_EAGAIN)
+            ;
+        if (rc != RQ_OK)
+            die("peek", rc);
+        const unsigned char *b = msg;
+        if (len != next_len(r, &seed) || b[0] != (unsigned char)i ||
+            b[len - 1] != (unsigned char)i) {
+            fprintf(stderr, "rec_bench: %s: message %llu is wrong\n", r->what,
+                    (unsigned long long)i);
+            exit(1);
+        }
+        moved += len;
+        rq_release(c);
+    }
+    return moved;
+}
+
 /* One run: returns seconds; *BYTES gets the payload moved. */
 static double run_once(const struct run *r, uint64_t *bytes)
 {
@@ -209,26 +235,7 @@ static double run_once(const struct run *r, uint64_t *bytes)
     double t0 = now_s();
     if (write(go[1], &ch, 1) != 1)
         exit(1);
-    uint64_t seed = 88172645463325252ull, moved = 0;
-    if (r->burst)
-        moved = consume_bursts(r, c);
-    for (uint64_t i = 0; i < r->messages && !r->burst; i++) {
-        const void *msg;
-        size_t len;
-        while ((rc = rq_peek(c, &msg, &len, 0)) == RQ_EAGAIN)
-            ;
-        if (rc != RQ_OK)
-            die("peek", rc);
-        const unsigned char *b = msg;
-        if (len != next_len(r, &seed) || b[0] != (unsigned char)i ||
-            b[len - 1] != (unsigned char)i) {
-            fprintf(stderr, "rec_bench: %s: message %llu is wrong\n", r->what,
-                    (unsigned long long)i);
-            exit(1);
-        }
-        moved += len;
-        rq_release(c);
-    }
+    uint64_t moved = r->burst ? consume_bursts(r, c) : consume_all(r, c);
     double t = now_s() - t0;
     int status;
     waitpid(pid, &status, 0);
@@ -559,6 +566,26 @@ static void capacity_check(const rq_config *cfg)
     rq_unlink(name);
 }
 
+/* --only NAME: runs configuration NAME of ALL (in the order of the names
+ * below) once.  The exit status. */
+static int run_only(const char *only, const struct run *const all[4])
+{
+    const char *names[] = {"slots64", "records64", "slotsmix", "recordsmix"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(only, names[i]) == 0) {
+            struct run one = *all[i];
+            one.messages = 200000;
+            uint64_t bytes;
+            double t = run_either(&one, &bytes);
+            printf("%s: %llu messages, %llu bytes, %.3f s\n", names[i],
+                   (unsigned long long)one.messages, (unsigned long long)bytes, t);
+            return 0;
+        }
+    }
+    fprintf(stderr, "rec_bench: --only: unknown configuration '%s'\n", only);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     int pairs = 7, quick = 0, bursts = 0, shapes = 0;
@@ -608,20 +635,7 @@ int main(int argc, char **argv)
         "records, mix", {256 * (MIX_MAX + 8), MIX_MAX, RQ_RECORDS, 0}, 0, 1500000 / scale, 0};
     if (only) { /* one configuration once, for an instruction count (callgrind) */
         const struct run *all[] = {&slot64, &rec64, &slotmix, &recmix};
-        const char *names[] = {"slots64", "records64", "slotsmix", "recordsmix"};
-        for (int i = 0; i < 4; i++) {
-            if (strcmp(only, names[i]) == 0) {
-                struct run one = *all[i];
-                one.messages = 200000;
-                uint64_t bytes;
-                double t = run_either(&one, &bytes);
-                printf("%s: %llu messages, %llu bytes, %.3f s\n", names[i],
-                       (unsigned long long)one.messages, (unsigned long long)bytes, t);
-                return 0;
-            }
-        }
-        fprintf(stderr, "rec_bench: --only: unknown configuration '%s'\n", only);
-        return 2;
+        return run_only(only, all);
     }
     const char *how = single_mode ? "one process, CPU time" : "busy SPSC, two processes";
     char title[200];

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks (as root), then builds and runs
-# every rq test: the format check (scripts/format.sh --check), the debug
-# build, the AddressSanitizer+UBSan build, the threaded suites under
-# ThreadSanitizer, a short libFuzzer pass (scripts/fuzz.sh), the spin model
-# check (scripts/model-check.sh), the quick mutation-testing subset
+# every rq test: the format check (scripts/format.sh --check), clang-tidy
+# (scripts/tidy.sh, full mode only), the debug build, the
+# AddressSanitizer+UBSan build, the threaded suites under ThreadSanitizer,
+# a short libFuzzer pass (scripts/fuzz.sh), the spin model check
+# (scripts/model-check.sh), the quick mutation-testing subset
 # (scripts/mutate.sh --quick), then the Windows build under Wine
 # (scripts/test-windows.sh).
 # Not root and something missing: prints the exact apt-get line and stops.
@@ -12,7 +13,8 @@
 #                                  the packages are in; Wine alone takes about 6)
 #   scripts/test-all.sh --quick    the debug build and its tests only (C, C++,
 #                                  Python, rqctl, package): a few minutes; no
-#                                  sanitizers, fuzzing, model check or Wine.
+#                                  clang-tidy, sanitizers, fuzzing, model
+#                                  check or Wine.
 #                                  RQ_QUICK=1 does the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +31,7 @@ source scripts/packages.sh
 rq_install_packages cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev libboost-dev \
   python3 python3-cffi python3-pytest python3-pip python3-setuptools python3-venv groff-base \
   clang libclang-rt-14-dev spin util-linux \
-  libnats-dev nats-server libuv1-dev clang-format
+  libnats-dev nats-server libuv1-dev clang-format clang-tidy
 
 # The layout first: a file off .clang-format fails in seconds, not after
 # the builds (scripts/format.sh formats it).
@@ -45,6 +47,14 @@ if ((quick)); then
   echo "== quick tests passed in $(($(date +%s) - start)) s (scripts/test-all.sh runs everything)"
   exit 0
 fi
+# clang-tidy over src/ and tools/ with the debug configure's compile
+# database (the loop below reuses that configure): about a minute of two
+# cores, so the quick mode leaves it out.
+echo "== clang-tidy"
+cmake --preset debug >/dev/null
+tidy_start=$(date +%s)
+bash scripts/tidy.sh
+echo "== clang-tidy took $(($(date +%s) - tidy_start)) s"
 for preset in debug asan; do
   echo "== build and test: $preset"
   cmake --preset "$preset" >/dev/null

@@ -393,37 +393,71 @@ static int producer_lock(rq *q, const struct rq_deadline *d)
     return rc < 0 ? producer_lock_failed(q, d, rc) : rc;
 }
 
-/* Claims the next free slot, waiting as allowed.  On RQ_OK in MPSC mode
- * the producers' lock is held until producer_publish. */
-static int producer_claim_wait(rq *q, void **payload, int timeout_ms)
+/* The one-message claims' loops stay out of line: inlined into rq_push or
+ * rq_pop, their registers would be saved on the common path too. */
+#if defined(__GNUC__)
+#define CLAIM_SLOW __attribute__((noinline))
+#else
+#define CLAIM_SLOW
+#endif
+
+/* One try of a claim on the ring: RQ_OK (claimed), RQ_EAGAIN (full or
+ * empty: wait and try again) or an error.  Each claim below is one such
+ * try with its own arguments (ARG) and crash point. */
+typedef int (*claim_try)(rq *q, void *arg);
+
+/* The claim loop of every push and pop: tries, and until the try succeeds
+ * waits on the side's event as allowed (or, for a poller with timeout 0,
+ * arms it).  SIDE is RQ_POLL_SPACE for a producer, RQ_POLL_DATA for the
+ * consumer.  An MPSC producer tries holding the producers' lock and keeps
+ * it on RQ_OK (until its publish); it never waits holding it.  Inline
+ * with TRY_CLAIM constant at each call, so the compiler can fold the call. */
+static inline int claim_wait(rq *q, int side, claim_try try_claim, void *arg, int timeout_ms)
 {
+    int locking = side == RQ_POLL_SPACE && q->mpsc;
+    struct rq_shm_event *ev = side == RQ_POLL_SPACE ? &q->shm->space_event : &q->shm->data_event;
+    int (*ready)(void *) = side == RQ_POLL_SPACE ? ready_for_producer : ready_for_consumer;
     struct rq_deadline d = rq_deadline_start(timeout_ms);
     int napped = 0, rounds = 0;
     for (;;) {
-        if (q->mpsc) {
+        if (locking) {
             int rc = producer_lock(q, &d);
             if (rc < 0)
                 return rc;
         }
-        int rc = rq_ring_push_begin(&q->ring, payload, q->mpsc);
-        if (rc == RQ_OK) {
-            RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
+        int rc = try_claim(q, arg);
+        if (rc == RQ_OK)
             return RQ_OK;
-        }
-        if (q->mpsc)
+        if (locking)
             rq_mpsc_unlock(&q->lock); /* never wait holding the lock */
         if (rc != RQ_EAGAIN)
             return rc;
         if (q->polling && timeout_ms == 0) {
-            rc = poll_again(q, &q->shm->space_event, ready_for_producer, q, &rounds);
+            rc = poll_again(q, ev, ready, q, &rounds);
             if (rc != RQ_OK)
                 return rc;
             continue;
         }
-        rc = wait_on(q, &q->shm->space_event, ready_for_producer, q, &d, &napped);
+        rc = wait_on(q, ev, ready, q, &d, &napped);
         if (rc < 0)
             return wait_result(q, rc);
     }
+}
+
+/* Claims the next free slot (ARG: where its payload pointer goes). */
+static int try_push_one(rq *q, void *arg)
+{
+    int rc = rq_ring_push_begin(&q->ring, arg, q->mpsc);
+    if (rc == RQ_OK)
+        RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
+    return rc;
+}
+
+/* Claims the next free slot, waiting as allowed.  On RQ_OK in MPSC mode
+ * the producers' lock is held until producer_publish. */
+static CLAIM_SLOW int producer_claim_wait(rq *q, void **payload, int timeout_ms)
+{
+    return claim_wait(q, RQ_POLL_SPACE, try_push_one, payload, timeout_ms);
 }
 
 /* The common case without the loop: an SPSC producer whose cached view
@@ -451,24 +485,23 @@ static inline void producer_publish(rq *q, void *payload, uint32_t len)
 
 /* ---- consumer -------------------------------------------------------- */
 
-static int consumer_claim_wait(rq *q, const void **payload, uint32_t *len, int timeout_ms)
+/* The oldest message (ARG: struct pop_one). */
+struct pop_one {
+    const void **payload;
+    uint32_t *len;
+};
+
+static int try_pop_one(rq *q, void *arg)
 {
-    struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int napped = 0, rounds = 0;
-    for (;;) {
-        int rc = rq_ring_pop_begin(&q->ring, payload, len);
-        if (rc != RQ_EAGAIN)
-            return rc;
-        if (q->polling && timeout_ms == 0) {
-            rc = poll_again(q, &q->shm->data_event, ready_for_consumer, q, &rounds);
-            if (rc != RQ_OK)
-                return rc;
-            continue;
-        }
-        rc = wait_on(q, &q->shm->data_event, ready_for_consumer, q, &d, &napped);
-        if (rc < 0)
-            return wait_result(q, rc);
-    }
+    struct pop_one *a = arg;
+    return rq_ring_pop_begin(&q->ring, a->payload, a->len);
+}
+
+static CLAIM_SLOW int consumer_claim_wait(rq *q, const void **payload, uint32_t *len,
+                                          int timeout_ms)
+{
+    struct pop_one a = {payload, len};
+    return claim_wait(q, RQ_POLL_DATA, try_pop_one, &a, timeout_ms);
 }
 
 /* The common case without the loop: a message is there. */
@@ -488,38 +521,28 @@ static inline void consumer_release(rq *q)
 
 /* ---- bursts: many slots, one publish ---------------------------------- */
 
+/* Up to WANT free slots, *COUNT of them claimed (ARG: struct burst). */
+struct burst {
+    uint32_t want;
+    uint32_t *count;
+};
+
+static int try_push_burst(rq *q, void *arg)
+{
+    struct burst *a = arg;
+    int rc = rq_ring_push_room(&q->ring, a->want, q->mpsc, a->count);
+    if (rc == RQ_OK)
+        RQ_CRASH_POINT(PUSH_BURST_AFTER_CLAIM);
+    return rc;
+}
+
 /* Claims up to WANT (1..N) free slots, waiting as allowed for one.  On
  * RQ_OK (*ROOM >= 1) in MPSC mode the producers' lock is held until
  * producer_publish_burst: one lock round for the whole batch. */
 static int producer_claim_burst(rq *q, uint32_t want, uint32_t *room, int timeout_ms)
 {
-    struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int napped = 0, rounds = 0;
-    for (;;) {
-        if (q->mpsc) {
-            int rc = producer_lock(q, &d);
-            if (rc < 0)
-                return rc;
-        }
-        int rc = rq_ring_push_room(&q->ring, want, q->mpsc, room);
-        if (rc == RQ_OK) {
-            RQ_CRASH_POINT(PUSH_BURST_AFTER_CLAIM);
-            return RQ_OK;
-        }
-        if (q->mpsc)
-            rq_mpsc_unlock(&q->lock); /* never wait holding the lock */
-        if (rc != RQ_EAGAIN)
-            return rc;
-        if (q->polling && timeout_ms == 0) {
-            rc = poll_again(q, &q->shm->space_event, ready_for_producer, q, &rounds);
-            if (rc != RQ_OK)
-                return rc;
-            continue;
-        }
-        rc = wait_on(q, &q->shm->space_event, ready_for_producer, q, &d, &napped);
-        if (rc < 0)
-            return wait_result(q, rc);
-    }
+    struct burst a = {want, room};
+    return claim_wait(q, RQ_POLL_SPACE, try_push_burst, &a, timeout_ms);
 }
 
 /* Publishes K filled slots with one store (K == 0: gives the claim up). */
@@ -539,26 +562,18 @@ static void producer_publish_burst(rq *q, uint32_t k)
     wake_consumer(q);
 }
 
+static int try_pop_burst(rq *q, void *arg)
+{
+    struct burst *a = arg;
+    return rq_ring_pop_avail(&q->ring, a->want, a->count);
+}
+
 /* Up to WANT (1..N) messages, waiting as allowed for one: *AVAIL of them
  * are there, their lengths not yet read. */
 static int consumer_claim_burst(rq *q, uint32_t want, uint32_t *avail, int timeout_ms)
 {
-    struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int napped = 0, rounds = 0;
-    for (;;) {
-        int rc = rq_ring_pop_avail(&q->ring, want, avail);
-        if (rc != RQ_EAGAIN)
-            return rc;
-        if (q->polling && timeout_ms == 0) {
-            rc = poll_again(q, &q->shm->data_event, ready_for_consumer, q, &rounds);
-            if (rc != RQ_OK)
-                return rc;
-            continue;
-        }
-        rc = wait_on(q, &q->shm->data_event, ready_for_consumer, q, &d, &napped);
-        if (rc < 0)
-            return wait_result(q, rc);
-    }
+    struct burst a = {want, avail};
+    return claim_wait(q, RQ_POLL_DATA, try_pop_burst, &a, timeout_ms);
 }
 
 static void consumer_release_burst(rq *q, uint32_t k)
@@ -1380,6 +1395,31 @@ static void message_counts(rq *q, int rc, rq_stats *st)
     st->popped = rc == RQ_OK ? rq_ring_position(&q->ring, r, st->read_offset) : r;
 }
 
+/* rq_stat's wait, wake, takeover and recovery counters, and who holds
+ * the MPSC lock. */
+static void stat_counters(rq *q, rq_stats *st)
+{
+    struct rq_shm *shm = q->shm;
+    st->producer_waits = rq_load_relaxed_u64(&shm->producer.waits);
+    st->consumer_waits = rq_load_relaxed_u64(&shm->consumer.waits);
+    st->producer_wakes = rq_load_relaxed_u64(&shm->producer.wakes);
+    st->consumer_wakes = rq_load_relaxed_u64(&shm->consumer.wakes);
+    st->producer_missed_wakes = rq_load_relaxed_u64(&shm->producer.missed_wakes);
+    st->consumer_missed_wakes = rq_load_relaxed_u64(&shm->consumer.missed_wakes);
+    st->producer_takeovers = rq_load_relaxed_u64(&shm->producer.takeovers);
+    st->consumer_takeovers = rq_load_relaxed_u64(&shm->consumer.takeovers);
+    st->lock_recoveries = rq_load_relaxed_u64(&shm->admin.lock_recoveries);
+    st->dead_reservations = rq_load_relaxed_u64(&shm->admin.dead_reservations);
+    st->lock_held_ms = -1;
+    if (q->mpsc) {
+        struct rq_mpsc_holder holder;
+        rq_mpsc_holder(shm, &holder);
+        st->lock_holder_pid = holder.pid;
+        st->lock_held_ms = holder.held_ms;
+        st->lock_reserving = holder.reserving;
+    }
+}
+
 int rq_stat(rq *q, rq_stats *st)
 {
     if (!q || !st)
@@ -1402,24 +1442,7 @@ int rq_stat(rq *q, rq_stats *st)
     } else {
         message_counts(q, rc, st);
     }
-    st->producer_waits = rq_load_relaxed_u64(&shm->producer.waits);
-    st->consumer_waits = rq_load_relaxed_u64(&shm->consumer.waits);
-    st->producer_wakes = rq_load_relaxed_u64(&shm->producer.wakes);
-    st->consumer_wakes = rq_load_relaxed_u64(&shm->consumer.wakes);
-    st->producer_missed_wakes = rq_load_relaxed_u64(&shm->producer.missed_wakes);
-    st->consumer_missed_wakes = rq_load_relaxed_u64(&shm->consumer.missed_wakes);
-    st->producer_takeovers = rq_load_relaxed_u64(&shm->producer.takeovers);
-    st->consumer_takeovers = rq_load_relaxed_u64(&shm->consumer.takeovers);
-    st->lock_recoveries = rq_load_relaxed_u64(&shm->admin.lock_recoveries);
-    st->dead_reservations = rq_load_relaxed_u64(&shm->admin.dead_reservations);
-    st->lock_held_ms = -1;
-    if (q->mpsc) {
-        struct rq_mpsc_holder holder;
-        rq_mpsc_holder(shm, &holder);
-        st->lock_holder_pid = holder.pid;
-        st->lock_held_ms = holder.held_ms;
-        st->lock_reserving = holder.reserving;
-    }
+    stat_counters(q, st);
     st->repairs = rq_load_relaxed_u64(&shm->admin.repairs);
     st->producer_pid = (int64_t)rq_load_relaxed_u64(&shm->producer.pid);
     st->consumer_pid = (int64_t)rq_load_relaxed_u64(&shm->consumer.pid);

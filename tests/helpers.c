@@ -622,23 +622,43 @@ int th_producer_main(const char *arg)
     return 0;
 }
 
-void th_journal_await_started(const struct th_journal *j, uint64_t started)
+void th_kill_and_reap(th_pid pid)
+{
+    int status;
+    th_kill(pid);
+    assert_int_equal(th_wait(pid, 10000, &status), 0);
+    if (!th_was_killed(status))
+        fail_msg("a side ended by itself (status 0x%x) during the kill phase", status);
+}
+
+void th_await_started(const rq_atomic_u64 *started, uint64_t lives)
 {
     uint64_t until = th_now_ms() + 20000;
-    while (rq_load_acquire_u64((rq_atomic_u64 *)&j->started) < started) {
+    while (rq_load_acquire_u64((rq_atomic_u64 *)started) < lives) {
         if (th_now_ms() > until)
             fail_msg("a child did not start within 20 s");
         th_sleep_us(100);
     }
 }
 
-int th_journal_complete(const struct th_journal *j)
+int th_streams_complete(const rq_atomic_u64 *limit, const rq_atomic_u64 *cons_next,
+                        unsigned streams)
 {
-    uint64_t limit = rq_load_acquire_u64((rq_atomic_u64 *)&j->limit);
-    for (unsigned s = 0; s < j->streams; s++)
-        if (rq_load_acquire_u64((rq_atomic_u64 *)&j->cons_next[s]) < limit)
+    uint64_t lim = rq_load_acquire_u64((rq_atomic_u64 *)limit);
+    for (unsigned s = 0; s < streams; s++)
+        if (rq_load_acquire_u64((rq_atomic_u64 *)&cons_next[s]) < lim)
             return 0;
     return 1;
+}
+
+void th_journal_await_started(const struct th_journal *j, uint64_t started)
+{
+    th_await_started(&j->started, started);
+}
+
+int th_journal_complete(const struct th_journal *j)
+{
+    return th_streams_complete(&j->limit, j->cons_next, j->streams);
 }
 
 /* Accounts for one delivered message.  cons_next moves only forward and

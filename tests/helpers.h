@@ -77,6 +77,16 @@ int th_exited_ok(int status);
 int th_was_killed(int status);
 #define TH_KILLED_CODE 137 /* Windows exit code standing for SIGKILL */
 
+/* A kill torture's kill of one side: kills PID and reaps it, asserting
+ * that it died by our hand (not by its own failure or its watchdog). */
+void th_kill_and_reap(th_pid pid);
+/* Waits (up to 20 s, asserted) until the counter STARTED, which each
+ * child life bumps as it reaches its main function, is at least LIVES. */
+void th_await_started(const rq_atomic_u64 *started, uint64_t lives);
+/* 1 when each of the STREAMS counters CONS_NEXT has reached LIMIT. */
+int th_streams_complete(const rq_atomic_u64 *limit, const rq_atomic_u64 *cons_next,
+                        unsigned streams);
+
 /* A number of kills for a kill torture: DEFAULT_POSIX on Linux,
  * DEFAULT_WINDOWS on Windows (process start under Wine costs ~0.1 s), or
  * the environment variable RQ_TEST_KILLS when set.  Printed. */

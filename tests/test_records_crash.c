@@ -131,11 +131,7 @@ static struct rj *rj_new(const char *name, unsigned streams, uint64_t limit)
 
 static int rj_complete(struct rj *j)
 {
-    uint64_t limit = rq_load_acquire_u64(&j->limit);
-    for (unsigned s = 0; s < j->streams; s++)
-        if (rq_load_acquire_u64(&j->cons_next[s]) < limit)
-            return 0;
-    return 1;
+    return th_streams_complete(&j->limit, j->cons_next, j->streams);
 }
 
 /* The producer's loop with rq_push_burst: batches of 1..BURST_MAX records
@@ -628,15 +624,6 @@ struct torture {
     int bursts;
 };
 
-static void kill_and_reap(th_pid pid)
-{
-    int status;
-    th_kill(pid);
-    assert_int_equal(th_wait(pid, 10000, &status), 0);
-    if (!th_was_killed(status))
-        fail_msg("a side ended by itself (status 0x%x) during the kill phase", status);
-}
-
 static void torture(const struct torture *t, const char *what)
 {
     rj = rj_new(th_name("rtorture"), t->streams, UINT64_MAX);
@@ -650,15 +637,10 @@ static void torture(const struct torture *t, const char *what)
     uint64_t lives = 1 + t->streams, rng = t->seed;
     unsigned long kills = 0, consumer_kills = 0;
     while (kills < t->kills) {
-        uint64_t until = th_now_ms() + 20000; /* kill in the work, not the start */
-        while (rq_load_acquire_u64(&rj->started) < lives) {
-            if (th_now_ms() > until)
-                fail_msg("a child did not start within 20 s");
-            th_sleep_us(100);
-        }
+        th_await_started(&rj->started, lives); /* kill in the work, not the start */
         th_sleep_us((unsigned long)(th_rand(&rng) % 3000));
         unsigned victim = (unsigned)(th_rand(&rng) % (1 + t->streams));
-        kill_and_reap(side[victim]);
+        th_kill_and_reap(side[victim]);
         side[victim] = victim ? start('P', victim - 1, -1, 0) : start('C', 0, -1, 0);
         consumer_kills += victim == 0;
         lives++;

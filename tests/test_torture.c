@@ -52,16 +52,6 @@ static th_pid spawn_side(int producer)
     return pid;
 }
 
-static void kill_and_reap(th_pid pid)
-{
-    int status;
-    th_kill(pid);
-    assert_int_equal(th_wait(pid, 10000, &status), 0);
-    /* it must have died by our hand, not by its own failure or watchdog */
-    if (!th_was_killed(status))
-        fail_msg("a side ended by itself (status 0x%x) during the kill phase", status);
-}
-
 static void run(const struct torture *t, struct outcome *o)
 {
     memset(o, 0, sizeof *o);
@@ -77,19 +67,19 @@ static void run(const struct torture *t, struct outcome *o)
         th_sleep_us((unsigned long)(th_rand(&rng) % 2000));
         unsigned pick = (unsigned)(th_rand(&rng) % 20);
         if (pick < 2) { /* both at once: the messages must outlive them */
-            kill_and_reap(prod);
-            kill_and_reap(cons);
+            th_kill_and_reap(prod);
+            th_kill_and_reap(cons);
             prod = spawn_side(1);
             cons = spawn_side(0);
             lives += 2;
             o->both_kills++;
         } else if (pick < 11) {
-            kill_and_reap(prod);
+            th_kill_and_reap(prod);
             prod = spawn_side(1);
             lives++;
             o->producer_kills++;
         } else {
-            kill_and_reap(cons);
+            th_kill_and_reap(cons);
             cons = spawn_side(0);
             lives++;
             o->consumer_kills++;

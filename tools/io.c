@@ -160,28 +160,36 @@ static const char push_help[] =
     "user or is wider open than asked, 11 the queue was unlinked while this\n"
     "waited.\n";
 
-int rqctl_cmd_push(int argc, char **argv)
+/* What push was asked to do. */
+struct push_args {
+    const char *name, *path;
+    int delim, timeout_ms, wait_ms;
+};
+
+/* Reads push's options into A.  Returns -1 to go on, or the exit status
+ * (RQCTL_OK after --help). */
+static int push_options(int argc, char **argv, struct push_args *a)
 {
     static const struct option opts[] = {
         {"file", required_argument, NULL, 'f'},    {"null", no_argument, NULL, '0'},
         {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
         {"wait", optional_argument, NULL, 'w'},    {NULL, 0, NULL, 0}};
-    const char *path = NULL;
-    int delim = '\n', timeout_ms = RQ_INFINITE, wait_ms = 0, opt;
+    *a = (struct push_args){NULL, NULL, '\n', RQ_INFINITE, 0};
+    int opt;
     while ((opt = getopt_long(argc, argv, "f:0t:w::h", opts, NULL)) != -1) {
         switch (opt) {
         case 'f':
-            path = optarg;
+            a->path = optarg;
             break;
         case '0':
-            delim = '\0';
+            a->delim = '\0';
             break;
         case 't':
-            if (rqctl_parse_seconds("push", "--timeout", optarg, &timeout_ms) < 0)
+            if (rqctl_parse_seconds("push", "--timeout", optarg, &a->timeout_ms) < 0)
                 return RQCTL_USAGE;
             break;
         case 'w':
-            if (rqctl_parse_wait("push", optarg, &wait_ms) < 0)
+            if (rqctl_parse_wait("push", optarg, &a->wait_ms) < 0)
                 return RQCTL_USAGE;
             break;
         case 'h':
@@ -193,68 +201,98 @@ int rqctl_cmd_push(int argc, char **argv)
     }
     if (optind != argc - 1)
         return rqctl_usage_error("push", push_usage);
-    const char *name = argv[optind];
-    if (rqctl_check_name("push", name) != RQCTL_OK)
+    a->name = argv[optind];
+    if (rqctl_check_name("push", a->name) != RQCTL_OK)
         return RQCTL_USAGE;
-    FILE *in = stdin;
-    if (path && !(in = fopen(path, "rb")))
-        return rqctl_error(RQCTL_FAILED, "push", "%s: %s", path, strerror(errno));
+    return -1;
+}
+
+/* Where a push run stands: message NUMBER (from 1) is the one in hand,
+ * PUSHED of those before it went in. */
+struct push_run {
     rq *q;
-    int code = open_role("push", name, RQ_PRODUCER, &q, timeout_ms, wait_ms);
-    if (code != RQCTL_OK) {
-        if (in != stdin)
-            fclose(in);
-        return code;
+    const char *source;
+    uint32_t slot_size;
+    uint64_t number, pushed;
+};
+
+/* The error and exit status of rq_push's RC for the message in hand
+ * (LEN bytes). */
+static int push_failed(const struct push_args *a, const struct push_run *r, int rc, size_t len)
+{
+    char when[64], done[96];
+    if (rc == RQ_EINTR || rqctl_stop_signal()) {
+        snprintf(done, sizeof done,
+                 ": message %" PRIu64 " not pushed; %" PRIu64 " pushed before it", r->number,
+                 r->pushed);
+        return rqctl_stopped("push", done);
     }
-    rqctl_stop_on_signals(q);
-    rq_stats st;
-    uint32_t slot_size = rq_stat(q, &st) == RQ_OK ? st.slot_size : UINT32_MAX;
-    const char *source = path ? path : "standard input";
+    if (rc == RQ_EMSGSIZE)
+        return rqctl_error(RQCTL_MSGSIZE, "push",
+                           "%s, message %" PRIu64 ": %zu bytes, but a slot of queue '%s' "
+                           "holds at most %" PRIu32 "; %" PRIu64 " pushed before it",
+                           r->source, r->number, len, a->name, r->slot_size, r->pushed);
+    if (rc == RQ_ETIMEDOUT || rc == RQ_EAGAIN)
+        return rqctl_error(RQCTL_TIMEOUT, "push",
+                           "queue '%s' is full: message %" PRIu64 " not pushed (no room "
+                           "%s); %" PRIu64 " pushed before it",
+                           a->name, r->number, timeout_text(a->timeout_ms, when, sizeof when),
+                           r->pushed);
+    if (rc == RQ_ELOCKED)
+        return rqctl_explain_locked(r->q, a->name, r->number, r->pushed, a->timeout_ms);
+    return rqctl_fail("push", KIND_QUEUE, a->name, rc);
+}
+
+/* Pushes IN's messages until its end, a signal or the first that cannot
+ * be pushed.  Returns the exit status. */
+static int push_lines(const struct push_args *a, struct push_run *r, FILE *in)
+{
     char *line = NULL;
     size_t cap = 0;
-    uint64_t number = 0, pushed = 0;
     ssize_t got;
-    while (!rqctl_stop_signal() && (got = getdelim(&line, &cap, delim, in)) != -1) {
-        number++;
+    int code = RQCTL_OK;
+    while (!rqctl_stop_signal() && (got = getdelim(&line, &cap, a->delim, in)) != -1) {
+        r->number++;
         size_t len = (size_t)got;
-        if (len > 0 && line[len - 1] == (char)delim)
+        if (len > 0 && line[len - 1] == (char)a->delim)
             len--;
-        int rc = rq_push(q, line, len, timeout_ms);
-        if (rc == RQ_OK) {
-            pushed++;
-            continue;
+        int rc = rq_push(r->q, line, len, a->timeout_ms);
+        if (rc != RQ_OK) {
+            code = push_failed(a, r, rc, len);
+            break;
         }
-        char when[64], done[96];
-        if (rc == RQ_EINTR || rqctl_stop_signal()) {
-            snprintf(done, sizeof done,
-                     ": message %" PRIu64 " not pushed; %" PRIu64 " pushed before it", number,
-                     pushed);
-            code = rqctl_stopped("push", done);
-        } else if (rc == RQ_EMSGSIZE)
-            code = rqctl_error(RQCTL_MSGSIZE, "push",
-                               "%s, message %" PRIu64 ": %zu bytes, but a slot of queue '%s' "
-                               "holds at most %" PRIu32 "; %" PRIu64 " pushed before it",
-                               source, number, len, name, slot_size, pushed);
-        else if (rc == RQ_ETIMEDOUT || rc == RQ_EAGAIN)
-            code = rqctl_error(RQCTL_TIMEOUT, "push",
-                               "queue '%s' is full: message %" PRIu64 " not pushed (no room "
-                               "%s); %" PRIu64 " pushed before it",
-                               name, number, timeout_text(timeout_ms, when, sizeof when), pushed);
-        else if (rc == RQ_ELOCKED)
-            code = rqctl_explain_locked(q, name, number, pushed, timeout_ms);
-        else
-            code = rqctl_fail("push", KIND_QUEUE, name, rc);
-        break;
+        r->pushed++;
     }
     if (code == RQCTL_OK && rqctl_stop_signal()) {
         char done[64];
-        snprintf(done, sizeof done, ": %" PRIu64 " pushed", pushed);
+        snprintf(done, sizeof done, ": %" PRIu64 " pushed", r->pushed);
         code = rqctl_stopped("push", done);
     }
     if (code == RQCTL_OK && ferror(in))
-        code = rqctl_error(RQCTL_FAILED, "push", "reading %s: %s", source, strerror(errno));
+        code = rqctl_error(RQCTL_FAILED, "push", "reading %s: %s", r->source, strerror(errno));
     free(line);
-    rq_close(q);
+    return code;
+}
+
+int rqctl_cmd_push(int argc, char **argv)
+{
+    struct push_args a;
+    int code = push_options(argc, argv, &a);
+    if (code >= 0)
+        return code;
+    FILE *in = stdin;
+    if (a.path && !(in = fopen(a.path, "rb")))
+        return rqctl_error(RQCTL_FAILED, "push", "%s: %s", a.path, strerror(errno));
+    struct push_run r = {NULL, a.path ? a.path : "standard input", UINT32_MAX, 0, 0};
+    code = open_role("push", a.name, RQ_PRODUCER, &r.q, a.timeout_ms, a.wait_ms);
+    if (code == RQCTL_OK) {
+        rqctl_stop_on_signals(r.q);
+        rq_stats st;
+        if (rq_stat(r.q, &st) == RQ_OK)
+            r.slot_size = st.slot_size;
+        code = push_lines(&a, &r, in);
+        rq_close(r.q);
+    }
     if (in != stdin)
         fclose(in);
     return code;
@@ -287,29 +325,38 @@ static const char pop_help[] =
     "another user or is wider open than asked, 11 the queue was unlinked\n"
     "while this waited.\n";
 
-int rqctl_cmd_pop(int argc, char **argv)
+/* What pop was asked to do. */
+struct pop_args {
+    const char *name;
+    uint32_t count;
+    int delim, timeout_ms, wait_ms;
+};
+
+/* Reads pop's options into A.  Returns -1 to go on, or the exit status
+ * (RQCTL_OK after --help). */
+static int pop_options(int argc, char **argv, struct pop_args *a)
 {
     static const struct option opts[] = {
         {"count", required_argument, NULL, 'n'},   {"null", no_argument, NULL, '0'},
         {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
         {"wait", optional_argument, NULL, 'w'},    {NULL, 0, NULL, 0}};
-    uint32_t count = 1;
-    int delim = '\n', timeout_ms = RQ_INFINITE, wait_ms = 0, opt;
+    *a = (struct pop_args){NULL, 1, '\n', RQ_INFINITE, 0};
+    int opt;
     while ((opt = getopt_long(argc, argv, "n:0t:w::h", opts, NULL)) != -1) {
         switch (opt) {
         case 'n':
-            if (rqctl_parse_u32("pop", "--count", optarg, 0, UINT32_MAX, &count) < 0)
+            if (rqctl_parse_u32("pop", "--count", optarg, 0, UINT32_MAX, &a->count) < 0)
                 return RQCTL_USAGE;
             break;
         case '0':
-            delim = '\0';
+            a->delim = '\0';
             break;
         case 't':
-            if (rqctl_parse_seconds("pop", "--timeout", optarg, &timeout_ms) < 0)
+            if (rqctl_parse_seconds("pop", "--timeout", optarg, &a->timeout_ms) < 0)
                 return RQCTL_USAGE;
             break;
         case 'w':
-            if (rqctl_parse_wait("pop", optarg, &wait_ms) < 0)
+            if (rqctl_parse_wait("pop", optarg, &a->wait_ms) < 0)
                 return RQCTL_USAGE;
             break;
         case 'h':
@@ -321,55 +368,73 @@ int rqctl_cmd_pop(int argc, char **argv)
     }
     if (optind != argc - 1)
         return rqctl_usage_error("pop", pop_usage);
-    const char *name = argv[optind];
-    if (rqctl_check_name("pop", name) != RQCTL_OK)
+    a->name = argv[optind];
+    if (rqctl_check_name("pop", a->name) != RQCTL_OK)
         return RQCTL_USAGE;
+    return -1;
+}
+
+/* Pops one message to standard output: 1 (popped), 0 (none came in time)
+ * or -1 (pop stops: *CODE is its exit status).  The message is written
+ * and flushed before it is released: at-least-once. */
+static int pop_one(rq *q, const struct pop_args *a, uint64_t popped, int *code)
+{
+    const void *msg;
+    size_t len;
+    int rc = rqctl_stop_signal() ? RQ_EINTR : rq_peek(q, &msg, &len, a->timeout_ms);
+    if (rc == RQ_EINTR) {
+        char done[64];
+        snprintf(done, sizeof done, ": %" PRIu64 " messages popped", popped);
+        *code = rqctl_stopped("pop", done);
+        return -1;
+    }
+    if (rc == RQ_ETIMEDOUT || rc == RQ_EAGAIN)
+        return 0;
+    if (rc < 0) {
+        *code = rqctl_fail("pop", KIND_QUEUE, a->name, rc);
+        return -1;
+    }
+    if ((len > 0 && fwrite(msg, 1, len, stdout) != len) || putchar(a->delim) == EOF ||
+        fflush(stdout) != 0) {
+        *code = rqctl_error(RQCTL_FAILED, "pop",
+                            "writing standard output: %s; the message stays in queue '%s'",
+                            strerror(errno), a->name);
+        return -1;
+    }
+    rc = rq_release(q);
+    if (rc < 0) {
+        *code = rqctl_fail("pop", KIND_QUEUE, a->name, rc);
+        return -1;
+    }
+    return 1;
+}
+
+int rqctl_cmd_pop(int argc, char **argv)
+{
+    struct pop_args a;
+    int code = pop_options(argc, argv, &a);
+    if (code >= 0)
+        return code;
     /* A closed pipe must be an error we see (and keep the message for),
      * not a signal that kills us between write and release. */
     signal(SIGPIPE, SIG_IGN);
     rq *q;
-    int code = open_role("pop", name, RQ_CONSUMER, &q, timeout_ms, wait_ms);
+    code = open_role("pop", a.name, RQ_CONSUMER, &q, a.timeout_ms, a.wait_ms);
     if (code != RQCTL_OK)
         return code;
     rqctl_stop_on_signals(q);
     uint64_t popped = 0;
-    while (count == 0 || popped < count) {
-        const void *msg;
-        size_t len;
-        int rc = rqctl_stop_signal() ? RQ_EINTR : rq_peek(q, &msg, &len, timeout_ms);
-        if (rc == RQ_EINTR) {
-            char done[64];
-            snprintf(done, sizeof done, ": %" PRIu64 " messages popped", popped);
-            code = rqctl_stopped("pop", done);
-            break;
-        }
-        if (rc == RQ_ETIMEDOUT || rc == RQ_EAGAIN) {
-            if (count == 0)
-                break; /* drained */
+    while (a.count == 0 || popped < a.count) {
+        int got = pop_one(q, &a, popped, &code);
+        if (got == 0 && a.count > 0) {
             char when[64];
-            code = rqctl_error(RQCTL_TIMEOUT, "pop",
-                               "queue '%s' is empty: %" PRIu64 " of %" PRIu32
-                               " messages popped (no more came %s)",
-                               name, popped, count, timeout_text(timeout_ms, when, sizeof when));
-            break;
+            code = rqctl_error(
+                RQCTL_TIMEOUT, "pop",
+                "queue '%s' is empty: %" PRIu64 " of %" PRIu32 " messages popped (no more came %s)",
+                a.name, popped, a.count, timeout_text(a.timeout_ms, when, sizeof when));
         }
-        if (rc < 0) {
-            code = rqctl_fail("pop", KIND_QUEUE, name, rc);
-            break;
-        }
-        /* Written and flushed before it is released: at-least-once. */
-        if ((len > 0 && fwrite(msg, 1, len, stdout) != len) || putchar(delim) == EOF ||
-            fflush(stdout) != 0) {
-            code = rqctl_error(RQCTL_FAILED, "pop",
-                               "writing standard output: %s; the message stays in queue '%s'",
-                               strerror(errno), name);
-            break;
-        }
-        rc = rq_release(q);
-        if (rc < 0) {
-            code = rqctl_fail("pop", KIND_QUEUE, name, rc);
-            break;
-        }
+        if (got <= 0)
+            break; /* with count 0, none in time: drained */
         popped++;
     }
     rq_close(q);

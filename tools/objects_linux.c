@@ -45,6 +45,26 @@ static int classify(const char *file, const char **name)
     return -1;
 }
 
+/* Adds object KIND NAME to *LIST (*N of *CAP used), growing it.  0, or -1
+ * (errno ENOMEM) with *LIST as it was. */
+static int append(struct rqctl_object **list, size_t *n, size_t *cap, int kind, const char *name)
+{
+    if (*n == *cap) {
+        size_t new_cap = *cap ? 2 * *cap : 16;
+        struct rqctl_object *grown = realloc(*list, new_cap * sizeof **list);
+        if (!grown)
+            return -1;
+        *list = grown;
+        *cap = new_cap;
+    }
+    (*list)[*n].kind = (enum rqctl_kind)kind;
+    (*list)[*n].name = strdup(name);
+    if (!(*list)[*n].name)
+        return -1;
+    (*n)++;
+    return 0;
+}
+
 int rqctl_objects_list(struct rqctl_object **out, size_t *count)
 {
     *out = NULL;
@@ -70,23 +90,10 @@ int rqctl_objects_list(struct rqctl_object **out, size_t *count)
         struct stat st;
         if (fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
             continue; /* gone meanwhile, or not an object shm_open made */
-        if (n == cap) {
-            size_t new_cap = cap ? 2 * cap : 16;
-            struct rqctl_object *grown = realloc(list, new_cap * sizeof *list);
-            if (!grown) {
-                failed = 1;
-                break;
-            }
-            list = grown;
-            cap = new_cap;
-        }
-        list[n].kind = (enum rqctl_kind)kind;
-        list[n].name = strdup(name);
-        if (!list[n].name) {
+        if (append(&list, &n, &cap, kind, name) != 0) {
             failed = 1;
             break;
         }
-        n++;
     }
     int saved = errno;
     closedir(dir);

@@ -223,7 +223,48 @@ static int parse_mode(const char *cmd, const char *text, uint32_t *mode)
     return 0;
 }
 
-int rqctl_cmd_create(int argc, char **argv)
+/* What create was asked to make.  RECORDS: bit 0 --capacity, bit 1
+ * --max-record given. */
+struct create_args {
+    const char *name;
+    rq_config cfg;
+    int have_slots, have_size, coalesce, records;
+};
+
+/* One create option OPT (with optarg) into A: 0, or -1 on a bad value. */
+static int create_option(int opt, struct create_args *a)
+{
+    switch (opt) {
+    case 'C':
+    case 'R':
+        if (rqctl_parse_u32("create", opt == 'C' ? "--capacity" : "--max-record", optarg, 1,
+                            RQ_SLOT_COUNT_MAX,
+                            opt == 'C' ? &a->cfg.slot_count : &a->cfg.slot_size) < 0)
+            return -1;
+        a->records |= opt == 'C' ? 1 : 2;
+        return 0;
+    case 'n':
+        a->have_slots = 1;
+        return rqctl_parse_u32("create", "--slots", optarg, 1, RQ_SLOT_COUNT_MAX,
+                               &a->cfg.slot_count);
+    case 's':
+        a->have_size = 1;
+        return rqctl_parse_u32("create", "--slot-size", optarg, 1, RQ_SLOT_SIZE_MAX,
+                               &a->cfg.slot_size);
+    case 'm':
+        a->cfg.flags |= RQ_MPSC;
+        return 0;
+    case 'M':
+        return parse_mode("create", optarg, &a->cfg.mode);
+    default: /* 'c' */
+        a->coalesce = 1;
+        return 0;
+    }
+}
+
+/* Reads create's options into A.  Returns -1 to go on, or the exit status
+ * (RQCTL_OK after --help). */
+static int create_options(int argc, char **argv, struct create_args *a)
 {
     static const struct option opts[] = {{"slots", required_argument, NULL, 'n'},
                                          {"slot-size", required_argument, NULL, 's'},
@@ -234,103 +275,105 @@ int rqctl_cmd_create(int argc, char **argv)
                                          {"capacity", required_argument, NULL, 'C'},
                                          {"max-record", required_argument, NULL, 'R'},
                                          {NULL, 0, NULL, 0}};
-    rq_config cfg = {0};
-    int have_slots = 0, have_size = 0, coalesce = 0, records = 0, opt;
+    *a = (struct create_args){0};
+    int opt;
     while ((opt = getopt_long(argc, argv, "n:s:mM:chC:R:", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'C':
-        case 'R':
-            if (rqctl_parse_u32("create", opt == 'C' ? "--capacity" : "--max-record", optarg, 1,
-                                RQ_SLOT_COUNT_MAX,
-                                opt == 'C' ? &cfg.slot_count : &cfg.slot_size) < 0)
-                return RQCTL_USAGE;
-            records |= opt == 'C' ? 1 : 2;
-            break;
-        case 'n':
-            if (rqctl_parse_u32("create", "--slots", optarg, 1, RQ_SLOT_COUNT_MAX,
-                                &cfg.slot_count) < 0)
-                return RQCTL_USAGE;
-            have_slots = 1;
-            break;
-        case 's':
-            if (rqctl_parse_u32("create", "--slot-size", optarg, 1, RQ_SLOT_SIZE_MAX,
-                                &cfg.slot_size) < 0)
-                return RQCTL_USAGE;
-            have_size = 1;
-            break;
-        case 'm':
-            cfg.flags |= RQ_MPSC;
-            break;
-        case 'M':
-            if (parse_mode("create", optarg, &cfg.mode) < 0)
-                return RQCTL_USAGE;
-            break;
-        case 'c':
-            coalesce = 1;
-            break;
-        case 'h':
+        if (opt == 'h') {
             printf("usage: %s\n\n%s", create_usage, create_help);
             return RQCTL_OK;
-        default:
-            return rqctl_usage_error("create", create_usage);
         }
+        if (!strchr("CRnsmMc", opt))
+            return rqctl_usage_error("create", create_usage);
+        if (create_option(opt, a) < 0)
+            return RQCTL_USAGE;
     }
     if (optind != argc - 1)
         return rqctl_usage_error("create", create_usage);
-    const char *name = argv[optind];
-    if (rqctl_check_name("create", name) != RQCTL_OK)
+    a->name = argv[optind];
+    if (rqctl_check_name("create", a->name) != RQCTL_OK)
         return RQCTL_USAGE;
-    if (coalesce) {
-        if (have_slots || have_size || (cfg.flags & RQ_MPSC))
-            return rqctl_error(RQCTL_USAGE, "create",
-                               "--coalesce takes no --slots, --slot-size or --mpsc");
-        rq_coalesce *c;
-        int rc = rq_coalesce_open_timed(&c, name, RQ_OBSERVER, cfg.mode, RQCTL_OPEN_TIMEOUT_MS);
-        if (rc < 0)
-            return rqctl_fail("create", KIND_COALESCE, name, rc);
-        rq_coalesce_close(c);
-        return RQCTL_OK;
-    }
-    if (records && (have_slots || have_size || records != 3)) {
+    return -1;
+}
+
+static int create_coalesce(const struct create_args *a)
+{
+    if (a->have_slots || a->have_size || (a->cfg.flags & RQ_MPSC))
+        return rqctl_error(RQCTL_USAGE, "create",
+                           "--coalesce takes no --slots, --slot-size or --mpsc");
+    rq_coalesce *c;
+    int rc = rq_coalesce_open_timed(&c, a->name, RQ_OBSERVER, a->cfg.mode, RQCTL_OPEN_TIMEOUT_MS);
+    if (rc < 0)
+        return rqctl_fail("create", KIND_COALESCE, a->name, rc);
+    rq_coalesce_close(c);
+    return RQCTL_OK;
+}
+
+/* Checks a queue's geometry options (and marks a record queue in
+ * A->cfg).  Returns -1 if they make a queue, or the usage error's exit
+ * status. */
+static int create_geometry(struct create_args *a)
+{
+    if (a->records && (a->have_slots || a->have_size || a->records != 3)) {
         rqctl_error(RQCTL_USAGE, "create",
                     "a record queue needs --capacity and --max-record, and no --slots or "
                     "--slot-size");
         return rqctl_usage_error("create", create_usage);
     }
-    if (records) {
-        cfg.flags |= RQ_RECORDS;
-        if (cfg.slot_count % 16 || cfg.slot_count < RQ_RECORDS_CAPACITY_MIN ||
-            cfg.slot_size > cfg.slot_count / 2 - RQ_RECORD_HEADER)
+    if (a->records) {
+        a->cfg.flags |= RQ_RECORDS;
+        if (a->cfg.slot_count % 16 || a->cfg.slot_count < RQ_RECORDS_CAPACITY_MIN ||
+            a->cfg.slot_size > a->cfg.slot_count / 2 - RQ_RECORD_HEADER)
             return rqctl_error(RQCTL_USAGE, "create",
                                "--capacity must be a multiple of 16 from %u, and --max-record at "
                                "most half of it less %u",
                                RQ_RECORDS_CAPACITY_MIN, RQ_RECORD_HEADER);
-    } else if (!have_slots || !have_size) {
+    } else if (!a->have_slots || !a->have_size) {
         rqctl_error(RQCTL_USAGE, "create", "a queue needs --slots and --slot-size");
         return rqctl_usage_error("create", create_usage);
     }
-    rq *q;
-    int rc = rq_open_timed(&q, name, RQ_OBSERVER, &cfg, RQCTL_OPEN_TIMEOUT_MS);
-    if (rc == RQ_EEXIST) {
-        rq *old;
-        rq_stats st;
-        if (rq_open_timed(&old, name, RQ_OBSERVER, NULL, RQCTL_OPEN_TIMEOUT_MS) == RQ_OK &&
-            rq_stat(old, &st) == RQ_OK) {
-            char shown[RQCTL_SHOWN_MAX];
-            rqctl_error(RQCTL_EXISTS, "create",
-                        (st.flags & RQ_RECORDS)
-                            ? "queue '%s' exists with another geometry: records in %lu bytes, "
-                              "at most %lu each%s"
-                            : "queue '%s' exists with another geometry: %lu slots of %lu bytes%s",
-                        rqctl_shown(name, shown, sizeof shown), (unsigned long)st.slot_count,
-                        (unsigned long)st.slot_size, (st.flags & RQ_MPSC) ? ", mpsc" : "");
-            rq_close(old);
-            return RQCTL_EXISTS;
-        }
+    return -1;
+}
+
+/* RQ_EEXIST: says the geometry of the queue already there (RQCTL_EXISTS),
+ * or -1 if it cannot be read. */
+static int create_exists(const char *name)
+{
+    rq *old;
+    rq_stats st;
+    if (rq_open_timed(&old, name, RQ_OBSERVER, NULL, RQCTL_OPEN_TIMEOUT_MS) == RQ_OK &&
+        rq_stat(old, &st) == RQ_OK) {
+        char shown[RQCTL_SHOWN_MAX];
+        rqctl_error(RQCTL_EXISTS, "create",
+                    (st.flags & RQ_RECORDS)
+                        ? "queue '%s' exists with another geometry: records in %lu bytes, "
+                          "at most %lu each%s"
+                        : "queue '%s' exists with another geometry: %lu slots of %lu bytes%s",
+                    rqctl_shown(name, shown, sizeof shown), (unsigned long)st.slot_count,
+                    (unsigned long)st.slot_size, (st.flags & RQ_MPSC) ? ", mpsc" : "");
         rq_close(old);
+        return RQCTL_EXISTS;
     }
+    rq_close(old);
+    return -1;
+}
+
+int rqctl_cmd_create(int argc, char **argv)
+{
+    struct create_args a;
+    int code = create_options(argc, argv, &a);
+    if (code >= 0)
+        return code;
+    if (a.coalesce)
+        return create_coalesce(&a);
+    code = create_geometry(&a);
+    if (code >= 0)
+        return code;
+    rq *q;
+    int rc = rq_open_timed(&q, a.name, RQ_OBSERVER, &a.cfg, RQCTL_OPEN_TIMEOUT_MS);
+    if (rc == RQ_EEXIST && (code = create_exists(a.name)) >= 0)
+        return code;
     if (rc < 0)
-        return rqctl_fail("create", KIND_QUEUE, name, rc);
+        return rqctl_fail("create", KIND_QUEUE, a.name, rc);
     rq_close(q);
     return RQCTL_OK;
 }
@@ -523,6 +566,50 @@ static void main_help(FILE *out)
                  "while in use.\n");
 }
 
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int unknown_command(const char *cmd)
+{
+    char shown[RQCTL_SHOWN_MAX];
+    fprintf(stderr, "rqctl: unknown command '%s'\n", rqctl_shown(cmd, shown, sizeof shown));
+    main_help(stderr);
+    return RQCTL_USAGE;
+}
+
+/* "rqctl help [COMMAND]": the overview, or COMMAND --help. */
+static int help_command(char *name)
+{
+    if (!name) {
+        main_help(stdout);
+        return RQCTL_OK;
+    }
+    const struct command *c = find_command(name);
+    if (!c)
+        return unknown_command(name);
+    char *help_argv[] = {name, "--help", NULL};
+    optind = 0;
+    return c->run(2, help_argv);
+}
+
+/* Runs command C with the arguments after it (ARGV[0] is its name). */
+static int run_command(const struct command *c, int argc, char **argv)
+{
+    /* getopt names argv[0] in its messages */
+    static char prog[32];
+    snprintf(prog, sizeof prog, "rqctl %s", c->name);
+    argv[0] = prog;
+    /* 0, not 1: makes glibc (and the BSDs) re-initialise getopt, whose
+     * first run stopped at the command with "+" */
+    optind = 0;
+    return c->run(argc, argv);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -547,37 +634,10 @@ int main(int argc, char **argv)
         return RQCTL_USAGE;
     }
     const char *cmd = argv[optind];
-    if (strcmp(cmd, "help") == 0) {
-        if (optind + 1 >= argc) {
-            main_help(stdout);
-            return RQCTL_OK;
-        }
-        char *help_argv[] = {argv[optind + 1], "--help", NULL};
-        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-            if (strcmp(commands[i].name, help_argv[0]) == 0) {
-                optind = 0;
-                return commands[i].run(2, help_argv);
-            }
-        }
-        cmd = argv[optind + 1];
-    } else {
-        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-            if (strcmp(commands[i].name, cmd) == 0) {
-                int sub_argc = argc - optind;
-                char **sub_argv = argv + optind;
-                /* getopt names argv[0] in its messages */
-                static char prog[32];
-                snprintf(prog, sizeof prog, "rqctl %s", commands[i].name);
-                sub_argv[0] = prog;
-                /* 0, not 1: makes glibc (and the BSDs) re-initialise getopt, whose
-                 * first run stopped at the command with "+" */
-                optind = 0;
-                return commands[i].run(sub_argc, sub_argv);
-            }
-        }
-    }
-    char shown[RQCTL_SHOWN_MAX];
-    fprintf(stderr, "rqctl: unknown command '%s'\n", rqctl_shown(cmd, shown, sizeof shown));
-    main_help(stderr);
-    return RQCTL_USAGE;
+    if (strcmp(cmd, "help") == 0)
+        return help_command(optind + 1 < argc ? argv[optind + 1] : NULL);
+    const struct command *c = find_command(cmd);
+    if (!c)
+        return unknown_command(cmd);
+    return run_command(c, argc - optind, argv + optind);
 }

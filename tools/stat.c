@@ -128,65 +128,85 @@ static json_t *json_lock(const rq_stats *q)
     return o;
 }
 
+static json_t *records_json(const struct snapshot *s)
+{
+    json_t *r = json_object();
+    put(r, "capacity", json_u64(s->rec.capacity));
+    put(r, "max_record", json_u64(s->rec.max_record));
+    put(r, "bytes_used", json_u64(s->rec.bytes_used));
+    put(r, "bytes_free", json_u64(s->rec.bytes_free));
+    put(r, "records", json_u64(s->rec.records));
+    put(r, "largest_record", json_u64(s->rec.largest_record));
+    put(r, "padding_bytes", json_u64(s->rec.padding_bytes));
+    put(r, "payload_bytes", json_u64(s->rec.payload_bytes));
+    return r;
+}
+
+static void queue_counters_json(json_t *counters, const rq_stats *q)
+{
+    put(counters, "pushed", json_u64(q->pushed));
+    put(counters, "popped", json_u64(q->popped));
+    put(counters, "producer_waits", json_u64(q->producer_waits));
+    put(counters, "consumer_waits", json_u64(q->consumer_waits));
+    put(counters, "producer_wakes", json_u64(q->producer_wakes));
+    put(counters, "consumer_wakes", json_u64(q->consumer_wakes));
+    put(counters, "producer_missed_wakes", json_u64(q->producer_missed_wakes));
+    put(counters, "consumer_missed_wakes", json_u64(q->consumer_missed_wakes));
+    put(counters, "producer_takeovers", json_u64(q->producer_takeovers));
+    put(counters, "consumer_takeovers", json_u64(q->consumer_takeovers));
+    put(counters, "lock_recoveries", json_u64(q->lock_recoveries));
+    put(counters, "dead_reservations", json_u64(q->dead_reservations));
+    put(counters, "repairs", json_u64(q->repairs));
+}
+
+/* A queue's members of O (in the order rqctl has always written them)
+ * and its COUNTERS. */
+static void queue_json(json_t *o, json_t *counters, const struct snapshot *s)
+{
+    const rq_stats *q = &s->u.q;
+    put(o, "kind", json_string("queue"));
+    put(o, "name", json_string(s->name));
+    put(o, "slot_count", json_u64(q->slot_count));
+    put(o, "slot_size", json_u64(q->slot_size));
+    put(o, "mpsc", json_boolean(q->flags & RQ_MPSC));
+    put(o, "fences", json_string((q->flags & RQ_FULL_FENCES) ? "full" : "asymmetric"));
+    put(o, "depth", json_u64(q->depth));
+    if (q->flags & RQ_RECORDS)
+        put(o, "records", records_json(s));
+    put(o, "read_offset", json_u64(q->read_offset));
+    put(o, "write_offset", json_u64(q->write_offset));
+    put(o, "producer", json_role(q->producer_live, q->producer_pid));
+    put(o, "consumer", json_role(q->consumer_live, q->consumer_pid));
+    if (q->flags & RQ_MPSC)
+        put(o, "lock", json_lock(q));
+    queue_counters_json(counters, q);
+}
+
+static void coalesce_json(json_t *o, json_t *counters, const struct snapshot *s)
+{
+    const rq_coalesce_stats *c = &s->u.c;
+    put(o, "kind", json_string("coalesce"));
+    put(o, "name", json_string(s->name));
+    put(o, "owed", json_boolean(c->owed));
+    put(o, "worker_waiting", json_boolean(c->waiting));
+    put(o, "worker", json_role(c->worker_live, c->worker_pid));
+    put(counters, "requests", json_u64(c->requests));
+    put(counters, "rounds", json_u64(c->rounds));
+    put(counters, "wakes", json_u64(c->wakes));
+    put(counters, "waits", json_u64(c->waits));
+    put(counters, "missed_wakes", json_u64(c->missed_wakes));
+    put(counters, "takeovers", json_u64(c->takeovers));
+    put(counters, "repairs", json_u64(c->repairs));
+}
+
 static json_t *snapshot_json(const struct snapshot *s)
 {
     json_t *o = json_object();
     json_t *counters = json_object();
-    if (s->kind == KIND_QUEUE) {
-        const rq_stats *q = &s->u.q;
-        put(o, "kind", json_string("queue"));
-        put(o, "name", json_string(s->name));
-        put(o, "slot_count", json_u64(q->slot_count));
-        put(o, "slot_size", json_u64(q->slot_size));
-        put(o, "mpsc", json_boolean(q->flags & RQ_MPSC));
-        put(o, "fences", json_string((q->flags & RQ_FULL_FENCES) ? "full" : "asymmetric"));
-        put(o, "depth", json_u64(q->depth));
-        if (q->flags & RQ_RECORDS) {
-            json_t *r = json_object();
-            put(r, "capacity", json_u64(s->rec.capacity));
-            put(r, "max_record", json_u64(s->rec.max_record));
-            put(r, "bytes_used", json_u64(s->rec.bytes_used));
-            put(r, "bytes_free", json_u64(s->rec.bytes_free));
-            put(r, "records", json_u64(s->rec.records));
-            put(r, "largest_record", json_u64(s->rec.largest_record));
-            put(r, "padding_bytes", json_u64(s->rec.padding_bytes));
-            put(r, "payload_bytes", json_u64(s->rec.payload_bytes));
-            put(o, "records", r);
-        }
-        put(o, "read_offset", json_u64(q->read_offset));
-        put(o, "write_offset", json_u64(q->write_offset));
-        put(o, "producer", json_role(q->producer_live, q->producer_pid));
-        put(o, "consumer", json_role(q->consumer_live, q->consumer_pid));
-        if (q->flags & RQ_MPSC)
-            put(o, "lock", json_lock(q));
-        put(counters, "pushed", json_u64(q->pushed));
-        put(counters, "popped", json_u64(q->popped));
-        put(counters, "producer_waits", json_u64(q->producer_waits));
-        put(counters, "consumer_waits", json_u64(q->consumer_waits));
-        put(counters, "producer_wakes", json_u64(q->producer_wakes));
-        put(counters, "consumer_wakes", json_u64(q->consumer_wakes));
-        put(counters, "producer_missed_wakes", json_u64(q->producer_missed_wakes));
-        put(counters, "consumer_missed_wakes", json_u64(q->consumer_missed_wakes));
-        put(counters, "producer_takeovers", json_u64(q->producer_takeovers));
-        put(counters, "consumer_takeovers", json_u64(q->consumer_takeovers));
-        put(counters, "lock_recoveries", json_u64(q->lock_recoveries));
-        put(counters, "dead_reservations", json_u64(q->dead_reservations));
-        put(counters, "repairs", json_u64(q->repairs));
-    } else {
-        const rq_coalesce_stats *c = &s->u.c;
-        put(o, "kind", json_string("coalesce"));
-        put(o, "name", json_string(s->name));
-        put(o, "owed", json_boolean(c->owed));
-        put(o, "worker_waiting", json_boolean(c->waiting));
-        put(o, "worker", json_role(c->worker_live, c->worker_pid));
-        put(counters, "requests", json_u64(c->requests));
-        put(counters, "rounds", json_u64(c->rounds));
-        put(counters, "wakes", json_u64(c->wakes));
-        put(counters, "waits", json_u64(c->waits));
-        put(counters, "missed_wakes", json_u64(c->missed_wakes));
-        put(counters, "takeovers", json_u64(c->takeovers));
-        put(counters, "repairs", json_u64(c->repairs));
-    }
+    if (s->kind == KIND_QUEUE)
+        queue_json(o, counters, s);
+    else
+        coalesce_json(o, counters, s);
     put_info(o, s->have_info, &s->info);
     put(o, "counters", counters);
     put(o, "time", json_real(s->time));
@@ -271,69 +291,96 @@ static void text_info(const struct snapshot *s)
     printf("%-20s%llu bytes\n", "size:", s->info.bytes);
 }
 
+/* A queue's geometry, as the first lines of its text. */
+static void queue_geometry_text(const struct snapshot *s)
+{
+    const rq_stats *q = &s->u.q;
+    printf("%-20s%s\n", "queue:", s->name);
+    if (q->flags & RQ_RECORDS) {
+        printf("%-20s%" PRIu32 " bytes of records\n", "capacity:", q->slot_count);
+        printf("%-20s%" PRIu32 " bytes\n", "max record:", q->slot_size);
+    } else {
+        printf("%-20s%" PRIu32 "\n", "slots:", q->slot_count);
+        printf("%-20s%" PRIu32 " bytes\n", "slot size:", q->slot_size);
+    }
+    printf("%-20s%s\n", "producers:", (q->flags & RQ_MPSC) ? "many (mpsc)" : "one (spsc)");
+    printf("%-20s%s\n", "fences:",
+           (q->flags & RQ_FULL_FENCES) ? "full (every publish)"
+                                       : "asymmetric (membarrier when about to sleep)");
+}
+
+/* A record queue's use of its bytes. */
+static void records_text(const struct snapshot *s)
+{
+    printf("%-20s%llu of %llu bytes (%llu free)\n",
+           "bytes used:", (unsigned long long)s->rec.bytes_used,
+           (unsigned long long)s->rec.capacity, (unsigned long long)s->rec.bytes_free);
+    printf("%-20s%llu bytes\n", "largest record:", (unsigned long long)s->rec.largest_record);
+    printf("%-20s%llu bytes of %llu published\n",
+           "padding wasted:", (unsigned long long)s->rec.padding_bytes,
+           (unsigned long long)s->rec.padding_bytes + s->rec.payload_bytes);
+}
+
+/* A queue's counters; P (the previous snapshot's, or NULL) and DT give
+ * the busy ones a rate. */
+static void queue_counters_text(const rq_stats *q, const rq_stats *p, double dt)
+{
+    text_counter("pushed:", q->pushed, p ? &p->pushed : NULL, dt);
+    text_counter("popped:", q->popped, p ? &p->popped : NULL, dt);
+    text_counter("producer waits:", q->producer_waits, p ? &p->producer_waits : NULL, dt);
+    text_counter("consumer waits:", q->consumer_waits, p ? &p->consumer_waits : NULL, dt);
+    text_counter("producer wakes:", q->producer_wakes, p ? &p->producer_wakes : NULL, dt);
+    text_counter("consumer wakes:", q->consumer_wakes, p ? &p->consumer_wakes : NULL, dt);
+    text_counter("prod. missed wakes:", q->producer_missed_wakes, NULL, 0);
+    text_counter("cons. missed wakes:", q->consumer_missed_wakes, NULL, 0);
+    text_counter("producer takeovers:", q->producer_takeovers, NULL, 0);
+    text_counter("consumer takeovers:", q->consumer_takeovers, NULL, 0);
+    text_counter("lock recoveries:", q->lock_recoveries, NULL, 0);
+    text_counter("dead reservations:", q->dead_reservations, NULL, 0);
+    text_counter("repairs:", q->repairs, NULL, 0);
+}
+
+static void queue_text(const struct snapshot *s, const struct snapshot *prev, double dt)
+{
+    const rq_stats *q = &s->u.q;
+    queue_geometry_text(s);
+    text_info(s);
+    printf("%-20s%" PRIu32 "\n", "depth:", q->depth);
+    if (q->flags & RQ_RECORDS)
+        records_text(s);
+    printf("%-20s%" PRIu32 "\n", "read offset:", q->read_offset);
+    printf("%-20s%" PRIu32 "\n", "write offset:", q->write_offset);
+    text_role("producer:", q->producer_live, q->producer_pid, (q->flags & RQ_MPSC) != 0);
+    text_role("consumer:", q->consumer_live, q->consumer_pid, 0);
+    if (q->flags & RQ_MPSC)
+        text_lock(q);
+    queue_counters_text(q, prev ? &prev->u.q : NULL, dt);
+}
+
+static void coalesce_text(const struct snapshot *s, const struct snapshot *prev, double dt)
+{
+    const rq_coalesce_stats *c = &s->u.c, *p = prev ? &prev->u.c : NULL;
+    printf("%-20s%s\n", "coalescing object:", s->name);
+    text_info(s);
+    printf("%-20s%s\n", "work owed:", c->owed ? "yes" : "no");
+    printf("%-20s%s\n", "worker asleep:", c->waiting ? "yes" : "no");
+    text_role("worker:", c->worker_live, c->worker_pid, 0);
+    text_counter("requests:", c->requests, p ? &p->requests : NULL, dt);
+    text_counter("rounds:", c->rounds, p ? &p->rounds : NULL, dt);
+    text_counter("wakes:", c->wakes, p ? &p->wakes : NULL, dt);
+    text_counter("waits:", c->waits, p ? &p->waits : NULL, dt);
+    text_counter("missed wakes:", c->missed_wakes, NULL, 0);
+    text_counter("takeovers:", c->takeovers, NULL, 0);
+    text_counter("repairs:", c->repairs, NULL, 0);
+}
+
 static void snapshot_text(const struct snapshot *s, const struct snapshot *prev)
 {
     double dt = prev ? s->time - prev->time : 0;
-    if (s->kind == KIND_QUEUE) {
-        const rq_stats *q = &s->u.q, *p = prev ? &prev->u.q : NULL;
-        printf("%-20s%s\n", "queue:", s->name);
-        if (q->flags & RQ_RECORDS) {
-            printf("%-20s%" PRIu32 " bytes of records\n", "capacity:", q->slot_count);
-            printf("%-20s%" PRIu32 " bytes\n", "max record:", q->slot_size);
-        } else {
-            printf("%-20s%" PRIu32 "\n", "slots:", q->slot_count);
-            printf("%-20s%" PRIu32 " bytes\n", "slot size:", q->slot_size);
-        }
-        printf("%-20s%s\n", "producers:", (q->flags & RQ_MPSC) ? "many (mpsc)" : "one (spsc)");
-        printf("%-20s%s\n", "fences:",
-               (q->flags & RQ_FULL_FENCES) ? "full (every publish)"
-                                           : "asymmetric (membarrier when about to sleep)");
-        text_info(s);
-        printf("%-20s%" PRIu32 "\n", "depth:", q->depth);
-        if (q->flags & RQ_RECORDS) {
-            printf("%-20s%llu of %llu bytes (%llu free)\n",
-                   "bytes used:", (unsigned long long)s->rec.bytes_used,
-                   (unsigned long long)s->rec.capacity, (unsigned long long)s->rec.bytes_free);
-            printf("%-20s%llu bytes\n",
-                   "largest record:", (unsigned long long)s->rec.largest_record);
-            printf("%-20s%llu bytes of %llu published\n",
-                   "padding wasted:", (unsigned long long)s->rec.padding_bytes,
-                   (unsigned long long)(s->rec.padding_bytes + s->rec.payload_bytes));
-        }
-        printf("%-20s%" PRIu32 "\n", "read offset:", q->read_offset);
-        printf("%-20s%" PRIu32 "\n", "write offset:", q->write_offset);
-        text_role("producer:", q->producer_live, q->producer_pid, (q->flags & RQ_MPSC) != 0);
-        text_role("consumer:", q->consumer_live, q->consumer_pid, 0);
-        if (q->flags & RQ_MPSC)
-            text_lock(q);
-        text_counter("pushed:", q->pushed, p ? &p->pushed : NULL, dt);
-        text_counter("popped:", q->popped, p ? &p->popped : NULL, dt);
-        text_counter("producer waits:", q->producer_waits, p ? &p->producer_waits : NULL, dt);
-        text_counter("consumer waits:", q->consumer_waits, p ? &p->consumer_waits : NULL, dt);
-        text_counter("producer wakes:", q->producer_wakes, p ? &p->producer_wakes : NULL, dt);
-        text_counter("consumer wakes:", q->consumer_wakes, p ? &p->consumer_wakes : NULL, dt);
-        text_counter("prod. missed wakes:", q->producer_missed_wakes, NULL, 0);
-        text_counter("cons. missed wakes:", q->consumer_missed_wakes, NULL, 0);
-        text_counter("producer takeovers:", q->producer_takeovers, NULL, 0);
-        text_counter("consumer takeovers:", q->consumer_takeovers, NULL, 0);
-        text_counter("lock recoveries:", q->lock_recoveries, NULL, 0);
-        text_counter("dead reservations:", q->dead_reservations, NULL, 0);
-        text_counter("repairs:", q->repairs, NULL, 0);
-    } else {
-        const rq_coalesce_stats *c = &s->u.c, *p = prev ? &prev->u.c : NULL;
-        printf("%-20s%s\n", "coalescing object:", s->name);
-        text_info(s);
-        printf("%-20s%s\n", "work owed:", c->owed ? "yes" : "no");
-        printf("%-20s%s\n", "worker asleep:", c->waiting ? "yes" : "no");
-        text_role("worker:", c->worker_live, c->worker_pid, 0);
-        text_counter("requests:", c->requests, p ? &p->requests : NULL, dt);
-        text_counter("rounds:", c->rounds, p ? &p->rounds : NULL, dt);
-        text_counter("wakes:", c->wakes, p ? &p->wakes : NULL, dt);
-        text_counter("waits:", c->waits, p ? &p->waits : NULL, dt);
-        text_counter("missed wakes:", c->missed_wakes, NULL, 0);
-        text_counter("takeovers:", c->takeovers, NULL, 0);
-        text_counter("repairs:", c->repairs, NULL, 0);
-    }
+    if (s->kind == KIND_QUEUE)
+        queue_text(s, prev, dt);
+    else
+        coalesce_text(s, prev, dt);
 }
 
 /* ---- stat --------------------------------------------------------------- */
@@ -386,98 +433,130 @@ static int first_snapshot(const char *name, int only_queue, int only_coalesce, i
     }
 }
 
-int rqctl_cmd_stat(int argc, char **argv)
+/* What stat was asked to do. */
+struct stat_args {
+    const char *name;
+    int only_queue, only_coalesce, json, watch, interval_ms, wait_ms;
+    uint32_t count;
+};
+
+/* One stat option OPT (with optarg) into A: 0, or -1 on a bad value. */
+static int stat_option(int opt, struct stat_args *a)
+{
+    switch (opt) {
+    case 'q':
+        a->only_queue = 1;
+        return 0;
+    case 'c':
+        a->only_coalesce = 1;
+        return 0;
+    case 'j':
+        a->json = 1;
+        return 0;
+    case 'w':
+        a->watch = 1;
+        if (optarg && rqctl_parse_seconds("stat", "--watch", optarg, &a->interval_ms) < 0)
+            return -1;
+        return 0;
+    case 'n':
+        return rqctl_parse_u32("stat", "--count", optarg, 1, UINT32_MAX, &a->count) < 0 ? -1 : 0;
+    default: /* 'W' */
+        return rqctl_parse_wait("stat", optarg, &a->wait_ms) < 0 ? -1 : 0;
+    }
+}
+
+/* Reads stat's options into A.  Returns -1 to go on, or the exit status
+ * (RQCTL_OK after --help). */
+static int stat_options(int argc, char **argv, struct stat_args *a)
 {
     static const struct option opts[] = {
         {"queue", no_argument, NULL, 'q'},       {"coalesce", no_argument, NULL, 'c'},
         {"json", no_argument, NULL, 'j'},        {"watch", optional_argument, NULL, 'w'},
         {"count", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
         {"wait", optional_argument, NULL, 'W'},  {NULL, 0, NULL, 0}};
-    int only_queue = 0, only_coalesce = 0, json = 0, watch = 0, interval_ms = 1000, opt;
-    int wait_ms = 0;
-    uint32_t count = 0;
+    *a = (struct stat_args){.interval_ms = 1000};
+    int opt;
     while ((opt = getopt_long(argc, argv, "qcjw::n:W::h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'q':
-            only_queue = 1;
-            break;
-        case 'c':
-            only_coalesce = 1;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'w':
-            watch = 1;
-            if (optarg && rqctl_parse_seconds("stat", "--watch", optarg, &interval_ms) < 0)
-                return RQCTL_USAGE;
-            break;
-        case 'n':
-            if (rqctl_parse_u32("stat", "--count", optarg, 1, UINT32_MAX, &count) < 0)
-                return RQCTL_USAGE;
-            break;
-        case 'W':
-            if (rqctl_parse_wait("stat", optarg, &wait_ms) < 0)
-                return RQCTL_USAGE;
-            break;
-        case 'h':
+        if (opt == 'h') {
             printf("usage: %s\n\n%s", stat_usage, stat_help);
             return RQCTL_OK;
-        default:
-            return rqctl_usage_error("stat", stat_usage);
         }
+        if (!strchr("qcjwnW", opt))
+            return rqctl_usage_error("stat", stat_usage);
+        if (stat_option(opt, a) < 0)
+            return RQCTL_USAGE;
     }
     if (optind != argc - 1)
         return rqctl_usage_error("stat", stat_usage);
-    if (only_queue && only_coalesce)
+    if (a->only_queue && a->only_coalesce)
         return rqctl_error(RQCTL_USAGE, "stat", "--queue and --coalesce exclude each other");
-    if (count && !watch)
+    if (a->count && !a->watch)
         return rqctl_error(RQCTL_USAGE, "stat", "--count goes with --watch");
-    if (watch && interval_ms == 0)
+    if (a->watch && a->interval_ms == 0)
         return rqctl_error(RQCTL_USAGE, "stat", "--watch needs an interval above 0 seconds");
-    const char *name = argv[optind];
-    if (rqctl_check_name("stat", name) != RQCTL_OK)
+    a->name = argv[optind];
+    if (rqctl_check_name("stat", a->name) != RQCTL_OK)
         return RQCTL_USAGE;
+    return -1;
+}
 
+/* Writes snapshot NOW (shot SHOT; PREV the one before, or NULL) as
+ * asked.  CLEAR: a watch on a terminal, which redraws the screen. */
+static int stat_show(const struct stat_args *a, const struct snapshot *now,
+                     const struct snapshot *prev, uint32_t shot, int clear)
+{
+    if (a->json)
+        return emit_json("stat", snapshot_json(now));
+    if (clear)
+        fputs("\033[H\033[2J", stdout);
+    else if (shot > 0)
+        putchar('\n');
+    snapshot_text(now, prev);
+    if (fflush(stdout) != 0)
+        return rqctl_error(RQCTL_FAILED, "stat", "writing standard output: %s", strerror(errno));
+    return RQCTL_OK;
+}
+
+/* The pause of a watch between shots: RQCTL_OK, or the exit status of a
+ * signal that stopped it. */
+static int stat_pause(int interval_ms)
+{
+    struct timespec pause = {interval_ms / 1000, (long)(interval_ms % 1000) * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR && !rqctl_stop_signal()) {
+    }
+    return rqctl_stop_signal() ? rqctl_stopped("stat", "") : RQCTL_OK;
+}
+
+int rqctl_cmd_stat(int argc, char **argv)
+{
+    struct stat_args a;
+    int code = stat_options(argc, argv, &a);
+    if (code >= 0)
+        return code;
     /* Which kind: fixed by the first snapshot, so a watch never switches. */
-    enum rqctl_kind kind = only_coalesce ? KIND_COALESCE : KIND_QUEUE;
+    enum rqctl_kind kind = a.only_coalesce ? KIND_COALESCE : KIND_QUEUE;
     struct snapshot snap[2];
-    int rc = first_snapshot(name, only_queue, only_coalesce, wait_ms, &kind, &snap[0]);
-    if (rc == RQ_ENOENT && !only_queue && !only_coalesce) {
+    int rc = first_snapshot(a.name, a.only_queue, a.only_coalesce, a.wait_ms, &kind, &snap[0]);
+    if (rc == RQ_ENOENT && !a.only_queue && !a.only_coalesce) {
         char shown[RQCTL_SHOWN_MAX];
         return rqctl_error(RQCTL_NOENT, "stat", "no queue or coalescing object '%s'",
-                           rqctl_shown(name, shown, sizeof shown));
+                           rqctl_shown(a.name, shown, sizeof shown));
     }
-    const int clear = watch && !json && isatty(STDOUT_FILENO);
-    if (watch)
+    const int clear = a.watch && !a.json && isatty(STDOUT_FILENO);
+    if (a.watch)
         rqctl_stop_on_signals(NULL); /* no waits: the sleep between shots ends */
     for (uint32_t shot = 0;; shot++) {
         struct snapshot *now = &snap[shot & 1], *prev = shot ? &snap[(shot + 1) & 1] : NULL;
         if (shot > 0)
-            rc = take_snapshot(kind, name, now);
+            rc = take_snapshot(kind, a.name, now);
         if (rc < 0)
-            return rqctl_fail("stat", kind, name, rc);
-        if (json) {
-            int code = emit_json("stat", snapshot_json(now));
-            if (code != RQCTL_OK)
-                return code;
-        } else {
-            if (clear)
-                fputs("\033[H\033[2J", stdout);
-            else if (shot > 0)
-                putchar('\n');
-            snapshot_text(now, prev);
-            if (fflush(stdout) != 0)
-                return rqctl_error(RQCTL_FAILED, "stat", "writing standard output: %s",
-                                   strerror(errno));
-        }
-        if (!watch || (count && shot + 1 >= count))
-            return RQCTL_OK;
-        struct timespec pause = {interval_ms / 1000, (long)(interval_ms % 1000) * 1000000L};
-        while (nanosleep(&pause, &pause) != 0 && errno == EINTR && !rqctl_stop_signal()) {
-        }
-        if (rqctl_stop_signal())
-            return rqctl_stopped("stat", "");
+            return rqctl_fail("stat", kind, a.name, rc);
+        code = stat_show(&a, now, prev, shot, clear);
+        if (code != RQCTL_OK || !a.watch || (a.count && shot + 1 >= a.count))
+            return code;
+        code = stat_pause(a.interval_ms);
+        if (code != RQCTL_OK)
+            return code;
     }
 }
 
@@ -569,15 +648,18 @@ static const char *list_error_text(int rc, int saved_errno)
     }
 }
 
-int rqctl_cmd_list(int argc, char **argv)
+/* Reads list's options (*JSON: --json).  Returns -1 to go on, or the
+ * exit status (RQCTL_OK after --help). */
+static int list_options(int argc, char **argv, int *json)
 {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int json = 0, opt;
+    int opt;
+    *json = 0;
     while ((opt = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
         switch (opt) {
         case 'j':
-            json = 1;
+            *json = 1;
             break;
         case 'h':
             printf("usage: %s\n\n%s", list_usage, list_help);
@@ -588,19 +670,23 @@ int rqctl_cmd_list(int argc, char **argv)
     }
     if (optind != argc)
         return rqctl_usage_error("list", list_usage);
-    struct rqctl_object *objects;
-    size_t n;
-    if (rqctl_objects_list(&objects, &n) != 0) {
-        if (errno == ENOSYS)
-            return rqctl_error(RQCTL_FAILED, "list",
-                               "listing shared-memory objects is not supported on this OS "
-                               "(rq objects are files only on Linux, in /dev/shm)");
-        return rqctl_error(RQCTL_FAILED, "list", "reading %s: %s", rqctl_objects_where,
-                           strerror(errno));
-    }
-    json_t *array = json ? json_array() : NULL;
-    if (json && !array)
-        json_failed = 1;
+    return -1;
+}
+
+/* The objects could not be listed: why (errno), and the exit status. */
+static int list_failed(void)
+{
+    if (errno == ENOSYS)
+        return rqctl_error(RQCTL_FAILED, "list",
+                           "listing shared-memory objects is not supported on this OS "
+                           "(rq objects are files only on Linux, in /dev/shm)");
+    return rqctl_error(RQCTL_FAILED, "list", "reading %s: %s", rqctl_objects_where,
+                       strerror(errno));
+}
+
+/* The width of the NAME column: the longest shown name, at least 4. */
+static int list_name_width(const struct rqctl_object *objects, size_t n)
+{
     int width = 4;
     char shown[RQCTL_SHOWN_MAX];
     for (size_t i = 0; i < n; i++) {
@@ -608,50 +694,84 @@ int rqctl_cmd_list(int argc, char **argv)
         if (w > width)
             width = w;
     }
+    return width;
+}
+
+/* One object's snapshot S as JSON, or (RC < 0) its error, its errno
+ * SAVED_ERRNO and what the OS tells of it.  SHOWN: its name as shown. */
+static json_t *list_entry_json(const struct rqctl_object *obj, const struct snapshot *s, int rc,
+                               int saved_errno, const char *shown)
+{
+    if (rc == RQ_OK)
+        return snapshot_json(s);
+    json_t *o = json_object();
+    put(o, "kind", json_string(obj->kind == KIND_QUEUE ? "queue" : "coalesce"));
+    /* A name found on disk may hold any bytes: the shown form is
+     * printable ASCII, so it is always a valid JSON string. */
+    put(o, "name", json_string(shown));
+    put(o, "error", json_string(rq_errname(rc)));
+    put(o, "message", json_string(list_error_text(rc, saved_errno)));
+    put_info(o, s->have_info, &s->info);
+    return o;
+}
+
+/* The same as one line of the table, its NAME column WIDTH wide. */
+static void list_entry_text(const struct rqctl_object *obj, const struct snapshot *s, int rc,
+                            int saved_errno, const char *shown, int width)
+{
+    char summary[256];
+    if (rc == RQ_OK)
+        list_summary(s, summary, sizeof summary);
+    else
+        snprintf(summary, sizeof summary, "error: %s", list_error_text(rc, saved_errno));
+    char owner[64] = "?", mode[8] = "?", bytes[24] = "?";
+    if (s->have_info) {
+        snprintf(owner, sizeof owner, "%s", s->info.user);
+        snprintf(mode, sizeof mode, "%04o", s->info.mode);
+        snprintf(bytes, sizeof bytes, "%llu", s->info.bytes);
+    }
+    printf("%-9s %-*s %-10s %-5s %12s %s\n", kind_label(obj->kind), width, shown, owner, mode,
+           bytes, summary);
+}
+
+/* Looks at one object and writes it: into ARRAY (JSON) or as a line. */
+static void list_one(const struct rqctl_object *obj, json_t *array, int width)
+{
+    char shown[RQCTL_SHOWN_MAX];
+    struct snapshot s;
+    int rc = rq_name_valid(obj->name) ? take_snapshot(obj->kind, obj->name, &s) : RQ_EINVAL;
+    int saved_errno = errno;
+    if (rc == RQ_EINVAL) /* no snapshot was begun: what the OS tells */
+        s.have_info = rqctl_objects_info(obj->kind, obj->name, &s.info) == 0;
+    rqctl_shown(obj->name, shown, sizeof shown);
+    if (!array) {
+        list_entry_text(obj, &s, rc, saved_errno, shown, width);
+        return;
+    }
+    json_t *o = list_entry_json(obj, &s, rc, saved_errno, shown);
+    if (!o || json_array_append_new(array, o) != 0)
+        json_failed = 1;
+}
+
+int rqctl_cmd_list(int argc, char **argv)
+{
+    int json;
+    int code = list_options(argc, argv, &json);
+    if (code >= 0)
+        return code;
+    struct rqctl_object *objects;
+    size_t n;
+    if (rqctl_objects_list(&objects, &n) != 0)
+        return list_failed();
+    json_t *array = json ? json_array() : NULL;
+    if (json && !array)
+        json_failed = 1;
+    int width = list_name_width(objects, n);
     if (!json)
         printf("%-9s %-*s %-10s %-5s %12s %s\n", "KIND", width, "NAME", "OWNER", "MODE", "BYTES",
                "SUMMARY");
-    for (size_t i = 0; i < n && !json_failed; i++) {
-        const char *name = objects[i].name;
-        struct snapshot s;
-        int rc = rq_name_valid(name) ? take_snapshot(objects[i].kind, name, &s) : RQ_EINVAL;
-        int saved_errno = errno;
-        if (rc == RQ_EINVAL) { /* no snapshot was begun: what the OS tells */
-            s.have_info = rqctl_objects_info(objects[i].kind, name, &s.info) == 0;
-        }
-        rqctl_shown(name, shown, sizeof shown);
-        if (json) {
-            json_t *o;
-            if (rc == RQ_OK) {
-                o = snapshot_json(&s);
-            } else {
-                o = json_object();
-                put(o, "kind", json_string(objects[i].kind == KIND_QUEUE ? "queue" : "coalesce"));
-                /* A name found on disk may hold any bytes: the shown form is
-                 * printable ASCII, so it is always a valid JSON string. */
-                put(o, "name", json_string(shown));
-                put(o, "error", json_string(rq_errname(rc)));
-                put(o, "message", json_string(list_error_text(rc, saved_errno)));
-                put_info(o, s.have_info, &s.info);
-            }
-            if (!o || json_array_append_new(array, o) != 0)
-                json_failed = 1;
-        } else {
-            char summary[256];
-            if (rc == RQ_OK)
-                list_summary(&s, summary, sizeof summary);
-            else
-                snprintf(summary, sizeof summary, "error: %s", list_error_text(rc, saved_errno));
-            char owner[64] = "?", mode[8] = "?", bytes[24] = "?";
-            if (s.have_info) {
-                snprintf(owner, sizeof owner, "%s", s.info.user);
-                snprintf(mode, sizeof mode, "%04o", s.info.mode);
-                snprintf(bytes, sizeof bytes, "%llu", s.info.bytes);
-            }
-            printf("%-9s %-*s %-10s %-5s %12s %s\n", kind_label(objects[i].kind), width, shown,
-                   owner, mode, bytes, summary);
-        }
-    }
+    for (size_t i = 0; i < n && !json_failed; i++)
+        list_one(&objects[i], array, width);
     rqctl_objects_free(objects, n);
     if (json)
         return emit_json("list", array);
@@ -709,19 +829,20 @@ static int dump_one(void *ctx, const rq_record_entry *e)
     return 0;
 }
 
-int rqctl_cmd_dump(int argc, char **argv)
+/* Reads dump's options into D and *NAME.  Returns -1 to go on, or the
+ * exit status (RQCTL_OK after --help). */
+static int dump_options(int argc, char **argv, struct dump_state *d, const char **name)
 {
     static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
                                          {"bytes", required_argument, NULL, 'b'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    struct dump_state d = {0, 16, NULL, 0, 0, 0, 0};
     int opt;
     while ((opt = getopt_long(argc, argv, "jb:h", opts, NULL)) != -1) {
         if (opt == 'j') {
-            d.json = 1;
+            d->json = 1;
         } else if (opt == 'b') {
-            if (rqctl_parse_u32("dump", "--bytes", optarg, 0, 4096, &d.show) < 0)
+            if (rqctl_parse_u32("dump", "--bytes", optarg, 0, 4096, &d->show) < 0)
                 return RQCTL_USAGE;
         } else if (opt == 'h') {
             printf("usage: %s\n\n%s", dump_usage, dump_help);
@@ -732,9 +853,58 @@ int rqctl_cmd_dump(int argc, char **argv)
     }
     if (optind != argc - 1)
         return rqctl_usage_error("dump", dump_usage);
-    const char *name = argv[optind];
-    if (rqctl_check_name("dump", name) != RQCTL_OK)
+    *name = argv[optind];
+    if (rqctl_check_name("dump", *name) != RQCTL_OK)
         return RQCTL_USAGE;
+    return -1;
+}
+
+/* Walks the records into D, again while the consumer frees under the walk
+ * (RQ_EAGAIN), at most 100 times.  RC: rq_stat_records' result.  Returns
+ * the walk's. */
+static int dump_walk(rq *q, struct dump_state *d, int rc)
+{
+    for (int attempt = 0; rc == RQ_OK || rc == RQ_EAGAIN; attempt++) {
+        if (attempt == 100)
+            break; /* the consumer keeps freeing under us: report that */
+        d->records = d->bytes = d->padding = d->largest = 0;
+        if (d->json)
+            json_array_clear(d->list);
+        rc = rq_dump_records(q, dump_one, d);
+        if (rc == RQ_OK)
+            break;
+    }
+    return rc;
+}
+
+/* The summary after the records (and, as JSON, with them). */
+static int dump_summary(const char *name, const rq_record_stats *st, struct dump_state *d)
+{
+    if (d->json) {
+        json_t *o = json_object();
+        put(o, "name", json_string(name));
+        put(o, "capacity", json_u64(st->capacity));
+        put(o, "max_record", json_u64(st->max_record));
+        put(o, "records", json_u64(d->records));
+        put(o, "payload_bytes", json_u64(d->bytes));
+        put(o, "padding_bytes", json_u64(d->padding));
+        put(o, "largest_record", json_u64(d->largest));
+        put(o, "entries", d->list);
+        return emit_json("dump", o);
+    }
+    printf("%" PRIu64 " records, %" PRIu64 " bytes of payload, %" PRIu64
+           " bytes of padding in the ring; largest %" PRIu64 " bytes; capacity %" PRIu64 " bytes\n",
+           d->records, d->bytes, d->padding, d->largest, st->capacity);
+    return RQCTL_OK;
+}
+
+int rqctl_cmd_dump(int argc, char **argv)
+{
+    struct dump_state d = {0, 16, NULL, 0, 0, 0, 0};
+    const char *name = NULL;
+    int code = dump_options(argc, argv, &d, &name);
+    if (code >= 0)
+        return code;
     rq *q;
     int rc = rq_open_timed(&q, name, RQ_OBSERVER, NULL, RQCTL_OPEN_TIMEOUT_MS);
     if (rc < 0)
@@ -748,35 +918,11 @@ int rqctl_cmd_dump(int argc, char **argv)
                            rqctl_shown(name, shown, sizeof shown));
     }
     d.list = d.json ? json_array() : NULL;
-    for (int attempt = 0; rc == RQ_OK || rc == RQ_EAGAIN; attempt++) {
-        if (attempt == 100)
-            break; /* the consumer keeps freeing under us: report that */
-        d.records = d.bytes = d.padding = d.largest = 0;
-        if (d.json)
-            json_array_clear(d.list);
-        rc = rq_dump_records(q, dump_one, &d);
-        if (rc == RQ_OK)
-            break;
-    }
+    rc = dump_walk(q, &d, rc);
     rq_close(q);
     if (rc < 0) {
         json_decref(d.list);
         return rqctl_fail("dump", KIND_QUEUE, name, rc);
     }
-    if (d.json) {
-        json_t *o = json_object();
-        put(o, "name", json_string(name));
-        put(o, "capacity", json_u64(st.capacity));
-        put(o, "max_record", json_u64(st.max_record));
-        put(o, "records", json_u64(d.records));
-        put(o, "payload_bytes", json_u64(d.bytes));
-        put(o, "padding_bytes", json_u64(d.padding));
-        put(o, "largest_record", json_u64(d.largest));
-        put(o, "entries", d.list);
-        return emit_json("dump", o);
-    }
-    printf("%" PRIu64 " records, %" PRIu64 " bytes of payload, %" PRIu64
-           " bytes of padding in the ring; largest %" PRIu64 " bytes; capacity %" PRIu64 " bytes\n",
-           d.records, d.bytes, d.padding, d.largest, st.capacity);
-    return RQCTL_OK;
+    return dump_summary(name, &st, &d);
 }
