@@ -604,8 +604,9 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
         else {
-            fprintf(stderr, "usage: rec_bench [--pairs N] [--quick] [--bursts | --shapes] [--single "
-                            "[--only slots64|records64|slotsmix|recordsmix]]\n");
+            fprintf(stderr,
+                    "usage: rec_bench [--pairs N] [--quick] [--bursts | --shapes] [--single "
+                    "[--only slots64|records64|slotsmix|recordsmix]]\n");
             return 2;
         }
     }

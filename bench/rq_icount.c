@@ -144,12 +144,25 @@ static int mr_pop_burst(struct minring *r, unsigned char *buf, size_t cap, uint3
 /* ---- the measured loops ------------------------------------------------ */
 
 enum path {
-    COPY, ZC, BURST, ZC_BURST, MPSC_COPY, MPSC_BURST, REC_COPY, REC_ZC, REC_MPSC_COPY,
-    REC_BURST, MINRING, MINRING_BURST, MUTEXRING, PATHS
+    COPY,
+    ZC,
+    BURST,
+    ZC_BURST,
+    MPSC_COPY,
+    MPSC_BURST,
+    REC_COPY,
+    REC_ZC,
+    REC_MPSC_COPY,
+    REC_BURST,
+    MINRING,
+    MINRING_BURST,
+    MUTEXRING,
+    PATHS
 };
 static const char *const path_names[PATHS] = {
-    "copy",     "zc",     "burst",         "zc-burst",  "mpsc-copy", "mpsc-burst", "rec-copy",
-    "rec-zc",   "rec-mpsc-copy", "rec-burst", "min-ring", "min-ring-burst", "mutex-ring"};
+    "copy",      "zc",     "burst",         "zc-burst",  "mpsc-copy", "mpsc-burst",
+    "rec-copy",  "rec-zc", "rec-mpsc-copy", "rec-burst", "min-ring",  "min-ring-burst",
+    "mutex-ring"};
 
 struct run {
     enum path path;
@@ -337,9 +350,10 @@ __attribute__((noinline)) void measured_run(struct run *r);
 __attribute__((noinline)) void measured_run(struct run *r)
 {
     static void (*const rounds[PATHS])(struct run *) = {
-        round_copy, round_zc,    round_burst,   round_zc_burst,
-        round_copy, round_burst, round_copy,    round_rec_zc,
-        round_copy, round_burst, round_minring, round_minring_burst, round_mutexring};
+        round_copy,     round_zc,    round_burst,   round_zc_burst,
+        round_copy,     round_burst, round_copy,    round_rec_zc,
+        round_copy,     round_burst, round_minring, round_minring_burst,
+        round_mutexring};
     for (long i = 0; i < r->rounds; i++)
         rounds[r->path](r);
 }

@@ -335,8 +335,7 @@ static int poll_arm(rq *q, struct rq_shm_event *ev, int (*ready)(void *), void *
  * (RQ_OK).  ROUNDS bounds the rounds of one call: a ring that keeps
  * looking ready to the re-check but not to the claim (a corrupt one is
  * reported by the claim) leaves the object ready and returns RQ_EAGAIN. */
-static int poll_again(rq *q, struct rq_shm_event *ev, int (*ready)(void *), void *ctx,
-                      int *rounds)
+static int poll_again(rq *q, struct rq_shm_event *ev, int (*ready)(void *), void *ctx, int *rounds)
 {
     if (++*rounds > 4) {
         rq_plat_poll_notify(q->segment.plat, poll_side_of(q, ev));

@@ -51,8 +51,8 @@ struct rq_rec {
     uint32_t write_cache; /* the producer's offset, last seen */
     uint64_t rseq;        /* the oldest record's number */
     uint64_t delivered, redeliver_below;
-    uint32_t peeked;    /* messages peeked, not yet released (a burst: many) */
-    int peek_valid;     /* peek_* below hold the oldest of them */
+    uint32_t peeked; /* messages peeked, not yet released (a burst: many) */
+    int peek_valid;  /* peek_* below hold the oldest of them */
     const unsigned char *peek_msg;
     uint32_t peek_len, peek_span;
     uint64_t peek_seq;

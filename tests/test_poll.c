@@ -41,7 +41,7 @@
 /* Every message here is 8 bytes: a record of 16 with its header, so a
  * capacity of 16 bytes per slot is full after as many messages as the
  * slot ring (and never needs a padding record). */
-#define QUEUE_SLOTS(n) ((uint32_t)(n) * 16u)
+#define QUEUE_SLOTS(n) ((uint32_t)(n)*16u)
 #define QUEUE_SLOT_SIZE 8u
 #define QUEUE_KIND RQ_RECORDS
 #else
@@ -100,7 +100,7 @@ static void test_consumer_contract(void **state)
         rq *p = th_open(name, RQ_PRODUCER, 0, 0, 0);
         rq *c = th_open(name, RQ_CONSUMER, 0, 0, 0);
         assert_int_equal(rq_poll_timeout(c), RQ_ESTATE); /* no handle yet */
-        rq_record_stats rs; /* this build's kind of queue */
+        rq_record_stats rs;                              /* this build's kind of queue */
         assert_int_equal(rq_stat_records(c, &rs), QUEUE_KIND ? RQ_OK : RQ_EINVAL);
         rq_pollable h = handle_of(c);
         assert_int_equal(pop0(c, NULL), RQ_EAGAIN); /* arms */
@@ -834,7 +834,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_poll_faults),
 #endif
     };
-    #ifdef POLL_RECORDS
+#ifdef POLL_RECORDS
     return cmocka_run_group_tests_name("poll on record queues", tests, NULL, NULL);
 #else
     return cmocka_run_group_tests_name("poll", tests, NULL, NULL);
