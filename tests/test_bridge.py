@@ -237,10 +237,11 @@ class BridgeCase(unittest.TestCase):
     # ---- out ----------------------------------------------------------
 
     def test_out_crash_point(self):
-        """out killed between the stream's acks and the release of a window,
-        20 times: each time the next bridge republishes the same messages,
-        flagged redelivered, the stream answers duplicate for each, and it
-        holds every message once, in order."""
+        """out killed between the stream's acks and the release of the
+        acknowledged prefix, 20 times: each time the next bridge republishes
+        the messages in hand, flagged redelivered, the stream answers
+        duplicate for those it had, and it holds every message once, in
+        order."""
         q, count, window = self.queue("outcp"), 2000, 8
         util("stream-create", self.server.url, "OUTCP", "t.outcp", 4096)
         util("produce", q, 0, count, 0, 4096)
@@ -252,7 +253,10 @@ class BridgeCase(unittest.TestCase):
         self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
         self.stop(last, "rq-bridge out")
         s = self.status(st)
-        self.assertTrue(1 <= s["duplicates"] == s["redelivered"] <= window,
+        # Acknowledged but not released at the kill: republished, answered
+        # "duplicate".  The rest of the window in hand (peeked, flagged
+        # redelivered) may not have reached the stream yet.
+        self.assertTrue(1 <= s["duplicates"] <= s["redelivered"] <= window,
                         "the window in hand at the last kill was not republished as duplicates: %r" % s)
         self.check_stream_once_in_order("OUTCP", count)
 
