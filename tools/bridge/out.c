@@ -189,29 +189,34 @@ static void wait_acks(uint32_t want, int64_t wait_ms, int final)
     pthread_mutex_unlock(&st.mu);
 }
 
-/* Publishes V[0..N) asynchronously, in order, each entered in the window
- * first (its answer may come before js_PublishAsync returns).  A call
- * that fails stops the pass there, its message answered as refused. */
+/* Publishes V[0..N) asynchronously, in order, all entered in the window
+ * first (an answer may come before js_PublishAsync returns).  A call that
+ * fails stops the pass there: that message and the ones after it are
+ * answered as refused, so the head, when it gets there, restarts the
+ * window. */
 static void publish(bridge *b, const char *idbase, const rq_msg_view *v, size_t n)
 {
     int64_t now = bridge_now_ms();
+    pthread_mutex_lock(&st.mu);
+    for (size_t i = 0; i < n; i++)
+        if (bwin_publish(&st.w, v[i].seq, (v[i].flags & RQ_MSG_REDELIVERED) != 0, now) != 0) {
+            n = i; /* cannot happen: the caller publishes at most the room */
+            break;
+        }
+    pthread_mutex_unlock(&st.mu);
     for (size_t i = 0; i < n; i++) {
         char msgid[600];
         snprintf(msgid, sizeof msgid, "%s:%" PRIu64, idbase, v[i].seq);
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MsgId = msgid; /* no MaxWait: the head's deadline is kept here */
-        pthread_mutex_lock(&st.mu);
-        int rc = bwin_publish(&st.w, v[i].seq, (v[i].flags & RQ_MSG_REDELIVERED) != 0, now);
-        pthread_mutex_unlock(&st.mu);
-        if (rc != 0)
-            return;
         natsStatus s = v[i].len > INT32_MAX
                            ? NATS_MAX_PAYLOAD
                            : js_PublishAsync(b->js, b->o.subject, v[i].data, (int)v[i].len, &po);
         if (s != NATS_OK) {
             pthread_mutex_lock(&st.mu);
-            bwin_answer(&st.w, v[i].seq, BWIN_REFUSED, (int)s, 0, 0);
+            for (size_t j = i; j < n; j++)
+                bwin_answer(&st.w, v[j].seq, BWIN_REFUSED, (int)s, 0, 0);
             pthread_mutex_unlock(&st.mu);
             return;
         }
@@ -361,8 +366,9 @@ static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
     bwin_init(&st.w, (uint32_t)b->o.window, 0);
     uint32_t cap = st.w.cap;
     pthread_mutex_unlock(&st.mu);
-    /* A refill re-reads the window's views: worth it once an eighth is free. */
-    uint32_t batch = cap / 8 ? cap / 8 : 1;
+    /* A refill re-reads the views of the whole window (a peek starts at the
+     * oldest unreleased message): worth it once a quarter is free. */
+    uint32_t batch = cap / 4 ? cap / 4 : 1;
     while (!bridge_stop) {
         if (natsConnection_IsClosed(b->nc) && reconnect(b))
             break;
