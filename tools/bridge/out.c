@@ -113,10 +113,12 @@ static int park(bridge *b, rq *q, rq *dlq, const void *msg, size_t len, const rq
     return 0;
 }
 
+/* The queue's depth for the status file, read only when the file is due:
+ * rq_stat looks at the role holders (system calls), too dear per round. */
 static void update_lag(bridge *b, rq *q)
 {
     rq_stats st;
-    if (rq_stat(q, &st) == RQ_OK)
+    if (bridge_now_ms() >= b->next_status_ms && rq_stat(q, &st) == RQ_OK)
         b->p.lag = st.depth;
 }
 
