@@ -1,17 +1,18 @@
 /*
  * out.c - rq-bridge out: the local queue drained into a JetStream subject.
  *
- * A window at a time: peek up to --window messages (rq_peek_burst), publish
- * each asynchronously with the message id ID:SEQ, wait for the stream's
- * acknowledgements, then release the longest acknowledged prefix with one
- * store (rq_release_burst).  A message leaves the queue only after the
- * stream has it.  What is not released stays peeked and is published
- * again in the next round with the same ids; a bridge killed between the
- * acks and the release peeks the same messages (same SEQ) after restart
- * and publishes them again.  Either way the stream, seeing a known id
- * inside its duplicate window, keeps one copy and answers "duplicate", and
- * the stream's order is the queue's: a message is never released before
- * the ones in front of it.
+ * A sliding window (window.h): up to --window messages published
+ * asynchronously, each with the message id ID:SEQ, kept in flight all the
+ * time.  The stream's acknowledgements, in any order, fill the window's
+ * ring; the contiguous acknowledged prefix is released with one store
+ * (rq_release_burst) as it grows, and the window is refilled from the
+ * queue (rq_peek_burst, which starts again at the oldest unreleased
+ * message) once a quarter of it is free.  A message leaves the queue only
+ * after the stream has it and every message before it.  A refusal or a
+ * missing answer at the head, a closed connection (out reconnects by
+ * itself) or a kill makes the bridge publish everything unreleased again
+ * with the same ids; the stream, seeing a known id inside its duplicate
+ * window, keeps one copy and answers "duplicate".
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
