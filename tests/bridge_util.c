@@ -10,6 +10,7 @@
  *   bridge_util push QUEUE SIZE                 one message of SIZE 'x'
  *   bridge_util depth QUEUE                     messages in the queue
  *   bridge_util create QUEUE SLOTS SIZE
+ *   bridge_util create-records QUEUE CAPACITY MAXLEN   a record queue
  *   bridge_util fill QUEUE COUNT SIZE           COUNT messages of SIZE bytes
  *   bridge_util fill-wait QUEUE COUNT SIZE      the same, then waits until the
  *                                               queue is empty: messages per second
@@ -218,6 +219,18 @@ static int cmd_fill_wait(char **a)
     return 0;
 }
 
+/* A record queue (RQ_RECORDS) of CAPACITY bytes, messages up to MAXLEN. */
+static int cmd_create_records(char **a)
+{
+    rq_config cfg = {(uint32_t)atol(a[1]), (uint32_t)atol(a[2]), RQ_RECORDS, 0};
+    rq *q = NULL;
+    int rc = rq_open(&q, a[0], RQ_OBSERVER, &cfg);
+    if (rc != RQ_OK)
+        return fprintf(stderr, "bridge_util: create %s: %s\n", a[0], rq_strerror(rc)), 1;
+    rq_close(q);
+    return 0;
+}
+
 static int cmd_depth(char **a)
 {
     rq *q = open_queue(a[0], RQ_OBSERVER, 0, 0);
@@ -388,6 +401,7 @@ int main(int argc, char **argv)
                 {"push", 2, cmd_push},
                 {"depth", 1, cmd_depth},
                 {"create", 3, cmd_create},
+                {"create-records", 3, cmd_create_records},
                 {"drain", 3, cmd_drain},
                 {"fill", 3, cmd_fill},
                 {"fill-wait", 3, cmd_fill_wait},

@@ -261,6 +261,18 @@ class BridgeCase(unittest.TestCase):
         self.check_stream_once_in_order("OUTCP", count)
 
 
+    def test_out_record_queue(self):
+        """A record queue (no burst form yet: a window of one): every
+        message reaches the stream once, in order, and leaves the queue."""
+        q, count = self.queue("outrec"), 300
+        util("stream-create", self.server.url, "OUTREC", "t.outrec", 4096)
+        util("create-records", q, 8192, 256)
+        util("produce", q, 0, count, 0, 0)
+        b = self.bridge("out", "--queue", q, "--subject", "t.outrec")
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
+        self.stop(b, "rq-bridge out")
+        self.check_stream_once_in_order("OUTREC", count)
+
     def test_out_kill_torture(self):
         """rq-bridge out SIGKILLed 100 times while a producer pushes: the
         stream holds every message once, in order."""
