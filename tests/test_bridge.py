@@ -352,10 +352,10 @@ class BridgeCase(unittest.TestCase):
     # ---- in -----------------------------------------------------------
 
     def test_in_kill_torture(self):
-        """rq-bridge in SIGKILLed 60 times while messages arrive: the
+        """rq-bridge in SIGKILLed 100 times while messages arrive: the
         receiver sees every message, and once after dropping duplicates by
         stream sequence."""
-        q, count = self.queue("in"), 3000
+        q, count = self.queue("in"), 5000
         util("stream-create", self.server.url, "IN", "t.in", 4096)
         out_path = os.path.join(self.dir, "drain.out")
         drain = self.spawn([UTIL, "drain", q, count, 30000], 
@@ -363,8 +363,8 @@ class BridgeCase(unittest.TestCase):
         publisher = self.spawn([UTIL, "publish", self.server.url, "t.in", 0, count, 2000], tag="publisher")
         args = ("--queue", q, "--subject", "t.in", "--stream", "IN", "--durable", "into-rq",
                 "--create", "1024:256", "--batch", 16)
-        during = self.kill_randomly(60, lambda: self.bridge("in", *args), publisher)
-        self.assertGreaterEqual(during, 30, "the publisher finished too early: publish slower")
+        during = self.kill_randomly(100, lambda: self.bridge("in", *args), publisher)
+        self.assertGreaterEqual(during, 50, "the publisher finished too early: publish slower")
         last = self.bridge("in", *args)
         self.assertEqual(publisher.wait(60), 0)
         records, dups = self.read_drain(drain, out_path, 60)
@@ -373,7 +373,7 @@ class BridgeCase(unittest.TestCase):
         for i, (seq, _, payload) in enumerate(records):
             self.assertEqual(seq, i + 1)
             check_payload(self, payload, "n", i)
-        print("in torture: 60 kills, %d messages once each after dropping %d duplicates" % (count, dups),
+        print("in torture: 100 kills, %d messages once each after dropping %d duplicates" % (count, dups),
               file=sys.stderr)
 
     def test_in_crash_points(self):
