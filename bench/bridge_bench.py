@@ -11,6 +11,7 @@ Starts nats-server on a free loopback port with a temporary storage
 directory and stops it at the end.  Prints one line per figure with the
 median and the spread (min..max) over the rounds.
 """
+import json
 import os
 import shutil
 import signal
@@ -23,7 +24,8 @@ import time
 
 BRIDGE, UTIL = sys.argv[1], sys.argv[2]
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 5
-PUB_COUNT, OUT_COUNT, SIZE, LAT_COUNT = [int(x) for x in os.environ.get("RQ_BRIDGE_BENCH", "100000 20000 64 2000").split()]
+PUB_COUNT, OUT_COUNT, SIZE, LAT_COUNT = [int(x) for x in os.environ.get("RQ_BRIDGE_BENCH", "100000 100000 64 2000").split()]
+IN_COUNT = 20000  # rq-bridge in: stream messages into a queue of 32,768 slots
 WINDOW = os.environ.get("RQ_BRIDGE_WINDOW", "4096")  # rq-bridge out --window
 
 
@@ -36,6 +38,14 @@ def util(*args):
 
 def depth(q):
     return int(util("depth", q))
+
+
+def running(status):
+    try:
+        with open(status) as f:
+            return json.load(f).get("state") == "running"
+    except (OSError, ValueError):
+        return False
 
 
 def spread(name, values, unit):
@@ -61,27 +71,32 @@ def main():
                 time.sleep(0.1)
         util("stream-create", url, "BPUB", "b.pub", 1024)
         util("stream-create", url, "BOUT", "b.out", 1024)
-        pub, out = [], []
+        pub, ids, out = [], [], []
         for r in range(ROUNDS):
             pub.append(float(util("bench-pub", url, "b.pub", PUB_COUNT, SIZE)))
+            # The same with a message id per publish, as out's (the stream's
+            # de-duplication): what the id alone costs.
+            ids.append(float(util("bench-pub-opts", url, "b.pub", PUB_COUNT, SIZE, 4096, 1)))
             q = "bridge-bench.%d.%d" % (os.getpid(), r)
             queues.append(q)
             util("create", q, 32768, 128)
-            util("fill", q, OUT_COUNT, SIZE)
+            status = os.path.join(tmp, "out%d.json" % r)
             b = subprocess.Popen([BRIDGE, "out", "--server", url, "--queue", q, "--subject", "b.out",
-                                  "--window", WINDOW],
-                                 stderr=subprocess.DEVNULL)
-            t0 = time.monotonic()
-            while depth(q) > 0:
-                time.sleep(0.005)
-            out.append(OUT_COUNT / (time.monotonic() - t0))
+                                  "--window", WINDOW, "--status", status], stderr=subprocess.DEVNULL)
+            # Timed from the first push into the empty queue, the bridge
+            # connected and waiting (as the publisher's time excludes its
+            # connect), to the last release, in one process.
+            until = time.monotonic() + 30
+            while running(status) is False and time.monotonic() < until:
+                time.sleep(0.01)
+            out.append(float(util("fill-wait", q, OUT_COUNT, SIZE)))
             b.send_signal(signal.SIGTERM)
             b.wait()
-        # in: OUT_COUNT stream messages into an empty queue, a new durable
+        # in: IN_COUNT stream messages into an empty queue, a new durable
         # consumer (from the stream's start) each round.
         inn = []
         util("stream-create", url, "BIN", "b.in", 1024)
-        util("bench-pub", url, "b.in", OUT_COUNT, SIZE)
+        util("bench-pub", url, "b.in", IN_COUNT, SIZE)
         for r in range(ROUNDS):
             q = "bridge-bench.%d.in%d" % (os.getpid(), r)
             queues.append(q)
@@ -90,17 +105,20 @@ def main():
                                   "--stream", "BIN", "--durable", "in%d" % r, "--batch", "256"],
                                  stderr=subprocess.DEVNULL)
             t0 = time.monotonic()
-            while depth(q) < OUT_COUNT and b.poll() is None:
+            while depth(q) < IN_COUNT and b.poll() is None:
                 time.sleep(0.005)
-            inn.append(OUT_COUNT / (time.monotonic() - t0))
+            inn.append(IN_COUNT / (time.monotonic() - t0))
             b.send_signal(signal.SIGTERM)
             b.wait()
         spread("plain async publisher", pub, "msg/s")
+        spread("plain, with message ids", ids, "msg/s")
         spread("rq-bridge out", out, "msg/s")
         spread("rq-bridge in (stream -> queue)", inn, "msg/s")
-        ratios = [o / p for o, p in zip(out, pub)]
-        print("%-34s median %10.3f  min %10.3f  max %10.3f" % ("ratio out / plain", statistics.median(ratios),
-                                                              min(ratios), max(ratios)))
+        for name, base in (("ratio out / plain", pub), ("ratio out / plain with ids", ids),
+                           ("ratio plain with ids / plain", None)):
+            ratios = [o / p for o, p in zip(out, base)] if base else [i / p for i, p in zip(ids, pub)]
+            print("%-34s median %10.3f  min %10.3f  max %10.3f" % (name, statistics.median(ratios),
+                                                                  min(ratios), max(ratios)))
 
         util("stream-create", url, "BLAT", "b.lat", 1024)
         qa, qb = "bridge-bench.%d.a" % os.getpid(), "bridge-bench.%d.b" % os.getpid()

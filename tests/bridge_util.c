@@ -10,10 +10,16 @@
  *   bridge_util push QUEUE SIZE                 one message of SIZE 'x'
  *   bridge_util depth QUEUE                     messages in the queue
  *   bridge_util create QUEUE SLOTS SIZE
+ *   bridge_util create-records QUEUE CAPACITY MAXLEN   a record queue
  *   bridge_util fill QUEUE COUNT SIZE           COUNT messages of SIZE bytes
+ *   bridge_util fill-wait QUEUE COUNT SIZE      the same, then waits until the
+ *                                               queue is empty: messages per second
  *   bridge_util drain QUEUE COUNT IDLE_MS       records, duplicates dropped
  *   bridge_util publish URL SUBJECT FIRST COUNT INTERVAL_US
  *   bridge_util bench-pub URL SUBJECT COUNT SIZE   messages per second
+ *   bridge_util bench-pub-opts URL SUBJECT COUNT SIZE MAXPENDING IDS
+ *                               the same, MAXPENDING in flight, message
+ *                               ids (IDS 1) or none (0)
  *   bridge_util latency QUEUE_OUT QUEUE_IN COUNT   push->pop through a bridge
  */
 #define _POSIX_C_SOURCE 200809L
@@ -185,6 +191,46 @@ static int cmd_fill(char **a)
     return 0;
 }
 
+/* The benchmark of rq-bridge out, with the bridge already connected and
+ * waiting on the empty QUEUE: pushes COUNT messages of SIZE bytes, waits
+ * (polling, 0.2 ms apart, in this process) until the bridge has released
+ * them all, and prints messages per second from the first push. */
+static int cmd_fill_wait(char **a)
+{
+    rq *q = open_queue(a[0], RQ_PRODUCER, 0, 0);
+    long count = atol(a[1]);
+    char buf[4096] = {0};
+    size_t size = (size_t)atol(a[2]);
+    int64_t t0 = now_ns();
+    for (long i = 0; i < count; i++) {
+        int rc = rq_push(q, buf, size < sizeof buf ? size : sizeof buf, 5000);
+        if (rc != RQ_OK)
+            return fprintf(stderr, "bridge_util: push: %s\n", rq_strerror(rc)), 1;
+    }
+    rq_stats st;
+    int rc;
+    while ((rc = rq_stat(q, &st)) == RQ_OK && st.depth > 0)
+        pause_us(200);
+    int64_t t1 = now_ns();
+    rq_close(q);
+    if (rc != RQ_OK)
+        return fprintf(stderr, "bridge_util: stat: %s\n", rq_strerror(rc)), 1;
+    printf("%.0f\n", (double)count * 1e9 / (double)(t1 - t0));
+    return 0;
+}
+
+/* A record queue (RQ_RECORDS) of CAPACITY bytes, messages up to MAXLEN. */
+static int cmd_create_records(char **a)
+{
+    rq_config cfg = {(uint32_t)atol(a[1]), (uint32_t)atol(a[2]), RQ_RECORDS, 0};
+    rq *q = NULL;
+    int rc = rq_open(&q, a[0], RQ_OBSERVER, &cfg);
+    if (rc != RQ_OK)
+        return fprintf(stderr, "bridge_util: create %s: %s\n", a[0], rq_strerror(rc)), 1;
+    rq_close(q);
+    return 0;
+}
+
 static int cmd_depth(char **a)
 {
     rq *q = open_queue(a[0], RQ_OBSERVER, 0, 0);
@@ -254,8 +300,10 @@ static int cmd_publish(char **a)
     return 0;
 }
 
-/* The baseline: a plain libnats JetStream asynchronous publisher. */
-static int cmd_bench_pub(char **a)
+/* The baseline: a plain libnats JetStream asynchronous publisher, MAXP
+ * publishes in flight (libnats's MaxPending), each with a message id
+ * "bench.START:I" when IDS (the stream's de-duplication, as rq-bridge out's). */
+static int bench_pub(char **a, long maxp, int ids)
 {
     natsConnection *nc;
     natsStatus s = natsConnection_ConnectTo(&nc, a[0]);
@@ -263,7 +311,7 @@ static int cmd_bench_pub(char **a)
         return die("connect", s);
     jsOptions jo;
     jsOptions_Init(&jo);
-    jo.PublishAsync.MaxPending = 4096;
+    jo.PublishAsync.MaxPending = maxp;
     jo.PublishAsync.StallWait = 10000; /* a loaded machine stalls longer than the default 200 ms */
     jsCtx *js = NULL;
     s = natsConnection_JetStream(&js, nc, &jo);
@@ -271,8 +319,16 @@ static int cmd_bench_pub(char **a)
     int size = atoi(a[3]);
     char *buf = calloc(1, (size_t)size);
     int64_t t0 = now_ns();
-    for (long i = 0; i < count && s == NATS_OK; i++)
-        s = js_PublishAsync(js, a[1], buf, size, NULL);
+    for (long i = 0; i < count && s == NATS_OK; i++) {
+        char id[64];
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        if (ids) { /* new ids every run: a known id is a cheaper "duplicate" */
+            snprintf(id, sizeof id, "bench.%" PRId64 ":%ld", t0, i);
+            po.MsgId = id;
+        }
+        s = js_PublishAsync(js, a[1], buf, size, &po);
+    }
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = 60000;
@@ -286,6 +342,17 @@ static int cmd_bench_pub(char **a)
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     return 0;
+}
+
+static int cmd_bench_pub(char **a)
+{
+    return bench_pub(a, 4096, 0);
+}
+
+/* bench-pub with MAXPENDING and IDS (0 or 1) given. */
+static int cmd_bench_pub_opts(char **a)
+{
+    return bench_pub(a, atol(a[4]), atoi(a[5]) != 0);
 }
 
 static int cmp_i64(const void *x, const void *y)
@@ -334,10 +401,13 @@ int main(int argc, char **argv)
                 {"push", 2, cmd_push},
                 {"depth", 1, cmd_depth},
                 {"create", 3, cmd_create},
+                {"create-records", 3, cmd_create_records},
                 {"drain", 3, cmd_drain},
                 {"fill", 3, cmd_fill},
+                {"fill-wait", 3, cmd_fill_wait},
                 {"publish", 5, cmd_publish},
                 {"bench-pub", 4, cmd_bench_pub},
+                {"bench-pub-opts", 6, cmd_bench_pub_opts},
                 {"latency", 3, cmd_latency}};
     for (size_t i = 0; argc >= 2 && i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0 && argc == cmds[i].args + 2)

@@ -237,10 +237,11 @@ class BridgeCase(unittest.TestCase):
     # ---- out ----------------------------------------------------------
 
     def test_out_crash_point(self):
-        """out killed between the stream's acks and the release of a window,
-        20 times: each time the next bridge republishes the same messages,
-        flagged redelivered, the stream answers duplicate for each, and it
-        holds every message once, in order."""
+        """out killed between the stream's acks and the release of the
+        acknowledged prefix, 20 times: each time the next bridge republishes
+        the messages in hand, flagged redelivered, the stream answers
+        duplicate for those it had, and it holds every message once, in
+        order."""
         q, count, window = self.queue("outcp"), 2000, 8
         util("stream-create", self.server.url, "OUTCP", "t.outcp", 4096)
         util("produce", q, 0, count, 0, 4096)
@@ -252,10 +253,25 @@ class BridgeCase(unittest.TestCase):
         self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
         self.stop(last, "rq-bridge out")
         s = self.status(st)
-        self.assertTrue(1 <= s["duplicates"] == s["redelivered"] <= window,
+        # Acknowledged but not released at the kill: republished, answered
+        # "duplicate".  The rest of the window in hand (peeked, flagged
+        # redelivered) may not have reached the stream yet.
+        self.assertTrue(1 <= s["duplicates"] <= s["redelivered"] <= window,
                         "the window in hand at the last kill was not republished as duplicates: %r" % s)
         self.check_stream_once_in_order("OUTCP", count)
 
+
+    def test_out_record_queue(self):
+        """A record queue (no burst form yet: a window of one): every
+        message reaches the stream once, in order, and leaves the queue."""
+        q, count = self.queue("outrec"), 300
+        util("stream-create", self.server.url, "OUTREC", "t.outrec", 4096)
+        util("create-records", q, 8192, 256)
+        util("produce", q, 0, count, 0, 0)
+        b = self.bridge("out", "--queue", q, "--subject", "t.outrec")
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
+        self.stop(b, "rq-bridge out")
+        self.check_stream_once_in_order("OUTREC", count)
 
     def test_out_kill_torture(self):
         """rq-bridge out SIGKILLed 100 times while a producer pushes: the
@@ -336,10 +352,10 @@ class BridgeCase(unittest.TestCase):
     # ---- in -----------------------------------------------------------
 
     def test_in_kill_torture(self):
-        """rq-bridge in SIGKILLed 60 times while messages arrive: the
+        """rq-bridge in SIGKILLed 100 times while messages arrive: the
         receiver sees every message, and once after dropping duplicates by
         stream sequence."""
-        q, count = self.queue("in"), 3000
+        q, count = self.queue("in"), 5000
         util("stream-create", self.server.url, "IN", "t.in", 4096)
         out_path = os.path.join(self.dir, "drain.out")
         drain = self.spawn([UTIL, "drain", q, count, 30000], 
@@ -347,8 +363,8 @@ class BridgeCase(unittest.TestCase):
         publisher = self.spawn([UTIL, "publish", self.server.url, "t.in", 0, count, 2000], tag="publisher")
         args = ("--queue", q, "--subject", "t.in", "--stream", "IN", "--durable", "into-rq",
                 "--create", "1024:256", "--batch", 16)
-        during = self.kill_randomly(60, lambda: self.bridge("in", *args), publisher)
-        self.assertGreaterEqual(during, 30, "the publisher finished too early: publish slower")
+        during = self.kill_randomly(100, lambda: self.bridge("in", *args), publisher)
+        self.assertGreaterEqual(during, 50, "the publisher finished too early: publish slower")
         last = self.bridge("in", *args)
         self.assertEqual(publisher.wait(60), 0)
         records, dups = self.read_drain(drain, out_path, 60)
@@ -357,7 +373,7 @@ class BridgeCase(unittest.TestCase):
         for i, (seq, _, payload) in enumerate(records):
             self.assertEqual(seq, i + 1)
             check_payload(self, payload, "n", i)
-        print("in torture: 60 kills, %d messages once each after dropping %d duplicates" % (count, dups),
+        print("in torture: 100 kills, %d messages once each after dropping %d duplicates" % (count, dups),
               file=sys.stderr)
 
     def test_in_crash_points(self):

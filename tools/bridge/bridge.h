@@ -12,8 +12,7 @@
 
 #include "rq.h"
 
-/* out: the most messages published before their acknowledgements. */
-#define BRIDGE_WINDOW_MAX 4096
+#include "window.h" /* BRIDGE_WINDOW_MAX: out's most publishes in flight */
 
 typedef struct bridge_opts {
     const char *queue;         /* the local rq queue */
@@ -81,8 +80,14 @@ rq *bridge_open_queue(bridge *b, const char *name, int role);
  * PublishAsync.AckHandler), on libnats's thread. */
 void bridge_out_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
 
-/* How often the connection was lost so far (libnats's callback thread). */
+/* How often the connection was lost, and re-established, so far
+ * (libnats's callback thread; out's own reconnects). */
 uint64_t bridge_disconnects(void);
+uint64_t bridge_reconnects(void);
+
+/* out: a new connection after the old one closed (out does not let libnats
+ * reconnect), retried with back-off.  -1 only when stopped. */
+int bridge_reconnect(bridge *b);
 
 /* Named crash points for the tests: with RQ_BRIDGE_CRASH_POINT=NAME:N in
  * the environment, the N-th pass through NAME kills the process (SIGKILL),

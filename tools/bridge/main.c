@@ -31,6 +31,11 @@ uint64_t bridge_disconnects(void)
     return atomic_load(&link_disconnects);
 }
 
+uint64_t bridge_reconnects(void)
+{
+    return atomic_load(&link_reconnects);
+}
+
 static const char usage[] =
     "usage: rq-bridge out --queue NAME --subject SUBJECT [options]\n"
     "       rq-bridge in  --queue NAME --subject SUBJECT --stream STREAM --durable NAME [options]\n"
@@ -63,8 +68,8 @@ static const char help[] =
     "         it has processed sees each message once.\n"
     "    Both run until SIGTERM or SIGINT, which stop them cleanly (exit 0).\n"
     "    An unreachable server is reported and retried with back-off; a\n"
-    "    server restart is survived (libnats reconnects, unacknowledged work\n"
-    "    is retried).\n"
+    "    server restart is survived (in: libnats reconnects; out: connects\n"
+    "    again itself and publishes everything unreleased again, in order).\n"
     "\n"
     "OPTIONS\n"
     "    --server URL        NATS server (default nats://127.0.0.1:4222)\n"
@@ -259,9 +264,17 @@ static int bridge_connect(bridge *b)
         s = natsOptions_SetReconnectedCB(opts, on_reconnected, b);
     /* in: a fetch's pull request is a plain publish, which libnats would
      * hold for its flusher thread (about a millisecond) to batch it (out
-     * batches its window's publishes that way and flushes at its end). */
+     * lets publishes batch that way under load; bridge_out flushes a lone
+     * one). */
     if (s == NATS_OK && strcmp(b->p.direction, "in") == 0)
         s = natsOptions_SetSendAsap(opts, true);
+    /* out reconnects by itself (bridge_reconnect): libnats would send the
+     * publishes it buffered while reconnecting first, ahead of earlier ones
+     * lost with the old connection, and the stream would store them out of
+     * queue order.  On a new connection out publishes everything not yet
+     * acknowledged again, in order. */
+    if (s == NATS_OK && strcmp(b->p.direction, "out") == 0)
+        s = natsOptions_SetAllowReconnect(opts, false);
     char text[400];
     if (s != NATS_OK) {
         bridge_error(b, "cannot set up the connection: %s",
@@ -286,7 +299,10 @@ static int bridge_connect(bridge *b)
     jo.Wait = b->o.publish_wait_ms;
     if (strcmp(b->p.direction, "out") == 0) {
         jo.PublishAsync.AckHandler = bridge_out_ack;
-        jo.PublishAsync.MaxPending = b->o.window;
+        /* No limit in libnats: out's window is the limit.  One equal to
+         * it would stall a publish in the moment between out's ack
+         * handler, which opens the window, and libnats's own count. */
+        jo.PublishAsync.MaxPending = 0;
     }
     s = natsConnection_JetStream(&b->js, b->nc, &jo);
     if (s != NATS_OK) {
@@ -294,6 +310,19 @@ static int bridge_connect(bridge *b)
         return -1;
     }
     fprintf(stderr, "rq-bridge %s: connected to %s\n", b->p.direction, b->o.server);
+    return 0;
+}
+
+int bridge_reconnect(bridge *b)
+{
+    jsCtx_Destroy(b->js);
+    natsConnection_Destroy(b->nc);
+    b->js = NULL;
+    b->nc = NULL;
+    if (bridge_connect(b) != 0)
+        return -1;
+    atomic_store(&link_down, 0);
+    atomic_fetch_add(&link_reconnects, 1);
     return 0;
 }
 
@@ -423,7 +452,7 @@ int main(int argc, char **argv)
     static bridge b;
     b.o = (bridge_opts){.server = "nats://127.0.0.1:4222",
                         .batch = 64,
-                        .window = 256,
+                        .window = BRIDGE_WINDOW_MAX,
                         .ack_wait_ms = 30000,
                         .publish_wait_ms = 5000,
                         .status_ms = 1000,

@@ -1,17 +1,18 @@
 /*
  * out.c - rq-bridge out: the local queue drained into a JetStream subject.
  *
- * A window at a time: peek up to --window messages (rq_peek_burst), publish
- * each asynchronously with the message id ID:SEQ, wait for the stream's
- * acknowledgements, then release the longest acknowledged prefix with one
- * store (rq_release_burst).  A message leaves the queue only after the
- * stream has it.  What is not released stays peeked and is published
- * again in the next round with the same ids; a bridge killed between the
- * acks and the release peeks the same messages (same SEQ) after restart
- * and publishes them again.  Either way the stream, seeing a known id
- * inside its duplicate window, keeps one copy and answers "duplicate", and
- * the stream's order is the queue's: a message is never released before
- * the ones in front of it.
+ * A sliding window (window.h): up to --window messages published
+ * asynchronously, each with the message id ID:SEQ, kept in flight all the
+ * time.  The stream's acknowledgements, in any order, fill the window's
+ * ring; the contiguous acknowledged prefix is released with one store
+ * (rq_release_burst) as it grows, and the window is refilled from the
+ * queue (rq_peek_burst, which starts again at the oldest unreleased
+ * message) once a quarter of it is free.  A message leaves the queue only
+ * after the stream has it and every message before it.  A refusal or a
+ * missing answer at the head, a closed connection (out reconnects by
+ * itself) or a kill makes the bridge publish everything unreleased again
+ * with the same ids; the stream, seeing a known id inside its duplicate
+ * window, keeps one copy and answers "duplicate".
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -24,6 +25,7 @@
 #include <time.h>
 
 #include "bridge.h"
+#include "window.h"
 
 /* The default identity: the queue's name and its segment's inode number,
  * which a queue re-created under the same name does not share, so its
@@ -112,27 +114,46 @@ static int park(bridge *b, rq *q, rq *dlq, const void *msg, size_t len, const rq
     return 0;
 }
 
+/* The queue's depth for the status file, read only when the file is due:
+ * rq_stat looks at the role holders (system calls), too dear per round. */
 static void update_lag(bridge *b, rq *q)
 {
     rq_stats st;
-    if (rq_stat(q, &st) == RQ_OK)
+    if (bridge_now_ms() >= b->next_status_ms && rq_stat(q, &st) == RQ_OK)
         b->p.lag = st.depth;
 }
 
-/* The answers to one window's publishes.  libnats calls bridge_out_ack
- * on its own thread, so every field is under MU. */
-enum { ANSWER_NONE = 0, ANSWER_STORED, ANSWER_DUPLICATE, ANSWER_REFUSED };
-static struct out_window {
+/* A record queue (RQ_RECORDS) has no burst form yet: its window is one
+ * message, peeked and released alone. */
+static int records;
+
+/* rq_peek_burst, or for a record queue rq_peek_info into V[0]. */
+static int peek(rq *q, rq_msg_view *v, size_t max, int timeout_ms)
+{
+    if (!records)
+        return rq_peek_burst(q, v, max, timeout_ms);
+    rq_msg_info info;
+    int rc = rq_peek_info(q, &v->data, &v->len, &info, timeout_ms);
+    if (rc != RQ_OK)
+        return rc;
+    v->seq = info.seq;
+    v->flags = info.flags;
+    v->reserved = 0;
+    return 1;
+}
+
+/* The window (window.h).  libnats calls bridge_out_ack on its own thread,
+ * so the window is under MU.  The main thread sleeps on CV only when it
+ * has nothing to do, and says what it waits for: WANT acknowledged
+ * messages at the head (or any answer at the head, or an error), so a
+ * steady stream of acks wakes it once per refill, not once per ack. */
+static struct out_state {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uint64_t base;   /* sequence number of the window's first message */
-    size_t n;        /* messages published in this round */
-    size_t answered; /* of those, answered */
-    unsigned char answer[BRIDGE_WINDOW_MAX];
-    natsStatus err[BRIDGE_WINDOW_MAX];
-    jsErrCode code[BRIDGE_WINDOW_MAX];
-    uint64_t last_stream_seq;
-} win = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    int waiting;   /* the main thread sleeps on CV */
+    uint32_t want; /* ... until PREFIX reaches this */
+    bwin w;
+} st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 /* The message's rq sequence number, from its id "ID:SEQ" (UINT64_MAX if
  * it has none: not one of ours). */
@@ -155,53 +176,21 @@ void bridge_out_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, voi
     (void)js;
     (void)closure;
     uint64_t seq = id_seq(msg);
-    pthread_mutex_lock(&win.mu);
-    /* An answer to an earlier round's publish of the same message counts
-     * as well: same id, same message. */
-    if (seq >= win.base && seq - win.base < win.n && win.answer[seq - win.base] == ANSWER_NONE) {
-        size_t i = (size_t)(seq - win.base);
-        if (pa) {
-            win.answer[i] = pa->Duplicate ? ANSWER_DUPLICATE : ANSWER_STORED;
-            if (pa->Sequence > win.last_stream_seq)
-                win.last_stream_seq = pa->Sequence;
-        } else {
-            win.answer[i] = ANSWER_REFUSED;
-            win.err[i] = pae ? pae->Err : NATS_ERR;
-            win.code[i] = pae ? pae->ErrCode : 0;
-        }
-        win.answered++;
-        pthread_cond_broadcast(&win.cv);
+    int answer = pa ? (pa->Duplicate ? BWIN_DUPLICATE : BWIN_STORED) : BWIN_REFUSED;
+    pthread_mutex_lock(&st.mu);
+    if (bwin_answer(&st.w, seq, answer, pa ? NATS_OK : pae ? (int)pae->Err : (int)NATS_ERR,
+                    pae ? (int)pae->ErrCode : 0, pa ? pa->Sequence : 0) &&
+        st.waiting && (st.w.prefix >= st.want || bwin_head(&st.w) == BWIN_REFUSED)) {
+        st.waiting = 0;
+        pthread_cond_signal(&st.cv);
     }
-    pthread_mutex_unlock(&win.mu);
+    pthread_mutex_unlock(&st.mu);
     natsMsg_Destroy(msg);
 }
 
-/* Starts a round for the N messages from sequence BASE on. */
-static void window_open(uint64_t base, size_t n)
-{
-    pthread_mutex_lock(&win.mu);
-    win.base = base;
-    win.n = n;
-    win.answered = 0;
-    memset(win.answer, 0, n);
-    pthread_mutex_unlock(&win.mu);
-}
-
-/* A publish that failed before it left: answered at once, refused. */
-static void window_refuse(size_t i, natsStatus s, jsErrCode code)
-{
-    pthread_mutex_lock(&win.mu);
-    if (win.answer[i] == ANSWER_NONE) {
-        win.answer[i] = ANSWER_REFUSED;
-        win.err[i] = s;
-        win.code[i] = code;
-        win.answered++;
-    }
-    pthread_mutex_unlock(&win.mu);
-}
-
-/* Waits until the first N publishes are answered or WAIT_MS pass. */
-static void window_wait(size_t n, int64_t wait_ms)
+/* Sleeps until WANT messages at the head are acknowledged, the head is
+ * refused, or WAIT_MS pass (a stop too, unless FINAL). */
+static void wait_acks(uint32_t want, int64_t wait_ms, int final)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -211,111 +200,241 @@ static void window_wait(size_t n, int64_t wait_ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
-    pthread_mutex_lock(&win.mu);
-    while (win.answered < n && !bridge_stop)
-        if (pthread_cond_timedwait(&win.cv, &win.mu, &until) == ETIMEDOUT)
+    pthread_mutex_lock(&st.mu);
+    st.want = want;
+    while (st.w.prefix < want && bwin_head(&st.w) != BWIN_REFUSED && (final || !bridge_stop)) {
+        st.waiting = 1;
+        if (pthread_cond_timedwait(&st.cv, &st.mu, &until) == ETIMEDOUT)
             break;
-    pthread_mutex_unlock(&win.mu);
+    }
+    st.waiting = 0;
+    pthread_mutex_unlock(&st.mu);
 }
 
-/* Publishes V[0..N) asynchronously; how many left (a failed call stops the
- * round there, answered as refused). */
-static size_t publish_window(bridge *b, const char *idbase, const rq_msg_view *v, size_t n)
+/* Publishes V[0..N) asynchronously, in order, all entered in the window
+ * first (an answer may come before js_PublishAsync returns).  A call that
+ * fails stops the pass there: that message and the ones after it are
+ * answered as refused, so the head, when it gets there, restarts the
+ * window. */
+static void publish(bridge *b, const char *idbase, const rq_msg_view *v, size_t n)
 {
+    int64_t now = bridge_now_ms();
+    pthread_mutex_lock(&st.mu);
+    for (size_t i = 0; i < n; i++)
+        if (bwin_publish(&st.w, v[i].seq, (v[i].flags & RQ_MSG_REDELIVERED) != 0, now) != 0) {
+            n = i; /* cannot happen: the caller publishes at most the room */
+            break;
+        }
+    pthread_mutex_unlock(&st.mu);
     for (size_t i = 0; i < n; i++) {
         char msgid[600];
         snprintf(msgid, sizeof msgid, "%s:%" PRIu64, idbase, v[i].seq);
         jsPubOptions po;
         jsPubOptions_Init(&po);
-        po.MsgId = msgid;
-        po.MaxWait = b->o.publish_wait_ms;
-        jsErrCode jerr = 0;
+        po.MsgId = msgid; /* no MaxWait: the head's deadline is kept here */
         natsStatus s = v[i].len > INT32_MAX
                            ? NATS_MAX_PAYLOAD
                            : js_PublishAsync(b->js, b->o.subject, v[i].data, (int)v[i].len, &po);
         if (s != NATS_OK) {
-            window_refuse(i, s, jerr);
-            return i + 1;
+            pthread_mutex_lock(&st.mu);
+            for (size_t j = i; j < n; j++)
+                bwin_answer(&st.w, v[j].seq, BWIN_REFUSED, (int)s, 0, 0);
+            pthread_mutex_unlock(&st.mu);
+            return;
         }
     }
-    return n;
 }
 
-/* One round: the answers to N published messages of V decide how many are
- * released.  0 to go on, or 1 on a fatal error. */
-static int settle(bridge *b, rq *q, rq *dlq, const rq_msg_view *v, size_t n, int *delay)
+/* Releases the acknowledged prefix.  0, or 1 on a fatal error. */
+static int release_prefix(bridge *b, rq *q, int *delay)
 {
-    /* The window's publishes leave now, not at libnats's next flush (about
-     * a millisecond later); a failure shows as missing acks below. */
-    (void)natsConnection_FlushTimeout(b->nc, b->o.publish_wait_ms);
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = b->o.publish_wait_ms;
-    (void)js_PublishAsyncComplete(b->js, &po); /* waits for the acks */
-    window_wait(n, 1000);                      /* and for their callbacks */
-    pthread_mutex_lock(&win.mu);
-    size_t k = 0, dups = 0;
-    while (k < n && (win.answer[k] == ANSWER_STORED || win.answer[k] == ANSWER_DUPLICATE))
-        dups += win.answer[k++] == ANSWER_DUPLICATE;
-    int refused = k < n && win.answer[k] == ANSWER_REFUSED;
-    natsStatus s = refused ? win.err[k] : NATS_TIMEOUT;
-    jsErrCode jerr = refused ? win.code[k] : 0;
-    b->p.last_stream_seq = win.last_stream_seq;
-    pthread_mutex_unlock(&win.mu);
-    if (k > 0) {
-        bridge_crash_point("out.after_ack"); /* stored, not released */
-        int rc = rq_release_burst(q, k);
-        if (rc != RQ_OK) {
-            bridge_error(b, "cannot release messages %" PRIu64 "..%" PRIu64 ": %s", v[0].seq,
-                         v[k - 1].seq, rq_strerror(rc));
+    pthread_mutex_lock(&st.mu);
+    uint32_t k = st.w.prefix;
+    uint64_t first = st.w.base;
+    b->p.last_stream_seq = st.w.last_stream_seq;
+    pthread_mutex_unlock(&st.mu);
+    if (k == 0)
+        return 0;
+    bridge_crash_point("out.after_ack"); /* stored, not released */
+    int rc = records ? rq_release(q) : rq_release_burst(q, k);
+    if (rc != RQ_OK) {
+        bridge_error(b, "cannot release messages %" PRIu64 "..%" PRIu64 ": %s", first,
+                     first + k - 1, rq_strerror(rc));
+        return 1;
+    }
+    bwin_counts c;
+    pthread_mutex_lock(&st.mu);
+    bwin_release(&st.w, k, &c);
+    pthread_mutex_unlock(&st.mu);
+    b->p.redelivered += c.redelivered;
+    b->p.duplicates += c.duplicates;
+    b->p.messages += k;
+    b->p.last_queue_seq = first + k - 1;
+    b->p.state = "running";
+    *delay = 100;
+    return 0;
+}
+
+/* Everything in flight is forgotten and will be published again from the
+ * head, with the same ids: libnats's pending publishes are taken back
+ * (answers to them that still come are dropped), so they cannot pile up. */
+static void restart_window(bridge *b)
+{
+    natsMsgList pending;
+    if (js_PublishAsyncGetPendingList(&pending, b->js) == NATS_OK)
+        natsMsgList_Destroy(&pending);
+    pthread_mutex_lock(&st.mu);
+    bwin_restart(&st.w, st.w.base);
+    pthread_mutex_unlock(&st.mu);
+}
+
+/* The head was refused, or not answered in time: park it (too large) or
+ * report, pause, and publish the window again.  0, or 1 on a fatal error. */
+static int head_failed(bridge *b, rq *q, rq *dlq, int answer, int *delay)
+{
+    pthread_mutex_lock(&st.mu);
+    uint64_t seq = st.w.base;
+    natsStatus s = answer == BWIN_REFUSED ? (natsStatus)st.w.err[bwin_slot(seq)]
+                                          : NATS_TIMEOUT;
+    jsErrCode jerr = answer == BWIN_REFUSED ? (jsErrCode)st.w.code[bwin_slot(seq)]
+                                            : 0;
+    pthread_mutex_unlock(&st.mu);
+    restart_window(b);
+    char text[400];
+    if (answer == BWIN_REFUSED && too_large(s, jerr)) {
+        rq_msg_view v;
+        int n = peek(q, &v, 1, 0); /* the head again: its bytes, for the report */
+        if (n < 1 || v.seq != seq) {
+            bridge_error(b, "cannot read queue %s: %s", b->o.queue, rq_strerror(n < 1 ? n : RQ_ECORRUPT));
             return 1;
         }
-        for (size_t i = 0; i < k; i++)
-            b->p.redelivered += (v[i].flags & RQ_MSG_REDELIVERED) != 0;
-        b->p.duplicates += dups;
-        b->p.messages += k;
-        b->p.last_queue_seq = v[k - 1].seq;
-        b->p.state = "running";
-        *delay = 100;
-    }
-    if (k == n)
-        return 0;
-    char text[400];
-    rq_msg_info info = {v[k].seq, v[k].flags, 0};
-    if (refused && too_large(s, jerr)) {
         bridge_error(b, "message %" PRIu64 " (%zu bytes) is larger than the stream accepts: %s%s",
-                     v[k].seq, v[k].len, bridge_nats_text(s, jerr, text, sizeof text),
+                     seq, v.len, bridge_nats_text(s, jerr, text, sizeof text),
                      dlq ? "" : "; parked at the head of the queue (see --dead-letter)");
-        return park(b, q, dlq, v[k].data, v[k].len, &info, delay);
+        rq_msg_info info = {v.seq, v.flags, 0};
+        /* Moved to the dead-letter queue and released, or left at the head:
+         * either way the next refill starts the window at the head. */
+        return park(b, q, dlq, v.data, v.len, &info, delay);
     }
-    bridge_error(b, "publish of message %" PRIu64 " failed: %s; retrying in %d ms", v[k].seq,
-                 refused ? bridge_nats_text(s, jerr, text, sizeof text) : "no acknowledgement",
+    bridge_error(b, "publish of message %" PRIu64 " failed: %s; retrying in %d ms", seq,
+                 answer == BWIN_REFUSED ? bridge_nats_text(s, jerr, text, sizeof text)
+                                        : "no acknowledgement",
                  *delay);
     bridge_backoff(b, delay);
     return 0;
+}
+
+/* What stops the head: its answer if refused, BWIN_NONE past its
+ * deadline; -1 if nothing does. */
+static int head_stuck(bridge *b)
+{
+    int64_t now = bridge_now_ms();
+    pthread_mutex_lock(&st.mu);
+    int head = bwin_head(&st.w), stuck = -1;
+    if (head == BWIN_REFUSED)
+        stuck = head;
+    else if (st.w.sent && head == BWIN_NONE &&
+             now - st.w.sent_ms[bwin_slot(st.w.base)] > b->o.publish_wait_ms)
+        stuck = BWIN_NONE;
+    pthread_mutex_unlock(&st.mu);
+    return stuck;
+}
+
+/* The connection closed (the server went away): what was in flight may
+ * be lost, so everything not released is published again, in order, on a
+ * new connection.  0, or -1 when stopped. */
+static int reconnect(bridge *b)
+{
+    const char *why = NULL;
+    natsStatus s = natsConnection_GetLastError(b->nc, &why);
+    bridge_error(b, "connection to %s lost: %s; reconnecting", b->o.server,
+                 why && *why ? why : natsStatus_GetText(s));
+    restart_window(b);
+    return bridge_reconnect(b);
+}
+
+/* Peeks the oldest messages, up to the window, and publishes those beyond
+ * the ones in flight (a peek starts again from the oldest unreleased).
+ * 1 if there was nothing new, 0 if there was, negative: an rq error. */
+static int refill(bridge *b, rq *q, const char *idbase, rq_msg_view *v, uint32_t sent, uint32_t cap)
+{
+    int n = peek(q, v, cap, sent == 0 ? 200 : 0);
+    if (n == RQ_EAGAIN || n == RQ_ETIMEDOUT)
+        return 1;
+    if (n < 0)
+        return n;
+    pthread_mutex_lock(&st.mu);
+    if (st.w.sent == 0)
+        st.w.base = v[0].seq;
+    int same = v[0].seq == st.w.base;
+    pthread_mutex_unlock(&st.mu);
+    if (!same)
+        return RQ_ECORRUPT; /* the queue's head is not the window's */
+    if ((uint32_t)n <= sent)
+        return 1;
+    publish(b, idbase, v + sent, (size_t)n - sent);
+    /* A lone message leaves now, not at libnats's next flush (about a
+     * millisecond later); under load the buffer fills and goes by itself. */
+    if (sent == 0)
+        (void)natsConnection_FlushTimeout(b->nc, b->o.publish_wait_ms);
+    return (uint32_t)n < cap ? 1 : 0;
 }
 
 static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
 {
     static rq_msg_view v[BRIDGE_WINDOW_MAX];
     int delay = 100;
+    rq_record_stats rs;
+    records = rq_stat_records(q, &rs) != RQ_EINVAL;
+    pthread_mutex_lock(&st.mu);
+    bwin_init(&st.w, records ? 1u : (uint32_t)b->o.window, 0);
+    uint32_t cap = st.w.cap;
+    pthread_mutex_unlock(&st.mu);
+    /* A refill re-reads the views of the whole window (a peek starts at the
+     * oldest unreleased message): worth it once a quarter is free. */
+    uint32_t batch = cap / 4 ? cap / 4 : 1;
     while (!bridge_stop) {
-        int n = rq_peek_burst(q, v, (size_t)b->o.window, 200);
-        if (n == RQ_EAGAIN || n == RQ_ETIMEDOUT) {
-            update_lag(b, q);
-            bridge_status(b, 0);
-            continue;
+        if (natsConnection_IsClosed(b->nc) && reconnect(b))
+            break;
+        pthread_mutex_lock(&st.mu);
+        uint32_t sent = st.w.sent, room = bwin_room(&st.w);
+        pthread_mutex_unlock(&st.mu);
+        int idle = 0;
+        if (sent == 0 || room >= batch) {
+            idle = refill(b, q, idbase, v, sent, cap);
+            if (idle < 0) {
+                bridge_error(b, "cannot read queue %s: %s", b->o.queue, rq_strerror(idle));
+                return 1;
+            }
+            if (idle && sent == 0) {
+                update_lag(b, q);
+                bridge_status(b, 0);
+                continue;
+            }
         }
-        if (n < 0) {
-            bridge_error(b, "cannot read queue %s: %s", b->o.queue, rq_strerror(n));
+        /* Nothing new in the queue: wake at the next ack, and look at the
+         * queue again within a millisecond.  Window full: wake when a
+         * refill's worth is acknowledged. */
+        wait_acks(idle ? 1 : batch, idle ? 1 : 100, 0);
+        if (release_prefix(b, q, &delay))
             return 1;
-        }
-        window_open(v[0].seq, (size_t)n);
-        size_t sent = publish_window(b, idbase, v, (size_t)n);
-        if (settle(b, q, dlq, v, sent, &delay))
+        int stuck = head_stuck(b);
+        if (stuck >= 0 && head_failed(b, q, dlq, stuck, &delay))
             return 1;
         update_lag(b, q);
         bridge_status(b, 0);
+    }
+    /* Stopping: what is in flight gets a last chance to be acknowledged
+     * and released, so a clean stop leaves nothing to publish again. */
+    if (!b->nc || natsConnection_IsClosed(b->nc))
+        return 0;
+    (void)natsConnection_FlushTimeout(b->nc, 1000);
+    pthread_mutex_lock(&st.mu);
+    uint32_t sent = st.w.sent;
+    pthread_mutex_unlock(&st.mu);
+    if (sent) {
+        wait_acks(sent, 2000, 1);
+        return release_prefix(b, q, &delay);
     }
     return 0;
 }

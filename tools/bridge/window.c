@@ -1,0 +1,84 @@
+/*
+ * window.c - rq-bridge out's sliding window (window.h).
+ */
+#include "window.h"
+
+#include <string.h>
+
+static int acked(unsigned char a)
+{
+    return a == BWIN_STORED || a == BWIN_DUPLICATE;
+}
+
+void bwin_init(bwin *w, uint32_t cap, uint64_t base)
+{
+    memset(w, 0, sizeof *w);
+    w->cap = cap < 1 ? 1 : cap > (uint32_t)BRIDGE_WINDOW_MAX ? (uint32_t)BRIDGE_WINDOW_MAX : cap;
+    w->base = base;
+}
+
+void bwin_restart(bwin *w, uint64_t base)
+{
+    for (uint32_t i = 0; i < w->sent; i++)
+        w->answer[bwin_slot(w->base + i)] = BWIN_NONE;
+    w->base = base;
+    w->sent = 0;
+    w->prefix = 0;
+}
+
+uint32_t bwin_room(const bwin *w)
+{
+    return w->cap - w->sent;
+}
+
+int bwin_publish(bwin *w, uint64_t seq, int redelivered, int64_t now_ms)
+{
+    if (w->sent >= w->cap || seq != w->base + w->sent)
+        return -1;
+    uint32_t i = bwin_slot(seq);
+    w->answer[i] = BWIN_NONE;
+    w->redelivered[i] = redelivered != 0;
+    w->sent_ms[i] = now_ms;
+    w->sent++;
+    return 0;
+}
+
+int bwin_answer(bwin *w, uint64_t seq, int answer, int err, int code, uint64_t stream_seq)
+{
+    if (seq < w->base || seq - w->base >= w->sent)
+        return 0;
+    uint32_t i = bwin_slot(seq);
+    if (w->answer[i] != BWIN_NONE)
+        return 0;
+    w->answer[i] = (unsigned char)answer;
+    w->err[i] = err;
+    w->code[i] = code;
+    if (acked((unsigned char)answer) && stream_seq > w->last_stream_seq)
+        w->last_stream_seq = stream_seq;
+    /* The prefix grows only from its end: an answer further on waits there
+     * until the gap before it is filled. */
+    while (w->prefix < w->sent && acked(w->answer[bwin_slot(w->base + w->prefix)]))
+        w->prefix++;
+    return 1;
+}
+
+int bwin_head(const bwin *w)
+{
+    return w->sent ? w->answer[bwin_slot(w->base)] : BWIN_NONE;
+}
+
+void bwin_release(bwin *w, uint32_t k, bwin_counts *c)
+{
+    c->duplicates = c->redelivered = 0;
+    if (k > w->prefix)
+        k = w->prefix;
+    for (uint32_t j = 0; j < k; j++) {
+        size_t i = bwin_slot(w->base + j);
+        c->duplicates += w->answer[i] == BWIN_DUPLICATE;
+        c->redelivered += w->redelivered[i];
+        w->answer[i] = BWIN_NONE;
+    }
+    w->base += k;
+    w->sent -= k;
+    w->prefix -= k;
+}
