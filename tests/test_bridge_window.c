@@ -66,9 +66,9 @@ static void test_answers_outside_or_twice_ignored(void **state)
 {
     (void)state;
     bwin_init(&w, 4, 10);
-    publish_n(2); /* 10, 11 */
-    assert_int_equal(bwin_answer(&w, 9, BWIN_STORED, 0, 0, 0), 0);  /* released before */
-    assert_int_equal(bwin_answer(&w, 12, BWIN_STORED, 0, 0, 0), 0); /* not published */
+    publish_n(2);                                                           /* 10, 11 */
+    assert_int_equal(bwin_answer(&w, 9, BWIN_STORED, 0, 0, 0), 0);          /* released before */
+    assert_int_equal(bwin_answer(&w, 12, BWIN_STORED, 0, 0, 0), 0);         /* not published */
     assert_int_equal(bwin_answer(&w, UINT64_MAX, BWIN_STORED, 0, 0, 0), 0); /* no id */
     assert_int_equal(bwin_answer(&w, 10, BWIN_REFUSED, 1, 0, 0), 1);
     assert_int_equal(bwin_answer(&w, 10, BWIN_STORED, 0, 0, 0), 0); /* the first answer counts */

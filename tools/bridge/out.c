@@ -178,7 +178,10 @@ void bridge_out_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, voi
     uint64_t seq = id_seq(msg);
     int answer = pa ? (pa->Duplicate ? BWIN_DUPLICATE : BWIN_STORED) : BWIN_REFUSED;
     pthread_mutex_lock(&st.mu);
-    if (bwin_answer(&st.w, seq, answer, pa ? NATS_OK : pae ? (int)pae->Err : (int)NATS_ERR,
+    if (bwin_answer(&st.w, seq, answer,
+                    pa    ? NATS_OK
+                    : pae ? (int)pae->Err
+                          : (int)NATS_ERR,
                     pae ? (int)pae->ErrCode : 0, pa ? pa->Sequence : 0) &&
         st.waiting && (st.w.prefix >= st.want || bwin_head(&st.w) == BWIN_REFUSED)) {
         st.waiting = 0;
@@ -294,10 +297,8 @@ static int head_failed(bridge *b, rq *q, rq *dlq, int answer, int *delay)
 {
     pthread_mutex_lock(&st.mu);
     uint64_t seq = st.w.base;
-    natsStatus s = answer == BWIN_REFUSED ? (natsStatus)st.w.err[bwin_slot(seq)]
-                                          : NATS_TIMEOUT;
-    jsErrCode jerr = answer == BWIN_REFUSED ? (jsErrCode)st.w.code[bwin_slot(seq)]
-                                            : 0;
+    natsStatus s = answer == BWIN_REFUSED ? (natsStatus)st.w.err[bwin_slot(seq)] : NATS_TIMEOUT;
+    jsErrCode jerr = answer == BWIN_REFUSED ? (jsErrCode)st.w.code[bwin_slot(seq)] : 0;
     pthread_mutex_unlock(&st.mu);
     restart_window(b);
     char text[400];
@@ -305,7 +306,8 @@ static int head_failed(bridge *b, rq *q, rq *dlq, int answer, int *delay)
         rq_msg_view v;
         int n = peek(q, &v, 1, 0); /* the head again: its bytes, for the report */
         if (n < 1 || v.seq != seq) {
-            bridge_error(b, "cannot read queue %s: %s", b->o.queue, rq_strerror(n < 1 ? n : RQ_ECORRUPT));
+            bridge_error(b, "cannot read queue %s: %s", b->o.queue,
+                         rq_strerror(n < 1 ? n : RQ_ECORRUPT));
             return 1;
         }
         bridge_error(b, "message %" PRIu64 " (%zu bytes) is larger than the stream accepts: %s%s",

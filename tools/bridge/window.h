@@ -28,10 +28,10 @@ static inline uint32_t bwin_slot(uint64_t seq)
 enum { BWIN_NONE = 0, BWIN_STORED, BWIN_DUPLICATE, BWIN_REFUSED };
 
 typedef struct bwin {
-    uint64_t base;   /* sequence number of the oldest message not released */
-    uint32_t sent;   /* published from BASE on, answered or not */
-    uint32_t cap;    /* most in flight, 1..BRIDGE_WINDOW_MAX */
-    uint32_t prefix; /* answered STORED or DUPLICATE from BASE on, without a gap */
+    uint64_t base;            /* sequence number of the oldest message not released */
+    uint32_t sent;            /* published from BASE on, answered or not */
+    uint32_t cap;             /* most in flight, 1..BRIDGE_WINDOW_MAX */
+    uint32_t prefix;          /* answered STORED or DUPLICATE from BASE on, without a gap */
     uint64_t last_stream_seq; /* highest stream sequence acknowledged */
     unsigned char answer[BRIDGE_WINDOW_MAX];      /* BWIN_* */
     unsigned char redelivered[BRIDGE_WINDOW_MAX]; /* RQ_MSG_REDELIVERED was set */
