@@ -219,6 +219,55 @@ static void test_bad_arguments(void **state)
     rq_unlink(name);
 }
 
+/* Single messages store their side's position only once per period (the
+ * largest power of two <= N): after any run of them the stored copies lag
+ * by less than 2N, so that the next handles (which recover from them, as
+ * after a kill) number the next message right.  A period of more than N
+ * fails here: 4 N - 1 messages in a 4-slot queue then leave a lag of 15. */
+static void test_positions_stored_once_a_period_stay_within_reach(void **state)
+{
+    (void)state;
+    for (uint32_t slots = 3; slots <= 4; slots++) {
+        const char *name = th_name("seqperiod");
+        rq *keep = th_create(name, slots, 16, 0);
+        rq *p = th_open(name, RQ_PRODUCER, slots, 16, 0);
+        rq *c = th_open(name, RQ_CONSUMER, slots, 16, 0);
+        uint64_t count = 4 * slots - 1;
+        for (uint64_t i = 0; i < count; i++) {
+            char buf[16];
+            size_t len;
+            assert_int_equal(rq_push(p, "m", 1, 0), RQ_OK);
+            assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+        }
+        struct th_raw raw;
+        th_raw_open(&raw, "rq", name);
+        struct rq_shm *shm = (struct rq_shm *)raw.addr;
+        uint64_t w = rq_load_relaxed_u64(&shm->write_position);
+        uint64_t r = rq_load_relaxed_u64(&shm->read_position);
+        assert_true(w <= count && count - w < 2 * slots);
+        assert_true(r <= count && count - r < 2 * slots);
+        th_raw_close(&raw);
+        rq_close(p);
+        rq_close(c);
+        p = th_open(name, RQ_PRODUCER, slots, 16, 0);
+        c = th_open(name, RQ_CONSUMER, slots, 16, 0);
+        assert_int_equal(next_seq(p), count);
+        assert_int_equal(next_seq(c), count);
+        assert_int_equal(rq_push(p, "n", 1, 0), RQ_OK);
+        const void *msg;
+        size_t len;
+        rq_msg_info info;
+        assert_int_equal(rq_peek_info(c, &msg, &len, &info, 0), RQ_OK);
+        assert_int_equal(info.seq, count);
+        assert_int_equal(info.flags, 0);
+        assert_int_equal(rq_release(c), RQ_OK);
+        rq_close(c);
+        rq_close(p);
+        rq_close(keep);
+        rq_unlink(name);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_a_message_left_unreleased_comes_back_flagged),
         cmocka_unit_test(test_producers_learn_their_numbers),
         cmocka_unit_test(test_positions_are_recovered_from_the_offsets),
+        cmocka_unit_test(test_positions_stored_once_a_period_stay_within_reach),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests_name("seq", tests, NULL, NULL);
