@@ -115,7 +115,9 @@ struct rq_shm_role {
 
 _Static_assert(sizeof(struct rq_shm_role) <= RQ_CACHE_LINE, "a role's line");
 
-/* The MPSC producers' lock (Linux; src/mpsc.c has the protocol).  Plain
+/* The MPSC producers' lock (Linux; src/mpsc.c has the protocol; Windows
+ * locks a named mutex and uses only owner and waited_since_ms, to show
+ * who holds it: mpsc.c's stamp_holder).  Plain
  * data, no pointers: every value is checked before use, and the proof that
  * an owner is alive is a lock the kernel holds for it (its producer slot),
  * never a word of this struct.  owner: 0 when free, otherwise

@@ -139,7 +139,7 @@ class Stats:
     producer_live: typing.Optional[bool]  # None: this handle cannot tell
     consumer_live: typing.Optional[bool]
     unlinked: bool  # the queue was unlinked while this handle had it open
-    # MPSC (Linux): who holds the producers' lock, as the segment says
+    # MPSC: who holds the producers' lock, as the segment says
     lock_reserving: bool  # held for a reservation
     lock_holder_pid: int  # 0 free, -1 held with no pid recorded
     lock_held_ms: typing.Optional[int]  # at least this long; None: unknown
