@@ -144,9 +144,9 @@ struct rq_shm {
     /* Line 1: the producer's offset; the consumer only reads it.
      * write_position extends it to 64 bits: the sequence number of the
      * next message, stored just *after* a publish of write_offset (MPSC:
-     * every publish; SPSC: bursts, and single messages whose offset lands
-     * on 0 or N), so it lags the truth by less than 2N
-     * (rq_ring_store_position); the truth is the first value >= it that
+     * every publish; SPSC: bursts, and single messages whose position is a
+     * multiple of the largest power of two <= N), so it lags the truth by
+     * less than 2N (rq_ring_store_position); the truth is the first value >= it that
      * is congruent to write_offset mod 2N (rq_ring_position). */
     RQ_LINE_ALIGNED rq_atomic_u32 write_offset;
     rq_atomic_u64 write_position;
