@@ -73,6 +73,7 @@ int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
     m->seg = seg;
     m->lock = &shm->mpsc;
     m->recoveries = &shm->admin.lock_recoveries;
+    m->dead_reservations = &shm->admin.dead_reservations;
     m->held = 0;
     RQ_CRASH_POINT(MPSC_OPEN_AFTER_SLOT);
     return RQ_OK;
@@ -123,6 +124,11 @@ int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms)
     if (recovered) {
         RQ_CRASH_POINT(MPSC_AFTER_RECOVER);
         rq_fetch_add_u64(m->recoveries, 1);
+        /* The dead owner's stamp says whether it was reserving: a count
+         * for rq_stat, like the stamp itself never acted on. */
+        uint64_t dead = rq_load_acquire_u64(&m->lock->owner);
+        if ((dead & RQ_MPSC_HELD) && (dead & RQ_MPSC_RESERVING))
+            rq_fetch_add_u64(m->dead_reservations, 1);
     }
     stamp_holder(m);
     RQ_CRASH_POINT(MPSC_AFTER_LOCK);

@@ -739,7 +739,7 @@ static void test_who_holds_the_mutex(void **state)
     assert_int_equal(st.lock_reserving, 0);
 
     /* Killed holding it: its stamp stays, then the next holder's. */
-    uint64_t recoveries = st.lock_recoveries;
+    uint64_t recoveries = st.lock_recoveries, dead_reservations = st.dead_reservations;
     th_pid pid = th_spawn("child_reserve_and_die", "", 10);
     int status;
     assert_int_equal(th_wait(pid, 5000, &status), 0);
@@ -752,6 +752,7 @@ static void test_who_holds_the_mutex(void **state)
     memcpy(slot, "b", 1);
     st = stat_of(c);
     assert_int_equal(st.lock_recoveries, recoveries + 1);
+    assert_int_equal(st.dead_reservations, dead_reservations + 1);
     assert_int_equal(st.lock_holder_pid, th_getpid());
     assert_int_equal(st.lock_reserving, 1);
     assert_int_equal(rq_commit(p, 1), RQ_OK);
