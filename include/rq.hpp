@@ -38,6 +38,7 @@
 
 #include <array>
 #include <cstddef>
+#include <initializer_list>
 #include <iterator>
 #include <string>
 #include <string_view>
@@ -649,6 +650,16 @@ public:
         std::size_t n = push_burst(msgs, timeout_ms, ec);
         detail::throw_if(ec, "rq_push_burst");
         return n;
+    }
+    /* push_burst({"a", "b"}): a braced list deduces no Range. */
+    std::size_t push_burst(std::initializer_list<const_bytes> msgs, int timeout_ms,
+                           std::error_code &ec) noexcept
+    {
+        return push_burst<std::initializer_list<const_bytes>>(msgs, timeout_ms, ec);
+    }
+    std::size_t push_burst(std::initializer_list<const_bytes> msgs, int timeout_ms = infinite)
+    {
+        return push_burst<std::initializer_list<const_bytes>>(msgs, timeout_ms);
     }
 
     /* Copies up to LENS.size() oldest messages (and no more than BUF holds)

@@ -240,6 +240,8 @@ static void bursts()
     CHECK(std::string_view(buf.data() + 16, lens[1]) == "bb");
     std::error_code ec;
     CHECK(c.pop_burst(buf, 16, lens, 0, ec) == 0 && ec == RQ_EAGAIN);
+    CHECK(p.push_burst({"d", std::string("ee")}, 0) == 2); // a braced list
+    CHECK(c.pop_burst(buf, 16, lens, 0) == 2 && lens[1] == 2);
     std::vector<std::string> too_many(10, "x");
     CHECK(p.push_burst(too_many, 0) == 8); // the ring's worth
     CHECK(p.push_burst(words, 0, ec) == 0 && ec == RQ_EAGAIN);
