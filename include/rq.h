@@ -267,7 +267,7 @@ typedef struct rq_stats {
      * queue, and no new producer or consumer can reach this one.  (Added
      * last: the fields above keep their offsets.) */
     int unlinked;
-    /* RQ_MPSC, Linux: who holds the producers' lock now, read from the
+    /* RQ_MPSC: who holds the producers' lock now, read from the
      * segment (shown, never acted on: a writer of the segment can plant
      * any value here).  lock_reserving: 1 if the holder took it for a
      * reservation (rq_reserve until rq_commit: a producer that stalls
@@ -278,7 +278,10 @@ typedef struct rq_stats {
      * same clock in every process of the machine, and immune to changes of
      * the wall clock); -1 if no producer has waited for it (the
      * uncontended lock stores no time: it costs nothing per push).
-     * Windows: 0, -1, 0 (the lock is a mutex that cannot be inspected). */
+     * Windows: the holder stamps its pid and the time it took the mutex
+     * into the segment and clears them before releasing it, so that
+     * lock_held_ms counts from the acquisition (a holder killed holding it
+     * stays named until the next holder takes the abandoned mutex). */
     int lock_reserving;
     int64_t lock_holder_pid;
     int64_t lock_held_ms;

@@ -15,9 +15,15 @@
  * (ec == RQ_ETIMEDOUT) and with the std::errc they correspond to
  * (ec == std::errc::timed_out).
  *
+ * Bursts (up to rqcpp::burst_max messages a call, one publish each):
+ *   q.push_burst(std::vector<std::string>{"a", "b"});   // how many went
+ *   { auto b = q.reserve_burst(8); ...; b.fill(len); }  // commits the filled
+ *   { auto m = c.peek_burst(32); for (auto &v : m) ...; } // releases them
+ * Under C++20 the byte views convert to and from std::span<std::byte>.
+ *
  * Ownership: rqcpp::queue owns its handle (move-only; the destructor closes
- * it).  rqcpp::reservation and rqcpp::peeked borrow the queue and must not
- * outlive it.  Nothing is published or consumed implicitly: a reservation
+ * it).  rqcpp::reservation, rqcpp::peeked and the burst guards borrow the
+ * queue and must not outlive it.  Nothing is published or consumed implicitly: a reservation
  * destroyed without commit() publishes nothing (the next reserve() gets
  * the same slot; on an RQ_MPSC queue the producers' lock stays with this
  * handle until it commits or closes), and a peeked message destroyed
@@ -30,13 +36,18 @@
 
 #include "rq.h"
 
+#include <array>
 #include <cstddef>
+#include <initializer_list>
 #include <iterator>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
+#if __cplusplus >= 202002L && __has_include(<span>)
+#include <span>
+#endif
 
 namespace rqcpp {
 
@@ -148,6 +159,9 @@ public:
     {
         return std::string_view(reinterpret_cast<const char *>(data_), size_);
     }
+#ifdef __cpp_lib_span
+    std::span<const std::byte> span() const noexcept { return {data_, size_}; }
+#endif
 
 private:
     const std::byte *data_ = nullptr;
@@ -172,11 +186,23 @@ public:
     {
     }
 
+#ifdef __cpp_lib_span
+    /* A std::span of non-const elements, also as a temporary. */
+    template <class T, std::size_t E, class = std::enable_if_t<!std::is_const_v<T>>>
+    mutable_bytes(std::span<T, E> s) noexcept
+        : data_(reinterpret_cast<std::byte *>(s.data())), size_(s.size_bytes())
+    {
+    }
+#endif
+
     constexpr std::byte *data() const noexcept { return data_; }
     constexpr std::size_t size() const noexcept { return size_; }
     constexpr std::byte *begin() const noexcept { return data_; }
     constexpr std::byte *end() const noexcept { return data_ + size_; }
     operator const_bytes() const noexcept { return const_bytes(data_, size_); }
+#ifdef __cpp_lib_span
+    std::span<std::byte> span() const noexcept { return {data_, size_}; }
+#endif
 
 private:
     std::byte *data_ = nullptr;
@@ -267,6 +293,172 @@ private:
     peeked(::rq *q, const void *msg, std::size_t len) noexcept : q_(q), msg_(msg, len) {}
     ::rq *q_ = nullptr;
     const_bytes msg_;
+};
+
+/* ---- burst guards -------------------------------------------------------- */
+
+/* The most messages one burst call moves (the guards keep their slots and
+ * views inline, without allocating). */
+constexpr std::size_t burst_max = 64;
+
+/* Reserved slots (queue::reserve_burst): fill them in order (next(), then
+ * fill(len)); destroyed, or commit()ed, it publishes the filled ones with
+ * one store (rq_commit_burst), or drops the reservation if none was
+ * filled.  abort() drops it all.  On an RQ_MPSC queue the producers' lock
+ * is held from reserve_burst until then (same thread). */
+class reserved_burst {
+public:
+    reserved_burst() noexcept = default;
+    reserved_burst(reserved_burst &&o) noexcept
+        : q_(std::exchange(o.q_, nullptr)), slot_size_(o.slot_size_), count_(o.count_),
+          filled_(o.filled_), slots_(o.slots_), lens_(o.lens_)
+    {
+    }
+    reserved_burst &operator=(reserved_burst &&o) noexcept
+    {
+        if (this != &o) {
+            finish();
+            q_ = std::exchange(o.q_, nullptr);
+            slot_size_ = o.slot_size_;
+            count_ = o.count_;
+            filled_ = o.filled_;
+            slots_ = o.slots_;
+            lens_ = o.lens_;
+        }
+        return *this;
+    }
+    reserved_burst(const reserved_burst &) = delete;
+    reserved_burst &operator=(const reserved_burst &) = delete;
+    ~reserved_burst() { finish(); }
+
+    /* Slots reserved, and filled so far. */
+    std::size_t size() const noexcept { return count_; }
+    std::size_t filled() const noexcept { return filled_; }
+    bool active() const noexcept { return q_ != nullptr; }
+    /* The I-th slot's slot_size writable bytes. */
+    mutable_bytes operator[](std::size_t i) const noexcept
+    {
+        return i < count_ ? mutable_bytes(slots_[i], slot_size_) : mutable_bytes();
+    }
+    /* The next slot to fill (empty when all are). */
+    mutable_bytes next() const noexcept { return (*this)[filled_]; }
+    /* The next slot holds LEN bytes: false (nothing recorded) if LEN is
+     * over slot_size or every slot is filled. */
+    bool fill(std::size_t len) noexcept
+    {
+        if (!q_ || filled_ >= count_ || len > slot_size_)
+            return false;
+        lens_[filled_++] = len;
+        return true;
+    }
+
+    /* Publishes the filled slots and drops the rest (none filled: drops
+     * them all). */
+    void commit(std::error_code &ec) noexcept
+    {
+        if (detail::set(ec, q_ ? ::rq_commit_burst(q_, lens_.data(), filled_) : RQ_ESTATE))
+            q_ = nullptr;
+    }
+    void commit()
+    {
+        std::error_code ec;
+        commit(ec);
+        detail::throw_if(ec, "rq_commit_burst");
+    }
+    /* Publishes nothing: every slot goes back. */
+    void abort() noexcept
+    {
+        filled_ = 0;
+        finish();
+    }
+
+private:
+    friend class queue;
+    void finish() noexcept
+    {
+        if (q_)
+            (void)::rq_commit_burst(q_, lens_.data(), filled_); /* lengths were checked */
+        q_ = nullptr;
+    }
+    ::rq *q_ = nullptr;
+    std::size_t slot_size_ = 0, count_ = 0, filled_ = 0;
+    std::array<void *, burst_max> slots_{};
+    std::array<std::size_t, burst_max> lens_{};
+};
+
+/* Peeked messages (queue::peek_burst), oldest first, each an rq_msg_view
+ * (data, len, seq, flags: RQ_MSG_REDELIVERED).  Destroyed, it releases
+ * those not yet released (one store); release(n) frees the N oldest
+ * earlier, keep() leaves them all in the queue (the next peek returns
+ * them again). */
+class peeked_burst {
+public:
+    peeked_burst() noexcept = default;
+    peeked_burst(peeked_burst &&o) noexcept
+        : q_(std::exchange(o.q_, nullptr)), first_(o.first_), count_(o.count_), msgs_(o.msgs_)
+    {
+    }
+    peeked_burst &operator=(peeked_burst &&o) noexcept
+    {
+        if (this != &o) {
+            finish();
+            q_ = std::exchange(o.q_, nullptr);
+            first_ = o.first_;
+            count_ = o.count_;
+            msgs_ = o.msgs_;
+        }
+        return *this;
+    }
+    peeked_burst(const peeked_burst &) = delete;
+    peeked_burst &operator=(const peeked_burst &) = delete;
+    ~peeked_burst() { finish(); }
+
+    /* The messages not yet released. */
+    std::size_t size() const noexcept { return q_ ? count_ - first_ : 0; }
+    bool empty() const noexcept { return size() == 0; }
+    const rq_msg_view &operator[](std::size_t i) const noexcept { return msgs_[first_ + i]; }
+    const rq_msg_view *begin() const noexcept { return msgs_.data() + first_; }
+    const rq_msg_view *end() const noexcept { return msgs_.data() + (q_ ? count_ : first_); }
+    /* The I-th message's bytes. */
+    const_bytes bytes(std::size_t i) const noexcept
+    {
+        return i < size() ? const_bytes(msgs_[first_ + i].data, msgs_[first_ + i].len)
+                          : const_bytes();
+    }
+#ifdef __cpp_lib_span
+    std::span<const rq_msg_view> views() const noexcept { return {begin(), size()}; }
+#endif
+
+    /* Frees the N oldest (rq_release_burst); their bytes are no longer
+     * valid. */
+    void release(std::size_t n, std::error_code &ec) noexcept
+    {
+        if (detail::set(ec, q_ ? ::rq_release_burst(q_, n) : RQ_ESTATE)) {
+            first_ += n;
+            if (first_ == count_)
+                q_ = nullptr;
+        }
+    }
+    void release(std::size_t n)
+    {
+        std::error_code ec;
+        release(n, ec);
+        detail::throw_if(ec, "rq_release_burst");
+    }
+    /* Leaves the unreleased messages in the queue. */
+    void keep() noexcept { q_ = nullptr; }
+
+private:
+    friend class queue;
+    void finish() noexcept
+    {
+        if (q_ && first_ < count_)
+            (void)::rq_release_burst(q_, count_ - first_);
+        q_ = nullptr;
+    }
+    ::rq *q_ = nullptr;
+    std::size_t first_ = 0, count_ = 0;
+    std::array<rq_msg_view, burst_max> msgs_{};
 };
 
 /* ---- the queue --------------------------------------------------------- */
@@ -430,6 +622,116 @@ public:
         std::error_code ec;
         peeked m = peek(timeout_ms, ec);
         detail::throw_if(ec, "rq_peek");
+        return m;
+    }
+
+    /* Pushes the first messages of MSGS (any range of what const_bytes
+     * takes: std::vector<std::string>, std::span<const const_bytes> ...),
+     * at most burst_max, with one publish; returns how many went (>= 1;
+     * 0 with ec set: none).  The rest are the caller's to push again. */
+    template <class Range>
+    std::size_t push_burst(const Range &msgs, int timeout_ms, std::error_code &ec) noexcept
+    {
+        std::array<const void *, burst_max> ptrs;
+        std::array<std::size_t, burst_max> lens;
+        std::size_t n = 0;
+        for (auto it = std::begin(msgs); it != std::end(msgs) && n < burst_max; ++it, ++n) {
+            const_bytes b(*it);
+            ptrs[n] = b.data();
+            lens[n] = b.size();
+        }
+        int rc = ::rq_push_burst(q_, ptrs.data(), lens.data(), n, timeout_ms);
+        detail::set(ec, rc < 0 ? rc : RQ_OK);
+        return rc < 0 ? 0 : static_cast<std::size_t>(rc);
+    }
+    template <class Range> std::size_t push_burst(const Range &msgs, int timeout_ms = infinite)
+    {
+        std::error_code ec;
+        std::size_t n = push_burst(msgs, timeout_ms, ec);
+        detail::throw_if(ec, "rq_push_burst");
+        return n;
+    }
+    /* push_burst({"a", "b"}): a braced list deduces no Range. */
+    std::size_t push_burst(std::initializer_list<const_bytes> msgs, int timeout_ms,
+                           std::error_code &ec) noexcept
+    {
+        return push_burst<std::initializer_list<const_bytes>>(msgs, timeout_ms, ec);
+    }
+    std::size_t push_burst(std::initializer_list<const_bytes> msgs, int timeout_ms = infinite)
+    {
+        return push_burst<std::initializer_list<const_bytes>>(msgs, timeout_ms);
+    }
+
+    /* Copies up to LENS.size() oldest messages (and no more than BUF holds)
+     * into BUF, the i-th at BUF + i * CAP, its length into LENS[i], and
+     * frees them with one store; returns how many (0 with ec set: none).
+     * LENS: any contiguous range of std::size_t (std::vector, std::array,
+     * std::span). */
+    template <class Lens>
+    std::size_t pop_burst(mutable_bytes buf, std::size_t cap, Lens &&lens, int timeout_ms,
+                          std::error_code &ec) noexcept
+    {
+        std::size_t max = std::size(lens);
+        if (cap > 0 && buf.size() / cap < max)
+            max = buf.size() / cap;
+        if (cap == 0 || max == 0) {
+            detail::set(ec, RQ_EINVAL);
+            return 0;
+        }
+        int rc = ::rq_pop_burst(q_, buf.data(), cap, std::data(lens), max, timeout_ms);
+        detail::set(ec, rc < 0 ? rc : RQ_OK);
+        return rc < 0 ? 0 : static_cast<std::size_t>(rc);
+    }
+    template <class Lens>
+    std::size_t pop_burst(mutable_bytes buf, std::size_t cap, Lens &&lens,
+                          int timeout_ms = infinite)
+    {
+        std::error_code ec;
+        std::size_t n = pop_burst(buf, cap, std::forward<Lens>(lens), timeout_ms, ec);
+        detail::throw_if(ec, "rq_pop_burst");
+        return n;
+    }
+
+    /* Reserves up to COUNT (<= burst_max) free slots. */
+    reserved_burst reserve_burst(std::size_t count, int timeout_ms, std::error_code &ec) noexcept
+    {
+        reserved_burst b;
+        rq_stats st{};
+        if (!detail::set(ec, ::rq_stat(q_, &st)))
+            return b;
+        int rc = ::rq_reserve_burst(q_, b.slots_.data(), count < burst_max ? count : burst_max,
+                                    timeout_ms);
+        if (detail::set(ec, rc < 0 ? rc : RQ_OK)) {
+            b.q_ = q_;
+            b.slot_size_ = st.slot_size;
+            b.count_ = static_cast<std::size_t>(rc);
+        }
+        return b;
+    }
+    reserved_burst reserve_burst(std::size_t count, int timeout_ms = infinite)
+    {
+        std::error_code ec;
+        reserved_burst b = reserve_burst(count, timeout_ms, ec);
+        detail::throw_if(ec, "rq_reserve_burst");
+        return b;
+    }
+
+    /* Peeks up to MAX (<= burst_max) of the oldest messages. */
+    peeked_burst peek_burst(std::size_t max, int timeout_ms, std::error_code &ec) noexcept
+    {
+        peeked_burst m;
+        int rc = ::rq_peek_burst(q_, m.msgs_.data(), max < burst_max ? max : burst_max, timeout_ms);
+        if (detail::set(ec, rc < 0 ? rc : RQ_OK)) {
+            m.q_ = q_;
+            m.count_ = static_cast<std::size_t>(rc);
+        }
+        return m;
+    }
+    peeked_burst peek_burst(std::size_t max, int timeout_ms = infinite)
+    {
+        std::error_code ec;
+        peeked_burst m = peek_burst(max, timeout_ms, ec);
+        detail::throw_if(ec, "rq_peek_burst");
         return m;
     }
 

@@ -37,8 +37,9 @@
  *              once they reach 2N the next side recovers a wrong number
  *
  * Sequence numbers (ring.h: rq_ring_position, rq_ring_deliver): each side
- * stores its 64-bit position after its offset and recovers it at open
- * from the offset; every message's number must be its true index (ghost
+ * stores its 64-bit position after its offset when the position is a
+ * multiple of PERIOD (the largest power of two <= N; ring.h's
+ * rq_ring_store_position) and recovers it at open from the offset; every message's number must be its true index (ghost
  * `published` / `released`), the same on both sides, and every repeat of
  * a message must carry the redelivery flag.
  */
@@ -47,6 +48,9 @@
 #endif
 #ifndef M
 #define M 3
+#endif
+#ifndef PERIOD
+#define PERIOD N /* N is a power of two in every check */
 #endif
 #ifndef PCRASH
 #define PCRASH 2
@@ -238,7 +242,10 @@ push_after_payload:
                 }
 push_before_position:
 #if SEQ && BUG != 6
-                write_position = wpos;
+                if /* rq_ring_store_position: only at a multiple of the period */
+                :: wpos % PERIOD == 0 -> write_position = wpos
+                :: else -> skip
+                fi;
 #endif
 push_after_publish:
 #if BUG != 2
@@ -383,7 +390,10 @@ pop_after_copy:
                 }
 release_before_position:
 #if SEQ
-                read_position = rpos;
+                if
+                :: rpos % PERIOD == 0 -> read_position = rpos
+                :: else -> skip
+                fi;
 #endif
 release_after_publish:
                 if

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """bench.py - rqshm against multiprocessing.Queue and multiprocessing.Pipe,
-in the same run: a producer process sends N messages of SIZE bytes, the
+in the same run: a producer process sends N messages of SIZE bytes (rqshm
+also with push_burst / pop_burst of 32 at a time), the
 consumer (this process) receives them; the time is from the first message
 received to the last.  Repeats are interleaved (every round runs each
 transport once, in a rotated order) so that a change in the machine's load
@@ -54,6 +55,46 @@ def run_rq(count, size, ready_evt_factory):
     return (count - 1) / (t1 - t0)
 
 
+BURST = 32
+
+
+def rq_burst_producer(name, count, payload, ready):
+    with rqshm.Queue.open(name, rqshm.PRODUCER) as q:
+        ready.wait()
+        push_burst = q.push_burst
+        batch = [payload] * BURST
+        left = count
+        while left > 0:
+            left -= push_burst(batch if left >= BURST else batch[:left])
+
+
+def run_rq_burst(count, size, ready_evt_factory):
+    """rqshm with push_burst / pop_burst of BURST messages."""
+    name = "bench-pyb.%d" % os.getpid()
+    try:
+        rqshm.unlink(name)
+    except rqshm.ENOENT:
+        pass
+    payload = b"x" * size
+    with rqshm.Queue.create(name, rqshm.CONSUMER, slot_count=1024, slot_size=max(size, 64)) as q:
+        ready = ready_evt_factory()
+        p = mp.Process(target=rq_burst_producer, args=(name, count, payload, ready))
+        p.start()
+        ready.set()
+        pop_burst = q.pop_burst
+        got = len(pop_burst(BURST, None))
+        t0 = time.perf_counter()
+        first = got
+        while got < count:
+            ms = pop_burst(BURST, None)
+            got += len(ms)
+        t1 = time.perf_counter()
+        p.join()
+        assert len(ms[-1]) == size
+    rqshm.unlink(name)
+    return (count - first) / (t1 - t0)
+
+
 def queue_producer(q, count, payload, ready):
     ready.wait()
     for _ in range(count):
@@ -103,8 +144,8 @@ def run_mp_pipe(count, size, ready_evt_factory):
     return (count - 1) / (t1 - t0)
 
 
-TRANSPORTS = [("rqshm", run_rq), ("multiprocessing.Queue", run_mp_queue),
-              ("multiprocessing.Pipe", run_mp_pipe)]
+TRANSPORTS = [("rqshm", run_rq), ("rqshm burst %d" % BURST, run_rq_burst),
+              ("multiprocessing.Queue", run_mp_queue), ("multiprocessing.Pipe", run_mp_pipe)]
 
 
 def main():

@@ -118,6 +118,13 @@ check spsc-bug7-mark-late     spsc fail safety - -DN=2 -DM=3 -DPCRASH=1 -DCCRASH
 # lags of one reach 2N); the stored-back position keeps the lag at one
 check spsc-seq-n1-m3-k2x2     spsc pass safety - -DN=1 -DM=3 -DPCRASH=2 -DCCRASH=2 -DSEQ=1
 check spsc-bug8-no-anchor     spsc fail safety - -DN=1 -DM=3 -DPCRASH=2 -DCCRASH=2 -DSEQ=1 -DBUG=8
+# positions stored once per PERIOD messages (the code: the largest power
+# of two <= N).  M = 6 > 2N = 4 messages, so a lap is recovered from a
+# stored copy: PERIOD = N passes; PERIOD = 2N stores at 4 only, and a
+# kill between offset 4 (0 mod 2N) and that store leaves a lag of 2N,
+# which must fail (rpos==released).
+check spsc-seq-n2-m6-period2   spsc pass safety - -DN=2 -DM=6 -DPCRASH=1 -DCCRASH=1 -DSEQ=1 -DPERIOD=2
+check spsc-seq-n2-m6-period4   spsc fail safety - -DN=2 -DM=6 -DPCRASH=1 -DCCRASH=1 -DSEQ=1 -DPERIOD=4
 check spsc-bug1-live          spsc fail all_delivered -A $L -DBUG=1
 # A side that dies for good between publishing and signalling: only the
 # 1 s re-check (deadline.h) saves the sleeper.

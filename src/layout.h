@@ -115,7 +115,9 @@ struct rq_shm_role {
 
 _Static_assert(sizeof(struct rq_shm_role) <= RQ_CACHE_LINE, "a role's line");
 
-/* The MPSC producers' lock (Linux; src/mpsc.c has the protocol).  Plain
+/* The MPSC producers' lock (Linux; src/mpsc.c has the protocol; Windows
+ * locks a named mutex and uses only owner and waited_since_ms, to show
+ * who holds it: mpsc.c's stamp_holder).  Plain
  * data, no pointers: every value is checked before use, and the proof that
  * an owner is alive is a lock the kernel holds for it (its producer slot),
  * never a word of this struct.  owner: 0 when free, otherwise
@@ -141,10 +143,11 @@ struct rq_shm {
 
     /* Line 1: the producer's offset; the consumer only reads it.
      * write_position extends it to 64 bits: the sequence number of the
-     * next message, stored just *after* each publish of write_offset, so
-     * it lags the truth by at most the messages of one publish (< 2N);
-     * the truth is the first value >= it that is congruent to
-     * write_offset mod 2N (rq_ring_position). */
+     * next message, stored just *after* a publish of write_offset (MPSC:
+     * every publish; SPSC: bursts, and single messages whose position is a
+     * multiple of the largest power of two <= N), so it lags the truth by
+     * less than 2N (rq_ring_store_position); the truth is the first value >= it that
+     * is congruent to write_offset mod 2N (rq_ring_position). */
     RQ_LINE_ALIGNED rq_atomic_u32 write_offset;
     rq_atomic_u64 write_position;
 

@@ -74,6 +74,7 @@ int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
     m->seg = seg;
     m->lock = &shm->mpsc;
     m->recoveries = &shm->admin.lock_recoveries;
+    m->dead_reservations = &shm->admin.dead_reservations;
     m->held = 0;
     RQ_CRASH_POINT(MPSC_OPEN_AFTER_SLOT);
     return RQ_OK;
@@ -100,6 +101,20 @@ static int lock_in_slices(struct rq_mpsc *m, int timeout_ms, int *recovered)
     }
 }
 
+/* Who holds the mutex, for rq_stat only (the mutex cannot be inspected):
+ * the holder stores the time it took it, then in the owner word
+ * RQ_MPSC_HELD | [RQ_MPSC_RESERVING] | its pid (low 32 bits), and clears
+ * the word before it releases.  A holder killed holding it leaves its
+ * word; the next holder (WAIT_ABANDONED) overwrites it.  Nothing reads
+ * these words to decide anything. */
+static void stamp_holder(struct rq_mpsc *m)
+{
+    rq_store_relaxed_u64(&m->lock->waited_since_ms, rq_plat_now_ms());
+    uint64_t word = RQ_MPSC_HELD | (m->reserving ? RQ_MPSC_RESERVING : 0) |
+                    ((uint64_t)rq_plat_pid() & UINT64_C(0xffffffff));
+    rq_store_release_u64(&m->lock->owner, word);
+}
+
 int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms)
 {
     int recovered = 0;
@@ -110,7 +125,13 @@ int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms)
     if (recovered) {
         RQ_CRASH_POINT(MPSC_AFTER_RECOVER);
         rq_fetch_add_u64(m->recoveries, 1);
+        /* The dead owner's stamp says whether it was reserving: a count
+         * for rq_stat, like the stamp itself never acted on. */
+        uint64_t dead = rq_load_acquire_u64(&m->lock->owner);
+        if ((dead & RQ_MPSC_HELD) && (dead & RQ_MPSC_RESERVING))
+            rq_fetch_add_u64(m->dead_reservations, 1);
     }
+    stamp_holder(m);
     RQ_CRASH_POINT(MPSC_AFTER_LOCK);
     return RQ_OK;
 }
@@ -121,6 +142,7 @@ void rq_mpsc_unlock(struct rq_mpsc *m)
         return;
     RQ_CRASH_POINT(MPSC_BEFORE_UNLOCK);
     m->held = 0;
+    rq_store_release_u64(&m->lock->owner, 0); /* while still ours */
     rq_plat_mutex_unlock(m->seg);
     RQ_CRASH_POINT(MPSC_AFTER_UNLOCK);
 }
@@ -137,8 +159,17 @@ void rq_mpsc_keep(struct rq_mpsc *m)
 
 void rq_mpsc_holder(struct rq_shm *shm, struct rq_mpsc_holder *out)
 {
-    (void)shm; /* the mutex cannot be inspected without taking it */
+    /* The words stamp_holder wrote: untrusted, each checked, only shown. */
+    uint64_t w = rq_load_acquire_u64(&shm->mpsc.owner);
     *out = (struct rq_mpsc_holder){.pid = 0, .held_ms = -1, .reserving = 0};
+    if (w == 0)
+        return;
+    out->reserving = (w & RQ_MPSC_RESERVING) != 0;
+    uint64_t pid = w & UINT64_C(0xffffffff);
+    out->pid = (w & RQ_MPSC_HELD) && pid != 0 ? (int64_t)pid : -1;
+    uint64_t since = rq_load_relaxed_u64(&shm->mpsc.waited_since_ms), now = rq_plat_now_ms();
+    if (since <= now && now - since <= (uint64_t)INT64_MAX)
+        out->held_ms = (int64_t)(now - since);
 }
 
 #else

@@ -1013,7 +1013,8 @@ int rq_plat_fence_heavy(void)
 
 int rq_plat_mutex_init(rq_plat_segment *seg)
 {
-    /* The lock is the named mutex; the segment's lock area stays zero. */
+    /* The lock is the named mutex; the segment's lock area only shows who
+     * holds it (mpsc.c, Windows part). */
     wchar_t name[OBJECT_NAME_MAX];
     return seg ? mpsc_open(seg, name) : RQ_OK;
 }

@@ -58,8 +58,6 @@ struct rq {
     int lock_open;       /* lock was opened (rq_mpsc_open succeeded) */
     const void *peeked;  /* HELD_PEEKED: payload of the oldest message */
     uint32_t peeked_len;
-    uint64_t peeked_seq;      /* HELD_PEEKED: its sequence number */
-    int peeked_redelivered;   /* HELD_PEEKED: handed out before this handle */
     struct rq_shm_role *self; /* this side's statistics line */
     struct rq_rec *rec;       /* a record queue (RQ_RECORDS): records.c */
     int polling;              /* rq_poll_handle was called: RQ_EAGAIN arms */
@@ -927,15 +925,18 @@ int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int ti
         rc = consumer_claim(q, &q->peeked, &q->peeked_len, timeout_ms);
         if (rc < 0)
             return rc;
-        q->peeked_seq = rq_ring_deliver(&q->ring, &q->peeked_redelivered);
+        rq_ring_deliver(&q->ring);
         if (q->held != HELD_PEEKED)
             q->held_count = 1;
         q->held = HELD_PEEKED;
     }
     *msg = q->peeked;
     *len = q->peeked_len;
-    if (info)
-        fill_info(info, q->peeked_seq, q->peeked_redelivered);
+    if (info) { /* the held message is the oldest: its number is read_pos */
+        int redelivered;
+        uint64_t seq = rq_ring_oldest_info(&q->ring, &redelivered);
+        fill_info(info, seq, redelivered);
+    }
     return RQ_OK;
 }
 
@@ -988,8 +989,6 @@ int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms)
     q->held_count = done;
     q->peeked = msgs[0].data;
     q->peeked_len = (uint32_t)msgs[0].len;
-    q->peeked_seq = msgs[0].seq;
-    q->peeked_redelivered = (msgs[0].flags & RQ_MSG_REDELIVERED) != 0;
     return (int)done;
 }
 

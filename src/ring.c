@@ -14,6 +14,11 @@ void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm, const struct rq_shm_h
     r->stride = h->slot_stride;
     r->slot_size = h->slot_size;
     r->full_fences = (h->flags & RQ_FULL_FENCES) != 0;
+    uint32_t p = 1;
+    while (p <= r->n / 2)
+        p *= 2; /* the largest power of two <= N */
+    r->read_mask = p - 1;
+    r->write_mask = (h->flags & RQ_MPSC) ? 0 : p - 1;
     r->read_cache_pos = UINT64_MAX;
 }
 

@@ -29,6 +29,8 @@ struct rq_ring {
     uint32_t stride; /* bytes per slot */
     uint32_t slot_size;
     int full_fences; /* RQ_FULL_FENCES: publish with a full fence */
+    uint32_t write_mask; /* rq_ring_store_position: 0 for MPSC */
+    uint32_t read_mask;
     /* producer side */
     uint32_t write;          /* next offset to publish */
     uint32_t read_cache;     /* last read_offset seen */
@@ -188,6 +190,20 @@ static inline int rq_ring_peer_waits(const struct rq_ring *r, rq_atomic_u32 *wai
     return (r->full_fences ? rq_load_seq_u32(waiters) : rq_load_relaxed_u32(waiters)) != 0;
 }
 
+/* Stores POS in its shared copy STORED when it is due: when POS is a
+ * multiple of P (position_mask = P - 1), P the largest power of two <= N,
+ * or after every publish on an MPSC queue's write side (mask 0: producers
+ * extend the next holder's offset from write_position, and rq_next_seq
+ * reads it).  The copy then lags by at most P - 1 single messages plus one
+ * publish killed before its store (a burst, which stores every time: <=
+ * N), so by less than 2N, as rq_ring_position needs; and the line the peer
+ * polls takes this store for one message in P instead of for each one. */
+static inline void rq_ring_store_position(rq_atomic_u64 *stored, uint64_t pos, uint32_t mask)
+{
+    if (((uint32_t)pos & mask) == 0)
+        rq_store_relaxed_u64(stored, pos);
+}
+
 /* Producer: records LEN in the claimed slot (PAYLOAD, as rq_ring_push_begin
  * gave it: the slot is not looked up twice) and publishes it. */
 static inline void rq_ring_push_publish(struct rq_ring *r, void *payload, uint32_t len)
@@ -197,7 +213,7 @@ static inline void rq_ring_push_publish(struct rq_ring *r, void *payload, uint32
     r->write = rq_ring_next(r, r->write);
     rq_ring_publish_offset(r, &r->shm->write_offset, r->write);
     RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
-    rq_store_relaxed_u64(&r->shm->write_position, ++r->write_pos);
+    rq_ring_store_position(&r->shm->write_position, ++r->write_pos, r->write_mask);
 }
 
 /* Consumer: the message in SLOT, its length checked.  RQ_ECORRUPT on a
@@ -237,30 +253,29 @@ static inline uint32_t rq_ring_pop_publish(struct rq_ring *r)
     r->read = rq_ring_next(r, old);
     rq_ring_publish_offset(r, &r->shm->read_offset, r->read);
     RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
-    rq_store_relaxed_u64(&r->shm->read_position, ++r->read_pos);
+    rq_ring_store_position(&r->shm->read_position, ++r->read_pos, r->read_mask);
     return old;
 }
 
 /* Consumer, just before the oldest message is handed to the application:
- * its sequence number, and whether it may have been handed out before (to
- * a consumer that died before releasing it).  The mark is stored before
- * the hand-over, so a consumer killed any time after it leaves the flag
- * set for its successor. */
-static inline uint64_t rq_ring_deliver(struct rq_ring *r, int *redelivered)
+ * stores the delivered mark past it, so that a consumer killed any time
+ * after leaves the redelivery flag set for its successor.  Its number and
+ * flag are derived when asked for (rq_ring_oldest_info): the held message
+ * is always the oldest. */
+static inline void rq_ring_deliver(struct rq_ring *r)
 {
-    uint64_t pos = r->read_pos;
-    *redelivered = pos < r->redeliver_below;
-    if (pos >= r->delivered) {
-        r->delivered = pos + 1;
+    if (r->read_pos >= r->delivered) {
+        r->delivered = r->read_pos + 1;
         rq_store_relaxed_u64(&r->shm->consumer.delivered_position, r->delivered);
         RQ_CRASH_POINT(DELIVER_AFTER_MARK);
     }
-    return pos;
 }
 
-/* Consumer: the oldest message's number and flag, without marking it
- * handed out: for rq_pop, which frees the slot before the message reaches
- * the application (a pop killed before that hands nothing out). */
+/* Consumer: the oldest message's number and flag (whether it may have
+ * been handed out before, to a consumer that died before releasing it),
+ * without marking it handed out: rq_pop frees the slot before the message
+ * reaches the application (a pop killed before that hands nothing out);
+ * a peek marked it with rq_ring_deliver. */
 static inline uint64_t rq_ring_oldest_info(const struct rq_ring *r, int *redelivered)
 {
     *redelivered = r->read_pos < r->redeliver_below;

@@ -7,6 +7,9 @@
 
 #include <array>
 #include <cstdio>
+#if __cplusplus >= 202002L && __has_include(<span>)
+#include <span>
+#endif
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -219,6 +222,107 @@ static void readme_style_config()
     rqcpp::queue::unlink(name);
 }
 
+/* Bursts: push_burst / pop_burst copy a batch each way; reserve_burst
+ * commits what was filled when it goes (or nothing, aborted); peek_burst
+ * releases what is left when it goes, unless kept. */
+static void bursts()
+{
+    std::string name = fresh("burst");
+    rq_config cfg = {8, 16, 0, 0};
+    rqcpp::queue p = rqcpp::queue::create(name, RQ_PRODUCER, cfg);
+    rqcpp::queue c = rqcpp::queue::open(name, RQ_CONSUMER);
+    std::vector<std::string> words = {"a", "bb", "ccc"};
+    CHECK(p.push_burst(words, 0) == 3);
+    std::array<char, 4 * 16> buf{};
+    std::array<std::size_t, 4> lens{};
+    std::size_t n = c.pop_burst(buf, 16, lens, 0);
+    CHECK(n == 3 && lens[0] == 1 && lens[1] == 2 && lens[2] == 3);
+    CHECK(std::string_view(buf.data() + 16, lens[1]) == "bb");
+    std::error_code ec;
+    CHECK(c.pop_burst(buf, 16, lens, 0, ec) == 0 && ec == RQ_EAGAIN);
+    CHECK(p.push_burst({"d", std::string("ee")}, 0) == 2); // a braced list
+    CHECK(c.pop_burst(buf, 16, lens, 0) == 2 && lens[1] == 2);
+    std::vector<std::string> too_many(10, "x");
+    CHECK(p.push_burst(too_many, 0) == 8); // the ring's worth
+    CHECK(p.push_burst(words, 0, ec) == 0 && ec == RQ_EAGAIN);
+    std::array<std::size_t, 8> lens8{};
+    std::array<char, 8 * 16> buf8{};
+    CHECK(c.pop_burst(buf8, 16, lens8, 0) == 8);
+
+    {
+        rqcpp::reserved_burst b = p.reserve_burst(4, 0);
+        CHECK(b.active() && b.size() == 4 && b[0].size() == 16);
+        std::memcpy(b.next().data(), "one", 3);
+        CHECK(b.fill(3));
+        std::memcpy(b.next().data(), "two", 3);
+        CHECK(b.fill(3));
+        CHECK(!b.fill(17)); // over slot_size: not recorded
+        CHECK(b.filled() == 2);
+    } // commits the two filled
+    CHECK(p.stat().depth == 2);
+    {
+        rqcpp::reserved_burst b = p.reserve_burst(2, 0);
+        std::memcpy(b.next().data(), "gone", 4);
+        CHECK(b.fill(4));
+        b.abort(); // nothing published
+        CHECK(!b.active());
+    }
+    {
+        rqcpp::reserved_burst b = p.reserve_burst(2, 0);
+    } // none filled: dropped, and the next reserve works
+    CHECK(p.stat().depth == 2);
+    {
+        rqcpp::reserved_burst b = p.reserve_burst(1, 0);
+        std::memcpy(b.next().data(), "three", 5);
+        b.fill(5);
+        b.commit();
+        CHECK(!b.active());
+        b.commit(ec);
+        CHECK(ec == RQ_ESTATE);
+    }
+
+    {
+        rqcpp::peeked_burst m = c.peek_burst(8, 0);
+        CHECK(m.size() == 3 && m.bytes(0).str() == "one" && m[2].len == 5);
+        CHECK(m[0].seq + 1 == m[1].seq && m[0].flags == 0);
+        m.keep(); // left in the queue
+    }
+    CHECK(c.stat().depth == 3);
+    {
+        rqcpp::peeked_burst m = c.peek_burst(8, 0);
+        CHECK(m.size() == 3);
+        m.release(1); // the oldest, early
+        CHECK(m.size() == 2 && m.bytes(0).str() == "two");
+        std::size_t seen = 0;
+        for (const rq_msg_view &v : m)
+            seen += v.len;
+        CHECK(seen == 8);
+    } // releases the other two
+    CHECK(c.stat().depth == 0);
+    c.peek_burst(8, 0, ec);
+    CHECK(ec == RQ_EAGAIN);
+#ifdef __cpp_lib_span
+    // C++20: std::span in and out.
+    std::array<rqcpp::const_bytes, 2> two = {rqcpp::const_bytes("s1"), rqcpp::const_bytes("s2")};
+    CHECK(p.push_burst(std::span<const rqcpp::const_bytes>(two), 0) == 2);
+    std::span<std::size_t> lens_span(lens);
+    CHECK(c.pop_burst(std::span<char>(buf), 16, lens_span, 0) == 2 && lens[1] == 2);
+    {
+        rqcpp::reserved_burst b = p.reserve_burst(1, 0);
+        std::span<std::byte> slot = b.next().span();
+        slot[0] = std::byte{'z'};
+        b.fill(1);
+    }
+    {
+        rqcpp::peeked_burst m = c.peek_burst(4, 0);
+        std::span<const rq_msg_view> views = m.views();
+        CHECK(views.size() == 1 && m.bytes(0).span()[0] == std::byte{'z'});
+    }
+    CHECK(c.stat().depth == 0);
+#endif
+    rqcpp::queue::unlink(name);
+}
+
 int main()
 {
     push_pop_and_views();
@@ -228,6 +332,7 @@ int main()
     reservation_commits_or_aborts();
     readme_style_config();
     record_queue_reserve_len();
+    bursts();
     if (failures) {
         std::fprintf(stderr, "test_cpp: %d check(s) failed\n", failures);
         return 1;

@@ -705,7 +705,7 @@ LINUX_ONLY static void *bounded_push_main(void *arg)
     return NULL;
 }
 
-LINUX_ONLY static rq_stats stat_of(rq *q)
+static rq_stats stat_of(rq *q)
 {
     rq_stats st;
     assert_int_equal(rq_stat(q, &st), RQ_OK);
@@ -794,6 +794,88 @@ static void test_who_holds_the_lock(void **state)
 #endif
 }
 
+/* Windows: the named mutex cannot be inspected, so its holder stamps its
+ * pid and the time into the lock area, and clears them before releasing;
+ * rq_stat shows them.  A holder killed holding it (TerminateProcess)
+ * leaves its stamp until the next holder (WAIT_ABANDONED) overwrites it.
+ * Planted words are shown within range, never acted on. */
+static void test_who_holds_the_mutex(void **state)
+{
+    (void)state;
+#ifndef _WIN32
+    skip(); /* Linux: test_who_holds_the_lock */
+#else
+    const char *name = th_set_child_queue(th_name("lk.mtx"));
+    rq *c = th_open(name, RQ_CONSUMER, 8, 32, RQ_MPSC);
+    rq *p = th_open(name, RQ_PRODUCER, 8, 32, RQ_MPSC);
+    rq_stats st = stat_of(c);
+    assert_int_equal(st.lock_holder_pid, 0);
+    assert_int_equal(st.lock_held_ms, -1);
+    assert_int_equal(rq_push(p, "a", 1, 0), RQ_OK);
+    st = stat_of(c);
+    assert_int_equal(st.lock_holder_pid, 0); /* released */
+    assert_int_equal(st.lock_held_ms, -1);
+
+    void *slot;
+    assert_int_equal(rq_reserve(p, &slot, 0), RQ_OK);
+    memcpy(slot, "r", 1);
+    st = stat_of(c);
+    assert_int_equal(st.lock_holder_pid, th_getpid());
+    assert_int_equal(st.lock_reserving, 1);
+    assert_true(st.lock_held_ms >= 0 && st.lock_held_ms < 5000);
+    th_sleep_us(300000);
+    assert_true(stat_of(c).lock_held_ms >= 250);
+    assert_int_equal(rq_commit(p, 1), RQ_OK);
+    st = stat_of(c);
+    assert_int_equal(st.lock_holder_pid, 0);
+    assert_int_equal(st.lock_held_ms, -1);
+    assert_int_equal(st.lock_reserving, 0);
+
+    /* Killed holding it: its stamp stays, then the next holder's. */
+    uint64_t recoveries = st.lock_recoveries, dead_reservations = st.dead_reservations;
+    th_pid pid = th_spawn("child_reserve_and_die", "", 10);
+    int status;
+    assert_int_equal(th_wait(pid, 5000, &status), 0);
+    assert_true(th_was_killed(status));
+    st = stat_of(c);
+    assert_true(st.lock_holder_pid > 0 && st.lock_holder_pid != th_getpid());
+    assert_int_equal(st.lock_reserving, 1);
+    assert_true(st.lock_held_ms >= 0);
+    assert_int_equal(rq_reserve(p, &slot, 2000), RQ_OK); /* WAIT_ABANDONED */
+    memcpy(slot, "b", 1);
+    st = stat_of(c);
+    assert_int_equal(st.lock_recoveries, recoveries + 1);
+    assert_int_equal(st.dead_reservations, dead_reservations + 1);
+    assert_int_equal(st.lock_holder_pid, th_getpid());
+    assert_int_equal(st.lock_reserving, 1);
+    assert_int_equal(rq_commit(p, 1), RQ_OK);
+    assert_int_equal(stat_of(c).lock_holder_pid, 0);
+
+    /* Planted words: shown within range, and the next holder clears them. */
+    struct th_raw raw;
+    struct rq_shm *shm = raw_shm(&raw, name);
+    uint64_t rng = 0x5eed1e55u;
+    for (int i = 0; i < 200; i++) {
+        rq_store_relaxed_u64(&shm->mpsc.owner, i % 8 == 0 ? UINT64_MAX : th_rand(&rng));
+        rq_store_relaxed_u64(&shm->mpsc.waited_since_ms, i % 8 == 1 ? UINT64_MAX : th_rand(&rng));
+        st = stat_of(c);
+        assert_true(st.lock_holder_pid >= -1 && st.lock_holder_pid <= (int64_t)UINT32_MAX);
+        assert_true(st.lock_held_ms >= -1);
+        assert_true(st.lock_reserving == 0 || st.lock_reserving == 1);
+    }
+    assert_int_equal(rq_push(p, "c", 1, 2000), RQ_OK); /* the mutex decides, not the words */
+    assert_int_equal(stat_of(c).lock_holder_pid, 0);
+    th_raw_close(&raw);
+    pop_expect(c, "a");
+    pop_expect(c, "r");
+    pop_expect(c, "b");
+    pop_expect(c, "c");
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+#endif
+}
+
 static void test_kills_at_every_lock_step(void **state)
 {
     (void)state;
@@ -840,6 +922,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_flipped_mpsc_flag),
         cmocka_unit_test(test_producer_limit),
         cmocka_unit_test(test_who_holds_the_lock),
+        cmocka_unit_test(test_who_holds_the_mutex),
         cmocka_unit_test(test_kills_at_every_lock_step),
     };
     return cmocka_run_group_tests_name("mpsc_lock", tests, NULL, NULL);

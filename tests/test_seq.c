@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "crashpoint.h"
 #include "helpers.h"
 #include "layout.h"
 #include "rq.h"
@@ -219,13 +220,126 @@ static void test_bad_arguments(void **state)
     rq_unlink(name);
 }
 
-int main(void)
+/* Single messages store their side's position only once per period (the
+ * largest power of two <= N): after any run of them the stored copies lag
+ * by less than 2N, so that the next handles (which recover from them, as
+ * after a kill) number the next message right.  A period of more than N
+ * fails here: 4 N - 1 messages in a 4-slot queue then leave a lag of 15. */
+static void test_positions_stored_once_a_period_stay_within_reach(void **state)
 {
+    (void)state;
+    for (uint32_t slots = 3; slots <= 4; slots++) {
+        const char *name = th_name("seqperiod");
+        rq *keep = th_create(name, slots, 16, 0);
+        rq *p = th_open(name, RQ_PRODUCER, slots, 16, 0);
+        rq *c = th_open(name, RQ_CONSUMER, slots, 16, 0);
+        uint64_t count = 4 * slots - 1;
+        for (uint64_t i = 0; i < count; i++) {
+            char buf[16];
+            size_t len;
+            assert_int_equal(rq_push(p, "m", 1, 0), RQ_OK);
+            assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+        }
+        struct th_raw raw;
+        th_raw_open(&raw, "rq", name);
+        struct rq_shm *shm = (struct rq_shm *)raw.addr;
+        uint64_t w = rq_load_relaxed_u64(&shm->write_position);
+        uint64_t r = rq_load_relaxed_u64(&shm->read_position);
+        assert_true(w <= count && count - w < 2 * slots);
+        assert_true(r <= count && count - r < 2 * slots);
+        th_raw_close(&raw);
+        rq_close(p);
+        rq_close(c);
+        p = th_open(name, RQ_PRODUCER, slots, 16, 0);
+        c = th_open(name, RQ_CONSUMER, slots, 16, 0);
+        assert_int_equal(next_seq(p), count);
+        assert_int_equal(next_seq(c), count);
+        assert_int_equal(rq_push(p, "n", 1, 0), RQ_OK);
+        const void *msg;
+        size_t len;
+        rq_msg_info info;
+        assert_int_equal(rq_peek_info(c, &msg, &len, &info, 0), RQ_OK);
+        assert_int_equal(info.seq, count);
+        assert_int_equal(info.flags, 0);
+        assert_int_equal(rq_release(c), RQ_OK);
+        rq_close(c);
+        rq_close(p);
+        rq_close(keep);
+        rq_unlink(name);
+    }
+}
+
+/* A producer that pushes PERIOD_KILL_PUSHES single messages into a 4-slot
+ * queue (blocking: the parent pops them); armed, it dies in the last one
+ * between its offset store and its position store. */
+#define PERIOD_KILL_SLOTS 4u
+#define PERIOD_KILL_PUSHES 8u
+
+static int period_pusher_main(const char *queue)
+{
+    rq *p;
+    rq_config cfg = {PERIOD_KILL_SLOTS, 16, 0, 0};
+    if (rq_open(&p, queue, RQ_PRODUCER, &cfg) != RQ_OK)
+        return 40;
+    for (unsigned i = 0; i < PERIOD_KILL_PUSHES; i++)
+        if (rq_push(p, "k", 1, 10000) != RQ_OK)
+            return 41;
+    rq_close(p);
+    return 0;
+}
+
+/* The period is at most N, so a kill before a position store leaves a lag
+ * of less than 2N.  Here N = 4: one producer life pushes 7 messages, which
+ * store the position once (at 4), and dies in the 8th (offset 8, that is 0
+ * mod 2N, published; position not stored).  The next producer recovers 8
+ * from the stored 4; a period of 2N would have stored nothing yet (the
+ * stored 0 is a whole 2N behind), and 8 would be numbered 0 again. */
+static void test_a_kill_before_the_position_store_loses_no_number(void **state)
+{
+    (void)state;
+    const char *name = th_name("seqkill");
+    rq *keep = th_create(name, PERIOD_KILL_SLOTS, 16, 0);
+    rq *c = th_open(name, RQ_CONSUMER, PERIOD_KILL_SLOTS, 16, 0);
+    th_pid pid = th_spawn_armed("period_pusher_main", name, 30, RQ_CP_PUSH_BEFORE_POSITION,
+                                PERIOD_KILL_PUSHES);
+    for (uint64_t i = 0; i < PERIOD_KILL_PUSHES - 1; i++) {
+        char buf[16];
+        size_t len;
+        assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 10000), RQ_OK);
+    }
+    int status;
+    assert_int_equal(th_wait(pid, 20000, &status), 0);
+    assert_true(th_was_killed(status));
+    rq *p = th_open(name, RQ_PRODUCER, PERIOD_KILL_SLOTS, 16, 0);
+    assert_int_equal(next_seq(p), PERIOD_KILL_PUSHES);
+    assert_int_equal(rq_push(p, "n", 1, 0), RQ_OK);
+    const void *msg;
+    size_t len;
+    rq_msg_info info;
+    for (uint64_t seq = PERIOD_KILL_PUSHES - 1; seq <= PERIOD_KILL_PUSHES; seq++) {
+        assert_int_equal(rq_peek_info(c, &msg, &len, &info, 0), RQ_OK);
+        assert_int_equal(info.seq, seq);
+        assert_int_equal(rq_release(c), RQ_OK);
+    }
+    rq_close(p);
+    rq_close(c);
+    rq_close(keep);
+    rq_unlink(name);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct th_child children[] = {
+        TH_CHILD(period_pusher_main),
+    };
+    TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers_count_every_message_across_laps),
         cmocka_unit_test(test_a_message_left_unreleased_comes_back_flagged),
         cmocka_unit_test(test_producers_learn_their_numbers),
         cmocka_unit_test(test_positions_are_recovered_from_the_offsets),
+        cmocka_unit_test(test_positions_stored_once_a_period_stay_within_reach),
+        cmocka_unit_test(test_a_kill_before_the_position_store_loses_no_number),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests_name("seq", tests, NULL, NULL);

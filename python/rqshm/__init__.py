@@ -78,6 +78,13 @@ const char *rq_strerror(int err);
 const char *rq_errname(int err);
 int rq_poll_handle(rq *q, int *out);
 int rq_poll_timeout(rq *q);
+typedef struct rq_msg_view { const void *data; size_t len; uint64_t seq; uint32_t flags;
+                             uint32_t reserved; } rq_msg_view;
+int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t count,
+                  int timeout_ms);
+int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t max, int timeout_ms);
+int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms);
+int rq_release_burst(rq *q, size_t count);
 """ % (" ".join("%s %s;" % f for f in _STATS_FIELDS),
        " ".join("uint64_t %s;" % f for f in _RECORD_FIELDS))
 
@@ -110,6 +117,8 @@ _rq_reserve, _rq_commit, _rq_peek, _rq_release = (_lib.rq_reserve, _lib.rq_commi
                                                    _lib.rq_peek, _lib.rq_release)
 _rq_stat, _rq_close, _rq_unlink = _lib.rq_stat, _lib.rq_close, _lib.rq_unlink
 _rq_name_valid = _lib.rq_name_valid
+_rq_push_burst, _rq_pop_burst = _lib.rq_push_burst, _lib.rq_pop_burst
+_rq_peek_burst, _rq_release_burst = _lib.rq_peek_burst, _lib.rq_release_burst
 
 
 def _errname(code):
@@ -147,7 +156,7 @@ class Stats:
     producer_live: typing.Optional[bool]  # None: this handle cannot tell
     consumer_live: typing.Optional[bool]
     unlinked: bool  # the queue was unlinked while this handle had it open
-    # MPSC (Linux): who holds the producers' lock, as the segment says
+    # MPSC: who holds the producers' lock, as the segment says
     lock_reserving: bool  # held for a reservation
     lock_holder_pid: int  # 0 free, -1 held with no pid recorded
     lock_held_ms: typing.Optional[int]  # at least this long; None: unknown
@@ -305,6 +314,50 @@ class _Peek:
         return False
 
 
+class _PeekBurst:
+    """`with q.peek_burst(32) as msgs:` msgs is a list of read-only
+    memoryviews of the oldest messages (up to the count asked for, at
+    least one), their sequence numbers in .seqs and redelivery flags in
+    .redelivered.  Leaving the block normally frees them all with one
+    store (rq_release_burst); an exception leaves them in the queue, for
+    the next peek."""
+
+    def __init__(self, queue, max_count, timeout):
+        self._queue = queue
+        self._max = max_count
+        self._timeout = timeout
+        self._views = []
+        self.seqs = []
+        self.redelivered = []
+
+    def __enter__(self):
+        q = self._queue
+        n = min(self._max, q.slot_count)
+        if n < 1:
+            _raise(EINVAL.code)  # noqa: F821 (made at import)
+        msgs = ffi.new("rq_msg_view[]", n)
+        rc = _rq_peek_burst(q._h, msgs, n, _INFINITE if self._timeout is None
+                            else _ms(self._timeout))
+        if rc < 0:
+            _raise(rc)
+        for i in range(rc):
+            m = msgs[i]
+            raw = ffi.buffer(m.data, m.len) if m.len else b""
+            self._views.append(memoryview(raw).cast("B").toreadonly())
+            self.seqs.append(m.seq)
+            self.redelivered.append(bool(m.flags & 1))
+        return self._views
+
+    def __exit__(self, exc_type, exc, tb):
+        for v in self._views:
+            v.release()
+        if exc_type is None and self._views:
+            rc = _rq_release_burst(self._queue._h, len(self._views))
+            if rc:
+                _raise(rc)
+        return False
+
+
 # ---- the queue ----------------------------------------------------------------
 
 
@@ -434,6 +487,56 @@ class Queue:
                 _raise(rc)
             out.append(self._view[0:self._len[0]])
         return out
+
+    def push_burst(self, messages, timeout=None):
+        """Pushes MESSAGES (an iterable of bytes-like objects) in order, in
+        batches of up to slot_count with one publish each (rq_push_burst);
+        waits up to TIMEOUT seconds for room for each batch.  Returns how
+        many were pushed: all of them, or the first N if the queue stayed
+        full (EAGAIN / ETIMEDOUT if not even one went)."""
+        if not isinstance(messages, (list, tuple)):
+            messages = list(messages)
+        total, ms = 0, _INFINITE if timeout is None else _ms(timeout)
+        h, cap = self._h, self.slot_count
+        while total < len(messages):
+            bufs = [ffi.from_buffer(m) for m in messages[total:total + cap]]
+            ptrs = ffi.new("void *[]", bufs)  # bufs keeps the bytes alive
+            lens = ffi.new("size_t[]", [len(b) for b in bufs])
+            rc = _rq_push_burst(h, ptrs, lens, len(bufs), ms)
+            if rc < 0:
+                if total and rc in (EAGAIN.code, ETIMEDOUT.code):  # noqa: F821
+                    break
+                _raise(rc)
+            total += rc
+        return total
+
+    def pop_burst(self, max_count, timeout=0):
+        """Up to MAX_COUNT messages as a list of bytes, copied and freed
+        with one store (rq_pop_burst): waits up to TIMEOUT seconds for the
+        first (None: for ever), then takes what is there; [] if none came."""
+        n = min(max_count, self.slot_count)
+        if n < 1:
+            return []
+        cap = self.slot_size
+        if getattr(self, "_burst_n", 0) < n:
+            self._burst_buf = ffi.new("char[]", n * cap)
+            self._burst_lens = ffi.new("size_t[]", n)
+            self._burst_n = n
+        buf, lens = self._burst_buf, self._burst_lens
+        rc = _rq_pop_burst(self._h, buf, cap, lens, n,
+                           _INFINITE if timeout is None else _ms(timeout))
+        if rc in (EAGAIN.code, ETIMEDOUT.code):  # noqa: F821
+            return []
+        if rc < 0:
+            _raise(rc)
+        view = ffi.buffer(buf, n * cap)
+        return [view[i * cap:i * cap + lens[i]] for i in range(rc)]
+
+    def peek_burst(self, max_count, timeout=None):
+        """Zero-copy, at-least-once burst: `with q.peek_burst(32) as msgs:
+        for m in msgs: handle(m)` frees them all when the block ends
+        without an exception."""
+        return _PeekBurst(self, max_count, timeout)
 
     def messages(self, timeout=None):
         """Iterates over messages as they arrive (pop); ends when none came

@@ -230,6 +230,61 @@ def test_iteration_and_bursts(name):
         assert next(iter(c)) == b"it"
 
 
+def test_push_burst_and_pop_burst(name):
+    with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=8, slot_size=16) as p, \
+            rqshm.Queue.open(name, rqshm.CONSUMER) as c:
+        assert p.push_burst([b"a", bytearray(b"bb"), memoryview(b"xccc")[1:], b""]) == 4
+        assert c.stat().pushed == 4
+        assert c.pop_burst(32) == [b"a", b"bb", b"ccc", b""]
+        assert c.pop_burst(32) == []  # timeout 0: nothing there
+        # A generator, more than a ring's worth: the first 8 go, then full.
+        assert p.push_burst((b"%d" % i for i in range(12)), timeout=0) == 8
+        with pytest.raises(rqshm.EAGAIN):
+            p.push_burst([b"x"], timeout=0)
+        assert c.pop_burst(3) == [b"0", b"1", b"2"]
+        assert c.pop_burst(32, timeout=0.01) == [b"%d" % i for i in range(3, 8)]
+        with pytest.raises(rqshm.EMSGSIZE):
+            p.push_burst([b"ok", b"x" * 17])
+        assert c.stat().depth == 0  # nothing of that batch went
+        assert p.push_burst([]) == 0 and c.pop_burst(0) == []
+        # A list longer than the ring goes in batches while the consumer takes them.
+        got = []
+        t = threading.Thread(target=lambda: got.extend(
+            m for _ in range(3) for m in c.pop_burst(8, timeout=5)))
+        t.start()
+        assert p.push_burst([b"m%d" % i for i in range(20)], timeout=5) == 20
+        t.join()
+        got += c.pop_burst(32)
+        assert got == [b"m%d" % i for i in range(20)]
+
+
+def test_peek_burst_releases_on_exit(name):
+    with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=8, slot_size=16) as p, \
+            rqshm.Queue.open(name, rqshm.CONSUMER) as c:
+        p.push_burst([b"one", b"two", b"three"])
+        with pytest.raises(RuntimeError):
+            with c.peek_burst(2) as msgs:
+                assert [bytes(m) for m in msgs] == [b"one", b"two"]
+                assert msgs[0].readonly
+                raise RuntimeError("handler failed")
+        assert c.stat().depth == 3  # an exception leaves them
+        with pytest.raises(ValueError):
+            bytes(msgs[0])  # released views: no access after the block
+        pb2 = c.peek_burst(32)
+        with pb2 as msgs2:
+            assert [bytes(m) for m in msgs2] == [b"one", b"two", b"three"]
+            assert pb2.seqs == [0, 1, 2] and pb2.redelivered == [False] * 3
+        assert c.stat().depth == 0
+        pb = c.peek_burst(4, timeout=0)
+        with pytest.raises(rqshm.EAGAIN):
+            with pb:
+                pass
+        p.push(b"n")
+        with c.peek_burst(4) as m3:
+            assert pb is not None and len(m3) == 1
+        assert c.pop_burst(4) == []
+
+
 def test_blocking_pop_is_woken_by_a_push(name):
     with rqshm.Queue.create(name, rqshm.CONSUMER, slot_count=4, slot_size=16) as c:
         def later():
