@@ -160,7 +160,10 @@ public:
         return std::string_view(reinterpret_cast<const char *>(data_), size_);
     }
 #ifdef __cpp_lib_span
-    std::span<const std::byte> span() const noexcept { return {data_, size_}; }
+    std::span<const std::byte> span() const noexcept
+    {
+        return {data_, size_};
+    }
 #endif
 
 private:
@@ -195,13 +198,31 @@ public:
     }
 #endif
 
-    constexpr std::byte *data() const noexcept { return data_; }
-    constexpr std::size_t size() const noexcept { return size_; }
-    constexpr std::byte *begin() const noexcept { return data_; }
-    constexpr std::byte *end() const noexcept { return data_ + size_; }
-    operator const_bytes() const noexcept { return const_bytes(data_, size_); }
+    constexpr std::byte *data() const noexcept
+    {
+        return data_;
+    }
+    constexpr std::size_t size() const noexcept
+    {
+        return size_;
+    }
+    constexpr std::byte *begin() const noexcept
+    {
+        return data_;
+    }
+    constexpr std::byte *end() const noexcept
+    {
+        return data_ + size_;
+    }
+    operator const_bytes() const noexcept
+    {
+        return const_bytes(data_, size_);
+    }
 #ifdef __cpp_lib_span
-    std::span<std::byte> span() const noexcept { return {data_, size_}; }
+    std::span<std::byte> span() const noexcept
+    {
+        return {data_, size_};
+    }
 #endif
 
 private:
@@ -426,7 +447,10 @@ public:
                           : const_bytes();
     }
 #ifdef __cpp_lib_span
-    std::span<const rq_msg_view> views() const noexcept { return {begin(), size()}; }
+    std::span<const rq_msg_view> views() const noexcept
+    {
+        return {begin(), size()};
+    }
 #endif
 
     /* Frees the N oldest (rq_release_burst); their bytes are no longer
@@ -446,7 +470,10 @@ public:
         detail::throw_if(ec, "rq_release_burst");
     }
     /* Leaves the unreleased messages in the queue. */
-    void keep() noexcept { q_ = nullptr; }
+    void keep() noexcept
+    {
+        q_ = nullptr;
+    }
 
 private:
     friend class queue;

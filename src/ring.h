@@ -28,7 +28,7 @@ struct rq_ring {
     uint32_t two_n;  /* offset range */
     uint32_t stride; /* bytes per slot */
     uint32_t slot_size;
-    int full_fences; /* RQ_FULL_FENCES: publish with a full fence */
+    int full_fences;     /* RQ_FULL_FENCES: publish with a full fence */
     uint32_t write_mask; /* rq_ring_store_position: 0 for MPSC */
     uint32_t read_mask;
     /* producer side */
