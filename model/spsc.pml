@@ -50,7 +50,9 @@
 #define M 3
 #endif
 #ifndef PERIOD
-#define PERIOD N /* N is a power of two in every check */
+#define PERIOD N /* the code's P (largest power of two <= N) for the N checked,
+                     1, 2 and 4; scripts/model-check.sh also sets PERIOD = 2N,
+                     which must fail */
 #endif
 #ifndef PCRASH
 #define PCRASH 2

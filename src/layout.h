@@ -147,7 +147,9 @@ struct rq_shm {
      * every publish; SPSC: bursts, and single messages whose position is a
      * multiple of the largest power of two <= N), so it lags the truth by
      * less than 2N (rq_ring_store_position); the truth is the first value >= it that
-     * is congruent to write_offset mod 2N (rq_ring_position). */
+     * is congruent to write_offset mod 2N (rq_ring_position).  It shares the
+     * line the consumer polls: stored once a period, it takes the line away
+     * from the consumer for one single message in P, not for each. */
     RQ_LINE_ALIGNED rq_atomic_u32 write_offset;
     rq_atomic_u64 write_position;
 

@@ -1011,6 +1011,11 @@ int rq_release_burst(rq *q, size_t count)
     return RQ_OK;
 }
 
+/* Tries at a stored position that stays put around its offset's load
+ * (message_counts, rq_next_seq): a peer that keeps storing it (a busy one
+ * or a hostile one) gets the last try's number, never a hang. */
+#define POSITION_TRIES 8
+
 int rq_next_seq(rq *q, uint64_t *seq)
 {
     if (!q || !seq)
@@ -1027,11 +1032,17 @@ int rq_next_seq(rq *q, uint64_t *seq)
         return RQ_EROLE;
     if (q->mpsc && !q->pushed) {
         /* Not pushed yet: the queue's own next number, as of now (other
-         * producers may move it at any time). */
-        uint32_t w = rq_load_acquire_u32(&q->shm->write_offset);
-        if (w >= q->ring.two_n)
-            return RQ_ECORRUPT;
-        *seq = rq_ring_position(&q->ring, rq_load_relaxed_u64(&q->shm->write_position), w);
+         * producers may move it at any time).  The stored position first,
+         * then the offset, as in message_counts. */
+        for (int attempt = 0; attempt < POSITION_TRIES; attempt++) {
+            uint64_t stored = rq_load_acquire_u64(&q->shm->write_position);
+            uint32_t w = rq_load_acquire_u32(&q->shm->write_offset);
+            if (w >= q->ring.two_n)
+                return RQ_ECORRUPT;
+            *seq = rq_ring_position(&q->ring, stored, w);
+            if (rq_load_acquire_u64(&q->shm->write_position) == stored)
+                break;
+        }
         return RQ_OK;
     }
     *seq = q->ring.write_pos;
@@ -1381,16 +1392,29 @@ static int read_offset_pair(rq *q, uint32_t *write, uint32_t *read)
     return RQ_ECORRUPT;
 }
 
-/* Messages pushed and popped since creation: the positions (section 3 of
- * docs/design.md), made exact from the offsets ST already holds (RC:
- * whether they were read as a valid pair), so that no per-message
- * statistics store is needed. */
-static void message_counts(rq *q, int rc, rq_stats *st)
+/* The offset pair into ST and the messages pushed and popped since
+ * creation: the positions (section 3 of docs/design.md), made exact from
+ * the offsets, so that no per-message statistics store is needed.  Each
+ * stored position is loaded before the offsets (acquire): a copy stored
+ * after the offset load would be ahead of that offset, and the number
+ * derived from the two a lap (2N) too far.  If a copy moved by the time
+ * the offsets are read, again: the offset could then be 2N or more past
+ * the copy loaded.  Returns read_offset_pair's result; when that is not
+ * RQ_OK, pushed and popped are the stored copies themselves. */
+static int message_counts(rq *q, rq_stats *st)
 {
-    uint64_t w = rq_load_relaxed_u64(&q->shm->write_position);
-    uint64_t r = rq_load_relaxed_u64(&q->shm->read_position);
-    st->pushed = rc == RQ_OK ? rq_ring_position(&q->ring, w, st->write_offset) : w;
-    st->popped = rc == RQ_OK ? rq_ring_position(&q->ring, r, st->read_offset) : r;
+    int rc = RQ_ECORRUPT;
+    for (int attempt = 0; attempt < POSITION_TRIES; attempt++) {
+        uint64_t w = rq_load_acquire_u64(&q->shm->write_position);
+        uint64_t r = rq_load_acquire_u64(&q->shm->read_position);
+        rc = read_offset_pair(q, &st->write_offset, &st->read_offset);
+        st->pushed = rc == RQ_OK ? rq_ring_position(&q->ring, w, st->write_offset) : w;
+        st->popped = rc == RQ_OK ? rq_ring_position(&q->ring, r, st->read_offset) : r;
+        if (rc < 0 || (rq_load_acquire_u64(&q->shm->write_position) == w &&
+                       rq_load_acquire_u64(&q->shm->read_position) == r))
+            break;
+    }
+    return rc;
 }
 
 /* rq_stat's wait, wake, takeover and recovery counters, and who holds
@@ -1432,13 +1456,13 @@ int rq_stat(rq *q, rq_stats *st)
     st->flags = (q->mpsc ? RQ_MPSC : 0) | (q->ring.full_fences ? RQ_FULL_FENCES : 0) |
                 (q->rec ? RQ_RECORDS : 0);
     uint32_t records = 0;
-    int rc = q->rec ? rq_rec_offsets(q->rec, &st->write_offset, &st->read_offset, &records)
-                    : read_offset_pair(q, &st->write_offset, &st->read_offset);
+    int rc;
     if (q->rec) { /* a record queue counts its records as it goes */
+        rc = rq_rec_offsets(q->rec, &st->write_offset, &st->read_offset, &records);
         st->pushed = rq_load_relaxed_u64(&shm->producer.messages);
         st->popped = rq_load_relaxed_u64(&shm->consumer.messages);
     } else {
-        message_counts(q, rc, st);
+        rc = message_counts(q, st);
     }
     stat_counters(q, st);
     st->repairs = rq_load_relaxed_u64(&shm->admin.repairs);

@@ -110,10 +110,12 @@ static inline uint32_t rq_ring_cached_room(const struct rq_ring *r, int shared_w
     return r->n - (uint32_t)(r->write_pos - r->read_cache_pos);
 }
 
-/* Stores a recovered position back when its stored copy lagged (a holder
- * killed between publishing an offset and storing the position): the
- * recovery needs a lag below 2N, and holders killed there again and again
- * would otherwise add up their lags.  Only the side that owns the copy
+/* Stores a recovered position back when its stored copy lagged: after a
+ * holder killed between publishing an offset and storing the position,
+ * and also after a clean close, since single messages store the position
+ * only once per period (rq_ring_store_position: up to P - 1 of them left
+ * unstored).  The recovery needs a lag below 2N, and lags left by holder
+ * after holder would otherwise add up.  Only the side that owns the copy
  * calls these (MPSC: under the producers' lock). */
 static inline void rq_ring_anchor_write(struct rq_ring *r, uint64_t stored)
 {
@@ -191,7 +193,7 @@ static inline int rq_ring_peer_waits(const struct rq_ring *r, rq_atomic_u32 *wai
 }
 
 /* Stores POS in its shared copy STORED when it is due: when POS is a
- * multiple of P (position_mask = P - 1), P the largest power of two <= N,
+ * multiple of P (MASK = P - 1), P the largest power of two <= N,
  * or after every publish on an MPSC queue's write side (mask 0: producers
  * extend the next holder's offset from write_position, and rq_next_seq
  * reads it).  The copy then lags by at most P - 1 single messages plus one

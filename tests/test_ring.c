@@ -79,6 +79,24 @@ static void test_layout_lines(void **state)
     assert_int_equal(rq_layout_total(3, 8), RQ_SHM_HEADER_SIZE + 48);
 }
 
+/* rq_ring_position: a stored copy behind its offset by less than 2N gives
+ * the offset's exact number; a copy stored after the offset was read (so
+ * ahead of it) gives a number a lap on.  This is why a reader of both
+ * (rq_stat, rq_next_seq) loads the copy first and the offset after it. */
+static void test_position_from_stored_copy_and_offset(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_make(&f, 4, 8);
+    struct rq_ring *r = &f.prod;
+    for (uint64_t stored = 0; stored < 40; stored++)
+        for (uint64_t pos = stored; pos < stored + 8; pos++)
+            assert_int_equal(rq_ring_position(r, stored, (uint32_t)(pos % 8)), pos);
+    /* offset 7 read, then message 8 published and its copy (8) stored */
+    assert_int_equal(rq_ring_position(r, 8, 7), 15);
+    aligned_free(f.shm);
+}
+
 static void test_next_and_distance_over_double_range(void **state)
 {
     (void)state;
@@ -220,6 +238,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_lines),
         cmocka_unit_test(test_next_and_distance_over_double_range),
+        cmocka_unit_test(test_position_from_stored_copy_and_offset),
         cmocka_unit_test(test_capacity_and_order_through_many_laps),
         cmocka_unit_test(test_peer_offsets_are_range_checked),
         cmocka_unit_test(test_was_full),
