@@ -340,8 +340,12 @@ static REC_COLD int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payloa
     for (;;) {
         if (r->lock) {
             int rc = rq_mpsc_lock(r->lock, rq_deadline_left(&t.d));
-            if (rc < 0)
-                return rq_queue_lock_failed(r->q, &t, rc);
+            if (rc < 0) {
+                rc = rq_queue_lock_failed(r->q, &t, rc);
+                /* always an error; said here too for the analyzer, which
+                 * cannot see into queue.c and would let *payload go unset */
+                return rc < 0 ? rc : RQ_ESYS;
+            }
         }
         int rc = rec_claim(r, len, payload);
         if (rc == RQ_OK)
@@ -710,13 +714,15 @@ int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *l
     if (!msgs || !lens)
         return RQ_EINVAL;
     size_t n = count < r->cap / RQ_RECORD_HEADER ? count : r->cap / RQ_RECORD_HEADER;
+    if (n == 0)
+        return RQ_EINVAL; /* no header fits: the open checked that one does */
     for (size_t i = 0; i < n; i++) {
         if (!msgs[i] && lens[i] > 0)
             return RQ_EINVAL;
         if (lens[i] > r->max)
             return RQ_EMSGSIZE; /* nothing pushed */
     }
-    void *first;
+    void *first = NULL;
     int rc = rec_claim_fast(r, (uint32_t)lens[0], &first, timeout_ms); /* waits, locks */
     if (rc < 0)
         return rc;
