@@ -707,12 +707,12 @@ static uint32_t rec_write_at(struct rq_rec *r, uint32_t w, uint32_t pad, const v
 int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *lens, size_t count,
                       int timeout_ms)
 {
-    if (r->reserved)
-        return RQ_ESTATE;
     if (count == 0)
-        return 0;
+        return 0; /* as on slots: nothing to do, whatever the state */
     if (!msgs || !lens)
         return RQ_EINVAL;
+    if (r->reserved)
+        return RQ_ESTATE;
     size_t n = count < r->cap / RQ_RECORD_HEADER ? count : r->cap / RQ_RECORD_HEADER;
     if (n == 0)
         return RQ_EINVAL; /* no header fits: the open checked that one does */
@@ -814,12 +814,12 @@ static int rec_copy_one(void *ctx, uint32_t i, const rq_record_entry *e)
 int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size_t max,
                      int timeout_ms)
 {
-    if (r->peeked)
-        return RQ_ESTATE;
     if (max == 0)
-        return 0;
+        return 0; /* as on slots: nothing to do, whatever the state */
     if (!lens || !buf)
         return RQ_EINVAL;
+    if (r->peeked)
+        return RQ_ESTATE;
     const unsigned char *msg;
     uint32_t n, span, total;
     int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
