@@ -9,7 +9,7 @@
 # (scripts/test-windows.sh).
 # Not root and something missing: prints the exact apt-get line and stops.
 #
-#   scripts/test-all.sh            everything (about 19 minutes on 2 cores once
+#   scripts/test-all.sh            everything (about 23 minutes on 2 cores once
 #                                  the packages are in; Wine alone takes about 6)
 #   scripts/test-all.sh --quick    the debug build and its tests only (C, C++,
 #                                  Python, rqctl, package): a few minutes; no
