@@ -31,8 +31,12 @@ def rq_producer(name, count, payload, ready):
             push(payload)
 
 
-def run_rq(count, size, ready_evt_factory):
-    name = "bench-py.%d" % os.getpid()
+def run_on_fresh_queue(tag, producer, consume, count, size, ready_evt_factory):
+    """A new queue named after TAG and this process, PRODUCER(name, count,
+    payload, ready) in a child process, CONSUME(q) here: returns what
+    CONSUME returns (messages and seconds) as a rate, checks the last
+    message's size."""
+    name = "%s.%d" % (tag, os.getpid())
     try:
         rqshm.unlink(name)
     except rqshm.ENOENT:
@@ -40,19 +44,26 @@ def run_rq(count, size, ready_evt_factory):
     payload = b"x" * size
     with rqshm.Queue.create(name, rqshm.CONSUMER, slot_count=1024, slot_size=max(size, 64)) as q:
         ready = ready_evt_factory()
-        p = mp.Process(target=rq_producer, args=(name, count, payload, ready))
+        p = mp.Process(target=producer, args=(name, count, payload, ready))
         p.start()
         ready.set()
+        timed, seconds, last = consume(q)
+        p.join()
+        assert len(last) == size
+    rqshm.unlink(name)
+    return timed / seconds
+
+
+def run_rq(count, size, ready_evt_factory):
+    def consume(q):
         pop = q.pop
         pop()
         t0 = time.perf_counter()
         for _ in range(count - 1):
             m = pop()
-        t1 = time.perf_counter()
-        p.join()
-        assert len(m) == size
-    rqshm.unlink(name)
-    return (count - 1) / (t1 - t0)
+        return count - 1, time.perf_counter() - t0, m
+
+    return run_on_fresh_queue("bench-py", rq_producer, consume, count, size, ready_evt_factory)
 
 
 BURST = 32
@@ -70,29 +81,17 @@ def rq_burst_producer(name, count, payload, ready):
 
 def run_rq_burst(count, size, ready_evt_factory):
     """rqshm with push_burst / pop_burst of BURST messages."""
-    name = "bench-pyb.%d" % os.getpid()
-    try:
-        rqshm.unlink(name)
-    except rqshm.ENOENT:
-        pass
-    payload = b"x" * size
-    with rqshm.Queue.create(name, rqshm.CONSUMER, slot_count=1024, slot_size=max(size, 64)) as q:
-        ready = ready_evt_factory()
-        p = mp.Process(target=rq_burst_producer, args=(name, count, payload, ready))
-        p.start()
-        ready.set()
+    def consume(q):
         pop_burst = q.pop_burst
-        got = len(pop_burst(BURST, None))
+        got = first = len(pop_burst(BURST, None))
         t0 = time.perf_counter()
-        first = got
         while got < count:
             ms = pop_burst(BURST, None)
             got += len(ms)
-        t1 = time.perf_counter()
-        p.join()
-        assert len(ms[-1]) == size
-    rqshm.unlink(name)
-    return (count - first) / (t1 - t0)
+        return count - first, time.perf_counter() - t0, ms[-1]
+
+    return run_on_fresh_queue("bench-pyb", rq_burst_producer, consume, count, size,
+                              ready_evt_factory)
 
 
 def queue_producer(q, count, payload, ready):
