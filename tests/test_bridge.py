@@ -2,7 +2,7 @@
 """test_bridge.py - rq-bridge against a real nats-server, started here with
 JetStream on a free loopback port and a temporary storage directory.
 
-    python3 tests/test_bridge.py path/to/rq-bridge path/to/bridge_util
+    RQCTL=path/to/rqctl python3 tests/test_bridge.py path/to/rq-bridge path/to/bridge_util
 
 Kill tortures of both directions, a server restart under load, a missing
 server and a message too large for the stream.  Exits 77 (ctest: skipped,
@@ -22,6 +22,7 @@ import time
 import unittest
 
 BRIDGE = UTIL = None
+RQCTL = os.environ.get("RQCTL")  # rqctl, for its view of the bridges
 SKIP = 77
 _counter = 0
 
@@ -36,10 +37,19 @@ def fresh(tag):
 
 
 def unlink_queue(name):
-    try:
-        os.unlink("/dev/shm/rq." + name)
-    except FileNotFoundError:
-        pass
+    """The queue and the status files bridges left beside it."""
+    files = ["rq." + name] + [f for f in os.listdir("/dev/shm")
+                              if f.startswith(("rqb.", "rqbt.")) and f.endswith("." + name)]
+    for f in files:
+        try:
+            os.unlink("/dev/shm/" + f)
+        except FileNotFoundError:
+            pass
+
+
+def bridge_files(name):
+    return sorted(f for f in os.listdir("/dev/shm")
+                  if f.startswith(("rqb.", "rqbt.")) and f.endswith("." + name))
 
 
 def free_port():
@@ -260,6 +270,71 @@ class BridgeCase(unittest.TestCase):
                         "the window in hand at the last kill was not republished as duplicates: %r" % s)
         self.check_stream_once_in_order("OUTCP", count)
 
+
+    # ---- rqctl stat ---------------------------------------------------
+
+    def rqctl_bridges(self, q):
+        """The bridges 'rqctl stat --json Q' shows."""
+        p = subprocess.run([RQCTL, "stat", "--json", q], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)["bridges"]
+
+    def wait_bridges(self, q, predicate, what, seconds=20):
+        seen = []
+
+        def check():
+            seen[:] = self.rqctl_bridges(q)
+            return predicate(seen)
+        self.assertTrue(wait_until(check, seconds), "%s: rqctl shows %r" % (what, seen))
+        return seen
+
+    def test_rqctl_stat_shows_bridges(self):
+        """rqctl stat finds the bridges of a queue without being told a
+        path: a running out with its counts, then stopped after SIGTERM;
+        a killed one as dead (its file replaced the stopped one's); two at
+        once both; rqctl unlink removes their files."""
+        if not RQCTL:
+            self.skipTest("RQCTL (path to rqctl) not set")
+        q, count = self.queue("stat"), 3000
+        util("stream-create", self.server.url, "STAT", "t.stat", 4096)
+        util("produce", q, 0, count, 0, 4096)
+        self.assertEqual(self.rqctl_bridges(q), [])
+        args = ("--queue", q, "--subject", "t.stat", "--status-interval", 100)
+        b = self.bridge("out", *args)
+        [s] = self.wait_bridges(q, lambda bs: len(bs) == 1 and bs[0]["reported"]["messages"] == count,
+                                "the running bridge's count")
+        self.assertEqual((s["direction"], s["pid"], s["alive"], s["state"]), ("out", b.pid, True, "running"))
+        self.assertEqual((s["reported"]["lag"], s["reported"]["errors"]), (0, 0))
+        self.assertTrue(0 <= s["age_s"] < 5 and s["owner_is_queue_owner"], s)
+        text = subprocess.run([RQCTL, "stat", q], capture_output=True, text=True).stdout
+        self.assertIn("out  pid %d alive" % b.pid, text)
+        self.assertIn("running, %d messages, lag 0, 0 errors" % count, text)
+        self.stop(b, "rq-bridge out")
+        [s] = self.rqctl_bridges(q)
+        self.assertEqual((s["pid"], s["alive"], s["state"], s["reported"]["state"]),
+                         (b.pid, False, "stopped", "stopped"))
+        # Two outs by mistake: the second waits for the consumer role, and
+        # both show.  Killed, the first shows as dead.
+        first = self.bridge("out", *args)
+        self.wait_bridges(q, lambda bs: [x["pid"] for x in bs] == [first.pid] and
+                          bs[0]["state"] == "running", "the stopped bridge's file replaced")
+        second = self.bridge("out", *args, "--max-backoff", 200)
+        both = self.wait_bridges(q, lambda bs: len(bs) == 2, "two bridges")
+        self.assertEqual(sorted(x["pid"] for x in both), sorted([first.pid, second.pid]))
+        self.stop(second, "the second rq-bridge out")
+        first.kill()
+        first.wait()
+        shown = {x["pid"]: x for x in self.rqctl_bridges(q)}
+        self.assertEqual(shown[first.pid]["state"], "dead")
+        self.assertFalse(shown[first.pid]["alive"])
+        self.assertEqual(shown[first.pid]["reported"]["state"], "running")
+        self.assertEqual(shown[second.pid]["state"], "stopped")
+        self.assertIn("pid %d gone" % first.pid,
+                      subprocess.run([RQCTL, "stat", q], capture_output=True, text=True).stdout)
+        self.assertEqual(len(bridge_files(q)), 2)
+        p = subprocess.run([RQCTL, "unlink", q], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(bridge_files(q), [])
 
     def test_out_record_queue(self):
         """A record queue (no burst form yet: a window of one): every
