@@ -252,13 +252,24 @@ class BridgeCase(unittest.TestCase):
         the messages in hand, flagged redelivered, the stream answers
         duplicate for those it had, and it holds every message once, in
         order."""
-        q, count, window = self.queue("outcp"), 2000, 8
-        util("stream-create", self.server.url, "OUTCP", "t.outcp", 4096)
-        util("produce", q, 0, count, 0, 4096)
-        args = ("--queue", q, "--subject", "t.outcp", "--window", window)
+        self.out_crash_point("outcp", "OUTCP", records=False)
+
+    def test_out_record_crash_point(self):
+        """The same on a record queue (the same bursts: rq_peek_burst,
+        rq_release_burst)."""
+        self.out_crash_point("outrcp", "OUTRCP", records=True)
+
+    def out_crash_point(self, tag, stream, records):
+        q, count, window = self.queue(tag), 2000, 8
+        subject = "t." + tag
+        util("stream-create", self.server.url, stream, subject, 4096)
+        if records:
+            util("create-records", q, 262144, 256)  # all COUNT fit: produced first
+        util("produce", q, 0, count, 0, 0 if records else 4096)
+        args = ("--queue", q, "--subject", subject, "--window", window)
         for _ in range(20):  # at most 20 x 10 windows of 8: the queue never runs dry
             self.assertEqual(self.crash_at("out.after_ack", random.randint(1, 10), "out", *args), -9)
-        st = os.path.join(self.dir, "outcp.json")
+        st = os.path.join(self.dir, tag + ".json")
         last = self.bridge("out", *args, "--status", st)
         self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
         self.stop(last, "rq-bridge out")
@@ -268,8 +279,7 @@ class BridgeCase(unittest.TestCase):
         # redelivered) may not have reached the stream yet.
         self.assertTrue(1 <= s["duplicates"] <= s["redelivered"] <= window,
                         "the window in hand at the last kill was not republished as duplicates: %r" % s)
-        self.check_stream_once_in_order("OUTCP", count)
-
+        self.check_stream_once_in_order(stream, count)
 
     # ---- rqctl stat ---------------------------------------------------
 
@@ -337,8 +347,8 @@ class BridgeCase(unittest.TestCase):
         self.assertEqual(bridge_files(q), [])
 
     def test_out_record_queue(self):
-        """A record queue (no burst form yet: a window of one): every
-        message reaches the stream once, in order, and leaves the queue."""
+        """A record queue (bursts, as on slots): every message reaches the
+        stream once, in order, and leaves the queue."""
         q, count = self.queue("outrec"), 300
         util("stream-create", self.server.url, "OUTREC", "t.outrec", 4096)
         util("create-records", q, 8192, 256)
@@ -351,23 +361,33 @@ class BridgeCase(unittest.TestCase):
     def test_out_kill_torture(self):
         """rq-bridge out SIGKILLed 100 times while a producer pushes: the
         stream holds every message once, in order."""
-        q, count = self.queue("out"), 4000
-        util("stream-create", self.server.url, "OUT", "t.out", 4096)
-        producer = self.spawn([UTIL, "produce", q, 0, count, 2500, 256], tag="producer")
+        self.out_kill_torture("out", "OUT", records=False)
+
+    def test_out_record_kill_torture(self):
+        """The same on a record queue."""
+        self.out_kill_torture("outr", "OUTR", records=True)
+
+    def out_kill_torture(self, tag, stream, records):
+        q, count, subject = self.queue(tag), 4000, "t." + tag
+        util("stream-create", self.server.url, stream, subject, 4096)
+        if records:
+            util("create-records", q, 65536, 256)
+        producer = self.spawn([UTIL, "produce", q, 0, count, 2500, 0 if records else 256],
+                              tag="producer")
         started = time.monotonic()
-        during = self.kill_randomly(100, lambda: self.bridge("out", "--queue", q, "--subject", "t.out"),
+        during = self.kill_randomly(100, lambda: self.bridge("out", "--queue", q, "--subject", subject),
                                     producer)
         killing = time.monotonic() - started
         self.assertGreaterEqual(during, 50, "the producer finished too early: push slower")
-        st = os.path.join(self.dir, "out.json")
-        last = self.bridge("out", "--queue", q, "--subject", "t.out", "--status", st,
+        st = os.path.join(self.dir, tag + ".json")
+        last = self.bridge("out", "--queue", q, "--subject", subject, "--status", st,
                            "--status-interval", 100)
         self.assertEqual(producer.wait(60), 0)
         self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
         self.stop(last, "rq-bridge out")
-        self.check_stream_once_in_order("OUT", count)
-        print("out torture: 100 kills (%d while pushing) in %.1f s, %d messages once each, in order"
-              % (during, killing, count), file=sys.stderr)
+        self.check_stream_once_in_order(stream, count)
+        print("%s torture: 100 kills (%d while pushing) in %.1f s, %d messages once each, in order"
+              % ("out (records)" if records else "out", during, killing, count), file=sys.stderr)
 
     def test_out_missing_server(self):
         """No server: a clear error, retried with growing pauses; the bridge

@@ -123,25 +123,6 @@ static void update_lag(bridge *b, rq *q)
         b->p.lag = st.depth;
 }
 
-/* A record queue (RQ_RECORDS) has no burst form yet: its window is one
- * message, peeked and released alone. */
-static int records;
-
-/* rq_peek_burst, or for a record queue rq_peek_info into V[0]. */
-static int peek(rq *q, rq_msg_view *v, size_t max, int timeout_ms)
-{
-    if (!records)
-        return rq_peek_burst(q, v, max, timeout_ms);
-    rq_msg_info info;
-    int rc = rq_peek_info(q, &v->data, &v->len, &info, timeout_ms);
-    if (rc != RQ_OK)
-        return rc;
-    v->seq = info.seq;
-    v->flags = info.flags;
-    v->reserved = 0;
-    return 1;
-}
-
 /* The window (window.h).  libnats calls bridge_out_ack on its own thread,
  * so the window is under MU.  The main thread sleeps on CV only when it
  * has nothing to do, and says what it waits for: WANT acknowledged
@@ -259,7 +240,7 @@ static int release_prefix(bridge *b, rq *q, int *delay)
     if (k == 0)
         return 0;
     bridge_crash_point("out.after_ack"); /* stored, not released */
-    int rc = records ? rq_release(q) : rq_release_burst(q, k);
+    int rc = rq_release_burst(q, k);
     if (rc != RQ_OK) {
         bridge_error(b, "cannot release messages %" PRIu64 "..%" PRIu64 ": %s", first,
                      first + k - 1, rq_strerror(rc));
@@ -304,7 +285,7 @@ static int head_failed(bridge *b, rq *q, rq *dlq, int answer, int *delay)
     char text[400];
     if (answer == BWIN_REFUSED && too_large(s, jerr)) {
         rq_msg_view v;
-        int n = peek(q, &v, 1, 0); /* the head again: its bytes, for the report */
+        int n = rq_peek_burst(q, &v, 1, 0); /* the head again: its bytes, for the report */
         if (n < 1 || v.seq != seq) {
             bridge_error(b, "cannot read queue %s: %s", b->o.queue,
                          rq_strerror(n < 1 ? n : RQ_ECORRUPT));
@@ -360,7 +341,7 @@ static int reconnect(bridge *b)
  * 1 if there was nothing new, 0 if there was, negative: an rq error. */
 static int refill(bridge *b, rq *q, const char *idbase, rq_msg_view *v, uint32_t sent, uint32_t cap)
 {
-    int n = peek(q, v, cap, sent == 0 ? 200 : 0);
+    int n = rq_peek_burst(q, v, cap, sent == 0 ? 200 : 0);
     if (n == RQ_EAGAIN || n == RQ_ETIMEDOUT)
         return 1;
     if (n < 0)
@@ -386,10 +367,9 @@ static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
 {
     static rq_msg_view v[BRIDGE_WINDOW_MAX];
     int delay = 100;
-    rq_record_stats rs;
-    records = rq_stat_records(q, &rs) != RQ_EINVAL;
+    /* Slot and record queues alike: the bursts work on both. */
     pthread_mutex_lock(&st.mu);
-    bwin_init(&st.w, records ? 1u : (uint32_t)b->o.window, 0);
+    bwin_init(&st.w, (uint32_t)b->o.window, 0);
     uint32_t cap = st.w.cap;
     pthread_mutex_unlock(&st.mu);
     /* A refill re-reads the views of the whole window (a peek starts at the
