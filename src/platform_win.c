@@ -104,11 +104,11 @@ struct rq_plat_segment {
     HANDLE init_mutex;
     HANDLE mpsc_mutex;
     struct role_keeper *keeper[LOCK_IDS];
-    HANDLE shared[LOCK_IDS]; /* shared holds: the presence event */
-    int mpsc_held;           /* this handle holds the MPSC mutex */
+    HANDLE shared[LOCK_IDS];  /* shared holds: the presence event */
+    int mpsc_held;            /* this handle holds the MPSC mutex */
     struct role_keeper *slot; /* this MPSC producer handle's slot, or NULL */
-    HANDLE interrupt;        /* rq_plat_interrupt: manual-reset, unnamed */
-    unsigned char *view;     /* the last view mapped through this handle */
+    HANDLE interrupt;         /* rq_plat_interrupt: manual-reset, unnamed */
+    unsigned char *view;      /* the last view mapped through this handle */
     uint64_t view_size;
     HANDLE poll[2]; /* the poll events (rq_plat_poll_side), or NULL */
 };

@@ -903,7 +903,7 @@ static void test_producer_death_outside_the_lock(void **state)
         char buf[64];
         size_t len;
         assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 10000), RQ_OK); /* it has its slot */
-        rq *live = th_open(name, RQ_PRODUCER, 8, 32, RQ_MPSC);         /* another slot */
+        rq *live = th_open(name, RQ_PRODUCER, 8, 32, RQ_MPSC);            /* another slot */
         assert_int_equal(stat_of(c).producer_takeovers, before.producer_takeovers + round - 1);
         rq_close(live);
         th_kill_and_reap(pid);
@@ -953,11 +953,8 @@ static void test_kills_at_every_lock_step(void **state)
 int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
-        TH_JOURNAL_CHILDREN,
-        TH_CHILD(child_push_after_plant),
-        TH_CHILD(child_reserve_and_die),
-        TH_CHILD(child_push_one),
-        TH_CHILD(child_push_and_wait),
+        TH_JOURNAL_CHILDREN,      TH_CHILD(child_push_after_plant), TH_CHILD(child_reserve_and_die),
+        TH_CHILD(child_push_one), TH_CHILD(child_push_and_wait),
     };
     TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {

@@ -9,8 +9,7 @@
 
 #include "bridge_report.h"
 
-static const char *const states[] = {"connecting", "running", "disconnected", "parked",
-                                     "stopped"};
+static const char *const states[] = {"connecting", "running", "disconnected", "parked", "stopped"};
 
 /* A non-negative integer member KEY of O into *V: 0, or -1. */
 static int get_count(json_t *o, const char *key, uint64_t *v)

@@ -51,8 +51,12 @@ static struct rqctl_bridge_file *find(const char *queue, size_t *n, unsigned lon
                                       int *have_uid)
 {
     struct rqctl_bridge_file *files;
-    if (rqctl_bridge_files(queue, &files, n) != 0)
+    *uid = 0;
+    *have_uid = 0;
+    if (rqctl_bridge_files(queue, &files, n) != 0) {
+        *n = 0;
         return NULL;
+    }
     struct rqctl_object_info info;
     *have_uid = rqctl_objects_info(KIND_QUEUE, queue, &info) == 0;
     *uid = *have_uid ? info.uid : 0;
@@ -63,7 +67,9 @@ static void text_one(const struct shown_bridge *b)
 {
     char pid[48], shown[4 * 512 + 1];
     snprintf(pid, sizeof pid, "pid %lld %s", b->f->pid,
-             b->alive < 0 ? "(?)" : b->alive ? "alive" : "gone");
+             b->alive < 0 ? "(?)"
+             : b->alive   ? "alive"
+                          : "gone");
     printf("  %-4s %-18s %s", b->f->direction, pid, b->state);
     if (!b->parsed) {
         printf(": report unusable (%s)\n", b->why);

@@ -49,12 +49,12 @@ int rqctl_pid_alive(long long pid);
 #define RQCTL_BRIDGE_FILE_MAX 4096 /* bytes read of one; more: too_long */
 #define RQCTL_BRIDGE_FILES_MAX 16  /* files looked at per queue */
 struct rqctl_bridge_file {
-    char direction[4];    /* "out" or "in", from the file's name */
-    long long pid;        /* from the file's name */
-    unsigned long uid;    /* the file's owner */
-    double age;           /* seconds since it was last written */
-    int too_long;         /* longer than RQCTL_BRIDGE_FILE_MAX: not read */
-    int unreadable;       /* not a regular file, or could not be read: errno */
+    char direction[4]; /* "out" or "in", from the file's name */
+    long long pid;     /* from the file's name */
+    unsigned long uid; /* the file's owner */
+    double age;        /* seconds since it was last written */
+    int too_long;      /* longer than RQCTL_BRIDGE_FILE_MAX: not read */
+    int unreadable;    /* not a regular file, or could not be read: errno */
     size_t len;
     char text[RQCTL_BRIDGE_FILE_MAX];
 };

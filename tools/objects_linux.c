@@ -208,8 +208,8 @@ static void bridge_read(int dir_fd, const char *name, struct rqctl_bridge_file *
     f->uid = (unsigned long)st.st_uid;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    f->age = (double)(now.tv_sec - st.st_mtim.tv_sec) +
-             (double)(now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
+    f->age =
+        (double)(now.tv_sec - st.st_mtim.tv_sec) + (double)(now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
     char extra;
     ssize_t n = read(fd, f->text, sizeof f->text);
     if (n < 0)

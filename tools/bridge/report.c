@@ -73,8 +73,8 @@ void bridge_report_begin(bridge *b)
     }
     b->report_mode = (unsigned)(st.st_mode & 0666);
     remove_dead(b);
-    snprintf(b->report_path, sizeof b->report_path, "%s/rqb.%s.%lld.%s", report_dir,
-             b->p.direction, (long long)getpid(), b->o.queue);
+    snprintf(b->report_path, sizeof b->report_path, "%s/rqb.%s.%lld.%s", report_dir, b->p.direction,
+             (long long)getpid(), b->o.queue);
 }
 
 /* Writes LEN bytes of TEXT to the new file FD: 0, or -1 with errno. */
@@ -98,8 +98,8 @@ void bridge_report_write(bridge *b, const char *text, size_t len)
     if (!b->report_path[0])
         return;
     char tmp[340];
-    snprintf(tmp, sizeof tmp, "%s/rqbt.%s.%lld.%s", report_dir, b->p.direction,
-             (long long)getpid(), b->o.queue);
+    snprintf(tmp, sizeof tmp, "%s/rqbt.%s.%lld.%s", report_dir, b->p.direction, (long long)getpid(),
+             b->o.queue);
     /* A fresh file each time (O_EXCL, never following a link someone put
      * under the name), its mode set past the umask. */
     unlink(tmp);
