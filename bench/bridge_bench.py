@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bridge_bench.py - rq-bridge out beside a plain libnats JetStream
 asynchronous publisher, same 64-byte messages, same nats-server, rounds
-interleaved; rq-bridge in filling a queue from a stream; then the
+interleaved, out on a slot queue and on a record queue; rq-bridge in filling a queue from a stream; then the
 end-to-end latency push -> rq-bridge out -> stream ->
 rq-bridge in -> pop, one message at a time (docs/bridge.md, Performance).
 
@@ -9,7 +9,8 @@ rq-bridge in -> pop, one message at a time (docs/bridge.md, Performance).
 
 Starts nats-server on a free loopback port with a temporary storage
 directory and stops it at the end.  Prints one line per figure with the
-median and the spread (min..max) over the rounds.
+median and the spread (min..max) over the rounds.  RQ_BRIDGE_BENCH_OUT_ONLY=1
+stops after the publishers and out (no in, no latency).
 """
 import json
 import os
@@ -53,6 +54,41 @@ def spread(name, values, unit):
                                                               max(values), unit))
 
 
+def time_out(url, q, status):
+    """rq-bridge out draining OUT_COUNT messages pushed into queue Q: msg/s.
+    Timed from the first push into the empty queue, the bridge connected
+    and waiting (as the publisher's time excludes its connect), to the last
+    release, in one process."""
+    b = subprocess.Popen([BRIDGE, "out", "--server", url, "--queue", q, "--subject", "b.out",
+                          "--window", WINDOW, "--status", status], stderr=subprocess.DEVNULL)
+    until = time.monotonic() + 30
+    while running(status) is False and time.monotonic() < until:
+        time.sleep(0.01)
+    rate = float(util("fill-wait", q, OUT_COUNT, SIZE))
+    b.send_signal(signal.SIGTERM)
+    b.wait()
+    return rate
+
+
+def ratio(name, a, b):
+    ratios = [x / y for x, y in zip(a, b)]
+    print("%-34s median %10.3f  min %10.3f  max %10.3f" % (name, statistics.median(ratios),
+                                                          min(ratios), max(ratios)))
+
+
+def report(pub, ids, out, rec, inn):
+    spread("plain async publisher", pub, "msg/s")
+    spread("plain, with message ids", ids, "msg/s")
+    spread("rq-bridge out", out, "msg/s")
+    spread("rq-bridge out, record queue", rec, "msg/s")
+    if inn:
+        spread("rq-bridge in (stream -> queue)", inn, "msg/s")
+    ratio("ratio out / plain", out, pub)
+    ratio("ratio out / plain with ids", out, ids)
+    ratio("ratio plain with ids / plain", ids, pub)
+    ratio("ratio out records / out slots", rec, out)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rq-bridge-bench.")
     with socket.socket() as s:
@@ -71,7 +107,7 @@ def main():
                 time.sleep(0.1)
         util("stream-create", url, "BPUB", "b.pub", 1024)
         util("stream-create", url, "BOUT", "b.out", 1024)
-        pub, ids, out = [], [], []
+        pub, ids, out, rec = [], [], [], []
         for r in range(ROUNDS):
             pub.append(float(util("bench-pub", url, "b.pub", PUB_COUNT, SIZE)))
             # The same with a message id per publish, as out's (the stream's
@@ -80,18 +116,15 @@ def main():
             q = "bridge-bench.%d.%d" % (os.getpid(), r)
             queues.append(q)
             util("create", q, 32768, 128)
-            status = os.path.join(tmp, "out%d.json" % r)
-            b = subprocess.Popen([BRIDGE, "out", "--server", url, "--queue", q, "--subject", "b.out",
-                                  "--window", WINDOW, "--status", status], stderr=subprocess.DEVNULL)
-            # Timed from the first push into the empty queue, the bridge
-            # connected and waiting (as the publisher's time excludes its
-            # connect), to the last release, in one process.
-            until = time.monotonic() + 30
-            while running(status) is False and time.monotonic() < until:
-                time.sleep(0.01)
-            out.append(float(util("fill-wait", q, OUT_COUNT, SIZE)))
-            b.send_signal(signal.SIGTERM)
-            b.wait()
+            out.append(time_out(url, q, os.path.join(tmp, "out%d.json" % r)))
+            # The same out on a record queue of about the same bytes.
+            q = "bridge-bench.%d.r%d" % (os.getpid(), r)
+            queues.append(q)
+            util("create-records", q, 32768 * 128, 256)
+            rec.append(time_out(url, q, os.path.join(tmp, "rec%d.json" % r)))
+        if os.environ.get("RQ_BRIDGE_BENCH_OUT_ONLY"):
+            report(pub, ids, out, rec, None)
+            return
         # in: IN_COUNT stream messages into an empty queue, a new durable
         # consumer (from the stream's start) each round.
         inn = []
@@ -110,15 +143,7 @@ def main():
             inn.append(IN_COUNT / (time.monotonic() - t0))
             b.send_signal(signal.SIGTERM)
             b.wait()
-        spread("plain async publisher", pub, "msg/s")
-        spread("plain, with message ids", ids, "msg/s")
-        spread("rq-bridge out", out, "msg/s")
-        spread("rq-bridge in (stream -> queue)", inn, "msg/s")
-        for name, base in (("ratio out / plain", pub), ("ratio out / plain with ids", ids),
-                           ("ratio plain with ids / plain", None)):
-            ratios = [o / p for o, p in zip(out, base)] if base else [i / p for i, p in zip(ids, pub)]
-            print("%-34s median %10.3f  min %10.3f  max %10.3f" % (name, statistics.median(ratios),
-                                                                  min(ratios), max(ratios)))
+        report(pub, ids, out, rec, inn)
 
         util("stream-create", url, "BLAT", "b.lat", 1024)
         qa, qb = "bridge-bench.%d.a" % os.getpid(), "bridge-bench.%d.b" % os.getpid()
@@ -141,10 +166,12 @@ def main():
         server.send_signal(signal.SIGTERM)
         server.wait()
         for q in queues:
-            try:
-                os.unlink("/dev/shm/rq." + q)
-            except FileNotFoundError:
-                pass
+            for f in ["rq." + q] + [f for f in os.listdir("/dev/shm")
+                                    if f.startswith("rqb.") and f.endswith("." + q)]:
+                try:
+                    os.unlink("/dev/shm/" + f)
+                except FileNotFoundError:
+                    pass
         shutil.rmtree(tmp, ignore_errors=True)
 
 

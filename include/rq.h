@@ -287,9 +287,10 @@ typedef struct rq_stats {
     int64_t lock_held_ms;
     /* RQ_MPSC: lock recoveries (lock_recoveries) whose dead owner held the
      * lock for a reservation.  Deaths of producers are counted in
-     * producer_takeovers for RQ_MPSC too (Linux): a producer slot found
-     * with the pid of a holder that never closed, counted when the next
-     * producer takes that slot. */
+     * producer_takeovers for RQ_MPSC too, inside the lock or outside it,
+     * on Linux and Windows alike: a producer slot found with the pid of a
+     * holder that never closed, counted when the next producer takes that
+     * slot. */
     uint64_t dead_reservations;
 } rq_stats;
 

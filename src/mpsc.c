@@ -76,7 +76,20 @@ int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
     m->recoveries = &shm->admin.lock_recoveries;
     m->dead_reservations = &shm->admin.dead_reservations;
     m->held = 0;
+    m->slot_pid = NULL;
+    /* A producer slot, as on Linux: a pid left on it is a producer that
+     * died without closing, outside the lock as well as inside it (the
+     * mutex's WAIT_ABANDONED sees only the latter), counted as a takeover.
+     * The slot index comes from the kernel object's name, never from the
+     * segment. */
+    uint32_t slot;
+    int rc = rq_plat_producer_slot(seg, &slot);
+    if (rc < 0)
+        return rc;
     RQ_CRASH_POINT(MPSC_OPEN_AFTER_SLOT);
+    m->slot_pid = &shm->slot_pid[slot];
+    if (rq_exchange_u32(m->slot_pid, (uint32_t)rq_plat_pid()) != 0)
+        rq_fetch_add_u64(&shm->producer.takeovers, 1);
     return RQ_OK;
 }
 
@@ -150,6 +163,9 @@ void rq_mpsc_unlock(struct rq_mpsc *m)
 void rq_mpsc_close(struct rq_mpsc *m)
 {
     rq_mpsc_unlock(m);
+    if (m->slot_pid)
+        rq_store_relaxed_u32(m->slot_pid, 0); /* a clean close, no death */
+    rq_plat_producer_slot_release(m->seg);
 }
 
 void rq_mpsc_keep(struct rq_mpsc *m)

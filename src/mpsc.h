@@ -67,6 +67,8 @@ struct rq_mpsc {
     int kept;                /* held across calls: in this thread's list */
     uint64_t object[2];      /* which queue (self-deadlock check) */
     rq_atomic_u32 *slot_pid; /* our slot's pid word in the segment */
+#else
+    rq_atomic_u32 *slot_pid; /* our producer slot's pid word in the segment */
 #endif
 };
 

@@ -205,6 +205,15 @@ void rq_plat_yield(void);
 int rq_plat_mutex_init(rq_plat_segment *seg);
 int rq_plat_mutex_lock(rq_plat_segment *seg, int timeout_ms, int *recovered);
 void rq_plat_mutex_unlock(rq_plat_segment *seg);
+/* An MPSC producer handle's slot, so a producer that dies outside the
+ * lock is seen when its slot is next taken (mpsc.c counts it from the
+ * slot's pid word): the named mutex "...pslot.<i>" of the first free
+ * i < RQ_MPSC_PRODUCERS_MAX, owned by a thread of the handle's until
+ * release or the process's death (then abandoned, or gone with its last
+ * handle: free either way).  RQ_OK and *SLOT; RQ_EBUSY if every slot is
+ * held; RQ_ESYS.  The segment's close releases it too. */
+int rq_plat_producer_slot(rq_plat_segment *seg, uint32_t *slot);
+void rq_plat_producer_slot_release(rq_plat_segment *seg);
 #else
 /* Which object SEG is, as two numbers equal for every handle of the same
  * object in any process (Linux: device and inode).  Read once, at open. */

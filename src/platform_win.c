@@ -17,6 +17,8 @@
  *            the word away from, so every waiter that could have seen an old
  *            value is released, and none can sleep through a change
  *  mutex     the MPSC producers' lock: named mutex "...mpsc", thread-owned
+ *  slots     each MPSC producer handle holds the named mutex "...pslot.<i>"
+ *            of the first free i, on a keeper thread, for the handle's life
  */
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
@@ -102,10 +104,11 @@ struct rq_plat_segment {
     HANDLE init_mutex;
     HANDLE mpsc_mutex;
     struct role_keeper *keeper[LOCK_IDS];
-    HANDLE shared[LOCK_IDS]; /* shared holds: the presence event */
-    int mpsc_held;           /* this handle holds the MPSC mutex */
-    HANDLE interrupt;        /* rq_plat_interrupt: manual-reset, unnamed */
-    unsigned char *view;     /* the last view mapped through this handle */
+    HANDLE shared[LOCK_IDS];  /* shared holds: the presence event */
+    int mpsc_held;            /* this handle holds the MPSC mutex */
+    struct role_keeper *slot; /* this MPSC producer handle's slot, or NULL */
+    HANDLE interrupt;         /* rq_plat_interrupt: manual-reset, unnamed */
+    unsigned char *view;      /* the last view mapped through this handle */
     uint64_t view_size;
     HANDLE poll[2]; /* the poll events (rq_plat_poll_side), or NULL */
 };
@@ -460,6 +463,8 @@ void rq_plat_segment_close(rq_plat_segment *seg)
         if (seg->shared[id])
             CloseHandle(seg->shared[id]);
     }
+    if (seg->slot)
+        keeper_stop(seg->slot);
     for (int side = 0; side < 2; side++)
         if (seg->poll[side])
             CloseHandle(seg->poll[side]);
@@ -1065,6 +1070,106 @@ void rq_plat_mutex_unlock(rq_plat_segment *seg)
     held_remove(name);
     seg->mpsc_held = 0;
     ReleaseMutex(seg->mpsc_mutex);
+    SetLastError(saved);
+}
+
+/* ---- MPSC producer slots --------------------------------------------------- */
+
+/* A producer slot's keeper: a role keeper that looks for the first free
+ * slot itself, so one thread serves the whole search. */
+struct slot_keeper {
+    struct role_keeper k; /* first: keeper_stop and keeper_free take it */
+    wchar_t base[BASE_NAME_MAX];
+    uint32_t slot;
+};
+
+static DWORD WINAPI slot_keeper_main(void *arg)
+{
+    struct slot_keeper *sk = arg;
+    struct role_keeper *k = &sk->k;
+    /* The opening thread waits for k->acquired meanwhile: the gated calls
+     * below are counted in the same order every time (fault.h). */
+    for (uint32_t i = 0; i < (uint32_t)RQ_MPSC_PRODUCERS_MAX; i++) {
+        wchar_t name[OBJECT_NAME_MAX];
+        swprintf(name, OBJECT_NAME_MAX, L"%ls.pslot.%u", sk->base, i);
+        HANDLE m = RQ_SYS(CREATE_MUTEX, CreateMutexW(NULL, FALSE, name), NULL);
+        /* Never probed by others (unlike role mutexes): held means taken. */
+        DWORD r = m ? RQ_SYS(WAIT, WaitForSingleObject(m, 0), WAIT_FAILED) : WAIT_FAILED;
+        if (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED) {
+            k->mutex = m;
+            sk->slot = i;
+            InterlockedExchange(&k->outcome, 1);
+            SetEvent(k->acquired);
+            WaitForSingleObject(k->release, INFINITE);
+            ReleaseMutex(m);
+            return 0;
+        }
+        DWORD err = GetLastError();
+        if (m)
+            CloseHandle(m);
+        if (r != WAIT_TIMEOUT) {
+            k->err = err;
+            InterlockedExchange(&k->outcome, -1);
+            SetEvent(k->acquired);
+            return 0;
+        }
+    }
+    InterlockedExchange(&k->outcome, 0); /* every slot held */
+    SetEvent(k->acquired);
+    return 0;
+}
+
+int rq_plat_producer_slot(rq_plat_segment *seg, uint32_t *slot)
+{
+    if (seg->slot)
+        return RQ_EBUSY; /* this handle has one */
+    struct slot_keeper *sk = calloc(1, sizeof *sk);
+    if (!sk) {
+        SetLastError(ERROR_NOT_ENOUGH_MEMORY);
+        return RQ_ESYS;
+    }
+    struct role_keeper *k = &sk->k;
+    wcscpy(sk->base, seg->base);
+    k->acquired = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, NULL), NULL);
+    if (k->acquired)
+        k->release = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, NULL), NULL);
+    if (k->release)
+        k->thread = RQ_SYS(CREATE_THREAD,
+                           CreateThread(NULL, 64 * 1024, slot_keeper_main, sk,
+                                        STACK_SIZE_PARAM_IS_A_RESERVATION, NULL),
+                           NULL);
+    if (!k->thread) {
+        DWORD err = GetLastError();
+        keeper_free(k);
+        SetLastError(err);
+        return RQ_ESYS;
+    }
+    if (RQ_SYS(WAIT, WaitForSingleObject(k->acquired, INFINITE), WAIT_FAILED) != WAIT_OBJECT_0) {
+        DWORD err = GetLastError();
+        keeper_stop(k); /* it may yet take a slot: stop it as a holder */
+        SetLastError(err);
+        return RQ_ESYS;
+    }
+    LONG outcome = InterlockedCompareExchange(&k->outcome, 0, 0);
+    if (outcome != 1) {
+        DWORD err = k->err;
+        WaitForSingleObject(k->thread, INFINITE);
+        keeper_free(k);
+        SetLastError(err);
+        return outcome == 0 ? RQ_EBUSY : RQ_ESYS;
+    }
+    *slot = sk->slot;
+    seg->slot = k;
+    return RQ_OK;
+}
+
+void rq_plat_producer_slot_release(rq_plat_segment *seg)
+{
+    if (!seg->slot)
+        return;
+    DWORD saved = GetLastError();
+    keeper_stop(seg->slot);
+    seg->slot = NULL;
     SetLastError(saved);
 }
 

@@ -2,7 +2,7 @@
 """test_bridge.py - rq-bridge against a real nats-server, started here with
 JetStream on a free loopback port and a temporary storage directory.
 
-    python3 tests/test_bridge.py path/to/rq-bridge path/to/bridge_util
+    RQCTL=path/to/rqctl python3 tests/test_bridge.py path/to/rq-bridge path/to/bridge_util
 
 Kill tortures of both directions, a server restart under load, a missing
 server and a message too large for the stream.  Exits 77 (ctest: skipped,
@@ -22,6 +22,7 @@ import time
 import unittest
 
 BRIDGE = UTIL = None
+RQCTL = os.environ.get("RQCTL")  # rqctl, for its view of the bridges
 SKIP = 77
 _counter = 0
 
@@ -36,10 +37,19 @@ def fresh(tag):
 
 
 def unlink_queue(name):
-    try:
-        os.unlink("/dev/shm/rq." + name)
-    except FileNotFoundError:
-        pass
+    """The queue and the status files bridges left beside it."""
+    files = ["rq." + name] + [f for f in os.listdir("/dev/shm")
+                              if f.startswith(("rqb.", "rqbt.")) and f.endswith("." + name)]
+    for f in files:
+        try:
+            os.unlink("/dev/shm/" + f)
+        except FileNotFoundError:
+            pass
+
+
+def bridge_files(name):
+    return sorted(f for f in os.listdir("/dev/shm")
+                  if f.startswith(("rqb.", "rqbt.")) and f.endswith("." + name))
 
 
 def free_port():
@@ -242,13 +252,24 @@ class BridgeCase(unittest.TestCase):
         the messages in hand, flagged redelivered, the stream answers
         duplicate for those it had, and it holds every message once, in
         order."""
-        q, count, window = self.queue("outcp"), 2000, 8
-        util("stream-create", self.server.url, "OUTCP", "t.outcp", 4096)
-        util("produce", q, 0, count, 0, 4096)
-        args = ("--queue", q, "--subject", "t.outcp", "--window", window)
+        self.out_crash_point("outcp", "OUTCP", records=False)
+
+    def test_out_record_crash_point(self):
+        """The same on a record queue (the same bursts: rq_peek_burst,
+        rq_release_burst)."""
+        self.out_crash_point("outrcp", "OUTRCP", records=True)
+
+    def out_crash_point(self, tag, stream, records):
+        q, count, window = self.queue(tag), 2000, 8
+        subject = "t." + tag
+        util("stream-create", self.server.url, stream, subject, 4096)
+        if records:
+            util("create-records", q, 262144, 256)  # all COUNT fit: produced first
+        util("produce", q, 0, count, 0, 0 if records else 4096)
+        args = ("--queue", q, "--subject", subject, "--window", window)
         for _ in range(20):  # at most 20 x 10 windows of 8: the queue never runs dry
             self.assertEqual(self.crash_at("out.after_ack", random.randint(1, 10), "out", *args), -9)
-        st = os.path.join(self.dir, "outcp.json")
+        st = os.path.join(self.dir, tag + ".json")
         last = self.bridge("out", *args, "--status", st)
         self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
         self.stop(last, "rq-bridge out")
@@ -258,12 +279,76 @@ class BridgeCase(unittest.TestCase):
         # redelivered) may not have reached the stream yet.
         self.assertTrue(1 <= s["duplicates"] <= s["redelivered"] <= window,
                         "the window in hand at the last kill was not republished as duplicates: %r" % s)
-        self.check_stream_once_in_order("OUTCP", count)
+        self.check_stream_once_in_order(stream, count)
 
+    # ---- rqctl stat ---------------------------------------------------
+
+    def rqctl_bridges(self, q):
+        """The bridges 'rqctl stat --json Q' shows."""
+        p = subprocess.run([RQCTL, "stat", "--json", q], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)["bridges"]
+
+    def wait_bridges(self, q, predicate, what, seconds=20):
+        seen = []
+
+        def check():
+            seen[:] = self.rqctl_bridges(q)
+            return predicate(seen)
+        self.assertTrue(wait_until(check, seconds), "%s: rqctl shows %r" % (what, seen))
+        return seen
+
+    def test_rqctl_stat_shows_bridges(self):
+        """rqctl stat finds the bridges of a queue without being told a
+        path: a running out with its counts, then stopped after SIGTERM;
+        a killed one as dead (its file replaced the stopped one's); two at
+        once both; rqctl unlink removes their files."""
+        if not RQCTL:
+            self.skipTest("RQCTL (path to rqctl) not set")
+        q, count = self.queue("stat"), 3000
+        util("stream-create", self.server.url, "STAT", "t.stat", 4096)
+        util("produce", q, 0, count, 0, 4096)
+        self.assertEqual(self.rqctl_bridges(q), [])
+        args = ("--queue", q, "--subject", "t.stat", "--status-interval", 100)
+        b = self.bridge("out", *args)
+        [s] = self.wait_bridges(q, lambda bs: len(bs) == 1 and bs[0]["reported"]["messages"] == count,
+                                "the running bridge's count")
+        self.assertEqual((s["direction"], s["pid"], s["alive"], s["state"]), ("out", b.pid, True, "running"))
+        self.assertEqual((s["reported"]["lag"], s["reported"]["errors"]), (0, 0))
+        self.assertTrue(0 <= s["age_s"] < 5 and s["owner_is_queue_owner"], s)
+        text = subprocess.run([RQCTL, "stat", q], capture_output=True, text=True).stdout
+        self.assertIn("out  pid %d alive" % b.pid, text)
+        self.assertIn("running, %d messages, lag 0, 0 errors" % count, text)
+        self.stop(b, "rq-bridge out")
+        [s] = self.rqctl_bridges(q)
+        self.assertEqual((s["pid"], s["alive"], s["state"], s["reported"]["state"]),
+                         (b.pid, False, "stopped", "stopped"))
+        # Two outs by mistake: the second waits for the consumer role, and
+        # both show.  Killed, the first shows as dead.
+        first = self.bridge("out", *args)
+        self.wait_bridges(q, lambda bs: [x["pid"] for x in bs] == [first.pid] and
+                          bs[0]["state"] == "running", "the stopped bridge's file replaced")
+        second = self.bridge("out", *args, "--max-backoff", 200)
+        both = self.wait_bridges(q, lambda bs: len(bs) == 2, "two bridges")
+        self.assertEqual(sorted(x["pid"] for x in both), sorted([first.pid, second.pid]))
+        self.stop(second, "the second rq-bridge out")
+        first.kill()
+        first.wait()
+        shown = {x["pid"]: x for x in self.rqctl_bridges(q)}
+        self.assertEqual(shown[first.pid]["state"], "dead")
+        self.assertFalse(shown[first.pid]["alive"])
+        self.assertEqual(shown[first.pid]["reported"]["state"], "running")
+        self.assertEqual(shown[second.pid]["state"], "stopped")
+        self.assertIn("pid %d gone" % first.pid,
+                      subprocess.run([RQCTL, "stat", q], capture_output=True, text=True).stdout)
+        self.assertEqual(len(bridge_files(q)), 2)
+        p = subprocess.run([RQCTL, "unlink", q], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(bridge_files(q), [])
 
     def test_out_record_queue(self):
-        """A record queue (no burst form yet: a window of one): every
-        message reaches the stream once, in order, and leaves the queue."""
+        """A record queue (bursts, as on slots): every message reaches the
+        stream once, in order, and leaves the queue."""
         q, count = self.queue("outrec"), 300
         util("stream-create", self.server.url, "OUTREC", "t.outrec", 4096)
         util("create-records", q, 8192, 256)
@@ -276,23 +361,33 @@ class BridgeCase(unittest.TestCase):
     def test_out_kill_torture(self):
         """rq-bridge out SIGKILLed 100 times while a producer pushes: the
         stream holds every message once, in order."""
-        q, count = self.queue("out"), 4000
-        util("stream-create", self.server.url, "OUT", "t.out", 4096)
-        producer = self.spawn([UTIL, "produce", q, 0, count, 2500, 256], tag="producer")
+        self.out_kill_torture("out", "OUT", records=False)
+
+    def test_out_record_kill_torture(self):
+        """The same on a record queue."""
+        self.out_kill_torture("outr", "OUTR", records=True)
+
+    def out_kill_torture(self, tag, stream, records):
+        q, count, subject = self.queue(tag), 4000, "t." + tag
+        util("stream-create", self.server.url, stream, subject, 4096)
+        if records:
+            util("create-records", q, 65536, 256)
+        producer = self.spawn([UTIL, "produce", q, 0, count, 2500, 0 if records else 256],
+                              tag="producer")
         started = time.monotonic()
-        during = self.kill_randomly(100, lambda: self.bridge("out", "--queue", q, "--subject", "t.out"),
+        during = self.kill_randomly(100, lambda: self.bridge("out", "--queue", q, "--subject", subject),
                                     producer)
         killing = time.monotonic() - started
         self.assertGreaterEqual(during, 50, "the producer finished too early: push slower")
-        st = os.path.join(self.dir, "out.json")
-        last = self.bridge("out", "--queue", q, "--subject", "t.out", "--status", st,
+        st = os.path.join(self.dir, tag + ".json")
+        last = self.bridge("out", "--queue", q, "--subject", subject, "--status", st,
                            "--status-interval", 100)
         self.assertEqual(producer.wait(60), 0)
         self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
         self.stop(last, "rq-bridge out")
-        self.check_stream_once_in_order("OUT", count)
-        print("out torture: 100 kills (%d while pushing) in %.1f s, %d messages once each, in order"
-              % (during, killing, count), file=sys.stderr)
+        self.check_stream_once_in_order(stream, count)
+        print("%s torture: 100 kills (%d while pushing) in %.1f s, %d messages once each, in order"
+              % ("out (records)" if records else "out", during, killing, count), file=sys.stderr)
 
     def test_out_missing_server(self):
         """No server: a clear error, retried with growing pauses; the bridge

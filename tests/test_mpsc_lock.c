@@ -876,6 +876,54 @@ static void test_who_holds_the_mutex(void **state)
 #endif
 }
 
+/* Opens an MPSC producer, pushes ARG, and waits to be killed. */
+static int child_push_and_wait(const char *arg)
+{
+    rq *p;
+    if (rq_open(&p, th_child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
+        return 1;
+    if (rq_push(p, arg, strlen(arg), 5000) != RQ_OK)
+        return 2;
+    for (;;)
+        th_sleep_us(100000);
+}
+
+/* A producer killed outside the producers' lock (SIGKILL; on Windows
+ * TerminateProcess, which the named mutex alone would not see) is counted
+ * in producer_takeovers when its producer slot is next taken, and is no
+ * lock recovery; live producers and clean closes count nothing. */
+static void test_producer_death_outside_the_lock(void **state)
+{
+    (void)state;
+    const char *name = th_set_child_queue(th_name("lk.death"));
+    rq *c = th_open(name, RQ_CONSUMER, 8, 32, RQ_MPSC);
+    rq_stats before = stat_of(c);
+    for (int round = 1; round <= 3; round++) {
+        th_pid pid = th_spawn("child_push_and_wait", "alive", 30);
+        char buf[64];
+        size_t len;
+        assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 10000), RQ_OK); /* it has its slot */
+        rq *live = th_open(name, RQ_PRODUCER, 8, 32, RQ_MPSC);            /* another slot */
+        assert_int_equal(stat_of(c).producer_takeovers, before.producer_takeovers + round - 1);
+        rq_close(live);
+        th_kill_and_reap(pid);
+        assert_int_equal(stat_of(c).producer_takeovers, before.producer_takeovers + round - 1);
+        rq *p = th_open(name, RQ_PRODUCER, 8, 32, RQ_MPSC); /* the dead one's slot */
+        rq_stats st = stat_of(c);
+        assert_int_equal(st.producer_takeovers, before.producer_takeovers + round);
+        assert_int_equal(st.lock_recoveries, before.lock_recoveries);
+        assert_int_equal(st.dead_reservations, before.dead_reservations);
+        assert_int_equal(rq_push(p, "x", 1, 1000), RQ_OK);
+        pop_expect(c, "x");
+        rq_close(p); /* a clean close is no death */
+        p = th_open(name, RQ_PRODUCER, 8, 32, RQ_MPSC);
+        assert_int_equal(stat_of(c).producer_takeovers, before.producer_takeovers + round);
+        rq_close(p);
+    }
+    rq_close(c);
+    rq_unlink(name);
+}
+
 static void test_kills_at_every_lock_step(void **state)
 {
     (void)state;
@@ -905,10 +953,8 @@ static void test_kills_at_every_lock_step(void **state)
 int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
-        TH_JOURNAL_CHILDREN,
-        TH_CHILD(child_push_after_plant),
-        TH_CHILD(child_reserve_and_die),
-        TH_CHILD(child_push_one),
+        TH_JOURNAL_CHILDREN,      TH_CHILD(child_push_after_plant), TH_CHILD(child_reserve_and_die),
+        TH_CHILD(child_push_one), TH_CHILD(child_push_and_wait),
     };
     TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
@@ -923,6 +969,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_producer_limit),
         cmocka_unit_test(test_who_holds_the_lock),
         cmocka_unit_test(test_who_holds_the_mutex),
+        cmocka_unit_test(test_producer_death_outside_the_lock),
         cmocka_unit_test(test_kills_at_every_lock_step),
     };
     return cmocka_run_group_tests_name("mpsc_lock", tests, NULL, NULL);

@@ -44,6 +44,29 @@ int rqctl_objects_info(enum rqctl_kind kind, const char *name, struct rqctl_obje
 /* 1 if process PID exists, 0 if not, -1 if that cannot be told here. */
 int rqctl_pid_alive(long long pid);
 
+/* A status file rq-bridge wrote beside queue QUEUE (/dev/shm/rqb.DIR.PID.
+ * QUEUE, tools/bridge/report.c), as found: its contents are untrusted. */
+#define RQCTL_BRIDGE_FILE_MAX 4096 /* bytes read of one; more: too_long */
+#define RQCTL_BRIDGE_FILES_MAX 16  /* files looked at per queue */
+struct rqctl_bridge_file {
+    char direction[4]; /* "out" or "in", from the file's name */
+    long long pid;     /* from the file's name */
+    unsigned long uid; /* the file's owner */
+    double age;        /* seconds since it was last written */
+    int too_long;      /* longer than RQCTL_BRIDGE_FILE_MAX: not read */
+    int unreadable;    /* not a regular file, or could not be read: errno */
+    size_t len;
+    char text[RQCTL_BRIDGE_FILE_MAX];
+};
+
+/* The bridges' files of QUEUE, by direction then pid, at most
+ * RQCTL_BRIDGE_FILES_MAX.  0 (*OUT NULL when none), or -1 with errno set
+ * (ENOSYS where this OS keeps no such files). */
+int rqctl_bridge_files(const char *queue, struct rqctl_bridge_file **out, size_t *count);
+/* Removes them (and their temporary files), for 'rqctl unlink'; those of
+ * another user stay (the directory is sticky).  How many were removed. */
+int rqctl_bridge_files_remove(const char *queue);
+
 /* Where the objects are looked for, for messages ("/dev/shm"). */
 extern const char rqctl_objects_where[];
 

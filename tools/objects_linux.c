@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "objects.h"
@@ -166,4 +167,114 @@ void rqctl_objects_free(struct rqctl_object *objects, size_t count)
     for (size_t i = 0; i < count; i++)
         free(objects[i].name);
     free(objects);
+}
+
+/* ---- rq-bridge's status files ------------------------------------------ */
+
+/* The direction and pid of directory entry FILE if it is
+ * "PREFIX.DIR.PID.QUEUE" (DIR out or in), else 0. */
+static int bridge_entry(const char *file, const char *prefix, const char *queue, char dir[4],
+                        long long *pid)
+{
+    size_t pl = strlen(prefix);
+    if (strncmp(file, prefix, pl) != 0)
+        return 0;
+    const char *p = file + pl;
+    if (strncmp(p, "out.", 4) == 0)
+        memcpy(dir, "out", 4), p += 4;
+    else if (strncmp(p, "in.", 3) == 0)
+        memcpy(dir, "in", 3), p += 3;
+    else
+        return 0;
+    *pid = 0;
+    const char *digits = p;
+    for (; *p >= '0' && *p <= '9' && p - digits < 10; p++)
+        *pid = *pid * 10 + (*p - '0');
+    return p > digits && *p == '.' && strcmp(p + 1, queue) == 0;
+}
+
+/* Reads the file at DIR_FD/NAME into F: bounded, never following a link,
+ * never blocking on a FIFO someone put there. */
+static void bridge_read(int dir_fd, const char *name, struct rqctl_bridge_file *f)
+{
+    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        f->unreadable = fd < 0 ? errno : EINVAL;
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    f->uid = (unsigned long)st.st_uid;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    f->age =
+        (double)(now.tv_sec - st.st_mtim.tv_sec) + (double)(now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
+    char extra;
+    ssize_t n = read(fd, f->text, sizeof f->text);
+    if (n < 0)
+        f->unreadable = errno;
+    else if ((size_t)n == sizeof f->text && read(fd, &extra, 1) == 1)
+        f->too_long = 1;
+    else
+        f->len = (size_t)n;
+    close(fd);
+}
+
+static int by_direction_then_pid(const void *a, const void *b)
+{
+    const struct rqctl_bridge_file *x = a, *y = b;
+    int c = strcmp(y->direction, x->direction); /* "out" first */
+    return c ? c : (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+int rqctl_bridge_files(const char *queue, struct rqctl_bridge_file **out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    DIR *dir = opendir(rqctl_objects_where);
+    if (!dir)
+        return -1;
+    struct rqctl_bridge_file *list = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL && n < RQCTL_BRIDGE_FILES_MAX) {
+        char direction[4] = "";
+        long long pid;
+        if (!bridge_entry(e->d_name, "rqb.", queue, direction, &pid))
+            continue;
+        if (!list && !(list = calloc(RQCTL_BRIDGE_FILES_MAX, sizeof *list))) {
+            closedir(dir);
+            return -1;
+        }
+        memcpy(list[n].direction, direction, sizeof direction);
+        list[n].pid = pid;
+        bridge_read(dirfd(dir), e->d_name, &list[n]);
+        n++;
+    }
+    closedir(dir);
+    if (n)
+        qsort(list, n, sizeof *list, by_direction_then_pid);
+    *out = list;
+    *count = n;
+    return 0;
+}
+
+int rqctl_bridge_files_remove(const char *queue)
+{
+    DIR *dir = opendir(rqctl_objects_where);
+    if (!dir)
+        return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        char direction[4];
+        long long pid;
+        if ((bridge_entry(e->d_name, "rqb.", queue, direction, &pid) ||
+             bridge_entry(e->d_name, "rqbt.", queue, direction, &pid)) &&
+            unlinkat(dirfd(dir), e->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(dir);
+    return removed;
 }

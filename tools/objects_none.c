@@ -47,3 +47,18 @@ void rqctl_objects_free(struct rqctl_object *objects, size_t count)
     (void)count;
     free(objects);
 }
+
+int rqctl_bridge_files(const char *queue, struct rqctl_bridge_file **out, size_t *count)
+{
+    (void)queue;
+    *out = NULL;
+    *count = 0;
+    errno = ENOSYS;
+    return -1;
+}
+
+int rqctl_bridge_files_remove(const char *queue)
+{
+    (void)queue;
+    return 0;
+}

@@ -393,6 +393,7 @@ static const char unlink_help[] =
     "the users of an unlinked queue (their waits return RQ_EUNLINKED within a\n"
     "second, and a new create under the name is refused while they hold a\n"
     "role), but stop them first.  The check is made just before the unlink.\n"
+    "The status files rq-bridge left beside the queue go with it.\n"
     "\n"
     "  -c, --coalesce  remove the coalescing object rqc.NAME, not the queue\n"
     "  -f, --force     unlink even while a role is held (or it cannot be told)\n"
@@ -497,6 +498,8 @@ int rqctl_cmd_unlink(int argc, char **argv)
         }
         return code;
     }
+    if (!coalesce)
+        rqctl_bridge_files_remove(name); /* rq-bridge's status files beside it */
     return RQCTL_OK;
 }
 

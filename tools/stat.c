@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bridge_report.h"
 #include "objects.h"
 #include "rq.h"
 #include "rqctl.h"
@@ -396,6 +397,9 @@ static const char stat_help[] =
     "without access to the lock object).  If there is no queue NAME\n"
     "but a coalescing object NAME, shows that: whether work is owed, the\n"
     "worker, and its counters.  Never creates anything and takes no role.\n"
+    "The rq-bridge processes attached to a queue follow, as they report\n"
+    "themselves in their files beside it (docs/rqctl.md): direction, pid\n"
+    "(alive or gone), state, messages, lag, errors, last error, age.\n"
     "\n"
     "  -q, --queue             only look for a queue\n"
     "  -c, --coalesce          only look for a coalescing object\n"
@@ -505,13 +509,19 @@ static int stat_options(int argc, char **argv, struct stat_args *a)
 static int stat_show(const struct stat_args *a, const struct snapshot *now,
                      const struct snapshot *prev, uint32_t shot, int clear)
 {
-    if (a->json)
-        return emit_json("stat", snapshot_json(now));
+    if (a->json) {
+        json_t *o = snapshot_json(now);
+        if (now->kind == KIND_QUEUE)
+            put(o, "bridges", rqctl_bridges_json(a->name));
+        return emit_json("stat", o);
+    }
     if (clear)
         fputs("\033[H\033[2J", stdout);
     else if (shot > 0)
         putchar('\n');
     snapshot_text(now, prev);
+    if (now->kind == KIND_QUEUE)
+        rqctl_bridges_text(a->name);
     if (fflush(stdout) != 0)
         return rqctl_error(RQCTL_FAILED, "stat", "writing standard output: %s", strerror(errno));
     return RQCTL_OK;

@@ -55,6 +55,10 @@ typedef struct bridge {
     natsConnection *nc;
     jsCtx *js;
     int64_t next_status_ms;
+    /* The status file beside the queue (report.c), "" until the queue is
+     * open; written with the queue's permission bits. */
+    char report_path[320];
+    unsigned report_mode;
 } bridge;
 
 extern volatile sig_atomic_t bridge_stop;
@@ -72,6 +76,13 @@ const char *bridge_nats_text(natsStatus s, jsErrCode jerr, char *buf, size_t cap
 void bridge_backoff(bridge *b, int *delay_ms);
 /* Rewrites the status file if its period has passed (FORCE: now). */
 void bridge_status(bridge *b, int force);
+/* The status file beside the queue, found by 'rqctl stat' without being
+ * told a path (report.c): started once the queue is open (removing the
+ * files of earlier bridges of this direction that are dead), then
+ * rewritten with every status.  Failures are said once on stderr. */
+void bridge_report_begin(bridge *b);
+void bridge_report_write(bridge *b, const char *text, size_t len);
+
 /* Opens the queue in ROLE, retrying with back-off while it does not exist
  * (or, producer, while the role is held).  NULL only when stopped. */
 rq *bridge_open_queue(bridge *b, const char *name, int role);

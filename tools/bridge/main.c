@@ -106,7 +106,8 @@ static const char help[] =
     "    JSON: direction, state (connecting, running, disconnected, parked,\n"
     "    stopped), messages, duplicates, parked, redelivered, last_queue_seq,\n"
     "    last_stream_seq, lag (out: queue depth; in: stream messages not yet\n"
-    "    delivered), errors, reconnects, last_error, pid, time.\n"
+    "    delivered), errors, reconnects, last_error, pid, time.  Also in\n"
+    "    /dev/shm/rqb.DIR.PID.NAME, for 'rqctl stat NAME'.\n"
     "\n"
     "EXIT STATUS\n"
     "    0 stopped by a signal; 1 a fatal error (corrupt queue, refused\n"
@@ -194,15 +195,20 @@ static void status_write(bridge *b)
     if (!j)
         return;
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", b->o.status_path);
-    if (json_dump_file(j, tmp, JSON_COMPACT) == 0 && rename(tmp, b->o.status_path) != 0)
+    snprintf(tmp, sizeof tmp, "%s.tmp", b->o.status_path ? b->o.status_path : "");
+    if (b->o.status_path && json_dump_file(j, tmp, JSON_COMPACT) == 0 &&
+        rename(tmp, b->o.status_path) != 0)
         fprintf(stderr, "rq-bridge: cannot replace %s: %s\n", b->o.status_path, strerror(errno));
+    char *text = b->report_path[0] ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (text)
+        bridge_report_write(b, text, strlen(text));
+    free(text);
     json_decref(j);
 }
 
 void bridge_status(bridge *b, int force)
 {
-    if (!b->o.status_path)
+    if (!b->o.status_path && !b->report_path[0])
         return;
     int64_t now = bridge_now_ms();
     if (!force && now < b->next_status_ms)
@@ -218,6 +224,12 @@ rq *bridge_open_queue(bridge *b, const char *name, int role)
     while (!bridge_stop) {
         rq *q = NULL;
         int rc = rq_open(&q, name, role, b->o.slots && name == b->o.queue ? &cfg : NULL);
+        /* The queue exists: report beside it, also while another bridge
+         * holds the role (two outs on one queue by mistake show both). */
+        if ((rc == RQ_OK || rc == RQ_EBUSY) && name == b->o.queue && !b->report_path[0]) {
+            bridge_report_begin(b);
+            bridge_status(b, 1);
+        }
         if (rc == RQ_OK)
             return q;
         bridge_error(b, "cannot open queue %s: %s (%s); retrying in %d ms", name, rq_errname(rc),
