@@ -344,11 +344,37 @@ static int poll_again(rq *q, struct rq_shm_event *ev, int (*ready)(void *), void
 
 /* ---- the same for a record queue's calls (records.h) ------------------ */
 
+/* A wait for more than the peer's wake test covers (rq_wait_turn.nap):
+ * sleeps of at most RQ_UNFENCED_NAP_MS, since no signal may come for what
+ * this call needs, and the unlink check once per RQ_RECHECK_MS of them. */
+static int wait_nap(rq *q, struct rq_shm_event *ev, int (*ready)(void *), void *ctx,
+                    struct rq_wait_turn *t)
+{
+    int left = rq_deadline_left(&t->d);
+    if (left == 0)
+        return rq_deadline_error(&t->d);
+    struct rq_deadline nap =
+        rq_deadline_start(left >= 0 && left < RQ_UNFENCED_NAP_MS ? left : RQ_UNFENCED_NAP_MS);
+    int fenceless = 0; /* the nap is the bound: no barrier is paid for */
+    int rc = wait_on(q, ev, ready, ctx, &nap, &fenceless);
+    if (rc == RQ_OK && ++t->naps % (RQ_RECHECK_MS / RQ_UNFENCED_NAP_MS) == 0 && !ready(ctx)) {
+        rc = orphan_check(q);
+        rc = rc == RQ_ETIMEDOUT ? RQ_OK : rc;
+    }
+    return rc;
+}
+
 int rq_queue_wait(rq *q, int space, int (*ready)(void *), void *ctx, struct rq_wait_turn *t)
 {
     struct rq_shm_event *ev = space ? &q->shm->space_event : &q->shm->data_event;
-    if (q->polling && t->timeout_ms == 0)
-        return poll_again(q, ev, ready, ctx, &t->rounds);
+    if (q->polling && t->timeout_ms == 0) {
+        int rc = poll_again(q, ev, ready, ctx, &t->rounds);
+        if (rc == RQ_EAGAIN && t->nap && q->poll_arm == POLL_ARMED)
+            q->poll_arm = POLL_ARMED_NAP; /* no signal may come: rq_poll_timeout says nap */
+        return rc;
+    }
+    if (t->nap)
+        return wait_nap(q, ev, ready, ctx, t);
     return wait_on(q, ev, ready, ctx, &t->d, &t->napped);
 }
 
@@ -388,6 +414,29 @@ static int producer_lock(rq *q, const struct rq_deadline *d)
 {
     int rc = rq_mpsc_lock(&q->lock, rq_deadline_left(d));
     return rc < 0 ? producer_lock_failed(q, d, rc) : rc;
+}
+
+int rq_queue_claim(rq *q, int space, int (*try_claim)(void *), int (*ready)(void *), void *ctx,
+                   struct rq_wait_turn *t)
+{
+    int locking = space && q->mpsc;
+    for (;;) {
+        if (locking) {
+            int rc = producer_lock(q, &t->d);
+            if (rc < 0)
+                return rc;
+        }
+        int rc = try_claim(ctx);
+        if (rc == RQ_OK)
+            return RQ_OK;
+        if (locking)
+            rq_mpsc_unlock(&q->lock); /* never wait holding the lock */
+        if (rc != RQ_EAGAIN)
+            return rc;
+        rc = rq_queue_wait(q, space, ready, ctx, t);
+        if (rc < 0)
+            return wait_result(q, rc);
+    }
 }
 
 /* The one-message claims' loops stay out of line: inlined into rq_push or
@@ -578,6 +627,46 @@ static void consumer_release_burst(rq *q, uint32_t k)
     uint32_t old_read = rq_ring_pop_publish_burst(&q->ring, k);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
     wake_producers(q, old_read, k);
+}
+
+/* All of WANT (1..N) free slots or none (ARG: struct batch_claim). */
+struct batch_claim {
+    rq *q;
+    uint32_t want;
+};
+
+static int try_push_batch(void *arg)
+{
+    struct batch_claim *a = arg;
+    uint32_t room;
+    int rc = rq_ring_push_room(&a->q->ring, a->want, a->q->mpsc, &room);
+    if (rc == RQ_OK && room < a->want)
+        return RQ_EAGAIN;
+    if (rc == RQ_OK)
+        RQ_CRASH_POINT(PUSH_BURST_AFTER_CLAIM);
+    return rc;
+}
+
+/* A sleeping batch's re-check: WANT slots free (or a corrupt pair, to be
+ * reported by the claim). */
+static int ready_for_batch(void *arg)
+{
+    struct batch_claim *a = arg;
+    struct rq_ring *r = &a->q->ring;
+    uint32_t w = a->q->mpsc ? rq_load_seq_u32(&r->shm->write_offset) : r->write;
+    uint32_t rd = rq_load_seq_u32(&r->shm->read_offset);
+    return !rq_ring_pair_ok(r, w, rd) || r->n - rq_ring_distance(r, w, rd) >= a->want;
+}
+
+/* Claims WANT free slots at once, waiting as allowed until there are.
+ * The consumer signals producers only when it frees a full ring, so a
+ * batch of more than one re-checks every nap (rq_wait_turn.nap). */
+static int producer_claim_batch(rq *q, uint32_t want, int timeout_ms)
+{
+    struct batch_claim a = {q, want};
+    struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
+    t.nap = want > 1;
+    return rq_queue_claim(q, 1, try_push_batch, ready_for_batch, &a, &t);
 }
 
 /* A burst's count as the ring can take it: at most N. */
@@ -778,7 +867,7 @@ int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms)
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* records: rq_reserve_len per record (rq.h) */
+        return RQ_EINVAL; /* records: rq_reserve_burst_len (rq.h) */
     if (!slots || count == 0)
         return RQ_EINVAL;
     if (q->held != HELD_NONE)
@@ -800,13 +889,44 @@ int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms)
     return (int)k;
 }
 
+int rq_reserve_burst_len(rq *q, const size_t *lens, size_t count, void **bufs, int timeout_ms)
+{
+    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (q->rec)
+        return wait_result(q, rq_rec_reserve_batch(q->rec, lens, count, bufs, timeout_ms));
+    if (!lens || !bufs || count == 0)
+        return RQ_EINVAL;
+    if (q->held != HELD_NONE)
+        return RQ_ESTATE;
+    uint32_t want = burst_want(q, count);
+    for (uint32_t i = 0; i < want; i++)
+        if (lens[i] > q->ring.slot_size)
+            return RQ_EMSGSIZE; /* nothing reserved */
+    q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
+    rc = producer_claim_batch(q, want, timeout_ms);
+    if (rc < 0)
+        return rc;
+    for (uint32_t i = 0; i < want; i++)
+        bufs[i] = rq_ring_claimed(&q->ring, i);
+    q->held = HELD_RESERVED;
+    q->held_count = want;
+    q->reserved = bufs[0];
+    if (q->mpsc) {
+        q->reserver = rq_plat_thread_id();
+        rq_mpsc_keep(&q->lock); /* held past this call */
+    }
+    return (int)want;
+}
+
 int rq_commit_burst(rq *q, const size_t *lens, size_t count)
 {
     int rc = check_call(q, RQ_PRODUCER, 0);
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* records: rq_reserve_len per record (rq.h) */
+        return rq_rec_commit_burst(q->rec, lens, count);
     if (q->held != HELD_RESERVED || !reservation_is_ours(q))
         return RQ_ESTATE;
     if (count > q->held_count || (count > 0 && !lens))

@@ -157,6 +157,8 @@ void rq_rec_close(struct rq_rec *r)
 
 void rq_rec_free(struct rq_rec *r)
 {
+    if (r)
+        free(r->res_lens);
     free(r);
 }
 
@@ -186,13 +188,8 @@ static int rec_has_space(void *ctx)
  * write word re-read (other producers move it). */
 static int rec_claim(struct rq_rec *r, uint32_t len, void **payload)
 {
-    if (r->lock) {
-        uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
-        if (!rec_offset_ok(r, (uint32_t)ww))
-            return RQ_ECORRUPT;
-        r->w = (uint32_t)ww;
-        r->wseq = rec_extend(rq_load_relaxed_u64(&r->shm->write_position), (uint32_t)(ww >> 32));
-    }
+    if (r->lock && rec_sync_write(r) < 0)
+        return RQ_ECORRUPT;
     uint32_t pad, need = rec_need(r, r->w, len, &pad);
     if (rec_used(r, r->w, r->read_cache) + need > r->cap || r->lock) {
         uint64_t rw = rq_load_acquire_u64(&r->shm->read_word);
@@ -303,6 +300,7 @@ int rq_rec_reserve(struct rq_rec *r, size_t len, void **slot, int timeout_ms)
     if (rc < 0)
         return rc;
     r->reserved = 1;
+    r->res_count = 1;
     if (r->lock)
         r->reserver = rq_plat_thread_id();
     return RQ_OK;

@@ -104,11 +104,13 @@ struct rq_wait_turn {
     int timeout_ms; /* as the call was given it: 0 lets a poller arm */
     int napped;     /* wait_on's first unfenced nap was taken */
     int rounds;     /* a poller's re-checks in this call */
+    int nap;        /* the peer's wake test may miss this wait: re-check every nap */
+    int naps;       /* naps taken (the unlink check is every RQ_RECHECK_MS) */
 };
 
 static inline struct rq_wait_turn rq_wait_turn_start(int timeout_ms)
 {
-    struct rq_wait_turn t = {rq_deadline_start(timeout_ms), timeout_ms, 0, 0};
+    struct rq_wait_turn t = {rq_deadline_start(timeout_ms), timeout_ms, 0, 0, 0, 0};
     return t;
 }
 
@@ -120,6 +122,14 @@ struct rq;
  * a handle with a poll object and a zero timeout, its arming (RQ_EAGAIN
  * when armed).  RQ_OK: look again.  Else the call's error. */
 int rq_queue_wait(struct rq *q, int space, int (*ready)(void *), void *ctx, struct rq_wait_turn *t);
+/* The claim loop of a call that waits: TRY_CLAIM(CTX) (RQ_OK: claimed;
+ * RQ_EAGAIN: full or empty; else the call's error), and until it succeeds
+ * rq_queue_wait with READY(CTX).  SPACE 1: a producer, which on an MPSC
+ * queue tries holding the producers' lock and keeps it on RQ_OK (a failed
+ * lock is RQ_ELOCKED as rq_queue_lock_failed says); it never waits
+ * holding it.  T: the call's turn, from rq_wait_turn_start. */
+int rq_queue_claim(struct rq *q, int space, int (*try_claim)(void *), int (*ready)(void *),
+                   void *ctx, struct rq_wait_turn *t);
 /* After rq_mpsc_lock failed with RC against T's deadline: the call's
  * error, as a slot queue's MPSC push returns it (RQ_ELOCKED for the
  * lock's timeout; a poller's object is kept ready). */
@@ -166,6 +176,10 @@ int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size
                      int timeout_ms);
 int rq_rec_peek_burst(struct rq_rec *r, rq_msg_view *msgs, size_t max, int timeout_ms);
 int rq_rec_release_burst(struct rq_rec *r, size_t count);
+/* rq_reserve_burst_len and rq_commit_burst on a record queue (rq.h). */
+int rq_rec_reserve_batch(struct rq_rec *r, const size_t *lens, size_t count, void **bufs,
+                         int timeout_ms);
+int rq_rec_commit_burst(struct rq_rec *r, const size_t *lens, size_t count);
 int rq_rec_next_seq(struct rq_rec *r, uint64_t *seq);
 /* rq_stat's ring part: byte offsets and the records in the queue. */
 int rq_rec_offsets(struct rq_rec *r, uint32_t *write, uint32_t *read, uint32_t *records);

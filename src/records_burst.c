@@ -43,6 +43,34 @@ static uint32_t rec_write_at(struct rq_rec *r, uint32_t w, uint32_t pad, const v
     return rec_advance(r, w, pad + rec_span(len));
 }
 
+/* A batch written beyond the word: where it ends, its records, their
+ * payload bytes, padding and longest record. */
+struct rec_batch {
+    uint32_t end, k;
+    uint64_t bytes;
+    uint32_t pad, longest;
+};
+
+/* Publishes batch B (K >= 1 records) with one store of the word, then the
+ * position, the statistics, the MPSC unlock and one wake check. */
+static void rec_publish_batch(struct rq_rec *r, const struct rec_batch *b)
+{
+    RQ_CRASH_POINT(PUSH_BURST_AFTER_FILL);
+    r->w = b->end;
+    r->wseq += b->k;
+    rec_publish(r, &r->shm->write_word, rec_word(r->wseq, r->w));
+    RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
+    rq_store_relaxed_u64(&r->shm->write_position, r->wseq);
+    r->pushed = 1;
+    RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
+    rq_counter_add(&r->self->messages, b->k);
+    rec_count_bytes(r, b->bytes, b->pad, b->longest);
+    if (r->lock)
+        rq_mpsc_unlock(r->lock);
+    if (rec_peer_waits(r, &r->shm->data_event.waiters))
+        rq_queue_wake_consumer(r->q);
+}
+
 int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *lens, size_t count,
                       int timeout_ms)
 {
@@ -87,20 +115,8 @@ int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *l
         bytes += len;
         longest = len > longest ? len : longest;
     }
-    RQ_CRASH_POINT(PUSH_BURST_AFTER_FILL);
-    r->w = w;
-    r->wseq += k;
-    rec_publish(r, &r->shm->write_word, rec_word(r->wseq, r->w));
-    RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
-    rq_store_relaxed_u64(&r->shm->write_position, r->wseq);
-    r->pushed = 1;
-    RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
-    rq_counter_add(&r->self->messages, k);
-    rec_count_bytes(r, bytes, pad, longest);
-    if (r->lock)
-        rq_mpsc_unlock(r->lock);
-    if (rec_peer_waits(r, &r->shm->data_event.waiters))
-        rq_queue_wake_consumer(r->q);
+    struct rec_batch b = {w, k, bytes, pad, longest};
+    rec_publish_batch(r, &b);
     return (int)k;
 }
 
@@ -234,3 +250,200 @@ int rq_rec_release_burst(struct rq_rec *r, size_t count)
     return RQ_OK;
 }
 
+
+/* ---- a zero-copy batch: rq_reserve_burst_len, rq_commit_burst ------- */
+
+/* The reserved length of the I-th record of the reservation. */
+static inline uint32_t rec_reserved_len(const struct rq_rec *r, uint32_t i)
+{
+    return i == 0 ? r->res_len : r->res_lens[i];
+}
+
+/* Bytes the first K reserved records need from offset W, padding included
+ * (at most one padding: the batch was cut to fit an empty ring). */
+static uint32_t rec_batch_need(const struct rq_rec *r, uint32_t w, uint32_t k)
+{
+    uint32_t need = 0;
+    for (uint32_t i = 0; i < k; i++) {
+        uint32_t pad, n = rec_need(r, w, rec_reserved_len(r, i), &pad);
+        need += n;
+        w = rec_advance(r, w, n);
+    }
+    return need;
+}
+
+/* How many of LENS (COUNT >= 1) one reservation takes: the longest prefix
+ * that fits an empty ring wherever it starts (its spans, plus the largest
+ * padding, which is shorter than the record it precedes); *OVER gets 1 if
+ * its need may exceed what the consumer's wake test covers (two largest
+ * spans: rec_was_nearly_full).  RQ_EMSGSIZE if one of them is too long. */
+static int rec_batch_size(const struct rq_rec *r, const size_t *lens, size_t count, int *over)
+{
+    uint32_t k = 0, total = 0, widest = 0;
+    for (; k < count && k < r->cap / RQ_RECORD_HEADER; k++) {
+        if (lens[k] > r->max)
+            return RQ_EMSGSIZE;
+        uint32_t span = rec_span((uint32_t)lens[k]);
+        uint32_t w = span > widest ? span : widest;
+        if (total + span + w - RQ_RECORD_HEADER > r->cap)
+            break;
+        total += span;
+        widest = w;
+    }
+    *over = total + widest - RQ_RECORD_HEADER > 2 * r->max_span;
+    return (int)k; /* >= 1: a largest record fits an empty ring */
+}
+
+/* Keeps the reserved lengths of the batch LENS[0..K). */
+static int rec_keep_lens(struct rq_rec *r, const size_t *lens, uint32_t k)
+{
+    if (k > r->res_lens_cap) {
+        uint32_t *a = realloc(r->res_lens, (size_t)k * sizeof *a);
+        if (!a)
+            return RQ_ESYS;
+        r->res_lens = a;
+        r->res_lens_cap = k;
+    }
+    for (uint32_t i = 0; i < k; i++)
+        r->res_lens[i] = (uint32_t)lens[i];
+    r->res_len = (uint32_t)lens[0];
+    return RQ_OK;
+}
+
+/* Room for the whole batch at the write word?  (MPSC: under the lock.) */
+static int rec_try_batch(void *ctx)
+{
+    struct rq_rec *r = ctx;
+    if (r->lock && rec_sync_write(r) < 0)
+        return RQ_ECORRUPT;
+    uint32_t need = rec_batch_need(r, r->w, r->batch_want);
+    if (rec_used(r, r->w, r->read_cache) + need > r->cap || r->lock) {
+        uint64_t rw = rq_load_acquire_u64(&r->shm->read_word);
+        if (!rec_pair_ok(r, rec_word(r->wseq, r->w), rw))
+            return RQ_ECORRUPT;
+        r->read_cache = (uint32_t)rw;
+        if (rec_used(r, r->w, r->read_cache) + need > r->cap)
+            return RQ_EAGAIN;
+    }
+    RQ_CRASH_POINT(PUSH_BURST_AFTER_CLAIM);
+    return RQ_OK;
+}
+
+/* A sleeping batch's re-check (or a corrupt pair, reported by the try). */
+static int rec_batch_has_space(void *ctx)
+{
+    struct rq_rec *r = ctx;
+    uint32_t w = r->lock ? (uint32_t)rq_load_seq_u64(&r->shm->write_word) : r->w;
+    uint32_t rd = (uint32_t)rq_load_seq_u64(&r->shm->read_word);
+    if (!rec_offset_ok(r, w) || !rec_offset_ok(r, rd) || rec_used(r, w, rd) > r->cap)
+        return 1;
+    return rec_used(r, w, rd) + rec_batch_need(r, w, r->batch_want) <= r->cap;
+}
+
+/* The claimed batch's payload pointers into BUFS; the first record's
+ * padding header is written (beyond the word, invisible) so that
+ * rq_commit can publish the first record alone, as after rq_reserve_len. */
+static void rec_hand_out(struct rq_rec *r, void **bufs)
+{
+    uint32_t w = r->w;
+    for (uint32_t i = 0; i < r->res_count; i++) {
+        uint32_t pad, len = rec_reserved_len(r, i), at = rec_index(r, w);
+        rec_need(r, w, len, &pad);
+        if (pad && i == 0) {
+            struct rq_rec_header h = {pad - RQ_RECORD_HEADER, RQ_REC_PAD};
+            memcpy(r->data + at, &h, sizeof h);
+            RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
+        }
+        at = pad ? 0 : at;
+        if (i == 0) {
+            r->res_pad = pad;
+            r->res_data = at;
+        }
+        bufs[i] = r->data + at + RQ_RECORD_HEADER;
+        w = rec_advance(r, w, pad + rec_span(len));
+    }
+}
+
+int rq_rec_reserve_batch(struct rq_rec *r, const size_t *lens, size_t count, void **bufs,
+                         int timeout_ms)
+{
+    if (!lens || !bufs || count == 0)
+        return RQ_EINVAL;
+    if (r->reserved)
+        return RQ_ESTATE;
+    int over, k = rec_batch_size(r, lens, count, &over);
+    if (k < 0)
+        return k;
+    int rc = rec_keep_lens(r, lens, (uint32_t)k);
+    if (rc < 0)
+        return rc;
+    r->batch_want = (uint32_t)k;
+    struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
+    t.nap = over; /* the consumer may free room without a signal for it */
+    rc = rq_queue_claim(r->q, 1, rec_try_batch, rec_batch_has_space, r, &t);
+    if (rc < 0)
+        return rc;
+    r->res_count = (uint32_t)k;
+    r->reserved = 1;
+    if (r->lock)
+        r->reserver = rq_plat_thread_id();
+    rec_hand_out(r, bufs);
+    return k;
+}
+
+/* Writes the I-th committed record, LEN of its reserved room, at cursor W
+ * (its padding header too if it wraps there); its payload, written at OLD
+ * (the reserved data index), is moved down if the records before it were
+ * committed shorter.  Returns the padding it needed; *W moves past it. */
+static uint32_t rec_settle(struct rq_rec *r, uint32_t *w, uint32_t old, uint32_t len)
+{
+    uint32_t pad, at = rec_index(r, *w);
+    rec_need(r, *w, len, &pad);
+    if (pad) {
+        struct rq_rec_header ph = {pad - RQ_RECORD_HEADER, RQ_REC_PAD};
+        memcpy(r->data + at, &ph, sizeof ph);
+        RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
+        at = 0;
+    }
+    if (at != old && len > 0) /* never up: a record only moves towards the word */
+        memmove(r->data + at + RQ_RECORD_HEADER, r->data + old + RQ_RECORD_HEADER, len);
+    struct rq_rec_header h = {len, RQ_REC_DATA};
+    memcpy(r->data + at, &h, sizeof h);
+    *w = rec_advance(r, *w, pad + rec_span(len));
+    return pad;
+}
+
+int rq_rec_commit_burst(struct rq_rec *r, const size_t *lens, size_t count)
+{
+    if (!r->reserved || !reservation_is_ours(r))
+        return RQ_ESTATE;
+    if (count > r->res_count || (count > 0 && !lens))
+        return RQ_EINVAL;
+    for (uint32_t i = 0; i < (uint32_t)count; i++)
+        if (lens[i] > rec_reserved_len(r, i))
+            return RQ_EMSGSIZE; /* the reservation is kept */
+    r->reserved = 0;
+    if (count == 0) {
+        if (r->lock)
+            rq_mpsc_unlock(r->lock); /* dropped unseen */
+        return RQ_OK;
+    }
+    /* The layout has no room left inside a record (a padding record only
+     * ever fills the ring's tail), so records committed shorter than
+     * reserved are packed: each later one moves down behind them. */
+    struct rec_batch b = {r->w, (uint32_t)count, 0, 0, 0};
+    uint32_t old = r->w;
+    for (uint32_t i = 0; i < b.k; i++) {
+        uint32_t pad, res = rec_reserved_len(r, i), len = (uint32_t)lens[i];
+        rec_need(r, old, res, &pad);
+        uint32_t old_at = pad ? 0 : rec_index(r, old);
+        old = rec_advance(r, old, pad + rec_span(res));
+        b.pad += rec_settle(r, &b.end, old_at, len);
+        b.bytes += len;
+        b.longest = len > b.longest ? len : b.longest;
+        if (i + 1 < b.k)
+            RQ_CRASH_POINT(PUSH_BURST_MID_FILL); /* part of the batch written */
+    }
+    rec_publish_batch(r, &b);
+    return RQ_OK;
+}

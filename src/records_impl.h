@@ -40,6 +40,12 @@ struct rq_rec {
     int reserved;                        /* a reservation is held */
     uint32_t res_len, res_pad, res_data; /* its length, padding, data index */
     uint64_t reserver;                   /* MPSC: the thread that reserved */
+    /* A reservation of several records (rq_reserve_burst_len): how many,
+     * and the reserved length of each (entry 0 is res_len's); batch_want is
+     * the count a waiting batch needs room for.  The array grows as
+     * needed and is freed with the handle. */
+    uint32_t res_count, batch_want, res_lens_cap;
+    uint32_t *res_lens;
     /* consumer */
     uint32_t r;           /* our offset */
     uint32_t write_cache; /* the producer's offset, last seen */
@@ -127,6 +133,18 @@ static inline int rec_peer_waits(const struct rq_rec *r, rq_atomic_u32 *waiters)
 
 
 /* ---- shared by records.c and records_burst.c ------------------------- */
+
+/* MPSC, under the lock: the write word as the last holder left it (other
+ * producers move it).  RQ_OK or RQ_ECORRUPT. */
+static inline int rec_sync_write(struct rq_rec *r)
+{
+    uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
+    if (!rec_offset_ok(r, (uint32_t)ww))
+        return RQ_ECORRUPT;
+    r->w = (uint32_t)ww;
+    r->wseq = rec_extend(rq_load_relaxed_u64(&r->shm->write_position), (uint32_t)(ww >> 32));
+    return RQ_OK;
+}
 
 static inline int reservation_is_ours(const struct rq_rec *r)
 {
