@@ -485,8 +485,8 @@ RQ_EXTERN int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms
  * LENS[i] writable bytes (on a slot queue at a whole slot), i < the return
  * value, which is COUNT, or less only if the batch could never fit: at
  * most slot_count messages, and on a record queue (RQ_RECORDS) the longest
- * start of the batch that fits an empty ring wherever it begins (its
- * records' spans plus one padding).  All of those or none: the call waits
+ * start of the batch that fits the ring from the write offset (its
+ * records, and the padding at the wrap).  All of those or none: the call waits
  * up to TIMEOUT_MS until there is room for the whole batch (each record
  * contiguous, padding at the wrap as rq_reserve_len), and RQ_EAGAIN /
  * RQ_ETIMEDOUT leave nothing reserved.  RQ_EMSGSIZE if one of those

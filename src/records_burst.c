@@ -259,24 +259,29 @@ static inline uint32_t rec_reserved_len(const struct rq_rec *r, uint32_t i)
     return i == 0 ? r->res_len : r->res_lens[i];
 }
 
-/* Bytes the first K reserved records need from offset W, padding included
- * (at most one padding: the batch was cut to fit an empty ring). */
-static uint32_t rec_batch_need(const struct rq_rec *r, uint32_t w, uint32_t k)
+/* Of the first K reserved records, how many fit an empty ring from offset
+ * W (*FIT, >= 1: a largest record fits anywhere), and the bytes those
+ * need there, padding included (the return value). */
+static uint32_t rec_batch_need(const struct rq_rec *r, uint32_t w, uint32_t k, uint32_t *fit)
 {
-    uint32_t need = 0;
-    for (uint32_t i = 0; i < k; i++) {
+    uint32_t need = 0, i = 0;
+    for (; i < k; i++) {
         uint32_t pad, n = rec_need(r, w, rec_reserved_len(r, i), &pad);
+        if (need + n > r->cap)
+            break;
         need += n;
         w = rec_advance(r, w, n);
     }
+    *fit = i;
     return need;
 }
 
-/* How many of LENS (COUNT >= 1) one reservation takes: the longest prefix
- * that fits an empty ring wherever it starts (its spans, plus the largest
- * padding, which is shorter than the record it precedes); *OVER gets 1 if
- * its need may exceed what the consumer's wake test covers (two largest
- * spans: rec_was_nearly_full).  RQ_EMSGSIZE if one of them is too long. */
+/* How many of LENS (COUNT >= 1) a reservation may take: the longest start
+ * of the batch whose spans fit the ring (where it starts decides, by its
+ * padding, how many of them do: rec_batch_need).  *OVER gets 1 if its
+ * need may exceed what the consumer's wake test covers (two largest
+ * spans: rec_was_nearly_full); a padding is shorter than the record after
+ * it.  RQ_EMSGSIZE if one of them is too long. */
 static int rec_batch_size(const struct rq_rec *r, const size_t *lens, size_t count, int *over)
 {
     uint32_t k = 0, total = 0, widest = 0;
@@ -284,14 +289,13 @@ static int rec_batch_size(const struct rq_rec *r, const size_t *lens, size_t cou
         if (lens[k] > r->max)
             return RQ_EMSGSIZE;
         uint32_t span = rec_span((uint32_t)lens[k]);
-        uint32_t w = span > widest ? span : widest;
-        if (total + span + w - RQ_RECORD_HEADER > r->cap)
+        if (total + span > r->cap)
             break;
         total += span;
-        widest = w;
+        widest = span > widest ? span : widest;
     }
     *over = total + widest - RQ_RECORD_HEADER > 2 * r->max_span;
-    return (int)k; /* >= 1: a largest record fits an empty ring */
+    return (int)k;
 }
 
 /* Keeps the reserved lengths of the batch LENS[0..K). */
@@ -316,7 +320,7 @@ static int rec_try_batch(void *ctx)
     struct rq_rec *r = ctx;
     if (r->lock && rec_sync_write(r) < 0)
         return RQ_ECORRUPT;
-    uint32_t need = rec_batch_need(r, r->w, r->batch_want);
+    uint32_t need = rec_batch_need(r, r->w, r->batch_want, &r->res_count);
     if (rec_used(r, r->w, r->read_cache) + need > r->cap || r->lock) {
         uint64_t rw = rq_load_acquire_u64(&r->shm->read_word);
         if (!rec_pair_ok(r, rec_word(r->wseq, r->w), rw))
@@ -337,7 +341,8 @@ static int rec_batch_has_space(void *ctx)
     uint32_t rd = (uint32_t)rq_load_seq_u64(&r->shm->read_word);
     if (!rec_offset_ok(r, w) || !rec_offset_ok(r, rd) || rec_used(r, w, rd) > r->cap)
         return 1;
-    return rec_used(r, w, rd) + rec_batch_need(r, w, r->batch_want) <= r->cap;
+    uint32_t fit;
+    return rec_used(r, w, rd) + rec_batch_need(r, w, r->batch_want, &fit) <= r->cap;
 }
 
 /* The claimed batch's payload pointers into BUFS; the first record's
@@ -383,12 +388,11 @@ int rq_rec_reserve_batch(struct rq_rec *r, const size_t *lens, size_t count, voi
     rc = rq_queue_claim(r->q, 1, rec_try_batch, rec_batch_has_space, r, &t);
     if (rc < 0)
         return rc;
-    r->res_count = (uint32_t)k;
-    r->reserved = 1;
+    r->reserved = 1; /* res_count: as many as the try found room for */
     if (r->lock)
         r->reserver = rq_plat_thread_id();
     rec_hand_out(r, bufs);
-    return k;
+    return (int)r->res_count;
 }
 
 /* Writes the I-th committed record, LEN of its reserved room, at cursor W
