@@ -904,7 +904,7 @@ int rq_reserve_burst_len(rq *q, const size_t *lens, size_t count, void **bufs, i
     for (uint32_t i = 0; i < want; i++)
         if (lens[i] > q->ring.slot_size)
             return RQ_EMSGSIZE; /* nothing reserved */
-    q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
+    q->lock.reserving = 1;      /* shown by rq_stat: this hold may last */
     rc = producer_claim_batch(q, want, timeout_ms);
     if (rc < 0)
         return rc;

@@ -342,8 +342,8 @@ static int rec_pop_begin(struct rq_rec *r, const unsigned char **msg, uint32_t *
     return RQ_OK;
 }
 
-int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
-                 uint32_t *span, int timeout_ms)
+int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, uint32_t *len, uint32_t *span,
+                 int timeout_ms)
 {
     int rc = rec_pop_begin(r, msg, len, span);
     if (rc != RQ_EAGAIN)
@@ -552,8 +552,7 @@ int rq_rec_stat(struct rq_rec *r, rq_record_stats *st)
 
 /* The record at offset OFF of the ring with AVAIL published bytes, checked
  * as the consumer checks: RQ_OK with *E (but seq) and *SPAN. */
-int rec_at(const struct rq_rec *r, uint32_t off, uint32_t avail, rq_record_entry *e,
-           uint32_t *span)
+int rec_at(const struct rq_rec *r, uint32_t off, uint32_t avail, rq_record_entry *e, uint32_t *span)
 {
     uint32_t at = rec_index(r, off), skip = 0;
     struct rq_rec_header h;

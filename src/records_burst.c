@@ -250,7 +250,6 @@ int rq_rec_release_burst(struct rq_rec *r, size_t count)
     return RQ_OK;
 }
 
-
 /* ---- a zero-copy batch: rq_reserve_burst_len, rq_commit_burst ------- */
 
 /* The reserved length of the I-th record of the reservation. */

@@ -13,7 +13,6 @@
 #include "crashpoint.h"
 #include "records.h"
 
-
 /* The slow paths (waiting, wrapping, reloading a peer's word) out of line,
  * so that the common case pays for no saved registers. */
 #if defined(__GNUC__)
@@ -131,7 +130,6 @@ static inline int rec_peer_waits(const struct rq_rec *r, rq_atomic_u32 *waiters)
     return (r->full_fences ? rq_load_seq_u32(waiters) : rq_load_relaxed_u32(waiters)) != 0;
 }
 
-
 /* ---- shared by records.c and records_burst.c ------------------------- */
 
 /* MPSC, under the lock: the write word as the last holder left it (other
@@ -168,7 +166,6 @@ int rec_spans(struct rq_rec *r, uint32_t k, uint32_t *span);
 /* Marks the records below SEQ handed out, before the hand-over. */
 void rec_mark_delivered(struct rq_rec *r, uint64_t seq);
 
-
 /* The common case without a call: an SPSC producer whose cached view
  * shows room before the end of the ring.  Anything else (a wrap, a full
  * cache, MPSC) goes the long way, which checks again. */
@@ -197,7 +194,6 @@ static inline void rec_count_bytes(struct rq_rec *r, uint64_t len, uint32_t pad,
         rq_store_relaxed_u64(&shm->largest, longest);
 }
 
-
 static inline int rec_pop_wait(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
                                uint32_t *span, int timeout_ms)
 {
@@ -217,7 +213,6 @@ static inline int rec_pop_wait(struct rq_rec *r, const unsigned char **msg, uint
     }
     return rec_pop_slow(r, msg, len, span, timeout_ms);
 }
-
 
 /* Frees the K oldest records, SPAN bytes with their padding, in one store. */
 static inline void rec_release(struct rq_rec *r, uint32_t span, uint32_t k)

@@ -82,8 +82,8 @@ static void move_to(struct pair *q, size_t off)
 }
 
 /* Reserves LENS, fills each buffer with its tag, commits COMMIT[0..K). */
-static void reserve_fill_commit(rq *p, const size_t *lens, size_t n, const size_t *commit,
-                                size_t k, unsigned tag)
+static void reserve_fill_commit(rq *p, const size_t *lens, size_t n, const size_t *commit, size_t k,
+                                unsigned tag)
 {
     void *bufs[16];
     assert_int_equal(rq_reserve_burst_len(p, lens, n, bufs, 0), (int)n);

@@ -658,10 +658,10 @@ static void test_every_point_on_the_record_path(void **state)
 static void test_every_point_on_the_batch_reservation(void **state)
 {
     (void)state;
-    static const int points[] = {
-        RQ_CP_PUSH_BURST_AFTER_CLAIM, RQ_CP_REC_PUSH_AFTER_PAD, RQ_CP_PUSH_BURST_MID_FILL,
-        RQ_CP_PUSH_BURST_AFTER_FILL,  RQ_CP_PUSH_BEFORE_POSITION, RQ_CP_PUSH_AFTER_PUBLISH,
-        RQ_CP_MPSC_AFTER_LOCK,        RQ_CP_MPSC_BEFORE_UNLOCK};
+    static const int points[] = {RQ_CP_PUSH_BURST_AFTER_CLAIM, RQ_CP_REC_PUSH_AFTER_PAD,
+                                 RQ_CP_PUSH_BURST_MID_FILL,    RQ_CP_PUSH_BURST_AFTER_FILL,
+                                 RQ_CP_PUSH_BEFORE_POSITION,   RQ_CP_PUSH_AFTER_PUBLISH,
+                                 RQ_CP_MPSC_AFTER_LOCK,        RQ_CP_MPSC_BEFORE_UNLOCK};
     static const unsigned long hits[] = {1, 7};
     memset(&totals, 0, sizeof totals);
     for (size_t i = 0; i < sizeof points / sizeof *points; i++) {
