@@ -216,31 +216,29 @@ static int rec_claim(struct rq_rec *r, uint32_t len, void **payload)
     return RQ_OK;
 }
 
+/* A single record's claim, the CTX of its try in queue.c's loop. */
+struct rec_claim_ctx {
+    struct rq_rec *r;
+    void **payload;
+};
+
+static int rec_try_claim(void *ctx)
+{
+    struct rec_claim_ctx *c = ctx;
+    return rec_claim(c->r, c->r->want, c->payload);
+}
+
+static int rec_claim_has_space(void *ctx)
+{
+    return rec_has_space(((struct rec_claim_ctx *)ctx)->r);
+}
+
 int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms)
 {
+    struct rec_claim_ctx c = {r, payload};
     struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
-    for (;;) {
-        if (r->lock) {
-            int rc = rq_mpsc_lock(r->lock, rq_deadline_left(&t.d));
-            if (rc < 0) {
-                rc = rq_queue_lock_failed(r->q, &t, rc);
-                /* always an error; said here too for the analyzer, which
-                 * cannot see into queue.c and would let *payload go unset */
-                return rc < 0 ? rc : RQ_ESYS;
-            }
-        }
-        int rc = rec_claim(r, len, payload);
-        if (rc == RQ_OK)
-            return RQ_OK;
-        if (r->lock)
-            rq_mpsc_unlock(r->lock); /* never wait holding the lock */
-        if (rc != RQ_EAGAIN)
-            return rc;
-        r->want = len;
-        rc = rq_queue_wait(r->q, 1, rec_has_space, r, &t);
-        if (rc < 0)
-            return rc;
-    }
+    r->want = len; /* what the try claims and the re-check looks for */
+    return rq_claim_loop(r->q, r->lock, 1, rec_try_claim, rec_claim_has_space, &c, &t);
 }
 
 /* Writes the header of the claimed record holding LEN and publishes it,
@@ -342,21 +340,30 @@ static int rec_pop_begin(struct rq_rec *r, const unsigned char **msg, uint32_t *
     return RQ_OK;
 }
 
+/* The oldest record's wait, the CTX of its try in queue.c's loop. */
+struct rec_pop_ctx {
+    struct rq_rec *r;
+    const unsigned char **msg;
+    uint32_t *len, *span;
+};
+
+static int rec_try_pop(void *ctx)
+{
+    struct rec_pop_ctx *c = ctx;
+    return rec_pop_begin(c->r, c->msg, c->len, c->span);
+}
+
+static int rec_pop_has_data(void *ctx)
+{
+    return rec_has_data(((struct rec_pop_ctx *)ctx)->r);
+}
+
 int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, uint32_t *len, uint32_t *span,
                  int timeout_ms)
 {
-    int rc = rec_pop_begin(r, msg, len, span);
-    if (rc != RQ_EAGAIN)
-        return rc;
+    struct rec_pop_ctx c = {r, msg, len, span};
     struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
-    for (;;) {
-        rc = rq_queue_wait(r->q, 0, rec_has_data, r, &t);
-        if (rc < 0)
-            return rc;
-        rc = rec_pop_begin(r, msg, len, span);
-        if (rc != RQ_EAGAIN)
-            return rc;
-    }
+    return rq_claim_loop(r->q, NULL, 0, rec_try_pop, rec_pop_has_data, &c, &t);
 }
 
 /* After freeing from OLD_READ on: could a producer be waiting for room?

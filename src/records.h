@@ -115,25 +115,50 @@ static inline struct rq_wait_turn rq_wait_turn_start(int timeout_ms)
 }
 
 struct rq;
+/* After rq_mpsc_lock failed with RC (< 0) against T's deadline: the call's
+ * error, always negative, as a slot queue's MPSC push returns it
+ * (RQ_ELOCKED for the lock's timeout; a poller's object is kept ready). */
+int rq_queue_lock_failed(struct rq *q, const struct rq_wait_turn *t, int rc);
 /* One turn of a wait on the data event (SPACE 0: the consumer) or the
  * space event (SPACE 1: producers), exactly as a slot queue's call waits:
  * a sleep with queue.c's wait_on (the waiters word, the nap and barrier,
- * the re-check with READY(CTX), missed wakes, the unlink check), or, for
- * a handle with a poll object and a zero timeout, its arming (RQ_EAGAIN
- * when armed).  RQ_OK: look again.  Else the call's error. */
+ * the re-check with READY(CTX), missed wakes, the unlink check), naps if
+ * T asks for them, or for a handle with a poll object and a zero timeout
+ * its arming (RQ_EAGAIN when armed).  RQ_OK: look again.  Else the
+ * call's error. */
 int rq_queue_wait(struct rq *q, int space, int (*ready)(void *), void *ctx, struct rq_wait_turn *t);
-/* The claim loop of a call that waits: TRY_CLAIM(CTX) (RQ_OK: claimed;
- * RQ_EAGAIN: full or empty; else the call's error), and until it succeeds
- * rq_queue_wait with READY(CTX).  SPACE 1: a producer, which on an MPSC
- * queue tries holding the producers' lock and keeps it on RQ_OK (a failed
- * lock is RQ_ELOCKED as rq_queue_lock_failed says); it never waits
- * holding it.  T: the call's turn, from rq_wait_turn_start. */
-int rq_queue_claim(struct rq *q, int space, int (*try_claim)(void *), int (*ready)(void *),
-                   void *ctx, struct rq_wait_turn *t);
-/* After rq_mpsc_lock failed with RC against T's deadline: the call's
- * error, as a slot queue's MPSC push returns it (RQ_ELOCKED for the
- * lock's timeout; a poller's object is kept ready). */
-int rq_queue_lock_failed(struct rq *q, const struct rq_wait_turn *t, int rc);
+
+/* The claim loop of every call that waits, on both kinds of queue:
+ * TRY_CLAIM(CTX) (RQ_OK: claimed; RQ_EAGAIN: full or empty; else the
+ * call's error), and until it succeeds one turn of rq_queue_wait on
+ * SPACE's event, re-checked with READY(CTX).  LOCK (MPSC producers: the
+ * handle's lock, else NULL) is taken for each try and kept on RQ_OK,
+ * until the publish; the loop never waits holding it.  T: the call's
+ * turn, from rq_wait_turn_start.  Inline, so that each caller's constant
+ * TRY_CLAIM folds into its loop. */
+static inline int rq_claim_loop(struct rq *q, struct rq_mpsc *lock, int space,
+                                int (*try_claim)(void *), int (*ready)(void *), void *ctx,
+                                struct rq_wait_turn *t)
+{
+    for (;;) {
+        if (lock) {
+            int rc = rq_mpsc_lock(lock, rq_deadline_left(&t->d));
+            if (rc < 0)
+                return rq_queue_lock_failed(q, t, rc);
+        }
+        int rc = try_claim(ctx);
+        if (rc == RQ_OK)
+            return RQ_OK;
+        if (lock)
+            rq_mpsc_unlock(lock); /* never wait holding the lock */
+        if (rc != RQ_EAGAIN)
+            return rc;
+        rc = rq_queue_wait(q, space, ready, ctx, t);
+        if (rc < 0)
+            return rc;
+    }
+}
+
 /* After a publish whose waiters word was seen non-zero: wakes the
  * consumer (MPSC: one producer per sleep) and its poller. */
 void rq_queue_wake_consumer(struct rq *q);

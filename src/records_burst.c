@@ -384,7 +384,7 @@ int rq_rec_reserve_batch(struct rq_rec *r, const size_t *lens, size_t count, voi
     r->batch_want = (uint32_t)k;
     struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
     t.nap = over; /* the consumer may free room without a signal for it */
-    rc = rq_queue_claim(r->q, 1, rec_try_batch, rec_batch_has_space, r, &t);
+    rc = rq_claim_loop(r->q, r->lock, 1, rec_try_batch, rec_batch_has_space, r, &t);
     if (rc < 0)
         return rc;
     r->reserved = 1; /* res_count: as many as the try found room for */

@@ -17,8 +17,14 @@
  * so that the common case pays for no saved registers. */
 #if defined(__GNUC__)
 #define REC_COLD __attribute__((noinline, cold))
+/* Out of line but not cold: the claim loop's try, called through a
+ * constant pointer, is then folded into the loop (a cold function is
+ * optimised for size and calls it); MPSC pushes take this path every
+ * time, a pop whenever its cached view of the producer is used up. */
+#define REC_SLOW __attribute__((noinline))
 #else
 #define REC_COLD
+#define REC_SLOW
 #endif
 
 struct rq_rec {
@@ -151,9 +157,9 @@ static inline int reservation_is_ours(const struct rq_rec *r)
 
 /* The claim of one record of LEN with waiting (and MPSC locking): RQ_OK
  * with *PAYLOAD, the record's padding header written if it wraps. */
-REC_COLD int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms);
+REC_SLOW int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms);
 /* The oldest record, waited for: see rec_pop_wait. */
-REC_COLD int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
+REC_SLOW int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
                           uint32_t *span, int timeout_ms);
 int rec_was_nearly_full(struct rq_rec *r, uint32_t old_read);
 /* The record at offset OFF of the ring with AVAIL published bytes, checked
