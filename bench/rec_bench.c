@@ -19,9 +19,10 @@
  * and how many mix records a full record queue holds, against
  * capacity / (mean size + header).  --bursts instead: 64-byte messages
  * through slots and records, each by single calls (rq_push, rq_peek +
- * rq_release) and by bursts of BURST (rq_push_burst, rq_peek_burst +
- * rq_release_burst), the four runs of a round in rotating order: the gain
- * of bursts on each kind, and records against slots with bursts.
+ * rq_release), by bursts of BURST (rq_push_burst, rq_peek_burst +
+ * rq_release_burst) and by zero-copy bursts (rq_reserve_burst_len +
+ * rq_commit_burst, the same consumer), the six runs of a round in rotating
+ * order: the gain of each burst on each kind, and records against slots.
  * --shapes: a log shipper's shape, the mix against 2 KiB slots in the same
  * segment (64 KiB, 1 MiB, 4 MiB): a producer that logs in spikes of
  * SPIKE lines as fast as it can, then idles IDLE_US; a consumer that
@@ -92,7 +93,8 @@ struct run {
     rq_config cfg;
     uint32_t fixed; /* every message this long, or 0: the mix */
     uint64_t messages;
-    int burst; /* both sides move BURST at a time (bursts of a fixed size only) */
+    int burst; /* both sides move BURST at a time (bursts of a fixed size only);
+                * 2: the producer reserves them (rq_reserve_burst_len) */
 };
 
 static uint32_t next_len(const struct run *r, uint64_t *seed)
@@ -125,6 +127,32 @@ static void producer_bursts(const struct run *r, rq *p)
             ;
         if (rc < 0)
             die("push burst", rc);
+        i += (uint64_t)rc;
+    }
+}
+
+/* The zero-copy producer: BURST messages a call reserved with
+ * rq_reserve_burst_len (all or none), written in place, one commit. */
+static void producer_reserved_bursts(const struct run *r, rq *p)
+{
+    void *bufs[BURST];
+    size_t lens[BURST];
+    for (unsigned k = 0; k < BURST; k++)
+        lens[k] = r->fixed;
+    for (uint64_t i = 0; i < r->messages;) {
+        unsigned n = r->messages - i < BURST ? (unsigned)(r->messages - i) : BURST;
+        int rc;
+        while ((rc = rq_reserve_burst_len(p, lens, n, bufs, 0)) == RQ_EAGAIN)
+            ;
+        if (rc < 0)
+            die("reserve burst", rc);
+        for (int k = 0; k < rc; k++) {
+            unsigned char *b = bufs[k];
+            b[0] = b[r->fixed - 1] = (unsigned char)(i + (unsigned)k);
+        }
+        rc = rq_commit_burst(p, lens, (size_t)rc) == RQ_OK ? rc : -1;
+        if (rc < 0)
+            die("commit burst", RQ_ESTATE);
         i += (uint64_t)rc;
     }
 }
@@ -168,7 +196,10 @@ static void producer(const struct run *r, const char *name, int ready_fd, int go
     if (write(ready_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 1)
         exit(1);
     if (r->burst) {
-        producer_bursts(r, p);
+        if (r->burst == 2)
+            producer_reserved_bursts(r, p);
+        else
+            producer_bursts(r, p);
         rq_close(p);
         exit(0);
     }
@@ -497,39 +528,67 @@ static double median_of(double *v, int n, double *lo, double *hi)
     return v[n / 2];
 }
 
-/* Bursts of BURST against single calls, on slots and on records: N rounds
- * of four runs (slot single, slot bursts, record single, record bursts)
- * in rotating order; prints each round and the median gains. */
-static void compare_bursts(const struct run runs[4], int pairs)
+static void print_load(const char *when)
 {
-    double gain_s[64], gain_r[64], rec_vs_slot[64];
+    char line[128] = "?";
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (!fgets(line, sizeof line, f))
+            line[0] = 0;
+        fclose(f);
+    }
+    line[strcspn(line, "\n")] = 0;
+    printf("  load average %s: %s\n", when, line);
+}
+
+/* Bursts of BURST against single calls, on slots and on records: N rounds
+ * of six runs (single calls, rq_push_burst, and the zero-copy
+ * rq_reserve_burst_len + rq_commit_burst, each on slots and on records;
+ * the consumer peeks its bursts) in rotating order; prints each round and
+ * the median gains with their spread. */
+static void compare_bursts(const struct run runs[6], int pairs)
+{
+    enum { SLOT, SLOT_B, REC, REC_B, SLOT_Z, REC_Z, RUNS };
+    double gain[4][64], ratio[2][64];
     int n = pairs < 64 ? pairs : 64;
     printf("\n64-byte messages, busy SPSC, two processes, same segment size (73,728 bytes): M "
-           "msgs/s; bursts of %u (rq_push_burst / rq_peek_burst + rq_release_burst) against "
-           "single calls (rq_push / rq_peek + rq_release)\n",
+           "msgs/s; bursts of %u (rq_push_burst, and zero-copy rq_reserve_burst_len + "
+           "rq_commit_burst; the consumer rq_peek_burst + rq_release_burst) against single "
+           "calls (rq_push / rq_peek + rq_release)\n",
            BURST);
+    print_load("before");
     for (int i = 0; i < n; i++) {
-        double rate[4];
-        for (int j = 0; j < 4; j++) {
-            int which = (i + j) % 4;
+        double rate[RUNS];
+        for (int j = 0; j < RUNS; j++) {
+            int which = (i + j) % RUNS;
             uint64_t bytes;
             double t = run_once(&runs[which], &bytes);
             rate[which] = (double)runs[which].messages / t / 1e6;
         }
-        gain_s[i] = rate[1] / rate[0];
-        gain_r[i] = rate[3] / rate[2];
-        rec_vs_slot[i] = rate[3] / rate[1];
-        printf("  round %2d: slots %6.2f, slot bursts %6.2f, records %6.2f, record bursts %6.2f"
-               "  gain slots %.2f, records %.2f; record/slot bursts %.3f\n",
-               i + 1, rate[0], rate[1], rate[2], rate[3], gain_s[i], gain_r[i], rec_vs_slot[i]);
+        gain[0][i] = rate[SLOT_B] / rate[SLOT];
+        gain[1][i] = rate[REC_B] / rate[REC];
+        gain[2][i] = rate[SLOT_Z] / rate[SLOT];
+        gain[3][i] = rate[REC_Z] / rate[REC];
+        ratio[0][i] = rate[REC_B] / rate[SLOT_B];
+        ratio[1][i] = rate[REC_Z] / rate[SLOT_Z];
+        printf("  round %2d: slots %6.2f, bursts %6.2f, zero-copy %6.2f; records %6.2f, bursts "
+               "%6.2f, zero-copy %6.2f\n",
+               i + 1, rate[SLOT], rate[SLOT_B], rate[SLOT_Z], rate[REC], rate[REC_B], rate[REC_Z]);
     }
+    print_load("after");
+    static const char *const what[] = {"push burst gain on slots:      ",
+                                       "push burst gain on records:    ",
+                                       "zero-copy burst gain on slots: ",
+                                       "zero-copy burst gain on records:"};
     double lo, hi, m;
-    m = median_of(gain_s, n, &lo, &hi);
-    printf("  burst gain on slots:   median %.2f (min %.2f, max %.2f, %d rounds)\n", m, lo, hi, n);
-    m = median_of(gain_r, n, &lo, &hi);
-    printf("  burst gain on records: median %.2f (min %.2f, max %.2f)\n", m, lo, hi);
-    m = median_of(rec_vs_slot, n, &lo, &hi);
-    printf("  record bursts / slot bursts: median %.3f (min %.3f, max %.3f)\n", m, lo, hi);
+    for (int g = 0; g < 4; g++) {
+        m = median_of(gain[g], n, &lo, &hi);
+        printf("  %s median %.2f (min %.2f, max %.2f, %d rounds)\n", what[g], m, lo, hi, n);
+    }
+    m = median_of(ratio[0], n, &lo, &hi);
+    printf("  record / slot push bursts:      median %.3f (min %.3f, max %.3f)\n", m, lo, hi);
+    m = median_of(ratio[1], n, &lo, &hi);
+    printf("  record / slot zero-copy bursts: median %.3f (min %.3f, max %.3f)\n", m, lo, hi);
 }
 
 /* How many mix records fit an empty record queue, against
@@ -623,10 +682,13 @@ int main(int argc, char **argv)
     struct run slot64 = {"slots 64 B", {1024, 64, 0, 0}, 64, 4000000 / scale, 0};
     struct run rec64 = {"records 64 B", {1024 * 72, 64, RQ_RECORDS, 0}, 64, 4000000 / scale, 0};
     if (bursts) {
-        struct run runs[4] = {slot64, slot64, rec64, rec64};
+        struct run runs[6] = {slot64, slot64, rec64, rec64, slot64, rec64};
         runs[1].burst = runs[3].burst = 1;
+        runs[4].burst = runs[5].burst = 2;
         runs[1].what = "slot bursts 64 B";
         runs[3].what = "record bursts 64 B";
+        runs[4].what = "slot zero-copy bursts 64 B";
+        runs[5].what = "record zero-copy bursts 64 B";
         compare_bursts(runs, quick ? 1 : pairs);
         return 0;
     }

@@ -731,6 +731,51 @@ static void op_reserve_burst_on_records(struct fz_handle *h)
     expect_is("rq_reserve_burst (records)", rq_reserve_burst(h->q, &slot, 1, 0), want);
 }
 
+/* rq_reserve_burst_len on either kind: COUNT lengths (variant bit 0: the
+ * last one too long), all of the batch or none; then rq_commit_burst of
+ * all of it, or (COUNT bit 1) of all but the last at half their reserved
+ * lengths (records packed behind the shorter ones). */
+static void op_reserve_burst_len(struct fz_run *r, struct fz_handle *h, unsigned count,
+                                 unsigned variant)
+{
+    size_t lens[2 * FZ_MAX_SLOTS + 2], half[2 * FZ_MAX_SLOTS + 2];
+    void *bufs[2 * FZ_MAX_SLOTS + 2];
+    for (unsigned i = 0; i < count; i++)
+        lens[i] = ((size_t)i * i * 5 + count) % ((size_t)h->slot_size + 1);
+    int too_long = (variant & 1) && count > 0;
+    if (too_long)
+        lens[count - 1] = (size_t)h->slot_size + 1;
+    int rc = rq_reserve_burst_len(h->q, lens, count, bufs, 0);
+    unsigned most = h->records ? h->slot_count / RQ_RECORD_HEADER : h->slot_count;
+    if (h->role != RQ_PRODUCER) {
+        expect_is("rq_reserve_burst_len", rc, RQ_EROLE);
+    } else if (count == 0) {
+        expect_is("rq_reserve_burst_len of 0", rc, RQ_EINVAL);
+    } else if (h->reserved) {
+        expect_is("rq_reserve_burst_len while reserved", rc, RQ_ESTATE);
+    } else if (too_long && !h->records && count <= h->slot_count) {
+        expect_is("rq_reserve_burst_len too long", rc, RQ_EMSGSIZE);
+    } else if (rc < 0) {
+        expect_in("rq_reserve_burst_len", rc, nothing(0), RQ_ECORRUPT, deadlock_ok(r),
+                  too_long ? RQ_EMSGSIZE : RQ_OK, FZ_END);
+    } else if (rc > (int)count || rc > (int)most ||
+               (!h->records && rc != (int)(count < most ? count : most))) {
+        fz_fail("rq_reserve_burst_len reserved %d of %u (at most %u)", rc, count, most);
+    }
+    if (rc <= 0)
+        return;
+    for (int i = 0; i < rc; i++) {
+        check_payload(h, bufs[i], h->records ? lens[i] : h->slot_size, "rq_reserve_burst_len");
+        if (i > 0 && h->records && bufs[i] == bufs[i - 1])
+            fz_fail("rq_reserve_burst_len: records %d and %d at one place", i - 1, i);
+        memset(bufs[i], r->pattern, lens[i]);
+        half[i] = lens[i] / 2;
+    }
+    r->pattern++;
+    size_t k = (count & 2) ? (size_t)rc - 1 : (size_t)rc;
+    expect_is("rq_commit_burst", rq_commit_burst(h->q, (count & 2) ? half : lens, k), RQ_OK);
+}
+
 /* Turns the handle into a poller: its RQ_EAGAINs then arm the poll object
  * (drain it, set the poller bit, re-check), which meets the hostile
  * waiters words; the publishes of its peer then signal it. */
@@ -781,7 +826,14 @@ static void queue_op(struct fz_run *r, struct fz_handle *h, unsigned op, unsigne
         break;
     case FZ_OP_PUSH_BURST: {
         unsigned count = fz_u8(in) % (2 * FZ_MAX_SLOTS + 2);
-        if ((variant & 4) && (variant & 2) && h->records) {
+        /* The zero-copy bursts (variant 6, 7): rq_reserve_burst_len on
+         * either kind for an odd count, else rq_reserve_burst (refused on
+         * records, variant 7 there). */
+        if ((variant & 6) == 6 && (count & 1)) {
+            op_reserve_burst_len(r, h, count, variant);
+            break;
+        }
+        if ((variant & 6) == 6 && h->records) {
             op_reserve_burst_on_records(h);
             break;
         }

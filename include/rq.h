@@ -457,9 +457,9 @@ RQ_EXTERN int rq_next_seq(rq *q, uint64_t *seq);
  * consumer killed before freeing a batch gets all of it again.  On a
  * record queue (RQ_RECORDS) the push, pop, peek and release bursts work
  * alike (a batch: as many records as there are, or fit, at most one per 8
- * bytes of capacity, padding at the wrap inside it); rq_reserve_burst and
- * rq_commit_burst are RQ_EINVAL there (a record's room is its length:
- * rq_reserve_len per record). */
+ * bytes of capacity, padding at the wrap inside it); rq_reserve_burst is
+ * RQ_EINVAL there (a record's room is its length: rq_reserve_burst_len
+ * names each). */
 
 /* Producer: copies messages MSGS[i] of LENS[i] bytes, i < COUNT, in order.
  * RQ_EMSGSIZE if one of those that fit is longer than slot_size (nothing
@@ -482,11 +482,36 @@ RQ_EXTERN int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t ma
  * reservation publishes its first slot and drops the rest.) */
 RQ_EXTERN int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms);
 
+/* Producer, zero-copy, with a length per message: BUFS[i] points at
+ * LENS[i] writable bytes (on a slot queue at a whole slot), i < the return
+ * value, which is COUNT, or less only if the batch could never fit: at
+ * most slot_count messages, and on a record queue (RQ_RECORDS) the longest
+ * start of the batch that fits the ring from the write offset (its
+ * records, and the padding at the wrap).  All of those or none: the call waits
+ * up to TIMEOUT_MS until there is room for the whole batch (each record
+ * contiguous, padding at the wrap as rq_reserve_len), and RQ_EAGAIN /
+ * RQ_ETIMEDOUT leave nothing reserved.  RQ_EMSGSIZE if one of those
+ * lengths is over slot_size (the largest record): nothing reserved.
+ * Nothing is visible until rq_commit_burst, which publishes the first K
+ * with at most their reserved lengths in one store (all-or-nothing under
+ * a crash) and drops the rest; on a record queue records committed
+ * shorter than reserved are packed, the later ones moved down behind them
+ * (a copy of their payload: the format has no gap inside the ring).
+ * rq_commit publishes the first alone.  RQ_EINVAL for a NULL array or
+ * COUNT 0.  Waiting for more room than one message needs, the call
+ * re-checks every millisecond (the consumer signals producers only for
+ * the room one message needs).  Otherwise as rq_reserve_burst: RQ_ESTATE
+ * while a reservation is held; RQ_MPSC: holds the producers' lock until
+ * the commit (one lock round per batch), same thread. */
+RQ_EXTERN int rq_reserve_burst_len(rq *q, const size_t *lens, size_t count, void **bufs,
+                                   int timeout_ms);
+
 /* Publishes the first COUNT reserved slots, the i-th holding LENS[i] bytes,
  * with one store, and drops the rest of the reservation (COUNT 0: drops it
  * all).  RQ_EINVAL if COUNT is more than were reserved; RQ_EMSGSIZE if a
- * length is over slot_size (the reservation is kept); RQ_ESTATE as for
- * rq_commit. */
+ * length is over slot_size, or on a record queue over the length reserved
+ * (the reservation is kept); RQ_ESTATE as for rq_commit.  On a record
+ * queue it commits rq_reserve_burst_len's and rq_reserve_len's records. */
 RQ_EXTERN int rq_commit_burst(rq *q, const size_t *lens, size_t count);
 
 /* One message of a peeked burst: its bytes (valid until released), its

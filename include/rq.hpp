@@ -18,6 +18,7 @@
  * Bursts (up to rqcpp::burst_max messages a call, one publish each):
  *   q.push_burst(std::vector<std::string>{"a", "b"});   // how many went
  *   { auto b = q.reserve_burst(8); ...; b.fill(len); }  // commits the filled
+ *   { auto b = q.reserve_burst_len(lens, n); ... }      // a length each (records)
  *   { auto m = c.peek_burst(32); for (auto &v : m) ...; } // releases them
  * Under C++20 the byte views convert to and from std::span<std::byte>.
  *
@@ -36,6 +37,7 @@
 
 #include "rq.h"
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <initializer_list>
@@ -322,17 +324,19 @@ private:
  * views inline, without allocating). */
 constexpr std::size_t burst_max = 64;
 
-/* Reserved slots (queue::reserve_burst): fill them in order (next(), then
- * fill(len)); destroyed, or commit()ed, it publishes the filled ones with
- * one store (rq_commit_burst), or drops the reservation if none was
- * filled.  abort() drops it all.  On an RQ_MPSC queue the producers' lock
- * is held from reserve_burst until then (same thread). */
+/* Reserved slots (queue::reserve_burst) or messages of given lengths
+ * (queue::reserve_burst_len, records too): fill them in order (next(),
+ * then fill(len), LEN up to the room of each); destroyed, or commit()ed,
+ * it publishes the filled ones with one store (rq_commit_burst), or drops
+ * the reservation if none was filled.  abort() drops it all.  On an
+ * RQ_MPSC queue the producers' lock is held from the reservation until
+ * then (same thread). */
 class reserved_burst {
 public:
     reserved_burst() noexcept = default;
     reserved_burst(reserved_burst &&o) noexcept
-        : q_(std::exchange(o.q_, nullptr)), slot_size_(o.slot_size_), count_(o.count_),
-          filled_(o.filled_), slots_(o.slots_), lens_(o.lens_)
+        : q_(std::exchange(o.q_, nullptr)), count_(o.count_), filled_(o.filled_),
+          slots_(o.slots_), room_(o.room_), lens_(o.lens_)
     {
     }
     reserved_burst &operator=(reserved_burst &&o) noexcept
@@ -340,10 +344,10 @@ public:
         if (this != &o) {
             finish();
             q_ = std::exchange(o.q_, nullptr);
-            slot_size_ = o.slot_size_;
             count_ = o.count_;
             filled_ = o.filled_;
             slots_ = o.slots_;
+            room_ = o.room_;
             lens_ = o.lens_;
         }
         return *this;
@@ -356,18 +360,18 @@ public:
     std::size_t size() const noexcept { return count_; }
     std::size_t filled() const noexcept { return filled_; }
     bool active() const noexcept { return q_ != nullptr; }
-    /* The I-th slot's slot_size writable bytes. */
+    /* The I-th slot's writable bytes: slot_size, or the length reserved. */
     mutable_bytes operator[](std::size_t i) const noexcept
     {
-        return i < count_ ? mutable_bytes(slots_[i], slot_size_) : mutable_bytes();
+        return i < count_ ? mutable_bytes(slots_[i], room_[i]) : mutable_bytes();
     }
     /* The next slot to fill (empty when all are). */
     mutable_bytes next() const noexcept { return (*this)[filled_]; }
     /* The next slot holds LEN bytes: false (nothing recorded) if LEN is
-     * over slot_size or every slot is filled. */
+     * over its room or every slot is filled. */
     bool fill(std::size_t len) noexcept
     {
-        if (!q_ || filled_ >= count_ || len > slot_size_)
+        if (!q_ || filled_ >= count_ || len > room_[filled_])
             return false;
         lens_[filled_++] = len;
         return true;
@@ -402,9 +406,9 @@ private:
         q_ = nullptr;
     }
     ::rq *q_ = nullptr;
-    std::size_t slot_size_ = 0, count_ = 0, filled_ = 0;
+    std::size_t count_ = 0, filled_ = 0;
     std::array<void *, burst_max> slots_{};
-    std::array<std::size_t, burst_max> lens_{};
+    std::array<std::size_t, burst_max> room_{}, lens_{};
 };
 
 /* Peeked messages (queue::peek_burst), oldest first, each an rq_msg_view
@@ -730,8 +734,8 @@ public:
                                     timeout_ms);
         if (detail::set(ec, rc < 0 ? rc : RQ_OK)) {
             b.q_ = q_;
-            b.slot_size_ = st.slot_size;
             b.count_ = static_cast<std::size_t>(rc);
+            b.room_.fill(st.slot_size);
         }
         return b;
     }
@@ -740,6 +744,31 @@ public:
         std::error_code ec;
         reserved_burst b = reserve_burst(count, timeout_ms, ec);
         detail::throw_if(ec, "rq_reserve_burst");
+        return b;
+    }
+
+    /* Reserves COUNT (<= burst_max) messages of LENS[i] bytes, all or none
+     * (rq_reserve_burst_len: on a record queue, records of those lengths;
+     * fewer only if the batch could never fit). */
+    reserved_burst reserve_burst_len(const std::size_t *lens, std::size_t count, int timeout_ms,
+                                     std::error_code &ec) noexcept
+    {
+        reserved_burst b;
+        count = count < burst_max ? count : burst_max;
+        int rc = ::rq_reserve_burst_len(q_, lens, count, b.slots_.data(), timeout_ms);
+        if (detail::set(ec, rc < 0 ? rc : RQ_OK)) {
+            b.q_ = q_;
+            b.count_ = static_cast<std::size_t>(rc);
+            std::copy(lens, lens + b.count_, b.room_.begin());
+        }
+        return b;
+    }
+    reserved_burst reserve_burst_len(const std::size_t *lens, std::size_t count,
+                                     int timeout_ms = infinite)
+    {
+        std::error_code ec;
+        reserved_burst b = reserve_burst_len(lens, count, timeout_ms, ec);
+        detail::throw_if(ec, "rq_reserve_burst_len");
         return b;
     }
 

@@ -342,13 +342,44 @@ static int poll_again(rq *q, struct rq_shm_event *ev, int (*ready)(void *), void
     return poll_arm(q, ev, ready, ctx);
 }
 
-/* ---- the same for a record queue's calls (records.h) ------------------ */
+/* ---- waking, for a record queue's calls (records.h) ------------------ */
 
-int rq_queue_wait(rq *q, int space, int (*ready)(void *), void *ctx, struct rq_wait_turn *t)
+/* A wait for more than the peer's wake test covers (rq_wait_turn.nap):
+ * sleeps of at most RQ_UNFENCED_NAP_MS, since no signal may come for what
+ * this call needs, and the unlink check once per RQ_RECHECK_MS of them. */
+static int wait_nap(rq *q, struct rq_shm_event *ev, int (*ready)(void *), void *ctx,
+                    struct rq_wait_turn *t)
+{
+    int left = rq_deadline_left(&t->d);
+    if (left == 0)
+        return rq_deadline_error(&t->d);
+    struct rq_deadline nap =
+        rq_deadline_start(left >= 0 && left < RQ_UNFENCED_NAP_MS ? left : RQ_UNFENCED_NAP_MS);
+    int fenceless = 0; /* the nap is the bound: no barrier is paid for */
+    int rc = wait_on(q, ev, ready, ctx, &nap, &fenceless);
+    if (rc == RQ_OK && ++t->naps % (RQ_RECHECK_MS / RQ_UNFENCED_NAP_MS) == 0 && !ready(ctx)) {
+        rc = orphan_check(q);
+        rc = rc == RQ_ETIMEDOUT ? RQ_OK : rc;
+    }
+    return rc;
+}
+
+/* One turn of a wait on the data event (SPACE 0: the consumer) or the
+ * space event (SPACE 1: producers): a sleep with wait_on (or naps, for a
+ * turn that asks for them), re-checked with READY(CTX), or for a handle
+ * with a poll object and a zero timeout its arming (RQ_EAGAIN when armed).
+ * RQ_OK: look again.  Else the call's error. */
+static int queue_wait(rq *q, int space, int (*ready)(void *), void *ctx, struct rq_wait_turn *t)
 {
     struct rq_shm_event *ev = space ? &q->shm->space_event : &q->shm->data_event;
-    if (q->polling && t->timeout_ms == 0)
-        return poll_again(q, ev, ready, ctx, &t->rounds);
+    if (q->polling && t->timeout_ms == 0) {
+        int rc = poll_again(q, ev, ready, ctx, &t->rounds);
+        if (rc == RQ_EAGAIN && t->nap && q->poll_arm == POLL_ARMED)
+            q->poll_arm = POLL_ARMED_NAP; /* no signal may come: rq_poll_timeout says nap */
+        return rc;
+    }
+    if (t->nap)
+        return wait_nap(q, ev, ready, ctx, t);
     return wait_on(q, ev, ready, ctx, &t->d, &t->napped);
 }
 
@@ -382,12 +413,18 @@ int rq_queue_lock_failed(rq *q, const struct rq_wait_turn *t, int rc)
     return producer_lock_failed(q, &t->d, rc);
 }
 
-/* MPSC: takes the producers' lock.  It counts against the same deadline
- * as the space. */
-static int producer_lock(rq *q, const struct rq_deadline *d)
+int rq_queue_wait(rq *q, int space, int (*ready)(void *), void *ctx, struct rq_wait_turn *t)
 {
-    int rc = rq_mpsc_lock(&q->lock, rq_deadline_left(d));
-    return rc < 0 ? producer_lock_failed(q, d, rc) : rc;
+    int rc = queue_wait(q, space, ready, ctx, t);
+    return rc < 0 ? wait_result(q, rc) : rc;
+}
+
+/* The claim loop (records.h) for a slot call of SPACE: an MPSC producer
+ * locks. */
+static inline int claim_loop(rq *q, int space, int (*try_claim)(void *), int (*ready)(void *),
+                             void *ctx, struct rq_wait_turn *t)
+{
+    return rq_claim_loop(q, space && q->mpsc ? &q->lock : NULL, space, try_claim, ready, ctx, t);
 }
 
 /* The one-message claims' loops stay out of line: inlined into rq_push or
@@ -398,53 +435,41 @@ static int producer_lock(rq *q, const struct rq_deadline *d)
 #define CLAIM_SLOW
 #endif
 
-/* One try of a claim on the ring: RQ_OK (claimed), RQ_EAGAIN (full or
- * empty: wait and try again) or an error.  Each claim below is one such
- * try with its own arguments (ARG) and crash point. */
-typedef int (*claim_try)(rq *q, void *arg);
+/* A slot claim's state (the CTX of its try and re-check): the handle, and
+ * where the claim's result goes. */
+struct claim {
+    rq *q;
+    void **payload;   /* one message: its payload */
+    const void **msg; /* the consumer's: the oldest message */
+    uint32_t *len;    /* and its length */
+    uint32_t want;    /* a burst: up to WANT */
+    uint32_t *count;  /* claimed or there */
+};
 
-/* The claim loop of every push and pop: tries, and until the try succeeds
- * waits on the side's event as allowed (or, for a poller with timeout 0,
- * arms it).  SIDE is RQ_POLL_SPACE for a producer, RQ_POLL_DATA for the
- * consumer.  An MPSC producer tries holding the producers' lock and keeps
- * it on RQ_OK (until its publish); it never waits holding it.  Inline
- * with TRY_CLAIM constant at each call, so the compiler can fold the call. */
-static inline int claim_wait(rq *q, int side, claim_try try_claim, void *arg, int timeout_ms)
+/* A slot ring's re-checks, for a producer and for the consumer. */
+static int ready_for_producer_claim(void *ctx)
 {
-    int locking = side == RQ_POLL_SPACE && q->mpsc;
-    struct rq_shm_event *ev = side == RQ_POLL_SPACE ? &q->shm->space_event : &q->shm->data_event;
-    int (*ready)(void *) = side == RQ_POLL_SPACE ? ready_for_producer : ready_for_consumer;
-    struct rq_deadline d = rq_deadline_start(timeout_ms);
-    int napped = 0, rounds = 0;
-    for (;;) {
-        if (locking) {
-            int rc = producer_lock(q, &d);
-            if (rc < 0)
-                return rc;
-        }
-        int rc = try_claim(q, arg);
-        if (rc == RQ_OK)
-            return RQ_OK;
-        if (locking)
-            rq_mpsc_unlock(&q->lock); /* never wait holding the lock */
-        if (rc != RQ_EAGAIN)
-            return rc;
-        if (q->polling && timeout_ms == 0) {
-            rc = poll_again(q, ev, ready, q, &rounds);
-            if (rc != RQ_OK)
-                return rc;
-            continue;
-        }
-        rc = wait_on(q, ev, ready, q, &d, &napped);
-        if (rc < 0)
-            return wait_result(q, rc);
-    }
+    return ready_for_producer(((struct claim *)ctx)->q);
 }
 
-/* Claims the next free slot (ARG: where its payload pointer goes). */
-static int try_push_one(rq *q, void *arg)
+static int ready_for_consumer_claim(void *ctx)
 {
-    int rc = rq_ring_push_begin(&q->ring, arg, q->mpsc);
+    return ready_for_consumer(((struct claim *)ctx)->q);
+}
+
+/* Waits, as allowed, until TRY_CLAIM(C) succeeds: the slot calls' claim. */
+static inline int claim_wait(struct claim *c, int space, int (*try_claim)(void *), int timeout_ms)
+{
+    struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
+    return claim_loop(c->q, space, try_claim,
+                      space ? ready_for_producer_claim : ready_for_consumer_claim, c, &t);
+}
+
+/* Claims the next free slot. */
+static int try_push_one(void *ctx)
+{
+    struct claim *c = ctx;
+    int rc = rq_ring_push_begin(&c->q->ring, c->payload, c->q->mpsc);
     if (rc == RQ_OK)
         RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
     return rc;
@@ -454,7 +479,8 @@ static int try_push_one(rq *q, void *arg)
  * the producers' lock is held until producer_publish. */
 static CLAIM_SLOW int producer_claim_wait(rq *q, void **payload, int timeout_ms)
 {
-    return claim_wait(q, RQ_POLL_SPACE, try_push_one, payload, timeout_ms);
+    struct claim c = {.q = q, .payload = payload};
+    return claim_wait(&c, 1, try_push_one, timeout_ms);
 }
 
 /* The common case without the loop: an SPSC producer whose cached view
@@ -482,23 +508,18 @@ static inline void producer_publish(rq *q, void *payload, uint32_t len)
 
 /* ---- consumer -------------------------------------------------------- */
 
-/* The oldest message (ARG: struct pop_one). */
-struct pop_one {
-    const void **payload;
-    uint32_t *len;
-};
-
-static int try_pop_one(rq *q, void *arg)
+/* The oldest message. */
+static int try_pop_one(void *ctx)
 {
-    struct pop_one *a = arg;
-    return rq_ring_pop_begin(&q->ring, a->payload, a->len);
+    struct claim *c = ctx;
+    return rq_ring_pop_begin(&c->q->ring, c->msg, c->len);
 }
 
 static CLAIM_SLOW int consumer_claim_wait(rq *q, const void **payload, uint32_t *len,
                                           int timeout_ms)
 {
-    struct pop_one a = {payload, len};
-    return claim_wait(q, RQ_POLL_DATA, try_pop_one, &a, timeout_ms);
+    struct claim c = {.q = q, .msg = payload, .len = len};
+    return claim_wait(&c, 0, try_pop_one, timeout_ms);
 }
 
 /* The common case without the loop: a message is there. */
@@ -518,16 +539,11 @@ static inline void consumer_release(rq *q)
 
 /* ---- bursts: many slots, one publish ---------------------------------- */
 
-/* Up to WANT free slots, *COUNT of them claimed (ARG: struct burst). */
-struct burst {
-    uint32_t want;
-    uint32_t *count;
-};
-
-static int try_push_burst(rq *q, void *arg)
+/* Up to WANT free slots, *COUNT of them claimed. */
+static int try_push_burst(void *ctx)
 {
-    struct burst *a = arg;
-    int rc = rq_ring_push_room(&q->ring, a->want, q->mpsc, a->count);
+    struct claim *c = ctx;
+    int rc = rq_ring_push_room(&c->q->ring, c->want, c->q->mpsc, c->count);
     if (rc == RQ_OK)
         RQ_CRASH_POINT(PUSH_BURST_AFTER_CLAIM);
     return rc;
@@ -538,8 +554,8 @@ static int try_push_burst(rq *q, void *arg)
  * producer_publish_burst: one lock round for the whole batch. */
 static int producer_claim_burst(rq *q, uint32_t want, uint32_t *room, int timeout_ms)
 {
-    struct burst a = {want, room};
-    return claim_wait(q, RQ_POLL_SPACE, try_push_burst, &a, timeout_ms);
+    struct claim c = {.q = q, .want = want, .count = room};
+    return claim_wait(&c, 1, try_push_burst, timeout_ms);
 }
 
 /* Publishes K filled slots with one store (K == 0: gives the claim up). */
@@ -559,18 +575,18 @@ static void producer_publish_burst(rq *q, uint32_t k)
     wake_consumer(q);
 }
 
-static int try_pop_burst(rq *q, void *arg)
+static int try_pop_burst(void *ctx)
 {
-    struct burst *a = arg;
-    return rq_ring_pop_avail(&q->ring, a->want, a->count);
+    struct claim *c = ctx;
+    return rq_ring_pop_avail(&c->q->ring, c->want, c->count);
 }
 
 /* Up to WANT (1..N) messages, waiting as allowed for one: *AVAIL of them
  * are there, their lengths not yet read. */
 static int consumer_claim_burst(rq *q, uint32_t want, uint32_t *avail, int timeout_ms)
 {
-    struct burst a = {want, avail};
-    return claim_wait(q, RQ_POLL_DATA, try_pop_burst, &a, timeout_ms);
+    struct claim c = {.q = q, .want = want, .count = avail};
+    return claim_wait(&c, 0, try_pop_burst, timeout_ms);
 }
 
 static void consumer_release_burst(rq *q, uint32_t k)
@@ -578,6 +594,46 @@ static void consumer_release_burst(rq *q, uint32_t k)
     uint32_t old_read = rq_ring_pop_publish_burst(&q->ring, k);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
     wake_producers(q, old_read, k);
+}
+
+/* All of WANT (1..N) free slots or none (ARG: struct batch_claim). */
+struct batch_claim {
+    rq *q;
+    uint32_t want;
+};
+
+static int try_push_batch(void *arg)
+{
+    struct batch_claim *a = arg;
+    uint32_t room;
+    int rc = rq_ring_push_room(&a->q->ring, a->want, a->q->mpsc, &room);
+    if (rc == RQ_OK && room < a->want)
+        return RQ_EAGAIN;
+    if (rc == RQ_OK)
+        RQ_CRASH_POINT(PUSH_BURST_AFTER_CLAIM);
+    return rc;
+}
+
+/* A sleeping batch's re-check: WANT slots free (or a corrupt pair, to be
+ * reported by the claim). */
+static int ready_for_batch(void *arg)
+{
+    struct batch_claim *a = arg;
+    struct rq_ring *r = &a->q->ring;
+    uint32_t w = a->q->mpsc ? rq_load_seq_u32(&r->shm->write_offset) : r->write;
+    uint32_t rd = rq_load_seq_u32(&r->shm->read_offset);
+    return !rq_ring_pair_ok(r, w, rd) || r->n - rq_ring_distance(r, w, rd) >= a->want;
+}
+
+/* Claims WANT free slots at once, waiting as allowed until there are.
+ * The consumer signals producers only when it frees a full ring, so a
+ * batch of more than one re-checks every nap (rq_wait_turn.nap). */
+static int producer_claim_batch(rq *q, uint32_t want, int timeout_ms)
+{
+    struct batch_claim a = {q, want};
+    struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
+    t.nap = want > 1;
+    return claim_loop(q, 1, try_push_batch, ready_for_batch, &a, &t);
 }
 
 /* A burst's count as the ring can take it: at most N. */
@@ -778,7 +834,7 @@ int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms)
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* records: rq_reserve_len per record (rq.h) */
+        return RQ_EINVAL; /* records: rq_reserve_burst_len (rq.h) */
     if (!slots || count == 0)
         return RQ_EINVAL;
     if (q->held != HELD_NONE)
@@ -800,13 +856,44 @@ int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms)
     return (int)k;
 }
 
+int rq_reserve_burst_len(rq *q, const size_t *lens, size_t count, void **bufs, int timeout_ms)
+{
+    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (q->rec)
+        return wait_result(q, rq_rec_reserve_batch(q->rec, lens, count, bufs, timeout_ms));
+    if (!lens || !bufs || count == 0)
+        return RQ_EINVAL;
+    if (q->held != HELD_NONE)
+        return RQ_ESTATE;
+    uint32_t want = burst_want(q, count);
+    for (uint32_t i = 0; i < want; i++)
+        if (lens[i] > q->ring.slot_size)
+            return RQ_EMSGSIZE; /* nothing reserved */
+    q->lock.reserving = 1;      /* shown by rq_stat: this hold may last */
+    rc = producer_claim_batch(q, want, timeout_ms);
+    if (rc < 0)
+        return rc;
+    for (uint32_t i = 0; i < want; i++)
+        bufs[i] = rq_ring_claimed(&q->ring, i);
+    q->held = HELD_RESERVED;
+    q->held_count = want;
+    q->reserved = bufs[0];
+    if (q->mpsc) {
+        q->reserver = rq_plat_thread_id();
+        rq_mpsc_keep(&q->lock); /* held past this call */
+    }
+    return (int)want;
+}
+
 int rq_commit_burst(rq *q, const size_t *lens, size_t count)
 {
     int rc = check_call(q, RQ_PRODUCER, 0);
     if (rc < 0)
         return rc;
     if (q->rec)
-        return RQ_EINVAL; /* records: rq_reserve_len per record (rq.h) */
+        return rq_rec_commit_burst(q->rec, lens, count);
     if (q->held != HELD_RESERVED || !reservation_is_ours(q))
         return RQ_ESTATE;
     if (count > q->held_count || (count > 0 && !lens))

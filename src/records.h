@@ -104,26 +104,61 @@ struct rq_wait_turn {
     int timeout_ms; /* as the call was given it: 0 lets a poller arm */
     int napped;     /* wait_on's first unfenced nap was taken */
     int rounds;     /* a poller's re-checks in this call */
+    int nap;        /* the peer's wake test may miss this wait: re-check every nap */
+    int naps;       /* naps taken (the unlink check is every RQ_RECHECK_MS) */
 };
 
 static inline struct rq_wait_turn rq_wait_turn_start(int timeout_ms)
 {
-    struct rq_wait_turn t = {rq_deadline_start(timeout_ms), timeout_ms, 0, 0};
+    struct rq_wait_turn t = {rq_deadline_start(timeout_ms), timeout_ms, 0, 0, 0, 0};
     return t;
 }
 
 struct rq;
+/* After rq_mpsc_lock failed with RC (< 0) against T's deadline: the call's
+ * error, always negative, as a slot queue's MPSC push returns it
+ * (RQ_ELOCKED for the lock's timeout; a poller's object is kept ready). */
+int rq_queue_lock_failed(struct rq *q, const struct rq_wait_turn *t, int rc);
 /* One turn of a wait on the data event (SPACE 0: the consumer) or the
  * space event (SPACE 1: producers), exactly as a slot queue's call waits:
  * a sleep with queue.c's wait_on (the waiters word, the nap and barrier,
- * the re-check with READY(CTX), missed wakes, the unlink check), or, for
- * a handle with a poll object and a zero timeout, its arming (RQ_EAGAIN
- * when armed).  RQ_OK: look again.  Else the call's error. */
+ * the re-check with READY(CTX), missed wakes, the unlink check), naps if
+ * T asks for them, or for a handle with a poll object and a zero timeout
+ * its arming (RQ_EAGAIN when armed).  RQ_OK: look again.  Else the
+ * call's error. */
 int rq_queue_wait(struct rq *q, int space, int (*ready)(void *), void *ctx, struct rq_wait_turn *t);
-/* After rq_mpsc_lock failed with RC against T's deadline: the call's
- * error, as a slot queue's MPSC push returns it (RQ_ELOCKED for the
- * lock's timeout; a poller's object is kept ready). */
-int rq_queue_lock_failed(struct rq *q, const struct rq_wait_turn *t, int rc);
+
+/* The claim loop of every call that waits, on both kinds of queue:
+ * TRY_CLAIM(CTX) (RQ_OK: claimed; RQ_EAGAIN: full or empty; else the
+ * call's error), and until it succeeds one turn of rq_queue_wait on
+ * SPACE's event, re-checked with READY(CTX).  LOCK (MPSC producers: the
+ * handle's lock, else NULL) is taken for each try and kept on RQ_OK,
+ * until the publish; the loop never waits holding it.  T: the call's
+ * turn, from rq_wait_turn_start.  Inline, so that each caller's constant
+ * TRY_CLAIM folds into its loop. */
+static inline int rq_claim_loop(struct rq *q, struct rq_mpsc *lock, int space,
+                                int (*try_claim)(void *), int (*ready)(void *), void *ctx,
+                                struct rq_wait_turn *t)
+{
+    for (;;) {
+        if (lock) {
+            int rc = rq_mpsc_lock(lock, rq_deadline_left(&t->d));
+            if (rc < 0)
+                return rq_queue_lock_failed(q, t, rc);
+        }
+        int rc = try_claim(ctx);
+        if (rc == RQ_OK)
+            return RQ_OK;
+        if (lock)
+            rq_mpsc_unlock(lock); /* never wait holding the lock */
+        if (rc != RQ_EAGAIN)
+            return rc;
+        rc = rq_queue_wait(q, space, ready, ctx, t);
+        if (rc < 0)
+            return rc;
+    }
+}
+
 /* After a publish whose waiters word was seen non-zero: wakes the
  * consumer (MPSC: one producer per sleep) and its poller. */
 void rq_queue_wake_consumer(struct rq *q);
@@ -166,6 +201,10 @@ int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size
                      int timeout_ms);
 int rq_rec_peek_burst(struct rq_rec *r, rq_msg_view *msgs, size_t max, int timeout_ms);
 int rq_rec_release_burst(struct rq_rec *r, size_t count);
+/* rq_reserve_burst_len and rq_commit_burst on a record queue (rq.h). */
+int rq_rec_reserve_batch(struct rq_rec *r, const size_t *lens, size_t count, void **bufs,
+                         int timeout_ms);
+int rq_rec_commit_burst(struct rq_rec *r, const size_t *lens, size_t count);
 int rq_rec_next_seq(struct rq_rec *r, uint64_t *seq);
 /* rq_stat's ring part: byte offsets and the records in the queue. */
 int rq_rec_offsets(struct rq_rec *r, uint32_t *write, uint32_t *read, uint32_t *records);

@@ -207,6 +207,22 @@ static void record_queue_reserve_len()
     rqcpp::peeked m = c.peek(0);
     CHECK(m.str() == "hello" && (c.stat().flags & RQ_RECORDS));
     m.release();
+    // A batch with a length each: the guard's room is that length.
+    const std::size_t lens[3] = {3, 40, 100};
+    {
+        rqcpp::reserved_burst b = p.reserve_burst_len(lens, 3, 0);
+        CHECK(b.size() == 3 && b[0].size() == 3 && b[2].size() == 100);
+        std::memcpy(b.next().data(), "one", 3);
+        CHECK(b.fill(3));
+        CHECK(!b.fill(41)); // over its room: not recorded
+        std::memcpy(b.next().data(), "two", 3);
+        CHECK(b.fill(3)); // shorter than reserved: packed at the commit
+    } // commits the two filled, drops the third
+    CHECK(c.stat().depth == 2);
+    CHECK(c.pop_string(0) == "one" && c.pop_string(0) == "two");
+    const std::size_t too_long[1] = {101};
+    p.reserve_burst_len(too_long, 1, 0, ec);
+    CHECK(ec == RQ_EMSGSIZE);
     rqcpp::queue::unlink(name);
 }
 

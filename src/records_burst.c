@@ -1,0 +1,452 @@
+/*
+ * records_burst.c - the bursts of a record queue: many records, one
+ * publish of the word (and on MPSC one lock round) per batch.  OS-neutral.
+ * docs/design.md, section 12, "Bursts on records".
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "records_impl.h"
+
+/* ---- bursts: many records, one publish ------------------------------ */
+
+/* Room at our unpublished cursor W (SEQ records ahead of the consumer's
+ * word) for NEED more bytes?  The consumer's word is reloaded once if the
+ * cache says no.  1, 0, or RQ_ECORRUPT. */
+static int rec_room_at(struct rq_rec *r, uint64_t seq, uint32_t w, uint32_t need)
+{
+    if (rec_used(r, w, r->read_cache) + need <= r->cap)
+        return 1;
+    uint64_t rw = rq_load_acquire_u64(&r->shm->read_word);
+    if (!rec_pair_ok(r, rec_word(seq, w), rw))
+        return RQ_ECORRUPT;
+    r->read_cache = (uint32_t)rw;
+    return rec_used(r, w, r->read_cache) + need <= r->cap;
+}
+
+/* Writes record LEN/MSG at cursor W, behind padding PAD (0 or the ring's
+ * tail, its header written here): beyond the write word, invisible. */
+static uint32_t rec_write_at(struct rq_rec *r, uint32_t w, uint32_t pad, const void *msg,
+                             uint32_t len)
+{
+    uint32_t at = rec_index(r, w);
+    if (pad) {
+        struct rq_rec_header ph = {pad - RQ_RECORD_HEADER, RQ_REC_PAD};
+        memcpy(r->data + at, &ph, sizeof ph);
+        RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
+        at = 0;
+    }
+    struct rq_rec_header h = {len, RQ_REC_DATA};
+    memcpy(r->data + at, &h, sizeof h);
+    if (len > 0)
+        memcpy(r->data + at + RQ_RECORD_HEADER, msg, len);
+    return rec_advance(r, w, pad + rec_span(len));
+}
+
+/* A batch written beyond the word: where it ends, its records, their
+ * payload bytes, padding and longest record. */
+struct rec_batch {
+    uint32_t end, k;
+    uint64_t bytes;
+    uint32_t pad, longest;
+};
+
+/* Publishes batch B (K >= 1 records) with one store of the word, then the
+ * position, the statistics, the MPSC unlock and one wake check. */
+static void rec_publish_batch(struct rq_rec *r, const struct rec_batch *b)
+{
+    RQ_CRASH_POINT(PUSH_BURST_AFTER_FILL);
+    r->w = b->end;
+    r->wseq += b->k;
+    rec_publish(r, &r->shm->write_word, rec_word(r->wseq, r->w));
+    RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
+    rq_store_relaxed_u64(&r->shm->write_position, r->wseq);
+    r->pushed = 1;
+    RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
+    rq_counter_add(&r->self->messages, b->k);
+    rec_count_bytes(r, b->bytes, b->pad, b->longest);
+    if (r->lock)
+        rq_mpsc_unlock(r->lock);
+    if (rec_peer_waits(r, &r->shm->data_event.waiters))
+        rq_queue_wake_consumer(r->q);
+}
+
+int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *lens, size_t count,
+                      int timeout_ms)
+{
+    if (count == 0)
+        return 0; /* as on slots: nothing to do, whatever the state */
+    if (!msgs || !lens)
+        return RQ_EINVAL;
+    if (r->reserved)
+        return RQ_ESTATE;
+    size_t n = count < r->cap / RQ_RECORD_HEADER ? count : r->cap / RQ_RECORD_HEADER;
+    if (n == 0)
+        return RQ_EINVAL; /* no header fits: the open checked that one does */
+    for (size_t i = 0; i < n; i++) {
+        if (!msgs[i] && lens[i] > 0)
+            return RQ_EINVAL;
+        if (lens[i] > r->max)
+            return RQ_EMSGSIZE; /* nothing pushed */
+    }
+    void *first = NULL;
+    int rc = rec_claim_fast(r, (uint32_t)lens[0], &first, timeout_ms); /* waits, locks */
+    if (rc < 0)
+        return rc;
+    RQ_CRASH_POINT(PUSH_BURST_AFTER_CLAIM);
+    /* The first record's padding, if any, is written by the claim. */
+    uint32_t pad = r->res_pad, longest = (uint32_t)lens[0];
+    struct rq_rec_header h = {longest, RQ_REC_DATA};
+    memcpy(r->data + r->res_data, &h, sizeof h);
+    if (longest > 0)
+        memcpy(first, msgs[0], longest);
+    uint32_t w = rec_advance(r, r->w, pad + rec_span(longest));
+    uint64_t bytes = longest;
+    uint32_t k = 1;
+    for (; k < n; k++) {
+        uint32_t len = (uint32_t)lens[k], p;
+        uint32_t need = rec_need(r, w, len, &p);
+        rc = rec_room_at(r, r->wseq + k, w, need);
+        if (rc <= 0)
+            break; /* full, or corrupt: the next call reports it */
+        RQ_CRASH_POINT(PUSH_BURST_MID_FILL);
+        w = rec_write_at(r, w, p, msgs[k], len);
+        pad += p;
+        bytes += len;
+        longest = len > longest ? len : longest;
+    }
+    struct rec_batch b = {w, k, bytes, pad, longest};
+    rec_publish_batch(r, &b);
+    return (int)k;
+}
+
+/* After the oldest record (SPAN bytes from r->r, waited for): the next
+ * records up to MAX in all, each checked; FN gets each with its index and
+ * says go on (1) or stop (0).  The number of records, >= 1; *TOTAL their
+ * bytes with padding.  A corrupt one ends the batch before it. */
+static uint32_t rec_gather(struct rq_rec *r, uint32_t span, size_t max, uint32_t *total,
+                           int (*fn)(void *ctx, uint32_t i, const rq_record_entry *e), void *ctx)
+{
+    uint32_t k = 1, off = rec_advance(r, r->r, span);
+    *total = span;
+    while (k < max) {
+        if (off == r->write_cache) {
+            uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
+            if (!rec_pair_ok(r, ww, rec_word(r->rseq, r->r)))
+                break;
+            r->write_cache = (uint32_t)ww;
+            if (off == r->write_cache)
+                break;
+        }
+        rq_record_entry e;
+        uint32_t s;
+        if (rec_at(r, off, rec_used(r, r->write_cache, off), &e, &s) < 0 || !fn(ctx, k, &e))
+            break;
+        *total += s;
+        off = rec_advance(r, off, s);
+        k++;
+    }
+    return k;
+}
+
+struct rec_copy_ctx {
+    unsigned char *buf;
+    size_t cap;
+    size_t *lens;
+};
+
+static int rec_copy_one(void *ctx, uint32_t i, const rq_record_entry *e)
+{
+    struct rec_copy_ctx *c = ctx;
+    if (e->len > c->cap)
+        return 0; /* the next call reports it */
+    c->lens[i] = e->len;
+    if (e->len > 0)
+        memcpy(c->buf + (size_t)i * c->cap, e->data, e->len);
+    return 1;
+}
+
+int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size_t max,
+                     int timeout_ms)
+{
+    if (max == 0)
+        return 0; /* as on slots: nothing to do, whatever the state */
+    if (!lens || !buf)
+        return RQ_EINVAL;
+    if (r->peeked)
+        return RQ_ESTATE;
+    const unsigned char *msg;
+    uint32_t n, span, total;
+    int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
+    if (rc < 0)
+        return rc;
+    lens[0] = n;
+    if (n > cap)
+        return RQ_EMSGSIZE; /* nothing consumed */
+    if (n > 0)
+        memcpy(buf, msg, n);
+    struct rec_copy_ctx c = {buf, cap, lens};
+    uint32_t k = rec_gather(r, span, max, &total, rec_copy_one, &c);
+    RQ_CRASH_POINT(POP_BURST_AFTER_COPY);
+    rec_release(r, total, k);
+    return (int)k;
+}
+
+struct rec_view_ctx {
+    struct rq_rec *r;
+    rq_msg_view *msgs;
+};
+
+static void rec_view(struct rq_rec *r, rq_msg_view *v, uint64_t seq, const void *data, size_t len)
+{
+    *v = (rq_msg_view){data, len, seq, seq < r->redeliver_below ? RQ_MSG_REDELIVERED : 0u, 0u};
+}
+
+static int rec_view_one(void *ctx, uint32_t i, const rq_record_entry *e)
+{
+    struct rec_view_ctx *c = ctx;
+    rec_view(c->r, &c->msgs[i], c->r->rseq + i, e->data, e->len);
+    return 1;
+}
+
+int rq_rec_peek_burst(struct rq_rec *r, rq_msg_view *msgs, size_t max, int timeout_ms)
+{
+    if (!msgs || max == 0)
+        return RQ_EINVAL;
+    const unsigned char *msg;
+    uint32_t n, span, total;
+    int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
+    if (rc < 0)
+        return rc;
+    rec_view(r, &msgs[0], r->rseq, msg, n);
+    struct rec_view_ctx c = {r, msgs};
+    uint32_t k = rec_gather(r, span, max, &total, rec_view_one, &c);
+    rec_mark_delivered(r, r->rseq + k); /* one mark for the batch, before the hand-over */
+    r->peeked = k;
+    r->peek_valid = 1;
+    r->peek_msg = msg;
+    r->peek_len = n;
+    r->peek_span = span;
+    r->peek_seq = r->rseq;
+    r->peek_redelivered = (msgs[0].flags & RQ_MSG_REDELIVERED) != 0;
+    return (int)k;
+}
+
+int rq_rec_release_burst(struct rq_rec *r, size_t count)
+{
+    if (!r->peeked)
+        return RQ_ESTATE;
+    if (count == 0 || count > r->peeked)
+        return RQ_EINVAL;
+    uint32_t total;
+    int rc = rec_spans(r, (uint32_t)count, &total);
+    if (rc < 0)
+        return rc;
+    RQ_CRASH_POINT(RELEASE_BURST_BEFORE_PUBLISH);
+    r->peeked -= (uint32_t)count; /* the rest stays peeked */
+    r->peek_valid = 0;
+    r->peek_msg = NULL;
+    rec_release(r, total, (uint32_t)count);
+    return RQ_OK;
+}
+
+/* ---- a zero-copy batch: rq_reserve_burst_len, rq_commit_burst ------- */
+
+/* The reserved length of the I-th record of the reservation. */
+static inline uint32_t rec_reserved_len(const struct rq_rec *r, uint32_t i)
+{
+    return i == 0 ? r->res_len : r->res_lens[i];
+}
+
+/* Of the first K reserved records, how many fit an empty ring from offset
+ * W (*FIT, >= 1: a largest record fits anywhere), and the bytes those
+ * need there, padding included (the return value). */
+static uint32_t rec_batch_need(const struct rq_rec *r, uint32_t w, uint32_t k, uint32_t *fit)
+{
+    uint32_t need = 0, i = 0;
+    for (; i < k; i++) {
+        uint32_t pad, n = rec_need(r, w, rec_reserved_len(r, i), &pad);
+        if (need + n > r->cap)
+            break;
+        need += n;
+        w = rec_advance(r, w, n);
+    }
+    *fit = i;
+    return need;
+}
+
+/* How many of LENS (COUNT >= 1) a reservation may take: the longest start
+ * of the batch whose spans fit the ring (where it starts decides, by its
+ * padding, how many of them do: rec_batch_need).  *OVER gets 1 if its
+ * need may exceed what the consumer's wake test covers (two largest
+ * spans: rec_was_nearly_full); a padding is shorter than the record after
+ * it.  RQ_EMSGSIZE if one of them is too long. */
+static int rec_batch_size(const struct rq_rec *r, const size_t *lens, size_t count, int *over)
+{
+    uint32_t k = 0, total = 0, widest = 0;
+    for (; k < count && k < r->cap / RQ_RECORD_HEADER; k++) {
+        if (lens[k] > r->max)
+            return RQ_EMSGSIZE;
+        uint32_t span = rec_span((uint32_t)lens[k]);
+        if (total + span > r->cap)
+            break;
+        total += span;
+        widest = span > widest ? span : widest;
+    }
+    *over = total + widest - RQ_RECORD_HEADER > 2 * r->max_span;
+    return (int)k;
+}
+
+/* Keeps the reserved lengths of the batch LENS[0..K). */
+static int rec_keep_lens(struct rq_rec *r, const size_t *lens, uint32_t k)
+{
+    if (k > r->res_lens_cap) {
+        uint32_t *a = realloc(r->res_lens, (size_t)k * sizeof *a);
+        if (!a)
+            return RQ_ESYS;
+        r->res_lens = a;
+        r->res_lens_cap = k;
+    }
+    for (uint32_t i = 0; i < k; i++)
+        r->res_lens[i] = (uint32_t)lens[i];
+    r->res_len = (uint32_t)lens[0];
+    return RQ_OK;
+}
+
+/* Room for the whole batch at the write word?  (MPSC: under the lock.) */
+static int rec_try_batch(void *ctx)
+{
+    struct rq_rec *r = ctx;
+    if (r->lock && rec_sync_write(r) < 0)
+        return RQ_ECORRUPT;
+    uint32_t need = rec_batch_need(r, r->w, r->batch_want, &r->res_count);
+    if (rec_used(r, r->w, r->read_cache) + need > r->cap || r->lock) {
+        uint64_t rw = rq_load_acquire_u64(&r->shm->read_word);
+        if (!rec_pair_ok(r, rec_word(r->wseq, r->w), rw))
+            return RQ_ECORRUPT;
+        r->read_cache = (uint32_t)rw;
+        if (rec_used(r, r->w, r->read_cache) + need > r->cap)
+            return RQ_EAGAIN;
+    }
+    RQ_CRASH_POINT(PUSH_BURST_AFTER_CLAIM);
+    return RQ_OK;
+}
+
+/* A sleeping batch's re-check (or a corrupt pair, reported by the try). */
+static int rec_batch_has_space(void *ctx)
+{
+    struct rq_rec *r = ctx;
+    uint32_t w = r->lock ? (uint32_t)rq_load_seq_u64(&r->shm->write_word) : r->w;
+    uint32_t rd = (uint32_t)rq_load_seq_u64(&r->shm->read_word);
+    if (!rec_offset_ok(r, w) || !rec_offset_ok(r, rd) || rec_used(r, w, rd) > r->cap)
+        return 1;
+    uint32_t fit;
+    return rec_used(r, w, rd) + rec_batch_need(r, w, r->batch_want, &fit) <= r->cap;
+}
+
+/* The claimed batch's payload pointers into BUFS; the first record's
+ * padding header is written (beyond the word, invisible) so that
+ * rq_commit can publish the first record alone, as after rq_reserve_len. */
+static void rec_hand_out(struct rq_rec *r, void **bufs)
+{
+    uint32_t w = r->w;
+    for (uint32_t i = 0; i < r->res_count; i++) {
+        uint32_t pad, len = rec_reserved_len(r, i), at = rec_index(r, w);
+        rec_need(r, w, len, &pad);
+        if (pad && i == 0) {
+            struct rq_rec_header h = {pad - RQ_RECORD_HEADER, RQ_REC_PAD};
+            memcpy(r->data + at, &h, sizeof h);
+            RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
+        }
+        at = pad ? 0 : at;
+        if (i == 0) {
+            r->res_pad = pad;
+            r->res_data = at;
+        }
+        bufs[i] = r->data + at + RQ_RECORD_HEADER;
+        w = rec_advance(r, w, pad + rec_span(len));
+    }
+}
+
+int rq_rec_reserve_batch(struct rq_rec *r, const size_t *lens, size_t count, void **bufs,
+                         int timeout_ms)
+{
+    if (!lens || !bufs || count == 0)
+        return RQ_EINVAL;
+    if (r->reserved)
+        return RQ_ESTATE;
+    int over, k = rec_batch_size(r, lens, count, &over);
+    if (k < 0)
+        return k;
+    int rc = rec_keep_lens(r, lens, (uint32_t)k);
+    if (rc < 0)
+        return rc;
+    r->batch_want = (uint32_t)k;
+    struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
+    t.nap = over; /* the consumer may free room without a signal for it */
+    rc = rq_claim_loop(r->q, r->lock, 1, rec_try_batch, rec_batch_has_space, r, &t);
+    if (rc < 0)
+        return rc;
+    r->reserved = 1; /* res_count: as many as the try found room for */
+    if (r->lock)
+        r->reserver = rq_plat_thread_id();
+    rec_hand_out(r, bufs);
+    return (int)r->res_count;
+}
+
+/* Writes the I-th committed record, LEN of its reserved room, at cursor W
+ * (its padding header too if it wraps there); its payload, written at OLD
+ * (the reserved data index), is moved down if the records before it were
+ * committed shorter.  Returns the padding it needed; *W moves past it. */
+static uint32_t rec_settle(struct rq_rec *r, uint32_t *w, uint32_t old, uint32_t len)
+{
+    uint32_t pad, at = rec_index(r, *w);
+    rec_need(r, *w, len, &pad);
+    if (pad) {
+        struct rq_rec_header ph = {pad - RQ_RECORD_HEADER, RQ_REC_PAD};
+        memcpy(r->data + at, &ph, sizeof ph);
+        RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
+        at = 0;
+    }
+    if (at != old && len > 0) /* never up: a record only moves towards the word */
+        memmove(r->data + at + RQ_RECORD_HEADER, r->data + old + RQ_RECORD_HEADER, len);
+    struct rq_rec_header h = {len, RQ_REC_DATA};
+    memcpy(r->data + at, &h, sizeof h);
+    *w = rec_advance(r, *w, pad + rec_span(len));
+    return pad;
+}
+
+int rq_rec_commit_burst(struct rq_rec *r, const size_t *lens, size_t count)
+{
+    if (!r->reserved || !reservation_is_ours(r))
+        return RQ_ESTATE;
+    if (count > r->res_count || (count > 0 && !lens))
+        return RQ_EINVAL;
+    for (uint32_t i = 0; i < (uint32_t)count; i++)
+        if (lens[i] > rec_reserved_len(r, i))
+            return RQ_EMSGSIZE; /* the reservation is kept */
+    r->reserved = 0;
+    if (count == 0) {
+        if (r->lock)
+            rq_mpsc_unlock(r->lock); /* dropped unseen */
+        return RQ_OK;
+    }
+    /* The layout has no room left inside a record (a padding record only
+     * ever fills the ring's tail), so records committed shorter than
+     * reserved are packed: each later one moves down behind them. */
+    struct rec_batch b = {r->w, (uint32_t)count, 0, 0, 0};
+    uint32_t old = r->w;
+    for (uint32_t i = 0; i < b.k; i++) {
+        uint32_t pad, res = rec_reserved_len(r, i), len = (uint32_t)lens[i];
+        rec_need(r, old, res, &pad);
+        uint32_t old_at = pad ? 0 : rec_index(r, old);
+        old = rec_advance(r, old, pad + rec_span(res));
+        b.pad += rec_settle(r, &b.end, old_at, len);
+        b.bytes += len;
+        b.longest = len > b.longest ? len : b.longest;
+        if (i + 1 < b.k)
+            RQ_CRASH_POINT(PUSH_BURST_MID_FILL); /* part of the batch written */
+    }
+    rec_publish_batch(r, &b);
+    return RQ_OK;
+}

@@ -1,0 +1,238 @@
+/*
+ * records_impl.h - what the record queue's files (records.c: the segment,
+ * the handle, single records, the statistics; records_burst.c: the
+ * bursts) share: the handle's state, the arithmetic on offsets and the
+ * inline halves of the claim, the wait for a record and the release.
+ * OS-neutral; private to src/.  docs/design.md, section 12.
+ */
+#ifndef RQ_RECORDS_IMPL_H
+#define RQ_RECORDS_IMPL_H
+
+#include <string.h>
+
+#include "crashpoint.h"
+#include "records.h"
+
+/* The slow paths (waiting, wrapping, reloading a peer's word) out of line,
+ * so that the common case pays for no saved registers. */
+#if defined(__GNUC__)
+#define REC_COLD __attribute__((noinline, cold))
+/* Out of line but not cold: the claim loop's try, called through a
+ * constant pointer, is then folded into the loop (a cold function is
+ * optimised for size and calls it); MPSC pushes take this path every
+ * time, a pop whenever its cached view of the producer is used up. */
+#define REC_SLOW __attribute__((noinline))
+#else
+#define REC_COLD
+#define REC_SLOW
+#endif
+
+struct rq_rec {
+    struct rq_rec_shm *shm;
+    unsigned char *data;
+    struct rq *q;         /* the handle: queue.c waits and wakes for us */
+    struct rq_mpsc *lock; /* MPSC producers: the handle's lock; else NULL */
+    struct rq_shm_role *self;
+    int role;
+    int full_fences;
+    uint32_t cap, two_cap, max, max_span;
+    /* producer */
+    uint32_t w;          /* our offset */
+    uint32_t read_cache; /* the consumer's offset, last seen */
+    uint64_t wseq;       /* the next record's number */
+    uint32_t want;       /* the length a waiting push needs room for */
+    int pushed;
+    int reserved;                        /* a reservation is held */
+    uint32_t res_len, res_pad, res_data; /* its length, padding, data index */
+    uint64_t reserver;                   /* MPSC: the thread that reserved */
+    /* A reservation of several records (rq_reserve_burst_len): how many,
+     * and the reserved length of each (entry 0 is res_len's); batch_want is
+     * the count a waiting batch needs room for.  The array grows as
+     * needed and is freed with the handle. */
+    uint32_t res_count, batch_want, res_lens_cap;
+    uint32_t *res_lens;
+    /* consumer */
+    uint32_t r;           /* our offset */
+    uint32_t write_cache; /* the producer's offset, last seen */
+    uint64_t rseq;        /* the oldest record's number */
+    uint64_t delivered, redeliver_below;
+    uint32_t peeked; /* messages peeked, not yet released (a burst: many) */
+    int peek_valid;  /* peek_* below hold the oldest of them */
+    const unsigned char *peek_msg;
+    uint32_t peek_len, peek_span;
+    uint64_t peek_seq;
+    int peek_redelivered;
+};
+
+/* ---- arithmetic on offsets (all values already checked) ------------- */
+
+static inline uint32_t rec_span(uint32_t len)
+{
+    return RQ_RECORD_HEADER + ((len + 7u) & ~7u);
+}
+
+static inline uint32_t rec_index(const struct rq_rec *r, uint32_t off)
+{
+    return off < r->cap ? off : off - r->cap;
+}
+
+static inline uint32_t rec_advance(const struct rq_rec *r, uint32_t off, uint32_t n)
+{
+    uint32_t x = off + n; /* n <= C, off < 2C <= 2^31: no overflow */
+    return x >= r->two_cap ? x - r->two_cap : x;
+}
+
+static inline uint32_t rec_used(const struct rq_rec *r, uint32_t w, uint32_t rd)
+{
+    return w >= rd ? w - rd : w + r->two_cap - rd;
+}
+
+static inline uint64_t rec_word(uint64_t seq, uint32_t off)
+{
+    return (uint64_t)(uint32_t)seq << 32 | off;
+}
+
+/* The 64-bit number whose low half is LO, given STORED, a copy that lags
+ * by less than 2^32: the first value >= STORED with those low bits. */
+static inline uint64_t rec_extend(uint64_t stored, uint32_t lo)
+{
+    return stored + (uint32_t)(lo - (uint32_t)stored);
+}
+
+/* Bytes a record of LEN needs at offset W: its span, plus the tail of the
+ * ring as padding if it does not fit before the end.  *PAD gets that. */
+static inline uint32_t rec_need(const struct rq_rec *r, uint32_t w, uint32_t len, uint32_t *pad)
+{
+    uint32_t span = rec_span(len), tail = r->cap - rec_index(r, w);
+    *pad = span <= tail ? 0 : tail;
+    return *pad + span;
+}
+
+/* An offset as the ring makes them: in [0, 2C) and 8-aligned (every record
+ * and padding record starts on an 8-byte boundary; a peer's word that is
+ * not would put headers at unaligned addresses). */
+static inline int rec_offset_ok(const struct rq_rec *r, uint32_t x)
+{
+    return x < r->two_cap && x % 8 == 0;
+}
+
+/* A pair of words that can be true at one moment: offsets in range, at
+ * most C bytes apart, and a record count that those bytes can hold (each
+ * record takes 8 bytes at least, and bytes are used only by records). */
+int rec_pair_ok(const struct rq_rec *r, uint64_t ww, uint64_t rw);
+
+static inline void rec_publish(struct rq_rec *r, rq_atomic_u64 *word, uint64_t v)
+{
+    if (r->full_fences) {
+        rq_store_seq_u64(word, v);
+    } else {
+        rq_store_release_u64(word, v);
+        rq_fence_compiler(); /* the waiters load below stays after it */
+    }
+}
+
+static inline int rec_peer_waits(const struct rq_rec *r, rq_atomic_u32 *waiters)
+{
+    return (r->full_fences ? rq_load_seq_u32(waiters) : rq_load_relaxed_u32(waiters)) != 0;
+}
+
+/* ---- shared by records.c and records_burst.c ------------------------- */
+
+/* MPSC, under the lock: the write word as the last holder left it (other
+ * producers move it).  RQ_OK or RQ_ECORRUPT. */
+static inline int rec_sync_write(struct rq_rec *r)
+{
+    uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
+    if (!rec_offset_ok(r, (uint32_t)ww))
+        return RQ_ECORRUPT;
+    r->w = (uint32_t)ww;
+    r->wseq = rec_extend(rq_load_relaxed_u64(&r->shm->write_position), (uint32_t)(ww >> 32));
+    return RQ_OK;
+}
+
+static inline int reservation_is_ours(const struct rq_rec *r)
+{
+    return !r->lock || r->reserver == rq_plat_thread_id();
+}
+
+/* The claim of one record of LEN with waiting (and MPSC locking): RQ_OK
+ * with *PAYLOAD, the record's padding header written if it wraps. */
+REC_SLOW int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms);
+/* The oldest record, waited for: see rec_pop_wait. */
+REC_SLOW int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
+                          uint32_t *span, int timeout_ms);
+int rec_was_nearly_full(struct rq_rec *r, uint32_t old_read);
+/* The record at offset OFF of the ring with AVAIL published bytes, checked
+ * as the consumer checks: RQ_OK with *E (but seq) and *SPAN. */
+int rec_at(const struct rq_rec *r, uint32_t off, uint32_t avail, rq_record_entry *e,
+           uint32_t *span);
+/* The bytes of the K oldest records (K >= 1, all published), checked as
+ * the consumer checks them: RQ_OK with *SPAN, or RQ_ECORRUPT. */
+int rec_spans(struct rq_rec *r, uint32_t k, uint32_t *span);
+/* Marks the records below SEQ handed out, before the hand-over. */
+void rec_mark_delivered(struct rq_rec *r, uint64_t seq);
+
+/* The common case without a call: an SPSC producer whose cached view
+ * shows room before the end of the ring.  Anything else (a wrap, a full
+ * cache, MPSC) goes the long way, which checks again. */
+static inline int rec_claim_fast(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms)
+{
+    uint32_t at = rec_index(r, r->w), span = rec_span(len);
+    if (!r->lock && span <= r->cap - at && rec_used(r, r->w, r->read_cache) + span <= r->cap) {
+        RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
+        r->res_len = len;
+        r->res_pad = 0;
+        r->res_data = at;
+        *payload = r->data + at + RQ_RECORD_HEADER;
+        return RQ_OK;
+    }
+    return rec_claim_wait(r, len, payload, timeout_ms);
+}
+
+/* LEN payload bytes in records of at most LONGEST, PAD of padding. */
+static inline void rec_count_bytes(struct rq_rec *r, uint64_t len, uint32_t pad, uint32_t longest)
+{
+    struct rq_rec_shm *shm = r->shm;
+    if (pad)
+        rq_store_relaxed_u64(&shm->padding_bytes, rq_load_relaxed_u64(&shm->padding_bytes) + pad);
+    rq_store_relaxed_u64(&shm->payload_bytes, rq_load_relaxed_u64(&shm->payload_bytes) + len);
+    if (longest > rq_load_relaxed_u64(&shm->largest))
+        rq_store_relaxed_u64(&shm->largest, longest);
+}
+
+static inline int rec_pop_wait(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
+                               uint32_t *span, int timeout_ms)
+{
+    if (r->r != r->write_cache) {
+        /* The common case without a call: a plain record is there. */
+        uint32_t at = rec_index(r, r->r);
+        struct rq_rec_header h;
+        memcpy(&h, r->data + at, sizeof h); /* read once: the producer is untrusted */
+        uint32_t s = rec_span(h.len);       /* no overflow: len checked first below */
+        if (h.type == RQ_REC_DATA && h.len <= r->max && s <= r->cap - at &&
+            s <= rec_used(r, r->write_cache, r->r)) {
+            *msg = r->data + at + RQ_RECORD_HEADER;
+            *len = h.len;
+            *span = s;
+            return RQ_OK;
+        }
+    }
+    return rec_pop_slow(r, msg, len, span, timeout_ms);
+}
+
+/* Frees the K oldest records, SPAN bytes with their padding, in one store. */
+static inline void rec_release(struct rq_rec *r, uint32_t span, uint32_t k)
+{
+    uint32_t old = r->r;
+    r->r = rec_advance(r, r->r, span);
+    r->rseq += k;
+    rec_publish(r, &r->shm->read_word, rec_word(r->rseq, r->r));
+    RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
+    rq_store_relaxed_u64(&r->shm->read_position, r->rseq);
+    RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
+    rq_counter_add(&r->self->messages, k);
+    if (rec_peer_waits(r, &r->shm->space_event.waiters) && rec_was_nearly_full(r, old))
+        rq_queue_wake_producers(r->q);
+}
+
+#endif /* RQ_RECORDS_IMPL_H */
