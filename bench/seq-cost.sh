@@ -7,11 +7,12 @@
 #
 # Builds two release trees from REV (default HEAD) in a temporary
 # directory: "after", REV as it is, and "reference", REV with
-# bench/seq-reference.patch applied (no position counts or stores, no
-# delivered mark: not a usable build, since no message number or
-# redelivery flag is right, only the reference the cost is measured
-# against; no switch in the library turns these off).  If the patch no
-# longer applies, the script stops and says so: refresh the patch by
+# bench/seq-reference.patch applied (a single push or release only moves
+# its offset on, wrapping at 2N, with no stop, lap or position store, and
+# rq_peek stores no delivered mark: not a usable build, since no message
+# number or redelivery flag is right, only the reference the cost is
+# measured against; no switch in the library turns these off).  If the
+# patch no longer applies, the script stops and says so: refresh it by
 # taking the same three things out of src/ring.h again.
 #
 # Then:
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
     -d) DURATION="$2"; shift 2 ;;
     --rev) REV="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h | --help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "seq-cost.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -71,9 +72,9 @@ done
 if ! (cd "$WORK/reference/src" && git apply --check "$PATCH" 2>"$WORK/apply.err"); then
     echo "seq-cost.sh: FAILED: bench/seq-reference.patch no longer applies to ${SHA:0:12}:" >&2
     cat "$WORK/apply.err" >&2
-    echo "Refresh it: take the position counts and stores out of rq_ring_push_publish" \
-        "and rq_ring_pop_publish and the delivered mark out of rq_ring_deliver" \
-        "(src/ring.h), then git diff > bench/seq-reference.patch." >&2
+    echo "Refresh it: make rq_ring_push_publish and rq_ring_pop_publish (src/ring.h)" \
+        "only move their offset on (wrapping at 2N) and publish it, and rq_ring_deliver" \
+        "do nothing, then git diff > bench/seq-reference.patch." >&2
     exit 1
 fi
 (cd "$WORK/reference/src" && git apply "$PATCH")

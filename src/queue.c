@@ -283,7 +283,7 @@ static uint64_t poll_position(const rq *q)
 {
     if (q->rec)
         return rq_rec_position(q->rec);
-    return q->role == RQ_PRODUCER ? q->ring.write_pos : q->ring.read_pos;
+    return q->role == RQ_PRODUCER ? rq_ring_write_pos(&q->ring) : rq_ring_read_pos(&q->ring);
 }
 
 /* The RQ_EAGAIN of a poller: arms its object exactly as wait_on registers
@@ -971,6 +971,7 @@ int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms)
         return rc;
     k = k < want ? k : want;
     uint32_t done = 0;
+    uint64_t first = rq_ring_read_pos(&q->ring);
     for (; done < k; done++) {
         const void *payload;
         uint32_t n;
@@ -980,7 +981,7 @@ int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms)
                 break; /* the next call reports it */
             return rc;
         }
-        uint64_t seq = q->ring.read_pos + done;
+        uint64_t seq = first + done;
         msgs[done] = (rq_msg_view){payload, n, seq,
                                    seq < q->ring.redeliver_below ? RQ_MSG_REDELIVERED : 0u, 0u};
     }
@@ -1025,7 +1026,7 @@ int rq_next_seq(rq *q, uint64_t *seq)
     if (q->rec && q->role != RQ_OBSERVER)
         return rq_rec_next_seq(q->rec, seq);
     if (q->role == RQ_CONSUMER) {
-        *seq = q->ring.read_pos;
+        *seq = rq_ring_read_pos(&q->ring);
         return RQ_OK;
     }
     if (q->role != RQ_PRODUCER)
@@ -1045,7 +1046,7 @@ int rq_next_seq(rq *q, uint64_t *seq)
         }
         return RQ_OK;
     }
-    *seq = q->ring.write_pos;
+    *seq = rq_ring_write_pos(&q->ring);
     return RQ_OK;
 }
 

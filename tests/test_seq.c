@@ -223,8 +223,10 @@ static void test_bad_arguments(void **state)
 /* Single messages store their side's position only once per period (the
  * largest power of two <= N): after any run of them the stored copies lag
  * by less than 2N, so that the next handles (which recover from them, as
- * after a kill) number the next message right.  A period of more than N
- * fails here: 4 N - 1 messages in a 4-slot queue then leave a lag of 15. */
+ * after a kill) number the next message right.  No store at all fails
+ * here.  A longer period does not: the stops are offsets in [0, 2N), so a
+ * period of 2N or more is once a lap, a lag of at most 2N - 1 after a
+ * clean close; the kill below, at a lap's end, catches it. */
 static void test_positions_stored_once_a_period_stay_within_reach(void **state)
 {
     (void)state;
