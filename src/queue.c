@@ -1169,32 +1169,31 @@ static const struct rq_segment_kind queue_kind = {
 
 /* ---- open: roles ----------------------------------------------------- */
 
-static int role_acquire(rq *q)
+/* Takes the role's lock: exclusive for a consumer or an SPSC producer; for
+ * an MPSC producer a shared one, which only marks it live, and its slot in
+ * the producers' lock. */
+static int role_lock(rq *q, int producer)
+{
+    if (!(producer && q->mpsc))
+        return rq_plat_lock(q->segment.plat, producer ? RQ_LOCK_PRODUCER : RQ_LOCK_CONSUMER,
+                            RQ_LOCK_TRY);
+    /* Any number of producers: the shared lock keeps an SPSC producer
+     * (exclusive) out while any is live, and the other way round, whatever
+     * the header's flag says now. */
+    int rc = rq_plat_lock(q->segment.plat, RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED);
+    if (rc == RQ_OK) {
+        rc = rq_mpsc_open(&q->lock, q->segment.plat, q->shm);
+        q->lock_open = rc == RQ_OK;
+        q->lock.interrupt = &q->interrupted;
+    }
+    return rc;
+}
+
+/* Makes the side's role line this handle's: all of it when the role is
+ * held alone, only the pid for an MPSC producer. */
+static void role_line_claim(rq *q, int producer)
 {
     struct rq_shm *shm = q->shm;
-    int producer = q->role == RQ_PRODUCER;
-    int rc;
-    if (producer && q->mpsc) {
-        /* Any number of producers: a shared lock only marks them live, and
-         * keeps an SPSC producer (exclusive) out while any is live, and
-         * the other way round, whatever the header's flag says now. */
-        rc = rq_plat_lock(q->segment.plat, RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED);
-        if (rc == RQ_OK) {
-            rc = rq_mpsc_open(&q->lock, q->segment.plat, shm);
-            q->lock_open = rc == RQ_OK;
-            q->lock.interrupt = &q->interrupted;
-        }
-    } else {
-        rc = rq_plat_lock(q->segment.plat, producer ? RQ_LOCK_PRODUCER : RQ_LOCK_CONSUMER,
-                          RQ_LOCK_TRY);
-    }
-    if (rc < 0)
-        return rc;
-    RQ_CRASH_POINT(OPEN_AFTER_ROLE_LOCK);
-    /* This process publishes with plain stores: it must be reached by the
-     * barrier of a peer about to sleep. */
-    if (!q->ring.full_fences && rq_plat_fence_register() != RQ_OK)
-        return RQ_ESYS;
     q->self = producer ? &shm->producer : &shm->consumer;
     q->owns_role_line = !(producer && q->mpsc);
     if (q->owns_role_line) {
@@ -1206,6 +1205,21 @@ static int role_acquire(rq *q)
     } else {
         rq_store_relaxed_u64(&q->self->pid, (uint64_t)rq_plat_pid());
     }
+}
+
+static int role_acquire(rq *q)
+{
+    struct rq_shm *shm = q->shm;
+    int producer = q->role == RQ_PRODUCER;
+    int rc = role_lock(q, producer);
+    if (rc < 0)
+        return rc;
+    RQ_CRASH_POINT(OPEN_AFTER_ROLE_LOCK);
+    /* This process publishes with plain stores: it must be reached by the
+     * barrier of a peer about to sleep. */
+    if (!q->ring.full_fences && rq_plat_fence_register() != RQ_OK)
+        return RQ_ESYS;
+    role_line_claim(q, producer);
     /* Check the offsets now, except as an MPSC producer: other producers
      * move write_offset while we read the pair, so it could look corrupt
      * when it is not; every MPSC push re-reads both under the lock. */
