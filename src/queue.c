@@ -1227,7 +1227,8 @@ static int role_acquire(rq *q)
         rc = q->rec ? rq_rec_load(q->rec) : rq_ring_load(&q->ring);
         if (rc < 0)
             return rc;
-        rq_ring_anchor(&q->ring, producer);
+        if (!q->rec) /* a record queue's positions are records.c's */
+            rq_ring_anchor(&q->ring, producer);
     }
     RQ_CRASH_POINT(OPEN_AFTER_TAKEOVER);
     /* A predecessor may have died between publishing and signalling, and

@@ -329,6 +329,39 @@ static void test_a_kill_before_the_position_store_loses_no_number(void **state)
     rq_unlink(name);
 }
 
+/* A record queue's positions are its own (records.c): opening a side must
+ * not store the slot ring's, which a record queue never loads (0), over
+ * them.  Numbers past 2^32 show it: the record offsets carry only the low
+ * 32 bits, and a stored copy of 0 would number the next message 5. */
+static void test_record_queue_positions_survive_a_reopen(void **state)
+{
+    (void)state;
+    const char *name = th_name("seqrec");
+    rq_config cfg = {4096, 256, RQ_RECORDS, 0};
+    rq *p, *c;
+    assert_int_equal(rq_open(&p, name, RQ_PRODUCER, &cfg), RQ_OK);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(rq_push(p, "r", 1, 0), RQ_OK);
+    rq_close(p);
+    struct th_raw raw;
+    th_raw_open(&raw, "rq", name);
+    struct rq_shm *shm = (struct rq_shm *)raw.addr;
+    const uint64_t lap = UINT64_C(1) << 32; /* as if 2^32 more had gone by */
+    rq_store_relaxed_u64(&shm->write_position, lap + 5);
+    rq_store_relaxed_u64(&shm->read_position, lap);
+    assert_int_equal(rq_open(&p, name, RQ_PRODUCER, NULL), RQ_OK);
+    assert_int_equal(rq_open(&c, name, RQ_CONSUMER, NULL), RQ_OK);
+    assert_int_equal(rq_load_relaxed_u64(&shm->write_position), lap + 5);
+    assert_int_equal(rq_load_relaxed_u64(&shm->read_position), lap);
+    rq_close(p);
+    rq_close(c);
+    assert_int_equal(rq_open(&p, name, RQ_PRODUCER, NULL), RQ_OK);
+    assert_int_equal(next_seq(p), lap + 5);
+    th_raw_close(&raw);
+    rq_close(p);
+    rq_unlink(name);
+}
+
 int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
@@ -342,6 +375,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_positions_are_recovered_from_the_offsets),
         cmocka_unit_test(test_positions_stored_once_a_period_stay_within_reach),
         cmocka_unit_test(test_a_kill_before_the_position_store_loses_no_number),
+        cmocka_unit_test(test_record_queue_positions_survive_a_reopen),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests_name("seq", tests, NULL, NULL);
