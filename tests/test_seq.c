@@ -337,9 +337,9 @@ static void test_record_queue_positions_survive_a_reopen(void **state)
 {
     (void)state;
     const char *name = th_name("seqrec");
-    rq_config cfg = {4096, 256, RQ_RECORDS, 0};
+    rq *keep = th_create(name, 4096, 256, RQ_RECORDS); /* capacity, largest record */
     rq *p, *c;
-    assert_int_equal(rq_open(&p, name, RQ_PRODUCER, &cfg), RQ_OK);
+    assert_int_equal(rq_open(&p, name, RQ_PRODUCER, NULL), RQ_OK);
     for (int i = 0; i < 5; i++)
         assert_int_equal(rq_push(p, "r", 1, 0), RQ_OK);
     rq_close(p);
@@ -359,6 +359,7 @@ static void test_record_queue_positions_survive_a_reopen(void **state)
     assert_int_equal(next_seq(p), lap + 5);
     th_raw_close(&raw);
     rq_close(p);
+    rq_close(keep);
     rq_unlink(name);
 }
 
