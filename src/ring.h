@@ -288,8 +288,7 @@ static inline void rq_ring_push_publish(struct rq_ring *r, void *payload, uint32
     r->write = next;
     rq_ring_publish_offset(r, &r->shm->write_offset, next);
     RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
-    rq_ring_stopped(r, &r->shm->write_position, r->write_base, next, r->write_mask,
-                    &r->write_stop);
+    rq_ring_stopped(r, &r->shm->write_position, r->write_base, next, r->write_mask, &r->write_stop);
 }
 
 /* Consumer: the message in SLOT, its length checked.  RQ_ECORRUPT on a
