@@ -206,6 +206,21 @@ static void round_copy(struct run *r)
     }
 }
 
+/* The consumer's half of a zero-copy round, the same on both kinds of
+ * queue: BATCH messages peeked, read and released. */
+static inline void peek_release_batch(struct run *r)
+{
+    for (int i = 0; i < BATCH; i++) {
+        const void *m;
+        size_t len;
+        int rc = rq_peek(r->c, &m, &len, 0);
+        if (rc != RQ_OK)
+            fail("rq_peek", rc);
+        r->sink += touch(m, len);
+        rq_release(r->c);
+    }
+}
+
 static void round_zc(struct run *r)
 {
     for (int i = 0; i < BATCH; i++) {
@@ -216,15 +231,7 @@ static void round_zc(struct run *r)
         memcpy(slot, r->msg, r->size);
         rq_commit(r->p, r->size);
     }
-    for (int i = 0; i < BATCH; i++) {
-        const void *m;
-        size_t len;
-        int rc = rq_peek(r->c, &m, &len, 0);
-        if (rc != RQ_OK)
-            fail("rq_peek", rc);
-        r->sink += touch(m, len);
-        rq_release(r->c);
-    }
+    peek_release_batch(r);
 }
 
 static void round_burst(struct run *r)
@@ -276,15 +283,7 @@ static void round_rec_zc(struct run *r)
         memcpy(slot, r->msg, r->size);
         rq_commit(r->p, r->size);
     }
-    for (int i = 0; i < BATCH; i++) {
-        const void *m;
-        size_t len;
-        int rc = rq_peek(r->c, &m, &len, 0);
-        if (rc != RQ_OK)
-            fail("rq_peek", rc);
-        r->sink += touch(m, len);
-        rq_release(r->c);
-    }
+    peek_release_batch(r);
 }
 
 static void round_minring(struct run *r)

@@ -37,9 +37,11 @@
  *              once they reach 2N the next side recovers a wrong number
  *
  * Sequence numbers (ring.h: rq_ring_position, rq_ring_deliver): each side
- * stores its 64-bit position after its offset when the position is a
+ * stores its 64-bit position after its offset when the new offset is a
  * multiple of PERIOD (the largest power of two <= N; ring.h's
- * rq_ring_store_position) and recovers it at open from the offset; every message's number must be its true index (ghost
+ * rq_ring_stop: the code tests the offset, which for the N checked here,
+ * powers of two, is the same as testing the position) and recovers it at
+ * open from the offset; every message's number must be its true index (ghost
  * `published` / `released`), the same on both sides, and every repeat of
  * a message must carry the redelivery flag.
  */
@@ -244,8 +246,8 @@ push_after_payload:
                 }
 push_before_position:
 #if SEQ && BUG != 6
-                if /* rq_ring_store_position: only at a multiple of the period */
-                :: wpos % PERIOD == 0 -> write_position = wpos
+                if /* rq_ring_stopped: only at a multiple of the period */
+                :: write % PERIOD == 0 -> write_position = wpos
                 :: else -> skip
                 fi;
 #endif
@@ -393,7 +395,7 @@ pop_after_copy:
 release_before_position:
 #if SEQ
                 if
-                :: rpos % PERIOD == 0 -> read_position = rpos
+                :: read % PERIOD == 0 -> read_position = rpos
                 :: else -> skip
                 fi;
 #endif

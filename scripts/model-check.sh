@@ -3,9 +3,12 @@
 # with spin: each run builds a verifier (spin -a, gcc) and searches the
 # whole state space (no bitstate, no hash compaction).
 #
-#   scripts/model-check.sh          the CI set (about 2.5 minutes on 2 cores)
+#   scripts/model-check.sh          the CI set, 66 runs (1,937 s on a 2-core
+#                                   VM at load 15, 2026-12-05; quiet, a
+#                                   fraction of that: 44 runs took 114 s,
+#                                   the set has not been timed quiet since)
 #   scripts/model-check.sh --deep   the CI set plus larger configurations
-#                                   (about 4 minutes, up to 5 GB of RAM)
+#                                   (longer than the CI set, up to 5 GB of RAM)
 #
 # Runs go two at a time (MODEL_JOBS, default 2: this is a 2-core machine).
 # Every run has an expected outcome: "pass" (no error) for the code as it

@@ -146,7 +146,7 @@ struct rq_shm {
      * next message, stored just *after* a publish of write_offset (MPSC:
      * every publish; SPSC: bursts, and single messages whose position is a
      * multiple of the largest power of two <= N), so it lags the truth by
-     * less than 2N (rq_ring_store_position); the truth is the first value >= it that
+     * less than 2N (rq_ring_stop); the truth is the first value >= it that
      * is congruent to write_offset mod 2N (rq_ring_position).  It shares the
      * line the consumer polls: stored once a period, it takes the line away
      * from the consumer for one single message in P, not for each. */

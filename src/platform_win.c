@@ -249,6 +249,54 @@ static HANDLE open_mapping(const wchar_t *name)
                   NULL);
 }
 
+/* Opens SEG's mapping if it exists, its owner checked; else, if FLAGS
+ * allow, marks it to be made (*CREATED).  On failure nothing is left open
+ * and the error is the last one set. */
+static int segment_find(rq_plat_segment *seg, unsigned flags, int *created)
+{
+    seg->mapping = open_mapping(seg->base);
+    if (seg->mapping) {
+        int rc = owner_check(seg->mapping, flags);
+        if (rc < 0) {
+            DWORD err = GetLastError();
+            CloseHandle(seg->mapping);
+            seg->mapping = NULL;
+            SetLastError(err);
+        }
+        return rc;
+    }
+    if (GetLastError() != ERROR_FILE_NOT_FOUND)
+        return RQ_ESYS;
+    if (!(flags & RQ_PLAT_CREATE))
+        return RQ_ENOENT;
+    /* A mapping's size is fixed when it is made: it is made by
+     * rq_plat_segment_resize, under the init lock. */
+    *created = 1;
+    return RQ_OK;
+}
+
+/* The handle's own objects: the segment's mutexes and the interrupt
+ * event.  On failure the caller closes SEG (the error is the last set). */
+static int segment_handles(rq_plat_segment *seg)
+{
+    /* Every handle holds the segment's mutexes open, so that their state
+     * (owned, abandoned) lives as long as the segment does: a named object
+     * goes with its last handle, and a mutex abandoned by the only process
+     * that had it open would vanish instead of telling the next locker. */
+    int rc = RQ_OK;
+    wchar_t lock_name[OBJECT_NAME_MAX];
+    object_name(lock_name, seg, lock_suffix[RQ_LOCK_INIT]);
+    seg->init_mutex = create_mutex_checked(seg, lock_name, &rc);
+    object_name(lock_name, seg, L".mpsc");
+    if (seg->init_mutex)
+        seg->mpsc_mutex = create_mutex_checked(seg, lock_name, &rc);
+    if (!seg->init_mutex || !seg->mpsc_mutex)
+        return rc;
+    /* Unnamed: only this handle's waits watch it. */
+    seg->interrupt = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, NULL), NULL);
+    return seg->interrupt ? RQ_OK : RQ_ESYS;
+}
+
 int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *name, unsigned flags,
                          uint32_t mode, int *created)
 {
@@ -261,58 +309,20 @@ int rq_plat_segment_open(rq_plat_segment **out, const char *kind, const char *na
     seg->mode = mode ? mode : 0600;
     seg->flags = flags;
     int rc = base_name(seg->base, kind, name);
+    if (rc == RQ_OK)
+        rc = segment_find(seg, flags, created);
     if (rc < 0) {
+        DWORD err = GetLastError();
         free(seg);
+        SetLastError(err);
         return rc;
     }
-    seg->mapping = open_mapping(seg->base);
-    if (seg->mapping) {
-        rc = owner_check(seg->mapping, flags);
-        if (rc < 0) {
-            DWORD err = GetLastError();
-            CloseHandle(seg->mapping);
-            free(seg);
-            SetLastError(err);
-            return rc;
-        }
-    } else {
-        DWORD err = GetLastError();
-        if (err != ERROR_FILE_NOT_FOUND) {
-            free(seg);
-            SetLastError(err);
-            return RQ_ESYS;
-        }
-        if (!(flags & RQ_PLAT_CREATE)) {
-            free(seg);
-            return RQ_ENOENT;
-        }
-        /* A mapping's size is fixed when it is made: it is made by
-         * rq_plat_segment_resize, under the init lock. */
-        *created = 1;
-    }
-    /* Every handle holds the segment's mutexes open, so that their state
-     * (owned, abandoned) lives as long as the segment does: a named object
-     * goes with its last handle, and a mutex abandoned by the only process
-     * that had it open would vanish instead of telling the next locker. */
-    wchar_t lock_name[OBJECT_NAME_MAX];
-    object_name(lock_name, seg, lock_suffix[RQ_LOCK_INIT]);
-    seg->init_mutex = create_mutex_checked(seg, lock_name, &rc);
-    object_name(lock_name, seg, L".mpsc");
-    if (seg->init_mutex)
-        seg->mpsc_mutex = create_mutex_checked(seg, lock_name, &rc);
-    if (!seg->init_mutex || !seg->mpsc_mutex) {
+    rc = segment_handles(seg);
+    if (rc < 0) {
         DWORD err = GetLastError();
         rq_plat_segment_close(seg);
         SetLastError(err);
         return rc;
-    }
-    /* Unnamed: only this handle's waits watch it. */
-    seg->interrupt = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, NULL), NULL);
-    if (!seg->interrupt) {
-        DWORD err = GetLastError();
-        rq_plat_segment_close(seg);
-        SetLastError(err);
-        return RQ_ESYS;
     }
     *out = seg;
     return RQ_OK;

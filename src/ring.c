@@ -28,15 +28,16 @@ int rq_ring_load(struct rq_ring *r)
     uint32_t rd = rq_load_acquire_u32(&r->shm->read_offset);
     if (!rq_ring_pair_ok(r, w, rd))
         return RQ_ECORRUPT;
-    r->write = r->write_cache = w;
-    r->read = r->read_cache = rd;
-    r->write_pos = rq_ring_position(r, rq_load_relaxed_u64(&r->shm->write_position), w);
-    r->read_pos = rq_ring_position(r, rq_load_relaxed_u64(&r->shm->read_position), rd);
+    r->write_cache = w;
+    r->read_cache = rd;
+    rq_ring_set_write(r, w, rq_ring_position(r, rq_load_relaxed_u64(&r->shm->write_position), w));
+    rq_ring_set_read(r, rd, rq_ring_position(r, rq_load_relaxed_u64(&r->shm->read_position), rd));
+    uint64_t read_pos = rq_ring_read_pos(r);
     /* A dead consumer may have handed out messages it never released: at
      * most the N in the ring.  A mark outside that range is a peer's
      * scribble, and flags nothing. */
     uint64_t mark = rq_load_relaxed_u64(&r->shm->consumer.delivered_position);
-    r->delivered = mark >= r->read_pos && mark - r->read_pos <= r->n ? mark : r->read_pos;
+    r->delivered = mark >= read_pos && mark - read_pos <= r->n ? mark : read_pos;
     r->redeliver_below = r->delivered;
     return RQ_OK;
 }
@@ -47,8 +48,8 @@ void rq_ring_anchor(struct rq_ring *r, int producer)
         rq_ring_anchor_write(r, rq_load_relaxed_u64(&r->shm->write_position));
         return;
     }
-    if (rq_load_relaxed_u64(&r->shm->read_position) != r->read_pos)
-        rq_store_relaxed_u64(&r->shm->read_position, r->read_pos);
+    if (rq_load_relaxed_u64(&r->shm->read_position) != rq_ring_read_pos(r))
+        rq_store_relaxed_u64(&r->shm->read_position, rq_ring_read_pos(r));
 }
 
 int rq_ring_has_data(struct rq_ring *r)
@@ -98,7 +99,7 @@ int rq_ring_push_room(struct rq_ring *r, uint32_t want, int shared_write, uint32
         if (!rq_ring_pair_ok(r, r->write, rd))
             return RQ_ECORRUPT;
         r->read_cache = rd;
-        r->read_cache_pos = r->write_pos - rq_ring_distance(r, r->write, rd);
+        r->read_cache_pos = rq_ring_write_pos(r) - rq_ring_distance(r, r->write, rd);
         k = r->n - rq_ring_distance(r, r->write, rd);
         if (k == 0)
             return RQ_EAGAIN;
@@ -109,11 +110,11 @@ int rq_ring_push_room(struct rq_ring *r, uint32_t want, int shared_write, uint32
 
 void rq_ring_push_publish_burst(struct rq_ring *r, uint32_t k)
 {
-    r->write = rq_ring_advance(r, r->write, k);
+    uint64_t pos = rq_ring_write_pos(r) + k;
+    rq_ring_set_write(r, rq_ring_advance(r, r->write, k), pos);
     rq_ring_publish_offset(r, &r->shm->write_offset, r->write);
     RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
-    r->write_pos += k;
-    rq_store_relaxed_u64(&r->shm->write_position, r->write_pos);
+    rq_store_relaxed_u64(&r->shm->write_position, pos);
 }
 
 int rq_ring_pop_avail(struct rq_ring *r, uint32_t want, uint32_t *avail)
@@ -135,18 +136,19 @@ int rq_ring_pop_avail(struct rq_ring *r, uint32_t want, uint32_t *avail)
 uint32_t rq_ring_pop_publish_burst(struct rq_ring *r, uint32_t k)
 {
     uint32_t old = r->read;
-    r->read = rq_ring_advance(r, old, k);
+    uint64_t pos = rq_ring_read_pos(r) + k;
+    rq_ring_set_read(r, rq_ring_advance(r, old, k), pos);
     rq_ring_publish_offset(r, &r->shm->read_offset, r->read);
     RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
-    r->read_pos += k;
-    rq_store_relaxed_u64(&r->shm->read_position, r->read_pos);
+    rq_store_relaxed_u64(&r->shm->read_position, pos);
     return old;
 }
 
 void rq_ring_deliver_burst(struct rq_ring *r, uint32_t k)
 {
-    if (r->read_pos + k > r->delivered) {
-        r->delivered = r->read_pos + k;
+    uint64_t end = rq_ring_read_pos(r) + k;
+    if (end > r->delivered) {
+        r->delivered = end;
         rq_store_relaxed_u64(&r->shm->consumer.delivered_position, r->delivered);
         RQ_CRASH_POINT(DELIVER_AFTER_MARK);
     }

@@ -21,6 +21,13 @@
 #include "layout.h"
 #include "rq.h"
 
+/* The branch the compiler should lay out as the straight path. */
+#if defined(__GNUC__)
+#define RQ_RING_LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define RQ_RING_LIKELY(x) (x)
+#endif
+
 struct rq_ring {
     struct rq_shm *shm;
     unsigned char *slots;
@@ -29,18 +36,21 @@ struct rq_ring {
     uint32_t stride; /* bytes per slot */
     uint32_t slot_size;
     int full_fences;     /* RQ_FULL_FENCES: publish with a full fence */
-    uint32_t write_mask; /* rq_ring_store_position: 0 for MPSC */
+    uint32_t write_mask; /* P - 1 (rq_ring_stop); 0 for MPSC */
     uint32_t read_mask;
     /* producer side */
     uint32_t write;          /* next offset to publish */
+    uint32_t write_stop;     /* rq_ring_stop(write): where a publish does more */
     uint32_t read_cache;     /* last read_offset seen */
-    uint64_t write_pos;      /* `write` as a sequence number (64 bits) */
+    uint64_t write_base;     /* the sequence number of offset 0 in `write`'s
+                                lap: `write` is number write_base + write */
     uint64_t read_cache_pos; /* MPSC: read_cache as a sequence number, or
                                 UINT64_MAX before the first look */
     /* consumer side */
     uint32_t read;            /* next offset to consume */
+    uint32_t read_stop;       /* rq_ring_stop(read) */
     uint32_t write_cache;     /* last write_offset seen */
-    uint64_t read_pos;        /* `read` as a sequence number */
+    uint64_t read_base;       /* `read` is number read_base + read */
     uint64_t delivered;       /* one past the last message handed out */
     uint64_t redeliver_below; /* positions below: maybe handed out before
                                  this handle opened (a dead consumer) */
@@ -56,9 +66,45 @@ static inline uint64_t rq_ring_position(const struct rq_ring *r, uint64_t stored
     return stored + ahead;
 }
 
-static inline uint32_t rq_ring_next(const struct rq_ring *r, uint32_t off)
+/* Where a single publish from OFF on next has more to do than move the
+ * offset on: the next multiple of P after OFF (MASK = P - 1: the position
+ * is due, rq_ring_stopped) or 2N (the lap ends: the offset wraps to 0,
+ * which is a multiple of P too), whichever comes first.  Offsets that
+ * are multiples of P are at most P apart, the wrap included, so the stored
+ * copy lags by at most P - 1 single messages.  One compare per message
+ * tests the wrap and the period at once: a single push or release costs
+ * no instruction more for its sequence number than the ring without. */
+static inline uint32_t rq_ring_stop(const struct rq_ring *r, uint32_t off, uint32_t mask)
 {
-    return off + 1 == r->two_n ? 0 : off + 1;
+    uint32_t next = (off | mask) + 1;
+    return next < r->two_n ? next : r->two_n;
+}
+
+/* The sequence numbers of `write` and `read`. */
+static inline uint64_t rq_ring_write_pos(const struct rq_ring *r)
+{
+    return r->write_base + r->write;
+}
+
+static inline uint64_t rq_ring_read_pos(const struct rq_ring *r)
+{
+    return r->read_base + r->read;
+}
+
+/* Moves `write` to OFF (< 2N), whose sequence number is POS (congruent to
+ * OFF mod 2N, as rq_ring_position makes it): at open and after a burst. */
+static inline void rq_ring_set_write(struct rq_ring *r, uint32_t off, uint64_t pos)
+{
+    r->write = off;
+    r->write_base = pos - off;
+    r->write_stop = rq_ring_stop(r, off, r->write_mask);
+}
+
+static inline void rq_ring_set_read(struct rq_ring *r, uint32_t off, uint64_t pos)
+{
+    r->read = off;
+    r->read_base = pos - off;
+    r->read_stop = rq_ring_stop(r, off, r->read_mask);
 }
 
 /* OFF moved on by K <= N slots. */
@@ -104,23 +150,24 @@ static inline uint32_t rq_ring_cached_room(const struct rq_ring *r, int shared_w
 {
     if (!shared_write)
         return r->n - rq_ring_distance(r, r->write, r->read_cache);
-    if (r->read_cache_pos > r->write_pos || r->write_pos - r->read_cache_pos >= r->n ||
-        rq_ring_distance(r, r->write, r->read_cache) != r->write_pos - r->read_cache_pos)
+    uint64_t write_pos = rq_ring_write_pos(r);
+    if (r->read_cache_pos > write_pos || write_pos - r->read_cache_pos >= r->n ||
+        rq_ring_distance(r, r->write, r->read_cache) != write_pos - r->read_cache_pos)
         return 0;
-    return r->n - (uint32_t)(r->write_pos - r->read_cache_pos);
+    return r->n - (uint32_t)(write_pos - r->read_cache_pos);
 }
 
 /* Stores a recovered position back when its stored copy lagged: after a
  * holder killed between publishing an offset and storing the position,
  * and also after a clean close, since single messages store the position
- * only once per period (rq_ring_store_position: up to P - 1 of them left
+ * only once per period (rq_ring_stop: up to P - 1 of them left
  * unstored).  The recovery needs a lag below 2N, and lags left by holder
  * after holder would otherwise add up.  Only the side that owns the copy
  * calls these (MPSC: under the producers' lock). */
 static inline void rq_ring_anchor_write(struct rq_ring *r, uint64_t stored)
 {
-    if (stored != r->write_pos)
-        rq_store_relaxed_u64(&r->shm->write_position, r->write_pos);
+    if (stored != rq_ring_write_pos(r))
+        rq_store_relaxed_u64(&r->shm->write_position, rq_ring_write_pos(r));
 }
 
 void rq_ring_anchor(struct rq_ring *r, int producer);
@@ -140,9 +187,12 @@ static inline int rq_ring_sync_write(struct rq_ring *r)
      * storing write_position): extend W from the stored copy, cheaply when
      * that copy is still ours. */
     uint64_t stored = rq_load_relaxed_u64(&r->shm->write_position);
-    r->write_pos = stored == r->write_pos ? stored + rq_ring_distance(r, w, r->write)
-                                          : rq_ring_position(r, stored, w);
+    uint64_t write_pos = rq_ring_write_pos(r);
+    write_pos = stored == write_pos ? stored + rq_ring_distance(r, w, r->write)
+                                    : rq_ring_position(r, stored, w);
     r->write = w;
+    r->write_base = write_pos - w;
+    r->write_stop = w + 1; /* rq_ring_stop with an MPSC write mask, 0 */
     rq_ring_anchor_write(r, stored);
     return RQ_OK;
 }
@@ -162,7 +212,7 @@ static inline int rq_ring_push_begin(struct rq_ring *r, void **payload, int shar
         if (!rq_ring_pair_ok(r, r->write, rd))
             return RQ_ECORRUPT;
         r->read_cache = rd;
-        r->read_cache_pos = r->write_pos - rq_ring_distance(r, r->write, rd);
+        r->read_cache_pos = rq_ring_write_pos(r) - rq_ring_distance(r, r->write, rd);
         if (rq_ring_distance(r, r->write, rd) == r->n)
             return RQ_EAGAIN;
     }
@@ -192,18 +242,33 @@ static inline int rq_ring_peer_waits(const struct rq_ring *r, rq_atomic_u32 *wai
     return (r->full_fences ? rq_load_seq_u32(waiters) : rq_load_relaxed_u32(waiters)) != 0;
 }
 
-/* Stores POS in its shared copy STORED when it is due: when POS is a
- * multiple of P (MASK = P - 1), P the largest power of two <= N,
- * or after every publish on an MPSC queue's write side (mask 0: producers
- * extend the next holder's offset from write_position, and rq_next_seq
- * reads it).  The copy then lags by at most P - 1 single messages plus one
- * publish killed before its store (a burst, which stores every time: <=
- * N), so by less than 2N, as rq_ring_position needs; and the line the peer
- * polls takes this store for one message in P instead of for each one. */
-static inline void rq_ring_store_position(rq_atomic_u64 *stored, uint64_t pos, uint32_t mask)
+/* A single publish's position store, due when the new offset reaches its
+ * stop (rq_ring_stop): when it is a multiple of P, P the largest power of
+ * two <= N, or after every publish on an MPSC queue's write side (mask 0,
+ * every offset is a stop: producers extend the next holder's offset from
+ * write_position, and rq_next_seq reads it).  The copy then lags by at
+ * most P - 1 single messages plus one publish killed before its store (a
+ * burst, which stores every time: <= N), so by less than 2N, as
+ * rq_ring_position needs; and the line the peer polls takes this store
+ * for one message in P instead of for each one.  Between stops a publish
+ * only moves its offset: the position is the lap's base plus the offset.
+ *
+ * NEXT is the old offset + 1 and equal to *STOP: it wraps at 2N (the base
+ * moves on a lap); the caller publishes the offset returned, then calls
+ * rq_ring_stopped. */
+static inline uint32_t rq_ring_lap(const struct rq_ring *r, uint32_t next, uint64_t *base)
 {
-    if (((uint32_t)pos & mask) == 0)
-        rq_store_relaxed_u64(stored, pos);
+    if (next != r->two_n)
+        return next;
+    *base += r->two_n;
+    return 0;
+}
+
+static inline void rq_ring_stopped(const struct rq_ring *r, rq_atomic_u64 *stored, uint64_t base,
+                                   uint32_t off, uint32_t mask, uint32_t *stop)
+{
+    rq_store_relaxed_u64(stored, base + off);
+    *stop = mask == 0 ? off + 1 : rq_ring_stop(r, off, mask); /* mask 0: every offset */
 }
 
 /* Producer: records LEN in the claimed slot (PAYLOAD, as rq_ring_push_begin
@@ -212,10 +277,18 @@ static inline void rq_ring_push_publish(struct rq_ring *r, void *payload, uint32
 {
     unsigned char *slot = (unsigned char *)payload - RQ_SLOT_HEADER;
     memcpy(slot, &len, sizeof len);
-    r->write = rq_ring_next(r, r->write);
-    rq_ring_publish_offset(r, &r->shm->write_offset, r->write);
+    uint32_t next = r->write + 1;
+    if (RQ_RING_LIKELY(next != r->write_stop)) { /* neither a lap's end nor a position due */
+        r->write = next;
+        rq_ring_publish_offset(r, &r->shm->write_offset, next);
+        RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
+        return;
+    }
+    next = rq_ring_lap(r, next, &r->write_base);
+    r->write = next;
+    rq_ring_publish_offset(r, &r->shm->write_offset, next);
     RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
-    rq_ring_store_position(&r->shm->write_position, ++r->write_pos, r->write_mask);
+    rq_ring_stopped(r, &r->shm->write_position, r->write_base, next, r->write_mask, &r->write_stop);
 }
 
 /* Consumer: the message in SLOT, its length checked.  RQ_ECORRUPT on a
@@ -252,10 +325,18 @@ static inline int rq_ring_pop_begin(struct rq_ring *r, const void **payload, uin
 static inline uint32_t rq_ring_pop_publish(struct rq_ring *r)
 {
     uint32_t old = r->read;
-    r->read = rq_ring_next(r, old);
-    rq_ring_publish_offset(r, &r->shm->read_offset, r->read);
+    uint32_t next = old + 1;
+    if (RQ_RING_LIKELY(next != r->read_stop)) { /* as in rq_ring_push_publish */
+        r->read = next;
+        rq_ring_publish_offset(r, &r->shm->read_offset, next);
+        RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
+        return old;
+    }
+    next = rq_ring_lap(r, next, &r->read_base);
+    r->read = next;
+    rq_ring_publish_offset(r, &r->shm->read_offset, next);
     RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
-    rq_ring_store_position(&r->shm->read_position, ++r->read_pos, r->read_mask);
+    rq_ring_stopped(r, &r->shm->read_position, r->read_base, next, r->read_mask, &r->read_stop);
     return old;
 }
 
@@ -266,8 +347,10 @@ static inline uint32_t rq_ring_pop_publish(struct rq_ring *r)
  * is always the oldest. */
 static inline void rq_ring_deliver(struct rq_ring *r)
 {
-    if (r->read_pos >= r->delivered) {
-        r->delivered = r->read_pos + 1;
+    uint64_t read_pos = rq_ring_read_pos(r);
+    if (RQ_RING_LIKELY(read_pos >= r->delivered)) { /* below: a burst's or a dead
+                                                      consumer's, already marked */
+        r->delivered = read_pos + 1;
         rq_store_relaxed_u64(&r->shm->consumer.delivered_position, r->delivered);
         RQ_CRASH_POINT(DELIVER_AFTER_MARK);
     }
@@ -280,8 +363,9 @@ static inline void rq_ring_deliver(struct rq_ring *r)
  * a peek marked it with rq_ring_deliver. */
 static inline uint64_t rq_ring_oldest_info(const struct rq_ring *r, int *redelivered)
 {
-    *redelivered = r->read_pos < r->redeliver_below;
-    return r->read_pos;
+    uint64_t read_pos = rq_ring_read_pos(r);
+    *redelivered = read_pos < r->redeliver_below;
+    return read_pos;
 }
 
 /* ---- bursts: many slots, one publish ----------------------------------- */

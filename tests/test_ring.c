@@ -104,8 +104,14 @@ static void test_next_and_distance_over_double_range(void **state)
     fake_make(&f, 3, 8);
     struct rq_ring *r = &f.prod;
     assert_int_equal(r->two_n, 6);
-    assert_int_equal(rq_ring_next(r, 0), 1);
-    assert_int_equal(rq_ring_next(r, 5), 0);
+    /* stops: the next multiple of P (2 for N = 3) or 2N, whichever first */
+    assert_int_equal(rq_ring_stop(r, 0, 1), 2);
+    assert_int_equal(rq_ring_stop(r, 1, 1), 2);
+    assert_int_equal(rq_ring_stop(r, 3, 1), 4);
+    assert_int_equal(rq_ring_stop(r, 4, 1), 6);
+    assert_int_equal(rq_ring_stop(r, 5, 1), 6);
+    assert_int_equal(rq_ring_stop(r, 5, 0), 6); /* MPSC: every offset */
+    assert_int_equal(rq_ring_stop(r, 2, 0), 3);
     assert_int_equal(rq_ring_distance(r, 3, 0), 3); /* full */
     assert_int_equal(rq_ring_distance(r, 0, 3), 3); /* full, wrapped */
     assert_int_equal(rq_ring_distance(r, 1, 4), 3);
@@ -147,6 +153,55 @@ static void test_capacity_and_order_through_many_laps(void **state)
             assert_int_equal(v, out++);
         assert_int_equal(in, out);
         assert_int_equal(pop_u32(&f, &v), RQ_EAGAIN);
+        aligned_free(f.shm);
+    }
+}
+
+/* The largest power of two <= N, as rq_ring_attach picks it. */
+static uint64_t period(uint32_t n)
+{
+    uint64_t p = 1;
+    while (p * 2 <= n)
+        p *= 2;
+    return p;
+}
+
+/* Single pushes and pops number every message by its true index, lap after
+ * lap, for N not a power of two too (the wrap at 2N then falls between two
+ * multiples of P); the stored copies are never ahead and lag by less than
+ * P, and a side that reopens from them gets the exact numbers back. */
+static void test_positions_through_many_laps(void **state)
+{
+    (void)state;
+    for (uint32_t n = 1; n <= 9; n++) {
+        struct fake f;
+        fake_make(&f, n, 4);
+        uint64_t p = period(n);
+        uint32_t in = 0, out = 0, v;
+        for (int round = 0; round < 60; round++) {
+            for (uint32_t k = 0; k < 1 + (uint32_t)(round * 7 % (n + 1)); k++) {
+                if (push_u32(&f, in) != RQ_OK)
+                    break;
+                in++;
+                uint64_t stored = rq_load_relaxed_u64(&f.shm->write_position);
+                assert_int_equal(rq_ring_write_pos(&f.prod), in);
+                assert_true(stored <= in && in - stored < p);
+            }
+            for (uint32_t k = 0; k < 1 + (uint32_t)(round * 5 % (n + 1)); k++) {
+                if (pop_u32(&f, &v) != RQ_OK)
+                    break;
+                assert_int_equal(v, out++);
+                uint64_t stored = rq_load_relaxed_u64(&f.shm->read_position);
+                assert_int_equal(rq_ring_read_pos(&f.cons), out);
+                assert_true(stored <= out && out - stored < p);
+            }
+        }
+        assert_true(in > 4 * n); /* several laps */
+        struct rq_ring again;
+        rq_ring_attach(&again, f.shm, &f.shm->hdr);
+        assert_int_equal(rq_ring_load(&again), RQ_OK);
+        assert_int_equal(rq_ring_write_pos(&again), in);
+        assert_int_equal(rq_ring_read_pos(&again), out);
         aligned_free(f.shm);
     }
 }
@@ -240,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_next_and_distance_over_double_range),
         cmocka_unit_test(test_position_from_stored_copy_and_offset),
         cmocka_unit_test(test_capacity_and_order_through_many_laps),
+        cmocka_unit_test(test_positions_through_many_laps),
         cmocka_unit_test(test_peer_offsets_are_range_checked),
         cmocka_unit_test(test_was_full),
         cmocka_unit_test(test_has_data_and_space),

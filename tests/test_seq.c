@@ -223,8 +223,10 @@ static void test_bad_arguments(void **state)
 /* Single messages store their side's position only once per period (the
  * largest power of two <= N): after any run of them the stored copies lag
  * by less than 2N, so that the next handles (which recover from them, as
- * after a kill) number the next message right.  A period of more than N
- * fails here: 4 N - 1 messages in a 4-slot queue then leave a lag of 15. */
+ * after a kill) number the next message right.  No store at all fails
+ * here.  A longer period does not: the stops are offsets in [0, 2N), so a
+ * period of 2N or more is once a lap, a lag of at most 2N - 1 after a
+ * clean close; the kill below, at a lap's end, catches it. */
 static void test_positions_stored_once_a_period_stay_within_reach(void **state)
 {
     (void)state;
@@ -327,6 +329,40 @@ static void test_a_kill_before_the_position_store_loses_no_number(void **state)
     rq_unlink(name);
 }
 
+/* A record queue's positions are its own (records.c): opening a side must
+ * not store the slot ring's, which a record queue never loads (0), over
+ * them.  Numbers past 2^32 show it: the record offsets carry only the low
+ * 32 bits, and a stored copy of 0 would number the next message 5. */
+static void test_record_queue_positions_survive_a_reopen(void **state)
+{
+    (void)state;
+    const char *name = th_name("seqrec");
+    rq *keep = th_create(name, 4096, 256, RQ_RECORDS); /* capacity, largest record */
+    rq *p, *c;
+    assert_int_equal(rq_open(&p, name, RQ_PRODUCER, NULL), RQ_OK);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(rq_push(p, "r", 1, 0), RQ_OK);
+    rq_close(p);
+    struct th_raw raw;
+    th_raw_open(&raw, "rq", name);
+    struct rq_shm *shm = (struct rq_shm *)raw.addr;
+    const uint64_t lap = UINT64_C(1) << 32; /* as if 2^32 more had gone by */
+    rq_store_relaxed_u64(&shm->write_position, lap + 5);
+    rq_store_relaxed_u64(&shm->read_position, lap);
+    assert_int_equal(rq_open(&p, name, RQ_PRODUCER, NULL), RQ_OK);
+    assert_int_equal(rq_open(&c, name, RQ_CONSUMER, NULL), RQ_OK);
+    assert_int_equal(rq_load_relaxed_u64(&shm->write_position), lap + 5);
+    assert_int_equal(rq_load_relaxed_u64(&shm->read_position), lap);
+    rq_close(p);
+    rq_close(c);
+    assert_int_equal(rq_open(&p, name, RQ_PRODUCER, NULL), RQ_OK);
+    assert_int_equal(next_seq(p), lap + 5);
+    th_raw_close(&raw);
+    rq_close(p);
+    rq_close(keep);
+    rq_unlink(name);
+}
+
 int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
@@ -340,6 +376,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_positions_are_recovered_from_the_offsets),
         cmocka_unit_test(test_positions_stored_once_a_period_stay_within_reach),
         cmocka_unit_test(test_a_kill_before_the_position_store_loses_no_number),
+        cmocka_unit_test(test_record_queue_positions_survive_a_reopen),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests_name("seq", tests, NULL, NULL);
