@@ -357,6 +357,11 @@ static int wait_nap(rq *q, struct rq_shm_event *ev, int (*ready)(void *), void *
         rq_deadline_start(left >= 0 && left < RQ_UNFENCED_NAP_MS ? left : RQ_UNFENCED_NAP_MS);
     int fenceless = 0; /* the nap is the bound: no barrier is paid for */
     int rc = wait_on(q, ev, ready, ctx, &nap, &fenceless);
+    /* The nap's own end (already over when wait_on looked, if this thread
+     * lost its CPU meanwhile) is not the call's: its deadline is checked
+     * above, on the next turn. */
+    if (rc == RQ_ETIMEDOUT)
+        rc = RQ_OK;
     if (rc == RQ_OK && ++t->naps % (RQ_RECHECK_MS / RQ_UNFENCED_NAP_MS) == 0 && !ready(ctx)) {
         rc = orphan_check(q);
         rc = rc == RQ_ETIMEDOUT ? RQ_OK : rc;
