@@ -716,6 +716,7 @@ int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
     if (rc < 0)
         return rc;
+    q->lock.reserving = 0; /* the next MPSC hold lasts one call */
     if (q->rec)
         return wait_result(q, rq_rec_push(q->rec, msg, len, timeout_ms));
     if (!msg && len > 0)
@@ -725,7 +726,6 @@ int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
     if (len > q->ring.slot_size)
         return RQ_EMSGSIZE;
     void *payload;
-    q->lock.reserving = 0;
     rc = producer_claim(q, &payload, timeout_ms);
     if (rc < 0)
         return rc;
@@ -741,6 +741,7 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
     if (rc < 0)
         return rc;
+    q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
     if (q->rec)
         return wait_result(q, rq_rec_reserve(q->rec, q->ring.slot_size, slot, timeout_ms));
     if (!slot)
@@ -751,7 +752,6 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
         *slot = q->reserved;
         return RQ_OK;
     }
-    q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
     rc = producer_claim(q, &q->reserved, timeout_ms);
     if (rc < 0)
         return rc;
@@ -770,6 +770,7 @@ int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms)
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
     if (rc < 0)
         return rc;
+    q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
     if (q->rec)
         return wait_result(q, rq_rec_reserve(q->rec, len, slot, timeout_ms));
     if (len > q->ring.slot_size)
@@ -802,6 +803,7 @@ int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t cou
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
     if (rc < 0)
         return rc;
+    q->lock.reserving = 0; /* the next MPSC hold lasts one call */
     if (q->rec)
         return wait_result(q, rq_rec_push_burst(q->rec, msgs, lens, count, timeout_ms));
     if (count == 0)
@@ -838,6 +840,7 @@ int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms)
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
     if (rc < 0)
         return rc;
+    q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
     if (q->rec)
         return RQ_EINVAL; /* records: rq_reserve_burst_len (rq.h) */
     if (!slots || count == 0)
@@ -866,6 +869,7 @@ int rq_reserve_burst_len(rq *q, const size_t *lens, size_t count, void **bufs, i
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
     if (rc < 0)
         return rc;
+    q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
     if (q->rec)
         return wait_result(q, rq_rec_reserve_batch(q->rec, lens, count, bufs, timeout_ms));
     if (!lens || !bufs || count == 0)
@@ -876,7 +880,6 @@ int rq_reserve_burst_len(rq *q, const size_t *lens, size_t count, void **bufs, i
     for (uint32_t i = 0; i < want; i++)
         if (lens[i] > q->ring.slot_size)
             return RQ_EMSGSIZE; /* nothing reserved */
-    q->lock.reserving = 1;      /* shown by rq_stat: this hold may last */
     rc = producer_claim_batch(q, want, timeout_ms);
     if (rc < 0)
         return rc;

@@ -712,6 +712,39 @@ static rq_stats stat_of(rq *q)
     return st;
 }
 
+/* Every reservation is shown as one (lock_reserving), on both kinds and
+ * for the bursts too, and a push after a reservation is not: the flag is
+ * set by each call that takes the lock, not left over from the last. */
+static void test_every_reservation_is_shown(void **state)
+{
+    (void)state;
+    for (int records = 0; records < 2; records++) {
+        const char *name = th_name(records ? "lk.show.rec" : "lk.show");
+        uint32_t f = RQ_MPSC | (records ? RQ_RECORDS : 0);
+        rq *c = th_open(name, RQ_CONSUMER, records ? 1024 : 8, 32, f);
+        rq *p = th_open(name, RQ_PRODUCER, records ? 1024 : 8, 32, f);
+        void *bufs[2];
+        size_t lens[2] = {4, 4};
+        assert_int_equal(rq_reserve_len(p, 4, &bufs[0], 0), RQ_OK);
+        assert_int_equal(stat_of(c).lock_reserving, 1);
+        assert_int_equal(rq_commit(p, 4), RQ_OK);
+        assert_int_equal(rq_push(p, "abcd", 4, 0), RQ_OK); /* a hold of one call */
+        assert_int_equal(rq_reserve_burst_len(p, lens, 2, bufs, 0), 2);
+        assert_int_equal(stat_of(c).lock_reserving, 1);
+        assert_int_equal(rq_commit_burst(p, lens, 2), RQ_OK);
+        if (!records) {
+            const void *msgs[1] = {"abcd"};
+            assert_int_equal(rq_push_burst(p, msgs, lens, 1, 0), 1);
+            assert_int_equal(rq_reserve_burst(p, bufs, 1, 0), 1);
+            assert_int_equal(stat_of(c).lock_reserving, 1);
+            assert_int_equal(rq_commit_burst(p, lens, 1), RQ_OK);
+        }
+        rq_close(p);
+        rq_close(c);
+        rq_unlink(name);
+    }
+}
+
 /* rq_stat names the holder (pid, a reservation, held since a producer
  * first waited); a waiter killed between flagging WAITERS and stamping
  * the time leaves the time unknown, and the next waiter stamps it; dead
@@ -968,6 +1001,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_flipped_mpsc_flag),
         cmocka_unit_test(test_producer_limit),
         cmocka_unit_test(test_who_holds_the_lock),
+        cmocka_unit_test(test_every_reservation_is_shown),
         cmocka_unit_test(test_who_holds_the_mutex),
         cmocka_unit_test(test_producer_death_outside_the_lock),
         cmocka_unit_test(test_kills_at_every_lock_step),
