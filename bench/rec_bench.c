@@ -576,10 +576,9 @@ static void compare_bursts(const struct run runs[6], int pairs)
                i + 1, rate[SLOT], rate[SLOT_B], rate[SLOT_Z], rate[REC], rate[REC_B], rate[REC_Z]);
     }
     print_load("after");
-    static const char *const what[] = {"push burst gain on slots:      ",
-                                       "push burst gain on records:    ",
-                                       "zero-copy burst gain on slots: ",
-                                       "zero-copy burst gain on records:"};
+    static const char *const what[] = {
+        "push burst gain on slots:      ", "push burst gain on records:    ",
+        "zero-copy burst gain on slots: ", "zero-copy burst gain on records:"};
     double lo, hi, m;
     for (int g = 0; g < 4; g++) {
         m = median_of(gain[g], n, &lo, &hi);

@@ -335,8 +335,8 @@ class reserved_burst {
 public:
     reserved_burst() noexcept = default;
     reserved_burst(reserved_burst &&o) noexcept
-        : q_(std::exchange(o.q_, nullptr)), count_(o.count_), filled_(o.filled_),
-          slots_(o.slots_), room_(o.room_), lens_(o.lens_)
+        : q_(std::exchange(o.q_, nullptr)), count_(o.count_), filled_(o.filled_), slots_(o.slots_),
+          room_(o.room_), lens_(o.lens_)
     {
     }
     reserved_burst &operator=(reserved_burst &&o) noexcept

@@ -217,7 +217,7 @@ static void record_queue_reserve_len()
         CHECK(!b.fill(41)); // over its room: not recorded
         std::memcpy(b.next().data(), "two", 3);
         CHECK(b.fill(3)); // shorter than reserved: packed at the commit
-    } // commits the two filled, drops the third
+    }                     // commits the two filled, drops the third
     CHECK(c.stat().depth == 2);
     CHECK(c.pop_string(0) == "one" && c.pop_string(0) == "two");
     const std::size_t too_long[1] = {101};
