@@ -1171,6 +1171,7 @@ static int role_acquire(rq *q)
             rc = rq_mpsc_open(&q->lock, q->segment.plat, shm);
             q->lock_open = rc == RQ_OK;
             q->lock.interrupt = &q->interrupted;
+            q->lock.full_fences = q->ring.full_fences;
         }
     } else {
         rc = rq_plat_lock(q->segment.plat, producer ? RQ_LOCK_PRODUCER : RQ_LOCK_CONSUMER,

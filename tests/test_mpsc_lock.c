@@ -50,6 +50,12 @@ static rq_atomic_u64 *owner_word(struct rq_shm *shm)
     return (rq_atomic_u64 *)(void *)shm->lock_area;
 }
 
+/* The lock's waiters word (a waiter flags it before it sleeps). */
+static rq_atomic_u32 *waiters_word(struct rq_shm *shm)
+{
+    return &shm->mpsc.waiters;
+}
+
 static struct rq_shm *raw_shm(struct th_raw *raw, const char *name)
 {
     th_raw_open(raw, "rq", name);
@@ -158,7 +164,8 @@ static void test_planted_garbage_lock_words(void **state)
             w = RQ_MPSC_HELD | (w << 16) | (RQ_MPSC_PRODUCERS_MAX + w % 1000);
             break;
         case 2: /* a word naming a slot nobody holds, waiters flagged */
-            w = word_for_slot(1 + (uint32_t)(w % (RQ_MPSC_PRODUCERS_MAX - 1)), w) | RQ_MPSC_WAITERS;
+            w = word_for_slot(1 + (uint32_t)(w % (RQ_MPSC_PRODUCERS_MAX - 1)), w);
+            rq_store_seq_u32(waiters_word(shm), (uint32_t)(w >> 32));
             break;
         default: /* all ones, no HELD bit, ... */
             w = i % 8 == 3 ? UINT64_MAX : w & ~RQ_MPSC_HELD;
@@ -293,8 +300,9 @@ static void test_word_naming_a_live_idle_producer_is_cleared_by_it(void **state)
 
 #ifndef _WIN32
 /* Plays a holder that was off its CPU in the middle of a push: once a
- * waiter has flagged WAITERS (it sleeps, or is about to), releases the
- * planted word as rq_mpsc_unlock does (exchange, seq moved on, wake). */
+ * waiter has flagged the waiters word (it sleeps, or is about to),
+ * releases the planted word as rq_mpsc_unlock does (store 0, take the
+ * flag, seq moved on, wake). */
 struct late_release {
     struct rq_shm *shm;
     int saw_waiters;
@@ -304,13 +312,14 @@ static void *release_when_waited_for(void *arg)
 {
     struct late_release *t = arg;
     uint64_t t0 = th_now_ms();
-    while (!(rq_load_seq_u64(owner_word(t->shm)) & RQ_MPSC_WAITERS)) {
+    while (!rq_load_seq_u32(waiters_word(t->shm))) {
         if (th_now_ms() - t0 > 3000)
             return NULL; /* the try never slept: nothing to release */
         th_sleep_us(20);
     }
     t->saw_waiters = 1;
-    rq_exchange_u64(owner_word(t->shm), 0);
+    rq_store_seq_u64(owner_word(t->shm), 0);
+    rq_exchange_u32(waiters_word(t->shm), 0);
     rq_fetch_add_u32(&t->shm->mpsc.seq, 1);
     syscall(SYS_futex, &t->shm->mpsc.seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
     return NULL;
@@ -360,11 +369,12 @@ static void test_a_try_waits_for_a_push_in_progress(void **state)
     uint64_t t0 = th_now_ms();
     assert_int_equal(rq_push(p2, "no", 2, 0), RQ_EAGAIN);
     assert_true(th_now_ms() - t0 < 900);
-    assert_true(rq_load_seq_u64(owner_word(shm)) & RQ_MPSC_WAITERS);
+    assert_true(rq_load_seq_u32(waiters_word(shm)));
     /* Held for a reservation: RQ_EAGAIN without a sleep. */
+    rq_store_seq_u32(waiters_word(shm), 0);
     rq_store_seq_u64(owner_word(shm), word_for_slot(0, 7000) | RQ_MPSC_RESERVING);
     assert_int_equal(rq_push(p2, "no", 2, 0), RQ_EAGAIN);
-    assert_false(rq_load_seq_u64(owner_word(shm)) & RQ_MPSC_WAITERS);
+    assert_false(rq_load_seq_u32(waiters_word(shm)));
     rq_store_seq_u64(owner_word(shm), 0);
     assert_int_equal(rq_push(p2, "free", 4, 0), RQ_OK);
     pop_expect(c, "free");
@@ -690,6 +700,82 @@ static unsigned long kills_asleep_on_the_lock(void)
 #endif
 }
 
+/* Reserves, waits until a producer has flagged the lock's waiters word
+ * (it sleeps, or is about to), and commits: the release finds the flag
+ * and takes it (armed: killed there, before the wake). */
+static int child_commit_when_waited_for(const char *arg)
+{
+    (void)arg;
+#ifdef _WIN32
+    return 0;
+#else
+    rq *p;
+    if (rq_open(&p, th_child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
+        return 1;
+    void *slot;
+    if (rq_reserve(p, &slot, 0) != RQ_OK)
+        return 2;
+    memcpy(slot, "held", 4);
+    struct th_raw raw;
+    struct rq_shm *shm = raw_shm(&raw, th_child_queue());
+    uint64_t t0 = th_now_ms();
+    while (!rq_load_seq_u32(waiters_word(shm))) {
+        if (th_now_ms() - t0 > 5000)
+            return 3;
+        th_sleep_us(100);
+    }
+    th_sleep_us(20 * 1000); /* past its fence and re-check, into its sleep */
+    rq_commit(p, 4);
+    return 4; /* not killed: the release never found the flag */
+#endif
+}
+
+/* A release killed after taking the waiters flag, before its wake: the
+ * sleeper it took it from is left to the end of its slice, and then
+ * takes the free lock.  Made sure of: the child holds the lock by a
+ * reservation until the parent sleeps on it. */
+static unsigned long kills_after_taking_the_flag(void)
+{
+#ifdef _WIN32
+    return 0;
+#else
+    const char *name = th_set_child_queue(th_name("lk.take"));
+    rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC);
+    rq *p = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    struct th_raw raw;
+    struct rq_shm *shm = raw_shm(&raw, name);
+    unsigned long kills = 0;
+    /* A slice of ours that ends between the child's store and its look
+     * at the flag lets us take the lock and the flag first: that child
+     * exits unkilled, and the round is done again. */
+    for (int round = 0; round < 8 && kills < 3; round++) {
+        th_pid pid = th_spawn_armed("child_commit_when_waited_for", "", 20,
+                                    RQ_CP_MPSC_UNLOCK_AFTER_TAKE, 1);
+        uint64_t t0 = th_now_ms();
+        while (rq_load_seq_u64(owner_word(shm)) == 0) {
+            assert_true(th_now_ms() - t0 < 5000);
+            th_sleep_us(100);
+        }
+        assert_int_equal(rq_push(p, "next", 4, 5000), RQ_OK);
+        assert_true(th_now_ms() - t0 < 4000); /* a slice, not a timeout */
+        int status;
+        assert_int_equal(th_wait(pid, 10000, &status), 0);
+        if (th_was_killed(status)) {
+            kills++;
+            assert_int_equal(rq_load_seq_u32(waiters_word(shm)), 0); /* taken, then killed */
+        }
+        pop_expect(c, "held");
+        pop_expect(c, "next");
+    }
+    assert_true(kills > 0);
+    th_raw_close(&raw);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+    return kills;
+#endif
+}
+
 /* ---- who holds the lock (rq_stat) -------------------------------------- */
 
 struct bounded_push {
@@ -885,7 +971,7 @@ static void test_kills_at_every_lock_step(void **state)
         if (strncmp(rq_crash_point_name(point), "mpsc.", 5) != 0)
             continue;
 #ifdef _WIN32
-        if (point == RQ_CP_MPSC_WAIT_AFTER_FLAG)
+        if (point == RQ_CP_MPSC_WAIT_AFTER_FLAG || point == RQ_CP_MPSC_UNLOCK_AFTER_TAKE)
             continue; /* no such step with the named mutex */
 #endif
         unsigned long at_point = 0;
@@ -894,6 +980,8 @@ static void test_kills_at_every_lock_step(void **state)
                 at_point += run_kills(point, hits[h], pause);
         if (point == RQ_CP_MPSC_WAIT_AFTER_FLAG)
             at_point += kills_asleep_on_the_lock();
+        if (point == RQ_CP_MPSC_UNLOCK_AFTER_TAKE)
+            at_point += kills_after_taking_the_flag();
         print_message("mpsc lock kills: %-22s %lu\n", rq_crash_point_name(point), at_point);
         if (at_point == 0)
             fail_msg("%s was never hit with producers contending", rq_crash_point_name(point));
@@ -909,6 +997,7 @@ int main(int argc, char **argv)
         TH_CHILD(child_push_after_plant),
         TH_CHILD(child_reserve_and_die),
         TH_CHILD(child_push_one),
+        TH_CHILD(child_commit_when_waited_for),
     };
     TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
