@@ -543,18 +543,19 @@ void rq_mpsc_unlock(struct rq_mpsc *m)
         return;
     RQ_CRASH_POINT(MPSC_BEFORE_UNLOCK);
     note_released(m);
+    struct rq_shm_mpsc *lock = m->lock; /* not reloaded after the barrier */
     uint32_t flagged;
     if (m->full_fences) {
-        rq_store_seq_u64(&m->lock->owner, 0);
+        rq_store_seq_u64(&lock->owner, 0);
         RQ_CRASH_POINT(MPSC_AFTER_UNLOCK);
-        flagged = rq_load_seq_u32(&m->lock->waiters);
+        flagged = rq_load_seq_u32(&lock->waiters);
     } else {
         /* A plain store, then the flag: a waiter's fence orders the two
          * for us (see the top of this file). */
-        rq_store_release_u64(&m->lock->owner, 0);
+        rq_store_release_u64(&lock->owner, 0);
         rq_fence_compiler();
         RQ_CRASH_POINT(MPSC_AFTER_UNLOCK);
-        flagged = rq_load_relaxed_u32(&m->lock->waiters);
+        flagged = rq_load_relaxed_u32(&lock->waiters);
     }
     if (flagged)
         take_and_wake(m);
