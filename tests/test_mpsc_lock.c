@@ -51,7 +51,7 @@ static rq_atomic_u64 *owner_word(struct rq_shm *shm)
 }
 
 /* The lock's waiters word (a waiter flags it before it sleeps). */
-static rq_atomic_u32 *waiters_word(struct rq_shm *shm)
+LINUX_ONLY static rq_atomic_u32 *waiters_word(struct rq_shm *shm)
 {
     return &shm->mpsc.waiters;
 }
