@@ -20,21 +20,28 @@
  *            and the kernel says its slot is free (the owner's handle is
  *            gone: rq_plat_lock_probe), CAS W from exactly that word to
  *            mine (a recovery).  Otherwise read seq, set F (fetch-or),
- *            run the asymmetric fence (rq_plat_fence_heavy), re-read W,
- *            and only if it is still the word we saw sleep on seq for a
- *            slice (1 ms, doubling up to RQ_RECHECK_MS); then look again
+ *            run the asymmetric fence (rq_plat_fence_heavy) unless the
+ *            slice is only a nap, re-read W, and only if it is still the
+ *            word we saw sleep on seq for a slice (a nap of
+ *            RQ_MPSC_NAP_MS, doubling up to RQ_RECHECK_MS); then look
+ *            again
  *   unlock:  store(W, 0, release); compiler barrier; if F is set: take it
  *            (exchange F -> 0), and if we got it: seq++, wake all
  *
  * The release makes no locked instruction: the side about to sleep pays,
- * as in the SPSC wait protocol (queue.c).  With RQ_FULL_FENCES (or when
- * the fence fails) the release's store and load of F are sequentially
- * consistent instead (on x86 the store is an xchg), and a waiter whose
- * fence failed sleeps only a nap.
+ * as in the SPSC wait protocol (queue.c).  With RQ_FULL_FENCES (the
+ * header's flag, read at open) the release's store and load of F are
+ * sequentially consistent instead (on x86 the store is an xchg) and the
+ * waiter runs no fence.  A waiter that runs no fence without
+ * RQ_FULL_FENCES (a slice that is only a nap: the first of a wait, or a
+ * try's) or whose fence failed sleeps at most one nap: a release racing
+ * it may miss its flag, and then it is woken by the nap's end, one nap
+ * late, never lost.
  *
  * Why no wake-up is lost: the releaser stores W = 0 and then reads F; a
- * sleeper sets F and then, after the fence, reads W.  The fence puts a
- * full barrier on the releaser's CPU somewhere in its program, so either
+ * sleeper for longer than a nap sets F and then, after the fence, reads
+ * W.  The fence puts a full barrier on the releaser's CPU somewhere in its
+ * program, so either
  * the sleeper's re-read sees W changed (it does not sleep) or the
  * releaser's read of F sees the flag (store buffering can no longer hide
  * both).  A releaser that sees F takes it with an exchange; the one whose
@@ -421,23 +428,29 @@ static void stamp_wait(struct rq_mpsc *m, uint64_t w)
     rq_store_release_u64(&m->lock->waited_word, w);
 }
 
-/* Flags the lock's waiters word for the release, then makes sure that
- * the owner's release, if it already came, is seen: 1 if W is still the
- * owner word (we may sleep), 0 if it changed (look again), and *FENCED
- * 0 if the fence failed (sleep only a nap: a release racing us may have
- * missed our flag).  The flag is a read-modify-write, so the release that
- * takes it reads our read of seq as done before. */
-static int flag_and_recheck(struct rq_mpsc *m, uint64_t w, int *fenced)
+/* Flags the lock's waiters word for the release, then (if FENCE) makes
+ * sure that the owner's release, if it already came, is seen: 1 if W is
+ * still the owner word (we may sleep), 0 if it changed (look again), and
+ * *FENCED 0 if the fence was skipped or failed (sleep only a nap: a
+ * release racing us may have missed our flag).  The flag is a
+ * read-modify-write, so the release that takes it reads our read of seq
+ * as done before. */
+static int flag_and_recheck(struct rq_mpsc *m, uint64_t w, int fence, int *fenced)
 {
     rq_fetch_or_u32(&m->lock->waiters, RQ_MPSC_LOCK_WAITERS);
     RQ_CRASH_POINT(MPSC_WAIT_AFTER_FLAG);
-    *fenced = m->full_fences || rq_plat_fence_heavy() == RQ_OK;
+    *fenced = m->full_fences || (fence && rq_plat_fence_heavy() == RQ_OK);
     return rq_load_seq_u64(&m->lock->owner) == w;
 }
 
 /* Sleeps while the owner word is still W, flagging the waiters word for
  * its release, for one slice of at most LEFT ms; *NAP doubles after a
- * slice that ran out. */
+ * slice that ran out.  A slice no longer than RQ_MPSC_NAP_MS (the first
+ * nap of a wait, a try's nap) runs no fence: the fence costs tens of
+ * microseconds on a VM and IPIs the holder too, and a release that misses
+ * our flag then costs at most that nap, the same bound a failed fence
+ * gives.  A release usually wakes us anyway (the race is rare), and a
+ * wait that outlasts the nap fences before every longer slice. */
 static int sleep_while_owned(struct rq_mpsc *m, uint64_t w, int left, int *nap)
 {
     uint32_t seq = rq_load_acquire_u32(&m->lock->seq);
@@ -445,11 +458,10 @@ static int sleep_while_owned(struct rq_mpsc *m, uint64_t w, int left, int *nap)
      * either we see the flag or the wait below returns at once. */
     if (rq_mpsc_interrupted(m))
         return RQ_EINTR;
-    int fenced;
-    if (!flag_and_recheck(m, w, &fenced))
+    int slice = left < 0 || left > *nap ? *nap : left, fenced;
+    if (!flag_and_recheck(m, w, slice > RQ_MPSC_NAP_MS, &fenced))
         return RQ_OK; /* released or taken over: look again */
     stamp_wait(m, w);
-    int slice = left < 0 || left > *nap ? *nap : left;
     if (!fenced && slice > RQ_MPSC_NAP_MS)
         slice = RQ_MPSC_NAP_MS; /* no fence: never trust a long sleep */
     int rc = rq_plat_wait(m->seg, &m->lock->seq, seq, slice);
