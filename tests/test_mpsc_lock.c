@@ -452,22 +452,26 @@ static void test_a_released_lock_wakes_its_sleepers(void **state)
 /* A waiters flag nobody sleeps under (its waiter was killed after setting
  * it, or found the owner word changed and did not sleep) costs the next
  * release one useless wake, which takes it: the releases after it find it
- * clear and make no system call. */
-static void test_a_stale_flag_costs_one_wake(void **state)
+ * clear and make no system call.  FLAGS picks the release's branch: a
+ * plain store (0) or, with RQ_FULL_FENCES, sequentially consistent ones. */
+static void stale_flag_costs_one_wake(int flags)
 {
-    (void)state;
 #ifdef _WIN32
+    (void)flags;
     skip(); /* the lock area is unused: Windows locks with a named mutex */
 #else
     const char *name = th_name("lk.stale");
-    rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC);
-    rq *p = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC | flags);
+    rq *p = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC | flags);
+    rq_stats st;
+    assert_int_equal(rq_stat(p, &st), RQ_OK);
+    assert_int_equal(st.flags & RQ_FULL_FENCES, flags & RQ_FULL_FENCES);
     struct th_raw raw;
     struct rq_shm *shm = raw_shm(&raw, name);
     uint32_t seq = rq_load_seq_u32(&shm->mpsc.seq);
     rq_store_seq_u32(waiters_word(shm), RQ_MPSC_LOCK_WAITERS);
     assert_int_equal(rq_push(p, "a", 1, 0), RQ_OK);
-    assert_int_equal(rq_load_seq_u32(waiters_word(shm)), 0); /* taken */
+    assert_int_equal(rq_load_seq_u32(waiters_word(shm)), 0);    /* taken */
     assert_int_equal(rq_load_seq_u32(&shm->mpsc.seq), seq + 1); /* one wake */
     assert_int_equal(rq_push(p, "b", 1, 0), RQ_OK);
     assert_int_equal(rq_load_seq_u32(&shm->mpsc.seq), seq + 1); /* no more */
@@ -478,6 +482,18 @@ static void test_a_stale_flag_costs_one_wake(void **state)
     rq_close(c);
     rq_unlink(name);
 #endif
+}
+
+static void test_a_stale_flag_costs_one_wake(void **state)
+{
+    (void)state;
+    stale_flag_costs_one_wake(0);
+}
+
+static void test_a_stale_flag_costs_one_wake_with_full_fences(void **state)
+{
+    (void)state;
+    stale_flag_costs_one_wake(RQ_FULL_FENCES);
 }
 
 static void test_two_handles_of_one_thread_get_edeadlk(void **state)
@@ -698,7 +714,7 @@ static int child_push_one(const char *arg)
 }
 
 /* Where the runs above rarely get (a producer about to sleep on the lock,
- * its WAITERS flag set): made sure of.  The parent holds the lock by a
+ * its flag set in the waiters word): made sure of.  The parent holds the lock by a
  * reservation, a child comes to sleep on it and is killed there; the
  * stale flag costs the parent's commit one useless wake. */
 static unsigned long kills_asleep_on_the_lock(void)
@@ -780,8 +796,8 @@ static unsigned long kills_after_taking_the_flag(void)
      * at the flag lets us take the lock and the flag first: that child
      * exits unkilled, and the round is done again. */
     for (int round = 0; round < 8 && kills < 3; round++) {
-        th_pid pid = th_spawn_armed("child_commit_when_waited_for", "", 20,
-                                    RQ_CP_MPSC_UNLOCK_AFTER_TAKE, 1);
+        th_pid pid =
+            th_spawn_armed("child_commit_when_waited_for", "", 20, RQ_CP_MPSC_UNLOCK_AFTER_TAKE, 1);
         uint64_t t0 = th_now_ms();
         while (rq_load_seq_u64(owner_word(shm)) == 0) {
             assert_true(th_now_ms() - t0 < 5000);
@@ -830,7 +846,7 @@ static rq_stats stat_of(rq *q)
 }
 
 /* rq_stat names the holder (pid, a reservation, held since a producer
- * first waited); a waiter killed between flagging WAITERS and stamping
+ * first waited); a waiter killed between setting the waiters word and stamping
  * the time leaves the time unknown, and the next waiter stamps it; dead
  * reservations and dead producers (their slots taken again) are
  * counted. */
@@ -856,7 +872,7 @@ static void test_who_holds_the_lock(void **state)
     assert_int_equal(st.lock_reserving, 1);
     assert_int_equal(st.lock_held_ms, -1); /* nobody waited: no time */
 
-    /* Killed after its WAITERS flag, before its stamp. */
+    /* Killed after its flag in the waiters word, before its stamp. */
     uint64_t takeovers = stat_of(c).producer_takeovers;
     th_pid pid = th_spawn_armed("child_push_one", "never", 20, RQ_CP_MPSC_WAIT_AFTER_FLAG, 1);
     int status;
@@ -1039,6 +1055,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_two_handles_of_one_thread_get_edeadlk),
         cmocka_unit_test(test_a_released_lock_wakes_its_sleepers),
         cmocka_unit_test(test_a_stale_flag_costs_one_wake),
+        cmocka_unit_test(test_a_stale_flag_costs_one_wake_with_full_fences),
         cmocka_unit_test(test_a_try_waits_for_a_push_in_progress),
         cmocka_unit_test(test_flipped_mpsc_flag),
         cmocka_unit_test(test_producer_limit),
