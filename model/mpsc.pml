@@ -16,7 +16,13 @@
  * re-read, and the releaser only a compiler barrier between its store and
  * its read: memory here is sequentially consistent, which is what that
  * fence gives the pair (model/fence.pml checks the same handshake on
- * x86-TSO for the SPSC wait).  A producer that opens recovers a dead
+ * x86-TSO for the SPSC wait).  The fence is no step of its own here, so
+ * the code's sleeps without it (a slice that is only the 1 ms nap: the
+ * first of a wait, a try's; or a failed fence) change nothing in this
+ * model: their only extra outcome, a release that misses the flag in a
+ * store buffer, needs weaker memory than this, and such a sleep ends by
+ * its timeout, which is the bounded sleep RECHECK 1 already lets every
+ * sleep take (fence.pml's nap is that case on x86-TSO).  A producer that opens recovers a dead
  * owner's word and wakes all lock sleepers.  Whether a waiter probes or sleeps
  * first is left open (the code probes a word it saw before; here either
  * may happen at any look).  A try (timeout 0) that finds a push in
