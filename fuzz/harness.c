@@ -975,6 +975,8 @@ static const size_t queue_words[] = {
     Q(slot_pid[1]),
     Q(slot_pid[RQ_MPSC_SLOTS - 1]),
     Q(admin.dead_reservations),
+    /* the MPSC lock's waiters word (a release that finds it set wakes) */
+    Q(mpsc.waiters),
 };
 static const size_t coalesce_words[] = {
     C(hdr.magic), C(hdr.magic) + 4, C(hdr.layout_version), C(hdr.abi),         C(hdr.header_size),

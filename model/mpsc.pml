@@ -4,14 +4,26 @@
  *
  * NP producer processes and one consumer share the segment.  Each producer
  * holds a producer slot (a kernel lock, dropped by the OS when it dies) from
- * open to close.  The lock is an owner word: 0, or WAITERS | id << 2 |
- * slot + 1, taken by CAS from 0.  A contended producer either sleeps on
- * the lock's event (after a CAS that sets WAITERS while the owner is still
- * the one it saw) or, finding the owner's slot free in the kernel (the
- * probe) or naming its own slot, takes the lock by CAS from that exact word
- * (a recovery).  Unlock is an exchange to 0, and a wake of all sleepers if
- * the old word had WAITERS.  A producer that opens recovers a dead owner's
- * word and wakes all lock sleepers.  Whether a waiter probes or sleeps
+ * open to close.  The lock is an owner word: 0, or id << 2 | slot + 1,
+ * taken by CAS from 0, and a waiters word of its own.  A contended
+ * producer either sleeps on the lock's event (after it read seq, set the
+ * waiters word, and found the owner word still the one it saw) or, finding
+ * the owner's slot free in the kernel (the probe) or naming its own slot,
+ * takes the lock by CAS from that exact word (a recovery).  Unlock is a
+ * plain store of 0, then a read of the waiters word; if set, an exchange
+ * takes it and the one that got it wakes all sleepers.  The code's waiter
+ * runs an asymmetric fence (membarrier) between setting the flag and its
+ * re-read, and the releaser only a compiler barrier between its store and
+ * its read: memory here is sequentially consistent, which is what that
+ * fence gives the pair (model/fence.pml checks the same handshake on
+ * x86-TSO for the SPSC wait).  The fence is no step of its own here, so
+ * the code's sleeps without it (a slice that is only the 1 ms nap: the
+ * first of a wait, a try's; or a failed fence) change nothing in this
+ * model: their only extra outcome, a release that misses the flag in a
+ * store buffer, needs weaker memory than this, and such a sleep ends by
+ * its timeout, which is the bounded sleep RECHECK 1 already lets every
+ * sleep take (fence.pml's nap is that case on x86-TSO).  A producer that opens recovers a dead
+ * owner's word and wakes all lock sleepers.  Whether a waiter probes or sleeps
  * first is left open (the code probes a word it saw before; here either
  * may happen at any look).  A try (timeout 0) that finds a push in
  * progress sleeps once too (src/mpsc.c): the same sleep, one that may end
@@ -47,8 +59,10 @@
  *            5 rq_ring_was_full trusts the consumer's cached write offset
  *              and never reloads write_offset
  *            6 unlock without waking the lock's sleepers
- *            7 unlock as a plain store of 0 after reading the word (not
- *              one exchange): a WAITERS set in between is lost
+ *            7 unlock reads the waiters word before its store of 0 (not
+ *              after): a flag set in between is lost
+ *            9 a waiter re-reads the owner word before it sets the
+ *              waiters word (not after): a release in between is missed
  *            8 a producer that sees the consumer registered takes no
  *              wake and sends none (the one-wake-per-sleep claim without
  *              its signal): the consumer sleeps with messages waiting
@@ -91,11 +105,11 @@ byte data_waiters, space_waiters;
 bool data_seq_moved;
 bool space_seq_moved[NP];
 byte slot_lo[N], slot_hi[N];
-/* lock area: the owner word and the lock's event (seq) */
-#define WAITERS 128
+/* lock area: the owner word, the waiters word and the lock's event (seq) */
 #define SLOT_OF(w) (((w) & 3) - 1) /* of a word != 0 */
-#define SAME_OWNER(a, b) (((a) & 127) == ((b) & 127))
-byte owner;   /* 0: free; else WAITERS? | gen << 2 | slot + 1 */
+#define SAME_OWNER(a, b) ((a) == (b))
+byte owner;   /* 0: free; else gen << 2 | slot + 1 */
+bool lock_flag; /* the waiters word: someone may sleep on the lock's seq */
 byte gen[NP]; /* handle ids, per slot: the code's ids are global, but all
                  that matters is that a slot's next handle writes other
                  words than its last (mod 4: at most 3 re-opens per run) */
@@ -157,28 +171,36 @@ byte published, released, handled;
     lock_bump_##at: d_step { lock_seq_moved[0] = true; lock_seq_moved[1] = true }; \
     lock_wake_##at: d_step { lock_asleep[0] = false; lock_asleep[1] = false }
 
-/* rq_mpsc_unlock: the word is still ours (a waiter may have added
- * WAITERS); exchange to 0, then wake if WAITERS was set. */
+/* rq_mpsc_unlock: the word is still ours; a plain store of 0, then a
+ * read of the waiters word (w: 1 if set); if set, an exchange takes it
+ * (w: 1 if this release got it) and that release wakes. */
 #if BUG == 7
-#define UNLOCK_EXCHANGE \
-    d_step { assert(in_cs[me] && SAME_OWNER(owner, mine)); in_cs[me] = false; w = owner }; \
+#define UNLOCK_STORE \
+    d_step { assert(in_cs[me] && SAME_OWNER(owner, mine)); in_cs[me] = false; w = lock_flag }; \
     owner = 0
+#define UNLOCK_READ skip
 #else
-#define UNLOCK_EXCHANGE \
-    d_step { assert(in_cs[me] && SAME_OWNER(owner, mine)); in_cs[me] = false; w = owner; owner = 0 }
+#define UNLOCK_STORE \
+    d_step { assert(in_cs[me] && SAME_OWNER(owner, mine)); in_cs[me] = false; owner = 0 }
+#define UNLOCK_READ w = lock_flag
 #endif
 #if BUG == 6
 #define UNLOCK_WAKE(at) skip
 #else
 #define UNLOCK_WAKE(at) \
     if \
-    :: w & WAITERS -> WAKE_LOCK_SLEEPERS(at) \
+    :: w -> d_step { w = lock_flag; lock_flag = false }; \
+        if \
+        :: w -> mpsc_unlock_after_take_##at: WAKE_LOCK_SLEEPERS(at) \
+        :: else \
+        fi \
     :: else \
     fi
 #endif
 #define UNLOCK(at) \
-    mpsc_before_unlock_##at: UNLOCK_EXCHANGE; \
-    mpsc_after_unlock_##at: UNLOCK_WAKE(at); \
+    mpsc_before_unlock_##at: UNLOCK_STORE; \
+    mpsc_after_unlock_##at: UNLOCK_READ; \
+    UNLOCK_WAKE(at); \
     w = 0
 
 /* owner_gone: a word naming our own slot is stale (we hold nothing); any
@@ -256,15 +278,23 @@ open_after_takeover:
                  * of the CAS that follows */
                 if
                 :: gone -> /* recovery: CAS from exactly the word seen */
-                    d_step { if :: owner == w -> owner = mine | (w & WAITERS); took = true :: else fi };
+                    d_step { if :: owner == w -> owner = mine; took = true :: else fi };
                     if
                     :: took -> break
                     :: else
                     fi
                 :: else -> /* sleep_while_owned */
                     lock_seq_moved[me] = false; /* read seq */
-                    d_step { if :: owner == w -> owner = w | WAITERS; ready = true :: else -> ready = false fi }
+#if BUG == 9
+                    ready = (owner == w); /* the re-read first ... */
+                    lock_flag = true;     /* ... then the flag */
 mpsc_wait_after_flag:
+                    skip;
+#else
+                    lock_flag = true; /* flag_and_recheck: fetch-or, the fence, */
+mpsc_wait_after_flag:
+                    ready = (owner == w); /* and the re-read */
+#endif
                     if
                     :: ready ->
                         FUTEX_WAIT(lock_seq_moved[me], lock_asleep[me]);

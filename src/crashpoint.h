@@ -50,6 +50,7 @@
     XX(MPSC_WAIT_AFTER_FLAG, "mpsc.wait.after_flag", "m")                      \
     XX(MPSC_BEFORE_UNLOCK, "mpsc.before_unlock", "P")                          \
     XX(MPSC_AFTER_UNLOCK, "mpsc.after_unlock", "P")                            \
+    XX(MPSC_UNLOCK_AFTER_TAKE, "mpsc.unlock.after_take", "m")                  \
     XX(CLOSE_BEFORE_DETACH, "close.before_detach", "PC")                       \
     XX(REC_PUSH_AFTER_PAD, "records.push.after_pad", "R")                      \
     XX(COALESCE_REQUEST_BEFORE_BUMP, "coalesce.request.before_bump", "r")      \

@@ -41,8 +41,12 @@
  * a build that took it for a count would never make a poller's object
  * ready; and who holds the MPSC lock: a reservation bit in the owner word,
  * the word a waiter first slept on and when, the pids of the producer
- * slots (lines 10-25), and a count of dead reservations. */
-#define RQ_LAYOUT_VERSION 3u
+ * slots (lines 10-25), and a count of dead reservations.
+ * 4: the MPSC lock's waiters flag moved out of the owner word into a word
+ * of its own (struct rq_shm_mpsc.waiters), so that the owner releases
+ * with a plain store: a build that still sets the flag in the owner word
+ * would sleep through such a release. */
+#define RQ_LAYOUT_VERSION 4u
 
 /* Bytes reserved in the segment for the MPSC producers' lock (struct
  * rq_shm_mpsc on Linux; unused on Windows, which uses a named mutex). */
@@ -121,15 +125,16 @@ _Static_assert(sizeof(struct rq_shm_role) <= RQ_CACHE_LINE, "a role's line");
  * data, no pointers: every value is checked before use, and the proof that
  * an owner is alive is a lock the kernel holds for it (its producer slot),
  * never a word of this struct.  owner: 0 when free, otherwise
- * RQ_MPSC_HELD | [RQ_MPSC_WAITERS] | nonce << 16 | slot (mpsc.h). */
+ * RQ_MPSC_HELD | [RQ_MPSC_RESERVING] | nonce << 16 | slot (mpsc.h). */
 struct rq_shm_mpsc {
     rq_atomic_u64 owner;
     rq_atomic_u64 next_id; /* producer handles opened so far: their ids */
     rq_atomic_u32 seq;     /* the futex lock waiters sleep on; bumped by a
-                              releasing owner that saw RQ_MPSC_WAITERS */
-    uint32_t reserved0;
+                              releasing owner that took the waiters flag */
+    rq_atomic_u32 waiters; /* RQ_MPSC_LOCK_WAITERS: someone may sleep on
+                              seq (set by a waiter, taken by a release) */
     /* For rq_stat only (the protocol never reads them): the owner word
-     * (without WAITERS) that a producer about to sleep found held when
+     * that a producer about to sleep found held when
      * nobody had stamped it yet, and rq_plat_now_ms() (CLOCK_MONOTONIC)
      * at that moment.  Written by waiters only: an uncontended lock costs
      * no store here. */

@@ -7,32 +7,53 @@
  * holder overwrites it) or has (the message is delivered).  So taking the
  * lock from a dead owner needs no repair: it is a normal release.
  *
- * Linux protocol (owner word W in struct rq_shm_mpsc, futex word seq):
+ * Linux protocol (owner word W and waiters word F in struct rq_shm_mpsc,
+ * futex word seq):
  *
  *   open:    take a free producer slot (exclusive kernel lock, first free
  *            of RQ_MPSC_PRODUCERS_MAX); while W names no live owner, CAS it
- *            to 0 (a recovery; retried if a waiter adds WAITERS meanwhile);
- *            bump seq and wake every lock waiter
+ *            to 0 (a recovery); bump seq and wake every lock waiter
  *   lock:    CAS W 0 -> mine.  Contended: spin a little (yielding the
  *            CPU once between two spins); if W names no valid slot, or
  *            our own slot (we hold nothing, so it is stale),
  *            or its owner is suspect (the same word as at our last look)
  *            and the kernel says its slot is free (the owner's handle is
  *            gone: rq_plat_lock_probe), CAS W from exactly that word to
- *            mine (a recovery).  Otherwise read seq, CAS W -> W | WAITERS
- *            (only if W is unchanged) and sleep on seq for a slice (1 ms,
- *            doubling up to RQ_RECHECK_MS), then look again
- *   unlock:  old = exchange(W, 0); if old had WAITERS: seq++, wake all
+ *            mine (a recovery).  Otherwise read seq, set F (fetch-or),
+ *            run the asymmetric fence (rq_plat_fence_heavy) unless the
+ *            slice is only a nap, re-read W, and only if it is still the
+ *            word we saw sleep on seq for a slice (a nap of
+ *            RQ_MPSC_NAP_MS, doubling up to RQ_RECHECK_MS); then look
+ *            again
+ *   unlock:  store(W, 0, release); compiler barrier; if F is set: take it
+ *            (exchange F -> 0), and if we got it: seq++, wake all
  *
- * Why no wake-up is lost: a sleeper reads seq before the CAS that sets
- * WAITERS, and that CAS succeeds only while the owner it waits for still
- * holds the lock; the owner's exchange comes after it in W's order, so
- * returns WAITERS, and its seq++ comes after the sleeper's read of seq,
- * which makes the futex wait return at once.  (A plain store of 0 after a
- * read of W would lose a WAITERS set in between: the model's bug 7.)  A
- * waiter killed asleep leaves WAITERS set: one useless wake at the next
- * unlock, which clears it.  An owner killed between its exchange and its
- * wake leaves sleepers until their slice ends or a producer opens.
+ * The release makes no locked instruction: the side about to sleep pays,
+ * as in the SPSC wait protocol (queue.c).  With RQ_FULL_FENCES (the
+ * header's flag, read at open) the release's store and load of F are
+ * sequentially consistent instead (on x86 the store is an xchg) and the
+ * waiter runs no fence.  A waiter that runs no fence without
+ * RQ_FULL_FENCES (a slice that is only a nap: the first of a wait, or a
+ * try's) or whose fence failed sleeps at most one nap: a release racing
+ * it may miss its flag, and then it is woken by the nap's end, one nap
+ * late, never lost.
+ *
+ * Why no wake-up is lost: the releaser stores W = 0 and then reads F; a
+ * sleeper for longer than a nap sets F and then, after the fence, reads
+ * W.  The fence puts a full barrier on the releaser's CPU somewhere in its
+ * program, so either
+ * the sleeper's re-read sees W changed (it does not sleep) or the
+ * releaser's read of F sees the flag (store buffering can no longer hide
+ * both).  A releaser that sees F takes it with an exchange; the one whose
+ * exchange returns it bumps seq after that, which is after the sleeper's
+ * read of seq (every write of F is a read-modify-write, so the exchange
+ * reads the sleeper's flag or a later one): the futex wait returns at
+ * once.  (A releaser that read F before its store, or a sleeper that
+ * re-read W before setting F, would lose it: the model's bugs 7 and 9.)
+ * A waiter that sets F and then does not sleep (W changed), or is killed,
+ * costs one useless wake at the next release, which clears F.  An owner
+ * killed between its store and its wake, or between taking F and the
+ * wake, leaves sleepers until their slice ends or a producer opens.
  *
  * Why no live owner is robbed: a recovery CAS expects the exact word of
  * the owner proven dead (its slot free in the kernel).  A new handle on
@@ -222,11 +243,6 @@ static int names_a_slot(uint64_t w)
     return (w & RQ_MPSC_HELD) && slot_of(w) < (uint32_t)RQ_MPSC_PRODUCERS_MAX;
 }
 
-static uint64_t bare(uint64_t w)
-{
-    return w & ~RQ_MPSC_WAITERS;
-}
-
 static enum rq_plat_lock_id slot_lock(uint32_t slot)
 {
     return (enum rq_plat_lock_id)(RQ_LOCK_PRODUCER_SLOT + (int)slot);
@@ -250,7 +266,7 @@ static int same_object(const uint64_t a[2], const uint64_t b[2])
 static void note_held(struct rq_mpsc *m, uint64_t word)
 {
     m->held = 1;
-    m->word = bare(word);
+    m->word = word;
 }
 
 void rq_mpsc_keep(struct rq_mpsc *m)
@@ -290,7 +306,7 @@ static int check_self_deadlock(struct rq_mpsc *m)
     for (unsigned i = 0; i < held_here_count; i++) {
         if (!same_object(held_here[i].object, m->object))
             continue;
-        if (bare(rq_load_seq_u64(&m->lock->owner)) == held_here[i].word)
+        if (rq_load_seq_u64(&m->lock->owner) == held_here[i].word)
             return RQ_EDEADLK;
         drop_held_here(i--);
     }
@@ -310,7 +326,7 @@ static int owner_gone(struct rq_mpsc *m, uint64_t w)
 {
     if (!names_a_slot(w) || slot_of(w) == m->slot)
         return 1; /* no producer wrote it, or it is ours and we hold nothing */
-    if (bare(w) != bare(m->last_seen))
+    if (w != m->last_seen)
         return 0;
     int held = rq_plat_lock_probe(m->seg, slot_lock(slot_of(w)));
     if (held < 0)
@@ -351,9 +367,9 @@ static int take_slot(struct rq_mpsc *m)
 
 /* At open: frees a lock whose owner is gone.  A word naming our new slot
  * is our dead predecessor's, and only we can tell it is stale (to the
- * others the slot is alive): so the CAS is retried while a waiter adds
- * WAITERS to it, or they would sleep until our next lock.  Bounded, in
- * case a writer keeps changing the word. */
+ * others the slot is alive).  The CAS is retried on the word it finds
+ * instead (another owner, perhaps also gone); bounded, in case a writer
+ * keeps changing the word. */
 static int clear_dead_owner(struct rq_mpsc *m)
 {
     uint64_t w = rq_load_seq_u64(&m->lock->owner);
@@ -422,15 +438,35 @@ static uint64_t spin(struct rq_mpsc *m, uint64_t w)
  * word finds a time at least as new as that waiter's (display only). */
 static void stamp_wait(struct rq_mpsc *m, uint64_t w)
 {
-    if (rq_load_relaxed_u64(&m->lock->waited_word) == bare(w))
+    if (rq_load_relaxed_u64(&m->lock->waited_word) == w)
         return;
     rq_store_relaxed_u64(&m->lock->waited_since_ms, rq_plat_now_ms());
-    rq_store_release_u64(&m->lock->waited_word, bare(w));
+    rq_store_release_u64(&m->lock->waited_word, w);
 }
 
-/* Sleeps while the owner word is still W, flagging WAITERS for its
- * release, for one slice of at most LEFT ms; *NAP doubles after a slice
- * that ran out. */
+/* Flags the lock's waiters word for the release, then (if FENCE) makes
+ * sure that the owner's release, if it already came, is seen: 1 if W is
+ * still the owner word (we may sleep), 0 if it changed (look again), and
+ * *FENCED 0 if the fence was skipped or failed (sleep only a nap: a
+ * release racing us may have missed our flag).  The flag is a
+ * read-modify-write, so the release that takes it reads our read of seq
+ * as done before. */
+static int flag_and_recheck(struct rq_mpsc *m, uint64_t w, int fence, int *fenced)
+{
+    rq_fetch_or_u32(&m->lock->waiters, RQ_MPSC_LOCK_WAITERS);
+    RQ_CRASH_POINT(MPSC_WAIT_AFTER_FLAG);
+    *fenced = m->full_fences || (fence && rq_plat_fence_heavy() == RQ_OK);
+    return rq_load_seq_u64(&m->lock->owner) == w;
+}
+
+/* Sleeps while the owner word is still W, flagging the waiters word for
+ * its release, for one slice of at most LEFT ms; *NAP doubles after a
+ * slice that ran out.  A slice no longer than RQ_MPSC_NAP_MS (the first
+ * nap of a wait, a try's nap) runs no fence: the fence costs tens of
+ * microseconds on a VM and IPIs the holder too, and a release that misses
+ * our flag then costs at most that nap, the same bound a failed fence
+ * gives.  A release usually wakes us anyway (the race is rare), and a
+ * wait that outlasts the nap fences before every longer slice. */
 static int sleep_while_owned(struct rq_mpsc *m, uint64_t w, int left, int *nap)
 {
     uint32_t seq = rq_load_acquire_u32(&m->lock->seq);
@@ -438,11 +474,12 @@ static int sleep_while_owned(struct rq_mpsc *m, uint64_t w, int left, int *nap)
      * either we see the flag or the wait below returns at once. */
     if (rq_mpsc_interrupted(m))
         return RQ_EINTR;
-    if (!rq_cas_u64(&m->lock->owner, &w, w | RQ_MPSC_WAITERS))
-        return RQ_OK; /* the owner changed: look again */
-    RQ_CRASH_POINT(MPSC_WAIT_AFTER_FLAG);
+    int slice = left < 0 || left > *nap ? *nap : left, fenced;
+    if (!flag_and_recheck(m, w, slice > RQ_MPSC_NAP_MS, &fenced))
+        return RQ_OK; /* released or taken over: look again */
     stamp_wait(m, w);
-    int slice = left < 0 || left > *nap ? *nap : left;
+    if (!fenced && slice > RQ_MPSC_NAP_MS)
+        slice = RQ_MPSC_NAP_MS; /* no fence: never trust a long sleep */
     int rc = rq_plat_wait(m->seg, &m->lock->seq, seq, slice);
     if (rc != RQ_ETIMEDOUT)
         return rc;
@@ -487,11 +524,11 @@ static int lock_slow(struct rq_mpsc *m, uint64_t mine, uint64_t w, int timeout_m
         if (gone < 0)
             return gone;
         if (gone) {
-            /* Keep WAITERS: the dead owner's sleepers need our release. */
-            uint64_t ours = mine | (w & RQ_MPSC_WAITERS);
+            /* The dead owner's sleepers left their flag in the waiters
+             * word: our release wakes them. */
             uint64_t dead = w;
-            if (rq_cas_u64(&m->lock->owner, &w, ours))
-                return taken(m, ours, dead);
+            if (rq_cas_u64(&m->lock->owner, &w, mine))
+                return taken(m, mine, dead);
             continue;
         }
         m->last_seen = w;
@@ -517,18 +554,39 @@ int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms)
     return lock_slow(m, mine, w, timeout_ms);
 }
 
+/* The release found the waiters word set: takes it, and wakes the
+ * sleepers if it got it (another release may have taken it first: then
+ * that one wakes them). */
+static void take_and_wake(struct rq_mpsc *m)
+{
+    if (rq_exchange_u32(&m->lock->waiters, 0) == 0)
+        return;
+    RQ_CRASH_POINT(MPSC_UNLOCK_AFTER_TAKE);
+    wake_waiters(m);
+}
+
 void rq_mpsc_unlock(struct rq_mpsc *m)
 {
     if (!m->held)
         return;
     RQ_CRASH_POINT(MPSC_BEFORE_UNLOCK);
     note_released(m);
-    /* An exchange, not a store: it must return a WAITERS flag set up to
-     * the last moment (see the top of this file). */
-    uint64_t old = rq_exchange_u64(&m->lock->owner, 0);
-    RQ_CRASH_POINT(MPSC_AFTER_UNLOCK);
-    if (old & RQ_MPSC_WAITERS)
-        wake_waiters(m);
+    struct rq_shm_mpsc *lock = m->lock; /* not reloaded after the barrier */
+    uint32_t flagged;
+    if (m->full_fences) {
+        rq_store_seq_u64(&lock->owner, 0);
+        RQ_CRASH_POINT(MPSC_AFTER_UNLOCK);
+        flagged = rq_load_seq_u32(&lock->waiters);
+    } else {
+        /* A plain store, then the flag: a waiter's fence orders the two
+         * for us (see the top of this file). */
+        rq_store_release_u64(&lock->owner, 0);
+        rq_fence_compiler();
+        RQ_CRASH_POINT(MPSC_AFTER_UNLOCK);
+        flagged = rq_load_relaxed_u32(&lock->waiters);
+    }
+    if (flagged)
+        take_and_wake(m);
 }
 
 void rq_mpsc_close(struct rq_mpsc *m)
@@ -552,7 +610,7 @@ void rq_mpsc_holder(struct rq_shm *shm, struct rq_mpsc_holder *out)
     /* Untrusted: a slot out of range names nobody (index checked). */
     uint32_t pid = names_a_slot(w) ? rq_load_relaxed_u32(&shm->slot_pid[slot_of(w)]) : 0;
     out->pid = pid != 0 ? (int64_t)pid : -1;
-    if (rq_load_acquire_u64(&lock->waited_word) == bare(w)) {
+    if (rq_load_acquire_u64(&lock->waited_word) == w) {
         uint64_t since = rq_load_relaxed_u64(&lock->waited_since_ms), now = rq_plat_now_ms();
         if (since <= now && now - since <= (uint64_t)INT64_MAX)
             out->held_ms = (int64_t)(now - since);

@@ -27,13 +27,16 @@ _Static_assert(RQ_MPSC_PRODUCERS_MAX <= 0x10000, "a slot fits the owner word");
 _Static_assert(RQ_MPSC_PRODUCERS_MAX == RQ_MPSC_SLOTS, "a pid word per slot");
 
 /* The owner word:
- *   RQ_MPSC_HELD | [RQ_MPSC_WAITERS] | [RQ_MPSC_RESERVING] | nonce << 16 | slot.
+ *   RQ_MPSC_HELD | [RQ_MPSC_RESERVING] | nonce << 16 | slot.
  * The nonce is the handle's id (from next_id at open) and a count of its
  * acquisitions, so that a word never repeats for another handle of the
  * same slot (a waiter's recovery CAS from a dead owner's exact word cannot
- * succeed against a new owner) and changes with every acquisition. */
+ * succeed against a new owner) and changes with every acquisition.  Bit 62
+ * is unused (before layout 4 it was the waiters flag: now the lock's
+ * waiters word, so that the release can be a plain store). */
 #define RQ_MPSC_HELD (UINT64_C(1) << 63)
-#define RQ_MPSC_WAITERS (UINT64_C(1) << 62) /* someone sleeps on seq */
+/* The lock's waiters word: someone may be asleep on seq. */
+#define RQ_MPSC_LOCK_WAITERS 1u
 /* Taken for a reservation (rq_reserve until rq_commit), which may last:
  * part of the word the owner writes anyway, so telling costs nothing. */
 #define RQ_MPSC_RESERVING (UINT64_C(1) << 61)
@@ -57,6 +60,7 @@ struct rq_mpsc {
     rq_atomic_u64 *dead_reservations; /* admin.dead_reservations */
     int held;                         /* this handle holds the lock */
     int reserving;                    /* the next lock is for a reservation */
+    int full_fences;                  /* RQ_FULL_FENCES: release with a full fence */
     rq_atomic_u32 *interrupt;         /* the handle's rq_interrupt flag, or NULL */
 #if !RQ_PLAT_MPSC_MUTEX
     uint32_t slot;           /* our producer slot */

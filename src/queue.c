@@ -1284,6 +1284,7 @@ static int role_lock(rq *q, int producer)
         rc = rq_mpsc_open(&q->lock, q->segment.plat, q->shm);
         q->lock_open = rc == RQ_OK;
         q->lock.interrupt = &q->interrupted;
+        q->lock.full_fences = q->ring.full_fences;
     }
     return rc;
 }

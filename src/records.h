@@ -20,10 +20,12 @@
 #include "platform.h"
 #include "rq.h"
 
-/* layout_version of a record segment: kind 1 (records) << 16 | version 1.
- * A library without records compares it with its RQ_LAYOUT_VERSION (2)
- * and refuses the segment with RQ_EVERSION. */
-#define RQ_REC_LAYOUT_VERSION 0x00010001u
+/* layout_version of a record segment: kind 1 (records) << 16 | version.
+ * A library without records compares it with its own RQ_LAYOUT_VERSION
+ * (2 when records came, 4 now; never kind 1) and refuses the segment with
+ * RQ_EVERSION.  Version 2: the MPSC lock's
+ * waiters flag has a word of its own (RQ_LAYOUT_VERSION 4). */
+#define RQ_REC_LAYOUT_VERSION 0x00010002u
 
 /* The record header's type word: anything else is corrupt. */
 #define RQ_REC_DATA 1u

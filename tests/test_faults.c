@@ -1056,7 +1056,7 @@ static const struct scenario queue_scenarios[] = {
     {"rq_push MPSC (lock, no wait)", "f.mpush0", 0, RQ_MPSC, 0, setup_producer, op_push_try,
      after_push, ABSORBS_WAKE},
     {"rq_push MPSC, lock left by a dead owner (nap, probe)", "f.mdead", 0, RQ_MPSC, 0,
-     setup_producer_dead_owner, op_push, after_push_drained, ABSORBS_WAKE},
+     setup_producer_dead_owner, op_push, after_push_drained, ABSORBS_WAKE_AND_FENCE},
     {"rq_reserve + rq_commit", "f.resv", 0, 0, 0, setup_producer, op_reserve_commit, after_push,
      ABSORBS_WAKE},
     {"rq_reserve that blocks, + rq_commit", "f.resvw", 0, 0, 0, setup_push_blocking,

@@ -50,6 +50,12 @@ static rq_atomic_u64 *owner_word(struct rq_shm *shm)
     return (rq_atomic_u64 *)(void *)shm->lock_area;
 }
 
+/* The lock's waiters word (a waiter flags it before it sleeps). */
+LINUX_ONLY static rq_atomic_u32 *waiters_word(struct rq_shm *shm)
+{
+    return &shm->mpsc.waiters;
+}
+
 static struct rq_shm *raw_shm(struct th_raw *raw, const char *name)
 {
     th_raw_open(raw, "rq", name);
@@ -158,7 +164,8 @@ static void test_planted_garbage_lock_words(void **state)
             w = RQ_MPSC_HELD | (w << 16) | (RQ_MPSC_PRODUCERS_MAX + w % 1000);
             break;
         case 2: /* a word naming a slot nobody holds, waiters flagged */
-            w = word_for_slot(1 + (uint32_t)(w % (RQ_MPSC_PRODUCERS_MAX - 1)), w) | RQ_MPSC_WAITERS;
+            w = word_for_slot(1 + (uint32_t)(w % (RQ_MPSC_PRODUCERS_MAX - 1)), w);
+            rq_store_seq_u32(waiters_word(shm), (uint32_t)(w >> 32));
             break;
         default: /* all ones, no HELD bit, ... */
             w = i % 8 == 3 ? UINT64_MAX : w & ~RQ_MPSC_HELD;
@@ -293,8 +300,9 @@ static void test_word_naming_a_live_idle_producer_is_cleared_by_it(void **state)
 
 #ifndef _WIN32
 /* Plays a holder that was off its CPU in the middle of a push: once a
- * waiter has flagged WAITERS (it sleeps, or is about to), releases the
- * planted word as rq_mpsc_unlock does (exchange, seq moved on, wake). */
+ * waiter has flagged the waiters word (it sleeps, or is about to),
+ * releases the planted word as rq_mpsc_unlock does (store 0, take the
+ * flag, seq moved on, wake). */
 struct late_release {
     struct rq_shm *shm;
     int saw_waiters;
@@ -304,13 +312,14 @@ static void *release_when_waited_for(void *arg)
 {
     struct late_release *t = arg;
     uint64_t t0 = th_now_ms();
-    while (!(rq_load_seq_u64(owner_word(t->shm)) & RQ_MPSC_WAITERS)) {
+    while (!rq_load_seq_u32(waiters_word(t->shm))) {
         if (th_now_ms() - t0 > 3000)
             return NULL; /* the try never slept: nothing to release */
         th_sleep_us(20);
     }
     t->saw_waiters = 1;
-    rq_exchange_u64(owner_word(t->shm), 0);
+    rq_store_seq_u64(owner_word(t->shm), 0);
+    rq_exchange_u32(waiters_word(t->shm), 0);
     rq_fetch_add_u32(&t->shm->mpsc.seq, 1);
     syscall(SYS_futex, &t->shm->mpsc.seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
     return NULL;
@@ -360,11 +369,12 @@ static void test_a_try_waits_for_a_push_in_progress(void **state)
     uint64_t t0 = th_now_ms();
     assert_int_equal(rq_push(p2, "no", 2, 0), RQ_EAGAIN);
     assert_true(th_now_ms() - t0 < 900);
-    assert_true(rq_load_seq_u64(owner_word(shm)) & RQ_MPSC_WAITERS);
+    assert_true(rq_load_seq_u32(waiters_word(shm)));
     /* Held for a reservation: RQ_EAGAIN without a sleep. */
+    rq_store_seq_u32(waiters_word(shm), 0);
     rq_store_seq_u64(owner_word(shm), word_for_slot(0, 7000) | RQ_MPSC_RESERVING);
     assert_int_equal(rq_push(p2, "no", 2, 0), RQ_EAGAIN);
-    assert_false(rq_load_seq_u64(owner_word(shm)) & RQ_MPSC_WAITERS);
+    assert_false(rq_load_seq_u32(waiters_word(shm)));
     rq_store_seq_u64(owner_word(shm), 0);
     assert_int_equal(rq_push(p2, "free", 4, 0), RQ_OK);
     pop_expect(c, "free");
@@ -437,6 +447,53 @@ static void test_a_released_lock_wakes_its_sleepers(void **state)
     rq_close(b);
     rq_close(c);
     rq_unlink(name);
+}
+
+/* A waiters flag nobody sleeps under (its waiter was killed after setting
+ * it, or found the owner word changed and did not sleep) costs the next
+ * release one useless wake, which takes it: the releases after it find it
+ * clear and make no system call.  FLAGS picks the release's branch: a
+ * plain store (0) or, with RQ_FULL_FENCES, sequentially consistent ones. */
+static void stale_flag_costs_one_wake(int flags)
+{
+#ifdef _WIN32
+    (void)flags;
+    skip(); /* the lock area is unused: Windows locks with a named mutex */
+#else
+    const char *name = th_name("lk.stale");
+    rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC | flags);
+    rq *p = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC | flags);
+    rq_stats st;
+    assert_int_equal(rq_stat(p, &st), RQ_OK);
+    assert_int_equal(st.flags & RQ_FULL_FENCES, flags & RQ_FULL_FENCES);
+    struct th_raw raw;
+    struct rq_shm *shm = raw_shm(&raw, name);
+    uint32_t seq = rq_load_seq_u32(&shm->mpsc.seq);
+    rq_store_seq_u32(waiters_word(shm), RQ_MPSC_LOCK_WAITERS);
+    assert_int_equal(rq_push(p, "a", 1, 0), RQ_OK);
+    assert_int_equal(rq_load_seq_u32(waiters_word(shm)), 0);    /* taken */
+    assert_int_equal(rq_load_seq_u32(&shm->mpsc.seq), seq + 1); /* one wake */
+    assert_int_equal(rq_push(p, "b", 1, 0), RQ_OK);
+    assert_int_equal(rq_load_seq_u32(&shm->mpsc.seq), seq + 1); /* no more */
+    pop_expect(c, "a");
+    pop_expect(c, "b");
+    th_raw_close(&raw);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+#endif
+}
+
+static void test_a_stale_flag_costs_one_wake(void **state)
+{
+    (void)state;
+    stale_flag_costs_one_wake(0);
+}
+
+static void test_a_stale_flag_costs_one_wake_with_full_fences(void **state)
+{
+    (void)state;
+    stale_flag_costs_one_wake(RQ_FULL_FENCES);
 }
 
 static void test_two_handles_of_one_thread_get_edeadlk(void **state)
@@ -657,7 +714,7 @@ static int child_push_one(const char *arg)
 }
 
 /* Where the runs above rarely get (a producer about to sleep on the lock,
- * its WAITERS flag set): made sure of.  The parent holds the lock by a
+ * its flag set in the waiters word): made sure of.  The parent holds the lock by a
  * reservation, a child comes to sleep on it and is killed there; the
  * stale flag costs the parent's commit one useless wake. */
 static unsigned long kills_asleep_on_the_lock(void)
@@ -683,6 +740,82 @@ static unsigned long kills_asleep_on_the_lock(void)
         pop_expect(c, "held");
         pop_expect(c, "next");
     }
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+    return kills;
+#endif
+}
+
+/* Reserves, waits until a producer has flagged the lock's waiters word
+ * (it sleeps, or is about to), and commits: the release finds the flag
+ * and takes it (armed: killed there, before the wake). */
+static int child_commit_when_waited_for(const char *arg)
+{
+    (void)arg;
+#ifdef _WIN32
+    return 0;
+#else
+    rq *p;
+    if (rq_open(&p, th_child_queue(), RQ_PRODUCER, NULL) != RQ_OK)
+        return 1;
+    void *slot;
+    if (rq_reserve(p, &slot, 0) != RQ_OK)
+        return 2;
+    memcpy(slot, "held", 4);
+    struct th_raw raw;
+    struct rq_shm *shm = raw_shm(&raw, th_child_queue());
+    uint64_t t0 = th_now_ms();
+    while (!rq_load_seq_u32(waiters_word(shm))) {
+        if (th_now_ms() - t0 > 5000)
+            return 3;
+        th_sleep_us(100);
+    }
+    th_sleep_us(20 * 1000); /* past its fence and re-check, into its sleep */
+    rq_commit(p, 4);
+    return 4; /* not killed: the release never found the flag */
+#endif
+}
+
+/* A release killed after taking the waiters flag, before its wake: the
+ * sleeper it took it from is left to the end of its slice, and then
+ * takes the free lock.  Made sure of: the child holds the lock by a
+ * reservation until the parent sleeps on it. */
+static unsigned long kills_after_taking_the_flag(void)
+{
+#ifdef _WIN32
+    return 0;
+#else
+    const char *name = th_set_child_queue(th_name("lk.take"));
+    rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC);
+    rq *p = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    struct th_raw raw;
+    struct rq_shm *shm = raw_shm(&raw, name);
+    unsigned long kills = 0;
+    /* A slice of ours that ends between the child's store and its look
+     * at the flag lets us take the lock and the flag first: that child
+     * exits unkilled, and the round is done again. */
+    for (int round = 0; round < 8 && kills < 3; round++) {
+        th_pid pid =
+            th_spawn_armed("child_commit_when_waited_for", "", 20, RQ_CP_MPSC_UNLOCK_AFTER_TAKE, 1);
+        uint64_t t0 = th_now_ms();
+        while (rq_load_seq_u64(owner_word(shm)) == 0) {
+            assert_true(th_now_ms() - t0 < 5000);
+            th_sleep_us(100);
+        }
+        assert_int_equal(rq_push(p, "next", 4, 5000), RQ_OK);
+        assert_true(th_now_ms() - t0 < 4000); /* a slice, not a timeout */
+        int status;
+        assert_int_equal(th_wait(pid, 10000, &status), 0);
+        if (th_was_killed(status)) {
+            kills++;
+            assert_int_equal(rq_load_seq_u32(waiters_word(shm)), 0); /* taken, then killed */
+        }
+        pop_expect(c, "held");
+        pop_expect(c, "next");
+    }
+    assert_true(kills > 0);
+    th_raw_close(&raw);
     rq_close(p);
     rq_close(c);
     rq_unlink(name);
@@ -746,7 +879,7 @@ static void test_every_reservation_is_shown(void **state)
 }
 
 /* rq_stat names the holder (pid, a reservation, held since a producer
- * first waited); a waiter killed between flagging WAITERS and stamping
+ * first waited); a waiter killed between setting the waiters word and stamping
  * the time leaves the time unknown, and the next waiter stamps it; dead
  * reservations and dead producers (their slots taken again) are
  * counted. */
@@ -772,7 +905,7 @@ static void test_who_holds_the_lock(void **state)
     assert_int_equal(st.lock_reserving, 1);
     assert_int_equal(st.lock_held_ms, -1); /* nobody waited: no time */
 
-    /* Killed after its WAITERS flag, before its stamp. */
+    /* Killed after its flag in the waiters word, before its stamp. */
     uint64_t takeovers = stat_of(c).producer_takeovers;
     th_pid pid = th_spawn_armed("child_push_one", "never", 20, RQ_CP_MPSC_WAIT_AFTER_FLAG, 1);
     int status;
@@ -966,7 +1099,7 @@ static void test_kills_at_every_lock_step(void **state)
         if (strncmp(rq_crash_point_name(point), "mpsc.", 5) != 0)
             continue;
 #ifdef _WIN32
-        if (point == RQ_CP_MPSC_WAIT_AFTER_FLAG)
+        if (point == RQ_CP_MPSC_WAIT_AFTER_FLAG || point == RQ_CP_MPSC_UNLOCK_AFTER_TAKE)
             continue; /* no such step with the named mutex */
 #endif
         unsigned long at_point = 0;
@@ -975,6 +1108,8 @@ static void test_kills_at_every_lock_step(void **state)
                 at_point += run_kills(point, hits[h], pause);
         if (point == RQ_CP_MPSC_WAIT_AFTER_FLAG)
             at_point += kills_asleep_on_the_lock();
+        if (point == RQ_CP_MPSC_UNLOCK_AFTER_TAKE)
+            at_point += kills_after_taking_the_flag();
         print_message("mpsc lock kills: %-22s %lu\n", rq_crash_point_name(point), at_point);
         if (at_point == 0)
             fail_msg("%s was never hit with producers contending", rq_crash_point_name(point));
@@ -986,8 +1121,12 @@ static void test_kills_at_every_lock_step(void **state)
 int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
-        TH_JOURNAL_CHILDREN,      TH_CHILD(child_push_after_plant), TH_CHILD(child_reserve_and_die),
-        TH_CHILD(child_push_one), TH_CHILD(child_push_and_wait),
+        TH_JOURNAL_CHILDREN,
+        TH_CHILD(child_push_after_plant),
+        TH_CHILD(child_reserve_and_die),
+        TH_CHILD(child_push_one),
+        TH_CHILD(child_push_and_wait),
+        TH_CHILD(child_commit_when_waited_for),
     };
     TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
@@ -997,6 +1136,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_word_naming_a_live_idle_producer_is_cleared_by_it),
         cmocka_unit_test(test_two_handles_of_one_thread_get_edeadlk),
         cmocka_unit_test(test_a_released_lock_wakes_its_sleepers),
+        cmocka_unit_test(test_a_stale_flag_costs_one_wake),
+        cmocka_unit_test(test_a_stale_flag_costs_one_wake_with_full_fences),
         cmocka_unit_test(test_a_try_waits_for_a_push_in_progress),
         cmocka_unit_test(test_flipped_mpsc_flag),
         cmocka_unit_test(test_producer_limit),

@@ -788,7 +788,7 @@ static void test_hostile_record_headers(void **state)
         {offsetof(struct rq_shm_header, header_size), 512, RQ_ECORRUPT},
         {offsetof(struct rq_shm_header, abi), 1, RQ_EVERSION},
         {offsetof(struct rq_shm_header, layout_version), RQ_LAYOUT_VERSION, RQ_ECORRUPT},
-        {offsetof(struct rq_shm_header, layout_version), 0x00010002u, RQ_EVERSION},
+        {offsetof(struct rq_shm_header, layout_version), RQ_REC_LAYOUT_VERSION + 1, RQ_EVERSION},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char *name = th_name("rec.header");
