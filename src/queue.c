@@ -736,6 +736,17 @@ int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
     return RQ_OK;
 }
 
+/* A record reservation (RC: RQ_OK or a count) holds an MPSC lock past
+ * the call, like a slot reservation: it goes on the thread's list, so that
+ * the thread's other handles of the queue get RQ_EDEADLK, not a wait for
+ * themselves. */
+static int rec_reserve_kept(rq *q, int rc)
+{
+    if (rc >= 0 && q->mpsc)
+        rq_mpsc_keep(&q->lock);
+    return rc;
+}
+
 int rq_reserve(rq *q, void **slot, int timeout_ms)
 {
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
@@ -743,7 +754,8 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
         return rc;
     q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
     if (q->rec)
-        return wait_result(q, rq_rec_reserve(q->rec, q->ring.slot_size, slot, timeout_ms));
+        return wait_result(
+            q, rec_reserve_kept(q, rq_rec_reserve(q->rec, q->ring.slot_size, slot, timeout_ms)));
     if (!slot)
         return RQ_EINVAL;
     if (q->held == HELD_RESERVED) {
@@ -772,7 +784,7 @@ int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms)
         return rc;
     q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
     if (q->rec)
-        return wait_result(q, rq_rec_reserve(q->rec, len, slot, timeout_ms));
+        return wait_result(q, rec_reserve_kept(q, rq_rec_reserve(q->rec, len, slot, timeout_ms)));
     if (len > q->ring.slot_size)
         return RQ_EMSGSIZE;
     return rq_reserve(q, slot, timeout_ms);
@@ -871,7 +883,8 @@ int rq_reserve_burst_len(rq *q, const size_t *lens, size_t count, void **bufs, i
         return rc;
     q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
     if (q->rec)
-        return wait_result(q, rq_rec_reserve_batch(q->rec, lens, count, bufs, timeout_ms));
+        return wait_result(
+            q, rec_reserve_kept(q, rq_rec_reserve_batch(q->rec, lens, count, bufs, timeout_ms)));
     if (!lens || !bufs || count == 0)
         return RQ_EINVAL;
     if (q->held != HELD_NONE)

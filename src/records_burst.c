@@ -408,7 +408,11 @@ static uint32_t rec_settle(struct rq_rec *r, uint32_t *w, uint32_t old, uint32_t
         RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
         at = 0;
     }
-    if (at != old && len > 0) /* never up: a record only moves towards the word */
+    /* Never later in ring order: a record only moves towards the write
+     * word, so it never lands on bytes still to be moved (one that wrapped
+     * as reserved may land at a higher address, before the ring's end:
+     * the two ranges are then apart, and memmove copes with either). */
+    if (at != old && len > 0)
         memmove(r->data + at + RQ_RECORD_HEADER, r->data + old + RQ_RECORD_HEADER, len);
     struct rq_rec_header h = {len, RQ_REC_DATA};
     memcpy(r->data + at, &h, sizeof h);

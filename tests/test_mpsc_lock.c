@@ -496,6 +496,30 @@ static void test_a_stale_flag_costs_one_wake_with_full_fences(void **state)
     stale_flag_costs_one_wake(RQ_FULL_FENCES);
 }
 
+/* The same with record reservations, single and batch: they hold the
+ * lock past the call too. */
+static void test_record_reservations_get_edeadlk_too(void **state)
+{
+    (void)state;
+    const char *name = th_name("lk.dlr");
+    rq *c = th_open(name, RQ_CONSUMER, 1024, 32, RQ_MPSC | RQ_RECORDS);
+    rq *a = th_open(name, RQ_PRODUCER, 1024, 32, RQ_MPSC | RQ_RECORDS);
+    rq *b = th_open(name, RQ_PRODUCER, 1024, 32, RQ_MPSC | RQ_RECORDS);
+    void *bufs[2];
+    size_t lens[2] = {1, 1};
+    assert_int_equal(rq_reserve_len(a, 1, &bufs[0], 0), RQ_OK);
+    assert_int_equal(rq_push(b, "b", 1, 500), RQ_EDEADLK); /* before: RQ_ELOCKED after 0.5 s */
+    assert_int_equal(rq_commit(a, 1), RQ_OK);
+    assert_int_equal(rq_reserve_burst_len(a, lens, 2, bufs, 0), 2);
+    assert_int_equal(rq_push(b, "b", 1, 500), RQ_EDEADLK);
+    assert_int_equal(rq_commit_burst(a, lens, 2), RQ_OK);
+    assert_int_equal(rq_push(b, "b", 1, 0), RQ_OK);
+    rq_close(b);
+    rq_close(a);
+    rq_close(c);
+    rq_unlink(name);
+}
+
 static void test_two_handles_of_one_thread_get_edeadlk(void **state)
 {
     (void)state;
@@ -1135,6 +1159,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_word_naming_a_dead_slot_is_recovered),
         cmocka_unit_test(test_word_naming_a_live_idle_producer_is_cleared_by_it),
         cmocka_unit_test(test_two_handles_of_one_thread_get_edeadlk),
+        cmocka_unit_test(test_record_reservations_get_edeadlk_too),
         cmocka_unit_test(test_a_released_lock_wakes_its_sleepers),
         cmocka_unit_test(test_a_stale_flag_costs_one_wake),
         cmocka_unit_test(test_a_stale_flag_costs_one_wake_with_full_fences),

@@ -217,6 +217,40 @@ class Records(RqctlCase):
         self.assertRun(NOENT, "dump", fresh("rec.none"))
 
 
+class BridgeFiles(RqctlCase):
+    def test_planted_files_cannot_hide_the_owners(self):
+        """/dev/shm is writable by anyone: files planted under another
+        user's name beyond rqctl's limit of 16 must not push the queue
+        owner's own bridge file out of `rqctl stat`."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to plant files owned by another user")
+        name = self.queue("bfiles")
+        paths = []
+        try:
+            for i in range(20):
+                path = os.path.join(SHM, "rqb.out.%d.%s" % (100000 + i, name))
+                with open(path, "w") as f:
+                    f.write("{}")
+                os.chown(path, 65534, 65534)
+                paths.append(path)
+            mine = os.path.join(SHM, "rqb.in.%d.%s" % (os.getpid(), name))
+            with open(mine, "w") as f:
+                json.dump({"direction": "in", "state": "running", "messages": 7, "lag": 0,
+                           "errors": 0, "last_error": "", "pid": os.getpid(),
+                       "time": int(time.time())}, f)
+            paths.append(mine)
+            out, _ = self.assertRun(OK, "stat", name)
+            text = out.decode()
+            self.assertIn("pid %d alive" % os.getpid(), text)
+            self.assertIn("5 more files not shown", text)
+            pids = [b["pid"] for b in stat_json(name)["bridges"]]
+            self.assertEqual(len(pids), 16)
+            self.assertIn(os.getpid(), pids)
+        finally:
+            for path in paths:
+                os.unlink(path)
+
+
 class CreateUnlink(RqctlCase):
     def test_create_sets_geometry_flags_and_mode(self):
         name = self.queue("geo", 5, 100)

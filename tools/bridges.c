@@ -47,19 +47,17 @@ static void judge(const struct rqctl_bridge_file *f, unsigned long queue_uid, in
 }
 
 /* The files of QUEUE and the queue owner's uid; NULL when none. */
-static struct rqctl_bridge_file *find(const char *queue, size_t *n, unsigned long *uid,
-                                      int *have_uid)
+static struct rqctl_bridge_file *find(const char *queue, size_t *n, size_t *more,
+                                      unsigned long *uid, int *have_uid)
 {
     struct rqctl_bridge_file *files;
-    *uid = 0;
-    *have_uid = 0;
-    if (rqctl_bridge_files(queue, &files, n) != 0) {
-        *n = 0;
-        return NULL;
-    }
     struct rqctl_object_info info;
     *have_uid = rqctl_objects_info(KIND_QUEUE, queue, &info) == 0;
     *uid = *have_uid ? info.uid : 0;
+    if (rqctl_bridge_files(queue, *have_uid ? (long long)*uid : -1, &files, n, more) != 0) {
+        *n = 0;
+        return NULL;
+    }
     return files;
 }
 
@@ -77,23 +75,26 @@ static void text_one(const struct shown_bridge *b)
     }
     if (strcmp(b->state, b->r.state) != 0 && strcmp(b->state, "stopped") != 0)
         printf(" (last reported %s)", b->r.state);
-    printf(", %" PRIu64 " messages, lag %" PRIu64 ", %" PRIu64 " errors, written %.1f s ago%s\n",
+    printf(", %" PRIu64 " messages, lag %" PRIu64 ", %" PRIu64 " errors, written %.1f s ago%s%s\n",
            b->r.messages, b->r.lag, b->r.errors, b->f->age,
-           b->foreign ? ", by another user than the queue's owner" : "");
+           b->foreign ? ", by another user than the queue's owner" : "",
+           b->f->age < 0 ? " (dated in the future: not to be trusted)" : "");
     if (b->r.last_error[0])
         printf("  %-23s last error: %s\n", "", rqctl_shown(b->r.last_error, shown, sizeof shown));
 }
 
 void rqctl_bridges_text(const char *queue)
 {
-    size_t n;
+    size_t n, more = 0;
     unsigned long uid;
     int have_uid;
-    struct rqctl_bridge_file *files = find(queue, &n, &uid, &have_uid);
+    struct rqctl_bridge_file *files = find(queue, &n, &more, &uid, &have_uid);
     if (!files)
         return;
     printf("%-20s%zu, as reported by the bridges themselves (files rqb.*.%s)\n", "bridges", n,
            queue);
+    if (more)
+        printf("  (%zu more files not shown: the queue owner's are shown first)\n", more);
     for (size_t i = 0; i < n; i++) {
         struct shown_bridge b;
         judge(&files[i], uid, have_uid, &b);
@@ -146,10 +147,10 @@ static json_t *json_one(const struct shown_bridge *b)
 
 json_t *rqctl_bridges_json(const char *queue)
 {
-    size_t n = 0;
+    size_t n = 0, more = 0;
     unsigned long uid;
     int have_uid;
-    struct rqctl_bridge_file *files = find(queue, &n, &uid, &have_uid);
+    struct rqctl_bridge_file *files = find(queue, &n, &more, &uid, &have_uid);
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++) {
         struct shown_bridge b;

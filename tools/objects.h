@@ -60,9 +60,13 @@ struct rqctl_bridge_file {
 };
 
 /* The bridges' files of QUEUE, by direction then pid, at most
- * RQCTL_BRIDGE_FILES_MAX.  0 (*OUT NULL when none), or -1 with errno set
- * (ENOSYS where this OS keeps no such files). */
-int rqctl_bridge_files(const char *queue, struct rqctl_bridge_file **out, size_t *count);
+ * RQCTL_BRIDGE_FILES_MAX.  The directory is writable by anyone, so when
+ * more are there, files owned by OWNER (the queue's owner; -1: unknown)
+ * take the places of others', which a local user could otherwise plant to
+ * hide the real ones; *MORE counts the files not kept.  0 (*OUT NULL when
+ * none), or -1 with errno set (ENOSYS where this OS keeps no such files). */
+int rqctl_bridge_files(const char *queue, long long owner, struct rqctl_bridge_file **out,
+                       size_t *count, size_t *more);
 /* Removes them (and their temporary files), for 'rqctl unlink'; those of
  * another user stay (the directory is sticky).  How many were removed. */
 int rqctl_bridge_files_remove(const char *queue);

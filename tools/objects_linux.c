@@ -197,7 +197,7 @@ static int bridge_entry(const char *file, const char *prefix, const char *queue,
  * never blocking on a FIFO someone put there. */
 static void bridge_read(int dir_fd, const char *name, struct rqctl_bridge_file *f)
 {
-    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         f->unreadable = fd < 0 ? errno : EINVAL;
@@ -228,17 +228,36 @@ static int by_direction_then_pid(const void *a, const void *b)
     return c ? c : (x->pid > y->pid) - (x->pid < y->pid);
 }
 
-int rqctl_bridge_files(const char *queue, struct rqctl_bridge_file **out, size_t *count)
+/* Where the next file found goes in LIST of N (N < MAX: a free place),
+ * or -1 when it is not kept: a full list gives a place held by a file not
+ * OWNER's to one of OWNER's (the file's owner is known only once it is
+ * read, so a full list reads it into SPARE first). */
+static int bridge_place(struct rqctl_bridge_file *list, size_t n, long long owner,
+                        const struct rqctl_bridge_file *spare)
+{
+    if (n < RQCTL_BRIDGE_FILES_MAX)
+        return (int)n;
+    if (owner < 0 || spare->uid != (unsigned long)owner)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (list[i].uid != (unsigned long)owner)
+            return (int)i;
+    return -1;
+}
+
+int rqctl_bridge_files(const char *queue, long long owner, struct rqctl_bridge_file **out,
+                       size_t *count, size_t *more)
 {
     *out = NULL;
     *count = 0;
+    *more = 0;
     DIR *dir = opendir(rqctl_objects_where);
     if (!dir)
         return -1;
-    struct rqctl_bridge_file *list = NULL;
+    struct rqctl_bridge_file *list = NULL, spare;
     size_t n = 0;
     struct dirent *e;
-    while ((e = readdir(dir)) != NULL && n < RQCTL_BRIDGE_FILES_MAX) {
+    while ((e = readdir(dir)) != NULL) {
         char direction[4] = "";
         long long pid;
         if (!bridge_entry(e->d_name, "rqb.", queue, direction, &pid))
@@ -247,10 +266,18 @@ int rqctl_bridge_files(const char *queue, struct rqctl_bridge_file **out, size_t
             closedir(dir);
             return -1;
         }
-        memcpy(list[n].direction, direction, sizeof direction);
-        list[n].pid = pid;
-        bridge_read(dirfd(dir), e->d_name, &list[n]);
-        n++;
+        memset(&spare, 0, sizeof spare);
+        memcpy(spare.direction, direction, sizeof direction);
+        spare.pid = pid;
+        bridge_read(dirfd(dir), e->d_name, &spare);
+        int at = bridge_place(list, n, owner, &spare);
+        if (at < 0 || (size_t)at < n)
+            ++*more; /* this file, or the one it displaces */
+        if (at < 0)
+            continue;
+        list[at] = spare;
+        if ((size_t)at == n)
+            n++;
     }
     closedir(dir);
     if (n)

@@ -48,11 +48,14 @@ void rqctl_objects_free(struct rqctl_object *objects, size_t count)
     free(objects);
 }
 
-int rqctl_bridge_files(const char *queue, struct rqctl_bridge_file **out, size_t *count)
+int rqctl_bridge_files(const char *queue, long long owner, struct rqctl_bridge_file **out,
+                       size_t *count, size_t *more)
 {
     (void)queue;
+    (void)owner;
     *out = NULL;
     *count = 0;
+    *more = 0;
     errno = ENOSYS;
     return -1;
 }

@@ -264,8 +264,11 @@ static void publish(bridge *b, const char *idbase, const rq_msg_view *v, size_t 
             break;
         }
     }
-    if (i == n)
+    if (i == n) {
+        for (size_t j = n; j < made; j++)
+            natsMsg_Destroy(m[j]); /* made, but the window had no place for it */
         return;
+    }
     pthread_mutex_lock(&st.mu);
     for (size_t j = i; j < n; j++) {
         st.msg[bwin_slot(v[j].seq)] = NULL;
