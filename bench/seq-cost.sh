@@ -20,6 +20,11 @@
 #    path and the zero-copy path, 8 and 64 B, and min-ring, the control,
 #    whose code is the same in both builds).  Deterministic: load does not
 #    change them.
+#  - one-process throughput: rq_icount run natively (the same loop), the
+#    thread's CPU time per message, the builds alternated for ROUNDS
+#    rounds; per row the medians, their ratio and the per-round ratios.
+#    No cache traffic between cores and no time lost to other processes:
+#    on a 2-core VM the steadier of the two throughput measures.
 #  - busy throughput: `rq_bench -t rq-spsc,rq-spsc-zc,min-ring -s 8,64
 #    --no-latency --tput-modes busy -d SECONDS -r 1`, the two builds
 #    alternated (after, reference; then reference, after; ...) for ROUNDS
@@ -45,7 +50,7 @@ while [ $# -gt 0 ]; do
     -d) DURATION="$2"; shift 2 ;;
     --rev) REV="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h | --help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "seq-cost.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -103,6 +108,26 @@ for b in after reference; do
     done
 done
 
+# One-process throughput: rq_icount run natively prints the CPU time per
+# message of its measured loop (no cache traffic between cores, and the
+# time other processes take does not count), the builds alternated.
+CPU_MSGS=8000000
+echo "one-process CPU time: $ROUNDS rounds of both builds ..." >&2
+: >"$WORK/cpu.txt"
+for ((i = 1; i <= ROUNDS; i++)); do
+    order="after reference"
+    [ $((i % 2)) = 0 ] && order="reference after"
+    for b in $order; do
+        for spec in copy:8 copy:64 zc:8 zc:64 min-ring:8 min-ring:64; do
+            path="${spec%%:*}" size="${spec##*:}"
+            ns="$("$WORK/$b/build/bench/rq_icount" "$path" "$CPU_MSGS" "$size" |
+                sed -n 's/.* \([0-9.]*\) ns of CPU per message$/\1/p')"
+            [ -n "$ns" ] || { echo "seq-cost.sh: rq_icount $path $size ($b) failed" >&2; exit 1; }
+            echo "$b $path $size $i $ns" >>"$WORK/cpu.txt"
+        done
+    done
+done
+
 # Throughput: the builds alternated, the order swapped every round.
 echo "throughput: $ROUNDS rounds of both builds, -d $DURATION ..." >&2
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -141,6 +166,26 @@ for path in ("copy", "zc", "min-ring"):
     for size in (8, 64):
         a, r = ic["after", path, size], ic["reference", path, size]
         print(f"| {names[path]} | {size} B | {r:.1f} | {a:.1f} | {a - r:+.1f} | {a / r:.3f} |")
+
+cpu = {}
+for line in open(f"{work}/cpu.txt"):
+    b, path, size, i, ns = line.split()
+    cpu.setdefault((path, int(size)), {}).setdefault(b, {})[int(i)] = float(ns)
+print(f"\nOne process, CPU time per message (`rq_icount PATH 8000000 SIZE` run natively: "
+      f"the thread's CPU time over its loop, the two builds alternated, {rounds} rounds "
+      f"each: median [min-max] ns; throughput ratio = reference ns / after ns):\n")
+print("| path | size | reference ns | after ns | throughput after / reference (medians) "
+      "| per round: median [min-max] |")
+print("|---|--:|--:|--:|--:|--:|")
+for path in ("min-ring", "copy", "zc"):
+    for size in (8, 64):
+        a, r = cpu[path, size]["after"], cpu[path, size]["reference"]
+        ratios = [r[i] / a[i] for i in sorted(a) if i in r and a[i] > 0]
+        va, vr = list(a.values()), list(r.values())
+        print(f"| {names[path]} | {size} B | {statistics.median(vr):.2f} [{min(vr):.2f}-{max(vr):.2f}] "
+              f"| {statistics.median(va):.2f} [{min(va):.2f}-{max(va):.2f}] "
+              f"| {statistics.median(vr) / statistics.median(va):.3f} "
+              f"| {statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}] |")
 
 tp = {}
 for b in ("after", "reference"):
