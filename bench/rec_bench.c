@@ -441,8 +441,25 @@ static void compare_bursts(const struct run runs[6], int pairs)
     printf("  record / slot zero-copy bursts: median %.3f (min %.3f, max %.3f)\n", m, lo, hi);
 }
 
+/* How many records of the same mix a ring of CAPACITY bytes would hold if
+ * a record took round8(len + 4) bytes: a 4-byte header, the ring's base 4
+ * bytes past an 8-byte boundary so payloads stay 8-aligned (one 8-byte
+ * cell given up).  Arithmetic only: the layout is not built. */
+static uint64_t fill_with_short_header(uint32_t capacity)
+{
+    uint64_t seed = 88172645463325252ull, used = 0, n = 0;
+    for (;; n++) {
+        uint64_t a = (mix_size(&seed) + 4u + 7u) & ~7u;
+        if (used + a > capacity - 8u)
+            return n;
+        used += a;
+    }
+}
+
 /* How many mix records fit an empty record queue, against
- * capacity / (mean size + header). */
+ * capacity / (mean size + header), and where the rest goes: the rounding
+ * of each record to 8 bytes (which keeps every header and payload
+ * 8-aligned), padding at the wrap, the free tail. */
 static void capacity_check(const rq_config *cfg)
 {
     char name[64];
@@ -453,17 +470,18 @@ static void capacity_check(const rq_config *cfg)
     if (rc != RQ_OK)
         die("fill open", rc);
     static unsigned char buf[MIX_MAX];
-    uint64_t seed = 88172645463325252ull, n = 0, bytes = 0;
+    uint64_t seed = 88172645463325252ull, n = 0, bytes = 0, rounding = 0;
     for (;;) {
         uint32_t len = mix_size(&seed);
         if (rq_push(p, buf, len, 0) != RQ_OK)
             break;
         n++;
         bytes += len;
+        rounding += ((len + 7u) & ~7u) - len;
     }
     rq_record_stats st;
     rq_stat_records(p, &st);
-    double mean = (double)bytes / (double)n;
+    double mean = (double)bytes / (double)n, round = (double)rounding / (double)n;
     double target = (double)cfg->slot_count / (mean + RQ_RECORD_HEADER);
     printf("\nfull record queue of %u bytes: %llu mix records (mean %.1f B), target capacity / "
            "(mean + 8) = %.0f: %.3f of it; %llu bytes free, padding so far %llu bytes; a slot "
@@ -471,6 +489,13 @@ static void capacity_check(const rq_config *cfg)
            cfg->slot_count, (unsigned long long)n, mean, target, (double)n / target,
            (unsigned long long)st.bytes_free, (unsigned long long)st.padding_bytes,
            cfg->slot_count / (MIX_MAX + 8));
+    uint64_t short_n = fill_with_short_header(cfg->slot_count);
+    printf("  rounding to 8 bytes: %llu bytes, %.2f a record; capacity / (mean + 8 + %.2f) = "
+           "%.0f; with a 4-byte header and round8(len + 4) a record (not built): %llu records, "
+           "%.3f of the target\n",
+           (unsigned long long)rounding, round, round,
+           (double)cfg->slot_count / (mean + RQ_RECORD_HEADER + round), (unsigned long long)short_n,
+           (double)short_n / target);
     rq_close(p);
     rq_unlink(name);
 }

@@ -22,7 +22,10 @@
  * the batch after the write (at-least-once, as a shipper must).  A third
  * consumer, "woken", also waits on rq's poll descriptor between ticks: rq
  * wakes it on the first message published after it found the queue empty
- * (rq has no "N waiting" threshold), so it drains again at once.
+ * (rq has no "N waiting" threshold), so it drains again at once; it runs
+ * twice, with batches of the ring's worth and of at most DRAIN_BATCH_CAP
+ * messages (the same cap on both kinds).  Per pair: MB/s written over the
+ * measured time, messages, the producer's blocked share, writes a second.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,7 +43,6 @@
 #include "rec_bench.h"
 
 /* ---- a log shipper's shape (--shapes) -------------------------------- */
-
 
 #define SPIKE 2000u
 #define SPIKES 15u
@@ -193,9 +195,21 @@ void compare_shape(uint32_t seg, int pairs)
  * poll descriptor says a message came after it found the queue empty. */
 enum drain_wake { DRAIN_TICK, DRAIN_WOKEN };
 
+/* The woken consumer's batch cap in its second run (0 elsewhere: the
+ * ring's worth). */
+#define DRAIN_BATCH_CAP 256u
+
 struct drain_result {
     double wall, blocked; /* seconds: the measured run; the producer's time in full-queue waits */
     uint64_t bytes, messages, writes, pushed;
+};
+
+/* Shared by the two processes: the consumer's stop, and when it was
+ * given (the producer's blocked time is counted up to it, not through
+ * the consumer's last drain). */
+struct drain_ctl {
+    atomic_int stop;
+    double stop_at; /* now_s(), written before stop */
 };
 
 /* What the producer reports when it stops. */
@@ -206,7 +220,7 @@ struct drain_report {
 
 /* Pushes mix lines as fast as it can until *STOP, blocking when the queue
  * is full; reports how many it pushed and how long it was blocked. */
-static void drain_producer(const char *name, atomic_int *stop, int ready_fd, int go_fd,
+static void drain_producer(const char *name, struct drain_ctl *ctl, int ready_fd, int go_fd,
                            int out_fd)
 {
     pin(1);
@@ -220,13 +234,16 @@ static void drain_producer(const char *name, atomic_int *stop, int ready_fd, int
         exit(1);
     uint64_t seed = 88172645463325252ull, i = 0;
     double blocked = 0;
-    while (!atomic_load_explicit(stop, memory_order_relaxed)) {
+    while (!atomic_load_explicit(&ctl->stop, memory_order_acquire)) {
         uint32_t len = mix_size(&seed);
         buf[0] = buf[len - 1] = (unsigned char)i;
         if ((rc = rq_push(p, buf, len, 0)) == RQ_EAGAIN) {
             double tb = now_s();
             rc = rq_push(p, buf, len, RQ_INFINITE); /* the consumer's last drain ends it */
-            blocked += now_s() - tb;
+            double te = now_s();
+            if (atomic_load_explicit(&ctl->stop, memory_order_acquire) && ctl->stop_at < te)
+                te = ctl->stop_at > tb ? ctl->stop_at : tb;
+            blocked += te - tb;
         }
         if (rc != RQ_OK)
             die("drain push", rc);
@@ -337,9 +354,10 @@ static void drain_ticks(struct drainer *d, struct drain_result *r, unsigned tick
 
 /* After the measured part: stops the producer, takes the rest (checked,
  * not counted) and checks that every message it pushed came, once. */
-static void drain_rest(struct drainer *d, atomic_int *stop, int res_fd, struct drain_result *r)
+static void drain_rest(struct drainer *d, struct drain_ctl *ctl, int res_fd, struct drain_result *r)
 {
-    atomic_store(stop, 1);
+    ctl->stop_at = now_s();
+    atomic_store_explicit(&ctl->stop, 1, memory_order_release);
     struct pollfd pf = {res_fd, POLLIN, 0};
     while (poll(&pf, 1, 0) == 0)
         drain_once(d, NULL); /* frees room for a producer blocked on a full queue */
@@ -362,30 +380,36 @@ static struct drain_result run_drain(const rq_config *cfg, size_t max_views, siz
     char name[64];
     snprintf(name, sizeof name, "recbench.drain.%ld", (long)getpid());
     rq_unlink(name);
-    struct drainer d = {NULL, calloc(max_views, sizeof(rq_msg_view)), max_views, malloc(cap), cap,
+    struct drainer d = {NULL,
+                        calloc(max_views, sizeof(rq_msg_view)),
+                        max_views,
+                        malloc(cap),
+                        cap,
                         open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600),
-                        88172645463325252ull, 0};
-    atomic_int *stop = mmap(NULL, sizeof *stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                            -1, 0);
+                        88172645463325252ull,
+                        0};
+    struct drain_ctl *ctl =
+        mmap(NULL, sizeof *ctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     int ready[2], go[2], res[2];
-    if (!d.views || !d.buf || d.fd < 0 || stop == MAP_FAILED || pipe(ready) != 0 ||
-        pipe(go) != 0 || pipe(res) != 0)
+    if (!d.views || !d.buf || d.fd < 0 || ctl == MAP_FAILED || pipe(ready) != 0 || pipe(go) != 0 ||
+        pipe(res) != 0)
         die("drain setup", RQ_ESYS);
-    atomic_init(stop, 0);
+    atomic_init(&ctl->stop, 0);
+    ctl->stop_at = 0;
     int rc = rq_open(&d.c, name, RQ_CONSUMER, cfg);
     if (rc != RQ_OK)
         die("drain consumer open", rc);
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0)
-        drain_producer(name, stop, ready[1], go[0], res[1]);
+        drain_producer(name, ctl, ready[1], go[0], res[1]);
     pin(0);
     char ch;
     if (read(ready[0], &ch, 1) != 1 || write(go[1], &ch, 1) != 1)
         exit(1);
     struct drain_result r = {0, 0, 0, 0, 0, 0};
     drain_ticks(&d, &r, tick_ms, run_ms, wake);
-    drain_rest(&d, stop, res[0], &r);
+    drain_rest(&d, ctl, res[0], &r);
     int status;
     waitpid(pid, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -398,7 +422,7 @@ static struct drain_result run_drain(const rq_config *cfg, size_t max_views, siz
     close(d.fd);
     free(d.views);
     free(d.buf);
-    munmap(stop, sizeof *stop);
+    munmap(ctl, sizeof *ctl);
     rq_close(d.c);
     rq_unlink(name);
     return r;
@@ -412,13 +436,20 @@ static void print_spread(const char *label, double *v, int n, int digits)
 }
 
 /* N interleaved pairs of one consumer schedule (TICK_MS, WAKE). */
-static void drain_pairs(const rq_config cfgs[2], const size_t views[2], size_t cap, int n,
-                        unsigned tick_ms, unsigned run_ms, enum drain_wake wake, const char *out)
+static void drain_pairs(const rq_config cfgs[2], const size_t ring_views[2], size_t cap, int n,
+                        unsigned tick_ms, unsigned run_ms, enum drain_wake wake, size_t batch,
+                        const char *out)
 {
     double mbs[2][64], blk[2][64], msgs[2][64], wps[2][64], ratio[64];
-    printf(" consumer: %s every %u ms; %u ms a run\n",
+    size_t views[2];
+    for (int k = 0; k < 2; k++)
+        views[k] = batch && batch < ring_views[k] ? batch : ring_views[k];
+    printf(" consumer: %s every %u ms",
            wake == DRAIN_WOKEN ? "drain when woken (poll descriptor), at the latest" : "drain",
-           tick_ms, run_ms);
+           tick_ms);
+    if (batch)
+        printf(", batches of at most %zu messages", batch);
+    printf("; %u ms a run\n", run_ms);
     for (int i = 0; i < n; i++) {
         struct drain_result r[2];
         for (int j = 0; j < 2; j++) {
@@ -435,8 +466,8 @@ static void drain_pairs(const rq_config cfgs[2], const size_t views[2], size_t c
         printf("  pair %2d: delivered MB/s slots %8.2f records %8.2f (ratio %6.3f); messages "
                "slots %8.0f records %8.0f; producer blocked %% slots %5.1f records %5.1f; "
                "writes/s slots %6.0f records %6.0f\n",
-               i + 1, mbs[0][i], mbs[1][i], ratio[i], msgs[0][i], msgs[1][i], blk[0][i],
-               blk[1][i], wps[0][i], wps[1][i]);
+               i + 1, mbs[0][i], mbs[1][i], ratio[i], msgs[0][i], msgs[1][i], blk[0][i], blk[1][i],
+               wps[0][i], wps[1][i]);
     }
     print_spread("delivered MB/s, records / slots:", ratio, n, 3);
     print_spread("delivered MB/s, slots:          ", mbs[0], n, 1);
@@ -464,7 +495,12 @@ void compare_drain(uint32_t seg, int pairs, unsigned run_ms, const char *out)
            seg / 1024, slots, cfgs[1].slot_count, out);
     print_load("before");
     for (size_t t = 0; t < sizeof ticks / sizeof *ticks; t++)
-        drain_pairs(cfgs, views, seg, n, ticks[t], run_ms, DRAIN_TICK, out);
-    drain_pairs(cfgs, views, seg, n, 20, run_ms, DRAIN_WOKEN, out);
+        drain_pairs(cfgs, views, seg, n, ticks[t], run_ms, DRAIN_TICK, 0, out);
+    /* Woken, a batch is what has come since the last one; on records a
+     * burst also takes what is published while it gathers, so it can grow
+     * to the whole ring while the producer waits for the release.  The
+     * same cap on both kinds shows what that costs. */
+    drain_pairs(cfgs, views, seg, n, 20, run_ms, DRAIN_WOKEN, 0, out);
+    drain_pairs(cfgs, views, seg, n, 20, run_ms, DRAIN_WOKEN, DRAIN_BATCH_CAP, out);
     print_load("after");
 }
