@@ -324,20 +324,15 @@ static void sleep_until(double t)
         ;
 }
 
-/* The measured part: RUN_MS of ticks of TICK_MS, a batch at each (WOKEN:
- * also whenever the poll descriptor says a message came). */
-static void drain_ticks(struct drainer *d, struct drain_result *r, unsigned tick_ms,
-                        unsigned run_ms, enum drain_wake wake)
+/* The measured part, from T0 (the producer's start): RUN_MS of ticks of
+ * TICK_MS, a batch at each; with a poll descriptor POLL_FD (else -1), also
+ * whenever it says a message came. */
+static void drain_ticks(struct drainer *d, struct drain_result *r, double t0, unsigned tick_ms,
+                        unsigned run_ms, int poll_fd)
 {
-    struct pollfd pfd = {-1, POLLIN, 0};
-    rq_pollable h;
-    if (wake == DRAIN_WOKEN) {
-        int rc = rq_poll_handle(d->c, &h);
-        if (rc != RQ_OK)
-            die("drain poll handle", rc);
-        pfd.fd = h;
-    }
-    double t0 = now_s(), end = t0 + run_ms / 1e3, tick = tick_ms / 1e3;
+    struct pollfd pfd = {poll_fd, POLLIN, 0};
+    enum drain_wake wake = poll_fd >= 0 ? DRAIN_WOKEN : DRAIN_TICK;
+    double end = t0 + run_ms / 1e3, tick = tick_ms / 1e3;
     for (unsigned t = 1; t0 + t * tick <= end + 1e-9; t++) {
         double at = t0 + t * tick;
         while (wake == DRAIN_WOKEN && now_s() < at) {
@@ -404,11 +399,17 @@ static struct drain_result run_drain(const rq_config *cfg, size_t max_views, siz
     if (pid == 0)
         drain_producer(name, ctl, ready[1], go[0], res[1]);
     pin(0);
+    rq_pollable h = RQ_POLLABLE_NONE;
+    if (wake == DRAIN_WOKEN && (rc = rq_poll_handle(d.c, &h)) != RQ_OK)
+        die("drain poll handle", rc);
     char ch;
-    if (read(ready[0], &ch, 1) != 1 || write(go[1], &ch, 1) != 1)
+    if (read(ready[0], &ch, 1) != 1)
+        exit(1);
+    double t0 = now_s(); /* before the go: a consumer descheduled here still counts */
+    if (write(go[1], &ch, 1) != 1)
         exit(1);
     struct drain_result r = {0, 0, 0, 0, 0, 0};
-    drain_ticks(&d, &r, tick_ms, run_ms, wake);
+    drain_ticks(&d, &r, t0, tick_ms, run_ms, h);
     drain_rest(&d, ctl, res[0], &r);
     int status;
     waitpid(pid, &status, 0);
