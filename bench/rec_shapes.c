@@ -201,6 +201,7 @@ enum drain_wake { DRAIN_TICK, DRAIN_WOKEN };
 
 struct drain_result {
     double wall, blocked; /* seconds: the measured run; the producer's time in full-queue waits */
+    double cpu;           /* seconds of the consumer's CPU time in the measured run */
     uint64_t bytes, messages, writes, pushed;
 };
 
@@ -324,6 +325,14 @@ static void sleep_until(double t)
         ;
 }
 
+/* The calling process's CPU seconds. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* The measured part, from T0 (the producer's start): RUN_MS of ticks of
  * TICK_MS, a batch at each; with a poll descriptor POLL_FD (else -1), also
  * whenever it says a message came. */
@@ -332,7 +341,7 @@ static void drain_ticks(struct drainer *d, struct drain_result *r, double t0, un
 {
     struct pollfd pfd = {poll_fd, POLLIN, 0};
     enum drain_wake wake = poll_fd >= 0 ? DRAIN_WOKEN : DRAIN_TICK;
-    double end = t0 + run_ms / 1e3, tick = tick_ms / 1e3;
+    double end = t0 + run_ms / 1e3, tick = tick_ms / 1e3, cpu0 = cpu_s();
     for (unsigned t = 1; t0 + t * tick <= end + 1e-9; t++) {
         double at = t0 + t * tick;
         while (wake == DRAIN_WOKEN && now_s() < at) {
@@ -345,6 +354,7 @@ static void drain_ticks(struct drainer *d, struct drain_result *r, double t0, un
         drain_once(d, r);
     }
     r->wall = now_s() - t0;
+    r->cpu = cpu_s() - cpu0;
 }
 
 /* After the measured part: stops the producer, takes the rest (checked,
@@ -408,7 +418,7 @@ static struct drain_result run_drain(const rq_config *cfg, size_t max_views, siz
     double t0 = now_s(); /* before the go: a consumer descheduled here still counts */
     if (write(go[1], &ch, 1) != 1)
         exit(1);
-    struct drain_result r = {0, 0, 0, 0, 0, 0};
+    struct drain_result r = {0, 0, 0, 0, 0, 0, 0};
     drain_ticks(&d, &r, t0, tick_ms, run_ms, h);
     drain_rest(&d, ctl, res[0], &r);
     int status;
@@ -441,7 +451,7 @@ static void drain_pairs(const rq_config cfgs[2], const size_t ring_views[2], siz
                         unsigned tick_ms, unsigned run_ms, enum drain_wake wake, size_t batch,
                         const char *out)
 {
-    double mbs[2][64], blk[2][64], msgs[2][64], wps[2][64], ratio[64];
+    double mbs[2][64], blk[2][64], msgs[2][64], wps[2][64], cpm[2][64], ratio[64];
     size_t views[2];
     for (int k = 0; k < 2; k++)
         views[k] = batch && batch < ring_views[k] ? batch : ring_views[k];
@@ -462,13 +472,15 @@ static void drain_pairs(const rq_config cfgs[2], const size_t ring_views[2], siz
             blk[k][i] = 100 * r[k].blocked / r[k].wall;
             msgs[k][i] = (double)r[k].messages;
             wps[k][i] = (double)r[k].writes / r[k].wall;
+            cpm[k][i] = r[k].messages ? r[k].cpu * 1e9 / (double)r[k].messages : 0;
         }
         ratio[i] = mbs[1][i] / mbs[0][i];
         printf("  pair %2d: delivered MB/s slots %8.2f records %8.2f (ratio %6.3f); messages "
                "slots %8.0f records %8.0f; producer blocked %% slots %5.1f records %5.1f; "
-               "writes/s slots %6.0f records %6.0f\n",
+               "writes/s slots %6.0f records %6.0f; consumer CPU ns/message slots %5.0f "
+               "records %5.0f\n",
                i + 1, mbs[0][i], mbs[1][i], ratio[i], msgs[0][i], msgs[1][i], blk[0][i], blk[1][i],
-               wps[0][i], wps[1][i]);
+               wps[0][i], wps[1][i], cpm[0][i], cpm[1][i]);
     }
     print_spread("delivered MB/s, records / slots:", ratio, n, 3);
     print_spread("delivered MB/s, slots:          ", mbs[0], n, 1);
@@ -479,6 +491,8 @@ static void drain_pairs(const rq_config cfgs[2], const size_t ring_views[2], siz
     print_spread("producer blocked %, records:    ", blk[1], n, 1);
     print_spread("writes/s, slots:                ", wps[0], n, 0);
     print_spread("writes/s, records:              ", wps[1], n, 0);
+    print_spread("consumer CPU ns/message, slots: ", cpm[0], n, 0);
+    print_spread("consumer CPU ns/message, records:", cpm[1], n, 0);
 }
 
 void compare_drain(uint32_t seg, int pairs, unsigned run_ms, const char *out)
