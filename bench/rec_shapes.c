@@ -6,7 +6,7 @@
  *
  * Spikes (--shapes): a producer that logs in spikes of SPIKE lines as fast
  * as it can, then idles IDLE_US; a consumer that writes every line to a
- * file and flushes it (README's shipper).  Per pair: MB/s delivered over
+ * file and flushes it (a line at a time).  Per pair: MB/s delivered over
  * the run, the producer's time blocked on a full queue, and the spike's
  * admission rate (bytes of a spike per second of the producer's time in
  * it, blocked time included).
@@ -124,7 +124,7 @@ static struct shape_result run_shape(const rq_config *cfg)
         const unsigned char *b = msg;
         if (len != mix_size(&seed) || b[0] != (unsigned char)i || b[len - 1] != (unsigned char)i)
             die("shape: a wrong message", RQ_ECORRUPT);
-        fwrite(msg, 1, len, out); /* the README's shipper: write, flush, release */
+        fwrite(msg, 1, len, out); /* a line at a time: write, flush, release */
         fflush(out);
         r.bytes += len;
         rq_release(c);
