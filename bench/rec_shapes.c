@@ -31,11 +31,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -219,11 +221,21 @@ struct drain_report {
     double blocked;
 };
 
+/* A producer child ends with its parent: a consumer that exits on a
+ * wrong message must not leave it blocked on a full queue (holding the
+ * parent's output open) forever. */
+static void end_with_parent(pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        exit(1);
+}
+
 /* Pushes mix lines as fast as it can until *STOP, blocking when the queue
  * is full; reports how many it pushed and how long it was blocked. */
 static void drain_producer(const char *name, struct drain_ctl *ctl, int ready_fd, int go_fd,
-                           int out_fd)
+                           int out_fd, pid_t parent)
 {
+    end_with_parent(parent);
     pin(1);
     rq *p;
     int rc = rq_open(&p, name, RQ_PRODUCER, NULL);
@@ -405,9 +417,9 @@ static struct drain_result run_drain(const rq_config *cfg, size_t max_views, siz
     if (rc != RQ_OK)
         die("drain consumer open", rc);
     fflush(stdout);
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     if (pid == 0)
-        drain_producer(name, ctl, ready[1], go[0], res[1]);
+        drain_producer(name, ctl, ready[1], go[0], res[1], parent);
     pin(0);
     rq_pollable h = RQ_POLLABLE_NONE;
     if (wake == DRAIN_WOKEN && (rc = rq_poll_handle(d.c, &h)) != RQ_OK)
