@@ -25,7 +25,8 @@
  * (rq has no "N waiting" threshold), so it drains again at once; it runs
  * twice, with batches of the ring's worth and of at most DRAIN_BATCH_CAP
  * messages (the same cap on both kinds).  Per pair: MB/s written over the
- * measured time, messages, the producer's blocked share, writes a second.
+ * measured time, messages, the producer's blocked share, writes a second,
+ * the consumer's CPU time a message.
  */
 #define _GNU_SOURCE
 #include <errno.h>
