@@ -9,7 +9,8 @@
  *
  * --single: one process pushes 64 messages and then reads them back, CPU
  * time (on a loaded machine the fairer measure of what the calls cost);
- * --only CONFIG runs one configuration once, for an instruction count:
+ * --only CONFIG runs one configuration once, for an instruction count
+ * (CONFIG + "burst": the consumer takes rq_peek_burst batches):
  *   valgrind --tool=callgrind rec_bench --single --only records64
  *
  * Two comparisons, each as N pairs (slot run, record run, in alternating
@@ -282,8 +283,34 @@ static double run_once(const struct run *r, uint64_t *bytes)
     return t;
 }
 
+static int single_burst; /* --single: the consumer peeks bursts (rq_peek_burst) */
+
+/* The consumer's half of a single-process round with bursts: BATCH
+ * messages by rq_peek_burst, each checked, freed by rq_release_burst. */
+static uint64_t single_peek_bursts(const struct run *r, rq *c, uint64_t first, unsigned batch,
+                                   uint64_t *seed)
+{
+    rq_msg_view v[64];
+    uint64_t moved = 0;
+    for (unsigned k = 0; k < batch;) {
+        int n = rq_peek_burst(c, v, batch - k < 64 ? batch - k : 64, 0);
+        if (n < 0)
+            die("single peek burst", n);
+        for (int j = 0; j < n; j++, k++) {
+            const unsigned char *m = v[j].data;
+            if (v[j].len != next_len(r, seed) || m[0] != (unsigned char)(first + k) ||
+                m[v[j].len - 1] != (unsigned char)(first + k))
+                die("single: a wrong message", RQ_ECORRUPT);
+            moved += v[j].len;
+        }
+        rq_release_burst(c, (size_t)n);
+    }
+    return moved;
+}
+
 /* One process, no peer: pushes BATCH messages, then peeks and releases
- * them, until R->messages have gone through.  Returns CPU seconds (not
+ * them (one at a time, or as bursts with SINGLE_BURST), until
+ * R->messages have gone through.  Returns CPU seconds (not
  * wall time: on a loaded machine, time taken by other processes does not
  * count), *BYTES the payload moved.  The cost of the calls themselves,
  * without the cache-line transfers of two busy sides. */
@@ -307,6 +334,10 @@ static double run_single(const struct run *r, uint64_t *bytes)
             buf[0] = buf[len - 1] = (unsigned char)(i + k);
             if ((rc = rq_push(p, buf, len, 0)) != RQ_OK)
                 die("single push", rc);
+        }
+        if (single_burst) {
+            moved += single_peek_bursts(r, c, i, batch, &cseed);
+            continue;
         }
         for (unsigned k = 0; k < batch; k++) {
             const void *msg;
@@ -501,17 +532,21 @@ static void capacity_check(const rq_config *cfg)
 }
 
 /* --only NAME: runs configuration NAME of ALL (in the order of the names
- * below) once.  The exit status. */
+ * below) once; NAME + "burst": the consumer peeks bursts (--single).  The
+ * exit status. */
 static int run_only(const char *only, const struct run *const all[4])
 {
     const char *names[] = {"slots64", "records64", "slotsmix", "recordsmix"};
     for (int i = 0; i < 4; i++) {
-        if (strcmp(only, names[i]) == 0) {
+        size_t n = strlen(names[i]);
+        if (strncmp(only, names[i], n) == 0 && strcmp(only + n, "burst") == 0)
+            single_burst = 1;
+        if (strcmp(only, names[i]) == 0 || single_burst) {
             struct run one = *all[i];
             one.messages = 200000;
             uint64_t bytes;
             double t = run_either(&one, &bytes);
-            printf("%s: %llu messages, %llu bytes, %.3f s\n", names[i],
+            printf("%s: %llu messages, %llu bytes, %.3f s\n", only,
                    (unsigned long long)one.messages, (unsigned long long)bytes, t);
             return 0;
         }
@@ -544,7 +579,7 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr,
                     "usage: rec_bench [--pairs N] [--quick] [--bursts | --shapes | --drain [--out "
-                    "PATH]] [--single [--only slots64|records64|slotsmix|recordsmix]]\n");
+                    "PATH]] [--single [--only slots64|records64|slotsmix|recordsmix[burst]]]\n");
             return 2;
         }
     }
