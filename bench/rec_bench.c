@@ -4,11 +4,13 @@
  * both busy (timeout 0, spinning), pinned to CPUs 0 and 1 when there are
  * two.  Linux only (fork, sched_setaffinity).
  *
- *   rec_bench [--pairs N] [--quick] [--bursts | --shapes] [--single [--only CONFIG]]
+ *   rec_bench [--pairs N] [--quick] [--bursts | --shapes | --drain [--out PATH]]
+ *             [--single [--only CONFIG]]
  *
  * --single: one process pushes 64 messages and then reads them back, CPU
  * time (on a loaded machine the fairer measure of what the calls cost);
- * --only CONFIG runs one configuration once, for an instruction count:
+ * --only CONFIG runs one configuration once, for an instruction count
+ * (CONFIG + "burst": the consumer takes rq_peek_burst batches):
  *   valgrind --tool=callgrind rec_bench --single --only records64
  *
  * Two comparisons, each as N pairs (slot run, record run, in alternating
@@ -23,14 +25,13 @@
  * rq_release_burst) and by zero-copy bursts (rq_reserve_burst_len +
  * rq_commit_burst, the same consumer), the six runs of a round in rotating
  * order: the gain of each burst on each kind, and records against slots.
- * --shapes: a log shipper's shape, the mix against 2 KiB slots in the same
- * segment (64 KiB, 1 MiB, 4 MiB): a producer that logs in spikes of
- * SPIKE lines as fast as it can, then idles IDLE_US; a consumer that
- * writes every line to a file and flushes it (README's shipper).  Per
- * pair: MB/s delivered over the run, the producer's time blocked on a
- * full queue, and the spike's admission rate (bytes of a spike per second
- * of the producer's time in it, blocked time included).  Every message is checked (length and
- * first and last byte) so a fast wrong queue cannot win.
+ * --shapes: a log shipper's shapes, the mix against 2 KiB slots in the
+ * same segment (64 KiB, 1 MiB, 4 MiB): spikes of lines against a consumer
+ * that writes and flushes each, then a periodic drain (--drain alone: only
+ * that): a producer pushing as fast as it can, a consumer that ships all
+ * it finds every 1, 5 or 20 ms (or also when woken) in one write() to
+ * PATH (default /dev/null).  See rec_shapes.c.  Every message is checked
+ * (length and first and last byte) so a fast wrong queue cannot win.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,18 +45,18 @@
 #include <unistd.h>
 
 #include "rq.h"
+#include "rec_bench.h"
 
-#define MIX_MAX 2048u
 #define BURST 32u
 
-static double now_s(void)
+double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void pin(int cpu)
+void pin(int cpu)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 2)
@@ -76,7 +77,7 @@ static uint64_t xorshift(uint64_t *s)
 }
 
 /* A log-like size: 70% 16..128 bytes, 25% 128..512, 5% 512..2048. */
-static uint32_t mix_size(uint64_t *s)
+uint32_t mix_size(uint64_t *s)
 {
     uint64_t r = xorshift(s);
     unsigned pick = (unsigned)(r % 100);
@@ -102,7 +103,7 @@ static uint32_t next_len(const struct run *r, uint64_t *seed)
     return r->fixed ? r->fixed : mix_size(seed);
 }
 
-static void die(const char *what, int rc)
+void die(const char *what, int rc)
 {
     fprintf(stderr, "rec_bench: %s: %s\n", what, rq_strerror(rc));
     exit(1);
@@ -282,8 +283,34 @@ static double run_once(const struct run *r, uint64_t *bytes)
     return t;
 }
 
+static int single_burst; /* --single: the consumer peeks bursts (rq_peek_burst) */
+
+/* The consumer's half of a single-process round with bursts: BATCH
+ * messages by rq_peek_burst, each checked, freed by rq_release_burst. */
+static uint64_t single_peek_bursts(const struct run *r, rq *c, uint64_t first, unsigned batch,
+                                   uint64_t *seed)
+{
+    rq_msg_view v[64];
+    uint64_t moved = 0;
+    for (unsigned k = 0; k < batch;) {
+        int n = rq_peek_burst(c, v, batch - k < 64 ? batch - k : 64, 0);
+        if (n < 0)
+            die("single peek burst", n);
+        for (int j = 0; j < n; j++, k++) {
+            const unsigned char *m = v[j].data;
+            if (v[j].len != next_len(r, seed) || m[0] != (unsigned char)(first + k) ||
+                m[v[j].len - 1] != (unsigned char)(first + k))
+                die("single: a wrong message", RQ_ECORRUPT);
+            moved += v[j].len;
+        }
+        rq_release_burst(c, (size_t)n);
+    }
+    return moved;
+}
+
 /* One process, no peer: pushes BATCH messages, then peeks and releases
- * them, until R->messages have gone through.  Returns CPU seconds (not
+ * them (one at a time, or as bursts with SINGLE_BURST), until
+ * R->messages have gone through.  Returns CPU seconds (not
  * wall time: on a loaded machine, time taken by other processes does not
  * count), *BYTES the payload moved.  The cost of the calls themselves,
  * without the cache-line transfers of two busy sides. */
@@ -308,6 +335,10 @@ static double run_single(const struct run *r, uint64_t *bytes)
             if ((rc = rq_push(p, buf, len, 0)) != RQ_OK)
                 die("single push", rc);
         }
+        if (single_burst) {
+            moved += single_peek_bursts(r, c, i, batch, &cseed);
+            continue;
+        }
         for (unsigned k = 0; k < batch; k++) {
             const void *msg;
             size_t len;
@@ -330,155 +361,6 @@ static double run_single(const struct run *r, uint64_t *bytes)
 }
 
 static int single_mode;
-
-/* ---- a log shipper's shape (--shapes) -------------------------------- */
-
-static double median_of(double *v, int n, double *lo, double *hi);
-
-#define SPIKE 2000u
-#define SPIKES 15u
-#define IDLE_US 20000u
-
-struct shape_result {
-    double wall, blocked, in_spikes; /* seconds */
-    uint64_t bytes;
-};
-
-static void shape_producer(const char *name, int ready_fd, int go_fd, int out_fd)
-{
-    pin(1);
-    rq *p;
-    int rc = rq_open(&p, name, RQ_PRODUCER, NULL);
-    if (rc != RQ_OK)
-        die("shape producer open", rc);
-    static unsigned char buf[MIX_MAX];
-    char c = 'r';
-    if (write(ready_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 1)
-        exit(1);
-    uint64_t seed = 88172645463325252ull, i = 0;
-    double blocked = 0, in_spikes = 0;
-    for (unsigned s = 0; s < SPIKES; s++) {
-        double t0 = now_s();
-        for (unsigned k = 0; k < SPIKE; k++, i++) {
-            uint32_t len = mix_size(&seed);
-            buf[0] = buf[len - 1] = (unsigned char)i;
-            if ((rc = rq_push(p, buf, len, 0)) == RQ_EAGAIN) {
-                double tb = now_s();
-                rc = rq_push(p, buf, len, RQ_INFINITE);
-                blocked += now_s() - tb;
-            }
-            if (rc != RQ_OK)
-                die("shape push", rc);
-        }
-        in_spikes += now_s() - t0;
-        usleep(IDLE_US);
-    }
-    double out[2] = {blocked, in_spikes};
-    if (write(out_fd, out, sizeof out) != (ssize_t)sizeof out)
-        exit(1);
-    rq_close(p);
-    exit(0);
-}
-
-static struct shape_result run_shape(const rq_config *cfg)
-{
-    char name[64], path[96];
-    snprintf(name, sizeof name, "recbench.shape.%ld", (long)getpid());
-    snprintf(path, sizeof path, "/tmp/recbench.%ld.log", (long)getpid());
-    rq_unlink(name);
-    rq *c;
-    int rc = rq_open(&c, name, RQ_CONSUMER, cfg);
-    if (rc != RQ_OK)
-        die("shape consumer open", rc);
-    FILE *out = fopen(path, "w");
-    int ready[2], go[2], res[2];
-    if (!out || pipe(ready) != 0 || pipe(go) != 0 || pipe(res) != 0)
-        exit(1);
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0)
-        shape_producer(name, ready[1], go[0], res[1]);
-    pin(0);
-    char ch;
-    if (read(ready[0], &ch, 1) != 1)
-        exit(1);
-    double t0 = now_s();
-    if (write(go[1], &ch, 1) != 1)
-        exit(1);
-    uint64_t seed = 88172645463325252ull;
-    struct shape_result r = {0, 0, 0, 0};
-    for (uint64_t i = 0; i < (uint64_t)SPIKE * SPIKES; i++) {
-        const void *msg;
-        size_t len;
-        if ((rc = rq_peek(c, &msg, &len, RQ_INFINITE)) != RQ_OK)
-            die("shape peek", rc);
-        const unsigned char *b = msg;
-        if (len != mix_size(&seed) || b[0] != (unsigned char)i || b[len - 1] != (unsigned char)i)
-            die("shape: a wrong message", RQ_ECORRUPT);
-        fwrite(msg, 1, len, out); /* the README's shipper: write, flush, release */
-        fflush(out);
-        r.bytes += len;
-        rq_release(c);
-    }
-    r.wall = now_s() - t0;
-    double got[2];
-    if (read(res[0], got, sizeof got) != (ssize_t)sizeof got)
-        exit(1);
-    r.blocked = got[0];
-    r.in_spikes = got[1];
-    int status;
-    waitpid(pid, &status, 0);
-    for (int k = 0; k < 2; k++) {
-        close(ready[k]);
-        close(go[k]);
-        close(res[k]);
-    }
-    fclose(out);
-    unlink(path);
-    rq_close(c);
-    rq_unlink(name);
-    return r;
-}
-
-/* Slot and record queues of SEG bytes each, N interleaved pairs. */
-static void compare_shape(uint32_t seg, int pairs)
-{
-    uint32_t slots = seg / (MIX_MAX + 8);
-    rq_config slot_cfg = {slots, MIX_MAX, 0, 0};
-    rq_config rec_cfg = {(slots * (MIX_MAX + 8)) & ~15u, MIX_MAX, RQ_RECORDS, 0};
-    double mbs[2][64], blk[2][64], adm[2][64], rate[64], admr[64];
-    int n = pairs < 64 ? pairs : 64;
-    printf("\nsegment %u KiB (%u slots of 2 KiB | a ring of %u bytes): spikes of %u mix lines, "
-           "%u ms idle, %u spikes; consumer fwrite+fflush per line\n",
-           seg / 1024, slots, rec_cfg.slot_count, SPIKE, IDLE_US / 1000, SPIKES);
-    for (int i = 0; i < n; i++) {
-        struct shape_result r[2];
-        for (int j = 0; j < 2; j++) {
-            int kind = (i + j) % 2; /* 0 slots, 1 records, alternating first */
-            r[kind] = run_shape(kind ? &rec_cfg : &slot_cfg);
-        }
-        for (int k = 0; k < 2; k++) {
-            mbs[k][i] = (double)r[k].bytes / r[k].wall / 1e6;
-            blk[k][i] = r[k].blocked * 1e3;
-            adm[k][i] = (double)r[k].bytes / r[k].in_spikes / 1e6;
-        }
-        rate[i] = mbs[1][i] / mbs[0][i];
-        admr[i] = adm[1][i] / adm[0][i];
-        printf("  pair %2d: delivered MB/s slots %6.2f records %6.2f (ratio %.3f); producer "
-               "blocked ms slots %7.1f records %7.1f; spike admission MB/s slots %7.1f records "
-               "%7.1f (ratio %.2f)\n",
-               i + 1, mbs[0][i], mbs[1][i], rate[i], blk[0][i], blk[1][i], adm[0][i], adm[1][i],
-               admr[i]);
-    }
-    double lo, hi, m = median_of(rate, n, &lo, &hi);
-    printf("  delivered MB/s, records / slots: median %.3f (min %.3f, max %.3f)\n", m, lo, hi);
-    m = median_of(admr, n, &lo, &hi);
-    printf("  spike admission, records / slots: median %.2f (min %.2f, max %.2f)\n", m, lo, hi);
-    m = median_of(blk[0], n, &lo, &hi);
-    printf("  producer blocked ms, slots: median %.1f (min %.1f, max %.1f)\n", m, lo, hi);
-    m = median_of(blk[1], n, &lo, &hi);
-    printf("  producer blocked ms, records: median %.1f (min %.1f, max %.1f)\n", m, lo, hi);
-}
 
 static double run_either(const struct run *r, uint64_t *bytes)
 {
@@ -520,7 +402,7 @@ static void compare(const char *title, const struct run *slot, const struct run 
            ratio[0], ratio[n - 1], n);
 }
 
-static double median_of(double *v, int n, double *lo, double *hi)
+double median_of(double *v, int n, double *lo, double *hi)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     *lo = v[0];
@@ -528,7 +410,7 @@ static double median_of(double *v, int n, double *lo, double *hi)
     return v[n / 2];
 }
 
-static void print_load(const char *when)
+void print_load(const char *when)
 {
     char line[128] = "?";
     FILE *f = fopen("/proc/loadavg", "r");
@@ -590,8 +472,25 @@ static void compare_bursts(const struct run runs[6], int pairs)
     printf("  record / slot zero-copy bursts: median %.3f (min %.3f, max %.3f)\n", m, lo, hi);
 }
 
+/* How many records of the same mix a ring of CAPACITY bytes would hold if
+ * a record took round8(len + 4) bytes: a 4-byte header, the ring's base 4
+ * bytes past an 8-byte boundary so payloads stay 8-aligned (one 8-byte
+ * cell given up).  Arithmetic only: the layout is not built. */
+static uint64_t fill_with_short_header(uint32_t capacity)
+{
+    uint64_t seed = 88172645463325252ull, used = 0, n = 0;
+    for (;; n++) {
+        uint64_t a = (mix_size(&seed) + 4u + 7u) & ~7u;
+        if (used + a > capacity - 8u)
+            return n;
+        used += a;
+    }
+}
+
 /* How many mix records fit an empty record queue, against
- * capacity / (mean size + header). */
+ * capacity / (mean size + header), and where the rest goes: the rounding
+ * of each record to 8 bytes (which keeps every header and payload
+ * 8-aligned), padding at the wrap, the free tail. */
 static void capacity_check(const rq_config *cfg)
 {
     char name[64];
@@ -602,17 +501,18 @@ static void capacity_check(const rq_config *cfg)
     if (rc != RQ_OK)
         die("fill open", rc);
     static unsigned char buf[MIX_MAX];
-    uint64_t seed = 88172645463325252ull, n = 0, bytes = 0;
+    uint64_t seed = 88172645463325252ull, n = 0, bytes = 0, rounding = 0;
     for (;;) {
         uint32_t len = mix_size(&seed);
         if (rq_push(p, buf, len, 0) != RQ_OK)
             break;
         n++;
         bytes += len;
+        rounding += ((len + 7u) & ~7u) - len;
     }
     rq_record_stats st;
     rq_stat_records(p, &st);
-    double mean = (double)bytes / (double)n;
+    double mean = (double)bytes / (double)n, round = (double)rounding / (double)n;
     double target = (double)cfg->slot_count / (mean + RQ_RECORD_HEADER);
     printf("\nfull record queue of %u bytes: %llu mix records (mean %.1f B), target capacity / "
            "(mean + 8) = %.0f: %.3f of it; %llu bytes free, padding so far %llu bytes; a slot "
@@ -620,22 +520,33 @@ static void capacity_check(const rq_config *cfg)
            cfg->slot_count, (unsigned long long)n, mean, target, (double)n / target,
            (unsigned long long)st.bytes_free, (unsigned long long)st.padding_bytes,
            cfg->slot_count / (MIX_MAX + 8));
+    uint64_t short_n = fill_with_short_header(cfg->slot_count);
+    printf("  rounding to 8 bytes: %llu bytes, %.2f a record; capacity / (mean + 8 + %.2f) = "
+           "%.0f; with a 4-byte header and round8(len + 4) a record (not built): %llu records, "
+           "%.3f of the target\n",
+           (unsigned long long)rounding, round, round,
+           (double)cfg->slot_count / (mean + RQ_RECORD_HEADER + round), (unsigned long long)short_n,
+           (double)short_n / target);
     rq_close(p);
     rq_unlink(name);
 }
 
 /* --only NAME: runs configuration NAME of ALL (in the order of the names
- * below) once.  The exit status. */
+ * below) once; NAME + "burst": the consumer peeks bursts (--single).  The
+ * exit status. */
 static int run_only(const char *only, const struct run *const all[4])
 {
     const char *names[] = {"slots64", "records64", "slotsmix", "recordsmix"};
     for (int i = 0; i < 4; i++) {
-        if (strcmp(only, names[i]) == 0) {
+        size_t n = strlen(names[i]);
+        if (strncmp(only, names[i], n) == 0 && strcmp(only + n, "burst") == 0)
+            single_burst = 1;
+        if (strcmp(only, names[i]) == 0 || single_burst) {
             struct run one = *all[i];
             one.messages = 200000;
             uint64_t bytes;
             double t = run_either(&one, &bytes);
-            printf("%s: %llu messages, %llu bytes, %.3f s\n", names[i],
+            printf("%s: %llu messages, %llu bytes, %.3f s\n", only,
                    (unsigned long long)one.messages, (unsigned long long)bytes, t);
             return 0;
         }
@@ -646,8 +557,8 @@ static int run_only(const char *only, const struct run *const all[4])
 
 int main(int argc, char **argv)
 {
-    int pairs = 7, quick = 0, bursts = 0, shapes = 0;
-    const char *only = NULL;
+    int pairs = 7, quick = 0, bursts = 0, shapes = 0, drain = 0;
+    const char *only = NULL, *out = "/dev/null";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
@@ -655,6 +566,10 @@ int main(int argc, char **argv)
             bursts = 1;
         else if (strcmp(argv[i], "--shapes") == 0)
             shapes = 1;
+        else if (strcmp(argv[i], "--drain") == 0)
+            drain = 1;
+        else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+            out = argv[++i];
         else if (strcmp(argv[i], "--single") == 0)
             single_mode = 1;
         else if (strcmp(argv[i], "--pairs") == 0 && i + 1 < argc)
@@ -663,18 +578,20 @@ int main(int argc, char **argv)
             only = argv[++i];
         else {
             fprintf(stderr,
-                    "usage: rec_bench [--pairs N] [--quick] [--bursts | --shapes] [--single "
-                    "[--only slots64|records64|slotsmix|recordsmix]]\n");
+                    "usage: rec_bench [--pairs N] [--quick] [--bursts | --shapes | --drain [--out "
+                    "PATH]] [--single [--only slots64|records64|slotsmix|recordsmix[burst]]]\n");
             return 2;
         }
     }
     if (pairs < 1)
         pairs = 1;
     uint64_t scale = quick ? 20 : 1;
-    if (shapes) {
+    if (shapes || drain) {
         static const uint32_t segs[] = {64u << 10, 1u << 20, 4u << 20};
-        for (size_t i = 0; i < sizeof segs / sizeof *segs; i++)
+        for (size_t i = 0; shapes && i < sizeof segs / sizeof *segs; i++)
             compare_shape(segs[i], quick ? 1 : pairs);
+        for (size_t i = 0; i < sizeof segs / sizeof *segs; i++)
+            compare_drain(segs[i], quick ? 1 : pairs, quick ? 40 : 500, out);
         return 0;
     }
     /* 64 B: 1024 slots of stride 72 = 73,728 bytes, the ring the same. */
