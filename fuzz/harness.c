@@ -952,11 +952,11 @@ static const size_t queue_words[] = {
     Q(consumer.delivered_position),
     Q(consumer.delivered_position) + 4,
     /* the MPSC lock: owner word (both halves), handle ids, futex word */
-    Q(mpsc_hot.owner),
-    Q(mpsc_hot.owner) + 4,
+    Q(mpsc.owner),
+    Q(mpsc.owner) + 4,
     Q(mpsc.next_id),
     Q(mpsc.seq),
-    Q(mpsc_hot.owner) + 4,
+    Q(mpsc.owner) + 4,
     /* most likely to matter: the offsets, again */
     Q(write_offset),
     Q(read_offset),
@@ -976,7 +976,7 @@ static const size_t queue_words[] = {
     Q(slot_pid[RQ_MPSC_SLOTS - 1]),
     Q(admin.dead_reservations),
     /* the MPSC lock's waiters word (a release that finds it set wakes) */
-    Q(mpsc_hot.waiters),
+    Q(mpsc.waiters),
 };
 static const size_t coalesce_words[] = {
     C(hdr.magic), C(hdr.magic) + 4, C(hdr.layout_version), C(hdr.abi),         C(hdr.header_size),

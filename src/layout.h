@@ -45,11 +45,8 @@
  * 4: the MPSC lock's waiters flag moved out of the owner word into a word
  * of its own (struct rq_shm_mpsc.waiters), so that the owner releases
  * with a plain store: a build that still sets the flag in the owner word
- * would sleep through such a release.
- * 5: the MPSC lock's owner and waiters words moved to line 1, beside the
- * write offset (struct rq_shm_mpsc_hot): a build that locks the old words
- * would not exclude a build that locks the new ones. */
-#define RQ_LAYOUT_VERSION 5u
+ * would sleep through such a release. */
+#define RQ_LAYOUT_VERSION 4u
 
 /* Bytes reserved in the segment for the MPSC producers' lock (struct
  * rq_shm_mpsc on Linux; unused on Windows, which uses a named mutex). */
@@ -123,19 +120,19 @@ struct rq_shm_role {
 _Static_assert(sizeof(struct rq_shm_role) <= RQ_CACHE_LINE, "a role's line");
 
 /* The MPSC producers' lock (Linux; src/mpsc.c has the protocol; Windows
- * locks a named mutex and uses only the owner word and waited_since_ms,
- * to show who holds it: mpsc.c's stamp_holder).  Plain
+ * locks a named mutex and uses only owner and waited_since_ms, to show
+ * who holds it: mpsc.c's stamp_holder).  Plain
  * data, no pointers: every value is checked before use, and the proof that
  * an owner is alive is a lock the kernel holds for it (its producer slot),
- * never a word of this struct.  The owner and waiters words, which every
- * push touches, are on line 1 (struct rq_shm_mpsc_hot below); this line
- * holds what only waiters, a release with sleepers and an open write. */
+ * never a word of this struct.  owner: 0 when free, otherwise
+ * RQ_MPSC_HELD | [RQ_MPSC_RESERVING] | nonce << 16 | slot (mpsc.h). */
 struct rq_shm_mpsc {
-    uint64_t reserved0;    /* the owner word before layout 5 (now on line 1) */
+    rq_atomic_u64 owner;
     rq_atomic_u64 next_id; /* producer handles opened so far: their ids */
     rq_atomic_u32 seq;     /* the futex lock waiters sleep on; bumped by a
                               releasing owner that took the waiters flag */
-    uint32_t reserved1;    /* the waiters word before layout 5 */
+    rq_atomic_u32 waiters; /* RQ_MPSC_LOCK_WAITERS: someone may sleep on
+                              seq (set by a waiter, taken by a release) */
     /* For rq_stat only (the protocol never reads them): the owner word
      * that a producer about to sleep found held when
      * nobody had stamped it yet, and rq_plat_now_ms() (CLOCK_MONOTONIC)
@@ -146,26 +143,6 @@ struct rq_shm_mpsc {
 };
 
 _Static_assert(sizeof(struct rq_shm_mpsc) <= RQ_CACHE_LINE, "the lock's line");
-
-/* The MPSC lock's two words every push touches, on line 1 beside the
- * write offset (RQ_SHM_MPSC_HOT_AT), so that a push moves one line less
- * between producers' cores.  owner: 0 when free, otherwise RQ_MPSC_HELD |
- * [RQ_MPSC_RESERVING] | nonce << 16 | slot (mpsc.h); written by the
- * producer taking or releasing the lock, and by a producer recovering it
- * from a dead owner.  waiters: RQ_MPSC_LOCK_WAITERS, someone may sleep on
- * the lock line's seq (set by a producer about to sleep, taken by a
- * release).  Both are producers' words, like the write offset they share
- * the line with: the consumer only reads that line, and the only writes a
- * holder does not make itself are a waiter's flag (which the release
- * reads next anyway) and a recovery (the holder is dead then). */
-struct rq_shm_mpsc_hot {
-    rq_atomic_u64 owner;
-    rq_atomic_u32 waiters;
-    uint32_t reserved0;
-};
-/* Where on line 1 they sit, in a slot queue's segment and a record
- * queue's alike (records.h checks). */
-#define RQ_SHM_MPSC_HOT_AT 48
 struct rq_shm {
     RQ_LINE_ALIGNED struct rq_shm_header hdr;
 
@@ -177,13 +154,9 @@ struct rq_shm {
      * less than 2N (rq_ring_stop); the truth is the first value >= it that
      * is congruent to write_offset mod 2N (rq_ring_position).  It shares the
      * line the consumer polls: stored once a period, it takes the line away
-     * from the consumer for one single message in P, not for each.
-     * mpsc_hot: the MPSC lock's owner and waiters words (see above):
-     * producers' words, as write_offset is. */
+     * from the consumer for one single message in P, not for each. */
     RQ_LINE_ALIGNED rq_atomic_u32 write_offset;
     rq_atomic_u64 write_position;
-    uint64_t reserved1[4];
-    struct rq_shm_mpsc_hot mpsc_hot;
 
     /* Line 2: the consumer's offset; producers only read it.
      * read_position extends it as write_position extends write_offset
@@ -228,10 +201,6 @@ struct rq_shm {
 _Static_assert(sizeof(struct rq_shm_header) <= RQ_CACHE_LINE, "header fits a line");
 _Static_assert(offsetof(struct rq_shm, write_offset) == 1 * RQ_CACHE_LINE, "line 1");
 _Static_assert(offsetof(struct rq_shm, write_position) < 2 * RQ_CACHE_LINE, "line 1");
-_Static_assert(offsetof(struct rq_shm, mpsc_hot) == RQ_CACHE_LINE + RQ_SHM_MPSC_HOT_AT &&
-                   offsetof(struct rq_shm, mpsc_hot) + sizeof(struct rq_shm_mpsc_hot) ==
-                       2 * RQ_CACHE_LINE,
-               "line 1: the lock's words");
 _Static_assert(offsetof(struct rq_shm, read_offset) == 2 * RQ_CACHE_LINE, "line 2");
 _Static_assert(offsetof(struct rq_shm, read_position) < 3 * RQ_CACHE_LINE, "line 2");
 _Static_assert(offsetof(struct rq_shm, data_event) == 3 * RQ_CACHE_LINE, "line 3");

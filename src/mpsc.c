@@ -94,7 +94,6 @@ int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
 {
     m->seg = seg;
     m->lock = &shm->mpsc;
-    m->hot = &shm->mpsc_hot;
     m->recoveries = &shm->admin.lock_recoveries;
     m->dead_reservations = &shm->admin.dead_reservations;
     m->held = 0;
@@ -147,7 +146,7 @@ static void stamp_holder(struct rq_mpsc *m)
     rq_store_relaxed_u64(&m->lock->waited_since_ms, rq_plat_now_ms());
     uint64_t word = RQ_MPSC_HELD | (m->reserving ? RQ_MPSC_RESERVING : 0) |
                     ((uint64_t)rq_plat_pid() & UINT64_C(0xffffffff));
-    rq_store_release_u64(&m->hot->owner, word);
+    rq_store_release_u64(&m->lock->owner, word);
 }
 
 int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms)
@@ -162,7 +161,7 @@ int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms)
         rq_fetch_add_u64(m->recoveries, 1);
         /* The dead owner's stamp says whether it was reserving: a count
          * for rq_stat, like the stamp itself never acted on. */
-        uint64_t dead = rq_load_acquire_u64(&m->hot->owner);
+        uint64_t dead = rq_load_acquire_u64(&m->lock->owner);
         if ((dead & RQ_MPSC_HELD) && (dead & RQ_MPSC_RESERVING))
             rq_fetch_add_u64(m->dead_reservations, 1);
     }
@@ -177,7 +176,7 @@ void rq_mpsc_unlock(struct rq_mpsc *m)
         return;
     RQ_CRASH_POINT(MPSC_BEFORE_UNLOCK);
     m->held = 0;
-    rq_store_release_u64(&m->hot->owner, 0); /* while still ours */
+    rq_store_release_u64(&m->lock->owner, 0); /* while still ours */
     rq_plat_mutex_unlock(m->seg);
     RQ_CRASH_POINT(MPSC_AFTER_UNLOCK);
 }
@@ -198,7 +197,7 @@ void rq_mpsc_keep(struct rq_mpsc *m)
 void rq_mpsc_holder(struct rq_shm *shm, struct rq_mpsc_holder *out)
 {
     /* The words stamp_holder wrote: untrusted, each checked, only shown. */
-    uint64_t w = rq_load_acquire_u64(&shm->mpsc_hot.owner);
+    uint64_t w = rq_load_acquire_u64(&shm->mpsc.owner);
     *out = (struct rq_mpsc_holder){.pid = 0, .held_ms = -1, .reserving = 0};
     if (w == 0)
         return;
@@ -307,7 +306,7 @@ static int check_self_deadlock(struct rq_mpsc *m)
     for (unsigned i = 0; i < held_here_count; i++) {
         if (!same_object(held_here[i].object, m->object))
             continue;
-        if (rq_load_seq_u64(&m->hot->owner) == held_here[i].word)
+        if (rq_load_seq_u64(&m->lock->owner) == held_here[i].word)
             return RQ_EDEADLK;
         drop_held_here(i--);
     }
@@ -373,13 +372,13 @@ static int take_slot(struct rq_mpsc *m)
  * keeps changing the word. */
 static int clear_dead_owner(struct rq_mpsc *m)
 {
-    uint64_t w = rq_load_seq_u64(&m->hot->owner);
+    uint64_t w = rq_load_seq_u64(&m->lock->owner);
     for (int tries = 0; w != 0 && tries < 64; tries++) {
         m->last_seen = w; /* suspect at once: probe it */
         int gone = owner_gone(m, w);
         if (gone <= 0)
             return gone;
-        if (rq_cas_u64(&m->hot->owner, &w, 0)) {
+        if (rq_cas_u64(&m->lock->owner, &w, 0)) {
             count_recovery(m, w);
             return RQ_OK;
         }
@@ -391,7 +390,6 @@ int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm)
 {
     *m = (struct rq_mpsc){.seg = seg,
                           .lock = &shm->mpsc,
-                          .hot = &shm->mpsc_hot,
                           .recoveries = &shm->admin.lock_recoveries,
                           .dead_reservations = &shm->admin.dead_reservations};
     int rc = rq_plat_segment_identity(seg, m->object);
@@ -423,11 +421,11 @@ static uint64_t spin(struct rq_mpsc *m, uint64_t w)
     for (int round = 0; round < SPIN_ROUNDS && w != 0; round++) {
         if (round > 0) {
             rq_plat_yield();
-            w = rq_load_relaxed_u64(&m->hot->owner);
+            w = rq_load_relaxed_u64(&m->lock->owner);
         }
         for (int i = 0; i < SPIN_LOOKS && w != 0; i++) {
             rq_cpu_relax();
-            w = rq_load_relaxed_u64(&m->hot->owner);
+            w = rq_load_relaxed_u64(&m->lock->owner);
         }
     }
     return w;
@@ -455,10 +453,10 @@ static void stamp_wait(struct rq_mpsc *m, uint64_t w)
  * as done before. */
 static int flag_and_recheck(struct rq_mpsc *m, uint64_t w, int fence, int *fenced)
 {
-    rq_fetch_or_u32(&m->hot->waiters, RQ_MPSC_LOCK_WAITERS);
+    rq_fetch_or_u32(&m->lock->waiters, RQ_MPSC_LOCK_WAITERS);
     RQ_CRASH_POINT(MPSC_WAIT_AFTER_FLAG);
     *fenced = m->full_fences || (fence && rq_plat_fence_heavy() == RQ_OK);
-    return rq_load_seq_u64(&m->hot->owner) == w;
+    return rq_load_seq_u64(&m->lock->owner) == w;
 }
 
 /* Sleeps while the owner word is still W, flagging the waiters word for
@@ -518,7 +516,7 @@ static int lock_slow(struct rq_mpsc *m, uint64_t mine, uint64_t w, int timeout_m
     for (;;) {
         w = spin(m, w);
         if (w == 0) {
-            if (rq_cas_u64(&m->hot->owner, &w, mine))
+            if (rq_cas_u64(&m->lock->owner, &w, mine))
                 return taken(m, mine, 0);
             continue; /* W holds what beat us to it */
         }
@@ -529,7 +527,7 @@ static int lock_slow(struct rq_mpsc *m, uint64_t mine, uint64_t w, int timeout_m
             /* The dead owner's sleepers left their flag in the waiters
              * word: our release wakes them. */
             uint64_t dead = w;
-            if (rq_cas_u64(&m->hot->owner, &w, mine))
+            if (rq_cas_u64(&m->lock->owner, &w, mine))
                 return taken(m, mine, dead);
             continue;
         }
@@ -544,14 +542,14 @@ static int lock_slow(struct rq_mpsc *m, uint64_t mine, uint64_t w, int timeout_m
         rc = sleep_while_owned(m, w, left, &nap);
         if (rc < 0)
             return rc;
-        w = rq_load_seq_u64(&m->hot->owner);
+        w = rq_load_seq_u64(&m->lock->owner);
     }
 }
 
 int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms)
 {
     uint64_t w = 0, mine = next_word(m);
-    if (rq_cas_u64(&m->hot->owner, &w, mine))
+    if (rq_cas_u64(&m->lock->owner, &w, mine))
         return taken(m, mine, 0);
     return lock_slow(m, mine, w, timeout_ms);
 }
@@ -561,7 +559,7 @@ int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms)
  * that one wakes them). */
 static void take_and_wake(struct rq_mpsc *m)
 {
-    if (rq_exchange_u32(&m->hot->waiters, 0) == 0)
+    if (rq_exchange_u32(&m->lock->waiters, 0) == 0)
         return;
     RQ_CRASH_POINT(MPSC_UNLOCK_AFTER_TAKE);
     wake_waiters(m);
@@ -573,19 +571,19 @@ void rq_mpsc_unlock(struct rq_mpsc *m)
         return;
     RQ_CRASH_POINT(MPSC_BEFORE_UNLOCK);
     note_released(m);
-    struct rq_shm_mpsc_hot *hot = m->hot; /* not reloaded after the barrier */
+    struct rq_shm_mpsc *lock = m->lock; /* not reloaded after the barrier */
     uint32_t flagged;
     if (m->full_fences) {
-        rq_store_seq_u64(&hot->owner, 0);
+        rq_store_seq_u64(&lock->owner, 0);
         RQ_CRASH_POINT(MPSC_AFTER_UNLOCK);
-        flagged = rq_load_seq_u32(&hot->waiters);
+        flagged = rq_load_seq_u32(&lock->waiters);
     } else {
         /* A plain store, then the flag: a waiter's fence orders the two
          * for us (see the top of this file). */
-        rq_store_release_u64(&hot->owner, 0);
+        rq_store_release_u64(&lock->owner, 0);
         rq_fence_compiler();
         RQ_CRASH_POINT(MPSC_AFTER_UNLOCK);
-        flagged = rq_load_relaxed_u32(&hot->waiters);
+        flagged = rq_load_relaxed_u32(&lock->waiters);
     }
     if (flagged)
         take_and_wake(m);
@@ -604,7 +602,7 @@ void rq_mpsc_close(struct rq_mpsc *m)
 void rq_mpsc_holder(struct rq_shm *shm, struct rq_mpsc_holder *out)
 {
     struct rq_shm_mpsc *lock = &shm->mpsc;
-    uint64_t w = rq_load_acquire_u64(&shm->mpsc_hot.owner);
+    uint64_t w = rq_load_acquire_u64(&lock->owner);
     *out = (struct rq_mpsc_holder){.pid = 0, .held_ms = -1, .reserving = 0};
     if (w == 0)
         return;

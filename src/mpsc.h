@@ -56,7 +56,6 @@ _Static_assert(RQ_MPSC_PRODUCERS_MAX == RQ_MPSC_SLOTS, "a pid word per slot");
 struct rq_mpsc {
     rq_plat_segment *seg;
     struct rq_shm_mpsc *lock;         /* in the segment: untrusted */
-    struct rq_shm_mpsc_hot *hot;      /* its owner and waiters words (line 1) */
     rq_atomic_u64 *recoveries;        /* admin.lock_recoveries */
     rq_atomic_u64 *dead_reservations; /* admin.dead_reservations */
     int held;                         /* this handle holds the lock */

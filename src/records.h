@@ -22,11 +22,10 @@
 
 /* layout_version of a record segment: kind 1 (records) << 16 | version.
  * A library without records compares it with its own RQ_LAYOUT_VERSION
- * (2 when records came, 5 now; never kind 1) and refuses the segment with
+ * (2 when records came, 4 now; never kind 1) and refuses the segment with
  * RQ_EVERSION.  Version 2: the MPSC lock's
- * waiters flag has a word of its own (RQ_LAYOUT_VERSION 4).  Version 3:
- * the lock's owner and waiters words are on line 1 (RQ_LAYOUT_VERSION 5). */
-#define RQ_REC_LAYOUT_VERSION 0x00010003u
+ * waiters flag has a word of its own (RQ_LAYOUT_VERSION 4). */
+#define RQ_REC_LAYOUT_VERSION 0x00010002u
 
 /* The record header's type word: anything else is corrupt. */
 #define RQ_REC_DATA 1u
@@ -51,8 +50,6 @@ struct rq_rec_shm {
     rq_atomic_u64 padding_bytes;
     rq_atomic_u64 payload_bytes;
     rq_atomic_u64 largest;
-    uint64_t reserved1;
-    struct rq_shm_mpsc_hot mpsc_hot; /* the MPSC lock's words, as in struct rq_shm */
 
     /* Line 2: the consumer's word, as line 1. */
     RQ_LINE_ALIGNED rq_atomic_u64 read_word;
@@ -82,7 +79,6 @@ _Static_assert(RQ_REC_SAME_(write_position) && RQ_REC_SAME_(read_position), "pos
 _Static_assert(RQ_REC_SAME_(data_event) && RQ_REC_SAME_(space_event), "events");
 _Static_assert(RQ_REC_SAME_(producer) && RQ_REC_SAME_(consumer), "role lines");
 _Static_assert(RQ_REC_SAME_(admin) && RQ_REC_SAME_(lock_area), "admin, lock");
-_Static_assert(RQ_REC_SAME_(mpsc_hot), "the lock's words on line 1");
 _Static_assert(RQ_REC_SAME_(admin.dead_reservations) && RQ_REC_SAME_(slot_pid), "lock holders");
 _Static_assert(offsetof(struct rq_rec_shm, write_word) == 1 * RQ_CACHE_LINE, "line 1");
 _Static_assert(offsetof(struct rq_rec_shm, largest) < 2 * RQ_CACHE_LINE, "line 1");

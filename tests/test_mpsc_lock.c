@@ -44,29 +44,16 @@
 #define LINUX_ONLY
 #endif
 
-/* The owner word: on line 1, beside the write offset (layout 5). */
+/* The owner word: the first 8 bytes of the lock area. */
 static rq_atomic_u64 *owner_word(struct rq_shm *shm)
 {
-    return &shm->mpsc_hot.owner;
-}
-
-/* Any bytes in the lock area and in the lock's words on line 1. */
-LINUX_ONLY static void scribble_lock(struct rq_shm *shm, uint64_t *rng)
-{
-    for (size_t k = 0; k + 8 <= RQ_LOCK_AREA; k += 8) {
-        uint64_t v = th_rand(rng);
-        memcpy(shm->lock_area + k, &v, 8);
-    }
-    for (size_t k = 0; k + 8 <= sizeof shm->mpsc_hot; k += 8) {
-        uint64_t v = th_rand(rng);
-        memcpy((unsigned char *)&shm->mpsc_hot + k, &v, 8);
-    }
+    return (rq_atomic_u64 *)(void *)shm->lock_area;
 }
 
 /* The lock's waiters word (a waiter flags it before it sleeps). */
 LINUX_ONLY static rq_atomic_u32 *waiters_word(struct rq_shm *shm)
 {
-    return &shm->mpsc_hot.waiters;
+    return &shm->mpsc.waiters;
 }
 
 static struct rq_shm *raw_shm(struct th_raw *raw, const char *name)
@@ -167,8 +154,11 @@ static void test_planted_garbage_lock_words(void **state)
     for (int i = 0; i < 300; i++) {
         uint64_t w = th_rand(&rng);
         switch (i % 4) {
-        case 0: /* any bytes in the whole area and the lock's words */
-            scribble_lock(shm, &rng);
+        case 0: /* any bytes in the whole area */
+            for (size_t k = 0; k + 8 <= RQ_LOCK_AREA; k += 8) {
+                uint64_t v = th_rand(&rng);
+                memcpy(shm->lock_area + k, &v, 8);
+            }
             break;
         case 1: /* a held word naming an invalid slot */
             w = RQ_MPSC_HELD | (w << 16) | (RQ_MPSC_PRODUCERS_MAX + w % 1000);
@@ -224,7 +214,10 @@ static void test_lock_area_rewritten_during_a_reservation(void **state)
         } else if (pattern == 2) {
             rq_store_seq_u64(owner_word(shm), 0); /* "free" under the holder */
         } else {
-            scribble_lock(shm, &rng);
+            for (size_t k = 0; k + 8 <= RQ_LOCK_AREA; k += 8) {
+                uint64_t v = th_rand(&rng);
+                memcpy(shm->lock_area + k, &v, 8);
+            }
         }
         assert_int_equal(rq_commit(p, 4), RQ_OK);
         pop_expect(c, "kept");
@@ -1053,7 +1046,7 @@ static void test_who_holds_the_mutex(void **state)
     struct rq_shm *shm = raw_shm(&raw, name);
     uint64_t rng = 0x5eed1e55u;
     for (int i = 0; i < 200; i++) {
-        rq_store_relaxed_u64(&shm->mpsc_hot.owner, i % 8 == 0 ? UINT64_MAX : th_rand(&rng));
+        rq_store_relaxed_u64(&shm->mpsc.owner, i % 8 == 0 ? UINT64_MAX : th_rand(&rng));
         rq_store_relaxed_u64(&shm->mpsc.waited_since_ms, i % 8 == 1 ? UINT64_MAX : th_rand(&rng));
         st = stat_of(c);
         assert_true(st.lock_holder_pid >= -1 && st.lock_holder_pid <= (int64_t)UINT32_MAX);
