@@ -186,10 +186,11 @@ static inline int rq_ring_sync_write(struct rq_ring *r)
     /* Other producers may have gone since our last push (and died before
      * storing write_position): extend W from the stored copy.  Cheaply,
      * without rq_ring_position's division, when that copy is still ours,
-     * or when it is W's own number as seen from ours (less than a lap
-     * behind: the last holder published W and stored it, the common case
-     * after another producer's push); both give GUESS.  GUESS is congruent
-     * to W mod 2N, so a copy equal to it is the first such value >= it. */
+     * or when it is the number GUESS that ours gives W (W less than a lap
+     * ahead of our last push, and the last holder stored its number after
+     * publishing W: the usual case after another producer's push).  GUESS
+     * is congruent to W mod 2N, so for a copy equal to it rq_ring_position
+     * would return GUESS too: the result is the same either way. */
     uint64_t stored = rq_load_relaxed_u64(&r->shm->write_position);
     uint64_t write_pos = rq_ring_write_pos(r);
     uint64_t guess = write_pos + rq_ring_distance(r, w, r->write);
