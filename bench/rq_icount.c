@@ -10,7 +10,9 @@
  * PATH: copy (rq_push / rq_pop), zc (rq_reserve + rq_commit / rq_peek +
  * rq_release), burst (rq_push_burst / rq_pop_burst), zc-burst
  * (rq_reserve_burst + rq_commit_burst / rq_peek_burst + rq_release_burst),
- * mpsc-copy, mpsc-burst (the same on an RQ_MPSC queue), rec-copy, rec-zc
+ * mpsc-copy, mpsc-burst (the same on an RQ_MPSC queue), mpsc-2p-copy
+ * (mpsc-copy with two producer handles taking turns, so that every push
+ * follows another producer's, as in a contended queue), rec-copy, rec-zc
  * (rq_reserve_len + rq_commit), rec-mpsc-copy, rec-burst (the same on an
  * RQ_RECORDS queue of SLOTS * 64 bytes), min-ring and
  * min-ring-burst (the minimal ring of transports.c, in one process),
@@ -161,18 +163,20 @@ enum path {
     MINRING,
     MINRING_BURST,
     MUTEXRING,
+    MPSC_2P_COPY,
     PATHS
 };
 static const char *const path_names[PATHS] = {
     "copy",      "zc",     "burst",         "zc-burst",  "mpsc-copy", "mpsc-burst",
     "rec-copy",  "rec-zc", "rec-mpsc-copy", "rec-burst", "min-ring",  "min-ring-burst",
-    "mutex-ring"};
+    "mutex-ring", "mpsc-2p-copy"};
 
 struct run {
     enum path path;
     size_t size;
     long rounds;
     rq *p, *c;
+    rq *p2; /* mpsc-2p-copy: the second producer */
     struct minring *mr;
     unsigned char msg[MAX_SIZE];
     unsigned char buf[BATCH * MAX_SIZE];
@@ -199,6 +203,23 @@ static void round_copy(struct run *r)
     size_t len;
     for (int i = 0; i < BATCH; i++) {
         int rc = rq_push(r->p, r->msg, r->size, 0);
+        if (rc != RQ_OK)
+            fail("rq_push", rc);
+    }
+    for (int i = 0; i < BATCH; i++) {
+        int rc = rq_pop(r->c, r->buf, MAX_SIZE, &len, 0);
+        if (rc != RQ_OK)
+            fail("rq_pop", rc);
+        r->sink += touch(r->buf, len);
+    }
+}
+
+/* Two producers taking turns: each push follows the other's. */
+static void round_copy_2p(struct run *r)
+{
+    size_t len;
+    for (int i = 0; i < BATCH; i++) {
+        int rc = rq_push(i % 2 ? r->p2 : r->p, r->msg, r->size, 0);
         if (rc != RQ_OK)
             fail("rq_push", rc);
     }
@@ -356,7 +377,7 @@ __attribute__((noinline)) void measured_run(struct run *r)
         round_copy,     round_zc,    round_burst,   round_zc_burst,
         round_copy,     round_burst, round_copy,    round_rec_zc,
         round_copy,     round_burst, round_minring, round_minring_burst,
-        round_mutexring};
+        round_mutexring, round_copy_2p};
     for (long i = 0; i < r->rounds; i++)
         rounds[r->path](r);
 }
@@ -365,7 +386,8 @@ static void open_queue(struct run *r)
 {
     char name[64];
     snprintf(name, sizeof name, "icount.%ld", (long)getpid());
-    int mpsc = r->path == MPSC_COPY || r->path == MPSC_BURST || r->path == REC_MPSC_COPY;
+    int mpsc = r->path == MPSC_COPY || r->path == MPSC_BURST || r->path == REC_MPSC_COPY ||
+               r->path == MPSC_2P_COPY;
     int rec = r->path == REC_COPY || r->path == REC_ZC || r->path == REC_MPSC_COPY ||
               r->path == REC_BURST;
     rq_config cfg = {SLOTS, (uint32_t)r->size, mpsc ? RQ_MPSC : 0, 0};
@@ -375,6 +397,8 @@ static void open_queue(struct run *r)
     int rc = rq_open(&r->p, name, RQ_PRODUCER, &cfg);
     if (rc == RQ_OK)
         rc = rq_open(&r->c, name, RQ_CONSUMER, NULL);
+    if (rc == RQ_OK && r->path == MPSC_2P_COPY)
+        rc = rq_open(&r->p2, name, RQ_PRODUCER, NULL);
     if (rc != RQ_OK)
         fail("rq_open", rc);
     rq_unlink(name); /* the handles keep it */
@@ -416,6 +440,8 @@ int main(int argc, char **argv)
     printf("%s %zu B: %ld messages, %.2f ns of CPU per message\n", path_names[r.path], r.size,
            r.rounds * BATCH, ns / (double)(r.rounds * BATCH));
     rq_close(r.p);
+    if (r.p2)
+        rq_close(r.p2);
     rq_close(r.c);
     free(r.mr);
     return 0;

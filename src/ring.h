@@ -184,12 +184,17 @@ static inline int rq_ring_sync_write(struct rq_ring *r)
     if (w >= r->two_n)
         return RQ_ECORRUPT;
     /* Other producers may have gone since our last push (and died before
-     * storing write_position): extend W from the stored copy, cheaply when
-     * that copy is still ours. */
+     * storing write_position): extend W from the stored copy.  Cheaply,
+     * without rq_ring_position's division, when that copy is still ours,
+     * or when it is the number GUESS that ours gives W (W less than a lap
+     * ahead of our last push, and the last holder stored its number after
+     * publishing W: the usual case after another producer's push).  GUESS
+     * is congruent to W mod 2N, so for a copy equal to it rq_ring_position
+     * would return GUESS too: the result is the same either way. */
     uint64_t stored = rq_load_relaxed_u64(&r->shm->write_position);
     uint64_t write_pos = rq_ring_write_pos(r);
-    write_pos = stored == write_pos ? stored + rq_ring_distance(r, w, r->write)
-                                    : rq_ring_position(r, stored, w);
+    uint64_t guess = write_pos + rq_ring_distance(r, w, r->write);
+    write_pos = stored == write_pos || stored == guess ? guess : rq_ring_position(r, stored, w);
     r->write = w;
     r->write_base = write_pos - w;
     r->write_stop = w + 1; /* rq_ring_stop with an MPSC write mask, 0 */

@@ -146,6 +146,48 @@ static void test_producers_learn_their_numbers(void **state)
     rq_unlink(name);
 }
 
+/* An MPSC producer that sat out while another went round the ring more
+ * than once (2N offsets and more) learns the number of its next push from
+ * the stored position, not from its own last one: the shortcut that takes
+ * the stored copy as less than a lap ahead must not apply. */
+static void test_a_producer_idle_for_laps_learns_its_number(void **state)
+{
+    (void)state;
+    const char *name = th_name("seqidle");
+    rq *keep = th_create(name, 8, 16, RQ_MPSC);
+    rq *a = th_open(name, RQ_PRODUCER, 8, 16, RQ_MPSC);
+    rq *b = th_open(name, RQ_PRODUCER, 8, 16, RQ_MPSC);
+    rq *c = th_open(name, RQ_CONSUMER, 8, 16, RQ_MPSC);
+    char buf[16];
+    size_t len;
+    rq_msg_info info;
+    uint64_t n = 0;
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(rq_push(b, "b", 1, 0), RQ_OK);
+        assert_int_equal(next_seq(b), n + 1);
+        n++;
+        /* a goes 3 laps and a few slots more (N = 8, 2N = 16 offsets) */
+        for (int i = 0; i < 3 * 16 + 3 + round; i++, n++) {
+            assert_int_equal(rq_push(a, "a", 1, 0), RQ_OK);
+            if (i == 0) /* b's message, first */
+                assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_OK);
+            assert_int_equal(rq_pop_info(c, buf, sizeof buf, &len, &info, 0), RQ_OK);
+            assert_int_equal(info.seq, n);
+        }
+        assert_int_equal(rq_push(b, "b", 1, 0), RQ_OK);
+        assert_int_equal(next_seq(b), n + 1);
+        assert_int_equal(rq_pop_info(c, buf, sizeof buf, &len, &info, 0), RQ_OK);
+        assert_int_equal(buf[0], 'b');
+        assert_int_equal(info.seq, n);
+        n++;
+    }
+    rq_close(a);
+    rq_close(b);
+    rq_close(c);
+    rq_close(keep);
+    rq_unlink(name);
+}
+
 /* The 64-bit positions are stored lagging the offsets; a crash between the
  * two stores (simulated by rewinding the stored copy by one) or a copy
  * many laps behind still gives the right numbers, and a scribbled
@@ -373,6 +415,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_numbers_count_every_message_across_laps),
         cmocka_unit_test(test_a_message_left_unreleased_comes_back_flagged),
         cmocka_unit_test(test_producers_learn_their_numbers),
+        cmocka_unit_test(test_a_producer_idle_for_laps_learns_its_number),
         cmocka_unit_test(test_positions_are_recovered_from_the_offsets),
         cmocka_unit_test(test_positions_stored_once_a_period_stay_within_reach),
         cmocka_unit_test(test_a_kill_before_the_position_store_loses_no_number),
