@@ -387,7 +387,12 @@ static void test_all_blocked_producers_finish(void **state)
  * sleep).  Every producer also signals at open, counted twice: the
  * forced poller notification and the futex wake (role_acquire). */
 #define WAKE_PRODUCERS 3
-#define WAKE_EACH 20000
+/* Each consumer sleep costs a wake-up's latency, a few milliseconds on a
+ * loaded machine, and the consumer may sleep for almost every message: so
+ * few messages.  Enough, though: with every publishing producer signalling,
+ * 6,000 messages made 350-560 sleeps and 5,900-6,000 wake calls (60,000
+ * took the test near its watchdog at a load of 14). */
+#define WAKE_EACH 2000
 
 static int child_push_many(const char *arg)
 {
