@@ -748,13 +748,14 @@ static int rec_reserve_kept(rq *q, int rc)
 }
 
 /* Hands out the K slots claimed at the ring's write cursor (K >= 1), their
- * payloads in BUFS, and holds them reserved for rq_commit or
- * rq_commit_burst.  MPSC: the producers' lock stays held past the call, on
- * the thread's list (rq_mpsc_keep), so that only the reserving thread
- * commits and the thread's other handles get RQ_EDEADLK. */
-static void hold_reserved(rq *q, void **bufs, uint32_t k)
+ * payloads in BUFS from index FIRST on (those before it the caller's claim
+ * gave already), and holds them reserved for rq_commit or rq_commit_burst.
+ * MPSC: the producers' lock stays held past the call, on the thread's list
+ * (rq_mpsc_keep), so that only the reserving thread commits and the
+ * thread's other handles get RQ_EDEADLK. */
+static void hold_reserved(rq *q, void **bufs, uint32_t first, uint32_t k)
 {
-    for (uint32_t i = 0; i < k; i++)
+    for (uint32_t i = first; i < k; i++)
         bufs[i] = rq_ring_claimed(&q->ring, i);
     q->held = HELD_RESERVED;
     q->held_count = k;
@@ -782,11 +783,11 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
         *slot = q->reserved;
         return RQ_OK;
     }
-    rc = producer_claim(q, slot, timeout_ms); /* *SLOT: the ring's first claimed one */
+    rc = producer_claim(q, slot, timeout_ms);
     if (rc < 0)
         return rc;
-    hold_reserved(q, slot, 1);
-    return RQ_OK; /* not the count, as the bursts return */
+    hold_reserved(q, slot, 1, 1); /* *SLOT: the claim gave the payload */
+    return RQ_OK;                 /* not the count, as the bursts return */
 }
 
 int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms)
@@ -876,7 +877,7 @@ int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms)
     if (rc < 0)
         return rc;
     k = k < want ? k : want;
-    hold_reserved(q, slots, k);
+    hold_reserved(q, slots, 0, k);
     return (int)k;
 }
 
@@ -900,7 +901,7 @@ int rq_reserve_burst_len(rq *q, const size_t *lens, size_t count, void **bufs, i
     rc = producer_claim_batch(q, want, timeout_ms);
     if (rc < 0)
         return rc;
-    hold_reserved(q, bufs, want); /* all WANT or none: the claim waited for them all */
+    hold_reserved(q, bufs, 0, want); /* all WANT or none: the claim waited for them all */
     return (int)want;
 }
 
