@@ -166,8 +166,9 @@ def main():
         server.send_signal(signal.SIGTERM)
         server.wait()
         for q in queues:
-            for f in ["rq." + q] + [f for f in os.listdir("/dev/shm")
-                                    if f.startswith("rqb.") and f.endswith("." + q)]:
+            util("unlink", q)  # rq_unlink: the lock object and poll files go too
+            for f in [f for f in os.listdir("/dev/shm")
+                      if f.startswith("rqb.") and f.endswith("." + q)]:
                 try:
                     os.unlink("/dev/shm/" + f)
                 except FileNotFoundError:

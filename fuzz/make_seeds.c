@@ -205,6 +205,42 @@ static void burst_script(struct seed *s)
     op(s, FZ_OP_STAT, 0, 0);
 }
 
+/* rq_reserve_burst_len (a push burst of variant 6 or 7 with an odd count,
+ * harness.c): batches committed whole (counts 1 and 5), one committed but
+ * its last at half the reserved lengths (count 3: bit 1 set), a last length
+ * too long (variant 7), a batch asked for while a slot is reserved, one
+ * on the consumer's handle, and one longer than the ring holds, with pops
+ * and a peek burst between. */
+static void batch_script(struct seed *s)
+{
+    op(s, FZ_OP_PUSH_BURST, 1, 6); /* reserve 1, commit it */
+    put8(s, 1);
+    op(s, FZ_OP_POP_BURST, 0, 4);
+    put8(s, 40);
+    op(s, FZ_OP_PUSH_BURST, 1, 6); /* reserve 3, commit 2 shorter */
+    put8(s, 3);
+    op(s, FZ_OP_PUSH_BURST, 1, 7); /* one, too long */
+    put8(s, 1);
+    op(s, FZ_OP_PUSH_BURST, 1, 7); /* three, the last too long */
+    put8(s, 3);
+    op(s, FZ_OP_RESERVE, 1, 0);
+    op(s, FZ_OP_PUSH_BURST, 1, 6); /* while reserved */
+    put8(s, 1);
+    op(s, FZ_OP_COMMIT, 1, 0);
+    put16(s, 7);
+    op(s, FZ_OP_PUSH_BURST, 0, 6); /* wrong role */
+    put8(s, 3);
+    op(s, FZ_OP_POP_BURST, 0, 6); /* peek burst */
+    put8(s, 40);
+    op(s, FZ_OP_POP_BURST, 0, 4);
+    put8(s, 40);
+    op(s, FZ_OP_PUSH_BURST, 1, 6); /* reserve 5, commit all */
+    put8(s, 5);
+    op(s, FZ_OP_PUSH_BURST, 1, 6); /* 65: more than the ring holds */
+    put8(s, 65);
+    op(s, FZ_OP_STAT, 1, 0);
+}
+
 static void coalesce_script(struct seed *s)
 {
     op(s, FZ_OP_WAIT, 0, 0);
@@ -331,6 +367,33 @@ int main(int argc, char **argv)
         put32(&s, 1u << 20);
         burst_script(&s);
         write_seed(dir, "fuzz_peer", file, &s);
+    }
+
+    /* rq_reserve_burst_len over a slot queue of each kind and both record
+     * queues. */
+    const struct {
+        const char *file;
+        unsigned kind;
+        uint32_t count, size, flags;
+        unsigned turns, keep, fz_count;
+    } batches[] = {
+        {"batch-spsc-4x32-three", FZ_SPSC, 4, 32, 0, 0, 3, 4},
+        {"batch-mpsc-4x16-two", FZ_MPSC, 4, 16, RQ_MPSC, 2, 2, 4},
+        {"batch-records-256x100-wrapped", FZ_SPSC, 256, 100, RQ_RECORDS, 9, 3, 13},
+        {"batch-records-mpsc-256x100-wrapped", FZ_MPSC, 256, 100, RQ_RECORDS | RQ_MPSC, 9, 3, 13},
+    };
+    for (size_t i = 0; i < sizeof batches / sizeof *batches; i++) {
+        size_t n = make_queue(batches[i].count, batches[i].size, batches[i].flags, batches[i].turns,
+                              batches[i].keep, image, sizeof image);
+        unsigned cfg = batches[i].flags & RQ_RECORDS ? FZ_CFG_RECORDS : 0;
+        head(&s, batches[i].kind, 2, 1, cfg, 0, batches[i].fz_count, batches[i].size, (uint32_t)n);
+        put(&s, image, n);
+        batch_script(&s);
+        write_seed(dir, "fuzz_segment", batches[i].file, &s);
+        unsigned fill = batches[i].keep | (batches[i].turns % 8) << 5;
+        head(&s, batches[i].kind, 2, 1, cfg, fill, batches[i].fz_count, batches[i].size, 0);
+        batch_script(&s);
+        write_seed(dir, "fuzz_peer", batches[i].file, &s);
     }
 
     /* A coalescing object with a round owed. */

@@ -593,25 +593,20 @@ static void keeper_stop(struct role_keeper *k)
     keeper_free(k);
 }
 
-static int keeper_start(rq_plat_segment *seg, enum rq_plat_lock_id id)
+/* Starts K's keeper thread, RUN(ARG), and waits for its outcome: RQ_OK
+ * if it holds its mutex (until keeper_stop); otherwise K is freed, and
+ * RQ_EBUSY (the mutex, or every slot, is held) or RQ_ESYS (the last error
+ * set).  The handle's thread waits on k->acquired meanwhile, so the
+ * keeper's gated calls are counted in the same order every time. */
+static int keeper_start(struct role_keeper *k, LPTHREAD_START_ROUTINE run, void *arg)
 {
-    struct role_keeper *k = calloc(1, sizeof *k);
-    if (!k) {
-        SetLastError(ERROR_NOT_ENOUGH_MEMORY);
-        return RQ_ESYS;
-    }
-    wchar_t lock_name[OBJECT_NAME_MAX];
-    object_name(lock_name, seg, lock_suffix[id]);
-    k->mutex = RQ_SYS(CREATE_MUTEX, CreateMutexW(NULL, FALSE, lock_name), NULL);
-    if (k->mutex)
-        k->acquired = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, NULL), NULL);
+    k->acquired = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, NULL), NULL);
     if (k->acquired)
         k->release = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, NULL), NULL);
     if (k->release)
         k->thread = RQ_SYS(
             CREATE_THREAD,
-            CreateThread(NULL, 64 * 1024, keeper_main, k, STACK_SIZE_PARAM_IS_A_RESERVATION, NULL),
-            NULL);
+            CreateThread(NULL, 64 * 1024, run, arg, STACK_SIZE_PARAM_IS_A_RESERVATION, NULL), NULL);
     if (!k->thread) {
         DWORD err = GetLastError();
         keeper_free(k);
@@ -619,7 +614,7 @@ static int keeper_start(rq_plat_segment *seg, enum rq_plat_lock_id id)
         return RQ_ESYS;
     }
     if (RQ_SYS(WAIT, WaitForSingleObject(k->acquired, INFINITE), WAIT_FAILED) != WAIT_OBJECT_0) {
-        /* The keeper may yet take the role: stop it as a holder. */
+        /* The keeper may yet take its mutex: stop it as a holder. */
         DWORD err = GetLastError();
         keeper_stop(k);
         SetLastError(err);
@@ -635,8 +630,29 @@ static int keeper_start(rq_plat_segment *seg, enum rq_plat_lock_id id)
         SetLastError(err);
         return RQ_ESYS;
     }
-    seg->keeper[id] = k;
     return RQ_OK;
+}
+
+static int role_keeper_start(rq_plat_segment *seg, enum rq_plat_lock_id id)
+{
+    struct role_keeper *k = calloc(1, sizeof *k);
+    if (!k) {
+        SetLastError(ERROR_NOT_ENOUGH_MEMORY);
+        return RQ_ESYS;
+    }
+    wchar_t lock_name[OBJECT_NAME_MAX];
+    object_name(lock_name, seg, lock_suffix[id]);
+    k->mutex = RQ_SYS(CREATE_MUTEX, CreateMutexW(NULL, FALSE, lock_name), NULL);
+    if (!k->mutex) {
+        DWORD err = GetLastError();
+        keeper_free(k);
+        SetLastError(err);
+        return RQ_ESYS;
+    }
+    int rc = keeper_start(k, keeper_main, k);
+    if (rc == RQ_OK)
+        seg->keeper[id] = k;
+    return rc;
 }
 
 /* 1 if the role mutex ID is owned by a live thread (of any process). */
@@ -719,7 +735,7 @@ int rq_plat_lock(rq_plat_segment *seg, enum rq_plat_lock_id id, enum rq_plat_loc
     if (held != 0)
         return held < 0 ? held : RQ_EBUSY;
     /* RQ_LOCK_WAIT is used only for the init lock; roles are tried. */
-    return keeper_start(seg, id);
+    return role_keeper_start(seg, id);
 }
 
 void rq_plat_unlock(rq_plat_segment *seg, enum rq_plat_lock_id id)
@@ -1138,36 +1154,11 @@ int rq_plat_producer_slot(rq_plat_segment *seg, uint32_t *slot)
         SetLastError(ERROR_NOT_ENOUGH_MEMORY);
         return RQ_ESYS;
     }
-    struct role_keeper *k = &sk->k;
+    struct role_keeper *k = &sk->k; /* first: keeper_free frees SK */
     wcscpy(sk->base, seg->base);
-    k->acquired = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, NULL), NULL);
-    if (k->acquired)
-        k->release = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, NULL), NULL);
-    if (k->release)
-        k->thread = RQ_SYS(CREATE_THREAD,
-                           CreateThread(NULL, 64 * 1024, slot_keeper_main, sk,
-                                        STACK_SIZE_PARAM_IS_A_RESERVATION, NULL),
-                           NULL);
-    if (!k->thread) {
-        DWORD err = GetLastError();
-        keeper_free(k);
-        SetLastError(err);
-        return RQ_ESYS;
-    }
-    if (RQ_SYS(WAIT, WaitForSingleObject(k->acquired, INFINITE), WAIT_FAILED) != WAIT_OBJECT_0) {
-        DWORD err = GetLastError();
-        keeper_stop(k); /* it may yet take a slot: stop it as a holder */
-        SetLastError(err);
-        return RQ_ESYS;
-    }
-    LONG outcome = InterlockedCompareExchange(&k->outcome, 0, 0);
-    if (outcome != 1) {
-        DWORD err = k->err;
-        WaitForSingleObject(k->thread, INFINITE);
-        keeper_free(k);
-        SetLastError(err);
-        return outcome == 0 ? RQ_EBUSY : RQ_ESYS;
-    }
+    int rc = keeper_start(k, slot_keeper_main, sk);
+    if (rc < 0)
+        return rc;
     *slot = sk->slot;
     seg->slot = k;
     return RQ_OK;

@@ -666,6 +666,25 @@ static int rec_reserve_kept(rq *q, int rc)
     return rc;
 }
 
+/* Hands out the K slots claimed at the ring's write cursor (K >= 1), their
+ * payloads in BUFS from index FIRST on (those before it the caller's claim
+ * gave already), and holds them reserved for rq_commit or rq_commit_burst.
+ * MPSC: the producers' lock stays held past the call, on the thread's list
+ * (rq_mpsc_keep), so that only the reserving thread commits and the
+ * thread's other handles get RQ_EDEADLK. */
+static void hold_reserved(rq *q, void **bufs, uint32_t first, uint32_t k)
+{
+    for (uint32_t i = first; i < k; i++)
+        bufs[i] = rq_ring_claimed(&q->ring, i);
+    q->held = HELD_RESERVED;
+    q->held_count = k;
+    q->reserved = bufs[0];
+    if (q->mpsc) {
+        q->reserver = rq_plat_thread_id();
+        rq_mpsc_keep(&q->lock); /* held past this call */
+    }
+}
+
 int rq_reserve(rq *q, void **slot, int timeout_ms)
 {
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
@@ -683,17 +702,11 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
         *slot = q->reserved;
         return RQ_OK;
     }
-    rc = producer_claim(q, &q->reserved, timeout_ms);
+    rc = producer_claim(q, slot, timeout_ms);
     if (rc < 0)
         return rc;
-    q->held = HELD_RESERVED;
-    q->held_count = 1;
-    if (q->mpsc) {
-        q->reserver = rq_plat_thread_id();
-        rq_mpsc_keep(&q->lock); /* held past this call */
-    }
-    *slot = q->reserved;
-    return RQ_OK;
+    hold_reserved(q, slot, 1, 1); /* *SLOT: the claim gave the payload */
+    return RQ_OK;                 /* not the count, as the bursts return */
 }
 
 int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms)
@@ -783,15 +796,7 @@ int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms)
     if (rc < 0)
         return rc;
     k = k < want ? k : want;
-    for (uint32_t i = 0; i < k; i++)
-        slots[i] = rq_ring_claimed(&q->ring, i);
-    q->held = HELD_RESERVED;
-    q->held_count = k;
-    q->reserved = slots[0];
-    if (q->mpsc) {
-        q->reserver = rq_plat_thread_id();
-        rq_mpsc_keep(&q->lock); /* held past this call */
-    }
+    hold_reserved(q, slots, 0, k);
     return (int)k;
 }
 
@@ -815,15 +820,7 @@ int rq_reserve_burst_len(rq *q, const size_t *lens, size_t count, void **bufs, i
     rc = producer_claim_batch(q, want, timeout_ms);
     if (rc < 0)
         return rc;
-    for (uint32_t i = 0; i < want; i++)
-        bufs[i] = rq_ring_claimed(&q->ring, i);
-    q->held = HELD_RESERVED;
-    q->held_count = want;
-    q->reserved = bufs[0];
-    if (q->mpsc) {
-        q->reserver = rq_plat_thread_id();
-        rq_mpsc_keep(&q->lock); /* held past this call */
-    }
+    hold_reserved(q, bufs, 0, want); /* all WANT or none: the claim waited for them all */
     return (int)want;
 }
 

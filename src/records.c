@@ -191,14 +191,9 @@ static int rec_claim(struct rq_rec *r, uint32_t len, void **payload)
     if (r->lock && rec_sync_write(r) < 0)
         return RQ_ECORRUPT;
     uint32_t pad, need = rec_need(r, r->w, len, &pad);
-    if (rec_used(r, r->w, r->read_cache) + need > r->cap || r->lock) {
-        uint64_t rw = rq_load_acquire_u64(&r->shm->read_word);
-        if (!rec_pair_ok(r, rec_word(r->wseq, r->w), rw))
-            return RQ_ECORRUPT;
-        r->read_cache = (uint32_t)rw;
-        if (rec_used(r, r->w, r->read_cache) + need > r->cap)
-            return RQ_EAGAIN;
-    }
+    int rc = rec_room(r, need);
+    if (rc < 0)
+        return rc;
     RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
     uint32_t at = rec_index(r, r->w);
     if (pad) {

@@ -320,14 +320,9 @@ static int rec_try_batch(void *ctx)
     if (r->lock && rec_sync_write(r) < 0)
         return RQ_ECORRUPT;
     uint32_t need = rec_batch_need(r, r->w, r->batch_want, &r->res_count);
-    if (rec_used(r, r->w, r->read_cache) + need > r->cap || r->lock) {
-        uint64_t rw = rq_load_acquire_u64(&r->shm->read_word);
-        if (!rec_pair_ok(r, rec_word(r->wseq, r->w), rw))
-            return RQ_ECORRUPT;
-        r->read_cache = (uint32_t)rw;
-        if (rec_used(r, r->w, r->read_cache) + need > r->cap)
-            return RQ_EAGAIN;
-    }
+    int rc = rec_room(r, need);
+    if (rc < 0)
+        return rc;
     RQ_CRASH_POINT(PUSH_BURST_AFTER_CLAIM);
     return RQ_OK;
 }

@@ -150,6 +150,22 @@ static inline int rec_sync_write(struct rq_rec *r)
     return RQ_OK;
 }
 
+/* Room at the write word for NEED more bytes (the wrap's padding
+ * counted in NEED by the caller)?  The consumer's word is reloaded if the
+ * cache says no, and always on MPSC (the cache is from an earlier hold of
+ * the lock).  RQ_OK, RQ_EAGAIN, or RQ_ECORRUPT for a pair of words that
+ * cannot be true at once. */
+static inline int rec_room(struct rq_rec *r, uint32_t need)
+{
+    if (rec_used(r, r->w, r->read_cache) + need <= r->cap && !r->lock)
+        return RQ_OK;
+    uint64_t rw = rq_load_acquire_u64(&r->shm->read_word);
+    if (!rec_pair_ok(r, rec_word(r->wseq, r->w), rw))
+        return RQ_ECORRUPT;
+    r->read_cache = (uint32_t)rw;
+    return rec_used(r, r->w, r->read_cache) + need <= r->cap ? RQ_OK : RQ_EAGAIN;
+}
+
 static inline int reservation_is_ours(const struct rq_rec *r)
 {
     return !r->lock || r->reserver == rq_plat_thread_id();

@@ -242,6 +242,17 @@ static int cmd_depth(char **a)
     return 0;
 }
 
+/* Removes queue NAME as rq_unlink does: the segment, and its lock object
+ * and poll files once no lock is held in them (every side stopped).  A
+ * name that is gone already is no error. */
+static int cmd_unlink(char **a)
+{
+    int rc = rq_unlink(a[0]);
+    if (rc != RQ_OK && rc != RQ_ENOENT)
+        return fprintf(stderr, "bridge_util: rq_unlink %s: %s\n", a[0], rq_errname(rc)), 1;
+    return 0;
+}
+
 /* The receiving application of docs/bridge.md: keeps the highest stream
  * sequence processed and drops every record at or below it.  Prints
  * "rec SEQ DELIVERIES PAYLOAD" for a record it keeps and "dup SEQ" for one
@@ -400,6 +411,7 @@ int main(int argc, char **argv)
                 {"produce", 5, cmd_produce},
                 {"push", 2, cmd_push},
                 {"depth", 1, cmd_depth},
+                {"unlink", 1, cmd_unlink},
                 {"create", 3, cmd_create},
                 {"create-records", 3, cmd_create_records},
                 {"drain", 3, cmd_drain},

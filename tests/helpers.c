@@ -150,6 +150,58 @@ rq *th_create(const char *name, uint32_t slots, uint32_t slot_size, uint32_t fla
     return keep;
 }
 
+struct th_pair th_pair_open(const char *tag, uint32_t slots, uint32_t slot_size, uint32_t flags)
+{
+    struct th_pair q;
+    q.name = th_name(tag);
+    q.keep = th_create(q.name, slots, slot_size, flags);
+    q.p = th_open(q.name, RQ_PRODUCER, slots, slot_size, flags);
+    q.c = th_open(q.name, RQ_CONSUMER, slots, slot_size, flags);
+    return q;
+}
+
+void th_pair_close(struct th_pair *q)
+{
+    rq_close(q->p);
+    rq_close(q->c);
+    rq_close(q->keep);
+    rq_unlink(q->name);
+}
+
+void th_fill_tagged(void *buf, size_t len, unsigned tag)
+{
+    unsigned char *b = buf;
+    for (size_t i = 0; i < len; i++)
+        b[i] = (unsigned char)(tag * 7u + i);
+}
+
+void th_expect_pop_tagged(rq *c, size_t len, unsigned tag)
+{
+    unsigned char buf[4096], want[4096];
+    size_t got = 0;
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &got, 0), RQ_OK);
+    assert_int_equal(got, len);
+    th_fill_tagged(want, len, tag);
+    assert_memory_equal(buf, want, len);
+}
+
+void th_expect_lock_holder(rq *q, int64_t pid, int reserving)
+{
+    rq_stats st;
+    assert_int_equal(rq_stat(q, &st), RQ_OK);
+    if (pid == TH_ANOTHER_PROCESS) {
+        assert_true(st.lock_holder_pid > 0 && st.lock_holder_pid != th_getpid());
+    } else {
+        assert_int_equal(st.lock_holder_pid, pid);
+    }
+    if (pid == 0) {
+        assert_int_equal(st.lock_reserving, 0);
+        assert_int_equal(st.lock_held_ms, -1);
+    } else {
+        assert_int_equal(st.lock_reserving, reserving);
+    }
+}
+
 unsigned long th_kill_count(const char *what, unsigned long default_posix,
                             unsigned long default_windows)
 {

@@ -142,6 +142,31 @@ rq *th_create(const char *name, uint32_t slots, uint32_t slot_size, uint32_t fla
 /* Opens with a config; asserts success. */
 rq *th_open(const char *name, int role, uint32_t slots, uint32_t slot_size, uint32_t flags);
 
+/* A queue with its producer and consumer in this process: NAME
+ * (th_name(TAG)), made and kept alive by KEEP (th_create), P and C opened
+ * with the same geometry and FLAGS.  th_pair_close closes all three and
+ * unlinks NAME. */
+struct th_pair {
+    const char *name;
+    rq *keep, *p, *c;
+};
+struct th_pair th_pair_open(const char *tag, uint32_t slots, uint32_t slot_size, uint32_t flags);
+void th_pair_close(struct th_pair *q);
+
+/* Tagged payloads: byte I of the message tagged TAG is TAG * 7 + I, so a
+ * message out of place or overwritten shows. */
+void th_fill_tagged(void *buf, size_t len, unsigned tag);
+/* Pops one message from C without waiting (at most 4096 bytes) and asserts
+ * that it is LEN bytes tagged TAG. */
+void th_expect_pop_tagged(rq *c, size_t len, unsigned tag);
+
+/* Who holds the producers' lock of an MPSC queue, as rq_stat on Q shows it:
+ * PID 0 (free: then no reservation and no wait time shown), our own
+ * process id, or TH_ANOTHER_PROCESS (some other live or dead process);
+ * RESERVING as lock_reserving shows it (only checked while held). */
+#define TH_ANOTHER_PROCESS (-2)
+void th_expect_lock_holder(rq *q, int64_t pid, int reserving);
+
 /* ---- blocking calls while the peer is alive: a lost wake-up fails fast - */
 
 /* A blocking call whose peer is alive and working is ended by a wake-up

@@ -37,9 +37,13 @@ def fresh(tag):
 
 
 def unlink_queue(name):
-    """The queue and the status files bridges left beside it."""
-    files = ["rq." + name] + [f for f in os.listdir("/dev/shm")
-                              if f.startswith(("rqb.", "rqbt.")) and f.endswith("." + name)]
+    """The queue (rq_unlink: its lock object and poll files too, which a
+    plain removal of rq.NAME left behind) and the status files bridges
+    left beside it.  Every side must be stopped first: a lock still held
+    keeps the lock object."""
+    util("unlink", name)
+    files = [f for f in os.listdir("/dev/shm")
+             if f.startswith(("rqb.", "rqbt.")) and f.endswith("." + name)]
     for f in files:
         try:
             os.unlink("/dev/shm/" + f)
@@ -141,6 +145,12 @@ class BridgeCase(unittest.TestCase):
             f.close()
         for name in self.queues:
             unlink_queue(name)
+        # Every side is gone and unlinked: nothing of the test's queues may
+        # stay in /dev/shm (the names hold this process's pid, so another
+        # run's objects never count).
+        left = [f for f in os.listdir("/dev/shm")
+                for name in self.queues if f.endswith("." + name)]
+        self.assertEqual(left, [], "objects left in /dev/shm")
         # Under the ASan preset a sanitizer report in any child, even one
         # killed later, fails the test.
         reports = []

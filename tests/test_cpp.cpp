@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 #include <type_traits>
+#include <dirent.h>
 #include <unistd.h>
 #include <vector>
 
@@ -339,6 +340,23 @@ static void bursts()
     rqcpp::queue::unlink(name);
 }
 
+/* Each test unlinks what it made: nothing of this run's queues (segment,
+ * lock object, poll files) may stay in /dev/shm. */
+static void nothing_left_behind()
+{
+    std::string mine = "cpp." + std::to_string(getpid()) + ".";
+    DIR *dir = opendir("/dev/shm");
+    if (!dir)
+        return;
+    for (dirent *e; (e = readdir(dir)) != nullptr;) {
+        if (std::strstr(e->d_name, mine.c_str())) {
+            std::fprintf(stderr, "test_cpp: left behind: /dev/shm/%s\n", e->d_name);
+            ++failures;
+        }
+    }
+    closedir(dir);
+}
+
 int main()
 {
     push_pop_and_views();
@@ -349,6 +367,7 @@ int main()
     readme_style_config();
     record_queue_reserve_len();
     bursts();
+    nothing_left_behind();
     if (failures) {
         std::fprintf(stderr, "test_cpp: %d check(s) failed\n", failures);
         return 1;

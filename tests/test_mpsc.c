@@ -86,7 +86,9 @@ static void test_producer_killed_holding_the_lock(void **state)
         int status;
         assert_int_equal(th_wait(pid, 5000, &status), 0);
         assert_true(th_was_killed(status));
+        th_expect_lock_holder(c, TH_ANOTHER_PROCESS, 1);      /* the dead child's */
         assert_int_equal(rq_push(p, "next", 4, 1000), RQ_OK); /* lock recovered */
+        th_expect_lock_holder(c, 0, 0);
         rq_stats st;
         assert_int_equal(rq_stat(c, &st), RQ_OK);
         assert_int_equal(st.lock_recoveries, (uint64_t)round);
@@ -121,6 +123,7 @@ static void test_reservation_holds_the_lock_until_commit(void **state)
     rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC);
     void *slot;
     assert_int_equal(rq_reserve(p, &slot, 0), RQ_OK);
+    th_expect_lock_holder(c, th_getpid(), 1);
     /* another producer of this thread would wait for itself: told so at
      * once, whatever the timeout (before: RQ_EAGAIN, RQ_ETIMEDOUT, and a
      * wait for ever on Linux with RQ_INFINITE) */
@@ -146,6 +149,7 @@ static void test_reservation_holds_the_lock_until_commit(void **state)
     /* closing with a reservation releases the lock */
     assert_int_equal(rq_reserve(p, &slot, 0), RQ_OK);
     rq_close(p);
+    th_expect_lock_holder(c, 0, 0);
     assert_int_equal(rq_push(p2, "y", 1, 0), RQ_OK);
     rq_close(p2);
     rq_close(c);
@@ -195,7 +199,8 @@ static void test_reservation_belongs_to_its_thread(void **state)
     assert_int_equal(pthread_join(th, NULL), 0);
     assert_int_equal(a.reserve_rc, RQ_OK);
 #ifndef _WIN32
-    assert_int_equal(rq_push(p2, "never", 5, 50), RQ_ELOCKED); /* p1 holds it */
+    th_expect_lock_holder(c, th_getpid(), 1); /* p1 holds it, for A's reservation */
+    assert_int_equal(rq_push(p2, "never", 5, 50), RQ_ELOCKED);
 #else
     assert_int_equal(rq_push(p2, "from-p2", 7, 1000), RQ_OK); /* recovers the lock */
 #endif
@@ -387,7 +392,12 @@ static void test_all_blocked_producers_finish(void **state)
  * sleep).  Every producer also signals at open, counted twice: the
  * forced poller notification and the futex wake (role_acquire). */
 #define WAKE_PRODUCERS 3
-#define WAKE_EACH 20000
+/* Each consumer sleep costs a wake-up's latency, a few milliseconds on a
+ * loaded machine, and the consumer may sleep for almost every message: so
+ * few messages.  Enough, though: with every publishing producer signalling,
+ * 6,000 messages made 350-560 sleeps and 5,900-6,000 wake calls (60,000
+ * took the test near its watchdog at a load of 14). */
+#define WAKE_EACH 2000
 
 static int child_push_many(const char *arg)
 {

@@ -27,49 +27,10 @@ static rq_config rec_config(uint32_t cap, uint32_t max, uint32_t flags)
     return cfg;
 }
 
-struct pair {
-    const char *name;
-    rq *keep, *p, *c;
-};
-
-static struct pair pair_open(const char *tag, uint32_t cap, uint32_t max, uint32_t flags)
-{
-    struct pair q;
-    q.name = th_name(tag);
-    q.keep = th_create(q.name, cap, max, flags | RQ_RECORDS);
-    q.p = th_open(q.name, RQ_PRODUCER, cap, max, flags | RQ_RECORDS);
-    q.c = th_open(q.name, RQ_CONSUMER, cap, max, flags | RQ_RECORDS);
-    return q;
-}
-
-static void pair_close(struct pair *q)
-{
-    rq_close(q->p);
-    rq_close(q->c);
-    rq_close(q->keep);
-    rq_unlink(q->name);
-}
-
-static void fill(unsigned char *buf, size_t len, unsigned tag)
-{
-    for (size_t i = 0; i < len; i++)
-        buf[i] = (unsigned char)(tag * 7u + i);
-}
-
-static void expect_pop(rq *c, size_t len, unsigned tag)
-{
-    unsigned char buf[4096], want[4096];
-    size_t got = 0;
-    assert_int_equal(rq_pop(c, buf, sizeof buf, &got, 0), RQ_OK);
-    assert_int_equal(got, len);
-    fill(want, len, tag);
-    assert_memory_equal(buf, want, len);
-}
-
 static void push_tagged(rq *p, size_t len, unsigned tag)
 {
     unsigned char buf[4096];
-    fill(buf, len, tag);
+    th_fill_tagged(buf, len, tag);
     assert_int_equal(rq_push(p, buf, len, 0), RQ_OK);
 }
 
@@ -126,7 +87,7 @@ static void test_config_is_checked(void **state)
 static void test_records_are_packed(void **state)
 {
     (void)state;
-    struct pair q = pair_open("rec.pack", CAP, MAX, 0);
+    struct th_pair q = th_pair_open("rec.pack", CAP, MAX, RQ_RECORDS);
     /* 8-byte header + 24 bytes: 32 bytes each, 8 of them fill the ring. */
     for (unsigned i = 0; i < 8; i++)
         push_tagged(q.p, 20 + (i % 5), i); /* 20..24 round up to 24 */
@@ -142,7 +103,7 @@ static void test_records_are_packed(void **state)
     assert_int_equal(rq_stat(q.c, &s), RQ_OK);
     assert_int_equal(s.depth, 8);
     for (unsigned i = 0; i < 8; i++)
-        expect_pop(q.c, 20 + (i % 5), i);
+        th_expect_pop_tagged(q.c, 20 + (i % 5), i);
     st = rstat(q.c);
     assert_int_equal(st.bytes_used, 0);
     assert_int_equal(st.records, 0);
@@ -151,9 +112,9 @@ static void test_records_are_packed(void **state)
     push_tagged(q.p, 1, 9);
     st = rstat(q.c);
     assert_int_equal(st.bytes_used, 8 + 16);
-    expect_pop(q.c, 0, 0);
-    expect_pop(q.c, 1, 9);
-    pair_close(&q);
+    th_expect_pop_tagged(q.c, 0, 0);
+    th_expect_pop_tagged(q.c, 1, 9);
+    th_pair_close(&q);
 }
 
 /* A record that does not fit before the end is preceded by padding and
@@ -161,7 +122,7 @@ static void test_records_are_packed(void **state)
 static void test_wrap_pads_and_keeps_records_contiguous(void **state)
 {
     (void)state;
-    struct pair q = pair_open("rec.wrap", CAP, MAX, 0);
+    struct th_pair q = th_pair_open("rec.wrap", CAP, MAX, RQ_RECORDS);
     push_tagged(q.p, 100, 1); /* span 112: [0, 112) */
     const void *first;
     size_t len;
@@ -174,12 +135,12 @@ static void test_wrap_pads_and_keeps_records_contiguous(void **state)
     assert_int_equal(st.bytes_used, 112 + 32 + 112);
     assert_int_equal(st.records, 2);
     assert_int_equal(rq_push(q.p, "x", 1, 0), RQ_EAGAIN); /* 0 free */
-    expect_pop(q.c, 100, 2);
+    th_expect_pop_tagged(q.c, 100, 2);
     const void *msg;
     assert_int_equal(rq_peek(q.c, &msg, &len, 0), RQ_OK);
     assert_ptr_equal(msg, first); /* the ring's start: one pointer, one length */
     unsigned char want[100];
-    fill(want, sizeof want, 3);
+    th_fill_tagged(want, sizeof want, 3);
     assert_memory_equal(msg, want, sizeof want);
     assert_int_equal(rq_release(q.c), RQ_OK);
     st = rstat(q.c);
@@ -189,13 +150,13 @@ static void test_wrap_pads_and_keeps_records_contiguous(void **state)
     for (unsigned round = 0; round < 40; round++) {
         for (size_t l = round % 3; l <= MAX; l += 7 + round % 5) {
             push_tagged(q.p, l, tag);
-            expect_pop(q.c, l, tag++);
+            th_expect_pop_tagged(q.c, l, tag++);
         }
     }
     rq_stats s;
     assert_int_equal(rq_stat(q.c, &s), RQ_OK);
     assert_int_equal(s.pushed, s.popped);
-    pair_close(&q);
+    th_pair_close(&q);
 }
 
 /* A record that wraps needs its padding as well as its own bytes: with
@@ -204,15 +165,15 @@ static void test_wrap_pads_and_keeps_records_contiguous(void **state)
 static void test_room_counts_the_padding(void **state)
 {
     (void)state;
-    struct pair q = pair_open("rec.room", CAP, MAX, 0);
+    struct th_pair q = th_pair_open("rec.room", CAP, MAX, RQ_RECORDS);
     for (unsigned i = 0; i < 7; i++)
-        push_tagged(q.p, 24, i); /* [0, 224) */
-    expect_pop(q.c, 24, 0);      /* 192 used from 32 */
+        push_tagged(q.p, 24, i);      /* [0, 224) */
+    th_expect_pop_tagged(q.c, 24, 0); /* 192 used from 32 */
     assert_int_equal(rq_push(q.p, "0123456789012345678901234567890123456789", 40, 0), RQ_EAGAIN);
     push_tagged(q.p, 24, 7); /* fits before the end: [224, 256) */
     for (unsigned i = 1; i < 8; i++)
-        expect_pop(q.c, 24, i); /* none overwritten */
-    pair_close(&q);
+        th_expect_pop_tagged(q.c, 24, i); /* none overwritten */
+    th_pair_close(&q);
 }
 
 /* A largest record always fits an empty ring, wherever the offsets are. */
@@ -220,22 +181,22 @@ static void test_largest_record_fits_an_empty_ring_anywhere(void **state)
 {
     (void)state;
     const uint32_t max = CAP / 2 - 8;
-    struct pair q = pair_open("rec.max", CAP, max, 0);
+    struct th_pair q = th_pair_open("rec.max", CAP, max, RQ_RECORDS);
     for (unsigned shift = 0; shift < CAP / 8 + 3; shift++) {
         push_tagged(q.p, max, shift);
-        expect_pop(q.c, max, shift);
+        th_expect_pop_tagged(q.c, max, shift);
         push_tagged(q.p, 1, shift); /* moves the offsets on by 16 */
-        expect_pop(q.c, 1, shift);
+        th_expect_pop_tagged(q.c, 1, shift);
     }
-    pair_close(&q);
+    th_pair_close(&q);
 }
 
 static void test_lengths_too_large(void **state)
 {
     (void)state;
-    struct pair q = pair_open("rec.size", CAP, MAX, 0);
+    struct th_pair q = th_pair_open("rec.size", CAP, MAX, RQ_RECORDS);
     unsigned char buf[CAP];
-    fill(buf, sizeof buf, 5);
+    th_fill_tagged(buf, sizeof buf, 5);
     assert_int_equal(rq_push(q.p, buf, MAX + 1, 0), RQ_EMSGSIZE);
     rq_record_stats st = rstat(q.c);
     assert_int_equal(st.bytes_used, 0);
@@ -245,14 +206,14 @@ static void test_lengths_too_large(void **state)
     assert_int_equal(rq_pop(q.c, buf, 49, &len, 0), RQ_EMSGSIZE);
     assert_int_equal(len, 50); /* reported, left in place */
     assert_int_equal(rstat(q.c).records, 1);
-    expect_pop(q.c, 50, 4);
-    pair_close(&q);
+    th_expect_pop_tagged(q.c, 50, 4);
+    th_pair_close(&q);
 }
 
 static void test_reserve_with_a_length(void **state)
 {
     (void)state;
-    struct pair q = pair_open("rec.reserve", CAP, MAX, 0);
+    struct th_pair q = th_pair_open("rec.reserve", CAP, MAX, RQ_RECORDS);
     void *slot, *again;
     assert_int_equal(rq_reserve_len(q.p, MAX + 1, &slot, 0), RQ_EMSGSIZE);
     assert_int_equal(rq_reserve_len(q.p, 40, &slot, 0), RQ_OK);
@@ -262,24 +223,24 @@ static void test_reserve_with_a_length(void **state)
     assert_int_equal(rq_push(q.p, "x", 1, 0), RQ_ESTATE);
     assert_int_equal(rq_commit(q.p, 41), RQ_EMSGSIZE); /* kept */
     assert_int_equal(rstat(q.c).records, 0);           /* unpublished */
-    fill(slot, 12, 6);
+    th_fill_tagged(slot, 12, 6);
     assert_int_equal(rq_commit(q.p, 12), RQ_OK);
     assert_int_equal(rq_commit(q.p, 12), RQ_ESTATE);
     assert_int_equal(rstat(q.c).bytes_used, 8 + 16); /* the committed length only */
-    expect_pop(q.c, 12, 6);
+    th_expect_pop_tagged(q.c, 12, 6);
     /* rq_reserve reserves the largest record. */
     assert_int_equal(rq_reserve(q.p, &slot, 0), RQ_OK);
-    fill(slot, MAX, 7);
+    th_fill_tagged(slot, MAX, 7);
     assert_int_equal(rq_commit(q.p, MAX), RQ_OK);
-    expect_pop(q.c, MAX, 7);
+    th_expect_pop_tagged(q.c, MAX, 7);
     /* A reservation dropped by close leaves nothing. */
     assert_int_equal(rq_reserve_len(q.p, 64, &slot, 0), RQ_OK);
     rq_close(q.p);
     assert_int_equal(rstat(q.c).records, 0);
     q.p = th_open(q.name, RQ_PRODUCER, CAP, MAX, RQ_RECORDS);
     push_tagged(q.p, 64, 8);
-    expect_pop(q.c, 64, 8);
-    pair_close(&q);
+    th_expect_pop_tagged(q.c, 64, 8);
+    th_pair_close(&q);
     /* rq_reserve_len on a slot queue: any length up to slot_size. */
     const char *sname = th_name("rec.reserve.slots");
     rq *p = th_open(sname, RQ_PRODUCER, 2, 64, 0);
@@ -293,7 +254,7 @@ static void test_reserve_with_a_length(void **state)
 static void test_sequence_numbers_and_redelivery(void **state)
 {
     (void)state;
-    struct pair q = pair_open("rec.seq", CAP, MAX, 0);
+    struct th_pair q = th_pair_open("rec.seq", CAP, MAX, RQ_RECORDS);
     uint64_t next;
     for (unsigned i = 0; i < 30; i++) {
         assert_int_equal(rq_next_seq(q.p, &next), RQ_OK);
@@ -328,13 +289,13 @@ static void test_sequence_numbers_and_redelivery(void **state)
     assert_int_equal(rq_pop_info(q.c, buf, sizeof buf, &len, &info, 0), RQ_OK);
     assert_int_equal(info.seq, 30);
     assert_int_equal(info.flags, 0);
-    pair_close(&q);
+    th_pair_close(&q);
 }
 
 static void test_timeouts(void **state)
 {
     (void)state;
-    struct pair q = pair_open("rec.time", CAP, MAX, 0);
+    struct th_pair q = th_pair_open("rec.time", CAP, MAX, RQ_RECORDS);
     unsigned char buf[MAX];
     size_t len;
     assert_int_equal(rq_pop(q.c, buf, sizeof buf, &len, 0), RQ_EAGAIN);
@@ -348,7 +309,7 @@ static void test_timeouts(void **state)
     assert_int_equal(rq_push(q.p, buf, MAX, 30), RQ_ETIMEDOUT);
     assert_true(th_now_ms() - t0 >= 25);
     push_tagged(q.p, 40, 3); /* 48 more fit */
-    pair_close(&q);
+    th_pair_close(&q);
 }
 
 struct walk {
@@ -366,12 +327,12 @@ static int collect(void *ctx, const rq_record_entry *e)
 static void test_dump_walks_without_consuming(void **state)
 {
     (void)state;
-    struct pair q = pair_open("rec.dump", CAP, MAX, 0);
+    struct th_pair q = th_pair_open("rec.dump", CAP, MAX, RQ_RECORDS);
     struct walk w = {0};
     assert_int_equal(rq_dump_records(q.keep ? q.keep : q.c, collect, &w), RQ_OK);
     assert_int_equal(w.n, 0);
     push_tagged(q.p, 100, 1);
-    expect_pop(q.c, 100, 1);
+    th_expect_pop_tagged(q.c, 100, 1);
     push_tagged(q.p, 100, 2); /* [112, 224) */
     push_tagged(q.p, 5, 3);   /* [224, 240) */
     push_tagged(q.p, 20, 4);  /* padding 16, then [0, 32) */
@@ -385,7 +346,7 @@ static void test_dump_walks_without_consuming(void **state)
         assert_int_equal(w.e[i].len, lens[i]);
         assert_int_equal(w.e[i].padding, pads[i]);
         unsigned char want[100];
-        fill(want, lens[i], 2 + i);
+        th_fill_tagged(want, lens[i], 2 + i);
         assert_memory_equal(w.e[i].data, want, lens[i]);
     }
     assert_int_equal(rstat(o).records, 3); /* nothing consumed */
@@ -395,7 +356,7 @@ static void test_dump_walks_without_consuming(void **state)
     assert_int_equal(rq_dump_records(s, collect, &w), RQ_EINVAL);
     rq_close(s);
     rq_unlink(sname);
-    pair_close(&q);
+    th_pair_close(&q);
 }
 
 /* ---- threads: producers and a consumer in one process --------------- */
@@ -426,7 +387,7 @@ static unsigned push_burst_tagged(rq *p, unsigned tag, unsigned n)
     size_t lens[64];
     for (unsigned i = 0; i < n; i++) {
         lens[i] = burst_len(tag + i);
-        fill(bufs[i], lens[i], tag + i);
+        th_fill_tagged(bufs[i], lens[i], tag + i);
         msgs[i] = bufs[i];
     }
     int k = rq_push_burst(p, msgs, lens, n, 0);
@@ -450,7 +411,7 @@ static unsigned drain_bursts(rq *c, unsigned *next, int peek)
                 return got;
             assert_true(k >= 1);
             for (int i = 0; i < k; i++, got++, (*next)++) {
-                fill(want, burst_len(*next), *next);
+                th_fill_tagged(want, burst_len(*next), *next);
                 assert_int_equal(lens[i], burst_len(*next));
                 assert_memory_equal(buf + (size_t)i * MAX, want, lens[i]);
             }
@@ -462,7 +423,7 @@ static unsigned drain_bursts(rq *c, unsigned *next, int peek)
             return got;
         assert_true(k >= 1);
         for (int i = 0; i < k; i++) {
-            fill(want, burst_len(*next + (unsigned)i), *next + (unsigned)i);
+            th_fill_tagged(want, burst_len(*next + (unsigned)i), *next + (unsigned)i);
             assert_int_equal(v[i].len, burst_len(*next + (unsigned)i));
             assert_memory_equal(v[i].data, want, v[i].len);
             assert_int_equal(v[i].seq, v[0].seq + (unsigned)i);
@@ -489,7 +450,7 @@ static void test_bursts_on_records(void **state)
 {
     (void)state;
     for (int mpsc = 0; mpsc < 2; mpsc++) {
-        struct pair q = pair_open("rec.burst", CAP, MAX, mpsc ? RQ_MPSC : 0);
+        struct th_pair q = th_pair_open("rec.burst", CAP, MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
         unsigned char buf[64 * MAX], want[MAX];
         size_t lens[64];
         const void *msgs[4] = {"a", "bb", want, "d"};
@@ -504,7 +465,7 @@ static void test_bursts_on_records(void **state)
         const void *bm[5];
         size_t bl[5];
         for (unsigned i = 0; i < 5; i++) {
-            fill(big[i], 56, 100 + i);
+            th_fill_tagged(big[i], 56, 100 + i);
             bm[i] = big[i];
             bl[i] = 56;
         }
@@ -518,13 +479,13 @@ static void test_bursts_on_records(void **state)
         assert_int_equal(lens[0], 56);
         assert_int_equal(rq_pop_burst(q.c, buf, 56, lens, 3, 0), 3);
         for (unsigned i = 0; i < 3; i++) {
-            fill(want, 56, 100 + i);
+            th_fill_tagged(want, 56, 100 + i);
             assert_int_equal(lens[i], 56);
             assert_memory_equal(buf + i * 56, want, 56);
         }
         assert_int_equal(rq_stat(q.c, &after), RQ_OK);
         assert_int_equal(after.popped - before.popped, 3);
-        expect_pop(q.c, 56, 103);
+        th_expect_pop_tagged(q.c, 56, 103);
         /* Around the ring many times in batches of every size, across the
          * wrap (padding inside a batch): copies and peeks, every byte. */
         unsigned pushed = 1000, next = 1000;
@@ -542,7 +503,7 @@ static void test_bursts_on_records(void **state)
         /* Reserving a burst needs a length per record: not on records. */
         void *slots[2];
         assert_int_equal(rq_reserve_burst(q.p, slots, 2, 0), RQ_EINVAL);
-        pair_close(&q);
+        th_pair_close(&q);
     }
 }
 
@@ -551,7 +512,7 @@ static void test_bursts_on_records(void **state)
 static void test_peek_burst_redelivers(void **state)
 {
     (void)state;
-    struct pair q = pair_open("rec.burstre", CAP, MAX, 0);
+    struct th_pair q = th_pair_open("rec.burstre", CAP, MAX, RQ_RECORDS);
     const void *m[5] = {"r0", "r1", "r2", "r3", "r4"};
     size_t l[5] = {2, 2, 2, 2, 2};
     assert_int_equal(rq_push_burst(q.p, m, l, 5, 0), 5);
@@ -570,7 +531,7 @@ static void test_peek_burst_redelivers(void **state)
     }
     assert_int_equal(rq_release_burst(q.c, 3), RQ_OK);
     assert_int_equal(rstat(q.c).records, 0);
-    pair_close(&q);
+    th_pair_close(&q);
 }
 
 static size_t thread_len(unsigned stream, unsigned i)
@@ -659,7 +620,7 @@ static void test_threads_every_byte(void **state)
 /* ---- hostile segments ------------------------------------------------ */
 
 struct hostile {
-    struct pair q;
+    struct th_pair q;
     struct th_raw raw;
     struct rq_rec_shm *shm;
     unsigned char *data;
@@ -667,7 +628,7 @@ struct hostile {
 
 static void hostile_open(struct hostile *h)
 {
-    h->q = pair_open("rec.hostile", CAP, MAX, 0);
+    h->q = th_pair_open("rec.hostile", CAP, MAX, RQ_RECORDS);
     th_raw_open(&h->raw, "rq", h->q.name);
     h->shm = (struct rq_rec_shm *)h->raw.addr;
     h->data = h->raw.addr + sizeof(struct rq_rec_shm);
@@ -676,7 +637,7 @@ static void hostile_open(struct hostile *h)
 static void hostile_close(struct hostile *h)
 {
     th_raw_close(&h->raw);
-    pair_close(&h->q);
+    th_pair_close(&h->q);
 }
 
 static void put_header(unsigned char *at, uint32_t len, uint32_t type)
@@ -740,8 +701,8 @@ static void test_hostile_record_segments(void **state)
         hostile_open(&h);
         push_tagged(h.q.p, 100, 1); /* [0, 112) */
         push_tagged(h.q.p, 100, 2); /* [112, 224) */
-        expect_pop(h.q.c, 100, 1);
-        expect_pop(h.q.c, 100, 2);
+        th_expect_pop_tagged(h.q.c, 100, 1);
+        th_expect_pop_tagged(h.q.c, 100, 2);
         put_header(h.data + 224, variant == 2 ? 8 : 24, RQ_REC_PAD);
         put_header(h.data, variant == 1 ? 500 : 16, RQ_REC_DATA);
         uint32_t end = variant == 0 ? CAP : CAP + 24;

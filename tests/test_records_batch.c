@@ -22,46 +22,6 @@
 #define CAP 256u
 #define MAX 120u
 
-struct pair {
-    const char *name;
-    rq *keep, *p, *c;
-};
-
-static struct pair pair_open(const char *tag, uint32_t cap, uint32_t max, uint32_t flags)
-{
-    struct pair q;
-    q.name = th_name(tag);
-    q.keep = th_create(q.name, cap, max, flags);
-    q.p = th_open(q.name, RQ_PRODUCER, cap, max, flags);
-    q.c = th_open(q.name, RQ_CONSUMER, cap, max, flags);
-    return q;
-}
-
-static void pair_close(struct pair *q)
-{
-    rq_close(q->p);
-    rq_close(q->c);
-    rq_close(q->keep);
-    rq_unlink(q->name);
-}
-
-static void fill(void *buf, size_t len, unsigned tag)
-{
-    unsigned char *b = buf;
-    for (size_t i = 0; i < len; i++)
-        b[i] = (unsigned char)(tag * 7u + i);
-}
-
-static void expect_pop(rq *c, size_t len, unsigned tag)
-{
-    unsigned char buf[4096], want[4096];
-    size_t got = 0;
-    assert_int_equal(rq_pop(c, buf, sizeof buf, &got, 0), RQ_OK);
-    assert_int_equal(got, len);
-    fill(want, len, tag);
-    assert_memory_equal(buf, want, len);
-}
-
 static rq_record_stats rstat(rq *q)
 {
     rq_record_stats st;
@@ -71,7 +31,7 @@ static rq_record_stats rstat(rq *q)
 
 /* Moves both offsets to byte OFF (a multiple of 16 up to CAP - 16) of an
  * empty ring, with one record pushed and popped. */
-static void move_to(struct pair *q, size_t off)
+static void move_to(struct th_pair *q, size_t off)
 {
     if (off == 0)
         return;
@@ -88,7 +48,7 @@ static void reserve_fill_commit(rq *p, const size_t *lens, size_t n, const size_
     void *bufs[16];
     assert_int_equal(rq_reserve_burst_len(p, lens, n, bufs, 0), (int)n);
     for (size_t i = 0; i < n; i++)
-        fill(bufs[i], lens[i], tag + (unsigned)i);
+        th_fill_tagged(bufs[i], lens[i], tag + (unsigned)i);
     assert_int_equal(rq_commit_burst(p, commit, k), RQ_OK);
 }
 
@@ -98,7 +58,7 @@ static void test_padding_in_the_middle_of_a_batch(void **state)
 {
     (void)state;
     for (int mpsc = 0; mpsc < 2; mpsc++) {
-        struct pair q = pair_open("batch.pad", CAP, MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
+        struct th_pair q = th_pair_open("batch.pad", CAP, MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
         move_to(&q, 112);
         size_t lens[3] = {50, 50, 40};
         void *bufs[3];
@@ -107,7 +67,7 @@ static void test_padding_in_the_middle_of_a_batch(void **state)
         assert_int_equal((unsigned char *)bufs[0] - (unsigned char *)bufs[2], 112);
         assert_int_equal((unsigned char *)bufs[1] - (unsigned char *)bufs[2], 176);
         for (unsigned i = 0; i < 3; i++)
-            fill(bufs[i], lens[i], 20 + i);
+            th_fill_tagged(bufs[i], lens[i], 20 + i);
         assert_int_equal(rstat(q.c).records, 0); /* nothing visible before the commit */
         assert_int_equal(rq_commit_burst(q.p, lens, 3), RQ_OK);
         rq_record_stats st = rstat(q.c);
@@ -115,8 +75,8 @@ static void test_padding_in_the_middle_of_a_batch(void **state)
         assert_int_equal(st.padding_bytes, 16);
         assert_int_equal(st.bytes_used, 64 + 64 + 16 + 48);
         for (unsigned i = 0; i < 3; i++)
-            expect_pop(q.c, lens[i], 20 + i);
-        pair_close(&q);
+            th_expect_pop_tagged(q.c, lens[i], 20 + i);
+        th_pair_close(&q);
     }
 }
 
@@ -125,13 +85,13 @@ static void test_a_batch_fills_the_ring_exactly(void **state)
 {
     (void)state;
     for (int mpsc = 0; mpsc < 2; mpsc++) {
-        struct pair q = pair_open("batch.full", CAP, MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
+        struct th_pair q = th_pair_open("batch.full", CAP, MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
         size_t four[4] = {56, 56, 56, 56}; /* 4 spans of 64 */
         reserve_fill_commit(q.p, four, 4, four, 4, 30);
         assert_int_equal(rstat(q.c).bytes_free, 0);
         assert_int_equal(rq_push(q.p, "x", 1, 0), RQ_EAGAIN);
         for (unsigned i = 0; i < 4; i++)
-            expect_pop(q.c, 56, 30 + i);
+            th_expect_pop_tagged(q.c, 56, 30 + i);
         /* At 112 of 256: 100 (span 112) to 224, padding 32, 100 at 0. */
         move_to(&q, 112);
         size_t two[2] = {100, 100};
@@ -139,25 +99,25 @@ static void test_a_batch_fills_the_ring_exactly(void **state)
         rq_record_stats st = rstat(q.c);
         assert_int_equal(st.bytes_free, 0);
         assert_int_equal(st.records, 2);
-        expect_pop(q.c, 100, 40);
-        expect_pop(q.c, 100, 41);
+        th_expect_pop_tagged(q.c, 100, 40);
+        th_expect_pop_tagged(q.c, 100, 41);
         /* More than the ring holds from here (112): the start that fits,
          * 64 + 64, padding 16, 64; a fourth would need 272 bytes. */
         size_t many[6] = {56, 56, 56, 56, 56, 56};
         void *bufs[6];
         assert_int_equal(rq_reserve_burst_len(q.p, many, 6, bufs, 0), 3);
         for (unsigned i = 0; i < 3; i++)
-            fill(bufs[i], 56, 90 + i);
+            th_fill_tagged(bufs[i], 56, 90 + i);
         assert_int_equal(rq_commit_burst(q.p, many, 3), RQ_OK);
         assert_int_equal(rstat(q.c).bytes_used, 208);
         for (unsigned i = 0; i < 3; i++)
-            expect_pop(q.c, 56, 90 + i);
+            th_expect_pop_tagged(q.c, 56, 90 + i);
         move_to(&q, 96); /* from 64 to 160 */
         move_to(&q, 96); /* back at 0 */
         assert_int_equal(rq_reserve_burst_len(q.p, many, 6, bufs, 0), 4);
         assert_int_equal(rq_commit_burst(q.p, many, 4), RQ_OK);
         assert_int_equal(rstat(q.c).bytes_free, 0);
-        pair_close(&q);
+        th_pair_close(&q);
     }
 }
 
@@ -166,14 +126,14 @@ static void test_lengths_zero_one_and_the_largest(void **state)
     (void)state;
     const uint32_t max = CAP / 2 - 8;
     for (int mpsc = 0; mpsc < 2; mpsc++) {
-        struct pair q = pair_open("batch.lens", CAP, max, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
+        struct th_pair q = th_pair_open("batch.lens", CAP, max, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
         size_t lens[3] = {0, 1, max};
         void *bufs[3];
         for (unsigned shift = 0; shift < CAP / 16; shift++) {
             reserve_fill_commit(q.p, lens, 3, lens, 3, shift);
-            expect_pop(q.c, 0, shift);
-            expect_pop(q.c, 1, shift + 1);
-            expect_pop(q.c, max, shift + 2);
+            th_expect_pop_tagged(q.c, 0, shift);
+            th_expect_pop_tagged(q.c, 1, shift + 1);
+            th_expect_pop_tagged(q.c, max, shift + 2);
             move_to(&q, 16); /* on by 16 each round: every wrap position */
         }
         size_t too_long[2] = {1, max + 1};
@@ -182,7 +142,7 @@ static void test_lengths_zero_one_and_the_largest(void **state)
         assert_int_equal(rq_reserve_burst_len(q.p, lens, 0, bufs, 0), RQ_EINVAL);
         assert_int_equal(rq_reserve_burst_len(q.p, NULL, 1, bufs, 0), RQ_EINVAL);
         assert_int_equal(rstat(q.c).bytes_used, 0);
-        pair_close(&q);
+        th_pair_close(&q);
     }
 }
 
@@ -192,31 +152,31 @@ static void test_a_commit_shorter_than_reserved(void **state)
 {
     (void)state;
     for (int mpsc = 0; mpsc < 2; mpsc++) {
-        struct pair q = pair_open("batch.short", CAP, MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
+        struct th_pair q = th_pair_open("batch.short", CAP, MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
         size_t room[3] = {40, 40, 40}, lens[3] = {10, 40, 0}, over[3] = {10, 41, 0};
         void *bufs[3];
         assert_int_equal(rq_reserve_burst_len(q.p, room, 3, bufs, 0), 3);
         for (unsigned i = 0; i < 3; i++)
-            fill(bufs[i], room[i], 50 + i);
+            th_fill_tagged(bufs[i], room[i], 50 + i);
         assert_int_equal(rq_commit_burst(q.p, over, 3), RQ_EMSGSIZE); /* kept */
         assert_int_equal(rq_commit_burst(q.p, lens, 3), RQ_OK);
         assert_int_equal(rstat(q.c).bytes_used, 24 + 48 + 8);
         for (unsigned i = 0; i < 3; i++)
-            expect_pop(q.c, lens[i], 50 + i);
+            th_expect_pop_tagged(q.c, lens[i], 50 + i);
         /* At 160: 88 (span 96) fills the tail, 40 wraps to 0; committed as
          * 8, the first leaves room and the second now fits the tail. */
         move_to(&q, 160 - 80);
         size_t wide[2] = {88, 40}, narrow[2] = {8, 40};
         assert_int_equal(rq_reserve_burst_len(q.p, wide, 2, bufs, 0), 2);
-        fill(bufs[0], 88, 60);
-        fill(bufs[1], 40, 61);
+        th_fill_tagged(bufs[0], 88, 60);
+        th_fill_tagged(bufs[1], 40, 61);
         assert_int_equal(rq_commit_burst(q.p, narrow, 2), RQ_OK);
         rq_record_stats st = rstat(q.c);
         assert_int_equal(st.padding_bytes, 0);
         assert_int_equal(st.bytes_used, 16 + 48);
-        expect_pop(q.c, 8, 60);
-        expect_pop(q.c, 40, 61);
-        pair_close(&q);
+        th_expect_pop_tagged(q.c, 8, 60);
+        th_expect_pop_tagged(q.c, 40, 61);
+        th_pair_close(&q);
     }
 }
 
@@ -225,7 +185,7 @@ static void test_a_commit_of_fewer_than_reserved(void **state)
 {
     (void)state;
     for (int mpsc = 0; mpsc < 2; mpsc++) {
-        struct pair q = pair_open("batch.fewer", CAP, MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
+        struct th_pair q = th_pair_open("batch.fewer", CAP, MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
         size_t lens[3] = {30, 30, 30};
         void *bufs[3], *again;
         assert_int_equal(rq_reserve_burst_len(q.p, lens, 3, bufs, 0), 3);
@@ -233,26 +193,26 @@ static void test_a_commit_of_fewer_than_reserved(void **state)
         assert_int_equal(rq_push(q.p, "x", 1, 0), RQ_ESTATE);
         assert_int_equal(rq_reserve_len(q.p, 30, &again, 0), RQ_OK); /* the first again */
         assert_ptr_equal(again, bufs[0]);
-        fill(bufs[0], 30, 70);
+        th_fill_tagged(bufs[0], 30, 70);
         assert_int_equal(rq_commit_burst(q.p, lens, 4), RQ_EINVAL);
         assert_int_equal(rq_commit_burst(q.p, lens, 1), RQ_OK);
         assert_int_equal(rstat(q.c).records, 1);
-        expect_pop(q.c, 30, 70);
+        th_expect_pop_tagged(q.c, 30, 70);
         /* COUNT 0 drops it all; rq_commit publishes the first alone. */
         assert_int_equal(rq_reserve_burst_len(q.p, lens, 3, bufs, 0), 3);
         assert_int_equal(rq_commit_burst(q.p, lens, 0), RQ_OK);
         assert_int_equal(rstat(q.c).records, 0);
         assert_int_equal(rq_reserve_burst_len(q.p, lens, 3, bufs, 0), 3);
-        fill(bufs[0], 20, 71);
+        th_fill_tagged(bufs[0], 20, 71);
         assert_int_equal(rq_commit(q.p, 20), RQ_OK);
-        expect_pop(q.c, 20, 71);
+        th_expect_pop_tagged(q.c, 20, 71);
         /* rq_commit_burst after a plain rq_reserve_len. */
         assert_int_equal(rq_reserve_len(q.p, 30, &again, 0), RQ_OK);
-        fill(again, 12, 72);
+        th_fill_tagged(again, 12, 72);
         size_t twelve = 12;
         assert_int_equal(rq_commit_burst(q.p, &twelve, 1), RQ_OK);
-        expect_pop(q.c, 12, 72);
-        pair_close(&q);
+        th_expect_pop_tagged(q.c, 12, 72);
+        th_pair_close(&q);
     }
 }
 
@@ -262,7 +222,7 @@ static void test_all_or_nothing(void **state)
 {
     (void)state;
     for (int mpsc = 0; mpsc < 2; mpsc++) {
-        struct pair q = pair_open("batch.all", CAP, MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
+        struct th_pair q = th_pair_open("batch.all", CAP, MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
         unsigned char b[CAP] = {0};
         assert_int_equal(rq_push(q.p, b, 120, 0), RQ_OK); /* 128 used */
         size_t lens[3] = {56, 56, 8};                     /* 64 + 64 + 16 */
@@ -275,7 +235,7 @@ static void test_all_or_nothing(void **state)
         assert_int_equal(rq_reserve_burst_len(q.p, lens, 2, bufs, 0), 2); /* this fits */
         assert_int_equal(rq_commit_burst(q.p, lens, 2), RQ_OK);
         assert_int_equal(rstat(q.c).bytes_free, 0);
-        pair_close(&q);
+        th_pair_close(&q);
     }
 }
 
@@ -303,7 +263,7 @@ static void test_a_waiting_batch_gets_its_room(void **state)
     (void)state;
     for (int flags = 0; flags < 3; flags++) {
         uint32_t f = RQ_RECORDS | (flags == 1 ? RQ_MPSC : 0) | (flags == 2 ? RQ_FULL_FENCES : 0);
-        struct pair q = pair_open("batch.wait", 1024, 56, f);
+        struct th_pair q = th_pair_open("batch.wait", 1024, 56, f);
         unsigned char b[64] = {0};
         for (unsigned i = 0; i < 16; i++)
             assert_int_equal(rq_push(q.p, b, 56, 0), RQ_OK); /* full: 16 x 64 */
@@ -318,7 +278,7 @@ static void test_a_waiting_batch_gets_its_room(void **state)
         assert_int_equal(rq_commit_burst(q.p, lens, 10), RQ_OK);
         pthread_join(t, NULL);
         assert_int_equal(rstat(q.c).records, 16);
-        pair_close(&q);
+        th_pair_close(&q);
     }
 }
 
@@ -328,22 +288,22 @@ static void test_on_slot_queues(void **state)
 {
     (void)state;
     for (int mpsc = 0; mpsc < 2; mpsc++) {
-        struct pair q = pair_open("batch.slots", 4, 32, mpsc ? RQ_MPSC : 0);
+        struct th_pair q = th_pair_open("batch.slots", 4, 32, mpsc ? RQ_MPSC : 0);
         size_t lens[5] = {32, 1, 0, 32, 7}, too_long[2] = {1, 33};
         void *bufs[5];
         assert_int_equal(rq_reserve_burst_len(q.p, too_long, 2, bufs, 0), RQ_EMSGSIZE);
         assert_int_equal(rq_push(q.p, "\x07", 1, 0), RQ_OK);
         assert_int_equal(rq_reserve_burst_len(q.p, lens, 4, bufs, 0), RQ_EAGAIN); /* 3 free */
         assert_int_equal(rq_reserve_burst_len(q.p, lens, 4, bufs, 30), RQ_ETIMEDOUT);
-        expect_pop(q.c, 1, 1); /* tag 1's first byte is 7 */
+        th_expect_pop_tagged(q.c, 1, 1); /* tag 1's first byte is 7 */
         /* Five asked of a ring of four: the four it holds. */
         assert_int_equal(rq_reserve_burst_len(q.p, lens, 5, bufs, 0), 4);
         for (unsigned i = 0; i < 4; i++)
-            fill(bufs[i], lens[i], 80 + i);
+            th_fill_tagged(bufs[i], lens[i], 80 + i);
         assert_int_equal(rq_commit_burst(q.p, lens, 4), RQ_OK);
         for (unsigned i = 0; i < 4; i++)
-            expect_pop(q.c, lens[i], 80 + i);
-        pair_close(&q);
+            th_expect_pop_tagged(q.c, lens[i], 80 + i);
+        th_pair_close(&q);
     }
 }
 
