@@ -157,8 +157,10 @@ void rq_rec_close(struct rq_rec *r)
 
 void rq_rec_free(struct rq_rec *r)
 {
-    if (r)
+    if (r) {
         free(r->res_lens);
+        free(r->burst_ends);
+    }
     free(r);
 }
 
@@ -466,11 +468,12 @@ int rec_spans(struct rq_rec *r, uint32_t k, uint32_t *span)
 }
 
 /* rq_release of a peeked burst's record that rq_peek has not looked at
- * again: its span is read (and checked) here. */
+ * again: its span as rq_peek_burst checked it, or read (and checked)
+ * here. */
 static REC_COLD int rec_release_unlooked(struct rq_rec *r)
 {
     uint32_t span;
-    int rc = rec_spans(r, 1, &span);
+    int rc = rec_burst_take(r, 1, &span) ? RQ_OK : rec_spans(r, 1, &span);
     if (rc < 0)
         return rc;
     RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);
@@ -485,6 +488,9 @@ int rq_rec_release(struct rq_rec *r)
         return RQ_ESTATE;
     if (!r->peek_valid)
         return rec_release_unlooked(r);
+    uint32_t cached;
+    if (r->burst_n && (!rec_burst_take(r, 1, &cached) || cached != r->peek_span))
+        r->burst_n = r->burst_next = 0; /* rq_peek read it otherwise: keep neither */
     RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);
     r->peeked--; /* a burst's rest stays peeked */
     r->peek_valid = 0;

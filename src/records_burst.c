@@ -120,29 +120,76 @@ int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *l
     return (int)k;
 }
 
+/* The record at OFF, AVAIL published bytes from it on (> 0), checked as
+ * rec_at checks it: inline for a plain record, rec_at for padding (and
+ * for the report of a corrupt one).  RQ_OK with *DATA, *LEN and *SPAN
+ * (its bytes with the padding before it), or RQ_ECORRUPT. */
+static inline int rec_next(const struct rq_rec *r, uint32_t off, uint32_t avail,
+                           const unsigned char **data, uint32_t *len, uint32_t *span)
+{
+    uint32_t at = rec_index(r, off);
+    struct rq_rec_header h;
+    memcpy(&h, r->data + at, sizeof h); /* read once: the producer is untrusted */
+    uint32_t s = rec_span(h.len);       /* no overflow: len checked first below */
+    if (h.type == RQ_REC_DATA && h.len <= r->max && s <= avail && s <= r->cap - at) {
+        *data = r->data + at + RQ_RECORD_HEADER;
+        *len = h.len;
+        *span = s;
+        return RQ_OK;
+    }
+    rq_record_entry e;
+    int rc = rec_at(r, off, avail, &e, span);
+    *data = e.data;
+    *len = e.len;
+    return rc;
+}
+
+/* The published bytes after the first TOTAL of the consumer's, from one
+ * load of the write word (the producer's view once per burst, as on
+ * slots); 0 if none or the word is impossible (the next call reports
+ * it). */
+static uint32_t rec_reload_avail(struct rq_rec *r, uint32_t total)
+{
+    uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
+    if (!rec_pair_ok(r, ww, rec_word(r->rseq, r->r)))
+        return 0;
+    uint32_t used = rec_used(r, (uint32_t)ww, r->r);
+    if (used < total)
+        return 0; /* behind what it published before: corrupt */
+    r->write_cache = (uint32_t)ww;
+    return used - total;
+}
+
 /* After the oldest record (SPAN bytes from r->r, waited for): the next
- * records up to MAX in all, each checked; FN gets each with its index and
- * says go on (1) or stop (0).  The number of records, >= 1; *TOTAL their
- * bytes with padding.  A corrupt one ends the batch before it. */
-static uint32_t rec_gather(struct rq_rec *r, uint32_t span, size_t max, uint32_t *total,
-                           int (*fn)(void *ctx, uint32_t i, const rq_record_entry *e), void *ctx)
+ * records up to MAX in all, each checked against one view of the write
+ * word (the cached one, reloaded once if it runs out first); FN gets each
+ * with its index and the batch's bytes to its end, and says go on (1) or
+ * stop (0).  The number of records, >= 1; *TOTAL their bytes with
+ * padding.  A corrupt one ends the batch before it. */
+static inline uint32_t rec_gather(struct rq_rec *r, uint32_t span, size_t max, uint32_t *total,
+                                  int (*fn)(void *ctx, uint32_t i, const unsigned char *data,
+                                            uint32_t len, uint32_t end),
+                                  void *ctx)
 {
     uint32_t k = 1, off = rec_advance(r, r->r, span);
+    uint32_t avail = rec_used(r, r->write_cache, r->r) - span; /* span <= it: checked */
+    int reloaded = 0;
     *total = span;
     while (k < max) {
-        if (off == r->write_cache) {
-            uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
-            if (!rec_pair_ok(r, ww, rec_word(r->rseq, r->r)))
+        if (avail == 0) {
+            if (reloaded)
                 break;
-            r->write_cache = (uint32_t)ww;
-            if (off == r->write_cache)
+            reloaded = 1;
+            avail = rec_reload_avail(r, *total);
+            if (avail == 0)
                 break;
         }
-        rq_record_entry e;
-        uint32_t s;
-        if (rec_at(r, off, rec_used(r, r->write_cache, off), &e, &s) < 0 || !fn(ctx, k, &e))
+        const unsigned char *data;
+        uint32_t len, s;
+        if (rec_next(r, off, avail, &data, &len, &s) < 0 || !fn(ctx, k, data, len, *total + s))
             break;
         *total += s;
+        avail -= s;
         off = rec_advance(r, off, s);
         k++;
     }
@@ -155,14 +202,16 @@ struct rec_copy_ctx {
     size_t *lens;
 };
 
-static int rec_copy_one(void *ctx, uint32_t i, const rq_record_entry *e)
+static int rec_copy_one(void *ctx, uint32_t i, const unsigned char *data, uint32_t len,
+                        uint32_t end)
 {
     struct rec_copy_ctx *c = ctx;
-    if (e->len > c->cap)
+    (void)end;
+    if (len > c->cap)
         return 0; /* the next call reports it */
-    c->lens[i] = e->len;
-    if (e->len > 0)
-        memcpy(c->buf + (size_t)i * c->cap, e->data, e->len);
+    c->lens[i] = len;
+    if (len > 0)
+        memcpy(c->buf + (size_t)i * c->cap, data, len);
     return 1;
 }
 
@@ -202,10 +251,32 @@ static void rec_view(struct rq_rec *r, rq_msg_view *v, uint64_t seq, const void 
     *v = (rq_msg_view){data, len, seq, seq < r->redeliver_below ? RQ_MSG_REDELIVERED : 0u, 0u};
 }
 
-static int rec_view_one(void *ctx, uint32_t i, const rq_record_entry *e)
+/* Room for one more cached extent (rec_burst_take); RQ_ESYS if none. */
+static REC_COLD int rec_grow_ends(struct rq_rec *r)
+{
+    uint32_t n = r->burst_ends_cap ? 2 * r->burst_ends_cap : 64;
+    uint32_t *a = realloc(r->burst_ends, (size_t)n * sizeof *a);
+    if (!a)
+        return RQ_ESYS;
+    r->burst_ends = a;
+    r->burst_ends_cap = n;
+    return RQ_OK;
+}
+
+/* Caches the I-th peeked record's END (rec_gather's), in order; without
+ * memory the cache stops short and the release reads the rest again. */
+static inline void rec_keep_end(struct rq_rec *r, uint32_t i, uint32_t end)
+{
+    if (i == r->burst_n && (i < r->burst_ends_cap || rec_grow_ends(r) == RQ_OK))
+        r->burst_ends[r->burst_n++] = end;
+}
+
+static int rec_view_one(void *ctx, uint32_t i, const unsigned char *data, uint32_t len,
+                        uint32_t end)
 {
     struct rec_view_ctx *c = ctx;
-    rec_view(c->r, &c->msgs[i], c->r->rseq + i, e->data, e->len);
+    rec_view(c->r, &c->msgs[i], c->r->rseq + i, data, len);
+    rec_keep_end(c->r, i, end);
     return 1;
 }
 
@@ -219,6 +290,9 @@ int rq_rec_peek_burst(struct rq_rec *r, rq_msg_view *msgs, size_t max, int timeo
     if (rc < 0)
         return rc;
     rec_view(r, &msgs[0], r->rseq, msg, n);
+    r->burst_n = r->burst_next = 0; /* a new batch from the oldest record */
+    r->burst_r = r->r;
+    rec_keep_end(r, 0, span);
     struct rec_view_ctx c = {r, msgs};
     uint32_t k = rec_gather(r, span, max, &total, rec_view_one, &c);
     rec_mark_delivered(r, r->rseq + k); /* one mark for the batch, before the hand-over */
@@ -238,10 +312,15 @@ int rq_rec_release_burst(struct rq_rec *r, size_t count)
         return RQ_ESTATE;
     if (count == 0 || count > r->peeked)
         return RQ_EINVAL;
+    /* The extents rq_peek_burst checked: within the bytes published then,
+     * so the release never passes the write word (the producer may have
+     * rewritten those headers since: they are not read again). */
     uint32_t total;
-    int rc = rec_spans(r, (uint32_t)count, &total);
-    if (rc < 0)
-        return rc;
+    if (!rec_burst_take(r, (uint32_t)count, &total)) {
+        int rc = rec_spans(r, (uint32_t)count, &total);
+        if (rc < 0)
+            return rc;
+    }
     RQ_CRASH_POINT(RELEASE_BURST_BEFORE_PUBLISH);
     r->peeked -= (uint32_t)count; /* the rest stays peeked */
     r->peek_valid = 0;
