@@ -159,7 +159,8 @@ void rq_rec_free(struct rq_rec *r)
 {
     if (r) {
         free(r->res_lens);
-        free(r->burst_ends);
+        if (r->burst_ends != r->burst_small)
+            free(r->burst_ends);
     }
     free(r);
 }

@@ -120,14 +120,13 @@ int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *l
     return (int)k;
 }
 
-/* The record at OFF, AVAIL published bytes from it on (> 0), checked as
- * rec_at checks it: inline for a plain record, rec_at for padding (and
- * for the report of a corrupt one).  RQ_OK with *DATA, *LEN and *SPAN
- * (its bytes with the padding before it), or RQ_ECORRUPT. */
-static inline int rec_next(const struct rq_rec *r, uint32_t off, uint32_t avail,
+/* The record at index AT of the ring, AVAIL published bytes from it on
+ * (> 0), checked as rec_at checks it: inline for a plain record, rec_at
+ * for padding (and for the report of a corrupt one).  RQ_OK with *DATA,
+ * *LEN and *SPAN (its bytes with the padding before it), or RQ_ECORRUPT. */
+static inline int rec_next(const struct rq_rec *r, uint32_t at, uint32_t avail,
                            const unsigned char **data, uint32_t *len, uint32_t *span)
 {
-    uint32_t at = rec_index(r, off);
     struct rq_rec_header h;
     memcpy(&h, r->data + at, sizeof h); /* read once: the producer is untrusted */
     uint32_t s = rec_span(h.len);       /* no overflow: len checked first below */
@@ -138,16 +137,15 @@ static inline int rec_next(const struct rq_rec *r, uint32_t off, uint32_t avail,
         return RQ_OK;
     }
     rq_record_entry e;
-    int rc = rec_at(r, off, avail, &e, span);
+    int rc = rec_at(r, at, avail, &e, span);
     *data = e.data;
     *len = e.len;
     return rc;
 }
 
 /* The published bytes after the first TOTAL of the consumer's, from one
- * load of the write word (the producer's view once per burst, as on
- * slots); 0 if none or the word is impossible (the next call reports
- * it). */
+ * load of the write word; 0 if none or the word is impossible (the next
+ * call reports it). */
 static uint32_t rec_reload_avail(struct rq_rec *r, uint32_t total)
 {
     uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
@@ -160,39 +158,58 @@ static uint32_t rec_reload_avail(struct rq_rec *r, uint32_t total)
     return used - total;
 }
 
+/* A consumer that has taken all it saw of the producer loads the write
+ * word once here, so that the oldest record of a burst takes the inline
+ * path of rec_pop_wait; only if nothing is there (or the word is
+ * impossible) does the slow path load it again, to wait or to report. */
+static inline void rec_refresh_view(struct rq_rec *r)
+{
+    if (r->r != r->write_cache)
+        return;
+    uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
+    if (rec_pair_ok(r, ww, rec_word(r->rseq, r->r)))
+        r->write_cache = (uint32_t)ww;
+}
+
 /* After the oldest record (SPAN bytes from r->r, waited for): the next
  * records up to MAX in all, each checked against one view of the write
- * word (the cached one, reloaded once if it runs out first); FN gets each
- * with its index and the batch's bytes to its end, and says go on (1) or
- * stop (0).  The number of records, >= 1; *TOTAL their bytes with
- * padding.  A corrupt one ends the batch before it. */
-static inline uint32_t rec_gather(struct rq_rec *r, uint32_t span, size_t max, uint32_t *total,
+ * word (the cached one, reloaded once if it runs out first: the producer's
+ * position once per burst, as on slots, so a batch does not chase a busy
+ * producer round the ring); FN gets each with its index and says go on
+ * (1) or stop (0).  The number of records, >= 1; *TOTAL their bytes with
+ * padding, and ENDS (if not NULL) the batch's bytes to the end of each.  A
+ * corrupt one ends the batch before it. */
+static inline uint32_t rec_gather(struct rq_rec *r, uint32_t span, size_t max, uint32_t *ends,
+                                  uint32_t *total,
                                   int (*fn)(void *ctx, uint32_t i, const unsigned char *data,
-                                            uint32_t len, uint32_t end),
+                                            uint32_t len),
                                   void *ctx)
 {
-    uint32_t k = 1, off = rec_advance(r, r->r, span);
+    uint32_t k = 1, sum = span, at = rec_index(r, rec_advance(r, r->r, span));
     uint32_t avail = rec_used(r, r->write_cache, r->r) - span; /* span <= it: checked */
     int reloaded = 0;
-    *total = span;
     while (k < max) {
         if (avail == 0) {
             if (reloaded)
                 break;
             reloaded = 1;
-            avail = rec_reload_avail(r, *total);
+            avail = rec_reload_avail(r, sum);
             if (avail == 0)
                 break;
         }
         const unsigned char *data;
         uint32_t len, s;
-        if (rec_next(r, off, avail, &data, &len, &s) < 0 || !fn(ctx, k, data, len, *total + s))
+        if (rec_next(r, at, avail, &data, &len, &s) < 0 || !fn(ctx, k, data, len))
             break;
-        *total += s;
+        sum += s;
         avail -= s;
-        off = rec_advance(r, off, s);
+        at += s; /* padding and all: at most to the ring's end, or past it by a record */
+        at = at < r->cap ? at : at - r->cap;
+        if (ends)
+            ends[k] = sum;
         k++;
     }
+    *total = sum;
     return k;
 }
 
@@ -202,11 +219,9 @@ struct rec_copy_ctx {
     size_t *lens;
 };
 
-static int rec_copy_one(void *ctx, uint32_t i, const unsigned char *data, uint32_t len,
-                        uint32_t end)
+static int rec_copy_one(void *ctx, uint32_t i, const unsigned char *data, uint32_t len)
 {
     struct rec_copy_ctx *c = ctx;
-    (void)end;
     if (len > c->cap)
         return 0; /* the next call reports it */
     c->lens[i] = len;
@@ -226,6 +241,7 @@ int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size
         return RQ_ESTATE;
     const unsigned char *msg;
     uint32_t n, span, total;
+    rec_refresh_view(r);
     int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
     if (rc < 0)
         return rc;
@@ -235,7 +251,7 @@ int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size
     if (n > 0)
         memcpy(buf, msg, n);
     struct rec_copy_ctx c = {buf, cap, lens};
-    uint32_t k = rec_gather(r, span, max, &total, rec_copy_one, &c);
+    uint32_t k = rec_gather(r, span, max, NULL, &total, rec_copy_one, &c);
     RQ_CRASH_POINT(POP_BURST_AFTER_COPY);
     rec_release(r, total, k);
     return (int)k;
@@ -251,32 +267,33 @@ static void rec_view(struct rq_rec *r, rq_msg_view *v, uint64_t seq, const void 
     *v = (rq_msg_view){data, len, seq, seq < r->redeliver_below ? RQ_MSG_REDELIVERED : 0u, 0u};
 }
 
-/* Room for one more cached extent (rec_burst_take); RQ_ESYS if none. */
-static REC_COLD int rec_grow_ends(struct rq_rec *r)
+/* Room for the extents of a batch of up to MAX records (rec_burst_take):
+ * how many it may have, >= 1.  The heap's room grows to what a call asks
+ * (a ring holds at most C / 8 records); without memory a batch is as long
+ * as the room there is (the next call gets the rest). */
+static uint32_t rec_ends_room(struct rq_rec *r, size_t max)
 {
-    uint32_t n = r->burst_ends_cap ? 2 * r->burst_ends_cap : 64;
-    uint32_t *a = realloc(r->burst_ends, (size_t)n * sizeof *a);
-    if (!a)
-        return RQ_ESYS;
-    r->burst_ends = a;
-    r->burst_ends_cap = n;
-    return RQ_OK;
+    uint32_t want = max < r->cap / RQ_RECORD_HEADER ? (uint32_t)max : r->cap / RQ_RECORD_HEADER;
+    if (!r->burst_ends) {
+        r->burst_ends = r->burst_small;
+        r->burst_ends_cap = REC_BURST_SMALL;
+    }
+    if (want > r->burst_ends_cap) {
+        uint32_t *a = malloc((size_t)want * sizeof *a); /* nothing to keep: a new batch */
+        if (a) {
+            if (r->burst_ends != r->burst_small)
+                free(r->burst_ends);
+            r->burst_ends = a;
+            r->burst_ends_cap = want;
+        }
+    }
+    return want < r->burst_ends_cap ? want : r->burst_ends_cap;
 }
 
-/* Caches the I-th peeked record's END (rec_gather's), in order; without
- * memory the cache stops short and the release reads the rest again. */
-static inline void rec_keep_end(struct rq_rec *r, uint32_t i, uint32_t end)
-{
-    if (i == r->burst_n && (i < r->burst_ends_cap || rec_grow_ends(r) == RQ_OK))
-        r->burst_ends[r->burst_n++] = end;
-}
-
-static int rec_view_one(void *ctx, uint32_t i, const unsigned char *data, uint32_t len,
-                        uint32_t end)
+static int rec_view_one(void *ctx, uint32_t i, const unsigned char *data, uint32_t len)
 {
     struct rec_view_ctx *c = ctx;
     rec_view(c->r, &c->msgs[i], c->r->rseq + i, data, len);
-    rec_keep_end(c->r, i, end);
     return 1;
 }
 
@@ -286,15 +303,18 @@ int rq_rec_peek_burst(struct rq_rec *r, rq_msg_view *msgs, size_t max, int timeo
         return RQ_EINVAL;
     const unsigned char *msg;
     uint32_t n, span, total;
+    rec_refresh_view(r);
     int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
     if (rc < 0)
         return rc;
     rec_view(r, &msgs[0], r->rseq, msg, n);
-    r->burst_n = r->burst_next = 0; /* a new batch from the oldest record */
-    r->burst_r = r->r;
-    rec_keep_end(r, 0, span);
+    uint32_t room = rec_ends_room(r, max);
+    r->burst_ends[0] = span;
     struct rec_view_ctx c = {r, msgs};
-    uint32_t k = rec_gather(r, span, max, &total, rec_view_one, &c);
+    uint32_t k = rec_gather(r, span, room, r->burst_ends, &total, rec_view_one, &c);
+    r->burst_n = k; /* a new batch from the oldest record */
+    r->burst_next = 0;
+    r->burst_r = r->r;
     rec_mark_delivered(r, r->rseq + k); /* one mark for the batch, before the hand-over */
     r->peeked = k;
     r->peek_valid = 1;

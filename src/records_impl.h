@@ -27,6 +27,10 @@
 #define REC_SLOW
 #endif
 
+/* The batch of a peek burst whose extents the handle keeps without a
+ * heap allocation (a handle's records; more on the heap). */
+#define REC_BURST_SMALL 64
+
 struct rq_rec {
     struct rq_rec_shm *shm;
     unsigned char *data;
@@ -67,10 +71,12 @@ struct rq_rec {
      * to the end of its record i.  Entries burst_next..burst_n-1 are still
      * peeked; the oldest of them starts at offset burst_r.  Only ours
      * (nothing in the segment), so a release frees what the peek checked
-     * without reading the headers again.  Grown as needed, freed with the
-     * handle; burst_n is 0 when nothing is cached. */
+     * without reading the headers again.  burst_ends is burst_small, or
+     * (a batch asked for more) the heap's, freed with the handle; burst_n
+     * is 0 when nothing is cached. */
     uint32_t *burst_ends;
     uint32_t burst_ends_cap, burst_n, burst_next, burst_r;
+    uint32_t burst_small[REC_BURST_SMALL];
 };
 
 /* ---- arithmetic on offsets (all values already checked) ------------- */
