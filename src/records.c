@@ -489,9 +489,6 @@ int rq_rec_release(struct rq_rec *r)
         return RQ_ESTATE;
     if (!r->peek_valid)
         return rec_release_unlooked(r);
-    uint32_t cached;
-    if (r->burst_n && (!rec_burst_take(r, 1, &cached) || cached != r->peek_span))
-        r->burst_n = r->burst_next = 0; /* rq_peek read it otherwise: keep neither */
     RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);
     r->peeked--; /* a burst's rest stays peeked */
     r->peek_valid = 0;

@@ -314,15 +314,11 @@ int rq_rec_peek_burst(struct rq_rec *r, rq_msg_view *msgs, size_t max, int timeo
     uint32_t k = rec_gather(r, span, room, r->burst_ends, &total, rec_view_one, &c);
     r->burst_n = k; /* a new batch from the oldest record */
     r->burst_next = 0;
-    r->burst_r = r->r;
+    r->burst_seq = r->rseq;
     rec_mark_delivered(r, r->rseq + k); /* one mark for the batch, before the hand-over */
     r->peeked = k;
-    r->peek_valid = 1;
-    r->peek_msg = msg;
-    r->peek_len = n;
-    r->peek_span = span;
-    r->peek_seq = r->rseq;
-    r->peek_redelivered = (msgs[0].flags & RQ_MSG_REDELIVERED) != 0;
+    r->peek_valid = 0; /* rq_peek reads the oldest again; rq_release frees it by its extent */
+    r->peek_msg = NULL;
     return (int)k;
 }
 

@@ -143,9 +143,9 @@ static void test_the_rest_of_a_burst(void **state)
         batch_across_the_wrap(&q, "rec.peek.rest", flags);
         rq_msg_view v[8];
         expect_batch(q.c, v, 8, 0);
-        assert_int_equal(rq_release(q.c), RQ_OK); /* the first, rq_peek_burst's */
+        assert_int_equal(rq_release(q.c), RQ_OK); /* by the extents the peek burst kept */
         assert_int_equal(bytes_used(q.c), 96);
-        assert_int_equal(rq_release(q.c), RQ_OK); /* not looked at again */
+        assert_int_equal(rq_release(q.c), RQ_OK);
         assert_int_equal(bytes_used(q.c), 32);
         const void *m;
         size_t len;
