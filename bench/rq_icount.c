@@ -167,8 +167,8 @@ enum path {
     PATHS
 };
 static const char *const path_names[PATHS] = {
-    "copy",      "zc",     "burst",         "zc-burst",  "mpsc-copy", "mpsc-burst",
-    "rec-copy",  "rec-zc", "rec-mpsc-copy", "rec-burst", "min-ring",  "min-ring-burst",
+    "copy",       "zc",          "burst",         "zc-burst",  "mpsc-copy", "mpsc-burst",
+    "rec-copy",   "rec-zc",      "rec-mpsc-copy", "rec-burst", "min-ring",  "min-ring-burst",
     "mutex-ring", "rec-zc-burst"};
 
 struct run {
@@ -377,9 +377,9 @@ __attribute__((noinline)) void measured_run(struct run *r);
 __attribute__((noinline)) void measured_run(struct run *r)
 {
     static void (*const rounds[PATHS])(struct run *) = {
-        round_copy,     round_zc,    round_burst,   round_zc_burst,
-        round_copy,     round_burst, round_copy,    round_rec_zc,
-        round_copy,     round_burst, round_minring, round_minring_burst,
+        round_copy,      round_zc,          round_burst,   round_zc_burst,
+        round_copy,      round_burst,       round_copy,    round_rec_zc,
+        round_copy,      round_burst,       round_minring, round_minring_burst,
         round_mutexring, round_rec_zc_burst};
     for (long i = 0; i < r->rounds; i++)
         rounds[r->path](r);

@@ -179,11 +179,9 @@ static inline void rec_refresh_view(struct rq_rec *r)
  * (1) or stop (0).  The number of records, >= 1; *TOTAL their bytes with
  * padding, and ENDS (if not NULL) the batch's bytes to the end of each.  A
  * corrupt one ends the batch before it. */
-static inline uint32_t rec_gather(struct rq_rec *r, uint32_t span, size_t max, uint32_t *ends,
-                                  uint32_t *total,
-                                  int (*fn)(void *ctx, uint32_t i, const unsigned char *data,
-                                            uint32_t len),
-                                  void *ctx)
+static inline uint32_t
+rec_gather(struct rq_rec *r, uint32_t span, size_t max, uint32_t *ends, uint32_t *total,
+           int (*fn)(void *ctx, uint32_t i, const unsigned char *data, uint32_t len), void *ctx)
 {
     uint32_t k = 1, sum = span, at = rec_index(r, rec_advance(r, r->r, span));
     uint32_t avail = rec_used(r, r->write_cache, r->r) - span; /* span <= it: checked */
