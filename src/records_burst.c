@@ -161,36 +161,38 @@ static uint32_t rec_reload_avail(struct rq_rec *r, uint32_t total)
 /* A consumer that has taken all it saw of the producer loads the write
  * word once here, so that the oldest record of a burst takes the inline
  * path of rec_pop_wait; only if nothing is there (or the word is
- * impossible) does the slow path load it again, to wait or to report. */
-static inline void rec_refresh_view(struct rq_rec *r)
+ * impossible) does the slow path load it again, to wait or to report.
+ * 1 if it loaded the word (the burst's one view of it), else 0. */
+static inline int rec_refresh_view(struct rq_rec *r)
 {
     if (r->r != r->write_cache)
-        return;
+        return 0;
     uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
     if (rec_pair_ok(r, ww, rec_word(r->rseq, r->r)))
         r->write_cache = (uint32_t)ww;
+    return 1;
 }
 
 /* After the oldest record (SPAN bytes from r->r, waited for): the next
  * records up to MAX in all, each checked against one view of the write
- * word (the cached one, reloaded once if it runs out first: the producer's
- * position once per burst, as on slots, so a batch does not chase a busy
- * producer round the ring); FN gets each with its index and says go on
- * (1) or stop (0).  The number of records, >= 1; *TOTAL their bytes with
- * padding, and ENDS (if not NULL) the batch's bytes to the end of each.  A
- * corrupt one ends the batch before it. */
+ * word (the cached one, reloaded if it runs out first and the call has
+ * not LOADED it yet: the producer's position once per burst, as on slots,
+ * so a batch does not chase a busy producer round the ring; a wait for
+ * the oldest record loads it as it needs); FN gets each with its index
+ * and says go on (1) or stop (0).  The number of records, >= 1; *TOTAL
+ * their bytes with padding, and ENDS (if not NULL) the batch's bytes to
+ * the end of each.  A corrupt one ends the batch before it. */
 static inline uint32_t
-rec_gather(struct rq_rec *r, uint32_t span, size_t max, uint32_t *ends, uint32_t *total,
+rec_gather(struct rq_rec *r, uint32_t span, size_t max, int loaded, uint32_t *ends, uint32_t *total,
            int (*fn)(void *ctx, uint32_t i, const unsigned char *data, uint32_t len), void *ctx)
 {
     uint32_t k = 1, sum = span, at = rec_index(r, rec_advance(r, r->r, span));
     uint32_t avail = rec_used(r, r->write_cache, r->r) - span; /* span <= it: checked */
-    int reloaded = 0;
     while (k < max) {
         if (avail == 0) {
-            if (reloaded)
+            if (loaded)
                 break;
-            reloaded = 1;
+            loaded = 1;
             avail = rec_reload_avail(r, sum);
             if (avail == 0)
                 break;
@@ -239,7 +241,7 @@ int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size
         return RQ_ESTATE;
     const unsigned char *msg;
     uint32_t n, span, total;
-    rec_refresh_view(r);
+    int loaded = rec_refresh_view(r);
     int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
     if (rc < 0)
         return rc;
@@ -249,7 +251,7 @@ int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size
     if (n > 0)
         memcpy(buf, msg, n);
     struct rec_copy_ctx c = {buf, cap, lens};
-    uint32_t k = rec_gather(r, span, max, NULL, &total, rec_copy_one, &c);
+    uint32_t k = rec_gather(r, span, max, loaded, NULL, &total, rec_copy_one, &c);
     RQ_CRASH_POINT(POP_BURST_AFTER_COPY);
     rec_release(r, total, k);
     return (int)k;
@@ -301,7 +303,7 @@ int rq_rec_peek_burst(struct rq_rec *r, rq_msg_view *msgs, size_t max, int timeo
         return RQ_EINVAL;
     const unsigned char *msg;
     uint32_t n, span, total;
-    rec_refresh_view(r);
+    int loaded = rec_refresh_view(r);
     int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
     if (rc < 0)
         return rc;
@@ -309,7 +311,7 @@ int rq_rec_peek_burst(struct rq_rec *r, rq_msg_view *msgs, size_t max, int timeo
     uint32_t room = rec_ends_room(r, max);
     r->burst_ends[0] = span;
     struct rec_view_ctx c = {r, msgs};
-    uint32_t k = rec_gather(r, span, room, r->burst_ends, &total, rec_view_one, &c);
+    uint32_t k = rec_gather(r, span, room, loaded, r->burst_ends, &total, rec_view_one, &c);
     r->burst_n = k; /* a new batch from the oldest record */
     r->burst_next = 0;
     r->burst_seq = r->rseq;
