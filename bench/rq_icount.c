@@ -17,7 +17,9 @@
  * RQ_RECORDS queue of SLOTS * 64 bytes), min-ring and
  * min-ring-burst (the minimal ring of transports.c, in one process),
  * mutex-ring (the minimal ring with a process-shared robust pthread mutex
- * taken around every push: the MPSC baseline of transports_mutex.c).
+ * taken around every push: the MPSC baseline of transports_mutex.c),
+ * rec-zc-burst (rq_reserve_burst_len + rq_commit_burst / rq_peek_burst +
+ * rq_release_burst on an RQ_RECORDS queue: zc-burst's records twin).
  * Batches of BATCH messages; MESSAGES (default 1,600,000) is rounded down
  * to whole batches; SIZE defaults to 8 bytes.  Only measured_run is meant
  * to be counted:
@@ -164,12 +166,13 @@ enum path {
     MINRING_BURST,
     MUTEXRING,
     MPSC_2P_COPY,
+    REC_ZC_BURST,
     PATHS
 };
 static const char *const path_names[PATHS] = {
-    "copy",       "zc",          "burst",         "zc-burst",  "mpsc-copy", "mpsc-burst",
-    "rec-copy",   "rec-zc",      "rec-mpsc-copy", "rec-burst", "min-ring",  "min-ring-burst",
-    "mutex-ring", "mpsc-2p-copy"};
+    "copy",       "zc",           "burst",         "zc-burst",  "mpsc-copy", "mpsc-burst",
+    "rec-copy",   "rec-zc",       "rec-mpsc-copy", "rec-burst", "min-ring",  "min-ring-burst",
+    "mutex-ring", "mpsc-2p-copy", "rec-zc-burst"};
 
 struct run {
     enum path path;
@@ -298,6 +301,27 @@ static void round_zc_burst(struct run *r)
     rq_release_burst(r->c, BATCH);
 }
 
+static void round_rec_zc_burst(struct run *r)
+{
+    void *bufs[BATCH];
+    size_t lens[BATCH];
+    for (int i = 0; i < BATCH; i++)
+        lens[i] = r->size;
+    int n = rq_reserve_burst_len(r->p, lens, BATCH, bufs, 0);
+    if (n != BATCH)
+        fail("rq_reserve_burst_len", n);
+    for (int i = 0; i < BATCH; i++)
+        memcpy(bufs[i], r->msg, r->size);
+    rq_commit_burst(r->p, lens, BATCH);
+    rq_msg_view v[BATCH];
+    n = rq_peek_burst(r->c, v, BATCH, 0);
+    if (n != BATCH)
+        fail("rq_peek_burst", n);
+    for (int i = 0; i < BATCH; i++)
+        r->sink += touch(v[i].data, v[i].len);
+    rq_release_burst(r->c, BATCH);
+}
+
 static void round_rec_zc(struct run *r)
 {
     for (int i = 0; i < BATCH; i++) {
@@ -374,10 +398,10 @@ __attribute__((noinline)) void measured_run(struct run *r);
 __attribute__((noinline)) void measured_run(struct run *r)
 {
     static void (*const rounds[PATHS])(struct run *) = {
-        round_copy,      round_zc,     round_burst,   round_zc_burst,
-        round_copy,      round_burst,  round_copy,    round_rec_zc,
-        round_copy,      round_burst,  round_minring, round_minring_burst,
-        round_mutexring, round_copy_2p};
+        round_copy,      round_zc,      round_burst,       round_zc_burst,
+        round_copy,      round_burst,   round_copy,        round_rec_zc,
+        round_copy,      round_burst,   round_minring,     round_minring_burst,
+        round_mutexring, round_copy_2p, round_rec_zc_burst};
     for (long i = 0; i < r->rounds; i++)
         rounds[r->path](r);
 }
@@ -389,7 +413,7 @@ static void open_queue(struct run *r)
     int mpsc = r->path == MPSC_COPY || r->path == MPSC_BURST || r->path == REC_MPSC_COPY ||
                r->path == MPSC_2P_COPY;
     int rec = r->path == REC_COPY || r->path == REC_ZC || r->path == REC_MPSC_COPY ||
-              r->path == REC_BURST;
+              r->path == REC_BURST || r->path == REC_ZC_BURST;
     rq_config cfg = {SLOTS, (uint32_t)r->size, mpsc ? RQ_MPSC : 0, 0};
     if (rec) /* capacity in bytes; the largest record is the message size */
         cfg = (rq_config){SLOTS * LINE, MAX_SIZE, (mpsc ? RQ_MPSC : 0) | RQ_RECORDS, 0};

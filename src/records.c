@@ -157,8 +157,11 @@ void rq_rec_close(struct rq_rec *r)
 
 void rq_rec_free(struct rq_rec *r)
 {
-    if (r)
+    if (r) {
         free(r->res_lens);
+        if (r->burst_ends != r->burst_small)
+            free(r->burst_ends);
+    }
     free(r);
 }
 
@@ -461,11 +464,12 @@ int rec_spans(struct rq_rec *r, uint32_t k, uint32_t *span)
 }
 
 /* rq_release of a peeked burst's record that rq_peek has not looked at
- * again: its span is read (and checked) here. */
+ * again: its span as rq_peek_burst checked it, or read (and checked)
+ * here. */
 static REC_COLD int rec_release_unlooked(struct rq_rec *r)
 {
     uint32_t span;
-    int rc = rec_spans(r, 1, &span);
+    int rc = rec_burst_take(r, 1, &span) ? RQ_OK : rec_spans(r, 1, &span);
     if (rc < 0)
         return rc;
     RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);

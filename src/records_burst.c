@@ -120,32 +120,96 @@ int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *l
     return (int)k;
 }
 
-/* After the oldest record (SPAN bytes from r->r, waited for): the next
- * records up to MAX in all, each checked; FN gets each with its index and
- * says go on (1) or stop (0).  The number of records, >= 1; *TOTAL their
- * bytes with padding.  A corrupt one ends the batch before it. */
-static uint32_t rec_gather(struct rq_rec *r, uint32_t span, size_t max, uint32_t *total,
-                           int (*fn)(void *ctx, uint32_t i, const rq_record_entry *e), void *ctx)
+/* The record at index AT of the ring, AVAIL published bytes from it on
+ * (> 0), checked as rec_at checks it: inline for a plain record, rec_at
+ * for padding (and for the report of a corrupt one).  RQ_OK with *DATA,
+ * *LEN and *SPAN (its bytes with the padding before it), or RQ_ECORRUPT. */
+static inline int rec_next(const struct rq_rec *r, uint32_t at, uint32_t avail,
+                           const unsigned char **data, uint32_t *len, uint32_t *span)
 {
-    uint32_t k = 1, off = rec_advance(r, r->r, span);
-    *total = span;
+    struct rq_rec_header h;
+    memcpy(&h, r->data + at, sizeof h); /* read once: the producer is untrusted */
+    uint32_t s = rec_span(h.len);       /* no overflow: len checked first below */
+    if (h.type == RQ_REC_DATA && h.len <= r->max && s <= avail && s <= r->cap - at) {
+        *data = r->data + at + RQ_RECORD_HEADER;
+        *len = h.len;
+        *span = s;
+        return RQ_OK;
+    }
+    rq_record_entry e;
+    int rc = rec_at(r, at, avail, &e, span);
+    *data = e.data;
+    *len = e.len;
+    return rc;
+}
+
+/* The published bytes after the first TOTAL of the consumer's, from one
+ * load of the write word; 0 if none or the word is impossible (the next
+ * call reports it). */
+static uint32_t rec_reload_avail(struct rq_rec *r, uint32_t total)
+{
+    uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
+    if (!rec_pair_ok(r, ww, rec_word(r->rseq, r->r)))
+        return 0;
+    uint32_t used = rec_used(r, (uint32_t)ww, r->r);
+    if (used < total)
+        return 0; /* behind what it published before: corrupt */
+    r->write_cache = (uint32_t)ww;
+    return used - total;
+}
+
+/* A consumer that has taken all it saw of the producer loads the write
+ * word once here, so that the oldest record of a burst takes the inline
+ * path of rec_pop_wait; only if nothing is there (or the word is
+ * impossible) does the slow path load it again, to wait or to report.
+ * 1 if it loaded the word (the burst's one view of it), else 0. */
+static inline int rec_refresh_view(struct rq_rec *r)
+{
+    if (r->r != r->write_cache)
+        return 0;
+    uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
+    if (rec_pair_ok(r, ww, rec_word(r->rseq, r->r)))
+        r->write_cache = (uint32_t)ww;
+    return 1;
+}
+
+/* After the oldest record (SPAN bytes from r->r, waited for): the next
+ * records up to MAX in all, each checked against one view of the write
+ * word (the cached one, reloaded if it runs out first and the call has
+ * not LOADED it yet: the producer's position once per burst, as on slots,
+ * so a batch does not chase a busy producer round the ring; a wait for
+ * the oldest record loads it as it needs); FN gets each with its index
+ * and says go on (1) or stop (0).  The number of records, >= 1; *TOTAL
+ * their bytes with padding, and ENDS (if not NULL) the batch's bytes to
+ * the end of each.  A corrupt one ends the batch before it. */
+static inline uint32_t
+rec_gather(struct rq_rec *r, uint32_t span, size_t max, int loaded, uint32_t *ends, uint32_t *total,
+           int (*fn)(void *ctx, uint32_t i, const unsigned char *data, uint32_t len), void *ctx)
+{
+    uint32_t k = 1, sum = span, at = rec_index(r, rec_advance(r, r->r, span));
+    uint32_t avail = rec_used(r, r->write_cache, r->r) - span; /* span <= it: checked */
     while (k < max) {
-        if (off == r->write_cache) {
-            uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
-            if (!rec_pair_ok(r, ww, rec_word(r->rseq, r->r)))
+        if (avail == 0) {
+            if (loaded)
                 break;
-            r->write_cache = (uint32_t)ww;
-            if (off == r->write_cache)
+            loaded = 1;
+            avail = rec_reload_avail(r, sum);
+            if (avail == 0)
                 break;
         }
-        rq_record_entry e;
-        uint32_t s;
-        if (rec_at(r, off, rec_used(r, r->write_cache, off), &e, &s) < 0 || !fn(ctx, k, &e))
+        const unsigned char *data;
+        uint32_t len, s;
+        if (rec_next(r, at, avail, &data, &len, &s) < 0 || !fn(ctx, k, data, len))
             break;
-        *total += s;
-        off = rec_advance(r, off, s);
+        sum += s;
+        avail -= s;
+        at += s; /* padding and all: at most to the ring's end, or past it by a record */
+        at = at < r->cap ? at : at - r->cap;
+        if (ends)
+            ends[k] = sum;
         k++;
     }
+    *total = sum;
     return k;
 }
 
@@ -155,14 +219,14 @@ struct rec_copy_ctx {
     size_t *lens;
 };
 
-static int rec_copy_one(void *ctx, uint32_t i, const rq_record_entry *e)
+static int rec_copy_one(void *ctx, uint32_t i, const unsigned char *data, uint32_t len)
 {
     struct rec_copy_ctx *c = ctx;
-    if (e->len > c->cap)
+    if (len > c->cap)
         return 0; /* the next call reports it */
-    c->lens[i] = e->len;
-    if (e->len > 0)
-        memcpy(c->buf + (size_t)i * c->cap, e->data, e->len);
+    c->lens[i] = len;
+    if (len > 0)
+        memcpy(c->buf + (size_t)i * c->cap, data, len);
     return 1;
 }
 
@@ -177,6 +241,7 @@ int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size
         return RQ_ESTATE;
     const unsigned char *msg;
     uint32_t n, span, total;
+    int loaded = rec_refresh_view(r);
     int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
     if (rc < 0)
         return rc;
@@ -186,7 +251,7 @@ int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size
     if (n > 0)
         memcpy(buf, msg, n);
     struct rec_copy_ctx c = {buf, cap, lens};
-    uint32_t k = rec_gather(r, span, max, &total, rec_copy_one, &c);
+    uint32_t k = rec_gather(r, span, max, loaded, NULL, &total, rec_copy_one, &c);
     RQ_CRASH_POINT(POP_BURST_AFTER_COPY);
     rec_release(r, total, k);
     return (int)k;
@@ -202,10 +267,33 @@ static void rec_view(struct rq_rec *r, rq_msg_view *v, uint64_t seq, const void 
     *v = (rq_msg_view){data, len, seq, seq < r->redeliver_below ? RQ_MSG_REDELIVERED : 0u, 0u};
 }
 
-static int rec_view_one(void *ctx, uint32_t i, const rq_record_entry *e)
+/* Room for the extents of a batch of up to MAX records (rec_burst_take):
+ * how many it may have, >= 1.  The heap's room grows to what a call asks
+ * (a ring holds at most C / 8 records); without memory a batch is as long
+ * as the room there is (the next call gets the rest). */
+static uint32_t rec_ends_room(struct rq_rec *r, size_t max)
+{
+    uint32_t want = max < r->cap / RQ_RECORD_HEADER ? (uint32_t)max : r->cap / RQ_RECORD_HEADER;
+    if (!r->burst_ends) {
+        r->burst_ends = r->burst_small;
+        r->burst_ends_cap = REC_BURST_SMALL;
+    }
+    if (want > r->burst_ends_cap) {
+        uint32_t *a = malloc((size_t)want * sizeof *a); /* nothing to keep: a new batch */
+        if (a) {
+            if (r->burst_ends != r->burst_small)
+                free(r->burst_ends);
+            r->burst_ends = a;
+            r->burst_ends_cap = want;
+        }
+    }
+    return want < r->burst_ends_cap ? want : r->burst_ends_cap;
+}
+
+static int rec_view_one(void *ctx, uint32_t i, const unsigned char *data, uint32_t len)
 {
     struct rec_view_ctx *c = ctx;
-    rec_view(c->r, &c->msgs[i], c->r->rseq + i, e->data, e->len);
+    rec_view(c->r, &c->msgs[i], c->r->rseq + i, data, len);
     return 1;
 }
 
@@ -215,20 +303,22 @@ int rq_rec_peek_burst(struct rq_rec *r, rq_msg_view *msgs, size_t max, int timeo
         return RQ_EINVAL;
     const unsigned char *msg;
     uint32_t n, span, total;
+    int loaded = rec_refresh_view(r);
     int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
     if (rc < 0)
         return rc;
     rec_view(r, &msgs[0], r->rseq, msg, n);
+    uint32_t room = rec_ends_room(r, max);
+    r->burst_ends[0] = span;
     struct rec_view_ctx c = {r, msgs};
-    uint32_t k = rec_gather(r, span, max, &total, rec_view_one, &c);
+    uint32_t k = rec_gather(r, span, room, loaded, r->burst_ends, &total, rec_view_one, &c);
+    r->burst_n = k; /* a new batch from the oldest record */
+    r->burst_next = 0;
+    r->burst_seq = r->rseq;
     rec_mark_delivered(r, r->rseq + k); /* one mark for the batch, before the hand-over */
     r->peeked = k;
-    r->peek_valid = 1;
-    r->peek_msg = msg;
-    r->peek_len = n;
-    r->peek_span = span;
-    r->peek_seq = r->rseq;
-    r->peek_redelivered = (msgs[0].flags & RQ_MSG_REDELIVERED) != 0;
+    r->peek_valid = 0; /* rq_peek reads the oldest again; rq_release frees it by its extent */
+    r->peek_msg = NULL;
     return (int)k;
 }
 
@@ -238,10 +328,15 @@ int rq_rec_release_burst(struct rq_rec *r, size_t count)
         return RQ_ESTATE;
     if (count == 0 || count > r->peeked)
         return RQ_EINVAL;
+    /* The extents rq_peek_burst checked: within the bytes published then,
+     * so the release never passes the write word (the producer may have
+     * rewritten those headers since: they are not read again). */
     uint32_t total;
-    int rc = rec_spans(r, (uint32_t)count, &total);
-    if (rc < 0)
-        return rc;
+    if (!rec_burst_take(r, (uint32_t)count, &total)) {
+        int rc = rec_spans(r, (uint32_t)count, &total);
+        if (rc < 0)
+            return rc;
+    }
     RQ_CRASH_POINT(RELEASE_BURST_BEFORE_PUBLISH);
     r->peeked -= (uint32_t)count; /* the rest stays peeked */
     r->peek_valid = 0;

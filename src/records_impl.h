@@ -27,6 +27,10 @@
 #define REC_SLOW
 #endif
 
+/* The batch of a peek burst whose extents the handle keeps without a
+ * heap allocation (a handle's records; more on the heap). */
+#define REC_BURST_SMALL 64
+
 struct rq_rec {
     struct rq_rec_shm *shm;
     unsigned char *data;
@@ -62,6 +66,19 @@ struct rq_rec {
     uint32_t peek_len, peek_span;
     uint64_t peek_seq;
     int peek_redelivered;
+    /* The extents of the last rq_peek_burst's records, each checked there:
+     * burst_ends[i] is the batch's bytes (padding included) from its start
+     * to the end of its record i.  Entries burst_next..burst_n-1 are still
+     * peeked; the oldest of them is record burst_seq (a number never
+     * reused: no release outside them can leave them applying).  Only ours
+     * (nothing in the segment), so a release frees what the peek checked
+     * without reading the headers again.  burst_ends is burst_small, or
+     * (a batch asked for more) the heap's, freed with the handle; burst_n
+     * is 0 when nothing is cached. */
+    uint32_t *burst_ends;
+    uint32_t burst_ends_cap, burst_n, burst_next;
+    uint64_t burst_seq;
+    uint32_t burst_small[REC_BURST_SMALL];
 };
 
 /* ---- arithmetic on offsets (all values already checked) ------------- */
@@ -187,6 +204,23 @@ int rec_at(const struct rq_rec *r, uint32_t off, uint32_t avail, rq_record_entry
 int rec_spans(struct rq_rec *r, uint32_t k, uint32_t *span);
 /* Marks the records below SEQ handed out, before the hand-over. */
 void rec_mark_delivered(struct rq_rec *r, uint64_t seq);
+
+/* The bytes of the COUNT oldest peeked records as rq_peek_burst cached
+ * them, if the cache holds them and the oldest is the record it left off
+ * at: 1 with *TOTAL, the cache then past them.  Else 0, and the cache is
+ * dropped (the caller reads the headers again: rec_spans). */
+static inline int rec_burst_take(struct rq_rec *r, uint32_t count, uint32_t *total)
+{
+    uint32_t i = r->burst_next; /* <= burst_n */
+    if (r->rseq != r->burst_seq || count > r->burst_n - i) {
+        r->burst_n = r->burst_next = 0;
+        return 0;
+    }
+    *total = r->burst_ends[i + count - 1] - (i ? r->burst_ends[i - 1] : 0);
+    r->burst_next = i + count;
+    r->burst_seq = r->rseq + count;
+    return 1;
+}
 
 /* The common case without a call: an SPSC producer whose cached view
  * shows room before the end of the ring.  Anything else (a wrap, a full

@@ -1,0 +1,293 @@
+/*
+ * test_records_peek.c - rq_peek_burst / rq_release_burst on record
+ * queues: a release frees exactly the bytes of the records it releases
+ * (padding at the wrap inside the batch included), whether the batch is
+ * released at once, in parts, or mixed with rq_peek / rq_release and a new
+ * peek burst on its rest; batches longer than the handle's first room for
+ * extents; headers a hostile producer rewrites after the peek (the release
+ * frees what the peek checked, never reads them again, never passes the
+ * write word); a batch that stops before an impossible header.  SPSC and
+ * MPSC.  Kills are in test_records_crash.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "helpers.h"
+#include "records.h"
+#include "rq.h"
+
+#define CAP 256u
+#define MAX 120u
+
+struct pair {
+    const char *name;
+    rq *keep, *p, *c;
+};
+
+static struct pair pair_open(const char *tag, uint32_t cap, uint32_t max, uint32_t flags)
+{
+    struct pair q;
+    q.name = th_name(tag);
+    q.keep = th_create(q.name, cap, max, flags | RQ_RECORDS);
+    q.p = th_open(q.name, RQ_PRODUCER, cap, max, flags | RQ_RECORDS);
+    q.c = th_open(q.name, RQ_CONSUMER, cap, max, flags | RQ_RECORDS);
+    return q;
+}
+
+static void pair_close(struct pair *q)
+{
+    rq_close(q->p);
+    rq_close(q->c);
+    rq_close(q->keep);
+    rq_unlink(q->name);
+}
+
+static void fill(unsigned char *buf, size_t len, unsigned tag)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (unsigned char)(tag * 7u + i);
+}
+
+static void push_tagged(rq *p, size_t len, unsigned tag)
+{
+    unsigned char buf[MAX];
+    fill(buf, len, tag);
+    assert_int_equal(rq_push(p, buf, len, 0), RQ_OK);
+}
+
+static void expect_view(const rq_msg_view *v, size_t len, unsigned tag)
+{
+    unsigned char want[MAX];
+    fill(want, len, tag);
+    assert_int_equal(v->len, len);
+    assert_memory_equal(v->data, want, len);
+}
+
+static uint32_t bytes_used(rq *q)
+{
+    rq_record_stats st;
+    assert_int_equal(rq_stat_records(q, &st), RQ_OK);
+    return st.bytes_used;
+}
+
+/* A new queue with the consumer at byte 224 of 256, then records of 8
+ * (at 224, 16 bytes), 40 (padding 16 at 240, then 48 bytes at 0), 16 (24
+ * bytes) and 0 (8 bytes): 112 bytes, the padding inside the batch. */
+static void batch_across_the_wrap(struct pair *q, const char *tag, uint32_t flags)
+{
+    *q = pair_open(tag, CAP, MAX, flags);
+    push_tagged(q->p, 100, 90); /* [0, 112) */
+    push_tagged(q->p, 100, 91); /* [112, 224) */
+    unsigned char buf[MAX];
+    size_t len;
+    assert_int_equal(rq_pop(q->c, buf, sizeof buf, &len, 0), RQ_OK);
+    assert_int_equal(rq_pop(q->c, buf, sizeof buf, &len, 0), RQ_OK);
+    push_tagged(q->p, 8, 1);
+    push_tagged(q->p, 40, 2);
+    push_tagged(q->p, 16, 3);
+    push_tagged(q->p, 0, 4);
+    assert_int_equal(bytes_used(q->c), 112);
+}
+
+static void expect_batch(rq *c, rq_msg_view *v, size_t max, int first)
+{
+    static const size_t lens[] = {8, 40, 16, 0};
+    int n = rq_peek_burst(c, v, max, 0);
+    assert_int_equal(n, 4 - first < (int)max ? 4 - first : (int)max);
+    for (int i = 0; i < n; i++)
+        expect_view(&v[i], lens[first + i], (unsigned)(first + i + 1));
+}
+
+/* Each release frees its records' bytes and no more; the padding goes
+ * with the record after it. */
+static void test_partial_releases_free_their_bytes(void **state)
+{
+    (void)state;
+    for (uint32_t flags = 0; flags <= RQ_MPSC; flags += RQ_MPSC) {
+        struct pair q;
+        batch_across_the_wrap(&q, "rec.peek.parts", flags);
+        rq_msg_view v[8];
+        expect_batch(q.c, v, 8, 0);
+        assert_int_equal(rq_release_burst(q.c, 1), RQ_OK);
+        assert_int_equal(bytes_used(q.c), 96);
+        assert_int_equal(rq_release_burst(q.c, 1), RQ_OK); /* 16 + 48 */
+        assert_int_equal(bytes_used(q.c), 32);
+        assert_int_equal(rq_release_burst(q.c, 2), RQ_OK);
+        assert_int_equal(bytes_used(q.c), 0);
+        assert_int_equal(rq_release_burst(q.c, 1), RQ_ESTATE);
+        assert_int_equal(rq_peek_burst(q.c, v, 8, 0), RQ_EAGAIN);
+        pair_close(&q);
+        /* Two at once across the wrap, then the rest. */
+        batch_across_the_wrap(&q, "rec.peek.parts", flags);
+        expect_batch(q.c, v, 8, 0);
+        assert_int_equal(rq_release_burst(q.c, 2), RQ_OK);
+        assert_int_equal(bytes_used(q.c), 32);
+        assert_int_equal(rq_release_burst(q.c, 2), RQ_OK);
+        assert_int_equal(bytes_used(q.c), 0);
+        pair_close(&q);
+    }
+}
+
+/* The rest of a burst through rq_peek / rq_release and a new peek burst:
+ * each step frees its own record's bytes. */
+static void test_the_rest_of_a_burst(void **state)
+{
+    (void)state;
+    for (uint32_t flags = 0; flags <= RQ_MPSC; flags += RQ_MPSC) {
+        struct pair q;
+        batch_across_the_wrap(&q, "rec.peek.rest", flags);
+        rq_msg_view v[8];
+        expect_batch(q.c, v, 8, 0);
+        assert_int_equal(rq_release(q.c), RQ_OK); /* by the extents the peek burst kept */
+        assert_int_equal(bytes_used(q.c), 96);
+        assert_int_equal(rq_release(q.c), RQ_OK);
+        assert_int_equal(bytes_used(q.c), 32);
+        const void *m;
+        size_t len;
+        assert_int_equal(rq_peek(q.c, &m, &len, 0), RQ_OK);
+        assert_ptr_equal(m, v[2].data);
+        assert_int_equal(rq_release(q.c), RQ_OK);
+        assert_int_equal(bytes_used(q.c), 8);
+        assert_int_equal(rq_release_burst(q.c, 1), RQ_OK);
+        assert_int_equal(bytes_used(q.c), 0);
+        pair_close(&q);
+        /* A new peek burst on the rest starts at its oldest record. */
+        batch_across_the_wrap(&q, "rec.peek.rest", flags);
+        expect_batch(q.c, v, 8, 0);
+        assert_int_equal(rq_release_burst(q.c, 1), RQ_OK);
+        expect_batch(q.c, v, 2, 1);
+        assert_int_equal(rq_release_burst(q.c, 1), RQ_OK); /* the padded one */
+        assert_int_equal(bytes_used(q.c), 32);
+        expect_batch(q.c, v, 8, 2);
+        assert_int_equal(rq_release_burst(q.c, 2), RQ_OK);
+        assert_int_equal(bytes_used(q.c), 0);
+        pair_close(&q);
+    }
+}
+
+/* A batch of hundreds of records, released in uneven parts. */
+static void test_long_batches(void **state)
+{
+    (void)state;
+    enum { BIG = 8192, N = 600 }; /* 8000 bytes */
+    struct pair q = pair_open("rec.peek.long", BIG, MAX, 0);
+    for (unsigned i = 0; i < N; i++)
+        push_tagged(q.p, i % 3, i); /* 8 or 16 bytes */
+    static rq_msg_view v[N + 10];
+    assert_int_equal(rq_peek_burst(q.c, v, N + 10, 0), N);
+    uint32_t used = bytes_used(q.c);
+    unsigned done = 0;
+    static const unsigned parts[] = {1, 63, 64, 129, 300, 43};
+    for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
+        for (unsigned i = done; i < done + parts[p]; i++) {
+            expect_view(&v[i], i % 3, i);
+            used -= i % 3 ? 16 : 8;
+        }
+        assert_int_equal(rq_release_burst(q.c, parts[p]), RQ_OK);
+        done += parts[p];
+        assert_int_equal(bytes_used(q.c), used);
+    }
+    assert_int_equal(done, N);
+    assert_int_equal(used, 0);
+    pair_close(&q);
+}
+
+/* Headers rewritten after the peek by a hostile producer: the release
+ * frees the extents the peek checked (within the bytes published then),
+ * not what the headers say now. */
+static void test_headers_rewritten_after_the_peek(void **state)
+{
+    (void)state;
+    for (int variant = 0; variant < 2; variant++) {
+        struct pair q = pair_open("rec.peek.hostile", CAP, MAX, 0);
+        struct th_raw raw;
+        th_raw_open(&raw, "rq", q.name);
+        unsigned char *data = raw.addr + sizeof(struct rq_rec_shm);
+        push_tagged(q.p, 8, 1);  /* [0, 16) */
+        push_tagged(q.p, 24, 2); /* [16, 48) */
+        push_tagged(q.p, 8, 3);  /* [48, 64) */
+        rq_msg_view v[4];
+        assert_int_equal(rq_peek_burst(q.c, v, 4, 0), 3);
+        /* Garbage, or a valid length that would free more than published. */
+        struct rq_rec_header h = {variant ? MAX : MAX + 1, variant ? RQ_REC_DATA : 77u};
+        memcpy(data + 16, &h, sizeof h);
+        memcpy(data + 48, &h, sizeof h);
+        assert_int_equal(rq_release_burst(q.c, 1), RQ_OK);
+        assert_int_equal(bytes_used(q.c), 48);
+        assert_int_equal(rq_release_burst(q.c, 2), RQ_OK);
+        assert_int_equal(bytes_used(q.c), 0);
+        rq_record_stats st;
+        assert_int_equal(rq_stat_records(q.c, &st), RQ_OK);
+        assert_int_equal(st.records, 0);
+        push_tagged(q.p, 8, 4); /* the queue goes on */
+        assert_int_equal(rq_peek_burst(q.c, v, 4, 0), 1);
+        expect_view(&v[0], 8, 4);
+        assert_int_equal(rq_release_burst(q.c, 1), RQ_OK);
+        th_raw_close(&raw);
+        pair_close(&q);
+    }
+}
+
+/* A batch ends before a record whose header is impossible (each checked
+ * as rq_pop checks it), and the next call reports it: the consumer at 224
+ * of 256, records of 8 at 224 and 240, then 40 at 0 (80 bytes). */
+static void test_a_batch_stops_before_a_bad_record(void **state)
+{
+    (void)state;
+    struct {
+        uint32_t at, len, type, good;
+    } cases[] = {
+        {240, MAX + 1, RQ_REC_DATA, 1}, /* longer than the largest record */
+        {240, 8, 77, 1},                /* unknown type */
+        {240, 40, RQ_REC_DATA, 1},      /* runs past the ring's end */
+        {0, 56, RQ_REC_DATA, 2},        /* runs past the published bytes */
+    };
+    for (size_t i = 0; i < 2 * sizeof cases / sizeof *cases; i++) {
+        int peek = i % 2;
+        struct pair q = pair_open("rec.peek.bad", CAP, MAX, 0);
+        struct th_raw raw;
+        th_raw_open(&raw, "rq", q.name);
+        unsigned char *data = raw.addr + sizeof(struct rq_rec_shm), buf[8 * MAX];
+        size_t len, lens[8];
+        push_tagged(q.p, 100, 90);
+        push_tagged(q.p, 100, 91);
+        assert_int_equal(rq_pop(q.c, buf, sizeof buf, &len, 0), RQ_OK);
+        assert_int_equal(rq_pop(q.c, buf, sizeof buf, &len, 0), RQ_OK);
+        push_tagged(q.p, 8, 1);
+        push_tagged(q.p, 8, 2);
+        push_tagged(q.p, 40, 3);
+        struct rq_rec_header h = {cases[i / 2].len, cases[i / 2].type};
+        memcpy(data + cases[i / 2].at, &h, sizeof h);
+        rq_msg_view v[8];
+        int want = (int)cases[i / 2].good;
+        if (peek) {
+            assert_int_equal(rq_peek_burst(q.c, v, 8, 0), want);
+            assert_int_equal(rq_release_burst(q.c, (size_t)want), RQ_OK);
+            assert_int_equal(rq_peek_burst(q.c, v, 8, 0), RQ_ECORRUPT);
+        } else {
+            assert_int_equal(rq_pop_burst(q.c, buf, MAX, lens, 8, 0), want);
+            assert_int_equal(rq_pop_burst(q.c, buf, MAX, lens, 8, 0), RQ_ECORRUPT);
+        }
+        th_raw_close(&raw);
+        pair_close(&q);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct th_child children[] = {{"none", NULL}};
+    TH_INIT(argc, argv, children);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_partial_releases_free_their_bytes),
+        cmocka_unit_test(test_the_rest_of_a_burst),
+        cmocka_unit_test(test_long_batches),
+        cmocka_unit_test(test_headers_rewritten_after_the_peek),
+        cmocka_unit_test(test_a_batch_stops_before_a_bad_record),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
