@@ -55,6 +55,7 @@ static __forceinline int rq_cas_u64(rq_atomic_u64 *p, uint64_t *expected, uint64
     return 0;
 }
 static __forceinline void rq_cpu_relax(void) { _mm_pause(); }
+static __forceinline void rq_prefetch_write(const void *p) { _m_prefetchw(p); }
 /* MemoryBarrier() would need <windows.h>; these are <intrin.h>'s. */
 #if defined(_M_X64)
 static __forceinline void rq_fence_seq(void) { __faststorefence(); }
@@ -134,6 +135,18 @@ static inline void rq_cpu_relax(void)
     __asm__ __volatile__("yield" ::: "memory");
 #else
     rq_fence_compiler();
+#endif
+}
+
+/* A hint: bring the line at P into this core's cache for writing.  x86's
+ * PREFETCHW in inline assembly, so that no -m flag is needed (a CPU
+ * without it runs it as a no-op); elsewhere the compiler's builtin. */
+static inline void rq_prefetch_write(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("prefetchw %0" ::"m"(*(const char *)p));
+#else
+    __builtin_prefetch(p, 1, 3);
 #endif
 }
 
