@@ -23,8 +23,8 @@ import os
 
 import cffi
 
-__all__ = ["Queue", "Stats", "Error", "PRODUCER", "CONSUMER", "OBSERVER", "MPSC",
-           "FULL_FENCES", "RECORDS", "library_path", "name_valid", "unlink"]
+__all__ = ["Queue", "Stats", "Message", "Error", "PRODUCER", "CONSUMER", "OBSERVER", "MPSC",
+           "FULL_FENCES", "RECORDS", "MSG_REDELIVERED", "library_path", "name_valid", "unlink"]
 __version__ = "0.1.0"
 
 # The ABI this module is written for: librq.so.SOVERSION (CMakeLists.txt,
@@ -34,6 +34,7 @@ SOVERSION = 0
 
 PRODUCER, CONSUMER, OBSERVER = 1, 2, 3
 MPSC, FULL_FENCES, RECORDS = 1 << 0, 1 << 1, 1 << 3
+MSG_REDELIVERED = 1 << 0  # rq_msg_info.flags
 _INFINITE = -1
 _EAGAIN = -1  # RQ_EAGAIN (checked against the library at import)
 # Non-blocking tries a blocking pop() makes before it sleeps (about 0.3 us
@@ -61,6 +62,11 @@ typedef struct rq_config { uint32_t slot_count, slot_size, flags, mode; } rq_con
 typedef struct rq_stats { %s } rq_stats;
 int rq_name_valid(const char *name);
 int rq_open(rq **out, const char *name, int role, const rq_config *cfg);
+int rq_open_wait(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms);
+typedef struct rq_msg_info { uint64_t seq; uint32_t flags; uint32_t reserved; } rq_msg_info;
+int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms);
+int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, int timeout_ms);
+int rq_next_seq(rq *q, uint64_t *seq);
 int rq_push(rq *q, const void *msg, size_t len, int timeout_ms);
 int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms);
 int rq_reserve(rq *q, void **slot, int timeout_ms);
@@ -119,6 +125,7 @@ _rq_stat, _rq_close, _rq_unlink = _lib.rq_stat, _lib.rq_close, _lib.rq_unlink
 _rq_name_valid = _lib.rq_name_valid
 _rq_push_burst, _rq_pop_burst = _lib.rq_push_burst, _lib.rq_pop_burst
 _rq_peek_burst, _rq_release_burst = _lib.rq_peek_burst, _lib.rq_release_burst
+_rq_peek_info, _rq_pop_info = _lib.rq_peek_info, _lib.rq_pop_info
 
 
 def _errname(code):
@@ -173,6 +180,17 @@ class Stats:
     largest_record: typing.Optional[int] = None
     padding_bytes: typing.Optional[int] = None
     payload_bytes: typing.Optional[int] = None
+
+
+class Message(typing.NamedTuple):
+    """A message with what rq_pop_info says about it (Queue.pop_info).
+    seq: its number in the queue since the queue was created (0, 1, 2, ...;
+    a redelivered message keeps its number).  redelivered: it may have been
+    handed out before, to a consumer that died or closed before releasing
+    it (RQ_MSG_REDELIVERED)."""
+    data: bytes
+    seq: int
+    redelivered: bool
 
 
 # ---- errors ---------------------------------------------------------------
@@ -287,19 +305,26 @@ class Reservation:
 
 class _Peek:
     """`with q.peek() as msg:` msg is a read-only memoryview of the oldest
-    message.  Leaving the block normally frees the slot (rq_release); an
-    exception leaves the message in the queue, for the next peek."""
+    message; its number and redelivery flag (rq_peek_info) are in .seq and
+    .redelivered once the block is entered.  Leaving the block normally
+    frees the slot (rq_release); an exception leaves the message in the
+    queue, for the next peek."""
 
     def __init__(self, queue, timeout):
         self._queue = queue
         self._timeout = timeout
         self._view = None
+        self.seq = None
+        self.redelivered = None
 
     def __enter__(self):
         q = self._queue
-        rc = _rq_peek(q._h, q._addr, q._len, _ms(self._timeout))
+        info = q._info
+        rc = _rq_peek_info(q._h, q._addr, q._len, info, _ms(self._timeout))
         if rc:
             _raise(rc)
+        self.seq = info.seq
+        self.redelivered = bool(info.flags & MSG_REDELIVERED)
         n = q._len[0]
         raw = ffi.buffer(q._addr[0], n) if n else b""
         self._view = memoryview(raw).cast("B").toreadonly()
@@ -345,7 +370,7 @@ class _PeekBurst:
             raw = ffi.buffer(m.data, m.len) if m.len else b""
             self._views.append(memoryview(raw).cast("B").toreadonly())
             self.seqs.append(m.seq)
-            self.redelivered.append(bool(m.flags & 1))
+            self.redelivered.append(bool(m.flags & MSG_REDELIVERED))
         return self._views
 
     def __exit__(self, exc_type, exc, tb):
@@ -372,6 +397,7 @@ class Queue:
         self.role = role
         self._len = ffi.new("size_t *")
         self._addr = ffi.new("void **")
+        self._info = ffi.new("rq_msg_info *")
         st = self.stat()
         self.slot_size = st.slot_size  # a record queue: its largest record
         self.slot_count = st.slot_count  # a record queue: its capacity in bytes
@@ -409,6 +435,22 @@ class Queue:
     def open(cls, name, role=CONSUMER):
         """Attaches to the existing queue NAME in ROLE (missing: ENOENT)."""
         return cls._open(name, role, ffi.NULL)
+
+    @classmethod
+    def open_wait(cls, name, role=CONSUMER, timeout=None):
+        """Queue.open that waits up to TIMEOUT seconds (None: for ever) for
+        NAME to be created and finished by another process (rq_open_wait),
+        for a consumer or observer started before its producer.  It looks
+        for the name with naps of 1 to 50 ms, so it returns at most 50 ms
+        after the queue is complete.  Still missing when the time is up:
+        ENOENT (a LookupError); ETIMEDOUT if the queue's creator was still
+        initialising it."""
+        out = ffi.new("rq **")
+        rc = _lib.rq_open_wait(out, _name(name), role, ffi.NULL,
+                               _INFINITE if timeout is None else _ms(timeout))
+        if rc:
+            _raise(rc)
+        return cls(out[0], name, role)
 
     def close(self):
         h, self._h = self._h, ffi.NULL
@@ -465,6 +507,28 @@ class Queue:
         if rc:
             _raise(rc)
         return self._view[0:ln[0]]
+
+    def pop_info(self, timeout=None):
+        """The oldest message as a Message (data, seq, redelivered), with
+        what rq_pop_info says about it; at-most-once, as pop()."""
+        info = self._info
+        rc = _rq_pop_info(self._h, self._buf, self.slot_size, self._len, info,
+                          _INFINITE if timeout is None else _ms(timeout))
+        if rc:
+            _raise(rc)
+        return Message(self._view[0:self._len[0]], info.seq,
+                       bool(info.flags & MSG_REDELIVERED))
+
+    def next_seq(self):
+        """rq_next_seq.  A producer: the number the next message it pushes
+        gets if no other producer goes first (right after a push, next_seq()
+        - 1 is that message's number).  A consumer: the number of the oldest
+        message not yet released.  EROLE for an observer."""
+        out = ffi.new("uint64_t *")
+        rc = _lib.rq_next_seq(self._h, out)
+        if rc:
+            _raise(rc)
+        return out[0]
 
     def push_many(self, messages, timeout=None):
         """Pushes each message in turn; returns how many."""
