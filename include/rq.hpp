@@ -301,9 +301,7 @@ inline message_info info(const rq_msg_info &i) noexcept
 class peeked {
 public:
     peeked() noexcept = default;
-    peeked(peeked &&o) noexcept : q_(std::exchange(o.q_, nullptr)), msg_(o.msg_), info_(o.info_)
-    {
-    }
+    peeked(peeked &&o) noexcept : q_(std::exchange(o.q_, nullptr)), msg_(o.msg_), info_(o.info_) {}
     peeked &operator=(peeked &&o) noexcept
     {
         q_ = std::exchange(o.q_, nullptr);
