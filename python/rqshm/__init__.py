@@ -23,7 +23,7 @@ import os
 
 import cffi
 
-__all__ = ["Queue", "Stats", "Message", "Error", "PRODUCER", "CONSUMER", "OBSERVER", "MPSC",
+__all__ = ["Queue", "Stats", "Message", "ReservedBurst", "Error", "PRODUCER", "CONSUMER", "OBSERVER", "MPSC",
            "FULL_FENCES", "RECORDS", "MSG_REDELIVERED", "library_path", "name_valid", "unlink"]
 __version__ = "0.1.0"
 
@@ -91,6 +91,9 @@ int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t cou
 int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t max, int timeout_ms);
 int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms);
 int rq_release_burst(rq *q, size_t count);
+int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms);
+int rq_reserve_burst_len(rq *q, const size_t *lens, size_t count, void **bufs, int timeout_ms);
+int rq_commit_burst(rq *q, const size_t *lens, size_t count);
 """ % (" ".join("%s %s;" % f for f in _STATS_FIELDS),
        " ".join("uint64_t %s;" % f for f in _RECORD_FIELDS))
 
@@ -335,6 +338,46 @@ class _Peek:
         if exc_type is None:
             rc = _rq_release(self._queue._h)
             if rc:
+                _raise(rc)
+        return False
+
+
+class ReservedBurst:
+    """Reserved slots or records (Queue.reserve_burst): .bufs is a list of
+    writable memoryviews, one per message reserved (slot_size bytes each,
+    or the lengths asked for).  commit(lengths) publishes the first
+    len(lengths) of them, the i-th holding lengths[i] bytes, with one store
+    (rq_commit_burst), and drops the rest.  Leaving the `with` block
+    without commit() drops them all: nothing is published (an exception,
+    too)."""
+
+    def __init__(self, queue, ptrs, sizes):
+        self._queue = queue
+        self.bufs = [memoryview(ffi.buffer(p, n)).cast("B") for p, n in zip(ptrs, sizes)]
+        self.committed = False
+
+    def commit(self, lengths):
+        if self.committed:
+            _raise(ESTATE.code)  # noqa: F821 (made at import)
+        lens = list(lengths)
+        rc = _lib.rq_commit_burst(self._queue._h, ffi.new("size_t[]", lens or [0]), len(lens))
+        if rc:
+            _raise(rc)
+        self.committed = True
+
+    def __len__(self):
+        return len(self.bufs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for b in self.bufs:
+            b.release()
+        if not self.committed:
+            self.committed = True
+            rc = _lib.rq_commit_burst(self._queue._h, ffi.new("size_t[]", [0]), 0)
+            if rc and exc[0] is None:
                 _raise(rc)
         return False
 
@@ -628,6 +671,34 @@ class Queue:
         if rc:
             _raise(rc)
         return Reservation(self, self._addr[0], length)
+
+    def reserve_burst(self, count=None, timeout=None, *, lengths=None):
+        """Zero-copy burst push: `with q.reserve_burst(8) as rb: rb.bufs[0][:2]
+        = b"hi"; ...; rb.commit([2, ...])` publishes the messages committed
+        with one store.  COUNT slots at most (rq_reserve_burst: as many as
+        are free, at least one; slot queues only); or LENGTHS, one per
+        message (rq_reserve_burst_len, record queues too: all of them or,
+        if the batch could never fit, its longest start that does).  Waits
+        up to TIMEOUT seconds."""
+        ms = _INFINITE if timeout is None else _ms(timeout)
+        if lengths is None:
+            if count is None or count < 1:
+                _raise(EINVAL.code)  # noqa: F821 (made at import)
+            n = min(count, self.slot_count)
+            ptrs = ffi.new("void *[]", n)
+            rc = _lib.rq_reserve_burst(self._h, ptrs, n, ms)
+            sizes = [self.slot_size] * max(rc, 0)
+        else:
+            lens = list(lengths)
+            if count is not None or not lens:
+                _raise(EINVAL.code)  # noqa: F821
+            ptrs = ffi.new("void *[]", len(lens))
+            rc = _lib.rq_reserve_burst_len(self._h, ffi.new("size_t[]", lens), len(lens),
+                                           ptrs, ms)
+            sizes = lens[:max(rc, 0)]
+        if rc < 0:
+            _raise(rc)
+        return ReservedBurst(self, [ptrs[i] for i in range(rc)], sizes)
 
     def peek(self, timeout=None):
         """Zero-copy, at-least-once pop: `with q.peek() as msg: handle(msg)`

@@ -128,3 +128,46 @@ def test_open_wait_times_out_with_enoent(name):
         e, took = got.pop()
         assert isinstance(e, rqshm.ENOENT) and isinstance(e, LookupError), e
         assert timeout * 0.75 <= took < 5
+
+
+def test_reserve_burst_publishes_what_is_committed(name):
+    with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=4, slot_size=16) as p, \
+            rqshm.Queue.open(name, rqshm.CONSUMER) as c:
+        with p.reserve_burst(8) as rb:  # at most slot_count
+            assert len(rb) == 4 and all(len(b) == 16 for b in rb.bufs)
+            rb.bufs[0][:3] = b"one"
+            rb.bufs[1][:3] = b"two"
+            rb.bufs[2][:5] = b"three"
+            assert c.stat().depth == 0  # nothing visible before the commit
+            rb.commit([3, 3])  # the first two; the rest dropped
+        assert c.pop_burst(8) == [b"one", b"two"]
+        with pytest.raises(RuntimeError):
+            with p.reserve_burst(2) as rb:
+                rb.bufs[0][:1] = b"x"
+                raise RuntimeError("no commit")
+        with p.reserve_burst(2) as rb:  # the dropped reservation does not hold it
+            rb.bufs[0][:4] = b"lost"
+        assert c.stat().depth == 0
+        with p.reserve_burst(lengths=[2, 5]) as rb:
+            assert [len(b) for b in rb.bufs] == [2, 5]
+            rb.bufs[0][:] = b"ab"
+            rb.bufs[1][:] = b"cdefg"
+            rb.commit([2, 5])
+        m = c.pop_info(timeout=0)
+        assert m == (b"ab", 2, False) and c.pop(timeout=0) == b"cdefg"
+        with pytest.raises(rqshm.EMSGSIZE):
+            p.reserve_burst(lengths=[17])
+
+
+def test_reserve_burst_on_a_record_queue(name):
+    with rqshm.Queue.create(name, rqshm.PRODUCER, kind="records", capacity=256,
+                            max_record=100) as p, rqshm.Queue.open(name, rqshm.CONSUMER) as c:
+        with pytest.raises(rqshm.EINVAL):
+            p.reserve_burst(2)  # a record's room is its length
+        with p.reserve_burst(lengths=[3, 40, 100]) as rb:
+            assert [len(b) for b in rb.bufs] == [3, 40, 100]
+            rb.bufs[0][:] = b"one"
+            rb.bufs[1][:3] = b"two"
+            rb.commit([3, 3])  # shorter than reserved: packed
+        assert c.pop_burst(8) == [b"one", b"two"]
+        assert c.stat().bytes_used == 0
