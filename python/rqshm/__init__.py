@@ -23,8 +23,9 @@ import os
 
 import cffi
 
-__all__ = ["Queue", "Stats", "Message", "ReservedBurst", "Error", "PRODUCER", "CONSUMER", "OBSERVER", "MPSC",
-           "FULL_FENCES", "RECORDS", "MSG_REDELIVERED", "library_path", "name_valid", "unlink"]
+__all__ = ["Queue", "Stats", "Message", "ReservedBurst", "Error", "PRODUCER", "CONSUMER",
+           "OBSERVER", "MPSC", "FULL_FENCES", "RECORDS", "MSG_REDELIVERED", "library_path",
+           "name_valid", "unlink"]
 __version__ = "0.1.0"
 
 # The ABI this module is written for: librq.so.SOVERSION (CMakeLists.txt,
