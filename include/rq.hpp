@@ -41,6 +41,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <initializer_list>
 #include <iterator>
 #include <optional>
@@ -902,6 +903,47 @@ public:
         if (!detail::set(ec, rc))
             return std::nullopt;
         return st;
+    }
+    /* rq_dump_records: calls FN(const rq_record_entry &) for every record
+     * of a record queue, oldest first, without consuming any (a diagnostic
+     * view: entry.data is valid during the call only, and may be
+     * overwritten once the consumer frees it).  FN returns true to go on,
+     * false to stop.  Returns true when the walk went to its end, false
+     * when FN stopped it or on an error (ec: RQ_EINVAL for a slot queue,
+     * RQ_EAGAIN when records were freed under the walk, RQ_ECORRUPT).  An
+     * exception from FN stops the walk and leaves this call. */
+    template <class F> bool dump_records(F &&fn, std::error_code &ec)
+    {
+        struct walk {
+            std::remove_reference_t<F> *fn;
+            std::exception_ptr thrown;
+        } w{&fn, nullptr};
+        int rc = ::rq_dump_records(
+            q_,
+            [](void *ctx, const rq_record_entry *e) -> int {
+                auto *wp = static_cast<walk *>(ctx);
+                try {
+                    return (*wp->fn)(*e) ? 0 : 1;
+                } catch (...) {
+                    wp->thrown = std::current_exception();
+                    return 1;
+                }
+            },
+            &w);
+        if (w.thrown)
+            std::rethrow_exception(w.thrown);
+        if (rc == 1) {
+            ec.clear();
+            return false;
+        }
+        return detail::set(ec, rc);
+    }
+    template <class F> bool dump_records(F &&fn)
+    {
+        std::error_code ec;
+        bool done = dump_records(std::forward<F>(fn), ec);
+        detail::throw_if(ec, "rq_dump_records");
+        return done;
     }
     std::optional<rq_record_stats> stat_records() const
     {

@@ -11,6 +11,7 @@
 #include <span>
 #endif
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <chrono>
@@ -410,6 +411,8 @@ static void sequence_numbers()
     o.next_seq(ec);
     CHECK(ec == RQ_EROLE);
     CHECK(!o.stat_records(ec) && !ec); // a slot queue: no record statistics
+    CHECK(!o.dump_records([](const rq_record_entry &) { return true; }, ec));
+    CHECK(ec == RQ_EINVAL);
     rqcpp::queue::unlink(name);
 }
 
@@ -439,6 +442,28 @@ static void open_wait_and_record_stats()
     CHECK(c.pop_string(0) == "hello");
     st = c.stat_records();
     CHECK(st && st->records == 0);
+    // dump_records: every record, oldest first, none consumed; stopped by FN.
+    rqcpp::queue p = rqcpp::queue::open(name, RQ_PRODUCER);
+    p.push_burst(std::vector<std::string>{"ab", "cde", "fghi"});
+    std::string seen;
+    CHECK(c.dump_records([&](const rq_record_entry &e) {
+        seen += std::to_string(e.seq) + ":" +
+                std::string(static_cast<const char *>(e.data), e.len) + " ";
+        return true;
+    }));
+    CHECK(seen == "1:ab 2:cde 3:fghi ");
+    int calls = 0;
+    std::error_code ec2;
+    CHECK(!c.dump_records([&](const rq_record_entry &) { return ++calls < 2; }, ec2));
+    CHECK(calls == 2 && !ec2);
+    bool thrown = false;
+    try {
+        c.dump_records([](const rq_record_entry &) -> bool { throw std::runtime_error("stop"); });
+    } catch (const std::runtime_error &) {
+        thrown = true;
+    }
+    CHECK(thrown && c.stat_records().value().records == 3);
+    CHECK(c.pop_string(0) == "ab");
     rqcpp::queue::unlink(name);
 }
 
