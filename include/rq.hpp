@@ -40,8 +40,11 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
+#include <exception>
 #include <initializer_list>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -276,16 +279,35 @@ private:
     mutable_bytes slot_;
 };
 
-/* A peeked message (queue::peek), valid until release().  Destroyed
- * without release: the message stays in the queue. */
+/* What rq_peek_info / rq_pop_info say about a message besides its bytes:
+ * its number in the queue since the queue was created (0, 1, 2, ...; a
+ * redelivered message keeps its number), and whether it may have been
+ * handed out before to a consumer that died or closed before releasing it
+ * (RQ_MSG_REDELIVERED). */
+struct message_info {
+    std::uint64_t seq = 0;
+    bool redelivered = false;
+};
+
+namespace detail {
+inline message_info info(const rq_msg_info &i) noexcept
+{
+    return message_info{i.seq, (i.flags & RQ_MSG_REDELIVERED) != 0};
+}
+} // namespace detail
+
+/* A peeked message (queue::peek), valid until release(), with its number
+ * and redelivery flag (info(), from rq_peek_info).  Destroyed without
+ * release: the message stays in the queue. */
 class peeked {
 public:
     peeked() noexcept = default;
-    peeked(peeked &&o) noexcept : q_(std::exchange(o.q_, nullptr)), msg_(o.msg_) {}
+    peeked(peeked &&o) noexcept : q_(std::exchange(o.q_, nullptr)), msg_(o.msg_), info_(o.info_) {}
     peeked &operator=(peeked &&o) noexcept
     {
         q_ = std::exchange(o.q_, nullptr);
         msg_ = o.msg_;
+        info_ = o.info_;
         return *this;
     }
     peeked(const peeked &) = delete;
@@ -297,6 +319,9 @@ public:
     const_bytes bytes() const noexcept { return msg_; }
     std::string_view str() const noexcept { return msg_.str(); }
     bool active() const noexcept { return q_ != nullptr; }
+    message_info info() const noexcept { return info_; }
+    std::uint64_t seq() const noexcept { return info_.seq; }
+    bool redelivered() const noexcept { return info_.redelivered; }
 
     /* Frees the slot; data() is no longer valid. */
     void release(std::error_code &ec) noexcept
@@ -313,9 +338,13 @@ public:
 
 private:
     friend class queue;
-    peeked(::rq *q, const void *msg, std::size_t len) noexcept : q_(q), msg_(msg, len) {}
+    peeked(::rq *q, const void *msg, std::size_t len, message_info info) noexcept
+        : q_(q), msg_(msg, len), info_(info)
+    {
+    }
     ::rq *q_ = nullptr;
     const_bytes msg_;
+    message_info info_;
 };
 
 /* ---- burst guards -------------------------------------------------------- */
@@ -526,6 +555,24 @@ public:
         detail::throw_if(ec, "rq_open");
         return q;
     }
+    /* rq_open_wait: open() that waits up to TIMEOUT_MS (infinite: no limit)
+     * for another process to create NAME, for a consumer or observer
+     * started before its producer.  Still missing when the time is up:
+     * RQ_ENOENT. */
+    static queue open_wait(const std::string &name, int role, int timeout_ms,
+                           std::error_code &ec) noexcept
+    {
+        ::rq *h = nullptr;
+        detail::set(ec, ::rq_open_wait(&h, name.c_str(), role, nullptr, timeout_ms));
+        return queue(h);
+    }
+    static queue open_wait(const std::string &name, int role, int timeout_ms = infinite)
+    {
+        std::error_code ec;
+        queue q = open_wait(name, role, timeout_ms, ec);
+        detail::throw_if(ec, "rq_open_wait");
+        return q;
+    }
     /* Opens NAME in ROLE, creating it with CFG if missing. */
     static queue create(const std::string &name, int role, const rq_config &cfg,
                         std::error_code &ec) noexcept
@@ -588,6 +635,41 @@ public:
         detail::throw_if(ec, "rq_pop");
         return len;
     }
+    /* pop() that also fills INFO for the message popped (rq_pop_info). */
+    std::size_t pop(mutable_bytes buf, message_info &info, int timeout_ms,
+                    std::error_code &ec) noexcept
+    {
+        std::size_t len = 0;
+        rq_msg_info i{};
+        if (!detail::set(ec, ::rq_pop_info(q_, buf.data(), buf.size(), &len, &i, timeout_ms)))
+            return 0;
+        info = detail::info(i);
+        return len;
+    }
+    std::size_t pop(mutable_bytes buf, message_info &info, int timeout_ms = infinite)
+    {
+        std::error_code ec;
+        std::size_t len = pop(buf, info, timeout_ms, ec);
+        detail::throw_if(ec, "rq_pop_info");
+        return len;
+    }
+    /* rq_next_seq.  A producer: the number its next message gets if no
+     * other producer goes first (right after a push, next_seq() - 1 is that
+     * message's).  A consumer: the number of the oldest message not yet
+     * released.  RQ_EROLE for an observer. */
+    std::uint64_t next_seq(std::error_code &ec) const noexcept
+    {
+        std::uint64_t seq = 0;
+        detail::set(ec, ::rq_next_seq(q_, &seq));
+        return seq;
+    }
+    std::uint64_t next_seq() const
+    {
+        std::error_code ec;
+        std::uint64_t seq = next_seq(ec);
+        detail::throw_if(ec, "rq_next_seq");
+        return seq;
+    }
     /* The oldest message as a string (allocates slot_size bytes). */
     std::string pop_string(int timeout_ms, std::error_code &ec)
     {
@@ -644,9 +726,10 @@ public:
     {
         const void *msg = nullptr;
         std::size_t len = 0;
-        if (!detail::set(ec, ::rq_peek(q_, &msg, &len, timeout_ms)))
+        rq_msg_info info{};
+        if (!detail::set(ec, ::rq_peek_info(q_, &msg, &len, &info, timeout_ms)))
             return {};
-        return peeked(q_, msg, len);
+        return peeked(q_, msg, len, detail::info(info));
     }
     peeked peek(int timeout_ms = infinite)
     {
@@ -802,6 +885,71 @@ public:
         std::error_code ec;
         rq_stats st = stat(ec);
         detail::throw_if(ec, "rq_stat");
+        return st;
+    }
+    /* rq_stat_records: a record queue's byte accounting; empty (ec clear)
+     * on a slot queue. */
+    std::optional<rq_record_stats> stat_records(std::error_code &ec) const noexcept
+    {
+        rq_record_stats st{};
+        int rc = ::rq_stat_records(q_, &st);
+        if (rc == RQ_EINVAL && q_) {
+            rq_stats s{};
+            if (::rq_stat(q_, &s) == RQ_OK && !(s.flags & RQ_RECORDS)) {
+                ec.clear();
+                return std::nullopt;
+            }
+        }
+        if (!detail::set(ec, rc))
+            return std::nullopt;
+        return st;
+    }
+    /* rq_dump_records: calls FN(const rq_record_entry &) for every record
+     * of a record queue, oldest first, without consuming any (a diagnostic
+     * view: entry.data is valid during the call only, and may be
+     * overwritten once the consumer frees it).  FN returns true to go on,
+     * false to stop.  Returns true when the walk went to its end, false
+     * when FN stopped it or on an error (ec: RQ_EINVAL for a slot queue,
+     * RQ_EAGAIN when records were freed under the walk, RQ_ECORRUPT).  An
+     * exception from FN stops the walk and leaves this call. */
+    template <class F> bool dump_records(F &&fn, std::error_code &ec)
+    {
+        struct walk {
+            std::remove_reference_t<F> *fn;
+            std::exception_ptr thrown;
+        } w{&fn, nullptr};
+        int rc = ::rq_dump_records(
+            q_,
+            [](void *ctx, const rq_record_entry *e) -> int {
+                auto *wp = static_cast<walk *>(ctx);
+                try {
+                    return (*wp->fn)(*e) ? 0 : 1;
+                } catch (...) {
+                    wp->thrown = std::current_exception();
+                    return 1;
+                }
+            },
+            &w);
+        if (w.thrown)
+            std::rethrow_exception(w.thrown);
+        if (rc == 1) {
+            ec.clear();
+            return false;
+        }
+        return detail::set(ec, rc);
+    }
+    template <class F> bool dump_records(F &&fn)
+    {
+        std::error_code ec;
+        bool done = dump_records(std::forward<F>(fn), ec);
+        detail::throw_if(ec, "rq_dump_records");
+        return done;
+    }
+    std::optional<rq_record_stats> stat_records() const
+    {
+        std::error_code ec;
+        std::optional<rq_record_stats> st = stat_records(ec);
+        detail::throw_if(ec, "rq_stat_records");
         return st;
     }
 

@@ -188,6 +188,11 @@ static int layout(void)
     FIELD(rq_record_stats, largest_record);
     FIELD(rq_record_stats, padding_bytes);
     FIELD(rq_record_stats, payload_bytes);
+    printf("sizeof.rq_msg_info %zu\n", sizeof(rq_msg_info));
+    FIELD(rq_msg_info, seq);
+    FIELD(rq_msg_info, flags);
+    FIELD(rq_msg_info, reserved);
+    printf("value.RQ_MSG_REDELIVERED %u\n", (unsigned)RQ_MSG_REDELIVERED);
     printf("value.RQ_PRODUCER %d\nvalue.RQ_CONSUMER %d\nvalue.RQ_OBSERVER %d\n", RQ_PRODUCER,
            RQ_CONSUMER, RQ_OBSERVER);
     printf("value.RQ_MPSC %u\nvalue.RQ_FULL_FENCES %u\nvalue.RQ_RECORDS %u\n", (unsigned)RQ_MPSC,

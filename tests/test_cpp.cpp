@@ -11,9 +11,12 @@
 #include <span>
 #endif
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <chrono>
 #include <dirent.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -357,6 +360,113 @@ static void nothing_left_behind()
     closedir(dir);
 }
 
+// Numbers consecutive from 0, the redelivery flag after a consumer closed
+// holding a peek (pop and peek forms), next_seq on both sides.
+static void sequence_numbers()
+{
+    std::string name = fresh("seq");
+    rqcpp::queue p = rqcpp::queue::create(name, RQ_PRODUCER, small);
+    std::error_code ec;
+    {
+        rqcpp::queue c = rqcpp::queue::open(name, RQ_CONSUMER);
+        CHECK(p.next_seq() == 0 && c.next_seq() == 0);
+        char buf[64];
+        for (unsigned i = 0; i < 10; ++i) { // past the ring's 4 slots
+            std::string m = "m" + std::to_string(i);
+            p.push(m);
+            CHECK(p.next_seq() == i + 1);
+            if (i % 2) {
+                rqcpp::message_info info{99, true};
+                std::size_t n = c.pop(buf, info, 0);
+                CHECK(std::string(buf, n) == m && info.seq == i && !info.redelivered);
+            } else {
+                rqcpp::peeked pk = c.peek(0);
+                CHECK(pk.str() == m && pk.seq() == i && !pk.redelivered());
+                CHECK(pk.info().seq == i);
+                pk.release();
+            }
+            CHECK(c.next_seq() == i + 1);
+        }
+        rqcpp::message_info info;
+        c.pop(buf, info, 0, ec);
+        CHECK(ec == RQ_EAGAIN);
+        p.push(std::string("held"));
+        p.push(std::string("after"));
+        rqcpp::peeked pk = c.peek(0);
+        CHECK(pk.seq() == 10 && !pk.redelivered());
+    } // closed holding the peek: handed out, not released
+    rqcpp::queue c = rqcpp::queue::open(name, RQ_CONSUMER);
+    rqcpp::peeked again = c.peek(0);
+    CHECK(again.str() == "held" && again.seq() == 10 && again.redelivered());
+    again = rqcpp::peeked();
+    c.close();
+    c = rqcpp::queue::open(name, RQ_CONSUMER);
+    char buf[64];
+    rqcpp::message_info info;
+    std::size_t n = c.pop(buf, info, 0);
+    CHECK(std::string(buf, n) == "held" && info.seq == 10 && info.redelivered);
+    n = c.pop(buf, info, 0);
+    CHECK(std::string(buf, n) == "after" && info.seq == 11 && !info.redelivered);
+    rqcpp::queue o = rqcpp::queue::open(name, RQ_OBSERVER);
+    o.next_seq(ec);
+    CHECK(ec == RQ_EROLE);
+    CHECK(!o.stat_records(ec) && !ec); // a slot queue: no record statistics
+    CHECK(!o.dump_records([](const rq_record_entry &) { return true; }, ec));
+    CHECK(ec == RQ_EINVAL);
+    rqcpp::queue::unlink(name);
+}
+
+static void open_wait_and_record_stats()
+{
+    std::string name = fresh("wait");
+    std::error_code ec;
+    auto t0 = std::chrono::steady_clock::now();
+    rqcpp::queue none = rqcpp::queue::open_wait(name, RQ_CONSUMER, 200, ec);
+    auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(ec == RQ_ENOENT && !none);
+    CHECK(took >= std::chrono::milliseconds(150) && took < std::chrono::seconds(5));
+    rq_config cfg = {256, 100, RQ_RECORDS, 0};
+    std::thread creator([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        rqcpp::queue p = rqcpp::queue::create(name, RQ_PRODUCER, cfg);
+        p.push(std::string("hello"));
+    });
+    t0 = std::chrono::steady_clock::now();
+    rqcpp::queue c = rqcpp::queue::open_wait(name, RQ_CONSUMER, 10000);
+    took = std::chrono::steady_clock::now() - t0;
+    creator.join();
+    CHECK(c && took >= std::chrono::milliseconds(150));
+    std::optional<rq_record_stats> st = c.stat_records();
+    CHECK(st && st->capacity == 256 && st->max_record == 100 && st->records == 1);
+    CHECK(st && st->payload_bytes == 5);
+    CHECK(c.pop_string(0) == "hello");
+    st = c.stat_records();
+    CHECK(st && st->records == 0);
+    // dump_records: every record, oldest first, none consumed; stopped by FN.
+    rqcpp::queue p = rqcpp::queue::open(name, RQ_PRODUCER);
+    p.push_burst(std::vector<std::string>{"ab", "cde", "fghi"});
+    std::string seen;
+    CHECK(c.dump_records([&](const rq_record_entry &e) {
+        seen += std::to_string(e.seq) + ":" +
+                std::string(static_cast<const char *>(e.data), e.len) + " ";
+        return true;
+    }));
+    CHECK(seen == "1:ab 2:cde 3:fghi ");
+    int calls = 0;
+    std::error_code ec2;
+    CHECK(!c.dump_records([&](const rq_record_entry &) { return ++calls < 2; }, ec2));
+    CHECK(calls == 2 && !ec2);
+    bool thrown = false;
+    try {
+        c.dump_records([](const rq_record_entry &) -> bool { throw std::runtime_error("stop"); });
+    } catch (const std::runtime_error &) {
+        thrown = true;
+    }
+    CHECK(thrown && c.stat_records().value().records == 3);
+    CHECK(c.pop_string(0) == "ab");
+    rqcpp::queue::unlink(name);
+}
+
 int main()
 {
     push_pop_and_views();
@@ -367,6 +477,8 @@ int main()
     readme_style_config();
     record_queue_reserve_len();
     bursts();
+    sequence_numbers();
+    open_wait_and_record_stats();
     nothing_left_behind();
     if (failures) {
         std::fprintf(stderr, "test_cpp: %d check(s) failed\n", failures);

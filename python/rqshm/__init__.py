@@ -23,8 +23,9 @@ import os
 
 import cffi
 
-__all__ = ["Queue", "Stats", "Error", "PRODUCER", "CONSUMER", "OBSERVER", "MPSC",
-           "FULL_FENCES", "RECORDS", "library_path", "name_valid", "unlink"]
+__all__ = ["Queue", "Stats", "Message", "ReservedBurst", "Error", "PRODUCER", "CONSUMER",
+           "OBSERVER", "MPSC", "FULL_FENCES", "RECORDS", "MSG_REDELIVERED", "library_path",
+           "name_valid", "unlink"]
 __version__ = "0.1.0"
 
 # The ABI this module is written for: librq.so.SOVERSION (CMakeLists.txt,
@@ -34,6 +35,7 @@ SOVERSION = 0
 
 PRODUCER, CONSUMER, OBSERVER = 1, 2, 3
 MPSC, FULL_FENCES, RECORDS = 1 << 0, 1 << 1, 1 << 3
+MSG_REDELIVERED = 1 << 0  # rq_msg_info.flags
 _INFINITE = -1
 _EAGAIN = -1  # RQ_EAGAIN (checked against the library at import)
 # Non-blocking tries a blocking pop() makes before it sleeps (about 0.3 us
@@ -61,6 +63,11 @@ typedef struct rq_config { uint32_t slot_count, slot_size, flags, mode; } rq_con
 typedef struct rq_stats { %s } rq_stats;
 int rq_name_valid(const char *name);
 int rq_open(rq **out, const char *name, int role, const rq_config *cfg);
+int rq_open_wait(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms);
+typedef struct rq_msg_info { uint64_t seq; uint32_t flags; uint32_t reserved; } rq_msg_info;
+int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms);
+int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, int timeout_ms);
+int rq_next_seq(rq *q, uint64_t *seq);
 int rq_push(rq *q, const void *msg, size_t len, int timeout_ms);
 int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms);
 int rq_reserve(rq *q, void **slot, int timeout_ms);
@@ -85,6 +92,9 @@ int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t cou
 int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t max, int timeout_ms);
 int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms);
 int rq_release_burst(rq *q, size_t count);
+int rq_reserve_burst(rq *q, void **slots, size_t count, int timeout_ms);
+int rq_reserve_burst_len(rq *q, const size_t *lens, size_t count, void **bufs, int timeout_ms);
+int rq_commit_burst(rq *q, const size_t *lens, size_t count);
 """ % (" ".join("%s %s;" % f for f in _STATS_FIELDS),
        " ".join("uint64_t %s;" % f for f in _RECORD_FIELDS))
 
@@ -119,6 +129,7 @@ _rq_stat, _rq_close, _rq_unlink = _lib.rq_stat, _lib.rq_close, _lib.rq_unlink
 _rq_name_valid = _lib.rq_name_valid
 _rq_push_burst, _rq_pop_burst = _lib.rq_push_burst, _lib.rq_pop_burst
 _rq_peek_burst, _rq_release_burst = _lib.rq_peek_burst, _lib.rq_release_burst
+_rq_peek_info, _rq_pop_info = _lib.rq_peek_info, _lib.rq_pop_info
 
 
 def _errname(code):
@@ -173,6 +184,17 @@ class Stats:
     largest_record: typing.Optional[int] = None
     padding_bytes: typing.Optional[int] = None
     payload_bytes: typing.Optional[int] = None
+
+
+class Message(typing.NamedTuple):
+    """A message with what rq_pop_info says about it (Queue.pop_info).
+    seq: its number in the queue since the queue was created (0, 1, 2, ...;
+    a redelivered message keeps its number).  redelivered: it may have been
+    handed out before, to a consumer that died or closed before releasing
+    it (RQ_MSG_REDELIVERED)."""
+    data: bytes
+    seq: int
+    redelivered: bool
 
 
 # ---- errors ---------------------------------------------------------------
@@ -287,19 +309,26 @@ class Reservation:
 
 class _Peek:
     """`with q.peek() as msg:` msg is a read-only memoryview of the oldest
-    message.  Leaving the block normally frees the slot (rq_release); an
-    exception leaves the message in the queue, for the next peek."""
+    message; its number and redelivery flag (rq_peek_info) are in .seq and
+    .redelivered once the block is entered.  Leaving the block normally
+    frees the slot (rq_release); an exception leaves the message in the
+    queue, for the next peek."""
 
     def __init__(self, queue, timeout):
         self._queue = queue
         self._timeout = timeout
         self._view = None
+        self.seq = None
+        self.redelivered = None
 
     def __enter__(self):
         q = self._queue
-        rc = _rq_peek(q._h, q._addr, q._len, _ms(self._timeout))
+        info = q._info
+        rc = _rq_peek_info(q._h, q._addr, q._len, info, _ms(self._timeout))
         if rc:
             _raise(rc)
+        self.seq = info.seq
+        self.redelivered = bool(info.flags & MSG_REDELIVERED)
         n = q._len[0]
         raw = ffi.buffer(q._addr[0], n) if n else b""
         self._view = memoryview(raw).cast("B").toreadonly()
@@ -310,6 +339,46 @@ class _Peek:
         if exc_type is None:
             rc = _rq_release(self._queue._h)
             if rc:
+                _raise(rc)
+        return False
+
+
+class ReservedBurst:
+    """Reserved slots or records (Queue.reserve_burst): .bufs is a list of
+    writable memoryviews, one per message reserved (slot_size bytes each,
+    or the lengths asked for).  commit(lengths) publishes the first
+    len(lengths) of them, the i-th holding lengths[i] bytes, with one store
+    (rq_commit_burst), and drops the rest.  Leaving the `with` block
+    without commit() drops them all: nothing is published (an exception,
+    too)."""
+
+    def __init__(self, queue, ptrs, sizes):
+        self._queue = queue
+        self.bufs = [memoryview(ffi.buffer(p, n)).cast("B") for p, n in zip(ptrs, sizes)]
+        self.committed = False
+
+    def commit(self, lengths):
+        if self.committed:
+            _raise(ESTATE.code)  # noqa: F821 (made at import)
+        lens = list(lengths)
+        rc = _lib.rq_commit_burst(self._queue._h, ffi.new("size_t[]", lens or [0]), len(lens))
+        if rc:
+            _raise(rc)
+        self.committed = True
+
+    def __len__(self):
+        return len(self.bufs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for b in self.bufs:
+            b.release()
+        if not self.committed:
+            self.committed = True
+            rc = _lib.rq_commit_burst(self._queue._h, ffi.new("size_t[]", [0]), 0)
+            if rc and exc[0] is None:
                 _raise(rc)
         return False
 
@@ -345,7 +414,7 @@ class _PeekBurst:
             raw = ffi.buffer(m.data, m.len) if m.len else b""
             self._views.append(memoryview(raw).cast("B").toreadonly())
             self.seqs.append(m.seq)
-            self.redelivered.append(bool(m.flags & 1))
+            self.redelivered.append(bool(m.flags & MSG_REDELIVERED))
         return self._views
 
     def __exit__(self, exc_type, exc, tb):
@@ -372,6 +441,7 @@ class Queue:
         self.role = role
         self._len = ffi.new("size_t *")
         self._addr = ffi.new("void **")
+        self._info = ffi.new("rq_msg_info *")
         st = self.stat()
         self.slot_size = st.slot_size  # a record queue: its largest record
         self.slot_count = st.slot_count  # a record queue: its capacity in bytes
@@ -409,6 +479,22 @@ class Queue:
     def open(cls, name, role=CONSUMER):
         """Attaches to the existing queue NAME in ROLE (missing: ENOENT)."""
         return cls._open(name, role, ffi.NULL)
+
+    @classmethod
+    def open_wait(cls, name, role=CONSUMER, timeout=None):
+        """Queue.open that waits up to TIMEOUT seconds (None: for ever) for
+        NAME to be created and finished by another process (rq_open_wait),
+        for a consumer or observer started before its producer.  It looks
+        for the name with naps of 1 to 50 ms, so it returns at most 50 ms
+        after the queue is complete.  Still missing when the time is up:
+        ENOENT (a LookupError); ETIMEDOUT if the queue's creator was still
+        initialising it."""
+        out = ffi.new("rq **")
+        rc = _lib.rq_open_wait(out, _name(name), role, ffi.NULL,
+                               _INFINITE if timeout is None else _ms(timeout))
+        if rc:
+            _raise(rc)
+        return cls(out[0], name, role)
 
     def close(self):
         h, self._h = self._h, ffi.NULL
@@ -465,6 +551,28 @@ class Queue:
         if rc:
             _raise(rc)
         return self._view[0:ln[0]]
+
+    def pop_info(self, timeout=None):
+        """The oldest message as a Message (data, seq, redelivered), with
+        what rq_pop_info says about it; at-most-once, as pop()."""
+        info = self._info
+        rc = _rq_pop_info(self._h, self._buf, self.slot_size, self._len, info,
+                          _INFINITE if timeout is None else _ms(timeout))
+        if rc:
+            _raise(rc)
+        return Message(self._view[0:self._len[0]], info.seq,
+                       bool(info.flags & MSG_REDELIVERED))
+
+    def next_seq(self):
+        """rq_next_seq.  A producer: the number the next message it pushes
+        gets if no other producer goes first (right after a push, next_seq()
+        - 1 is that message's number).  A consumer: the number of the oldest
+        message not yet released.  EROLE for an observer."""
+        out = ffi.new("uint64_t *")
+        rc = _lib.rq_next_seq(self._h, out)
+        if rc:
+            _raise(rc)
+        return out[0]
 
     def push_many(self, messages, timeout=None):
         """Pushes each message in turn; returns how many."""
@@ -564,6 +672,34 @@ class Queue:
         if rc:
             _raise(rc)
         return Reservation(self, self._addr[0], length)
+
+    def reserve_burst(self, count=None, timeout=None, *, lengths=None):
+        """Zero-copy burst push: `with q.reserve_burst(8) as rb: rb.bufs[0][:2]
+        = b"hi"; ...; rb.commit([2, ...])` publishes the messages committed
+        with one store.  COUNT slots at most (rq_reserve_burst: as many as
+        are free, at least one; slot queues only); or LENGTHS, one per
+        message (rq_reserve_burst_len, record queues too: all of them or,
+        if the batch could never fit, its longest start that does).  Waits
+        up to TIMEOUT seconds."""
+        ms = _INFINITE if timeout is None else _ms(timeout)
+        if lengths is None:
+            if count is None or count < 1:
+                _raise(EINVAL.code)  # noqa: F821 (made at import)
+            n = min(count, self.slot_count)
+            ptrs = ffi.new("void *[]", n)
+            rc = _lib.rq_reserve_burst(self._h, ptrs, n, ms)
+            sizes = [self.slot_size] * max(rc, 0)
+        else:
+            lens = list(lengths)
+            if count is not None or not lens:
+                _raise(EINVAL.code)  # noqa: F821
+            ptrs = ffi.new("void *[]", len(lens))
+            rc = _lib.rq_reserve_burst_len(self._h, ffi.new("size_t[]", lens), len(lens),
+                                           ptrs, ms)
+            sizes = lens[:max(rc, 0)]
+        if rc < 0:
+            _raise(rc)
+        return ReservedBurst(self, [ptrs[i] for i in range(rc)], sizes)
 
     def peek(self, timeout=None):
         """Zero-copy, at-least-once pop: `with q.peek() as msg: handle(msg)`
