@@ -138,8 +138,10 @@ static inline int rec_next(const struct rq_rec *r, uint32_t at, uint32_t avail,
     }
     rq_record_entry e;
     int rc = rec_at(r, at, avail, &e, span);
-    *data = e.data;
-    *len = e.len;
+    if (rc == RQ_OK) { /* e is filled only then */
+        *data = e.data;
+        *len = e.len;
+    }
     return rc;
 }
 
