@@ -136,12 +136,10 @@ static inline int rec_next(const struct rq_rec *r, uint32_t at, uint32_t avail,
         *span = s;
         return RQ_OK;
     }
-    rq_record_entry e;
+    rq_record_entry e = {0}; /* rec_at fills it only for RQ_OK */
     int rc = rec_at(r, at, avail, &e, span);
-    if (rc == RQ_OK) { /* e is filled only then */
-        *data = e.data;
-        *len = e.len;
-    }
+    *data = e.data;
+    *len = e.len;
     return rc;
 }
 
