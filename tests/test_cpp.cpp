@@ -426,11 +426,11 @@ static void open_wait_and_record_stats()
     CHECK(ec == RQ_ENOENT && !none);
     CHECK(took >= std::chrono::milliseconds(150) && took < std::chrono::seconds(5));
     rq_config cfg = {256, 100, RQ_RECORDS, 0};
+#ifndef _WIN32
     auto create = [&] {
         rqcpp::queue p = rqcpp::queue::create(name, RQ_PRODUCER, cfg);
         p.push(std::string("hello"));
     };
-#ifndef _WIN32
     // Created while open_wait waits (a thread of this process).
     std::thread creator([&] {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -445,7 +445,9 @@ static void open_wait_and_record_stats()
     // mingw-w64's default (win32) thread model has no std::thread: the
     // queue exists before the wait here, and the C tests cover a queue
     // created during one.
-    create();
+    // Windows removes a queue with its last handle: the producer stays.
+    rqcpp::queue creator = rqcpp::queue::create(name, RQ_PRODUCER, cfg);
+    creator.push(std::string("hello"));
     rqcpp::queue c = rqcpp::queue::open_wait(name, RQ_CONSUMER, 10000);
     CHECK(c);
 #endif
