@@ -445,10 +445,14 @@ static void open_wait_and_record_stats()
     // mingw-w64's default (win32) thread model has no std::thread: the
     // queue exists before the wait here, and the C tests cover a queue
     // created during one.
-    // Windows removes a queue with its last handle: the producer stays.
-    rqcpp::queue creator = rqcpp::queue::create(name, RQ_PRODUCER, cfg);
-    creator.push(std::string("hello"));
-    rqcpp::queue c = rqcpp::queue::open_wait(name, RQ_CONSUMER, 10000);
+    // Windows removes a queue with its last handle: the creator stays
+    // open until the consumer has it, then gives the producer's role up.
+    rqcpp::queue c;
+    {
+        rqcpp::queue creator = rqcpp::queue::create(name, RQ_PRODUCER, cfg);
+        creator.push(std::string("hello"));
+        c = rqcpp::queue::open_wait(name, RQ_CONSUMER, 10000);
+    }
     CHECK(c);
 #endif
     std::optional<rq_record_stats> st = c.stat_records();
