@@ -67,6 +67,19 @@ void pin(int cpu)
     (void)sched_setaffinity(0, sizeof set, &set);
 }
 
+rq *open_producer_ready(const char *name, const char *what, int ready_fd, int go_fd)
+{
+    pin(1);
+    rq *p;
+    int rc = rq_open(&p, name, RQ_PRODUCER, NULL);
+    if (rc != RQ_OK)
+        die(what, rc);
+    char c = 'r';
+    if (write(ready_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 1)
+        exit(1);
+    return p;
+}
+
 static uint64_t xorshift(uint64_t *s)
 {
     uint64_t x = *s;
@@ -187,15 +200,9 @@ static uint64_t consume_bursts(const struct run *r, rq *c)
 
 static void producer(const struct run *r, const char *name, int ready_fd, int go_fd)
 {
-    pin(1);
-    rq *p;
-    int rc = rq_open(&p, name, RQ_PRODUCER, NULL);
-    if (rc != RQ_OK)
-        die("producer open", rc);
+    rq *p = open_producer_ready(name, "producer open", ready_fd, go_fd);
     static unsigned char buf[MIX_MAX];
-    char c = 'r';
-    if (write(ready_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 1)
-        exit(1);
+    int rc;
     if (r->burst) {
         if (r->burst == 2)
             producer_reserved_bursts(r, p);

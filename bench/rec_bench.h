@@ -19,6 +19,10 @@ void pin(int cpu);
 uint32_t mix_size(uint64_t *s);
 /* Prints WHAT and RC's text to stderr and exits 1. */
 void die(const char *what, int rc);
+/* A benchmark's producer process: pinned to CPU 1, NAME opened as its
+ * producer (WHAT names it if that fails), then one byte written to
+ * READY_FD and one read from GO_FD, so that every run starts together. */
+rq *open_producer_ready(const char *name, const char *what, int ready_fd, int go_fd);
 /* Sorts V[0..N) and returns its median, *LO and *HI its ends. */
 double median_of(double *v, int n, double *lo, double *hi);
 /* Prints /proc/loadavg, saying WHEN. */

@@ -58,15 +58,9 @@ struct shape_result {
 
 static void shape_producer(const char *name, int ready_fd, int go_fd, int out_fd)
 {
-    pin(1);
-    rq *p;
-    int rc = rq_open(&p, name, RQ_PRODUCER, NULL);
-    if (rc != RQ_OK)
-        die("shape producer open", rc);
+    rq *p = open_producer_ready(name, "shape producer open", ready_fd, go_fd);
     static unsigned char buf[MIX_MAX];
-    char c = 'r';
-    if (write(ready_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 1)
-        exit(1);
+    int rc;
     uint64_t seed = 88172645463325252ull, i = 0;
     double blocked = 0, in_spikes = 0;
     for (unsigned s = 0; s < SPIKES; s++) {
@@ -237,15 +231,9 @@ static void drain_producer(const char *name, struct drain_ctl *ctl, int ready_fd
                            int out_fd, pid_t parent)
 {
     end_with_parent(parent);
-    pin(1);
-    rq *p;
-    int rc = rq_open(&p, name, RQ_PRODUCER, NULL);
-    if (rc != RQ_OK)
-        die("drain producer open", rc);
+    rq *p = open_producer_ready(name, "drain producer open", ready_fd, go_fd);
     static unsigned char buf[MIX_MAX];
-    char c = 'r';
-    if (write(ready_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 1)
-        exit(1);
+    int rc;
     uint64_t seed = 88172645463325252ull, i = 0;
     double blocked = 0;
     while (!atomic_load_explicit(&ctl->stop, memory_order_acquire)) {
