@@ -69,21 +69,32 @@ def files():
                     yield os.path.join(full, name)
 
 
+def prose(path):
+    """The file's text with fenced code blocks and inline code blanked out,
+    lines kept where they were (a link's text may run over a line end)."""
+    lines = {number: line for number, line in prose_lines(path)}
+    last = max(lines, default=0)
+    return '\n'.join(INLINE_CODE.sub(lambda m: ' ' * len(m.group(0)),
+                                      lines.get(n, ''))
+                     for n in range(1, last + 1))
+
+
 def check(path):
     broken = []
-    for number, line in prose_lines(path):
-        for m in LINK.finditer(INLINE_CODE.sub('', line)):
-            target = m.group(1)
-            if re.match(r'^[a-z][a-z0-9+.-]*:', target, re.I):
-                continue  # http:, https:, mailto:
-            name, _, anchor = target.partition('#')
-            dest = (os.path.normpath(os.path.join(os.path.dirname(path), name))
-                    if name else path)
-            where = '%s:%d: %s' % (os.path.relpath(path, ROOT), number, target)
-            if not os.path.exists(dest):
-                broken.append(where + ' (no such file)')
-            elif anchor and dest.endswith('.md') and anchor not in anchors(dest):
-                broken.append(where + ' (no such heading)')
+    text = prose(path)
+    for m in LINK.finditer(text):
+        number = text.count('\n', 0, m.start(1)) + 1
+        target = m.group(1)
+        if re.match(r'^[a-z][a-z0-9+.-]*:', target, re.I):
+            continue  # http:, https:, mailto:
+        name, _, anchor = target.partition('#')
+        dest = (os.path.normpath(os.path.join(os.path.dirname(path), name))
+                if name else path)
+        where = '%s:%d: %s' % (os.path.relpath(path, ROOT), number, target)
+        if not os.path.exists(dest):
+            broken.append(where + ' (no such file)')
+        elif anchor and dest.endswith('.md') and anchor not in anchors(dest):
+            broken.append(where + ' (no such heading)')
     return broken
 
 
