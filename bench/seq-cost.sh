@@ -35,10 +35,9 @@
 #    shows what noise alone does to a ratio: a row's ratio means something
 #    only where the control's ratios stay near 1.00 and tighter than it.
 #
-# Prints markdown tables ready for docs/performance/sequence-numbers.md.
-# Default: 8 rounds of 1 s, about 4 to 5 minutes on a quiet 2-core
-# machine (the builds included).  Needs cmake, a C compiler, valgrind and
-# python3.
+# Prints markdown tables ready for docs/performance/sequence-numbers.md.  Default: 8 rounds
+# of 1 s, about 4 to 5 minutes on a quiet 2-core machine (the builds
+# included).  Needs cmake, a C compiler, valgrind and python3.
 set -euo pipefail
 
 ROUNDS=8
