@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/seq-cost.sh - what sequence numbers cost rq_push/rq_pop and
 # rq_peek/rq_release, side by side with a reference build that has them
-# taken out (docs/performance.md, "Sequence numbers: what they cost").
+# taken out (docs/performance/sequence-numbers.md).
 #
 #   bench/seq-cost.sh [-R ROUNDS] [-d SECONDS] [--rev REV] [--keep]
 #
@@ -35,7 +35,7 @@
 #    shows what noise alone does to a ratio: a row's ratio means something
 #    only where the control's ratios stay near 1.00 and tighter than it.
 #
-# Prints markdown tables ready for docs/performance.md.  Default: 8 rounds
+# Prints markdown tables ready for docs/performance/sequence-numbers.md.  Default: 8 rounds
 # of 1 s, about 4 to 5 minutes on a quiet 2-core machine (the builds
 # included).  Needs cmake, a C compiler, valgrind and python3.
 set -euo pipefail

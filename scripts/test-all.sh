@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks (as root), then builds and runs
-# every rq test: the format check (scripts/format.sh --check), clang-tidy
+# every rq test: the format check (scripts/format.sh --check), the
+# documentation's links (scripts/check-doc-links.py), clang-tidy
 # (scripts/tidy.sh, full mode only), the debug build, the
 # AddressSanitizer+UBSan build, the threaded suites under ThreadSanitizer,
 # a short libFuzzer pass (scripts/fuzz.sh), the spin model check
@@ -37,6 +38,10 @@ rq_install_packages cmake gcc g++ make pkg-config libcmocka-dev libjansson-dev l
 # the builds (scripts/format.sh formats it).
 echo "== format check"
 bash scripts/format.sh --check
+# The documentation's links: every relative markdown link of README.md and
+# docs/ names a file and a heading that exist (well under a second).
+echo "== doc links"
+python3 scripts/check-doc-links.py
 
 jobs=$(nproc)
 if ((quick)); then

@@ -472,7 +472,7 @@ static inline int producer_claim(rq *q, void **payload, int timeout_ms)
  * asks for the next slot's lines for writing (a hint; nothing is
  * written), so that the next push, most often this producer's again, does
  * not wait inside the lock for them to come from the consumer's core.
- * Measured, not derived: docs/performance.md, "MPSC: the next slot
+ * Measured, not derived: docs/performance/mpsc.md, "MPSC: the next slot
  * prefetched for writing". */
 static inline void producer_unlock(rq *q)
 {
