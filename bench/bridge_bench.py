@@ -17,8 +17,9 @@ header (`bridge_util bench-pub-opts` MODE; docs/bridge.md, "What the server
 charges for a header"), every variant once a round on a stream of its own,
 the order rotated from round to round, and prints per variant the
 nats-server's CPU time per message (utime + stime from /proc/PID/stat
-around the run), the publisher's own and its rate, and per round the ratio
-of the server's CPU without a header to its CPU with each.
+around the run), the publisher's own and its rate, and per round the ratios
+to the run without a header: the server's CPU, the server's and the
+publisher's together, and the rate.
 """
 import json
 import os
@@ -139,9 +140,15 @@ def headers(url, pid):
         for i, v in enumerate(values):
             print("  %-32s median %10.2f  min %10.2f  max %10.2f  %s" % (HEADER_VARIANTS[i][0], statistics.median(v),
                                                                          min(v), max(v), unit))
-    print("server CPU without a header / with it, per round")
+    both = [[x + y for x, y in zip(srv[i], cli[i])] for i in range(n)]
+    for what, values in (("server CPU without a header / with it, per round", srv),
+                         ("server + publisher CPU without a header / with it", both)):
+        print(what)
+        for i in range(1, n):
+            ratio("  " + HEADER_VARIANTS[i][0], values[0], values[i])
+    print("publisher's rate with it / without a header, per round")
     for i in range(1, n):
-        ratio("  " + HEADER_VARIANTS[i][0], srv[0], srv[i])
+        ratio("  " + HEADER_VARIANTS[i][0], rate[i], rate[0])
 
 
 def main():

@@ -360,9 +360,8 @@ enum pub_mode {
     PUB_EXPECT_SUBJ_SEQ,
     PUB_EXPECT_SEQ_POS
 };
-static const char *const pub_modes[] = {"plain",      "id",         "custom",
-                                        "payload",    "expect-seq", "expect-subject-seq",
-                                        "expect-seq-pos"};
+static const char *const pub_modes[] = {
+    "plain", "id", "custom", "payload", "expect-seq", "expect-subject-seq", "expect-seq-pos"};
 
 /* The header text PUB_CUSTOM sends (as libnats encodes it in HPUB), which
  * PUB_PAYLOAD writes into the payload instead: the same bytes, no header. */
@@ -537,8 +536,8 @@ static int cmd_bench_pub_opts(char **a)
     if (mode < 0)
         return fprintf(stderr, "bridge_util: unknown mode %s\n", a[5]), 2;
     natsConnection *nc;
-    bench_run r = {connect_pub(a[0], atol(a[4]), &nc), a[1], (enum pub_mode)mode, NULL,
-                   atoi(a[3]), 0, 0};
+    bench_run r = {
+        connect_pub(a[0], atol(a[4]), &nc), a[1], (enum pub_mode)mode, NULL, atoi(a[3]), 0, 0};
     r.buf = calloc(1, (size_t)r.size + 64);
     long count = atol(a[2]);
     char stream[256];
