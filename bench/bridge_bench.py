@@ -11,6 +11,15 @@ Starts nats-server on a free loopback port with a temporary storage
 directory and stops it at the end.  Prints one line per figure with the
 median and the spread (min..max) over the rounds.  RQ_BRIDGE_BENCH_OUT_ONLY=1
 stops after the publishers and out (no in, no latency).
+
+RQ_BRIDGE_BENCH_HEADERS=1 runs only the plain publisher with each kind of
+header (`bridge_util bench-pub-opts` MODE; docs/bridge.md, "What the server
+charges for a header"), every variant once a round on a stream of its own,
+the order rotated from round to round, and prints per variant the
+nats-server's CPU time per message (utime + stime from /proc/PID/stat
+around the run), the publisher's own and its rate, and per round the ratios
+to the run without a header: the server's CPU, the server's and the
+publisher's together, and the rate.
 """
 import json
 import os
@@ -89,6 +98,59 @@ def report(pub, ids, out, rec, inn):
     ratio("ratio out records / out slots", rec, out)
 
 
+# (label, bench-pub-opts MODE, duplicate window in ms or 0 for the default 2 min)
+HEADER_VARIANTS = [("no header", "plain", 0),
+                   ("Rq-Pos: N (a custom header)", "custom", 0),
+                   ("its text in the payload instead", "payload", 0),
+                   ("Nats-Msg-Id, window 2 min", "id", 0),
+                   ("Nats-Msg-Id, window 1 s", "id", 1000),
+                   ("Nats-Expected-Last-Sequence", "expect-seq", 0),
+                   ("Nats-Expected-Last-Subject-Seq", "expect-subject-seq", 0),
+                   ("Expected-Last-Sequence + Rq-Pos", "expect-seq-pos", 0)]
+
+
+def server_cpu(pid):
+    """The server's utime + stime so far, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def headers(url, pid):
+    n = len(HEADER_VARIANTS)
+    for i, (_, _, dup) in enumerate(HEADER_VARIANTS):
+        util("stream-create-dup", url, "HDR%d" % i, "h.%d" % i, 1024, dup)
+    srv, cli, rate = ([[] for _ in range(n)] for _ in range(3))
+    load = [os.getloadavg()[0]]
+    for r in range(ROUNDS):
+        for k in range(n):
+            i = (r + k) % n
+            util("stream-purge", url, "HDR%d" % i)  # untimed: the store does not grow
+            c0 = server_cpu(pid)
+            out = util("bench-pub-opts", url, "h.%d" % i, PUB_COUNT, SIZE, 4096, HEADER_VARIANTS[i][1])
+            srv[i].append((server_cpu(pid) - c0) * 1e6 / (PUB_COUNT + 1))  # + the first publish
+            rate[i].append(float(out.split()[0]))
+            cli[i].append(float(out.split()[1]))
+        load.append(os.getloadavg()[0])
+    print("load average (1 min) over the rounds: %.1f-%.1f" % (min(load), max(load)))
+    for what, values, unit in (("server CPU per message", srv, "us"),
+                               ("publisher CPU per message", cli, "us"),
+                               ("publisher's rate", rate, "msg/s")):
+        print(what)
+        for i, v in enumerate(values):
+            print("  %-32s median %10.2f  min %10.2f  max %10.2f  %s" % (HEADER_VARIANTS[i][0], statistics.median(v),
+                                                                         min(v), max(v), unit))
+    both = [[x + y for x, y in zip(srv[i], cli[i])] for i in range(n)]
+    for what, values in (("server CPU without a header / with it, per round", srv),
+                         ("server + publisher CPU without a header / with it", both)):
+        print(what)
+        for i in range(1, n):
+            ratio("  " + HEADER_VARIANTS[i][0], values[0], values[i])
+    print("publisher's rate with it / without a header, per round")
+    for i in range(1, n):
+        ratio("  " + HEADER_VARIANTS[i][0], rate[i], rate[0])
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rq-bridge-bench.")
     with socket.socket() as s:
@@ -105,6 +167,9 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
+        if os.environ.get("RQ_BRIDGE_BENCH_HEADERS"):
+            headers(url, server.pid)
+            return
         util("stream-create", url, "BPUB", "b.pub", 1024)
         util("stream-create", url, "BOUT", "b.out", 1024)
         pub, ids, out, rec = [], [], [], []
@@ -112,7 +177,7 @@ def main():
             pub.append(float(util("bench-pub", url, "b.pub", PUB_COUNT, SIZE)))
             # The same with a message id per publish, as out's (the stream's
             # de-duplication): what the id alone costs.
-            ids.append(float(util("bench-pub-opts", url, "b.pub", PUB_COUNT, SIZE, 4096, 1)))
+            ids.append(float(util("bench-pub-opts", url, "b.pub", PUB_COUNT, SIZE, 4096, "id").split()[0]))
             q = "bridge-bench.%d.%d" % (os.getpid(), r)
             queues.append(q)
             util("create", q, 32768, 128)

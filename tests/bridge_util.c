@@ -17,9 +17,20 @@
  *   bridge_util drain QUEUE COUNT IDLE_MS       records, duplicates dropped
  *   bridge_util publish URL SUBJECT FIRST COUNT INTERVAL_US
  *   bridge_util bench-pub URL SUBJECT COUNT SIZE   messages per second
- *   bridge_util bench-pub-opts URL SUBJECT COUNT SIZE MAXPENDING IDS
- *                               the same, MAXPENDING in flight, message
- *                               ids (IDS 1) or none (0)
+ *   bridge_util bench-pub-opts URL SUBJECT COUNT SIZE MAXPENDING MODE
+ *                               the same, MAXPENDING in flight, on a stream
+ *                               it alone writes to; MODE: plain (or 0), id
+ *                               (a message id, or 1), custom (a header the
+ *                               server passes on: Rq-Pos), payload (custom's
+ *                               header text in the payload instead),
+ *                               expect-seq, expect-subject-seq (the
+ *                               expected last sequence, stream's or
+ *                               subject's), expect-seq-pos (expect-seq
+ *                               and custom); "RATE CPU_US_PER_MSG", checks
+ *                               that the stream stored all
+ *   bridge_util stream-create-dup URL STREAM SUBJECT MAX_MSG_SIZE DUP_MS
+ *                               stream-create, duplicate window DUP_MS
+ *   bridge_util stream-purge URL STREAM
  *   bridge_util latency QUEUE_OUT QUEUE_IN COUNT   push->pop through a bridge
  */
 #define _POSIX_C_SOURCE 200809L
@@ -28,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 
 #include <nats/nats.h>
 
@@ -84,7 +96,8 @@ static int format_msg(char *buf, size_t cap, const char *tag, uint64_t i)
     return n + snprintf(buf + n, cap - (size_t)n, "%08x", sum(buf, (size_t)n));
 }
 
-static int cmd_stream_create(char **a)
+/* DUP_NS 0: the server's default duplicate window (2 minutes). */
+static int stream_create(char **a, int64_t dup_ns)
 {
     natsConnection *nc;
     jsCtx *js = connect_js(a[0], &nc);
@@ -95,6 +108,7 @@ static int cmd_stream_create(char **a)
     sc.Subjects = &subj;
     sc.SubjectsLen = 1;
     sc.MaxMsgSize = atoi(a[3]);
+    sc.Duplicates = dup_ns;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_AddStream(&si, js, &sc, NULL, &jerr);
@@ -102,6 +116,27 @@ static int cmd_stream_create(char **a)
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     return s == NATS_OK ? 0 : die("add stream", s);
+}
+
+static int cmd_stream_create(char **a)
+{
+    return stream_create(a, 0);
+}
+
+static int cmd_stream_create_dup(char **a)
+{
+    return stream_create(a, (int64_t)atol(a[4]) * 1000000);
+}
+
+/* Empties STREAM between benchmark runs, so that the store does not grow. */
+static int cmd_stream_purge(char **a)
+{
+    natsConnection *nc;
+    jsCtx *js = connect_js(a[0], &nc);
+    natsStatus s = js_PurgeStream(js, a[1], NULL, NULL);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return s == NATS_OK ? 0 : die("purge stream", s);
 }
 
 static int cmd_stream_read(char **a)
@@ -312,58 +347,213 @@ static int cmd_publish(char **a)
 }
 
 /* The baseline: a plain libnats JetStream asynchronous publisher, MAXP
- * publishes in flight (libnats's MaxPending), each with a message id
- * "bench.START:I" when IDS (the stream's de-duplication, as rq-bridge out's). */
-static int bench_pub(char **a, long maxp, int ids)
+ * publishes in flight (libnats's MaxPending), of COUNT messages of SIZE
+ * zero bytes.  bench-pub-opts's MODE says what goes on each publish
+ * besides the payload, to measure what each header costs the client and
+ * the server (docs/bridge.md, "What the server charges for a header"). */
+enum pub_mode {
+    PUB_PLAIN,
+    PUB_ID,
+    PUB_CUSTOM,
+    PUB_PAYLOAD,
+    PUB_EXPECT_SEQ,
+    PUB_EXPECT_SUBJ_SEQ,
+    PUB_EXPECT_SEQ_POS
+};
+static const char *const pub_modes[] = {
+    "plain", "id", "custom", "payload", "expect-seq", "expect-subject-seq", "expect-seq-pos"};
+
+/* The header text PUB_CUSTOM sends (as libnats encodes it in HPUB), which
+ * PUB_PAYLOAD writes into the payload instead: the same bytes, no header. */
+#define RQ_POS_FMT "NATS/1.0\r\nRq-Pos: %ld\r\n\r\n"
+
+typedef struct {
+    jsCtx *js;
+    const char *subj;
+    enum pub_mode mode;
+    char *buf; /* SIZE zeros, and room for the header text in front */
+    int size;
+    int64_t t0;    /* the run's start: makes its message ids new */
+    uint64_t last; /* the stream's last sequence before the run */
+} bench_run;
+
+/* One message with the header "Rq-Pos: I", which the server passes on
+ * without interpreting it, and the headers PO asks for. */
+static natsStatus pub_custom(bench_run *r, long i, jsPubOptions *po)
 {
-    natsConnection *nc;
-    natsStatus s = natsConnection_ConnectTo(&nc, a[0]);
+    char pos[24];
+    snprintf(pos, sizeof pos, "%ld", i);
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, r->subj, NULL, r->buf, r->size);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, "Rq-Pos", pos);
+    if (s == NATS_OK)
+        s = js_PublishMsgAsync(r->js, &m, po);
+    natsMsg_Destroy(m); /* NULL once libnats has taken it over */
+    return s;
+}
+
+static natsStatus pub_one(bench_run *r, long i)
+{
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    char id[64];
+    switch (r->mode) {
+    case PUB_CUSTOM:
+        return pub_custom(r, i, NULL);
+    case PUB_EXPECT_SEQ_POS: /* the last message tells its position */
+        po.ExpectLastSeq = r->last + (uint64_t)i;
+        return pub_custom(r, i, &po);
+    case PUB_PAYLOAD: {
+        int n = snprintf(r->buf, 64, RQ_POS_FMT, i);
+        return js_PublishAsync(r->js, r->subj, r->buf, n + r->size, NULL);
+    }
+    case PUB_ID: /* new ids every run: a known id is a cheaper "duplicate" */
+        snprintf(id, sizeof id, "bench.%" PRId64 ":%ld", r->t0, i);
+        po.MsgId = id;
+        break;
+    case PUB_EXPECT_SEQ: /* the stream's only writer knows its last sequence */
+        po.ExpectLastSeq = r->last + (uint64_t)i;
+        break;
+    case PUB_EXPECT_SUBJ_SEQ: /* and, with one subject, the subject's */
+        po.ExpectLastSubjectSeq = r->last + (uint64_t)i;
+        break;
+    case PUB_PLAIN:
+        break;
+    }
+    return js_PublishAsync(r->js, r->subj, r->buf, r->size, &po);
+}
+
+static double cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_usec;
+}
+
+static jsCtx *connect_pub(const char *url, long maxp, natsConnection **nc)
+{
+    natsStatus s = natsConnection_ConnectTo(nc, url);
     if (s != NATS_OK)
-        return die("connect", s);
+        exit(die("connect", s));
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = maxp;
     jo.PublishAsync.StallWait = 10000; /* a loaded machine stalls longer than the default 200 ms */
     jsCtx *js = NULL;
-    s = natsConnection_JetStream(&js, nc, &jo);
-    long count = atol(a[2]);
-    int size = atoi(a[3]);
-    char *buf = calloc(1, (size_t)size);
-    int64_t t0 = now_ns();
-    for (long i = 0; i < count && s == NATS_OK; i++) {
-        char id[64];
-        jsPubOptions po;
-        jsPubOptions_Init(&po);
-        if (ids) { /* new ids every run: a known id is a cheaper "duplicate" */
-            snprintf(id, sizeof id, "bench.%" PRId64 ":%ld", t0, i);
-            po.MsgId = id;
-        }
-        s = js_PublishAsync(js, a[1], buf, size, &po);
-    }
+    s = natsConnection_JetStream(&js, *nc, &jo);
+    if (s != NATS_OK)
+        exit(die("jetstream", s));
+    return js;
+}
+
+/* Publishes COUNT messages and waits for every answer: returns the status,
+ * the rate in messages per second and this process's CPU time (all its
+ * threads) per message in microseconds. */
+static natsStatus bench_loop(bench_run *r, long count, double *rate, double *cpu)
+{
+    double c0 = cpu_us();
+    r->t0 = now_ns();
+    natsStatus s = NATS_OK;
+    for (long i = 0; i < count && s == NATS_OK; i++)
+        s = pub_one(r, i);
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = 60000;
     if (s == NATS_OK)
-        s = js_PublishAsyncComplete(js, &po);
-    int64_t t1 = now_ns();
-    free(buf);
-    if (s != NATS_OK)
-        return die("async publish", s);
-    printf("%.0f\n", (double)count * 1e9 / (double)(t1 - t0));
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-    return 0;
+        s = js_PublishAsyncComplete(r->js, &po);
+    *rate = (double)count * 1e9 / (double)(now_ns() - r->t0);
+    *cpu = (cpu_us() - c0) / (double)count;
+    return s;
 }
 
 static int cmd_bench_pub(char **a)
 {
-    return bench_pub(a, 4096, 0);
+    natsConnection *nc;
+    bench_run r = {connect_pub(a[0], 4096, &nc), a[1], PUB_PLAIN, NULL, atoi(a[3]), 0, 0};
+    r.buf = calloc(1, (size_t)r.size + 64);
+    double rate, cpu;
+    natsStatus s = bench_loop(&r, atol(a[2]), &rate, &cpu);
+    free(r.buf);
+    if (s != NATS_OK)
+        return die("async publish", s);
+    printf("%.0f\n", rate);
+    jsCtx_Destroy(r.js);
+    natsConnection_Destroy(nc);
+    return 0;
 }
 
-/* bench-pub with MAXPENDING and IDS (0 or 1) given. */
+static int parse_mode(const char *m)
+{
+    if (strcmp(m, "0") == 0 || strcmp(m, "1") == 0) /* the earlier IDS argument */
+        return m[0] == '1' ? PUB_ID : PUB_PLAIN;
+    for (size_t i = 0; i < sizeof pub_modes / sizeof pub_modes[0]; i++)
+        if (strcmp(m, pub_modes[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* The stream behind SUBJ and its last sequence, learnt from one
+ * synchronous publish (untimed) in front of the run; the expected-sequence
+ * modes need the last sequence. */
+static int prime(bench_run *r, char *stream, size_t cap)
+{
+    jsPubAck *pa = NULL;
+    natsStatus s = js_Publish(&pa, r->js, r->subj, r->buf, r->size, NULL, NULL);
+    if (s != NATS_OK)
+        return die("first publish", s);
+    snprintf(stream, cap, "%s", pa->Stream);
+    r->last = pa->Sequence;
+    jsPubAck_Destroy(pa);
+    return 0;
+}
+
+/* Every answer came back, but did the stream store every message?  A
+ * wrong expected sequence is refused in the ack, which the loop ignores. */
+static int check_stored(bench_run *r, const char *stream, long count)
+{
+    jsStreamInfo *si = NULL;
+    natsStatus s = js_GetStreamInfo(&si, r->js, stream, NULL, NULL);
+    if (s != NATS_OK)
+        return die("stream info", s);
+    uint64_t stored = si->State.LastSeq - r->last;
+    jsStreamInfo_Destroy(si);
+    if (stored != (uint64_t)count)
+        return fprintf(stderr, "bridge_util: %s stored %" PRIu64 " of %ld\n", stream, stored,
+                       count),
+               1;
+    return 0;
+}
+
+/* bench-pub with MAXPENDING and MODE given (a name of pub_modes, or 0 and
+ * 1 for plain and id), on a stream this run alone writes to.  Prints the
+ * rate (messages per second) and the CPU time per message of this process
+ * in microseconds, then checks that the stream stored all COUNT. */
 static int cmd_bench_pub_opts(char **a)
 {
-    return bench_pub(a, atol(a[4]), atoi(a[5]) != 0);
+    int mode = parse_mode(a[5]);
+    if (mode < 0)
+        return fprintf(stderr, "bridge_util: unknown mode %s\n", a[5]), 2;
+    natsConnection *nc;
+    bench_run r = {
+        connect_pub(a[0], atol(a[4]), &nc), a[1], (enum pub_mode)mode, NULL, atoi(a[3]), 0, 0};
+    r.buf = calloc(1, (size_t)r.size + 64);
+    long count = atol(a[2]);
+    char stream[256];
+    double rate, cpu;
+    if (prime(&r, stream, sizeof stream) != 0)
+        return 1;
+    natsStatus s = bench_loop(&r, count, &rate, &cpu);
+    free(r.buf);
+    if (s != NATS_OK)
+        return die("async publish", s);
+    if (check_stored(&r, stream, count) != 0)
+        return 1;
+    printf("%.0f %.3f\n", rate, cpu);
+    jsCtx_Destroy(r.js);
+    natsConnection_Destroy(nc);
+    return 0;
 }
 
 static int cmp_i64(const void *x, const void *y)
@@ -407,6 +597,8 @@ int main(int argc, char **argv)
         int args;
         int (*fn)(char **);
     } cmds[] = {{"stream-create", 4, cmd_stream_create},
+                {"stream-create-dup", 5, cmd_stream_create_dup},
+                {"stream-purge", 2, cmd_stream_purge},
                 {"stream-read", 2, cmd_stream_read},
                 {"produce", 5, cmd_produce},
                 {"push", 2, cmd_push},

@@ -11,6 +11,7 @@ installs it, so CI never skips.  Linux only.
 """
 import json
 import os
+import re
 import random
 import shutil
 import signal
@@ -530,6 +531,26 @@ class BridgeCase(unittest.TestCase):
         self.assertEqual(records[0], ["rec", "1"])
         self.assertEqual({tuple(r) for r in records[1:]} - {("dup", "1")}, set(),
                          "something overtook the parked message: %r" % records)
+
+    def test_bench_pub_modes(self):
+        """The benchmark's publisher (bench-pub-opts) in every MODE: the
+        stream holds all its messages (the tool checks that too, and fails
+        when an expected sequence is wrong); stream-purge empties it."""
+        modes = ["plain", "id", "custom", "payload", "expect-seq", "expect-subject-seq", "expect-seq-pos", "0", "1"]
+        for i, mode in enumerate(modes):
+            stream = "BENCH%d" % i
+            util("stream-create-dup", self.server.url, stream, "t.bench%d" % i, 1024, 1000 * (i + 1))
+            rate, cpu = util("bench-pub-opts", self.server.url, "t.bench%d" % i, 300, 64, 64, mode).split()
+            self.assertGreater(float(rate), 0)
+            self.assertGreater(float(cpu), 0)
+            stored = [ln for ln in util("stream-read", self.server.url, stream).split("\n")
+                      if re.match(r"\d+\t", ln)]
+            self.assertEqual(len(stored), 301, mode)  # and the untimed first publish
+            util("stream-purge", self.server.url, stream)
+            self.assertEqual(util("stream-read", self.server.url, stream), "", mode)
+        p = subprocess.run([UTIL, "bench-pub-opts", self.server.url, "t.bench0", "3", "64", "64", "nonsense"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 2)
 
     # ---- both, across a server restart --------------------------------
 
