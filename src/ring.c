@@ -42,6 +42,13 @@ int rq_ring_load(struct rq_ring *r)
     return RQ_OK;
 }
 
+void rq_ring_flag_oldest(struct rq_ring *r)
+{
+    uint64_t read_pos = rq_ring_read_pos(r);
+    if (r->write_cache != r->read && r->delivered == read_pos) /* one there, not yet flagged */
+        r->redeliver_below = r->delivered = read_pos + 1;
+}
+
 void rq_ring_anchor(struct rq_ring *r, int producer)
 {
     if (producer) {
