@@ -440,7 +440,7 @@ static void test_a_dead_consumer_leaves_the_oldest_flagged(void **state)
     expect_next(c, 6, 0);
     rq_close(c);
 
-    kill_peeking_consumer(name, p, 1, RQ_CP_PEEK_HANDED_OUT, 1); /* dies holding 7 */
+    kill_peeking_consumer(name, p, 1, RQ_CP_PEEK_HANDED_OUT, 1);         /* dies holding 7 */
     kill_peeking_consumer(name, p, 0, RQ_CP_RELEASE_BEFORE_POSITION, 1); /* releases 7 */
     c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, 0);
     assert_int_equal(rq_push(p, "e", 1, 0), RQ_OK);
