@@ -47,8 +47,9 @@
  * a message must carry the redelivery flag.  A single hand-out stores no
  * mark (the model's consumer hands out one message at a time, like
  * rq_peek): every restart here follows a kill, so the restarted consumer
- * flags the oldest message if the ring holds one (delivered_position is
- * the bursts' mark, which this model never stores: it stays 0).
+ * flags the oldest message if the ring holds one, and stores the mark
+ * past it (delivered_position, otherwise the bursts' mark, which this
+ * model never stores).
  */
 #ifndef N
 #define N 2
@@ -311,7 +312,8 @@ open_after_role_lock:
 #if BUG != 7
         d_step { /* rq_ring_flag_oldest: the predecessor died */
             if
-            :: c_kills > 0 && write_cache != read && below == rpos -> below = rpos + 1; delivered = below
+            :: c_kills > 0 && write_cache != read && below == rpos ->
+                below = rpos + 1; delivered = below; delivered_position = below
             :: else
             fi
         }

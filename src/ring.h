@@ -146,8 +146,9 @@ int rq_ring_load(struct rq_ring *r);
 /* Consumer, at open, after rq_ring_load, when the last consumer died
  * without closing: it may have been holding the oldest message from a
  * single peek, which stores no mark (the peek's fast path makes no store
- * for it), so the oldest message, if there is one, is flagged.  At most
- * that one message is flagged without having been handed out. */
+ * for it), so the oldest message, if there is one, is flagged, and the
+ * mark moved past it is stored.  At most that one message is flagged
+ * without having been handed out. */
 void rq_ring_flag_oldest(struct rq_ring *r);
 
 /* Producer: free slots as the cache sees them.  An MPSC producer's cache
