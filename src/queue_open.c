@@ -168,7 +168,7 @@ static int role_acquire(rq *q)
      * barrier of a peer about to sleep. */
     if (!q->ring.full_fences && rq_plat_fence_register() != RQ_OK)
         return RQ_ESYS;
-    int predecessor_died = role_line_claim(q, producer);
+    q->took_over = role_line_claim(q, producer);
     /* Check the offsets now, except as an MPSC producer: other producers
      * move write_offset while we read the pair, so it could look corrupt
      * when it is not; every MPSC push re-reads both under the lock. */
@@ -178,7 +178,7 @@ static int role_acquire(rq *q)
             return rc;
         if (!q->rec) { /* a record queue's positions and marks are records.c's */
             rq_ring_anchor(&q->ring, producer);
-            if (!producer && predecessor_died)
+            if (!producer && q->took_over)
                 rq_ring_flag_oldest(&q->ring);
         }
     }
@@ -239,7 +239,9 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
     if (rc == RQ_OK && role != RQ_OBSERVER)
         rc = role_acquire(q);
     if (rc < 0) {
-        if (q->owns_role_line)
+        /* Detach, unless the last holder died: its successor must still
+         * find that out (a dead consumer's peek is flagged by it). */
+        if (q->owns_role_line && !q->took_over)
             rq_store_seq_u32(&q->self->attached, 0);
         handle_free(q);
         return rc;

@@ -461,6 +461,35 @@ static void test_a_dead_consumer_leaves_the_oldest_flagged(void **state)
     rq_unlink(name);
 }
 
+/* An open that fails after it found the last consumer dead (here: a
+ * read_offset out of range) leaves that finding for the next open, which
+ * still flags the message the dead one held. */
+static void test_a_failed_open_keeps_the_dead_consumers_flag(void **state)
+{
+    (void)state;
+    const char *name = th_name("seqfail");
+    rq *keep = th_create(name, DEAD_CONSUMER_SLOTS, 16, 0);
+    rq *p = th_open(name, RQ_PRODUCER, DEAD_CONSUMER_SLOTS, 16, 0);
+    kill_peeking_consumer(name, p, 2, RQ_CP_PEEK_HANDED_OUT, 1); /* dies holding 0 */
+    struct th_raw raw;
+    th_raw_open(&raw, "rq", name);
+    struct rq_shm *shm = (struct rq_shm *)raw.addr;
+    uint32_t read = rq_load_relaxed_u32(&shm->read_offset);
+    rq_store_relaxed_u32(&shm->read_offset, 2 * DEAD_CONSUMER_SLOTS); /* out of range */
+    rq *c = NULL;
+    rq_config cfg = {DEAD_CONSUMER_SLOTS, 16, 0, 0};
+    assert_int_equal(rq_open(&c, name, RQ_CONSUMER, &cfg), RQ_ECORRUPT);
+    rq_store_relaxed_u32(&shm->read_offset, read);
+    th_raw_close(&raw);
+    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, 0);
+    expect_next(c, 0, RQ_MSG_REDELIVERED);
+    expect_next(c, 1, 0);
+    rq_close(c);
+    rq_close(p);
+    rq_close(keep);
+    rq_unlink(name);
+}
+
 /* A record queue's positions are its own (records.c): opening a side must
  * not store the slot ring's, which a record queue never loads (0), over
  * them.  Numbers past 2^32 show it: the record offsets carry only the low
@@ -511,6 +540,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_positions_stored_once_a_period_stay_within_reach),
         cmocka_unit_test(test_a_kill_before_the_position_store_loses_no_number),
         cmocka_unit_test(test_a_dead_consumer_leaves_the_oldest_flagged),
+        cmocka_unit_test(test_a_failed_open_keeps_the_dead_consumers_flag),
         cmocka_unit_test(test_record_queue_positions_survive_a_reopen),
         cmocka_unit_test(test_bad_arguments),
     };
