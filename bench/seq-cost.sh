@@ -8,12 +8,12 @@
 # Builds two release trees from REV (default HEAD) in a temporary
 # directory: "after", REV as it is, and "reference", REV with
 # bench/seq-reference.patch applied (a single push or release only moves
-# its offset on, wrapping at 2N, with no stop, lap or position store, and
-# rq_peek stores no delivered mark: not a usable build, since no message
-# number or redelivery flag is right, only the reference the cost is
+# its offset on, wrapping at 2N, with no stop, lap or position store (a
+# single rq_peek stores nothing in either build): not a usable build,
+# since no message number is right, only the reference the cost is
 # measured against; no switch in the library turns these off).  If the
 # patch no longer applies, the script stops and says so: refresh it by
-# taking the same three things out of src/ring.h again.
+# taking the same two things out of src/ring.h again.
 #
 # Then:
 #  - instructions per message (bench/rq_icount under callgrind: the copy
@@ -78,8 +78,8 @@ if ! (cd "$WORK/reference/src" && git apply --check "$PATCH" 2>"$WORK/apply.err"
     echo "seq-cost.sh: FAILED: bench/seq-reference.patch no longer applies to ${SHA:0:12}:" >&2
     cat "$WORK/apply.err" >&2
     echo "Refresh it: make rq_ring_push_publish and rq_ring_pop_publish (src/ring.h)" \
-        "only move their offset on (wrapping at 2N) and publish it, and rq_ring_deliver" \
-        "do nothing, then git diff > bench/seq-reference.patch." >&2
+        "only move their offset on (wrapping at 2N) and publish it," \
+        "then git diff > bench/seq-reference.patch." >&2
     exit 1
 fi
 (cd "$WORK/reference/src" && git apply "$PATCH")

@@ -413,8 +413,12 @@ RQ_EXTERN int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms);
  *
  * RQ_MSG_REDELIVERED in flags: the message may have been handed out before,
  * to a consumer that died (or closed) before releasing it.  A message that
- * was never handed out never carries it; one that was carries it always
- * (the mark is stored before the message is handed over).
+ * was handed out and not released carries it always.  A message nobody
+ * saw carries it only after a consumer death, and then at most one (the
+ * oldest, when the consumer died between a release and its next peek: a
+ * single peek stores nothing, so its successor flags the oldest message
+ * in case the dead one held it), or a peeked batch killed between its
+ * mark and the hand-over.
  *
  * Exactly-once processing: store the last processed seq atomically with
  * the output (in the same file write, database transaction, ...); after a

@@ -30,20 +30,26 @@
  *            4 the producer takes "full" to be N + 1 messages
  *            5 the waiter reads the event's seq after its ready check
  *            6 the producer stores write_position before write_offset (SEQ)
- *            7 the consumer stores its delivered mark after the hand-over (SEQ)
+ *            7 a consumer that takes over from a dead one does not flag
+ *              the oldest message (SEQ)
  *            8 a side that recovered its position from a lagging stored
  *              copy does not store it back (SEQ): kills between offset and
  *              position in several lives in a row add their lags up, and
  *              once they reach 2N the next side recovers a wrong number
  *
- * Sequence numbers (ring.h: rq_ring_position, rq_ring_deliver): each side
+ * Sequence numbers (ring.h: rq_ring_position, rq_ring_flag_oldest): each side
  * stores its 64-bit position after its offset when the new offset is a
  * multiple of PERIOD (the largest power of two <= N; ring.h's
  * rq_ring_stop: the code tests the offset, which for the N checked here,
  * powers of two, is the same as testing the position) and recovers it at
  * open from the offset; every message's number must be its true index (ghost
  * `published` / `released`), the same on both sides, and every repeat of
- * a message must carry the redelivery flag.
+ * a message must carry the redelivery flag.  A single hand-out stores no
+ * mark (the model's consumer hands out one message at a time, like
+ * rq_peek): every restart here follows a kill, so the restarted consumer
+ * flags the oldest message if the ring holds one, and stores the mark
+ * past it (delivered_position, otherwise the bursts' mark, which this
+ * model never stores).
  */
 #ifndef N
 #define N 2
@@ -303,6 +309,15 @@ open_after_role_lock:
             fi;
             delivered = below
         }
+#if BUG != 7
+        d_step { /* rq_ring_flag_oldest: the predecessor died */
+            if
+            :: c_kills > 0 && write_cache != read && below == rpos ->
+                below = rpos + 1; delivered = below; delivered_position = below
+            :: else
+            fi
+        }
+#endif
 #endif
 open_after_takeover:
 #if BUG != 3
@@ -352,17 +367,12 @@ wait_after_wake_c:
                 /* the oldest message: copy it (rq_pop) or hand it out
                  * (rq_peek); the payload is read in two loads */
                 lo = slot_lo[SLOT(read)];
-                /* rq_ring_deliver: the number, the flag, the mark */
+                /* rq_ring_oldest_info: the number and the flag (no mark:
+                 * see rq_ring_flag_oldest above) */
 #if SEQ
                 d_step { flagged = (rpos < below); assert(rpos == released && rpos == slot_seq[SLOT(read)]) }
 #endif
-#if SEQ && BUG != 7
-                if
-                :: rpos >= delivered -> d_step { delivered = rpos + 1; delivered_position = delivered }
-                :: else
-                fi;
-#endif
-deliver_after_mark:
+peek_handed_out:
                 d_step { /* the hand-over: the application handles it */
                     assert(lo == slot_hi[SLOT(read)]); /* not torn */
                     assert(lo == released + 1);        /* the next one: nothing lost, in order */
@@ -375,12 +385,6 @@ deliver_after_mark:
                     lo = 0;
                     flagged = false
                 }
-#if SEQ && BUG == 7
-                if
-                :: rpos >= delivered -> d_step { delivered = rpos + 1; delivered_position = delivered }
-                :: else
-                fi;
-#endif
 pop_after_copy:
                 d_step { /* rq_release -> consumer_release -> rq_ring_pop_publish */
                     old = read;

@@ -119,7 +119,7 @@ static int worker_acquire(rq_coalesce *c)
     int rc = rq_plat_lock(c->segment.plat, WORKER_LOCK, RQ_LOCK_TRY);
     if (rc < 0)
         return rc;
-    rq_role_attach(&shm->worker);
+    (void)rq_role_attach(&shm->worker);
     /* A dead predecessor may have left WAITING set: requesters would then
      * make a system call each.  Nobody else can be asleep here. */
     clear_waiting(shm);

@@ -38,6 +38,7 @@
     XX(RELEASE_BEFORE_POSITION, "release.before_position", "C")                \
     XX(RELEASE_AFTER_PUBLISH, "release.after_publish", "C")                    \
     XX(DELIVER_AFTER_MARK, "deliver.after_mark", "C")                          \
+    XX(PEEK_HANDED_OUT, "peek.handed_out", "C")                                \
     XX(WAIT_AFTER_REGISTER, "wait.after_register", "PC")                       \
     XX(WAIT_AFTER_WAKE, "wait.after_wake", "PC")                               \
     XX(SIGNAL_BEFORE_BUMP, "signal.before_bump", "PC")                         \

@@ -45,8 +45,12 @@
  * 4: the MPSC lock's waiters flag moved out of the owner word into a word
  * of its own (struct rq_shm_mpsc.waiters), so that the owner releases
  * with a plain store: a build that still sets the flag in the owner word
- * would sleep through such a release. */
-#define RQ_LAYOUT_VERSION 4u
+ * would sleep through such a release.
+ * 5: a single rq_peek stores no delivered mark; a consumer that takes over
+ * from a dead one flags the oldest message instead, and a clean close
+ * stores the mark of a peek it holds: a build of format 4 would take the
+ * mark for complete and leave a dead consumer's last peek unflagged. */
+#define RQ_LAYOUT_VERSION 5u
 
 /* Bytes reserved in the segment for the MPSC producers' lock (struct
  * rq_shm_mpsc on Linux; unused on Windows, which uses a named mutex). */
@@ -108,11 +112,13 @@ struct rq_shm_role {
     uint32_t reserved0;
     rq_atomic_u64 missed_wakes; /* work found by the periodic re-check, not
                                    by a wake: a peer died before signalling */
-    /* Consumer: the delivered mark, one past the last message handed to
-     * the application, stored *before* the hand-over: a message below it
-     * was possibly delivered already (the redelivery flag).  On this line,
-     * which only the consumer writes and producers never read, so that the
-     * store a peek makes costs no cache line the producer is polling.
+    /* Consumer: the delivered mark, one past the last message a peeked
+     * batch handed to the application (or a clean close held), stored
+     * *before* the hand-over: a message below it was possibly delivered
+     * already (the redelivery flag).  A single peek stores none (the
+     * successor of a dead consumer flags the oldest message: ring.h).  On
+     * this line, which only the consumer writes and producers never read,
+     * so that the store costs no cache line the producer is polling.
      * Unused by other roles. */
     rq_atomic_u64 delivered_position;
 };

@@ -960,13 +960,15 @@ int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int ti
     if (!msg || !len)
         return RQ_EINVAL;
     if (q->held != HELD_PEEKED || !q->peeked) { /* none, or the rest of a burst */
+        /* No mark stored: the held message is the oldest (see
+         * rq_ring_oldest_info for how its flag survives a kill). */
         rc = consumer_claim(q, &q->peeked, &q->peeked_len, timeout_ms);
         if (rc < 0)
             return rc;
-        rq_ring_deliver(&q->ring);
         if (q->held != HELD_PEEKED)
             q->held_count = 1;
         q->held = HELD_PEEKED;
+        RQ_CRASH_POINT(PEEK_HANDED_OUT);
     }
     *msg = q->peeked;
     *len = q->peeked_len;

@@ -30,6 +30,7 @@ struct rq {
     uint32_t fork_generation; /* rq_plat_fork_generation at open */
     int mpsc;
     int owns_role_line; /* SPSC producer or consumer: keeps the attached flag */
+    int took_over;      /* the role's last holder died without closing */
     int pushed;         /* producer: published at least one message */
     enum held_state held;
     uint32_t held_count; /* slots reserved or messages peeked (bursts) */

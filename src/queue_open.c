@@ -139,8 +139,9 @@ static int role_lock(rq *q, int producer)
 }
 
 /* Makes the side's role line this handle's: all of it when the role is
- * held alone, only the pid for an MPSC producer. */
-static void role_line_claim(rq *q, int producer)
+ * held alone, only the pid for an MPSC producer.  Returns 1 when the last
+ * holder of a role held alone died without closing. */
+static int role_line_claim(rq *q, int producer)
 {
     struct rq_shm *shm = q->shm;
     q->self = producer ? &shm->producer : &shm->consumer;
@@ -150,10 +151,10 @@ static void role_line_claim(rq *q, int producer)
          * event: a count left by a holder killed while waiting is stale. */
         struct rq_shm_event *own = producer ? &shm->space_event : &shm->data_event;
         rq_store_seq_u32(&own->waiters, 0);
-        rq_role_attach(q->self);
-    } else {
-        rq_store_relaxed_u64(&q->self->pid, (uint64_t)rq_plat_pid());
+        return rq_role_attach(q->self);
     }
+    rq_store_relaxed_u64(&q->self->pid, (uint64_t)rq_plat_pid());
+    return 0;
 }
 
 static int role_acquire(rq *q)
@@ -167,7 +168,7 @@ static int role_acquire(rq *q)
      * barrier of a peer about to sleep. */
     if (!q->ring.full_fences && rq_plat_fence_register() != RQ_OK)
         return RQ_ESYS;
-    role_line_claim(q, producer);
+    q->took_over = role_line_claim(q, producer);
     /* Check the offsets now, except as an MPSC producer: other producers
      * move write_offset while we read the pair, so it could look corrupt
      * when it is not; every MPSC push re-reads both under the lock. */
@@ -175,8 +176,11 @@ static int role_acquire(rq *q)
         rc = q->rec ? rq_rec_load(q->rec) : rq_ring_load(&q->ring);
         if (rc < 0)
             return rc;
-        if (!q->rec) /* a record queue's positions are records.c's */
+        if (!q->rec) { /* a record queue's positions and marks are records.c's */
             rq_ring_anchor(&q->ring, producer);
+            if (!producer && q->took_over)
+                rq_ring_flag_oldest(&q->ring);
+        }
     }
     RQ_CRASH_POINT(OPEN_AFTER_TAKEOVER);
     /* A predecessor may have died between publishing and signalling, and
@@ -235,7 +239,9 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
     if (rc == RQ_OK && role != RQ_OBSERVER)
         rc = role_acquire(q);
     if (rc < 0) {
-        if (q->owns_role_line)
+        /* Detach, unless the last holder died: its successor must still
+         * find that out (a dead consumer's peek is flagged by it). */
+        if (q->owns_role_line && !q->took_over)
             rq_store_seq_u32(&q->self->attached, 0);
         handle_free(q);
         return rc;
@@ -298,6 +304,10 @@ void rq_close(rq *q)
     if (q->lock_open && q->held == HELD_RESERVED && reservation_is_ours(q))
         rq_mpsc_unlock(&q->lock);
     rq_rec_close(q->rec);
+    /* A single peek stores no mark: a message still held is marked handed
+     * out now, for the next consumer (see rq_ring_oldest_info). */
+    if (!q->rec && q->role == RQ_CONSUMER && q->held == HELD_PEEKED)
+        rq_ring_deliver_burst(&q->ring, q->held_count);
     if (q->owns_role_line) {
         RQ_CRASH_POINT(CLOSE_BEFORE_DETACH);
         rq_store_seq_u32(&q->self->attached, 0);

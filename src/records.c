@@ -438,6 +438,7 @@ int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *in
         r->peek_valid = 1;
         if (!r->peeked)
             r->peeked = 1;
+        RQ_CRASH_POINT(PEEK_HANDED_OUT);
     }
     *msg = r->peek_msg;
     *len = r->peek_len;

@@ -42,6 +42,17 @@ int rq_ring_load(struct rq_ring *r)
     return RQ_OK;
 }
 
+void rq_ring_flag_oldest(struct rq_ring *r)
+{
+    uint64_t read_pos = rq_ring_read_pos(r);
+    if (r->write_cache == r->read || r->delivered != read_pos)
+        return; /* none there, or flagged by the mark already */
+    /* Stored too: a clean close of this handle, which only stores a mark
+     * above the handle's, must leave the flag for the next consumer. */
+    r->redeliver_below = r->delivered = read_pos + 1;
+    rq_store_relaxed_u64(&r->shm->consumer.delivered_position, r->delivered);
+}
+
 void rq_ring_anchor(struct rq_ring *r, int producer)
 {
     if (producer) {

@@ -51,7 +51,9 @@ struct rq_ring {
     uint32_t read_stop;       /* rq_ring_stop(read) */
     uint32_t write_cache;     /* last write_offset seen */
     uint64_t read_base;       /* `read` is number read_base + read */
-    uint64_t delivered;       /* one past the last message handed out */
+    uint64_t delivered;       /* the mark: one past the last message a burst
+                                 handed out, or that may have been handed out
+                                 before this handle opened */
     uint64_t redeliver_below; /* positions below: maybe handed out before
                                  this handle opened (a dead consumer) */
 };
@@ -140,6 +142,14 @@ void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm, const struct rq_shm_h
  * out of range or further apart than N.  The role's holder then calls
  * rq_ring_anchor. */
 int rq_ring_load(struct rq_ring *r);
+
+/* Consumer, at open, after rq_ring_load, when the last consumer died
+ * without closing: it may have been holding the oldest message from a
+ * single peek, which stores no mark (the peek's fast path makes no store
+ * for it), so the oldest message, if there is one, is flagged, and the
+ * mark moved past it is stored.  At most that one message is flagged
+ * without having been handed out. */
+void rq_ring_flag_oldest(struct rq_ring *r);
 
 /* Producer: free slots as the cache sees them.  An MPSC producer's cache
  * is from an earlier hold of the lock, since when other producers may have
@@ -345,27 +355,13 @@ static inline uint32_t rq_ring_pop_publish(struct rq_ring *r)
     return old;
 }
 
-/* Consumer, just before the oldest message is handed to the application:
- * stores the delivered mark past it, so that a consumer killed any time
- * after leaves the redelivery flag set for its successor.  Its number and
- * flag are derived when asked for (rq_ring_oldest_info): the held message
- * is always the oldest. */
-static inline void rq_ring_deliver(struct rq_ring *r)
-{
-    uint64_t read_pos = rq_ring_read_pos(r);
-    if (RQ_RING_LIKELY(read_pos >= r->delivered)) { /* below: a burst's or a dead
-                                                      consumer's, already marked */
-        r->delivered = read_pos + 1;
-        rq_store_relaxed_u64(&r->shm->consumer.delivered_position, r->delivered);
-        RQ_CRASH_POINT(DELIVER_AFTER_MARK);
-    }
-}
-
 /* Consumer: the oldest message's number and flag (whether it may have
- * been handed out before, to a consumer that died before releasing it),
- * without marking it handed out: rq_pop frees the slot before the message
- * reaches the application (a pop killed before that hands nothing out);
- * a peek marked it with rq_ring_deliver. */
+ * been handed out before, to a consumer that died or closed before
+ * releasing it).  A single peek stores nothing: what it hands out is
+ * always the oldest message, so a successor of a consumer that died
+ * flags the oldest (rq_ring_flag_oldest), and a clean close holding it
+ * stores the mark (rq_ring_deliver_burst of what it holds).  Bursts store
+ * the mark before they hand out. */
 static inline uint64_t rq_ring_oldest_info(const struct rq_ring *r, int *redelivered)
 {
     uint64_t read_pos = rq_ring_read_pos(r);

@@ -190,9 +190,11 @@ int rq_segment_open_as(struct rq_segment *s, const struct rq_segment_kind *kind,
     return rq_segment_open(s, kind, name, cfg, mode, flags, timeout_ms);
 }
 
-void rq_role_attach(struct rq_shm_role *line)
+int rq_role_attach(struct rq_shm_role *line)
 {
-    if (rq_exchange_u32(&line->attached, 1) != 0)
+    int took_over = rq_exchange_u32(&line->attached, 1) != 0;
+    if (took_over)
         rq_fetch_add_u64(&line->takeovers, 1); /* the holder died without closing */
     rq_store_relaxed_u64(&line->pid, (uint64_t)rq_plat_pid());
+    return took_over;
 }

@@ -80,7 +80,8 @@ int rq_segment_open_as(struct rq_segment *s, const struct rq_segment_kind *kind,
 
 /* Marks the role line LINE held by this process, whose holder is alone in
  * its role: attached = 1 (a takeover counted if the last holder died
- * without closing) and its pid. */
-void rq_role_attach(struct rq_shm_role *line);
+ * without closing) and its pid.  Returns 1 for such a takeover (the last
+ * holder left attached set), else 0. */
+int rq_role_attach(struct rq_shm_role *line);
 
 #endif /* RQ_SEGMENT_H */

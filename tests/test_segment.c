@@ -243,15 +243,15 @@ static void test_role_attach_counts_takeovers(void **state)
     (void)state;
     struct rq_shm_role line;
     memset(&line, 0, sizeof line);
-    rq_role_attach(&line);
+    assert_int_equal(rq_role_attach(&line), 0);
     assert_int_equal(rq_load_relaxed_u32(&line.attached), 1);
     assert_int_equal(rq_load_relaxed_u64(&line.takeovers), 0);
     assert_int_equal(rq_load_relaxed_u64(&line.pid), (uint64_t)rq_plat_pid());
     /* The last holder never detached: it died holding the role. */
-    rq_role_attach(&line);
+    assert_int_equal(rq_role_attach(&line), 1);
     assert_int_equal(rq_load_relaxed_u64(&line.takeovers), 1);
     rq_store_relaxed_u32(&line.attached, 0); /* a clean close */
-    rq_role_attach(&line);
+    assert_int_equal(rq_role_attach(&line), 0);
     assert_int_equal(rq_load_relaxed_u64(&line.takeovers), 1);
 }
 

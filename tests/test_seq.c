@@ -371,6 +371,125 @@ static void test_a_kill_before_the_position_store_loses_no_number(void **state)
     rq_unlink(name);
 }
 
+/* A consumer that peeks and releases single messages for ever (blocking);
+ * armed, it dies at a point of its K-th peek or release. */
+#define DEAD_CONSUMER_SLOTS 8u
+
+static int peeking_consumer_main(const char *queue)
+{
+    rq *c;
+    rq_config cfg = {DEAD_CONSUMER_SLOTS, 16, 0, 0};
+    if (rq_open(&c, queue, RQ_CONSUMER, &cfg) != RQ_OK)
+        return 40;
+    for (;;) {
+        const void *msg;
+        size_t len;
+        if (rq_peek(c, &msg, &len, 10000) != RQ_OK || rq_release(c) != RQ_OK)
+            return 41;
+    }
+}
+
+/* Runs peeking_consumer_main on NAME until it dies at POINT's HIT-th pass,
+ * PUSHED messages (numbered from 0) in the queue through producer P. */
+static void kill_peeking_consumer(const char *name, rq *p, unsigned pushed, int point,
+                                  unsigned long hit)
+{
+    for (unsigned i = 0; i < pushed; i++)
+        assert_int_equal(rq_push(p, "d", 1, 0), RQ_OK);
+    th_pid pid = th_spawn_armed("peeking_consumer_main", name, 30, point, hit);
+    int status;
+    assert_int_equal(th_wait(pid, 20000, &status), 0);
+    if (!th_was_killed(status))
+        fail_msg("point %d hit %lu pushed %u: status %d", point, hit, pushed, status);
+}
+
+static void expect_next(rq *c, uint64_t seq, uint32_t flags)
+{
+    const void *msg;
+    size_t len;
+    rq_msg_info info;
+    assert_int_equal(rq_peek_info(c, &msg, &len, &info, 0), RQ_OK);
+    assert_int_equal(info.seq, seq);
+    assert_int_equal(info.flags, flags);
+    assert_int_equal(rq_release(c), RQ_OK);
+}
+
+/* A single peek stores no mark: when a consumer dies, its successor flags
+ * the oldest message, which the dead one may have been holding.  Killed
+ * holding message 2 (its third peek), message 2 comes back flagged and 3
+ * does not; killed just after releasing message 2, message 3, which it
+ * never saw, is flagged too (the one message a death may flag without a
+ * hand-over), and 4 is not; killed with the ring empty, the next message
+ * pushed is not flagged; a clean close holding nothing flags nothing. */
+static void test_a_dead_consumer_leaves_the_oldest_flagged(void **state)
+{
+    (void)state;
+    const char *name = th_name("seqdead");
+    rq *keep = th_create(name, DEAD_CONSUMER_SLOTS, 16, 0);
+    rq *p = th_open(name, RQ_PRODUCER, DEAD_CONSUMER_SLOTS, 16, 0);
+
+    kill_peeking_consumer(name, p, 4, RQ_CP_PEEK_HANDED_OUT, 3);
+    rq *c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, 0);
+    const void *msg;
+    size_t len;
+    assert_int_equal(rq_peek(c, &msg, &len, 0), RQ_OK);
+    rq_close(c); /* closed holding it: the flag stays for the next one */
+    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, 0);
+    expect_next(c, 2, RQ_MSG_REDELIVERED);
+    expect_next(c, 3, 0);
+    rq_close(c);
+
+    kill_peeking_consumer(name, p, 3, RQ_CP_RELEASE_BEFORE_POSITION, 1); /* releases 4 */
+    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, 0);
+    expect_next(c, 5, RQ_MSG_REDELIVERED);
+    expect_next(c, 6, 0);
+    rq_close(c);
+
+    kill_peeking_consumer(name, p, 1, RQ_CP_PEEK_HANDED_OUT, 1);         /* dies holding 7 */
+    kill_peeking_consumer(name, p, 0, RQ_CP_RELEASE_BEFORE_POSITION, 1); /* releases 7 */
+    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, 0);
+    assert_int_equal(rq_push(p, "e", 1, 0), RQ_OK);
+    expect_next(c, 8, 0); /* pushed after the death: nobody can have seen it */
+    rq_close(c);
+
+    assert_int_equal(rq_push(p, "f", 1, 0), RQ_OK);
+    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, 0);
+    expect_next(c, 9, 0);
+    rq_close(c);
+    rq_close(p);
+    rq_close(keep);
+    rq_unlink(name);
+}
+
+/* An open that fails after it found the last consumer dead (here: a
+ * read_offset out of range) leaves that finding for the next open, which
+ * still flags the message the dead one held. */
+static void test_a_failed_open_keeps_the_dead_consumers_flag(void **state)
+{
+    (void)state;
+    const char *name = th_name("seqfail");
+    rq *keep = th_create(name, DEAD_CONSUMER_SLOTS, 16, 0);
+    rq *p = th_open(name, RQ_PRODUCER, DEAD_CONSUMER_SLOTS, 16, 0);
+    kill_peeking_consumer(name, p, 2, RQ_CP_PEEK_HANDED_OUT, 1); /* dies holding 0 */
+    struct th_raw raw;
+    th_raw_open(&raw, "rq", name);
+    struct rq_shm *shm = (struct rq_shm *)raw.addr;
+    uint32_t read = rq_load_relaxed_u32(&shm->read_offset);
+    rq_store_relaxed_u32(&shm->read_offset, 2 * DEAD_CONSUMER_SLOTS); /* out of range */
+    rq *c = NULL;
+    rq_config cfg = {DEAD_CONSUMER_SLOTS, 16, 0, 0};
+    assert_int_equal(rq_open(&c, name, RQ_CONSUMER, &cfg), RQ_ECORRUPT);
+    rq_store_relaxed_u32(&shm->read_offset, read);
+    th_raw_close(&raw);
+    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, 0);
+    expect_next(c, 0, RQ_MSG_REDELIVERED);
+    expect_next(c, 1, 0);
+    rq_close(c);
+    rq_close(p);
+    rq_close(keep);
+    rq_unlink(name);
+}
+
 /* A record queue's positions are its own (records.c): opening a side must
  * not store the slot ring's, which a record queue never loads (0), over
  * them.  Numbers past 2^32 show it: the record offsets carry only the low
@@ -409,6 +528,7 @@ int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
         TH_CHILD(period_pusher_main),
+        TH_CHILD(peeking_consumer_main),
     };
     TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
@@ -419,6 +539,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_positions_are_recovered_from_the_offsets),
         cmocka_unit_test(test_positions_stored_once_a_period_stay_within_reach),
         cmocka_unit_test(test_a_kill_before_the_position_store_loses_no_number),
+        cmocka_unit_test(test_a_dead_consumer_leaves_the_oldest_flagged),
+        cmocka_unit_test(test_a_failed_open_keeps_the_dead_consumers_flag),
         cmocka_unit_test(test_record_queue_positions_survive_a_reopen),
         cmocka_unit_test(test_bad_arguments),
     };
