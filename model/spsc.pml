@@ -36,6 +36,8 @@
  *              copy does not store it back (SEQ): kills between offset and
  *              position in several lives in a row add their lags up, and
  *              once they reach 2N the next side recovers a wrong number
+ *            9 the takeover flags two messages, not only the oldest (SEQ):
+ *              a message nobody saw is flagged beyond one per death
  *
  * Sequence numbers (ring.h: rq_ring_position, rq_ring_flag_oldest): each side
  * stores its 64-bit position after its offset when the new offset is a
@@ -122,6 +124,7 @@ bool p_finished;                       /* the producer application is done */
 byte published; /* messages whose write_offset store happened: message k is k */
 byte released;  /* read_offset stores */
 byte handled;   /* messages the consumer application has handled (durably) */
+byte new_flagged; /* first deliveries that carried the redelivery flag */
 
 /* Every store of an offset keeps the ring's accounting exact: both offsets
  * in range, and write - read (mod 2N) is the number of messages published
@@ -313,7 +316,11 @@ open_after_role_lock:
         d_step { /* rq_ring_flag_oldest: the predecessor died */
             if
             :: c_kills > 0 && write_cache != read && below == rpos ->
+#if BUG == 9
+                below = rpos + 2; delivered = below; delivered_position = below
+#else
                 below = rpos + 1; delivered = below; delivered_position = below
+#endif
             :: else
             fi
         }
@@ -377,7 +384,14 @@ peek_handed_out:
                     assert(lo == slot_hi[SLOT(read)]); /* not torn */
                     assert(lo == released + 1);        /* the next one: nothing lost, in order */
                     if
-                    :: handled == released -> handled++ /* new */
+                    :: handled == released -> /* new */
+                        handled++;
+                        /* flagged although nobody saw it: at most one per
+                         * consumer death (the oldest after a takeover) */
+                        if
+                        :: flagged -> new_flagged++; assert(new_flagged <= c_kills)
+                        :: else
+                        fi
                     :: else ->
                         assert(handled == released + 1); /* redelivery of the one in flight */
                         assert(!SEQ || flagged)          /* ... and it says so */

@@ -121,6 +121,7 @@ check spsc-bug5-seq-late      spsc fail safety - $S -DBUG=5
 check spsc-seq-n2-m3-k1x2     spsc pass safety - -DN=2 -DM=3 -DPCRASH=1 -DCCRASH=2 -DSEQ=1
 check spsc-bug6-position-first spsc fail safety - -DN=2 -DM=3 -DPCRASH=1 -DCCRASH=1 -DSEQ=1 -DBUG=6
 check spsc-bug7-oldest-unflagged spsc fail safety - -DN=2 -DM=3 -DPCRASH=1 -DCCRASH=1 -DSEQ=1 -DBUG=7
+check spsc-bug9-flags-two     spsc fail safety - -DN=2 -DM=3 -DPCRASH=1 -DCCRASH=1 -DSEQ=1 -DBUG=9
 # kills between an offset and its position, life after life (N = 1: two
 # lags of one reach 2N); the stored-back position keeps the lag at one
 check spsc-seq-n1-m3-k2x2     spsc pass safety - -DN=1 -DM=3 -DPCRASH=2 -DCCRASH=2 -DSEQ=1

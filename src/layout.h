@@ -113,10 +113,11 @@ struct rq_shm_role {
     rq_atomic_u64 missed_wakes; /* work found by the periodic re-check, not
                                    by a wake: a peer died before signalling */
     /* Consumer: the delivered mark, one past the last message a peeked
-     * batch handed to the application (or a clean close held), stored
+     * batch handed to the application (or a clean close held, or a dead
+     * consumer may have held: the successor's flag on the oldest), stored
      * *before* the hand-over: a message below it was possibly delivered
-     * already (the redelivery flag).  A single peek stores none (the
-     * successor of a dead consumer flags the oldest message: ring.h).  On
+     * already (the redelivery flag).  A single peek stores none (ring.h:
+     * rq_ring_flag_oldest).  On
      * this line, which only the consumer writes and producers never read,
      * so that the store costs no cache line the producer is polling.
      * Unused by other roles. */

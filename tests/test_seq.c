@@ -372,14 +372,14 @@ static void test_a_kill_before_the_position_store_loses_no_number(void **state)
 }
 
 /* A consumer that peeks and releases single messages for ever (blocking);
- * armed, it dies at a point of its K-th peek or release. */
+ * armed, it dies at a point of its K-th peek or release.  It opens the
+ * queue as it is (SPSC or MPSC). */
 #define DEAD_CONSUMER_SLOTS 8u
 
 static int peeking_consumer_main(const char *queue)
 {
     rq *c;
-    rq_config cfg = {DEAD_CONSUMER_SLOTS, 16, 0, 0};
-    if (rq_open(&c, queue, RQ_CONSUMER, &cfg) != RQ_OK)
+    if (rq_open(&c, queue, RQ_CONSUMER, NULL) != RQ_OK)
         return 40;
     for (;;) {
         const void *msg;
@@ -389,18 +389,38 @@ static int peeking_consumer_main(const char *queue)
     }
 }
 
-/* Runs peeking_consumer_main on NAME until it dies at POINT's HIT-th pass,
- * PUSHED messages (numbered from 0) in the queue through producer P. */
-static void kill_peeking_consumer(const char *name, rq *p, unsigned pushed, int point,
-                                  unsigned long hit)
+/* The same with peeked batches of up to 3, each released whole. */
+static int burst_consumer_main(const char *queue)
+{
+    rq *c;
+    if (rq_open(&c, queue, RQ_CONSUMER, NULL) != RQ_OK)
+        return 40;
+    for (;;) {
+        rq_msg_view v[3];
+        int k = rq_peek_burst(c, v, 3, 10000);
+        if (k < 1 || rq_release_burst(c, (size_t)k) != RQ_OK)
+            return 41;
+    }
+}
+
+/* Runs CHILD on NAME until it dies at POINT's HIT-th pass, after PUSHED
+ * more messages through producer P. */
+static void kill_consumer(const char *child, const char *name, rq *p, unsigned pushed, int point,
+                          unsigned long hit)
 {
     for (unsigned i = 0; i < pushed; i++)
         assert_int_equal(rq_push(p, "d", 1, 0), RQ_OK);
-    th_pid pid = th_spawn_armed("peeking_consumer_main", name, 30, point, hit);
+    th_pid pid = th_spawn_armed(child, name, 30, point, hit);
     int status;
     assert_int_equal(th_wait(pid, 20000, &status), 0);
     if (!th_was_killed(status))
-        fail_msg("point %d hit %lu pushed %u: status %d", point, hit, pushed, status);
+        fail_msg("%s not killed at point %d, hit %lu: status %d", child, point, hit, status);
+}
+
+static void kill_peeking_consumer(const char *name, rq *p, unsigned pushed, int point,
+                                  unsigned long hit)
+{
+    kill_consumer("peeking_consumer_main", name, p, pushed, point, hit);
 }
 
 static void expect_next(rq *c, uint64_t seq, uint32_t flags)
@@ -416,49 +436,70 @@ static void expect_next(rq *c, uint64_t seq, uint32_t flags)
 
 /* A single peek stores no mark: when a consumer dies, its successor flags
  * the oldest message, which the dead one may have been holding.  Killed
- * holding message 2 (its third peek), message 2 comes back flagged and 3
- * does not; killed just after releasing message 2, message 3, which it
- * never saw, is flagged too (the one message a death may flag without a
- * hand-over), and 4 is not; killed with the ring empty, the next message
- * pushed is not flagged; a clean close holding nothing flags nothing. */
-static void test_a_dead_consumer_leaves_the_oldest_flagged(void **state)
+ * holding message 2 (its third peek), message 2 comes back flagged (also
+ * after a successor closed holding it) and 3 does not; killed just after
+ * releasing message 4, message 5, which it never saw, is flagged too (the
+ * one message a death may flag without a hand-over), and 6 is not; killed
+ * with the ring empty, a message pushed once the successor is open is not
+ * flagged; a clean close holding nothing flags nothing.  Killed holding a
+ * peeked batch, every message of it comes back flagged: the takeover's
+ * flag never lowers the batch's mark. */
+static void dead_consumer_scenarios(uint32_t flags)
 {
-    (void)state;
-    const char *name = th_name("seqdead");
-    rq *keep = th_create(name, DEAD_CONSUMER_SLOTS, 16, 0);
-    rq *p = th_open(name, RQ_PRODUCER, DEAD_CONSUMER_SLOTS, 16, 0);
+    const char *name = th_name(flags & RQ_MPSC ? "seqdeadm" : "seqdead");
+    rq *keep = th_create(name, DEAD_CONSUMER_SLOTS, 16, flags);
+    rq *p = th_open(name, RQ_PRODUCER, DEAD_CONSUMER_SLOTS, 16, flags);
 
     kill_peeking_consumer(name, p, 4, RQ_CP_PEEK_HANDED_OUT, 3);
-    rq *c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, 0);
+    rq *c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, flags);
     const void *msg;
     size_t len;
     assert_int_equal(rq_peek(c, &msg, &len, 0), RQ_OK);
     rq_close(c); /* closed holding it: the flag stays for the next one */
-    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, 0);
+    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, flags);
     expect_next(c, 2, RQ_MSG_REDELIVERED);
     expect_next(c, 3, 0);
     rq_close(c);
 
     kill_peeking_consumer(name, p, 3, RQ_CP_RELEASE_BEFORE_POSITION, 1); /* releases 4 */
-    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, 0);
+    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, flags);
     expect_next(c, 5, RQ_MSG_REDELIVERED);
     expect_next(c, 6, 0);
     rq_close(c);
 
     kill_peeking_consumer(name, p, 1, RQ_CP_PEEK_HANDED_OUT, 1);         /* dies holding 7 */
     kill_peeking_consumer(name, p, 0, RQ_CP_RELEASE_BEFORE_POSITION, 1); /* releases 7 */
-    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, 0);
+    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, flags);
     assert_int_equal(rq_push(p, "e", 1, 0), RQ_OK);
-    expect_next(c, 8, 0); /* pushed after the death: nobody can have seen it */
+    expect_next(c, 8, 0); /* pushed once the successor was open: not the dead one's */
     rq_close(c);
 
     assert_int_equal(rq_push(p, "f", 1, 0), RQ_OK);
-    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, 0);
+    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, flags);
     expect_next(c, 9, 0);
+    rq_close(c);
+
+    kill_consumer("burst_consumer_main", name, p, 4, RQ_CP_RELEASE_BURST_BEFORE_PUBLISH, 1);
+    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, flags);
+    for (uint64_t seq = 10; seq < 13; seq++) /* the batch it held */
+        expect_next(c, seq, RQ_MSG_REDELIVERED);
+    expect_next(c, 13, 0);
     rq_close(c);
     rq_close(p);
     rq_close(keep);
     rq_unlink(name);
+}
+
+static void test_a_dead_consumer_leaves_the_oldest_flagged(void **state)
+{
+    (void)state;
+    dead_consumer_scenarios(0);
+}
+
+static void test_a_dead_mpsc_consumer_leaves_the_oldest_flagged(void **state)
+{
+    (void)state;
+    dead_consumer_scenarios(RQ_MPSC);
 }
 
 /* An open that fails after it found the last consumer dead (here: a
@@ -529,6 +570,7 @@ int main(int argc, char **argv)
     static const struct th_child children[] = {
         TH_CHILD(period_pusher_main),
         TH_CHILD(peeking_consumer_main),
+        TH_CHILD(burst_consumer_main),
     };
     TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
@@ -540,6 +582,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_positions_stored_once_a_period_stay_within_reach),
         cmocka_unit_test(test_a_kill_before_the_position_store_loses_no_number),
         cmocka_unit_test(test_a_dead_consumer_leaves_the_oldest_flagged),
+        cmocka_unit_test(test_a_dead_mpsc_consumer_leaves_the_oldest_flagged),
         cmocka_unit_test(test_a_failed_open_keeps_the_dead_consumers_flag),
         cmocka_unit_test(test_record_queue_positions_survive_a_reopen),
         cmocka_unit_test(test_bad_arguments),
