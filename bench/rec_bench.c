@@ -39,7 +39,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,10 +118,69 @@ static uint32_t next_len(const struct run *r, uint64_t *seed)
     return r->fixed ? r->fixed : mix_size(seed);
 }
 
-void die(const char *what, int rc)
+_Noreturn void die(const char *what, int rc)
 {
     fprintf(stderr, "rec_bench: %s: %s\n", what, rq_strerror(rc));
     exit(1);
+}
+
+/* The queue this process is running (bench_queue_owned): its name, its
+ * maker, the handles that hold roles in it and the producer child.  If
+ * the process exits before bench_queue_done (die, a failed check), the
+ * child is killed and reaped, the handles closed and the name unlinked,
+ * in that order (a lock object goes with the last close, once no role is
+ * held in it), so a consumer that fails leaves nothing in /dev/shm.  Not
+ * by a producer child, which inherits the handler. */
+static char owned_queue[64];
+static pid_t owned_by, owned_child;
+static rq **owned_handle[2];
+
+static void unlink_owned_queue(void)
+{
+    if (!owned_queue[0] || getpid() != owned_by)
+        return;
+    /* Still ours (not reaped, so its pid is not reused): kill and reap. */
+    if (owned_child > 0 && waitpid(owned_child, NULL, WNOHANG) == 0 &&
+        kill(owned_child, SIGKILL) == 0)
+        (void)waitpid(owned_child, NULL, 0);
+    for (int i = 0; i < 2; i++)
+        if (owned_handle[i] && *owned_handle[i])
+            rq_close(*owned_handle[i]);
+    (void)rq_unlink(owned_queue);
+}
+
+void bench_queue_owned(const char *name, rq **a, rq **b)
+{
+    static int registered;
+    if (!registered && atexit(unlink_owned_queue) == 0)
+        registered = 1;
+    snprintf(owned_queue, sizeof owned_queue, "%s", name);
+    owned_by = getpid();
+    owned_child = 0;
+    owned_handle[0] = a;
+    owned_handle[1] = b;
+}
+
+void bench_queue_done(void)
+{
+    owned_queue[0] = '\0';
+    owned_child = 0;
+    owned_handle[0] = owned_handle[1] = NULL;
+}
+
+pid_t bench_fork(void)
+{
+    pid_t parent = getpid();
+    fflush(stdout); /* the child must not print our buffer again */
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork", RQ_ESYS);
+    /* Killed with its parent; a parent gone before the prctl: now. */
+    if (pid == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
+        _exit(1);
+    if (pid > 0)
+        owned_child = pid;
+    return pid;
 }
 
 /* The producer's loop with rq_push_burst: BURST messages a call, the
@@ -256,15 +317,15 @@ static double run_once(const struct run *r, uint64_t *bytes)
     char name[64];
     snprintf(name, sizeof name, "recbench.%ld", (long)getpid());
     rq_unlink(name);
-    rq *c;
+    rq *c = NULL;
+    bench_queue_owned(name, &c, NULL);
     int rc = rq_open(&c, name, RQ_CONSUMER, &r->cfg);
     if (rc != RQ_OK)
         die("consumer open", rc);
     int ready[2], go[2];
     if (pipe(ready) != 0 || pipe(go) != 0)
         exit(1);
-    fflush(stdout); /* the child must not print our buffer again */
-    pid_t pid = fork();
+    pid_t pid = bench_fork();
     if (pid == 0)
         producer(r, name, ready[1], go[0]);
     pin(0);
@@ -286,6 +347,7 @@ static double run_once(const struct run *r, uint64_t *bytes)
     close(go[1]);
     rq_close(c);
     rq_unlink(name);
+    bench_queue_done();
     *bytes = moved;
     return t;
 }
@@ -326,7 +388,8 @@ static double run_single(const struct run *r, uint64_t *bytes)
     char name[64];
     snprintf(name, sizeof name, "recbench.1.%ld", (long)getpid());
     rq_unlink(name);
-    rq *p, *c;
+    rq *p = NULL, *c = NULL;
+    bench_queue_owned(name, &p, &c);
     int rc = rq_open(&c, name, RQ_CONSUMER, &r->cfg);
     if (rc != RQ_OK || (rc = rq_open(&p, name, RQ_PRODUCER, NULL)) != RQ_OK)
         die("single open", rc);
@@ -363,6 +426,7 @@ static double run_single(const struct run *r, uint64_t *bytes)
     rq_close(p);
     rq_close(c);
     rq_unlink(name);
+    bench_queue_done();
     *bytes = moved;
     return (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
 }
@@ -503,7 +567,8 @@ static void capacity_check(const rq_config *cfg)
     char name[64];
     snprintf(name, sizeof name, "recbench.fill.%ld", (long)getpid());
     rq_unlink(name);
-    rq *p;
+    rq *p = NULL;
+    bench_queue_owned(name, &p, NULL);
     int rc = rq_open(&p, name, RQ_PRODUCER, cfg);
     if (rc != RQ_OK)
         die("fill open", rc);
@@ -536,6 +601,7 @@ static void capacity_check(const rq_config *cfg)
            (double)short_n / target);
     rq_close(p);
     rq_unlink(name);
+    bench_queue_done();
 }
 
 /* --only NAME: runs configuration NAME of ALL (in the order of the names
@@ -580,7 +646,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--single") == 0)
             single_mode = 1;
         else if (strcmp(argv[i], "--pairs") == 0 && i + 1 < argc)
-            pairs = atoi(argv[++i]);
+            pairs = (int)strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
         else {
