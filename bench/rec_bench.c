@@ -4,8 +4,11 @@
  * both busy (timeout 0, spinning), pinned to CPUs 0 and 1 when there are
  * two.  Linux only (fork, sched_setaffinity).
  *
- *   rec_bench [--pairs N] [--quick] [--bursts | --shapes | --drain [--out PATH]]
+ *   rec_bench [--pairs N] [--quick] [--mpsc] [--bursts | --shapes | --drain [--out PATH]]
  *             [--single [--only CONFIG]]
+ *
+ * --mpsc: the slot and record queues of the comparisons are RQ_MPSC (one
+ * producer, so each push takes and leaves the producers' lock).
  *
  * --single: one process pushes 64 messages and then reads them back, CPU
  * time (on a loaded machine the fairer measure of what the calls cost);
@@ -631,6 +634,7 @@ static int run_only(const char *only, const struct run *const all[4])
 int main(int argc, char **argv)
 {
     int pairs = 7, quick = 0, bursts = 0, shapes = 0, drain = 0;
+    uint32_t mpsc = 0;
     const char *only = NULL, *out = "/dev/null";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
@@ -645,14 +649,18 @@ int main(int argc, char **argv)
             out = argv[++i];
         else if (strcmp(argv[i], "--single") == 0)
             single_mode = 1;
+        else if (strcmp(argv[i], "--mpsc") == 0)
+            mpsc = RQ_MPSC;
         else if (strcmp(argv[i], "--pairs") == 0 && i + 1 < argc)
             pairs = (int)strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
         else {
-            fprintf(stderr,
-                    "usage: rec_bench [--pairs N] [--quick] [--bursts | --shapes | --drain [--out "
-                    "PATH]] [--single [--only slots64|records64|slotsmix|recordsmix[burst]]]\n");
+            fprintf(
+                stderr,
+                "usage: rec_bench [--pairs N] [--quick] [--mpsc] [--bursts | --shapes | --drain "
+                "[--out PATH]] [--single [--only slots64|records64|slotsmix|recordsmix[burst]]]"
+                "\n");
             return 2;
         }
     }
@@ -668,8 +676,9 @@ int main(int argc, char **argv)
         return 0;
     }
     /* 64 B: 1024 slots of stride 72 = 73,728 bytes, the ring the same. */
-    struct run slot64 = {"slots 64 B", {1024, 64, 0, 0}, 64, 4000000 / scale, 0};
-    struct run rec64 = {"records 64 B", {1024 * 72, 64, RQ_RECORDS, 0}, 64, 4000000 / scale, 0};
+    struct run slot64 = {"slots 64 B", {1024, 64, mpsc, 0}, 64, 4000000 / scale, 0};
+    struct run rec64 = {
+        "records 64 B", {1024 * 72, 64, RQ_RECORDS | mpsc, 0}, 64, 4000000 / scale, 0};
     if (bursts) {
         struct run runs[6] = {slot64, slot64, rec64, rec64, slot64, rec64};
         runs[1].burst = runs[3].burst = 1;
@@ -682,14 +691,19 @@ int main(int argc, char **argv)
         return 0;
     }
     /* mix: 256 slots of 2 KiB (stride 2,056) = 526,336 bytes, the ring the same. */
-    struct run slotmix = {"slots 2 KiB, mix", {256, MIX_MAX, 0, 0}, 0, 1500000 / scale, 0};
-    struct run recmix = {
-        "records, mix", {256 * (MIX_MAX + 8), MIX_MAX, RQ_RECORDS, 0}, 0, 1500000 / scale, 0};
+    struct run slotmix = {"slots 2 KiB, mix", {256, MIX_MAX, mpsc, 0}, 0, 1500000 / scale, 0};
+    struct run recmix = {"records, mix",
+                         {256 * (MIX_MAX + 8), MIX_MAX, RQ_RECORDS | mpsc, 0},
+                         0,
+                         1500000 / scale,
+                         0};
     if (only) { /* one configuration once, for an instruction count (callgrind) */
         const struct run *all[] = {&slot64, &rec64, &slotmix, &recmix};
         return run_only(only, all);
     }
-    const char *how = single_mode ? "one process, CPU time" : "busy SPSC, two processes";
+    const char *how = single_mode ? "one process, CPU time"
+                      : mpsc      ? "busy MPSC (one producer, through the lock), two processes"
+                                  : "busy SPSC, two processes";
     char title[200];
     snprintf(title, sizeof title,
              "64-byte messages, %s, same segment size (73,728 bytes of ring): M msgs/s", how);
