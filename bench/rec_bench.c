@@ -4,8 +4,11 @@
  * both busy (timeout 0, spinning), pinned to CPUs 0 and 1 when there are
  * two.  Linux only (fork, sched_setaffinity).
  *
- *   rec_bench [--pairs N] [--quick] [--bursts | --shapes | --drain [--out PATH]]
+ *   rec_bench [--pairs N] [--quick] [--mpsc] [--bursts | --shapes | --drain [--out PATH]]
  *             [--single [--only CONFIG]]
+ *
+ * --mpsc: the slot and record queues of the comparisons are RQ_MPSC (one
+ * producer, so each push takes and leaves the producers' lock).
  *
  * --single: one process pushes 64 messages and then reads them back, CPU
  * time (on a loaded machine the fairer measure of what the calls cost);
@@ -39,7 +42,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,10 +121,69 @@ static uint32_t next_len(const struct run *r, uint64_t *seed)
     return r->fixed ? r->fixed : mix_size(seed);
 }
 
-void die(const char *what, int rc)
+_Noreturn void die(const char *what, int rc)
 {
     fprintf(stderr, "rec_bench: %s: %s\n", what, rq_strerror(rc));
     exit(1);
+}
+
+/* The queue this process is running (bench_queue_owned): its name, its
+ * maker, the handles that hold roles in it and the producer child.  If
+ * the process exits before bench_queue_done (die, a failed check), the
+ * child is killed and reaped, the handles closed and the name unlinked,
+ * in that order (a lock object goes with the last close, once no role is
+ * held in it), so a consumer that fails leaves nothing in /dev/shm.  Not
+ * by a producer child, which inherits the handler. */
+static char owned_queue[64];
+static pid_t owned_by, owned_child;
+static rq **owned_handle[2];
+
+static void unlink_owned_queue(void)
+{
+    if (!owned_queue[0] || getpid() != owned_by)
+        return;
+    /* Still ours (not reaped, so its pid is not reused): kill and reap. */
+    if (owned_child > 0 && waitpid(owned_child, NULL, WNOHANG) == 0 &&
+        kill(owned_child, SIGKILL) == 0)
+        (void)waitpid(owned_child, NULL, 0);
+    for (int i = 0; i < 2; i++)
+        if (owned_handle[i] && *owned_handle[i])
+            rq_close(*owned_handle[i]);
+    (void)rq_unlink(owned_queue);
+}
+
+void bench_queue_owned(const char *name, rq **a, rq **b)
+{
+    static int registered;
+    if (!registered && atexit(unlink_owned_queue) == 0)
+        registered = 1;
+    snprintf(owned_queue, sizeof owned_queue, "%s", name);
+    owned_by = getpid();
+    owned_child = 0;
+    owned_handle[0] = a;
+    owned_handle[1] = b;
+}
+
+void bench_queue_done(void)
+{
+    owned_queue[0] = '\0';
+    owned_child = 0;
+    owned_handle[0] = owned_handle[1] = NULL;
+}
+
+pid_t bench_fork(void)
+{
+    pid_t parent = getpid();
+    fflush(stdout); /* the child must not print our buffer again */
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork", RQ_ESYS);
+    /* Killed with its parent; a parent gone before the prctl: now. */
+    if (pid == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
+        _exit(1);
+    if (pid > 0)
+        owned_child = pid;
+    return pid;
 }
 
 /* The producer's loop with rq_push_burst: BURST messages a call, the
@@ -256,15 +320,15 @@ static double run_once(const struct run *r, uint64_t *bytes)
     char name[64];
     snprintf(name, sizeof name, "recbench.%ld", (long)getpid());
     rq_unlink(name);
-    rq *c;
+    rq *c = NULL;
+    bench_queue_owned(name, &c, NULL);
     int rc = rq_open(&c, name, RQ_CONSUMER, &r->cfg);
     if (rc != RQ_OK)
         die("consumer open", rc);
     int ready[2], go[2];
     if (pipe(ready) != 0 || pipe(go) != 0)
         exit(1);
-    fflush(stdout); /* the child must not print our buffer again */
-    pid_t pid = fork();
+    pid_t pid = bench_fork();
     if (pid == 0)
         producer(r, name, ready[1], go[0]);
     pin(0);
@@ -286,6 +350,7 @@ static double run_once(const struct run *r, uint64_t *bytes)
     close(go[1]);
     rq_close(c);
     rq_unlink(name);
+    bench_queue_done();
     *bytes = moved;
     return t;
 }
@@ -326,7 +391,8 @@ static double run_single(const struct run *r, uint64_t *bytes)
     char name[64];
     snprintf(name, sizeof name, "recbench.1.%ld", (long)getpid());
     rq_unlink(name);
-    rq *p, *c;
+    rq *p = NULL, *c = NULL;
+    bench_queue_owned(name, &p, &c);
     int rc = rq_open(&c, name, RQ_CONSUMER, &r->cfg);
     if (rc != RQ_OK || (rc = rq_open(&p, name, RQ_PRODUCER, NULL)) != RQ_OK)
         die("single open", rc);
@@ -363,6 +429,7 @@ static double run_single(const struct run *r, uint64_t *bytes)
     rq_close(p);
     rq_close(c);
     rq_unlink(name);
+    bench_queue_done();
     *bytes = moved;
     return (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
 }
@@ -503,7 +570,8 @@ static void capacity_check(const rq_config *cfg)
     char name[64];
     snprintf(name, sizeof name, "recbench.fill.%ld", (long)getpid());
     rq_unlink(name);
-    rq *p;
+    rq *p = NULL;
+    bench_queue_owned(name, &p, NULL);
     int rc = rq_open(&p, name, RQ_PRODUCER, cfg);
     if (rc != RQ_OK)
         die("fill open", rc);
@@ -536,6 +604,7 @@ static void capacity_check(const rq_config *cfg)
            (double)short_n / target);
     rq_close(p);
     rq_unlink(name);
+    bench_queue_done();
 }
 
 /* --only NAME: runs configuration NAME of ALL (in the order of the names
@@ -565,6 +634,7 @@ static int run_only(const char *only, const struct run *const all[4])
 int main(int argc, char **argv)
 {
     int pairs = 7, quick = 0, bursts = 0, shapes = 0, drain = 0;
+    uint32_t mpsc = 0;
     const char *only = NULL, *out = "/dev/null";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
@@ -579,14 +649,18 @@ int main(int argc, char **argv)
             out = argv[++i];
         else if (strcmp(argv[i], "--single") == 0)
             single_mode = 1;
+        else if (strcmp(argv[i], "--mpsc") == 0)
+            mpsc = RQ_MPSC;
         else if (strcmp(argv[i], "--pairs") == 0 && i + 1 < argc)
-            pairs = atoi(argv[++i]);
+            pairs = (int)strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
         else {
-            fprintf(stderr,
-                    "usage: rec_bench [--pairs N] [--quick] [--bursts | --shapes | --drain [--out "
-                    "PATH]] [--single [--only slots64|records64|slotsmix|recordsmix[burst]]]\n");
+            fprintf(
+                stderr,
+                "usage: rec_bench [--pairs N] [--quick] [--mpsc] [--bursts | --shapes | --drain "
+                "[--out PATH]] [--single [--only slots64|records64|slotsmix|recordsmix[burst]]]"
+                "\n");
             return 2;
         }
     }
@@ -602,8 +676,9 @@ int main(int argc, char **argv)
         return 0;
     }
     /* 64 B: 1024 slots of stride 72 = 73,728 bytes, the ring the same. */
-    struct run slot64 = {"slots 64 B", {1024, 64, 0, 0}, 64, 4000000 / scale, 0};
-    struct run rec64 = {"records 64 B", {1024 * 72, 64, RQ_RECORDS, 0}, 64, 4000000 / scale, 0};
+    struct run slot64 = {"slots 64 B", {1024, 64, mpsc, 0}, 64, 4000000 / scale, 0};
+    struct run rec64 = {
+        "records 64 B", {1024 * 72, 64, RQ_RECORDS | mpsc, 0}, 64, 4000000 / scale, 0};
     if (bursts) {
         struct run runs[6] = {slot64, slot64, rec64, rec64, slot64, rec64};
         runs[1].burst = runs[3].burst = 1;
@@ -616,14 +691,19 @@ int main(int argc, char **argv)
         return 0;
     }
     /* mix: 256 slots of 2 KiB (stride 2,056) = 526,336 bytes, the ring the same. */
-    struct run slotmix = {"slots 2 KiB, mix", {256, MIX_MAX, 0, 0}, 0, 1500000 / scale, 0};
-    struct run recmix = {
-        "records, mix", {256 * (MIX_MAX + 8), MIX_MAX, RQ_RECORDS, 0}, 0, 1500000 / scale, 0};
+    struct run slotmix = {"slots 2 KiB, mix", {256, MIX_MAX, mpsc, 0}, 0, 1500000 / scale, 0};
+    struct run recmix = {"records, mix",
+                         {256 * (MIX_MAX + 8), MIX_MAX, RQ_RECORDS | mpsc, 0},
+                         0,
+                         1500000 / scale,
+                         0};
     if (only) { /* one configuration once, for an instruction count (callgrind) */
         const struct run *all[] = {&slot64, &rec64, &slotmix, &recmix};
         return run_only(only, all);
     }
-    const char *how = single_mode ? "one process, CPU time" : "busy SPSC, two processes";
+    const char *how = single_mode ? "one process, CPU time"
+                      : mpsc      ? "busy MPSC (one producer, through the lock), two processes"
+                                  : "busy SPSC, two processes";
     char title[200];
     snprintf(title, sizeof title,
              "64-byte messages, %s, same segment size (73,728 bytes of ring): M msgs/s", how);

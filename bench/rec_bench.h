@@ -6,6 +6,7 @@
 #define RQ_REC_BENCH_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "rq.h"
 
@@ -18,11 +19,23 @@ void pin(int cpu);
 /* A log-like size from seed *S: 70% 16..128 bytes, 25% 128..512, 5% 512..2048. */
 uint32_t mix_size(uint64_t *s);
 /* Prints WHAT and RC's text to stderr and exits 1. */
-void die(const char *what, int rc);
+_Noreturn void die(const char *what, int rc);
 /* A benchmark's producer process: pinned to CPU 1, NAME opened as its
  * producer (WHAT names it if that fails), then one byte written to
  * READY_FD and one read from GO_FD, so that every run starts together. */
 rq *open_producer_ready(const char *name, const char *what, int ready_fd, int go_fd);
+/* fork() for a benchmark's producer child, stdout flushed first: the
+ * child is killed when its parent (the consumer) ends, so a consumer that
+ * fails never leaves it blocked on a full queue, holding the queue and
+ * the parent's output open, forever.  Dies if fork fails. */
+pid_t bench_fork(void);
+/* NAME is the queue this process runs, *A and *B (B may be NULL) its
+ * handles there: if the process exits before bench_queue_done (die, a
+ * failed check), its bench_fork child is killed and reaped, the handles
+ * closed and NAME unlinked, so a failed run leaves nothing behind. */
+void bench_queue_owned(const char *name, rq **a, rq **b);
+/* The run of bench_queue_owned ended normally (its handles closed). */
+void bench_queue_done(void);
 /* Sorts V[0..N) and returns its median, *LO and *HI its ends. */
 double median_of(double *v, int n, double *lo, double *hi);
 /* Prints /proc/loadavg, saying WHEN. */

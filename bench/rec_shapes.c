@@ -32,13 +32,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,7 +90,8 @@ static struct shape_result run_shape(const rq_config *cfg)
     snprintf(name, sizeof name, "recbench.shape.%ld", (long)getpid());
     snprintf(path, sizeof path, "/tmp/recbench.%ld.log", (long)getpid());
     rq_unlink(name);
-    rq *c;
+    rq *c = NULL;
+    bench_queue_owned(name, &c, NULL);
     int rc = rq_open(&c, name, RQ_CONSUMER, cfg);
     if (rc != RQ_OK)
         die("shape consumer open", rc);
@@ -100,8 +99,7 @@ static struct shape_result run_shape(const rq_config *cfg)
     int ready[2], go[2], res[2];
     if (!out || pipe(ready) != 0 || pipe(go) != 0 || pipe(res) != 0)
         exit(1);
-    fflush(stdout);
-    pid_t pid = fork();
+    pid_t pid = bench_fork(); /* the producer dies with us if we fail */
     if (pid == 0)
         shape_producer(name, ready[1], go[0], res[1]);
     pin(0);
@@ -143,6 +141,7 @@ static struct shape_result run_shape(const rq_config *cfg)
     unlink(path);
     rq_close(c);
     rq_unlink(name);
+    bench_queue_done();
     return r;
 }
 
@@ -216,21 +215,11 @@ struct drain_report {
     double blocked;
 };
 
-/* A producer child ends with its parent: a consumer that exits on a
- * wrong message must not leave it blocked on a full queue (holding the
- * parent's output open) forever. */
-static void end_with_parent(pid_t parent)
-{
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
-        exit(1);
-}
-
 /* Pushes mix lines as fast as it can until *STOP, blocking when the queue
  * is full; reports how many it pushed and how long it was blocked. */
 static void drain_producer(const char *name, struct drain_ctl *ctl, int ready_fd, int go_fd,
-                           int out_fd, pid_t parent)
+                           int out_fd)
 {
-    end_with_parent(parent);
     rq *p = open_producer_ready(name, "drain producer open", ready_fd, go_fd);
     static unsigned char buf[MIX_MAX];
     int rc;
@@ -402,13 +391,13 @@ static struct drain_result run_drain(const rq_config *cfg, size_t max_views, siz
         die("drain setup", RQ_ESYS);
     atomic_init(&ctl->stop, 0);
     ctl->stop_at = 0;
+    bench_queue_owned(name, &d.c, NULL);
     int rc = rq_open(&d.c, name, RQ_CONSUMER, cfg);
     if (rc != RQ_OK)
         die("drain consumer open", rc);
-    fflush(stdout);
-    pid_t parent = getpid(), pid = fork();
+    pid_t pid = bench_fork(); /* the producer dies with us if we fail */
     if (pid == 0)
-        drain_producer(name, ctl, ready[1], go[0], res[1], parent);
+        drain_producer(name, ctl, ready[1], go[0], res[1]);
     pin(0);
     rq_pollable h = RQ_POLLABLE_NONE;
     if (wake == DRAIN_WOKEN && (rc = rq_poll_handle(d.c, &h)) != RQ_OK)
@@ -437,6 +426,7 @@ static struct drain_result run_drain(const rq_config *cfg, size_t max_views, siz
     munmap(ctl, sizeof *ctl);
     rq_close(d.c);
     rq_unlink(name);
+    bench_queue_done();
     return r;
 }
 

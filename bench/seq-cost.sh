@@ -108,39 +108,49 @@ for b in after reference; do
     done
 done
 
+# ROUNDS rounds of "$1 BUILD ROUND" for both builds, the order swapped
+# every round (after, reference; then reference, after; ...), so that a
+# slow drift of the load favours neither; with a second argument, a line
+# on stderr after each round.
+alternate() {
+    local fn="$1" progress="${2:-}" i b order
+    for ((i = 1; i <= ROUNDS; i++)); do
+        order="after reference"
+        [ $((i % 2)) = 0 ] && order="reference after"
+        for b in $order; do
+            "$fn" "$b" "$i"
+        done
+        [ -z "$progress" ] || echo "  round $i/$ROUNDS done" >&2
+    done
+}
+
 # One-process throughput: rq_icount run natively prints the CPU time per
 # message of its measured loop (no cache traffic between cores, and the
 # time other processes take does not count), the builds alternated.
 CPU_MSGS=8000000
+cpu_round() { # BUILD ROUND
+    local b="$1" i="$2" spec path size ns
+    for spec in copy:8 copy:64 zc:8 zc:64 min-ring:8 min-ring:64; do
+        path="${spec%%:*}" size="${spec##*:}"
+        ns="$("$WORK/$b/build/bench/rq_icount" "$path" "$CPU_MSGS" "$size" |
+            sed -n 's/.* \([0-9.]*\) ns of CPU per message$/\1/p')"
+        [ -n "$ns" ] || { echo "seq-cost.sh: rq_icount $path $size ($b) failed" >&2; exit 1; }
+        echo "$b $path $size $i $ns" >>"$WORK/cpu.txt"
+    done
+}
 echo "one-process CPU time: $ROUNDS rounds of both builds ..." >&2
 : >"$WORK/cpu.txt"
-for ((i = 1; i <= ROUNDS; i++)); do
-    order="after reference"
-    [ $((i % 2)) = 0 ] && order="reference after"
-    for b in $order; do
-        for spec in copy:8 copy:64 zc:8 zc:64 min-ring:8 min-ring:64; do
-            path="${spec%%:*}" size="${spec##*:}"
-            ns="$("$WORK/$b/build/bench/rq_icount" "$path" "$CPU_MSGS" "$size" |
-                sed -n 's/.* \([0-9.]*\) ns of CPU per message$/\1/p')"
-            [ -n "$ns" ] || { echo "seq-cost.sh: rq_icount $path $size ($b) failed" >&2; exit 1; }
-            echo "$b $path $size $i $ns" >>"$WORK/cpu.txt"
-        done
-    done
-done
+alternate cpu_round
 
 # Throughput: the builds alternated, the order swapped every round.
+tput_round() { # BUILD ROUND
+    "$WORK/$1/build/bench/rq_bench" -t rq-spsc,rq-spsc-zc,min-ring -s 8,64 --no-latency \
+        --tput-modes busy -d "$DURATION" -r 1 --csv "$WORK/$1/tput.$2.csv" >/dev/null 2>&1 ||
+        { echo "seq-cost.sh: rq_bench ($1, round $2) failed" >&2; exit 1; }
+}
 echo "throughput: $ROUNDS rounds of both builds, -d $DURATION ..." >&2
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-for ((i = 1; i <= ROUNDS; i++)); do
-    order="after reference"
-    [ $((i % 2)) = 0 ] && order="reference after"
-    for b in $order; do
-        "$WORK/$b/build/bench/rq_bench" -t rq-spsc,rq-spsc-zc,min-ring -s 8,64 --no-latency \
-            --tput-modes busy -d "$DURATION" -r 1 --csv "$WORK/$b/tput.$i.csv" >/dev/null 2>&1 ||
-            { echo "seq-cost.sh: rq_bench ($b, round $i) failed" >&2; exit 1; }
-    done
-    echo "  round $i/$ROUNDS done" >&2
-done
+alternate tput_round progress
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 python3 - "$WORK" "$ROUNDS" "$ICOUNT_MSGS" "${SHA:0:12}" "$DURATION" "$LOAD_BEFORE" \

@@ -593,10 +593,19 @@ static void keeper_stop(struct role_keeper *k)
     keeper_free(k);
 }
 
+/* RQ_EBUSY with the last error ERROR_BUSY: a lock or slot another holder
+ * has (or this handle has already), said as Linux's held lock says it
+ * with EAGAIN, and never a stale error of some earlier call. */
+static int busy(void)
+{
+    SetLastError(ERROR_BUSY);
+    return RQ_EBUSY;
+}
+
 /* Starts K's keeper thread, RUN(ARG), and waits for its outcome: RQ_OK
  * if it holds its mutex (until keeper_stop); otherwise K is freed, and
- * RQ_EBUSY (the mutex, or every slot, is held) or RQ_ESYS (the last error
- * set).  The handle's thread waits on k->acquired meanwhile, so the
+ * RQ_EBUSY (the mutex, or every slot, is held: the last error ERROR_BUSY)
+ * or RQ_ESYS (the last error set).  The handle's thread waits on k->acquired meanwhile, so the
  * keeper's gated calls are counted in the same order every time. */
 static int keeper_start(struct role_keeper *k, LPTHREAD_START_ROUTINE run, void *arg)
 {
@@ -626,7 +635,7 @@ static int keeper_start(struct role_keeper *k, LPTHREAD_START_ROUTINE run, void 
         WaitForSingleObject(k->thread, INFINITE);
         keeper_free(k);
         if (outcome == 0)
-            return RQ_EBUSY;
+            return busy(); /* after keeper_free, whose closes may set it */
         SetLastError(err);
         return RQ_ESYS;
     }
@@ -702,7 +711,7 @@ static int shared_hold(rq_plat_segment *seg, enum rq_plat_lock_id id)
 {
     int held = mutex_held(seg, id);
     if (held != 0)
-        return held < 0 ? held : RQ_EBUSY;
+        return held < 0 ? held : busy();
     wchar_t ev_name[OBJECT_NAME_MAX];
     presence_name(ev_name, seg, id);
     HANDLE h = RQ_SYS(CREATE_EVENT, CreateEventW(NULL, TRUE, FALSE, ev_name), NULL);
@@ -725,15 +734,15 @@ int rq_plat_lock(rq_plat_segment *seg, enum rq_plat_lock_id id, enum rq_plat_loc
                    WAIT_FAILED);
         if (r == WAIT_OBJECT_0 || r == WAIT_ABANDONED)
             return RQ_OK; /* abandoned: the last opener died inside; redone */
-        return r == WAIT_TIMEOUT ? RQ_EBUSY : RQ_ESYS;
+        return r == WAIT_TIMEOUT ? busy() : RQ_ESYS;
     }
     if (seg->keeper[id] || seg->shared[id])
-        return RQ_EBUSY; /* this handle holds it already */
+        return busy(); /* this handle holds it already */
     if (mode == RQ_LOCK_TRY_SHARED)
         return shared_hold(seg, id);
     int held = shared_held(seg, id);
     if (held != 0)
-        return held < 0 ? held : RQ_EBUSY;
+        return held < 0 ? held : busy();
     /* RQ_LOCK_WAIT is used only for the init lock; roles are tried. */
     return role_keeper_start(seg, id);
 }
@@ -1148,7 +1157,7 @@ static DWORD WINAPI slot_keeper_main(void *arg)
 int rq_plat_producer_slot(rq_plat_segment *seg, uint32_t *slot)
 {
     if (seg->slot)
-        return RQ_EBUSY; /* this handle has one */
+        return busy(); /* this handle has one */
     struct slot_keeper *sk = calloc(1, sizeof *sk);
     if (!sk) {
         SetLastError(ERROR_NOT_ENOUGH_MEMORY);

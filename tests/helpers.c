@@ -277,8 +277,10 @@ static void arena_attach(const char *name, int create)
 
 static void *arena_get(const char *key, size_t size, int zero)
 {
-    if (!arena)
+    if (!arena) {
         fail_msg("th_shared(%s) before th_init", key);
+        return NULL; /* not reached: fail_msg ends the test (the analyzer cannot tell) */
+    }
     size_t first = (sizeof(struct arena) + 63u) & ~(size_t)63u;
     for (uint32_t i = 0; i < arena->keys; i++) {
         if (strcmp(arena->entry[i].key, key) == 0) {
@@ -351,8 +353,10 @@ void th_raw_create(struct th_raw *r, const char *kind, const char *name, uint64_
     void *addr = NULL;
     if (rc == RQ_OK)
         rc = rq_plat_segment_map(r->seg, r->size, &addr);
-    if (rc != RQ_OK)
+    if (rc != RQ_OK) {
         fail_msg("raw create of %s.%s: %s", kind, name, rq_strerror(rc));
+        return; /* not reached */
+    }
     r->addr = addr;
     if (len > 0)
         memcpy(r->addr, bytes, len);
@@ -373,8 +377,10 @@ int th_raw_exists(const char *kind, const char *name)
     int rc = rq_plat_segment_open(&seg, kind, name, 0, 0600, &created);
     if (rc == RQ_ENOENT)
         return 0;
-    if (rc != RQ_OK)
+    if (rc != RQ_OK) {
         fail_msg("looking for %s.%s: %s", kind, name, rq_strerror(rc));
+        return 1; /* not reached */
+    }
     rq_plat_segment_close(seg);
     return 1;
 }
@@ -386,18 +392,21 @@ char th_self_path[TH_SELF_PATH_MAX];
 static const char *arg_after(int argc, char **argv, const char *flag)
 {
     for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], flag) == 0)
+        if (argv[i] && strcmp(argv[i], flag) == 0) /* never NULL: for the analyzer */
             return argv[i + 1];
     return NULL;
 }
 
 #ifndef _WIN32
 /* Removes the objects in /dev/shm named as this process names them
- * (th_name: "t.PID."): queues, coalescing objects and their lock objects.
- * REPORT: names each on stderr.  Returns how many there were. */
+ * (th_name: "t.PID."): queues, coalescing objects, their lock objects and
+ * their poll FIFOs (data and space side; an rq_unlink removes them with
+ * the name, but a test that fails before it leaves them too).  REPORT:
+ * names each on stderr.  Returns how many there were. */
 static unsigned remove_own_objects(int report)
 {
-    static const char *const kinds[] = {"rq.", "rql.", "rqc.", "rqcl."};
+    static const char *const kinds[] = {"rq.",  "rql.", "rqc.",  "rqcl.",
+                                        "rqd.", "rqs.", "rqcd.", "rqcs."};
     char mine[40];
     snprintf(mine, sizeof mine, "t.%lld.", (long long)th_getpid());
     DIR *dir = opendir("/dev/shm");

@@ -220,8 +220,13 @@ static void test_inherited_coalescing_handles_refuse_every_call(void **state)
     assert_int_equal(rq_coalesce_unlink(name), RQ_OK);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* The harness: each queue this program names (th_name) and leaves
+     * behind, when a test fails before its unlink, is removed at exit and
+     * fails the run. */
+    static const struct th_child children[] = {{"none", NULL}};
+    TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inherited_queue_handles_refuse_every_call),
         cmocka_unit_test(test_a_child_opens_its_own_handle),

@@ -132,6 +132,54 @@ static void test_locks_belong_to_handles(void **state)
     rq_plat_segment_close(a);
 }
 
+/* Every RQ_EBUSY says so in the last error (ERROR_BUSY), as Linux's held
+ * lock does in errno, never with a stale error of an earlier call: a role
+ * held by another handle (exclusive, shared) or by this one, a second
+ * producer slot of one handle, and every producer slot held (the slot
+ * keeper's search fails). */
+static void expect_busy(int rc)
+{
+    assert_int_equal(rc, RQ_EBUSY);
+    assert_int_equal(GetLastError(), ERROR_BUSY);
+    SetLastError(ERROR_INVALID_HANDLE); /* stale, for the next call */
+}
+
+static void test_busy_sets_the_last_error(void **state)
+{
+    (void)state;
+    const char *name = th_name("busy");
+    void *addr;
+    rq_plat_segment *a = seg_create(name, &addr), *b;
+    int created;
+    assert_int_equal(rq_plat_segment_open(&b, "rq", name, 0, 0600, &created), RQ_OK);
+    assert_int_equal(rq_plat_lock(a, RQ_LOCK_PRODUCER, RQ_LOCK_TRY), RQ_OK);
+    SetLastError(ERROR_INVALID_HANDLE);
+    expect_busy(rq_plat_lock(b, RQ_LOCK_PRODUCER, RQ_LOCK_TRY));
+    expect_busy(rq_plat_lock(b, RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED));
+    expect_busy(rq_plat_lock(a, RQ_LOCK_PRODUCER, RQ_LOCK_TRY));
+    rq_plat_unlock(a, RQ_LOCK_PRODUCER);
+    /* Producer slots: one per handle, RQ_MPSC_PRODUCERS_MAX in all. */
+    enum { SLOTS = RQ_MPSC_PRODUCERS_MAX };
+    static rq_plat_segment *h[SLOTS];
+    uint32_t slot;
+    assert_int_equal(rq_plat_producer_slot(a, &slot), RQ_OK);
+    expect_busy(rq_plat_producer_slot(a, &slot));
+    for (int i = 1; i < SLOTS; i++) {
+        assert_int_equal(rq_plat_segment_open(&h[i], "rq", name, 0, 0600, &created), RQ_OK);
+        assert_int_equal(rq_plat_producer_slot(h[i], &slot), RQ_OK);
+        assert_int_equal(slot, (uint32_t)i);
+    }
+    expect_busy(rq_plat_producer_slot(b, &slot)); /* every slot held */
+    rq_plat_producer_slot_release(h[7]);
+    assert_int_equal(rq_plat_producer_slot(b, &slot), RQ_OK);
+    assert_int_equal(slot, 7);
+    for (int i = 1; i < SLOTS; i++)
+        rq_plat_segment_close(h[i]);
+    rq_plat_segment_close(b);
+    rq_plat_segment_unmap(addr, SEG_SIZE);
+    rq_plat_segment_close(a);
+}
+
 /* ---- a role taken on one thread stays with the handle ------------------ */
 
 struct lock_on_thread {
@@ -527,6 +575,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_segment_open_create_size_map),
         cmocka_unit_test(test_locks_belong_to_handles),
+        cmocka_unit_test(test_busy_sets_the_last_error),
         cmocka_unit_test(test_role_follows_the_handle_not_the_thread),
         cmocka_unit_test(test_locks_dropped_when_holder_is_terminated),
         cmocka_unit_test(test_init_lock_abandoned_is_taken),

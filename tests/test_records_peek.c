@@ -6,8 +6,11 @@
  * peek burst on its rest; batches longer than the handle's first room for
  * extents; headers a hostile producer rewrites after the peek (the release
  * frees what the peek checked, never reads them again, never passes the
- * write word); a batch that stops before an impossible header.  SPSC and
- * MPSC.  Kills are in test_records_crash.c.
+ * write word), whether they go by rq_release_burst or one rq_release at a
+ * time; rq_peek of a burst's oldest record, then the rest released (counts,
+ * numbers, redelivery flags); a batch that stops before an impossible
+ * header.  SPSC and MPSC (on MPSC the records come from several producers
+ * through the producers' lock).  Kills are in test_records_crash.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,24 +27,41 @@
 #define CAP 256u
 #define MAX 120u
 
+/* On MPSC, PRODUCERS producers take turns (each push through the lock). */
+#define PRODUCERS 3
+
 struct pair {
     const char *name;
-    rq *keep, *p, *c;
+    rq *keep, *c;
+    rq *p;               /* the producer that pushes next ... */
+    rq *each[PRODUCERS]; /* ... in turn: each[0] (SPSC), or all (MPSC) */
+    unsigned producers, turn;
 };
 
 static struct pair pair_open(const char *tag, uint32_t cap, uint32_t max, uint32_t flags)
 {
-    struct pair q;
+    struct pair q = {0};
     q.name = th_name(tag);
     q.keep = th_create(q.name, cap, max, flags | RQ_RECORDS);
-    q.p = th_open(q.name, RQ_PRODUCER, cap, max, flags | RQ_RECORDS);
+    q.producers = (flags & RQ_MPSC) ? PRODUCERS : 1;
+    for (unsigned i = 0; i < q.producers; i++)
+        q.each[i] = th_open(q.name, RQ_PRODUCER, cap, max, flags | RQ_RECORDS);
+    q.p = q.each[0];
     q.c = th_open(q.name, RQ_CONSUMER, cap, max, flags | RQ_RECORDS);
     return q;
 }
 
+/* The producer for the next push: on MPSC each in turn. */
+static rq *next_producer(struct pair *q)
+{
+    q->p = q->each[q->turn++ % q->producers];
+    return q->p;
+}
+
 static void pair_close(struct pair *q)
 {
-    rq_close(q->p);
+    for (unsigned i = 0; i < q->producers; i++)
+        rq_close(q->each[i]);
     rq_close(q->c);
     rq_close(q->keep);
     rq_unlink(q->name);
@@ -81,16 +101,16 @@ static uint32_t bytes_used(rq *q)
 static void batch_across_the_wrap(struct pair *q, const char *tag, uint32_t flags)
 {
     *q = pair_open(tag, CAP, MAX, flags);
-    push_tagged(q->p, 100, 90); /* [0, 112) */
-    push_tagged(q->p, 100, 91); /* [112, 224) */
+    push_tagged(next_producer(q), 100, 90); /* [0, 112) */
+    push_tagged(next_producer(q), 100, 91); /* [112, 224) */
     unsigned char buf[MAX];
     size_t len;
     assert_int_equal(rq_pop(q->c, buf, sizeof buf, &len, 0), RQ_OK);
     assert_int_equal(rq_pop(q->c, buf, sizeof buf, &len, 0), RQ_OK);
-    push_tagged(q->p, 8, 1);
-    push_tagged(q->p, 40, 2);
-    push_tagged(q->p, 16, 3);
-    push_tagged(q->p, 0, 4);
+    push_tagged(next_producer(q), 8, 1);
+    push_tagged(next_producer(q), 40, 2);
+    push_tagged(next_producer(q), 16, 3);
+    push_tagged(next_producer(q), 0, 4);
     assert_int_equal(bytes_used(q->c), 112);
 }
 
@@ -170,67 +190,155 @@ static void test_the_rest_of_a_burst(void **state)
     }
 }
 
-/* A batch of hundreds of records, released in uneven parts. */
+/* A batch of hundreds of records, released in uneven parts; on MPSC
+ * from producers taking turns. */
 static void test_long_batches(void **state)
 {
     (void)state;
     enum { BIG = 8192, N = 600 }; /* 8000 bytes */
-    struct pair q = pair_open("rec.peek.long", BIG, MAX, 0);
-    for (unsigned i = 0; i < N; i++)
-        push_tagged(q.p, i % 3, i); /* 8 or 16 bytes */
-    static rq_msg_view v[N + 10];
-    assert_int_equal(rq_peek_burst(q.c, v, N + 10, 0), N);
-    uint32_t used = bytes_used(q.c);
-    unsigned done = 0;
-    static const unsigned parts[] = {1, 63, 64, 129, 300, 43};
-    for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
-        for (unsigned i = done; i < done + parts[p]; i++) {
-            expect_view(&v[i], i % 3, i);
-            used -= i % 3 ? 16 : 8;
+    for (uint32_t flags = 0; flags <= RQ_MPSC; flags += RQ_MPSC) {
+        struct pair q = pair_open("rec.peek.long", BIG, MAX, flags);
+        for (unsigned i = 0; i < N; i++)
+            push_tagged(next_producer(&q), i % 3, i); /* 8 or 16 bytes */
+        static rq_msg_view v[N + 10];
+        assert_int_equal(rq_peek_burst(q.c, v, N + 10, 0), N);
+        uint32_t used = bytes_used(q.c);
+        assert_int_equal(used, 8000);
+        unsigned done = 0;
+        static const unsigned parts[] = {1, 63, 64, 129, 300, 43};
+        for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
+            for (unsigned i = done; i < done + parts[p]; i++) {
+                expect_view(&v[i], i % 3, i);
+                assert_int_equal(v[i].seq, v[0].seq + i);
+                used -= i % 3 ? 16 : 8;
+            }
+            assert_int_equal(rq_release_burst(q.c, parts[p]), RQ_OK);
+            done += parts[p];
+            assert_int_equal(bytes_used(q.c), used);
         }
-        assert_int_equal(rq_release_burst(q.c, parts[p]), RQ_OK);
-        done += parts[p];
-        assert_int_equal(bytes_used(q.c), used);
+        assert_int_equal(done, N);
+        assert_int_equal(used, 0);
+        pair_close(&q);
     }
-    assert_int_equal(done, N);
-    assert_int_equal(used, 0);
-    pair_close(&q);
 }
 
 /* Headers rewritten after the peek by a hostile producer: the release
  * frees the extents the peek checked (within the bytes published then),
- * not what the headers say now. */
-static void test_headers_rewritten_after_the_peek(void **state)
+ * not what the headers say now, whether the batch goes by
+ * rq_release_burst or by one rq_release per record that rq_peek has not
+ * looked at again.  The rewrites: garbage, a valid length that would free
+ * more than was published, and a valid shorter one (a release that read
+ * it again would free too little and lose the record boundary). */
+static void check_rewritten_headers(uint32_t flags, int variant, int single)
 {
-    (void)state;
-    for (int variant = 0; variant < 2; variant++) {
-        struct pair q = pair_open("rec.peek.hostile", CAP, MAX, 0);
-        struct th_raw raw;
-        th_raw_open(&raw, "rq", q.name);
-        unsigned char *data = raw.addr + sizeof(struct rq_rec_shm);
-        push_tagged(q.p, 8, 1);  /* [0, 16) */
-        push_tagged(q.p, 24, 2); /* [16, 48) */
-        push_tagged(q.p, 8, 3);  /* [48, 64) */
-        rq_msg_view v[4];
-        assert_int_equal(rq_peek_burst(q.c, v, 4, 0), 3);
-        /* Garbage, or a valid length that would free more than published. */
-        struct rq_rec_header h = {variant ? MAX : MAX + 1, variant ? RQ_REC_DATA : 77u};
-        memcpy(data + 16, &h, sizeof h);
-        memcpy(data + 48, &h, sizeof h);
+    static const struct rq_rec_header rewrites[] = {
+        {MAX + 1, 77u}, {MAX, RQ_REC_DATA}, {0, RQ_REC_DATA}};
+    struct pair q = pair_open("rec.peek.hostile", CAP, MAX, flags);
+    struct th_raw raw;
+    th_raw_open(&raw, "rq", q.name);
+    unsigned char *data = raw.addr + sizeof(struct rq_rec_shm);
+    push_tagged(next_producer(&q), 8, 1);  /* [0, 16) */
+    push_tagged(next_producer(&q), 24, 2); /* [16, 48) */
+    push_tagged(next_producer(&q), 8, 3);  /* [48, 64) */
+    rq_msg_view v[4];
+    assert_int_equal(rq_peek_burst(q.c, v, 4, 0), 3);
+    memcpy(data + 16, &rewrites[variant], sizeof rewrites[variant]);
+    memcpy(data + 48, &rewrites[variant], sizeof rewrites[variant]);
+    if (single) {
+        static const uint32_t left[] = {48, 16, 0};
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(rq_release(q.c), RQ_OK);
+            assert_int_equal(bytes_used(q.c), left[i]);
+        }
+        assert_int_equal(rq_release(q.c), RQ_ESTATE);
+    } else {
         assert_int_equal(rq_release_burst(q.c, 1), RQ_OK);
         assert_int_equal(bytes_used(q.c), 48);
         assert_int_equal(rq_release_burst(q.c, 2), RQ_OK);
         assert_int_equal(bytes_used(q.c), 0);
-        rq_record_stats st;
-        assert_int_equal(rq_stat_records(q.c, &st), RQ_OK);
-        assert_int_equal(st.records, 0);
-        push_tagged(q.p, 8, 4); /* the queue goes on */
-        assert_int_equal(rq_peek_burst(q.c, v, 4, 0), 1);
-        expect_view(&v[0], 8, 4);
-        assert_int_equal(rq_release_burst(q.c, 1), RQ_OK);
-        th_raw_close(&raw);
-        pair_close(&q);
     }
+    rq_record_stats st;
+    assert_int_equal(rq_stat_records(q.c, &st), RQ_OK);
+    assert_int_equal(st.records, 0);
+    push_tagged(next_producer(&q), 8, 4); /* the queue goes on */
+    assert_int_equal(rq_peek_burst(q.c, v, 4, 0), 1);
+    expect_view(&v[0], 8, 4);
+    assert_int_equal(rq_release_burst(q.c, 1), RQ_OK);
+    th_raw_close(&raw);
+    pair_close(&q);
+}
+
+static void test_headers_rewritten_after_the_peek(void **state)
+{
+    (void)state;
+    for (uint32_t flags = 0; flags <= RQ_MPSC; flags += RQ_MPSC)
+        for (int variant = 0; variant < 3; variant++)
+            for (int single = 0; single < 2; single++)
+                check_rewritten_headers(flags, variant, single);
+}
+
+/* rq_peek after rq_peek_burst: the burst's oldest record again (the same
+ * bytes, number and flag), the batch still peeked, and its rest released
+ * by rq_release_burst (after an rq_release of the oldest, or with it):
+ * every byte freed once, the numbers going on, and a consumer that dies
+ * holding the batch leaves all of it flagged for the next. */
+static void check_peek_in_a_burst(uint32_t flags, int release_oldest)
+{
+    struct pair q;
+    batch_across_the_wrap(&q, "rec.peek.again", flags);
+    rq_msg_view v[8];
+    expect_batch(q.c, v, 8, 0);
+    const void *m;
+    size_t len;
+    rq_msg_info info;
+    assert_int_equal(rq_peek_info(q.c, &m, &len, &info, 0), RQ_OK);
+    assert_ptr_equal(m, v[0].data);
+    assert_int_equal(len, v[0].len);
+    assert_int_equal(info.seq, v[0].seq);
+    assert_int_equal(info.flags, 0);
+    if (release_oldest) {
+        assert_int_equal(rq_release(q.c), RQ_OK);
+        assert_int_equal(bytes_used(q.c), 96);
+    }
+    /* Dies holding the rest: every record of it comes back flagged. */
+    rq_close(q.c);
+    q.c = th_open(q.name, RQ_CONSUMER, CAP, MAX, flags | RQ_RECORDS);
+    int first = release_oldest ? 1 : 0;
+    rq_msg_view w[8];
+    expect_batch(q.c, w, 8, first);
+    for (int i = first; i < 4; i++) {
+        assert_int_equal(w[i - first].seq, v[i].seq);
+        assert_int_equal(w[i - first].flags, RQ_MSG_REDELIVERED);
+    }
+    assert_int_equal(rq_peek_info(q.c, &m, &len, &info, 0), RQ_OK);
+    assert_ptr_equal(m, w[0].data);
+    assert_int_equal(info.seq, w[0].seq);
+    assert_int_equal(info.flags, RQ_MSG_REDELIVERED);
+    if (release_oldest) {
+        assert_int_equal(rq_release(q.c), RQ_OK); /* the padded one */
+        assert_int_equal(bytes_used(q.c), 32);
+    }
+    assert_int_equal(rq_release_burst(q.c, (size_t)(4 - first - release_oldest)), RQ_OK);
+    assert_int_equal(bytes_used(q.c), 0);
+    assert_int_equal(rq_release(q.c), RQ_ESTATE);
+    rq_record_stats st;
+    assert_int_equal(rq_stat_records(q.c, &st), RQ_OK);
+    assert_int_equal(st.records, 0);
+    /* Nothing lost or repeated: the next record is numbered on. */
+    push_tagged(next_producer(&q), 8, 5);
+    assert_int_equal(rq_peek_info(q.c, &m, &len, &info, 0), RQ_OK);
+    assert_int_equal(info.seq, v[3].seq + 1);
+    assert_int_equal(info.flags, 0);
+    assert_int_equal(rq_release(q.c), RQ_OK);
+    pair_close(&q);
+}
+
+static void test_peek_of_a_bursts_oldest(void **state)
+{
+    (void)state;
+    for (uint32_t flags = 0; flags <= RQ_MPSC; flags += RQ_MPSC)
+        for (int release_oldest = 0; release_oldest < 2; release_oldest++)
+            check_peek_in_a_burst(flags, release_oldest);
 }
 
 /* A batch ends before a record whose header is impossible (each checked
@@ -287,6 +395,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_the_rest_of_a_burst),
         cmocka_unit_test(test_long_batches),
         cmocka_unit_test(test_headers_rewritten_after_the_peek),
+        cmocka_unit_test(test_peek_of_a_bursts_oldest),
         cmocka_unit_test(test_a_batch_stops_before_a_bad_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
