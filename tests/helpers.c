@@ -758,6 +758,8 @@ static void note_queue_seq(struct th_journal *j, const rq_msg_info *info, uint32
     }
     if (info->seq > next)
         rq_fetch_add_u64(&j->qseq_gaps, info->seq - next);
+    if (info->flags & RQ_MSG_REDELIVERED)
+        rq_fetch_add_u64(&j->new_flagged, 1);
     rq_store_relaxed_u64(&j->last_stream, stream);
     rq_store_relaxed_u64(&j->last_stream_seq, seq);
     rq_store_relaxed_u64(&j->qseq_window[info->seq % TH_BURST_MAX], who);

@@ -215,9 +215,12 @@ struct th_journal {
     /* The queue's own numbers (rq_msg_info): the next one expected, the
      * message that had the one before it, and what went wrong: a number
      * skipped, a number given to two different messages, a repeat that
-     * did not carry RQ_MSG_REDELIVERED. */
+     * did not carry RQ_MSG_REDELIVERED; new_flagged: messages new to the
+     * journal that carried it (the one a consumer killed before noting it
+     * had in hand, or the oldest that a successor flags after a death
+     * although nobody saw it: per consumer death at most one, or a batch). */
     rq_atomic_u64 qseq_next, last_stream, last_stream_seq;
-    rq_atomic_u64 qseq_gaps, qseq_reused, flags_lost, flagged;
+    rq_atomic_u64 qseq_gaps, qseq_reused, flags_lost, flagged, new_flagged;
     rq_atomic_u64 started; /* child lives that reached their main function */
     /* Burst mode: which message had each of the last TH_BURST_MAX queue
      * numbers (stream << 48 | seq), to check a redelivered batch. */

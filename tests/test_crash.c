@@ -183,6 +183,14 @@ static void run_scenario(const struct scenario *s)
                  (unsigned long long)qgaps,
                  (unsigned long long)rq_load_relaxed_u64(&th_jr->flags_lost));
     assert_true(qgaps <= (uint64_t)kills * per_kill);
+    /* A flag on a message new to the journal: per consumer death at most
+     * the one it had in hand or the oldest (a batch: the batch); never
+     * when only the producer died. */
+    uint64_t new_flagged = rq_load_relaxed_u64(&th_jr->new_flagged);
+    if (new_flagged > (s->role == 'C' ? (uint64_t)kills * per_kill : 0))
+        fail_msg("%s (%c, hit %lu, pop %d): %llu new messages flagged after %d kills",
+                 rq_crash_point_name(s->point), s->role, s->hit, s->consume_pop,
+                 (unsigned long long)new_flagged, kills);
     totals.flagged += (unsigned long)rq_load_relaxed_u64(&th_jr->flagged);
     /* A killed side is restarted at once and signals at open, so no sleeper
      * ever had to find its work by the periodic re-check. */
