@@ -23,6 +23,18 @@ static uint64_t next_seq(rq *q)
     return seq;
 }
 
+/* Peeks the oldest message, expecting number SEQ and FLAGS, and releases it. */
+static void expect_next(rq *c, uint64_t seq, uint32_t flags)
+{
+    const void *msg;
+    size_t len;
+    rq_msg_info info;
+    assert_int_equal(rq_peek_info(c, &msg, &len, &info, 0), RQ_OK);
+    assert_int_equal(info.seq, seq);
+    assert_int_equal(info.flags, flags);
+    assert_int_equal(rq_release(c), RQ_OK);
+}
+
 /* Far more messages than slots: the numbers keep counting across laps of
  * the 2N offsets, one per message, on both sides. */
 static void test_numbers_count_every_message_across_laps(void **state)
@@ -220,19 +232,16 @@ static void test_positions_are_recovered_from_the_offsets(void **state)
     c = th_open(name, RQ_CONSUMER, 4, 16, 0);
     assert_int_equal(next_seq(p), 23);
     assert_int_equal(next_seq(c), 21);
-    const void *msg;
-    size_t len;
-    rq_msg_info info;
-    assert_int_equal(rq_peek_info(c, &msg, &len, &info, 0), RQ_OK);
-    assert_int_equal(info.seq, 21);
-    assert_int_equal(info.flags, 0);
-    assert_int_equal(rq_release(c), RQ_OK);
+    expect_next(c, 21, 0);
     rq_close(c);
     /* A stored read position 1 behind with the mark at it: message 22 was
      * handed out by a consumer that then died. */
     rq_store_relaxed_u64(&shm->read_position, 21);
     rq_store_relaxed_u64(&shm->consumer.delivered_position, 23);
     c = th_open(name, RQ_CONSUMER, 4, 16, 0);
+    const void *msg;
+    size_t len;
+    rq_msg_info info;
     assert_int_equal(rq_peek_info(c, &msg, &len, &info, 0), RQ_OK);
     assert_int_equal(info.seq, 22);
     assert_int_equal(info.flags, RQ_MSG_REDELIVERED);
@@ -299,13 +308,7 @@ static void test_positions_stored_once_a_period_stay_within_reach(void **state)
         assert_int_equal(next_seq(p), count);
         assert_int_equal(next_seq(c), count);
         assert_int_equal(rq_push(p, "n", 1, 0), RQ_OK);
-        const void *msg;
-        size_t len;
-        rq_msg_info info;
-        assert_int_equal(rq_peek_info(c, &msg, &len, &info, 0), RQ_OK);
-        assert_int_equal(info.seq, count);
-        assert_int_equal(info.flags, 0);
-        assert_int_equal(rq_release(c), RQ_OK);
+        expect_next(c, count, 0);
         rq_close(c);
         rq_close(p);
         rq_close(keep);
@@ -357,14 +360,8 @@ static void test_a_kill_before_the_position_store_loses_no_number(void **state)
     rq *p = th_open(name, RQ_PRODUCER, PERIOD_KILL_SLOTS, 16, 0);
     assert_int_equal(next_seq(p), PERIOD_KILL_PUSHES);
     assert_int_equal(rq_push(p, "n", 1, 0), RQ_OK);
-    const void *msg;
-    size_t len;
-    rq_msg_info info;
-    for (uint64_t seq = PERIOD_KILL_PUSHES - 1; seq <= PERIOD_KILL_PUSHES; seq++) {
-        assert_int_equal(rq_peek_info(c, &msg, &len, &info, 0), RQ_OK);
-        assert_int_equal(info.seq, seq);
-        assert_int_equal(rq_release(c), RQ_OK);
-    }
+    for (uint64_t seq = PERIOD_KILL_PUSHES - 1; seq <= PERIOD_KILL_PUSHES; seq++)
+        expect_next(c, seq, 0); /* the consumer never died: nothing flagged */
     rq_close(p);
     rq_close(c);
     rq_close(keep);
@@ -421,17 +418,6 @@ static void kill_peeking_consumer(const char *name, rq *p, unsigned pushed, int 
                                   unsigned long hit)
 {
     kill_consumer("peeking_consumer_main", name, p, pushed, point, hit);
-}
-
-static void expect_next(rq *c, uint64_t seq, uint32_t flags)
-{
-    const void *msg;
-    size_t len;
-    rq_msg_info info;
-    assert_int_equal(rq_peek_info(c, &msg, &len, &info, 0), RQ_OK);
-    assert_int_equal(info.seq, seq);
-    assert_int_equal(info.flags, flags);
-    assert_int_equal(rq_release(c), RQ_OK);
 }
 
 /* A single peek stores no mark: when a consumer dies, its successor flags
