@@ -63,13 +63,13 @@ def spread(name, values, unit):
                                                               max(values), unit))
 
 
-def time_out(url, q, status):
+def time_out(url, q, status, subject="b.out", extra=()):
     """rq-bridge out draining OUT_COUNT messages pushed into queue Q: msg/s.
     Timed from the first push into the empty queue, the bridge connected
     and waiting (as the publisher's time excludes its connect), to the last
     release, in one process."""
-    b = subprocess.Popen([BRIDGE, "out", "--server", url, "--queue", q, "--subject", "b.out",
-                          "--window", WINDOW, "--status", status], stderr=subprocess.DEVNULL)
+    b = subprocess.Popen([BRIDGE, "out", "--server", url, "--queue", q, "--subject", subject,
+                          "--window", WINDOW, "--status", status, *extra], stderr=subprocess.DEVNULL)
     until = time.monotonic() + 30
     while running(status) is False and time.monotonic() < until:
         time.sleep(0.01)
@@ -85,14 +85,17 @@ def ratio(name, a, b):
                                                           min(ratios), max(ratios)))
 
 
-def report(pub, ids, out, rec, inn):
+def report(pub, ids, out, ls, rec, inn):
     spread("plain async publisher", pub, "msg/s")
     spread("plain, with message ids", ids, "msg/s")
     spread("rq-bridge out", out, "msg/s")
+    spread("rq-bridge out, last-sequence", ls, "msg/s")
     spread("rq-bridge out, record queue", rec, "msg/s")
     if inn:
         spread("rq-bridge in (stream -> queue)", inn, "msg/s")
     ratio("ratio out / plain", out, pub)
+    ratio("ratio out last-sequence / plain", ls, pub)
+    ratio("ratio out last-sequence / out", ls, out)
     ratio("ratio out / plain with ids", out, ids)
     ratio("ratio plain with ids / plain", ids, pub)
     ratio("ratio out records / out slots", rec, out)
@@ -172,23 +175,35 @@ def main():
             return
         util("stream-create", url, "BPUB", "b.pub", 1024)
         util("stream-create", url, "BOUT", "b.out", 1024)
-        pub, ids, out, rec = [], [], [], []
-        for r in range(ROUNDS):
-            pub.append(float(util("bench-pub", url, "b.pub", PUB_COUNT, SIZE)))
+        util("stream-create", url, "BLS", "b.ls", 1024)
+        pub, ids, out, ls, rec = [], [], [], [], []
+        def new_queue(tag, records=False):
+            q = "bridge-bench.%d.%s" % (os.getpid(), tag)
+            queues.append(q)
+            if records:  # a record queue of about the same bytes
+                util("create-records", q, 32768 * 128, 256)
+            else:
+                util("create", q, 32768, 128)
+            return q
+        runs = [
+            lambda r: pub.append(float(util("bench-pub", url, "b.pub", PUB_COUNT, SIZE))),
             # The same with a message id per publish, as out's (the stream's
             # de-duplication): what the id alone costs.
-            ids.append(float(util("bench-pub-opts", url, "b.pub", PUB_COUNT, SIZE, 4096, "id").split()[0]))
-            q = "bridge-bench.%d.%d" % (os.getpid(), r)
-            queues.append(q)
-            util("create", q, 32768, 128)
-            out.append(time_out(url, q, os.path.join(tmp, "out%d.json" % r)))
-            # The same out on a record queue of about the same bytes.
-            q = "bridge-bench.%d.r%d" % (os.getpid(), r)
-            queues.append(q)
-            util("create-records", q, 32768 * 128, 256)
-            rec.append(time_out(url, q, os.path.join(tmp, "rec%d.json" % r)))
+            lambda r: ids.append(float(util("bench-pub-opts", url, "b.pub", PUB_COUNT, SIZE, 4096,
+                                            "id").split()[0])),
+            lambda r: out.append(time_out(url, new_queue("o%d" % r), os.path.join(tmp, "out%d.json" % r))),
+            # --dedupe last-sequence (no message id) on a stream of its own.
+            lambda r: ls.append(time_out(url, new_queue("l%d" % r), os.path.join(tmp, "ls%d.json" % r),
+                                         "b.ls", ("--stream", "BLS", "--dedupe", "last-sequence"))),
+            lambda r: rec.append(time_out(url, new_queue("r%d" % r, True), os.path.join(tmp, "rec%d.json" % r))),
+        ]
+        # Each round runs every variant once, the order rotated from round
+        # to round, so that none always runs first or last.
+        for r in range(ROUNDS):
+            for k in range(len(runs)):
+                runs[(r + k) % len(runs)](r)
         if os.environ.get("RQ_BRIDGE_BENCH_OUT_ONLY"):
-            report(pub, ids, out, rec, None)
+            report(pub, ids, out, ls, rec, None)
             return
         # in: IN_COUNT stream messages into an empty queue, a new durable
         # consumer (from the stream's start) each round.
@@ -208,7 +223,7 @@ def main():
             inn.append(IN_COUNT / (time.monotonic() - t0))
             b.send_signal(signal.SIGTERM)
             b.wait()
-        report(pub, ids, out, rec, inn)
+        report(pub, ids, out, ls, rec, inn)
 
         util("stream-create", url, "BLAT", "b.lat", 1024)
         qa, qb = "bridge-bench.%d.a" % os.getpid(), "bridge-bench.%d.b" % os.getpid()

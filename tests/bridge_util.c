@@ -31,6 +31,8 @@
  *   bridge_util stream-create-dup URL STREAM SUBJECT MAX_MSG_SIZE DUP_MS
  *                               stream-create, duplicate window DUP_MS
  *   bridge_util stream-purge URL STREAM
+ *   bridge_util stream-create-wq URL STREAM SUBJECT
+ *                               a stream with work-queue retention
  *   bridge_util latency QUEUE_OUT QUEUE_IN COUNT   push->pop through a bridge
  */
 #define _POSIX_C_SOURCE 200809L
@@ -126,6 +128,27 @@ static int cmd_stream_create(char **a)
 static int cmd_stream_create_dup(char **a)
 {
     return stream_create(a, (int64_t)atol(a[4]) * 1000000);
+}
+
+/* A stream that deletes what a consumer acknowledged: one that cannot
+ * promise to keep its last message. */
+static int cmd_stream_create_wq(char **a)
+{
+    natsConnection *nc;
+    jsCtx *js = connect_js(a[0], &nc);
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    const char *subj = a[2];
+    sc.Name = a[1];
+    sc.Subjects = &subj;
+    sc.SubjectsLen = 1;
+    sc.Retention = js_WorkQueuePolicy;
+    jsStreamInfo *si = NULL;
+    natsStatus s = js_AddStream(&si, js, &sc, NULL, NULL);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return s == NATS_OK ? 0 : die("add stream", s);
 }
 
 /* Empties STREAM between benchmark runs, so that the store does not grow. */
@@ -599,6 +622,7 @@ int main(int argc, char **argv)
     } cmds[] = {{"stream-create", 4, cmd_stream_create},
                 {"stream-create-dup", 5, cmd_stream_create_dup},
                 {"stream-purge", 2, cmd_stream_purge},
+                {"stream-create-wq", 3, cmd_stream_create_wq},
                 {"stream-read", 2, cmd_stream_read},
                 {"produce", 5, cmd_produce},
                 {"push", 2, cmd_push},

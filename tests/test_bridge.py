@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -123,6 +124,85 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+class HoldingRelay:
+    """A TCP relay in front of the server.  What a client sends passes on
+    until hold(); from then on it is kept, as bytes in a socket buffer the
+    server has not read yet, and release() sends it all, in order, even when
+    the client is gone (killed): the late copies a dead bridge leaves."""
+
+    def __init__(self, port):
+        self.port_to = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = "nats://127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.holding, self.released, self.flushed = False, threading.Event(), threading.Event()
+        self.held = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.port_to))
+            threading.Thread(target=self.to_server, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self.to_client, args=(upstream, client), daemon=True).start()
+
+    def to_server(self, client, upstream):
+        while True:
+            try:
+                data = client.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            with self.lock:
+                if self.holding:
+                    self.held.append(data)
+                    continue
+            upstream.sendall(data)
+        # The client is gone: what it sent still reaches the server.
+        if self.holding:
+            self.released.wait(60)
+            upstream.sendall(b"".join(self.held))
+            self.flushed.set()
+        time.sleep(1.0)  # the server answers before the connection ends
+        upstream.close()
+
+    def to_client(self, upstream, client):
+        alive = True
+        while True:
+            try:
+                data = upstream.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            if alive:
+                try:
+                    client.sendall(data)
+                except OSError:
+                    alive = False  # the client died: keep draining the server's answers
+        client.close()
+
+    def hold(self):
+        with self.lock:
+            self.holding = True
+
+    def held_publishes(self):
+        with self.lock:
+            return b"".join(self.held).count(b"HPUB ")
+
+    def release(self):
+        self.released.set()
+        if not self.flushed.wait(30):
+            raise AssertionError("the relay never passed the held bytes on")
+
+    def close(self):
+        self.listener.close()
 
 
 class BridgeCase(unittest.TestCase):
@@ -270,7 +350,20 @@ class BridgeCase(unittest.TestCase):
         rq_release_burst)."""
         self.out_crash_point("outrcp", "OUTRCP", records=True)
 
-    def out_crash_point(self, tag, stream, records):
+    def test_out_last_seq_crash_points(self):
+        """--dedupe last-sequence: out killed between the stream's acks and
+        the release, 20 times, and 10 times in its recovery between reading
+        the stream's last message and releasing through it: each successor
+        finds in the stream what its predecessor stored (counted as
+        duplicates, never published again), and the stream holds every
+        message once, in order."""
+        self.out_crash_point("outls", "OUTLS", records=False, last_seq=True)
+
+    def test_out_last_seq_record_crash_points(self):
+        """The same on a record queue."""
+        self.out_crash_point("outlsr", "OUTLSR", records=True, last_seq=True)
+
+    def out_crash_point(self, tag, stream, records, last_seq=False):
         q, count, window = self.queue(tag), 2000, 8
         subject = "t." + tag
         util("stream-create", self.server.url, stream, subject, 4096)
@@ -278,8 +371,12 @@ class BridgeCase(unittest.TestCase):
             util("create-records", q, 262144, 256)  # all COUNT fit: produced first
         util("produce", q, 0, count, 0, 0 if records else 4096)
         args = ("--queue", q, "--subject", subject, "--window", window)
-        for _ in range(20):  # at most 20 x 10 windows of 8: the queue never runs dry
+        if last_seq:
+            args += ("--stream", stream, "--dedupe", "last-sequence")
+        for i in range(20):  # at most 20 x 10 windows of 8: the queue never runs dry
             self.assertEqual(self.crash_at("out.after_ack", random.randint(1, 10), "out", *args), -9)
+            if last_seq and i % 2:  # the successor dies in its recovery's release
+                self.assertEqual(self.crash_at("out.recovery_release", 1, "out", *args), -9)
         st = os.path.join(self.dir, tag + ".json")
         last = self.bridge("out", *args, "--status", st)
         self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
@@ -290,6 +387,8 @@ class BridgeCase(unittest.TestCase):
         # redelivered) may not have reached the stream yet.
         self.assertTrue(1 <= s["duplicates"] <= s["redelivered"] <= window,
                         "the window in hand at the last kill was not republished as duplicates: %r" % s)
+        if last_seq:  # found by its start's recovery, not published
+            self.assertEqual(s["recoveries"], 1, s)
         self.check_stream_once_in_order(stream, count)
 
     # ---- rqctl stat ---------------------------------------------------
@@ -378,27 +477,36 @@ class BridgeCase(unittest.TestCase):
         """The same on a record queue."""
         self.out_kill_torture("outr", "OUTR", records=True)
 
-    def out_kill_torture(self, tag, stream, records):
+    def test_out_last_seq_kill_torture(self):
+        """--dedupe last-sequence: out SIGKILLed 100 times while a producer
+        pushes, each successor finding in the stream what its predecessors
+        stored (some still arriving from a dead one's socket): the stream
+        holds every message once, in order."""
+        self.out_kill_torture("outlk", "OUTLK", records=False, last_seq=True)
+
+    def out_kill_torture(self, tag, stream, records, last_seq=False):
         q, count, subject = self.queue(tag), 4000, "t." + tag
         util("stream-create", self.server.url, stream, subject, 4096)
         if records:
             util("create-records", q, 65536, 256)
         producer = self.spawn([UTIL, "produce", q, 0, count, 2500, 0 if records else 256],
                               tag="producer")
+        mode = ("--stream", stream, "--dedupe", "last-sequence") if last_seq else ()
         started = time.monotonic()
-        during = self.kill_randomly(100, lambda: self.bridge("out", "--queue", q, "--subject", subject),
+        during = self.kill_randomly(100, lambda: self.bridge("out", "--queue", q, "--subject", subject, *mode),
                                     producer)
         killing = time.monotonic() - started
         self.assertGreaterEqual(during, 50, "the producer finished too early: push slower")
         st = os.path.join(self.dir, tag + ".json")
         last = self.bridge("out", "--queue", q, "--subject", subject, "--status", st,
-                           "--status-interval", 100)
+                           "--status-interval", 100, *mode)
         self.assertEqual(producer.wait(60), 0)
         self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
         self.stop(last, "rq-bridge out")
         self.check_stream_once_in_order(stream, count)
         print("%s torture: 100 kills (%d while pushing) in %.1f s, %d messages once each, in order"
-              % ("out (records)" if records else "out", during, killing, count), file=sys.stderr)
+              % ("out (records)" if records else "out (last-sequence)" if last_seq else "out",
+                 during, killing, count), file=sys.stderr)
 
     def test_out_missing_server(self):
         """No server: a clear error, retried with growing pauses; the bridge
@@ -454,6 +562,151 @@ class BridgeCase(unittest.TestCase):
         self.assertEqual(self.status(st)["parked"], 1)
         self.assertEqual(util("depth", dlq).strip(), "1")
         self.assertEqual([len(m) for _, m in self.stream("BIG")], [100, 100])
+
+    def test_out_last_seq_dead_letter(self):
+        """--dedupe last-sequence: a message the stream refuses as too large
+        moves to the dead-letter queue; the publishes in flight behind it,
+        refused for expecting a sequence never reached, are published again
+        after it, so the stream holds the rest once, in order."""
+        q, dlq = self.queue("lsbig"), self.queue("lsdead")
+        util("stream-create", self.server.url, "LSBIG", "t.lsbig", 512)
+        util("create", q, 16, 4096)
+        util("create", dlq, 16, 4096)
+        sizes = (100, 2000, 101, 102, 3000, 103)
+        for size in sizes:
+            util("push", q, size)
+        st = os.path.join(self.dir, "lsbig.json")
+        p = self.bridge("out", "--queue", q, "--subject", "t.lsbig", "--stream", "LSBIG", "--dedupe",
+                        "last-sequence", "--status", st, "--dead-letter", dlq)
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15), "the queue never drained")
+        self.stop(p, "rq-bridge out")
+        self.assertEqual(self.status(st)["parked"], 2)
+        self.assertEqual(util("depth", dlq).strip(), "2")
+        self.assertEqual([len(m) for _, m in self.stream("LSBIG")], [100, 101, 102, 103])
+
+    def test_out_last_seq_refuses_what_it_cannot_trust(self):
+        """--dedupe last-sequence: without --stream, and on in, a usage
+        error; a stream that deletes consumed messages, and a stream whose
+        last message was purged, stop out with a clear error (exit 1) and
+        leave the queue as it was."""
+        q = self.queue("lsbad")
+        util("create", q, 16, 256)
+        util("produce", q, 0, 5, 0, 0)
+        for argv in (("out", "--queue", q, "--subject", "t.x", "--dedupe", "last-sequence"),
+                     ("out", "--queue", q, "--subject", "t.x", "--stream", "X", "--dedupe", "nonsense"),
+                     ("in", "--queue", q, "--subject", "t.x", "--stream", "X", "--durable", "d",
+                      "--dedupe", "id")):
+            p = subprocess.run([BRIDGE, *argv], capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 2, (argv, p.stderr))
+            self.assertIn("dedupe", p.stderr)
+        util("stream-create-wq", self.server.url, "LSWQ", "t.lswq")
+        self.expect_fatal(q, "t.lswq", "LSWQ", "needs the stream's last message, so limits retention")
+        util("stream-create", self.server.url, "LSGONE", "t.lsgone", 4096)
+        p = self.bridge("out", "--queue", q, "--subject", "t.lsgone", "--stream", "LSGONE",
+                        "--dedupe", "last-sequence")
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15), "the queue never drained")
+        self.stop(p, "rq-bridge out")
+        util("stream-purge", self.server.url, "LSGONE")
+        util("produce", q, 5, 3, 0, 0)
+        self.expect_fatal(q, "t.lsgone", "LSGONE", "last message (sequence 5) is gone")
+
+    def expect_fatal(self, q, subject, stream, text):
+        p = subprocess.run([BRIDGE, "out", "--server", self.server.url, "--queue", q, "--subject", subject,
+                            "--stream", stream, "--dedupe", "last-sequence"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(text, p.stderr)
+        self.assertNotEqual(util("depth", q).strip(), "0", "the queue lost messages")
+
+    def test_out_last_seq_other_writer(self):
+        """--dedupe last-sequence on a stream another writer used: out finds
+        a last message without its position, says so, and publishes from the
+        queue's head after it; nothing of the queue is lost."""
+        q = self.queue("lsother")
+        util("stream-create", self.server.url, "LSOTHER", "t.lsother", 4096)
+        util("create", q, 64, 256)
+        util("produce", q, 0, 10, 0, 0)
+        args = ("--queue", q, "--subject", "t.lsother", "--stream", "LSOTHER", "--dedupe", "last-sequence")
+        p = self.bridge("out", *args)
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15), "the queue never drained")
+        self.stop(p, "rq-bridge out")
+        util("publish", self.server.url, "t.lsother", 0, 1, 0)  # not out's
+        util("produce", q, 10, 10, 0, 0)
+        st = os.path.join(self.dir, "lsother.json")
+        p = self.bridge("out", *args, "--status", st)
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15), "the queue never drained")
+        self.stop(p, "rq-bridge out")
+        self.assertIn("carries no position of queue", self.status(st)["last_error"])
+        got = [payload for _, payload in self.stream("LSOTHER")]
+        self.assertEqual(len(got), 21)
+        check_payload(self, got[10], "n", 0)
+        for i, payload in enumerate(got[:10] + got[11:]):
+            check_payload(self, payload, "m", i)
+
+    def test_out_last_seq_late_copies_after(self):
+        """--dedupe last-sequence: a killed out's publishes still in its
+        socket buffer reach the stream after its successor stored those
+        positions: refused (they expect a sequence the stream has passed),
+        so the stream holds every message once, in order."""
+        self.late_copies("lslate", "LSLATE", between=False)
+
+    def test_out_last_seq_late_copies_between(self):
+        """The same, the copies arriving after the successor read the
+        stream's last message and before it published: they take their
+        places, the successor's own copies are refused ("wrong last
+        sequence"), and its next look at the stream finds them: once each,
+        in order."""
+        self.late_copies("lsbetween", "LSBETWEEN", between=True)
+
+    def late_copies(self, tag, stream, between):
+        q, count, subject = self.queue(tag), 400, "t." + tag
+        util("stream-create", self.server.url, stream, subject, 4096)
+        util("create", q, 1024, 256)
+        relay = HoldingRelay(self.server.port)
+        self.addCleanup(relay.close)
+        args = ("--queue", q, "--subject", subject, "--stream", stream, "--dedupe", "last-sequence",
+                "--window", 8)
+        st_a = os.path.join(self.dir, tag + ".a.json")
+        producer = self.spawn([UTIL, "produce", q, 0, count, 2000, 0], tag="producer")
+        a = self.bridge("out", *args, "--status", st_a, "--status-interval", 50, url=relay.url, tag="a")
+        self.assertTrue(wait_until(lambda: self.status(st_a).get("messages", 0) >= 50, 15),
+                        "the first bridge did not get going")
+        relay.hold()
+        time.sleep(0.3)  # its next publishes pile up unread, then it dies
+        a.kill()
+        a.wait()
+        self.assertGreater(relay.held_publishes(), 0, "nothing was held")
+        held = relay.held_publishes()
+        b_err = self.open(tag + ".b.err")
+        env = dict(os.environ, RQ_BRIDGE_CRASH_POINT="out.recovered:1:stop") if between else None
+        st_b = os.path.join(self.dir, tag + ".b.json")
+        b = subprocess.Popen([BRIDGE, "out", "--server", self.server.url, *map(str, args), "--status", st_b],
+                             env=env, stdout=subprocess.DEVNULL, stderr=b_err)
+        self.children.append(b)
+        if between:
+            def stopped():
+                with open("/proc/%d/stat" % b.pid) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] == "T"
+            self.assertTrue(wait_until(stopped, 15), "the successor never reached its stop")
+            before = len(self.stream(stream))
+            relay.release()
+            self.assertTrue(wait_until(lambda: len(self.stream(stream)) >= before + held, 15),
+                            "the late copies were not stored")
+            b.send_signal(signal.SIGCONT)
+        self.assertEqual(producer.wait(60), 0)
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
+        if not between:
+            relay.release()
+            time.sleep(0.5)  # the server has answered the copies (the relay waits 1 s to close)
+        self.stop(b, "rq-bridge out")
+        self.check_stream_once_in_order(stream, count)
+        with open(os.path.join(self.dir, tag + ".b.err")) as f:
+            text = f.read()
+        if between:
+            self.assertIn("the stream is past the sequence it expected", text)
+            self.assertGreaterEqual(self.status(st_b)["recoveries"], 2)
+        print("late copies (%s): %d publishes held and delivered late, %d messages once each"
+              % ("between" if between else "after", held, count), file=sys.stderr)
 
     # ---- in -----------------------------------------------------------
 
@@ -557,6 +810,14 @@ class BridgeCase(unittest.TestCase):
     def test_server_restart(self):
         """out and in chained through one stream; nats-server restarted
         mid-run: nothing lost, both catch up, each message once."""
+        self.server_restart(())
+
+    def test_server_restart_last_seq(self):
+        """The same with out's --dedupe last-sequence: after the restart out
+        looks at the stream's last message before publishing again."""
+        self.server_restart(("--stream", "CHAIN", "--dedupe", "last-sequence"))
+
+    def server_restart(self, mode):
         q_out, q_in, count = self.queue("a"), self.queue("b"), 3000
         util("stream-create", self.server.url, "CHAIN", "t.chain", 4096)
         util("create", q_out, 256, 256)
@@ -565,7 +826,7 @@ class BridgeCase(unittest.TestCase):
                            stdout=self.open(os.path.basename(out_path)), tag="drain")
         st_out, st_in = os.path.join(self.dir, "o.json"), os.path.join(self.dir, "i.json")
         out = self.bridge("out", "--queue", q_out, "--subject", "t.chain", "--status", st_out,
-                          "--status-interval", 100, "--max-backoff", 500, tag="out")
+                          "--status-interval", 100, "--max-backoff", 500, *mode, tag="out")
         inn = self.bridge("in", "--queue", q_in, "--subject", "t.chain", "--stream", "CHAIN",
                           "--durable", "chain", "--create", "1024:256", "--status", st_in,
                           "--status-interval", 100, "--max-backoff", 500, tag="in")
@@ -580,6 +841,8 @@ class BridgeCase(unittest.TestCase):
         for i, (_, _, payload) in enumerate(records):
             check_payload(self, payload, "m", i)
         self.assertGreaterEqual(self.status(st_out).get("reconnects", 0), 1)
+        if mode:  # the start's, and at least one after the restart
+            self.assertGreaterEqual(self.status(st_out).get("recoveries", 0), 2)
         self.assertGreaterEqual(self.status(st_in).get("reconnects", 0), 1)
         self.stop(out, "rq-bridge out")
         self.stop(inn, "rq-bridge in")
@@ -597,7 +860,13 @@ def main():
         print("SKIPPED: nats-server is not installed (Debian: apt-get install nats-server); "
               "scripts/test-all.sh installs it", file=sys.stderr)
         sys.exit(SKIP)
-    unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)
+    # RQ_TEST_FILTER (scripts/mutate.py): only the tests matching it, as -k.
+    only = os.environ.get("RQ_TEST_FILTER")
+    argv = [sys.argv[0]] + (["-k", only] if only else []) + sys.argv[3:]
+    result = unittest.main(argv=argv, verbosity=2, exit=False).result
+    if result.testsRun == 0:
+        sys.exit("no test matches %r" % only)
+    sys.exit(0 if result.wasSuccessful() else 1)
 
 
 if __name__ == "__main__":

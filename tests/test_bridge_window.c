@@ -138,6 +138,41 @@ static void test_random_order_many_turns(void **state)
     assert_true(w.base == first + total && w.sent == 0);
 }
 
+/* The Rq-Pos header out reads back at a recovery: only this queue's
+ * identity with a plain decimal position counts; an identity holding
+ * colons splits at the last one; overflow and junk are not positions. */
+static void test_parse_pos(void **state)
+{
+    (void)state;
+    uint64_t pos = 7;
+    assert_int_equal(bwin_parse_pos("q@12:0", "q@12", &pos), 1);
+    assert_int_equal(pos, 0);
+    assert_int_equal(bwin_parse_pos("q@12:18446744073709551615", "q@12", &pos), 1);
+    assert_true(pos == UINT64_MAX);
+    assert_int_equal(bwin_parse_pos("a:b:42", "a:b", &pos), 1);
+    assert_int_equal(pos, 42);
+    pos = 7;
+    const char *not_ours[] = {"q@12:18446744073709551616", /* one past the largest */
+                              "q@13:5",
+                              "q@1:5",
+                              "q@123:5",
+                              "q@12:",
+                              "q@12:5x",
+                              "q@12:-5",
+                              "q@12: 5",
+                              "q@125",
+                              "",
+                              ":5",
+                              "a:b:42"};
+    for (size_t i = 0; i < sizeof not_ours / sizeof *not_ours; i++) {
+        const char *id = i == sizeof not_ours / sizeof *not_ours - 1 ? "a" : "q@12";
+        assert_int_equal(bwin_parse_pos(not_ours[i], id, &pos), 0);
+    }
+    assert_int_equal(bwin_parse_pos(NULL, "q@12", &pos), 0);
+    assert_int_equal(bwin_parse_pos("q@12:5", NULL, &pos), 0);
+    assert_int_equal(pos, 7); /* untouched when not a position */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -147,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_window_bound),
         cmocka_unit_test(test_restart_forgets_in_flight),
         cmocka_unit_test(test_random_order_many_turns),
+        cmocka_unit_test(test_parse_pos),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

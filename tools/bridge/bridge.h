@@ -14,6 +14,12 @@
 
 #include "window.h" /* BRIDGE_WINDOW_MAX: out's most publishes in flight */
 
+/* How out keeps the stream free of copies after a crash (--dedupe):
+ * a message id the stream remembers for its duplicate window, or the
+ * stream's last sequence, expected by every publish, on a stream out
+ * writes to alone (docs/bridge.md, "Exactly-once without the id"). */
+enum { BRIDGE_DEDUPE_ID = 0, BRIDGE_DEDUPE_LAST_SEQ };
+
 typedef struct bridge_opts {
     const char *queue;         /* the local rq queue */
     const char *server;        /* NATS URL */
@@ -22,6 +28,8 @@ typedef struct bridge_opts {
     const char *durable;       /* in: durable consumer name */
     const char *id;            /* out: queue identity in message ids */
     const char *dead_letter;   /* out: rq queue for messages the stream refuses */
+    int dedupe;                /* out: BRIDGE_DEDUPE_ID or BRIDGE_DEDUPE_LAST_SEQ */
+    int dedupe_set;            /* --dedupe was given (in refuses it) */
     const char *status_path;   /* progress file, rewritten periodically */
     uint32_t slots, slot_size; /* create the queue if missing (0: attach) */
     int batch;                 /* in: messages per fetch */
@@ -37,7 +45,9 @@ typedef struct bridge_progress {
     const char *state;       /* connecting, running, disconnected, parked, stopped */
     uint64_t messages;       /* out: acked by the stream and released;
                                 in: committed to the queue and acked */
-    uint64_t duplicates;     /* out: acks saying "duplicate"; in: redeliveries */
+    uint64_t duplicates;     /* out: acks saying "duplicate", or (last-sequence)
+                                found in the stream at a recovery and released
+                                without a publish; in: redeliveries */
     uint64_t parked;         /* out: moved to the dead-letter queue */
     uint64_t redelivered;    /* out: found flagged RQ_MSG_REDELIVERED (a bridge
                                 had it in hand and died or stopped) */
@@ -46,6 +56,7 @@ typedef struct bridge_progress {
     uint64_t lag; /* out: queue depth; in: stream messages not yet delivered */
     uint64_t errors;
     uint64_t reconnects;
+    uint64_t recoveries; /* out, last-sequence: looks at the stream's last message */
     char last_error[512];
 } bridge_progress;
 
@@ -102,9 +113,20 @@ int bridge_reconnect(bridge *b);
 
 /* Named crash points for the tests: with RQ_BRIDGE_CRASH_POINT=NAME:N in
  * the environment, the N-th pass through NAME kills the process (SIGKILL),
- * exactly in the window the point names.  Without it, one string compare
- * per pass. */
+ * exactly in the window the point names; NAME:N:stop stops it (SIGSTOP)
+ * there instead, for a test to act in that window and continue it.
+ * Without it, one string compare per pass. */
 void bridge_crash_point(const char *name);
+
+/* out, last-sequence: after a start or anything whose outcome is unknown
+ * (nothing in flight any more), reads the stream's last sequence and the
+ * queue position its message carries (Rq-Pos: ID:SEQ), and releases the
+ * queue's messages through that position: the stream has them.  Sets
+ * *EXPECT to the stream's last sequence, which the queue's head must now
+ * be published expecting.  0 done; -1 the server did not answer (retry
+ * later); 1 fatal (the stream cannot say what it holds, or the queue is
+ * corrupt), reported.  (out_recover.c) */
+int bridge_out_recover(bridge *b, rq *q, const char *idbase, uint64_t *expect);
 
 int bridge_run_out(bridge *b);
 int bridge_run_in(bridge *b);

@@ -41,7 +41,8 @@ static const char usage[] =
     "       rq-bridge in  --queue NAME --subject SUBJECT --stream STREAM --durable NAME [options]\n"
     "       rq-bridge --help\n";
 
-static const char help[] =
+/* In two parts: C99 promises string literals of 4,095 bytes only. */
+static const char help_top[] =
     "NAME\n"
     "    rq-bridge - carry messages between a local rq queue and NATS JetStream\n"
     "\n"
@@ -57,7 +58,8 @@ static const char help[] =
     "         again after restart and the stream drops the copy (duplicate\n"
     "         window, 2 minutes by default), so the stream holds each message\n"
     "         once, in queue order.  With --stream, the stream is created\n"
-    "         (SUBJECT only, file storage) if it does not exist.\n"
+    "         (SUBJECT only, file storage) if it does not exist.  With\n"
+    "         --dedupe last-sequence, no message id: see DEDUPE.\n"
     "    in   feeds the rq queue NAME (as its producer) from the durable pull\n"
     "         consumer DURABLE of STREAM (created if missing, filtered on\n"
     "         SUBJECT).  Each record is the stream message behind a 16-byte\n"
@@ -80,6 +82,7 @@ static const char help[] =
     "    --id ID             out: the queue's identity in message ids (default:\n"
     "                        NAME@N, N telling this queue from an earlier one of\n"
     "                        the same name; required where the OS cannot say)\n"
+    "    --dedupe MODE       out: id (default) or last-sequence (see DEDUPE)\n"
     "    --dead-letter NAME  out: move a message the stream refuses as too large\n"
     "                        to this rq queue (must exist) instead of stopping on it\n"
     "    --create SLOTS:SIZE create the queue with this geometry if missing\n"
@@ -93,6 +96,22 @@ static const char help[] =
     "    --status FILE       write progress to FILE (JSON, replaced atomically)\n"
     "    --status-interval MS  how often (default 1000)\n"
     "    --max-backoff MS    longest pause between retries (default 5000)\n"
+    "\n";
+
+static const char help_rest[] =
+    "DEDUPE\n"
+    "    out --dedupe id: every publish carries the message id ID:SEQ; a copy\n"
+    "    published again within the stream's duplicate window is dropped.\n"
+    "    out --dedupe last-sequence (needs --stream): every publish carries\n"
+    "    Nats-Expected-Last-Sequence and the header Rq-Pos: ID:SEQ, and the\n"
+    "    stream stores a message only right after the one expected before it.\n"
+    "    At start and after any unknown outcome out reads the stream's last\n"
+    "    message and releases the queue through its Rq-Pos.  No duplicate\n"
+    "    window (a bridge down for days still stores nothing twice) and less\n"
+    "    work for the server, but out must be the stream's only writer, and\n"
+    "    the stream must keep its last message (limits retention, no purge,\n"
+    "    no MaxAge shorter than a downtime): out checks the retention and\n"
+    "    stops if the last message is gone.\n"
     "\n"
     "PARKING\n"
     "    out: a message the stream refuses as too large (max payload or the\n"
@@ -106,7 +125,8 @@ static const char help[] =
     "    JSON: direction, state (connecting, running, disconnected, parked,\n"
     "    stopped), messages, duplicates, parked, redelivered, last_queue_seq,\n"
     "    last_stream_seq, lag (out: queue depth; in: stream messages not yet\n"
-    "    delivered), errors, reconnects, last_error, pid, time.  Also in\n"
+    "    delivered), errors, reconnects, recoveries (out, last-sequence:\n"
+    "    looks at the stream's last message), last_error, pid, time.  Also in\n"
     "    /dev/shm/rqb.DIR.PID.NAME, for 'rqctl stat NAME'.\n"
     "\n"
     "EXIT STATUS\n"
@@ -115,6 +135,12 @@ static const char help[] =
     "\n"
     "SEE ALSO\n"
     "    rqctl(1), docs/bridge.md\n";
+
+static void print_help(void)
+{
+    fputs(help_top, stdout);
+    fputs(help_rest, stdout);
+}
 
 int64_t bridge_now_ms(void)
 {
@@ -163,18 +189,22 @@ void bridge_crash_point(const char *name)
     static int parsed;
     static char want[64];
     static long target, hits;
+    static int stop;
     if (!parsed) {
         parsed = 1;
         const char *spec = getenv("RQ_BRIDGE_CRASH_POINT");
         const char *colon = spec ? strchr(spec, ':') : NULL;
         if (colon && (size_t)(colon - spec) < sizeof want) {
+            char *end;
             memcpy(want, spec, (size_t)(colon - spec));
-            target = strtol(colon + 1, NULL, 10);
+            target = strtol(colon + 1, &end, 10);
+            stop = strcmp(end, ":stop") == 0;
         }
     }
     if (want[0] && strcmp(want, name) == 0 && ++hits == target) {
-        fprintf(stderr, "rq-bridge: crash point %s, pass %ld: killing myself\n", name, hits);
-        raise(SIGKILL);
+        fprintf(stderr, "rq-bridge: crash point %s, pass %ld: %s\n", name, hits,
+                stop ? "stopping (SIGSTOP) until continued" : "killing myself");
+        raise(stop ? SIGSTOP : SIGKILL);
     }
 }
 
@@ -185,13 +215,14 @@ static void status_write(bridge *b)
     if (atomic_load(&link_down) && strcmp(state, "running") == 0)
         state = "disconnected";
     json_t *j = json_pack(
-        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:I}", "direction",
+        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:I}", "direction",
         p->direction, "state", state, "messages", (json_int_t)p->messages, "duplicates",
         (json_int_t)p->duplicates, "parked", (json_int_t)p->parked, "redelivered",
         (json_int_t)p->redelivered, "last_queue_seq", (json_int_t)p->last_queue_seq,
         "last_stream_seq", (json_int_t)p->last_stream_seq, "lag", (json_int_t)p->lag, "errors",
         (json_int_t)p->errors, "reconnects", (json_int_t)atomic_load(&link_reconnects),
-        "last_error", p->last_error, "pid", (json_int_t)getpid(), "time", (json_int_t)time(NULL));
+        "recoveries", (json_int_t)p->recoveries, "last_error", p->last_error, "pid",
+        (json_int_t)getpid(), "time", (json_int_t)time(NULL));
     if (!j)
         return;
     char tmp[4096];
@@ -374,23 +405,16 @@ static int parse_ms(const char *s, int64_t *out)
 
 static int parse_args(int argc, char **argv, bridge_opts *o)
 {
-    static const struct option longs[] = {{"server", 1, 0, 'S'},
-                                          {"queue", 1, 0, 'q'},
-                                          {"subject", 1, 0, 's'},
-                                          {"stream", 1, 0, 't'},
-                                          {"durable", 1, 0, 'd'},
-                                          {"id", 1, 0, 'i'},
-                                          {"dead-letter", 1, 0, 'D'},
-                                          {"create", 1, 0, 'c'},
-                                          {"batch", 1, 0, 'b'},
-                                          {"ack-wait", 1, 0, 'a'},
-                                          {"publish-wait", 1, 0, 'p'},
-                                          {"status", 1, 0, 'f'},
-                                          {"status-interval", 1, 0, 'I'},
-                                          {"max-backoff", 1, 0, 'm'},
-                                          {"window", 1, 0, 'w'},
-                                          {"help", 0, 0, 'h'},
-                                          {0, 0, 0, 0}};
+    static const struct option longs[] = {
+        {"server", 1, 0, 'S'},      {"queue", 1, 0, 'q'},
+        {"subject", 1, 0, 's'},     {"stream", 1, 0, 't'},
+        {"durable", 1, 0, 'd'},     {"id", 1, 0, 'i'},
+        {"dead-letter", 1, 0, 'D'}, {"dedupe", 1, 0, 'e'},
+        {"create", 1, 0, 'c'},      {"batch", 1, 0, 'b'},
+        {"ack-wait", 1, 0, 'a'},    {"publish-wait", 1, 0, 'p'},
+        {"status", 1, 0, 'f'},      {"status-interval", 1, 0, 'I'},
+        {"max-backoff", 1, 0, 'm'}, {"window", 1, 0, 'w'},
+        {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     int c;
     int64_t v;
     while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
@@ -415,6 +439,15 @@ static int parse_args(int argc, char **argv, bridge_opts *o)
             break;
         case 'D':
             o->dead_letter = optarg;
+            break;
+        case 'e':
+            if (strcmp(optarg, "id") == 0)
+                o->dedupe = BRIDGE_DEDUPE_ID;
+            else if (strcmp(optarg, "last-sequence") == 0)
+                o->dedupe = BRIDGE_DEDUPE_LAST_SEQ;
+            else
+                return fprintf(stderr, "rq-bridge: --dedupe wants id or last-sequence\n"), -1;
+            o->dedupe_set = 1;
             break;
         case 'f':
             o->status_path = optarg;
@@ -450,7 +483,7 @@ static int parse_args(int argc, char **argv, bridge_opts *o)
                 o->max_backoff_ms = (int)v;
             break;
         case 'h':
-            fputs(help, stdout);
+            print_help();
             exit(0);
         default:
             return -1;
@@ -471,7 +504,7 @@ int main(int argc, char **argv)
                         .max_backoff_ms = 5000};
     if (argc < 2 || (strcmp(argv[1], "out") != 0 && strcmp(argv[1], "in") != 0)) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
-            return fputs(help, stdout), 0;
+            return print_help(), 0;
         return fputs(usage, stderr), 2;
     }
     int out = strcmp(argv[1], "out") == 0;
@@ -482,6 +515,13 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    if (!out && b.o.dedupe_set)
+        return fputs("rq-bridge: --dedupe is for out\n", stderr), 2;
+    if (b.o.dedupe == BRIDGE_DEDUPE_LAST_SEQ && !b.o.stream)
+        return fputs("rq-bridge: --dedupe last-sequence needs --stream (the stream whose last\n"
+                     "  message out reads at every recovery)\n",
+                     stderr),
+               2;
     b.p.direction = argv[1];
     b.p.state = "connecting";
 

@@ -13,6 +13,11 @@
  * itself) or a kill makes the bridge publish everything unreleased again
  * with the same ids; the stream, seeing a known id inside its duplicate
  * window, keeps one copy and answers "duplicate".
+ *
+ * With --dedupe last-sequence a publish carries no id but the stream's
+ * last sequence it expects and its queue position (Rq-Pos), and each
+ * restart of the window looks at the stream's last message before it
+ * publishes again (out_recover.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -141,6 +146,13 @@ static struct out_state {
      * when answered and at a restart, so a freed pointer never matches. */
     const natsMsg *msg[BRIDGE_WINDOW_MAX];
     uint64_t hint; /* the next answer expected: acks come mostly in order */
+    /* --dedupe last-sequence: the stream's last sequence the message at
+     * W.BASE is published expecting (the one at BASE + i expects
+     * EXPECT + i), and whether the stream must be looked at before the
+     * next publish (at the start, and after every restart of the window).
+     * The main thread's alone. */
+    uint64_t expect;
+    int recover;
 } st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 /* The sequence number of the publish whose message is MSG, its entry
@@ -214,17 +226,33 @@ static void wait_acks(uint32_t want, int64_t wait_ms, int final)
     pthread_mutex_unlock(&st.mu);
 }
 
-/* The message of V with id IDBASE:SEQ, in *M: NATS_OK, or why not. */
-static natsStatus make_msg(bridge *b, const char *idbase, const rq_msg_view *v, natsMsg **m)
+static int last_seq_mode(const bridge *b)
 {
-    char msgid[600];
+    return b->o.dedupe == BRIDGE_DEDUPE_LAST_SEQ;
+}
+
+/* The message of V in *M, with the id IDBASE:SEQ, or (last-sequence) that
+ * text as its position and the stream's last sequence EXPECT: NATS_OK, or
+ * why not. */
+static natsStatus make_msg(bridge *b, const char *idbase, const rq_msg_view *v, uint64_t expect,
+                           natsMsg **m)
+{
+    char msgid[600], seq[24];
     *m = NULL;
     if (v->len > INT32_MAX)
         return NATS_MAX_PAYLOAD;
     snprintf(msgid, sizeof msgid, "%s:%" PRIu64, idbase, v->seq);
     natsStatus s = natsMsg_Create(m, b->o.subject, NULL, v->data, (int)v->len);
-    if (s == NATS_OK)
+    if (s == NATS_OK && !last_seq_mode(b))
         s = natsMsgHeader_Set(*m, "Nats-Msg-Id", msgid); /* what jsPubOptions.MsgId sets */
+    if (s == NATS_OK && last_seq_mode(b)) {
+        /* By hand: jsPubOptions.ExpectLastSeq leaves out 0, an empty
+         * stream's last sequence. */
+        snprintf(seq, sizeof seq, "%" PRIu64, expect);
+        s = natsMsgHeader_Set(*m, "Nats-Expected-Last-Sequence", seq);
+        if (s == NATS_OK)
+            s = natsMsgHeader_Set(*m, "Rq-Pos", msgid);
+    }
     if (s != NATS_OK) {
         natsMsg_Destroy(*m);
         *m = NULL;
@@ -243,7 +271,10 @@ static void publish(bridge *b, const char *idbase, const rq_msg_view *v, size_t 
     static natsMsg *m[BRIDGE_WINDOW_MAX];
     natsStatus s = NATS_OK;
     size_t made = 0;
-    while (made < n && (s = make_msg(b, idbase, &v[made], &m[made])) == NATS_OK)
+    pthread_mutex_lock(&st.mu);
+    uint64_t expect0 = st.expect + (v[0].seq - st.w.base); /* the message at V[0] */
+    pthread_mutex_unlock(&st.mu);
+    while (made < n && (s = make_msg(b, idbase, &v[made], expect0 + made, &m[made])) == NATS_OK)
         made++;
     int64_t now = bridge_now_ms();
     pthread_mutex_lock(&st.mu);
@@ -299,6 +330,7 @@ static int release_prefix(bridge *b, rq *q, int *delay)
     bwin_counts c;
     pthread_mutex_lock(&st.mu);
     bwin_release(&st.w, k, &c);
+    st.expect += k;
     pthread_mutex_unlock(&st.mu);
     b->p.redelivered += c.redelivered;
     b->p.duplicates += c.duplicates;
@@ -311,9 +343,11 @@ static int release_prefix(bridge *b, rq *q, int *delay)
 
 /* Everything in flight is forgotten and will be published again from the
  * head, with the same ids: libnats's pending publishes are taken back
- * (answers to them that still come are dropped), so they cannot pile up. */
+ * (answers to them that still come are dropped), so they cannot pile up.
+ * Last-sequence: what the stream now holds is unknown until looked at. */
 static void restart_window(bridge *b)
 {
+    st.recover = 1;
     natsMsgList pending;
     if (js_PublishAsyncGetPendingList(&pending, b->js) == NATS_OK)
         natsMsgList_Destroy(&pending);
@@ -349,6 +383,15 @@ static int head_failed(bridge *b, rq *q, rq *dlq, int answer, int *delay)
         /* Moved to the dead-letter queue and released, or left at the head:
          * either way the next refill starts the window at the head. */
         return park(b, q, dlq, v.data, v.len, &info, delay);
+    }
+    if (answer == BWIN_REFUSED && jerr == JSStreamWrongLastSequenceErr && last_seq_mode(b)) {
+        /* An earlier copy took the place first (a killed bridge's socket, an
+         * old connection), or another writer did: the stream says which. */
+        bridge_error(b,
+                     "message %" PRIu64 " was refused: the stream is past the sequence it "
+                     "expected; looking at the stream's last message",
+                     seq);
+        return 0;
     }
     bridge_error(b, "publish of message %" PRIu64 " failed: %s; retrying in %d ms", seq,
                  answer == BWIN_REFUSED ? bridge_nats_text(s, jerr, text, sizeof text)
@@ -414,10 +457,34 @@ static int refill(bridge *b, rq *q, const char *idbase, rq_msg_view *v, uint32_t
     return (uint32_t)n < cap ? 1 : 0;
 }
 
+/* Last-sequence, when due: the stream's last message releases what it
+ * holds, and sets what the head expects.  0 go on; -1 not now (the
+ * server did not answer: paused); 1 fatal. */
+static int recover_if_due(bridge *b, rq *q, const char *idbase, int *delay)
+{
+    if (!last_seq_mode(b) || !st.recover)
+        return 0;
+    uint64_t expect = 0;
+    int rc = bridge_out_recover(b, q, idbase, &expect);
+    if (rc < 0) {
+        bridge_backoff(b, delay);
+        return -1;
+    }
+    if (rc == 0) {
+        pthread_mutex_lock(&st.mu);
+        st.expect = expect;
+        pthread_mutex_unlock(&st.mu);
+        st.recover = 0;
+        bridge_crash_point("out.recovered"); /* released what the stream has */
+    }
+    return rc;
+}
+
 static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
 {
     static rq_msg_view v[BRIDGE_WINDOW_MAX];
     int delay = 100;
+    st.recover = 1;
     /* Slot and record queues alike: the bursts work on both. */
     pthread_mutex_lock(&st.mu);
     bwin_init(&st.w, (uint32_t)b->o.window, 0);
@@ -429,6 +496,11 @@ static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
     while (!bridge_stop) {
         if (natsConnection_IsClosed(b->nc) && reconnect(b))
             break;
+        int due = recover_if_due(b, q, idbase, &delay);
+        if (due > 0)
+            return 1;
+        if (due < 0)
+            continue;
         pthread_mutex_lock(&st.mu);
         uint32_t sent = st.w.sent, room = bwin_room(&st.w);
         pthread_mutex_unlock(&st.mu);

@@ -3,6 +3,7 @@
  */
 #include "window.h"
 
+#include <stdint.h>
 #include <string.h>
 
 static int acked(unsigned char a)
@@ -81,4 +82,20 @@ void bwin_release(bwin *w, uint32_t k, bwin_counts *c)
     w->base += k;
     w->sent -= k;
     w->prefix -= k;
+}
+
+int bwin_parse_pos(const char *text, const char *id, uint64_t *pos)
+{
+    const char *colon = text ? strrchr(text, ':') : NULL;
+    if (!colon || !id || (size_t)(colon - text) != strlen(id) ||
+        memcmp(text, id, (size_t)(colon - text)) != 0 || !colon[1])
+        return 0;
+    uint64_t v = 0;
+    for (const char *c = colon + 1; *c; c++) {
+        if (*c < '0' || *c > '9' || v > (UINT64_MAX - (uint64_t)(*c - '0')) / 10)
+            return 0;
+        v = v * 10 + (uint64_t)(*c - '0');
+    }
+    *pos = v;
+    return 1;
 }
