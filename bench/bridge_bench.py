@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """bridge_bench.py - rq-bridge out beside a plain libnats JetStream
 asynchronous publisher, same 64-byte messages, same nats-server, rounds
-interleaved, out on a slot queue and on a record queue; rq-bridge in filling a queue from a stream; then the
-end-to-end latency push -> rq-bridge out -> stream ->
-rq-bridge in -> pop, one message at a time (docs/bridge.md, Performance).
+interleaved (the order rotated from round to round), out on a slot queue
+with message ids, the same with --dedupe last-sequence, and out on a
+record queue; rq-bridge in filling a queue from a stream; then the
+end-to-end latency push -> rq-bridge out -> stream -> rq-bridge in -> pop,
+one message at a time, with out in either mode (docs/bridge.md,
+Performance).
 
     python3 bench/bridge_bench.py BUILD/tools/bridge/rq-bridge BUILD/tests/bridge_util [ROUNDS]
 
@@ -225,23 +228,27 @@ def main():
             b.wait()
         report(pub, ids, out, ls, rec, inn)
 
-        util("stream-create", url, "BLAT", "b.lat", 1024)
-        qa, qb = "bridge-bench.%d.a" % os.getpid(), "bridge-bench.%d.b" % os.getpid()
-        queues += [qa, qb]
-        util("create", qa, 1024, 256)
-        util("create", qb, 1024, 256)
-        kids = [subprocess.Popen([BRIDGE, "out", "--server", url, "--queue", qa, "--subject", "b.lat"],
-                                 stderr=subprocess.DEVNULL),
-                subprocess.Popen([BRIDGE, "in", "--server", url, "--queue", qb, "--subject", "b.lat",
-                                  "--stream", "BLAT", "--durable", "lat", "--batch", "1"],
-                                 stderr=subprocess.DEVNULL)]
-        time.sleep(0.5)
-        lat = [util("latency", qa, qb, LAT_COUNT).split() for _ in range(ROUNDS)]
-        for k in kids:
-            k.send_signal(signal.SIGTERM)
-            k.wait()
-        for i, name in enumerate(("latency median", "latency p99", "latency max")):
-            spread("push -> out -> in -> pop, " + name, [float(x[i]) for x in lat], "us")
+        # out in both modes, each feeding in through a stream of its own.
+        for mode, stream, extra in (("", "BLAT", ()),
+                                    (" (out last-sequence)", "BLATL", ("--stream", "BLATL", "--dedupe", "last-sequence"))):
+            subj = "b." + stream.lower()
+            util("stream-create", url, stream, subj, 1024)
+            qa, qb = ("bridge-bench.%d.%s%s" % (os.getpid(), stream, side) for side in "ab")
+            queues += [qa, qb]
+            util("create", qa, 1024, 256)
+            util("create", qb, 1024, 256)
+            kids = [subprocess.Popen([BRIDGE, "out", "--server", url, "--queue", qa, "--subject", subj, *extra],
+                                     stderr=subprocess.DEVNULL),
+                    subprocess.Popen([BRIDGE, "in", "--server", url, "--queue", qb, "--subject", subj,
+                                      "--stream", stream, "--durable", "lat", "--batch", "1"],
+                                     stderr=subprocess.DEVNULL)]
+            time.sleep(0.5)
+            lat = [util("latency", qa, qb, LAT_COUNT).split() for _ in range(ROUNDS)]
+            for k in kids:
+                k.send_signal(signal.SIGTERM)
+                k.wait()
+            for i, name in enumerate(("latency median", "latency p99", "latency max")):
+                spread("push -> out -> in -> pop, " + name + mode, [float(x[i]) for x in lat], "us")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait()
