@@ -722,6 +722,22 @@ int th_journal_complete(const struct th_journal *j)
     return th_streams_complete(&j->limit, j->cons_next, j->streams);
 }
 
+void th_journal_check_numbers(struct th_journal *j, uint64_t consumer_deaths, uint64_t per_death,
+                              int may_lose)
+{
+    uint64_t reused = rq_load_relaxed_u64(&j->qseq_reused);
+    uint64_t lost_flags = rq_load_relaxed_u64(&j->flags_lost);
+    uint64_t skipped = rq_load_relaxed_u64(&j->qseq_gaps);
+    uint64_t new_flagged = rq_load_relaxed_u64(&j->new_flagged);
+    if (reused || lost_flags || skipped > (may_lose ? consumer_deaths * per_death : 0) ||
+        new_flagged > consumer_deaths * per_death)
+        fail_msg("sequence numbers reused %llu, redelivery flags lost %llu, numbers skipped %llu, "
+                 "new messages flagged %llu, after %llu consumer deaths",
+                 (unsigned long long)reused, (unsigned long long)lost_flags,
+                 (unsigned long long)skipped, (unsigned long long)new_flagged,
+                 (unsigned long long)consumer_deaths);
+}
+
 /* Accounts for one delivered message.  cons_next moves only forward and
  * is stored last, so a consumer killed anywhere here re-counts at most the
  * message in hand. */

@@ -249,6 +249,15 @@ int th_consumer_main(const char *arg);
 void th_journal_await_started(const struct th_journal *j, uint64_t started);
 /* 1 when every stream has been received up to the limit. */
 int th_journal_complete(const struct th_journal *j);
+/* Checks the queue's numbers after a kill run (asserted, with the counts
+ * in the message): none given to two messages, no repeat without
+ * RQ_MSG_REDELIVERED, none skipped except up to one per consumer death
+ * where rq_pop may lose the message in hand (MAY_LOSE), and at most
+ * PER_DEATH messages new to the journal flagged per consumer death (the
+ * one in hand or the oldest; a batch: the batch).  CONSUMER_DEATHS counts
+ * every consumer killed, alone or with the producer. */
+void th_journal_check_numbers(struct th_journal *j, uint64_t consumer_deaths, uint64_t per_death,
+                              int may_lose);
 /* "0".."7": the argument naming stream S. */
 const char *th_stream_arg(unsigned s);
 

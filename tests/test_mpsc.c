@@ -535,6 +535,7 @@ static void test_random_kills_of_producers(void **state)
     assert_int_equal(torn, 0);
     assert_int_equal(reorders, 0);
     assert_true(dups <= kills); /* one in flight per kill, at most */
+    th_journal_check_numbers(th_jr, consumer_kills, 1, th_jr->consume_pop);
     assert_int_equal(st.depth, 0);
     assert_int_equal(st.producer_missed_wakes + st.consumer_missed_wakes, 0);
     for (unsigned s = 0; s < STREAMS; s++)

@@ -41,7 +41,7 @@ struct torture {
 
 struct outcome {
     unsigned long kills, producer_kills, consumer_kills, both_kills;
-    uint64_t received, duplicates, gaps, torn, reorders;
+    uint64_t received, duplicates, gaps, torn, reorders, new_flagged;
     rq_stats stats;
 };
 
@@ -100,6 +100,8 @@ static void run(const struct torture *t, struct outcome *o)
     o->gaps = rq_load_relaxed_u64(&th_jr->gaps);
     o->torn = rq_load_relaxed_u64(&th_jr->torn);
     o->reorders = rq_load_relaxed_u64(&th_jr->reorders);
+    o->new_flagged = rq_load_relaxed_u64(&th_jr->new_flagged);
+    th_journal_check_numbers(th_jr, o->consumer_kills + o->both_kills, 1, t->consume_pop);
     rq *q = th_open(th_jr->name, RQ_OBSERVER, t->slots, t->slot_size, t->flags);
     assert_int_equal(rq_stat(q, &o->stats), RQ_OK);
     rq_close(q);
@@ -124,12 +126,13 @@ static void report(const char *what, const struct outcome *o)
 {
     print_message(
         "%s: kills %lu (producer %lu, consumer %lu, both %lu), messages checked %llu, "
-        "lost %llu, torn %llu, reordered %llu, redelivered %llu; takeovers p/c "
+        "lost %llu, torn %llu, reordered %llu, redelivered %llu (new ones flagged %llu); "
+        "takeovers p/c "
         "%llu/%llu, wakes p/c %llu/%llu, wake-ups lost p/c %llu/%llu\n",
         what, o->kills, o->producer_kills, o->consumer_kills, o->both_kills,
         (unsigned long long)o->received, (unsigned long long)o->gaps, (unsigned long long)o->torn,
         (unsigned long long)o->reorders, (unsigned long long)o->duplicates,
-        (unsigned long long)o->stats.producer_takeovers,
+        (unsigned long long)o->new_flagged, (unsigned long long)o->stats.producer_takeovers,
         (unsigned long long)o->stats.consumer_takeovers,
         (unsigned long long)o->stats.producer_wakes, (unsigned long long)o->stats.consumer_wakes,
         (unsigned long long)o->stats.producer_missed_wakes,
