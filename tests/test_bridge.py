@@ -138,6 +138,7 @@ class HoldingRelay:
         self.url = "nats://127.0.0.1:%d" % self.listener.getsockname()[1]
         self.holding, self.released, self.flushed = False, threading.Event(), threading.Event()
         self.held = []
+        self.answers = 0  # messages from the server after the release (the copies' acks)
         self.lock = threading.Lock()
         threading.Thread(target=self.accept, daemon=True).start()
 
@@ -181,6 +182,9 @@ class HoldingRelay:
                 break
             if not data:
                 break
+            if self.flushed.is_set():
+                with self.lock:
+                    self.answers += data.count(b"MSG ") + data.count(b"HMSG ")
             if alive:
                 try:
                     client.sendall(data)
@@ -200,6 +204,10 @@ class HoldingRelay:
         self.released.set()
         if not self.flushed.wait(30):
             raise AssertionError("the relay never passed the held bytes on")
+
+    def answered(self):
+        with self.lock:
+            return self.answers
 
     def close(self):
         self.listener.close()
@@ -586,9 +594,11 @@ class BridgeCase(unittest.TestCase):
 
     def test_out_last_seq_refuses_what_it_cannot_trust(self):
         """--dedupe last-sequence: without --stream, and on in, a usage
-        error; a stream that deletes consumed messages, and a stream whose
-        last message was purged, stop out with a clear error (exit 1) and
-        leave the queue as it was."""
+        error; a stream that deletes consumed messages, a stream that does
+        not store the subject, and a stream whose last message was purged
+        while a message out may have sent is in the queue stop out with a
+        clear error (exit 1) and leave the queue as it was; purged with
+        nothing in the queue ever sent, out goes on."""
         q = self.queue("lsbad")
         util("create", q, 16, 256)
         util("produce", q, 0, 5, 0, 0)
@@ -601,14 +611,34 @@ class BridgeCase(unittest.TestCase):
             self.assertIn("dedupe", p.stderr)
         util("stream-create-wq", self.server.url, "LSWQ", "t.lswq")
         self.expect_fatal(q, "t.lswq", "LSWQ", "needs the stream's last message, so limits retention")
+        util("stream-create", self.server.url, "LSCAP", "t.lscap", 4096)
+        util("stream-create", self.server.url, "LSNOTCAP", "t.lsnotcap", 4096)
+        self.expect_fatal(q, "t.lscap", "LSNOTCAP", "stream LSNOTCAP does not store subject t.lscap")
+        # The stream's last message gone, a message the dead bridge had in
+        # hand (flagged) still in the queue: out cannot tell, and stops.
         util("stream-create", self.server.url, "LSGONE", "t.lsgone", 4096)
-        p = self.bridge("out", "--queue", q, "--subject", "t.lsgone", "--stream", "LSGONE",
-                        "--dedupe", "last-sequence")
-        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15), "the queue never drained")
-        self.stop(p, "rq-bridge out")
+        args = ("--queue", q, "--subject", "t.lsgone", "--stream", "LSGONE", "--dedupe", "last-sequence",
+                "--window", 1)
+        self.assertEqual(self.crash_at("out.after_ack", 3, "out", *args), -9)  # 2 released, 1 in hand
         util("stream-purge", self.server.url, "LSGONE")
-        util("produce", q, 5, 3, 0, 0)
-        self.expect_fatal(q, "t.lsgone", "LSGONE", "last message (sequence 5) is gone")
+        self.expect_fatal(q, "t.lsgone", "LSGONE", "last message (sequence 3) is gone")
+        # Gone, with nothing in the queue ever sent: out goes on.
+        q2 = self.queue("lsgone2")
+        util("create", q2, 16, 256)
+        util("stream-create", self.server.url, "LSGONE2", "t.lsgone2", 4096)
+        args = ("--queue", q2, "--subject", "t.lsgone2", "--stream", "LSGONE2", "--dedupe", "last-sequence")
+        util("produce", q2, 0, 5, 0, 0)
+        p = self.bridge("out", *args)
+        self.assertTrue(wait_until(lambda: util("depth", q2).strip() == "0", 15), "the queue never drained")
+        self.stop(p, "rq-bridge out")
+        util("stream-purge", self.server.url, "LSGONE2")
+        util("produce", q2, 5, 3, 0, 0)
+        st = os.path.join(self.dir, "lsgone2.json")
+        p = self.bridge("out", *args, "--status", st)
+        self.assertTrue(wait_until(lambda: util("depth", q2).strip() == "0", 15), "the queue never drained")
+        self.stop(p, "rq-bridge out")
+        self.assertIn("is gone, but nothing in queue", self.status(st)["last_error"])
+        self.assertEqual([seq for seq, _ in self.stream("LSGONE2")], [6, 7, 8])
 
     def expect_fatal(self, q, subject, stream, text):
         p = subprocess.run([BRIDGE, "out", "--server", self.server.url, "--queue", q, "--subject", subject,
@@ -659,23 +689,25 @@ class BridgeCase(unittest.TestCase):
         self.late_copies("lsbetween", "LSBETWEEN", between=True)
 
     def late_copies(self, tag, stream, between):
-        q, count, subject = self.queue(tag), 400, "t." + tag
+        q, subject = self.queue(tag), "t." + tag
         util("stream-create", self.server.url, stream, subject, 4096)
         util("create", q, 1024, 256)
         relay = HoldingRelay(self.server.port)
         self.addCleanup(relay.close)
         args = ("--queue", q, "--subject", subject, "--stream", stream, "--dedupe", "last-sequence",
                 "--window", 8)
-        st_a = os.path.join(self.dir, tag + ".a.json")
-        producer = self.spawn([UTIL, "produce", q, 0, count, 2000, 0], tag="producer")
-        a = self.bridge("out", *args, "--status", st_a, "--status-interval", 50, url=relay.url, tag="a")
-        self.assertTrue(wait_until(lambda: self.status(st_a).get("messages", 0) >= 50, 15),
-                        "the first bridge did not get going")
+        util("produce", q, 0, 100, 0, 0)
+        a = self.bridge("out", *args, url=relay.url, tag="a")
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15),
+                        "the first bridge did not drain the queue")
+        # Its next window is written to its socket and held there, unread
+        # by the server (it then waits for the flush's answer); then it dies.
         relay.hold()
-        time.sleep(0.3)  # its next publishes pile up unread, then it dies
+        util("produce", q, 100, 20, 0, 0)
+        self.assertTrue(wait_until(lambda: relay.held_publishes() >= 8, 15),
+                        "the first bridge's window was not held: %d" % relay.held_publishes())
         a.kill()
         a.wait()
-        self.assertGreater(relay.held_publishes(), 0, "nothing was held")
         held = relay.held_publishes()
         b_err = self.open(tag + ".b.err")
         env = dict(os.environ, RQ_BRIDGE_CRASH_POINT="out.recovered:1:stop") if between else None
@@ -683,30 +715,65 @@ class BridgeCase(unittest.TestCase):
         b = subprocess.Popen([BRIDGE, "out", "--server", self.server.url, *map(str, args), "--status", st_b],
                              env=env, stdout=subprocess.DEVNULL, stderr=b_err)
         self.children.append(b)
-        if between:
+        if between:  # the copies arrive after its look at the stream, before its publish
             def stopped():
                 with open("/proc/%d/stat" % b.pid) as f:
                     return f.read().rsplit(")", 1)[1].split()[0] == "T"
             self.assertTrue(wait_until(stopped, 15), "the successor never reached its stop")
-            before = len(self.stream(stream))
+            self.assertEqual(len(self.stream(stream)), 100)
             relay.release()
-            self.assertTrue(wait_until(lambda: len(self.stream(stream)) >= before + held, 15),
+            self.assertTrue(wait_until(lambda: len(self.stream(stream)) >= 100 + held, 15),
                             "the late copies were not stored")
             b.send_signal(signal.SIGCONT)
-        self.assertEqual(producer.wait(60), 0)
         self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 30), "the queue never drained")
-        if not between:
+        if not between:  # the copies arrive after the successor stored their positions
             relay.release()
-            time.sleep(0.5)  # the server has answered the copies (the relay waits 1 s to close)
+            self.assertTrue(wait_until(lambda: relay.answered() >= held, 15),
+                            "the server did not answer the late copies: %d of %d" % (relay.answered(), held))
         self.stop(b, "rq-bridge out")
-        self.check_stream_once_in_order(stream, count)
+        self.check_stream_once_in_order(stream, 120)
         with open(os.path.join(self.dir, tag + ".b.err")) as f:
             text = f.read()
         if between:
             self.assertIn("the stream is past the sequence it expected", text)
             self.assertGreaterEqual(self.status(st_b)["recoveries"], 2)
-        print("late copies (%s): %d publishes held and delivered late, %d messages once each"
-              % ("between" if between else "after", held, count), file=sys.stderr)
+        print("late copies (%s): %d publishes held and delivered late, 120 messages once each"
+              % ("between" if between else "after", held), file=sys.stderr)
+
+    def test_out_last_seq_park_with_copies_in_flight(self):
+        """--dedupe last-sequence: a message too large for the stream is
+        never sent (out knows the stream's limit), so nothing behind it is
+        published expecting it stored: with a dead bridge's publishes held
+        and delivered after its successor moved the message to the
+        dead-letter queue, the stream still holds the rest once, in order."""
+        q, dlq = self.queue("lspl"), self.queue("lspldead")
+        util("stream-create", self.server.url, "LSPL", "t.lspl", 512)
+        util("create", q, 64, 4096)
+        util("create", dlq, 16, 4096)
+        for size in (100, 100, 100):
+            util("push", q, size)
+        relay = HoldingRelay(self.server.port)
+        self.addCleanup(relay.close)
+        args = ("--queue", q, "--subject", "t.lspl", "--stream", "LSPL", "--dedupe", "last-sequence",
+                "--window", 8)
+        a = self.bridge("out", *args, url=relay.url, tag="a")
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15))
+        a.send_signal(signal.SIGSTOP)
+        for size in (2000, 101, 102, 103):
+            util("push", q, size)
+        relay.hold()
+        a.send_signal(signal.SIGCONT)
+        time.sleep(0.5)
+        a.kill()
+        a.wait()
+        b = self.bridge("out", *args, "--dead-letter", dlq, tag="b")
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15))
+        held = relay.held_publishes()
+        relay.release()
+        self.assertTrue(wait_until(lambda: relay.answered() >= held, 15))
+        self.stop(b, "rq-bridge out")
+        self.assertEqual([len(m) for _, m in self.stream("LSPL")], [100, 100, 100, 101, 102, 103])
+        self.assertEqual(util("depth", dlq).strip(), "1")
 
     # ---- in -----------------------------------------------------------
 

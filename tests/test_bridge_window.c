@@ -173,6 +173,23 @@ static void test_parse_pos(void **state)
     assert_int_equal(pos, 7); /* untouched when not a position */
 }
 
+/* Which stream subjects capture out's subject: out checks its --stream
+ * does, or every publish would be refused by the wrong stream's sequence. */
+static void test_subject_matches(void **state)
+{
+    (void)state;
+    const char *yes[][2] = {{"a.b", "a.b"},   {"a.*", "a.b"}, {"*.b", "a.b"}, {"a.>", "a.b"},
+                            {"a.>", "a.b.c"}, {">", "a"},     {"*", "a"},     {"a.*.c", "a.b.c"}};
+    const char *no[][2] = {{"a.b", "a.c"},   {"a.*", "a.b.c"}, {"a.>", "a"}, {"a.b", "a.b.c"},
+                           {"a.b.c", "a.b"}, {"a.b", "a.bc"},  {"ab", "a"},  {"*", "a.b"},
+                           {"a.*", "a."},    {"", "a"},        {"a", ""},    {"a.>.c", "a.b.c"}};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+        assert_int_equal(bwin_subject_matches(yes[i][0], yes[i][1]), 1);
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        assert_int_equal(bwin_subject_matches(no[i][0], no[i][1]), 0);
+    assert_int_equal(bwin_subject_matches(NULL, "a"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_restart_forgets_in_flight),
         cmocka_unit_test(test_random_order_many_turns),
         cmocka_unit_test(test_parse_pos),
+        cmocka_unit_test(test_subject_matches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,15 +118,26 @@ int bridge_reconnect(bridge *b);
  * Without it, one string compare per pass. */
 void bridge_crash_point(const char *name);
 
+/* out, last-sequence: what a recovery learns, and what it is told. */
+typedef struct bridge_recovery {
+    uint64_t published; /* in: 1 + the highest queue position this process
+                           published, 0 if none */
+    uint64_t expect;    /* out: the stream's last sequence: what the queue's
+                           head must now be published expecting */
+    int64_t max_bytes;  /* out: the largest message the stream and the
+                           server take, payload and headers (INT64_MAX: no
+                           limit but the server's) */
+} bridge_recovery;
+
 /* out, last-sequence: after a start or anything whose outcome is unknown
- * (nothing in flight any more), reads the stream's last sequence and the
- * queue position its message carries (Rq-Pos: ID:SEQ), and releases the
- * queue's messages through that position: the stream has them.  Sets
- * *EXPECT to the stream's last sequence, which the queue's head must now
- * be published expecting.  0 done; -1 the server did not answer (retry
- * later); 1 fatal (the stream cannot say what it holds, or the queue is
- * corrupt), reported.  (out_recover.c) */
-int bridge_out_recover(bridge *b, rq *q, const char *idbase, uint64_t *expect);
+ * (nothing in flight any more), checks the stream (limits retention, it
+ * captures --subject), reads its last sequence and the queue position its
+ * last message carries (Rq-Pos: ID:SEQ), and releases the queue's messages
+ * through that position: the stream has them.  0 done; -1 the server did
+ * not answer (retry later); 1 fatal (the stream cannot say what it holds,
+ * is not the one storing the subject, or the queue is corrupt), reported.
+ * (out_recover.c) */
+int bridge_out_recover(bridge *b, rq *q, const char *idbase, bridge_recovery *r);
 
 int bridge_run_out(bridge *b);
 int bridge_run_in(bridge *b);

@@ -153,6 +153,15 @@ static struct out_state {
      * The main thread's alone. */
     uint64_t expect;
     int recover;
+    /* Last-sequence: 1 + the highest position published by this process
+     * (0: none), the largest message the stream takes (payload and
+     * headers, as the last recovery read it), the most header bytes out
+     * adds to a payload, and "wrong last sequence" refusals at the head
+     * since the last release (the first few recover at once). */
+    uint64_t published;
+    int64_t max_bytes;
+    size_t header_bytes;
+    int quick_recoveries;
 } st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 /* The sequence number of the publish whose message is MSG, its entry
@@ -274,6 +283,8 @@ static void publish(bridge *b, const char *idbase, const rq_msg_view *v, size_t 
     pthread_mutex_lock(&st.mu);
     uint64_t expect0 = st.expect + (v[0].seq - st.w.base); /* the message at V[0] */
     pthread_mutex_unlock(&st.mu);
+    if (n > 0 && v[n - 1].seq + 1 > st.published)
+        st.published = v[n - 1].seq + 1;
     while (made < n && (s = make_msg(b, idbase, &v[made], expect0 + made, &m[made])) == NATS_OK)
         made++;
     int64_t now = bridge_now_ms();
@@ -316,10 +327,12 @@ static int release_prefix(bridge *b, rq *q, int *delay)
     pthread_mutex_lock(&st.mu);
     uint32_t k = st.w.prefix;
     uint64_t first = st.w.base;
-    b->p.last_stream_seq = st.w.last_stream_seq;
+    if (st.w.last_stream_seq > b->p.last_stream_seq)
+        b->p.last_stream_seq = st.w.last_stream_seq;
     pthread_mutex_unlock(&st.mu);
     if (k == 0)
         return 0;
+    st.quick_recoveries = 0;
     bridge_crash_point("out.after_ack"); /* stored, not released */
     int rc = rq_release_burst(q, k);
     if (rc != RQ_OK) {
@@ -384,9 +397,12 @@ static int head_failed(bridge *b, rq *q, rq *dlq, int answer, int *delay)
          * either way the next refill starts the window at the head. */
         return park(b, q, dlq, v.data, v.len, &info, delay);
     }
-    if (answer == BWIN_REFUSED && jerr == JSStreamWrongLastSequenceErr && last_seq_mode(b)) {
+    if (answer == BWIN_REFUSED && jerr == JSStreamWrongLastSequenceErr && last_seq_mode(b) &&
+        st.quick_recoveries++ < 3) {
         /* An earlier copy took the place first (a killed bridge's socket, an
-         * old connection), or another writer did: the stream says which. */
+         * old connection), or another writer did: the stream says which.
+         * At once, a few times: a writer that keeps moving the stream on
+         * gets the back-off pause below instead of a loop. */
         bridge_error(b,
                      "message %" PRIu64 " was refused: the stream is past the sequence it "
                      "expected; looking at the stream's last message",
@@ -430,9 +446,42 @@ static int reconnect(bridge *b)
     return bridge_reconnect(b);
 }
 
+/* Last-sequence: how many of V[0..N) from V[SENT] on may be sent: up to
+ * the first the stream would refuse as too large, payload and the most
+ * header bytes out adds (a fixed bound, so every bridge agrees).  Such a
+ * message is never sent: publishes behind it would expect it stored, and
+ * a dead bridge's late copies of them would fit in after the successor
+ * moved it aside. */
+static uint32_t fitting(const bridge *b, const rq_msg_view *v, uint32_t sent, uint32_t n)
+{
+    if (!last_seq_mode(b))
+        return n;
+    uint32_t i = sent;
+    while (i < n && (int64_t)v[i].len <= st.max_bytes - (int64_t)st.header_bytes)
+        i++;
+    return i;
+}
+
+/* Last-sequence: the head is larger than the stream takes (fitting), and
+ * nothing is in flight: moved to the dead-letter queue or parked, as a
+ * refusal would be, then the stream is looked at again (its limit may
+ * have been raised).  0, or 1 on a fatal error. */
+static int park_head(bridge *b, rq *q, rq *dlq, const rq_msg_view *v, int *delay)
+{
+    bridge_error(b,
+                 "message %" PRIu64 " (%zu bytes, %zu more with its headers) is larger than "
+                 "stream %s takes (%" PRId64 " bytes)%s",
+                 v->seq, v->len, st.header_bytes, b->o.stream, st.max_bytes,
+                 dlq ? "" : "; parked at the head of the queue (see --dead-letter)");
+    rq_msg_info info = {v->seq, v->flags, 0};
+    st.recover = 1;
+    return park(b, q, dlq, v->data, v->len, &info, delay);
+}
+
 /* Peeks the oldest messages, up to the window, and publishes those beyond
  * the ones in flight (a peek starts again from the oldest unreleased).
- * 1 if there was nothing new, 0 if there was, negative: an rq error. */
+ * 1 if there was nothing new, 0 if there was, 2 if the head is too large
+ * to send (last-sequence), negative: an rq error. */
 static int refill(bridge *b, rq *q, const char *idbase, rq_msg_view *v, uint32_t sent, uint32_t cap)
 {
     int n = rq_peek_burst(q, v, cap, sent == 0 ? 200 : 0);
@@ -449,12 +498,17 @@ static int refill(bridge *b, rq *q, const char *idbase, rq_msg_view *v, uint32_t
         return RQ_ECORRUPT; /* the queue's head is not the window's */
     if ((uint32_t)n <= sent)
         return 1;
-    publish(b, idbase, v + sent, (size_t)n - sent);
+    /* Last-sequence: one too large is not sent; parked once it is the head. */
+    uint32_t fit = fitting(b, v, sent, (uint32_t)n);
+    if (fit == 0)
+        return 2;
+    if (fit > sent)
+        publish(b, idbase, v + sent, (size_t)fit - sent);
     /* A lone message leaves now, not at libnats's next flush (about a
      * millisecond later); under load the buffer fills and goes by itself. */
     if (sent == 0)
         (void)natsConnection_FlushTimeout(b->nc, b->o.publish_wait_ms);
-    return (uint32_t)n < cap ? 1 : 0;
+    return fit < cap ? 1 : 0;
 }
 
 /* Last-sequence, when due: the stream's last message releases what it
@@ -464,16 +518,17 @@ static int recover_if_due(bridge *b, rq *q, const char *idbase, int *delay)
 {
     if (!last_seq_mode(b) || !st.recover)
         return 0;
-    uint64_t expect = 0;
-    int rc = bridge_out_recover(b, q, idbase, &expect);
+    bridge_recovery r = {.published = st.published};
+    int rc = bridge_out_recover(b, q, idbase, &r);
     if (rc < 0) {
         bridge_backoff(b, delay);
         return -1;
     }
     if (rc == 0) {
         pthread_mutex_lock(&st.mu);
-        st.expect = expect;
+        st.expect = r.expect;
         pthread_mutex_unlock(&st.mu);
+        st.max_bytes = r.max_bytes;
         st.recover = 0;
         bridge_crash_point("out.recovered"); /* released what the stream has */
     }
@@ -485,6 +540,12 @@ static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
     static rq_msg_view v[BRIDGE_WINDOW_MAX];
     int delay = 100;
     st.recover = 1;
+    st.published = 0;
+    st.quick_recoveries = 0;
+    st.max_bytes = INT64_MAX;
+    /* "NATS/1.0\r\n", the two headers with the longest numbers, "\r\n". */
+    st.header_bytes = 10 + strlen("Nats-Expected-Last-Sequence: \r\n") + 20 +
+                      strlen("Rq-Pos: :\r\n") + strlen(idbase) + 20 + 2;
     /* Slot and record queues alike: the bursts work on both. */
     pthread_mutex_lock(&st.mu);
     bwin_init(&st.w, (uint32_t)b->o.window, 0);
@@ -510,6 +571,11 @@ static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
             if (idle < 0) {
                 bridge_error(b, "cannot read queue %s: %s", b->o.queue, rq_strerror(idle));
                 return 1;
+            }
+            if (idle == 2) {
+                if (park_head(b, q, dlq, &v[0], &delay))
+                    return 1;
+                continue;
             }
             if (idle && sent == 0) {
                 update_lag(b, q);

@@ -20,10 +20,16 @@
 
 #include "bridge.h"
 
-/* The stream's last sequence in *LAST, checking that the stream keeps its
- * messages (limits retention: a work-queue or interest stream deletes the
- * last one once consumed).  0, -1 no answer, 1 fatal. */
-static int stream_last(bridge *b, uint64_t *last)
+/* What the stream's configuration and state say. */
+struct stream_facts {
+    uint64_t last;    /* its last sequence */
+    int32_t max_size; /* MaxMsgSize, or <= 0: no limit of its own */
+    int keeps;        /* limits retention: it keeps its last message */
+    int captures;     /* one of its subjects captures --subject */
+};
+
+/* The stream's facts in *F.  0, or -1 no answer. */
+static int stream_facts(bridge *b, struct stream_facts *f)
 {
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
@@ -34,34 +40,81 @@ static int stream_last(bridge *b, uint64_t *last)
                      bridge_nats_text(s, jerr, text, sizeof text));
         return -1;
     }
-    int keeps = si->Config && si->Config->Retention == js_LimitsPolicy;
-    *last = si->State.LastSeq;
+    f->last = si->State.LastSeq;
+    f->max_size = si->Config ? si->Config->MaxMsgSize : 0;
+    f->keeps = si->Config && si->Config->Retention == js_LimitsPolicy;
+    f->captures = 0;
+    for (int i = 0; si->Config && i < si->Config->SubjectsLen; i++)
+        f->captures |= bwin_subject_matches(si->Config->Subjects[i], b->o.subject);
     jsStreamInfo_Destroy(si);
-    if (!keeps) {
+    return 0;
+}
+
+/* Refuses a stream the scheme cannot trust: one that deletes consumed
+ * messages (work-queue or interest retention: the last one goes too), and
+ * one that does not store --subject (another stream does, and its
+ * sequence is not the one every publish would expect).  0 or 1 fatal. */
+static int stream_trusted(bridge *b, const struct stream_facts *f)
+{
+    if (!f->keeps) {
         bridge_error(b,
                      "stream %s deletes consumed messages (work-queue or interest retention): "
                      "--dedupe last-sequence needs the stream's last message, so limits retention",
                      b->o.stream);
         return 1;
     }
+    if (!f->captures) {
+        bridge_error(b,
+                     "stream %s does not store subject %s (none of its subjects captures it): "
+                     "--dedupe last-sequence needs the stream that does",
+                     b->o.stream, b->o.subject);
+        return 1;
+    }
     return 0;
 }
 
+/* The stream's last message LAST is gone (deleted, purged, aged out).
+ * Harmless only if nothing out may have sent is in the queue: the queue
+ * is empty, or its oldest message was never handed out to a bridge before
+ * (not flagged redelivered) nor published by this one (at or past
+ * PUBLISHED).  Looked at with a single peek, which stores nothing.
+ * 0 harmless (said), 1 fatal. */
+static int last_gone(bridge *b, rq *q, uint64_t last, uint64_t published)
+{
+    const void *data;
+    size_t len;
+    rq_msg_info info;
+    int rc = rq_peek_info(q, &data, &len, &info, 0);
+    if (rc == RQ_EAGAIN || rc == RQ_ETIMEDOUT ||
+        (rc == RQ_OK && !(info.flags & RQ_MSG_REDELIVERED) && info.seq >= published)) {
+        bridge_error(b,
+                     "stream %s's last message (sequence %" PRIu64 ") is gone, but nothing in "
+                     "queue %s was sent yet: going on",
+                     b->o.stream, last, b->o.queue);
+        return 0;
+    }
+    if (rc < 0)
+        bridge_error(b, "cannot read queue %s: %s", b->o.queue, rq_strerror(rc));
+    else
+        bridge_error(b,
+                     "stream %s's last message (sequence %" PRIu64 ") is gone (deleted, purged or "
+                     "aged out) and message %" PRIu64 " may have been sent: out cannot tell "
+                     "what the stream stored, and stops",
+                     b->o.stream, last, info.seq);
+    return 1;
+}
+
 /* The queue position the stream's message LAST carries, if this queue's:
- * *OURS 1 and *POS.  0, -1 no answer, 1 fatal (the message is gone). */
-static int last_position(bridge *b, uint64_t last, const char *idbase, uint64_t *pos, int *ours)
+ * *OURS 1 and *POS.  0, -1 no answer, 1 fatal. */
+static int last_position(bridge *b, rq *q, uint64_t last, const char *idbase, uint64_t published,
+                         uint64_t *pos, int *ours)
 {
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
     char text[400];
     natsStatus s = js_GetMsg(&m, b->js, b->o.stream, last, NULL, &jerr);
-    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
-        bridge_error(b,
-                     "stream %s's last message (sequence %" PRIu64 ") is gone (deleted, purged or "
-                     "aged out): out cannot tell what it stored, and stops",
-                     b->o.stream, last);
-        return 1;
-    }
+    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
+        return last_gone(b, q, last, published);
     if (s != NATS_OK) {
         bridge_error(b, "cannot read stream %s's message %" PRIu64 ": %s", b->o.stream, last,
                      bridge_nats_text(s, jerr, text, sizeof text));
@@ -82,36 +135,56 @@ static int last_position(bridge *b, uint64_t last, const char *idbase, uint64_t 
     return 0;
 }
 
+/* Whether position POS can be in the queue whose oldest message is HEAD:
+ * it must be one of the messages there now (it was pushed before it was
+ * sent).  0, or 1 fatal (a stream of another queue with the same --id). */
+static int position_in_queue(bridge *b, rq *q, uint64_t head, uint64_t pos)
+{
+    rq_stats st;
+    int rc = rq_stat(q, &st);
+    if (rc != RQ_OK) {
+        bridge_error(b, "cannot read queue %s: %s", b->o.queue, rq_strerror(rc));
+        return 1;
+    }
+    if (st.depth == 0 || pos - head >= st.depth) {
+        bridge_error(b,
+                     "stream %s holds position %" PRIu64 " of queue %s, whose messages are "
+                     "%" PRIu64 "..%" PRIu64 ": is --id another queue's?",
+                     b->o.stream, pos, b->o.queue, head, head + st.depth - 1);
+        return 1;
+    }
+    return 0;
+}
+
 /* Releases the queue's messages through position POS (the stream has
- * them), peeking no further than POS: a peeked message is flagged
- * redelivered if this bridge dies, and those beyond were never sent.
- * 0, or 1 fatal. */
+ * them), peeking no further: a message peeked in a batch is flagged
+ * redelivered if this bridge dies, and those beyond were never sent (the
+ * head is looked at with a single peek, which stores nothing).  0, or 1
+ * fatal. */
 static int release_through(bridge *b, rq *q, uint64_t pos)
 {
     static rq_msg_view v[BRIDGE_WINDOW_MAX];
+    int checked = 0;
     for (;;) {
-        int n = rq_peek_burst(q, v, 1, 0); /* where the head is */
-        if (n == RQ_EAGAIN || n == RQ_ETIMEDOUT || (n > 0 && v[0].seq > pos))
+        const void *data;
+        size_t len;
+        rq_msg_info head;
+        int n = rq_peek_info(q, &data, &len, &head, 0);
+        if (n == RQ_EAGAIN || n == RQ_ETIMEDOUT || (n == RQ_OK && head.seq > pos))
             return 0; /* released before: a position is pushed before it is sent */
-        if (n > 0) {
-            uint64_t ahead = pos - v[0].seq + 1;
+        if (n == RQ_OK && !checked++ && position_in_queue(b, q, head.seq, pos))
+            return 1;
+        if (n == RQ_OK) {
+            uint64_t ahead = pos - head.seq + 1;
             n = rq_peek_burst(q, v, ahead < BRIDGE_WINDOW_MAX ? (size_t)ahead : BRIDGE_WINDOW_MAX,
                               0);
         }
-        if (n < 0) {
-            bridge_error(b, "cannot read queue %s: %s", b->o.queue, rq_strerror(n));
+        if (n <= 0 || v[0].seq != head.seq) {
+            bridge_error(b, "cannot read queue %s: %s", b->o.queue,
+                         rq_strerror(n < 0 ? n : RQ_ECORRUPT));
             return 1;
         }
-        if (n == 0)
-            return 0; /* cannot happen: a peek returns at least one */
         uint32_t k = (uint32_t)n;
-        if (v[k - 1].seq != pos && k < BRIDGE_WINDOW_MAX) {
-            bridge_error(b,
-                         "stream %s holds position %" PRIu64 " of queue %s, which has nothing "
-                         "beyond %" PRIu64 ": is --id another queue's?",
-                         b->o.stream, pos, b->o.queue, v[k - 1].seq);
-            return 1;
-        }
         bridge_crash_point("out.recovery_release"); /* read, not released */
         int rc = rq_release_burst(q, k);
         if (rc != RQ_OK) {
@@ -124,24 +197,31 @@ static int release_through(bridge *b, rq *q, uint64_t pos)
         b->p.messages += k;
         b->p.duplicates += k;
         b->p.last_queue_seq = v[k - 1].seq;
-        if (v[k - 1].seq == pos)
+        if (v[k - 1].seq >= pos)
             return 0;
     }
 }
 
-int bridge_out_recover(bridge *b, rq *q, const char *idbase, uint64_t *expect)
+int bridge_out_recover(bridge *b, rq *q, const char *idbase, bridge_recovery *r)
 {
-    uint64_t last = 0, pos = 0;
+    struct stream_facts f;
+    uint64_t pos = 0;
     int ours = 0;
     b->p.recoveries++;
-    int rc = stream_last(b, &last);
-    if (rc == 0 && last > 0)
-        rc = last_position(b, last, idbase, &pos, &ours);
+    int rc = stream_facts(b, &f);
     if (rc != 0)
+        return rc;
+    if (stream_trusted(b, &f))
+        return 1;
+    if (f.last > 0 && (rc = last_position(b, q, f.last, idbase, r->published, &pos, &ours)) != 0)
         return rc;
     if (ours && (rc = release_through(b, q, pos)) != 0)
         return rc;
-    *expect = last;
-    b->p.last_stream_seq = last;
+    int64_t server = natsConnection_GetMaxPayload(b->nc);
+    r->max_bytes = server > 0 ? server : INT64_MAX;
+    if (f.max_size > 0 && f.max_size < r->max_bytes)
+        r->max_bytes = f.max_size;
+    r->expect = f.last;
+    b->p.last_stream_seq = f.last;
     return 0;
 }

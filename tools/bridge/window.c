@@ -99,3 +99,30 @@ int bwin_parse_pos(const char *text, const char *id, uint64_t *pos)
     *pos = v;
     return 1;
 }
+
+/* The length of the token at S (up to '.' or the end). */
+static size_t token_len(const char *s)
+{
+    const char *dot = strchr(s, '.');
+    return dot ? (size_t)(dot - s) : strlen(s);
+}
+
+int bwin_subject_matches(const char *pattern, const char *subject)
+{
+    if (!pattern || !subject || !*pattern || !*subject)
+        return 0;
+    for (;;) {
+        size_t p = token_len(pattern), t = token_len(subject);
+        if (p == 1 && pattern[0] == '>' && !pattern[1])
+            return t > 0;
+        if (t == 0 ||
+            !((p == 1 && pattern[0] == '*') || (p == t && memcmp(pattern, subject, p) == 0)))
+            return 0;
+        pattern += p;
+        subject += t;
+        if (!*pattern || !*subject)
+            return !*pattern && !*subject;
+        pattern++; /* the dots */
+        subject++;
+    }
+}

@@ -74,4 +74,8 @@ void bwin_release(bwin *w, uint32_t k, bwin_counts *c);
  * another queue's or not such a header. */
 int bwin_parse_pos(const char *text, const char *id, uint64_t *pos);
 
+/* Whether the stream subject PATTERN (tokens split at '.', '*' one token,
+ * '>' as the last token one or more) captures SUBJECT: 1 or 0. */
+int bwin_subject_matches(const char *pattern, const char *subject);
+
 #endif
