@@ -40,8 +40,8 @@ packages=(cmake make clang libclang-rt-14-dev)
 source scripts/packages.sh
 rq_install_packages "${packages[@]}"
 
-targets=(fuzz_segment fuzz_peer)
-declare -A max_len=([fuzz_segment]=8192 [fuzz_peer]=1024)
+targets=(fuzz_segment fuzz_peer fuzz_bridge_text)
+declare -A max_len=([fuzz_segment]=8192 [fuzz_peer]=1024 [fuzz_bridge_text]=256)
 build=build/fuzz
 jobs=$(nproc)
 ((jobs > 2)) && jobs=2

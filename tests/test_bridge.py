@@ -262,16 +262,17 @@ class BridgeCase(unittest.TestCase):
         self.files.append(f)
         return f
 
-    def spawn(self, argv, stdout=subprocess.DEVNULL, stderr=None, tag="child"):
+    def spawn(self, argv, stdout=subprocess.DEVNULL, stderr=None, tag="child", env=None):
         if stderr is None:
             stderr = self.open("%s.%d.err" % (tag, len(self.children)))
-        p = subprocess.Popen([str(a) for a in argv], stdout=stdout, stderr=stderr)
+        p = subprocess.Popen([str(a) for a in argv], stdout=stdout, stderr=stderr,
+                             env=dict(os.environ, **env) if env else None)
         self.children.append(p)
         return p
 
-    def bridge(self, direction, *args, url=None, tag="bridge", stderr=None):
+    def bridge(self, direction, *args, url=None, tag="bridge", stderr=None, env=None):
         return self.spawn([BRIDGE, direction, "--server", url or self.server.url, *args],
-                          stderr=stderr, tag=tag)
+                          stderr=stderr, tag=tag, env=env)
 
     def stop(self, proc, what):
         proc.send_signal(signal.SIGTERM)
@@ -739,6 +740,31 @@ class BridgeCase(unittest.TestCase):
             self.assertGreaterEqual(self.status(st_b)["recoveries"], 2)
         print("late copies (%s): %d publishes held and delivered late, 120 messages once each"
               % ("between" if between else "after", held), file=sys.stderr)
+
+    def test_out_last_seq_recovery_faults(self):
+        """--dedupe last-sequence: the recovery's two requests failing
+        (injected, as a timeout): reported, retried after a pause, nothing
+        lost or stored twice."""
+        q = self.queue("lsfault")
+        util("stream-create", self.server.url, "LSFAULT", "t.lsfault", 4096)
+        util("create", q, 64, 256)
+        util("produce", q, 0, 10, 0, 0)
+        args = ("--queue", q, "--subject", "t.lsfault", "--stream", "LSFAULT", "--dedupe", "last-sequence",
+                "--window", 1)
+        for fault, first, text in (("out.stream_info", 10, "cannot read stream LSFAULT's last sequence"),
+                                   ("out.last_message", 20, "cannot read stream LSFAULT's message")):
+            if first == 20:  # killed holding an acknowledged message: the stream has a last one
+                util("produce", q, 10, 10, 0, 0)
+                self.assertEqual(self.crash_at("out.after_ack", 3, "out", *args), -9)
+            err = "%s.err" % fault
+            p = self.bridge("out", *args, stderr=self.open(err), env={"RQ_BRIDGE_FAULT": fault + ":1"})
+            self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15), "the queue never drained")
+            self.stop(p, "rq-bridge out")
+            with open(os.path.join(self.dir, err)) as f:
+                said = f.read()
+            self.assertIn("fault %s injected" % fault, said)
+            self.assertIn(text, said)
+            self.check_stream_once_in_order("LSFAULT", first)
 
     def test_out_last_seq_park_with_copies_in_flight(self):
         """--dedupe last-sequence: a message too large for the stream is

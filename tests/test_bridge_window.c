@@ -160,6 +160,7 @@ static void test_parse_pos(void **state)
                               "q@12:5x",
                               "q@12:-5",
                               "q@12: 5",
+                              "q@12:007",
                               "q@125",
                               "",
                               ":5",

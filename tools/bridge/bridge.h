@@ -117,6 +117,10 @@ int bridge_reconnect(bridge *b);
  * there instead, for a test to act in that window and continue it.
  * Without it, one string compare per pass. */
 void bridge_crash_point(const char *name);
+/* Fault injection for the tests: with RQ_BRIDGE_FAULT=NAME:N in the
+ * environment, the N-th pass through NAME returns 1 and the caller fails
+ * its request as the server would (NATS_TIMEOUT); 0 otherwise. */
+int bridge_fault(const char *name);
 
 /* out, last-sequence: what a recovery learns, and what it is told. */
 typedef struct bridge_recovery {

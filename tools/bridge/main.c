@@ -211,6 +211,27 @@ void bridge_crash_point(const char *name)
     }
 }
 
+int bridge_fault(const char *name)
+{
+    static int parsed;
+    static char want[64];
+    static long target, hits;
+    if (!parsed) {
+        parsed = 1;
+        const char *spec = getenv("RQ_BRIDGE_FAULT");
+        const char *colon = spec ? strchr(spec, ':') : NULL;
+        if (colon && (size_t)(colon - spec) < sizeof want) {
+            memcpy(want, spec, (size_t)(colon - spec));
+            target = strtol(colon + 1, NULL, 10);
+        }
+    }
+    if (want[0] && strcmp(want, name) == 0 && ++hits == target) {
+        fprintf(stderr, "rq-bridge: fault %s injected, pass %ld\n", name, hits);
+        return 1;
+    }
+    return 0;
+}
+
 static void status_write(bridge *b)
 {
     bridge_progress *p = &b->p;

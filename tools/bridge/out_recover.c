@@ -34,7 +34,9 @@ static int stream_facts(bridge *b, struct stream_facts *f)
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     char text[400];
-    natsStatus s = js_GetStreamInfo(&si, b->js, b->o.stream, NULL, &jerr);
+    natsStatus s = bridge_fault("out.stream_info")
+                       ? NATS_TIMEOUT
+                       : js_GetStreamInfo(&si, b->js, b->o.stream, NULL, &jerr);
     if (s != NATS_OK) {
         bridge_error(b, "cannot read stream %s's last sequence: %s", b->o.stream,
                      bridge_nats_text(s, jerr, text, sizeof text));
@@ -112,7 +114,9 @@ static int last_position(bridge *b, rq *q, uint64_t last, const char *idbase, ui
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
     char text[400];
-    natsStatus s = js_GetMsg(&m, b->js, b->o.stream, last, NULL, &jerr);
+    natsStatus s = bridge_fault("out.last_message")
+                       ? NATS_TIMEOUT
+                       : js_GetMsg(&m, b->js, b->o.stream, last, NULL, &jerr);
     if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
         return last_gone(b, q, last, published);
     if (s != NATS_OK) {

@@ -88,7 +88,8 @@ int bwin_parse_pos(const char *text, const char *id, uint64_t *pos)
 {
     const char *colon = text ? strrchr(text, ':') : NULL;
     if (!colon || !id || (size_t)(colon - text) != strlen(id) ||
-        memcmp(text, id, (size_t)(colon - text)) != 0 || !colon[1])
+        memcmp(text, id, (size_t)(colon - text)) != 0 || !colon[1] ||
+        (colon[1] == '0' && colon[2])) /* one way to write a number: no leading zeros */
         return 0;
     uint64_t v = 0;
     for (const char *c = colon + 1; *c; c++) {
