@@ -573,25 +573,46 @@ class BridgeCase(unittest.TestCase):
         self.assertEqual([len(m) for _, m in self.stream("BIG")], [100, 100])
 
     def test_out_last_seq_dead_letter(self):
-        """--dedupe last-sequence: a message the stream refuses as too large
-        moves to the dead-letter queue; the publishes in flight behind it,
-        refused for expecting a sequence never reached, are published again
-        after it, so the stream holds the rest once, in order."""
-        q, dlq = self.queue("lsbig"), self.queue("lsdead")
+        """--dedupe last-sequence: a message too large for the stream is not
+        sent but moved to the dead-letter queue, and a marker (no payload,
+        Rq-Moved) takes its place in the stream; killed between the marker
+        and the release, the successor finds the marker and releases the
+        message.  The rest is stored once, in order, and in, reading the
+        stream, skips the markers."""
+        q, dlq, inq = self.queue("lsbig"), self.queue("lsdead"), self.queue("lsin")
         util("stream-create", self.server.url, "LSBIG", "t.lsbig", 512)
         util("create", q, 16, 4096)
         util("create", dlq, 16, 4096)
         sizes = (100, 2000, 101, 102, 3000, 103)
         for size in sizes:
             util("push", q, size)
+        args = ("--queue", q, "--subject", "t.lsbig", "--stream", "LSBIG", "--dedupe", "last-sequence",
+                "--dead-letter", dlq)
+        self.assertEqual(self.crash_at("out.moved_marked", 1, "out", *args), -9)
         st = os.path.join(self.dir, "lsbig.json")
-        p = self.bridge("out", "--queue", q, "--subject", "t.lsbig", "--stream", "LSBIG", "--dedupe",
-                        "last-sequence", "--status", st, "--dead-letter", dlq)
+        p = self.bridge("out", *args, "--status", st, stderr=self.open("lsbig.err"))
         self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15), "the queue never drained")
         self.stop(p, "rq-bridge out")
-        self.assertEqual(self.status(st)["parked"], 2)
+        with open(os.path.join(self.dir, "lsbig.err")) as f:
+            said = f.read()
+        # Judged by out before sending (the server was never asked).
+        self.assertIn("message 4 (3000 bytes, ", said)
+        self.assertIn("is larger than stream LSBIG takes (512 bytes)", said)
+        self.assertNotIn("larger than the stream accepts", said)
+        s = self.status(st)
+        self.assertEqual((s["parked"], s["duplicates"]), (1, 1), s)  # the first found marked
         self.assertEqual(util("depth", dlq).strip(), "2")
-        self.assertEqual([len(m) for _, m in self.stream("LSBIG")], [100, 101, 102, 103])
+        self.assertEqual([len(m) for _, m in self.stream("LSBIG")], [100, 0, 101, 102, 0, 103])
+        drain_path = os.path.join(self.dir, "lsin.out")
+        drain = self.spawn([UTIL, "drain", inq, 4, 3000], stdout=self.open("lsin.out"), tag="drain")
+        st_in = os.path.join(self.dir, "lsin.json")
+        inn = self.bridge("in", "--queue", inq, "--subject", "t.lsbig", "--stream", "LSBIG", "--durable",
+                          "lsin", "--create", "1024:256", "--status", st_in)
+        records, dups = self.read_drain(drain, drain_path, 30)
+        self.stop(inn, "rq-bridge in")
+        self.assertEqual([(seq, len(payload)) for seq, _, payload in records],
+                         [(1, 100), (3, 101), (4, 102), (6, 103)])
+        self.assertEqual(self.status(st_in)["parked"], 2)
 
     def test_out_last_seq_refuses_what_it_cannot_trust(self):
         """--dedupe last-sequence: without --stream, and on in, a usage
@@ -798,7 +819,7 @@ class BridgeCase(unittest.TestCase):
         relay.release()
         self.assertTrue(wait_until(lambda: relay.answered() >= held, 15))
         self.stop(b, "rq-bridge out")
-        self.assertEqual([len(m) for _, m in self.stream("LSPL")], [100, 100, 100, 101, 102, 103])
+        self.assertEqual([len(m) for _, m in self.stream("LSPL")], [100, 100, 100, 0, 101, 102, 103])
         self.assertEqual(util("depth", dlq).strip(), "1")
 
     # ---- in -----------------------------------------------------------

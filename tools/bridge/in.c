@@ -134,6 +134,15 @@ static int deliver(bridge *b, rq *q, uint32_t slot_size, natsMsg *m)
     uint64_t deliveries = meta->NumDelivered;
     b->p.lag = meta->NumPending;
     jsMsgMetaData_Destroy(meta);
+    const char *moved = NULL;
+    if (natsMsgHeader_Get(m, "Rq-Moved", &moved) == NATS_OK) {
+        /* The place of a message rq-bridge out moved to its dead-letter
+         * queue (--dedupe last-sequence): not a message; acked, skipped. */
+        natsMsg_Ack(m, NULL);
+        b->p.parked++;
+        b->p.last_stream_seq = seq;
+        return 0;
+    }
     size_t len = (size_t)natsMsg_GetDataLength(m);
     if (len > slot_size - RQ_BRIDGE_HEADER_SIZE || slot_size < RQ_BRIDGE_HEADER_SIZE) {
         bridge_error(b,

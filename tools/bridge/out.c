@@ -95,14 +95,24 @@ static int too_large(natsStatus s, jsErrCode jerr)
     return s == NATS_MAX_PAYLOAD || jerr == JSStreamMessageExceedsMaximumErr;
 }
 
+static int last_seq_mode(const bridge *b)
+{
+    return b->o.dedupe == BRIDGE_DEDUPE_LAST_SEQ;
+}
+
+static int mark_moved(bridge *b, uint64_t seq, int *delay);
+
 /* The stream refused MSG as too large.  With a dead-letter queue: push it
- * there, then release it (a crash in between leaves a second copy in the
+ * there, then (last-sequence) put its marker in the stream, then release
+ * it (a crash or a failure in between leaves a second copy in the
  * dead-letter queue, never none).  Without: leave it at the head. */
 static int park(bridge *b, rq *q, rq *dlq, const void *msg, size_t len, const rq_msg_info *info,
                 int *delay)
 {
     if (dlq) {
         int rc = rq_push(dlq, msg, len, 1000);
+        if (rc == RQ_OK && last_seq_mode(b) && mark_moved(b, info->seq, delay))
+            return 0; /* no marker: the stream is looked at, and this is tried again */
         if (rc == RQ_OK && (rc = rq_release(q)) == RQ_OK) {
             b->p.parked++;
             b->p.last_queue_seq = info->seq;
@@ -162,7 +172,52 @@ static struct out_state {
     int64_t max_bytes;
     size_t header_bytes;
     int quick_recoveries;
+    const char *idbase; /* the queue's identity, for the markers */
 } st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+/* Last-sequence: a marker takes, in the stream, the place of the message
+ * at SEQ, moved to the dead-letter queue: an empty message with its
+ * Rq-Pos and "Rq-Moved: DEAD-LETTER", published (nothing is in flight)
+ * expecting what the message would have expected.  So each position takes
+ * one sequence, whoever publishes it: a dead bridge's late copies of the
+ * messages behind it expect the places they had, which the successor's
+ * copies take first, or theirs.  0 stored; 1 not (reported; the stream
+ * is looked at before anything else is sent). */
+static int mark_moved(bridge *b, uint64_t seq, int *delay)
+{
+    char pos[600], expect[24], text[400];
+    pthread_mutex_lock(&st.mu);
+    snprintf(expect, sizeof expect, "%" PRIu64, st.expect);
+    pthread_mutex_unlock(&st.mu);
+    snprintf(pos, sizeof pos, "%s:%" PRIu64, st.idbase, seq);
+    natsMsg *m = NULL;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = b->o.publish_wait_ms;
+    natsStatus s = natsMsg_Create(&m, b->o.subject, NULL, NULL, 0);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence", expect);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, "Rq-Pos", pos);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, "Rq-Moved", b->o.dead_letter);
+    if (s == NATS_OK)
+        s = js_PublishMsg(&pa, b->js, m, &po, &jerr);
+    natsMsg_Destroy(m);
+    jsPubAck_Destroy(pa);
+    st.recover = 1; /* the next window starts from what the stream says */
+    if (s == NATS_OK) {
+        bridge_crash_point("out.moved_marked"); /* marked, not released */
+        return 0;
+    }
+    bridge_error(b, "cannot put the marker of message %" PRIu64 " (moved to %s) in stream %s: %s",
+                 seq, b->o.dead_letter, b->o.stream, bridge_nats_text(s, jerr, text, sizeof text));
+    if (jerr != JSStreamWrongLastSequenceErr)
+        bridge_backoff(b, delay);
+    return 1;
+}
 
 /* The sequence number of the publish whose message is MSG, its entry
  * cleared (UINT64_MAX if it is not in flight: answered already, or taken
@@ -233,11 +288,6 @@ static void wait_acks(uint32_t want, int64_t wait_ms, int final)
     }
     st.waiting = 0;
     pthread_mutex_unlock(&st.mu);
-}
-
-static int last_seq_mode(const bridge *b)
-{
-    return b->o.dedupe == BRIDGE_DEDUPE_LAST_SEQ;
 }
 
 /* The message of V in *M, with the id IDBASE:SEQ, or (last-sequence) that
@@ -540,6 +590,7 @@ static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
     static rq_msg_view v[BRIDGE_WINDOW_MAX];
     int delay = 100;
     st.recover = 1;
+    st.idbase = idbase;
     st.published = 0;
     st.quick_recoveries = 0;
     st.max_bytes = INT64_MAX;

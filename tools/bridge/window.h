@@ -70,8 +70,8 @@ void bwin_release(bwin *w, uint32_t k, bwin_counts *c);
 
 /* Whether TEXT, the Rq-Pos header of a stream message, names a position
  * of the queue whose identity is ID: "ID:SEQ" (split at the last colon,
- * SEQ decimal digits only, no leading zero, no overflow: as out writes it).  1 and *POS; 0 when it is
- * another queue's or not such a header. */
+ * SEQ decimal digits only, no leading zero, no overflow: as out writes it).  1 and *POS; 0 when it
+ * is another queue's or not such a header. */
 int bwin_parse_pos(const char *text, const char *id, uint64_t *pos);
 
 /* Whether the stream subject PATTERN (tokens split at '.', '*' one token,
