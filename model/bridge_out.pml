@@ -31,6 +31,12 @@
  * every later position one sequence down: a copy a killed life left on
  * its wire, expecting the old place, is then stored a second time.  With
  * a window of 1 nothing is in flight behind the head, and that rule holds.
+ * Without a dead-letter queue (PARK) the message stays at the head and is
+ * retried until the stream's limit is raised; nothing behind it is stored
+ * before it.  A limit raised while copies of a dead-lettered message are
+ * still on a wire (RAISE) may let one of them into the stream after its
+ * marker's place has passed or before it: the message is then in the
+ * stream (once) and in the dead-letter queue, as with message ids.
  *
  * Each life of the bridge has its own connection: a wire (publishes, in
  * order) and a channel of answers.  A killed life's wire keeps delivering
@@ -63,7 +69,8 @@
  *     bridge has finished and every position is stored exactly once (BIG
  *     as its marker), and BIG alone is in the dead-letter queue (once or
  *     more: a kill between its push and its marker's release pushes it
- *     again, never none);
+ *     again, never none); a position stored as itself (RAISE) may be in
+ *     the dead-letter queue too, a marker never stands for one that is not;
  *   - ltl settled: the bridge finishes (no endless refusals).
  *
  * Switches (spin -D...):
@@ -74,6 +81,10 @@
  *   TIMEOUTS early give-ups (recoveries while answers are late) default 1
  *   BIG      the position the stream refuses as too large, or 255: none
  *                                                             default 255
+ *   RAISE    1: the stream's size limit may be raised at any moment
+ *   PARK     1: no dead-letter queue: a too-large message stays at the
+ *            head, retried once, then after the limit is raised (which
+ *            comes at some moment)
  *   BUG      0: the scheme.  Injected bugs, each must be caught:
  *            1 the recovery does not release through the stream's last
  *              position: it publishes the head expecting L, which the
@@ -114,6 +125,12 @@
 #ifndef BIG
 #define BIG 255
 #endif
+#ifndef RAISE
+#define RAISE 0
+#endif
+#ifndef PARK
+#define PARK 0
+#endif
 #ifndef BUG
 #define BUG 0
 #endif
@@ -136,14 +153,16 @@ bool alive[NC];              /* the connection's bridge is not killed */
 bool kill_b;
 byte kills, giveups, life;
 bool done;                   /* the bridge has released everything */
+bool raised;                 /* the stream's size limit was raised: BIG fits */
 byte stored[M], dead[M];     /* ghosts: copies in the stream, in the dead-letter queue */
+bool smark[M];               /* ghost: the stream holds the position as a marker */
 
 /* Released only what is in the stream (BIG: its marker, after its push to
  * the dead-letter queue), or with BUG 5 in the dead-letter queue alone. */
 #if BUG == 5
 #define SAFE_TO_RELEASE(q) (stored[q] == 1 || (q == BIG && dead[q] > 0))
 #else
-#define SAFE_TO_RELEASE(q) (stored[q] == 1 && (q != BIG || dead[q] > 0))
+#define SAFE_TO_RELEASE(q) (stored[q] == 1 && (!smark[q] || dead[q] > 0))
 #endif
 
 /* rq_release_burst through position x (one store of the released word) */
@@ -173,13 +192,14 @@ end_conn:
     :: atomic {
         wire[c]?g, e, p, mk ->
         if
-        :: p == BIG && !mk -> out = LARGE
-        :: (p != BIG || mk) && (e == last || BUG == 2) ->
+        :: p == BIG && !mk && !raised -> out = LARGE
+        :: (p != BIG || mk || raised) && (e == last || BUG == 2) ->
             assert(stored[p] == 0);                /* never twice */
             assert(last == 0 || spos[last] < p);   /* in queue order */
             last++;
             spos[last] = p;
             stored[p]++;
+            smark[p] = mk;
             out = STORED
         :: e != last && BUG != 2 -> out = WRONG    /* either check may come first */
         fi;
@@ -196,6 +216,7 @@ proctype Bridge()
 {
     byte conn, gen, h, L, n, sl, sp, g, e, o, k;
     byte marker = NOPOS; /* the position to publish as a marker */
+    bool parked;         /* PARK: the head was refused as too large */
 restart:
     {
         d_step { conn = life; alive[conn] = true }
@@ -242,6 +263,13 @@ retry:
                     goto recover
 #endif
                 :: o == LARGE ->
+#if PARK
+                    /* stays at the head: retried after a back-off pause
+                     * (here: once, then only after the limit is raised) */
+                    (raised || !parked);
+                    parked = true;
+                    goto recover
+#endif
                     d_step { assert(h == BIG); dead[h]++ }; /* rq_push to the dead-letter queue */
 #if BUG == 5
                     release_through(h);
@@ -263,7 +291,8 @@ retry:
             alive[conn] = false;
             life++;
             gen = 0; h = 0; L = 0; n = 0; sl = 0; sp = 0; g = 0; e = 0; o = 0; k = 0;
-            marker = NOPOS
+            marker = NOPOS;
+            parked = false
         }
         goto restart
     }
@@ -295,13 +324,26 @@ active proctype Quiescence()
             assert((q != BIG && stored[q] == 1 && dead[q] == 0) ||
                    (q == BIG && stored[q] == 0 && dead[q] > 0));
 #else
-            assert(stored[q] == 1 && (q == BIG) == (dead[q] > 0));
+            assert(stored[q] == 1 && (q == BIG || dead[q] == 0) && (!smark[q] || dead[q] > 0));
+            assert(!PARK || dead[q] == 0)
 #endif
             q++
         :: else -> break
         od
     }
 }
+
+#if RAISE || PARK
+/* The operator raises the stream's size limit (MaxMsgSize) at any moment;
+ * with PARK for sure (a parked message waits for it). */
+active proctype Operator()
+{
+    if
+    :: raised = true
+    :: !PARK -> skip
+    fi
+}
+#endif
 
 ltl settled { <> done }
 

@@ -3,11 +3,11 @@
 # with spin: each run builds a verifier (spin -a, gcc) and searches the
 # whole state space (no bitstate, no hash compaction).
 #
-#   scripts/model-check.sh          the CI set, 86 runs (66 of them took
+#   scripts/model-check.sh          the CI set, 90 runs (66 of them took
 #                                   1,937 s on a 2-core VM at load 15,
 #                                   2026-12-05; quiet, a fraction of that:
-#                                   44 runs took 114 s; the 18 bridge_out
-#                                   runs, 59 s at load 2)
+#                                   44 runs took 114 s; the 22 bridge_out
+#                                   runs, 46 s at load 2)
 #   scripts/model-check.sh --deep   the CI set plus larger configurations
 #                                   (longer than the CI set, up to 5 GB of RAM)
 #
@@ -215,6 +215,7 @@ check coalesce-win-gone-recheck coalesce pass owed_work_done - -DK=1 -DWCRASH=0 
 # message; kills of the bridge whose wire keeps delivering, early give-ups.
 # BIG: the position the stream refuses as too large (its marker takes its
 # place); a window of 1 keeps even the marker-less dead-lettering safe.
+# RAISE: the limit may be raised; PARK: no dead-letter queue.
 O="-DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1"
 check bridge-m3-w2-k2-t1        bridge_out pass safety - $O
 check bridge-m3-w2-k2-t2        bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=2
@@ -226,6 +227,10 @@ check bridge-big1-k1-t1         bridge_out pass safety - -DM=3 -DW=2 -DKILLS=1 -
 check bridge-big0-k1-t1         bridge_out pass safety - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=0
 check bridge-live-settled       bridge_out pass settled - $O
 check bridge-live-big1-k1       bridge_out pass settled - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=1
+check bridge-raise-big1-k1      bridge_out pass safety - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=1 -DRAISE=1
+check bridge-park-big1-k1       bridge_out pass safety - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=1 -DPARK=1
+check bridge-park-big0-k1       bridge_out pass safety - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=0 -DPARK=1
+check bridge-live-park-big1-k1  bridge_out pass settled - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=1 -DPARK=1
 check bridge-no-marker-w1       bridge_out pass safety - $O -DW=1 -DBIG=1 -DBUG=5
 check bridge-bug1-no-release    bridge_out fail safety - $O -DBUG=1
 check bridge-bug2-no-expected   bridge_out fail safety - $O -DBUG=2
@@ -251,6 +256,8 @@ if [ $deep = 1 ]; then
     check deep-bridge-m4-w3-k2-t1 bridge_out pass safety - -DM=4 -DW=3 -DKILLS=2 -DTIMEOUTS=1
     check deep-bridge-m4-big1-k2-t1 bridge_out pass safety - -DM=4 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=1
     check deep-bridge-live-big1-k2 bridge_out pass settled - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=1
+    check deep-bridge-raise-big1-k2 bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=1 -DRAISE=1
+    check deep-bridge-park-big0-k2 bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=0 -DPARK=1
 fi
 
 wait
