@@ -142,20 +142,23 @@
 #define LARGE 3 /* too large */
 
 /* ---- the queue, the stream and the connections -------------------------- */
-byte released;               /* the queue's released position (survives kills) */
+byte released;               /* the queue's released position (kept by kills) */
 byte last;                   /* the stream's last sequence (0: empty) */
 byte spos[M + 1];            /* spos[s]: the position stored at sequence s */
-chan wire[NC] = [WIRE] of { byte, byte, byte, bool }; /* generation, expected, position, marker */
-chan ans[NC] = [W] of { byte, byte, byte };     /* generation, expected, outcome */
+/* publishes: generation, expected sequence, position, marker or not */
+chan wire[NC] = [WIRE] of { byte, byte, byte, bool };
+/* answers: generation, expected sequence, outcome */
+chan ans[NC] = [W] of { byte, byte, byte };
 bool alive[NC];              /* the connection's bridge is not killed */
 
-/* ---- the OS and the checks ------------------------------------------------ */
+/* ---- the OS and the checks --------------------------------------------- */
 bool kill_b;
 byte kills, giveups, life;
 bool done;                   /* the bridge has released everything */
 bool raised;                 /* the stream's size limit was raised: BIG fits */
-byte stored[M], dead[M];     /* ghosts: copies in the stream, in the dead-letter queue */
-bool smark[M];               /* ghost: the stream holds the position as a marker */
+byte stored[M];              /* ghost: copies in the stream */
+byte dead[M];                /* ghost: copies in the dead-letter queue */
+bool smark[M];               /* ghost: the stream holds it as a marker */
 
 /* Released only what is in the stream (BIG: its marker, after its push to
  * the dead-letter queue), or with BUG 5 in the dead-letter queue alone. */
@@ -201,11 +204,11 @@ end_conn:
             stored[p]++;
             smark[p] = mk;
             out = STORED
-        :: e != last && BUG != 2 -> out = WRONG    /* either check may come first */
+        :: e != last && BUG != 2 -> out = WRONG /* either check first */
         fi;
         if
         :: alive[c] && nfull(ans[c]) -> ans[c]!g, e, out
-        :: !alive[c] || full(ans[c]) /* the bridge is gone, or the answer is lost */
+        :: !alive[c] || full(ans[c]) /* the bridge is gone, or it is lost */
         fi;
         g = 0; e = 0; p = 0; out = 0; mk = false
     }
@@ -224,10 +227,16 @@ recover:
         skip; /* (a goto may not jump into a d_step) */
         /* take back what is in flight, read the stream's last message */
 #if BUG == 6
-        d_step { gen++; n = 0; g = 0; e = 0; o = 0; sp = (last > 0 -> spos[last] : NOPOS) };
+        d_step {
+            gen++; n = 0; g = 0; e = 0; o = 0;
+            sp = (last > 0 -> spos[last] : NOPOS)
+        };
         d_step { sl = last };
 #else
-        d_step { gen++; n = 0; g = 0; e = 0; o = 0; sl = last; sp = (last > 0 -> spos[last] : NOPOS) };
+        d_step {
+            gen++; n = 0; g = 0; e = 0; o = 0;
+            sl = last; sp = (last > 0 -> spos[last] : NOPOS)
+        };
 #endif
         d_step { h = released; L = sl };
 #if BUG != 1
@@ -252,7 +261,7 @@ retry:
             n++
         :: ans[conn]?g, e, o ->
             if
-            :: g != gen || e != L || n == 0 -> skip  /* taken back, or behind a gap */
+            :: g != gen || e != L || n == 0 -> skip /* taken back, or a gap */
             :: else ->
                 if
                 :: o == STORED -> release_through(h); d_step { h++; L++; n-- }
@@ -270,7 +279,8 @@ retry:
                     parked = true;
                     goto recover
 #endif
-                    d_step { assert(h == BIG); dead[h]++ }; /* rq_push to the dead-letter queue */
+                    /* rq_push to the dead-letter queue */
+                    d_step { assert(h == BIG); dead[h]++ };
 #if BUG == 5
                     release_through(h);
 #else
@@ -281,7 +291,8 @@ retry:
             fi;
             d_step { g = 0; e = 0; o = 0 }
         :: d_step { n > 0 && giveups < TIMEOUTS -> giveups++ }; goto recover
-        :: n > 0 && empty(wire[conn]) && empty(ans[conn]) -> goto recover /* no answer will come */
+        :: n > 0 && empty(wire[conn]) && empty(ans[conn]) ->
+            goto recover /* no answer will come */
         od;
         done = true
     } unless {
@@ -290,7 +301,8 @@ retry:
             kill_b = false;
             alive[conn] = false;
             life++;
-            gen = 0; h = 0; L = 0; n = 0; sl = 0; sp = 0; g = 0; e = 0; o = 0; k = 0;
+            gen = 0; h = 0; L = 0; n = 0; sl = 0; sp = 0;
+            g = 0; e = 0; o = 0; k = 0;
             marker = NOPOS;
             parked = false
         }
@@ -308,9 +320,11 @@ end_killer:
 }
 
 /* When nothing can move any more (no kills left, every wire drained), the
- * bridge has finished, the stream holds every position once (BIG as its
- * marker; with BUG 5 not at all) and the dead-letter queue holds BIG alone
- * (a kill between its push and its release pushes it again: never none). */
+ * bridge has finished, the stream holds every position once (BIG as
+ * itself or as its marker; with BUG 5 not at all), the dead-letter queue
+ * holds BIG alone (a kill between its push and its release pushes it
+ * again), and a marker's position is in it (never none); with PARK it is
+ * empty. */
 active proctype Quiescence()
 {
     byte q;
@@ -324,7 +338,8 @@ active proctype Quiescence()
             assert((q != BIG && stored[q] == 1 && dead[q] == 0) ||
                    (q == BIG && stored[q] == 0 && dead[q] > 0));
 #else
-            assert(stored[q] == 1 && (q == BIG || dead[q] == 0) && (!smark[q] || dead[q] > 0));
+            assert(stored[q] == 1 && (q == BIG || dead[q] == 0) &&
+                   (!smark[q] || dead[q] > 0));
             assert(!PARK || dead[q] == 0)
 #endif
             q++

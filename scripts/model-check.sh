@@ -3,11 +3,11 @@
 # with spin: each run builds a verifier (spin -a, gcc) and searches the
 # whole state space (no bitstate, no hash compaction).
 #
-#   scripts/model-check.sh          the CI set, 90 runs (66 of them took
+#   scripts/model-check.sh          the CI set, 92 runs (66 of them took
 #                                   1,937 s on a 2-core VM at load 15,
 #                                   2026-12-05; quiet, a fraction of that:
-#                                   44 runs took 114 s; the 22 bridge_out
-#                                   runs, 46 s at load 2)
+#                                   44 runs took 114 s; the 24 bridge_out
+#                                   runs, 122 s at load 3-4)
 #   scripts/model-check.sh --deep   the CI set plus larger configurations
 #                                   (longer than the CI set, up to 5 GB of RAM)
 #
@@ -228,8 +228,10 @@ check bridge-big0-k1-t1         bridge_out pass safety - -DM=3 -DW=2 -DKILLS=1 -
 check bridge-live-settled       bridge_out pass settled - $O
 check bridge-live-big1-k1       bridge_out pass settled - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=1
 check bridge-raise-big1-k1      bridge_out pass safety - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=1 -DRAISE=1
+check bridge-raise-big1-k2-t0   bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=0 -DBIG=1 -DRAISE=1
 check bridge-park-big1-k1       bridge_out pass safety - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=1 -DPARK=1
 check bridge-park-big0-k1       bridge_out pass safety - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=0 -DPARK=1
+check bridge-park-big0-k2-t0    bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=0 -DBIG=0 -DPARK=1
 check bridge-live-park-big1-k1  bridge_out pass settled - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=1 -DPARK=1
 check bridge-no-marker-w1       bridge_out pass safety - $O -DW=1 -DBIG=1 -DBUG=5
 check bridge-bug1-no-release    bridge_out fail safety - $O -DBUG=1
@@ -251,12 +253,13 @@ if [ $deep = 1 ]; then
     check deep-records-c7-m8-k3x3 records pass safety - -DC=7 -DM=8 -DPCRASH=3 -DCCRASH=3
     check deep-coalesce-k2-w2-r1  coalesce pass safety - -DK=2 -DWCRASH=2 -DRCRASH=1
     check deep-coalesce-live      coalesce pass owed_work_done - -DK=1 -DWCRASH=1 -DRCRASH=1
+    # raise and park take 4.3 and 4.1 GB: first and last, not side by side
+    check deep-bridge-raise-big1-k2 bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=1 -DRAISE=1
     check deep-bridge-big1-k2-t1  bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=1
     check deep-bridge-big0-k2-t1  bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=0
     check deep-bridge-m4-w3-k2-t1 bridge_out pass safety - -DM=4 -DW=3 -DKILLS=2 -DTIMEOUTS=1
     check deep-bridge-m4-big1-k2-t1 bridge_out pass safety - -DM=4 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=1
     check deep-bridge-live-big1-k2 bridge_out pass settled - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=1
-    check deep-bridge-raise-big1-k2 bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=1 -DRAISE=1
     check deep-bridge-park-big0-k2 bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=0 -DPARK=1
 fi
 
