@@ -34,9 +34,10 @@
  * Without a dead-letter queue (PARK) the message stays at the head and is
  * retried until the stream's limit is raised; nothing behind it is stored
  * before it.  A limit raised while copies of a dead-lettered message are
- * still on a wire (RAISE) may let one of them into the stream after its
- * marker's place has passed or before it: the message is then in the
- * stream (once) and in the dead-letter queue, as with message ids.
+ * still on a wire (RAISE) may let one of them into the stream at its
+ * place before its marker gets there (the marker is then refused): the
+ * message is in the stream (once) and in the dead-letter queue, as it
+ * can be with message ids.
  *
  * Each life of the bridge has its own connection: a wire (publishes, in
  * order) and a channel of answers.  A killed life's wire keeps delivering
