@@ -3,10 +3,11 @@
 # with spin: each run builds a verifier (spin -a, gcc) and searches the
 # whole state space (no bitstate, no hash compaction).
 #
-#   scripts/model-check.sh          the CI set, 66 runs (1,937 s on a 2-core
-#                                   VM at load 15, 2026-12-05; quiet, a
-#                                   fraction of that: 44 runs took 114 s,
-#                                   the set has not been timed quiet since)
+#   scripts/model-check.sh          the CI set, 92 runs (66 of them took
+#                                   1,937 s on a 2-core VM at load 15,
+#                                   2026-12-05; quiet, a fraction of that:
+#                                   44 runs took 114 s; the 24 bridge_out
+#                                   runs, 122 s at load 3-4)
 #   scripts/model-check.sh --deep   the CI set plus larger configurations
 #                                   (longer than the CI set, up to 5 GB of RAM)
 #
@@ -209,6 +210,38 @@ check coalesce-gone           coalesce pass safety - $Q -DPERMANENT=1
 check coalesce-win-gone       coalesce fail safety - $Q -DPERMANENT=1 -DWIN=1
 check coalesce-win-gone-recheck coalesce pass owed_work_done - -DK=1 -DWCRASH=0 -DRCRASH=1 -DPERMANENT=1 -DWIN=1 -DRECHECK=1
 
+# ---- rq-bridge out without message ids (model/bridge_out.pml) -----------
+# The expected last sequence with Rq-Pos, recovery from the stream's last
+# message; kills of the bridge whose wire keeps delivering, early give-ups.
+# BIG: the position the stream refuses as too large (its marker takes its
+# place); a window of 1 keeps even the marker-less dead-lettering safe.
+# RAISE: the limit may be raised; PARK: no dead-letter queue.
+O="-DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1"
+check bridge-m3-w2-k2-t1        bridge_out pass safety - $O
+check bridge-m3-w2-k2-t2        bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=2
+check bridge-m3-w2-k3-t0        bridge_out pass safety - -DM=3 -DW=2 -DKILLS=3 -DTIMEOUTS=0
+check bridge-m3-w2-wire4        bridge_out pass safety - $O -DWIRE=4
+check bridge-m4-w3-k1-t0        bridge_out pass safety - -DM=4 -DW=3 -DKILLS=1 -DTIMEOUTS=0
+check bridge-big1-k2-t0         bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=0 -DBIG=1
+check bridge-big1-k1-t1         bridge_out pass safety - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=1
+check bridge-big0-k1-t1         bridge_out pass safety - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=0
+check bridge-live-settled       bridge_out pass settled - $O
+check bridge-live-big1-k1       bridge_out pass settled - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=1
+check bridge-raise-big1-k1      bridge_out pass safety - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=1 -DRAISE=1
+check bridge-raise-big1-k2-t0   bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=0 -DBIG=1 -DRAISE=1
+check bridge-park-big1-k1       bridge_out pass safety - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=1 -DPARK=1
+check bridge-park-big0-k1       bridge_out pass safety - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=0 -DPARK=1
+check bridge-park-big0-k2-t0    bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=0 -DBIG=0 -DPARK=1
+check bridge-live-park-big1-k1  bridge_out pass settled - -DM=3 -DW=2 -DKILLS=1 -DTIMEOUTS=1 -DBIG=1 -DPARK=1
+check bridge-no-marker-w1       bridge_out pass safety - $O -DW=1 -DBIG=1 -DBUG=5
+check bridge-bug1-no-release    bridge_out fail safety - $O -DBUG=1
+check bridge-bug2-no-expected   bridge_out fail safety - $O -DBUG=2
+check bridge-bug3-expect-base   bridge_out fail safety - $O -DBUG=3
+check bridge-bug4-release-early bridge_out fail safety - $O -DBUG=4
+check bridge-bug5-no-marker     bridge_out fail safety - $O -DBIG=1 -DBUG=5
+check bridge-bug6-two-requests  bridge_out fail safety - $O -DBUG=6
+check bridge-bug7-retry-live    bridge_out fail settled -A $O -DBUG=7
+
 if [ $deep = 1 ]; then
     check deep-spsc-n2-m4-k3x3    spsc pass safety - -DN=2 -DM=4 -DPCRASH=3 -DCCRASH=3
     check deep-spsc-n2-m5-k2x2    spsc pass safety - -DN=2 -DM=5 -DPCRASH=2 -DCCRASH=2
@@ -220,6 +253,14 @@ if [ $deep = 1 ]; then
     check deep-records-c7-m8-k3x3 records pass safety - -DC=7 -DM=8 -DPCRASH=3 -DCCRASH=3
     check deep-coalesce-k2-w2-r1  coalesce pass safety - -DK=2 -DWCRASH=2 -DRCRASH=1
     check deep-coalesce-live      coalesce pass owed_work_done - -DK=1 -DWCRASH=1 -DRCRASH=1
+    # raise and park take 4.3 and 4.1 GB: first and last, not side by side
+    check deep-bridge-raise-big1-k2 bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=1 -DRAISE=1
+    check deep-bridge-big1-k2-t1  bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=1
+    check deep-bridge-big0-k2-t1  bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=0
+    check deep-bridge-m4-w3-k2-t1 bridge_out pass safety - -DM=4 -DW=3 -DKILLS=2 -DTIMEOUTS=1
+    check deep-bridge-m4-big1-k2-t1 bridge_out pass safety - -DM=4 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=1
+    check deep-bridge-live-big1-k2 bridge_out pass settled - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=1
+    check deep-bridge-park-big0-k2 bridge_out pass safety - -DM=3 -DW=2 -DKILLS=2 -DTIMEOUTS=1 -DBIG=0 -DPARK=1
 fi
 
 wait
