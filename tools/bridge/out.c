@@ -585,10 +585,10 @@ static int recover_if_due(bridge *b, rq *q, const char *idbase, int *delay)
     return rc;
 }
 
-static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
+/* An empty window of --window; last-sequence: the stream is looked at
+ * first.  Returns the window's size. */
+static uint32_t drain_begin(bridge *b, const char *idbase)
 {
-    static rq_msg_view v[BRIDGE_WINDOW_MAX];
-    int delay = 100;
     st.recover = 1;
     st.idbase = idbase;
     st.published = 0;
@@ -602,6 +602,32 @@ static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
     bwin_init(&st.w, (uint32_t)b->o.window, 0);
     uint32_t cap = st.w.cap;
     pthread_mutex_unlock(&st.mu);
+    return cap;
+}
+
+/* Stopping: what is in flight gets a last chance to be acknowledged and
+ * released, so a clean stop leaves nothing to publish again.  0, or 1 on
+ * a fatal error. */
+static int drain_end(bridge *b, rq *q, int *delay)
+{
+    if (!b->nc || natsConnection_IsClosed(b->nc))
+        return 0;
+    (void)natsConnection_FlushTimeout(b->nc, 1000);
+    pthread_mutex_lock(&st.mu);
+    uint32_t sent = st.w.sent;
+    pthread_mutex_unlock(&st.mu);
+    if (sent) {
+        wait_acks(sent, 2000, 1);
+        return release_prefix(b, q, delay);
+    }
+    return 0;
+}
+
+static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
+{
+    static rq_msg_view v[BRIDGE_WINDOW_MAX];
+    int delay = 100;
+    uint32_t cap = drain_begin(b, idbase);
     /* A refill re-reads the views of the whole window (a peek starts at the
      * oldest unreleased message): worth it once a quarter is free. */
     uint32_t batch = cap / 4 ? cap / 4 : 1;
@@ -646,19 +672,7 @@ static int drain(bridge *b, rq *q, rq *dlq, const char *idbase)
         update_lag(b, q);
         bridge_status(b, 0);
     }
-    /* Stopping: what is in flight gets a last chance to be acknowledged
-     * and released, so a clean stop leaves nothing to publish again. */
-    if (!b->nc || natsConnection_IsClosed(b->nc))
-        return 0;
-    (void)natsConnection_FlushTimeout(b->nc, 1000);
-    pthread_mutex_lock(&st.mu);
-    uint32_t sent = st.w.sent;
-    pthread_mutex_unlock(&st.mu);
-    if (sent) {
-        wait_acks(sent, 2000, 1);
-        return release_prefix(b, q, &delay);
-    }
-    return 0;
+    return drain_end(b, q, &delay);
 }
 
 int bridge_run_out(bridge *b)
