@@ -128,7 +128,13 @@ def restore(rel, data):
 
 
 def configure():
+    """Configures the scratch build, or configures it again: a target that a
+    changed CMakeLists.txt added (a new test) is unknown to make until
+    then, and "--target" fails before make would regenerate by itself."""
     if os.path.isfile(os.path.join(BUILD, "CMakeCache.txt")):
+        r = sh(["cmake", BUILD])
+        if r.returncode:
+            die("cmake configure failed:\n" + r.stdout + r.stderr)
         return
     r = sh(["cmake", "-S", TREE, "-B", BUILD, "-DCMAKE_BUILD_TYPE=Debug",
             "-DRQ_FAULT_INJECTION=ON", "-DRQ_WERROR=OFF", "-DRQ_INSTALL=OFF",
