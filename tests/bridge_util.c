@@ -33,6 +33,7 @@
  *   bridge_util stream-purge URL STREAM
  *   bridge_util stream-create-wq URL STREAM SUBJECT
  *                               a stream with work-queue retention
+ *   bridge_util stream-set-max URL STREAM MAX   its MaxMsgSize changed
  *   bridge_util latency QUEUE_OUT QUEUE_IN COUNT   push->pop through a bridge
  */
 #define _POSIX_C_SOURCE 200809L
@@ -149,6 +150,24 @@ static int cmd_stream_create_wq(char **a)
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     return s == NATS_OK ? 0 : die("add stream", s);
+}
+
+/* Sets STREAM's largest message (MaxMsgSize) to MAX. */
+static int cmd_stream_set_max(char **a)
+{
+    natsConnection *nc;
+    jsCtx *js = connect_js(a[0], &nc);
+    jsStreamInfo *si = NULL, *after = NULL;
+    natsStatus s = js_GetStreamInfo(&si, js, a[1], NULL, NULL);
+    if (s == NATS_OK) {
+        si->Config->MaxMsgSize = (int32_t)strtol(a[2], NULL, 10);
+        s = js_UpdateStream(&after, js, si->Config, NULL, NULL);
+    }
+    jsStreamInfo_Destroy(after);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return s == NATS_OK ? 0 : die("update stream", s);
 }
 
 /* Empties STREAM between benchmark runs, so that the store does not grow. */
@@ -623,6 +642,7 @@ int main(int argc, char **argv)
                 {"stream-create-dup", 5, cmd_stream_create_dup},
                 {"stream-purge", 2, cmd_stream_purge},
                 {"stream-create-wq", 3, cmd_stream_create_wq},
+                {"stream-set-max", 3, cmd_stream_set_max},
                 {"stream-read", 2, cmd_stream_read},
                 {"produce", 5, cmd_produce},
                 {"push", 2, cmd_push},

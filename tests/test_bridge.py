@@ -96,14 +96,15 @@ def util(*args, timeout=60):
 class Server:
     """nats-server with JetStream on 127.0.0.1:PORT, storage in DIR."""
 
-    def __init__(self, port, store, log):
-        self.port, self.store, self.log = port, store, log
+    def __init__(self, port, store, log, conf=None, user=None):
+        self.port, self.store, self.log, self.conf = port, store, log, conf
         self.proc = None
-        self.url = "nats://127.0.0.1:%d" % port
+        self.url = "nats://%s127.0.0.1:%d" % (user + "@" if user else "", port)
 
     def start(self):
         self.proc = subprocess.Popen(
-            ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store],
+            ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store] +
+            (["-c", self.conf] if self.conf else []),
             stdout=self.log, stderr=subprocess.STDOUT)
 
         def up():
@@ -184,7 +185,7 @@ class HoldingRelay:
                 break
             if self.flushed.is_set():
                 with self.lock:
-                    self.answers += data.count(b"MSG ") + data.count(b"HMSG ")
+                    self.answers += data.count(b"MSG ")  # HMSG too
             if alive:
                 try:
                     client.sendall(data)
@@ -788,13 +789,15 @@ class BridgeCase(unittest.TestCase):
             self.check_stream_once_in_order("LSFAULT", first)
 
     def test_out_last_seq_park_with_copies_in_flight(self):
-        """--dedupe last-sequence: a message too large for the stream is
-        never sent (out knows the stream's limit), so nothing behind it is
-        published expecting it stored: with a dead bridge's publishes held
-        and delivered after its successor moved the message to the
-        dead-letter queue, the stream still holds the rest once, in order."""
+        """--dedupe last-sequence: a bridge sends a 2,000-byte message and
+        three behind it (the stream then took 4,096), held in its socket,
+        and dies; the stream's limit is lowered to 512; its successor
+        moves the message to the dead-letter queue, with a marker in its
+        place, and stores the three.  The dead bridge's late copies come
+        after and are all refused: the stream holds the rest once, in order
+        (without the marker the last copy fitted in: 103 twice)."""
         q, dlq = self.queue("lspl"), self.queue("lspldead")
-        util("stream-create", self.server.url, "LSPL", "t.lspl", 512)
+        util("stream-create", self.server.url, "LSPL", "t.lspl", 4096)
         util("create", q, 64, 4096)
         util("create", dlq, 16, 4096)
         for size in (100, 100, 100):
@@ -810,9 +813,11 @@ class BridgeCase(unittest.TestCase):
             util("push", q, size)
         relay.hold()
         a.send_signal(signal.SIGCONT)
-        time.sleep(0.5)
+        self.assertTrue(wait_until(lambda: relay.held_publishes() >= 4, 15),
+                        "the four were not held: %d" % relay.held_publishes())
         a.kill()
         a.wait()
+        util("stream-set-max", self.server.url, "LSPL", 512)
         b = self.bridge("out", *args, "--dead-letter", dlq, tag="b")
         self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15))
         held = relay.held_publishes()
@@ -821,6 +826,62 @@ class BridgeCase(unittest.TestCase):
         self.stop(b, "rq-bridge out")
         self.assertEqual([len(m) for _, m in self.stream("LSPL")], [100, 100, 100, 0, 101, 102, 103])
         self.assertEqual(util("depth", dlq).strip(), "1")
+
+    def test_out_last_seq_marker_refused(self):
+        """--dedupe last-sequence: the marker of a message moved to the
+        dead-letter queue refused, another writer having moved the stream on
+        (out stopped at out.moved while it publishes): out looks at the
+        stream again and puts the marker after that message, and the moved
+        message is in the dead-letter queue once, not once per try."""
+        q, dlq = self.queue("lsloop"), self.queue("lsloopdead")
+        util("stream-create", self.server.url, "LSLOOP", "t.lsloop", 512)
+        util("create", q, 16, 4096)
+        util("create", dlq, 256, 4096)
+        util("push", q, 2000)
+        util("push", q, 100)
+        st = os.path.join(self.dir, "lsloop.json")
+        p = self.bridge("out", "--queue", q, "--subject", "t.lsloop", "--stream", "LSLOOP", "--dedupe",
+                        "last-sequence", "--dead-letter", dlq, "--status", st, stderr=self.open("lsloop.err"),
+                        env={"RQ_BRIDGE_CRASH_POINT": "out.moved:1:stop"})
+
+        def stopped():
+            with open("/proc/%d/stat" % p.pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "T"
+        self.assertTrue(wait_until(stopped, 15), "out never reached out.moved")
+        util("publish", self.server.url, "t.lsloop", 0, 1, 0)  # another writer's
+        p.send_signal(signal.SIGCONT)
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15), "the queue never drained")
+        self.stop(p, "rq-bridge out")
+        with open(os.path.join(self.dir, "lsloop.err")) as f:
+            said = f.read()
+        self.assertEqual(said.count("cannot put the marker"), 1, said)
+        self.assertEqual(util("depth", dlq).strip(), "1", "a copy in the dead-letter queue per try")
+        self.assertEqual([len(m) for _, m in self.stream("LSLOOP")][1:], [0, 100])  # after the writer's
+
+    def test_out_last_seq_stream_hole(self):
+        """--dedupe last-sequence on a server that counts a sequence and
+        drops its message (nats-server 2.9 over an account's storage limit):
+        the message after the hole is stored, but the recovery finds the
+        head missing at its sequence and stops with the reason, releasing
+        nothing from the hole on: the message stays in the queue."""
+        conf = os.path.join(self.dir, "account.conf")
+        with open(conf, "w") as f:
+            f.write("accounts { A: { jetstream: { max_file: 3000, max_mem: 1000000 }, "
+                    "users: [{user: a, password: a}] } }\n")
+        server = Server(free_port(), os.path.join(self.dir, "js-acct"), self.log, conf, "a:a")
+        server.start()
+        self.addCleanup(server.stop)
+        q = self.queue("lshole")
+        util("stream-create", server.url, "HOLE", "t.hole", 65536)
+        util("create", q, 64, 4096)
+        for size in (100, 100, 100, 100, 100, 2000, 101, 102, 103, 104, 105):
+            util("push", q, size)
+        p = subprocess.run([BRIDGE, "out", "--server", server.url, "--queue", q, "--subject", "t.hole",
+                            "--stream", "HOLE", "--dedupe", "last-sequence", "--window", "8"],
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("does not hold queue position 5 at sequence 6", p.stderr)
+        self.assertEqual(util("depth", q).strip(), "6", "released what the stream does not hold")
 
     # ---- in -----------------------------------------------------------
 

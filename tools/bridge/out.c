@@ -102,6 +102,11 @@ static int last_seq_mode(const bridge *b)
 
 static int mark_moved(bridge *b, uint64_t seq, int *delay);
 
+/* Last-sequence: the position this process last pushed to the dead-letter
+ * queue, so that retrying its marker (refused, or not answered) does not
+ * push another copy each time. */
+static uint64_t moved_seq = UINT64_MAX;
+
 /* The stream refused MSG as too large.  With a dead-letter queue: push it
  * there, then (last-sequence) put its marker in the stream, then release
  * it (a crash or a failure in between leaves a second copy in the
@@ -110,9 +115,14 @@ static int park(bridge *b, rq *q, rq *dlq, const void *msg, size_t len, const rq
                 int *delay)
 {
     if (dlq) {
-        int rc = rq_push(dlq, msg, len, 1000);
-        if (rc == RQ_OK && last_seq_mode(b) && mark_moved(b, info->seq, delay))
-            return 0; /* no marker: the stream is looked at, and this is tried again */
+        int again = last_seq_mode(b) && info->seq == moved_seq;
+        int rc = again ? RQ_OK : rq_push(dlq, msg, len, 1000);
+        if (rc == RQ_OK && last_seq_mode(b)) {
+            moved_seq = info->seq;
+            bridge_crash_point("out.moved"); /* moved, not marked */
+            if (mark_moved(b, info->seq, delay))
+                return 0; /* no marker: the stream is looked at, and this is tried again */
+        }
         if (rc == RQ_OK && (rc = rq_release(q)) == RQ_OK) {
             b->p.parked++;
             b->p.last_queue_seq = info->seq;
@@ -209,12 +219,15 @@ static int mark_moved(bridge *b, uint64_t seq, int *delay)
     jsPubAck_Destroy(pa);
     st.recover = 1; /* the next window starts from what the stream says */
     if (s == NATS_OK) {
+        st.quick_recoveries = 0;
         bridge_crash_point("out.moved_marked"); /* marked, not released */
         return 0;
     }
     bridge_error(b, "cannot put the marker of message %" PRIu64 " (moved to %s) in stream %s: %s",
                  seq, b->o.dead_letter, b->o.stream, bridge_nats_text(s, jerr, text, sizeof text));
-    if (jerr != JSStreamWrongLastSequenceErr)
+    /* Refused for the sequence: at once, a few times in a row (as a refused
+     * publish at the head), then with the pause. */
+    if (jerr != JSStreamWrongLastSequenceErr || st.quick_recoveries++ >= 3)
         bridge_backoff(b, delay);
     return 1;
 }

@@ -79,8 +79,9 @@ static int stream_trusted(bridge *b, const struct stream_facts *f)
  * Harmless only if nothing out may have sent is in the queue: the queue
  * is empty, or its oldest message was never handed out to a bridge before
  * (not flagged redelivered) nor published by this one (at or past
- * PUBLISHED).  Looked at with a single peek, which stores nothing.
- * 0 harmless (said), 1 fatal. */
+ * PUBLISHED).  The flag errs toward stopping: it is also set on messages
+ * never sent (the oldest after any consumer death, a message parked at
+ * the head, a record peeked here).  0 harmless (said), 1 fatal. */
 static int last_gone(bridge *b, rq *q, uint64_t last, uint64_t published)
 {
     const void *data;
@@ -160,12 +161,43 @@ static int position_in_queue(bridge *b, rq *q, uint64_t head, uint64_t pos)
     return 0;
 }
 
-/* Releases the queue's messages through position POS (the stream has
- * them), peeking no further: a message peeked in a batch is flagged
- * redelivered if this bridge dies, and those beyond were never sent (the
- * head is looked at with a single peek, which stores nothing).  0, or 1
- * fatal. */
-static int release_through(bridge *b, rq *q, uint64_t pos)
+/* Whether the stream holds, at the sequence where it must be, position
+ * HEAD: each position takes one sequence, so with position POS at LAST,
+ * HEAD is at LAST - (POS - HEAD).  A server that counted a sequence and
+ * then dropped its message (nats-server 2.9 over an account's storage
+ * limit) leaves a hole there, and out must not release the message the
+ * hole stands for.  0 it is there; -1 no answer; 1 fatal (reported). */
+static int head_in_stream(bridge *b, const char *idbase, uint64_t last, uint64_t pos, uint64_t head)
+{
+    uint64_t at = pos - head < last ? last - (pos - head) : 0, found = 0;
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    char text[400];
+    natsStatus s = at ? js_GetMsg(&m, b->js, b->o.stream, at, NULL, &jerr) : NATS_NOT_FOUND;
+    if (s != NATS_OK && s != NATS_NOT_FOUND && jerr != JSNoMessageFoundErr) {
+        bridge_error(b, "cannot read stream %s's message %" PRIu64 ": %s", b->o.stream, at,
+                     bridge_nats_text(s, jerr, text, sizeof text));
+        return -1;
+    }
+    const char *value = NULL;
+    int ours = s == NATS_OK && natsMsgHeader_Get(m, "Rq-Pos", &value) == NATS_OK &&
+               bwin_parse_pos(value, idbase, &found) && found == head;
+    natsMsg_Destroy(m);
+    if (ours)
+        return 0;
+    bridge_error(b,
+                 "stream %s does not hold queue position %" PRIu64 " at sequence %" PRIu64
+                 " (it holds %" PRIu64 " at %" PRIu64 "): a message the server counted and "
+                 "dropped, or deleted; out stops rather than release what the stream may not hold",
+                 b->o.stream, head, at, pos, last);
+    return 1;
+}
+
+/* Releases the queue's messages through position POS, which the stream
+ * holds at sequence LAST, peeking no further: a message peeked in a batch
+ * is flagged redelivered if this bridge dies, and those beyond were never
+ * sent.  0, -1 no answer, or 1 fatal. */
+static int release_through(bridge *b, rq *q, const char *idbase, uint64_t last, uint64_t pos)
 {
     static rq_msg_view v[BRIDGE_WINDOW_MAX];
     int checked = 0;
@@ -176,8 +208,13 @@ static int release_through(bridge *b, rq *q, uint64_t pos)
         int n = rq_peek_info(q, &data, &len, &head, 0);
         if (n == RQ_EAGAIN || n == RQ_ETIMEDOUT || (n == RQ_OK && head.seq > pos))
             return 0; /* released before: a position is pushed before it is sent */
-        if (n == RQ_OK && !checked++ && position_in_queue(b, q, head.seq, pos))
-            return 1;
+        if (n == RQ_OK && !checked++) {
+            if (position_in_queue(b, q, head.seq, pos))
+                return 1;
+            int rc = head.seq < pos ? head_in_stream(b, idbase, last, pos, head.seq) : 0;
+            if (rc != 0)
+                return rc;
+        }
         if (n == RQ_OK) {
             uint64_t ahead = pos - head.seq + 1;
             n = rq_peek_burst(q, v, ahead < BRIDGE_WINDOW_MAX ? (size_t)ahead : BRIDGE_WINDOW_MAX,
@@ -219,7 +256,7 @@ int bridge_out_recover(bridge *b, rq *q, const char *idbase, bridge_recovery *r)
         return 1;
     if (f.last > 0 && (rc = last_position(b, q, f.last, idbase, r->published, &pos, &ours)) != 0)
         return rc;
-    if (ours && (rc = release_through(b, q, pos)) != 0)
+    if (ours && (rc = release_through(b, q, idbase, f.last, pos)) != 0)
         return rc;
     int64_t server = natsConnection_GetMaxPayload(b->nc);
     r->max_bytes = server > 0 ? server : INT64_MAX;
