@@ -183,7 +183,7 @@ class HoldingRelay:
                 break
             if not data:
                 break
-            if self.flushed.is_set():
+            if self.released.is_set():  # set before the held bytes go: no answer missed
                 with self.lock:
                     self.answers += data.count(b"MSG ")  # HMSG too
             if alive:
