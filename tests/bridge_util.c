@@ -99,19 +99,22 @@ static int format_msg(char *buf, size_t cap, const char *tag, uint64_t i)
     return n + snprintf(buf + n, cap - (size_t)n, "%08x", sum(buf, (size_t)n));
 }
 
-/* DUP_NS 0: the server's default duplicate window (2 minutes). */
-static int stream_create(char **a, int64_t dup_ns)
+/* Stream NAME storing SUBJECT on the server at URL: messages up to
+ * MAX_SIZE bytes (-1: any), duplicate window DUP_NS (0: the server's
+ * default, 2 minutes), RETENTION. */
+static int stream_create(const char *url, const char *name, const char *subject, int32_t max_size,
+                         int64_t dup_ns, jsRetentionPolicy retention)
 {
     natsConnection *nc;
-    jsCtx *js = connect_js(a[0], &nc);
+    jsCtx *js = connect_js(url, &nc);
     jsStreamConfig sc;
     jsStreamConfig_Init(&sc);
-    const char *subj = a[2];
-    sc.Name = a[1];
-    sc.Subjects = &subj;
+    sc.Name = name;
+    sc.Subjects = &subject;
     sc.SubjectsLen = 1;
-    sc.MaxMsgSize = atoi(a[3]);
+    sc.MaxMsgSize = max_size;
     sc.Duplicates = dup_ns;
+    sc.Retention = retention;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_AddStream(&si, js, &sc, NULL, &jerr);
@@ -123,33 +126,20 @@ static int stream_create(char **a, int64_t dup_ns)
 
 static int cmd_stream_create(char **a)
 {
-    return stream_create(a, 0);
+    return stream_create(a[0], a[1], a[2], atoi(a[3]), 0, js_LimitsPolicy);
 }
 
 static int cmd_stream_create_dup(char **a)
 {
-    return stream_create(a, (int64_t)atol(a[4]) * 1000000);
+    return stream_create(a[0], a[1], a[2], atoi(a[3]), (int64_t)atol(a[4]) * 1000000,
+                         js_LimitsPolicy);
 }
 
 /* A stream that deletes what a consumer acknowledged: one that cannot
  * promise to keep its last message. */
 static int cmd_stream_create_wq(char **a)
 {
-    natsConnection *nc;
-    jsCtx *js = connect_js(a[0], &nc);
-    jsStreamConfig sc;
-    jsStreamConfig_Init(&sc);
-    const char *subj = a[2];
-    sc.Name = a[1];
-    sc.Subjects = &subj;
-    sc.SubjectsLen = 1;
-    sc.Retention = js_WorkQueuePolicy;
-    jsStreamInfo *si = NULL;
-    natsStatus s = js_AddStream(&si, js, &sc, NULL, NULL);
-    jsStreamInfo_Destroy(si);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-    return s == NATS_OK ? 0 : die("add stream", s);
+    return stream_create(a[0], a[1], a[2], -1, 0, js_WorkQueuePolicy);
 }
 
 /* Sets STREAM's largest message (MaxMsgSize) to MAX. */

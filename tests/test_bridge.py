@@ -279,6 +279,23 @@ class BridgeCase(unittest.TestCase):
         proc.send_signal(signal.SIGTERM)
         self.assertEqual(proc.wait(15), 0, "%s did not stop cleanly on SIGTERM" % what)
 
+    def wait_drained(self, q):
+        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15), "the queue never drained")
+
+    def out_until_drained(self, q, *args, **kw):
+        """Runs rq-bridge out with ARGS until queue Q is empty, then stops it
+        with SIGTERM (it must exit 0)."""
+        p = self.bridge("out", *args, **kw)
+        self.wait_drained(q)
+        self.stop(p, "rq-bridge out")
+
+    def wait_stopped(self, proc, what):
+        """Waits until PROC has stopped itself (SIGSTOP, a crash point's :stop)."""
+        def stopped():
+            with open("/proc/%d/stat" % proc.pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "T"
+        self.assertTrue(wait_until(stopped, 15), what)
+
     def status(self, path):
         try:
             with open(path) as f:
@@ -591,9 +608,7 @@ class BridgeCase(unittest.TestCase):
                 "--dead-letter", dlq)
         self.assertEqual(self.crash_at("out.moved_marked", 1, "out", *args), -9)
         st = os.path.join(self.dir, "lsbig.json")
-        p = self.bridge("out", *args, "--status", st, stderr=self.open("lsbig.err"))
-        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15), "the queue never drained")
-        self.stop(p, "rq-bridge out")
+        self.out_until_drained(q, *args, "--status", st, stderr=self.open("lsbig.err"))
         with open(os.path.join(self.dir, "lsbig.err")) as f:
             said = f.read()
         # Judged by out before sending (the server was never asked).
@@ -651,15 +666,11 @@ class BridgeCase(unittest.TestCase):
         util("stream-create", self.server.url, "LSGONE2", "t.lsgone2", 4096)
         args = ("--queue", q2, "--subject", "t.lsgone2", "--stream", "LSGONE2", "--dedupe", "last-sequence")
         util("produce", q2, 0, 5, 0, 0)
-        p = self.bridge("out", *args)
-        self.assertTrue(wait_until(lambda: util("depth", q2).strip() == "0", 15), "the queue never drained")
-        self.stop(p, "rq-bridge out")
+        self.out_until_drained(q2, *args)
         util("stream-purge", self.server.url, "LSGONE2")
         util("produce", q2, 5, 3, 0, 0)
         st = os.path.join(self.dir, "lsgone2.json")
-        p = self.bridge("out", *args, "--status", st)
-        self.assertTrue(wait_until(lambda: util("depth", q2).strip() == "0", 15), "the queue never drained")
-        self.stop(p, "rq-bridge out")
+        self.out_until_drained(q2, *args, "--status", st)
         self.assertIn("is gone, but nothing in queue", self.status(st)["last_error"])
         self.assertEqual([seq for seq, _ in self.stream("LSGONE2")], [6, 7, 8])
 
@@ -680,15 +691,11 @@ class BridgeCase(unittest.TestCase):
         util("create", q, 64, 256)
         util("produce", q, 0, 10, 0, 0)
         args = ("--queue", q, "--subject", "t.lsother", "--stream", "LSOTHER", "--dedupe", "last-sequence")
-        p = self.bridge("out", *args)
-        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15), "the queue never drained")
-        self.stop(p, "rq-bridge out")
+        self.out_until_drained(q, *args)
         util("publish", self.server.url, "t.lsother", 0, 1, 0)  # not out's
         util("produce", q, 10, 10, 0, 0)
         st = os.path.join(self.dir, "lsother.json")
-        p = self.bridge("out", *args, "--status", st)
-        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15), "the queue never drained")
-        self.stop(p, "rq-bridge out")
+        self.out_until_drained(q, *args, "--status", st)
         self.assertIn("carries no position of queue", self.status(st)["last_error"])
         got = [payload for _, payload in self.stream("LSOTHER")]
         self.assertEqual(len(got), 21)
@@ -739,10 +746,7 @@ class BridgeCase(unittest.TestCase):
                              env=env, stdout=subprocess.DEVNULL, stderr=b_err)
         self.children.append(b)
         if between:  # the copies arrive after its look at the stream, before its publish
-            def stopped():
-                with open("/proc/%d/stat" % b.pid) as f:
-                    return f.read().rsplit(")", 1)[1].split()[0] == "T"
-            self.assertTrue(wait_until(stopped, 15), "the successor never reached its stop")
+            self.wait_stopped(b, "the successor never reached its stop")
             self.assertEqual(len(self.stream(stream)), 100)
             relay.release()
             self.assertTrue(wait_until(lambda: len(self.stream(stream)) >= 100 + held, 15),
@@ -779,9 +783,7 @@ class BridgeCase(unittest.TestCase):
                 util("produce", q, 10, 10, 0, 0)
                 self.assertEqual(self.crash_at("out.after_ack", 3, "out", *args), -9)
             err = "%s.err" % fault
-            p = self.bridge("out", *args, stderr=self.open(err), env={"RQ_BRIDGE_FAULT": fault + ":1"})
-            self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15), "the queue never drained")
-            self.stop(p, "rq-bridge out")
+            self.out_until_drained(q, *args, stderr=self.open(err), env={"RQ_BRIDGE_FAULT": fault + ":1"})
             with open(os.path.join(self.dir, err)) as f:
                 said = f.read()
             self.assertIn("fault %s injected" % fault, said)
@@ -843,14 +845,10 @@ class BridgeCase(unittest.TestCase):
         p = self.bridge("out", "--queue", q, "--subject", "t.lsloop", "--stream", "LSLOOP", "--dedupe",
                         "last-sequence", "--dead-letter", dlq, "--status", st, stderr=self.open("lsloop.err"),
                         env={"RQ_BRIDGE_CRASH_POINT": "out.moved:1:stop"})
-
-        def stopped():
-            with open("/proc/%d/stat" % p.pid) as f:
-                return f.read().rsplit(")", 1)[1].split()[0] == "T"
-        self.assertTrue(wait_until(stopped, 15), "out never reached out.moved")
+        self.wait_stopped(p, "out never reached out.moved")
         util("publish", self.server.url, "t.lsloop", 0, 1, 0)  # another writer's
         p.send_signal(signal.SIGCONT)
-        self.assertTrue(wait_until(lambda: util("depth", q).strip() == "0", 15), "the queue never drained")
+        self.wait_drained(q)
         self.stop(p, "rq-bridge out")
         with open(os.path.join(self.dir, "lsloop.err")) as f:
             said = f.read()
