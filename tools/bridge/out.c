@@ -102,6 +102,18 @@ static int last_seq_mode(const bridge *b)
 
 static int mark_moved(bridge *b, uint64_t seq, int *delay);
 
+/* Last-sequence: M's place in the stream, the message at queue position
+ * IDBASE:POS published expecting the stream's last sequence EXPECT (set
+ * by hand: jsPubOptions.ExpectLastSeq leaves out 0, an empty stream's). */
+static natsStatus set_place(natsMsg *m, const char *idbase, uint64_t pos, uint64_t expect)
+{
+    char text[600];
+    snprintf(text, sizeof text, "%" PRIu64, expect);
+    natsStatus s = natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence", text);
+    snprintf(text, sizeof text, "%s:%" PRIu64, idbase, pos);
+    return s == NATS_OK ? natsMsgHeader_Set(m, "Rq-Pos", text) : s;
+}
+
 /* Last-sequence: the position this process last pushed to the dead-letter
  * queue, so that retrying its marker (refused, or not answered) does not
  * push another copy each time. */
@@ -195,11 +207,10 @@ static struct out_state {
  * is looked at before anything else is sent). */
 static int mark_moved(bridge *b, uint64_t seq, int *delay)
 {
-    char pos[600], expect[24], text[400];
+    char text[400];
     pthread_mutex_lock(&st.mu);
-    snprintf(expect, sizeof expect, "%" PRIu64, st.expect);
+    uint64_t expect = st.expect;
     pthread_mutex_unlock(&st.mu);
-    snprintf(pos, sizeof pos, "%s:%" PRIu64, st.idbase, seq);
     natsMsg *m = NULL;
     jsPubAck *pa = NULL;
     jsErrCode jerr = 0;
@@ -208,9 +219,7 @@ static int mark_moved(bridge *b, uint64_t seq, int *delay)
     po.MaxWait = b->o.publish_wait_ms;
     natsStatus s = natsMsg_Create(&m, b->o.subject, NULL, NULL, 0);
     if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence", expect);
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, "Rq-Pos", pos);
+        s = set_place(m, st.idbase, seq, expect);
     if (s == NATS_OK)
         s = natsMsgHeader_Set(m, "Rq-Moved", b->o.dead_letter);
     if (s == NATS_OK)
@@ -309,21 +318,16 @@ static void wait_acks(uint32_t want, int64_t wait_ms, int final)
 static natsStatus make_msg(bridge *b, const char *idbase, const rq_msg_view *v, uint64_t expect,
                            natsMsg **m)
 {
-    char msgid[600], seq[24];
+    char msgid[600];
     *m = NULL;
     if (v->len > INT32_MAX)
         return NATS_MAX_PAYLOAD;
-    snprintf(msgid, sizeof msgid, "%s:%" PRIu64, idbase, v->seq);
     natsStatus s = natsMsg_Create(m, b->o.subject, NULL, v->data, (int)v->len);
-    if (s == NATS_OK && !last_seq_mode(b))
+    if (s == NATS_OK && last_seq_mode(b))
+        s = set_place(*m, idbase, v->seq, expect);
+    else if (s == NATS_OK) {
+        snprintf(msgid, sizeof msgid, "%s:%" PRIu64, idbase, v->seq);
         s = natsMsgHeader_Set(*m, "Nats-Msg-Id", msgid); /* what jsPubOptions.MsgId sets */
-    if (s == NATS_OK && last_seq_mode(b)) {
-        /* By hand: jsPubOptions.ExpectLastSeq leaves out 0, an empty
-         * stream's last sequence. */
-        snprintf(seq, sizeof seq, "%" PRIu64, expect);
-        s = natsMsgHeader_Set(*m, "Nats-Expected-Last-Sequence", seq);
-        if (s == NATS_OK)
-            s = natsMsgHeader_Set(*m, "Rq-Pos", msgid);
     }
     if (s != NATS_OK) {
         natsMsg_Destroy(*m);
