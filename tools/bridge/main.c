@@ -190,49 +190,51 @@ void bridge_backoff(bridge *b, int *delay_ms)
     *delay_ms = *delay_ms * 2 > b->o.max_backoff_ms ? b->o.max_backoff_ms : *delay_ms * 2;
 }
 
-void bridge_crash_point(const char *name)
+/* A test trigger from the environment, NAME:N[:TAIL]: the N-th pass
+ * through NAME hits.  Parsed on the first pass. */
+struct env_trigger {
+    const char *var;
+    int parsed;
+    char want[64];
+    char tail[16]; /* what follows N, colon and all ("" if nothing) */
+    long target, hits;
+};
+
+/* 1 when this pass through NAME is T's hit, else 0. */
+static int env_trigger_hit(struct env_trigger *t, const char *name)
 {
-    static int parsed;
-    static char want[64];
-    static long target, hits;
-    static int stop;
-    if (!parsed) {
-        parsed = 1;
-        const char *spec = getenv("RQ_BRIDGE_CRASH_POINT");
+    if (!t->parsed) {
+        t->parsed = 1;
+        const char *spec = getenv(t->var);
         const char *colon = spec ? strchr(spec, ':') : NULL;
-        if (colon && (size_t)(colon - spec) < sizeof want) {
+        if (colon && (size_t)(colon - spec) < sizeof t->want) {
             char *end;
-            memcpy(want, spec, (size_t)(colon - spec));
-            target = strtol(colon + 1, &end, 10);
-            stop = strcmp(end, ":stop") == 0;
+            memcpy(t->want, spec, (size_t)(colon - spec));
+            t->target = strtol(colon + 1, &end, 10);
+            snprintf(t->tail, sizeof t->tail, "%s", end);
         }
     }
-    if (want[0] && strcmp(want, name) == 0 && ++hits == target) {
-        fprintf(stderr, "rq-bridge: crash point %s, pass %ld: %s\n", name, hits,
-                stop ? "stopping (SIGSTOP) until continued" : "killing myself");
-        raise(stop ? SIGSTOP : SIGKILL);
-    }
+    return t->want[0] && strcmp(t->want, name) == 0 && ++t->hits == t->target;
+}
+
+void bridge_crash_point(const char *name)
+{
+    static struct env_trigger t = {.var = "RQ_BRIDGE_CRASH_POINT"};
+    if (!env_trigger_hit(&t, name))
+        return;
+    int stop = strcmp(t.tail, ":stop") == 0;
+    fprintf(stderr, "rq-bridge: crash point %s, pass %ld: %s\n", name, t.hits,
+            stop ? "stopping (SIGSTOP) until continued" : "killing myself");
+    raise(stop ? SIGSTOP : SIGKILL);
 }
 
 int bridge_fault(const char *name)
 {
-    static int parsed;
-    static char want[64];
-    static long target, hits;
-    if (!parsed) {
-        parsed = 1;
-        const char *spec = getenv("RQ_BRIDGE_FAULT");
-        const char *colon = spec ? strchr(spec, ':') : NULL;
-        if (colon && (size_t)(colon - spec) < sizeof want) {
-            memcpy(want, spec, (size_t)(colon - spec));
-            target = strtol(colon + 1, NULL, 10);
-        }
-    }
-    if (want[0] && strcmp(want, name) == 0 && ++hits == target) {
-        fprintf(stderr, "rq-bridge: fault %s injected, pass %ld\n", name, hits);
-        return 1;
-    }
-    return 0;
+    static struct env_trigger t = {.var = "RQ_BRIDGE_FAULT"};
+    if (!env_trigger_hit(&t, name))
+        return 0;
+    fprintf(stderr, "rq-bridge: fault %s injected, pass %ld\n", name, t.hits);
+    return 1;
 }
 
 static void status_write(bridge *b)
