@@ -107,26 +107,46 @@ static int last_gone(bridge *b, rq *q, uint64_t last, uint64_t published)
     return 1;
 }
 
+/* Stream message SEQ's Rq-Pos header: 1 with *OURS (whether it is a
+ * position of queue IDBASE: then *POS) and its text in VALUE ("none"
+ * without one); 0 if the stream has no message SEQ (or SEQ is 0); -1 no
+ * answer (reported).  FAULT, if not NULL, is the fault point of the
+ * request. */
+static int position_at(bridge *b, uint64_t seq, const char *idbase, const char *fault,
+                       uint64_t *pos, int *ours, char *value, size_t cap)
+{
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    char text[400];
+    natsStatus s = fault && bridge_fault(fault) ? NATS_TIMEOUT
+                   : seq ? js_GetMsg(&m, b->js, b->o.stream, seq, NULL, &jerr)
+                         : NATS_NOT_FOUND;
+    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
+        return 0;
+    if (s != NATS_OK) {
+        bridge_error(b, "cannot read stream %s's message %" PRIu64 ": %s", b->o.stream, seq,
+                     bridge_nats_text(s, jerr, text, sizeof text));
+        return -1;
+    }
+    const char *header = NULL;
+    int found = natsMsgHeader_Get(m, "Rq-Pos", &header) == NATS_OK;
+    *ours = found && bwin_parse_pos(header, idbase, pos);
+    snprintf(value, cap, "%s", found ? header : "none");
+    natsMsg_Destroy(m);
+    return 1;
+}
+
 /* The queue position the stream's message LAST carries, if this queue's:
  * *OURS 1 and *POS.  0, -1 no answer, 1 fatal. */
 static int last_position(bridge *b, rq *q, uint64_t last, const char *idbase, uint64_t published,
                          uint64_t *pos, int *ours)
 {
-    natsMsg *m = NULL;
-    jsErrCode jerr = 0;
-    char text[400];
-    natsStatus s = bridge_fault("out.last_message")
-                       ? NATS_TIMEOUT
-                       : js_GetMsg(&m, b->js, b->o.stream, last, NULL, &jerr);
-    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
+    char value[128];
+    int rc = position_at(b, last, idbase, "out.last_message", pos, ours, value, sizeof value);
+    if (rc == 0)
         return last_gone(b, q, last, published);
-    if (s != NATS_OK) {
-        bridge_error(b, "cannot read stream %s's message %" PRIu64 ": %s", b->o.stream, last,
-                     bridge_nats_text(s, jerr, text, sizeof text));
+    if (rc < 0)
         return -1;
-    }
-    const char *value = NULL;
-    *ours = natsMsgHeader_Get(m, "Rq-Pos", &value) == NATS_OK && bwin_parse_pos(value, idbase, pos);
     if (!*ours)
         /* Said, not fatal: the queue was re-created (a new identity) or the
          * stream was written by out with --dedupe id; but another writer
@@ -135,8 +155,7 @@ static int last_position(bridge *b, rq *q, uint64_t last, const char *idbase, ui
                      "stream %s's last message (sequence %" PRIu64 ") carries no position of "
                      "queue %s (Rq-Pos: %s): publishing from the queue's head; with "
                      "--dedupe last-sequence out must be the stream's only writer",
-                     b->o.stream, last, idbase, value ? value : "none");
-    natsMsg_Destroy(m);
+                     b->o.stream, last, idbase, value);
     return 0;
 }
 
@@ -170,20 +189,12 @@ static int position_in_queue(bridge *b, rq *q, uint64_t head, uint64_t pos)
 static int head_in_stream(bridge *b, const char *idbase, uint64_t last, uint64_t pos, uint64_t head)
 {
     uint64_t at = pos - head < last ? last - (pos - head) : 0, found = 0;
-    natsMsg *m = NULL;
-    jsErrCode jerr = 0;
-    char text[400];
-    natsStatus s = at ? js_GetMsg(&m, b->js, b->o.stream, at, NULL, &jerr) : NATS_NOT_FOUND;
-    if (s != NATS_OK && s != NATS_NOT_FOUND && jerr != JSNoMessageFoundErr) {
-        bridge_error(b, "cannot read stream %s's message %" PRIu64 ": %s", b->o.stream, at,
-                     bridge_nats_text(s, jerr, text, sizeof text));
+    int ours = 0;
+    char value[128];
+    int rc = position_at(b, at, idbase, NULL, &found, &ours, value, sizeof value);
+    if (rc < 0)
         return -1;
-    }
-    const char *value = NULL;
-    int ours = s == NATS_OK && natsMsgHeader_Get(m, "Rq-Pos", &value) == NATS_OK &&
-               bwin_parse_pos(value, idbase, &found) && found == head;
-    natsMsg_Destroy(m);
-    if (ours)
+    if (rc > 0 && ours && found == head)
         return 0;
     bridge_error(b,
                  "stream %s does not hold queue position %" PRIu64 " at sequence %" PRIu64
