@@ -9,11 +9,21 @@
  * interleaved rounds; those two keep the stamps of the last STAMPS
  * messages, so that a message that waited behind another is counted as
  * rq counts it, so that the tails are compared within
- * one run.  Linux only.
+ * one run.  Each round runs every transport once, the order rotated from
+ * round to round.  Linux only.
  *
- *   rq_delay [SECONDS_PER_ROUND [ROUNDS]]      (default 2 s, 3 rounds)
+ *   rq_delay [SECONDS_PER_ROUND [ROUNDS [TRANSPORTS]]]
  *
- * Prints, per transport, messages, p50, p99, p99.9 and max in µs.
+ * (default 2 s, 3 rounds, all four; TRANSPORTS a comma list of rq, rq-ff,
+ * futex and eventfd, e.g. rq,futex: shorter runs of just what is compared)
+ *
+ * Prints, per transport, messages, p50, p99, p99.9 and max in µs over all
+ * rounds pooled; then rq's p99 and p99.9 against the futex's as ratios
+ * with a 95 % interval from a bootstrap over the rounds (whole rounds
+ * drawn with replacement, the same draws for every transport, so that a
+ * noisy spell weighs on the ratio as it weighed on the run).  A p99.9
+ * needs thousands of messages: a round of 3 s has about 1,600.
+ * RQ_DELAY_DUMP=FILE also appends every sample to FILE (dump_samples).
  */
 #define _GNU_SOURCE
 #include <linux/futex.h>
@@ -38,6 +48,7 @@
 
 enum kind { RQ, RQ_FF, FUTEX, EVENTFD, KINDS };
 static const char *const kind_names[KINDS] = {"rq-spsc block", "rq-spsc-ff", "futex", "eventfd"};
+static const char *const kind_args[KINDS] = {"rq", "rq-ff", "futex", "eventfd"}; /* argv, dumps */
 
 /* Shared between the parent and its two children. */
 struct shared {
@@ -184,9 +195,10 @@ static int receiver(enum kind k)
 struct pool {
     int64_t *v;
     long n;
+    long *start; /* round r's samples: v[start[r]] .. v[start[r + 1] - 1] */
 };
 
-static int run_round(enum kind k, double seconds, struct pool *p)
+static int run_round(enum kind k, int round, double seconds, struct pool *p)
 {
     atomic_store(&sh->count, 0);
     atomic_store(&sh->ready, 0);
@@ -210,9 +222,13 @@ static int run_round(enum kind k, double seconds, struct pool *p)
     rq_unlink(qname);
     long n = atomic_load(&sh->count);
     n = n < MAX_SAMPLES ? n : MAX_SAMPLES;
-    p->v = realloc(p->v, (size_t)(p->n + n) * sizeof *p->v);
+    int64_t *v = realloc(p->v, (size_t)(p->n + n) * sizeof *p->v);
+    if (!v)
+        return -1;
+    p->v = v;
     memcpy(p->v + p->n, sh->samples, (size_t)n * sizeof *p->v);
     p->n += n;
+    p->start[round + 1] = p->n;
     return WIFEXITED(st1) && !WEXITSTATUS(st1) && WIFEXITED(st2) && !WEXITSTATUS(st2) ? 0 : -1;
 }
 
@@ -228,12 +244,144 @@ static double pct(const struct pool *p, double q)
     return (double)p->v[i] / 1e3;
 }
 
+/* The element that would be at index I of V[0..N-1] sorted (V reordered). */
+static int64_t select_nth(int64_t *v, long n, long i)
+{
+    long lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int64_t pivot = v[lo + (hi - lo) / 2];
+        long a = lo, b = hi;
+        while (a <= b) {
+            while (v[a] < pivot)
+                a++;
+            while (v[b] > pivot)
+                b--;
+            if (a <= b) {
+                int64_t t = v[a];
+                v[a++] = v[b];
+                v[b--] = t;
+            }
+        }
+        if (i <= b)
+            hi = b;
+        else if (i >= a)
+            lo = a;
+        else
+            break;
+    }
+    return v[i];
+}
+
+#define BOOTSTRAPS 1000
+
+/* One bootstrap draw: the samples of rounds PICK[0..ROUNDS-1] of P into
+ * BUF; its Q-quantile. */
+static int64_t drawn_quantile(const struct pool *p, const int *pick, int rounds, int64_t *buf,
+                              double q)
+{
+    long n = 0;
+    for (int r = 0; r < rounds; r++) {
+        long from = p->start[pick[r]], to = p->start[pick[r] + 1];
+        memcpy(buf + n, p->v + from, (size_t)(to - from) * sizeof *buf);
+        n += to - from;
+    }
+    return n ? select_nth(buf, n, (long)(q * (double)(n - 1))) : 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Prints K's Q-quantile over the futex's: the pooled ratio, and a 95 %
+ * interval from BOOTSTRAPS draws of whole rounds (the same rounds for
+ * both). */
+static void print_ratio(struct pool *pools, enum kind k, int rounds, double q, const char *what)
+{
+    struct pool *a = &pools[k], *f = &pools[FUTEX];
+    long most = 0; /* a draw may take the largest round every time */
+    for (int r = 0; r < rounds; r++) {
+        long na = a->start[r + 1] - a->start[r], nf = f->start[r + 1] - f->start[r];
+        most = na > most ? na : most;
+        most = nf > most ? nf : most;
+    }
+    int64_t *buf = malloc((size_t)(most * rounds) * sizeof *buf);
+    int *pick = malloc((size_t)rounds * sizeof *pick);
+    double *ratio = malloc(BOOTSTRAPS * sizeof *ratio);
+    if (!buf || !pick || !ratio) {
+        free(buf), free(pick), free(ratio);
+        return;
+    }
+    for (int r = 0; r < rounds; r++)
+        pick[r] = r;
+    int64_t pooled_a = drawn_quantile(a, pick, rounds, buf, q);
+    int64_t pooled_f = drawn_quantile(f, pick, rounds, buf, q);
+    unsigned seed = 12345;
+    int m = 0;
+    for (int i = 0; i < BOOTSTRAPS; i++) {
+        for (int r = 0; r < rounds; r++)
+            pick[r] = (int)(rand_r(&seed) % (unsigned)rounds);
+        int64_t x = drawn_quantile(a, pick, rounds, buf, q);
+        int64_t y = drawn_quantile(f, pick, rounds, buf, q);
+        if (y > 0)
+            ratio[m++] = (double)x / (double)y;
+    }
+    qsort(ratio, (size_t)m, sizeof *ratio, cmp_double);
+    if (m > 0 && pooled_f > 0)
+        printf("%-14s %s / futex's: %.2f, 95 %% interval %.2f-%.2f (bootstrap over rounds)\n",
+               kind_names[k], what, (double)pooled_a / (double)pooled_f, ratio[m / 40],
+               ratio[m - 1 - m / 40]);
+    free(buf), free(pick), free(ratio);
+}
+
+/* With RQ_DELAY_DUMP=FILE in the environment, appends every sample to
+ * FILE as "TRANSPORT NS" lines (TRANSPORT as on the command line): runs of
+ * two builds, alternated, pooled and compared afterwards. */
+static int dump_samples(const struct pool *pools)
+{
+    const char *path = getenv("RQ_DELAY_DUMP");
+    if (!path)
+        return 0;
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        perror(path);
+        return -1;
+    }
+    for (int k = 0; k < KINDS; k++)
+        for (long i = 0; i < pools[k].n; i++)
+            fprintf(f, "%s %lld\n", kind_args[k], (long long)pools[k].v[i]);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* Marks in CHOSEN the transports of the comma list LIST; -1 for a name
+ * that is not one. */
+static int parse_transports(const char *list, int chosen[KINDS])
+{
+    for (int k = 0; k < KINDS; k++)
+        chosen[k] = 0;
+    while (*list) {
+        size_t len = strcspn(list, ",");
+        int k = 0;
+        while (k < KINDS && (strlen(kind_args[k]) != len || strncmp(kind_args[k], list, len) != 0))
+            k++;
+        if (k == KINDS)
+            return -1;
+        chosen[k] = 1;
+        list += len + (list[len] == ',');
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 2.0;
     int rounds = argc > 2 ? atoi(argv[2]) : 3;
+    int chosen[KINDS] = {1, 1, 1, 1};
+    if (argc > 3 && parse_transports(argv[3], chosen) != 0)
+        rounds = 0;
     if (seconds <= 0 || rounds < 1) {
-        fprintf(stderr, "usage: rq_delay [SECONDS_PER_ROUND [ROUNDS]]\n");
+        fprintf(stderr, "usage: rq_delay [SECONDS_PER_ROUND [ROUNDS [rq,rq-ff,futex,eventfd]]]\n");
         return 2;
     }
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -244,12 +392,21 @@ int main(int argc, char **argv)
     }
     snprintf(qname, sizeof qname, "rqdelay.%ld", (long)getpid());
     struct pool pools[KINDS] = {{0}};
+    for (int k = 0; k < KINDS; k++)
+        if (!(pools[k].start = calloc((size_t)rounds + 1, sizeof *pools[k].start))) {
+            perror("rq_delay");
+            return 1;
+        }
     for (int round = 0; round < rounds; round++)
-        for (int k = 0; k < KINDS; k++)
-            if (run_round((enum kind)k, seconds, &pools[k]) != 0) {
+        for (int i = 0; i < KINDS; i++) {
+            enum kind k = (enum kind)((round + i) % KINDS); /* the order rotates */
+            if (!chosen[k])
+                continue;
+            if (run_round(k, round, seconds, &pools[k]) != 0) {
                 fprintf(stderr, "rq_delay: %s round %d failed\n", kind_names[k], round + 1);
                 return 1;
             }
+        }
     printf("one-way delay, messages every 0.2-2 ms, %d rounds of %.1f s, interleaved\n", rounds,
            seconds);
     printf("%-14s %9s %9s %9s %9s %9s\n", "transport", "messages", "p50 us", "p99 us", "p99.9 us",
@@ -258,9 +415,26 @@ int main(int argc, char **argv)
         struct pool *p = &pools[k];
         if (p->n == 0)
             continue;
-        qsort(p->v, (size_t)p->n, sizeof *p->v, cmp);
+        int64_t *all = malloc((size_t)p->n * sizeof *all);
+        if (!all)
+            return 1;
+        memcpy(all, p->v, (size_t)p->n * sizeof *all);
+        qsort(all, (size_t)p->n, sizeof *all, cmp);
+        struct pool sorted = {all, p->n, NULL};
+        p = &sorted;
         printf("%-14s %9ld %9.1f %9.1f %9.1f %9.1f\n", kind_names[k], p->n, pct(p, 0.5),
                pct(p, 0.99), pct(p, 0.999), (double)p->v[p->n - 1] / 1e3);
+        free(all);
+    }
+    if (dump_samples(pools) != 0)
+        return 1;
+    if (pools[FUTEX].n == 0)
+        return 0;
+    for (int k = RQ; k <= RQ_FF; k++) {
+        if (pools[k].n == 0)
+            continue;
+        print_ratio(pools, (enum kind)k, rounds, 0.99, "p99");
+        print_ratio(pools, (enum kind)k, rounds, 0.999, "p99.9");
     }
     return 0;
 }
