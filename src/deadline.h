@@ -29,10 +29,26 @@
  * counts the wake as missed (a live peer may be between its two steps). */
 #define RQ_MISSED_WAKE_GRACE_MS 50
 
-/* Without full fences, the first sleep of a wait is a nap this long taken
- * without the system-wide barrier (see wait_on in queue.c): a message
- * published in a race with our going to sleep is seen at most this late. */
+/* Without full fences, the first sleep of a wait is a nap taken without
+ * the system-wide barrier (see wait_on in queue.c): a message (or a free
+ * slot) published in a race with our going to sleep is seen at most one
+ * nap late.  A sleep that no barrier made safe lasts at most
+ * RQ_UNFENCED_NAP_MS: a producer's first nap, a poller's armed without the
+ * barrier, a record wait's naps for what no signal announces, a wait whose
+ * barrier failed. */
 #define RQ_UNFENCED_NAP_MS 1
+
+/* ...except the consumer's first nap, longer than the gaps of a sender
+ * that sends every millisecond or two, so that such a consumer is woken by
+ * the message and not by the nap's end: with 1 ms, about half of those
+ * waits ended in a timer wake-up, a barrier and a second sleep, and the
+ * delivery delay's p99.9 was 1.2-2.8 x a bare futex's on a VM
+ * (docs/performance/latency.md, "The consumer's first nap").  Only the
+ * consumer's: every publish signals a registered consumer again, so a
+ * streaming producer wakes one that missed a signal at its next push,
+ * while a release signals the producers only when it frees a full ring,
+ * so a producer that missed that signal waits for its nap's end. */
+#define RQ_CONSUMER_NAP_MS 5
 
 struct rq_deadline {
     int timeout_ms;    /* as the caller gave it: RQ_INFINITE, 0, or > 0 */

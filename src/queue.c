@@ -105,9 +105,10 @@ static void unregister_waiter(rq *q, struct rq_shm_event *ev)
  * `waiters` right after, so in a race with our registration it may miss
  * us.  The cure is a barrier on the peer's CPU (rq_plat_fence_heavy), but
  * it costs tens of microseconds on a VM, and the race is rare: so the first
- * sleep of a wait is a nap of RQ_UNFENCED_NAP_MS without it (a wake-up,
- * the usual end of a sleep, needs no barrier), and only a wait that lasts
- * longer pays for the barrier and re-checks before sleeping on.  A message
+ * sleep of a wait is a nap without it (a wake-up, the usual end of a
+ * sleep, needs no barrier; RQ_CONSUMER_NAP_MS for the consumer,
+ * RQ_UNFENCED_NAP_MS for a producer: deadline.h), and only a wait that
+ * lasts longer pays for the barrier and re-checks before sleeping on.  A message
  * published in the race is seen at most one nap late, never lost.
  * *NAPPED carries that state across the calls of one wait. */
 static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(void *), void *ctx,
@@ -129,7 +130,8 @@ static int wait_on(rq *q, struct rq_shm_event *ev, int (*ready)(void *), void *c
         slice = rq_deadline_slice(left, &is_slice);
     } else if (!*napped) {
         *napped = 1;
-        slice = left >= 0 && left < RQ_UNFENCED_NAP_MS ? left : RQ_UNFENCED_NAP_MS;
+        int nap = ev == &q->shm->data_event ? RQ_CONSUMER_NAP_MS : RQ_UNFENCED_NAP_MS;
+        slice = left >= 0 && left < nap ? left : nap;
     } else if (rq_plat_fence_heavy() == RQ_OK) {
         slice = rq_deadline_slice(left, &is_slice);
     } else {

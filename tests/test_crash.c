@@ -447,7 +447,7 @@ static void test_producer_is_not_left_asleep_by_a_dead_consumer(void **state)
 /* ---- single-message hand-offs: every wake-up must come as a wake-up -- */
 
 /* The journal scenarios above keep both sides busy, so a sleeper mostly
- * finds its work at the end of its first 1 ms nap and a skipped signal goes
+ * finds its work at the end of its first nap and a skipped signal goes
  * unseen.  Here every message is a hand-off to a side that is already in
  * its long sleep (the gap outlasts the nap): first the consumer sleeps on
  * an empty queue before each message, then the producer sleeps on a full

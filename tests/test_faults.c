@@ -32,6 +32,7 @@
 #endif
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "fault.h"
 #include "helpers.h"
@@ -1269,6 +1270,87 @@ static void test_a_long_wait_runs_the_barrier(void **state)
     assert_true(calls_of_a_wait("futex_wait", 0, 0) >= 2);
 }
 
+/* A peer that pops (for a waiting producer) or pushes (for a waiting
+ * consumer) after DELAY_US. */
+struct late_peer {
+    rq *q;
+    int pop;
+    unsigned delay_us;
+    int rc; /* of the peer's call, checked by the main thread */
+};
+
+static void *late_peer_main(void *arg)
+{
+    struct late_peer *l = arg;
+    char buf[SLOT_SIZE];
+    size_t len;
+    th_sleep_us(l->delay_us);
+    l->rc = l->pop ? rq_pop(l->q, buf, sizeof buf, &len, 0) : rq_push(l->q, "y", 1, 0);
+    return NULL;
+}
+
+/* membarrier calls of a blocking wait (rq_pop on an empty queue, or rq_push
+ * on a full one: PRODUCER) that a peer thread ends after 2 ms; *TOOK_MS:
+ * how long the wait lasted. */
+static unsigned long barriers_of_a_wait_ended_at_2ms(int producer, uint64_t *took_ms)
+{
+    const char *name = th_name("f.nap");
+    rq *p = th_open(name, RQ_PRODUCER, 1, SLOT_SIZE, 0);
+    rq *c = th_open(name, RQ_CONSUMER, 1, SLOT_SIZE, 0);
+    char buf[SLOT_SIZE];
+    size_t len;
+    if (producer)
+        assert_int_equal(rq_push(p, "x", 1, 0), RQ_OK); /* full */
+    struct late_peer l = {producer ? c : p, producer, 2000, -1};
+    int id = rq_fault_lookup("membarrier");
+    unsigned long before = rq_fault_calls(id);
+    pthread_t t;
+    uint64_t t0 = th_now_ms();
+    assert_int_equal(pthread_create(&t, NULL, late_peer_main, &l), 0);
+    int rc = producer ? rq_push(p, "z", 1, 1000) : rq_pop(c, buf, sizeof buf, &len, 1000);
+    *took_ms = th_now_ms() - t0;
+    unsigned long made = rq_fault_calls(id) - before;
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(l.rc, RQ_OK);
+    assert_int_equal(rc, RQ_OK);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+    return made;
+}
+
+/* The first nap of a wait differs by side (deadline.h): the consumer's
+ * outlasts a sender's gap of a millisecond or two, so a message 2 ms late
+ * ends it and no barrier is run; a producer's is 1 ms (a release signals
+ * only from full, so a producer that missed it waits out its nap), and a
+ * slot freed 2 ms late finds it past its nap, after the barrier. */
+static void test_first_nap_is_longer_for_the_consumer(void **state)
+{
+    (void)state;
+    if (rq_fault_lookup("membarrier") < 0) {
+        print_message("no cross-process barrier on this OS: every queue has full fences, "
+                      "and no wait naps (test_a_long_wait_runs_the_barrier checks that)\n");
+        return;
+    }
+    uint64_t took = 0;
+    unsigned long consumer = 1;
+    int tries = 0;
+    /* A try counts only if the peer's push came well within the 5 ms nap
+     * (a loaded machine may run the peer thread late). */
+    do {
+        consumer = barriers_of_a_wait_ended_at_2ms(0, &took);
+    } while (took >= 4 && ++tries < 50);
+    print_message("consumer woken after %llu ms (%d late tries): %lu membarrier calls\n",
+                  (unsigned long long)took, tries, consumer);
+    if (took >= 4)
+        fail_msg("the peer thread never pushed within 4 ms in %d tries", tries);
+    assert_int_equal(consumer, 0);
+    unsigned long producer = barriers_of_a_wait_ended_at_2ms(1, &took);
+    print_message("producer woken after %llu ms: %lu membarrier calls\n", (unsigned long long)took,
+                  producer);
+    assert_true(producer >= 1); /* a slot freed at 2 ms: past the 1 ms nap */
+}
+
 /* ---- a signal that lands between the last check and the sleep --------- */
 
 struct racing_peer {
@@ -1296,7 +1378,7 @@ static void racing_pop(void *arg)
  * moved the event's seq, which the sleep compares with the value read
  * before the check.  Otherwise the waiter sleeps until its 1 s re-check
  * and counts a missed wake.  With the asymmetric fence the first sleep is
- * the 1 ms nap, so the peer lands before the second one, the long sleep. */
+ * the unfenced nap, so the peer lands before the second one, the long sleep. */
 static void signal_racing_the_sleep(int producer_waits, uint32_t flags)
 {
     int wait_call = rq_fault_lookup("futex_wait");
@@ -1355,6 +1437,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_leak_check_sees_a_leak),
         cmocka_unit_test(test_nth_call_of_a_named_call_fails),
         cmocka_unit_test(test_a_long_wait_runs_the_barrier),
+        cmocka_unit_test(test_first_nap_is_longer_for_the_consumer),
         cmocka_unit_test(test_a_signal_racing_the_sleep_is_not_lost),
         cmocka_unit_test(test_queue_operations_survive_every_failing_call),
         cmocka_unit_test(test_coalesce_operations_survive_every_failing_call),

@@ -271,7 +271,7 @@ static void one_signal_wakes_every_waiting_producer(void)
     uint64_t waits_before = st.producer_waits;
     th_pid a = th_spawn("child_push_one", "a", 20);
     th_pid b = th_spawn("child_push_one", "b", 20);
-    /* Each sleeper's first wait is the 1 ms nap, its second the long
+    /* Each sleeper's first wait is the unfenced nap, its second the long
      * sleep: four waits in all means both are in their long sleeps. */
     uint64_t until = th_now_ms() + 10000;
     do {
