@@ -1273,26 +1273,42 @@ static void test_a_long_wait_runs_the_barrier(void **state)
 /* A peer that pops (for a waiting producer) or pushes (for a waiting
  * consumer) after DELAY_US. */
 struct late_peer {
-    rq *q;
-    int pop;
-    unsigned delay_us;
-    int rc; /* of the peer's call, checked by the main thread */
+    rq *q;             /* the peer's handle */
+    int pop;           /* 1: it pops (the waiter is the producer), 0: it pushes */
+    uint64_t waits;    /* the waiter's sleeps before its call */
+    unsigned delay_us; /* from the waiter's registration to the peer's call */
+    int rc;            /* of the peer's call, checked by the main thread */
 };
 
+/* The sleeps of the producers (PRODUCER) or of the consumer so far, or
+ * UINT64_MAX if rq_stat fails. */
+static uint64_t sleeps_of(rq *q, int producer)
+{
+    rq_stats st;
+    if (rq_stat(q, &st) != RQ_OK)
+        return UINT64_MAX;
+    return producer ? st.producer_waits : st.consumer_waits;
+}
+
+/* Waits until the waiter has registered for its sleep (its count of
+ * sleeps moved, at most 5 s), then DELAY_US, then pushes or pops. */
 static void *late_peer_main(void *arg)
 {
     struct late_peer *l = arg;
     char buf[SLOT_SIZE];
     size_t len;
+    uint64_t until = th_now_ms() + 5000;
+    while (sleeps_of(l->q, l->pop) == l->waits && th_now_ms() < until)
+        th_sleep_us(20);
     th_sleep_us(l->delay_us);
     l->rc = l->pop ? rq_pop(l->q, buf, sizeof buf, &len, 0) : rq_push(l->q, "y", 1, 0);
     return NULL;
 }
 
 /* membarrier calls of a blocking wait (rq_pop on an empty queue, or rq_push
- * on a full one: PRODUCER) that a peer thread ends after 2 ms; *TOOK_MS:
- * how long the wait lasted. */
-static unsigned long barriers_of_a_wait_ended_at_2ms(int producer, uint64_t *took_ms)
+ * on a full one: PRODUCER) that a peer thread ends DELAY_US after the
+ * waiter registered. */
+static unsigned long barriers_of_a_wait_ended_after(int producer, unsigned delay_us)
 {
     const char *name = th_name("f.nap");
     rq *p = th_open(name, RQ_PRODUCER, 1, SLOT_SIZE, 0);
@@ -1301,14 +1317,13 @@ static unsigned long barriers_of_a_wait_ended_at_2ms(int producer, uint64_t *too
     size_t len;
     if (producer)
         assert_int_equal(rq_push(p, "x", 1, 0), RQ_OK); /* full */
-    struct late_peer l = {producer ? c : p, producer, 2000, -1};
+    rq *peer = producer ? c : p;
+    struct late_peer l = {peer, producer, sleeps_of(peer, producer), delay_us, -1};
     int id = rq_fault_lookup("membarrier");
     unsigned long before = rq_fault_calls(id);
     pthread_t t;
-    uint64_t t0 = th_now_ms();
     assert_int_equal(pthread_create(&t, NULL, late_peer_main, &l), 0);
     int rc = producer ? rq_push(p, "z", 1, 1000) : rq_pop(c, buf, sizeof buf, &len, 1000);
-    *took_ms = th_now_ms() - t0;
     unsigned long made = rq_fault_calls(id) - before;
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(l.rc, RQ_OK);
@@ -1320,10 +1335,14 @@ static unsigned long barriers_of_a_wait_ended_at_2ms(int producer, uint64_t *too
 }
 
 /* The first nap of a wait differs by side (deadline.h): the consumer's
- * outlasts a sender's gap of a millisecond or two, so a message 2 ms late
- * ends it and no barrier is run; a producer's is 1 ms (a release signals
- * only from full, so a producer that missed it waits out its nap), and a
- * slot freed 2 ms late finds it past its nap, after the barrier. */
+ * (5 ms) outlasts a sender's gap of a millisecond or two, so a message
+ * pushed 2 ms after the consumer registered ends it and no barrier is run;
+ * a producer's is 1 ms (a release signals only from full, so a producer
+ * that missed it waits out its nap), and a slot freed 3 ms after the
+ * producer registered finds it past its nap, after the barrier.  Each half
+ * tries again while the machine ran a side too late for the timing to
+ * mean anything (a peer's call late past the consumer's nap, a producer
+ * whose nap had not ended); with the wrong nap every try fails. */
 static void test_first_nap_is_longer_for_the_consumer(void **state)
 {
     (void)state;
@@ -1332,23 +1351,16 @@ static void test_first_nap_is_longer_for_the_consumer(void **state)
                       "and no wait naps (test_a_long_wait_runs_the_barrier checks that)\n");
         return;
     }
-    uint64_t took = 0;
-    unsigned long consumer = 1;
+    unsigned long consumer = 1, producer = 0;
     int tries = 0;
-    /* A try counts only if the peer's push came well within the 5 ms nap
-     * (a loaded machine may run the peer thread late). */
-    do {
-        consumer = barriers_of_a_wait_ended_at_2ms(0, &took);
-    } while (took >= 4 && ++tries < 50);
-    print_message("consumer woken after %llu ms (%d late tries): %lu membarrier calls\n",
-                  (unsigned long long)took, tries, consumer);
-    if (took >= 4)
-        fail_msg("the peer thread never pushed within 4 ms in %d tries", tries);
+    for (; tries < 20 && consumer != 0; tries++)
+        consumer = barriers_of_a_wait_ended_after(0, 2000);
+    print_message("consumer: %lu membarrier calls (try %d)\n", consumer, tries);
     assert_int_equal(consumer, 0);
-    unsigned long producer = barriers_of_a_wait_ended_at_2ms(1, &took);
-    print_message("producer woken after %llu ms: %lu membarrier calls\n", (unsigned long long)took,
-                  producer);
-    assert_true(producer >= 1); /* a slot freed at 2 ms: past the 1 ms nap */
+    for (tries = 0; tries < 20 && producer == 0; tries++)
+        producer = barriers_of_a_wait_ended_after(1, 3000);
+    print_message("producer: %lu membarrier calls (try %d)\n", producer, tries);
+    assert_true(producer >= 1);
 }
 
 /* ---- a signal that lands between the last check and the sleep --------- */
