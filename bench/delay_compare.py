@@ -26,6 +26,8 @@ def load(path):
     samples = {}
     with open(path) as f:
         for line in f:
+            if not line.strip():
+                continue
             name, ns = line.split()
             samples.setdefault(name, []).append(int(ns))
     return {name: sorted(v) for name, v in samples.items()}
@@ -48,6 +50,7 @@ def main(paths):
             ratios = ("", "")
             if futex and name != "futex":
                 ratios = tuple(f"{quantile(v, q) / quantile(futex, q):.2f}"
+                               if quantile(futex, q) > 0 else "-"
                                for q in (0.99, 0.999))
             print(f"| {path} | {name} | {len(v)} | {quantile(v, 0.5):.1f} "
                   f"| {quantile(v, 0.99):.1f} | {quantile(v, 0.999):.1f} "
