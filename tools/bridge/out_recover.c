@@ -141,7 +141,7 @@ static int position_at(bridge *b, uint64_t seq, const char *idbase, const char *
 static int last_position(bridge *b, rq *q, uint64_t last, const char *idbase, uint64_t published,
                          uint64_t *pos, int *ours)
 {
-    char value[128];
+    char value[512];
     int rc = position_at(b, last, idbase, "out.last_message", pos, ours, value, sizeof value);
     if (rc == 0)
         return last_gone(b, q, last, published);
@@ -190,7 +190,7 @@ static int head_in_stream(bridge *b, const char *idbase, uint64_t last, uint64_t
 {
     uint64_t at = pos - head < last ? last - (pos - head) : 0, found = 0;
     int ours = 0;
-    char value[128];
+    char value[512];
     int rc = position_at(b, at, idbase, NULL, &found, &ours, value, sizeof value);
     if (rc < 0)
         return -1;
