@@ -668,9 +668,9 @@ RQ_EXTERN int rq_poll_handle(rq *q, rq_pollable *out);
 /* The longest wait, in milliseconds, a poller should make on the object of
  * rq_poll_handle before calling rq_pop (rq_push, ...) again: 1 after an
  * RQ_EAGAIN that armed without the system-wide barrier (the first arming
- * after progress, on a queue without RQ_FULL_FENCES: a publish racing it
- * may be seen that late, as in a blocking call's first nap (5 ms for a
- * consumer's, 1 ms for a producer's); the next
+ * after progress, on a queue without RQ_FULL_FENCES, for either side: a
+ * publish racing it may be seen that late, the race of a blocking call's
+ * first nap, which lasts 5 ms for a consumer and 1 ms for a producer; the next
  * RQ_EAGAIN in a row pays for the barrier), otherwise 1000: the periodic
  * re-check every blocking wait makes, which finds work a peer published
  * before it was killed and before it could signal (its restart signals

@@ -45,9 +45,10 @@
  * delivery delay's p99.9 was 1.2-2.8 x a bare futex's on a VM
  * (docs/performance/latency.md, "The consumer's first nap").  Only the
  * consumer's: every publish signals a registered consumer again, so a
- * streaming producer wakes one that missed a signal at its next push,
- * while a release signals the producers only when it frees a full ring,
- * so a producer that missed that signal waits for its nap's end. */
+ * streaming producer wakes one that missed a signal at its next push
+ * (unless that publish filled the ring: then the nap's end does), while a
+ * release signals the producers only when it frees a full ring, so a
+ * producer that missed that signal waits for its nap's end. */
 #define RQ_CONSUMER_NAP_MS 5
 
 struct rq_deadline {
