@@ -1208,68 +1208,6 @@ static int print_total(void **state)
 
 /* ---- the barrier of a long wait, counted ------------------------------ */
 
-/* Calls of the OS call CALL made by a 50 ms blocking wait that times out:
- * rq_pop on an empty queue, or rq_push on a full one (PRODUCER), of FLAGS. */
-static unsigned long calls_of_a_wait(const char *call, int producer, uint32_t flags)
-{
-    const char *name = th_name("f.fence");
-    rq *p = th_open(name, RQ_PRODUCER, 1, SLOT_SIZE, flags);
-    rq *c = th_open(name, RQ_CONSUMER, 1, SLOT_SIZE, flags);
-    char buf[SLOT_SIZE];
-    size_t len;
-    if (producer)
-        assert_int_equal(rq_push(p, "x", 1, 0), RQ_OK); /* full */
-    int id = rq_fault_lookup(call);
-    unsigned long before = rq_fault_calls(id);
-    /* 50 ms: many naps long, so the wait goes on past the first one */
-    int rc = producer ? rq_push(p, "y", 1, 50) : rq_pop(c, buf, sizeof buf, &len, 50);
-    unsigned long made = rq_fault_calls(id) - before;
-    assert_int_equal(rc, RQ_ETIMEDOUT);
-    rq_close(p);
-    rq_close(c);
-    rq_unlink(name);
-    return made;
-}
-
-/* Without full fences the publisher stores without a fence, and only the
- * sleeper's system-wide barrier (membarrier) keeps it from missing the
- * sleeper's registration: a wait that outlasts the unfenced first nap
- * must run it before it sleeps on.  A queue with RQ_FULL_FENCES never
- * does.  (The race the barrier closes is too narrow to provoke from a
- * test; this checks that the step is there, and model/fence.pml that it
- * is needed.) */
-static void test_a_long_wait_runs_the_barrier(void **state)
-{
-    (void)state;
-    if (rq_fault_lookup("membarrier") < 0) {
-        /* No cross-process barrier on this OS: every queue has full
-         * fences, and no wait may count on one. */
-        const char *name = th_name("f.fence");
-        rq *q = th_open(name, RQ_OBSERVER, 1, SLOT_SIZE, 0);
-        rq_stats st;
-        assert_int_equal(rq_stat(q, &st), RQ_OK);
-        assert_true((st.flags & RQ_FULL_FENCES) != 0);
-        rq_close(q);
-        rq_unlink(name);
-        return;
-    }
-    unsigned long consumer = calls_of_a_wait("membarrier", 0, 0);
-    unsigned long producer = calls_of_a_wait("membarrier", 1, 0);
-    unsigned long consumer_full = calls_of_a_wait("membarrier", 0, RQ_FULL_FENCES);
-    unsigned long producer_full = calls_of_a_wait("membarrier", 1, RQ_FULL_FENCES);
-    print_message("membarrier calls of a 50 ms wait: consumer %lu, producer %lu; with full fences "
-                  "%lu, %lu\n",
-                  consumer, producer, consumer_full, producer_full);
-    if (consumer < 1 || producer < 1)
-        fail_msg("a wait past the first nap slept without the barrier (consumer %lu, producer "
-                 "%lu membarrier calls): a publisher's unfenced store can miss it",
-                 consumer, producer);
-    assert_int_equal(consumer_full, 0);
-    assert_int_equal(producer_full, 0);
-    /* and the sleeps were real sleeps, not a spin */
-    assert_true(calls_of_a_wait("futex_wait", 0, 0) >= 2);
-}
-
 /* A peer that pops (for a waiting producer) or pushes (for a waiting
  * consumer) after DELAY_US. */
 struct late_peer {
@@ -1305,33 +1243,81 @@ static void *late_peer_main(void *arg)
     return NULL;
 }
 
-/* membarrier calls of a blocking wait (rq_pop on an empty queue, or rq_push
- * on a full one: PRODUCER) that a peer thread ends DELAY_US after the
- * waiter registered. */
-static unsigned long barriers_of_a_wait_ended_after(int producer, unsigned delay_us)
+/* Calls of the OS call CALL made by a blocking wait, rq_pop on an empty
+ * queue or rq_push on a full one (PRODUCER), of FLAGS.  PEER_DELAY_US 0:
+ * nobody ends it, and it times out after 50 ms (many naps long, so it goes
+ * on past the first one); else a peer thread pushes or pops that long
+ * after the waiter registered, and the wait succeeds. */
+static unsigned long calls_of_a_wait(const char *call, int producer, uint32_t flags,
+                                     unsigned peer_delay_us)
 {
-    const char *name = th_name("f.nap");
-    rq *p = th_open(name, RQ_PRODUCER, 1, SLOT_SIZE, 0);
-    rq *c = th_open(name, RQ_CONSUMER, 1, SLOT_SIZE, 0);
+    const char *name = th_name("f.fence");
+    rq *p = th_open(name, RQ_PRODUCER, 1, SLOT_SIZE, flags);
+    rq *c = th_open(name, RQ_CONSUMER, 1, SLOT_SIZE, flags);
     char buf[SLOT_SIZE];
     size_t len;
     if (producer)
         assert_int_equal(rq_push(p, "x", 1, 0), RQ_OK); /* full */
     rq *peer = producer ? c : p;
-    struct late_peer l = {peer, producer, sleeps_of(peer, producer), delay_us, -1};
-    int id = rq_fault_lookup("membarrier");
-    unsigned long before = rq_fault_calls(id);
+    struct late_peer l = {peer, producer, sleeps_of(peer, producer), peer_delay_us, -1};
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, late_peer_main, &l), 0);
-    int rc = producer ? rq_push(p, "z", 1, 1000) : rq_pop(c, buf, sizeof buf, &len, 1000);
+    memset(&t, 0, sizeof t); /* joined only if started */
+    int id = rq_fault_lookup(call);
+    unsigned long before = rq_fault_calls(id);
+    if (peer_delay_us)
+        assert_int_equal(pthread_create(&t, NULL, late_peer_main, &l), 0);
+    int timeout_ms = peer_delay_us ? 1000 : 50;
+    int rc =
+        producer ? rq_push(p, "y", 1, timeout_ms) : rq_pop(c, buf, sizeof buf, &len, timeout_ms);
     unsigned long made = rq_fault_calls(id) - before;
-    assert_int_equal(pthread_join(t, NULL), 0);
-    assert_int_equal(l.rc, RQ_OK);
-    assert_int_equal(rc, RQ_OK);
+    if (peer_delay_us) {
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(l.rc, RQ_OK);
+    }
+    assert_int_equal(rc, peer_delay_us ? RQ_OK : RQ_ETIMEDOUT);
     rq_close(p);
     rq_close(c);
     rq_unlink(name);
     return made;
+}
+
+/* Without full fences the publisher stores without a fence, and only the
+ * sleeper's system-wide barrier (membarrier) keeps it from missing the
+ * sleeper's registration: a wait that outlasts the unfenced first nap
+ * must run it before it sleeps on.  A queue with RQ_FULL_FENCES never
+ * does.  (The race the barrier closes is too narrow to provoke from a
+ * test; this checks that the step is there, and model/fence.pml that it
+ * is needed.) */
+static void test_a_long_wait_runs_the_barrier(void **state)
+{
+    (void)state;
+    if (rq_fault_lookup("membarrier") < 0) {
+        /* No cross-process barrier on this OS: every queue has full
+         * fences, and no wait may count on one. */
+        const char *name = th_name("f.fence");
+        rq *q = th_open(name, RQ_OBSERVER, 1, SLOT_SIZE, 0);
+        rq_stats st;
+        assert_int_equal(rq_stat(q, &st), RQ_OK);
+        assert_true((st.flags & RQ_FULL_FENCES) != 0);
+        rq_close(q);
+        rq_unlink(name);
+        return;
+    }
+    unsigned long consumer = calls_of_a_wait("membarrier", 0, 0, 0);
+    unsigned long producer = calls_of_a_wait("membarrier", 1, 0, 0);
+    unsigned long consumer_full = calls_of_a_wait("membarrier", 0, RQ_FULL_FENCES, 0);
+    unsigned long producer_full = calls_of_a_wait("membarrier", 1, RQ_FULL_FENCES, 0);
+    print_message("membarrier calls of a 50 ms wait: consumer %lu, producer %lu; with full fences "
+                  "%lu, %lu\n",
+                  consumer, producer, consumer_full, producer_full);
+    if (consumer < 1 || producer < 1)
+        fail_msg("a wait past the first nap slept without the barrier (consumer %lu, producer "
+                 "%lu membarrier calls): a publisher's unfenced store can miss it",
+                 consumer, producer);
+    assert_int_equal(consumer_full, 0);
+    assert_int_equal(producer_full, 0);
+    /* and the sleeps were real sleeps, not a spin */
+    assert_true(calls_of_a_wait("futex_wait", 0, 0, 0) >= 2);
 }
 
 /* The first nap of a wait differs by side (deadline.h): the consumer's
@@ -1354,11 +1340,11 @@ static void test_first_nap_is_longer_for_the_consumer(void **state)
     unsigned long consumer = 1, producer = 0;
     int tries = 0;
     for (; tries < 20 && consumer != 0; tries++)
-        consumer = barriers_of_a_wait_ended_after(0, 2000);
+        consumer = calls_of_a_wait("membarrier", 0, 0, 2000);
     print_message("consumer: %lu membarrier calls (try %d)\n", consumer, tries);
     assert_int_equal(consumer, 0);
     for (tries = 0; tries < 20 && producer == 0; tries++)
-        producer = barriers_of_a_wait_ended_after(1, 3000);
+        producer = calls_of_a_wait("membarrier", 1, 0, 3000);
     print_message("producer: %lu membarrier calls (try %d)\n", producer, tries);
     assert_true(producer >= 1);
 }
