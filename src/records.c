@@ -158,7 +158,7 @@ void rq_rec_close(struct rq_rec *r)
 void rq_rec_free(struct rq_rec *r)
 {
     if (r) {
-        free(r->res_lens);
+        free(r->res);
         if (r->burst_ends != r->burst_small)
             free(r->burst_ends);
     }

@@ -347,22 +347,32 @@ int rq_rec_release_burst(struct rq_rec *r, size_t count)
 
 /* ---- a zero-copy batch: rq_reserve_burst_len, rq_commit_burst ------- */
 
-/* The reserved length of the I-th record of the reservation. */
-static inline uint32_t rec_reserved_len(const struct rq_rec *r, uint32_t i)
+/* The I-th record of the reservation, as the claim placed it (entry 0
+ * is kept where a single reservation keeps it, for rq_commit). */
+static inline struct rec_res rec_reserved(const struct rq_rec *r, uint32_t i)
 {
-    return i == 0 ? r->res_len : r->res_lens[i];
+    if (i > 0)
+        return r->res[i];
+    struct rec_res e = {r->res_len, r->res_data, r->res_pad + rec_span(r->res_len)};
+    return e;
 }
 
-/* Of the first K reserved records, how many fit an empty ring from offset
+/* Of the first K records of LENS, how many fit an empty ring from offset
  * W (*FIT, >= 1: a largest record fits anywhere), and the bytes those
- * need there, padding included (the return value). */
-static uint32_t rec_batch_need(const struct rq_rec *r, uint32_t w, uint32_t k, uint32_t *fit)
+ * need there, padding included (the return value).  With PLACE, each of
+ * them is placed there: its entry of the reservation. */
+static uint32_t rec_batch_need(const struct rq_rec *r, uint32_t w, const size_t *lens, uint32_t k,
+                               uint32_t *fit, struct rec_res *place)
 {
     uint32_t need = 0, i = 0;
     for (; i < k; i++) {
-        uint32_t pad, n = rec_need(r, w, rec_reserved_len(r, i), &pad);
+        uint32_t pad, len = (uint32_t)lens[i], n = rec_need(r, w, len, &pad);
         if (need + n > r->cap)
             break;
+        if (place) {
+            struct rec_res e = {len, pad ? 0 : rec_index(r, w), n};
+            place[i] = e;
+        }
         need += n;
         w = rec_advance(r, w, n);
     }
@@ -392,29 +402,27 @@ static int rec_batch_size(const struct rq_rec *r, const size_t *lens, size_t cou
     return (int)k;
 }
 
-/* Keeps the reserved lengths of the batch LENS[0..K). */
-static int rec_keep_lens(struct rq_rec *r, const size_t *lens, uint32_t k)
+/* Room in the reservation's array for K records. */
+static int rec_res_room(struct rq_rec *r, uint32_t k)
 {
-    if (k > r->res_lens_cap) {
-        uint32_t *a = realloc(r->res_lens, (size_t)k * sizeof *a);
-        if (!a)
-            return RQ_ESYS;
-        r->res_lens = a;
-        r->res_lens_cap = k;
-    }
-    for (uint32_t i = 0; i < k; i++)
-        r->res_lens[i] = (uint32_t)lens[i];
-    r->res_len = (uint32_t)lens[0];
+    if (k <= r->res_cap)
+        return RQ_OK;
+    struct rec_res *a = realloc(r->res, (size_t)k * sizeof *a);
+    if (!a)
+        return RQ_ESYS;
+    r->res = a;
+    r->res_cap = k;
     return RQ_OK;
 }
 
-/* Room for the whole batch at the write word?  (MPSC: under the lock.) */
+/* Room for the whole batch at the write word?  (MPSC: under the lock.)
+ * Places the records that fit there, in one walk. */
 static int rec_try_batch(void *ctx)
 {
     struct rq_rec *r = ctx;
     if (r->lock && rec_sync_write(r) < 0)
         return RQ_ECORRUPT;
-    uint32_t need = rec_batch_need(r, r->w, r->batch_want, &r->res_count);
+    uint32_t need = rec_batch_need(r, r->w, r->batch_lens, r->batch_want, &r->res_count, r->res);
     int rc = rec_room(r, need);
     if (rc < 0)
         return rc;
@@ -431,31 +439,27 @@ static int rec_batch_has_space(void *ctx)
     if (!rec_offset_ok(r, w) || !rec_offset_ok(r, rd) || rec_used(r, w, rd) > r->cap)
         return 1;
     uint32_t fit;
-    return rec_used(r, w, rd) + rec_batch_need(r, w, r->batch_want, &fit) <= r->cap;
+    return rec_used(r, w, rd) + rec_batch_need(r, w, r->batch_lens, r->batch_want, &fit, NULL) <=
+           r->cap;
 }
 
 /* The claimed batch's payload pointers into BUFS; the first record's
- * padding header is written (beyond the word, invisible) so that
- * rq_commit can publish the first record alone, as after rq_reserve_len. */
+ * padding header is written (beyond the word, invisible) and its place
+ * kept where a single reservation keeps it, so that rq_commit can publish
+ * the first record alone, as after rq_reserve_len. */
 static void rec_hand_out(struct rq_rec *r, void **bufs)
 {
-    uint32_t w = r->w;
-    for (uint32_t i = 0; i < r->res_count; i++) {
-        uint32_t pad, len = rec_reserved_len(r, i), at = rec_index(r, w);
-        rec_need(r, w, len, &pad);
-        if (pad && i == 0) {
-            struct rq_rec_header h = {pad - RQ_RECORD_HEADER, RQ_REC_PAD};
-            memcpy(r->data + at, &h, sizeof h);
-            RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
-        }
-        at = pad ? 0 : at;
-        if (i == 0) {
-            r->res_pad = pad;
-            r->res_data = at;
-        }
-        bufs[i] = r->data + at + RQ_RECORD_HEADER;
-        w = rec_advance(r, w, pad + rec_span(len));
+    const struct rec_res *e = r->res;
+    r->res_len = e[0].len;
+    r->res_data = e[0].at;
+    r->res_pad = e[0].ext - rec_span(e[0].len);
+    if (r->res_pad) {
+        struct rq_rec_header h = {r->res_pad - RQ_RECORD_HEADER, RQ_REC_PAD};
+        memcpy(r->data + rec_index(r, r->w), &h, sizeof h);
+        RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
     }
+    for (uint32_t i = 0; i < r->res_count; i++)
+        bufs[i] = r->data + e[i].at + RQ_RECORD_HEADER;
 }
 
 int rq_rec_reserve_batch(struct rq_rec *r, const size_t *lens, size_t count, void **bufs,
@@ -468,13 +472,15 @@ int rq_rec_reserve_batch(struct rq_rec *r, const size_t *lens, size_t count, voi
     int over, k = rec_batch_size(r, lens, count, &over);
     if (k < 0)
         return k;
-    int rc = rec_keep_lens(r, lens, (uint32_t)k);
+    int rc = rec_res_room(r, (uint32_t)k);
     if (rc < 0)
         return rc;
+    r->batch_lens = lens;
     r->batch_want = (uint32_t)k;
     struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
     t.nap = over; /* the consumer may free room without a signal for it */
     rc = rq_claim_loop(r->q, r->lock, 1, rec_try_batch, rec_batch_has_space, r, &t);
+    r->batch_lens = NULL;
     if (rc < 0)
         return rc;
     r->reserved = 1; /* res_count: as many as the try found room for */
@@ -517,7 +523,7 @@ int rq_rec_commit_burst(struct rq_rec *r, const size_t *lens, size_t count)
     if (count > r->res_count || (count > 0 && !lens))
         return RQ_EINVAL;
     for (uint32_t i = 0; i < (uint32_t)count; i++)
-        if (lens[i] > rec_reserved_len(r, i))
+        if (lens[i] > rec_reserved(r, i).len)
             return RQ_EMSGSIZE; /* the reservation is kept */
     r->reserved = 0;
     if (count == 0) {
@@ -527,15 +533,24 @@ int rq_rec_commit_burst(struct rq_rec *r, const size_t *lens, size_t count)
     }
     /* The layout has no room left inside a record (a padding record only
      * ever fills the ring's tail), so records committed shorter than
-     * reserved are packed: each later one moves down behind them. */
+     * reserved are packed: each later one moves down behind them.  Until
+     * the first such record, each stays where it was placed. */
     struct rec_batch b = {r->w, (uint32_t)count, 0, 0, 0};
-    uint32_t old = r->w;
+    uint32_t placed = r->w; /* where the next record was reserved */
     for (uint32_t i = 0; i < b.k; i++) {
-        uint32_t pad, res = rec_reserved_len(r, i), len = (uint32_t)lens[i];
-        rec_need(r, old, res, &pad);
-        uint32_t old_at = pad ? 0 : rec_index(r, old);
-        old = rec_advance(r, old, pad + rec_span(res));
-        b.pad += rec_settle(r, &b.end, old_at, len);
+        struct rec_res e = rec_reserved(r, i);
+        uint32_t len = (uint32_t)lens[i];
+        if (b.end == placed && len == e.len && (i == 0 || e.ext == rec_span(len))) {
+            /* in place: its padding header, if any, is the first record's,
+             * written at the reservation */
+            struct rq_rec_header h = {len, RQ_REC_DATA};
+            memcpy(r->data + e.at, &h, sizeof h);
+            b.pad += e.ext - rec_span(len);
+            b.end = rec_advance(r, b.end, e.ext);
+        } else {
+            b.pad += rec_settle(r, &b.end, e.at, len);
+        }
+        placed = rec_advance(r, placed, e.ext);
         b.bytes += len;
         b.longest = len > b.longest ? len : b.longest;
         if (i + 1 < b.k)

@@ -31,6 +31,13 @@
  * heap allocation (a handle's records; more on the heap). */
 #define REC_BURST_SMALL 64
 
+/* One record of a batch reservation, as the claim placed it: its
+ * reserved length, its header's index in the ring, and the bytes it takes
+ * there (its span, plus the padding before it if it wraps). */
+struct rec_res {
+    uint32_t len, at, ext;
+};
+
 struct rq_rec {
     struct rq_rec_shm *shm;
     unsigned char *data;
@@ -50,11 +57,14 @@ struct rq_rec {
     uint32_t res_len, res_pad, res_data; /* its length, padding, data index */
     uint64_t reserver;                   /* MPSC: the thread that reserved */
     /* A reservation of several records (rq_reserve_burst_len): how many,
-     * and the reserved length of each (entry 0 is res_len's); batch_want is
-     * the count a waiting batch needs room for.  The array grows as
-     * needed and is freed with the handle. */
-    uint32_t res_count, batch_want, res_lens_cap;
-    uint32_t *res_lens;
+     * and each one's place (entry 0 is res_len's, res_data's and res_pad's
+     * for a single reservation too); batch_lens and batch_want are the
+     * caller's lengths and the count a waiting batch needs room for,
+     * valid during the call only.  The array grows as needed and is freed
+     * with the handle. */
+    uint32_t res_count, batch_want, res_cap;
+    struct rec_res *res;
+    const size_t *batch_lens;
     /* consumer */
     uint32_t r;           /* our offset */
     uint32_t write_cache; /* the producer's offset, last seen */
