@@ -9,16 +9,21 @@
  * interleaved rounds; those two keep the stamps of the last STAMPS
  * messages, so that a message that waited behind another is counted as
  * rq counts it, so that the tails are compared within
- * one run.  Each round runs every transport once, the order rotated from
- * round to round.  Linux only.
+ * one run.  An event loop's receiver too: rq-poll (rq_pop with timeout 0,
+ * and on RQ_EAGAIN a poll() of rq_poll_handle's descriptor for at most
+ * rq_poll_timeout) beside eventfd-poll (a poll() of the eventfd without a
+ * timeout, then its read).  Each round runs every transport once, the
+ * order rotated from round to round.  Linux only.
  *
  *   rq_delay [SECONDS_PER_ROUND [ROUNDS [TRANSPORTS]]]
  *
- * (default 2 s, 3 rounds, all four; TRANSPORTS a comma list of rq, rq-ff,
- * futex and eventfd, e.g. rq,futex: shorter runs of just what is compared)
+ * (default 2 s, 3 rounds, all six; TRANSPORTS a comma list of rq, rq-ff,
+ * futex, eventfd, rq-poll and eventfd-poll, e.g. rq,futex: shorter runs
+ * of just what is compared)
  *
  * Prints, per transport, messages, p50, p99, p99.9 and max in µs over all
- * rounds pooled; then rq's p99 and p99.9 against the futex's as ratios
+ * rounds pooled; then rq's p99 and p99.9 against the futex's (rq-poll's
+ * against eventfd-poll's, if it ran) as ratios
  * with a 95 % interval from a bootstrap over the rounds (whole rounds
  * drawn with replacement, the same draws for every transport, so that a
  * noisy spell weighs on the ratio as it weighed on the run).  A p99.9
@@ -26,7 +31,9 @@
  * RQ_DELAY_DUMP=FILE also appends every sample to FILE (dump_samples).
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -46,9 +53,16 @@
 #define END_STAMP INT64_MIN
 #define STAMPS 1024 /* far more than can be in flight at one message per 0.2 ms */
 
-enum kind { RQ, RQ_FF, FUTEX, EVENTFD, KINDS };
-static const char *const kind_names[KINDS] = {"rq-spsc block", "rq-spsc-ff", "futex", "eventfd"};
-static const char *const kind_args[KINDS] = {"rq", "rq-ff", "futex", "eventfd"}; /* argv, dumps */
+enum kind { RQ, RQ_FF, FUTEX, EVENTFD, RQ_POLL, EVENTFD_POLL, KINDS };
+static const char *const kind_names[KINDS] = {"rq-spsc block", "rq-spsc-ff",   "futex",
+                                              "eventfd",       "rq-spsc poll", "eventfd poll"};
+static const char *const kind_args[KINDS] = {"rq",      "rq-ff",       "futex", "eventfd",
+                                             "rq-poll", "eventfd-poll"}; /* argv, dumps */
+
+static int is_rq(enum kind k)
+{
+    return k == RQ || k == RQ_FF || k == RQ_POLL;
+}
 
 /* Shared between the parent and its two children. */
 struct shared {
@@ -87,7 +101,7 @@ static void futex_call(_Atomic uint32_t *w, int op, uint32_t v)
 
 static int send_stamp(enum kind k, rq *q, int64_t stamp)
 {
-    if (k == RQ || k == RQ_FF)
+    if (is_rq(k))
         return rq_push(q, &stamp, sizeof stamp, RQ_INFINITE) == RQ_OK ? 0 : -1;
     uint32_t i = atomic_load(&sh->seq);
     atomic_store(&sh->stamps[i % STAMPS], stamp);
@@ -118,6 +132,26 @@ static int take_stamps(uint32_t *seen)
     return 0;
 }
 
+/* An event loop's wait for rq: rq_pop with timeout 0; on RQ_EAGAIN (which
+ * armed the descriptor) a poll() of it for at most rq_poll_timeout, then
+ * again.  RQ_OK with the message, or the error. */
+static int pop_polled(rq *q, int64_t *stamp, size_t *len)
+{
+    rq_pollable fd;
+    int rc = rq_poll_handle(q, &fd);
+    while (rc == RQ_OK) {
+        rc = rq_pop(q, stamp, sizeof *stamp, len, 0);
+        if (rc != RQ_EAGAIN)
+            break;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int ms = rq_poll_timeout(q);
+        if (ms < 0 || (poll(&pfd, 1, ms) < 0 && errno != EINTR))
+            return ms < 0 ? ms : RQ_ESYS;
+        rc = RQ_OK;
+    }
+    return rc;
+}
+
 /* Waits for the next message(s) and records them; 1 at the end marker. */
 static int receive(enum kind k, rq *q, uint32_t *seen)
 {
@@ -127,16 +161,30 @@ static int receive(enum kind k, rq *q, uint32_t *seen)
     switch (k) {
     case RQ:
     case RQ_FF:
-        if (rq_pop(q, &stamp, sizeof stamp, &len, RQ_INFINITE) != RQ_OK || stamp == END_STAMP)
+    case RQ_POLL: {
+        int rc = k == RQ_POLL ? pop_polled(q, &stamp, &len)
+                              : rq_pop(q, &stamp, sizeof stamp, &len, RQ_INFINITE);
+        if (rc != RQ_OK || stamp == END_STAMP)
             return 1;
         long i = atomic_fetch_add(&sh->count, 1);
         if (i < MAX_SAMPLES)
             sh->samples[i] = now_ns() - stamp;
         return 0;
+    }
     case FUTEX:
         while (atomic_load(&sh->seq) == *seen)
             futex_call(&sh->seq, FUTEX_WAIT, *seen);
         return take_stamps(seen);
+    case EVENTFD_POLL: {
+        struct pollfd pfd = {efd, POLLIN, 0};
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            return 1;
+        if (!(pfd.revents & POLLIN))
+            return 0;
+        if (read(efd, &n, sizeof n) != sizeof n)
+            return 1;
+        return take_stamps(seen);
+    }
     default:
         if (read(efd, &n, sizeof n) != sizeof n)
             return 1;
@@ -149,7 +197,7 @@ static int receive(enum kind k, rq *q, uint32_t *seen)
 static rq *open_side(enum kind k, int role)
 {
     rq *q = NULL;
-    if ((k == RQ || k == RQ_FF) && rq_open(&q, qname, role, NULL) != RQ_OK)
+    if (is_rq(k) && rq_open(&q, qname, role, NULL) != RQ_OK)
         exit(3);
     return q;
 }
@@ -203,7 +251,7 @@ static int run_round(enum kind k, int round, double seconds, struct pool *p)
     atomic_store(&sh->count, 0);
     atomic_store(&sh->ready, 0);
     rq *keep = NULL;
-    if (k == RQ || k == RQ_FF) {
+    if (is_rq(k)) {
         rq_config cfg = {64, 8, k == RQ_FF ? RQ_FULL_FENCES : 0, 0};
         rq_unlink(qname);
         if (rq_open(&keep, qname, RQ_OBSERVER, &cfg) != RQ_OK)
@@ -294,12 +342,13 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Prints K's Q-quantile over the futex's: the pooled ratio, and a 95 %
+/* Prints K's Q-quantile over REF's: the pooled ratio, and a 95 %
  * interval from BOOTSTRAPS draws of whole rounds (the same rounds for
  * both). */
-static void print_ratio(struct pool *pools, enum kind k, int rounds, double q, const char *what)
+static void print_ratio(struct pool *pools, enum kind k, enum kind ref, int rounds, double q,
+                        const char *what)
 {
-    struct pool *a = &pools[k], *f = &pools[FUTEX];
+    struct pool *a = &pools[k], *f = &pools[ref];
     long most = 0; /* a draw may take the largest round every time */
     for (int r = 0; r < rounds; r++) {
         long na = a->start[r + 1] - a->start[r], nf = f->start[r + 1] - f->start[r];
@@ -329,9 +378,9 @@ static void print_ratio(struct pool *pools, enum kind k, int rounds, double q, c
     }
     qsort(ratio, (size_t)m, sizeof *ratio, cmp_double);
     if (m > 0 && pooled_f > 0)
-        printf("%-14s %s / futex's: %.2f, 95 %% interval %.2f-%.2f (bootstrap over rounds)\n",
-               kind_names[k], what, (double)pooled_a / (double)pooled_f, ratio[m / 40],
-               ratio[m - 1 - m / 40]);
+        printf("%-14s %s / %s's: %.2f, 95 %% interval %.2f-%.2f (bootstrap over rounds)\n",
+               kind_names[k], what, kind_args[ref], (double)pooled_a / (double)pooled_f,
+               ratio[m / 40], ratio[m - 1 - m / 40]);
     free(buf), free(pick), free(ratio);
 }
 
@@ -377,11 +426,12 @@ int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 2.0;
     int rounds = argc > 2 ? atoi(argv[2]) : 3;
-    int chosen[KINDS] = {1, 1, 1, 1};
+    int chosen[KINDS] = {1, 1, 1, 1, 1, 1};
     if (argc > 3 && parse_transports(argv[3], chosen) != 0)
         rounds = 0;
     if (seconds <= 0 || rounds < 1) {
-        fprintf(stderr, "usage: rq_delay [SECONDS_PER_ROUND [ROUNDS [rq,rq-ff,futex,eventfd]]]\n");
+        fprintf(stderr, "usage: rq_delay [SECONDS_PER_ROUND [ROUNDS "
+                        "[rq,rq-ff,futex,eventfd,rq-poll,eventfd-poll]]]\n");
         return 2;
     }
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -431,13 +481,12 @@ int main(int argc, char **argv)
     }
     if (dump_samples(pools) != 0)
         return 1;
-    if (pools[FUTEX].n == 0)
-        return 0;
-    for (int k = RQ; k <= RQ_FF; k++) {
-        if (pools[k].n == 0)
+    for (int k = RQ; k < KINDS; k++) {
+        enum kind ref = k == RQ_POLL && pools[EVENTFD_POLL].n ? EVENTFD_POLL : FUTEX;
+        if (!is_rq((enum kind)k) || pools[k].n == 0 || pools[ref].n == 0)
             continue;
-        print_ratio(pools, (enum kind)k, rounds, 0.99, "p99");
-        print_ratio(pools, (enum kind)k, rounds, 0.999, "p99.9");
+        print_ratio(pools, (enum kind)k, ref, rounds, 0.99, "p99");
+        print_ratio(pools, (enum kind)k, ref, rounds, 0.999, "p99.9");
     }
     return 0;
 }
