@@ -239,10 +239,13 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
     if (rc == RQ_OK && role != RQ_OBSERVER)
         rc = role_acquire(q);
     if (rc < 0) {
-        /* Detach, unless the last consumer died: its successor must still
-         * find that out (it flags what the dead one may have held). */
-        if (q->owns_role_line && !(q->took_over && q->role == RQ_CONSUMER))
-            rq_store_seq_u32(&q->self->attached, 0);
+        /* Detach; but if the last consumer died, its successor must still
+         * find that out (it flags what the dead one may have held),
+         * without counting the takeover this open counted again. */
+        if (q->owns_role_line)
+            rq_store_seq_u32(&q->self->attached, q->took_over && q->role == RQ_CONSUMER
+                                                     ? RQ_ROLE_DEATH_PASSED_ON
+                                                     : 0);
         handle_free(q);
         return rc;
     }

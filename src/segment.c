@@ -192,8 +192,9 @@ int rq_segment_open_as(struct rq_segment *s, const struct rq_segment_kind *kind,
 
 int rq_role_attach(struct rq_shm_role *line)
 {
-    int took_over = rq_exchange_u32(&line->attached, 1) != 0;
-    if (took_over)
+    uint32_t was = rq_exchange_u32(&line->attached, RQ_ROLE_HELD);
+    int took_over = was != 0;
+    if (took_over && was != RQ_ROLE_DEATH_PASSED_ON)
         rq_fetch_add_u64(&line->takeovers, 1); /* the holder died without closing */
     rq_store_relaxed_u64(&line->pid, (uint64_t)rq_plat_pid());
     return took_over;

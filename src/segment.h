@@ -78,10 +78,19 @@ int rq_role_valid(int role);
 int rq_segment_open_as(struct rq_segment *s, const struct rq_segment_kind *kind, const char *name,
                        const void *cfg, int role, uint32_t mode, int any_owner, int timeout_ms);
 
+/* A role line's attached word: 0 after a clean close (or never held),
+ * RQ_ROLE_HELD from open until a clean close, RQ_ROLE_DEATH_PASSED_ON
+ * when an open found the last holder dead and then failed: the next open
+ * still learns of the death (a consumer flags what the dead one may have
+ * held) but counts no second takeover for it.  Any other value is read as
+ * a death too. */
+#define RQ_ROLE_HELD 1u
+#define RQ_ROLE_DEATH_PASSED_ON 2u
+
 /* Marks the role line LINE held by this process, whose holder is alone in
- * its role: attached = 1 (a takeover counted if the last holder died
- * without closing) and its pid.  Returns 1 for such a takeover (the last
- * holder left attached set), else 0. */
+ * its role: attached = RQ_ROLE_HELD (a takeover counted if the last
+ * holder died without closing) and its pid.  Returns 1 if the last holder
+ * died without closing (attached not 0, counted or passed on), else 0. */
 int rq_role_attach(struct rq_shm_role *line);
 
 #endif /* RQ_SEGMENT_H */
