@@ -198,6 +198,19 @@ static void handle_free(rq *q)
     free(q);
 }
 
+/* An open that fails after it may have claimed its role line detaches and
+ * frees the handle.  If it found the last consumer dead, its successor
+ * must still find that out (it flags what the dead one may have held),
+ * without counting as a second takeover the one this open counted. */
+static void open_failed(rq *q)
+{
+    if (q->owns_role_line) {
+        int passed_on = q->took_over && q->role == RQ_CONSUMER;
+        rq_store_seq_u32(&q->self->attached, passed_on ? RQ_ROLE_DEATH_PASSED_ON : 0);
+    }
+    handle_free(q);
+}
+
 int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms)
 {
     if (out)
@@ -239,14 +252,7 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
     if (rc == RQ_OK && role != RQ_OBSERVER)
         rc = role_acquire(q);
     if (rc < 0) {
-        /* Detach; but if the last consumer died, its successor must still
-         * find that out (it flags what the dead one may have held),
-         * without counting the takeover this open counted again. */
-        if (q->owns_role_line)
-            rq_store_seq_u32(&q->self->attached, q->took_over && q->role == RQ_CONSUMER
-                                                     ? RQ_ROLE_DEATH_PASSED_ON
-                                                     : 0);
-        handle_free(q);
+        open_failed(q);
         return rc;
     }
     *out = q;
