@@ -35,6 +35,7 @@
 #include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -152,19 +153,33 @@ static int pop_polled(rq *q, int64_t *stamp, size_t *len)
     return rc;
 }
 
-/* Waits for the next message(s) and records them; 1 at the end marker. */
+/* Waits for the next message(s) and records them; 1 at the end marker,
+ * -1 (said why) if the transport failed. */
 static int receive(enum kind k, rq *q, uint32_t *seen)
 {
     int64_t stamp = END_STAMP;
     size_t len;
     uint64_t n;
+    if (k == EVENTFD_POLL) {
+        struct pollfd pfd = {efd, POLLIN, 0};
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+            perror("rq_delay: poll");
+            return -1;
+        }
+        if (!(pfd.revents & POLLIN))
+            return 0;
+    }
     switch (k) {
     case RQ:
     case RQ_FF:
     case RQ_POLL: {
         int rc = k == RQ_POLL ? pop_polled(q, &stamp, &len)
                               : rq_pop(q, &stamp, sizeof stamp, &len, RQ_INFINITE);
-        if (rc != RQ_OK || stamp == END_STAMP)
+        if (rc != RQ_OK) {
+            fprintf(stderr, "rq_delay: %s receive: %s\n", kind_names[k], rq_strerror(rc));
+            return -1;
+        }
+        if (stamp == END_STAMP)
             return 1;
         long i = atomic_fetch_add(&sh->count, 1);
         if (i < MAX_SAMPLES)
@@ -175,19 +190,11 @@ static int receive(enum kind k, rq *q, uint32_t *seen)
         while (atomic_load(&sh->seq) == *seen)
             futex_call(&sh->seq, FUTEX_WAIT, *seen);
         return take_stamps(seen);
-    case EVENTFD_POLL: {
-        struct pollfd pfd = {efd, POLLIN, 0};
-        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-            return 1;
-        if (!(pfd.revents & POLLIN))
-            return 0;
-        if (read(efd, &n, sizeof n) != sizeof n)
-            return 1;
-        return take_stamps(seen);
-    }
-    default:
-        if (read(efd, &n, sizeof n) != sizeof n)
-            return 1;
+    default: /* eventfd, and eventfd-poll once polled */
+        if (read(efd, &n, sizeof n) != sizeof n) {
+            perror("rq_delay: read");
+            return -1;
+        }
         return take_stamps(seen);
     }
 }
@@ -232,10 +239,11 @@ static int receiver(enum kind k)
     rq *q = open_side(k, RQ_CONSUMER);
     uint32_t seen = atomic_load(&sh->seq);
     atomic_store(&sh->ready, 1);
-    while (!receive(k, q, &seen))
+    int rc;
+    while ((rc = receive(k, q, &seen)) == 0)
         ;
     rq_close(q);
-    return 0;
+    return rc < 0;
 }
 
 /* ---- the parent -------------------------------------------------------------- */
@@ -263,9 +271,13 @@ static int run_round(enum kind k, int round, double seconds, struct pool *p)
     pid_t s = fork();
     if (s == 0)
         _exit(sender(k, seconds));
+    /* The receiver first: one that failed leaves the sender blocked on a
+     * queue nobody drains, which only a kill ends. */
     int st1, st2;
-    waitpid(s, &st1, 0);
     waitpid(r, &st2, 0);
+    if (!WIFEXITED(st2) || WEXITSTATUS(st2))
+        kill(s, SIGKILL);
+    waitpid(s, &st1, 0);
     rq_close(keep);
     rq_unlink(qname);
     long n = atomic_load(&sh->count);
@@ -379,7 +391,7 @@ static void print_ratio(struct pool *pools, enum kind k, enum kind ref, int roun
     qsort(ratio, (size_t)m, sizeof *ratio, cmp_double);
     if (m > 0 && pooled_f > 0)
         printf("%-14s %s / %s's: %.2f, 95 %% interval %.2f-%.2f (bootstrap over rounds)\n",
-               kind_names[k], what, kind_args[ref], (double)pooled_a / (double)pooled_f,
+               kind_names[k], what, kind_names[ref], (double)pooled_a / (double)pooled_f,
                ratio[m / 40], ratio[m - 1 - m / 40]);
     free(buf), free(pick), free(ratio);
 }
