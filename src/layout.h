@@ -108,7 +108,7 @@ struct rq_shm_role {
     rq_atomic_u64 wakes;     /* wake signals this side sent to the peer */
     rq_atomic_u64 takeovers; /* role taken over from a dead holder */
     rq_atomic_u64 pid;       /* last holder's process id */
-    rq_atomic_u32 attached;  /* 1 from open until a clean close: segment.h */
+    rq_atomic_u32 attached;  /* non-zero from open until a clean close: segment.h */
     uint32_t reserved0;
     rq_atomic_u64 missed_wakes; /* work found by the periodic re-check, not
                                    by a wake: a peer died before signalling */

@@ -57,8 +57,9 @@ struct rq_rec {
     uint32_t res_len, res_pad, res_data; /* its length, padding, data index */
     uint64_t reserver;                   /* MPSC: the thread that reserved */
     /* A reservation of several records (rq_reserve_burst_len): how many,
-     * and each one's place (entry 0 is res_len's, res_data's and res_pad's
-     * for a single reservation too); batch_lens and batch_want are the
+     * and each one's place (the first record's is also kept in res_len,
+     * res_data and res_pad, where a single reservation keeps its only one,
+     * and is read from there); batch_lens and batch_want are the
      * caller's lengths and the count a waiting batch needs room for,
      * valid during the call only.  The array grows as needed and is freed
      * with the handle. */

@@ -253,6 +253,14 @@ static void test_role_attach_counts_takeovers(void **state)
     rq_store_relaxed_u32(&line.attached, 0); /* a clean close */
     assert_int_equal(rq_role_attach(&line), 0);
     assert_int_equal(rq_load_relaxed_u64(&line.takeovers), 1);
+    /* A death an open found and passed on when it failed: taken over
+     * again, counted once (above); a later death is counted again. */
+    rq_store_relaxed_u32(&line.attached, RQ_ROLE_DEATH_PASSED_ON);
+    assert_int_equal(rq_role_attach(&line), 1);
+    assert_int_equal(rq_load_relaxed_u32(&line.attached), RQ_ROLE_HELD);
+    assert_int_equal(rq_load_relaxed_u64(&line.takeovers), 1);
+    assert_int_equal(rq_role_attach(&line), 1);
+    assert_int_equal(rq_load_relaxed_u64(&line.takeovers), 2);
 }
 
 int main(int argc, char **argv)
