@@ -98,9 +98,9 @@ struct rq_shm_event {
  * (MPSC: by producers, with atomic adds). */
 struct rq_shm_role {
     union {
-        rq_atomic_u64 messages; /* a record queue's pushed (producer) or popped
-                                   (consumer); a slot queue leaves it 0: rq_stat
-                                   counts its messages by the positions, with no
+        rq_atomic_u64 messages; /* unused by queues (0; a record queue made by
+                                   an older build may hold its count): rq_stat
+                                   counts messages by the positions, with no
                                    store per message */
         rq_atomic_u64 rounds;   /* a coalescing worker's: rounds started */
     };

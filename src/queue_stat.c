@@ -109,10 +109,9 @@ int rq_stat(rq *q, rq_stats *st)
                 (q->rec ? RQ_RECORDS : 0);
     uint32_t records = 0;
     int rc;
-    if (q->rec) { /* a record queue counts its records as it goes */
-        rc = rq_rec_offsets(q->rec, &st->write_offset, &st->read_offset, &records);
-        st->pushed = rq_load_relaxed_u64(&shm->producer.messages);
-        st->popped = rq_load_relaxed_u64(&shm->consumer.messages);
+    if (q->rec) {
+        rc = rq_rec_offsets(q->rec, &st->write_offset, &st->read_offset, &records, &st->pushed,
+                            &st->popped);
     } else {
         rc = message_counts(q, st);
     }

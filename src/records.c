@@ -253,7 +253,6 @@ static inline void rec_publish_record(struct rq_rec *r, uint32_t len)
     rq_store_relaxed_u64(&r->shm->write_position, r->wseq);
     r->pushed = 1;
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
-    rq_counter_bump(&r->self->messages); /* single writer: SPSC, or under the lock */
     rec_count_bytes(r, len, pad, len);
     if (r->lock)
         rq_mpsc_unlock(r->lock);
@@ -527,13 +526,20 @@ static int rec_read_pair(struct rq_rec *r, uint64_t *ww, uint64_t *rw)
     return RQ_ECORRUPT;
 }
 
-int rq_rec_offsets(struct rq_rec *r, uint32_t *write, uint32_t *read, uint32_t *records)
+int rq_rec_offsets(struct rq_rec *r, uint32_t *write, uint32_t *read, uint32_t *records,
+                   uint64_t *pushed, uint64_t *popped)
 {
+    /* Each position is stored after its word: loaded before the words, it
+     * is never ahead of the number it extends. */
+    uint64_t wp = rq_load_acquire_u64(&r->shm->write_position);
+    uint64_t rp = rq_load_acquire_u64(&r->shm->read_position);
     uint64_t ww, rw;
     int rc = rec_read_pair(r, &ww, &rw);
     *write = (uint32_t)ww;
     *read = (uint32_t)rw;
     *records = rc == RQ_OK ? (uint32_t)(ww >> 32) - (uint32_t)(rw >> 32) : 0;
+    *pushed = rc == RQ_OK ? rec_extend(wp, (uint32_t)(ww >> 32)) : wp;
+    *popped = rc == RQ_OK ? rec_extend(rp, (uint32_t)(rw >> 32)) : rp;
     return rc;
 }
 

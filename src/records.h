@@ -208,8 +208,12 @@ int rq_rec_reserve_batch(struct rq_rec *r, const size_t *lens, size_t count, voi
                          int timeout_ms);
 int rq_rec_commit_burst(struct rq_rec *r, const size_t *lens, size_t count);
 int rq_rec_next_seq(struct rq_rec *r, uint64_t *seq);
-/* rq_stat's ring part: byte offsets and the records in the queue. */
-int rq_rec_offsets(struct rq_rec *r, uint32_t *write, uint32_t *read, uint32_t *records);
+/* rq_stat's ring part: byte offsets, the records in the queue, and the
+ * records pushed and popped since creation, from the numbers the words
+ * carry (exact whenever a side is killed: no count stored per record).
+ * RQ_OK, else RQ_ECORRUPT with the stored positions as the counts. */
+int rq_rec_offsets(struct rq_rec *r, uint32_t *write, uint32_t *read, uint32_t *records,
+                   uint64_t *pushed, uint64_t *popped);
 int rq_rec_stat(struct rq_rec *r, rq_record_stats *st);
 int rq_rec_walk(struct rq_rec *r, int (*fn)(void *ctx, const rq_record_entry *entry), void *ctx);
 

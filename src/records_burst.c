@@ -63,7 +63,6 @@ static void rec_publish_batch(struct rq_rec *r, const struct rec_batch *b)
     rq_store_relaxed_u64(&r->shm->write_position, r->wseq);
     r->pushed = 1;
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
-    rq_counter_add(&r->self->messages, b->k);
     rec_count_bytes(r, b->bytes, b->pad, b->longest);
     if (r->lock)
         rq_mpsc_unlock(r->lock);

@@ -291,7 +291,6 @@ static inline void rec_release(struct rq_rec *r, uint32_t span, uint32_t k)
     RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
     rq_store_relaxed_u64(&r->shm->read_position, r->rseq);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
-    rq_counter_add(&r->self->messages, k);
     if (rec_peer_waits(r, &r->shm->space_event.waiters) && rec_was_nearly_full(r, old))
         rq_queue_wake_producers(r->q);
 }

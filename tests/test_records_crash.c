@@ -573,6 +573,12 @@ static void run_scenario(const struct scenario *s)
     if (st.producer_missed_wakes + st.consumer_missed_wakes != 0)
         fail_msg("%s (%c, hit %lu): a wake-up was lost", rq_crash_point_name(s->point), s->side,
                  s->hit);
+    /* Drained: every record published was released, kills or not, and
+     * rq_stat's counts say so exactly (they are the words' numbers). */
+    if (st.pushed != st.popped || st.pushed < MESSAGES)
+        fail_msg("%s (%c, hit %lu): drained, but pushed %llu, popped %llu",
+                 rq_crash_point_name(s->point), s->side, s->hit, (unsigned long long)st.pushed,
+                 (unsigned long long)st.popped);
     check_capacity(rj->name, s->flags);
     rq_close(keep);
     rq_unlink(rj->name);
