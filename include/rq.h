@@ -592,6 +592,9 @@ typedef struct rq_record_stats {
     uint64_t padding_bytes;  /* bytes published as padding at the wrap so far */
     uint64_t payload_bytes;  /* message bytes published so far */
 } rq_record_stats;
+/* The last three are counted just after each publish: a producer killed
+ * between its publish and its count leaves out that push's records from
+ * them (records, bytes_used and rq_stat's pushed and popped are exact). */
 
 /* Fills *ST for a record queue (any role, observers too).  RQ_EINVAL for a
  * slot queue; RQ_ECORRUPT if the offsets read are inconsistent (the
