@@ -250,7 +250,9 @@ static inline void rec_publish_record(struct rq_rec *r, uint32_t len)
     r->wseq++;
     rec_publish(r, &r->shm->write_word, rec_word(r->wseq, r->w));
     RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
-    rq_store_relaxed_u64(&r->shm->write_position, r->wseq);
+    /* release: a reader that loads the position first finds the word at
+     * least as far on (rq_rec_offsets; a plain store on x86) */
+    rq_store_release_u64(&r->shm->write_position, r->wseq);
     r->pushed = 1;
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
     rec_count_bytes(r, len, pad, len);
@@ -499,10 +501,13 @@ int rq_rec_next_seq(struct rq_rec *r, uint64_t *seq)
         return RQ_OK;
     }
     if (r->lock && !r->pushed) {
+        /* The position first: loaded after the word, another producer's
+         * publish in between could put it ahead, and the number a lap on. */
+        uint64_t wp = rq_load_acquire_u64(&r->shm->write_position);
         uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
         if (!rec_offset_ok(r, (uint32_t)ww))
             return RQ_ECORRUPT;
-        *seq = rec_extend(rq_load_relaxed_u64(&r->shm->write_position), (uint32_t)(ww >> 32));
+        *seq = rec_extend(wp, (uint32_t)(ww >> 32));
         return RQ_OK;
     }
     *seq = r->wseq;

@@ -289,7 +289,7 @@ static inline void rec_release(struct rq_rec *r, uint32_t span, uint32_t k)
     r->rseq += k;
     rec_publish(r, &r->shm->read_word, rec_word(r->rseq, r->r));
     RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
-    rq_store_relaxed_u64(&r->shm->read_position, r->rseq);
+    rq_store_release_u64(&r->shm->read_position, r->rseq); /* as the write position */
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
     if (rec_peer_waits(r, &r->shm->space_event.waiters) && rec_was_nearly_full(r, old))
         rq_queue_wake_producers(r->q);

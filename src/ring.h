@@ -177,7 +177,7 @@ static inline uint32_t rq_ring_cached_room(const struct rq_ring *r, int shared_w
 static inline void rq_ring_anchor_write(struct rq_ring *r, uint64_t stored)
 {
     if (stored != rq_ring_write_pos(r))
-        rq_store_relaxed_u64(&r->shm->write_position, rq_ring_write_pos(r));
+        rq_store_release_u64(&r->shm->write_position, rq_ring_write_pos(r)); /* as stopped */
 }
 
 void rq_ring_anchor(struct rq_ring *r, int producer);
@@ -282,7 +282,7 @@ static inline uint32_t rq_ring_lap(const struct rq_ring *r, uint32_t next, uint6
 static inline void rq_ring_stopped(const struct rq_ring *r, rq_atomic_u64 *stored, uint64_t base,
                                    uint32_t off, uint32_t mask, uint32_t *stop)
 {
-    rq_store_relaxed_u64(stored, base + off);
+    rq_store_release_u64(stored, base + off);                 /* after the offset: message_counts */
     *stop = mask == 0 ? off + 1 : rq_ring_stop(r, off, mask); /* mask 0: every offset */
 }
 
