@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "layout.h"
+#include "records.h"
 
 /* ---- failing --------------------------------------------------------- */
 
@@ -965,6 +966,9 @@ static const size_t queue_words[] = {
     /* a record queue's words: the record numbers beside the offsets */
     Q(write_offset) + 4,
     Q(read_offset) + 4,
+    /* a record queue's byte statistics (line 9, beside the lock) */
+    offsetof(struct rq_rec_shm, bytes.payload_bytes),
+    offsetof(struct rq_rec_shm, bytes.largest),
     /* who holds the MPSC lock (read by rq_stat only): the stamp, the slot
      * pids (first, second, last), dead reservations */
     Q(mpsc.waited_word),

@@ -140,8 +140,18 @@ int rq_rec_load(struct rq_rec *r)
         return RQ_ECORRUPT;
     r->w = r->write_cache = (uint32_t)ww;
     r->r = r->read_cache = (uint32_t)rw;
-    r->wseq = rec_extend(rq_load_relaxed_u64(&r->shm->write_position), (uint32_t)(ww >> 32));
-    r->rseq = rec_extend(rq_load_relaxed_u64(&r->shm->read_position), (uint32_t)(rw >> 32));
+    uint64_t wp = rq_load_relaxed_u64(&r->shm->write_position);
+    uint64_t rp = rq_load_relaxed_u64(&r->shm->read_position);
+    r->wseq = rec_extend(wp, (uint32_t)(ww >> 32));
+    r->rseq = rec_extend(rp, (uint32_t)(rw >> 32));
+    r->wdue = rec_position_due(wp);
+    r->rdue = rec_position_due(rp);
+    /* A predecessor killed between its word and its position left it
+     * behind: ours to store now, before it can fall further. */
+    if (r->role == RQ_PRODUCER)
+        rec_store_position(&r->shm->write_position, &r->wdue, r->wseq);
+    else if (r->role == RQ_CONSUMER)
+        rec_store_position(&r->shm->read_position, &r->rdue, r->rseq);
     /* A dead consumer handed out at most the records in the ring. */
     uint64_t mark = rq_load_relaxed_u64(&r->shm->consumer.delivered_position);
     r->delivered = mark >= r->rseq && mark - r->rseq <= r->cap / RQ_RECORD_HEADER ? mark : r->rseq;
@@ -250,9 +260,7 @@ static inline void rec_publish_record(struct rq_rec *r, uint32_t len)
     r->wseq++;
     rec_publish(r, &r->shm->write_word, rec_word(r->wseq, r->w));
     RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
-    /* release: a reader that loads the position first finds the word at
-     * least as far on (rq_rec_offsets; a plain store on x86) */
-    rq_store_release_u64(&r->shm->write_position, r->wseq);
+    rec_store_position(&r->shm->write_position, &r->wdue, r->wseq);
     r->pushed = 1;
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
     rec_count_bytes(r, len, pad, len);
@@ -553,9 +561,9 @@ int rq_rec_stat(struct rq_rec *r, rq_record_stats *st)
     memset(st, 0, sizeof *st);
     st->capacity = r->cap;
     st->max_record = r->max;
-    st->largest_record = rq_load_relaxed_u64(&r->shm->largest);
-    st->padding_bytes = rq_load_relaxed_u64(&r->shm->padding_bytes);
-    st->payload_bytes = rq_load_relaxed_u64(&r->shm->payload_bytes);
+    st->largest_record = rq_load_relaxed_u64(&r->shm->bytes.largest);
+    st->padding_bytes = rq_load_relaxed_u64(&r->shm->bytes.padding_bytes);
+    st->payload_bytes = rq_load_relaxed_u64(&r->shm->bytes.payload_bytes);
     uint64_t ww, rw;
     int rc = rec_read_pair(r, &ww, &rw);
     if (rc < 0)

@@ -22,10 +22,11 @@
 
 /* layout_version of a record segment: kind 1 (records) << 16 | version.
  * A library without records compares it with its own RQ_LAYOUT_VERSION
- * (2 when records came, 4 now; never kind 1) and refuses the segment with
- * RQ_EVERSION.  Version 2: the MPSC lock's
- * waiters flag has a word of its own (RQ_LAYOUT_VERSION 4). */
-#define RQ_REC_LAYOUT_VERSION 0x00010002u
+ * (2 when records came, 5 now; never kind 1) and refuses the segment with
+ * RQ_EVERSION.  Version 2: the MPSC lock's waiters flag has a word of its
+ * own (RQ_LAYOUT_VERSION 4).  Version 3: the byte statistics moved from
+ * line 1 to line 9, and the positions are stored once in 2^31 records. */
+#define RQ_REC_LAYOUT_VERSION 0x00010003u
 
 /* The record header's type word: anything else is corrupt. */
 #define RQ_REC_DATA 1u
@@ -42,14 +43,14 @@ struct rq_rec_shm {
     RQ_LINE_ALIGNED struct rq_shm_header hdr;
 
     /* Line 1: the producer's word, seq_lo << 32 | byte offset in [0, 2C),
-     * published in one store; write_position extends seq_lo to 64 bits
-     * (stored after the word, so it lags by at most one record); and the
-     * producer's byte statistics (single writer: SPSC, or under the lock). */
+     * published in one store, and nothing else stored with it: the
+     * consumer polls this line, and each store after the word would take
+     * it back.  write_position extends seq_lo to 64 bits; it is stored after
+     * the word only when the number's bits from 2^31 up change
+     * (rec_store_position), so it lags by less than 2^31 records, plus one
+     * batch if its writer was killed in between. */
     RQ_LINE_ALIGNED rq_atomic_u64 write_word;
     rq_atomic_u64 write_position;
-    rq_atomic_u64 padding_bytes;
-    rq_atomic_u64 payload_bytes;
-    rq_atomic_u64 largest;
 
     /* Line 2: the consumer's word, as line 1. */
     RQ_LINE_ALIGNED rq_atomic_u64 read_word;
@@ -65,9 +66,18 @@ struct rq_rec_shm {
         rq_atomic_u64 lock_recoveries;
         rq_atomic_u64 dead_reservations;
     } admin;
+    /* Lines 8-9: the MPSC lock on line 8, as struct rq_shm's.  Line 9,
+     * which the lock leaves unused, holds the producers' byte statistics
+     * (single writer: SPSC, or under the lock; read by rq_stat only). */
     RQ_LINE_ALIGNED union {
         struct rq_shm_mpsc mpsc;
         unsigned char lock_area[RQ_LOCK_AREA];
+        struct {
+            unsigned char lock_line[RQ_CACHE_LINE];
+            rq_atomic_u64 padding_bytes;
+            rq_atomic_u64 payload_bytes;
+            rq_atomic_u64 largest;
+        } bytes;
     };
     /* Lines 10-25: exactly struct rq_shm's. */
     RQ_LINE_ALIGNED rq_atomic_u32 slot_pid[RQ_MPSC_SLOTS];
@@ -81,7 +91,8 @@ _Static_assert(RQ_REC_SAME_(producer) && RQ_REC_SAME_(consumer), "role lines");
 _Static_assert(RQ_REC_SAME_(admin) && RQ_REC_SAME_(lock_area), "admin, lock");
 _Static_assert(RQ_REC_SAME_(admin.dead_reservations) && RQ_REC_SAME_(slot_pid), "lock holders");
 _Static_assert(offsetof(struct rq_rec_shm, write_word) == 1 * RQ_CACHE_LINE, "line 1");
-_Static_assert(offsetof(struct rq_rec_shm, largest) < 2 * RQ_CACHE_LINE, "line 1");
+_Static_assert(offsetof(struct rq_rec_shm, bytes.padding_bytes) == 9 * RQ_CACHE_LINE, "line 9");
+_Static_assert(sizeof(struct rq_shm_mpsc) <= RQ_CACHE_LINE, "the lock leaves line 9");
 _Static_assert(offsetof(struct rq_rec_shm, read_word) == 2 * RQ_CACHE_LINE, "line 2");
 
 struct rq_rec; /* a handle's record state (records.c) */

@@ -60,7 +60,7 @@ static void rec_publish_batch(struct rq_rec *r, const struct rec_batch *b)
     r->wseq += b->k;
     rec_publish(r, &r->shm->write_word, rec_word(r->wseq, r->w));
     RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
-    rq_store_release_u64(&r->shm->write_position, r->wseq); /* as rec_publish_record */
+    rec_store_position(&r->shm->write_position, &r->wdue, r->wseq);
     r->pushed = 1;
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
     rec_count_bytes(r, b->bytes, b->pad, b->longest);

@@ -51,6 +51,7 @@ struct rq_rec {
     uint32_t w;          /* our offset */
     uint32_t read_cache; /* the consumer's offset, last seen */
     uint64_t wseq;       /* the next record's number */
+    uint64_t wdue;       /* the first number whose write_position is due */
     uint32_t want;       /* the length a waiting push needs room for */
     int pushed;
     int reserved;                        /* a reservation is held */
@@ -70,6 +71,7 @@ struct rq_rec {
     uint32_t r;           /* our offset */
     uint32_t write_cache; /* the producer's offset, last seen */
     uint64_t rseq;        /* the oldest record's number */
+    uint64_t rdue;        /* the first number whose read_position is due */
     uint64_t delivered, redeliver_below;
     uint32_t peeked; /* messages peeked, not yet released (a burst: many) */
     int peek_valid;  /* peek_* below hold the oldest of them */
@@ -136,6 +138,30 @@ static inline uint32_t rec_need(const struct rq_rec *r, uint32_t w, uint32_t len
     return *pad + span;
 }
 
+/* A position is due where a side's number reaches the next multiple of
+ * 2^31 above the position stored: the first number due after STORED. */
+static inline uint64_t rec_position_due(uint64_t stored)
+{
+    return (stored | ((UINT64_C(1) << 31) - 1)) + 1;
+}
+
+/* Stores SEQ, this side's number after a publish, as its position POS if
+ * it is due (SEQ >= *DUE): once in 2^31 records, so that the word is the
+ * only store a record makes on the line the peer polls.  Between
+ * publishes a position then lags its word by less than 2^31 records; a
+ * side killed between the two leaves it at most one batch (< 2^28
+ * records) further behind, and the next holder of the role stores it when
+ * it loads it (rq_rec_load, rec_sync_write): always less than the 2^32
+ * rec_extend needs.  Release: a reader that loads the position first finds
+ * the word at least as far on (rq_rec_offsets; a plain store on x86). */
+static inline void rec_store_position(rq_atomic_u64 *pos, uint64_t *due, uint64_t seq)
+{
+    if (seq >= *due) {
+        rq_store_release_u64(pos, seq);
+        *due = rec_position_due(seq);
+    }
+}
+
 /* An offset as the ring makes them: in [0, 2C) and 8-aligned (every record
  * and padding record starts on an 8-byte boundary; a peer's word that is
  * not would put headers at unaligned addresses). */
@@ -174,7 +200,10 @@ static inline int rec_sync_write(struct rq_rec *r)
     if (!rec_offset_ok(r, (uint32_t)ww))
         return RQ_ECORRUPT;
     r->w = (uint32_t)ww;
-    r->wseq = rec_extend(rq_load_relaxed_u64(&r->shm->write_position), (uint32_t)(ww >> 32));
+    uint64_t stored = rq_load_relaxed_u64(&r->shm->write_position);
+    r->wseq = rec_extend(stored, (uint32_t)(ww >> 32));
+    r->wdue = rec_position_due(stored);
+    rec_store_position(&r->shm->write_position, &r->wdue, r->wseq); /* a dead holder's */
     return RQ_OK;
 }
 
@@ -255,10 +284,12 @@ static inline void rec_count_bytes(struct rq_rec *r, uint64_t len, uint32_t pad,
 {
     struct rq_rec_shm *shm = r->shm;
     if (pad)
-        rq_store_relaxed_u64(&shm->padding_bytes, rq_load_relaxed_u64(&shm->padding_bytes) + pad);
-    rq_store_relaxed_u64(&shm->payload_bytes, rq_load_relaxed_u64(&shm->payload_bytes) + len);
-    if (longest > rq_load_relaxed_u64(&shm->largest))
-        rq_store_relaxed_u64(&shm->largest, longest);
+        rq_store_relaxed_u64(&shm->bytes.padding_bytes,
+                             rq_load_relaxed_u64(&shm->bytes.padding_bytes) + pad);
+    rq_store_relaxed_u64(&shm->bytes.payload_bytes,
+                         rq_load_relaxed_u64(&shm->bytes.payload_bytes) + len);
+    if (longest > rq_load_relaxed_u64(&shm->bytes.largest))
+        rq_store_relaxed_u64(&shm->bytes.largest, longest);
 }
 
 static inline int rec_pop_wait(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
@@ -289,7 +320,7 @@ static inline void rec_release(struct rq_rec *r, uint32_t span, uint32_t k)
     r->rseq += k;
     rec_publish(r, &r->shm->read_word, rec_word(r->rseq, r->r));
     RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
-    rq_store_release_u64(&r->shm->read_position, r->rseq); /* as the write position */
+    rec_store_position(&r->shm->read_position, &r->rdue, r->rseq);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
     if (rec_peer_waits(r, &r->shm->space_event.waiters) && rec_was_nearly_full(r, old))
         rq_queue_wake_producers(r->q);

@@ -799,6 +799,53 @@ static void test_stat_counts_records_by_their_numbers(void **state)
     hostile_close(&h);
 }
 
+/* Each side stores its position only where its number's bits from 2^31
+ * up change, and an opener stores the one a side killed in between left
+ * further behind. */
+static void test_positions_are_stored_once_in_2_31_records(void **state)
+{
+    (void)state;
+    const uint64_t period = UINT64_C(1) << 31, start = 3 * period - 2;
+    struct hostile h;
+    hostile_open(&h);
+    rq_close(h.q.p);
+    rq_close(h.q.c);
+    /* An empty ring at record START; the write position left 2^31 + 5
+     * records behind, the read position 3 (due at the next crossing). */
+    rq_store_relaxed_u64(&h.shm->write_position, start - period - 5);
+    rq_store_relaxed_u64(&h.shm->read_position, start - 3);
+    rq_store_release_u64(&h.shm->write_word, (uint64_t)(uint32_t)start << 32);
+    rq_store_release_u64(&h.shm->read_word, (uint64_t)(uint32_t)start << 32);
+    h.q.p = th_open(h.q.name, RQ_PRODUCER, CAP, MAX, RQ_RECORDS);
+    h.q.c = th_open(h.q.name, RQ_CONSUMER, CAP, MAX, RQ_RECORDS);
+    assert_true(rq_load_relaxed_u64(&h.shm->write_position) == start); /* stored by the open */
+    assert_true(rq_load_relaxed_u64(&h.shm->read_position) == start - 3);
+    push_tagged(h.q.p, 10, 0); /* record START: nothing due */
+    assert_true(rq_load_relaxed_u64(&h.shm->write_position) == start);
+    push_tagged(h.q.p, 11, 1); /* its number's bit 31 changes */
+    assert_true(rq_load_relaxed_u64(&h.shm->write_position) == start + 2);
+    unsigned char buf[64];
+    size_t len;
+    rq_msg_info info;
+    for (unsigned i = 0; i < 2; i++) {
+        assert_int_equal(rq_pop_info(h.q.c, buf, sizeof buf, &len, &info, 0), RQ_OK);
+        assert_true(info.seq == start + i && len == 10 + i);
+        assert_true(rq_load_relaxed_u64(&h.shm->read_position) == (i ? start + 2 : start - 3));
+    }
+    rq_stats s;
+    assert_int_equal(rq_stat(h.q.c, &s), RQ_OK);
+    assert_true(s.pushed == start + 2 && s.popped == start + 2);
+    uint64_t next;
+    assert_int_equal(rq_next_seq(h.q.p, &next), RQ_OK);
+    assert_true(next == start + 2);
+    /* A consumer that finds its position 2^31 + 1 behind stores it. */
+    rq_close(h.q.c);
+    rq_store_relaxed_u64(&h.shm->read_position, start + 1 - period);
+    h.q.c = th_open(h.q.name, RQ_CONSUMER, CAP, MAX, RQ_RECORDS);
+    assert_true(rq_load_relaxed_u64(&h.shm->read_position) == start + 2);
+    hostile_close(&h);
+}
+
 int main(int argc, char **argv)
 {
     static const struct th_child children[] = {{"none", NULL}};
@@ -820,6 +867,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_hostile_record_segments),
         cmocka_unit_test(test_hostile_record_headers),
         cmocka_unit_test(test_stat_counts_records_by_their_numbers),
+        cmocka_unit_test(test_positions_are_stored_once_in_2_31_records),
     };
     return cmocka_run_group_tests_name("records", tests, NULL, NULL);
 }

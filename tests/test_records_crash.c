@@ -29,6 +29,7 @@
 
 #include "crashpoint.h"
 #include "helpers.h"
+#include "records.h"
 #include "rq.h"
 
 #define CAP 1024u
@@ -455,6 +456,7 @@ struct scenario {
     int consume_pop;
     int slow_producer;
     int bursts;
+    uint64_t start; /* the record numbers' start (forge_numbers), or 0 */
 };
 
 static struct {
@@ -498,6 +500,23 @@ static void drain_repeats(struct rj *j, uint32_t flags)
     rq_close(c);
 }
 
+/* Sets the empty queue NAME's record numbers to START, as if START records
+ * had passed, with both stored positions 2^31 + 5 records behind, as a
+ * side killed between its word and its position where one was due leaves
+ * it: the next holder of each role stores its own. */
+static void forge_numbers(const char *name, uint64_t start)
+{
+    struct th_raw raw;
+    th_raw_open(&raw, "rq", name);
+    struct rq_rec_shm *shm = (struct rq_rec_shm *)raw.addr;
+    uint64_t behind = start - (UINT64_C(1) << 31) - 5;
+    rq_store_relaxed_u64(&shm->write_position, behind);
+    rq_store_relaxed_u64(&shm->read_position, behind);
+    rq_store_release_u64(&shm->write_word, (uint64_t)(uint32_t)start << 32);
+    rq_store_release_u64(&shm->read_word, (uint64_t)(uint32_t)start << 32);
+    th_raw_close(&raw);
+}
+
 static void run_scenario(const struct scenario *s)
 {
     rj = rj_new(th_name("rcrash"), 1, MESSAGES);
@@ -506,6 +525,10 @@ static void run_scenario(const struct scenario *s)
     rj->producer_pause_us = s->slow_producer ? 300 : 0;
     rj->consumer_pause_us = s->slow_producer ? 0 : 300;
     rq *keep = th_create(rj->name, CAP, MAX, s->flags | RQ_RECORDS);
+    if (s->start) {
+        forge_numbers(rj->name, s->start);
+        rq_store_relaxed_u64(&rj->qseq_next, s->start);
+    }
     th_pid prod = start('P', 0, s->side == 'P' ? s->point : -1, s->hit);
     th_pid cons = start('C', 0, s->side == 'C' ? s->point : -1, s->hit);
     int kills = 0, prod_done = 0, cons_done = 0;
@@ -575,7 +598,7 @@ static void run_scenario(const struct scenario *s)
                  s->hit);
     /* Drained: every record published was released, kills or not, and
      * rq_stat's counts say so exactly (they are the words' numbers). */
-    if (st.pushed != st.popped || st.pushed < MESSAGES)
+    if (st.pushed != st.popped || st.pushed < s->start + MESSAGES)
         fail_msg("%s (%c, hit %lu): drained, but pushed %llu, popped %llu",
                  rq_crash_point_name(s->point), s->side, s->hit, (unsigned long long)st.pushed,
                  (unsigned long long)st.popped);
@@ -621,7 +644,7 @@ static void test_every_point_on_the_record_path(void **state)
                     int bursts = variant >= 2;
                     if (bursts != burst_point(point) && !(bursts && h == 1))
                         continue;
-                    struct scenario s = {point, who, hits[h], 0, 0, (int)h, bursts};
+                    struct scenario s = {point, who, hits[h], 0, 0, (int)h, bursts, 0};
                     if (who == 'P') {
                         if (mpsc_only && variant % 2 == 0)
                             continue;
@@ -674,7 +697,7 @@ static void test_every_point_on_the_batch_reservation(void **state)
         int mpsc_only = strncmp(rq_crash_point_name(points[i]), "mpsc.", 5) == 0;
         for (int mpsc = mpsc_only; mpsc < 2; mpsc++) {
             for (size_t h = 0; h < sizeof hits / sizeof *hits; h++) {
-                struct scenario s = {points[i], 'P', hits[h], 0, 0, (int)h, 2};
+                struct scenario s = {points[i], 'P', hits[h], 0, 0, (int)h, 2, 0};
                 s.flags = mpsc ? RQ_MPSC : 0;
                 run_scenario(&s);
             }
@@ -686,6 +709,50 @@ static void test_every_point_on_the_batch_reservation(void **state)
     print_message("batch reservation: %lu scenarios, %lu kills, %lu records checked, %lu "
                   "redelivered, 0 torn, 0 reordered, 0 lost\n",
                   totals.scenarios, totals.kills, totals.messages, totals.duplicates);
+}
+
+/* Where a position is due (its number's bits from 2^31 up change: at 2^31,
+ * and at 2^32 where the words' low halves wrap), each side killed just
+ * before and just after that record's publish and store, and each role's
+ * opener killed right after it stored the position a dead side left
+ * behind (both are forged 2^31 + 5 records behind at the start).  The
+ * 7th record of a life is the one that crosses: no number may be skipped
+ * or used twice, and rq_stat's counts must stay exact. */
+static void test_kills_where_a_position_is_due(void **state)
+{
+    (void)state;
+    static const uint64_t crossings[] = {UINT64_C(1) << 31, UINT64_C(1) << 32};
+    static const int points[] = {RQ_CP_PUSH_BEFORE_POSITION, RQ_CP_PUSH_AFTER_PUBLISH,
+                                 RQ_CP_RELEASE_BEFORE_POSITION, RQ_CP_RELEASE_AFTER_PUBLISH,
+                                 RQ_CP_OPEN_AFTER_TAKEOVER};
+    memset(&totals, 0, sizeof totals);
+    for (size_t x = 0; x < sizeof crossings / sizeof *crossings; x++) {
+        for (size_t i = 0; i < sizeof points / sizeof *points; i++) {
+            unsigned long hit = points[i] == RQ_CP_OPEN_AFTER_TAKEOVER ? 1 : 7;
+            for (int side = 0; side < 2; side++) {
+                char who = side ? 'C' : 'P';
+                if (!passes(points[i], who))
+                    continue;
+                for (int variant = 0; variant < 2; variant++) {
+                    struct scenario s = {points[i], who, hit, 0, 0, 0, 0, crossings[x] - 7};
+                    if (who == 'P')
+                        s.flags = variant ? RQ_MPSC : 0;
+                    else
+                        s.consume_pop = variant;
+                    run_scenario(&s);
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < sizeof points / sizeof *points; i++)
+        for (int side = 0; side < 2; side++)
+            if (passes(points[i], side ? 'C' : 'P') && !totals.kills_at[points[i]][side])
+                fail_msg("crash point %s was never hit by the %s", rq_crash_point_name(points[i]),
+                         side ? "consumer" : "producer");
+    print_message("positions due: %lu scenarios, %lu kills, %lu records checked, %lu "
+                  "redelivered, %lu lost (all by rq_pop's at-most-once)\n",
+                  totals.scenarios, totals.kills, totals.messages, totals.duplicates,
+                  totals.lost_by_pop);
 }
 
 /* ---- random kills ------------------------------------------------------ */
@@ -827,6 +894,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_random_kills_bursts_mpsc_three_producers),
         cmocka_unit_test(test_every_point_on_the_record_path),
         cmocka_unit_test(test_every_point_on_the_batch_reservation),
+        cmocka_unit_test(test_kills_where_a_position_is_due),
     };
     return cmocka_run_group_tests_name("records_crash", tests, NULL, NULL);
 }
