@@ -176,9 +176,12 @@ static int role_acquire(rq *q)
         rc = q->rec ? rq_rec_load(q->rec) : rq_ring_load(&q->ring);
         if (rc < 0)
             return rc;
-        if (!q->rec) { /* a record queue's positions and marks are records.c's */
+        if (!q->rec) /* a record queue's positions are records.c's */
             rq_ring_anchor(&q->ring, producer);
-            if (!producer && q->took_over)
+        if (!producer && q->took_over) {
+            if (q->rec)
+                rq_rec_flag_oldest(q->rec);
+            else
                 rq_ring_flag_oldest(&q->ring);
         }
     }

@@ -159,10 +159,24 @@ int rq_rec_load(struct rq_rec *r)
     return RQ_OK;
 }
 
+void rq_rec_flag_oldest(struct rq_rec *r)
+{
+    if (r->write_cache == r->r || r->delivered != r->rseq)
+        return; /* none there, or flagged by a dead batch's mark already */
+    /* Stored too: a clean close of this handle, which only stores a mark
+     * above the handle's, must leave the flag for the next consumer. */
+    r->redeliver_below = r->delivered = r->rseq + 1;
+    rq_store_relaxed_u64(&r->shm->consumer.delivered_position, r->delivered);
+}
+
 void rq_rec_close(struct rq_rec *r)
 {
     if (r && r->reserved && r->lock && reservation_is_ours(r))
         rq_mpsc_unlock(r->lock); /* dropped unseen: nothing was published */
+    /* A single peek stores no mark: the records still held are marked
+     * handed out now, for the next consumer (a burst's are already). */
+    if (r && r->role == RQ_CONSUMER && r->peeked)
+        rec_mark_delivered(r, r->rseq + r->peeked);
 }
 
 void rq_rec_free(struct rq_rec *r)
@@ -443,7 +457,8 @@ int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *in
         r->peek_span = span;
         r->peek_seq = r->rseq;
         r->peek_redelivered = r->rseq < r->redeliver_below;
-        rec_mark_delivered(r, r->rseq + 1);
+        /* No mark: a single peek holds the oldest record, which the
+         * successor of a consumer killed now flags (rq_rec_flag_oldest). */
         r->peek_valid = 1;
         if (!r->peeked)
             r->peeked = 1;

@@ -193,8 +193,12 @@ void rq_rec_set_queue(struct rq_rec *r, struct rq *q);
 uint64_t rq_rec_position(const struct rq_rec *r);
 /* At role takeover: loads and checks both words (RQ_ECORRUPT). */
 int rq_rec_load(struct rq_rec *r);
+/* A consumer that took over from a dead one: flags the oldest record, which
+ * the dead one may have held from a single peek (that stores no mark),
+ * unless a dead batch's mark covers it already; the mark is stored. */
+void rq_rec_flag_oldest(struct rq_rec *r);
 /* Close: drops a reservation (an MPSC one releases the lock if this
- * thread made it), then frees. */
+ * thread made it); a consumer marks what it still holds peeked. */
 void rq_rec_close(struct rq_rec *r);
 /* Frees without touching the segment (a child of fork, a failed open). */
 void rq_rec_free(struct rq_rec *r);

@@ -341,6 +341,33 @@ static void test_peek_of_a_bursts_oldest(void **state)
             check_peek_in_a_burst(flags, release_oldest);
 }
 
+/* A consumer closed holding a peeked batch of 4 leaves a mark past it;
+ * its successor, which peeks a smaller batch of the same records, must
+ * not move that mark back: the third consumer still gets all 4 flagged. */
+static void test_a_smaller_batch_keeps_the_mark(void **state)
+{
+    (void)state;
+    struct pair q = pair_open("rec.peek.mark", CAP, MAX, 0);
+    for (unsigned i = 0; i < 4; i++)
+        push_tagged(q.p, 8, i);
+    rq_msg_view v[8];
+    assert_int_equal(rq_peek_burst(q.c, v, 8, 0), 4);
+    for (int round = 0; round < 3; round++) {
+        rq_close(q.c);
+        q.c = th_open(q.name, RQ_CONSUMER, CAP, MAX, RQ_RECORDS);
+        size_t want = round < 2 ? 2 : 8; /* 2, 2, then all: 4 */
+        int n = rq_peek_burst(q.c, v, want, 0);
+        assert_int_equal(n, round < 2 ? 2 : 4);
+        for (int i = 0; i < n; i++)
+            assert_int_equal(v[i].flags, RQ_MSG_REDELIVERED);
+    }
+    assert_int_equal(rq_release_burst(q.c, 4), RQ_OK);
+    push_tagged(q.p, 8, 4);
+    assert_int_equal(rq_peek_burst(q.c, v, 8, 0), 1);
+    assert_int_equal(v[0].flags, 0);
+    pair_close(&q);
+}
+
 /* A batch ends before a record whose header is impossible (each checked
  * as rq_pop checks it), and the next call reports it: the consumer at 224
  * of 256, records of 8 at 224 and 240, then 40 at 0 (80 bytes). */
@@ -396,6 +423,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_long_batches),
         cmocka_unit_test(test_headers_rewritten_after_the_peek),
         cmocka_unit_test(test_peek_of_a_bursts_oldest),
+        cmocka_unit_test(test_a_smaller_batch_keeps_the_mark),
         cmocka_unit_test(test_a_batch_stops_before_a_bad_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

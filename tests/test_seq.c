@@ -73,15 +73,15 @@ static void test_numbers_count_every_message_across_laps(void **state)
 /* A peek repeated before the release is the same delivery; a consumer that
  * closes (or dies) holding it leaves the flag for the next one, with the
  * same number; the message after it is not flagged. */
-static void test_a_message_left_unreleased_comes_back_flagged(void **state)
+static void left_unreleased_scenario(uint32_t flags)
 {
-    (void)state;
-    const char *name = th_name("seqflag");
-    rq *keep = th_create(name, 4, 16, 0);
-    rq *p = th_open(name, RQ_PRODUCER, 4, 16, 0);
+    const char *name = th_name(flags & RQ_RECORDS ? "seqflagr" : "seqflag");
+    const uint32_t n = flags & RQ_RECORDS ? 1024u : 4u;
+    rq *keep = th_create(name, n, 16, flags);
+    rq *p = th_open(name, RQ_PRODUCER, n, 16, flags);
     assert_int_equal(rq_push(p, "a", 1, 0), RQ_OK);
     assert_int_equal(rq_push(p, "b", 1, 0), RQ_OK);
-    rq *c = th_open(name, RQ_CONSUMER, 4, 16, 0);
+    rq *c = th_open(name, RQ_CONSUMER, n, 16, flags);
     const void *msg;
     size_t len;
     rq_msg_info info;
@@ -92,7 +92,7 @@ static void test_a_message_left_unreleased_comes_back_flagged(void **state)
     assert_int_equal(info.flags, 0); /* the same delivery, not a second one */
     rq_close(c);
 
-    c = th_open(name, RQ_CONSUMER, 4, 16, 0);
+    c = th_open(name, RQ_CONSUMER, n, 16, flags);
     assert_int_equal(rq_peek_info(c, &msg, &len, &info, 0), RQ_OK);
     assert_int_equal(info.seq, 0);
     assert_int_equal(info.flags, RQ_MSG_REDELIVERED);
@@ -106,6 +106,18 @@ static void test_a_message_left_unreleased_comes_back_flagged(void **state)
     rq_close(p);
     rq_close(keep);
     rq_unlink(name);
+}
+
+static void test_a_message_left_unreleased_comes_back_flagged(void **state)
+{
+    (void)state;
+    left_unreleased_scenario(0);
+}
+
+static void test_a_record_left_unreleased_comes_back_flagged(void **state)
+{
+    (void)state;
+    left_unreleased_scenario(RQ_RECORDS);
 }
 
 /* A restarted SPSC producer learns where the queue stands; on an MPSC
@@ -432,41 +444,45 @@ static void kill_peeking_consumer(const char *name, rq *p, unsigned pushed, int 
  * flag never lowers the batch's mark. */
 static void dead_consumer_scenarios(uint32_t flags)
 {
-    const char *name = th_name(flags & RQ_MPSC ? "seqdeadm" : "seqdead");
-    rq *keep = th_create(name, DEAD_CONSUMER_SLOTS, 16, flags);
-    rq *p = th_open(name, RQ_PRODUCER, DEAD_CONSUMER_SLOTS, 16, flags);
+    const char *name = th_name(flags & RQ_RECORDS ? "seqdeadr"
+                               : flags & RQ_MPSC  ? "seqdeadm"
+                                                  : "seqdead");
+    /* A record queue of 1,024 bytes holds 64 of these 1-byte records. */
+    const uint32_t n = flags & RQ_RECORDS ? 1024u : DEAD_CONSUMER_SLOTS;
+    rq *keep = th_create(name, n, 16, flags);
+    rq *p = th_open(name, RQ_PRODUCER, n, 16, flags);
 
     kill_peeking_consumer(name, p, 4, RQ_CP_PEEK_HANDED_OUT, 3);
-    rq *c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, flags);
+    rq *c = th_open(name, RQ_CONSUMER, n, 16, flags);
     const void *msg;
     size_t len;
     assert_int_equal(rq_peek(c, &msg, &len, 0), RQ_OK);
     rq_close(c); /* closed holding it: the flag stays for the next one */
-    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, flags);
+    c = th_open(name, RQ_CONSUMER, n, 16, flags);
     expect_next(c, 2, RQ_MSG_REDELIVERED);
     expect_next(c, 3, 0);
     rq_close(c);
 
     kill_peeking_consumer(name, p, 3, RQ_CP_RELEASE_BEFORE_POSITION, 1); /* releases 4 */
-    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, flags);
+    c = th_open(name, RQ_CONSUMER, n, 16, flags);
     expect_next(c, 5, RQ_MSG_REDELIVERED);
     expect_next(c, 6, 0);
     rq_close(c);
 
     kill_peeking_consumer(name, p, 1, RQ_CP_PEEK_HANDED_OUT, 1);         /* dies holding 7 */
     kill_peeking_consumer(name, p, 0, RQ_CP_RELEASE_BEFORE_POSITION, 1); /* releases 7 */
-    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, flags);
+    c = th_open(name, RQ_CONSUMER, n, 16, flags);
     assert_int_equal(rq_push(p, "e", 1, 0), RQ_OK);
     expect_next(c, 8, 0); /* pushed once the successor was open: not the dead one's */
     rq_close(c);
 
     assert_int_equal(rq_push(p, "f", 1, 0), RQ_OK);
-    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, flags);
+    c = th_open(name, RQ_CONSUMER, n, 16, flags);
     expect_next(c, 9, 0);
     rq_close(c);
 
     kill_consumer("burst_consumer_main", name, p, 4, RQ_CP_RELEASE_BURST_BEFORE_PUBLISH, 1);
-    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, flags);
+    c = th_open(name, RQ_CONSUMER, n, 16, flags);
     for (uint64_t seq = 10; seq < 13; seq++) /* the batch it held */
         expect_next(c, seq, RQ_MSG_REDELIVERED);
     expect_next(c, 13, 0);
@@ -488,29 +504,36 @@ static void test_a_dead_mpsc_consumer_leaves_the_oldest_flagged(void **state)
     dead_consumer_scenarios(RQ_MPSC);
 }
 
+static void test_a_dead_record_consumer_leaves_the_oldest_flagged(void **state)
+{
+    (void)state;
+    dead_consumer_scenarios(RQ_RECORDS);
+}
+
 /* An open that fails after it found the last consumer dead (here: a
  * read_offset out of range) leaves that finding for the next open, which
  * still flags the message the dead one held; the one death is counted
  * once, however many opens fail before one succeeds. */
-static void test_a_failed_open_keeps_the_dead_consumers_flag(void **state)
+static void failed_open_scenario(uint32_t flags)
 {
-    (void)state;
-    const char *name = th_name("seqfail");
-    rq *keep = th_create(name, DEAD_CONSUMER_SLOTS, 16, 0);
-    rq *p = th_open(name, RQ_PRODUCER, DEAD_CONSUMER_SLOTS, 16, 0);
+    const char *name = th_name(flags & RQ_RECORDS ? "seqfailr" : "seqfail");
+    const uint32_t n = flags & RQ_RECORDS ? 1024u : DEAD_CONSUMER_SLOTS;
+    rq *keep = th_create(name, n, 16, flags);
+    rq *p = th_open(name, RQ_PRODUCER, n, 16, flags);
     kill_peeking_consumer(name, p, 2, RQ_CP_PEEK_HANDED_OUT, 1); /* dies holding 0 */
     struct th_raw raw;
     th_raw_open(&raw, "rq", name);
     struct rq_shm *shm = (struct rq_shm *)raw.addr;
+    /* (little-endian: a record queue's read_word has its offset there) */
     uint32_t read = rq_load_relaxed_u32(&shm->read_offset);
-    rq_store_relaxed_u32(&shm->read_offset, 2 * DEAD_CONSUMER_SLOTS); /* out of range */
+    rq_store_relaxed_u32(&shm->read_offset, 2 * n); /* out of range */
     rq *c = NULL;
-    rq_config cfg = {DEAD_CONSUMER_SLOTS, 16, 0, 0};
+    rq_config cfg = {n, 16, flags, 0};
     assert_int_equal(rq_open(&c, name, RQ_CONSUMER, &cfg), RQ_ECORRUPT);
     assert_int_equal(rq_open(&c, name, RQ_CONSUMER, &cfg), RQ_ECORRUPT);
     rq_store_relaxed_u32(&shm->read_offset, read);
     th_raw_close(&raw);
-    c = th_open(name, RQ_CONSUMER, DEAD_CONSUMER_SLOTS, 16, 0);
+    c = th_open(name, RQ_CONSUMER, n, 16, flags);
     rq_stats st;
     assert_int_equal(rq_stat(c, &st), RQ_OK);
     assert_int_equal(st.consumer_takeovers, 1);
@@ -520,6 +543,18 @@ static void test_a_failed_open_keeps_the_dead_consumers_flag(void **state)
     rq_close(p);
     rq_close(keep);
     rq_unlink(name);
+}
+
+static void test_a_failed_open_keeps_the_dead_consumers_flag(void **state)
+{
+    (void)state;
+    failed_open_scenario(0);
+}
+
+static void test_a_failed_open_keeps_the_dead_record_consumers_flag(void **state)
+{
+    (void)state;
+    failed_open_scenario(RQ_RECORDS);
 }
 
 /* A record queue's positions are its own (records.c): opening a side must
@@ -567,6 +602,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers_count_every_message_across_laps),
         cmocka_unit_test(test_a_message_left_unreleased_comes_back_flagged),
+        cmocka_unit_test(test_a_record_left_unreleased_comes_back_flagged),
         cmocka_unit_test(test_producers_learn_their_numbers),
         cmocka_unit_test(test_a_producer_idle_for_laps_learns_its_number),
         cmocka_unit_test(test_positions_are_recovered_from_the_offsets),
@@ -574,7 +610,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_a_kill_before_the_position_store_loses_no_number),
         cmocka_unit_test(test_a_dead_consumer_leaves_the_oldest_flagged),
         cmocka_unit_test(test_a_dead_mpsc_consumer_leaves_the_oldest_flagged),
+        cmocka_unit_test(test_a_dead_record_consumer_leaves_the_oldest_flagged),
         cmocka_unit_test(test_a_failed_open_keeps_the_dead_consumers_flag),
+        cmocka_unit_test(test_a_failed_open_keeps_the_dead_record_consumers_flag),
         cmocka_unit_test(test_record_queue_positions_survive_a_reopen),
         cmocka_unit_test(test_bad_arguments),
     };
