@@ -966,9 +966,6 @@ static const size_t queue_words[] = {
     /* a record queue's words: the record numbers beside the offsets */
     Q(write_offset) + 4,
     Q(read_offset) + 4,
-    /* a record queue's byte statistics (line 9, beside the lock) */
-    offsetof(struct rq_rec_shm, bytes.payload_bytes),
-    offsetof(struct rq_rec_shm, bytes.largest),
     /* who holds the MPSC lock (read by rq_stat only): the stamp, the slot
      * pids (first, second, last), dead reservations */
     Q(mpsc.waited_word),
@@ -981,6 +978,11 @@ static const size_t queue_words[] = {
     Q(admin.dead_reservations),
     /* the MPSC lock's waiters word (a release that finds it set wakes) */
     Q(mpsc.waiters),
+    /* a record queue's byte statistics (line 9, beside the lock; read by
+     * rq_stat_records only) */
+    offsetof(struct rq_rec_shm, bytes.padding_bytes),
+    offsetof(struct rq_rec_shm, bytes.payload_bytes),
+    offsetof(struct rq_rec_shm, bytes.largest),
 };
 static const size_t coalesce_words[] = {
     C(hdr.magic), C(hdr.magic) + 4, C(hdr.layout_version), C(hdr.abi),         C(hdr.header_size),

@@ -53,7 +53,9 @@
 #define RQ_LAYOUT_VERSION 5u
 
 /* Bytes reserved in the segment for the MPSC producers' lock (struct
- * rq_shm_mpsc on Linux; unused on Windows, which uses a named mutex). */
+ * rq_shm_mpsc on line 8: its owner word on Linux; Windows locks a named
+ * mutex).  A record queue keeps its byte statistics on the second line
+ * (struct rq_rec_shm), on both platforms. */
 #define RQ_LOCK_AREA 128
 
 /* The slot header: the length the producer committed.  The payload follows

@@ -623,13 +623,16 @@ int rec_at(const struct rq_rec *r, uint32_t off, uint32_t avail, rq_record_entry
 
 int rq_rec_walk(struct rq_rec *r, int (*fn)(void *ctx, const rq_record_entry *entry), void *ctx)
 {
+    /* The position first: loaded after the word, a release in between
+     * that stored it could put it ahead, and the numbers a lap on. */
+    uint64_t rp = rq_load_acquire_u64(&r->shm->read_position);
     uint64_t ww, rw;
     int rc = rec_read_pair(r, &ww, &rw);
     if (rc < 0)
         return rc;
     uint32_t off = (uint32_t)rw, end = (uint32_t)ww;
     uint32_t count = (uint32_t)(ww >> 32) - (uint32_t)(rw >> 32);
-    uint64_t seq = rec_extend(rq_load_relaxed_u64(&r->shm->read_position), (uint32_t)(rw >> 32));
+    uint64_t seq = rec_extend(rp, (uint32_t)(rw >> 32));
     for (uint32_t i = 0; i < count; i++) { /* count <= C / 8: bounded */
         rq_record_entry e;
         uint32_t span;

@@ -25,7 +25,8 @@
  * (2 when records came, 5 now; never kind 1) and refuses the segment with
  * RQ_EVERSION.  Version 2: the MPSC lock's waiters flag has a word of its
  * own (RQ_LAYOUT_VERSION 4).  Version 3: the byte statistics moved from
- * line 1 to line 9, and the positions are stored once in 2^31 records. */
+ * line 1 to line 9, the positions are stored once in 2^31 records, and a
+ * single peek stores no delivered mark (as slot queues since format 5). */
 #define RQ_REC_LAYOUT_VERSION 0x00010003u
 
 /* The record header's type word: anything else is corrupt. */
@@ -68,7 +69,8 @@ struct rq_rec_shm {
     } admin;
     /* Lines 8-9: the MPSC lock on line 8, as struct rq_shm's.  Line 9,
      * which the lock leaves unused, holds the producers' byte statistics
-     * (single writer: SPSC, or under the lock; read by rq_stat only). */
+     * (single writer: SPSC, or under the lock; read by rq_stat_records
+     * only). */
     RQ_LINE_ALIGNED union {
         struct rq_shm_mpsc mpsc;
         unsigned char lock_area[RQ_LOCK_AREA];
@@ -226,7 +228,8 @@ int rq_rec_next_seq(struct rq_rec *r, uint64_t *seq);
 /* rq_stat's ring part: byte offsets, the records in the queue, and the
  * records pushed and popped since creation, from the numbers the words
  * carry (exact whenever a side is killed: no count stored per record).
- * RQ_OK, else RQ_ECORRUPT with the stored positions as the counts. */
+ * RQ_OK, else RQ_ECORRUPT with the stored positions as the counts (up to
+ * 2^31 and a batch behind). */
 int rq_rec_offsets(struct rq_rec *r, uint32_t *write, uint32_t *read, uint32_t *records,
                    uint64_t *pushed, uint64_t *popped);
 int rq_rec_stat(struct rq_rec *r, rq_record_stats *st);

@@ -711,17 +711,19 @@ static void test_every_point_on_the_batch_reservation(void **state)
                   totals.scenarios, totals.kills, totals.messages, totals.duplicates);
 }
 
-/* Where a position is due (its number's bits from 2^31 up change: at 2^31,
- * and at 2^32 where the words' low halves wrap), each side killed just
- * before and just after that record's publish and store, and each role's
- * opener killed right after it stored the position a dead side left
- * behind (both are forged 2^31 + 5 records behind at the start).  The
- * 7th record of a life is the one that crosses: no number may be skipped
- * or used twice, and rq_stat's counts must stay exact. */
+/* Where a position is due (its number's bits from 2^31 up change: at
+ * 3 x 2^31, and at 2^32 where the words' low halves wrap), each side
+ * killed just before and just after the store, and killed right after
+ * its open (an SPSC producer's or a consumer's stores the position a dead
+ * side left behind; MPSC producers store it under the lock, at their
+ * first claim).  Both positions are forged 2^31 + 5 records behind at the
+ * start; the first life's 7th record is the one that crosses (the later
+ * lives' kills land past it).  No number may be skipped or used twice,
+ * and rq_stat's counts must stay exact. */
 static void test_kills_where_a_position_is_due(void **state)
 {
     (void)state;
-    static const uint64_t crossings[] = {UINT64_C(1) << 31, UINT64_C(1) << 32};
+    static const uint64_t crossings[] = {UINT64_C(3) << 31, UINT64_C(1) << 32};
     static const int points[] = {RQ_CP_PUSH_BEFORE_POSITION, RQ_CP_PUSH_AFTER_PUBLISH,
                                  RQ_CP_RELEASE_BEFORE_POSITION, RQ_CP_RELEASE_AFTER_PUBLISH,
                                  RQ_CP_OPEN_AFTER_TAKEOVER};
