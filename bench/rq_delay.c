@@ -434,10 +434,19 @@ static int parse_transports(const char *list, int chosen[KINDS])
     return 0;
 }
 
+/* A whole argument as a number, else -1 (the usage is printed then). */
+static double parse_number(const char *arg)
+{
+    char *end;
+    double v = strtod(arg, &end);
+    return end != arg && *end == '\0' ? v : -1;
+}
+
 int main(int argc, char **argv)
 {
-    double seconds = argc > 1 ? atof(argv[1]) : 2.0;
-    int rounds = argc > 2 ? atoi(argv[2]) : 3;
+    double seconds = argc > 1 ? parse_number(argv[1]) : 2.0;
+    double rounds_arg = argc > 2 ? parse_number(argv[2]) : 3;
+    int rounds = rounds_arg >= 1 && rounds_arg <= 1000 ? (int)rounds_arg : 0;
     int chosen[KINDS] = {1, 1, 1, 1, 1, 1};
     if (argc > 3 && parse_transports(argv[3], chosen) != 0)
         rounds = 0;
