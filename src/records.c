@@ -140,12 +140,8 @@ int rq_rec_load(struct rq_rec *r)
         return RQ_ECORRUPT;
     r->w = r->write_cache = (uint32_t)ww;
     r->r = r->read_cache = (uint32_t)rw;
-    uint64_t wp = rq_load_relaxed_u64(&r->shm->write_position);
-    uint64_t rp = rq_load_relaxed_u64(&r->shm->read_position);
-    r->wseq = rec_extend(wp, (uint32_t)(ww >> 32));
-    r->rseq = rec_extend(rp, (uint32_t)(rw >> 32));
-    r->wdue = rec_position_due(wp);
-    r->rdue = rec_position_due(rp);
+    r->wseq = rec_load_position(&r->shm->write_position, (uint32_t)(ww >> 32), &r->wdue);
+    r->rseq = rec_load_position(&r->shm->read_position, (uint32_t)(rw >> 32), &r->rdue);
     /* A predecessor killed between its word and its position left it
      * behind: ours to store now, before it can fall further. */
     if (r->role == RQ_PRODUCER)

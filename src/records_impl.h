@@ -162,6 +162,15 @@ static inline void rec_store_position(rq_atomic_u64 *pos, uint64_t *due, uint64_
     }
 }
 
+/* The number whose low half is LO, extended by the position stored at
+ * POS; *DUE: the first number whose position is due from there. */
+static inline uint64_t rec_load_position(rq_atomic_u64 *pos, uint32_t lo, uint64_t *due)
+{
+    uint64_t stored = rq_load_relaxed_u64(pos);
+    *due = rec_position_due(stored);
+    return rec_extend(stored, lo);
+}
+
 /* An offset as the ring makes them: in [0, 2C) and 8-aligned (every record
  * and padding record starts on an 8-byte boundary; a peer's word that is
  * not would put headers at unaligned addresses). */
@@ -200,9 +209,7 @@ static inline int rec_sync_write(struct rq_rec *r)
     if (!rec_offset_ok(r, (uint32_t)ww))
         return RQ_ECORRUPT;
     r->w = (uint32_t)ww;
-    uint64_t stored = rq_load_relaxed_u64(&r->shm->write_position);
-    r->wseq = rec_extend(stored, (uint32_t)(ww >> 32));
-    r->wdue = rec_position_due(stored);
+    r->wseq = rec_load_position(&r->shm->write_position, (uint32_t)(ww >> 32), &r->wdue);
     rec_store_position(&r->shm->write_position, &r->wdue, r->wseq); /* a dead holder's */
     return RQ_OK;
 }
