@@ -25,6 +25,7 @@
 
 #include "crashpoint.h"
 #include "platform.h"
+#include "records.h"
 #include "spawn_os.h"
 
 #ifdef RQ_COVERAGE
@@ -368,6 +369,16 @@ void th_raw_close(struct th_raw *r)
         rq_plat_segment_unmap(r->addr, r->size);
     rq_plat_segment_close(r->seg);
     memset(r, 0, sizeof *r);
+}
+
+void th_raw_forge_record_numbers(struct th_raw *r, uint64_t start, uint64_t write_pos,
+                                 uint64_t read_pos)
+{
+    struct rq_rec_shm *shm = (struct rq_rec_shm *)r->addr;
+    rq_store_relaxed_u64(&shm->write_position, write_pos);
+    rq_store_relaxed_u64(&shm->read_position, read_pos);
+    rq_store_release_u64(&shm->write_word, (uint64_t)(uint32_t)start << 32);
+    rq_store_release_u64(&shm->read_word, (uint64_t)(uint32_t)start << 32);
 }
 
 int th_raw_exists(const char *kind, const char *name)

@@ -120,6 +120,12 @@ void th_raw_open(struct th_raw *r, const char *kind, const char *name);
 void th_raw_create(struct th_raw *r, const char *kind, const char *name, uint64_t size,
                    const void *bytes, size_t len);
 void th_raw_close(struct th_raw *r);
+/* Sets the empty record queue mapped by R: both words at record number
+ * START (offsets 0), its stored positions at WRITE_POS and READ_POS, as a
+ * peer or a side killed between its word and its position can leave
+ * them.  No side may hold the queue open (a handle keeps its own copy). */
+void th_raw_forge_record_numbers(struct th_raw *r, uint64_t start, uint64_t write_pos,
+                                 uint64_t read_pos);
 /* 1 if the object KIND.NAME exists. */
 int th_raw_exists(const char *kind, const char *name);
 

@@ -812,10 +812,7 @@ static void test_positions_are_stored_once_in_2_31_records(void **state)
     rq_close(h.q.c);
     /* An empty ring at record START; the write position left 2^31 + 5
      * records behind, the read position 3 (due at the next crossing). */
-    rq_store_relaxed_u64(&h.shm->write_position, start - period - 5);
-    rq_store_relaxed_u64(&h.shm->read_position, start - 3);
-    rq_store_release_u64(&h.shm->write_word, (uint64_t)(uint32_t)start << 32);
-    rq_store_release_u64(&h.shm->read_word, (uint64_t)(uint32_t)start << 32);
+    th_raw_forge_record_numbers(&h.raw, start, start - period - 5, start - 3);
     h.q.p = th_open(h.q.name, RQ_PRODUCER, CAP, MAX, RQ_RECORDS);
     h.q.c = th_open(h.q.name, RQ_CONSUMER, CAP, MAX, RQ_RECORDS);
     assert_true(rq_load_relaxed_u64(&h.shm->write_position) == start); /* stored by the open */
@@ -850,10 +847,7 @@ static void test_positions_are_stored_once_in_2_31_records(void **state)
     struct th_raw raw;
     th_raw_open(&raw, "rq", q.name);
     struct rq_rec_shm *shm = (struct rq_rec_shm *)raw.addr;
-    rq_store_relaxed_u64(&shm->write_position, start - period - 5);
-    rq_store_relaxed_u64(&shm->read_position, start);
-    rq_store_release_u64(&shm->write_word, (uint64_t)(uint32_t)start << 32);
-    rq_store_release_u64(&shm->read_word, (uint64_t)(uint32_t)start << 32);
+    th_raw_forge_record_numbers(&raw, start, start - period - 5, start);
     void *slot;
     assert_int_equal(rq_reserve_len(q.p, 10, &slot, 0), RQ_OK);
     assert_true(rq_load_relaxed_u64(&shm->write_position) == start);

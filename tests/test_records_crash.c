@@ -29,7 +29,6 @@
 
 #include "crashpoint.h"
 #include "helpers.h"
-#include "records.h"
 #include "rq.h"
 
 #define CAP 1024u
@@ -508,12 +507,8 @@ static void forge_numbers(const char *name, uint64_t start)
 {
     struct th_raw raw;
     th_raw_open(&raw, "rq", name);
-    struct rq_rec_shm *shm = (struct rq_rec_shm *)raw.addr;
     uint64_t behind = start - (UINT64_C(1) << 31) - 5;
-    rq_store_relaxed_u64(&shm->write_position, behind);
-    rq_store_relaxed_u64(&shm->read_position, behind);
-    rq_store_release_u64(&shm->write_word, (uint64_t)(uint32_t)start << 32);
-    rq_store_release_u64(&shm->read_word, (uint64_t)(uint32_t)start << 32);
+    th_raw_forge_record_numbers(&raw, start, behind, behind);
     th_raw_close(&raw);
 }
 
