@@ -546,25 +546,13 @@ static void compare_bursts(const struct run runs[6], int pairs)
     printf("  record / slot zero-copy bursts: median %.3f (min %.3f, max %.3f)\n", m, lo, hi);
 }
 
-/* How many records of the same mix a ring of CAPACITY bytes would hold if
- * a record took round8(len + 4) bytes: a 4-byte header, the ring's base 4
- * bytes past an 8-byte boundary so payloads stay 8-aligned (one 8-byte
- * cell given up).  Arithmetic only: the layout is not built. */
-static uint64_t fill_with_short_header(uint32_t capacity)
-{
-    uint64_t seed = 88172645463325252ull, used = 0, n = 0;
-    for (;; n++) {
-        uint64_t a = (mix_size(&seed) + 4u + 7u) & ~7u;
-        if (used + a > capacity - 8u)
-            return n;
-        used += a;
-    }
-}
-
-/* How many mix records fit an empty record queue, against
- * capacity / (mean size + header), and where the rest goes: the rounding
- * of each record to 8 bytes (which keeps every header and payload
- * 8-aligned), padding at the wrap, the free tail. */
+/* How many mix records fit an empty record queue, against the bound
+ * capacity / (mean size + 8) (a header of 8 bytes, as the BPF ring
+ * buffer's, with no rounding) and against capacity / (mean size +
+ * RQ_RECORD_HEADER) (the 4-byte header alone), and where the bytes go:
+ * the headers, the rounding of each record to 8 bytes (which keeps every
+ * payload 8-aligned), padding at the wrap, the free tail.  Its checks of
+ * the arithmetic fail the benchmark. */
 static void capacity_check(const rq_config *cfg)
 {
     char name[64];
@@ -583,25 +571,24 @@ static void capacity_check(const rq_config *cfg)
             break;
         n++;
         bytes += len;
-        rounding += ((len + 7u) & ~7u) - len;
+        rounding += RQ_RECORD_SPAN(len) - RQ_RECORD_HEADER - len;
     }
     rq_record_stats st;
     rq_stat_records(p, &st);
+    if (n == 0 || st.records != n ||
+        st.bytes_used != bytes + n * RQ_RECORD_HEADER + rounding + st.padding_bytes)
+        die("fill: the statistics disagree with the records pushed", RQ_ECORRUPT);
     double mean = (double)bytes / (double)n, round = (double)rounding / (double)n;
-    double target = (double)cfg->slot_count / (mean + RQ_RECORD_HEADER);
-    printf("\nfull record queue of %u bytes: %llu mix records (mean %.1f B), target capacity / "
-           "(mean + 8) = %.0f: %.3f of it; %llu bytes free, padding so far %llu bytes; a slot "
-           "queue of the same size holds %u\n",
-           cfg->slot_count, (unsigned long long)n, mean, target, (double)n / target,
-           (unsigned long long)st.bytes_free, (unsigned long long)st.padding_bytes,
-           cfg->slot_count / (MIX_MAX + 8));
-    uint64_t short_n = fill_with_short_header(cfg->slot_count);
-    printf("  rounding to 8 bytes: %llu bytes, %.2f a record; capacity / (mean + 8 + %.2f) = "
-           "%.0f; with a 4-byte header and round8(len + 4) a record (not built): %llu records, "
-           "%.3f of the target\n",
-           (unsigned long long)rounding, round, round,
-           (double)cfg->slot_count / (mean + RQ_RECORD_HEADER + round), (unsigned long long)short_n,
-           (double)short_n / target);
+    double bound8 = (double)cfg->slot_count / (mean + 8);
+    double bound4 = (double)cfg->slot_count / (mean + RQ_RECORD_HEADER);
+    printf("\nfull record queue of %u bytes: %llu mix records (mean %.1f B); capacity / (mean + "
+           "8) = %.0f: %.3f of it; capacity / (mean + %u) = %.0f: %.3f of it\n",
+           cfg->slot_count, (unsigned long long)n, mean, bound8, (double)n / bound8,
+           RQ_RECORD_HEADER, bound4, (double)n / bound4);
+    printf("  a record takes %u bytes of header and %.2f of rounding to 8 on average; %llu bytes "
+           "free, padding so far %llu bytes; a slot queue of the same size holds %u\n",
+           RQ_RECORD_HEADER, round, (unsigned long long)st.bytes_free,
+           (unsigned long long)st.padding_bytes, cfg->slot_count / (MIX_MAX + 8));
     rq_close(p);
     rq_unlink(name);
     bench_queue_done();

@@ -344,7 +344,8 @@ static int role_of(unsigned bits)
 static void check_payload(const struct fz_handle *h, const void *p, size_t len, const char *call)
 {
     const unsigned char *b = p;
-    size_t first = RQ_SHM_HEADER_SIZE + RQ_SLOT_HEADER;
+    size_t first =
+        h->records ? RQ_REC_DATA_OFFSET + RQ_RECORD_HEADER : RQ_SHM_HEADER_SIZE + RQ_SLOT_HEADER;
     /* (A record of 0 bytes whose header ends the ring has its payload
      * pointer at the end: valid, never read.) */
     if (b < h->map.addr + first || b > h->map.addr + h->map.size ||
@@ -352,7 +353,7 @@ static void check_payload(const struct fz_handle *h, const void *p, size_t len, 
         fz_fail("%s: pointer %p outside the segment [%p, +%zu)", call, p, (void *)h->map.addr,
                 h->map.size);
     size_t off = (size_t)(b - h->map.addr) - first;
-    if (h->records) { /* one piece, after an 8-aligned header, inside the ring */
+    if (h->records) { /* one piece, 8-aligned after its header, inside the ring */
         if (off % 8 != 0 || len > h->slot_size || off + RQ_RECORD_HEADER + len > h->slot_count)
             fz_fail("%s: %zu bytes at ring offset %zu: not a record of the ring", call, len, off);
         return;
@@ -406,8 +407,8 @@ static void queue_open(struct fz_run *r, struct fz_handle *h, int role, int with
     h->records = (st.flags & RQ_RECORDS) != 0;
     if (h->records && (st.slot_count % 16 || st.slot_size > st.slot_count / 2 - RQ_RECORD_HEADER))
         fz_fail("open accepted a ring of %u bytes for records of %u", st.slot_count, st.slot_size);
-    uint64_t need =
-        RQ_SHM_HEADER_SIZE + (h->records ? st.slot_count : (uint64_t)st.slot_count * h->stride);
+    uint64_t need = h->records ? (uint64_t)RQ_REC_DATA_OFFSET + st.slot_count
+                               : RQ_SHM_HEADER_SIZE + (uint64_t)st.slot_count * h->stride;
     if (!h->map.addr || h->map.size < need)
         fz_fail("open accepted %u slots of %u bytes but mapped %zu bytes", st.slot_count,
                 st.slot_size, h->map.size);
@@ -637,7 +638,7 @@ static void op_push_burst(struct fz_run *r, struct fz_handle *h, unsigned count,
     }
     /* The most one call looks at: a ring's slots, or as many records as
      * headers fit in a record ring (lengths beyond it are not read). */
-    unsigned batch_max = h->records ? h->slot_count / RQ_RECORD_HEADER : h->slot_count;
+    unsigned batch_max = h->records ? h->slot_count / RQ_REC_CELL : h->slot_count;
     int too_long = (variant & 1) && count > 0 && count <= batch_max;
     if (too_long)
         lens[count - 1] = (size_t)h->slot_size + 1; /* never read: refused first */
@@ -747,7 +748,7 @@ static void op_reserve_burst_len(struct fz_run *r, struct fz_handle *h, unsigned
     if (too_long)
         lens[count - 1] = (size_t)h->slot_size + 1;
     int rc = rq_reserve_burst_len(h->q, lens, count, bufs, 0);
-    unsigned most = h->records ? h->slot_count / RQ_RECORD_HEADER : h->slot_count;
+    unsigned most = h->records ? h->slot_count / RQ_REC_CELL : h->slot_count;
     if (h->role != RQ_PRODUCER) {
         expect_is("rq_reserve_burst_len", rc, RQ_EROLE);
     } else if (count == 0) {
@@ -1029,8 +1030,8 @@ static void op_scribble(struct fz_run *r, unsigned variant, struct fz_in *in)
     size_t off;
     if (sel < nwords || r->h->kind == FZ_COALESCE)
         off = words[sel % nwords];
-    else if (r->h->open_flags & FZ_CFG_RECORDS) /* a record header's length or type */
-        off = RQ_SHM_HEADER_SIZE + (sel - nwords) * 4 % r->h->slot_count;
+    else if (r->h->open_flags & FZ_CFG_RECORDS) /* a record header or a payload word */
+        off = RQ_REC_DATA_OFFSET + (sel - nwords) * 4 % r->h->slot_count;
     else /* a slot's length word */
         off = RQ_SHM_HEADER_SIZE +
               (sel - nwords) % r->h->slot_count * rq_layout_stride(r->h->slot_size);

@@ -18,7 +18,7 @@
  *                  bit 1: the same for B, bit 2: config asks RQ_FULL_FENCES,
  *                  bit 3: a queue is a record queue (RQ_RECORDS): then
  *                  slot_count is 64 + 16 * (v % 64) bytes of ring and
- *                  slot_size 1 + v % (slot_count / 2 - 8), the largest
+ *                  slot_size 1 + v % (slot_count / 2 - 4), the largest
  *   3  prefill     fuzz_peer: messages (requests) made before the handles open
  *   4  slot_count  u16: the object is made with 1 + v % FZ_MAX_SLOTS slots
  *   6  slot_size   u16: ... of 1 + v % FZ_MAX_SLOT_SIZE bytes

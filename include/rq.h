@@ -167,15 +167,17 @@ enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1, RQ_ANY_OWNER = 1u << 2, RQ_R
  * instead of one per fixed slot.  In its config slot_count is the
  * capacity in bytes (a multiple of 16, RQ_RECORDS_CAPACITY_MIN ..
  * RQ_SLOT_COUNT_MAX) and slot_size the largest message (1 .. capacity / 2
- * - RQ_RECORD_HEADER).  Each message takes RQ_RECORD_HEADER bytes plus its
- * length rounded up to 8, and is contiguous in memory (a message that does
- * not fit before the end of the ring is preceded by padding), so rq_peek
- * gives one pointer and one length.  Every call works on both kinds, with
- * the same crash guarantees; rq_reserve_len reserves a length, and
- * rq_stat_records reports bytes as well as messages.  A library built
- * without records refuses such a queue (RQ_EVERSION) or config
- * (RQ_EINVAL). */
-#define RQ_RECORD_HEADER 8u
+ * - RQ_RECORD_HEADER).  A message of LEN bytes takes RQ_RECORD_SPAN(LEN)
+ * bytes of the ring: a 4-byte header and its payload, rounded up to a
+ * multiple of 8, so every payload is 8-aligned.  Each is contiguous in
+ * memory (a message that does not fit before the end of the ring is
+ * preceded by padding), so rq_peek gives one pointer and one length.
+ * Every call works on both kinds, with the same crash guarantees;
+ * rq_reserve_len reserves a length, and rq_stat_records reports bytes as
+ * well as messages.  A library built without records refuses such a
+ * queue (RQ_EVERSION) or config (RQ_EINVAL). */
+#define RQ_RECORD_HEADER 4u
+#define RQ_RECORD_SPAN(len) ((RQ_RECORD_HEADER + (len) + 7u) & ~(size_t)7u)
 #define RQ_RECORDS_CAPACITY_MIN 64u
 
 /* RQ_ANY_OWNER (rq_config.flags; never stored in the queue): accept an

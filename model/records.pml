@@ -2,8 +2,9 @@
  * records.pml - record queues (src/records.c): variable-length records
  * packed in a byte ring, padding at the wrap, with kills at every step.
  *
- * The ring has C units (a unit stands for 8 bytes); record k takes
- * SPAN(k) units (its header and payload), so records of 1 and 2 units
+ * The ring has C units (a unit stands for 8 bytes, the granule of every
+ * offset); record k takes SPAN(k) units (its 4-byte header and payload,
+ * rounded up to whole units), so records of 1 and 2 units
  * alternate and every few records one does not fit before the end: then
  * a padding record fills the tail and the record starts at unit 0.  Each
  * side owns one word, (offset in [0, 2C), record number), stored in one

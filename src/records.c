@@ -5,9 +5,10 @@
  * Each side owns one 64-bit word, seq_lo << 32 | byte offset, and
  * publishes it with one store: the offset runs over [0, 2C) (the double
  * range over bytes), seq_lo is the low half of the side's record number.
- * A record is an 8-byte header {len, type} and its payload rounded up to
- * 8; one that does not fit before the end of the ring is preceded by a
- * padding record filling the tail, published in the same store.  Every
+ * A record is a 4-byte header (type in 2 bits, length in 30) and its
+ * payload, 8-aligned, rounded up to the next multiple of 8; one that does
+ * not fit before the end of the ring is preceded by a padding record
+ * filling the tail, published in the same store.  Every
  * word, header and length read from the segment is checked before it is
  * used (RQ_ECORRUPT), and a loop over records (a burst, the dump) is bounded
  * by the caller's count or the word's record count and by the published
@@ -26,7 +27,7 @@ int rec_pair_ok(const struct rq_rec *r, uint64_t ww, uint64_t rw)
         return 0;
     uint32_t used = rec_used(r, w, rd);
     uint32_t count = (uint32_t)(ww >> 32) - (uint32_t)(rw >> 32);
-    return used <= r->cap && count <= used / RQ_RECORD_HEADER && (count == 0) == (used == 0);
+    return used <= r->cap && count <= used / RQ_REC_CELL && (count == 0) == (used == 0);
 }
 
 /* ---- the segment kind ------------------------------------------------ */
@@ -44,7 +45,7 @@ static int geometry_ok(uint32_t cap, uint32_t max)
 
 uint64_t rq_rec_size_for(const rq_config *cfg)
 {
-    return (uint64_t)sizeof(struct rq_rec_shm) + cfg->slot_count;
+    return (uint64_t)RQ_REC_DATA_OFFSET + cfg->slot_count;
 }
 
 int rq_rec_check_config(const rq_config *cfg)
@@ -69,7 +70,7 @@ int rq_rec_check(const struct rq_shm_header *h, uint64_t object_size, const rq_c
         return RQ_ECORRUPT;
     if (!geometry_ok(h->slot_count, h->slot_size))
         return RQ_ECORRUPT;
-    uint64_t need = (uint64_t)sizeof(struct rq_rec_shm) + h->slot_count;
+    uint64_t need = (uint64_t)RQ_REC_DATA_OFFSET + h->slot_count;
     if (h->total_size != need || need > object_size || need > RQ_SEGMENT_SIZE_MAX ||
         need > (uint64_t)SIZE_MAX)
         return RQ_ECORRUPT;
@@ -109,7 +110,7 @@ int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h,
     if (!r)
         return RQ_ESYS;
     r->shm = shm;
-    r->data = (unsigned char *)shm + sizeof(struct rq_rec_shm);
+    r->data = (unsigned char *)shm + RQ_REC_DATA_OFFSET;
     r->lock = lock;
     r->role = role;
     r->self = role == RQ_PRODUCER ? &r->shm->producer : &r->shm->consumer;
@@ -150,7 +151,7 @@ int rq_rec_load(struct rq_rec *r)
         rec_store_position(&r->shm->read_position, &r->rdue, r->rseq);
     /* A dead consumer handed out at most the records in the ring. */
     uint64_t mark = rq_load_relaxed_u64(&r->shm->consumer.delivered_position);
-    r->delivered = mark >= r->rseq && mark - r->rseq <= r->cap / RQ_RECORD_HEADER ? mark : r->rseq;
+    r->delivered = mark >= r->rseq && mark - r->rseq <= r->cap / RQ_REC_CELL ? mark : r->rseq;
     r->redeliver_below = r->delivered;
     return RQ_OK;
 }
@@ -222,8 +223,7 @@ static int rec_claim(struct rq_rec *r, uint32_t len, void **payload)
     if (pad) {
         /* Beyond the write word: invisible until the record is published
          * with it, in the same store. */
-        struct rq_rec_header h = {pad - RQ_RECORD_HEADER, RQ_REC_PAD};
-        memcpy(r->data + at, &h, sizeof h);
+        rq_rec_put_header(r->data + at, RQ_REC_PAD, pad - RQ_RECORD_HEADER);
         RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
         at = 0;
     }
@@ -263,8 +263,7 @@ int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int timeout_m
  * with its padding, in one store. */
 static inline void rec_publish_record(struct rq_rec *r, uint32_t len)
 {
-    struct rq_rec_header h = {len, RQ_REC_DATA};
-    memcpy(r->data + r->res_data, &h, sizeof h);
+    rq_rec_put_header(r->data + r->res_data, RQ_REC_DATA, len);
     uint32_t pad = r->res_pad;
     r->w = rec_advance(r, r->w, pad + rec_span(len));
     r->wseq++;
@@ -592,8 +591,7 @@ int rq_rec_stat(struct rq_rec *r, rq_record_stats *st)
 int rec_at(const struct rq_rec *r, uint32_t off, uint32_t avail, rq_record_entry *e, uint32_t *span)
 {
     uint32_t at = rec_index(r, off), skip = 0;
-    struct rq_rec_header h;
-    memcpy(&h, r->data + at, sizeof h); /* read once: the producer is untrusted */
+    struct rq_rec_header h = rq_rec_get_header(r->data + at); /* one load: untrusted */
     if (h.type == RQ_REC_PAD) {
         uint32_t tail = r->cap - at;
         if (h.len != tail - RQ_RECORD_HEADER || tail >= avail)
@@ -601,7 +599,7 @@ int rec_at(const struct rq_rec *r, uint32_t off, uint32_t avail, rq_record_entry
         skip = tail;
         avail -= tail;
         at = 0;
-        memcpy(&h, r->data, sizeof h);
+        h = rq_rec_get_header(r->data);
     }
     if (h.type != RQ_REC_DATA || h.len > r->max)
         return RQ_ECORRUPT;

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "deadline.h"
 #include "layout.h"
@@ -26,19 +27,47 @@
  * RQ_EVERSION.  Version 2: the MPSC lock's waiters flag has a word of its
  * own (RQ_LAYOUT_VERSION 4).  Version 3: the byte statistics moved from
  * line 1 to line 9, the positions are stored once in 2^31 records, and a
- * single peek stores no delivered mark (as slot queues since format 5). */
-#define RQ_REC_LAYOUT_VERSION 0x00010003u
+ * single peek stores no delivered mark (as slot queues since format 5).
+ * Version 4: the record header is one 32-bit word, 4 bytes before an
+ * 8-aligned payload (the ring's data starts 4 bytes past an 8-byte
+ * boundary), so a record takes round8(4 + len) bytes, not 8 + round8(len). */
+#define RQ_REC_LAYOUT_VERSION 0x00010004u
 
-/* The record header's type word: anything else is corrupt. */
+/* The record header's type, its top 2 bits: 0 (a zeroed ring) and 3 are
+ * corrupt. */
 #define RQ_REC_DATA 1u
 #define RQ_REC_PAD 2u
+#define RQ_REC_LEN_MASK 0x3fffffffu /* the low 30 bits: lengths < 2^29 fit */
 
+/* The bytes every record takes at least, and the alignment of every
+ * record's offset: so a ring of C bytes holds at most C / RQ_REC_CELL
+ * records, the bound every count read from the segment is checked
+ * against. */
+#define RQ_REC_CELL 8u
+
+/* A record header as read from the ring or to be written there. */
 struct rq_rec_header {
     uint32_t len;  /* DATA: payload bytes; PAD: bytes after this header */
-    uint32_t type; /* RQ_REC_DATA or RQ_REC_PAD */
+    uint32_t type; /* RQ_REC_DATA or RQ_REC_PAD (anything else: corrupt) */
 };
 
-_Static_assert(sizeof(struct rq_rec_header) == RQ_RECORD_HEADER, "record header");
+/* Writes the header of a record of TYPE (< 4) and LEN (< 2^30) at P: one
+ * 32-bit word. */
+static inline void rq_rec_put_header(unsigned char *p, uint32_t type, uint32_t len)
+{
+    uint32_t word = type << 30 | len;
+    memcpy(p, &word, sizeof word);
+}
+
+/* Reads the header at P once (the producer is untrusted: each field is
+ * taken from this one load, then checked by the caller). */
+static inline struct rq_rec_header rq_rec_get_header(const unsigned char *p)
+{
+    uint32_t word;
+    memcpy(&word, p, sizeof word);
+    struct rq_rec_header h = {word & RQ_REC_LEN_MASK, word >> 30};
+    return h;
+}
 
 struct rq_rec_shm {
     RQ_LINE_ALIGNED struct rq_shm_header hdr;
@@ -96,6 +125,13 @@ _Static_assert(offsetof(struct rq_rec_shm, write_word) == 1 * RQ_CACHE_LINE, "li
 _Static_assert(offsetof(struct rq_rec_shm, bytes.padding_bytes) == 9 * RQ_CACHE_LINE, "line 9");
 _Static_assert(sizeof(struct rq_shm_mpsc) <= RQ_CACHE_LINE, "the lock leaves line 9");
 _Static_assert(offsetof(struct rq_rec_shm, read_word) == 2 * RQ_CACHE_LINE, "line 2");
+
+/* The ring's data starts RQ_RECORD_HEADER (4) bytes past the header
+ * lines, an 8-byte boundary, so that a record's header at an 8-aligned
+ * offset leaves its payload 8-aligned.  A record segment is
+ * RQ_REC_DATA_OFFSET + capacity bytes. */
+#define RQ_REC_DATA_OFFSET ((uint32_t)sizeof(struct rq_rec_shm) + RQ_RECORD_HEADER)
+_Static_assert(RQ_REC_DATA_OFFSET % RQ_REC_CELL == RQ_RECORD_HEADER, "payloads 8-aligned");
 
 struct rq_rec; /* a handle's record state (records.c) */
 

@@ -31,13 +31,11 @@ static uint32_t rec_write_at(struct rq_rec *r, uint32_t w, uint32_t pad, const v
 {
     uint32_t at = rec_index(r, w);
     if (pad) {
-        struct rq_rec_header ph = {pad - RQ_RECORD_HEADER, RQ_REC_PAD};
-        memcpy(r->data + at, &ph, sizeof ph);
+        rq_rec_put_header(r->data + at, RQ_REC_PAD, pad - RQ_RECORD_HEADER);
         RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
         at = 0;
     }
-    struct rq_rec_header h = {len, RQ_REC_DATA};
-    memcpy(r->data + at, &h, sizeof h);
+    rq_rec_put_header(r->data + at, RQ_REC_DATA, len);
     if (len > 0)
         memcpy(r->data + at + RQ_RECORD_HEADER, msg, len);
     return rec_advance(r, w, pad + rec_span(len));
@@ -79,7 +77,7 @@ int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *l
         return RQ_EINVAL;
     if (r->reserved)
         return RQ_ESTATE;
-    size_t n = count < r->cap / RQ_RECORD_HEADER ? count : r->cap / RQ_RECORD_HEADER;
+    size_t n = count < r->cap / RQ_REC_CELL ? count : r->cap / RQ_REC_CELL;
     if (n == 0)
         return RQ_EINVAL; /* no header fits: the open checked that one does */
     for (size_t i = 0; i < n; i++) {
@@ -95,8 +93,7 @@ int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *l
     RQ_CRASH_POINT(PUSH_BURST_AFTER_CLAIM);
     /* The first record's padding, if any, is written by the claim. */
     uint32_t pad = r->res_pad, longest = (uint32_t)lens[0];
-    struct rq_rec_header h = {longest, RQ_REC_DATA};
-    memcpy(r->data + r->res_data, &h, sizeof h);
+    rq_rec_put_header(r->data + r->res_data, RQ_REC_DATA, longest);
     if (longest > 0)
         memcpy(first, msgs[0], longest);
     uint32_t w = rec_advance(r, r->w, pad + rec_span(longest));
@@ -126,9 +123,8 @@ int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *l
 static inline int rec_next(const struct rq_rec *r, uint32_t at, uint32_t avail,
                            const unsigned char **data, uint32_t *len, uint32_t *span)
 {
-    struct rq_rec_header h;
-    memcpy(&h, r->data + at, sizeof h); /* read once: the producer is untrusted */
-    uint32_t s = rec_span(h.len);       /* no overflow: len checked first below */
+    struct rq_rec_header h = rq_rec_get_header(r->data + at); /* one load: untrusted */
+    uint32_t s = rec_span(h.len);                             /* no overflow: len < 2^30 */
     if (h.type == RQ_REC_DATA && h.len <= r->max && s <= avail && s <= r->cap - at) {
         *data = r->data + at + RQ_RECORD_HEADER;
         *len = h.len;
@@ -272,7 +268,7 @@ static void rec_view(struct rq_rec *r, rq_msg_view *v, uint64_t seq, const void 
  * as the room there is (the next call gets the rest). */
 static uint32_t rec_ends_room(struct rq_rec *r, size_t max)
 {
-    uint32_t want = max < r->cap / RQ_RECORD_HEADER ? (uint32_t)max : r->cap / RQ_RECORD_HEADER;
+    uint32_t want = max < r->cap / RQ_REC_CELL ? (uint32_t)max : r->cap / RQ_REC_CELL;
     if (!r->burst_ends) {
         r->burst_ends = r->burst_small;
         r->burst_ends_cap = REC_BURST_SMALL;
@@ -388,7 +384,7 @@ static uint32_t rec_batch_need(const struct rq_rec *r, uint32_t w, const size_t 
 static int rec_batch_size(const struct rq_rec *r, const size_t *lens, size_t count, int *over)
 {
     uint32_t k = 0, total = 0, widest = 0;
-    for (; k < count && k < r->cap / RQ_RECORD_HEADER; k++) {
+    for (; k < count && k < r->cap / RQ_REC_CELL; k++) {
         if (lens[k] > r->max)
             return RQ_EMSGSIZE;
         uint32_t span = rec_span((uint32_t)lens[k]);
@@ -397,7 +393,7 @@ static int rec_batch_size(const struct rq_rec *r, const size_t *lens, size_t cou
         total += span;
         widest = span > widest ? span : widest;
     }
-    *over = total + widest - RQ_RECORD_HEADER > 2 * r->max_span;
+    *over = total + widest - RQ_REC_CELL > 2 * r->max_span;
     return (int)k;
 }
 
@@ -453,8 +449,7 @@ static void rec_hand_out(struct rq_rec *r, void **bufs)
     r->res_data = e[0].at;
     r->res_pad = e[0].ext - rec_span(e[0].len);
     if (r->res_pad) {
-        struct rq_rec_header h = {r->res_pad - RQ_RECORD_HEADER, RQ_REC_PAD};
-        memcpy(r->data + rec_index(r, r->w), &h, sizeof h);
+        rq_rec_put_header(r->data + rec_index(r, r->w), RQ_REC_PAD, r->res_pad - RQ_RECORD_HEADER);
         RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
     }
     for (uint32_t i = 0; i < r->res_count; i++)
@@ -498,8 +493,7 @@ static uint32_t rec_settle(struct rq_rec *r, uint32_t *w, uint32_t old, uint32_t
     uint32_t pad, at = rec_index(r, *w);
     rec_need(r, *w, len, &pad);
     if (pad) {
-        struct rq_rec_header ph = {pad - RQ_RECORD_HEADER, RQ_REC_PAD};
-        memcpy(r->data + at, &ph, sizeof ph);
+        rq_rec_put_header(r->data + at, RQ_REC_PAD, pad - RQ_RECORD_HEADER);
         RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
         at = 0;
     }
@@ -509,8 +503,7 @@ static uint32_t rec_settle(struct rq_rec *r, uint32_t *w, uint32_t old, uint32_t
      * the two ranges are then apart, and memmove copes with either). */
     if (at != old && len > 0)
         memmove(r->data + at + RQ_RECORD_HEADER, r->data + old + RQ_RECORD_HEADER, len);
-    struct rq_rec_header h = {len, RQ_REC_DATA};
-    memcpy(r->data + at, &h, sizeof h);
+    rq_rec_put_header(r->data + at, RQ_REC_DATA, len);
     *w = rec_advance(r, *w, pad + rec_span(len));
     return pad;
 }
@@ -542,8 +535,7 @@ int rq_rec_commit_burst(struct rq_rec *r, const size_t *lens, size_t count)
         if (b.end == placed && len == e.len && (i == 0 || e.ext == rec_span(len))) {
             /* in place: its padding header, if any, is the first record's,
              * written at the reservation */
-            struct rq_rec_header h = {len, RQ_REC_DATA};
-            memcpy(r->data + e.at, &h, sizeof h);
+            rq_rec_put_header(r->data + e.at, RQ_REC_DATA, len);
             b.pad += e.ext - rec_span(len);
             b.end = rec_advance(r, b.end, e.ext);
         } else {

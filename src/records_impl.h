@@ -96,9 +96,11 @@ struct rq_rec {
 
 /* ---- arithmetic on offsets (all values already checked) ------------- */
 
+/* The bytes a record of LEN takes: its header and payload, rounded up to
+ * the next record's 8-aligned offset (LEN < 2^30: no overflow). */
 static inline uint32_t rec_span(uint32_t len)
 {
-    return RQ_RECORD_HEADER + ((len + 7u) & ~7u);
+    return (RQ_RECORD_HEADER + len + RQ_REC_CELL - 1) & ~(RQ_REC_CELL - 1);
 }
 
 static inline uint32_t rec_index(const struct rq_rec *r, uint32_t off)
@@ -172,16 +174,17 @@ static inline uint64_t rec_load_position(rq_atomic_u64 *pos, uint32_t lo, uint64
 }
 
 /* An offset as the ring makes them: in [0, 2C) and 8-aligned (every record
- * and padding record starts on an 8-byte boundary; a peer's word that is
- * not would put headers at unaligned addresses). */
+ * and padding record starts at a multiple of 8; a peer's word that is
+ * not would put payloads at unaligned addresses). */
 static inline int rec_offset_ok(const struct rq_rec *r, uint32_t x)
 {
-    return x < r->two_cap && x % 8 == 0;
+    return x < r->two_cap && x % RQ_REC_CELL == 0;
 }
 
 /* A pair of words that can be true at one moment: offsets in range, at
  * most C bytes apart, and a record count that those bytes can hold (each
- * record takes 8 bytes at least, and bytes are used only by records). */
+ * record takes RQ_REC_CELL bytes at least, and bytes are used only by
+ * records). */
 int rec_pair_ok(const struct rq_rec *r, uint64_t ww, uint64_t rw);
 
 static inline void rec_publish(struct rq_rec *r, rq_atomic_u64 *word, uint64_t v)
@@ -305,9 +308,8 @@ static inline int rec_pop_wait(struct rq_rec *r, const unsigned char **msg, uint
     if (r->r != r->write_cache) {
         /* The common case without a call: a plain record is there. */
         uint32_t at = rec_index(r, r->r);
-        struct rq_rec_header h;
-        memcpy(&h, r->data + at, sizeof h); /* read once: the producer is untrusted */
-        uint32_t s = rec_span(h.len);       /* no overflow: len checked first below */
+        struct rq_rec_header h = rq_rec_get_header(r->data + at);
+        uint32_t s = rec_span(h.len); /* no overflow: len < 2^30 */
         if (h.type == RQ_REC_DATA && h.len <= r->max && s <= r->cap - at &&
             s <= rec_used(r, r->write_cache, r->r)) {
             *msg = r->data + at + RQ_RECORD_HEADER;

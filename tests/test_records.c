@@ -46,19 +46,22 @@ static void test_config_is_checked(void **state)
     (void)state;
     const char *name = th_name("rec.cfg");
     rq *q = NULL;
-    const uint32_t bad[][2] = {
-        {CAP + 8, MAX}, {48, 16}, {CAP, CAP / 2 - 7}, {CAP, 0}, {RQ_SLOT_COUNT_MAX + 16u, 8}};
+    const uint32_t bad[][2] = {{CAP + 8, MAX},
+                               {48, 16},
+                               {CAP, CAP / 2 - RQ_RECORD_HEADER + 1},
+                               {CAP, 0},
+                               {RQ_SLOT_COUNT_MAX + 16u, 8}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         rq_config cfg = rec_config(bad[i][0], bad[i][1], 0);
         assert_int_equal(rq_open(&q, name, RQ_PRODUCER, &cfg), RQ_EINVAL);
         assert_null(q);
     }
-    rq_config ok = rec_config(CAP, CAP / 2 - 8, 0);
+    rq_config ok = rec_config(CAP, CAP / 2 - RQ_RECORD_HEADER, 0);
     assert_int_equal(rq_open(&q, name, RQ_PRODUCER, &ok), RQ_OK);
     rq_stats st;
     assert_int_equal(rq_stat(q, &st), RQ_OK);
     assert_int_equal(st.slot_count, CAP);
-    assert_int_equal(st.slot_size, CAP / 2 - 8);
+    assert_int_equal(st.slot_size, CAP / 2 - RQ_RECORD_HEADER);
     assert_true(st.flags & RQ_RECORDS);
     /* The other kind, or another geometry, under the same name: EEXIST. */
     rq *o = NULL;
@@ -66,7 +69,7 @@ static void test_config_is_checked(void **state)
     assert_int_equal(rq_open(&o, name, RQ_CONSUMER, &slots), RQ_EEXIST);
     rq_config other = rec_config(CAP * 2, MAX, 0);
     assert_int_equal(rq_open(&o, name, RQ_CONSUMER, &other), RQ_EEXIST);
-    rq_config mpsc = rec_config(CAP, CAP / 2 - 8, RQ_MPSC);
+    rq_config mpsc = rec_config(CAP, CAP / 2 - RQ_RECORD_HEADER, RQ_MPSC);
     assert_int_equal(rq_open(&o, name, RQ_CONSUMER, &mpsc), RQ_EEXIST);
     assert_int_equal(rq_open(&o, name, RQ_CONSUMER, NULL), RQ_OK); /* attach */
     rq_close(o);
@@ -88,9 +91,9 @@ static void test_records_are_packed(void **state)
 {
     (void)state;
     struct th_pair q = th_pair_open("rec.pack", CAP, MAX, RQ_RECORDS);
-    /* 8-byte header + 24 bytes: 32 bytes each, 8 of them fill the ring. */
+    /* 4-byte header + 24..28 bytes: 32 bytes each, 8 of them fill the ring. */
     for (unsigned i = 0; i < 8; i++)
-        push_tagged(q.p, 20 + (i % 5), i); /* 20..24 round up to 24 */
+        push_tagged(q.p, 24 + (i % 5), i);
     assert_int_equal(rq_push(q.p, "x", 1, 0), RQ_EAGAIN);
     rq_record_stats st = rstat(q.c);
     assert_int_equal(st.bytes_used, CAP);
@@ -98,22 +101,64 @@ static void test_records_are_packed(void **state)
     assert_int_equal(st.records, 8);
     assert_int_equal(st.capacity, CAP);
     assert_int_equal(st.max_record, MAX);
-    assert_int_equal(st.largest_record, 24);
+    assert_int_equal(st.largest_record, 28);
     rq_stats s;
     assert_int_equal(rq_stat(q.c, &s), RQ_OK);
     assert_int_equal(s.depth, 8);
     for (unsigned i = 0; i < 8; i++)
-        th_expect_pop_tagged(q.c, 20 + (i % 5), i);
+        th_expect_pop_tagged(q.c, 24 + (i % 5), i);
     st = rstat(q.c);
     assert_int_equal(st.bytes_used, 0);
     assert_int_equal(st.records, 0);
-    /* Lengths 0 and 1 are records too; 0 takes the header only. */
+    /* Lengths 0 and 1 are records too, 8 bytes each with their header. */
     assert_int_equal(rq_push(q.p, NULL, 0, 0), RQ_OK);
     push_tagged(q.p, 1, 9);
     st = rstat(q.c);
-    assert_int_equal(st.bytes_used, 8 + 16);
+    assert_int_equal(st.bytes_used, 8 + 8);
     th_expect_pop_tagged(q.c, 0, 0);
     th_expect_pop_tagged(q.c, 1, 9);
+    /* Records of up to 4 bytes take one 8-byte cell: CAP / 8 fill it. */
+    for (unsigned i = 0; i < CAP / 8; i++)
+        push_tagged(q.p, i % 5, i);
+    assert_int_equal(rq_push(q.p, NULL, 0, 0), RQ_EAGAIN);
+    assert_int_equal(rstat(q.c).records, CAP / 8);
+    for (unsigned i = 0; i < CAP / 8; i++)
+        th_expect_pop_tagged(q.c, i % 5, i);
+    th_pair_close(&q);
+}
+
+/* A record of LEN takes RQ_RECORD_SPAN(LEN) = round8(4 + LEN) bytes, and
+ * every payload, pushed, reserved or peeked, is 8-aligned (a struct can be
+ * read in place), at every offset of the ring, across its wraps. */
+static void test_payloads_are_8_aligned_and_take_their_span(void **state)
+{
+    (void)state;
+    struct th_pair q = th_pair_open("rec.align", CAP, MAX, RQ_RECORDS);
+    unsigned char buf[MAX];
+    memset(buf, 0x5a, sizeof buf);
+    for (unsigned i = 0; i <= 3 * MAX / 2; i++) {
+        size_t n = i % (MAX + 1);
+        uint64_t padded = rstat(q.c).padding_bytes;
+        void *slot;
+        if (i % 2) {
+            assert_int_equal(rq_push(q.p, buf, n, 0), RQ_OK);
+        } else {
+            assert_int_equal(rq_reserve_len(q.p, n, &slot, 0), RQ_OK);
+            assert_int_equal((uintptr_t)slot % 8, 0);
+            memcpy(slot, buf, n);
+            assert_int_equal(rq_commit(q.p, n), RQ_OK);
+        }
+        rq_record_stats st = rstat(q.c); /* padding before it if it wrapped */
+        assert_int_equal(st.bytes_used, RQ_RECORD_SPAN(n) + st.padding_bytes - padded);
+        assert_int_equal(RQ_RECORD_SPAN(n), (4 + n + 7) / 8 * 8);
+        const void *msg;
+        size_t got;
+        assert_int_equal(rq_peek(q.c, &msg, &got, 0), RQ_OK);
+        assert_int_equal(got, n);
+        assert_int_equal((uintptr_t)msg % 8, 0);
+        assert_memory_equal(msg, buf, n);
+        assert_int_equal(rq_release(q.c), RQ_OK);
+    }
     th_pair_close(&q);
 }
 
@@ -123,23 +168,23 @@ static void test_wrap_pads_and_keeps_records_contiguous(void **state)
 {
     (void)state;
     struct th_pair q = th_pair_open("rec.wrap", CAP, MAX, RQ_RECORDS);
-    push_tagged(q.p, 100, 1); /* span 112: [0, 112) */
+    push_tagged(q.p, 108, 1); /* span 112: [0, 112) */
     const void *first;
     size_t len;
     assert_int_equal(rq_peek(q.c, &first, &len, 0), RQ_OK);
     assert_int_equal(rq_release(q.c), RQ_OK);
-    push_tagged(q.p, 100, 2); /* [112, 224) */
-    push_tagged(q.p, 100, 3); /* tail 32 < 112: padding 32, then [0, 112) */
+    push_tagged(q.p, 108, 2); /* [112, 224) */
+    push_tagged(q.p, 108, 3); /* tail 32 < 112: padding 32, then [0, 112) */
     rq_record_stats st = rstat(q.c);
     assert_int_equal(st.padding_bytes, 32);
     assert_int_equal(st.bytes_used, 112 + 32 + 112);
     assert_int_equal(st.records, 2);
     assert_int_equal(rq_push(q.p, "x", 1, 0), RQ_EAGAIN); /* 0 free */
-    th_expect_pop_tagged(q.c, 100, 2);
+    th_expect_pop_tagged(q.c, 108, 2);
     const void *msg;
     assert_int_equal(rq_peek(q.c, &msg, &len, 0), RQ_OK);
     assert_ptr_equal(msg, first); /* the ring's start: one pointer, one length */
-    unsigned char want[100];
+    unsigned char want[108];
     th_fill_tagged(want, sizeof want, 3);
     assert_memory_equal(msg, want, sizeof want);
     assert_int_equal(rq_release(q.c), RQ_OK);
@@ -180,7 +225,7 @@ static void test_room_counts_the_padding(void **state)
 static void test_largest_record_fits_an_empty_ring_anywhere(void **state)
 {
     (void)state;
-    const uint32_t max = CAP / 2 - 8;
+    const uint32_t max = CAP / 2 - RQ_RECORD_HEADER;
     struct th_pair q = th_pair_open("rec.max", CAP, max, RQ_RECORDS);
     for (unsigned shift = 0; shift < CAP / 8 + 3; shift++) {
         push_tagged(q.p, max, shift);
@@ -226,7 +271,7 @@ static void test_reserve_with_a_length(void **state)
     th_fill_tagged(slot, 12, 6);
     assert_int_equal(rq_commit(q.p, 12), RQ_OK);
     assert_int_equal(rq_commit(q.p, 12), RQ_ESTATE);
-    assert_int_equal(rstat(q.c).bytes_used, 8 + 16); /* the committed length only */
+    assert_int_equal(rstat(q.c).bytes_used, 16); /* round8(4 + 12): the committed length */
     th_expect_pop_tagged(q.c, 12, 6);
     /* rq_reserve reserves the largest record. */
     assert_int_equal(rq_reserve(q.p, &slot, 0), RQ_OK);
@@ -331,21 +376,21 @@ static void test_dump_walks_without_consuming(void **state)
     struct walk w = {0};
     assert_int_equal(rq_dump_records(q.keep ? q.keep : q.c, collect, &w), RQ_OK);
     assert_int_equal(w.n, 0);
-    push_tagged(q.p, 100, 1);
-    th_expect_pop_tagged(q.c, 100, 1);
-    push_tagged(q.p, 100, 2); /* [112, 224) */
+    push_tagged(q.p, 108, 1);
+    th_expect_pop_tagged(q.c, 108, 1);
+    push_tagged(q.p, 108, 2); /* [112, 224) */
     push_tagged(q.p, 5, 3);   /* [224, 240) */
-    push_tagged(q.p, 20, 4);  /* padding 16, then [0, 32) */
+    push_tagged(q.p, 20, 4);  /* padding 16, then [0, 24) */
     rq *o = th_open(q.name, RQ_OBSERVER, CAP, MAX, RQ_RECORDS);
     assert_int_equal(rq_dump_records(o, collect, &w), RQ_OK);
     assert_int_equal(w.n, 3);
-    const uint32_t offsets[] = {112, 224, 0}, lens[] = {100, 5, 20}, pads[] = {0, 0, 16};
+    const uint32_t offsets[] = {112, 224, 0}, lens[] = {108, 5, 20}, pads[] = {0, 0, 16};
     for (unsigned i = 0; i < 3; i++) {
         assert_int_equal(w.e[i].seq, 1 + i);
         assert_int_equal(w.e[i].offset, offsets[i]);
         assert_int_equal(w.e[i].len, lens[i]);
         assert_int_equal(w.e[i].padding, pads[i]);
-        unsigned char want[100];
+        unsigned char want[108];
         th_fill_tagged(want, lens[i], 2 + i);
         assert_memory_equal(w.e[i].data, want, lens[i]);
     }
@@ -631,7 +676,7 @@ static void hostile_open(struct hostile *h)
     h->q = th_pair_open("rec.hostile", CAP, MAX, RQ_RECORDS);
     th_raw_open(&h->raw, "rq", h->q.name);
     h->shm = (struct rq_rec_shm *)h->raw.addr;
-    h->data = h->raw.addr + sizeof(struct rq_rec_shm);
+    h->data = h->raw.addr + RQ_REC_DATA_OFFSET;
 }
 
 static void hostile_close(struct hostile *h)
@@ -642,8 +687,7 @@ static void hostile_close(struct hostile *h)
 
 static void put_header(unsigned char *at, uint32_t len, uint32_t type)
 {
-    struct rq_rec_header hd = {len, type};
-    memcpy(at, &hd, sizeof hd);
+    rq_rec_put_header(at, type, len);
 }
 
 static void expect_corrupt_pop(struct hostile *h)
@@ -680,12 +724,12 @@ static void test_hostile_record_segments(void **state)
     struct {
         uint32_t len, type, published;
     } recs[] = {
-        {8, 0, 16},                  /* zeroed memory is no record */
-        {8, 77, 16},                 /* unknown type */
-        {MAX + 1, RQ_REC_DATA, CAP}, /* longer than the largest record */
-        {64, RQ_REC_DATA, 16},       /* longer than what was published */
-        {CAP - 8, RQ_REC_PAD, CAP},  /* padding at index 0 fills everything */
-        {8, RQ_REC_PAD, 16},         /* padding that does not reach the end */
+        {8, 0, 16},                                /* zeroed memory is no record */
+        {8, 3, 16},                                /* the one type no record has */
+        {MAX + 1, RQ_REC_DATA, CAP},               /* longer than the largest record */
+        {64, RQ_REC_DATA, 16},                     /* longer than what was published */
+        {CAP - RQ_RECORD_HEADER, RQ_REC_PAD, CAP}, /* padding at index 0 fills everything */
+        {8, RQ_REC_PAD, 16},                       /* padding that does not reach the end */
     };
     for (size_t i = 0; i < sizeof recs / sizeof *recs; i++) {
         hostile_open(&h);
@@ -699,13 +743,14 @@ static void test_hostile_record_segments(void **state)
      * by a good one: only the last is delivered. */
     for (int variant = 0; variant < 4; variant++) {
         hostile_open(&h);
-        push_tagged(h.q.p, 100, 1); /* [0, 112) */
-        push_tagged(h.q.p, 100, 2); /* [112, 224) */
+        push_tagged(h.q.p, 100, 1); /* [0, 104) */
+        push_tagged(h.q.p, 100, 2); /* [104, 208) */
         th_expect_pop_tagged(h.q.c, 100, 1);
         th_expect_pop_tagged(h.q.c, 100, 2);
-        put_header(h.data + 224, variant == 2 ? 8 : 24, RQ_REC_PAD);
+        uint32_t tail = CAP - 2 * RQ_RECORD_SPAN(100); /* 48 */
+        put_header(h.data + CAP - tail, variant == 2 ? 8 : tail - RQ_RECORD_HEADER, RQ_REC_PAD);
         put_header(h.data, variant == 1 ? 500 : 16, RQ_REC_DATA);
-        uint32_t end = variant == 0 ? CAP : CAP + 24;
+        uint32_t end = variant == 0 ? CAP : CAP + RQ_RECORD_SPAN(16);
         forge_write(&h, end, 3);
         if (variant < 3) {
             expect_corrupt_pop(&h);
@@ -863,6 +908,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_is_checked),
         cmocka_unit_test(test_records_are_packed),
+        cmocka_unit_test(test_payloads_are_8_aligned_and_take_their_span),
         cmocka_unit_test(test_wrap_pads_and_keeps_records_contiguous),
         cmocka_unit_test(test_room_counts_the_padding),
         cmocka_unit_test(test_largest_record_fits_an_empty_ring_anywhere),

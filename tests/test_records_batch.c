@@ -29,8 +29,8 @@ static rq_record_stats rstat(rq *q)
     return st;
 }
 
-/* Moves both offsets to byte OFF (a multiple of 16 up to CAP - 16) of an
- * empty ring, with one record pushed and popped. */
+/* Moves both offsets of an empty ring on by OFF bytes (a multiple of 8
+ * up to CAP - 16), with one record pushed and popped. */
 static void move_to(struct th_pair *q, size_t off)
 {
     if (off == 0)
@@ -52,7 +52,7 @@ static void reserve_fill_commit(rq *p, const size_t *lens, size_t n, const size_
     assert_int_equal(rq_commit_burst(p, commit, k), RQ_OK);
 }
 
-/* At offset 112 of 256: 50 (span 64) at 112, 50 at 176, then 40 (span 48)
+/* At offset 112 of 256: 60 (span 64) at 112, 60 at 176, then 40 (span 48)
  * does not fit the 16-byte tail: padding 16, and it starts at 0. */
 static void test_padding_in_the_middle_of_a_batch(void **state)
 {
@@ -60,7 +60,7 @@ static void test_padding_in_the_middle_of_a_batch(void **state)
     for (int mpsc = 0; mpsc < 2; mpsc++) {
         struct th_pair q = th_pair_open("batch.pad", CAP, MAX, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
         move_to(&q, 112);
-        size_t lens[3] = {50, 50, 40};
+        size_t lens[3] = {60, 60, 40};
         void *bufs[3];
         assert_int_equal(rq_reserve_burst_len(q.p, lens, 3, bufs, 0), 3);
         /* (The consumer maps the ring elsewhere: offsets, not pointers.) */
@@ -92,15 +92,15 @@ static void test_a_batch_fills_the_ring_exactly(void **state)
         assert_int_equal(rq_push(q.p, "x", 1, 0), RQ_EAGAIN);
         for (unsigned i = 0; i < 4; i++)
             th_expect_pop_tagged(q.c, 56, 30 + i);
-        /* At 112 of 256: 100 (span 112) to 224, padding 32, 100 at 0. */
+        /* At 112 of 256: 108 (span 112) to 224, padding 32, 108 at 0. */
         move_to(&q, 112);
-        size_t two[2] = {100, 100};
+        size_t two[2] = {108, 108};
         reserve_fill_commit(q.p, two, 2, two, 2, 40);
         rq_record_stats st = rstat(q.c);
         assert_int_equal(st.bytes_free, 0);
         assert_int_equal(st.records, 2);
-        th_expect_pop_tagged(q.c, 100, 40);
-        th_expect_pop_tagged(q.c, 100, 41);
+        th_expect_pop_tagged(q.c, 108, 40);
+        th_expect_pop_tagged(q.c, 108, 41);
         /* More than the ring holds from here (112): the start that fits,
          * 64 + 64, padding 16, 64; a fourth would need 272 bytes. */
         size_t many[6] = {56, 56, 56, 56, 56, 56};
@@ -160,12 +160,12 @@ static void test_a_commit_shorter_than_reserved(void **state)
             th_fill_tagged(bufs[i], room[i], 50 + i);
         assert_int_equal(rq_commit_burst(q.p, over, 3), RQ_EMSGSIZE); /* kept */
         assert_int_equal(rq_commit_burst(q.p, lens, 3), RQ_OK);
-        assert_int_equal(rstat(q.c).bytes_used, 24 + 48 + 8);
+        assert_int_equal(rstat(q.c).bytes_used, 16 + 48 + 8);
         for (unsigned i = 0; i < 3; i++)
             th_expect_pop_tagged(q.c, lens[i], 50 + i);
         /* At 160: 88 (span 96) fills the tail, 40 wraps to 0; committed as
          * 8, the first leaves room and the second now fits the tail. */
-        move_to(&q, 160 - 80);
+        move_to(&q, 160 - 72);
         size_t wide[2] = {88, 40}, narrow[2] = {8, 40};
         assert_int_equal(rq_reserve_burst_len(q.p, wide, 2, bufs, 0), 2);
         th_fill_tagged(bufs[0], 88, 60);

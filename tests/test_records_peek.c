@@ -101,8 +101,8 @@ static uint32_t bytes_used(rq *q)
 static void batch_across_the_wrap(struct pair *q, const char *tag, uint32_t flags)
 {
     *q = pair_open(tag, CAP, MAX, flags);
-    push_tagged(next_producer(q), 100, 90); /* [0, 112) */
-    push_tagged(next_producer(q), 100, 91); /* [112, 224) */
+    push_tagged(next_producer(q), 108, 90); /* [0, 112) */
+    push_tagged(next_producer(q), 108, 91); /* [112, 224) */
     unsigned char buf[MAX];
     size_t len;
     assert_int_equal(rq_pop(q->c, buf, sizeof buf, &len, 0), RQ_OK);
@@ -199,7 +199,7 @@ static void test_long_batches(void **state)
     for (uint32_t flags = 0; flags <= RQ_MPSC; flags += RQ_MPSC) {
         struct pair q = pair_open("rec.peek.long", BIG, MAX, flags);
         for (unsigned i = 0; i < N; i++)
-            push_tagged(next_producer(&q), i % 3, i); /* 8 or 16 bytes */
+            push_tagged(next_producer(&q), i % 3 * 5, i); /* 8 or 16 bytes */
         static rq_msg_view v[N + 10];
         assert_int_equal(rq_peek_burst(q.c, v, N + 10, 0), N);
         uint32_t used = bytes_used(q.c);
@@ -208,7 +208,7 @@ static void test_long_batches(void **state)
         static const unsigned parts[] = {1, 63, 64, 129, 300, 43};
         for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
             for (unsigned i = done; i < done + parts[p]; i++) {
-                expect_view(&v[i], i % 3, i);
+                expect_view(&v[i], i % 3 * 5, i);
                 assert_int_equal(v[i].seq, v[0].seq + i);
                 used -= i % 3 ? 16 : 8;
             }
@@ -232,18 +232,18 @@ static void test_long_batches(void **state)
 static void check_rewritten_headers(uint32_t flags, int variant, int single)
 {
     static const struct rq_rec_header rewrites[] = {
-        {MAX + 1, 77u}, {MAX, RQ_REC_DATA}, {0, RQ_REC_DATA}};
+        {MAX + 1, 3u}, {MAX, RQ_REC_DATA}, {0, RQ_REC_DATA}};
     struct pair q = pair_open("rec.peek.hostile", CAP, MAX, flags);
     struct th_raw raw;
     th_raw_open(&raw, "rq", q.name);
-    unsigned char *data = raw.addr + sizeof(struct rq_rec_shm);
+    unsigned char *data = raw.addr + RQ_REC_DATA_OFFSET;
     push_tagged(next_producer(&q), 8, 1);  /* [0, 16) */
     push_tagged(next_producer(&q), 24, 2); /* [16, 48) */
     push_tagged(next_producer(&q), 8, 3);  /* [48, 64) */
     rq_msg_view v[4];
     assert_int_equal(rq_peek_burst(q.c, v, 4, 0), 3);
-    memcpy(data + 16, &rewrites[variant], sizeof rewrites[variant]);
-    memcpy(data + 48, &rewrites[variant], sizeof rewrites[variant]);
+    rq_rec_put_header(data + 16, rewrites[variant].type, rewrites[variant].len);
+    rq_rec_put_header(data + 48, rewrites[variant].type, rewrites[variant].len);
     if (single) {
         static const uint32_t left[] = {48, 16, 0};
         for (int i = 0; i < 3; i++) {
@@ -378,7 +378,7 @@ static void test_a_batch_stops_before_a_bad_record(void **state)
         uint32_t at, len, type, good;
     } cases[] = {
         {240, MAX + 1, RQ_REC_DATA, 1}, /* longer than the largest record */
-        {240, 8, 77, 1},                /* unknown type */
+        {240, 8, 3, 1},                 /* the one type no record has */
         {240, 40, RQ_REC_DATA, 1},      /* runs past the ring's end */
         {0, 56, RQ_REC_DATA, 2},        /* runs past the published bytes */
     };
@@ -387,17 +387,16 @@ static void test_a_batch_stops_before_a_bad_record(void **state)
         struct pair q = pair_open("rec.peek.bad", CAP, MAX, 0);
         struct th_raw raw;
         th_raw_open(&raw, "rq", q.name);
-        unsigned char *data = raw.addr + sizeof(struct rq_rec_shm), buf[8 * MAX];
+        unsigned char *data = raw.addr + RQ_REC_DATA_OFFSET, buf[8 * MAX];
         size_t len, lens[8];
-        push_tagged(q.p, 100, 90);
-        push_tagged(q.p, 100, 91);
+        push_tagged(q.p, 108, 90); /* [0, 112) */
+        push_tagged(q.p, 108, 91); /* [112, 224) */
         assert_int_equal(rq_pop(q.c, buf, sizeof buf, &len, 0), RQ_OK);
         assert_int_equal(rq_pop(q.c, buf, sizeof buf, &len, 0), RQ_OK);
         push_tagged(q.p, 8, 1);
         push_tagged(q.p, 8, 2);
         push_tagged(q.p, 40, 3);
-        struct rq_rec_header h = {cases[i / 2].len, cases[i / 2].type};
-        memcpy(data + cases[i / 2].at, &h, sizeof h);
+        rq_rec_put_header(data + cases[i / 2].at, cases[i / 2].type, cases[i / 2].len);
         rq_msg_view v[8];
         int want = (int)cases[i / 2].good;
         if (peek) {

@@ -184,34 +184,35 @@ class Records(RqctlCase):
         self.assertIn("records in 256 bytes, at most 100 each", err)
         self.assertRun(EXISTS, "create", name, "--slots", "4", "--slot-size", "100")
         for bad in (("--capacity", "250", "--max-record", "10"),
-                    ("--capacity", "256", "--max-record", "121"),
+                    ("--capacity", "256", "--max-record", "125"),
                     ("--capacity", "256"), ("--capacity", "256", "--max-record", "8", "--slots", "2")):
             self.assertRun(USAGE, "create", fresh("rec.bad"), *bad)
-        # 90 + 8 -> 96 + 8 = 104 bytes, twice, then 3 bytes: 16 bytes
+        # 4 + 90 -> 96 bytes, twice, then 4 + 3 -> 8 bytes
         lines = b"a" * 90 + b"\n" + b"b" * 90 + b"\n" + b"ccc\n"
         self.assertRun(OK, "push", name, stdin=lines)
         st = stat_json(name)
         self.assertEqual((st["slot_count"], st["slot_size"], st["depth"]), (256, 100, 3))
         r = st["records"]
         self.assertEqual((r["capacity"], r["bytes_used"], r["bytes_free"], r["records"],
-                          r["largest_record"], r["padding_bytes"]), (256, 224, 32, 3, 90, 0))
+                          r["largest_record"], r["padding_bytes"]), (256, 200, 56, 3, 90, 0))
         out, _ = self.assertRun(OK, "stat", name)
-        self.assertIn("bytes used:         224 of 256 bytes (32 free)", out.decode())
+        self.assertIn("bytes used:         200 of 256 bytes (56 free)", out.decode())
         out, _ = self.assertRun(OK, "list")
-        self.assertIn("records in 256 B (up to 100 B), 3 records, 224 B used", out.decode())
+        self.assertIn("records in 256 B (up to 100 B), 3 records, 200 B used", out.decode())
         self.assertRun(OK, "pop", name, "--count", "2")
-        self.assertRun(OK, "push", name, stdin=b"d" * 50 + b"\n")  # wraps: 32 bytes of padding
+        # 4 + 60 -> 64 bytes do not fit the 56 left before the end: padding
+        self.assertRun(OK, "push", name, stdin=b"d" * 60 + b"\n")
         dump = json.loads(self.assertRun(OK, "dump", "--json", name)[0])
         self.assertEqual([(e["seq"], e["offset"], e["len"], e["padding"]) for e in dump["entries"]],
-                         [(2, 208, 3, 0), (3, 0, 50, 32)])
+                         [(2, 192, 3, 0), (3, 0, 60, 56)])
         self.assertEqual((dump["records"], dump["padding_bytes"], dump["largest_record"]),
-                         (2, 32, 50))
+                         (2, 56, 60))
         out, _ = self.assertRun(OK, "dump", name, "--bytes", "2")
-        self.assertIn("2 records, 53 bytes of payload, 32 bytes of padding", out.decode())
+        self.assertIn("2 records, 63 bytes of payload, 56 bytes of padding", out.decode())
         self.assertIn(" 6464", out.decode())
-        self.assertEqual(stat_json(name)["records"]["padding_bytes"], 32)
+        self.assertEqual(stat_json(name)["records"]["padding_bytes"], 56)
         out, _ = self.assertRun(OK, "pop", name, "--count", "2")
-        self.assertEqual(out, b"ccc\n" + b"d" * 50 + b"\n")
+        self.assertEqual(out, b"ccc\n" + b"d" * 60 + b"\n")
         slots = self.queue("rec.slots")
         self.assertRun(USAGE, "dump", slots, err_has="not a record queue")
         self.assertRun(NOENT, "dump", fresh("rec.none"))

@@ -202,7 +202,7 @@ static const char create_help[] =
     "  -s, --slot-size BYTES  largest message in bytes (1..1073741824)\n"
     "  -C, --capacity BYTES   a record queue instead: messages of any length\n"
     "                         packed into a ring of BYTES (a multiple of 16)\n"
-    "  -R, --max-record BYTES its largest message (at most capacity / 2 - 8)\n"
+    "  -R, --max-record BYTES its largest message (at most capacity / 2 - 4)\n"
     "  -m, --mpsc             many producers may push at once\n"
     "  -M, --mode OCTAL       permission bits of a new object (default 0600)\n"
     "  -c, --coalesce         create a coalescing object instead of a queue\n"

@@ -464,7 +464,7 @@ class Queue:
         (an existing queue of another geometry: EEXIST).  KIND "records"
         makes a record queue (RQ_RECORDS): messages of any length up to
         MAX_RECORD bytes packed into a ring of CAPACITY bytes (a multiple
-        of 16, at least 64; MAX_RECORD at most CAPACITY / 2 - 8), instead
+        of 16, at least 64; MAX_RECORD at most CAPACITY / 2 - 4), instead
         of SLOT_COUNT slots of SLOT_SIZE bytes."""
         if kind == "records":
             if capacity is None or max_record is None:

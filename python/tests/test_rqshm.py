@@ -135,8 +135,8 @@ def test_record_queue(name):
         with pytest.raises(rqshm.EMSGSIZE):
             p.push(b"x" * 101)  # longer than max_record: nothing pushed
         st = p.stat()
-        # Each record: an 8-byte header and its payload rounded up to 8.
-        assert st.bytes_used == sum(8 + (n + 7) // 8 * 8 for n in sizes)
+        # Each record: a 4-byte header and its payload, rounded up to 8.
+        assert st.bytes_used == sum((4 + n + 7) // 8 * 8 for n in sizes)
         assert st.records == len(sizes) and st.depth == len(sizes)
         assert st.largest_record == 100 and st.payload_bytes == sum(sizes)
         assert st.bytes_free == 256 - st.bytes_used
@@ -163,7 +163,7 @@ def test_record_queue(name):
     with rqshm.Queue.create(full, rqshm.PRODUCER, kind="records", capacity=256,
                             max_record=100) as p, \
             rqshm.Queue.open(full, rqshm.CONSUMER) as c:
-        # Fills to the byte: 16 records of 8 bytes take 16 * (8 + 8) = 256.
+        # Fills to the byte: 16 records of 8 bytes take 16 * (4 + 8 + 4) = 256.
         for i in range(16):
             p.push(b"%08d" % i, timeout=0)
         with pytest.raises(rqshm.EAGAIN):
