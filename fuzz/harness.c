@@ -346,10 +346,7 @@ static void check_payload(const struct fz_handle *h, const void *p, size_t len, 
     const unsigned char *b = p;
     size_t first =
         h->records ? RQ_REC_DATA_OFFSET + RQ_RECORD_HEADER : RQ_SHM_HEADER_SIZE + RQ_SLOT_HEADER;
-    /* (A record of 0 bytes whose header ends the ring has its payload
-     * pointer at the end: valid, never read.) */
-    if (b < h->map.addr + first || b > h->map.addr + h->map.size ||
-        (b == h->map.addr + h->map.size && (len != 0 || !h->records)))
+    if (b < h->map.addr + first || b >= h->map.addr + h->map.size)
         fz_fail("%s: pointer %p outside the segment [%p, +%zu)", call, p, (void *)h->map.addr,
                 h->map.size);
     size_t off = (size_t)(b - h->map.addr) - first;

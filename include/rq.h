@@ -177,7 +177,7 @@ enum { RQ_MPSC = 1u << 0, RQ_FULL_FENCES = 1u << 1, RQ_ANY_OWNER = 1u << 2, RQ_R
  * well as messages.  A library built without records refuses such a
  * queue (RQ_EVERSION) or config (RQ_EINVAL). */
 #define RQ_RECORD_HEADER 4u
-#define RQ_RECORD_SPAN(len) ((RQ_RECORD_HEADER + (len) + 7u) & ~(size_t)7u)
+#define RQ_RECORD_SPAN(len) (((size_t)(len) + RQ_RECORD_HEADER + 7u) & ~(size_t)7u)
 #define RQ_RECORDS_CAPACITY_MIN 64u
 
 /* RQ_ANY_OWNER (rq_config.flags; never stored in the queue): accept an

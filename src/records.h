@@ -37,7 +37,8 @@
  * corrupt. */
 #define RQ_REC_DATA 1u
 #define RQ_REC_PAD 2u
-#define RQ_REC_LEN_MASK 0x3fffffffu /* the low 30 bits: lengths < 2^29 fit */
+#define RQ_REC_LEN_MASK 0x3fffffffu /* the low 30 bits */
+_Static_assert(RQ_SLOT_COUNT_MAX - RQ_RECORD_HEADER <= RQ_REC_LEN_MASK, "lengths fit 30 bits");
 
 /* The bytes every record takes at least, and the alignment of every
  * record's offset: so a ring of C bytes holds at most C / RQ_REC_CELL
@@ -52,7 +53,8 @@ struct rq_rec_header {
 };
 
 /* Writes the header of a record of TYPE (< 4) and LEN (< 2^30) at P: one
- * 32-bit word. */
+ * 32-bit word.  Every length written is below the capacity (a record's
+ * payload, at most C/2 - 4, or a padding's, less than C/2), so it fits. */
 static inline void rq_rec_put_header(unsigned char *p, uint32_t type, uint32_t len)
 {
     uint32_t word = type << 30 | len;

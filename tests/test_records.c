@@ -221,17 +221,36 @@ static void test_room_counts_the_padding(void **state)
     th_pair_close(&q);
 }
 
-/* A largest record always fits an empty ring, wherever the offsets are. */
+/* Moves the empty ring of Q on to index AT with records that never wrap
+ * (each one's span at most what is left before AT or the end). */
+static void advance_to(struct th_pair *q, uint32_t at)
+{
+    for (;;) {
+        rq_stats st;
+        assert_int_equal(rq_stat(q->c, &st), RQ_OK);
+        uint32_t idx = (uint32_t)(st.write_offset % CAP);
+        if (idx == at)
+            return;
+        uint32_t room = at > idx ? at - idx : CAP - idx, step = room < CAP / 2 ? room : CAP / 2;
+        push_tagged(q->p, step - RQ_RECORD_HEADER, idx);
+        th_expect_pop_tagged(q->c, step - RQ_RECORD_HEADER, idx);
+    }
+}
+
+/* A largest record (its span C/2) always fits an empty ring, wherever the
+ * offsets are: at every index a record can start at, before the end or
+ * behind padding to it. */
 static void test_largest_record_fits_an_empty_ring_anywhere(void **state)
 {
     (void)state;
     const uint32_t max = CAP / 2 - RQ_RECORD_HEADER;
     struct th_pair q = th_pair_open("rec.max", CAP, max, RQ_RECORDS);
-    for (unsigned shift = 0; shift < CAP / 8 + 3; shift++) {
-        push_tagged(q.p, max, shift);
-        th_expect_pop_tagged(q.c, max, shift);
-        push_tagged(q.p, 1, shift); /* moves the offsets on by 16 */
-        th_expect_pop_tagged(q.c, 1, shift);
+    for (uint32_t at = 0; at < CAP; at += RQ_REC_CELL) {
+        advance_to(&q, at);
+        uint64_t padded = rstat(q.c).padding_bytes;
+        push_tagged(q.p, max, at);
+        assert_int_equal(rstat(q.c).padding_bytes - padded, at > CAP / 2 ? CAP - at : 0);
+        th_expect_pop_tagged(q.c, max, at);
     }
     th_pair_close(&q);
 }
@@ -348,7 +367,7 @@ static void test_timeouts(void **state)
     assert_int_equal(rq_pop(q.c, buf, sizeof buf, &len, 30), RQ_ETIMEDOUT);
     assert_true(th_now_ms() - t0 >= 25);
     push_tagged(q.p, MAX, 1);
-    push_tagged(q.p, 60, 2); /* 128 + 72 = 200 used: MAX needs 128 */
+    push_tagged(q.p, 60, 2); /* 128 + 64 = 192 used: MAX needs 128 */
     assert_int_equal(rq_push(q.p, buf, MAX, 0), RQ_EAGAIN);
     t0 = th_now_ms();
     assert_int_equal(rq_push(q.p, buf, MAX, 30), RQ_ETIMEDOUT);
@@ -711,7 +730,7 @@ static void test_hostile_record_segments(void **state)
     struct hostile h;
     /* A word out of range, bytes beyond the capacity, counts the bytes
      * cannot hold, bytes without a record, an offset no record ends at
-     * (not 8-aligned: the next header would be unaligned). */
+     * (not a multiple of 8: the next payload would be unaligned). */
     const uint32_t words[][2] = {{2 * CAP, 1}, {CAP + 8, 1}, {16, 3}, {16, 0}, {0, 1}, {20, 1}};
     for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
         hostile_open(&h);
@@ -789,12 +808,15 @@ static void test_hostile_record_headers(void **state)
         {offsetof(struct rq_shm_header, slot_count), CAP * 2, RQ_ECORRUPT}, /* size */
         {offsetof(struct rq_shm_header, slot_size), CAP, RQ_ECORRUPT},
         {offsetof(struct rq_shm_header, slot_stride), 16, RQ_ECORRUPT},
+        {offsetof(struct rq_shm_header, slot_stride), 8, RQ_ECORRUPT}, /* the 8-byte header's */
         {offsetof(struct rq_shm_header, flags), RQ_MPSC, RQ_ECORRUPT}, /* RQ_RECORDS gone */
         {offsetof(struct rq_shm_header, flags), RQ_RECORDS | 64u, RQ_ECORRUPT},
         {offsetof(struct rq_shm_header, header_size), 512, RQ_ECORRUPT},
         {offsetof(struct rq_shm_header, abi), 1, RQ_EVERSION},
         {offsetof(struct rq_shm_header, layout_version), RQ_LAYOUT_VERSION, RQ_ECORRUPT},
         {offsetof(struct rq_shm_header, layout_version), RQ_REC_LAYOUT_VERSION + 1, RQ_EVERSION},
+        {offsetof(struct rq_shm_header, layout_version), 0x00010003u,
+         RQ_EVERSION}, /* 8-byte headers */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char *name = th_name("rec.header");

@@ -124,7 +124,7 @@ static void test_a_batch_fills_the_ring_exactly(void **state)
 static void test_lengths_zero_one_and_the_largest(void **state)
 {
     (void)state;
-    const uint32_t max = CAP / 2 - 8;
+    const uint32_t max = CAP / 2 - RQ_RECORD_HEADER;
     for (int mpsc = 0; mpsc < 2; mpsc++) {
         struct th_pair q = th_pair_open("batch.lens", CAP, max, RQ_RECORDS | (mpsc ? RQ_MPSC : 0));
         size_t lens[3] = {0, 1, max};

@@ -32,7 +32,7 @@
 #include "rq.h"
 
 #define CAP 1024u
-#define MAX 300u      /* records of 1..MAX bytes; MAX <= CAP / 2 - 8 */
+#define MAX 300u      /* records of 1..MAX bytes; MAX <= CAP / 2 - 4 */
 #define STREAMS_MAX 4 /* the stream is 2 bits of a record's first byte */
 #define WATCHDOG_S 120
 #define LIFE_TIMEOUT_MS 20000
@@ -418,7 +418,7 @@ static void check_capacity(const char *name, uint32_t flags)
     rq_stats st;
     assert_int_equal(rq_stat(c, &st), RQ_OK);
     assert_int_equal(st.depth, 0);
-    const uint32_t span = 104, len = span - 8;
+    const uint32_t span = 104, len = span - RQ_RECORD_HEADER;
     uint32_t pos = st.write_offset % CAP, free = CAP, expected = 0;
     for (;;) {
         uint32_t tail = CAP - pos, need = span <= tail ? span : tail + span;

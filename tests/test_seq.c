@@ -447,7 +447,7 @@ static void dead_consumer_scenarios(uint32_t flags)
     const char *name = th_name(flags & RQ_RECORDS ? "seqdeadr"
                                : flags & RQ_MPSC  ? "seqdeadm"
                                                   : "seqdead");
-    /* A record queue of 1,024 bytes holds 64 of these 1-byte records. */
+    /* A record queue of 1,024 bytes holds 128 of these 1-byte records. */
     const uint32_t n = flags & RQ_RECORDS ? 1024u : DEAD_CONSUMER_SLOTS;
     rq *keep = th_create(name, n, 16, flags);
     rq *p = th_open(name, RQ_PRODUCER, n, 16, flags);
