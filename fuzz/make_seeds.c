@@ -10,7 +10,9 @@
  *   build/fuzz/fuzz/<target> -set_cover_merge=1 -use_counters=0 NEW_DIR \
  *       fuzz/corpus/<target> build/fuzz/corpus/<target>
  * and named cov-<first 12 hex digits of libFuzzer's name>.  Replaying them
- * alone covers what the long runs cover.
+ * alone covers what the long runs cover.  The named images must carry
+ * today's segment formats (an older one is refused at the version check):
+ * scripts/fuzz.sh checks that, and a format change remakes them.
  *
  * SPDX-License-Identifier: MIT
  */

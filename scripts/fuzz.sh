@@ -70,6 +70,25 @@ show_failure() {
   grep -E -A25 'rq fuzz:|ERROR:|runtime error' "$1" | head -60 || tail -40 "$1"
 }
 
+# The named seeds of fuzz_segment are images of valid objects; one made
+# with an older segment format is refused at the version check and
+# reaches nothing behind it.  Each must carry the format fuzz_seeds writes
+# now (the image follows the 16-byte head: magic, then layout_version).
+echo "== seeds: the named images carry today's segment formats"
+fresh="$build/seeds-now"
+rm -rf "$fresh"
+mkdir -p "$fresh"/{fuzz_segment,fuzz_peer,fuzz_bridge_text}
+"$build/fuzz/fuzz_seeds" "$fresh" >/dev/null
+for f in "$fresh"/fuzz_segment/*; do
+  n=$(basename "$f")
+  c=fuzz/corpus/fuzz_segment/$n
+  if [[ ! -f $c || $(od -An -tx4 -j24 -N4 "$f") != $(od -An -tx4 -j24 -N4 "$c") ]]; then
+    echo "FAIL: $c is missing or carries an old segment format: copy the named seeds" \
+      "from $fresh/fuzz_segment (fuzz/make_seeds.c)" >&2
+    exit 1
+  fi
+done
+
 for t in "${targets[@]}"; do
   echo "== replay: $t ($(ls fuzz/corpus/$t | wc -l) committed inputs)"
   log="$build/replay-$t.log"
