@@ -96,12 +96,14 @@ struct rq_rec {
 
 /* ---- arithmetic on offsets (all values already checked) ------------- */
 
-/* The bytes a record of LEN takes: its header and payload, rounded up to
- * the next record's 8-aligned offset (LEN < 2^30: no overflow). */
+/* The bytes a record of LEN takes: rq.h's RQ_RECORD_SPAN, its header and
+ * payload rounded up to the next record's 8-aligned offset (LEN < 2^30:
+ * fits 32 bits). */
 static inline uint32_t rec_span(uint32_t len)
 {
-    return (RQ_RECORD_HEADER + len + RQ_REC_CELL - 1) & ~(RQ_REC_CELL - 1);
+    return (uint32_t)RQ_RECORD_SPAN(len);
 }
+_Static_assert(RQ_REC_CELL == 8, "RQ_RECORD_SPAN rounds to 8");
 
 static inline uint32_t rec_index(const struct rq_rec *r, uint32_t off)
 {
