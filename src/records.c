@@ -223,7 +223,7 @@ static int rec_claim(struct rq_rec *r, uint32_t len, void **payload)
     if (pad) {
         /* Beyond the write word: invisible until the record is published
          * with it, in the same store. */
-        rq_rec_put_header(r->data + at, RQ_REC_PAD, pad - RQ_RECORD_HEADER);
+        rq_rec_put_padding(r->data + at, pad);
         RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
         at = 0;
     }

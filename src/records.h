@@ -61,6 +61,14 @@ static inline void rq_rec_put_header(unsigned char *p, uint32_t type, uint32_t l
     memcpy(p, &word, sizeof word);
 }
 
+/* Writes at P the header of a padding record of PAD bytes, its header
+ * included: the ring's tail before a record that wraps (rec_at checks
+ * the same length from the other side). */
+static inline void rq_rec_put_padding(unsigned char *p, uint32_t pad)
+{
+    rq_rec_put_header(p, RQ_REC_PAD, pad - RQ_RECORD_HEADER);
+}
+
 /* Reads the header at P once (the producer is untrusted: each field is
  * taken from this one load, then checked by the caller). */
 static inline struct rq_rec_header rq_rec_get_header(const unsigned char *p)

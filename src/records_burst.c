@@ -31,7 +31,7 @@ static uint32_t rec_write_at(struct rq_rec *r, uint32_t w, uint32_t pad, const v
 {
     uint32_t at = rec_index(r, w);
     if (pad) {
-        rq_rec_put_header(r->data + at, RQ_REC_PAD, pad - RQ_RECORD_HEADER);
+        rq_rec_put_padding(r->data + at, pad);
         RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
         at = 0;
     }
@@ -449,7 +449,7 @@ static void rec_hand_out(struct rq_rec *r, void **bufs)
     r->res_data = e[0].at;
     r->res_pad = e[0].ext - rec_span(e[0].len);
     if (r->res_pad) {
-        rq_rec_put_header(r->data + rec_index(r, r->w), RQ_REC_PAD, r->res_pad - RQ_RECORD_HEADER);
+        rq_rec_put_padding(r->data + rec_index(r, r->w), r->res_pad);
         RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
     }
     for (uint32_t i = 0; i < r->res_count; i++)
@@ -493,7 +493,7 @@ static uint32_t rec_settle(struct rq_rec *r, uint32_t *w, uint32_t old, uint32_t
     uint32_t pad, at = rec_index(r, *w);
     rec_need(r, *w, len, &pad);
     if (pad) {
-        rq_rec_put_header(r->data + at, RQ_REC_PAD, pad - RQ_RECORD_HEADER);
+        rq_rec_put_padding(r->data + at, pad);
         RQ_CRASH_POINT(REC_PUSH_AFTER_PAD);
         at = 0;
     }
