@@ -350,8 +350,9 @@ static void check_payload(const struct fz_handle *h, const void *p, size_t len, 
         fz_fail("%s: pointer %p outside the segment [%p, +%zu)", call, p, (void *)h->map.addr,
                 h->map.size);
     size_t off = (size_t)(b - h->map.addr) - first;
-    if (h->records) { /* one piece, 8-aligned after its header, inside the ring */
-        if (off % 8 != 0 || len > h->slot_size || off + RQ_RECORD_HEADER + len > h->slot_count)
+    if (h->records) { /* one piece, its header on a cell boundary, inside the ring */
+        if (off % RQ_REC_CELL != 0 || len > h->slot_size ||
+            off + RQ_RECORD_HEADER + len > h->slot_count)
             fz_fail("%s: %zu bytes at ring offset %zu: not a record of the ring", call, len, off);
         return;
     }
