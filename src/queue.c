@@ -31,6 +31,7 @@
 #include "crashpoint.h"
 #include "deadline.h"
 #include "queue_impl.h"
+#include "records_impl.h"
 
 /* ---- waiting and waking ---------------------------------------------- */
 
@@ -646,14 +647,33 @@ static int check_call(const rq *q, int role, int timeout_ms)
 
 /* ---- the public API: data path --------------------------------------- */
 
-int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
+/* Each single-message call checks its handle, then does the work of
+ * its kind of queue: a slot queue's inline (slot_*), a record queue's in
+ * a function of its own, tail-called (record_*, the bodies in
+ * records_impl.h).  Neither kind's path is compiled around a call to the
+ * other's.  The record path pays for the slot path's saved registers
+ * (GCC saves them before the branch); a function of its own for each kind
+ * would spare it that but cost the slot path a jump a call, and was
+ * slower for slots (docs/performance/records.md, "The record calls on
+ * their own"). */
+#if defined(__GNUC__)
+#define RECORD_CALL __attribute__((noinline))
+#define SLOT_PATH __attribute__((always_inline)) inline
+/* Slot queues, the default kind, get the straight line. */
+#define is_record_queue(q) __builtin_expect((q)->rec != NULL, 0)
+#else
+#define RECORD_CALL
+#define SLOT_PATH inline
+#define is_record_queue(q) ((q)->rec != NULL)
+#endif
+
+static RECORD_CALL int record_push(rq *q, const void *msg, size_t len, int timeout_ms)
 {
-    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
-    if (rc < 0)
-        return rc;
-    q->lock.reserving = 0; /* the next MPSC hold lasts one call */
-    if (q->rec)
-        return wait_result(q, rq_rec_push(q->rec, msg, len, timeout_ms));
+    return wait_result(q, rec_push_one(q->rec, msg, len, timeout_ms));
+}
+
+static SLOT_PATH int slot_push(rq *q, const void *msg, size_t len, int timeout_ms)
+{
     if (!msg && len > 0)
         return RQ_EINVAL;
     if (q->held != HELD_NONE)
@@ -661,7 +681,7 @@ int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
     if (len > q->ring.slot_size)
         return RQ_EMSGSIZE;
     void *payload;
-    rc = producer_claim(q, &payload, timeout_ms);
+    int rc = producer_claim(q, &payload, timeout_ms);
     if (rc < 0)
         return rc;
     if (len > 0)
@@ -669,6 +689,16 @@ int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
     producer_publish(q, payload, (uint32_t)len);
     return RQ_OK;
+}
+
+int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
+{
+    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    q->lock.reserving = 0; /* the next MPSC hold lasts one call */
+    return is_record_queue(q) ? record_push(q, msg, len, timeout_ms)
+                              : slot_push(q, msg, len, timeout_ms);
 }
 
 /* A record reservation (RC: RQ_OK or a count) holds an MPSC lock past
@@ -680,6 +710,11 @@ static int rec_reserve_kept(rq *q, int rc)
     if (rc >= 0 && q->mpsc)
         rq_mpsc_keep(&q->lock);
     return rc;
+}
+
+static RECORD_CALL int record_reserve(rq *q, size_t len, void **slot, int timeout_ms)
+{
+    return wait_result(q, rec_reserve_kept(q, rec_reserve_one(q->rec, len, slot, timeout_ms)));
 }
 
 /* Hands out the K slots claimed at the ring's write cursor (K >= 1), their
@@ -707,9 +742,8 @@ int rq_reserve(rq *q, void **slot, int timeout_ms)
     if (rc < 0)
         return rc;
     q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
-    if (q->rec)
-        return wait_result(
-            q, rec_reserve_kept(q, rq_rec_reserve(q->rec, q->ring.slot_size, slot, timeout_ms)));
+    if (is_record_queue(q))
+        return record_reserve(q, q->ring.slot_size, slot, timeout_ms);
     if (!slot)
         return RQ_EINVAL;
     if (q->held == HELD_RESERVED) {
@@ -731,20 +765,20 @@ int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms)
     if (rc < 0)
         return rc;
     q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
-    if (q->rec)
-        return wait_result(q, rec_reserve_kept(q, rq_rec_reserve(q->rec, len, slot, timeout_ms)));
+    if (is_record_queue(q))
+        return record_reserve(q, len, slot, timeout_ms);
     if (len > q->ring.slot_size)
         return RQ_EMSGSIZE;
     return rq_reserve(q, slot, timeout_ms);
 }
 
-int rq_commit(rq *q, size_t len)
+static RECORD_CALL int record_commit(rq *q, size_t len)
 {
-    int rc = check_call(q, RQ_PRODUCER, 0);
-    if (rc < 0)
-        return rc;
-    if (q->rec)
-        return rq_rec_commit(q->rec, len);
+    return rec_commit_one(q->rec, len);
+}
+
+static SLOT_PATH int slot_commit(rq *q, size_t len)
+{
     if (q->held != HELD_RESERVED || !reservation_is_ours(q))
         return RQ_ESTATE;
     if (len > q->ring.slot_size)
@@ -756,6 +790,14 @@ int rq_commit(rq *q, size_t len)
     q->reserved = NULL;
     producer_publish(q, payload, (uint32_t)len); /* a burst's first slot; the rest are dropped */
     return RQ_OK;
+}
+
+int rq_commit(rq *q, size_t len)
+{
+    int rc = check_call(q, RQ_PRODUCER, 0);
+    if (rc < 0)
+        return rc;
+    return is_record_queue(q) ? record_commit(q, len) : slot_commit(q, len);
 }
 
 int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t count, int timeout_ms)
@@ -873,25 +915,22 @@ static void fill_info(rq_msg_info *info, uint64_t seq, int redelivered)
     info->reserved = 0;
 }
 
-int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms)
+static RECORD_CALL int record_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
+                                       int timeout_ms)
 {
-    return rq_pop_info(q, buf, cap, len, NULL, timeout_ms);
+    return wait_result(q, rec_pop_one(q->rec, buf, cap, len, info, timeout_ms));
 }
 
-int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, int timeout_ms)
+static SLOT_PATH int slot_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
+                                   int timeout_ms)
 {
-    int rc = check_call(q, RQ_CONSUMER, timeout_ms);
-    if (rc < 0)
-        return rc;
-    if (q->rec)
-        return wait_result(q, rq_rec_pop(q->rec, buf, cap, len, info, timeout_ms));
     if (!len || (!buf && cap > 0))
         return RQ_EINVAL;
     if (q->held != HELD_NONE)
         return RQ_ESTATE;
     const void *payload;
     uint32_t n;
-    rc = consumer_claim(q, &payload, &n, timeout_ms);
+    int rc = consumer_claim(q, &payload, &n, timeout_ms);
     if (rc < 0)
         return rc;
     *len = n;
@@ -906,6 +945,24 @@ int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, in
     RQ_CRASH_POINT(POP_AFTER_COPY);
     consumer_release(q);
     return RQ_OK;
+}
+
+int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, int timeout_ms)
+{
+    int rc = check_call(q, RQ_CONSUMER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    return is_record_queue(q) ? record_pop_info(q, buf, cap, len, info, timeout_ms)
+                              : slot_pop_info(q, buf, cap, len, info, timeout_ms);
+}
+
+int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms)
+{
+    int rc = check_call(q, RQ_CONSUMER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    return is_record_queue(q) ? record_pop_info(q, buf, cap, len, NULL, timeout_ms)
+                              : slot_pop_info(q, buf, cap, len, NULL, timeout_ms);
 }
 
 int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t max, int timeout_ms)
@@ -947,24 +1004,21 @@ int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t max, int tim
     return (int)done;
 }
 
-int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms)
+static RECORD_CALL int record_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info,
+                                        int timeout_ms)
 {
-    return rq_peek_info(q, msg, len, NULL, timeout_ms);
+    return wait_result(q, rec_peek_one(q->rec, msg, len, info, timeout_ms));
 }
 
-int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms)
+static SLOT_PATH int slot_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info,
+                                    int timeout_ms)
 {
-    int rc = check_call(q, RQ_CONSUMER, timeout_ms);
-    if (rc < 0)
-        return rc;
-    if (q->rec)
-        return wait_result(q, rq_rec_peek(q->rec, msg, len, info, timeout_ms));
     if (!msg || !len)
         return RQ_EINVAL;
     if (q->held != HELD_PEEKED || !q->peeked) { /* none, or the rest of a burst */
         /* No mark stored: the held message is the oldest (see
          * rq_ring_oldest_info for how its flag survives a kill). */
-        rc = consumer_claim(q, &q->peeked, &q->peeked_len, timeout_ms);
+        int rc = consumer_claim(q, &q->peeked, &q->peeked_len, timeout_ms);
         if (rc < 0)
             return rc;
         if (q->held != HELD_PEEKED)
@@ -982,13 +1036,31 @@ int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int ti
     return RQ_OK;
 }
 
-int rq_release(rq *q)
+int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms)
 {
-    int rc = check_call(q, RQ_CONSUMER, 0);
+    int rc = check_call(q, RQ_CONSUMER, timeout_ms);
     if (rc < 0)
         return rc;
-    if (q->rec)
-        return rq_rec_release(q->rec);
+    return is_record_queue(q) ? record_peek_info(q, msg, len, info, timeout_ms)
+                              : slot_peek_info(q, msg, len, info, timeout_ms);
+}
+
+int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms)
+{
+    int rc = check_call(q, RQ_CONSUMER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    return is_record_queue(q) ? record_peek_info(q, msg, len, NULL, timeout_ms)
+                              : slot_peek_info(q, msg, len, NULL, timeout_ms);
+}
+
+static RECORD_CALL int record_release(rq *q)
+{
+    return rec_release_one(q->rec);
+}
+
+static SLOT_PATH int slot_release(rq *q)
+{
     if (q->held != HELD_PEEKED)
         return RQ_ESTATE;
     RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);                  /* processed, not yet released */
@@ -996,6 +1068,14 @@ int rq_release(rq *q)
     q->peeked = NULL;
     consumer_release(q);
     return RQ_OK;
+}
+
+int rq_release(rq *q)
+{
+    int rc = check_call(q, RQ_CONSUMER, 0);
+    if (rc < 0)
+        return rc;
+    return is_record_queue(q) ? record_release(q) : slot_release(q);
 }
 
 int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms)

@@ -168,7 +168,7 @@ void rq_rec_flag_oldest(struct rq_rec *r)
 
 void rq_rec_close(struct rq_rec *r)
 {
-    if (r && r->reserved && r->lock && reservation_is_ours(r))
+    if (r && r->reserved && r->lock && rec_reservation_is_ours(r))
         rq_mpsc_unlock(r->lock); /* dropped unseen: nothing was published */
     /* A single peek stores no mark: the records still held are marked
      * handed out now, for the next consumer (a burst's are already). */
@@ -259,79 +259,6 @@ int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int timeout_m
     return rq_claim_loop(r->q, r->lock, 1, rec_try_claim, rec_claim_has_space, &c, &t);
 }
 
-/* Writes the header of the claimed record holding LEN and publishes it,
- * with its padding, in one store. */
-static inline void rec_publish_record(struct rq_rec *r, uint32_t len)
-{
-    rq_rec_put_header(r->data + r->res_data, RQ_REC_DATA, len);
-    uint32_t pad = r->res_pad;
-    r->w = rec_advance(r, r->w, pad + rec_span(len));
-    r->wseq++;
-    rec_publish(r, &r->shm->write_word, rec_word(r->wseq, r->w));
-    RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
-    rec_store_position(&r->shm->write_position, &r->wdue, r->wseq);
-    r->pushed = 1;
-    RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
-    rec_count_bytes(r, len, pad, len);
-    if (r->lock)
-        rq_mpsc_unlock(r->lock);
-    if (rec_peer_waits(r, &r->shm->data_event.waiters))
-        rq_queue_wake_consumer(r->q);
-}
-
-int rq_rec_push(struct rq_rec *r, const void *msg, size_t len, int timeout_ms)
-{
-    if (!msg && len > 0)
-        return RQ_EINVAL;
-    if (r->reserved)
-        return RQ_ESTATE;
-    if (len > r->max)
-        return RQ_EMSGSIZE;
-    void *payload;
-    int rc = rec_claim_fast(r, (uint32_t)len, &payload, timeout_ms);
-    if (rc < 0)
-        return rc;
-    if (len > 0)
-        memcpy(payload, msg, len);
-    RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
-    rec_publish_record(r, (uint32_t)len);
-    return RQ_OK;
-}
-
-int rq_rec_reserve(struct rq_rec *r, size_t len, void **slot, int timeout_ms)
-{
-    if (!slot)
-        return RQ_EINVAL;
-    if (len > r->max)
-        return RQ_EMSGSIZE;
-    if (r->reserved) {
-        if (!reservation_is_ours(r) || len > r->res_len)
-            return RQ_ESTATE;
-        *slot = r->data + r->res_data + RQ_RECORD_HEADER;
-        return RQ_OK;
-    }
-    int rc = rec_claim_fast(r, (uint32_t)len, slot, timeout_ms);
-    if (rc < 0)
-        return rc;
-    r->reserved = 1;
-    r->res_count = 1;
-    if (r->lock)
-        r->reserver = rq_plat_thread_id();
-    return RQ_OK;
-}
-
-int rq_rec_commit(struct rq_rec *r, size_t len)
-{
-    if (!r->reserved || !reservation_is_ours(r))
-        return RQ_ESTATE;
-    if (len > r->res_len)
-        return RQ_EMSGSIZE;
-    RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
-    r->reserved = 0;
-    rec_publish_record(r, (uint32_t)len);
-    return RQ_OK;
-}
-
 /* ---- consumer -------------------------------------------------------- */
 
 /* The oldest record: RQ_OK with *MSG, *LEN and *SPAN (its bytes with any
@@ -394,38 +321,6 @@ int rec_was_nearly_full(struct rq_rec *r, uint32_t old_read)
     return used == 0 || used + 2 * r->max_span > r->cap;
 }
 
-static void rec_info(rq_msg_info *info, uint64_t seq, int redelivered)
-{
-    if (!info)
-        return;
-    info->seq = seq;
-    info->flags = redelivered ? RQ_MSG_REDELIVERED : 0;
-    info->reserved = 0;
-}
-
-int rq_rec_pop(struct rq_rec *r, void *buf, size_t cap, size_t *len, rq_msg_info *info,
-               int timeout_ms)
-{
-    if (!len || (!buf && cap > 0))
-        return RQ_EINVAL;
-    if (r->peeked)
-        return RQ_ESTATE;
-    const unsigned char *msg;
-    uint32_t n, span;
-    int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
-    if (rc < 0)
-        return rc;
-    *len = n;
-    if (n > cap)
-        return RQ_EMSGSIZE; /* left in place */
-    if (n > 0)
-        memcpy(buf, msg, n);
-    rec_info(info, r->rseq, r->rseq < r->redeliver_below);
-    RQ_CRASH_POINT(POP_AFTER_COPY);
-    rec_release(r, span, 1);
-    return RQ_OK;
-}
-
 /* Marks the records below SEQ handed out, before the hand-over: a
  * consumer killed after it leaves the flag for its successor. */
 void rec_mark_delivered(struct rq_rec *r, uint64_t seq)
@@ -435,34 +330,6 @@ void rec_mark_delivered(struct rq_rec *r, uint64_t seq)
     r->delivered = seq;
     rq_store_relaxed_u64(&r->shm->consumer.delivered_position, r->delivered);
     RQ_CRASH_POINT(DELIVER_AFTER_MARK);
-}
-
-int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms)
-{
-    if (!msg || !len)
-        return RQ_EINVAL;
-    if (!r->peek_valid) { /* none peeked, or the rest of a burst */
-        const unsigned char *m;
-        uint32_t n, span;
-        int rc = rec_pop_wait(r, &m, &n, &span, timeout_ms);
-        if (rc < 0)
-            return rc;
-        r->peek_msg = m;
-        r->peek_len = n;
-        r->peek_span = span;
-        r->peek_seq = r->rseq;
-        r->peek_redelivered = r->rseq < r->redeliver_below;
-        /* No mark: a single peek holds the oldest record, which the
-         * successor of a consumer killed now flags (rq_rec_flag_oldest). */
-        r->peek_valid = 1;
-        if (!r->peeked)
-            r->peeked = 1;
-        RQ_CRASH_POINT(PEEK_HANDED_OUT);
-    }
-    *msg = r->peek_msg;
-    *len = r->peek_len;
-    rec_info(info, r->peek_seq, r->peek_redelivered);
-    return RQ_OK;
 }
 
 /* The bytes of the K oldest records (K >= 1, all published), checked as
@@ -483,10 +350,7 @@ int rec_spans(struct rq_rec *r, uint32_t k, uint32_t *span)
     return RQ_OK;
 }
 
-/* rq_release of a peeked burst's record that rq_peek has not looked at
- * again: its span as rq_peek_burst checked it, or read (and checked)
- * here. */
-static REC_COLD int rec_release_unlooked(struct rq_rec *r)
+int rec_release_unlooked(struct rq_rec *r)
 {
     uint32_t span;
     int rc = rec_burst_take(r, 1, &span) ? RQ_OK : rec_spans(r, 1, &span);
@@ -495,20 +359,6 @@ static REC_COLD int rec_release_unlooked(struct rq_rec *r)
     RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);
     r->peeked--;
     rec_release(r, span, 1);
-    return RQ_OK;
-}
-
-int rq_rec_release(struct rq_rec *r)
-{
-    if (!r->peeked)
-        return RQ_ESTATE;
-    if (!r->peek_valid)
-        return rec_release_unlooked(r);
-    RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);
-    r->peeked--; /* a burst's rest stays peeked */
-    r->peek_valid = 0;
-    r->peek_msg = NULL;
-    rec_release(r, r->peek_span, 1);
     return RQ_OK;
 }
 

@@ -251,13 +251,8 @@ void rq_rec_close(struct rq_rec *r);
 /* Frees without touching the segment (a child of fork, a failed open). */
 void rq_rec_free(struct rq_rec *r);
 
-int rq_rec_push(struct rq_rec *r, const void *msg, size_t len, int timeout_ms);
-int rq_rec_reserve(struct rq_rec *r, size_t len, void **slot, int timeout_ms);
-int rq_rec_commit(struct rq_rec *r, size_t len);
-int rq_rec_pop(struct rq_rec *r, void *buf, size_t cap, size_t *len, rq_msg_info *info,
-               int timeout_ms);
-int rq_rec_peek(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info, int timeout_ms);
-int rq_rec_release(struct rq_rec *r);
+/* The single-record calls (push, reserve, commit, pop, peek, release) are
+ * inline in records_impl.h. */
 /* The burst calls on a record queue: rq.h's contracts; one publish of
  * the word per batch (MPSC: one lock round). */
 int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *lens, size_t count,

@@ -54,18 +54,7 @@ struct rec_batch {
 static void rec_publish_batch(struct rq_rec *r, const struct rec_batch *b)
 {
     RQ_CRASH_POINT(PUSH_BURST_AFTER_FILL);
-    r->w = b->end;
-    r->wseq += b->k;
-    rec_publish(r, &r->shm->write_word, rec_word(r->wseq, r->w));
-    RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
-    rec_store_position(&r->shm->write_position, &r->wdue, r->wseq);
-    r->pushed = 1;
-    RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
-    rec_count_bytes(r, b->bytes, b->pad, b->longest);
-    if (r->lock)
-        rq_mpsc_unlock(r->lock);
-    if (rec_peer_waits(r, &r->shm->data_event.waiters))
-        rq_queue_wake_consumer(r->q);
+    rec_publish_records(r, b->end, b->k, b->bytes, b->pad, b->longest);
 }
 
 int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *lens, size_t count,
@@ -510,7 +499,7 @@ static uint32_t rec_settle(struct rq_rec *r, uint32_t *w, uint32_t old, uint32_t
 
 int rq_rec_commit_burst(struct rq_rec *r, const size_t *lens, size_t count)
 {
-    if (!r->reserved || !reservation_is_ours(r))
+    if (!r->reserved || !rec_reservation_is_ours(r))
         return RQ_ESTATE;
     if (count > r->res_count || (count > 0 && !lens))
         return RQ_EINVAL;

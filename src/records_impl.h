@@ -1,9 +1,11 @@
 /*
  * records_impl.h - what the record queue's files (records.c: the segment,
- * the handle, single records, the statistics; records_burst.c: the
- * bursts) share: the handle's state, the arithmetic on offsets and the
- * inline halves of the claim, the wait for a record and the release.
- * OS-neutral; private to src/.  docs/design.md, section 12.
+ * the handle, the slow halves of single records, the statistics;
+ * records_burst.c: the bursts; queue.c: the public calls) share: the
+ * handle's state, the arithmetic on offsets, the inline halves of the
+ * claim, the wait for a record and the release, and the bodies of the
+ * single-record calls.  OS-neutral; private to src/.  docs/design.md,
+ * section 12.
  */
 #ifndef RQ_RECORDS_IMPL_H
 #define RQ_RECORDS_IMPL_H
@@ -77,8 +79,6 @@ struct rq_rec {
     int peek_valid;  /* peek_* below hold the oldest of them */
     const unsigned char *peek_msg;
     uint32_t peek_len, peek_span;
-    uint64_t peek_seq;
-    int peek_redelivered;
     /* The extents of the last rq_peek_burst's records, each checked there:
      * burst_ends[i] is the batch's bytes (padding included) from its start
      * to the end of its record i.  Entries burst_next..burst_n-1 are still
@@ -189,9 +189,12 @@ static inline int rec_offset_ok(const struct rq_rec *r, uint32_t x)
  * records). */
 int rec_pair_ok(const struct rq_rec *r, uint64_t ww, uint64_t rw);
 
-static inline void rec_publish(struct rq_rec *r, rq_atomic_u64 *word, uint64_t v)
+/* A side's word stored (FULL: the handle's full_fences).  The compiler
+ * fence makes the compiler load the handle's fields again after it: a
+ * caller loads what it needs before. */
+static inline void rec_publish(int full, rq_atomic_u64 *word, uint64_t v)
 {
-    if (r->full_fences) {
+    if (full) {
         rq_store_seq_u64(word, v);
     } else {
         rq_store_release_u64(word, v);
@@ -199,9 +202,9 @@ static inline void rec_publish(struct rq_rec *r, rq_atomic_u64 *word, uint64_t v
     }
 }
 
-static inline int rec_peer_waits(const struct rq_rec *r, rq_atomic_u32 *waiters)
+static inline int rec_peer_waits(int full, rq_atomic_u32 *waiters)
 {
-    return (r->full_fences ? rq_load_seq_u32(waiters) : rq_load_relaxed_u32(waiters)) != 0;
+    return (full ? rq_load_seq_u32(waiters) : rq_load_relaxed_u32(waiters)) != 0;
 }
 
 /* ---- shared by records.c and records_burst.c ------------------------- */
@@ -235,7 +238,7 @@ static inline int rec_room(struct rq_rec *r, uint32_t need)
     return rec_used(r, r->w, r->read_cache) + need <= r->cap ? RQ_OK : RQ_EAGAIN;
 }
 
-static inline int reservation_is_ours(const struct rq_rec *r)
+static inline int rec_reservation_is_ours(const struct rq_rec *r)
 {
     return !r->lock || r->reserver == rq_plat_thread_id();
 }
@@ -275,12 +278,18 @@ static inline int rec_burst_take(struct rq_rec *r, uint32_t count, uint32_t *tot
 }
 
 /* The common case without a call: an SPSC producer whose cached view
- * shows room before the end of the ring.  Anything else (a wrap, a full
- * cache, MPSC) goes the long way, which checks again. */
+ * shows room for SPAN bytes at index AT, before the end of the ring.
+ * Anything else (a wrap, a full cache, MPSC) goes the long way, which
+ * checks again. */
+static inline int rec_fits_at(const struct rq_rec *r, uint32_t at, uint32_t span)
+{
+    return !r->lock && span <= r->cap - at && rec_used(r, r->w, r->read_cache) + span <= r->cap;
+}
+
 static inline int rec_claim_fast(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms)
 {
-    uint32_t at = rec_index(r, r->w), span = rec_span(len);
-    if (!r->lock && span <= r->cap - at && rec_used(r, r->w, r->read_cache) + span <= r->cap) {
+    uint32_t at = rec_index(r, r->w);
+    if (rec_fits_at(r, at, rec_span(len))) {
         RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
         r->res_len = len;
         r->res_pad = 0;
@@ -292,9 +301,9 @@ static inline int rec_claim_fast(struct rq_rec *r, uint32_t len, void **payload,
 }
 
 /* LEN payload bytes in records of at most LONGEST, PAD of padding. */
-static inline void rec_count_bytes(struct rq_rec *r, uint64_t len, uint32_t pad, uint32_t longest)
+static inline void rec_count_bytes(struct rq_rec_shm *shm, uint64_t len, uint32_t pad,
+                                   uint32_t longest)
 {
-    struct rq_rec_shm *shm = r->shm;
     if (pad)
         rq_store_relaxed_u64(&shm->bytes.padding_bytes,
                              rq_load_relaxed_u64(&shm->bytes.padding_bytes) + pad);
@@ -326,15 +335,209 @@ static inline int rec_pop_wait(struct rq_rec *r, const unsigned char **msg, uint
 /* Frees the K oldest records, SPAN bytes with their padding, in one store. */
 static inline void rec_release(struct rq_rec *r, uint32_t span, uint32_t k)
 {
+    struct rq_rec_shm *shm = r->shm;
+    int full = r->full_fences;
     uint32_t old = r->r;
-    r->r = rec_advance(r, r->r, span);
-    r->rseq += k;
-    rec_publish(r, &r->shm->read_word, rec_word(r->rseq, r->r));
+    uint64_t seq = r->rseq + k;
+    r->r = rec_advance(r, old, span);
+    r->rseq = seq;
+    rec_publish(full, &shm->read_word, rec_word(seq, r->r));
     RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
-    rec_store_position(&r->shm->read_position, &r->rdue, r->rseq);
+    rec_store_position(&shm->read_position, &r->rdue, seq);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
-    if (rec_peer_waits(r, &r->shm->space_event.waiters) && rec_was_nearly_full(r, old))
+    if (rec_peer_waits(full, &shm->space_event.waiters) && rec_was_nearly_full(r, old))
         rq_queue_wake_producers(r->q);
+}
+
+/* Publishes K records (K >= 1) written beyond the word, up to offset END,
+ * with one store of the word; then the position, the statistics (BYTES
+ * of payload in records of at most LONGEST, PAD of padding), the MPSC
+ * unlock and one wake check. */
+static inline void rec_publish_records(struct rq_rec *r, uint32_t end, uint32_t k, uint64_t bytes,
+                                       uint32_t pad, uint32_t longest)
+{
+    struct rq_rec_shm *shm = r->shm;
+    struct rq_mpsc *lock = r->lock;
+    int full = r->full_fences;
+    uint64_t seq = r->wseq + k;
+    r->w = end;
+    r->wseq = seq;
+    r->pushed = 1;
+    rec_publish(full, &shm->write_word, rec_word(seq, end));
+    RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
+    rec_store_position(&shm->write_position, &r->wdue, seq);
+    RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
+    rec_count_bytes(shm, bytes, pad, longest);
+    if (lock)
+        rq_mpsc_unlock(lock);
+    if (rec_peer_waits(full, &shm->data_event.waiters))
+        rq_queue_wake_consumer(r->q);
+}
+
+/* ---- single records: the public calls' bodies ----------------------- */
+
+/* Inline in queue.c's record_* functions, one for each single-message
+ * call (rq_push, rq_reserve and rq_reserve_len, rq_commit, rq_pop and
+ * rq_pop_info, rq_peek and rq_peek_info, rq_release) on a record queue:
+ * one function a call past the public one's checks, as on a slot queue.
+ * What waits, wraps or reloads a peer's word stays out of line
+ * (rec_claim_wait, rec_pop_slow, rec_release_unlooked). */
+
+/* rq_release of a peeked burst's record that rq_peek has not looked at
+ * again: its span as rq_peek_burst checked it, or read (and checked)
+ * there. */
+REC_COLD int rec_release_unlooked(struct rq_rec *r);
+
+/* Writes the header of the record of LEN claimed at index AT, PAD bytes
+ * of padding before it (written already), and publishes both in one
+ * store. */
+static inline void rec_publish_at(struct rq_rec *r, uint32_t at, uint32_t pad, uint32_t len)
+{
+    rq_rec_put_header(r->data + at, RQ_REC_DATA, len);
+    rec_publish_records(r, rec_advance(r, r->w, pad + rec_span(len)), 1, len, pad, len);
+}
+
+/* The same for the record claimed by rec_claim_fast or rec_claim_wait. */
+static inline void rec_publish_record(struct rq_rec *r, uint32_t len)
+{
+    rec_publish_at(r, r->res_data, r->res_pad, len);
+}
+
+static inline int rec_push_one(struct rq_rec *r, const void *msg, size_t len, int timeout_ms)
+{
+    if (!msg && len > 0)
+        return RQ_EINVAL;
+    if (r->reserved)
+        return RQ_ESTATE;
+    if (len > r->max)
+        return RQ_EMSGSIZE;
+    /* The common case keeps the record's place in registers (the claim's
+     * res_* fields are for the long way and reservations). */
+    uint32_t n = (uint32_t)len, at = rec_index(r, r->w), pad = 0;
+    if (rec_fits_at(r, at, rec_span(n))) {
+        RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
+    } else {
+        void *payload;
+        int rc = rec_claim_wait(r, n, &payload, timeout_ms);
+        if (rc < 0)
+            return rc;
+        at = r->res_data;
+        pad = r->res_pad;
+    }
+    if (len > 0)
+        memcpy(r->data + at + RQ_RECORD_HEADER, msg, len);
+    RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
+    rec_publish_at(r, at, pad, n);
+    return RQ_OK;
+}
+
+static inline int rec_reserve_one(struct rq_rec *r, size_t len, void **slot, int timeout_ms)
+{
+    if (!slot)
+        return RQ_EINVAL;
+    if (len > r->max)
+        return RQ_EMSGSIZE;
+    if (r->reserved) {
+        if (!rec_reservation_is_ours(r) || len > r->res_len)
+            return RQ_ESTATE;
+        *slot = r->data + r->res_data + RQ_RECORD_HEADER;
+        return RQ_OK;
+    }
+    int rc = rec_claim_fast(r, (uint32_t)len, slot, timeout_ms);
+    if (rc < 0)
+        return rc;
+    r->reserved = 1;
+    r->res_count = 1;
+    if (r->lock)
+        r->reserver = rq_plat_thread_id();
+    return RQ_OK;
+}
+
+static inline int rec_commit_one(struct rq_rec *r, size_t len)
+{
+    if (!r->reserved || !rec_reservation_is_ours(r))
+        return RQ_ESTATE;
+    if (len > r->res_len)
+        return RQ_EMSGSIZE;
+    RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
+    r->reserved = 0;
+    rec_publish_record(r, (uint32_t)len);
+    return RQ_OK;
+}
+
+static inline void rec_info(rq_msg_info *info, uint64_t seq, int redelivered)
+{
+    if (!info)
+        return;
+    info->seq = seq;
+    info->flags = redelivered ? RQ_MSG_REDELIVERED : 0;
+    info->reserved = 0;
+}
+
+static inline int rec_pop_one(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                              rq_msg_info *info, int timeout_ms)
+{
+    if (!len || (!buf && cap > 0))
+        return RQ_EINVAL;
+    if (r->peeked)
+        return RQ_ESTATE;
+    const unsigned char *msg;
+    uint32_t n, span;
+    int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
+    if (rc < 0)
+        return rc;
+    *len = n;
+    if (n > cap)
+        return RQ_EMSGSIZE; /* left in place */
+    if (n > 0)
+        memcpy(buf, msg, n);
+    rec_info(info, r->rseq, r->rseq < r->redeliver_below);
+    RQ_CRASH_POINT(POP_AFTER_COPY);
+    rec_release(r, span, 1);
+    return RQ_OK;
+}
+
+static inline int rec_peek_one(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info,
+                               int timeout_ms)
+{
+    if (!msg || !len)
+        return RQ_EINVAL;
+    if (!r->peek_valid) { /* none peeked, or the rest of a burst */
+        const unsigned char *m;
+        uint32_t n, span;
+        int rc = rec_pop_wait(r, &m, &n, &span, timeout_ms);
+        if (rc < 0)
+            return rc;
+        r->peek_msg = m;
+        r->peek_len = n;
+        r->peek_span = span;
+        /* No mark: a single peek holds the oldest record, which the
+         * successor of a consumer killed now flags (rq_rec_flag_oldest). */
+        r->peek_valid = 1;
+        if (!r->peeked)
+            r->peeked = 1;
+        RQ_CRASH_POINT(PEEK_HANDED_OUT);
+    }
+    *msg = r->peek_msg;
+    *len = r->peek_len;
+    /* The record peeked is the oldest, and redeliver_below moves only at
+     * takeover: both read now as they were at the peek. */
+    rec_info(info, r->rseq, r->rseq < r->redeliver_below);
+    return RQ_OK;
+}
+
+static inline int rec_release_one(struct rq_rec *r)
+{
+    if (!r->peeked)
+        return RQ_ESTATE;
+    if (!r->peek_valid)
+        return rec_release_unlooked(r);
+    RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);
+    r->peeked--; /* a burst's rest stays peeked */
+    r->peek_valid = 0;
+    r->peek_msg = NULL;
+    rec_release(r, r->peek_span, 1);
+    return RQ_OK;
 }
 
 #endif /* RQ_RECORDS_IMPL_H */
