@@ -140,7 +140,7 @@ push_after_payload:
                 d_step { w = ADV(w, pad + span); n++ }
             od;
             skip;
-            d_step { /* rec_publish_record, rq_rec_push_burst: one store of the word */
+            d_step { /* rec_publish_records (single records and bursts): one store of the word */
                 wword = w;
                 wseq = i + n;
                 published = published + n;

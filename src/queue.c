@@ -908,13 +908,6 @@ int rq_commit_burst(rq *q, const size_t *lens, size_t count)
     return RQ_OK;
 }
 
-static void fill_info(rq_msg_info *info, uint64_t seq, int redelivered)
-{
-    info->seq = seq;
-    info->flags = redelivered ? RQ_MSG_REDELIVERED : 0;
-    info->reserved = 0;
-}
-
 static RECORD_CALL int record_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
                                        int timeout_ms)
 {
@@ -940,8 +933,7 @@ static SLOT_PATH int slot_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq
     uint64_t seq = rq_ring_oldest_info(&q->ring, &redelivered);
     if (n > 0)
         memcpy(buf, payload, n);
-    if (info)
-        fill_info(info, seq, redelivered);
+    rq_msg_info_fill(info, seq, redelivered);
     RQ_CRASH_POINT(POP_AFTER_COPY);
     consumer_release(q);
     return RQ_OK;
@@ -1031,7 +1023,7 @@ static SLOT_PATH int slot_peek_info(rq *q, const void **msg, size_t *len, rq_msg
     if (info) { /* the held message is the oldest: its number is read_pos */
         int redelivered;
         uint64_t seq = rq_ring_oldest_info(&q->ring, &redelivered);
-        fill_info(info, seq, redelivered);
+        rq_msg_info_fill(info, seq, redelivered);
     }
     return RQ_OK;
 }

@@ -227,6 +227,17 @@ void rq_queue_wake_consumer(struct rq *q);
  * every sleeping producer and their poller. */
 void rq_queue_wake_producers(struct rq *q);
 
+/* Fills *INFO, if INFO is not NULL: a message's number and redelivery
+ * flag (the pop and peek of both kinds). */
+static inline void rq_msg_info_fill(rq_msg_info *info, uint64_t seq, int redelivered)
+{
+    if (!info)
+        return;
+    info->seq = seq;
+    info->flags = redelivered ? RQ_MSG_REDELIVERED : 0;
+    info->reserved = 0;
+}
+
 /* ---- a handle -------------------------------------------------------- */
 
 /* A handle's record state for SHM, from its checked header H.  LOCK: the

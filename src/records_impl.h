@@ -207,7 +207,7 @@ static inline int rec_peer_waits(int full, rq_atomic_u32 *waiters)
     return (full ? rq_load_seq_u32(waiters) : rq_load_relaxed_u32(waiters)) != 0;
 }
 
-/* ---- shared by records.c and records_burst.c ------------------------- */
+/* ---- shared by records.c, records_burst.c and queue.c ---------------- */
 
 /* MPSC, under the lock: the write word as the last holder left it (other
  * producers move it).  RQ_OK or RQ_ECORRUPT. */
@@ -286,6 +286,9 @@ static inline int rec_fits_at(const struct rq_rec *r, uint32_t at, uint32_t span
     return !r->lock && span <= r->cap - at && rec_used(r, r->w, r->read_cache) + span <= r->cap;
 }
 
+/* The claim of one record of LEN: without a call if rec_fits_at says so
+ * (its place kept in the res_* fields), else rec_claim_wait's.  RQ_OK
+ * with *PAYLOAD. */
 static inline int rec_claim_fast(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms)
 {
     uint32_t at = rec_index(r, r->w);
@@ -378,10 +381,11 @@ static inline void rec_publish_records(struct rq_rec *r, uint32_t end, uint32_t 
 
 /* Inline in queue.c's record_* functions, one for each single-message
  * call (rq_push, rq_reserve and rq_reserve_len, rq_commit, rq_pop and
- * rq_pop_info, rq_peek and rq_peek_info, rq_release) on a record queue:
- * one function a call past the public one's checks, as on a slot queue.
- * What waits, wraps or reloads a peer's word stays out of line
- * (rec_claim_wait, rec_pop_slow, rec_release_unlooked). */
+ * rq_pop_info, rq_peek and rq_peek_info, rq_release) on a record queue,
+ * which the public call jumps to after its checks.  What waits, wraps or
+ * reloads a peer's word stays out of line (rec_claim_wait,
+ * rec_pop_slow), and so does the release of a burst's record that rq_peek
+ * has not looked at again (rec_release_unlooked). */
 
 /* rq_release of a peeked burst's record that rq_peek has not looked at
  * again: its span as rq_peek_burst checked it, or read (and checked)
@@ -465,15 +469,6 @@ static inline int rec_commit_one(struct rq_rec *r, size_t len)
     return RQ_OK;
 }
 
-static inline void rec_info(rq_msg_info *info, uint64_t seq, int redelivered)
-{
-    if (!info)
-        return;
-    info->seq = seq;
-    info->flags = redelivered ? RQ_MSG_REDELIVERED : 0;
-    info->reserved = 0;
-}
-
 static inline int rec_pop_one(struct rq_rec *r, void *buf, size_t cap, size_t *len,
                               rq_msg_info *info, int timeout_ms)
 {
@@ -491,7 +486,7 @@ static inline int rec_pop_one(struct rq_rec *r, void *buf, size_t cap, size_t *l
         return RQ_EMSGSIZE; /* left in place */
     if (n > 0)
         memcpy(buf, msg, n);
-    rec_info(info, r->rseq, r->rseq < r->redeliver_below);
+    rq_msg_info_fill(info, r->rseq, r->rseq < r->redeliver_below);
     RQ_CRASH_POINT(POP_AFTER_COPY);
     rec_release(r, span, 1);
     return RQ_OK;
@@ -522,7 +517,7 @@ static inline int rec_peek_one(struct rq_rec *r, const void **msg, size_t *len, 
     *len = r->peek_len;
     /* The record peeked is the oldest, and redeliver_below moves only at
      * takeover: both read now as they were at the peek. */
-    rec_info(info, r->rseq, r->rseq < r->redeliver_below);
+    rq_msg_info_fill(info, r->rseq, r->rseq < r->redeliver_below);
     return RQ_OK;
 }
 
