@@ -56,6 +56,7 @@ static __forceinline int rq_cas_u64(rq_atomic_u64 *p, uint64_t *expected, uint64
 }
 static __forceinline void rq_cpu_relax(void) { _mm_pause(); }
 static __forceinline void rq_prefetch_write(const void *p) { _m_prefetchw(p); }
+static __forceinline void rq_prefetch_read(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
 /* MemoryBarrier() would need <windows.h>; these are <intrin.h>'s. */
 #if defined(_M_X64)
 static __forceinline void rq_fence_seq(void) { __faststorefence(); }
@@ -148,6 +149,12 @@ static inline void rq_prefetch_write(const void *p)
 #else
     __builtin_prefetch(p, 1, 3);
 #endif
+}
+
+/* A hint: bring the line at P into this core's cache for reading. */
+static inline void rq_prefetch_read(const void *p)
+{
+    __builtin_prefetch(p, 0, 3);
 }
 
 #endif
