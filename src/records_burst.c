@@ -157,13 +157,14 @@ static inline int rec_refresh_view(struct rq_rec *r)
     return 1;
 }
 
-/* How far ahead of the record it checks a batch's walk asks for the ring's
- * lines.  Each record's header says where the next one starts, so the
- * walk is a chain of dependent loads, and records the producer has just
- * written come from the other core's cache: without the hint, a woken
+/* The bytes ahead of the record being checked at which rec_gather asks
+ * for the ring's line (a prefetch for reading; none in the last bytes
+ * before the ring's end).  Each record's header says where the next one
+ * starts, so the walk is a chain of dependent loads, over records the
+ * producer has just written on the other core: without the hint, a woken
  * consumer draining a 4 MiB ring spent 1.3-2.2 x the slot consumer's time
  * a message, with it 0.8-1.1 x (docs/performance/records.md, "A batch's
- * walk asks for its lines ahead"). */
+ * walk asks for its lines ahead"; 512 is the only distance measured). */
 #define REC_GATHER_AHEAD 512u
 
 /* After the oldest record (SPAN bytes from r->r, waited for): the next
