@@ -170,6 +170,12 @@ int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms)
     return RQ_OK;
 }
 
+int rq_mpsc_try_lock(struct rq_mpsc *m)
+{
+    (void)m;
+    return RQ_EAGAIN;
+}
+
 void rq_mpsc_unlock(struct rq_mpsc *m)
 {
     if (!m->held)
@@ -552,6 +558,12 @@ int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms)
     if (rq_cas_u64(&m->lock->owner, &w, mine))
         return taken(m, mine, 0);
     return lock_slow(m, mine, w, timeout_ms);
+}
+
+int rq_mpsc_try_lock(struct rq_mpsc *m)
+{
+    uint64_t w = 0, mine = next_word(m);
+    return rq_cas_u64(&m->lock->owner, &w, mine) ? taken(m, mine, 0) : RQ_EAGAIN;
 }
 
 /* The release found the waiters word set: takes it, and wakes the

@@ -116,6 +116,14 @@ int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms);
  * waiting for it. */
 void rq_mpsc_unlock(struct rq_mpsc *m);
 
+/* The first step of rq_mpsc_lock alone, for a push's common case: RQ_OK
+ * if the lock was free and is now ours, held as rq_mpsc_lock holds it;
+ * else RQ_EAGAIN, having changed nothing in the segment, and the caller
+ * takes the long way (rq_mpsc_lock: spin, sleep, recovery of a dead
+ * owner, RQ_EDEADLK).  On Windows always RQ_EAGAIN: taking the mutex is
+ * a system call either way. */
+int rq_mpsc_try_lock(struct rq_mpsc *m);
+
 /* The lock just taken stays held after the call returns (a reservation):
  * recorded for the self-deadlock check (RQ_EDEADLK), which only a lock held
  * across calls can need.  A lock taken and released inside one call is

@@ -401,12 +401,6 @@ static inline void rec_publish_at(struct rq_rec *r, uint32_t at, uint32_t pad, u
     rec_publish_records(r, rec_advance(r, r->w, pad + rec_span(len)), 1, len, pad, len);
 }
 
-/* The same for the record claimed by rec_claim_fast or rec_claim_wait. */
-static inline void rec_publish_record(struct rq_rec *r, uint32_t len)
-{
-    rec_publish_at(r, r->res_data, r->res_pad, len);
-}
-
 static inline int rec_push_one(struct rq_rec *r, const void *msg, size_t len, int timeout_ms)
 {
     if (!msg && len > 0)
@@ -465,7 +459,7 @@ static inline int rec_commit_one(struct rq_rec *r, size_t len)
         return RQ_EMSGSIZE;
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
     r->reserved = 0;
-    rec_publish_record(r, (uint32_t)len);
+    rec_publish_at(r, r->res_data, r->res_pad, (uint32_t)len); /* the claim's place */
     return RQ_OK;
 }
 

@@ -441,6 +441,57 @@ static void test_one_wake_per_consumer_sleep(void **state)
     rq_unlink(name);
 }
 
+/* A push that finds the ring full leaves the lock as it found it: free
+ * for the other producers, and for its own next push once there is room
+ * (a lock left held by a live producer would be taken back as a dead
+ * one's, and counted as a recovery).  SLOTS, SIZE, FLAGS: the queue's. */
+static void check_full_ring_leaves_the_lock(const char *name, uint32_t slots, uint32_t size,
+                                            uint32_t flags)
+{
+    rq *p1 = th_open(name, RQ_PRODUCER, slots, size, flags | RQ_MPSC);
+    rq *p2 = th_open(name, RQ_PRODUCER, slots, size, flags | RQ_MPSC);
+    rq *c = th_open(name, RQ_CONSUMER, slots, size, flags | RQ_MPSC);
+    int n = 0, rc;
+    while ((rc = rq_push(p1, "a", 1, 0)) == RQ_OK)
+        n++;
+    assert_int_equal(rc, RQ_EAGAIN); /* full, not RQ_ELOCKED */
+    assert_true(n >= 2);
+    rq_stats st;
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    assert_int_equal(st.lock_holder_pid, 0);
+    assert_int_equal(rq_push(p2, "b", 1, 0), RQ_EAGAIN);
+    char m;
+    size_t len;
+    assert_int_equal(rq_pop(c, &m, 1, &len, 0), RQ_OK);
+    assert_int_equal(rq_push(p2, "b", 1, 0), RQ_OK);
+    assert_int_equal(rq_push(p1, "c", 1, 0), RQ_EAGAIN);
+    assert_int_equal(rq_pop(c, &m, 1, &len, 0), RQ_OK);
+    assert_int_equal(rq_push(p1, "c", 1, 0), RQ_OK);
+    for (int k = 2; k < n; k++) {
+        assert_int_equal(rq_pop(c, &m, 1, &len, 0), RQ_OK);
+        assert_int_equal(m, 'a');
+    }
+    for (int want = 'b'; want <= 'c'; want++) {
+        assert_int_equal(rq_pop(c, &m, 1, &len, 0), RQ_OK);
+        assert_int_equal(m, want);
+    }
+    assert_int_equal(rq_stat(c, &st), RQ_OK);
+    assert_int_equal(st.lock_holder_pid, 0);
+    assert_int_equal(st.lock_recoveries, 0); /* nobody died: no lock was left */
+    rq_close(p1);
+    rq_close(p2);
+    rq_close(c);
+    rq_unlink(name);
+}
+
+static void test_a_push_to_a_full_ring_leaves_the_lock(void **state)
+{
+    (void)state;
+    check_full_ring_leaves_the_lock(th_name("mpsc.full"), 2, 8, 0);
+    check_full_ring_leaves_the_lock(th_name("mpsc.full.rec"), RQ_RECORDS_CAPACITY_MIN, 8,
+                                    RQ_RECORDS);
+}
+
 static void test_spsc_queue_still_refuses_second_producer(void **state)
 {
     (void)state;
@@ -564,6 +615,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_all_blocked_producers_finish),
         cmocka_unit_test(test_one_signal_wakes_every_waiting_producer),
         cmocka_unit_test(test_one_wake_per_consumer_sleep),
+        cmocka_unit_test(test_a_push_to_a_full_ring_leaves_the_lock),
         cmocka_unit_test(test_spsc_queue_still_refuses_second_producer),
         cmocka_unit_test(test_random_kills_of_producers),
     };
