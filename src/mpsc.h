@@ -110,10 +110,11 @@ int rq_mpsc_open(struct rq_mpsc *m, rq_plat_segment *seg, struct rq_shm *shm);
  * normally (and counted in admin.lock_recoveries): the critical section
  * is consistent at every instruction, so there is nothing to repair.
  * RQ_EDEADLK if the calling thread holds this queue's lock through
- * another handle. */
+ * another handle, and RQ_EINTR (lock not taken) when the handle was
+ * interrupted while waiting for it. */
 int rq_mpsc_lock(struct rq_mpsc *m, int timeout_ms);
-/* ... and RQ_EINTR (lock not taken) when the handle was interrupted while
- * waiting for it. */
+/* Releases the lock if this handle holds it (else nothing), waking its
+ * sleepers if any flagged themselves. */
 void rq_mpsc_unlock(struct rq_mpsc *m);
 
 /* The first step of rq_mpsc_lock alone, for a push's common case: RQ_OK

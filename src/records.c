@@ -119,6 +119,7 @@ int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h,
     r->two_cap = 2 * h->slot_count;
     r->max = h->slot_size;
     r->max_span = rec_span(h->slot_size);
+    r->read_cache_records = r->cap / r->max_span;
     *out = r;
     return RQ_OK;
 }
@@ -140,8 +141,9 @@ int rq_rec_load(struct rq_rec *r)
     if (!rec_pair_ok(r, ww, rw))
         return RQ_ECORRUPT;
     r->w = r->write_cache = (uint32_t)ww;
-    r->r = r->read_cache = (uint32_t)rw;
+    r->r = (uint32_t)rw;
     r->wseq = rec_load_position(&r->shm->write_position, (uint32_t)(ww >> 32), &r->wdue);
+    rec_cache_read(r, r->wseq, rw);
     r->rseq = rec_load_position(&r->shm->read_position, (uint32_t)(rw >> 32), &r->rdue);
     /* A predecessor killed between its word and its position left it
      * behind: ours to store now, before it can fall further. */

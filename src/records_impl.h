@@ -52,9 +52,14 @@ struct rq_rec {
     /* producer */
     uint32_t w;          /* our offset */
     uint32_t read_cache; /* the consumer's offset, last seen */
-    uint64_t wseq;       /* the next record's number */
-    uint64_t wdue;       /* the first number whose write_position is due */
-    uint32_t want;       /* the length a waiting push needs room for */
+    /* MPSC: the number of the record at read_cache (the consumer's word's
+     * count, extended), and how many records after it the cache may
+     * trail the write word by and still be trusted (rec_read_cache_ok). */
+    uint64_t read_cache_seq;
+    uint32_t read_cache_records;
+    uint64_t wseq; /* the next record's number */
+    uint64_t wdue; /* the first number whose write_position is due */
+    uint32_t want; /* the length a waiting push needs room for */
     int pushed;
     int reserved;                        /* a reservation is held */
     uint32_t res_len, res_pad, res_data; /* its length, padding, data index */
@@ -222,19 +227,44 @@ static inline int rec_sync_write(struct rq_rec *r)
     return RQ_OK;
 }
 
+/* The consumer's word RW, checked against a write cursor whose record
+ * number is SEQ, as the producer's cache: its offset, and its record
+ * number in full (the pair's check bounds their gap below 2^31). */
+static inline void rec_cache_read(struct rq_rec *r, uint64_t seq, uint64_t rw)
+{
+    r->read_cache = (uint32_t)rw;
+    r->read_cache_seq = seq - (uint32_t)((uint32_t)seq - (uint32_t)(rw >> 32));
+}
+
+/* May the cached consumer's word stand in for the real one?  An SPSC
+ * producer's always: the consumer only moves forward, and only this
+ * producer moves the write word, never more than the capacity past the
+ * cache.  An MPSC producer's cache is from an earlier hold of the lock,
+ * and other producers may since have moved the write word round the ring
+ * any number of times, where the distance modulo 2C says nothing.  So
+ * it counts only while the records between it and the write word are
+ * fewer than read_cache_records = C / max_span: each takes at most
+ * max_span bytes plus padding shorter than that, so the bytes between
+ * them are fewer than 2C, the distance is exact, and the consumer, at or
+ * past the cache, leaves at least the room the cache shows. */
+static inline int rec_read_cache_ok(const struct rq_rec *r)
+{
+    return !r->lock || r->wseq - r->read_cache_seq < r->read_cache_records;
+}
+
 /* Room at the write word for NEED more bytes (the wrap's padding
  * counted in NEED by the caller)?  The consumer's word is reloaded if the
- * cache says no, and always on MPSC (the cache is from an earlier hold of
- * the lock).  RQ_OK, RQ_EAGAIN, or RQ_ECORRUPT for a pair of words that
- * cannot be true at once. */
+ * cache says no, or on MPSC if it cannot be trusted (rec_read_cache_ok).
+ * RQ_OK, RQ_EAGAIN, or RQ_ECORRUPT for a pair of words that cannot be
+ * true at once. */
 static inline int rec_room(struct rq_rec *r, uint32_t need)
 {
-    if (rec_used(r, r->w, r->read_cache) + need <= r->cap && !r->lock)
+    if (rec_used(r, r->w, r->read_cache) + need <= r->cap && rec_read_cache_ok(r))
         return RQ_OK;
     uint64_t rw = rq_load_acquire_u64(&r->shm->read_word);
     if (!rec_pair_ok(r, rec_word(r->wseq, r->w), rw))
         return RQ_ECORRUPT;
-    r->read_cache = (uint32_t)rw;
+    rec_cache_read(r, r->wseq, rw);
     return rec_used(r, r->w, r->read_cache) + need <= r->cap ? RQ_OK : RQ_EAGAIN;
 }
 

@@ -221,6 +221,46 @@ static void test_room_counts_the_padding(void **state)
     th_pair_close(&q);
 }
 
+/* An MPSC producer's copy of the consumer's word, left from an earlier
+ * push while other producers went round the ring, is not trusted: here
+ * it is 2C - 8 bytes and 8 records behind (few records: large ones),
+ * where the distance modulo 2C shows room over the oldest unread record. */
+static void test_a_stale_cache_of_the_consumer_is_not_trusted(void **state)
+{
+    (void)state;
+    enum { LARGEST = CAP / 2 - RQ_RECORD_HEADER }; /* span 128 */
+    const char *name = th_name("rec.stale");
+    rq *p1 = th_open(name, RQ_PRODUCER, CAP, LARGEST, RQ_RECORDS | RQ_MPSC);
+    rq *p2 = th_open(name, RQ_PRODUCER, CAP, LARGEST, RQ_RECORDS | RQ_MPSC);
+    rq *c = th_open(name, RQ_CONSUMER, CAP, LARGEST, RQ_RECORDS | RQ_MPSC);
+    push_tagged(p1, 1, 0); /* [0, 8): p1 has seen the consumer at 0 */
+    th_expect_pop_tagged(c, 1, 0);
+    /* Spans 120, 128, 128, 120, none wrapping: the consumer at 504. */
+    static const size_t lens[] = {116, LARGEST, LARGEST, 116};
+    for (unsigned i = 0; i < 4; i++) {
+        push_tagged(p2, lens[i], 1 + i);
+        th_expect_pop_tagged(c, lens[i], 1 + i);
+    }
+    push_tagged(p2, 1, 5);       /* [504, 512): the ring's last 8 bytes */
+    push_tagged(p2, LARGEST, 6); /* [512, 640) */
+    push_tagged(p2, 116, 7);     /* [640, 760): full */
+    assert_int_equal(rq_push(p2, "z", 1, 0), RQ_EAGAIN);
+    /* 760 - 0 is 248 modulo 2C: room for 8 more by p1's copy, over [504, 512). */
+    assert_int_equal(rq_push(p1, "z", 1, 0), RQ_EAGAIN);
+    th_expect_pop_tagged(c, 1, 5);
+    th_expect_pop_tagged(c, LARGEST, 6);
+    th_expect_pop_tagged(c, 116, 7);
+    unsigned char m;
+    size_t len;
+    assert_int_equal(rq_pop(c, &m, 1, &len, 0), RQ_EAGAIN);
+    push_tagged(p1, 1, 8);
+    th_expect_pop_tagged(c, 1, 8);
+    rq_close(p1);
+    rq_close(p2);
+    rq_close(c);
+    rq_unlink(name);
+}
+
 /* Moves the empty ring of Q on to index AT with records that never wrap
  * (each one's span at most what is left before AT or the end). */
 static void advance_to(struct th_pair *q, uint32_t at)
@@ -933,6 +973,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_payloads_are_8_aligned_and_take_their_span),
         cmocka_unit_test(test_wrap_pads_and_keeps_records_contiguous),
         cmocka_unit_test(test_room_counts_the_padding),
+        cmocka_unit_test(test_a_stale_cache_of_the_consumer_is_not_trusted),
         cmocka_unit_test(test_largest_record_fits_an_empty_ring_anywhere),
         cmocka_unit_test(test_lengths_too_large),
         cmocka_unit_test(test_reserve_with_a_length),
