@@ -171,7 +171,9 @@ static int role_acquire(rq *q)
     q->took_over = role_line_claim(q, producer);
     /* Check the offsets now, except as an MPSC producer: other producers
      * move write_offset while we read the pair, so it could look corrupt
-     * when it is not; every MPSC push re-reads both under the lock. */
+     * when it is not; every MPSC push re-reads the write side under the
+     * lock, and the consumer's side whenever its copy cannot be trusted
+     * (ring.h, records_impl.h: rec_read_cache_ok). */
     if (q->owns_role_line || !producer) {
         rc = q->rec ? rq_rec_load(q->rec) : rq_ring_load(&q->ring);
         if (rc < 0)

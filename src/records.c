@@ -119,6 +119,9 @@ int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h,
     r->two_cap = 2 * h->slot_count;
     r->max = h->slot_size;
     r->max_span = rec_span(h->slot_size);
+    /* An MPSC producer loads no words at open (queue_open.c): its copy of
+     * the consumer's word stays the zeroed one, offset 0 at record 0,
+     * which every segment starts with, so it is a true earlier copy. */
     r->read_cache_records = r->cap / r->max_span;
     *out = r;
     return RQ_OK;

@@ -12,7 +12,10 @@
 
 /* Room at our unpublished cursor W (SEQ records ahead of the consumer's
  * word) for NEED more bytes?  The consumer's word is reloaded once if the
- * cache says no.  1, 0, or RQ_ECORRUPT. */
+ * cache says no.  1, 0, or RQ_ECORRUPT.  The cache is used without
+ * rec_read_cache_ok: the batch's first claim (rec_room) trusted or
+ * reloaded it in this hold, and each record's check since keeps the
+ * cursor at most C past it. */
 static int rec_room_at(struct rq_rec *r, uint64_t seq, uint32_t w, uint32_t need)
 {
     if (rec_used(r, w, r->read_cache) + need <= r->cap)

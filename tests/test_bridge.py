@@ -732,8 +732,13 @@ class BridgeCase(unittest.TestCase):
                         "the first bridge did not drain the queue")
         # Its next window is written to its socket and held there, unread
         # by the server (it then waits for the flush's answer); then it dies.
+        # Stopped while the 20 are pushed, it finds them all at once: a
+        # bridge that peeked a part of them mid-push sends only that part
+        # and waits for the flush (7 held once).
         relay.hold()
+        a.send_signal(signal.SIGSTOP)
         util("produce", q, 100, 20, 0, 0)
+        a.send_signal(signal.SIGCONT)
         self.assertTrue(wait_until(lambda: relay.held_publishes() >= 8, 15),
                         "the first bridge's window was not held: %d" % relay.held_publishes())
         a.kill()

@@ -221,44 +221,68 @@ static void test_room_counts_the_padding(void **state)
     th_pair_close(&q);
 }
 
-/* An MPSC producer's copy of the consumer's word, left from an earlier
- * push while other producers went round the ring, is not trusted: here
- * it is 2C - 8 bytes and 8 records behind (few records: large ones),
- * where the distance modulo 2C shows room over the oldest unread record. */
-static void test_a_stale_cache_of_the_consumer_is_not_trusted(void **state)
+/* Pushes the COUNT records of LENS from P, tagged from TAG on; with C,
+ * pops them again.  Returns the next tag. */
+static unsigned push_tagged_run(rq *p, rq *c, const size_t *lens, unsigned count, unsigned tag)
 {
-    (void)state;
+    for (unsigned i = 0; i < count; i++) {
+        push_tagged(p, lens[i], tag + i);
+        if (c)
+            th_expect_pop_tagged(c, lens[i], tag + i);
+    }
+    return tag + count;
+}
+
+/* An MPSC producer p1's copy of the consumer's word, left from an earlier
+ * push while p2 went round the ring, is not trusted: the consumer is
+ * 2C - 8 bytes past the copy, 8 records past it, and the ring full, where
+ * the distance modulo 2C from the copy shows room over the oldest unread
+ * record (few records: large ones, C / span(largest) = 2).  LOADED: the
+ * copy is one p1 loaded (its third push found it 2 records old), else the
+ * one it opened with (the zeroed words every segment starts with). */
+static void check_stale_copy_not_trusted(int loaded)
+{
     enum { LARGEST = CAP / 2 - RQ_RECORD_HEADER }; /* span 128 */
-    const char *name = th_name("rec.stale");
+    const char *name = th_name(loaded ? "rec.stale.loaded" : "rec.stale");
     rq *p1 = th_open(name, RQ_PRODUCER, CAP, LARGEST, RQ_RECORDS | RQ_MPSC);
     rq *p2 = th_open(name, RQ_PRODUCER, CAP, LARGEST, RQ_RECORDS | RQ_MPSC);
     rq *c = th_open(name, RQ_CONSUMER, CAP, LARGEST, RQ_RECORDS | RQ_MPSC);
-    push_tagged(p1, 1, 0); /* [0, 8): p1 has seen the consumer at 0 */
-    th_expect_pop_tagged(c, 1, 0);
-    /* Spans 120, 128, 128, 120, none wrapping: the consumer at 504. */
-    static const size_t lens[] = {116, LARGEST, LARGEST, 116};
-    for (unsigned i = 0; i < 4; i++) {
-        push_tagged(p2, lens[i], 1 + i);
-        th_expect_pop_tagged(c, lens[i], 1 + i);
+    static const size_t one[] = {1, 1, 1};
+    unsigned tag = push_tagged_run(p1, c, one, 1, 0); /* [0, 8) */
+    if (loaded) {
+        tag = push_tagged_run(p1, NULL, one, 2, tag); /* [8, 24): p1's copy now (8, record 1) */
+        th_expect_pop_tagged(c, 1, 1);
+        th_expect_pop_tagged(c, 1, 2);
     }
-    push_tagged(p2, 1, 5);       /* [504, 512): the ring's last 8 bytes */
-    push_tagged(p2, LARGEST, 6); /* [512, 640) */
-    push_tagged(p2, 116, 7);     /* [640, 760): full */
+    /* Spans 120, 128, 128, 120 from 8, or 104, 128, 128, 128 from 24, none
+     * wrapping: the consumer at 504 or 512, 2C - 8 past the copy. */
+    static const size_t lap[2][4] = {{116, LARGEST, LARGEST, 116},
+                                     {100, LARGEST, LARGEST, LARGEST}};
+    tag = push_tagged_run(p2, c, lap[loaded], 4, tag);
+    /* Full: [504, 512), [512, 640), [640, 760); or [512, 640), [640, 768). */
+    static const size_t fill[2][3] = {{1, LARGEST, 116}, {LARGEST, LARGEST, 0}};
+    unsigned filled = loaded ? 2 : 3;
+    push_tagged_run(p2, NULL, fill[loaded], filled, tag);
     assert_int_equal(rq_push(p2, "z", 1, 0), RQ_EAGAIN);
-    /* 760 - 0 is 248 modulo 2C: room for 8 more by p1's copy, over [504, 512). */
+    /* 760 - 0 or 768 - 8 modulo 2C: 248, room for 8 more by p1's copy. */
     assert_int_equal(rq_push(p1, "z", 1, 0), RQ_EAGAIN);
-    th_expect_pop_tagged(c, 1, 5);
-    th_expect_pop_tagged(c, LARGEST, 6);
-    th_expect_pop_tagged(c, 116, 7);
+    for (unsigned i = 0; i < filled; i++)
+        th_expect_pop_tagged(c, fill[loaded][i], tag + i); /* none overwritten */
     unsigned char m;
     size_t len;
     assert_int_equal(rq_pop(c, &m, 1, &len, 0), RQ_EAGAIN);
-    push_tagged(p1, 1, 8);
-    th_expect_pop_tagged(c, 1, 8);
+    push_tagged_run(p1, c, one, 1, tag + filled);
     rq_close(p1);
     rq_close(p2);
     rq_close(c);
     rq_unlink(name);
+}
+
+static void test_a_stale_cache_of_the_consumer_is_not_trusted(void **state)
+{
+    (void)state;
+    check_stale_copy_not_trusted(0);
+    check_stale_copy_not_trusted(1);
 }
 
 /* Moves the empty ring of Q on to index AT with records that never wrap
