@@ -460,19 +460,14 @@ static CLAIM_SLOW int producer_claim_wait(rq *q, void **payload, int timeout_ms)
 }
 
 /* An MPSC producer's claim: one round of the loop without its set-up
- * when the lock is free and the ring has room; anything else (contended,
- * full, corrupt) goes the long way, which checks again, after leaving the
- * lock (the loop never waits holding it).  Out of line, as the long way
- * is: the SPSC path is compiled without it. */
+ * when the lock is free and the ring has room (rq_claim_once); anything
+ * else (contended, full, corrupt) goes the long way, which checks again.
+ * Out of line, as the long way is: the SPSC path is compiled without it. */
 static CLAIM_SLOW int producer_claim_mpsc(rq *q, void **payload, int timeout_ms)
 {
-    if (rq_mpsc_try_lock(&q->lock) == RQ_OK) {
-        if (rq_ring_push_begin(&q->ring, payload, 1) == RQ_OK) {
-            RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
-            return RQ_OK;
-        }
-        rq_mpsc_unlock(&q->lock);
-    }
+    struct claim c = {.q = q, .payload = payload};
+    if (rq_claim_once(&q->lock, try_push_one, &c) == RQ_OK)
+        return RQ_OK;
     return producer_claim_wait(q, payload, timeout_ms);
 }
 

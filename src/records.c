@@ -258,17 +258,12 @@ static int rec_claim_has_space(void *ctx)
 
 int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms)
 {
-    /* An MPSC producer's common case: the lock free and room behind it,
-     * one round of the loop without its set-up.  Else the loop, after
-     * leaving the lock (it never waits holding it). */
-    if (r->lock && rq_mpsc_try_lock(r->lock) == RQ_OK) {
-        if (rec_claim(r, len, payload) == RQ_OK)
-            return RQ_OK;
-        rq_mpsc_unlock(r->lock);
-    }
     struct rec_claim_ctx c = {r, payload};
-    struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
     r->want = len; /* what the try claims and the re-check looks for */
+    /* An MPSC producer's common case: the lock free and room behind it. */
+    if (r->lock && rq_claim_once(r->lock, rec_try_claim, &c) == RQ_OK)
+        return RQ_OK;
+    struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
     return rq_claim_loop(r->q, r->lock, 1, rec_try_claim, rec_claim_has_space, &c, &t);
 }
 

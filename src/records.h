@@ -220,6 +220,21 @@ static inline int rq_claim_loop(struct rq *q, struct rq_mpsc *lock, int space,
     }
 }
 
+/* An MPSC producer's common case, before rq_claim_loop and without its
+ * wait turn: the lock free (rq_mpsc_try_lock) and TRY_CLAIM(CTX)
+ * succeeding under it.  RQ_OK with LOCK held; else RQ_EAGAIN with the
+ * lock left as found, and the caller runs the loop, which checks again.
+ * Inline, as the loop is, so that the constant TRY_CLAIM folds in. */
+static inline int rq_claim_once(struct rq_mpsc *lock, int (*try_claim)(void *), void *ctx)
+{
+    if (rq_mpsc_try_lock(lock) != RQ_OK)
+        return RQ_EAGAIN;
+    if (try_claim(ctx) == RQ_OK)
+        return RQ_OK;
+    rq_mpsc_unlock(lock);
+    return RQ_EAGAIN;
+}
+
 /* After a publish whose waiters word was seen non-zero: wakes the
  * consumer (MPSC: one producer per sleep) and its poller. */
 void rq_queue_wake_consumer(struct rq *q);
