@@ -235,11 +235,12 @@ static unsigned push_tagged_run(rq *p, rq *c, const size_t *lens, unsigned count
 
 /* An MPSC producer p1's copy of the consumer's word, left from an earlier
  * push while p2 went round the ring, is not trusted: the consumer is
- * 2C - 8 bytes past the copy, 8 records past it, and the ring full, where
- * the distance modulo 2C from the copy shows room over the oldest unread
- * record (few records: large ones, C / span(largest) = 2).  LOADED: the
- * copy is one p1 loaded (its third push found it 2 records old), else the
- * one it opened with (the zeroed words every segment starts with). */
+ * 2C - 8 bytes past the copy, the write word 8 records past it, and the
+ * ring full, where the distance modulo 2C from the copy shows room over
+ * the oldest unread record (few records: large ones, C / span(largest) =
+ * 2).  LOADED: the copy is one p1 loaded (its third push found it 2
+ * records old), else the one it opened with (the zeroed words every
+ * segment starts with). */
 static void check_stale_copy_not_trusted(int loaded)
 {
     enum { LARGEST = CAP / 2 - RQ_RECORD_HEADER }; /* span 128 */
