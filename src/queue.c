@@ -33,6 +33,16 @@
 #include "queue_impl.h"
 #include "records_impl.h"
 
+/* What the single-message calls do the long way (waiting, waking) stays
+ * out of line: inlined into rq_push, rq_peek or rq_release, its registers
+ * would be saved on the common path too.  Reached by a tail call where it
+ * can be, so that the common path saves none. */
+#if defined(__GNUC__)
+#define CLAIM_SLOW __attribute__((noinline))
+#else
+#define CLAIM_SLOW
+#endif
+
 /* ---- waiting and waking ---------------------------------------------- */
 
 /* A wait's re-check (READY with its CTX): these two for a slot ring's
@@ -231,13 +241,22 @@ static inline void wake_consumer(rq *q)
         wake_sleepers(q, ev, 0);
 }
 
-/* After freeing slots from OLD_READ on (K of them): wakes the producers if
- * any waits and the ring was full. */
-static inline void wake_producers(rq *q, uint32_t old_read, uint32_t k)
+/* wake_producers once a producer waits: out of line, and RQ_OK, so that a
+ * release reaches it by a tail call and saves no registers for it. */
+static CLAIM_SLOW int wake_waiting_producers(rq *q, uint32_t old_read, uint32_t k)
 {
-    if (rq_ring_peer_waits(&q->ring, &q->shm->space_event.waiters) &&
-        rq_ring_was_full_k(&q->ring, old_read, k))
+    if (rq_ring_was_full_k(&q->ring, old_read, k))
         signal_peer(q, &q->shm->space_event, 1); /* all: MPSC producers may queue up */
+    return RQ_OK;
+}
+
+/* After freeing slots from OLD_READ on (K of them): wakes the producers if
+ * any waits and the ring was full.  RQ_OK. */
+static inline int wake_producers(rq *q, uint32_t old_read, uint32_t k)
+{
+    if (rq_ring_peer_waits(&q->ring, &q->shm->space_event.waiters))
+        return wake_waiting_producers(q, old_read, k);
+    return RQ_OK;
 }
 
 /* ---- waiting through the poll object (rq_poll_handle) ---------------- */
@@ -403,14 +422,6 @@ static inline int claim_loop(rq *q, int space, int (*try_claim)(void *), int (*r
     return rq_claim_loop(q, space && q->mpsc ? &q->lock : NULL, space, try_claim, ready, ctx, t);
 }
 
-/* The one-message claims' loops stay out of line: inlined into rq_push or
- * rq_pop, their registers would be saved on the common path too. */
-#if defined(__GNUC__)
-#define CLAIM_SLOW __attribute__((noinline))
-#else
-#define CLAIM_SLOW
-#endif
-
 /* A slot claim's state (the CTX of its try and re-check): the handle, and
  * where the claim's result goes. */
 struct claim {
@@ -503,10 +514,11 @@ static inline void producer_unlock(rq *q)
 static inline void producer_publish(rq *q, void *payload, uint32_t len)
 {
     rq_ring_push_publish(&q->ring, payload, len);
-    q->pushed = 1;
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
-    if (q->mpsc)
+    if (q->mpsc) {
+        q->pushed = 1;
         producer_unlock(q);
+    }
     wake_consumer(q);
 }
 
@@ -534,11 +546,12 @@ static inline int consumer_claim(rq *q, const void **payload, uint32_t *len, int
     return consumer_claim_wait(q, payload, len, timeout_ms);
 }
 
-static inline void consumer_release(rq *q)
+/* RQ_OK. */
+static inline int consumer_release(rq *q)
 {
     uint32_t old_read = rq_ring_pop_publish(&q->ring);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
-    wake_producers(q, old_read, 1);
+    return wake_producers(q, old_read, 1);
 }
 
 /* ---- bursts: many slots, one publish ---------------------------------- */
@@ -572,10 +585,11 @@ static void producer_publish_burst(rq *q, uint32_t k)
         return;
     }
     rq_ring_push_publish_burst(&q->ring, k);
-    q->pushed = 1;
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
-    if (q->mpsc)
+    if (q->mpsc) {
+        q->pushed = 1;
         producer_unlock(q);
+    }
     wake_consumer(q);
 }
 
@@ -661,15 +675,18 @@ static int check_call(const rq *q, int role, int timeout_ms)
 
 /* ---- the public API: data path --------------------------------------- */
 
-/* Each single-message call checks its handle, then does the work of
- * its kind of queue: a slot queue's inline (slot_*), a record queue's in
- * a function of its own, tail-called (record_*, the bodies in
- * records_impl.h).  Neither kind's path is compiled around a call to the
- * other's.  The record path pays for the slot path's saved registers
- * (GCC saves them before the branch); a function of its own for each kind
- * would spare it that but cost the slot path a jump a call, and was
- * slower for slots (docs/performance/records.md, "The record calls on
- * their own"). */
+/* Each single-message call checks its handle (and the arguments both
+ * kinds check), then does the work of its kind of queue: a slot queue's
+ * inline (slot_*), a record queue's in a function of its own, tail-called
+ * (record_*, the bodies in records_impl.h).  Neither kind's path is
+ * compiled around a call to the other's.  rq_push, rq_peek and rq_release
+ * make no call on their common path but tail calls: what waits or wakes,
+ * and a slot push's copy, is out of line (CLAIM_SLOW).  So they save no
+ * registers, and the record path does not pay for the slot path's.
+ * rq_pop still does: its slot path copies inline, and GCC saves the
+ * registers for that before the branch.  Each kind's whole path in a
+ * function of its own was slower for slots (docs/performance/records.md,
+ * "The record calls on their own"). */
 #if defined(__GNUC__)
 #define RECORD_CALL __attribute__((noinline))
 #define SLOT_PATH __attribute__((always_inline)) inline
@@ -681,23 +698,28 @@ static int check_call(const rq *q, int role, int timeout_ms)
 #define is_record_queue(q) ((q)->rec != NULL)
 #endif
 
-static RECORD_CALL int record_push(rq *q, const void *msg, size_t len, int timeout_ms)
+static CLAIM_SLOW int record_push_wait(struct rq_rec *r, const void *msg, size_t len,
+                                       int timeout_ms)
 {
-    return wait_result(q, rec_push_one(q->rec, msg, len, timeout_ms));
+    return wait_result(r->q, rec_push_one(r, msg, len, timeout_ms));
 }
 
-static SLOT_PATH int slot_push(rq *q, const void *msg, size_t len, int timeout_ms)
+/* The long way is a tail call with the arguments as they came, so that
+ * the common case keeps only what it needs after its copy. */
+static RECORD_CALL int record_push(struct rq_rec *r, const void *msg, size_t len, int timeout_ms)
 {
-    if (!msg && len > 0)
-        return RQ_EINVAL;
-    if (q->held != HELD_NONE)
-        return RQ_ESTATE;
-    if (len > q->ring.slot_size)
-        return RQ_EMSGSIZE;
-    void *payload;
-    int rc = producer_claim(q, &payload, timeout_ms);
-    if (rc < 0)
-        return rc;
+    uint32_t at;
+    if (!rec_push_fits(r, len, &at))
+        return record_push_wait(r, msg, len, timeout_ms);
+    RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
+    rec_push_at(r, at, 0, msg, (uint32_t)len);
+    return RQ_OK;
+}
+
+/* A slot push's copy into the slot claimed at PAYLOAD, and its publish.
+ * RQ_OK. */
+static inline int slot_push_at(rq *q, void *payload, const void *msg, size_t len)
+{
     if (len > 0)
         memcpy(payload, msg, len);
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
@@ -705,13 +727,58 @@ static SLOT_PATH int slot_push(rq *q, const void *msg, size_t len, int timeout_m
     return RQ_OK;
 }
 
+/* The same out of line, so that rq_push makes no call but tail calls and
+ * saves no registers (a record push passes through it).  PAYLOAD last:
+ * the caller's arguments stay in their registers. */
+static CLAIM_SLOW int slot_push_copy(rq *q, const void *msg, size_t len, void *payload)
+{
+    return slot_push_at(q, payload, msg, len);
+}
+
+/* A slot push the long way: an SPSC ring full by the cache. */
+static CLAIM_SLOW int slot_push_wait(rq *q, const void *msg, size_t len, int timeout_ms)
+{
+    void *payload;
+    int rc = producer_claim_wait(q, &payload, timeout_ms);
+    if (rc < 0)
+        return rc;
+    return slot_push_at(q, payload, msg, len);
+}
+
+/* An MPSC slot push: each one takes the producers' lock. */
+static CLAIM_SLOW int slot_push_mpsc(rq *q, const void *msg, size_t len, int timeout_ms)
+{
+    void *payload;
+    int rc = producer_claim_mpsc(q, &payload, timeout_ms);
+    if (rc < 0)
+        return rc;
+    return slot_push_at(q, payload, msg, len);
+}
+
+static SLOT_PATH int slot_push(rq *q, const void *msg, size_t len, int timeout_ms)
+{
+    if (q->held != HELD_NONE)
+        return RQ_ESTATE;
+    if (len > q->ring.slot_size)
+        return RQ_EMSGSIZE;
+    if (q->mpsc)
+        return slot_push_mpsc(q, msg, len, timeout_ms);
+    void *payload;
+    if (rq_ring_push_begin(&q->ring, &payload, 0) != RQ_OK)
+        return slot_push_wait(q, msg, len, timeout_ms);
+    RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
+    return slot_push_copy(q, msg, len, payload);
+}
+
 int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
 {
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
     if (rc < 0)
         return rc;
+    if (!msg && len > 0)
+        return RQ_EINVAL;
     q->lock.reserving = 0; /* the next MPSC hold lasts one call */
-    return is_record_queue(q) ? record_push(q, msg, len, timeout_ms)
+    return is_record_queue(q) ? record_push(q->rec, msg, len, timeout_ms)
                               : slot_push(q, msg, len, timeout_ms);
 }
 
@@ -949,8 +1016,7 @@ static SLOT_PATH int slot_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq
         memcpy(buf, payload, n);
     rq_msg_info_fill(info, seq, redelivered);
     RQ_CRASH_POINT(POP_AFTER_COPY);
-    consumer_release(q);
-    return RQ_OK;
+    return consumer_release(q);
 }
 
 int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, int timeout_ms)
@@ -1014,28 +1080,44 @@ int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t max, int tim
     return (int)done;
 }
 
-static RECORD_CALL int record_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info,
-                                        int timeout_ms)
+static CLAIM_SLOW int record_peek_wait(struct rq_rec *r, const void **msg, size_t *len,
+                                       rq_msg_info *info, int timeout_ms)
 {
-    return wait_result(q, rec_peek_one(q->rec, msg, len, info, timeout_ms));
+    return wait_result(r->q, rec_peek_one(r, msg, len, info, timeout_ms));
 }
 
-static SLOT_PATH int slot_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info,
-                                    int timeout_ms)
+/* The long way is a tail call, and the handle is not passed (the record
+ * state knows it): the common case has registers enough to save none. */
+static RECORD_CALL int record_peek_info(struct rq_rec *r, const void **msg, size_t *len,
+                                        rq_msg_info *info, int timeout_ms)
 {
-    if (!msg || !len)
-        return RQ_EINVAL;
-    if (q->held != HELD_PEEKED || !q->peeked) { /* none, or the rest of a burst */
-        /* No mark stored: the held message is the oldest (see
-         * rq_ring_oldest_info for how its flag survives a kill). */
-        int rc = consumer_claim(q, &q->peeked, &q->peeked_len, timeout_ms);
-        if (rc < 0)
-            return rc;
-        if (q->held != HELD_PEEKED)
-            q->held_count = 1;
-        q->held = HELD_PEEKED;
-        RQ_CRASH_POINT(PEEK_HANDED_OUT);
-    }
+    if (rec_peek_fast(r, msg, len, info))
+        return RQ_OK;
+    return record_peek_wait(r, msg, len, info, timeout_ms);
+}
+
+/* rq_peek's: the same without the info (6 instructions less a peek). */
+static RECORD_CALL int record_peek(struct rq_rec *r, const void **msg, size_t *len, int timeout_ms)
+{
+    if (rec_peek_fast(r, msg, len, NULL))
+        return RQ_OK;
+    return record_peek_wait(r, msg, len, NULL, timeout_ms);
+}
+
+/* The oldest message, just claimed into q->peeked, held by a peek.  No
+ * mark stored: the held message is the oldest (see rq_ring_oldest_info
+ * for how its flag survives a kill). */
+static inline void slot_peek_hold(rq *q)
+{
+    if (q->held != HELD_PEEKED)
+        q->held_count = 1;
+    q->held = HELD_PEEKED;
+    RQ_CRASH_POINT(PEEK_HANDED_OUT);
+}
+
+/* What a peek returns once a message is held. */
+static inline void slot_peek_give(rq *q, const void **msg, size_t *len, rq_msg_info *info)
+{
     *msg = q->peeked;
     *len = q->peeked_len;
     if (info) { /* the held message is the oldest: its number is read_pos */
@@ -1043,6 +1125,32 @@ static SLOT_PATH int slot_peek_info(rq *q, const void **msg, size_t *len, rq_msg
         uint64_t seq = rq_ring_oldest_info(&q->ring, &redelivered);
         rq_msg_info_fill(info, seq, redelivered);
     }
+}
+
+/* A slot peek the long way: nothing held, and no message found at once;
+ * the claim waited for. */
+static CLAIM_SLOW int slot_peek_wait(rq *q, const void **msg, size_t *len, rq_msg_info *info,
+                                     int timeout_ms)
+{
+    int rc = consumer_claim_wait(q, &q->peeked, &q->peeked_len, timeout_ms);
+    if (rc < 0)
+        return rc;
+    slot_peek_hold(q);
+    slot_peek_give(q, msg, len, info);
+    return RQ_OK;
+}
+
+/* The common case inline, the long way a tail call: rq_peek then saves
+ * no registers, on either kind's path. */
+static SLOT_PATH int slot_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info,
+                                    int timeout_ms)
+{
+    if (q->held != HELD_PEEKED || !q->peeked) { /* none, or the rest of a burst */
+        if (rq_ring_pop_begin(&q->ring, &q->peeked, &q->peeked_len) != RQ_OK)
+            return slot_peek_wait(q, msg, len, info, timeout_ms);
+        slot_peek_hold(q);
+    }
+    slot_peek_give(q, msg, len, info);
     return RQ_OK;
 }
 
@@ -1051,7 +1159,9 @@ int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int ti
     int rc = check_call(q, RQ_CONSUMER, timeout_ms);
     if (rc < 0)
         return rc;
-    return is_record_queue(q) ? record_peek_info(q, msg, len, info, timeout_ms)
+    if (!msg || !len)
+        return RQ_EINVAL;
+    return is_record_queue(q) ? record_peek_info(q->rec, msg, len, info, timeout_ms)
                               : slot_peek_info(q, msg, len, info, timeout_ms);
 }
 
@@ -1060,13 +1170,15 @@ int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms)
     int rc = check_call(q, RQ_CONSUMER, timeout_ms);
     if (rc < 0)
         return rc;
-    return is_record_queue(q) ? record_peek_info(q, msg, len, NULL, timeout_ms)
+    if (!msg || !len)
+        return RQ_EINVAL;
+    return is_record_queue(q) ? record_peek(q->rec, msg, len, timeout_ms)
                               : slot_peek_info(q, msg, len, NULL, timeout_ms);
 }
 
-static RECORD_CALL int record_release(rq *q)
+static RECORD_CALL int record_release(struct rq_rec *r)
 {
-    return rec_release_one(q->rec);
+    return rec_release_one(r);
 }
 
 static SLOT_PATH int slot_release(rq *q)
@@ -1076,8 +1188,7 @@ static SLOT_PATH int slot_release(rq *q)
     RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);                  /* processed, not yet released */
     q->held = --q->held_count > 0 ? HELD_PEEKED : HELD_NONE; /* a burst's rest stays */
     q->peeked = NULL;
-    consumer_release(q);
-    return RQ_OK;
+    return consumer_release(q);
 }
 
 int rq_release(rq *q)
@@ -1085,7 +1196,7 @@ int rq_release(rq *q)
     int rc = check_call(q, RQ_CONSUMER, 0);
     if (rc < 0)
         return rc;
-    return is_record_queue(q) ? record_release(q) : slot_release(q);
+    return is_record_queue(q) ? record_release(q->rec) : slot_release(q);
 }
 
 int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms)

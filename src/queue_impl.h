@@ -31,7 +31,7 @@ struct rq {
     int mpsc;
     int owns_role_line; /* SPSC producer or consumer: keeps the attached flag */
     int took_over;      /* the role's last holder died without closing */
-    int pushed;         /* producer: published at least one message */
+    int pushed;         /* MPSC producer: published at least one message */
     enum held_state held;
     uint32_t held_count; /* slots reserved or messages peeked (bursts) */
     void *reserved;      /* HELD_RESERVED: payload of the claimed slot */

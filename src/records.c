@@ -320,13 +320,20 @@ int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, uint32_t *len, uin
 /* After freeing from OLD_READ on: could a producer be waiting for room?
  * One waits only while used + its need > C, and a need is below two
  * largest spans (padding is shorter than the record it precedes). */
-int rec_was_nearly_full(struct rq_rec *r, uint32_t old_read)
+static int rec_was_nearly_full(struct rq_rec *r, uint32_t old_read)
 {
     uint32_t w = (uint32_t)rq_load_seq_u64(&r->shm->write_word);
     if (!rec_offset_ok(r, w))
         return 1; /* corrupt: a wake costs nothing, a missed one might */
     uint32_t used = rec_used(r, w, old_read);
     return used == 0 || used + 2 * r->max_span > r->cap;
+}
+
+int rec_wake_waiting_producers(struct rq_rec *r, uint32_t old_read)
+{
+    if (rec_was_nearly_full(r, old_read))
+        rq_queue_wake_producers(r->q);
+    return RQ_OK;
 }
 
 /* Marks the records below SEQ handed out, before the hand-over: a

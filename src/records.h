@@ -79,6 +79,18 @@ static inline struct rq_rec_header rq_rec_get_header(const unsigned char *p)
     return h;
 }
 
+/* Reads the header at P once, for a data record's length: the length if
+ * it is one, else a value above every record's largest (which is below
+ * 2^30): a data header is 1 << 30 | len, and any other type's word less
+ * 1 << 30 is at least 2^30 or wraps.  So one comparison with the largest
+ * checks the type and the length at once. */
+static inline uint32_t rq_rec_data_len(const unsigned char *p)
+{
+    uint32_t word;
+    memcpy(&word, p, sizeof word);
+    return word - (RQ_REC_DATA << 30);
+}
+
 struct rq_rec_shm {
     RQ_LINE_ALIGNED struct rq_shm_header hdr;
 

@@ -57,10 +57,10 @@ struct rq_rec {
      * trail the write word by and still be trusted (rec_read_cache_ok). */
     uint64_t read_cache_seq;
     uint32_t read_cache_records;
-    uint64_t wseq; /* the next record's number */
-    uint64_t wdue; /* the first number whose write_position is due */
-    uint32_t want; /* the length a waiting push needs room for */
-    int pushed;
+    uint64_t wseq;                       /* the next record's number */
+    uint64_t wdue;                       /* the first number whose write_position is due */
+    uint32_t want;                       /* the length a waiting push needs room for */
+    int pushed;                          /* MPSC: published a record (rq_next_seq) */
     int reserved;                        /* a reservation is held */
     uint32_t res_len, res_pad, res_data; /* its length, padding, data index */
     uint64_t reserver;                   /* MPSC: the thread that reserved */
@@ -279,7 +279,6 @@ REC_SLOW int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int 
 /* The oldest record, waited for: see rec_pop_wait. */
 REC_SLOW int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
                           uint32_t *span, int timeout_ms);
-int rec_was_nearly_full(struct rq_rec *r, uint32_t old_read);
 /* The record at offset OFF of the ring with AVAIL published bytes, checked
  * as the consumer checks: RQ_OK with *E (but seq) and *SPAN. */
 int rec_at(const struct rq_rec *r, uint32_t off, uint32_t avail, rq_record_entry *e,
@@ -346,27 +345,44 @@ static inline void rec_count_bytes(struct rq_rec_shm *shm, uint64_t len, uint32_
         rq_store_relaxed_u64(&shm->bytes.largest, longest);
 }
 
+/* The common case without a call: a plain record at the read offset,
+ * within what the cached write word published.  1 with *MSG, *LEN and
+ * *SPAN; else 0 (nothing cached, padding, or a header to check the long
+ * way: rec_pop_slow). */
+static inline int rec_pop_ready(const struct rq_rec *r, const unsigned char **msg, uint32_t *len,
+                                uint32_t *span)
+{
+    if (r->r == r->write_cache)
+        return 0;
+    uint32_t avail = rec_used(r, r->write_cache, r->r), at = rec_index(r, r->r);
+    const unsigned char *p = r->data + at;
+    uint32_t n = rq_rec_data_len(p);
+    if (n > r->max) /* padding, or corrupt */
+        return 0;
+    uint32_t s = rec_span(n); /* no overflow: n <= max < 2^30 */
+    if (s > r->cap - at || s > avail)
+        return 0;
+    *msg = p + RQ_RECORD_HEADER;
+    *len = n;
+    *span = s;
+    return 1;
+}
+
 static inline int rec_pop_wait(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
                                uint32_t *span, int timeout_ms)
 {
-    if (r->r != r->write_cache) {
-        /* The common case without a call: a plain record is there. */
-        uint32_t at = rec_index(r, r->r);
-        struct rq_rec_header h = rq_rec_get_header(r->data + at);
-        uint32_t s = rec_span(h.len); /* no overflow: len < 2^30 */
-        if (h.type == RQ_REC_DATA && h.len <= r->max && s <= r->cap - at &&
-            s <= rec_used(r, r->write_cache, r->r)) {
-            *msg = r->data + at + RQ_RECORD_HEADER;
-            *len = h.len;
-            *span = s;
-            return RQ_OK;
-        }
-    }
+    if (rec_pop_ready(r, msg, len, span))
+        return RQ_OK;
     return rec_pop_slow(r, msg, len, span, timeout_ms);
 }
 
-/* Frees the K oldest records, SPAN bytes with their padding, in one store. */
-static inline void rec_release(struct rq_rec *r, uint32_t span, uint32_t k)
+/* rec_release once a producer waits: out of line, and RQ_OK, so that a
+ * release reaches it by a tail call and saves no registers for it. */
+REC_COLD int rec_wake_waiting_producers(struct rq_rec *r, uint32_t old_read);
+
+/* Frees the K oldest records, SPAN bytes with their padding, in one store.
+ * RQ_OK. */
+static inline int rec_release(struct rq_rec *r, uint32_t span, uint32_t k)
 {
     struct rq_rec_shm *shm = r->shm;
     int full = r->full_fences;
@@ -378,8 +394,9 @@ static inline void rec_release(struct rq_rec *r, uint32_t span, uint32_t k)
     RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
     rec_store_position(&shm->read_position, &r->rdue, seq);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
-    if (rec_peer_waits(full, &shm->space_event.waiters) && rec_was_nearly_full(r, old))
-        rq_queue_wake_producers(r->q);
+    if (rec_peer_waits(full, &shm->space_event.waiters))
+        return rec_wake_waiting_producers(r, old);
+    return RQ_OK;
 }
 
 /* Publishes K records (K >= 1) written beyond the word, up to offset END,
@@ -395,14 +412,15 @@ static inline void rec_publish_records(struct rq_rec *r, uint32_t end, uint32_t 
     uint64_t seq = r->wseq + k;
     r->w = end;
     r->wseq = seq;
-    r->pushed = 1;
     rec_publish(full, &shm->write_word, rec_word(seq, end));
     RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
     rec_store_position(&shm->write_position, &r->wdue, seq);
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
     rec_count_bytes(shm, bytes, pad, longest);
-    if (lock)
+    if (lock) {
+        r->pushed = 1;
         rq_mpsc_unlock(lock);
+    }
     if (rec_peer_waits(full, &shm->data_event.waiters))
         rq_queue_wake_consumer(r->q);
 }
@@ -431,10 +449,32 @@ static inline void rec_publish_at(struct rq_rec *r, uint32_t at, uint32_t pad, u
     rec_publish_records(r, rec_advance(r, r->w, pad + rec_span(len)), 1, len, pad, len);
 }
 
+/* rq_push's common case, without a call (its caller checked the
+ * message): a length that fits, no reservation held, and room by
+ * rec_fits_at.  1 with *AT, the record's place, claimed;
+ * 0 claims nothing (rec_push_one then checks, waits or wraps). */
+static inline int rec_push_fits(const struct rq_rec *r, size_t len, uint32_t *at)
+{
+    if (r->lock || r->reserved || len > r->max)
+        return 0; /* MPSC first: its pushes all go the long way */
+    *at = rec_index(r, r->w);
+    return rec_fits_at(r, *at, rec_span((uint32_t)len));
+}
+
+/* Copies the record of LEN claimed at index AT, PAD bytes of padding
+ * before it, and publishes it. */
+static inline void rec_push_at(struct rq_rec *r, uint32_t at, uint32_t pad, const void *msg,
+                               uint32_t len)
+{
+    if (len > 0)
+        memcpy(r->data + at + RQ_RECORD_HEADER, msg, len);
+    RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
+    rec_publish_at(r, at, pad, len);
+}
+
+/* rq_push on a record queue, MSG checked by the caller. */
 static inline int rec_push_one(struct rq_rec *r, const void *msg, size_t len, int timeout_ms)
 {
-    if (!msg && len > 0)
-        return RQ_EINVAL;
     if (r->reserved)
         return RQ_ESTATE;
     if (len > r->max)
@@ -452,10 +492,7 @@ static inline int rec_push_one(struct rq_rec *r, const void *msg, size_t len, in
         at = r->res_data;
         pad = r->res_pad;
     }
-    if (len > 0)
-        memcpy(r->data + at + RQ_RECORD_HEADER, msg, len);
-    RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
-    rec_publish_at(r, at, pad, n);
+    rec_push_at(r, at, pad, msg, n);
     return RQ_OK;
 }
 
@@ -512,36 +549,66 @@ static inline int rec_pop_one(struct rq_rec *r, void *buf, size_t cap, size_t *l
         memcpy(buf, msg, n);
     rq_msg_info_fill(info, r->rseq, r->rseq < r->redeliver_below);
     RQ_CRASH_POINT(POP_AFTER_COPY);
-    rec_release(r, span, 1);
-    return RQ_OK;
+    return rec_release(r, span, 1);
 }
 
-static inline int rec_peek_one(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info,
-                               int timeout_ms)
+/* The oldest record, found at the read offset, handed out by a peek. */
+static inline void rec_peek_hold(struct rq_rec *r, const unsigned char *msg, uint32_t len,
+                                 uint32_t span)
 {
-    if (!msg || !len)
-        return RQ_EINVAL;
-    if (!r->peek_valid) { /* none peeked, or the rest of a burst */
-        const unsigned char *m;
-        uint32_t n, span;
-        int rc = rec_pop_wait(r, &m, &n, &span, timeout_ms);
-        if (rc < 0)
-            return rc;
-        r->peek_msg = m;
-        r->peek_len = n;
-        r->peek_span = span;
-        /* No mark: a single peek holds the oldest record, which the
-         * successor of a consumer killed now flags (rq_rec_flag_oldest). */
-        r->peek_valid = 1;
-        if (!r->peeked)
-            r->peeked = 1;
-        RQ_CRASH_POINT(PEEK_HANDED_OUT);
-    }
+    r->peek_msg = msg;
+    r->peek_len = len;
+    r->peek_span = span;
+    /* No mark: a single peek holds the oldest record, which the successor
+     * of a consumer killed now flags (rq_rec_flag_oldest). */
+    r->peek_valid = 1;
+    if (!r->peeked)
+        r->peeked = 1;
+    RQ_CRASH_POINT(PEEK_HANDED_OUT);
+}
+
+/* What a peek returns once a record is held. */
+static inline void rec_peek_give(const struct rq_rec *r, const void **msg, size_t *len,
+                                 rq_msg_info *info)
+{
     *msg = r->peek_msg;
     *len = r->peek_len;
     /* The record peeked is the oldest, and redeliver_below moves only at
      * takeover: both read now as they were at the peek. */
     rq_msg_info_fill(info, r->rseq, r->rseq < r->redeliver_below);
+}
+
+/* rq_peek's common case, without a call (MSG and LEN checked by the
+ * caller): the record already held, or a plain record ready at the read
+ * offset (rec_pop_ready).  1 if it was handed out; 0 leaves everything as
+ * it was, for rec_peek_one, which waits.  Its caller then tail-calls the
+ * long way, so that this path saves no registers. */
+static inline int rec_peek_fast(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info)
+{
+    if (!r->peek_valid) { /* none peeked, or the rest of a burst */
+        const unsigned char *m;
+        uint32_t n, span;
+        if (!rec_pop_ready(r, &m, &n, &span))
+            return 0;
+        rec_peek_hold(r, m, n, span);
+    }
+    rec_peek_give(r, msg, len, info);
+    return 1;
+}
+
+/* rq_peek_info on a record queue, MSG and LEN checked by the caller. */
+static inline int rec_peek_one(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info,
+                               int timeout_ms)
+{
+    if (!r->peek_valid) {
+        const unsigned char *m;
+        uint32_t n, span;
+        int rc = rec_pop_wait(r, &m, &n, &span, timeout_ms);
+        if (rc < 0)
+            return rc;
+        rec_peek_hold(r, m, n, span);
+    }
+    rec_peek_give(r, msg, len, info);
     return RQ_OK;
 }
 
@@ -552,11 +619,9 @@ static inline int rec_release_one(struct rq_rec *r)
     if (!r->peek_valid)
         return rec_release_unlooked(r);
     RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);
-    r->peeked--; /* a burst's rest stays peeked */
-    r->peek_valid = 0;
-    r->peek_msg = NULL;
-    rec_release(r, r->peek_span, 1);
-    return RQ_OK;
+    r->peeked--;       /* a burst's rest stays peeked */
+    r->peek_valid = 0; /* peek_* now stale, read only once set again */
+    return rec_release(r, r->peek_span, 1);
 }
 
 #endif /* RQ_RECORDS_IMPL_H */

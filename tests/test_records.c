@@ -860,6 +860,50 @@ static void test_hostile_record_segments(void **state)
     hostile_close(&h);
 }
 
+/* A bad header behind a word the consumer has already loaded: the
+ * common path (no reload, rq_pop and rq_peek alike) checks it as the long
+ * way does.  At index AT (after good records moved the ring there), a
+ * good record of 4 bytes, then the bad one, both published by a word
+ * PUBLISHED bytes past the bad record's start; the good one is popped,
+ * which loads that word. */
+static void test_hostile_headers_behind_a_loaded_word(void **state)
+{
+    (void)state;
+    struct {
+        uint32_t at, len, type, published;
+    } recs[] = {
+        {0, 8, 0, 16},                   /* zeroed memory is no record */
+        {0, 8, 3, 16},                   /* the one type no record has */
+        {0, 8, RQ_REC_PAD, 16},          /* padding that does not reach the end */
+        {0, MAX + 1, RQ_REC_DATA, 128},  /* longer than the largest record */
+        {0, 64, RQ_REC_DATA, 8},         /* longer than what was published */
+        {CAP - 24, 32, RQ_REC_DATA, 40}, /* past the end of the ring */
+    };
+    for (size_t i = 0; i < sizeof recs / sizeof *recs; i++) {
+        struct hostile h;
+        hostile_open(&h);
+        /* To AT by spans of 120 at most (records of 116 bytes; MAX is 120). */
+        for (uint32_t idx = 0; idx < recs[i].at;) {
+            uint32_t step = recs[i].at - idx < 120 ? recs[i].at - idx : 120;
+            push_tagged(h.q.p, step - RQ_RECORD_HEADER, idx);
+            th_expect_pop_tagged(h.q.c, step - RQ_RECORD_HEADER, idx);
+            idx += step;
+        }
+        uint64_t word = rq_load_acquire_u64(&h.shm->write_word);
+        uint32_t off = (uint32_t)word, count = (uint32_t)(word >> 32);
+        assert_int_equal(off % CAP, recs[i].at);
+        put_header(h.data + recs[i].at, 4, RQ_REC_DATA);
+        put_header(h.data + recs[i].at + 8, recs[i].len, recs[i].type);
+        forge_write(&h, (off + 8 + recs[i].published) % (2 * CAP), count + 2);
+        unsigned char buf[CAP];
+        size_t len;
+        assert_int_equal(rq_pop(h.q.c, buf, sizeof buf, &len, 0), RQ_OK);
+        assert_int_equal(len, 4);
+        expect_corrupt_pop(&h);
+        hostile_close(&h);
+    }
+}
+
 /* The header is checked at open as a slot queue's is. */
 static void test_hostile_record_headers(void **state)
 {
@@ -1009,6 +1053,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_peek_burst_redelivers),
         cmocka_unit_test(test_threads_every_byte),
         cmocka_unit_test(test_hostile_record_segments),
+        cmocka_unit_test(test_hostile_headers_behind_a_loaded_word),
         cmocka_unit_test(test_hostile_record_headers),
         cmocka_unit_test(test_stat_counts_records_by_their_numbers),
         cmocka_unit_test(test_positions_are_stored_once_in_2_31_records),
