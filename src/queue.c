@@ -36,7 +36,8 @@
 /* What the single-message calls do the long way (waiting, waking) stays
  * out of line: inlined into rq_push, rq_peek or rq_release, its registers
  * would be saved on the common path too.  Reached by a tail call where it
- * can be, so that the common path saves none. */
+ * can be, so that the common path saves none; for the same reason a slot
+ * push's copy and publish, which call memcpy, are out of line too. */
 #if defined(__GNUC__)
 #define CLAIM_SLOW __attribute__((noinline))
 #else
@@ -675,8 +676,9 @@ static int check_call(const rq *q, int role, int timeout_ms)
 
 /* ---- the public API: data path --------------------------------------- */
 
-/* Each single-message call checks its handle (and the arguments both
- * kinds check), then does the work of its kind of queue: a slot queue's
+/* Each single-message call checks its handle (rq_push, rq_peek and
+ * rq_peek_info also the arguments both kinds check), then does the work
+ * of its kind of queue: a slot queue's
  * inline (slot_*), a record queue's in a function of its own, tail-called
  * (record_*, the bodies in records_impl.h).  Neither kind's path is
  * compiled around a call to the other's.  rq_push, rq_peek and rq_release
@@ -728,14 +730,15 @@ static inline int slot_push_at(rq *q, void *payload, const void *msg, size_t len
 }
 
 /* The same out of line, so that rq_push makes no call but tail calls and
- * saves no registers (a record push passes through it).  PAYLOAD last:
- * the caller's arguments stay in their registers. */
+ * saves no registers (a record push passes through rq_push too).  PAYLOAD
+ * last: the caller's arguments stay in their registers. */
 static CLAIM_SLOW int slot_push_copy(rq *q, const void *msg, size_t len, void *payload)
 {
     return slot_push_at(q, payload, msg, len);
 }
 
-/* A slot push the long way: an SPSC ring full by the cache. */
+/* A slot push the long way: an SPSC ring full by the cache, or a pair of
+ * offsets to check again (the claim's loop reports a corrupt one). */
 static CLAIM_SLOW int slot_push_wait(rq *q, const void *msg, size_t len, int timeout_ms)
 {
     void *payload;
@@ -1087,7 +1090,8 @@ static CLAIM_SLOW int record_peek_wait(struct rq_rec *r, const void **msg, size_
 }
 
 /* The long way is a tail call, and the handle is not passed (the record
- * state knows it): the common case has registers enough to save none. */
+ * state knows it): a register more for the common case, which then saves
+ * two (record_peek, without the info, one). */
 static RECORD_CALL int record_peek_info(struct rq_rec *r, const void **msg, size_t *len,
                                         rq_msg_info *info, int timeout_ms)
 {

@@ -430,10 +430,14 @@ static inline void rec_publish_records(struct rq_rec *r, uint32_t end, uint32_t 
 /* Inline in queue.c's record_* functions, one for each single-message
  * call (rq_push, rq_reserve and rq_reserve_len, rq_commit, rq_pop and
  * rq_pop_info, rq_peek and rq_peek_info, rq_release) on a record queue,
- * which the public call jumps to after its checks.  What waits, wraps or
- * reloads a peer's word stays out of line (rec_claim_wait,
- * rec_pop_slow), and so does the release of a burst's record that rq_peek
- * has not looked at again (rec_release_unlooked). */
+ * which the public call jumps to after its checks; rq_push's and
+ * rq_peek's common cases (rec_push_fits and rec_push_at, rec_peek_fast)
+ * there, their long ways (rec_push_one, rec_peek_one) in the record_*_wait
+ * functions they tail-call.  What waits, wraps or reloads a peer's word
+ * stays out of line (rec_claim_wait, rec_pop_slow), and so do the wake
+ * after a release (rec_wake_waiting_producers) and the release of a
+ * burst's record that rq_peek has not looked at again
+ * (rec_release_unlooked). */
 
 /* rq_release of a peeked burst's record that rq_peek has not looked at
  * again: its span as rq_peek_burst checked it, or read (and checked)
@@ -472,27 +476,20 @@ static inline void rec_push_at(struct rq_rec *r, uint32_t at, uint32_t pad, cons
     rec_publish_at(r, at, pad, len);
 }
 
-/* rq_push on a record queue, MSG checked by the caller. */
+/* rq_push on a record queue the long way, once rec_push_fits said no
+ * (MSG checked by the caller): the errors, or the claim with waiting,
+ * wrapping and the MPSC lock. */
 static inline int rec_push_one(struct rq_rec *r, const void *msg, size_t len, int timeout_ms)
 {
     if (r->reserved)
         return RQ_ESTATE;
     if (len > r->max)
         return RQ_EMSGSIZE;
-    /* The common case keeps the record's place in registers (the claim's
-     * res_* fields are for the long way and reservations). */
-    uint32_t n = (uint32_t)len, at = rec_index(r, r->w), pad = 0;
-    if (rec_fits_at(r, at, rec_span(n))) {
-        RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
-    } else {
-        void *payload;
-        int rc = rec_claim_wait(r, n, &payload, timeout_ms);
-        if (rc < 0)
-            return rc;
-        at = r->res_data;
-        pad = r->res_pad;
-    }
-    rec_push_at(r, at, pad, msg, n);
+    void *payload;
+    int rc = rec_claim_wait(r, (uint32_t)len, &payload, timeout_ms);
+    if (rc < 0)
+        return rc;
+    rec_push_at(r, r->res_data, r->res_pad, msg, (uint32_t)len);
     return RQ_OK;
 }
 
@@ -582,7 +579,7 @@ static inline void rec_peek_give(const struct rq_rec *r, const void **msg, size_
  * caller): the record already held, or a plain record ready at the read
  * offset (rec_pop_ready).  1 if it was handed out; 0 leaves everything as
  * it was, for rec_peek_one, which waits.  Its caller then tail-calls the
- * long way, so that this path saves no registers. */
+ * long way, so that this path saves no registers for a call. */
 static inline int rec_peek_fast(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info)
 {
     if (!r->peek_valid) { /* none peeked, or the rest of a burst */
