@@ -1144,8 +1144,9 @@ static CLAIM_SLOW int slot_peek_wait(rq *q, const void **msg, size_t *len, rq_ms
     return RQ_OK;
 }
 
-/* The common case inline, the long way a tail call: rq_peek then saves
- * no registers, on either kind's path. */
+/* The common case inline, the long way a tail call: rq_peek itself then
+ * saves no registers, on either kind's path (the record function it jumps
+ * to saves its own: record_peek one). */
 static SLOT_PATH int slot_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info,
                                     int timeout_ms)
 {

@@ -16,7 +16,7 @@
 #include "records.h"
 
 /* The slow paths (waiting, wrapping, reloading a peer's word) out of line,
- * so that the common case pays for no saved registers. */
+ * so that the common case saves no registers for them. */
 #if defined(__GNUC__)
 #define REC_COLD __attribute__((noinline, cold))
 /* Out of line but not cold: the claim loop's try, called through a
@@ -274,7 +274,8 @@ static inline int rec_reservation_is_ours(const struct rq_rec *r)
 }
 
 /* The claim of one record of LEN with waiting (and MPSC locking): RQ_OK
- * with *PAYLOAD, the record's padding header written if it wraps. */
+ * with *PAYLOAD, the record's place in res_data and its padding in
+ * res_pad (the padding's header written if it wraps). */
 REC_SLOW int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms);
 /* The oldest record, waited for: see rec_pop_wait. */
 REC_SLOW int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
