@@ -594,18 +594,19 @@ static inline int rec_peek_fast(struct rq_rec *r, const void **msg, size_t *len,
     return 1;
 }
 
-/* rq_peek_info on a record queue, MSG and LEN checked by the caller. */
+/* rq_peek_info on a record queue the long way, once rec_peek_fast said no
+ * (MSG and LEN checked by the caller): nothing held and nothing ready, so
+ * straight to the wait, which reads the word again and checks the header
+ * the long way. */
 static inline int rec_peek_one(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info,
                                int timeout_ms)
 {
-    if (!r->peek_valid) {
-        const unsigned char *m;
-        uint32_t n, span;
-        int rc = rec_pop_wait(r, &m, &n, &span, timeout_ms);
-        if (rc < 0)
-            return rc;
-        rec_peek_hold(r, m, n, span);
-    }
+    const unsigned char *m;
+    uint32_t n, span;
+    int rc = rec_pop_slow(r, &m, &n, &span, timeout_ms);
+    if (rc < 0)
+        return rc;
+    rec_peek_hold(r, m, n, span);
     rec_peek_give(r, msg, len, info);
     return RQ_OK;
 }
