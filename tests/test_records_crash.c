@@ -116,6 +116,10 @@ struct rj {
     rq_atomic_u64 prod_next[STREAMS_MAX], cons_next[STREAMS_MAX];
     rq_atomic_u64 received, bytes, duplicates, gaps, torn, reorders;
     rq_atomic_u64 qseq_next, qseq_gaps, qseq_reused, flags_lost, flagged;
+    /* Consumer lives ended since the stream last moved on: each may have
+     * lost what rq_pop or rq_pop_burst took, so the next record may be
+     * that many batches ahead. */
+    rq_atomic_u64 consumer_deaths[STREAMS_MAX];
 };
 
 static struct rj *rj;
@@ -127,6 +131,14 @@ static struct rj *rj_new(const char *name, unsigned streams, uint64_t limit)
     j->streams = streams;
     rq_store_relaxed_u64(&j->limit, limit);
     return j;
+}
+
+/* Called by the harness after it reaped a killed consumer (no consumer
+ * runs then). */
+static void rj_consumer_died(struct rj *j)
+{
+    for (unsigned s = 0; s < j->streams; s++)
+        rq_fetch_add_u64(&j->consumer_deaths[s], 1);
 }
 
 static int rj_complete(struct rj *j)
@@ -243,7 +255,7 @@ static int producer_main(const char *arg)
 
 /* The stream's number of record B/LEN: read from it (16 bytes or more) or
  * matched against the numbers it can have (the expected one, a repeat of
- * the last, or one after a record lost by rq_pop; with bursts, a batch
+ * the last, or one after the records lost by rq_pop; with bursts, a batch
  * either way). */
 static int identify(struct rj *j, const unsigned char *b, size_t len, unsigned *stream,
                     uint64_t *seq)
@@ -257,8 +269,16 @@ static int identify(struct rj *j, const unsigned char *b, size_t len, unsigned *
     }
     uint64_t expect = rq_load_acquire_u64(&j->cons_next[*stream]);
     /* A burst is repeated (or lost by rq_pop_burst) whole: a batch back
-     * or ahead.  Unique: the first byte holds the number mod 64. */
-    uint64_t back = j->bursts ? BURST_MAX : 1, ahead = j->bursts ? BURST_MAX + 1 : 2;
+     * or ahead, and a batch more ahead for each consumer that died since
+     * the stream moved on (each may have lost one: two consumers killed
+     * in a row, each after its rq_pop_burst, put the next record 16
+     * ahead).  Unique while the window spans at most 64 numbers: the
+     * first byte holds the number mod 64.  Past that (seven consumers
+     * in a row each losing a batch) a short record reads as torn. */
+    uint64_t per_kill = j->bursts ? BURST_MAX : 1, back = per_kill;
+    uint64_t deaths = rq_load_acquire_u64(&j->consumer_deaths[*stream]);
+    uint64_t ahead = per_kill * (deaths > 1 ? deaths : 1) + 1;
+    ahead = ahead < 63 - back ? ahead : 63 - back;
     for (uint64_t c = expect > back ? expect - back : 0; c <= expect + ahead; c++) {
         if (rec_is(b, len, *stream, c, MAX)) {
             *seq = c;
@@ -315,6 +335,7 @@ static void consumer_note(struct rj *j, const void *msg, size_t len, const rq_ms
         if (seq > expect)
             rq_fetch_add_u64(&j->gaps, seq - expect);
         rq_store_release_u64(&j->cons_next[stream], seq + 1);
+        rq_store_release_u64(&j->consumer_deaths[stream], 0);
     }
 }
 
@@ -550,6 +571,8 @@ static void run_scenario(const struct scenario *s)
             assert_int_equal(who, s->side);
             kills++;
             totals.kills_at[s->point][who == 'C']++;
+            if (who == 'C')
+                rj_consumer_died(rj);
             th_pid np = start(who, 0, kills < KILLS_PER_SCENARIO ? s->point : -1, s->hit);
             if (who == 'P')
                 prod = np;
@@ -780,6 +803,8 @@ static void torture(const struct torture *t, const char *what)
         th_sleep_us((unsigned long)(th_rand(&rng) % 3000));
         unsigned victim = (unsigned)(th_rand(&rng) % (1 + t->streams));
         th_kill_and_reap(side[victim]);
+        if (victim == 0)
+            rj_consumer_died(rj);
         side[victim] = victim ? start('P', victim - 1, -1, 0) : start('C', 0, -1, 0);
         consumer_kills += victim == 0;
         lives++;
