@@ -333,7 +333,7 @@ open_after_takeover:
         /* The consumer is a server: it pops for ever. */
         do
         :: true ->
-            /* consumer_claim -> rq_ring_pop_begin */
+            /* a pop or peek (slot_pop_info, slot_peek_info) -> rq_ring_pop_begin */
             d_step {
                 is_empty = false;
                 if

@@ -539,14 +539,6 @@ static CLAIM_SLOW int consumer_claim_wait(rq *q, const void **payload, uint32_t 
     return claim_wait(&c, 0, try_pop_one, timeout_ms);
 }
 
-/* The common case without the loop: a message is there. */
-static inline int consumer_claim(rq *q, const void **payload, uint32_t *len, int timeout_ms)
-{
-    if (rq_ring_pop_begin(&q->ring, payload, len) == RQ_OK)
-        return RQ_OK;
-    return consumer_claim_wait(q, payload, len, timeout_ms);
-}
-
 /* RQ_OK. */
 static inline int consumer_release(rq *q)
 {
@@ -676,19 +668,17 @@ static int check_call(const rq *q, int role, int timeout_ms)
 
 /* ---- the public API: data path --------------------------------------- */
 
-/* Each single-message call checks its handle (rq_push, rq_peek and
- * rq_peek_info also the arguments both kinds check), then does the work
- * of its kind of queue: a slot queue's
+/* Each single-message call checks its handle and the arguments both
+ * kinds check, then does the work of its kind of queue: a slot queue's
  * inline (slot_*), a record queue's in a function of its own, tail-called
  * (record_*, the bodies in records_impl.h).  Neither kind's path is
- * compiled around a call to the other's.  rq_push, rq_peek and rq_release
- * make no call on their common path but tail calls: what waits or wakes,
- * and a slot push's copy, is out of line (CLAIM_SLOW).  So they save no
- * registers, and the record path does not pay for the slot path's.
- * rq_pop still does: its slot path copies inline, and GCC saves the
- * registers for that before the branch.  Each kind's whole path in a
- * function of its own was slower for slots (docs/performance/records.md,
- * "The record calls on their own"). */
+ * compiled around a call to the other's.  rq_push, rq_pop, rq_peek and
+ * rq_release make no call on their common path but tail calls: what
+ * waits or wakes, and a slot push's or pop's copy, is out of line
+ * (CLAIM_SLOW).  So they save no registers, and the record path does not
+ * pay for the slot path's.  Each kind's whole path in a function of its
+ * own was slower for slots (docs/performance/records.md, "The record
+ * calls on their own"). */
 #if defined(__GNUC__)
 #define RECORD_CALL __attribute__((noinline))
 #define SLOT_PATH __attribute__((always_inline)) inline
@@ -992,34 +982,88 @@ int rq_commit_burst(rq *q, const size_t *lens, size_t count)
     return RQ_OK;
 }
 
-static RECORD_CALL int record_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
-                                       int timeout_ms)
+static CLAIM_SLOW int record_pop_wait(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                                      rq_msg_info *info, int timeout_ms)
 {
-    return wait_result(q, rec_pop_one(q->rec, buf, cap, len, info, timeout_ms));
+    return wait_result(r->q, rec_pop_one(r, buf, cap, len, info, timeout_ms));
+}
+
+/* As record_peek_info: the common case inline (nothing peeked, a plain
+ * record ready), the long way a tail call with the arguments as they
+ * came.  The common case saves what it needs after its copy. */
+static RECORD_CALL int record_pop_info(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                                       rq_msg_info *info, int timeout_ms)
+{
+    const unsigned char *msg;
+    uint32_t n, span;
+    if (r->peeked || !rec_pop_ready(r, &msg, &n, &span))
+        return record_pop_wait(r, buf, cap, len, info, timeout_ms);
+    return rec_pop_take(r, buf, cap, len, info, msg, n, span);
+}
+
+/* rq_pop's: the same without the info. */
+static RECORD_CALL int record_pop(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                                  int timeout_ms)
+{
+    const unsigned char *msg;
+    uint32_t n, span;
+    if (r->peeked || !rec_pop_ready(r, &msg, &n, &span))
+        return record_pop_wait(r, buf, cap, len, NULL, timeout_ms);
+    return rec_pop_take(r, buf, cap, len, NULL, msg, n, span);
+}
+
+/* A slot pop's copy of the N bytes at PAYLOAD, the oldest message, and
+ * its release: out of line, so that rq_pop makes no call but tail calls
+ * and saves no registers (a record pop passes through rq_pop too).
+ * RQ_OK. */
+static CLAIM_SLOW int slot_pop_copy(rq *q, void *buf, const void *payload, uint32_t n)
+{
+    if (n > 0)
+        memcpy(buf, payload, n);
+    RQ_CRASH_POINT(POP_AFTER_COPY);
+    return consumer_release(q);
+}
+
+/* A slot pop of the oldest message, claimed at PAYLOAD (N bytes, checked
+ * by the claim): a message longer than CAP is left in place (RQ_EMSGSIZE,
+ * *LEN its length). */
+static inline int slot_pop_claimed(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
+                                   const void *payload, uint32_t n)
+{
+    *len = n;
+    if (n > cap)
+        return RQ_EMSGSIZE; /* nothing consumed */
+    if (info) {
+        int redelivered;
+        uint64_t seq = rq_ring_oldest_info(&q->ring, &redelivered);
+        rq_msg_info_fill(info, seq, redelivered);
+    }
+    return slot_pop_copy(q, buf, payload, n);
+}
+
+/* A slot pop the long way: no message found at once; the claim waited
+ * for. */
+static CLAIM_SLOW int slot_pop_wait(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
+                                    int timeout_ms)
+{
+    const void *payload;
+    uint32_t n;
+    int rc = consumer_claim_wait(q, &payload, &n, timeout_ms);
+    if (rc < 0)
+        return rc;
+    return slot_pop_claimed(q, buf, cap, len, info, payload, n);
 }
 
 static SLOT_PATH int slot_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
                                    int timeout_ms)
 {
-    if (!len || (!buf && cap > 0))
-        return RQ_EINVAL;
     if (q->held != HELD_NONE)
         return RQ_ESTATE;
     const void *payload;
     uint32_t n;
-    int rc = consumer_claim(q, &payload, &n, timeout_ms);
-    if (rc < 0)
-        return rc;
-    *len = n;
-    if (n > cap)
-        return RQ_EMSGSIZE; /* nothing consumed */
-    int redelivered;
-    uint64_t seq = rq_ring_oldest_info(&q->ring, &redelivered);
-    if (n > 0)
-        memcpy(buf, payload, n);
-    rq_msg_info_fill(info, seq, redelivered);
-    RQ_CRASH_POINT(POP_AFTER_COPY);
-    return consumer_release(q);
+    if (rq_ring_pop_begin(&q->ring, &payload, &n) != RQ_OK)
+        return slot_pop_wait(q, buf, cap, len, info, timeout_ms);
+    return slot_pop_claimed(q, buf, cap, len, info, payload, n);
 }
 
 int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, int timeout_ms)
@@ -1027,7 +1071,9 @@ int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, in
     int rc = check_call(q, RQ_CONSUMER, timeout_ms);
     if (rc < 0)
         return rc;
-    return is_record_queue(q) ? record_pop_info(q, buf, cap, len, info, timeout_ms)
+    if (!len || (!buf && cap > 0))
+        return RQ_EINVAL;
+    return is_record_queue(q) ? record_pop_info(q->rec, buf, cap, len, info, timeout_ms)
                               : slot_pop_info(q, buf, cap, len, info, timeout_ms);
 }
 
@@ -1040,7 +1086,9 @@ int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms)
     int rc = check_call(q, RQ_CONSUMER, timeout_ms);
     if (rc < 0)
         return rc;
-    return is_record_queue(q) ? record_pop_info(q, buf, cap, len, NULL, timeout_ms)
+    if (!len || (!buf && cap > 0))
+        return RQ_EINVAL;
+    return is_record_queue(q) ? record_pop(q->rec, buf, cap, len, timeout_ms)
                               : slot_pop_info(q, buf, cap, len, NULL, timeout_ms);
 }
 

@@ -528,18 +528,14 @@ static inline int rec_commit_one(struct rq_rec *r, size_t len)
     return RQ_OK;
 }
 
-static inline int rec_pop_one(struct rq_rec *r, void *buf, size_t cap, size_t *len,
-                              rq_msg_info *info, int timeout_ms)
+/* A pop of the oldest record, MSG/N (SPAN bytes with its header), found
+ * at the read offset: its copy into BUF (CAP bytes), its number into INFO
+ * (if not NULL), its release.  A record longer than CAP is left in place
+ * (RQ_EMSGSIZE, *LEN its length). */
+static inline int rec_pop_take(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                               rq_msg_info *info, const unsigned char *msg, uint32_t n,
+                               uint32_t span)
 {
-    if (!len || (!buf && cap > 0))
-        return RQ_EINVAL;
-    if (r->peeked)
-        return RQ_ESTATE;
-    const unsigned char *msg;
-    uint32_t n, span;
-    int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
-    if (rc < 0)
-        return rc;
     *len = n;
     if (n > cap)
         return RQ_EMSGSIZE; /* left in place */
@@ -548,6 +544,23 @@ static inline int rec_pop_one(struct rq_rec *r, void *buf, size_t cap, size_t *l
     rq_msg_info_fill(info, r->rseq, r->rseq < r->redeliver_below);
     RQ_CRASH_POINT(POP_AFTER_COPY);
     return rec_release(r, span, 1);
+}
+
+/* rq_pop_info on a record queue the long way (BUF, CAP and LEN checked by
+ * the caller), once its common case found no plain record ready
+ * (rec_pop_ready): straight to the wait, which reads the word again and
+ * checks the header the long way. */
+static inline int rec_pop_one(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                              rq_msg_info *info, int timeout_ms)
+{
+    if (r->peeked)
+        return RQ_ESTATE;
+    const unsigned char *msg;
+    uint32_t n, span;
+    int rc = rec_pop_slow(r, &msg, &n, &span, timeout_ms);
+    if (rc < 0)
+        return rc;
+    return rec_pop_take(r, buf, cap, len, info, msg, n, span);
 }
 
 /* The oldest record, found at the read offset, handed out by a peek. */

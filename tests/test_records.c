@@ -339,6 +339,39 @@ static void test_lengths_too_large(void **state)
     th_pair_close(&q);
 }
 
+/* Arguments that cannot work are refused before anything is read or
+ * freed: the record waiting stays for the next good call. */
+static void test_bad_arguments_leave_the_record(void **state)
+{
+    (void)state;
+    struct th_pair q = th_pair_open("rec.args", CAP, MAX, RQ_RECORDS);
+    unsigned char buf[CAP];
+    const void *m;
+    size_t len = 7;
+    rq_msg_info info;
+    assert_int_equal(rq_push(q.p, NULL, 5, 0), RQ_EINVAL);
+    assert_int_equal(rstat(q.c).records, 0);
+    push_tagged(q.p, 20, 6);
+    assert_int_equal(rq_pop(q.c, buf, sizeof buf, NULL, 0), RQ_EINVAL);
+    assert_int_equal(rq_pop(q.c, NULL, sizeof buf, &len, 0), RQ_EINVAL);
+    assert_int_equal(rq_pop_info(q.c, buf, sizeof buf, NULL, &info, 0), RQ_EINVAL);
+    assert_int_equal(rq_pop_info(q.c, NULL, sizeof buf, &len, &info, 0), RQ_EINVAL);
+    assert_int_equal(rq_peek(q.c, NULL, &len, 0), RQ_EINVAL);
+    assert_int_equal(rq_peek(q.c, &m, NULL, 0), RQ_EINVAL);
+    assert_int_equal(rq_peek_info(q.c, NULL, &len, &info, 0), RQ_EINVAL);
+    assert_int_equal(len, 7); /* nothing written */
+    assert_int_equal(rstat(q.c).records, 1);
+    /* A peek holds it: a pop is refused and frees nothing either. */
+    assert_int_equal(rq_peek(q.c, &m, &len, 0), RQ_OK);
+    assert_int_equal(rq_pop(q.c, buf, sizeof buf, &len, 0), RQ_ESTATE);
+    assert_int_equal(rq_pop_info(q.c, buf, sizeof buf, &len, &info, 0), RQ_ESTATE);
+    assert_int_equal(rq_release(q.c), RQ_OK);
+    assert_int_equal(rstat(q.c).records, 0);
+    push_tagged(q.p, 20, 7);
+    th_expect_pop_tagged(q.c, 20, 7);
+    th_pair_close(&q);
+}
+
 static void test_reserve_with_a_length(void **state)
 {
     (void)state;
@@ -1045,6 +1078,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_a_stale_cache_of_the_consumer_is_not_trusted),
         cmocka_unit_test(test_largest_record_fits_an_empty_ring_anywhere),
         cmocka_unit_test(test_lengths_too_large),
+        cmocka_unit_test(test_bad_arguments_leave_the_record),
         cmocka_unit_test(test_reserve_with_a_length),
         cmocka_unit_test(test_sequence_numbers_and_redelivery),
         cmocka_unit_test(test_timeouts),
