@@ -387,9 +387,10 @@ RQ_EXTERN int rq_reserve(rq *q, void **slot, int timeout_ms);
  * to be published by rq_commit with at most LEN.  On a record queue
  * (RQ_RECORDS) the space taken is what LEN needs, and rq_reserve reserves
  * slot_size bytes; on a slot queue this is rq_reserve for any LEN up to
- * slot_size.  RQ_EMSGSIZE if LEN > slot_size (nothing reserved).
- * Reserving again before committing returns the same reservation if LEN
- * fits it, else RQ_ESTATE.  Otherwise as rq_reserve. */
+ * slot_size.  RQ_EINVAL for a NULL SLOT (whatever LEN); RQ_EMSGSIZE if
+ * LEN > slot_size (nothing reserved).  Reserving again before committing
+ * returns the same reservation if LEN fits it, else RQ_ESTATE.  Otherwise
+ * as rq_reserve. */
 RQ_EXTERN int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms);
 
 /* Publishes the reserved slot holding LEN bytes.  RQ_EMSGSIZE if LEN >

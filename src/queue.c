@@ -668,17 +668,17 @@ static int check_call(const rq *q, int role, int timeout_ms)
 
 /* ---- the public API: data path --------------------------------------- */
 
-/* Each single-message call checks its handle and the arguments both
- * kinds check, then does the work of its kind of queue: a slot queue's
- * inline (slot_*), a record queue's in a function of its own, tail-called
- * (record_*, the bodies in records_impl.h).  Neither kind's path is
- * compiled around a call to the other's.  rq_push, rq_pop, rq_peek and
- * rq_release make no call on their common path but tail calls: what
- * waits or wakes, and a slot push's or pop's copy, is out of line
- * (CLAIM_SLOW).  So they save no registers, and the record path does not
- * pay for the slot path's.  Each kind's whole path in a function of its
- * own was slower for slots (docs/performance/records.md, "The record
- * calls on their own"). */
+/* Each single-message call checks its handle (rq_push, rq_pop, rq_peek
+ * and their _info twins also the arguments both kinds check), then does
+ * the work of its kind of queue: a slot queue's inline (slot_*), a
+ * record queue's in a function of its own, tail-called (record_*, the
+ * bodies in records_impl.h).  Neither kind's path is compiled around a
+ * call to the other's.  rq_push, rq_pop, rq_peek and rq_release make no
+ * call on their common path but tail calls: what waits or wakes, and a
+ * slot push's or pop's copy, is out of line (CLAIM_SLOW).  So they save
+ * no registers, and the record path does not pay for the slot path's.
+ * Each kind's whole path in a function of its own was slower for slots
+ * (docs/performance/records.md, "The record calls on their own"). */
 #if defined(__GNUC__)
 #define RECORD_CALL __attribute__((noinline))
 #define SLOT_PATH __attribute__((always_inline)) inline
@@ -838,6 +838,8 @@ int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms)
     int rc = check_call(q, RQ_PRODUCER, timeout_ms);
     if (rc < 0)
         return rc;
+    if (!slot)
+        return RQ_EINVAL;  /* before the length, on both kinds */
     q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
     if (is_record_queue(q))
         return record_reserve(q, len, slot, timeout_ms);

@@ -431,9 +431,10 @@ static inline void rec_publish_records(struct rq_rec *r, uint32_t end, uint32_t 
 /* Inline in queue.c's record_* functions, one for each single-message
  * call (rq_push, rq_reserve and rq_reserve_len, rq_commit, rq_pop and
  * rq_pop_info, rq_peek and rq_peek_info, rq_release) on a record queue,
- * which the public call jumps to after its checks; rq_push's and
- * rq_peek's common cases (rec_push_fits and rec_push_at, rec_peek_fast)
- * there, their long ways (rec_push_one, rec_peek_one) in the record_*_wait
+ * which the public call jumps to after its checks; rq_push's, rq_pop's
+ * and rq_peek's common cases (rec_push_fits and rec_push_at,
+ * rec_pop_ready and rec_pop_take, rec_peek_fast) there, their long ways
+ * (rec_push_one, rec_pop_one, rec_peek_one) in the record_*_wait
  * functions they tail-call.  What waits, wraps or reloads a peer's word
  * stays out of line (rec_claim_wait, rec_pop_slow), and so do the wake
  * after a release (rec_wake_waiting_producers) and the release of a
@@ -546,10 +547,12 @@ static inline int rec_pop_take(struct rq_rec *r, void *buf, size_t cap, size_t *
     return rec_release(r, span, 1);
 }
 
-/* rq_pop_info on a record queue the long way (BUF, CAP and LEN checked by
- * the caller), once its common case found no plain record ready
- * (rec_pop_ready): straight to the wait, which reads the word again and
- * checks the header the long way. */
+/* rq_pop and rq_pop_info on a record queue the long way (BUF, CAP and
+ * LEN checked by the caller), once the common case did not take a
+ * record: a peek holds one (RQ_ESTATE), or rec_pop_ready found none it
+ * could take at once.  Straight to rec_pop_slow, which reloads the write
+ * word if the cached one has nothing more, checks the header the long
+ * way (padding, a corrupt one) and waits as allowed. */
 static inline int rec_pop_one(struct rq_rec *r, void *buf, size_t cap, size_t *len,
                               rq_msg_info *info, int timeout_ms)
 {
@@ -608,9 +611,8 @@ static inline int rec_peek_fast(struct rq_rec *r, const void **msg, size_t *len,
 }
 
 /* rq_peek_info on a record queue the long way, once rec_peek_fast said no
- * (MSG and LEN checked by the caller): nothing held and nothing ready, so
- * straight to the wait, which reads the word again and checks the header
- * the long way. */
+ * (MSG and LEN checked by the caller): nothing held and nothing it could
+ * take at once, so straight to rec_pop_slow, as rec_pop_one. */
 static inline int rec_peek_one(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info,
                                int timeout_ms)
 {

@@ -269,6 +269,7 @@ static void test_calls_check_role_and_arguments(void **state)
     assert_int_equal(rq_push(p, NULL, 1, 0), RQ_EINVAL);
     assert_int_equal(rq_push(p, "x", 1, -2), RQ_EINVAL);
     assert_int_equal(rq_reserve(p, NULL, 0), RQ_EINVAL);
+    assert_int_equal(rq_reserve_len(p, 1u << 20, NULL, 0), RQ_EINVAL); /* not EMSGSIZE */
     assert_int_equal(rq_pop(c, buf, 16, NULL, 0), RQ_EINVAL);
     assert_int_equal(rq_pop(c, NULL, 16, &len, 0), RQ_EINVAL);
     assert_int_equal(rq_pop(c, buf, 16, &len, -7), RQ_EINVAL);

@@ -350,6 +350,7 @@ static void test_bad_arguments_leave_the_record(void **state)
     size_t len = 7;
     rq_msg_info info;
     assert_int_equal(rq_push(q.p, NULL, 5, 0), RQ_EINVAL);
+    assert_int_equal(rq_reserve_len(q.p, MAX + 1, NULL, 0), RQ_EINVAL); /* not EMSGSIZE */
     assert_int_equal(rstat(q.c).records, 0);
     push_tagged(q.p, 20, 6);
     assert_int_equal(rq_pop(q.c, buf, sizeof buf, NULL, 0), RQ_EINVAL);
@@ -363,6 +364,7 @@ static void test_bad_arguments_leave_the_record(void **state)
     assert_int_equal(rstat(q.c).records, 1);
     /* A peek holds it: a pop is refused and frees nothing either. */
     assert_int_equal(rq_peek(q.c, &m, &len, 0), RQ_OK);
+    assert_int_equal(rq_pop(q.c, buf, sizeof buf, NULL, 0), RQ_EINVAL); /* checked first */
     assert_int_equal(rq_pop(q.c, buf, sizeof buf, &len, 0), RQ_ESTATE);
     assert_int_equal(rq_pop_info(q.c, buf, sizeof buf, &len, &info, 0), RQ_ESTATE);
     assert_int_equal(rq_release(q.c), RQ_OK);
