@@ -810,27 +810,34 @@ static void hold_reserved(rq *q, void **bufs, uint32_t first, uint32_t k)
     }
 }
 
-int rq_reserve(rq *q, void **slot, int timeout_ms)
+/* A slot reservation once the call is checked: the one held already, if
+ * this thread holds one, or a claim of the next slot. */
+static int slot_reserve(rq *q, void **slot, int timeout_ms)
 {
-    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
-    if (rc < 0)
-        return rc;
-    q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
-    if (is_record_queue(q))
-        return record_reserve(q, q->ring.slot_size, slot, timeout_ms);
-    if (!slot)
-        return RQ_EINVAL;
     if (q->held == HELD_RESERVED) {
         if (!reservation_is_ours(q))
             return RQ_ESTATE;
         *slot = q->reserved;
         return RQ_OK;
     }
-    rc = producer_claim(q, slot, timeout_ms);
+    int rc = producer_claim(q, slot, timeout_ms);
     if (rc < 0)
         return rc;
     hold_reserved(q, slot, 1, 1); /* *SLOT: the claim gave the payload */
     return RQ_OK;                 /* not the count, as the bursts return */
+}
+
+int rq_reserve(rq *q, void **slot, int timeout_ms)
+{
+    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (!slot)
+        return RQ_EINVAL;
+    q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
+    if (is_record_queue(q))
+        return record_reserve(q, q->ring.slot_size, slot, timeout_ms);
+    return slot_reserve(q, slot, timeout_ms);
 }
 
 int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms)
@@ -845,7 +852,7 @@ int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms)
         return record_reserve(q, len, slot, timeout_ms);
     if (len > q->ring.slot_size)
         return RQ_EMSGSIZE;
-    return rq_reserve(q, slot, timeout_ms);
+    return slot_reserve(q, slot, timeout_ms);
 }
 
 static RECORD_CALL int record_commit(rq *q, size_t len)

@@ -495,10 +495,11 @@ static inline int rec_push_one(struct rq_rec *r, const void *msg, size_t len, in
     return RQ_OK;
 }
 
+/* rq_reserve / rq_reserve_len on a record queue (SLOT checked by the
+ * caller): the reservation this thread holds, if LEN still fits it, or a
+ * claim of LEN bytes. */
 static inline int rec_reserve_one(struct rq_rec *r, size_t len, void **slot, int timeout_ms)
 {
-    if (!slot)
-        return RQ_EINVAL;
     if (len > r->max)
         return RQ_EMSGSIZE;
     if (r->reserved) {

@@ -350,6 +350,7 @@ static void test_bad_arguments_leave_the_record(void **state)
     size_t len = 7;
     rq_msg_info info;
     assert_int_equal(rq_push(q.p, NULL, 5, 0), RQ_EINVAL);
+    assert_int_equal(rq_reserve(q.p, NULL, 0), RQ_EINVAL);
     assert_int_equal(rq_reserve_len(q.p, MAX + 1, NULL, 0), RQ_EINVAL); /* not EMSGSIZE */
     assert_int_equal(rstat(q.c).records, 0);
     push_tagged(q.p, 20, 6);
