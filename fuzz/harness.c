@@ -944,7 +944,7 @@ static const size_t queue_words[] = {
     Q(space_event.seq),
     Q(producer.attached),
     Q(consumer.attached),
-    Q(producer.messages),
+    Q(producer.pid), /* the last holder, shown by rq_stat */
     Q(write_position),
     Q(write_position) + 4,
     Q(read_position),
