@@ -121,8 +121,10 @@ int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h,
     r->max_span = rec_span(h->slot_size);
     /* An MPSC producer loads no words at open (queue_open.c): its copy of
      * the consumer's word stays the zeroed one, offset 0 at record 0,
-     * which every segment starts with, so it is a true earlier copy. */
-    r->read_cache_records = r->cap / r->max_span;
+     * which every segment starts with, loaded (as it were) with the
+     * write word there too: a true earlier copy. */
+    if (lock)
+        rec_cache_budget(r, 0, 0);
     *out = r;
     return RQ_OK;
 }
@@ -146,7 +148,7 @@ int rq_rec_load(struct rq_rec *r)
     r->w = r->write_cache = (uint32_t)ww;
     r->r = (uint32_t)rw;
     r->wseq = rec_load_position(&r->shm->write_position, (uint32_t)(ww >> 32), &r->wdue);
-    rec_cache_read(r, r->wseq, rw);
+    rec_cache_read(r, r->wseq, r->w, rw);
     r->rseq = rec_load_position(&r->shm->read_position, (uint32_t)(rw >> 32), &r->rdue);
     /* A predecessor killed between its word and its position left it
      * behind: ours to store now, before it can fall further. */

@@ -23,7 +23,7 @@ static int rec_room_at(struct rq_rec *r, uint64_t seq, uint32_t w, uint32_t need
     uint64_t rw = rq_load_acquire_u64(&r->shm->read_word);
     if (!rec_pair_ok(r, rec_word(seq, w), rw))
         return RQ_ECORRUPT;
-    rec_cache_read(r, seq, rw);
+    rec_cache_read(r, seq, w, rw);
     return rec_used(r, w, r->read_cache) + need <= r->cap;
 }
 

@@ -52,9 +52,9 @@ struct rq_rec {
     /* producer */
     uint32_t w;          /* our offset */
     uint32_t read_cache; /* the consumer's offset, last seen */
-    /* MPSC: the number of the record at read_cache (the consumer's word's
-     * count, extended), and how many records after it the cache may
-     * trail the write word by and still be trusted (rec_read_cache_ok). */
+    /* MPSC: the write word's record number when read_cache was loaded,
+     * and how many records past it the write word may move with the
+     * cache still trusted (rec_cache_budget, rec_read_cache_ok). */
     uint64_t read_cache_seq;
     uint32_t read_cache_records;
     uint64_t wseq;                       /* the next record's number */
@@ -227,13 +227,46 @@ static inline int rec_sync_write(struct rq_rec *r)
     return RQ_OK;
 }
 
-/* The consumer's word RW, checked against a write cursor whose record
- * number is SEQ, as the producer's cache: its offset, and its record
- * number in full (the pair's check bounds their gap below 2^31). */
-static inline void rec_cache_read(struct rq_rec *r, uint64_t seq, uint64_t rw)
+/* MPSC: how many records the write word may move past WSEQ, its number
+ * when the consumer's word was loaded (USED bytes behind it, at most C by
+ * the pair's check), with the copy still trusted (rec_read_cache_ok).
+ * Trusted, the bytes from the copy to the write word stay below 2C, so
+ * their distance modulo 2C is exact and the consumer, at or past the
+ * copy, leaves at least the room it shows.  A record takes at most
+ * A = max_span bytes; a padding, shorter than A, ends at a multiple of C.
+ * K more records keep the bytes below 2C if either
+ *  - K < C / A: their records take at most C - A bytes, and two
+ *    paddings, their ends C or more apart, have more than that between
+ *    them (C less the second padding); so there is at most one, the
+ *    bytes are fewer than C, and USED <= C;
+ *  - USED + (K + 2) A < 2C: were the bytes to reach 2C, take the first
+ *    record that brings them there, the J-th (J <= K).  Before it they
+ *    were below 2C, so there are at most three paddings.  With two or
+ *    fewer, the bytes are below USED + (J + 2) A.  With three, each of
+ *    the two stretches between them holds more than C - A bytes of
+ *    records, and J A > 2C - 2A already.
+ * (test_records checks both against every small ring exhaustively.)
+ * The second keeps the copy through many records when the ring held few
+ * bytes at the load. */
+static inline void rec_cache_budget(struct rq_rec *r, uint64_t wseq, uint32_t used)
+{
+    uint32_t budget = r->cap / r->max_span;
+    uint64_t slack = (uint64_t)r->two_cap - used, reserve = 2 * (uint64_t)r->max_span;
+    /* The bytes' bound, if larger: no division on a reload of a full ring. */
+    if (slack > reserve + (uint64_t)budget * r->max_span)
+        budget = (uint32_t)((slack - reserve + r->max_span - 1) / r->max_span); /* < 2^29 */
+    r->read_cache_seq = wseq;
+    r->read_cache_records = budget;
+}
+
+/* The consumer's word RW, checked against a write cursor at W whose
+ * record number is SEQ, as the producer's cache: its offset, and on MPSC
+ * the records it stays good for. */
+static inline void rec_cache_read(struct rq_rec *r, uint64_t seq, uint32_t w, uint64_t rw)
 {
     r->read_cache = (uint32_t)rw;
-    r->read_cache_seq = seq - (uint32_t)((uint32_t)seq - (uint32_t)(rw >> 32));
+    if (r->lock)
+        rec_cache_budget(r, seq, rec_used(r, w, (uint32_t)rw));
 }
 
 /* May the cached consumer's word stand in for the real one?  An SPSC
@@ -242,11 +275,8 @@ static inline void rec_cache_read(struct rq_rec *r, uint64_t seq, uint64_t rw)
  * cache.  An MPSC producer's cache is from an earlier hold of the lock,
  * and other producers may since have moved the write word round the ring
  * any number of times, where the distance modulo 2C says nothing.  So
- * it counts only while the records between it and the write word are
- * fewer than read_cache_records = C / max_span: each takes at most
- * max_span bytes plus padding shorter than that, so the bytes between
- * them are fewer than 2C, the distance is exact, and the consumer, at or
- * past the cache, leaves at least the room the cache shows. */
+ * it counts only while the write word has moved fewer records past the
+ * load than rec_cache_budget allowed. */
 static inline int rec_read_cache_ok(const struct rq_rec *r)
 {
     return !r->lock || r->wseq - r->read_cache_seq < r->read_cache_records;
@@ -264,7 +294,7 @@ static inline int rec_room(struct rq_rec *r, uint32_t need)
     uint64_t rw = rq_load_acquire_u64(&r->shm->read_word);
     if (!rec_pair_ok(r, rec_word(r->wseq, r->w), rw))
         return RQ_ECORRUPT;
-    rec_cache_read(r, r->wseq, rw);
+    rec_cache_read(r, r->wseq, r->w, rw);
     return rec_used(r, r->w, r->read_cache) + need <= r->cap ? RQ_OK : RQ_EAGAIN;
 }
 

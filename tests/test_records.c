@@ -16,6 +16,7 @@
 
 #include "helpers.h"
 #include "records.h"
+#include "records_impl.h"
 #include "rq.h"
 
 #define CAP 256u
@@ -284,6 +285,130 @@ static void test_a_stale_cache_of_the_consumer_is_not_trusted(void **state)
     (void)state;
     check_stale_copy_not_trusted(0);
     check_stale_copy_not_trusted(1);
+}
+
+/* A copy may be trusted for a number of records after its load that
+ * counts the bytes the copy trailed the write word by, and paddings.
+ * Records of span 72 (C / 72 = 3, three records and a padding of 40 a
+ * lap): CHECK_FROM_ZERO, p1's copy is the zeroed words it opened with and
+ * p2 goes a lap and a half with 7 records, 504 bytes of them but 584 with
+ * the two paddings, to a full ring whose distance modulo 2C from the copy
+ * (72) shows room; else p1 loads its copy with 224 bytes in the ring and
+ * p2's 4 records (2 paddings) take the write word 360 bytes on, 2C - 224
+ * + 72. */
+static void check_copy_counts_paddings_and_bytes(int from_zero)
+{
+    enum { LARGEST = 68 }; /* span 72 */
+    const char *name = th_name(from_zero ? "rec.budget.zero" : "rec.budget.loaded");
+    rq *p1 = th_open(name, RQ_PRODUCER, CAP, LARGEST, RQ_RECORDS | RQ_MPSC);
+    rq *p2 = th_open(name, RQ_PRODUCER, CAP, LARGEST, RQ_RECORDS | RQ_MPSC);
+    rq *c = th_open(name, RQ_CONSUMER, CAP, LARGEST, RQ_RECORDS | RQ_MPSC);
+    static const size_t big[] = {LARGEST, LARGEST, LARGEST, LARGEST}, small[] = {4};
+    unsigned tag = push_tagged_run(p2, NULL, big, 3, 0); /* [0, 216) */
+    if (!from_zero) {
+        tag = push_tagged_run(p1, NULL, small, 1, tag); /* [216, 224) */
+        /* A pad of 32 and 72 do not fit by p1's copy: it loads, 224 used. */
+        assert_int_equal(rq_push(p1, big, LARGEST, 0), RQ_EAGAIN);
+    }
+    unsigned first = 0;
+    if (from_zero) {
+        for (; first < 3; first++)
+            th_expect_pop_tagged(c, LARGEST, first);  /* at 216 */
+        tag = push_tagged_run(p2, NULL, big, 3, tag); /* pad [216, 256), [256, 472) */
+        th_expect_pop_tagged(c, LARGEST, first++);    /* at 328 */
+    } else {
+        for (; first < 4; first++)
+            th_expect_pop_tagged(c, first < 3 ? LARGEST : 4, first); /* at 224 */
+        tag = push_tagged_run(p2, NULL, big, 3, tag); /* pad [224, 256), [256, 472) */
+        th_expect_pop_tagged(c, LARGEST, first++);    /* at 328 */
+    }
+    tag = push_tagged_run(p2, NULL, big, 1, tag); /* pad [472, 512), [512, 584): full */
+    assert_int_equal(rq_push(p2, "z", 1, 0), RQ_EAGAIN);
+    /* 584 - 0 is 72 modulo 2C: room for 184 more by p1's copy. */
+    assert_int_equal(rq_push(p1, "z", 1, 0), RQ_EAGAIN);
+    for (; first < tag; first++)
+        th_expect_pop_tagged(c, LARGEST, first); /* none overwritten */
+    unsigned char m;
+    size_t len;
+    assert_int_equal(rq_pop(c, &m, 1, &len, 0), RQ_EAGAIN);
+    push_tagged_run(p1, c, small, 1, tag);
+    rq_close(p1);
+    rq_close(p2);
+    rq_close(c);
+    rq_unlink(name);
+}
+
+static void test_a_copy_counts_paddings_and_the_bytes_it_trailed(void **state)
+{
+    (void)state;
+    check_copy_counts_paddings_and_bytes(1);
+    check_copy_counts_paddings_and_bytes(0);
+}
+
+/* The fewest records, each of 1..A units (a unit: 8 bytes), that take the
+ * write word of a ring of C units from index AT to TARGET units or more
+ * past where it was, each one that does not fit before the end behind
+ * a padding to it: a breadth-first search over (units moved, index). */
+static unsigned fewest_records_to(unsigned c, unsigned a, unsigned at, unsigned target)
+{
+    enum { UNITS = 64 };
+    unsigned char seen[2 * UNITS][UNITS] = {{0}};
+    unsigned moved[2 * UNITS * UNITS], index[2 * UNITS * UNITS], n = 1, next = 0;
+    moved[0] = 0;
+    index[0] = at;
+    seen[0][at] = 1;
+    for (unsigned k = 1;; k++) {
+        unsigned level_end = n;
+        assert_true(next < level_end); /* some record always moves it on */
+        for (; next < level_end; next++) {
+            for (unsigned span = 1; span <= a; span++) {
+                unsigned tail = c - index[next], pad = span > tail ? tail : 0;
+                unsigned b = moved[next] + pad + span, i = (index[next] + pad + span) % c;
+                if (b >= target)
+                    return k;
+                if (!seen[b][i]) {
+                    seen[b][i] = 1;
+                    moved[n] = b;
+                    index[n++] = i;
+                }
+            }
+        }
+    }
+}
+
+/* The number of records an MPSC producer's copy of the consumer's word
+ * stays trusted for after its load (rec_cache_budget), checked against
+ * every ring of up to 32 units, every largest record up to half of it,
+ * every byte count between the copy and the write word at the load, and
+ * every index the write word was at: no sequence of records that few
+ * takes the write word 2C or more past the copy, where the distance
+ * modulo 2C would be wrong. */
+static void test_the_copys_budget_keeps_it_within_2c(void **state)
+{
+    (void)state;
+    unsigned tight = 0;
+    for (unsigned c = 2; c <= 32; c++) {
+        for (unsigned a = 1; a <= c / 2; a++) {
+            struct rq_rec r;
+            memset(&r, 0, sizeof r);
+            r.cap = c * RQ_REC_CELL;
+            r.two_cap = 2 * r.cap;
+            r.max_span = a * RQ_REC_CELL;
+            for (unsigned used = 0; used <= c; used++) {
+                rec_cache_budget(&r, 1000, used * RQ_REC_CELL);
+                assert_int_equal(r.read_cache_seq, 1000);
+                assert_true(r.read_cache_records >= c / a); /* never below C / A */
+                for (unsigned at = 0; at < c; at++) {
+                    unsigned k = fewest_records_to(c, a, at, 2 * c - used);
+                    if (k < r.read_cache_records)
+                        fail_msg("C %u, A %u, %u used, at %u: %u records reach 2C, budget %u", c, a,
+                                 used, at, k, r.read_cache_records);
+                    tight += k == r.read_cache_records;
+                }
+            }
+        }
+    }
+    assert_true(tight > 0); /* the search reaches the bound somewhere */
 }
 
 /* Moves the empty ring of Q on to index AT with records that never wrap
@@ -1079,6 +1204,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_wrap_pads_and_keeps_records_contiguous),
         cmocka_unit_test(test_room_counts_the_padding),
         cmocka_unit_test(test_a_stale_cache_of_the_consumer_is_not_trusted),
+        cmocka_unit_test(test_a_copy_counts_paddings_and_the_bytes_it_trailed),
+        cmocka_unit_test(test_the_copys_budget_keeps_it_within_2c),
         cmocka_unit_test(test_largest_record_fits_an_empty_ring_anywhere),
         cmocka_unit_test(test_lengths_too_large),
         cmocka_unit_test(test_bad_arguments_leave_the_record),
