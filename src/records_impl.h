@@ -52,9 +52,11 @@ struct rq_rec {
     /* producer */
     uint32_t w;          /* our offset */
     uint32_t read_cache; /* the consumer's offset, last seen */
-    /* MPSC: the write word's record number when read_cache was loaded,
-     * and how many records past it the write word may move with the
-     * cache still trusted (rec_cache_budget, rec_read_cache_ok). */
+    /* MPSC: the write cursor's record number when read_cache was loaded
+     * (the write word's, or in a burst the batch's unpublished cursor,
+     * which the batch's publish then passes), and how many records past
+     * it the write word may move with the cache still trusted
+     * (rec_cache_budget, rec_read_cache_ok). */
     uint64_t read_cache_seq;
     uint32_t read_cache_records;
     uint64_t wseq;                       /* the next record's number */

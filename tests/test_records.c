@@ -290,12 +290,12 @@ static void test_a_stale_cache_of_the_consumer_is_not_trusted(void **state)
 /* A copy may be trusted for a number of records after its load that
  * counts the bytes the copy trailed the write word by, and paddings.
  * Records of span 72 (C / 72 = 3, three records and a padding of 40 a
- * lap): CHECK_FROM_ZERO, p1's copy is the zeroed words it opened with and
- * p2 goes a lap and a half with 7 records, 504 bytes of them but 584 with
- * the two paddings, to a full ring whose distance modulo 2C from the copy
- * (72) shows room; else p1 loads its copy with 224 bytes in the ring and
- * p2's 4 records (2 paddings) take the write word 360 bytes on, 2C - 224
- * + 72. */
+ * lap): FROM_ZERO, p1's copy is the zeroed words it opened with, and p2's
+ * 7 records, 504 bytes of them but 584 with the two paddings, take the
+ * write word past 2C to a full ring whose distance modulo 2C from the
+ * copy (72) shows room; else p1 loads its copy with 224 bytes in the ring
+ * and p2's 4 records (2 paddings) take the write word 360 bytes on, 2C -
+ * 224 + 72. */
 static void check_copy_counts_paddings_and_bytes(int from_zero)
 {
     enum { LARGEST = 68 }; /* span 72 */
@@ -304,11 +304,12 @@ static void check_copy_counts_paddings_and_bytes(int from_zero)
     rq *p2 = th_open(name, RQ_PRODUCER, CAP, LARGEST, RQ_RECORDS | RQ_MPSC);
     rq *c = th_open(name, RQ_CONSUMER, CAP, LARGEST, RQ_RECORDS | RQ_MPSC);
     static const size_t big[] = {LARGEST, LARGEST, LARGEST, LARGEST}, small[] = {4};
+    static const unsigned char record[LARGEST];
     unsigned tag = push_tagged_run(p2, NULL, big, 3, 0); /* [0, 216) */
     if (!from_zero) {
         tag = push_tagged_run(p1, NULL, small, 1, tag); /* [216, 224) */
         /* A pad of 32 and 72 do not fit by p1's copy: it loads, 224 used. */
-        assert_int_equal(rq_push(p1, big, LARGEST, 0), RQ_EAGAIN);
+        assert_int_equal(rq_push(p1, record, LARGEST, 0), RQ_EAGAIN);
     }
     unsigned first = 0;
     if (from_zero) {
@@ -348,28 +349,28 @@ static void test_a_copy_counts_paddings_and_the_bytes_it_trailed(void **state)
 /* The fewest records, each of 1..A units (a unit: 8 bytes), that take the
  * write word of a ring of C units from index AT to TARGET units or more
  * past where it was, each one that does not fit before the end behind
- * a padding to it: a breadth-first search over (units moved, index). */
+ * a padding to it: a breadth-first search over the units moved (the
+ * index is AT plus them, modulo C). */
 static unsigned fewest_records_to(unsigned c, unsigned a, unsigned at, unsigned target)
 {
-    enum { UNITS = 64 };
-    unsigned char seen[2 * UNITS][UNITS] = {{0}};
-    unsigned moved[2 * UNITS * UNITS], index[2 * UNITS * UNITS], n = 1, next = 0;
+    enum { MOVED = 128 }; /* > 2C: TARGET <= 2C, C <= 32 units */
+    unsigned char seen[MOVED] = {0};
+    unsigned moved[MOVED], n = 1, next = 0;
+    assert_true(target <= 2 * c && 2 * c < MOVED);
     moved[0] = 0;
-    index[0] = at;
-    seen[0][at] = 1;
+    seen[0] = 1;
     for (unsigned k = 1;; k++) {
         unsigned level_end = n;
         assert_true(next < level_end); /* some record always moves it on */
         for (; next < level_end; next++) {
             for (unsigned span = 1; span <= a; span++) {
-                unsigned tail = c - index[next], pad = span > tail ? tail : 0;
-                unsigned b = moved[next] + pad + span, i = (index[next] + pad + span) % c;
+                unsigned tail = c - (at + moved[next]) % c, pad = span > tail ? tail : 0;
+                unsigned b = moved[next] + pad + span;
                 if (b >= target)
                     return k;
-                if (!seen[b][i]) {
-                    seen[b][i] = 1;
-                    moved[n] = b;
-                    index[n++] = i;
+                if (!seen[b]) {
+                    seen[b] = 1;
+                    moved[n++] = b;
                 }
             }
         }
