@@ -115,10 +115,7 @@ int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h,
     r->role = role;
     r->self = role == RQ_PRODUCER ? &r->shm->producer : &r->shm->consumer;
     r->full_fences = (h->flags & RQ_FULL_FENCES) != 0;
-    r->cap = h->slot_count;
-    r->two_cap = 2 * h->slot_count;
-    r->max = h->slot_size;
-    r->max_span = rec_span(h->slot_size);
+    rec_set_geometry(r, h->slot_count, h->slot_size);
     /* An MPSC producer loads no words at open (queue_open.c): its copy of
      * the consumer's word stays the zeroed one, offset 0 at record 0,
      * which every segment starts with, loaded (as it were) with the

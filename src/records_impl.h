@@ -49,6 +49,7 @@ struct rq_rec {
     int role;
     int full_fences;
     uint32_t cap, two_cap, max, max_span;
+    uint32_t spans_per_ring; /* C / max_span: largest records a ring holds */
     /* producer */
     uint32_t w;          /* our offset */
     uint32_t read_cache; /* the consumer's offset, last seen */
@@ -111,6 +112,17 @@ static inline uint32_t rec_span(uint32_t len)
     return (uint32_t)RQ_RECORD_SPAN(len);
 }
 _Static_assert(RQ_REC_CELL == 8, "RQ_RECORD_SPAN rounds to 8");
+
+/* A ring of CAP bytes whose largest record is MAX (both checked at open),
+ * and what follows from them, computed once. */
+static inline void rec_set_geometry(struct rq_rec *r, uint32_t cap, uint32_t max)
+{
+    r->cap = cap;
+    r->two_cap = 2 * cap;
+    r->max = max;
+    r->max_span = rec_span(max);
+    r->spans_per_ring = cap / r->max_span;
+}
 
 static inline uint32_t rec_index(const struct rq_rec *r, uint32_t off)
 {
@@ -252,7 +264,7 @@ static inline int rec_sync_write(struct rq_rec *r)
  * bytes at the load. */
 static inline void rec_cache_budget(struct rq_rec *r, uint64_t wseq, uint32_t used)
 {
-    uint32_t budget = r->cap / r->max_span;
+    uint32_t budget = r->spans_per_ring;
     uint64_t slack = (uint64_t)r->two_cap - used, reserve = 2 * (uint64_t)r->max_span;
     /* The bytes' bound, if larger: no division on a reload of a full ring. */
     if (slack > reserve + (uint64_t)budget * r->max_span)

@@ -392,9 +392,8 @@ static void test_the_copys_budget_keeps_it_within_2c(void **state)
         for (unsigned a = 1; a <= c / 2; a++) {
             struct rq_rec r;
             memset(&r, 0, sizeof r);
-            r.cap = c * RQ_REC_CELL;
-            r.two_cap = 2 * r.cap;
-            r.max_span = a * RQ_REC_CELL;
+            rec_set_geometry(&r, c * RQ_REC_CELL, a * RQ_REC_CELL - RQ_RECORD_HEADER);
+            assert_int_equal(r.max_span, a * RQ_REC_CELL);
             for (unsigned used = 0; used <= c; used++) {
                 rec_cache_budget(&r, 1000, used * RQ_REC_CELL);
                 assert_int_equal(r.read_cache_seq, 1000);
