@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """bench/rec-ab.py - two builds of rec_bench side by side, round by round.
 
-    bench/rec-ab.py [-R ROUNDS] [--pairs N] A/bench/rec_bench B/bench/rec_bench
+    bench/rec-ab.py [-R ROUNDS] [--pairs N] [--single] A/bench/rec_bench B/bench/rec_bench
 
 Round i runs A then B, round i + 1 B then A (so a drift of the machine
 falls on both alike), each `rec_bench --pairs N` (default 3: the 64-byte
-and the log-mix comparisons, records against slots).  For each comparison
+and the log-mix comparisons, records against slots; with --single in one
+process, CPU time, rather than two busy processes).  For each comparison
 it prints, as each round ends, the record rate of B over A's (medians of
 their pairs) and the round's slot rate (the mean of the two runs'
 medians): the slot path's code is the same in both builds, so its rate
@@ -24,10 +25,10 @@ import sys
 PAIR = re.compile(r"pair\s+\d+: slots\s+([\d.]+)\s+records\s+([\d.]+) (M msgs/s|MB/s)")
 
 
-def run(binary, pairs):
+def run(binary, pairs, single):
     """One rec_bench run: {'64': [(slots, records)...], 'mix': [...]}."""
-    out = subprocess.run([binary, "--pairs", str(pairs)], check=True, capture_output=True,
-                         text=True, timeout=600).stdout
+    argv = [binary, "--pairs", str(pairs)] + (["--single"] if single else [])
+    out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600).stdout
     got = {"64": [], "mix": []}
     for line in out.splitlines():
         m = PAIR.search(line)
@@ -50,6 +51,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-R", type=int, default=8, help="rounds (default 8)")
     ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--single", action="store_true", help="rec_bench --single: one process")
     ap.add_argument("a")
     ap.add_argument("b")
     args = ap.parse_args()
@@ -60,11 +62,11 @@ def main():
     states = {k: [] for k, _ in kinds}
     for i in range(args.R):
         if i % 2 == 0:
-            a = run(args.a, args.pairs)
-            b = run(args.b, args.pairs)
+            a = run(args.a, args.pairs, args.single)
+            b = run(args.b, args.pairs, args.single)
         else:
-            b = run(args.b, args.pairs)
-            a = run(args.a, args.pairs)
+            b = run(args.b, args.pairs, args.single)
+            a = run(args.a, args.pairs, args.single)
         line = []
         for kind, unit in kinds:
             rec_a = statistics.median(r for _, r in a[kind])

@@ -22,12 +22,7 @@
 
 int rec_pair_ok(const struct rq_rec *r, uint64_t ww, uint64_t rw)
 {
-    uint32_t w = (uint32_t)ww, rd = (uint32_t)rw;
-    if (!rec_offset_ok(r, w) || !rec_offset_ok(r, rd))
-        return 0;
-    uint32_t used = rec_used(r, w, rd);
-    uint32_t count = (uint32_t)(ww >> 32) - (uint32_t)(rw >> 32);
-    return used <= r->cap && count <= used / RQ_REC_CELL && (count == 0) == (used == 0);
+    return rec_pair_fits(r, ww, rw);
 }
 
 /* ---- the segment kind ------------------------------------------------ */
@@ -274,12 +269,9 @@ int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int timeout_m
 static int rec_pop_begin(struct rq_rec *r, const unsigned char **msg, uint32_t *len, uint32_t *span)
 {
     if (r->r == r->write_cache) {
-        uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
-        if (!rec_pair_ok(r, ww, rec_word(r->rseq, r->r)))
-            return RQ_ECORRUPT;
-        r->write_cache = (uint32_t)ww;
-        if (r->write_cache == r->r)
-            return RQ_EAGAIN;
+        int rc = rec_reload_write(r);
+        if (rc < 0)
+            return rc;
     }
     rq_record_entry e;
     int rc = rec_at(r, r->r, rec_used(r, r->write_cache, r->r), &e, span);

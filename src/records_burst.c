@@ -145,19 +145,14 @@ static uint32_t rec_reload_avail(struct rq_rec *r, uint32_t total)
     return used - total;
 }
 
-/* A consumer that has taken all it saw of the producer loads the write
- * word once here, so that the oldest record of a burst takes the inline
- * path of rec_pop_wait; only if nothing is there (or the word is
- * impossible) does the slow path load it again, to wait or to report.
- * 1 if it loaded the word (the burst's one view of it), else 0. */
-static inline int rec_refresh_view(struct rq_rec *r)
+/* Whether the claim of a burst's oldest record (rec_pop_wait) is to load
+ * the write word, the burst's one view of it: a consumer that has taken
+ * all it saw of the producer loads it there, in the inline path
+ * (rec_pop_ready); only if nothing is there (or the word is impossible)
+ * does the slow path load it again, to wait or to report. */
+static inline int rec_claim_loads_the_word(const struct rq_rec *r)
 {
-    if (r->r != r->write_cache)
-        return 0;
-    uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
-    if (rec_pair_ok(r, ww, rec_word(r->rseq, r->r)))
-        r->write_cache = (uint32_t)ww;
-    return 1;
+    return r->r == r->write_cache;
 }
 
 /* The bytes ahead of the record being checked at which rec_gather asks
@@ -240,7 +235,7 @@ int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size
         return RQ_ESTATE;
     const unsigned char *msg;
     uint32_t n, span, total;
-    int loaded = rec_refresh_view(r);
+    int loaded = rec_claim_loads_the_word(r);
     int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
     if (rc < 0)
         return rc;
@@ -302,7 +297,7 @@ int rq_rec_peek_burst(struct rq_rec *r, rq_msg_view *msgs, size_t max, int timeo
         return RQ_EINVAL;
     const unsigned char *msg;
     uint32_t n, span, total;
-    int loaded = rec_refresh_view(r);
+    int loaded = rec_claim_loads_the_word(r);
     int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
     if (rc < 0)
         return rc;

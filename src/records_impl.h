@@ -206,6 +206,18 @@ static inline int rec_offset_ok(const struct rq_rec *r, uint32_t x)
  * most C bytes apart, and a record count that those bytes can hold (each
  * record takes RQ_REC_CELL bytes at least, and bytes are used only by
  * records). */
+static inline int rec_pair_fits(const struct rq_rec *r, uint64_t ww, uint64_t rw)
+{
+    uint32_t w = (uint32_t)ww, rd = (uint32_t)rw;
+    if (!rec_offset_ok(r, w) || !rec_offset_ok(r, rd))
+        return 0;
+    uint32_t used = rec_used(r, w, rd);
+    uint32_t count = (uint32_t)(ww >> 32) - (uint32_t)(rw >> 32);
+    return used <= r->cap && count <= used / RQ_REC_CELL && (count == 0) == (used == 0);
+}
+
+/* rec_pair_fits out of line, for the long ways and the bursts, where an
+ * inline copy costs their common paths registers. */
 int rec_pair_ok(const struct rq_rec *r, uint64_t ww, uint64_t rw);
 
 /* A side's word stored (FULL: the handle's full_fences).  The compiler
@@ -312,6 +324,19 @@ static inline int rec_room(struct rq_rec *r, uint32_t need)
     return rec_used(r, r->w, r->read_cache) + need <= r->cap ? RQ_OK : RQ_EAGAIN;
 }
 
+/* The producer's word loaded again into the consumer's cache, checked
+ * against the consumer's own: RQ_OK if it shows a record at the read
+ * offset, RQ_EAGAIN if none, RQ_ECORRUPT (the cache unchanged) for a pair
+ * of words that cannot be true at once. */
+static inline int rec_reload_write(struct rq_rec *r)
+{
+    uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
+    if (!rec_pair_fits(r, ww, rec_word(r->rseq, r->r)))
+        return RQ_ECORRUPT;
+    r->write_cache = (uint32_t)ww;
+    return r->write_cache == r->r ? RQ_EAGAIN : RQ_OK;
+}
+
 static inline int rec_reservation_is_ours(const struct rq_rec *r)
 {
     return !r->lock || r->reserver == rq_plat_thread_id();
@@ -390,14 +415,15 @@ static inline void rec_count_bytes(struct rq_rec_shm *shm, uint64_t len, uint32_
         rq_store_relaxed_u64(&shm->bytes.largest, longest);
 }
 
-/* The common case without a call: a plain record at the read offset,
- * within what the cached write word published.  1 with *MSG, *LEN and
- * *SPAN; else 0 (nothing cached, padding, or a header to check the long
- * way: rec_pop_slow). */
-static inline int rec_pop_ready(const struct rq_rec *r, const unsigned char **msg, uint32_t *len,
+/* The common case without a wait: a plain record at the read offset,
+ * within what the write word published (reloaded here once the cached
+ * one has nothing more, as the slot ring's pop does).  1 with *MSG, *LEN
+ * and *SPAN; else 0 (nothing published, padding, or a word or header to
+ * check the long way: rec_pop_slow). */
+static inline int rec_pop_ready(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
                                 uint32_t *span)
 {
-    if (r->r == r->write_cache)
+    if (r->r == r->write_cache && rec_reload_write(r) != RQ_OK)
         return 0;
     uint32_t avail = rec_used(r, r->write_cache, r->r), at = rec_index(r, r->r);
     const unsigned char *p = r->data + at;
