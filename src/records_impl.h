@@ -216,8 +216,9 @@ static inline int rec_pair_fits(const struct rq_rec *r, uint64_t ww, uint64_t rw
     return used <= r->cap && count <= used / RQ_REC_CELL && (count == 0) == (used == 0);
 }
 
-/* rec_pair_fits out of line, for the long ways and the bursts, where an
- * inline copy costs their common paths registers. */
+/* rec_pair_fits out of line, for the other loads of a peer's word (the
+ * open, a producer's reload, a burst's further loads), where an inline
+ * copy cost the bursts' common paths registers. */
 int rec_pair_ok(const struct rq_rec *r, uint64_t ww, uint64_t rw);
 
 /* A side's word stored (FULL: the handle's full_fences).  The compiler
@@ -505,8 +506,9 @@ static inline void rec_publish_records(struct rq_rec *r, uint32_t end, uint32_t 
  * and rq_peek's common cases (rec_push_fits and rec_push_at,
  * rec_pop_ready and rec_pop_take, rec_peek_fast) there, their long ways
  * (rec_push_one, rec_pop_one, rec_peek_one) in the record_*_wait
- * functions they tail-call.  What waits, wraps or reloads a peer's word
- * stays out of line (rec_claim_wait, rec_pop_slow), and so do the wake
+ * functions they tail-call.  What waits, wraps or reloads the consumer's
+ * word stays out of line (rec_claim_wait, rec_pop_slow; a consumer
+ * reloads the write word inline, rec_reload_write), and so do the wake
  * after a release (rec_wake_waiting_producers) and the release of a
  * burst's record that rq_peek has not looked at again
  * (rec_release_unlooked). */
@@ -665,9 +667,10 @@ static inline void rec_peek_give(const struct rq_rec *r, const void **msg, size_
 
 /* rq_peek's common case, without a call (MSG and LEN checked by the
  * caller): the record already held, or a plain record ready at the read
- * offset (rec_pop_ready).  1 if it was handed out; 0 leaves everything as
- * it was, for rec_peek_one, which waits.  Its caller then tail-calls the
- * long way, so that this path saves no registers for a call. */
+ * offset (rec_pop_ready).  1 if it was handed out; 0 holds nothing (the
+ * copy of the write word may be fresher), for rec_peek_one, which waits.
+ * Its caller then tail-calls the long way, so that this path saves no
+ * registers for a call. */
 static inline int rec_peek_fast(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info)
 {
     if (!r->peek_valid) { /* none peeked, or the rest of a burst */
