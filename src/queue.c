@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copy.h"
 #include "crashpoint.h"
 #include "deadline.h"
 #include "queue_impl.h"
@@ -225,11 +226,9 @@ static void signal_peer(rq *q, struct rq_shm_event *ev, int all)
  * killed between its claim and its signal leaves the consumer to the next
  * producer's open or its own re-check, as an SPSC producer killed between
  * publishing and signalling does. */
-static inline void wake_consumer(rq *q)
+/* wake_consumer once the consumer is registered. */
+static inline void wake_registered_consumer(rq *q, struct rq_shm_event *ev)
 {
-    struct rq_shm_event *ev = &q->shm->data_event;
-    if (!rq_ring_peer_waits(&q->ring, &ev->waiters))
-        return;
     if (!q->mpsc) {
         signal_peer(q, ev, 0);
         return;
@@ -240,6 +239,21 @@ static inline void wake_consumer(rq *q)
     if ((seen & RQ_WAITERS_COUNT) &&
         (rq_fetch_and_u32(&ev->waiters, ~RQ_WAITERS_COUNT) & RQ_WAITERS_COUNT))
         wake_sleepers(q, ev, 0);
+}
+
+static inline void wake_consumer(rq *q)
+{
+    struct rq_shm_event *ev = &q->shm->data_event;
+    if (rq_ring_peer_waits(&q->ring, &ev->waiters))
+        wake_registered_consumer(q, ev);
+}
+
+/* The same out of line, and RQ_OK, so that an SPSC push reaches it by a
+ * tail call and saves no registers for it. */
+static CLAIM_SLOW int wake_waiting_consumer(rq *q)
+{
+    wake_registered_consumer(q, &q->shm->data_event);
+    return RQ_OK;
 }
 
 /* wake_producers once a producer waits: out of line, and RQ_OK, so that a
@@ -696,6 +710,15 @@ static CLAIM_SLOW int record_push_wait(struct rq_rec *r, const void *msg, size_t
     return wait_result(r->q, rec_push_one(r, msg, len, timeout_ms));
 }
 
+/* A record longer than RQ_COPY_SHORT, claimed at index AT: its copy
+ * (memcpy) and publish, out of line so that the short ones save no
+ * registers for the call. */
+static CLAIM_SLOW int record_push_copy(struct rq_rec *r, uint32_t at, const void *msg, uint32_t len)
+{
+    rec_push_at(r, at, 0, msg, len);
+    return RQ_OK;
+}
+
 /* The long way is a tail call with the arguments as they came, so that
  * the common case keeps only what it needs after its copy. */
 static RECORD_CALL int record_push(struct rq_rec *r, const void *msg, size_t len, int timeout_ms)
@@ -704,16 +727,16 @@ static RECORD_CALL int record_push(struct rq_rec *r, const void *msg, size_t len
     if (!rec_push_fits(r, len, &at))
         return record_push_wait(r, msg, len, timeout_ms);
     RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
-    rec_push_at(r, at, 0, msg, (uint32_t)len);
-    return RQ_OK;
+    if (len > RQ_COPY_SHORT)
+        return record_push_copy(r, at, msg, (uint32_t)len);
+    return rec_push_short(r, at, msg, (uint32_t)len);
 }
 
 /* A slot push's copy into the slot claimed at PAYLOAD, and its publish.
  * RQ_OK. */
 static inline int slot_push_at(rq *q, void *payload, const void *msg, size_t len)
 {
-    if (len > 0)
-        memcpy(payload, msg, len);
+    rq_copy(payload, msg, len);
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
     producer_publish(q, payload, (uint32_t)len);
     return RQ_OK;
@@ -760,7 +783,15 @@ static SLOT_PATH int slot_push(rq *q, const void *msg, size_t len, int timeout_m
     if (rq_ring_push_begin(&q->ring, &payload, 0) != RQ_OK)
         return slot_push_wait(q, msg, len, timeout_ms);
     RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
-    return slot_push_copy(q, msg, len, payload);
+    if (len > RQ_COPY_SHORT)
+        return slot_push_copy(q, msg, len, payload);
+    rq_copy_short(payload, msg, len);
+    RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
+    rq_ring_push_publish(&q->ring, payload, (uint32_t)len);
+    RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
+    if (rq_ring_peer_waits(&q->ring, &q->shm->data_event.waiters))
+        return wake_waiting_consumer(q);
+    return RQ_OK;
 }
 
 int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
@@ -910,8 +941,7 @@ int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t cou
         return rc;
     k = k < want ? k : want;
     for (uint32_t i = 0; i < k; i++) {
-        if (lens[i] > 0)
-            memcpy(rq_ring_claimed(&q->ring, i), msgs[i], lens[i]);
+        rq_copy(rq_ring_claimed(&q->ring, i), msgs[i], lens[i]);
         rq_ring_set_len(&q->ring, i, (uint32_t)lens[i]);
         if (i + 1 < k)
             RQ_CRASH_POINT(PUSH_BURST_MID_FILL); /* half a batch written */
@@ -1010,6 +1040,15 @@ static RECORD_CALL int record_pop_info(struct rq_rec *r, void *buf, size_t cap, 
     return rec_pop_take(r, buf, cap, len, info, msg, n, span);
 }
 
+/* A record longer than RQ_COPY_SHORT, found at the read offset: its copy
+ * (memcpy) and release, out of line so that the short ones save no
+ * registers for the call. */
+static CLAIM_SLOW int record_pop_copy(struct rq_rec *r, void *buf, const unsigned char *msg,
+                                      uint32_t n, uint32_t span)
+{
+    return rec_pop_copy(r, buf, NULL, msg, n, span);
+}
+
 /* rq_pop's: the same without the info. */
 static RECORD_CALL int record_pop(struct rq_rec *r, void *buf, size_t cap, size_t *len,
                                   int timeout_ms)
@@ -1018,7 +1057,12 @@ static RECORD_CALL int record_pop(struct rq_rec *r, void *buf, size_t cap, size_
     uint32_t n, span;
     if (r->peeked || !rec_pop_ready(r, &msg, &n, &span))
         return record_pop_wait(r, buf, cap, len, NULL, timeout_ms);
-    return rec_pop_take(r, buf, cap, len, NULL, msg, n, span);
+    *len = n;
+    if (n > cap)
+        return RQ_EMSGSIZE; /* left in place */
+    if (n > RQ_COPY_SHORT)
+        return record_pop_copy(r, buf, msg, n, span);
+    return rec_pop_copy(r, buf, NULL, msg, n, span);
 }
 
 /* A slot pop's copy of the N bytes at PAYLOAD, the oldest message, and
@@ -1027,8 +1071,7 @@ static RECORD_CALL int record_pop(struct rq_rec *r, void *buf, size_t cap, size_
  * RQ_OK. */
 static CLAIM_SLOW int slot_pop_copy(rq *q, void *buf, const void *payload, uint32_t n)
 {
-    if (n > 0)
-        memcpy(buf, payload, n);
+    rq_copy(buf, payload, n);
     RQ_CRASH_POINT(POP_AFTER_COPY);
     return consumer_release(q);
 }
@@ -1047,7 +1090,11 @@ static inline int slot_pop_claimed(rq *q, void *buf, size_t cap, size_t *len, rq
         uint64_t seq = rq_ring_oldest_info(&q->ring, &redelivered);
         rq_msg_info_fill(info, seq, redelivered);
     }
-    return slot_pop_copy(q, buf, payload, n);
+    if (n > RQ_COPY_SHORT)
+        return slot_pop_copy(q, buf, payload, n);
+    rq_copy_short(buf, payload, n);
+    RQ_CRASH_POINT(POP_AFTER_COPY);
+    return consumer_release(q);
 }
 
 /* A slot pop the long way: no message found at once; the claim waited
@@ -1132,8 +1179,7 @@ int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t max, int tim
             return rc < 0 ? rc : RQ_EMSGSIZE;
         }
         lens[done] = n;
-        if (n > 0)
-            memcpy((unsigned char *)buf + (size_t)done * cap, payload, n);
+        rq_copy((unsigned char *)buf + (size_t)done * cap, payload, n);
     }
     RQ_CRASH_POINT(POP_BURST_AFTER_COPY);
     consumer_release_burst(q, done);

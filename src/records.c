@@ -327,6 +327,12 @@ int rec_wake_waiting_producers(struct rq_rec *r, uint32_t old_read)
     return RQ_OK;
 }
 
+int rec_wake_waiting_consumer(struct rq_rec *r)
+{
+    rq_queue_wake_consumer(r->q);
+    return RQ_OK;
+}
+
 /* Marks the records below SEQ handed out, before the hand-over: a
  * consumer killed after it leaves the flag for its successor. */
 void rec_mark_delivered(struct rq_rec *r, uint64_t seq)

@@ -39,8 +39,7 @@ static uint32_t rec_write_at(struct rq_rec *r, uint32_t w, uint32_t pad, const v
         at = 0;
     }
     rq_rec_put_header(r->data + at, RQ_REC_DATA, len);
-    if (len > 0)
-        memcpy(r->data + at + RQ_RECORD_HEADER, msg, len);
+    rq_copy(r->data + at + RQ_RECORD_HEADER, msg, len);
     return rec_advance(r, w, pad + rec_span(len));
 }
 
@@ -86,8 +85,7 @@ int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *l
     /* The first record's padding, if any, is written by the claim. */
     uint32_t pad = r->res_pad, longest = (uint32_t)lens[0];
     rq_rec_put_header(r->data + r->res_data, RQ_REC_DATA, longest);
-    if (longest > 0)
-        memcpy(first, msgs[0], longest);
+    rq_copy(first, msgs[0], longest);
     uint32_t w = rec_advance(r, r->w, pad + rec_span(longest));
     uint64_t bytes = longest;
     uint32_t k = 1;
@@ -219,8 +217,7 @@ static int rec_copy_one(void *ctx, uint32_t i, const unsigned char *data, uint32
     if (len > c->cap)
         return 0; /* the next call reports it */
     c->lens[i] = len;
-    if (len > 0)
-        memcpy(c->buf + (size_t)i * c->cap, data, len);
+    rq_copy(c->buf + (size_t)i * c->cap, data, len);
     return 1;
 }
 
@@ -242,8 +239,7 @@ int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size
     lens[0] = n;
     if (n > cap)
         return RQ_EMSGSIZE; /* nothing consumed */
-    if (n > 0)
-        memcpy(buf, msg, n);
+    rq_copy(buf, msg, n);
     struct rec_copy_ctx c = {buf, cap, lens};
     uint32_t k = rec_gather(r, span, max, loaded, NULL, &total, rec_copy_one, &c);
     RQ_CRASH_POINT(POP_BURST_AFTER_COPY);

@@ -12,6 +12,7 @@
 
 #include <string.h>
 
+#include "copy.h"
 #include "crashpoint.h"
 #include "records.h"
 
@@ -472,28 +473,38 @@ static inline int rec_release(struct rq_rec *r, uint32_t span, uint32_t k)
 }
 
 /* Publishes K records (K >= 1) written beyond the word, up to offset END,
- * with one store of the word; then the position, the statistics (BYTES
- * of payload in records of at most LONGEST, PAD of padding), the MPSC
- * unlock and one wake check. */
-static inline void rec_publish_records(struct rq_rec *r, uint32_t end, uint32_t k, uint64_t bytes,
-                                       uint32_t pad, uint32_t longest)
+ * with one store of the word; then the position and the statistics (BYTES
+ * of payload in records of at most LONGEST, PAD of padding).  The caller
+ * unlocks (MPSC) and checks for a waiting consumer. */
+static inline void rec_publish_word(struct rq_rec *r, uint32_t end, uint32_t k, uint64_t bytes,
+                                    uint32_t pad, uint32_t longest)
 {
     struct rq_rec_shm *shm = r->shm;
-    struct rq_mpsc *lock = r->lock;
-    int full = r->full_fences;
     uint64_t seq = r->wseq + k;
     r->w = end;
     r->wseq = seq;
-    rec_publish(full, &shm->write_word, rec_word(seq, end));
+    rec_publish(r->full_fences, &shm->write_word, rec_word(seq, end));
     RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
     rec_store_position(&shm->write_position, &r->wdue, seq);
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
     rec_count_bytes(shm, bytes, pad, longest);
+}
+
+/* rec_publish_records' wake check once the consumer waits: out of line,
+ * and RQ_OK, so that an SPSC push reaches it by a tail call. */
+REC_COLD int rec_wake_waiting_consumer(struct rq_rec *r);
+
+/* rec_publish_word, then the MPSC unlock and one wake check. */
+static inline void rec_publish_records(struct rq_rec *r, uint32_t end, uint32_t k, uint64_t bytes,
+                                       uint32_t pad, uint32_t longest)
+{
+    struct rq_mpsc *lock = r->lock;
+    rec_publish_word(r, end, k, bytes, pad, longest);
     if (lock) {
         r->pushed = 1;
         rq_mpsc_unlock(lock);
     }
-    if (rec_peer_waits(full, &shm->data_event.waiters))
+    if (rec_peer_waits(r->full_fences, &r->shm->data_event.waiters))
         rq_queue_wake_consumer(r->q);
 }
 
@@ -539,13 +550,26 @@ static inline int rec_push_fits(const struct rq_rec *r, size_t len, uint32_t *at
     return rec_fits_at(r, *at, rec_span((uint32_t)len));
 }
 
+/* rq_push's common case once rec_push_fits claimed index AT (no padding,
+ * SPSC): a short record's copy without a call, its publish, and the wake
+ * check by a tail call, so that the path saves no registers.  RQ_OK. */
+static inline int rec_push_short(struct rq_rec *r, uint32_t at, const void *msg, uint32_t len)
+{
+    rq_copy_short(r->data + at + RQ_RECORD_HEADER, msg, len);
+    RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
+    rq_rec_put_header(r->data + at, RQ_REC_DATA, len);
+    rec_publish_word(r, rec_advance(r, r->w, rec_span(len)), 1, len, 0, len);
+    if (rec_peer_waits(r->full_fences, &r->shm->data_event.waiters))
+        return rec_wake_waiting_consumer(r);
+    return RQ_OK;
+}
+
 /* Copies the record of LEN claimed at index AT, PAD bytes of padding
  * before it, and publishes it. */
 static inline void rec_push_at(struct rq_rec *r, uint32_t at, uint32_t pad, const void *msg,
                                uint32_t len)
 {
-    if (len > 0)
-        memcpy(r->data + at + RQ_RECORD_HEADER, msg, len);
+    rq_copy(r->data + at + RQ_RECORD_HEADER, msg, len);
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
     rec_publish_at(r, at, pad, len);
 }
@@ -602,10 +626,22 @@ static inline int rec_commit_one(struct rq_rec *r, size_t len)
     return RQ_OK;
 }
 
+/* The copy of the oldest record, MSG/N (SPAN bytes with its header),
+ * into BUF, which holds it; its number into INFO (if not NULL), its
+ * release.  RQ_OK. */
+static inline int rec_pop_copy(struct rq_rec *r, void *buf, rq_msg_info *info,
+                               const unsigned char *msg, uint32_t n, uint32_t span)
+{
+    rq_copy(buf, msg, n); /* short: no call, and the path saves no registers */
+    rq_msg_info_fill(info, r->rseq, r->rseq < r->redeliver_below);
+    RQ_CRASH_POINT(POP_AFTER_COPY);
+    return rec_release(r, span, 1);
+}
+
 /* A pop of the oldest record, MSG/N (SPAN bytes with its header), found
- * at the read offset: its copy into BUF (CAP bytes), its number into INFO
- * (if not NULL), its release.  A record longer than CAP is left in place
- * (RQ_EMSGSIZE, *LEN its length). */
+ * at the read offset: rec_pop_copy into BUF (CAP bytes) if it fits; a
+ * record longer than CAP is left in place (RQ_EMSGSIZE, *LEN its
+ * length). */
 static inline int rec_pop_take(struct rq_rec *r, void *buf, size_t cap, size_t *len,
                                rq_msg_info *info, const unsigned char *msg, uint32_t n,
                                uint32_t span)
@@ -613,11 +649,7 @@ static inline int rec_pop_take(struct rq_rec *r, void *buf, size_t cap, size_t *
     *len = n;
     if (n > cap)
         return RQ_EMSGSIZE; /* left in place */
-    if (n > 0)
-        memcpy(buf, msg, n);
-    rq_msg_info_fill(info, r->rseq, r->rseq < r->redeliver_below);
-    RQ_CRASH_POINT(POP_AFTER_COPY);
-    return rec_release(r, span, 1);
+    return rec_pop_copy(r, buf, info, msg, n, span);
 }
 
 /* rq_pop and rq_pop_info on a record queue the long way (BUF, CAP and

@@ -31,6 +31,8 @@
 #define REQUESTS_PER_THREAD 20000u
 #endif
 #define SLOT_SIZE 64u
+/* Lengths on both sides of the inline copy's limit (src/copy.h). */
+#define LONG_SLOT_SIZE 200u
 #define MAX_PRODUCERS 3
 
 struct stream_test {
@@ -39,35 +41,41 @@ struct stream_test {
     unsigned producers;
     int zero_copy; /* reserve/commit + peek/release instead of push/pop */
     int rc[MAX_PRODUCERS];
+    uint32_t slot_size; /* 0: SLOT_SIZE */
 };
+
+static uint32_t slot_size_of(const struct stream_test *t)
+{
+    return t->slot_size ? t->slot_size : SLOT_SIZE;
+}
 
 struct producer_arg {
     struct stream_test *t;
     unsigned stream;
 };
 
-static int produce_one(rq *q, int zero_copy, uint64_t seq, unsigned stream)
+static int produce_one(rq *q, int zero_copy, uint32_t size, uint64_t seq, unsigned stream)
 {
     if (!zero_copy) {
-        unsigned char msg[SLOT_SIZE];
-        size_t len = th_msg_make(msg, sizeof msg, seq, stream);
+        unsigned char msg[LONG_SLOT_SIZE];
+        size_t len = th_msg_make(msg, size, seq, stream);
         return th_push_live(q, msg, len);
     }
     void *slot;
     int rc = th_reserve_live(q, &slot);
     if (rc != RQ_OK)
         return rc;
-    return rq_commit(q, th_msg_make(slot, SLOT_SIZE, seq, stream));
+    return rq_commit(q, th_msg_make(slot, size, seq, stream));
 }
 
 static void *producer_thread(void *arg)
 {
     struct producer_arg *a = arg;
     struct stream_test *t = a->t;
-    rq *q = th_open(t->name, RQ_PRODUCER, t->slots, SLOT_SIZE, t->flags);
+    rq *q = th_open(t->name, RQ_PRODUCER, t->slots, slot_size_of(t), t->flags);
     int rc = RQ_OK;
     for (uint64_t seq = 0; seq < MESSAGES_PER_PRODUCER && rc == RQ_OK; seq++)
-        rc = produce_one(q, t->zero_copy, seq, a->stream);
+        rc = produce_one(q, t->zero_copy, slot_size_of(t), seq, a->stream);
     t->rc[a->stream] = rc;
     rq_close(q);
     return NULL;
@@ -77,7 +85,7 @@ static void *producer_thread(void *arg)
  * stream; fails the test on a torn, reordered or missing message. */
 static void consume_one(rq *q, int zero_copy, uint64_t *next, unsigned producers)
 {
-    unsigned char copy[SLOT_SIZE];
+    unsigned char copy[LONG_SLOT_SIZE];
     const void *msg = copy;
     size_t len;
     if (zero_copy)
@@ -99,7 +107,7 @@ static void consume_one(rq *q, int zero_copy, uint64_t *next, unsigned producers
 
 static void run_streams(struct stream_test *t)
 {
-    rq *c = th_open(t->name, RQ_CONSUMER, t->slots, SLOT_SIZE, t->flags);
+    rq *c = th_open(t->name, RQ_CONSUMER, t->slots, slot_size_of(t), t->flags);
     pthread_t th[MAX_PRODUCERS];
     struct producer_arg args[MAX_PRODUCERS];
     for (unsigned i = 0; i < t->producers; i++) {
@@ -135,35 +143,43 @@ static void run_streams(struct stream_test *t)
 static void test_spsc_copy_threads(void **state)
 {
     (void)state;
-    struct stream_test t = {th_name("thr-spsc"), 3, 0, 1, 0, {0}};
+    struct stream_test t = {th_name("thr-spsc"), 3, 0, 1, 0, {0}, 0};
+    run_streams(&t);
+}
+
+/* Lengths from 16 to 200 bytes: copies with and without a call. */
+static void test_spsc_long_copy_threads(void **state)
+{
+    (void)state;
+    struct stream_test t = {th_name("thr-long"), 3, 0, 1, 0, {0}, LONG_SLOT_SIZE};
     run_streams(&t);
 }
 
 static void test_spsc_zero_copy_threads(void **state)
 {
     (void)state;
-    struct stream_test t = {th_name("thr-zc"), 3, 0, 1, 1, {0}};
+    struct stream_test t = {th_name("thr-zc"), 3, 0, 1, 1, {0}, 0};
     run_streams(&t);
 }
 
 static void test_spsc_full_fences_threads(void **state)
 {
     (void)state;
-    struct stream_test t = {th_name("thr-ff"), 2, RQ_FULL_FENCES, 1, 0, {0}};
+    struct stream_test t = {th_name("thr-ff"), 2, RQ_FULL_FENCES, 1, 0, {0}, 0};
     run_streams(&t);
 }
 
 static void test_mpsc_threads(void **state)
 {
     (void)state;
-    struct stream_test t = {th_name("thr-mpsc"), 4, RQ_MPSC, MAX_PRODUCERS, 0, {0}};
+    struct stream_test t = {th_name("thr-mpsc"), 4, RQ_MPSC, MAX_PRODUCERS, 0, {0}, 0};
     run_streams(&t);
 }
 
 static void test_mpsc_zero_copy_threads(void **state)
 {
     (void)state;
-    struct stream_test t = {th_name("thr-mpsczc"), 4, RQ_MPSC, MAX_PRODUCERS, 1, {0}};
+    struct stream_test t = {th_name("thr-mpsczc"), 4, RQ_MPSC, MAX_PRODUCERS, 1, {0}, 0};
     run_streams(&t);
 }
 
@@ -279,7 +295,7 @@ static void *observer_thread(void *arg)
 static void test_stat_from_a_third_thread(void **state)
 {
     (void)state;
-    struct stream_test t = {th_name("thr-stat"), 3, 0, 1, 0, {0}};
+    struct stream_test t = {th_name("thr-stat"), 3, 0, 1, 0, {0}, 0};
     struct observer_arg o = {.name = t.name};
     rq *keep = th_create(t.name, 3, SLOT_SIZE, 0); /* NULL on Linux */
     pthread_t th;
@@ -299,6 +315,7 @@ int main(int argc, char **argv)
     TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spsc_copy_threads),
+        cmocka_unit_test(test_spsc_long_copy_threads),
         cmocka_unit_test(test_spsc_zero_copy_threads),
         cmocka_unit_test(test_spsc_full_fences_threads),
         cmocka_unit_test(test_mpsc_threads),
