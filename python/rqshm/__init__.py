@@ -20,6 +20,8 @@ import dataclasses
 import typing
 import math
 import os
+import sys
+import time
 
 import cffi
 
@@ -214,6 +216,11 @@ class Error(Exception):
             text += " (%s)" % os.strerror(errno)
         super().__init__("%s: %s" % (self.name, text))
 
+    def __reduce__(self):
+        # Made again from the code (pickle, copy, multiprocessing), not
+        # from the message that args holds.
+        return (type(self), (self.code, self.errno))
+
 
 # Python's own exception that an rq code also is, so that generic handlers
 # catch it (a timeout is a TimeoutError); codes not listed get Error alone.
@@ -262,7 +269,15 @@ def _ms(timeout):
 
 
 def _name(name):
-    return name.encode() if isinstance(name, str) else bytes(name)
+    if isinstance(name, str):
+        name = name.encode()
+    elif isinstance(name, (bytes, bytearray, memoryview)):
+        name = bytes(name)
+    else:
+        raise TypeError("a queue name is str or bytes, not %s" % type(name).__name__)
+    if b"\0" in name:
+        raise ValueError("a queue name has no NUL character")
+    return name
 
 
 def name_valid(name):
@@ -279,8 +294,62 @@ def unlink(name):
 
 # ---- zero-copy guards -------------------------------------------------------
 
+# A zero-copy guard hands out memoryviews of bytes in the shared segment.
+# A view or a slice of one kept past the guard's block would read or write
+# a slot the ring has given back (and, after close(), unmapped memory).
+# Every view of one ffi buffer shares one managed buffer, which holds a
+# reference to it; so once the guard has released its own views, a
+# reference beyond the caller's says that a view of the bytes escaped.
 
-class Reservation:
+
+def _view(addr, size, readonly=False):
+    """A memoryview of SIZE bytes at ADDR and the buffer behind it (None
+    for an empty one, which points at nothing)."""
+    if not size:
+        return memoryview(b""), None
+    raw = ffi.buffer(addr, size)
+    v = memoryview(raw).cast("B")
+    return (v.toreadonly() if readonly else v), raw
+
+
+def _still_viewed(raws, owners):
+    """True if a view of one of RAWS (ffi buffers, or None) is still alive:
+    each has only OWNERS references (the lists holding it) and the call's,
+    else."""
+    return any(raws[i] is not None and sys.getrefcount(raws[i]) > owners + 1
+               for i in range(len(raws)))
+
+
+def _escaped_error(what):
+    return BufferError("a view of the %s (or a slice of one) is still in use after its block: "
+                       "copy what you keep (bytes(view[a:b])) and let the view go" % what)
+
+
+class _Guard:
+    """What the zero-copy guards share: their views, checked at the end
+    (BufferError while one outlives the block), and the queue's list of
+    buffers handed out, which close() checks."""
+
+    def _hand_out(self, addr, size, readonly):
+        v, raw = _view(addr, size, readonly)
+        self._raws.append(raw)
+        if raw is not None:
+            self._queue._handed_out.append(raw)
+        return v
+
+    def _let_go(self, views):
+        """Releases VIEWS; True if a view of their bytes is still alive
+        (its buffers then stay on the queue's list, which close() checks)."""
+        for v in views:
+            v.release()
+        escaped = _still_viewed(self._raws, 2)  # this list and the queue's
+        if not escaped:
+            self._queue._forget(self._raws)
+        self._raws = []
+        return escaped
+
+
+class Reservation(_Guard):
     """A reserved slot or record: .buf is a writable memoryview of the
     bytes reserved (slot_size, or the length asked for).  Publish with
     commit(length), at most that many; leaving the `with` block without it
@@ -288,26 +357,36 @@ class Reservation:
 
     def __init__(self, queue, addr, size):
         self._queue = queue
-        self.buf = memoryview(ffi.buffer(addr, size)).cast("B")
+        self._raws = []
+        self.buf = self._hand_out(addr, size, False)
         self.committed = False
 
     def commit(self, length):
+        """Publishes the first LENGTH bytes of .buf; .buf is released.
+        BufferError (nothing published, the slot still reserved) while a
+        view of .buf, or a slice of one, is still in use."""
         if self.committed:
             _raise(ESTATE.code)  # noqa: F821 (made at import)
-        rc = _rq_commit(self._queue._h, length)
-        if rc:
-            _raise(rc)
+        if self._let_go([self.buf]):
+            raise _escaped_error("reserved bytes")
+        self._queue._call(_rq_commit, length)
         self.committed = True
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.buf.release()
+    def __exit__(self, exc_type, *exc):
+        if self.committed:
+            return False
+        escaped = self._let_go([self.buf])
+        self.committed = True  # dropped: nothing published
+        self._queue._drop_reservation(exc_type is None)
+        if escaped and exc_type is None:
+            raise _escaped_error("reserved bytes")
         return False
 
 
-class _Peek:
+class _Peek(_Guard):
     """`with q.peek() as msg:` msg is a read-only memoryview of the oldest
     message; its number and redelivery flag (rq_peek_info) are in .seq and
     .redelivered once the block is entered.  Leaving the block normally
@@ -318,32 +397,30 @@ class _Peek:
         self._queue = queue
         self._timeout = timeout
         self._view = None
+        self._raws = []
         self.seq = None
         self.redelivered = None
 
     def __enter__(self):
         q = self._queue
         info = q._info
-        rc = _rq_peek_info(q._h, q._addr, q._len, info, _ms(self._timeout))
-        if rc:
-            _raise(rc)
+        q._call(_rq_peek_info, q._addr, q._len, info, _ms(self._timeout))
         self.seq = info.seq
         self.redelivered = bool(info.flags & MSG_REDELIVERED)
-        n = q._len[0]
-        raw = ffi.buffer(q._addr[0], n) if n else b""
-        self._view = memoryview(raw).cast("B").toreadonly()
+        self._raws = []
+        self._view = self._hand_out(q._addr[0], q._len[0], True)
         return self._view
 
     def __exit__(self, exc_type, exc, tb):
-        self._view.release()
+        escaped = self._let_go([self._view])
         if exc_type is None:
-            rc = _rq_release(self._queue._h)
-            if rc:
-                _raise(rc)
+            if escaped:  # the message stays, for the next peek
+                raise _escaped_error("message")
+            self._queue._call(_rq_release)
         return False
 
 
-class ReservedBurst:
+class ReservedBurst(_Guard):
     """Reserved slots or records (Queue.reserve_burst): .bufs is a list of
     writable memoryviews, one per message reserved (slot_size bytes each,
     or the lengths asked for).  commit(lengths) publishes the first
@@ -354,16 +431,20 @@ class ReservedBurst:
 
     def __init__(self, queue, ptrs, sizes):
         self._queue = queue
-        self.bufs = [memoryview(ffi.buffer(p, n)).cast("B") for p, n in zip(ptrs, sizes)]
+        self._raws = []
+        self.bufs = [self._hand_out(p, n, False) for p, n in zip(ptrs, sizes)]
         self.committed = False
 
     def commit(self, lengths):
+        """Publishes the first len(LENGTHS) buffers; .bufs are released.
+        BufferError (nothing published, all still reserved) while a view of
+        one of them, or a slice of one, is still in use."""
         if self.committed:
             _raise(ESTATE.code)  # noqa: F821 (made at import)
         lens = list(lengths)
-        rc = _lib.rq_commit_burst(self._queue._h, ffi.new("size_t[]", lens or [0]), len(lens))
-        if rc:
-            _raise(rc)
+        if self._let_go(self.bufs):
+            raise _escaped_error("reserved bytes")
+        self._queue._call(_lib.rq_commit_burst, ffi.new("size_t[]", lens or [0]), len(lens))
         self.committed = True
 
     def __len__(self):
@@ -372,18 +453,18 @@ class ReservedBurst:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        for b in self.bufs:
-            b.release()
-        if not self.committed:
-            self.committed = True
-            rc = _lib.rq_commit_burst(self._queue._h, ffi.new("size_t[]", [0]), 0)
-            if rc and exc[0] is None:
-                _raise(rc)
+    def __exit__(self, exc_type, *exc):
+        if self.committed:
+            return False
+        escaped = self._let_go(self.bufs)
+        self.committed = True
+        self._queue._drop_reservation(exc_type is None)
+        if escaped and exc_type is None:
+            raise _escaped_error("reserved bytes")
         return False
 
 
-class _PeekBurst:
+class _PeekBurst(_Guard):
     """`with q.peek_burst(32) as msgs:` msgs is a list of read-only
     memoryviews of the oldest messages (up to the count asked for, at
     least one), their sequence numbers in .seqs and redelivery flags in
@@ -396,6 +477,7 @@ class _PeekBurst:
         self._max = max_count
         self._timeout = timeout
         self._views = []
+        self._raws = []
         self.seqs = []
         self.redelivered = []
 
@@ -405,25 +487,23 @@ class _PeekBurst:
         if n < 1:
             _raise(EINVAL.code)  # noqa: F821 (made at import)
         msgs = ffi.new("rq_msg_view[]", n)
-        rc = _rq_peek_burst(q._h, msgs, n, _INFINITE if self._timeout is None
-                            else _ms(self._timeout))
-        if rc < 0:
-            _raise(rc)
+        rc = q._call(_rq_peek_burst, msgs, n, _INFINITE if self._timeout is None
+                     else _ms(self._timeout))
+        # A guard entered again starts afresh (the last batch was released).
+        self._views, self._raws, self.seqs, self.redelivered = [], [], [], []
         for i in range(rc):
             m = msgs[i]
-            raw = ffi.buffer(m.data, m.len) if m.len else b""
-            self._views.append(memoryview(raw).cast("B").toreadonly())
+            self._views.append(self._hand_out(m.data, m.len, True))
             self.seqs.append(m.seq)
             self.redelivered.append(bool(m.flags & MSG_REDELIVERED))
         return self._views
 
     def __exit__(self, exc_type, exc, tb):
-        for v in self._views:
-            v.release()
+        escaped = self._let_go(self._views)
         if exc_type is None and self._views:
-            rc = _rq_release_burst(self._queue._h, len(self._views))
-            if rc:
-                _raise(rc)
+            if escaped:  # the messages stay, for the next peek
+                raise _escaped_error("message")
+            self._queue._call(_rq_release_burst, len(self._views))
         return False
 
 
@@ -437,6 +517,10 @@ class Queue:
 
     def __init__(self, handle, name, role):
         self._h = handle
+        # One entry per call in progress on the handle, which close() waits
+        # out (list.append and list.pop are atomic under the GIL).
+        self._inflight = []
+        self._handed_out = []  # ffi buffers behind the zero-copy views
         self.name = name
         self.role = role
         self._len = ffi.new("size_t *")
@@ -496,10 +580,66 @@ class Queue:
             _raise(rc)
         return cls(out[0], name, role)
 
+    def _call(self, fn, *args):
+        """FN(handle, *ARGS), marked in progress so that close() waits for
+        it; the result, or the error raised."""
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            rc = fn(self._h, *args)  # the handle read once marked
+        finally:
+            inflight.pop()
+        if rc < 0:
+            self._fail(rc)
+        return rc
+
+    def _fail(self, rc):
+        if not self._h:  # closed, maybe while the call waited: EINVAL, saying so
+            e = EINVAL(EINVAL.code)  # noqa: F821 (made at import)
+            e.args = ("RQ_EINVAL: the queue is closed",)
+            raise e
+        _raise(rc)
+
+    def _forget(self, raws):
+        """Drops RAWS from the list of buffers handed out (by identity:
+        buffers compare by contents), and any other whose views are gone."""
+        gone = set(id(raw) for raw in raws)
+        kept = self._handed_out
+        self._handed_out = [kept[i] for i in range(len(kept))
+                            if id(kept[i]) not in gone and sys.getrefcount(kept[i]) > 2]
+
+    def _drop_reservation(self, report):
+        """Drops what this handle reserved (rq_commit_burst with no count:
+        nothing published); REPORT: raise its error, if any."""
+        if not self._h:
+            return
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            rc = _lib.rq_commit_burst(self._h, ffi.new("size_t[]", [0]), 0)
+        finally:
+            inflight.pop()
+        if rc < 0 and report:
+            self._fail(rc)
+
     def close(self):
-        h, self._h = self._h, ffi.NULL
-        if h:
-            _rq_close(h)
+        """Closes the handle.  A call in progress in another thread (a
+        wait in pop(), say) is interrupted and raises EINVAL ("the queue is
+        closed"), as any call after close() does; close() returns after
+        it.  BufferError, the handle left
+        open, while a view from a zero-copy guard (or a slice of one) is
+        still in use: its bytes would be unmapped."""
+        h = self._h
+        if not h:
+            return
+        if _still_viewed(self._handed_out, 1):
+            raise BufferError("the queue has views of its messages still in use (kept past "
+                              "their zero-copy block): let them go before close()")
+        self._h = ffi.NULL  # a call from now on gets RQ_EINVAL ("the queue is closed")
+        while self._inflight:
+            _lib.rq_interrupt(h)
+            time.sleep(0.001)
+        _rq_close(h)
 
     def __enter__(self):
         return self
@@ -510,7 +650,10 @@ class Queue:
 
     def __del__(self):
         if getattr(self, "_h", None):
-            self.close()
+            try:
+                self.close()
+            except Exception:  # BufferError: views alive, so the memory stays mapped
+                pass
 
     @property
     def closed(self):
@@ -521,45 +664,60 @@ class Queue:
         (also an InterruptedError); safe from another thread.  (From a
         Python signal handler it is too late: Python runs handlers between
         bytecodes, after the C call returns; call it from another thread.)"""
-        if self._h:
-            _lib.rq_interrupt(self._h)
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            if self._h:
+                _lib.rq_interrupt(self._h)
+        finally:
+            inflight.pop()
 
     def push(self, data, timeout=None):
         """Copies DATA (bytes, bytearray, memoryview, ...) into the queue,
         waiting up to TIMEOUT seconds while it is full."""
         if type(data) is not bytes:
             data = ffi.from_buffer(data)
-        rc = _rq_push(self._h, data, len(data), _INFINITE if timeout is None else _ms(timeout))
+        ms = _INFINITE if timeout is None else _ms(timeout)
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            rc = _rq_push(self._h, data, len(data), ms)
+        finally:
+            inflight.pop()
         if rc:
-            _raise(rc)
+            self._fail(rc)
 
     def pop(self, timeout=None):
         """The oldest message, as bytes (at-most-once)."""
-        h, buf, cap, ln = self._h, self._buf, self.slot_size, self._len
-        rc = _rq_pop(h, buf, cap, ln, 0)
-        if rc == _EAGAIN and timeout != 0:
-            # Empty: try again a few microseconds before sleeping.  A
-            # producer that is a little slower than this loop then finds
-            # the consumer awake, and neither side pays for a sleep and a
-            # wake signal per message.
-            for _ in range(SPIN_TRIES):
-                rc = _rq_pop(h, buf, cap, ln, 0)
-                if rc != _EAGAIN:
-                    break
-            else:
-                rc = _rq_pop(h, buf, cap, ln, _INFINITE if timeout is None else _ms(timeout))
+        buf, cap, ln, inflight = self._buf, self.slot_size, self._len, self._inflight
+        ms = _INFINITE if timeout is None else _ms(timeout)
+        inflight.append(None)
+        try:
+            h = self._h  # read once marked: close() waits for this call
+            rc = _rq_pop(h, buf, cap, ln, 0)
+            if rc == _EAGAIN and ms != 0:
+                # Empty: try again a few microseconds before sleeping.  A
+                # producer that is a little slower than this loop then finds
+                # the consumer awake, and neither side pays for a sleep and a
+                # wake signal per message.
+                for _ in range(SPIN_TRIES):
+                    rc = _rq_pop(h, buf, cap, ln, 0)
+                    if rc != _EAGAIN:
+                        break
+                else:
+                    rc = _rq_pop(h, buf, cap, ln, ms)
+        finally:
+            inflight.pop()
         if rc:
-            _raise(rc)
+            self._fail(rc)
         return self._view[0:ln[0]]
 
     def pop_info(self, timeout=None):
         """The oldest message as a Message (data, seq, redelivered), with
         what rq_pop_info says about it; at-most-once, as pop()."""
         info = self._info
-        rc = _rq_pop_info(self._h, self._buf, self.slot_size, self._len, info,
-                          _INFINITE if timeout is None else _ms(timeout))
-        if rc:
-            _raise(rc)
+        self._call(_rq_pop_info, self._buf, self.slot_size, self._len, info,
+                   _INFINITE if timeout is None else _ms(timeout))
         return Message(self._view[0:self._len[0]], info.seq,
                        bool(info.flags & MSG_REDELIVERED))
 
@@ -569,9 +727,7 @@ class Queue:
         - 1 is that message's number).  A consumer: the number of the oldest
         message not yet released.  EROLE for an observer."""
         out = ffi.new("uint64_t *")
-        rc = _lib.rq_next_seq(self._h, out)
-        if rc:
-            _raise(rc)
+        self._call(_lib.rq_next_seq, out)
         return out[0]
 
     def push_many(self, messages, timeout=None):
@@ -588,11 +744,10 @@ class Queue:
         out = []
         ms = _ms(timeout)
         while len(out) < max_count:
-            rc = _rq_pop(self._h, self._buf, self.slot_size, self._len, ms if not out else 0)
-            if rc == EAGAIN.code or (rc == ETIMEDOUT.code and not out):  # noqa: F821
+            try:
+                self._call(_rq_pop, self._buf, self.slot_size, self._len, ms if not out else 0)
+            except (EAGAIN, ETIMEDOUT):  # noqa: F821
                 break
-            if rc:
-                _raise(rc)
             out.append(self._view[0:self._len[0]])
         return out
 
@@ -605,16 +760,17 @@ class Queue:
         if not isinstance(messages, (list, tuple)):
             messages = list(messages)
         total, ms = 0, _INFINITE if timeout is None else _ms(timeout)
-        h, cap = self._h, self.slot_count
+        cap = self.slot_count
         while total < len(messages):
             bufs = [ffi.from_buffer(m) for m in messages[total:total + cap]]
             ptrs = ffi.new("void *[]", bufs)  # bufs keeps the bytes alive
             lens = ffi.new("size_t[]", [len(b) for b in bufs])
-            rc = _rq_push_burst(h, ptrs, lens, len(bufs), ms)
-            if rc < 0:
-                if total and rc in (EAGAIN.code, ETIMEDOUT.code):  # noqa: F821
+            try:
+                rc = self._call(_rq_push_burst, ptrs, lens, len(bufs), ms)
+            except (EAGAIN, ETIMEDOUT):  # noqa: F821
+                if total:
                     break
-                _raise(rc)
+                raise
             total += rc
         return total
 
@@ -631,12 +787,11 @@ class Queue:
             self._burst_lens = ffi.new("size_t[]", n)
             self._burst_n = n
         buf, lens = self._burst_buf, self._burst_lens
-        rc = _rq_pop_burst(self._h, buf, cap, lens, n,
-                           _INFINITE if timeout is None else _ms(timeout))
-        if rc in (EAGAIN.code, ETIMEDOUT.code):  # noqa: F821
+        try:
+            rc = self._call(_rq_pop_burst, buf, cap, lens, n,
+                            _INFINITE if timeout is None else _ms(timeout))
+        except (EAGAIN, ETIMEDOUT):  # noqa: F821
             return []
-        if rc < 0:
-            _raise(rc)
         view = ffi.buffer(buf, n * cap)
         return [view[i * cap:i * cap + lens[i]] for i in range(rc)]
 
@@ -665,12 +820,10 @@ class Queue:
         takes), at most slot_size (else EMSGSIZE); None reserves slot_size
         (on a record queue: its largest record)."""
         if length is None:
-            rc = _rq_reserve(self._h, self._addr, _ms(timeout))
+            self._call(_rq_reserve, self._addr, _ms(timeout))
             length = self.slot_size
         else:
-            rc = _lib.rq_reserve_len(self._h, length, self._addr, _ms(timeout))
-        if rc:
-            _raise(rc)
+            self._call(_lib.rq_reserve_len, length, self._addr, _ms(timeout))
         return Reservation(self, self._addr[0], length)
 
     def reserve_burst(self, count=None, timeout=None, *, lengths=None):
@@ -687,18 +840,16 @@ class Queue:
                 _raise(EINVAL.code)  # noqa: F821 (made at import)
             n = min(count, self.slot_count)
             ptrs = ffi.new("void *[]", n)
-            rc = _lib.rq_reserve_burst(self._h, ptrs, n, ms)
-            sizes = [self.slot_size] * max(rc, 0)
+            rc = self._call(_lib.rq_reserve_burst, ptrs, n, ms)
+            sizes = [self.slot_size] * rc
         else:
             lens = list(lengths)
             if count is not None or not lens:
                 _raise(EINVAL.code)  # noqa: F821
             ptrs = ffi.new("void *[]", len(lens))
-            rc = _lib.rq_reserve_burst_len(self._h, ffi.new("size_t[]", lens), len(lens),
-                                           ptrs, ms)
-            sizes = lens[:max(rc, 0)]
-        if rc < 0:
-            _raise(rc)
+            rc = self._call(_lib.rq_reserve_burst_len, ffi.new("size_t[]", lens), len(lens),
+                            ptrs, ms)
+            sizes = lens[:rc]
         return ReservedBurst(self, [ptrs[i] for i in range(rc)], sizes)
 
     def peek(self, timeout=None):
@@ -713,25 +864,18 @@ class Queue:
         passed), pop (push) with timeout 0 until EAGAIN, which arms it,
         then wait again.  It belongs to the handle: do not close it."""
         out = ffi.new("int *")
-        rc = _lib.rq_poll_handle(self._h, out)
-        if rc:
-            _raise(rc)
+        self._call(_lib.rq_poll_handle, out)
         return out[0]
 
     def poll_timeout(self):
         """The longest wait, in seconds, on fileno() before trying again
         (rq_poll_timeout: 0.001 after a first arming without the barrier,
         else 1)."""
-        ms = _lib.rq_poll_timeout(self._h)
-        if ms < 0:
-            _raise(ms)
-        return ms / 1000.0
+        return self._call(_lib.rq_poll_timeout) / 1000.0
 
     def stat(self):
         st = ffi.new("rq_stats *")
-        rc = _rq_stat(self._h, st)
-        if rc:
-            _raise(rc)
+        self._call(_rq_stat, st)
         values = {f: getattr(st, f) for _, f in _STATS_FIELDS}
         for f in ("producer_live", "consumer_live"):
             values[f] = None if values[f] < 0 else bool(values[f])
@@ -741,9 +885,7 @@ class Queue:
             values["lock_held_ms"] = None
         if values["flags"] & RECORDS:
             rs = ffi.new("rq_record_stats *")
-            rc = _lib.rq_stat_records(self._h, rs)
-            if rc:
-                _raise(rc)
+            self._call(_lib.rq_stat_records, rs)
             values.update({f: getattr(rs, f) for f in _RECORD_FIELDS})
         return Stats(**values)
 

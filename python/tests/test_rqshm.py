@@ -386,3 +386,140 @@ def test_interrupt_from_another_thread(name):
         t.join()
         with pytest.raises(rqshm.ETIMEDOUT):  # used up
             c.pop(timeout=0.02)
+
+
+def test_a_view_kept_past_its_peek_is_refused(name):
+    """A slice of a peeked message kept past the block: BufferError, the
+    message stays in the queue, and close() refuses to unmap it."""
+    with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=4, slot_size=16) as p:
+        c = rqshm.Queue.open(name, rqshm.CONSUMER)
+        p.push(b"hello")
+        with pytest.raises(BufferError):
+            with c.peek() as m:
+                kept = m[1:4]
+        assert bytes(kept) == b"ell" and c.stat().depth == 1
+        with pytest.raises(BufferError):
+            c.close()
+        assert not c.closed
+        del kept
+        with c.peek() as m:  # the same message again, now let go
+            assert bytes(m) == b"hello"
+        assert c.stat().depth == 0
+        p.push_burst([b"a", b"b"])
+        with pytest.raises(BufferError):
+            with c.peek_burst(2) as views:
+                kept = [v[0:1] for v in views]
+        assert c.stat().depth == 2
+        del kept
+        c.close()
+        assert c.closed
+
+
+def test_a_reserved_view_kept_past_commit_is_refused(name):
+    with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=4, slot_size=16) as p, \
+            rqshm.Queue.open(name, rqshm.CONSUMER) as c:
+        with p.reserve() as r:
+            r.buf[:3] = b"abc"
+            kept = r.buf[0:3]
+            with pytest.raises(BufferError):
+                r.commit(3)  # nothing published while a view of the slot lives
+            assert c.stat().depth == 0
+            del kept
+            r.commit(3)
+        assert c.pop() == b"abc"
+        with p.reserve_burst(2) as rb:
+            kept = rb.bufs[1][0:1]
+            with pytest.raises(BufferError):
+                rb.commit([0, 0])
+            del kept
+            rb.commit([0])
+        assert c.pop() == b"" and c.stat().depth == 0
+
+
+def test_a_reservation_left_without_commit_is_dropped(name):
+    """Leaving `with q.reserve()` without commit() publishes nothing and
+    holds nothing: the next push goes, and on an MPSC queue another
+    producer gets the lock."""
+    for flags in (0, rqshm.MPSC):
+        n = "%s.%d" % (name, flags)
+        with rqshm.Queue.create(n, rqshm.PRODUCER, slot_count=4, slot_size=16,
+                                flags=flags) as p, \
+                rqshm.Queue.open(n, rqshm.CONSUMER) as c:
+            with p.reserve() as r:
+                r.buf[:4] = b"lost"
+            p.push(b"next", timeout=0)
+            if flags:
+                with rqshm.Queue.open(n, rqshm.PRODUCER) as p2:
+                    with p.reserve() as r:
+                        pass
+                    p2.push(b"other", timeout=0)
+                assert c.pop() == b"next" and c.pop() == b"other"
+            else:
+                assert c.pop() == b"next"
+        rqshm.unlink(n)
+    with rqshm.Queue.create(name + ".r", rqshm.PRODUCER, kind="records", capacity=256,
+                            max_record=64) as p, \
+            rqshm.Queue.open(name + ".r", rqshm.CONSUMER) as c:
+        with p.reserve(length=10) as r:
+            r.buf[:2] = b"no"
+        p.push(b"yes", timeout=0)
+        assert c.pop() == b"yes" and c.stat().depth == 0
+    rqshm.unlink(name + ".r")
+
+
+def test_close_from_another_thread_ends_a_wait(name):
+    """close() while another thread waits in pop(): the wait ends with
+    EINVAL (the queue is closed), close() returns after it, and the
+    handle is not freed under the waiting call."""
+    c = rqshm.Queue.create(name, rqshm.CONSUMER, slot_count=4, slot_size=16)
+    got = []
+
+    def wait():
+        try:
+            c.pop(timeout=10)
+        except Exception as e:  # noqa: B902 (what it raises is checked)
+            got.append(e)
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    c.close()
+    t.join(5)
+    assert not t.is_alive() and time.monotonic() - t0 < 2
+    assert len(got) == 1 and isinstance(got[0], rqshm.EINVAL) and "closed" in str(got[0])
+    with pytest.raises(rqshm.EINVAL, match="closed"):
+        c.pop(timeout=0)
+
+
+def test_errors_pickle_and_copy():
+    import copy
+    import pickle
+    with pytest.raises(rqshm.ENOENT) as e:
+        rqshm.Queue.open("py.none.%d" % os.getpid(), rqshm.CONSUMER)
+    for err in (e.value, rqshm.EBUSY(rqshm.EBUSY.code), rqshm.ESYS(rqshm.ESYS.code, 13)):
+        for again in (pickle.loads(pickle.dumps(err)), copy.copy(err)):
+            assert type(again) is type(err)
+            assert again.code == err.code and again.errno == err.errno
+            assert str(again) == str(err)
+
+
+def test_a_peek_burst_guard_can_be_entered_again(name):
+    with rqshm.Queue.create(name, rqshm.PRODUCER, slot_count=8, slot_size=16) as p, \
+            rqshm.Queue.open(name, rqshm.CONSUMER) as c:
+        pb = c.peek_burst(2)
+        p.push_burst([b"1", b"2", b"3"])
+        with pb as views:
+            assert [bytes(v) for v in views] == [b"1", b"2"] and pb.seqs == [0, 1]
+        with pb as views:
+            assert [bytes(v) for v in views] == [b"3"] and pb.seqs == [2]
+        assert c.stat().depth == 0
+
+
+def test_names_with_a_nul_or_of_another_type_are_refused(name):
+    with pytest.raises(ValueError):
+        rqshm.name_valid(name + "\0/../x")
+    with pytest.raises(ValueError):
+        rqshm.Queue.create(name + "\0x", rqshm.PRODUCER)
+    with pytest.raises(TypeError):
+        rqshm.Queue.open(7)
+    assert rqshm.name_valid(name.encode())
