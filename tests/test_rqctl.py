@@ -144,6 +144,7 @@ class Help(RqctlCase):
             ("create", "q", "--slots", "1", "--slot-size", "1", "--mode", "0"),
             ("create", "q", "--slots", "1", "--slot-size", "1", "--mode", "01777"),
             ("create", "q", "--coalesce", "--slots", "1"),
+            ("create", "q", "--coalesce", "--capacity", "256", "--max-record", "8"),
             ("unlink",), ("unlink", name, name), ("list", name),
             ("stat",), ("stat", name, "--count", "2"),
             ("stat", name, "--queue", "--coalesce"), ("stat", name, "--watch=abc"),
@@ -216,6 +217,41 @@ class Records(RqctlCase):
         slots = self.queue("rec.slots")
         self.assertRun(USAGE, "dump", slots, err_has="not a record queue")
         self.assertRun(NOENT, "dump", fresh("rec.none"))
+        with open("/dev/full", "wb") as full:
+            p = subprocess.run([RQCTL, "dump", name], stdout=full, stderr=subprocess.PIPE)
+        self.assertEqual(p.returncode, FAILED, p.stderr)
+        self.assertIn(b"writing standard output", p.stderr)
+
+    def test_dump_under_a_busy_consumer_shows_one_walk(self):
+        """A dump that the consumer overtakes walks the records again: the
+        text shows the last walk only, each record once, as many lines as
+        its summary counts."""
+        name = fresh("rec.busy")
+        self.names.append(name)
+        self.assertRun(OK, "create", name, "--capacity", "4096", "--max-record", "64")
+        path = os.path.join(SHM, "rqctl-test.%d.lines" % os.getpid())
+        with open(path, "wb") as f:
+            f.write(b"".join(b"message %d\n" % i for i in range(200000)))
+        self.addCleanup(os.unlink, path)
+        pusher = subprocess.Popen([RQCTL, "push", "--file", path, name],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        popper = subprocess.Popen([RQCTL, "pop", name, "--count", "200000"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.children += [pusher, popper]
+        walks = 0
+        while popper.poll() is None and walks < 200:
+            rc, out, err = run("dump", "--bytes", "0", name)
+            if rc != OK:
+                continue  # 6 if the consumer overtook 100 walks in a row
+            walks += 1
+            text = out.decode().splitlines()
+            seqs = [int(line.split()[0]) for line in text[:-1]]
+            self.assertEqual(len(seqs), len(set(seqs)), text[-1])
+            self.assertEqual(seqs, sorted(seqs))
+            self.assertTrue(text[-1].startswith("%d records," % len(seqs)), text[-1])
+        self.assertEqual(popper.wait(60), OK)
+        self.assertEqual(pusher.wait(60), OK)
+        self.assertGreater(walks, 0)
 
 
 class BridgeFiles(RqctlCase):

@@ -158,7 +158,8 @@ static const char push_help[] =
     "6 the queue stayed full (or its creator held it up past the timeout),\n"
     "8 a line is longer than the slot size, 9 the queue belongs to another\n"
     "user or is wider open than asked, 11 the queue was unlinked while this\n"
-    "waited.\n";
+    "waited, 12 another producer of an MPSC queue held the producers' lock\n"
+    "for the whole timeout.\n";
 
 /* What push was asked to do. */
 struct push_args {

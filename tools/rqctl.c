@@ -297,9 +297,10 @@ static int create_options(int argc, char **argv, struct create_args *a)
 
 static int create_coalesce(const struct create_args *a)
 {
-    if (a->have_slots || a->have_size || (a->cfg.flags & RQ_MPSC))
+    if (a->have_slots || a->have_size || a->records || (a->cfg.flags & RQ_MPSC))
         return rqctl_error(RQCTL_USAGE, "create",
-                           "--coalesce takes no --slots, --slot-size or --mpsc");
+                           "--coalesce takes no --slots, --slot-size, --capacity, --max-record "
+                           "or --mpsc");
     rq_coalesce *c;
     int rc = rq_coalesce_open_timed(&c, a->name, RQ_OBSERVER, a->cfg.mode, RQCTL_OPEN_TIMEOUT_MS);
     if (rc < 0)
@@ -566,7 +567,7 @@ static void main_help(FILE *out)
                  "live process, 6 timed out (empty or full), 7 exists with another geometry,\n"
                  "8 message larger than the slot size, 9 another user's object (or wider\n"
                  "mode than asked), 10 unlink refused: in use, 11 the queue was unlinked\n"
-                 "while in use.\n");
+                 "while in use, 12 push: another producer held the MPSC producers' lock.\n");
 }
 
 static const struct command *find_command(const char *name)

@@ -823,20 +823,34 @@ static int dump_one(void *ctx, const rq_record_entry *e)
     d->bytes += e->len;
     d->padding += e->padding;
     d->largest = e->len > d->largest ? e->len : d->largest;
-    if (d->json) {
-        json_t *r = json_object();
-        put(r, "seq", json_u64(e->seq));
-        put(r, "offset", json_u64(e->offset));
-        put(r, "len", json_u64(e->len));
-        put(r, "padding", json_u64(e->padding));
-        put(r, "head", json_string(hex));
-        if (json_array_append_new(d->list, r) != 0)
-            json_failed = 1;
-    } else {
-        printf("%-12" PRIu64 " @%-10" PRIu32 " %8" PRIu32 " B%s %s\n", e->seq, e->offset, e->len,
-               e->padding ? " (after padding)" : "                ", hex);
-    }
+    /* Kept, not printed: a walk the consumer overtakes starts again, and
+     * only the last, whole one is shown (as text or JSON). */
+    json_t *r = json_object();
+    put(r, "seq", json_u64(e->seq));
+    put(r, "offset", json_u64(e->offset));
+    put(r, "len", json_u64(e->len));
+    put(r, "padding", json_u64(e->padding));
+    put(r, "head", json_string(hex));
+    if (json_array_append_new(d->list, r) != 0)
+        json_failed = 1;
     return 0;
+}
+
+/* The records of the last walk, one line each. */
+static void dump_text_records(const json_t *list)
+{
+    size_t i;
+    const json_t *r;
+    json_array_foreach(list, i, r)
+    {
+        uint64_t padding = (uint64_t)json_integer_value(json_object_get(r, "padding"));
+        printf("%-12" PRIu64 " @%-10" PRIu64 " %8" PRIu64 " B%s %s\n",
+               (uint64_t)json_integer_value(json_object_get(r, "seq")),
+               (uint64_t)json_integer_value(json_object_get(r, "offset")),
+               (uint64_t)json_integer_value(json_object_get(r, "len")),
+               padding ? " (after padding)" : "                ",
+               json_string_value(json_object_get(r, "head")));
+    }
 }
 
 /* Reads dump's options into D and *NAME.  Returns -1 to go on, or the
@@ -878,8 +892,7 @@ static int dump_walk(rq *q, struct dump_state *d, int rc)
         if (attempt == 100)
             break; /* the consumer keeps freeing under us: report that */
         d->records = d->bytes = d->padding = d->largest = 0;
-        if (d->json)
-            json_array_clear(d->list);
+        json_array_clear(d->list);
         rc = rq_dump_records(q, dump_one, d);
         if (rc == RQ_OK)
             break;
@@ -902,9 +915,17 @@ static int dump_summary(const char *name, const rq_record_stats *st, struct dump
         put(o, "entries", d->list);
         return emit_json("dump", o);
     }
+    if (json_failed) {
+        json_decref(d->list);
+        return rqctl_error(RQCTL_FAILED, "dump", "out of memory keeping the records");
+    }
+    dump_text_records(d->list);
+    json_decref(d->list);
     printf("%" PRIu64 " records, %" PRIu64 " bytes of payload, %" PRIu64
            " bytes of padding in the ring; largest %" PRIu64 " bytes; capacity %" PRIu64 " bytes\n",
            d->records, d->bytes, d->padding, d->largest, st->capacity);
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return rqctl_error(RQCTL_FAILED, "dump", "writing standard output: %s", strerror(errno));
     return RQCTL_OK;
 }
 
@@ -927,7 +948,7 @@ int rqctl_cmd_dump(int argc, char **argv)
         return rqctl_error(RQCTL_USAGE, "dump", "queue '%s' is a slot queue, not a record queue",
                            rqctl_shown(name, shown, sizeof shown));
     }
-    d.list = d.json ? json_array() : NULL;
+    d.list = json_array();
     rc = dump_walk(q, &d, rc);
     rq_close(q);
     if (rc < 0) {
