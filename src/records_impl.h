@@ -473,17 +473,19 @@ static inline int rec_release(struct rq_rec *r, uint32_t span, uint32_t k)
 }
 
 /* Publishes K records (K >= 1) written beyond the word, up to offset END,
- * with one store of the word; then the position and the statistics (BYTES
- * of payload in records of at most LONGEST, PAD of padding).  The caller
+ * with one store of the word (FULL: the handle's full_fences; SHM its
+ * segment, both loaded before: the store's fence makes the compiler load
+ * fields again after it); then the position and the statistics (BYTES of
+ * payload in records of at most LONGEST, PAD of padding).  The caller
  * unlocks (MPSC) and checks for a waiting consumer. */
-static inline void rec_publish_word(struct rq_rec *r, uint32_t end, uint32_t k, uint64_t bytes,
-                                    uint32_t pad, uint32_t longest)
+static inline void rec_publish_word(struct rq_rec *r, struct rq_rec_shm *shm, int full,
+                                    uint32_t end, uint32_t k, uint64_t bytes, uint32_t pad,
+                                    uint32_t longest)
 {
-    struct rq_rec_shm *shm = r->shm;
     uint64_t seq = r->wseq + k;
     r->w = end;
     r->wseq = seq;
-    rec_publish(r->full_fences, &shm->write_word, rec_word(seq, end));
+    rec_publish(full, &shm->write_word, rec_word(seq, end));
     RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
     rec_store_position(&shm->write_position, &r->wdue, seq);
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
@@ -498,13 +500,15 @@ REC_COLD int rec_wake_waiting_consumer(struct rq_rec *r);
 static inline void rec_publish_records(struct rq_rec *r, uint32_t end, uint32_t k, uint64_t bytes,
                                        uint32_t pad, uint32_t longest)
 {
+    struct rq_rec_shm *shm = r->shm;
     struct rq_mpsc *lock = r->lock;
-    rec_publish_word(r, end, k, bytes, pad, longest);
+    int full = r->full_fences;
+    rec_publish_word(r, shm, full, end, k, bytes, pad, longest);
     if (lock) {
         r->pushed = 1;
         rq_mpsc_unlock(lock);
     }
-    if (rec_peer_waits(r->full_fences, &r->shm->data_event.waiters))
+    if (rec_peer_waits(full, &shm->data_event.waiters))
         rq_queue_wake_consumer(r->q);
 }
 
@@ -555,11 +559,13 @@ static inline int rec_push_fits(const struct rq_rec *r, size_t len, uint32_t *at
  * check by a tail call, so that the path saves no registers.  RQ_OK. */
 static inline int rec_push_short(struct rq_rec *r, uint32_t at, const void *msg, uint32_t len)
 {
+    struct rq_rec_shm *shm = r->shm;
+    int full = r->full_fences;
     rq_copy_short(r->data + at + RQ_RECORD_HEADER, msg, len);
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
     rq_rec_put_header(r->data + at, RQ_REC_DATA, len);
-    rec_publish_word(r, rec_advance(r, r->w, rec_span(len)), 1, len, 0, len);
-    if (rec_peer_waits(r->full_fences, &r->shm->data_event.waiters))
+    rec_publish_word(r, shm, full, rec_advance(r, r->w, rec_span(len)), 1, len, 0, len);
+    if (rec_peer_waits(full, &shm->data_event.waiters))
         return rec_wake_waiting_consumer(r);
     return RQ_OK;
 }
