@@ -43,6 +43,8 @@ _EAGAIN = -1  # RQ_EAGAIN (checked against the library at import)
 # Non-blocking tries a blocking pop() makes before it sleeps (about 0.3 us
 # each): Queue.pop.
 SPIN_TRIES = 100
+# How long close() waits for a call in progress on the handle (Queue.close).
+CLOSE_WAIT = 0.1
 
 _STATS_FIELDS = [("uint32_t", n) for n in ("slot_count", "slot_size", "flags", "read_offset",
                                              "write_offset", "depth")] + \
@@ -520,6 +522,7 @@ class Queue:
         # One entry per call in progress on the handle, which close() waits
         # out (list.append and list.pop are atomic under the GIL).
         self._inflight = []
+        self._deferred = None  # a handle close() left to __del__ (see there)
         self._handed_out = []  # ffi buffers behind the zero-copy views
         self.name = name
         self.role = role
@@ -626,9 +629,13 @@ class Queue:
         """Closes the handle.  A call in progress in another thread (a
         wait in pop(), say) is interrupted and raises EINVAL ("the queue is
         closed"), as any call after close() does; close() returns after
-        it.  BufferError, the handle left
-        open, while a view from a zero-copy guard (or a slice of one) is
-        still in use: its bytes would be unmapped."""
+        it.  A call that does not return within CLOSE_WAIT seconds is one
+        this thread is in itself (close() from a signal handler, which
+        Python runs between two steps of the call): the handle is then
+        freed when the Queue object goes, not under that call.
+        BufferError, the handle left open, while a view from a zero-copy
+        guard (or a slice of one) is still in use: its bytes would be
+        unmapped."""
         h = self._h
         if not h:
             return
@@ -636,7 +643,11 @@ class Queue:
             raise BufferError("the queue has views of its messages still in use (kept past "
                               "their zero-copy block): let them go before close()")
         self._h = ffi.NULL  # a call from now on gets RQ_EINVAL ("the queue is closed")
+        until = time.monotonic() + CLOSE_WAIT
         while self._inflight:
+            if time.monotonic() > until:
+                self._deferred = h
+                return
             _lib.rq_interrupt(h)
             time.sleep(0.001)
         _rq_close(h)
@@ -649,6 +660,11 @@ class Queue:
         return False
 
     def __del__(self):
+        # No call is in progress once the object goes: each holds it.
+        deferred = getattr(self, "_deferred", None)
+        if deferred:
+            self._deferred = None
+            _rq_close(deferred)
         if getattr(self, "_h", None):
             try:
                 self.close()

@@ -523,3 +523,37 @@ def test_names_with_a_nul_or_of_another_type_are_refused(name):
     with pytest.raises(TypeError):
         rqshm.Queue.open(7)
     assert rqshm.name_valid(name.encode())
+
+
+def test_close_from_a_signal_handler_does_not_hang(name):
+    """close() from a signal handler that Python runs inside this thread's
+    own pop(): it cannot wait for that call, so it returns within
+    CLOSE_WAIT and leaves the handle to be freed with the object; the
+    pop ends as closed, and the role is free once the object is gone."""
+    import gc
+    import signal
+    c = rqshm.Queue.create(name, rqshm.CONSUMER, slot_count=4, slot_size=16)
+    took = []
+
+    def handler(signum, frame):
+        t0 = time.monotonic()
+        c.close()
+        took.append(time.monotonic() - t0)
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        # The handler runs once the library's wait has returned, inside
+        # pop(), which then reports the queue closed.
+        with pytest.raises(rqshm.EINVAL, match="closed"):
+            c.pop(timeout=0.5)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert len(took) == 1 and rqshm.CLOSE_WAIT * 0.9 <= took[0] < 1 and c.closed
+    assert c._deferred  # left to the object's end, not freed under pop()
+    with pytest.raises(rqshm.EINVAL, match="closed"):
+        c.pop(timeout=0)
+    del c
+    gc.collect()
+    with rqshm.Queue.open(name, rqshm.CONSUMER):
+        pass
