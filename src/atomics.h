@@ -159,6 +159,16 @@ static inline void rq_prefetch_read(const void *p)
 
 #endif
 
+/* The 32-bit word at P (4-aligned) in memory a peer writes, read exactly
+ * once: a volatile load, so that the compiler cannot load it again after
+ * the caller has checked the value (as the Linux kernel's READ_ONCE).
+ * For a slot's length and a record's header, which the caller checks and
+ * then uses: a second load could see what the peer wrote in between. */
+static inline uint32_t rq_read_once_u32(const void *p)
+{
+    return *(const volatile uint32_t *)p;
+}
+
 /* A single-writer counter bump: a plain load and store, no locked
  * instruction, because only one process (or the lock holder) writes it. */
 static inline void rq_counter_bump(rq_atomic_u64 *c)

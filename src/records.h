@@ -73,8 +73,7 @@ static inline void rq_rec_put_padding(unsigned char *p, uint32_t pad)
  * taken from this one load, then checked by the caller). */
 static inline struct rq_rec_header rq_rec_get_header(const unsigned char *p)
 {
-    uint32_t word;
-    memcpy(&word, p, sizeof word);
+    uint32_t word = rq_read_once_u32(p);
     struct rq_rec_header h = {word & RQ_REC_LEN_MASK, word >> 30};
     return h;
 }
@@ -86,8 +85,7 @@ static inline struct rq_rec_header rq_rec_get_header(const unsigned char *p)
  * checks the type and the length at once. */
 static inline uint32_t rq_rec_data_len(const unsigned char *p)
 {
-    uint32_t word;
-    memcpy(&word, p, sizeof word);
+    uint32_t word = rq_read_once_u32(p);
     return word - (RQ_REC_DATA << 30);
 }
 

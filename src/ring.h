@@ -311,8 +311,7 @@ static inline void rq_ring_push_publish(struct rq_ring *r, void *payload, uint32
 static inline int rq_ring_slot_message(const struct rq_ring *r, const unsigned char *slot,
                                        const void **payload, uint32_t *len)
 {
-    uint32_t n;
-    memcpy(&n, slot, sizeof n); /* read once: the producer is untrusted */
+    uint32_t n = rq_read_once_u32(slot); /* the producer is untrusted */
     if (n > r->slot_size)
         return RQ_ECORRUPT;
     *len = n;
