@@ -688,9 +688,10 @@ static int check_call(const rq *q, int role, int timeout_ms)
  * record queue's in a function of its own, tail-called (record_*, the
  * bodies in records_impl.h).  Neither kind's path is compiled around a
  * call to the other's.  rq_push, rq_pop, rq_peek and rq_release make no
- * call on their common path but tail calls: what waits or wakes, and a
- * slot push's or pop's copy, is out of line (CLAIM_SLOW).  So they save
- * no registers, and the record path does not pay for the slot path's.
+ * call on their common path but tail calls: what waits or wakes, and the
+ * copy of a message longer than RQ_COPY_SHORT (memcpy), is out of line
+ * (CLAIM_SLOW); a shorter one is copied inline (copy.h).  So they save no
+ * registers, and the record path does not pay for the slot path's.
  * Each kind's whole path in a function of its own was slower for slots
  * (docs/performance/records.md, "The record calls on their own"). */
 #if defined(__GNUC__)

@@ -518,8 +518,10 @@ static inline void rec_publish_records(struct rq_rec *r, uint32_t end, uint32_t 
  * call (rq_push, rq_reserve and rq_reserve_len, rq_commit, rq_pop and
  * rq_pop_info, rq_peek and rq_peek_info, rq_release) on a record queue,
  * which the public call jumps to after its checks; rq_push's, rq_pop's
- * and rq_peek's common cases (rec_push_fits and rec_push_at,
- * rec_pop_ready and rec_pop_take, rec_peek_fast) there, their long ways
+ * and rq_peek's common cases (rec_push_fits and rec_push_short,
+ * rec_pop_ready and rec_pop_copy, rec_peek_fast; a record longer than
+ * RQ_COPY_SHORT copied out of line, record_push_copy and
+ * record_pop_copy) there, their long ways
  * (rec_push_one, rec_pop_one, rec_peek_one) in the record_*_wait
  * functions they tail-call.  What waits, wraps or reloads the consumer's
  * word stays out of line (rec_claim_wait, rec_pop_slow; a consumer

@@ -806,7 +806,8 @@ static const char dump_help[] =
 struct dump_state {
     int json;
     uint32_t show;
-    json_t *list;
+    json_t *list; /* --json: the records of the walk */
+    FILE *text;   /* else: their lines, spooled until the walk is whole */
     uint64_t records, bytes, padding, largest;
 };
 
@@ -824,33 +825,44 @@ static int dump_one(void *ctx, const rq_record_entry *e)
     d->padding += e->padding;
     d->largest = e->len > d->largest ? e->len : d->largest;
     /* Kept, not printed: a walk the consumer overtakes starts again, and
-     * only the last, whole one is shown (as text or JSON). */
-    json_t *r = json_object();
-    put(r, "seq", json_u64(e->seq));
-    put(r, "offset", json_u64(e->offset));
-    put(r, "len", json_u64(e->len));
-    put(r, "padding", json_u64(e->padding));
-    put(r, "head", json_string(hex));
-    if (json_array_append_new(d->list, r) != 0)
-        json_failed = 1;
+     * only the last, whole one is shown. */
+    if (d->json) {
+        json_t *r = json_object();
+        put(r, "seq", json_u64(e->seq));
+        put(r, "offset", json_u64(e->offset));
+        put(r, "len", json_u64(e->len));
+        put(r, "padding", json_u64(e->padding));
+        put(r, "head", json_string(hex));
+        if (json_array_append_new(d->list, r) != 0)
+            json_failed = 1;
+    } else {
+        fprintf(d->text, "%-12" PRIu64 " @%-10" PRIu32 " %8" PRIu32 " B%s %s\n", e->seq, e->offset,
+                e->len, e->padding ? " (after padding)" : "                ", hex);
+    }
     return 0;
 }
 
-/* The records of the last walk, one line each. */
-static void dump_text_records(const json_t *list)
+/* A fresh spool for a walk's lines (a temporary file: a ring of small
+ * records can hold millions).  0, or -1 with errno. */
+static int dump_spool(struct dump_state *d)
 {
-    size_t i;
-    const json_t *r;
-    json_array_foreach(list, i, r)
-    {
-        uint64_t padding = (uint64_t)json_integer_value(json_object_get(r, "padding"));
-        printf("%-12" PRIu64 " @%-10" PRIu64 " %8" PRIu64 " B%s %s\n",
-               (uint64_t)json_integer_value(json_object_get(r, "seq")),
-               (uint64_t)json_integer_value(json_object_get(r, "offset")),
-               (uint64_t)json_integer_value(json_object_get(r, "len")),
-               padding ? " (after padding)" : "                ",
-               json_string_value(json_object_get(r, "head")));
-    }
+    if (d->text)
+        fclose(d->text);
+    d->text = tmpfile();
+    return d->text ? 0 : -1;
+}
+
+/* The spooled lines of the last walk to standard output.  0, or -1. */
+static int dump_text_records(FILE *text)
+{
+    char buf[8192];
+    size_t n;
+    if (fflush(text) != 0 || fseek(text, 0, SEEK_SET) != 0)
+        return -1;
+    while ((n = fread(buf, 1, sizeof buf, text)) > 0)
+        if (fwrite(buf, 1, n, stdout) != n)
+            return -1;
+    return ferror(text) ? -1 : 0;
 }
 
 /* Reads dump's options into D and *NAME.  Returns -1 to go on, or the
@@ -892,7 +904,10 @@ static int dump_walk(rq *q, struct dump_state *d, int rc)
         if (attempt == 100)
             break; /* the consumer keeps freeing under us: report that */
         d->records = d->bytes = d->padding = d->largest = 0;
-        json_array_clear(d->list);
+        if (d->json)
+            json_array_clear(d->list);
+        else if (dump_spool(d) < 0)
+            return RQ_ESYS;
         rc = rq_dump_records(q, dump_one, d);
         if (rc == RQ_OK)
             break;
@@ -915,12 +930,10 @@ static int dump_summary(const char *name, const rq_record_stats *st, struct dump
         put(o, "entries", d->list);
         return emit_json("dump", o);
     }
-    if (json_failed) {
-        json_decref(d->list);
-        return rqctl_error(RQCTL_FAILED, "dump", "out of memory keeping the records");
-    }
-    dump_text_records(d->list);
-    json_decref(d->list);
+    int failed = dump_text_records(d->text);
+    fclose(d->text);
+    if (failed)
+        return rqctl_error(RQCTL_FAILED, "dump", "writing standard output: %s", strerror(errno));
     printf("%" PRIu64 " records, %" PRIu64 " bytes of payload, %" PRIu64
            " bytes of padding in the ring; largest %" PRIu64 " bytes; capacity %" PRIu64 " bytes\n",
            d->records, d->bytes, d->padding, d->largest, st->capacity);
@@ -931,7 +944,7 @@ static int dump_summary(const char *name, const rq_record_stats *st, struct dump
 
 int rqctl_cmd_dump(int argc, char **argv)
 {
-    struct dump_state d = {0, 16, NULL, 0, 0, 0, 0};
+    struct dump_state d = {0, 16, NULL, NULL, 0, 0, 0, 0};
     const char *name = NULL;
     int code = dump_options(argc, argv, &d, &name);
     if (code >= 0)
@@ -948,11 +961,13 @@ int rqctl_cmd_dump(int argc, char **argv)
         return rqctl_error(RQCTL_USAGE, "dump", "queue '%s' is a slot queue, not a record queue",
                            rqctl_shown(name, shown, sizeof shown));
     }
-    d.list = json_array();
+    d.list = d.json ? json_array() : NULL;
     rc = dump_walk(q, &d, rc);
     rq_close(q);
     if (rc < 0) {
         json_decref(d.list);
+        if (d.text)
+            fclose(d.text);
         return rqctl_fail("dump", KIND_QUEUE, name, rc);
     }
     return dump_summary(name, &st, &d);

@@ -134,6 +134,7 @@ _rq_name_valid = _lib.rq_name_valid
 _rq_push_burst, _rq_pop_burst = _lib.rq_push_burst, _lib.rq_pop_burst
 _rq_peek_burst, _rq_release_burst = _lib.rq_peek_burst, _lib.rq_release_burst
 _rq_peek_info, _rq_pop_info = _lib.rq_peek_info, _lib.rq_pop_info
+_NULL = ffi.NULL
 
 
 def _errname(code):
@@ -283,7 +284,9 @@ def _name(name):
 
 
 def name_valid(name):
-    """True if NAME is a valid queue name (1..200 of [A-Za-z0-9._-])."""
+    """True if NAME (str or bytes) is a valid queue name (1..200 of
+    [A-Za-z0-9._-]); ValueError if it holds a NUL, TypeError if it is
+    neither str nor bytes."""
     return bool(_rq_name_valid(_name(name)))
 
 
@@ -307,8 +310,8 @@ def unlink(name):
 def _view(addr, size, readonly=False):
     """A memoryview of SIZE bytes at ADDR and the buffer behind it (None
     for an empty one, which points at nothing)."""
-    if not size:
-        return memoryview(b""), None
+    if not size:  # nothing to point at (and writable when asked)
+        return memoryview(b"" if readonly else bytearray()), None
     raw = ffi.buffer(addr, size)
     v = memoryview(raw).cast("B")
     return (v.toreadonly() if readonly else v), raw
@@ -320,6 +323,11 @@ def _still_viewed(raws, owners):
     else."""
     return any(raws[i] is not None and sys.getrefcount(raws[i]) > owners + 1
                for i in range(len(raws)))
+
+
+def _views_alive_error():
+    return BufferError("the queue has views of its messages still in use (kept past their "
+                       "zero-copy block): let them go before close()")
 
 
 def _escaped_error(what):
@@ -340,14 +348,19 @@ class _Guard:
         return v
 
     def _let_go(self, views):
-        """Releases VIEWS; True if a view of their bytes is still alive
-        (its buffers then stay on the queue's list, which close() checks)."""
+        """Releases VIEWS; True if a view of their bytes is still alive.
+        Its buffers then stay here (a later commit() checks again) and on
+        the queue's list, which close() checks."""
+        escaped = False
         for v in views:
-            v.release()
-        escaped = _still_viewed(self._raws, 2)  # this list and the queue's
+            try:
+                v.release()
+            except BufferError:  # exported further (ffi.from_buffer, ...)
+                escaped = True
+        escaped = escaped or _still_viewed(self._raws, 2)  # this list and the queue's
         if not escaped:
             self._queue._forget(self._raws)
-        self._raws = []
+            self._raws = []
         return escaped
 
 
@@ -365,8 +378,9 @@ class Reservation(_Guard):
 
     def commit(self, length):
         """Publishes the first LENGTH bytes of .buf; .buf is released.
-        BufferError (nothing published, the slot still reserved) while a
-        view of .buf, or a slice of one, is still in use."""
+        BufferError (nothing published, the slot still reserved: let the
+        view go and commit again) while a view of .buf, or a slice of one,
+        is still in use."""
         if self.committed:
             _raise(ESTATE.code)  # noqa: F821 (made at import)
         if self._let_go([self.buf]):
@@ -406,11 +420,13 @@ class _Peek(_Guard):
     def __enter__(self):
         q = self._queue
         info = q._info
-        q._call(_rq_peek_info, q._addr, q._len, info, _ms(self._timeout))
+        self._raws = []
+        # The view is made while the call still counts as in progress, so
+        # that a close() from another thread waits for it and sees it.
+        self._view = q._call(_rq_peek_info, q._addr, q._len, info, _ms(self._timeout),
+                             then=lambda rc: self._hand_out(q._addr[0], q._len[0], True))
         self.seq = info.seq
         self.redelivered = bool(info.flags & MSG_REDELIVERED)
-        self._raws = []
-        self._view = self._hand_out(q._addr[0], q._len[0], True)
         return self._view
 
     def __exit__(self, exc_type, exc, tb):
@@ -489,16 +505,18 @@ class _PeekBurst(_Guard):
         if n < 1:
             _raise(EINVAL.code)  # noqa: F821 (made at import)
         msgs = ffi.new("rq_msg_view[]", n)
-        rc = q._call(_rq_peek_burst, msgs, n, _INFINITE if self._timeout is None
-                     else _ms(self._timeout))
         # A guard entered again starts afresh (the last batch was released).
         self._views, self._raws, self.seqs, self.redelivered = [], [], [], []
-        for i in range(rc):
-            m = msgs[i]
-            self._views.append(self._hand_out(m.data, m.len, True))
-            self.seqs.append(m.seq)
-            self.redelivered.append(bool(m.flags & MSG_REDELIVERED))
-        return self._views
+
+        def hand_out(rc):  # while the call counts as in progress (_Peek)
+            for i in range(rc):
+                m = msgs[i]
+                self._views.append(self._hand_out(m.data, m.len, True))
+                self.seqs.append(m.seq)
+                self.redelivered.append(bool(m.flags & MSG_REDELIVERED))
+            return self._views
+        return q._call(_rq_peek_burst, msgs, n, _INFINITE if self._timeout is None
+                       else _ms(self._timeout), then=hand_out)
 
     def __exit__(self, exc_type, exc, tb):
         escaped = self._let_go(self._views)
@@ -583,13 +601,16 @@ class Queue:
             _raise(rc)
         return cls(out[0], name, role)
 
-    def _call(self, fn, *args):
+    def _call(self, fn, *args, then=None):
         """FN(handle, *ARGS), marked in progress so that close() waits for
-        it; the result, or the error raised."""
+        it; the result, or THEN(result) (still marked: a zero-copy guard
+        makes its views there), or the error raised."""
         inflight = self._inflight
         inflight.append(None)
         try:
             rc = fn(self._h, *args)  # the handle read once marked
+            if rc >= 0 and then is not None:
+                return then(rc)
         finally:
             inflight.pop()
         if rc < 0:
@@ -636,13 +657,15 @@ class Queue:
         BufferError, the handle left open, while a view from a zero-copy
         guard (or a slice of one) is still in use: its bytes would be
         unmapped."""
-        h = self._h
+        # Taken in one step (no call between the load and the store, so no
+        # thread switch or signal handler): a second close() finds NULL.
+        # A call from now on gets RQ_EINVAL ("the queue is closed").
+        h, self._h = self._h, _NULL
         if not h:
             return
         if _still_viewed(self._handed_out, 1):
-            raise BufferError("the queue has views of its messages still in use (kept past "
-                              "their zero-copy block): let them go before close()")
-        self._h = ffi.NULL  # a call from now on gets RQ_EINVAL ("the queue is closed")
+            self._h = h
+            raise _views_alive_error()
         until = time.monotonic() + CLOSE_WAIT
         while self._inflight:
             if time.monotonic() > until:
@@ -650,6 +673,9 @@ class Queue:
                 return
             _lib.rq_interrupt(h)
             time.sleep(0.001)
+        if _still_viewed(self._handed_out, 1):  # handed out by a call just ended
+            self._deferred = h
+            raise _views_alive_error()
         _rq_close(h)
 
     def __enter__(self):
@@ -660,9 +686,11 @@ class Queue:
         return False
 
     def __del__(self):
-        # No call is in progress once the object goes: each holds it.
+        # No call is in progress once the object goes: each holds it.  A
+        # view may still live (it does not hold the queue): then the handle
+        # is left open, its memory mapped, rather than unmapped under it.
         deferred = getattr(self, "_deferred", None)
-        if deferred:
+        if deferred and not _still_viewed(self._handed_out, 1):
             self._deferred = None
             _rq_close(deferred)
         if getattr(self, "_h", None):
@@ -835,12 +863,14 @@ class Queue:
         bytes to reserve (rq_reserve_len; on a record queue the space it
         takes), at most slot_size (else EMSGSIZE); None reserves slot_size
         (on a record queue: its largest record)."""
+        # The guard (its view) is made while the call counts as in
+        # progress: a close() from another thread waits for it and sees it.
         if length is None:
-            self._call(_rq_reserve, self._addr, _ms(timeout))
-            length = self.slot_size
-        else:
-            self._call(_lib.rq_reserve_len, length, self._addr, _ms(timeout))
-        return Reservation(self, self._addr[0], length)
+            size = self.slot_size
+            return self._call(_rq_reserve, self._addr, _ms(timeout),
+                              then=lambda rc: Reservation(self, self._addr[0], size))
+        return self._call(_lib.rq_reserve_len, length, self._addr, _ms(timeout),
+                          then=lambda rc: Reservation(self, self._addr[0], length))
 
     def reserve_burst(self, count=None, timeout=None, *, lengths=None):
         """Zero-copy burst push: `with q.reserve_burst(8) as rb: rb.bufs[0][:2]
@@ -856,17 +886,15 @@ class Queue:
                 _raise(EINVAL.code)  # noqa: F821 (made at import)
             n = min(count, self.slot_count)
             ptrs = ffi.new("void *[]", n)
-            rc = self._call(_lib.rq_reserve_burst, ptrs, n, ms)
-            sizes = [self.slot_size] * rc
-        else:
-            lens = list(lengths)
-            if count is not None or not lens:
-                _raise(EINVAL.code)  # noqa: F821
-            ptrs = ffi.new("void *[]", len(lens))
-            rc = self._call(_lib.rq_reserve_burst_len, ffi.new("size_t[]", lens), len(lens),
-                            ptrs, ms)
-            sizes = lens[:rc]
-        return ReservedBurst(self, [ptrs[i] for i in range(rc)], sizes)
+            return self._call(_lib.rq_reserve_burst, ptrs, n, ms, then=lambda rc: ReservedBurst(
+                self, [ptrs[i] for i in range(rc)], [self.slot_size] * rc))
+        lens = list(lengths)
+        if count is not None or not lens:
+            _raise(EINVAL.code)  # noqa: F821
+        ptrs = ffi.new("void *[]", len(lens))
+        return self._call(_lib.rq_reserve_burst_len, ffi.new("size_t[]", lens), len(lens), ptrs,
+                          ms, then=lambda rc: ReservedBurst(
+                              self, [ptrs[i] for i in range(rc)], lens[:rc]))
 
     def peek(self, timeout=None):
         """Zero-copy, at-least-once pop: `with q.peek() as msg: handle(msg)`

@@ -423,6 +423,8 @@ def test_a_reserved_view_kept_past_commit_is_refused(name):
             kept = r.buf[0:3]
             with pytest.raises(BufferError):
                 r.commit(3)  # nothing published while a view of the slot lives
+            with pytest.raises(BufferError):
+                r.commit(3)  # nor on a second try
             assert c.stat().depth == 0
             del kept
             r.commit(3)
@@ -464,6 +466,11 @@ def test_a_reservation_left_without_commit_is_dropped(name):
             r.buf[:2] = b"no"
         p.push(b"yes", timeout=0)
         assert c.pop() == b"yes" and c.stat().depth == 0
+        with p.reserve(length=0) as r:  # an empty reservation's view is writable too
+            assert len(r.buf) == 0 and not r.buf.readonly
+            r.buf[:0] = b""
+            r.commit(0)
+        assert c.pop() == b""
     rqshm.unlink(name + ".r")
 
 
