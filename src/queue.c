@@ -1058,12 +1058,11 @@ static RECORD_CALL int record_pop(struct rq_rec *r, void *buf, size_t cap, size_
     uint32_t n, span;
     if (r->peeked || !rec_pop_ready(r, &msg, &n, &span))
         return record_pop_wait(r, buf, cap, len, NULL, timeout_ms);
-    *len = n;
-    if (n > cap)
-        return RQ_EMSGSIZE; /* left in place */
-    if (n > RQ_COPY_SHORT)
+    if (n > RQ_COPY_SHORT && n <= cap) {
+        *len = n;
         return record_pop_copy(r, buf, msg, n, span);
-    return rec_pop_copy(r, buf, NULL, msg, n, span);
+    }
+    return rec_pop_take(r, buf, cap, len, NULL, msg, n, span); /* too long for BUF too */
 }
 
 /* A slot pop's copy of the N bytes at PAYLOAD, the oldest message, and

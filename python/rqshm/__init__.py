@@ -45,6 +45,10 @@ _EAGAIN = -1  # RQ_EAGAIN (checked against the library at import)
 SPIN_TRIES = 100
 # How long close() waits for a call in progress on the handle (Queue.close).
 CLOSE_WAIT = 0.1
+# The most pop_burst() copies into in one call: each message takes
+# slot_size bytes there (on a record queue, the largest record's), and a
+# record queue's capacity counts bytes, not messages.
+BURST_BYTES = 4 << 20
 
 _STATS_FIELDS = [("uint32_t", n) for n in ("slot_count", "slot_size", "flags", "read_offset",
                                              "write_offset", "depth")] + \
@@ -264,9 +268,9 @@ def _raise(rc):
 
 
 def _ms(timeout):
-    if timeout is None:
+    if timeout is None or timeout == math.inf:
         return _INFINITE
-    if timeout < 0:
+    if not timeout >= 0:  # negative, or NaN
         raise ValueError("timeout must be None (for ever) or >= 0 seconds")
     return min(int(math.ceil(timeout * 1000)), 2 ** 31 - 1)
 
@@ -821,11 +825,13 @@ class Queue:
     def pop_burst(self, max_count, timeout=0):
         """Up to MAX_COUNT messages as a list of bytes, copied and freed
         with one store (rq_pop_burst): waits up to TIMEOUT seconds for the
-        first (None: for ever), then takes what is there; [] if none came."""
-        n = min(max_count, self.slot_count)
+        first (None: for ever), then takes what is there; [] if none came.
+        A call takes at most what a buffer of BURST_BYTES holds at
+        slot_size (the largest record) a message, and at least one."""
+        cap = self.slot_size
+        n = min(max_count, self.slot_count, max(1, BURST_BYTES // max(cap, 1)))
         if n < 1:
             return []
-        cap = self.slot_size
         if getattr(self, "_burst_n", 0) < n:
             self._burst_buf = ffi.new("char[]", n * cap)
             self._burst_lens = ffi.new("size_t[]", n)

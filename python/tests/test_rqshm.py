@@ -564,3 +564,28 @@ def test_close_from_a_signal_handler_does_not_hang(name):
     gc.collect()
     with rqshm.Queue.open(name, rqshm.CONSUMER):
         pass
+
+
+def test_timeouts_inf_and_nan(name):
+    with rqshm.Queue.create(name, rqshm.CONSUMER, slot_count=4, slot_size=16) as c:
+        t = threading.Timer(0.1, c.interrupt)
+        t.start()
+        with pytest.raises(rqshm.EINTR):
+            c.pop(timeout=float("inf"))  # for ever, as None
+        t.join()
+        with pytest.raises(ValueError):
+            c.pop(timeout=float("nan"))
+
+
+def test_pop_burst_buffer_is_bounded(name):
+    """On a record queue slot_count is a capacity in bytes: a large
+    max_count must not size the copy buffer by it."""
+    with rqshm.Queue.create(name, rqshm.PRODUCER, kind="records", capacity=1 << 20,
+                            max_record=65536) as p, \
+            rqshm.Queue.open(name, rqshm.CONSUMER) as c:
+        p.push_burst([b"r%d" % i for i in range(100)])
+        got = []
+        while len(got) < 100:
+            got += c.pop_burst(1 << 20)
+        assert got == [b"r%d" % i for i in range(100)]
+        assert c._burst_n * c.slot_size <= rqshm.BURST_BYTES
