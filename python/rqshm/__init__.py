@@ -641,14 +641,11 @@ class Queue:
         nothing published); REPORT: raise its error, if any."""
         if not self._h:
             return
-        inflight = self._inflight
-        inflight.append(None)
         try:
-            rc = _lib.rq_commit_burst(self._h, ffi.new("size_t[]", [0]), 0)
-        finally:
-            inflight.pop()
-        if rc < 0 and report:
-            self._fail(rc)
+            self._call(_lib.rq_commit_burst, ffi.new("size_t[]", [0]), 0)
+        except Error:
+            if report:
+                raise
 
     def close(self):
         """Closes the handle.  A call in progress in another thread (a
