@@ -608,6 +608,30 @@ class Corrupt(RqctlCase):
         self.assertRun(CORRUPT, "stat", co)
         self.assertRun(CORRUPT, "request", co)
 
+    def test_unlink_of_an_unreadable_object_needs_force(self):
+        """A queue this rqctl cannot read (corrupt, or made by an rq of
+        another layout version whose users may still run) may be in use:
+        unlink refuses to guess, and --force unlinks it."""
+        path = lambda prefix, n: os.path.join(SHM, prefix + n)
+        for what, off, fmt, value in (("uversion", OFF_LAYOUT_VERSION, "<I", 99),
+                                      ("umagic", OFF_MAGIC, "<Q", 0x1234)):
+            name = self.queue(what)
+            poke(path("rq.", name), off, fmt, value)
+            _, err = self.assertRun(ATTACHED, "unlink", name)
+            self.assertIn("cannot tell whether queue '%s' is in use" % name, err)
+            self.assertIn("--force", err)
+            self.assertTrue(os.path.exists(path("rq.", name)))
+            self.assertRun(OK, "unlink", "--force", name)
+            self.assertFalse(os.path.exists(path("rq.", name)))
+        co = fresh("ucomagic")
+        self.names.append(co)
+        self.assertRun(OK, "create", "--coalesce", co)
+        poke(path("rqc.", co), OFF_MAGIC, "<Q", 0x1234)
+        _, err = self.assertRun(ATTACHED, "unlink", "--coalesce", co)
+        self.assertIn("cannot tell whether coalescing object", err)
+        self.assertRun(OK, "unlink", "--coalesce", "--force", co)
+        self.assertFalse(os.path.exists(path("rqc.", co)))
+
     def test_scribbled_counters_still_give_valid_json(self):
         name = self.queue("counter")
         # a multiple of 2N, as the empty queue's write_offset 0 asks

@@ -388,7 +388,8 @@ static const char unlink_help[] =
     "when the last one closes it.  No such name is exit 3.\n"
     "\n"
     "Refused (exit 10) while a process holds a role (producer, consumer,\n"
-    "worker) or while that cannot be told (no access to the lock object):\n"
+    "worker) or while that cannot be told (no access to the lock object, or\n"
+    "an object this rqctl cannot read: corrupt, or of another layout version):\n"
     "unlinking a queue in use splits it, its users keeping the old one while\n"
     "new ones get a new one.  The holders are named with their pids.  rq tells\n"
     "the users of an unlinked queue (their waits return RQ_EUNLINKED within a\n"
@@ -414,34 +415,53 @@ static int held_role(char *buf, size_t cap, const char *role, int live, int64_t 
     return 1;
 }
 
-/* RQCTL_OK if nobody holds a role of NAME (or it cannot be opened to
- * look: then the unlink itself says what is wrong), else prints the
- * holders and returns RQCTL_ATTACHED. */
+/* The refusal when NAME exists but cannot be looked at (RC: why): an
+ * object this rq cannot read (corrupt, another layout version, perhaps
+ * still used by the rq that made it) may have users all the same. */
+static int cannot_tell(enum rqctl_kind kind, const char *name, int rc)
+{
+    char shown[RQCTL_SHOWN_MAX];
+    return rqctl_error(RQCTL_ATTACHED, "unlink",
+                       "refused: cannot tell whether %s '%s' is in use (%s: %s); if nobody "
+                       "uses it, unlink it with --force",
+                       kind_word(kind), rqctl_shown(name, shown, sizeof shown), rq_errname(rc),
+                       rq_strerror(rc));
+}
+
+/* RQCTL_OK if nobody holds a role of NAME, or if NAME names nothing (the
+ * unlink then says so); else prints the holders, or why they cannot be
+ * told, and returns RQCTL_ATTACHED. */
 static int check_unattached(enum rqctl_kind kind, const char *name)
 {
     char a[160] = "", b[160] = "";
-    int n = 0;
+    int n = 0, rc;
     if (kind == KIND_QUEUE) {
         rq *q;
         rq_stats st;
-        if (rq_open_timed(&q, name, RQ_OBSERVER, NULL, RQCTL_OPEN_TIMEOUT_MS) != RQ_OK)
+        rc = rq_open_timed(&q, name, RQ_OBSERVER, NULL, RQCTL_OPEN_TIMEOUT_MS);
+        if (rc == RQ_ENOENT)
             return RQCTL_OK;
-        int rc = rq_stat(q, &st);
+        if (rc != RQ_OK)
+            return cannot_tell(kind, name, rc);
+        rc = rq_stat(q, &st);
         rq_close(q);
-        if (rc != RQ_OK && rc != RQ_ECORRUPT)
-            return RQCTL_OK;
+        if (rc != RQ_OK && rc != RQ_ECORRUPT) /* a corrupt ring still names its holders */
+            return cannot_tell(kind, name, rc);
         n += held_role(a, sizeof a, "producer", st.producer_live, st.producer_pid,
                        (st.flags & RQ_MPSC) != 0);
         n += held_role(n ? b : a, sizeof a, "consumer", st.consumer_live, st.consumer_pid, 0);
     } else {
         rq_coalesce *c;
         rq_coalesce_stats st;
-        if (rq_coalesce_attach_timed(&c, name, RQ_OBSERVER, 0, RQCTL_OPEN_TIMEOUT_MS) != RQ_OK)
+        rc = rq_coalesce_attach_timed(&c, name, RQ_OBSERVER, 0, RQCTL_OPEN_TIMEOUT_MS);
+        if (rc == RQ_ENOENT)
             return RQCTL_OK;
-        int rc = rq_coalesce_stat(c, &st);
+        if (rc != RQ_OK)
+            return cannot_tell(kind, name, rc);
+        rc = rq_coalesce_stat(c, &st);
         rq_coalesce_close(c);
         if (rc != RQ_OK)
-            return RQCTL_OK;
+            return cannot_tell(kind, name, rc);
         n += held_role(a, sizeof a, "worker", st.worker_live, st.worker_pid, 0);
     }
     if (n == 0)
