@@ -6,10 +6,13 @@
  * of idempotent work; one worker waits, does the work (it reads the
  * state) and marks the round done.  The request word is
  * req = (count << 1) | WAITING; work is owed while count != done.
- * The worker sets WAITING by CAS in the very word it sleeps on; a
- * requester that sees WAITING has the kernel add to the word and wake in
- * one step (rq_plat_add_and_wake, FUTEX_WAKE_OP), one that does not bumps
- * the count by CAS.  The worker stores done = ticket only after the work.
+ * The worker sets WAITING with an atomic OR in the very word it sleeps
+ * on (looking again if the count moved since its load) and clears it with
+ * an atomic AND; a requester that sees WAITING has the kernel add to the
+ * word and wake in one step (rq_plat_add_and_wake, FUTEX_WAKE_OP), one
+ * that does not bumps the count by CAS, or, after losing the CAS a few
+ * times (RQC_REQUEST_TRIES), adds and wakes all the same: here at any
+ * attempt.  The worker stores done = ticket only after the work.
  *
  * Memory is sequentially consistent; labels name crash points of
  * src/crashpoint.h; a kill can land between any two steps.
@@ -25,9 +28,12 @@
  *   BUG        0: the code.  Injected bugs, each must be caught:
  *              1 done is stored when the round is taken, before the
  *                work (a flag reset before the work, as the first sketch did)
- *              2 the worker sets WAITING with a plain store, not a CAS
+ *              2 the worker sets WAITING with a plain store, not an
+ *                atomic OR
  *              3 a requester that sees WAITING bumps the count by CAS
  *                and does not wake the worker
+ *              4 the worker's OR ignores a request counted since its load
+ *                and sleeps on the word it made
  */
 #define NR 2
 #ifndef K
@@ -81,20 +87,14 @@ bool pending[NR];     /* requester i changed the state; its request has not retu
 
 proctype Worker() provided (!kill_pending || kill_w)
 {
-    byte r, ticket, seen;
+    byte r, ticket, seen, before;
     bool is_owed, swapped;
 restart:
     {
         skip; /* rq_plat_lock(RQ_LOCK_CONSUMER, RQ_LOCK_TRY) */
         /* worker_acquire -> clear_waiting: a dead predecessor may have
          * left WAITING set; nobody else can be asleep here */
-        r = req;
-        do
-        :: (r & WAITING) ->
-            atomic { if :: req == r -> req = r & ~WAITING; r = req :: else -> r = req fi }
-        :: else -> break
-        od;
-        r = 0;
+        req = req & ~WAITING; /* one atomic AND */
 coalesce_open_after_takeover:
         /* the worker application: wait, work, done, for ever */
         do
@@ -109,12 +109,12 @@ coalesce_open_after_takeover:
             }
             if
             :: is_owed ->
-                /* take_round: clear WAITING, whatever requesters do meanwhile */
-                do
-                :: (r & WAITING) ->
-                    atomic { if :: req == r -> req = r & ~WAITING; r = req :: else -> r = req fi }
-                :: else -> break
-                od;
+                /* take_round: clear WAITING (one atomic AND); the ticket
+                 * is the count of the load above */
+                if
+                :: (r & WAITING) -> req = req & ~WAITING
+                :: else
+                fi;
                 ticket = COUNT(r); /* work.taken = ticket */
 coalesce_wait_after_take:
 #if BUG == 1
@@ -132,10 +132,21 @@ coalesce_done_before_store:
                 :: !(r & WAITING) ->
 #if BUG == 2
                     req = r | WAITING;
-#else
-                    atomic { if :: req == r -> req = r | WAITING :: else -> swapped = false fi }
-#endif
                     r = r | WAITING
+#else
+                    /* one atomic OR; a request since the load: look again */
+                    d_step {
+                        before = req;
+                        req = req | WAITING;
+                        if
+#if BUG != 4
+                        :: COUNT(before) != COUNT(r) -> swapped = false
+#endif
+                        :: else -> r = before | WAITING
+                        fi;
+                        before = 0
+                    }
+#endif
                 :: else
                 fi;
                 if
@@ -164,7 +175,7 @@ end_idle:           SLEEP(worker_asleep)
 proctype Requester(byte me) provided (!kill_pending || kill_r[me])
 {
     byte r;
-    bool bumped;
+    bool bumped, wake;
 restart:
     {
         skip; /* rq_plat_lock(RQ_LOCK_PRODUCER, RQ_LOCK_TRY_SHARED) */
@@ -182,19 +193,27 @@ restart:
             :: else ->
 coalesce_request_before_bump:
                 if
-                :: (r & WAITING) ->
+                :: (r & WAITING) -> wake = true
+                :: else ->
+                    if
+                    :: atomic { if :: req == r -> req = r + 2; need = st; bumped = true :: else -> r = req fi }
+                    :: wake = true /* the CAS lost RQC_REQUEST_TRIES times */
+                    fi
+                fi;
+                if
+                :: wake ->
 #if BUG == 3
-                    atomic { if :: req == r -> req = r + 2; need = st; bumped = true :: else -> r = req fi }
+                    atomic { if :: req == r -> req = r + 2; need = st; bumped = true :: else -> r = req fi };
 #elif WIN
                     d_step { req = req + 2; need = st };
 win_between_add_and_set_event:
-                    d_step { worker_asleep = false; bumped = true }
+                    d_step { worker_asleep = false; bumped = true };
 #else
                     /* FUTEX_WAKE_OP: add 2 and wake, one kernel step */
-                    d_step { req = req + 2; need = st; worker_asleep = false; bumped = true }
+                    d_step { req = req + 2; need = st; worker_asleep = false; bumped = true };
 #endif
-                :: else ->
-                    atomic { if :: req == r -> req = r + 2; need = st; bumped = true :: else -> r = req fi }
+                    wake = false
+                :: else
                 fi
             od;
 coalesce_request_after_bump:
@@ -203,7 +222,7 @@ coalesce_request_after_bump:
         r_finished[me] = true
     } unless {
         kill_r[me] ->
-        d_step { kill_r[me] = false; kill_pending = false; r = 0; bumped = false }
+        d_step { kill_r[me] = false; kill_pending = false; r = 0; bumped = false; wake = false }
         if
         :: PERMANENT -> r_gone[me] = true
         :: true -> goto restart

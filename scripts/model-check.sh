@@ -3,7 +3,7 @@
 # with spin: each run builds a verifier (spin -a, gcc) and searches the
 # whole state space (no bitstate, no hash compaction).
 #
-#   scripts/model-check.sh          the CI set, 92 runs (66 of them took
+#   scripts/model-check.sh          the CI set, 93 runs (66 of them took
 #                                   1,937 s on a 2-core VM at load 15,
 #                                   2026-12-05; quiet, a fraction of that:
 #                                   44 runs took 114 s; the 24 bridge_out
@@ -204,6 +204,7 @@ check coalesce-bug1-done-first coalesce fail safety - $Q -DBUG=1
 check coalesce-bug2-plain-store coalesce fail safety - $Q -DBUG=2
 check coalesce-bug3-no-wake   coalesce fail safety - $Q -DBUG=3
 check coalesce-bug3-live      coalesce fail owed_work_done -A -DK=1 -DWCRASH=0 -DRCRASH=1 -DBUG=3
+check coalesce-bug4-or-misses coalesce fail safety - $Q -DBUG=4
 # A requester that dies for good: harmless with FUTEX_WAKE_OP (Linux); with
 # Windows' two-step add-and-wake only the worker's re-check saves it.
 check coalesce-gone           coalesce pass safety - $Q -DPERMANENT=1

@@ -20,6 +20,11 @@
  * has the kernel add to the word and wake the worker in one step
  * (rq_plat_add_and_wake), so no death of a requester can leave the count
  * moved but the worker asleep.
+ *
+ * No loop here waits on what another process writes: the worker sets and
+ * clears WAITING with one atomic OR or AND, and a requester whose CAS
+ * keeps losing adds and wakes instead (RQC_REQUEST_TRIES), so a peer that
+ * writes the word without end cannot hold a call up.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +41,9 @@
  * worker holds one exclusively, every live requester the other shared. */
 #define WORKER_LOCK RQ_LOCK_CONSUMER
 #define REQUESTER_LOCK RQ_LOCK_PRODUCER
+/* CAS attempts of a request before it adds and wakes instead: each lost
+ * one was another request (or a write of a peer), so a few are plenty. */
+#define RQC_REQUEST_TRIES 16
 
 struct rq_coalesce {
     struct rq_segment segment; /* segment.plat: the OS objects */
@@ -105,12 +113,12 @@ static const struct rq_segment_kind coalesce_kind = {
 
 /* ---- worker side -------------------------------------------------------- */
 
-/* Clears WAITING in the request word, whatever requesters do meanwhile. */
+/* Clears WAITING in the request word, whatever requesters do meanwhile:
+ * one atomic AND, no retry loop that a peer changing the word could keep
+ * going. */
 static void clear_waiting(struct rqc_shm *shm)
 {
-    uint32_t r = rq_load_acquire_u32(&shm->req);
-    while ((r & RQC_WAITING) && !rq_cas_u32(&shm->req, &r, r & ~RQC_WAITING)) {
-    }
+    (void)rq_fetch_and_u32(&shm->req, ~(uint32_t)RQC_WAITING);
 }
 
 static int worker_acquire(rq_coalesce *c)
@@ -181,9 +189,13 @@ int rq_coalesce_wait(rq_coalesce *c, uint64_t *ticket, int timeout_ms)
             return rq_deadline_error(&d);
         }
         if (!(r & RQC_WAITING)) {
-            if (!rq_cas_u32(&shm->req, &r, r | RQC_WAITING))
-                continue; /* a request came in: look again */
-            r |= RQC_WAITING;
+            /* One atomic OR, not a CAS that a peer could keep failing.  A
+             * request that came in since the load moved the count: look
+             * again (WAITING set meanwhile is cleared with the round). */
+            uint32_t before = rq_fetch_or_u32(&shm->req, RQC_WAITING);
+            if (count_of(before) != count_of(r))
+                continue;
+            r = before | RQC_WAITING;
         }
         RQ_CRASH_POINT(COALESCE_WAIT_AFTER_ANNOUNCE);
         rq_counter_bump(&shm->worker.waits);
@@ -234,14 +246,18 @@ int rq_coalesce_request(rq_coalesce *c)
         return rc;
     struct rqc_shm *shm = c->shm;
     uint32_t r = rq_load_acquire_u32(&shm->req);
-    for (;;) {
+    for (int tries = 0;; tries++) {
         uint32_t count = count_of(r);
         uint32_t done = rq_load_acquire_u32(&shm->work.done) & RQC_COUNT_MASK;
         if (count != done && ((count + 1) & RQC_COUNT_MASK) == done)
             return RQ_OK; /* 2^31 - 1 owed: one more would read as none */
         RQ_CRASH_POINT(COALESCE_REQUEST_BEFORE_BUMP);
-        if (r & RQC_WAITING) {
-            /* The worker sleeps on this word: count and wake in one step. */
+        if ((r & RQC_WAITING) || tries == RQC_REQUEST_TRIES) {
+            /* The worker sleeps on this word: count and wake in one step.
+             * Also when the CAS below lost RQC_REQUEST_TRIES times in a
+             * row (the word keeps changing: many requesters, or a peer
+             * that writes it): the add cannot fail, and a wake nobody
+             * waits for costs one system call.  Never blocks. */
             rc = rq_plat_add_and_wake(c->segment.plat, &shm->req, 2);
             if (rc < 0)
                 return rc;

@@ -60,16 +60,32 @@ unsigned long rq_crash_point_hits(int id)
     return (id >= 0 && id < RQ_CP_COUNT_) ? (unsigned long)rq_load_relaxed_u64(&hits[id]) : 0;
 }
 
+/* The action of rq_crash_point_run: process-local, set by a test while
+ * no other thread passes the point. */
+static int run_id = -1;
+static void (*run_fn)(void *);
+static void *run_arg;
+
+void rq_crash_point_run(int id, void (*fn)(void *), void *arg)
+{
+    run_fn = fn;
+    run_arg = arg;
+    run_id = (id >= 0 && id < RQ_CP_COUNT_ && fn) ? id : -1;
+}
+
 void rq_crash_point_reset(void)
 {
     for (int i = 0; i < RQ_CP_COUNT_; i++)
         rq_store_relaxed_u64(&hits[i], 0);
     armed_id = -1;
+    run_id = -1;
 }
 
 void rq_crash_point_hit(enum rq_crash_point_id id)
 {
     rq_fetch_add_u64(&hits[id], 1);
+    if ((int)id == run_id)
+        run_fn(run_arg);
     if ((int)id == armed_id && rq_fetch_sub_u64(&armed_countdown, 1) == 1)
         rq_plat_kill_self();
 }

@@ -83,6 +83,10 @@ int rq_crash_point_lookup(const char *name);
 /* Arms point ID to kill the process on its HIT-th hit from now (1 = next);
  * ID < 0 disarms. */
 void rq_crash_point_arm(int id, unsigned long hit);
+/* Runs FN(ARG) at every hit of point ID from now, in the thread that hits
+ * it, until FN is NULL or the next reset: a test's way to act as a peer
+ * at an exact step (as rq_fault_before does at an OS call). */
+void rq_crash_point_run(int id, void (*fn)(void *), void *arg);
 /* Hits of point ID since the process started (or since the last reset). */
 unsigned long rq_crash_point_hits(int id);
 void rq_crash_point_reset(void);

@@ -612,6 +612,59 @@ static void test_corrupt_and_half_made_objects(void **state)
     rq_coalesce_unlink(name);
 }
 
+/* A peer that rewrites the request word between each load and CAS of a
+ * request: at the step before the bump it moves the count on and back
+ * again, never setting WAITING, so every CAS loses.  Past FLIP_LIMIT
+ * steps it stops (a request still looping then makes the test fail
+ * rather than hang). */
+#define FLIP_LIMIT 10000
+struct flipper {
+    rq_atomic_u32 *req;
+    unsigned long steps;
+};
+
+static void flip_the_count(void *arg)
+{
+    struct flipper *f = arg;
+    if (++f->steps > FLIP_LIMIT)
+        return;
+    uint32_t r = rq_load_relaxed_u32(f->req);
+    rq_store_relaxed_u32(f->req, f->steps % 2 ? r + 2 : r - 2);
+}
+
+static void test_a_peer_rewriting_the_word_cannot_hold_a_request_up(void **state)
+{
+    (void)state;
+    const char *name = fresh("co.flip");
+    rq_coalesce *w = open_c(name, RQ_WORKER), *r = open_c(name, RQ_REQUESTER);
+    struct th_raw raw;
+    th_raw_open(&raw, "rqc", name);
+    struct rqc_shm *shm = (struct rqc_shm *)raw.addr;
+    rq_coalesce_stats before, after;
+    assert_int_equal(rq_coalesce_stat(r, &before), RQ_OK);
+    struct flipper f = {&shm->req, 0};
+    rq_crash_point_run(RQ_CP_COALESCE_REQUEST_BEFORE_BUMP, flip_the_count, &f);
+    int rc = rq_coalesce_request(r);
+    rq_crash_point_run(-1, NULL, NULL);
+    assert_int_equal(rc, RQ_OK);
+    if (f.steps > 100)
+        fail_msg("the request looped %lu times on a word a peer kept rewriting", f.steps);
+    assert_true(f.steps >= 2); /* the CAS lost at least once: the peer was there */
+    /* registered, and counted as a wake (it added and woke) */
+    assert_int_equal(rq_coalesce_stat(r, &after), RQ_OK);
+    assert_int_equal(after.requests, before.requests + 1);
+    assert_int_equal(after.wakes, before.wakes + 1);
+    assert_true(after.owed);
+    uint64_t ticket;
+    assert_int_equal(rq_coalesce_wait(w, &ticket, 0), RQ_OK);
+    assert_int_equal(rq_coalesce_done(w, ticket), RQ_OK);
+    assert_int_equal(rq_coalesce_wait(w, &ticket, 0), RQ_EAGAIN);
+    th_raw_close(&raw);
+    rq_coalesce_close(r);
+    rq_coalesce_close(w);
+    rq_coalesce_unlink(name);
+}
+
 int main(int argc, char **argv)
 {
     static const struct th_child children[] = {
@@ -633,6 +686,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_storm_costs_one_round_and_few_wakes),
         cmocka_unit_test(test_crash_points_leave_no_request_unserved),
         cmocka_unit_test(test_corrupt_and_half_made_objects),
+        cmocka_unit_test(test_a_peer_rewriting_the_word_cannot_hold_a_request_up),
     };
     return cmocka_run_group_tests_name("coalesce", tests, NULL, NULL);
 }
