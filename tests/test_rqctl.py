@@ -8,6 +8,7 @@ Linux only (corrupt segments are made by writing /dev/shm/rq.NAME).
 """
 import json
 import os
+import resource
 import re
 import signal
 import struct
@@ -212,6 +213,15 @@ class Records(RqctlCase):
         self.assertIn("2 records, 63 bytes of payload, 56 bytes of padding", out.decode())
         self.assertIn(" 6464", out.decode())
         self.assertEqual(stat_json(name)["records"]["padding_bytes"], 56)
+        # The spool cannot be written (a file size limit; standard output,
+        # a pipe, can): the error names the spool, not standard output.
+        def small_files():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))
+        p = subprocess.run([RQCTL, "dump", name], capture_output=True, preexec_fn=small_files)
+        self.assertEqual(p.returncode, FAILED, p.stderr)
+        self.assertIn(b"the walk's temporary file: File too large", p.stderr)
+        self.assertEqual(p.stdout, b"")
         out, _ = self.assertRun(OK, "pop", name, "--count", "2")
         self.assertEqual(out, b"ccc\n" + b"d" * 60 + b"\n")
         slots = self.queue("rec.slots")

@@ -852,17 +852,20 @@ static int dump_spool(struct dump_state *d)
     return d->text ? 0 : -1;
 }
 
-/* The spooled lines of the last walk to standard output.  0, or -1. */
-static int dump_text_records(FILE *text)
+/* The spooled lines of the last walk to standard output.  0, or the
+ * failed step's words for the error: the spool (written while walking,
+ * read back here) or standard output; errno says why. */
+static const char *dump_text_records(FILE *text)
 {
+    static const char spool[] = "the walk's temporary file", out[] = "writing standard output";
     char buf[8192];
     size_t n;
-    if (fflush(text) != 0 || fseek(text, 0, SEEK_SET) != 0)
-        return -1;
+    if (ferror(text) || fflush(text) != 0 || fseek(text, 0, SEEK_SET) != 0)
+        return spool;
     while ((n = fread(buf, 1, sizeof buf, text)) > 0)
         if (fwrite(buf, 1, n, stdout) != n)
-            return -1;
-    return ferror(text) ? -1 : 0;
+            return out;
+    return ferror(text) ? spool : NULL;
 }
 
 /* Reads dump's options into D and *NAME.  Returns -1 to go on, or the
@@ -930,10 +933,11 @@ static int dump_summary(const char *name, const rq_record_stats *st, struct dump
         put(o, "entries", d->list);
         return emit_json("dump", o);
     }
-    int failed = dump_text_records(d->text);
+    const char *failed = dump_text_records(d->text);
+    int err = errno;
     fclose(d->text);
     if (failed)
-        return rqctl_error(RQCTL_FAILED, "dump", "writing standard output: %s", strerror(errno));
+        return rqctl_error(RQCTL_FAILED, "dump", "%s: %s", failed, strerror(err));
     printf("%" PRIu64 " records, %" PRIu64 " bytes of payload, %" PRIu64
            " bytes of padding in the ring; largest %" PRIu64 " bytes; capacity %" PRIu64 " bytes\n",
            d->records, d->bytes, d->padding, d->largest, st->capacity);

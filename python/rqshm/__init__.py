@@ -329,7 +329,11 @@ def _still_viewed(raws, owners):
                for i in range(len(raws)))
 
 
-def _views_alive_error():
+def _views_alive_error(closed=False):
+    if closed:  # a call that ended while close() waited handed them out
+        return BufferError("the queue is closed, but views of its messages are still in use "
+                           "(kept past their zero-copy block): its memory stays mapped until "
+                           "the Queue object goes")
     return BufferError("the queue has views of its messages still in use (kept past their "
                        "zero-copy block): let them go before close()")
 
@@ -676,7 +680,7 @@ class Queue:
             time.sleep(0.001)
         if _still_viewed(self._handed_out, 1):  # handed out by a call just ended
             self._deferred = h
-            raise _views_alive_error()
+            raise _views_alive_error(closed=True)
         _rq_close(h)
 
     def __enter__(self):
