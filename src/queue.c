@@ -714,9 +714,9 @@ static CLAIM_SLOW int record_push_wait(struct rq_rec *r, const void *msg, size_t
 /* A record longer than RQ_COPY_SHORT, claimed at index AT: its copy
  * (memcpy) and publish, out of line so that the short ones save no
  * registers for the call. */
-static CLAIM_SLOW int record_push_copy(struct rq_rec *r, uint32_t at, const void *msg, uint32_t len)
+static CLAIM_SLOW int record_push_copy(struct rq_rec *r, const void *msg, uint32_t len)
 {
-    rec_push_at(r, at, 0, msg, len);
+    rec_push_at(r, rec_index(r, r->w), 0, msg, len);
     return RQ_OK;
 }
 
@@ -724,13 +724,12 @@ static CLAIM_SLOW int record_push_copy(struct rq_rec *r, uint32_t at, const void
  * the common case keeps only what it needs after its copy. */
 static RECORD_CALL int record_push(struct rq_rec *r, const void *msg, size_t len, int timeout_ms)
 {
-    uint32_t at;
-    if (!rec_push_fits(r, len, &at))
+    if (!rec_push_fits(r, len))
         return record_push_wait(r, msg, len, timeout_ms);
     RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
     if (len > RQ_COPY_SHORT)
-        return record_push_copy(r, at, msg, (uint32_t)len);
-    return rec_push_short(r, at, msg, (uint32_t)len);
+        return record_push_copy(r, msg, (uint32_t)len);
+    return rec_push_short(r, msg, (uint32_t)len);
 }
 
 /* A slot push's copy into the slot claimed at PAYLOAD, and its publish.
@@ -818,9 +817,18 @@ static int rec_reserve_kept(rq *q, int rc)
     return rc;
 }
 
-static RECORD_CALL int record_reserve(rq *q, size_t len, void **slot, int timeout_ms)
+static CLAIM_SLOW int record_reserve_wait(rq *q, size_t len, void **slot, int timeout_ms)
 {
     return wait_result(q, rec_reserve_kept(q, rec_reserve_one(q->rec, len, slot, timeout_ms)));
+}
+
+/* An SPSC reservation with room by the cache without a call (nothing to
+ * keep: no lock); anything else the long way, a tail call. */
+static RECORD_CALL int record_reserve(rq *q, size_t len, void **slot, int timeout_ms)
+{
+    if (!rec_reserve_fast(q->rec, len, slot))
+        return record_reserve_wait(q, len, slot, timeout_ms);
+    return RQ_OK;
 }
 
 /* Hands out the K slots claimed at the ring's write cursor (K >= 1), their
@@ -887,9 +895,19 @@ int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms)
     return slot_reserve(q, slot, timeout_ms);
 }
 
+static CLAIM_SLOW int record_commit_slow(struct rq_rec *r, size_t len)
+{
+    return rec_commit_one(r, len);
+}
+
+/* An SPSC commit without a call (rec_commit_spsc); MPSC and the errors
+ * the long way (rec_commit_one), a tail call. */
 static RECORD_CALL int record_commit(rq *q, size_t len)
 {
-    return rec_commit_one(q->rec, len);
+    struct rq_rec *r = q->rec;
+    if (r->lock || !r->reserved || len > r->res_len)
+        return record_commit_slow(r, len);
+    return rec_commit_spsc(r, (uint32_t)len);
 }
 
 static SLOT_PATH int slot_commit(rq *q, size_t len)
@@ -1035,10 +1053,10 @@ static RECORD_CALL int record_pop_info(struct rq_rec *r, void *buf, size_t cap, 
                                        rq_msg_info *info, int timeout_ms)
 {
     const unsigned char *msg;
-    uint32_t n, span;
-    if (r->peeked || !rec_pop_ready(r, &msg, &n, &span))
+    uint32_t n, span, room;
+    if (r->peeked || (room = rec_pop_room(r)) == 0 || !rec_pop_in_room(r, room, &msg, &n, &span))
         return record_pop_wait(r, buf, cap, len, info, timeout_ms);
-    return rec_pop_take(r, buf, cap, len, info, msg, n, span);
+    return rec_pop_take_in_room(r, buf, cap, len, info, msg, n, span, room);
 }
 
 /* A record longer than RQ_COPY_SHORT, found at the read offset: its copy
@@ -1050,19 +1068,54 @@ static CLAIM_SLOW int record_pop_copy(struct rq_rec *r, void *buf, const unsigne
     return rec_pop_copy(r, buf, NULL, msg, n, span);
 }
 
+/* record_pop_wait without the info: its arguments are record_pop's, in
+ * the same registers, so that the tail call moves none. */
+static CLAIM_SLOW int record_pop_wait_plain(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                                            int timeout_ms)
+{
+    return wait_result(r->q, rec_pop_one(r, buf, cap, len, NULL, timeout_ms));
+}
+
+/* rq_pop's end once a record MSG/N (SPAN bytes) was found inside the
+ * consumer's room ROOM: a long one's copy out of line, a short one (or
+ * one too long for BUF too) here. */
+static inline int record_pop_found(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                                   const unsigned char *msg, uint32_t n, uint32_t span,
+                                   uint32_t room)
+{
+    if (n > RQ_COPY_SHORT && n <= cap) {
+        *len = n;
+        return record_pop_copy(r, buf, msg, n, span);
+    }
+    return rec_pop_take_in_room(r, buf, cap, len, NULL, msg, n, span, room);
+}
+
+/* record_pop once the consumer's room ran out (or a peek is held): sets
+ * the room again, reloading the write word if all it showed was read,
+ * and pops here; else the long way.  A consumer that keeps up with its
+ * producer comes here on nearly every pop; out of line, so that the
+ * common path saves no registers for the reload. */
+static CLAIM_SLOW int record_pop_refill(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                                        int timeout_ms)
+{
+    const unsigned char *msg;
+    uint32_t n, span;
+    if (r->peeked || !rec_pop_ready(r, &msg, &n, &span))
+        return record_pop_wait_plain(r, buf, cap, len, timeout_ms);
+    return record_pop_found(r, buf, cap, len, msg, n, span, r->rd_room);
+}
+
 /* rq_pop's: the same without the info. */
 static RECORD_CALL int record_pop(struct rq_rec *r, void *buf, size_t cap, size_t *len,
                                   int timeout_ms)
 {
     const unsigned char *msg;
-    uint32_t n, span;
-    if (r->peeked || !rec_pop_ready(r, &msg, &n, &span))
-        return record_pop_wait(r, buf, cap, len, NULL, timeout_ms);
-    if (n > RQ_COPY_SHORT && n <= cap) {
-        *len = n;
-        return record_pop_copy(r, buf, msg, n, span);
-    }
-    return rec_pop_take(r, buf, cap, len, NULL, msg, n, span); /* too long for BUF too */
+    uint32_t n, span, room = r->rd_room;
+    if (room == 0 || r->peeked)
+        return record_pop_refill(r, buf, cap, len, timeout_ms);
+    if (!rec_pop_in_room(r, room, &msg, &n, &span))
+        return record_pop_wait_plain(r, buf, cap, len, timeout_ms);
+    return record_pop_found(r, buf, cap, len, msg, n, span, room);
 }
 
 /* A slot pop's copy of the N bytes at PAYLOAD, the oldest message, and
@@ -1198,16 +1251,27 @@ static CLAIM_SLOW int record_peek_wait(struct rq_rec *r, const void **msg, size_
 static RECORD_CALL int record_peek_info(struct rq_rec *r, const void **msg, size_t *len,
                                         rq_msg_info *info, int timeout_ms)
 {
-    if (rec_peek_fast(r, msg, len, info))
+    if (rec_peek_fast(r, msg, len, info, 1))
         return RQ_OK;
     return record_peek_wait(r, msg, len, info, timeout_ms);
+}
+
+/* record_peek once the consumer's room ran out, as record_pop_refill. */
+static CLAIM_SLOW int record_peek_refill(struct rq_rec *r, const void **msg, size_t *len,
+                                         int timeout_ms)
+{
+    if (rec_peek_fast(r, msg, len, NULL, 1))
+        return RQ_OK;
+    return record_peek_wait(r, msg, len, NULL, timeout_ms);
 }
 
 /* rq_peek's: the same without the info (6 instructions less a peek). */
 static RECORD_CALL int record_peek(struct rq_rec *r, const void **msg, size_t *len, int timeout_ms)
 {
-    if (rec_peek_fast(r, msg, len, NULL))
+    if (rec_peek_fast(r, msg, len, NULL, 0))
         return RQ_OK;
+    if (r->rd_room == 0)
+        return record_peek_refill(r, msg, len, timeout_ms);
     return record_peek_wait(r, msg, len, NULL, timeout_ms);
 }
 

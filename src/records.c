@@ -139,6 +139,7 @@ int rq_rec_load(struct rq_rec *r)
         return RQ_ECORRUPT;
     r->w = r->write_cache = (uint32_t)ww;
     r->r = (uint32_t)rw;
+    r->rd_room = 0;
     r->wseq = rec_load_position(&r->shm->write_position, (uint32_t)(ww >> 32), &r->wdue);
     rec_cache_read(r, r->wseq, r->w, rw);
     r->rseq = rec_load_position(&r->shm->read_position, (uint32_t)(rw >> 32), &r->rdue);
@@ -217,6 +218,7 @@ static int rec_claim(struct rq_rec *r, uint32_t len, void **payload)
     int rc = rec_room(r, need);
     if (rc < 0)
         return rc;
+    rec_write_room(r); /* SPSC: the common path's room from here on */
     RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
     uint32_t at = rec_index(r, r->w);
     if (pad) {

@@ -52,11 +52,19 @@ struct rec_batch {
 };
 
 /* Publishes batch B (K >= 1 records) with one store of the word, then the
- * position, the statistics, the MPSC unlock and one wake check. */
-static void rec_publish_batch(struct rq_rec *r, const struct rec_batch *b)
+ * position, the statistics, the MPSC unlock and one wake check.  The
+ * batch's bytes from the word on are at most C, so their distance modulo
+ * 2C is exact: what the SPSC room (wr_room) loses. */
+static REC_FLATTEN void rec_publish_batch_inline(struct rq_rec *r, const struct rec_batch *b)
 {
     RQ_CRASH_POINT(PUSH_BURST_AFTER_FILL);
-    rec_publish_records(r, b->end, b->k, b->bytes, b->pad, b->longest);
+    rec_publish_records(r, b->end, rec_used(r, b->end, r->w), b->k, b->bytes, b->pad, b->longest);
+}
+
+/* The same out of line (rq_rec_commit_burst's). */
+static REC_SLOW void rec_publish_batch(struct rq_rec *r, const struct rec_batch *b)
+{
+    rec_publish_batch_inline(r, b);
 }
 
 int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *lens, size_t count,
@@ -102,7 +110,7 @@ int rq_rec_push_burst(struct rq_rec *r, const void *const *msgs, const size_t *l
         longest = len > longest ? len : longest;
     }
     struct rec_batch b = {w, k, bytes, pad, longest};
-    rec_publish_batch(r, &b);
+    rec_publish_batch_inline(r, &b);
     return (int)k;
 }
 
@@ -140,6 +148,7 @@ static uint32_t rec_reload_avail(struct rq_rec *r, uint32_t total)
     if (used < total)
         return 0; /* behind what it published before: corrupt */
     r->write_cache = (uint32_t)ww;
+    r->rd_room = 0;
     return used - total;
 }
 
@@ -243,7 +252,8 @@ int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size
     struct rec_copy_ctx c = {buf, cap, lens};
     uint32_t k = rec_gather(r, span, max, loaded, NULL, &total, rec_copy_one, &c);
     RQ_CRASH_POINT(POP_BURST_AFTER_COPY);
-    rec_release(r, total, k);
+    r->rd_room = 0; /* the next read sets it again (rec_pop_ready) */
+    rec_release_kept(r, total, k);
     return (int)k;
 }
 
@@ -331,7 +341,8 @@ int rq_rec_release_burst(struct rq_rec *r, size_t count)
     r->peeked -= (uint32_t)count; /* the rest stays peeked */
     r->peek_valid = 0;
     r->peek_msg = NULL;
-    rec_release(r, total, (uint32_t)count);
+    r->rd_room = 0; /* the next read sets it again (rec_pop_ready) */
+    rec_release_kept(r, total, (uint32_t)count);
     return RQ_OK;
 }
 

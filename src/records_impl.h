@@ -25,7 +25,10 @@
  * optimised for size and calls it); MPSC pushes take this path every
  * time, a pop whenever its cached view of the producer is used up. */
 #define REC_SLOW __attribute__((noinline))
+/* Inline in every caller, so that a constant argument folds in. */
+#define REC_FLATTEN __attribute__((always_inline)) inline
 #else
+#define REC_FLATTEN inline
 #define REC_COLD
 #define REC_SLOW
 #endif
@@ -61,6 +64,15 @@ struct rq_rec {
      * (rec_cache_budget, rec_read_cache_ok). */
     uint64_t read_cache_seq;
     uint32_t read_cache_records;
+    /* SPSC: bytes a record can take at the write offset, before the
+     * ring's end and within the room the cached consumer's word leaves (a
+     * lower bound: rec_write_room sets it, each publish takes its bytes
+     * off, rec_write_room_take), and where they start, data +
+     * rec_index(w), valid while wr_room is not 0.  0 on MPSC, and whenever
+     * w or read_cache moves otherwise: the push then goes the long way,
+     * whose claim sets it again. */
+    uint32_t wr_room;
+    unsigned char *wr_ptr;
     uint64_t wseq;                       /* the next record's number */
     uint64_t wdue;                       /* the first number whose write_position is due */
     uint32_t want;                       /* the length a waiting push needs room for */
@@ -81,8 +93,15 @@ struct rq_rec {
     /* consumer */
     uint32_t r;           /* our offset */
     uint32_t write_cache; /* the producer's offset, last seen */
-    uint64_t rseq;        /* the oldest record's number */
-    uint64_t rdue;        /* the first number whose read_position is due */
+    /* The bytes readable at the read offset before the ring's end and
+     * within write_cache (a lower bound: rec_read_room sets it, each
+     * release takes its bytes off, rec_release), and where they start,
+     * data + rec_index(r), valid while rd_room is not 0.  0 whenever r or
+     * write_cache moves otherwise: the next read sets it again. */
+    uint32_t rd_room;
+    const unsigned char *rd_ptr;
+    uint64_t rseq; /* the oldest record's number */
+    uint64_t rdue; /* the first number whose read_position is due */
     uint64_t delivered, redeliver_below;
     uint32_t peeked; /* messages peeked, not yet released (a burst: many) */
     int peek_valid;  /* peek_* below hold the oldest of them */
@@ -250,6 +269,7 @@ static inline int rec_sync_write(struct rq_rec *r)
     if (!rec_offset_ok(r, (uint32_t)ww))
         return RQ_ECORRUPT;
     r->w = (uint32_t)ww;
+    r->wr_room = 0;
     r->wseq = rec_load_position(&r->shm->write_position, (uint32_t)(ww >> 32), &r->wdue);
     rec_store_position(&r->shm->write_position, &r->wdue, r->wseq); /* a dead holder's */
     return RQ_OK;
@@ -293,6 +313,7 @@ static inline void rec_cache_budget(struct rq_rec *r, uint64_t wseq, uint32_t us
 static inline void rec_cache_read(struct rq_rec *r, uint64_t seq, uint32_t w, uint64_t rw)
 {
     r->read_cache = (uint32_t)rw;
+    r->wr_room = 0; /* set again by the claim (rec_write_room) */
     if (r->lock)
         rec_cache_budget(r, seq, rec_used(r, w, (uint32_t)rw));
 }
@@ -336,6 +357,7 @@ static inline int rec_reload_write(struct rq_rec *r)
     if (!rec_pair_fits(r, ww, rec_word(r->rseq, r->r)))
         return RQ_ECORRUPT;
     r->write_cache = (uint32_t)ww;
+    r->rd_room = 0;
     return r->write_cache == r->r ? RQ_EAGAIN : RQ_OK;
 }
 
@@ -378,13 +400,42 @@ static inline int rec_burst_take(struct rq_rec *r, uint32_t count, uint32_t *tot
     return 1;
 }
 
-/* The common case without a call: an SPSC producer whose cached view
- * shows room for SPAN bytes at index AT, before the end of the ring.
- * Anything else (a wrap, a full cache, MPSC) goes the long way, which
- * checks again. */
-static inline int rec_fits_at(const struct rq_rec *r, uint32_t at, uint32_t span)
+/* An SPSC producer's room at the write offset from its cached view:
+ * the bytes before the ring's end and within the room the consumer's
+ * cached word leaves (both checked: the cache passed rec_pair_ok and
+ * each publish stayed in the room), into wr_room and wr_ptr.  0 on
+ * MPSC, whose cache counts only under rec_read_cache_ok. */
+static inline void rec_write_room(struct rq_rec *r)
 {
-    return !r->lock && span <= r->cap - at && rec_used(r, r->w, r->read_cache) + span <= r->cap;
+    if (r->lock)
+        return; /* 0 since rec_sync_write */
+    uint32_t at = rec_index(r, r->w), used = rec_used(r, r->w, r->read_cache);
+    uint32_t tail = r->cap - at, room = used <= r->cap ? r->cap - used : 0;
+    r->wr_room = tail < room ? tail : room;
+    r->wr_ptr = r->data + at;
+}
+
+/* A publish of ADV bytes from the write offset on (padding included):
+ * the room left after them, or none if they were not inside it (a wrap:
+ * the next claim sets it again). */
+static inline void rec_write_room_take(struct rq_rec *r, uint32_t adv)
+{
+    if (adv <= r->wr_room) {
+        r->wr_room -= adv;
+        r->wr_ptr += adv;
+    } else {
+        r->wr_room = 0;
+    }
+}
+
+/* The common case without a call: an SPSC producer whose cached view
+ * shows room for SPAN bytes at the write offset, before the end of the
+ * ring (wr_room).  Anything else (a wrap, a full cache) goes the long
+ * way, which checks again; so does every MPSC claim, as an MPSC handle's
+ * wr_room is always 0 (rec_write_room). */
+static inline int rec_fits_at(const struct rq_rec *r, uint32_t span)
+{
+    return span <= r->wr_room;
 }
 
 /* The claim of one record of LEN: without a call if rec_fits_at says so
@@ -393,7 +444,7 @@ static inline int rec_fits_at(const struct rq_rec *r, uint32_t at, uint32_t span
 static inline int rec_claim_fast(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms)
 {
     uint32_t at = rec_index(r, r->w);
-    if (rec_fits_at(r, at, rec_span(len))) {
+    if (rec_fits_at(r, rec_span(len))) {
         RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
         r->res_len = len;
         r->res_pad = 0;
@@ -417,28 +468,72 @@ static inline void rec_count_bytes(struct rq_rec_shm *shm, uint64_t len, uint32_
         rq_store_relaxed_u64(&shm->bytes.largest, longest);
 }
 
-/* The common case without a wait: a plain record at the read offset,
- * within what the write word published (reloaded here once the cached
- * one has nothing more, as the slot ring's pop does).  1 with *MSG, *LEN
- * and *SPAN; else 0 (nothing published, padding, or a word or header to
- * check the long way: rec_pop_slow). */
-static inline int rec_pop_ready(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
-                                uint32_t *span)
+/* The consumer's room at the read offset: the bytes before the ring's
+ * end and up to the cached write word (checked against the read word
+ * when loaded: at most C apart), into rd_room and rd_ptr. */
+static inline uint32_t rec_read_room(struct rq_rec *r)
 {
-    if (r->r == r->write_cache && rec_reload_write(r) != RQ_OK)
-        return 0;
-    uint32_t avail = rec_used(r, r->write_cache, r->r), at = rec_index(r, r->r);
-    const unsigned char *p = r->data + at;
+    uint32_t at = rec_index(r, r->r), avail = rec_used(r, r->write_cache, r->r);
+    uint32_t tail = r->cap - at, room = avail < tail ? avail : tail;
+    r->rd_room = room;
+    r->rd_ptr = r->data + at;
+    return room;
+}
+
+/* A plain record at rd_ptr inside ROOM, the consumer's room (not 0):
+ * 1 with *MSG, *LEN and *SPAN; 0 for padding, a header to check the long
+ * way, or a record past the room. */
+static inline int rec_pop_in_room(const struct rq_rec *r, uint32_t room, const unsigned char **msg,
+                                  uint32_t *len, uint32_t *span)
+{
+    const unsigned char *p = r->rd_ptr;
     uint32_t n = rq_rec_data_len(p);
     if (n > r->max) /* padding, or corrupt */
         return 0;
     uint32_t s = rec_span(n); /* no overflow: n <= max < 2^30 */
-    if (s > r->cap - at || s > avail)
+    if (s > room)             /* past the ring's end or the write word */
         return 0;
     *msg = p + RQ_RECORD_HEADER;
     *len = n;
     *span = s;
     return 1;
+}
+
+/* The consumer's room (rd_room), set again when it is 0 from the cached
+ * write word, reloaded first if the consumer has read all it showed (as
+ * the slot ring's pop does).  A consumer that keeps up with its producer
+ * does this on nearly every pop: record_pop_refill and record_peek_refill
+ * keep it a short way, out of the common path.  0 if nothing is
+ * published or the word fails its check (the long way says which). */
+static inline uint32_t rec_pop_room(struct rq_rec *r)
+{
+    uint32_t room = r->rd_room;
+    if (room == 0) {
+        if (r->r == r->write_cache && rec_reload_write(r) != RQ_OK)
+            return 0;
+        room = rec_read_room(r);
+    }
+    return room;
+}
+
+/* A plain record inside the room the handle keeps, without the reload:
+ * 1 as rec_pop_ready; 0 for anything else. */
+static inline int rec_pop_cached(const struct rq_rec *r, const unsigned char **msg, uint32_t *len,
+                                 uint32_t *span)
+{
+    uint32_t room = r->rd_room;
+    return room != 0 && rec_pop_in_room(r, room, msg, len, span);
+}
+
+/* The common case without a wait: a plain record at the read offset,
+ * inside the consumer's room (rec_pop_room).  1 with *MSG, *LEN and
+ * *SPAN; else 0 (nothing published, padding, or a word or header to
+ * check the long way: rec_pop_slow). */
+static inline int rec_pop_ready(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
+                                uint32_t *span)
+{
+    uint32_t room = rec_pop_room(r);
+    return room != 0 && rec_pop_in_room(r, room, msg, len, span);
 }
 
 static inline int rec_pop_wait(struct rq_rec *r, const unsigned char **msg, uint32_t *len,
@@ -453,12 +548,12 @@ static inline int rec_pop_wait(struct rq_rec *r, const unsigned char **msg, uint
  * release reaches it by a tail call and saves no registers for it. */
 REC_COLD int rec_wake_waiting_producers(struct rq_rec *r, uint32_t old_read);
 
-/* Frees the K oldest records, SPAN bytes with their padding, in one store.
- * RQ_OK. */
-static inline int rec_release(struct rq_rec *r, uint32_t span, uint32_t k)
+/* rec_release with FULL, the handle's full_fences, a constant in each of
+ * its two inline copies (rec_release): one test of the flag on the path,
+ * not one for the publish and one for the waiters load. */
+static REC_FLATTEN int rec_release_as(struct rq_rec *r, uint32_t span, uint32_t k, int full)
 {
     struct rq_rec_shm *shm = r->shm;
-    int full = r->full_fences;
     uint32_t old = r->r;
     uint64_t seq = r->rseq + k;
     r->r = rec_advance(r, old, span);
@@ -470,6 +565,33 @@ static inline int rec_release(struct rq_rec *r, uint32_t span, uint32_t k)
     if (rec_peer_waits(full, &shm->space_event.waiters))
         return rec_wake_waiting_producers(r, old);
     return RQ_OK;
+}
+
+/* rec_release once the room (rd_room) is taken care of. */
+static inline int rec_release_kept(struct rq_rec *r, uint32_t span, uint32_t k)
+{
+    return r->full_fences ? rec_release_as(r, span, k, 1) : rec_release_as(r, span, k, 0);
+}
+
+/* A release of SPAN bytes from the read offset on (padding included):
+ * the room left after them, or none if they were not all inside it. */
+static inline void rec_read_room_take(struct rq_rec *r, uint32_t span)
+{
+    uint32_t room = r->rd_room;
+    if (span <= room) {
+        r->rd_room = room - span;
+        r->rd_ptr += span;
+    } else {
+        r->rd_room = 0;
+    }
+}
+
+/* Frees the K oldest records, SPAN bytes with their padding, in one store.
+ * RQ_OK. */
+static inline int rec_release(struct rq_rec *r, uint32_t span, uint32_t k)
+{
+    rec_read_room_take(r, span);
+    return rec_release_kept(r, span, k);
 }
 
 /* Publishes K records (K >= 1) written beyond the word, up to offset END,
@@ -496,13 +618,16 @@ static inline void rec_publish_word(struct rq_rec *r, struct rq_rec_shm *shm, in
  * and RQ_OK, so that an SPSC push reaches it by a tail call. */
 REC_COLD int rec_wake_waiting_consumer(struct rq_rec *r);
 
-/* rec_publish_word, then the MPSC unlock and one wake check. */
-static inline void rec_publish_records(struct rq_rec *r, uint32_t end, uint32_t k, uint64_t bytes,
-                                       uint32_t pad, uint32_t longest)
+/* rec_publish_word, then the MPSC unlock and one wake check; FULL a
+ * constant in each of rec_publish_records' two copies. */
+static REC_FLATTEN void rec_publish_records_as(struct rq_rec *r, uint32_t end, uint32_t adv,
+                                               uint32_t k, uint64_t bytes, uint32_t pad,
+                                               uint32_t longest, int full)
 {
     struct rq_rec_shm *shm = r->shm;
     struct rq_mpsc *lock = r->lock;
-    int full = r->full_fences;
+    if (!lock)
+        rec_write_room_take(r, adv); /* MPSC: 0, as rec_sync_write left it */
     rec_publish_word(r, shm, full, end, k, bytes, pad, longest);
     if (lock) {
         r->pushed = 1;
@@ -510,6 +635,17 @@ static inline void rec_publish_records(struct rq_rec *r, uint32_t end, uint32_t 
     }
     if (rec_peer_waits(full, &shm->data_event.waiters))
         rq_queue_wake_consumer(r->q);
+}
+
+/* ADV: the bytes from the write offset to END (UINT32_MAX if not
+ * known: no room kept). */
+static inline void rec_publish_records(struct rq_rec *r, uint32_t end, uint32_t adv, uint32_t k,
+                                       uint64_t bytes, uint32_t pad, uint32_t longest)
+{
+    if (r->full_fences)
+        rec_publish_records_as(r, end, adv, k, bytes, pad, longest, 1);
+    else
+        rec_publish_records_as(r, end, adv, k, bytes, pad, longest, 0);
 }
 
 /* ---- single records: the public calls' bodies ----------------------- */
@@ -540,36 +676,47 @@ REC_COLD int rec_release_unlooked(struct rq_rec *r);
  * store. */
 static inline void rec_publish_at(struct rq_rec *r, uint32_t at, uint32_t pad, uint32_t len)
 {
+    uint32_t adv = pad + rec_span(len);
     rq_rec_put_header(r->data + at, RQ_REC_DATA, len);
-    rec_publish_records(r, rec_advance(r, r->w, pad + rec_span(len)), 1, len, pad, len);
+    rec_publish_records(r, rec_advance(r, r->w, adv), adv, 1, len, pad, len);
 }
 
 /* rq_push's common case, without a call (its caller checked the
  * message): a length that fits, no reservation held, and room by
- * rec_fits_at.  1 with *AT, the record's place, claimed;
+ * rec_fits_at.  1: the record's place is wr_ptr, claimed;
  * 0 claims nothing (rec_push_one then checks, waits or wraps). */
-static inline int rec_push_fits(const struct rq_rec *r, size_t len, uint32_t *at)
+static inline int rec_push_fits(const struct rq_rec *r, size_t len)
 {
     if (r->lock || r->reserved || len > r->max)
         return 0; /* MPSC first: its pushes all go the long way */
-    *at = rec_index(r, r->w);
-    return rec_fits_at(r, *at, rec_span((uint32_t)len));
+    return rec_fits_at(r, rec_span((uint32_t)len));
 }
 
-/* rq_push's common case once rec_push_fits claimed index AT (no padding,
- * SPSC): a short record's copy without a call, its publish, and the wake
- * check by a tail call, so that the path saves no registers.  RQ_OK. */
-static inline int rec_push_short(struct rq_rec *r, uint32_t at, const void *msg, uint32_t len)
+/* rq_push's common case once rec_push_fits claimed the place at wr_ptr
+ * (no padding, SPSC): a short record's copy without a call, its publish,
+ * and the wake check by a tail call, so that the path saves no
+ * registers.  RQ_OK. */
+static REC_FLATTEN int rec_push_short_as(struct rq_rec *r, const void *msg, uint32_t len, int full)
 {
     struct rq_rec_shm *shm = r->shm;
-    int full = r->full_fences;
-    rq_copy_short(r->data + at + RQ_RECORD_HEADER, msg, len);
+    unsigned char *p = r->wr_ptr;
+    rq_copy_short(p + RQ_RECORD_HEADER, msg, len);
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
-    rq_rec_put_header(r->data + at, RQ_REC_DATA, len);
-    rec_publish_word(r, shm, full, rec_advance(r, r->w, rec_span(len)), 1, len, 0, len);
+    rq_rec_put_header(p, RQ_REC_DATA, len);
+    uint32_t span = rec_span(len);
+    r->wr_room -= span; /* rec_push_fits: span <= wr_room */
+    r->wr_ptr = p + span;
+    rec_publish_word(r, shm, full, rec_advance(r, r->w, span), 1, len, 0, len);
     if (rec_peer_waits(full, &shm->data_event.waiters))
         return rec_wake_waiting_consumer(r);
     return RQ_OK;
+}
+
+/* The same, with the handle's full_fences a constant in each copy (as
+ * rec_release). */
+static inline int rec_push_short(struct rq_rec *r, const void *msg, uint32_t len)
+{
+    return r->full_fences ? rec_push_short_as(r, msg, len, 1) : rec_push_short_as(r, msg, len, 0);
 }
 
 /* Copies the record of LEN claimed at index AT, PAD bytes of padding
@@ -622,6 +769,48 @@ static inline int rec_reserve_one(struct rq_rec *r, size_t len, void **slot, int
     return RQ_OK;
 }
 
+/* rq_reserve_len's common case without a call (SLOT checked by the
+ * caller): no reservation held, LEN within the largest, and room at the
+ * write offset by rec_fits_at: an SPSC producer's only, as an MPSC
+ * handle's wr_room is 0 (its reservations keep the lock: the long way).
+ * 1 with the claim made as rec_reserve_one makes it; 0 claims nothing. */
+static inline int rec_reserve_fast(struct rq_rec *r, size_t len, void **slot)
+{
+    if (r->reserved || len > r->max || !rec_fits_at(r, rec_span((uint32_t)len)))
+        return 0;
+    RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
+    r->res_len = (uint32_t)len;
+    r->res_pad = 0;
+    r->res_data = rec_index(r, r->w);
+    *slot = r->wr_ptr + RQ_RECORD_HEADER; /* = r->data + res_data while wr_room > 0 */
+    r->reserved = 1;
+    r->res_count = 1;
+    return 1;
+}
+
+/* rq_commit's common case on an SPSC producer (its caller checked: no
+ * lock, a reservation held, LEN within it), as rec_commit_one does it,
+ * with FULL a constant: the header and the publish without a call, the
+ * wake check by a tail call.  RQ_OK. */
+static REC_FLATTEN int rec_commit_spsc_as(struct rq_rec *r, uint32_t len, int full)
+{
+    struct rq_rec_shm *shm = r->shm;
+    uint32_t pad = r->res_pad, adv = pad + rec_span(len);
+    RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
+    r->reserved = 0;
+    rq_rec_put_header(r->data + r->res_data, RQ_REC_DATA, len); /* the claim's place */
+    rec_write_room_take(r, adv);
+    rec_publish_word(r, shm, full, rec_advance(r, r->w, adv), 1, len, pad, len);
+    if (rec_peer_waits(full, &shm->data_event.waiters))
+        return rec_wake_waiting_consumer(r);
+    return RQ_OK;
+}
+
+static inline int rec_commit_spsc(struct rq_rec *r, uint32_t len)
+{
+    return r->full_fences ? rec_commit_spsc_as(r, len, 1) : rec_commit_spsc_as(r, len, 0);
+}
+
 static inline int rec_commit_one(struct rq_rec *r, size_t len)
 {
     if (!r->reserved || !rec_reservation_is_ours(r))
@@ -644,6 +833,23 @@ static inline int rec_pop_copy(struct rq_rec *r, void *buf, rq_msg_info *info,
     rq_msg_info_fill(info, r->rseq, r->rseq < r->redeliver_below);
     RQ_CRASH_POINT(POP_AFTER_COPY);
     return rec_release(r, span, 1);
+}
+
+/* rec_pop_take of a record that rec_pop_in_room found inside ROOM: its
+ * bytes come off the room without a test. */
+static inline int rec_pop_take_in_room(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                                       rq_msg_info *info, const unsigned char *msg, uint32_t n,
+                                       uint32_t span, uint32_t room)
+{
+    *len = n;
+    if (n > cap)
+        return RQ_EMSGSIZE;   /* left in place, its room as it was */
+    r->rd_room = room - span; /* span <= room: rec_pop_in_room */
+    r->rd_ptr = msg - RQ_RECORD_HEADER + span;
+    rq_copy(buf, msg, n);
+    rq_msg_info_fill(info, r->rseq, r->rseq < r->redeliver_below);
+    RQ_CRASH_POINT(POP_AFTER_COPY);
+    return rec_release_kept(r, span, 1);
 }
 
 /* A pop of the oldest record, MSG/N (SPAN bytes with its header), found
@@ -673,7 +879,7 @@ static inline int rec_pop_one(struct rq_rec *r, void *buf, size_t cap, size_t *l
         return RQ_ESTATE;
     const unsigned char *msg;
     uint32_t n, span;
-    int rc = rec_pop_slow(r, &msg, &n, &span, timeout_ms);
+    int rc = rec_pop_wait(r, &msg, &n, &span, timeout_ms);
     if (rc < 0)
         return rc;
     return rec_pop_take(r, buf, cap, len, info, msg, n, span);
@@ -711,12 +917,13 @@ static inline void rec_peek_give(const struct rq_rec *r, const void **msg, size_
  * copy of the write word may be fresher), for rec_peek_one, which waits.
  * Its caller then tail-calls the long way, so that this path saves no
  * registers for a call. */
-static inline int rec_peek_fast(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info)
+static inline int rec_peek_fast(struct rq_rec *r, const void **msg, size_t *len, rq_msg_info *info,
+                                int reload)
 {
     if (!r->peek_valid) { /* none peeked, or the rest of a burst */
         const unsigned char *m;
         uint32_t n, span;
-        if (!rec_pop_ready(r, &m, &n, &span))
+        if (!(reload ? rec_pop_ready(r, &m, &n, &span) : rec_pop_cached(r, &m, &n, &span)))
             return 0;
         rec_peek_hold(r, m, n, span);
     }
@@ -732,7 +939,7 @@ static inline int rec_peek_one(struct rq_rec *r, const void **msg, size_t *len, 
 {
     const unsigned char *m;
     uint32_t n, span;
-    int rc = rec_pop_slow(r, &m, &n, &span, timeout_ms);
+    int rc = rec_pop_wait(r, &m, &n, &span, timeout_ms);
     if (rc < 0)
         return rc;
     rec_peek_hold(r, m, n, span);

@@ -461,6 +461,15 @@ static void test_lengths_too_large(void **state)
     assert_int_equal(len, 50); /* reported, left in place */
     assert_int_equal(rstat(q.c).records, 1);
     th_expect_pop_tagged(q.c, 50, 4);
+    /* The same where the common path finds it (inside the consumer's
+     * room, set by the pop before it): still left in place. */
+    push_tagged(q.p, 10, 6);
+    push_tagged(q.p, 50, 7);
+    th_expect_pop_tagged(q.c, 10, 6);
+    assert_int_equal(rq_pop(q.c, buf, 49, &len, 0), RQ_EMSGSIZE);
+    assert_int_equal(len, 50);
+    assert_int_equal(rstat(q.c).records, 1);
+    th_expect_pop_tagged(q.c, 50, 7);
     th_pair_close(&q);
 }
 
