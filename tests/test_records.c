@@ -470,6 +470,18 @@ static void test_lengths_too_large(void **state)
     assert_int_equal(len, 50);
     assert_int_equal(rstat(q.c).records, 1);
     th_expect_pop_tagged(q.c, 50, 7);
+    /* And where only the long way finds it: behind padding at the ring's
+     * end.  Used so far: 56 + 16 + 56 bytes, the write index at 128; 100
+     * bytes (a span of 104) fit, then 108 (112) do not fit the 24 left
+     * before the end: padding, and the record at the ring's start. */
+    push_tagged(q.p, 100, 8);
+    th_expect_pop_tagged(q.c, 100, 8);
+    push_tagged(q.p, 108, 9);
+    assert_int_equal(rstat(q.c).padding_bytes, 24);
+    assert_int_equal(rq_pop(q.c, buf, 107, &len, 0), RQ_EMSGSIZE);
+    assert_int_equal(len, 108);
+    assert_int_equal(rstat(q.c).records, 1);
+    th_expect_pop_tagged(q.c, 108, 9);
     th_pair_close(&q);
 }
 
