@@ -158,8 +158,8 @@ struct rq_shm {
     /* Line 1: the producer's offset; the consumer only reads it.
      * write_position extends it to 64 bits: the sequence number of the
      * next message, stored just *after* a publish of write_offset (MPSC:
-     * every publish; SPSC: bursts, and single messages whose position is a
-     * multiple of the largest power of two <= N), so it lags the truth by
+     * every publish; SPSC: bursts, and single messages whose offset is a
+     * multiple of the largest power of two <= N, or N), so it lags the truth by
      * less than 2N (rq_ring_stop); the truth is the first value >= it that
      * is congruent to write_offset mod 2N (rq_ring_position).  It shares the
      * line the consumer polls: stored once a period, it takes the line away

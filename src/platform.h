@@ -272,6 +272,12 @@ uint64_t rq_plat_thread_id(void);
  * is one plain load: no system call per message.  rq_plat_fork_watch arms
  * the bump (RQ_ESYS if the C library cannot); it is idempotent and cheap
  * after its first call. */
+#if defined(__GNUC__) && !defined(_WIN32)
+/* Hidden: the library's own (never rq.h's), so that code built position-
+ * independent (every build: see CMakeLists.txt) reads it with one load
+ * instead of the address from the GOT and then the word. */
+__attribute__((visibility("hidden")))
+#endif
 extern rq_atomic_u32 rq_plat_fork_generation;
 int rq_plat_fork_watch(void);
 

@@ -528,13 +528,17 @@ static inline void producer_unlock(rq *q)
 /* No statistics store here: rq_stat counts messages by the positions. */
 static inline void producer_publish(rq *q, void *payload, uint32_t len)
 {
-    rq_ring_push_publish(&q->ring, payload, len);
+    /* Loaded once: the publish's compiler barrier would reload them. */
+    struct rq_shm *shm = q->ring.shm;
+    int full_fences = q->ring.full_fences;
+    rq_ring_push_publish_in(&q->ring, shm, full_fences, payload, len);
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
     if (q->mpsc) {
         q->pushed = 1;
         producer_unlock(q);
     }
-    wake_consumer(q);
+    if (rq_ring_peer_waits_ff(full_fences, &shm->data_event.waiters)) /* wake_consumer */
+        wake_registered_consumer(q, &shm->data_event);
 }
 
 /* ---- consumer -------------------------------------------------------- */
@@ -553,12 +557,21 @@ static CLAIM_SLOW int consumer_claim_wait(rq *q, const void **payload, uint32_t 
     return claim_wait(&c, 0, try_pop_one, timeout_ms);
 }
 
-/* RQ_OK. */
+/* RQ_OK.  FULL_FENCES: q->ring.full_fences, or 0 on a fast handle's path
+ * (q->fast), where it is known. */
+static inline int consumer_release_ff(rq *q, int full_fences)
+{
+    struct rq_shm *shm = q->ring.shm; /* once, as in producer_publish */
+    uint32_t old_read = rq_ring_pop_publish_in(&q->ring, shm, full_fences);
+    RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
+    if (rq_ring_peer_waits_ff(full_fences, &shm->space_event.waiters)) /* wake_producers */
+        return wake_waiting_producers(q, old_read, 1);
+    return RQ_OK;
+}
+
 static inline int consumer_release(rq *q)
 {
-    uint32_t old_read = rq_ring_pop_publish(&q->ring);
-    RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
-    return wake_producers(q, old_read, 1);
+    return consumer_release_ff(q, q->ring.full_fences);
 }
 
 /* ---- bursts: many slots, one publish ---------------------------------- */
@@ -583,7 +596,7 @@ static int producer_claim_burst(rq *q, uint32_t want, uint32_t *room, int timeou
 }
 
 /* Publishes K filled slots with one store (K == 0: gives the claim up). */
-static void producer_publish_burst(rq *q, uint32_t k)
+static inline void producer_publish_burst(rq *q, uint32_t k)
 {
     RQ_CRASH_POINT(PUSH_BURST_AFTER_FILL);
     if (k == 0) {
@@ -669,12 +682,21 @@ static uint32_t burst_want(const rq *q, size_t count)
 
 /* ---- argument checks ------------------------------------------------- */
 
-static int check_call(const rq *q, int role, int timeout_ms)
+/* The checks of every call before its role's. */
+static inline int check_handle(const rq *q, int timeout_ms)
 {
     if (!q || timeout_ms < RQ_INFINITE)
         return RQ_EINVAL;
     if (!opened_in_this_process(q))
         return RQ_EFORK;
+    return RQ_OK;
+}
+
+static int check_call(const rq *q, int role, int timeout_ms)
+{
+    int rc = check_handle(q, timeout_ms);
+    if (rc < 0)
+        return rc;
     if (q->role != role)
         return RQ_EROLE;
     return RQ_OK;
@@ -761,6 +783,18 @@ static CLAIM_SLOW int slot_push_wait(rq *q, const void *msg, size_t len, int tim
     return slot_push_at(q, payload, msg, len);
 }
 
+/* An SPSC slot push whose cache shows the ring full: read_offset re-read
+ * (rq_ring_push_begin), then the push, or the long way if still full.  Out
+ * of line, so that the common push saves no registers for it. */
+static CLAIM_SLOW int slot_push_reload(rq *q, const void *msg, size_t len, int timeout_ms)
+{
+    void *payload;
+    if (rq_ring_push_begin(&q->ring, &payload, 0) != RQ_OK)
+        return slot_push_wait(q, msg, len, timeout_ms);
+    RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
+    return slot_push_at(q, payload, msg, len);
+}
+
 /* An MPSC slot push: each one takes the producers' lock. */
 static CLAIM_SLOW int slot_push_mpsc(rq *q, const void *msg, size_t len, int timeout_ms)
 {
@@ -771,39 +805,94 @@ static CLAIM_SLOW int slot_push_mpsc(rq *q, const void *msg, size_t len, int tim
     return slot_push_at(q, payload, msg, len);
 }
 
-static SLOT_PATH int slot_push(rq *q, const void *msg, size_t len, int timeout_ms)
+/* producer_publish for an SPSC producer, the wake a tail call: RQ_OK.
+ * FULL_FENCES as for consumer_release_ff. */
+static inline int spsc_publish(rq *q, void *payload, uint32_t len, int full_fences)
 {
-    if (q->held != HELD_NONE)
-        return RQ_ESTATE;
-    if (len > q->ring.slot_size)
-        return RQ_EMSGSIZE;
-    if (q->mpsc)
-        return slot_push_mpsc(q, msg, len, timeout_ms);
+    struct rq_shm *shm = q->ring.shm; /* once, as in producer_publish */
+    rq_ring_push_publish_in(&q->ring, shm, full_fences, payload, len);
+    RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
+    if (rq_ring_peer_waits_ff(full_fences, &shm->data_event.waiters))
+        return wake_waiting_consumer(q);
+    return RQ_OK;
+}
+
+/* An SPSC slot push once the call is checked; FULL_FENCES as for
+ * consumer_release_ff. */
+static SLOT_PATH int slot_push_spsc(rq *q, const void *msg, size_t len, int timeout_ms,
+                                    int full_fences)
+{
     void *payload;
-    if (rq_ring_push_begin(&q->ring, &payload, 0) != RQ_OK)
-        return slot_push_wait(q, msg, len, timeout_ms);
+    if (!rq_ring_push_cached(&q->ring, &payload))
+        return slot_push_reload(q, msg, len, timeout_ms);
     RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
     if (len > RQ_COPY_SHORT)
         return slot_push_copy(q, msg, len, payload);
     rq_copy_short(payload, msg, len);
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
-    rq_ring_push_publish(&q->ring, payload, (uint32_t)len);
-    RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
-    if (rq_ring_peer_waits(&q->ring, &q->shm->data_event.waiters))
-        return wake_waiting_consumer(q);
+    return spsc_publish(q, payload, (uint32_t)len, full_fences);
+}
+
+/* A slot push's state and length checks (the handle's and the message's
+ * were made). */
+static SLOT_PATH int slot_push_checks(const rq *q, size_t len)
+{
+    if (q->held != HELD_NONE)
+        return RQ_ESTATE;
+    if (len > q->ring.slot_size)
+        return RQ_EMSGSIZE;
     return RQ_OK;
 }
 
-int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
+static SLOT_PATH int slot_push(rq *q, const void *msg, size_t len, int timeout_ms)
 {
-    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
+    int rc = slot_push_checks(q, len);
     if (rc < 0)
         return rc;
+    if (q->mpsc)
+        return slot_push_mpsc(q, msg, len, timeout_ms);
+    return slot_push_spsc(q, msg, len, timeout_ms, q->ring.full_fences);
+}
+
+/* Every push but a fast handle's (q->fast), the handle checked but for
+ * its role: the rest of the checks and each kind's path, as they were. */
+static CLAIM_SLOW int push_other(rq *q, const void *msg, size_t len, int timeout_ms)
+{
+    if (q->fast == RQ_FAST_REC(RQ_PRODUCER)) { /* the role and the kind in one */
+        if (!msg && len > 0)
+            return RQ_EINVAL;
+        q->lock.reserving = 0; /* the next MPSC hold lasts one call */
+        return record_push(q->rec, msg, len, timeout_ms);
+    }
+    if (q->role != RQ_PRODUCER)
+        return RQ_EROLE;
     if (!msg && len > 0)
         return RQ_EINVAL;
     q->lock.reserving = 0; /* the next MPSC hold lasts one call */
     return is_record_queue(q) ? record_push(q->rec, msg, len, timeout_ms)
                               : slot_push(q, msg, len, timeout_ms);
+}
+
+/* The single calls (rq_push, rq_pop, rq_reserve, rq_commit, rq_peek,
+ * rq_release) check the handle, then its fast role (q->fast, set at open:
+ * a slot queue, no full fences, a producer SPSC), which stands for the
+ * role check and the tests of the kind, the MPSC mode and the fences
+ * that the short way would make each time; any other handle (and a wrong
+ * role) goes the other way (push_other...), which makes the checks and
+ * takes the paths as before.  The checks come in the same order either
+ * way, so a call gets the same error from both. */
+int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
+{
+    int rc = check_handle(q, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (q->fast != RQ_FAST(RQ_PRODUCER, HELD_NONE))
+        return push_other(q, msg, len, timeout_ms);
+    if (!msg && len > 0)
+        return RQ_EINVAL;
+    if (len > q->slot_size) /* slot_push_checks: the state is in q->fast */
+        return RQ_EMSGSIZE;
+    return slot_push_spsc(q, msg, len, timeout_ms, 0);
 }
 
 /* A record reservation (RC: RQ_OK or a count) holds an MPSC lock past
@@ -841,7 +930,7 @@ static void hold_reserved(rq *q, void **bufs, uint32_t first, uint32_t k)
 {
     for (uint32_t i = first; i < k; i++)
         bufs[i] = rq_ring_claimed(&q->ring, i);
-    q->held = HELD_RESERVED;
+    set_held(q, HELD_RESERVED);
     q->held_count = k;
     q->reserved = bufs[0];
     if (q->mpsc) {
@@ -867,17 +956,55 @@ static int slot_reserve(rq *q, void **slot, int timeout_ms)
     return RQ_OK;                 /* not the count, as the bursts return */
 }
 
-int rq_reserve(rq *q, void **slot, int timeout_ms)
+/* slot_reserve's claim when the cache shows the ring full, for a fast
+ * handle: read_offset re-read, then the long way if still full. */
+static CLAIM_SLOW int slot_reserve_wait(rq *q, void **slot, int timeout_ms)
 {
-    int rc = check_call(q, RQ_PRODUCER, timeout_ms);
+    int rc = producer_claim(q, slot, timeout_ms);
     if (rc < 0)
         return rc;
+    hold_reserved(q, slot, 1, 1);
+    return RQ_OK;
+}
+
+/* slot_reserve on a fast handle holding nothing (SPSC: hold_reserved has
+ * no lock to keep), with no call but tail calls. */
+static SLOT_PATH int slot_reserve_spsc(rq *q, void **slot, int timeout_ms)
+{
+    void *payload;
+    if (!rq_ring_push_cached(&q->ring, &payload)) /* producer_claim */
+        return slot_reserve_wait(q, slot, timeout_ms);
+    RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
+    *slot = payload;
+    q->held = HELD_RESERVED; /* hold_reserved(q, slot, 1, 1) */
+    q->fast = RQ_FAST(RQ_PRODUCER, HELD_RESERVED);
+    q->held_count = 1;
+    q->reserved = payload;
+    return RQ_OK;
+}
+
+static CLAIM_SLOW int reserve_other(rq *q, void **slot, int timeout_ms)
+{
+    if (q->role != RQ_PRODUCER)
+        return RQ_EROLE;
     if (!slot)
         return RQ_EINVAL;
     q->lock.reserving = 1; /* shown by rq_stat: this hold may last */
     if (is_record_queue(q))
         return record_reserve(q, q->ring.slot_size, slot, timeout_ms);
     return slot_reserve(q, slot, timeout_ms);
+}
+
+int rq_reserve(rq *q, void **slot, int timeout_ms)
+{
+    int rc = check_handle(q, timeout_ms); /* then the fast role: see rq_push */
+    if (rc < 0)
+        return rc;
+    if (q->fast != RQ_FAST(RQ_PRODUCER, HELD_NONE)) /* one held: the other way returns it */
+        return reserve_other(q, slot, timeout_ms);
+    if (!slot)
+        return RQ_EINVAL;
+    return slot_reserve_spsc(q, slot, timeout_ms);
 }
 
 int rq_reserve_len(rq *q, size_t len, void **slot, int timeout_ms)
@@ -918,19 +1045,44 @@ static SLOT_PATH int slot_commit(rq *q, size_t len)
         return RQ_EMSGSIZE;
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
     void *payload = q->reserved;
-    q->held = HELD_NONE;
+    set_held(q, HELD_NONE);
     q->held_count = 0;
     q->reserved = NULL;
     producer_publish(q, payload, (uint32_t)len); /* a burst's first slot; the rest are dropped */
     return RQ_OK;
 }
 
+/* slot_commit on a fast handle holding a reservation (SPSC: it is ours). */
+static SLOT_PATH int slot_commit_spsc(rq *q, size_t len)
+{
+    if (len > q->slot_size)
+        return RQ_EMSGSIZE;
+    RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
+    void *payload = q->reserved;
+    q->held = HELD_NONE;
+    q->fast = RQ_FAST(RQ_PRODUCER, HELD_NONE);
+    q->held_count = 0;
+    q->reserved = NULL;
+    return spsc_publish(q, payload, (uint32_t)len, 0);
+}
+
+static CLAIM_SLOW int commit_other(rq *q, size_t len)
+{
+    if (q->fast == RQ_FAST_REC(RQ_PRODUCER)) /* as in push_other */
+        return record_commit(q, len);
+    if (q->role != RQ_PRODUCER)
+        return RQ_EROLE;
+    return is_record_queue(q) ? record_commit(q, len) : slot_commit(q, len);
+}
+
 int rq_commit(rq *q, size_t len)
 {
-    int rc = check_call(q, RQ_PRODUCER, 0);
+    int rc = check_handle(q, 0); /* then the fast role: see rq_push */
     if (rc < 0)
         return rc;
-    return is_record_queue(q) ? record_commit(q, len) : slot_commit(q, len);
+    if (q->fast != RQ_FAST(RQ_PRODUCER, HELD_RESERVED))
+        return commit_other(q, len);
+    return slot_commit_spsc(q, len);
 }
 
 int rq_push_burst(rq *q, const void *const *msgs, const size_t *lens, size_t count, int timeout_ms)
@@ -1033,7 +1185,7 @@ int rq_commit_burst(rq *q, const size_t *lens, size_t count)
         if (i + 1 < count)
             RQ_CRASH_POINT(PUSH_BURST_MID_FILL);
     }
-    q->held = HELD_NONE;
+    set_held(q, HELD_NONE);
     q->held_count = 0;
     q->reserved = NULL;
     producer_publish_burst(q, (uint32_t)count);
@@ -1133,7 +1285,7 @@ static CLAIM_SLOW int slot_pop_copy(rq *q, void *buf, const void *payload, uint3
  * by the claim): a message longer than CAP is left in place (RQ_EMSGSIZE,
  * *LEN its length). */
 static inline int slot_pop_claimed(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
-                                   const void *payload, uint32_t n)
+                                   const void *payload, uint32_t n, int full_fences)
 {
     *len = n;
     if (n > cap)
@@ -1147,7 +1299,7 @@ static inline int slot_pop_claimed(rq *q, void *buf, size_t cap, size_t *len, rq
         return slot_pop_copy(q, buf, payload, n);
     rq_copy_short(buf, payload, n);
     RQ_CRASH_POINT(POP_AFTER_COPY);
-    return consumer_release(q);
+    return consumer_release_ff(q, full_fences);
 }
 
 /* A slot pop the long way: no message found at once; the claim waited
@@ -1160,19 +1312,27 @@ static CLAIM_SLOW int slot_pop_wait(rq *q, void *buf, size_t cap, size_t *len, r
     int rc = consumer_claim_wait(q, &payload, &n, timeout_ms);
     if (rc < 0)
         return rc;
-    return slot_pop_claimed(q, buf, cap, len, info, payload, n);
+    return slot_pop_claimed(q, buf, cap, len, info, payload, n, q->ring.full_fences);
 }
 
-static SLOT_PATH int slot_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
-                                   int timeout_ms)
+/* A slot pop once the state is checked.  FULL_FENCES as for
+ * consumer_release_ff. */
+static SLOT_PATH int slot_pop_any(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
+                                  int timeout_ms, int full_fences)
 {
-    if (q->held != HELD_NONE)
-        return RQ_ESTATE;
     const void *payload;
     uint32_t n;
     if (rq_ring_pop_begin(&q->ring, &payload, &n) != RQ_OK)
         return slot_pop_wait(q, buf, cap, len, info, timeout_ms);
-    return slot_pop_claimed(q, buf, cap, len, info, payload, n);
+    return slot_pop_claimed(q, buf, cap, len, info, payload, n, full_fences);
+}
+
+static SLOT_PATH int slot_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
+                                   int timeout_ms, int full_fences)
+{
+    if (q->held != HELD_NONE)
+        return RQ_ESTATE;
+    return slot_pop_any(q, buf, cap, len, info, timeout_ms, full_fences);
 }
 
 int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, int timeout_ms)
@@ -1182,23 +1342,41 @@ int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, in
         return rc;
     if (!len || (!buf && cap > 0))
         return RQ_EINVAL;
-    return is_record_queue(q) ? record_pop_info(q->rec, buf, cap, len, info, timeout_ms)
-                              : slot_pop_info(q, buf, cap, len, info, timeout_ms);
+    return is_record_queue(q)
+               ? record_pop_info(q->rec, buf, cap, len, info, timeout_ms)
+               : slot_pop_info(q, buf, cap, len, info, timeout_ms, q->ring.full_fences);
 }
 
 /* rq_pop and rq_peek repeat their _info twin's check and dispatch rather
  * than call it: the call cost a copy push and pop 13 instructions, a
  * slot push, peek and release 10 (callgrind, rq_icount copy and rec_bench
  * --single, 2026-12-06). */
-int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms)
+static CLAIM_SLOW int pop_other(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms)
 {
-    int rc = check_call(q, RQ_CONSUMER, timeout_ms);
-    if (rc < 0)
-        return rc;
+    if (q->fast == RQ_FAST_REC(RQ_CONSUMER)) { /* as in push_other */
+        if (!len || (!buf && cap > 0))
+            return RQ_EINVAL;
+        return record_pop(q->rec, buf, cap, len, timeout_ms);
+    }
+    if (q->role != RQ_CONSUMER)
+        return RQ_EROLE;
     if (!len || (!buf && cap > 0))
         return RQ_EINVAL;
-    return is_record_queue(q) ? record_pop(q->rec, buf, cap, len, timeout_ms)
-                              : slot_pop_info(q, buf, cap, len, NULL, timeout_ms);
+    return is_record_queue(q)
+               ? record_pop(q->rec, buf, cap, len, timeout_ms)
+               : slot_pop_info(q, buf, cap, len, NULL, timeout_ms, q->ring.full_fences);
+}
+
+int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms)
+{
+    int rc = check_handle(q, timeout_ms); /* then the fast role: see rq_push */
+    if (rc < 0)
+        return rc;
+    if (q->fast != RQ_FAST(RQ_CONSUMER, HELD_NONE))
+        return pop_other(q, buf, cap, len, timeout_ms);
+    if (!len || (!buf && cap > 0))
+        return RQ_EINVAL;
+    return slot_pop_any(q, buf, cap, len, NULL, timeout_ms, 0); /* state: in q->fast */
 }
 
 int rq_pop_burst(rq *q, void *buf, size_t cap, size_t *lens, size_t max, int timeout_ms)
@@ -1282,7 +1460,7 @@ static inline void slot_peek_hold(rq *q)
 {
     if (q->held != HELD_PEEKED)
         q->held_count = 1;
-    q->held = HELD_PEEKED;
+    set_held(q, HELD_PEEKED);
     RQ_CRASH_POINT(PEEK_HANDED_OUT);
 }
 
@@ -1337,15 +1515,39 @@ int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int ti
                               : slot_peek_info(q, msg, len, info, timeout_ms);
 }
 
-int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms)
+static CLAIM_SLOW int peek_other(rq *q, const void **msg, size_t *len, int timeout_ms)
 {
-    int rc = check_call(q, RQ_CONSUMER, timeout_ms);
-    if (rc < 0)
-        return rc;
+    if (q->fast == RQ_FAST_REC(RQ_CONSUMER)) { /* as in push_other */
+        if (!msg || !len)
+            return RQ_EINVAL;
+        return record_peek(q->rec, msg, len, timeout_ms);
+    }
+    if (q->role != RQ_CONSUMER)
+        return RQ_EROLE;
     if (!msg || !len)
         return RQ_EINVAL;
     return is_record_queue(q) ? record_peek(q->rec, msg, len, timeout_ms)
                               : slot_peek_info(q, msg, len, NULL, timeout_ms);
+}
+
+int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms)
+{
+    int rc = check_handle(q, timeout_ms); /* then the fast role: see rq_push */
+    if (rc < 0)
+        return rc;
+    if (q->fast != RQ_FAST(RQ_CONSUMER, HELD_NONE)) /* one held: the other way */
+        return peek_other(q, msg, len, timeout_ms);
+    if (!msg || !len)
+        return RQ_EINVAL;
+    /* slot_peek_info holding nothing */
+    if (rq_ring_pop_begin(&q->ring, &q->peeked, &q->peeked_len) != RQ_OK)
+        return slot_peek_wait(q, msg, len, NULL, timeout_ms);
+    q->held_count = 1; /* slot_peek_hold */
+    q->held = HELD_PEEKED;
+    q->fast = RQ_FAST_PEEKED_ONE;
+    RQ_CRASH_POINT(PEEK_HANDED_OUT);
+    slot_peek_give(q, msg, len, NULL);
+    return RQ_OK;
 }
 
 static RECORD_CALL int record_release(struct rq_rec *r)
@@ -1353,22 +1555,38 @@ static RECORD_CALL int record_release(struct rq_rec *r)
     return rec_release_one(r);
 }
 
-static SLOT_PATH int slot_release(rq *q)
+static SLOT_PATH int slot_release(rq *q, int full_fences)
 {
     if (q->held != HELD_PEEKED)
         return RQ_ESTATE;
-    RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);                  /* processed, not yet released */
-    q->held = --q->held_count > 0 ? HELD_PEEKED : HELD_NONE; /* a burst's rest stays */
+    RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH);                     /* processed, not yet released */
+    set_held(q, --q->held_count > 0 ? HELD_PEEKED : HELD_NONE); /* a burst's rest stays */
     q->peeked = NULL;
-    return consumer_release(q);
+    return consumer_release_ff(q, full_fences);
+}
+
+static CLAIM_SLOW int release_other(rq *q)
+{
+    if (q->fast == RQ_FAST_REC(RQ_CONSUMER)) /* as in push_other */
+        return record_release(q->rec);
+    if (q->role != RQ_CONSUMER)
+        return RQ_EROLE;
+    return is_record_queue(q) ? record_release(q->rec) : slot_release(q, q->ring.full_fences);
 }
 
 int rq_release(rq *q)
 {
-    int rc = check_call(q, RQ_CONSUMER, 0);
+    int rc = check_handle(q, 0); /* then the fast role: see rq_push */
     if (rc < 0)
         return rc;
-    return is_record_queue(q) ? record_release(q->rec) : slot_release(q);
+    if (q->fast != RQ_FAST_PEEKED_ONE) /* a burst's rest too: the other way */
+        return release_other(q);
+    RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH); /* slot_release holding one peek */
+    q->held_count = 0;
+    q->held = HELD_NONE;
+    q->fast = RQ_FAST(RQ_CONSUMER, HELD_NONE);
+    q->peeked = NULL;
+    return consumer_release_ff(q, 0);
 }
 
 int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms)
@@ -1401,7 +1619,7 @@ int rq_peek_burst(rq *q, rq_msg_view *msgs, size_t max, int timeout_ms)
                                    seq < q->ring.redeliver_below ? RQ_MSG_REDELIVERED : 0u, 0u};
     }
     rq_ring_deliver_burst(&q->ring, done); /* one mark for the batch, before the hand-over */
-    q->held = HELD_PEEKED;
+    set_held(q, HELD_PEEKED);
     q->held_count = done;
     q->peeked = msgs[0].data;
     q->peeked_len = (uint32_t)msgs[0].len;
@@ -1421,7 +1639,7 @@ int rq_release_burst(rq *q, size_t count)
         return RQ_EINVAL;
     RQ_CRASH_POINT(RELEASE_BURST_BEFORE_PUBLISH); /* processed, not yet released */
     q->held_count -= (uint32_t)count;
-    q->held = q->held_count > 0 ? HELD_PEEKED : HELD_NONE; /* the rest stays peeked */
+    set_held(q, q->held_count > 0 ? HELD_PEEKED : HELD_NONE); /* the rest stays peeked */
     q->peeked = NULL;
     consumer_release_burst(q, (uint32_t)count);
     return RQ_OK;

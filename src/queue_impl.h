@@ -27,6 +27,14 @@ struct rq {
     struct rq_shm *shm;        /* segment.addr, typed */
     struct rq_ring ring;
     int role;
+    /* A handle whose single calls take the short way (queue.c: a slot
+     * queue, no full fences, and for a producer SPSC): RQ_FAST(role, held);
+     * a record queue's producer or consumer: RQ_FAST_REC(role); 0 for any
+     * other.  Set at open from what never changes after it, and follows
+     * `held` (set_held): one comparison a call instead of one each for the
+     * role, the kind, the mode, the fences and the state. */
+    int fast;
+    size_t slot_size;         /* ring.slot_size, as wide as a length: one compare */
     uint32_t fork_generation; /* rq_plat_fork_generation at open */
     int mpsc;
     int owns_role_line; /* SPSC producer or consumer: keeps the attached flag */
@@ -49,6 +57,23 @@ struct rq {
      * before every sleep, cleared by the call that returns RQ_EINTR. */
     rq_atomic_u32 interrupted;
 };
+
+#define RQ_FAST(role, held) ((role) | (int)(held) << 2)
+/* A consumer's q->fast after a single peek (held HELD_PEEKED, held_count
+ * 1): its release need not count down a burst's rest. */
+#define RQ_FAST_PEEKED_ONE RQ_FAST(RQ_CONSUMER, 3)
+#define RQ_FAST_REC(role) ((role) | 16) /* records keep their own state */
+
+/* Every change of q->held goes through here (or stores q->fast too, where
+ * it is known to be a fast handle's), so that q->fast follows it.  Only the
+ * state's bits change: any other handle keeps 0 in the role's bits (or
+ * RQ_FAST_REC's 16), so that its q->fast matches no RQ_FAST whatever its
+ * held state. */
+static inline void set_held(rq *q, enum held_state held)
+{
+    q->held = held;
+    q->fast = (q->fast & ~RQ_FAST(0, 3)) | RQ_FAST(0, held);
+}
 
 /* How a poller's last RQ_EAGAIN armed its object (rq_poll_timeout). */
 enum poll_arm { POLL_IDLE, POLL_ARMED_NAP, POLL_ARMED };

@@ -216,6 +216,19 @@ static void open_failed(rq *q)
     handle_free(q);
 }
 
+/* q->fast of a handle just opened as ROLE (queue_impl.h): from what never
+ * changes after the open. */
+static int fast_code(const rq *q, int role)
+{
+    if (role == RQ_OBSERVER)
+        return 0;
+    if (q->rec)
+        return RQ_FAST_REC(role);
+    if (q->ring.full_fences || (role == RQ_PRODUCER && q->mpsc))
+        return 0;
+    return RQ_FAST(role, HELD_NONE);
+}
+
 int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, int timeout_ms)
 {
     if (out)
@@ -243,6 +256,7 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
     q->shm = q->segment.addr;
     const struct rq_shm_header *h = (const struct rq_shm_header *)q->segment.header.bytes;
     rq_ring_attach(&q->ring, q->shm, h);
+    q->slot_size = q->ring.slot_size;
     q->mpsc = (h->flags & RQ_MPSC) != 0;
     if (h->layout_version == RQ_REC_LAYOUT_VERSION) {
         rc = rq_rec_attach(&q->rec, q->shm, h, role,
@@ -260,6 +274,7 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
         open_failed(q);
         return rc;
     }
+    q->fast = fast_code(q, role);
     *out = q;
     return RQ_OK;
 }

@@ -29,7 +29,7 @@ int rq_ring_load(struct rq_ring *r)
     if (!rq_ring_pair_ok(r, w, rd))
         return RQ_ECORRUPT;
     r->write_cache = w;
-    r->read_cache = rd;
+    rq_ring_set_read_cache(r, rd);
     rq_ring_set_write(r, w, rq_ring_position(r, rq_load_relaxed_u64(&r->shm->write_position), w));
     rq_ring_set_read(r, rd, rq_ring_position(r, rq_load_relaxed_u64(&r->shm->read_position), rd));
     uint64_t read_pos = rq_ring_read_pos(r);
@@ -109,7 +109,7 @@ int rq_ring_push_room(struct rq_ring *r, uint32_t want, int shared_write, uint32
         uint32_t rd = rq_load_acquire_u32(&r->shm->read_offset);
         if (!rq_ring_pair_ok(r, r->write, rd))
             return RQ_ECORRUPT;
-        r->read_cache = rd;
+        rq_ring_set_read_cache(r, rd);
         r->read_cache_pos = rq_ring_write_pos(r) - rq_ring_distance(r, r->write, rd);
         k = r->n - rq_ring_distance(r, r->write, rd);
         if (k == 0)

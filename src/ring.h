@@ -39,23 +39,31 @@ struct rq_ring {
     uint32_t write_mask; /* P - 1 (rq_ring_stop); 0 for MPSC */
     uint32_t read_mask;
     /* producer side */
-    uint32_t write;          /* next offset to publish */
-    uint32_t write_stop;     /* rq_ring_stop(write): where a publish does more */
-    uint32_t read_cache;     /* last read_offset seen */
-    uint64_t write_base;     /* the sequence number of offset 0 in `write`'s
-                                lap: `write` is number write_base + write */
-    uint64_t read_cache_pos; /* MPSC: read_cache as a sequence number, or
-                                UINT64_MAX before the first look */
+    uint32_t write;               /* next offset to publish */
+    uint32_t write_stop;          /* rq_ring_stop(write): where a publish does more */
+    uint32_t read_cache;          /* last read_offset seen */
+    uint32_t write_full;          /* read_cache + N mod 2N: `write` there is full
+                                     by the cache (SPSC; rq_ring_set_read_cache) */
+    uint64_t write_base;          /* the sequence number of offset 0 in `write`'s
+                                     lap: `write` is number write_base + write */
+    uint64_t read_cache_pos;      /* MPSC: read_cache as a sequence number, or
+                                     UINT64_MAX before the first look */
+    unsigned char *write_payload; /* rq_ring_slot(write) + RQ_SLOT_HEADER,
+                                     kept where write_mask is not 0 (SPSC,
+                                     N >= 2; N = 1: the one slot's); an
+                                     MPSC producer looks its slot up */
     /* consumer side */
-    uint32_t read;            /* next offset to consume */
-    uint32_t read_stop;       /* rq_ring_stop(read) */
-    uint32_t write_cache;     /* last write_offset seen */
-    uint64_t read_base;       /* `read` is number read_base + read */
-    uint64_t delivered;       /* the mark: one past the last message a burst
-                                 handed out, or that may have been handed out
-                                 before this handle opened */
-    uint64_t redeliver_below; /* positions below: maybe handed out before
-                                 this handle opened (a dead consumer) */
+    uint32_t read;               /* next offset to consume */
+    uint32_t read_stop;          /* rq_ring_stop(read) */
+    uint32_t write_cache;        /* last write_offset seen */
+    uint64_t read_base;          /* `read` is number read_base + read */
+    unsigned char *read_payload; /* rq_ring_slot(read) + RQ_SLOT_HEADER, as
+                                    write_payload */
+    uint64_t delivered;          /* the mark: one past the last message a burst
+                                    handed out, or that may have been handed out
+                                    before this handle opened */
+    uint64_t redeliver_below;    /* positions below: maybe handed out before
+                                    this handle opened (a dead consumer) */
 };
 
 /* The sequence number whose offset is OFF, given STORED, a copy of it that
@@ -70,8 +78,10 @@ static inline uint64_t rq_ring_position(const struct rq_ring *r, uint64_t stored
 
 /* Where a single publish from OFF on next has more to do than move the
  * offset on: the next multiple of P after OFF (MASK = P - 1: the position
- * is due, rq_ring_stopped) or 2N (the lap ends: the offset wraps to 0,
- * which is a multiple of P too), whichever comes first.  Offsets that
+ * is due, rq_ring_stopped), N (the slots wrap: the side's slot pointer
+ * restarts; a multiple of P too when N is a power of two) or 2N (the lap
+ * ends: the offset wraps to 0, which is a multiple of P too), whichever
+ * comes first.  Offsets that
  * are multiples of P are at most P apart, the wrap included, so the stored
  * copy lags by at most P - 1 single messages.  One compare per message
  * tests the wrap and the period at once: a single push or release costs
@@ -79,7 +89,15 @@ static inline uint64_t rq_ring_position(const struct rq_ring *r, uint64_t stored
 static inline uint32_t rq_ring_stop(const struct rq_ring *r, uint32_t off, uint32_t mask)
 {
     uint32_t next = (off | mask) + 1;
+    if (off < r->n && next > r->n)
+        return r->n;
     return next < r->two_n ? next : r->two_n;
+}
+
+static inline unsigned char *rq_ring_slot(const struct rq_ring *r, uint32_t off)
+{
+    uint32_t index = off < r->n ? off : off - r->n;
+    return r->slots + (size_t)index * r->stride;
 }
 
 /* The sequence numbers of `write` and `read`. */
@@ -100,6 +118,7 @@ static inline void rq_ring_set_write(struct rq_ring *r, uint32_t off, uint64_t p
     r->write = off;
     r->write_base = pos - off;
     r->write_stop = rq_ring_stop(r, off, r->write_mask);
+    r->write_payload = rq_ring_slot(r, off) + RQ_SLOT_HEADER;
 }
 
 static inline void rq_ring_set_read(struct rq_ring *r, uint32_t off, uint64_t pos)
@@ -107,6 +126,7 @@ static inline void rq_ring_set_read(struct rq_ring *r, uint32_t off, uint64_t po
     r->read = off;
     r->read_base = pos - off;
     r->read_stop = rq_ring_stop(r, off, r->read_mask);
+    r->read_payload = rq_ring_slot(r, off) + RQ_SLOT_HEADER;
 }
 
 /* OFF moved on by K <= N slots. */
@@ -127,10 +147,14 @@ static inline int rq_ring_pair_ok(const struct rq_ring *r, uint32_t write, uint3
     return write < r->two_n && read < r->two_n && rq_ring_distance(r, write, read) <= r->n;
 }
 
-static inline unsigned char *rq_ring_slot(const struct rq_ring *r, uint32_t off)
+/* The producer's copy of read_offset, RD, checked against `write` (at most
+ * N apart), and where `write` would be full by it.  An SPSC producer's
+ * `write` then stays at most N ahead of read_cache (it moves only into
+ * room the cache shows), so "distance >= N" is "write == write_full". */
+static inline void rq_ring_set_read_cache(struct rq_ring *r, uint32_t rd)
 {
-    uint32_t index = off < r->n ? off : off - r->n;
-    return r->slots + (size_t)index * r->stride;
+    r->read_cache = rd;
+    r->write_full = rq_ring_advance(r, rd, r->n);
 }
 
 /* Sets up the local view of SHM from H, the copy of its header that was
@@ -212,6 +236,18 @@ static inline int rq_ring_sync_write(struct rq_ring *r)
     return RQ_OK;
 }
 
+/* SPSC producer: does the cache show room?  Then *PAYLOAD is the free
+ * slot's payload; if not, rq_ring_push_begin re-reads read_offset.  A fast
+ * path that calls this and leaves the re-read out of line saves no
+ * registers for it. */
+static inline int rq_ring_push_cached(const struct rq_ring *r, void **payload)
+{
+    if (r->write == r->write_full)
+        return 0;
+    *payload = r->write_payload; /* rq_ring_slot(r, r->write) + RQ_SLOT_HEADER */
+    return 1;
+}
+
 static inline int rq_ring_push_begin(struct rq_ring *r, void **payload, int shared_write)
 {
     if (shared_write) {
@@ -221,12 +257,11 @@ static inline int rq_ring_push_begin(struct rq_ring *r, void **payload, int shar
     }
     /* MPSC: the cache is from an earlier hold of the lock, and counts only
      * while its position says it is less than a lap old. */
-    if (shared_write ? rq_ring_cached_room(r, 1) == 0
-                     : rq_ring_distance(r, r->write, r->read_cache) >= r->n) {
+    if (shared_write ? rq_ring_cached_room(r, 1) == 0 : r->write == r->write_full) {
         uint32_t rd = rq_load_acquire_u32(&r->shm->read_offset);
         if (!rq_ring_pair_ok(r, r->write, rd))
             return RQ_ECORRUPT;
-        r->read_cache = rd;
+        rq_ring_set_read_cache(r, rd);
         r->read_cache_pos = rq_ring_write_pos(r) - rq_ring_distance(r, r->write, rd);
         if (rq_ring_distance(r, r->write, rd) == r->n)
             return RQ_EAGAIN;
@@ -240,10 +275,12 @@ static inline int rq_ring_push_begin(struct rq_ring *r, void **payload, int shar
  * no-lost-wake-up rule).  With full fences the store is sequentially
  * consistent; otherwise it is a release store and only the compiler is
  * held back: the side about to sleep runs a barrier on our CPU
- * (rq_plat_fence_heavy) after registering, which orders the two for us. */
-static inline void rq_ring_publish_offset(struct rq_ring *r, rq_atomic_u32 *offset, uint32_t v)
+ * (rq_plat_fence_heavy) after registering, which orders the two for us.
+ * FULL_FENCES is r->full_fences, passed in (the _ff forms) so that a caller
+ * that loaded it once keeps it in a register across the compiler barrier. */
+static inline void rq_ring_publish_offset_ff(int full_fences, rq_atomic_u32 *offset, uint32_t v)
 {
-    if (r->full_fences) {
+    if (full_fences) {
         rq_store_seq_u32(offset, v);
     } else {
         rq_store_release_u32(offset, v);
@@ -251,10 +288,20 @@ static inline void rq_ring_publish_offset(struct rq_ring *r, rq_atomic_u32 *offs
     }
 }
 
+static inline void rq_ring_publish_offset(struct rq_ring *r, rq_atomic_u32 *offset, uint32_t v)
+{
+    rq_ring_publish_offset_ff(r->full_fences, offset, v);
+}
+
 /* Right after publishing: is the peer registered as waiting? */
+static inline int rq_ring_peer_waits_ff(int full_fences, rq_atomic_u32 *waiters)
+{
+    return (full_fences ? rq_load_seq_u32(waiters) : rq_load_relaxed_u32(waiters)) != 0;
+}
+
 static inline int rq_ring_peer_waits(const struct rq_ring *r, rq_atomic_u32 *waiters)
 {
-    return (r->full_fences ? rq_load_seq_u32(waiters) : rq_load_relaxed_u32(waiters)) != 0;
+    return rq_ring_peer_waits_ff(r->full_fences, waiters);
 }
 
 /* A single publish's position store, due when the new offset reaches its
@@ -279,31 +326,49 @@ static inline uint32_t rq_ring_lap(const struct rq_ring *r, uint32_t next, uint6
     return 0;
 }
 
+/* Between stops a publish moves the side's payload pointer (PAYLOAD) on by
+ * a stride; at a stop it looks it up again, unless MASK is 0 (N = 1: the
+ * one slot's, set at open; MPSC's write side: looked up at every claim). */
 static inline void rq_ring_stopped(const struct rq_ring *r, rq_atomic_u64 *stored, uint64_t base,
-                                   uint32_t off, uint32_t mask, uint32_t *stop)
+                                   uint32_t off, uint32_t mask, uint32_t *stop,
+                                   unsigned char **payload)
 {
-    rq_store_release_u64(stored, base + off);                 /* after the offset: message_counts */
-    *stop = mask == 0 ? off + 1 : rq_ring_stop(r, off, mask); /* mask 0: every offset */
+    rq_store_release_u64(stored, base + off); /* after the offset: message_counts */
+    if (mask == 0) {
+        *stop = off + 1; /* every offset */
+        return;
+    }
+    *stop = rq_ring_stop(r, off, mask);
+    *payload = rq_ring_slot(r, off) + RQ_SLOT_HEADER;
 }
 
 /* Producer: records LEN in the claimed slot (PAYLOAD, as rq_ring_push_begin
- * gave it: the slot is not looked up twice) and publishes it. */
-static inline void rq_ring_push_publish(struct rq_ring *r, void *payload, uint32_t len)
+ * gave it: the slot is not looked up twice) and publishes it.  SHM and
+ * FULL_FENCES are r->shm and r->full_fences, loaded once by the caller. */
+static inline void rq_ring_push_publish_in(struct rq_ring *r, struct rq_shm *shm, int full_fences,
+                                           void *payload, uint32_t len)
 {
     unsigned char *slot = (unsigned char *)payload - RQ_SLOT_HEADER;
     memcpy(slot, &len, sizeof len);
     uint32_t next = r->write + 1;
     if (RQ_RING_LIKELY(next != r->write_stop)) { /* neither a lap's end nor a position due */
         r->write = next;
-        rq_ring_publish_offset(r, &r->shm->write_offset, next);
+        r->write_payload += r->stride; /* no wrap before a stop */
+        rq_ring_publish_offset_ff(full_fences, &shm->write_offset, next);
         RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
         return;
     }
     next = rq_ring_lap(r, next, &r->write_base);
     r->write = next;
-    rq_ring_publish_offset(r, &r->shm->write_offset, next);
+    rq_ring_publish_offset_ff(full_fences, &shm->write_offset, next);
     RQ_CRASH_POINT(PUSH_BEFORE_POSITION);
-    rq_ring_stopped(r, &r->shm->write_position, r->write_base, next, r->write_mask, &r->write_stop);
+    rq_ring_stopped(r, &shm->write_position, r->write_base, next, r->write_mask, &r->write_stop,
+                    &r->write_payload);
+}
+
+static inline void rq_ring_push_publish(struct rq_ring *r, void *payload, uint32_t len)
+{
+    rq_ring_push_publish_in(r, r->shm, r->full_fences, payload, len);
 }
 
 /* Consumer: the message in SLOT, its length checked.  RQ_ECORRUPT on a
@@ -331,27 +396,35 @@ static inline int rq_ring_pop_begin(struct rq_ring *r, const void **payload, uin
         if (w == r->read)
             return RQ_EAGAIN;
     }
-    return rq_ring_slot_message(r, rq_ring_slot(r, r->read), payload, len);
+    return rq_ring_slot_message(r, r->read_payload - RQ_SLOT_HEADER, payload, len);
 }
 
 /* Consumer: frees the oldest slot.  Returns the offset it had, for the
- * was-full test. */
-static inline uint32_t rq_ring_pop_publish(struct rq_ring *r)
+ * was-full test.  SHM and FULL_FENCES as for rq_ring_push_publish_in. */
+static inline uint32_t rq_ring_pop_publish_in(struct rq_ring *r, struct rq_shm *shm,
+                                              int full_fences)
 {
     uint32_t old = r->read;
     uint32_t next = old + 1;
     if (RQ_RING_LIKELY(next != r->read_stop)) { /* as in rq_ring_push_publish */
         r->read = next;
-        rq_ring_publish_offset(r, &r->shm->read_offset, next);
+        r->read_payload += r->stride;
+        rq_ring_publish_offset_ff(full_fences, &shm->read_offset, next);
         RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
         return old;
     }
     next = rq_ring_lap(r, next, &r->read_base);
     r->read = next;
-    rq_ring_publish_offset(r, &r->shm->read_offset, next);
+    rq_ring_publish_offset_ff(full_fences, &shm->read_offset, next);
     RQ_CRASH_POINT(RELEASE_BEFORE_POSITION);
-    rq_ring_stopped(r, &r->shm->read_position, r->read_base, next, r->read_mask, &r->read_stop);
+    rq_ring_stopped(r, &shm->read_position, r->read_base, next, r->read_mask, &r->read_stop,
+                    &r->read_payload);
     return old;
+}
+
+static inline uint32_t rq_ring_pop_publish(struct rq_ring *r)
+{
+    return rq_ring_pop_publish_in(r, r->shm, r->full_fences);
 }
 
 /* Consumer: the oldest message's number and flag (whether it may have
