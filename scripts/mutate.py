@@ -16,6 +16,7 @@ tree fails the tests.
 import argparse
 import fnmatch
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -166,8 +167,34 @@ def build(targets, jobs):
     return r.returncode == 0, r.stdout + r.stderr
 
 
+# The shared-memory objects a test makes carry its pid ("rq.t.PID.N.tag",
+# "rqtl.th.PID", tests/helpers.c).  A test a mutant crashed, or one killed
+# at its time limit, leaves them behind: removed once their process is gone.
+SHM_DIR = "/dev/shm"
+TEST_OBJECT = re.compile(r"^rq[a-z]*\.(?:t|th)\.(\d+)(?:\.|$)")
+
+
+def remove_stray_objects():
+    if not os.path.isdir(SHM_DIR):
+        return
+    for name in os.listdir(SHM_DIR):
+        m = TEST_OBJECT.match(name)
+        if m and not os.path.exists("/proc/" + m.group(1)):
+            try:
+                os.unlink(os.path.join(SHM_DIR, name))
+            except OSError:
+                pass  # gone already, or not ours to remove
+
+
 def run_test(item, limit):
     """Runs one test item; returns (passed, seconds, last lines of output)."""
+    try:
+        return run_test_once(item, limit)
+    finally:
+        remove_stray_objects()
+
+
+def run_test_once(item, limit):
     env = dict(os.environ)
     if item.startswith("ctest:"):
         name, _, pattern = item[6:].partition(":")

@@ -104,9 +104,11 @@ static void test_next_and_distance_over_double_range(void **state)
     fake_make(&f, 3, 8);
     struct rq_ring *r = &f.prod;
     assert_int_equal(r->two_n, 6);
-    /* stops: the next multiple of P (2 for N = 3) or 2N, whichever first */
+    /* stops: the next multiple of P (2 for N = 3), N (the slots wrap: the
+     * payload pointers are looked up again) or 2N, whichever first */
     assert_int_equal(rq_ring_stop(r, 0, 1), 2);
     assert_int_equal(rq_ring_stop(r, 1, 1), 2);
+    assert_int_equal(rq_ring_stop(r, 2, 1), 3);
     assert_int_equal(rq_ring_stop(r, 3, 1), 4);
     assert_int_equal(rq_ring_stop(r, 4, 1), 6);
     assert_int_equal(rq_ring_stop(r, 5, 1), 6);
