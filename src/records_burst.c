@@ -252,8 +252,7 @@ int rq_rec_pop_burst(struct rq_rec *r, void *buf, size_t cap, size_t *lens, size
     struct rec_copy_ctx c = {buf, cap, lens};
     uint32_t k = rec_gather(r, span, max, loaded, NULL, &total, rec_copy_one, &c);
     RQ_CRASH_POINT(POP_BURST_AFTER_COPY);
-    r->rd_room = 0; /* the next read sets it again (rec_pop_ready) */
-    rec_release_kept(r, total, k);
+    rec_release(r, total, k);
     return (int)k;
 }
 
@@ -341,8 +340,7 @@ int rq_rec_release_burst(struct rq_rec *r, size_t count)
     r->peeked -= (uint32_t)count; /* the rest stays peeked */
     r->peek_valid = 0;
     r->peek_msg = NULL;
-    r->rd_room = 0; /* the next read sets it again (rec_pop_ready) */
-    rec_release_kept(r, total, (uint32_t)count);
+    rec_release(r, total, (uint32_t)count);
     return RQ_OK;
 }
 

@@ -438,18 +438,24 @@ static inline int rec_fits_at(const struct rq_rec *r, uint32_t span)
     return span <= r->wr_room;
 }
 
+/* The claim of a record of LEN at the write offset, inside the room
+ * (rec_fits_at said so): no padding, its payload at wr_ptr's. */
+static inline void rec_claim_in_room(struct rq_rec *r, uint32_t len, void **payload)
+{
+    RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
+    r->res_len = len;
+    r->res_pad = 0;
+    r->res_data = rec_index(r, r->w);
+    *payload = r->wr_ptr + RQ_RECORD_HEADER; /* = r->data + res_data while wr_room > 0 */
+}
+
 /* The claim of one record of LEN: without a call if rec_fits_at says so
  * (its place kept in the res_* fields), else rec_claim_wait's.  RQ_OK
  * with *PAYLOAD. */
 static inline int rec_claim_fast(struct rq_rec *r, uint32_t len, void **payload, int timeout_ms)
 {
-    uint32_t at = rec_index(r, r->w);
     if (rec_fits_at(r, rec_span(len))) {
-        RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
-        r->res_len = len;
-        r->res_pad = 0;
-        r->res_data = at;
-        *payload = r->data + at + RQ_RECORD_HEADER;
+        rec_claim_in_room(r, len, payload);
         return RQ_OK;
     }
     return rec_claim_wait(r, len, payload, timeout_ms);
@@ -637,8 +643,8 @@ static REC_FLATTEN void rec_publish_records_as(struct rq_rec *r, uint32_t end, u
         rq_queue_wake_consumer(r->q);
 }
 
-/* ADV: the bytes from the write offset to END (UINT32_MAX if not
- * known: no room kept). */
+/* ADV: the bytes from the write offset to END (padding included): what
+ * the SPSC room (wr_room) loses. */
 static inline void rec_publish_records(struct rq_rec *r, uint32_t end, uint32_t adv, uint32_t k,
                                        uint64_t bytes, uint32_t pad, uint32_t longest)
 {
@@ -778,11 +784,7 @@ static inline int rec_reserve_fast(struct rq_rec *r, size_t len, void **slot)
 {
     if (r->reserved || len > r->max || !rec_fits_at(r, rec_span((uint32_t)len)))
         return 0;
-    RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
-    r->res_len = (uint32_t)len;
-    r->res_pad = 0;
-    r->res_data = rec_index(r, r->w);
-    *slot = r->wr_ptr + RQ_RECORD_HEADER; /* = r->data + res_data while wr_room > 0 */
+    rec_claim_in_room(r, (uint32_t)len, slot);
     r->reserved = 1;
     r->res_count = 1;
     return 1;
