@@ -278,6 +278,7 @@ open_after_takeover:
                  * of the CAS that follows */
                 if
                 :: gone -> /* recovery: CAS from exactly the word seen */
+mpsc_lock_before_take:
                     d_step { if :: owner == w -> owner = mine; took = true :: else fi };
                     if
                     :: took -> break

@@ -48,6 +48,7 @@
     XX(MPSC_OPEN_AFTER_SLOT, "mpsc.open.after_slot", "P")                      \
     XX(MPSC_AFTER_LOCK, "mpsc.after_lock", "P")                                \
     XX(MPSC_AFTER_RECOVER, "mpsc.after_recover", "P")                          \
+    XX(MPSC_LOCK_BEFORE_TAKE, "mpsc.lock.before_take", "m")                    \
     XX(MPSC_WAIT_AFTER_FLAG, "mpsc.wait.after_flag", "m")                      \
     XX(MPSC_BEFORE_UNLOCK, "mpsc.before_unlock", "P")                          \
     XX(MPSC_AFTER_UNLOCK, "mpsc.after_unlock", "P")                            \

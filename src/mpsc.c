@@ -24,7 +24,8 @@
  *            slice is only a nap, re-read W, and only if it is still the
  *            word we saw sleep on seq for a slice (a nap of
  *            RQ_MPSC_NAP_MS, doubling up to RQ_RECHECK_MS); then look
- *            again
+ *            again.  A CAS that loses (W changed since the look) looks
+ *            again at once, unless the call's time is up
  *   unlock:  store(W, 0, release); compiler barrier; if F is set: take it
  *            (exchange F -> 0), and if we got it: seq++, wake all
  *
@@ -503,6 +504,23 @@ static int taken(struct rq_mpsc *m, uint64_t word, uint64_t dead)
     return RQ_OK;
 }
 
+/* After a lost race for the lock (W changed between our look and our
+ * CAS: another producer took it, or a peer rewrote it): whether the call
+ * is out of time.  Without this bound a stream of lost races, which a peer
+ * rewriting W can keep up for as long as it likes, would hold a timed call
+ * past its deadline, since only a wait looks at the clock.  A try
+ * (D's timeout 0) may race for as long as the one nap it may take;
+ * *TRY_END is that nap's end, started at its first lost race (a timeout
+ * of 0 there: not yet started). */
+static int too_late_to_race(const struct rq_deadline *d, struct rq_deadline *try_end)
+{
+    if (d->timeout_ms != 0)
+        return rq_deadline_left(d) == 0; /* never with RQ_INFINITE */
+    if (try_end->timeout_ms == 0)
+        *try_end = rq_deadline_start(RQ_MPSC_TRY_NAP_MS);
+    return rq_deadline_left(try_end) == 0;
+}
+
 /* Contended.  A holder still there after the spin is most likely off its
  * CPU (a push holds the lock for well under a microsecond), and on a
  * machine with fewer cores than processes spinning on would burn the very
@@ -517,25 +535,23 @@ static int lock_slow(struct rq_mpsc *m, uint64_t mine, uint64_t w, int timeout_m
     int rc = check_self_deadlock(m);
     if (rc < 0)
         return rc;
-    struct rq_deadline d = rq_deadline_start(timeout_ms);
+    struct rq_deadline d = rq_deadline_start(timeout_ms), try_end = {0, 0};
     int nap = RQ_MPSC_NAP_MS, brief = timeout_ms == 0;
     for (;;) {
         w = spin(m, w);
-        if (w == 0) {
-            if (rq_cas_u64(&m->lock->owner, &w, mine))
-                return taken(m, mine, 0);
-            continue; /* W holds what beat us to it */
-        }
-        int gone = owner_gone(m, w);
+        int gone = w == 0 ? 0 : owner_gone(m, w);
         if (gone < 0)
             return gone;
-        if (gone) {
-            /* The dead owner's sleepers left their flag in the waiters
+        if (w == 0 || gone) {
+            /* A dead owner's sleepers left their flag in the waiters
              * word: our release wakes them. */
             uint64_t dead = w;
+            RQ_CRASH_POINT(MPSC_LOCK_BEFORE_TAKE);
             if (rq_cas_u64(&m->lock->owner, &w, mine))
                 return taken(m, mine, dead);
-            continue;
+            if (too_late_to_race(&d, &try_end))
+                return rq_deadline_error(&d);
+            continue; /* W holds what beat us to it */
         }
         m->last_seen = w;
         int left = rq_deadline_left(&d);

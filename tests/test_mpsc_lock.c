@@ -296,6 +296,86 @@ static void test_word_naming_a_live_idle_producer_is_cleared_by_it(void **state)
 #endif
 }
 
+/* ---- lost races and the deadline ---------------------------------------- */
+
+#ifndef _WIN32
+/* A peer that rewrites the owner word at each waiter's step before its
+ * CAS, alternately to 0 (free) and to a word naming no valid slot (an
+ * owner taken for dead at once): every CAS loses, and the waiter, which
+ * finds the lock free or its owner dead at every look, never sleeps.  Each
+ * rewrite takes 100 us; past REWRITE_LIMIT of them the peer stops (a
+ * waiter still racing then makes the test fail rather than hang). */
+#define REWRITE_LIMIT 5000
+struct rewriter {
+    rq_atomic_u64 *owner;
+    unsigned long steps;
+};
+
+static void rewrite_the_owner(void *arg)
+{
+    struct rewriter *r = arg;
+    if (++r->steps > REWRITE_LIMIT)
+        return;
+    uint64_t invalid = word_for_slot(RQ_MPSC_PRODUCERS_MAX + 1, 7);
+    rq_store_seq_u64(r->owner, r->steps % 2 ? 0 : invalid);
+    th_sleep_us(100);
+}
+
+/* A push with TIMEOUT_MS against the rewriting peer: its result, and the
+ * rewrites it took. */
+static int push_against_rewrites(rq *p, struct rq_shm *shm, int timeout_ms, unsigned long *steps)
+{
+    struct rewriter r = {owner_word(shm), 0};
+    rq_store_seq_u64(owner_word(shm), word_for_slot(RQ_MPSC_PRODUCERS_MAX + 1, 7));
+    rq_crash_point_run(RQ_CP_MPSC_LOCK_BEFORE_TAKE, rewrite_the_owner, &r);
+    int rc = rq_push(p, "late", 4, timeout_ms);
+    rq_crash_point_run(-1, NULL, NULL);
+    rq_store_seq_u64(owner_word(shm), 0);
+    *steps = r.steps;
+    return rc;
+}
+#endif
+
+/* Lost races end with the call's deadline: a timed push gets RQ_ELOCKED
+ * once its time is up, and a try RQ_EAGAIN after at most its one nap,
+ * however long the peer keeps beating them to the CAS.  (Before, only a
+ * wait looked at the clock: the push raced until the peer stopped.) */
+static void test_lost_races_end_at_the_deadline(void **state)
+{
+    (void)state;
+#ifdef _WIN32
+    skip(); /* the lock area is unused: Windows locks with a named mutex */
+#else
+    const char *name = th_name("lk.races");
+    rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC);
+    rq *p = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    struct th_raw raw;
+    struct rq_shm *shm = raw_shm(&raw, name);
+    static const struct {
+        int timeout_ms, want;
+    } cases[] = {{50, RQ_ELOCKED}, {0, RQ_EAGAIN}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        unsigned long steps;
+        int rc = push_against_rewrites(p, shm, cases[i].timeout_ms, &steps);
+        if (steps >= REWRITE_LIMIT)
+            fail_msg("timeout %d: the push raced %lu times, past its deadline", cases[i].timeout_ms,
+                     steps);
+        assert_int_equal(rc, cases[i].want);
+        assert_true(steps >= 2); /* it lost a race each way: the peer was there */
+    }
+    /* nothing was pushed, and the lock works once the peer stops */
+    char buf[8];
+    size_t len;
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_EAGAIN);
+    assert_int_equal(rq_push(p, "after", 5, 1000), RQ_OK);
+    pop_expect(c, "after");
+    th_raw_close(&raw);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+#endif
+}
+
 /* ---- a try against a push in progress ---------------------------------- */
 
 #ifndef _WIN32
@@ -782,6 +862,57 @@ static unsigned long kills_asleep_on_the_lock(void)
 #endif
 }
 
+/* Where the runs above get only by chance (a producer between its look at
+ * the owner word and its CAS, which it makes when it finds the lock free
+ * or its owner dead): made sure of, both ways.  The parent holds the lock
+ * by a reservation until a child sleeps on it; then it commits (the child
+ * finds the lock free) or rewrites the owner word to one naming no valid
+ * slot (the child takes its owner for dead) and commits once the child is
+ * dead.  The killed child took nothing: no recovery, nothing pushed. */
+static unsigned long kills_before_taking_the_lock(void)
+{
+#ifdef _WIN32
+    return 0;
+#else
+    const char *name = th_set_child_queue(th_name("lk.race"));
+    rq *c = th_open(name, RQ_CONSUMER, 4, 32, RQ_MPSC);
+    rq *p = th_open(name, RQ_PRODUCER, 4, 32, RQ_MPSC);
+    struct th_raw raw;
+    struct rq_shm *shm = raw_shm(&raw, name);
+    unsigned long kills = 0;
+    for (int round = 0; round < 4; round++) {
+        int free_way = round % 2 == 0;
+        void *slot;
+        assert_int_equal(rq_reserve(p, &slot, 0), RQ_OK);
+        memcpy(slot, "held", 4);
+        uint64_t before = recoveries(c), t0 = th_now_ms();
+        th_pid pid = th_spawn_armed("child_push_one", "never", 20, RQ_CP_MPSC_LOCK_BEFORE_TAKE, 1);
+        while (!rq_load_seq_u32(waiters_word(shm)) && th_now_ms() - t0 < 10000)
+            th_sleep_us(100);
+        if (free_way)
+            assert_int_equal(rq_commit(p, 4), RQ_OK);
+        else
+            rq_store_seq_u64(owner_word(shm), word_for_slot(RQ_MPSC_PRODUCERS_MAX + 3, 99));
+        int status;
+        assert_int_equal(th_wait(pid, 10000, &status), 0);
+        if (!th_was_killed(status))
+            fail_msg("round %d: the child was not killed (status 0x%x)", round, status);
+        kills++;
+        if (!free_way)
+            assert_int_equal(rq_commit(p, 4), RQ_OK);
+        assert_int_equal(rq_push(p, "next", 4, 1000), RQ_OK);
+        assert_int_equal(recoveries(c), before);
+        pop_expect(c, "held");
+        pop_expect(c, "next");
+    }
+    th_raw_close(&raw);
+    rq_close(p);
+    rq_close(c);
+    rq_unlink(name);
+    return kills;
+#endif
+}
+
 /* Reserves, waits until a producer has flagged the lock's waiters word
  * (it sleeps, or is about to), and commits: the release finds the flag
  * and takes it (armed: killed there, before the wake). */
@@ -1114,7 +1245,8 @@ static void test_kills_at_every_lock_step(void **state)
         if (strncmp(rq_crash_point_name(point), "mpsc.", 5) != 0)
             continue;
 #ifdef _WIN32
-        if (point == RQ_CP_MPSC_WAIT_AFTER_FLAG || point == RQ_CP_MPSC_UNLOCK_AFTER_TAKE)
+        if (point == RQ_CP_MPSC_WAIT_AFTER_FLAG || point == RQ_CP_MPSC_UNLOCK_AFTER_TAKE ||
+            point == RQ_CP_MPSC_LOCK_BEFORE_TAKE)
             continue; /* no such step with the named mutex */
 #endif
         unsigned long at_point = 0;
@@ -1125,6 +1257,8 @@ static void test_kills_at_every_lock_step(void **state)
             at_point += kills_asleep_on_the_lock();
         if (point == RQ_CP_MPSC_UNLOCK_AFTER_TAKE)
             at_point += kills_after_taking_the_flag();
+        if (point == RQ_CP_MPSC_LOCK_BEFORE_TAKE)
+            at_point += kills_before_taking_the_lock();
         print_message("mpsc lock kills: %-22s %lu\n", rq_crash_point_name(point), at_point);
         if (at_point == 0)
             fail_msg("%s was never hit with producers contending", rq_crash_point_name(point));
@@ -1154,6 +1288,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_a_released_lock_wakes_its_sleepers),
         cmocka_unit_test(test_a_stale_flag_costs_one_wake),
         cmocka_unit_test(test_a_stale_flag_costs_one_wake_with_full_fences),
+        cmocka_unit_test(test_lost_races_end_at_the_deadline),
         cmocka_unit_test(test_a_try_waits_for_a_push_in_progress),
         cmocka_unit_test(test_flipped_mpsc_flag),
         cmocka_unit_test(test_producer_limit),
