@@ -45,6 +45,18 @@ _EAGAIN = -1  # RQ_EAGAIN (checked against the library at import)
 SPIN_TRIES = 100
 # How long close() waits for a call in progress on the handle (Queue.close).
 CLOSE_WAIT = 0.1
+
+# _MARK: a call marks itself in progress (appends to _inflight) as the
+# first step inside its try, whose finally takes the mark off.  Python
+# runs a signal handler, and raises its KeyboardInterrupt, only at a
+# function's start, a backward jump or a call's return: here the append's.
+# Made before the try, the mark would stay after such an interrupt, and
+# close() would take the call for one still in progress (it would wait
+# CLOSE_WAIT and leave the handle to the object's end).  Inside the try,
+# an interrupt at the append's return finds the mark made, and the finally
+# takes it off; none comes before the append (no call runs between the
+# try's start and it).
+
 # The most pop_burst() copies into in one call: each message takes
 # slot_size bytes there (on a record queue, the largest record's), and a
 # record queue's capacity counts bytes, not messages.
@@ -614,8 +626,8 @@ class Queue:
         it; the result, or THEN(result) (still marked: a zero-copy guard
         makes its views there), or the error raised."""
         inflight = self._inflight
-        inflight.append(None)
         try:
+            inflight.append(None)  # inside the try: see _MARK
             rc = fn(self._h, *args)  # the handle read once marked
             if rc >= 0 and then is not None:
                 return then(rc)
@@ -714,8 +726,8 @@ class Queue:
         Python signal handler it is too late: Python runs handlers between
         bytecodes, after the C call returns; call it from another thread.)"""
         inflight = self._inflight
-        inflight.append(None)
         try:
+            inflight.append(None)  # inside the try: see _MARK
             if self._h:
                 _lib.rq_interrupt(self._h)
         finally:
@@ -728,8 +740,8 @@ class Queue:
             data = ffi.from_buffer(data)
         ms = _INFINITE if timeout is None else _ms(timeout)
         inflight = self._inflight
-        inflight.append(None)
         try:
+            inflight.append(None)  # inside the try: see _MARK
             rc = _rq_push(self._h, data, len(data), ms)
         finally:
             inflight.pop()
@@ -740,8 +752,8 @@ class Queue:
         """The oldest message, as bytes (at-most-once)."""
         buf, cap, ln, inflight = self._buf, self.slot_size, self._len, self._inflight
         ms = _INFINITE if timeout is None else _ms(timeout)
-        inflight.append(None)
         try:
+            inflight.append(None)  # inside the try: see _MARK
             h = self._h  # read once marked: close() waits for this call
             rc = _rq_pop(h, buf, cap, ln, 0)
             if rc == _EAGAIN and ms != 0:

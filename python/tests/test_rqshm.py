@@ -566,6 +566,41 @@ def test_close_from_a_signal_handler_does_not_hang(name):
         pass
 
 
+def test_an_interrupt_at_a_calls_start_leaves_no_mark(name):
+    """A KeyboardInterrupt that Python raises as a call marks itself in
+    progress (at the return of the append, where a signal handler may
+    run) leaves no mark: close() then frees the handle at once instead of
+    waiting for a call that is not there.  The interrupt is raised from a
+    profile hook at that exact return."""
+    import sys
+    c = rqshm.Queue.create(name, rqshm.CONSUMER, slot_count=4, slot_size=16)
+    marks = c._inflight
+    calls = {"push": lambda q: q.push(b"x", 0), "pop": lambda q: q.pop(0),
+             "stat": lambda q: q.stat(), "interrupt": lambda q: q.interrupt()}
+    for what, call in calls.items():
+        hit = []
+
+        def at_the_marks_return(frame, event, arg):
+            if event == "c_return" and getattr(arg, "__self__", None) is marks:
+                sys.setprofile(None)
+                hit.append(what)
+                raise KeyboardInterrupt
+        sys.setprofile(at_the_marks_return)
+        try:
+            call(c)
+        except KeyboardInterrupt:
+            pass
+        except rqshm.Error:  # push as a consumer, pop of nothing: not interrupted
+            pass
+        finally:
+            sys.setprofile(None)
+        assert hit == [what], "%s never marked itself" % what
+        assert marks == [], "%s left its mark" % what
+    t0 = time.monotonic()
+    c.close()
+    assert time.monotonic() - t0 < rqshm.CLOSE_WAIT / 2 and not c._deferred
+
+
 def test_timeouts_inf_and_nan(name):
     with rqshm.Queue.create(name, rqshm.CONSUMER, slot_count=4, slot_size=16) as c:
         t = threading.Timer(0.1, c.interrupt)
