@@ -7,7 +7,9 @@
  * from any outside kill.  In normal builds the macro is empty.
  *
  * Each point is named for where it stands: XX(ID, "name", roles), roles
- * being the sides that pass it (P producer, C consumer, A any opener;
+ * being the sides that pass it (P producer, C consumer, A any opener,
+ * killed there by tests/test_crash.c's creator test; open.after_check,
+ * which observers pass too, is killed as P and C only;
  * m an MPSC producer only when another holds the lock, killed there by
  * tests/test_mpsc_lock.c; R a producer of a record queue only, killed
  * there by tests/test_records.c; p, c a producer or consumer only when a
@@ -22,6 +24,7 @@
     XX(OPEN_AFTER_INIT_LOCK, "open.after_init_lock", "A")                      \
     XX(INIT_AFTER_RESIZE, "init.after_resize", "A")                            \
     XX(INIT_BEFORE_MAGIC, "init.before_magic", "A")                            \
+    XX(OPEN_AFTER_CHECK, "open.after_check", "PC")                             \
     XX(OPEN_AFTER_ROLE_LOCK, "open.after_role_lock", "PC")                     \
     XX(OPEN_AFTER_TAKEOVER, "open.after_takeover", "PC")                       \
     XX(PUSH_AFTER_CLAIM, "push.after_claim", "P")                              \

@@ -254,6 +254,11 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
         return rc;
     }
     q->shm = q->segment.addr;
+    /* Checked and mapped, nothing of the handle set up yet: from here a
+     * peer may rewrite the shared header, so what follows reads only the
+     * checked copy (test_queue's test_header_rewritten_after_the_check
+     * rewrites it at this point). */
+    RQ_CRASH_POINT(OPEN_AFTER_CHECK);
     const struct rq_shm_header *h = (const struct rq_shm_header *)q->segment.header.bytes;
     rq_ring_attach(&q->ring, q->shm, h);
     q->slot_size = q->ring.slot_size;

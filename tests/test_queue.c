@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "crashpoint.h"
 #include "helpers.h"
 #include "layout.h"
 #include "rq.h"
@@ -868,7 +869,10 @@ static void test_corrupt_offsets_and_lengths(void **state)
 }
 
 /* A peer rewriting the header while we open: the handle must take the
- * geometry it validated, never a value read again after the check. */
+ * geometry it validated, never a value read again after the check.  A
+ * rewrite may land anywhere in the open here, before the check too (then
+ * the open is refused); test_header_rewritten_after_the_check puts it
+ * exactly between the check and the handle's set-up. */
 struct header_flipper {
     struct rq_shm *shm;
     rq_atomic_u32 stop;
@@ -919,6 +923,89 @@ static void test_header_rewritten_during_open(void **state)
     assert_true(opened > 0);
     th_raw_close(&raw);
     rq_unlink(name);
+}
+
+/* A hostile peer at open.after_check: the header has been checked, the
+ * handle not yet set up.  It writes a header that is consistent in itself
+ * but far bigger than the segment, so a handle that took its geometry from
+ * the shared header instead of the checked copy would show it in rq_stat,
+ * accept messages longer than a slot and more messages than there are
+ * slots (written past the end of the ring). */
+#define REWRITE_SLOTS 4u
+#define REWRITE_SLOT_SIZE 16u
+
+struct header_rewriter {
+    struct rq_shm_header *hdr;
+    unsigned long rewrites;
+};
+
+static void rewrite_header(void *arg)
+{
+    struct header_rewriter *w = arg;
+    w->hdr->slot_count = 1u << 20;
+    w->hdr->slot_size = 4096;
+    w->hdr->slot_stride = (uint32_t)rq_layout_stride(4096);
+    w->hdr->total_size = rq_layout_total(1u << 20, 4096);
+    w->rewrites++;
+}
+
+static void expect_checked_geometry(rq *q)
+{
+    rq_stats st;
+    assert_int_equal(rq_stat(q, &st), RQ_OK);
+    assert_int_equal(st.slot_count, REWRITE_SLOTS);
+    assert_int_equal(st.slot_size, REWRITE_SLOT_SIZE);
+}
+
+static void header_rewritten_after_the_check(uint32_t flags)
+{
+    const char *name = th_name("rewrite");
+    rq *keep = th_create(name, REWRITE_SLOTS, REWRITE_SLOT_SIZE, flags);
+    struct th_raw raw;
+    th_raw_open(&raw, "rq", name);
+    struct rq_shm *shm = (struct rq_shm *)raw.addr;
+    struct rq_shm_header checked;
+    memcpy(&checked, &shm->hdr, sizeof checked);
+    struct header_rewriter peer = {&shm->hdr, 0};
+    static const int roles[] = {RQ_CONSUMER, RQ_PRODUCER, RQ_OBSERVER};
+    rq *q[3];
+    for (int i = 0; i < 3; i++) {
+        /* Each open checks the header as it is: the one before left it
+         * rewritten, so it is put back first. */
+        memcpy(&shm->hdr, &checked, sizeof checked);
+        rq_crash_point_run(RQ_CP_OPEN_AFTER_CHECK, rewrite_header, &peer);
+        int rc = rq_open(&q[i], name, roles[i], NULL);
+        rq_crash_point_run(-1, NULL, NULL);
+        assert_int_equal(rc, RQ_OK);
+        assert_int_equal(peer.rewrites, (unsigned long)i + 1); /* after its check */
+    }
+    /* The header stays rewritten: no handle may read it again either. */
+    rq *c = q[0], *p = q[1];
+    for (int i = 0; i < 3; i++)
+        expect_checked_geometry(q[i]);
+    unsigned char buf[REWRITE_SLOT_SIZE + 1];
+    memset(buf, 'x', sizeof buf);
+    assert_int_equal(rq_push(p, buf, REWRITE_SLOT_SIZE + 1, 0), RQ_EMSGSIZE);
+    for (uint64_t seq = 0; seq < REWRITE_SLOTS; seq++)
+        push_seq(p, seq, REWRITE_SLOT_SIZE);
+    assert_int_equal(rq_push(p, buf, 1, 0), RQ_EAGAIN); /* full at the checked count */
+    for (uint64_t seq = 0; seq < REWRITE_SLOTS; seq++)
+        assert_int_equal(pop_seq(c), seq);
+    size_t len;
+    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 0), RQ_EAGAIN);
+    memcpy(&shm->hdr, &checked, sizeof checked);
+    for (int i = 0; i < 3; i++)
+        rq_close(q[i]);
+    th_raw_close(&raw);
+    rq_close(keep);
+    rq_unlink(name);
+}
+
+static void test_header_rewritten_after_the_check(void **state)
+{
+    (void)state;
+    header_rewritten_after_the_check(0);
+    header_rewritten_after_the_check(RQ_MPSC);
 }
 
 /* rq_stat from a handle that owns neither offset, while both move: the
@@ -1117,6 +1204,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_corrupt_offsets_and_lengths),
         cmocka_unit_test(test_half_made_segment_is_repaired),
         cmocka_unit_test(test_header_rewritten_during_open),
+        cmocka_unit_test(test_header_rewritten_after_the_check),
         cmocka_unit_test(test_stat_under_traffic_is_never_corrupt),
     };
     return cmocka_run_group_tests_name("queue", tests, NULL, NULL);
