@@ -49,7 +49,7 @@ struct rq_coalesce {
     struct rq_segment segment; /* segment.plat: the OS objects */
     struct rqc_shm *shm;       /* segment.addr, typed */
     int role;
-    uint32_t fork_generation; /* rq_plat_fork_generation at open */
+    uint64_t fork_generation; /* rq_plat_fork_generation at open */
     int round_open;           /* worker: a ticket was handed out and not done */
     uint32_t ticket;          /* worker: that ticket */
 };
@@ -63,7 +63,7 @@ static uint32_t count_of(uint32_t req)
  * fork() must open its own: the roles and locks are its parent's). */
 static int check_handle(const rq_coalesce *c, int role)
 {
-    if (c->fork_generation != rq_load_relaxed_u32(&rq_plat_fork_generation))
+    if (c->fork_generation != rq_load_relaxed_u64(&rq_plat_fork_generation))
         return RQ_EFORK;
     return c->role == role ? RQ_OK : RQ_EROLE;
 }
@@ -293,7 +293,7 @@ static int coalesce_open(rq_coalesce **out, const char *name, int role, uint32_t
     if (!c)
         return RQ_ESYS;
     c->role = role;
-    c->fork_generation = rq_load_relaxed_u32(&rq_plat_fork_generation);
+    c->fork_generation = rq_load_relaxed_u64(&rq_plat_fork_generation);
     /* Coalescing objects have no geometry: the segment layer only needs to
      * know whether it may create one. */
     static const int no_config;

@@ -264,21 +264,25 @@ int64_t rq_plat_pid(void);
  * on every MPSC reserve and commit. */
 uint64_t rq_plat_thread_id(void);
 
-/* The fork generation: 0 in a process that was started, bumped in the
- * child by every fork() once rq_plat_fork_watch has been called (never on
- * Windows, which has no fork).  A handle remembers the generation it was
- * opened under; a different one means the caller is a child using its
- * parent's handle, whose roles and locks belong to the parent.  Reading it
- * is one plain load: no system call per message.  rq_plat_fork_watch arms
- * the bump (RQ_ESYS if the C library cannot); it is idempotent and cheap
- * after its first call. */
+/* The fork generation: 0 in a process that was started, moved on by
+ * RQ_FORK_STEP in the child by every fork() once rq_plat_fork_watch has
+ * been called (never on Windows, which has no fork).  A handle remembers
+ * the generation it was opened under; a different one means the caller is
+ * a child using its parent's handle, whose roles and locks belong to the
+ * parent.  Reading it is one plain load: no system call per message.  Its
+ * low bits stay 0, so that a code below RQ_FORK_STEP added to it at open
+ * (queue.c's fast word) is compared with the generation in the same
+ * compare; 64 bits, so that it never wraps.  rq_plat_fork_watch arms the
+ * bump (RQ_ESYS if the C library cannot); it is idempotent and cheap after
+ * its first call. */
+#define RQ_FORK_STEP 32
 #if defined(__GNUC__) && !defined(_WIN32)
 /* Hidden: the library's own (never rq.h's), so that code built position-
  * independent (every build: see CMakeLists.txt) reads it with one load
  * instead of the address from the GOT and then the word. */
 __attribute__((visibility("hidden")))
 #endif
-extern rq_atomic_u32 rq_plat_fork_generation;
+extern rq_atomic_u64 rq_plat_fork_generation;
 int rq_plat_fork_watch(void);
 
 /* What of the segment's format this platform decides beyond the layout

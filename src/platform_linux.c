@@ -810,13 +810,13 @@ int64_t rq_plat_pid(void)
 static _Thread_local uint64_t cached_tid;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-rq_atomic_u32 rq_plat_fork_generation;
+rq_atomic_u64 rq_plat_fork_generation;
 
 /* In the child of a fork(), before fork() returns there. */
 static void after_fork_in_child(void)
 {
     cached_tid = 0;
-    rq_fetch_add_u32(&rq_plat_fork_generation, 1);
+    rq_fetch_add_u64(&rq_plat_fork_generation, RQ_FORK_STEP);
 }
 
 static int atfork_error;

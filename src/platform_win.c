@@ -1204,7 +1204,7 @@ int64_t rq_plat_pid(void)
 }
 
 /* Windows has no fork(): the generation stays 0. */
-rq_atomic_u32 rq_plat_fork_generation;
+rq_atomic_u64 rq_plat_fork_generation;
 
 int rq_plat_fork_watch(void)
 {

@@ -531,7 +531,7 @@ static inline void producer_publish(rq *q, void *payload, uint32_t len)
     /* Loaded once: the publish's compiler barrier would reload them. */
     struct rq_shm *shm = q->ring.shm;
     int full_fences = q->ring.full_fences;
-    rq_ring_push_publish_in(&q->ring, shm, full_fences, payload, len);
+    rq_ring_push_publish_in(&q->ring, shm, full_fences, payload, len, q->ring.write);
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
     if (q->mpsc) {
         q->pushed = 1;
@@ -558,15 +558,21 @@ static CLAIM_SLOW int consumer_claim_wait(rq *q, const void **payload, uint32_t 
 }
 
 /* RQ_OK.  FULL_FENCES: q->ring.full_fences, or 0 on a fast handle's path
- * (q->fast), where it is known. */
-static inline int consumer_release_ff(rq *q, int full_fences)
+ * (q->fast), where it is known.  READ: q->ring.read, as a pop loaded it
+ * before its copy (rq_ring_pop_publish_in). */
+static inline int consumer_release_at(rq *q, int full_fences, uint32_t read)
 {
     struct rq_shm *shm = q->ring.shm; /* once, as in producer_publish */
-    uint32_t old_read = rq_ring_pop_publish_in(&q->ring, shm, full_fences);
+    uint32_t old_read = rq_ring_pop_publish_in(&q->ring, shm, full_fences, read);
     RQ_CRASH_POINT(RELEASE_AFTER_PUBLISH);
     if (rq_ring_peer_waits_ff(full_fences, &shm->space_event.waiters)) /* wake_producers */
         return wake_waiting_producers(q, old_read, 1);
     return RQ_OK;
+}
+
+static inline int consumer_release_ff(rq *q, int full_fences)
+{
+    return consumer_release_at(q, full_fences, q->ring.read);
 }
 
 static inline int consumer_release(rq *q)
@@ -682,11 +688,20 @@ static uint32_t burst_want(const rq *q, size_t count)
 
 /* ---- argument checks ------------------------------------------------- */
 
-/* The checks of every call before its role's. */
-static inline int check_handle(const rq *q, int timeout_ms)
+/* The checks of every call before the process's. */
+static inline int check_args(const rq *q, int timeout_ms)
 {
     if (!q || timeout_ms < RQ_INFINITE)
         return RQ_EINVAL;
+    return RQ_OK;
+}
+
+/* The checks of every call before its role's. */
+static inline int check_handle(const rq *q, int timeout_ms)
+{
+    int rc = check_args(q, timeout_ms);
+    if (rc < 0)
+        return rc;
     if (!opened_in_this_process(q))
         return RQ_EFORK;
     return RQ_OK;
@@ -806,11 +821,12 @@ static CLAIM_SLOW int slot_push_mpsc(rq *q, const void *msg, size_t len, int tim
 }
 
 /* producer_publish for an SPSC producer, the wake a tail call: RQ_OK.
- * FULL_FENCES as for consumer_release_ff. */
-static inline int spsc_publish(rq *q, void *payload, uint32_t len, int full_fences)
+ * FULL_FENCES as for consumer_release_ff; WRITE is q->ring.write, as a
+ * push loaded it before its copy (rq_ring_push_publish_in). */
+static inline int spsc_publish(rq *q, void *payload, uint32_t len, int full_fences, uint32_t write)
 {
     struct rq_shm *shm = q->ring.shm; /* once, as in producer_publish */
-    rq_ring_push_publish_in(&q->ring, shm, full_fences, payload, len);
+    rq_ring_push_publish_in(&q->ring, shm, full_fences, payload, len, write);
     RQ_CRASH_POINT(PUSH_AFTER_PUBLISH);
     if (rq_ring_peer_waits_ff(full_fences, &shm->data_event.waiters))
         return wake_waiting_consumer(q);
@@ -825,12 +841,12 @@ static SLOT_PATH int slot_push_spsc(rq *q, const void *msg, size_t len, int time
     void *payload;
     if (!rq_ring_push_cached(&q->ring, &payload))
         return slot_push_reload(q, msg, len, timeout_ms);
+    uint32_t write = q->ring.write; /* kept across the copy */
     RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
-    if (len > RQ_COPY_SHORT)
+    if (!rq_copy_if_short(payload, msg, len))
         return slot_push_copy(q, msg, len, payload);
-    rq_copy_short(payload, msg, len);
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
-    return spsc_publish(q, payload, (uint32_t)len, full_fences);
+    return spsc_publish(q, payload, (uint32_t)len, full_fences, write);
 }
 
 /* A slot push's state and length checks (the handle's and the message's
@@ -854,16 +870,19 @@ static SLOT_PATH int slot_push(rq *q, const void *msg, size_t len, int timeout_m
     return slot_push_spsc(q, msg, len, timeout_ms, q->ring.full_fences);
 }
 
-/* Every push but a fast handle's (q->fast), the handle checked but for
- * its role: the rest of the checks and each kind's path, as they were. */
-static CLAIM_SLOW int push_other(rq *q, const void *msg, size_t len, int timeout_ms)
+/* Every push but a fast handle's (q->fast), the arguments checked but for
+ * the message (check_args), GEN fork_generation_now(): the rest of the
+ * checks and each kind's path, as they were. */
+static CLAIM_SLOW int push_other(rq *q, const void *msg, size_t len, int timeout_ms, uint64_t gen)
 {
-    if (q->fast == RQ_FAST_REC(RQ_PRODUCER)) { /* the role and the kind in one */
+    if (fast_is(q, gen, RQ_FAST_REC(RQ_PRODUCER))) { /* the process, the role and the kind in one */
         if (!msg && len > 0)
             return RQ_EINVAL;
         q->lock.reserving = 0; /* the next MPSC hold lasts one call */
         return record_push(q->rec, msg, len, timeout_ms);
     }
+    if (!opened_under(q, gen)) /* check_handle's */
+        return RQ_EFORK;
     if (q->role != RQ_PRODUCER)
         return RQ_EROLE;
     if (!msg && len > 0)
@@ -874,23 +893,26 @@ static CLAIM_SLOW int push_other(rq *q, const void *msg, size_t len, int timeout
 }
 
 /* The single calls (rq_push, rq_pop, rq_reserve, rq_commit, rq_peek,
- * rq_release) check the handle, then its fast role (q->fast, set at open:
- * a slot queue, no full fences, a producer SPSC), which stands for the
- * role check and the tests of the kind, the MPSC mode and the fences
- * that the short way would make each time; any other handle (and a wrong
- * role) goes the other way (push_other...), which makes the checks and
- * takes the paths as before.  The checks come in the same order either
- * way, so a call gets the same error from both. */
+ * rq_release) check the arguments check_args checks, then the fast word
+ * (q->fast, set at open: a slot queue, no full fences, a producer SPSC,
+ * and the fork generation), which stands for the process check (the one
+ * check_handle makes), the role check and the tests of the kind, the MPSC
+ * mode and the fences that the short way would make each time; any other
+ * handle (and a wrong process or role) goes the other way (push_other...),
+ * which makes the checks and takes the paths as before.  The checks come
+ * in the same order either way, so a call gets the same error from
+ * both. */
 int rq_push(rq *q, const void *msg, size_t len, int timeout_ms)
 {
-    int rc = check_handle(q, timeout_ms);
+    int rc = check_args(q, timeout_ms);
     if (rc < 0)
         return rc;
-    if (q->fast != RQ_FAST(RQ_PRODUCER, HELD_NONE))
-        return push_other(q, msg, len, timeout_ms);
+    uint64_t gen = fork_generation_now();
+    if (!fast_is(q, gen, RQ_FAST(RQ_PRODUCER, HELD_NONE)))
+        return push_other(q, msg, len, timeout_ms, gen);
     if (!msg && len > 0)
         return RQ_EINVAL;
-    if (len > q->slot_size) /* slot_push_checks: the state is in q->fast */
+    if (len > q->ring.slot_size) /* slot_push_checks: the state is in q->fast */
         return RQ_EMSGSIZE;
     return slot_push_spsc(q, msg, len, timeout_ms, 0);
 }
@@ -977,14 +999,16 @@ static SLOT_PATH int slot_reserve_spsc(rq *q, void **slot, int timeout_ms)
     RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
     *slot = payload;
     q->held = HELD_RESERVED; /* hold_reserved(q, slot, 1, 1) */
-    q->fast = RQ_FAST(RQ_PRODUCER, HELD_RESERVED);
+    fast_move(q, RQ_FAST(RQ_PRODUCER, HELD_NONE), RQ_FAST(RQ_PRODUCER, HELD_RESERVED));
     q->held_count = 1;
     q->reserved = payload;
     return RQ_OK;
 }
 
-static CLAIM_SLOW int reserve_other(rq *q, void **slot, int timeout_ms)
+static CLAIM_SLOW int reserve_other(rq *q, void **slot, int timeout_ms, uint64_t gen)
 {
+    if (!opened_under(q, gen)) /* check_handle's */
+        return RQ_EFORK;
     if (q->role != RQ_PRODUCER)
         return RQ_EROLE;
     if (!slot)
@@ -997,11 +1021,12 @@ static CLAIM_SLOW int reserve_other(rq *q, void **slot, int timeout_ms)
 
 int rq_reserve(rq *q, void **slot, int timeout_ms)
 {
-    int rc = check_handle(q, timeout_ms); /* then the fast role: see rq_push */
+    int rc = check_args(q, timeout_ms); /* then the fast word: see rq_push */
     if (rc < 0)
         return rc;
-    if (q->fast != RQ_FAST(RQ_PRODUCER, HELD_NONE)) /* one held: the other way returns it */
-        return reserve_other(q, slot, timeout_ms);
+    uint64_t gen = fork_generation_now();
+    if (!fast_is(q, gen, RQ_FAST(RQ_PRODUCER, HELD_NONE))) /* one held: the other way returns it */
+        return reserve_other(q, slot, timeout_ms, gen);
     if (!slot)
         return RQ_EINVAL;
     return slot_reserve_spsc(q, slot, timeout_ms);
@@ -1055,21 +1080,23 @@ static SLOT_PATH int slot_commit(rq *q, size_t len)
 /* slot_commit on a fast handle holding a reservation (SPSC: it is ours). */
 static SLOT_PATH int slot_commit_spsc(rq *q, size_t len)
 {
-    if (len > q->slot_size)
+    if (len > q->ring.slot_size)
         return RQ_EMSGSIZE;
     RQ_CRASH_POINT(PUSH_AFTER_PAYLOAD);
     void *payload = q->reserved;
     q->held = HELD_NONE;
-    q->fast = RQ_FAST(RQ_PRODUCER, HELD_NONE);
+    fast_move(q, RQ_FAST(RQ_PRODUCER, HELD_RESERVED), RQ_FAST(RQ_PRODUCER, HELD_NONE));
     q->held_count = 0;
     q->reserved = NULL;
-    return spsc_publish(q, payload, (uint32_t)len, 0);
+    return spsc_publish(q, payload, (uint32_t)len, 0, q->ring.write);
 }
 
-static CLAIM_SLOW int commit_other(rq *q, size_t len)
+static CLAIM_SLOW int commit_other(rq *q, size_t len, uint64_t gen)
 {
-    if (q->fast == RQ_FAST_REC(RQ_PRODUCER)) /* as in push_other */
+    if (fast_is(q, gen, RQ_FAST_REC(RQ_PRODUCER))) /* as in push_other */
         return record_commit(q, len);
+    if (!opened_under(q, gen)) /* check_handle's */
+        return RQ_EFORK;
     if (q->role != RQ_PRODUCER)
         return RQ_EROLE;
     return is_record_queue(q) ? record_commit(q, len) : slot_commit(q, len);
@@ -1077,11 +1104,12 @@ static CLAIM_SLOW int commit_other(rq *q, size_t len)
 
 int rq_commit(rq *q, size_t len)
 {
-    int rc = check_handle(q, 0); /* then the fast role: see rq_push */
+    int rc = check_args(q, 0); /* then the fast word: see rq_push */
     if (rc < 0)
         return rc;
-    if (q->fast != RQ_FAST(RQ_PRODUCER, HELD_RESERVED))
-        return commit_other(q, len);
+    uint64_t gen = fork_generation_now();
+    if (!fast_is(q, gen, RQ_FAST(RQ_PRODUCER, HELD_RESERVED)))
+        return commit_other(q, len, gen);
     return slot_commit_spsc(q, len);
 }
 
@@ -1276,7 +1304,7 @@ static RECORD_CALL int record_pop(struct rq_rec *r, void *buf, size_t cap, size_
  * RQ_OK. */
 static CLAIM_SLOW int slot_pop_copy(rq *q, void *buf, const void *payload, uint32_t n)
 {
-    memcpy(buf, payload, n); /* longer than RQ_COPY_SHORT: the caller took those */
+    rq_copy_long(buf, payload, n); /* longer than RQ_COPY_SHORT: the caller took those */
     RQ_CRASH_POINT(POP_AFTER_COPY);
     return consumer_release(q);
 }
@@ -1287,6 +1315,7 @@ static CLAIM_SLOW int slot_pop_copy(rq *q, void *buf, const void *payload, uint3
 static inline int slot_pop_claimed(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info,
                                    const void *payload, uint32_t n, int full_fences)
 {
+    uint32_t read = q->ring.read; /* before the stores to the caller's memory */
     *len = n;
     if (n > cap)
         return RQ_EMSGSIZE; /* nothing consumed */
@@ -1295,11 +1324,10 @@ static inline int slot_pop_claimed(rq *q, void *buf, size_t cap, size_t *len, rq
         uint64_t seq = rq_ring_oldest_info(&q->ring, &redelivered);
         rq_msg_info_fill(info, seq, redelivered);
     }
-    if (n > RQ_COPY_SHORT)
+    if (!rq_copy_if_short(buf, payload, n))
         return slot_pop_copy(q, buf, payload, n);
-    rq_copy_short(buf, payload, n);
     RQ_CRASH_POINT(POP_AFTER_COPY);
-    return consumer_release_ff(q, full_fences);
+    return consumer_release_at(q, full_fences, read);
 }
 
 /* A slot pop the long way: no message found at once; the claim waited
@@ -1351,13 +1379,16 @@ int rq_pop_info(rq *q, void *buf, size_t cap, size_t *len, rq_msg_info *info, in
  * than call it: the call cost a copy push and pop 13 instructions, a
  * slot push, peek and release 10 (callgrind, rq_icount copy and rec_bench
  * --single, 2026-12-06). */
-static CLAIM_SLOW int pop_other(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms)
+static CLAIM_SLOW int pop_other(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms,
+                                uint64_t gen)
 {
-    if (q->fast == RQ_FAST_REC(RQ_CONSUMER)) { /* as in push_other */
+    if (fast_is(q, gen, RQ_FAST_REC(RQ_CONSUMER))) { /* as in push_other */
         if (!len || (!buf && cap > 0))
             return RQ_EINVAL;
         return record_pop(q->rec, buf, cap, len, timeout_ms);
     }
+    if (!opened_under(q, gen)) /* check_handle's */
+        return RQ_EFORK;
     if (q->role != RQ_CONSUMER)
         return RQ_EROLE;
     if (!len || (!buf && cap > 0))
@@ -1369,11 +1400,12 @@ static CLAIM_SLOW int pop_other(rq *q, void *buf, size_t cap, size_t *len, int t
 
 int rq_pop(rq *q, void *buf, size_t cap, size_t *len, int timeout_ms)
 {
-    int rc = check_handle(q, timeout_ms); /* then the fast role: see rq_push */
+    int rc = check_args(q, timeout_ms); /* then the fast word: see rq_push */
     if (rc < 0)
         return rc;
-    if (q->fast != RQ_FAST(RQ_CONSUMER, HELD_NONE))
-        return pop_other(q, buf, cap, len, timeout_ms);
+    uint64_t gen = fork_generation_now();
+    if (!fast_is(q, gen, RQ_FAST(RQ_CONSUMER, HELD_NONE)))
+        return pop_other(q, buf, cap, len, timeout_ms, gen);
     if (!len || (!buf && cap > 0))
         return RQ_EINVAL;
     return slot_pop_any(q, buf, cap, len, NULL, timeout_ms, 0); /* state: in q->fast */
@@ -1515,13 +1547,15 @@ int rq_peek_info(rq *q, const void **msg, size_t *len, rq_msg_info *info, int ti
                               : slot_peek_info(q, msg, len, info, timeout_ms);
 }
 
-static CLAIM_SLOW int peek_other(rq *q, const void **msg, size_t *len, int timeout_ms)
+static CLAIM_SLOW int peek_other(rq *q, const void **msg, size_t *len, int timeout_ms, uint64_t gen)
 {
-    if (q->fast == RQ_FAST_REC(RQ_CONSUMER)) { /* as in push_other */
+    if (fast_is(q, gen, RQ_FAST_REC(RQ_CONSUMER))) { /* as in push_other */
         if (!msg || !len)
             return RQ_EINVAL;
         return record_peek(q->rec, msg, len, timeout_ms);
     }
+    if (!opened_under(q, gen)) /* check_handle's */
+        return RQ_EFORK;
     if (q->role != RQ_CONSUMER)
         return RQ_EROLE;
     if (!msg || !len)
@@ -1532,11 +1566,12 @@ static CLAIM_SLOW int peek_other(rq *q, const void **msg, size_t *len, int timeo
 
 int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms)
 {
-    int rc = check_handle(q, timeout_ms); /* then the fast role: see rq_push */
+    int rc = check_args(q, timeout_ms); /* then the fast word: see rq_push */
     if (rc < 0)
         return rc;
-    if (q->fast != RQ_FAST(RQ_CONSUMER, HELD_NONE)) /* one held: the other way */
-        return peek_other(q, msg, len, timeout_ms);
+    uint64_t gen = fork_generation_now();
+    if (!fast_is(q, gen, RQ_FAST(RQ_CONSUMER, HELD_NONE))) /* one held: the other way */
+        return peek_other(q, msg, len, timeout_ms, gen);
     if (!msg || !len)
         return RQ_EINVAL;
     /* slot_peek_info holding nothing */
@@ -1544,7 +1579,7 @@ int rq_peek(rq *q, const void **msg, size_t *len, int timeout_ms)
         return slot_peek_wait(q, msg, len, NULL, timeout_ms);
     q->held_count = 1; /* slot_peek_hold */
     q->held = HELD_PEEKED;
-    q->fast = RQ_FAST_PEEKED_ONE;
+    fast_move(q, RQ_FAST(RQ_CONSUMER, HELD_NONE), RQ_FAST_PEEKED_ONE);
     RQ_CRASH_POINT(PEEK_HANDED_OUT);
     slot_peek_give(q, msg, len, NULL);
     return RQ_OK;
@@ -1565,10 +1600,12 @@ static SLOT_PATH int slot_release(rq *q, int full_fences)
     return consumer_release_ff(q, full_fences);
 }
 
-static CLAIM_SLOW int release_other(rq *q)
+static CLAIM_SLOW int release_other(rq *q, uint64_t gen)
 {
-    if (q->fast == RQ_FAST_REC(RQ_CONSUMER)) /* as in push_other */
+    if (fast_is(q, gen, RQ_FAST_REC(RQ_CONSUMER))) /* as in push_other */
         return record_release(q->rec);
+    if (!opened_under(q, gen)) /* check_handle's */
+        return RQ_EFORK;
     if (q->role != RQ_CONSUMER)
         return RQ_EROLE;
     return is_record_queue(q) ? record_release(q->rec) : slot_release(q, q->ring.full_fences);
@@ -1576,15 +1613,16 @@ static CLAIM_SLOW int release_other(rq *q)
 
 int rq_release(rq *q)
 {
-    int rc = check_handle(q, 0); /* then the fast role: see rq_push */
+    int rc = check_args(q, 0); /* then the fast word: see rq_push */
     if (rc < 0)
         return rc;
-    if (q->fast != RQ_FAST_PEEKED_ONE) /* a burst's rest too: the other way */
-        return release_other(q);
+    uint64_t gen = fork_generation_now();
+    if (!fast_is(q, gen, RQ_FAST_PEEKED_ONE)) /* a burst's rest too: the other way */
+        return release_other(q, gen);
     RQ_CRASH_POINT(RELEASE_BEFORE_PUBLISH); /* slot_release holding one peek */
     q->held_count = 0;
     q->held = HELD_NONE;
-    q->fast = RQ_FAST(RQ_CONSUMER, HELD_NONE);
+    fast_move(q, RQ_FAST_PEEKED_ONE, RQ_FAST(RQ_CONSUMER, HELD_NONE));
     q->peeked = NULL;
     return consumer_release_ff(q, 0);
 }

@@ -27,15 +27,15 @@ struct rq {
     struct rq_shm *shm;        /* segment.addr, typed */
     struct rq_ring ring;
     int role;
-    /* A handle whose single calls take the short way (queue.c: a slot
-     * queue, no full fences, and for a producer SPSC): RQ_FAST(role, held);
-     * a record queue's producer or consumer: RQ_FAST_REC(role); 0 for any
-     * other.  Set at open from what never changes after it, and follows
-     * `held` (set_held): one comparison a call instead of one each for the
-     * role, the kind, the mode, the fences and the state. */
-    int fast;
-    size_t slot_size;         /* ring.slot_size, as wide as a length: one compare */
-    uint32_t fork_generation; /* rq_plat_fork_generation at open */
+    /* The fast word: fork_generation plus a code.  A handle whose single
+     * calls take the short way (queue.c: a slot queue, no full fences, and
+     * for a producer SPSC): RQ_FAST(role, held); a record queue's producer
+     * or consumer: RQ_FAST_REC(role); 0 for any other.  Set at open from
+     * what never changes after it, and follows `held` (set_held): one
+     * comparison a call (fast_here) instead of one each for the process,
+     * the role, the kind, the mode, the fences and the state. */
+    uint64_t fast;
+    uint64_t fork_generation; /* rq_plat_fork_generation at open */
     int mpsc;
     int owns_role_line; /* SPSC producer or consumer: keeps the attached flag */
     int took_over;      /* the role's last holder died without closing */
@@ -64,15 +64,22 @@ struct rq {
 #define RQ_FAST_PEEKED_ONE RQ_FAST(RQ_CONSUMER, 3)
 #define RQ_FAST_REC(role) ((role) | 16) /* records keep their own state */
 
-/* Every change of q->held goes through here (or stores q->fast too, where
- * it is known to be a fast handle's), so that q->fast follows it.  Only the
- * state's bits change: any other handle keeps 0 in the role's bits (or
- * RQ_FAST_REC's 16), so that its q->fast matches no RQ_FAST whatever its
- * held state. */
+/* Every change of q->held goes through here (or moves q->fast too, where
+ * it is known to be a fast handle's: fast_move), so that q->fast follows
+ * it.  Only the state's bits change: any other handle keeps 0 in the
+ * role's bits (or RQ_FAST_REC's 16), so that its q->fast matches no
+ * RQ_FAST whatever its held state, and the generation's bits stay. */
 static inline void set_held(rq *q, enum held_state held)
 {
     q->held = held;
     q->fast = (q->fast & ~RQ_FAST(0, 3)) | RQ_FAST(0, held);
+}
+
+/* A fast handle's q->fast from code FROM to code TO, where the caller
+ * knows it is FROM: its generation kept. */
+static inline void fast_move(rq *q, int from, int to)
+{
+    q->fast += (uint64_t)(to - from);
 }
 
 /* How a poller's last RQ_EAGAIN armed its object (rq_poll_timeout). */
@@ -90,12 +97,33 @@ static inline int reservation_is_ours(const rq *q)
     return !q->mpsc || q->reserver == rq_plat_thread_id();
 }
 
+/* The fork generation now (platform.h). */
+static inline uint64_t fork_generation_now(void)
+{
+    return rq_load_relaxed_u64(&rq_plat_fork_generation);
+}
+
 /* A child of fork() shares its parent's mapping and descriptors but not
  * its roles: the parent may still be pushing or popping through the same
- * offsets, and the locks are the parent's.  One load tells. */
+ * offsets, and the locks are the parent's.  One load tells (GEN:
+ * fork_generation_now(), where the caller has it already). */
+static inline int opened_under(const rq *q, uint64_t gen)
+{
+    return q->fork_generation == gen;
+}
+
 static inline int opened_in_this_process(const rq *q)
 {
-    return q->fork_generation == rq_load_relaxed_u32(&rq_plat_fork_generation);
+    return opened_under(q, fork_generation_now());
+}
+
+/* Is q->fast CODE (RQ_FAST...), the handle opened in this process?  GEN:
+ * fork_generation_now().  One compare: in a fork()ed child the generation
+ * has moved on by RQ_FORK_STEP or more, which no code below it makes up
+ * for. */
+static inline int fast_is(const rq *q, uint64_t gen, int code)
+{
+    return q->fast == gen + (uint64_t)code;
 }
 
 /* Tries at a stored position that stays put around its offset's load

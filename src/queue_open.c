@@ -216,8 +216,8 @@ static void open_failed(rq *q)
     handle_free(q);
 }
 
-/* q->fast of a handle just opened as ROLE (queue_impl.h): from what never
- * changes after the open. */
+/* The code in q->fast of a handle just opened as ROLE (queue_impl.h): from
+ * what never changes after the open. */
 static int fast_code(const rq *q, int role)
 {
     if (role == RQ_OBSERVER)
@@ -245,7 +245,7 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
     if (!q)
         return RQ_ESYS;
     q->role = role;
-    q->fork_generation = rq_load_relaxed_u32(&rq_plat_fork_generation);
+    q->fork_generation = rq_load_relaxed_u64(&rq_plat_fork_generation);
     const rq_config *create = is_attach_config(cfg) ? NULL : cfg;
     int rc = rq_segment_open_as(&q->segment, &queue_kind, name, create, role, cfg ? cfg->mode : 0,
                                 cfg && (cfg->flags & RQ_ANY_OWNER), timeout_ms);
@@ -261,7 +261,6 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
     RQ_CRASH_POINT(OPEN_AFTER_CHECK);
     const struct rq_shm_header *h = (const struct rq_shm_header *)q->segment.header.bytes;
     rq_ring_attach(&q->ring, q->shm, h);
-    q->slot_size = q->ring.slot_size;
     q->mpsc = (h->flags & RQ_MPSC) != 0;
     if (h->layout_version == RQ_REC_LAYOUT_VERSION) {
         rc = rq_rec_attach(&q->rec, q->shm, h, role,
@@ -279,7 +278,7 @@ int rq_open_timed(rq **out, const char *name, int role, const rq_config *cfg, in
         open_failed(q);
         return rc;
     }
-    q->fast = fast_code(q, role);
+    q->fast = q->fork_generation + (uint64_t)fast_code(q, role);
     *out = q;
     return RQ_OK;
 }

@@ -104,7 +104,7 @@ int rq_stat(rq *q, rq_stats *st)
     memset(st, 0, sizeof *st);
     st->slot_count =
         q->rec ? ((const struct rq_shm_header *)q->segment.header.bytes)->slot_count : q->ring.n;
-    st->slot_size = q->ring.slot_size;
+    st->slot_size = (uint32_t)q->ring.slot_size;
     st->flags = (q->mpsc ? RQ_MPSC : 0) | (q->ring.full_fences ? RQ_FULL_FENCES : 0) |
                 (q->rec ? RQ_RECORDS : 0);
     uint32_t records = 0;

@@ -31,10 +31,11 @@
 struct rq_ring {
     struct rq_shm *shm;
     unsigned char *slots;
-    uint32_t n;      /* slot count */
-    uint32_t two_n;  /* offset range */
-    uint32_t stride; /* bytes per slot */
-    uint32_t slot_size;
+    uint32_t n;          /* slot count */
+    uint32_t two_n;      /* offset range */
+    uint32_t stride;     /* bytes per slot */
+    size_t slot_size;    /* as wide as a length: compared with one (a push's, a
+                            slot's as a pop loads it) with no widening move */
     int full_fences;     /* RQ_FULL_FENCES: publish with a full fence */
     uint32_t write_mask; /* P - 1 (rq_ring_stop); 0 for MPSC */
     uint32_t read_mask;
@@ -344,13 +345,16 @@ static inline void rq_ring_stopped(const struct rq_ring *r, rq_atomic_u64 *store
 
 /* Producer: records LEN in the claimed slot (PAYLOAD, as rq_ring_push_begin
  * gave it: the slot is not looked up twice) and publishes it.  SHM and
- * FULL_FENCES are r->shm and r->full_fences, loaded once by the caller. */
+ * FULL_FENCES are r->shm and r->full_fences, loaded once by the caller;
+ * WRITE is r->write, which the caller may have loaded before its copy
+ * into the slot (a store through a byte pointer, after which the compiler
+ * would load it again). */
 static inline void rq_ring_push_publish_in(struct rq_ring *r, struct rq_shm *shm, int full_fences,
-                                           void *payload, uint32_t len)
+                                           void *payload, uint32_t len, uint32_t write)
 {
     unsigned char *slot = (unsigned char *)payload - RQ_SLOT_HEADER;
     memcpy(slot, &len, sizeof len);
-    uint32_t next = r->write + 1;
+    uint32_t next = write + 1;
     if (RQ_RING_LIKELY(next != r->write_stop)) { /* neither a lap's end nor a position due */
         r->write = next;
         r->write_payload += r->stride; /* no wrap before a stop */
@@ -368,7 +372,7 @@ static inline void rq_ring_push_publish_in(struct rq_ring *r, struct rq_shm *shm
 
 static inline void rq_ring_push_publish(struct rq_ring *r, void *payload, uint32_t len)
 {
-    rq_ring_push_publish_in(r, r->shm, r->full_fences, payload, len);
+    rq_ring_push_publish_in(r, r->shm, r->full_fences, payload, len, r->write);
 }
 
 /* Consumer: the message in SLOT, its length checked.  RQ_ECORRUPT on a
@@ -399,12 +403,13 @@ static inline int rq_ring_pop_begin(struct rq_ring *r, const void **payload, uin
     return rq_ring_slot_message(r, r->read_payload - RQ_SLOT_HEADER, payload, len);
 }
 
-/* Consumer: frees the oldest slot.  Returns the offset it had, for the
- * was-full test.  SHM and FULL_FENCES as for rq_ring_push_publish_in. */
+/* Consumer: frees the oldest slot, whose offset OLD is r->read.  Returns
+ * OLD, for the was-full test.  SHM, FULL_FENCES and OLD as for
+ * rq_ring_push_publish_in's (its copy is out of the slot, into the
+ * caller's buffer). */
 static inline uint32_t rq_ring_pop_publish_in(struct rq_ring *r, struct rq_shm *shm,
-                                              int full_fences)
+                                              int full_fences, uint32_t old)
 {
-    uint32_t old = r->read;
     uint32_t next = old + 1;
     if (RQ_RING_LIKELY(next != r->read_stop)) { /* as in rq_ring_push_publish */
         r->read = next;
@@ -424,7 +429,7 @@ static inline uint32_t rq_ring_pop_publish_in(struct rq_ring *r, struct rq_shm *
 
 static inline uint32_t rq_ring_pop_publish(struct rq_ring *r)
 {
-    return rq_ring_pop_publish_in(r, r->shm, r->full_fences);
+    return rq_ring_pop_publish_in(r, r->shm, r->full_fences, r->read);
 }
 
 /* Consumer: the oldest message's number and flag (whether it may have

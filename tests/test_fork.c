@@ -95,6 +95,57 @@ static void test_inherited_queue_handles_refuse_every_call(void **state)
     assert_int_equal(rq_unlink(name), RQ_OK);
 }
 
+/* In the middle of a call pair at the fork: the producer holding a
+ * reservation, the consumer a peek.  The child's commit and release must
+ * be refused too (each kind of handle, each state the single calls take
+ * their short way from). */
+static int child_finishes_inherited_holds(void *arg)
+{
+    struct pair *p = arg;
+    const void *msg;
+    size_t len;
+    if (rq_commit(p->producer, 1) != RQ_EFORK)
+        return 1;
+    if (rq_release(p->consumer) != RQ_EFORK)
+        return 2;
+    if (rq_peek(p->consumer, &msg, &len, 0) != RQ_EFORK)
+        return 3;
+    return 0;
+}
+
+static void test_inherited_holds_are_refused_too(void **state)
+{
+    (void)state;
+    for (int records = 0; records <= 1; records++) {
+        const char *name = th_name(records ? "forkrec" : "forkhold");
+        struct pair p;
+        uint32_t flags = records ? RQ_RECORDS : 0;
+        p.producer = th_open(name, RQ_PRODUCER, records ? 1024 : 8, 64, flags);
+        p.consumer = th_open(name, RQ_CONSUMER, records ? 1024 : 8, 64, flags);
+        assert_int_equal(rq_push(p.producer, "first", 5, 0), RQ_OK);
+        const void *msg;
+        size_t len;
+        assert_int_equal(rq_peek(p.consumer, &msg, &len, 0), RQ_OK);
+        void *slot;
+        assert_int_equal(rq_reserve_len(p.producer, 6, &slot, 0), RQ_OK);
+        memcpy(slot, "second", 6);
+
+        assert_int_equal(in_child(child_finishes_inherited_holds, &p), 0);
+
+        /* The parent's holds are still its own, and nothing moved. */
+        assert_int_equal(rq_release(p.consumer), RQ_OK);
+        assert_int_equal(rq_commit(p.producer, 6), RQ_OK);
+        char buf[64];
+        assert_int_equal(rq_pop(p.consumer, buf, sizeof buf, &len, 0), RQ_OK);
+        assert_int_equal(len, 6);
+        assert_memory_equal(buf, "second", 6);
+        assert_int_equal(rq_pop(p.consumer, buf, sizeof buf, &len, 0), RQ_EAGAIN);
+        rq_close(p.producer);
+        rq_close(p.consumer);
+        assert_int_equal(rq_unlink(name), RQ_OK);
+    }
+}
+
 static int child_opens_its_own(void *arg)
 {
     const char *name = arg;
@@ -229,6 +280,7 @@ int main(int argc, char **argv)
     TH_INIT(argc, argv, children);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inherited_queue_handles_refuse_every_call),
+        cmocka_unit_test(test_inherited_holds_are_refused_too),
         cmocka_unit_test(test_a_child_opens_its_own_handle),
         cmocka_unit_test(test_inherited_coalescing_handles_refuse_every_call),
         cmocka_unit_test(test_a_child_closing_an_mpsc_producer_keeps_the_parents_lock),
