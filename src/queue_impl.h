@@ -30,10 +30,10 @@ struct rq {
     /* The fast word: fork_generation plus a code.  A handle whose single
      * calls take the short way (queue.c: a slot queue, no full fences, and
      * for a producer SPSC): RQ_FAST(role, held); a record queue's producer
-     * or consumer: RQ_FAST_REC(role); 0 for any other.  Set at open from
-     * what never changes after it, and follows `held` (set_held): one
-     * comparison a call (fast_here) instead of one each for the process,
-     * the role, the kind, the mode, the fences and the state. */
+     * or consumer: RQ_FAST_REC(role); code 0 for any other.  Set at open
+     * from what never changes after it, and follows `held` (set_held): one
+     * comparison a call (fast_is) instead of one each for the process, the
+     * role, the kind, the mode, the fences and the state. */
     uint64_t fast;
     uint64_t fork_generation; /* rq_plat_fork_generation at open */
     int mpsc;
@@ -63,6 +63,9 @@ struct rq {
  * 1): its release need not count down a burst's rest. */
 #define RQ_FAST_PEEKED_ONE RQ_FAST(RQ_CONSUMER, 3)
 #define RQ_FAST_REC(role) ((role) | 16) /* records keep their own state */
+/* Every code stays below the fork generation's step, so that no code
+ * makes up for a child's generation (fast_is). */
+_Static_assert((RQ_FAST_REC(3) | RQ_FAST(3, 3)) < RQ_FORK_STEP, "a code below the fork step");
 
 /* Every change of q->held goes through here (or moves q->fast too, where
  * it is known to be a fast handle's: fast_move), so that q->fast follows
@@ -72,7 +75,7 @@ struct rq {
 static inline void set_held(rq *q, enum held_state held)
 {
     q->held = held;
-    q->fast = (q->fast & ~RQ_FAST(0, 3)) | RQ_FAST(0, held);
+    q->fast = (q->fast & ~(uint64_t)RQ_FAST(0, 3)) | (uint64_t)RQ_FAST(0, held);
 }
 
 /* A fast handle's q->fast from code FROM to code TO, where the caller
