@@ -65,7 +65,7 @@ struct rq {
 #define RQ_FAST_REC(role) ((role) | 16) /* records keep their own state */
 /* Every code stays below the fork generation's step, so that no code
  * makes up for a child's generation (fast_is). */
-_Static_assert((RQ_FAST_REC(3) | RQ_FAST(3, 3)) < RQ_FORK_STEP, "a code below the fork step");
+_Static_assert(RQ_FAST_REC(RQ_FAST(3, 3)) < RQ_FORK_STEP, "a code below the fork step");
 
 /* Every change of q->held goes through here (or moves q->fast too, where
  * it is known to be a fast handle's: fast_move), so that q->fast follows
