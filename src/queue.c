@@ -758,15 +758,31 @@ static CLAIM_SLOW int record_push_copy(struct rq_rec *r, const void *msg, uint32
 }
 
 /* The long way is a tail call with the arguments as they came, so that
- * the common case keeps only what it needs after its copy. */
-static RECORD_CALL int record_push(struct rq_rec *r, const void *msg, size_t len, int timeout_ms)
+ * the common case keeps only what it needs after its copy.  FAST: the
+ * handle is a fast one (RQ_FAST_REC), which has no full fences
+ * (fast_code), so that the publish does not test the flag. */
+static inline int record_push_in(struct rq_rec *r, const void *msg, size_t len, int timeout_ms,
+                                 int fast)
 {
     if (!rec_push_fits(r, len))
         return record_push_wait(r, msg, len, timeout_ms);
     RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
     if (len > RQ_COPY_SHORT)
         return record_push_copy(r, msg, (uint32_t)len);
-    return rec_push_short(r, msg, (uint32_t)len);
+    return fast ? rec_push_short_as(r, msg, (uint32_t)len, 0)
+                : rec_push_short(r, msg, (uint32_t)len);
+}
+
+static RECORD_CALL int record_push(struct rq_rec *r, const void *msg, size_t len, int timeout_ms)
+{
+    return record_push_in(r, msg, len, timeout_ms, 0);
+}
+
+/* A fast handle's (push_other). */
+static RECORD_CALL int record_push_fast(struct rq_rec *r, const void *msg, size_t len,
+                                        int timeout_ms)
+{
+    return record_push_in(r, msg, len, timeout_ms, 1);
 }
 
 /* A slot push's copy into the slot claimed at PAYLOAD, and its publish.
@@ -879,7 +895,7 @@ static CLAIM_SLOW int push_other(rq *q, const void *msg, size_t len, int timeout
         if (!msg && len > 0)
             return RQ_EINVAL;
         q->lock.reserving = 0; /* the next MPSC hold lasts one call */
-        return record_push(q->rec, msg, len, timeout_ms);
+        return record_push_fast(q->rec, msg, len, timeout_ms);
     }
     if (!opened_under(q, gen)) /* check_handle's */
         return RQ_EFORK;
@@ -1236,7 +1252,7 @@ static RECORD_CALL int record_pop_info(struct rq_rec *r, void *buf, size_t cap, 
     uint32_t n, span, room;
     if (r->peeked || (room = rec_pop_room(r)) == 0 || !rec_pop_in_room(r, room, &msg, &n, &span))
         return record_pop_wait(r, buf, cap, len, info, timeout_ms);
-    return rec_pop_take_in_room(r, buf, cap, len, info, msg, n, span, room);
+    return rec_pop_take_in_room(r, buf, cap, len, info, msg, n, span, room, 0);
 }
 
 /* A record longer than RQ_COPY_SHORT, found at the read offset: its copy
@@ -1258,16 +1274,16 @@ static CLAIM_SLOW int record_pop_wait_plain(struct rq_rec *r, void *buf, size_t 
 
 /* rq_pop's end once a record MSG/N (SPAN bytes) was found inside the
  * consumer's room ROOM: a long one's copy out of line, a short one (or
- * one too long for BUF too) here. */
+ * one too long for BUF too) here.  FAST as for record_push_in. */
 static inline int record_pop_found(struct rq_rec *r, void *buf, size_t cap, size_t *len,
                                    const unsigned char *msg, uint32_t n, uint32_t span,
-                                   uint32_t room)
+                                   uint32_t room, int fast)
 {
     if (n > RQ_COPY_SHORT && n <= cap) {
         *len = n;
         return record_pop_copy(r, buf, msg, n, span);
     }
-    return rec_pop_take_in_room(r, buf, cap, len, NULL, msg, n, span, room);
+    return rec_pop_take_in_room(r, buf, cap, len, NULL, msg, n, span, room, fast);
 }
 
 /* record_pop once the consumer's room ran out (or a peek is held): sets
@@ -1275,27 +1291,53 @@ static inline int record_pop_found(struct rq_rec *r, void *buf, size_t cap, size
  * and pops here; else the long way.  A consumer that keeps up with its
  * producer comes here on nearly every pop; out of line, so that the
  * common path saves no registers for the reload. */
-static CLAIM_SLOW int record_pop_refill(struct rq_rec *r, void *buf, size_t cap, size_t *len,
-                                        int timeout_ms)
+static inline int record_pop_refill_in(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                                       int timeout_ms, int fast)
 {
     const unsigned char *msg;
     uint32_t n, span;
     if (r->peeked || !rec_pop_ready(r, &msg, &n, &span))
         return record_pop_wait_plain(r, buf, cap, len, timeout_ms);
-    return record_pop_found(r, buf, cap, len, msg, n, span, r->rd_room);
+    return record_pop_found(r, buf, cap, len, msg, n, span, r->rd_room, fast);
+}
+
+static CLAIM_SLOW int record_pop_refill(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                                        int timeout_ms)
+{
+    return record_pop_refill_in(r, buf, cap, len, timeout_ms, 0);
+}
+
+static CLAIM_SLOW int record_pop_refill_fast(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                                             int timeout_ms)
+{
+    return record_pop_refill_in(r, buf, cap, len, timeout_ms, 1);
 }
 
 /* rq_pop's: the same without the info. */
-static RECORD_CALL int record_pop(struct rq_rec *r, void *buf, size_t cap, size_t *len,
-                                  int timeout_ms)
+static inline int record_pop_in(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                                int timeout_ms, int fast)
 {
     const unsigned char *msg;
     uint32_t n, span, room = r->rd_room;
     if (room == 0 || r->peeked)
-        return record_pop_refill(r, buf, cap, len, timeout_ms);
+        return fast ? record_pop_refill_fast(r, buf, cap, len, timeout_ms)
+                    : record_pop_refill(r, buf, cap, len, timeout_ms);
     if (!rec_pop_in_room(r, room, &msg, &n, &span))
         return record_pop_wait_plain(r, buf, cap, len, timeout_ms);
-    return record_pop_found(r, buf, cap, len, msg, n, span, room);
+    return record_pop_found(r, buf, cap, len, msg, n, span, room, fast);
+}
+
+static RECORD_CALL int record_pop(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                                  int timeout_ms)
+{
+    return record_pop_in(r, buf, cap, len, timeout_ms, 0);
+}
+
+/* A fast handle's (pop_other). */
+static RECORD_CALL int record_pop_fast(struct rq_rec *r, void *buf, size_t cap, size_t *len,
+                                       int timeout_ms)
+{
+    return record_pop_in(r, buf, cap, len, timeout_ms, 1);
 }
 
 /* A slot pop's copy of the N bytes at PAYLOAD, the oldest message, and
@@ -1385,7 +1427,7 @@ static CLAIM_SLOW int pop_other(rq *q, void *buf, size_t cap, size_t *len, int t
     if (fast_is(q, gen, RQ_FAST_REC(RQ_CONSUMER))) { /* as in push_other */
         if (!len || (!buf && cap > 0))
             return RQ_EINVAL;
-        return record_pop(q->rec, buf, cap, len, timeout_ms);
+        return record_pop_fast(q->rec, buf, cap, len, timeout_ms);
     }
     if (!opened_under(q, gen)) /* check_handle's */
         return RQ_EFORK;

@@ -30,10 +30,11 @@ struct rq {
     /* The fast word: fork_generation plus a code.  A handle whose single
      * calls take the short way (queue.c: a slot queue, no full fences, and
      * for a producer SPSC): RQ_FAST(role, held); a record queue's producer
-     * or consumer: RQ_FAST_REC(role); code 0 for any other.  Set at open
-     * from what never changes after it, and follows `held` (set_held): one
-     * comparison a call (fast_is) instead of one each for the process, the
-     * role, the kind, the mode, the fences and the state. */
+     * or consumer without full fences: RQ_FAST_REC(role); code 0 for any
+     * other.  Set at open from what never changes after it, and follows
+     * `held` (set_held): one comparison a call (fast_is) instead of one
+     * each for the process, the role, the kind, the mode, the fences and
+     * the state. */
     uint64_t fast;
     uint64_t fork_generation; /* rq_plat_fork_generation at open */
     int mpsc;

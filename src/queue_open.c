@@ -222,8 +222,8 @@ static int fast_code(const rq *q, int role)
 {
     if (role == RQ_OBSERVER)
         return 0;
-    if (q->rec)
-        return RQ_FAST_REC(role);
+    if (q->rec) /* its calls then publish without testing the fences */
+        return q->ring.full_fences ? 0 : RQ_FAST_REC(role);
     if (q->ring.full_fences || (role == RQ_PRODUCER && q->mpsc))
         return 0;
     return RQ_FAST(role, HELD_NONE);

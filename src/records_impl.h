@@ -236,6 +236,23 @@ static inline int rec_pair_fits(const struct rq_rec *r, uint64_t ww, uint64_t rw
     return used <= r->cap && count <= used / RQ_REC_CELL && (count == 0) == (used == 0);
 }
 
+/* The bytes the producer's word WW shows published past RD, the
+ * consumer's own offset (RSEQ_LO: the low half of its number), if the
+ * pair passes rec_pair_fits; else a value above the capacity.  The same
+ * answer, less the test of RD (the handle's: in range and aligned, as
+ * every offset it moves to), and with the count's two tests in one (the
+ * bytes are a multiple of RQ_REC_CELL: no record in 0 bytes, else 1 to
+ * bytes / RQ_REC_CELL). */
+static inline uint32_t rec_write_used(const struct rq_rec *r, uint64_t ww, uint32_t rd,
+                                      uint32_t rseq_lo)
+{
+    uint32_t w = (uint32_t)ww;
+    if (!rec_offset_ok(r, w))
+        return UINT32_MAX;
+    uint32_t used = rec_used(r, w, rd), count = (uint32_t)(ww >> 32) - rseq_lo;
+    return (used ? count - 1 < used / RQ_REC_CELL : count == 0) ? used : UINT32_MAX;
+}
+
 /* rec_pair_fits out of line, for the other loads of a peer's word (the
  * open, a producer's reload, a burst's further loads), where an inline
  * copy cost the bursts' common paths registers. */
@@ -354,7 +371,7 @@ static inline int rec_room(struct rq_rec *r, uint32_t need)
 static inline int rec_reload_write(struct rq_rec *r)
 {
     uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
-    if (!rec_pair_fits(r, ww, rec_word(r->rseq, r->r)))
+    if (rec_write_used(r, ww, r->r, (uint32_t)r->rseq) > r->cap)
         return RQ_ECORRUPT;
     r->write_cache = (uint32_t)ww;
     r->rd_room = 0;
@@ -474,12 +491,13 @@ static inline void rec_count_bytes(struct rq_rec_shm *shm, uint64_t len, uint32_
         rq_store_relaxed_u64(&shm->bytes.largest, longest);
 }
 
-/* The consumer's room at the read offset: the bytes before the ring's
- * end and up to the cached write word (checked against the read word
- * when loaded: at most C apart), into rd_room and rd_ptr. */
-static inline uint32_t rec_read_room(struct rq_rec *r)
+/* The consumer's room at its read offset RD, AVAIL the bytes published
+ * there (by the cached write word, checked against the read word when
+ * loaded: at most C apart): the bytes before the ring's end and up to
+ * the word, into rd_room and rd_ptr. */
+static inline uint32_t rec_read_room(struct rq_rec *r, uint32_t rd, uint32_t avail)
 {
-    uint32_t at = rec_index(r, r->r), avail = rec_used(r, r->write_cache, r->r);
+    uint32_t at = rec_index(r, rd);
     uint32_t tail = r->cap - at, room = avail < tail ? avail : tail;
     r->rd_room = room;
     r->rd_ptr = r->data + at;
@@ -515,9 +533,17 @@ static inline uint32_t rec_pop_room(struct rq_rec *r)
 {
     uint32_t room = r->rd_room;
     if (room == 0) {
-        if (r->r == r->write_cache && rec_reload_write(r) != RQ_OK)
-            return 0;
-        room = rec_read_room(r);
+        uint32_t rd = r->r, avail;
+        if (rd == r->write_cache) { /* rec_reload_write, its bytes kept for the room */
+            uint64_t ww = rq_load_acquire_u64(&r->shm->write_word);
+            avail = rec_write_used(r, ww, rd, (uint32_t)r->rseq);
+            if (avail > r->cap)
+                return 0; /* the cache unchanged: the long way reports it */
+            r->write_cache = (uint32_t)ww;
+        } else {
+            avail = rec_used(r, r->write_cache, rd);
+        }
+        room = rec_read_room(r, rd, avail);
     }
     return room;
 }
@@ -693,9 +719,10 @@ static inline void rec_publish_at(struct rq_rec *r, uint32_t at, uint32_t pad, u
  * 0 claims nothing (rec_push_one then checks, waits or wraps). */
 static inline int rec_push_fits(const struct rq_rec *r, size_t len)
 {
-    if (r->lock || r->reserved || len > r->max)
-        return 0; /* MPSC first: its pushes all go the long way */
-    return rec_fits_at(r, rec_span((uint32_t)len));
+    /* The room first: an MPSC handle's is 0, so that its pushes, which
+     * all go the long way, leave after one test (the span of a length cut
+     * to 32 bits is only a guess until the test of LEN passes). */
+    return rec_fits_at(r, rec_span((uint32_t)len)) && !r->reserved && len <= r->max;
 }
 
 /* rq_push's common case once rec_push_fits claimed the place at wr_ptr
@@ -838,10 +865,12 @@ static inline int rec_pop_copy(struct rq_rec *r, void *buf, rq_msg_info *info,
 }
 
 /* rec_pop_take of a record that rec_pop_in_room found inside ROOM: its
- * bytes come off the room without a test. */
+ * bytes come off the room without a test.  FAST: the caller knows the
+ * handle has no full fences (a fast handle's: queue.c), so that the
+ * release does not test the flag. */
 static inline int rec_pop_take_in_room(struct rq_rec *r, void *buf, size_t cap, size_t *len,
                                        rq_msg_info *info, const unsigned char *msg, uint32_t n,
-                                       uint32_t span, uint32_t room)
+                                       uint32_t span, uint32_t room, int fast)
 {
     *len = n;
     if (n > cap)
@@ -851,7 +880,7 @@ static inline int rec_pop_take_in_room(struct rq_rec *r, void *buf, size_t cap, 
     rq_copy(buf, msg, n);
     rq_msg_info_fill(info, r->rseq, r->rseq < r->redeliver_below);
     RQ_CRASH_POINT(POP_AFTER_COPY);
-    return rec_release_kept(r, span, 1);
+    return fast ? rec_release_as(r, span, 1, 0) : rec_release_kept(r, span, 1);
 }
 
 /* A pop of the oldest record, MSG/N (SPAN bytes with its header), found
