@@ -20,7 +20,8 @@
  * taken around every push: the MPSC baseline of transports_mutex.c),
  * rec-zc-burst (rq_reserve_burst_len + rq_commit_burst / rq_peek_burst +
  * rq_release_burst on an RQ_RECORDS queue: zc-burst's records twin).
- * Batches of BATCH messages; MESSAGES (default 1,600,000) is rounded down
+ * Batches of BATCH messages (16; rq_icount_1: 1, so that every pop
+ * reloads the producer's offset); MESSAGES (default 1,600,000) is rounded down
  * to whole batches; SIZE defaults to 8 bytes.  Only measured_run is meant
  * to be counted:
  *
@@ -44,7 +45,11 @@
 
 #include "rq.h"
 
-#define BATCH 16
+/* rq_icount_1 (bench/CMakeLists.txt) is built with RQ_ICOUNT_BATCH 1. */
+#ifndef RQ_ICOUNT_BATCH
+#define RQ_ICOUNT_BATCH 16
+#endif
+#define BATCH RQ_ICOUNT_BATCH
 #define SLOTS 1024
 #define MAX_SIZE 4096
 #define LINE 64
