@@ -308,6 +308,7 @@ static void test_word_naming_a_live_idle_producer_is_cleared_by_it(void **state)
 #define REWRITE_LIMIT 5000
 struct rewriter {
     rq_atomic_u64 *owner;
+    uint64_t invalid; /* the word naming no valid slot */
     unsigned long steps;
 };
 
@@ -316,8 +317,7 @@ static void rewrite_the_owner(void *arg)
     struct rewriter *r = arg;
     if (++r->steps > REWRITE_LIMIT)
         return;
-    uint64_t invalid = word_for_slot(RQ_MPSC_PRODUCERS_MAX + 1, 7);
-    rq_store_seq_u64(r->owner, r->steps % 2 ? 0 : invalid);
+    rq_store_seq_u64(r->owner, r->steps % 2 ? 0 : r->invalid);
     th_sleep_us(100);
 }
 
@@ -325,8 +325,8 @@ static void rewrite_the_owner(void *arg)
  * rewrites it took. */
 static int push_against_rewrites(rq *p, struct rq_shm *shm, int timeout_ms, unsigned long *steps)
 {
-    struct rewriter r = {owner_word(shm), 0};
-    rq_store_seq_u64(owner_word(shm), word_for_slot(RQ_MPSC_PRODUCERS_MAX + 1, 7));
+    struct rewriter r = {owner_word(shm), word_for_slot(RQ_MPSC_PRODUCERS_MAX + 1, 7), 0};
+    rq_store_seq_u64(r.owner, r.invalid);
     rq_crash_point_run(RQ_CP_MPSC_LOCK_BEFORE_TAKE, rewrite_the_owner, &r);
     int rc = rq_push(p, "late", 4, timeout_ms);
     rq_crash_point_run(-1, NULL, NULL);
@@ -337,8 +337,9 @@ static int push_against_rewrites(rq *p, struct rq_shm *shm, int timeout_ms, unsi
 #endif
 
 /* Lost races end with the call's deadline: a timed push gets RQ_ELOCKED
- * once its time is up, and a try RQ_EAGAIN after at most its one nap,
- * however long the peer keeps beating them to the CAS.  (Before, only a
+ * once its time is up, and a try RQ_EAGAIN once it has raced for as long
+ * as its one nap would last, however long the peer keeps beating them to
+ * the CAS.  (Before, only a
  * wait looked at the clock: the push raced until the peer stopped.) */
 static void test_lost_races_end_at_the_deadline(void **state)
 {
