@@ -134,6 +134,8 @@ struct minring {
     _Alignas(BENCH_LINE) _Atomic uint64_t tail; /* written by the consumer */
     _Alignas(BENCH_LINE) uint64_t capacity;     /* read-only after create */
     uint64_t stride;
+    uint64_t payloads; /* min-ring-lens: where the payloads start, after the
+                          array of lengths (4 bytes a slot); 0 otherwise */
 };
 #define MINRING_SLOTS(r) ((unsigned char *)(r) + 3 * BENCH_LINE)
 

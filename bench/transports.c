@@ -208,21 +208,52 @@ static int futex_pingpong(struct chan *c, int initiator, long warmup, long n, ui
  * shortest path any shared-memory ring can take for the same messages. */
 /* struct minring: bench.h (its burst form is in transports_burst.c). */
 
-static int minring_create(struct chan *c, char *err)
+/* The ring of STRIDE-byte slots after PAYLOADS bytes (a length array). */
+static int minring_make(struct chan *c, uint64_t cap, uint64_t stride, uint64_t payloads, char *err)
 {
-    uint64_t cap = 1;
-    while (cap < c->p.slots)
-        cap <<= 1;
-    uint64_t stride = (8 + c->p.msg_size + 7) & ~(uint64_t)7;
-    c->shm_size = 3 * LINE + cap * stride;
+    c->shm_size = 3 * LINE + payloads + cap * stride;
     c->shm = shared_map(c->shm_size, err);
     if (!c->shm)
         return -1;
     struct minring *r = c->shm;
     r->capacity = cap;
     r->stride = stride;
+    r->payloads = payloads;
     c->depth = (uint32_t)cap;
     return 0;
+}
+
+static uint64_t minring_capacity(const struct chan *c)
+{
+    uint64_t cap = 1;
+    while (cap < c->p.slots)
+        cap <<= 1;
+    return cap;
+}
+
+static int minring_create(struct chan *c, char *err)
+{
+    uint64_t stride = (8 + c->p.msg_size + 7) & ~(uint64_t)7;
+    return minring_make(c, minring_capacity(c), stride, 0, err);
+}
+
+/* Two other slot layouts of the same ring, to measure what a layout
+ * change could give rq (docs/performance/transports.md, section 4):
+ * min-ring-lines rounds the stride up to whole cache lines, so that no
+ * two slots share one; min-ring-lens keeps the lengths in an array of
+ * their own and the payloads in slots of the message's size, line-aligned
+ * (a 64-byte message fills one line). */
+static int minring_lines_create(struct chan *c, char *err)
+{
+    uint64_t stride = (8 + c->p.msg_size + LINE - 1) & ~(uint64_t)(LINE - 1);
+    return minring_make(c, minring_capacity(c), stride, 0, err);
+}
+
+static int minring_lens_create(struct chan *c, char *err)
+{
+    uint64_t cap = minring_capacity(c);
+    uint64_t payloads = (cap * 4 + LINE - 1) & ~(uint64_t)(LINE - 1);
+    return minring_make(c, cap, (c->p.msg_size + 7) & ~(uint64_t)7, payloads, err);
 }
 
 static int minring_open(struct chan *c, struct endpoint *ep, int sender, int index, char *err)
@@ -272,6 +303,45 @@ static int minring_recv(struct endpoint *ep, const void **msg, size_t *len, char
         return -1;
     }
     memcpy(ep->buf, slot + 8, len32);
+    ep->own = tail + 1;
+    atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+    *msg = ep->buf;
+    *len = len32;
+    return 0;
+}
+
+/* min-ring-lens: minring_send and minring_recv with the length in the
+ * array at the ring's start and the payload in its own slot. */
+static int minring_lens_send(struct endpoint *ep, const void *msg, size_t len, char *err)
+{
+    (void)err;
+    struct minring *r = ep->c->shm;
+    uint64_t head = ep->own, cap = r->capacity;
+    while (head - ep->peer_cache == cap)
+        ep->peer_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+    uint64_t index = head & (cap - 1);
+    uint32_t len32 = (uint32_t)len;
+    memcpy(MINRING_SLOTS(r) + index * 4, &len32, sizeof len32);
+    memcpy(MINRING_SLOTS(r) + r->payloads + index * r->stride, msg, len);
+    ep->own = head + 1;
+    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+    return 0;
+}
+
+static int minring_lens_recv(struct endpoint *ep, const void **msg, size_t *len, char *err)
+{
+    struct minring *r = ep->c->shm;
+    uint64_t tail = ep->own;
+    while (tail == ep->peer_cache)
+        ep->peer_cache = atomic_load_explicit(&r->head, memory_order_acquire);
+    uint64_t index = tail & (r->capacity - 1);
+    uint32_t len32;
+    memcpy(&len32, MINRING_SLOTS(r) + index * 4, sizeof len32);
+    if (len32 > ep->cap) {
+        snprintf(err, BENCH_ERR_MAX, "minimal ring: length %u > %zu", len32, ep->cap);
+        return -1;
+    }
+    memcpy(ep->buf, MINRING_SLOTS(r) + r->payloads + index * r->stride, len32);
     ep->own = tail + 1;
     atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
     *msg = ep->buf;
@@ -765,6 +835,33 @@ const struct transport bench_transports[] = {
      .close = nothing_to_close,
      .send = minring_send,
      .recv = minring_recv},
+    {.name = "min-ring-lines",
+     .group = "layout",
+     .available = 1,
+     .senders = 1,
+     .what =
+         "the minimal ring, its stride rounded up to whole cache lines (no two slots share one)",
+     .tput_modes = BUSY,
+     .default_tput = BUSY,
+     .create = minring_lines_create,
+     .destroy = shared_unmap,
+     .open = minring_open,
+     .close = nothing_to_close,
+     .send = minring_send,
+     .recv = minring_recv},
+    {.name = "min-ring-lens",
+     .group = "layout",
+     .available = 1,
+     .senders = 1,
+     .what = "the minimal ring, lengths in an array of their own, payloads line-aligned",
+     .tput_modes = BUSY,
+     .default_tput = BUSY,
+     .create = minring_lens_create,
+     .destroy = shared_unmap,
+     .open = minring_open,
+     .close = nothing_to_close,
+     .send = minring_lens_send,
+     .recv = minring_lens_recv},
     {.name = "rq-spsc",
      RQ_OPS,
      .senders = 1,
