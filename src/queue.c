@@ -497,6 +497,20 @@ static CLAIM_SLOW int producer_claim_mpsc(rq *q, void **payload, int timeout_ms)
     return producer_claim_wait(q, payload, timeout_ms);
 }
 
+/* RC, a first look at the ring, found nothing to do (a consumer's: no
+ * message; an SPSC producer's: no free slot, read_offset re-read), and
+ * the call is a busy poll (a zero timeout, no poll object): RQ_EAGAIN can
+ * return at once.  The long way's turn would only look again and return
+ * the same, since a zero timeout never waits (callgrind: a poll of an
+ * empty slot ring costs 41 instructions this way, 183-186 the long way);
+ * a poll object's handle arms the object there, so it goes that way.  A
+ * corrupt offset or length (RQ_ECORRUPT) goes the long way too, which
+ * reports it. */
+static inline int busy_poll_found_nothing(const rq *q, int rc, int timeout_ms)
+{
+    return rc == RQ_EAGAIN && timeout_ms == 0 && !q->polling;
+}
+
 /* The common case without the loop: an SPSC producer whose cached view
  * shows room takes the slot at once; anything else (full, corrupt) goes
  * the long way, which checks again. */
@@ -504,11 +518,13 @@ static inline int producer_claim(rq *q, void **payload, int timeout_ms)
 {
     if (q->mpsc)
         return producer_claim_mpsc(q, payload, timeout_ms);
-    if (rq_ring_push_begin(&q->ring, payload, 0) == RQ_OK) {
+    int rc = rq_ring_push_begin(&q->ring, payload, 0);
+    if (rc == RQ_OK) {
         RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
         return RQ_OK;
     }
-    return producer_claim_wait(q, payload, timeout_ms);
+    return busy_poll_found_nothing(q, rc, timeout_ms) ? RQ_EAGAIN
+                                                      : producer_claim_wait(q, payload, timeout_ms);
 }
 
 /* An MPSC producer leaves the producers' lock after a publish.  First it
@@ -820,8 +836,10 @@ static CLAIM_SLOW int slot_push_wait(rq *q, const void *msg, size_t len, int tim
 static CLAIM_SLOW int slot_push_reload(rq *q, const void *msg, size_t len, int timeout_ms)
 {
     void *payload;
-    if (rq_ring_push_begin(&q->ring, &payload, 0) != RQ_OK)
-        return slot_push_wait(q, msg, len, timeout_ms);
+    int rc = rq_ring_push_begin(&q->ring, &payload, 0);
+    if (rc != RQ_OK)
+        return busy_poll_found_nothing(q, rc, timeout_ms) ? RQ_EAGAIN
+                                                          : slot_push_wait(q, msg, len, timeout_ms);
     RQ_CRASH_POINT(PUSH_AFTER_CLAIM);
     return slot_push_at(q, payload, msg, len);
 }
@@ -1362,17 +1380,6 @@ static CLAIM_SLOW int slot_pop_copy(rq *q, void *buf, const void *payload, uint3
     rq_copy_long(buf, payload, n); /* longer than RQ_COPY_SHORT: the caller took those */
     RQ_CRASH_POINT(POP_AFTER_COPY);
     return consumer_release(q);
-}
-
-/* RC, a consumer's first look at the ring, found it empty, and the call
- * is a busy poll (a zero timeout, no poll object): RQ_EAGAIN can return at
- * once.  The long way's turn would only look again and return the same,
- * since a zero timeout never waits (callgrind: a poll of an empty slot
- * ring costs 41 instructions this way, 183-186 the long way); a poll
- * object's handle arms the object there, so it goes that way. */
-static inline int busy_poll_found_nothing(const rq *q, int rc, int timeout_ms)
-{
-    return rc == RQ_EAGAIN && timeout_ms == 0 && !q->polling;
 }
 
 /* A slot pop of the oldest message, claimed at PAYLOAD (N bytes, checked
