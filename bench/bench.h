@@ -59,7 +59,7 @@ struct endpoint {
 
 struct transport {
     const char *name;
-    const char *group;     /* "limit", "rq", "alt" */
+    const char *group;     /* "limit", "rq", "alt", "layout" (not in "all") */
     const char *what;      /* one line for --list and the docs */
     int senders;           /* producers in a throughput run */
     unsigned tput_modes;   /* modes it can do, throughput */

@@ -96,6 +96,14 @@ static int parse_modes(const char *arg, unsigned *out)
     return n > 0 ? 0 : -1;
 }
 
+/* "all" and the default run leave out the layout experiments: they are
+ * other rings, not rq, and answer one question (transports.md,
+ * section 4). */
+static int in_default_run(const struct transport *t)
+{
+    return strcmp(t->group, "layout") != 0;
+}
+
 static int parse_transports(const char *arg, struct options *o)
 {
     char items[32][32];
@@ -108,8 +116,7 @@ static int parse_transports(const char *arg, struct options *o)
         for (size_t k = 0; k < bench_transport_count; k++) {
             const struct transport *t = &bench_transports[k];
             int by_name = !strcmp(items[i], t->name);
-            /* "all" leaves out the layout experiments (they are rings, not rq) */
-            int in_all = !strcmp(items[i], "all") && strcmp(t->group, "layout") != 0;
+            int in_all = !strcmp(items[i], "all") && in_default_run(t);
             if (by_name || in_all || !strcmp(items[i], t->group)) {
                 o->selected[k] = 1;
                 o->named[k] |= by_name;
@@ -164,7 +171,7 @@ static void list_transports(void)
     for (size_t k = 0; k < bench_transport_count; k++) {
         const struct transport *t = &bench_transports[k];
         static const char *m[] = {"-", "busy", "block", "both"};
-        printf("%-12s %-5s tput %-5s rtt %-5s %s%s\n", t->name, t->group, m[t->default_tput],
+        printf("%-16s %-6s tput %-5s rtt %-5s %s%s\n", t->name, t->group, m[t->default_tput],
                m[t->default_lat], t->what, t->available ? "" : " [not built: no Boost]");
     }
 }
@@ -315,7 +322,7 @@ static void apply_defaults(struct options *o, const struct given *g)
         o->lat_rounds = g->lat_rounds ? o->lat_rounds : 1;
         o->slots = g->slots ? o->slots : 64; /* a small ring: many wraps, full and empty */
         for (size_t k = 0; !g->transports && k < bench_transport_count; k++)
-            o->named[k] = 1;
+            o->named[k] = in_default_run(&bench_transports[k]);
     }
     o->check_full = g->check >= 0 ? g->check : o->quick;
     o->rt_per_round = (o->round_trips + o->lat_rounds - 1) / o->lat_rounds;
@@ -363,7 +370,7 @@ static void set_defaults(struct options *o)
                           .cpu_a = 0,
                           .cpu_b = 1};
     for (size_t k = 0; k < bench_transport_count; k++)
-        o->selected[k] = 1;
+        o->selected[k] = in_default_run(&bench_transports[k]);
 }
 
 int parse_options(int argc, char **argv, struct options *o)

@@ -241,8 +241,8 @@ static int minring_create(struct chan *c, char *err)
  * change could give rq (docs/performance/transports.md, section 4):
  * min-ring-lines rounds the stride up to whole cache lines, so that no
  * two slots share one; min-ring-lens keeps the lengths in an array of
- * their own and the payloads in slots of the message's size, line-aligned
- * (a 64-byte message fills one line). */
+ * their own and then the payloads, from a line boundary, in slots of the
+ * message's size rounded up to 8 (a 64-byte message fills one line). */
 static int minring_lines_create(struct chan *c, char *err)
 {
     uint64_t stride = (8 + c->p.msg_size + LINE - 1) & ~(uint64_t)(LINE - 1);
@@ -853,7 +853,8 @@ const struct transport bench_transports[] = {
      .group = "layout",
      .available = 1,
      .senders = 1,
-     .what = "the minimal ring, lengths in an array of their own, payloads line-aligned",
+     .what = "the minimal ring, lengths in an array of their own, then the payloads from a line "
+             "boundary",
      .tput_modes = BUSY,
      .default_tput = BUSY,
      .create = minring_lens_create,

@@ -512,7 +512,8 @@ static inline int busy_poll_found_nothing(const rq *q, int rc, int timeout_ms)
 }
 
 /* The common case without the loop: an SPSC producer whose cached view
- * shows room takes the slot at once; anything else (full, corrupt) goes
+ * shows room takes the slot at once; a busy poll of a full ring returns
+ * RQ_EAGAIN (busy_poll_found_nothing); anything else (full, corrupt) goes
  * the long way, which checks again. */
 static inline int producer_claim(rq *q, void **payload, int timeout_ms)
 {
@@ -831,8 +832,9 @@ static CLAIM_SLOW int slot_push_wait(rq *q, const void *msg, size_t len, int tim
 }
 
 /* An SPSC slot push whose cache shows the ring full: read_offset re-read
- * (rq_ring_push_begin), then the push, or the long way if still full.  Out
- * of line, so that the common push saves no registers for it. */
+ * (rq_ring_push_begin), then the push; if still full, RQ_EAGAIN for a busy
+ * poll (busy_poll_found_nothing), else the long way.  Out of line, so
+ * that the common push saves no registers for it. */
 static CLAIM_SLOW int slot_push_reload(rq *q, const void *msg, size_t len, int timeout_ms)
 {
     void *payload;
@@ -1304,22 +1306,24 @@ static inline int record_pop_found(struct rq_rec *r, void *buf, size_t cap, size
     return rec_pop_take_in_room(r, buf, cap, len, NULL, msg, n, span, room, fast);
 }
 
+/* busy_poll_found_nothing's record twin, once a look found no record to
+ * hand out: the call is a busy poll and the ring is empty for certain:
+ * the write word the consumer last loaded ended at its own offset (so its
+ * look read no header), and the word loaded again is its own offset and
+ * record number, which no corrupt word passes for.  A record held by a
+ * peek keeps both away from the consumer's offset.  Padding, or a header
+ * to check, is not empty and goes the long way, which reports it. */
+static inline int record_busy_poll_found_nothing(const struct rq_rec *r, int timeout_ms)
+{
+    return timeout_ms == 0 && !r->q->polling && r->write_cache == r->r &&
+           rq_load_acquire_u64(&r->shm->write_word) == rec_word(r->rseq, r->r);
+}
+
 /* record_pop once the consumer's room ran out (or a peek is held): sets
  * the room again, reloading the write word if all it showed was read,
  * and pops here; else the long way.  A consumer that keeps up with its
  * producer comes here on nearly every pop; out of line, so that the
  * common path saves no registers for the reload. */
-/* busy_poll_found_nothing's record twin, once a look found no record to
- * hand out: the call is a busy poll, nothing is peeked, and the ring is
- * empty for certain (the producer's word, loaded again, is the consumer's
- * own offset and number, which no corrupt word passes for).  Padding or a
- * header to check is not empty, and goes the long way. */
-static inline int record_busy_poll_found_nothing(const struct rq_rec *r, int timeout_ms)
-{
-    return timeout_ms == 0 && !r->q->polling && !r->peeked &&
-           rq_load_acquire_u64(&r->shm->write_word) == rec_word(r->rseq, r->r);
-}
-
 static inline int record_pop_refill_in(struct rq_rec *r, void *buf, size_t cap, size_t *len,
                                        int timeout_ms, int fast)
 {

@@ -1086,6 +1086,37 @@ static void test_hostile_headers_behind_a_loaded_word(void **state)
     }
 }
 
+/* A busy poll (timeout 0) reports a bad header that the consumer's cached
+ * write word shows, even after the producer's word has been rewound to the
+ * consumer's own offset and number, which alone would read as an empty
+ * ring: a good record ends at the ring's end (the consumer's room runs out
+ * there), the bad one starts at index 0. */
+static void test_a_busy_poll_reports_a_header_its_cached_word_shows(void **state)
+{
+    (void)state;
+    struct hostile h;
+    hostile_open(&h);
+    for (uint32_t idx = 0; idx < CAP - 8;) {
+        uint32_t step = CAP - 8 - idx < 120 ? CAP - 8 - idx : 120;
+        push_tagged(h.q.p, step - RQ_RECORD_HEADER, idx);
+        th_expect_pop_tagged(h.q.c, step - RQ_RECORD_HEADER, idx);
+        idx += step;
+    }
+    uint64_t word = rq_load_acquire_u64(&h.shm->write_word);
+    uint32_t off = (uint32_t)word, count = (uint32_t)(word >> 32);
+    assert_int_equal(off % CAP, CAP - 8);
+    put_header(h.data + CAP - 8, 4, RQ_REC_DATA);
+    put_header(h.data, 8, 3); /* the one type no record has */
+    forge_write(&h, (off + 8 + 16) % (2 * CAP), count + 2);
+    unsigned char buf[CAP];
+    size_t len;
+    assert_int_equal(rq_pop(h.q.c, buf, sizeof buf, &len, 0), RQ_OK);
+    assert_int_equal(len, 4);
+    forge_write(&h, (off + 8) % (2 * CAP), count + 1); /* the consumer's own word */
+    expect_corrupt_pop(&h);
+    hostile_close(&h);
+}
+
 /* The header is checked at open as a slot queue's is. */
 static void test_hostile_record_headers(void **state)
 {
@@ -1239,6 +1270,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_threads_every_byte),
         cmocka_unit_test(test_hostile_record_segments),
         cmocka_unit_test(test_hostile_headers_behind_a_loaded_word),
+        cmocka_unit_test(test_a_busy_poll_reports_a_header_its_cached_word_shows),
         cmocka_unit_test(test_hostile_record_headers),
         cmocka_unit_test(test_stat_counts_records_by_their_numbers),
         cmocka_unit_test(test_positions_are_stored_once_in_2_31_records),
