@@ -1042,6 +1042,22 @@ static void test_hostile_record_segments(void **state)
     hostile_close(&h);
 }
 
+/* Moves both sides to index AT (a multiple of 8) with records of spans
+ * of 120 bytes at most (MAX is 120), each pushed and popped; returns the
+ * write word then, whose offset is checked to be at AT. */
+static uint64_t hostile_advance(struct hostile *h, uint32_t at)
+{
+    for (uint32_t idx = 0; idx < at;) {
+        uint32_t step = at - idx < 120 ? at - idx : 120;
+        push_tagged(h->q.p, step - RQ_RECORD_HEADER, idx);
+        th_expect_pop_tagged(h->q.c, step - RQ_RECORD_HEADER, idx);
+        idx += step;
+    }
+    uint64_t word = rq_load_acquire_u64(&h->shm->write_word);
+    assert_int_equal((uint32_t)word % CAP, at);
+    return word;
+}
+
 /* A bad header behind a word the consumer has already loaded: the
  * common path (no reload, rq_pop and rq_peek alike) checks it as the long
  * way does.  At index AT (after good records moved the ring there), a
@@ -1064,16 +1080,8 @@ static void test_hostile_headers_behind_a_loaded_word(void **state)
     for (size_t i = 0; i < sizeof recs / sizeof *recs; i++) {
         struct hostile h;
         hostile_open(&h);
-        /* To AT by spans of 120 at most (records of 116 bytes; MAX is 120). */
-        for (uint32_t idx = 0; idx < recs[i].at;) {
-            uint32_t step = recs[i].at - idx < 120 ? recs[i].at - idx : 120;
-            push_tagged(h.q.p, step - RQ_RECORD_HEADER, idx);
-            th_expect_pop_tagged(h.q.c, step - RQ_RECORD_HEADER, idx);
-            idx += step;
-        }
-        uint64_t word = rq_load_acquire_u64(&h.shm->write_word);
+        uint64_t word = hostile_advance(&h, recs[i].at);
         uint32_t off = (uint32_t)word, count = (uint32_t)(word >> 32);
-        assert_int_equal(off % CAP, recs[i].at);
         put_header(h.data + recs[i].at, 4, RQ_REC_DATA);
         put_header(h.data + recs[i].at + 8, recs[i].len, recs[i].type);
         forge_write(&h, (off + 8 + recs[i].published) % (2 * CAP), count + 2);
@@ -1096,15 +1104,8 @@ static void test_a_busy_poll_reports_a_header_its_cached_word_shows(void **state
     (void)state;
     struct hostile h;
     hostile_open(&h);
-    for (uint32_t idx = 0; idx < CAP - 8;) {
-        uint32_t step = CAP - 8 - idx < 120 ? CAP - 8 - idx : 120;
-        push_tagged(h.q.p, step - RQ_RECORD_HEADER, idx);
-        th_expect_pop_tagged(h.q.c, step - RQ_RECORD_HEADER, idx);
-        idx += step;
-    }
-    uint64_t word = rq_load_acquire_u64(&h.shm->write_word);
+    uint64_t word = hostile_advance(&h, CAP - 8);
     uint32_t off = (uint32_t)word, count = (uint32_t)(word >> 32);
-    assert_int_equal(off % CAP, CAP - 8);
     put_header(h.data + CAP - 8, 4, RQ_REC_DATA);
     put_header(h.data, 8, 3); /* the one type no record has */
     forge_write(&h, (off + 8 + 16) % (2 * CAP), count + 2);
