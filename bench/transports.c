@@ -273,80 +273,105 @@ static int minring_burst_open(struct chan *c, struct endpoint *ep, int sender, i
     return sender ? 0 : bench_burst_recv_open(ep, err);
 }
 
+/* The ring's protocol, the same for every slot layout: the producer waits
+ * for room (the ring holds CAP, which the caller read once) and gets its
+ * position, then publishes it; the consumer waits for a message, checks
+ * its length against its buffer, then frees the slot.  Inline: each
+ * layout's send and recv compile to the loop they had, with no call. */
+static inline uint64_t minring_wait_room(struct endpoint *ep, struct minring *r, uint64_t cap)
+{
+    uint64_t head = ep->own;
+    while (head - ep->peer_cache == cap)
+        ep->peer_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+    return head;
+}
+
+static inline void minring_publish(struct endpoint *ep, struct minring *r, uint64_t head)
+{
+    ep->own = head + 1;
+    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+}
+
+static inline uint64_t minring_wait_message(struct endpoint *ep, struct minring *r)
+{
+    uint64_t tail = ep->own;
+    while (tail == ep->peer_cache)
+        ep->peer_cache = atomic_load_explicit(&r->head, memory_order_acquire);
+    return tail;
+}
+
+static inline int minring_length_ok(const struct endpoint *ep, uint32_t len32, char *err)
+{
+    if (len32 <= ep->cap)
+        return 1;
+    snprintf(err, BENCH_ERR_MAX, "minimal ring: length %u > %zu", len32, ep->cap);
+    return 0;
+}
+
+static inline int minring_free(struct endpoint *ep, struct minring *r, uint64_t tail,
+                               const void **msg, size_t *len, uint32_t len32)
+{
+    ep->own = tail + 1;
+    atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+    *msg = ep->buf;
+    *len = len32;
+    return 0;
+}
+
 static int minring_send(struct endpoint *ep, const void *msg, size_t len, char *err)
 {
     (void)err;
     struct minring *r = ep->c->shm;
-    uint64_t head = ep->own, cap = r->capacity;
-    while (head - ep->peer_cache == cap)
-        ep->peer_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+    uint64_t cap = r->capacity; /* read once, not again after the acquire */
+    uint64_t head = minring_wait_room(ep, r, cap);
     unsigned char *slot = MINRING_SLOTS(r) + (head & (cap - 1)) * r->stride;
     uint32_t len32 = (uint32_t)len;
     memcpy(slot, &len32, sizeof len32);
     memcpy(slot + 8, msg, len);
-    ep->own = head + 1;
-    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+    minring_publish(ep, r, head);
     return 0;
 }
 
 static int minring_recv(struct endpoint *ep, const void **msg, size_t *len, char *err)
 {
     struct minring *r = ep->c->shm;
-    uint64_t tail = ep->own;
-    while (tail == ep->peer_cache)
-        ep->peer_cache = atomic_load_explicit(&r->head, memory_order_acquire);
+    uint64_t tail = minring_wait_message(ep, r);
     const unsigned char *slot = MINRING_SLOTS(r) + (tail & (r->capacity - 1)) * r->stride;
     uint32_t len32;
     memcpy(&len32, slot, sizeof len32);
-    if (len32 > ep->cap) {
-        snprintf(err, BENCH_ERR_MAX, "minimal ring: length %u > %zu", len32, ep->cap);
+    if (!minring_length_ok(ep, len32, err))
         return -1;
-    }
     memcpy(ep->buf, slot + 8, len32);
-    ep->own = tail + 1;
-    atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
-    *msg = ep->buf;
-    *len = len32;
-    return 0;
+    return minring_free(ep, r, tail, msg, len, len32);
 }
 
-/* min-ring-lens: minring_send and minring_recv with the length in the
- * array at the ring's start and the payload in its own slot. */
+/* min-ring-lens: the length in the array at the ring's start, the payload
+ * in its own slot after it. */
 static int minring_lens_send(struct endpoint *ep, const void *msg, size_t len, char *err)
 {
     (void)err;
     struct minring *r = ep->c->shm;
-    uint64_t head = ep->own, cap = r->capacity;
-    while (head - ep->peer_cache == cap)
-        ep->peer_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+    uint64_t cap = r->capacity;
+    uint64_t head = minring_wait_room(ep, r, cap);
     uint64_t index = head & (cap - 1);
     uint32_t len32 = (uint32_t)len;
     memcpy(MINRING_SLOTS(r) + index * 4, &len32, sizeof len32);
     memcpy(MINRING_SLOTS(r) + r->payloads + index * r->stride, msg, len);
-    ep->own = head + 1;
-    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+    minring_publish(ep, r, head);
     return 0;
 }
 
 static int minring_lens_recv(struct endpoint *ep, const void **msg, size_t *len, char *err)
 {
     struct minring *r = ep->c->shm;
-    uint64_t tail = ep->own;
-    while (tail == ep->peer_cache)
-        ep->peer_cache = atomic_load_explicit(&r->head, memory_order_acquire);
+    uint64_t tail = minring_wait_message(ep, r);
     uint64_t index = tail & (r->capacity - 1);
     uint32_t len32;
     memcpy(&len32, MINRING_SLOTS(r) + index * 4, sizeof len32);
-    if (len32 > ep->cap) {
-        snprintf(err, BENCH_ERR_MAX, "minimal ring: length %u > %zu", len32, ep->cap);
+    if (!minring_length_ok(ep, len32, err))
         return -1;
-    }
     memcpy(ep->buf, MINRING_SLOTS(r) + r->payloads + index * r->stride, len32);
-    ep->own = tail + 1;
-    atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
-    *msg = ep->buf;
-    *len = len32;
-    return 0;
+    return minring_free(ep, r, tail, msg, len, len32);
 }
 
 /* ---- rq --------------------------------------------------------------- */
