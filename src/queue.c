@@ -511,6 +511,11 @@ static inline int busy_poll_found_nothing(const rq *q, int rc, int timeout_ms)
     return rc == RQ_EAGAIN && timeout_ms == 0 && !q->polling;
 }
 
+int rq_queue_busy_poll(const rq *q, int timeout_ms)
+{
+    return busy_poll_found_nothing(q, RQ_EAGAIN, timeout_ms);
+}
+
 /* The common case without the loop: an SPSC producer whose cached view
  * shows room takes the slot at once; a busy poll of a full ring returns
  * RQ_EAGAIN (busy_poll_found_nothing); anything else (full, corrupt) goes
@@ -1256,6 +1261,20 @@ int rq_commit_burst(rq *q, const size_t *lens, size_t count)
     return RQ_OK;
 }
 
+/* busy_poll_found_nothing's record twin (rq_pop, rq_peek and their
+ * _info twins), once a look found no record to hand out: the call is a
+ * busy poll and the ring is empty for certain: the write word the
+ * consumer last loaded ended at its own offset (so its look read no
+ * header), and the word loaded again is its own offset and record
+ * number, which no corrupt word passes for.  A record held by a peek
+ * keeps both away from the consumer's offset.  Padding, or a header to
+ * check, is not empty and goes the long way, which reports it. */
+static inline int record_busy_poll_found_nothing(const struct rq_rec *r, int timeout_ms)
+{
+    return timeout_ms == 0 && !r->q->polling && r->write_cache == r->r &&
+           rq_load_acquire_u64(&r->shm->write_word) == rec_word(r->rseq, r->r);
+}
+
 static CLAIM_SLOW int record_pop_wait(struct rq_rec *r, void *buf, size_t cap, size_t *len,
                                       rq_msg_info *info, int timeout_ms)
 {
@@ -1271,7 +1290,9 @@ static RECORD_CALL int record_pop_info(struct rq_rec *r, void *buf, size_t cap, 
     const unsigned char *msg;
     uint32_t n, span, room;
     if (r->peeked || (room = rec_pop_room(r)) == 0 || !rec_pop_in_room(r, room, &msg, &n, &span))
-        return record_pop_wait(r, buf, cap, len, info, timeout_ms);
+        return record_busy_poll_found_nothing(r, timeout_ms)
+                   ? RQ_EAGAIN
+                   : record_pop_wait(r, buf, cap, len, info, timeout_ms);
     return rec_pop_take_in_room(r, buf, cap, len, info, msg, n, span, room, 0);
 }
 
@@ -1304,19 +1325,6 @@ static inline int record_pop_found(struct rq_rec *r, void *buf, size_t cap, size
         return record_pop_copy(r, buf, msg, n, span);
     }
     return rec_pop_take_in_room(r, buf, cap, len, NULL, msg, n, span, room, fast);
-}
-
-/* busy_poll_found_nothing's record twin, once a look found no record to
- * hand out: the call is a busy poll and the ring is empty for certain:
- * the write word the consumer last loaded ended at its own offset (so its
- * look read no header), and the word loaded again is its own offset and
- * record number, which no corrupt word passes for.  A record held by a
- * peek keeps both away from the consumer's offset.  Padding, or a header
- * to check, is not empty and goes the long way, which reports it. */
-static inline int record_busy_poll_found_nothing(const struct rq_rec *r, int timeout_ms)
-{
-    return timeout_ms == 0 && !r->q->polling && r->write_cache == r->r &&
-           rq_load_acquire_u64(&r->shm->write_word) == rec_word(r->rseq, r->r);
 }
 
 /* record_pop once the consumer's room ran out (or a peek is held): sets
@@ -1543,7 +1551,9 @@ static RECORD_CALL int record_peek_info(struct rq_rec *r, const void **msg, size
 {
     if (rec_peek_fast(r, msg, len, info, 1))
         return RQ_OK;
-    return record_peek_wait(r, msg, len, info, timeout_ms);
+    return record_busy_poll_found_nothing(r, timeout_ms)
+               ? RQ_EAGAIN
+               : record_peek_wait(r, msg, len, info, timeout_ms);
 }
 
 /* record_peek once the consumer's room ran out, as record_pop_refill. */

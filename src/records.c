@@ -257,8 +257,15 @@ int rec_claim_wait(struct rq_rec *r, uint32_t len, void **payload, int timeout_m
     struct rec_claim_ctx c = {r, payload};
     r->want = len; /* what the try claims and the re-check looks for */
     /* An MPSC producer's common case: the lock free and room behind it. */
-    if (r->lock && rq_claim_once(r->lock, rec_try_claim, &c) == RQ_OK)
-        return RQ_OK;
+    if (r->lock) {
+        if (rq_claim_once(r->lock, rec_try_claim, &c) == RQ_OK)
+            return RQ_OK;
+    } else if (rq_queue_busy_poll(r->q, timeout_ms)) {
+        /* An SPSC busy poll: the loop's one try, and its answer (room, a
+         * full ring's RQ_EAGAIN, RQ_ECORRUPT), without the wait turn that
+         * a zero timeout would end at once. */
+        return rec_claim(r, len, payload);
+    }
     struct rq_wait_turn t = rq_wait_turn_start(timeout_ms);
     return rq_claim_loop(r->q, r->lock, 1, rec_try_claim, rec_claim_has_space, &c, &t);
 }

@@ -245,6 +245,12 @@ static inline int rq_claim_once(struct rq_mpsc *lock, int (*try_claim)(void *), 
     return RQ_EAGAIN;
 }
 
+/* Is a call with TIMEOUT_MS a busy poll: a zero timeout on a handle with
+ * no poll object?  Its wait turn would only return RQ_EAGAIN (a zero
+ * timeout never sleeps), so a claim that found nothing may return that at
+ * once; a poller's handle waits the long way, which arms its object. */
+int rq_queue_busy_poll(const struct rq *q, int timeout_ms);
+
 /* After a publish whose waiters word was seen non-zero: wakes the
  * consumer (MPSC: one producer per sleep) and its poller. */
 void rq_queue_wake_consumer(struct rq *q);

@@ -137,6 +137,21 @@ static void test_consumer_contract(void **state)
         /* A second RQ_EAGAIN in a row without progress is fully armed. */
         assert_int_equal(rq_peek(c, &m, &len, 0), RQ_EAGAIN);
         assert_int_equal(rq_poll_timeout(c), 1000);
+        /* The _info calls arm the object too: each drains a ready one. */
+        for (int info_call = 0; info_call < 2; info_call++) {
+            rq_msg_info info;
+            assert_int_equal(rq_push(p, &v, sizeof v, 0), RQ_OK);
+            assert_true(ready_within(h, 1000));
+            assert_int_equal(pop0(c, NULL), RQ_OK);
+            uint64_t out;
+            int rc = info_call ? rq_peek_info(c, &m, &len, &info, 0)
+                               : rq_pop_info(c, &out, sizeof out, &len, &info, 0);
+            assert_int_equal(rc, RQ_EAGAIN);
+            assert_false(ready_within(h, 20));
+            assert_int_equal(rq_push(p, &v, sizeof v, 0), RQ_OK);
+            assert_true(ready_within(h, 0));
+            assert_int_equal(pop0(c, NULL), RQ_OK);
+        }
         rq_close(p);
         rq_close(c);
         rq_close(keep);
