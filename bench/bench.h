@@ -55,7 +55,25 @@ struct endpoint {
     unsigned char *buf; /* receive buffer of copying transports */
     size_t cap;
     uint64_t own, peer_cache; /* minimal ring: own index, cached peer index */
+    int spin_pause;           /* pauses after each busy poll that found nothing */
+    uint64_t idle;            /* busy polls that found nothing (no message, no room) */
 };
+
+/* A busy wait's poll found nothing (no message to receive, no room to
+ * send): counted, then EP->spin_pause pause instructions (--spin-pause; 0
+ * by default: a plain spin) before the next poll.  The same for every
+ * transport that spins, rq's and the reference rings' alike. */
+static inline void bench_idle(struct endpoint *ep)
+{
+    ep->idle++;
+    for (int i = 0; i < ep->spin_pause; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
+#endif
+    }
+}
 
 struct transport {
     const char *name;

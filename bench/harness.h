@@ -47,6 +47,7 @@ struct options {
     int cpu_a, cpu_b;
     int check_full;
     int quick, inject;
+    int spin_pause; /* pauses after each busy poll that found nothing */
     long min_msgs;
     double timeout; /* per run; 0: derived */
     const char *csv, *json, *markdown;
@@ -59,6 +60,7 @@ struct child_out {
     uint64_t msgs;
     int64_t syscalls; /* -1: could not be counted */
     int64_t vcsw, ivcsw;
+    uint64_t idle; /* busy polls that found nothing (bench_idle) */
     char err[BENCH_ERR_MAX];
 };
 
@@ -101,7 +103,9 @@ struct measured {
     uint64_t msgs;    /* messages (throughput) or round trips incl. warm-up */
     int64_t syscalls; /* all children; -1 unknown */
     int64_t vcsw, ivcsw;
-    int64_t rq_calls; /* rq's waits + wakes; -1: not rq */
+    int64_t rq_calls;              /* rq's waits + wakes; -1: not rq */
+    uint64_t recv_idle, send_idle; /* busy polls that found nothing: the
+                                      receiver's, all senders' */
     uint32_t depth;
     char note[96];
 };
@@ -121,6 +125,8 @@ struct result {
     int nrep;
     double rates[MAX_REPEATS];
     double rate, mbps, tput_sys, tput_csw, tput_rq; /* per message; -1 unknown */
+    double recv_idle, send_idle;                    /* busy polls that found nothing,
+                                                       per message */
     double med, p99, p999, mean, min, max;
     double lat_sys, lat_csw, lat_rq; /* per round trip; -1 unknown */
     long round_trips;
@@ -132,6 +138,7 @@ struct result {
     /* throughput sums over the rounds so far */
     uint64_t acc_msgs;
     int64_t acc_sys, acc_csw, acc_rq;
+    uint64_t acc_recv_idle, acc_send_idle;
     int64_t preempted; /* involuntary context switches, all runs of the row */
     uint32_t depth;
     char note[96];

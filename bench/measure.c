@@ -182,7 +182,7 @@ static int tput_producer_burst(const struct job *j, struct child_out *out, struc
 
 static int tput_producer_bursts(const struct job *j, struct child_out *out)
 {
-    struct endpoint ep = {.c = j->ping, .fd = -1};
+    struct endpoint ep = {.c = j->ping, .fd = -1, .spin_pause = j->o->spin_pause};
     unsigned char *bufs = calloc(BENCH_BURST, j->ping->p.msg_size);
     if (!bufs) {
         bench_errno(out->err, "calloc");
@@ -200,6 +200,7 @@ static int tput_producer_bursts(const struct job *j, struct child_out *out)
     out->t_end_ns = now_ns();
     sys_count_stop(&sc, out);
     out->t_start_ns = start;
+    out->idle = ep.idle;
     j->t->close(&ep);
     free(bufs);
     return 0;
@@ -211,7 +212,7 @@ static int tput_producer(const struct job *j, struct child_out *out)
     if (t->burst)
         return tput_producer_bursts(j, out);
     size_t size = j->ping->p.msg_size;
-    struct endpoint ep = {.c = j->ping, .fd = -1};
+    struct endpoint ep = {.c = j->ping, .fd = -1, .spin_pause = j->o->spin_pause};
     unsigned char *buf = calloc(1, size);
     if (!buf) {
         bench_errno(out->err, "calloc");
@@ -246,6 +247,7 @@ static int tput_producer(const struct job *j, struct child_out *out)
     sys_count_stop(&sc, out);
     out->t_start_ns = start;
     out->msgs = seq;
+    out->idle = ep.idle;
     t->close(&ep);
     return 0;
 }
@@ -315,7 +317,7 @@ static int tput_consumer(const struct job *j, struct child_out *out)
 {
     const struct transport *t = j->t;
     struct tally ty = {{0}, 0, 0};
-    struct endpoint ep = {.c = j->ping, .fd = -1};
+    struct endpoint ep = {.c = j->ping, .fd = -1, .spin_pause = j->o->spin_pause};
     if (t->open(j->ping, &ep, 0, 0, out->err) != 0)
         return -1;
     struct sys_count sc;
@@ -328,6 +330,7 @@ static int tput_consumer(const struct job *j, struct child_out *out)
     out->t_end_ns = now_ns();
     sys_count_stop(&sc, out);
     out->msgs = ty.total;
+    out->idle = ep.idle;
     t->close(&ep);
     return 0;
 }
@@ -379,8 +382,10 @@ static int lat_rounds(const struct job *j, struct child_out *out, int initiator)
     const struct transport *t = j->t;
     size_t size = j->ping->p.msg_size;
     long total = j->warmup + j->n;
-    struct endpoint out_ep = {.c = initiator ? j->ping : j->pong, .fd = -1};
-    struct endpoint in_ep = {.c = initiator ? j->pong : j->ping, .fd = -1};
+    struct endpoint out_ep = {
+        .c = initiator ? j->ping : j->pong, .fd = -1, .spin_pause = j->o->spin_pause};
+    struct endpoint in_ep = {
+        .c = initiator ? j->pong : j->ping, .fd = -1, .spin_pause = j->o->spin_pause};
     if (t->open(out_ep.c, &out_ep, 1, 0, out->err) != 0 ||
         t->open(in_ep.c, &in_ep, 0, 0, out->err) != 0)
         return -1;
@@ -682,6 +687,7 @@ static void children_totals(struct measured *m, const struct run *r)
         m->syscalls = (m->syscalls < 0 || c->syscalls < 0) ? -1 : m->syscalls + c->syscalls;
         m->vcsw += c->vcsw;
         m->ivcsw += c->ivcsw;
+        *(i == 0 ? &m->recv_idle : &m->send_idle) += c->idle; /* out[0]: the receiver */
     }
 }
 

@@ -59,6 +59,9 @@ void usage(FILE *f)
                "      --csv FILE, --json FILE, --markdown FILE   also write results there\n"
                "                         ('-' = stdout; the table then goes to stderr)\n"
                "      --timeout SEC      per run (default: derived from the run)\n"
+               "      --spin-pause N     busy waits: N pause instructions after each poll that\n"
+               "                         found nothing, for every transport that spins\n"
+               "                         (default 0: a plain spin)\n"
                "      --list             list the transports and exit\n");
 }
 
@@ -157,6 +160,7 @@ enum {
     O_JSON,
     O_MD,
     O_TIMEOUT,
+    O_SPIN_PAUSE,
     O_LIST
 };
 
@@ -272,6 +276,11 @@ static int parse_how_much(int c, const char *arg, struct options *o, struct give
         return 1;
     case O_TIMEOUT:
         return parse_seconds(arg, 1e9, &o->timeout) == 0 ? 1 : -1;
+    case O_SPIN_PAUSE:
+        if (parse_long(arg, 0, 10000, &v) != 0)
+            return -1;
+        o->spin_pause = (int)v;
+        return 1;
     default:
         return 0;
     }
@@ -353,6 +362,7 @@ static const struct option longopts[] = {{"transports", required_argument, 0, 't
                                          {"json", required_argument, 0, O_JSON},
                                          {"markdown", required_argument, 0, O_MD},
                                          {"timeout", required_argument, 0, O_TIMEOUT},
+                                         {"spin-pause", required_argument, 0, O_SPIN_PAUSE},
                                          {"list", no_argument, 0, O_LIST},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};

@@ -4,11 +4,16 @@
  * both busy (timeout 0, spinning), pinned to CPUs 0 and 1 when there are
  * two.  Linux only (fork, sched_setaffinity).
  *
- *   rec_bench [--pairs N] [--quick] [--mpsc] [--bursts | --shapes | --drain [--out PATH]]
- *             [--single [--only CONFIG]]
+ *   rec_bench [--pairs N] [--quick] [--mpsc] [--spin-pause N]
+ *             [--bursts | --shapes | --drain [--out PATH]] [--single [--only CONFIG]]
  *
  * --mpsc: the slot and record queues of the comparisons are RQ_MPSC (one
  * producer, so each push takes and leaves the producers' lock).
+ *
+ * --spin-pause N: the busy loops (both sides, both kinds) run N pause
+ * instructions after each poll that found nothing (default 0).  The
+ * comparisons print how many such polls each side made per message
+ * (docs/performance/spinning.md).
  *
  * --single: one process pushes 64 messages and then reads them back, CPU
  * time (on a loaded machine the fairer measure of what the calls cost);
@@ -53,6 +58,28 @@
 #include "rec_bench.h"
 
 #define BURST 32u
+
+/* Busy polls that found nothing (no room for the producer, no message
+ * for the consumer) in this process's side of the current run: where a
+ * busy run sits.  A consumer that finds the ring empty before most
+ * messages waits for its producer, and each message crosses while the
+ * consumer watches its lines; a producer that finds it full waits for the
+ * consumer, and messages cross in batches. */
+static uint64_t idle_polls;
+static int spin_pause; /* --spin-pause: pauses after each of them */
+
+/* A busy poll found nothing: counted, then spin_pause pauses. */
+static void idle(void)
+{
+    idle_polls++;
+    for (int i = 0; i < spin_pause; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
+#endif
+    }
+}
 
 double now_s(void)
 {
@@ -202,7 +229,7 @@ static void producer_bursts(const struct run *r, rq *p)
         }
         int rc;
         while ((rc = rq_push_burst(p, msgs, lens, n, 0)) == RQ_EAGAIN)
-            ;
+            idle();
         if (rc < 0)
             die("push burst", rc);
         i += (uint64_t)rc;
@@ -221,7 +248,7 @@ static void producer_reserved_bursts(const struct run *r, rq *p)
         unsigned n = r->messages - i < BURST ? (unsigned)(r->messages - i) : BURST;
         int rc;
         while ((rc = rq_reserve_burst_len(p, lens, n, bufs, 0)) == RQ_EAGAIN)
-            ;
+            idle();
         if (rc < 0)
             die("reserve burst", rc);
         for (int k = 0; k < rc; k++) {
@@ -244,7 +271,7 @@ static uint64_t consume_bursts(const struct run *r, rq *c)
     for (uint64_t i = 0; i < r->messages;) {
         int rc;
         while ((rc = rq_peek_burst(c, v, BURST, 0)) == RQ_EAGAIN)
-            ;
+            idle();
         if (rc < 0)
             die("peek burst", rc);
         for (int k = 0; k < rc; k++, i++) {
@@ -262,30 +289,38 @@ static uint64_t consume_bursts(const struct run *r, rq *c)
     return moved;
 }
 
+/* The producer's last word on the ready pipe: its idle polls. */
+static void producer_exit(rq *p, int ready_fd)
+{
+    rq_close(p);
+    if (write(ready_fd, &idle_polls, sizeof idle_polls) != (ssize_t)sizeof idle_polls)
+        exit(1);
+    exit(0);
+}
+
 static void producer(const struct run *r, const char *name, int ready_fd, int go_fd)
 {
     rq *p = open_producer_ready(name, "producer open", ready_fd, go_fd);
     static unsigned char buf[MIX_MAX];
     int rc;
+    idle_polls = 0;
     if (r->burst) {
         if (r->burst == 2)
             producer_reserved_bursts(r, p);
         else
             producer_bursts(r, p);
-        rq_close(p);
-        exit(0);
+        producer_exit(p, ready_fd);
     }
     uint64_t seed = 88172645463325252ull;
     for (uint64_t i = 0; i < r->messages; i++) {
         uint32_t len = next_len(r, &seed);
         buf[0] = buf[len - 1] = (unsigned char)i;
         while ((rc = rq_push(p, buf, len, 0)) == RQ_EAGAIN)
-            ;
+            idle();
         if (rc != RQ_OK)
             die("push", rc);
     }
-    rq_close(p);
-    exit(0);
+    producer_exit(p, ready_fd);
 }
 
 /* The consumer's side of one run: peeks, checks and releases every
@@ -298,7 +333,7 @@ static uint64_t consume_all(const struct run *r, rq *c)
         size_t len;
         int rc;
         while ((rc = rq_peek(c, &msg, &len, 0)) == RQ_EAGAIN)
-            ;
+            idle();
         if (rc != RQ_OK)
             die("peek", rc);
         const unsigned char *b = msg;
@@ -313,6 +348,10 @@ static uint64_t consume_all(const struct run *r, rq *c)
     }
     return moved;
 }
+
+/* The last run_once's idle polls per message: the consumer's and the
+ * producer's. */
+static double last_consumer_idle, last_producer_idle;
 
 /* One run: returns seconds; *BYTES gets the payload moved. */
 static double run_once(const struct run *r, uint64_t *bytes)
@@ -335,11 +374,17 @@ static double run_once(const struct run *r, uint64_t *bytes)
     char ch;
     if (read(ready[0], &ch, 1) != 1)
         exit(1);
+    idle_polls = 0;
     double t0 = now_s();
     if (write(go[1], &ch, 1) != 1)
         exit(1);
     uint64_t moved = r->burst ? consume_bursts(r, c) : consume_all(r, c);
     double t = now_s() - t0;
+    uint64_t producer_idle;
+    if (read(ready[0], &producer_idle, sizeof producer_idle) != (ssize_t)sizeof producer_idle)
+        exit(1);
+    last_consumer_idle = (double)idle_polls / (double)r->messages;
+    last_producer_idle = (double)producer_idle / (double)r->messages;
     int status;
     waitpid(pid, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -452,28 +497,42 @@ static int cmp_double(const void *a, const void *b)
 static void compare(const char *title, const struct run *slot, const struct run *rec, int pairs,
                     int by_bytes)
 {
-    double ratio[64];
+    double ratio[64], idle[4][64]; /* slots' consumer, producer; records' */
     printf("\n%s\n", title);
     for (int i = 0; i < pairs && i < 64; i++) {
-        uint64_t bs, br;
-        double ts, tr;
-        if (i % 2 == 0) {
-            ts = run_either(slot, &bs);
-            tr = run_either(rec, &br);
-        } else {
-            tr = run_either(rec, &br);
-            ts = run_either(slot, &bs);
+        uint64_t bs = 0, br = 0;
+        double ts = 1, tr = 1;
+        for (int k = 0; k < 2; k++) { /* slots first in even pairs */
+            int is_rec = (i + k) % 2;
+            if (is_rec)
+                tr = run_either(rec, &br);
+            else
+                ts = run_either(slot, &bs);
+            idle[2 * is_rec][i] = single_mode ? 0 : last_consumer_idle;
+            idle[2 * is_rec + 1][i] = single_mode ? 0 : last_producer_idle;
         }
         double vs = by_bytes ? bs / ts / 1e6 : slot->messages / ts / 1e6;
         double vr = by_bytes ? br / tr / 1e6 : rec->messages / tr / 1e6;
         ratio[i] = vr / vs;
-        printf("  pair %2d: slots %8.2f  records %8.2f %s  ratio %.3f\n", i + 1, vs, vr,
+        printf("  pair %2d: slots %8.2f  records %8.2f %s  ratio %.3f", i + 1, vs, vr,
                by_bytes ? "MB/s" : "M msgs/s", ratio[i]);
+        if (!single_mode)
+            printf("  idle polls/msg: slots c %.2f p %.2f, records c %.2f p %.2f", idle[0][i],
+                   idle[1][i], idle[2][i], idle[3][i]);
+        printf("\n");
     }
     int n = pairs < 64 ? pairs : 64;
     qsort(ratio, (size_t)n, sizeof *ratio, cmp_double);
     printf("  records / slots: median %.3f (min %.3f, max %.3f, %d pairs)\n", ratio[n / 2],
            ratio[0], ratio[n - 1], n);
+    if (single_mode)
+        return;
+    double m[4], lo, hi;
+    for (int k = 0; k < 4; k++)
+        m[k] = median_of(idle[k], n, &lo, &hi);
+    printf("  idle polls per message (busy polls that found nothing), medians: slots consumer "
+           "%.3f, producer %.3f; records consumer %.3f, producer %.3f\n",
+           m[0], m[1], m[2], m[3]);
 }
 
 double median_of(double *v, int n, double *lo, double *hi)
@@ -640,14 +699,15 @@ int main(int argc, char **argv)
             mpsc = RQ_MPSC;
         else if (strcmp(argv[i], "--pairs") == 0 && i + 1 < argc)
             pairs = (int)strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--spin-pause") == 0 && i + 1 < argc)
+            spin_pause = (int)strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
         else {
-            fprintf(
-                stderr,
-                "usage: rec_bench [--pairs N] [--quick] [--mpsc] [--bursts | --shapes | --drain "
-                "[--out PATH]] [--single [--only slots64|records64|slotsmix|recordsmix[burst]]]"
-                "\n");
+            fprintf(stderr,
+                    "usage: rec_bench [--pairs N] [--quick] [--mpsc] [--spin-pause N] [--bursts | "
+                    "--shapes | --drain [--out PATH]] [--single [--only "
+                    "slots64|records64|slotsmix|recordsmix[burst]]]\n");
             return 2;
         }
     }

@@ -189,6 +189,9 @@ void print_header(FILE *f, const struct options *o)
             o->slots);
     fprintf(f, "every message checked: %s\n",
             o->check_full ? "every byte" : "length, sender, sequence at both ends");
+    if (o->spin_pause)
+        fprintf(f, "busy waits: %d pause instructions after each poll that found nothing\n",
+                o->spin_pause);
     fprintf(f,
             "timer: %.3f ticks/ns, one read (%.1f ns) inside every round-trip sample; "
             "system calls: %s\n",
@@ -327,11 +330,11 @@ void write_csv(const char *path)
     FILE *f = open_out(path);
     if (!f)
         return;
-    fprintf(f,
-            "transport,group,producers,mode,size,msgs_per_s,msgs_per_s_best,mb_per_s,x_ring,sys_"
-            "per_msg,"
-            "csw_per_msg,rq_calls_per_msg,rtt_median_ns,rtt_p99_ns,rtt_p999_ns,rtt_mean_ns,"
-            "rtt_min_ns,rtt_max_ns,x_floor,sys_per_rt,csw_per_rt,depth,status,preempted,repeats\n");
+    fprintf(f, "transport,group,producers,mode,size,msgs_per_s,msgs_per_s_best,mb_per_s,x_ring,sys_"
+               "per_msg,"
+               "csw_per_msg,rq_calls_per_msg,rtt_median_ns,rtt_p99_ns,rtt_p999_ns,rtt_mean_ns,"
+               "rtt_min_ns,rtt_max_ns,x_floor,sys_per_rt,csw_per_rt,depth,status,preempted,repeats,"
+               "recv_idle_per_msg,send_idle_per_msg\n");
     for (size_t i = 0; i < nresults; i++) {
         const struct result *r = &results[i];
         int tok = r->has_tput && r->tput_ok, lok = r->has_lat && r->lat_ok;
@@ -357,6 +360,8 @@ void write_csv(const char *path)
                 (long long)r->preempted);
         for (int k = 0; k < r->nrep; k++)
             fprintf(f, "%s%.6g", k ? ";" : "", r->rates[k]);
+        csv_num(f, r->recv_idle, tok && r->recv_idle >= 0);
+        csv_num(f, r->send_idle, tok && r->send_idle >= 0);
         fprintf(f, "\n");
     }
     close_out(f);
@@ -429,6 +434,8 @@ static void json_throughput(FILE *f, const struct result *r)
     json_num(f, "syscalls_per_msg", r->tput_sys, tok && r->tput_sys >= 0);
     json_num(f, "voluntary_csw_per_msg", r->tput_csw, tok && r->tput_csw >= 0);
     json_num(f, "rq_waits_wakes_per_msg", r->tput_rq, tok && r->tput_rq >= 0);
+    json_num(f, "receiver_idle_polls_per_msg", r->recv_idle, tok && r->recv_idle >= 0);
+    json_num(f, "sender_idle_polls_per_msg", r->send_idle, tok && r->send_idle >= 0);
     fprintf(f, "}");
 }
 
@@ -498,9 +505,9 @@ void write_json(const char *path, const struct options *o)
     fprintf(f,
             "  \"options\": {\"duration_s\": %g, \"repeats\": %d, \"round_trips\": %ld, "
             "\"lat_rounds\": %d, \"warmup_per_round\": %ld, \"slots\": %u, "
-            "\"cpu_sender\": %d, \"cpu_receiver\": %d, \"check\": \"%s\"},\n",
+            "\"cpu_sender\": %d, \"cpu_receiver\": %d, \"check\": \"%s\", \"spin_pause\": %d},\n",
             o->duration, o->repeats, o->rt_per_round * o->lat_rounds, o->lat_rounds, o->warmup,
-            o->slots, o->cpu_a, o->cpu_b, o->check_full ? "full" : "ends");
+            o->slots, o->cpu_a, o->cpu_b, o->check_full ? "full" : "ends", o->spin_pause);
     fprintf(f, "  \"results\": [\n");
     for (size_t i = 0; i < nresults; i++)
         json_row(f, &results[i], i + 1 == nresults);

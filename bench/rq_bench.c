@@ -117,6 +117,8 @@ static void tput_round(struct result *res, const struct options *o)
     res->acc_sys = (res->acc_sys < 0 || m.syscalls < 0) ? -1 : res->acc_sys + m.syscalls;
     res->acc_csw += m.vcsw;
     res->acc_rq = (res->acc_rq < 0 || m.rq_calls < 0) ? -1 : res->acc_rq + m.rq_calls;
+    res->acc_recv_idle += m.recv_idle;
+    res->acc_send_idle += m.send_idle;
     res->preempted += m.ivcsw;
     res->depth = m.depth;
     snprintf(res->note, sizeof res->note, "%s", m.note);
@@ -134,6 +136,8 @@ static void tput_finish(struct result *res)
     res->tput_sys = per(res->acc_sys, res->acc_msgs);
     res->tput_csw = per(res->acc_csw, res->acc_msgs);
     res->tput_rq = per(res->acc_rq, res->acc_msgs);
+    res->recv_idle = per((int64_t)res->acc_recv_idle, res->acc_msgs);
+    res->send_idle = per((int64_t)res->acc_send_idle, res->acc_msgs);
 }
 
 /* One round of RES's round trips, pooled with its other rounds (the

@@ -281,8 +281,11 @@ static int minring_burst_open(struct chan *c, struct endpoint *ep, int sender, i
 static inline uint64_t minring_wait_room(struct endpoint *ep, struct minring *r, uint64_t cap)
 {
     uint64_t head = ep->own;
-    while (head - ep->peer_cache == cap)
+    while (head - ep->peer_cache == cap) {
         ep->peer_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+        if (head - ep->peer_cache == cap)
+            bench_idle(ep);
+    }
     return head;
 }
 
@@ -295,8 +298,11 @@ static inline void minring_publish(struct endpoint *ep, struct minring *r, uint6
 static inline uint64_t minring_wait_message(struct endpoint *ep, struct minring *r)
 {
     uint64_t tail = ep->own;
-    while (tail == ep->peer_cache)
+    while (tail == ep->peer_cache) {
         ep->peer_cache = atomic_load_explicit(&r->head, memory_order_acquire);
+        if (tail == ep->peer_cache)
+            bench_idle(ep);
+    }
     return tail;
 }
 
@@ -441,7 +447,7 @@ static int rq_send_push(struct endpoint *ep, const void *msg, size_t len, char *
 {
     int timeout = rq_timeout(ep), rc;
     while ((rc = rq_push(ep->obj, msg, len, timeout)) == RQ_EAGAIN)
-        ;
+        bench_idle(ep);
     return rc == RQ_OK ? 0 : rq_fail(err, "rq_push", rc);
 }
 
@@ -449,7 +455,7 @@ static int rq_recv_pop(struct endpoint *ep, const void **msg, size_t *len, char 
 {
     int timeout = rq_timeout(ep), rc;
     while ((rc = rq_pop(ep->obj, ep->buf, ep->cap, len, timeout)) == RQ_EAGAIN)
-        ;
+        bench_idle(ep);
     *msg = ep->buf;
     return rc == RQ_OK ? 0 : rq_fail(err, "rq_pop", rc);
 }
@@ -461,7 +467,7 @@ static int rq_send_reserve(struct endpoint *ep, const void *msg, size_t len, cha
     int timeout = rq_timeout(ep), rc;
     void *slot;
     while ((rc = rq_reserve(ep->obj, &slot, timeout)) == RQ_EAGAIN)
-        ;
+        bench_idle(ep);
     if (rc != RQ_OK)
         return rq_fail(err, "rq_reserve", rc);
     memcpy(slot, msg, len);
@@ -473,7 +479,7 @@ static int rq_recv_peek(struct endpoint *ep, const void **msg, size_t *len, char
 {
     int timeout = rq_timeout(ep), rc;
     while ((rc = rq_peek(ep->obj, msg, len, timeout)) == RQ_EAGAIN)
-        ;
+        bench_idle(ep);
     return rc == RQ_OK ? 0 : rq_fail(err, "rq_peek", rc);
 }
 
@@ -774,7 +780,7 @@ static int boost_send(struct endpoint *ep, const void *msg, size_t len, char *er
 {
     int rc;
     while ((rc = bench_boost_mq_send(ep->obj, msg, len, !is_busy(ep), err)) == 1)
-        ;
+        bench_idle(ep);
     return rc;
 }
 
@@ -782,7 +788,7 @@ static int boost_recv(struct endpoint *ep, const void **msg, size_t *len, char *
 {
     int rc;
     while ((rc = bench_boost_mq_recv(ep->obj, ep->buf, ep->cap, len, !is_busy(ep), err)) == 1)
-        ;
+        bench_idle(ep);
     *msg = ep->buf;
     return rc;
 }

@@ -40,8 +40,11 @@ int minring_send_burst(struct endpoint *ep, const void *const *msgs, size_t len,
     uint64_t cap = r->capacity;
     for (int done = 0; done < n;) {
         uint64_t head = ep->own;
-        while (head - ep->peer_cache == cap)
+        while (head - ep->peer_cache == cap) {
             ep->peer_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+            if (head - ep->peer_cache == cap)
+                bench_idle(ep);
+        }
         uint64_t room = cap - (head - ep->peer_cache);
         int k = room < (uint64_t)(n - done) ? (int)room : n - done;
         uint32_t len32 = (uint32_t)len;
@@ -62,8 +65,11 @@ int minring_recv_burst(struct endpoint *ep, const void **msgs, size_t *lens, int
 {
     struct minring *r = ep->c->shm;
     uint64_t tail = ep->own;
-    while (tail == ep->peer_cache)
+    while (tail == ep->peer_cache) {
         ep->peer_cache = atomic_load_explicit(&r->head, memory_order_acquire);
+        if (tail == ep->peer_cache)
+            bench_idle(ep);
+    }
     uint64_t avail = ep->peer_cache - tail;
     int k = avail < (uint64_t)max ? (int)avail : max;
     for (int i = 0; i < k; i++) {
@@ -105,8 +111,10 @@ int rq_send_push_burst(struct endpoint *ep, const void *const *msgs, size_t len,
         lens[i] = len;
     for (int done = 0; done < n;) {
         int rc = rq_push_burst(ep->obj, msgs + done, lens + done, (size_t)(n - done), timeout(ep));
-        if (rc == RQ_EAGAIN)
+        if (rc == RQ_EAGAIN) {
+            bench_idle(ep);
             continue;
+        }
         if (rc < 0)
             return fail(err, "rq_push_burst", rc);
         done += rc;
@@ -124,8 +132,10 @@ int rq_send_reserve_burst(struct endpoint *ep, const void *const *msgs, size_t l
         lens[i] = len;
     for (int done = 0; done < n;) {
         int k = rq_reserve_burst(ep->obj, slots, (size_t)(n - done), timeout(ep));
-        if (k == RQ_EAGAIN)
+        if (k == RQ_EAGAIN) {
+            bench_idle(ep);
             continue;
+        }
         if (k < 0)
             return fail(err, "rq_reserve_burst", k);
         for (int i = 0; i < k; i++)
@@ -144,7 +154,7 @@ int rq_recv_pop_burst(struct endpoint *ep, const void **msgs, size_t *lens, int 
     int k;
     while ((k = rq_pop_burst(ep->obj, ep->buf, ep->cap, lens, (size_t)max, timeout(ep))) ==
            RQ_EAGAIN)
-        ;
+        bench_idle(ep);
     if (k < 0)
         return fail(err, "rq_pop_burst", k);
     for (int i = 0; i < k; i++)
@@ -159,7 +169,7 @@ int rq_recv_peek_burst(struct endpoint *ep, const void **msgs, size_t *lens, int
     rq_msg_view v[BENCH_BURST];
     int k;
     while ((k = rq_peek_burst(ep->obj, v, (size_t)max, timeout(ep))) == RQ_EAGAIN)
-        ;
+        bench_idle(ep);
     if (k < 0)
         return fail(err, "rq_peek_burst", k);
     for (int i = 0; i < k; i++) {

@@ -118,7 +118,7 @@ int mutex_ring_send(struct endpoint *ep, const void *msg, size_t len, char *err)
 {
     (void)err;
     while (!try_push(ep, ep->c->shm, msg, len))
-        ;
+        bench_idle(ep);
     return 0;
 }
 
@@ -126,8 +126,11 @@ int mutex_ring_recv(struct endpoint *ep, const void **msg, size_t *len, char *er
 {
     struct mutex_ring *r = ep->c->shm;
     uint64_t tail = ep->own;
-    while (tail == ep->peer_cache)
+    while (tail == ep->peer_cache) {
         ep->peer_cache = atomic_load_explicit(&r->head, memory_order_acquire);
+        if (tail == ep->peer_cache)
+            bench_idle(ep);
+    }
     const unsigned char *slot = r->slots + (tail & (r->capacity - 1)) * r->stride;
     uint32_t len32;
     memcpy(&len32, slot, sizeof len32);
