@@ -61,8 +61,10 @@ struct endpoint {
 
 /* A busy wait's poll found nothing (no message to receive, no room to
  * send): counted, then EP->spin_pause pause instructions (--spin-pause; 0
- * by default: a plain spin) before the next poll.  The same for every
- * transport that spins, rq's and the reference rings' alike. */
+ * by default: a plain spin) before the next poll.  The same in every
+ * transport's busy loop, rq's, the reference rings' and the
+ * alternatives' alike; only the cache line's ping-pong, the floor of a
+ * round trip, is left as it is. */
 static inline void bench_idle(struct endpoint *ep)
 {
     ep->idle++;

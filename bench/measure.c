@@ -687,7 +687,8 @@ static void children_totals(struct measured *m, const struct run *r)
         m->syscalls = (m->syscalls < 0 || c->syscalls < 0) ? -1 : m->syscalls + c->syscalls;
         m->vcsw += c->vcsw;
         m->ivcsw += c->ivcsw;
-        *(i == 0 ? &m->recv_idle : &m->send_idle) += c->idle; /* out[0]: the receiver */
+        /* out[0]: a throughput run's receiver (round trips count none) */
+        *(i == 0 ? &m->recv_idle : &m->send_idle) += c->idle;
     }
 }
 

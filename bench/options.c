@@ -60,8 +60,8 @@ void usage(FILE *f)
                "                         ('-' = stdout; the table then goes to stderr)\n"
                "      --timeout SEC      per run (default: derived from the run)\n"
                "      --spin-pause N     busy waits: N pause instructions after each poll that\n"
-               "                         found nothing, for every transport that spins\n"
-               "                         (default 0: a plain spin)\n"
+               "                         found nothing, in every transport's busy loop but\n"
+               "                         the cache line's (default 0: a plain spin)\n"
                "      --list             list the transports and exit\n");
 }
 

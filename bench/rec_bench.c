@@ -497,7 +497,7 @@ static int cmp_double(const void *a, const void *b)
 static void compare(const char *title, const struct run *slot, const struct run *rec, int pairs,
                     int by_bytes)
 {
-    double ratio[64], idle[4][64]; /* slots' consumer, producer; records' */
+    double ratio[64], polls[4][64]; /* idle: slots' consumer, producer; records' */
     printf("\n%s\n", title);
     for (int i = 0; i < pairs && i < 64; i++) {
         uint64_t bs = 0, br = 0;
@@ -508,8 +508,8 @@ static void compare(const char *title, const struct run *slot, const struct run 
                 tr = run_either(rec, &br);
             else
                 ts = run_either(slot, &bs);
-            idle[2 * is_rec][i] = single_mode ? 0 : last_consumer_idle;
-            idle[2 * is_rec + 1][i] = single_mode ? 0 : last_producer_idle;
+            polls[2 * is_rec][i] = single_mode ? 0 : last_consumer_idle;
+            polls[2 * is_rec + 1][i] = single_mode ? 0 : last_producer_idle;
         }
         double vs = by_bytes ? bs / ts / 1e6 : slot->messages / ts / 1e6;
         double vr = by_bytes ? br / tr / 1e6 : rec->messages / tr / 1e6;
@@ -517,8 +517,8 @@ static void compare(const char *title, const struct run *slot, const struct run 
         printf("  pair %2d: slots %8.2f  records %8.2f %s  ratio %.3f", i + 1, vs, vr,
                by_bytes ? "MB/s" : "M msgs/s", ratio[i]);
         if (!single_mode)
-            printf("  idle polls/msg: slots c %.2f p %.2f, records c %.2f p %.2f", idle[0][i],
-                   idle[1][i], idle[2][i], idle[3][i]);
+            printf("  idle polls/msg: slots c %.2f p %.2f, records c %.2f p %.2f", polls[0][i],
+                   polls[1][i], polls[2][i], polls[3][i]);
         printf("\n");
     }
     int n = pairs < 64 ? pairs : 64;
@@ -529,7 +529,7 @@ static void compare(const char *title, const struct run *slot, const struct run 
         return;
     double m[4], lo, hi;
     for (int k = 0; k < 4; k++)
-        m[k] = median_of(idle[k], n, &lo, &hi);
+        m[k] = median_of(polls[k], n, &lo, &hi);
     printf("  idle polls per message (busy polls that found nothing), medians: slots consumer "
            "%.3f, producer %.3f; records consumer %.3f, producer %.3f\n",
            m[0], m[1], m[2], m[3]);
@@ -699,9 +699,15 @@ int main(int argc, char **argv)
             mpsc = RQ_MPSC;
         else if (strcmp(argv[i], "--pairs") == 0 && i + 1 < argc)
             pairs = (int)strtol(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--spin-pause") == 0 && i + 1 < argc)
-            spin_pause = (int)strtol(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+        else if (strcmp(argv[i], "--spin-pause") == 0 && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v < 0 || v > 10000) {
+                fprintf(stderr, "rec_bench: --spin-pause wants 0 to 10000\n");
+                return 2;
+            }
+            spin_pause = (int)v;
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
         else {
             fprintf(stderr,

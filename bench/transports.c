@@ -552,6 +552,8 @@ static int pipe_send(struct endpoint *ep, const void *msg, size_t len, char *err
     while (len > 0) {
         ssize_t n = write(ep->fd, p, len);
         if (n < 0) {
+            if (errno == EAGAIN)
+                bench_idle(ep);
             if (errno == EAGAIN || errno == EINTR)
                 continue;
             bench_errno(err, "write");
@@ -571,6 +573,8 @@ static int pipe_recv(struct endpoint *ep, const void **msg, size_t *len, char *e
     while (got < ep->cap) {
         ssize_t n = read(ep->fd, ep->buf + got, ep->cap - got);
         if (n < 0) {
+            if (errno == EAGAIN)
+                bench_idle(ep);
             if (errno == EAGAIN || errno == EINTR)
                 continue;
             bench_errno(err, "read");
@@ -624,6 +628,8 @@ static int unix_send(struct endpoint *ep, const void *msg, size_t len, char *err
             bench_errno(err, "send");
             return -1;
         }
+        if (errno == EAGAIN)
+            bench_idle(ep);
     }
 }
 
@@ -645,6 +651,8 @@ static int unix_recv(struct endpoint *ep, const void **msg, size_t *len, char *e
             bench_errno(err, "recv");
             return -1;
         }
+        if (errno == EAGAIN)
+            bench_idle(ep);
     }
 }
 
@@ -725,6 +733,8 @@ static int mq_send_one(struct endpoint *ep, const void *msg, size_t len, char *e
             bench_errno(err, "mq_send");
             return -1;
         }
+        if (errno == EAGAIN)
+            bench_idle(ep);
     }
     return 0;
 }
@@ -737,6 +747,8 @@ static int mq_recv_one(struct endpoint *ep, const void **msg, size_t *len, char 
             bench_errno(err, "mq_receive");
             return -1;
         }
+        if (errno == EAGAIN)
+            bench_idle(ep);
     }
     *msg = ep->buf;
     *len = (size_t)n;
