@@ -10,6 +10,7 @@
 #ifndef RQ_BENCH_H
 #define RQ_BENCH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,19 @@ struct endpoint {
     uint64_t idle;            /* busy polls that found nothing (no message, no room) */
 };
 
+/* N spin-wait hints (x86: pause; Arm: yield): rq_bench's and
+ * rec_bench's --spin-pause. */
+static inline void bench_pause(int n)
+{
+    for (int i = 0; i < n; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
+#endif
+    }
+}
+
 /* A busy wait's poll found nothing (no message to receive, no room to
  * send): counted, then EP->spin_pause pause instructions (--spin-pause; 0
  * by default: a plain spin) before the next poll.  The same in every
@@ -68,13 +82,7 @@ struct endpoint {
 static inline void bench_idle(struct endpoint *ep)
 {
     ep->idle++;
-    for (int i = 0; i < ep->spin_pause; i++) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#elif defined(__aarch64__)
-        __asm__ __volatile__("yield");
-#endif
-    }
+    bench_pause(ep->spin_pause);
 }
 
 struct transport {
@@ -158,6 +166,33 @@ struct minring {
                           array of lengths (4 bytes a slot); 0 otherwise */
 };
 #define MINRING_SLOTS(r) ((unsigned char *)(r) + 3 * BENCH_LINE)
+
+/* The minimal ring's waits, the same for every slot layout and for its
+ * bursts (transports.c, transports_burst.c): the producer waits for room
+ * (the ring holds CAP, which the caller read once) and gets its position;
+ * the consumer waits for a message and gets its position.  Inline: each
+ * caller compiles to the loop it had, with no call. */
+static inline uint64_t minring_wait_room(struct endpoint *ep, struct minring *r, uint64_t cap)
+{
+    uint64_t head = ep->own;
+    while (head - ep->peer_cache == cap) {
+        ep->peer_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+        if (head - ep->peer_cache == cap)
+            bench_idle(ep);
+    }
+    return head;
+}
+
+static inline uint64_t minring_wait_message(struct endpoint *ep, struct minring *r)
+{
+    uint64_t tail = ep->own;
+    while (tail == ep->peer_cache) {
+        ep->peer_cache = atomic_load_explicit(&r->head, memory_order_acquire);
+        if (tail == ep->peer_cache)
+            bench_idle(ep);
+    }
+    return tail;
+}
 
 extern const struct transport bench_transports[];
 extern const size_t bench_transport_count;

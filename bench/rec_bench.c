@@ -54,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "rq.h"
 #include "rec_bench.h"
 
@@ -72,13 +73,7 @@ static int spin_pause; /* --spin-pause: pauses after each of them */
 static void idle(void)
 {
     idle_polls++;
-    for (int i = 0; i < spin_pause; i++) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#elif defined(__aarch64__)
-        __asm__ __volatile__("yield");
-#endif
-    }
+    bench_pause(spin_pause);
 }
 
 double now_s(void)
@@ -508,8 +503,8 @@ static void compare(const char *title, const struct run *slot, const struct run 
                 tr = run_either(rec, &br);
             else
                 ts = run_either(slot, &bs);
-            polls[2 * is_rec][i] = single_mode ? 0 : last_consumer_idle;
-            polls[2 * is_rec + 1][i] = single_mode ? 0 : last_producer_idle;
+            polls[2 * is_rec][i] = last_consumer_idle; /* 0 in single mode */
+            polls[2 * is_rec + 1][i] = last_producer_idle;
         }
         double vs = by_bytes ? bs / ts / 1e6 : slot->messages / ts / 1e6;
         double vr = by_bytes ? br / tr / 1e6 : rec->messages / tr / 1e6;

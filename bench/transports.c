@@ -273,37 +273,15 @@ static int minring_burst_open(struct chan *c, struct endpoint *ep, int sender, i
     return sender ? 0 : bench_burst_recv_open(ep, err);
 }
 
-/* The ring's protocol, the same for every slot layout: the producer waits
- * for room (the ring holds CAP, which the caller read once) and gets its
- * position, then publishes it; the consumer waits for a message, checks
- * its length against its buffer, then frees the slot.  Inline: each
- * layout's send and recv compile to the loop they had, with no call. */
-static inline uint64_t minring_wait_room(struct endpoint *ep, struct minring *r, uint64_t cap)
-{
-    uint64_t head = ep->own;
-    while (head - ep->peer_cache == cap) {
-        ep->peer_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (head - ep->peer_cache == cap)
-            bench_idle(ep);
-    }
-    return head;
-}
-
+/* The rest of the ring's protocol, the same for every slot layout (the
+ * waits are in bench.h): the producer publishes its position; the
+ * consumer checks a length against its buffer, then frees the slot.
+ * Inline: each layout's send and recv compile to the code they had, with
+ * no call. */
 static inline void minring_publish(struct endpoint *ep, struct minring *r, uint64_t head)
 {
     ep->own = head + 1;
     atomic_store_explicit(&r->head, head + 1, memory_order_release);
-}
-
-static inline uint64_t minring_wait_message(struct endpoint *ep, struct minring *r)
-{
-    uint64_t tail = ep->own;
-    while (tail == ep->peer_cache) {
-        ep->peer_cache = atomic_load_explicit(&r->head, memory_order_acquire);
-        if (tail == ep->peer_cache)
-            bench_idle(ep);
-    }
-    return tail;
 }
 
 static inline int minring_length_ok(const struct endpoint *ep, uint32_t len32, char *err)

@@ -39,12 +39,7 @@ int minring_send_burst(struct endpoint *ep, const void *const *msgs, size_t len,
     struct minring *r = ep->c->shm;
     uint64_t cap = r->capacity;
     for (int done = 0; done < n;) {
-        uint64_t head = ep->own;
-        while (head - ep->peer_cache == cap) {
-            ep->peer_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
-            if (head - ep->peer_cache == cap)
-                bench_idle(ep);
-        }
+        uint64_t head = minring_wait_room(ep, r, cap);
         uint64_t room = cap - (head - ep->peer_cache);
         int k = room < (uint64_t)(n - done) ? (int)room : n - done;
         uint32_t len32 = (uint32_t)len;
@@ -64,12 +59,7 @@ int minring_recv_burst(struct endpoint *ep, const void **msgs, size_t *lens, int
                        char *err)
 {
     struct minring *r = ep->c->shm;
-    uint64_t tail = ep->own;
-    while (tail == ep->peer_cache) {
-        ep->peer_cache = atomic_load_explicit(&r->head, memory_order_acquire);
-        if (tail == ep->peer_cache)
-            bench_idle(ep);
-    }
+    uint64_t tail = minring_wait_message(ep, r);
     uint64_t avail = ep->peer_cache - tail;
     int k = avail < (uint64_t)max ? (int)avail : max;
     for (int i = 0; i < k; i++) {
