@@ -602,6 +602,19 @@ public:
     /* rq_interrupt: ends the current or next wait with RQ_EINTR
      * (std::errc::interrupted); async-signal-safe. */
     void interrupt() noexcept { ::rq_interrupt(q_); }
+    /* rq_set_spin_us: this handle's waits poll for up to US microseconds
+     * before they sleep (0: sleep at once; at most RQ_SPIN_US_MAX).
+     * std::errc::invalid_argument beyond that. */
+    void set_spin_us(std::uint32_t us, std::error_code &ec) noexcept
+    {
+        detail::set(ec, ::rq_set_spin_us(q_, us));
+    }
+    void set_spin_us(std::uint32_t us)
+    {
+        std::error_code ec;
+        set_spin_us(us, ec);
+        detail::throw_if(ec, "rq_set_spin_us");
+    }
 
     /* Gives the handle up (rq_close); the queue itself persists. */
     void close() noexcept

@@ -255,6 +255,8 @@ void rq_plat_poll_notify(rq_plat_segment *seg, int side);
 
 /* Monotonic clock in milliseconds. */
 uint64_t rq_plat_now_ms(void);
+/* The same clock in nanoseconds (a spinning wait's: queue.c). */
+uint64_t rq_plat_now_ns(void);
 
 /* This process's id. */
 int64_t rq_plat_pid(void);

@@ -367,11 +367,41 @@ static int wait_nap(rq *q, struct rq_shm_event *ev, int (*ready)(void *), void *
     return rc;
 }
 
+/* Looks between two clock reads of a spin: a look and its pause take
+ * tens of nanoseconds, a clock read about as long. */
+#define SPIN_LOOKS_PER_CLOCK 8
+
+/* rq_set_spin_us: polls READY(CTX), pausing between looks, for the
+ * handle's spin time, never past the deadline D nor an rq_interrupt.  1 if
+ * it found the queue ready.  It only loads: the waiters word stays
+ * untouched, so a peer that publishes meanwhile makes no wake-up call,
+ * and a kill here is a kill before the wait. */
+static int spin_until_ready(rq *q, int (*ready)(void *), void *ctx, const struct rq_deadline *d)
+{
+    uint64_t budget = q->spin_ns;
+    int left = rq_deadline_left(d);
+    if (left == 0)
+        return 0;
+    if (left > 0 && (uint64_t)left * 1000000u < budget)
+        budget = (uint64_t)left * 1000000u;
+    uint64_t start = rq_plat_now_ns();
+    for (;;) {
+        for (int i = 0; i < SPIN_LOOKS_PER_CLOCK; i++) {
+            if (ready(ctx))
+                return 1;
+            rq_cpu_relax();
+        }
+        if (rq_load_acquire_u32(&q->interrupted) || rq_plat_now_ns() - start >= budget)
+            return 0;
+    }
+}
+
 /* One turn of a wait on the data event (SPACE 0: the consumer) or the
- * space event (SPACE 1: producers): a sleep with wait_on (or naps, for a
- * turn that asks for them), re-checked with READY(CTX), or for a handle
- * with a poll object and a zero timeout its arming (RQ_EAGAIN when armed).
- * RQ_OK: look again.  Else the call's error. */
+ * space event (SPACE 1: producers): a spin if the handle asks for one,
+ * then a sleep with wait_on (or naps, for a turn that asks for them),
+ * re-checked with READY(CTX), or for a handle with a poll object and a
+ * zero timeout its arming (RQ_EAGAIN when armed).  RQ_OK: look again.
+ * Else the call's error. */
 static int queue_wait(rq *q, int space, int (*ready)(void *), void *ctx, struct rq_wait_turn *t)
 {
     struct rq_shm_event *ev = space ? &q->shm->space_event : &q->shm->data_event;
@@ -381,6 +411,8 @@ static int queue_wait(rq *q, int space, int (*ready)(void *), void *ctx, struct 
             q->poll_arm = POLL_ARMED_NAP; /* no signal may come: rq_poll_timeout says nap */
         return rc;
     }
+    if (q->spin_ns && spin_until_ready(q, ready, ctx, &t->d))
+        return RQ_OK;
     if (t->nap)
         return wait_nap(q, ev, ready, ctx, t);
     return wait_on(q, ev, ready, ctx, &t->d, &t->napped);

@@ -57,6 +57,9 @@ struct rq {
     /* rq_interrupt's flag: set there (any thread, a signal handler), read
      * before every sleep, cleared by the call that returns RQ_EINTR. */
     rq_atomic_u32 interrupted;
+    /* rq_set_spin_us: how long a wait polls before it sleeps, in ns (0:
+     * it sleeps at once). */
+    uint64_t spin_ns;
 };
 
 #define RQ_FAST(role, held) ((role) | (int)(held) << 2)

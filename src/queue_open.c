@@ -369,6 +369,14 @@ void rq_interrupt(rq *q)
     rq_plat_interrupt(q->segment.plat, words, n);
 }
 
+int rq_set_spin_us(rq *q, uint32_t us)
+{
+    if (!q || us > RQ_SPIN_US_MAX)
+        return RQ_EINVAL;
+    q->spin_ns = (uint64_t)us * 1000u;
+    return RQ_OK;
+}
+
 int rq_unlink(const char *name)
 {
     if (!rq_name_valid(name))

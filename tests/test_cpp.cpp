@@ -101,6 +101,19 @@ static void error_codes_and_exceptions()
     c.interrupt(); // the next wait ends at once
     c.pop_string(5000, ec);
     CHECK(ec == RQ_EINTR && ec == std::errc::interrupted);
+    c.set_spin_us(RQ_SPIN_US_MAX + 1, ec); // refused: more than a second
+    CHECK(ec == RQ_EINVAL && ec == std::errc::invalid_argument);
+    c.set_spin_us(1000); // a spin of 1 ms, then the sleep: the same timeout
+    c.pop_string(10, ec);
+    CHECK(ec == RQ_ETIMEDOUT);
+    bool spin_threw = false;
+    try {
+        c.set_spin_us(UINT32_MAX);
+    } catch (const rqcpp::error &e) {
+        spin_threw = e.code() == RQ_EINVAL && std::strstr(e.what(), "rq_set_spin_us") != nullptr;
+    }
+    CHECK(spin_threw);
+    c.set_spin_us(0);
 
     bool threw = false;
     try {

@@ -100,6 +100,7 @@ int rq_release(rq *q);
 int rq_stat(rq *q, rq_stats *st);
 void rq_close(rq *q);
 void rq_interrupt(rq *q);
+int rq_set_spin_us(rq *q, uint32_t us);
 int rq_unlink(const char *name);
 const char *rq_strerror(int err);
 const char *rq_errname(int err);
@@ -732,6 +733,17 @@ class Queue:
                 _lib.rq_interrupt(self._h)
         finally:
             inflight.pop()
+
+    def set_spin(self, seconds):
+        """How long this handle's waits poll before they sleep
+        (rq_set_spin_us): 0 (the default) sleeps at once; at most 1 s, in
+        steps of a microsecond.  A message or room that comes during the
+        spin is taken without a system call on either side, at the price
+        of a busy CPU for up to SECONDS per wait."""
+        us = round(seconds * 1e6)
+        if not 0 <= us <= 1000000:
+            raise ValueError("spin must be 0 to 1 s, not %r" % (seconds,))
+        self._call(_lib.rq_set_spin_us, us)
 
     def push(self, data, timeout=None):
         """Copies DATA (bytes, bytearray, memoryview, ...) into the queue,

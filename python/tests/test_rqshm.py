@@ -388,6 +388,25 @@ def test_interrupt_from_another_thread(name):
             c.pop(timeout=0.02)
 
 
+def test_a_spinning_wait_takes_the_message_without_a_sleep(name):
+    """set_spin: the consumer polls instead of sleeping, so a message
+    pushed 50 ms into a 1 s spin is taken with no sleep (consumer_waits);
+    with no spin the same wait sleeps."""
+    with rqshm.Queue.create(name, rqshm.CONSUMER, slot_count=4, slot_size=16) as c:
+        with rqshm.Queue.open(name, rqshm.PRODUCER) as p:
+            for spin, slept in ((0, True), (1.0, False)):
+                c.set_spin(spin)
+                waits = c.stat().consumer_waits
+                t = threading.Timer(0.05, p.push, args=(b"late",))
+                t.start()
+                assert c.pop(timeout=10) == b"late"
+                t.join()
+                assert (c.stat().consumer_waits > waits) == slept
+        for bad in (-0.001, 1.5):
+            with pytest.raises(ValueError):
+                c.set_spin(bad)
+
+
 def test_a_view_kept_past_its_peek_is_refused(name):
     """A slice of a peeked message kept past the block: BufferError, the
     message stays in the queue, and close() refuses to unmap it."""
