@@ -57,6 +57,7 @@ struct endpoint {
     size_t cap;
     uint64_t own, peer_cache; /* minimal ring: own index, cached peer index */
     int spin_pause;           /* pauses after each busy poll that found nothing */
+    uint32_t spin_us;         /* rq handles: rq_set_spin_us (--spin-us) */
     uint64_t idle;            /* busy polls that found nothing (no message, no room) */
 };
 

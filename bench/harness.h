@@ -47,7 +47,8 @@ struct options {
     int cpu_a, cpu_b;
     int check_full;
     int quick, inject;
-    int spin_pause; /* pauses after each busy poll that found nothing */
+    int spin_pause;   /* pauses after each busy poll that found nothing */
+    uint32_t spin_us; /* rq handles spin this long before they sleep */
     long min_msgs;
     double timeout; /* per run; 0: derived */
     const char *csv, *json, *markdown;
@@ -163,7 +164,7 @@ unsigned modes_for(unsigned chosen, unsigned can, unsigned dflt, int named);
 /* ---- targets and writers (report.c) ---- */
 
 extern char load_start[64], load_end[64];
-void evaluate_targets(void);
+void evaluate_targets(const struct options *o);
 void read_machine(void);
 void read_load(char *buf, size_t n);
 void print_header(FILE *f, const struct options *o);

@@ -129,6 +129,15 @@ struct job {
     enum { INJECT_NONE, INJECT_SPOIL, INJECT_DROP } inject; /* sender 0, message INJECT_AT */
 };
 
+/* An endpoint of channel C with the run's settings (--spin-pause,
+ * --spin-us). */
+static struct endpoint endpoint_of(const struct job *j, struct chan *c)
+{
+    struct endpoint ep = {
+        .c = c, .fd = -1, .spin_pause = j->o->spin_pause, .spin_us = j->o->spin_us};
+    return ep;
+}
+
 static void child_barrier(void)
 {
     atomic_fetch_add(&ctl->ready, 1);
@@ -182,7 +191,7 @@ static int tput_producer_burst(const struct job *j, struct child_out *out, struc
 
 static int tput_producer_bursts(const struct job *j, struct child_out *out)
 {
-    struct endpoint ep = {.c = j->ping, .fd = -1, .spin_pause = j->o->spin_pause};
+    struct endpoint ep = endpoint_of(j, j->ping);
     unsigned char *bufs = calloc(BENCH_BURST, j->ping->p.msg_size);
     if (!bufs) {
         bench_errno(out->err, "calloc");
@@ -212,7 +221,7 @@ static int tput_producer(const struct job *j, struct child_out *out)
     if (t->burst)
         return tput_producer_bursts(j, out);
     size_t size = j->ping->p.msg_size;
-    struct endpoint ep = {.c = j->ping, .fd = -1, .spin_pause = j->o->spin_pause};
+    struct endpoint ep = endpoint_of(j, j->ping);
     unsigned char *buf = calloc(1, size);
     if (!buf) {
         bench_errno(out->err, "calloc");
@@ -317,7 +326,7 @@ static int tput_consumer(const struct job *j, struct child_out *out)
 {
     const struct transport *t = j->t;
     struct tally ty = {{0}, 0, 0};
-    struct endpoint ep = {.c = j->ping, .fd = -1, .spin_pause = j->o->spin_pause};
+    struct endpoint ep = endpoint_of(j, j->ping);
     if (t->open(j->ping, &ep, 0, 0, out->err) != 0)
         return -1;
     struct sys_count sc;
@@ -382,10 +391,8 @@ static int lat_rounds(const struct job *j, struct child_out *out, int initiator)
     const struct transport *t = j->t;
     size_t size = j->ping->p.msg_size;
     long total = j->warmup + j->n;
-    struct endpoint out_ep = {
-        .c = initiator ? j->ping : j->pong, .fd = -1, .spin_pause = j->o->spin_pause};
-    struct endpoint in_ep = {
-        .c = initiator ? j->pong : j->ping, .fd = -1, .spin_pause = j->o->spin_pause};
+    struct endpoint out_ep = endpoint_of(j, initiator ? j->ping : j->pong);
+    struct endpoint in_ep = endpoint_of(j, initiator ? j->pong : j->ping);
     if (t->open(out_ep.c, &out_ep, 1, 0, out->err) != 0 ||
         t->open(in_ep.c, &in_ep, 0, 0, out->err) != 0)
         return -1;

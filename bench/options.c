@@ -62,6 +62,8 @@ void usage(FILE *f)
                "      --spin-pause N     busy waits: N pause instructions after each poll that\n"
                "                         found nothing, in every transport's busy loop but\n"
                "                         the cache line's (default 0: a plain spin)\n"
+               "      --spin-us N        rq's blocking waits: spin N us before each sleep\n"
+               "                         (rq_set_spin_us; default 0)\n"
                "      --list             list the transports and exit\n");
 }
 
@@ -161,6 +163,7 @@ enum {
     O_MD,
     O_TIMEOUT,
     O_SPIN_PAUSE,
+    O_SPIN_US,
     O_LIST
 };
 
@@ -281,6 +284,11 @@ static int parse_how_much(int c, const char *arg, struct options *o, struct give
             return -1;
         o->spin_pause = (int)v;
         return 1;
+    case O_SPIN_US:
+        if (parse_long(arg, 0, RQ_SPIN_US_MAX, &v) != 0)
+            return -1;
+        o->spin_us = (uint32_t)v;
+        return 1;
     default:
         return 0;
     }
@@ -363,6 +371,7 @@ static const struct option longopts[] = {{"transports", required_argument, 0, 't
                                          {"markdown", required_argument, 0, O_MD},
                                          {"timeout", required_argument, 0, O_TIMEOUT},
                                          {"spin-pause", required_argument, 0, O_SPIN_PAUSE},
+                                         {"spin-us", required_argument, 0, O_SPIN_US},
                                          {"list", no_argument, 0, O_LIST},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};

@@ -472,7 +472,7 @@ int main(int argc, char **argv)
     }
     read_load(load_end, sizeof load_end);
     compute_ratios();
-    evaluate_targets();
+    evaluate_targets(&o);
     int to_stdout = (o.csv && !strcmp(o.csv, "-")) || (o.json && !strcmp(o.json, "-")) ||
                     (o.markdown && !strcmp(o.markdown, "-"));
     FILE *f = to_stdout ? stderr : stdout;

@@ -398,6 +398,8 @@ static int rq_endpoint_open(struct chan *c, struct endpoint *ep, int sender, int
     if (rc != RQ_OK)
         return rq_fail(err, sender ? "rq_open (producer)" : "rq_open (consumer)", rc);
     ep->obj = q;
+    if (ep->spin_us && (rc = rq_set_spin_us(q, ep->spin_us)) != RQ_OK)
+        return rq_fail(err, "rq_set_spin_us", rc);
     return sender ? 0 : recv_buffer(ep, err);
 }
 
