@@ -318,6 +318,8 @@ struct fz_run {
 };
 
 #define FZ_WAIT_MS 2
+/* FZ_CFG_SPIN: half the wait spins, half sleeps. */
+#define FZ_SPIN_US 1000
 
 /* The timeout of a call that may wait: 0, or FZ_WAIT_MS when bits 1 and 2
  * of the variant are set and this input has not waited yet. */
@@ -393,6 +395,8 @@ static void queue_open(struct fz_run *r, struct fz_handle *h, int role, int with
     }
     h->role = role;
     h->map = last_map;
+    if (r->h->open_flags & FZ_CFG_SPIN)
+        expect_in("rq_set_spin_us", rq_set_spin_us(h->q, FZ_SPIN_US), RQ_OK, FZ_END);
     rq_stats st;
     rc = rq_stat(h->q, &st);
     expect_in("rq_stat after open", rc, RQ_OK, RQ_ECORRUPT, FZ_END);

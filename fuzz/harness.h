@@ -18,7 +18,10 @@
  *                  bit 1: the same for B, bit 2: config asks RQ_FULL_FENCES,
  *                  bit 3: a queue is a record queue (RQ_RECORDS): then
  *                  slot_count is 64 + 16 * (v % 64) bytes of ring and
- *                  slot_size 1 + v % (slot_count / 2 - 4), the largest
+ *                  slot_size 1 + v % (slot_count / 2 - 4), the largest;
+ *                  bit 4: queue handles spin FZ_SPIN_US before a sleep
+ *                  (rq_set_spin_us), so the waiting call polls the
+ *                  hostile segment first
  *   3  prefill     fuzz_peer: messages (requests) made before the handles open
  *   4  slot_count  u16: the object is made with 1 + v % FZ_MAX_SLOTS slots
  *   6  slot_size   u16: ... of 1 + v % FZ_MAX_SLOT_SIZE bytes
@@ -52,7 +55,13 @@
 
 enum fz_kind { FZ_SPSC, FZ_MPSC, FZ_COALESCE, FZ_KINDS };
 
-enum fz_open_flags { FZ_CFG_A = 1, FZ_CFG_B = 2, FZ_CFG_FENCES = 4, FZ_CFG_RECORDS = 8 };
+enum fz_open_flags {
+    FZ_CFG_A = 1,
+    FZ_CFG_B = 2,
+    FZ_CFG_FENCES = 4,
+    FZ_CFG_RECORDS = 8,
+    FZ_CFG_SPIN = 16
+};
 
 enum fz_queue_op {
     FZ_OP_PUSH, /* u16 length */

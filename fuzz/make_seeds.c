@@ -353,6 +353,21 @@ int main(int argc, char **argv)
         write_seed(dir, "fuzz_peer", records[i].file, &s);
     }
 
+    /* Handles that spin before they sleep (FZ_CFG_SPIN): the consumer's
+     * one waiting pop (variant 6) on an empty queue spins, then sleeps;
+     * the peer's scribbles follow, for the fuzzer to move before it.  A
+     * slot queue and a record queue. */
+    head(&s, FZ_SPSC, 2, 1, FZ_CFG_SPIN, 0, 4, 32, 0);
+    op(&s, FZ_OP_POP, 0, 6);
+    put16(&s, 32);
+    peer_script(&s, 0);
+    write_seed(dir, "fuzz_peer", "spin-spsc-4x32", &s);
+    head(&s, FZ_SPSC, 2, 1, FZ_CFG_RECORDS | FZ_CFG_SPIN, 0, 13, 100, 0);
+    op(&s, FZ_OP_POP, 0, 6);
+    put16(&s, 100);
+    peer_script(&s, 0);
+    write_seed(dir, "fuzz_peer", "spin-records-256x100", &s);
+
     /* The burst calls over two of the queues above. */
     for (size_t i = 0; i < sizeof queues / sizeof *queues; i += 4) {
         size_t n = make_queue(queues[i].count, queues[i].size, queues[i].flags, queues[i].turns,

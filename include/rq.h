@@ -580,26 +580,28 @@ RQ_EXTERN void rq_interrupt(rq *q);
 
 #define RQ_SPIN_US_MAX 1000000u /* rq_set_spin_us: one second */
 
-/* How long a wait of Q polls before it sleeps, in microseconds: 0 (the
- * default) sleeps at once; at most RQ_SPIN_US_MAX.
+/* How long a call of Q polls the queue before it first sleeps, in
+ * microseconds: 0 (the default) sleeps at once; at most RQ_SPIN_US_MAX.
  *
  * A call that must wait (timeout_ms not 0) then looks at the queue again
  * and again, with a pause instruction between looks, for up to US
- * microseconds before each sleep; never past its own deadline, and an
- * rq_interrupt ends the spin (the call then returns RQ_EINTR as usual).
- * A message or a free slot that comes during the spin is taken without
- * any system call on either side: the spinner is not registered as a
- * waiter, so the peer does not wake it.  The price is a CPU kept busy for
- * up to US per wait.  Worth it where the peer usually answers within a
- * few microseconds (two processes on their own cores, a stream of
- * messages), not where messages come milliseconds apart.  Calls with
- * timeout 0 never wait, so never spin; the MPSC producers' lock has a
- * short spin of its own either way.
+ * microseconds before its first sleep; never past its own deadline, and
+ * an rq_interrupt ends the spin (the call then returns RQ_EINTR as
+ * usual).  Once a call: if it sleeps, it sleeps as without a spin until
+ * it returns.  The spinner is not registered as a waiter, so a message or
+ * a free slot that comes during the spin is taken without a wake-up
+ * system call on either side.  The price is a CPU kept busy for up to US
+ * per call that finds nothing.  Worth it where the peer usually answers
+ * within a few microseconds (two processes on their own cores, a stream
+ * of messages, a request and its reply), not where messages come
+ * milliseconds apart.  Calls with timeout 0 never wait, so never spin;
+ * the MPSC producers' lock has a short spin of its own either way.
  *
  * Per handle, and local to this process: the segment is not touched, so
  * the peer is unaffected and a kill during a spin is a kill before a
  * wait.  Set it between calls of Q, like any of Q's state.
- * Returns RQ_OK, or RQ_EINVAL for a NULL Q or US > RQ_SPIN_US_MAX. */
+ * Returns RQ_OK, or RQ_EINVAL for a NULL Q or US > RQ_SPIN_US_MAX (the
+ * setting is then unchanged). */
 RQ_EXTERN int rq_set_spin_us(rq *q, uint32_t us);
 
 /* Frees the peeked slot.  RQ_ESTATE without a peek. */

@@ -380,8 +380,8 @@ static int spin_until_ready(rq *q, int (*ready)(void *), void *ctx, const struct
 {
     uint64_t budget = q->spin_ns;
     int left = rq_deadline_left(d);
-    if (left == 0)
-        return 0;
+    if (left == 0 || rq_load_acquire_u32(&q->interrupted))
+        return 0; /* wait_on returns the timeout or RQ_EINTR */
     if (left > 0 && (uint64_t)left * 1000000u < budget)
         budget = (uint64_t)left * 1000000u;
     uint64_t start = rq_plat_now_ns();
@@ -397,8 +397,8 @@ static int spin_until_ready(rq *q, int (*ready)(void *), void *ctx, const struct
 }
 
 /* One turn of a wait on the data event (SPACE 0: the consumer) or the
- * space event (SPACE 1: producers): a spin if the handle asks for one,
- * then a sleep with wait_on (or naps, for a turn that asks for them),
+ * space event (SPACE 1: producers): the handle's spin if it has one and
+ * this call has not spun yet, then a sleep with wait_on (or naps, for a turn that asks for them),
  * re-checked with READY(CTX), or for a handle with a poll object and a
  * zero timeout its arming (RQ_EAGAIN when armed).  RQ_OK: look again.
  * Else the call's error. */
@@ -411,8 +411,14 @@ static int queue_wait(rq *q, int space, int (*ready)(void *), void *ctx, struct 
             q->poll_arm = POLL_ARMED_NAP; /* no signal may come: rq_poll_timeout says nap */
         return rc;
     }
-    if (q->spin_ns && spin_until_ready(q, ready, ctx, &t->d))
-        return RQ_OK;
+    /* Once a call: its later turns follow a nap or a re-check slice that
+     * ended without a signal, where a spin each time would keep a CPU busy
+     * for as long as the queue stays quiet. */
+    if (q->spin_ns && !t->spun) {
+        t->spun = 1;
+        if (spin_until_ready(q, ready, ctx, &t->d))
+            return RQ_OK;
+    }
     if (t->nap)
         return wait_nap(q, ev, ready, ctx, t);
     return wait_on(q, ev, ready, ctx, &t->d, &t->napped);

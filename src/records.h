@@ -177,11 +177,12 @@ struct rq_wait_turn {
     int rounds;     /* a poller's re-checks in this call */
     int nap;        /* the peer's wake test may miss this wait: re-check every nap */
     int naps;       /* naps taken (the unlink check is every RQ_RECHECK_MS) */
+    int spun;       /* the handle's spin (rq_set_spin_us) was taken: once a call */
 };
 
 static inline struct rq_wait_turn rq_wait_turn_start(int timeout_ms)
 {
-    struct rq_wait_turn t = {rq_deadline_start(timeout_ms), timeout_ms, 0, 0, 0, 0};
+    struct rq_wait_turn t = {rq_deadline_start(timeout_ms), timeout_ms, 0, 0, 0, 0, 0};
     return t;
 }
 

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "helpers.h"
@@ -207,18 +208,32 @@ static void zero_timeouts_case(uint32_t kind)
         const void *msgs[2] = {buf, buf};
         void *slots[2];
         switch (call) {
-        case 0: rc = rq_pop(c, buf, sizeof buf, &len, 0); break;
-        case 1: rc = rq_peek(c, &msg, &len, 0); break;
-        case 2: rc = rq_pop_burst(c, buf, sizeof buf, lens, 1, 0); break;
-        case 3: rc = rq_peek_burst(c, views, 2, 0); break;
+        case 0:
+            rc = rq_pop(c, buf, sizeof buf, &len, 0);
+            break;
+        case 1:
+            rc = rq_peek(c, &msg, &len, 0);
+            break;
+        case 2:
+            rc = rq_pop_burst(c, buf, sizeof buf, lens, 1, 0);
+            break;
+        case 3:
+            rc = rq_peek_burst(c, views, 2, 0);
+            break;
         case 4:
             while (rq_push(p, buf, sizeof buf, 0) == RQ_OK)
                 ; /* full, for the producer's calls */
             rc = rq_push(p, buf, sizeof buf, 0);
             break;
-        case 5: rc = rq_reserve_len(p, sizeof buf, slots, 0); break;
-        case 6: rc = rq_push_burst(p, msgs, lens, 2, 0); break;
-        case 7: rc = rq_reserve_burst_len(p, lens, 2, slots, 0); break;
+        case 5:
+            rc = rq_reserve_len(p, sizeof buf, slots, 0);
+            break;
+        case 6:
+            rc = rq_push_burst(p, msgs, lens, 2, 0);
+            break;
+        case 7:
+            rc = rq_reserve_burst_len(p, lens, 2, slots, 0);
+            break;
         }
         assert_int_equal(rc, RQ_EAGAIN);
         if (th_now_ms() - t0 >= PROMPT_MS)
@@ -292,6 +307,52 @@ static void test_after_a_short_spin_the_wait_sleeps(void **state)
     th_pair_close(&q);
 }
 
+/* The CPU time this thread has used, in ms. */
+static uint64_t thread_cpu_ms(void)
+{
+    struct timespec ts;
+    assert_int_equal(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts), 0);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A call spins once, before its first sleep, not again after each nap or
+ * re-check slice that ends without a signal: on a quiet queue a 2.5 s wait
+ * with a 200 ms spin costs one spin of CPU.  Spinning before every sleep
+ * would cost one after the consumer's first nap and one after each 1 s
+ * slice (800 ms here), and a producer's wait for a burst's room, which
+ * re-checks every millisecond, would keep the CPU busy throughout. */
+#define ONE_SPIN_US 200000u
+#define ONE_SPIN_CPU_MAX_MS 500u
+
+static void test_a_call_spins_once(void **state)
+{
+    (void)state;
+    struct th_pair q = th_pair_open("spin.once", 2, 16, 0);
+    assert_int_equal(rq_set_spin_us(q.c, ONE_SPIN_US), RQ_OK);
+    assert_int_equal(rq_set_spin_us(q.p, ONE_SPIN_US), RQ_OK);
+    char buf[16] = "once";
+    size_t len;
+    uint64_t cpu0 = thread_cpu_ms();
+    assert_int_equal(rq_pop(q.c, buf, sizeof buf, &len, 2500), RQ_ETIMEDOUT);
+    uint64_t cpu = thread_cpu_ms() - cpu0;
+    if (cpu < ONE_SPIN_US / 1000 / 2 || cpu > ONE_SPIN_CPU_MAX_MS)
+        fail_msg("a 2.5 s pop with a 200 ms spin used %llu ms of CPU", (unsigned long long)cpu);
+
+    /* A burst's room, re-checked every millisecond (rq_reserve_burst_len
+     * on a full ring). */
+    while (rq_push(q.p, buf, sizeof buf, 0) == RQ_OK)
+        ;
+    size_t lens[2] = {16, 16};
+    void *bufs[2];
+    cpu0 = thread_cpu_ms();
+    assert_int_equal(rq_reserve_burst_len(q.p, lens, 2, bufs, 1000), RQ_ETIMEDOUT);
+    cpu = thread_cpu_ms() - cpu0;
+    if (cpu > ONE_SPIN_CPU_MAX_MS)
+        fail_msg("a 1 s burst reservation with a 200 ms spin used %llu ms of CPU",
+                 (unsigned long long)cpu);
+    th_pair_close(&q);
+}
+
 /* ---- arguments -------------------------------------------------------- */
 
 static void test_arguments(void **state)
@@ -328,6 +389,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_a_zero_timeout_never_spins),
         cmocka_unit_test(test_an_interrupt_ends_the_spin),
         cmocka_unit_test(test_after_a_short_spin_the_wait_sleeps),
+        cmocka_unit_test(test_a_call_spins_once),
     };
     return cmocka_run_group_tests_name("spin", tests, NULL, NULL);
 }

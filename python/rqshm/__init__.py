@@ -735,14 +735,14 @@ class Queue:
             inflight.pop()
 
     def set_spin(self, seconds):
-        """How long this handle's waits poll before they sleep
-        (rq_set_spin_us): 0 (the default) sleeps at once; at most 1 s, in
-        steps of a microsecond.  A message or room that comes during the
-        spin is taken without a system call on either side, at the price
-        of a busy CPU for up to SECONDS per wait."""
-        us = round(seconds * 1e6)
-        if not 0 <= us <= 1000000:
+        """How long a waiting call of this handle polls before its first
+        sleep (rq_set_spin_us): 0 (the default) sleeps at once; at most
+        1 s, in steps of a microsecond.  A message or room that comes
+        during the spin is taken without a wake-up system call on either
+        side, at the price of a busy CPU for up to SECONDS per call."""
+        if not 0 <= seconds <= 1:  # also refuses NaN
             raise ValueError("spin must be 0 to 1 s, not %r" % (seconds,))
+        us = round(seconds * 1e6)
         self._call(_lib.rq_set_spin_us, us)
 
     def push(self, data, timeout=None):

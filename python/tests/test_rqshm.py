@@ -402,7 +402,7 @@ def test_a_spinning_wait_takes_the_message_without_a_sleep(name):
                 assert c.pop(timeout=10) == b"late"
                 t.join()
                 assert (c.stat().consumer_waits > waits) == slept
-        for bad in (-0.001, 1.5):
+        for bad in (-0.001, 1.5, float("inf"), float("nan")):
             with pytest.raises(ValueError):
                 c.set_spin(bad)
 
