@@ -62,7 +62,7 @@ void usage(FILE *f)
                "      --spin-pause N     busy waits: N pause instructions after each poll that\n"
                "                         found nothing, in every transport's busy loop but\n"
                "                         the cache line's (default 0: a plain spin)\n"
-               "      --spin-us N        rq's blocking waits: spin N us before each sleep\n"
+               "      --spin-us N        rq's blocking calls: spin N us before the first sleep\n"
                "                         (rq_set_spin_us; default 0)\n"
                "      --list             list the transports and exit\n");
 }

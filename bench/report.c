@@ -194,7 +194,7 @@ void print_header(FILE *f, const struct options *o)
         fprintf(f, "busy waits: %d pause instructions after each poll that found nothing\n",
                 o->spin_pause);
     if (o->spin_us)
-        fprintf(f, "rq's blocking waits: a spin of %u us before each sleep (rq_set_spin_us)\n",
+        fprintf(f, "rq's blocking calls: a spin of %u us before the first sleep (rq_set_spin_us)\n",
                 o->spin_us);
     fprintf(f,
             "timer: %.3f ticks/ns, one read (%.1f ns) inside every round-trip sample; "
