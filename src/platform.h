@@ -253,10 +253,15 @@ int rq_plat_poll_drain(rq_plat_segment *seg, int side);
  * ignored: the poller's bounded wait re-checks (rq.h, rq_poll_timeout). */
 void rq_plat_poll_notify(rq_plat_segment *seg, int side);
 
-/* Monotonic clock in milliseconds. */
-uint64_t rq_plat_now_ms(void);
-/* The same clock in nanoseconds (a spinning wait's: queue.c). */
+/* Monotonic clock in nanoseconds (Linux: CLOCK_MONOTONIC, the same in
+ * every process of the machine; Windows: the performance counter). */
 uint64_t rq_plat_now_ns(void);
+
+/* The same clock in milliseconds: deadlines, and the lock's stamps. */
+static inline uint64_t rq_plat_now_ms(void)
+{
+    return rq_plat_now_ns() / 1000000u;
+}
 
 /* This process's id. */
 int64_t rq_plat_pid(void);

@@ -793,13 +793,6 @@ int rq_plat_fence_heavy(void)
     return membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0 ? RQ_OK : RQ_ESYS;
 }
 
-uint64_t rq_plat_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 uint64_t rq_plat_now_ns(void)
 {
     struct timespec ts;

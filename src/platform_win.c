@@ -1185,29 +1185,18 @@ void rq_plat_producer_slot_release(rq_plat_segment *seg)
 
 /* ---- clock, identity, death ---------------------------------------------- */
 
-/* The performance counter in PER_SECOND units.  GetTickCount64 moves in
- * steps of ~16 ms; the performance counter is monotonic and fine-grained.
- * Its frequency is at most a few GHz, so t % f * PER_SECOND (< 2^63 for
- * 1e9 units) does not overflow. */
-static uint64_t counter_now(uint64_t per_second)
+uint64_t rq_plat_now_ns(void)
 {
+    /* GetTickCount64 moves in steps of ~16 ms; the performance counter is
+     * monotonic and fine-grained.  Its frequency is at most a few GHz, so
+     * t % f * 1e9 does not overflow. */
     static LARGE_INTEGER freq;
     if (freq.QuadPart == 0)
         QueryPerformanceFrequency(&freq);
     LARGE_INTEGER now;
     QueryPerformanceCounter(&now);
     uint64_t t = (uint64_t)now.QuadPart, f = (uint64_t)freq.QuadPart;
-    return t / f * per_second + t % f * per_second / f;
-}
-
-uint64_t rq_plat_now_ms(void)
-{
-    return counter_now(1000u);
-}
-
-uint64_t rq_plat_now_ns(void)
-{
-    return counter_now(1000000000u);
+    return t / f * 1000000000u + t % f * 1000000000u / f;
 }
 
 int64_t rq_plat_pid(void)

@@ -77,73 +77,60 @@ static void peer_join(struct peer *p)
 
 /* ---- the consumer's wait and the producer's ------------------------- */
 
-/* A consumer waits for a message pushed DELAY_MS later.  SPIN_US 0: it
- * sleeps and is woken (the control, so that the counters are shown able
- * to tell); a long spin: it takes the message with neither a sleep nor a
- * wake-up call. */
-static void consumer_case(uint32_t flags, uint32_t spin_us)
+/* A waiting call's sleeps (WAITS, from its side's counter) and the wake
+ * calls its peer made for it (WAKES), over the call: none of either after
+ * a long spin (SPUN); without one, the call slept and was woken (the
+ * control, so that the counters are shown able to tell). */
+static void expect_sleeps(uint64_t waits, uint64_t wakes, int spun)
 {
-    const char *name = th_name("spin.cons");
-    rq_config cfg = {flags & RQ_RECORDS ? 4096 : 8, 64, flags, 0};
-    rq *p, *c;
-    assert_int_equal(rq_open(&p, name, RQ_PRODUCER, &cfg), RQ_OK);
-    assert_int_equal(rq_open(&c, name, RQ_CONSUMER, NULL), RQ_OK);
-    assert_int_equal(rq_set_spin_us(c, spin_us), RQ_OK);
-    rq_stats st0 = stats_of(c);
+    if (spun) {
+        assert_int_equal(waits, 0);
+        assert_int_equal(wakes, 0);
+    } else {
+        assert_true(waits >= 1);
+        assert_true(wakes >= 1);
+    }
+}
+
+/* The consumer of a queue of KIND waits for a message pushed DELAY_MS
+ * later. */
+static void consumer_case(uint32_t kind, uint32_t spin_us)
+{
+    struct th_pair q = th_pair_open("spin.cons", kind & RQ_RECORDS ? 4096 : 8, 64, kind);
+    assert_int_equal(rq_set_spin_us(q.c, spin_us), RQ_OK);
+    rq_stats st0 = stats_of(q.c);
     struct peer peer;
-    peer_start(&peer, p, 1);
+    peer_start(&peer, q.p, 1);
     char buf[64];
     size_t len = 0;
-    assert_int_equal(rq_pop(c, buf, sizeof buf, &len, 10000), RQ_OK);
+    assert_int_equal(rq_pop(q.c, buf, sizeof buf, &len, 10000), RQ_OK);
     assert_int_equal(len, 4);
     assert_memory_equal(buf, "spun", 4);
     peer_join(&peer);
-    rq_stats st = stats_of(c);
-    uint64_t waits = st.consumer_waits - st0.consumer_waits;
-    uint64_t wakes = st.producer_wakes - st0.producer_wakes;
-    if (spin_us) {
-        assert_int_equal(waits, 0);
-        assert_int_equal(wakes, 0);
-    } else {
-        assert_true(waits >= 1);
-        assert_true(wakes >= 1);
-    }
-    rq_close(p);
-    rq_close(c);
-    rq_unlink(name);
+    rq_stats st = stats_of(q.c);
+    expect_sleeps(st.consumer_waits - st0.consumer_waits, st.producer_wakes - st0.producer_wakes,
+                  spin_us != 0);
+    th_pair_close(&q);
 }
 
-/* A producer waits for room in a full queue, which the consumer makes
- * DELAY_MS later: the same two cases. */
-static void producer_case(uint32_t flags, uint32_t spin_us)
+/* The producer of a full queue of KIND waits for room, which the consumer
+ * makes DELAY_MS later. */
+static void producer_case(uint32_t kind, uint32_t spin_us)
 {
-    const char *name = th_name("spin.prod");
-    rq_config cfg = {flags & RQ_RECORDS ? 128 : 1, 48, flags, 0};
-    rq *p, *c;
-    assert_int_equal(rq_open(&p, name, RQ_PRODUCER, &cfg), RQ_OK);
-    assert_int_equal(rq_open(&c, name, RQ_CONSUMER, NULL), RQ_OK);
+    struct th_pair q = th_pair_open("spin.prod", kind & RQ_RECORDS ? 128 : 1, 48, kind);
     char msg[48] = "full";
-    while (rq_push(p, msg, sizeof msg, 0) == RQ_OK)
+    while (rq_push(q.p, msg, sizeof msg, 0) == RQ_OK)
         ;
-    assert_int_equal(rq_set_spin_us(p, spin_us), RQ_OK);
-    rq_stats st0 = stats_of(p);
+    assert_int_equal(rq_set_spin_us(q.p, spin_us), RQ_OK);
+    rq_stats st0 = stats_of(q.p);
     struct peer peer;
-    peer_start(&peer, c, 0);
-    assert_int_equal(rq_push(p, msg, sizeof msg, 10000), RQ_OK);
+    peer_start(&peer, q.c, 0);
+    assert_int_equal(rq_push(q.p, msg, sizeof msg, 10000), RQ_OK);
     peer_join(&peer);
-    rq_stats st = stats_of(p);
-    uint64_t waits = st.producer_waits - st0.producer_waits;
-    uint64_t wakes = st.consumer_wakes - st0.consumer_wakes;
-    if (spin_us) {
-        assert_int_equal(waits, 0);
-        assert_int_equal(wakes, 0);
-    } else {
-        assert_true(waits >= 1);
-        assert_true(wakes >= 1);
-    }
-    rq_close(p);
-    rq_close(c);
-    rq_unlink(name);
+    rq_stats st = stats_of(q.p);
+    expect_sleeps(st.producer_waits - st0.producer_waits, st.consumer_wakes - st0.consumer_wakes,
+                  spin_us != 0);
+    th_pair_close(&q);
 }
 
 static const uint32_t kinds[] = {0, RQ_MPSC, RQ_RECORDS, RQ_RECORDS | RQ_MPSC};
@@ -191,11 +178,8 @@ static void test_the_deadline_ends_the_spin(void **state)
  * for a second before a sleep. */
 static void zero_timeouts_case(uint32_t kind)
 {
-    const char *name = th_name("spin.zero");
-    rq_config cfg = {kind & RQ_RECORDS ? 128 : 1, 16, kind, 0};
-    rq *p, *c;
-    assert_int_equal(rq_open(&p, name, RQ_PRODUCER, &cfg), RQ_OK);
-    assert_int_equal(rq_open(&c, name, RQ_CONSUMER, NULL), RQ_OK);
+    struct th_pair q = th_pair_open("spin.zero", kind & RQ_RECORDS ? 128 : 1, 16, kind);
+    rq *p = q.p, *c = q.c;
     assert_int_equal(rq_set_spin_us(p, LONG_SPIN_US), RQ_OK);
     assert_int_equal(rq_set_spin_us(c, LONG_SPIN_US), RQ_OK);
     char buf[16] = "zero";
@@ -241,9 +225,7 @@ static void zero_timeouts_case(uint32_t kind)
                      (unsigned long long)(th_now_ms() - t0));
     }
     assert_int_equal(stats_of(c).consumer_waits + stats_of(p).producer_waits, 0);
-    rq_close(p);
-    rq_close(c);
-    rq_unlink(name);
+    th_pair_close(&q);
 }
 
 /* A zero timeout never waits, so never spins. */
