@@ -366,14 +366,30 @@ static int rq_fail(char *err, const char *what, int rc)
     return -1;
 }
 
+/* A record queue's capacity in bytes for SLOTS messages of SIZE: as many
+ * records as the slot queues of the run hold messages, in a multiple of
+ * 16, and at least twice the largest record, as rq_open asks. */
+static uint32_t rq_records_capacity(uint32_t slots, size_t size)
+{
+    size_t span = RQ_RECORD_SPAN(size);
+    size_t cap = (size_t)slots * span;
+    if (cap < 2 * span)
+        cap = 2 * span;
+    cap = (cap + 15) & ~(size_t)15;
+    return cap < RQ_RECORDS_CAPACITY_MIN ? RQ_RECORDS_CAPACITY_MIN : (uint32_t)cap;
+}
+
 static int rq_create(struct chan *c, char *err)
 {
     snprintf(c->name, sizeof c->name, "rqbench-%s", c->p.tag);
     (void)rq_unlink(c->name);
-    rq_config cfg = {.slot_count = c->p.slots,
+    int records = strcmp(c->t->name, "rq-records") == 0;
+    rq_config cfg = {.slot_count =
+                         records ? rq_records_capacity(c->p.slots, c->p.msg_size) : c->p.slots,
                      .slot_size = (uint32_t)c->p.msg_size,
                      .flags = (strncmp(c->t->name, "rq-mpsc", 7) == 0 ? RQ_MPSC : 0) |
-                              (strcmp(c->t->name, "rq-spsc-ff") == 0 ? RQ_FULL_FENCES : 0)};
+                              (strcmp(c->t->name, "rq-spsc-ff") == 0 ? RQ_FULL_FENCES : 0) |
+                              (records ? RQ_RECORDS : 0)};
     rq *observer;
     int rc = rq_open(&observer, c->name, RQ_OBSERVER, &cfg);
     if (rc != RQ_OK)
@@ -918,6 +934,16 @@ const struct transport bench_transports[] = {
      .send = rq_send_reserve,
      .recv = rq_recv_peek,
      .recv_done = rq_recv_release},
+    {.name = "rq-records",
+     RQ_OPS,
+     .senders = 1,
+     .what = "rq SPSC record queue (RQ_RECORDS), rq_push / rq_pop, as many records as slots",
+     .tput_modes = BOTH,
+     .lat_modes = BOTH,
+     .default_tput = BUSY,
+     .default_lat = BUSY,
+     .send = rq_send_push,
+     .recv = rq_recv_pop},
     {.name = "rq-mpsc-1p",
      RQ_OPS,
      .senders = 1,

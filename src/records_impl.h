@@ -100,8 +100,9 @@ struct rq_rec {
      * write_cache moves otherwise: the next read sets it again. */
     uint32_t rd_room;
     const unsigned char *rd_ptr;
-    uint64_t rseq; /* the oldest record's number */
-    uint64_t rdue; /* the first number whose read_position is due */
+    uint32_t empty_at; /* r when a look last found no record (rec_pop_room) */
+    uint64_t rseq;     /* the oldest record's number */
+    uint64_t rdue;     /* the first number whose read_position is due */
     uint64_t delivered, redeliver_below;
     uint32_t peeked; /* messages peeked, not yet released (a burst: many) */
     int peek_valid;  /* peek_* below hold the oldest of them */
@@ -523,6 +524,20 @@ static inline int rec_pop_in_room(const struct rq_rec *r, uint32_t room, const u
     return 1;
 }
 
+/* The consumer, on finding no record at r again: asks for the lines of
+ * the next one's header and of the 60 bytes after it, for reading, as the
+ * slot ring's rq_ring_prefetch_next_read does and for its reasons.  A
+ * hint: nothing is read, and a hint past the ring's end (or any mapping)
+ * does nothing.  rd_ptr is where the record will start (rec_read_room). */
+static inline void rec_prefetch_next_read(struct rq_rec *r)
+{
+    if (r->empty_at == r->r) {
+        rq_prefetch_read(r->rd_ptr);
+        rq_prefetch_read(r->rd_ptr + 63);
+    }
+    r->empty_at = r->r;
+}
+
 /* The consumer's room (rd_room), set again when it is 0 from the cached
  * write word, reloaded first if the consumer has read all it showed (as
  * the slot ring's pop does).  A consumer that keeps up with its producer
@@ -544,6 +559,8 @@ static inline uint32_t rec_pop_room(struct rq_rec *r)
             avail = rec_used(r, r->write_cache, rd);
         }
         room = rec_read_room(r, rd, avail);
+        if (room == 0)
+            rec_prefetch_next_read(r);
     }
     return room;
 }
