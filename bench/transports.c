@@ -368,15 +368,21 @@ static int rq_fail(char *err, const char *what, int rc)
 
 /* A record queue's capacity in bytes for SLOTS messages of SIZE: as many
  * records as the slot queues of the run hold messages, in a multiple of
- * 16, and at least twice the largest record, as rq_open asks. */
-static uint32_t rq_records_capacity(uint32_t slots, size_t size)
+ * 16 and at least twice the largest record (as rq_open asks), at most
+ * RQ_SLOT_COUNT_MAX (a multiple of 16).  *RECORDS: how many it holds. */
+static uint32_t rq_records_capacity(uint32_t slots, size_t size, uint32_t *records)
 {
-    size_t span = RQ_RECORD_SPAN(size);
-    size_t cap = (size_t)slots * span;
+    uint64_t span = RQ_RECORD_SPAN(size);
+    uint64_t cap = (uint64_t)slots * span;
     if (cap < 2 * span)
         cap = 2 * span;
-    cap = (cap + 15) & ~(size_t)15;
-    return cap < RQ_RECORDS_CAPACITY_MIN ? RQ_RECORDS_CAPACITY_MIN : (uint32_t)cap;
+    cap = (cap + 15) & ~(uint64_t)15;
+    if (cap < RQ_RECORDS_CAPACITY_MIN)
+        cap = RQ_RECORDS_CAPACITY_MIN;
+    if (cap > RQ_SLOT_COUNT_MAX)
+        cap = RQ_SLOT_COUNT_MAX;
+    *records = (uint32_t)(cap / span);
+    return (uint32_t)cap;
 }
 
 static int rq_create(struct chan *c, char *err)
@@ -384,8 +390,9 @@ static int rq_create(struct chan *c, char *err)
     snprintf(c->name, sizeof c->name, "rqbench-%s", c->p.tag);
     (void)rq_unlink(c->name);
     int records = strcmp(c->t->name, "rq-records") == 0;
-    rq_config cfg = {.slot_count =
-                         records ? rq_records_capacity(c->p.slots, c->p.msg_size) : c->p.slots,
+    uint32_t depth = c->p.slots;
+    rq_config cfg = {.slot_count = records ? rq_records_capacity(c->p.slots, c->p.msg_size, &depth)
+                                           : c->p.slots,
                      .slot_size = (uint32_t)c->p.msg_size,
                      .flags = (strncmp(c->t->name, "rq-mpsc", 7) == 0 ? RQ_MPSC : 0) |
                               (strcmp(c->t->name, "rq-spsc-ff") == 0 ? RQ_FULL_FENCES : 0) |
@@ -395,7 +402,9 @@ static int rq_create(struct chan *c, char *err)
     if (rc != RQ_OK)
         return rq_fail(err, "rq_open (create)", rc);
     c->obj = observer;
-    c->depth = c->p.slots;
+    c->depth = depth;
+    if (records && depth != c->p.slots)
+        snprintf(c->note, sizeof c->note, "a ring of %u bytes: %u records", cfg.slot_count, depth);
     return 0;
 }
 

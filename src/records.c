@@ -104,6 +104,7 @@ int rq_rec_attach(struct rq_rec **out, void *shm, const struct rq_shm_header *h,
     struct rq_rec *r = calloc(1, sizeof *r);
     if (!r)
         return RQ_ESYS;
+    r->empty_at = UINT32_MAX; /* no offset: the first empty look gives no hint */
     r->shm = shm;
     r->data = (unsigned char *)shm + RQ_REC_DATA_OFFSET;
     r->lock = lock;
@@ -304,9 +305,15 @@ static int rec_try_pop(void *ctx)
     return rec_pop_begin(c->r, c->msg, c->len, c->span);
 }
 
+/* A wait's re-check, and each look of its spin: one that finds nothing
+ * asks for the record's lines as a busy look does (rec_pop_room). */
 static int rec_pop_has_data(void *ctx)
 {
-    return rec_has_data(((struct rec_pop_ctx *)ctx)->r);
+    struct rq_rec *r = ((struct rec_pop_ctx *)ctx)->r;
+    if (rec_has_data(r))
+        return 1;
+    rec_prefetch_next_read(r, r->data + rec_index(r, r->r));
+    return 0;
 }
 
 int rec_pop_slow(struct rq_rec *r, const unsigned char **msg, uint32_t *len, uint32_t *span,

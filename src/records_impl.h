@@ -99,10 +99,10 @@ struct rq_rec {
      * data + rec_index(r), valid while rd_room is not 0.  0 whenever r or
      * write_cache moves otherwise: the next read sets it again. */
     uint32_t rd_room;
+    uint32_t empty_at; /* r when a look last found no record (rec_prefetch_next_read) */
     const unsigned char *rd_ptr;
-    uint32_t empty_at; /* r when a look last found no record (rec_pop_room) */
-    uint64_t rseq;     /* the oldest record's number */
-    uint64_t rdue;     /* the first number whose read_position is due */
+    uint64_t rseq; /* the oldest record's number */
+    uint64_t rdue; /* the first number whose read_position is due */
     uint64_t delivered, redeliver_below;
     uint32_t peeked; /* messages peeked, not yet released (a burst: many) */
     int peek_valid;  /* peek_* below hold the oldest of them */
@@ -527,13 +527,16 @@ static inline int rec_pop_in_room(const struct rq_rec *r, uint32_t room, const u
 /* The consumer, on finding no record at r again: asks for the lines of
  * the next one's header and of the 60 bytes after it, for reading, as the
  * slot ring's rq_ring_prefetch_next_read does and for its reasons.  A
- * hint: nothing is read, and a hint past the ring's end (or any mapping)
- * does nothing.  rd_ptr is where the record will start (rec_read_room). */
-static inline void rec_prefetch_next_read(struct rq_rec *r)
+ * hint: nothing is read.  AT is where the record will start, data +
+ * rec_index(r, r->r) (rd_ptr once rec_read_room has set it); the second
+ * address may lie past the ring's end, so it is made as an integer, not
+ * by pointer arithmetic past the object (a prefetch of any address is
+ * harmless). */
+static inline void rec_prefetch_next_read(struct rq_rec *r, const unsigned char *at)
 {
     if (r->empty_at == r->r) {
-        rq_prefetch_read(r->rd_ptr);
-        rq_prefetch_read(r->rd_ptr + 63);
+        rq_prefetch_read(at);
+        rq_prefetch_read((const void *)((uintptr_t)at + 63));
     }
     r->empty_at = r->r;
 }
@@ -560,7 +563,7 @@ static inline uint32_t rec_pop_room(struct rq_rec *r)
         }
         room = rec_read_room(r, rd, avail);
         if (room == 0)
-            rec_prefetch_next_read(r);
+            rec_prefetch_next_read(r, r->rd_ptr);
     }
     return room;
 }

@@ -7,11 +7,14 @@
 void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm, const struct rq_shm_header *h)
 {
     memset(r, 0, sizeof *r);
+    r->empty_at = UINT32_MAX; /* no offset: the first empty look gives no hint */
     r->shm = shm;
     r->slots = (unsigned char *)shm + RQ_SHM_HEADER_SIZE;
     r->n = h->slot_count;
     r->two_n = 2 * r->n;
     r->stride = h->slot_stride;
+    uint32_t hinted = r->stride < 128 ? r->stride : 128; /* 0: a record queue's */
+    r->hint_last = hinted ? hinted - 1 : 0;
     r->slot_size = h->slot_size;
     r->full_fences = (h->flags & RQ_FULL_FENCES) != 0;
     uint32_t p = 1;

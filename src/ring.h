@@ -34,6 +34,8 @@ struct rq_ring {
     uint32_t n;          /* slot count */
     uint32_t two_n;      /* offset range */
     uint32_t stride;     /* bytes per slot */
+    uint32_t hint_last;  /* min(stride, 128) - 1: the last byte a consumer's
+                            hint asks for (rq_ring_prefetch_next_read) */
     size_t slot_size;    /* as wide as a length: compared with one (a push's, a
                             slot's as a pop loads it) with no widening move */
     int full_fences;     /* RQ_FULL_FENCES: publish with a full fence */
@@ -391,8 +393,10 @@ static inline int rq_ring_slot_message(const struct rq_ring *r, const unsigned c
 }
 
 /* Consumer, on finding the ring empty at `read` again: asks for the next
- * message's slot (both lines a slot may straddle) for reading.  A hint:
- * nothing is read.  A consumer that waits for a message otherwise takes
+ * message's slot for reading: its first line and the one after when the
+ * slot reaches it (a 72-byte slot straddles two; of a larger slot, only
+ * the first 128 bytes, where a short message lies).  A hint: nothing is
+ * read.  A consumer that waits for a message otherwise takes
  * two misses in a row once it comes, the write offset's line and then the
  * slot's; a look's prefetch runs while its load of the offset is still
  * out (the branch predicted empty), so the slot's line travels beside the
@@ -406,7 +410,7 @@ static inline void rq_ring_prefetch_next_read(struct rq_ring *r)
     if (r->empty_at == r->read) {
         const unsigned char *slot = r->read_payload - RQ_SLOT_HEADER;
         rq_prefetch_read(slot);
-        rq_prefetch_read(slot + r->stride - 1);
+        rq_prefetch_read(slot + r->hint_last);
     }
     r->empty_at = r->read;
 }
