@@ -543,8 +543,8 @@ static CLAIM_SLOW int producer_claim_mpsc(rq *q, void **payload, int timeout_ms)
  * the call is a busy poll (a zero timeout, no poll object): RQ_EAGAIN can
  * return at once.  The long way's turn would only look again and return
  * the same, since a zero timeout never waits (callgrind: a poll of an
- * empty slot ring costs 49 instructions this way, 183-186 the long way
- * before the empty look's hint);
+ * empty slot ring costs 49 instructions this way; the long way cost
+ * 183-186 when that was measured, before the empty look's hint's 8);
  * a poll object's handle arms the object there, so it goes that way.  A
  * corrupt offset or length (RQ_ECORRUPT) goes the long way too, which
  * reports it. */

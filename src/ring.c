@@ -13,8 +13,9 @@ void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm, const struct rq_shm_h
     r->n = h->slot_count;
     r->two_n = 2 * r->n;
     r->stride = h->slot_stride;
-    uint32_t hinted = r->stride < 128 ? r->stride : 128; /* 0: a record queue's */
-    r->hint_last = hinted ? hinted - 1 : 0;
+    /* The slot's last byte, or its 65th: in the line after the slot's
+     * first either way, wherever in its line the slot starts. */
+    r->hint_last = r->stride > 65 ? 64 : (r->stride ? r->stride - 1 : 0);
     r->slot_size = h->slot_size;
     r->full_fences = (h->flags & RQ_FULL_FENCES) != 0;
     uint32_t p = 1;

@@ -34,7 +34,7 @@ struct rq_ring {
     uint32_t n;          /* slot count */
     uint32_t two_n;      /* offset range */
     uint32_t stride;     /* bytes per slot */
-    uint32_t hint_last;  /* min(stride, 128) - 1: the last byte a consumer's
+    uint32_t hint_last;  /* min(stride - 1, 64): the second byte a consumer's
                             hint asks for (rq_ring_prefetch_next_read) */
     size_t slot_size;    /* as wide as a length: compared with one (a push's, a
                             slot's as a pop loads it) with no widening move */
@@ -394,15 +394,16 @@ static inline int rq_ring_slot_message(const struct rq_ring *r, const unsigned c
 
 /* Consumer, on finding the ring empty at `read` again: asks for the next
  * message's slot for reading: its first line and the one after when the
- * slot reaches it (a 72-byte slot straddles two; of a larger slot, only
- * the first 128 bytes, where a short message lies).  A hint: nothing is
- * read.  A consumer that waits for a message otherwise takes
- * two misses in a row once it comes, the write offset's line and then the
- * slot's; a look's prefetch runs while its load of the offset is still
- * out (the branch predicted empty), so the slot's line travels beside the
- * offset's.  Not on the first empty look at a place: a consumer that only
+ * slot reaches it (a 72-byte slot may straddle two; of a larger slot only
+ * those two, where a short message lies).  A hint: nothing is read.  A
+ * consumer that waits for a message otherwise takes two misses in a row
+ * once it comes, the write offset's line and then the slot's; a look's
+ * prefetch runs while its load of the offset is still out (the branch
+ * predicted empty), so the slot's line travels beside the offset's.  Not
+ * on a busy poll's first empty look at a place: a consumer that only
  * caught up with a busy producer would take the line from it in the
- * middle of its write.  Measured, not derived:
+ * middle of its write (a waiting call looks twice at once, so its wait
+ * hints from the start).  Measured, not derived:
  * docs/performance/transports.md, "The consumer asks for the next slot
  * while it waits". */
 static inline void rq_ring_prefetch_next_read(struct rq_ring *r)
