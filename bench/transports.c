@@ -390,9 +390,10 @@ static int rq_create(struct chan *c, char *err)
     snprintf(c->name, sizeof c->name, "rqbench-%s", c->p.tag);
     (void)rq_unlink(c->name);
     int records = strcmp(c->t->name, "rq-records") == 0;
-    uint32_t depth = c->p.slots;
-    rq_config cfg = {.slot_count = records ? rq_records_capacity(c->p.slots, c->p.msg_size, &depth)
-                                           : c->p.slots,
+    uint32_t count = c->p.slots, depth = c->p.slots;
+    if (records)
+        count = rq_records_capacity(c->p.slots, c->p.msg_size, &depth);
+    rq_config cfg = {.slot_count = count,
                      .slot_size = (uint32_t)c->p.msg_size,
                      .flags = (strncmp(c->t->name, "rq-mpsc", 7) == 0 ? RQ_MPSC : 0) |
                               (strcmp(c->t->name, "rq-spsc-ff") == 0 ? RQ_FULL_FENCES : 0) |

@@ -15,7 +15,8 @@ void rq_ring_attach(struct rq_ring *r, struct rq_shm *shm, const struct rq_shm_h
     r->stride = h->slot_stride;
     /* The slot's last byte, or its 65th: in the line after the slot's
      * first either way, wherever in its line the slot starts. */
-    r->hint_last = r->stride > 65 ? 64 : (r->stride ? r->stride - 1 : 0);
+    uint32_t last = r->stride - 1;
+    r->hint_last = last < 64 ? last : 64;
     r->slot_size = h->slot_size;
     r->full_fences = (h->flags & RQ_FULL_FENCES) != 0;
     uint32_t p = 1;
